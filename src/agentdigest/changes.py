@@ -1,0 +1,59 @@
+"""Period-over-period change of one metric (DESIGN.md, metric definitions, rule 5).
+
+Counts, amounts and latencies change by a percentage of the previous value; rates (already
+percentages) change by percentage points, never by a percent of a percent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["up", "down", "flat", "new"]
+
+
+@dataclass(frozen=True)
+class Change:
+    change_pct: float | None
+    change_pp: float | None
+    direction: Direction | None
+    good: bool | None
+
+
+def _number(x: float | int | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def compute_change(current: float | int | None, previous: float | int | None, *,
+                   is_rate: bool, higher_is_better: bool | None) -> Change:
+    """The change from ``previous`` to ``current``.
+
+    ``direction`` is ``new`` when there was nothing before (previous 0 or null) and there is now;
+    ``good`` compares the move with ``higher_is_better`` and is null for flat, for a neutral
+    metric, and when the previous value is unknown (null).
+    """
+    cur, prev = _number(current), _number(previous)
+    if cur is None:
+        return Change(None, None, None, None)
+    pct = pp = None
+    if is_rate:
+        pp = cur - prev if prev is not None else None
+    elif prev not in (None, 0.0):
+        pct = (cur - prev) / abs(prev) * 100.0
+    direction: Direction | None
+    if prev is None or prev == 0.0:
+        direction = "new" if cur != 0.0 else ("flat" if prev == 0.0 else None)
+    elif cur > prev:
+        direction = "up"
+    elif cur < prev:
+        direction = "down"
+    else:
+        direction = "flat"
+    good: bool | None = None
+    if higher_is_better is not None and prev is not None and cur != prev:
+        good = (cur > prev) == higher_is_better
+    return Change(pct, pp, direction, good)

@@ -1,0 +1,221 @@
+"""What every channel is: the :class:`Channel` protocol, its input and its structured receipt.
+
+A channel is handed archived artifacts (bytes) and delivers them; it never renders or computes.
+Its unit of exactly-once delivery is a *target*: one email address, a Slack message, the Slack
+PDF upload, ``""`` for single-shot channels. The ledger keeps one row per target, so a retry or
+a rerun redoes only the targets that did not go out.
+
+Retries live here too (:func:`with_retries`), so every channel backs off the same way:
+exponentially from ``retry_initial``, honouring Retry-After, within ``retry_budget`` seconds.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay
+
+from ..errors import DeliveryError
+from ..masking import mask_text, secret_values
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One request to a channel: the archived artifacts of (report, period) and the targets to reach."""
+
+    report_id: str
+    period_key: str
+    artifacts: Mapping[str, bytes]
+    targets: tuple[str, ...]
+    test: bool = False  # a test send: marked as such, never the period's delivery
+    resend: bool = False  # a forced resend: a new email Message-ID, so mail clients show it
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """The outcome for one target ('' when the channel has a single target)."""
+
+    target: str
+    state: Literal["sent", "failed"]
+    provider_id: str | None = None
+    error: str | None = None
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a channel reports back: per-target outcomes plus how hard it had to try."""
+
+    results: tuple[TargetResult, ...]
+    attempts: int = 1
+    waits: tuple[float, ...] = ()  # the pauses between attempts, in seconds (Retry-After shows here)
+    detail: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.state == "sent" for r in self.results)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The result of ``agentdigest check`` for one channel; ``ok`` is None when it cannot be checked."""
+
+    channel: str
+    ok: bool | None
+    message: str
+
+
+class ChannelFailure(DeliveryError):
+    """A delivery that failed for all its targets, with the number of attempts it took."""
+
+    def __init__(self, message: str, *, retryable: bool, attempts: int = 1, waits: Sequence[float] = ()):
+        super().__init__(message, retryable=retryable)
+        self.attempts = attempts
+        self.waits = tuple(waits)
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """The seam every channel (built-in or a user's) plugs into; see :func:`agentdigest.channels.register`."""
+
+    type: ClassVar[str]
+    settings_model: ClassVar[type[BaseModel]]
+    name: str
+
+    def __init__(self, name: str, settings: Any) -> None: ...
+
+    def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
+        """The ledger keys this channel delivers to for these artifacts ('' for a single target)."""
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        """Deliver to ``delivery.targets``; raise DeliveryError when none could be reached."""
+
+    def check(self) -> CheckResult:
+        """Reach the service and log in without sending anything."""
+
+    def describe(self) -> str:
+        """Where this channel delivers, with every secret masked."""
+
+
+class BaseChannel:
+    """Shared plumbing: masking with this channel's secrets, retries, and artifact lookup."""
+
+    type: ClassVar[str] = ""
+    settings_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, name: str, settings: Any) -> None:
+        if not isinstance(settings, self.settings_model):
+            raise TypeError(f"channel {name!r} expects {self.settings_model.__name__} settings")
+        self.name = name
+        self.settings = settings
+        self._secrets = secret_values(settings)
+
+    def mask(self, text: object) -> str:
+        """``text`` with this channel's secrets and every URL password masked."""
+        return mask_text(str(text), self._secrets)
+
+    def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
+        return [""]
+
+    def check(self) -> CheckResult:
+        return CheckResult(self.name, None, f"{self.describe()}: cannot be checked without sending")
+
+    def describe(self) -> str:
+        return self.type
+
+    def artifact(self, delivery: Delivery, filename: str) -> bytes:
+        """An archived artifact, or a permanent error naming what is missing."""
+        try:
+            return delivery.artifacts[filename]
+        except KeyError:
+            raise DeliveryError(
+                f"{filename} is not in the archive of {delivery.report_id}/{delivery.period_key} "
+                f"(was it left out by --format?)"
+            ) from None
+
+    def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> "Tried[T]":
+        """Run ``action`` under this channel's retry settings (see :func:`with_retries`)."""
+        return with_retries(self.settings, action, sleep=sleep)
+
+
+@dataclass(frozen=True)
+class Tried(Generic[T]):
+    value: T
+    attempts: int
+    waits: tuple[float, ...]
+
+
+def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> Tried[T]:
+    """Call ``action`` until it succeeds or fails permanently, or the retry budget is spent.
+
+    Only a :class:`DeliveryError` with ``retryable=True`` is retried. The wait is the error's
+    ``retry_after`` when the server gave one, else ``retry_initial`` doubling up to ``retry_max_wait``.
+    A wait that would end past ``retry_budget`` is not started: the last error is raised instead,
+    as a :class:`ChannelFailure` carrying the attempt count.
+    """
+    attempts = 0
+    waits: list[float] = []
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return max(float(retry_after), 0.0)
+        return min(settings.retry_initial * 2 ** (state.attempt_number - 1), settings.retry_max_wait)
+
+    retrying = Retrying(
+        stop=stop_before_delay(settings.retry_budget),
+        wait=wait,
+        retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
+        before_sleep=lambda state: waits.append(state.upcoming_sleep),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts += 1
+                value = action()
+    except DeliveryError as exc:
+        message = str(exc)
+        if exc.retryable and attempts > 1:
+            message += f" (gave up after {attempts} attempts within the {settings.retry_budget:g}s retry budget)"
+        elif exc.retryable:
+            message += f" (not retried: the {settings.retry_budget:g}s retry budget allows no wait)"
+        raise ChannelFailure(message, retryable=exc.retryable, attempts=attempts, waits=waits) from exc
+    return Tried(value, attempts, tuple(waits))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None when absent."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+def http_error(status: int, what: str, body: str = "", retry_after: str | None = None) -> DeliveryError:
+    """Classify an HTTP answer: 429 and 5xx are transient, any other 4xx (and 3xx) is permanent."""
+    body = " ".join(body.split())[:200]
+    detail = f"HTTP {status}" + (f": {body}" if body else "")
+    retryable = status == 429 or status >= 500
+    return DeliveryError(f"{what} answered {detail}", retryable=retryable,
+                         retry_after=parse_retry_after(retry_after) if retryable else None)

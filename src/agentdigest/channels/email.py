@@ -1,0 +1,217 @@
+"""The email channel: sends the archived ``message.eml`` over SMTP with smtplib.
+
+``smtp_url`` is ``smtp://``, ``smtp+starttls://`` or ``smtps://`` with an optional
+``user:password@`` (URL-encoded). Every socket call has the channel's ``timeout``.
+
+Each address (to, cc and bcc alike) is its own ledger target: a refused recipient is recorded
+on its own and only it is retried, never the ones that already got the report. The Message-ID
+is stable for (report, period, recipient set), so a retry after an ambiguous failure (the
+connection dropped after the final ".") can be recognised as the same message by mail clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import formatdate, parseaddr
+from urllib.parse import unquote, urlsplit
+
+from .. import config
+from ..errors import DeliveryError
+from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult
+
+_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+@dataclass(frozen=True)
+class _Server:
+    scheme: str
+    host: str
+    port: int
+    user: str | None
+    password: str | None
+
+
+def _server(url: str) -> _Server:
+    parts = urlsplit(url)
+    return _Server(
+        scheme=parts.scheme.lower(),
+        host=parts.hostname or "localhost",
+        port=parts.port or _PORTS[parts.scheme.lower()],
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+def bare(address: str) -> str:
+    """``Name <a@example.com>`` -> ``a@example.com`` (the SMTP envelope form)."""
+    return parseaddr(address)[1] or address.strip()
+
+
+def message_id(report_id: str, period_key: str, recipient_key: str, domain: str) -> str:
+    """A Message-ID that is the same for the same (report, period, recipient set)."""
+    try:  # the render package owns the message; prefer its scheme when it offers one
+        from ..render.email import message_id as render_message_id  # type: ignore[attr-defined]
+    except ImportError:
+        digest = hashlib.sha256(f"{report_id}\0{period_key}\0{recipient_key}".encode()).hexdigest()[:32]
+        return f"<{digest}.agentdigest@{domain or 'agentdigest.invalid'}>"
+    return render_message_id(report_id, period_key, recipient_key)
+
+
+class EmailChannel(BaseChannel):
+    """Sends the report email to to/cc/bcc through an SMTP relay."""
+
+    type = "email"
+    settings_model = config.EmailChannel
+
+    def __init__(self, name: str, settings: config.EmailChannel) -> None:
+        super().__init__(name, settings)
+        self._server = _server(settings.smtp_url.get_secret_value())
+
+    def describe(self) -> str:
+        return self.mask(self.settings.smtp_url.get_secret_value())
+
+    def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
+        s = self.settings
+        seen: dict[str, str] = {}
+        for address in (*s.to, *s.cc, *s.bcc):
+            seen.setdefault(bare(address).lower(), bare(address))
+        return list(seen.values())
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        message = self._prepare(self.artifact(delivery, "message.eml"), delivery)
+        body = message.as_bytes(policy=policy.SMTP)  # the same bytes on every attempt
+        sender = bare(self.settings.from_)
+        mid = str(message["Message-ID"])
+        pending = list(delivery.targets)
+        done: dict[str, TargetResult] = {}
+
+        def attempt() -> None:
+            refused = self._send(sender, pending, body)
+            deferred = []
+            for rcpt in list(pending):
+                answer = refused.get(rcpt) or refused.get(rcpt.lower())
+                if answer is None:
+                    done[rcpt] = TargetResult(rcpt, "sent", mid)
+                    pending.remove(rcpt)
+                    continue
+                code, text = answer[0], _text(answer[1])
+                if 400 <= code < 500:
+                    deferred.append(f"{rcpt} ({code} {text})")
+                else:
+                    done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(f"{rcpt} refused by {self.describe()}: {code} {text}"))
+                    pending.remove(rcpt)
+            if pending:
+                raise DeliveryError(f"{self.describe()} deferred {', '.join(deferred)}", retryable=True)
+
+        try:
+            tried = self.retry(attempt)
+            attempts, waits = tried.attempts, tried.waits
+        except ChannelFailure as exc:
+            if not done:
+                raise
+            attempts, waits = exc.attempts, exc.waits
+            for rcpt in pending:
+                done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable)
+        return Receipt(tuple(done[t] for t in delivery.targets), attempts, waits, {"message_id": mid})
+
+    def check(self) -> CheckResult:
+        try:
+            with self._connect():
+                pass
+        except (smtplib.SMTPException, OSError) as exc:
+            return CheckResult(self.name, False, str(self._classify(exc)))
+        login = f", logged in as {self._server.user}" if self._server.user else ""
+        return CheckResult(self.name, True, f"{self.describe()}: connected{login}; nothing sent")
+
+    def _prepare(self, raw: bytes, delivery: Delivery) -> EmailMessage:
+        """The archived message with this channel's headers (Bcc never among them)."""
+        message = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(raw)
+        s = self.settings
+        everyone = ",".join(sorted(t.lower() for t in self.targets(delivery.artifacts)))
+        key = everyone + (";test" if delivery.test else "") + (f";resend={formatdate()}" if delivery.resend else "")
+        headers = {
+            "From": s.from_,
+            "To": ", ".join(s.to),
+            "Cc": ", ".join(s.cc) or None,
+            "Reply-To": s.reply_to,
+            "Bcc": None,
+            "Message-ID": message_id(delivery.report_id, delivery.period_key, key, bare(s.from_).rpartition("@")[2]),
+        }
+        if delivery.test:
+            headers["Subject"] = "[test] " + str(message.get("Subject", ""))
+        if "Date" not in message:
+            headers["Date"] = formatdate(localtime=False)
+        for name, value in headers.items():
+            del message[name]
+            if value is None:
+                continue
+            if "\r" in value or "\n" in value:  # header injection: refuse rather than send
+                raise DeliveryError(f"channel {self.name!r}: the {name} header would contain a line break")
+            message[name] = value
+        return message
+
+    def _connect(self) -> smtplib.SMTP:
+        srv, timeout = self._server, self.settings.timeout
+        ca = str(self.settings.ca_file) if self.settings.ca_file else None
+        context = ssl.create_default_context(cafile=ca)
+        if srv.scheme == "smtps":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(srv.host, srv.port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(srv.host, srv.port, timeout=timeout)
+        try:
+            smtp.ehlo()
+            if srv.scheme == "smtp+starttls":
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if srv.user:
+                smtp.login(srv.user, srv.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _send(self, sender: str, recipients: list[str], body: bytes) -> dict[str, tuple[int, bytes]]:
+        """One SMTP transaction; returns the refused recipients (empty when all were accepted)."""
+        try:
+            with self._connect() as smtp:
+                try:
+                    return smtp.sendmail(sender, recipients, body)
+                except smtplib.SMTPRecipientsRefused as exc:
+                    return exc.recipients  # every recipient refused: still a per-recipient answer
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc) from None
+
+    def _classify(self, exc: BaseException) -> DeliveryError:
+        """Transient: connection trouble and 4xx answers. Permanent: 5xx, refused login, TLS trust."""
+        where = self.describe()
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            code = exc.smtp_code
+            return DeliveryError(self.mask(f"login refused by {where}: {code} {_text(exc.smtp_error)}"),
+                                 retryable=400 <= code < 500)
+        if isinstance(exc, smtplib.SMTPResponseException):
+            code = exc.smtp_code
+            return DeliveryError(self.mask(f"{where} answered {code} {_text(exc.smtp_error)}"),
+                                 retryable=400 <= code < 500)
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return DeliveryError(self.mask(f"{where}: {exc}"))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return DeliveryError(self.mask(f"TLS certificate of {where} is not trusted ({exc.verify_message}); "
+                                           "set ca_file for a private CA"))
+        if isinstance(exc, ssl.SSLError):
+            return DeliveryError(self.mask(f"TLS failed with {where} ({exc.reason}); is the scheme right "
+                                           "(smtps:// for port 465, smtp+starttls:// for 587)?"))
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return DeliveryError(self.mask(f"{where} closed the connection: {exc}"), retryable=True)
+        return DeliveryError(self.mask(f"cannot reach {where}: {exc}"), retryable=True)
+
+
+def _text(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return " ".join(text.split())

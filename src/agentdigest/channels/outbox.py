@@ -1,0 +1,72 @@
+"""The outbox channel: every delivery becomes new files on disk; nothing leaves the machine.
+
+``<path>/<report_id>/<period_key>/<UTC time>-<random>.eml`` (and ``.slack.json``). A file is
+written to a temporary name and hard-linked into place, so an existing file is never overwritten
+and a reader never sees half a message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import config
+from ..errors import DeliveryError
+from .base import BaseChannel, CheckResult, Delivery, Receipt, TargetResult
+
+# archived artifact -> suffix of the outbox file
+_FILES = {"message.eml": ".eml", "slack.json": ".slack.json"}
+
+
+class OutboxChannel(BaseChannel):
+    """Writes each delivery as a fresh ``.eml`` plus the Slack payload under the outbox folder."""
+
+    type = "outbox"
+    settings_model = config.OutboxChannel
+
+    def describe(self) -> str:
+        return f"outbox {self.settings.path}"
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        present = {name: suffix for name, suffix in _FILES.items() if name in delivery.artifacts}
+        if not present:
+            raise DeliveryError(
+                f"outbox {self.name!r}: neither message.eml nor slack.json is in the archive of "
+                f"{delivery.report_id}/{delivery.period_key}"
+            )
+        folder = Path(self.settings.path) / delivery.report_id / delivery.period_key
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stem = f"{stamp}-{uuid.uuid4().hex[:8]}" + ("-test" if delivery.test else "")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = [_write_new(folder / f"{stem}{suffix}", delivery.artifacts[name]) for name, suffix in present.items()]
+        except OSError as exc:
+            # A full disk may clear up; a permission problem will not, but retrying it is harmless.
+            raise DeliveryError(f"outbox {self.name!r} cannot write to {folder}: {exc.strerror}", retryable=True) from None
+        provider_id = written[0].name
+        return Receipt(
+            results=tuple(TargetResult(t, "sent", provider_id) for t in delivery.targets),
+            detail={"files": ", ".join(str(p) for p in written)},
+        )
+
+    def check(self) -> CheckResult:
+        path = Path(self.settings.path)
+        probe = path if path.exists() else next((p for p in path.parents if p.exists()), path)
+        if os.access(probe, os.W_OK):
+            return CheckResult(self.name, True, f"{self.describe()}: writable")
+        return CheckResult(self.name, False, f"{self.describe()}: not writable")
+
+
+def _write_new(target: Path, content: bytes) -> Path:
+    """Create ``target`` with ``content``; fail rather than replace an existing file."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".outbox-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.link(tmp, target)  # raises FileExistsError instead of overwriting
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target

@@ -1,0 +1,286 @@
+"""The ``agentdigest`` command line. Only this module knows about the terminal.
+
+Exit codes: 0 done, 1 a delivery failed (the others still went), 2 bad config or input,
+3 the source could not be read. Errors are one line on stderr; ``--verbose`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_config
+from .errors import AgentDigestError, InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Scheduled performance reports for AI-agent programs.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default ./agentdigest.toml or $AGENTDIGEST_CONFIG).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")]
+
+
+def _guard(verbose: bool, fn: Callable[[], int]) -> None:
+    """Run a command; turn errors into one line on stderr and the documented exit code."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = fn()
+    except AgentDigestError as exc:
+        if verbose:
+            traceback.print_exc()
+        err.print(f"agentdigest: error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("agentdigest: interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # a bug, but still one line unless asked
+        if verbose:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {first} (run with --verbose for details)",
+                  markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _now(value: str | None) -> datetime:
+    if not value:
+        return datetime.now(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--now {value!r} is not an ISO 8601 time (expected e.g. 2026-11-30T09:05:00+01:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "percent":
+        return f"{value:.1f}%"
+    if unit == "usd":
+        return f"${value:,.2f}"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return f"{value:,}"
+
+
+def _change(m: Any) -> str:
+    if m.direction is None:
+        return ""
+    if m.direction == "new":
+        return "new"
+    if m.direction == "flat":
+        return "flat"
+    arrow = "▲" if m.direction == "up" else "▼"
+    colour = "green" if m.good else "red" if m.good is False else "white"
+    amount = f"{m.change_pp:+.1f} pp" if m.change_pp is not None else f"{m.change_pct:+.1f}%" if m.change_pct is not None else ""
+    return f"[{colour}]{arrow} {amount}[/]"
+
+
+HEADLINE = ("conversations", "resolution_rate", "containment_rate", "error_rate", "p95_latency_ms",
+            "total_tokens", "cost_usd", "estimated_savings_usd")
+
+
+def print_outcome(outcome: Any) -> None:
+    data = outcome.data
+    if data is None:
+        return
+    table = Table(title=f"{data.title} · {data.period.key} ({data.timezone})", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("previous", justify="right")
+    table.add_column("change", justify="right")
+    for name in HEADLINE:
+        m = data.metrics.get(name)
+        if m is not None:
+            table.add_row(m.label, _fmt(m.value, m.unit), _fmt(m.previous, m.unit), _change(m))
+    out.print(table)
+    q = data.quality
+    if q is not None:
+        pct = "unknown (no history)" if q.completeness_pct is None else f"{q.completeness_pct:.1f}%"
+        line = f"data completeness {pct}"
+        if q.warning:
+            line = f"[bold red]WARNING: incomplete data, {line}[/]"
+        out.print(line)
+    if outcome.archive_dir:
+        out.print(f"archived: {outcome.archive_dir} ({', '.join(outcome.files)})", markup=False)
+    for d in outcome.deliveries:
+        state = d.state if not d.error else f"{d.state}: {d.error}"
+        out.print(f"  {d.channel}{' ' + d.recipient if getattr(d, 'recipient', '') else ''}: {state}", markup=False)
+
+
+@app.command()
+def run(
+    report_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[REPORT_ID]...", help="Reports to run (default: all).")] = None,
+    config: ConfigOpt = None,
+    period: Annotated[Optional[str], typer.Option(help="Period key: 2026-11-23, 2026-W48 or 2026-11 (default: the last complete one).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute, render and archive; deliver nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Deliver even where the ledger says sent.")] = False,
+    archive: Annotated[Optional[Path], typer.Option(help="Archive folder (overrides [archive] path).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Comma list of json, html, pdf, txt, eml, slack.")] = None,
+    due: Annotated[bool, typer.Option("--due", help="Run every report whose latest due period is not yet sent.")] = False,
+    now: Annotated[Optional[str], typer.Option(help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
+    test_to: Annotated[Optional[str], typer.Option("--test-to", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Compute, render, archive and deliver reports."""
+
+    def body() -> int:
+        from .runner import parse_formats, run_reports, select_reports
+
+        cfg = load_config(config)
+        formats = parse_formats(format)
+        clock = _now(now)
+        reports = select_reports(cfg, report_ids)
+        if due:
+            from .schedule import run_due
+
+            return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=archive,
+                           console=out)
+        outcomes = run_reports(cfg, reports, now=clock, period_key=period, dry_run=dry_run, force=force,
+                               formats=formats, archive=archive, test_to=test_to)
+        for outcome in outcomes:
+            print_outcome(outcome)
+        return 1 if any(o.failed for o in outcomes) else 0
+
+    _guard(verbose, body)
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    missed: Annotated[bool, typer.Option("--missed", help="Exit 1 and list reports whose due period is late.")] = False,
+    now: Annotated[Optional[str], typer.Option(help="Pin the clock (ISO 8601).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Validate the config, reach the source and the channels; send nothing."""
+
+    def body() -> int:
+        from .sources import open_source
+
+        cfg = load_config(config)
+        if missed:
+            from .schedule import check_missed
+
+            return check_missed(cfg, now=_now(now), console=out)
+        out.print(f"config {cfg.path}: ok ({len(cfg.reports)} report(s), {len(cfg.channels)} channel(s))", markup=False)
+        source = open_source(cfg.source)
+        try:
+            from .compute import _rows
+
+            rows = _rows(source.events.agg(events=source.events.count(), latest=source.events.event_ts.max()))[0]
+            absent = sorted(set(__import__("agentdigest.config", fromlist=["x"]).CANONICAL_COLUMNS) - source.present)
+            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest']}"
+                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
+        finally:
+            source.close()
+        from .commands_delivery import check_channels
+
+        return check_channels(cfg, console=out)
+
+    _guard(verbose, body)
+
+
+@app.command()
+def demo(
+    dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo database, config, archive and outbox.")] = Path("demo"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Synthetic events in an embedded DuckDB, both reports, delivered to an outbox on disk."""
+
+    def body() -> int:
+        from .demo import setup
+        from .runner import run_reports
+
+        with out.status("generating 10 weeks of demo events..."):
+            path = setup(dir.resolve())
+        cfg = load_config(path)
+        outcomes = run_reports(cfg, list(cfg.reports))
+        for outcome in outcomes:
+            print_outcome(outcome)
+        out.print()
+        out.print(f"config:   {path}", markup=False)
+        out.print(f"reports:  {cfg.archive.path}", markup=False)
+        out.print(f"outbox:   {cfg.channels['outbox'].path}", markup=False)
+        out.print(f"try:      agentdigest run --config {path} --period <key> --force", markup=False)
+        return 1 if any(o.failed for o in outcomes) else 0
+
+    _guard(verbose, body)
+
+
+@app.command()
+def history(
+    config: ConfigOpt = None,
+    report: Annotated[Optional[str], typer.Option("--report", help="Only this report.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    next_: Annotated[bool, typer.Option("--next", help="Show each report's next run time instead.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Runs and deliveries from the ledger."""
+
+    def body() -> int:
+        cfg = load_config(config)
+        if next_:
+            from .schedule import show_next
+
+            return show_next(cfg, console=out)
+        from .commands_delivery import show_history
+
+        return show_history(cfg, report=report, limit=limit, console=out)
+
+    _guard(verbose, body)
+
+
+@app.command()
+def resend(
+    report_id: Annotated[str, typer.Argument(metavar="REPORT_ID")],
+    period: Annotated[str, typer.Argument(metavar="PERIOD")],
+    config: ConfigOpt = None,
+    channel: Annotated[Optional[str], typer.Option(help="Only this channel.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Deliver an archived report again, without recomputing."""
+
+    def body() -> int:
+        from .commands_delivery import resend as do_resend
+
+        return do_resend(load_config(config), report_id, period, channel=channel, console=out)
+
+    _guard(verbose, body)
+
+
+@app.command()
+def schedule(
+    config: ConfigOpt = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run as a long-lived scheduler: each report at its cron time in its timezone."""
+
+    def body() -> int:
+        from .schedule import serve
+
+        return serve(config, log_format=log_format)
+
+    _guard(verbose, body)
+
+
+def main() -> None:
+    app(prog_name="agentdigest")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

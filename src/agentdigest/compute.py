@@ -1,0 +1,282 @@
+"""Compute one report: run the cohort's queries in the engine and assemble the frozen ReportData.
+
+Queries per report (any engine): the conversation cohort is materialized once (1), then
+period totals and trend (2), daily series (3), per-agent outcomes (4); the events of the current
+and previous periods' conversations are materialized once (5), then latency quantiles (6),
+per-agent latency (7), per-model (8), errors by type (9), failure examples (10); quality counts
+(11) and hourly volumes (12). A fixed 12, whatever the number of metrics or events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import ibis.expr.types as ir
+
+from . import cohort as cohort_mod
+from . import quality as quality_mod
+from .changes import compute_change
+from .config import ReportConfig
+from .errors import SourceError
+from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missing
+from .periods import Period
+from .report import MetricValue, PeriodInfo, ReportData
+from .sources import Source
+
+TREND_PERIODS = 8
+CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
+TOP_ERROR_TYPES = 10
+
+
+def _rows(expr: ir.Table) -> list[dict[str, Any]]:
+    try:
+        return expr.to_pyarrow().to_pylist()
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"query failed: {first}") from exc
+
+
+def _cache(stack: ExitStack, table: ir.Table) -> ir.Table:
+    try:
+        cached = table.cache()
+    except Exception as exc:
+        raise SourceError(f"query failed: {str(exc).strip().splitlines()[0][:300]}") from exc
+    stack.callback(_release, cached)
+    return cached
+
+
+def _release(table: ir.Table) -> None:
+    try:
+        table.release()
+    except Exception:
+        pass
+
+
+def _info(p: Period) -> PeriodInfo:
+    return PeriodInfo(p.key, p.start, p.end, p.label())
+
+
+def compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,
+                   max_conversation_hours: float = 24.0,
+                   redact: Callable[[str | None], str | None] | None = None,
+                   notable: Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]] | None = None,
+                   ) -> ReportData:
+    """Compute ``report`` for ``period`` from ``source``; all aggregation runs in the engine."""
+    present = source.present
+    approx = source.approximate_quantiles
+    periods = [period.previous(k) for k in range(TREND_PERIODS - 1, 0, -1)] + [period]
+    bounds = [p.start_utc for p in periods] + [period.end_utc]
+    from .periods import _local_midnight  # noqa: PLC0415 - day bounds share the period's DST rule
+
+    day_bounds = [_local_midnight(d, period.tz).astimezone(timezone.utc) for d in period.days] + [period.end_utc]
+    conv_defs = available(present, "conversation")
+    event_defs = available(present, "event")
+    has_agent, has_model = "agent_id" in present, "model" in present
+    has_error_type = "error_type" in present
+
+    with ExitStack() as stack:
+        c = cohort_mod.build(source.events, present, bounds, day_bounds,
+                             timedelta(hours=max_conversation_hours))
+        conv = _cache(stack, c.conversations)
+        period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs)))}
+        cur = conv.filter(conv.period == CUR)
+        daily_rows = {r["day"]: r for r in _rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
+        agent_rows: list[dict[str, Any]] = []
+        if has_agent:
+            recent = conv.filter(conv.period >= PREV)
+            agent_rows = _rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
+
+        ev = _cache(stack, cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV)))
+        event_rows = {r["period"]: r for r in _rows(ev.group_by("period").agg(**aggregations(ev, event_defs, approx)))} \
+            if event_defs else {}
+        agent_latency: list[dict[str, Any]] = []
+        if has_agent and "latency" in ev.columns:
+            agent_latency = _rows(ev.group_by(["period", "agent_id"]).agg(
+                p95_latency_ms=METRICS["p95_latency_ms"].expr(ev, approx)))
+        model_rows: list[dict[str, Any]] = []
+        if has_model:
+            model_rows = _rows(ev.group_by(["period", "model"]).agg(**_model_aggs(ev, approx)))
+        error_rows: list[dict[str, Any]] = []
+        if has_error_type:
+            errs = ev.filter(ev.event_type == "error")
+            error_rows = _rows(errs.group_by(["period", "error_type"]).agg(count=errs.count()))
+        failures = _rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
+
+        q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now))[0]
+        origin = period.previous(quality_mod.BASELINE_PERIODS).start_utc
+        hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc))}
+
+    trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
+    metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
+                       {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
+    savings = _savings(metrics, report.human_cost_per_conversation)
+    if savings is not None:
+        metrics[savings.name] = savings
+    if notable is not None:
+        flags = notable(metrics, trend)
+        metrics = {k: _with(m, notable=flags.get(k)) for k, m in metrics.items()}
+
+    scrub = redact or (lambda s: s)
+    quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
+                                 expected_per_day=report.expected_events_per_day)
+    notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
+    for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
+        if col not in present:
+            notes.append(f"{what} left out: the source has no {col} column")
+    if "event_id" not in present:
+        notes.append("duplicates cannot be detected: the source has no event_id column")
+    if approx and event_defs:
+        notes.append("latency quantiles are approximate on this engine (within 1%)")
+
+    return ReportData(
+        report_id=report.id, title=report.title, audience=report.audience,
+        generated_at=now.astimezone(period.tz), timezone=report.timezone, period_kind=period.kind,
+        period=_info(period), previous_period=_info(period.previous()),
+        metrics=metrics,
+        daily=tuple(_daily_row(d, daily_rows.get(i), conv_defs) for i, d in enumerate(period.days)),
+        by_agent=_by_agent(agent_rows, agent_latency, conv_defs, scrub) if has_agent else None,
+        by_model=_by_model(model_rows, scrub) if has_model else None,
+        errors_by_type=_errors_by_type(error_rows, scrub) if has_error_type else None,
+        trend=trend,
+        failure_examples=tuple(_failure_row(r, period, scrub) for r in failures),
+        quality=quality,
+        notes=tuple(notes),
+        settings={
+            "audience": report.audience, "human_cost_per_conversation": report.human_cost_per_conversation,
+            "locale": report.locale, "page_size": report.page_size, "subject": report.subject,
+            "redact": report.redact, "redact_patterns": dict(report.redact_patterns),
+            "completeness_threshold": report.completeness_threshold, "period_label": period.label(),
+        },
+    )
+
+
+def _blank(defs: list) -> dict[str, Any]:
+    return {m.name: m.empty for m in defs}
+
+
+def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, MetricValue]:
+    out: dict[str, MetricValue] = {}
+    for m in defs:
+        value, previous = cur.get(m.name, m.empty), prev.get(m.name, m.empty)
+        ch = compute_change(value, previous, is_rate=m.is_rate, higher_is_better=m.higher_is_better)
+        out[m.name] = MetricValue(m.name, m.label, m.unit, value, previous, ch.change_pct, ch.change_pp,
+                                  ch.direction, ch.good, m.higher_is_better, m.description)
+    return out
+
+
+def _with(m: MetricValue, **changes: Any) -> MetricValue:
+    from dataclasses import replace
+
+    return replace(m, **changes)
+
+
+def _savings(metrics: dict[str, MetricValue], human_cost: float | None) -> MetricValue | None:
+    if human_cost is None or "cost_usd" not in metrics:
+        return None
+
+    def value(which: str) -> float | None:
+        conv = getattr(metrics["conversations"], which)
+        esc = getattr(metrics["escalated_conversations"], which)
+        cost = getattr(metrics["cost_usd"], which)
+        if conv is None or esc is None or cost is None:
+            return None
+        return (conv - esc) * human_cost - cost
+
+    m = ESTIMATED_SAVINGS
+    cur, prev = value("value"), value("previous")
+    ch = compute_change(cur, prev, is_rate=False, higher_is_better=True)
+    return MetricValue(m.name, m.label, m.unit, cur, prev, ch.change_pct, ch.change_pp, ch.direction, ch.good,
+                       True, m.description)
+
+
+def _trend_row(p: Period, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
+    values = {**_blank(defs), **(row or {})}
+    return {"key": p.key, "start": p.start.isoformat(), "end": p.end.isoformat(),
+            **{m.name: values.get(m.name) for m in defs}}
+
+
+def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
+    values = {**_blank(defs), **(row or {})}
+    return {"date": day.isoformat(), **{m.name: values.get(m.name) for m in defs}}
+
+
+def _model_aggs(ev: ir.Table, approx: bool) -> dict[str, ir.Value]:
+    aggs: dict[str, ir.Value] = {
+        "events": ev.count(),
+        "conversations": ev.conversation_id.nunique(),
+        "errors": (ev.event_type == "error").fill_null(False).cast("int64").sum(),
+    }
+    if "tokens" in ev.columns:
+        aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
+    if "cost" in ev.columns:
+        aggs["cost_usd"] = ev.cost.sum().fill_null(0.0)
+    if "latency" in ev.columns:
+        aggs["avg_latency_ms"] = ev.latency.mean()
+        aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
+    return aggs
+
+
+def _failures(ev: ir.Table, limit: int) -> ir.Table:
+    f = ev.filter(ev.period == CUR, ev.event_type.isin(["error", "escalation"]))
+    cols = ["conversation_id", "event_ts", "event_type"] + [
+        c for c in ("event_agent_id", "agent_id", "error_type", "error_message") if c in f.columns]
+    return f.select(*cols).order_by([f.event_ts.desc(), f.conversation_id]).limit(limit)
+
+
+def _failure_row(r: dict[str, Any], period: Period, scrub: Callable) -> dict[str, Any]:
+    ts = r["event_ts"]
+    if isinstance(ts, datetime):
+        ts = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(period.tz).isoformat()
+    return {
+        "conversation_id": scrub(r["conversation_id"]),
+        "agent_id": scrub(r.get("event_agent_id") or r.get("agent_id")),
+        "event_ts": ts,
+        "event_type": r["event_type"],
+        "error_type": scrub(r.get("error_type")),
+        "error_message": scrub(r.get("error_message")),
+    }
+
+
+def _by_agent(rows: list[dict], latency: list[dict], defs: list, scrub: Callable) -> tuple[dict, ...]:
+    lat = {(r["period"], r["agent_id"]): r["p95_latency_ms"] for r in latency}
+    prev = {r["agent_id"]: r for r in rows if r["period"] == PREV}
+    out = []
+    for r in (r for r in rows if r["period"] == CUR):
+        agent = r["agent_id"]
+        p = prev.get(agent) or {}
+        row = {"agent_id": scrub(agent) if agent is not None else "unknown",
+               **{m.name: r.get(m.name) for m in defs}}
+        if lat:
+            row["p95_latency_ms"] = lat.get((CUR, agent))
+            row["previous_p95_latency_ms"] = lat.get((PREV, agent))
+        row["previous_conversations"] = p.get("conversations", 0)
+        row["previous_resolution_rate"] = p.get("resolution_rate")
+        out.append(row)
+    out.sort(key=lambda r: (-(r["conversations"] or 0), str(r["agent_id"])))
+    return tuple(out)
+
+
+def _by_model(rows: list[dict], scrub: Callable) -> tuple[dict, ...]:
+    prev = {r["model"]: r for r in rows if r["period"] == PREV}
+    out = []
+    for r in (r for r in rows if r["period"] == CUR):
+        row = {k: v for k, v in r.items() if k != "period"}
+        row["model"] = scrub(r["model"]) if r["model"] is not None else "unknown"
+        row["previous_events"] = (prev.get(r["model"]) or {}).get("events", 0)
+        row["previous_total_tokens"] = (prev.get(r["model"]) or {}).get("total_tokens")
+        out.append(row)
+    out.sort(key=lambda r: (-(r["events"] or 0), str(r["model"])))
+    return tuple(out)
+
+
+def _errors_by_type(rows: list[dict], scrub: Callable) -> tuple[dict, ...]:
+    def name(r: dict) -> str:
+        return r["error_type"] if r["error_type"] is not None else "unknown"
+
+    prev = {name(r): r["count"] for r in rows if r["period"] == PREV}
+    cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], name(r)))
+    return tuple({"error_type": scrub(name(r)), "count": r["count"], "previous": prev.get(name(r), 0)}
+                 for r in cur[:TOP_ERROR_TYPES])

@@ -1,0 +1,56 @@
+"""The errors agentdigest raises, and the exit code each one maps to.
+
+    AgentDigestError                      exit 1
+     ├── ConfigError(ValueError)          exit 2  bad config file, key or value
+     ├── InputError(ValueError)           exit 2  bad command-line input or source shape
+     ├── SourceError                      exit 3  the event source cannot be opened or read
+     ├── RenderError                      exit 1  an artifact could not be produced
+     └── DeliveryError                    exit 1  a channel refused or failed (``retryable`` says which)
+
+The CLI turns any of these into one line on stderr; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+
+class AgentDigestError(Exception):
+    """Root of every error agentdigest raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(ValueError, AgentDigestError):
+    """The configuration is invalid: names the file, the key and what was expected."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None):
+        self.file = file
+        self.key = key
+        where = ": ".join(part for part in (file, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class InputError(ValueError, AgentDigestError):
+    """A command-line argument or the source's shape (table, columns) is wrong."""
+
+    exit_code = 2
+
+
+class SourceError(AgentDigestError):
+    """The event source could not be opened or queried."""
+
+    exit_code = 3
+
+
+class RenderError(AgentDigestError):
+    """An artifact could not be rendered."""
+
+
+class DeliveryError(AgentDigestError):
+    """A channel failed to deliver. ``retryable`` is true for transient failures."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -1,0 +1,49 @@
+"""Keep secrets out of every message agentdigest writes (logs, errors, ledger, history).
+
+Errors from libraries sometimes echo a URL or a token back; everything that leaves a channel
+or enters the ledger goes through :func:`mask_text` first, so one forgotten call site cannot
+leak a password.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, unquote
+
+from pydantic import BaseModel, SecretStr
+
+from .config import mask_url
+
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]+", re.I)
+# Slack tokens have a recognisable shape; mask them even when they arrive outside a URL.
+_SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
+_MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace known secret values (and their URL-encoded forms) by ``***`` and mask every URL."""
+    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            if len(form) >= _MIN_SECRET:
+                text = text.replace(form, "***")
+    text = _URL_RE.sub(lambda m: mask_url(m.group(0)), text)
+    return _SLACK_TOKEN_RE.sub("xox…***", text)
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every secret a settings model holds: its SecretStr fields and the passwords inside them."""
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr):
+            raw = value.get_secret_value()
+            found.append(raw)
+            # The password of a URL, and the token path of a webhook, are secrets on their own.
+            m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^@/\s]+)@", raw, re.I)
+            if m:
+                found += [m.group(1), unquote(m.group(1))]
+            m = re.match(r"^https?://[^/\s]+/(.+)$", raw, re.I)
+            if m:
+                found += [part for part in m.group(1).split("/") if len(part) >= 8]
+    return found

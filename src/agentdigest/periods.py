@@ -1,0 +1,155 @@
+"""Calendar periods in a timezone: day, ISO week and month, half-open and DST-correct.
+
+A period is ``[start, end)`` between two local midnights of the report's IANA timezone, so a
+DST week has 167 or 169 hours. Keys: ``2026-11-23`` (day), ``2026-W48`` (ISO week), ``2026-11`` (month).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from .errors import InputError
+
+Kind = Literal["day", "week", "month"]
+KINDS: tuple[Kind, ...] = ("day", "week", "month")
+_KEY_RE = {
+    "day": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
+    "week": re.compile(r"^(\d{4})-W(\d{2})$"),
+    "month": re.compile(r"^(\d{4})-(\d{2})$"),
+}
+_EXAMPLE = {"day": "2026-11-23", "week": "2026-W48", "month": "2026-11"}
+
+
+def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    # fold=0 picks the first of two midnights, and a midnight skipped by DST maps to the switch instant.
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc).astimezone(tz)
+
+
+def _first_day(kind: Kind, day: date) -> date:
+    if kind == "day":
+        return day
+    if kind == "week":
+        return day - timedelta(days=day.isoweekday() - 1)
+    return day.replace(day=1)
+
+
+def _next_first_day(kind: Kind, first: date) -> date:
+    if kind == "day":
+        return first + timedelta(days=1)
+    if kind == "week":
+        return first + timedelta(days=7)
+    return date(first.year + first.month // 12, first.month % 12 + 1, 1)
+
+
+def _prev_first_day(kind: Kind, first: date) -> date:
+    if kind == "month":
+        return date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
+    return first - timedelta(days=1 if kind == "day" else 7)
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """One calendar period of a report: ``[start, end)`` in ``timezone``."""
+
+    kind: Kind
+    first_day: date
+    timezone: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def start(self) -> datetime:
+        return _local_midnight(self.first_day, self.tz)
+
+    @property
+    def end(self) -> datetime:
+        return _local_midnight(_next_first_day(self.kind, self.first_day), self.tz)
+
+    @property
+    def start_utc(self) -> datetime:
+        return self.start.astimezone(timezone.utc)
+
+    @property
+    def end_utc(self) -> datetime:
+        return self.end.astimezone(timezone.utc)
+
+    @property
+    def hours(self) -> float:
+        return (self.end_utc - self.start_utc).total_seconds() / 3600
+
+    @property
+    def days(self) -> list[date]:
+        """The local calendar dates the period covers."""
+        last = _next_first_day(self.kind, self.first_day)
+        return [self.first_day + timedelta(days=i) for i in range((last - self.first_day).days)]
+
+    @property
+    def key(self) -> str:
+        if self.kind == "day":
+            return self.first_day.isoformat()
+        if self.kind == "week":
+            year, week, _ = self.first_day.isocalendar()
+            return f"{year}-W{week:02d}"
+        return f"{self.first_day.year:04d}-{self.first_day.month:02d}"
+
+    def previous(self, n: int = 1) -> "Period":
+        first = self.first_day
+        for _ in range(n):
+            first = _prev_first_day(self.kind, first)
+        return Period(self.kind, first, self.timezone)
+
+    def next(self, n: int = 1) -> "Period":
+        first = self.first_day
+        for _ in range(n):
+            first = _next_first_day(self.kind, first)
+        return Period(self.kind, first, self.timezone)
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start_utc <= instant.astimezone(timezone.utc) < self.end_utc
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    def label(self) -> str:
+        """Human wording: 'week of 23 Nov 2026', '23 Nov 2026', 'November 2026'."""
+        if self.kind == "week":
+            return f"week of {self.first_day.day} {self.first_day:%b %Y}"
+        if self.kind == "day":
+            return f"{self.first_day.day} {self.first_day:%b %Y}"
+        return f"{self.first_day:%B %Y}"
+
+
+def period_containing(kind: Kind, instant: datetime, tz: str) -> Period:
+    """The period of ``kind`` that contains ``instant`` (naive instants are UTC)."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=timezone.utc)
+    local_day = instant.astimezone(ZoneInfo(tz)).date()
+    return Period(kind, _first_day(kind, local_day), tz)
+
+
+def last_complete(kind: Kind, now: datetime, tz: str) -> Period:
+    """The most recent period that has fully ended at ``now``."""
+    return period_containing(kind, now, tz).previous()
+
+
+def parse_period(kind: Kind, key: str, tz: str) -> Period:
+    """The period named by ``key``; an InputError says what a key of this kind looks like."""
+    m = _KEY_RE[kind].match(key.strip())
+    try:
+        if not m:
+            raise ValueError
+        if kind == "day":
+            first = date(int(m[1]), int(m[2]), int(m[3]))
+        elif kind == "week":
+            first = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+        else:
+            first = date(int(m[1]), int(m[2]), 1)
+    except ValueError:
+        raise InputError(f"--period {key!r} is not a {kind} key (expected e.g. {_EXAMPLE[kind]})") from None
+    return Period(kind, first, tz)

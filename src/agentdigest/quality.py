@@ -1,0 +1,136 @@
+"""Data quality of a period: invalid-data counts, completeness against a baseline, hourly gaps.
+
+Two queries: one pass of conditional counts over the raw rows, and one count of valid events
+per hour over the period and the four before it (the baseline). Everything else is arithmetic
+on at most a few thousand hourly numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta, timezone
+
+import ibis
+import ibis.expr.types as ir
+
+from .cohort import KNOWN_EVENT_TYPES, ts_literal
+from .periods import Period
+from .report import Gap, Quality
+
+BASELINE_PERIODS = 4
+GAP_MIN_EXPECTED = 5.0
+
+
+def _flag(cond: ir.Value) -> ir.Value:
+    return cond.fill_null(False).cast("int64").sum()
+
+
+def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime) -> ir.Table:
+    """One-row expression of the invalid-data counts for ``period`` (DESIGN.md rule 6).
+
+    Rows are attributed by event_ts; rows without an event_ts cannot be placed in any period and
+    are counted in every report as missing a required field. Future events are those after
+    ``now`` anywhere in the table.
+    """
+    ts = events.event_ts
+    in_p = (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
+    future = ts > ts_literal(now)
+    t = events.filter(ts.isnull() | in_p | future)
+    ts, in_p, future = t.event_ts, (t.event_ts >= ts_literal(period.start_utc)) & (t.event_ts < ts_literal(period.end_utc)), t.event_ts > ts_literal(now)
+    valid = in_p & t.conversation_id.notnull()
+    aggs: dict[str, ir.Value] = {
+        "rows": _flag(in_p),
+        "missing_required": _flag(ts.isnull() | (in_p & t.conversation_id.isnull())),
+        "unknown_event_types": _flag(valid & (t.event_type.isnull() | ~t.event_type.isin(KNOWN_EVENT_TYPES))),
+        "future_events": _flag(future),
+    }
+    if "latency_ms" in present:
+        lat = t.latency_ms
+        aggs["invalid_latency"] = _flag(valid & lat.notnull() & ((lat < 0) | lat.isnan() | lat.isinf()))
+    if "token_count" in present:
+        aggs["invalid_tokens"] = _flag(valid & (t.token_count < 0))
+    if "event_id" in present:
+        keyed = valid & t.event_id.notnull()
+        aggs["keyed_events"] = _flag(keyed)
+        aggs["distinct_event_ids"] = ibis.ifelse(keyed, t.event_id, ibis.null("string")).nunique()
+    return t.agg(**aggs)
+
+
+def hourly_counts(events: ir.Table, origin: datetime, end: datetime) -> ir.Table:
+    """Valid events per hour since ``origin`` (hour index -> count), for [origin, end)."""
+    t = events.filter(
+        events.conversation_id.notnull(),
+        events.event_ts >= ts_literal(origin),
+        events.event_ts < ts_literal(end),
+    )
+    offset = int(origin.timestamp())
+    hour = ((t.event_ts.epoch_seconds() - offset) / 3600).floor().cast("int64")
+    return t.group_by(hour=hour).agg(n=t.count())
+
+
+def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period, now: datetime,
+           *, threshold: float, expected_per_day: float | None) -> Quality:
+    """Completeness, gaps and the warning flag from the two queries' results."""
+    origin = period.previous(BASELINE_PERIODS).start_utc
+    elapsed_end = min(period.end_utc, max(now.astimezone(timezone.utc), period.start_utc))
+    n_hours = int((elapsed_end - period.start_utc).total_seconds() // 3600)
+
+    def hour_index(p: Period) -> int:
+        return int((p.start_utc - origin).total_seconds() // 3600)
+
+    cur0 = hour_index(period)
+    received = sum(hourly.get(cur0 + h, 0) for h in range(n_hours))
+    baselines = [period.previous(k) for k in range(1, BASELINE_PERIODS + 1)]
+    expected: float | None
+    per_hour_expected: list[float]
+    if expected_per_day is not None:
+        basis = "expected_events_per_day"
+        expected = expected_per_day * n_hours / 24.0
+        per_hour_expected = [expected_per_day / 24.0] * n_hours
+    else:
+        basis = "previous_periods"
+        history = [[hourly.get(hour_index(b) + h, 0) for h in range(n_hours)] for b in baselines]
+        history = [h for h in history if sum(h) > 0]  # a period before the data began is no baseline
+        if history:
+            expected = float(statistics.median(sum(h) for h in history))
+            per_hour_expected = [float(statistics.median(col)) for col in zip(*history)]
+        else:
+            basis, expected, per_hour_expected = None, None, [0.0] * n_hours
+    completeness = received / expected * 100.0 if expected else None
+
+    # A run of empty hours is a gap when that much silence would be very unlikely by chance:
+    # at least GAP_MIN_EXPECTED events were expected over the run (Poisson P(0) <= e^-5, 0.7%).
+    gaps: list[Gap] = []
+    run_start: int | None = None
+    run_expected = 0.0
+    for h in range(n_hours + 1):
+        empty = h < n_hours and hourly.get(cur0 + h, 0) == 0 and per_hour_expected[h] > 0
+        if empty:
+            if run_start is None:
+                run_start, run_expected = h, 0.0
+            run_expected += per_hour_expected[h]
+            continue
+        if run_start is not None and run_expected >= GAP_MIN_EXPECTED:
+            gaps.append(Gap(_at(period, run_start), _at(period, h)))
+        run_start = None
+
+    keyed, distinct = counts.get("keyed_events"), counts.get("distinct_event_ids")
+    return Quality(
+        completeness_pct=completeness,
+        warning=completeness is not None and completeness < threshold,
+        threshold=threshold,
+        received_events=received,
+        expected_events=expected,
+        baseline=basis,
+        duplicate_events=(keyed - distinct) if keyed is not None and distinct is not None else None,
+        missing_required=int(counts.get("missing_required") or 0),
+        invalid_latency=counts.get("invalid_latency"),
+        invalid_tokens=counts.get("invalid_tokens"),
+        unknown_event_types=int(counts.get("unknown_event_types") or 0),
+        future_events=int(counts.get("future_events") or 0),
+        gaps=tuple(gaps),
+    )
+
+
+def _at(period: Period, hour: int) -> datetime:
+    return (period.start_utc + timedelta(hours=hour)).astimezone(period.tz)

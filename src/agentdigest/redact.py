@@ -1,0 +1,176 @@
+"""PII redaction for free text that comes from events (error messages, ids, types).
+
+Each built-in kind is a candidate pattern plus, where one exists, a checksum or parser that
+confirms it, so ordinary numbers in logs ("timeout after 30000 ms", "2026-11-28", epoch stamps,
+"12:30:45") survive while real identifiers do not:
+
+=========  ===========================================================  ===========
+kind       candidate                                                    confirmed by
+=========  ===========================================================  ===========
+email      local@domain.tld                                             -
+iban       2 letters, 2 digits, 11-30 letters/digits (spaces allowed)   length per country, mod 97
+card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
+ssn        ###-##-####                                                  -
+ip         dotted quad; hex groups with colons                          ``ipaddress``
+phone      +country ...; (###) ###-####, ###-###-####, ###.###.####     -
+=========  ===========================================================  ===========
+
+A user's extra patterns (``redact_patterns`` in the report config) run first, so an
+organisation-specific id is replaced whole before a built-in pattern could take part of it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+
+# IBAN lengths per country (SWIFT IBAN registry); a candidate from elsewhere is not an IBAN.
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}")
+_CARD = re.compile(r"(?<![\w+-])[2-6]\d(?:[ -]?\d){11,17}(?![\w-])")
+_SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\w)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\w)")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    # international: +CC then 6-14 more digits in groups separated by space, dot, dash or (..)
+    r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}"
+    r"|"
+    # North American with separators: (555) 123-4567, 555-123-4567, 555.123.4567, 1-555-123-4567
+    r"(?:1[ .-])?(?:\(\d{3}\)[ ]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+    r")(?![\w-])"
+)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _longest_prefix(text: str, ok: Callable[[str], bool]) -> int:
+    """Length of the longest prefix of ``text`` that passes ``ok``, cut only before a separator.
+
+    A candidate pattern is greedy ("4111 1111 1111 1111 12 times" takes the trailing "12"),
+    so a failed check is retried without its last group(s) rather than given up on.
+    """
+    end = len(text)
+    while end > 0:
+        if ok(text[:end]):
+            return end
+        cut = max(text.rfind(sep, 0, end) for sep in " .-")
+        if cut <= 0:
+            return 0
+        end = cut
+    return 0
+
+
+def _card(match: re.Match[str]) -> str:
+    text = match.group(0)
+
+    def ok(part: str) -> bool:
+        digits = re.sub(r"\D", "", part)
+        return 13 <= len(digits) <= 19 and _luhn(digits)
+
+    end = _longest_prefix(text, ok)
+    return "[card]" + text[end:] if end else text
+
+
+def _iban(match: re.Match[str]) -> str:
+    text = match.group(0)
+    length = _IBAN_LENGTHS.get(text[:2].upper())
+    if length is None:
+        return text
+    # Walk the candidate until `length` letters/digits are covered: what follows is not ours.
+    seen, end = 0, 0
+    for end, ch in enumerate(text, start=1):
+        if ch != " ":
+            seen += 1
+        if seen == length:
+            break
+    if seen < length or (end < len(text) and text[end] != " "):
+        return text
+    compact = text[:end].replace(" ", "").upper()
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    if int(number) % 97 != 1:
+        return text
+    return "[iban]" + text[end:]
+
+
+def _ip(version: int) -> Callable[[re.Match[str]], str]:
+    def check(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if version == 6 and "::" not in text and text.count(":") != 7:
+            return text
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            return text
+        return "[ip]"
+
+    return check
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    end = _longest_prefix(text, lambda part: 7 <= sum(ch.isdigit() for ch in part) <= 15)
+    return "[phone]" + text[end:] if end else text
+
+
+# Order matters: emails hold digits and dots; IBANs and cards are longer digit runs that the
+# phone pattern would otherwise split; IPv4 before phone (555.123.4567 is not a dotted quad).
+_BUILT_IN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (_EMAIL, "[email]"),
+    (_IBAN, _iban),
+    (_CARD, _card),
+    (_SSN, "[ssn]"),
+    (_IPV6, _ip(6)),
+    (_IPV4, _ip(4)),
+    (_PHONE, _phone),
+)
+
+
+class Redactor:
+    """Replaces PII in free text with placeholders such as ``[email]`` and ``[card]``.
+
+    ``Redactor(enabled=False)`` returns text unchanged (the report's ``redact = false``);
+    ``extra_patterns`` maps a name to a regular expression whose matches become ``[name]``.
+    """
+
+    def __init__(self, enabled: bool = True, extra_patterns: Mapping[str, str] | None = None):
+        self.enabled = enabled
+        self._extra = tuple(
+            (re.compile(pattern), f"[{name}]") for name, pattern in (extra_patterns or {}).items()
+        )
+
+    def redact(self, text: str | None) -> str | None:
+        """``text`` with every recognised piece of PII replaced; None stays None."""
+        if text is None or not self.enabled or not text:
+            return text
+        for pattern, replacement in self._extra + _BUILT_IN:
+            text = pattern.sub(replacement, text)
+        return text
+
+    __call__ = redact

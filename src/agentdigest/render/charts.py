@@ -1,0 +1,128 @@
+"""Charts drawn with matplotlib: PNG for email (by Content-ID) and SVG for the PDF.
+
+Only dates and numbers reach a chart, never agent ids or messages, so no event text can
+end up inside an image. Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no
+global state); output is deterministic for the same data.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import rc_context  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+INK = "#344054"
+MUTED = "#98a2b3"
+GRID = "#eaecf0"
+BLUE = "#2e6fd8"
+RED = "#d92d20"
+GREEN = "#079455"
+TONE = {True: GREEN, False: RED, None: "#667085"}
+SCALE = 2  # PNG pixels per CSS pixel, for sharp images on high-density screens
+
+_RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "svg.fonttype": "none",  # text stays text: smaller SVG, selectable in the PDF
+    "svg.hashsalt": "agentdigest",
+    "axes.edgecolor": GRID,
+    "axes.labelcolor": INK,
+    "xtick.color": INK,
+    "ytick.color": INK,
+}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What to draw. ``width``/``height`` are CSS pixels; ``alt`` describes it in words."""
+
+    name: str
+    kind: str  # "spark" | "daily"
+    alt: str
+    width: int
+    height: int
+    values: tuple[float | None, ...] = ()
+    labels: tuple[str, ...] = ()
+    secondary: tuple[float | None, ...] = ()  # daily: errors per day
+    tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [v if v is not None and math.isfinite(v) else math.nan for v in values]
+
+
+def _spark(fig: Figure, chart: Chart) -> None:
+    ax = fig.add_axes((0.03, 0.12, 0.94, 0.76))
+    ax.set_axis_off()
+    ys = _clean(chart.values)
+    xs = list(range(len(ys)))
+    ax.plot(xs, ys, color=BLUE, linewidth=1.3, solid_capstyle="round")
+    finite = [(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
+    if finite:
+        x, y = finite[-1]
+        ax.plot([x], [y], "o", markersize=3.2, color=TONE[chart.tone])
+        lo, hi = min(v for _, v in finite), max(v for _, v in finite)
+        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.3, max(len(ys) - 1, 1) + 0.3)
+
+
+def _daily(fig: Figure, chart: Chart) -> None:
+    ax = fig.add_axes((0.08, 0.2, 0.9, 0.72))
+    values = [0.0 if math.isnan(v) else v for v in _clean(chart.values)]
+    errors = [0.0 if math.isnan(v) else v for v in _clean(chart.secondary)]
+    xs = list(range(len(values)))
+    ax.bar(xs, values, color=BLUE, width=0.7, label="conversations", zorder=2)
+    if any(errors):
+        ax.bar(xs, errors, color=RED, width=0.7, label="with errors", zorder=3)
+        ax.legend(loc="upper left", frameon=False, fontsize=7, ncols=2, bbox_to_anchor=(0, 1.14))
+    step = max(1, math.ceil(len(xs) / 10))
+    ax.set_xticks(xs[::step], [chart.labels[i] for i in xs[::step]], fontsize=7)
+    ax.tick_params(length=0)
+    ax.yaxis.grid(True, color=GRID, linewidth=0.8, zorder=0)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlim(-0.6, max(len(xs) - 1, 0) + 0.6)
+
+
+_DRAW = {"spark": _spark, "daily": _daily}
+
+
+def draw(chart: Chart, fmt: str) -> bytes:
+    """The chart as ``png`` or ``svg`` bytes."""
+    with rc_context(_RC):
+        dpi = 96 * SCALE if fmt == "png" else 96
+        fig = Figure(figsize=(chart.width / 96, chart.height / 96), dpi=dpi, facecolor="white")
+        _DRAW[chart.kind](fig, chart)
+        out = io.BytesIO()
+        metadata = {"Software": None} if fmt == "png" else {"Date": None, "Creator": None}
+        fig.savefig(out, format=fmt, dpi=dpi, facecolor="white", metadata=metadata)
+    data = out.getvalue()
+    return _shrink_png(data) if fmt == "png" else data
+
+
+def _shrink_png(data: bytes) -> bytes:
+    """Palette PNG: a chart uses few colours, and email size matters (Gmail clips at 102 KB)."""
+    try:
+        from PIL import Image
+    except ImportError:  # Pillow comes with matplotlib; without it, keep the full-colour PNG
+        return data
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=48, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(data) else data
+
+
+def draw_all(charts: Sequence[Chart], fmt: str) -> dict[str, bytes]:
+    return {chart.name: draw(chart, fmt) for chart in charts}

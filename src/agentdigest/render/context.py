@@ -1,0 +1,264 @@
+"""The template context: ReportData turned into display-ready values, the same for every format.
+
+Every value here is already formatted for the report's locale; templates only lay it out.
+The names below are the context a custom template folder can use (docs/templates.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..report import MetricValue, ReportData
+from .charts import Chart
+from .format import FLAT, NA, NEW, Formatter, _finite
+from .sections import breakdowns, failures, quality_section
+
+EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
+                  "estimated_savings_usd", "error_rate")
+ENGINEERING_KPIS = ("conversations", "errors", "error_rate", "p95_latency_ms",
+                    "tokens_per_conversation", "cost_usd")
+LATENCY = ("avg_latency_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
+EXECUTIVE_OPENING = ("conversations", "resolution_rate", "errors")
+ENGINEERING_OPENING = ("p95_latency_ms", "error_rate", "tokens_per_conversation")
+NOUNS = {
+    "conversations": "conversations", "resolution_rate": "resolution", "containment_rate": "containment",
+    "errors": "errors", "error_rate": "the error rate", "p95_latency_ms": "p95 latency",
+    "tokens_per_conversation": "tokens per conversation", "cost_usd": "cost",
+    "estimated_savings_usd": "estimated savings",
+}
+ARROWS = {"up": "▲", "down": "▼"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many rows of each table a format shows; the rest is counted as "N more"."""
+
+    agents: int = 15
+    models: int = 10
+    error_types: int = 10
+    failures: int = 50
+    gaps: int = 6
+    message_chars: int = 200
+    name_chars: int = 60
+
+    def halved(self) -> "Limits":
+        return replace(self, agents=max(3, self.agents // 2), models=max(3, self.models // 2),
+                       error_types=max(3, self.error_types // 2), failures=max(3, self.failures // 2),
+                       gaps=max(3, self.gaps // 2), message_chars=max(80, self.message_chars // 2))
+
+
+EMAIL_LIMITS = Limits()
+PRINT_LIMITS = Limits(agents=100, models=50, error_types=50, gaps=24)
+
+
+def tone(good: bool | None) -> str:
+    return "neutral" if good is None else ("good" if good else "bad")
+
+
+def audience_kind(data: ReportData) -> str:
+    """executive, engineering, or custom (a template folder)."""
+    audience = str(data.settings.get("audience") or data.audience or "executive")
+    return audience if audience in ("executive", "engineering") else "custom"
+
+
+def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
+    return {
+        "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
+        "previous": fmt.value(metric.previous, metric.unit), "change": fmt.change(metric),
+        "tone": tone(metric.good), "arrow": ARROWS.get(metric.direction or "", ""),
+        "notable": metric.notable is True, "description": metric.description, "chart": chart,
+        "unit": metric.unit,
+    }
+
+
+def series(data: ReportData, key: str) -> list[float | None]:
+    """The trend of one metric, oldest first (derived for per-conversation and savings figures)."""
+    human = _finite(data.settings.get("human_cost_per_conversation"))
+    out: list[float | None] = []
+    for row in data.trend:
+        convs = _finite(row.get("conversations"))
+        if key == "tokens_per_conversation":
+            tokens = _finite(row.get("total_tokens"))
+            out.append(tokens / convs if tokens is not None and convs else None)
+        elif key == "estimated_savings_usd":
+            esc, cost = _finite(row.get("escalated_conversations")), _finite(row.get("cost_usd"))
+            ok = None not in (human, convs, esc, cost)
+            out.append((convs - esc) * human - cost if ok else None)  # type: ignore[operator]
+        else:
+            out.append(_finite(row.get(key)))
+    return out
+
+
+def _unsigned(metric: MetricValue, fmt: Formatter) -> str:
+    if metric.unit == "percent":
+        return fmt.signed_pp(abs(metric.change_pp or 0)).lstrip("+")
+    return fmt.signed_pct(abs(metric.change_pct or 0)).lstrip("+")
+
+
+def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
+    """ "resolution rose 2.1 pp to 61.4%" for one metric; None when it has no value."""
+    if _finite(metric.value) is None:
+        return None
+    noun = NOUNS.get(metric.name, metric.label.lower())
+    value = fmt.value(metric.value, metric.unit)
+    change = fmt.change(metric)
+    if metric.direction == "new" or change == NEW:
+        return f"{noun} came to {value}, with no earlier figure to compare"
+    if metric.direction is None or change == NA:
+        return f"{noun} came to {value}"
+    if metric.direction == "flat" or change == FLAT:
+        return f"{noun} held at {value}"
+    verb = "rose" if metric.direction == "up" else "fell"
+    return f"{noun} {verb} {_unsigned(metric, fmt)} to {value}"
+
+
+def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
+    """One sentence written from the data, e.g. "Resolution rose 2.1 pp to 61.4%; errors fell 12% to 57." """
+    word = fmt.period_word(data.period_kind)
+    conversations = data.metrics.get("conversations")
+    if conversations is None or not _finite(conversations.value):
+        before = _finite(conversations.previous) if conversations else None
+        tail = f", against {fmt.count(before)} the {word} before" if before else ""
+        return f"No conversations this {word}{tail}."
+    keys = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
+    parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p]
+    if not parts:
+        parts = [phrase(conversations, fmt) or f"{fmt.count(conversations.value)} conversations"]
+    sentence = "; ".join(parts)
+    return sentence[0].upper() + sentence[1:] + "."
+
+
+def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] | None:
+    """The data-quality warning, or None when the data is complete enough."""
+    quality = data.quality
+    if quality is None or not quality.warning:
+        return None
+    completeness = fmt.percent(quality.completeness_pct)
+    threshold = fmt.percent(quality.threshold)
+    gaps = [gap_label(g, fmt) for g in quality.gaps[: limits.gaps]]
+    more = max(0, len(quality.gaps) - limits.gaps)
+    text = (f"Data incomplete: {completeness} of the expected events arrived "
+            f"(below the {threshold} threshold), so figures may understate the {fmt.period_word(data.period_kind)}.")
+    if quality.completeness_pct is None:
+        text = "Data may be incomplete: completeness could not be measured."
+    return {"completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
+            "more_gaps": more, "gap_count": len(quality.gaps)}
+
+
+def gap_label(gap: Any, fmt: Formatter) -> str:
+    start = fmt.moment(gap.start, "EEE d MMM HH:mm")
+    same_day = fmt.moment(gap.start, "yyyyMMdd") == fmt.moment(gap.end, "yyyyMMdd")
+    end = fmt.moment(gap.end, "HH:mm" if same_day else "EEE d MMM HH:mm")
+    hours = gap.hours
+    return f"{start} – {end} ({fmt.count(round(hours, 1)) if math.isfinite(hours) else NA} h)"
+
+
+def savings(data: ReportData, fmt: Formatter) -> tuple[dict[str, Any] | None, str | None]:
+    """The savings figure and how it was estimated; or None and a hint on how to get one."""
+    human = _finite(data.settings.get("human_cost_per_conversation"))
+    metric = data.metrics.get("estimated_savings_usd")
+    if human is None:
+        return None, "Set human_cost_per_conversation in the report config to estimate savings."
+    if metric is None or _finite(metric.value) is None:
+        return None, "Savings are not estimated: agent cost is not known (no cost column)."
+    how = (f"Contained conversations × {fmt.usd(human)} (human cost per conversation) "
+           f"− agent cost {fmt.value(data.metrics['cost_usd'].value, 'usd') if 'cost_usd' in data.metrics else NA}.")
+    return {**kpi(metric, fmt), "explanation": how}, None
+
+
+def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
+    metric = data.metrics.get("conversations")
+    if metric is None:
+        return None
+    word = fmt.period_word(data.period_kind)
+    values = [v for v in series(data, "conversations") if v is not None]
+    window = None
+    if len(values) >= 3 and values[0]:
+        window = (f"{fmt.signed_pct((values[-1] - values[0]) / values[0] * 100)} over the last "
+                  f"{len(values)} {word}s ({fmt.count(values[0])} → {fmt.count(values[-1])})")
+    return {**kpi(metric, fmt), "window": window, "word": word}
+
+
+def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
+    return [{
+        "period": str(row.get("key") or fmt.day(row.get("start"))),
+        "conversations": fmt.count(row.get("conversations")),
+        "resolution": fmt.percent(row.get("resolution_rate")),
+        "containment": fmt.percent(row.get("containment_rate")),
+        "error_rate": fmt.percent(row.get("error_rate")),
+        "cost": fmt.usd(row.get("cost_usd")),
+    } for row in data.trend]
+
+
+def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict[str, Any], list[Chart]]:
+    """The template context and the charts it refers to (by name, in ``kpis[].chart`` and ``daily_chart``)."""
+    fmt = Formatter(str(data.settings.get("locale") or "en"), data.timezone)
+    kind = audience_kind(data)
+    word = fmt.period_word(data.period_kind)
+    charts: list[Chart] = []
+    cards = []
+    for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
+        metric = data.metrics.get(key)
+        if metric is None:
+            continue
+        points = series(data, key)
+        name = None
+        if sum(p is not None for p in points) >= 2:
+            name = f"spark-{key.replace('_', '-')}"
+            first, last = next(p for p in points if p is not None), [p for p in points if p is not None][-1]
+            alt = (f"{metric.label} over the last {len(points)} {word}s: from "
+                   f"{fmt.value(first, metric.unit)} to {fmt.value(last, metric.unit)}")
+            charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points), tone=metric.good))
+        cards.append(kpi(metric, fmt, name))
+    daily_chart = None
+    if data.daily and any(_finite(r.get("conversations")) for r in data.daily):
+        total = sum(_finite(r.get("conversations")) or 0 for r in data.daily)
+        alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all; "
+               f"red shows error events")
+        daily_chart = "daily"
+        charts.append(Chart("daily", "daily", alt, 560, 170,
+                            values=tuple(_finite(r.get("conversations")) for r in data.daily),
+                            secondary=tuple(_finite(r.get("errors")) for r in data.daily),
+                            labels=tuple(fmt.day(r.get("date")).replace(" ", "\n", 1) for r in data.daily)))
+    saving, saving_hint = savings(data, fmt)
+    gen = data.generated_at
+    context: dict[str, Any] = {
+        "report": {
+            "id": data.report_id, "title": data.title, "audience": kind, "period_key": data.period.key,
+            "period_label": period_label(data), "previous_key": data.previous_period.key,
+            "period_word": word, "timezone": data.timezone,
+            "start": fmt.moment(data.period.start, "EEE d MMM y"),
+            "end": fmt.moment(data.period.end, "EEE d MMM y"),
+            "generated_at": fmt.moment(gen, "d MMM y, HH:mm zzz"),
+        },
+        "opening": opening_sentence(data, fmt, kind),
+        "banner": banner(data, fmt, limits),
+        "kpis": cards,
+        "metrics": {name: kpi(m, fmt) for name, m in data.metrics.items()},
+        "latency": [kpi(data.metrics[k], fmt) for k in LATENCY if k in data.metrics],
+        "savings": saving, "savings_hint": saving_hint,
+        "volume": volume(data, fmt),
+        "trend": trend_rows(data, fmt),
+        "daily_chart": daily_chart,
+        "failures": failures(data, fmt, limits),
+        "quality": quality_section(data, fmt, limits),
+        "notes": list(data.notes),
+        "any_notable": any(c["notable"] for c in cards),
+        "data": data,
+    }
+    context.update(breakdowns(data, fmt, limits))
+    return context, charts
+
+
+def period_label(data: ReportData) -> str:
+    """ "week of 23 Nov 2026": the lead's label when set, else built from the period's start."""
+    if data.period.label:
+        return data.period.label
+    start = data.period.start
+    if data.period_kind == "week":
+        return f"week of {start.day} {start:%b %Y}"
+    if data.period_kind == "day":
+        return f"{start.day} {start:%b %Y}"
+    return f"{start:%B %Y}"

@@ -1,0 +1,173 @@
+"""Numbers, changes and dates as readers see them, in the report's locale (Babel).
+
+Values in ReportData are unrounded; every rounding decision lives here. Rates are shown with
+one decimal and change in percentage points ("+2.1 pp"); other metrics change by a percent
+("+12%", one decimal under 10%). A missing value is "n/a"; a value with nothing before it is "new".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
+
+from ..errors import RenderError
+
+NA = "n/a"
+NEW = "new"
+FLAT = "no change"
+_UNIT_WORD = {"day": "day", "week": "week", "month": "month"}
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _decimals(pattern: str, n: int) -> str:
+    """A Babel number pattern with exactly ``n`` fraction digits."""
+    return re.sub(r"0(?:\.0+)?", "0" + ("." + "0" * n if n else ""), pattern, count=1)
+
+
+class Formatter:
+    """Formats values for one locale and timezone."""
+
+    def __init__(self, locale: str = "en", timezone: str = "UTC"):
+        try:
+            self.locale = Locale.parse((locale or "en").replace("-", "_"))
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise RenderError(f"unknown locale {locale!r} (expected a name like en, en_GB or de)") from None
+        try:
+            self.tz = ZoneInfo(timezone or "UTC")
+        except (KeyError, ValueError):
+            self.tz = ZoneInfo("UTC")
+        self._pct = {n: _decimals(self.locale.percent_formats[None].pattern, n) for n in (0, 1)}
+        money = self.locale.currency_formats["standard"].pattern.split(";")[0]
+        self._money = {n: _decimals(money, n) for n in (0, 2)}
+
+    # values -----------------------------------------------------------------------------
+    def count(self, value: Any) -> str:
+        number = _finite(value)
+        if number is None:
+            return NA
+        if abs(number - round(number)) < 1e-9:
+            return format_decimal(round(number), locale=self.locale)
+        return format_decimal(number, format="#,##0.0", locale=self.locale)
+
+    def percent(self, value: Any) -> str:
+        """A rate given on a 0-100 scale."""
+        number = _finite(value)
+        if number is None:
+            return NA
+        return format_percent(number / 100, format=self._pct[1], locale=self.locale)
+
+    def usd(self, value: Any) -> str:
+        number = _finite(value)
+        if number is None:
+            return NA
+        digits = 0 if abs(number) >= 1000 else 2
+        return format_currency(number, "USD", format=self._money[digits], locale=self.locale,
+                               currency_digits=False)
+
+    def ms(self, value: Any) -> str:
+        number = _finite(value)
+        if number is None:
+            return NA
+        if abs(number) >= 1000:
+            return format_decimal(number / 1000, format="#,##0.00", locale=self.locale) + " s"
+        return format_decimal(number, format="#,##0", locale=self.locale) + " ms"
+
+    def tokens(self, value: Any) -> str:
+        number = _finite(value)
+        if number is None:
+            return NA
+        if abs(number) < 10_000:
+            return self.count(round(number))
+        return format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=1)
+
+    def value(self, value: Any, unit: str | None) -> str:
+        """A metric value in its unit."""
+        return {
+            "percent": self.percent, "usd": self.usd, "ms": self.ms, "tokens": self.tokens,
+        }.get(unit or "count", self.count)(value)
+
+    # changes ----------------------------------------------------------------------------
+    def signed_pct(self, pct: Any) -> str:
+        number = _finite(pct)
+        if number is None:
+            return NA
+        digits = 0 if abs(number) >= 10 else 1
+        pattern = "+#,##0%;-#,##0%" if digits == 0 else "+#,##0.0%;-#,##0.0%"
+        if round(number, digits) == 0:
+            return FLAT
+        return format_percent(number / 100, format=pattern, locale=self.locale)
+
+    def signed_pp(self, pp: Any) -> str:
+        number = _finite(pp)
+        if number is None:
+            return NA
+        if round(number, 1) == 0:
+            return FLAT
+        return format_decimal(number, format="+#,##0.0;-#,##0.0", locale=self.locale) + " pp"
+
+    def change(self, metric: Any) -> str:
+        """The change of a MetricValue: "+2.1 pp", "-12%", "new", "no change" or "n/a"."""
+        if metric is None or _finite(metric.value) is None:
+            return NA
+        if metric.direction == "new":
+            return NEW
+        if metric.direction == "flat":
+            return FLAT
+        if metric.unit == "percent":
+            return self.signed_pp(metric.change_pp)
+        return self.signed_pct(metric.change_pct)
+
+    def change_between(self, current: Any, previous: Any, *, rate: bool = False) -> str:
+        """The change between two raw values (for breakdown rows, which carry no MetricValue)."""
+        cur, prev = _finite(current), _finite(previous)
+        if cur is None:
+            return NA
+        if rate:
+            return NA if prev is None else self.signed_pp(cur - prev)
+        if prev is None or prev == 0:
+            return NEW if cur != 0 else (FLAT if prev == 0 else NA)
+        return self.signed_pct((cur - prev) / abs(prev) * 100)
+
+    # dates ------------------------------------------------------------------------------
+    def day(self, value: Any) -> str:
+        """A date as "Mon 23 Nov"."""
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value[:10])
+            except ValueError:
+                return value
+        if not isinstance(value, date):
+            return NA
+        return format_date(value, "EEE d MMM", locale=self.locale)
+
+    def moment(self, value: Any, pattern: str = "d MMM y, HH:mm") -> str:
+        """A timestamp (datetime or ISO string) in the report's timezone."""
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        if not isinstance(value, datetime):
+            return NA
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo("UTC"))
+        return format_datetime(value, pattern, tzinfo=self.tz, locale=self.locale)
+
+    def period_word(self, kind: str) -> str:
+        return _UNIT_WORD.get(kind, "period")

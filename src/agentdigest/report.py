@@ -1,0 +1,163 @@
+"""ReportData: the single, frozen hand-off between computing a report and presenting it.
+
+Everything a renderer or channel needs is here, already computed (and failure examples already
+redacted). ``to_dict`` is the report.json schema of DESIGN.md; values are unrounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One headline metric for the period, with its previous value and change."""
+
+    name: str
+    label: str
+    unit: str  # count | percent | tokens | ms | usd
+    value: float | int | None
+    previous: float | int | None
+    change_pct: float | None
+    change_pp: float | None
+    direction: str | None  # up | down | flat | new | None
+    good: bool | None
+    higher_is_better: bool | None
+    description: str = ""
+    notable: bool | None = None  # set by the significance test (render issue); None = not judged
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value, "previous": self.previous, "unit": self.unit,
+            "change_pct": self.change_pct, "change_pp": self.change_pp,
+            "direction": self.direction, "good": self.good,
+            "label": self.label, "higher_is_better": self.higher_is_better, "notable": self.notable,
+        }
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Hours in the period with no events where events were expected."""
+
+    start: datetime
+    end: datetime
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "hours": self.hours}
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How complete and how clean the period's data is (DESIGN.md, data quality)."""
+
+    completeness_pct: float | None
+    warning: bool
+    threshold: float
+    received_events: int
+    expected_events: float | None
+    baseline: str | None  # "previous_periods" | "expected_events_per_day" | None (no history)
+    duplicate_events: int | None
+    missing_required: int
+    invalid_latency: int | None
+    invalid_tokens: int | None
+    unknown_event_types: int
+    future_events: int
+    gaps: tuple[Gap, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "completeness_pct": self.completeness_pct, "warning": self.warning,
+            "duplicate_events": self.duplicate_events, "missing_required": self.missing_required,
+            "invalid_latency": self.invalid_latency, "invalid_tokens": self.invalid_tokens,
+            "unknown_event_types": self.unknown_event_types, "future_events": self.future_events,
+            "gaps": [g.as_dict() for g in self.gaps],
+            "received_events": self.received_events, "expected_events": self.expected_events,
+            "threshold": self.threshold, "baseline": self.baseline,
+        }
+
+
+@dataclass(frozen=True)
+class PeriodInfo:
+    key: str
+    start: datetime
+    end: datetime
+    label: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """A computed report for one period. Renderers read it; nothing writes it after creation."""
+
+    report_id: str
+    title: str
+    audience: str
+    generated_at: datetime
+    timezone: str
+    period_kind: str
+    period: PeriodInfo
+    previous_period: PeriodInfo
+    metrics: dict[str, MetricValue]
+    # Breakdown rows are plain dicts of JSON-ready values (see README "report.json").
+    daily: tuple[dict[str, Any], ...] = ()
+    by_agent: tuple[dict[str, Any], ...] | None = ()
+    by_model: tuple[dict[str, Any], ...] | None = ()
+    errors_by_type: tuple[dict[str, Any], ...] | None = ()
+    trend: tuple[dict[str, Any], ...] = ()
+    failure_examples: tuple[dict[str, Any], ...] = ()
+    quality: Quality | None = None
+    notes: tuple[str, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)  # presentation settings from the report config
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report.json document (DESIGN.md schema; extra keys are additive)."""
+        breakdowns: dict[str, Any] = {"daily": list(self.daily)}
+        for name in ("by_agent", "by_model", "errors_by_type"):
+            rows = getattr(self, name)
+            if rows is not None:
+                breakdowns[name] = list(rows)
+        breakdowns["trend"] = list(self.trend)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "report_id": self.report_id,
+            "title": self.title,
+            "audience": self.audience,
+            "generated_at": self.generated_at.isoformat(),
+            "timezone": self.timezone,
+            "period_kind": self.period_kind,
+            "period": self.period.as_dict(),
+            "previous_period": self.previous_period.as_dict(),
+            "metrics": {name: m.as_dict() for name, m in self.metrics.items()},
+            "breakdowns": breakdowns,
+            "quality": self.quality.as_dict() if self.quality else None,
+            "failure_examples": list(self.failure_examples),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_clean(self.as_dict()), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe: non-finite floats become null, datetimes ISO strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,169 @@
+"""One run of one or more reports: compute -> render -> archive -> deliver.
+
+The state machine of a report run: computed, rendered, archived, then each channel delivered
+or failed. Artifacts are on disk before any channel is tried, so nothing is lost to a failed
+delivery (``agentdigest resend`` re-delivers from the archive).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .archive import ARTIFACTS, write_artifacts
+from .compute import compute_report
+from .config import Config, EmailChannel, ReportConfig
+from .errors import InputError
+from .periods import Period, last_complete, parse_period
+from .report import ReportData
+from .sources import Source, open_source
+
+log = logging.getLogger("agentdigest")
+FORMATS = tuple(ARTIFACTS)  # json, html, pdf, txt, eml, slack
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one report for one period."""
+
+    report_id: str
+    period_key: str
+    archive_dir: Path | None = None
+    data: ReportData | None = None
+    files: list[str] = field(default_factory=list)
+    deliveries: list[Any] = field(default_factory=list)  # delivery.DeliveryResult
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(getattr(d, "state", "") == "failed" for d in self.deliveries)
+
+
+def parse_formats(value: str | None) -> set[str] | None:
+    """``"json,html"`` -> {"json", "html"}; None means every format."""
+    if not value:
+        return None
+    formats = {f.strip().lower() for f in value.split(",") if f.strip()}
+    unknown = formats - set(FORMATS)
+    if unknown:
+        raise InputError(f"--format: unknown format(s) {', '.join(sorted(unknown))} (expected a list of {', '.join(FORMATS)})")
+    return formats
+
+
+def select_reports(config: Config, report_ids: list[str] | None) -> list[ReportConfig]:
+    if not report_ids:
+        return list(config.reports)
+    return [config.report(rid) for rid in report_ids]
+
+
+def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
+    """The period named by ``key``, or the last complete one at ``now``."""
+    if key:
+        return parse_period(report.period, key, report.timezone)
+    return last_complete(report.period, now, report.timezone)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _addressing(config: Config, report: ReportConfig) -> Any:
+    from .render.email import EmailAddressing
+
+    for name in report.channels:
+        ch = config.channels[name]
+        if isinstance(ch, EmailChannel):
+            domain = ch.from_.rsplit("@", 1)[-1].rstrip(">")
+            return EmailAddressing(sender=ch.from_, to=list(ch.to), cc=list(ch.cc), reply_to=ch.reply_to,
+                                   message_id_domain=domain)
+    return None
+
+
+def compute(source: Source, config: Config, report: ReportConfig, period: Period, now: datetime) -> ReportData:
+    """Compute the ReportData of ``report`` for ``period`` (failure examples redacted)."""
+    from .redact import Redactor
+    from .significance import notable_flags
+
+    redactor = Redactor(enabled=report.redact, extra_patterns=dict(report.redact_patterns))
+    return compute_report(source, report, period, now=now,
+                          max_conversation_hours=config.source.max_conversation_hours,
+                          redact=redactor.redact, notable=notable_flags)
+
+
+def render_and_archive(config: Config, report: ReportConfig, data: ReportData, archive: Path,
+                       formats: set[str] | None, now: datetime) -> tuple[Path, list[str]]:
+    from .render import render_artifacts
+
+    files = render_artifacts(data, formats, email=_addressing(config, report), now=now)
+    folder = write_artifacts(archive, report.id, data.period.key, files)
+    return folder, sorted(files)
+
+
+def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | None = None,
+                period_key: str | None = None, periods: dict[str, list[Period]] | None = None,
+                dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
+                archive: Path | None = None, test_to: str | None = None, trigger: str = "manual",
+                ledger: Any = None, source: Source | None = None) -> list[RunOutcome]:
+    """Run each report for its period(s): the given key, the given periods, or the last complete one."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    archive = Path(archive or config.archive.path)
+    todo = [(r, p) for r in reports
+            for p in (periods[r.id] if periods is not None else [period_for(r, period_key, now)])]
+    if not todo:
+        return []
+    own_source = source is None
+    source = source or open_source(config.source)
+    outcomes: list[RunOutcome] = []
+    try:
+        for report, period in todo:
+            outcomes.append(_run_one(config, report, period, source=source, now=now, dry_run=dry_run,
+                                     force=force, formats=formats, archive=archive, test_to=test_to,
+                                     trigger=trigger, ledger=ledger))
+    finally:
+        if own_source:
+            source.close()
+    return outcomes
+
+
+def _run_one(config: Config, report: ReportConfig, period: Period, *, source: Source, now: datetime,
+             dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
+             trigger: str, ledger: Any) -> RunOutcome:
+    outcome = RunOutcome(report.id, period.key)
+    deliver = not dry_run and (report.channels or test_to)
+    run_id = None
+    if deliver:
+        ledger = ledger or _ledger(config)
+        run_id = ledger.start_run(report.id, period.key, trigger)
+    try:
+        outcome.data = compute(source, config, report, period, now)
+        log.info("computed %s %s", report.id, period.key)
+        outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
+        log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
+    except Exception as exc:
+        if run_id is not None:
+            ledger.finish_run(run_id, "failed", _one_line(exc))
+        raise
+    if deliver:
+        from .delivery import deliver_report
+
+        outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
+                                            force=force, test_to=test_to, owner=owner_id(), log=log)
+        ledger.finish_run(run_id, "failed" if outcome.failed else "done",
+                          "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
+    return outcome
+
+
+def _ledger(config: Config) -> Any:
+    from .ledger import Ledger
+
+    return Ledger(config.ledger.url)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

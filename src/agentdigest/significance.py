@@ -1,0 +1,124 @@
+"""Which period-over-period changes are notable, and which are likely noise.
+
+Rates get a two-proportion z-test; counts, amounts and latencies are compared with the
+spread of the trailing periods. The method, its guards and its limits are written up in
+docs/notable-changes.md. Pure Python: ``math.erfc`` gives the normal tail, no SciPy.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ALPHA = 0.05
+MIN_CONVERSATIONS = 30  # per period, for a rate test
+MIN_EXPECTED = 5  # expected successes and failures per period under the pooled rate
+MIN_TRAILING = 4  # trailing periods needed to judge a count
+SPREAD = 2.0  # standard deviations from the trailing mean that count as unusual
+MIN_RELATIVE = 0.01  # and at least 1% of the trailing mean, so a flat series does not flag a wobble
+
+# rate metric -> (numerator count, whether the rate counts the complement of it)
+RATE_COUNTS: dict[str, tuple[str, bool]] = {
+    "resolution_rate": ("resolved_conversations", False),
+    "containment_rate": ("escalated_conversations", True),
+    "error_rate": ("error_conversations", False),
+}
+
+
+def two_proportion_p_value(x1: int, n1: int, x2: int, n2: int) -> float | None:
+    """Two-sided p-value that x1/n1 and x2/n2 differ (pooled z-test); None when undefined."""
+    if n1 <= 0 or n2 <= 0:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance <= 0:
+        return 1.0  # both periods all-or-nothing in the same way: nothing moved
+    z = (x1 / n1 - x2 / n2) / math.sqrt(variance)
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _row_value(row: Mapping[str, Any], name: str) -> float | None:
+    if name == "tokens_per_conversation" and name not in row:
+        tokens, convs = _number(row.get("total_tokens")), _number(row.get("conversations"))
+        return tokens / convs if tokens is not None and convs else None
+    return _number(row.get(name))
+
+
+def _counts(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]], name: str,
+            which: str) -> float | None:
+    """The current (``which="value"``) or previous count of ``name``, from metrics else trend."""
+    metric = metrics.get(name)
+    if metric is not None:
+        number = _number(getattr(metric, which))
+        if number is not None:
+            return number
+    index = -1 if which == "value" else -2
+    if len(trend) >= -index:
+        return _number(trend[index].get(name))
+    return None
+
+
+def rate_notable(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]], rate: str) -> bool | None:
+    """Two-proportion test of a rate against the previous period; None when the sample is too small."""
+    numerator, complement = RATE_COUNTS[rate]
+    n1, n2 = (_counts(metrics, trend, "conversations", w) for w in ("value", "previous"))
+    x1, x2 = (_counts(metrics, trend, numerator, w) for w in ("value", "previous"))
+    if None in (n1, n2, x1, x2):
+        return None
+    n1, n2, x1, x2 = int(n1), int(n2), int(x1), int(x2)  # type: ignore[arg-type]
+    if complement:
+        x1, x2 = n1 - x1, n2 - x2
+    if min(n1, n2) < MIN_CONVERSATIONS or not (0 <= x1 <= n1 and 0 <= x2 <= n2):
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    for n in (n1, n2):
+        if n * pooled < MIN_EXPECTED or n * (1 - pooled) < MIN_EXPECTED:
+            return None
+    p_value = two_proportion_p_value(x1, n1, x2, n2)
+    return None if p_value is None else p_value < ALPHA
+
+
+def count_notable(current: Any, trailing: Sequence[Any]) -> bool | None:
+    """Whether ``current`` lies beyond the trailing values' usual variation; None with too few."""
+    cur = _number(current)
+    history = [v for v in (_number(t) for t in trailing) if v is not None]
+    if cur is None or len(history) < MIN_TRAILING:
+        return None
+    mean = statistics.fmean(history)
+    spread = statistics.stdev(history)
+    deviation = abs(cur - mean)
+    return deviation > SPREAD * spread and deviation >= MIN_RELATIVE * abs(mean) and deviation > 0
+
+
+def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]) -> dict[str, bool | None]:
+    """For each metric: True (notable), False (within noise) or None (not enough data to judge).
+
+    ``metrics`` maps names to MetricValue; ``trend`` is the report's trend rows, oldest first,
+    the current period last.
+    """
+    flags: dict[str, bool | None] = {}
+    trend = tuple(trend)
+    trailing_rows = trend[:-1]
+    for name, metric in metrics.items():
+        if _number(getattr(metric, "value", None)) is None:
+            flags[name] = None
+        elif name in RATE_COUNTS:
+            flags[name] = rate_notable(metrics, trend, name)
+        elif getattr(metric, "unit", None) == "percent":
+            flags[name] = None  # a rate we have no counts for: no honest test
+        else:
+            trailing = [_row_value(row, name) for row in trailing_rows]
+            flags[name] = count_notable(metric.value, trailing)
+    return flags

@@ -1,0 +1,214 @@
+"""Event sources: one Ibis table of agent events with canonical column names.
+
+A backend is chosen by the URL's scheme (``duckdb://``, ``postgresql://``, ``pyspark://``; any
+other Ibis URL is passed to ``ibis.connect``). Whatever the engine, the rest of agentdigest sees
+the same thing: an Ibis table whose columns carry the canonical names and types of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
+from .errors import InputError, SourceError
+
+# Canonical column -> the Ibis type every engine's column is cast to.
+COLUMN_TYPES: dict[str, dt.DataType] = {
+    "event_id": dt.string,
+    "conversation_id": dt.string,
+    "event_ts": dt.Timestamp(timezone="UTC"),
+    "event_type": dt.string,
+    "agent_id": dt.string,
+    "token_count": dt.int64,
+    "latency_ms": dt.float64,
+    "error_type": dt.string,
+    "error_message": dt.string,
+    "model": dt.string,
+    "cost_usd": dt.float64,
+}
+
+
+@dataclass
+class Source:
+    """An opened source: the backend, the canonical events table and which columns it has."""
+
+    backend: Any
+    events: ir.Table
+    present: frozenset[str]
+    name: str
+    kind: str
+    approximate_quantiles: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def has(self, *columns: str) -> bool:
+        return all(c in self.present for c in columns)
+
+    def close(self) -> None:
+        disconnect = getattr(self.backend, "disconnect", None)
+        if disconnect is not None:
+            try:
+                disconnect()
+            except Exception:  # closing must never mask the run's own outcome
+                pass
+
+
+Opener = Callable[[SourceConfig], tuple[Any, ir.Table, str]]
+_OPENERS: dict[str, Opener] = {}
+
+
+def register_backend(*schemes: str) -> Callable[[Opener], Opener]:
+    """Register an opener for URL schemes; built-in engines use the same seam as extensions."""
+
+    def wrap(fn: Opener) -> Opener:
+        for scheme in schemes:
+            _OPENERS[scheme] = fn
+        return fn
+
+    return wrap
+
+
+def scheme_of(url: str) -> str:
+    return urlsplit(url).scheme.split("+")[0].lower()
+
+
+@register_backend("duckdb")
+def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    path = cfg.url[len("duckdb://"):] or ":memory:"
+    if cfg.table and path != ":memory:":
+        from pathlib import Path
+
+        if not Path(path).exists():
+            raise SourceError(f"source {cfg.url}: DuckDB file not found")
+    try:
+        con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:",
+                                  **_duckdb_settings(cfg.settings))
+    except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
+        raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({_first_line(exc)})") from exc
+    # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
+    con.raw_sql("SET TimeZone = 'UTC'")
+    if cfg.table:
+        return con, _table(con, cfg.table, cfg.url), cfg.table
+    return con, _read_files(con, cfg.file_list), ", ".join(cfg.file_list)
+
+
+def _duckdb_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size"}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise InputError(f"source.settings: unknown DuckDB setting(s) {sorted(unknown)} (expected {sorted(allowed)})")
+    return dict(settings)
+
+
+def _read_files(con: Any, patterns: list[str]) -> ir.Table:
+    paths: list[str] = []
+    for pattern in patterns:
+        if "://" in pattern:
+            paths.append(pattern)
+            continue
+        found = sorted(glob.glob(pattern))
+        if not found:
+            raise InputError(f"source.files: no file matches {pattern!r}")
+        paths.extend(found)
+    try:
+        if all(p.lower().endswith((".csv", ".csv.gz", ".tsv")) for p in paths):
+            return con.read_csv(paths, table_name="agent_events")
+        return con.read_parquet(paths, table_name="agent_events")
+    except Exception as exc:
+        raise SourceError(f"source.files: cannot read {patterns} ({_first_line(exc)})") from exc
+
+
+def _table(con: Any, name: str, url: str) -> ir.Table:
+    database = None
+    table = name
+    if "." in name:
+        database, table = name.rsplit(".", 1)
+    try:
+        return con.table(table, database=database) if database else con.table(table)
+    except Exception as exc:
+        text = str(exc).lower()
+        if "not found" in text or "does not exist" in text or "no such" in text or "catalog error" in text:
+            raise InputError(f"source.table: table {name!r} not found in {_safe(url)}") from exc
+        raise SourceError(f"source {_safe(url)}: cannot read table {name!r} ({_first_line(exc)})") from exc
+
+
+def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    try:
+        con = ibis.connect(cfg.url)
+    except Exception as exc:
+        raise SourceError(f"source {_safe(cfg.url)}: cannot connect ({_first_line(exc)})") from exc
+    if not cfg.table:
+        raise InputError(f"source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
+    return con, _table(con, cfg.table, cfg.url), cfg.table
+
+
+def _safe(url: str) -> str:
+    from .config import mask_url
+
+    return mask_url(url)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.Table, frozenset[str]]:
+    """Rename the user's columns to canonical names and cast them to canonical types."""
+    theirs = set(table.columns)
+    selected: dict[str, ir.Value] = {}
+    for canon in CANONICAL_COLUMNS:
+        col = columns.get(canon, canon)
+        if col not in theirs:
+            if canon in REQUIRED_COLUMNS:
+                mapped = f" (mapped from {canon})" if canon in columns else ""
+                raise InputError(f"source {name!r}: required column {col!r}{mapped} not found "
+                                 f"(columns: {', '.join(sorted(theirs))})")
+            continue
+        selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col)
+    return table.select(**selected), frozenset(selected)
+
+
+def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Value:
+    have = value.type()
+    if canon == "event_ts":
+        if have.is_timestamp():
+            return value if have.timezone == "UTC" else value.cast(target)
+        if have.is_string() or have.is_date():
+            return value.cast(target)
+        raise InputError(f"column {col!r} ({canon}) has type {have}, expected a timestamp")
+    if have == target:
+        return value
+    if target.is_numeric() and not (have.is_numeric() or have.is_string() or have.is_boolean()):
+        raise InputError(f"column {col!r} ({canon}) has type {have}, expected a number")
+    if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid()):
+        raise InputError(f"column {col!r} ({canon}) has type {have}, expected text or an integer id")
+    return value.cast(target)
+
+
+def open_source(cfg: SourceConfig) -> Source:
+    """Open the configured source; InputError for a wrong shape, SourceError if it cannot be read."""
+    kind = scheme_of(cfg.url)
+    opener = _OPENERS.get(kind, _generic)
+    backend, table, name = opener(cfg)
+    try:
+        events, present = canonical(table, cfg.columns, name)
+    except Exception:
+        _close(backend)
+        raise
+    approx = kind in ("pyspark",)
+    return Source(backend, events, present, name, kind, approximate_quantiles=approx)
+
+
+def _close(backend: Any) -> None:
+    try:
+        backend.disconnect()
+    except Exception:
+        pass
