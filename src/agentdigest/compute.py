@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from . import cohort as cohort_mod
@@ -207,7 +208,7 @@ def _model_aggs(ev: ir.Table, approx: bool) -> dict[str, ir.Value]:
     aggs: dict[str, ir.Value] = {
         "events": ev.count(),
         "conversations": ev.conversation_id.nunique(),
-        "errors": (ev.event_type == "error").fill_null(False).cast("int64").sum(),
+        "errors": ibis.ifelse(ev.event_type == "error", 1, 0).sum(),
     }
     if "tokens" in ev.columns:
         aggs["total_tokens"] = ev.tokens.sum().fill_null(0)

@@ -22,7 +22,8 @@ GAP_MIN_EXPECTED = 5.0
 
 
 def _flag(cond: ir.Value) -> ir.Value:
-    return cond.fill_null(False).cast("int64").sum()
+    # CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint; null counts as false.
+    return ibis.ifelse(cond, 1, 0).sum()
 
 
 def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime) -> ir.Table:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+from ibis.common.exceptions import TableNotFound
 
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError
@@ -134,7 +135,8 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
         return con.table(table, database=database) if database else con.table(table)
     except Exception as exc:
         text = str(exc).lower()
-        if "not found" in text or "does not exist" in text or "no such" in text or "catalog error" in text:
+        if isinstance(exc, TableNotFound) or any(
+                w in text for w in ("not found", "does not exist", "no such", "catalog error")):
             raise InputError(f"source.table: table {name!r} not found in {_safe(url)}") from exc
         raise SourceError(f"source {_safe(url)}: cannot read table {name!r} ({_first_line(exc)})") from exc
 

@@ -1,0 +1,145 @@
+"""A bad config is one clear line naming the file and the key, exit 2 (3 for an unreachable source)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agentdigest.config import SecretStr, load_config, mask_url, parse_config
+from agentdigest.errors import ConfigError
+
+GOOD = """
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+
+[channels.box]
+type = "outbox"
+path = "outbox"
+
+[channels.mail]
+type = "email"
+to = ["cto@example.com"]
+from = "reports@example.com"
+smtp_url = "${SMTP_URL}"
+
+[[reports]]
+id = "weekly"
+period = "week"
+timezone = "Europe/Berlin"
+schedule = "0 9 * * mon"
+channels = ["box"]
+"""
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    con = duckdb.connect(str(tmp_path / "events.duckdb"))
+    con.execute("""CREATE TABLE agent_events AS SELECT 'e1' AS event_id, 'c1' AS conversation_id,
+                   TIMESTAMPTZ '2026-11-20 10:00:00+00' AS event_ts, 'message' AS event_type""")
+    con.close()
+    return tmp_path
+
+
+def _run(workdir: Path, text: str | None, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cfg = workdir / "agentdigest.toml"
+    if text is not None:
+        cfg.write_text(text)
+    full_env = {**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "agentdigest.cli", "run", "--config", str(cfg), "--dry-run", "--format", "json", *args],
+        capture_output=True, text=True, cwd=workdir, env=full_env, timeout=120,
+    )
+
+
+BAD = [
+    # (name, edit of GOOD, expected exit, words the one line must contain)
+    ("toml syntax", lambda s: s.replace('table = "agent_events"', 'table = agent_events'), 2, ["invalid TOML"]),
+    ("unknown timezone", lambda s: s.replace("Europe/Berlin", "Europe/Berln"), 2, ["reports[0].timezone", "Europe/Berln", "IANA"]),
+    ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2, ["reports[0].schedule", "cron"]),
+    ("unknown period", lambda s: s.replace('period = "week"', 'period = "fortnight"'), 2, ["reports[0].period", "fortnight", "day"]),
+    ("unknown channel", lambda s: s.replace('channels = ["box"]', 'channels = ["nope"]'), 2, ["reports[0].channels[0]", "nope"]),
+    ("unknown channel type", lambda s: s.replace('type = "outbox"', 'type = "pigeon"'), 2, ["channels.box", "pigeon", "outbox"]),
+    ("missing table", lambda s: s.replace('table = "agent_events"', 'table = "events_v2"'), 2, ["events_v2", "not found"]),
+    ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
+    ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
+    ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
+    ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
+]
+
+
+@pytest.mark.parametrize("name,edit,code,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
+    result = _run(workdir, edit(GOOD))
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    if code == 2 and name not in ("missing table", "missing column", "unreachable postgres"):
+        assert "agentdigest.toml" in lines[0]
+    assert not (workdir / "reports").exists()  # nothing ran
+
+
+def test_missing_env_var_names_variable_and_key(workdir):
+    env = {k: v for k, v in os.environ.items() if k != "SMTP_URL"}
+    cfg = workdir / "agentdigest.toml"
+    cfg.write_text(GOOD)
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", str(cfg), "--dry-run"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "SMTP_URL" in result.stderr and "channels.mail.smtp_url" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_file(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", str(tmp_path / "none.toml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "none.toml" in result.stderr and "not found" in result.stderr
+
+
+def test_verbose_adds_traceback(workdir):
+    result = _run(workdir, GOOD.replace("Europe/Berlin", "Mars/Olympus"), "--verbose")
+    assert result.returncode == 2
+    assert "Mars/Olympus" in result.stderr
+
+
+def test_secret_values_are_held_as_secrets_and_masked(workdir, monkeypatch):
+    monkeypatch.setenv("SMTP_URL", "smtp+starttls://reports:hunter2@mail.example.com:587")
+    path = workdir / "agentdigest.toml"
+    path.write_text(GOOD)
+    cfg = load_config(path)
+    mail = cfg.channels["mail"]
+    assert isinstance(mail.smtp_url, SecretStr)
+    assert "hunter2" not in repr(cfg) and "hunter2" not in str(mail)
+    assert mask_url(mail.smtp_url.get_secret_value()) == "smtp+starttls://reports:***@mail.example.com:587"
+
+
+def test_relative_paths_follow_the_config_file(workdir):
+    path = workdir / "agentdigest.toml"
+    path.write_text(GOOD.replace('path = "outbox"', 'path = "out/box"'))
+
+
+    os.environ.setdefault("SMTP_URL", "smtp://127.0.0.1:1")  # restored by the process end; read only here
+    cfg = load_config(path)
+    assert cfg.source.url == f"duckdb://{workdir / 'events.duckdb'}"
+    assert cfg.channels["box"].path == workdir / "out" / "box"
+    assert cfg.archive.path == workdir / "reports"
+    assert cfg.ledger.url == f"sqlite:///{workdir / 'agentdigest.db'}"
+
+
+def test_dollar_dollar_is_a_literal_dollar():
+    cfg = parse_config({"source": {"url": "duckdb://", "table": "t"},
+                        "reports": [{"id": "r", "title": "Cost in $$ (USD)"}]})
+    assert cfg.reports[0].title == "Cost in $ (USD)"
+
+
+def test_table_and_files_are_exclusive():
+    with pytest.raises(ConfigError, match="exactly one of 'table' or 'files'"):
+        parse_config({"source": {"url": "duckdb://", "table": "t", "files": "x.parquet"}, "reports": [{"id": "r"}]})

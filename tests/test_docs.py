@@ -1,0 +1,37 @@
+"""Every setting and every command-line option is documented in the README (Datasette's rule)."""
+
+import re
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from agentdigest import config
+from agentdigest.cli import app
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+MODELS = [config.SourceConfig, config.ArchiveConfig, config.LedgerConfig, config.AlarmsConfig,
+          config.OutboxChannel, config.EmailChannel, config.SlackChannel, config.WebhookChannel,
+          config.ReportConfig]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_setting_is_documented(model):
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        assert f"`{key}`" in README or re.search(rf"^{re.escape(key)} = ", README, re.M), \
+            f"{model.__name__}.{key} is not documented in README.md"
+
+
+def _commands():
+    group = typer.main.get_command(app)
+    return sorted(group.commands.items())
+
+
+@pytest.mark.parametrize("name,command", _commands(), ids=[n for n, _ in _commands()])
+def test_every_command_and_option_is_documented(name, command):
+    assert f"agentdigest {name}" in README, f"command {name} is not documented"
+    for param in command.params:
+        for opt in getattr(param, "opts", []):
+            if opt.startswith("--") and opt not in ("--help",):
+                assert opt in README, f"option {opt} of `agentdigest {name}` is not documented"

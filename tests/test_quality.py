@@ -1,0 +1,124 @@
+"""Quality: completeness against the baseline, gaps, warning, metrics left out with a note."""
+
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.periods import parse_period
+from agentdigest.quality import assess
+from agentdigest.sources import open_source
+
+TZ = "Europe/Berlin"
+WEEK = parse_period("week", "2026-W48", TZ)  # Mon 23 Nov 2026; it and its 4 previous weeks have 168 h
+NOW = datetime(2026, 12, 5, 12, tzinfo=timezone.utc)
+
+
+def _steady(hours_per_period: int, rate: int = 10) -> dict[int, int]:
+    return {h: rate for h in range(hours_per_period)}
+
+
+def test_complete_week_has_no_warning_and_no_gaps():
+    hourly = {h: 10 for h in range(168 * 5)}
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert q.completeness_pct == pytest.approx(100.0)
+    assert q.expected_events == 1680 and q.received_events == 1680
+    assert not q.warning and q.gaps == ()
+
+
+def test_missing_two_days_is_a_warning_with_one_gap():
+    hourly = {h: 10 for h in range(168 * 4)}
+    cur0 = 168 * 4
+    for h in range(168):
+        if not (72 <= h < 120):  # Thursday and Friday missing
+            hourly[cur0 + h] = 10
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert q.completeness_pct == pytest.approx(120 / 168 * 100)
+    assert q.warning
+    assert len(q.gaps) == 1
+    gap = q.gaps[0]
+    assert gap.start == WEEK.start + timedelta(hours=72) and gap.hours == 48
+
+
+def test_a_quiet_hour_is_not_a_gap_but_an_outage_is():
+    hourly = {}
+    for p in range(5):
+        for h in range(168):
+            hourly[p * 168 + h] = 1 if h % 24 < 6 else 20  # nights are quiet
+    cur0 = 168 * 4
+    hourly[cur0 + 2] = 0           # one quiet night hour: expected 1, silence is plausible
+    hourly[cur0 + 30] = 0          # one busy hour silent: expected 20
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert [g.start for g in q.gaps] == [WEEK.start + timedelta(hours=30)]
+    assert not q.warning
+
+
+def test_explicit_expected_events_per_day():
+    hourly = {168 * 4 + h: 5 for h in range(168)}
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=240)
+    assert q.expected_events == 240 * 7 and q.baseline == "expected_events_per_day"
+    assert q.completeness_pct == pytest.approx(5 * 168 / (240 * 7) * 100)
+    assert q.warning
+
+
+def test_no_history_means_unknown_completeness_not_a_warning():
+    hourly = {168 * 4 + h: 5 for h in range(168)}
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert q.completeness_pct is None and q.baseline is None and not q.warning
+
+
+def test_running_period_compares_only_elapsed_hours():
+    hourly = {h: 10 for h in range(168 * 4 + 30)}
+    now = WEEK.start_utc + timedelta(hours=30, minutes=20)
+    q = assess({}, hourly, WEEK, now, threshold=95, expected_per_day=None)
+    assert q.expected_events == 300 and q.received_events == 300 and not q.warning
+
+
+def test_dst_week_uses_its_own_hours():
+    fall = parse_period("week", "2026-W43", TZ)  # 169 hours
+    base = fall.previous(4).start_utc
+    hourly = {h: 1 for h in range(int((fall.end_utc - base).total_seconds() // 3600))}
+    q = assess({}, hourly, fall, NOW, threshold=95, expected_per_day=None)
+    assert q.received_events == 169
+
+
+@pytest.fixture()
+def tiny_source(tmp_path):
+    """Two conversations, no optional columns except agent_id."""
+    db = tmp_path / "e.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE ev (conversation_id VARCHAR, event_ts TIMESTAMP, event_type VARCHAR, agent_id VARCHAR)")
+    start = WEEK.start_utc.replace(tzinfo=None)
+    con.execute("INSERT INTO ev VALUES (?, ?, 'message', 'a'), (?, ?, 'resolution', 'a'), (?, ?, 'message', 'b')",
+                ["c1", start, "c1", start + timedelta(minutes=1), "c2", start + timedelta(days=1)])
+    con.close()
+    src = open_source(SourceConfig(url=f"duckdb://{db}", table="ev"))
+    yield src
+    src.close()
+
+
+def test_absent_columns_leave_metrics_out_with_a_note(tiny_source):
+    data = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ), WEEK, now=NOW)
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["resolution_rate"].value == pytest.approx(50.0)
+    for absent in ("p95_latency_ms", "avg_latency_ms", "total_tokens", "cost_usd"):
+        assert absent not in data.metrics
+    notes = " ".join(data.notes)
+    assert "latency_ms" in notes and "token_count" in notes and "cost_usd" in notes and "event_id" in notes
+    assert data.by_model is None and data.errors_by_type is None and data.by_agent is not None
+    doc = data.as_dict()
+    assert "by_model" not in doc["breakdowns"] and doc["quality"]["duplicate_events"] is None
+    # naive timestamps are UTC: the event exactly at the period's start belongs to it
+    assert data.daily[0]["conversations"] == 1 and data.daily[1]["conversations"] == 1
+
+
+def test_empty_period_has_null_rates_and_zero_counts(tiny_source):
+    empty = WEEK.next()
+    data = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ), empty, now=NOW + timedelta(days=30))
+    assert data.metrics["conversations"].value == 0
+    assert data.metrics["resolution_rate"].value is None
+    assert data.metrics["conversations"].previous == 2
+    assert data.metrics["conversations"].direction == "down"
+    assert data.metrics["resolution_rate"].direction is None
