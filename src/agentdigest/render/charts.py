@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -18,6 +19,8 @@ matplotlib.use("Agg")
 
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 INK = "#344054"
 MUTED = "#98a2b3"
@@ -53,7 +56,6 @@ class Chart:
     labels: tuple[str, ...] = ()
     secondary: tuple[float | None, ...] = ()  # daily: errors per day
     tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _clean(values: Sequence[float | None]) -> list[float]:
@@ -61,19 +63,21 @@ def _clean(values: Sequence[float | None]) -> list[float]:
 
 
 def _spark(fig: Figure, chart: Chart) -> None:
-    ax = fig.add_axes((0.03, 0.12, 0.94, 0.76))
-    ax.set_axis_off()
+    # Lines placed in figure coordinates: no Axes, no ticks, a fraction of the drawing time.
     ys = _clean(chart.values)
-    xs = list(range(len(ys)))
-    ax.plot(xs, ys, color=BLUE, linewidth=1.3, solid_capstyle="round")
-    finite = [(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
-    if finite:
-        x, y = finite[-1]
-        ax.plot([x], [y], "o", markersize=3.2, color=TONE[chart.tone])
-        lo, hi = min(v for _, v in finite), max(v for _, v in finite)
-        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 1.0)
-        ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xlim(-0.3, max(len(ys) - 1, 1) + 0.3)
+    finite = [y for y in ys if not math.isnan(y)]
+    if not finite:
+        return
+    lo, hi = min(finite), max(finite)
+    span = (hi - lo) or 1.0
+    n = max(len(ys) - 1, 1)
+    xs = [0.04 + 0.92 * i / n for i in range(len(ys))]
+    ys = [0.5 if hi == lo else 0.14 + 0.72 * (y - lo) / span for y in ys]  # nan stays nan: a gap
+    fig.add_artist(Line2D(xs, ys, transform=fig.transFigure, color=BLUE, linewidth=1.3,
+                          solid_capstyle="round", solid_joinstyle="round"))
+    last = max(i for i, y in enumerate(ys) if not math.isnan(y))
+    fig.add_artist(Line2D([xs[last]], [ys[last]], transform=fig.transFigure, linestyle="none",
+                          marker="o", markersize=3.2, color=TONE[chart.tone]))
 
 
 def _daily(fig: Figure, chart: Chart) -> None:
@@ -83,7 +87,7 @@ def _daily(fig: Figure, chart: Chart) -> None:
     xs = list(range(len(values)))
     ax.bar(xs, values, color=BLUE, width=0.7, label="conversations", zorder=2)
     if any(errors):
-        ax.bar(xs, errors, color=RED, width=0.7, label="with errors", zorder=3)
+        ax.bar(xs, errors, color=RED, width=0.7, label="error events", zorder=3)
         ax.legend(loc="upper left", frameon=False, fontsize=7, ncols=2, bbox_to_anchor=(0, 1.14))
     step = max(1, math.ceil(len(xs) / 10))
     ax.set_xticks(xs[::step], [chart.labels[i] for i in xs[::step]], fontsize=7)
@@ -92,16 +96,19 @@ def _daily(fig: Figure, chart: Chart) -> None:
     ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlim(-0.6, max(len(xs) - 1, 0) + 0.6)
 
 
 _DRAW = {"spark": _spark, "daily": _daily}
+# rc_context changes matplotlib's global rcParams; reports rendered from several threads take turns.
+_LOCK = threading.Lock()
 
 
 def draw(chart: Chart, fmt: str) -> bytes:
     """The chart as ``png`` or ``svg`` bytes."""
-    with rc_context(_RC):
+    with _LOCK, rc_context(_RC):
         dpi = 96 * SCALE if fmt == "png" else 96
         fig = Figure(figsize=(chart.width / 96, chart.height / 96), dpi=dpi, facecolor="white")
         _DRAW[chart.kind](fig, chart)
@@ -120,7 +127,7 @@ def _shrink_png(data: bytes) -> bytes:
         return data
     image = Image.open(io.BytesIO(data)).convert("RGB")
     out = io.BytesIO()
-    image.quantize(colors=48, method=Image.Quantize.MEDIANCUT).save(out, format="PNG", optimize=True)
+    image.quantize(colors=48, method=Image.Quantize.FASTOCTREE).save(out, format="PNG")
     return out.getvalue() if out.tell() < len(data) else data
 
 

@@ -6,14 +6,14 @@ The names below are the context a custom template folder can use (docs/templates
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from .format import FLAT, NA, NEW, Formatter, _finite
-from .sections import breakdowns, failures, quality_section
+from .sections import breakdowns, failures, gap_label, quality_section
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -105,7 +105,9 @@ def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
     value = fmt.value(metric.value, metric.unit)
     change = fmt.change(metric)
     if metric.direction == "new" or change == NEW:
-        return f"{noun} came to {value}, with no earlier figure to compare"
+        if _finite(metric.previous) == 0:
+            return f"{noun} rose from {fmt.value(0, metric.unit)} to {value}"
+        return f"{noun} came to {value} (no earlier figure)"
     if metric.direction is None or change == NA:
         return f"{noun} came to {value}"
     if metric.direction == "flat" or change == FLAT:
@@ -127,7 +129,9 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     if not parts:
         parts = [phrase(conversations, fmt) or f"{fmt.count(conversations.value)} conversations"]
     sentence = "; ".join(parts)
-    return sentence[0].upper() + sentence[1:] + "."
+    if not sentence[1:2].isdigit():  # "p95 latency" stays lower-case
+        sentence = sentence[0].upper() + sentence[1:]
+    return sentence + "."
 
 
 def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] | None:
@@ -139,20 +143,12 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
     threshold = fmt.percent(quality.threshold)
     gaps = [gap_label(g, fmt) for g in quality.gaps[: limits.gaps]]
     more = max(0, len(quality.gaps) - limits.gaps)
-    text = (f"Data incomplete: {completeness} of the expected events arrived "
-            f"(below the {threshold} threshold), so figures may understate the {fmt.period_word(data.period_kind)}.")
+    text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
+            f"so this {fmt.period_word(data.period_kind)}'s figures may be understated. Check the source before deciding on them.")
     if quality.completeness_pct is None:
-        text = "Data may be incomplete: completeness could not be measured."
+        text = "Completeness could not be measured, so this report may rest on partial data."
     return {"completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
             "more_gaps": more, "gap_count": len(quality.gaps)}
-
-
-def gap_label(gap: Any, fmt: Formatter) -> str:
-    start = fmt.moment(gap.start, "EEE d MMM HH:mm")
-    same_day = fmt.moment(gap.start, "yyyyMMdd") == fmt.moment(gap.end, "yyyyMMdd")
-    end = fmt.moment(gap.end, "HH:mm" if same_day else "EEE d MMM HH:mm")
-    hours = gap.hours
-    return f"{start} – {end} ({fmt.count(round(hours, 1)) if math.isfinite(hours) else NA} h)"
 
 
 def savings(data: ReportData, fmt: Formatter) -> tuple[dict[str, Any] | None, str | None]:
@@ -213,7 +209,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points), tone=metric.good))
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
-    if data.daily and any(_finite(r.get("conversations")) for r in data.daily):
+    # The executive template has no daily chart; drawing one costs more than the rest of its charts.
+    if kind != "executive" and data.daily and any(_finite(r.get("conversations")) for r in data.daily):
         total = sum(_finite(r.get("conversations")) or 0 for r in data.daily)
         alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all; "
                f"red shows error events")
@@ -230,7 +227,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "period_label": period_label(data), "previous_key": data.previous_period.key,
             "period_word": word, "timezone": data.timezone,
             "start": fmt.moment(data.period.start, "EEE d MMM y"),
-            "end": fmt.moment(data.period.end, "EEE d MMM y"),
+            "end": fmt.moment(data.period.end - timedelta(seconds=1), "EEE d MMM y"),  # end is exclusive
             "generated_at": fmt.moment(gen, "d MMM y, HH:mm zzz"),
         },
         "opening": opening_sentence(data, fmt, kind),

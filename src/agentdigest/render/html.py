@@ -1,0 +1,90 @@
+"""HTML from Jinja2 templates: the email body (styles inlined) and the print document for the PDF.
+
+Autoescape is on for every ``.html.j2`` template, built-in or custom, so event text can only
+ever appear as text. A custom folder (``audience = "path/to/folder"``) comes first in a
+ChoiceLoader: its ``report.html.j2`` is the entry point and any file named like a built-in
+(``executive.html.j2``, ``_macros.html.j2``, ``email.css`` ...) replaces that built-in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import css_inline
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+)
+
+from ..errors import RenderError
+
+BUILT_IN = Path(__file__).parent / "templates"
+ENTRY = {"executive": "executive.html.j2", "engineering": "engineering.html.j2"}
+CUSTOM_ENTRY = "report.html.j2"
+PAGE_SIZES = {"a4": "A4", "letter": "Letter"}
+
+
+def _autoescape(name: str | None) -> bool:
+    # Plain-text templates are the only ones rendered without HTML escaping.
+    return not (name or "").endswith((".txt.j2", ".txt"))
+
+
+@lru_cache(maxsize=16)
+def environment(folder: str | None = None) -> Environment:
+    """The Jinja2 environment for the built-in templates, or a custom folder in front of them."""
+    loaders = [FileSystemLoader(folder)] if folder else []
+    loaders.append(FileSystemLoader(str(BUILT_IN)))
+    return Environment(loader=ChoiceLoader(loaders), autoescape=_autoescape, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def template_source(audience: str) -> tuple[str | None, str]:
+    """(custom folder or None, entry template name) for a report's ``audience`` setting."""
+    if audience in ENTRY:
+        return None, ENTRY[audience]
+    folder = Path(audience).expanduser()
+    if not folder.is_dir():
+        raise RenderError(f"audience {audience!r} is neither executive, engineering nor a template folder")
+    if not (folder / CUSTOM_ENTRY).is_file():
+        raise RenderError(f"custom template folder {str(folder)!r} has no {CUSTOM_ENTRY}")
+    return str(folder.resolve()), CUSTOM_ENTRY
+
+
+def render_template(audience: str, context: dict[str, Any], *, target: str, page_size: str = "A4") -> str:
+    """Render the audience's template for ``target`` "email" (styles inlined) or "print"."""
+    folder, entry = template_source(audience)
+    env = environment(folder)
+    size = PAGE_SIZES.get(str(page_size).lower(), "A4")
+    locale = str(context["data"].settings.get("locale") or "en")
+    try:
+        html = env.get_template(entry).render(
+            **context, target=target, layout=f"{target}.html.j2", page_size=size,
+            lang=locale.replace("_", "-"),
+        )
+        css = env.get_template("email.css").render() if target == "email" else None
+    except TemplateNotFound as exc:
+        raise RenderError(f"template not found: {exc.name}") from None
+    except TemplateError as exc:
+        where = f" ({exc.filename}, line {exc.lineno})" if getattr(exc, "filename", None) else ""  # type: ignore[attr-defined]
+        raise RenderError(f"template error{where}: {exc.message}") from None
+    if css is None:
+        return html
+    return inline_styles(html, css)
+
+
+def inline_styles(html: str, css: str) -> str:
+    """Move every style into ``style`` attributes; drop <style> and <link> elements."""
+    inliner = css_inline.CSSInliner(
+        keep_style_tags=False, keep_link_tags=False, keep_at_rules=False,
+        load_remote_stylesheets=False, extra_css=css, minify_css=True,
+    )
+    try:
+        return inliner.inline(html)
+    except Exception as exc:  # css_inline raises its own InlineError (a ValueError subclass)
+        raise RenderError(f"could not inline the email styles: {exc}") from None

@@ -1,0 +1,133 @@
+"""Breakdown tables, failure examples and the quality section, formatted for display.
+
+Names and messages come from events: they are clipped here (never split by escaping, which
+happens later, in the template) and shown as text only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..report import ReportData
+from .format import NA, Formatter, _finite
+
+ELLIPSIS = "…"
+
+
+def clip(value: Any, limit: int) -> str:
+    """``value`` as text of at most ``limit`` characters; a missing value is "n/a"."""
+    if value is None:
+        return NA
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + ELLIPSIS
+
+
+def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> str:
+    cur, prev = _finite(current), _finite(previous)
+    if cur is None or prev is None or cur == prev or higher_is_better is None:
+        return "neutral"
+    return "good" if (cur > prev) == higher_is_better else "bad"
+
+
+def _top(rows: tuple[dict[str, Any], ...] | None, key: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    if rows is None:
+        return [], 0
+    ordered = sorted(rows, key=lambda r: -(_finite(r.get(key)) or 0))
+    return ordered[:limit], max(0, len(ordered) - limit)
+
+
+def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
+    """``errors_by_type``, ``by_model``, ``by_agent`` (each None when its column is absent) and ``daily``."""
+    out: dict[str, Any] = {}
+    rows, more = _top(data.errors_by_type, "count", limits.error_types)
+    out["errors_by_type"] = None if data.errors_by_type is None else {"more": more, "rows": [{
+        "type": clip(r.get("error_type"), limits.name_chars),
+        "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
+        "change": fmt.change_between(r.get("count"), r.get("previous")),
+        "tone": _change_tone(r.get("count"), r.get("previous"), False),
+    } for r in rows]}
+
+    rows, more = _top(data.by_model, "total_tokens", limits.models)
+    total_tokens = sum(_finite(r.get("total_tokens")) or 0 for r in data.by_model or ())
+    out["by_model"] = None if data.by_model is None else {"more": more, "rows": [{
+        "model": clip(r.get("model"), limits.name_chars),
+        "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
+        "tokens": fmt.tokens(r.get("total_tokens")),
+        "share": fmt.percent((_finite(r.get("total_tokens")) or 0) / total_tokens * 100) if total_tokens else NA,
+        "cost": fmt.usd(r.get("cost_usd")), "avg_latency": fmt.ms(r.get("avg_latency_ms")),
+        "p95_latency": fmt.ms(r.get("p95_latency_ms")), "errors": fmt.count(r.get("errors")),
+    } for r in rows]}
+
+    rows, more = _top(data.by_agent, "conversations", limits.agents)
+    out["by_agent"] = None if data.by_agent is None else {"more": more, "rows": [{
+        "agent": clip(r.get("agent_id"), limits.name_chars),
+        "conversations": fmt.count(r.get("conversations")),
+        "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),
+        "resolution": fmt.percent(r.get("resolution_rate")),
+        "resolution_change": fmt.change_between(r.get("resolution_rate"), r.get("previous_resolution_rate"), rate=True),
+        "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True),
+        "containment": fmt.percent(r.get("containment_rate")),
+        "error_rate": fmt.percent(r.get("error_rate")), "errors": fmt.count(r.get("errors")),
+        "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
+        "p95_latency": fmt.ms(r.get("p95_latency_ms")),
+        "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
+        "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False),
+    } for r in rows]}
+
+    out["daily"] = [{
+        "date": fmt.day(r.get("date")), "conversations": fmt.count(r.get("conversations")),
+        "resolution": fmt.percent(r.get("resolution_rate")), "containment": fmt.percent(r.get("containment_rate")),
+        "errors": fmt.count(r.get("errors")), "error_rate": fmt.percent(r.get("error_rate")),
+        "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
+        "avg_latency": fmt.ms(r.get("avg_latency_ms")),
+    } for r in data.daily]
+    return out
+
+
+def gap_label(gap: Any, fmt: Formatter) -> str:
+    start = fmt.moment(gap.start, "EEE d MMM HH:mm")
+    same_day = fmt.moment(gap.start, "yyyyMMdd") == fmt.moment(gap.end, "yyyyMMdd")
+    end = fmt.moment(gap.end, "HH:mm" if same_day else "EEE d MMM HH:mm")
+    hours = gap.hours
+    return f"{start} – {end} ({fmt.count(round(hours, 1)) if math.isfinite(hours) else NA} h)"
+
+
+def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, str]]:
+    """The most recent failure examples (already redacted), with messages clipped."""
+    rows = sorted(data.failure_examples, key=lambda r: str(r.get("event_ts") or ""), reverse=True)
+    return [{
+        "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
+        "conversation": clip(r.get("conversation_id"), 40),
+        "agent": clip(r.get("agent_id"), 40),
+        "kind": clip(r.get("event_type"), 30),
+        "type": clip(r.get("error_type"), 40) if r.get("error_type") is not None else "",
+        "message": clip(r.get("error_message"), limits.message_chars) if r.get("error_message") else "",
+    } for r in rows[: limits.failures]]
+
+
+def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any] | None:
+    """The full data-quality table: completeness, baseline and every invalid-data count."""
+    q = data.quality
+    if q is None:
+        return None
+    absent = "n/a (column absent)"
+    baseline = {"previous_periods": "previous 4 periods, same hours (median)",
+                "expected_events_per_day": "expected_events_per_day (config)"}.get(q.baseline or "", "no history yet")
+    rows = [
+        ("Completeness", fmt.percent(q.completeness_pct)),
+        ("Events received", fmt.count(q.received_events)),
+        ("Events expected", fmt.count(round(q.expected_events)) if _finite(q.expected_events) is not None else NA),
+        ("Expected from", baseline),
+        ("Warning threshold", fmt.percent(q.threshold)),
+        ("Duplicate events (counted once)", absent if q.duplicate_events is None else fmt.count(q.duplicate_events)),
+        ("Rows missing a required field", fmt.count(q.missing_required)),
+        ("Invalid latency values", absent if q.invalid_latency is None else fmt.count(q.invalid_latency)),
+        ("Invalid token counts", absent if q.invalid_tokens is None else fmt.count(q.invalid_tokens)),
+        ("Unknown event types", fmt.count(q.unknown_event_types)),
+        ("Events in the future", fmt.count(q.future_events)),
+        ("Hourly gaps", fmt.count(len(q.gaps))),
+    ]
+    return {"rows": [{"label": k, "value": v} for k, v in rows], "warning": q.warning,
+            "gaps": [gap_label(g, fmt) for g in q.gaps[: limits.gaps]],
+            "more_gaps": max(0, len(q.gaps) - limits.gaps)}

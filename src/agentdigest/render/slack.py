@@ -1,0 +1,132 @@
+"""The Slack message (``slack.json``): Block Kit built with slack_sdk's models.
+
+Every block is validated by slack_sdk before it is written, and every text is cut to Slack's
+limits (150-character header, 3,000-character texts, 2,000 per field, 10 fields per section,
+50 blocks). Event text is escaped for mrkdwn (&, <, >), so an agent id cannot become a
+link, a mention or markup.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from ..errors import RenderError
+
+HEADER_MAX = 150
+TEXT_MAX = 3000
+FIELD_MAX = 2000
+FIELDS_MAX = 10
+BLOCKS_MAX = 50
+TONE_MARK = {"good": ":large_green_circle:", "bad": ":red_circle:", "neutral": ""}
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: the three characters that start links, mentions and entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fit(text: str, limit: int, *, escaped: bool = True) -> str:
+    """``text`` escaped (unless already mrkdwn) and cut to ``limit`` characters, never inside an entity."""
+    out = escape(text) if escaped else text
+    if len(out) <= limit:
+        return out
+    raw = text
+    while True:
+        raw = raw[: max(0, min(len(raw), limit) - 1)]
+        out = (escape(raw) if escaped else raw) + "…"
+        if len(out) <= limit:
+            return out
+
+
+def kpi_field(card: dict[str, Any]) -> MarkdownTextObject:
+    mark = TONE_MARK.get(card["tone"], "")
+    arrow = f"{card['arrow']} " if card.get("arrow") else ""
+    notable = " *notable*" if card.get("notable") else ""
+    body = (f"*{escape(card['label'])}*\n{escape(card['value'])}  {arrow}{escape(card['change'])}"
+            f"{(' ' + mark) if mark else ''}{notable}")
+    return MarkdownTextObject(text=fit(body, FIELD_MAX, escaped=False))
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=fit(text, TEXT_MAX, escaped=False)))
+
+
+def _fields(cards: list[dict[str, Any]]) -> list[SectionBlock]:
+    return [SectionBlock(fields=[kpi_field(c) for c in cards[i:i + FIELDS_MAX]])
+            for i in range(0, len(cards), FIELDS_MAX)]
+
+
+def _executive(ctx: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = []
+    if s := ctx["savings"]:
+        blocks.append(_section(f"*Estimated savings:* {escape(s['value'])} ({escape(s['change'])}). "
+                               f"{escape(s['explanation'])}"))
+    if (v := ctx["volume"]) and v["window"]:
+        blocks.append(_section(f"*Volume:* {escape(v['window'])}."))
+    return blocks
+
+
+def _engineering(ctx: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = []
+    if ctx["latency"]:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="*Latency*"),
+                                   fields=[kpi_field(c) for c in ctx["latency"][:FIELDS_MAX]]))
+    e = ctx["errors_by_type"]
+    if e and e["rows"]:
+        lines = [f"• `{escape(r['type']).replace('`', 'ʼ')}`  {escape(r['count'])} ({escape(r['change'])})"
+                 for r in e["rows"][:8]]
+        more = len(e["rows"]) - 8 + e["more"]
+        blocks.append(_section("*Errors by type*\n" + "\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
+    if ctx["failures"]:
+        f = ctx["failures"][0]
+        kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
+        blocks.append(_section(f"*Latest failure* ({escape(f['time'])}, {escape(kind)}, agent {escape(f['agent'])}):\n"
+                               f"{escape(f['message'][:300]) or '(no message)'}"))
+    return blocks
+
+
+def build_blocks(ctx: dict[str, Any]) -> list[Block]:
+    r = ctx["report"]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit(r["title"], HEADER_MAX)))]
+    if b := ctx["banner"]:
+        gaps = "; ".join(b["gaps"]) + (f"; and {b['more_gaps']} more" if b["more_gaps"] else "")
+        text = (f":warning: *Data incomplete: {escape(b['completeness'])} of expected events.* {escape(b['text'])}"
+                + (f"\nGaps with no events ({b['gap_count']}): {escape(gaps)}" if b["gaps"] else ""))
+        blocks.append(_section(text))
+    blocks.append(_section(escape(ctx["opening"])))
+    blocks += _fields(ctx["kpis"])
+    blocks += _engineering(ctx) if r["audience"] == "engineering" else _executive(ctx)
+    blocks.append(DividerBlock())
+    q = ctx["quality"]
+    completeness = q["rows"][0]["value"] if q else "n/a"
+    context = (f"{escape(r['period_label'])} ({escape(r['period_key'])}) · {escape(r['timezone'])} · "
+               f"data completeness {escape(completeness)} · full report attached to the email and in the archive")
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(context, TEXT_MAX, escaped=False))]))
+    return blocks[:BLOCKS_MAX]
+
+
+def render_slack(ctx: dict[str, Any]) -> bytes:
+    """The Slack payload as JSON bytes: ``{"text": fallback, "blocks": [...]}``."""
+    blocks = build_blocks(ctx)
+    try:
+        for block in blocks:
+            block.validate_json()
+    except SlackObjectFormationError as exc:
+        raise RenderError(f"Slack message is invalid: {exc}") from None
+    r = ctx["report"]
+    warning = f"⚠ Data incomplete ({ctx['banner']['completeness']}). " if ctx["banner"] else ""
+    fallback = fit(f"{warning}{r['title']} — {r['period_label']}: {ctx['opening']}", TEXT_MAX)
+    payload = {"text": fallback, "blocks": [block.to_dict() for block in blocks]}
+    return (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode()

@@ -1,0 +1,168 @@
+"""The plain-text report (``report.txt``, also the email's text/plain part), readable on its own.
+
+Same context, same sections as the HTML, laid out in aligned columns within 78 characters.
+A custom template folder may supply ``report.txt.j2`` (rendered without HTML escaping).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+
+from ..errors import RenderError
+from .html import environment, template_source
+
+WIDTH = 78
+CUSTOM_TEXT = "report.txt.j2"
+
+
+def _cell(text: str, width: int, right: bool) -> str:
+    text = text if len(text) <= width else text[: max(1, width - 1)] + "…"
+    return text.rjust(width) if right else text.ljust(width)
+
+
+def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
+          more_label: str = "more") -> list[str]:
+    """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width."""
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k, _ in columns]
+    fixed = sum(widths[1:]) + 2 * (len(columns) - 1) + 2
+    widths[0] = max(8, min(widths[0], WIDTH - fixed))
+    lines = ["  " + "  ".join(_cell(h, w, right) for (h, _, right), w in zip(columns, widths))]
+    lines.append("  " + "  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  " + "  ".join(_cell(str(row[k]), w, right) for (_, k, right), w in zip(columns, widths)))
+    if more:
+        lines.append(f"  and {more} {more_label} (every row is in report.json)")
+    return [line.rstrip() for line in lines]
+
+
+def heading(title: str) -> list[str]:
+    return ["", title.upper(), "-" * min(WIDTH, len(title))]
+
+
+def wrap(text: str, indent: str = "", first: str | None = None) -> list[str]:
+    """``text`` wrapped to the page width; ``first`` replaces ``indent`` on the first line."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent if first is None else first,
+                         subsequent_indent=indent, break_long_words=True,
+                         break_on_hyphens=False) or [indent.rstrip()]
+
+
+def badge(card: dict[str, Any]) -> str:
+    arrow = f"{card['arrow']} " if card.get("arrow") else ""
+    return f"{arrow}{card['change']}" + (" [notable]" if card.get("notable") else "")
+
+
+def kpi_lines(cards: Sequence[dict[str, Any]]) -> list[str]:
+    rows = [{"label": c["label"], "value": c["value"], "change": badge(c), "previous": c["previous"]} for c in cards]
+    return table([("Metric", "label", False), ("Value", "value", True), ("Change", "change", False),
+                  ("Previous", "previous", True)], rows)
+
+
+def banner_lines(banner: dict[str, Any] | None) -> list[str]:
+    if not banner:
+        return []
+    lines = ["!" * WIDTH, f"!! DATA INCOMPLETE: {banner['completeness']} of expected events", "!!",
+             *wrap(banner["text"], "!! ")]
+    if banner["gaps"]:
+        gaps = "; ".join(banner["gaps"]) + (f"; and {banner['more_gaps']} more" if banner["more_gaps"] else "")
+        lines += wrap(f"Gaps with no events ({banner['gap_count']}): {gaps}.", "!! ")
+    return lines + ["!" * WIDTH]
+
+
+def executive(ctx: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if ctx["kpis"]:
+        out += heading("Headline figures") + kpi_lines(ctx["kpis"])
+    if v := ctx["volume"]:
+        out += heading("Volume")
+        out += wrap(f"{v['value']} conversations this {v['word']} ({badge(v)}; previous {v['previous']})."
+                    + (f" {v['window'][0].upper()}{v['window'][1:]}." if v["window"] else ""))
+    out += heading("Estimated savings")
+    if s := ctx["savings"]:
+        out += wrap(f"{s['value']} ({badge(s)}; previous {s['previous']}). {s['explanation']}")
+    else:
+        out += wrap(ctx["savings_hint"])
+    if len(ctx["trend"]) > 1:
+        out += heading(f"Last {len(ctx['trend'])} {ctx['report']['period_word']}s")
+        out += table([("Period", "period", False), ("Conversations", "conversations", True),
+                      ("Resolution", "resolution", True), ("Containment", "containment", True),
+                      ("Error rate", "error_rate", True), ("Cost", "cost", True)], ctx["trend"])
+    if q := ctx["quality"]:
+        out += heading("Data quality")
+        out += wrap(f"Completeness {q['rows'][0]['value']} ({q['rows'][1]['value']} events received, "
+                    f"{q['rows'][2]['value']} expected); {q['rows'][-1]['value']} hourly gaps.")
+    return out
+
+
+def engineering(ctx: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    word = ctx["report"]["period_word"]
+    if ctx["kpis"]:
+        out += heading("Headline figures") + kpi_lines(ctx["kpis"])
+    if ctx["latency"]:
+        out += heading("Latency") + kpi_lines(ctx["latency"])
+    if ctx["daily"]:
+        out += heading("Day by day")
+        out += table([("Day", "date", False), ("Conv.", "conversations", True), ("Resolution", "resolution", True),
+                      ("Errors", "errors", True), ("Err. rate", "error_rate", True), ("Tokens", "tokens", True),
+                      ("Cost", "cost", True)], ctx["daily"])
+    if (e := ctx["errors_by_type"]) is not None:
+        out += heading("Errors by type")
+        out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
+                      ("Change", "change", True)], e["rows"], e["more"], "more error types") if e["rows"] \
+            else [f"No errors this {word}."]
+    if (b := ctx["by_model"]) is not None and b["rows"]:
+        out += heading("Tokens by model")
+        out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
+                      ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
+                      ("Cost", "cost", True)], b["rows"], b["more"], "more models")
+    if (a := ctx["by_agent"]) is not None and a["rows"]:
+        out += heading("By agent")
+        out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Chg", "conversations_change", True),
+                      ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
+                      ("Err. rate", "error_rate", True), ("p95", "p95_latency", True), ("Chg", "p95_change", True)],
+                     a["rows"], a["more"], "more agents")
+    out += heading("Recent failures")
+    for f in ctx["failures"]:
+        kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
+        out += wrap(f"{f['time']}  {kind}  agent {f['agent']}  conversation {f['conversation']}", "  ", "- ")
+        if f["message"]:
+            out += wrap(f["message"], "    ")
+    if not ctx["failures"]:
+        out.append(f"No error or escalation events this {word}.")
+    out += heading("Data quality")
+    if q := ctx["quality"]:
+        width = max(len(row["label"]) for row in q["rows"]) + 2
+        out += [f"  {row['label'] + ':':<{width}} {row['value']}" for row in q["rows"]]
+        if q["gaps"]:
+            out += wrap("Gaps: " + "; ".join(q["gaps"]) + (f"; and {q['more_gaps']} more" if q["more_gaps"] else "") + ".")
+    else:
+        out.append("Not measured for this report.")
+    return out
+
+
+def render_text(ctx: dict[str, Any], audience: str) -> str:
+    """The plain-text report for the audience (a custom folder's report.txt.j2 when it has one)."""
+    folder, _ = template_source(audience)
+    if folder and (Path(folder) / CUSTOM_TEXT).is_file():
+        try:
+            return environment(folder).get_template(CUSTOM_TEXT).render(**ctx, target="text")
+        except TemplateError as exc:
+            raise RenderError(f"template error in {CUSTOM_TEXT}: {exc.message}") from None
+    r = ctx["report"]
+    lines = [r["title"], f"{r['period_label']} ({r['period_key']}) · {r['start']} – {r['end']}", "=" * WIDTH]
+    lines += banner_lines(ctx["banner"])
+    lines += ["", *wrap(ctx["opening"])]
+    lines += engineering(ctx) if r["audience"] == "engineering" else executive(ctx)
+    lines += [""]
+    if ctx["notes"]:
+        lines += wrap("Left out: " + "; ".join(ctx["notes"]))
+    lines += wrap("Changes marked [notable] passed a significance check against the usual variation; "
+                  "others may be noise.")
+    lines += wrap(f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
+                  f"({r['timezone']}).")
+    return "\n".join(lines).rstrip() + "\n"

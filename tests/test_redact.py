@@ -1,0 +1,148 @@
+"""PII redaction: what is replaced, what ordinary log text survives, and the settings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agentdigest.redact import Redactor, _luhn
+
+REDACTED = [
+    # emails
+    ("contact jane.doe@example.com now", "contact [email] now"),
+    ("a+tag@sub.example.co.uk,", "[email],"),
+    ("<JOHN_SMITH@Example.ORG>", "<[email]>"),
+    # phones, international and North American
+    ("call +44 20 7946 0958 today", "call [phone] today"),
+    ("+49 30 1234567", "[phone]"),
+    ("+33 1 23 45 67 89", "[phone]"),
+    ("+4915112345678", "[phone]"),
+    ("+1 (415) 555-0142", "[phone]"),
+    ("(415) 555-0142", "[phone]"),
+    ("415-555-0142", "[phone]"),
+    ("415.555.0142", "[phone]"),
+    ("1-800-555-0199", "[phone]"),
+    ("call +44 20 7946 0958 30000 ms", "call [phone] 30000 ms"),
+    # cards: Luhn-valid, 13-19 digits, with or without separators
+    ("card 4111 1111 1111 1111 expired", "card [card] expired"),
+    ("4111-1111-1111-1111", "[card]"),
+    ("5555555555554444", "[card]"),
+    ("amex 378282246310005", "amex [card]"),
+    ("diners 30569309025904", "diners [card]"),
+    ("4111 1111 1111 1111 12 times", "[card] 12 times"),
+    # IBANs with a valid checksum
+    ("IBAN DE89 3704 0044 0532 0130 00 was rejected", "IBAN [iban] was rejected"),
+    ("GB82WEST12345698765432", "[iban]"),
+    ("gb82 west 1234 5698 7654 32", "[iban]"),
+    ("FR1420041010050500013M02606.", "[iban]."),
+    # US SSNs
+    ("ssn 123-45-6789.", "ssn [ssn]."),
+    ("078-05-1120", "[ssn]"),
+    # IP addresses
+    ("from 192.168.10.24:8080", "from [ip]:8080"),
+    ("10.0.0.1.", "[ip]."),
+    ("v6 2001:db8::ff00:42:8329 and fe80::1%eth0", "v6 [ip] and [ip]%eth0"),
+    ("::1", "[ip]"),
+    ("::ffff:10.0.0.1", "[ip]"),
+    ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "[ip]"),
+    # several in one message
+    ("jane@example.com paid with 4111111111111111 from 8.8.8.8",
+     "[email] paid with [card] from [ip]"),
+]
+
+UNCHANGED = [
+    "timeout after 30000 ms",
+    "2026-11-28",
+    "2026-11-28T10:15:30Z",
+    "12:30:45",
+    "at 10:15:30.123+01:00",
+    "HTTP 503 after 3 retries",
+    "epoch 1732540800 and 1732540800123",
+    "order 12345678901234567890",
+    "4111-1111-1111-1112",  # fails Luhn
+    "1234 5678 9012 3456",  # fails Luhn
+    "NL00 ABNA 0417 1643 00",  # fails mod 97
+    "ZZ89 3704 0044 0532 0130 00x",  # no such country, and no card-like run
+    "999.1.2.3",  # not an address
+    "version v1.2.3.4",
+    "std::vector<int>",
+    "MAC 00:1A:2B:3C:4D:5E",
+    "amount $4,111,111.00",
+    "gpt-4o-2024-08-06",
+    "550e8400-e29b-41d4-a716-446655440000",
+    "support-bot@v3",
+    "tech-triage@2026.11",
+    "user@localhost",
+    "ticket #4567, see KB-1234-5678",
+    "",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), REDACTED)
+def test_redacts(text: str, expected: str) -> None:
+    assert Redactor().redact(text) == expected
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_leaves_ordinary_text(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+@pytest.mark.parametrize(("text", "_"), REDACTED)
+def test_is_idempotent(text: str, _: str) -> None:
+    once = Redactor().redact(text)
+    assert Redactor().redact(once) == once
+
+
+def test_none_stays_none() -> None:
+    assert Redactor().redact(None) is None
+
+
+def test_disabled_changes_nothing() -> None:
+    text = "jane@example.com 4111 1111 1111 1111 CUST-99"
+    assert Redactor(enabled=False, extra_patterns={"customer": r"CUST-\d+"}).redact(text) == text
+
+
+def test_extra_patterns_run_first_and_are_named() -> None:
+    redactor = Redactor(extra_patterns={"customer": r"CUST-\d{6}", "ticket": r"TCK-[A-Z]{3}"})
+    assert redactor.redact("CUST-123456 TCK-ABC jane@example.com") == "[customer] [ticket] [email]"
+    # the customer id contains a phone-shaped run; the user's pattern takes it whole
+    assert Redactor(extra_patterns={"acct": r"ACCT 415-555-0142"}).redact("ACCT 415-555-0142") == "[acct]"
+
+
+def test_callable() -> None:
+    assert Redactor()("ssn 123-45-6789") == "ssn [ssn]"
+
+
+def _luhn_complete(prefix: str) -> str:
+    for check in "0123456789":
+        if _luhn(prefix + check):
+            return prefix + check
+    raise AssertionError
+
+
+@given(st.sampled_from("3456"), st.lists(st.integers(0, 9), min_size=14, max_size=14),
+       st.sampled_from(["", " ", "-"]))
+def test_any_luhn_valid_16_digit_card_is_redacted(first: str, digits: list[int], sep: str) -> None:
+    number = _luhn_complete(first + "".join(map(str, digits)))
+    grouped = sep.join(number[i:i + 4] for i in range(0, 16, 4))
+    assert Redactor().redact(f"paid with {grouped} today") == "paid with [card] today"
+
+
+@given(st.integers(0, 99_999), st.sampled_from(["ms", "s", "tokens", "retries", ""]))
+def test_small_numbers_survive(value: int, unit: str) -> None:
+    text = f"failed after {value} {unit}".strip()
+    assert Redactor().redact(text) == text
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Nd",), blacklist_characters="@:"), max_size=80))
+def test_text_without_digits_or_at_signs_survives(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_placeholders_are_the_documented_ones() -> None:
+    out = Redactor().redact("a@b.co +44 20 7946 0958 4111111111111111 GB82WEST12345698765432 123-45-6789 1.2.3.4")
+    assert re.findall(r"\[(\w+)\]", out) == ["email", "phone", "card", "iban", "ssn", "ip"]

@@ -1,0 +1,188 @@
+"""render_artifacts as a whole: formats, PII, report.json, custom templates, locales, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import agentdigest.render as render
+from agentdigest.archive import ARTIFACTS
+from agentdigest.errors import RenderError
+from agentdigest.render import render_artifacts
+from render_fixtures import HOSTILE_AGENT, PII, ParsedHTML, make_report, pdf_text, readable, rendered
+
+NOW = datetime(2026, 11, 30, 8, 0, 5, tzinfo=timezone.utc)
+
+
+def test_public_api() -> None:
+    assert sorted(render.__all__) == ["EmailAddressing", "FORMATS", "message_id", "render_artifacts"]
+    assert set(render.FORMATS) == set(ARTIFACTS)
+
+
+def test_all_formats_by_default() -> None:
+    assert set(rendered("executive")) == set(ARTIFACTS.values())
+
+
+@pytest.mark.parametrize("formats", [{"json"}, {"html"}, {"pdf"}, {"txt"}, {"eml"}, {"slack"}, {"html", "txt"}])
+def test_only_the_formats_asked_for(formats: set[str]) -> None:
+    files = render_artifacts(make_report("engineering"), formats, now=NOW)
+    assert set(files) == {ARTIFACTS[f] for f in formats}
+    assert all(files.values())
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(RenderError, match="unknown format.*docx"):
+        render_artifacts(make_report(), {"html", "docx"})
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_planted_pii_is_absent_from_every_artifact(audience: str) -> None:
+    files = rendered(audience, pii=True, hostile=True, warning=True)
+    digits_only = re.sub(r"\D", "", PII["card"])
+    for where, text in readable(files).items():
+        for kind, value in PII.items():
+            assert value not in text, (where, kind)
+        assert digits_only not in re.sub(r"[ -]", "", text), where
+    assert "[email]" in files["report.json"].decode()
+    if audience == "engineering":
+        txt = files["report.txt"].decode()
+        assert all(f"[{kind}]" in txt for kind in ("email", "phone", "card", "ssn", "iban", "ip"))
+
+
+def test_redaction_can_be_turned_off_and_extended() -> None:
+    off = render_artifacts(make_report("engineering", pii=True, redact=False), {"json", "txt"})
+    assert PII["email"] in off["report.json"].decode() and PII["ssn"] in off["report.txt"].decode()
+    data = make_report("engineering")
+    data = replace(data, settings={**data.settings, "redact_patterns": {"conversation": r"conv-\d+"}})
+    txt = render_artifacts(data, {"txt"})["report.txt"].decode()
+    assert "conv-09000" not in txt and "conversation [conversation]" in txt
+
+
+def test_report_json_is_the_redacted_report_data() -> None:
+    data = make_report("engineering", pii=True, hostile=True)
+    doc = json.loads(render_artifacts(data, {"json"})["report.json"])
+    assert doc["schema_version"] == 1 and doc["period"]["key"] == "2026-W48"
+    assert doc["metrics"]["conversations"]["value"] == 2480  # values stay unrounded and unformatted
+    assert doc["metrics"]["resolution_rate"]["value"] == data.metrics["resolution_rate"].value
+    agents = [row["agent_id"] for row in doc["breakdowns"]["by_agent"]]
+    assert HOSTILE_AGENT in agents and "agent [email]" in agents  # markup is data here; PII is not
+
+
+def test_control_characters_are_stripped_from_event_text() -> None:
+    data = make_report("engineering")
+    rows = ({**data.by_agent[0], "agent_id": "bot\x1b[31m-red\x00\u202e"},) + data.by_agent[1:]
+    files = render_artifacts(replace(data, by_agent=rows), {"txt", "json", "html"})
+    for name, content in files.items():
+        assert b"\x1b" not in content and b"\x00" not in content and "\u202e".encode() not in content, name
+    assert "bot[31m-red" in files["report.txt"].decode()
+
+
+def test_missing_breakdowns_zero_conversations_and_nulls_render() -> None:
+    for flags in ({"missing": True, "nulls": True}, {"zero": True}, {"nulls": True, "failures": 0}):
+        for audience in ("executive", "engineering"):
+            files = render_artifacts(make_report(audience, **flags), now=NOW)
+            assert set(files) == set(ARTIFACTS.values())
+    text = render_artifacts(make_report("engineering", missing=True), {"txt"})["report.txt"].decode()
+    assert "BY AGENT" not in text and "TOKENS BY MODEL" not in text and "n/a (column absent)" in text
+
+
+def test_big_reports_stay_under_gmails_limit() -> None:
+    data = make_report("engineering", agents=300, failures=50, hostile=True, warning=True)
+    examples = tuple({**row, "error_message": "<b>&amp;</b> " * 200} for row in data.failure_examples)
+    errors = tuple({"error_type": f"<i>type-{i}</i>" * 3, "count": i, "previous": i - 1} for i in range(200))
+    files = render_artifacts(replace(data, failure_examples=examples, errors_by_type=errors), {"html", "eml"})
+    assert len(files["report.html"]) < 102 * 1024
+    assert "more agents" in ParsedHTML(files["report.html"].decode()).text
+
+
+def test_locale_formats_numbers() -> None:
+    text = render_artifacts(make_report("executive", locale="de"), {"txt"})["report.txt"].decode()
+    assert "2.480" in text and "61,0\xa0%" in text
+
+
+def test_same_input_same_bytes() -> None:
+    first = render_artifacts(make_report("engineering", warning=True), {"json", "html", "txt", "slack"}, now=NOW)
+    second = render_artifacts(make_report("engineering", warning=True), {"json", "html", "txt", "slack"}, now=NOW)
+    assert first == second
+
+
+def test_email_and_pdf_are_stable_apart_from_pdf_metadata() -> None:
+    a = render_artifacts(make_report(), {"eml"}, now=NOW)["message.eml"]
+    b = render_artifacts(make_report(), {"eml"}, now=NOW)["message.eml"]
+    strip = re.compile(rb"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment.*", re.S)
+    assert strip.sub(b"", a) == strip.sub(b"", b)
+
+
+# --- custom templates ----------------------------------------------------------------------------
+
+def custom_folder(tmp_path: Path, files: dict[str, str]) -> str:
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
+    return str(tmp_path)
+
+
+def with_audience(audience: str, **flags: object):
+    data = make_report("executive", **flags)
+    return replace(data, audience=audience, settings={**data.settings, "audience": audience})
+
+
+def test_custom_folder_overrides_a_block(tmp_path: Path) -> None:
+    folder = custom_folder(tmp_path, {"report.html.j2": (
+        '{% extends "executive.html.j2" %}'
+        '{% block savings %}{% call m.section("Our numbers") %}<p class="figure">Savings were {{ metrics.estimated_savings_usd.value }}; '
+        'first agent {{ data.by_agent[1].agent_id }}</p>{% endcall %}{% endblock %}')})
+    files = render_artifacts(with_audience(folder, hostile=True), {"html", "pdf", "txt", "slack"})
+    html = files["report.html"].decode()
+    text = ParsedHTML(html).text
+    assert "Our numbers" in text and "Savings were $9,739" in text and "Headline figures" in text
+    assert HOSTILE_AGENT in text and HOSTILE_AGENT not in html  # autoescape holds in custom templates
+    assert "Our numbers" in " ".join(pdf_text(files["report.pdf"]))
+    assert "HEADLINE FIGURES" in files["report.txt"].decode()  # no report.txt.j2: the built-in text
+
+
+def test_custom_folder_can_replace_a_built_in_file(tmp_path: Path) -> None:
+    folder = custom_folder(tmp_path, {
+        "report.html.j2": '{% extends "engineering.html.j2" %}',
+        "email.css": "td, th { background-color: #000000; color: #ffffff; }",
+        "report.txt.j2": "Custom text for {{ report.title }}: {{ opening }} {{ data.by_agent[1].agent_id }}\n",
+    })
+    files = render_artifacts(with_audience(folder, hostile=True), {"html", "txt"})
+    assert "background-color:#000000" in files["report.html"].decode()
+    assert "Tokens by model" in ParsedHTML(files["report.html"].decode()).text
+    assert files["report.txt"].decode().startswith("Custom text for Agent Performance — Executive: Conversations rose")
+    assert HOSTILE_AGENT in files["report.txt"].decode()  # plain text is not HTML-escaped
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda tmp: str(tmp / "nowhere"), "neither executive, engineering nor a template folder"),
+    (lambda tmp: custom_folder(tmp, {"other.html.j2": "x"}), "has no report.html.j2"),
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% extends 'executive.html.j2' %}{% block kpis %}{{ nope.x }}{% endblock %}"}),
+     "template error"),
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% include 'missing.html.j2' %}"}), "template not found"),
+])
+def test_custom_folder_problems_are_render_errors(tmp_path: Path, make, message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        render_artifacts(with_audience(make(tmp_path)), {"html"})
+
+
+def test_report_html_falls_back_to_cid_images_and_shorter_tables_when_too_big(monkeypatch) -> None:
+    data = make_report("engineering", agents=30)
+    full = render_artifacts(data, {"html", "eml"}, now=NOW)
+    standalone = full["report.html"].decode()
+    email_html = ParsedHTML(standalone)
+    assert all(a["src"].startswith("data:") for a in email_html.find("img"))
+    cid_size = len(standalone.encode()) - sum(len(a["src"]) - 60 for a in email_html.find("img"))
+    # room for the email HTML but not for the embedded images: report.html keeps the cid: references
+    monkeypatch.setattr(render, "MAX_HTML_BYTES", cid_size + 500)
+    html = render_artifacts(data, {"html"})["report.html"].decode()
+    assert all(a["src"].startswith("cid:") for a in ParsedHTML(html).find("img"))
+    assert "and 15 more agents" in ParsedHTML(html).text  # tables untouched
+    # not even room for the tables: they are halved until the email fits (or give up after 3 halvings)
+    monkeypatch.setattr(render, "MAX_HTML_BYTES", cid_size - 8000)
+    short = ParsedHTML(render_artifacts(data, {"html"})["report.html"].decode()).text
+    assert re.search(r"and (2[0-9]) more agents", short)

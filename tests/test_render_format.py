@@ -1,0 +1,121 @@
+"""Number, change and date formatting (Babel), and the opening sentence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import pytest
+
+from agentdigest.errors import RenderError
+from agentdigest.render.context import build_context, opening_sentence
+from agentdigest.render.format import Formatter
+from render_fixtures import make_report, metric
+
+EN = Formatter("en", "Europe/Berlin")
+DE = Formatter("de", "Europe/Berlin")
+
+
+@pytest.mark.parametrize(("fmt", "method", "value", "expected"), [
+    (EN, "count", 2480, "2,480"),
+    (EN, "count", 1234567, "1,234,567"),
+    (EN, "count", 12.5, "12.5"),
+    (EN, "count", None, "n/a"),
+    (EN, "count", float("nan"), "n/a"),
+    (EN, "percent", 61.437, "61.4%"),
+    (EN, "percent", 0, "0.0%"),
+    (EN, "percent", None, "n/a"),
+    (EN, "usd", 25.8712, "$25.87"),
+    (EN, "usd", 9739.4, "$9,739"),
+    (EN, "usd", -12.5, "-$12.50"),
+    (EN, "ms", 899.4, "899 ms"),
+    (EN, "ms", 2160.2, "2.16 s"),
+    (EN, "tokens", 1710.2, "1,710"),
+    (EN, "tokens", 4_240_000, "4.2M"),
+    (EN, "signed_pct", 12.2, "+12%"),
+    (EN, "signed_pct", -3.71, "-3.7%"),
+    (EN, "signed_pct", 0.01, "no change"),
+    (EN, "signed_pp", 2.14, "+2.1 pp"),
+    (EN, "signed_pp", -0.04, "no change"),
+    (EN, "day", "2026-11-23", "Mon 23 Nov"),
+    (DE, "count", 2480, "2.480"),
+    (DE, "percent", 61.437, "61,4\xa0%"),
+    (DE, "usd", 9739.4, "9.739\xa0$"),
+    (DE, "signed_pp", 2.14, "+2,1 pp"),
+])
+def test_values(fmt: Formatter, method: str, value: object, expected: str) -> None:
+    assert getattr(fmt, method)(value) == expected
+
+
+@pytest.mark.parametrize(("name", "cur", "prev", "expected"), [
+    ("resolution_rate", 61.4, 59.3, "+2.1 pp"),  # rates change in points, never percent of percent
+    ("conversations", 2480, 2210, "+12%"),
+    ("errors", 57, 65, "-12%"),
+    ("errors", 57, 0, "new"),
+    ("errors", 57, None, "new"),
+    ("errors", 0, 0, "no change"),
+    ("conversations", None, 2210, "n/a"),
+    ("p95_latency_ms", 2100.0, 2100.0, "no change"),
+])
+def test_changes(name: str, cur: object, prev: object, expected: str) -> None:
+    assert EN.change(metric(name, cur, prev)) == expected
+
+
+@pytest.mark.parametrize(("cur", "prev", "rate", "expected"), [
+    (57, 31, False, "+84%"), (9, 0, False, "new"), (4, None, False, "new"), (0, 0, False, "no change"),
+    (None, 3, False, "n/a"), (63.3, 67.5, True, "-4.2 pp"), (63.3, None, True, "n/a"),
+])
+def test_change_between(cur: object, prev: object, rate: bool, expected: str) -> None:
+    assert EN.change_between(cur, prev, rate=rate) == expected
+
+
+def test_moment_uses_the_report_timezone() -> None:
+    assert EN.moment(datetime(2026, 11, 29, 19, 17, tzinfo=timezone.utc), "EEE d MMM HH:mm") == "Sun 29 Nov 20:17"
+    assert EN.moment("2026-11-29T19:17:00", "HH:mm") == "20:17"  # naive = UTC
+
+
+def test_unknown_locale_is_a_render_error() -> None:
+    with pytest.raises(RenderError, match="unknown locale 'xx-YY'"):
+        Formatter("xx-YY")
+
+
+@pytest.mark.parametrize(("audience", "expected"), [
+    ("executive", "Conversations rose 12% to 2,480; resolution fell 2.9 pp to 61.0%; errors fell 34% to 75."),
+    ("engineering", "p95 latency rose 2.3% to 2.16 s; the error rate fell 1.5 pp to 2.2%; "
+                    "tokens per conversation rose 1.1% to 1,710."),
+])
+def test_opening_sentence_is_written_from_the_data(audience: str, expected: str) -> None:
+    data = make_report(audience)
+    assert opening_sentence(data, EN, audience) == expected
+
+
+def test_opening_sentence_wording_for_flat_new_and_empty() -> None:
+    data = make_report()
+    metrics = dict(data.metrics)
+    metrics["conversations"] = metric("conversations", 2210, 2210)
+    metrics["resolution_rate"] = metric("resolution_rate", 61.0, None)
+    metrics["errors"] = metric("errors", 12, 0)
+    sentence = opening_sentence(replace(data, metrics=metrics), EN, "executive")
+    assert sentence == "Conversations held at 2,210; resolution came to 61.0% (no earlier figure); errors rose from 0 to 12."
+    empty = make_report(zero=True)
+    assert opening_sentence(empty, EN, "executive") == "No conversations this week, against 2,210 the week before."
+
+
+def test_context_marks_tone_and_notable() -> None:
+    ctx, charts = build_context(make_report())
+    cards = {card["key"]: card for card in ctx["kpis"]}
+    assert cards["resolution_rate"]["tone"] == "bad" and cards["resolution_rate"]["notable"] is True
+    assert cards["error_rate"]["tone"] == "good" and cards["error_rate"]["notable"] is False
+    assert cards["conversations"]["tone"] == "neutral"
+    assert cards["conversations"]["arrow"] == "▲"
+    assert {c.name for c in charts} >= {"spark-conversations", "spark-resolution-rate"}
+    assert "daily" not in {c.name for c in charts}  # the executive report shows no daily chart
+    _, charts = build_context(make_report("engineering"))
+    assert "daily" in {c.name for c in charts}
+    assert all(c.alt for c in charts)
+
+
+def test_savings_hint_without_human_cost() -> None:
+    ctx, _ = build_context(make_report(human_cost=None))
+    assert ctx["savings"] is None
+    assert "human_cost_per_conversation" in ctx["savings_hint"]

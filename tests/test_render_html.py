@@ -1,0 +1,142 @@
+"""report.html and the email's HTML part: email-safe, escaped, small, with the banner when due."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from render_fixtures import HOSTILE, HOSTILE_AGENT, HOSTILE_TYPE, ParsedHTML, eml_texts, rendered
+
+GMAIL_CLIP = 102 * 1024
+CASES = [
+    ("executive", {}),
+    ("engineering", {}),
+    ("executive", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"zero": True}),
+    ("executive", {"missing": True, "nulls": True, "human_cost": None}),
+    ("engineering", {"missing": True, "nulls": True, "warning": True}),
+    ("engineering", {"agents": 60, "failures": 50, "hostile": True, "warning": True}),
+]
+IDS = [f"{a}-{'-'.join(f'{k}' for k in flags) or 'plain'}" for a, flags in CASES]
+FORBIDDEN_TAGS = {"script", "style", "link", "iframe", "object", "embed", "form", "base", "svg", "math"}
+
+
+def htmls(audience: str, flags: dict) -> dict[str, str]:
+    files = rendered(audience, **flags)
+    return {"report.html": files["report.html"].decode(),
+            "email html part": eml_texts(files["message.eml"])["text/html"]}
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_html_is_email_safe(audience: str, flags: dict) -> None:
+    for where, html in htmls(audience, flags).items():
+        doc = ParsedHTML(html)
+        assert len(html.encode()) < GMAIL_CLIP, where
+        assert not {tag for tag, _ in doc.tags} & FORBIDDEN_TAGS, where
+        for tag, attrs in doc.tags:
+            assert not [a for a in attrs if a.startswith("on")], (where, tag, attrs)
+            for name in ("src", "href", "background", "action"):
+                value = (attrs.get(name) or "").strip().lower()
+                assert not value or value.startswith(("cid:", "data:image/")), (where, tag, value)
+        assert "javascript:" not in html.lower()
+        assert "@import" not in html and "url(" not in html, where
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_styles_are_inline_and_every_cell_has_colours(audience: str, flags: dict) -> None:
+    doc = ParsedHTML(htmls(audience, flags)["report.html"])
+    cells = doc.find("td") + doc.find("th")
+    assert cells
+    for attrs in cells:
+        style = attrs.get("style") or ""
+        assert re.search(r"(^|;)background-color:#[0-9a-f]{6}", style), attrs
+        assert re.search(r"(^|;)color:#[0-9a-f]{6}", style), attrs
+    # classes are only hooks for custom templates; nothing styles them after inlining
+    assert not doc.find("style")
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_layout_is_a_600px_table_readable_in_dark_mode(audience: str, flags: dict) -> None:
+    doc = ParsedHTML(htmls(audience, flags)["report.html"])
+    main = [a for a in doc.find("table") if a.get("width") == "600"]
+    assert len(main) == 1 and "max-width:600px" in (main[0].get("style") or "")
+    assert {"name": "color-scheme", "content": "light dark"} in doc.find("meta")
+    body = doc.find("body")[0]
+    assert "background-color" in (body.get("style") or "") and "color:" in (body.get("style") or "")
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_every_image_has_alt_text_and_a_size(audience: str, flags: dict) -> None:
+    for where, html in htmls(audience, flags).items():
+        images = ParsedHTML(html).find("img")
+        if not flags.get("zero"):
+            assert images, where
+        for attrs in images:
+            assert len((attrs.get("alt") or "").strip()) > 10, attrs
+            assert attrs.get("width") and attrs.get("height")
+
+
+def test_report_html_embeds_its_images_and_the_email_references_them_by_cid() -> None:
+    files = htmls("engineering", {})
+    standalone = [a["src"] for a in ParsedHTML(files["report.html"]).find("img")]
+    in_email = [a["src"] for a in ParsedHTML(files["email html part"]).find("img")]
+    assert standalone and all(src.startswith("data:image/png;base64,") for src in standalone)
+    assert len(in_email) == len(standalone) and all(src.startswith("cid:") for src in in_email)
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_hostile_text_appears_only_escaped(audience: str) -> None:
+    for where, html in htmls(audience, {"hostile": True, "warning": True}).items():
+        for hostile in HOSTILE:
+            assert hostile not in html, where
+        assert "<script" not in html.lower() and "<img src=x" not in html.lower()
+        doc = ParsedHTML(html)
+        assert not doc.find("script") and all(not k.startswith("on") for _, attrs in doc.tags for k in attrs)
+        text = doc.text
+        if audience == "engineering":  # shown, as text, in the agent and error tables
+            assert HOSTILE_AGENT in text and HOSTILE_TYPE in text
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_banner_exactly_when_warning(audience: str, flags: dict) -> None:
+    text = ParsedHTML(htmls(audience, flags)["report.html"]).text
+    if flags.get("warning"):
+        assert "Data incomplete: 81.4% of expected events" in text
+        assert "Wed 25 Nov 02:00 – 08:00 (6 h)" in text
+        # the banner opens the report: before the heading (after the <title> and the inbox preview)
+        body = text[text.index("week of 23 Nov 2026") :]
+        assert body.index("Data incomplete") < body.index("Agent Performance")
+    else:
+        assert "Data incomplete" not in text and "incomplete" not in text.lower()
+
+
+@pytest.mark.parametrize(("audience", "expected"), [
+    ("executive", ["Headline figures", "2,480", "61.0%", "87.5%", "$9,739", "+35% over the last 8 weeks",
+                   "Last 8 weeks", "Conversations rose 12% to 2,480"]),
+    ("engineering", ["p50 latency", "p95 latency", "p99 latency", "Errors by type", "tool_timeout", "+84%",
+                     "Tokens by model", "gpt-4o-2024-08-06", "By agent", "support-bot@v3", "Recent failures",
+                     "Data quality", "Duplicate events", "conv-09000"]),
+])
+def test_audience_content(audience: str, expected: list[str]) -> None:
+    text = " ".join(ParsedHTML(htmls(audience, {})["report.html"]).text.split())
+    for snippet in expected:
+        assert snippet in text
+
+
+def test_notable_changes_are_marked_and_others_plain() -> None:
+    doc = ParsedHTML(htmls("executive", {})["report.html"])
+    # conversations and resolution are flagged notable in the fixture; error rate is not
+    assert doc.text.count("notable") == 3 + 1  # two cards, the volume line, and the footer's explanation
+
+
+def test_long_tables_are_cut_with_a_count() -> None:
+    text = ParsedHTML(htmls("engineering", {"agents": 60, "failures": 50})["report.html"]).text
+    assert re.search(r"and \d+ more agents", text)
+
+
+def test_failure_messages_are_truncated() -> None:
+    text = ParsedHTML(htmls("engineering", {})["report.html"]).text
+    message = next(line for line in text.splitlines() if line.startswith("Tool 'crm.lookup'"))
+    assert len(message) <= 200 and message.endswith("…")

@@ -1,0 +1,120 @@
+"""report.pdf: KPIs in its text, page numbers, header, page size, banner, nothing off the page."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from agentdigest.render import render_artifacts
+from render_fixtures import HOSTILE_AGENT, HOSTILE_TYPE, make_report, pdf_text, rendered
+
+CASES = [
+    ("executive", {}),
+    ("engineering", {}),
+    ("executive", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"zero": True}),
+    ("engineering", {"missing": True, "nulls": True, "warning": True}),
+]
+IDS = [f"{a}-{'-'.join(flags) or 'plain'}" for a, flags in CASES]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize(("audience", "expected"), [
+    ("executive", ["Conversations", "2,480", "Resolution rate", "61.0%", "Containment rate", "87.5%",
+                   "$25.87", "$9,739", "Error rate", "2.2%"]),
+    ("engineering", ["2,480", "p95 latency", "2.16 s", "p99 latency", "3.69 s", "tool_timeout", "gpt-4o-2024-08-06",
+                     "support-bot@v3", "Duplicate events"]),
+])
+def test_pdf_text_holds_the_kpis(audience: str, expected: list[str]) -> None:
+    text = flat("\n".join(pdf_text(rendered(audience)["report.pdf"])))
+    for snippet in expected:
+        assert snippet in text
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_every_page_has_its_number_and_the_running_header(audience: str, flags: dict) -> None:
+    pages = pdf_text(rendered(audience, **flags)["report.pdf"])
+    assert pages
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in text
+        assert "week of 23 Nov 2026 (2026-W48)" in text
+        assert "Agent Performance" in text
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_banner_exactly_when_warning(audience: str, flags: dict) -> None:
+    first = flat(pdf_text(rendered(audience, **flags)["report.pdf"])[0])
+    if flags.get("warning"):
+        assert "Data incomplete: 81.4% of expected events" in first
+        assert "Wed 25 Nov 02:00 – 08:00 (6 h)" in first
+    else:
+        assert "incomplete" not in first.lower()
+
+
+def test_hostile_text_is_printed_as_text() -> None:
+    text = flat("\n".join(pdf_text(rendered("engineering", hostile=True)["report.pdf"])))
+    # had it been markup, WeasyPrint would have dropped the script and the img
+    assert HOSTILE_AGENT in text and HOSTILE_TYPE in text
+
+
+@pytest.mark.parametrize(("size", "points"), [("A4", (595, 842)), ("Letter", (612, 792))])
+def test_page_size_follows_the_setting(size: str, points: tuple[int, int]) -> None:
+    files = render_artifacts(make_report("executive", page_size=size), {"pdf"})
+    page = PdfReader(io.BytesIO(files["report.pdf"])).pages[0]
+    assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == points
+
+
+def _words(pdf: bytes, tmp_path: Path) -> list[tuple[float, list[tuple[float, float, float, str]]]]:
+    """Per page: its width and every word's (xMin, yMin, xMax, text), from poppler's pdftotext -bbox."""
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    pages = []
+    for page in re.finditer(r'<page width="([\d.]+)" height="[\d.]+">(.*?)</page>', out, re.S):
+        words = [(float(x0), float(y0), float(x1), text) for x0, y0, x1, text in re.findall(
+            r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="[\d.]+">(.*?)</word>', page.group(2))]
+        pages.append((float(page.group(1)), words))
+    return pages
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext for word boxes")
+def test_nothing_runs_off_the_page_or_overlaps(tmp_path: Path) -> None:
+    data = make_report("engineering", hostile=True, agents=40, failures=20, warning=True)
+    long_id = "agent-" + "x" * 140  # one unbreakable word, wider than any column
+    rows = tuple({**row, "agent_id": long_id} if i == 0 else row for i, row in enumerate(data.by_agent))
+    examples = tuple({**row, "error_message": "E" * 400, "conversation_id": "c" * 90} for row in data.failure_examples)
+    pdf = render_artifacts(replace(data, by_agent=rows, failure_examples=examples), {"pdf"})["report.pdf"]
+    pages = _words(pdf, tmp_path)
+    assert len(pages) >= 2
+    margin = 14 * 72 / 25.4  # the print template's side margins, 14 mm
+    for width, words in pages:
+        assert words
+        for x0, _, x1, text in words:
+            assert margin - 1 <= x0 and x1 <= width - margin + 1, (text[:30], x0, x1)
+        lines: dict[int, list[tuple[float, float, float, str]]] = {}
+        for word in words:
+            lines.setdefault(round(word[1]), []).append(word)
+        for line in lines.values():
+            line.sort()
+            for left, right in zip(line, line[1:]):
+                assert left[2] <= right[0] + 0.5, (left[3][:30], right[3][:30])
+
+
+def test_table_headers_repeat_across_pages() -> None:
+    pdf = render_artifacts(make_report("engineering", agents=90), {"pdf"})["report.pdf"]
+    pages = pdf_text(pdf)
+    with_agents = [p for p in pages if re.search(r"support-bot@v3-\d+", p)]
+    assert len(with_agents) >= 2
+    for page in with_agents:
+        assert "Agent" in page and "Conversations" in page and "Resolution" in page

@@ -1,0 +1,121 @@
+"""slack.json: valid Block Kit (checked by slack_sdk's models), within Slack's limits, escaped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from agentdigest.render import render_artifacts
+from agentdigest.render.context import build_context
+from agentdigest.render.slack import build_blocks, fit
+from render_fixtures import HOSTILE, make_report, rendered
+
+CASES = [
+    ("executive", {}), ("engineering", {}),
+    ("executive", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"zero": True}), ("executive", {"missing": True, "nulls": True, "human_cost": None}),
+    ("engineering", {"missing": True, "nulls": True, "warning": True}),
+]
+IDS = [f"{a}-{'-'.join(flags) or 'plain'}" for a, flags in CASES]
+
+
+def payload(audience: str, **flags: object) -> dict:
+    return json.loads(rendered(audience, **flags)["slack.json"])
+
+
+def texts(value: object) -> list[str]:
+    """Every "text" string anywhere in a Block Kit structure."""
+    if isinstance(value, dict):
+        found = [value["text"]] if isinstance(value.get("text"), str) else []
+        return found + [t for v in value.values() for t in texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in texts(v)]
+    return []
+
+
+def check_limits(blocks: list[dict]) -> None:
+    assert 1 <= len(blocks) <= 50
+    for block in blocks:
+        Block.parse(block).validate_json()  # slack_sdk's own validation (raises on any breach)
+        if block["type"] == "header":
+            assert block["text"]["type"] == "plain_text" and len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            assert len(block.get("fields", [])) <= 10
+            assert len(block.get("text", {}).get("text", "")) <= 3000
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_valid_block_kit_within_limits(audience: str, flags: dict) -> None:
+    data = payload(audience, **flags)
+    assert isinstance(data["text"], str) and 0 < len(data["text"]) <= 3000
+    check_limits(data["blocks"])
+    types = [b["type"] for b in data["blocks"]]
+    assert types[0] == "header" and types[-1] == "context"
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_banner_exactly_when_warning(audience: str, flags: dict) -> None:
+    blocks = payload(audience, **flags)["blocks"]
+    banner = [b for b in blocks if "Data incomplete" in json.dumps(b, ensure_ascii=False)]
+    if flags.get("warning"):
+        assert banner and blocks.index(banner[0]) == 1  # right under the header
+        text = banner[0]["text"]["text"]
+        assert "81.4%" in text and "Wed 25 Nov 02:00 – 08:00 (6 h)" in text
+    else:
+        assert not banner
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_context_line_gives_period_and_completeness(audience: str, flags: dict) -> None:
+    context = payload(audience, **flags)["blocks"][-1]["elements"][0]["text"]
+    assert "week of 23 Nov 2026 (2026-W48)" in context
+    assert "data completeness 81.4%" in context if flags.get("warning") else "data completeness 99.2%" in context
+
+
+def test_kpi_fields_with_arrows_and_the_opening_sentence() -> None:
+    blocks = payload("executive")["blocks"]
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    assert "*Conversations*\n2,480  ▲ +12% *notable*" in fields
+    assert any(f.startswith("*Resolution rate*\n61.0%  ▼ -2.9 pp :red_circle:") for f in fields)
+    assert blocks[1]["text"]["text"].startswith("Conversations rose 12% to 2,480")
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_hostile_text_only_escaped(audience: str) -> None:
+    raw = rendered(audience, hostile=True, warning=True)["slack.json"].decode()
+    data = json.loads(raw)
+    for text in texts(data):
+        for hostile in HOSTILE:
+            assert hostile not in text
+        assert "<" not in text and ">" not in text  # no links, mentions or markup from data
+    if audience == "engineering":
+        assert "&lt;img src=x onerror=alert(1)&gt;" in raw
+
+
+def test_long_title_and_many_kpis_stay_within_limits() -> None:
+    data = make_report("engineering", title="Agent performance " * 20, warning=True)
+    ctx, _ = build_context(data)
+    ctx["kpis"] = ctx["kpis"] * 4  # 24 cards: more than one section's 10 fields
+    ctx["opening"] = "x" * 5000
+    ctx["banner"]["gaps"] = ["Wed 25 Nov 02:00 – 08:00 (6 h)"] * 400
+    blocks = [b.to_dict() for b in build_blocks(ctx)]
+    check_limits(blocks)
+    assert blocks[0]["text"]["text"].endswith("…")
+
+
+@pytest.mark.parametrize(("text", "limit", "expected"), [
+    ("a<b", 10, "a&lt;b"), ("<<<<", 9, "&lt;&lt;…"), ("abcdef", 4, "abc…"), ("&", 5, "&amp;"),
+])
+def test_fit_never_splits_an_entity(text: str, limit: int, expected: str) -> None:
+    assert fit(text, limit) == expected
+
+
+def test_only_slack_when_asked() -> None:
+    files = render_artifacts(make_report("executive"), {"slack"})
+    assert set(files) == {"slack.json"}

@@ -1,0 +1,63 @@
+"""report.txt: readable on its own, within 78 columns, banner first when the data is incomplete."""
+
+from __future__ import annotations
+
+import pytest
+
+from render_fixtures import HOSTILE_AGENT, HOSTILE_TYPE, rendered
+
+CASES = [
+    ("executive", {}), ("engineering", {}),
+    ("executive", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"warning": True, "hostile": True, "pii": True}),
+    ("engineering", {"zero": True}), ("executive", {"missing": True, "nulls": True, "human_cost": None}),
+    ("engineering", {"missing": True, "nulls": True, "warning": True}),
+]
+IDS = [f"{a}-{'-'.join(flags) or 'plain'}" for a, flags in CASES]
+
+
+def text(audience: str, **flags: object) -> str:
+    return rendered(audience, **flags)["report.txt"].decode()
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_lines_fit_and_nothing_is_markup(audience: str, flags: dict) -> None:
+    body = text(audience, **flags)
+    assert body.endswith("\n") and "\r" not in body
+    assert all(len(line) <= 78 for line in body.splitlines()), max(body.splitlines(), key=len)
+    assert "&lt;" not in body and "&amp;" not in body  # plain text is not HTML-escaped
+
+
+@pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
+def test_banner_exactly_when_warning(audience: str, flags: dict) -> None:
+    lines = text(audience, **flags).splitlines()
+    if flags.get("warning"):
+        assert lines[3].startswith("!!!!") and lines[4] == "!! DATA INCOMPLETE: 81.4% of expected events"
+        assert "Wed 25 Nov 02:00 – 08:00 (6 h)" in " ".join(lines[4:12])
+    else:
+        assert not any("INCOMPLETE" in line.upper() for line in lines)
+
+
+@pytest.mark.parametrize(("audience", "expected"), [
+    ("executive", ["HEADLINE FIGURES", "Conversations", "2,480", "▲ +12% [notable]", "Resolution rate",
+                   "61.0%", "ESTIMATED SAVINGS", "$9,739", "LAST 8 WEEKS", "2026-W41"]),
+    ("engineering", ["LATENCY", "p99 latency", "3.69 s", "DAY BY DAY", "Mon 23 Nov", "ERRORS BY TYPE",
+                     "tool_timeout", "+84%", "TOKENS BY MODEL", "BY AGENT", "RECENT FAILURES", "DATA QUALITY",
+                     "Duplicate events (counted once):"]),
+])
+def test_sections(audience: str, expected: list[str]) -> None:
+    body = text(audience)
+    for snippet in expected:
+        assert snippet in body
+
+
+def test_hostile_text_is_shown_verbatim_as_plain_text() -> None:
+    body = text("engineering", hostile=True)
+    assert HOSTILE_AGENT in body and HOSTILE_TYPE in body
+
+
+def test_zero_conversations_and_missing_values() -> None:
+    assert "No conversations this week, against 2,210 the week before." in text("engineering", zero=True)
+    body = text("executive", missing=True, nulls=True, human_cost=None)
+    assert "Set human_cost_per_conversation" in body
+    assert "Left out: tokens and cost left out" in body
