@@ -15,19 +15,21 @@ from pydantic import BaseModel, SecretStr
 
 from .config import mask_url
 
-_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]+", re.I)
+# A URL ends before whitespace, quotes, brackets, and before trailing punctuation ("url: error").
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", re.I)
 # Slack tokens have a recognisable shape; mask them even when they arrive outside a URL.
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace known secret values (and their URL-encoded forms) by ``***`` and mask every URL."""
+    """Mask every URL, then replace known secret values (and their URL-encoded forms) by ``***``."""
+    # URLs first, so a secret URL reads as smtp://user:***@host rather than a bare ***.
+    text = _URL_RE.sub(lambda m: m.group(0) if "***" in m.group(0) else mask_url(m.group(0)), text)  # idempotent
     for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
         for form in {secret, quote(secret, safe=""), unquote(secret)}:
             if len(form) >= _MIN_SECRET:
                 text = text.replace(form, "***")
-    text = _URL_RE.sub(lambda m: mask_url(m.group(0)), text)
     return _SLACK_TOKEN_RE.sub("xox…***", text)
 
 
@@ -43,7 +45,8 @@ def secret_values(settings: BaseModel) -> list[str]:
             m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^@/\s]+)@", raw, re.I)
             if m:
                 found += [m.group(1), unquote(m.group(1))]
-            m = re.match(r"^https?://[^/\s]+/(.+)$", raw, re.I)
+            # Path segments after the first are where webhook tokens live (mask_url hides them too).
+            m = re.match(r"^https?://[^/\s]+/[^/]*/(.+)$", raw, re.I)
             if m:
-                found += [part for part in m.group(1).split("/") if len(part) >= 8]
+                found += [part for part in re.split(r"[/?#&=]", m.group(1)) if len(part) >= 8]
     return found

@@ -189,7 +189,7 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
         if exc.retryable and attempts > 1:
             message += f" (gave up after {attempts} attempts within the {settings.retry_budget:g}s retry budget)"
         elif exc.retryable:
-            message += f" (not retried: the {settings.retry_budget:g}s retry budget allows no wait)"
+            message += f" (not retried: the {settings.retry_budget:g}s retry budget was used up)"
         raise ChannelFailure(message, retryable=exc.retryable, attempts=attempts, waits=waits) from exc
     return Tried(value, attempts, tuple(waits))
 

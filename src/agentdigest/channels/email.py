@@ -27,6 +27,9 @@ from ..errors import DeliveryError
 from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult
 
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# CRLF; headers we set are folded only past RFC 5322's hard limit, so a Message-ID stays on
+# its own line (a folded one is legal but some tools mis-parse it). Archived headers keep their folds.
+_WIRE = policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def message_id(report_id: str, period_key: str, recipient_key: str, domain: str)
     except ImportError:
         digest = hashlib.sha256(f"{report_id}\0{period_key}\0{recipient_key}".encode()).hexdigest()[:32]
         return f"<{digest}.agentdigest@{domain or 'agentdigest.invalid'}>"
-    return render_message_id(report_id, period_key, recipient_key)
+    return render_message_id(report_id, period_key, recipient_key, domain)
 
 
 class EmailChannel(BaseChannel):
@@ -86,7 +89,7 @@ class EmailChannel(BaseChannel):
 
     def deliver(self, delivery: Delivery) -> Receipt:
         message = self._prepare(self.artifact(delivery, "message.eml"), delivery)
-        body = message.as_bytes(policy=policy.SMTP)  # the same bytes on every attempt
+        body = message.as_bytes(policy=_WIRE)  # the same bytes on every attempt
         sender = bare(self.settings.from_)
         mid = str(message["Message-ID"])
         pending = list(delivery.targets)
@@ -171,7 +174,7 @@ class EmailChannel(BaseChannel):
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if srv.user:
-                smtp.login(srv.user, srv.password or "")
+                _login(smtp, srv.user, srv.password or "")
         except BaseException:
             smtp.close()
             raise
@@ -210,6 +213,22 @@ class EmailChannel(BaseChannel):
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return DeliveryError(self.mask(f"{where} closed the connection: {exc}"), retryable=True)
         return DeliveryError(self.mask(f"cannot reach {where}: {exc}"), retryable=True)
+
+
+def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """AUTH once, with the best advertised mechanism.
+
+    smtplib's login() retries a refused password with every other mechanism; that only adds
+    failed attempts (servers count them towards lockouts) and some servers stall on the second.
+    """
+    if not smtp.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("the server offers no AUTH (is the scheme right?)")
+    offered = smtp.esmtp_features["auth"].upper().split()
+    mechanism = next((m for m in ("CRAM-MD5", "PLAIN", "LOGIN") if m in offered), None)
+    if mechanism is None:
+        raise smtplib.SMTPNotSupportedError(f"no supported AUTH mechanism (offered: {' '.join(offered)})")
+    smtp.user, smtp.password = user, password
+    smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
 
 
 def _text(value: bytes | str) -> str:

@@ -1,0 +1,183 @@
+"""The Slack channel: Block Kit to an incoming webhook, or with a bot token to a channel.
+
+Webhook mode posts ``slack.json`` and checks the answer: Slack says ``ok`` or an error text
+(``no_service``, ``invalid_token``, ``channel_not_found`` ...). Bot mode calls chat.postMessage
+with the blocks, then uploads ``report.pdf`` to the same channel with the current external-upload
+flow (files.getUploadURLExternal, upload, files.completeUploadExternal) via ``files_upload_v2``;
+the retired ``files.upload`` is never used.
+
+The message and the PDF are separate ledger targets (``""`` and ``"file:report.pdf"``): a
+failed upload is retried without posting the message a second time.
+
+slack_sdk's own retry handlers are off (tenacity decides) and it gets a logger that never
+emits, because at DEBUG it logs the webhook URL, which is a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import urllib.error
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.webhook import WebhookClient
+
+from .. import config
+from ..errors import DeliveryError
+from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, parse_retry_after
+
+PDF_TARGET = "file:report.pdf"
+# Slack error codes worth waiting for; every other code (invalid_token, channel_not_found,
+# no_service, not_in_channel, missing_scope, invalid_blocks ...) will not fix itself.
+TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
+                    "request_timeout", "timeout"}
+
+_QUIET = logging.Logger("agentdigest.slack_sdk", level=logging.CRITICAL + 1)
+
+
+class SlackChannel(BaseChannel):
+    """Posts the report's Block Kit message (and, in bot mode, the PDF) to Slack."""
+
+    type = "slack"
+    settings_model = config.SlackChannel
+
+    def describe(self) -> str:
+        s = self.settings
+        if s.webhook_url:
+            return f"Slack webhook {self.mask(s.webhook_url.get_secret_value())}"
+        return f"Slack {s.channel} via {urlsplit(s.api_url).netloc}"
+
+    def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
+        s = self.settings
+        if s.bot_token and s.upload_pdf and "report.pdf" in artifacts:
+            return ["", PDF_TARGET]
+        return [""]
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        payload = self._payload(delivery)
+        if self.settings.webhook_url:
+            tried = self.retry(lambda: self._post_webhook(payload))
+            return Receipt((TargetResult("", "sent", None),), tried.attempts, tried.waits)
+        return self._deliver_bot(delivery, payload)
+
+    def check(self) -> CheckResult:
+        if self.settings.webhook_url:
+            return super().check()
+        try:
+            answer = self._client().auth_test()
+        except (SlackClientError, OSError) as exc:
+            return CheckResult(self.name, False, str(self._classify(exc, "auth.test")))
+        who = f"{answer.get('user', '?')} in {answer.get('team', '?')}"
+        return CheckResult(self.name, True, f"{self.describe()}: token valid ({who}); nothing sent")
+
+    def _payload(self, delivery: Delivery) -> dict[str, Any]:
+        try:
+            payload = json.loads(self.artifact(delivery, "slack.json"))
+        except json.JSONDecodeError as exc:
+            raise DeliveryError(f"slack.json of {delivery.report_id}/{delivery.period_key} is not JSON ({exc})") from None
+        if delivery.test:
+            payload["text"] = "[test] " + str(payload.get("text", ""))
+        return payload
+
+    def _post_webhook(self, payload: dict[str, Any]) -> None:
+        client = WebhookClient(self.settings.webhook_url.get_secret_value(), timeout=self._timeout(),
+                               logger=_QUIET, retry_handlers=[])
+        where = self.describe()
+        try:
+            answer = client.send_dict(payload)
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(self.mask(f"cannot reach {where}: {reason}"), retryable=True) from None
+        body = (answer.body or "").strip()
+        if answer.status_code == 200 and body == "ok":
+            return
+        if answer.status_code == 200:  # 200 with an error text: Slack refused the payload
+            raise DeliveryError(self.mask(f"{where} answered {body[:200]!r}"))
+        headers = {k.lower(): v for k, v in (answer.headers or {}).items()}
+        raise _masked(http_error(answer.status_code, where, body, headers.get("retry-after")), self)
+
+    def _deliver_bot(self, delivery: Delivery, payload: dict[str, Any]) -> Receipt:
+        client = self._client()
+        results: dict[str, TargetResult] = {}
+        attempts, waits = 0, []
+        channel_id = self.settings.channel
+        if "" in delivery.targets:
+            def post() -> Any:
+                return self._call(lambda: client.chat_postMessage(
+                    channel=self.settings.channel, text=payload.get("text") or "", blocks=payload.get("blocks")),
+                    "chat.postMessage")
+            tried = self.retry(post)  # a failed post fails the whole delivery: nothing was sent
+            attempts, waits = tried.attempts, list(tried.waits)
+            channel_id = tried.value.get("channel") or channel_id
+            results[""] = TargetResult("", "sent", tried.value.get("ts"))
+        if PDF_TARGET in delivery.targets:
+            pdf = self.artifact(delivery, "report.pdf")
+
+            def upload() -> Any:
+                return self._call(lambda: client.files_upload_v2(
+                    channel=channel_id, file=pdf, filename="report.pdf",
+                    title=f"{delivery.report_id} {delivery.period_key}" + (" [test]" if delivery.test else "")),
+                    "files_upload_v2")
+            try:
+                tried = self.retry(upload)
+            except ChannelFailure as exc:
+                if not results:
+                    raise
+                attempts, waits = attempts + exc.attempts, waits + list(exc.waits)
+                results[PDF_TARGET] = TargetResult(PDF_TARGET, "failed", error=self.mask(f"PDF upload: {exc}"),
+                                                   retryable=exc.retryable)
+            else:
+                attempts, waits = attempts + tried.attempts, waits + list(tried.waits)
+                file = tried.value.get("file") or {}
+                results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"))
+        return Receipt(tuple(results[t] for t in delivery.targets), attempts, tuple(waits))
+
+    def _client(self) -> WebClient:
+        base = self.settings.api_url if self.settings.api_url.endswith("/") else self.settings.api_url + "/"
+        return WebClient(token=self.settings.bot_token.get_secret_value(), base_url=base,
+                         timeout=self._timeout(), logger=_QUIET, retry_handlers=[])
+
+    def _timeout(self) -> int:
+        return max(1, math.ceil(self.settings.timeout))  # slack_sdk takes whole seconds
+
+    def _call(self, fn: Any, method: str) -> Any:
+        try:
+            return fn()
+        except (SlackClientError, OSError, ValueError) as exc:
+            raise self._classify(exc, method) from None
+
+    def _classify(self, exc: BaseException, method: str) -> DeliveryError:
+        """Slack's error code decides: rate limits and server trouble are transient, the rest permanent."""
+        where = f"Slack {method} ({urlsplit(self.settings.api_url).netloc})"
+        if isinstance(exc, SlackApiError):
+            response = exc.response
+            status = getattr(response, "status_code", 0)
+            data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+            code = str(data.get("error") or "")
+            headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+            retry_after = parse_retry_after(_first(headers.get("retry-after")))
+            if status == 429 or code in TRANSIENT_ERRORS or status >= 500:
+                return DeliveryError(self.mask(f"{where} answered {code or f'HTTP {status}'}"), retryable=True,
+                                     retry_after=retry_after)
+            return DeliveryError(self.mask(f"{where} answered {code or f'HTTP {status}'}"))
+        if isinstance(exc, urllib.error.HTTPError):  # the upload step talks plain HTTP
+            return _masked(http_error(exc.code, f"{where} (file upload)", "", exc.headers.get("Retry-After")), self)
+        if isinstance(exc, (urllib.error.URLError, OSError)):
+            return DeliveryError(self.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"), retryable=True)
+        # SlackRequestError (e.g. a failed upload step) or an unreadable answer.
+        return DeliveryError(self.mask(f"{where} failed: {exc}"), retryable=True)
+
+
+def _first(value: Any) -> str | None:
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _masked(error: DeliveryError, channel: BaseChannel) -> DeliveryError:
+    return DeliveryError(channel.mask(error), retryable=error.retryable, retry_after=error.retry_after)

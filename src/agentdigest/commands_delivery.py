@@ -1,0 +1,124 @@
+"""The delivery commands behind the CLI: ``history``, ``resend`` and the channel part of ``check``.
+
+Plain functions taking the config and the command's options and returning an exit code, so the
+typer CLI only wires arguments. Output goes to the given rich console (a default one otherwise);
+nothing here prints a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .channels import CheckResult, make_channel
+from .config import Config, mask_url
+from .delivery import DeliveryResult, deliver_report
+from .errors import AgentDigestError
+from .ledger import Ledger
+
+_STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
+           "running": "yellow", "skipped_sent": "dim", "claimed_elsewhere": "yellow"}
+
+
+def _console(console: Console | None) -> Console:
+    return console or Console(highlight=False)
+
+
+def _when(iso: str | None) -> str:
+    return iso[:16].replace("T", " ") if iso else ""
+
+
+def show_history(config: Config, *, report: str | None = None, limit: int = 50, console: Console | None = None) -> int:
+    """``agentdigest history [--report ID] [--limit N]``: runs and deliveries, newest first."""
+    console = _console(console)
+    ledger = Ledger(config.ledger.url)
+    try:
+        rows = ledger.history(report, limit)
+    finally:
+        ledger.close()
+    if not rows:
+        console.print(f"No runs or deliveries recorded in {mask_url(config.ledger.url)} yet.")
+        return 0
+    table = Table(title=f"History ({mask_url(config.ledger.url)})", title_justify="left")
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("report / period", overflow="fold")
+    table.add_column("what", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("tries", justify="right")
+    table.add_column("detail", overflow="fold", ratio=1)
+    for row in rows:
+        if row["kind"] == "run":
+            what = f"run ({row['trigger']})"
+        else:
+            what = (row.get("channel") or "") + (f" {row['recipient']}" if row.get("recipient") else "")
+            what += " (test)" if row["kind"] == "test" else ""
+        state = row["state"] + (" (lease expired)" if row.get("lease_expired") else "")
+        detail = row.get("error") or row.get("provider_id") or row.get("note") or ""
+        table.add_row(_when(row["at"]), f"{row['report_id']}\n{row['period_key']}", what,
+                      Text(state, style=_STYLES.get(row["state"], "")),
+                      "" if row.get("attempts") is None else str(row["attempts"]), detail)
+    console.print(table)
+    return 0
+
+
+def resend(config: Config, report_id: str, period: str, *, channel: str | None = None,
+           console: Console | None = None) -> int:
+    """``agentdigest resend REPORT PERIOD [--channel NAME]``: deliver again from the archive, no recompute."""
+    console = _console(console)
+    report = config.report(report_id)
+    ledger = Ledger(config.ledger.url)
+    try:
+        run_id = ledger.start_run(report.id, period, "resend")
+        try:
+            results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
+                                     force=True, only_channel=channel)
+        except AgentDigestError as exc:
+            ledger.finish_run(run_id, "failed", str(exc))
+            raise
+        failures = [r for r in results if r.failed]
+        ledger.finish_run(run_id, "failed" if failures else "done",
+                          "; ".join(f"{r.channel}: {r.error}" for r in failures) or None)
+    finally:
+        ledger.close()
+    print_results(console, results)
+    return 1 if failures else 0
+
+
+def print_results(console: Console, results: Iterable[DeliveryResult]) -> None:
+    """One line per delivery target; the runner can reuse this after a run."""
+    for r in results:
+        target = f" {r.recipient}" if r.recipient else ""
+        label = {"skipped_sent": "already sent", "claimed_elsewhere": "being sent by another process"}.get(r.state, r.state)
+        line = Text(f"{r.channel}{target}: ")
+        line.append(label, style=_STYLES.get(r.state, ""))
+        if r.error:
+            line.append(f" - {r.error}")
+        console.print(line)
+
+
+def channel_checks(config: Config) -> list[CheckResult]:
+    """Reach every configured channel and log in where possible; nothing is sent."""
+    results = []
+    for name, settings in config.channels.items():
+        try:
+            results.append(make_channel(name, settings).check())
+        except AgentDigestError as exc:
+            results.append(CheckResult(name, False, str(exc)))
+    return results
+
+
+def check_channels(config: Config, *, console: Console | None = None) -> int:
+    """The channel half of ``agentdigest check``: exit 1 when a channel check failed."""
+    console = _console(console)
+    results = channel_checks(config)
+    for r in results:
+        mark, style = {True: ("ok", "green"), False: ("FAILED", "bold red"), None: ("unchecked", "yellow")}[r.ok]
+        line = Text(f"channel {r.channel}: ")
+        line.append(mark, style=style)
+        line.append(f" - {r.message}")
+        console.print(line)
+    if not results:
+        console.print("No channels configured.")
+    return 1 if any(r.ok is False for r in results) else 0

@@ -1,0 +1,184 @@
+"""Delivering an archived report to its channels, exactly once per (report, period, channel, target).
+
+For each channel of the report: claim every target in the ledger (a conditional write), hand the
+claimed ones to the channel, record what its receipt says. Targets already sent are skipped,
+targets leased by another sender are left to it. One channel's failure never stops the others;
+the caller (the runner) exits 1 when any result failed.
+
+Everything is read from the archive, so a resend never recomputes. A test send (``test_to``)
+goes to one address or one channel, is marked as a test, and is recorded apart from the period's
+delivery (kind='test'), so it never stops or replaces the real one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+import uuid
+from dataclasses import dataclass
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal
+
+from .archive import read_artifacts
+from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
+from .config import Config, ReportConfig
+from .errors import DeliveryError, InputError
+from .ledger import Ledger
+from .masking import mask_text, secret_values
+
+State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
+_logger = logging.getLogger("agentdigest.delivery")
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one target of one channel in this call."""
+
+    channel: str
+    recipient: str
+    state: State
+    error: str | None = None
+    provider_id: str | None = None
+    attempts: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
+
+
+def default_owner() -> str:
+    """A name for this sender in the ledger: host, process and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def lease_seconds(settings: Any) -> float:
+    """How long a claim must outlive the slowest possible delivery on this channel.
+
+    The retry budget is only checked between attempts and one attempt makes several network
+    calls, each allowed ``timeout`` seconds; the margin keeps a slow sender from losing its claim.
+    ``$AGENTDIGEST_LEASE_SECONDS`` overrides it (tests of crash takeover; see docs/scheduling.md).
+    """
+    override = os.environ.get("AGENTDIGEST_LEASE_SECONDS")
+    if override:
+        return float(override)
+    return settings.retry_budget + 10 * settings.timeout + 60
+
+
+def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger, archive: Path,
+                   force: bool = False, only_channel: str | None = None, test_to: str | None = None,
+                   owner: str | None = None, log: Any = None) -> list[DeliveryResult]:
+    """Deliver the archived artifacts of (report, period) to the report's channels.
+
+    ``force`` re-sends targets already sent (``resend``); ``only_channel`` limits to one of the
+    report's channels; ``test_to`` (an address or a channel name) makes a test send instead.
+    """
+    log = log or _logger
+    artifacts = read_artifacts(Path(archive), report_cfg.id, period_key)
+    if not artifacts:
+        raise InputError(f"nothing archived for {report_cfg.id} {period_key} under {archive} "
+                         f"(run `agentdigest run {report_cfg.id} --period {period_key}` first)")
+    if test_to:
+        return _test_send(config, report_cfg, period_key, artifacts, test_to, ledger=ledger, log=log)
+    names = list(report_cfg.channels)
+    if only_channel:
+        if only_channel not in names:
+            raise InputError(f"report {report_cfg.id!r} has no channel {only_channel!r} "
+                             f"(its channels: {', '.join(names) or 'none'})")
+        names = [only_channel]
+    owner = owner or default_owner()
+    results: list[DeliveryResult] = []
+    for name in names:
+        results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
+                                    ledger=ledger, owner=owner, force=force, log=log)
+    return results
+
+
+def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
+                     ledger: Ledger, owner: str, force: bool, log: Any) -> list[DeliveryResult]:
+    secrets = secret_values(settings)
+    channel = make_channel(name, settings)
+    targets = channel.targets(artifacts)
+    claims, skipped = {}, {}
+    for target in targets:
+        claim = ledger.claim(report_id, period_key, name, target, owner=owner,
+                             lease_seconds=lease_seconds(settings), force=force)
+        if claim is not None:
+            claims[target] = claim
+            if claim.took_over_from:
+                log.warning("%s %s -> %s %s: %s", report_id, period_key, name, target or "", claim.took_over_from)
+            continue
+        row = ledger.delivery(report_id, period_key, name, target) or {}
+        state: State = "skipped_sent" if row.get("sent_at") else "claimed_elsewhere"
+        skipped[target] = DeliveryResult(name, target, state, provider_id=row.get("provider_id"))
+        log.info("%s %s -> %s%s: %s", report_id, period_key, name, f" {target}" if target else "",
+                 "already sent, skipped" if state == "skipped_sent" else "being sent by another process")
+    if not claims:
+        return [skipped[t] for t in targets]
+
+    receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
+    by_target = {r.target: r for r in receipt.results}
+    done: dict[str, DeliveryResult] = {}
+    for target, claim in claims.items():
+        result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}")
+        label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
+        if result.state == "sent":
+            ledger.mark_sent(claim, result.provider_id)
+            done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=receipt.attempts)
+            log.info("%s: sent (%d attempt%s)", label, receipt.attempts, "" if receipt.attempts == 1 else "s")
+        else:
+            error = mask_text(result.error or "failed", secrets)
+            ledger.mark_failed(claim, error, result.retryable)
+            done[target] = DeliveryResult(name, target, "failed", error=error, attempts=receipt.attempts)
+            log.error("%s: %s", label, error)
+    return [done.get(t) or skipped[t] for t in targets]
+
+
+def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receipt:
+    """Run the channel; turn any failure, even a bug, into per-target failures (never an escape)."""
+    try:
+        return channel.deliver(delivery)
+    except DeliveryError as exc:
+        error, retryable, attempts = mask_text(str(exc), secrets), exc.retryable, getattr(exc, "attempts", 1)
+    except Exception as exc:  # one broken channel must not stop the others
+        # The traceback is for --verbose; it goes through the mask like every other message.
+        _logger.debug("channel %s raised:\n%s", channel.name,
+                      mask_text("".join(traceback.format_exception(exc)), secrets))
+        error, retryable, attempts = mask_text(f"unexpected {type(exc).__name__}: {exc}", secrets), True, 1
+    return Receipt(tuple(TargetResult(t, "failed", error=error, retryable=retryable) for t in delivery.targets),
+                   attempts=attempts)
+
+
+def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifacts: dict[str, bytes],
+               test_to: str, *, ledger: Ledger, log: Any) -> list[DeliveryResult]:
+    """Send to one channel or one address, marked as a test and recorded apart from the period."""
+    name, settings = _test_channel(config, report_cfg, test_to)
+    channel = make_channel(name, settings)
+    targets = tuple(channel.targets(artifacts))
+    receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True),
+                       secret_values(settings))
+    results = []
+    for r in receipt.results:
+        state = "sent" if r.state == "sent" else "failed"
+        ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=r.error)
+        results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=r.error,
+                                      provider_id=r.provider_id, attempts=receipt.attempts))
+        log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, r.error or "sent")
+    return results
+
+
+def _test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tuple[str, Any]:
+    if test_to in config.channels:
+        return test_to, config.channels[test_to]
+    address = parseaddr(test_to)[1]
+    if "@" not in address or any(c in test_to for c in "\r\n,;"):
+        raise InputError(f"--test-to expects one email address or a channel name "
+                         f"(channels: {', '.join(config.channels) or 'none'}), got {test_to!r}")
+    # Prefer the report's own email channel: same relay and sender as the real delivery.
+    names = [*report_cfg.channels, *config.channels]
+    name = next((n for n in names if getattr(config.channels[n], "type", None) == "email"), None)
+    if name is None:
+        raise InputError(f"--test-to {test_to}: no email channel is configured to send it through")
+    return name, config.channels[name].model_copy(update={"to": [address], "cc": [], "bcc": []})

@@ -1,0 +1,408 @@
+"""The ledger: which report periods ran, and which deliveries went out (SQLAlchemy 2 Core).
+
+SQLite by default (WAL, a busy timeout: safe for several processes on one machine); PostgreSQL
+when several schedulers on several machines share the work (``postgresql://`` is mapped to the
+installed driver, psycopg 3 first, then psycopg2).
+
+A delivery row exists per (report_id, period_key, channel, recipient, kind). ``kind`` is
+``period`` for the real delivery and ``test`` for test sends, which never count as the period's.
+A row is *claimed* by one conditional INSERT ... ON CONFLICT DO UPDATE ... WHERE, never by a
+read followed by a write: of several racing senders exactly one gets the row back. A claim is a
+lease; when its holder dies the lease runs out and the next claimer takes over (``takeovers``
+counts it and ``note`` says from whom). A ``sent`` row is only claimed again with ``force``.
+
+Times are stored as naive UTC and compared with this host's clock, so hosts sharing a
+PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, and_, case,
+    create_engine, event, func, literal, or_, select, text, update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from .config import mask_url
+from .errors import AgentDigestError, ConfigError
+from .masking import mask_text
+
+SCHEMA_VERSION = 1
+_MAX_ERROR = 2000
+
+metadata = MetaData()
+schema_version = Table(
+    "schema_version", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("upgraded_at", DateTime, nullable=False),
+)
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", String(200), nullable=False, index=True),
+    Column("period_key", String(32), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # running | done | failed
+    Column("error", Text),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+)
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", String(200), nullable=False),
+    Column("period_key", String(32), nullable=False),
+    Column("channel", String(200), nullable=False),
+    Column("recipient", String(320), nullable=False, server_default=""),
+    Column("kind", String(8), nullable=False, server_default="period"),  # period | test
+    Column("state", String(16), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("sends", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("retryable", Boolean),
+    Column("provider_id", String(255)),
+    Column("owner", String(200)),
+    Column("claim_token", String(32)),
+    Column("lease_until", DateTime),
+    Column("takeovers", Integer, nullable=False, server_default="0"),
+    Column("note", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("report_id", "period_key", "channel", "recipient", "kind", name="uq_deliveries_target"),
+)
+heartbeats = Table(
+    "heartbeats", metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("info", Text, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+
+def _create_v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[runs, deliveries, heartbeats])
+
+
+# version -> upgrade from the version before; applied in order, each inside the schema lock.
+MIGRATIONS = {1: _create_v1}
+
+
+class LedgerError(AgentDigestError):
+    """The ledger database cannot be opened, upgraded or written."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to send one delivery target until ``lease_until``."""
+
+    id: int
+    report_id: str
+    period_key: str
+    channel: str
+    recipient: str
+    owner: str
+    token: str
+    lease_until: datetime
+    attempts: int
+    took_over_from: str | None = None  # the note when this claim took over an expired one
+
+
+def engine_url(url: str) -> str:
+    """Map ``postgresql://`` (or ``postgres://``) to the installed driver; accept SQLite as is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"invalid ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
+                          key="ledger.url")
+    if scheme in ("postgresql", "postgres"):
+        for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+            return f"postgresql+{driver}://{rest}"
+        raise ConfigError("a PostgreSQL ledger needs a driver: pip install 'agentdigest[postgres]'", key="ledger.url")
+    if scheme.startswith(("postgresql+", "sqlite")):
+        return url
+    raise ConfigError(f"unsupported ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
+                      key="ledger.url")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=timezone.utc).isoformat() if value else None
+
+
+def _clip(error: str | None) -> str | None:
+    return None if error is None else mask_text(error)[:_MAX_ERROR]
+
+
+class Ledger:
+    """Runs, deliveries and heartbeats in a SQL database, safe to share between processes."""
+
+    def __init__(self, url: str):
+        self.url = url
+        real = engine_url(url)
+        kwargs: dict[str, Any] = {}
+        if real.startswith("sqlite"):
+            path = real.split(":///", 1)[1] if ":///" in real else ""
+            if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                kwargs["connect_args"] = {"timeout": 30}
+        self.engine: Engine = create_engine(real, **kwargs)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_setup(self.engine)
+        try:
+            self._migrate()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot open the ledger {mask_url(url)}: {mask_text(str(exc.orig or exc)).splitlines()[0]}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            if self.engine.dialect.name == "postgresql":  # serialise concurrent first starts
+                conn.execute(text("SELECT pg_advisory_xact_lock(74657301)"))
+            schema_version.create(conn, checkfirst=True)
+            current = conn.scalar(select(schema_version.c.version).where(schema_version.c.id == 1)) or 0
+            if current > SCHEMA_VERSION:
+                raise LedgerError(f"the ledger {mask_url(self.url)} has schema version {current}, newer than this "
+                                  f"agentdigest understands ({SCHEMA_VERSION}); upgrade agentdigest")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version](conn)
+            if current == 0:
+                conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION, upgraded_at=_now()))
+            elif current < SCHEMA_VERSION:
+                conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=_now()))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(schema_version.c.version)) or 0)
+
+    def _write(self):  # type: ignore[no-untyped-def]
+        # SQLite: BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies
+        # instead of a deadlock when two readers both try to upgrade to writers.
+        return self.engine.execution_options(immediate=True).begin()
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, report_id: str, period_key: str, trigger: str) -> int:
+        """Record that a run began; returns its id for :meth:`finish_run`."""
+        with self._write() as conn:
+            result = conn.execute(runs.insert().values(
+                report_id=report_id, period_key=period_key, trigger=trigger, state="running", started_at=_now()))
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, state: str, error: str | None = None) -> None:
+        """Close a run as ``done`` or ``failed`` (the error is masked)."""
+        with self._write() as conn:
+            conn.execute(runs.update().where(runs.c.id == run_id).values(state=state, error=_clip(error), finished_at=_now()))
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    def claim(self, report_id: str, period_key: str, channel: str, recipient: str = "", *,
+              owner: str, lease_seconds: float, force: bool = False) -> Claim | None:
+        """Claim one delivery target for ``lease_seconds``; None when it is sent (and not forced) or leased.
+
+        One statement decides: a new row is inserted, or an existing one is taken over only
+        when it is not ``sent`` (unless ``force``) and no live lease holds it.
+        """
+        now = _now()
+        lease_until = now + timedelta(seconds=lease_seconds)
+        token = uuid.uuid4().hex
+        d = deliveries.c
+        stmt = self._insert(deliveries).values(
+            report_id=report_id, period_key=period_key, channel=channel, recipient=recipient, kind="period",
+            state="sending", attempts=1, sends=0, owner=owner, claim_token=token, lease_until=lease_until,
+            takeovers=0, created_at=now, updated_at=now)
+        free = or_(d.state != "sending", d.lease_until.is_(None), d.lease_until < now)  # no live lease
+        # Once delivered (sent_at set) a target stays delivered, even when a forced resend fails.
+        claimable = free if force else and_(free, d.state != "sent", d.sent_at.is_(None))
+        was_abandoned = d.state == "sending"
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
+            set_={
+                "state": "sending", "attempts": d.attempts + 1, "owner": owner, "claim_token": token,
+                "lease_until": lease_until, "updated_at": now,
+                "takeovers": d.takeovers + case((was_abandoned, 1), else_=0),
+                # The note describes this claim only, so it tells the caller whether it took over.
+                "note": case((was_abandoned, literal("took over the expired claim of ") + func.coalesce(d.owner, "?")),
+                             else_=None),
+            },
+            where=claimable,
+        ).returning(d.id, d.attempts, d.takeovers, d.note, d.claim_token)
+        with self._write() as conn:
+            row = conn.execute(stmt).first()
+        if row is None or row.claim_token != token:
+            return None
+        return Claim(int(row.id), report_id, period_key, channel, recipient, owner, token, lease_until,
+                     int(row.attempts), row.note)
+
+    def mark_sent(self, claim: Claim, provider_id: str | None) -> bool:
+        """Record a sent target. False when the lease had run out and someone else holds the claim
+        (the row is still marked sent: the message did go out, and a note says it may be duplicated)."""
+        now = _now()
+        d = deliveries.c
+        values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1)
+        with self._write() as conn:
+            done = conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
+                **values, lease_until=None, last_error=None, retryable=None)).rowcount
+            if done:
+                return True
+            conn.execute(update(deliveries).where(d.id == claim.id).values(
+                **values, note=f"sent by {claim.owner} after its lease expired; it may have been sent twice"))
+            return False
+
+    def mark_failed(self, claim: Claim, error: str, retryable: bool) -> bool:
+        """Record a failed target (error masked). False when the claim was lost to another sender."""
+        now = _now()
+        d = deliveries.c
+        with self._write() as conn:
+            return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
+                state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now)).rowcount)
+
+    def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
+                    provider_id: str | None = None, error: str | None = None) -> None:
+        """Record a test send; it is kept apart (kind='test') and never counts as the period's delivery."""
+        now = _now()
+        d = deliveries.c
+        sent = state == "sent"
+        stmt = self._insert(deliveries).values(
+            report_id=report_id, period_key=period_key, channel=channel, recipient=recipient, kind="test",
+            state=state, attempts=1, sends=int(sent), last_error=_clip(error), provider_id=provider_id,
+            takeovers=0, created_at=now, updated_at=now, sent_at=now if sent else None)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
+            set_={"state": state, "attempts": d.attempts + 1, "sends": d.sends + int(sent), "last_error": _clip(error),
+                  "provider_id": provider_id, "updated_at": now, "sent_at": now if sent else d.sent_at})
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def delivery_state(self, report_id: str, period_key: str, channel: str, recipient: str = "") -> str | None:
+        """The state of one period delivery target, or None when it was never claimed."""
+        d = deliveries.c
+        with self.engine.connect() as conn:
+            return conn.scalar(select(d.state).where(
+                d.report_id == report_id, d.period_key == period_key, d.channel == channel,
+                d.recipient == recipient, d.kind == "period"))
+
+    def delivery(self, report_id: str, period_key: str, channel: str, recipient: str = "") -> dict[str, Any] | None:
+        """One period delivery target's row (see :meth:`history` for the keys), or None."""
+        d = deliveries.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(deliveries).where(
+                d.report_id == report_id, d.period_key == period_key, d.channel == channel,
+                d.recipient == recipient, d.kind == "period")).mappings().first()
+        return _delivery_dict(row, _now()) if row else None
+
+    def is_period_sent(self, report_id: str, period_key: str, channels: list[str]) -> bool:
+        """True when every channel has delivery rows for the period and every row was delivered.
+
+        A row counts once it has been sent, even if a later forced resend failed. A channel with
+        one failed recipient is not sent. Vacuously true for an empty channel list.
+        """
+        d = deliveries.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d.channel, d.sent_at.is_not(None)).where(
+                d.report_id == report_id, d.period_key == period_key, d.kind == "period",
+                d.channel.in_(channels))).all()
+        delivered: dict[str, set[bool]] = {}
+        for channel, sent in rows:
+            delivered.setdefault(channel, set()).add(bool(sent))
+        return all(delivered.get(channel) == {True} for channel in channels)
+
+    def deliveries(self, report_id: str, period_key: str) -> list[dict[str, Any]]:
+        """Every delivery row (period and test) of one report period."""
+        d = deliveries.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries).where(d.report_id == report_id, d.period_key == period_key)
+                                .order_by(d.kind, d.channel, d.recipient)).mappings().all()
+        now = _now()
+        return [_delivery_dict(row, now) for row in rows]
+
+    # -- heartbeats and history -------------------------------------------------------------
+
+    def heartbeat(self, owner: str, info: dict[str, Any]) -> None:
+        """Say that ``owner`` (a scheduler process) is alive, with what it is doing."""
+        now = _now()
+        payload = mask_text(json.dumps(info, default=str, sort_keys=True))
+        stmt = self._insert(heartbeats).values(owner=owner, info=payload, updated_at=now)
+        stmt = stmt.on_conflict_do_update(index_elements=["owner"], set_={"info": payload, "updated_at": now})
+        with self._write() as conn:
+            conn.execute(stmt)
+
+    def heartbeats(self) -> list[dict[str, Any]]:
+        """The last heartbeat of every owner, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(heartbeats).order_by(heartbeats.c.updated_at.desc())).mappings().all()
+        return [{"owner": r["owner"], "info": json.loads(r["info"]), "updated_at": _iso(r["updated_at"])} for r in rows]
+
+    def history(self, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test."""
+        d = deliveries.c
+        run_q = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+        del_q = select(deliveries).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
+        if report_id:
+            run_q = run_q.where(runs.c.report_id == report_id)
+            del_q = del_q.where(d.report_id == report_id)
+        with self.engine.connect() as conn:
+            run_rows = conn.execute(run_q).mappings().all()
+            del_rows = conn.execute(del_q).mappings().all()
+        now = _now()
+        items = [{
+            "kind": "run", "at": _iso(r["started_at"]), "report_id": r["report_id"], "period_key": r["period_key"],
+            "channel": None, "recipient": None, "state": r["state"], "trigger": r["trigger"], "attempts": None,
+            "error": r["error"], "provider_id": None, "id": r["id"], "finished_at": _iso(r["finished_at"]),
+        } for r in run_rows] + [_delivery_dict(r, now) for r in del_rows]
+        items.sort(key=lambda item: item["at"] or "", reverse=True)
+        return items[:limit]
+
+
+def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
+    lease = row["lease_until"]
+    return {
+        "kind": "delivery" if row["kind"] == "period" else "test", "at": _iso(row["updated_at"]),
+        "report_id": row["report_id"], "period_key": row["period_key"], "channel": row["channel"],
+        "recipient": row["recipient"], "state": row["state"], "trigger": None, "attempts": row["attempts"],
+        "sends": row["sends"], "error": row["last_error"], "retryable": row["retryable"],
+        "provider_id": row["provider_id"], "owner": row["owner"], "lease_until": _iso(lease),
+        "lease_expired": bool(row["state"] == "sending" and lease is not None and lease < now),
+        "takeovers": row["takeovers"], "note": row["note"], "created_at": _iso(row["created_at"]),
+        "sent_at": _iso(row["sent_at"]), "id": row["id"],
+    }
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL and a busy timeout on every connection; explicit BEGINs so writers can take the lock up front."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")

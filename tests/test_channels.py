@@ -1,0 +1,317 @@
+"""Every channel against real servers: one table of (channel, server behaviour, expected outcome).
+
+SMTP is aiosmtpd on loopback with STARTTLS (or implicit TLS), a self-signed certificate and AUTH;
+Slack's Web API, its webhooks and generic webhooks are pytest-httpserver. Retries use tiny
+backoffs; a Retry-After of 1 s is really waited for (the receipt records the wait, no clock is read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+
+import pytest
+from werkzeug import Response
+
+from agentdigest import config
+from agentdigest.channels import ChannelFailure, Delivery, make_channel
+from agentdigest.channels.slack import PDF_TARGET
+from conftest import PDF_BYTES, free_port
+
+HOOK_PATH = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOKtoken"
+WEBHOOK_PATH = "/ingest/PLANTEDpathTOKEN"
+WEBHOOK_SECRET = "whsec-PLANTED-hmac"
+BOT_TOKEN = "xoxb-PLANTED-bot-token"
+TS = "1700000000.000100"
+
+
+def ok_json(**data: Any) -> tuple[int, str, dict]:
+    return 200, json.dumps({"ok": True, **data}), {"Content-Type": "application/json"}
+
+
+def slack_error(code: str, status: int = 200, **headers: str) -> tuple[int, str, dict]:
+    return status, json.dumps({"ok": False, "error": code}), {"Content-Type": "application/json", **headers}
+
+
+BOT_API = {
+    "/api/chat.postMessage": [ok_json(channel="C0AGENTS", ts=TS)],
+    "/api/files.getUploadURLExternal": [ok_json(upload_url="{base}/upload/F1", file_id="F1")],
+    "/upload/F1": [(200, "OK - 36", {})],
+    "/api/files.completeUploadExternal": [ok_json(files=[{"id": "F1", "title": "report"}])],
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    channel: str  # email | email-smtps | slack-webhook | slack-bot | webhook | outbox
+    server: dict = field(default_factory=dict)  # how the server behaves
+    expect: dict = field(default_factory=dict)  # what must come out
+    settings: dict = field(default_factory=dict)  # channel settings overriding the harness defaults
+
+
+ALL_SENT = {"alice@example.com": "sent", "bob@example.com": "sent", "carol@example.com": "sent", "dave@example.com": "sent"}
+EVERYONE = {"alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com"}
+
+CASES = [
+    # -- email ---------------------------------------------------------------------------
+    Case("email-starttls-ok", "email", expect=dict(results=ALL_SENT, attempts=1, smtp=[EVERYONE], check="email_headers")),
+    Case("email-smtps-ok", "email-smtps", expect=dict(results=ALL_SENT, attempts=1, smtp=[EVERYONE])),
+    Case("email-421-on-data-then-ok", "email", server=dict(data=["421 4.3.2 try again later"]),
+         expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE], sessions=2)),
+    Case("email-disconnect-during-data-then-ok", "email", server=dict(data=["disconnect"]),
+         expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE], sessions=2)),
+    Case("email-auth-refused", "email", server=dict(password="wrong-PLANTED-pw"),
+         expect=dict(error="login refused", retryable=False, attempts=1, smtp=[], sessions=1)),
+    Case("email-one-recipient-deferred", "email", server=dict(rcpt={"bob@example.com": ["450 4.2.1 mailbox busy"]}),
+         expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE - {"bob@example.com"}, {"bob@example.com"}])),
+    Case("email-one-recipient-rejected", "email", server=dict(rcpt={"bob@example.com": "550 5.1.1 no such user"}),
+         expect=dict(results={**ALL_SENT, "bob@example.com": "failed"}, attempts=1,
+                     smtp=[EVERYONE - {"bob@example.com"}], failed_error="550")),
+    Case("email-552-on-data-permanent", "email", server=dict(data=["552 5.3.4 message too big"] * 3),
+         expect=dict(error="552", retryable=False, attempts=1, smtp=[])),
+    Case("email-untrusted-certificate", "email", server=dict(trusted=False),
+         expect=dict(error="ca_file", retryable=False, attempts=1, smtp=[])),
+    Case("email-connection-refused", "email", server=dict(dead=True), settings=dict(retry_budget=0.3),
+         expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
+    # -- slack webhook -------------------------------------------------------------------
+    Case("slack-webhook-ok", "slack-webhook", expect=dict(results={"": "sent"}, attempts=1, requests={HOOK_PATH: 1},
+                                                          check="slack_payload")),
+    Case("slack-webhook-429-retry-after", "slack-webhook",
+         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "1"}), (200, "ok", {})]},
+         expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
+    Case("slack-webhook-500-then-ok", "slack-webhook", server={HOOK_PATH: [(500, "oops", {}), (200, "ok", {})]},
+         expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
+    Case("slack-webhook-no_service", "slack-webhook", server={HOOK_PATH: [(404, "no_service", {})]},
+         expect=dict(error="no_service", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
+    Case("slack-webhook-invalid_token", "slack-webhook", server={HOOK_PATH: [(403, "invalid_token", {})]},
+         expect=dict(error="invalid_token", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
+    # -- slack bot -----------------------------------------------------------------------
+    Case("slack-bot-ok", "slack-bot",
+         expect=dict(results={"": "sent", PDF_TARGET: "sent"}, provider_ids={"": TS, PDF_TARGET: "F1"},
+                     requests={p: 1 for p in BOT_API}, check="slack_bot_upload")),
+    Case("slack-bot-invalid_token", "slack-bot", server={"/api/chat.postMessage": [slack_error("invalid_token")]},
+         expect=dict(error="invalid_token", retryable=False, attempts=1,
+                     requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 0})),
+    Case("slack-bot-500-then-ok", "slack-bot",
+         server={"/api/chat.postMessage": [(500, "<html>upstream error</html>", {}), ok_json(channel="C0AGENTS", ts=TS)]},
+         expect=dict(results={"": "sent", PDF_TARGET: "sent"}, requests={"/api/chat.postMessage": 2})),
+    Case("slack-bot-channel_not_found", "slack-bot", server={"/api/chat.postMessage": [slack_error("channel_not_found")]},
+         expect=dict(error="channel_not_found", retryable=False, attempts=1)),
+    Case("slack-bot-429-retry-after", "slack-bot",
+         server={"/api/chat.postMessage": [slack_error("ratelimited", 429, **{"Retry-After": "1"}),
+                                            ok_json(channel="C0AGENTS", ts=TS)]},
+         expect=dict(results={"": "sent", PDF_TARGET: "sent"}, waits=(1.0,),
+                     requests={"/api/chat.postMessage": 2, "/api/files.completeUploadExternal": 1})),
+    Case("slack-bot-upload-500-then-ok", "slack-bot", server={"/upload/F1": [(500, "busy", {}), (200, "OK", {})]},
+         expect=dict(results={"": "sent", PDF_TARGET: "sent"}, attempts=3,
+                     requests={"/api/chat.postMessage": 1, "/upload/F1": 2, "/api/files.completeUploadExternal": 1})),
+    Case("slack-bot-upload-refused-keeps-message", "slack-bot",
+         server={"/api/files.getUploadURLExternal": [slack_error("missing_scope")]},
+         expect=dict(results={"": "sent", PDF_TARGET: "failed"}, failed_error="missing_scope",
+                     requests={"/api/chat.postMessage": 1, "/upload/F1": 0})),
+    # -- webhook -------------------------------------------------------------------------
+    Case("webhook-signed", "webhook", expect=dict(results={"": "sent"}, attempts=1, requests={WEBHOOK_PATH: 1},
+                                                  check="webhook_signature")),
+    Case("webhook-unsigned", "webhook", settings=dict(secret=None),
+         expect=dict(results={"": "sent"}, check="webhook_unsigned")),
+    Case("webhook-503-retry-after-then-ok", "webhook",
+         server={WEBHOOK_PATH: [(503, "maintenance", {"Retry-After": "0"}), (200, "", {})]},
+         expect=dict(results={"": "sent"}, attempts=2, waits=(0.0,), requests={WEBHOOK_PATH: 2})),
+    Case("webhook-gone-permanent", "webhook", server={WEBHOOK_PATH: [(410, "gone", {})]},
+         expect=dict(error="HTTP 410", retryable=False, attempts=1)),
+    Case("webhook-redirect-not-followed", "webhook", server={WEBHOOK_PATH: [(302, "", {"Location": "/elsewhere"})]},
+         expect=dict(error="HTTP 302", retryable=False, attempts=1, requests={WEBHOOK_PATH: 1, "/elsewhere": 0})),
+    # -- outbox --------------------------------------------------------------------------
+    Case("outbox-never-overwrites", "outbox", server=dict(repeat=2), expect=dict(results={"": "sent"}, check="outbox_files")),
+]
+
+
+class Harness:
+    """Starts the servers a case needs, builds its channel, delivers, and checks the outcome."""
+
+    def __init__(self, case: Case, smtp_server, httpserver, tmp_path, tls_cert):
+        self.case, self.httpserver, self.tmp_path = case, httpserver, tmp_path
+        self.requests: dict[str, list] = {}
+        self.smtp = None
+        defaults = dict(timeout=5, retry_budget=5, retry_initial=0.05, retry_max_wait=0.2)
+        kind, behaviour = case.channel, case.server
+        if kind.startswith("email"):
+            self.smtp = smtp_server("smtps" if kind == "email-smtps" else "smtp+starttls",
+                                    rcpt=behaviour.get("rcpt"), data=behaviour.get("data"))
+            url = self.smtp.url(password=behaviour.get("password"))
+            if behaviour.get("dead"):
+                url = f"smtp+starttls://reports:pw@127.0.0.1:{free_port()}"
+            raw = dict(type="email", to=["Alice <alice@example.com>", "bob@example.com"], cc=["carol@example.com"],
+                       bcc=["dave@example.com"], reply_to="team@example.com", smtp_url=url,
+                       ca_file=str(tls_cert[0]) if behaviour.get("trusted", True) else None,
+                       **{"from": "Agent Reports <reports@example.com>"})
+        elif kind == "slack-webhook":
+            self._serve({HOOK_PATH: [(200, "ok", {})]})
+            raw = dict(type="slack", webhook_url=httpserver.url_for(HOOK_PATH))
+        elif kind == "slack-bot":
+            self._serve(BOT_API)
+            raw = dict(type="slack", bot_token=BOT_TOKEN, channel="#agents", api_url=httpserver.url_for("/api/"))
+        elif kind == "webhook":
+            self._serve({WEBHOOK_PATH: [(200, "", {"X-Request-Id": "req-1"})], "/elsewhere": [(200, "", {})]})
+            raw = dict(type="webhook", url=httpserver.url_for(WEBHOOK_PATH), secret=WEBHOOK_SECRET)
+        else:
+            raw = dict(type="outbox", path=str(tmp_path / "outbox"))
+        self.settings_raw = {**raw, **defaults, **case.settings}
+        model = {"email": config.EmailChannel, "slack": config.SlackChannel, "webhook": config.WebhookChannel,
+                 "outbox": config.OutboxChannel}[raw["type"]]
+        self.channel = make_channel("ch", model.model_validate(self.settings_raw))
+
+    def _serve(self, defaults: dict[str, list]) -> None:
+        for path, responses in {**defaults, **{k: v for k, v in self.case.server.items() if k.startswith("/")}}.items():
+            queue = list(responses)
+            self.requests[path] = []
+
+            def handler(request, queue=queue, path=path):
+                self.requests[path].append((request.headers, request.get_data()))
+                status, body, headers = queue.pop(0) if len(queue) > 1 else queue[0]
+                body = body.replace("{base}", self.httpserver.url_for("").rstrip("/"))
+                return Response(body, status=status, headers=headers)
+
+            self.httpserver.expect_request(path).respond_with_handler(handler)
+
+    def run(self, artifacts: dict[str, bytes]) -> dict[str, Any]:
+        outcome: dict[str, Any] = {}
+        for _ in range(self.case.server.get("repeat", 1)):
+            delivery = Delivery("weekly-exec", "2026-W48", artifacts, tuple(self.channel.targets(artifacts)))
+            try:
+                receipt = self.channel.deliver(delivery)
+            except ChannelFailure as exc:
+                return dict(error=str(exc), retryable=exc.retryable, attempts=exc.attempts, waits=exc.waits)
+            outcome = dict(results={r.target: r.state for r in receipt.results}, attempts=receipt.attempts,
+                           waits=receipt.waits, receipt=receipt)
+        return outcome
+
+    def verify(self, outcome: dict[str, Any], expect: dict[str, Any]) -> None:
+        if "error" in expect:
+            assert "error" in outcome, f"expected a failure, got {outcome}"
+            assert expect["error"] in outcome["error"]
+            assert outcome["retryable"] is expect["retryable"]
+        else:
+            assert "error" not in outcome, outcome.get("error")
+        for key in ("results", "attempts", "waits"):
+            if key in expect:
+                assert outcome[key] == expect[key], key
+        if "min_attempts" in expect:
+            assert outcome["attempts"] >= expect["min_attempts"]
+        if "provider_ids" in expect:
+            assert {r.target: r.provider_id for r in outcome["receipt"].results} == expect["provider_ids"]
+        if "failed_error" in expect:
+            errors = [r.error for r in outcome["receipt"].results if r.state == "failed"]
+            assert errors and all(expect["failed_error"] in e for e in errors)
+        if "smtp" in expect:
+            assert [set(rcpts) for _, rcpts, _ in self.smtp.messages] == expect["smtp"]
+        if "sessions" in expect:
+            assert len(self.smtp.handler.sessions) == expect["sessions"]
+        for path, count in expect.get("requests", {}).items():
+            assert len(self.requests.get(path, [])) == count, path
+        if "check" in expect:
+            CHECKS[expect["check"]](self, outcome)
+
+
+def check_email_headers(h: Harness, outcome: dict) -> None:
+    (_, _, raw), = h.smtp.messages
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert msg["From"] == "Agent Reports <reports@example.com>"
+    assert msg["To"] == "Alice <alice@example.com>, bob@example.com"
+    assert msg["Cc"] == "carol@example.com" and msg["Reply-To"] == "team@example.com"
+    assert "Bcc" not in msg and b"dave@example.com" not in raw
+    assert msg["Message-ID"] == outcome["receipt"].detail["message_id"] != "<render-placeholder@example.com>"
+    assert msg.get_body(("plain",)).get_content().strip() == "Conversations: 2,480 (+12.2%)"
+
+
+def check_slack_payload(h: Harness, outcome: dict) -> None:
+    (headers, body), = h.requests[HOOK_PATH]
+    assert json.loads(body)["blocks"][0]["text"]["text"] == "*2,480* conversations"
+
+
+def check_slack_bot_upload(h: Harness, outcome: dict) -> None:
+    (headers, body), = h.requests["/api/chat.postMessage"]
+    post = json.loads(body)
+    assert post["channel"] == "#agents" and post["blocks"][0]["type"] == "section"
+    assert headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+    assert h.requests["/upload/F1"][0][1] == PDF_BYTES
+    complete = h.requests["/api/files.completeUploadExternal"][0][1].decode()
+    assert "C0AGENTS" in complete and "F1" in complete  # uploaded to the channel the message went to
+
+
+def check_webhook_signature(h: Harness, outcome: dict) -> None:
+    (headers, body), = h.requests[WEBHOOK_PATH]
+    expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Agentdigest-Signature"], expected)
+    assert json.loads(body)["report_id"] == "weekly-exec"
+    assert headers["X-Agentdigest-Period"] == "2026-W48" and len(headers["X-Agentdigest-Delivery"]) == 32
+    assert outcome["receipt"].results[0].provider_id == "req-1"
+
+
+def check_webhook_unsigned(h: Harness, outcome: dict) -> None:
+    (headers, _), = h.requests[WEBHOOK_PATH]
+    assert "X-Agentdigest-Signature" not in headers
+
+
+def check_outbox_files(h: Harness, outcome: dict) -> None:
+    folder = h.tmp_path / "outbox" / "weekly-exec" / "2026-W48"
+    names = sorted(p.name for p in folder.iterdir())
+    assert len([n for n in names if n.endswith(".eml")]) == 2 and len([n for n in names if n.endswith(".slack.json")]) == 2
+    assert not [n for n in names if n.startswith(".")], "temporary files left behind"
+
+
+CHECKS = {f.__name__.removeprefix("check_"): f for f in (
+    check_email_headers, check_slack_payload, check_slack_bot_upload, check_webhook_signature,
+    check_webhook_unsigned, check_outbox_files)}
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd misses implicit TLS
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_channel(case, smtp_server, httpserver, tmp_path, tls_cert, artifacts):
+    harness = Harness(case, smtp_server, httpserver, tmp_path, tls_cert)
+    harness.verify(harness.run(artifacts), case.expect)
+
+
+# -- the registry: built-ins and a user's channel use the same seam ----------------------------
+
+def test_the_channel_api_is_pinned():
+    import agentdigest.channels as channels
+
+    assert sorted(channels.__all__) == sorted([
+        "BaseChannel", "Channel", "ChannelFailure", "CheckResult", "Delivery", "Receipt", "TargetResult",
+        "REGISTRY", "register", "make_channel"])
+    assert set(channels.REGISTRY) == {"outbox", "email", "slack", "webhook"}
+    assert all(isinstance(make_channel("x", settings), channels.Channel) for settings in (
+        config.OutboxChannel(type="outbox"), config.WebhookChannel(type="webhook", url="https://example.com/h")))
+
+
+def test_a_user_channel_plugs_in_like_the_builtins(artifacts):
+    from typing import Literal
+
+    from agentdigest.channels import REGISTRY, BaseChannel, Receipt, TargetResult, register
+
+    class PigeonSettings(config._ChannelBase):
+        type: Literal["pigeon"]
+        loft: str
+
+    @register
+    class Pigeon(BaseChannel):
+        type = "pigeon"
+        settings_model = PigeonSettings
+
+        def deliver(self, delivery):
+            return Receipt(tuple(TargetResult(t, "sent", f"{self.settings.loft}:{len(delivery.artifacts)}")
+                                 for t in delivery.targets))
+
+    try:
+        channel = make_channel("birds", PigeonSettings(type="pigeon", loft="roof"))
+        receipt = channel.deliver(Delivery("r", "p", artifacts, ("",)))
+        assert receipt.ok and receipt.results[0].provider_id == f"roof:{len(artifacts)}"
+    finally:
+        REGISTRY.pop("pigeon")

@@ -1,0 +1,256 @@
+"""deliver_report end to end: archive -> ledger claims -> real servers -> ledger records, and the commands.
+
+No double send, resend once more, a dead channel failing alone, test sends kept apart, crashed
+senders taken over, and planted secrets that must not appear anywhere on disk or in the output.
+"""
+
+from __future__ import annotations
+
+import logging
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agentdigest.archive import write_artifacts
+from agentdigest.commands_delivery import check_channels, resend, show_history
+from agentdigest.config import parse_config
+from agentdigest.delivery import deliver_report
+from agentdigest.errors import InputError
+from agentdigest.ledger import Ledger
+from conftest import free_port, make_artifacts
+
+R, P = "weekly-exec", "2026-W48"
+HOOK = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOK"
+FAST = dict(timeout=5, retry_budget=0.4, retry_initial=0.05, retry_max_wait=0.1)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@pytest.fixture
+def world(tmp_path, smtp_server, httpserver, tls_cert, monkeypatch):
+    """Builds a config around live servers, archives a report period, and counts what arrived."""
+    monkeypatch.setenv("COLUMNS", "400")  # rich tables unfolded, so output searches see whole lines
+    smtp = smtp_server(password="PLANTED-good-pw")
+    httpserver.expect_request(HOOK).respond_with_data("ok")
+    httpserver.expect_request("/ingest/PLANTEDwebhookPATH").respond_with_data("", status=204)
+
+    def email(**extra):
+        return {"type": "email", "to": ["alice@example.com", "bob@example.com"], "smtp_url": smtp.url(),
+                "ca_file": str(tls_cert[0]), "from": "reports@example.com", **FAST, **extra}
+
+    presets = {
+        "mail": email(),
+        "slack": dict(type="slack", webhook_url=httpserver.url_for(HOOK), **FAST),
+        "hook": dict(type="webhook", url=httpserver.url_for("/ingest/PLANTEDwebhookPATH"),
+                     secret="PLANTED-hmac-secret", **FAST),
+        "dead": dict(type="webhook", url=f"http://127.0.0.1:{free_port()}/in/PLANTEDdeadPATH", **FAST),
+        "box": dict(type="outbox", path="outbox"),
+    }
+
+    def build(channels: list[str], **overrides):
+        spec = {name: overrides.get(name, presets.get(name)) for name in channels}
+        data = {"source": {"url": "duckdb://", "table": "events"}, "archive": {"path": "reports"},
+                "ledger": {"url": "sqlite:///state/ledger.db"}, "channels": spec,
+                "reports": [{"id": R, "channels": channels}]}
+        config = parse_config(data, str(tmp_path / "agentdigest.toml"), base=tmp_path)
+        write_artifacts(config.archive.path, R, P, make_artifacts(R, P))
+        return config
+
+    def posts(path: str) -> int:
+        return sum(1 for request, _ in httpserver.log if request.path == path)
+
+    return SimpleNamespace(build=build, smtp=smtp, posts=posts, email=email, tmp_path=tmp_path, httpserver=httpserver)
+
+
+def deliver(config, **kwargs):
+    ledger = Ledger(config.ledger.url)
+    try:
+        return deliver_report(config, config.reports[0], P, ledger=ledger, archive=config.archive.path, **kwargs)
+    finally:
+        ledger.close()
+
+
+def states(results) -> dict[tuple[str, str], str]:
+    return {(r.channel, r.recipient): r.state for r in results}
+
+
+def outbox_emls(world) -> int:
+    return len(list((world.tmp_path / "outbox" / R / P).glob("*.eml")))
+
+
+def test_a_second_delivery_sends_nothing_new(world):
+    config = world.build(["mail", "slack", "hook", "box"])
+    first = deliver(config)
+    assert set(states(first).values()) == {"sent"} and len(first) == 5  # two addresses, three channels
+    second = deliver(config)
+    assert set(states(second).values()) == {"skipped_sent"}
+    assert (len(world.smtp.messages), world.posts(HOOK), world.posts("/ingest/PLANTEDwebhookPATH"), outbox_emls(world)) \
+        == (1, 1, 1, 1)
+
+
+def test_resend_sends_exactly_once_more(world, capsys):
+    config = world.build(["mail", "slack", "box"])
+    deliver(config)
+    assert resend(config, R, P) == 0
+    assert (len(world.smtp.messages), world.posts(HOOK), outbox_emls(world)) == (2, 2, 2)
+    # Mail clients must show the resend: it is a new Message-ID, not a duplicate of the first.
+    ids = {BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in world.smtp.messages}
+    assert len(ids) == 2
+    ledger = Ledger(config.ledger.url)
+    assert {row["sends"] for row in ledger.deliveries(R, P)} == {2}
+    assert [h["trigger"] for h in ledger.history() if h["kind"] == "run"] == ["resend"]
+    assert "slack: sent" in capsys.readouterr().out
+    assert resend(config, R, P, channel="slack") == 0
+    assert (len(world.smtp.messages), world.posts(HOOK)) == (2, 3)
+
+
+def test_a_dead_channel_fails_alone_and_history_shows_it(world, capsys):
+    config = world.build(["mail", "dead", "slack"])
+    results = deliver(config)
+    assert states(results) == {("mail", "alice@example.com"): "sent", ("mail", "bob@example.com"): "sent",
+                               ("dead", ""): "failed", ("slack", ""): "sent"}
+    failed = next(r for r in results if r.failed)
+    assert "cannot reach webhook http://127.0.0.1" in failed.error and failed.attempts >= 2
+    ledger = Ledger(config.ledger.url)
+    assert ledger.delivery("weekly-exec", P, "dead")["state"] == "failed"
+    assert not ledger.is_period_sent(R, P, ["mail", "dead", "slack"])
+    assert show_history(config, limit=20) == 0
+    out = capsys.readouterr().out
+    assert "sent" in out and "failed" in out and "cannot reach webhook" in out
+    # Rerun: only the dead channel is tried again, the others stay delivered once.
+    assert states(deliver(config))[("dead", "")] == "failed"
+    assert (len(world.smtp.messages), world.posts(HOOK)) == (1, 1)
+
+
+def test_only_the_refused_recipient_is_retried_by_a_rerun(world):
+    config = world.build(["mail"])
+    world.smtp.handler.rcpt["bob@example.com"] = "550 5.1.1 no such user"
+    assert states(deliver(config)) == {("mail", "alice@example.com"): "sent", ("mail", "bob@example.com"): "failed"}
+    world.smtp.handler.rcpt.clear()  # bob's mailbox now exists
+    assert states(deliver(config)) == {("mail", "alice@example.com"): "skipped_sent", ("mail", "bob@example.com"): "sent"}
+    assert [rcpts for _, rcpts, _ in world.smtp.messages] == [["alice@example.com"], ["bob@example.com"]]
+
+
+def test_a_test_send_to_an_address_is_not_the_periods_delivery(world):
+    config = world.build(["mail", "slack"])
+    results = deliver(config, test_to="me@example.com")
+    assert states(results) == {("mail", "me@example.com"): "test"}
+    (_, rcpts, raw), = world.smtp.messages
+    assert rcpts == ["me@example.com"]
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert msg["Subject"].startswith("[test] ") and msg["To"] == "me@example.com"
+    ledger = Ledger(config.ledger.url)
+    assert not ledger.is_period_sent(R, P, ["mail", "slack"])
+    assert [row["kind"] for row in ledger.deliveries(R, P)] == ["test"]
+    assert set(states(deliver(config)).values()) == {"sent"}  # the real delivery still happens
+    assert world.posts(HOOK) == 1
+
+
+def test_a_test_send_to_a_channel(world):
+    config = world.build(["mail", "hook"])
+    assert states(deliver(config, test_to="hook")) == {("hook", ""): "test"}
+    request = next(r for r, _ in world.httpserver.log if r.path == "/ingest/PLANTEDwebhookPATH")
+    assert request.headers["X-Agentdigest-Test"] == "true"
+    assert Ledger(config.ledger.url).delivery_state(R, P, "hook") is None
+
+
+@pytest.mark.parametrize("test_to", ["not-an-address", "a@example.com\r\nBcc: x@evil.example"])
+def test_a_bad_test_target_is_an_input_error(world, test_to):
+    with pytest.raises(InputError, match="--test-to"):
+        deliver(world.build(["mail"]), test_to=test_to)
+
+
+def test_a_crashed_senders_claim_is_taken_over(world, caplog):
+    config = world.build(["slack"])
+    ledger = Ledger(config.ledger.url)
+    assert ledger.claim(R, P, "slack", owner="crashed-host:99", lease_seconds=-1)
+    with caplog.at_level(logging.WARNING, logger="agentdigest.delivery"):
+        assert states(deliver(config)) == {("slack", ""): "sent"}
+    assert "took over the expired claim of crashed-host:99" in caplog.text
+    assert ledger.delivery(R, P, "slack")["takeovers"] == 1 and world.posts(HOOK) == 1
+
+
+def test_a_live_claim_elsewhere_is_left_alone(world):
+    config = world.build(["slack"])
+    assert Ledger(config.ledger.url).claim(R, P, "slack", owner="other-host:1", lease_seconds=600)
+    assert states(deliver(config)) == {("slack", ""): "claimed_elsewhere"}
+    assert world.posts(HOOK) == 0
+
+
+def test_nothing_archived_is_an_input_error(world):
+    config = world.build(["box"])
+    ledger = Ledger(config.ledger.url)
+    with pytest.raises(InputError, match="nothing archived"):
+        deliver_report(config, config.reports[0], "2026-W01", ledger=ledger, archive=config.archive.path)
+    with pytest.raises(InputError, match="has no channel 'slack'"):
+        deliver(config, only_channel="slack")
+
+
+def test_check_reaches_channels_and_sends_nothing(world, capsys):
+    world.httpserver.expect_request("/api/auth.test").respond_with_json({"ok": True, "user": "reportbot", "team": "Acme"})
+    config = world.build(["mail", "wrong", "bot", "hook", "box"], wrong=world.email(smtp_url=world.smtp.url(password="nope-PLANTED")),
+                         bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="C1", api_url=world.httpserver.url_for("/api/")))
+    assert check_channels(config) == 1
+    out = capsys.readouterr().out
+    assert "channel mail: ok" in out and "logged in as reports" in out
+    assert "channel wrong: FAILED - login refused by smtp+starttls://reports:***@127.0.0.1" in out
+    assert "channel bot: ok" in out and "reportbot in Acme" in out
+    assert "channel hook: unchecked" in out and "cannot be checked without sending" in out
+    assert "channel box: ok" in out
+    assert world.smtp.messages == [] and "PLANTED" not in out
+
+
+def test_planted_secrets_appear_nowhere(world, capsys, tmp_path):
+    """A whole run with failures, a history and a resend: no secret on disk or in the output."""
+    world.httpserver.expect_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "invalid_auth"})
+    world.httpserver.expect_request("/services/T0/B0/PLANTEDfailingHOOK").respond_with_data("oops", status=500)
+    channels = ["mail", "wrong", "slack", "flaky", "bot", "hook", "dead", "box"]
+    config = world.build(channels,
+                         wrong=world.email(smtp_url=world.smtp.url(password="PLANTED-wrong/pw")),
+                         flaky=dict(type="slack", webhook_url=world.httpserver.url_for("/services/T0/B0/PLANTEDfailingHOOK"), **FAST),
+                         bot=dict(type="slack", bot_token="xoxb-PLANTED-bot", channel="C1",
+                                  api_url=world.httpserver.url_for("/api/"), **FAST))
+    handler = logging.FileHandler(tmp_path / "agentdigest.log")
+    # The stand-in servers run in this process; their access logs are the far side, not ours.
+    handler.addFilter(lambda record: not record.name.startswith(("werkzeug", "mail.log")))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # the libraries' own debug logging is where URLs usually leak
+    try:
+        results = deliver(config)
+        assert {r.channel for r in results if r.failed} == {"wrong", "flaky", "bot", "dead"}
+        assert {r.channel for r in results if r.state == "sent"} == {"mail", "slack", "hook", "box"}
+        assert show_history(config, report=R, limit=100) == 0
+        assert resend(config, R, P) == 1
+        check_channels(config)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+    output = capsys.readouterr()
+    assert "smtp+starttls://reports:***@127.0.0.1" in output.out  # errors stay informative
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in written) and any(p.name == "agentdigest.log" for p in written)
+    for path in written:
+        assert b"PLANTED" not in path.read_bytes(), f"a secret leaked into {path}"
+    assert "PLANTED" not in output.out + output.err
+    assert all("PLANTED" not in (r.error or "") for r in results)
+    assert Path(tmp_path / "agentdigest.log").read_text()  # something was logged and searched
+
+
+def test_a_channel_that_crashes_fails_alone(world, monkeypatch):
+    from agentdigest.channels.webhook import WebhookChannel
+
+    def broken(self, delivery):
+        raise RuntimeError(f"bug while posting to {self.settings.url.get_secret_value()}")
+
+    monkeypatch.setattr(WebhookChannel, "deliver", broken)  # stands in for a bug: nothing real can crash on cue
+    config = world.build(["hook", "slack"])
+    results = {r.channel: r for r in deliver(config)}
+    assert results["slack"].state == "sent" and results["hook"].state == "failed"
+    assert "unexpected RuntimeError" in results["hook"].error and "PLANTED" not in results["hook"].error
+    assert Ledger(config.ledger.url).delivery(R, P, "hook")["state"] == "failed"

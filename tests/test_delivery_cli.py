@@ -1,0 +1,117 @@
+"""From the outside: the real `agentdigest` command against flaky servers, run / rerun / resend / history.
+
+An SMTP server that answers 421 to the first DATA, a Slack webhook that answers 429 (Retry-After: 1)
+once, and a dead webhook. Secrets come from the environment, as in production, and must not show
+up in any file written or in the output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from werkzeug import Response
+
+from conftest import free_port
+
+HOOK = "/services/T0AAAA/B0BBBB/PLANTEDcliHOOK"
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+CONFIG = """
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+
+[ledger]
+url = "sqlite:///state/ledger.db"
+
+[channels.leadership]
+type = "email"
+to = ["cto@example.com", "vp@example.com"]
+from = "agent-reports@example.com"
+smtp_url = "${SMTP_URL}"
+ca_file = "cert.pem"
+retry_budget = 2
+retry_initial = 0.05
+
+[channels.agents-team]
+type = "slack"
+webhook_url = "${SLACK_WEBHOOK_URL}"
+retry_budget = 3
+retry_initial = 0.05
+
+[channels.warehouse]
+type = "webhook"
+url = "${WAREHOUSE_URL}"
+secret = "${WAREHOUSE_SECRET}"
+retry_budget = 0.3
+retry_initial = 0.05
+
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["leadership", "agents-team", "warehouse"]
+"""
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory) -> Path:
+    from agentdigest.demo import setup
+
+    folder = tmp_path_factory.mktemp("events")
+    setup(folder, conversations=3000)
+    return folder / "events.duckdb"
+
+
+def test_run_rerun_resend_from_outside(tmp_path, events, smtp_server, httpserver, tls_cert):
+    smtp = smtp_server(password="PLANTED smtp/pw", data=["421 4.3.2 busy, try again"])
+    slack_answers = [Response("rate_limited", status=429, headers={"Retry-After": "1"})]
+    httpserver.expect_request(HOOK).respond_with_handler(
+        lambda request: slack_answers.pop(0) if slack_answers else Response("ok"))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
+    (home / "agentdigest.toml").write_text(CONFIG)
+    env = {**os.environ, "SMTP_URL": smtp.url(), "SLACK_WEBHOOK_URL": httpserver.url_for(HOOK),
+           "WAREHOUSE_URL": f"http://127.0.0.1:{free_port()}/ingest/PLANTEDwarehouse",
+           "WAREHOUSE_SECRET": "PLANTED-hmac", "AGENTDIGEST_CONFIG": str(home / "agentdigest.toml"),
+           "COLUMNS": "250"}  # a wide terminal, so searches see unfolded table cells
+    outputs = []
+
+    def agentdigest(*args: str) -> int:
+        done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], env=env, cwd=home,
+                              capture_output=True, text=True, timeout=300)
+        outputs.append(done.stdout + done.stderr)
+        return done.returncode
+
+    def slack_accepted() -> int:
+        return sum(1 for request, response in httpserver.log if request.path == HOOK and response.status_code == 200)
+
+    assert agentdigest("run", "weekly-exec") == 1, outputs[-1]  # the dead webhook fails, the others deliver
+    assert (len(smtp.messages), slack_accepted()) == (1, 1)
+    period = next((home / "reports" / "weekly-exec").iterdir()).name
+
+    assert agentdigest("run", "weekly-exec") == 1  # rerun: only the dead webhook is tried again
+    assert (len(smtp.messages), slack_accepted()) == (1, 1)
+
+    assert agentdigest("resend", "weekly-exec", period) == 1
+    assert (len(smtp.messages), slack_accepted()) == (2, 2)
+    assert [sorted(rcpts) for _, rcpts, _ in smtp.messages] == [["cto@example.com", "vp@example.com"]] * 2
+
+    assert agentdigest("resend", "weekly-exec", period, "--channel", "agents-team") == 0
+    assert slack_accepted() == 3
+
+    assert agentdigest("history", "--limit", "30") == 0
+    history = outputs[-1]
+    assert "sent" in history and "failed" in history and "warehouse" in history
+
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert b"PLANTED" not in path.read_bytes(), f"a secret leaked into {path}"
+    for output in outputs:
+        assert "PLANTED" not in output and "Traceback" not in output

@@ -1,0 +1,197 @@
+"""The ledger: claims, leases, takeovers and races, on SQLite and on a real PostgreSQL.
+
+Every test runs on both backends (one suite, marked per backend, Ibis style). PostgreSQL is
+started by pytest-postgresql; without its binaries the postgres half skips locally, never in CI.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import update
+
+from agentdigest.errors import ConfigError
+from agentdigest.ledger import SCHEMA_VERSION, Ledger, LedgerError, engine_url, schema_version
+
+R, P = "weekly-exec", "2026-W48"
+EXPIRED = -1.0  # a lease that has already run out: a crashed sender, without waiting for a clock
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/ledger.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def ledger(url):
+    led = Ledger(url)
+    yield led
+    led.close()
+
+
+def test_a_target_is_claimed_once(ledger):
+    first = ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60)
+    assert first is not None and first.attempts == 1 and first.took_over_from is None
+    assert ledger.claim(R, P, "mail", "a@example.com", owner="two", lease_seconds=60) is None
+    assert ledger.delivery_state(R, P, "mail", "a@example.com") == "sending"
+    # Another recipient of the same channel is its own target.
+    assert ledger.claim(R, P, "mail", "b@example.com", owner="two", lease_seconds=60) is not None
+
+
+def test_sent_is_never_claimed_again_unless_forced(ledger):
+    claim = ledger.claim(R, P, "slack", owner="one", lease_seconds=60)
+    assert ledger.mark_sent(claim, "1700000000.0001")
+    assert ledger.delivery_state(R, P, "slack") == "sent"
+    assert ledger.claim(R, P, "slack", owner="two", lease_seconds=60) is None
+    forced = ledger.claim(R, P, "slack", owner="two", lease_seconds=60, force=True)
+    assert forced is not None and forced.attempts == 2
+    # A failed resend does not undo the first delivery: the period stays sent, a rerun stays quiet.
+    assert ledger.mark_failed(forced, "HTTP 500", retryable=True)
+    assert ledger.is_period_sent(R, P, ["slack"])
+    assert ledger.claim(R, P, "slack", owner="three", lease_seconds=60) is None
+    assert ledger.deliveries(R, P)[0]["sends"] == 1
+
+
+def test_failed_is_claimed_again_and_counts_attempts(ledger):
+    claim = ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60)
+    ledger.mark_failed(claim, "450 mailbox busy", retryable=True)
+    row = ledger.delivery(R, P, "mail", "a@example.com")
+    assert (row["state"], row["retryable"], row["error"]) == ("failed", True, "450 mailbox busy")
+    again = ledger.claim(R, P, "mail", "a@example.com", owner="two", lease_seconds=60)
+    assert again is not None and again.attempts == 2 and again.took_over_from is None
+
+
+def test_an_expired_lease_is_taken_over_and_recorded(ledger):
+    crashed = ledger.claim(R, P, "webhook", owner="crashed-host:41", lease_seconds=EXPIRED)
+    taker = ledger.claim(R, P, "webhook", owner="healthy-host:7", lease_seconds=60)
+    assert taker is not None and "crashed-host:41" in taker.took_over_from
+    row = ledger.delivery(R, P, "webhook")
+    assert row["takeovers"] == 1 and row["owner"] == "healthy-host:7"
+    # The crashed sender comes back late: it cannot fail the row it no longer holds ...
+    assert not ledger.mark_failed(crashed, "timeout", retryable=True)
+    assert ledger.delivery_state(R, P, "webhook") == "sending"
+    # ... and if it did send after all, that is recorded with a warning, not hidden.
+    assert not ledger.mark_sent(crashed, "late")
+    assert "may have been sent twice" in ledger.delivery(R, P, "webhook")["note"]
+    assert ledger.mark_sent(taker, "on-time")
+
+
+def test_a_live_lease_is_not_taken_over_even_with_force(ledger):
+    assert ledger.claim(R, P, "mail", owner="one", lease_seconds=300)
+    assert ledger.claim(R, P, "mail", owner="two", lease_seconds=300, force=True) is None
+
+
+def test_period_sent_needs_every_channel_and_recipient(ledger):
+    a = ledger.claim(R, P, "mail", "a@example.com", owner="o", lease_seconds=60)
+    b = ledger.claim(R, P, "mail", "b@example.com", owner="o", lease_seconds=60)
+    s = ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
+    ledger.mark_sent(a, "<id>")
+    ledger.mark_sent(s, "ts")
+    ledger.mark_failed(b, "550 no such user", retryable=False)
+    assert not ledger.is_period_sent(R, P, ["mail", "slack"])
+    assert ledger.is_period_sent(R, P, ["slack"])
+    assert not ledger.is_period_sent(R, P, ["slack", "never-claimed"])
+    assert ledger.is_period_sent(R, P, [])
+
+
+def test_test_sends_never_count_as_the_period(ledger):
+    ledger.record_test(R, P, "mail", "me@example.com", state="sent", provider_id="<t1>")
+    ledger.record_test(R, P, "mail", "me@example.com", state="sent", provider_id="<t2>")
+    assert ledger.delivery_state(R, P, "mail", "me@example.com") is None
+    assert not ledger.is_period_sent(R, P, ["mail"])
+    assert ledger.claim(R, P, "mail", "me@example.com", owner="o", lease_seconds=60) is not None
+    tests = [row for row in ledger.deliveries(R, P) if row["kind"] == "test"]
+    assert [(t["sends"], t["provider_id"]) for t in tests] == [(2, "<t2>")]
+
+
+def test_runs_history_and_heartbeats(ledger):
+    run = ledger.start_run(R, P, "schedule")
+    claim = ledger.claim(R, P, "mail", "a@example.com", owner="o", lease_seconds=60)
+    ledger.mark_failed(claim, "login refused by smtps://reports:hunter2-PLANTED@mail.example.com:465", retryable=False)
+    ledger.finish_run(run, "failed", "1 delivery failed")
+    ledger.start_run("other", P, "manual")
+    ledger.heartbeat("sched-1", {"next": "2026-12-07T09:00:00+01:00", "url": "postgresql://u:pw-PLANTED@db/x"})
+    history = ledger.history()
+    assert {(h["kind"], h["state"]) for h in history} >= {("run", "failed"), ("delivery", "failed"), ("run", "running")}
+    assert all(h["report_id"] == R for h in ledger.history(report_id=R))
+    assert len(ledger.history(limit=1)) == 1
+    text = repr(history) + repr(ledger.heartbeats())
+    assert "PLANTED" not in text and "smtps://reports:***@mail.example.com:465" in text
+    assert ledger.heartbeats()[0]["owner"] == "sched-1"
+
+
+def test_schema_is_versioned_and_reopening_is_harmless(url, ledger):
+    assert ledger.schema_version() == SCHEMA_VERSION
+    claim = ledger.claim(R, P, "mail", owner="o", lease_seconds=60)
+    ledger.mark_sent(claim, "x")
+    again = Ledger(url)
+    assert again.delivery_state(R, P, "mail") == "sent"
+    with again.engine.begin() as conn:
+        conn.execute(update(schema_version).values(version=SCHEMA_VERSION + 1))
+    again.close()
+    with pytest.raises(LedgerError, match="newer than this agentdigest"):
+        Ledger(url)
+
+
+def test_urls_are_mapped_to_the_installed_driver():
+    assert engine_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert engine_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert engine_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    with pytest.raises(ConfigError, match=r"ledger\.url: unsupported ledger url 'mysql://u:\*\*\*@h/db'"):
+        engine_url("mysql://u:secret@h/db")
+
+
+def test_an_unreachable_ledger_is_one_masked_line():
+    with pytest.raises(LedgerError) as err:
+        Ledger("postgresql://reports:pw-PLANTED@127.0.0.1:1/none?connect_timeout=2")
+    assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
+
+
+# -- races: many senders, one winner per target ---------------------------------------------
+
+TARGETS = [f"r{i}@example.com" for i in range(25)]
+
+
+def _claim_all(url: str, owner: str, seed: int) -> list[str]:
+    """Claim every target in a random order with a fresh connection; return the ones won."""
+    led = Ledger(url)
+    order = TARGETS[:]
+    random.Random(seed).shuffle(order)
+    won = [t for t in order if led.claim(R, P, "mail", t, owner=owner, lease_seconds=300) is not None]
+    led.close()
+    return won
+
+
+def test_threads_racing_win_each_target_once(url):
+    Ledger(url).close()  # schema first, so the race is about claims
+    barrier = threading.Barrier(6)
+
+    def racer(i: int) -> list[str]:
+        barrier.wait()
+        return _claim_all(url, f"thread-{i}", i)
+
+    with ThreadPoolExecutor(6) as pool:
+        wins = [t for won in pool.map(racer, range(6)) for t in won]
+    assert sorted(wins) == sorted(TARGETS)
+
+
+def test_processes_racing_win_each_target_once(url):
+    Ledger(url).close()
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        wins = [t for won in pool.map(_claim_all, [url] * 4, [f"proc-{i}" for i in range(4)], range(4)) for t in won]
+    assert sorted(wins) == sorted(TARGETS)
+
+
+def test_concurrent_first_opens_create_the_schema_once(url):
+    with ThreadPoolExecutor(5) as pool:
+        ledgers = list(pool.map(lambda _: Ledger(url), range(5)))
+    assert {led.schema_version() for led in ledgers} == {SCHEMA_VERSION}
+    for led in ledgers:
+        led.close()
