@@ -143,3 +143,21 @@ def test_dollar_dollar_is_a_literal_dollar():
 def test_table_and_files_are_exclusive():
     with pytest.raises(ConfigError, match="exactly one of 'table' or 'files'"):
         parse_config({"source": {"url": "duckdb://", "table": "t", "files": "x.parquet"}, "reports": [{"id": "r"}]})
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("locale", "xx_YY", ["reports[0].locale", "unknown locale"]),
+    ("audience", "board", ["reports[0].audience", "not a folder"]),
+])
+def test_presentation_settings_are_validated(key, value, words):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", key: value}]})
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_custom_template_folder_is_relative_to_the_config(tmp_path):
+    (tmp_path / "templates").mkdir()
+    path = tmp_path / "agentdigest.toml"
+    path.write_text('[source]\nurl = "duckdb://"\ntable = "t"\n[[reports]]\nid = "r"\naudience = "templates"\n')
+    assert load_config(path).reports[0].audience == str(tmp_path / "templates")

@@ -49,7 +49,7 @@ def test_a_quiet_hour_is_not_a_gap_but_an_outage_is():
             hourly[p * 168 + h] = 1 if h % 24 < 6 else 20  # nights are quiet
     cur0 = 168 * 4
     hourly[cur0 + 2] = 0           # one quiet night hour: expected 1, silence is plausible
-    hourly[cur0 + 30] = 0          # one busy hour silent: expected 20
+    hourly[cur0 + 30] = 0          # one busy hour silent: expected 20 (>= 8 conversations of 1 event)
     q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
     assert [g.start for g in q.gaps] == [WEEK.start + timedelta(hours=30)]
     assert not q.warning
@@ -122,3 +122,12 @@ def test_empty_period_has_null_rates_and_zero_counts(tiny_source):
     assert data.metrics["conversations"].previous == 2
     assert data.metrics["conversations"].direction == "down"
     assert data.metrics["resolution_rate"].direction is None
+
+
+def test_clumped_events_need_more_silence_to_be_a_gap():
+    hourly = {h: 20 for h in range(168 * 5)}
+    cur0 = 168 * 4
+    hourly[cur0 + 30] = 0  # 20 events expected, but only ~3 conversations of 6.5 events: plausible
+    hourly.update({cur0 + 50: 0, cur0 + 51: 0, cur0 + 52: 0})  # 60 events, ~9 conversations: an outage
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None, events_per_conversation=6.5)
+    assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=50), 3)]
