@@ -219,12 +219,32 @@ class ReportConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from .cron import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"invalid cron expression {value!r} ({exc}); expected e.g. '0 9 * * mon'") from None
+        return value
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            Locale.parse(value.replace("-", "_"))
+        except (UnknownLocaleError, ValueError, TypeError):
+            raise ValueError(f"unknown locale {value!r} (expected e.g. en, en_GB, de_DE)") from None
+        return value
+
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, value: str) -> str:
+        if value in ("executive", "engineering"):
+            return value
+        if not Path(value).is_dir():
+            raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} is not a folder")
         return value
 
     @field_validator("redact_patterns")
@@ -364,6 +384,10 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
         if m and m.group(1) != ":memory:":
             url = "sqlite:///" + fix(m.group(1))
         ledger["url"] = url
+    for report in data.get("reports") or []:
+        audience = report.get("audience") if isinstance(report, dict) else None
+        if isinstance(audience, str) and audience not in ("executive", "engineering"):
+            report["audience"] = fix(audience)
     for channel in (data.get("channels") or {}).values():
         if isinstance(channel, dict) and channel.get("type") == "outbox":
             channel["path"] = fix(channel.get("path", "./outbox"))

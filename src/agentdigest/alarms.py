@@ -1,0 +1,137 @@
+"""The missed-report alarm: a short notice to the ``[alarms] channel`` when a report is late or failed.
+
+An alarm is not a report: it is a few lines of plain text (and the same facts as JSON) built
+here and handed to the alarm channel as the artifacts that channel reads (``message.eml`` for
+email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It goes through its own
+channel, so it reaches someone even when the late report's channel is the broken one.
+
+Each alarm is claimed in the ledger like a delivery, under channel ``alarm:<name>`` and
+recipient ``late`` or ``failed``: every scheduler sharing the ledger may notice the same late
+period, and exactly one of them tells the alarm channel about it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from .channels import Delivery, make_channel
+from .config import Config, EmailChannel
+from .delivery import lease_seconds
+from .masking import mask_text, secret_values
+from .periods import Period
+
+Kind = Literal["late", "failed"]
+ALARM_REPORT_ID = "_alarms"  # the outbox folder and Message-ID namespace of alarms, apart from any report
+log = logging.getLogger("agentdigest.schedule")
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """One thing to tell the alarm channel about a report period."""
+
+    kind: Kind
+    report_id: str
+    period: Period
+    due_at: datetime | None = None
+    deadline: datetime | None = None
+    failures: tuple[tuple[str, str, str], ...] = field(default=())  # (channel, recipient, error)
+
+    @property
+    def subject(self) -> str:
+        what = "is late" if self.kind == "late" else "could not be delivered"
+        return f"[agentdigest] {self.report_id} {self.period.key} {what}"
+
+    def lines(self) -> list[str]:
+        tz = ZoneInfo(self.period.timezone)
+        out = [self.subject, "", f"report:  {self.report_id}", f"period:  {self.period.key} "
+               f"({self.period.start.isoformat()} to {self.period.end.isoformat()})"]
+        if self.due_at:
+            out.append(f"due at:  {self.due_at.astimezone(tz).isoformat()} ({_z(self.due_at)})")
+        if self.deadline:
+            out.append(f"late after: {self.deadline.astimezone(tz).isoformat()} ({_z(self.deadline)})")
+        for channel, recipient, error in self.failures:
+            out.append(f"failed:  {channel}{' ' + recipient if recipient else ''}: {error}")
+        out += ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}.",
+                f"See `agentdigest history --report {self.report_id}`; once fixed, "
+                f"`agentdigest run {self.report_id} --period {self.period.key}` delivers what is missing."]
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1, "type": "alarm", "kind": self.kind, "report_id": self.report_id,
+            "period": self.period.as_dict(),
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "deadline": self.deadline.isoformat() if self.deadline else None,
+            "failures": [{"channel": c, "recipient": r, "error": e} for c, r, e in self.failures],
+            "generated_at": datetime.now(timezone.utc).isoformat(),
+        }
+
+
+def _z(instant: datetime) -> str:
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def artifacts(alarm: Alarm, settings: Any) -> dict[str, bytes]:
+    """The alarm as the files channels read: message.eml, slack.json, report.json and report.txt."""
+    text = "\n".join(alarm.lines()) + "\n"
+    message = EmailMessage()
+    sender = settings.from_ if isinstance(settings, EmailChannel) else "agentdigest@localhost"
+    message["From"] = sender
+    message["To"] = ", ".join(settings.to) if isinstance(settings, EmailChannel) else "alarms@localhost"
+    message["Subject"] = alarm.subject
+    message["Date"] = formatdate(localtime=False)
+    message["X-Agentdigest-Alarm"] = alarm.kind
+    message.set_content(text)
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    slack = {"text": alarm.subject,
+             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"```{escaped[:2900]}```"}}]}
+    return {
+        "message.eml": bytes(message),
+        "slack.json": json.dumps(slack).encode(),
+        "report.json": json.dumps(alarm.as_json(), indent=2).encode(),
+        "report.txt": text.encode(),
+    }
+
+
+def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
+    """Send ``alarm`` to ``[alarms] channel`` once (ledger-claimed); returns sent, skipped, failed or off."""
+    name = config.alarms.channel
+    if not name:
+        return "off"
+    settings = config.channels[name]
+    ledger_channel = f"alarm:{name}"
+    claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, alarm.kind, owner=owner,
+                         lease_seconds=lease_seconds(settings))
+    if claim is None:
+        return "skipped"
+    secrets = secret_values(settings)
+    try:
+        channel = make_channel(name, settings)
+        files = artifacts(alarm, settings)
+        targets = tuple(channel.targets(files))
+        receipt = channel.deliver(Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
+                                           files, targets))
+        errors = [r.error or "failed" for r in receipt.results if r.state != "sent"]
+        retryable = any(r.retryable for r in receipt.results if r.state != "sent")
+    except Exception as exc:  # an alarm must never take the scheduler down with it
+        errors, retryable = [f"{type(exc).__name__}: {exc}"], bool(getattr(exc, "retryable", True))
+    if errors:
+        error = mask_text("; ".join(errors), secrets)
+        ledger.mark_failed(claim, error, retryable)
+        log.error("alarm %s for %s %s via %s failed: %s", alarm.kind, alarm.report_id, alarm.period.key, name, error,
+                  extra={"event": "alarm_failed", "report": alarm.report_id, "period": alarm.period.key,
+                         "channel": name, "error": error})
+        return "failed"
+    ledger.mark_sent(claim, None)
+    log.warning("alarm %s for %s %s sent via %s", alarm.kind, alarm.report_id, alarm.period.key, name,
+                extra={"event": "alarm_sent", "report": alarm.report_id, "period": alarm.period.key,
+                       "channel": name, "kind": alarm.kind})
+    return "sent"

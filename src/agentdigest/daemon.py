@@ -1,0 +1,283 @@
+"""``agentdigest schedule``: the long-running scheduler.
+
+- One APScheduler ``CronTrigger`` per report, in the report's timezone. A fire does not run the
+  report itself: it wakes that report's worker thread, which runs what ``run --due`` would for
+  that report. One worker per report, so a report never runs twice at once in one process,
+  while a slow report does not hold up the others. Fires that pile up (a suspended machine)
+  coalesce into one pass, and a pass never sends what the ledger says is sent.
+- At start every worker makes one pass: the catch-up of ``run --due``.
+- A period found *claimed elsewhere* is looked at again once that claim's lease has run out,
+  so a crashed sender's delivery is taken over without waiting for the next cron fire.
+- Every ``HEARTBEAT_SECONDS`` it writes a heartbeat to the ledger and checks for late periods,
+  which it reports to ``[alarms] channel``.
+- SIGHUP reloads the config (a bad file is logged and the old config kept); SIGTERM and SIGINT
+  let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import due
+from .config import Config, load_config
+from .delivery import lease_seconds
+from .schedule import decision, open_ledger, run_pass, send_alarms
+
+HEARTBEAT_SECONDS = 30.0
+STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
+log = logging.getLogger("agentdigest.schedule")
+_FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the decision's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+        }
+        entry.update({k: getattr(record, k) for k in _FIELDS if getattr(record, k, None) is not None})
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = False) -> None:
+    """Every log line to stderr as text or as one JSON object: agentdigest's from INFO, libraries' from WARNING."""
+    if log_format not in ("text", "json"):
+        from .errors import InputError
+
+        raise InputError(f"--log-format {log_format!r}: expected text or json")
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("agentdigest").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.captureWarnings(True)  # library warnings become log lines too, so JSON stays one object per line
+
+
+class Worker:
+    """Runs one report's passes, one at a time, on its own thread."""
+
+    def __init__(self, daemon: "Daemon", report_id: str):
+        self.daemon, self.report_id = daemon, report_id
+        self.pending = threading.Event()
+        self.busy = False
+        self.retired = False
+        self.recheck_at: float | None = None  # monotonic time to look again at a period claimed elsewhere
+        self.thread = threading.Thread(target=self._loop, name=f"report-{report_id}", daemon=True)
+
+    def request(self) -> None:
+        self.pending.set()
+
+    def _loop(self) -> None:
+        stop = self.daemon.stop
+        while not stop.is_set() and not self.retired:
+            timeout = None if self.recheck_at is None else max(self.recheck_at - time.monotonic(), 0)
+            if not self.pending.wait(timeout=min(timeout, 1.0) if timeout is not None else 1.0):
+                if self.recheck_at is None or time.monotonic() < self.recheck_at:
+                    continue
+                decision("recheck", "%s: looking again at a period another process had claimed", self.report_id,
+                         report=self.report_id)
+            self.pending.clear()
+            self.recheck_at = None
+            if stop.is_set() or self.retired:
+                break
+            self.busy = True
+            try:
+                self._pass()
+            except Exception as exc:  # noqa: BLE001 - the scheduler outlives any one failure
+                decision("error", "%s: %s", self.report_id, exc, level=logging.ERROR, report=self.report_id,
+                         error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            finally:
+                self.busy = False
+
+    def _pass(self) -> None:
+        config = self.daemon.config
+        report = next((r for r in config.reports if r.id == self.report_id), None)
+        if report is None:
+            return
+        result = run_pass(config, [report], datetime.now(timezone.utc), ledger=self.daemon.ledger,
+                          stop=self.daemon.stop, owner=self.daemon.owner)
+        if any(run.claimed_elsewhere for run in result.runs):
+            wait = self.daemon.lease_of(report) + 1
+            self.recheck_at = time.monotonic() + wait
+            decision("recheck_planned", "%s: another process holds a claim; looking again in %.0f s",
+                     report.id, wait, report=report.id)
+
+
+class Daemon:
+    """The scheduler process: cron jobs, per-report workers, heartbeat, signals."""
+
+    def __init__(self, config_path: Any):
+        self.config_path = config_path
+        self.config: Config = load_config(config_path)
+        self.ledger = open_ledger(self.config)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.started_at = datetime.now(timezone.utc)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.reload_requested = False
+        self.abandoned = False  # a worker was still busy when the stop deadline passed
+        self.workers: dict[str, Worker] = {}
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+
+    def lease_of(self, report: Any) -> float:
+        return max((lease_seconds(self.config.channels[c]) for c in report.channels), default=0.0)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, follow the crons until SIGTERM/SIGINT, stop; returns the exit code (0)."""
+        self._install_signals()
+        decision("start", "scheduler %s starting with %s (%d report(s))", self.owner, self.config.path,
+                 len(self.config.reports), owner=self.owner)
+        self._sync_jobs()
+        self.scheduler.start()
+        # Heartbeats and alarms on a daemon thread, not a scheduler job: a hung alarm channel
+        # must not keep the process alive past SIGTERM.
+        threading.Thread(target=self._housekeeping, name="heartbeat", daemon=True).start()
+        for worker in self.workers.values():
+            worker.request()  # the catch-up: what `run --due` would do now
+        while not self.stop.is_set():
+            self.wake.wait(timeout=1.0)
+            self.wake.clear()
+            if self.reload_requested and not self.stop.is_set():
+                self.reload_requested = False
+                self.reload()
+        return self._shutdown()
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, _frame: Any) -> None:
+            self.stop.set()
+            self.wake.set()
+
+        def on_hup(_signum: int, _frame: Any) -> None:
+            self.reload_requested = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, on_hup)
+
+    def _shutdown(self) -> int:
+        deadline = time.monotonic() + STOP_SECONDS
+        busy = [w.report_id for w in self.workers.values() if w.busy]
+        decision("stopping", "stopping%s", f"; waiting for {', '.join(busy)} to finish" if busy else "",
+                 owner=self.owner)
+        self.scheduler.shutdown(wait=False)
+        for worker in self.workers.values():
+            worker.pending.set()
+            worker.thread.join(timeout=max(deadline - time.monotonic(), 0))
+        left = [w.report_id for w in self.workers.values() if w.thread.is_alive()]
+        self.abandoned = bool(left)
+        if left:
+            decision("abandoned", "gave up waiting for %s; its claims expire and another run takes over",
+                     ", ".join(left), level=logging.WARNING, owner=self.owner)
+        try:
+            self.ledger.heartbeat(self.owner, self._info("stopped"))
+        except Exception as exc:  # noqa: BLE001 - stopping must not fail on a ledger hiccup
+            log.warning("last heartbeat failed: %s", exc)
+        decision("stopped", "scheduler %s stopped", self.owner, owner=self.owner)
+        return 0
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def _sync_jobs(self) -> None:
+        """One cron job and one worker per configured report; workers of removed reports retire."""
+        ids = {r.id for r in self.config.reports}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("report:"):
+                job.remove()
+        for report_id, worker in list(self.workers.items()):
+            if report_id not in ids:
+                worker.retired = True
+                worker.pending.set()
+                del self.workers[report_id]
+        for report in self.config.reports:
+            self.scheduler.add_job(self.fire, due.trigger(report.schedule, report.timezone), args=[report.id],
+                                   id=f"report:{report.id}", name=report.id)
+            if report.id not in self.workers:
+                worker = self.workers[report.id] = Worker(self, report.id)
+                worker.thread.start()
+            fire = due.next_fire(report, datetime.now(timezone.utc))
+            decision("scheduled", "%s: %r in %s, next run %s", report.id, report.schedule, report.timezone,
+                     fire.astimezone(ZoneInfo(report.timezone)).isoformat() if fire else "never",
+                     report=report.id, next_run=fire.isoformat() if fire else None)
+
+    def fire(self, report_id: str) -> None:
+        """A report's cron fired: wake its worker (a pass already running picks it up after)."""
+        decision("fired", "%s: cron fired", report_id, report=report_id)
+        worker = self.workers.get(report_id)
+        if worker is not None:
+            worker.request()
+
+    def _housekeeping(self) -> None:
+        while not self.stop.is_set():
+            self.tick()
+            self.stop.wait(HEARTBEAT_SECONDS)
+
+    def tick(self) -> None:
+        """Heartbeat, then alarms for late periods."""
+        try:
+            self.ledger.heartbeat(self.owner, self._info("running"))
+            send_alarms(self.config, None, datetime.now(timezone.utc), ledger=self.ledger,
+                        archive=self.config.archive.path, owner=self.owner, reports=self.config.reports)
+        except Exception as exc:  # noqa: BLE001
+            decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
+
+    def reload(self) -> None:
+        """SIGHUP: read the config again; keep the old one when the new one is invalid."""
+        try:
+            config = load_config(self.config_path)
+        except Exception as exc:  # noqa: BLE001
+            decision("reload_failed", "config not reloaded, keeping the running one: %s", exc,
+                     level=logging.ERROR, error=str(exc))
+            return
+        if config.ledger.url != self.config.ledger.url:
+            self.ledger = open_ledger(config)
+        self.config = config
+        self._sync_jobs()
+        decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
+        for worker in self.workers.values():
+            worker.request()
+
+    def _info(self, state: str) -> dict[str, Any]:
+        now = datetime.now(timezone.utc)
+        return {
+            "state": state, "pid": os.getpid(), "host": socket.gethostname(), "config": str(self.config.path),
+            "started_at": self.started_at.isoformat(),
+            "busy": sorted(w.report_id for w in self.workers.values() if w.busy),
+            "next_runs": {r.id: (f.isoformat() if (f := due.next_fire(r, now)) else None) for r in self.config.reports},
+        }
+
+
+def serve(config_path: Any, *, log_format: str = "text") -> int:
+    """Run the scheduler until SIGTERM/SIGINT; 0 on a clean stop."""
+    configure_logging(log_format)
+    daemon = Daemon(config_path)
+    code = daemon.run()
+    if daemon.abandoned:
+        # A worker is stuck in a database or network call; interpreter shutdown could wait on it
+        # or crash under it. Its claims expire and are taken over, so leave now, cleanly logged.
+        logging.shutdown()
+        os._exit(code)
+    return code

@@ -1,0 +1,141 @@
+"""When a report period is due, which periods a scheduler must still send, and which are late.
+
+A period is *due* once the first cron fire at or after its end (evaluated in the report's
+timezone) has passed: a week ending Monday 00:00 Berlin with ``0 9 * * mon`` is due Monday
+09:00 Berlin, 08:00Z in winter and 07:00Z in summer.
+
+A period is *done* when every channel of the report has it ``sent`` in the ledger. A report
+without channels has nothing to deliver, so it is done once its ``report.json`` is archived.
+
+What a scheduler runs (:func:`due_periods`): the latest due period, plus up to ``catch_up``
+periods before it, each only when not done. With ``catch_up = 0`` (the default) an empty or
+stale ledger never causes a backfill of history: only the latest due period is sent.
+
+A period is *late* (:func:`late_periods`) when it is one of those, is not done, and its due time
+is more than ``grace`` ago (the report's ``grace_minutes``, else ``[alarms] grace_minutes``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+
+from .archive import report_dir
+from .config import Config, ReportConfig
+from .cron import crontab_trigger
+from .periods import Period, last_complete
+
+# How far back to look for the last cron fire; a crontab fires at least once in four years (Feb 29).
+_LOOKBACK = (timedelta(days=2), timedelta(days=32), timedelta(days=367), timedelta(days=4 * 366 + 1))
+
+
+@lru_cache(maxsize=256)
+def trigger(schedule: str, tz: str) -> BaseTrigger:
+    """The (cached) APScheduler trigger of a crontab ``schedule`` in timezone ``tz``."""
+    return crontab_trigger(schedule, tz)
+
+
+def _utc(instant: datetime) -> datetime:
+    # Arithmetic on zoneinfo datetimes is wall-clock arithmetic; only UTC is safe across DST.
+    return (instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def next_fire(report: ReportConfig, at: datetime) -> datetime | None:
+    """The first fire time of ``report``'s cron at or after ``at`` (UTC), or None if it never fires."""
+    fire = trigger(report.schedule, report.timezone).get_next_fire_time(None, _utc(at))
+    return None if fire is None else _utc(fire)
+
+
+def previous_fire(report: ReportConfig, now: datetime) -> datetime | None:
+    """The last fire time of ``report``'s cron at or before ``now`` (UTC), or None within four years."""
+    now = _utc(now)
+    for window in _LOOKBACK:
+        lo = now - window
+        fire = next_fire(report, lo)
+        if fire is not None and fire <= now:
+            break
+    else:
+        return None
+    # Bisect on the start instant: cron fires are whole minutes apart, so one second is exact.
+    hi = now
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        fire_mid = next_fire(report, mid)
+        if fire_mid is not None and fire_mid <= now:
+            lo = mid
+        else:
+            hi = mid
+    return next_fire(report, lo)
+
+
+def due_at(report: ReportConfig, period: Period) -> datetime | None:
+    """When ``period`` of ``report`` becomes due: the first cron fire at or after its end (UTC)."""
+    return next_fire(report, period.end_utc)
+
+
+def latest_due(report: ReportConfig, now: datetime) -> Period | None:
+    """The most recent period of ``report`` that is due at ``now``."""
+    fire = previous_fire(report, now)
+    return None if fire is None else last_complete(report.period, fire, report.timezone)
+
+
+def candidates(report: ReportConfig, now: datetime) -> list[Period]:
+    """The latest due period and the ``catch_up`` periods before it, oldest first."""
+    latest = latest_due(report, now)
+    if latest is None:
+        return []
+    return [latest.previous(n) for n in range(report.catch_up, -1, -1)]
+
+
+IsDone = Callable[[ReportConfig, Period], bool]
+
+
+def due_periods(report: ReportConfig, now: datetime, ledger: Any, *, archive: Path | None = None,
+                is_done: IsDone | None = None) -> list[Period]:
+    """The periods of ``report`` to run at ``now``: due and not done, oldest first."""
+    done = is_done or done_checker(ledger, archive)
+    return [p for p in candidates(report, now) if not done(report, p)]
+
+
+def done_checker(ledger: Any, archive: Path | None) -> IsDone:
+    """A function telling whether a report period needs nothing more (see the module docstring)."""
+
+    def done(report: ReportConfig, period: Period) -> bool:
+        if not report.channels:
+            return archive is not None and (report_dir(archive, report.id, period.key) / "report.json").is_file()
+        return bool(ledger.is_period_sent(report.id, period.key, list(report.channels)))
+
+    return done
+
+
+def grace(config: Config, report: ReportConfig) -> timedelta:
+    minutes = report.grace_minutes if report.grace_minutes is not None else config.alarms.grace_minutes
+    return timedelta(minutes=minutes)
+
+
+@dataclass(frozen=True)
+class Late:
+    """A due period not delivered within its grace."""
+
+    report_id: str
+    period: Period
+    due_at: datetime
+    deadline: datetime
+
+
+def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: IsDone) -> list[Late]:
+    """The periods of ``report`` that should have been delivered by ``now`` and were not."""
+    now = _utc(now)
+    out = []
+    for period in candidates(report, now):
+        when = due_at(report, period)
+        if when is None or now < when + grace(config, report) or is_done(report, period):
+            continue
+        out.append(Late(report.id, period, when, when + grace(config, report)))
+    return out

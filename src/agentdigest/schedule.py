@@ -1,0 +1,248 @@
+"""Scheduled runs: ``run --due``, ``check --missed``, ``history --next`` (and ``schedule``, in daemon.py).
+
+``run --due`` runs, for every report, the periods :func:`agentdigest.due.due_periods` names (the
+latest due period and up to ``catch_up`` before it, each unless already sent) and exits. It is
+safe to repeat and to race: a period already sent is not even recomputed, and the ledger's claims
+let exactly one of several racing processes send each (report, period, channel, recipient).
+
+Every decision is logged on the ``agentdigest.schedule`` logger with structured fields
+(``event`` = due, skipped_sent, sent, claimed_elsewhere, failed, error, ...), which the daemon's
+``--log-format json`` turns into one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from . import due
+from .alarms import Alarm, notify
+from .config import Config, ReportConfig
+from .errors import AgentDigestError
+from .periods import Period, last_complete
+
+log = logging.getLogger("agentdigest.schedule")
+
+
+def decision(event: str, message: str, *args: Any, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one scheduling decision with its structured fields."""
+    log.log(level, message, *args, extra={"event": event, **{k: v for k, v in fields.items() if v is not None}})
+
+
+@dataclass
+class PeriodRun:
+    """What one due period of one report came to."""
+
+    report_id: str
+    period: Period
+    deliveries: list[Any] = field(default_factory=list)  # delivery.DeliveryResult
+    error: AgentDigestError | Exception | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(d.state == "failed" for d in self.deliveries)
+
+    @property
+    def claimed_elsewhere(self) -> bool:
+        return any(d.state == "claimed_elsewhere" for d in self.deliveries)
+
+
+@dataclass
+class PassResult:
+    """One pass over the reports: every period run, and what was already done."""
+
+    runs: list[PeriodRun] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (report_id, period_key) already sent
+
+    @property
+    def exit_code(self) -> int:
+        codes = [getattr(r.error, "exit_code", 1) if r.error is not None else 1 for r in self.runs if r.failed]
+        return max(codes, default=0)
+
+
+def open_ledger(config: Config) -> Any:
+    from .ledger import Ledger
+
+    return Ledger(config.ledger.url)
+
+
+def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, ledger: Any,
+             archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
+             stop: threading.Event | None = None, owner: str | None = None) -> PassResult:
+    """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others."""
+    from .runner import run_reports
+
+    reports = list(reports)
+    archive = Path(archive or config.archive.path)
+    done = due.done_checker(ledger, archive)
+    result = PassResult()
+    source = None
+    try:
+        for report in reports:
+            latest = due.latest_due(report, now)
+            if latest is None:
+                decision("not_due", "%s: its schedule %r has not fired yet", report.id, report.schedule, report=report.id)
+                continue
+            todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
+            if latest not in todo:
+                result.skipped.append((report.id, latest.key))
+                decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
+                         report=report.id, period=latest.key)
+            for period in todo:
+                if stop is not None and stop.is_set():
+                    decision("stopping", "%s %s: not started, shutting down", report.id, period.key,
+                             report=report.id, period=period.key)
+                    return result
+                decision("due", "%s %s: due since %s, running", report.id, period.key,
+                         due.due_at(report, period), report=report.id, period=period.key)
+                run = PeriodRun(report.id, period)
+                result.runs.append(run)
+                try:
+                    if source is None:
+                        from .sources import open_source
+
+                        source = open_source(config.source)
+                    outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
+                                          formats=formats, archive=archive, trigger="due", ledger=ledger,
+                                          source=source)[0]
+                    run.deliveries = list(outcome.deliveries)
+                except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
+                    run.error = exc
+                    decision("error", "%s %s: %s", report.id, period.key, _one_line(exc), level=logging.ERROR,
+                             report=report.id, period=period.key, error=_one_line(exc))
+                    if not isinstance(exc, AgentDigestError):  # a bug: keep its traceback for --verbose and the daemon
+                        log.info("traceback of the error above", exc_info=True)
+                    continue
+                for d in run.deliveries:
+                    level = logging.ERROR if d.state == "failed" else logging.INFO
+                    decision(d.state, "%s %s -> %s%s: %s", report.id, period.key, d.channel,
+                             f" {d.recipient}" if d.recipient else "", d.error or d.state, level=level,
+                             report=report.id, period=period.key, channel=d.channel,
+                             recipient=d.recipient or None, error=d.error)
+    finally:
+        if source is not None:
+            source.close()
+    if not dry_run:
+        try:
+            send_alarms(config, result, now, ledger=ledger, archive=archive, owner=owner, reports=reports)
+        except Exception as exc:  # noqa: BLE001 - the deliveries stand; the alarm's failure is logged
+            decision("alarm_failed", "alarms: %s", _one_line(exc), level=logging.ERROR, error=_one_line(exc))
+    return result
+
+
+def send_alarms(config: Config, result: PassResult | None, now: datetime, *, ledger: Any, archive: Path,
+                owner: str | None, reports: Iterable[ReportConfig]) -> None:
+    """Tell ``[alarms] channel`` about failed deliveries of this pass and late periods of ``reports``."""
+    if not config.alarms.channel:
+        return
+    from .runner import owner_id
+
+    owner = owner or owner_id()
+    for run in result.runs if result else []:
+        if run.failed:
+            failures = tuple((d.channel, d.recipient, d.error or "failed") for d in run.deliveries if d.state == "failed")
+            if run.error is not None:
+                failures += (("(run)", "", _one_line(run.error)),)
+            notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner)
+    done = due.done_checker(ledger, archive)
+    for report in reports:
+        for late in due.late_periods(config, report, now, done):
+            notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner)
+
+
+def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
+            formats: set[str] | None = None, archive: Path | None = None, console: Console | None = None,
+            ledger: Any = None) -> int:
+    """``agentdigest run --due``: one pass over the due periods; 0 done, 1 a delivery failed."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    console = console or Console(highlight=False)
+    own = ledger is None
+    ledger = ledger or open_ledger(config)
+    try:
+        result = run_pass(config, reports, now, ledger=ledger, archive=archive, formats=formats, dry_run=dry_run)
+    finally:
+        if own:
+            ledger.close()
+    for report_id, key in result.skipped:
+        console.print(f"{report_id} {key}: already sent", markup=False)
+    for run in result.runs:
+        if run.error is not None:
+            console.print(f"{run.report_id} {run.period.key}: error: {_one_line(run.error)}", markup=False)
+        elif not run.deliveries:
+            console.print(f"{run.report_id} {run.period.key}: {'archived (dry run)' if dry_run else 'archived'}",
+                          markup=False)
+        for d in run.deliveries:
+            where = d.channel + (f" {d.recipient}" if d.recipient else "")
+            console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
+                          f"{': ' + d.error if d.error else ''}", markup=False)
+    if not result.runs and not result.skipped:
+        console.print("nothing is due yet", markup=False)
+    return result.exit_code
+
+
+def check_missed(config: Config, *, now: datetime | None = None, console: Console | None = None,
+                 ledger: Any = None) -> int:
+    """``agentdigest check --missed``: exit 1 and list the reports whose due period is late, else 0."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    console = console or Console(highlight=False)
+    own = ledger is None
+    ledger = ledger or open_ledger(config)
+    try:
+        done = due.done_checker(ledger, Path(config.archive.path))
+        late = [item for report in config.reports for item in due.late_periods(config, report, now, done)]
+    finally:
+        if own:
+            ledger.close()
+    if not late:
+        console.print(f"no report is late at {now:%Y-%m-%d %H:%M:%SZ}", markup=False)
+        return 0
+    table = Table(title=f"Late reports at {now:%Y-%m-%d %H:%M:%SZ}", title_justify="left")
+    for column in ("report", "period", "due at", "late since (UTC)"):
+        table.add_column(column)
+    for item in late:
+        tz = item.period.tz
+        table.add_row(item.report_id, item.period.key, f"{item.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}",
+                      f"{item.deadline:%Y-%m-%d %H:%M}")
+    console.print(table)
+    return 1
+
+
+def show_next(config: Config, *, now: datetime | None = None, console: Console | None = None) -> int:
+    """``agentdigest history --next``: each report's next run, in its timezone and in UTC."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    console = console or Console(highlight=False)
+    table = Table(title="Next runs", title_justify="left")
+    for column in ("report", "schedule", "timezone", "next run (local)", "next run (UTC)", "delivers"):
+        table.add_column(column)
+    for report in config.reports:
+        fire = due.next_fire(report, now)
+        if fire is None:
+            table.add_row(report.id, report.schedule, report.timezone, "never", "never", "")
+            continue
+        local = fire.astimezone(ZoneInfo(report.timezone))
+        period = last_complete(report.period, fire, report.timezone)
+        table.add_row(report.id, report.schedule, report.timezone, f"{local:%a %Y-%m-%d %H:%M %Z}",
+                      f"{fire:%Y-%m-%d %H:%MZ}", period.key)
+    console.print(table)
+    return 0
+
+
+def serve(config_path: Any, *, log_format: str = "text") -> int:
+    """``agentdigest schedule``: the long-running scheduler (see :mod:`agentdigest.daemon`)."""
+    from .daemon import serve as _serve
+
+    return _serve(config_path, log_format=log_format)
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,204 @@
+"""Due logic and the clock: cron in the report's timezone, DST weeks, catch-up, lateness.
+
+Pure tests against the real APScheduler triggers; time-machine pins the wall clock where the
+code reads it (the scheduler's own job times, ``datetime.now``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import time_machine
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from agentdigest import due
+from agentdigest.config import parse_config
+from agentdigest.cron import crontab_trigger
+from agentdigest.errors import ConfigError
+from agentdigest.ledger import Ledger
+from agentdigest.periods import parse_period
+
+
+def Z(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def make_config(**report) -> object:
+    spec = {"id": "weekly", "period": "week", "timezone": "Europe/Berlin", "schedule": "0 9 * * mon",
+            "channels": ["box"], **report}
+    return parse_config({"source": {"url": "duckdb://", "table": "agent_events"},
+                         "channels": {"box": {"type": "outbox", "path": "/tmp/unused-outbox"}},
+                         "reports": [spec]})
+
+
+def report_of(**report):
+    return make_config(**report).reports[0]
+
+
+# -- cron in a timezone -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("pinned,expected", [
+    ("2026-01-10T12:00:00Z", "2026-01-12T08:00:00Z"),  # winter: CET = UTC+1
+    ("2026-07-08T12:00:00Z", "2026-07-13T07:00:00Z"),  # summer: CEST = UTC+2
+    ("2026-03-27T12:00:00Z", "2026-03-30T07:00:00Z"),  # the Monday after the spring change
+    ("2026-10-23T12:00:00Z", "2026-10-26T08:00:00Z"),  # the Monday after the autumn change
+], ids=["winter", "summer", "after-spring-change", "after-autumn-change"])
+def test_monday_nine_berlin_fires_at_the_right_utc_instant(pinned, expected):
+    report = report_of()
+    with time_machine.travel(Z(pinned), tick=False):
+        assert due.next_fire(report, datetime.now(timezone.utc)) == Z(expected)
+        # The scheduler itself, reading the pinned clock, plans the job for the same instant.
+        scheduler = BackgroundScheduler(timezone=timezone.utc)
+        scheduler.start(paused=True)
+        try:
+            job = scheduler.add_job(print, due.trigger(report.schedule, report.timezone))
+            assert job.next_run_time == Z(expected)
+        finally:
+            scheduler.shutdown(wait=False)
+
+
+@pytest.mark.parametrize("now,key,hours", [
+    ("2026-03-30T06:59:59Z", "2026-W12", 168),  # 08:59:59 CEST on the Monday: not yet
+    ("2026-03-30T07:00:00Z", "2026-W13", 167),  # 09:00 CEST: the week that lost an hour
+    ("2026-10-26T07:59:59Z", "2026-W42", 168),
+    ("2026-10-26T08:00:00Z", "2026-W43", 169),  # 09:00 CET: the week that gained an hour
+    ("2026-11-02T08:00:00Z", "2026-W44", 168),
+])
+def test_the_right_week_is_picked_on_the_monday(now, key, hours):
+    report = report_of()
+    with time_machine.travel(Z(now), tick=False):
+        period = due.latest_due(report, datetime.now(timezone.utc))
+    assert (period.key, period.hours) == (key, hours)
+
+
+@pytest.mark.parametrize("expr,weekday_names", [
+    ("0 9 * * 1", "mon"),              # crontab numbers Sunday 0, Monday 1 (APScheduler 3 alone: Tuesday)
+    ("0 9 * * 0", "sun"),
+    ("0 9 * * 7", "sun"),
+    ("0 9 * * 1-5", "mon,tue,wed,thu,fri"),
+    ("0 9 * * */2", "sun,tue,thu,sat"),
+    ("0 9 * * mon-fri", "mon,tue,wed,thu,fri"),
+    ("0 9 * * 5-7", "sun,fri,sat"),
+])
+def test_crontab_weekdays_mean_what_cron_means(expr, weekday_names):
+    trigger = crontab_trigger(expr, "UTC")
+    assert str(trigger.fields[4]) == weekday_names
+
+
+def test_day_of_month_or_weekday_as_in_cron():
+    # "the 1st and every Monday": Tuesday 2026-12-01 is the 1st, then Monday 12-07.
+    trigger = crontab_trigger("0 9 1 * mon", "UTC")
+    first = trigger.get_next_fire_time(None, Z("2026-11-30T10:00:00Z"))
+    second = trigger.get_next_fire_time(None, first + timedelta(seconds=1))
+    assert (first, second) == (Z("2026-12-01T09:00:00Z"), Z("2026-12-07T09:00:00Z"))
+
+
+@pytest.mark.parametrize("schedule", ["0 9 * * 8", "0 25 * * *", "0 9 * *", "every monday"])
+def test_bad_cron_is_refused_with_the_key(schedule):
+    with pytest.raises(ConfigError, match=r"reports\[0\]\.schedule"):
+        make_config(schedule=schedule)
+
+
+# -- due periods ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("period,tz,schedule,now,key", [
+    ("day", "America/New_York", "30 6 * * *", "2026-11-30T11:29:00Z", "2026-11-28"),
+    ("day", "America/New_York", "30 6 * * *", "2026-11-30T11:30:00Z", "2026-11-29"),
+    ("day", "UTC", "0 0 * * *", "2026-11-30T00:00:00Z", "2026-11-29"),  # a fire exactly at the end counts
+    ("month", "Asia/Tokyo", "0 8 2 * *", "2026-12-01T23:00:00Z", "2026-11"),  # 08:00 JST on the 2nd
+    ("month", "Asia/Tokyo", "0 8 2 * *", "2026-12-01T22:59:00Z", "2026-10"),
+    ("week", "Europe/Berlin", "0 9 * * fri", "2026-12-04T08:00:00Z", "2026-W48"),  # due Friday after the week
+    ("day", "UTC", "0 9 29 2 *", "2026-11-30T00:00:00Z", "2024-02-28"),  # fires every fourth year
+])
+def test_latest_due_period(period, tz, schedule, now, key):
+    report = report_of(period=period, timezone=tz, schedule=schedule)
+    assert due.latest_due(report, Z(now)).key == key
+
+
+def test_previous_fire_across_the_autumn_repeat_hour():
+    # 02:30 happens twice on 2026-10-25 in Berlin; both instants are fires, and nothing is skipped.
+    report = report_of(period="day", schedule="30 2 * * *")
+    assert due.previous_fire(report, Z("2026-10-25T01:00:00Z")) == Z("2026-10-25T00:30:00Z")
+    assert due.previous_fire(report, Z("2026-10-25T01:45:00Z")) == Z("2026-10-25T01:30:00Z")
+    assert due.latest_due(report, Z("2026-10-25T01:45:00Z")).key == "2026-10-24"
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    yield led
+    led.close()
+
+
+def send(ledger, report_id, key, channel="box"):
+    claim = ledger.claim(report_id, key, channel, owner="test", lease_seconds=60)
+    ledger.mark_sent(claim, "id")
+
+
+@pytest.mark.parametrize("catch_up,sent,expected", [
+    (0, [], ["2026-W48"]),                                   # empty ledger: no backfill
+    (0, ["2026-W48"], []),
+    (0, ["2026-W46"], ["2026-W48"]),                          # a gap is not filled without catch_up
+    (2, [], ["2026-W46", "2026-W47", "2026-W48"]),           # oldest first
+    (2, ["2026-W47"], ["2026-W46", "2026-W48"]),
+    (2, ["2026-W46", "2026-W47", "2026-W48"], []),
+])
+def test_due_periods_with_catch_up(ledger, catch_up, sent, expected):
+    report = report_of(catch_up=catch_up)
+    for key in sent:
+        send(ledger, report.id, key)
+    assert [p.key for p in due.due_periods(report, Z("2026-11-30T08:30:00Z"), ledger)] == expected
+
+
+def test_a_period_with_a_failed_channel_is_not_done(ledger):
+    config = parse_config({"source": {"url": "duckdb://", "table": "t"},
+                           "channels": {"a": {"type": "outbox", "path": "/tmp/a"}, "b": {"type": "outbox", "path": "/tmp/b"}},
+                           "reports": [{"id": "r", "channels": ["a", "b"], "timezone": "Europe/Berlin"}]})
+    report = config.reports[0]
+    send(ledger, "r", "2026-W48", "a")
+    claim = ledger.claim("r", "2026-W48", "b", owner="test", lease_seconds=60)
+    ledger.mark_failed(claim, "boom", retryable=False)
+    assert [p.key for p in due.due_periods(report, Z("2026-11-30T08:30:00Z"), ledger)] == ["2026-W48"]
+
+
+def test_a_report_without_channels_is_done_once_archived(ledger, tmp_path):
+    report = report_of(channels=[])
+    now = Z("2026-11-30T08:30:00Z")
+    assert [p.key for p in due.due_periods(report, now, ledger, archive=tmp_path)] == ["2026-W48"]
+    (tmp_path / report.id / "2026-W48").mkdir(parents=True)
+    (tmp_path / report.id / "2026-W48" / "report.json").write_text("{}")
+    assert due.due_periods(report, now, ledger, archive=tmp_path) == []
+
+
+# -- lateness ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("now,grace_minutes,sent,late", [
+    ("2026-11-30T09:59:00Z", None, [], []),                    # due 08:00Z, default grace 2 h: not yet
+    ("2026-11-30T10:00:00Z", None, [], ["2026-W48"]),
+    ("2026-11-30T10:00:00Z", None, ["2026-W48"], []),
+    ("2026-11-30T08:20:00Z", 15, [], ["2026-W48"]),             # the report's own grace wins
+    ("2026-11-30T07:00:00Z", None, [], ["2026-W47"]),           # before Monday's fire last week's is what counts
+])
+def test_late_periods(ledger, now, grace_minutes, sent, late):
+    config = make_config(grace_minutes=grace_minutes)
+    report = config.reports[0]
+    for key in sent:
+        send(ledger, report.id, key)
+    done = due.done_checker(ledger, None)
+    assert [item.period.key for item in due.late_periods(config, report, Z(now), done)] == late
+
+
+def test_alarms_grace_is_the_default(ledger):
+    config = parse_config({"source": {"url": "duckdb://", "table": "t"}, "alarms": {"grace_minutes": 30},
+                           "reports": [{"id": "r", "timezone": "Europe/Berlin"}]})
+    assert due.grace(config, config.reports[0]) == timedelta(minutes=30)
+    late = due.late_periods(config, config.reports[0], Z("2026-11-30T08:31:00Z"), lambda r, p: False)
+    assert [item.deadline for item in late] == [Z("2026-11-30T08:30:00Z")]
+
+
+def test_period_keys_round_trip_through_due():
+    report = report_of()
+    period = due.latest_due(report, Z("2026-11-30T08:00:00Z"))
+    assert period == parse_period("week", "2026-W48", "Europe/Berlin")
+    assert due.due_at(report, period) == Z("2026-11-30T08:00:00Z")

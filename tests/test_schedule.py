@@ -1,0 +1,231 @@
+"""``run --due``, ``check --missed``, ``history --next`` and alarms, in-process, on real data.
+
+Events are real DuckDB tables made by the synthetic generator; delivery goes to the outbox
+channel (files are counted) or to a real aiosmtpd server; the ledger is a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import datetime, timezone
+from email import message_from_bytes
+
+import pytest
+import time_machine
+from rich.console import Console
+
+from agentdigest.config import load_config
+from agentdigest.daemon import configure_logging
+from agentdigest.ledger import Ledger
+from agentdigest.schedule import check_missed, run_due, show_next
+from conftest import free_port
+from schedule_helpers import cli, make_events, outbox, sent_files, utc, write_config
+
+FORMATS = {"json", "txt", "eml", "slack"}  # every format a channel reads; the PDF adds time, not coverage
+NY_WEEKLY = {"id": "weekly", "period": "week", "timezone": "America/New_York", "schedule": "0 9 * * mon",
+             "channels": ["box"]}
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    return make_events(tmp_path_factory.mktemp("events") / "events.duckdb",
+                       end=datetime(2026, 12, 16, tzinfo=timezone.utc), days=330)
+
+
+def console() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=200, highlight=False), buffer
+
+
+def due_run(config_path, now, **kwargs) -> tuple[int, str]:
+    config = load_config(config_path)
+    con, buffer = console()
+    code = run_due(config, list(config.reports), now=utc(now), formats=FORMATS, console=con, **kwargs)
+    return code, buffer.getvalue()
+
+
+# -- run --due at a pinned time ---------------------------------------------------------------
+
+@pytest.mark.parametrize("report,nows,expected", [
+    # New York 09:00 on Monday 2026-11-30 is 14:00Z: before it last week is due, after it this one.
+    (NY_WEEKLY, ["2026-11-30T13:59:00Z"], {"2026-W47"}),
+    (NY_WEEKLY, ["2026-11-30T14:00:00Z"], {"2026-W48"}),
+    (NY_WEEKLY, ["2026-11-30T13:59:00Z", "2026-11-30T14:01:00Z"], {"2026-W47", "2026-W48"}),
+    ({**NY_WEEKLY, "catch_up": 2}, ["2026-11-30T14:01:00Z"], {"2026-W46", "2026-W47", "2026-W48"}),
+    # Berlin in summer: 09:00 CEST is 07:00Z.
+    ({**NY_WEEKLY, "timezone": "Europe/Berlin"}, ["2026-07-06T07:00:00Z"], {"2026-W27"}),
+    ({"id": "daily", "period": "day", "timezone": "Asia/Tokyo", "schedule": "30 7 * * *", "channels": ["box"]},
+     ["2026-11-29T22:29:00Z", "2026-11-29T22:31:00Z"], {"2026-11-28", "2026-11-29"}),
+    ({"id": "monthly", "period": "month", "timezone": "UTC", "schedule": "0 6 1 * *", "channels": ["box"]},
+     ["2026-12-01T06:00:00Z"], {"2026-11"}),
+], ids=["ny-before", "ny-at", "ny-before-then-after", "ny-catch-up-2", "berlin-summer", "tokyo-daily", "monthly"])
+def test_run_due_delivers_exactly_the_expected_periods(tmp_path, events, report, nows, expected):
+    path = write_config(tmp_path, events=events, reports=[report], channels=outbox(path=str(tmp_path / "outbox")))
+    for now in nows:
+        code, out = due_run(path, now)
+        assert code == 0, out
+    counts = sent_files(tmp_path / "outbox")
+    assert counts == {(report["id"], key): 1 for key in expected}
+
+    # Repeating at every pinned time sends nothing, and does not recompute what is sent.
+    archived = {p: p.stat().st_mtime_ns for p in (tmp_path / "reports").rglob("*") if p.is_file()}
+    for now in nows:
+        code, out = due_run(path, now)
+        assert code == 0 and "already sent" in out
+    assert sent_files(tmp_path / "outbox") == counts
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "reports").rglob("*") if p.is_file()} == archived
+
+
+def test_a_period_is_reported_with_its_dst_hours(tmp_path, events):
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "timezone": "Europe/Berlin"}])
+    config = load_config(path)
+    for now, key, hours in [("2026-03-30T07:00:30Z", "2026-W13", 167), ("2026-10-26T08:00:30Z", "2026-W43", 169)]:
+        with time_machine.travel(utc(now), tick=False):  # run --due without --now reads the clock
+            assert run_due(config, list(config.reports), formats={"json", "eml"}, console=console()[0]) == 0
+        data = json.loads((tmp_path / "reports" / "weekly" / key / "report.json").read_text())
+        start, end = (datetime.fromisoformat(data["period"][k]) for k in ("start", "end"))
+        assert (end - start).total_seconds() / 3600 == hours
+    assert set(sent_files(tmp_path / "outbox")) == {("weekly", "2026-W13"), ("weekly", "2026-W43")}
+
+
+def test_a_report_without_channels_is_archived_once(tmp_path, events):
+    path = write_config(tmp_path, events=events, channels={}, reports=[{**NY_WEEKLY, "channels": []}])
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 0 and "weekly 2026-W48: archived" in out
+    assert (tmp_path / "reports" / "weekly" / "2026-W48" / "report.json").is_file()
+    code, out = due_run(path, "2026-11-30T14:05:00Z")
+    assert code == 0 and "already sent" in out
+
+
+def test_a_rare_schedule_delivers_the_period_before_its_last_fire(tmp_path, events):
+    # 29 February: the last fire before 2026-11-30 was in 2024, so the due day is 2024-02-28.
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "schedule": "0 9 29 2 *", "period": "day"}])
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 0
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2024-02-28"): 1}
+
+
+def test_dry_run_archives_and_sends_nothing(tmp_path, events):
+    path = write_config(tmp_path, events=events, reports=[NY_WEEKLY], channels=outbox(path=str(tmp_path / "outbox")))
+    code, out = due_run(path, "2026-11-30T14:01:00Z", dry_run=True)
+    assert code == 0 and "archived (dry run)" in out
+    assert (tmp_path / "reports" / "weekly" / "2026-W48" / "message.eml").is_file()
+    assert not sent_files(tmp_path / "outbox")
+
+
+# -- check --missed -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("run_at,check_at,grace,code", [
+    (None, "2026-11-30T15:59:00Z", None, 0),               # due 14:00Z, grace 2 h: not late yet
+    (None, "2026-11-30T16:00:00Z", None, 1),
+    ("2026-11-30T14:01:00Z", "2026-11-30T16:00:00Z", None, 0),
+    ("2026-11-30T14:01:00Z", "2026-12-07T16:00:00Z", None, 1),  # next week's never went
+    ("2026-11-30T14:01:00Z", "2026-12-07T14:10:00Z", 5, 1),     # the report's own grace
+    ("2026-11-30T14:01:00Z", "2026-12-07T14:04:00Z", 5, 0),
+])
+def test_check_missed_exits_1_exactly_when_a_due_report_is_late(tmp_path, events, run_at, check_at, grace, code):
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "grace_minutes": grace}])
+    if run_at:
+        assert due_run(path, run_at)[0] == 0
+    con, buffer = console()
+    assert check_missed(load_config(path), now=utc(check_at), console=con) == code
+    assert ("weekly" in buffer.getvalue()) == bool(code)
+
+
+def test_check_missed_on_the_command_line(tmp_path, events):
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
+    late = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:30:00Z")
+    assert late.returncode == 1 and "weekly" in late.stdout and "2026-W48" in late.stdout
+    assert cli("run", "--due", "--config", str(path), "--now", "2026-11-30T16:30:00Z", "--format", "json,eml").returncode == 0
+    ok = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:31:00Z")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+# -- history --next ---------------------------------------------------------------------------
+
+def test_history_next_shows_local_and_utc_times(tmp_path, events):
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "id": "berlin", "timezone": "Europe/Berlin"}, NY_WEEKLY])
+    con, buffer = console()
+    with time_machine.travel(utc("2026-11-25T12:00:00Z"), tick=False):
+        assert show_next(load_config(path), console=con) == 0
+    text = buffer.getvalue()
+    assert "Mon 2026-11-30 09:00 CET" in text and "2026-11-30 08:00Z" in text
+    assert "Mon 2026-11-30 09:00 EST" in text and "2026-11-30 14:00Z" in text
+    assert "2026-W48" in text
+
+
+# -- alarms -----------------------------------------------------------------------------------
+
+def dead_email(port: int) -> dict:
+    return {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com",
+            "smtp_url": f"smtp://reports:PLANTED-smtp-secret@127.0.0.1:{port}", "retry_budget": 0, "timeout": 5}
+
+
+def test_a_failed_and_late_report_raises_one_alarm_each_through_the_alarm_channel(tmp_path, events):
+    channels = {"mail": dead_email(free_port()), **outbox("alarms", path=str(tmp_path / "alarm-box"))}
+    path = write_config(tmp_path, events=events, channels=channels, alarms={"channel": "alarms"},
+                        reports=[{**NY_WEEKLY, "channels": ["mail"]}])
+    for now in ("2026-11-30T17:00:00Z", "2026-11-30T17:30:00Z"):  # past due + 2 h; the mail relay is down
+        code, out = due_run(path, now)
+        assert code == 1 and "failed" in out
+    alarms = sorted((tmp_path / "alarm-box" / "_alarms").rglob("*.eml"))
+    assert [p.parent.name for p in alarms] == ["weekly.2026-W48.failed", "weekly.2026-W48.late"]
+    failed = message_from_bytes(alarms[0].read_bytes())
+    assert failed["Subject"] == "[agentdigest] weekly 2026-W48 could not be delivered"
+    body = failed.get_payload(decode=True).decode()
+    assert "mail" in body and "PLANTED" not in body and "***" in body
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        rows = {(r["channel"], r["recipient"]): r["state"] for r in ledger.deliveries("weekly", "2026-W48")}
+    finally:
+        ledger.close()
+    assert rows[("alarm:alarms", "failed")] == "sent" and rows[("alarm:alarms", "late")] == "sent"
+    assert rows[("mail", "cto@example.com")] == "failed"
+
+
+def test_the_alarm_goes_by_email_when_the_reports_webhook_is_dead(tmp_path, events, smtp_server, tls_cert):
+    server = smtp_server()
+    channels = {
+        "hook": {"type": "webhook", "url": f"http://127.0.0.1:{free_port()}/in", "retry_budget": 0, "timeout": 5},
+        "oncall": {"type": "email", "to": ["oncall@example.com"], "from": "agentdigest@example.com",
+                   "smtp_url": server.url(), "ca_file": str(tls_cert[0])},
+    }
+    path = write_config(tmp_path, events=events, channels=channels, alarms={"channel": "oncall", "grace_minutes": 30},
+                        reports=[{**NY_WEEKLY, "channels": ["hook"]}])
+    assert due_run(path, "2026-11-30T14:05:00Z")[0] == 1  # failed, not late yet (grace 30 min)
+    assert due_run(path, "2026-11-30T14:45:00Z")[0] == 1  # failed again, now late
+    subjects = sorted(message_from_bytes(raw)["Subject"] for _, _, raw in server.messages)
+    assert subjects == ["[agentdigest] weekly 2026-W48 could not be delivered", "[agentdigest] weekly 2026-W48 is late"]
+    assert {tuple(rcpts) for _, rcpts, _ in server.messages} == {("oncall@example.com",)}
+
+
+def test_no_alarm_when_everything_went(tmp_path, events):
+    channels = {**outbox(path=str(tmp_path / "outbox")), **outbox("alarms", path=str(tmp_path / "alarm-box"))}
+    path = write_config(tmp_path, events=events, channels=channels, alarms={"channel": "alarms"}, reports=[NY_WEEKLY])
+    assert due_run(path, "2026-11-30T17:00:00Z")[0] == 0
+    assert not (tmp_path / "alarm-box").exists()
+
+
+# -- decisions are logged ---------------------------------------------------------------------
+
+def test_json_log_lines_name_each_decision(tmp_path, events):
+    path = write_config(tmp_path, events=events, reports=[NY_WEEKLY], channels=outbox(path=str(tmp_path / "outbox")))
+    stream = io.StringIO()
+    root, saved = logging.getLogger(), (logging.getLogger().handlers[:], logging.getLogger().level)
+    configure_logging("json", stream)
+    try:
+        due_run(path, "2026-11-30T14:01:00Z")
+        due_run(path, "2026-11-30T14:02:00Z")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logging.captureWarnings(False)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    decisions = [(e["event"], e.get("period"), e.get("channel")) for e in entries
+                 if e.get("logger") == "agentdigest.schedule"]
+    assert decisions == [("due", "2026-W48", None), ("sent", "2026-W48", "box"), ("skipped_sent", "2026-W48", None)]

@@ -1,0 +1,291 @@
+"""The ``agentdigest schedule`` daemon as a real process: catch-up, SIGTERM, restart, SIGKILL, SIGHUP.
+
+The daemon reads the real clock, so each report gets a daily cron twelve hours away from now:
+it cannot fire during a test, and its latest due period is known. Delivery goes to an outbox
+(files counted) or to aiosmtpd servers whose DATA handler can be made to stall, standing in for
+a relay that hangs mid-delivery. The only timing assertion is the documented "exits within 10 s".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from agentdigest import due
+from agentdigest.config import load_config
+from agentdigest.ledger import Ledger
+from conftest import free_port
+from schedule_helpers import (cli, cron_far_from_now, events_of, json_lines, make_events, sent_files, spawn, stop,
+                              wait_for, write_config)
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+LEASE = "3"  # seconds; AGENTDIGEST_LEASE_SECONDS makes a crashed sender's claim expire quickly
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    now = datetime.now(timezone.utc)
+    return make_events(tmp_path_factory.mktemp("events") / "events.duckdb", end=now + timedelta(days=2), days=20)
+
+
+def daily(report_id: str = "daily", channels=("box",), **extra):
+    return {"id": report_id, "period": "day", "timezone": "UTC", "schedule": cron_far_from_now(),
+            "channels": list(channels), **extra}
+
+
+def expected_period(config_path, report_id="daily") -> str:
+    config = load_config(config_path)
+    return due.latest_due(config.report(report_id), datetime.now(timezone.utc)).key
+
+
+def start(config, log, **env):
+    return spawn("schedule", "--config", str(config), "--log-format", "json", log=log, extra_env=env)
+
+
+class StallingSMTP:
+    """An aiosmtpd handler whose DATA can stall until released; accepted messages are recorded."""
+
+    def __init__(self, stall_seconds: float = 0.0, forever: bool = False):
+        self.stall_seconds, self.forever = stall_seconds, forever
+        self.release = threading.Event()
+        self.data_started = threading.Event()
+        self.messages: list[bytes] = []
+        self.abandoned: list[bytes] = []  # fully received, never answered: the sender was gone
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_started.set()
+        content = envelope.original_content or b""
+        if self.forever:
+            self.abandoned.append(content)  # aiosmtpd cancels this handler when the sender's connection drops
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+            return "451 4.4.2 sender went away"
+        await asyncio.sleep(self.stall_seconds)
+        self.messages.append(content)
+        return f"250 OK queued as m{len(self.messages)}"
+
+
+@pytest.fixture
+def stalling_smtp():
+    controllers = []
+
+    def make(**kwargs):
+        handler = StallingSMTP(**kwargs)
+        controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+        controller.start()
+        controllers.append((controller, handler))
+        return handler, f"smtp://127.0.0.1:{controller.port}"
+
+    yield make
+    for controller, handler in controllers:
+        handler.release.set()
+        controller.stop()
+
+
+def mail_channel(url: str) -> dict:
+    return {"mail": {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com", "smtp_url": url,
+                     "timeout": 120, "retry_budget": 0}}
+
+
+# -- start, catch up, stop, restart -------------------------------------------------------------
+
+def test_daemon_catches_up_one_period_stops_on_sigterm_and_restarts_without_resending(tmp_path, events):
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[daily()])
+    key = expected_period(config)
+    log = tmp_path / "first.log"
+    proc = start(config, log)
+    wait_for(lambda: events_of(log, "sent", "daily"), what="the catch-up delivery", proc=proc, log=log)
+    code, seconds = stop(proc, signal.SIGTERM)
+    assert code == 0 and seconds < 10
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+    log2 = tmp_path / "second.log"
+    proc = start(config, log2)
+    wait_for(lambda: events_of(log2, "skipped_sent", "daily"), what="the restart's catch-up", proc=proc, log=log2)
+    code, seconds = stop(proc, signal.SIGINT)
+    assert code == 0 and seconds < 10
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+    for path in (log, log2):  # --log-format json: every line of the log is one JSON object
+        entries = json_lines(path)
+        assert entries and all("ts" in e and "level" in e and "message" in e for e in entries)
+    assert [e["event"] for e in json_lines(log) if e.get("event") in ("start", "due", "sent", "stopped")] == \
+        ["start", "due", "sent", "stopped"]
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        beats = ledger.heartbeats()
+    finally:
+        ledger.close()
+    assert len(beats) == 2 and {b["info"]["state"] for b in beats} == {"stopped"}
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish(tmp_path, events, stalling_smtp):
+    handler, url = stalling_smtp(stall_seconds=3)
+    config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])])
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    wait_for(handler.data_started.is_set, what="the SMTP transaction", proc=proc, log=log)
+    code, seconds = stop(proc, signal.SIGTERM)
+    assert code == 0 and seconds < 10
+    assert len(handler.messages) == 1
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        assert ledger.delivery_state("daily", expected_period(config), "mail", "cto@example.com") == "sent"
+    finally:
+        ledger.close()
+
+
+def test_sigterm_with_a_hung_relay_still_exits_0_within_10_s(tmp_path, events, stalling_smtp):
+    handler, url = stalling_smtp(forever=True)
+    config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])])
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    wait_for(handler.data_started.is_set, what="the hung SMTP transaction", proc=proc, log=log)
+    code, seconds = stop(proc, signal.SIGTERM)
+    assert code == 0 and seconds < 10
+    assert events_of(log, "abandoned") and events_of(log, "stopped")
+    assert handler.messages == []
+
+
+# -- crash and takeover -----------------------------------------------------------------------
+
+def test_a_killed_scheduler_is_taken_over_after_its_lease(tmp_path, events, stalling_smtp):
+    handler, url = stalling_smtp(forever=True)
+    config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])])
+    key = expected_period(config)
+    log = tmp_path / "crashed.log"
+    crashed = start(config, log, AGENTDIGEST_LEASE_SECONDS=LEASE)
+    wait_for(handler.data_started.is_set, what="the stalled SMTP transaction", proc=crashed, log=log)
+    crashed.send_signal(signal.SIGKILL)
+    crashed.wait(timeout=30)
+    handler.forever = False  # the relay recovers
+    handler.release.set()
+
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        row = ledger.delivery("daily", key, "mail", "cto@example.com")
+        assert row["state"] == "sending" and f":{crashed.pid}" in row["owner"]
+
+        log2 = tmp_path / "restarted.log"
+        proc = start(config, log2, AGENTDIGEST_LEASE_SECONDS=LEASE)
+        wait_for(lambda: handler.messages, what="the takeover delivery", proc=proc, log=log2)
+        wait_for(lambda: events_of(log2, "sent", "daily"), what="the ledger write", proc=proc, log=log2)
+        code, seconds = stop(proc, signal.SIGTERM)
+        assert code == 0 and seconds < 10
+
+        row = ledger.delivery("daily", key, "mail", "cto@example.com")
+        assert (row["state"], row["takeovers"], row["attempts"], row["sends"]) == ("sent", 1, 2, 1)
+        assert "took over the expired claim of" in row["note"] and f":{crashed.pid}" in row["note"]
+    finally:
+        ledger.close()
+    # One message accepted; the one the crashed sender left behind carries the same Message-ID,
+    # so a relay that delivered it anyway lets the mailbox deduplicate the pair.
+    assert len(handler.messages) == 1 and len(handler.abandoned) == 1
+    ids = {message_from_bytes(m)["Message-ID"] for m in handler.messages + handler.abandoned}
+    assert len(ids) == 1
+
+
+def test_a_claim_held_elsewhere_is_looked_at_again_when_its_lease_ends(tmp_path, events):
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[daily()])
+    key = expected_period(config)
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        # A sender that died just now, mid-delivery: its claim is live for another 10 s.
+        assert ledger.claim("daily", key, "box", owner="ghost:1", lease_seconds=10) is not None
+        log = tmp_path / "daemon.log"
+        proc = start(config, log, AGENTDIGEST_LEASE_SECONDS="10")
+        wait_for(lambda: events_of(log, "sent", "daily"), what="the takeover", proc=proc, log=log)
+        assert stop(proc)[0] == 0
+        assert events_of(log, "claimed_elsewhere", "daily") and events_of(log, "recheck_planned", "daily")
+        row = ledger.delivery("daily", key, "box")
+        assert (row["state"], row["takeovers"]) == ("sent", 1) and "ghost:1" in row["note"]
+    finally:
+        ledger.close()
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+
+# -- several daemons and a run --due, one ledger ------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_daemons_and_run_due_together_send_once(tmp_path, events, backend, request):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    config = write_config(tmp_path, events=events, ledger_url=url,
+                          channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[daily("a"), daily("b", catch_up=1)])
+    logs = [tmp_path / f"d{i}.log" for i in range(2)]
+    procs = [start(config, log) for log in logs]
+    once = cli("run", "--due", "--config", str(config))
+    assert once.returncode == 0, once.stderr
+    for proc, log in zip(procs, logs):
+        for rid in ("a", "b"):
+            wait_for(lambda: events_of(log, "sent", rid) or events_of(log, "skipped_sent", rid)
+                     or events_of(log, "claimed_elsewhere", rid), what=f"{rid} decided", proc=proc, log=log)
+    for proc in procs:
+        assert stop(proc)[0] == 0
+    key_a, key_b = expected_period(config, "a"), expected_period(config, "b")
+    previous_b = (datetime.fromisoformat(key_b) - timedelta(days=1)).date().isoformat()
+    assert sent_files(tmp_path / "outbox") == {("a", key_a): 1, ("b", key_b): 1, ("b", previous_b): 1}
+
+
+# -- a cron fire, in-process with a pinned clock ------------------------------------------------
+
+def test_a_fire_at_the_cron_time_runs_the_new_period_once(tmp_path):
+    import time_machine
+
+    from agentdigest.daemon import Daemon
+
+    events = make_events(tmp_path / "events.duckdb", end=datetime(2026, 12, 2, tzinfo=timezone.utc), days=21)
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[{"id": "weekly", "period": "week", "timezone": "Europe/Berlin",
+                                    "schedule": "0 9 * * mon", "channels": ["box"]}])
+    daemon = Daemon(config)
+    daemon.scheduler.start(paused=True)  # the jobs as the running scheduler holds them; no fire of its own
+    daemon._sync_jobs()
+    try:
+        job = daemon.scheduler.get_job("report:weekly")
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, None)
+        with time_machine.travel(datetime(2026, 11, 30, 8, 0, 1, tzinfo=timezone.utc)):  # 09:00:01 Berlin
+            daemon.fire("weekly")
+            daemon.fire("weekly")  # a second fire while the first pass runs coalesces into it
+            wait_for(lambda: sent_files(tmp_path / "outbox"), what="the fired delivery")
+            daemon.fire("weekly")
+            wait_for(lambda: not daemon.workers["weekly"].busy and not daemon.workers["weekly"].pending.is_set(),
+                     what="the worker to go idle")
+    finally:
+        daemon.stop.set()
+        daemon.scheduler.shutdown(wait=False)
+        daemon.workers["weekly"].thread.join(timeout=30)
+        daemon.ledger.close()
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 1}
+
+
+# -- SIGHUP -----------------------------------------------------------------------------------
+
+def test_sighup_reloads_the_config_and_keeps_running_on_a_bad_one(tmp_path, events):
+    box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+    config = write_config(tmp_path, events=events, channels=box, reports=[daily("a")])
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    wait_for(lambda: events_of(log, "sent", "a"), what="report a", proc=proc, log=log)
+
+    good = config.read_text()
+    config.write_text(good + "\n[[reports]]\nbroken = \n")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: events_of(log, "reload_failed"), what="the refused reload", proc=proc, log=log)
+
+    write_config(tmp_path, events=events, channels=box, reports=[daily("a"), daily("b")])
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: events_of(log, "sent", "b"), what="report b after the reload", proc=proc, log=log)
+    code, seconds = stop(proc)
+    assert code == 0 and seconds < 10
+    assert sorted(rid for rid, _ in sent_files(tmp_path / "outbox")) == ["a", "b"]
+    assert sum(sent_files(tmp_path / "outbox").values()) == 2
