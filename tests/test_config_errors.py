@@ -161,3 +161,11 @@ def test_custom_template_folder_is_relative_to_the_config(tmp_path):
     path = tmp_path / "agentdigest.toml"
     path.write_text('[source]\nurl = "duckdb://"\ntable = "t"\n[[reports]]\nid = "r"\naudience = "templates"\n')
     assert load_config(path).reports[0].audience == str(tmp_path / "templates")
+
+
+@pytest.mark.parametrize("flag", [["--period", "2026-W47"], ["--force"], ["--test-to", "a@example.com"]])
+def test_due_refuses_options_it_would_ignore(workdir, flag):
+    result = _run(workdir, GOOD, "--due", *flag)
+    assert result.returncode == 2
+    assert "--due" in result.stderr and flag[0] in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

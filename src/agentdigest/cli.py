@@ -148,6 +148,11 @@ def run(
         if due:
             from .schedule import run_due
 
+            clash = [flag for flag, on in (("--period", period), ("--force", force), ("--test-to", test_to)) if on]
+            if clash:
+                raise InputError(f"--due picks the periods itself; it cannot be combined with {', '.join(clash)}"
+                                 " (run without --due for that)")
+
             return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=archive,
                            console=out)
         outcomes = run_reports(cfg, reports, now=clock, period_key=period, dry_run=dry_run, force=force,
@@ -273,7 +278,7 @@ def schedule(
     def body() -> int:
         from .schedule import serve
 
-        return serve(config, log_format=log_format)
+        return serve(config, log_format=log_format, verbose=verbose)
 
     _guard(verbose, body)
 

@@ -270,9 +270,9 @@ class Daemon:
         }
 
 
-def serve(config_path: Any, *, log_format: str = "text") -> int:
+def serve(config_path: Any, *, log_format: str = "text", verbose: bool = False) -> int:
     """Run the scheduler until SIGTERM/SIGINT; 0 on a clean stop."""
-    configure_logging(log_format)
+    configure_logging(log_format, verbose=verbose)
     daemon = Daemon(config_path)
     code = daemon.run()
     if daemon.abandoned:

@@ -236,11 +236,11 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     return 0
 
 
-def serve(config_path: Any, *, log_format: str = "text") -> int:
+def serve(config_path: Any, *, log_format: str = "text", verbose: bool = False) -> int:
     """``agentdigest schedule``: the long-running scheduler (see :mod:`agentdigest.daemon`)."""
     from .daemon import serve as _serve
 
-    return _serve(config_path, log_format=log_format)
+    return _serve(config_path, log_format=log_format, verbose=verbose)
 
 
 def _one_line(exc: BaseException) -> str:
