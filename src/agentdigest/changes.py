@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["up", "down", "flat", "new"]
 
@@ -21,11 +21,15 @@ class Change:
     good: bool | None
 
 
-def _number(x: float | int | None) -> float | None:
-    if x is None:
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (for None, bools, non-numbers, NaN and infinities)."""
+    if value is None or isinstance(value, bool):
         return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def compute_change(current: float | int | None, previous: float | int | None, *,
@@ -36,7 +40,7 @@ def compute_change(current: float | int | None, previous: float | int | None, *,
     ``good`` compares the move with ``higher_is_better`` and is null for flat, for a neutral
     metric, and when the previous value is unknown (null).
     """
-    cur, prev = _number(current), _number(previous)
+    cur, prev = finite_number(current), finite_number(previous)
     if cur is None:
         return Change(None, None, None, None)
     pct = pp = None

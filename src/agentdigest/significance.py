@@ -11,6 +11,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
+from .changes import finite_number
 
 ALPHA = 0.05
 MIN_CONVERSATIONS = 30  # per period, for a rate test
@@ -39,21 +40,11 @@ def two_proportion_p_value(x1: int, n1: int, x2: int, n2: int) -> float | None:
     return math.erfc(abs(z) / math.sqrt(2))
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _row_value(row: Mapping[str, Any], name: str) -> float | None:
     if name == "tokens_per_conversation" and name not in row:
-        tokens, convs = _number(row.get("total_tokens")), _number(row.get("conversations"))
+        tokens, convs = finite_number(row.get("total_tokens")), finite_number(row.get("conversations"))
         return tokens / convs if tokens is not None and convs else None
-    return _number(row.get(name))
+    return finite_number(row.get(name))
 
 
 def _counts(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]], name: str,
@@ -61,12 +52,12 @@ def _counts(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]], name
     """The current (``which="value"``) or previous count of ``name``, from metrics else trend."""
     metric = metrics.get(name)
     if metric is not None:
-        number = _number(getattr(metric, which))
+        number = finite_number(getattr(metric, which))
         if number is not None:
             return number
     index = -1 if which == "value" else -2
     if len(trend) >= -index:
-        return _number(trend[index].get(name))
+        return finite_number(trend[index].get(name))
     return None
 
 
@@ -92,8 +83,8 @@ def rate_notable(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]],
 
 def count_notable(current: Any, trailing: Sequence[Any]) -> bool | None:
     """Whether ``current`` lies beyond the trailing values' usual variation; None with too few."""
-    cur = _number(current)
-    history = [v for v in (_number(t) for t in trailing) if v is not None]
+    cur = finite_number(current)
+    history = [v for v in (finite_number(t) for t in trailing) if v is not None]
     if cur is None or len(history) < MIN_TRAILING:
         return None
     mean = statistics.fmean(history)
@@ -112,7 +103,7 @@ def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]
     trend = tuple(trend)
     trailing_rows = trend[:-1]
     for name, metric in metrics.items():
-        if _number(getattr(metric, "value", None)) is None:
+        if finite_number(getattr(metric, "value", None)) is None:
             flags[name] = None
         elif name in RATE_COUNTS:
             flags[name] = rate_notable(metrics, trend, name)

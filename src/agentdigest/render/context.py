@@ -12,7 +12,8 @@ from typing import Any
 
 from ..report import MetricValue, ReportData
 from .charts import Chart
-from .format import FLAT, NA, NEW, Formatter, _finite
+from ..changes import finite_number
+from .format import FLAT, NA, NEW, Formatter
 from .sections import breakdowns, failures, gap_label, quality_section
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
@@ -75,19 +76,19 @@ def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[s
 
 def series(data: ReportData, key: str) -> list[float | None]:
     """The trend of one metric, oldest first (derived for per-conversation and savings figures)."""
-    human = _finite(data.settings.get("human_cost_per_conversation"))
+    human = finite_number(data.settings.get("human_cost_per_conversation"))
     out: list[float | None] = []
     for row in data.trend:
-        convs = _finite(row.get("conversations"))
+        convs = finite_number(row.get("conversations"))
         if key == "tokens_per_conversation":
-            tokens = _finite(row.get("total_tokens"))
+            tokens = finite_number(row.get("total_tokens"))
             out.append(tokens / convs if tokens is not None and convs else None)
         elif key == "estimated_savings_usd":
-            esc, cost = _finite(row.get("escalated_conversations")), _finite(row.get("cost_usd"))
+            esc, cost = finite_number(row.get("escalated_conversations")), finite_number(row.get("cost_usd"))
             ok = None not in (human, convs, esc, cost)
             out.append((convs - esc) * human - cost if ok else None)  # type: ignore[operator]
         else:
-            out.append(_finite(row.get(key)))
+            out.append(finite_number(row.get(key)))
     return out
 
 
@@ -99,13 +100,13 @@ def _unsigned(metric: MetricValue, fmt: Formatter) -> str:
 
 def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
     """ "resolution rose 2.1 pp to 61.4%" for one metric; None when it has no value."""
-    if _finite(metric.value) is None:
+    if finite_number(metric.value) is None:
         return None
     noun = NOUNS.get(metric.name, metric.label.lower())
     value = fmt.value(metric.value, metric.unit)
     change = fmt.change(metric)
     if metric.direction == "new" or change == NEW:
-        if _finite(metric.previous) == 0:
+        if finite_number(metric.previous) == 0:
             return f"{noun} rose from {fmt.value(0, metric.unit)} to {value}"
         return f"{noun} came to {value} (no earlier figure)"
     if metric.direction is None or change == NA:
@@ -120,8 +121,8 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     """One sentence written from the data, e.g. "Resolution rose 2.1 pp to 61.4%; errors fell 12% to 57." """
     word = fmt.period_word(data.period_kind)
     conversations = data.metrics.get("conversations")
-    if conversations is None or not _finite(conversations.value):
-        before = _finite(conversations.previous) if conversations else None
+    if conversations is None or not finite_number(conversations.value):
+        before = finite_number(conversations.previous) if conversations else None
         tail = f", against {fmt.count(before)} the {word} before" if before else ""
         return f"No conversations this {word}{tail}."
     keys = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
@@ -153,11 +154,11 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
 
 def savings(data: ReportData, fmt: Formatter) -> tuple[dict[str, Any] | None, str | None]:
     """The savings figure and how it was estimated; or None and a hint on how to get one."""
-    human = _finite(data.settings.get("human_cost_per_conversation"))
+    human = finite_number(data.settings.get("human_cost_per_conversation"))
     metric = data.metrics.get("estimated_savings_usd")
     if human is None:
         return None, "Set human_cost_per_conversation in the report config to estimate savings."
-    if metric is None or _finite(metric.value) is None:
+    if metric is None or finite_number(metric.value) is None:
         return None, "Savings are not estimated: agent cost is not known (no cost column)."
     how = (f"Contained conversations × {fmt.usd(human)} (human cost per conversation) "
            f"− agent cost {fmt.value(data.metrics['cost_usd'].value, 'usd') if 'cost_usd' in data.metrics else NA}.")
@@ -210,14 +211,14 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
-    if kind != "executive" and data.daily and any(_finite(r.get("conversations")) for r in data.daily):
-        total = sum(_finite(r.get("conversations")) or 0 for r in data.daily)
+    if kind != "executive" and data.daily and any(finite_number(r.get("conversations")) for r in data.daily):
+        total = sum(finite_number(r.get("conversations")) or 0 for r in data.daily)
         alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all; "
                f"red shows error events")
         daily_chart = "daily"
         charts.append(Chart("daily", "daily", alt, 560, 170,
-                            values=tuple(_finite(r.get("conversations")) for r in data.daily),
-                            secondary=tuple(_finite(r.get("errors")) for r in data.daily),
+                            values=tuple(finite_number(r.get("conversations")) for r in data.daily),
+                            secondary=tuple(finite_number(r.get("errors")) for r in data.daily),
                             labels=tuple(fmt.day(r.get("date")).replace(" ", "\n", 1) for r in data.daily)))
     saving, saving_hint = savings(data, fmt)
     gen = data.generated_at

@@ -18,21 +18,12 @@ from babel.dates import format_date, format_datetime
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
 
 from ..errors import RenderError
+from ..changes import finite_number
 
 NA = "n/a"
 NEW = "new"
 FLAT = "no change"
 _UNIT_WORD = {"day": "day", "week": "week", "month": "month"}
-
-
-def _finite(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _decimals(pattern: str, n: int) -> str:
@@ -58,7 +49,7 @@ class Formatter:
 
     # values -----------------------------------------------------------------------------
     def count(self, value: Any) -> str:
-        number = _finite(value)
+        number = finite_number(value)
         if number is None:
             return NA
         if abs(number - round(number)) < 1e-9:
@@ -67,13 +58,13 @@ class Formatter:
 
     def percent(self, value: Any) -> str:
         """A rate given on a 0-100 scale."""
-        number = _finite(value)
+        number = finite_number(value)
         if number is None:
             return NA
         return format_percent(number / 100, format=self._pct[1], locale=self.locale)
 
     def usd(self, value: Any) -> str:
-        number = _finite(value)
+        number = finite_number(value)
         if number is None:
             return NA
         digits = 0 if abs(number) >= 1000 else 2
@@ -81,7 +72,7 @@ class Formatter:
                                currency_digits=False)
 
     def ms(self, value: Any) -> str:
-        number = _finite(value)
+        number = finite_number(value)
         if number is None:
             return NA
         if abs(number) >= 1000:
@@ -89,7 +80,7 @@ class Formatter:
         return format_decimal(number, format="#,##0", locale=self.locale) + " ms"
 
     def tokens(self, value: Any) -> str:
-        number = _finite(value)
+        number = finite_number(value)
         if number is None:
             return NA
         if abs(number) < 10_000:
@@ -104,7 +95,7 @@ class Formatter:
 
     # changes ----------------------------------------------------------------------------
     def signed_pct(self, pct: Any) -> str:
-        number = _finite(pct)
+        number = finite_number(pct)
         if number is None:
             return NA
         digits = 0 if abs(number) >= 10 else 1
@@ -114,7 +105,7 @@ class Formatter:
         return format_percent(number / 100, format=pattern, locale=self.locale)
 
     def signed_pp(self, pp: Any) -> str:
-        number = _finite(pp)
+        number = finite_number(pp)
         if number is None:
             return NA
         if round(number, 1) == 0:
@@ -123,7 +114,7 @@ class Formatter:
 
     def change(self, metric: Any) -> str:
         """The change of a MetricValue: "+2.1 pp", "-12%", "new", "no change" or "n/a"."""
-        if metric is None or _finite(metric.value) is None:
+        if metric is None or finite_number(metric.value) is None:
             return NA
         if metric.direction == "new":
             return NEW
@@ -135,7 +126,7 @@ class Formatter:
 
     def change_between(self, current: Any, previous: Any, *, rate: bool = False) -> str:
         """The change between two raw values (for breakdown rows, which carry no MetricValue)."""
-        cur, prev = _finite(current), _finite(previous)
+        cur, prev = finite_number(current), finite_number(previous)
         if cur is None:
             return NA
         if rate:

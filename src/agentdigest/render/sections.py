@@ -10,7 +10,8 @@ import math
 from typing import Any
 
 from ..report import ReportData
-from .format import NA, Formatter, _finite
+from ..changes import finite_number
+from .format import NA, Formatter
 
 ELLIPSIS = "…"
 
@@ -24,7 +25,7 @@ def clip(value: Any, limit: int) -> str:
 
 
 def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> str:
-    cur, prev = _finite(current), _finite(previous)
+    cur, prev = finite_number(current), finite_number(previous)
     if cur is None or prev is None or cur == prev or higher_is_better is None:
         return "neutral"
     return "good" if (cur > prev) == higher_is_better else "bad"
@@ -33,7 +34,7 @@ def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> 
 def _top(rows: tuple[dict[str, Any], ...] | None, key: str, limit: int) -> tuple[list[dict[str, Any]], int]:
     if rows is None:
         return [], 0
-    ordered = sorted(rows, key=lambda r: -(_finite(r.get(key)) or 0))
+    ordered = sorted(rows, key=lambda r: -(finite_number(r.get(key)) or 0))
     return ordered[:limit], max(0, len(ordered) - limit)
 
 
@@ -49,12 +50,12 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     } for r in rows]}
 
     rows, more = _top(data.by_model, "total_tokens", limits.models)
-    total_tokens = sum(_finite(r.get("total_tokens")) or 0 for r in data.by_model or ())
+    total_tokens = sum(finite_number(r.get("total_tokens")) or 0 for r in data.by_model or ())
     out["by_model"] = None if data.by_model is None else {"more": more, "rows": [{
         "model": clip(r.get("model"), limits.name_chars),
         "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")),
-        "share": fmt.percent((_finite(r.get("total_tokens")) or 0) / total_tokens * 100) if total_tokens else NA,
+        "share": fmt.percent((finite_number(r.get("total_tokens")) or 0) / total_tokens * 100) if total_tokens else NA,
         "cost": fmt.usd(r.get("cost_usd")), "avg_latency": fmt.ms(r.get("avg_latency_ms")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")), "errors": fmt.count(r.get("errors")),
     } for r in rows]}
@@ -117,7 +118,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     rows = [
         ("Completeness", fmt.percent(q.completeness_pct)),
         ("Events received", fmt.count(q.received_events)),
-        ("Events expected", fmt.count(round(q.expected_events)) if _finite(q.expected_events) is not None else NA),
+        ("Events expected", fmt.count(round(q.expected_events)) if finite_number(q.expected_events) is not None else NA),
         ("Expected from", baseline),
         ("Warning threshold", fmt.percent(q.threshold)),
         ("Duplicate events (counted once)", absent if q.duplicate_events is None else fmt.count(q.duplicate_events)),
