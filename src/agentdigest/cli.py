@@ -116,7 +116,7 @@ def print_outcome(outcome: Any) -> None:
             line = f"[bold red]WARNING: incomplete data, {line}[/]"
         out.print(line)
     if outcome.archive_dir:
-        out.print(f"archived: {outcome.archive_dir} ({', '.join(outcome.files)})", markup=False)
+        out.print(f"archived: {outcome.archive_dir} ({', '.join(outcome.files)})", markup=False, soft_wrap=True)
     for d in outcome.deliveries:
         state = d.state if not d.error else f"{d.state}: {d.error}"
         out.print(f"  {d.channel}{' ' + d.recipient if getattr(d, 'recipient', '') else ''}: {state}", markup=False)
@@ -217,10 +217,10 @@ def demo(
         for outcome in outcomes:
             print_outcome(outcome)
         out.print()
-        out.print(f"config:   {path}", markup=False)
-        out.print(f"reports:  {cfg.archive.path}", markup=False)
-        out.print(f"outbox:   {cfg.channels['outbox'].path}", markup=False)
-        out.print(f"try:      agentdigest run --config {path} --period <key> --force", markup=False)
+        out.print(f"config:   {path}", markup=False, soft_wrap=True)
+        out.print(f"reports:  {cfg.archive.path}", markup=False, soft_wrap=True)
+        out.print(f"outbox:   {cfg.channels['outbox'].path}", markup=False, soft_wrap=True)
+        out.print(f"try:      agentdigest run --config {path} --period <key> --force", markup=False, soft_wrap=True)
         return 1 if any(o.failed for o in outcomes) else 0
 
     _guard(verbose, body)
