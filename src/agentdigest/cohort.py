@@ -4,11 +4,11 @@ From the canonical events table this builds, for a span of consecutive periods:
 
 * ``events``: valid events (conversation_id and event_ts set) in the look-back/ahead window,
   deduplicated by event_id, with latency and tokens nulled where invalid;
-* ``conversations``: one row per conversation that *starts* in the span, with its start, its
-  agent (the agent_id of its first event), outcome flags, error count and sums, and the index
-  of the period (and local day) its start falls in;
-* ``conversation_events``: the events of those conversations, carrying the conversation's agent
-  and period index, for event-level metrics (quantiles, by model, errors by type).
+* ``conversations``: one row per conversation that *starts* in the span, with its start,
+  outcome flags, error count and sums, and the index of the period (and local day) its start falls in;
+* ``conversation_events``: the events of those conversations, carrying the conversation's start
+  and period index, for event-level metrics (quantiles, by model, errors by type), and from them
+  ``conversation_agents``: the agent of each conversation (the agent_id of its first event).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 UTC_TS = dt.Timestamp(timezone="UTC")
+MAX_DOUBLE = 1.7976931348623157e308
 KNOWN_EVENT_TYPES = ("message", "tool_call", "resolution", "escalation", "error", "abandon")
 
 
@@ -35,21 +36,57 @@ def bucket(column: ir.Value, bounds: list[datetime]) -> ir.Value:
     return ibis.cases(*cases, else_=ibis.null("int64")).cast("int64")
 
 
+def valid_latency(lat: ir.Value) -> ir.Value:
+    """True for a finite latency >= 0; false for negative, NaN and infinite values; null for null.
+
+    A range test instead of isnan/isinf: Ibis compiles those differently per engine (on Spark
+    isinf is constant false and notnull also excludes NaN), while NaN fails this test everywhere,
+    whether the engine orders NaN above every number (DuckDB, Postgres, Spark) or not at all (IEEE).
+    """
+    return (lat >= 0) & (lat <= ibis.literal(MAX_DOUBLE, type="float64"))
+
+
 @dataclass
 class Cohort:
     events: ir.Table
     conversations: ir.Table
     present: frozenset[str]
+    #: what conversation_events needs to re-read a shorter stretch of the same deduplicated events
+    source: ir.Table | None = None
+    duplicates: ir.Table | None = None
+    window_end: datetime | None = None
 
 
-def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: datetime) -> ir.Table:
-    """Valid events with event_ts in [lo, hi), deduplicated by event_id, invalid values nulled."""
-    t = events.filter(
+def _window(events: ir.Table, lo: datetime, hi: datetime) -> ir.Table:
+    return events.filter(
         events.conversation_id.notnull(),
         events.event_ts.notnull(),
         events.event_ts >= ts_literal(lo),
         events.event_ts < ts_literal(hi),
     )
+
+
+def duplicate_ids(events: ir.Table, present: frozenset[str], lo: datetime, hi: datetime) -> ir.Table | None:
+    """The event_ids carried by more than one valid row with event_ts in [lo, hi) (usually few or none).
+
+    Finding them costs one group-by on the id alone; the events are then deduplicated by an anti-join
+    against this small table plus a group-by of the repeated rows only, instead of a group-by of every
+    event carrying all its columns (that was 4x the cost of the whole report on DuckDB).
+    """
+    if "event_id" not in present:
+        return None
+    t = _window(events, lo, hi)
+    t = t.filter(t.event_id.notnull())
+    return t.group_by("event_id").agg(copies=t.count()).filter(lambda g: g.copies > 1).select("event_id")
+
+
+def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: datetime,
+                 duplicates: ir.Table | None = None) -> ir.Table:
+    """Valid events with event_ts in [lo, hi), deduplicated by event_id, invalid values nulled.
+
+    ``duplicates`` is :func:`duplicate_ids` over [lo, hi) or a wider window (computed here if not given).
+    """
+    t = _window(events, lo, hi)
     cols: dict[str, ir.Value] = {
         "conversation_id": t.conversation_id,
         "event_ts": t.event_ts,
@@ -70,30 +107,37 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     if "token_count" in present:
         cols["tokens"] = ibis.ifelse(t.token_count >= 0, t.token_count, ibis.null("int64"))
     if "latency_ms" in present:
-        lat = t.latency_ms
-        ok = lat.notnull() & (lat >= 0) & ~lat.isnan() & ~lat.isinf()
-        cols["latency"] = ibis.ifelse(ok, lat, ibis.null("float64"))
+        cols["latency"] = ibis.ifelse(valid_latency(t.latency_ms), t.latency_ms, ibis.null("float64"))
     t = t.select(**cols)
     if "event_id" not in present:
         return t
-    # At-least-once ingestion repeats rows: one row per event_id; rows without an id are kept as they are.
-    keyed = t.filter(t.event_id.notnull())
+    if duplicates is None:
+        duplicates = duplicate_ids(events, present, lo, hi)
+    # At-least-once ingestion repeats rows: one row per event_id. Rows whose id is not repeated (and rows
+    # without an id: a null key never matches) pass the anti-join untouched; the repeated ones collapse.
+    once = t.anti_join(duplicates, "event_id")
+    repeated = t.semi_join(duplicates, "event_id")
     others = [c for c in t.columns if c != "event_id"]
-    once = keyed.group_by("event_id").agg(**{c: keyed[c].arbitrary() for c in others})
-    return once.select(*t.columns).union(t.filter(t.event_id.isnull()), distinct=False)
+    # min(), not arbitrary(): every engine has it (Postgres has no FIRST), and it is deterministic.
+    merged = repeated.group_by("event_id").agg(**{c: repeated[c].min() for c in others})
+    return once.union(merged.select(*t.columns), distinct=False)
 
 
 def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetime],
-          day_bounds: list[datetime], lookaround: timedelta) -> Cohort:
+          day_bounds: list[datetime], lookaround: timedelta, duplicates: ir.Table | None = None) -> Cohort:
     """The cohort of conversations starting in [period_bounds[0], period_bounds[-1]).
 
     ``period_bounds`` are the UTC starts of consecutive periods plus the last end; the
     conversation's ``period`` is its index. ``day_bounds`` split the *last* period into local
-    days (``day`` is the index, null for other periods).
+    days (``day`` is the index, null for other periods). ``duplicates`` is :func:`duplicate_ids`
+    over the look-around window (pass it cached; computed inline otherwise).
     """
     lo, hi = period_bounds[0], period_bounds[-1]
-    ev = valid_events(events, present, lo - lookaround, hi + lookaround)
-    is_type = lambda name: (ev.event_type == name).fill_null(False).cast("int64")  # noqa: E731
+    if duplicates is None:
+        duplicates = duplicate_ids(events, present, lo - lookaround, hi + lookaround)
+    ev = valid_events(events, present, lo - lookaround, hi + lookaround, duplicates)
+    # CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint.
+    is_type = lambda name: ibis.ifelse(ev.event_type == name, 1, 0)  # noqa: E731
     aggs: dict[str, ir.Value] = {
         "start": ev.event_ts.min(),
         "resolved": is_type("resolution").max(),
@@ -101,8 +145,6 @@ def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetim
         "errors": is_type("error").sum(),
         "n_events": ev.count(),
     }
-    if "agent_id" in present:
-        aggs["agent_id"] = ev.agent_id.argmin(ev.event_ts)
     if "tokens" in ev.columns:
         aggs["tokens"] = ev.tokens.sum().fill_null(0)
     if "cost" in ev.columns:
@@ -113,14 +155,35 @@ def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetim
     conv = ev.group_by("conversation_id").agg(**aggs)
     conv = conv.filter(conv.start >= ts_literal(lo), conv.start < ts_literal(hi))
     conv = conv.mutate(period=bucket(conv.start, period_bounds), day=bucket(conv.start, day_bounds))
-    return Cohort(events=ev, conversations=conv, present=present)
+    return Cohort(events=ev, conversations=conv, present=present, source=events, duplicates=duplicates,
+                  window_end=hi + lookaround)
 
 
-def conversation_events(cohort: Cohort, conversations: ir.Table) -> ir.Table:
-    """Events of the given conversations, with the conversation's agent, period and day."""
-    keep = ["conversation_id", "period", "day"] + (["agent_id"] if "agent_id" in conversations.columns else [])
-    conv = conversations.select(*keep)
+def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime | None = None) -> ir.Table:
+    """Events of the given conversations, with the conversation's start, period and day.
+
+    The event's own agent is ``event_agent_id``. ``since``: none of these conversations starts
+    before it, so only events from then on are read (the events of the last two periods'
+    conversations, not of the whole trend window).
+    """
+    conv = conversations.select("conversation_id", "start", "period", "day")
     ev = cohort.events
+    if since is not None and cohort.source is not None and cohort.window_end is not None:
+        ev = valid_events(cohort.source, cohort.present, since, cohort.window_end, cohort.duplicates)
     if "agent_id" in ev.columns:
         ev = ev.rename(event_agent_id="agent_id")
+    if "event_id" in ev.columns:
+        ev = ev.drop("event_id")  # deduplicated already; not carrying it makes the materialized table smaller
     return ev.inner_join(conv, "conversation_id")
+
+
+def conversation_agents(conversation_events: ir.Table) -> ir.Table:
+    """The agent of each conversation: the agent_id of its first event (rule 4); if several events
+    share the first instant, the smallest of their agent_ids, so every engine agrees.
+
+    A filter on the start plus a plain min(), not argmin(): Ibis compiles argmin to an ordered
+    ARRAY_AGG on Postgres, which sorted every event of the trend window and tripled the run time.
+    """
+    ev = conversation_events
+    first = ev.filter(ev.event_ts == ev.start)
+    return first.group_by("conversation_id").agg(agent_id=first.event_agent_id.min())

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import ibis
 import ibis.expr.types as ir
 
 Level = Literal["conversation", "event"]
@@ -77,10 +78,10 @@ _DEFS = [
               expr=lambda c, a: c.errors.sum(), empty=0),
     MetricDef("error_conversations", "Conversations with errors", "count", False,
               "Conversations with at least one error event.",
-              expr=lambda c, a: (c.errors > 0).cast("int64").sum(), empty=0),
+              expr=lambda c, a: ibis.ifelse(c.errors > 0, 1, 0).sum(), empty=0),
     MetricDef("error_rate", "Error rate", "percent", False,
               "Conversations with errors / conversations x 100.",
-              expr=lambda c, a: _pct((c.errors > 0).cast("int64").sum(), c.count())),
+              expr=lambda c, a: _pct(ibis.ifelse(c.errors > 0, 1, 0).sum(), c.count())),
     MetricDef("total_tokens", "Tokens", "tokens", None,
               "Sum of token_count >= 0 over the conversations' events.",
               requires=("token_count",), expr=lambda c, a: c.tokens.sum(), empty=0),

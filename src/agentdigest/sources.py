@@ -11,7 +11,6 @@ import glob
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -19,7 +18,7 @@ import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
-from .errors import InputError, SourceError
+from .errors import AgentDigestError, InputError, SourceError
 
 # Canonical column -> the Ibis type every engine's column is cast to.
 COLUMN_TYPES: dict[str, dt.DataType] = {
@@ -77,7 +76,9 @@ def register_backend(*schemes: str) -> Callable[[Opener], Opener]:
 
 
 def scheme_of(url: str) -> str:
-    return urlsplit(url).scheme.split("+")[0].lower()
+    # Not urlsplit: it rejects Spark masters such as pyspark://local[2] as bad IPv6 hosts.
+    head, sep, _ = url.partition("://")
+    return head.split("+")[0].lower() if sep else ""
 
 
 @register_backend("duckdb")
@@ -95,13 +96,15 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({_first_line(exc)})") from exc
     # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
     con.raw_sql("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
+    con.raw_sql("SET enable_progress_bar = false")
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table
     return con, _read_files(con, cfg.file_list), ", ".join(cfg.file_list)
 
 
 def _duckdb_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size"}
+    allowed = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size", "preserve_insertion_order"}
     unknown = set(settings) - allowed
     if unknown:
         raise InputError(f"source.settings: unknown DuckDB setting(s) {sorted(unknown)} (expected {sorted(allowed)})")
@@ -214,3 +217,22 @@ def _close(backend: Any) -> None:
         backend.disconnect()
     except Exception:
         pass
+
+
+# How engines word a value that does not convert to the column's canonical type (DuckDB, Postgres, Spark).
+_CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input syntax", "cast_invalid_input",
+                      "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp")
+
+
+def query_error(exc: BaseException) -> AgentDigestError:
+    """The error to raise for a failed query: InputError when the data does not fit the canonical
+    types (a mapped text column holding 'fast' as a latency), SourceError otherwise."""
+    first = _first_line(exc)
+    if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
+        return InputError(f"source: a column's values cannot be converted to the canonical type "
+                          f"(check [source.columns] and the column types): {first}")
+    return SourceError(f"query failed: {first}")
+
+
+# The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
+from . import engines  # noqa: E402,F401

@@ -1,0 +1,182 @@
+"""The PostgreSQL and Spark sources, registered by URL scheme like any extension would be.
+
+``postgresql://user@host:port/db`` (or ``postgres://``) reads ``table`` (``schema.table`` allowed)
+through Ibis's postgres backend; the session runs in UTC so naive ``timestamp`` columns are read as
+UTC, and ``[source.settings]`` become ``SET`` commands (``work_mem = "256MB"``, ``statement_timeout``).
+
+``pyspark://<master>`` (``pyspark://local[2]``, ``pyspark://spark://host:7077``, ``pyspark://yarn``)
+reads ``files`` (Parquet or CSV paths, globs, ``s3a://``) or a catalog ``table``. The session binds
+to 127.0.0.1 in local mode, has no UI, runs in UTC and sizes its shuffle to the cores; any
+``[source.spark_conf]`` setting overrides these. Latency quantiles use Spark's approximate percentile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from .config import SourceConfig
+from .errors import InputError, SourceError
+from .sources import _first_line, _safe, _table, register_backend
+
+# Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
+# i.e. 0.01%); well within the 1% DESIGN.md allows, at a fraction of the exact percentile's cost.
+SPARK_QUANTILE_ACCURACY = 10000
+_PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
+
+
+@register_backend("postgres", "postgresql")
+def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    if not cfg.table:
+        raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
+    try:
+        import psycopg  # noqa: F401  (ibis's postgres backend needs it)
+    except ImportError:
+        raise SourceError("source: PostgreSQL needs psycopg; install it with: pip install 'agentdigest[postgres]'") from None
+    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgres://", cfg.url)
+    try:
+        con = ibis.connect(url)
+    except Exception as exc:
+        raise SourceError(f"source {_safe(cfg.url)}: cannot connect ({_first_line(exc)})") from exc
+    try:
+        with con.con.cursor() as cur:
+            # Ibis sets this too; the event contract depends on it (naive timestamps are UTC).
+            cur.execute("SET TIME ZONE 'UTC'")
+            # JIT compiling these analytical queries cost up to 1.8 s each (EXPLAIN ANALYZE); a setting can turn it back on.
+            cur.execute("SET jit = off")
+            for key, value in cfg.settings.items():
+                if not _PG_SETTING.match(key):
+                    raise InputError(f"source.settings: {key!r} is not a PostgreSQL setting name")
+                cur.execute("SELECT set_config(%s, %s, false)", (key, _pg_value(value)))
+        con.con.commit()
+    except InputError:
+        con.disconnect()
+        raise
+    except Exception as exc:
+        con.disconnect()
+        raise InputError(f"source.settings: PostgreSQL refused a setting ({_first_line(exc)})") from exc
+    return con, _table(con, cfg.table, cfg.url), cfg.table
+
+
+def _pg_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def spark_master(url: str) -> str:
+    """``pyspark://local[2]`` -> ``local[2]``; ``pyspark://spark://h:7077`` -> ``spark://h:7077``."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    return rest.rstrip("/") or "local[*]"
+
+
+def _local_cores(master: str) -> int | None:
+    m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
+    if not m:
+        return None
+    if m.group(1) is None:
+        return 1
+    return (os.cpu_count() or 2) if m.group(1) == "*" else int(m.group(1))
+
+
+def check_java() -> str:
+    """The java executable Spark will use, or a SourceError saying how to get one."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise SourceError("source: Spark needs Java 17 and none was found (install openjdk-17-jre-headless, "
+                          "or set JAVA_HOME)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"source: Spark needs Java 17; {java} does not run ({exc})") from None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    major = int(m.group(1)) if m else None
+    if major is not None and major == 1:  # "1.8.0" style
+        major = int(m.group(2) or 0)
+    if major is not None and major < 17:
+        raise SourceError(f"source: Spark 4 needs Java 17 or later; {java} is Java {major}")
+    return java
+
+
+def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
+    """Get or create the SparkSession for ``master`` with laptop-safe defaults (see module doc)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SourceError("source: pyspark:// needs Spark; install it with: pip install 'agentdigest[spark]'") from None
+    check_java()
+    settings: dict[str, Any] = {
+        "spark.app.name": "agentdigest",
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    cores = _local_cores(master)
+    if cores is not None:
+        settings.update({
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",
+            # A report's shuffles are small (one row per conversation); 200 partitions would be mostly overhead.
+            "spark.sql.shuffle.partitions": str(max(2, 2 * cores)),
+        })
+    settings.update({k: _spark_value(v) for k, v in (conf or {}).items()})
+    builder = SparkSession.builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    fresh = SparkSession.getActiveSession() is None
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:
+        raise SourceError(f"source pyspark://{master}: cannot start Spark ({_first_line(exc)})") from exc
+    if fresh:
+        session.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines would drown the CLI's one-line output
+    return session
+
+
+def _spark_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@register_backend("pyspark")
+def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SourceError("source: pyspark:// needs Spark; install it with: pip install 'agentdigest[spark]'") from None
+    master = spark_master(cfg.url)
+    shared = SparkSession.getActiveSession() is not None
+    session = spark_session(master, cfg.spark_conf)
+    con = ibis.pyspark.connect(session)
+    if shared:
+        # The session was there before us (a notebook, a test suite): closing the source must not stop it.
+        con.disconnect = lambda: None  # type: ignore[method-assign]
+    if cfg.table:
+        return con, _table(con, cfg.table, cfg.url), cfg.table
+    return con, _spark_files(session, con, cfg.file_list), ", ".join(cfg.file_list)
+
+
+def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
+    """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table."""
+    csv = all(p.lower().endswith((".csv", ".csv.gz")) for p in patterns)
+    try:
+        if csv:
+            # Read as text with a header; canonical() casts each column to its canonical type.
+            df = session.read.csv(patterns, header=True, inferSchema=False)
+        else:
+            df = session.read.parquet(*patterns)
+    except Exception as exc:
+        text = str(exc)
+        if "PATH_NOT_FOUND" in text or "does not exist" in text:
+            raise InputError(f"source.files: no file matches {patterns} ({_first_line(exc)})") from exc
+        raise SourceError(f"source.files: cannot read {patterns} ({_first_line(exc)})") from exc
+    name = ibis.util.gen_name("agent_events")
+    df.createOrReplaceTempView(name)
+    return con.table(name)

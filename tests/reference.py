@@ -1,0 +1,299 @@
+"""An independent, plain-Python implementation of DESIGN.md's metric definitions.
+
+Written from DESIGN.md (and, where DESIGN.md is silent, from the core's documented decisions in
+quality.py's docstrings), not from compute.py, so the shared backend suite compares every engine
+with a second opinion. Slow on purpose: loops over rows, sorts for quantiles, no engine.
+
+Decisions where DESIGN.md leaves room (noted for the lead):
+
+* Outcome window: a conversation of period P counts its events with ``event_ts < P.end + H``
+  (H = max_conversation_hours). The trap data keeps every conversation shorter than H, where
+  "P.end + H", "start + H" and "all events" all agree; a longer one is a separate, marked test.
+* Rows without an event_id are never duplicates of each other (only a shared event_id is).
+* Quality counts are over raw rows (duplicates included), rows with conversation_id set and
+  event_ts in P; rows with a null event_ts are missing_required in every report; future events
+  are counted anywhere in the table; a null event_type is an unknown type.
+* Completeness: received = rows with conversation_id in the elapsed hours of P; expected = median
+  of the same hours of the previous 4 periods, leaving out periods with no rows at all.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+KNOWN = {"message", "tool_call", "resolution", "escalation", "error", "abandon"}
+HIGHER_IS_BETTER = {
+    "conversations": True, "resolved_conversations": True, "escalated_conversations": False,
+    "resolution_rate": True, "containment_rate": True, "errors": False, "error_conversations": False,
+    "error_rate": False, "total_tokens": None, "tokens_per_conversation": False, "avg_latency_ms": False,
+    "p50_latency_ms": False, "p95_latency_ms": False, "p99_latency_ms": False, "cost_usd": False,
+}
+RATES = {"resolution_rate", "containment_rate", "error_rate"}
+CONVERSATION_METRICS = [m for m in HIGHER_IS_BETTER if not m.startswith(("p50", "p95", "p99"))]
+
+
+# -- periods (independent of agentdigest.periods) ----------------------------------------------
+
+def _midnight(d: date, tz: str) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def first_day(kind: str, key: str) -> date:
+    if kind == "day":
+        return date.fromisoformat(key)
+    if kind == "week":
+        year, week = key.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    year, month = key.split("-")
+    return date(int(year), int(month), 1)
+
+
+def shift(kind: str, first: date, n: int) -> date:
+    """The first day of the period ``n`` periods after the one starting on ``first``."""
+    if kind == "day":
+        return first + timedelta(days=n)
+    if kind == "week":
+        return first + timedelta(weeks=n)
+    months = first.year * 12 + first.month - 1 + n
+    return date(months // 12, months % 12 + 1, 1)
+
+
+def bounds(kind: str, first: date, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) of the period starting on ``first``, as UTC instants."""
+    return _midnight(first, tz), _midnight(shift(kind, first, 1), tz)
+
+
+def local_days(kind: str, first: date) -> list[date]:
+    last = shift(kind, first, 1)
+    return [first + timedelta(days=i) for i in range((last - first).days)]
+
+
+# -- numbers ------------------------------------------------------------------------------------
+
+def finite_nonneg(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """Continuous quantile, linear interpolation between closest ranks (R type 7)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def pct(num: float, den: float) -> float | None:
+    return None if den == 0 else num * 100.0 / den
+
+
+def change(name: str, cur: Any, prev: Any) -> dict[str, Any]:
+    """DESIGN.md rule 5."""
+    hib = HIGHER_IS_BETTER[name]
+    out: dict[str, Any] = {"change_pct": None, "change_pp": None, "direction": None, "good": None}
+    if cur is None:
+        return out
+    if name in RATES:
+        out["change_pp"] = None if prev is None else cur - prev
+    elif prev not in (None, 0):
+        out["change_pct"] = (cur - prev) / prev * 100.0
+    if prev is None or prev == 0:
+        out["direction"] = "new" if cur != 0 else ("flat" if prev == 0 else None)
+    else:
+        out["direction"] = "up" if cur > prev else "down" if cur < prev else "flat"
+    if hib is not None and prev is not None and cur != prev:
+        out["good"] = (cur > prev) == hib
+    return out
+
+
+# -- the definitions ------------------------------------------------------------------------------
+
+def valid_events(rows: list[dict]) -> list[dict]:
+    """Rule 1: conversation_id and event_ts set; rows sharing an event_id count once."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r["conversation_id"] is None or r["event_ts"] is None:
+            continue
+        if r.get("event_id") is not None:
+            if r["event_id"] in seen:
+                continue
+            seen.add(r["event_id"])
+        out.append(r)
+    return out
+
+
+class Reference:
+    """Expected report values for one report over ``rows`` (the canonical event rows)."""
+
+    def __init__(self, rows: list[dict], tz: str, kind: str, key: str, now: datetime,
+                 max_conversation_hours: float = 24.0):
+        self.rows, self.tz, self.kind, self.now = rows, tz, kind, now
+        self.first = first_day(kind, key)
+        self.window = timedelta(hours=max_conversation_hours)
+        self.events = valid_events(rows)
+        by_conv: dict[str, list[dict]] = defaultdict(list)
+        for e in self.events:
+            by_conv[e["conversation_id"]].append(e)
+        self.by_conv = {c: sorted(evs, key=lambda e: e["event_ts"]) for c, evs in by_conv.items()}
+
+    def period(self, back: int = 0) -> tuple[datetime, datetime]:
+        return bounds(self.kind, shift(self.kind, self.first, -back), self.tz)
+
+    def conversations(self, back: int = 0) -> dict[str, dict]:
+        """Rule 2: conversations starting in the period, each with its outcome events."""
+        start, end = self.period(back)
+        out = {}
+        for cid, evs in self.by_conv.items():
+            first = evs[0]
+            if start <= first["event_ts"] < end:
+                outcome = [e for e in evs if e["event_ts"] < end + self.window]
+                out[cid] = {"start": first["event_ts"], "agent_id": first.get("agent_id"), "events": outcome}
+        return out
+
+    @staticmethod
+    def conversation_metrics(convs: dict[str, dict]) -> dict[str, Any]:
+        """Rule 3 over a set of conversations (the conversation-level metrics)."""
+        n = len(convs)
+        has = lambda c, t: any(e["event_type"] == t for e in c["events"])  # noqa: E731
+        resolved = sum(has(c, "resolution") for c in convs.values())
+        escalated = sum(has(c, "escalation") for c in convs.values())
+        errors = sum(e["event_type"] == "error" for c in convs.values() for e in c["events"])
+        error_convs = sum(has(c, "error") for c in convs.values())
+        events = [e for c in convs.values() for e in c["events"]]
+        tokens = sum(e["token_count"] for e in events if e.get("token_count") is not None and e["token_count"] >= 0)
+        lat = [e["latency_ms"] for e in events if finite_nonneg(e.get("latency_ms"))]
+        return {
+            "conversations": n, "resolved_conversations": resolved, "escalated_conversations": escalated,
+            "resolution_rate": pct(resolved, n), "containment_rate": pct(n - escalated, n),
+            "errors": errors, "error_conversations": error_convs, "error_rate": pct(error_convs, n),
+            "total_tokens": tokens, "tokens_per_conversation": None if n == 0 else tokens / n,
+            "avg_latency_ms": statistics.fmean(lat) if lat else None,
+            "cost_usd": sum((e["cost_usd"] for e in events if e.get("cost_usd") is not None), 0.0),
+        }
+
+    @classmethod
+    def all_metrics(cls, convs: dict[str, dict]) -> dict[str, Any]:
+        out = cls.conversation_metrics(convs)
+        lat = [e["latency_ms"] for c in convs.values() for e in c["events"] if finite_nonneg(e.get("latency_ms"))]
+        out.update(p50_latency_ms=quantile(lat, 0.50), p95_latency_ms=quantile(lat, 0.95),
+                   p99_latency_ms=quantile(lat, 0.99))
+        return out
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        cur, prev = self.all_metrics(self.conversations(0)), self.all_metrics(self.conversations(1))
+        return {name: {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name])}
+                for name in HIGHER_IS_BETTER}
+
+    def trend(self, n: int = 8) -> list[dict[str, Any]]:
+        return [self.conversation_metrics(self.conversations(back)) for back in range(n - 1, -1, -1)]
+
+    def daily(self) -> list[dict[str, Any]]:
+        """Rule 4: a day of the series is the local date of the conversation's start."""
+        convs = self.conversations(0)
+        zone = ZoneInfo(self.tz)
+        out = []
+        for d in local_days(self.kind, self.first):
+            day = {c: v for c, v in convs.items() if v["start"].astimezone(zone).date() == d}
+            out.append({"date": d.isoformat(), **self.conversation_metrics(day)})
+        return out
+
+    def by_agent(self) -> dict[str, dict[str, Any]]:
+        """Rule 4: a conversation's agent is the agent_id of its first event."""
+        cur, prev = self.conversations(0), self.conversations(1)
+
+        def split(convs: dict[str, dict]) -> dict[str, dict[str, dict]]:
+            groups: dict[str, dict[str, dict]] = defaultdict(dict)
+            for cid, c in convs.items():
+                groups[c["agent_id"] or "unknown"][cid] = c
+            return groups
+
+        cur_g, prev_g = split(cur), split(prev)
+        out = {}
+        for agent, convs in cur_g.items():
+            row = self.conversation_metrics(convs)
+            p = prev_g.get(agent, {})
+            row["p95_latency_ms"] = self.all_metrics(convs)["p95_latency_ms"]
+            row["previous_p95_latency_ms"] = self.all_metrics(p)["p95_latency_ms"] if p else None
+            row["previous_conversations"] = len(p)
+            row["previous_resolution_rate"] = self.conversation_metrics(p)["resolution_rate"] if p else None
+            out[agent] = row
+        return out
+
+    def by_model(self) -> dict[str, dict[str, Any]]:
+        """Events of the period's conversations by the model that served each event."""
+        def group(convs: dict[str, dict]) -> dict[str, dict[str, Any]]:
+            rows: dict[str, list[dict]] = defaultdict(list)
+            for c in convs.values():
+                for e in c["events"]:
+                    rows[e.get("model") or "unknown"].append(e)
+            out = {}
+            for model, evs in rows.items():
+                lat = [e["latency_ms"] for e in evs if finite_nonneg(e.get("latency_ms"))]
+                out[model] = {
+                    "events": len(evs), "conversations": len({e["conversation_id"] for e in evs}),
+                    "errors": sum(e["event_type"] == "error" for e in evs),
+                    "total_tokens": sum(e["token_count"] for e in evs
+                                        if e.get("token_count") is not None and e["token_count"] >= 0),
+                    "cost_usd": sum((e["cost_usd"] for e in evs if e.get("cost_usd") is not None), 0.0),
+                    "avg_latency_ms": statistics.fmean(lat) if lat else None,
+                    "p95_latency_ms": quantile(lat, 0.95),
+                }
+            return out
+
+        cur, prev = group(self.conversations(0)), group(self.conversations(1))
+        for model, row in cur.items():
+            row["previous_events"] = prev.get(model, {}).get("events", 0)
+            row["previous_total_tokens"] = prev.get(model, {}).get("total_tokens")
+        return cur
+
+    def errors_by_type(self, top: int = 10) -> list[dict[str, Any]]:
+        def count(convs: dict[str, dict]) -> dict[str, int]:
+            out: dict[str, int] = defaultdict(int)
+            for c in convs.values():
+                for e in c["events"]:
+                    if e["event_type"] == "error":
+                        out[e.get("error_type") or "unknown"] += 1
+            return out
+
+        cur, prev = count(self.conversations(0)), count(self.conversations(1))
+        ranked = sorted(cur.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        return [{"error_type": t, "count": n, "previous": prev.get(t, 0)} for t, n in ranked]
+
+    def quality(self) -> dict[str, Any]:
+        """Rule 6 counts, and completeness against the previous 4 periods."""
+        start, end = self.period(0)
+        in_p = [r for r in self.rows if r["event_ts"] is not None and start <= r["event_ts"] < end]
+        placed = [r for r in in_p if r["conversation_id"] is not None]
+        keyed = [r["event_id"] for r in placed if r.get("event_id") is not None]
+        out: dict[str, Any] = {
+            "duplicate_events": len(keyed) - len(set(keyed)),
+            "missing_required": sum(r["event_ts"] is None for r in self.rows)
+            + sum(r["conversation_id"] is None for r in in_p),
+            "invalid_latency": sum(r.get("latency_ms") is not None and not finite_nonneg(r["latency_ms"])
+                                   for r in placed),
+            "invalid_tokens": sum(r.get("token_count") is not None and r["token_count"] < 0 for r in placed),
+            "unknown_event_types": sum(r["event_type"] not in KNOWN for r in placed),
+            "future_events": sum(r["event_ts"] is not None and r["event_ts"] > self.now for r in self.rows),
+        }
+        elapsed = min(end, max(self.now, start)) - start
+        hours = timedelta(hours=int(elapsed.total_seconds() // 3600))
+
+        def received(lo: datetime) -> int:
+            return sum(1 for r in self.rows if r["conversation_id"] is not None and r["event_ts"] is not None
+                       and lo <= r["event_ts"] < lo + hours)
+
+        baseline = [received(self.period(back)[0]) for back in range(1, 5)]
+        baseline = [b for b in baseline if b > 0]
+        expected = float(statistics.median(baseline)) if baseline else None
+        out["received_events"] = received(start)
+        out["expected_events"] = expected
+        out["completeness_pct"] = out["received_events"] / expected * 100.0 if expected else None
+        return out

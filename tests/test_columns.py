@@ -1,0 +1,151 @@
+"""Column mapping and types on every engine: a user's table with other names and other types.
+
+The user table has bigint ids, naive timestamps (``timestamp without time zone``, meaning UTC),
+latencies stored as text ('NaN' and 'Infinity' included), integer tokens and numeric costs. Mapped
+through ``[source.columns]`` it must give exactly the canonical report; a text latency that is not
+a number must be one clear InputError (exit 2), not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timezone
+from decimal import Decimal
+
+import pytest
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.errors import InputError
+from agentdigest.periods import parse_period
+from agentdigest.sources import open_source
+from compare import compare_report
+from reference import Reference
+from trapdata import SCENARIOS, now_for, trap_rows
+
+SCENARIO = "berlin-fall-week"
+MAPPING = {"event_id": "id", "conversation_id": "conv", "event_ts": "created_at", "event_type": "kind",
+           "agent_id": "bot", "token_count": "tokens", "latency_ms": "latency", "error_type": "err_kind",
+           "error_message": "err_text", "model": "llm", "cost_usd": "price"}
+USER_COLUMNS = ("id", "conv", "created_at", "kind", "bot", "tokens", "latency", "err_kind", "err_text", "llm", "price")
+SQL_DDL = ("CREATE TABLE {name} (id BIGINT, conv BIGINT, created_at TIMESTAMP, kind VARCHAR(40), bot TEXT, "
+           "tokens INTEGER, latency TEXT, err_kind TEXT, err_text TEXT, llm TEXT, price NUMERIC(12, 8))")
+
+
+def _text(x: float | None) -> str | None:
+    if x is None:
+        return None
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return f" {x!r} "  # surrounding blanks must not matter
+
+
+def user_table(rows: list[dict], bad_latency: str | None = None) -> tuple[list[tuple], list[dict]]:
+    """(user rows, the same rows in canonical form as the report should read them)."""
+    ids: dict[str, int] = {}
+    number = lambda key: None if key is None else ids.setdefault(key, len(ids) + 1)  # noqa: E731
+    user, canonical = [], []
+    for r in rows:
+        eid, cid = number(r["event_id"] and "e:" + r["event_id"]), number(r["conversation_id"] and "c:" + r["conversation_id"])
+        ts = r["event_ts"].astimezone(timezone.utc).replace(tzinfo=None) if r["event_ts"] else None
+        price = None if r["cost_usd"] is None else Decimal(repr(r["cost_usd"]))
+        user.append((eid, cid, ts, r["event_type"], r["agent_id"], r["token_count"], _text(r["latency_ms"]),
+                     r["error_type"], r["error_message"], r["model"], price))
+        canonical.append({**r, "event_id": None if eid is None else str(eid),
+                          "conversation_id": None if cid is None else str(cid)})
+    if bad_latency is not None:
+        user[0] = user[0][:6] + (bad_latency,) + user[0][7:]
+    return user, canonical
+
+
+def _duckdb(user: list[tuple], tmp_path, request) -> dict:
+    import duckdb
+
+    path = tmp_path / "user.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(SQL_DDL.format(name="user_events"))
+        con.executemany(f"INSERT INTO user_events VALUES ({', '.join(['?'] * len(USER_COLUMNS))})", user)
+    return {"url": f"duckdb://{path}", "table": "user_events"}
+
+
+def _postgres(user: list[tuple], tmp_path, request) -> dict:
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with psycopg.connect(url, autocommit=True) as con:
+        # A session that is not UTC by default: naive timestamps must still be read as UTC.
+        con.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET timezone TO 'Asia/Tokyo'")
+        con.execute(SQL_DDL.format(name="public.user_events"))
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO user_events VALUES ({', '.join(['%s'] * len(USER_COLUMNS))})", user)
+    return {"url": url, "table": "public.user_events"}
+
+
+def _spark(user: list[tuple], tmp_path, request) -> dict:
+    from pyspark.sql import types as T
+
+    spark = request.getfixturevalue("spark")
+    schema = T.StructType([
+        T.StructField("id", T.LongType()), T.StructField("conv", T.LongType()),
+        T.StructField("created_at", T.TimestampNTZType()), T.StructField("kind", T.StringType()),
+        T.StructField("bot", T.StringType()), T.StructField("tokens", T.IntegerType()),
+        T.StructField("latency", T.StringType()), T.StructField("err_kind", T.StringType()),
+        T.StructField("err_text", T.StringType()), T.StructField("llm", T.StringType()),
+        T.StructField("price", T.DecimalType(12, 8))])
+    spark.createDataFrame(user, schema).createOrReplaceTempView("user_events")  # a catalog table
+    # A session that is not UTC when the source opens: the source must set it back.
+    spark.conf.set("spark.sql.session.timeZone", "Asia/Tokyo")
+    return {"url": "pyspark://local[2]", "table": "user_events"}
+
+
+BUILDERS = {"duckdb": _duckdb, "postgres": _postgres, "spark": _spark}
+BACKENDS = [pytest.param("duckdb", id="duckdb"),
+            pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+            pytest.param("spark", id="spark", marks=pytest.mark.spark)]
+
+
+def _run(settings: dict) -> dict:
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = open_source(SourceConfig(**settings, columns=MAPPING))
+    try:
+        data = compute_report(source, ReportConfig(id="mapped", period=kind, timezone=tz),
+                              parse_period(kind, key, tz), now=now_for(SCENARIO))
+    finally:
+        source.close()
+    return json.loads(data.to_json())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mapped_user_table_gives_the_canonical_report(backend, tmp_path, request):
+    user, canonical = user_table(trap_rows(SCENARIO))
+    doc = _run(BUILDERS[backend](user, tmp_path, request))
+    tz, kind, key = SCENARIOS[SCENARIO]
+    mismatches = compare_report(doc, Reference(canonical, tz, kind, key, now_for(SCENARIO)))
+    assert not mismatches, f"{backend}: " + "\n".join(mismatches)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, request):
+    user, _ = user_table(trap_rows(SCENARIO), bad_latency="fast")
+    with pytest.raises(InputError, match="fast"):
+        _run(BUILDERS[backend](user, tmp_path, request))
+
+
+@pytest.mark.parametrize("columns,ddl,message", [
+    ({"event_ts": "created"}, "conversation_id TEXT, created_at TIMESTAMP, event_type TEXT",
+     "required column 'created' \\(mapped from event_ts\\) not found"),
+    ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp"),
+    ({"latency_ms": "lat"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, lat DATE", "expected a number"),
+    ({"conversation_id": "conv"}, "conv BLOB, event_ts TIMESTAMP, event_type TEXT", "expected text or an integer id"),
+], ids=["missing-mapped-column", "boolean-timestamp", "date-latency", "binary-id"])
+def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
+    import duckdb
+
+    path = tmp_path / "odd.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE TABLE odd ({ddl})")
+    with pytest.raises(InputError, match=message):
+        open_source(SourceConfig(url=f"duckdb://{path}", table="odd", columns=columns))
