@@ -3,6 +3,7 @@
 Every problem becomes one :class:`ConfigError` naming the file, the key and what was expected.
 Relative paths (DuckDB and SQLite files, ``files`` globs, archive and outbox folders) are taken
 relative to the config file's folder, so a config means the same thing from any working directory.
+The settings themselves (what each key may hold) are the models of :mod:`agentdigest.settings`.
 """
 
 from __future__ import annotations
@@ -10,295 +11,32 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import zoneinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-exported
 
 from .errors import ConfigError
-
-DEFAULT_CONFIG = "agentdigest.toml"
-CANONICAL_COLUMNS = (
-    "event_id", "conversation_id", "event_ts", "event_type", "agent_id", "token_count",
-    "latency_ms", "error_type", "error_message", "model", "cost_usd",
+from .settings import (  # noqa: F401 - the models are part of this module's API
+    CANONICAL_COLUMNS,
+    CHANNEL_TYPES,
+    DEFAULT_CONFIG,
+    REQUIRED_COLUMNS,
+    AlarmsConfig,
+    ArchiveConfig,
+    ChannelConfig,
+    Config,
+    EmailChannel,
+    LedgerConfig,
+    OutboxChannel,
+    ReportConfig,
+    SlackChannel,
+    SourceConfig,
+    WebhookChannel,
+    _KeyedError,
 )
-REQUIRED_COLUMNS = ("conversation_id", "event_ts", "event_type")
+
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-_EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$|^[^<>\r\n]*<[^@\s<>,;]+@[^@\s<>,;]+>$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _no_line_breaks(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise ValueError("must not contain line breaks")
-    return value
-
-
-def _address(value: str) -> str:
-    _no_line_breaks(value)
-    if not _EMAIL_RE.match(value.strip()):
-        raise ValueError(f"expected an email address like name@example.com, got {value!r}")
-    return value.strip()
-
-
-class SourceConfig(_Model):
-    url: str = "duckdb://"
-    table: str | None = None
-    files: str | list[str] | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
-    max_conversation_hours: float = Field(24.0, gt=0)
-    # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
-    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-    @field_validator("columns")
-    @classmethod
-    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
-        for canonical in value:
-            if canonical not in CANONICAL_COLUMNS:
-                raise ValueError(
-                    f"unknown canonical column {canonical!r} (expected one of {', '.join(CANONICAL_COLUMNS)})"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _table_or_files(self) -> "SourceConfig":
-        if bool(self.table) == bool(self.files):
-            raise ValueError("expected exactly one of 'table' or 'files'")
-        return self
-
-    @property
-    def file_list(self) -> list[str]:
-        if self.files is None:
-            return []
-        return [self.files] if isinstance(self.files, str) else list(self.files)
-
-
-class ArchiveConfig(_Model):
-    path: Path = Path("./reports")
-
-
-class LedgerConfig(_Model):
-    url: str = "sqlite:///./agentdigest.db"
-
-
-class AlarmsConfig(_Model):
-    channel: str | None = None
-    grace_minutes: int = Field(120, ge=0)
-
-
-class _ChannelBase(_Model):
-    timeout: float = Field(30.0, gt=0, description="seconds allowed for each network call")
-    retry_budget: float = Field(300.0, ge=0, description="seconds of retries allowed per delivery")
-    retry_initial: float = Field(1.0, gt=0, description="seconds before the first retry; doubles each retry")
-    retry_max_wait: float = Field(60.0, gt=0, description="longest wait between two retries, in seconds")
-
-
-class OutboxChannel(_ChannelBase):
-    """Writes every delivery as new files on disk; nothing leaves the machine."""
-
-    type: Literal["outbox"]
-    path: Path = Path("./outbox")
-
-
-class EmailChannel(_ChannelBase):
-    """Sends the report email over SMTP (smtp://, smtp+starttls://, smtps://)."""
-
-    type: Literal["email"]
-    to: list[str] = Field(min_length=1)
-    cc: list[str] = Field(default_factory=list)
-    bcc: list[str] = Field(default_factory=list)
-    from_: str = Field(alias="from")
-    reply_to: str | None = None
-    smtp_url: SecretStr
-    # A private CA bundle for relays whose certificate is not in the system store.
-    ca_file: Path | None = None
-
-    _addresses = field_validator("to", "cc", "bcc", mode="after")(
-        classmethod(lambda cls, v: [_address(a) for a in v])
-    )
-    _single = field_validator("from_", "reply_to", mode="after")(
-        classmethod(lambda cls, v: None if v is None else _address(v))
-    )
-
-    @field_validator("smtp_url")
-    @classmethod
-    def _smtp_scheme(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if not re.match(r"^(smtp|smtp\+starttls|smtps)://[^/\s]+", raw):
-            raise ValueError("expected smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]")
-        return value
-
-
-class SlackChannel(_ChannelBase):
-    """Posts Block Kit to a Slack webhook, or with a bot token to a channel (and uploads the PDF)."""
-
-    type: Literal["slack"]
-    webhook_url: SecretStr | None = None
-    bot_token: SecretStr | None = None
-    channel: str | None = None
-    api_url: str = "https://slack.com/api/"
-    upload_pdf: bool = True
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> "SlackChannel":
-        if bool(self.webhook_url) == bool(self.bot_token):
-            raise ValueError("expected exactly one of 'webhook_url' or 'bot_token'")
-        if self.bot_token and not self.channel:
-            raise ValueError("'bot_token' needs 'channel' (a channel id or #name)")
-        if self.webhook_url and not re.match(r"^https?://", self.webhook_url.get_secret_value()):
-            raise ValueError("'webhook_url' must be an http(s) URL")
-        return self
-
-
-class WebhookChannel(_ChannelBase):
-    """POSTs report.json to a URL, signed with HMAC-SHA256 when a secret is set."""
-
-    type: Literal["webhook"]
-    url: SecretStr
-    secret: SecretStr | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: SecretStr) -> SecretStr:
-        if not re.match(r"^https?://", value.get_secret_value()):
-            raise ValueError("expected an http(s) URL")
-        return value
-
-
-ChannelConfig = Annotated[
-    Union[OutboxChannel, EmailChannel, SlackChannel, WebhookChannel], Field(discriminator="type")
-]
-CHANNEL_TYPES = ("outbox", "email", "slack", "webhook")
-
-
-class ReportConfig(_Model):
-    id: str = Field(pattern=_ID_RE)
-    title: str = "Agent Performance"
-    audience: str = "executive"
-    period: Literal["day", "week", "month"] = "week"
-    timezone: str = "UTC"
-    schedule: str = "0 9 * * mon"
-    channels: list[str] = Field(default_factory=list)
-    catch_up: int = Field(0, ge=0)
-    grace_minutes: int | None = Field(None, ge=0)
-    completeness_threshold: float = Field(95.0, ge=0, le=100)
-    expected_events_per_day: float | None = Field(None, gt=0)
-    human_cost_per_conversation: float | None = Field(None, ge=0)
-    locale: str = "en"
-    page_size: Literal["A4", "Letter"] = "A4"
-    subject: str = "{title} — {period_label}"
-    redact: bool = True
-    redact_patterns: dict[str, str] = Field(default_factory=dict)
-    failure_examples: int = Field(5, ge=0, le=50)
-
-    _title = field_validator("title", "subject")(classmethod(lambda cls, v: _no_line_breaks(v)))
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r} (expected an IANA name like Europe/Berlin)") from None
-        return value
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from .cron import crontab_trigger
-
-        try:
-            crontab_trigger(value, "UTC")
-        except ValueError as exc:
-            raise ValueError(f"invalid cron expression {value!r} ({exc}); expected e.g. '0 9 * * mon'") from None
-        return value
-
-    @field_validator("locale")
-    @classmethod
-    def _locale(cls, value: str) -> str:
-        from babel import Locale, UnknownLocaleError
-
-        try:
-            Locale.parse(value.replace("-", "_"))
-        except (UnknownLocaleError, ValueError, TypeError):
-            raise ValueError(f"unknown locale {value!r} (expected e.g. en, en_GB, de_DE)") from None
-        return value
-
-    @field_validator("audience")
-    @classmethod
-    def _audience(cls, value: str) -> str:
-        if value in ("executive", "engineering"):
-            return value
-        if not Path(value).is_dir():
-            raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} is not a folder")
-        return value
-
-    @field_validator("redact_patterns")
-    @classmethod
-    def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, pattern in value.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {name!r} is not a valid regular expression ({exc})") from None
-        return value
-
-
-class Config(_Model):
-    source: SourceConfig
-    archive: ArchiveConfig = ArchiveConfig()
-    ledger: LedgerConfig = LedgerConfig()
-    alarms: AlarmsConfig = AlarmsConfig()
-    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
-    reports: list[ReportConfig] = Field(min_length=1)
-    path: Path | None = Field(None, exclude=True)
-
-    @model_validator(mode="after")
-    def _references(self) -> "Config":
-        seen: set[str] = set()
-        for i, report in enumerate(self.reports):
-            if report.id in seen:
-                raise _KeyedError(f"reports[{i}].id", f"duplicate report id {report.id!r}")
-            seen.add(report.id)
-            for j, name in enumerate(report.channels):
-                if name not in self.channels:
-                    known = ", ".join(sorted(self.channels)) or "none defined"
-                    raise _KeyedError(
-                        f"reports[{i}].channels[{j}]", f"unknown channel {name!r} (expected one of: {known})"
-                    )
-        if self.alarms.channel and self.alarms.channel not in self.channels:
-            raise _KeyedError("alarms.channel", f"unknown channel {self.alarms.channel!r}")
-        return self
-
-    def report(self, report_id: str) -> ReportConfig:
-        for report in self.reports:
-            if report.id == report_id:
-                return report
-        known = ", ".join(r.id for r in self.reports)
-        raise ConfigError(f"unknown report {report_id!r} (expected one of: {known})", file=str(self.path or ""))
-
-
-class _KeyedError(ValueError):
-    """A cross-field error that knows its own key (pydantic would report the model's root)."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(message)
-
 
 def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``."""
