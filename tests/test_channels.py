@@ -296,7 +296,7 @@ def test_a_user_channel_plugs_in_like_the_builtins(artifacts):
 
     from agentdigest.channels import REGISTRY, BaseChannel, Receipt, TargetResult, register
 
-    class PigeonSettings(config._ChannelBase):
+    class PigeonSettings(config.ChannelSettings):
         type: Literal["pigeon"]
         loft: str
 

@@ -25,6 +25,7 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     AlarmsConfig,
     ArchiveConfig,
     ChannelConfig,
+    ChannelSettings,
     Config,
     EmailChannel,
     LedgerConfig,
@@ -33,6 +34,7 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     SlackChannel,
     SourceConfig,
     WebhookChannel,
+    _ChannelBase,
     _KeyedError,
 )
 

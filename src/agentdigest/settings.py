@@ -94,6 +94,10 @@ class _ChannelBase(_Model):
     retry_max_wait: float = Field(60.0, gt=0, description="longest wait between two retries, in seconds")
 
 
+#: The base of every channel's settings, built-in or plug-in (timeout and retry settings).
+ChannelSettings = _ChannelBase
+
+
 class OutboxChannel(_ChannelBase):
     """Writes every delivery as new files on disk; nothing leaves the machine."""
 
