@@ -1,0 +1,95 @@
+"""End to end through the CLI: computed (not fabricated) data with hostile rows, planted PII and an
+incomplete week; every artifact of both audiences is parsed and checked."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agentdigest.periods import last_complete
+from agentdigest.synthetic import generate
+from render_fixtures import readable
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
+WEEK = last_complete("week", NOW, "Europe/Berlin")  # 2026-W47
+PII = ["jane.doe@example.com", "+1 415 555 0142", "4111 1111 1111 1111", "078-05-1120"]
+HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
+
+CONFIG = """
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[[reports]]
+id = "exec"
+audience = "executive"
+timezone = "Europe/Berlin"
+channels = ["box"]
+human_cost_per_conversation = 4.0
+[[reports]]
+id = "eng"
+audience = "engineering"
+timezone = "Europe/Berlin"
+channels = ["box"]
+"""
+
+
+def _world(folder: Path, *, incomplete: bool) -> Path:
+    con = duckdb.connect(str(folder / "events.duckdb"))
+    generate(con, conversations=6000, end=NOW, days=56, latest=WEEK.start_utc)
+    at = WEEK.end_utc - timedelta(days=4, minutes=30)  # the latest failures of the week: they are shown
+    for i, (agent, etype, msg) in enumerate([
+        (HOSTILE[0], HOSTILE[1], f"user {PII[0]} called from {PII[1]}"),
+        (HOSTILE[1], "tool_timeout", f"card {PII[2]} ssn {PII[3]} {HOSTILE[0]}"),
+    ]):
+        for kind in ("message", "error"):
+            con.execute("INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, 10, 100.0, ?, ?, 'm', 0.001)",
+                        [f"hostile_{i}_{kind}", f"conv_hostile_{i}", at + timedelta(days=4, minutes=i, seconds=kind == "error"),
+                         kind, agent, etype if kind == "error" else None, msg if kind == "error" else None])
+    if incomplete:  # Tuesday and Wednesday lost
+        con.execute("DELETE FROM agent_events WHERE event_ts >= ? AND event_ts < ?",
+                    [WEEK.start_utc + timedelta(days=1), WEEK.start_utc + timedelta(days=3)])
+    con.close()
+    (folder / "agentdigest.toml").write_text(CONFIG)
+    return folder / "agentdigest.toml"
+
+
+@pytest.mark.parametrize("incomplete", [True, False], ids=["incomplete-week", "complete-week"])
+def test_both_audiences_from_computed_hostile_data(tmp_path, incomplete):
+    config = _world(tmp_path, incomplete=incomplete)
+    result = subprocess.run(
+        [sys.executable, "-m", "agentdigest.cli", "run", "--config", str(config), "--now", NOW.isoformat()],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for report in ("exec", "eng"):
+        folder = tmp_path / "reports" / report / WEEK.key
+        files = {p.name: p.read_bytes() for p in folder.iterdir()}
+        assert set(files) == {"report.json", "report.html", "report.pdf", "report.txt", "message.eml", "slack.json"}
+        texts = readable(files)
+        quality = json.loads(files["report.json"])["quality"]
+        assert quality["warning"] is incomplete
+        assert (quality["completeness_pct"] < 80) is incomplete
+        if incomplete:
+            assert any(g["hours"] >= 24 for g in quality["gaps"])
+        for name, text in texts.items():
+            for secret in PII:
+                assert secret not in text, f"{secret!r} leaked into {report}/{name}"
+            # Markup is data: escaped where a client interprets it (HTML, Slack mrkdwn); plain text and
+            # the PDF's extracted text show it verbatim, which is what escaping is for.
+            if name in ("report.html", "message.eml text/html", "slack.json"):
+                for bad in ("<script>", "<img src=x"):
+                    assert bad not in text, f"unescaped {bad!r} in {report}/{name}"
+        for name in ("report.html", "report.txt", "report.pdf", "slack.json"):
+            assert ("DATA INCOMPLETE" in texts[name].upper() or "INCOMPLETE DATA" in texts[name].upper()) is incomplete, \
+                f"banner in {report}/{name}"
+        # the hostile agent is in the data and shows up escaped in the engineering HTML
+        if report == "eng":
+            assert "&lt;script&gt;" in texts["report.html"] or "&lt;img" in texts["report.html"]
+        # delivered once to the outbox
+        assert len(list((tmp_path / "outbox" / report / WEEK.key).glob("*.eml"))) == 1
