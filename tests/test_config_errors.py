@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agentdigest.config import SecretStr, load_config, mask_url, parse_config
+from agentdigest.config import SecretStr, load_config, parse_config
+from agentdigest.masking import mask_url
 from agentdigest.errors import ConfigError
 
 GOOD = """

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import load_config
-from .errors import AgentDigestError, InputError
+from .errors import AgentDigestError, InputError, first_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Scheduled performance reports for AI-agent programs.")
@@ -46,8 +46,7 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     except Exception as exc:  # a bug, but still one line unless asked
         if verbose:
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {first} (run with --verbose for details)",
+        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {first_line(exc)} (run with --verbose for details)",
                   markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)

@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .channels import CheckResult, make_channel
-from .config import Config, mask_url
+from .config import Config
+from .masking import mask_url
 from .delivery import DeliveryResult, deliver_report
 from .errors import AgentDigestError
 from .ledger import Ledger

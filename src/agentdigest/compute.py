@@ -74,17 +74,18 @@ def _info(p: Period) -> PeriodInfo:
 
 def compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,
                    max_conversation_hours: float = 24.0,
-                   redact: Callable[[str | None], str | None] | None = None,
                    notable: Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]] | None = None,
                    ) -> ReportData:
-    """Compute ``report`` for ``period`` from ``source``; all aggregation runs in the engine."""
+    """Compute ``report`` for ``period`` from ``source``; all aggregation runs in the engine.
+
+    Event text (agent ids, error messages, ...) is carried as found: rendering redacts it
+    (``render.prepare``) before any artifact, report.json included, is written.
+    """
     present = source.present
     approx = source.approximate_quantiles
     periods = [period.previous(k) for k in range(TREND_PERIODS - 1, 0, -1)] + [period]
     bounds = [p.start_utc for p in periods] + [period.end_utc]
-    from .periods import _local_midnight  # noqa: PLC0415 - day bounds share the period's DST rule
-
-    day_bounds = [_local_midnight(d, period.tz).astimezone(timezone.utc) for d in period.days] + [period.end_utc]
+    day_bounds = period.day_starts_utc
     conv_defs = available(present, "conversation")
     event_defs = available(present, "event")
     has_agent, has_model = "agent_id" in present, "model" in present
@@ -142,10 +143,9 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         flags = notable(metrics, trend)
         metrics = {k: _with(m, notable=flags.get(k)) for k, m in metrics.items()}
 
-    scrub = redact or (lambda s: s)
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
-                                 events_per_conversation=_events_per_conversation(period_rows, CUR))
+                                 events_per_conversation=_events_per_conversation(period_rows))
     notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
     for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
         if col not in present:
@@ -161,11 +161,11 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         period=_info(period), previous_period=_info(period.previous()),
         metrics=metrics,
         daily=tuple(_daily_row(d, daily_rows.get(i), conv_defs) for i, d in enumerate(period.days)),
-        by_agent=_by_agent(agent_rows, agent_latency, conv_defs, scrub) if has_agent else None,
-        by_model=_by_model(model_rows, scrub) if has_model else None,
-        errors_by_type=_errors_by_type(error_rows, scrub) if has_error_type else None,
+        by_agent=_by_agent(agent_rows, agent_latency, conv_defs) if has_agent else None,
+        by_model=_by_model(model_rows) if has_model else None,
+        errors_by_type=_errors_by_type(error_rows) if has_error_type else None,
         trend=trend,
-        failure_examples=tuple(_failure_row(r, period, scrub) for r in failures),
+        failure_examples=tuple(_failure_row(r, period) for r in failures),
         quality=quality,
         notes=tuple(notes),
         settings={
@@ -177,7 +177,7 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     )
 
 
-def _events_per_conversation(period_rows: dict[int, dict[str, Any]], cur: int) -> float:
+def _events_per_conversation(period_rows: dict[int, dict[str, Any]]) -> float:
     """Average events per conversation over the trend (a gap-rule scale; 1 when unknown)."""
     events = sum(r.get("n_events") or 0 for r in period_rows.values())
     conversations = sum(r.get("conversations") or 0 for r in period_rows.values())
@@ -274,28 +274,28 @@ def _failures(ev: ir.Table, limit: int) -> ir.Table:
     return f.select(*cols).order_by([f.event_ts.desc(), f.conversation_id]).limit(limit)
 
 
-def _failure_row(r: dict[str, Any], period: Period, scrub: Callable) -> dict[str, Any]:
+def _failure_row(r: dict[str, Any], period: Period) -> dict[str, Any]:
     ts = r["event_ts"]
     if isinstance(ts, datetime):
         ts = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(period.tz).isoformat()
     return {
-        "conversation_id": scrub(r["conversation_id"]),
-        "agent_id": scrub(r.get("event_agent_id") or r.get("agent_id")),
+        "conversation_id": r["conversation_id"],
+        "agent_id": r.get("event_agent_id") or r.get("agent_id"),
         "event_ts": ts,
         "event_type": r["event_type"],
-        "error_type": scrub(r.get("error_type")),
-        "error_message": scrub(r.get("error_message")),
+        "error_type": r.get("error_type"),
+        "error_message": r.get("error_message"),
     }
 
 
-def _by_agent(rows: list[dict], latency: list[dict], defs: list, scrub: Callable) -> tuple[dict, ...]:
+def _by_agent(rows: list[dict], latency: list[dict], defs: list) -> tuple[dict, ...]:
     lat = {(r["period"], r["agent_id"]): r["p95_latency_ms"] for r in latency}
     prev = {r["agent_id"]: r for r in rows if r["period"] == PREV}
     out = []
     for r in (r for r in rows if r["period"] == CUR):
         agent = r["agent_id"]
         p = prev.get(agent) or {}
-        row = {"agent_id": scrub(agent) if agent is not None else "unknown",
+        row = {"agent_id": agent if agent is not None else "unknown",
                **{m.name: r.get(m.name) for m in defs}}
         if lat:
             row["p95_latency_ms"] = lat.get((CUR, agent))
@@ -307,12 +307,12 @@ def _by_agent(rows: list[dict], latency: list[dict], defs: list, scrub: Callable
     return tuple(out)
 
 
-def _by_model(rows: list[dict], scrub: Callable) -> tuple[dict, ...]:
+def _by_model(rows: list[dict]) -> tuple[dict, ...]:
     prev = {r["model"]: r for r in rows if r["period"] == PREV}
     out = []
     for r in (r for r in rows if r["period"] == CUR):
         row = {k: v for k, v in r.items() if k != "period"}
-        row["model"] = scrub(r["model"]) if r["model"] is not None else "unknown"
+        row["model"] = r["model"] if r["model"] is not None else "unknown"
         row["previous_events"] = (prev.get(r["model"]) or {}).get("events", 0)
         row["previous_total_tokens"] = (prev.get(r["model"]) or {}).get("total_tokens")
         out.append(row)
@@ -320,11 +320,11 @@ def _by_model(rows: list[dict], scrub: Callable) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def _errors_by_type(rows: list[dict], scrub: Callable) -> tuple[dict, ...]:
+def _errors_by_type(rows: list[dict]) -> tuple[dict, ...]:
     def name(r: dict) -> str:
         return r["error_type"] if r["error_type"] is not None else "unknown"
 
     prev = {name(r): r["count"] for r in rows if r["period"] == PREV}
     cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], name(r)))
-    return tuple({"error_type": scrub(name(r)), "count": r["count"], "previous": prev.get(name(r), 0)}
+    return tuple({"error_type": name(r), "count": r["count"], "previous": prev.get(name(r), 0)}
                  for r in cur[:TOP_ERROR_TYPES])

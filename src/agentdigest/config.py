@@ -173,19 +173,3 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(file)) from None
     return parse_config(data, str(file), base=file.resolve().parent)
-
-
-def mask_url(url: str) -> str:
-    """Hide the secret parts of a URL: the password, and a webhook's token path.
-
-    ``smtp://reports:pw@host`` -> ``smtp://reports:***@host``;
-    ``https://hooks.slack.com/services/T0/B0/XX`` -> ``https://hooks.slack.com/services/T…/***``.
-    """
-    url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^@/\s]*@", r"\1:***@", url, flags=re.I)
-    m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
-    if not m or not (m.group(2) or "").strip("/"):
-        return m.group(1) if m else url
-    parts = [p for p in m.group(2).split("/") if p]
-    shown = [parts[0]] if len(parts) > 1 else []
-    hint = parts[1] if len(parts) > 1 else parts[0]
-    return "/".join([m.group(1), *shown, hint[:1] + "…", "***"])

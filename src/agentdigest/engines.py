@@ -22,8 +22,9 @@ import ibis
 import ibis.expr.types as ir
 
 from .config import SourceConfig
-from .errors import InputError, SourceError
-from .sources import _first_line, _safe, _table, register_backend
+from .errors import InputError, SourceError, first_line
+from .masking import mask_url
+from .sources import _table, register_backend
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
 # i.e. 0.01%); well within the 1% DESIGN.md allows, at a fraction of the exact percentile's cost.
@@ -43,7 +44,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         con = ibis.connect(url)
     except Exception as exc:
-        raise SourceError(f"source {_safe(cfg.url)}: cannot connect ({_first_line(exc)})") from exc
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
     try:
         with con.con.cursor() as cur:
             # Ibis sets this too; the event contract depends on it (naive timestamps are UTC).
@@ -60,7 +61,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise
     except Exception as exc:
         con.disconnect()
-        raise InputError(f"source.settings: PostgreSQL refused a setting ({_first_line(exc)})") from exc
+        raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
     return con, _table(con, cfg.table, cfg.url), cfg.table
 
 
@@ -135,7 +136,7 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
     try:
         session = builder.getOrCreate()
     except Exception as exc:
-        raise SourceError(f"source pyspark://{master}: cannot start Spark ({_first_line(exc)})") from exc
+        raise SourceError(f"source pyspark://{master}: cannot start Spark ({first_line(exc, 300)})") from exc
     if fresh:
         session.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines would drown the CLI's one-line output
     return session
@@ -175,8 +176,8 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
     except Exception as exc:
         text = str(exc)
         if "PATH_NOT_FOUND" in text or "does not exist" in text:
-            raise InputError(f"source.files: no file matches {patterns} ({_first_line(exc)})") from exc
-        raise SourceError(f"source.files: cannot read {patterns} ({_first_line(exc)})") from exc
+            raise InputError(f"source.files: no file matches {patterns} ({first_line(exc, 300)})") from exc
+        raise SourceError(f"source.files: cannot read {patterns} ({first_line(exc, 300)})") from exc
     name = ibis.util.gen_name("agent_events")
     df.createOrReplaceTempView(name)
     return con.table(name)

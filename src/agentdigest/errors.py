@@ -47,6 +47,13 @@ class RenderError(AgentDigestError):
     """An artifact could not be rendered."""
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type name when empty), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text[:limit] if limit else text
+
+
 class DeliveryError(AgentDigestError):
     """A channel failed to deliver. ``retryable`` is true for transient failures."""
 

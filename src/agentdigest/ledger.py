@@ -33,9 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from .config import mask_url
 from .errors import AgentDigestError, ConfigError
-from .masking import mask_text
+from .masking import mask_text, mask_url
 
 SCHEMA_VERSION = 1
 _MAX_ERROR = 2000

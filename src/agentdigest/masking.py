@@ -13,13 +13,27 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, SecretStr
 
-from .config import mask_url
-
 # A URL ends before whitespace, quotes, brackets, and before trailing punctuation ("url: error").
 _URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", re.I)
 # Slack tokens have a recognisable shape; mask them even when they arrive outside a URL.
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
+
+
+def mask_url(url: str) -> str:
+    """Hide the secret parts of a URL: the password, and a webhook's token path.
+
+    ``smtp://reports:pw@host`` -> ``smtp://reports:***@host``;
+    ``https://hooks.slack.com/services/T0/B0/XX`` -> ``https://hooks.slack.com/services/T…/***``.
+    """
+    url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^@/\s]*@", r"\1:***@", url, flags=re.I)
+    m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
+    if not m or not (m.group(2) or "").strip("/"):
+        return m.group(1) if m else url
+    parts = [p for p in m.group(2).split("/") if p]
+    shown = [parts[0]] if len(parts) > 1 else []
+    hint = parts[1] if len(parts) > 1 else parts[0]
+    return "/".join([m.group(1), *shown, hint[:1] + "…", "***"])
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:

@@ -90,6 +90,11 @@ class Period:
         return [self.first_day + timedelta(days=i) for i in range((last - self.first_day).days)]
 
     @property
+    def day_starts_utc(self) -> list[datetime]:
+        """The UTC instant each local day of the period starts, then the period's end."""
+        return [_local_midnight(d, self.tz).astimezone(timezone.utc) for d in self.days] + [self.end_utc]
+
+    @property
     def key(self) -> str:
         if self.kind == "day":
             return self.first_day.isoformat()

@@ -34,11 +34,11 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
     are counted in every report as missing a required field. Future events are those after
     ``now`` anywhere in the table.
     """
-    ts = events.event_ts
-    in_p = (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
-    future = ts > ts_literal(now)
-    t = events.filter(ts.isnull() | in_p | future)
-    ts, in_p, future = t.event_ts, (t.event_ts >= ts_literal(period.start_utc)) & (t.event_ts < ts_literal(period.end_utc)), t.event_ts > ts_literal(now)
+    def in_period(ts: ir.Value) -> ir.Value:
+        return (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
+
+    t = events.filter(events.event_ts.isnull() | in_period(events.event_ts) | (events.event_ts > ts_literal(now)))
+    ts, in_p, future = t.event_ts, in_period(t.event_ts), t.event_ts > ts_literal(now)
     valid = in_p & t.conversation_id.notnull()
     aggs: dict[str, ir.Value] = {
         "rows": _flag(in_p),

@@ -1,7 +1,7 @@
 """ReportData: the single, frozen hand-off between computing a report and presenting it.
 
-Everything a renderer or channel needs is here, already computed (and failure examples already
-redacted). ``to_dict`` is the report.json schema of DESIGN.md; values are unrounded.
+Everything a renderer or channel needs is here, already computed. Event text is carried as found;
+rendering redacts it before any artifact is written. ``to_dict`` is the report.json schema of DESIGN.md; values are unrounded.
 """
 
 from __future__ import annotations

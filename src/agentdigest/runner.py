@@ -18,7 +18,7 @@ from typing import Any
 from .archive import ARTIFACTS, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig
-from .errors import InputError
+from .errors import InputError, first_line
 from .periods import Period, last_complete, parse_period
 from .report import ReportData
 from .sources import Source, open_source
@@ -85,14 +85,11 @@ def _addressing(config: Config, report: ReportConfig) -> Any:
 
 
 def compute(source: Source, config: Config, report: ReportConfig, period: Period, now: datetime) -> ReportData:
-    """Compute the ReportData of ``report`` for ``period`` (failure examples redacted)."""
-    from .redact import Redactor
+    """Compute the ReportData of ``report`` for ``period`` (rendering redacts its event text)."""
     from .significance import notable_flags
 
-    redactor = Redactor(enabled=report.redact, extra_patterns=dict(report.redact_patterns))
     return compute_report(source, report, period, now=now,
-                          max_conversation_hours=config.source.max_conversation_hours,
-                          redact=redactor.redact, notable=notable_flags)
+                          max_conversation_hours=config.source.max_conversation_hours, notable=notable_flags)
 
 
 def render_and_archive(config: Config, report: ReportConfig, data: ReportData, archive: Path,
@@ -146,7 +143,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
     except Exception as exc:
         if run_id is not None:
-            ledger.finish_run(run_id, "failed", _one_line(exc))
+            ledger.finish_run(run_id, "failed", first_line(exc))
         raise
     if deliver:
         from .delivery import deliver_report
@@ -162,8 +159,3 @@ def _ledger(config: Config) -> Any:
     from .ledger import Ledger
 
     return Ledger(config.ledger.url)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -27,7 +27,7 @@ from rich.table import Table
 from . import due
 from .alarms import Alarm, notify
 from .config import Config, ReportConfig
-from .errors import AgentDigestError
+from .errors import AgentDigestError, first_line
 from .periods import Period, last_complete
 
 log = logging.getLogger("agentdigest.schedule")
@@ -117,8 +117,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     run.deliveries = list(outcome.deliveries)
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
-                    decision("error", "%s %s: %s", report.id, period.key, _one_line(exc), level=logging.ERROR,
-                             report=report.id, period=period.key, error=_one_line(exc))
+                    decision("error", "%s %s: %s", report.id, period.key, first_line(exc), level=logging.ERROR,
+                             report=report.id, period=period.key, error=first_line(exc))
                     if not isinstance(exc, AgentDigestError):  # a bug: keep its traceback for --verbose and the daemon
                         log.info("traceback of the error above", exc_info=True)
                     continue
@@ -135,7 +135,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
         try:
             send_alarms(config, result, now, ledger=ledger, archive=archive, owner=owner, reports=reports)
         except Exception as exc:  # noqa: BLE001 - the deliveries stand; the alarm's failure is logged
-            decision("alarm_failed", "alarms: %s", _one_line(exc), level=logging.ERROR, error=_one_line(exc))
+            decision("alarm_failed", "alarms: %s", first_line(exc), level=logging.ERROR, error=first_line(exc))
     return result
 
 
@@ -151,7 +151,7 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
         if run.failed:
             failures = tuple((d.channel, d.recipient, d.error or "failed") for d in run.deliveries if d.state == "failed")
             if run.error is not None:
-                failures += (("(run)", "", _one_line(run.error)),)
+                failures += (("(run)", "", first_line(run.error)),)
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner)
     done = due.done_checker(ledger, archive)
     for report in reports:
@@ -176,7 +176,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         console.print(f"{report_id} {key}: already sent", markup=False)
     for run in result.runs:
         if run.error is not None:
-            console.print(f"{run.report_id} {run.period.key}: error: {_one_line(run.error)}", markup=False)
+            console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False)
         elif not run.deliveries:
             console.print(f"{run.report_id} {run.period.key}: {'archived (dry run)' if dry_run else 'archived'}",
                           markup=False)
@@ -241,8 +241,3 @@ def serve(config_path: Any, *, log_format: str = "text", verbose: bool = False) 
     from .daemon import serve as _serve
 
     return _serve(config_path, log_format=log_format, verbose=verbose)
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

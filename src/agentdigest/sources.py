@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -18,7 +18,8 @@ import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
-from .errors import AgentDigestError, InputError, SourceError
+from .errors import AgentDigestError, InputError, SourceError, first_line
+from .masking import mask_url
 
 # Canonical column -> the Ibis type every engine's column is cast to.
 COLUMN_TYPES: dict[str, dt.DataType] = {
@@ -46,18 +47,9 @@ class Source:
     name: str
     kind: str
     approximate_quantiles: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def has(self, *columns: str) -> bool:
-        return all(c in self.present for c in columns)
 
     def close(self) -> None:
-        disconnect = getattr(self.backend, "disconnect", None)
-        if disconnect is not None:
-            try:
-                disconnect()
-            except Exception:  # closing must never mask the run's own outcome
-                pass
+        _close(self.backend)
 
 
 Opener = Callable[[SourceConfig], tuple[Any, ir.Table, str]]
@@ -93,7 +85,7 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:",
                                   **_duckdb_settings(cfg.settings))
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-        raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({_first_line(exc)})") from exc
+        raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
     # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
     con.raw_sql("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
@@ -126,7 +118,7 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
             return con.read_csv(paths, table_name="agent_events")
         return con.read_parquet(paths, table_name="agent_events")
     except Exception as exc:
-        raise SourceError(f"source.files: cannot read {patterns} ({_first_line(exc)})") from exc
+        raise SourceError(f"source.files: cannot read {patterns} ({first_line(exc, 300)})") from exc
 
 
 def _table(con: Any, name: str, url: str) -> ir.Table:
@@ -140,29 +132,18 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
         text = str(exc).lower()
         if isinstance(exc, TableNotFound) or any(
                 w in text for w in ("not found", "does not exist", "no such", "catalog error")):
-            raise InputError(f"source.table: table {name!r} not found in {_safe(url)}") from exc
-        raise SourceError(f"source {_safe(url)}: cannot read table {name!r} ({_first_line(exc)})") from exc
+            raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
+        raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})") from exc
 
 
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         con = ibis.connect(cfg.url)
     except Exception as exc:
-        raise SourceError(f"source {_safe(cfg.url)}: cannot connect ({_first_line(exc)})") from exc
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
     if not cfg.table:
-        raise InputError(f"source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
+        raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
     return con, _table(con, cfg.table, cfg.url), cfg.table
-
-
-def _safe(url: str) -> str:
-    from .config import mask_url
-
-    return mask_url(url)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
 
 
 def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.Table, frozenset[str]]:
@@ -215,7 +196,7 @@ def open_source(cfg: SourceConfig) -> Source:
 def _close(backend: Any) -> None:
     try:
         backend.disconnect()
-    except Exception:
+    except Exception:  # closing must never mask the run's own outcome
         pass
 
 
@@ -227,7 +208,7 @@ _CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input sy
 def query_error(exc: BaseException) -> AgentDigestError:
     """The error to raise for a failed query: InputError when the data does not fit the canonical
     types (a mapped text column holding 'fast' as a latency), SourceError otherwise."""
-    first = _first_line(exc)
+    first = first_line(exc, 300)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return InputError(f"source: a column's values cannot be converted to the canonical type "
                           f"(check [source.columns] and the column types): {first}")

@@ -1,8 +1,8 @@
 """Make ReportData safe to present: redact PII and strip control characters from event text.
 
-The lead's pipeline already redacts failure examples; this pass covers every other string that
-comes from events (agent ids, error types, models, conversation ids) and is idempotent, so a
-second pass changes nothing. It runs before any artifact, report.json included, is produced.
+This is the one place event text is redacted: every string that comes from events (failure
+examples, agent ids, error types, models, conversation ids). It is idempotent, and it runs before
+any artifact, report.json included, is produced.
 """
 
 from __future__ import annotations
