@@ -18,6 +18,8 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -398,10 +400,27 @@ def _sqlite_setup(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
+
+def _set_wal(cursor: Any, budget_s: float = 30.0) -> None:
+    """``PRAGMA journal_mode = WAL``, retried: SQLite answers "database is locked" at once, without its busy
+    handler, when another connection opens or converts the same new file at that moment (1 in 10 of five
+    simultaneous first opens here)."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
