@@ -143,7 +143,6 @@ def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetim
         "resolved": is_type("resolution").max(),
         "escalated": is_type("escalation").max(),
         "errors": is_type("error").sum(),
-        "n_events": ev.count(),
     }
     if "tokens" in ev.columns:
         aggs["tokens"] = ev.tokens.sum().fill_null(0)
@@ -160,13 +159,13 @@ def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetim
 
 
 def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime | None = None) -> ir.Table:
-    """Events of the given conversations, with the conversation's start, period and day.
+    """Events of the given conversations, with the conversation's start and period.
 
     The event's own agent is ``event_agent_id``. ``since``: none of these conversations starts
     before it, so only events from then on are read (the events of the last two periods'
     conversations, not of the whole trend window).
     """
-    conv = conversations.select("conversation_id", "start", "period", "day")
+    conv = conversations.select("conversation_id", "start", "period")
     ev = cohort.events
     if since is not None and cohort.source is not None and cohort.window_end is not None:
         ev = valid_events(cohort.source, cohort.present, since, cohort.window_end, cohort.duplicates)

@@ -22,7 +22,7 @@ from . import cohort as cohort_mod
 from . import quality as quality_mod
 from .changes import compute_change
 from .config import ReportConfig
-from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missing
+from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missing, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .sources import Source, query_error
@@ -94,11 +94,11 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     with ExitStack() as stack:
         around = timedelta(hours=max_conversation_hours)
         dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
-        c = cohort_mod.build(source.events, present, bounds, day_bounds, around,
-                             duplicates=_cache(stack, dups) if dups is not None else None)
+        if dups is not None:
+            dups = _cache(stack, dups)
+        c = cohort_mod.build(source.events, present, bounds, day_bounds, around, duplicates=dups)
         conv = _cache(stack, c.conversations)
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
-        counts["n_events"] = conv.n_events.sum()
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
             # An approximate percentile is a data point, not an interpolation: within 1% only on many values.
@@ -113,8 +113,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
             agents = _cache(stack, cohort_mod.conversation_agents(ev))
             recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
             agent_rows = _rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
-        event_rows = {r["period"]: r for r in _rows(ev.group_by("period").agg(**aggregations(ev, event_defs, approx)))} \
-            if event_defs else {}
+        event_rows = {r["period"]: unpack(r, event_defs)
+                      for r in _rows(ev.group_by("period").agg(**aggregations(ev, event_defs, approx)))} if event_defs else {}
         agent_latency: list[dict[str, Any]] = []
         if has_agent and "latency" in ev.columns:
             by_agent = ev.inner_join(agents, "conversation_id")
@@ -129,7 +129,7 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
             error_rows = _rows(errs.group_by(["period", "error_type"]).agg(count=errs.count()))
         failures = _rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
 
-        q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now))[0]
+        q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
         origin = period.previous(quality_mod.BASELINE_PERIODS).start_utc
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
@@ -145,7 +145,7 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
 
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
-                                 events_per_conversation=_events_per_conversation(period_rows))
+                                 events_per_conversation=_events_per_conversation(hourly, period_rows))
     notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
     for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
         if col not in present:
@@ -177,11 +177,12 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     )
 
 
-def _events_per_conversation(period_rows: dict[int, dict[str, Any]]) -> float:
-    """Average events per conversation over the trend (a gap-rule scale; 1 when unknown)."""
-    events = sum(r.get("n_events") or 0 for r in period_rows.values())
-    conversations = sum(r.get("conversations") or 0 for r in period_rows.values())
-    return events / conversations if conversations else 1.0
+def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]]) -> float:
+    """Valid events per conversation over the quality baseline and the period (a gap-rule scale; 1 when
+    unknown): the hourly counts cover exactly those periods, so no per-conversation event count is needed."""
+    conversations = sum((period_rows.get(i) or {}).get("conversations") or 0
+                        for i in range(CUR - quality_mod.BASELINE_PERIODS, CUR + 1))
+    return sum(hourly.values()) / conversations if conversations else 1.0
 
 
 def _blank(defs: list) -> dict[str, Any]:
@@ -237,34 +238,25 @@ def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, An
 def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     """Per (period, model): events, conversations, errors, tokens, cost, mean and p95 latency.
 
-    Distinct conversations come from a two-level aggregation and the p95 from its own, joined on
-    the (few) model rows: Spark plans a count(DISTINCT) next to a percentile by expanding every
-    row, which made this one query 40x slower than all the others together.
+    Distinct conversations come from their own distinct-then-count, joined on the (few) model rows:
+    Spark plans a count(DISTINCT) next to a percentile by expanding every row, which made this one
+    query 40x slower than all the others together.
     """
-    keys = ["period", "model", "conversation_id"]
-    per_conv: dict[str, ir.Value] = {"events": ev.count(), "errors": ibis.ifelse(ev.event_type == "error", 1, 0).sum()}
+    keys = ["period", "model"]
+    aggs: dict[str, ir.Value] = {"events": ev.count(), "errors": ibis.ifelse(ev.event_type == "error", 1, 0).sum()}
     if "tokens" in ev.columns:
-        per_conv["tokens"] = ev.tokens.sum()
+        aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
     if "cost" in ev.columns:
-        per_conv["cost"] = ev.cost.sum()
+        aggs["cost_usd"] = ev.cost.sum().fill_null(0.0)
     if "latency" in ev.columns:
-        per_conv["latency_sum"], per_conv["latency_n"] = ev.latency.sum(), ev.latency.count()
-    c = ev.group_by(keys).agg(**per_conv)
-    aggs: dict[str, ir.Value] = {"events": c.events.sum(), "conversations": c.count(), "errors": c.errors.sum()}
-    if "tokens" in c.columns:
-        aggs["total_tokens"] = c.tokens.sum().fill_null(0)
-    if "cost" in c.columns:
-        aggs["cost_usd"] = c.cost.sum().fill_null(0.0)
-    if "latency_sum" in c.columns:
-        aggs["avg_latency_ms"] = c.latency_sum.sum() / c.latency_n.sum().cast("float64").nullif(0.0)
-    out = c.group_by(["period", "model"]).agg(**aggs)
-    if "latency" not in ev.columns:
-        return out
-    p95 = ev.group_by(["period", "model"]).agg(p95_latency_ms=METRICS["p95_latency_ms"].expr(ev, approx))
-    p95 = p95.rename(p95_period="period", p95_model="model")
+        aggs["avg_latency_ms"] = ev.latency.mean()
+        aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
+    out = ev.group_by(keys).agg(**aggs)
+    convs = ev.select(*keys, "conversation_id").distinct()
+    convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
     # Null-safe on model: events without a model are a row of their own ("unknown").
-    joined = out.left_join(p95, [out.period == p95.p95_period, out.model.identical_to(p95.p95_model)])
-    return joined.drop("p95_period", "p95_model")
+    joined = out.inner_join(convs, [out.period == convs.c_period, out.model.identical_to(convs.c_model)])
+    return joined.drop("c_period", "c_model")
 
 
 def _failures(ev: ir.Table, limit: int) -> ir.Table:

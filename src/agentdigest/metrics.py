@@ -35,6 +35,8 @@ class MetricDef:
     expr: Callable[[ir.Table, bool], ir.Value] | None = None
     #: value when the group is empty (no conversations): 0 for counts and sums, None otherwise.
     empty: float | int | None = None
+    #: for a latency quantile, which one: :func:`aggregations` computes all of a query's quantiles in one reduction.
+    quantile: float | None = None
 
     @property
     def is_rate(self) -> bool:
@@ -93,13 +95,13 @@ _DEFS = [
               requires=("latency_ms",), expr=lambda c, a: _ratio(c.latency_sum.sum(), c.latency_n.sum())),
     MetricDef("p50_latency_ms", "p50 latency", "ms", False,
               "Median latency_ms (continuous, interpolated) over the conversations' events.",
-              requires=("latency_ms",), level="event", expr=_quantile(0.50)),
+              requires=("latency_ms",), level="event", expr=_quantile(0.50), quantile=0.50),
     MetricDef("p95_latency_ms", "p95 latency", "ms", False,
               "95th percentile of latency_ms (continuous, interpolated).",
-              requires=("latency_ms",), level="event", expr=_quantile(0.95)),
+              requires=("latency_ms",), level="event", expr=_quantile(0.95), quantile=0.95),
     MetricDef("p99_latency_ms", "p99 latency", "ms", False,
               "99th percentile of latency_ms (continuous, interpolated).",
-              requires=("latency_ms",), level="event", expr=_quantile(0.99)),
+              requires=("latency_ms",), level="event", expr=_quantile(0.99), quantile=0.99),
     MetricDef("cost_usd", "Agent cost", "usd", False,
               "Sum of cost_usd over the conversations' events.",
               requires=("cost_usd",), expr=lambda c, a: c.cost.sum(), empty=0.0),
@@ -126,6 +128,28 @@ def missing(present: frozenset[str]) -> dict[str, tuple[str, ...]]:
             for m in METRICS.values() if not all(c in present for c in m.requires)}
 
 
+#: The column holding the list of a query's latency quantiles (see :func:`aggregations` and :func:`unpack`).
+QUANTILES = "latency_quantiles"
+
+
 def aggregations(table: ir.Table, defs: list[MetricDef], approx: bool = False) -> dict[str, ir.Value]:
-    """``{name: reduction}`` for ``table.group_by(...).agg(**aggregations(...))``."""
-    return {m.name: m.expr(table, approx) for m in defs if m.expr is not None}
+    """``{name: reduction}`` for ``table.group_by(...).agg(**aggregations(...))``; pass its rows through :func:`unpack`.
+
+    The latency quantiles come as one list-valued reduction: every engine then sorts (or sketches)
+    the latencies once for all of them instead of once per quantile.
+    """
+    out = {m.name: m.expr(table, approx) for m in defs if m.expr is not None and m.quantile is None}
+    qs = [m.quantile for m in defs if m.quantile is not None]
+    if qs:
+        out[QUANTILES] = table.latency.approx_quantile(qs) if approx else table.latency.quantile(qs)
+    return out
+
+
+def unpack(row: dict, defs: list[MetricDef]) -> dict:
+    """A result row of :func:`aggregations` with the quantile list spread into its metrics."""
+    if QUANTILES not in row:
+        return row
+    values = list(row.pop(QUANTILES) or [])
+    for i, m in enumerate(m for m in defs if m.quantile is not None):
+        row[m.name] = values[i] if i < len(values) else None
+    return row

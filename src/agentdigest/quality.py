@@ -27,12 +27,14 @@ def _flag(cond: ir.Value) -> ir.Value:
     return ibis.ifelse(cond, 1, 0).sum()
 
 
-def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime) -> ir.Table:
+def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime,
+                   duplicates: ir.Table | None = None) -> ir.Table:
     """One-row expression of the invalid-data counts for ``period`` (DESIGN.md rule 6).
 
     Rows are attributed by event_ts; rows without an event_ts cannot be placed in any period and
     are counted in every report as missing a required field. Future events are those after
-    ``now`` anywhere in the table.
+    ``now`` anywhere in the table. ``duplicates`` (:func:`cohort.duplicate_ids` over a window holding
+    the period) lets the duplicate count look at the repeated rows only instead of every event_id.
     """
     def in_period(ts: ir.Value) -> ir.Value:
         return (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
@@ -52,11 +54,17 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
         aggs["invalid_latency"] = _flag(valid & ~valid_latency(lat))
     if "token_count" in present:
         aggs["invalid_tokens"] = _flag(valid & (t.token_count < 0))
-    if "event_id" in present:
+    if "event_id" in present and duplicates is None:
         keyed = valid & t.event_id.notnull()
         aggs["keyed_events"] = _flag(keyed)
         aggs["distinct_event_ids"] = ibis.ifelse(keyed, t.event_id, ibis.null("string")).nunique()
-    return t.agg(**aggs)
+    counts = t.agg(**aggs)
+    if "event_id" not in present or duplicates is None:
+        return counts
+    # Extra copies = keyed rows - distinct ids; ids that are not repeated add 1 - 1, so only repeated rows count.
+    r = events.filter(events.conversation_id.notnull(), events.event_id.notnull(), in_period(events.event_ts))
+    r = r.semi_join(duplicates, "event_id")
+    return counts.cross_join(r.agg(keyed_events=r.count(), distinct_event_ids=r.event_id.nunique()))
 
 
 @ibis.udf.scalar.builtin(name="epoch_us", signature=((dt.Timestamp(timezone="UTC"),), dt.int64))
