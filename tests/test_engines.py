@@ -130,3 +130,37 @@ def test_cached_tables_are_released_after_a_report(tmp_path):
     finally:
         source.close()
     assert leftovers == []
+
+
+@pytest.mark.parametrize("pinned", [None, 1])
+def test_duckdb_thread_tuning_is_undone_and_never_overrides_a_pinned_setting(tmp_path, pinned):
+    """The repeated-id search runs with one DuckDB thread more than 2 cores (sources.Source.many_groups);
+    afterwards the session has its own thread count again, and a configured ``threads`` is never touched."""
+    from agentdigest.compute import compute_report
+    from agentdigest.config import ReportConfig
+    from backend_loaders import load_duckdb
+    from trapdata import now_for
+
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    settings = load_duckdb(trap_rows("berlin-fall-week"), tmp_path)
+    if pinned is not None:
+        settings["settings"] = {"threads": pinned}
+    source = open_source(SourceConfig(**settings))
+
+    def threads() -> int:
+        return int(source.backend.raw_sql("SELECT current_setting('threads')").fetchone()[0])
+
+    seen: list[int] = []
+    try:
+        if pinned is None:
+            source.backend.raw_sql("SET threads = 2")  # as on the 2-core machine it was measured on
+        before = threads()
+        with source.many_groups():
+            seen.append(threads())
+        compute_report(source, ReportConfig(id="t", period=kind, timezone=tz), parse_period(kind, key, tz),
+                       now=now_for("berlin-fall-week"))
+        after = threads()
+    finally:
+        source.close()
+    assert after == before
+    assert seen == ([3] if pinned is None else [pinned])

@@ -95,7 +95,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         around = timedelta(hours=max_conversation_hours)
         dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
         if dups is not None:
-            dups = _cache(stack, dups)
+            with source.many_groups():
+                dups = _cache(stack, dups)
         c = cohort_mod.build(source.events, present, bounds, day_bounds, around, duplicates=dups)
         conv = _cache(stack, c.conversations)
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
