@@ -4,7 +4,7 @@ From the canonical events table this builds, for a span of consecutive periods:
 
 * ``events``: valid events (conversation_id and event_ts set) in the look-back/ahead window,
   deduplicated by event_id, with latency and tokens nulled where invalid;
-* ``conversations``: one row per conversation that *starts* in the span, with its start,
+* ``conversations``: one row per conversation that *starts* in the span, with its first and last event,
   outcome flags, error count and sums, and the index of the period (and local day) its start falls in;
 * ``conversation_events``: the events of those conversations, carrying the conversation's start
   and period index, for event-level metrics (quantiles, by model, errors by type), and from them
@@ -55,6 +55,8 @@ class Cohort:
     source: ir.Table | None = None
     duplicates: ir.Table | None = None
     window_end: datetime | None = None
+    #: per period index, the end of its conversations' look-ahead window (:func:`cutoff`)
+    cutoffs: list[datetime] | None = None
 
 
 def _window(events: ir.Table, lo: datetime, hi: datetime) -> ir.Table:
@@ -123,6 +125,33 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     return once.union(merged.select(*t.columns), distinct=False)
 
 
+def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
+    """Per-conversation reductions over its (valid, deduplicated) events."""
+    # CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint.
+    is_type = lambda name: ibis.ifelse(ev.event_type == name, 1, 0)  # noqa: E731
+    aggs: dict[str, ir.Value] = {
+        "start": ev.event_ts.min(),
+        "last": ev.event_ts.max(),
+        "resolved": is_type("resolution").max(),
+        "escalated": is_type("escalation").max(),
+        "errors": is_type("error").sum(),
+    }
+    if "tokens" in ev.columns:
+        aggs["tokens"] = ev.tokens.sum().fill_null(0)
+    if "cost" in ev.columns:
+        aggs["cost"] = ev.cost.sum().fill_null(0.0)
+    if "latency" in ev.columns:
+        aggs["latency_sum"] = ev.latency.sum().fill_null(0.0)
+        aggs["latency_n"] = ev.latency.count()
+    return aggs
+
+
+def cutoff(period: ir.Value, cutoffs: list[datetime]) -> ir.Value:
+    """The end of the look-ahead window of a conversation of period index ``period``: its period's end
+    + max_conversation_hours (rule 2); events at or after it are not part of its outcome."""
+    return ibis.cases(*[(period == i, ts_literal(c)) for i, c in enumerate(cutoffs)])
+
+
 def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetime],
           day_bounds: list[datetime], lookaround: timedelta, duplicates: ir.Table | None = None) -> Cohort:
     """The cohort of conversations starting in [period_bounds[0], period_bounds[-1]).
@@ -136,26 +165,33 @@ def build(events: ir.Table, present: frozenset[str], period_bounds: list[datetim
     if duplicates is None:
         duplicates = duplicate_ids(events, present, lo - lookaround, hi + lookaround)
     ev = valid_events(events, present, lo - lookaround, hi + lookaround, duplicates)
-    # CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint.
-    is_type = lambda name: ibis.ifelse(ev.event_type == name, 1, 0)  # noqa: E731
-    aggs: dict[str, ir.Value] = {
-        "start": ev.event_ts.min(),
-        "resolved": is_type("resolution").max(),
-        "escalated": is_type("escalation").max(),
-        "errors": is_type("error").sum(),
-    }
-    if "tokens" in ev.columns:
-        aggs["tokens"] = ev.tokens.sum().fill_null(0)
-    if "cost" in ev.columns:
-        aggs["cost"] = ev.cost.sum().fill_null(0.0)
-    if "latency" in ev.columns:
-        aggs["latency_sum"] = ev.latency.sum().fill_null(0.0)
-        aggs["latency_n"] = ev.latency.count()
-    conv = ev.group_by("conversation_id").agg(**aggs)
+    conv = ev.group_by("conversation_id").agg(**_outcomes(ev))
     conv = conv.filter(conv.start >= ts_literal(lo), conv.start < ts_literal(hi))
     conv = conv.mutate(period=bucket(conv.start, period_bounds), day=bucket(conv.start, day_bounds))
     return Cohort(events=ev, conversations=conv, present=present, source=events, duplicates=duplicates,
-                  window_end=hi + lookaround)
+                  window_end=hi + lookaround, cutoffs=[b + lookaround for b in period_bounds[1:]])
+
+
+def overlong(cohort: Cohort, conversations: ir.Table) -> ir.Table:
+    """The conversations (of ``conversations``, the materialized cohort) with events past their own
+    window: one scan reads every period's conversations up to the *last* period's end + the window,
+    so a conversation of an earlier period that lasts longer than the window has events to drop."""
+    c = conversations
+    return c.filter(c["last"] >= cutoff(c.period, cohort.cutoffs))
+
+
+def trimmed(cohort: Cohort, conversations: ir.Table, long: ir.Table) -> ir.Table:
+    """``conversations`` with the rows of ``long`` (see :func:`overlong`, usually none) recomputed from
+    their events before their own cutoff only."""
+    keys = long.select("conversation_id", "period", "day")
+    ev = cohort.events.inner_join(keys, "conversation_id")
+    ev = ev.filter(ev.event_ts < cutoff(ev.period, cohort.cutoffs))
+    fixed = ev.group_by(["conversation_id", "period", "day"]).agg(**_outcomes(ev))
+    kept = conversations.anti_join(keys, "conversation_id")
+    # Cast to the materialized table's types: an engine may read its own table back with other ones
+    # (Spark: timestamp without zone, int for the 0/1 flags).
+    schema = kept.schema()
+    return kept.union(fixed.select(*[fixed[c].cast(schema[c]).name(c) for c in kept.columns]), distinct=False)
 
 
 def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime | None = None) -> ir.Table:
@@ -173,7 +209,10 @@ def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime
         ev = ev.rename(event_agent_id="agent_id")
     if "event_id" in ev.columns:
         ev = ev.drop("event_id")  # deduplicated already; not carrying it makes the materialized table smaller
-    return ev.inner_join(conv, "conversation_id")
+    ev = ev.inner_join(conv, "conversation_id")
+    if cohort.cutoffs:
+        ev = ev.filter(ev.event_ts < cutoff(ev.period, cohort.cutoffs))
+    return ev
 
 
 def conversation_agents(conversation_events: ir.Table) -> ir.Table:

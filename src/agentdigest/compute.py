@@ -1,11 +1,12 @@
 """Compute one report: run the cohort's queries in the engine and assemble the frozen ReportData.
 
 Queries per report (any engine): the event_ids repeated in the look-around window (1) and the
-conversation cohort (2) are materialized once, then period totals and trend (3), daily series (4);
-the events of the current and previous periods' conversations (5) and each conversation's agent (6)
-are materialized once, then per-agent outcomes (7), latency quantiles (8), per-agent latency (9),
-per-model (10), errors by type (11), failure examples (12); quality counts (13) and hourly
-volumes (14). A fixed 14, whatever the number of metrics or events.
+conversation cohort (2) are materialized once; a count of the conversations that outlast their own
+window (3; if there are any, one more query recomputes them); then period totals and trend (4), daily
+series (5); the events of the current and previous periods' conversations (6) and each conversation's
+agent (7) are materialized once, then per-agent outcomes (8), latency quantiles (9), per-agent
+latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14) and
+hourly volumes (15). A fixed 15 (16 with an overlong conversation), whatever the number of metrics or events.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
                 dups = _cache(stack, dups)
         c = cohort_mod.build(source.events, present, bounds, day_bounds, around, duplicates=dups)
         conv = _cache(stack, c.conversations)
+        long = cohort_mod.overlong(c, conv)
+        if _rows(long.agg(n=long.count()))[0]["n"]:
+            conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
