@@ -164,3 +164,28 @@ def test_duckdb_thread_tuning_is_undone_and_never_overrides_a_pinned_setting(tmp
         source.close()
     assert after == before
     assert seen == ([3] if pinned is None else [pinned])
+
+
+@pytest.mark.parametrize("overlong", [False, True])
+def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, overlong):
+    """README "Queries": a fixed 15 per report, one more when a conversation outlasts its window;
+    every query goes through compute's two entry points (materialize, or fetch rows)."""
+    from agentdigest import compute
+    from agentdigest.config import ReportConfig
+    from backend_loaders import load_duckdb
+    from trapdata import long_conversation_rows, now_for
+
+    scenario = "berlin-fall-week"
+    tz, kind, key = SCENARIOS[scenario]
+    rows = trap_rows(scenario) + (long_conversation_rows(scenario) if overlong else [])
+    calls: list[str] = []
+    rows_fn, cache_fn = compute._rows, compute._cache
+    monkeypatch.setattr(compute, "_rows", lambda expr: calls.append("rows") or rows_fn(expr))
+    monkeypatch.setattr(compute, "_cache", lambda stack, expr: calls.append("cache") or cache_fn(stack, expr))
+    source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
+    try:
+        compute.compute_report(source, ReportConfig(id="t", period=kind, timezone=tz), parse_period(kind, key, tz),
+                               now=now_for(scenario))
+    finally:
+        source.close()
+    assert len(calls) == (16 if overlong else 15), calls
