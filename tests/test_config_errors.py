@@ -68,6 +68,7 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    ("bad duckdb setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = "lots"'), 2, ["source.settings.threads", "lots"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
 ]
@@ -82,7 +83,7 @@ def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in lines[0], lines[0]
-    if code == 2 and name not in ("missing table", "missing column", "unreachable postgres"):
+    if code == 2:
         assert "agentdigest.toml" in lines[0]
     assert not (workdir / "reports").exists()  # nothing ran
 

@@ -181,7 +181,7 @@ def check(
 
             return check_missed(cfg, now=_now(now), console=out)
         out.print(f"config {cfg.path}: ok ({len(cfg.reports)} report(s), {len(cfg.channels)} channel(s))", markup=False)
-        source = open_source(cfg.source)
+        source = open_source(cfg.source, cfg.path)
         try:
             from .compute import _rows
 

@@ -114,7 +114,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     if not todo:
         return []
     own_source = source is None
-    source = source or open_source(config.source)
+    source = source or open_source(config.source, config.path)
     outcomes: list[RunOutcome] = []
     try:
         for report, period in todo:

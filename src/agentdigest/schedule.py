@@ -110,7 +110,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     if source is None:
                         from .sources import open_source
 
-                        source = open_source(config.source)
+                        source = open_source(config.source, config.path)
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
                                           source=source)[0]

@@ -11,6 +11,7 @@ import glob
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -103,15 +104,19 @@ def scheme_of(url: str) -> str:
 def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     path = cfg.url[len("duckdb://"):] or ":memory:"
     if cfg.table and path != ":memory:":
-        from pathlib import Path
-
         if not Path(path).exists():
             raise SourceError(f"source {cfg.url}: DuckDB file not found")
+    settings = _duckdb_settings(cfg.settings)
     try:
-        con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:",
-                                  **_duckdb_settings(cfg.settings))
+        con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:")
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
         raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
+    for key, value in settings.items():  # one SET each, so a refused value names its key (exit 2)
+        try:
+            con.raw_sql(f"SET {key} = {_sql_literal(value)}")
+        except Exception as exc:
+            con.disconnect()
+            raise InputError(f"source.settings.{key}: DuckDB refused {value!r} ({first_line(exc, 200)})") from exc
     # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
     con.raw_sql("SET TimeZone = 'UTC'")
     # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
@@ -127,6 +132,14 @@ def _duckdb_settings(settings: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InputError(f"source.settings: unknown DuckDB setting(s) {sorted(unknown)} (expected {sorted(allowed)})")
     return dict(settings)
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _read_files(con: Any, patterns: list[str]) -> ir.Table:
@@ -205,16 +218,22 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Valu
     return value.cast(target)
 
 
-def open_source(cfg: SourceConfig) -> Source:
-    """Open the configured source; InputError for a wrong shape, SourceError if it cannot be read."""
+def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Source:
+    """Open the configured source; InputError for a wrong shape or setting (prefixed with
+    ``config_file``, the file that configured it), SourceError if it cannot be read."""
     kind = scheme_of(cfg.url)
     opener = _OPENERS.get(kind, _generic)
-    backend, table, name = opener(cfg)
     try:
-        events, present = canonical(table, cfg.columns, name)
-    except Exception:
-        _close(backend)
-        raise
+        backend, table, name = opener(cfg)
+        try:
+            events, present = canonical(table, cfg.columns, name)
+        except Exception:
+            _close(backend)
+            raise
+    except InputError as exc:
+        if config_file is None:
+            raise
+        raise InputError(f"{config_file}: {exc}") from exc
     approx = kind in ("pyspark",)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
                   fixed_threads="threads" in cfg.settings)
