@@ -115,3 +115,49 @@ def test_run_rerun_resend_from_outside(tmp_path, events, smtp_server, httpserver
             assert b"PLANTED" not in path.read_bytes(), f"a secret leaked into {path}"
     for output in outputs:
         assert "PLANTED" not in output and "Traceback" not in output
+
+
+def test_a_manual_run_of_a_sent_period_keeps_the_archive_as_sent(tmp_path, events):
+    """Every channel has the period: a plain `run` neither recomputes nor rewrites the archive (its
+    message.eml is the one that was sent) and sends nothing; `--force` recomputes and sends again."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text("""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[ledger]
+url = "sqlite:///state/ledger.db"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["box"]
+""")
+
+    def agentdigest(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+
+    def sent() -> list[Path]:
+        return sorted((home / "outbox").rglob("*.eml"))
+
+    assert agentdigest("run").returncode == 0
+    (folder,) = (home / "reports" / "weekly-exec").iterdir()
+    eml = folder / "message.eml"
+    first = eml.read_bytes()
+    assert len(sent()) == 1
+
+    eml.write_bytes(first + b"\n")  # a marker: rewriting the archive would drop it
+    again = agentdigest("run")
+    assert again.returncode == 0, again.stderr
+    assert "already sent to every channel" in again.stdout and f"resend weekly-exec {folder.name}" in again.stdout
+    assert eml.read_bytes() == first + b"\n" and len(sent()) == 1
+
+    forced = agentdigest("run", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert eml.read_bytes() != first + b"\n" and len(sent()) == 2

@@ -95,6 +95,8 @@ HEADLINE = ("conversations", "resolution_rate", "containment_rate", "error_rate"
 
 def print_outcome(outcome: Any) -> None:
     data = outcome.data
+    if getattr(outcome, "skipped", None):
+        out.print(f"{outcome.report_id} {outcome.period_key}: {outcome.skipped}", markup=False, soft_wrap=True)
     if data is None:
         return
     table = Table(title=f"{data.title} · {data.period.key} ({data.timezone})", title_justify="left")

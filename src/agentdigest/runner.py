@@ -38,6 +38,8 @@ class RunOutcome:
     files: list[str] = field(default_factory=list)
     deliveries: list[Any] = field(default_factory=list)  # delivery.DeliveryResult
     error: str | None = None
+    #: why nothing was computed (the period was already sent to every channel)
+    skipped: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -135,6 +137,14 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     run_id = None
     if deliver:
         ledger = ledger or _ledger(config)
+        if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
+            # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
+            # with today's data while every channel keeps what it got.
+            outcome.skipped = (f"already sent to every channel; the archive keeps what was sent "
+                               f"(`agentdigest resend {report.id} {period.key}` sends it again, "
+                               f"`--force` recomputes and sends again)")
+            log.info("skipped %s %s: already sent", report.id, period.key)
+            return outcome
         run_id = ledger.start_run(report.id, period.key, trigger)
     try:
         outcome.data = compute(source, config, report, period, now)
