@@ -285,7 +285,7 @@ def test_the_channel_api_is_pinned():
 
     assert sorted(channels.__all__) == sorted([
         "BaseChannel", "Channel", "ChannelFailure", "CheckResult", "Delivery", "Receipt", "TargetResult",
-        "REGISTRY", "register", "make_channel"])
+        "REGISTRY", "register", "unregister", "make_channel"])
     assert set(channels.REGISTRY) == {"outbox", "email", "slack", "webhook"}
     assert all(isinstance(make_channel("x", settings), channels.Channel) for settings in (
         config.OutboxChannel(type="outbox"), config.WebhookChannel(type="webhook", url="https://example.com/h")))

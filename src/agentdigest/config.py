@@ -21,6 +21,9 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     CANONICAL_COLUMNS,
     CHANNEL_TYPES,
     DEFAULT_CONFIG,
+    PLUGIN,
+    PLUGIN_CHANNEL_SETTINGS,
+    PLUGIN_GROUP,
     REQUIRED_COLUMNS,
     AlarmsConfig,
     ArchiveConfig,
@@ -35,6 +38,7 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     SourceConfig,
     WebhookChannel,
     _ChannelBase,
+    channel_types,
     _KeyedError,
 )
 
@@ -66,7 +70,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in CHANNEL_TYPES and out.startswith("channels."):
+        elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
             continue  # pydantic adds the union member's tag to the location
         else:
             out += f".{part}" if out else str(part)
@@ -80,9 +84,9 @@ def _message(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
     if err["type"] == "union_tag_invalid":
-        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(CHANNEL_TYPES)})"
+        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
     if err["type"] == "union_tag_not_found":
-        return f"is missing 'type' (expected one of: {', '.join(CHANNEL_TYPES)})"
+        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
     if err["type"] == "literal_error":
         return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -136,8 +140,29 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def load_plugins(file: str = DEFAULT_CONFIG) -> None:
+    """Read the settings model of each channel class installed packages declare under the
+    ``agentdigest.channels`` entry-point group, so their ``[channels.<name>]`` tables validate (the
+    channel itself is found by ``agentdigest.channels.make_channel``). A broken plug-in is one line."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        if ep.name in CHANNEL_TYPES or ep.name in PLUGIN_CHANNEL_SETTINGS:
+            continue
+        try:
+            cls = ep.load()
+            model = cls.settings_model
+            if not (isinstance(model, type) and issubclass(model, ChannelSettings)):
+                raise TypeError("its settings_model is not a ChannelSettings subclass")
+        except Exception as exc:
+            raise ConfigError(f"cannot load the channel plug-in {ep.value!r} ({type(exc).__name__}: {exc})",
+                              file=file, key=f"entry point {PLUGIN_GROUP}.{ep.name}") from None
+        PLUGIN_CHANNEL_SETTINGS[ep.name] = model
+
+
 def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None) -> Config:
     """Validate a config given as a dict (as read from TOML)."""
+    load_plugins(file)
     data = expand_env(data, "", file)
     if base is not None:
         data = _absolute(base, data)

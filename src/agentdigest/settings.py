@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from .errors import ConfigError
 
@@ -170,10 +171,37 @@ class WebhookChannel(_ChannelBase):
         return value
 
 
-ChannelConfig = Annotated[
-    Union[OutboxChannel, EmailChannel, SlackChannel, WebhookChannel], Field(discriminator="type")
-]
 CHANNEL_TYPES = ("outbox", "email", "slack", "webhook")
+#: Settings models of the channel types plug-ins add: ``agentdigest.channels.register`` fills it from
+#: a channel class's ``settings_model`` (plug-in packages are found by their ``agentdigest.channels``
+#: entry point when a config is loaded).
+PLUGIN_CHANNEL_SETTINGS: dict[str, type[_ChannelBase]] = {}
+PLUGIN = "plug-in"
+#: The entry-point group a package lists its channel classes in, under their type, e.g. in its
+#: pyproject.toml: ``[project.entry-points."agentdigest.channels"] teams = "agentdigest_teams:TeamsChannel"``.
+PLUGIN_GROUP = "agentdigest.channels"
+
+
+def _channel_tag(value: object) -> str | None:
+    """The union member a channel's settings validate against: its built-in type, or the plug-in
+    member for a plug-in's (already validated, see ``Config._plugin_channels``) settings."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind in PLUGIN_CHANNEL_SETTINGS and isinstance(value, PLUGIN_CHANNEL_SETTINGS[kind]):
+        return PLUGIN
+    return kind if isinstance(kind, str) else None
+
+
+ChannelConfig = Annotated[
+    Union[Annotated[OutboxChannel, Tag("outbox")], Annotated[EmailChannel, Tag("email")],
+          Annotated[SlackChannel, Tag("slack")], Annotated[WebhookChannel, Tag("webhook")],
+          Annotated[_ChannelBase, Tag(PLUGIN)]],
+    Discriminator(_channel_tag),
+]
+
+
+def channel_types() -> list[str]:
+    """Every channel type a config may name: the built-in ones, then the plug-ins'."""
+    return [*CHANNEL_TYPES, *sorted(set(PLUGIN_CHANNEL_SETTINGS) - set(CHANNEL_TYPES))]
 
 
 class ReportConfig(_Model):
@@ -257,6 +285,28 @@ class Config(_Model):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     reports: list[ReportConfig] = Field(min_length=1)
     path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plugin_channels(cls, data: Any) -> Any:
+        """Validate plug-in channels' settings with their own model (the built-in ones are the union's)."""
+        channels = data.get("channels") if isinstance(data, dict) else None
+        if not isinstance(channels, dict):
+            return data
+        out = dict(channels)
+        for name, raw in channels.items():
+            model = PLUGIN_CHANNEL_SETTINGS.get(raw.get("type")) if isinstance(raw, dict) else None
+            if model is None or raw.get("type") in CHANNEL_TYPES:
+                continue
+            try:
+                out[name] = model.model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                msg = "is required" if err["type"] == "missing" else \
+                    "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+                raise _KeyedError(f"channels.{name}" + (f".{where}" if where else ""), msg) from None
+        return {**data, "channels": out}
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
