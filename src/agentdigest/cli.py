@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import load_config
+from .config import CANONICAL_COLUMNS, load_config
 from .errors import AgentDigestError, InputError, first_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -188,7 +188,7 @@ def check(
             from .compute import _rows
 
             rows = _rows(source.events.agg(events=source.events.count(), latest=source.events.event_ts.max()))[0]
-            absent = sorted(set(__import__("agentdigest.config", fromlist=["x"]).CANONICAL_COLUMNS) - source.present)
+            absent = sorted(set(CANONICAL_COLUMNS) - source.present)
             out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest']}"
                       f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
         finally:
@@ -277,7 +277,7 @@ def schedule(
     """Run as a long-lived scheduler: each report at its cron time in its timezone."""
 
     def body() -> int:
-        from .schedule import serve
+        from .daemon import serve
 
         return serve(config, log_format=log_format, verbose=verbose)
 

@@ -59,7 +59,16 @@ class Cohort:
     cutoffs: list[datetime] | None = None
 
 
-def _window(events: ir.Table, lo: datetime, hi: datetime) -> ir.Table:
+def count_if(cond: ir.Value) -> ir.Value:
+    """How many rows of the group meet ``cond`` (null counts as false).
+
+    CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint.
+    """
+    return ibis.ifelse(cond, 1, 0).sum()
+
+
+def valid_in(events: ir.Table, lo: datetime, hi: datetime) -> ir.Table:
+    """Rows with conversation_id and event_ts set and event_ts in [lo, hi) (rule 1's valid rows)."""
     return events.filter(
         events.conversation_id.notnull(),
         events.event_ts.notnull(),
@@ -77,7 +86,7 @@ def duplicate_ids(events: ir.Table, present: frozenset[str], lo: datetime, hi: d
     """
     if "event_id" not in present:
         return None
-    t = _window(events, lo, hi)
+    t = valid_in(events, lo, hi)
     t = t.filter(t.event_id.notnull())
     return t.group_by("event_id").agg(copies=t.count()).filter(lambda g: g.copies > 1).select("event_id")
 
@@ -88,7 +97,7 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
 
     ``duplicates`` is :func:`duplicate_ids` over [lo, hi) or a wider window (computed here if not given).
     """
-    t = _window(events, lo, hi)
+    t = valid_in(events, lo, hi)
     cols: dict[str, ir.Value] = {
         "conversation_id": t.conversation_id,
         "event_ts": t.event_ts,
@@ -134,7 +143,7 @@ def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
         "last": ev.event_ts.max(),
         "resolved": is_type("resolution").max(),
         "escalated": is_type("escalation").max(),
-        "errors": is_type("error").sum(),
+        "errors": count_if(ev.event_type == "error"),
     }
     if "tokens" in ev.columns:
         aggs["tokens"] = ev.tokens.sum().fill_null(0)

@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import ibis
 import ibis.expr.types as ir
 
 from . import cohort as cohort_mod
@@ -26,6 +25,7 @@ from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missing, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
+from .cohort import count_if
 from .sources import Source, query_error
 
 TREND_PERIODS = 8
@@ -248,7 +248,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     query 40x slower than all the others together.
     """
     keys = ["period", "model"]
-    aggs: dict[str, ir.Value] = {"events": ev.count(), "errors": ibis.ifelse(ev.event_type == "error", 1, 0).sum()}
+    aggs: dict[str, ir.Value] = {"events": ev.count(), "errors": count_if(ev.event_type == "error")}
     if "tokens" in ev.columns:
         aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
     if "cost" in ev.columns:
@@ -267,7 +267,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
 def _failures(ev: ir.Table, limit: int) -> ir.Table:
     f = ev.filter(ev.period == CUR, ev.event_type.isin(["error", "escalation"]))
     cols = ["conversation_id", "event_ts", "event_type"] + [
-        c for c in ("event_agent_id", "agent_id", "error_type", "error_message") if c in f.columns]
+        c for c in ("event_agent_id", "error_type", "error_message") if c in f.columns]
     return f.select(*cols).order_by([f.event_ts.desc(), f.conversation_id]).limit(limit)
 
 
@@ -277,7 +277,7 @@ def _failure_row(r: dict[str, Any], period: Period) -> dict[str, Any]:
         ts = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(period.tz).isoformat()
     return {
         "conversation_id": r["conversation_id"],
-        "agent_id": r.get("event_agent_id") or r.get("agent_id"),
+        "agent_id": r.get("event_agent_id"),
         "event_ts": ts,
         "event_type": r["event_type"],
         "error_type": r.get("error_type"),

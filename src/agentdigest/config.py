@@ -21,7 +21,6 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     CANONICAL_COLUMNS,
     CHANNEL_TYPES,
     DEFAULT_CONFIG,
-    PLUGIN,
     PLUGIN_CHANNEL_SETTINGS,
     PLUGIN_GROUP,
     REQUIRED_COLUMNS,
@@ -38,8 +37,9 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     SourceConfig,
     WebhookChannel,
     _ChannelBase,
-    channel_types,
     _KeyedError,
+    error_key,
+    error_message,
 )
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -63,36 +63,6 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
         return env[name]
 
     return _ENV_RE.sub(sub, value)
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
-            continue  # pydantic adds the union member's tag to the location
-        else:
-            out += f".{part}" if out else str(part)
-    return out.replace("from_", "from")
-
-
-def _message(err: dict[str, Any]) -> str:
-    msg = err["msg"]
-    if err["type"] == "missing":
-        return "is required"
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "union_tag_invalid":
-        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "union_tag_not_found":
-        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "literal_error":
-        return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg
 
 
 def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +143,7 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
             raise ConfigError(str(ctx_error), file=file, key=ctx_error.key) from None
-        raise ConfigError(_message(err), file=file, key=_loc(err["loc"]) or "(top level)") from None
+        raise ConfigError(error_message(err), file=file, key=error_key(err["loc"]) or "(top level)") from None
     return config.model_copy(update={"path": Path(file)})
 
 

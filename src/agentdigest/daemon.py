@@ -24,7 +24,6 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,8 +32,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
 from .config import Config, load_config
-from .delivery import lease_seconds
-from .schedule import decision, open_ledger, run_pass, send_alarms
+from .delivery import default_owner, lease_seconds
+from .errors import first_line
+from .runner import open_ledger
+from .schedule import decision, run_pass, send_alarms
 
 HEARTBEAT_SECONDS = 30.0
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
@@ -104,7 +105,7 @@ class Worker:
                 self._pass()
             except Exception as exc:  # noqa: BLE001 - the scheduler outlives any one failure
                 decision("error", "%s: %s", self.report_id, exc, level=logging.ERROR, report=self.report_id,
-                         error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                         error=first_line(exc))
             finally:
                 self.busy = False
 
@@ -129,7 +130,7 @@ class Daemon:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
         self.ledger = open_ledger(self.config)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = default_owner()
         self.started_at = datetime.now(timezone.utc)
         self.stop = threading.Event()
         self.wake = threading.Event()

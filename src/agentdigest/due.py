@@ -132,10 +132,10 @@ class Late:
 def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: IsDone) -> list[Late]:
     """The periods of ``report`` that should have been delivered by ``now`` and were not."""
     now = _utc(now)
-    out = []
+    out, allowed = [], grace(config, report)
     for period in candidates(report, now):
         when = due_at(report, period)
-        if when is None or now < when + grace(config, report) or is_done(report, period):
+        if when is None or now < when + allowed or is_done(report, period):
             continue
-        out.append(Late(report.id, period, when, when + grace(config, report)))
+        out.append(Late(report.id, period, when, when + allowed))
     return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from .errors import AgentDigestError, ConfigError
 from .masking import mask_text, mask_url
@@ -409,18 +409,13 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
 
 
-def _set_wal(cursor: Any, budget_s: float = 30.0) -> None:
-    """``PRAGMA journal_mode = WAL``, retried: SQLite answers "database is locked" at once, without its busy
-    handler, when another connection opens or converts the same new file at that moment (1 in 10 of five
-    simultaneous first opens here)."""
-    deadline = time.monotonic() + budget_s
-    delay = 0.005
-    while True:
-        try:
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried for up to 30 s: SQLite answers "database is locked" at once,
+    without its busy handler, when another connection opens or converts the same new file at that moment
+    (1 in 10 of five simultaneous first opens here)."""
+    for attempt in Retrying(retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError)
+                                                     and "locked" in str(e)),
+                            wait=wait_exponential(multiplier=0.005, max=0.25), stop=stop_after_delay(30),
+                            reraise=True):
+        with attempt:
             cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import ibis
 import ibis.expr.types as ir
+
+from .cohort import count_if
 
 Level = Literal["conversation", "event"]
 
@@ -52,11 +53,12 @@ def _ratio(numerator: ir.Value, denominator: ir.Value) -> ir.Value:
     return numerator.cast("float64") / denominator.cast("float64").nullif(0.0)
 
 
-def _quantile(q: float) -> Callable[[ir.Table, bool], ir.Value]:
+def _quantile(q: float) -> dict[str, object]:
+    """A latency quantile metric's ``quantile`` and, for a query of its own, its ``expr``."""
     def expr(t: ir.Table, approx: bool) -> ir.Value:
         return t.latency.approx_quantile(q) if approx else t.latency.quantile(q)
 
-    return expr
+    return {"expr": expr, "quantile": q}
 
 
 _DEFS = [
@@ -80,10 +82,10 @@ _DEFS = [
               expr=lambda c, a: c.errors.sum(), empty=0),
     MetricDef("error_conversations", "Conversations with errors", "count", False,
               "Conversations with at least one error event.",
-              expr=lambda c, a: ibis.ifelse(c.errors > 0, 1, 0).sum(), empty=0),
+              expr=lambda c, a: count_if(c.errors > 0), empty=0),
     MetricDef("error_rate", "Error rate", "percent", False,
               "Conversations with errors / conversations x 100.",
-              expr=lambda c, a: _pct(ibis.ifelse(c.errors > 0, 1, 0).sum(), c.count())),
+              expr=lambda c, a: _pct(count_if(c.errors > 0), c.count())),
     MetricDef("total_tokens", "Tokens", "tokens", None,
               "Sum of token_count >= 0 over the conversations' events.",
               requires=("token_count",), expr=lambda c, a: c.tokens.sum(), empty=0),
@@ -95,13 +97,13 @@ _DEFS = [
               requires=("latency_ms",), expr=lambda c, a: _ratio(c.latency_sum.sum(), c.latency_n.sum())),
     MetricDef("p50_latency_ms", "p50 latency", "ms", False,
               "Median latency_ms (continuous, interpolated) over the conversations' events.",
-              requires=("latency_ms",), level="event", expr=_quantile(0.50), quantile=0.50),
+              requires=("latency_ms",), level="event", **_quantile(0.50)),
     MetricDef("p95_latency_ms", "p95 latency", "ms", False,
               "95th percentile of latency_ms (continuous, interpolated).",
-              requires=("latency_ms",), level="event", expr=_quantile(0.95), quantile=0.95),
+              requires=("latency_ms",), level="event", **_quantile(0.95)),
     MetricDef("p99_latency_ms", "p99 latency", "ms", False,
               "99th percentile of latency_ms (continuous, interpolated).",
-              requires=("latency_ms",), level="event", expr=_quantile(0.99), quantile=0.99),
+              requires=("latency_ms",), level="event", **_quantile(0.99)),
     MetricDef("cost_usd", "Agent cost", "usd", False,
               "Sum of cost_usd over the conversations' events.",
               requires=("cost_usd",), expr=lambda c, a: c.cost.sum(), empty=0.0),

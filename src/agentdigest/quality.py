@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from .cohort import KNOWN_EVENT_TYPES, ts_literal, valid_latency
+from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_in, valid_latency
 from .periods import Period
 from .report import Gap, Quality
 
@@ -22,19 +22,15 @@ BASELINE_PERIODS = 4
 GAP_MIN_EXPECTED = 8.0
 
 
-def _flag(cond: ir.Value) -> ir.Value:
-    # CASE WHEN, not a boolean cast: Postgres cannot cast boolean to bigint; null counts as false.
-    return ibis.ifelse(cond, 1, 0).sum()
-
-
 def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime,
-                   duplicates: ir.Table | None = None) -> ir.Table:
+                   duplicates: ir.Table | None) -> ir.Table:
     """One-row expression of the invalid-data counts for ``period`` (DESIGN.md rule 6).
 
     Rows are attributed by event_ts; rows without an event_ts cannot be placed in any period and
     are counted in every report as missing a required field. Future events are those after
-    ``now`` anywhere in the table. ``duplicates`` (:func:`cohort.duplicate_ids` over a window holding
-    the period) lets the duplicate count look at the repeated rows only instead of every event_id.
+    ``now`` anywhere in the table. ``duplicates`` is :func:`cohort.duplicate_ids` over a window holding
+    the period (None when the source has no event_id: no duplicate count); the count reads only the
+    rows whose id is repeated.
     """
     def in_period(ts: ir.Value) -> ir.Value:
         return (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
@@ -45,28 +41,24 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
     valid = t.conversation_id.notnull()
     aggs: dict[str, ir.Value] = {
         "rows": t.count(),
-        "missing_in_period": _flag(t.conversation_id.isnull()),
-        "unknown_event_types": _flag(valid & (t.event_type.isnull() | ~t.event_type.isin(KNOWN_EVENT_TYPES))),
+        "missing_in_period": count_if(t.conversation_id.isnull()),
+        "unknown_event_types": count_if(valid & (t.event_type.isnull() | ~t.event_type.isin(KNOWN_EVENT_TYPES))),
     }
     if "latency_ms" in present:
         # Null stays null through ~valid_latency (not counted): a null latency is absent, not invalid.
-        aggs["invalid_latency"] = _flag(valid & ~valid_latency(t.latency_ms))
+        aggs["invalid_latency"] = count_if(valid & ~valid_latency(t.latency_ms))
     if "token_count" in present:
-        aggs["invalid_tokens"] = _flag(valid & (t.token_count < 0))
-    if "event_id" in present and duplicates is None:
-        keyed = valid & t.event_id.notnull()
-        aggs["keyed_events"] = _flag(keyed)
-        aggs["distinct_event_ids"] = ibis.ifelse(keyed, t.event_id, ibis.null("string")).nunique()
+        aggs["invalid_tokens"] = count_if(valid & (t.token_count < 0))
     o = events.filter(events.event_ts.isnull() | (events.event_ts > ts_literal(now)))
-    counts = t.agg(**aggs).cross_join(o.agg(no_event_ts=_flag(o.event_ts.isnull()),
-                                            future_events=_flag(o.event_ts > ts_literal(now))))
+    counts = t.agg(**aggs).cross_join(o.agg(no_event_ts=count_if(o.event_ts.isnull()),
+                                            future_events=count_if(o.event_ts > ts_literal(now))))
     counts = counts.mutate(missing_required=counts.missing_in_period.fill_null(0) + counts.no_event_ts.fill_null(0))
     counts = counts.drop("missing_in_period", "no_event_ts")
-    if "event_id" not in present or duplicates is None:
+    if duplicates is None:
         return counts
     # Extra copies = keyed rows - distinct ids; ids that are not repeated add 1 - 1, so only repeated rows count.
-    r = events.filter(events.conversation_id.notnull(), events.event_id.notnull(), in_period(events.event_ts))
-    r = r.semi_join(duplicates, "event_id")
+    r = valid_in(events, period.start_utc, period.end_utc)
+    r = r.filter(r.event_id.notnull()).semi_join(duplicates, "event_id")
     return counts.cross_join(r.agg(keyed_events=r.count(), distinct_event_ids=r.event_id.nunique()))
 
 
@@ -84,11 +76,7 @@ def _postgres_date_part(field, ts):  # type: ignore[no-untyped-def]
 
 def hourly_counts(events: ir.Table, origin: datetime, end: datetime, engine: str = "") -> ir.Table:
     """Valid events per hour since ``origin`` (hour index -> count), for [origin, end)."""
-    t = events.filter(
-        events.conversation_id.notnull(),
-        events.event_ts >= ts_literal(origin),
-        events.event_ts < ts_literal(end),
-    )
+    t = valid_in(events, origin, end)
     if engine == "duckdb":
         hour = ((_duckdb_epoch_us(t.event_ts) - int(origin.timestamp()) * 1_000_000) // 3_600_000_000).cast("int64")
     elif engine in ("postgres", "postgresql"):

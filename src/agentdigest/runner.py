@@ -117,8 +117,12 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         return []
     own_source = source is None
     source = source or open_source(config.source, config.path)
+    # One ledger for the whole run, and only when something may be delivered.
+    own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []
     try:
+        if own_ledger:
+            ledger = open_ledger(config)
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, source=source, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
@@ -126,6 +130,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     finally:
         if own_source:
             source.close()
+        if own_ledger and ledger is not None:
+            ledger.close()
     return outcomes
 
 
@@ -136,7 +142,6 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     deliver = not dry_run and (report.channels or test_to)
     run_id = None
     if deliver:
-        ledger = ledger or _ledger(config)
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
             # with today's data while every channel keeps what it got.
@@ -165,7 +170,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     return outcome
 
 
-def _ledger(config: Config) -> Any:
+def open_ledger(config: Config) -> Any:
+    """The configured ledger (imported late: a dry run never needs SQLAlchemy)."""
     from .ledger import Ledger
 
     return Ledger(config.ledger.url)

@@ -69,12 +69,6 @@ class PassResult:
         return max(codes, default=0)
 
 
-def open_ledger(config: Config) -> Any:
-    from .ledger import Ledger
-
-    return Ledger(config.ledger.url)
-
-
 def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, ledger: Any,
              archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
              stop: threading.Event | None = None, owner: str | None = None) -> PassResult:
@@ -166,7 +160,10 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     own = ledger is None
-    ledger = ledger or open_ledger(config)
+    if ledger is None:
+        from .runner import open_ledger
+
+        ledger = open_ledger(config)
     try:
         result = run_pass(config, reports, now, ledger=ledger, archive=archive, formats=formats, dry_run=dry_run)
     finally:
@@ -195,7 +192,10 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     own = ledger is None
-    ledger = ledger or open_ledger(config)
+    if ledger is None:
+        from .runner import open_ledger
+
+        ledger = open_ledger(config)
     try:
         done = due.done_checker(ledger, Path(config.archive.path))
         late = [item for report in config.reports for item in due.late_periods(config, report, now, done)]
@@ -235,9 +235,3 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     console.print(table)
     return 0
 
-
-def serve(config_path: Any, *, log_format: str = "text", verbose: bool = False) -> int:
-    """``agentdigest schedule``: the long-running scheduler (see :mod:`agentdigest.daemon`)."""
-    from .daemon import serve as _serve
-
-    return _serve(config_path, log_format=log_format, verbose=verbose)

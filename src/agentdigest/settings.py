@@ -204,6 +204,38 @@ def channel_types() -> list[str]:
     return [*CHANNEL_TYPES, *sorted(set(PLUGIN_CHANNEL_SETTINGS) - set(CHANNEL_TYPES))]
 
 
+def error_key(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the config key users write (``channels.mail.from``)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
+            continue  # pydantic adds the union member's tag to the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out.replace("from_", "from")
+
+
+def error_message(err: dict[str, Any]) -> str:
+    """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
+    if err["type"] == "union_tag_not_found":
+        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
+    if err["type"] == "literal_error":
+        return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
+
+
 class ReportConfig(_Model):
     id: str = Field(pattern=_ID_RE)
     title: str = "Agent Performance"
@@ -302,10 +334,7 @@ class Config(_Model):
                 out[name] = model.model_validate(raw)
             except ValidationError as exc:
                 err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                msg = "is required" if err["type"] == "missing" else \
-                    "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-                raise _KeyedError(f"channels.{name}" + (f".{where}" if where else ""), msg) from None
+                raise _KeyedError(error_key(("channels", name, *err["loc"])), error_message(err)) from None
         return {**data, "channels": out}
 
     @model_validator(mode="after")

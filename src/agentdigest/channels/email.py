@@ -11,7 +11,6 @@ connection dropped after the final ".") can be recognised as the same message by
 
 from __future__ import annotations
 
-import hashlib
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -58,12 +57,10 @@ def bare(address: str) -> str:
 
 
 def message_id(report_id: str, period_key: str, recipient_key: str, domain: str) -> str:
-    """A Message-ID that is the same for the same (report, period, recipient set)."""
-    try:  # the render package owns the message; prefer its scheme when it offers one
-        from ..render.email import message_id as render_message_id  # type: ignore[attr-defined]
-    except ImportError:
-        digest = hashlib.sha256(f"{report_id}\0{period_key}\0{recipient_key}".encode()).hexdigest()[:32]
-        return f"<{digest}.agentdigest@{domain or 'agentdigest.invalid'}>"
+    """A Message-ID that is the same for the same (report, period, recipient set): the render package's
+    scheme, which wrote the archived message (imported late, with the renderers)."""
+    from ..render.email import message_id as render_message_id
+
     return render_message_id(report_id, period_key, recipient_key, domain)
 
 

@@ -7,7 +7,6 @@ one decimal and change in percentage points ("+2.1 pp"); other metrics change by
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import date, datetime
 from typing import Any
