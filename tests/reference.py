@@ -9,7 +9,8 @@ Decisions where DESIGN.md leaves room (noted for the lead):
 * Outcome window: a conversation of period P counts its events with ``event_ts < P.end + H``
   (H = max_conversation_hours). The trap data keeps every conversation shorter than H, where
   "P.end + H", "start + H" and "all events" all agree; a longer one is a separate, marked test.
-* Rows without an event_id are never duplicates of each other (only a shared event_id is).
+* Rows without an event_id are never duplicates of each other (only a shared event_id is). Of
+  copies that differ, one whole row counts: the earliest (ties: smallest column by column).
 * Quality counts are over raw rows (duplicates included), rows with conversation_id set and
   event_ts in P; rows with a null event_ts are missing_required in every report; future events
   are counted anywhere in the table; a null event_type is an unknown type.
@@ -116,18 +117,27 @@ def change(name: str, cur: Any, prev: Any) -> dict[str, Any]:
 # -- the definitions ------------------------------------------------------------------------------
 
 def valid_events(rows: list[dict]) -> list[dict]:
-    """Rule 1: conversation_id and event_ts set; rows sharing an event_id count once."""
-    seen: set[str] = set()
-    out = []
-    for r in rows:
-        if r["conversation_id"] is None or r["event_ts"] is None:
-            continue
+    """Rule 1: conversation_id and event_ts set; rows sharing an event_id count once.
+
+    Which copy, when the copies differ: the earliest, and on a tie the smallest column by column with
+    invalid latency and tokens read as absent and absent values last (the core's documented choice).
+    """
+    valid = [r for r in rows if r["conversation_id"] is not None and r["event_ts"] is not None]
+    copies: dict[str, list[dict]] = defaultdict(list)
+    for r in valid:
         if r.get("event_id") is not None:
-            if r["event_id"] in seen:
-                continue
-            seen.add(r["event_id"])
-        out.append(r)
-    return out
+            copies[r["event_id"]].append(r)
+    kept = {eid: min(group, key=_copy_order) for eid, group in copies.items()}
+    return [r for r in valid if r.get("event_id") is None or kept[r["event_id"]] is r]
+
+
+def _copy_order(r: dict) -> tuple:
+    tokens = r.get("token_count")
+    latency = r.get("latency_ms")
+    values = (r["conversation_id"], r.get("event_type"), r.get("agent_id"), r.get("model"), r.get("error_type"),
+              r.get("error_message"), r.get("cost_usd"), tokens if tokens is not None and tokens >= 0 else None,
+              latency if latency is not None and finite_nonneg(latency) else None)
+    return (r["event_ts"],) + tuple((v is None, v if v is not None else 0) for v in values)
 
 
 class Reference:

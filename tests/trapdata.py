@@ -113,6 +113,14 @@ def trap_rows(scenario: str) -> list[dict]:
     r.add("c-dupes", t, "message", eid="dup-1", tokens=500, latency=900.0, cost=0.001, copies=3)
     r.add("c-dupes", t + timedelta(minutes=1), "error", eid="dup-2", error_type="tool_timeout", message="boom", copies=2)
     r.add("c-dupes", t + timedelta(minutes=2), "resolution", eid="dup-3", copies=2)
+    # A re-sent event whose copies differ: one whole copy counts (the earliest; on a tie the smallest
+    # column by column), never a row merged from several (an error with the message copy's tokens).
+    t = at(0.35)
+    r.add("c-dupe-edit", t + timedelta(seconds=5), "error", eid="dup-4", agent=C, model=M2, tokens=40, latency=1900.0,
+          error_type="tool_timeout", message="late copy", cost=0.0004)
+    r.add("c-dupe-edit", t, "message", eid="dup-4", agent=A, model=M1, tokens=10, latency=100.0, cost=0.0001)
+    r.add("c-dupe-edit", t + timedelta(minutes=1), "resolution", eid="dup-5", agent=A, model=M1)
+    r.add("c-dupe-edit", t + timedelta(minutes=1), "escalation", eid="dup-5", agent=A, model=M1)
     # Rows without an event_id are not duplicates of each other: both count.
     t = at(0.62)
     for _ in range(2):

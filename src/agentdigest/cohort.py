@@ -3,7 +3,7 @@
 From the canonical events table this builds, for a span of consecutive periods:
 
 * ``events``: valid events (conversation_id and event_ts set) in the look-back/ahead window,
-  deduplicated by event_id, with latency and tokens nulled where invalid;
+  deduplicated by event_id (one whole copy: the earliest), with latency and tokens nulled where invalid;
 * ``conversations``: one row per conversation that *starts* in the span, with its first and last event,
   outcome flags, error count and sums, and the index of the period (and local day) its start falls in;
 * ``conversation_events``: the events of those conversations, carrying the conversation's start
@@ -128,10 +128,14 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     # without an id: a null key never matches) pass the anti-join untouched; the repeated ones collapse.
     once = t.anti_join(duplicates, "event_id")
     repeated = t.semi_join(duplicates, "event_id")
-    others = [c for c in t.columns if c != "event_id"]
-    # min(), not arbitrary(): every engine has it (Postgres has no FIRST), and it is deterministic.
-    merged = repeated.group_by("event_id").agg(**{c: repeated[c].min() for c in others})
-    return once.union(merged.select(*t.columns), distinct=False)
+    # One whole copy, never a row merged column by column from several: the earliest, and on a tie the
+    # smallest column by column (nulls last, spelled out: engines differ in their default), so every
+    # engine keeps the same one.
+    order = [repeated.event_ts.asc(nulls_first=False)] + [
+        repeated[c].asc(nulls_first=False) for c in t.columns if c not in ("event_id", "event_ts")]
+    ranked = repeated.mutate(_copy=ibis.row_number().over(group_by="event_id", order_by=order))
+    kept = ranked.filter(ranked._copy == 0).select(*t.columns)
+    return once.union(kept, distinct=False)
 
 
 def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
