@@ -66,7 +66,7 @@ def compare_report(doc: dict, ref: Reference, *, quantile_rel: float | None = No
     agents = {row["agent_id"]: row for row in doc["breakdowns"].get("by_agent") or []}
     exp_agents = ref.by_agent()
     if set(agents) != set(exp_agents):
-        out.append(f"by_agent agents: got {sorted(agents)}, expected {sorted(exp_agents)}")
+        out.append(f"by_agent agents: got {sorted(agents, key=str)}, expected {sorted(exp_agents, key=str)}")
     for agent, exp in exp_agents.items():
         for name, value in exp.items():
             out.check(f"by_agent[{agent}].{name}", agents.get(agent, {}).get(name), value,
@@ -75,7 +75,7 @@ def compare_report(doc: dict, ref: Reference, *, quantile_rel: float | None = No
     models = {row["model"]: row for row in doc["breakdowns"].get("by_model") or []}
     exp_models = ref.by_model()
     if set(models) != set(exp_models):
-        out.append(f"by_model models: got {sorted(models)}, expected {sorted(exp_models)}")
+        out.append(f"by_model models: got {sorted(models, key=str)}, expected {sorted(exp_models, key=str)}")
     for model, exp in exp_models.items():
         for name, value in exp.items():
             out.check(f"by_model[{model}].{name}", models.get(model, {}).get(name), value, rel=tol(name))

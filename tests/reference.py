@@ -222,7 +222,7 @@ class Reference:
         def split(convs: dict[str, dict]) -> dict[str, dict[str, dict]]:
             groups: dict[str, dict[str, dict]] = defaultdict(dict)
             for cid, c in convs.items():
-                groups[c["agent_id"] or "unknown"][cid] = c
+                groups[c["agent_id"]][cid] = c
             return groups
 
         cur_g, prev_g = split(cur), split(prev)
@@ -243,7 +243,7 @@ class Reference:
             rows: dict[str, list[dict]] = defaultdict(list)
             for c in convs.values():
                 for e in c["events"]:
-                    rows[e.get("model") or "unknown"].append(e)
+                    rows[e.get("model")].append(e)
             out = {}
             for model, evs in rows.items():
                 lat = [e["latency_ms"] for e in evs if finite_nonneg(e.get("latency_ms"))]
@@ -270,11 +270,11 @@ class Reference:
             for c in convs.values():
                 for e in c["events"]:
                     if e["event_type"] == "error":
-                        out[e.get("error_type") or "unknown"] += 1
+                        out[e.get("error_type")] += 1
             return out
 
         cur, prev = count(self.conversations(0)), count(self.conversations(1))
-        ranked = sorted(cur.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ranked = sorted(cur.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))[:top]  # no type (null) last
         return [{"error_type": t, "count": n, "previous": prev.get(t, 0)} for t, n in ranked]
 
     def quality(self) -> dict[str, Any]:

@@ -259,7 +259,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     out = ev.group_by(keys).agg(**aggs)
     convs = ev.select(*keys, "conversation_id").distinct()
     convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
-    # Null-safe on model: events without a model are a row of their own ("unknown").
+    # Null-safe on model: events without a model are a row of their own (model null).
     joined = out.inner_join(convs, [out.period == convs.c_period, out.model.identical_to(convs.c_model)])
     return joined.drop("c_period", "c_model")
 
@@ -292,15 +292,14 @@ def _by_agent(rows: list[dict], latency: list[dict], defs: list) -> tuple[dict, 
     for r in (r for r in rows if r["period"] == CUR):
         agent = r["agent_id"]
         p = prev.get(agent) or {}
-        row = {"agent_id": agent if agent is not None else "unknown",
-               **{m.name: r.get(m.name) for m in defs}}
+        row = {"agent_id": agent, **{m.name: r.get(m.name) for m in defs}}
         if lat:
             row["p95_latency_ms"] = lat.get((CUR, agent))
             row["previous_p95_latency_ms"] = lat.get((PREV, agent))
         row["previous_conversations"] = p.get("conversations", 0)
         row["previous_resolution_rate"] = p.get("resolution_rate")
         out.append(row)
-    out.sort(key=lambda r: (-(r["conversations"] or 0), str(r["agent_id"])))
+    out.sort(key=lambda r: (-(r["conversations"] or 0), *_name_order(r["agent_id"])))
     return tuple(out)
 
 
@@ -309,19 +308,20 @@ def _by_model(rows: list[dict]) -> tuple[dict, ...]:
     out = []
     for r in (r for r in rows if r["period"] == CUR):
         row = {k: v for k, v in r.items() if k != "period"}
-        row["model"] = r["model"] if r["model"] is not None else "unknown"
         row["previous_events"] = (prev.get(r["model"]) or {}).get("events", 0)
         row["previous_total_tokens"] = (prev.get(r["model"]) or {}).get("total_tokens")
         out.append(row)
-    out.sort(key=lambda r: (-(r["events"] or 0), str(r["model"])))
+    out.sort(key=lambda r: (-(r["events"] or 0), *_name_order(r["model"])))
     return tuple(out)
 
 
 def _errors_by_type(rows: list[dict]) -> tuple[dict, ...]:
-    def name(r: dict) -> str:
-        return r["error_type"] if r["error_type"] is not None else "unknown"
-
-    prev = {name(r): r["count"] for r in rows if r["period"] == PREV}
-    cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], name(r)))
-    return tuple({"error_type": name(r), "count": r["count"], "previous": prev.get(name(r), 0)}
+    prev = {r["error_type"]: r["count"] for r in rows if r["period"] == PREV}
+    cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], *_name_order(r["error_type"])))
+    return tuple({"error_type": r["error_type"], "count": r["count"], "previous": prev.get(r["error_type"], 0)}
                  for r in cur[:TOP_ERROR_TYPES])
+
+
+def _name_order(name: str | None) -> tuple[bool, str]:
+    """Ties in a breakdown by name, the events without one (a null key, kept as null) last."""
+    return name is None, name or ""

@@ -14,6 +14,8 @@ from ..changes import finite_number
 from .format import NA, Formatter
 
 ELLIPSIS = "…"
+#: The row of a breakdown for events without the key (agent_id, model, error_type null).
+UNNAMED = "(none)"
 
 
 def clip(value: Any, limit: int) -> str:
@@ -22,6 +24,11 @@ def clip(value: Any, limit: int) -> str:
         return NA
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + ELLIPSIS
+
+
+def name(value: Any, limit: int) -> str:
+    """A breakdown key as :func:`clip` shows it; the row of the events without one is "(none)"."""
+    return UNNAMED if value is None else clip(value, limit)
 
 
 def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> str:
@@ -43,7 +50,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows, more = _top(data.errors_by_type, "count", limits.error_types)
     out["errors_by_type"] = None if data.errors_by_type is None else {"more": more, "rows": [{
-        "type": clip(r.get("error_type"), limits.name_chars),
+        "type": name(r.get("error_type"), limits.name_chars),
         "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
         "change": fmt.change_between(r.get("count"), r.get("previous")),
         "tone": _change_tone(r.get("count"), r.get("previous"), False),
@@ -52,7 +59,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     rows, more = _top(data.by_model, "total_tokens", limits.models)
     total_tokens = sum(finite_number(r.get("total_tokens")) or 0 for r in data.by_model or ())
     out["by_model"] = None if data.by_model is None else {"more": more, "rows": [{
-        "model": clip(r.get("model"), limits.name_chars),
+        "model": name(r.get("model"), limits.name_chars),
         "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")),
         "share": fmt.percent((finite_number(r.get("total_tokens")) or 0) / total_tokens * 100) if total_tokens else NA,
@@ -62,7 +69,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
 
     rows, more = _top(data.by_agent, "conversations", limits.agents)
     out["by_agent"] = None if data.by_agent is None else {"more": more, "rows": [{
-        "agent": clip(r.get("agent_id"), limits.name_chars),
+        "agent": name(r.get("agent_id"), limits.name_chars),
         "conversations": fmt.count(r.get("conversations")),
         "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),
         "resolution": fmt.percent(r.get("resolution_rate")),
@@ -100,7 +107,7 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     return [{
         "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
         "conversation": clip(r.get("conversation_id"), 40),
-        "agent": clip(r.get("agent_id"), 40),
+        "agent": name(r.get("agent_id"), 40),
         "kind": clip(r.get("event_type"), 30),
         "type": clip(r.get("error_type"), 40) if r.get("error_type") is not None else "",
         "message": clip(r.get("error_message"), limits.message_chars) if r.get("error_message") else "",
