@@ -131,3 +131,40 @@ def test_clumped_events_need_more_silence_to_be_a_gap():
     hourly.update({cur0 + 50: 0, cur0 + 51: 0, cur0 + 52: 0})  # 60 events, ~9 conversations: an outage
     q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None, events_per_conversation=6.5)
     assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=50), 3)]
+
+
+def test_a_gap_across_a_dst_change_lasts_its_elapsed_hours():
+    """Berlin, 25 Oct 2026 (25 h): silence from 01:00+02:00 to 04:00+01:00 is 4 hours, not the 3 of the clock."""
+    day = parse_period("day", "2026-10-25", TZ)
+    hourly = {h: 20 for h in range(24 * 4 + 25)}
+    cur0 = 24 * 4
+    for h in (1, 2, 3, 4):
+        hourly[cur0 + h] = 0
+    q = assess({}, hourly, day, NOW, threshold=95, expected_per_day=None)
+    [gap] = q.gaps
+    assert (gap.start.isoformat(), gap.end.isoformat()) == ("2026-10-25T01:00:00+02:00", "2026-10-25T04:00:00+01:00")
+    assert gap.hours == 4 and gap.as_dict()["hours"] == 4
+    assert q.received_events == 21 * 20
+
+
+def test_a_day_that_is_not_a_whole_number_of_hours_receives_all_its_events(tmp_path):
+    """Lord Howe Island shifts its clocks by 30 minutes: 4 Oct 2026 lasts 23.5 h. Every event of the day is
+    received, also those of its last half hour, and none of the day before (computed here from the rows)."""
+    tz = "Australia/Lord_Howe"
+    day = parse_period("day", "2026-10-04", tz)
+    first = day.previous(4).start_utc
+    stamps = [first + timedelta(minutes=20 * i) for i in range(int((day.end_utc - first).total_seconds() // 1200))]
+    stamps.append(day.end_utc - timedelta(minutes=10))  # 23:50 local, inside the day's last half hour
+    db = tmp_path / "e.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE ev (conversation_id VARCHAR, event_ts TIMESTAMPTZ, event_type VARCHAR)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, 'message')", [(f"c{i}", ts) for i, ts in enumerate(stamps)])
+    src = open_source(SourceConfig(url=f"duckdb://{db}", table="ev"))
+    try:
+        data = compute_report(src, ReportConfig(id="r", period="day", timezone=tz), day, now=day.end_utc + timedelta(hours=9))
+    finally:
+        src.close()
+    in_day = sum(day.start_utc <= ts < day.end_utc for ts in stamps)
+    assert day.hours == 23.5 and in_day == 71
+    assert data.quality.received_events == in_day == data.metrics["conversations"].value
+    assert data.quality.gaps == ()

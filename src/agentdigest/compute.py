@@ -135,7 +135,7 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         failures = _rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
 
         q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
-        origin = period.previous(quality_mod.BASELINE_PERIODS).start_utc
+        origin = quality_mod.baseline_origin(period)
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
     trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))

@@ -7,6 +7,7 @@ on at most a few thousand hourly numbers.
 
 from __future__ import annotations
 
+import math
 import statistics
 from datetime import datetime, timedelta, timezone
 
@@ -86,6 +87,14 @@ def hourly_counts(events: ir.Table, origin: datetime, end: datetime, engine: str
     return t.group_by(hour=hour).agg(n=t.count())
 
 
+def baseline_origin(period: Period) -> datetime:
+    """Where the hourly volumes start: at or before the start of the 4 baseline periods, a whole number of
+    hours before ``period``'s start, so the period's hours are the query's hours even where a DST shift is
+    not a whole hour (then a baseline's "same hours" are read to the hour below)."""
+    span = (period.start_utc - period.previous(BASELINE_PERIODS).start_utc).total_seconds() / 3600
+    return period.start_utc - timedelta(hours=math.ceil(span))
+
+
 def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period, now: datetime,
            *, threshold: float, expected_per_day: float | None, events_per_conversation: float = 1.0) -> Quality:
     """Completeness, gaps and the warning flag from the two queries' results.
@@ -93,9 +102,12 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
     ``events_per_conversation`` scales the gap rule: events arrive in clumps (a conversation's),
     so silence is judged by the conversations that were expected, not by the events.
     """
-    origin = period.previous(BASELINE_PERIODS).start_utc
+    origin = baseline_origin(period)
     elapsed_end = min(period.end_utc, max(now.astimezone(timezone.utc), period.start_utc))
-    n_hours = int((elapsed_end - period.start_utc).total_seconds() // 3600)
+    elapsed = (elapsed_end - period.start_utc).total_seconds() / 3600
+    # A running period compares its whole elapsed hours; a complete one all of its hours, the last one
+    # partial when the period is not a whole number of hours (Lord Howe's half-hour DST shift).
+    n_hours = math.ceil(elapsed) if elapsed_end == period.end_utc else int(elapsed)
 
     def hour_index(p: Period) -> int:
         return int((p.start_utc - origin).total_seconds() // 3600)
@@ -135,7 +147,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
             run_expected += per_hour_expected[h]
             continue
         if run_start is not None and run_expected >= min_expected:
-            gaps.append(Gap(_at(period, run_start), _at(period, h)))
+            gaps.append(Gap(_at(period, run_start), min(_at(period, h), elapsed_end.astimezone(period.tz))))
         run_start = None
 
     keyed, distinct = counts.get("keyed_events"), counts.get("distinct_event_ids")
