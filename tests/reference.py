@@ -261,7 +261,7 @@ class Reference:
         cur, prev = group(self.conversations(0)), group(self.conversations(1))
         for model, row in cur.items():
             row["previous_events"] = prev.get(model, {}).get("events", 0)
-            row["previous_total_tokens"] = prev.get(model, {}).get("total_tokens")
+            row["previous_total_tokens"] = prev.get(model, {}).get("total_tokens", 0)  # unused then: 0 tokens
         return cur
 
     def errors_by_type(self, top: int = 10) -> list[dict[str, Any]]:

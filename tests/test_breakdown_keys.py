@@ -46,3 +46,38 @@ def test_a_null_key_is_its_own_row_and_sorts_last(tmp_path):
 
     text = render_artifacts(data, now=NOW, formats={"txt"})["report.txt"].decode()
     assert "(none)" in text and "unknown" in text
+
+
+def test_approximate_quantiles_only_where_every_group_is_large(tmp_path):
+    """An engine with approximate quantiles (Spark; here DuckDB told to use its own approx_quantile) keeps
+    them for groups of >= 100,000 values only: a small agent's or model's p95 inside a busy week is exact
+    (an approximate percentile is a data point: for latencies 100 and 1000 it gives 1000, not 955)."""
+    from dataclasses import replace
+
+    path = tmp_path / "events.duckdb"
+    start = WEEK.start_utc
+    with duckdb.connect(str(path)) as con:
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'b' || i AS event_id, 'cb' || (i // 4) AS conversation_id,
+                   TIMESTAMPTZ '2026-05-11 00:00:00+00' + to_microseconds(i * 5000000) AS event_ts,
+                   'message' AS event_type, 'big' AS agent_id, (i % 5000)::DOUBLE AS latency_ms, 'big-model' AS model
+            FROM range(120000) t(i)""")
+        con.execute("INSERT INTO agent_events VALUES ('s1', 'cs', ?, 'message', 'small', 100, 'small-model'), "
+                    "('s2', 'cs', ?, 'message', 'small', 1000, 'small-model')",
+                    [start + timedelta(days=2), start + timedelta(days=2, minutes=1)])
+    exact = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    report = ReportConfig(id="r", period="week", timezone="UTC", audience="engineering")
+    try:
+        precise = compute_report(exact, report, WEEK, now=NOW)
+        approx = compute_report(replace(exact, approximate_quantiles=True), report, WEEK, now=NOW)
+    finally:
+        exact.close()
+    small = 100 + 0.95 * (1000 - 100)
+    assert {r["agent_id"]: r["p95_latency_ms"] for r in approx.by_agent}["small"] == small
+    assert {r["model"]: r["p95_latency_ms"] for r in approx.by_model}["small-model"] == small
+    # The week itself has 120,002 values: approximate, within 1%, and the report says so.
+    week_p95 = approx.metrics["p95_latency_ms"].value
+    assert week_p95 != precise.metrics["p95_latency_ms"].value
+    assert abs(week_p95 / precise.metrics["p95_latency_ms"].value - 1) < 0.01
+    assert any("approximate" in n for n in approx.notes) and not any("approximate" in n for n in precise.notes)
+    assert all("_latency_values" not in r for r in approx.by_model + approx.by_agent)

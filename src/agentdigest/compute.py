@@ -31,8 +31,9 @@ from .sources import Source, query_error
 TREND_PERIODS = 8
 CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
 TOP_ERROR_TYPES = 10
-#: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per period.
+#: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
 APPROX_QUANTILE_MIN_VALUES = 100_000
+LATENCY_VALUES = "_latency_values"
 
 
 def _rows(expr: ir.Table) -> list[dict[str, Any]]:
@@ -106,7 +107,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
-            # An approximate percentile is a data point, not an interpolation: within 1% only on many values.
+            # Approximate only where some group can have enough values (see _quantile_rows): the largest
+            # group of a query is at most its period.
             approx = max((r.get("latency_values") or 0 for k, r in period_rows.items() if k in (CUR, PREV)),
                          default=0) >= APPROX_QUANTILE_MIN_VALUES
         cur = conv.filter(conv.period == CUR)
@@ -118,16 +120,19 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
             agents = _cache(stack, cohort_mod.conversation_agents(ev))
             recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
             agent_rows = _rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
-        event_rows = {r["period"]: unpack(r, event_defs)
-                      for r in _rows(ev.group_by("period").agg(**aggregations(ev, event_defs, approx)))} if event_defs else {}
+        used_approx: list[bool] = []
+        has_latency = "latency" in ev.columns
+        event_rows = {r["period"]: unpack(r, event_defs) for r in _quantile_rows(
+            lambda a: ev.group_by("period").agg(**aggregations(ev, event_defs, a), **_values(ev)),
+            approx and has_latency, used_approx)} if event_defs else {}
         agent_latency: list[dict[str, Any]] = []
-        if has_agent and "latency" in ev.columns:
+        if has_agent and has_latency:
             by_agent = ev.inner_join(agents, "conversation_id")
-            agent_latency = _rows(by_agent.group_by(["period", "agent_id"]).agg(
-                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, approx)))
+            agent_latency = _quantile_rows(lambda a: by_agent.group_by(["period", "agent_id"]).agg(
+                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, a), **_values(by_agent)), approx, used_approx)
         model_rows: list[dict[str, Any]] = []
         if has_model:
-            model_rows = _rows(_model_query(ev, approx))
+            model_rows = _quantile_rows(lambda a: _model_query(ev, a), approx and has_latency, used_approx)
         error_rows: list[dict[str, Any]] = []
         if has_error_type:
             errs = ev.filter(ev.event_type == "error")
@@ -157,7 +162,7 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
             notes.append(f"{what} left out: the source has no {col} column")
     if "event_id" not in present:
         notes.append("duplicates cannot be detected: the source has no event_id column")
-    if approx and event_defs:
+    if any(used_approx):
         notes.append("latency quantiles are approximate on this engine (within 1%)")
 
     return ReportData(
@@ -240,6 +245,24 @@ def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, An
     return {"date": day.isoformat(), **{m.name: values.get(m.name) for m in defs}}
 
 
+def _values(t: ir.Table) -> dict[str, ir.Value]:
+    """The count of latency values of each group, for :func:`_quantile_rows` (not reported)."""
+    return {LATENCY_VALUES: t.latency.count()} if "latency" in t.columns else {}
+
+
+def _quantile_rows(query: Callable[[bool], ir.Table], approx: bool, used: list[bool]) -> list[dict[str, Any]]:
+    """The rows of a per-group query with latency quantiles: approximate only when every group with
+    latency values has at least APPROX_QUANTILE_MIN_VALUES of them. An approximate percentile is a data
+    point, not an interpolation, so it is within 1% only on many values; when a group is smaller (an
+    agent with a few conversations in a busy week), the query runs again exactly. ``used`` records
+    whether approximate quantiles reached the report."""
+    rows = _rows(query(approx))
+    if approx and any(0 < (r.get(LATENCY_VALUES) or 0) < APPROX_QUANTILE_MIN_VALUES for r in rows):
+        rows, approx = _rows(query(False)), False
+    used.append(approx)
+    return [{k: v for k, v in r.items() if k != LATENCY_VALUES} for r in rows]
+
+
 def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     """Per (period, model): events, conversations, errors, tokens, cost, mean and p95 latency.
 
@@ -256,6 +279,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     if "latency" in ev.columns:
         aggs["avg_latency_ms"] = ev.latency.mean()
         aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
+        aggs.update(_values(ev))
     out = ev.group_by(keys).agg(**aggs)
     convs = ev.select(*keys, "conversation_id").distinct()
     convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
@@ -308,8 +332,10 @@ def _by_model(rows: list[dict]) -> tuple[dict, ...]:
     out = []
     for r in (r for r in rows if r["period"] == CUR):
         row = {k: v for k, v in r.items() if k != "period"}
-        row["previous_events"] = (prev.get(r["model"]) or {}).get("events", 0)
-        row["previous_total_tokens"] = (prev.get(r["model"]) or {}).get("total_tokens")
+        before = prev.get(r["model"])
+        row["previous_events"] = before["events"] if before else 0
+        if "total_tokens" in r:  # a model the previous period did not use had 0 tokens, as it had 0 events
+            row["previous_total_tokens"] = before["total_tokens"] if before else 0
         out.append(row)
     out.sort(key=lambda r: (-(r["events"] or 0), *_name_order(r["model"])))
     return tuple(out)
