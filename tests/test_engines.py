@@ -166,6 +166,24 @@ def test_duckdb_thread_tuning_is_undone_and_never_overrides_a_pinned_setting(tmp
     assert seen == ([3] if pinned is None else [pinned])
 
 
+@pytest.mark.parametrize(("configured", "expected"), [(None, 2_000_000_000), ("0B", 0), ("512MB", 512_000_000)])
+def test_duckdb_keeps_its_buffer_memory_unless_configured_otherwise(tmp_path, configured, expected):
+    """block_allocator_memory defaults to 2GB (sources.DUCKDB_DEFAULTS); [source.settings] overrides it."""
+    from backend_loaders import load_duckdb
+
+    settings = load_duckdb(trap_rows("berlin-fall-week"), tmp_path)
+    if configured is not None:
+        settings["settings"] = {"block_allocator_memory": configured}
+    source = open_source(SourceConfig(**settings))
+    try:
+        shown = source.backend.raw_sql("SELECT current_setting('block_allocator_memory')").fetchone()[0]
+    finally:
+        source.close()
+    number, unit = shown.split() if " " in shown else (shown, "bytes")
+    scale = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+    assert float(number) * scale == pytest.approx(expected, rel=0.05)  # shown rounded: "1.8 GiB"
+
+
 @pytest.mark.parametrize("overlong", [False, True])
 def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, overlong):
     """README "Queries": a fixed 15 per report, one more when a conversation outlasts its window;
