@@ -123,13 +123,13 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
         used_approx: list[bool] = []
         has_latency = "latency" in ev.columns
         event_rows = {r["period"]: unpack(r, event_defs) for r in _quantile_rows(
-            lambda a: ev.group_by("period").agg(**aggregations(ev, event_defs, a), **_values(ev)),
+            lambda a: ev.group_by("period").agg(**aggregations(ev, event_defs, a), **_values(ev, a)),
             approx and has_latency, used_approx)} if event_defs else {}
         agent_latency: list[dict[str, Any]] = []
         if has_agent and has_latency:
             by_agent = ev.inner_join(agents, "conversation_id")
             agent_latency = _quantile_rows(lambda a: by_agent.group_by(["period", "agent_id"]).agg(
-                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, a), **_values(by_agent)), approx, used_approx)
+                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, a), **_values(by_agent, a)), approx, used_approx)
         model_rows: list[dict[str, Any]] = []
         if has_model:
             model_rows = _quantile_rows(lambda a: _model_query(ev, a), approx and has_latency, used_approx)
@@ -245,9 +245,10 @@ def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, An
     return {"date": day.isoformat(), **{m.name: values.get(m.name) for m in defs}}
 
 
-def _values(t: ir.Table) -> dict[str, ir.Value]:
-    """The count of latency values of each group, for :func:`_quantile_rows` (not reported)."""
-    return {LATENCY_VALUES: t.latency.count()} if "latency" in t.columns else {}
+def _values(t: ir.Table, approx: bool) -> dict[str, ir.Value]:
+    """With approximate quantiles, the count of latency values of each group, for :func:`_quantile_rows`
+    (not reported)."""
+    return {LATENCY_VALUES: t.latency.count()} if approx and "latency" in t.columns else {}
 
 
 def _quantile_rows(query: Callable[[bool], ir.Table], approx: bool, used: list[bool]) -> list[dict[str, Any]]:
@@ -279,7 +280,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     if "latency" in ev.columns:
         aggs["avg_latency_ms"] = ev.latency.mean()
         aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
-        aggs.update(_values(ev))
+        aggs.update(_values(ev, approx))
     out = ev.group_by(keys).agg(**aggs)
     convs = ev.select(*keys, "conversation_id").distinct()
     convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
