@@ -6,7 +6,8 @@ window (3; if there are any, one more query recomputes them); then period totals
 series (5); the events of the current and previous periods' conversations (6) and each conversation's
 agent (7) are materialized once, then per-agent outcomes (8), latency quantiles (9), per-agent
 latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14) and
-hourly volumes (15). A fixed 15 (16 with an overlong conversation), whatever the number of metrics or events.
+hourly volumes (15). A fixed 15 (16 with an overlong conversation; on an engine with approximate quantiles,
+one more per quantile query that has a small group), whatever the number of metrics or events.
 """
 
 from __future__ import annotations
