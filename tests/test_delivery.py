@@ -107,6 +107,23 @@ def test_resend_sends_exactly_once_more(world, capsys):
     assert (len(world.smtp.messages), world.posts(HOOK)) == (2, 3)
 
 
+@pytest.mark.parametrize("period", ["../other-report/2026-W47", "2026-W47/../../x", "2026-11-23", "W47"])
+def test_resend_takes_a_period_key_never_a_path(world, period):
+    """resend's PERIOD is a key of the report's period kind: a path into another report's archive (which
+    was sent to its own audience only) or a key of another kind is refused before anything is read."""
+    config = world.build(["mail", "slack", "box"])
+    write_artifacts(config.archive.path, "other-report", "2026-W47", make_artifacts("other-report", "2026-W47"))
+    with pytest.raises(InputError, match="PERIOD: .* is not a week key"):
+        resend(config, R, period)
+    assert (len(world.smtp.messages), world.posts(HOOK), outbox_emls(world)) == (0, 0, 0)
+
+
+def test_the_archive_refuses_names_that_leave_its_folder(tmp_path):
+    for report_id, period in (("r", ".."), ("r", "a/b"), ("..", "2026-W47"), ("r", "a\\b"), ("r", " 2026-W47")):
+        with pytest.raises(InputError, match="is not a plain name"):
+            write_artifacts(tmp_path, report_id, period, {"report.json": b"{}"})
+
+
 def test_a_dead_channel_fails_alone_and_history_shows_it(world, capsys):
     config = world.build(["mail", "dead", "slack"])
     results = deliver(config)

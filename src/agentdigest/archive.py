@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import InputError
+
 ARTIFACTS = {
     "json": "report.json",
     "html": "report.html",
@@ -21,6 +23,11 @@ ARTIFACTS = {
 
 
 def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
+    """``<archive>/<report_id>/<period_key>``; a name that would leave that folder is refused (a period
+    argument such as ``../other-report/2026-W47`` must never reach another report's archive)."""
+    for what, name in (("report id", report_id), ("period", period_key)):
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0") or name != name.strip():
+            raise InputError(f"{what} {name!r} is not a plain name (no path separators)")
     return Path(archive) / report_id / period_key
 
 

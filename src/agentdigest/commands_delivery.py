@@ -16,7 +16,8 @@ from .channels import CheckResult, make_channel
 from .config import Config
 from .masking import mask_url
 from .delivery import DeliveryResult, deliver_report
-from .errors import AgentDigestError
+from .errors import AgentDigestError, InputError
+from .periods import parse_period
 from .ledger import Ledger
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
@@ -69,6 +70,10 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
     """``agentdigest resend REPORT PERIOD [--channel NAME]``: deliver again from the archive, no recompute."""
     console = _console(console)
     report = config.report(report_id)
+    try:  # a key of the report's own period kind, never a path
+        period = parse_period(report.period, period, report.timezone).key
+    except InputError as exc:
+        raise InputError(f"PERIOD: {str(exc).removeprefix('--period ')}") from None
     ledger = Ledger(config.ledger.url)
     try:
         run_id = ledger.start_run(report.id, period, "resend")
