@@ -124,6 +124,24 @@ def test_the_archive_refuses_names_that_leave_its_folder(tmp_path):
             write_artifacts(tmp_path, report_id, period, {"report.json": b"{}"})
 
 
+def test_a_secret_echoed_in_a_servers_error_reply_is_masked_whichever_channel_owns_it(world, httpserver, capsys):
+    """A webhook whose server answers 500 and echoes its URL's query token and another channel's token:
+    neither reaches the result, the ledger (last error, history) or the output."""
+    echo = "/echo/in"
+    httpserver.expect_request(echo).respond_with_data(
+        "bad token PLANTEDquerySECRET42; known hooks: /ingest/PLANTEDwebhookPATH", status=500)
+    config = world.build(["echo", "hook"], echo=dict(type="webhook", url=httpserver.url_for(echo) + "?token=PLANTEDquerySECRET42",
+                                                     **FAST))
+    results = deliver(config)
+    assert states(results)[("echo", "")] == "failed" and states(results)[("hook", "")] == "sent"
+    ledger = Ledger(config.ledger.url)
+    stored = repr(ledger.deliveries(R, P)) + repr(ledger.history())
+    assert show_history(config, limit=20) == 0
+    shown = capsys.readouterr().out + repr(results) + stored
+    assert "500" in shown and "***" in shown
+    assert "PLANTEDquerySECRET42" not in shown and "PLANTEDwebhookPATH" not in shown
+
+
 def test_a_dead_channel_fails_alone_and_history_shows_it(world, capsys):
     config = world.build(["mail", "dead", "slack"])
     results = deliver(config)

@@ -90,15 +90,21 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
         names = [only_channel]
     owner = owner or default_owner()
     results: list[DeliveryResult] = []
+    # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
+    secrets = all_secrets(config)
     for name in names:
         results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
-                                    ledger=ledger, owner=owner, force=force, log=log)
+                                    ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
     return results
 
 
+def all_secrets(config: Config) -> list[str]:
+    """The secret values of every configured channel (what :func:`mask_text` hides)."""
+    return [s for settings in config.channels.values() for s in secret_values(settings)]
+
+
 def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
-                     ledger: Ledger, owner: str, force: bool, log: Any) -> list[DeliveryResult]:
-    secrets = secret_values(settings)
+                     ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str]) -> list[DeliveryResult]:
     channel = make_channel(name, settings)
     targets = channel.targets(artifacts)
     claims, skipped = {}, {}
@@ -157,15 +163,16 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     name, settings = _test_channel(config, report_cfg, test_to)
     channel = make_channel(name, settings)
     targets = tuple(channel.targets(artifacts))
-    receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True),
-                       secret_values(settings))
+    secrets = all_secrets(config)
+    receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True), secrets)
     results = []
     for r in receipt.results:
         state = "sent" if r.state == "sent" else "failed"
-        ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=r.error)
-        results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=r.error,
+        error = None if r.error is None else mask_text(r.error, secrets)
+        ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=error)
+        results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=error,
                                       provider_id=r.provider_id, attempts=receipt.attempts))
-        log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, r.error or "sent")
+        log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, error or "sent")
     return results
 
 

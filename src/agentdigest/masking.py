@@ -63,4 +63,8 @@ def secret_values(settings: BaseModel) -> list[str]:
             m = re.match(r"^https?://[^/\s]+/[^/]*/(.+)$", raw, re.I)
             if m:
                 found += [part for part in re.split(r"[/?#&=]", m.group(1)) if len(part) >= 8]
+            # So are query values (?token=...), which a server may echo back in its error reply.
+            m = re.match(r"^https?://[^?#\s]*\?([^#\s]+)", raw, re.I)
+            if m:
+                found += [v for part in m.group(1).split("&") for v in [part.partition("=")[2]] if len(v) >= 8]
     return found
