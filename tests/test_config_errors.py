@@ -88,6 +88,24 @@ def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
     assert not (workdir / "reports").exists()  # nothing ran
 
 
+@pytest.mark.parametrize(("smtp_url", "words"), [
+    ("smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25", ["URL-encode", "%40"]),
+    ("smtp://reporter:Zq/Secret-PwD99@127.0.0.1:25", ["port", "URL-encoded"]),
+    ("smtp://127.0.0.1:99999", ["port"]),
+    ("smtp://127.0.0.1:abc", ["port"]),
+])
+def test_a_bad_smtp_url_is_a_config_error_that_never_shows_the_password(workdir, smtp_url, words):
+    """Found black-box: a bad port crashed the whole run (no channel delivered), and a password with an
+    unencoded "@" was printed half-masked. Now: exit 2, one line naming the key, the password nowhere."""
+    result = _run(workdir, GOOD, env={"SMTP_URL": smtp_url})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "agentdigest.toml" in line and "channels.mail.smtp_url" in line
+    for word in words:
+        assert word in line, line
+    assert "Secret" not in result.stderr + result.stdout and "PwD99" not in result.stderr + result.stdout
+
+
 def test_missing_env_var_names_variable_and_key(workdir):
     env = {k: v for k, v in os.environ.items() if k != "SMTP_URL"}
     cfg = workdir / "agentdigest.toml"
@@ -121,6 +139,8 @@ def test_secret_values_are_held_as_secrets_and_masked(workdir, monkeypatch):
     assert isinstance(mail.smtp_url, SecretStr)
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(mail)
     assert mask_url(mail.smtp_url.get_secret_value()) == "smtp+starttls://reports:***@mail.example.com:587"
+    # A password that should have been URL-encoded is masked whole, up to the host.
+    assert mask_url("smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25") == "smtp://reporter:***@127.0.0.1:25"
 
 
 def test_relative_paths_follow_the_config_file(workdir):

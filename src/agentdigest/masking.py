@@ -26,7 +26,8 @@ def mask_url(url: str) -> str:
     ``smtp://reports:pw@host`` -> ``smtp://reports:***@host``;
     ``https://hooks.slack.com/services/T0/B0/XX`` -> ``https://hooks.slack.com/services/T…/***``.
     """
-    url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^@/\s]*@", r"\1:***@", url, flags=re.I)
+    # Up to the last "@" of the authority: a password that should have been URL-encoded may hold "@".
+    url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^/\s]*@", r"\1:***@", url, flags=re.I)
     m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
     if not m or not (m.group(2) or "").strip("/"):
         return m.group(1) if m else url
@@ -56,7 +57,7 @@ def secret_values(settings: BaseModel) -> list[str]:
             raw = value.get_secret_value()
             found.append(raw)
             # The password of a URL, and the token path of a webhook, are secrets on their own.
-            m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^@/\s]+)@", raw, re.I)
+            m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/\s]+)@", raw, re.I)
             if m:
                 found += [m.group(1), unquote(m.group(1))]
             # Path segments after the first are where webhook tokens live (mask_url hides them too).

@@ -6,6 +6,7 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -132,6 +133,17 @@ class EmailChannel(_ChannelBase):
         raw = value.get_secret_value()
         if not re.match(r"^(smtp|smtp\+starttls|smtps)://[^/\s]+", raw):
             raise ValueError("expected smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]")
+        # Checked here, not when sending: a bad URL must stop the run as a config error (exit 2) before any
+        # channel is tried. The messages never repeat the URL, which holds the password.
+        parts = urlsplit(raw)
+        if "@" in parts.netloc.rpartition("@")[0]:
+            raise ValueError("the user or password holds '@': URL-encode it (%40)")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("the port is not a number 1-65535 (a password holding / ? # must be URL-encoded)") from None
+        if not parts.hostname:
+            raise ValueError("no host (expected smtp://[user:password@]host[:port])")
         return value
 
 
