@@ -7,6 +7,7 @@ up in any file written or in the output.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -161,3 +162,68 @@ channels = ["box"]
     forced = agentdigest("run", "--force")
     assert forced.returncode == 0, forced.stderr
     assert eml.read_bytes() != first + b"\n" and len(sent()) == 2
+
+
+def test_a_retry_of_a_partly_sent_period_delivers_the_archive_not_a_recomputation(tmp_path, events, httpserver):
+    """The webhook fails while the outbox gets the report; events for that week arrive late; the next
+    `run` gives the webhook the archived report (the figures the outbox got) and leaves the archive as
+    sent. Found black-box: the retry recomputed, so two channels carried different figures."""
+    import duckdb
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    hook = "/in/hook"
+    (home / "agentdigest.toml").write_text(f"""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[ledger]
+url = "sqlite:///state/ledger.db"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[channels.hook]
+type = "webhook"
+url = "{httpserver.url_for(hook)}"
+retry_budget = 0.2
+retry_initial = 0.05
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["box", "hook"]
+""")
+
+    def agentdigest(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+
+    httpserver.expect_request(hook).respond_with_data("down", status=500)
+    first = agentdigest("run")
+    assert first.returncode == 1, first.stderr
+    (folder,) = (home / "reports" / "weekly-exec").iterdir()
+    as_sent = {p.name: p.read_bytes() for p in folder.iterdir()}
+    sent_json = json.loads(as_sent["report.json"])
+
+    with duckdb.connect(str(home / "events.duckdb")) as con:  # late events for the same week
+        start = sent_json["period"]["start"]
+        con.execute("INSERT INTO agent_events (event_id, conversation_id, event_ts, event_type) "
+                    "SELECT 'late' || i, 'late' || i, ?::TIMESTAMPTZ + INTERVAL 1 DAY, 'message' FROM range(50) t(i)",
+                    [start])
+    httpserver.clear()
+    httpserver.expect_request(hook).respond_with_data("", status=204)
+    retry = agentdigest("run")
+    assert retry.returncode == 0, retry.stderr
+    assert "already sent to some channels" in retry.stdout and "hook: sent" in retry.stdout
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == as_sent
+    (request, _), = [(r, s) for r, s in httpserver.log if r.path == hook]
+    delivered = json.loads(request.get_data())
+    got = delivered.get("report", delivered)
+    assert got["metrics"]["conversations"]["value"] == sent_json["metrics"]["conversations"]["value"]
+    assert len(sorted((home / "outbox").rglob("*.eml"))) == 1
+
+    forced = agentdigest("run", "--force")  # recomputing stays possible, on purpose
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((folder / "report.json").read_bytes())["metrics"]["conversations"]["value"] == \
+        sent_json["metrics"]["conversations"]["value"] + 50

@@ -95,9 +95,11 @@ HEADLINE = ("conversations", "resolution_rate", "containment_rate", "error_rate"
 
 def print_outcome(outcome: Any) -> None:
     data = outcome.data
-    if getattr(outcome, "skipped", None):
-        out.print(f"{outcome.report_id} {outcome.period_key}: {outcome.skipped}", markup=False, soft_wrap=True)
+    note = getattr(outcome, "skipped", None) or getattr(outcome, "resumed", None)
+    if note:
+        out.print(f"{outcome.report_id} {outcome.period_key}: {note}", markup=False, soft_wrap=True)
     if data is None:
+        _print_deliveries(outcome)
         return
     table = Table(title=f"{data.title} · {data.period.key} ({data.timezone})", title_justify="left")
     table.add_column("metric")
@@ -118,6 +120,10 @@ def print_outcome(outcome: Any) -> None:
         out.print(line)
     if outcome.archive_dir:
         out.print(f"archived: {outcome.archive_dir} ({', '.join(outcome.files)})", markup=False, soft_wrap=True)
+    _print_deliveries(outcome)
+
+
+def _print_deliveries(outcome: Any) -> None:
     for d in outcome.deliveries:
         state = d.state if not d.error else f"{d.state}: {d.error}"
         out.print(f"  {d.channel}{' ' + d.recipient if getattr(d, 'recipient', '') else ''}: {state}", markup=False)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import ARTIFACTS, write_artifacts
+from .archive import ARTIFACTS, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig
 from .errors import InputError, first_line
@@ -40,6 +40,8 @@ class RunOutcome:
     error: str | None = None
     #: why nothing was computed (the period was already sent to every channel)
     skipped: str | None = None
+    #: why nothing was computed but the archive was delivered (the period was sent to some channels)
+    resumed: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -150,6 +152,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
                                f"`--force` recomputes and sends again)")
             log.info("skipped %s %s: already sent", report.id, period.key)
             return outcome
+        if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
+            return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger)
         run_id = ledger.start_run(report.id, period.key, trigger)
     try:
         outcome.data = compute(source, config, report, period, now)
@@ -167,6 +171,31 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
                                             force=force, test_to=test_to, owner=owner_id(), log=log)
         ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                           "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
+    return outcome
+
+
+def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
+    """Some channel already got this period, and the archive holds what it got."""
+    sent = any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
+    return sent and (report_dir(archive, report_id, period_key) / "report.json").is_file()
+
+
+def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
+                      archive: Path, trigger: str, ledger: Any) -> RunOutcome:
+    """A period some channels already have: the others get the archived artifacts, the same figures,
+    never a recomputation (which would also overwrite the archive's as-sent copy)."""
+    from .delivery import deliver_report
+
+    run_id = ledger.start_run(report.id, period.key, trigger)
+    outcome.resumed = (f"already sent to some channels; the others get the archived report they got "
+                       f"(`--force` recomputes and sends to every channel)")
+    outcome.archive_dir = report_dir(archive, report.id, period.key)
+    outcome.files = sorted(p.name for p in outcome.archive_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
+    outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive, owner=owner_id(),
+                                        log=log)
+    ledger.finish_run(run_id, "failed" if outcome.failed else "done",
+                      "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
     return outcome
 
 
