@@ -70,7 +70,17 @@ def to_toml(data: dict[str, Any]) -> str:
 
 def write_config(folder: Path, *, events: Path, reports: list[dict[str, Any]], channels: dict[str, dict[str, Any]],
                  ledger_url: str | None = None, alarms: dict[str, Any] | None = None) -> Path:
-    """An ``agentdigest.toml`` in ``folder`` (archive ``reports/``, ledger ``ledger.db`` unless given)."""
+    """An ``agentdigest.toml`` in ``folder`` (archive ``reports/``, ledger ``ledger.db`` unless given).
+
+    Secrets come only from the environment: each channel's secret settings go into this process's
+    environment (inherited by the CLI processes :func:`env` starts) and the file says ``${VAR}``."""
+    channels = {name: dict(settings) for name, settings in channels.items()}
+    for name, settings in channels.items():
+        for key in ("smtp_url", "webhook_url", "bot_token", "secret"):
+            if key in settings:
+                var = f"AGENTDIGEST_TEST_{name.upper()}_{key.upper()}"
+                os.environ[var] = settings[key]
+                settings[key] = "${" + var + "}"
     data: dict[str, Any] = {
         "source": {"url": f"duckdb://{events}", "table": "agent_events"},
         "archive": {"path": str(folder / "reports")},

@@ -69,6 +69,11 @@ BAD = [
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
     ("bad duckdb setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = "lots"'), 2, ["source.settings.threads", "lots"]),
+    ("literal smtp password", lambda s: s.replace('"${SMTP_URL}"', '"smtp://u:hunter2@127.0.0.1:25"'), 2, ["channels.mail.smtp_url", "environment", "${VAR}"]),
+    ("literal bot token", lambda s: s + '[channels.chat]\ntype = "slack"\nbot_token = "xoxb-1-2-PLANTED"\nchannel = "#r"\n', 2, ["channels.chat.bot_token", "environment"]),
+    ("literal slack webhook", lambda s: s + '[channels.chat]\ntype = "slack"\nwebhook_url = "https://hooks.slack.com/services/T0/B0/PLANTEDx"\n', 2, ["channels.chat.webhook_url", "environment"]),
+    ("literal webhook secret", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in"\nsecret = "PLANTED-hmac"\n', 2, ["channels.wh.secret", "environment"]),
+    ("token in a webhook query", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in?token=PLANTEDtoken"\n', 2, ["channels.wh.url", "environment"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
 ]
@@ -104,6 +109,14 @@ def test_a_bad_smtp_url_is_a_config_error_that_never_shows_the_password(workdir,
     for word in words:
         assert word in line, line
     assert "Secret" not in result.stderr + result.stdout and "PwD99" not in result.stderr + result.stdout
+
+
+def test_urls_without_credentials_may_be_written_into_the_file(workdir):
+    """Only secrets must come from the environment: a relay without login and a plain webhook URL are fine."""
+    text = GOOD.replace('"${SMTP_URL}"', '"smtp://127.0.0.1:25"') + \
+        '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/agentdigest/ingest?format=json"\n'
+    result = _run(workdir, text)
+    assert result.returncode == 0, result.stderr
 
 
 def test_missing_env_var_names_variable_and_key(workdir):

@@ -110,6 +110,34 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
+    """Secrets come only from the environment: a secret written into the file itself (a token, a
+    password inside a URL, a token in a URL's query, a Slack webhook URL) is a config error naming the
+    key. Values with ``${VAR}`` pass, and so do URLs that carry no credential (``smtp://relay:25``)."""
+    models = {"email": EmailChannel, "slack": SlackChannel, "webhook": WebhookChannel, **PLUGIN_CHANNEL_SETTINGS}
+    for name, channel in (data.get("channels") or {}).items():
+        model = models.get(channel.get("type")) if isinstance(channel, dict) else None
+        if model is None:
+            continue
+        for field, info in model.model_fields.items():
+            key = info.alias or field
+            raw = channel.get(key)
+            if not isinstance(raw, str) or "${" in raw or SecretStr not in (getattr(info.annotation, "__args__", None) or (info.annotation,)):
+                continue
+            if _holds_secret(raw):
+                raise ConfigError("a secret written into the file; put it in an environment variable and write "
+                                  "\"${VAR}\" here (secrets come only from the environment)", file=file, key=f"channels.{name}.{key}")
+
+
+def _holds_secret(value: str) -> bool:
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
+        return bool(value.strip())  # a token, a signing secret
+    if re.match(r"^[a-z0-9+.-]+://[^/@\s]*:[^/\s]*@", value, re.I) or re.match(r"^https?://hooks\.slack\.com/", value, re.I):
+        return True
+    query = value.partition("?")[2].partition("#")[0]
+    return any(len(part.partition("=")[2]) >= 8 for part in query.split("&"))
+
+
 def load_plugins(file: str = DEFAULT_CONFIG) -> None:
     """Read the settings model of each channel class installed packages declare under the
     ``agentdigest.channels`` entry-point group, so their ``[channels.<name>]`` tables validate (the
@@ -167,4 +195,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("is not UTF-8 text", file=str(file)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(file)) from None
+    load_plugins(str(file))
+    refuse_literal_secrets(data, str(file))
     return parse_config(data, str(file), base=file.resolve().parent)
