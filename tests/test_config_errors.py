@@ -74,6 +74,8 @@ BAD = [
     ("literal slack webhook", lambda s: s + '[channels.chat]\ntype = "slack"\nwebhook_url = "https://hooks.slack.com/services/T0/B0/PLANTEDx"\n', 2, ["channels.chat.webhook_url", "environment"]),
     ("literal webhook secret", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in"\nsecret = "PLANTED-hmac"\n', 2, ["channels.wh.secret", "environment"]),
     ("token in a webhook query", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in?token=PLANTEDtoken"\n', 2, ["channels.wh.url", "environment"]),
+    ("unknown subject field", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{nope} {title}"'), 2, ["reports[0].subject", "{nope}", "period_label"]),
+    ("broken subject template", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{title"'), 2, ["reports[0].subject", "template"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
 ]

@@ -6,6 +6,7 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 from __future__ import annotations
 
 import re
+import string
 from urllib.parse import urlsplit
 import zoneinfo
 from pathlib import Path
@@ -184,6 +185,8 @@ class WebhookChannel(_ChannelBase):
 
 
 CHANNEL_TYPES = ("outbox", "email", "slack", "webhook")
+#: The fields a report's ``subject`` template may name.
+SUBJECT_FIELDS = ("title", "period_label", "period_key", "report_id", "audience", "start", "end")
 #: Settings models of the channel types plug-ins add: ``agentdigest.channels.register`` fills it from
 #: a channel class's ``settings_model`` (plug-in packages are found by their ``agentdigest.channels``
 #: entry point when a config is loaded).
@@ -269,6 +272,19 @@ class ReportConfig(_Model):
     failure_examples: int = Field(5, ge=0, le=50)
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: _no_line_breaks(v)))
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_fields(cls, value: str) -> str:
+        """Checked here so a bad template stops ``check`` and ``run`` as a config error, not mid-render."""
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
+        for name in names:
+            if name not in SUBJECT_FIELDS:
+                raise ValueError(f"unknown field {{{name}}} (expected one of {', '.join(SUBJECT_FIELDS)})")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -27,10 +27,10 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from ..errors import RenderError
+from ..settings import SUBJECT_FIELDS  # the one list, also validated with the config
 
 DEFAULT_SENDER = "agentdigest@localhost"
 DEFAULT_DOMAIN = "agentdigest.localhost"
-SUBJECT_FIELDS = ("title", "period_label", "period_key", "report_id", "audience", "start", "end")
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
