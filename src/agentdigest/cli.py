@@ -136,7 +136,7 @@ def run(
     period: Annotated[Optional[str], typer.Option(help="Period key: 2026-11-23, 2026-W48 or 2026-11 (default: the last complete one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute, render and archive; deliver nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Deliver even where the ledger says sent.")] = False,
-    archive: Annotated[Optional[Path], typer.Option(help="Archive folder (overrides [archive] path).")] = None,
+    archive: Annotated[Optional[Path], typer.Option(help="Archive folder (overrides \\[archive] path).")] = None,
     format: Annotated[Optional[str], typer.Option("--format", help="Comma list of json, html, pdf, txt, eml, slack.")] = None,
     due: Annotated[bool, typer.Option("--due", help="Run every report whose latest due period is not yet sent.")] = False,
     now: Annotated[Optional[str], typer.Option(help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,

@@ -32,8 +32,12 @@ class _Model(BaseModel):
 
 
 def _no_line_breaks(value: str) -> str:
+    """A value bound for a header line: no line breaks, and no other control character (a NUL went raw
+    into the Subject header)."""
     if "\r" in value or "\n" in value:
         raise ValueError("must not contain line breaks")
+    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
     return value
 
 
