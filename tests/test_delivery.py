@@ -142,6 +142,17 @@ def test_a_secret_echoed_in_a_servers_error_reply_is_masked_whichever_channel_ow
     assert "PLANTEDquerySECRET42" not in shown and "PLANTEDwebhookPATH" not in shown
 
 
+def test_a_deliberate_webhook_resend_has_a_new_delivery_id(world, httpserver):
+    """X-Agentdigest-Delivery is what receivers deduplicate on: a retry keeps it, a resend must not."""
+    config = world.build(["hook"])
+    deliver(config)
+    deliver(config)  # already sent: nothing posted
+    assert resend(config, R, P) == 0
+    ids = [request.headers["X-Agentdigest-Delivery"] for request, _ in httpserver.log
+           if request.path == "/ingest/PLANTEDwebhookPATH"]
+    assert len(ids) == 2 and ids[0] != ids[1]
+
+
 def test_a_dead_channel_fails_alone_and_history_shows_it(world, capsys):
     config = world.build(["mail", "dead", "slack"])
     results = deliver(config)

@@ -5,7 +5,8 @@ Headers sent with every request:
 - ``Content-Type: application/json``
 - ``X-Agentdigest-Report`` / ``X-Agentdigest-Period``: which report and period this is.
 - ``X-Agentdigest-Delivery``: the same value on every retry and rerun of one (report, period,
-  channel), so a receiver can drop duplicates.
+  channel), so a receiver can drop duplicates; a deliberate resend (``resend``, ``--force``) gets a
+  new one, so it is not dropped.
 - ``X-Agentdigest-Test: true`` on a test send.
 - ``X-Agentdigest-Signature: sha256=<hex>`` when ``secret`` is set: the HMAC-SHA256 of the raw
   request body, keyed with the secret.
@@ -29,6 +30,7 @@ import hashlib
 import hmac
 import urllib.error
 import urllib.request
+import uuid
 from importlib import metadata
 
 from .. import config
@@ -67,6 +69,8 @@ class WebhookChannel(BaseChannel):
     def deliver(self, delivery: Delivery) -> Receipt:
         body = self.artifact(delivery, "report.json")
         key = f"{delivery.report_id}\0{delivery.period_key}\0{self.name}"
+        if delivery.resend:  # a deliberate resend (resend, --force) is a new delivery, not a duplicate
+            key += f"\0resend\0{uuid.uuid4().hex}"
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"agentdigest/{_VERSION}",
