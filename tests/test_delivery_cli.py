@@ -227,3 +227,24 @@ channels = ["box", "hook"]
     assert forced.returncode == 0, forced.stderr
     assert json.loads((folder / "report.json").read_bytes())["metrics"]["conversations"]["value"] == \
         sent_json["metrics"]["conversations"]["value"] + 50
+
+
+def test_a_bad_test_target_is_refused_before_anything_is_computed(tmp_path, events):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text("""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[[reports]]
+id = "weekly-exec"
+channels = ["box"]
+""")
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--test-to", "bad address", "--config",
+                           "agentdigest.toml"], cwd=home, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--test-to" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (home / "reports").exists() and not (home / "outbox").exists()

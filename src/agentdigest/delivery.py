@@ -160,7 +160,7 @@ def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receip
 def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifacts: dict[str, bytes],
                test_to: str, *, ledger: Ledger, log: Any) -> list[DeliveryResult]:
     """Send to one channel or one address, marked as a test and recorded apart from the period."""
-    name, settings = _test_channel(config, report_cfg, test_to)
+    name, settings = test_channel(config, report_cfg, test_to)
     channel = make_channel(name, settings)
     targets = tuple(channel.targets(artifacts))
     secrets = all_secrets(config)
@@ -176,7 +176,8 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     return results
 
 
-def _test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tuple[str, Any]:
+def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tuple[str, Any]:
+    """The channel (and its settings) a ``--test-to`` send goes through; an InputError when there is none."""
     if test_to in config.channels:
         return test_to, config.channels[test_to]
     address = parseaddr(test_to)[1]

@@ -143,6 +143,10 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
     run_id = None
+    if test_to and not dry_run:
+        from .delivery import test_channel
+
+        test_channel(config, report, test_to)  # a bad --test-to is refused before computing anything
     if deliver:
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
