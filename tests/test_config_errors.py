@@ -76,6 +76,7 @@ BAD = [
     ("token in a webhook query", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in?token=PLANTEDtoken"\n', 2, ["channels.wh.url", "environment"]),
     ("unknown subject field", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{nope} {title}"'), 2, ["reports[0].subject", "{nope}", "period_label"]),
     ("broken subject template", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{title"'), 2, ["reports[0].subject", "template"]),
+    ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
 ]

@@ -88,6 +88,16 @@ class ArchiveConfig(_Model):
 class LedgerConfig(_Model):
     url: str = "sqlite:///./agentdigest.db"
 
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        """Checked with the config (so ``check`` catches it and the error names the file); the driver
+        and the connection are the ledger's business when it opens."""
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if not (scheme in ("postgresql", "postgres") or scheme.startswith(("postgresql+", "sqlite"))):
+            raise ValueError("expected sqlite:///path or postgresql://user@host/db")
+        return value
+
 
 class AlarmsConfig(_Model):
     channel: str | None = None
