@@ -50,6 +50,15 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
 def read_artifacts(archive: Path, report_id: str, period_key: str) -> dict[str, bytes]:
     """Every artifact archived for (report, period); empty when nothing was archived."""
     folder = report_dir(archive, report_id, period_key)
+    return {p.name: p.read_bytes() for p in _artifact_files(folder)}
+
+
+def artifact_names(folder: Path) -> list[str]:
+    """The names of the artifacts in an archive folder (none while a write is in progress: temp files)."""
+    return [p.name for p in _artifact_files(folder)]
+
+
+def _artifact_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
-        return {}
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+        return []
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]

@@ -17,8 +17,10 @@ from typing import Any
 from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-exported
 
 from .errors import ConfigError
+from .masking import query_tokens, url_password
 from .settings import (  # noqa: F401 - the models are part of this module's API
     CANONICAL_COLUMNS,
+    CHANNEL_SETTINGS,
     CHANNEL_TYPES,
     DEFAULT_CONFIG,
     PLUGIN_CHANNEL_SETTINGS,
@@ -114,7 +116,7 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
     """Secrets come only from the environment: a secret written into the file itself (a token, a
     password inside a URL, a token in a URL's query, a Slack webhook URL) is a config error naming the
     key. Values with ``${VAR}`` pass, and so do URLs that carry no credential (``smtp://relay:25``)."""
-    models = {"email": EmailChannel, "slack": SlackChannel, "webhook": WebhookChannel, **PLUGIN_CHANNEL_SETTINGS}
+    models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     for name, channel in (data.get("channels") or {}).items():
         model = models.get(channel.get("type")) if isinstance(channel, dict) else None
         if model is None:
@@ -132,10 +134,8 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
 def _holds_secret(value: str) -> bool:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
         return bool(value.strip())  # a token, a signing secret
-    if re.match(r"^[a-z0-9+.-]+://[^/@\s]*:[^/\s]*@", value, re.I) or re.match(r"^https?://hooks\.slack\.com/", value, re.I):
-        return True
-    query = value.partition("?")[2].partition("#")[0]
-    return any(len(part.partition("=")[2]) >= 8 for part in query.split("&"))
+    return (url_password(value) is not None or bool(query_tokens(value))
+            or bool(re.match(r"^https?://hooks\.slack\.com/", value, re.I)))
 
 
 def load_plugins(file: str = DEFAULT_CONFIG) -> None:

@@ -57,15 +57,25 @@ def secret_values(settings: BaseModel) -> list[str]:
             raw = value.get_secret_value()
             found.append(raw)
             # The password of a URL, and the token path of a webhook, are secrets on their own.
-            m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/\s]+)@", raw, re.I)
-            if m:
-                found += [m.group(1), unquote(m.group(1))]
+            if (password := url_password(raw)) is not None:
+                found += [password, unquote(password)]
             # Path segments after the first are where webhook tokens live (mask_url hides them too).
             m = re.match(r"^https?://[^/\s]+/[^/]*/(.+)$", raw, re.I)
             if m:
                 found += [part for part in re.split(r"[/?#&=]", m.group(1)) if len(part) >= 8]
             # So are query values (?token=...), which a server may echo back in its error reply.
-            m = re.match(r"^https?://[^?#\s]*\?([^#\s]+)", raw, re.I)
-            if m:
-                found += [v for part in m.group(1).split("&") for v in [part.partition("=")[2]] if len(v) >= 8]
+            found += query_tokens(raw)
     return found
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host``, up to the authority's last "@" (a password that
+    should have been URL-encoded may hold one); None without one."""
+    m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/\s]+)@", url, re.I)
+    return m.group(1) if m else None
+
+
+def query_tokens(url: str) -> list[str]:
+    """The query values of an http(s) URL long enough to be tokens (8+ characters)."""
+    m = re.match(r"^https?://[^?#\s]*\?([^#\s]+)", url, re.I)
+    return [v for part in m.group(1).split("&") for v in [part.partition("=")[2]] if len(v) >= 8] if m else []

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import ARTIFACTS, report_dir, write_artifacts
+from .archive import ARTIFACTS, artifact_names, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig
 from .errors import InputError, first_line
@@ -169,13 +169,19 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
             ledger.finish_run(run_id, "failed", first_line(exc))
         raise
     if deliver:
-        from .delivery import deliver_report
-
-        outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                            force=force, test_to=test_to, owner=owner_id(), log=log)
-        ledger.finish_run(run_id, "failed" if outcome.failed else "done",
-                          "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
+        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to)
     return outcome
+
+
+def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
+             archive: Path, ledger: Any, force: bool = False, test_to: str | None = None) -> None:
+    """Deliver the archived period to the report's channels and close the run in the ledger."""
+    from .delivery import deliver_report
+
+    outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
+                                        force=force, test_to=test_to, owner=owner_id(), log=log)
+    ledger.finish_run(run_id, "failed" if outcome.failed else "done",
+                      "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
 
 def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
@@ -188,18 +194,13 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
                       archive: Path, trigger: str, ledger: Any) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
-    from .delivery import deliver_report
-
     run_id = ledger.start_run(report.id, period.key, trigger)
-    outcome.resumed = (f"already sent to some channels; the others get the archived report they got "
-                       f"(`--force` recomputes and sends to every channel)")
+    outcome.resumed = ("already sent to some channels; the others get the archived report they got "
+                       "(`--force` recomputes and sends to every channel)")
     outcome.archive_dir = report_dir(archive, report.id, period.key)
-    outcome.files = sorted(p.name for p in outcome.archive_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
-    outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive, owner=owner_id(),
-                                        log=log)
-    ledger.finish_run(run_id, "failed" if outcome.failed else "done",
-                      "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
+    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger)
     return outcome
 
 

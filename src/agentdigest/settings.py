@@ -198,7 +198,10 @@ class WebhookChannel(_ChannelBase):
         return value
 
 
-CHANNEL_TYPES = ("outbox", "email", "slack", "webhook")
+#: The built-in channel types and their settings models.
+CHANNEL_SETTINGS: dict[str, type[_ChannelBase]] = {
+    "outbox": OutboxChannel, "email": EmailChannel, "slack": SlackChannel, "webhook": WebhookChannel}
+CHANNEL_TYPES = tuple(CHANNEL_SETTINGS)
 #: The fields a report's ``subject`` template may name.
 SUBJECT_FIELDS = ("title", "period_label", "period_key", "report_id", "audience", "start", "end")
 #: Settings models of the channel types plug-ins add: ``agentdigest.channels.register`` fills it from
