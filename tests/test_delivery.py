@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from werkzeug import Response
 
 from agentdigest.archive import write_artifacts
 from agentdigest.commands_delivery import check_channels, resend, show_history
@@ -217,6 +218,27 @@ def test_a_crashed_senders_claim_is_taken_over(world, caplog):
         assert states(deliver(config)) == {("slack", ""): "sent"}
     assert "took over the expired claim of crashed-host:99" in caplog.text
     assert ledger.delivery(R, P, "slack")["takeovers"] == 1 and world.posts(HOOK) == 1
+
+
+def test_history_counts_every_attempt_and_shows_takeovers(world, httpserver, capsys):
+    flaky = "/ingest/flaky"
+    answers = [500, 503]  # two transient failures, then accepted: three attempts in one run
+    httpserver.expect_request(flaky).respond_with_handler(
+        lambda request: Response("busy", status=answers.pop(0)) if answers else Response("", status=204))
+    config = world.build(["hook", "slack"], hook=dict(type="webhook", url=httpserver.url_for(flaky),
+                                                      timeout=5, retry_budget=5, retry_initial=0.05))
+    ledger = Ledger(config.ledger.url)
+    assert ledger.claim(R, P, "slack", owner="crashed-host:99:abc", lease_seconds=-1)
+    results = deliver(config)
+    assert states(results) == {("hook", ""): "sent", ("slack", ""): "sent"}
+    assert next(r for r in results if r.channel == "hook").attempts == 3
+    assert ledger.delivery(R, P, "hook")["attempts"] == 3
+    assert ledger.delivery(R, P, "slack")["attempts"] == 2  # the crashed claim's try and this one
+    assert show_history(config, limit=20) == 0
+    out = capsys.readouterr().out
+    assert "attempts" in out and "tries" not in out
+    slack_line = next(line for line in out.splitlines() if " slack " in line)
+    assert "taken over 1 time" in slack_line and "crashed-host:99:abc" in slack_line
 
 
 def test_a_live_claim_elsewhere_is_left_alone(world):

@@ -16,12 +16,14 @@ from .channels import CheckResult, make_channel
 from .config import Config
 from .masking import mask_url
 from .delivery import DeliveryResult, deliver_report
-from .errors import AgentDigestError, InputError
+from .errors import AgentDigestError, InputError, interruption
+from .owners import owner_id
 from .periods import parse_period
 from .ledger import Ledger
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
-           "running": "yellow", "skipped_sent": "dim", "claimed_elsewhere": "yellow"}
+           "running": "yellow", "interrupted": "bold red", "abandoned": "bold red", "skipped_sent": "dim",
+           "claimed_elsewhere": "yellow"}
 
 
 def _console(console: Console | None) -> Console:
@@ -48,7 +50,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     table.add_column("report / period", overflow="fold")
     table.add_column("what", overflow="fold")
     table.add_column("state", no_wrap=True)
-    table.add_column("tries", justify="right")
+    table.add_column("attempts", justify="right")
     table.add_column("detail", overflow="fold", ratio=1)
     for row in rows:
         if row["kind"] == "run":
@@ -57,12 +59,23 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
             what = (row.get("channel") or "") + (f" {row['recipient']}" if row.get("recipient") else "")
             what += " (test)" if row["kind"] == "test" else ""
         state = row["state"] + (" (lease expired)" if row.get("lease_expired") else "")
-        detail = row.get("error") or row.get("provider_id") or row.get("note") or ""
+        detail = "; ".join(part for part in (row.get("error"), row.get("provider_id"), _takeovers(row)) if part)
         table.add_row(_when(row["at"]), f"{row['report_id']}\n{row['period_key']}", what,
                       Text(state, style=_STYLES.get(row["state"], "")),
                       "" if row.get("attempts") is None else str(row["attempts"]), detail)
     console.print(table)
     return 0
+
+
+def _takeovers(row: dict) -> str | None:
+    """What history says about a delivery another sender took over (or a run's process)."""
+    if row["kind"] == "run":
+        return f"by {row['owner']}" if row.get("owner") and row["state"] in ("running", "abandoned") else None
+    if not row.get("takeovers") and not row.get("note"):
+        return None
+    count = row.get("takeovers") or 0
+    return "; ".join(filter(None, [f"taken over {count} time{'s' if count != 1 else ''}" if count else None,
+                                   row.get("note")]))
 
 
 def resend(config: Config, report_id: str, period: str, *, channel: str | None = None,
@@ -76,12 +89,16 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         raise InputError(f"PERIOD: {str(exc).removeprefix('--period ')}") from None
     ledger = Ledger(config.ledger.url)
     try:
-        run_id = ledger.start_run(report.id, period, "resend")
+        owner = owner_id()
+        run_id = ledger.start_run(report.id, period, "resend", owner)
         try:
             results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
-                                     force=True, only_channel=channel)
+                                     force=True, only_channel=channel, owner=owner)
         except AgentDigestError as exc:
             ledger.finish_run(run_id, "failed", str(exc))
+            raise
+        except BaseException as exc:
+            ledger.finish_run(run_id, "interrupted", interruption(exc))
             raise
         failures = [r for r in results if r.failed]
         ledger.finish_run(run_id, "failed" if failures else "done",
@@ -96,7 +113,7 @@ def print_results(console: Console, results: Iterable[DeliveryResult]) -> None:
     """One line per delivery target; the runner can reuse this after a run."""
     for r in results:
         target = f" {r.recipient}" if r.recipient else ""
-        label = {"skipped_sent": "already sent", "claimed_elsewhere": "being sent by another process"}.get(r.state, r.state)
+        label = {"skipped_sent": "already sent", "claimed_elsewhere": "claimed elsewhere"}.get(r.state, r.state)
         line = Text(f"{r.channel}{target}: ")
         line.append(label, style=_STYLES.get(r.state, ""))
         if r.error:

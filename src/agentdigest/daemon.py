@@ -32,7 +32,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
 from .config import Config, load_config
-from .delivery import default_owner, lease_seconds
+from .delivery import lease_seconds
+from .owners import owner_id
 from .errors import first_line
 from .runner import open_ledger
 from .schedule import decision, run_pass, send_alarms
@@ -130,7 +131,7 @@ class Daemon:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
         self.ledger = open_ledger(self.config)
-        self.owner = default_owner()
+        self.owner = owner_id()
         self.started_at = datetime.now(timezone.utc)
         self.stop = threading.Event()
         self.wake = threading.Event()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import traceback
-import uuid
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
@@ -25,9 +23,10 @@ from typing import Any, Literal
 from .archive import read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig
-from .errors import DeliveryError, InputError
+from .errors import DeliveryError, InputError, interruption
 from .ledger import Ledger
 from .masking import mask_text, secret_values
+from .owners import has_exited, owner_id
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
 _logger = logging.getLogger("agentdigest.delivery")
@@ -47,11 +46,6 @@ class DeliveryResult:
     @property
     def failed(self) -> bool:
         return self.state == "failed"
-
-
-def default_owner() -> str:
-    """A name for this sender in the ledger: host, process and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def lease_seconds(settings: Any) -> float:
@@ -88,7 +82,7 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
             raise InputError(f"report {report_cfg.id!r} has no channel {only_channel!r} "
                              f"(its channels: {', '.join(names) or 'none'})")
         names = [only_channel]
-    owner = owner or default_owner()
+    owner = owner or owner_id()
     results: list[DeliveryResult] = []
     # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
     secrets = all_secrets(config)
@@ -109,37 +103,65 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
     targets = channel.targets(artifacts)
     claims, skipped = {}, {}
     for target in targets:
-        claim = ledger.claim(report_id, period_key, name, target, owner=owner,
-                             lease_seconds=lease_seconds(settings), force=force)
+        claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner,
+                            lease=lease_seconds(settings), force=force)
         if claim is not None:
             claims[target] = claim
             if claim.took_over_from:
                 log.warning("%s %s -> %s %s: %s", report_id, period_key, name, target or "", claim.took_over_from)
             continue
-        row = ledger.delivery(report_id, period_key, name, target) or {}
-        state: State = "skipped_sent" if row.get("sent_at") else "claimed_elsewhere"
-        skipped[target] = DeliveryResult(name, target, state, provider_id=row.get("provider_id"))
-        log.info("%s %s -> %s%s: %s", report_id, period_key, name, f" {target}" if target else "",
-                 "already sent, skipped" if state == "skipped_sent" else "being sent by another process")
+        if row.get("sent_at"):
+            skipped[target] = DeliveryResult(name, target, "skipped_sent", provider_id=row.get("provider_id"))
+            log.info("%s %s -> %s%s: already sent, skipped", report_id, period_key, name, f" {target}" if target else "")
+            continue
+        holder = (f"being sent by {row.get('owner') or 'another process'} "
+                  f"(its claim runs until {(row.get('lease_until') or '?')[:19].replace('T', ' ')} UTC; "
+                  "if it does not arrive, run again after that)")
+        skipped[target] = DeliveryResult(name, target, "claimed_elsewhere", error=holder)
+        log.warning("%s %s -> %s%s: %s", report_id, period_key, name, f" {target}" if target else "", holder)
     if not claims:
         return [skipped[t] for t in targets]
 
-    receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
+    try:
+        receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
+    except BaseException as exc:  # Ctrl-C or SIGTERM mid-send: release the claims, say what may have happened
+        why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
+               "and the next run sends it again")
+        for claim in claims.values():
+            ledger.mark_failed(claim, why, retryable=True)
+        log.error("%s %s -> %s: %s", report_id, period_key, name, why)
+        raise
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
         result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}")
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
-            ledger.mark_sent(claim, result.provider_id)
+            ledger.mark_sent(claim, result.provider_id, receipt.attempts)
             done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=receipt.attempts)
             log.info("%s: sent (%d attempt%s)", label, receipt.attempts, "" if receipt.attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)
-            ledger.mark_failed(claim, error, result.retryable)
+            ledger.mark_failed(claim, error, result.retryable, receipt.attempts)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=receipt.attempts)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
+
+
+def _claim(ledger: Ledger, report_id: str, period_key: str, channel: str, target: str, *, owner: str,
+           lease: float, force: bool) -> tuple[Any, dict[str, Any]]:
+    """Claim one target; a claim whose process has exited on this machine is taken over at once.
+
+    Returns (the claim, None) or (None, the row that stopped it)."""
+    for _ in range(2):
+        claim = ledger.claim(report_id, period_key, channel, target, owner=owner, lease_seconds=lease, force=force)
+        if claim is not None:
+            return claim, {}
+        row = ledger.delivery(report_id, period_key, channel, target) or {}
+        if row.get("state") != "sending" or not has_exited(row.get("owner")):
+            break
+        ledger.expire_lease(row["id"], row["owner"])
+    return None, row
 
 
 def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receipt:

@@ -61,3 +61,22 @@ class DeliveryError(AgentDigestError):
         self.retryable = retryable
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGHUP) raised as an exception, so a run records where it stopped.
+
+    A KeyboardInterrupt, so everything that handles Ctrl-C handles it the same way."""
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        self.signal_name = signal_name
+        super().__init__(signal_name)
+
+
+def interruption(exc: BaseException) -> str:
+    """How a run was stopped, for the ledger: ``interrupted by SIGTERM``, ``... SIGINT (Ctrl-C)``."""
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {exc.signal_name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by SIGINT (Ctrl-C)"
+    return f"stopped by {type(exc).__name__}"

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, and_, case,
-    create_engine, event, func, literal, or_, select, text, update,
+    create_engine, event, func, inspect, literal, or_, select, text, update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -37,8 +37,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from .errors import AgentDigestError, ConfigError
 from .masking import mask_text, mask_url
+from .owners import has_exited
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MAX_ERROR = 2000
 
 metadata = MetaData()
@@ -54,10 +55,11 @@ runs = Table(
     Column("report_id", String(200), nullable=False, index=True),
     Column("period_key", String(32), nullable=False),
     Column("trigger", String(32), nullable=False),
-    Column("state", String(16), nullable=False),  # running | done | failed
+    Column("state", String(16), nullable=False),  # running | done | failed | interrupted | abandoned
     Column("error", Text),
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
+    Column("owner", String(200)),  # since version 2: the process that ran it (see owners.py)
 )
 deliveries = Table(
     "deliveries", metadata,
@@ -95,8 +97,14 @@ def _create_v1(conn: Connection) -> None:
     metadata.create_all(conn, tables=[runs, deliveries, heartbeats])
 
 
+def _add_run_owner(conn: Connection) -> None:
+    # A ledger created at version 2 already has the column (create_all uses today's tables).
+    if "owner" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN owner VARCHAR(200)"))
+
+
 # version -> upgrade from the version before; applied in order, each inside the schema lock.
-MIGRATIONS = {1: _create_v1}
+MIGRATIONS = {1: _create_v1, 2: _add_run_owner}
 
 
 class LedgerError(AgentDigestError):
@@ -206,17 +214,39 @@ class Ledger:
 
     # -- runs -----------------------------------------------------------------------------
 
-    def start_run(self, report_id: str, period_key: str, trigger: str) -> int:
-        """Record that a run began; returns its id for :meth:`finish_run`."""
+    def start_run(self, report_id: str, period_key: str, trigger: str, owner: str | None = None) -> int:
+        """Record that a run began; returns its id for :meth:`finish_run`.
+
+        Runs of the same report that are still ``running`` although their process has exited on
+        this machine (killed, crashed) are closed as ``abandoned`` first, so history never shows
+        a dead run as running."""
+        self.close_abandoned_runs(report_id)
         with self._write() as conn:
             result = conn.execute(runs.insert().values(
-                report_id=report_id, period_key=period_key, trigger=trigger, state="running", started_at=_now()))
+                report_id=report_id, period_key=period_key, trigger=trigger, state="running", started_at=_now(),
+                owner=owner))
             return int(result.inserted_primary_key[0])
 
     def finish_run(self, run_id: int, state: str, error: str | None = None) -> None:
-        """Close a run as ``done`` or ``failed`` (the error is masked)."""
+        """Close a run as ``done``, ``failed`` or ``interrupted`` (the error is masked)."""
         with self._write() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(state=state, error=_clip(error), finished_at=_now()))
+            conn.execute(runs.update().where(runs.c.id == run_id, runs.c.state == "running").values(
+                state=state, error=_clip(error), finished_at=_now()))
+
+    def close_abandoned_runs(self, report_id: str | None = None) -> int:
+        """Close as ``abandoned`` the running runs whose process has exited on this machine; how many."""
+        r = runs.c
+        query = select(r.owner).distinct().where(r.state == "running", r.owner.is_not(None))
+        if report_id:
+            query = query.where(r.report_id == report_id)
+        with self.engine.connect() as conn:
+            gone = [o for o in conn.scalars(query) if has_exited(o)]
+        if not gone:
+            return 0
+        with self._write() as conn:
+            return int(conn.execute(runs.update().where(r.state == "running", r.owner.in_(gone)).values(
+                state="abandoned", finished_at=_now(),
+                error="its process exited before the run finished (killed or crashed)")).rowcount)
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -258,12 +288,22 @@ class Ledger:
         return Claim(int(row.id), report_id, period_key, channel, recipient, owner, token, lease_until,
                      int(row.attempts), row.note)
 
-    def mark_sent(self, claim: Claim, provider_id: str | None) -> bool:
+    def expire_lease(self, row_id: int, owner: str) -> bool:
+        """End the lease of ``owner`` on a ``sending`` row at once (its process is known to be gone)."""
+        d = deliveries.c
+        with self._write() as conn:
+            return bool(conn.execute(update(deliveries).where(d.id == row_id, d.state == "sending", d.owner == owner)
+                                     .values(lease_until=_now() - timedelta(seconds=1))).rowcount)
+
+    def mark_sent(self, claim: Claim, provider_id: str | None, tries: int = 1) -> bool:
         """Record a sent target. False when the lease had run out and someone else holds the claim
-        (the row is still marked sent: the message did go out, and a note says it may be duplicated)."""
+        (the row is still marked sent: the message did go out, and a note says it may be duplicated).
+
+        ``tries`` is how many attempts the channel made under this claim; ``attempts`` sums them."""
         now = _now()
         d = deliveries.c
-        values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1)
+        values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1,
+                      attempts=d.attempts + max(tries - 1, 0))
         with self._write() as conn:
             done = conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
                 **values, lease_until=None, last_error=None, retryable=None)).rowcount
@@ -273,13 +313,14 @@ class Ledger:
                 **values, note=f"sent by {claim.owner} after its lease expired; it may have been sent twice"))
             return False
 
-    def mark_failed(self, claim: Claim, error: str, retryable: bool) -> bool:
+    def mark_failed(self, claim: Claim, error: str, retryable: bool, tries: int = 1) -> bool:
         """Record a failed target (error masked). False when the claim was lost to another sender."""
         now = _now()
         d = deliveries.c
         with self._write() as conn:
             return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
-                state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now)).rowcount)
+                state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now,
+                attempts=d.attempts + max(tries - 1, 0))).rowcount)
 
     def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
                     provider_id: str | None = None, error: str | None = None) -> None:
@@ -358,7 +399,10 @@ class Ledger:
         return [{"owner": r["owner"], "info": json.loads(r["info"]), "updated_at": _iso(r["updated_at"])} for r in rows]
 
     def history(self, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test."""
+        """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test.
+
+        Runs whose process has exited on this machine are closed as ``abandoned`` first."""
+        self.close_abandoned_runs(report_id)
         d = deliveries.c
         run_q = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
         del_q = select(deliveries).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
@@ -373,6 +417,7 @@ class Ledger:
             "kind": "run", "at": _iso(r["started_at"]), "report_id": r["report_id"], "period_key": r["period_key"],
             "channel": None, "recipient": None, "state": r["state"], "trigger": r["trigger"], "attempts": None,
             "error": r["error"], "provider_id": None, "id": r["id"], "finished_at": _iso(r["finished_at"]),
+            "owner": r["owner"],
         } for r in run_rows] + [_delivery_dict(r, now) for r in del_rows]
         items.sort(key=lambda item: item["at"] or "", reverse=True)
         return items[:limit]

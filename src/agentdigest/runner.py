@@ -8,8 +8,6 @@ delivery (``agentdigest resend`` re-delivers from the archive).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +16,8 @@ from typing import Any
 from .archive import ARTIFACTS, artifact_names, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig
-from .errors import InputError, first_line
+from .errors import InputError, first_line, interruption
+from .owners import owner_id
 from .periods import Period, last_complete, parse_period
 from .report import ReportData
 from .sources import Source, open_source
@@ -70,10 +69,6 @@ def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
     if key:
         return parse_period(report.period, key, report.timezone)
     return last_complete(report.period, now, report.timezone)
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _addressing(config: Config, report: ReportConfig) -> Any:
@@ -142,7 +137,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
              trigger: str, ledger: Any) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
-    run_id = None
+    run_id, owner = None, owner_id()
     if test_to and not dry_run:
         from .delivery import test_channel
 
@@ -158,28 +153,40 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
             return outcome
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger)
-        run_id = ledger.start_run(report.id, period.key, trigger)
+        run_id = ledger.start_run(report.id, period.key, trigger, owner)
     try:
         outcome.data = compute(source, config, report, period, now)
         log.info("computed %s %s", report.id, period.key)
         outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
         log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
-    except Exception as exc:
+    except BaseException as exc:
         if run_id is not None:
-            ledger.finish_run(run_id, "failed", first_line(exc))
+            ledger.finish_run(run_id, *_stopped(exc))
         raise
     if deliver:
-        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to)
+        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to,
+                 owner=owner)
     return outcome
 
 
+def _stopped(exc: BaseException) -> tuple[str, str]:
+    """The run state and error for a run that ``exc`` ended before it finished."""
+    if isinstance(exc, Exception):
+        return "failed", first_line(exc)
+    return "interrupted", interruption(exc)
+
+
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
-             archive: Path, ledger: Any, force: bool = False, test_to: str | None = None) -> None:
+             archive: Path, ledger: Any, owner: str, force: bool = False, test_to: str | None = None) -> None:
     """Deliver the archived period to the report's channels and close the run in the ledger."""
     from .delivery import deliver_report
 
-    outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                        force=force, test_to=test_to, owner=owner_id(), log=log)
+    try:
+        outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
+                                            force=force, test_to=test_to, owner=owner, log=log)
+    except BaseException as exc:
+        ledger.finish_run(run_id, *_stopped(exc))
+        raise
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
@@ -194,13 +201,14 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
                       archive: Path, trigger: str, ledger: Any) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
-    run_id = ledger.start_run(report.id, period.key, trigger)
+    owner = owner_id()
+    run_id = ledger.start_run(report.id, period.key, trigger, owner)
     outcome.resumed = ("already sent to some channels; the others get the archived report they got "
                        "(`--force` recomputes and sends to every channel)")
     outcome.archive_dir = report_dir(archive, report.id, period.key)
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
-    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger)
+    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner)
     return outcome
 
 

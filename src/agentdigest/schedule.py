@@ -138,7 +138,7 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
     """Tell ``[alarms] channel`` about failed deliveries of this pass and late periods of ``reports``."""
     if not config.alarms.channel:
         return
-    from .runner import owner_id
+    from .owners import owner_id
 
     owner = owner or owner_id()
     for run in result.runs if result else []:

@@ -180,13 +180,24 @@ class EmailChannel(BaseChannel):
     def _send(self, sender: str, recipients: list[str], body: bytes) -> dict[str, tuple[int, bytes]]:
         """One SMTP transaction; returns the refused recipients (empty when all were accepted)."""
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 try:
-                    return smtp.sendmail(sender, recipients, body)
+                    refused = smtp.sendmail(sender, recipients, body)
                 except smtplib.SMTPRecipientsRefused as exc:
-                    return exc.recipients  # every recipient refused: still a per-recipient answer
+                    refused = exc.recipients  # every recipient refused: still a per-recipient answer
+            except BaseException:
+                # Not smtplib's `with`: its QUIT would read the answer still owed to an interrupted
+                # DATA (a "250 queued" read as QUIT's reply) and replace a Ctrl-C by an SMTP error.
+                smtp.close()
+                raise
         except (smtplib.SMTPException, OSError) as exc:
             raise self._classify(exc) from None
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):  # the message is accepted; a rude goodbye changes nothing
+            smtp.close()
+        return refused
 
     def _classify(self, exc: BaseException) -> DeliveryError:
         """Transient: connection trouble and 4xx answers. Permanent: 5xx, refused login, TLS trust."""

@@ -1,0 +1,236 @@
+"""Runs that stop half-way: Ctrl-C or SIGTERM mid-send, a killed sender, a ledger from before owners.
+
+What must hold: the ledger never keeps a claim or a run open for a process that is gone, the
+next run delivers what was not confirmed without waiting for a lease, and a live sender on
+another machine is waited for, with its name and deadline in the output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from agentdigest.config import load_config
+from agentdigest.delivery import deliver_report
+from agentdigest.ledger import SCHEMA_VERSION, Ledger
+from agentdigest.owners import has_exited, owner_id
+from conftest import ScriptedSMTP, free_port, make_artifacts
+from schedule_helpers import env as cli_env
+
+R, P = "weekly-exec", "2026-W48"
+HOST = socket.gethostname()
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+def exited_pid() -> int:
+    """The pid of a process that has run and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def pids_are_global() -> bool:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino == 0xEFFFFFFC
+    except OSError:
+        return False
+
+
+needs_global_pids = pytest.mark.skipif(not pids_are_global(), reason="process ids are only trusted in the initial "
+                                       "PID namespace (this test runs in a container)")
+
+
+# -- owners -----------------------------------------------------------------------------------
+
+@needs_global_pids
+def test_an_owner_has_exited_only_when_its_process_on_this_host_is_gone():
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert has_exited(f"{HOST}:{exited_pid()}:abc123")
+        assert not has_exited(f"{HOST}:{alive.pid}:abc123")
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not has_exited(f"{HOST}:{os.getpid()}:abc123")  # this very process
+    assert not has_exited(f"other-{HOST}:{exited_pid()}:abc123")  # another machine: only its lease tells
+    for garbage in (None, "", "one", f"{HOST}", f"{HOST}:x:1", f"{HOST}:-5", f"{HOST}:0"):
+        assert not has_exited(garbage)
+    assert owner_id().startswith(f"{HOST}:{os.getpid()}:") and owner_id() != owner_id()
+
+
+# -- claims of gone and live senders ---------------------------------------------------------
+
+def outbox_config(tmp_path: Path):
+    text = f"""
+[source]
+url = "duckdb://{tmp_path / 'events.duckdb'}"
+table = "agent_events"
+[ledger]
+url = "sqlite:///{tmp_path / 'ledger.db'}"
+[archive]
+path = "{tmp_path / 'reports'}"
+[channels.box]
+type = "outbox"
+path = "{tmp_path / 'outbox'}"
+[[reports]]
+id = "{R}"
+period = "week"
+channels = ["box"]
+"""
+    (tmp_path / "agentdigest.toml").write_text(text)
+    from agentdigest.archive import write_artifacts
+
+    write_artifacts(tmp_path / "reports", R, P, make_artifacts(R, P))
+    return load_config(tmp_path / "agentdigest.toml")
+
+
+@needs_global_pids
+def test_a_claim_of_a_process_that_exited_on_this_host_is_taken_over_at_once(tmp_path):
+    config = outbox_config(tmp_path)
+    ledger = Ledger(config.ledger.url)
+    dead = f"{HOST}:{exited_pid()}:dead01"
+    assert ledger.claim(R, P, "box", owner=dead, lease_seconds=3600)  # a lease that would hold for an hour
+    results = deliver_report(config, config.report(R), P, ledger=ledger, archive=tmp_path / "reports")
+    assert [r.state for r in results] == ["sent"]
+    row = ledger.delivery(R, P, "box")
+    assert row["state"] == "sent" and row["takeovers"] == 1 and dead in row["note"]
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 1
+
+
+def test_a_live_claim_elsewhere_is_waited_for_and_named(tmp_path):
+    config = outbox_config(tmp_path)
+    ledger = Ledger(config.ledger.url)
+    holder = "scheduler-b.example:4242:live01"
+    assert ledger.claim(R, P, "box", owner=holder, lease_seconds=3600)
+    results = deliver_report(config, config.report(R), P, ledger=ledger, archive=tmp_path / "reports")
+    assert [r.state for r in results] == ["claimed_elsewhere"]
+    until = ledger.delivery(R, P, "box")["lease_until"][:16].replace("T", " ")
+    assert holder in results[0].error and until in results[0].error and "run again" in results[0].error
+    assert not (tmp_path / "outbox").exists()
+
+
+# -- runs of gone processes --------------------------------------------------------------------
+
+@needs_global_pids
+def test_a_run_left_running_by_a_killed_process_is_closed_as_abandoned(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    dead_run = ledger.start_run(R, P, "due", f"{HOST}:{exited_pid()}:dead02")
+    live_run = ledger.start_run("other-report", P, "due", "scheduler-b.example:4242:live02")
+    history = {row["id"]: row for row in ledger.history() if row["kind"] == "run"}
+    assert history[dead_run]["state"] == "abandoned" and "exited" in history[dead_run]["error"]
+    assert history[live_run]["state"] == "running"
+    ledger.finish_run(dead_run, "done")  # a late finish cannot rewrite what was decided
+    assert {row["id"]: row["state"] for row in ledger.history() if row["kind"] == "run"}[dead_run] == "abandoned"
+
+
+def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    Ledger(f"sqlite:///{path}").close()
+    con = sqlite3.connect(path)  # back to version 1: runs had no owner
+    con.executescript("""
+        ALTER TABLE runs DROP COLUMN owner;
+        UPDATE schema_version SET version = 1;
+        INSERT INTO runs (report_id, period_key, trigger, state, started_at)
+            VALUES ('weekly-exec', '2026-W44', 'due', 'done', '2026-11-02 08:00:00');
+    """)
+    con.commit()
+    con.close()
+    ledger = Ledger(f"sqlite:///{path}")
+    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert "owner" in {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("runs")}
+    runs = [row for row in ledger.history() if row["kind"] == "run"]
+    assert [(r["period_key"], r["state"], r["owner"]) for r in runs] == [("2026-W44", "done", None)]
+    run = ledger.start_run(R, P, "manual", "me:1:x")
+    assert next(r for r in ledger.history() if r["kind"] == "run" and r["id"] == run)["owner"] == "me:1:x"
+    ledger.close()
+
+
+# -- a signal during SMTP DATA, from the outside ------------------------------------------------
+
+class SlowData(ScriptedSMTP):
+    """Accepts the message, but only ``delay`` seconds after it has arrived (``arrived`` is set then)."""
+
+    def __init__(self, *args, delay: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.delay, self.arrived = delay, threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrived.set()
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code):
+    from aiosmtpd.controller import Controller
+
+    from agentdigest.demo import setup
+
+    handler = SlowData("reports", "PLANTED-pw", delay=3.0)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=handler.authenticate,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        setup(tmp_path, conversations=600)
+        (tmp_path / "agentdigest.toml").write_text(f"""
+[source]
+url = "duckdb://{tmp_path / 'events.duckdb'}"
+table = "agent_events"
+[ledger]
+url = "sqlite:///{tmp_path / 'ledger.db'}"
+[archive]
+path = "{tmp_path / 'reports'}"
+[channels.mail]
+type = "email"
+to = ["cto@example.com"]
+from = "reports@example.com"
+smtp_url = "${{SMTP_URL}}"
+retry_budget = 0
+[[reports]]
+id = "{R}"
+period = "week"
+channels = ["mail"]
+""")
+        env = cli_env(SMTP_URL=f"smtp://reports:PLANTED-pw@127.0.0.1:{port}",
+                      AGENTDIGEST_CONFIG=str(tmp_path / "agentdigest.toml"))
+        command = [sys.executable, "-m", "agentdigest.cli", "run", R, "--period", P]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert handler.arrived.wait(120), "the message never reached DATA"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == code, out + err
+        assert f"interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
+
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        row = ledger.delivery(R, P, "mail", "cto@example.com")
+        assert row["state"] == "failed" and row["lease_until"] is None and row["retryable"] is True
+        assert f"interrupted by {signal.Signals(signum).name}" in row["error"] and "may have reached" in row["error"]
+        run = next(r for r in ledger.history() if r["kind"] == "run")
+        assert run["state"] == "interrupted" and signal.Signals(signum).name in run["error"]
+        ledger.close()
+
+        # The client hung up before the server's answer, so the server dropped the transaction (as an
+        # MTA does); the next run sends at once, with no lease to wait for.
+        handler.delay = 0
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [rcpts for _, rcpts, _ in handler.messages] == [["cto@example.com"]]
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        row = ledger.delivery(R, P, "mail", "cto@example.com")
+        assert (row["state"], row["attempts"], row["sends"], row["takeovers"]) == ("sent", 2, 1, 0)
+        ledger.close()
+        assert b"PLANTED-pw" not in (tmp_path / "ledger.db").read_bytes()
+    finally:
+        controller.stop()
