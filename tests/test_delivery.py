@@ -220,6 +220,14 @@ def test_a_crashed_senders_claim_is_taken_over(world, caplog):
     assert ledger.delivery(R, P, "slack")["takeovers"] == 1 and world.posts(HOOK) == 1
 
 
+def test_an_error_about_a_relay_without_password_names_the_relay(world):
+    port = free_port()
+    config = world.build(["mail", "dead"], mail=world.email(smtp_url=f"smtp://127.0.0.1:{port}"))
+    errors = {r.channel: r.error for r in deliver(config)}
+    assert f"cannot reach smtp://127.0.0.1:{port}" in errors["mail"]  # not "cannot reach ***"
+    assert "PLANTEDdeadPATH" not in errors["dead"] and "cannot reach webhook http://127.0.0.1" in errors["dead"]
+
+
 def test_history_counts_every_attempt_and_shows_takeovers(world, httpserver, capsys):
     flaky = "/ingest/flaky"
     answers = [500, 503]  # two transient failures, then accepted: three attempts in one run

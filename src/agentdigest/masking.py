@@ -55,7 +55,10 @@ def secret_values(settings: BaseModel) -> list[str]:
         value = getattr(settings, name, None)
         if isinstance(value, SecretStr):
             raw = value.get_secret_value()
-            found.append(raw)
+            # A relay URL without a password holds no secret: masked whole, every error about it
+            # would read "cannot reach ***". Web URLs stay secret whole (a webhook URL is the key).
+            if not re.match(r"^[a-z][a-z0-9+.-]*://", raw, re.I) or raw.lower().startswith(("http://", "https://")):
+                found.append(raw)
             # The password of a URL, and the token path of a webhook, are secrets on their own.
             if (password := url_password(raw)) is not None:
                 found += [password, unquote(password)]
