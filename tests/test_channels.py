@@ -7,6 +7,7 @@ backoffs; a Retry-After of 1 s is really waited for (the receipt records the wai
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -276,6 +277,17 @@ CHECKS = {f.__name__.removeprefix("check_"): f for f in (
 def test_channel(case, smtp_server, httpserver, tmp_path, tls_cert, artifacts):
     harness = Harness(case, smtp_server, httpserver, tmp_path, tls_cert)
     harness.verify(harness.run(artifacts), case.expect)
+
+
+def test_a_webhook_url_with_credentials_sends_them_as_basic_auth(httpserver, artifacts):
+    seen = []
+    httpserver.expect_request(WEBHOOK_PATH).respond_with_handler(
+        lambda request: seen.append(request.headers.get("Authorization")) or Response("", status=204))
+    url = httpserver.url_for(WEBHOOK_PATH).replace("://", "://ingest:PLANTED%40pw@", 1)
+    channel = make_channel("ch", config.WebhookChannel(type="webhook", url=url))
+    receipt = channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    assert receipt.ok and seen == ["Basic " + base64.b64encode(b"ingest:PLANTED@pw").decode()]
+    assert "PLANTED" not in channel.describe() and "ingest:***@" in channel.describe()
 
 
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------

@@ -20,18 +20,20 @@ before parsing the JSON)::
         reject(401)
 
 2xx is success; 429 and 5xx are retried (honouring Retry-After); anything else, redirects
-included, is a permanent failure. Redirects are not followed, so the body and its signature
+included, is a permanent failure. A ``user:password@`` in the URL is sent as HTTP Basic auth. Redirects are not followed, so the body and its signature
 never go to a URL other than the configured one.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import urllib.error
 import urllib.request
 import uuid
 from importlib import metadata
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import config
 from ..errors import DeliveryError
@@ -87,7 +89,10 @@ class WebhookChannel(BaseChannel):
 
     def _post(self, body: bytes, headers: dict[str, str]) -> str | None:
         where = self.describe()
-        request = urllib.request.Request(self.settings.url.get_secret_value(), data=body, headers=headers, method="POST")
+        url, authorization = _split_credentials(self.settings.url.get_secret_value())
+        if authorization:
+            headers = {**headers, "Authorization": authorization}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         try:
             with _opener.open(request, timeout=self.settings.timeout) as response:
                 response.read()
@@ -98,3 +103,15 @@ class WebhookChannel(BaseChannel):
             raise DeliveryError(self.mask(error), retryable=error.retryable, retry_after=error.retry_after) from None
         except (urllib.error.URLError, OSError) as exc:
             raise DeliveryError(self.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"), retryable=True) from None
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``https://user:pw@host/x`` -> (``https://host/x``, HTTP Basic for user:pw); urllib would take
+    the credentials for part of the host name."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
