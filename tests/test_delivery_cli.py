@@ -248,3 +248,41 @@ channels = ["box"]
                            "agentdigest.toml"], cwd=home, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--test-to" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (home / "reports").exists() and not (home / "outbox").exists()
+
+
+def test_a_format_list_a_channel_cannot_send_is_refused_before_anything_is_computed(tmp_path, events, httpserver):
+    httpserver.expect_request("/ingest").respond_with_data("", status=204)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text(f"""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[channels.hook]
+type = "webhook"
+url = "{httpserver.url_for('/ingest')}"
+[[reports]]
+id = "weekly-exec"
+channels = ["hook"]
+[[reports]]
+id = "weekly-eng"
+channels = ["box"]
+""")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml", *args],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+
+    refused = run("--format", "json")  # the webhook has its report.json, the outbox lacks message.eml
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "message.eml" in refused.stderr and "'box'" in refused.stderr and "--format eml,json" in refused.stderr
+    assert not (home / "reports").exists() and not httpserver.log  # not even the first report ran
+
+    assert run("weekly-exec", "--format", "json").returncode == 0  # the webhook alone needs only report.json
+    assert len(httpserver.log) == 1
+    assert run("weekly-eng", "--format", "json", "--dry-run").returncode == 0  # rendering only is fine
+    assert [p.name for p in (home / "reports" / "weekly-eng").glob("*/*")] == ["report.json"]

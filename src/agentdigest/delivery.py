@@ -198,6 +198,28 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     return results
 
 
+def check_formats(config: Config, report_cfg: ReportConfig, formats: set[str] | None,
+                  test_to: str | None = None) -> None:
+    """Refuse a ``--format`` list that leaves out a file a channel of the report reads; nothing is
+    computed then, rather than archiving a period no channel can be sent."""
+    if formats is None:
+        if test_to:
+            test_channel(config, report_cfg, test_to)
+        return
+    from .archive import ARTIFACTS
+
+    rendered = {ARTIFACTS[f] for f in formats}
+    names = [test_channel(config, report_cfg, test_to)[0]] if test_to else list(report_cfg.channels)
+    for name in names:
+        channel = make_channel(name, config.channels[name])
+        missing = [f for f in getattr(channel, "needs", lambda: ())() if f not in rendered]
+        if missing:
+            by_file = {file: fmt for fmt, file in ARTIFACTS.items()}
+            wanted = ",".join(sorted(formats | {by_file.get(f, f) for f in missing}))
+            raise InputError(f"--format {','.join(sorted(formats))} leaves out {', '.join(missing)}, which channel "
+                             f"{name!r} ({channel.type}) sends; use --format {wanted}, or --dry-run to render only")
+
+
 def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tuple[str, Any]:
     """The channel (and its settings) a ``--test-to`` send goes through; an InputError when there is none."""
     if test_to in config.channels:

@@ -112,6 +112,13 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
             for p in (periods[r.id] if periods is not None else [period_for(r, period_key, now)])]
     if not todo:
         return []
+    if not dry_run:
+        from .delivery import check_formats
+
+        # A bad --test-to, or a --format list a channel cannot send, is refused before computing anything.
+        for report in {r.id: r for r, _ in todo}.values():
+            if report.channels or test_to:
+                check_formats(config, report, formats, test_to)
     own_source = source is None
     source = source or open_source(config.source, config.path)
     # One ledger for the whole run, and only when something may be delivered.
@@ -138,10 +145,6 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
-    if test_to and not dry_run:
-        from .delivery import test_channel
-
-        test_channel(config, report, test_to)  # a bad --test-to is refused before computing anything
     if deliver:
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it

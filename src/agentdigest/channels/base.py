@@ -104,6 +104,8 @@ class Channel(Protocol):
     def describe(self) -> str:
         """Where this channel delivers, with every secret masked."""
 
+    # Optional: ``needs() -> tuple[str, ...]``, the archived files a delivery reads (BaseChannel has it).
+
 
 class BaseChannel:
     """Shared plumbing: masking with this channel's secrets, retries, and artifact lookup."""
@@ -124,6 +126,10 @@ class BaseChannel:
 
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         return [""]
+
+    def needs(self) -> tuple[str, ...]:
+        """The archived files a delivery reads: a run rendering only some formats must include them."""
+        return ()
 
     def check(self) -> CheckResult:
         return CheckResult(self.name, None, f"{self.describe()}: cannot be checked without sending")

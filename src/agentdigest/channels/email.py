@@ -77,6 +77,9 @@ class EmailChannel(BaseChannel):
     def describe(self) -> str:
         return self.mask(self.settings.smtp_url.get_secret_value())
 
+    def needs(self) -> tuple[str, ...]:
+        return ("message.eml",)
+
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         s = self.settings
         seen: dict[str, str] = {}

@@ -30,6 +30,9 @@ class OutboxChannel(BaseChannel):
     def describe(self) -> str:
         return f"outbox {self.settings.path}"
 
+    def needs(self) -> tuple[str, ...]:
+        return ("message.eml",)  # and slack.json when it is there, as DESIGN.md says
+
     def deliver(self, delivery: Delivery) -> Receipt:
         present = {name: suffix for name, suffix in _FILES.items() if name in delivery.artifacts}
         if not present:

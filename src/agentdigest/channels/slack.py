@@ -52,6 +52,9 @@ class SlackChannel(BaseChannel):
             return f"Slack webhook {self.mask(s.webhook_url.get_secret_value())}"
         return f"Slack {s.channel} via {urlsplit(s.api_url).netloc}"
 
+    def needs(self) -> tuple[str, ...]:
+        return ("slack.json",)  # and report.pdf when it is there (bot mode)
+
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         s = self.settings
         if s.bot_token and s.upload_pdf and "report.pdf" in artifacts:

@@ -68,6 +68,9 @@ class WebhookChannel(BaseChannel):
     def describe(self) -> str:
         return f"webhook {self.mask(self.settings.url.get_secret_value())}"
 
+    def needs(self) -> tuple[str, ...]:
+        return ("report.json",)
+
     def deliver(self, delivery: Delivery) -> Receipt:
         body = self.artifact(delivery, "report.json")
         key = f"{delivery.report_id}\0{delivery.period_key}\0{self.name}"
