@@ -76,6 +76,8 @@ BAD = [
     ("token in a webhook query", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "https://example.com/in?token=PLANTEDtoken"\n', 2, ["channels.wh.url", "environment"]),
     ("unknown subject field", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{nope} {title}"'), 2, ["reports[0].subject", "{nope}", "period_label"]),
     ("broken subject template", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{title"'), 2, ["reports[0].subject", "template"]),
+    ("literal ledger password", lambda s: s + '[ledger]\nurl = "postgresql://reports:PLANTEDpw@db/agentdigest"\n', 2, ["ledger.url", "environment", "${VAR}"]),
+    ("literal source password", lambda s: s.replace("duckdb://events.duckdb", "postgresql://reports:PLANTEDpw@db/events"), 2, ["source.url", "environment"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
@@ -216,3 +218,20 @@ def test_header_bound_values_refuse_line_breaks_and_control_characters(title):
     data = {"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "title": title}]}
     with pytest.raises(ConfigError, match=r"reports\[0\]\.title: .*(line breaks|control characters)"):
         parse_config(data, "agentdigest.toml")
+
+
+def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
+    """Found black-box: an unreachable PostgreSQL ledger passed `check`, then every run failed on it."""
+    def check(ledger_url: str) -> subprocess.CompletedProcess:
+        (workdir / "agentdigest.toml").write_text(GOOD + f'[ledger]\nurl = "{ledger_url}"\n')
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=workdir, timeout=120,
+                              env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1", "PGPW": "PLANTEDpw", "COLUMNS": "300"})
+
+    fresh = check("sqlite:///state/ledger.db")
+    assert f"ledger sqlite:///{workdir}/state/ledger.db: ok - not created yet" in fresh.stdout, fresh.stdout
+    assert not (workdir / "state").exists()  # check created nothing
+    down = check("postgresql://reports:${PGPW}@127.0.0.1:1/none")
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    line = next(line for line in down.stdout.splitlines() if line.startswith("ledger "))
+    assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr

@@ -12,10 +12,10 @@ import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, select, update
 
 from agentdigest.errors import ConfigError
-from agentdigest.ledger import SCHEMA_VERSION, Ledger, LedgerError, engine_url, schema_version
+from agentdigest.ledger import SCHEMA_VERSION, Ledger, LedgerError, engine_url, probe, schema_version
 
 R, P = "weekly-exec", "2026-W48"
 EXPIRED = -1.0  # a lease that has already run out: a crashed sender, without waiting for a clock
@@ -137,6 +137,20 @@ def test_schema_is_versioned_and_reopening_is_harmless(url, ledger):
     again.close()
     with pytest.raises(LedgerError, match="newer than this agentdigest"):
         Ledger(url)
+
+
+def test_probe_reads_a_ledger_without_creating_or_upgrading_it(url):
+    empty = probe(url)
+    assert empty.startswith(("not created yet", "reachable, empty")), empty
+    Ledger(url).close()
+    assert probe(url) == f"reachable, schema version {SCHEMA_VERSION}"
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        conn.execute(update(schema_version).values(version=SCHEMA_VERSION - 1))
+    assert probe(url).endswith(f"(upgraded to {SCHEMA_VERSION} on the next run)")
+    with engine.connect() as conn:  # the probe itself upgraded nothing
+        assert conn.scalar(select(schema_version.c.version)) == SCHEMA_VERSION - 1
+    engine.dispose()
 
 
 def test_urls_are_mapped_to_the_installed_driver():

@@ -219,9 +219,10 @@ def check(
                       f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
         finally:
             source.close()
-        from .commands_delivery import check_channels
+        from .commands_delivery import check_channels, check_ledger
 
-        return check_channels(cfg, console=out)
+        ledger_code = check_ledger(cfg, console=out)
+        return max(ledger_code, check_channels(cfg, console=out))
 
     _guard(verbose, body)
 

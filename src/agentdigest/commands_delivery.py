@@ -132,6 +132,25 @@ def channel_checks(config: Config) -> list[CheckResult]:
     return results
 
 
+def check_ledger(config: Config, *, console: Console | None = None) -> int:
+    """The ledger half of ``agentdigest check``: reach it, change nothing; exit 1 when it cannot be read."""
+    from .ledger import LedgerError, probe
+
+    console = _console(console)
+    line = Text(f"ledger {mask_url(config.ledger.url)}: ")
+    try:
+        found = probe(config.ledger.url)
+    except LedgerError as exc:
+        line.append("FAILED", style="bold red")
+        line.append(f" - {exc}")
+        console.print(line)
+        return 1
+    line.append("ok", style="green")
+    line.append(f" - {found}")
+    console.print(line)
+    return 0
+
+
 def check_channels(config: Config, *, console: Console | None = None) -> int:
     """The channel half of ``agentdigest check``: exit 1 when a channel check failed."""
     console = _console(console)

@@ -116,6 +116,12 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
     """Secrets come only from the environment: a secret written into the file itself (a token, a
     password inside a URL, a token in a URL's query, a Slack webhook URL) is a config error naming the
     key. Values with ``${VAR}`` pass, and so do URLs that carry no credential (``smtp://relay:25``)."""
+    for section in ("source", "ledger"):  # database URLs: postgresql://user:${PGPASSWORD}@host/db
+        raw = (data.get(section) or {}).get("url") if isinstance(data.get(section), dict) else None
+        if isinstance(raw, str) and "${" not in raw and url_password(raw) is not None:
+            raise ConfigError("a password written into the file; put it in an environment variable and write "
+                              "\"${VAR}\" in its place (secrets come only from the environment)", file=file,
+                              key=f"{section}.url")
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     for name, channel in (data.get("channels") or {}).items():
         model = models.get(channel.get("type")) if isinstance(channel, dict) else None

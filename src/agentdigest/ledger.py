@@ -18,6 +18,7 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from .errors import AgentDigestError, ConfigError
@@ -145,6 +146,42 @@ def engine_url(url: str) -> str:
         return url
     raise ConfigError(f"unsupported ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
                       key="ledger.url")
+
+
+def probe(url: str) -> str:
+    """Reach the ledger without creating or changing anything (``agentdigest check``); what was found.
+
+    Raises :class:`LedgerError` when it cannot be reached or read."""
+    real = engine_url(url)
+    try:
+        if real.startswith("sqlite"):
+            path = real.split(":///", 1)[1] if ":///" in real else ""
+            if path in ("", ":memory:"):
+                return "in memory (nothing is kept between runs)"
+            file = Path(path)
+            if not file.exists():
+                folder = next((p for p in file.parents if p.exists()), Path("."))
+                if not os.access(folder, os.W_OK):
+                    raise LedgerError(f"cannot create the ledger {mask_url(url)}: {folder} is not writable")
+                return "not created yet; the first run creates it"
+            engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
+        else:
+            engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                if not inspect(conn).has_table("schema_version"):
+                    return "reachable, empty; the first run creates its tables"
+                version = conn.scalar(select(schema_version.c.version)) or 0
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: "
+                          f"{mask_text(str(exc.orig or exc)).strip().splitlines()[0]}") from None
+    if version > SCHEMA_VERSION:
+        raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
+                          f"understands ({SCHEMA_VERSION}); upgrade agentdigest")
+    return f"reachable, schema version {version}" + ("" if version == SCHEMA_VERSION else
+                                                     f" (upgraded to {SCHEMA_VERSION} on the next run)")
 
 
 def _now() -> datetime:
