@@ -14,8 +14,8 @@ from rich.text import Text
 
 from .channels import CheckResult, make_channel
 from .config import Config
-from .masking import mask_url
-from .delivery import DeliveryResult, deliver_report
+from .masking import mask_text, mask_url
+from .delivery import DeliveryResult, all_secrets, deliver_report
 from .errors import AgentDigestError, InputError, interruption
 from .owners import owner_id
 from .periods import parse_period
@@ -124,11 +124,13 @@ def print_results(console: Console, results: Iterable[DeliveryResult]) -> None:
 def channel_checks(config: Config) -> list[CheckResult]:
     """Reach every configured channel and log in where possible; nothing is sent."""
     results = []
+    secrets = all_secrets(config)  # a server may echo any channel's secret, not only its own
     for name, settings in config.channels.items():
         try:
-            results.append(make_channel(name, settings).check())
+            result = make_channel(name, settings).check()
         except AgentDigestError as exc:
-            results.append(CheckResult(name, False, str(exc)))
+            result = CheckResult(name, False, str(exc))
+        results.append(CheckResult(result.channel, result.ok, mask_text(result.message, secrets)))
     return results
 
 
