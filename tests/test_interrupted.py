@@ -71,8 +71,10 @@ def test_an_owner_has_exited_only_when_its_process_on_this_host_is_gone():
 
 # -- claims of gone and live senders ---------------------------------------------------------
 
-def outbox_config(tmp_path: Path):
-    text = f"""
+def write_config(tmp_path: Path, channel: str, settings: str) -> Path:
+    """An agentdigest.toml in ``tmp_path`` with one report delivered to one channel."""
+    path = tmp_path / "agentdigest.toml"
+    path.write_text(f"""
 [source]
 url = "duckdb://{tmp_path / 'events.duckdb'}"
 table = "agent_events"
@@ -80,19 +82,22 @@ table = "agent_events"
 url = "sqlite:///{tmp_path / 'ledger.db'}"
 [archive]
 path = "{tmp_path / 'reports'}"
-[channels.box]
-type = "outbox"
-path = "{tmp_path / 'outbox'}"
+[channels.{channel}]
+{settings}
 [[reports]]
 id = "{R}"
 period = "week"
-channels = ["box"]
-"""
-    (tmp_path / "agentdigest.toml").write_text(text)
+channels = ["{channel}"]
+""")
+    return path
+
+
+def outbox_config(tmp_path: Path):
+    path = write_config(tmp_path, "box", f'type = "outbox"\npath = "{tmp_path / "outbox"}"')
     from agentdigest.archive import write_artifacts
 
     write_artifacts(tmp_path / "reports", R, P, make_artifacts(R, P))
-    return load_config(tmp_path / "agentdigest.toml")
+    return load_config(path)
 
 
 @needs_global_pids
@@ -184,25 +189,8 @@ def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_on
     controller.start()
     try:
         setup(tmp_path, conversations=600)
-        (tmp_path / "agentdigest.toml").write_text(f"""
-[source]
-url = "duckdb://{tmp_path / 'events.duckdb'}"
-table = "agent_events"
-[ledger]
-url = "sqlite:///{tmp_path / 'ledger.db'}"
-[archive]
-path = "{tmp_path / 'reports'}"
-[channels.mail]
-type = "email"
-to = ["cto@example.com"]
-from = "reports@example.com"
-smtp_url = "${{SMTP_URL}}"
-retry_budget = 0
-[[reports]]
-id = "{R}"
-period = "week"
-channels = ["mail"]
-""")
+        write_config(tmp_path, "mail", 'type = "email"\nto = ["cto@example.com"]\nfrom = "reports@example.com"\n'
+                     'smtp_url = "${SMTP_URL}"\nretry_budget = 0')
         env = cli_env(SMTP_URL=f"smtp://reports:PLANTED-pw@127.0.0.1:{port}",
                       AGENTDIGEST_CONFIG=str(tmp_path / "agentdigest.toml"))
         command = [sys.executable, "-m", "agentdigest.cli", "run", R, "--period", P]
