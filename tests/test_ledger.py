@@ -67,6 +67,16 @@ def test_failed_is_claimed_again_and_counts_attempts(ledger):
     assert again is not None and again.attempts == 2 and again.took_over_from is None
 
 
+def test_a_sent_row_is_never_marked_failed_afterwards(ledger):
+    # An interruption after the channel's receipt was recorded releases every claim of the channel;
+    # the one already sent must stay sent.
+    claim = ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60)
+    assert ledger.mark_sent(claim, "<m1@example.com>")
+    assert not ledger.mark_failed(claim, "interrupted by SIGINT (Ctrl-C) while delivering", retryable=True)
+    row = ledger.delivery(R, P, "mail", "a@example.com")
+    assert (row["state"], row["error"], row["provider_id"]) == ("sent", None, "<m1@example.com>")
+
+
 def test_an_expired_lease_is_taken_over_and_recorded(ledger):
     crashed = ledger.claim(R, P, "webhook", owner="crashed-host:41", lease_seconds=EXPIRED)
     taker = ledger.claim(R, P, "webhook", owner="healthy-host:7", lease_seconds=60)

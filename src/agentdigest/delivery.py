@@ -101,10 +101,30 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
                      ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str]) -> list[DeliveryResult]:
     channel = make_channel(name, settings)
     targets = channel.targets(artifacts)
-    claims, skipped = {}, {}
+    claims: dict[str, Any] = {}
+    try:
+        return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
+                               lease=lease_seconds(settings), force=force, log=log, secrets=secrets)
+    except BaseException as exc:  # Ctrl-C or SIGTERM mid-send: release the claims, say what may have happened
+        if isinstance(exc, Exception):
+            raise
+        why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
+               "and the next run sends it again")
+        for claim in claims.values():
+            ledger.mark_failed(claim, why, retryable=True)
+        if claims:
+            log.error("%s %s -> %s: %s", report_id, period_key, name, why)
+        raise
+
+
+def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any], report_id: str, period_key: str,
+                    artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
+                    secrets: list[str]) -> list[DeliveryResult]:
+    """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record."""
+    name = channel.name
+    skipped: dict[str, DeliveryResult] = {}
     for target in targets:
-        claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner,
-                            lease=lease_seconds(settings), force=force)
+        claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner, lease=lease, force=force)
         if claim is not None:
             claims[target] = claim
             if claim.took_over_from:
@@ -122,15 +142,7 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
     if not claims:
         return [skipped[t] for t in targets]
 
-    try:
-        receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
-    except BaseException as exc:  # Ctrl-C or SIGTERM mid-send: release the claims, say what may have happened
-        why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
-               "and the next run sends it again")
-        for claim in claims.values():
-            ledger.mark_failed(claim, why, retryable=True)
-        log.error("%s %s -> %s: %s", report_id, period_key, name, why)
-        raise
+    receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
@@ -152,7 +164,7 @@ def _claim(ledger: Ledger, report_id: str, period_key: str, channel: str, target
            lease: float, force: bool) -> tuple[Any, dict[str, Any]]:
     """Claim one target; a claim whose process has exited on this machine is taken over at once.
 
-    Returns (the claim, None) or (None, the row that stopped it)."""
+    Returns (the claim, {}) or (None, the row that stopped it)."""
     for _ in range(2):
         claim = ledger.claim(report_id, period_key, channel, target, owner=owner, lease_seconds=lease, force=force)
         if claim is not None:

@@ -355,7 +355,8 @@ class Ledger:
         now = _now()
         d = deliveries.c
         with self._write() as conn:
-            return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
+            return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token,
+                                                              d.state == "sending").values(
                 state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now,
                 attempts=d.attempts + max(tries - 1, 0))).rowcount)
 
