@@ -286,3 +286,38 @@ channels = ["box"]
     assert len(httpserver.log) == 1
     assert run("weekly-eng", "--format", "json", "--dry-run").returncode == 0  # rendering only is fine
     assert [p.name for p in (home / "reports" / "weekly-eng").glob("*/*")] == ["report.json"]
+
+
+def test_a_period_that_has_not_ended_is_refused_for_delivery_but_can_be_previewed(tmp_path, events):
+    """Found by a new user: `run --period <this week>` sent a partial week as the week's report, the
+    ledger said sent, and Monday's due run then skipped the real one."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text("""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[[reports]]
+id = "weekly-exec"
+timezone = "Europe/Berlin"
+channels = ["box"]
+""")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml",
+                               "--now", "2026-11-28T12:00:00+01:00", *args],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+
+    for period in ("2026-W48", "2027-W01"):  # running, and in the future
+        refused = run("--period", period)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert f"{period} has not ended yet" in refused.stderr and "--dry-run" in refused.stderr
+    assert "2026-11-30 00:00 Europe/Berlin" in run("--period", "2026-W48").stderr
+    assert not (home / "reports").exists() and not (home / "outbox").exists()
+    assert run("--period", "2026-W48", "--dry-run").returncode == 0
+    assert run("--period", "2026-W48", "--test-to", "box").returncode == 0  # a test is not the period's delivery
+    assert run("--period", "2026-W47").returncode == 0  # the last complete week goes out

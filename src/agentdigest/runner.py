@@ -119,6 +119,9 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         for report in {r.id: r for r, _ in todo}.values():
             if report.channels or test_to:
                 check_formats(config, report, formats, test_to)
+        if not test_to:
+            for report, period in todo:
+                _refuse_unfinished(report, period, now)
     own_source = source is None
     source = source or open_source(config.source, config.path)
     # One ledger for the whole run, and only when something may be delivered.
@@ -137,6 +140,15 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         if own_ledger and ledger is not None:
             ledger.close()
     return outcomes
+
+
+def _refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> None:
+    """A period that has not ended cannot be delivered as that period's report: its partial figures
+    would be recorded as sent, and the real report, due after the period, would never go out."""
+    if report.channels and period.end_utc > now:
+        raise InputError(f"{report.id} {period.key} has not ended yet (it ends {period.end:%Y-%m-%d %H:%M} "
+                         f"{report.timezone}); its report would be sent as the period's and the complete one "
+                         f"never: use --dry-run to preview it, or --test-to to send yourself a test")
 
 
 def _run_one(config: Config, report: ReportConfig, period: Period, *, source: Source, now: datetime,
