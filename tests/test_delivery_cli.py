@@ -321,3 +321,54 @@ channels = ["box"]
     assert run("--period", "2026-W48", "--dry-run").returncode == 0
     assert run("--period", "2026-W48", "--test-to", "box").returncode == 0  # a test is not the period's delivery
     assert run("--period", "2026-W47").returncode == 0  # the last complete week goes out
+
+
+def test_previews_of_a_delivered_period_never_touch_what_was_sent(tmp_path, events):
+    """Found by a new user: a dry run, a test send or a --format run after delivery overwrote the archive
+    that `resend` sends and that the README says keeps what was sent, or mixed files of two runs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text("""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[[reports]]
+id = "weekly-exec"
+timezone = "Europe/Berlin"
+channels = ["box"]
+""")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                              cwd=home, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def folder_bytes(folder: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+    run("run", "--period", "2026-W47")
+    sent = home / "reports" / "weekly-exec" / "2026-W47"
+    as_sent = folder_bytes(sent)
+    (delivered,) = (home / "outbox" / "weekly-exec" / "2026-W47").glob("*.eml")
+    assert delivered.read_bytes() == as_sent["message.eml"] and ".delivered" in as_sent
+
+    dry = run("run", "--period", "2026-W47", "--dry-run", "--format", "pdf")
+    assert "archived apart" in dry.stdout
+    run("run", "--period", "2026-W47", "--test-to", "box")
+    assert folder_bytes(sent) == as_sent
+    preview = home / "reports" / ".previews" / "weekly-exec" / "2026-W47"
+    assert sorted(folder_bytes(preview)) == sorted(n for n in as_sent if not n.startswith("."))  # the test's full set
+
+    run("resend", "weekly-exec", "2026-W47")
+    resent = sorted((home / "outbox" / "weekly-exec" / "2026-W47").glob("*.eml"))
+    assert [p.read_bytes() == as_sent["message.eml"] for p in resent if "-test" not in p.name] == [True, True]
+
+    # An undelivered period's folder holds one run's files only: a --format run replaces the whole set.
+    run("run", "--period", "2026-W46", "--dry-run")
+    run("run", "--period", "2026-W46", "--dry-run", "--format", "pdf")
+    assert sorted(folder_bytes(home / "reports" / "weekly-exec" / "2026-W46")) == ["report.pdf"]

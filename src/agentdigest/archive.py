@@ -22,6 +22,10 @@ ARTIFACTS = {
 }
 
 
+DELIVERED = ".delivered"  # a marker file in a period's folder once a channel got it
+PREVIEWS = ".previews"  # <archive>/.previews/<report>/<period>: previews of delivered periods
+
+
 def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
     """``<archive>/<report_id>/<period_key>``; a name that would leave that folder is refused (a period
     argument such as ``../other-report/2026-W47`` must never reach another report's archive)."""
@@ -32,7 +36,10 @@ def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
 
 
 def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[str, bytes]) -> Path:
-    """Write ``{filename: content}`` into the report's archive folder; return the folder."""
+    """Write ``{filename: content}`` into the report's archive folder; return the folder.
+
+    The folder then holds this set only: artifacts of an earlier run that this one did not render
+    (``--format``) are removed, so one folder never mixes two runs."""
     folder = report_dir(archive, report_id, period_key)
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
@@ -44,7 +51,24 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+    for stale in _artifact_files(folder):
+        if stale.name not in files:
+            stale.unlink(missing_ok=True)
     return folder
+
+
+def mark_delivered(archive: Path, report_id: str, period_key: str) -> None:
+    """Note in the period's folder that a channel got it: from now on the folder is what was sent."""
+    (report_dir(archive, report_id, period_key) / DELIVERED).touch()
+
+
+def is_delivered(archive: Path, report_id: str, period_key: str) -> bool:
+    return (report_dir(archive, report_id, period_key) / DELIVERED).is_file()
+
+
+def preview_root(archive: Path) -> Path:
+    """Where dry runs and test sends of a delivered period are archived, so the as-sent copy stays."""
+    return Path(archive) / PREVIEWS
 
 
 def read_artifacts(archive: Path, report_id: str, period_key: str) -> dict[str, bytes]:

@@ -115,7 +115,7 @@ HEADLINE = ("conversations", "resolution_rate", "containment_rate", "error_rate"
 
 def print_outcome(outcome: Any) -> None:
     data = outcome.data
-    note = getattr(outcome, "skipped", None) or getattr(outcome, "resumed", None)
+    note = getattr(outcome, "skipped", None) or getattr(outcome, "resumed", None) or getattr(outcome, "preview", None)
     if note:
         out.print(f"{outcome.report_id} {outcome.period_key}: {note}", markup=False, soft_wrap=True)
     if data is None:

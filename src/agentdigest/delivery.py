@@ -20,7 +20,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
-from .archive import read_artifacts
+from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig
 from .errors import DeliveryError, InputError, interruption
@@ -86,9 +86,13 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     results: list[DeliveryResult] = []
     # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
     secrets = all_secrets(config)
-    for name in names:
-        results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
-                                    ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+    try:
+        for name in names:
+            results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
+                                        ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+    finally:
+        if any(r.state == "sent" for r in results):  # the archive now holds what was sent: keep it so
+            mark_delivered(Path(archive), report_cfg.id, period_key)
     return results
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import ARTIFACTS, artifact_names, report_dir, write_artifacts
+from .archive import ARTIFACTS, artifact_names, is_delivered, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig
 from .errors import InputError, first_line, interruption
@@ -41,6 +41,8 @@ class RunOutcome:
     skipped: str | None = None
     #: why nothing was computed but the archive was delivered (the period was sent to some channels)
     resumed: str | None = None
+    #: why this dry run or test was archived apart (the period's archive keeps what was sent)
+    preview: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -169,6 +171,10 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
+    if (dry_run or test_to) and not force and _was_delivered(archive, report.id, period.key, ledger):
+        archive = preview_root(archive)
+        outcome.preview = ("delivered before; its archive keeps what was sent, so this "
+                           f"{'dry run' if dry_run else 'test'} is archived apart")
     try:
         outcome.data = compute(source, config, report, period, now)
         log.info("computed %s %s", report.id, period.key)
@@ -204,6 +210,14 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
         raise
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
+
+
+def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) -> bool:
+    """Some channel got this period (the archive's marker, or the ledger when this run has one)."""
+    if is_delivered(archive, report_id, period_key):
+        return True
+    return ledger is not None and any(row["kind"] == "delivery" and row["sent_at"]
+                                      for row in ledger.deliveries(report_id, period_key))
 
 
 def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
