@@ -290,6 +290,22 @@ def test_a_webhook_url_with_credentials_sends_them_as_basic_auth(httpserver, art
     assert "PLANTED" not in channel.describe() and "ingest:***@" in channel.describe()
 
 
+def test_an_outbox_test_is_marked_in_subject_and_slack_text_and_a_real_delivery_is_byte_for_byte(tmp_path, artifacts):
+    channel = make_channel("box", config.OutboxChannel(type="outbox", path=tmp_path))
+    channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",), test=True))
+    folder = tmp_path / "weekly-exec" / "2026-W48"
+    (real,) = [p for p in folder.glob("*.eml") if "-test" not in p.name]
+    (test,) = folder.glob("*-test.eml")
+    assert real.read_bytes() == artifacts["message.eml"]
+    original = BytesParser(policy=policy.default).parsebytes(artifacts["message.eml"])
+    marked = BytesParser(policy=policy.default).parsebytes(test.read_bytes())
+    assert marked["Subject"] == "[test] " + original["Subject"]
+    assert marked.get_body(("plain",)).get_content() == original.get_body(("plain",)).get_content()
+    (slack_test,) = folder.glob("*-test.slack.json")
+    assert json.loads(slack_test.read_bytes())["text"] == "[test] " + json.loads(artifacts["slack.json"])["text"]
+
+
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------
 
 def test_the_channel_api_is_pinned():

@@ -7,10 +7,13 @@ and a reader never sees half a message.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
 from datetime import datetime, timezone
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 from .. import config
@@ -45,7 +48,7 @@ class OutboxChannel(BaseChannel):
         stem = f"{stamp}-{uuid.uuid4().hex[:8]}" + ("-test" if delivery.test else "")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            written = [_write_new(folder / f"{stem}{suffix}", delivery.artifacts[name]) for name, suffix in present.items()]
+            written = [_write_new(folder / f"{stem}{suffix}", _content(name, delivery)) for name, suffix in present.items()]
         except OSError as exc:
             # A full disk may clear up; a permission problem will not, but retrying it is harmless.
             raise DeliveryError(f"outbox {self.name!r} cannot write to {folder}: {exc.strerror}", retryable=True) from None
@@ -73,3 +76,20 @@ def _write_new(target: Path, content: bytes) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
+
+
+def _content(name: str, delivery: Delivery) -> bytes:
+    """The archived file as delivered: byte for byte, except that a test is marked as one in the
+    email's Subject and the Slack text, as the email and Slack channels mark theirs."""
+    content = delivery.artifacts[name]
+    if not delivery.test:
+        return content
+    if name == "slack.json":
+        payload = json.loads(content)
+        payload["text"] = "[test] " + str(payload.get("text", ""))
+        return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
+    message = BytesParser(policy=policy.default).parsebytes(content)
+    subject = str(message.get("Subject", ""))
+    del message["Subject"]
+    message["Subject"] = "[test] " + subject
+    return message.as_bytes(policy=policy.default)
