@@ -93,3 +93,14 @@ def test_both_audiences_from_computed_hostile_data(tmp_path, incomplete):
             assert "&lt;script&gt;" in texts["report.html"] or "&lt;img" in texts["report.html"]
         # delivered once to the outbox
         assert len(list((tmp_path / "outbox" / report / WEEK.key).glob("*.eml"))) == 1
+
+
+def test_a_second_demo_keeps_the_users_edits_to_its_config(tmp_path):
+    from agentdigest.demo import setup
+
+    config = setup(tmp_path, conversations=200)
+    edited = config.read_text().replace('title = "Agent Performance - Executive"', 'title = "Our Agents"')
+    assert edited != config.read_text()
+    config.write_text(edited)
+    assert setup(tmp_path, conversations=200) == config
+    assert config.read_text() == edited and (tmp_path / "events.duckdb").is_file()

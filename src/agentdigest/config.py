@@ -186,6 +186,13 @@ def config_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get("AGENTDIGEST_CONFIG") or DEFAULT_CONFIG)
 
 
+def command(config: Config, args: str) -> str:
+    """``agentdigest ARGS`` as a user can paste it: with ``--config`` unless the config is the default one."""
+    found = config_path(None)
+    default = config.path is None or (found.exists() and Path(config.path).resolve() == found.resolve())
+    return f"agentdigest {args}" + ("" if default else f" --config {config.path}")
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read, expand and validate a config file; raise one ConfigError for the first problem."""
     file = config_path(path)

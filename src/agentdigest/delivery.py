@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
-from .config import Config, ReportConfig
+from .config import Config, ReportConfig, command
 from .errors import DeliveryError, InputError, interruption
 from .ledger import Ledger
 from .masking import mask_text, secret_values
@@ -73,7 +73,7 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     artifacts = read_artifacts(Path(archive), report_cfg.id, period_key)
     if not artifacts:
         raise InputError(f"nothing archived for {report_cfg.id} {period_key} under {archive} "
-                         f"(run `agentdigest run {report_cfg.id} --period {period_key}` first)")
+                         f"(run `{command(config, f'run {report_cfg.id} --period {period_key}')}` first)")
     if test_to:
         return _test_send(config, report_cfg, period_key, artifacts, test_to, ledger=ledger, log=log)
     names = list(report_cfg.channels)

@@ -56,7 +56,8 @@ channels = ["outbox"]
 
 
 def setup(folder: Path, *, now: datetime | None = None, conversations: int = 24_000) -> Path:
-    """Create ``folder/events.duckdb`` (10 weeks of events) and ``folder/agentdigest.toml``; return the config path."""
+    """Create ``folder/events.duckdb`` (10 weeks of events, new each time) and ``folder/agentdigest.toml``
+    (unless it exists: it is the user's to edit); return the config path."""
     import duckdb
 
     from .synthetic import generate
@@ -74,5 +75,6 @@ def setup(folder: Path, *, now: datetime | None = None, conversations: int = 24_
     finally:
         con.close()
     config = folder / "agentdigest.toml"
-    config.write_text(DEMO_CONFIG.format(dir=folder), encoding="utf-8")
+    if not config.exists():  # "safe to edit and re-run": a second demo keeps your edits
+        config.write_text(DEMO_CONFIG.format(dir=folder), encoding="utf-8")
     return config

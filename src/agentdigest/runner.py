@@ -15,7 +15,7 @@ from typing import Any
 
 from .archive import ARTIFACTS, artifact_names, is_delivered, preview_root, report_dir, write_artifacts
 from .compute import compute_report
-from .config import Config, EmailChannel, ReportConfig
+from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
 from .owners import owner_id
 from .periods import Period, last_complete, parse_period
@@ -164,7 +164,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
             # with today's data while every channel keeps what it got.
             outcome.skipped = (f"already sent to every channel; the archive keeps what was sent "
-                               f"(`agentdigest resend {report.id} {period.key}` sends it again, "
+                               f"(`{command(config, f'resend {report.id} {period.key}')}` sends it again, "
                                f"`--force` recomputes and sends again)")
             log.info("skipped %s %s: already sent", report.id, period.key)
             return outcome
