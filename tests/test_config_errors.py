@@ -235,3 +235,17 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
     assert down.returncode == 1 and "Traceback" not in down.stderr
     line = next(line for line in down.stdout.splitlines() if line.startswith("ledger "))
     assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr
+
+
+def test_printed_commands_carry_the_config_unless_it_is_the_default(workdir, monkeypatch):
+    from agentdigest.config import command
+
+    (workdir / "sub").mkdir()
+    (workdir / "sub" / "agentdigest.toml").write_text(GOOD)
+    monkeypatch.setenv("SMTP_URL", "smtp://127.0.0.1:1")
+    monkeypatch.delenv("AGENTDIGEST_CONFIG", raising=False)
+    monkeypatch.chdir(workdir)
+    elsewhere = load_config("sub/agentdigest.toml")
+    assert command(elsewhere, "resend weekly 2026-W47") == "agentdigest resend weekly 2026-W47 --config sub/agentdigest.toml"
+    monkeypatch.chdir(workdir / "sub")
+    assert command(load_config(), "resend weekly 2026-W47") == "agentdigest resend weekly 2026-W47"
