@@ -140,7 +140,10 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
     ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp"),
     ({"latency_ms": "lat"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, lat DATE", "expected a number"),
     ({"conversation_id": "conv"}, "conv BLOB, event_ts TIMESTAMP, event_type TEXT", "expected text or an integer id"),
-], ids=["missing-mapped-column", "boolean-timestamp", "date-latency", "binary-id"])
+    # Found by a new user: a typo in an optional mapping silently dropped cost from every report.
+    ({"cost_usd": "price"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, cost_usd DOUBLE",
+     "column 'price' \\(mapped from cost_usd\\) not found"),
+], ids=["missing-mapped-column", "boolean-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
     import duckdb
 

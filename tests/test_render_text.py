@@ -60,4 +60,4 @@ def test_zero_conversations_and_missing_values() -> None:
     assert "No conversations this week, against 2,210 the week before." in text("engineering", zero=True)
     body = text("executive", missing=True, nulls=True, human_cost=None)
     assert "Set human_cost_per_conversation" in body
-    assert "Left out: tokens and cost left out" in body
+    assert "Notes: tokens and cost left out" in body and "Left out:" not in body

@@ -201,9 +201,12 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.T
     for canon in CANONICAL_COLUMNS:
         col = columns.get(canon, canon)
         if col not in theirs:
-            if canon in REQUIRED_COLUMNS:
+            # A missing optional column leaves its metrics out, but a mapping that names a column the
+            # table lacks is a mistake (a typo would silently drop cost or latency from every report).
+            if canon in REQUIRED_COLUMNS or canon in columns:
                 mapped = f" (mapped from {canon})" if canon in columns else ""
-                raise InputError(f"source {name!r}: required column {col!r}{mapped} not found "
+                kind = "required column" if canon in REQUIRED_COLUMNS else "column"
+                raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
                                  f"(columns: {', '.join(sorted(theirs))})")
             continue
         selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col)
