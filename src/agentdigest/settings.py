@@ -290,6 +290,13 @@ class ReportConfig(_Model):
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: _no_line_breaks(v)))
 
+    @field_validator("completeness_threshold")
+    @classmethod
+    def _a_percentage(cls, value: float) -> float:
+        if 0 < value <= 1:  # 0.95 would mean 0.95 %: the warning could never show
+            raise ValueError(f"a percentage such as 95, not a fraction ({value:g})")
+        return value
+
     @field_validator("subject")
     @classmethod
     def _subject_fields(cls, value: str) -> str:
