@@ -61,3 +61,18 @@ def test_zero_conversations_and_missing_values() -> None:
     body = text("executive", missing=True, nulls=True, human_cost=None)
     assert "Set human_cost_per_conversation" in body
     assert "Notes: tokens and cost left out" in body and "Left out:" not in body
+
+
+def test_the_executive_report_counts_invalid_data_too() -> None:
+    """DESIGN.md: every report's quality section has the invalid-data counts, not only completeness."""
+    from render_fixtures import readable
+
+    files = rendered("executive")
+    expected = ("Invalid data: 12 duplicate events (counted once), 2 rows missing a required field, "
+                "1 invalid latency value, 1 invalid token count, 3 unknown event types.")
+    assert "0 hourly gaps." in " ".join(text("executive").split())
+    bodies = readable(files)
+    for name in ("report.txt", "report.html", "report.pdf", "message.eml text/html", "message.eml text/plain"):
+        assert expected in " ".join(bodies[name].split()), name
+    warned = " ".join(text("executive", warning=True).split())
+    assert "2 hourly gaps." in warned

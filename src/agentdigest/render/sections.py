@@ -136,6 +136,19 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
         ("Events in the future", fmt.count(q.future_events)),
         ("Hourly gaps", fmt.count(len(q.gaps))),
     ]
-    return {"rows": [{"label": k, "value": v} for k, v in rows], "warning": q.warning,
+    invalid = [(q.duplicate_events, "duplicate event", "duplicate events", " (counted once)"),
+               (q.missing_required, "row missing a required field", "rows missing a required field", ""),
+               (q.invalid_latency, "invalid latency value", "invalid latency values", ""),
+               (q.invalid_tokens, "invalid token count", "invalid token counts", ""),
+               (q.unknown_event_types, "unknown event type", "unknown event types", ""),
+               (q.future_events, "event in the future", "events in the future", "")]
+    found = [f"{fmt.count(n)} {one if n == 1 else many}{extra}" for n, one, many, extra in invalid if n]
+    gaps = len(q.gaps)
+    summary = {
+        "completeness": (f"Completeness {fmt.percent(q.completeness_pct)} ({fmt.count(q.received_events)} events "
+                         f"received, {rows[2][1]} expected); {fmt.count(gaps)} hourly gap{'' if gaps == 1 else 's'}."),
+        "invalid": ("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.",
+    }
+    return {"rows": [{"label": k, "value": v} for k, v in rows], "warning": q.warning, "summary": summary,
             "gaps": [gap_label(g, fmt) for g in q.gaps[: limits.gaps]],
             "more_gaps": max(0, len(q.gaps) - limits.gaps)}

@@ -93,8 +93,7 @@ def executive(ctx: dict[str, Any]) -> list[str]:
                       ("Error rate", "error_rate", True), ("Cost", "cost", True)], ctx["trend"])
     if q := ctx["quality"]:
         out += heading("Data quality")
-        out += wrap(f"Completeness {q['rows'][0]['value']} ({q['rows'][1]['value']} events received, "
-                    f"{q['rows'][2]['value']} expected); {q['rows'][-1]['value']} hourly gaps.")
+        out += wrap(q["summary"]["completeness"] + " " + q["summary"]["invalid"])
     return out
 
 
