@@ -168,3 +168,27 @@ def test_a_day_that_is_not_a_whole_number_of_hours_receives_all_its_events(tmp_p
     assert day.hours == 23.5 and in_day == 71
     assert data.quality.received_events == in_day == data.metrics["conversations"].value
     assert data.quality.gaps == ()
+
+
+def test_on_incomplete_data_totals_are_not_judged_notable(tmp_path):
+    """Found by a new user: with 36 hours of events missing, cost fell 24% and was shown as a notable
+    saving. On incomplete data a total cannot be judged; rates still are."""
+    from agentdigest.significance import notable_flags
+    from agentdigest.synthetic import generate
+
+    path = tmp_path / "events.duckdb"
+    week = parse_period("week", "2026-W47", "Europe/Berlin")
+    with duckdb.connect(str(path)) as con:
+        generate(con, conversations=6000, end=week.end_utc, days=70)
+        con.execute("DELETE FROM agent_events WHERE event_ts >= ? AND event_ts < ?",
+                    [week.start_utc + timedelta(days=2), week.start_utc + timedelta(days=3, hours=12)])
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="Europe/Berlin"), week,
+                              now=week.end_utc + timedelta(hours=9), notable=notable_flags)
+    finally:
+        source.close()
+    assert data.quality.warning and data.quality.completeness_pct < 90
+    totals = ["conversations", "errors", "total_tokens", "cost_usd"]
+    assert all(data.metrics[name].notable is None for name in totals), {n: data.metrics[n].notable for n in totals}
+    assert data.metrics["resolution_rate"].notable is not None  # rates are still tested

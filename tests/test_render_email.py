@@ -44,6 +44,14 @@ def test_structure_parses_back(audience: str, flags: dict) -> None:
     assert attachment.get_content() == files["report.pdf"]
 
 
+@pytest.mark.parametrize("template", ["{title} — {period_label}", "Weekly {period_key}"])
+def test_the_subject_says_when_the_data_is_incomplete_whatever_the_template(template: str) -> None:
+    complete = parse_eml(render_artifacts(make_report(subject=template), {"eml"}, now=NOW)["message.eml"])
+    warned = parse_eml(render_artifacts(make_report(subject=template, warning=True), {"eml"}, now=NOW)["message.eml"])
+    assert not complete["Subject"].startswith("⚠")
+    assert warned["Subject"] == f"⚠ Data incomplete (81.4%): {complete['Subject']}"
+
+
 def test_headers_from_the_addressing() -> None:
     files = render_artifacts(make_report("executive"), {"eml"}, email=TEAM, now=NOW)
     msg = parse_eml(files["message.eml"])

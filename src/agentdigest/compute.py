@@ -157,6 +157,9 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
                                  events_per_conversation=_events_per_conversation(hourly, period_rows))
+    if quality.warning:
+        # A total that moved because events are missing is not news: not judged on incomplete data.
+        metrics = {k: _with(m, notable=None) if _is_total(m) else m for k, m in metrics.items()}
     notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
     for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
         if col not in present:
@@ -208,6 +211,11 @@ def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str,
         out[m.name] = MetricValue(m.name, m.label, m.unit, value, previous, ch.change_pct, ch.change_pp,
                                   ch.direction, ch.good, m.higher_is_better, m.description)
     return out
+
+
+def _is_total(metric: MetricValue) -> bool:
+    """A sum over the period's events (counts, tokens, cost, savings), which missing events lower."""
+    return metric.unit in ("count", "usd") or metric.name == "total_tokens"
 
 
 def _with(m: MetricValue, **changes: Any) -> MetricValue:

@@ -59,10 +59,12 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
 
 def _subject(data: ReportData, ctx: dict[str, Any]) -> str:
     r = ctx["report"]
-    return subject(data.settings.get("subject"), {
+    line = subject(data.settings.get("subject"), {
         "title": data.title, "period_label": period_label(data), "period_key": data.period.key,
         "report_id": data.report_id, "audience": r["audience"], "start": r["start"], "end": r["end"],
     })
+    # The warning must reach readers who only see the inbox, whatever the subject template says.
+    return f"⚠ Data incomplete ({ctx['banner']['completeness']}): {line}" if ctx["banner"] else line
 
 
 def render_artifacts(data: ReportData, formats: set[str] | None = None, *,
