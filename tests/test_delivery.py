@@ -265,6 +265,19 @@ def test_nothing_archived_is_an_input_error(world):
         deliver(config, only_channel="slack")
 
 
+def test_resend_and_history_mistakes_are_refused_and_never_recorded_as_runs(world, capsys):
+    config = world.build(["box"])
+    with pytest.raises(InputError, match="--channel: report 'weekly-exec' has no channel 'nope'"):
+        resend(config, R, P, channel="nope")
+    with pytest.raises(InputError, match="nothing archived for weekly-exec 2026-W01"):
+        resend(config, R, "2026-W01")
+    with pytest.raises(InputError, match="--report: no report 'nope'"):
+        show_history(config, report="nope")
+    assert Ledger(config.ledger.url).history() == []
+    assert show_history(config, report=R) == 0  # a configured report with nothing yet is not an error
+    assert "No runs or deliveries recorded for weekly-exec" in capsys.readouterr().out
+
+
 def test_check_reaches_channels_and_sends_nothing(world, capsys):
     world.httpserver.expect_request("/api/auth.test").respond_with_json({"ok": True, "user": "reportbot", "team": "Acme"})
     config = world.build(["mail", "wrong", "bot", "hook", "box"], wrong=world.email(smtp_url=world.smtp.url(password="nope-PLANTED")),

@@ -258,7 +258,7 @@ def demo(
 def history(
     config: ConfigOpt = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Only this report.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
     next_: Annotated[bool, typer.Option("--next", help="Show each report's next run time instead.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:

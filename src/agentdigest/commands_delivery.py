@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .channels import CheckResult, make_channel
-from .config import Config
+from .archive import read_artifacts
+from .config import Config, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
 from .errors import AgentDigestError, InputError, interruption
@@ -42,8 +43,12 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
         rows = ledger.history(report, limit)
     finally:
         ledger.close()
+    if not rows and report and report not in {r.id for r in config.reports}:
+        known = ", ".join(r.id for r in config.reports) or "none"
+        raise InputError(f"--report: no report {report!r} in the config or the ledger (reports: {known})")
     if not rows:
-        console.print(f"No runs or deliveries recorded in {mask_url(config.ledger.url)} yet.")
+        what = f"for {report} " if report else ""
+        console.print(f"No runs or deliveries recorded {what}in {mask_url(config.ledger.url)} yet.")
         return 0
     table = Table(title=f"History ({mask_url(config.ledger.url)})", title_justify="left")
     table.add_column("when (UTC)", no_wrap=True)
@@ -87,6 +92,13 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         period = parse_period(report.period, period, report.timezone).key
     except InputError as exc:
         raise InputError(f"PERIOD: {str(exc).removeprefix('--period ')}") from None
+    # Mistakes are refused before the ledger records a run: a typo is not a failed resend.
+    if channel is not None and channel not in report.channels:
+        raise InputError(f"--channel: report {report.id!r} has no channel {channel!r} "
+                         f"(its channels: {', '.join(report.channels) or 'none'})")
+    if not read_artifacts(config.archive.path, report.id, period):
+        raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path} "
+                         f"(run `{command(config, f'run {report.id} --period {period}')}` first)")
     ledger = Ledger(config.ledger.url)
     try:
         owner = owner_id()
