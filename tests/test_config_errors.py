@@ -175,6 +175,18 @@ def test_relative_paths_follow_the_config_file(workdir):
     assert cfg.ledger.url == f"sqlite:///{workdir / 'agentdigest.db'}"
 
 
+def test_a_tilde_in_a_path_is_the_home_folder(workdir, monkeypatch):
+    monkeypatch.setenv("HOME", str(workdir / "home"))
+    monkeypatch.setenv("SMTP_URL", "smtp://127.0.0.1:1")
+    path = workdir / "agentdigest.toml"
+    path.write_text(GOOD.replace('path = "outbox"', 'path = "~/outbox"') + '[archive]\npath = "~/reports"\n'
+                    '[ledger]\nurl = "sqlite:///~/state/ledger.db"\n')
+    cfg = load_config(path)
+    assert cfg.archive.path == workdir / "home" / "reports"
+    assert cfg.channels["box"].path == workdir / "home" / "outbox"
+    assert cfg.ledger.url == f"sqlite:///{workdir / 'home' / 'state' / 'ledger.db'}"
+
+
 def test_dollar_dollar_is_a_literal_dollar():
     cfg = parse_config({"source": {"url": "duckdb://", "table": "t"},
                         "reports": [{"id": "r", "title": "Cost in $$ (USD)"}]})

@@ -68,10 +68,13 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
 
 
 def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
-    """Resolve relative file paths against the config file's folder."""
+    """Resolve relative file paths against the config file's folder, and ``~`` to the home folder."""
 
     def fix(path: str) -> str:
-        if "://" in path or Path(path).is_absolute():
+        if "://" in path:
+            return path
+        path = os.path.expanduser(path)
+        if Path(path).is_absolute():
             return path
         return str((base / path).resolve())
 
