@@ -31,7 +31,9 @@ DE = Formatter("de", "Europe/Berlin")
     (EN, "ms", 899.4, "899 ms"),
     (EN, "ms", 2160.2, "2.16 s"),
     (EN, "tokens", 1710.2, "1,710"),
-    (EN, "tokens", 4_240_000, "4.2M"),
+    (EN, "tokens", 4_240_000, "4.24M"),
+    (EN, "tokens", 1_034_510, "1.03M"),  # not "1M" next to 1,049,174's "1.05M"
+    (EN, "tokens", 996_700, "996.7K"),
     (EN, "signed_pct", 12.2, "+12%"),
     (EN, "signed_pct", -3.71, "-3.7%"),
     (EN, "signed_pct", 0.01, "no change"),

@@ -84,7 +84,9 @@ class Formatter:
             return NA
         if abs(number) < 10_000:
             return self.count(round(number))
-        return format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=1)
+        # Millions get two decimals, so 1,034,510 and 1,049,174 do not both read "1M" next to "996.7K".
+        digits = 2 if abs(number) >= 1_000_000 else 1
+        return format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=digits)
 
     def value(self, value: Any, unit: str | None) -> str:
         """A metric value in its unit."""
