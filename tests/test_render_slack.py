@@ -82,7 +82,9 @@ def test_kpi_fields_with_arrows_and_the_opening_sentence() -> None:
     blocks = payload("executive")["blocks"]
     fields = [f["text"] for b in blocks for f in b.get("fields", [])]
     assert "*Conversations*\n2,480  ▲ +12% *notable*" in fields
-    assert any(f.startswith("*Resolution rate*\n61.0%  ▼ -2.9 pp :red_circle:") for f in fields)
+    # A coloured circle marks a notable change only; one within the noise is shown plainly.
+    assert "*Resolution rate*\n61.0%  ▼ -2.9 pp :red_circle: *notable*" in fields
+    assert "*Containment rate*\n87.5%  ▲ +0.9 pp" in fields and "*Error rate*\n2.2%  ▼ -1.5 pp" in fields
     assert blocks[1]["text"]["text"].startswith("Conversations rose 12% to 2,480")
 
 

@@ -51,7 +51,8 @@ def fit(text: str, limit: int, *, escaped: bool = True) -> str:
 
 
 def kpi_field(card: dict[str, Any]) -> MarkdownTextObject:
-    mark = TONE_MARK.get(card["tone"], "")
+    # A coloured circle reads as an alarm: only notable changes get one, the rest are shown plainly.
+    mark = TONE_MARK.get(card["tone"], "") if card.get("notable") else ""
     arrow = f"{card['arrow']} " if card.get("arrow") else ""
     notable = " *notable*" if card.get("notable") else ""
     body = (f"*{escape(card['label'])}*\n{escape(card['value'])}  {arrow}{escape(card['change'])}"
