@@ -1,6 +1,8 @@
 """Every setting and every command-line option is documented in the README (Datasette's rule)."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,11 @@ def test_every_command_and_option_is_documented(name, command):
         for opt in getattr(param, "opts", []):
             if opt.startswith("--") and opt not in ("--help",):
                 assert opt in README, f"option {opt} of `agentdigest {name}` is not documented"
+
+
+def test_the_version_is_printed():
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    from agentdigest import __version__
+
+    assert done.returncode == 0 and done.stdout.strip() == f"agentdigest {__version__}"

@@ -32,6 +32,22 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Confi
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"agentdigest {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Scheduled performance reports for AI-agent programs."""
+
+
 def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     """Run a command; turn errors into one line on stderr and the documented exit code."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
