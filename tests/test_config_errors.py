@@ -262,3 +262,16 @@ def test_printed_commands_carry_the_config_unless_it_is_the_default(workdir, mon
     assert command(elsewhere, "resend weekly 2026-W47") == "agentdigest resend weekly 2026-W47 --config sub/agentdigest.toml"
     monkeypatch.chdir(workdir / "sub")
     assert command(load_config(), "resend weekly 2026-W47") == "agentdigest resend weekly 2026-W47"
+
+
+def test_check_reports_the_latest_event_that_is_not_in_the_future(workdir):
+    """Found by a new user: one event stamped 2099 made `check` say the data was fresh."""
+    con = duckdb.connect(str(workdir / "events.duckdb"))
+    con.execute("INSERT INTO agent_events VALUES ('e2', 'c1', TIMESTAMPTZ '2099-01-01 00:00:00+00', 'message')")
+    con.close()
+    (workdir / "agentdigest.toml").write_text(GOOD)
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=workdir, timeout=120,
+                          env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1", "COLUMNS": "300"})
+    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    assert "2 events, latest 2026-11-20 10:00:00+00:00; 1 in the future, not counted" in line, line

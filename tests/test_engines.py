@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import builtins
 import json
-from datetime import timedelta
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -207,3 +210,19 @@ def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, o
     finally:
         source.close()
     assert len(calls) == (16 if overlong else 15), calls
+
+
+@pytest.mark.postgres
+def test_check_reads_a_postgres_source(pg_url, tmp_path):
+    rows = trap_rows("berlin-fall-week")
+    load_postgres(rows, pg_url)
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{pg_url}"\ntable = "events.agent_events"\n'
+                                               '[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    now = datetime.now(timezone.utc)
+    past = [r["event_ts"] for r in rows if r["event_ts"] is not None and r["event_ts"] <= now]
+    assert f"{len(rows):,} events, latest {max(past)}" in line, line

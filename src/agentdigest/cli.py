@@ -229,9 +229,15 @@ def check(
         try:
             from .compute import _rows
 
-            rows = _rows(source.events.agg(events=source.events.count(), latest=source.events.event_ts.max()))[0]
+            import ibis
+
+            ts, clock = source.events.event_ts, ibis.timestamp(_now(None)).cast("timestamp('UTC')")
+            rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
+                                           future=(ts > clock).sum()))[0]
             absent = sorted(set(CANONICAL_COLUMNS) - source.present)
-            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest']}"
+            # The latest event not in the future: one bad clock must not hide that the data stopped.
+            future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""
+            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest'] or 'none'}{future}"
                       f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
         finally:
             source.close()
