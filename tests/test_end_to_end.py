@@ -69,8 +69,9 @@ def test_both_audiences_from_computed_hostile_data(tmp_path, incomplete):
     assert result.returncode == 0, result.stderr
     for report in ("exec", "eng"):
         folder = tmp_path / "reports" / report / WEEK.key
-        files = {p.name: p.read_bytes() for p in folder.iterdir()}
+        files = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
         assert set(files) == {"report.json", "report.html", "report.pdf", "report.txt", "message.eml", "slack.json"}
+        assert (folder / ".delivered").is_file()  # delivered: the folder is kept as sent
         texts = readable(files)
         quality = json.loads(files["report.json"])["quality"]
         assert quality["warning"] is incomplete

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -176,8 +177,10 @@ class SlowData(ScriptedSMTP):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code):
+@pytest.mark.parametrize("signum, code, twice", [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False),
+                                                 (signal.SIGINT, 130, True)], ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code,
+                                                                                   twice):
     from aiosmtpd.controller import Controller
 
     from agentdigest.demo import setup
@@ -197,6 +200,9 @@ def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_on
         proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert handler.arrived.wait(120), "the message never reached DATA"
         proc.send_signal(signum)
+        if twice:  # an impatient second Ctrl-C, while the first one's clean-up is being written
+            time.sleep(0.002)
+            proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == code, out + err
         assert f"interrupted by {signal.Signals(signum).name}" in err and "Traceback" not in err
@@ -222,3 +228,20 @@ def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_on
         assert b"PLANTED-pw" not in (tmp_path / "ledger.db").read_bytes()
     finally:
         controller.stop()
+
+
+def test_an_engine_interrupted_by_a_signal_is_an_interruption_not_an_unreadable_source(tmp_path):
+    """Found black-box: Ctrl-C during a DuckDB query exited 3 ("the source could not be read")."""
+    import duckdb
+
+    from agentdigest.errors import Interrupted, SourceError
+    from agentdigest.sources import query_error
+
+    con = duckdb.connect()
+    threading.Timer(0.3, con.interrupt).start()
+    started = time.monotonic()
+    with pytest.raises(duckdb.InterruptException) as caught:
+        con.execute("SELECT count(*) FROM range(100000000000) a").fetchall()
+    assert time.monotonic() - started < 30
+    assert isinstance(query_error(caught.value), Interrupted)
+    assert isinstance(query_error(duckdb.IOException("disk gone")), SourceError)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -21,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import CANONICAL_COLUMNS, load_config
-from .errors import AgentDigestError, InputError, Interrupted, first_line
+from . import interrupts
+from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Scheduled performance reports for AI-agent programs.")
@@ -51,20 +51,18 @@ def _options(
 def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     """Run a command; turn errors into one line on stderr and the documented exit code."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _stop_signals_interrupt()
+    interrupts.install()
     try:
         code = fn()
-    except Interrupted as exc:
-        err.print(f"agentdigest: interrupted by {exc.signal_name}", markup=False)
-        raise typer.Exit(128 + getattr(signal, exc.signal_name)) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Interrupted
+        err.print(f"agentdigest: {interruption(exc)}", markup=False)
+        name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        raise typer.Exit(128 + getattr(signal, name)) from None
     except AgentDigestError as exc:
         if verbose:
             traceback.print_exc()
         err.print(f"agentdigest: error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("agentdigest: interrupted", markup=False)
-        raise typer.Exit(130) from None
     except Exception as exc:  # a bug, but still one line unless asked
         if verbose:
             traceback.print_exc()
@@ -72,20 +70,6 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
                   markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
-
-
-def _stop_signals_interrupt() -> None:
-    """SIGTERM and SIGHUP stop a command the way Ctrl-C does: as an exception, so a run in flight
-    closes its ledger rows (interrupted) instead of leaving them claimed until their lease runs out.
-    ``schedule`` installs its own handlers: it finishes in-flight work before it stops."""
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    if threading.current_thread() is threading.main_thread():
-        for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                signal.signal(getattr(signal, name), stop)
 
 
 def _now(value: str | None) -> datetime:

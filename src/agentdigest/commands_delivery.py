@@ -18,6 +18,7 @@ from .config import Config, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
 from .errors import AgentDigestError, InputError, interruption
+from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
 from .ledger import Ledger
@@ -110,7 +111,8 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
             ledger.finish_run(run_id, "failed", str(exc))
             raise
         except BaseException as exc:
-            ledger.finish_run(run_id, "interrupted", interruption(exc))
+            with shielded():
+                ledger.finish_run(run_id, "interrupted", interruption(exc))
             raise
         failures = [r for r in results if r.failed]
         ledger.finish_run(run_id, "failed" if failures else "done",

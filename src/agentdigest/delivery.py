@@ -24,6 +24,7 @@ from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
 from .errors import DeliveryError, InputError, interruption
+from .interrupts import shielded
 from .ledger import Ledger
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
@@ -114,8 +115,9 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
             raise
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
-        for claim in claims.values():
-            ledger.mark_failed(claim, why, retryable=True)
+        with shielded():  # a second Ctrl-C must not leave these rows claimed
+            for claim in claims.values():
+                ledger.mark_failed(claim, why, retryable=True)
         if claims:
             log.error("%s %s -> %s: %s", report_id, period_key, name, why)
         raise

@@ -75,8 +75,7 @@ class Interrupted(KeyboardInterrupt):
 
 def interruption(exc: BaseException) -> str:
     """How a run was stopped, for the ledger: ``interrupted by SIGTERM``, ``... SIGINT (Ctrl-C)``."""
-    if isinstance(exc, Interrupted):
-        return f"interrupted by {exc.signal_name}"
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted by SIGINT (Ctrl-C)"
+        name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+        return f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
     return f"stopped by {type(exc).__name__}"

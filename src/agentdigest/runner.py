@@ -17,6 +17,7 @@ from .archive import ARTIFACTS, artifact_names, is_delivered, preview_root, repo
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
+from .interrupts import shielded
 from .owners import owner_id
 from .periods import Period, last_complete, parse_period
 from .report import ReportData
@@ -182,7 +183,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
     except BaseException as exc:
         if run_id is not None:
-            ledger.finish_run(run_id, *_stopped(exc))
+            with shielded():
+                ledger.finish_run(run_id, *_stopped(exc))
         raise
     if deliver:
         _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to,
@@ -206,7 +208,8 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
         outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
                                             force=force, test_to=test_to, owner=owner, log=log)
     except BaseException as exc:
-        ledger.finish_run(run_id, *_stopped(exc))
+        with shielded():
+            ledger.finish_run(run_id, *_stopped(exc))
         raise
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)

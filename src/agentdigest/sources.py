@@ -20,7 +20,8 @@ import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
-from .errors import AgentDigestError, InputError, SourceError, first_line
+from .errors import AgentDigestError, InputError, Interrupted, SourceError, first_line
+from .interrupts import last_stop_signal
 from .masking import mask_url
 
 # Canonical column -> the Ibis type every engine's column is cast to.
@@ -263,9 +264,13 @@ _CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input sy
                       "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp")
 
 
-def query_error(exc: BaseException) -> AgentDigestError:
+def query_error(exc: BaseException) -> BaseException:
     """The error to raise for a failed query: InputError when the data does not fit the canonical
-    types (a mapped text column holding 'fast' as a latency), SourceError otherwise."""
+    types (a mapped text column holding 'fast' as a latency), SourceError otherwise, and the
+    interruption itself when Ctrl-C or SIGTERM stopped the engine (DuckDB turns it into its own
+    InterruptException, which must not read as an unreadable source: exit 3)."""
+    if type(exc).__name__ == "InterruptException" or isinstance(exc, KeyboardInterrupt):
+        return Interrupted(last_stop_signal() or "SIGINT")
     first = first_line(exc, 300)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return InputError(f"source: a column's values cannot be converted to the canonical type "

@@ -1,0 +1,57 @@
+"""Stop signals as exceptions, so a command that is stopped records where it stopped.
+
+``install()`` (the CLI calls it) makes SIGTERM and SIGHUP raise :class:`~agentdigest.errors.Interrupted`,
+as Ctrl-C raises KeyboardInterrupt: a run in flight then closes its ledger rows (``interrupted``)
+instead of leaving them claimed until their lease runs out. ``shielded()`` holds further stop
+signals back while that clean-up is written, so a second Ctrl-C a millisecond later cannot cut it
+short. ``schedule`` installs its own handlers: it finishes in-flight work before it stops.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import Interrupted
+
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_last: list[str] = []
+
+
+def install() -> None:
+    """SIGTERM and SIGHUP raise Interrupted; every stop signal is remembered (see :func:`last_stop_signal`)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        _last.append(signal.Signals(signum).name)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(signal.Signals(signum).name)
+
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, stop)
+
+
+def last_stop_signal() -> str | None:
+    """The name of the last stop signal received, for an engine that swallowed the exception it raised."""
+    return _last[-1] if _last else None
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Hold stop signals back for the block (main thread only); the interruption is already under way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, lambda signum, _frame: _last.append(signal.Signals(signum).name))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
