@@ -279,6 +279,22 @@ def test_channel(case, smtp_server, httpserver, tmp_path, tls_cert, artifacts):
     harness.verify(harness.run(artifacts), case.expect)
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_non_ascii_smtp_password_logs_in(smtp_server, tls_cert, artifacts):
+    """Found black-box: smtplib encodes AUTH as ASCII, so 'Malé' failed every try with a UnicodeEncodeError."""
+    smtp = smtp_server(user="rapports", password="Mot-de-passé ü")
+
+    def channel(password: str):
+        return make_channel("ch", config.EmailChannel.model_validate(dict(
+            type="email", to=["alice@example.com"], smtp_url=smtp.url(password=password), ca_file=str(tls_cert[0]),
+            retry_budget=0, **{"from": "reports@example.com"})))
+
+    receipt = channel("Mot-de-passé ü").deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",)))
+    assert receipt.ok and smtp.handler.logins == [True] and len(smtp.messages) == 1
+    with pytest.raises(ChannelFailure, match="login refused .* 535"):
+        channel("Mot-de-passé ö").deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",)))
+
+
 def test_a_webhook_url_with_credentials_sends_them_as_basic_auth(httpserver, artifacts):
     seen = []
     httpserver.expect_request(WEBHOOK_PATH).respond_with_handler(

@@ -102,6 +102,7 @@ def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
 @pytest.mark.parametrize(("smtp_url", "words"), [
     ("smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25", ["URL-encode", "%40"]),
     ("smtp://reporter:Zq/Secret-PwD99@127.0.0.1:25", ["port", "URL-encoded"]),
+    ("smtp://reporter:Zq Secret PwD99@127.0.0.1:25", ["URL-encode", "%20"]),  # was printed unmasked
     ("smtp://127.0.0.1:99999", ["port"]),
     ("smtp://127.0.0.1:abc", ["port"]),
 ])

@@ -74,7 +74,7 @@ def secret_values(settings: BaseModel) -> list[str]:
 def url_password(url: str) -> str | None:
     """The password of ``scheme://user:password@host``, up to the authority's last "@" (a password that
     should have been URL-encoded may hold one); None without one."""
-    m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/\s]+)@", url, re.I)
+    m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/]+)@", url, re.I)
     return m.group(1) if m else None
 
 

@@ -150,6 +150,8 @@ class EmailChannel(_ChannelBase):
             raise ValueError("expected smtp://, smtp+starttls:// or smtps://[user:password@]host[:port]")
         # Checked here, not when sending: a bad URL must stop the run as a config error (exit 2) before any
         # channel is tried. The messages never repeat the URL, which holds the password.
+        if re.search(r"[\s\x00-\x1f\x7f]", raw):
+            raise ValueError("the URL holds a space or a control character: URL-encode it (a space is %20)")
         parts = urlsplit(raw)
         if "@" in parts.netloc.rpartition("@")[0]:
             raise ValueError("the user or password holds '@': URL-encode it (%40)")

@@ -11,6 +11,7 @@ connection dropped after the final ".") can be recognised as the same message by
 
 from __future__ import annotations
 
+import base64
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -238,8 +239,30 @@ def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
     mechanism = next((m for m in ("CRAM-MD5", "PLAIN", "LOGIN") if m in offered), None)
     if mechanism is None:
         raise smtplib.SMTPNotSupportedError(f"no supported AUTH mechanism (offered: {' '.join(offered)})")
+    if not (user + password).isascii():
+        # smtplib encodes AUTH as ASCII; PLAIN (RFC 4616) and LOGIN carry UTF-8, so send those by hand.
+        mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
+        if mechanism is None:
+            raise smtplib.SMTPNotSupportedError(f"a non-ASCII user or password needs AUTH PLAIN or LOGIN "
+                                                f"(offered: {' '.join(offered)})")
+        _utf8_login(smtp, mechanism, user, password)
+        return
     smtp.user, smtp.password = user, password
     smtp.auth(mechanism, getattr(smtp, "auth_" + mechanism.lower().replace("-", "_")))
+
+
+def _utf8_login(smtp: smtplib.SMTP, mechanism: str, user: str, password: str) -> None:
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+    if mechanism == "PLAIN":
+        code, answer = smtp.docmd("AUTH", "PLAIN " + b64(f"\0{user}\0{password}"))
+    else:
+        code, answer = smtp.docmd("AUTH", "LOGIN " + b64(user))
+        if code == 334:
+            code, answer = smtp.docmd(b64(password))
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, answer)
 
 
 def _text(value: bytes | str) -> str:
