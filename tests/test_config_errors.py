@@ -77,6 +77,7 @@ BAD = [
     ("unknown subject field", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{nope} {title}"'), 2, ["reports[0].subject", "{nope}", "period_label"]),
     ("broken subject template", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{title"'), 2, ["reports[0].subject", "template"]),
     ("literal ledger password", lambda s: s + '[ledger]\nurl = "postgresql://reports:PLANTEDpw@db/agentdigest"\n', 2, ["ledger.url", "environment", "${VAR}"]),
+    ("literal ledger password in the query", lambda s: s + '[ledger]\nurl = "postgresql://reports@db/agentdigest?password=PLANTEDpw"\n', 2, ["ledger.url", "environment"]),
     ("literal source password", lambda s: s.replace("duckdb://events.duckdb", "postgresql://reports:PLANTEDpw@db/events"), 2, ["source.url", "environment"]),
     ("completeness threshold as a fraction", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = 0.95'), 2, ["reports[0].completeness_threshold", "percentage such as 95"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
@@ -245,10 +246,11 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
     fresh = check("sqlite:///state/ledger.db")
     assert f"ledger sqlite:///{workdir}/state/ledger.db: ok - not created yet" in fresh.stdout, fresh.stdout
     assert not (workdir / "state").exists()  # check created nothing
-    down = check("postgresql://reports:${PGPW}@127.0.0.1:1/none")
-    assert down.returncode == 1 and "Traceback" not in down.stderr
-    line = next(line for line in down.stdout.splitlines() if line.startswith("ledger "))
-    assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr
+    for url in ("postgresql://reports:${PGPW}@127.0.0.1:1/none", "postgresql://reports@127.0.0.1:1/none?password=${PGPW}"):
+        down = check(url)
+        assert down.returncode == 1 and "Traceback" not in down.stderr
+        line = next(line for line in down.stdout.splitlines() if line.startswith("ledger "))
+        assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr, line
 
 
 def test_printed_commands_carry_the_config_unless_it_is_the_default(workdir, monkeypatch):

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-exported
 
 from .errors import ConfigError
-from .masking import query_tokens, url_password
+from .masking import query_tokens, secret_query, url_password
 from .settings import (  # noqa: F401 - the models are part of this module's API
     CANONICAL_COLUMNS,
     CHANNEL_SETTINGS,
@@ -121,7 +121,7 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
     key. Values with ``${VAR}`` pass, and so do URLs that carry no credential (``smtp://relay:25``)."""
     for section in ("source", "ledger"):  # database URLs: postgresql://user:${PGPASSWORD}@host/db
         raw = (data.get(section) or {}).get("url") if isinstance(data.get(section), dict) else None
-        if isinstance(raw, str) and "${" not in raw and url_password(raw) is not None:
+        if isinstance(raw, str) and "${" not in raw and (url_password(raw) is not None or secret_query(raw)):
             raise ConfigError("a password written into the file; put it in an environment variable and write "
                               "\"${VAR}\" in its place (secrets come only from the environment)", file=file,
                               key=f"{section}.url")

@@ -18,6 +18,9 @@ _URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", r
 # Slack tokens have a recognisable shape; mask them even when they arrive outside a URL.
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
+# Query parameters that hold credentials, whatever the scheme (libpq's ?password=, ?sslpassword=, tokens).
+_SECRET_QUERY_RE = re.compile(
+    r"([?&](?:[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth)=)[^&#\s'\"]*", re.I)
 
 
 def mask_url(url: str) -> str:
@@ -28,6 +31,7 @@ def mask_url(url: str) -> str:
     """
     # Up to the last "@" of the authority: a password that should have been URL-encoded may hold "@".
     url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^/\s]*@", r"\1:***@", url, flags=re.I)
+    url = _SECRET_QUERY_RE.sub(r"\1***", url)  # postgresql://u@h/db?password=...
     m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
     if not m or not (m.group(2) or "").strip("/"):
         return m.group(1) if m else url
@@ -82,3 +86,9 @@ def query_tokens(url: str) -> list[str]:
     """The query values of an http(s) URL long enough to be tokens (8+ characters)."""
     m = re.match(r"^https?://[^?#\s]*\?([^#\s]+)", url, re.I)
     return [v for part in m.group(1).split("&") for v in [part.partition("=")[2]] if len(v) >= 8] if m else []
+
+
+def secret_query(url: str) -> str | None:
+    """The name of a credential query parameter in ``url`` (``password`` in ``?password=x``), or None."""
+    m = _SECRET_QUERY_RE.search(url)
+    return m.group(1)[1:-1] if m and m.end() > m.end(1) else None
