@@ -245,3 +245,29 @@ def test_an_engine_interrupted_by_a_signal_is_an_interruption_not_an_unreadable_
     assert time.monotonic() - started < 30
     assert isinstance(query_error(caught.value), Interrupted)
     assert isinstance(query_error(duckdb.IOException("disk gone")), SourceError)
+
+
+def test_attempts_are_counted_as_they_happen_so_an_interrupted_sender_leaves_the_true_count(tmp_path, httpserver):
+    """Found black-box: stopped after 3 failed POSTs, the ledger said 1 attempt."""
+    from werkzeug import Response
+
+    from agentdigest.demo import setup
+
+    httpserver.expect_request("/ingest").respond_with_handler(lambda request: Response("busy", status=503))
+    setup(tmp_path, conversations=300)
+    write_config(tmp_path, "hook", f'type = "webhook"\nurl = "{httpserver.url_for("/ingest")}"\n'
+                                   'retry_budget = 120\nretry_initial = 0.2\nretry_max_wait = 0.2')
+    env = cli_env(AGENTDIGEST_CONFIG=str(tmp_path / "agentdigest.toml"))
+    proc = subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", R, "--period", P], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(httpserver.log) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    posts = len(httpserver.log)
+    assert posts >= 3
+    row = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}").delivery(R, P, "hook")
+    # An attempt is counted as it starts: a signal between the count and its POST is the one extra.
+    assert row["state"] == "failed" and row["attempts"] in (posts, posts + 1), (row["attempts"], posts)

@@ -148,19 +148,28 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     if not claims:
         return [skipped[t] for t in targets]
 
+    counted = [1]  # attempts already in the ledger: the claim counted the first
+
+    def count_retry() -> None:
+        ledger.add_attempt(list(claims.values()))
+        counted[0] += 1
+
+    if hasattr(channel, "on_retry"):
+        channel.on_retry = count_retry
     receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
+    uncounted = max(receipt.attempts - counted[0], 0)  # a channel that does not call on_retry
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
         result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}")
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
-            ledger.mark_sent(claim, result.provider_id, receipt.attempts)
+            ledger.mark_sent(claim, result.provider_id, uncounted)
             done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=receipt.attempts)
             log.info("%s: sent (%d attempt%s)", label, receipt.attempts, "" if receipt.attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)
-            ledger.mark_failed(claim, error, result.retryable, receipt.attempts)
+            ledger.mark_failed(claim, error, result.retryable, uncounted)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=receipt.attempts)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]

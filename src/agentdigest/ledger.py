@@ -325,6 +325,14 @@ class Ledger:
         return Claim(int(row.id), report_id, period_key, channel, recipient, owner, token, lease_until,
                      int(row.attempts), row.note)
 
+    def add_attempt(self, claims: list[Claim]) -> None:
+        """Count one more attempt on claimed targets, as it starts (see BaseChannel.on_retry)."""
+        d = deliveries.c
+        with self._write() as conn:
+            for claim in claims:
+                conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token)
+                             .values(attempts=d.attempts + 1, updated_at=_now()))
+
     def expire_lease(self, row_id: int, owner: str) -> bool:
         """End the lease of ``owner`` on a ``sending`` row at once (its process is known to be gone)."""
         d = deliveries.c
@@ -332,15 +340,15 @@ class Ledger:
             return bool(conn.execute(update(deliveries).where(d.id == row_id, d.state == "sending", d.owner == owner)
                                      .values(lease_until=_now() - timedelta(seconds=1))).rowcount)
 
-    def mark_sent(self, claim: Claim, provider_id: str | None, tries: int = 1) -> bool:
+    def mark_sent(self, claim: Claim, provider_id: str | None, more_attempts: int = 0) -> bool:
         """Record a sent target. False when the lease had run out and someone else holds the claim
         (the row is still marked sent: the message did go out, and a note says it may be duplicated).
 
-        ``tries`` is how many attempts the channel made under this claim; ``attempts`` sums them."""
+        ``more_attempts``: attempts the channel made under this claim not counted yet (see add_attempt)."""
         now = _now()
         d = deliveries.c
         values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1,
-                      attempts=d.attempts + max(tries - 1, 0))
+                      attempts=d.attempts + more_attempts)
         with self._write() as conn:
             done = conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
                 **values, lease_until=None, last_error=None, retryable=None)).rowcount
@@ -350,7 +358,7 @@ class Ledger:
                 **values, note=f"sent by {claim.owner} after its lease expired; it may have been sent twice"))
             return False
 
-    def mark_failed(self, claim: Claim, error: str, retryable: bool, tries: int = 1) -> bool:
+    def mark_failed(self, claim: Claim, error: str, retryable: bool, more_attempts: int = 0) -> bool:
         """Record a failed target (error masked). False when the claim was lost to another sender."""
         now = _now()
         d = deliveries.c
@@ -358,7 +366,7 @@ class Ledger:
             return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token,
                                                               d.state == "sending").values(
                 state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now,
-                attempts=d.attempts + max(tries - 1, 0))).rowcount)
+                attempts=d.attempts + more_attempts)).rowcount)
 
     def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
                     provider_id: str | None = None, error: str | None = None) -> None:

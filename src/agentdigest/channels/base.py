@@ -112,6 +112,9 @@ class BaseChannel:
 
     type: ClassVar[str] = ""
     settings_model: ClassVar[type[BaseModel]]
+    #: called before each retry (not the first attempt): delivery counts it in the ledger as it happens,
+    #: so a sender killed between retries still leaves the true number of attempts behind
+    on_retry: Callable[[], None] | None = None
 
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, self.settings_model):
@@ -149,7 +152,7 @@ class BaseChannel:
 
     def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> "Tried[T]":
         """Run ``action`` under this channel's retry settings (see :func:`with_retries`)."""
-        return with_retries(self.settings, action, sleep=sleep)
+        return with_retries(self.settings, action, sleep=sleep, on_retry=self.on_retry)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ class Tried(Generic[T]):
     waits: tuple[float, ...]
 
 
-def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> Tried[T]:
+def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[], None] | None = None) -> Tried[T]:
     """Call ``action`` until it succeeds or fails permanently, or the retry budget is spent.
 
     Only a :class:`DeliveryError` with ``retryable=True`` is retried. The wait is the error's
@@ -189,6 +193,8 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
         for attempt in retrying:
             with attempt:
                 attempts += 1
+                if attempts > 1 and on_retry is not None:
+                    on_retry()
                 value = action()
     except DeliveryError as exc:
         message = str(exc)
