@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -180,14 +180,19 @@ def _claim(ledger: Ledger, report_id: str, period_key: str, channel: str, target
     """Claim one target; a claim whose process has exited on this machine is taken over at once.
 
     Returns (the claim, {}) or (None, the row that stopped it)."""
+    gone = None
     for _ in range(2):
         claim = ledger.claim(report_id, period_key, channel, target, owner=owner, lease_seconds=lease, force=force)
+        if claim is not None and gone:
+            claim = replace(claim, took_over_from=f"took over the claim of {gone}, whose process had exited")
+            ledger.note(claim, claim.took_over_from)
         if claim is not None:
             return claim, {}
         row = ledger.delivery(report_id, period_key, channel, target) or {}
         if row.get("state") != "sending" or not has_exited(row.get("owner")):
             break
-        ledger.expire_lease(row["id"], row["owner"])
+        gone = row["owner"]
+        ledger.expire_lease(row["id"], gone)
     return None, row
 
 

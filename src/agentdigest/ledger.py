@@ -333,6 +333,12 @@ class Ledger:
                 conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token)
                              .values(attempts=d.attempts + 1, updated_at=_now()))
 
+    def note(self, claim: Claim, note: str) -> None:
+        """Replace the note of a claimed row (it says how the claim was taken)."""
+        d = deliveries.c
+        with self._write() as conn:
+            conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(note=note))
+
     def expire_lease(self, row_id: int, owner: str) -> bool:
         """End the lease of ``owner`` on a ``sending`` row at once (its process is known to be gone)."""
         d = deliveries.c
