@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
 
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import SCHEMA_VERSION, Ledger, LedgerError, engine_url, probe, schema_version
@@ -219,3 +219,20 @@ def test_concurrent_first_opens_create_the_schema_once(url):
     assert {led.schema_version() for led in ledgers} == {SCHEMA_VERSION}
     for led in ledgers:
         led.close()
+
+
+@pytest.mark.postgres
+def test_a_ledger_that_goes_away_mid_run_is_one_masked_line(pg_url):
+    """Found black-box: a PostgreSQL ledger stopped mid-delivery ended the run with
+    'unexpected error: OperationalError' (exit 1, and a traceback with --verbose)."""
+    ledger = Ledger(pg_url)
+    assert ledger.claim(R, P, "mail", owner="o", lease_seconds=60) is not None
+    admin = create_engine(engine_url(pg_url))
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    admin.dispose()
+    with pytest.raises(LedgerError, match=r"^the ledger postgresql://.* failed: ") as err:
+        ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
+    assert "\n" not in str(err.value)
+    ledger.close()

@@ -21,6 +21,8 @@ import json
 import os
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -110,6 +112,15 @@ MIGRATIONS = {1: _create_v1, 2: _add_run_owner}
 
 class LedgerError(AgentDigestError):
     """The ledger database cannot be opened, upgraded or written."""
+
+
+class _Failed(LedgerError):
+    """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
+
+    def __init__(self, url: str, exc: SQLAlchemyError):
+        lines = mask_text(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+        self.reason = lines[0] if lines else type(exc).__name__
+        super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -216,8 +227,8 @@ class Ledger:
             _sqlite_setup(self.engine)
         try:
             self._migrate()
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot open the ledger {mask_url(url)}: {mask_text(str(exc.orig or exc)).splitlines()[0]}") from None
+        except _Failed as exc:
+            raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -241,13 +252,26 @@ class Ledger:
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=_now()))
 
     def schema_version(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.scalar(select(schema_version.c.version)) or 0)
 
-    def _write(self):  # type: ignore[no-untyped-def]
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies
         # instead of a deadlock when two readers both try to upgrade to writers.
-        return self.engine.execution_options(immediate=True).begin()
+        try:
+            with self.engine.execution_options(immediate=True).begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _Failed(self.url, exc) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _Failed(self.url, exc) from None
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -276,7 +300,7 @@ class Ledger:
         query = select(r.owner).distinct().where(r.state == "running", r.owner.is_not(None))
         if report_id:
             query = query.where(r.report_id == report_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             gone = [o for o in conn.scalars(query) if has_exited(o)]
         if not gone:
             return 0
@@ -394,7 +418,7 @@ class Ledger:
     def delivery_state(self, report_id: str, period_key: str, channel: str, recipient: str = "") -> str | None:
         """The state of one period delivery target, or None when it was never claimed."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.scalar(select(d.state).where(
                 d.report_id == report_id, d.period_key == period_key, d.channel == channel,
                 d.recipient == recipient, d.kind == "period"))
@@ -402,7 +426,7 @@ class Ledger:
     def delivery(self, report_id: str, period_key: str, channel: str, recipient: str = "") -> dict[str, Any] | None:
         """One period delivery target's row (see :meth:`history` for the keys), or None."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(select(deliveries).where(
                 d.report_id == report_id, d.period_key == period_key, d.channel == channel,
                 d.recipient == recipient, d.kind == "period")).mappings().first()
@@ -415,7 +439,7 @@ class Ledger:
         one failed recipient is not sent. Vacuously true for an empty channel list.
         """
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(d.channel, d.sent_at.is_not(None)).where(
                 d.report_id == report_id, d.period_key == period_key, d.kind == "period",
                 d.channel.in_(channels))).all()
@@ -427,7 +451,7 @@ class Ledger:
     def deliveries(self, report_id: str, period_key: str) -> list[dict[str, Any]]:
         """Every delivery row (period and test) of one report period."""
         d = deliveries.c
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(deliveries).where(d.report_id == report_id, d.period_key == period_key)
                                 .order_by(d.kind, d.channel, d.recipient)).mappings().all()
         now = _now()
@@ -446,7 +470,7 @@ class Ledger:
 
     def heartbeats(self) -> list[dict[str, Any]]:
         """The last heartbeat of every owner, newest first."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(heartbeats).order_by(heartbeats.c.updated_at.desc())).mappings().all()
         return [{"owner": r["owner"], "info": json.loads(r["info"]), "updated_at": _iso(r["updated_at"])} for r in rows]
 
@@ -461,7 +485,7 @@ class Ledger:
         if report_id:
             run_q = run_q.where(runs.c.report_id == report_id)
             del_q = del_q.where(d.report_id == report_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             run_rows = conn.execute(run_q).mappings().all()
             del_rows = conn.execute(del_q).mappings().all()
         now = _now()
