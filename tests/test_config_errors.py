@@ -60,6 +60,9 @@ BAD = [
     # (name, edit of GOOD, expected exit, words the one line must contain)
     ("toml syntax", lambda s: s.replace('table = "agent_events"', 'table = agent_events'), 2, ["invalid TOML"]),
     ("unknown timezone", lambda s: s.replace("Europe/Berlin", "Europe/Berln"), 2, ["reports[0].timezone", "Europe/Berln", "IANA"]),
+    ("fixed-offset timezone", lambda s: s.replace("Europe/Berlin", "EST"), 2, ["reports[0].timezone", "daylight saving", "America/New_York"]),
+    ("misspelt key", lambda s: s.replace('period = "week"', 'perod = "week"'), 2, ["reports[0].perod", "did you mean 'period'?"]),
+    ("[[report]] for [[reports]]", lambda s: s.replace("[[reports]]", "[[report]]"), 2, ["report: unknown key", "did you mean 'reports'?"]),
     ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2, ["reports[0].schedule", "cron"]),
     ("unknown period", lambda s: s.replace('period = "week"', 'period = "fortnight"'), 2, ["reports[0].period", "fortnight", "day"]),
     ("unknown channel", lambda s: s.replace('channels = ["box"]', 'channels = ["nope"]'), 2, ["reports[0].channels[0]", "nope"]),

@@ -176,7 +176,9 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # An unknown key usually explains the rest ([[report]] makes 'reports' missing): name it first.
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
             raise ConfigError(str(ctx_error), file=file, key=ctx_error.key) from None

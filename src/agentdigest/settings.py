@@ -5,6 +5,7 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from urllib.parse import urlsplit
@@ -251,13 +252,28 @@ def error_key(loc: tuple[Any, ...]) -> str:
     return out.replace("from_", "from")
 
 
+# Zone names that read like a region's time but never change for summer (tzdata's legacy "EST" is UTC-5
+# all year, while New York is UTC-4 in summer).
+_FIXED_ABBREVIATIONS = {"EST": "America/New_York", "MST": "America/Denver or America/Phoenix",
+                        "HST": "Pacific/Honolulu"}
+
+
+def known_keys() -> list[str]:
+    """Every key a config file may hold, for "did you mean" hints."""
+    models = [Config, SourceConfig, ArchiveConfig, LedgerConfig, AlarmsConfig, ReportConfig,
+              *CHANNEL_SETTINGS.values(), *PLUGIN_CHANNEL_SETTINGS.values()]
+    return sorted({info.alias or name for model in models for name, info in model.model_fields.items()})
+
+
 def error_message(err: dict[str, Any]) -> str:
     """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
     msg = err["msg"]
     if err["type"] == "missing":
         return "is required"
     if err["type"] == "extra_forbidden":
-        return "unknown key"
+        key = str(err["loc"][-1]) if err["loc"] else ""
+        close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if err["type"] == "union_tag_invalid":
         return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
     if err["type"] == "union_tag_not_found":
@@ -319,6 +335,9 @@ class ReportConfig(_Model):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (expected an IANA name like Europe/Berlin)") from None
+        if value in _FIXED_ABBREVIATIONS:  # valid names, but a trap: no daylight saving time
+            raise ValueError(f"{value!r} is a fixed offset without daylight saving time; use the place "
+                             f"({_FIXED_ABBREVIATIONS[value]}), or Etc/GMT... if a fixed offset is really meant")
         return value
 
     @field_validator("schedule")
