@@ -151,7 +151,7 @@ def _print_deliveries(outcome: Any) -> None:
 
 @app.command()
 def run(
-    report_ids: Annotated[Optional[list[str]], typer.Argument(metavar="[REPORT_ID]...", help="Reports to run (default: all).")] = None,
+    report_ids: Annotated[Optional[list[str]], typer.Argument(metavar="REPORT_ID", help="Reports to run (default: all).")] = None,
     config: ConfigOpt = None,
     period: Annotated[Optional[str], typer.Option(help="Period key: 2026-11-23, 2026-W48 or 2026-11 (default: the last complete one).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute, render and archive; deliver nothing.")] = False,
