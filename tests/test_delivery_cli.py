@@ -229,11 +229,7 @@ channels = ["box", "hook"]
         sent_json["metrics"]["conversations"]["value"] + 50
 
 
-def test_a_bad_test_target_is_refused_before_anything_is_computed(tmp_path, events):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "events.duckdb").write_bytes(events.read_bytes())
-    (home / "agentdigest.toml").write_text("""
+OUTBOX_CONFIG = """
 [source]
 url = "duckdb://events.duckdb"
 table = "agent_events"
@@ -242,8 +238,22 @@ type = "outbox"
 path = "outbox"
 [[reports]]
 id = "weekly-exec"
+timezone = "Europe/Berlin"
 channels = ["box"]
-""")
+"""
+
+
+def home_with(tmp_path: Path, events: Path, config: str = OUTBOX_CONFIG) -> Path:
+    """A folder with a copy of the events and an agentdigest.toml (by default: one report to an outbox)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text(config)
+    return home
+
+
+def test_a_bad_test_target_is_refused_before_anything_is_computed(tmp_path, events):
+    home = home_with(tmp_path, events)
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--test-to", "bad address", "--config",
                            "agentdigest.toml"], cwd=home, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--test-to" in done.stderr and len(done.stderr.strip().splitlines()) == 1
@@ -252,10 +262,7 @@ channels = ["box"]
 
 def test_a_format_list_a_channel_cannot_send_is_refused_before_anything_is_computed(tmp_path, events, httpserver):
     httpserver.expect_request("/ingest").respond_with_data("", status=204)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "events.duckdb").write_bytes(events.read_bytes())
-    (home / "agentdigest.toml").write_text(f"""
+    home = home_with(tmp_path, events, config=f"""
 [source]
 url = "duckdb://events.duckdb"
 table = "agent_events"
@@ -291,21 +298,7 @@ channels = ["box"]
 def test_a_period_that_has_not_ended_is_refused_for_delivery_but_can_be_previewed(tmp_path, events):
     """Found by a new user: `run --period <this week>` sent a partial week as the week's report, the
     ledger said sent, and Monday's due run then skipped the real one."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "events.duckdb").write_bytes(events.read_bytes())
-    (home / "agentdigest.toml").write_text("""
-[source]
-url = "duckdb://events.duckdb"
-table = "agent_events"
-[channels.box]
-type = "outbox"
-path = "outbox"
-[[reports]]
-id = "weekly-exec"
-timezone = "Europe/Berlin"
-channels = ["box"]
-""")
+    home = home_with(tmp_path, events)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml",
@@ -326,21 +319,7 @@ channels = ["box"]
 def test_previews_of_a_delivered_period_never_touch_what_was_sent(tmp_path, events):
     """Found by a new user: a dry run, a test send or a --format run after delivery overwrote the archive
     that `resend` sends and that the README says keeps what was sent, or mixed files of two runs."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "events.duckdb").write_bytes(events.read_bytes())
-    (home / "agentdigest.toml").write_text("""
-[source]
-url = "duckdb://events.duckdb"
-table = "agent_events"
-[channels.box]
-type = "outbox"
-path = "outbox"
-[[reports]]
-id = "weekly-exec"
-timezone = "Europe/Berlin"
-channels = ["box"]
-""")
+    home = home_with(tmp_path, events)
 
     def run(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
