@@ -36,8 +36,8 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
                 pngs: dict[str, bytes], cids: dict[str, str]) -> tuple[str, str]:
     """(HTML for the email with cid: images, standalone report.html with data: images).
 
-    Tables are shortened until the email HTML fits Gmail's limit; report.html embeds the images
-    when that still fits, else keeps the email's cid: references.
+    Tables are shortened until the email HTML fits Gmail's limit. report.html always embeds the
+    images: it is a file, opened in a browser, where a cid: reference is a broken image.
     """
     limits: Limits = EMAIL_LIMITS
     srcs = {name: f"cid:{cid}" for name, cid in cids.items()}
@@ -52,8 +52,6 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
     for name, cid in cids.items():
         uri = "data:image/png;base64," + base64.b64encode(pngs[name]).decode()
         standalone = standalone.replace(f'src="cid:{cid}"', f'src="{uri}"')
-    if len(standalone.encode()) > MAX_HTML_BYTES:
-        standalone = html
     return html, standalone
 
 
