@@ -81,3 +81,15 @@ def test_approximate_quantiles_only_where_every_group_is_large(tmp_path):
     assert abs(week_p95 / precise.metrics["p95_latency_ms"].value - 1) < 0.01
     assert any("approximate" in n for n in approx.notes) and not any("approximate" in n for n in precise.notes)
     assert all("_latency_values" not in r for r in approx.by_model + approx.by_agent)
+
+
+def test_every_error_type_is_in_report_json_and_the_formats_count_the_rest(tmp_path):
+    """Found in a review: with 20 error types report.json kept 10 (98 of 153 errors) and the text and HTML
+    said nothing of the others."""
+    t = WEEK.start_utc + timedelta(days=1)
+    rows = [(f"e{i}-{j}", f"c{i}-{j}", t, "error", "a", f"type-{i:02d}", "m") for i in range(20) for j in range(i + 1)]
+    data = _report(tmp_path, rows)
+    assert len(data.errors_by_type) == 20
+    assert sum(r["count"] for r in data.errors_by_type) == data.metrics["errors"].value == len(rows)
+    text = render_artifacts(data, {"txt"}, now=NOW)["report.txt"].decode()
+    assert "type-19" in text and "10 more" in " ".join(text.split())

@@ -31,7 +31,6 @@ from .sources import Source, query_error
 
 TREND_PERIODS = 8
 CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
-TOP_ERROR_TYPES = 10
 #: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
 APPROX_QUANTILE_MIN_VALUES = 100_000
 LATENCY_VALUES = "_latency_values"
@@ -354,8 +353,9 @@ def _by_model(rows: list[dict]) -> tuple[dict, ...]:
 def _errors_by_type(rows: list[dict]) -> tuple[dict, ...]:
     prev = {r["error_type"]: r["count"] for r in rows if r["period"] == PREV}
     cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], *_name_order(r["error_type"])))
+    # Every type: report.json sums to the period's errors; each format shortens the list with "N more".
     return tuple({"error_type": r["error_type"], "count": r["count"], "previous": prev.get(r["error_type"], 0)}
-                 for r in cur[:TOP_ERROR_TYPES])
+                 for r in cur)
 
 
 def _name_order(name: str | None) -> tuple[bool, str]:
