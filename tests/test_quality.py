@@ -192,3 +192,23 @@ def test_on_incomplete_data_totals_are_not_judged_notable(tmp_path):
     totals = ["conversations", "errors", "total_tokens", "cost_usd"]
     assert all(data.metrics[name].notable is None for name in totals), {n: data.metrics[n].notable for n in totals}
     assert data.metrics["resolution_rate"].notable is not None  # rates are still tested
+
+
+def test_an_empty_period_counts_zero_invalid_values_in_columns_that_exist(tmp_path, tiny_source):
+    """Found in a review: a week without events said the latency and token columns were absent."""
+    db = tmp_path / "full.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE ev (conversation_id VARCHAR, event_ts TIMESTAMP, event_type VARCHAR, "
+                    "latency_ms DOUBLE, token_count INTEGER)")
+        con.execute("INSERT INTO ev VALUES ('c1', ?, 'message', -5, -1)", [WEEK.start_utc.replace(tzinfo=None)])
+    empty = WEEK.next()
+    source = open_source(SourceConfig(url=f"duckdb://{db}", table="ev"))
+    try:
+        full = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=NOW + timedelta(days=30))
+        none = compute_report(source, ReportConfig(id="r", timezone=TZ), empty, now=NOW + timedelta(days=30))
+    finally:
+        source.close()
+    assert (full.quality.invalid_latency, full.quality.invalid_tokens) == (1, 1)
+    assert (none.quality.invalid_latency, none.quality.invalid_tokens) == (0, 0)
+    absent = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ), empty, now=NOW + timedelta(days=30))
+    assert (absent.quality.invalid_latency, absent.quality.invalid_tokens) == (None, None)

@@ -160,8 +160,9 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         baseline=basis,
         duplicate_events=(keyed - distinct) if keyed is not None and distinct is not None else None,
         missing_required=int(counts.get("missing_required") or 0),
-        invalid_latency=counts.get("invalid_latency"),
-        invalid_tokens=counts.get("invalid_tokens"),
+        # A count over no rows is NULL in SQL: 0 when the column exists, None only when it is absent.
+        invalid_latency=int(counts["invalid_latency"] or 0) if "invalid_latency" in counts else None,
+        invalid_tokens=int(counts["invalid_tokens"] or 0) if "invalid_tokens" in counts else None,
         unknown_event_types=int(counts.get("unknown_event_types") or 0),
         future_events=int(counts.get("future_events") or 0),
         gaps=tuple(gaps),
