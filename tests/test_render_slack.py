@@ -121,3 +121,16 @@ def test_fit_never_splits_an_entity(text: str, limit: int, expected: str) -> Non
 def test_only_slack_when_asked() -> None:
     files = render_artifacts(make_report("executive"), {"slack"})
     assert set(files) == {"slack.json"}
+
+
+def test_agent_data_cannot_format_the_slack_message() -> None:
+    """Found in a review: '*urgent* ~strike~' in an error message rendered bold and struck through, and
+    backticks in an error type were replaced by other characters. mrkdwn has no escape: plain_text it is."""
+    ctx, _ = build_context(make_report("engineering"))
+    ctx["failures"][0]["message"] = "*urgent* ~strike~ _it_ `code` <!channel>"
+    ctx["errors_by_type"]["rows"][0]["type"] = "bad`type`*y*"
+    blocks = [b.to_dict() for b in build_blocks(ctx)]
+    check_limits(blocks)
+    holding = [b["text"] for b in blocks if b.get("text") and ("urgent" in b["text"]["text"] or "bad`type`" in b["text"]["text"])]
+    assert len(holding) == 2 and all(t["type"] == "plain_text" for t in holding)
+    assert "*urgent* ~strike~ _it_ `code` &lt;!channel&gt;" in holding[1]["text"] + holding[0]["text"]

@@ -86,16 +86,22 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
                                    fields=[kpi_field(c) for c in ctx["latency"][:FIELDS_MAX]]))
     e = ctx["errors_by_type"]
     if e and e["rows"]:
-        lines = [f"• `{escape(r['type']).replace('`', 'ʼ')}`  {escape(r['count'])} ({escape(r['change'])})"
-                 for r in e["rows"][:8]]
+        lines = [f"• {r['type']}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
         more = len(e["rows"]) - 8 + e["more"]
-        blocks.append(_section("*Errors by type*\n" + "\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
+        blocks.append(_section("*Errors by type*"))
+        blocks.append(_plain("\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
     if ctx["failures"]:
         f = ctx["failures"][0]
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
-        blocks.append(_section(f"*Latest failure* ({escape(f['time'])}, {escape(kind)}, agent {escape(f['agent'])}):\n"
-                               f"{escape(f['message'][:300]) or '(no message)'}"))
+        blocks.append(_section(f"*Latest failure* ({escape(f['time'])})"))
+        blocks.append(_plain(f"{kind}, agent {f['agent']}:\n{f['message'][:300] or '(no message)'}"))
     return blocks
+
+
+def _plain(text: str) -> SectionBlock:
+    """Agent data (error types, agent names, messages) as plain text: mrkdwn has no escape for * _ ~ `,
+    so in a mrkdwn block '*urgent*' from a user's message would turn bold."""
+    return SectionBlock(text=PlainTextObject(text=fit(text, TEXT_MAX), emoji=False))
 
 
 def build_blocks(ctx: dict[str, Any]) -> list[Block]:
