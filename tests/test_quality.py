@@ -191,6 +191,8 @@ def test_on_incomplete_data_totals_are_not_judged_notable(tmp_path):
     assert data.quality.warning and data.quality.completeness_pct < 90
     totals = ["conversations", "errors", "total_tokens", "cost_usd"]
     assert all(data.metrics[name].notable is None for name in totals), {n: data.metrics[n].notable for n in totals}
+    assert all(data.metrics[name].good is None for name in totals)  # a drop is not shown as good news
+    assert data.metrics["cost_usd"].direction == "down"  # the change itself is still reported
     assert data.metrics["resolution_rate"].notable is not None  # rates are still tested
 
 

@@ -157,8 +157,9 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
                                  expected_per_day=report.expected_events_per_day,
                                  events_per_conversation=_events_per_conversation(hourly, period_rows))
     if quality.warning:
-        # A total that moved because events are missing is not news: not judged on incomplete data.
-        metrics = {k: _with(m, notable=None) if _is_total(m) else m for k, m in metrics.items()}
+        # A total that moved because events are missing is not news: neither judged notable nor
+        # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
+        metrics = {k: _with(m, notable=None, good=None) if _is_total(m) else m for k, m in metrics.items()}
     notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
     for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
         if col not in present:
