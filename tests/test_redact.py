@@ -26,6 +26,19 @@ REDACTED = [
     ("415.555.0142", "[phone]"),
     ("1-800-555-0199", "[phone]"),
     ("call +44 20 7946 0958 30000 ms", "call [phone] 30000 ms"),
+    # phones in national form (found in a review: these reached every artifact)
+    ("Rückruf 0151 23456789 bitte", "Rückruf [phone] bitte"),
+    ("0151-23456789", "[phone]"),
+    ("030/1234567", "[phone]"),
+    ("020 7946 0958.", "[phone]."),
+    ("mobile 07700 900123", "mobile [phone]"),
+    # credentials
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln failed", "Authorization: Bearer [token] failed"),
+    ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123 expired", "token [token] expired"),
+    ("key sk-abcdef1234567890abcdef rejected", "key [token] rejected"),
+    ("sk-proj-AbCdEfGhIjKlMnOpQrStUv", "[token]"),
+    ("ghp_abcdefghijklmnopqrstuvwxyz0123", "[token]"),
+    ("AKIAIOSFODNN7EXAMPLE", "[token]"),
     # cards: Luhn-valid, 13-19 digits, with or without separators
     ("card 4111 1111 1111 1111 expired", "card [card] expired"),
     ("4111-1111-1111-1111", "[card]"),
@@ -77,6 +90,11 @@ UNCHANGED = [
     "tech-triage@2026.11",
     "user@localhost",
     "ticket #4567, see KB-1234-5678",
+    "retry 0 of 3",
+    "took 0.123456789 s",
+    "queue 01-2026 batch 0-5",
+    "Bearer auth failed",
+    "risk-assessment-module",
     "",
 ]
 

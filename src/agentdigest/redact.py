@@ -12,7 +12,9 @@ iban       2 letters, 2 digits, 11-30 letters/digits (spaces allowed)   length p
 card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
 ssn        ###-##-####                                                  -
 ip         dotted quad; hex groups with colons                          ``ipaddress``
-phone      +country ...; (###) ###-####, ###-###-####, ###.###.####     -
+phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
+           national 0 + area code + separator (0151 23456789, 030/1234567)  9-13 digits
+token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA... keys            -
 =========  ===========================================================  ===========
 
 A user's extra patterns (``redact_patterns`` in the report config) run first, so an
@@ -53,7 +55,19 @@ _PHONE = re.compile(
     r"|"
     # North American with separators: (555) 123-4567, 555-123-4567, 555.123.4567, 1-555-123-4567
     r"(?:1[ .-])?(?:\(\d{3}\)[ ]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+    r"|"
+    # national, with a trunk 0 and a separator after the area code: 0151 23456789, 030/1234567, 020 7946 0958
+    r"0[1-9]\d{0,3}[ /-]\d{3,8}(?:[ -]\d{3,8}){0,3}"
     r")(?![\w-])"
+)
+# Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.
+_TOKEN = re.compile(
+    r"(?:(?<=\bBearer )|(?<=\bbearer ))[A-Za-z0-9._~+/=-]{8,}"
+    r"|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+    r"|\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9]{16,}"
+    r"|\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b"
 )
 
 
@@ -135,13 +149,16 @@ def _ip(version: int) -> Callable[[re.Match[str]], str]:
 
 def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
-    end = _longest_prefix(text, lambda part: 7 <= sum(ch.isdigit() for ch in part) <= 15)
+    # A national number has its trunk 0 and at least 9 digits; others at least 7 (555-0142 style).
+    least = 9 if text.startswith("0") else 7
+    end = _longest_prefix(text, lambda part: least <= sum(ch.isdigit() for ch in part) <= 15)
     return "[phone]" + text[end:] if end else text
 
 
 # Order matters: emails hold digits and dots; IBANs and cards are longer digit runs that the
 # phone pattern would otherwise split; IPv4 before phone (555.123.4567 is not a dotted quad).
 _BUILT_IN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    (_TOKEN, "[token]"),
     (_EMAIL, "[email]"),
     (_IBAN, _iban),
     (_CARD, _card),
