@@ -118,3 +118,14 @@ def test_table_headers_repeat_across_pages() -> None:
     assert len(with_agents) >= 2
     for page in with_agents:
         assert "Agent" in page and "Conversations" in page and "Resolution" in page
+
+
+def test_a_long_title_wraps_and_the_running_header_is_shortened() -> None:
+    """Found in a review: a 160-character title ran off the page and squeezed the header's period."""
+    from render_fixtures import ParsedHTML, pdf_text
+
+    files = render_artifacts(make_report("executive", title="X" * 160), {"html", "pdf"})
+    first_page = pdf_text(files["report.pdf"])[0]
+    assert "X" * 57 + "..." in first_page and "week of 23 Nov 2026 (2026-W48)" in first_page
+    (h1,) = ParsedHTML(files["report.html"].decode()).find("h1")
+    assert "overflow-wrap:anywhere" in (h1.get("style") or "")
