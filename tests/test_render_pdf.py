@@ -129,3 +129,16 @@ def test_a_long_title_wraps_and_the_running_header_is_shortened() -> None:
     assert "X" * 57 + "..." in first_page and "week of 23 Nov 2026 (2026-W48)" in first_page
     (h1,) = ParsedHTML(files["report.html"].decode()).find("h1")
     assert "overflow-wrap:anywhere" in (h1.get("style") or "")
+
+
+def test_the_executive_pdf_is_one_page_and_no_page_holds_the_footer_alone() -> None:
+    """Found in a review: the executive PDF's page 2 held only the 'Generated ...' line."""
+    from render_fixtures import pdf_text
+
+    assert len(pdf_text(rendered("executive")["report.pdf"])) == 1
+    for audience, flags in (("executive", {"warning": True}), ("engineering", {}), ("engineering", {"warning": True})):
+        last = pdf_text(rendered(audience, **flags)["report.pdf"])[-1]
+        body = [line for line in last.splitlines() if line.strip() and "Generated" not in line
+                and "Page " not in line and "notable" not in line.lower() and "week of" not in line
+                and not line.startswith("Agent Performance")]
+        assert body, (audience, flags, last)
