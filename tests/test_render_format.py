@@ -34,6 +34,8 @@ DE = Formatter("de", "Europe/Berlin")
     (EN, "tokens", 4_240_000, "4.24M"),
     (EN, "tokens", 1_034_510, "1.03M"),  # not "1M" next to 1,049,174's "1.05M"
     (EN, "tokens", 996_700, "996.7K"),
+    (DE, "tokens", 996_695, "996.695"),  # German has no short thousands: grouped, not "996695"
+    (DE, "tokens", 1_034_510, "1,03\xa0Mio."),
     (EN, "signed_pct", 12.2, "+12%"),
     (EN, "signed_pct", -3.71, "-3.7%"),
     (EN, "signed_pct", 0.01, "no change"),

@@ -86,7 +86,9 @@ class Formatter:
             return self.count(round(number))
         # Millions get two decimals, so 1,034,510 and 1,049,174 do not both read "1M" next to "996.7K".
         digits = 2 if abs(number) >= 1_000_000 else 1
-        return format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=digits)
+        compact = format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=digits)
+        # Some locales have no short form for thousands (de: "996695"): then the grouped number reads better.
+        return self.count(round(number)) if compact.lstrip("-").isdigit() else compact
 
     def value(self, value: Any, unit: str | None) -> str:
         """A metric value in its unit."""
