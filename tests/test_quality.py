@@ -108,6 +108,10 @@ def test_absent_columns_leave_metrics_out_with_a_note(tiny_source):
     notes = " ".join(data.notes)
     assert "latency_ms" in notes and "token_count" in notes and "cost_usd" in notes and "event_id" in notes
     assert data.by_model is None and data.errors_by_type is None and data.by_agent is not None
+    assert "estimated savings" not in notes  # no human cost configured: no savings were asked for
+    priced = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ, human_cost_per_conversation=4.5), WEEK, now=NOW)
+    assert "estimated_savings_usd" not in priced.metrics
+    assert any(n.startswith("estimated savings left out") for n in priced.notes)
     doc = data.as_dict()
     assert "by_model" not in doc["breakdowns"] and doc["quality"]["duplicate_events"] is None
     # naive timestamps are UTC: the event exactly at the period's start belongs to it

@@ -76,3 +76,21 @@ def test_the_executive_report_counts_invalid_data_too() -> None:
         assert expected in " ".join(bodies[name].split()), name
     warned = " ".join(text("executive", warning=True).split())
     assert "2 hourly gaps." in warned
+
+
+def test_columns_whose_data_the_source_lacks_are_left_out() -> None:
+    """Found in a review: without cost_usd every trend and daily row showed a Cost column of n/a."""
+    from render_fixtures import ParsedHTML, pdf_text
+
+    for audience in ("executive", "engineering"):
+        plain = rendered(audience)
+        missing = rendered(audience, missing=True)
+        assert "Cost" in plain["report.txt"].decode()
+        for body in (missing["report.txt"].decode(), ParsedHTML(missing["report.html"].decode()).text,
+                     "\n".join(pdf_text(missing["report.pdf"]))):
+            headers = [line for line in body.splitlines() if "Conversations" in line or "Conv." in line]
+            assert headers and not any("Cost" in line or "Tokens" in line for line in headers), headers
+        import re
+
+        assert re.search(r">Cost</th>", plain["report.html"].decode())
+        assert not re.search(r">(Cost|Tokens)</th>", missing["report.html"].decode())

@@ -164,6 +164,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
         if col not in present:
             notes.append(f"{what} left out: the source has no {col} column")
+    if "cost_usd" not in present and report.human_cost_per_conversation is not None:
+        notes.append("estimated savings left out: they need the agent cost (cost_usd column)")
     if "event_id" not in present:
         notes.append("duplicates cannot be detected: the source has no event_id column")
     if any(used_approx):

@@ -243,11 +243,22 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         "failures": failures(data, fmt, limits),
         "quality": quality_section(data, fmt, limits),
         "notes": list(data.notes),
+        "absent": absent_columns(data),
         "any_notable": any(c["notable"] for c in cards),
         "data": data,
     }
     context.update(breakdowns(data, fmt, limits))
     return context, charts
+
+
+# table column key -> the metric whose column in the source it needs
+_COLUMN_METRIC = {"cost": "cost_usd", "tokens": "total_tokens", "share": "total_tokens",
+                  "avg_latency": "avg_latency_ms", "p95_latency": "p95_latency_ms", "p95_change": "p95_latency_ms"}
+
+
+def absent_columns(data: ReportData) -> list[str]:
+    """Table column keys left out because the source has no data for them (see html.shown_columns)."""
+    return sorted(key for key, metric in _COLUMN_METRIC.items() if metric not in data.metrics)
 
 
 def period_label(data: ReportData) -> str:

@@ -40,8 +40,19 @@ def environment(folder: str | None = None) -> Environment:
     """The Jinja2 environment for the built-in templates, or a custom folder in front of them."""
     loaders = [FileSystemLoader(folder)] if folder else []
     loaders.append(FileSystemLoader(str(BUILT_IN)))
-    return Environment(loader=ChoiceLoader(loaders), autoescape=_autoescape, undefined=StrictUndefined,
-                       trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=_autoescape, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["shown"] = shown_columns
+    return env
+
+
+def shown_columns(columns: list, absent: Any, widths: list | None = None) -> list:
+    """The table columns (or, given ``widths``, their widths) without those whose data the source lacks
+    (``absent``: keys such as ``cost``); a column of "n/a" in every row says nothing."""
+    keep = [column[1] not in absent for column in columns]
+    if widths is not None:
+        return [w for w, k in zip(widths, keep) if k]
+    return [column for column, k in zip(columns, keep) if k]
 
 
 def template_source(audience: str) -> tuple[str | None, str]:

@@ -26,8 +26,10 @@ def _cell(text: str, width: int, right: bool) -> str:
 
 
 def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
-          more_label: str = "more") -> list[str]:
-    """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width."""
+          more_label: str = "more", absent: Sequence[str] = ()) -> list[str]:
+    """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width;
+    columns in ``absent`` (no data in the source) are left out."""
+    columns = [c for c in columns if c[1] not in absent]
     widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k, _ in columns]
     fixed = sum(widths[1:]) + 2 * (len(columns) - 1) + 2
     widths[0] = max(8, min(widths[0], WIDTH - fixed))
@@ -90,7 +92,7 @@ def executive(ctx: dict[str, Any]) -> list[str]:
         out += heading(f"Last {len(ctx['trend'])} {ctx['report']['period_word']}s")
         out += table([("Period", "period", False), ("Conversations", "conversations", True),
                       ("Resolution", "resolution", True), ("Containment", "containment", True),
-                      ("Error rate", "error_rate", True), ("Cost", "cost", True)], ctx["trend"])
+                      ("Error rate", "error_rate", True), ("Cost", "cost", True)], ctx["trend"], absent=ctx["absent"])
     if q := ctx["quality"]:
         out += heading("Data quality")
         out += wrap(q["summary"]["completeness"] + " " + q["summary"]["invalid"])
@@ -108,7 +110,7 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
         out += heading("Day by day")
         out += table([("Day", "date", False), ("Conv.", "conversations", True), ("Resolution", "resolution", True),
                       ("Errors", "errors", True), ("Err. rate", "error_rate", True), ("Tokens", "tokens", True),
-                      ("Cost", "cost", True)], ctx["daily"])
+                      ("Cost", "cost", True)], ctx["daily"], absent=ctx["absent"])
     if (e := ctx["errors_by_type"]) is not None:
         out += heading("Errors by type")
         out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
@@ -118,13 +120,13 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
         out += heading("Tokens by model")
         out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
                       ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
-                      ("Cost", "cost", True)], b["rows"], b["more"], "more models")
+                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"])
     if (a := ctx["by_agent"]) is not None and a["rows"]:
         out += heading("By agent")
         out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Chg", "conversations_change", True),
                       ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
                       ("Err. rate", "error_rate", True), ("p95", "p95_latency", True), ("Chg", "p95_change", True)],
-                     a["rows"], a["more"], "more agents")
+                     a["rows"], a["more"], "more agents", absent=ctx["absent"])
     out += heading("Recent failures")
     for f in ctx["failures"]:
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
