@@ -142,3 +142,17 @@ def test_the_executive_pdf_is_one_page_and_no_page_holds_the_footer_alone() -> N
                 and "Page " not in line and "notable" not in line.lower() and "week of" not in line
                 and not line.startswith("Agent Performance")]
         assert body, (audience, flags, last)
+
+
+def test_emoji_and_arabic_in_agent_data_have_glyphs_in_the_pdf(caplog) -> None:
+    """Found in a review: an agent named with an emoji became an empty box in the PDF (.notdef glyph).
+    Needs a colour emoji font (Debian's fonts-noto-color-emoji, which .ci/run installs)."""
+    import logging
+
+    from conftest import skip_or_fail
+
+    if not any(next(Path(d).glob("**/NotoColorEmoji*.ttf"), None) for d in ("/usr/share/fonts", "/usr/local/share/fonts")):
+        skip_or_fail("no colour emoji font (apt-get install fonts-noto-color-emoji)")
+    with caplog.at_level(logging.WARNING, logger="weasyprint"):
+        render_artifacts(make_report("engineering", title="Agents 🤖 وكيل الدعم 🙂"), {"pdf"})
+    assert ".notdef" not in caplog.text
