@@ -338,7 +338,8 @@ def test_previews_of_a_delivered_period_never_touch_what_was_sent(tmp_path, even
 
     dry = run("run", "--period", "2026-W47", "--dry-run", "--format", "pdf")
     assert "archived apart" in dry.stdout
-    run("run", "--period", "2026-W47", "--test-to", "box")
+    run("run", "--period", "2026-W47", "--dry-run", "--force")  # --force sends again; a dry run sends nothing
+    run("run", "--period", "2026-W47", "--test-to", "box", "--force")
     assert folder_bytes(sent) == as_sent
     preview = home / "reports" / ".previews" / "weekly-exec" / "2026-W47"
     assert sorted(folder_bytes(preview)) == sorted(n for n in as_sent if not n.startswith("."))  # the test's full set
@@ -351,3 +352,50 @@ def test_previews_of_a_delivered_period_never_touch_what_was_sent(tmp_path, even
     run("run", "--period", "2026-W46", "--dry-run")
     run("run", "--period", "2026-W46", "--dry-run", "--format", "pdf")
     assert sorted(folder_bytes(home / "reports" / "weekly-exec" / "2026-W46")) == ["report.pdf"]
+
+
+def test_a_partly_sent_period_archived_with_few_formats_is_never_recomputed(tmp_path, events, httpserver):
+    """Found black-box: a period archived with --format eml (no report.json) and sent to the outbox was
+    recomputed for a channel added later, so the outbox and the new channel carried different figures."""
+    httpserver.expect_request("/ingest").respond_with_data("", status=204)
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47", "--format", "eml").returncode == 0
+    folder = home / "reports" / "weekly-exec" / "2026-W47"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    config = (home / "agentdigest.toml").read_text().replace('channels = ["box"]', 'channels = ["box", "hook"]')
+    (home / "agentdigest.toml").write_text(config + f'[channels.hook]\ntype = "webhook"\nurl = "{httpserver.url_for("/ingest")}"\n')
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 1 and "report.json is not in the archive" in again.stdout + again.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and not httpserver.log
+
+
+def run_in(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          cwd=home, capture_output=True, text=True, timeout=300)
+
+
+def test_a_period_delivered_by_another_process_while_this_one_computed_keeps_its_archive(tmp_path, events,
+                                                                                       monkeypatch):
+    """Found black-box: of four `run --due` started together, a slower one re-archived a period another had
+    just sent, so the archive no longer held what was sent. (Simulated: the other process delivers
+    while this one computes.)"""
+    from agentdigest import runner
+    from agentdigest.archive import mark_delivered, write_artifacts
+    from agentdigest.config import load_config
+
+    home = home_with(tmp_path, events)
+    config = load_config(home / "agentdigest.toml")
+    report = config.reports[0]
+    theirs = b"Subject: the copy the other process sent\\n\\nbody\\n"
+    compute = runner.compute
+
+    def compute_while_another_delivers(*args, **kwargs):
+        data = compute(*args, **kwargs)
+        write_artifacts(config.archive.path, report.id, "2026-W47", {"message.eml": theirs})
+        mark_delivered(config.archive.path, report.id, "2026-W47")
+        return data
+
+    monkeypatch.setattr(runner, "compute", compute_while_another_delivers)
+    (outcome,) = runner.run_reports(config, [report], period_key="2026-W47")
+    assert (home / "reports" / "weekly-exec" / "2026-W47" / "message.eml").read_bytes() == theirs
+    assert outcome.files == ["message.eml"]

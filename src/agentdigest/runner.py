@@ -172,15 +172,22 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
-    if (dry_run or test_to) and not force and _was_delivered(archive, report.id, period.key, ledger):
+    # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
+    if (dry_run or test_to) and _was_delivered(archive, report.id, period.key, ledger):
         archive = preview_root(archive)
         outcome.preview = ("delivered before; its archive keeps what was sent, so this "
                            f"{'dry run' if dry_run else 'test'} is archived apart")
     try:
         outcome.data = compute(source, config, report, period, now)
         log.info("computed %s %s", report.id, period.key)
-        outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
-        log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
+        if deliver and not force and not test_to and is_delivered(archive, report.id, period.key):
+            # Another process delivered it while this one computed: keep what it sent, deliver nothing new.
+            outcome.archive_dir = report_dir(archive, report.id, period.key)
+            outcome.files = artifact_names(outcome.archive_dir)
+            log.info("%s %s was delivered meanwhile; its archive is kept", report.id, period.key)
+        else:
+            outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
+            log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
     except BaseException as exc:
         if run_id is not None:
             with shielded():
@@ -224,9 +231,9 @@ def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) 
 
 
 def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
-    """Some channel already got this period, and the archive holds what it got."""
+    """Some channel already got this period, and the archive holds what it got (whatever --format kept)."""
     sent = any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
-    return sent and (report_dir(archive, report_id, period_key) / "report.json").is_file()
+    return sent and bool(artifact_names(report_dir(archive, report_id, period_key)))
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
