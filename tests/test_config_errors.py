@@ -281,3 +281,18 @@ def test_check_reports_the_latest_event_that_is_not_in_the_future(workdir):
                           env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1", "COLUMNS": "300"})
     line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
     assert "2 events, latest 2026-11-20 10:00:00+00:00; 1 in the future, not counted" in line, line
+
+
+@pytest.mark.parametrize("args", [["check", "--missed", "--now", "2026-11-30T12:00:00Z"], ["history"]])
+def test_reading_commands_never_create_the_ledger(workdir, args):
+    """Found black-box: `check --missed` and `history` created the ledger database and its tables."""
+    (workdir / "agentdigest.toml").write_text(GOOD + '[ledger]\nurl = "sqlite:///state/ledger.db"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=workdir, timeout=120,
+                          env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1"})
+    assert "Traceback" not in done.stderr and done.returncode in (0, 1), done.stderr
+    assert not (workdir / "state").exists()
+    if args[0] == "check":  # nothing was ever sent: the due week is late
+        assert done.returncode == 1 and "weekly" in done.stdout
+    else:
+        assert done.returncode == 0 and "No runs or deliveries recorded" in done.stdout

@@ -21,7 +21,7 @@ from .errors import AgentDigestError, InputError, interruption
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .ledger import Ledger
+from .ledger import Ledger, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
            "running": "yellow", "interrupted": "bold red", "abandoned": "bold red", "skipped_sent": "dim",
@@ -39,11 +39,12 @@ def _when(iso: str | None) -> str:
 def show_history(config: Config, *, report: str | None = None, limit: int = 50, console: Console | None = None) -> int:
     """``agentdigest history [--report ID] [--limit N]``: runs and deliveries, newest first."""
     console = _console(console)
-    ledger = Ledger(config.ledger.url)
+    ledger = open_existing(config.ledger.url)  # reading history never creates the ledger
     try:
-        rows = ledger.history(report, limit)
+        rows = ledger.history(report, limit) if ledger else []
     finally:
-        ledger.close()
+        if ledger:
+            ledger.close()
     if not rows and report and report not in {r.id for r in config.reports}:
         known = ", ".join(r.id for r in config.reports) or "none"
         raise InputError(f"--report: no report {report!r} in the config or the ledger (reports: {known})")

@@ -195,6 +195,14 @@ def probe(url: str) -> str:
                                                      f" (upgraded to {SCHEMA_VERSION} on the next run)")
 
 
+def open_existing(url: str) -> "Ledger | None":
+    """The ledger when it exists (tables created by a run), else None: commands that only read it
+    (``history``, ``check --missed``) must not create a database or its tables as a side effect."""
+    if probe(url).startswith(("not created yet", "reachable, empty")):
+        return None
+    return Ledger(url)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 

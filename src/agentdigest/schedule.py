@@ -193,9 +193,10 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
     console = console or Console(highlight=False)
     own = ledger is None
     if ledger is None:
-        from .runner import open_ledger
+        from .ledger import Ledger, open_existing
 
-        ledger = open_ledger(config)
+        # No ledger yet means nothing was sent; an empty in-memory one says so without creating a file.
+        ledger = open_existing(config.ledger.url) or Ledger("sqlite://")
     try:
         done = due.done_checker(ledger, Path(config.archive.path))
         late = [item for report in config.reports for item in due.late_periods(config, report, now, done)]
