@@ -288,6 +288,9 @@ channels = ["box"]
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "message.eml" in refused.stderr and "'box'" in refused.stderr and "--format eml,json" in refused.stderr
     assert not (home / "reports").exists() and not httpserver.log  # not even the first report ran
+    due = run("--due", "--format", "json", "--now", "2026-11-23T10:00:00+01:00")  # the same for a due pass
+    assert due.returncode == 2 and "message.eml" in due.stderr and len(due.stderr.strip().splitlines()) == 1
+    assert not (home / "reports").exists() and not httpserver.log
 
     assert run("weekly-exec", "--format", "json").returncode == 0  # the webhook alone needs only report.json
     assert len(httpserver.log) == 1

@@ -159,6 +159,12 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     """``agentdigest run --due``: one pass over the due periods; 0 done, 1 a delivery failed."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
+    if not dry_run:  # a --format a channel cannot send is refused before any report is computed
+        from .delivery import check_formats
+
+        for report in reports:
+            if report.channels:
+                check_formats(config, report, formats)
     own = ledger is None
     if ledger is None:
         from .runner import open_ledger
