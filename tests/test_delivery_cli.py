@@ -402,3 +402,14 @@ def test_a_period_delivered_by_another_process_while_this_one_computed_keeps_its
     (outcome,) = runner.run_reports(config, [report], period_key="2026-W47")
     assert (home / "reports" / "weekly-exec" / "2026-W47" / "message.eml").read_bytes() == theirs
     assert outcome.files == ["message.eml"]
+
+
+def test_a_failed_delivery_in_a_due_pass_is_one_line_on_stderr(tmp_path, events):
+    """Found black-box: under `run --due` every failed delivery was printed twice on stderr."""
+    home = home_with(tmp_path, events, config=OUTBOX_CONFIG.replace('channels = ["box"]', 'channels = ["box", "dead"]')
+                     + f'[channels.dead]\ntype = "webhook"\nurl = "http://127.0.0.1:{free_port()}/in"\nretry_budget = 0\n')
+    done = run_in(home, "run", "--due", "--now", "2026-11-23T10:00:00+01:00")
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if "cannot reach" in line]
+    assert len(errors) == 1, done.stderr
+    assert "weekly-exec 2026-W47 -> dead: failed: cannot reach" in done.stdout

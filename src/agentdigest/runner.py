@@ -107,8 +107,11 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 period_key: str | None = None, periods: dict[str, list[Period]] | None = None,
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
                 archive: Path | None = None, test_to: str | None = None, trigger: str = "manual",
-                ledger: Any = None, source: Source | None = None) -> list[RunOutcome]:
-    """Run each report for its period(s): the given key, the given periods, or the last complete one."""
+                ledger: Any = None, source: Source | None = None, delivery_log: Any = None) -> list[RunOutcome]:
+    """Run each report for its period(s): the given key, the given periods, or the last complete one.
+
+    ``delivery_log`` gets the per-target delivery lines (default: this module's logger); a caller that
+    reports each delivery itself (the scheduler's decision log) passes a quieter one."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     archive = Path(archive or config.archive.path)
     todo = [(r, p) for r in reports
@@ -136,7 +139,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, source=source, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
-                                     trigger=trigger, ledger=ledger))
+                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log))
     finally:
         if own_source:
             source.close()
@@ -156,7 +159,7 @@ def _refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> N
 
 def _run_one(config: Config, report: ReportConfig, period: Period, *, source: Source, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
-             trigger: str, ledger: Any) -> RunOutcome:
+             trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
@@ -170,7 +173,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
             log.info("skipped %s %s: already sent", report.id, period.key)
             return outcome
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
-            return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger)
+            return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
+                                     delivery_log=delivery_log)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
     # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
     if (dry_run or test_to) and _was_delivered(archive, report.id, period.key, ledger):
@@ -195,7 +199,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         raise
     if deliver:
         _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to,
-                 owner=owner)
+                 owner=owner, delivery_log=delivery_log)
     return outcome
 
 
@@ -207,13 +211,14 @@ def _stopped(exc: BaseException) -> tuple[str, str]:
 
 
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
-             archive: Path, ledger: Any, owner: str, force: bool = False, test_to: str | None = None) -> None:
+             archive: Path, ledger: Any, owner: str, force: bool = False, test_to: str | None = None,
+             delivery_log: Any = None) -> None:
     """Deliver the archived period to the report's channels and close the run in the ledger."""
     from .delivery import deliver_report
 
     try:
         outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                            force=force, test_to=test_to, owner=owner, log=log)
+                                            force=force, test_to=test_to, owner=owner, log=delivery_log or log)
     except BaseException as exc:
         with shielded():
             ledger.finish_run(run_id, *_stopped(exc))
@@ -237,7 +242,7 @@ def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) ->
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
-                      archive: Path, trigger: str, ledger: Any) -> RunOutcome:
+                      archive: Path, trigger: str, ledger: Any, delivery_log: Any = None) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
     owner = owner_id()
@@ -247,7 +252,8 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     outcome.archive_dir = report_dir(archive, report.id, period.key)
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
-    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner)
+    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
+             delivery_log=delivery_log)
     return outcome
 
 

@@ -33,6 +33,22 @@ from .periods import Period, last_complete
 log = logging.getLogger("agentdigest.schedule")
 
 
+class _AsDebug:
+    """A logger whose every line is DEBUG: the pass logs each delivery as a decision (below), so the
+    delivery's own lines would print every error twice; they stay for --verbose debugging."""
+
+    def __init__(self, logger: logging.Logger):
+        self._logger = logger
+
+    def debug(self, msg: str, *args: Any) -> None:
+        self._logger.debug(msg, *args)
+
+    info = warning = error = debug
+
+
+_DELIVERY_DETAIL = _AsDebug(logging.getLogger("agentdigest.delivery"))
+
+
 def decision(event: str, message: str, *args: Any, level: int = logging.INFO, **fields: Any) -> None:
     """Log one scheduling decision with its structured fields."""
     log.log(level, message, *args, extra={"event": event, **{k: v for k, v in fields.items() if v is not None}})
@@ -107,7 +123,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                         source = open_source(config.source, config.path)
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
-                                          source=source)[0]
+                                          source=source, delivery_log=_DELIVERY_DETAIL)[0]
                     run.deliveries = list(outcome.deliveries)
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
