@@ -10,6 +10,7 @@ import re
 import string
 from urllib.parse import urlsplit
 import zoneinfo
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -294,8 +295,8 @@ class ReportConfig(_Model):
     timezone: str = "UTC"
     schedule: str = "0 9 * * mon"
     channels: list[str] = Field(default_factory=list)
-    catch_up: int = Field(0, ge=0)
-    grace_minutes: int | None = Field(None, ge=0)
+    catch_up: int = Field(0, ge=0, strict=True)  # strict: TOML's true is not 1 period
+    grace_minutes: int | None = Field(None, ge=0, strict=True)
     completeness_threshold: float = Field(95.0, ge=0, le=100)
     expected_events_per_day: float | None = Field(None, gt=0)
     human_cost_per_conversation: float | None = Field(None, ge=0)
@@ -346,9 +347,15 @@ class ReportConfig(_Model):
         from .cron import crontab_trigger
 
         try:
-            crontab_trigger(value, "UTC")
+            trigger = crontab_trigger(value, "UTC")
         except ValueError as exc:
             raise ValueError(f"invalid cron expression {value!r} ({exc}); expected e.g. '0 9 * * mon'") from None
+        # A date that never comes ('0 9 30 2 *', 31 April) would mean a report silently never sent.
+        # Every real date recurs within 8 years (29 February can skip a century year).
+        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        fire = trigger.get_next_fire_time(None, start)
+        if fire is None or fire > start.replace(year=2032):
+            raise ValueError(f"the cron expression {value!r} never fires (no such date); expected e.g. '0 9 * * mon'")
         return value
 
     @field_validator("locale")
