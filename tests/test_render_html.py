@@ -20,7 +20,7 @@ CASES = [
     ("engineering", {"agents": 60, "failures": 50, "hostile": True, "warning": True}),
 ]
 IDS = [f"{a}-{'-'.join(f'{k}' for k in flags) or 'plain'}" for a, flags in CASES]
-FORBIDDEN_TAGS = {"script", "style", "link", "iframe", "object", "embed", "form", "base", "svg", "math"}
+FORBIDDEN_TAGS = {"script", "link", "iframe", "object", "embed", "form", "base", "svg", "math"}
 
 
 def htmls(audience: str, flags: dict) -> dict[str, str]:
@@ -42,6 +42,11 @@ def test_html_is_email_safe(audience: str, flags: dict) -> None:
                 assert not value or value.startswith(("cid:", "data:image/")), (where, tag, value)
         assert "javascript:" not in html.lower()
         assert "@import" not in html and "url(" not in html, where
+        # One <style>, in <head>, holding only the phone layout's @media rules (they cannot be inlined).
+        styles = re.findall(r"<style[^>]*>(.*?)</style>", html, re.S)
+        assert len(styles) == 1 and html.index("<style") < html.index("</head>"), where
+        assert styles[0].lstrip().startswith("@media only screen and (max-width: 480px)"), where
+        assert styles[0].count("@media") == 1 and styles[0].rstrip().endswith("}"), where
 
 
 @pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
@@ -53,8 +58,8 @@ def test_styles_are_inline_and_every_cell_has_colours(audience: str, flags: dict
         style = attrs.get("style") or ""
         assert re.search(r"(^|;)background-color:#[0-9a-f]{6}", style), attrs
         assert re.search(r"(^|;)color:#[0-9a-f]{6}", style), attrs
-    # classes are only hooks for custom templates; nothing styles them after inlining
-    assert not doc.find("style")
+    # classes are only hooks for custom templates and the phone layout's @media rules
+    assert len(doc.find("style")) == 1
 
 
 @pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
@@ -140,3 +145,12 @@ def test_failure_messages_are_truncated() -> None:
     text = ParsedHTML(htmls("engineering", {})["report.html"]).text
     message = next(line for line in text.splitlines() if line.startswith("Tool 'crm.lookup'"))
     assert len(message) <= 200 and message.endswith("…")
+
+
+def test_on_a_phone_the_cards_stack_and_the_executive_tables_fit() -> None:
+    """Found in a review: at 360 px the 3-column card grid stayed and the page scrolled sideways
+    (css-inline had dropped every @media rule)."""
+    html = rendered("executive")["report.html"].decode()
+    media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
+    assert re.search(r"\.kpi\s*\{[^}]*display:\s*block !important", media)
+    assert re.search(r"\.th,\s*\.td\s*\{[^}]*font-size", media)

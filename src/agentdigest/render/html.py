@@ -90,9 +90,10 @@ def render_template(audience: str, context: dict[str, Any], *, target: str, page
 
 
 def inline_styles(html: str, css: str) -> str:
-    """Move every style into ``style`` attributes; drop <style> and <link> elements."""
+    """Move every style into ``style`` attributes; drop <style> and <link> elements. At-rules (the
+    phone layout's @media) stay, in one <style> in <head>: they cannot be inlined."""
     inliner = css_inline.CSSInliner(
-        keep_style_tags=False, keep_link_tags=False, keep_at_rules=False,
+        keep_style_tags=False, keep_link_tags=False, keep_at_rules=True,
         load_remote_stylesheets=False, extra_css=css, minify_css=True,
     )
     try:
