@@ -7,6 +7,7 @@ senders taken over, and planted secrets that must not appear anywhere on disk or
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -23,7 +24,7 @@ from agentdigest.errors import InputError
 from agentdigest.ledger import Ledger
 from conftest import free_port, make_artifacts
 
-R, P = "weekly-exec", "2026-W48"
+R, P = "weekly-exec", "2026-W47"  # a week that has ended: resend refuses one that has not
 HOOK = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOK"
 FAST = dict(timeout=5, retry_budget=0.4, retry_initial=0.05, retry_max_wait=0.1)
 
@@ -343,3 +344,14 @@ def test_a_channel_that_crashes_fails_alone(world, monkeypatch):
     assert results["slack"].state == "sent" and results["hook"].state == "failed"
     assert "unexpected RuntimeError" in results["hook"].error and "PLANTED" not in results["hook"].error
     assert Ledger(config.ledger.url).delivery(R, P, "hook")["state"] == "failed"
+
+
+def test_resend_refuses_a_period_that_has_not_ended(world):
+    """Found black-box: `run --dry-run` of this week, then `resend`, sent the partial week as the week's
+    report, and Monday's due run skipped the complete one."""
+    config = world.build(["box"])
+    write_artifacts(config.archive.path, R, "2026-W48", make_artifacts(R, "2026-W48"))
+    with pytest.raises(InputError, match="2026-W48 has not ended yet"):
+        resend(config, R, "2026-W48", now=datetime(2026, 11, 28, 12, tzinfo=timezone.utc))
+    assert outbox_emls(world) == 0 and Ledger(config.ledger.url).history() == []
+    assert resend(config, R, "2026-W48", now=datetime(2026, 11, 30, 12, tzinfo=timezone.utc)) == 0

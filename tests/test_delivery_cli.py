@@ -413,3 +413,16 @@ def test_a_failed_delivery_in_a_due_pass_is_one_line_on_stderr(tmp_path, events)
     errors = [line for line in done.stderr.splitlines() if "cannot reach" in line]
     assert len(errors) == 1, done.stderr
     assert "weekly-exec 2026-W47 -> dead: failed: cannot reach" in done.stdout
+
+
+def test_a_dry_run_of_a_period_delivered_before_the_marker_existed_goes_to_previews(tmp_path, events):
+    """Found black-box: an archive without the .delivered marker (written by an older version, or copied
+    without dot files) was rewritten by a dry run; the ledger knows it was delivered."""
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    folder = home / "reports" / "weekly-exec" / "2026-W47"
+    (folder / ".delivered").unlink()
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    dry = run_in(home, "run", "--period", "2026-W47", "--dry-run")
+    assert dry.returncode == 0 and "archived apart" in dry.stdout
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

@@ -248,6 +248,20 @@ def test_an_engine_interrupted_by_a_signal_is_an_interruption_not_an_unreadable_
     assert isinstance(query_error(duckdb.IOException("disk gone")), SourceError)
 
 
+def test_an_interrupt_reported_by_ibis_cache_is_an_interruption(monkeypatch):
+    """Found black-box: through Ibis's cache() the interrupt arrives as RuntimeError('Query interrupted')
+    and still exited 3 after the fix above."""
+    from agentdigest import interrupts
+    from agentdigest.errors import Interrupted, SourceError
+    from agentdigest.sources import query_error
+
+    assert isinstance(query_error(RuntimeError("Query interrupted")), SourceError)  # no signal came: a real error
+    monkeypatch.setattr(interrupts, "_last", ["SIGTERM"])
+    stopped = query_error(RuntimeError("Query interrupted"))
+    assert isinstance(stopped, Interrupted) and stopped.signal_name == "SIGTERM"
+    assert isinstance(query_error(RuntimeError("disk full")), SourceError)
+
+
 def test_attempts_are_counted_as_they_happen_so_an_interrupted_sender_leaves_the_true_count(tmp_path, httpserver):
     """Found black-box: stopped after 3 failed POSTs, the ledger said 1 attempt."""
     from werkzeug import Response

@@ -32,6 +32,8 @@ REDACTED = [
     ("030/1234567", "[phone]"),
     ("020 7946 0958.", "[phone]."),
     ("mobile 07700 900123", "mobile [phone]"),
+    ("Tel. (030) 1234567", "Tel. [phone]"),
+    ("0049 30 1234567", "[phone]"),
     # credentials
     ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln failed", "Authorization: Bearer [token] failed"),
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc_DEF-123 expired", "token [token] expired"),

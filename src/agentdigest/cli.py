@@ -55,6 +55,8 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     try:
         code = fn()
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Interrupted
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not kill the exit itself
+            signal.signal(signum, signal.SIG_IGN)
         err.print(f"agentdigest: {interruption(exc)}", markup=False)
         name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
         raise typer.Exit(128 + getattr(signal, name)) from None

@@ -8,6 +8,7 @@ nothing here prints a secret.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +22,7 @@ from .errors import AgentDigestError, InputError, interruption
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
+from .runner import refuse_unfinished
 from .ledger import Ledger, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
@@ -86,14 +88,18 @@ def _takeovers(row: dict) -> str | None:
 
 
 def resend(config: Config, report_id: str, period: str, *, channel: str | None = None,
-           console: Console | None = None) -> int:
+           console: Console | None = None, now: datetime | None = None) -> int:
     """``agentdigest resend REPORT PERIOD [--channel NAME]``: deliver again from the archive, no recompute."""
     console = _console(console)
     report = config.report(report_id)
     try:  # a key of the report's own period kind, never a path
-        period = parse_period(report.period, period, report.timezone).key
+        parsed = parse_period(report.period, period, report.timezone)
     except InputError as exc:
         raise InputError(f"PERIOD: {str(exc).removeprefix('--period ')}") from None
+    # The archive of a period that has not ended holds a preview: sent, it would count as the period's
+    # report and the complete one would never go out.
+    refuse_unfinished(report, parsed, now or datetime.now(timezone.utc))
+    period = parsed.key
     # Mistakes are refused before the ledger records a run: a typo is not a failed resend.
     if channel is not None and channel not in report.channels:
         raise InputError(f"--channel: report {report.id!r} has no channel {channel!r} "

@@ -13,7 +13,8 @@ card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
 ssn        ###-##-####                                                  -
 ip         dotted quad; hex groups with colons                          ``ipaddress``
 phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
-           national 0 + area code + separator (0151 23456789, 030/1234567)  9-13 digits
+           national 0 + area code + separator (0151 23456789, 030/1234567,  9-13 digits
+           (030) 1234567); 00 + country code (0049 30 1234567)
 token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA... keys            -
 =========  ===========================================================  ===========
 
@@ -58,6 +59,12 @@ _PHONE = re.compile(
     r"|"
     # national, with a trunk 0 and a separator after the area code: 0151 23456789, 030/1234567, 020 7946 0958
     r"0[1-9]\d{0,3}[ /-]\d{3,8}(?:[ -]\d{3,8}){0,3}"
+    r"|"
+    # the area code in parentheses: (030) 1234567
+    r"\(0[1-9]\d{0,3}\)[ ]?\d{3,8}(?:[ -]\d{3,8}){0,3}"
+    r"|"
+    # international with 00 instead of +: 0049 30 1234567 (the national part never starts with 0)
+    r"00[1-9]\d{0,2}[ .-][1-9]\d{0,4}(?:[ .-]\d{2,8}){1,4}"
     r")(?![\w-])"
 )
 # Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.

@@ -127,15 +127,20 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 check_formats(config, report, formats, test_to)
         if not test_to:
             for report, period in todo:
-                _refuse_unfinished(report, period, now)
+                refuse_unfinished(report, period, now)
     own_source = source is None
     source = source or open_source(config.source, config.path)
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []
+    read_only = None
     try:
         if own_ledger:
             ledger = open_ledger(config)
+        elif ledger is None and dry_run:
+            # A dry run sends nothing, but must know which periods were delivered (an archive from
+            # before the .delivered marker has none): read the ledger if it exists.
+            ledger = read_only = _existing_ledger(config)
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, source=source, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
@@ -143,12 +148,22 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     finally:
         if own_source:
             source.close()
-        if own_ledger and ledger is not None:
+        if (own_ledger or read_only is not None) and ledger is not None:
             ledger.close()
     return outcomes
 
 
-def _refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> None:
+def _existing_ledger(config: Config) -> Any:
+    """The ledger when it exists and can be read, else None (a dry run never fails on the ledger)."""
+    from .ledger import LedgerError, open_existing
+
+    try:
+        return open_existing(config.ledger.url)
+    except LedgerError:
+        return None
+
+
+def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> None:
     """A period that has not ended cannot be delivered as that period's report: its partial figures
     would be recorded as sent, and the real report, due after the period, would never go out."""
     if report.channels and period.end_utc > now:

@@ -269,8 +269,11 @@ def query_error(exc: BaseException) -> BaseException:
     types (a mapped text column holding 'fast' as a latency), SourceError otherwise, and the
     interruption itself when Ctrl-C or SIGTERM stopped the engine (DuckDB turns it into its own
     InterruptException, which must not read as an unreadable source: exit 3)."""
-    if type(exc).__name__ == "InterruptException" or isinstance(exc, KeyboardInterrupt):
-        return Interrupted(last_stop_signal() or "SIGINT")
+    stopped = last_stop_signal()
+    # DuckDB reports the interrupt as its InterruptException, or (through Ibis's cache) a RuntimeError.
+    if (type(exc).__name__ == "InterruptException" or isinstance(exc, KeyboardInterrupt)
+            or (stopped and "interrupt" in str(exc).lower())):
+        return Interrupted(stopped or "SIGINT")
     first = first_line(exc, 300)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return InputError(f"source: a column's values cannot be converted to the canonical type "
