@@ -18,11 +18,11 @@ from .archive import read_artifacts
 from .config import Config, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
-from .errors import AgentDigestError, InputError, interruption
+from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .runner import refuse_unfinished
+from .runner import refuse_unfinished, stopped_run
 from .ledger import Ledger, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
@@ -114,12 +114,9 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         try:
             results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
                                      force=True, only_channel=channel, owner=owner)
-        except AgentDigestError as exc:
-            ledger.finish_run(run_id, "failed", str(exc))
-            raise
         except BaseException as exc:
             with shielded():
-                ledger.finish_run(run_id, "interrupted", interruption(exc))
+                ledger.finish_run(run_id, *stopped_run(exc))
             raise
         failures = [r for r in results if r.failed]
         ledger.finish_run(run_id, "failed" if failures else "done",

@@ -110,9 +110,7 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets)
-    except BaseException as exc:  # Ctrl-C or SIGTERM mid-send: release the claims, say what may have happened
-        if isinstance(exc, Exception):
-            raise
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
         with shielded():  # a second Ctrl-C must not leave these rows claimed
@@ -148,16 +146,17 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     if not claims:
         return [skipped[t] for t in targets]
 
-    counted = [1]  # attempts already in the ledger: the claim counted the first
+    counted = 1  # attempts already in the ledger: the claim counted the first
 
     def count_retry() -> None:
+        nonlocal counted
         ledger.add_attempt(list(claims.values()))
-        counted[0] += 1
+        counted += 1
 
     if hasattr(channel, "on_retry"):
         channel.on_retry = count_retry
     receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
-    uncounted = max(receipt.attempts - counted[0], 0)  # a channel that does not call on_retry
+    uncounted = max(receipt.attempts - counted, 0)  # a channel that does not call on_retry
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():

@@ -118,8 +118,7 @@ class _Failed(LedgerError):
     """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
 
     def __init__(self, url: str, exc: SQLAlchemyError):
-        lines = mask_text(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
-        self.reason = lines[0] if lines else type(exc).__name__
+        self.reason = _reason(exc)
         super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
 
 
@@ -159,38 +158,62 @@ def engine_url(url: str) -> str:
                       key="ledger.url")
 
 
-def probe(url: str) -> str:
-    """Reach the ledger without creating or changing anything (``agentdigest check``); what was found.
+def _sqlite_path(real: str) -> str:
+    """The file of a SQLite engine URL; "" or ":memory:" for an in-memory database."""
+    return real.split(":///", 1)[1] if ":///" in real else ""
 
-    Raises :class:`LedgerError` when it cannot be reached or read."""
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The first line of a database error, masked."""
+    lines = mask_text(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _inspect(url: str) -> int | None:
+    """The ledger's schema version, read without creating or changing anything; None when it does not
+    exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read."""
     real = engine_url(url)
     try:
         if real.startswith("sqlite"):
-            path = real.split(":///", 1)[1] if ":///" in real else ""
+            path = _sqlite_path(real)
             if path in ("", ":memory:"):
-                return "in memory (nothing is kept between runs)"
+                return None
             file = Path(path)
             if not file.exists():
                 folder = next((p for p in file.parents if p.exists()), Path("."))
                 if not os.access(folder, os.W_OK):
                     raise LedgerError(f"cannot create the ledger {mask_url(url)}: {folder} is not writable")
-                return "not created yet; the first run creates it"
+                return None
             engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
         else:
             engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 if not inspect(conn).has_table("schema_version"):
-                    return "reachable, empty; the first run creates its tables"
-                version = conn.scalar(select(schema_version.c.version)) or 0
+                    return None
+                version = int(conn.scalar(select(schema_version.c.version)) or 0)
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: "
-                          f"{mask_text(str(exc.orig or exc)).strip().splitlines()[0]}") from None
+        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: {_reason(exc)}") from None
     if version > SCHEMA_VERSION:
         raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
                           f"understands ({SCHEMA_VERSION}); upgrade agentdigest")
+    return version
+
+
+def probe(url: str) -> str:
+    """Reach the ledger without creating or changing anything (``agentdigest check``); what was found.
+
+    Raises :class:`LedgerError` when it cannot be reached or read."""
+    version = _inspect(url)
+    if version is None:
+        real = engine_url(url)
+        if not real.startswith("sqlite"):
+            return "reachable, empty; the first run creates its tables"
+        if _sqlite_path(real) in ("", ":memory:"):
+            return "in memory (nothing is kept between runs)"
+        return "not created yet; the first run creates it"
     return f"reachable, schema version {version}" + ("" if version == SCHEMA_VERSION else
                                                      f" (upgraded to {SCHEMA_VERSION} on the next run)")
 
@@ -198,9 +221,7 @@ def probe(url: str) -> str:
 def open_existing(url: str) -> "Ledger | None":
     """The ledger when it exists (tables created by a run), else None: commands that only read it
     (``history``, ``check --missed``) must not create a database or its tables as a side effect."""
-    if probe(url).startswith(("not created yet", "reachable, empty")):
-        return None
-    return Ledger(url)
+    return None if _inspect(url) is None else Ledger(url)
 
 
 def _now() -> datetime:
@@ -223,7 +244,7 @@ class Ledger:
         real = engine_url(url)
         kwargs: dict[str, Any] = {}
         if real.startswith("sqlite"):
-            path = real.split(":///", 1)[1] if ":///" in real else ""
+            path = _sqlite_path(real)
             if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:

@@ -210,7 +210,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     except BaseException as exc:
         if run_id is not None:
             with shielded():
-                ledger.finish_run(run_id, *_stopped(exc))
+                ledger.finish_run(run_id, *stopped_run(exc))
         raise
     if deliver:
         _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to,
@@ -218,7 +218,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     return outcome
 
 
-def _stopped(exc: BaseException) -> tuple[str, str]:
+def stopped_run(exc: BaseException) -> tuple[str, str]:
     """The run state and error for a run that ``exc`` ended before it finished."""
     if isinstance(exc, Exception):
         return "failed", first_line(exc)
@@ -226,38 +226,41 @@ def _stopped(exc: BaseException) -> tuple[str, str]:
 
 
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
-             archive: Path, ledger: Any, owner: str, force: bool = False, test_to: str | None = None,
-             delivery_log: Any = None) -> None:
+             archive: Path, ledger: Any, owner: str, delivery_log: Any, force: bool = False,
+             test_to: str | None = None) -> None:
     """Deliver the archived period to the report's channels and close the run in the ledger."""
     from .delivery import deliver_report
 
     try:
         outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                            force=force, test_to=test_to, owner=owner, log=delivery_log or log)
+                                            force=force, test_to=test_to, owner=owner, log=delivery_log)
     except BaseException as exc:
         with shielded():
-            ledger.finish_run(run_id, *_stopped(exc))
+            ledger.finish_run(run_id, *stopped_run(exc))
         raise
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
 
+def _sent_somewhere(ledger: Any, report_id: str, period_key: str) -> bool:
+    """The ledger says some channel got this period (test sends do not count)."""
+    return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
+
+
 def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) -> bool:
     """Some channel got this period (the archive's marker, or the ledger when this run has one)."""
-    if is_delivered(archive, report_id, period_key):
-        return True
-    return ledger is not None and any(row["kind"] == "delivery" and row["sent_at"]
-                                      for row in ledger.deliveries(report_id, period_key))
+    return is_delivered(archive, report_id, period_key) or (
+        ledger is not None and _sent_somewhere(ledger, report_id, period_key))
 
 
 def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
     """Some channel already got this period, and the archive holds what it got (whatever --format kept)."""
-    sent = any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
-    return sent and bool(artifact_names(report_dir(archive, report_id, period_key)))
+    return (_sent_somewhere(ledger, report_id, period_key)
+            and bool(artifact_names(report_dir(archive, report_id, period_key))))
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
-                      archive: Path, trigger: str, ledger: Any, delivery_log: Any = None) -> RunOutcome:
+                      archive: Path, trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
     owner = owner_id()
