@@ -2,15 +2,16 @@
 
 ``install()`` (the CLI calls it) makes SIGTERM and SIGHUP raise :class:`~agentdigest.errors.Interrupted`,
 as Ctrl-C raises KeyboardInterrupt: a run in flight then closes its ledger rows (``interrupted``)
-instead of leaving them claimed until their lease runs out. ``shielded()`` holds further stop
-signals back while that clean-up is written, so a second Ctrl-C a millisecond later cannot cut it
-short. ``schedule`` installs its own handlers: it finishes in-flight work before it stops.
+instead of leaving them claimed until their lease runs out. A second stop signal within a second of
+the first is held back while the first travels up to that clean-up, and ``shielded()`` holds them back
+while it is written, so an impatient second Ctrl-C cannot cut it short. ``schedule`` installs its own handlers: it finishes in-flight work before it stops.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +20,10 @@ from .errors import Interrupted
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 _last: list[str] = []
+_stopped_at = [0.0]  # when the last stop signal was raised (time.monotonic)
+# A second stop signal this soon after the first is held back: the exception of the first may still be
+# travelling up to the code that closes the ledger rows (shielded() covers the writes themselves).
+_HOLD_SECONDS = 1.0
 
 
 def install() -> None:
@@ -27,7 +32,12 @@ def install() -> None:
         return
 
     def stop(signum: int, _frame: Any) -> None:
+        now = time.monotonic()
+        recent = bool(_last) and now - _stopped_at[0] < _HOLD_SECONDS
         _last.append(signal.Signals(signum).name)
+        if recent:  # the first one is still unwinding to its clean-up: raising again would cut that short
+            return
+        _stopped_at[0] = now
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Interrupted(signal.Signals(signum).name)
