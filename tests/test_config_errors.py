@@ -83,6 +83,7 @@ BAD = [
     ("broken subject template", lambda s: s.replace('channels = ["box"]', 'channels = ["box"]\nsubject = "{title"'), 2, ["reports[0].subject", "template"]),
     ("literal ledger password", lambda s: s + '[ledger]\nurl = "postgresql://reports:PLANTEDpw@db/agentdigest"\n', 2, ["ledger.url", "environment", "${VAR}"]),
     ("literal ledger password in the query", lambda s: s + '[ledger]\nurl = "postgresql://reports@db/agentdigest?password=PLANTEDpw"\n', 2, ["ledger.url", "environment"]),
+    ("literal ledger password under an encoded key", lambda s: s + '[ledger]\nurl = "postgresql://reports@db/agentdigest?pass%77ord=PLANTEDpw"\n', 2, ["ledger.url", "environment"]),
     ("literal source password", lambda s: s.replace("duckdb://events.duckdb", "postgresql://reports:PLANTEDpw@db/events"), 2, ["source.url", "environment"]),
     ("completeness threshold as a fraction", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = 0.95'), 2, ["reports[0].completeness_threshold", "percentage such as 95"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
@@ -167,6 +168,9 @@ def test_secret_values_are_held_as_secrets_and_masked(workdir, monkeypatch):
     assert mask_url(mail.smtp_url.get_secret_value()) == "smtp+starttls://reports:***@mail.example.com:587"
     # A password that should have been URL-encoded is masked whole, up to the host.
     assert mask_url("smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25") == "smtp://reporter:***@127.0.0.1:25"
+    # Query credentials are recognised by their decoded name.
+    assert mask_url("postgresql://u@db/x?sslmode=require&pass%77ord=hunter2") == "postgresql://u@db/x?sslmode=require&pass%77ord=***"
+    assert mask_url("postgresql://u@db/x?sslmode=require") == "postgresql://u@db/x?sslmode=require"
 
 
 def test_relative_paths_follow_the_config_file(workdir):

@@ -19,8 +19,18 @@ _URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", r
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
 # Query parameters that hold credentials, whatever the scheme (libpq's ?password=, ?sslpassword=, tokens).
-_SECRET_QUERY_RE = re.compile(
-    r"([?&](?:[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth)=)[^&#\s'\"]*", re.I)
+# Names are matched decoded, so ?pass%77ord= is a password too.
+_SECRET_KEY_RE = re.compile(r"[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth", re.I)
+_QUERY_PARAM_RE = re.compile(r"([?&])([^=&#\s'\"]+)=([^&#\s'\"]*)")
+
+
+def _secret_key(name: str) -> bool:
+    return _SECRET_KEY_RE.fullmatch(unquote(name)) is not None
+
+
+def _mask_query(url: str) -> str:
+    return _QUERY_PARAM_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}=***" if _secret_key(m.group(2)) and m.group(3)
+                               else m.group(0), url)
 
 
 def mask_url(url: str) -> str:
@@ -31,7 +41,7 @@ def mask_url(url: str) -> str:
     """
     # Up to the last "@" of the authority: a password that should have been URL-encoded may hold "@".
     url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^/\s]*@", r"\1:***@", url, flags=re.I)
-    url = _SECRET_QUERY_RE.sub(r"\1***", url)  # postgresql://u@h/db?password=...
+    url = _mask_query(url)  # postgresql://u@h/db?password=...
     m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
     if not m or not (m.group(2) or "").strip("/"):
         return m.group(1) if m else url
@@ -90,5 +100,5 @@ def query_tokens(url: str) -> list[str]:
 
 def secret_query(url: str) -> str | None:
     """The name of a credential query parameter in ``url`` (``password`` in ``?password=x``), or None."""
-    m = _SECRET_QUERY_RE.search(url)
-    return m.group(1)[1:-1] if m and m.end() > m.end(1) else None
+    return next((unquote(m.group(2)) for m in _QUERY_PARAM_RE.finditer(url) if m.group(3) and _secret_key(m.group(2))),
+                None)
