@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import re
 from dataclasses import replace
@@ -103,6 +105,10 @@ def test_big_reports_stay_under_gmails_limit() -> None:
 def test_locale_formats_numbers() -> None:
     text = render_artifacts(make_report("executive", locale="de"), {"txt"})["report.txt"].decode()
     assert "2.480" in text and "61,0\xa0%" in text
+    # The period's dates are the locale's too, in the subject as in the body (month names: "Nov.", not "Nov").
+    fr = render_artifacts(make_report("executive", locale="fr"), {"txt", "eml"})
+    assert "week of 23 nov. 2026" in fr["report.txt"].decode()
+    assert "week of 23 nov. 2026" in email.message_from_bytes(fr["message.eml"], policy=email.policy.default)["Subject"]
 
 
 def test_same_input_same_bytes() -> None:

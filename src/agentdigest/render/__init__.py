@@ -14,7 +14,7 @@ from ..archive import ARTIFACTS
 from ..errors import RenderError
 from ..report import ReportData
 from .charts import Chart, draw_all
-from .context import EMAIL_LIMITS, PRINT_LIMITS, Limits, build_context, period_label
+from .context import EMAIL_LIMITS, PRINT_LIMITS, Limits, build_context
 from .email import EmailAddressing, build_message, content_id, message_id, subject
 from .html import render_template
 from .prepare import prepare
@@ -58,7 +58,7 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
 def _subject(data: ReportData, ctx: dict[str, Any]) -> str:
     r = ctx["report"]
     line = subject(data.settings.get("subject"), {
-        "title": data.title, "period_label": period_label(data), "period_key": data.period.key,
+        "title": data.title, "period_label": r["period_label"], "period_key": data.period.key,
         "report_id": data.report_id, "audience": r["audience"], "start": r["start"], "end": r["end"],
     })
     # The warning must reach readers who only see the inbox, whatever the subject template says.

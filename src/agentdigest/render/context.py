@@ -225,7 +225,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     context: dict[str, Any] = {
         "report": {
             "id": data.report_id, "title": data.title, "audience": kind, "period_key": data.period.key,
-            "period_label": period_label(data), "previous_key": data.previous_period.key,
+            "period_label": period_label(data, fmt), "previous_key": data.previous_period.key,
             "period_word": word, "timezone": data.timezone,
             "start": fmt.moment(data.period.start, "EEE d MMM y"),
             "end": fmt.moment(data.period.end - timedelta(seconds=1), "EEE d MMM y"),  # end is exclusive
@@ -261,13 +261,11 @@ def absent_columns(data: ReportData) -> list[str]:
     return sorted(key for key, metric in _COLUMN_METRIC.items() if metric not in data.metrics)
 
 
-def period_label(data: ReportData) -> str:
-    """ "week of 23 Nov 2026": the lead's label when set, else built from the period's start."""
-    if data.period.label:
-        return data.period.label
+def period_label(data: ReportData, fmt: Formatter) -> str:
+    """ "week of 23 Nov 2026" (de: "week of 23 Nov. 2026"): the period's first day in the report's locale."""
     start = data.period.start
     if data.period_kind == "week":
-        return f"week of {start.day} {start:%b %Y}"
+        return f"week of {fmt.moment(start, 'd MMM y')}"
     if data.period_kind == "day":
-        return f"{start.day} {start:%b %Y}"
-    return f"{start:%B %Y}"
+        return fmt.moment(start, "d MMM y")
+    return fmt.moment(start, "LLLL y")
