@@ -46,6 +46,8 @@ DE = Formatter("de", "Europe/Berlin")
     (DE, "percent", 61.437, "61,4\xa0%"),
     (DE, "usd", 9739.4, "9.739\xa0$"),
     (DE, "signed_pp", 2.14, "+2,1 pp"),
+    (DE, "signed_pct", 12.2, "+12\xa0%"),  # spaced like the locale's rates ("61,4 %")
+    (DE, "signed_pct", -3.71, "-3,7\xa0%"),
 ])
 def test_values(fmt: Formatter, method: str, value: object, expected: str) -> None:
     assert getattr(fmt, method)(value) == expected

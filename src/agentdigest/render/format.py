@@ -102,7 +102,8 @@ class Formatter:
         if number is None:
             return NA
         digits = 0 if abs(number) >= 10 else 1
-        pattern = "+#,##0%;-#,##0%" if digits == 0 else "+#,##0.0%;-#,##0.0%"
+        plain = self._pct[digits].split(";")[0]  # the locale's own spacing: de "+12 %" like "61,0 %"
+        pattern = f"+{plain};-{plain}"
         if round(number, digits) == 0:
             return FLAT
         return format_percent(number / 100, format=pattern, locale=self.locale)
