@@ -154,3 +154,17 @@ def test_on_a_phone_the_cards_stack_and_the_executive_tables_fit() -> None:
     media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
     assert re.search(r"\.kpi\s*\{[^}]*display:\s*block !important", media)
     assert re.search(r"\.th,\s*\.td\s*\{[^}]*font-size", media)
+
+
+def test_on_a_narrow_phone_a_wide_table_scrolls_by_itself() -> None:
+    """Found in a review: at 320 px the engineering report's six-column tables widened the whole
+    page. Each data table sits in an overflow-x box and the page's tables are laid out fixed on phones."""
+    html = rendered("engineering")["report.html"].decode()
+    media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
+    assert re.search(r"\.main,\s*\.outer\s*\{[^}]*table-layout:\s*fixed !important", media)
+    wide = 0
+    for m in re.finditer(r"(<div[^>]*>)?<table[^>]*class=\"data[^\"]*\".*?</thead>", html, re.S):
+        if len(re.findall(r"<th[ >]", m.group(0))) >= 5:
+            wide += 1
+            assert m.group(1) and "scroll-x" in m.group(1) and "overflow-x:auto" in m.group(1), m.group(0)[:200]
+    assert wide >= 2  # by model, by agent
