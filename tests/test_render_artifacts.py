@@ -193,3 +193,23 @@ def test_report_html_always_embeds_its_images_and_tables_shorten_when_the_email_
     monkeypatch.setattr(render, "MAX_HTML_BYTES", cid_size - 8000)
     short = ParsedHTML(render_artifacts(data, {"html"})["report.html"].decode()).text
     assert re.search(r"and (2[0-9]) more agents", short)
+
+
+def test_an_empty_period_has_the_same_sections_in_every_format() -> None:
+    """Found in a review: with no events in the week the email left out "Day by day", "Tokens by model" and
+    "By agent", the PDF showed the day table, the text showed some: each now says there was nothing."""
+    data = make_report("engineering", zero=True)
+    data = replace(data, by_agent=(), by_model=(), errors_by_type=(),
+                   daily=tuple({**r, "conversations": 0, "errors": 0} for r in data.daily))
+    files = render_artifacts(data, {"html", "txt", "pdf"}, now=NOW)
+    html = ParsedHTML(files["report.html"].decode()).text
+    txt = files["report.txt"].decode()
+    pdf = "\n".join(pdf_text(files["report.pdf"]))
+    for section in ("Headline figures", "Latency", "Day by day", "Errors by type", "Tokens by model", "By agent",
+                    "Recent failures", "Data quality"):
+        assert section in html and section.upper() in txt and section in pdf, section
+    for said in ("No conversations this week.", "No errors this week.", "No model activity this week.",
+                 "No agent activity this week."):
+        assert said in html, said
+    for said in ("No errors this week.", "No model activity this week.", "No agent activity this week."):
+        assert said in txt and said in pdf, said

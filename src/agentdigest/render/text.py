@@ -116,17 +116,19 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
         out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
                       ("Change", "change", True)], e["rows"], e["more"], "more error types") if e["rows"] \
             else [f"No errors this {word}."]
-    if (b := ctx["by_model"]) is not None and b["rows"]:
+    if (b := ctx["by_model"]) is not None:
         out += heading("Tokens by model")
         out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
                       ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
-                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"])
-    if (a := ctx["by_agent"]) is not None and a["rows"]:
+                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"]) \
+            if b["rows"] else [f"No model activity this {word}."]
+    if (a := ctx["by_agent"]) is not None:
         out += heading("By agent")
         out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Chg", "conversations_change", True),
                       ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
                       ("Err. rate", "error_rate", True), ("p95", "p95_latency", True), ("Chg", "p95_change", True)],
-                     a["rows"], a["more"], "more agents", absent=ctx["absent"])
+                     a["rows"], a["more"], "more agents", absent=ctx["absent"]) \
+            if a["rows"] else [f"No agent activity this {word}."]
     out += heading("Recent failures")
     for f in ctx["failures"]:
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
