@@ -12,7 +12,8 @@ Decisions where DESIGN.md leaves room (noted for the lead):
 * Rows without an event_id are never duplicates of each other (only a shared event_id is). Of
   copies that differ, one whole row counts: the earliest (ties: smallest column by column).
 * Quality counts are over raw rows (duplicates included), rows with conversation_id set and
-  event_ts in P; rows with a null event_ts are missing_required in every report; future events
+  event_ts in P; a period's duplicate_events are its rows that are not the kept copy of their
+  event_id, so a copy that arrives a period after its original is a duplicate where it arrived; rows with a null event_ts are missing_required in every report; future events
   are counted anywhere in the table; a null event_type is an unknown type.
 * Completeness: received = rows with conversation_id in the elapsed hours of P; expected = median
   of the same hours of the previous 4 periods, leaving out periods with no rows at all.
@@ -282,9 +283,11 @@ class Reference:
         start, end = self.period(0)
         in_p = [r for r in self.rows if r["event_ts"] is not None and start <= r["event_ts"] < end]
         placed = [r for r in in_p if r["conversation_id"] is not None]
-        keyed = [r["event_id"] for r in placed if r.get("event_id") is not None]
+        # Extra copies: the period's rows of an event_id that are not the copy the metrics keep, wherever
+        # (in whichever period) the kept one is.
+        kept = {id(r) for r in self.events}
         out: dict[str, Any] = {
-            "duplicate_events": len(keyed) - len(set(keyed)),
+            "duplicate_events": sum(r.get("event_id") is not None and id(r) not in kept for r in placed),
             "missing_required": sum(r["event_ts"] is None for r in self.rows)
             + sum(r["conversation_id"] is None for r in in_p),
             "invalid_latency": sum(r.get("latency_ms") is not None and not finite_nonneg(r["latency_ms"])

@@ -88,8 +88,9 @@ def test_reference_sees_the_traps():
     ref = _reference(trap_rows(scenario), scenario)
     q, m = ref.quality(), ref.metrics()
     assert (q["duplicate_events"], q["missing_required"], q["invalid_latency"], q["invalid_tokens"],
-            q["unknown_event_types"], q["future_events"]) == (6, 2, 4, 1, 3, 1)
+            q["unknown_event_types"], q["future_events"]) == (7, 2, 4, 1, 3, 1)  # 6 copies in P, 1 of P-1's
     cur = ref.conversations(0)
+    assert "c-late-copy" in ref.conversations(1) and "c-late-copy" not in cur
     assert "c-start" in cur and "c-last-micro" in cur and "c-at-end" not in cur and "c-span-prev" not in cur
     assert "c-span-prev" in ref.conversations(1)
     assert cur["c-agent-switch"]["agent_id"] == "billing-bot"

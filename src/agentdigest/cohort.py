@@ -78,7 +78,8 @@ def valid_in(events: ir.Table, lo: datetime, hi: datetime) -> ir.Table:
 
 
 def duplicate_ids(events: ir.Table, present: frozenset[str], lo: datetime, hi: datetime) -> ir.Table | None:
-    """The event_ids carried by more than one valid row with event_ts in [lo, hi) (usually few or none).
+    """The event_ids carried by more than one valid row with event_ts in [lo, hi) (usually few or none),
+    with the ``first`` (earliest) event_ts of each: the copy the metrics keep is there.
 
     Finding them costs one group-by on the id alone; the events are then deduplicated by an anti-join
     against this small table plus a group-by of the repeated rows only, instead of a group-by of every
@@ -88,7 +89,8 @@ def duplicate_ids(events: ir.Table, present: frozenset[str], lo: datetime, hi: d
         return None
     t = valid_in(events, lo, hi)
     t = t.filter(t.event_id.notnull())
-    return t.group_by("event_id").agg(copies=t.count()).filter(lambda g: g.copies > 1).select("event_id")
+    return (t.group_by("event_id").agg(copies=t.count(), first=t.event_ts.min())
+            .filter(lambda g: g.copies > 1).select("event_id", "first"))
 
 
 def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: datetime,

@@ -31,7 +31,9 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
     are counted in every report as missing a required field. Future events are those after
     ``now`` anywhere in the table. ``duplicates`` is :func:`cohort.duplicate_ids` over a window holding
     the period (None when the source has no event_id: no duplicate count); the count reads only the
-    rows whose id is repeated.
+    rows whose id is repeated. A period's extra copies are its rows of a repeated id that are not the copy
+    the metrics keep (the earliest of the window), so a copy that arrives a period after its original
+    is counted in the period it arrived in.
     """
     def in_period(ts: ir.Value) -> ir.Value:
         return (ts >= ts_literal(period.start_utc)) & (ts < ts_literal(period.end_utc))
@@ -57,10 +59,11 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
     counts = counts.drop("missing_in_period", "no_event_ts")
     if duplicates is None:
         return counts
-    # Extra copies = keyed rows - distinct ids; ids that are not repeated add 1 - 1, so only repeated rows count.
+    # Extra copies = the period's rows of repeated ids - the kept copies (the earliest of each id) among them.
     r = valid_in(events, period.start_utc, period.end_utc)
     r = r.filter(r.event_id.notnull()).semi_join(duplicates, "event_id")
-    return counts.cross_join(r.agg(keyed_events=r.count(), distinct_event_ids=r.event_id.nunique()))
+    return counts.cross_join(r.agg(keyed_events=r.count())).cross_join(
+        duplicates.agg(kept_copies=count_if(in_period(duplicates.first))))
 
 
 @ibis.udf.scalar.builtin(name="epoch_us", signature=((dt.Timestamp(timezone="UTC"),), dt.int64))
@@ -150,7 +153,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
             gaps.append(Gap(_at(period, run_start), min(_at(period, h), elapsed_end.astimezone(period.tz))))
         run_start = None
 
-    keyed, distinct = counts.get("keyed_events"), counts.get("distinct_event_ids")
+    keyed, kept = counts.get("keyed_events"), counts.get("kept_copies")
     return Quality(
         completeness_pct=completeness,
         warning=completeness is not None and completeness < threshold,
@@ -158,7 +161,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         received_events=received,
         expected_events=expected,
         baseline=basis,
-        duplicate_events=(keyed - distinct) if keyed is not None and distinct is not None else None,
+        duplicate_events=(keyed or 0) - (kept or 0) if "keyed_events" in counts else None,
         missing_required=int(counts.get("missing_required") or 0),
         # A count over no rows is NULL in SQL: 0 when the column exists, None only when it is absent.
         invalid_latency=int(counts["invalid_latency"] or 0) if "invalid_latency" in counts else None,
