@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
@@ -426,3 +428,53 @@ def test_a_dry_run_of_a_period_delivered_before_the_marker_existed_goes_to_previ
     dry = run_in(home, "run", "--period", "2026-W47", "--dry-run")
     assert dry.returncode == 0 and "archived apart" in dry.stdout
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_the_archived_message_is_the_email_as_sent(tmp_path, events, smtp_server, tls_cert):
+    """Found in a contract audit: with a bcc the sent Message-ID (derived from every recipient) differed
+    from the archived message.eml's (derived from to and cc), so the archive was not "the email as sent".
+    Now both derive it from the same recipients and a plain send sends the archived bytes."""
+    from agentdigest.ledger import Ledger
+
+    smtp = smtp_server()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
+    (home / "agentdigest.toml").write_text("""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[ledger]
+url = "sqlite:///state/ledger.db"
+[channels.leadership]
+type = "email"
+to = ["CTO <cto@example.com>", "vp@example.com"]
+cc = ["cfo@example.com"]
+bcc = ["audit@example.com"]
+from = "Agent reports <agent-reports@example.com>"
+reply_to = "ops@example.com"
+smtp_url = "${SMTP_URL}"
+ca_file = "cert.pem"
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["leadership"]
+""")
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"], cwd=home,
+                          env={**os.environ, "SMTP_URL": smtp.url()}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (folder,) = (home / "reports" / "weekly-exec").iterdir()
+    archived = (folder / "message.eml").read_bytes()
+    ((_, rcpts, received),) = smtp.messages
+    assert sorted(rcpts) == ["audit@example.com", "cfo@example.com", "cto@example.com", "vp@example.com"]
+    assert received.replace(b"\r\n", b"\n") == archived.replace(b"\r\n", b"\n")
+    assert b"audit@example.com" not in archived  # a bcc is never a header
+    sent_id = BytesParser(policy=policy.default).parsebytes(archived)["Message-ID"]
+    ledger = Ledger(f"sqlite:///{home / 'state' / 'ledger.db'}")
+    try:
+        sent = [d for d in ledger.history(limit=20) if d["kind"] == "delivery"]
+        assert len(sent) == 4 and {d["provider_id"] for d in sent} == {sent_id}
+    finally:
+        ledger.close()

@@ -81,8 +81,8 @@ def _addressing(config: Config, report: ReportConfig) -> Any:
         ch = config.channels[name]
         if isinstance(ch, EmailChannel):
             domain = ch.from_.rsplit("@", 1)[-1].rstrip(">")
-            return EmailAddressing(sender=ch.from_, to=list(ch.to), cc=list(ch.cc), reply_to=ch.reply_to,
-                                   message_id_domain=domain)
+            return EmailAddressing(sender=ch.from_, to=list(ch.to), cc=list(ch.cc), bcc=list(ch.bcc),
+                                   reply_to=ch.reply_to, message_id_domain=domain)
     return None
 
 

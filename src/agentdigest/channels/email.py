@@ -57,12 +57,13 @@ def bare(address: str) -> str:
     return parseaddr(address)[1] or address.strip()
 
 
-def message_id(report_id: str, period_key: str, recipient_key: str, domain: str) -> str:
+def message_id(report_id: str, period_key: str, addresses: list[str], variant: str, domain: str) -> str:
     """A Message-ID that is the same for the same (report, period, recipient set): the render package's
-    scheme, which wrote the archived message (imported late, with the renderers)."""
-    from ..render.email import message_id as render_message_id
+    scheme, which wrote the archived message, so a plain send keeps the archived one (imported late,
+    with the renderers). ``variant`` sets a test send or a forced resend apart."""
+    from ..render.email import message_id as render_message_id, recipient_key
 
-    return render_message_id(report_id, period_key, recipient_key, domain)
+    return render_message_id(report_id, period_key, recipient_key(addresses) + variant, domain)
 
 
 class EmailChannel(BaseChannel):
@@ -89,8 +90,11 @@ class EmailChannel(BaseChannel):
         return list(seen.values())
 
     def deliver(self, delivery: Delivery) -> Receipt:
-        message = self._prepare(self.artifact(delivery, "message.eml"), delivery)
-        body = message.as_bytes(policy=_WIRE)  # the same bytes on every attempt
+        archived = self.artifact(delivery, "message.eml")
+        message, changed = self._prepare(archived, delivery)
+        # The same bytes on every attempt: the archived ones when this channel's headers are already
+        # theirs (message.eml is then the email as sent), else the message with its headers replaced.
+        body = message.as_bytes(policy=_WIRE) if changed else archived
         sender = bare(self.settings.from_)
         mid = str(message["Message-ID"])
         pending = list(delivery.targets)
@@ -134,32 +138,37 @@ class EmailChannel(BaseChannel):
         login = f", logged in as {self._server.user}" if self._server.user else ""
         return CheckResult(self.name, True, f"{self.describe()}: connected{login}; nothing sent")
 
-    def _prepare(self, raw: bytes, delivery: Delivery) -> EmailMessage:
-        """The archived message with this channel's headers (Bcc never among them)."""
+    def _prepare(self, raw: bytes, delivery: Delivery) -> tuple[EmailMessage, bool]:
+        """The archived message with this channel's headers (Bcc never among them), and whether any
+        header had to change."""
         message = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(raw)
         s = self.settings
-        everyone = ",".join(sorted(t.lower() for t in self.targets(delivery.artifacts)))
-        key = everyone + (";test" if delivery.test else "") + (f";resend={formatdate()}" if delivery.resend else "")
+        variant = (";test" if delivery.test else "") + (f";resend={formatdate()}" if delivery.resend else "")
         headers = {
             "From": s.from_,
             "To": ", ".join(s.to),
             "Cc": ", ".join(s.cc) or None,
             "Reply-To": s.reply_to,
             "Bcc": None,
-            "Message-ID": message_id(delivery.report_id, delivery.period_key, key, bare(s.from_).rpartition("@")[2]),
+            "Message-ID": message_id(delivery.report_id, delivery.period_key, self.targets(delivery.artifacts),
+                                     variant, bare(s.from_).rpartition("@")[2]),
         }
         if delivery.test:
             headers["Subject"] = "[test] " + str(message.get("Subject", ""))
         if "Date" not in message:
             headers["Date"] = formatdate(localtime=False)
+        changed = False
         for name, value in headers.items():
-            del message[name]
-            if value is None:
-                continue
-            if "\r" in value or "\n" in value:  # header injection: refuse rather than send
+            if value is not None and ("\r" in value or "\n" in value):  # header injection: refuse rather than send
                 raise DeliveryError(f"channel {self.name!r}: the {name} header would contain a line break")
-            message[name] = value
-        return message
+            current = message.get_all(name) or []
+            if [str(v) for v in current] == ([] if value is None else [value]):
+                continue
+            changed = True
+            del message[name]
+            if value is not None:
+                message[name] = value
+        return message, changed
 
     def _connect(self) -> smtplib.SMTP:
         srv, timeout = self._server, self.settings.timeout

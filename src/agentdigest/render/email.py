@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import RenderError
@@ -43,10 +44,13 @@ class EmailAddressing:
     cc: tuple[str, ...] = field(default_factory=tuple)
     reply_to: str | None = None
     message_id_domain: str | None = None
+    #: never a header; part of the recipient set that the Message-ID is derived from (as the channel's is)
+    bcc: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "to", tuple(self.to or ()))
         object.__setattr__(self, "cc", tuple(self.cc or ()))
+        object.__setattr__(self, "bcc", tuple(self.bcc or ()))
 
     @property
     def domain(self) -> str:
@@ -58,9 +62,14 @@ class EmailAddressing:
 
     @property
     def recipient_key(self) -> str:
-        """The recipients as one stable string (order and case do not matter)."""
-        people = sorted({parseaddr(a)[1].lower() or a.lower() for a in (*self.to, *self.cc)})
-        return ",".join(people) or "archive"
+        """The recipients (to, cc and bcc) as one stable string: see :func:`recipient_key`."""
+        return recipient_key((*self.to, *self.cc, *self.bcc))
+
+
+def recipient_key(addresses: Iterable[str]) -> str:
+    """Envelope addresses as one stable string (order, case and display names do not matter); the
+    Message-ID is derived from it, by the renderer for the archive and by the email channel alike."""
+    return ",".join(sorted({(parseaddr(a)[1] or a.strip()).lower() for a in addresses})) or "archive"
 
 
 def _atom(text: str) -> str:
