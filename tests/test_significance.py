@@ -64,6 +64,11 @@ def rates(n1: int, resolved1: int, escalated1: int, errors1: int,
     ((25, 20, 1, 1, 25, 5, 10, 10), {"resolution_rate": None, "containment_rate": None, "error_rate": None}),
     # nothing moved
     ((500, 300, 50, 20, 500, 300, 50, 20), {"resolution_rate": False, "containment_rate": False, "error_rate": False}),
+    # all-or-nothing in both periods (every conversation resolved, none escalated or in error): nothing moved,
+    # README's rule, before the expected-count guard (found in a contract audit: it said None)
+    ((40, 40, 0, 0, 50, 50, 0, 0), {"resolution_rate": False, "containment_rate": False, "error_rate": False}),
+    # all-or-nothing in only one period is not "nothing moved"; here the guard decides (too few)
+    ((40, 40, 0, 0, 50, 48, 0, 0), {"resolution_rate": None, "containment_rate": False, "error_rate": False}),
 ])
 def test_rate_flags(counts: tuple[int, ...], expected: dict) -> None:
     flags = notable_flags(rates(*counts), ())

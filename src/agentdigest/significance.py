@@ -74,6 +74,8 @@ def rate_notable(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]],
     if min(n1, n2) < MIN_CONVERSATIONS or not (0 <= x1 <= n1 and 0 <= x2 <= n2):
         return None
     pooled = (x1 + x2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return False  # both periods all-or-nothing in the same way: nothing moved (before the sample guard)
     for n in (n1, n2):
         if n * pooled < MIN_EXPECTED or n * (1 - pooled) < MIN_EXPECTED:
             return None
