@@ -229,6 +229,32 @@ def test_an_error_about_a_relay_without_password_names_the_relay(world):
     assert "PLANTEDdeadPATH" not in errors["dead"] and "cannot reach webhook http://127.0.0.1" in errors["dead"]
 
 
+def test_a_recipient_refused_for_good_is_not_counted_in_the_others_retries(tmp_path, smtp_server, tls_cert):
+    """Found in a contract audit: in a batch where one recipient was deferred (451, retried) and one refused
+    (550), the refused one was recorded with every retry's attempt although it was tried once."""
+    smtp = smtp_server(rcpt={"reject@example.com": "550 5.1.1 no such user",
+                             "busy@example.com": ["451 4.3.0 try later", "451 4.3.0 try later"]})
+    spec = {"type": "email", "to": ["cto@example.com", "reject@example.com", "busy@example.com"],
+            "smtp_url": smtp.url(), "ca_file": str(tls_cert[0]), "from": "reports@example.com",
+            "timeout": 5, "retry_budget": 3, "retry_initial": 0.05, "retry_max_wait": 0.1}
+    config = parse_config({"source": {"url": "duckdb://", "table": "events"}, "archive": {"path": "reports"},
+                           "ledger": {"url": "sqlite:///state/ledger.db"}, "channels": {"mail": spec},
+                           "reports": [{"id": R, "channels": ["mail"]}]}, str(tmp_path / "agentdigest.toml"),
+                          base=tmp_path)
+    write_artifacts(config.archive.path, R, P, make_artifacts(R, P))
+    results = {r.recipient: r for r in deliver(config)}
+    assert {k: r.state for k, r in results.items()} == {"cto@example.com": "sent", "reject@example.com": "failed",
+                                                         "busy@example.com": "sent"}
+    assert [sorted(rcpts) for _, rcpts, _ in smtp.messages] == [["cto@example.com"], ["busy@example.com"]]
+    ledger = Ledger(config.ledger.url)
+    try:
+        attempts = {t: ledger.delivery(R, P, "mail", t)["attempts"] for t in results}
+    finally:
+        ledger.close()
+    assert attempts == {"cto@example.com": 1, "reject@example.com": 1, "busy@example.com": 3}
+    assert {k: r.attempts for k, r in results.items()} == attempts
+
+
 def test_history_counts_every_attempt_and_shows_takeovers(world, httpserver, capsys):
     flaky = "/ingest/flaky"
     answers = [500, 503]  # two transient failures, then accepted: three attempts in one run

@@ -18,6 +18,7 @@ import traceback
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from .archive import mark_delivered, read_artifacts
@@ -146,30 +147,32 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     if not claims:
         return [skipped[t] for t in targets]
 
-    counted = 1  # attempts already in the ledger: the claim counted the first
+    counted = dict.fromkeys(claims, 1)  # attempts already in the ledger: the claim counted the first
 
-    def count_retry() -> None:
-        nonlocal counted
-        ledger.add_attempt(list(claims.values()))
-        counted += 1
+    def count_retry(targets: Sequence[str] | None = None) -> None:
+        retried = [t for t in (claims if targets is None else targets) if t in claims]
+        ledger.add_attempt([claims[t] for t in retried])
+        for t in retried:
+            counted[t] += 1
 
     if hasattr(channel, "on_retry"):
         channel.on_retry = count_retry
     receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
-    uncounted = max(receipt.attempts - counted, 0)  # a channel that does not call on_retry
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
         result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}")
+        attempts = result.attempts or receipt.attempts
+        uncounted = max(attempts - counted[target], 0)  # a channel that does not call on_retry
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
             ledger.mark_sent(claim, result.provider_id, uncounted)
-            done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=receipt.attempts)
-            log.info("%s: sent (%d attempt%s)", label, receipt.attempts, "" if receipt.attempts == 1 else "s")
+            done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=attempts)
+            log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)
             ledger.mark_failed(claim, error, result.retryable, uncounted)
-            done[target] = DeliveryResult(name, target, "failed", error=error, attempts=receipt.attempts)
+            done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 

@@ -48,6 +48,9 @@ class TargetResult:
     provider_id: str | None = None
     error: str | None = None
     retryable: bool = False
+    #: attempts made for this target, when it differs from the receipt's (an email recipient refused
+    #: for good on the first attempt while another one was retried)
+    attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,10 @@ class BaseChannel:
 
     type: ClassVar[str] = ""
     settings_model: ClassVar[type[BaseModel]]
-    #: called before each retry (not the first attempt): delivery counts it in the ledger as it happens,
-    #: so a sender killed between retries still leaves the true number of attempts behind
-    on_retry: Callable[[], None] | None = None
+    #: called before each retry (not the first attempt) with the targets it is for (None: all of them):
+    #: delivery counts it in the ledger as it happens, so a sender killed between retries still leaves
+    #: the true number of attempts behind
+    on_retry: Callable[[Sequence[str] | None], None] | None = None
 
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, self.settings_model):
@@ -150,9 +154,13 @@ class BaseChannel:
                 f"(was it left out by --format?)"
             ) from None
 
-    def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> "Tried[T]":
-        """Run ``action`` under this channel's retry settings (see :func:`with_retries`)."""
-        return with_retries(self.settings, action, sleep=sleep, on_retry=self.on_retry)
+    def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
+              pending: Callable[[], Sequence[str]] | None = None) -> "Tried[T]":
+        """Run ``action`` under this channel's retry settings (see :func:`with_retries`); ``pending``
+        names the targets a retry is still for, when some were settled by an earlier attempt."""
+        hook = self.on_retry
+        counted = None if hook is None else (lambda: hook(list(pending()) if pending else None))
+        return with_retries(self.settings, action, sleep=sleep, on_retry=counted)
 
 
 @dataclass(frozen=True)

@@ -99,34 +99,39 @@ class EmailChannel(BaseChannel):
         mid = str(message["Message-ID"])
         pending = list(delivery.targets)
         done: dict[str, TargetResult] = {}
+        tries = 0
 
         def attempt() -> None:
+            nonlocal tries
+            tries += 1
             refused = self._send(sender, pending, body)
             deferred = []
             for rcpt in list(pending):
                 answer = refused.get(rcpt) or refused.get(rcpt.lower())
                 if answer is None:
-                    done[rcpt] = TargetResult(rcpt, "sent", mid)
+                    done[rcpt] = TargetResult(rcpt, "sent", mid, attempts=tries)
                     pending.remove(rcpt)
                     continue
                 code, text = answer[0], _text(answer[1])
                 if 400 <= code < 500:
                     deferred.append(f"{rcpt} ({code} {text})")
-                else:
-                    done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(f"{rcpt} refused by {self.describe()}: {code} {text}"))
+                else:  # refused for good: not part of any retry
+                    error = self.mask(f"{rcpt} refused by {self.describe()}: {code} {text}")
+                    done[rcpt] = TargetResult(rcpt, "failed", error=error, attempts=tries)
                     pending.remove(rcpt)
             if pending:
                 raise DeliveryError(f"{self.describe()} deferred {', '.join(deferred)}", retryable=True)
 
         try:
-            tried = self.retry(attempt)
+            tried = self.retry(attempt, pending=lambda: pending)
             attempts, waits = tried.attempts, tried.waits
         except ChannelFailure as exc:
             if not done:
                 raise
             attempts, waits = exc.attempts, exc.waits
             for rcpt in pending:
-                done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable)
+                done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable,
+                                          attempts=attempts)
         return Receipt(tuple(done[t] for t in delivery.targets), attempts, waits, {"message_id": mid})
 
     def check(self) -> CheckResult:
