@@ -92,6 +92,10 @@ CASES = [
          expect=dict(error="no_service", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
     Case("slack-webhook-invalid_token", "slack-webhook", server={HOOK_PATH: [(403, "invalid_token", {})]},
          expect=dict(error="invalid_token", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
+    # found in a contract audit: slack_sdk's webhook client followed a 302 as a GET whose "ok" was recorded as sent
+    Case("slack-webhook-redirect-not-followed", "slack-webhook",
+         server={HOOK_PATH: [(302, "", {"Location": "/elsewhere"})], "/elsewhere": [(200, "ok", {})]},
+         expect=dict(error="HTTP 302", retryable=False, attempts=1, requests={HOOK_PATH: 1, "/elsewhere": 0})),
     # -- slack bot -----------------------------------------------------------------------
     Case("slack-bot-ok", "slack-bot",
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, provider_ids={"": TS, PDF_TARGET: "F1"},

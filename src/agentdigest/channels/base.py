@@ -11,12 +11,16 @@ exponentially from ``retry_initial``, honouring Retry-After, within ``retry_budg
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay
@@ -239,3 +243,50 @@ def http_error(status: int, what: str, body: str = "", retry_after: str | None =
     retryable = status == 429 or status >= 500
     return DeliveryError(f"{what} answered {detail}", retryable=retryable,
                          retry_after=parse_retry_after(retry_after) if retryable else None)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str, str],
+              timeout: float) -> tuple[str, Mapping[str, str]]:
+    """POST ``body`` to ``url`` without following redirects: the answer's text and headers for a 2xx,
+    else a :class:`DeliveryError` (masked with ``channel``'s secrets) classified by :func:`http_error`.
+
+    A redirect is a permanent failure: following it would re-send the body (and a webhook's signature)
+    to another URL, or, as urllib does for 302 and 303, turn the POST into a GET that delivers nothing.
+    A ``user:password@`` in the URL is sent as HTTP Basic auth.
+    """
+    where = channel.describe()
+    url, authorization = split_credentials(url)
+    if authorization:
+        headers = {**headers, "Authorization": authorization}
+    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            charset = response.headers.get_content_charset() or "utf-8"
+            return response.read(65536).decode(charset, "replace"), response.headers
+    except urllib.error.HTTPError as exc:
+        text = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
+        error = http_error(exc.code, where, text, exc.headers.get("Retry-After"))
+        raise DeliveryError(channel.mask(error), retryable=error.retryable, retry_after=error.retry_after) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryError(channel.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"),
+                            retryable=True) from None
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``https://user:pw@host/x`` -> (``https://host/x``, HTTP Basic for user:pw); urllib would take
+    the credentials for part of the host name."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.netloc.rpartition("@")[2]
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"

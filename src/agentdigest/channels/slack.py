@@ -1,7 +1,7 @@
 """The Slack channel: Block Kit to an incoming webhook, or with a bot token to a channel.
 
 Webhook mode posts ``slack.json`` and checks the answer: Slack says ``ok`` or an error text
-(``no_service``, ``invalid_token``, ``channel_not_found`` ...). Bot mode calls chat.postMessage
+(``no_service``, ``invalid_token``, ``channel_not_found`` ...); a redirect is a failure, never followed. Bot mode calls chat.postMessage
 with the blocks, then uploads ``report.pdf`` to the same channel with the current external-upload
 flow (files.getUploadURLExternal, upload, files.completeUploadExternal) via ``files_upload_v2``;
 the retired ``files.upload`` is never used.
@@ -9,8 +9,8 @@ the retired ``files.upload`` is never used.
 The message and the PDF are separate ledger targets (``""`` and ``"file:report.pdf"``): a
 failed upload is retried without posting the message a second time.
 
-slack_sdk's own retry handlers are off (tenacity decides) and it gets a logger that never
-emits, because at DEBUG it logs the webhook URL, which is a secret.
+In bot mode slack_sdk's own retry handlers are off (tenacity decides) and it gets a logger that
+never emits, because at DEBUG it logs request URLs and tokens.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
 
 from .. import config
 from ..errors import DeliveryError
-from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, parse_retry_after
+from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, http_post,
+                   parse_retry_after)
 
 PDF_TARGET = "file:report.pdf"
 # Slack error codes worth waiting for; every other code (invalid_token, channel_not_found,
@@ -88,21 +88,12 @@ class SlackChannel(BaseChannel):
         return payload
 
     def _post_webhook(self, payload: dict[str, Any]) -> None:
-        client = WebhookClient(self.settings.webhook_url.get_secret_value(), timeout=self._timeout(),
-                               logger=_QUIET, retry_handlers=[])
-        where = self.describe()
-        try:
-            answer = client.send_dict(payload)
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DeliveryError(self.mask(f"cannot reach {where}: {reason}"), retryable=True) from None
-        body = (answer.body or "").strip()
-        if answer.status_code == 200 and body == "ok":
-            return
-        if answer.status_code == 200:  # 200 with an error text: Slack refused the payload
-            raise DeliveryError(self.mask(f"{where} answered {body[:200]!r}"))
-        headers = {k.lower(): v for k, v in (answer.headers or {}).items()}
-        raise _masked(http_error(answer.status_code, where, body, headers.get("retry-after")), self)
+        # A plain POST that does not follow redirects, rather than slack_sdk's WebhookClient: through
+        # urlopen that follows a 302 as a body-less GET, whose "ok" recorded a message nobody got.
+        body, _ = http_post(self, self.settings.webhook_url.get_secret_value(), json.dumps(payload).encode("utf-8"),
+                            {"Content-Type": "application/json; charset=utf-8"}, self._timeout())
+        if body.strip() != "ok":  # a 2xx with an error text: Slack refused the payload
+            raise DeliveryError(self.mask(f"{self.describe()} answered {body.strip()[:200]!r}"))
 
     def _deliver_bot(self, delivery: Delivery, payload: dict[str, Any]) -> Receipt:
         client = self._client()

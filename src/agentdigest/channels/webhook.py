@@ -26,18 +26,13 @@ never go to a URL other than the configured one.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import urllib.error
-import urllib.request
 import uuid
 from importlib import metadata
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import config
-from ..errors import DeliveryError
-from .base import BaseChannel, Delivery, Receipt, TargetResult, http_error
+from .base import BaseChannel, Delivery, Receipt, TargetResult, http_post
 
 SIGNATURE_HEADER = "X-Agentdigest-Signature"
 try:
@@ -49,14 +44,6 @@ except metadata.PackageNotFoundError:  # running from a source tree
 def signature(secret: str, body: bytes) -> str:
     """The ``X-Agentdigest-Signature`` value for ``body``."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return None  # urllib then raises the 3xx as an HTTPError
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
 
 
 class WebhookChannel(BaseChannel):
@@ -91,30 +78,5 @@ class WebhookChannel(BaseChannel):
         return Receipt((TargetResult("", "sent", tried.value),), tried.attempts, tried.waits)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> str | None:
-        where = self.describe()
-        url, authorization = _split_credentials(self.settings.url.get_secret_value())
-        if authorization:
-            headers = {**headers, "Authorization": authorization}
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        try:
-            with _opener.open(request, timeout=self.settings.timeout) as response:
-                response.read()
-                return response.headers.get("X-Request-Id")
-        except urllib.error.HTTPError as exc:
-            text = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
-            error = http_error(exc.code, where, text, exc.headers.get("Retry-After"))
-            raise DeliveryError(self.mask(error), retryable=error.retryable, retry_after=error.retry_after) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise DeliveryError(self.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"), retryable=True) from None
-
-
-def _split_credentials(url: str) -> tuple[str, str | None]:
-    """``https://user:pw@host/x`` -> (``https://host/x``, HTTP Basic for user:pw); urllib would take
-    the credentials for part of the host name."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    host = parts.netloc.rpartition("@")[2]
-    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
-    token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
-    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+        _, answer_headers = http_post(self, self.settings.url.get_secret_value(), body, headers, self.settings.timeout)
+        return answer_headers.get("X-Request-Id")
