@@ -299,14 +299,15 @@ class Reference:
         elapsed = min(end, max(self.now, start)) - start
         hours = timedelta(hours=int(elapsed.total_seconds() // 3600))
 
-        def received(lo: datetime) -> int:
+        def received(lo: datetime, hi: datetime) -> int:
+            """Events in the first elapsed hours of [lo, hi): a baseline's "same hours" end with it."""
             return sum(1 for r in self.rows if r["conversation_id"] is not None and r["event_ts"] is not None
-                       and lo <= r["event_ts"] < lo + hours)
+                       and lo <= r["event_ts"] < min(lo + hours, hi))
 
-        baseline = [received(self.period(back)[0]) for back in range(1, 5)]
+        baseline = [received(*self.period(back)) for back in range(1, 5)]
         baseline = [b for b in baseline if b > 0]
         expected = float(statistics.median(baseline)) if baseline else None
-        out["received_events"] = received(start)
+        out["received_events"] = received(start, end)
         out["expected_events"] = expected
         out["completeness_pct"] = out["received_events"] / expected * 100.0 if expected else None
         return out

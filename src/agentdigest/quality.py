@@ -126,11 +126,15 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         per_hour_expected = [expected_per_day / 24.0] * n_hours
     else:
         basis = "previous_periods"
-        history = [[hourly.get(hour_index(b) + h, 0) for h in range(n_hours)] for b in baselines]
-        history = [h for h in history if sum(h) > 0]  # a period before the data began is no baseline
+        # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
+        # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
+        history = [[hourly.get(hour_index(b) + h, 0) if h < _hours(b) else None for h in range(n_hours)]
+                   for b in baselines]
+        history = [h for h in history if sum(v or 0 for v in h) > 0]  # a period before the data began is no baseline
         if history:
-            expected = float(statistics.median(sum(h) for h in history))
-            per_hour_expected = [float(statistics.median(col)) for col in zip(*history)]
+            expected = float(statistics.median(sum(v or 0 for v in h) for h in history))
+            per_hour_expected = [float(statistics.median(known)) if (known := [v for v in col if v is not None]) else 0.0
+                                 for col in zip(*history)]
         else:
             basis, expected, per_hour_expected = None, None, [0.0] * n_hours
     completeness = received / expected * 100.0 if expected else None
@@ -170,6 +174,11 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         future_events=int(counts.get("future_events") or 0),
         gaps=tuple(gaps),
     )
+
+
+def _hours(period: Period) -> int:
+    """The hours a period has (the last one partial where a DST shift is not a whole hour)."""
+    return math.ceil((period.end_utc - period.start_utc).total_seconds() / 3600)
 
 
 def _at(period: Period, hour: int) -> datetime:
