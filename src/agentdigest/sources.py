@@ -224,6 +224,12 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Valu
         raise InputError(f"column {col!r} ({canon}) has type {have}, expected a timestamp")
     if have == target:
         return value
+    if canon == "token_count" and (have.is_floating() or have.is_decimal()):
+        # A fractional (or NaN, infinite) token count is invalid data like a negative one: it becomes -1,
+        # so it is counted in invalid_tokens and left out of the sums. Cast as is, engines disagreed:
+        # DuckDB and Postgres round 12.5 to 12 or 13, Spark truncates it.
+        whole = (value == value.floor()) & (value.abs() <= 2.0 ** 53)
+        return ibis.ifelse(value.isnull() | whole, value, ibis.literal(-1.0)).cast(target)  # null stays absent
     if target.is_numeric() and not (have.is_numeric() or have.is_string() or have.is_boolean()):
         raise InputError(f"column {col!r} ({canon}) has type {have}, expected a number")
     if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid()):
