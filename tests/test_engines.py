@@ -226,3 +226,36 @@ def test_check_reads_a_postgres_source(pg_url, tmp_path):
     now = datetime.now(timezone.utc)
     past = [r["event_ts"] for r in rows if r["event_ts"] is not None and r["event_ts"] <= now]
     assert f"{len(rows):,} events, latest {max(past)}" in line, line
+
+
+@pytest.mark.spark
+def test_spark_errors_are_one_line_and_a_refused_setting_names_its_key(spark, tmp_path):
+    """Found in an engines audit: Spark's JVM (log4j start-up lines, executor stack traces) and PySpark's
+    query-context logger wrote dozens of lines above the CLI's one-line error, and a bad
+    [source.spark_conf] value was "unexpected error", exit 1. The JVM of a CLI run now writes to a log
+    file, and a refused setting is a config error naming the key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r for r in trap_rows("berlin-fall-week") if r["event_ts"] is not None]
+    table = pa.table({"conversation_id": [r["conversation_id"] for r in rows], "event_ts": [r["event_ts"] for r in rows],
+                      "event_type": [r["event_type"] for r in rows],
+                      "latency_ms": ["fast" if i == 3 else "12.5" for i in range(len(rows))]})
+    pq.write_table(table, tmp_path / "events.parquet")
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    base = (f'[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
+            f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+
+    def run(config: str, *args: str) -> subprocess.CompletedProcess:
+        (tmp_path / "agentdigest.toml").write_text(config)
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+    bad_value = run(base, "run", "--dry-run", "--period", key)
+    assert bad_value.returncode == 2 and "'fast'" in bad_value.stderr
+    assert len(bad_value.stderr.strip().splitlines()) == 1, bad_value.stderr
+    refused = run(base.replace('files = ["events.parquet"]\n', 'files = ["events.parquet"]\n[source.spark_conf]\n'
+                                                               '"spark.sql.shuffle.partitions" = "abc"\n'), "check")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "source.spark_conf.spark.sql.shuffle.partitions" in line and "should be int, but was abc" in line

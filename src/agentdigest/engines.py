@@ -12,10 +12,14 @@ to 127.0.0.1 in local mode, has no UI, runs in UTC and sizes its shuffle to the 
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import ibis
@@ -133,13 +137,95 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
     for key, value in settings.items():
         builder = builder.config(key, value)
     fresh = SparkSession.getActiveSession() is None
+    _quiet_python_loggers()
     try:
+        if _no_jvm_yet():
+            _start_jvm(master, settings)
         session = builder.getOrCreate()
+        session.catalog.currentDatabase()  # builds the session state: a bad setting fails here, not mid-report
     except Exception as exc:
-        raise SourceError(f"source pyspark://{master}: cannot start Spark ({first_line(exc, 300)})") from exc
+        raise _start_error(master, conf or {}, exc) from exc
     if fresh:
-        session.sparkContext.setLogLevel("ERROR")  # Spark's WARN lines would drown the CLI's one-line output
+        session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark logs every failed query's context with a JVM stack trace to stderr from Python; the
+    CLI says what failed in one line (--verbose adds the traceback)."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _no_jvm_yet() -> bool:
+    """Whether this process has no Spark JVM yet (PySpark keeps one per process, even after stop())."""
+    from pyspark import SparkContext
+
+    return getattr(SparkContext, "_gateway", None) is None and getattr(SparkContext, "_active_spark_context", None) is None
+
+
+def spark_log_path() -> Path:
+    """Where the Spark JVM started by this process writes its own output (log4j, warnings)."""
+    return Path(tempfile.gettempdir()) / f"agentdigest-spark-{os.getpid()}.log"
+
+
+def _start_jvm(master: str, settings: dict[str, str]) -> None:
+    """Start Spark's JVM with its output in :func:`spark_log_path` instead of the terminal: log4j's
+    start-up lines, WARNs and executor stack traces would drown the CLI's one-line messages. The file
+    is removed at exit unless Spark failed to start."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    conf = SparkConf(loadDefaults=False).setMaster(master).setAll(list(settings.items()))
+    path = spark_log_path()
+    with open(path, "ab") as log:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    atexit.register(_remove_log, path)
+    SparkContext(conf=conf, gateway=gateway)
+
+
+def _remove_log(path: Path) -> None:
+    if not _KEEP_LOG:
+        path.unlink(missing_ok=True)
+
+
+_KEEP_LOG: list[Path] = []
+
+
+def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Exception:
+    """One line for a Spark that would not start: a refused [source.spark_conf] setting is a config
+    error (exit 2) naming the key, anything else a source error (exit 3) with the root cause."""
+    reason = java_root_cause(exc)
+    for key in conf:
+        if key in reason:
+            return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason})")
+    log = spark_log_path()
+    if log.exists():
+        _KEEP_LOG.append(log)
+        text = log.read_text("utf-8", "replace")
+        # A cluster master that never answered: the exception only says the context was stopped.
+        if "Failed to connect to master" in text or "All masters are unresponsive" in text:
+            causes = re.findall(r"Caused by: [\w.$]+: (.+)", text)
+            reason = f"the master did not answer{f' ({causes[-1].strip()})' if causes else ''}"
+        reason += f"; Spark's log: {log}"
+    return SourceError(f"source pyspark://{master}: cannot start Spark ({reason})")
+
+
+def java_root_cause(exc: BaseException, limit: int = 300) -> str:
+    """The innermost Java exception behind a PySpark or py4j error ("spark.sql.shuffle.partitions should be
+    int, but was abc"), else the error's first line."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    innermost = None
+    try:
+        while java is not None:
+            innermost, java = java, java.getCause()
+        if innermost is not None:
+            return first_line(Exception(str(innermost.toString())), limit)
+    except Exception:  # the JVM may be gone
+        pass
+    return first_line(exc, limit)
 
 
 def _spark_value(value: Any) -> str:
