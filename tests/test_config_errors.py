@@ -87,6 +87,7 @@ BAD = [
     ("literal source password", lambda s: s.replace("duckdb://events.duckdb", "postgresql://reports:PLANTEDpw@db/events"), 2, ["source.url", "environment"]),
     ("completeness threshold as a fraction", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = 0.95'), 2, ["reports[0].completeness_threshold", "percentage such as 95"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
+    ("unknown source engine", lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, ["agentdigest.toml", "source.url", "foodb://"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
 ]

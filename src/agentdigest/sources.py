@@ -180,7 +180,7 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
     except Exception as exc:
         text = str(exc).lower()
         if isinstance(exc, TableNotFound) or any(
-                w in text for w in ("not found", "does not exist", "no such", "catalog error")):
+                w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})") from exc
 
@@ -188,6 +188,11 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         con = ibis.connect(cfg.url)
+    except ValueError as exc:
+        if "know how to connect" not in str(exc):
+            raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
+        raise InputError(f"source.url: no engine for {scheme_of(cfg.url)}:// (expected duckdb://, postgresql://, "
+                         "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
     except Exception as exc:
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
     if not cfg.table:
