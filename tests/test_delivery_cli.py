@@ -478,3 +478,77 @@ channels = ["leadership"]
         assert len(sent) == 4 and {d["provider_id"] for d in sent} == {sent_id}
     finally:
         ledger.close()
+
+
+def test_a_concurrent_run_never_rewrites_the_archive_under_a_delivery(tmp_path, events, httpserver):
+    """Found in a scheduling audit: run B of a period, started while run A was still sending to a slow
+    channel and after late events arrived, rewrote the archive with its newer figures and sent them to
+    the channel A had not reached yet; A's and B's channels then disagreed, and a resend sent figures no
+    channel had. B now waits for A's delivery, finds the period sent and keeps A's archive."""
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    import duckdb
+
+    from agentdigest.periods import last_complete
+
+    started = threading.Event()
+    bodies: dict[str, list[dict]] = {"/slow": [], "/fast": []}
+
+    def answer(request):
+        bodies[request.path].append(json.loads(request.get_data()))
+        if request.path == "/slow":
+            started.set()
+            time.sleep(6)
+        return Response("", status=204)
+
+    httpserver.expect_request("/slow").respond_with_handler(answer)
+    httpserver.expect_request("/fast").respond_with_handler(answer)
+    home = tmp_path / "home"
+    (home / "events").mkdir(parents=True)
+    with duckdb.connect(str(events), read_only=True) as con:
+        con.execute(f"COPY agent_events TO '{home / 'events' / 'a.parquet'}' (FORMAT parquet)")
+    (home / "agentdigest.toml").write_text(f"""
+[source]
+url = "duckdb://"
+files = ["events/*.parquet"]
+[ledger]
+url = "sqlite:///state/ledger.db"
+[channels.slow]
+type = "webhook"
+url = "{httpserver.url_for('/slow')}"
+timeout = 30
+[channels.fast]
+type = "webhook"
+url = "{httpserver.url_for('/fast')}"
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["slow", "fast"]
+""")
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
+                                cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = start()
+    assert started.wait(120), "run A never reached the slow channel"
+    week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
+    with duckdb.connect() as con:  # late events of the same week arrive while A is sending
+        con.execute(f"COPY (SELECT 'late-' || event_id AS event_id, 'late-' || conversation_id AS conversation_id, "
+                    f"* EXCLUDE (event_id, conversation_id) FROM '{home / 'events' / 'a.parquet'}' "
+                    f"WHERE event_ts >= TIMESTAMPTZ '{week.start_utc.isoformat()}' "
+                    f"AND event_ts < TIMESTAMPTZ '{week.end_utc.isoformat()}' - INTERVAL 2 DAY) "
+                    f"TO '{home / 'events' / 'b.parquet'}' (FORMAT parquet)")
+    second = start()
+    out_a, err_a = first.communicate(timeout=300)
+    out_b, err_b = second.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, err_a + err_b
+    assert [len(bodies["/slow"]), len(bodies["/fast"])] == [1, 1]
+    (folder,) = (home / "reports" / "weekly-exec").iterdir()
+    archived = json.loads((folder / "report.json").read_text())
+    figures = [doc["metrics"]["conversations"]["value"] for doc in (bodies["/slow"][0], bodies["/fast"][0], archived)]
+    assert figures[0] == figures[1] == figures[2], figures
+    assert "being delivered by another process" in err_b and "skipped_sent" in out_b

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock (one process per archive)
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import InputError
 
@@ -24,6 +31,7 @@ ARTIFACTS = {
 
 DELIVERED = ".delivered"  # a marker file in a period's folder once a channel got it
 PREVIEWS = ".previews"  # <archive>/.previews/<report>/<period>: previews of delivered periods
+LOCKS = ".locks"  # <archive>/.locks/<report>/<period>.lock: see period_lock
 
 
 def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
@@ -55,6 +63,36 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
         if stale.name not in files:
             stale.unlink(missing_ok=True)
     return folder
+
+
+@contextmanager
+def period_lock(archive: Path, report_id: str, period_key: str,
+                on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold a period's archive for one process: the decision to write it (or keep what was sent), the
+    write, and the delivery from it. Another run of the period waits here, then finds it sent; so it
+    cannot rewrite the archive under a delivery in progress and send other figures to another channel.
+
+    An advisory ``flock`` on ``<archive>/.locks/<report_id>/<period_key>.lock`` (apart from the report
+    folders, which hold periods only): the kernel releases it when the holder exits, even by ``kill -9``.
+    ``on_wait`` is called once if the lock is held elsewhere.
+    """
+    report_dir(archive, report_id, period_key)  # plain names only
+    folder = Path(archive) / LOCKS / report_id
+    folder.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(folder / f"{period_key}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)  # bounded by the holder's delivery (its channels' timeouts)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def mark_delivered(archive: Path, report_id: str, period_key: str) -> None:

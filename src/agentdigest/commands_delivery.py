@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .channels import CheckResult, make_channel
-from .archive import read_artifacts
+from .archive import period_lock, read_artifacts
 from .config import Config, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
@@ -112,8 +112,9 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         owner = owner_id()
         run_id = ledger.start_run(report.id, period, "resend", owner)
         try:
-            results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
-                                     force=True, only_channel=channel, owner=owner)
+            with period_lock(config.archive.path, report.id, period):  # not while a run rewrites or sends it
+                results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
+                                         force=True, only_channel=channel, owner=owner)
         except BaseException as exc:
             with shielded():
                 ledger.finish_run(run_id, *stopped_run(exc))

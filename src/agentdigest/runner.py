@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import ARTIFACTS, artifact_names, is_delivered, preview_root, report_dir, write_artifacts
+from .archive import ARTIFACTS, artifact_names, is_delivered, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
@@ -199,23 +199,42 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
     try:
         outcome.data = compute(source, config, report, period, now)
         log.info("computed %s %s", report.id, period.key)
-        if deliver and not force and not test_to and is_delivered(archive, report.id, period.key):
-            # Another process delivered it while this one computed: keep what it sent, deliver nothing new.
-            outcome.archive_dir = report_dir(archive, report.id, period.key)
-            outcome.files = artifact_names(outcome.archive_dir)
-            log.info("%s %s was delivered meanwhile; its archive is kept", report.id, period.key)
-        else:
+        if not deliver:
             outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
             log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
+            return outcome
     except BaseException as exc:
         if run_id is not None:
             with shielded():
                 ledger.finish_run(run_id, *stopped_run(exc))
         raise
-    if deliver:
-        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force, test_to=test_to,
-                 owner=owner, delivery_log=delivery_log)
+    # From the decision to write the archive to the end of the delivery, the period is this process's: a
+    # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
+    # and send its own, newer figures to a channel this one has not reached yet).
+    with _holding(archive, report, period):
+        try:
+            if not force and not test_to and _was_delivered(archive, report.id, period.key, ledger):
+                # Delivered (to some channels) while this one computed: keep what was sent; the rest get it too.
+                outcome.archive_dir = report_dir(archive, report.id, period.key)
+                outcome.files = artifact_names(outcome.archive_dir)
+                log.info("%s %s was delivered meanwhile; its archive is kept", report.id, period.key)
+            else:
+                outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive,
+                                                                        formats, now)
+                log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
+        except BaseException as exc:
+            with shielded():
+                ledger.finish_run(run_id, *stopped_run(exc))
+            raise
+        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
+                 test_to=test_to, owner=owner, delivery_log=delivery_log)
     return outcome
+
+
+def _holding(archive: Path, report: ReportConfig, period: Period) -> Any:
+    """:func:`archive.period_lock` for a delivering run, saying so when another process holds it."""
+    return period_lock(archive, report.id, period.key, on_wait=lambda: log.warning(
+        "%s %s is being delivered by another process; waiting for it to finish", report.id, period.key))
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:
@@ -270,8 +289,9 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     outcome.archive_dir = report_dir(archive, report.id, period.key)
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
-    _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
-             delivery_log=delivery_log)
+    with _holding(archive, report, period):
+        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
+                 delivery_log=delivery_log)
     return outcome
 
 
