@@ -13,7 +13,7 @@ import time_machine
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from agentdigest import due
-from agentdigest.config import parse_config
+from agentdigest.config import ReportConfig, parse_config
 from agentdigest.cron import crontab_trigger
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
@@ -83,7 +83,7 @@ def test_the_right_week_is_picked_on_the_monday(now, key, hours):
 ])
 def test_crontab_weekdays_mean_what_cron_means(expr, weekday_names):
     trigger = crontab_trigger(expr, "UTC")
-    assert str(trigger.fields[4]) == weekday_names
+    assert str(trigger.inner.fields[4]) == weekday_names
 
 
 def test_day_of_month_or_weekday_as_in_cron():
@@ -202,3 +202,20 @@ def test_period_keys_round_trip_through_due():
     period = due.latest_due(report, Z("2026-11-30T08:00:00Z"))
     assert period == parse_period("week", "2026-W48", "Europe/Berlin")
     assert due.due_at(report, period) == Z("2026-11-30T08:00:00Z")
+
+
+@pytest.mark.parametrize("asked,expected", [
+    ("2026-03-29T00:29:45Z", "2026-03-29T01:30:00Z"),  # before the gap: 02:30 does not exist, so 03:30 CEST
+    ("2026-03-29T01:29:45Z", "2026-03-29T01:30:00Z"),  # 03:29:45 CEST: APScheduler alone said the next day
+    ("2026-03-29T01:30:00Z", "2026-03-29T01:30:00Z"),
+    ("2026-03-29T01:30:01Z", "2026-03-30T00:30:00Z"),
+    ("2026-10-25T00:31:00Z", "2026-10-25T01:30:00Z"),  # the repeated 02:30 (CET) after the one in CEST
+])
+def test_a_fire_moved_by_the_spring_gap_is_kept_whenever_the_scheduler_asks(asked, expected):
+    """Found in a scheduling audit: a scheduler started at 03:29 CEST on the night clocks went forward
+    scheduled the daily 02:30 report for the next day, and the day's report was never sent."""
+    report = ReportConfig(id="d", period="day", timezone="Europe/Berlin", schedule="30 2 * * *")
+    assert due.next_fire(report, Z(asked)) == Z(expected)
+    # APScheduler asks with the previous fire too: never the same fire twice.
+    trigger = crontab_trigger(report.schedule, report.timezone)
+    assert trigger.get_next_fire_time(Z(expected), Z(expected)) > Z(expected)

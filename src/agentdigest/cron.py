@@ -14,6 +14,9 @@ Fire times are computed in the given IANA timezone, so ``0 9 * * mon`` in Europe
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -63,6 +66,47 @@ def _weekdays(field: str) -> str:
     return ",".join(_NAMES[d] for d in sorted(days))
 
 
+class _GapSafe(BaseTrigger):
+    """A trigger that keeps a fire moved by a spring-forward gap, whenever it is asked.
+
+    A local time that does not exist (02:30 on the night clocks go forward) fires an hour later
+    (03:30). APScheduler 3 moves it so only when asked before the gap: asked at 03:29 it compares
+    wall clocks, finds 02:30 already past and answers the next day, so a scheduler started in that
+    half hour skipped the day's report. Here the fires are searched from a few hours earlier and the
+    first one at or after the asked instant is kept.
+    """
+
+    _LOOKBACK = timedelta(hours=3)  # longer than any DST shift
+
+    def __init__(self, inner: BaseTrigger) -> None:
+        self.inner = inner
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        # As CronTrigger does: after a previous fire, from just after it (but never later than now).
+        start = _utc(now)
+        if previous_fire_time is not None:
+            start = min(start, _utc(previous_fire_time) + _TICK)
+            if start <= _utc(previous_fire_time):
+                start = _utc(previous_fire_time) + _TICK
+        fire = self.inner.get_next_fire_time(None, start - self._LOOKBACK)
+        for _ in range(10_000):  # a whole-minute cron has at most 180 fires in the look-back
+            if fire is None or _utc(fire) >= start:
+                return fire
+            fire = self.inner.get_next_fire_time(None, _utc(fire) + _TICK)
+        return None
+
+    def __str__(self) -> str:
+        return str(self.inner)
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def _utc(instant: datetime) -> datetime:
+    # Compared in UTC: two datetimes sharing a zone compare by wall clock, wrong across a fall-back fold.
+    return instant.astimezone(dt_timezone.utc)
+
+
 def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
     """An APScheduler trigger for a five-field crontab ``expr`` in ``timezone``; ValueError when invalid."""
     expr = _ALIASES.get(expr.strip().lower(), expr)
@@ -73,5 +117,5 @@ def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
     weekday = _weekdays(weekday)
     common = dict(minute=minute, hour=hour, month=month, second=0, timezone=timezone)
     if day not in ("*", "?") and weekday != "*":
-        return OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekday, **common)])
-    return CronTrigger(day=day if day != "?" else "*", day_of_week=weekday, **common)
+        return _GapSafe(OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekday, **common)]))
+    return _GapSafe(CronTrigger(day=day if day != "?" else "*", day_of_week=weekday, **common))
