@@ -112,7 +112,8 @@ def test_bad_cron_is_refused_with_the_key(schedule):
     ("day", "UTC", "0 9 29 2 *", "2026-11-30T00:00:00Z", "2024-02-28"),  # fires every fourth year
 ])
 def test_latest_due_period(period, tz, schedule, now, key):
-    report = report_of(period=period, timezone=tz, schedule=schedule)
+    # The report alone: a whole config refuses a schedule that leaves periods unsent (the last case).
+    report = ReportConfig(id="r", period=period, timezone=tz, schedule=schedule)
     assert due.latest_due(report, Z(now)).key == key
 
 
@@ -219,3 +220,28 @@ def test_a_fire_moved_by_the_spring_gap_is_kept_whenever_the_scheduler_asks(aske
     # APScheduler asks with the previous fire too: never the same fire twice.
     trigger = crontab_trigger(report.schedule, report.timezone)
     assert trigger.get_next_fire_time(Z(expected), Z(expected)) > Z(expected)
+
+
+@pytest.mark.parametrize("period,schedule,catch_up,missed", [
+    ("day", "0 9 * * mon", 0, "2026-01-02"),      # a daily report sent on Mondays: six days in seven never sent
+    ("month", "0 9 31 * *", 0, "2026-01"),        # months without a 31st: the month before is never sent
+    ("week", "0 9 1 * *", 0, "2026-W01"),         # monthly fires for a weekly report
+    ("day", "0 9 * * mon", 6, None),              # unless catch_up sends the days in between
+    ("day", "0 9 * * 1-5", 0, "2026-01-02"),      # weekdays only: Friday's and Saturday's days are skipped
+])
+def test_a_schedule_that_leaves_periods_unsent_is_refused(period, schedule, catch_up, missed):
+    """Found in a scheduling audit: such schedules sent the latest period at each fire and dropped the
+    others without a word (check said ok, check --missed exited 0)."""
+    if missed is None:
+        assert make_config(period=period, schedule=schedule, catch_up=catch_up).reports[0].schedule == schedule
+        return
+    with pytest.raises(ConfigError, match=rf"reports\[0\]\.schedule: .*{missed} would never be sent"):
+        make_config(period=period, schedule=schedule, catch_up=catch_up)
+
+
+def test_a_daily_report_without_a_schedule_runs_every_day():
+    spec = {"id": "daily", "period": "day", "channels": []}
+    config = parse_config({"source": {"url": "duckdb://", "table": "agent_events"}, "reports": [spec]})
+    assert config.reports[0].schedule == "0 9 * * *"
+    assert parse_config({"source": {"url": "duckdb://", "table": "t"},
+                         "reports": [{"id": "w"}]}).reports[0].schedule == "0 9 * * mon"

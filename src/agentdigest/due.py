@@ -139,3 +139,21 @@ def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: I
             continue
         out.append(Late(report.id, period, when, when + allowed))
     return out
+
+
+def never_sent(report: ReportConfig) -> tuple[Period, datetime | None, Period | None] | None:
+    """A period the schedule would never send, with the fire after it and the period that fire sends;
+    None when every period of a year (2026, DST changes included) is sent by some fire.
+
+    A fire sends the latest period complete at that moment (plus ``catch_up`` before it), so a cron
+    that fires less often than the period (a daily report on Mondays, a monthly one on the 31st) leaves
+    periods that no fire ever sends.
+    """
+    period = last_complete(report.period, datetime(2026, 1, 2, tzinfo=timezone.utc), report.timezone)
+    for _ in range({"day": 366, "week": 53, "month": 12}[report.period]):
+        period = period.next()
+        fire = due_at(report, period)
+        latest = None if fire is None else latest_due(report, fire)
+        if latest is None or period not in [latest.previous(n) for n in range(report.catch_up + 1)]:
+            return period, fire, latest
+    return None

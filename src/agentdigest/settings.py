@@ -309,6 +309,15 @@ class ReportConfig(_Model):
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: _no_line_breaks(v)))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _daily_default(cls, data: Any) -> Any:
+        """A daily report without a schedule runs every day at 09:00 (the weekly default would send one
+        day in seven)."""
+        if isinstance(data, dict) and "schedule" not in data and data.get("period") == "day":
+            return {**data, "schedule": "0 9 * * *"}
+        return data
+
     @field_validator("completeness_threshold")
     @classmethod
     def _a_percentage(cls, value: float) -> float:
@@ -424,6 +433,7 @@ class Config(_Model):
             if report.id in seen:
                 raise _KeyedError(f"reports[{i}].id", f"duplicate report id {report.id!r}")
             seen.add(report.id)
+            _every_period_sent(report, f"reports[{i}].schedule")
             for j, name in enumerate(report.channels):
                 if name not in self.channels:
                     known = ", ".join(sorted(self.channels)) or "none defined"
@@ -440,6 +450,21 @@ class Config(_Model):
                 return report
         known = ", ".join(r.id for r in self.reports)
         raise ConfigError(f"unknown report {report_id!r} (expected one of: {known})", file=str(self.path or ""))
+
+
+def _every_period_sent(report: ReportConfig, key: str) -> None:
+    """Refuse a schedule that fires too seldom for the period: some periods would never be sent."""
+    from .due import never_sent
+
+    missed = never_sent(report)
+    if missed is None:
+        return
+    period, fire, sends = missed
+    then = (f"its next fire ({fire.astimezone(zoneinfo.ZoneInfo(report.timezone)):%a %Y-%m-%d %H:%M}) "
+            f"sends {sends.key}" if fire is not None and sends is not None else "no fire sends it")
+    raise _KeyedError(key, f"{report.schedule!r} fires less often than every {report.period}: {period.key} "
+                           f"would never be sent ({then}); fire at least once per {report.period} after it ends, "
+                           f"or set catch_up to send the periods in between")
 
 
 class _KeyedError(ValueError):
