@@ -18,6 +18,7 @@ from rich.console import Console
 
 from agentdigest.config import load_config
 from agentdigest.daemon import configure_logging
+from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
 from agentdigest.schedule import check_missed, run_due, show_next
 from conftest import free_port
@@ -100,13 +101,22 @@ def test_a_report_without_channels_is_archived_once(tmp_path, events):
     assert code == 0 and "already sent" in out
 
 
-def test_a_rare_schedule_delivers_the_period_before_its_last_fire(tmp_path, events):
-    # 29 February: the last fire before 2026-11-30 was in 2024, so the due day is 2024-02-28.
+def test_a_schedule_that_fires_less_often_than_its_period_is_refused(tmp_path, events):
+    # 29 February for a daily report: it used to send 2024-02-28 and no other day for four years.
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
                         reports=[{**NY_WEEKLY, "schedule": "0 9 29 2 *", "period": "day"}])
-    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    with pytest.raises(ConfigError, match=r"reports\[0\]\.schedule: '0 9 29 2 \*' fires less often than every day"):
+        load_config(path)
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_a_monthly_report_finds_its_fire_a_month_back(tmp_path, events):
+    # The longest gap a valid schedule has: monthly fires on the 2nd; on 1 December the due month is October.
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "schedule": "0 9 2 * *", "period": "month"}])
+    code, out = due_run(path, "2026-12-01T14:01:00Z")
     assert code == 0
-    assert sent_files(tmp_path / "outbox") == {("weekly", "2024-02-28"): 1}
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-10"): 1}
 
 
 def test_dry_run_archives_and_sends_nothing(tmp_path, events):
