@@ -147,6 +147,23 @@ def test_check_missed_exits_1_exactly_when_a_due_report_is_late(tmp_path, events
     assert ("weekly" in buffer.getvalue()) == bool(code)
 
 
+def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events):
+    """Found in a scheduling audit: a week whose delivery failed dropped out of the next fire's window
+    (catch_up = 0), was never retried, and check --missed stopped naming it: silently missed."""
+    blocked = tmp_path / "outbox"
+    blocked.write_text("a file where the outbox folder should be")  # the outbox cannot write: it fails
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(blocked)), reports=[NY_WEEKLY])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1  # 2026-W48 failed
+    con, buffer = console()
+    assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=con) == 1
+    assert "2026-W48" in buffer.getvalue() and "2026-W49" in buffer.getvalue()
+    blocked.unlink()  # fixed: the next fire sends the failed week and the new one, oldest first
+    code, out = due_run(path, "2026-12-07T14:01:00Z")
+    assert code == 0, out
+    assert sent_files(blocked) == {("weekly", "2026-W48"): 1, ("weekly", "2026-W49"): 1}
+    assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
+
+
 def test_check_missed_on_the_command_line(tmp_path, events):
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
     late = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:30:00Z")

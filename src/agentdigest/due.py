@@ -9,7 +9,9 @@ without channels has nothing to deliver, so it is done once its ``report.json`` 
 
 What a scheduler runs (:func:`due_periods`): the latest due period, plus up to ``catch_up``
 periods before it, each only when not done. With ``catch_up = 0`` (the default) an empty or
-stale ledger never causes a backfill of history: only the latest due period is sent.
+stale ledger never causes a backfill of history: only the latest due period is sent. A period
+whose delivery was tried and never sent stays among them (for a year), so a failed week is tried
+again at the next fires and stays late until it goes out.
 
 A period is *late* (:func:`late_periods`) when it is one of those, is not done, and its due time
 is more than ``grace`` ago (the report's ``grace_minutes``, else ``[alarms] grace_minutes``).
@@ -29,7 +31,8 @@ from apscheduler.triggers.base import BaseTrigger
 from .archive import report_dir
 from .config import Config, ReportConfig
 from .cron import crontab_trigger
-from .periods import Period, last_complete
+from .errors import InputError
+from .periods import Period, last_complete, parse_period
 
 # How far back to look for the last cron fire; a crontab fires at least once in four years (Feb 29).
 _LOOKBACK = (timedelta(days=2), timedelta(days=32), timedelta(days=367), timedelta(days=4 * 366 + 1))
@@ -85,12 +88,24 @@ def latest_due(report: ReportConfig, now: datetime) -> Period | None:
     return None if fire is None else last_complete(report.period, fire, report.timezone)
 
 
-def candidates(report: ReportConfig, now: datetime) -> list[Period]:
-    """The latest due period and the ``catch_up`` periods before it, oldest first."""
+def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[Period]:
+    """The latest due period and the ``catch_up`` periods before it, oldest first; with a ledger, also
+    the due periods of the last year whose delivery was tried and never sent (a failed week stays due
+    at the next fires, and late, instead of dropping out of the window unsent and unflagged)."""
     latest = latest_due(report, now)
     if latest is None:
         return []
-    return [latest.previous(n) for n in range(report.catch_up, -1, -1)]
+    periods = {latest.previous(n) for n in range(report.catch_up + 1)}
+    if ledger is not None and hasattr(ledger, "unfinished_periods"):
+        since = _utc(now) - timedelta(days=366)
+        for key in ledger.unfinished_periods(report.id):
+            try:
+                period = parse_period(report.period, key, report.timezone)
+            except InputError:  # a key of another period kind: the report's period was changed since
+                continue
+            if period <= latest and period.end_utc >= since:
+                periods.add(period)
+    return sorted(periods)
 
 
 IsDone = Callable[[ReportConfig, Period], bool]
@@ -100,7 +115,7 @@ def due_periods(report: ReportConfig, now: datetime, ledger: Any, *, archive: Pa
                 is_done: IsDone | None = None) -> list[Period]:
     """The periods of ``report`` to run at ``now``: due and not done, oldest first."""
     done = is_done or done_checker(ledger, archive)
-    return [p for p in candidates(report, now) if not done(report, p)]
+    return [p for p in candidates(report, now, ledger) if not done(report, p)]
 
 
 def done_checker(ledger: Any, archive: Path | None) -> IsDone:
@@ -129,11 +144,12 @@ class Late:
     deadline: datetime
 
 
-def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: IsDone) -> list[Late]:
+def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: IsDone,
+                 ledger: Any = None) -> list[Late]:
     """The periods of ``report`` that should have been delivered by ``now`` and were not."""
     now = _utc(now)
     out, allowed = [], grace(config, report)
-    for period in candidates(report, now):
+    for period in candidates(report, now, ledger):
         when = due_at(report, period)
         if when is None or now < when + allowed or is_done(report, period):
             continue

@@ -165,7 +165,7 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner)
     done = due.done_checker(ledger, archive)
     for report in reports:
-        for late in due.late_periods(config, report, now, done):
+        for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner)
 
 
@@ -221,7 +221,7 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
         ledger = open_existing(config.ledger.url) or Ledger("sqlite://")
     try:
         done = due.done_checker(ledger, Path(config.archive.path))
-        late = [item for report in config.reports for item in due.late_periods(config, report, now, done)]
+        late = [item for report in config.reports for item in due.late_periods(config, report, now, done, ledger)]
     finally:
         if own:
             ledger.close()
