@@ -164,6 +164,20 @@ def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events):
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
 
 
+def test_a_changed_schedule_does_not_send_a_week_older_than_one_already_sent(tmp_path, events):
+    """Found in a scheduling audit: after W48 went out on Monday, moving the schedule to Friday made the
+    next pass send W47 (never sent, from before the install), although catch_up = 0 means no backfill."""
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "schedule": "0 9 * * fri"}])
+    code, out = due_run(path, "2026-12-01T14:01:00Z")  # Tuesday: the last Friday fire's week is W47
+    assert code == 0 and sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 1}
+    assert check_missed(load_config(path), now=utc("2026-12-01T18:00:00Z"), console=console()[0]) == 0
+    assert due_run(path, "2026-12-11T14:01:00Z")[0] == 0  # the next Friday after W49: it goes out as usual
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 1, ("weekly", "2026-W49"): 1}
+
+
 def test_check_missed_on_the_command_line(tmp_path, events):
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
     late = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:30:00Z")

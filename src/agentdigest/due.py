@@ -97,15 +97,25 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
         return []
     periods = {latest.previous(n) for n in range(report.catch_up + 1)}
     if ledger is not None and hasattr(ledger, "unfinished_periods"):
+        if report.catch_up == 0 and any(p > latest for p in _parsed(report, ledger.sent_periods(report.id))):
+            # A later period went out already (the schedule was changed, from Monday to Friday say): the
+            # latest due one by the new schedule is history now, and history is not backfilled.
+            periods.discard(latest)
         since = _utc(now) - timedelta(days=366)
-        for key in ledger.unfinished_periods(report.id):
-            try:
-                period = parse_period(report.period, key, report.timezone)
-            except InputError:  # a key of another period kind: the report's period was changed since
-                continue
-            if period <= latest and period.end_utc >= since:
-                periods.add(period)
+        periods.update(p for p in _parsed(report, ledger.unfinished_periods(report.id))
+                       if p <= latest and p.end_utc >= since)
     return sorted(periods)
+
+
+def _parsed(report: ReportConfig, keys: list[str]) -> list[Period]:
+    """The keys as periods of the report; a key of another kind (the report's period was changed) is left out."""
+    out = []
+    for key in keys:
+        try:
+            out.append(parse_period(report.period, key, report.timezone))
+        except InputError:
+            continue
+    return out
 
 
 IsDone = Callable[[ReportConfig, Period], bool]

@@ -477,6 +477,14 @@ class Ledger:
             delivered.setdefault(channel, set()).add(bool(sent))
         return all(delivered.get(channel) == {True} for channel in channels)
 
+    def sent_periods(self, report_id: str) -> list[str]:
+        """The period keys of ``report_id`` that some channel got (test sends not counted)."""
+        d = deliveries.c
+        with self._read() as conn:
+            rows = conn.execute(select(d.period_key).distinct().where(
+                d.report_id == report_id, d.kind == "period", d.sent_at.is_not(None))).all()
+        return sorted(key for (key,) in rows)
+
     def unfinished_periods(self, report_id: str) -> list[str]:
         """The period keys of ``report_id`` with a delivery that was tried and never sent (failed, or left
         ``sending`` by a sender that died): they stay due until sent, whatever the schedule's window."""

@@ -103,7 +103,10 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 decision("not_due", "%s: its schedule %r has not fired yet", report.id, report.schedule, report=report.id)
                 continue
             todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
-            if latest not in todo:
+            if latest not in todo and not done(report, latest):
+                decision("skipped_older", "%s %s: a later period was sent already (was the schedule changed?); "
+                         "not backfilled (catch_up = 0)", report.id, latest.key, report=report.id, period=latest.key)
+            elif latest not in todo:
                 result.skipped.append((report.id, latest.key))
                 decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
                          report=report.id, period=latest.key)
