@@ -178,3 +178,30 @@ def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
         con.execute(f"CREATE TABLE odd ({ddl})")
     with pytest.raises(InputError, match=message):
         open_source(SourceConfig(url=f"duckdb://{path}", table="odd", columns=columns))
+
+
+def test_check_converts_every_value_as_a_run_would(tmp_path):
+    """Found in an engines audit: `check` said ok for a table whose text latency held 'fast'; only `run`
+    failed. It now converts every column's values, so it fails the same way (exit 2, one line)."""
+    import subprocess
+    import sys
+
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE agent_events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, "
+                    "latency_ms TEXT)")
+        con.execute("INSERT INTO agent_events VALUES ('c1', now(), 'message', ' 12.5 '), ('c1', now(), 'message', 'fast')")
+    (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                                               '[[reports]]\nid = "r"\n')
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    bad = check()
+    assert bad.returncode == 2 and "'fast'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("UPDATE agent_events SET latency_ms = '900' WHERE latency_ms = 'fast'")
+    good = check()
+    assert "source agent_events: ok (2 events" in good.stdout, good.stdout + good.stderr
