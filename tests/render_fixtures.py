@@ -67,9 +67,8 @@ def _period(kind: str, start: date, tz: ZoneInfo) -> PeriodInfo:
     end = start + timedelta(days=7 if kind == "week" else 1)
     year, week, _ = start.isocalendar()
     key = f"{year}-W{week:02d}" if kind == "week" else start.isoformat()
-    label = f"week of {start.day} {start:%b %Y}" if kind == "week" else f"{start.day} {start:%b %Y}"
     return PeriodInfo(key, datetime.combine(start, datetime.min.time(), tz),
-                      datetime.combine(end, datetime.min.time(), tz), label)
+                      datetime.combine(end, datetime.min.time(), tz))
 
 
 def _summary(convs: int, rng: random.Random) -> dict[str, Any]:

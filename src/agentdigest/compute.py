@@ -71,7 +71,7 @@ def _release(table: ir.Table) -> None:
 
 
 def _info(p: Period) -> PeriodInfo:
-    return PeriodInfo(p.key, p.start, p.end, p.label())
+    return PeriodInfo(p.key, p.start, p.end)
 
 
 def compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,

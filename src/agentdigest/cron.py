@@ -82,12 +82,9 @@ class _GapSafe(BaseTrigger):
         self.inner = inner
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        # As CronTrigger does: after a previous fire, from just after it (but never later than now).
-        start = _utc(now)
-        if previous_fire_time is not None:
-            start = min(start, _utc(previous_fire_time) + _TICK)
-            if start <= _utc(previous_fire_time):
-                start = _utc(previous_fire_time) + _TICK
+        # As CronTrigger does: after a previous fire, from just after it (CronTrigger's min(now, previous
+        # + 1 µs), bumped past previous when now is not later, is always previous + 1 µs).
+        start = _utc(now) if previous_fire_time is None else _utc(previous_fire_time) + _TICK
         fire = self.inner.get_next_fire_time(None, start - self._LOOKBACK)
         for _ in range(10_000):  # a whole-minute cron has at most 180 fires in the look-back
             if fire is None or _utc(fire) >= start:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from .archive import mark_delivered, read_artifacts

@@ -96,14 +96,14 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     if latest is None:
         return []
     periods = {latest.previous(n) for n in range(report.catch_up + 1)}
-    if ledger is not None and hasattr(ledger, "unfinished_periods"):
-        if report.catch_up == 0 and any(p > latest for p in _parsed(report, ledger.sent_periods(report.id))):
+    if ledger is not None:
+        sent, unfinished = ledger.tried_periods(report.id)
+        if report.catch_up == 0 and any(p > latest for p in _parsed(report, sent)):
             # A later period went out already (the schedule was changed, from Monday to Friday say): the
             # latest due one by the new schedule is history now, and history is not backfilled.
             periods.discard(latest)
         since = _utc(now) - timedelta(days=366)
-        periods.update(p for p in _parsed(report, ledger.unfinished_periods(report.id))
-                       if p <= latest and p.end_utc >= since)
+        periods.update(p for p in _parsed(report, unfinished) if p <= latest and p.end_utc >= since)
     return sorted(periods)
 
 

@@ -187,11 +187,11 @@ def _start_jvm(master: str, settings: dict[str, str]) -> None:
 
 
 def _remove_log(path: Path) -> None:
-    if not _KEEP_LOG:
+    if path not in _KEEP_LOG:
         path.unlink(missing_ok=True)
 
 
-_KEEP_LOG: list[Path] = []
+_KEEP_LOG: set[Path] = set()  # logs of a Spark that failed to start: named in the error, so kept
 
 
 def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Exception:
@@ -203,7 +203,7 @@ def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Excep
             return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason})")
     log = spark_log_path()
     if log.exists():
-        _KEEP_LOG.append(log)
+        _KEEP_LOG.add(log)
         text = log.read_text("utf-8", "replace")
         # A cluster master that never answered: the exception only says the context was stopped.
         if "Failed to connect to master" in text or "All masters are unresponsive" in text:

@@ -477,22 +477,14 @@ class Ledger:
             delivered.setdefault(channel, set()).add(bool(sent))
         return all(delivered.get(channel) == {True} for channel in channels)
 
-    def sent_periods(self, report_id: str) -> list[str]:
-        """The period keys of ``report_id`` that some channel got (test sends not counted)."""
+    def tried_periods(self, report_id: str) -> tuple[list[str], list[str]]:
+        """The period keys of ``report_id`` that some channel got, and those with a delivery that was tried
+        and never sent (failed, or left ``sending`` by a sender that died); test sends not counted."""
         d = deliveries.c
         with self._read() as conn:
-            rows = conn.execute(select(d.period_key).distinct().where(
-                d.report_id == report_id, d.kind == "period", d.sent_at.is_not(None))).all()
-        return sorted(key for (key,) in rows)
-
-    def unfinished_periods(self, report_id: str) -> list[str]:
-        """The period keys of ``report_id`` with a delivery that was tried and never sent (failed, or left
-        ``sending`` by a sender that died): they stay due until sent, whatever the schedule's window."""
-        d = deliveries.c
-        with self._read() as conn:
-            rows = conn.execute(select(d.period_key).distinct().where(
-                d.report_id == report_id, d.kind == "period", d.sent_at.is_(None))).all()
-        return sorted(key for (key,) in rows)
+            rows = conn.execute(select(d.period_key, d.sent_at.is_not(None)).distinct().where(
+                d.report_id == report_id, d.kind == "period")).all()
+        return sorted({key for key, sent in rows if sent}), sorted({key for key, sent in rows if not sent})
 
     def deliveries(self, report_id: str, period_key: str) -> list[dict[str, Any]]:
         """Every delivery row (period and test) of one report period."""

@@ -128,13 +128,12 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         basis = "previous_periods"
         # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
         # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
-        history = [[hourly.get(hour_index(b) + h, 0) if h < _hours(b) else None for h in range(n_hours)]
-                   for b in baselines]
-        history = [h for h in history if sum(v or 0 for v in h) > 0]  # a period before the data began is no baseline
+        history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]
+        history = [h for h in history if sum(h) > 0]  # a period before the data began is no baseline
         if history:
-            expected = float(statistics.median(sum(v or 0 for v in h) for h in history))
-            per_hour_expected = [float(statistics.median(known)) if (known := [v for v in col if v is not None]) else 0.0
-                                 for col in zip(*history)]
+            expected = float(statistics.median(sum(h) for h in history))
+            per_hour_expected = [float(statistics.median(col)) if (col := [h[i] for h in history if i < len(h)]) else 0.0
+                                 for i in range(n_hours)]
         else:
             basis, expected, per_hour_expected = None, None, [0.0] * n_hours
     completeness = received / expected * 100.0 if expected else None

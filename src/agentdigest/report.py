@@ -93,7 +93,6 @@ class PeriodInfo:
     key: str
     start: datetime
     end: datetime
-    label: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "start": self.start.isoformat(), "end": self.end.isoformat()}

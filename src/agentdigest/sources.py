@@ -188,12 +188,10 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         con = ibis.connect(cfg.url)
-    except ValueError as exc:
-        if "know how to connect" not in str(exc):
-            raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
-        raise InputError(f"source.url: no engine for {scheme_of(cfg.url)}:// (expected duckdb://, postgresql://, "
-                         "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
     except Exception as exc:
+        if isinstance(exc, ValueError) and "know how to connect" in str(exc):  # Ibis has no such backend
+            raise InputError(f"source.url: no engine for {scheme_of(cfg.url)}:// (expected duckdb://, postgresql://, "
+                             "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
     if not cfg.table:
         raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")

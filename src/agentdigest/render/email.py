@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from collections.abc import Iterable
 from typing import Any
 
 from ..errors import RenderError
