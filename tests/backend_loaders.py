@@ -11,13 +11,16 @@ import pyarrow.parquet as pq
 
 from trapdata import COLUMNS, to_arrow
 
+#: Text columns in a linguistic collation (ICU's root locale, as in a database created with en_US.UTF-8),
+#: where "billing-bot" sorts before "Support-bot": the engines' byte order must not depend on it.
 PG_DDL = """
 CREATE SCHEMA IF NOT EXISTS events;
 DROP TABLE IF EXISTS events.agent_events;
 CREATE TABLE events.agent_events (
-    event_id text, conversation_id text, event_ts timestamptz, event_type text, agent_id text,
-    token_count bigint, latency_ms double precision, error_type text, error_message text, model text,
-    cost_usd double precision);
+    event_id text COLLATE "und-x-icu", conversation_id text COLLATE "und-x-icu", event_ts timestamptz,
+    event_type text COLLATE "und-x-icu", agent_id text COLLATE "und-x-icu", token_count bigint,
+    latency_ms double precision, error_type text COLLATE "und-x-icu", error_message text COLLATE "und-x-icu",
+    model text COLLATE "und-x-icu", cost_usd double precision);
 CREATE INDEX ON events.agent_events (event_ts);
 """
 

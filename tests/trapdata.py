@@ -121,6 +121,12 @@ def trap_rows(scenario: str) -> list[dict]:
     r.add("c-dupe-edit", t, "message", eid="dup-4", agent=A, model=M1, tokens=10, latency=100.0, cost=0.0001)
     r.add("c-dupe-edit", t + timedelta(minutes=1), "resolution", eid="dup-5", agent=A, model=M1)
     r.add("c-dupe-edit", t + timedelta(minutes=1), "escalation", eid="dup-5", agent=A, model=M1)
+    # Copies at one instant that differ in case only: byte order keeps "Support-bot" (S < b), a
+    # linguistic collation (ICU, en_US) would keep "billing-bot" on PostgreSQL (found in an engines audit).
+    t = at(0.36)
+    r.add("c-dupe-case", t, "message", eid="dup-7", agent=B, model=M1, tokens=12, latency=120.0, cost=0.0001)
+    r.add("c-dupe-case", t, "message", eid="dup-7", agent="Support-bot", model=M1, tokens=12, latency=120.0,
+          cost=0.0001)
     # A copy re-sent a period later (a retry after an outage, re-stamped): the previous period's row counts,
     # and the copy is a duplicate of this period, where it arrived (found in a contract audit: it was in none).
     r.add("c-late-copy", PS + (S - PS) * 0.5, "message", eid="dup-6", agent=A, model=M1, tokens=15, latency=300.0,

@@ -59,6 +59,30 @@ class Cohort:
     cutoffs: list[datetime] | None = None
 
 
+@ibis.udf.scalar.builtin
+def convert_to(text: str, encoding: str) -> dt.binary:  # type: ignore[empty-body]
+    """PostgreSQL's ``convert_to``: the text's bytes in ``encoding`` (an Ibis builtin, nothing runs here)."""
+
+
+def byte_order(value: ir.Value, engine: str) -> ir.Value:
+    """``value`` as a sort key in byte (code point) order on every engine.
+
+    DuckDB and Spark compare strings by their UTF-8 bytes; PostgreSQL by the column's collation, where
+    en_US puts "billing-bot" before "Support-bot". Its UTF-8 bytes (bytea compares bytewise) restore
+    the one order. A cast to bytea would read backslashes as escapes.
+    """
+    if engine == "postgres" and value.type().is_string():
+        return convert_to(value, "UTF8")
+    return value
+
+
+def _engine(table: ir.Table) -> str:
+    try:
+        return table._find_backend().name
+    except Exception:  # an unbound expression
+        return ""
+
+
 def count_if(cond: ir.Value) -> ir.Value:
     """How many rows of the group meet ``cond`` (null counts as false).
 
@@ -133,10 +157,11 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     # through an index on event_ts instead of scanning the window a second time.
     repeated = t.semi_join(duplicates, [t.event_id == duplicates.event_id, t.event_ts == duplicates["first"]])
     # One whole copy, never a row merged column by column from several: the earliest, and on a tie the
-    # smallest column by column (nulls last, spelled out: engines differ in their default), so every
-    # engine keeps the same one.
+    # smallest column by column (nulls last, spelled out: engines differ in their default; text in byte
+    # order), so every engine keeps the same one.
+    engine = _engine(events)
     order = [repeated.event_ts.asc(nulls_first=False)] + [
-        repeated[c].asc(nulls_first=False) for c in t.columns if c not in ("event_id", "event_ts")]
+        byte_order(repeated[c], engine).asc(nulls_first=False) for c in t.columns if c not in ("event_id", "event_ts")]
     ranked = repeated.mutate(_copy=ibis.row_number().over(group_by="event_id", order_by=order))
     kept = ranked.filter(ranked._copy == 0).select(*t.columns)
     return once.union(kept, distinct=False)
