@@ -552,3 +552,45 @@ channels = ["slow", "fast"]
     figures = [doc["metrics"]["conversations"]["value"] for doc in (bodies["/slow"][0], bodies["/fast"][0], archived)]
     assert figures[0] == figures[1] == figures[2], figures
     assert "being delivered by another process" in err_b and "skipped_sent" in out_b
+
+
+def test_the_events_file_is_free_for_its_writer_while_reports_are_delivered(tmp_path, events, httpserver):
+    """A DuckDB file allows one writer or readers, never both: a run that kept the source open through a
+    delivery (retries can take minutes) locked out the application writing its events. The source is
+    closed after each report's computation and reopened for the next."""
+    home = home_with(tmp_path, events, f"""
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.hook]
+type = "webhook"
+url = "{httpserver.url_for('/ingest')}"
+[[reports]]
+id = "weekly-exec"
+timezone = "Europe/Berlin"
+channels = ["hook"]
+[[reports]]
+id = "weekly-eng"
+audience = "engineering"
+timezone = "Europe/Berlin"
+channels = ["hook"]
+""")
+    writer = ("import duckdb, sys\n"
+              "with duckdb.connect(sys.argv[1]) as con:\n"
+              "    con.execute(\"INSERT INTO agent_events (event_id, conversation_id, event_ts, event_type) "
+              "VALUES ('w-' || uuid(), 'w-conv', now(), 'message')\")\n")
+    writes: list[subprocess.CompletedProcess] = []
+
+    def deliver_while_the_application_writes(request):
+        writes.append(subprocess.run([sys.executable, "-c", writer, str(home / "events.duckdb")],
+                                     capture_output=True, text=True, timeout=60))
+        return Response("", status=204)
+
+    httpserver.expect_request("/ingest").respond_with_handler(deliver_while_the_application_writes)
+    done = run_in(home, "run", "--period", "2026-W47")
+    assert done.returncode == 0, done.stderr
+    assert [w.returncode for w in writes] == [0, 0], [w.stderr for w in writes]
+    import duckdb
+
+    with duckdb.connect(str(home / "events.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM agent_events WHERE conversation_id = 'w-conv'").fetchone()[0] == 2

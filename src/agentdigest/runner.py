@@ -103,6 +103,32 @@ def render_and_archive(config: Config, report: ReportConfig, data: ReportData, a
     return folder, sorted(files)
 
 
+class _RunSource:
+    """The run's source: opened before anything else (an unreadable source fails the run before the
+    ledger is touched), and a DuckDB one closed again after each report's computation and reopened
+    for the next. Delivery can take minutes of retries; an open DuckDB file locks out the application
+    that writes its events (DuckDB allows one writer or readers, never both), and holds the memory of
+    the report's queries. A Spark session (seconds to start) and server connections stay open."""
+
+    def __init__(self, config: Config, given: Source | None) -> None:
+        self._config, self._own = config, given is None
+        self._source: Source | None = given or open_source(config.source, config.path)
+
+    def get(self) -> Source:
+        if self._source is None:
+            self._source = open_source(self._config.source, self._config.path)
+        return self._source
+
+    def rest(self) -> None:
+        if self._own and self._source is not None and self._source.kind == "duckdb":
+            self.close()
+
+    def close(self) -> None:
+        if self._own and self._source is not None:
+            self._source.close()
+        self._source = None
+
+
 def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | None = None,
                 period_key: str | None = None, periods: dict[str, list[Period]] | None = None,
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
@@ -128,8 +154,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         if not test_to:
             for report, period in todo:
                 refuse_unfinished(report, period, now)
-    own_source = source is None
-    source = source or open_source(config.source, config.path)
+    sources = _RunSource(config, source)
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []
@@ -142,12 +167,11 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
             # before the .delivered marker has none): read the ledger if it exists.
             ledger = read_only = _existing_ledger(config)
         for report, period in todo:
-            outcomes.append(_run_one(config, report, period, source=source, now=now, dry_run=dry_run,
+            outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
                                      trigger=trigger, ledger=ledger, delivery_log=delivery_log or log))
     finally:
-        if own_source:
-            source.close()
+        sources.close()
         if (own_ledger or read_only is not None) and ledger is not None:
             ledger.close()
     return outcomes
@@ -172,7 +196,7 @@ def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> No
                          f"never: use --dry-run to preview it, or --test-to to send yourself a test")
 
 
-def _run_one(config: Config, report: ReportConfig, period: Period, *, source: Source, now: datetime,
+def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _RunSource, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
              trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
@@ -197,7 +221,10 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, source: So
         outcome.preview = ("delivered before; its archive keeps what was sent, so this "
                            f"{'dry run' if dry_run else 'test'} is archived apart")
     try:
-        outcome.data = compute(source, config, report, period, now)
+        try:
+            outcome.data = compute(sources.get(), config, report, period, now)
+        finally:
+            sources.rest()
         log.info("computed %s %s", report.id, period.key)
         if not deliver:
             outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
