@@ -150,11 +150,18 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
         UPDATE schema_version SET version = 1;
         INSERT INTO runs (report_id, period_key, trigger, state, started_at)
             VALUES ('weekly-exec', '2026-W44', 'due', 'done', '2026-11-02 08:00:00');
+        INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, sends, takeovers,
+                                created_at, updated_at, sent_at)
+            VALUES ('weekly-exec', '2026-W45', 'alarm:oncall', 'late', 'period', 'sent', 1, 1, 0,
+                    '2026-11-09 11:00:00', '2026-11-09 11:00:00', '2026-11-09 11:00:00');
     """)
     con.commit()
     con.close()
     ledger = Ledger(f"sqlite:///{path}")
-    assert ledger.schema_version() == SCHEMA_VERSION == 2
+    assert ledger.schema_version() == SCHEMA_VERSION == 3
+    # Version 3: an alarm recorded as a delivery of its period (up to version 2) is an alarm again.
+    assert ledger.tried_periods("weekly-exec") == ([], [])
+    assert [r["kind"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == ["alarm"]
     assert "owner" in {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("runs")}
     runs = [row for row in ledger.history() if row["kind"] == "run"]
     assert [(r["period_key"], r["state"], r["owner"]) for r in runs] == [("2026-W44", "done", None)]

@@ -270,3 +270,25 @@ def test_json_log_lines_name_each_decision(tmp_path, events):
     decisions = [(e["event"], e.get("period"), e.get("channel")) for e in entries
                  if e.get("logger") == "agentdigest.schedule"]
     assert decisions == [("due", "2026-W48", None), ("sent", "2026-W48", "box"), ("skipped_sent", "2026-W48", None)]
+
+
+def test_an_alarm_never_counts_as_its_periods_delivery(tmp_path, events):
+    """Found by a new user: an alarm was recorded like a delivery of its period, so after a source outage
+    (alarm "failed" sent, nothing archived) every later pass found the period "partly sent", looked for
+    its archive and failed; the report was never sent. A late alarm did the same in the scheduler."""
+    import shutil
+
+    source = tmp_path / "events.duckdb"
+    channels = {**outbox(path=str(tmp_path / "outbox")), **outbox("alarms", path=str(tmp_path / "alarm-box"))}
+    path = write_config(tmp_path, events=source, channels=channels, alarms={"channel": "alarms"}, reports=[NY_WEEKLY])
+    code, out = due_run(path, "2026-11-30T17:00:00Z")  # the source is gone, past the grace time
+    assert code != 0 and "DuckDB file not found" in out
+    assert sorted(p.parent.name for p in (tmp_path / "alarm-box" / "_alarms").rglob("*.eml")) == [
+        "weekly.2026-W48.failed", "weekly.2026-W48.late"]
+    shutil.copyfile(events, source)
+    code, out = due_run(path, "2026-11-30T17:05:00Z")
+    assert code == 0, out
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 1}
+    config = load_config(path)
+    con, buffer = console()
+    assert check_missed(config, now=utc("2026-11-30T17:10:00Z"), console=con) == 0, buffer.getvalue()

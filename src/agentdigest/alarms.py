@@ -5,8 +5,8 @@ here and handed to the alarm channel as the artifacts that channel reads (``mess
 email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It goes through its own
 channel, so it reaches someone even when the late report's channel is the broken one.
 
-Each alarm is claimed in the ledger like a delivery, under channel ``alarm:<name>`` and
-recipient ``late`` or ``failed``: every scheduler sharing the ledger may notice the same late
+Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
+under channel ``alarm:<name>`` and recipient ``late`` or ``failed``: every scheduler sharing the ledger may notice the same late
 period, and exactly one of them tells the alarm channel about it.
 """
 
@@ -109,7 +109,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
     settings = config.channels[name]
     ledger_channel = f"alarm:{name}"
     claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, alarm.kind, owner=owner,
-                         lease_seconds=lease_seconds(settings))
+                         lease_seconds=lease_seconds(settings), kind="alarm")
     if claim is None:
         return "skipped"
     secrets = secret_values(settings)

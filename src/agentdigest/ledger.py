@@ -5,7 +5,9 @@ when several schedulers on several machines share the work (``postgresql://`` is
 installed driver, psycopg 3 first, then psycopg2).
 
 A delivery row exists per (report_id, period_key, channel, recipient, kind). ``kind`` is
-``period`` for the real delivery and ``test`` for test sends, which never count as the period's.
+``period`` for the real delivery, ``test`` for test sends and ``alarm`` for the missed-report alarms
+about the period (channel ``alarm:<name>``, recipient the alarm's kind); neither of the last two ever
+counts as the period's delivery.
 A row is *claimed* by one conditional INSERT ... ON CONFLICT DO UPDATE ... WHERE, never by a
 read followed by a write: of several racing senders exactly one gets the row back. A claim is a
 lease; when its holder dies the lease runs out and the next claimer takes over (``takeovers``
@@ -42,7 +44,7 @@ from .errors import AgentDigestError, ConfigError
 from .masking import mask_text, mask_url
 from .owners import has_exited
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MAX_ERROR = 2000
 
 metadata = MetaData()
@@ -71,7 +73,7 @@ deliveries = Table(
     Column("period_key", String(32), nullable=False),
     Column("channel", String(200), nullable=False),
     Column("recipient", String(320), nullable=False, server_default=""),
-    Column("kind", String(8), nullable=False, server_default="period"),  # period | test
+    Column("kind", String(8), nullable=False, server_default="period"),  # period | test | alarm
     Column("state", String(16), nullable=False),  # pending | sending | sent | failed
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("sends", Integer, nullable=False, server_default="0"),
@@ -106,8 +108,16 @@ def _add_run_owner(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE runs ADD COLUMN owner VARCHAR(200)"))
 
 
+def _alarms_apart(conn: Connection) -> None:
+    # Up to version 2 alarms were recorded as period deliveries on channel "alarm:<name>" with recipient
+    # "late" or "failed", so a sent alarm made its report's period look delivered.
+    d = deliveries.c
+    conn.execute(update(deliveries).where(d.kind == "period", d.channel.like("alarm:%"),
+                                          d.recipient.in_(("late", "failed"))).values(kind="alarm"))
+
+
 # version -> upgrade from the version before; applied in order, each inside the schema lock.
-MIGRATIONS = {1: _create_v1, 2: _add_run_owner}
+MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart}
 
 
 class LedgerError(AgentDigestError):
@@ -341,18 +351,19 @@ class Ledger:
     # -- deliveries -----------------------------------------------------------------------
 
     def claim(self, report_id: str, period_key: str, channel: str, recipient: str = "", *,
-              owner: str, lease_seconds: float, force: bool = False) -> Claim | None:
+              owner: str, lease_seconds: float, force: bool = False, kind: str = "period") -> Claim | None:
         """Claim one delivery target for ``lease_seconds``; None when it is sent (and not forced) or leased.
 
         One statement decides: a new row is inserted, or an existing one is taken over only
-        when it is not ``sent`` (unless ``force``) and no live lease holds it.
+        when it is not ``sent`` (unless ``force``) and no live lease holds it. ``kind="alarm"`` claims an
+        alarm about the period, which never counts as its delivery.
         """
         now = _now()
         lease_until = now + timedelta(seconds=lease_seconds)
         token = uuid.uuid4().hex
         d = deliveries.c
         stmt = self._insert(deliveries).values(
-            report_id=report_id, period_key=period_key, channel=channel, recipient=recipient, kind="period",
+            report_id=report_id, period_key=period_key, channel=channel, recipient=recipient, kind=kind,
             state="sending", attempts=1, sends=0, owner=owner, claim_token=token, lease_until=lease_until,
             takeovers=0, created_at=now, updated_at=now)
         free = or_(d.state != "sending", d.lease_until.is_(None), d.lease_until < now)  # no live lease
@@ -513,7 +524,7 @@ class Ledger:
         return [{"owner": r["owner"], "info": json.loads(r["info"]), "updated_at": _iso(r["updated_at"])} for r in rows]
 
     def history(self, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test.
+        """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test | alarm.
 
         Runs whose process has exited on this machine are closed as ``abandoned`` first."""
         self.close_abandoned_runs(report_id)
@@ -540,7 +551,7 @@ class Ledger:
 def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
     lease = row["lease_until"]
     return {
-        "kind": "delivery" if row["kind"] == "period" else "test", "at": _iso(row["updated_at"]),
+        "kind": {"period": "delivery"}.get(row["kind"], row["kind"]), "at": _iso(row["updated_at"]),
         "report_id": row["report_id"], "period_key": row["period_key"], "channel": row["channel"],
         "recipient": row["recipient"], "state": row["state"], "trigger": None, "attempts": row["attempts"],
         "sends": row["sends"], "error": row["last_error"], "retryable": row["retryable"],
