@@ -203,7 +203,7 @@ def check(
     """Validate the config, reach the source and the channels; send nothing."""
 
     def body() -> int:
-        from .sources import open_source
+        from .sources import ConversionError, open_source
 
         cfg = load_config(config)
         if missed:
@@ -221,8 +221,11 @@ def check(
             # A count of every column converts every value: text that is not a number ('fast' as a latency)
             # fails here, as it would fail the run, instead of passing the check.
             converted = {f"_{name}": source.events[name].count() for name in sorted(source.present)}
-            rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
-                                           future=(ts > clock).sum(), **converted))[0]
+            try:
+                rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
+                                               future=(ts > clock).sum(), **converted))[0]
+            except ConversionError as exc:
+                raise source.conversion_error(exc) from None
             absent = sorted(set(CANONICAL_COLUMNS) - source.present)
             # The latest event not in the future: one bad clock must not hide that the data stopped.
             future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""

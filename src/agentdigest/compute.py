@@ -27,7 +27,7 @@ from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missin
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
-from .sources import Source, query_error
+from .sources import ConversionError, Source, query_error
 
 TREND_PERIODS = 8
 CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
@@ -74,15 +74,26 @@ def _info(p: Period) -> PeriodInfo:
     return PeriodInfo(p.key, p.start, p.end)
 
 
+Notable = Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]]
+
+
 def compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,
-                   max_conversation_hours: float = 24.0,
-                   notable: Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]] | None = None,
-                   ) -> ReportData:
+                   max_conversation_hours: float = 24.0, notable: Notable | None = None) -> ReportData:
     """Compute ``report`` for ``period`` from ``source``; all aggregation runs in the engine.
 
     Event text (agent ids, error messages, ...) is carried as found: rendering redacts it
-    (``render.prepare``) before any artifact, report.json included, is written.
+    (``render.prepare``) before any artifact, report.json included, is written. A value that does not
+    convert to its column's type is an InputError naming the ``[source.columns]`` key.
     """
+    try:
+        return _compute_report(source, report, period, now=now, max_conversation_hours=max_conversation_hours,
+                               notable=notable)
+    except ConversionError as exc:
+        raise source.conversion_error(exc) from None
+
+
+def _compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,
+                    max_conversation_hours: float, notable: Notable | None) -> ReportData:
     present = source.present
     approx = source.approximate_quantiles
     periods = [period.previous(k) for k in range(TREND_PERIODS - 1, 0, -1)] + [period]

@@ -8,9 +8,10 @@ the same thing: an Ibis table whose columns carry the canonical names and types 
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,28 @@ class Source:
     approximate_quantiles: bool = False
     #: the user pinned the engine's thread count ([source.settings] threads)
     fixed_threads: bool = False
+    #: canonical column -> the user's text column it is converted from (a number or a timestamp)
+    converted: dict[str, str] = field(default_factory=dict)
+    #: the config file that configured the source (error messages name it)
+    config_file: str | None = None
 
     def close(self) -> None:
         _close(self.backend)
+
+    def conversion_error(self, exc: InputError) -> InputError:
+        """The column behind a :class:`ConversionError`: each text column converted to a number or a
+        timestamp is converted alone until one fails (only after a failure, one query per column)."""
+        for canon, col in self.converted.items():
+            try:
+                self.events.agg(n=self.events[canon].count()).to_pyarrow()
+            except Exception as probe:  # noqa: BLE001 - classified just below
+                if isinstance(query_error(probe), ConversionError):
+                    prefix = f"{self.config_file}: " if self.config_file else ""
+                    expected = "timestamps" if canon == "event_ts" else "numbers"
+                    return InputError(f"{prefix}source.columns.{canon}: the text column {col!r} holds values "
+                                      f"that are not {expected} (expected {expected} or nulls only; map "
+                                      f"{canon} to another column, or leave it out)")
+        return exc
 
     @contextmanager
     def many_groups(self) -> Iterator[None]:
@@ -217,6 +237,16 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.T
     return table.select(**selected), frozenset(selected)
 
 
+def converted_from_text(table: ir.Table, columns: dict[str, str]) -> dict[str, str]:
+    """Canonical column -> the user's text column that :func:`canonical` converts to a number or a timestamp."""
+    out = {}
+    for canon in CANONICAL_COLUMNS:
+        col = columns.get(canon, canon)
+        if col in table.columns and table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
+            out[canon] = col
+    return out
+
+
 def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Value:
     have = value.type()
     if canon == "event_ts":
@@ -249,6 +279,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
         backend, table, name = opener(cfg)
         try:
             events, present = canonical(table, cfg.columns, name)
+            converted = converted_from_text(table, cfg.columns)
         except Exception:
             _close(backend)
             raise
@@ -258,7 +289,8 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
         raise InputError(f"{config_file}: {exc}") from exc
     approx = kind in ("pyspark",)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
-                  fixed_threads="threads" in cfg.settings)
+                  fixed_threads="threads" in cfg.settings, converted=converted,
+                  config_file=None if config_file is None else str(config_file))
 
 
 def _close(backend: Any) -> None:
@@ -273,6 +305,15 @@ _CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input sy
                       "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp")
 
 
+class ConversionError(InputError):
+    """A source value does not convert to its column's canonical type (see Source.conversion_error)."""
+
+
+def _without_values(message: str) -> str:
+    """An engine's message with its quoted values left out: they are event data (user content)."""
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
+
+
 def query_error(exc: BaseException) -> BaseException:
     """The error to raise for a failed query: InputError when the data does not fit the canonical
     types (a mapped text column holding 'fast' as a latency), SourceError otherwise, and the
@@ -285,8 +326,8 @@ def query_error(exc: BaseException) -> BaseException:
         return Interrupted(stopped or "SIGINT")
     first = first_line(exc, 300)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
-        return InputError(f"source: a column's values cannot be converted to the canonical type "
-                          f"(check [source.columns] and the column types): {first}")
+        return ConversionError(f"source: a column's values cannot be converted to the canonical type "
+                               f"(check [source.columns] and the column types): {_without_values(first)}")
     return SourceError(f"query failed: {first}")
 
 
