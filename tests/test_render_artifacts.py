@@ -167,13 +167,18 @@ def test_custom_folder_can_replace_a_built_in_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("make", "message"), [
     (lambda tmp: str(tmp / "nowhere"), "neither executive, engineering nor a template folder"),
     (lambda tmp: custom_folder(tmp, {"other.html.j2": "x"}), "has no report.html.j2"),
-    (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% extends 'executive.html.j2' %}{% block kpis %}{{ nope.x }}{% endblock %}"}),
-     "template error"),
+    # Found by a new user: a custom template's error was exit 1 and named no file or line.
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% extends 'executive.html.j2' %}\n{% block kpis %}\n"
+                                                       "{{ nope.x }}{% endblock %}"}),
+     r"^template error in \w+/report.html.j2, line 3: 'nope' is undefined$"),
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "x", "report.txt.j2": "ok\n{% if %}"}),
+     r"^template error in \w+/report.txt.j2, line 2: Expected an expression"),
     (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% include 'missing.html.j2' %}"}), "template not found"),
 ])
 def test_custom_folder_problems_are_render_errors(tmp_path: Path, make, message: str) -> None:
-    with pytest.raises(RenderError, match=message):
-        render_artifacts(with_audience(make(tmp_path)), {"html"})
+    with pytest.raises(RenderError, match=message) as caught:
+        render_artifacts(with_audience(make(tmp_path)), {"html", "txt"})
+    assert caught.value.exit_code == 2  # the user's input, like a bad config
 
 
 def test_report_html_always_embeds_its_images_and_tables_shorten_when_the_email_is_too_big(monkeypatch) -> None:

@@ -55,15 +55,46 @@ def shown_columns(columns: list, absent: Any, widths: list | None = None) -> lis
     return [column for column, k in zip(columns, keep) if k]
 
 
+class TemplateInputError(RenderError):
+    """A custom template failed: the user's input, like a bad config (exit 2)."""
+
+    exit_code = 2
+
+
+def template_failure(exc: TemplateError, folder: str | None) -> RenderError:
+    """One line naming the template file and line that failed; :class:`TemplateInputError` when a custom
+    folder is in play (the failing line may be a built-in's, given the custom context or blocks)."""
+    where = None
+    if getattr(exc, "filename", None):  # a syntax error knows its place
+        where = (exc.filename, getattr(exc, "lineno", None))  # type: ignore[attr-defined]
+    else:  # a runtime error: Jinja rewrites the traceback's frames to the templates' files and lines
+        tb = exc.__traceback__
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename
+            if name.endswith((".j2", ".css")):
+                where = (name, tb.tb_lineno)
+            tb = tb.tb_next
+    text = "template error"
+    if where:
+        name = where[0]
+        if folder and name.startswith(folder):
+            name = str(Path(name).relative_to(folder))
+            name = f"{Path(folder).name}/{name}"
+        elif name.startswith(str(BUILT_IN)):
+            name = f"built-in {Path(name).name}"
+        text += f" in {name}" + (f", line {where[1]}" if where[1] else "")
+    return (TemplateInputError if folder else RenderError)(f"{text}: {exc.message}")
+
+
 def template_source(audience: str) -> tuple[str | None, str]:
     """(custom folder or None, entry template name) for a report's ``audience`` setting."""
     if audience in ENTRY:
         return None, ENTRY[audience]
     folder = Path(audience).expanduser()
     if not folder.is_dir():
-        raise RenderError(f"audience {audience!r} is neither executive, engineering nor a template folder")
+        raise TemplateInputError(f"audience {audience!r} is neither executive, engineering nor a template folder")
     if not (folder / CUSTOM_ENTRY).is_file():
-        raise RenderError(f"custom template folder {str(folder)!r} has no {CUSTOM_ENTRY}")
+        raise TemplateInputError(f"custom template folder {str(folder)!r} has no {CUSTOM_ENTRY}")
     return str(folder.resolve()), CUSTOM_ENTRY
 
 
@@ -80,10 +111,9 @@ def render_template(audience: str, context: dict[str, Any], *, target: str, page
         )
         css = env.get_template("email.css").render() if target == "email" else None
     except TemplateNotFound as exc:
-        raise RenderError(f"template not found: {exc.name}") from None
+        raise (TemplateInputError if folder else RenderError)(f"template not found: {exc.name}") from None
     except TemplateError as exc:
-        where = f" ({exc.filename}, line {exc.lineno})" if getattr(exc, "filename", None) else ""  # type: ignore[attr-defined]
-        raise RenderError(f"template error{where}: {exc.message}") from None
+        raise template_failure(exc, folder) from None
     if css is None:
         return html
     return inline_styles(html, css)

@@ -13,8 +13,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from ..errors import RenderError
-from .html import environment, template_source
+from .html import environment, template_failure, template_source
 
 WIDTH = 78
 CUSTOM_TEXT = "report.txt.j2"
@@ -155,7 +154,7 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
         try:
             return environment(folder).get_template(CUSTOM_TEXT).render(**ctx, target="text")
         except TemplateError as exc:
-            raise RenderError(f"template error in {CUSTOM_TEXT}: {exc.message}") from None
+            raise template_failure(exc, folder) from None
     r = ctx["report"]
     lines = [r["title"], f"{r['period_label']} ({r['period_key']}) · {r['start']} – {r['end']}", "=" * WIDTH]
     lines += banner_lines(ctx["banner"])
