@@ -63,6 +63,9 @@ BAD = [
     ("fixed-offset timezone", lambda s: s.replace("Europe/Berlin", "EST"), 2, ["reports[0].timezone", "daylight saving", "America/New_York"]),
     ("misspelt key", lambda s: s.replace('period = "week"', 'perod = "week"'), 2, ["reports[0].perod", "did you mean 'period'?"]),
     ("[[report]] for [[reports]]", lambda s: s.replace("[[reports]]", "[[report]]"), 2, ["report: unknown key", "did you mean 'reports'?"]),
+    # Found by a new user: "channel" is also [alarms]'s key, and was offered as the fix of itself.
+    ("[channel.x] for [channels.x]", lambda s: s.replace("[channels.box]", "[channel.box]"), 2,
+     ["channel: unknown key", "did you mean 'channels'?"]),
     ("cron that never fires", lambda s: s.replace("0 9 * * mon", "0 9 30 2 *"), 2, ["reports[0].schedule", "never fires"]),
     ("catch_up as a boolean", lambda s: s.replace('period = "week"', 'period = "week"\ncatch_up = true'), 2, ["reports[0].catch_up"]),
     ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2, ["reports[0].schedule", "cron"]),

@@ -273,7 +273,10 @@ def error_message(err: dict[str, Any]) -> str:
         return "is required"
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1]) if err["loc"] else ""
-        close = difflib.get_close_matches(key, known_keys(), n=1, cutoff=0.75)
+        # A top-level key can only be one of the file's sections ([channel.x] means [channels.x], not
+        # [alarms] channel); deeper, any key may be meant, but never the unknown key itself.
+        keys = [f.alias or n for n, f in Config.model_fields.items()] if len(err["loc"]) == 1 else known_keys()
+        close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if err["type"] == "union_tag_invalid":
         return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
