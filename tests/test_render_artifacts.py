@@ -109,6 +109,10 @@ def test_locale_formats_numbers() -> None:
     fr = render_artifacts(make_report("executive", locale="fr"), {"txt", "eml"})
     assert "week of 23 nov. 2026" in fr["report.txt"].decode()
     assert "week of 23 nov. 2026" in email.message_from_bytes(fr["message.eml"], policy=email.policy.default)["Subject"]
+    # Found by a new user: German dates kept the English order ("23 Nov. 2026"); each locale has its own.
+    assert "week of 23. Nov. 2026" in text and "Mo., 23. Nov. 2026" in text
+    us = render_artifacts(make_report("executive", locale="en_US"), {"txt"})["report.txt"].decode()
+    assert "week of Nov 23, 2026" in us
 
 
 def test_same_input_same_bytes() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
 
 from ..errors import RenderError
@@ -23,6 +23,9 @@ NA = "n/a"
 NEW = "new"
 FLAT = "no change"
 _UNIT_WORD = {"day": "day", "week": "week", "month": "month"}
+#: The house style's date patterns (English: "Mon 23 Nov 2026") and the CLDR skeletons that give every
+#: other locale its own order and punctuation (de "Mo., 23. Nov. 2026", en_US "Mon, Nov 23, 2026").
+_SKELETONS = (("EEE d MMM y", "yMMMEd"), ("EEE d MMM", "MMMEd"), ("d MMM y", "yMMMd"), ("LLLL y", "yMMMM"))
 
 
 def _decimals(pattern: str, n: int) -> str:
@@ -149,6 +152,8 @@ class Formatter:
                 return value
         if not isinstance(value, date):
             return NA
+        if str(self.locale) != "en":
+            return format_skeleton("MMMEd", value, locale=self.locale)
         return format_date(value, "EEE d MMM", locale=self.locale)
 
     def moment(self, value: Any, pattern: str = "d MMM y, HH:mm") -> str:
@@ -162,6 +167,12 @@ class Formatter:
             return NA
         if value.tzinfo is None:
             value = value.replace(tzinfo=ZoneInfo("UTC"))
+        if str(self.locale) != "en":
+            for english, skeleton in _SKELETONS:
+                if pattern.startswith(english):
+                    rest = pattern[len(english):]
+                    return (format_skeleton(skeleton, value, tzinfo=self.tz, locale=self.locale)
+                            + (format_datetime(value, rest, tzinfo=self.tz, locale=self.locale) if rest else ""))
         return format_datetime(value, pattern, tzinfo=self.tz, locale=self.locale)
 
     def period_word(self, kind: str) -> str:
