@@ -381,3 +381,33 @@ def test_resend_refuses_a_period_that_has_not_ended(world):
         resend(config, R, "2026-W48", now=datetime(2026, 11, 28, 12, tzinfo=timezone.utc))
     assert outbox_emls(world) == 0 and Ledger(config.ledger.url).history() == []
     assert resend(config, R, "2026-W48", now=datetime(2026, 11, 30, 12, tzinfo=timezone.utc)) == 0
+
+
+def test_slack_bot_targets_count_their_own_attempts(world):
+    """Found by a new user: one chat.postMessage and one upload were recorded as 2 attempts each (the
+    receipt's total). The message and the PDF now count their own: here the upload was retried once."""
+    server, calls = world.httpserver, {"upload": 0}
+    base = server.url_for("").rstrip("/")
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "C1", "ts": "1.2"})
+
+    def get_upload_url(request):
+        calls["upload"] += 1
+        if calls["upload"] == 1:
+            return Response("", status=503)
+        return Response(f'{{"ok": true, "upload_url": "{base}/upload/F1", "file_id": "F1"}}',
+                        content_type="application/json")
+
+    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
+    server.expect_request("/upload/F1").respond_with_data("OK - 36")
+    server.expect_request("/api/files.completeUploadExternal").respond_with_json({"ok": True, "files": [{"id": "F1"}]})
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="C1", upload_pdf=True,
+                                           api_url=server.url_for("/api/"), **FAST))
+    results = deliver(config)
+    assert {(r.recipient, r.state, r.attempts) for r in results} == {("", "sent", 1), ("file:report.pdf", "sent", 2)}
+    ledger = Ledger(config.ledger.url)
+    try:
+        rows = {r["recipient"]: (r["attempts"], r["sends"]) for r in ledger.deliveries(R, P)}
+    finally:
+        ledger.close()
+    assert rows == {"": (1, 1), "file:report.pdf": (2, 1)}
+    assert calls["upload"] == 2 and world.posts("/api/chat.postMessage") == 1

@@ -105,10 +105,12 @@ class SlackChannel(BaseChannel):
                 return self._call(lambda: client.chat_postMessage(
                     channel=self.settings.channel, text=payload.get("text") or "", blocks=payload.get("blocks")),
                     "chat.postMessage")
-            tried = self.retry(post)  # a failed post fails the whole delivery: nothing was sent
+            # A failed post fails the whole delivery: nothing was sent. Each target counts its own attempts
+            # (found by a new user: one post and one upload were recorded as 2 attempts each).
+            tried = self.retry(post, pending=lambda: [""])
             attempts, waits = tried.attempts, list(tried.waits)
             channel_id = tried.value.get("channel") or channel_id
-            results[""] = TargetResult("", "sent", tried.value.get("ts"))
+            results[""] = TargetResult("", "sent", tried.value.get("ts"), attempts=tried.attempts)
         if PDF_TARGET in delivery.targets:
             pdf = self.artifact(delivery, "report.pdf")
 
@@ -118,17 +120,17 @@ class SlackChannel(BaseChannel):
                     title=f"{delivery.report_id} {delivery.period_key}" + (" [test]" if delivery.test else "")),
                     "files_upload_v2")
             try:
-                tried = self.retry(upload)
+                tried = self.retry(upload, pending=lambda: [PDF_TARGET])
             except ChannelFailure as exc:
                 if not results:
                     raise
                 attempts, waits = attempts + exc.attempts, waits + list(exc.waits)
                 results[PDF_TARGET] = TargetResult(PDF_TARGET, "failed", error=self.mask(f"PDF upload: {exc}"),
-                                                   retryable=exc.retryable)
+                                                   retryable=exc.retryable, attempts=exc.attempts)
             else:
                 attempts, waits = attempts + tried.attempts, waits + list(tried.waits)
                 file = tried.value.get("file") or {}
-                results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"))
+                results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"), attempts=tried.attempts)
         return Receipt(tuple(results[t] for t in delivery.targets), attempts, tuple(waits))
 
     def _client(self) -> WebClient:
