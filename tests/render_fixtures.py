@@ -204,7 +204,8 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
         duplicate_events=12, missing_required=2, invalid_latency=1, invalid_tokens=None if missing else 1,
         unknown_event_types=3, future_events=0, gaps=gaps,
     )
-    notes = ("tokens and cost left out: no token_count or cost_usd column",) if missing else ()
+    notes = ("The events have no cost_usd column: agent cost is not shown.",
+             "The events have no token_count column: tokens and tokens per conversation are not shown.") if missing else ()
     return ReportData(
         report_id=f"weekly-{audience if audience in ('executive', 'engineering') else 'custom'}",
         title=title or ("Agent Performance — Executive" if audience != "engineering" else "Agent Performance — Engineering"),

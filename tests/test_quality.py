@@ -111,7 +111,17 @@ def test_absent_columns_leave_metrics_out_with_a_note(tiny_source):
     assert "estimated savings" not in notes  # no human cost configured: no savings were asked for
     priced = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ, human_cost_per_conversation=4.5), WEEK, now=NOW)
     assert "estimated_savings_usd" not in priced.metrics
-    assert any(n.startswith("estimated savings left out") for n in priced.notes)
+    assert "The events have no cost_usd column: agent cost is not shown (estimated savings need it too)." \
+        in priced.notes
+    # In the reader's words, one sentence per absent column (it was one per metric, in metric names).
+    assert data.notes == (
+        "The events have no cost_usd column: agent cost is not shown.",
+        "The events have no error_type column: errors by type are not shown.",
+        "The events have no event_id column: repeated events cannot be detected, so a re-sent event counts twice.",
+        "The events have no latency_ms column: latency figures are not shown.",
+        "The events have no model column: the by-model table is not shown.",
+        "The events have no token_count column: tokens and tokens per conversation are not shown.",
+    )
     doc = data.as_dict()
     assert "by_model" not in doc["breakdowns"] and doc["quality"]["duplicate_events"] is None
     # naive timestamps are UTC: the event exactly at the period's start belongs to it

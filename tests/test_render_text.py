@@ -60,7 +60,8 @@ def test_zero_conversations_and_missing_values() -> None:
     assert "No conversations this week, against 2,210 the week before." in text("engineering", zero=True)
     body = text("executive", missing=True, nulls=True, human_cost=None)
     assert "Set human_cost_per_conversation" in body
-    assert "Notes: tokens and cost left out" in body and "Left out:" not in body
+    assert "Notes: The events have no cost_usd column: agent cost is not shown. The events have no" in " ".join(body.split())
+    assert "Left out:" not in body
 
 
 def test_the_executive_report_counts_invalid_data_too() -> None:

@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 a delivery failed (the others still went), 2 bad config or
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -25,8 +26,23 @@ from .errors import AgentDigestError, InputError, Interrupted, first_line, inter
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Scheduled performance reports for AI-agent programs.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+#: Width of output that is not a terminal (cron mail, log files), unless COLUMNS says otherwise.
+PIPE_WIDTH = 160
+
+
+def _console(stderr: bool = False) -> Console:
+    """A terminal's console as is; into a pipe or a file (cron, a log) lines are never wrapped (a
+    one-line error must stay one line for grep and alerting) and tables get a log's width, not 80."""
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True
+        if not os.environ.get("COLUMNS"):
+            console.width = PIPE_WIDTH
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default ./agentdigest.toml or $AGENTDIGEST_CONFIG).")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")]

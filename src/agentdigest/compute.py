@@ -23,7 +23,7 @@ from . import cohort as cohort_mod
 from . import quality as quality_mod
 from .changes import compute_change
 from .config import ReportConfig
-from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, missing, unpack
+from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
@@ -171,16 +171,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         # A total that moved because events are missing is not news: neither judged notable nor
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
         metrics = {k: _with(m, notable=None, good=None) if _is_total(m) else m for k, m in metrics.items()}
-    notes = [f"{name} left out: the source has no {', '.join(cols)} column" for name, cols in missing(present).items()]
-    for col, what in (("agent_id", "by_agent"), ("model", "by_model"), ("error_type", "errors_by_type")):
-        if col not in present:
-            notes.append(f"{what} left out: the source has no {col} column")
-    if "cost_usd" not in present and report.human_cost_per_conversation is not None:
-        notes.append("estimated savings left out: they need the agent cost (cost_usd column)")
-    if "event_id" not in present:
-        notes.append("duplicates cannot be detected: the source has no event_id column")
+    notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if any(used_approx):
-        notes.append("latency quantiles are approximate on this engine (within 1%)")
+        notes.append("Latency percentiles are approximate on this engine (within 1%).")
 
     return ReportData(
         report_id=report.id, title=report.title, audience=report.audience,
@@ -202,6 +195,25 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
             "completeness_threshold": report.completeness_threshold, "period_label": period.label(),
         },
     )
+
+
+#: What the report leaves out without each optional column, in the reader's words.
+_WITHOUT = {
+    "token_count": "tokens and tokens per conversation are not shown",
+    "latency_ms": "latency figures are not shown",
+    "cost_usd": "agent cost is not shown",
+    "agent_id": "the by-agent table is not shown",
+    "model": "the by-model table is not shown",
+    "error_type": "errors by type are not shown",
+    "event_id": "repeated events cannot be detected, so a re-sent event counts twice",
+}
+
+
+def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]:
+    """One sentence per optional column the events lack, saying what the reader does not get."""
+    return [f"The events have no {col} column: {_WITHOUT[col]}"
+            f"{' (estimated savings need it too)' if col == 'cost_usd' and savings_asked else ''}."
+            for col in sorted(set(_WITHOUT) - present)]
 
 
 def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]]) -> float:

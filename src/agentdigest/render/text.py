@@ -162,7 +162,7 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
     lines += engineering(ctx) if r["audience"] == "engineering" else executive(ctx)
     lines += [""]
     if ctx["notes"]:
-        lines += wrap("Notes: " + "; ".join(ctx["notes"]))
+        lines += wrap("Notes: " + " ".join(ctx["notes"]))
     lines += wrap("Changes marked [notable] passed a significance check against the usual variation; "
                   "others may be noise.")
     lines += wrap(f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
