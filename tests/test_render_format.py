@@ -107,6 +107,20 @@ def test_opening_sentence_wording_for_flat_new_and_empty() -> None:
     assert opening_sentence(empty, EN, "executive") == "No conversations this week, against 2,210 the week before."
 
 
+def test_a_slight_change_that_is_not_notable_is_steady_in_the_opening() -> None:
+    """Found by a new user: the engineering report opened with "tokens per conversation rose 0.1%"."""
+    data = make_report("engineering")
+    metrics = dict(data.metrics)
+    metrics["p95_latency_ms"] = metric("p95_latency_ms", 2000.0, 1990.0, notable=False)  # +0.5%
+    metrics["error_rate"] = metric("error_rate", 2.3, 2.0, notable=None)  # +0.3 pp, too few to judge
+    metrics["tokens_per_conversation"] = metric("tokens_per_conversation", 1010, 1000, notable=True)  # +1%, notable
+    sentence = opening_sentence(replace(data, metrics=metrics), EN, "engineering")
+    assert sentence == ("p95 latency held steady at 2.00 s; the error rate held steady at 2.3%; "
+                        "tokens per conversation rose 1.0% to 1,010.")
+    metrics["p95_latency_ms"] = metric("p95_latency_ms", 2000.0, 1960.0, notable=False)  # +2%: said, not notable
+    assert opening_sentence(replace(data, metrics=metrics), EN, "engineering").startswith("p95 latency rose 2.0% to 2.00 s;")
+
+
 def test_context_marks_tone_and_notable() -> None:
     ctx, charts = build_context(make_report())
     cards = {card["key"]: card for card in ctx["kpis"]}

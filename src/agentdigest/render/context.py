@@ -98,6 +98,18 @@ def _unsigned(metric: MetricValue, fmt: Formatter) -> str:
     return fmt.signed_pct(abs(metric.change_pct or 0)).lstrip("+")
 
 
+#: Below this a change that is not notable is "steady" in the opening sentence (percent; pp for rates).
+SLIGHT_PCT, SLIGHT_PP = 1.0, 0.5
+
+
+def _slight(metric: MetricValue) -> bool:
+    if metric.unit == "percent":
+        pp = finite_number(metric.change_pp)
+        return pp is not None and abs(pp) < SLIGHT_PP
+    pct = finite_number(metric.change_pct)
+    return pct is not None and abs(pct) < SLIGHT_PCT
+
+
 def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
     """ "resolution rose 2.1 pp to 61.4%" for one metric; None when it has no value."""
     if finite_number(metric.value) is None:
@@ -113,6 +125,10 @@ def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
         return f"{noun} came to {value}"
     if metric.direction == "flat" or change == FLAT:
         return f"{noun} held at {value}"
+    if not metric.notable and _slight(metric):
+        # "tokens per conversation rose 0.1%" led a report (found by a new user): a slight move that is
+        # not notable is no news; the tables still show it.
+        return f"{noun} held steady at {value}"
     verb = "rose" if metric.direction == "up" else "fell"
     return f"{noun} {verb} {_unsigned(metric, fmt)} to {value}"
 
