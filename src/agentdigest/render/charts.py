@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 from matplotlib import rc_context  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
 INK = "#344054"
 MUTED = "#98a2b3"
@@ -96,7 +96,11 @@ def _daily(fig: Figure, chart: Chart) -> None:
     ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
+    # The top gridline is a labelled tick above the tallest bar (found by a new user: a top tick of 18
+    # under bars of 20 left the bars unreadable against the legend).
+    ticks = [t for t in MaxNLocator(4, integer=True).tick_values(0, max(values + [1.0]) * 1.02) if t >= 0]
+    ax.set_ylim(0, ticks[-1])
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlim(-0.6, max(len(xs) - 1, 0) + 0.6)
 
