@@ -110,6 +110,14 @@ def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
     assert not (workdir / "reports").exists()  # nothing ran
 
 
+def test_an_empty_environment_variable_is_named(workdir):
+    """Found by a new user: SMTP_URL set but empty gave "expected smtp://..." about an empty value."""
+    result = _run(workdir, GOOD, env={"SMTP_URL": ""})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "channels.mail.smtp_url" in line and "environment variable SMTP_URL is empty" in line, line
+
+
 @pytest.mark.parametrize(("smtp_url", "words"), [
     ("smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25", ["URL-encode", "%40"]),
     ("smtp://reporter:Zq/Secret-PwD99@127.0.0.1:25", ["port", "URL-encoded"]),

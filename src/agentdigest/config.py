@@ -62,6 +62,9 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
         name = match.group(1)
         if name not in env:
             raise ConfigError(f"environment variable {name} is not set (expected it to hold this value)", file=file, key=key)
+        if not env[name] and match.group(0) == value:
+            # Set but empty (a deploy that forgot to fill it): said so, not "expected smtp://..." about "".
+            raise ConfigError(f"environment variable {name} is empty (expected it to hold this value)", file=file, key=key)
         return env[name]
 
     return _ENV_RE.sub(sub, value)
