@@ -377,7 +377,8 @@ def test_resend_refuses_a_period_that_has_not_ended(world):
     report, and Monday's due run skipped the complete one."""
     config = world.build(["box"])
     write_artifacts(config.archive.path, R, "2026-W48", make_artifacts(R, "2026-W48"))
-    with pytest.raises(InputError, match="2026-W48 has not ended yet"):
+    with pytest.raises(InputError, match="2026-W48 has not ended yet .*: no report of it was sent, so there is "
+                                         "nothing to resend"):  # not "use --dry-run", which resend lacks
         resend(config, R, "2026-W48", now=datetime(2026, 11, 28, 12, tzinfo=timezone.utc))
     assert outbox_emls(world) == 0 and Ledger(config.ledger.url).history() == []
     assert resend(config, R, "2026-W48", now=datetime(2026, 11, 30, 12, tzinfo=timezone.utc)) == 0

@@ -22,7 +22,7 @@ from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .runner import refuse_unfinished, stopped_run
+from .runner import stopped_run
 from .ledger import Ledger, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
@@ -98,7 +98,9 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         raise InputError(f"PERIOD: {str(exc).removeprefix('--period ')}") from None
     # The archive of a period that has not ended holds a preview: sent, it would count as the period's
     # report and the complete one would never go out.
-    refuse_unfinished(report, parsed, now or datetime.now(timezone.utc))
+    if parsed.end_utc > (now or datetime.now(timezone.utc)):
+        raise InputError(f"PERIOD: {report.id} {parsed.key} has not ended yet (it ends {parsed.end:%Y-%m-%d %H:%M} "
+                         f"{report.timezone}): no report of it was sent, so there is nothing to resend")
     period = parsed.key
     # Mistakes are refused before the ledger records a run: a typo is not a failed resend.
     if channel is not None and channel not in report.channels:
