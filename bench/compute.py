@@ -181,6 +181,8 @@ def main() -> int:
     import report_table
 
     console = Console()
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = 140  # a log or CI output: the table unfolded, as on a wide terminal
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     sizes = [args.events] + ([100_000_000] if args.full and args.events != 100_000_000 else [])
     files = report_table.prepare(console, DATA, sizes)
