@@ -170,7 +170,9 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
         messages[1] = HOSTILE_MESSAGE
     if pii:
         messages[2] = (f"Customer {PII['email']} (phone {PII['phone']}, card {PII['card']}, SSN {PII['ssn']}, "
-                       f"IBAN {PII['iban']}) from {PII['ip']} asked for a refund")
+                       f"IBAN {PII['iban']}) from {PII['ip']} asked for a refund; "
+                       # disguised by characters that cleaning removes (found in a security audit)
+                       "again: card 4111\x1b1111\u200b1111\n1111, mail jane.doe\x1b@example.com")
     examples = []
     for i in range(failures):
         when = period.start + timedelta(days=6, hours=20 - i * 3, minutes=17)

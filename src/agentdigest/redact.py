@@ -15,8 +15,15 @@ ip         dotted quad; hex groups with colons                          ``ipaddr
 phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            national 0 + area code + separator (0151 23456789, 030/1234567,  9-13 digits
            (030) 1234567); 00 + country code (0049 30 1234567)
-token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA... keys            -
+token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA/AIza/sk_live_ keys  -
+secret     password=..., api_key: ..., ?token=... (a credential's value);  -
+           PEM private keys
 =========  ===========================================================  ===========
+
+Before the patterns run, the text is normalised (:func:`normalise`): invisible characters (control,
+bidi and zero-width characters, soft hyphens) are removed and every kind of space or line break
+becomes one space, and compatibility forms (full-width digits) become plain ones. Otherwise "4111<ESC>1111..."
+or a card number broken over two lines passed the patterns and came out whole once cleaned up.
 
 A user's extra patterns (``redact_patterns`` in the report config) run first, so an
 organisation-specific id is replaced whole before a built-in pattern could take part of it.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 
 # IBAN lengths per country (SWIFT IBAN registry); a candidate from elsewhere is not an IBAN.
@@ -42,10 +50,11 @@ _IBAN_LENGTHS = {
     "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
 
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ ]?[A-Za-z0-9]){11,30}")
-_CARD = re.compile(r"(?<![\w+-])[2-6]\d(?:[ -]?\d){11,17}(?![\w-])")
+# \w is Unicode: internationalised addresses (jörg@müller.example) are addresses too.
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[^\W_](?:[\w-]*[^\W_])?"
+                    r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
+_IBAN_START = re.compile(r"\b([A-Za-z]{2})\d{2}")
+_CARD = re.compile(r"(?<![\w+-])[2-6]\d(?:[ .-]?\d){11,17}(?![\w-])")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\w)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\w)")
@@ -63,19 +72,32 @@ _PHONE = re.compile(
     # the area code in parentheses: (030) 1234567
     r"\(0[1-9]\d{0,3}\)[ ]?\d{3,8}(?:[ -]\d{3,8}){0,3}"
     r"|"
+    # national in pairs: 06 12 34 56 78, 01.23.45.67.89 (France, Belgium, ...)
+    r"0[1-9](?:[ .-]\d{2}){4}"
+    r"|"
     # international with 00 instead of +: 0049 30 1234567 (the national part never starts with 0)
     r"00[1-9]\d{0,2}[ .-][1-9]\d{0,4}(?:[ .-]\d{2,8}){1,4}"
     r")(?![\w-])"
 )
 # Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.
 _TOKEN = re.compile(
-    r"(?:(?<=\bBearer )|(?<=\bbearer ))[A-Za-z0-9._~+/=-]{8,}"
+    r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBasic )|(?<=\bbasic ))[A-Za-z0-9._~+/=-]{8,}"
     r"|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9]{16,}"
     r"|\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
     r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}"
 )
+# A credential written as name=value or name: value (also in a URL's query): the value goes. The
+# name must say credential; a bare "key=" (a cache key, an S3 key) is left alone.
+_SECRET = re.compile(
+    r"(?i)(?<![\w-])((?:[\w-]*[_-])?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+    r"private[_-]?key|client[_-]?secret|signature|sig|credentials?)"
+    r"[\"']?\s{0,2}(?:=|:)\s{0,2})(?!\[)([\"']?)[^\s\"'&,;]{3,}\2"
+)
+_PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
 
 def _luhn(digits: str) -> bool:
@@ -115,29 +137,37 @@ def _card(match: re.Match[str]) -> str:
         return 13 <= len(digits) <= 19 and _luhn(digits)
 
     end = _longest_prefix(text, ok)
-    return "[card]" + text[end:] if end else text
+    return "[card]" + _CARD.sub(_card, text[end:]) if end else text
 
 
-def _iban(match: re.Match[str]) -> str:
-    text = match.group(0)
-    length = _IBAN_LENGTHS.get(text[:2].upper())
-    if length is None:
-        return text
-    # Walk the candidate until `length` letters/digits are covered: what follows is not ours.
-    seen, end = 0, 0
-    for end, ch in enumerate(text, start=1):
-        if ch != " ":
-            seen += 1
-        if seen == length:
-            break
-    if seen < length or (end < len(text) and text[end] != " "):
-        return text
-    compact = text[:end].replace(" ", "").upper()
-    rearranged = compact[4:] + compact[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    if int(number) % 97 != 1:
-        return text
-    return "[iban]" + text[end:]
+def _ibans(text: str) -> str:
+    """Every IBAN in ``text`` (its country's length, spaces allowed between groups, mod 97) as [iban].
+
+    A scan from each "CC##" rather than one greedy pattern: a candidate ran on into the next IBAN
+    ("DE89 ... 00 and GB82WEST...") and took part of it, which was then missed.
+    """
+    out, pos = [], 0
+    for m in _IBAN_START.finditer(text):
+        length = _IBAN_LENGTHS.get(m.group(1).upper())
+        if m.start() < pos or length is None:
+            continue
+        seen, i = 0, m.start()
+        while i < len(text) and seen < length:
+            ch = text[i]
+            if ch == " " and 0 < seen and i + 1 < len(text) and text[i + 1] != " ":
+                i += 1
+                continue
+            if not (ch.isascii() and ch.isalnum()):
+                break
+            seen, i = seen + 1, i + 1
+        if seen < length or (i < len(text) and text[i].isalnum()):
+            continue
+        compact = text[m.start():i].replace(" ", "").upper()
+        number = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
+        if int(number) % 97 == 1:
+            out += [text[pos:m.start()], "[iban]"]
+            pos = i
+    return "".join(out) + text[pos:]
 
 
 def _ip(version: int) -> Callable[[re.Match[str]], str]:
@@ -162,17 +192,44 @@ def _phone(match: re.Match[str]) -> str:
     return "[phone]" + text[end:] if end else text
 
 
+def _secret(match: re.Match[str]) -> str:
+    return match.group(1) + "[secret]"
+
+
+# Invisible characters: C0/C1 controls, bidi controls, zero-width characters, soft hyphen, BOM.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u2064\u2066-\u2069\ufeff]")
+# Every space and line break (tab, CR, LF, VT, FF, NEL, NBSP, narrow and figure spaces, U+2028/9...).
+_SPACES = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def normalise(text: str) -> str:
+    """``text`` as the patterns (and readers) should see it: compatibility forms folded (NFKC: full-width
+    digits), invisible characters removed, every run of spaces and line breaks one space, lone
+    surrogates replaced. Idempotent."""
+    if _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)))
+
+
 # Order matters: emails hold digits and dots; IBANs and cards are longer digit runs that the
 # phone pattern would otherwise split; IPv4 before phone (555.123.4567 is not a dotted quad).
-_BUILT_IN: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    (_TOKEN, "[token]"),
-    (_EMAIL, "[email]"),
-    (_IBAN, _iban),
-    (_CARD, _card),
-    (_SSN, "[ssn]"),
-    (_IPV6, _ip(6)),
-    (_IPV4, _ip(4)),
-    (_PHONE, _phone),
+def _sub(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]], str]) -> Callable[[str], str]:
+    return lambda text: pattern.sub(replacement, text)
+
+
+_BUILT_IN: tuple[Callable[[str], str], ...] = (
+    _sub(_PEM, "[private-key]"),
+    _sub(_TOKEN, "[token]"),
+    _sub(_SECRET, _secret),
+    _sub(_EMAIL, "[email]"),
+    _ibans,
+    _sub(_CARD, _card),
+    _sub(_SSN, "[ssn]"),
+    _sub(_IPV6, _ip(6)),
+    _sub(_IPV4, _ip(4)),
+    _sub(_PHONE, _phone),
 )
 
 
@@ -186,15 +243,16 @@ class Redactor:
     def __init__(self, enabled: bool = True, extra_patterns: Mapping[str, str] | None = None):
         self.enabled = enabled
         self._extra = tuple(
-            (re.compile(pattern), f"[{name}]") for name, pattern in (extra_patterns or {}).items()
+            _sub(re.compile(pattern), f"[{name}]") for name, pattern in (extra_patterns or {}).items()
         )
 
     def redact(self, text: str | None) -> str | None:
-        """``text`` with every recognised piece of PII replaced; None stays None."""
+        """``text`` normalised, with every recognised piece of PII replaced; None stays None."""
         if text is None or not self.enabled or not text:
             return text
-        for pattern, replacement in self._extra + _BUILT_IN:
-            text = pattern.sub(replacement, text)
+        text = normalise(text)
+        for step in self._extra + _BUILT_IN:
+            text = step(text)
         return text
 
     __call__ = redact

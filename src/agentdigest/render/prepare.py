@@ -2,7 +2,9 @@
 
 This is the one place event text is redacted: every string that comes from events (failure
 examples, agent ids, error types, models, conversation ids). It is idempotent, and it runs before
-any artifact, report.json included, is produced.
+any artifact, report.json included, is produced. Redaction sees the text as it will be shown
+(normalised first, see ``redact.normalise``), and every value is cut to ``MAX_TEXT`` characters:
+a 100,000-character error message is no example, and it went whole into report.json and webhooks.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ EVENT_TEXT = ("agent_id", "error_type", "error_message", "model", "conversation_
 # disguise text in a terminal or a mail client.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_TEXT = 2000
 
 
 def clean_text(text: str) -> str:
     if _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
-    return _CONTROL.sub("", text)
+    text = _CONTROL.sub("", text)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
 def redactor_for(data: ReportData) -> Redactor:
