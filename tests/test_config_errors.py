@@ -110,6 +110,34 @@ def test_bad_config_is_one_clear_line(workdir, name, edit, code, words):
     assert not (workdir / "reports").exists()  # nothing ran
 
 
+@pytest.mark.parametrize("api_url", ["http://proxyuser:PLANTEDproxy@127.0.0.1:8088/api/",
+                                     "https://slack-proxy.internal/api/?token=PLANTEDproxy"])
+def test_a_slack_api_url_with_credentials_is_refused_unechoed(workdir, api_url):
+    """Found in a security audit: slack-sdk sends no credentials from the URL; it took "user:pw@host" for
+    the host and every error (stderr, the ledger) printed the password."""
+    config = GOOD + ('[channels.chat]\ntype = "slack"\nbot_token = "${SLACK_TOKEN}"\nchannel = "C1"\n'
+                     'api_url = "${SLACK_API_URL}"\n')
+    result = _run(workdir, config, env={"SLACK_TOKEN": "xoxb-1-PLANTED", "SLACK_API_URL": api_url})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "channels.chat.api_url: expected a URL without credentials" in line and "PLANTED" not in line
+
+
+def test_source_file_urls_never_show_their_credentials(workdir):
+    """Found in a security audit: a file URL's password or presigned signature was echoed in errors;
+    written into the file itself it was accepted."""
+    literal = _run(workdir, GOOD.replace('url = "duckdb://events.duckdb"\ntable = "agent_events"',
+                                         'url = "duckdb://"\nfiles = ["s3://AKIAX:PLANTEDkey@bucket/e.parquet"]'))
+    assert literal.returncode == 2 and "source.files[0]: a credential written into the file" in literal.stderr
+    assert "PLANTED" not in literal.stderr
+    for url in ("http://reader:PLANTEDpw@127.0.0.1:9/e.parquet",
+                "http://127.0.0.1:9/e.parquet?X-Amz-Signature=PLANTEDsig&X-Amz-Credential=AKIAX"):
+        bad = _run(workdir, GOOD.replace('url = "duckdb://events.duckdb"\ntable = "agent_events"',
+                                         'url = "duckdb://"\nfiles = ["${EVENTS_FILES}"]'), env={"EVENTS_FILES": url})
+        assert bad.returncode in (2, 3) and "source.files" in bad.stderr, bad.stderr
+        assert "PLANTED" not in bad.stdout + bad.stderr
+
+
 def test_an_empty_environment_variable_is_named(workdir):
     """Found by a new user: SMTP_URL set but empty gave "expected smtp://..." about an empty value."""
     result = _run(workdir, GOOD, env={"SMTP_URL": ""})

@@ -128,6 +128,13 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
             raise ConfigError("a password written into the file; put it in an environment variable and write "
                               "\"${VAR}\" in its place (secrets come only from the environment)", file=file,
                               key=f"{section}.url")
+    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    files = source.get("files")
+    for i, raw in enumerate(files if isinstance(files, list) else [files] if isinstance(files, str) else []):
+        if isinstance(raw, str) and "${" not in raw and (url_password(raw) is not None or secret_query(raw)):
+            raise ConfigError("a credential written into the file; put the URL in an environment variable and "
+                              "write \"${VAR}\" in its place (secrets come only from the environment)", file=file,
+                              key=f"source.files[{i}]" if isinstance(files, list) else "source.files")
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     for name, channel in (data.get("channels") or {}).items():
         model = models.get(channel.get("type")) if isinstance(channel, dict) else None

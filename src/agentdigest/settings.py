@@ -18,6 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, SecretStr, Ta
                       model_validator)
 
 from .errors import ConfigError
+from .masking import secret_query
 
 DEFAULT_CONFIG = "agentdigest.toml"
 CANONICAL_COLUMNS = (
@@ -175,6 +176,17 @@ class SlackChannel(_ChannelBase):
     channel: str | None = None
     api_url: str = "https://slack.com/api/"
     upload_pdf: bool = True
+
+    @field_validator("api_url")
+    @classmethod
+    def _plain_api_url(cls, value: str) -> str:
+        # slack-sdk sends no credentials from the URL (it read "user:pw@host" as the host and printed
+        # it in every error, found in a security audit): a URL that carries some is refused, unechoed.
+        if not re.match(r"^https?://", value):
+            raise ValueError("expected an http(s) URL")
+        if "@" in value.split("://", 1)[1].split("/", 1)[0] or secret_query(value):
+            raise ValueError("expected a URL without credentials (Slack's API takes only the bot token)")
+        return value
 
     @model_validator(mode="after")
     def _one_mode(self) -> "SlackChannel":

@@ -23,7 +23,7 @@ from ibis.common.exceptions import TableNotFound
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
 from .errors import AgentDigestError, InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
-from .masking import mask_url
+from .masking import mask_text, mask_url
 
 # Canonical column -> the Ibis type every engine's column is cast to.
 COLUMN_TYPES: dict[str, dt.DataType] = {
@@ -180,14 +180,15 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
             continue
         found = sorted(glob.glob(pattern))
         if not found:
-            raise InputError(f"source.files: no file matches {pattern!r}")
+            raise InputError(mask_text(f"source.files: no file matches {pattern!r}"))
         paths.extend(found)
     try:
         if all(p.lower().endswith((".csv", ".csv.gz", ".tsv")) for p in paths):
             return con.read_csv(paths, table_name="agent_events")
         return con.read_parquet(paths, table_name="agent_events")
     except Exception as exc:
-        raise SourceError(f"source.files: cannot read {patterns} ({first_line(exc, 300)})") from exc
+        # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
+        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})")) from exc
 
 
 def _table(con: Any, name: str, url: str) -> ir.Table:
