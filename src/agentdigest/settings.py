@@ -35,11 +35,11 @@ class _Model(BaseModel):
 
 
 def _no_line_breaks(value: str) -> str:
-    """A value bound for a header line: no line breaks, and no other control character (a NUL went raw
-    into the Subject header)."""
-    if "\r" in value or "\n" in value:
+    """A value bound for a header line: no line breaks (Unicode's too: U+2028, NEL), and no other
+    control character (a NUL went raw into the Subject header)."""
+    if len(value.splitlines()) > 1 or value.endswith(("\r", "\n")):
         raise ValueError("must not contain line breaks")
-    if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+    if any(ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 for c in value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -48,6 +48,20 @@ def _address(value: str) -> str:
     _no_line_breaks(value)
     if not _EMAIL_RE.match(value.strip()):
         raise ValueError(f"expected an email address like name@example.com, got {value!r}")
+    # As the email will carry it: one address, and nothing Python's email package refuses at send time
+    # (an encoded word holding a line break passed here and failed the run, exit 1; security audit).
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    try:
+        message = EmailMessage(policy=SMTP)
+        message["To"] = value.strip()
+        addresses = message["To"].addresses
+        message.as_bytes()
+    except Exception:  # noqa: BLE001 - HeaderParseError, ValueError: the email package's words vary
+        addresses = ()
+    if len(addresses) != 1 or "=?" in value:
+        raise ValueError(f"expected one plain email address like name@example.com, got {value!r}")
     return value.strip()
 
 
