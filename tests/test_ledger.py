@@ -236,3 +236,17 @@ def test_a_ledger_that_goes_away_mid_run_is_one_masked_line(pg_url):
         ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
     assert "\n" not in str(err.value)
     ledger.close()
+
+
+def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path):
+    """Found in a security audit: the ledger (recipients, channels, errors) was created 0644 while the
+    archive is 0600."""
+    import stat
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'state' / 'ledger.db'}")
+    try:
+        ledger.start_run("r", "2026-W47", "manual", "me:1:x")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "state").iterdir()}
+    finally:
+        ledger.close()
+    assert modes and set(modes.values()) == {0o600}, modes

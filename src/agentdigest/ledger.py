@@ -259,6 +259,7 @@ class Ledger:
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(path))
                 kwargs["connect_args"] = {"timeout": 30}
         self.engine: Engine = create_engine(real, **kwargs)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
@@ -560,6 +561,17 @@ def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
         "takeovers": row["takeovers"], "note": row["note"], "created_at": _iso(row["created_at"]),
         "sent_at": _iso(row["sent_at"]), "id": row["id"],
     }
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite ledger readable by its owner only (0600, like the archive): it names
+    recipients and channels. SQLite gives its -wal and -shm files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:  # a read-only folder: SQLite's own error says it better
+        pass
 
 
 def _sqlite_setup(engine: Engine) -> None:
