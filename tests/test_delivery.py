@@ -101,6 +101,10 @@ def test_resend_sends_exactly_once_more(world, capsys):
     # Mail clients must show the resend: it is a new Message-ID, not a duplicate of the first.
     ids = {BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in world.smtp.messages}
     assert len(ids) == 2
+    # ... and dated when it was sent, not when the archived one was rendered (found in an email audit).
+    dates = [BytesParser(policy=policy.default).parsebytes(raw)["Date"].datetime for _, _, raw in world.smtp.messages]
+    assert dates[0].year == 2026 and dates[0].month == 11 and dates[0].day == 30  # the archived message's
+    assert abs((dates[1] - datetime.now(timezone.utc)).total_seconds()) < 300
     ledger = Ledger(config.ledger.url)
     assert {row["sends"] for row in ledger.deliveries(R, P)} == {2}
     assert [h["trigger"] for h in ledger.history() if h["kind"] == "run"] == ["resend"]

@@ -67,9 +67,19 @@ def test_layout_is_a_600px_table_readable_in_dark_mode(audience: str, flags: dic
     doc = ParsedHTML(htmls(audience, flags)["report.html"])
     main = [a for a in doc.find("table") if a.get("width") == "600"]
     assert len(main) == 1 and "max-width:600px" in (main[0].get("style") or "")
-    assert {"name": "color-scheme", "content": "light dark"} in doc.find("meta")
+    # Light only: there are no dark styles, and the charts are images on white (an email audit).
+    assert {"name": "color-scheme", "content": "light"} in doc.find("meta")
     body = doc.find("body")[0]
     assert "background-color" in (body.get("style") or "") and "color:" in (body.get("style") or "")
+
+
+def test_outlook_for_windows_gets_a_fixed_600px_table() -> None:
+    """Found in an email audit: Outlook for Windows ignores max-width, so the layout stretched to the reading
+    pane; a conditional 600px table only it sees keeps it at 600, and the preheader has mso-hide."""
+    html = htmls("executive", {})["email html part"]
+    assert html.count("<!--[if mso]>") == 2
+    assert re.search(r'<!--\[if mso\]><table role="presentation" width="600"', html)
+    assert "mso-hide:all" in html.replace(" ", "") and 'lang="en"' in html
 
 
 @pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)

@@ -160,8 +160,10 @@ class EmailChannel(BaseChannel):
         }
         if delivery.test:
             headers["Subject"] = "[test] " + str(message.get("Subject", ""))
-        if "Date" not in message:
-            headers["Date"] = formatdate(localtime=False)
+        if "Date" not in message or delivery.resend or delivery.test:
+            # A resend or a test is a new message (its own Message-ID): dated now, not when the archived
+            # one was rendered (an email audit: a resend sorted among days-old mail).
+            headers["Date"] = formatdate(usegmt=True)  # +0000 would do too; -0000 means "zone unknown"
         changed = False
         for name, value in headers.items():
             if value is not None and ("\r" in value or "\n" in value):  # header injection: refuse rather than send

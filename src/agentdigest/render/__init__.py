@@ -15,7 +15,7 @@ from ..errors import RenderError
 from ..report import ReportData
 from .charts import Chart, draw_all
 from .context import EMAIL_LIMITS, PRINT_LIMITS, Limits, build_context
-from .email import EmailAddressing, build_message, content_id, message_id, subject
+from .email import HEADER_POLICY, EmailAddressing, build_message, content_id, message_id, subject
 from .html import render_template
 from .prepare import prepare
 from .slack import render_slack
@@ -119,5 +119,5 @@ def render_artifacts(data: ReportData, formats: set[str] | None = None, *,
             msg_id=message_id(data.report_id, data.period.key, addressing.recipient_key, addressing.domain),
             date=now,
         )
-        out[ARTIFACTS["eml"]] = msg.as_bytes()
+        out[ARTIFACTS["eml"]] = msg.as_bytes(policy=HEADER_POLICY)
     return out

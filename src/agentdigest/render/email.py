@@ -118,12 +118,18 @@ def subject(template: str | None, fields: dict[str, str]) -> str:
     return " ".join(text.split())[:250]
 
 
+#: SMTP line endings; bodies encoded in lines of 76 characters, quoted-printable's limit (RFC 2045).
+_POLICY = policy.SMTP.clone(max_line_length=76)
+#: Headers are written folded at 78 (RFC 5322's recommendation), as before the bodies' 76.
+HEADER_POLICY = policy.SMTP
+
+
 def build_message(*, subject_line: str, text: str, html: str, images: dict[str, bytes], pdf: bytes | None,
                   pdf_filename: str, addressing: EmailAddressing | None, msg_id: str,
                   date: datetime | None = None) -> EmailMessage:
     """The complete email. ``images`` maps Content-IDs (as referenced by ``cid:`` in ``html``) to PNG bytes."""
     addressing = addressing or EmailAddressing()
-    msg = EmailMessage(policy=policy.SMTP)
+    msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = subject_line
     msg["From"] = addressing.sender
     if addressing.to:
@@ -136,13 +142,16 @@ def build_message(*, subject_line: str, text: str, html: str, images: dict[str, 
     msg["Date"] = format_datetime(when if when.tzinfo else when.replace(tzinfo=timezone.utc))
     msg["Message-ID"] = msg_id
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: out-of-office robots should not answer
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    # Quoted-printable, never raw 8-bit: it went out as 8bit without BODY=8BITMIME when every line was
+    # short (relays may reject or re-encode it, breaking DKIM), as base64 when one was long.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     if images:
         html_part = msg.get_payload()[1]
         for cid, png in images.items():
             html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline",
                                   filename=f"{cid.split('@')[0].split('.')[0]}.png")
+        html_part.set_param("type", "text/html")  # RFC 2387: the root part's type
     if pdf is not None:
         msg.add_attachment(pdf, "application", "pdf", filename=pdf_filename)
     # Boundaries derived from the Message-ID instead of random ones: the same report renders to

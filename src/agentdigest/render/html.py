@@ -103,11 +103,12 @@ def render_template(audience: str, context: dict[str, Any], *, target: str, page
     folder, entry = template_source(audience)
     env = environment(folder)
     size = PAGE_SIZES.get(str(page_size).lower(), "A4")
-    locale = str(context["data"].settings.get("locale") or "en")
     try:
         html = env.get_template(entry).render(
             **context, target=target, layout=f"{target}.html.j2", page_size=size,
-            lang=locale.replace("_", "-"),
+            # The words are English whatever the locale (it formats numbers and dates): a screen reader
+            # told lang="de" read them with German pronunciation.
+            lang="en",
         )
         css = env.get_template("email.css").render() if target == "email" else None
     except TemplateNotFound as exc:
