@@ -50,12 +50,15 @@ _IBAN_LENGTHS = {
     "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
 
-# \w is Unicode: internationalised addresses (jörg@müller.example) are addresses too.
-_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[^\W_](?:[\w-]*[^\W_])?"
+# \w is Unicode: internationalised addresses (jörg@müller.example) are addresses too; an apostrophe
+# may sit inside the local part (ann.o'neil@), and "@" may be URL-encoded (?email=bob%40example.com).
+_EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+'-]*(?:@|%40)[^\W_](?:[\w-]*[^\W_])?"
                     r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
+# A password inside a URL (postgresql://app:S3cr3t!@db:5432/prod, redis://:pw@redis:6379).
+_URL_PASSWORD = re.compile(r"(?<=://)([^\s:/@]*):[^\s/@]+@")
 _IBAN_START = re.compile(r"\b([A-Za-z]{2})\d{2}")
 _CARD = re.compile(r"(?<![\w+-])[2-6]\d(?:[ .-]?\d){11,17}(?![\w-])")
-_SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+_SSN = re.compile(r"(?<![\w.-])(?!000|666|9)\d{3}([ .-])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-]|\.\d)")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\w)")
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\w)")
 _PHONE = re.compile(
@@ -72,30 +75,39 @@ _PHONE = re.compile(
     # the area code in parentheses: (030) 1234567
     r"\(0[1-9]\d{0,3}\)[ ]?\d{3,8}(?:[ -]\d{3,8}){0,3}"
     r"|"
-    # national in pairs: 06 12 34 56 78, 01.23.45.67.89 (France, Belgium, ...)
-    r"0[1-9](?:[ .-]\d{2}){4}"
+    # national in pairs: 06 12 34 56 78, 01.23.45.67.89 (France, Belgium, ...): one separator throughout,
+    # not inside a longer run of pairs (a hex dump, a list of buckets)
+    r"(?<!\d[ .-])0[1-9]([ .-])\d{2}(?:\1\d{2}){3}(?![ .-][0-9A-Fa-f]{1,2}\b)"
     r"|"
     # international with 00 instead of +: 0049 30 1234567 (the national part never starts with 0)
     r"00[1-9]\d{0,2}[ .-][1-9]\d{0,4}(?:[ .-]\d{2,8}){1,4}"
     r")(?![\w-])"
 )
+# A value that looks like a credential rather than a word: 8+ characters with a letter and a digit, or
+# 20+ in mixed case. "token: expired", "secret: not set", "Basic authentication", "invalid_grant",
+# "sha256" and placeholders (null, ********, ${VAR}) are words (found in a false-positive review).
+_CREDENTIAL = r"(?=[^\s\"'&,;]*[A-Za-z])(?:(?=[^\s\"'&,;]{8,})(?=[^\s\"'&,;]*\d)|(?=[^\s\"'&,;]{20,})(?=[^\s\"'&,;]*[a-z])(?=[^\s\"'&,;]*[A-Z]))(?!\$\{|<)"
 # Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.
 _TOKEN = re.compile(
-    r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBasic )|(?<=\bbasic ))[A-Za-z0-9._~+/=-]{8,}"
+    r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBasic )|(?<=\bbasic )|(?<=\bToken )|(?<=\btoken ))"
+    + _CREDENTIAL + r"[A-Za-z0-9._~+/=-]{8,}"
     r"|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|\b(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9]{16,}"
     r"|\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{30,}|\bhf_[A-Za-z0-9]{30,}"
+    r"|\bxox[abpsre]-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
     r"|\bAIza[0-9A-Za-z_-]{35}"
     r"|\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}"
 )
-# A credential written as name=value or name: value (also in a URL's query): the value goes. The
-# name must say credential; a bare "key=" (a cache key, an S3 key) is left alone.
+# A credential written as name=value or name: value (also in a URL's query, a cookie, a --flag value):
+# the value goes when it looks like one (_CREDENTIAL). The name must say credential; a bare "key="
+# (a cache key, an S3 key) is left alone.
 _SECRET = re.compile(
-    r"(?i)(?<![\w-])((?:[\w-]*[_-])?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
-    r"private[_-]?key|client[_-]?secret|signature|sig|credentials?)"
-    r"[\"']?\s{0,2}(?:=|:)\s{0,2})(?!\[)([\"']?)[^\s\"'&,;]{3,}\2"
+    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|"
+    r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|auth)"
+    r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"']?)"
+    + _CREDENTIAL + r"[^\s\"'&,;]{3,}\2"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
@@ -129,12 +141,25 @@ def _longest_prefix(text: str, ok: Callable[[str], bool]) -> int:
     return 0
 
 
+def _card_length(digits: str) -> bool:
+    """A length the card's network issues: 13 digits only for Visa, 14 for Diners, 15 for Amex; 16-19
+    for the rest (an EAN-13 barcode that passes Luhn is no card)."""
+    n = len(digits)
+    if n == 13:
+        return digits[0] == "4"
+    if n == 14:
+        return digits[:2] in ("30", "36", "38")
+    if n == 15:
+        return digits[:2] in ("34", "37")
+    return 16 <= n <= 19
+
+
 def _card(match: re.Match[str]) -> str:
     text = match.group(0)
 
     def ok(part: str) -> bool:
         digits = re.sub(r"\D", "", part)
-        return 13 <= len(digits) <= 19 and _luhn(digits)
+        return _card_length(digits) and _luhn(digits)
 
     end = _longest_prefix(text, ok)
     return "[card]" + _CARD.sub(_card, text[end:]) if end else text
@@ -170,15 +195,25 @@ def _ibans(text: str) -> str:
     return "".join(out) + text[pos:]
 
 
+# Before a dotted quad, these make it a version (Chrome/120.0.0.0, Version 3.2.1.4, Android 14.0.0.12).
+_VERSION_BEFORE = re.compile(r"(?i)(?:/|\bv|\b(?:version|ver|release|build|android|ios|oid|firmware|os)[ :]?)$")
+
+
 def _ip(version: int) -> Callable[[re.Match[str]], str]:
     def check(match: re.Match[str]) -> str:
         text = match.group(0)
         if version == 6 and "::" not in text and text.count(":") != 7:
             return text
         try:
-            ipaddress.ip_address(text)
+            address = ipaddress.ip_address(text)
         except ValueError:
             return text
+        if address.is_unspecified or address.is_loopback:  # 0.0.0.0, ::, 127.0.0.1: nobody's address
+            return text
+        before = match.string[max(0, match.start() - 12):match.start()]
+        after = match.string[match.end():match.end() + 2]
+        if version == 4 and (_VERSION_BEFORE.search(before) or re.match(r"-[A-Za-z]", after)):
+            return text  # a version number (10.0.0.1-beta too)
         return "[ip]"
 
     return check
@@ -196,11 +231,17 @@ def _secret(match: re.Match[str]) -> str:
     return match.group(1) + "[secret]"
 
 
+def _url_password(match: re.Match[str]) -> str:
+    return match.group(1) + ":[secret]@"
+
+
 # Invisible characters: C0/C1 controls, bidi controls, zero-width characters, soft hyphen, BOM.
 _INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u2064\u2066-\u2069\ufeff]")
 # Every space and line break (tab, CR, LF, VT, FF, NEL, NBSP, narrow and figure spaces, U+2028/9...).
 _SPACES = re.compile(r"\s+")
+# Hyphens and dashes as the separators they stand for (a phone written with U+2011 non-breaking hyphens).
+_DASHES = re.compile("[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -210,7 +251,7 @@ def normalise(text: str) -> str:
     surrogates replaced. Idempotent."""
     if _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)))
+    return _DASHES.sub("-", _SPACES.sub(" ", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
 
 
 # Order matters: emails hold digits and dots; IBANs and cards are longer digit runs that the
@@ -221,6 +262,7 @@ def _sub(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]], 
 
 _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_PEM, "[private-key]"),
+    _sub(_URL_PASSWORD, _url_password),
     _sub(_TOKEN, "[token]"),
     _sub(_SECRET, _secret),
     _sub(_EMAIL, "[email]"),
