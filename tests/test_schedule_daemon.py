@@ -215,6 +215,28 @@ def test_a_claim_held_elsewhere_is_looked_at_again_when_its_lease_ends(tmp_path,
     assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
 
 
+def test_a_failed_pass_is_retried_without_waiting_for_the_next_fire(tmp_path, events):
+    """Found in a regression check: with the source down at start the daemon failed the period and only
+    a SIGHUP or the next cron fire (a day or a week later) tried again. It now retries with a doubling
+    wait (5 min at first; 1 s here through AGENTDIGEST_RETRY_SECONDS) until a pass succeeds."""
+    import shutil
+
+    source = tmp_path / "events.duckdb"  # not there yet: the source is down
+    config = write_config(tmp_path, events=source, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[daily()])
+    key = expected_period(config)
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="1")
+    wait_for(lambda: len(events_of(log, "retry_planned", "daily")) >= 2, what="two planned retries", proc=proc, log=log)
+    shutil.copyfile(events, source)
+    wait_for(lambda: events_of(log, "sent", "daily"), what="the retried delivery", proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    waits = [e["message"] for e in events_of(log, "retry_planned", "daily")]
+    assert "trying again in 1 s" in waits[0] and "trying again in 2 s" in waits[1]  # doubling
+    assert not events_of(log, "fired", "daily")  # no cron fire helped
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+
 # -- several daemons and a run --due, one ledger ------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

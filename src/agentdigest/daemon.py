@@ -74,6 +74,20 @@ def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = Fa
     logging.captureWarnings(True)  # library warnings become log lines too, so JSON stays one object per line
 
 
+#: After a failed pass (the source down, a channel failing) the worker tries again after this many
+#: seconds, doubling up to RETRY_MAX_SECONDS, until a pass succeeds: a report that failed at 09:00
+#: went out at the next fire, a week later. ``$AGENTDIGEST_RETRY_SECONDS`` overrides the first wait (tests).
+RETRY_SECONDS = 300.0
+RETRY_MAX_SECONDS = 3600.0
+
+
+def _first_retry() -> float:
+    try:
+        return max(float(os.environ.get("AGENTDIGEST_RETRY_SECONDS", RETRY_SECONDS)), 0.5)
+    except ValueError:
+        return RETRY_SECONDS
+
+
 class Worker:
     """Runs one report's passes, one at a time, on its own thread."""
 
@@ -82,7 +96,9 @@ class Worker:
         self.pending = threading.Event()
         self.busy = False
         self.retired = False
-        self.recheck_at: float | None = None  # monotonic time to look again at a period claimed elsewhere
+        self.recheck_at: float | None = None  # monotonic time to look again (a claim elsewhere, a failure)
+        self.recheck_why = ""
+        self.failures = 0  # failed passes in a row: the retry wait doubles with each
         self.thread = threading.Thread(target=self._loop, name=f"report-{report_id}", daemon=True)
 
     def request(self) -> None:
@@ -95,8 +111,7 @@ class Worker:
             if not self.pending.wait(timeout=min(timeout, 1.0) if timeout is not None else 1.0):
                 if self.recheck_at is None or time.monotonic() < self.recheck_at:
                     continue
-                decision("recheck", "%s: looking again at a period another process had claimed", self.report_id,
-                         report=self.report_id)
+                decision("recheck", "%s: looking again (%s)", self.report_id, self.recheck_why, report=self.report_id)
             self.pending.clear()
             self.recheck_at = None
             if stop.is_set() or self.retired:
@@ -107,8 +122,21 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the scheduler outlives any one failure
                 decision("error", "%s: %s", self.report_id, exc, level=logging.ERROR, report=self.report_id,
                          error=first_line(exc))
+                self._plan_retry()
             finally:
                 self.busy = False
+
+    def _plan(self, wait: float, why: str) -> None:
+        at = time.monotonic() + wait
+        if self.recheck_at is None or at < self.recheck_at:
+            self.recheck_at, self.recheck_why = at, why
+
+    def _plan_retry(self) -> None:
+        self.failures += 1
+        wait = min(_first_retry() * 2 ** (self.failures - 1), max(RETRY_MAX_SECONDS, _first_retry()))
+        self._plan(wait, "retrying after a failure")
+        decision("retry_planned", "%s: the pass failed; trying again in %.0f s", self.report_id, wait,
+                 report=self.report_id)
 
     def _pass(self) -> None:
         config = self.daemon.config
@@ -119,9 +147,13 @@ class Worker:
                           stop=self.daemon.stop, owner=self.daemon.owner)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
-            self.recheck_at = time.monotonic() + wait
+            self._plan(wait, "a period another process had claimed")
             decision("recheck_planned", "%s: another process holds a claim; looking again in %.0f s",
                      report.id, wait, report=report.id)
+        if any(run.failed for run in result.runs):
+            self._plan_retry()
+        else:
+            self.failures = 0
 
 
 class Daemon:
