@@ -237,6 +237,21 @@ def test_a_failed_pass_is_retried_without_waiting_for_the_next_fire(tmp_path, ev
     assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
 
 
+def test_no_late_alarm_for_the_period_the_catch_up_is_sending(tmp_path, events):
+    """Found in a regression check: a scheduler started after the grace time sent the "late" alarm about
+    3 s before its own catch-up delivered the period."""
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")},
+                                                            "oncall": {"type": "outbox", "path": str(tmp_path / "alarms")}},
+                          reports=[daily()], alarms={"channel": "oncall", "grace_minutes": 1})
+    key = expected_period(config)
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    wait_for(lambda: events_of(log, "sent", "daily"), what="the catch-up delivery", proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+    assert not list((tmp_path / "alarms").rglob("*.eml")) and not events_of(log, "alarm_sent")
+
+
 # -- several daemons and a run --due, one ledger ------------------------------------------------
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
