@@ -37,7 +37,7 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
     for row in rows:
         lines.append("  " + "  ".join(_cell(str(row[k]), w, right) for (_, k, right), w in zip(columns, widths)))
     if more:
-        lines.append(f"  and {more} {more_label} (every row is in report.json)")
+        lines.append(f"  and {more} {more_label} (more in the PDF report, every row in report.json)")
     return [line.rstrip() for line in lines]
 
 
