@@ -89,6 +89,9 @@ REDACTED = [
     ("DB_PASS=hunter22x and --password hunter22x", "DB_PASS=[secret] and --password [secret]"),
     ("glpat-abcdefghij0123456789 npm_abcdefghijklmnopqrstuvwxyz0123456789", "[token] [token]"),
     ("appelez le 06 12 34 56 78 svp", "appelez le [phone] svp"),
+    # Found in a re-check: IBANs written back to back, and a Brazilian number.
+    ("DE89370400440532013000GB82WEST12345698765432", "[iban][iban]"),
+    ("BR (11) 91234-5678", "BR [phone]"),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY----- after", "[private-key] after"),
     ("-----BEGIN PRIVATE KEY----- MIIEvQIBADANBg (truncated", "[private-key]"),
     ("Authorization: Basic dXNlcjpwYXNzd29yZA== sent", "Authorization: Basic [token] sent"),

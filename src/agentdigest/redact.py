@@ -56,7 +56,7 @@ _EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+'-]*(?:@|%40)[^\W_](?:[\w-]*[^\W_])?"
                     r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
 # A password inside a URL (postgresql://app:S3cr3t!@db:5432/prod, redis://:pw@redis:6379).
 _URL_PASSWORD = re.compile(r"(?<=://)([^\s:/@]*):[^\s/@]+@")
-_IBAN_START = re.compile(r"\b([A-Za-z]{2})\d{2}")
+_IBAN_START = re.compile(r"(?<![A-Za-z])([A-Za-z]{2})\d{2}")  # a digit may precede: IBANs back to back
 _CARD = re.compile(r"(?<![\w+-])[2-6]\d(?:[ .-]?\d){11,17}(?![\w-])")
 _SSN = re.compile(r"(?<![\w.-])(?!000|666|9)\d{3}([ .-])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-]|\.\d)")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\w)")
@@ -72,8 +72,10 @@ _PHONE = re.compile(
     # national, with a trunk 0 and a separator after the area code: 0151 23456789, 030/1234567, 020 7946 0958
     r"0[1-9]\d{0,3}[ /-]\d{3,8}(?:[ -]\d{3,8}){0,3}"
     r"|"
-    # the area code in parentheses: (030) 1234567
+    # the area code in parentheses: (030) 1234567; Brazil's (11) 91234-5678
     r"\(0[1-9]\d{0,3}\)[ ]?\d{3,8}(?:[ -]\d{3,8}){0,3}"
+    r"|"
+    r"\([1-9]\d\)[ ]?\d{4,5}-\d{4}"
     r"|"
     # national in pairs: 06 12 34 56 78, 01.23.45.67.89 (France, Belgium, ...): one separator throughout,
     # not inside a longer run of pairs (a hex dump, a list of buckets)
@@ -185,7 +187,7 @@ def _ibans(text: str) -> str:
             if not (ch.isascii() and ch.isalnum()):
                 break
             seen, i = seen + 1, i + 1
-        if seen < length or (i < len(text) and text[i].isalnum()):
+        if seen < length:  # (what follows may be more letters: a checksum-valid IBAN is one anyway)
             continue
         compact = text[m.start():i].replace(" ", "").upper()
         number = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
