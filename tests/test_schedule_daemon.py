@@ -328,3 +328,29 @@ def test_sighup_reloads_the_config_and_keeps_running_on_a_bad_one(tmp_path, even
     assert code == 0 and seconds < 10
     assert sorted(rid for rid, _ in sent_files(tmp_path / "outbox")) == ["a", "b"]
     assert sum(sent_files(tmp_path / "outbox").values()) == 2
+
+
+def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_path, events):
+    """Found in an operations audit: every SIGHUP (logrotate sends them) ran a failing report's pass at
+    once, hitting a broken channel with no backoff. An unchanged report now keeps its retry wait; a
+    changed one (the operator fixed it) is tried at once."""
+    import shutil
+    import time
+
+    source = tmp_path / "events.duckdb"  # missing: every pass fails
+    box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+    config = write_config(tmp_path, events=source, channels=box, reports=[daily()])
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="600")
+    wait_for(lambda: events_of(log, "retry_planned", "daily"), what="the planned retry", proc=proc, log=log)
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: events_of(log, "reloaded"), what="the reload", proc=proc, log=log)
+    time.sleep(2)  # a pass it started would have failed within this
+    assert len(events_of(log, "retry_planned", "daily")) == 1 and len(events_of(log, "due", "daily")) == 1
+
+    shutil.copyfile(events, source)
+    write_config(tmp_path, events=source, channels=box, reports=[daily(grace_minutes=30)])  # the operator's fix
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: events_of(log, "sent", "daily"), what="the pass after a changed config", proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    assert sum(sent_files(tmp_path / "outbox").values()) == 1

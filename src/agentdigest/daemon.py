@@ -157,6 +157,16 @@ class Worker:
             self.failures = 0
 
 
+def _changed(old: Any, new: Any, report_id: str) -> bool:
+    """Whether a report's own settings, its channels', the source or the archive differ between configs."""
+    def view(config: Any) -> Any:
+        report = next((r for r in config.reports if r.id == report_id), None)
+        if report is None:
+            return None
+        return (report, [config.channels.get(c) for c in report.channels], config.source, config.archive)
+    return view(old) != view(new)
+
+
 class Daemon:
     """The scheduler process: cron jobs, per-report workers, heartbeat, signals."""
 
@@ -296,10 +306,14 @@ class Daemon:
             return
         if config.ledger.url != self.config.ledger.url:
             self.ledger = open_ledger(config)
-        self.config = config
+        old, self.config = self.config, config
         self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
-        for worker in self.workers.values():
+        for report_id, worker in self.workers.items():
+            # A report waiting to retry a failure keeps its backoff unless what it depends on changed (an
+            # unchanged config on every logrotate HUP hit a failing channel with no wait; an audit).
+            if worker.failures and not _changed(old, config, report_id):
+                continue
             worker.request()
 
     def _info(self, state: str) -> dict[str, Any]:
