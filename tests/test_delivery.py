@@ -416,3 +416,20 @@ def test_slack_bot_targets_count_their_own_attempts(world):
         ledger.close()
     assert rows == {"": (1, 1), "file:report.pdf": (2, 1)}
     assert calls["upload"] == 2 and world.posts("/api/chat.postMessage") == 1
+
+
+def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, monkeypatch):
+    """Found in an operations audit: with the ledger failing right after a webhook accepted the report, the
+    error said only "disk I/O error"; the next run then sent it again. The error now says so. (The ledger
+    is made to fail by a stand-in: as root, no file permission stops SQLite here.)"""
+    from agentdigest.ledger import LedgerError
+
+    def failing(self, claim, provider_id, more_attempts=0):
+        raise LedgerError("the ledger sqlite:///state/ledger.db failed: disk I/O error")
+
+    config = world.build(["hook"])
+    monkeypatch.setattr(Ledger, "mark_sent", failing)
+    with pytest.raises(LedgerError, match=r"disk I/O error; weekly-exec 2026-W47 -> hook was sent but could not be "
+                                          r"recorded as sent, so the next run may send it again"):
+        deliver(config)
+    assert world.posts("/ingest/PLANTEDwebhookPATH") == 1

@@ -26,7 +26,7 @@ from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
 from .errors import DeliveryError, InputError, interruption
 from .interrupts import shielded
-from .ledger import Ledger
+from .ledger import Ledger, LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
 
@@ -166,7 +166,12 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         uncounted = max(attempts - counted[target], 0)  # a channel that does not call on_retry
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
-            ledger.mark_sent(claim, result.provider_id, uncounted)
+            try:
+                ledger.mark_sent(claim, result.provider_id, uncounted)
+            except LedgerError as exc:
+                # Said plainly: the next pass, finding the claim unfinished, will send it once more.
+                raise LedgerError(f"{exc}; {label} was sent but could not be recorded as sent, so the next "
+                                  f"run may send it again") from None
             done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=attempts)
             log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:
