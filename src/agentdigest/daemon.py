@@ -134,14 +134,15 @@ class Worker:
 
     def _plan_retry(self) -> None:
         self.failures += 1
-        wait = min(_first_retry() * 2 ** (self.failures - 1), max(RETRY_MAX_SECONDS, _first_retry()))
+        first = _first_retry()
+        wait = min(first * 2 ** (self.failures - 1), max(RETRY_MAX_SECONDS, first))
         self._plan(wait, "retrying after a failure")
         decision("retry_planned", "%s: the pass failed; trying again in %.0f s", self.report_id, wait,
                  report=self.report_id)
 
     def _pass(self) -> None:
         config = self.daemon.config
-        report = next((r for r in config.reports if r.id == self.report_id), None)
+        report = _report(config, self.report_id)
         if report is None:
             return
         result = run_pass(config, [report], datetime.now(timezone.utc), ledger=self.daemon.ledger,
@@ -157,10 +158,15 @@ class Worker:
             self.failures = 0
 
 
+def _report(config: Any, report_id: str) -> Any:
+    """The report of that id, or None once a reload removed it."""
+    return next((r for r in config.reports if r.id == report_id), None)
+
+
 def _changed(old: Any, new: Any, report_id: str) -> bool:
     """Whether a report's own settings, its channels', the source or the archive differ between configs."""
     def view(config: Any) -> Any:
-        report = next((r for r in config.reports if r.id == report_id), None)
+        report = _report(config, report_id)
         if report is None:
             return None
         return (report, [config.channels.get(c) for c in report.channels], config.source, config.archive)

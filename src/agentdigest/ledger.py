@@ -19,6 +19,7 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -566,12 +567,9 @@ def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
 def _create_private(path: Path) -> None:
     """Create a new SQLite ledger readable by its owner only (0600, like the archive): it names
     recipients and channels. SQLite gives its -wal and -shm files the database file's mode."""
-    try:
+    # Already there (FileExistsError), or a read-only folder: SQLite's own error says it better.
+    with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
-    except OSError:  # a read-only folder: SQLite's own error says it better
-        pass
 
 
 def _sqlite_setup(engine: Engine) -> None:

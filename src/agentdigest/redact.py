@@ -247,12 +247,16 @@ _DASHES = re.compile("[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def without_surrogates(text: str) -> str:
+    """``text`` with lone surrogates (undecodable input) as U+FFFD: they cannot be encoded."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
 def normalise(text: str) -> str:
     """``text`` as the patterns (and readers) should see it: compatibility forms folded (NFKC: full-width
     digits), invisible characters removed, every run of spaces and line breaks one space, lone
     surrogates replaced. Idempotent."""
-    if _SURROGATE.search(text):
-        text = _SURROGATE.sub("\ufffd", text)
+    text = without_surrogates(text)
     return _DASHES.sub("-", _SPACES.sub(" ", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
 
 

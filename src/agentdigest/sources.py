@@ -21,7 +21,7 @@ import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
-from .errors import AgentDigestError, InputError, Interrupted, SourceError, first_line
+from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url
 
@@ -219,10 +219,12 @@ def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     return con, _table(con, cfg.table, cfg.url), cfg.table
 
 
-def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.Table, frozenset[str]]:
-    """Rename the user's columns to canonical names and cast them to canonical types."""
+def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.Table, frozenset[str], dict[str, str]]:
+    """Rename the user's columns to canonical names and cast them to canonical types; also returns
+    canonical column -> the user's text column converted to a number or a timestamp."""
     theirs = set(table.columns)
     selected: dict[str, ir.Value] = {}
+    converted: dict[str, str] = {}
     for canon in CANONICAL_COLUMNS:
         col = columns.get(canon, canon)
         if col not in theirs:
@@ -235,17 +237,9 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str) -> tuple[ir.T
                                  f"(columns: {', '.join(sorted(theirs))})")
             continue
         selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col)
-    return table.select(**selected), frozenset(selected)
-
-
-def converted_from_text(table: ir.Table, columns: dict[str, str]) -> dict[str, str]:
-    """Canonical column -> the user's text column that :func:`canonical` converts to a number or a timestamp."""
-    out = {}
-    for canon in CANONICAL_COLUMNS:
-        col = columns.get(canon, canon)
-        if col in table.columns and table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
-            out[canon] = col
-    return out
+        if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
+            converted[canon] = col
+    return table.select(**selected), frozenset(selected), converted
 
 
 def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Value:
@@ -279,8 +273,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     try:
         backend, table, name = opener(cfg)
         try:
-            events, present = canonical(table, cfg.columns, name)
-            converted = converted_from_text(table, cfg.columns)
+            events, present, converted = canonical(table, cfg.columns, name)
         except Exception:
             _close(backend)
             raise

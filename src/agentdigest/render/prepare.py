@@ -13,21 +13,18 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ..redact import Redactor
+from ..redact import Redactor, without_surrogates
 from ..report import ReportData
 
 EVENT_TEXT = ("agent_id", "error_type", "error_message", "model", "conversation_id", "event_type")
 # C0/C1 controls (except tab, newline, carriage return) and bidirectional overrides, which can
 # disguise text in a terminal or a mail client.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 2000
 
 
 def clean_text(text: str) -> str:
-    if _SURROGATE.search(text):
-        text = _SURROGATE.sub("\ufffd", text)
-    text = _CONTROL.sub("", text)
+    text = _CONTROL.sub("", without_surrogates(text))
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
