@@ -554,6 +554,86 @@ channels = ["slow", "fast"]
     assert "being delivered by another process" in err_b and "skipped_sent" in out_b
 
 
+@pytest.mark.postgres
+def test_machines_sharing_a_postgres_ledger_hold_the_period_in_turn(tmp_path, events, httpserver, pg_url):
+    """Two machines, one PostgreSQL ledger, an archive each (the archive's flock covers one machine). B
+    used to go on while A was still sending: it wrote its own archive with the late events' newer figures
+    and sent them to a channel A had not reached; or, with a channel already sent, it found the period
+    delivered but its own archive empty and failed with "nothing archived". B now waits on the ledger's
+    lock, finds every channel sent and says so; each channel got A's figures once."""
+    import threading
+    import time
+    from datetime import datetime, timezone
+
+    import duckdb
+
+    from agentdigest.periods import last_complete
+
+    started = threading.Event()
+    bodies: dict[str, list[dict]] = {"/slow": [], "/fast": []}
+
+    def answer(request):
+        bodies[request.path].append(json.loads(request.get_data()))
+        if request.path == "/slow":
+            started.set()
+            time.sleep(6)
+        return Response("", status=204)
+
+    httpserver.expect_request("/slow").respond_with_handler(answer)
+    httpserver.expect_request("/fast").respond_with_handler(answer)
+    shared = tmp_path / "shared-events"
+    shared.mkdir()
+    with duckdb.connect(str(events), read_only=True) as con:
+        con.execute(f"COPY agent_events TO '{shared / 'a.parquet'}' (FORMAT parquet)")
+    homes = [tmp_path / "machine-a", tmp_path / "machine-b"]
+    for home in homes:
+        home.mkdir()
+        (home / "agentdigest.toml").write_text(f"""
+[source]
+url = "duckdb://"
+files = ["{shared}/*.parquet"]
+[ledger]
+url = "{pg_url}"
+[channels.fast]
+type = "webhook"
+url = "{httpserver.url_for('/fast')}"
+[channels.slow]
+type = "webhook"
+url = "{httpserver.url_for('/slow')}"
+timeout = 30
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+channels = ["fast", "slow"]
+""")
+
+    def start(home: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
+                                cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = start(homes[0])
+    assert started.wait(120), "machine A never reached the slow channel"
+    week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
+    with duckdb.connect() as con:  # late events of the same week arrive while A is sending
+        con.execute(f"COPY (SELECT 'late-' || event_id AS event_id, 'late-' || conversation_id AS conversation_id, "
+                    f"* EXCLUDE (event_id, conversation_id) FROM '{shared / 'a.parquet'}' "
+                    f"WHERE event_ts >= TIMESTAMPTZ '{week.start_utc.isoformat()}' "
+                    f"AND event_ts < TIMESTAMPTZ '{week.end_utc.isoformat()}' - INTERVAL 2 DAY) "
+                    f"TO '{shared / 'b.parquet'}' (FORMAT parquet)")
+    second = start(homes[1])
+    out_a, err_a = first.communicate(timeout=300)
+    out_b, err_b = second.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, err_a + err_b
+    assert [len(bodies["/fast"]), len(bodies["/slow"])] == [1, 1]
+    assert bodies["/fast"][0]["metrics"] == bodies["/slow"][0]["metrics"]
+    (folder,) = (homes[0] / "reports" / "weekly-exec").iterdir()
+    assert json.loads((folder / "report.json").read_text())["metrics"] == bodies["/fast"][0]["metrics"]
+    assert "being delivered by another process" in err_b
+    assert "sent to every channel meanwhile by another machine" in " ".join(out_b.split())
+    assert not list((homes[1] / "reports").glob("weekly-exec/*/report.json"))  # nothing B computed is kept as sent
+
+
 def test_the_events_file_is_free_for_its_writer_while_reports_are_delivered(tmp_path, events, httpserver):
     """A DuckDB file allows one writer or readers, never both: a run that kept the source open through a
     delivery (retries can take minutes) locked out the application writing its events. The source is

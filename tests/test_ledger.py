@@ -250,3 +250,62 @@ def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path):
     finally:
         ledger.close()
     assert modes and set(modes.values()) == {0o600}, modes
+
+
+def test_the_period_is_held_by_one_process_among_all_sharing_the_ledger(url):
+    """PostgreSQL: a session advisory lock, so processes on other machines (here: another Ledger, its own
+    connections) wait; SQLite: nothing to add to the archive's flock, since its processes share a machine."""
+    import time
+
+    holder, other = Ledger(url), Ledger(url)
+    waited: list[float] = []
+    order: list[str] = []
+    try:
+        with holder.hold_period(R, P):
+            def second() -> None:
+                with other.hold_period(R, P, on_wait=lambda: waited.append(time.monotonic())):
+                    order.append("second")
+
+            thread = threading.Thread(target=second)
+            thread.start()
+            time.sleep(1.5)
+            order.append("first done")
+        thread.join(30)
+        with other.hold_period(R, "2026-W49"):  # another period is its own lock
+            pass
+    finally:
+        holder.close()
+        other.close()
+    if url.startswith("sqlite"):
+        assert waited == [] and order == ["second", "first done"]
+    else:
+        assert len(waited) == 1 and order == ["first done", "second"]
+
+
+@pytest.mark.postgres
+def test_a_killed_holder_leaves_the_period_free(pg_url):
+    """The lock lives with the holder's connection: a process killed while delivering never keeps it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time\nfrom agentdigest.ledger import Ledger\n"
+            "with Ledger(sys.argv[1]).hold_period('weekly-exec', '2026-W48'):\n"
+            "    print('held', flush=True)\n    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        probe_ledger = Ledger(pg_url)
+        with probe_ledger.engine.connect() as conn:  # held now: a try from elsewhere fails
+            key_held = conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"))
+        assert key_held == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        started = time.monotonic()
+        with probe_ledger.hold_period(R, P):
+            pass
+        assert time.monotonic() - started < 10
+        probe_ledger.close()
+    finally:
+        proc.kill()

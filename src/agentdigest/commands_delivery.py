@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .channels import CheckResult, make_channel
-from .archive import period_lock, read_artifacts
+from .archive import read_artifacts
 from .config import Config, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
@@ -22,7 +22,7 @@ from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .runner import stopped_run
+from .runner import holding, stopped_run
 from .ledger import Ledger, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
@@ -114,7 +114,7 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         owner = owner_id()
         run_id = ledger.start_run(report.id, period, "resend", owner)
         try:
-            with period_lock(config.archive.path, report.id, period):  # not while a run rewrites or sends it
+            with holding(config.archive.path, report, parsed, ledger):  # not while a run rewrites or sends it
                 results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
                                          force=True, only_channel=channel, owner=owner)
         except BaseException as exc:

@@ -20,9 +20,11 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -313,6 +315,53 @@ class Ledger:
                 yield conn
         except SQLAlchemyError as exc:
             raise _Failed(self.url, exc) from None
+
+    # -- the period lock across machines -------------------------------------------------
+
+    @contextmanager
+    def hold_period(self, report_id: str, period_key: str, on_wait: Any = None) -> Iterator[None]:
+        """Hold (report, period) for this process among every process sharing a PostgreSQL ledger,
+        whatever machine it runs on (the archive's ``flock`` covers one machine only); SQLite: nothing
+        to add, its processes share one machine.
+
+        A session advisory lock on a connection of its own, outside any transaction: PostgreSQL
+        releases it when the holder's connection ends, so a killed process never keeps it, and keepalives
+        end the connection of a machine that is lost within about two minutes. ``on_wait`` is called
+        once when another process holds it; this one polls until it is free.
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(f"agentdigest period {report_id}\0{period_key}".encode(),
+                                             digest_size=8).digest(), "big", signed=True)
+        try:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
+        try:
+            conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
+                              "set_config('tcp_keepalives_interval', '10', false), "
+                              "set_config('tcp_keepalives_count', '6', false)"))
+            while not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
+                time.sleep(1.0)  # bounded by the holder's delivery (its channels' timeouts)
+        except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
+            conn.invalidate()
+            conn.close()
+            if isinstance(exc, SQLAlchemyError):
+                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
+            raise
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            except SQLAlchemyError:
+                conn.invalidate()  # never back to the pool still holding it: closing ends the session
+            finally:
+                conn.close()
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ delivery (``agentdigest resend`` re-delivers from the archive).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -238,9 +240,19 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     # From the decision to write the archive to the end of the delivery, the period is this process's: a
     # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
     # and send its own, newer figures to a channel this one has not reached yet).
-    with _holding(archive, report, period):
-        try:
-            if not force and not test_to and _was_delivered(archive, report.id, period.key, ledger):
+    try:
+        with holding(archive, report, period, ledger):
+            delivered = not force and not test_to and _was_delivered(archive, report.id, period.key, ledger)
+            if delivered and not artifact_names(report_dir(archive, report.id, period.key)):
+                # Delivered meanwhile from another machine's archive (one ledger, two archives).
+                if ledger.is_period_sent(report.id, period.key, list(report.channels)):
+                    outcome.skipped = ("sent to every channel meanwhile by another machine; its archive keeps "
+                                       "what was sent")
+                    log.info("skipped %s %s: sent by another machine", report.id, period.key)
+                    ledger.finish_run(run_id, "done")
+                    return outcome
+                delivered = False  # the channels still to get it get this run's figures, archived here
+            if delivered:
                 # Delivered (to some channels) while this one computed: keep what was sent; the rest get it too.
                 outcome.archive_dir = report_dir(archive, report.id, period.key)
                 outcome.files = artifact_names(outcome.archive_dir)
@@ -249,19 +261,25 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                 outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive,
                                                                         formats, now)
                 log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
-        except BaseException as exc:
-            with shielded():
-                ledger.finish_run(run_id, *stopped_run(exc))
-            raise
-        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
-                 test_to=test_to, owner=owner, delivery_log=delivery_log)
+            _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
+                     test_to=test_to, owner=owner, delivery_log=delivery_log)
+    except BaseException as exc:  # closes the run if _deliver did not (a run is closed once)
+        with shielded():
+            ledger.finish_run(run_id, *stopped_run(exc))
+        raise
     return outcome
 
 
-def _holding(archive: Path, report: ReportConfig, period: Period) -> Any:
-    """:func:`archive.period_lock` for a delivering run, saying so when another process holds it."""
-    return period_lock(archive, report.id, period.key, on_wait=lambda: log.warning(
-        "%s %s is being delivered by another process; waiting for it to finish", report.id, period.key))
+@contextmanager
+def holding(archive: Path, report: ReportConfig, period: Period, ledger: Any) -> Iterator[None]:
+    """Hold the period for a delivering run, saying so when another process holds it: the archive's
+    lock (:func:`archive.period_lock`, this machine) and the ledger's (every machine sharing it)."""
+    def waiting() -> None:
+        log.warning("%s %s is being delivered by another process; waiting for it to finish", report.id, period.key)
+
+    with period_lock(archive, report.id, period.key, on_wait=waiting), \
+            ledger.hold_period(report.id, period.key, on_wait=waiting):
+        yield
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:
@@ -274,16 +292,12 @@ def stopped_run(exc: BaseException) -> tuple[str, str]:
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
              archive: Path, ledger: Any, owner: str, delivery_log: Any, force: bool = False,
              test_to: str | None = None) -> None:
-    """Deliver the archived period to the report's channels and close the run in the ledger."""
+    """Deliver the archived period to the report's channels and close the run in the ledger (a delivery
+    that raises leaves that to the caller)."""
     from .delivery import deliver_report
 
-    try:
-        outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                            force=force, test_to=test_to, owner=owner, log=delivery_log)
-    except BaseException as exc:
-        with shielded():
-            ledger.finish_run(run_id, *stopped_run(exc))
-        raise
+    outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
+                                        force=force, test_to=test_to, owner=owner, log=delivery_log)
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
@@ -316,9 +330,14 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     outcome.archive_dir = report_dir(archive, report.id, period.key)
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
-    with _holding(archive, report, period):
-        _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
-                 delivery_log=delivery_log)
+    try:
+        with holding(archive, report, period, ledger):
+            _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
+                     delivery_log=delivery_log)
+    except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
+        with shielded():
+            ledger.finish_run(run_id, *stopped_run(exc))
+        raise
     return outcome
 
 
