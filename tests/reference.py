@@ -77,6 +77,12 @@ def local_days(kind: str, first: date) -> list[date]:
 
 # -- numbers ------------------------------------------------------------------------------------
 
+def cost_of(e: dict) -> float:
+    """An event's cost for the sums: NaN and infinite costs are invalid, read as absent."""
+    c = e.get("cost_usd")
+    return c if c is not None and math.isfinite(c) else 0.0
+
+
 def finite_nonneg(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
 
@@ -136,7 +142,8 @@ def _copy_order(r: dict) -> tuple:
     tokens = r.get("token_count")
     latency = r.get("latency_ms")
     values = (r["conversation_id"], r.get("event_type"), r.get("agent_id"), r.get("model"), r.get("error_type"),
-              r.get("error_message"), r.get("cost_usd"), tokens if tokens is not None and tokens >= 0 else None,
+              r.get("error_message"), r["cost_usd"] if r.get("cost_usd") is not None and math.isfinite(r["cost_usd"])
+              else None, tokens if tokens is not None and tokens >= 0 else None,
               latency if latency is not None and finite_nonneg(latency) else None)
     return (r["event_ts"],) + tuple((v is None, v if v is not None else 0) for v in values)
 
@@ -187,7 +194,7 @@ class Reference:
             "errors": errors, "error_conversations": error_convs, "error_rate": pct(error_convs, n),
             "total_tokens": tokens, "tokens_per_conversation": None if n == 0 else tokens / n,
             "avg_latency_ms": statistics.fmean(lat) if lat else None,
-            "cost_usd": sum((e["cost_usd"] for e in events if e.get("cost_usd") is not None), 0.0),
+            "cost_usd": sum((cost_of(e) for e in events), 0.0),
         }
 
     @classmethod
@@ -253,7 +260,7 @@ class Reference:
                     "errors": sum(e["event_type"] == "error" for e in evs),
                     "total_tokens": sum(e["token_count"] for e in evs
                                         if e.get("token_count") is not None and e["token_count"] >= 0),
-                    "cost_usd": sum((e["cost_usd"] for e in evs if e.get("cost_usd") is not None), 0.0),
+                    "cost_usd": sum((cost_of(e) for e in evs), 0.0),
                     "avg_latency_ms": statistics.fmean(lat) if lat else None,
                     "p95_latency_ms": quantile(lat, 0.95),
                 }
@@ -294,7 +301,10 @@ class Reference:
                                    for r in placed),
             "invalid_tokens": sum(r.get("token_count") is not None and r["token_count"] < 0 for r in placed),
             "unknown_event_types": sum(r["event_type"] not in KNOWN for r in placed),
-            "future_events": sum(r["event_ts"] is not None and r["event_ts"] > self.now for r in self.rows),
+            "invalid_cost": sum(r.get("cost_usd") is not None and not math.isfinite(r["cost_usd"]) for r in placed),
+            # A row without a conversation_id is missing_required only.
+            "future_events": sum(r["event_ts"] is not None and r["conversation_id"] is not None and r["event_ts"] > self.now
+                                 for r in self.rows),
         }
         elapsed = min(end, max(self.now, start)) - start
         hours = timedelta(hours=int(elapsed.total_seconds() // 3600))

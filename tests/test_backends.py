@@ -9,6 +9,7 @@ Spark skip locally when their server or Java is missing, and fail instead under 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -87,8 +88,9 @@ def test_reference_sees_the_traps():
     scenario = "berlin-fall-week"
     ref = _reference(trap_rows(scenario), scenario)
     q, m = ref.quality(), ref.metrics()
-    assert (q["duplicate_events"], q["missing_required"], q["invalid_latency"], q["invalid_tokens"],
-            q["unknown_event_types"], q["future_events"]) == (8, 2, 4, 1, 3, 1)  # 7 copies in P, 1 of P-1's
+    assert (q["duplicate_events"], q["missing_required"], q["invalid_latency"], q["invalid_tokens"], q["invalid_cost"],
+            q["unknown_event_types"], q["future_events"]) == (8, 2, 4, 1, 3, 3, 1)  # 7 copies in P, 1 of P-1's
+    assert math.isfinite(m["cost_usd"]["value"])  # NaN and infinite costs are left out of the sum
     cur = ref.conversations(0)
     assert "c-late-copy" in ref.conversations(1) and "c-late-copy" not in cur
     assert "c-start" in cur and "c-last-micro" in cur and "c-at-end" not in cur and "c-span-prev" not in cur

@@ -53,14 +53,16 @@ def user_table(rows: list[dict], bad_latency: str | None = None,
     for r in rows:
         eid, cid = number(r["event_id"] and "e:" + r["event_id"]), number(r["conversation_id"] and "c:" + r["conversation_id"])
         ts = r["event_ts"].astimezone(timezone.utc).replace(tzinfo=None) if r["event_ts"] else None
-        price = None if r["cost_usd"] is None else Decimal(repr(r["cost_usd"]))
+        # A NUMERIC column holds no NaN or infinity (DuckDB): those costs are nulls in the user's table.
+        cost = r["cost_usd"] if r["cost_usd"] is not None and math.isfinite(r["cost_usd"]) else None
+        price = None if cost is None else Decimal(repr(cost))
         tokens, read_as = r["token_count"], r["token_count"]
         if float_tokens and tokens is not None:
             fractional = tokens >= 0 and len(user) % 5 == 0
             tokens, read_as = (tokens + 0.5, -1) if fractional else (float(tokens), tokens)
         user.append((eid, cid, ts, r["event_type"], r["agent_id"], tokens, _text(r["latency_ms"]),
                      r["error_type"], r["error_message"], r["model"], price))
-        canonical.append({**r, "event_id": None if eid is None else str(eid), "token_count": read_as,
+        canonical.append({**r, "event_id": None if eid is None else str(eid), "token_count": read_as, "cost_usd": cost,
                           "conversation_id": None if cid is None else str(cid)})
     if bad_latency is not None:
         user[0] = user[0][:6] + (bad_latency,) + user[0][7:]

@@ -137,11 +137,13 @@ def trap_rows(scenario: str) -> list[dict]:
     for _ in range(2):
         r.add("c-noid", t, "message", eid=None, agent=C, model=M2, tokens=10, latency=100.0, cost=0.0001)
     r.add("c-noid", t + timedelta(minutes=3), "resolution", agent=C, model=M2)
-    # Bad values: null, negative, NaN and infinite latencies; negative and null tokens.
+    # Bad values: null, negative, NaN and infinite latencies; negative and null tokens; NaN and infinite costs
+    # (one NaN made the whole period's cost null, uncounted: found in a metrics audit); a credit is a valid cost.
     t = at(0.31)
-    for i, (lat, tok) in enumerate([(None, None), (-5.0, -10), (math.nan, 20), (math.inf, 30), (-math.inf, 5),
-                                    (0.001, 0), (0.0, 7)]):
-        r.add("c-badvals", t + timedelta(seconds=i), "message", agent=A, model=M2, tokens=tok, latency=lat, cost=0.0002)
+    for i, (lat, tok, cost) in enumerate([(None, None, 0.0002), (-5.0, -10, math.nan), (math.nan, 20, 0.0002),
+                                          (math.inf, 30, math.inf), (-math.inf, 5, -math.inf), (0.001, 0, -0.0001),
+                                          (0.0, 7, 0.0002)]):
+        r.add("c-badvals", t + timedelta(seconds=i), "message", agent=A, model=M2, tokens=tok, latency=lat, cost=cost)
     r.add("c-badvals", t + timedelta(minutes=1), "abandon", agent=A, model=M2)
     # Unknown and null event types are still valid events of their conversation.
     t = at(0.45)
@@ -158,6 +160,7 @@ def trap_rows(scenario: str) -> list[dict]:
     r.add(None, at(0.05), "resolution", agent=A)
     r.add(None, PS + timedelta(hours=3), "message", agent=A, latency=-1.0)
     r.add("c-future", datetime(2099, 1, 1, tzinfo=timezone.utc), "message", agent=A, latency=10.0)
+    r.add(None, datetime(2099, 1, 1, tzinfo=timezone.utc), "message", agent=A)  # missing_required only, when its time comes
 
     # Local days: a conversation at each local midnight and one a second before the next.
     zone = ZoneInfo(tz)

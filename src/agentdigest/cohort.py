@@ -46,6 +46,12 @@ def valid_latency(lat: ir.Value) -> ir.Value:
     return (lat >= 0) & (lat <= ibis.literal(MAX_DOUBLE, type="float64"))
 
 
+def valid_cost(cost: ir.Value) -> ir.Value:
+    """True for a finite cost (a credit may be negative); false for NaN and infinite ones, which would make
+    every sum they enter NaN; null for null. A range test, as in :func:`valid_latency`."""
+    return (cost >= ibis.literal(-MAX_DOUBLE, type="float64")) & (cost <= ibis.literal(MAX_DOUBLE, type="float64"))
+
+
 @dataclass
 class Cohort:
     events: ir.Table
@@ -140,7 +146,7 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     if "error_message" in present:
         cols["error_message"] = t.error_message
     if "cost_usd" in present:
-        cols["cost"] = t.cost_usd
+        cols["cost"] = ibis.ifelse(valid_cost(t.cost_usd), t.cost_usd, ibis.null("float64"))
     if "token_count" in present:
         cols["tokens"] = ibis.ifelse(t.token_count >= 0, t.token_count, ibis.null("int64"))
     if "latency_ms" in present:

@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_in, valid_latency
+from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_cost, valid_in, valid_latency
 from .periods import Period
 from .report import Gap, Quality
 
@@ -52,9 +52,12 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
         aggs["invalid_latency"] = count_if(valid & ~valid_latency(t.latency_ms))
     if "token_count" in present:
         aggs["invalid_tokens"] = count_if(valid & (t.token_count < 0))
+    if "cost_usd" in present:
+        aggs["invalid_cost"] = count_if(valid & ~valid_cost(t.cost_usd))
     o = events.filter(events.event_ts.isnull() | (events.event_ts > ts_literal(now)))
-    counts = t.agg(**aggs).cross_join(o.agg(no_event_ts=count_if(o.event_ts.isnull()),
-                                            future_events=count_if(o.event_ts > ts_literal(now))))
+    # A row without a conversation_id is missing_required, and only that (its other values are not judged).
+    counts = t.agg(**aggs).cross_join(o.agg(no_event_ts=count_if(o.event_ts.isnull()), future_events=count_if(
+        o.conversation_id.notnull() & (o.event_ts > ts_literal(now)))))
     counts = counts.mutate(missing_required=counts.missing_in_period.fill_null(0) + counts.no_event_ts.fill_null(0))
     counts = counts.drop("missing_in_period", "no_event_ts")
     if duplicates is None:
@@ -169,6 +172,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         # A count over no rows is NULL in SQL: 0 when the column exists, None only when it is absent.
         invalid_latency=int(counts["invalid_latency"] or 0) if "invalid_latency" in counts else None,
         invalid_tokens=int(counts["invalid_tokens"] or 0) if "invalid_tokens" in counts else None,
+        invalid_cost=int(counts["invalid_cost"] or 0) if "invalid_cost" in counts else None,
         unknown_event_types=int(counts.get("unknown_event_types") or 0),
         future_events=int(counts.get("future_events") or 0),
         gaps=tuple(gaps),

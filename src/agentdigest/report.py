@@ -75,12 +75,14 @@ class Quality:
     unknown_event_types: int
     future_events: int
     gaps: tuple[Gap, ...] = ()
+    invalid_cost: int | None = None  # NaN or infinite cost_usd values (None: no cost column)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "completeness_pct": self.completeness_pct, "warning": self.warning,
             "duplicate_events": self.duplicate_events, "missing_required": self.missing_required,
             "invalid_latency": self.invalid_latency, "invalid_tokens": self.invalid_tokens,
+            "invalid_cost": self.invalid_cost,
             "unknown_event_types": self.unknown_event_types, "future_events": self.future_events,
             "gaps": [g.as_dict() for g in self.gaps],
             "received_events": self.received_events, "expected_events": self.expected_events,
