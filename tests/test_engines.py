@@ -12,12 +12,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from agentdigest import cohort, engines
-from agentdigest.config import SourceConfig
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.errors import InputError, SourceError
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source, scheme_of
 from backend_loaders import load_postgres
-from trapdata import SCENARIOS, trap_rows
+from compare import compare_report
+from reference import Reference
+from trapdata import SCENARIOS, now_for, trap_rows
 
 
 @pytest.mark.parametrize("url,scheme", [
@@ -92,6 +95,92 @@ def test_postgres_session_settings_and_missing_table(pg_url):
         open_source(SourceConfig(url=pg_url, table="events.no_such_table"))
     with pytest.raises(InputError, match="work_mem"):
         open_source(SourceConfig(url=pg_url, table="events.agent_events", settings={"work_mem": "lots"}))
+    # Setting names are case-insensitive in PostgreSQL ("DateStyle" was refused as "not a setting name").
+    source = open_source(SourceConfig(url=pg_url, table="events.agent_events", settings={"DateStyle": "SQL, DMY"}))
+    source.close()
+    # A session timezone would shift naive timestamps (applied after UTC, it did: 2,406 conversations for 2,421).
+    for name in ("timezone", "TimeZone"):
+        with pytest.raises(InputError, match=rf"source.settings.{name}: event times are read in UTC"):
+            open_source(SourceConfig(url=pg_url, table="events.agent_events", settings={name: "America/New_York"}))
+
+
+def _report(settings: dict) -> dict:
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    source = open_source(SourceConfig(**settings))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
+                              now=now_for("berlin-fall-week"))
+    finally:
+        source.close()
+    return json.loads(data.to_json())
+
+
+@pytest.mark.postgres
+def test_an_enum_column_under_quoted_names_reads_as_text(pg_url):
+    """Production tables: an enum event_type (read as an unknown type, it was refused with Ibis's
+    internals in the message) in a schema and table whose names need SQL's double quotes."""
+    import psycopg
+
+    rows = trap_rows("berlin-fall-week")
+    load_postgres(rows, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        kinds = [k for (k,) in con.execute("SELECT DISTINCT event_type FROM events.agent_events "
+                                           "WHERE event_type IS NOT NULL ORDER BY 1")]
+        con.execute('CREATE SCHEMA "My-Schema"')
+        labels = ", ".join("'" + k.replace("'", "''") + "'" for k in kinds)
+        con.execute(f'CREATE TYPE "My-Schema".kind AS ENUM ({labels})')
+        con.execute('CREATE TABLE "My-Schema"."Agent Log" (LIKE events.agent_events)')
+        con.execute('INSERT INTO "My-Schema"."Agent Log" SELECT * FROM events.agent_events')
+        con.execute('ALTER TABLE "My-Schema"."Agent Log" ALTER COLUMN event_type TYPE "My-Schema".kind '
+                    'USING event_type::"My-Schema".kind')
+    doc = _report({"url": pg_url, "table": '"My-Schema"."Agent Log"'})
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now_for("berlin-fall-week")))
+    assert not mismatches, "\n".join(mismatches)
+    assert doc["metrics"]["conversations"]["value"] > 0 and doc["quality"]["unknown_event_types"] > 0
+    with pytest.raises(InputError, match="is not a table name"):
+        open_source(SourceConfig(url=pg_url, table='"My-Schema"x."Agent Log"'))
+
+
+@pytest.mark.postgres
+def test_a_refused_query_names_its_source(pg_url):
+    """"query failed: permission denied for table agent_events" did not say which connection failed."""
+    import psycopg
+
+    load_postgres(trap_rows("berlin-fall-week"), pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_noread LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        con.execute("GRANT USAGE ON SCHEMA events TO agentdigest_noread")
+    user = pg_url.split("://", 1)[1].split("@", 1)[0]
+    url = pg_url.replace(f"://{user}@", "://agentdigest_noread@")
+    with pytest.raises(SourceError, match=r"^source 'events.agent_events': query failed: permission denied"):
+        _report({"url": url, "table": "events.agent_events"})
+
+
+@pytest.mark.postgres
+def test_a_raw_password_from_the_environment_fits_the_url(pg_url, tmp_path):
+    """PGPASSWORD holds a raw password. With "/" or "@" in it, ``postgresql://u:${PW}@host/db`` was cut at
+    the "/" ("Port could not be cast to integer value as 'ab'"), showing the password in the error, and the
+    ledger failed with an unexpected ValueError. A variable inside user:password@ is now URL-encoded."""
+    load_postgres(trap_rows("berlin-fall-week"), pg_url)
+    user, rest = pg_url.split("://", 1)[1].split("@", 1)
+    secret = "ab/cd@ef:gh#1%?&=x"
+
+    def check(where: str) -> subprocess.CompletedProcess:
+        url = f"postgresql://{user}:${{PW}}@{where}"
+        (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
+                                                   f'[ledger]\nurl = "{url}"\n[[reports]]\nid = "r"\n')
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                              env={**os.environ, "COLUMNS": "300", "PW": secret})
+
+    done = check(rest)  # the test server trusts its clients: any password is accepted, if it arrives whole
+    assert done.returncode == 0, done.stdout + done.stderr
+    down = check(rest.replace(rest.split("/", 1)[0], "127.0.0.1:9"))
+    assert down.returncode == 3 and "cannot connect" in down.stdout + down.stderr
+    for out in (done, down):
+        text = out.stdout + out.stderr
+        assert "ab/cd" not in text and "ef:gh" not in text and "ab%2Fcd" not in text, text
 
 
 @pytest.mark.postgres

@@ -27,7 +27,7 @@ from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
-from .sources import ConversionError, Source, query_error
+from .sources import ConversionError, QueryFailed, Source, query_error
 
 TREND_PERIODS = 8
 CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
@@ -90,6 +90,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
                                notable=notable)
     except ConversionError as exc:
         raise source.conversion_error(exc) from None
+    except QueryFailed as exc:  # "query failed: permission denied for table x" alone does not say which source
+        raise QueryFailed(f"source {source.name!r}: {exc}") from exc
 
 
 def _compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,

@@ -13,6 +13,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-exported
 
@@ -45,6 +46,17 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
 )
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
+_USERINFO_REST = re.compile(r"[^/?#@\s]*@")
+_PERCENT_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
+def _userinfo_quote(value: str) -> str:
+    """``value`` fit for the user:password part of a URL: a raw password (PGPASSWORD holds one) with
+    "/", "@", ":" or "#" would otherwise end it early and be shown as the host or path in errors.
+    ``%XX`` is kept as an escape, so a value encoded already is not encoded twice."""
+    return "".join(part if _PERCENT_ESCAPE.fullmatch(part) else quote(part, safe="")
+                   for part in _PERCENT_ESCAPE.split(value))
 
 def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``."""
@@ -65,6 +77,8 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
         if not env[name] and match.group(0) == value:
             # Set but empty (a deploy that forgot to fill it): said so, not "expected smtp://..." about "".
             raise ConfigError(f"environment variable {name} is empty (expected it to hold this value)", file=file, key=key)
+        if _AUTHORITY_START.fullmatch(value, 0, match.start()) and _USERINFO_REST.match(value, match.end()):
+            return _userinfo_quote(env[name])  # postgresql://reports:${PGPASSWORD}@db/events
         return env[name]
 
     return _ENV_RE.sub(sub, value)

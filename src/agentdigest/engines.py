@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 
 from .config import SourceConfig
 from .errors import InputError, SourceError, first_line
-from .masking import mask_url
+from .masking import mask_text, mask_url, url_secrets
 from .sources import _table, register_backend
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
@@ -45,20 +45,27 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     except ImportError:
         raise SourceError("source: PostgreSQL needs psycopg; install it with: pip install 'agentdigest[postgres]'") from None
     url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgres://", cfg.url)
+    if not re.search(r"[?&]connect_timeout=", url):  # a server that accepts but never answers must not hang a run
+        url += ("&" if "?" in url else "?") + "connect_timeout=10"
+    for key in cfg.settings:
+        if not _PG_SETTING.match(key.lower()):
+            raise InputError(f"source.settings: {key!r} is not a PostgreSQL setting name")
+        if key.lower() == "timezone":
+            raise InputError(f"source.settings.{key}: event times are read in UTC (naive ones are UTC, as the event "
+                             "contract says); a report's own timezone is its `timezone` in [[reports]]")
     try:
         con = ibis.connect(url)
     except Exception as exc:
-        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
+        why = mask_text(first_line(exc, 300), url_secrets(cfg.url))
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({why})") from exc
     try:
         with con.con.cursor() as cur:
-            # Ibis sets this too; the event contract depends on it (naive timestamps are UTC).
-            cur.execute("SET TIME ZONE 'UTC'")
             # JIT compiling these analytical queries cost up to 1.8 s each (EXPLAIN ANALYZE); a setting can turn it back on.
             cur.execute("SET jit = off")
             for key, value in cfg.settings.items():
-                if not _PG_SETTING.match(key):
-                    raise InputError(f"source.settings: {key!r} is not a PostgreSQL setting name")
-                cur.execute("SELECT set_config(%s, %s, false)", (key, _pg_value(value)))
+                cur.execute("SELECT set_config(%s, %s, false)", (key.lower(), _pg_value(value)))
+            # Ibis sets this too; the event contract depends on it (naive timestamps are UTC).
+            cur.execute("SET TIME ZONE 'UTC'")
         con.con.commit()
     except InputError:
         con.disconnect()

@@ -92,6 +92,12 @@ def url_password(url: str) -> str | None:
     return m.group(1) if m else None
 
 
+def url_secrets(url: str) -> list[str]:
+    """The password of a URL as written and decoded: what a library's error may echo back."""
+    password = url_password(url)
+    return [] if password is None else [password, unquote(password)]
+
+
 def query_tokens(url: str) -> list[str]:
     """The query values of an http(s) URL long enough to be tokens (8+ characters)."""
     m = re.match(r"^https?://[^?#\s]*\?([^#\s]+)", url, re.I)

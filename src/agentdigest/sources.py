@@ -23,7 +23,7 @@ from ibis.common.exceptions import TableNotFound
 from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
-from .masking import mask_text, mask_url
+from .masking import mask_text, mask_url, url_secrets
 
 # Canonical column -> the Ibis type every engine's column is cast to.
 COLUMN_TYPES: dict[str, dt.DataType] = {
@@ -126,12 +126,12 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     path = cfg.url[len("duckdb://"):] or ":memory:"
     if cfg.table and path != ":memory:":
         if not Path(path).exists():
-            raise SourceError(f"source {cfg.url}: DuckDB file not found")
+            raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
     settings = _duckdb_settings(cfg.settings)
     try:
         con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:")
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-        raise SourceError(f"source {cfg.url}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
     for key, value in settings.items():  # one SET each, so a refused value names its key (exit 2)
         try:
             con.raw_sql(f"SET {key} = {_sql_literal(value)}")
@@ -191,11 +191,28 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
         raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})")) from exc
 
 
+_NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^."]+)')
+
+
+def table_path(name: str) -> list[str]:
+    """``analytics.agent_log`` -> ["analytics", "agent_log"]; SQL's double quotes may wrap a part, as
+    for a name that would need them in a query (``"My-Schema"."Agent Log"``, ``"a.b"`` is one part)."""
+    parts, pos = [], 0
+    while m := _NAME_PART.match(name, pos):
+        parts.append(m.group(2) if m.group(1) is None else m.group(1).replace('""', '"'))
+        pos = m.end()
+        if pos == len(name):
+            return parts
+        if name[pos] != ".":
+            break
+        pos += 1
+    raise InputError(f"source.table: {name!r} is not a table name (expected table, schema.table or "
+                     f"database.schema.table; double quotes may wrap a part)")
+
+
 def _table(con: Any, name: str, url: str) -> ir.Table:
-    database = None
-    table = name
-    if "." in name:
-        database, table = name.rsplit(".", 1)
+    *where, table = table_path(name)
+    database = None if not where else where[0] if len(where) == 1 else tuple(where)
     try:
         return con.table(table, database=database) if database else con.table(table)
     except Exception as exc:
@@ -213,7 +230,7 @@ def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         if isinstance(exc, ValueError) and "know how to connect" in str(exc):  # Ibis has no such backend
             raise InputError(f"source.url: no engine for {scheme_of(cfg.url)}:// (expected duckdb://, postgresql://, "
                              "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
-        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({first_line(exc, 300)})") from exc
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({mask_text(first_line(exc, 300), url_secrets(cfg.url))})") from exc
     if not cfg.table:
         raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
     return con, _table(con, cfg.table, cfg.url), cfg.table
@@ -249,7 +266,7 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Valu
             return value if have.timezone == "UTC" else value.cast(target)
         if have.is_string() or have.is_date():
             return value.cast(target)
-        raise InputError(f"column {col!r} ({canon}) has type {have}, expected a timestamp")
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp")
     if have == target:
         return value
     if canon == "token_count" and (have.is_floating() or have.is_decimal()):
@@ -259,10 +276,16 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str) -> ir.Valu
         whole = (value == value.floor()) & (value.abs() <= 2.0 ** 53)
         return ibis.ifelse(value.isnull() | whole, value, ibis.literal(-1.0)).cast(target)  # null stays absent
     if target.is_numeric() and not (have.is_numeric() or have.is_string() or have.is_boolean()):
-        raise InputError(f"column {col!r} ({canon}) has type {have}, expected a number")
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number")
+    if target.is_string() and have.is_unknown():
+        return value.cast(target)  # a type Ibis has no name for: an enum, a domain (every type has a text form)
     if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid()):
-        raise InputError(f"column {col!r} ({canon}) has type {have}, expected text or an integer id")
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected text or an integer id")
     return value.cast(target)
+
+
+def _type_name(have: dt.DataType) -> str:
+    return "a user-defined type (cast it in a view)" if have.is_unknown() else str(have)
 
 
 def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Source:
@@ -303,6 +326,10 @@ class ConversionError(InputError):
     """A source value does not convert to its column's canonical type (see Source.conversion_error)."""
 
 
+class QueryFailed(SourceError):
+    """A query the engine refused or stopped (a timeout, a permission); the report names its source."""
+
+
 def _without_values(message: str) -> str:
     """An engine's message with its quoted values left out: they are event data (user content)."""
     return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
@@ -322,7 +349,7 @@ def query_error(exc: BaseException) -> BaseException:
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {_without_values(first)}")
-    return SourceError(f"query failed: {first}")
+    return QueryFailed(f"query failed: {first}")
 
 
 # The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
