@@ -309,3 +309,35 @@ def test_a_killed_holder_leaves_the_period_free(pg_url):
         probe_ledger.close()
     finally:
         proc.kill()
+
+
+@pytest.mark.postgres
+def test_check_says_when_the_role_could_not_create_or_write_the_ledger(pg_url):
+    """PostgreSQL 15 lets only the owner create tables in public: `check` said "reachable, empty; the first
+    run creates its tables", then the first run failed with "permission denied for schema public"."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    owner = pg_url.split("://", 1)[1].split("@", 1)[0]
+    url = pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
+    with pytest.raises(LedgerError, match="agentdigest_writer may not create tables in schema public"):
+        probe(url)
+    Ledger(pg_url).close()  # created by its owner
+    with pytest.raises(LedgerError, match="may not read, insert and update its table runs"):
+        probe(url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO agentdigest_writer")
+    with pytest.raises(LedgerError, match="may not use the sequence of its table runs"):
+        probe(url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO agentdigest_writer")
+    assert probe(url).startswith("reachable, schema version")
+    ledger = Ledger(url)  # and what check passed, a run can do
+    try:
+        run = ledger.start_run(R, P, "manual")
+        ledger.finish_run(run, "done")
+        assert ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60) is not None
+        ledger.heartbeat("one", {})
+    finally:
+        ledger.close()

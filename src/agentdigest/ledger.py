@@ -182,9 +182,10 @@ def _reason(exc: SQLAlchemyError) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _inspect(url: str) -> int | None:
+def _inspect(url: str, writable: bool = False) -> int | None:
     """The ledger's schema version, read without creating or changing anything; None when it does not
-    exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read."""
+    exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read,
+    and with ``writable`` also when a PostgreSQL role could not create or write its tables."""
     real = engine_url(url)
     try:
         if real.startswith("sqlite"):
@@ -202,7 +203,11 @@ def _inspect(url: str) -> int | None:
             engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
         try:
             with engine.connect() as conn:
-                if not inspect(conn).has_table("schema_version"):
+                exists = inspect(conn).has_table("schema_version")
+                problem = _pg_cannot_write(conn, exists) if writable and not real.startswith("sqlite") else None
+                if problem:
+                    raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
+                if not exists:
                     return None
                 version = int(conn.scalar(select(schema_version.c.version)) or 0)
         finally:
@@ -215,11 +220,35 @@ def _inspect(url: str) -> int | None:
     return version
 
 
+def _pg_cannot_write(conn: Connection, exists: bool) -> str | None:
+    """Why this PostgreSQL role could not create the ledger's tables (a run creates them) or write
+    them; None when it can. PostgreSQL 15 no longer lets every role create tables in ``public``."""
+    if not exists:
+        schema, user = conn.execute(text("SELECT current_schema(), current_user")).one()
+        if schema is None:
+            return "no schema on the role's search_path to create its tables in"
+        if not conn.scalar(text("SELECT has_schema_privilege(current_schema(), 'CREATE')")):
+            return (f"the role {user} may not create tables in schema {schema}, and the first run creates "
+                    f"them (GRANT CREATE ON SCHEMA {schema} TO {user}, or let the first run use a role that may)")
+        return None
+    user = conn.scalar(text("SELECT current_user"))
+    for table in (runs, deliveries, heartbeats):
+        # One privilege per call: with several, has_table_privilege is true when any one is held.
+        if not conn.scalar(text("SELECT has_table_privilege(:t, 'SELECT') AND has_table_privilege(:t, 'INSERT') "
+                                "AND has_table_privilege(:t, 'UPDATE')"), {"t": table.name}):
+            return f"the role {user} may not read, insert and update its table {table.name}"
+        if "id" in table.c and not conn.scalar(text("SELECT has_sequence_privilege(pg_get_serial_sequence(:t, 'id'), "
+                                                    "'USAGE')"), {"t": table.name}):
+            return (f"the role {user} may not use the sequence of its table {table.name} "
+                    f"(GRANT USAGE ON ALL SEQUENCES IN SCHEMA ... TO {user})")
+    return None
+
+
 def probe(url: str) -> str:
     """Reach the ledger without creating or changing anything (``agentdigest check``); what was found.
 
-    Raises :class:`LedgerError` when it cannot be reached or read."""
-    version = _inspect(url)
+    Raises :class:`LedgerError` when it cannot be reached or read, or a run could not write it."""
+    version = _inspect(url, writable=True)
     if version is None:
         real = engine_url(url)
         if not real.startswith("sqlite"):
@@ -264,6 +293,8 @@ class Ledger:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
                 _create_private(Path(path))
                 kwargs["connect_args"] = {"timeout": 30}
+        elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
+            kwargs["connect_args"] = {"connect_timeout": 10}
         self.engine: Engine = create_engine(real, **kwargs)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         if self.engine.dialect.name == "sqlite":
