@@ -14,6 +14,7 @@ import sys
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug import Response
@@ -480,18 +481,10 @@ channels = ["leadership"]
         ledger.close()
 
 
-def test_a_concurrent_run_never_rewrites_the_archive_under_a_delivery(tmp_path, events, httpserver):
-    """Found in a scheduling audit: run B of a period, started while run A was still sending to a slow
-    channel and after late events arrived, rewrote the archive with its newer figures and sent them to
-    the channel A had not reached yet; A's and B's channels then disagreed, and a resend sent figures no
-    channel had. B now waits for A's delivery, finds the period sent and keeps A's archive."""
+def _slow_and_fast(httpserver) -> tuple[Any, dict[str, list[dict]]]:
+    """Two webhooks: /slow takes 6 s to answer (``started`` is set when it is reached), /fast answers at once."""
     import threading
     import time
-    from datetime import datetime, timezone
-
-    import duckdb
-
-    from agentdigest.periods import last_complete
 
     started = threading.Event()
     bodies: dict[str, list[dict]] = {"/slow": [], "/fast": []}
@@ -505,10 +498,48 @@ def test_a_concurrent_run_never_rewrites_the_archive_under_a_delivery(tmp_path, 
 
     httpserver.expect_request("/slow").respond_with_handler(answer)
     httpserver.expect_request("/fast").respond_with_handler(answer)
-    home = tmp_path / "home"
-    (home / "events").mkdir(parents=True)
+    return started, bodies
+
+
+def _events_as_parquet(events: Path, folder: Path) -> Path:
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(events), read_only=True) as con:
-        con.execute(f"COPY agent_events TO '{home / 'events' / 'a.parquet'}' (FORMAT parquet)")
+        con.execute(f"COPY agent_events TO '{folder / 'a.parquet'}' (FORMAT parquet)")
+    return folder / "a.parquet"
+
+
+def _late_events_arrive(folder: Path) -> None:
+    """New conversations in the last complete week, as b.parquet next to a.parquet (the figures change)."""
+    from datetime import datetime, timezone
+
+    import duckdb
+
+    from agentdigest.periods import last_complete
+
+    week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT 'late-' || event_id AS event_id, 'late-' || conversation_id AS conversation_id, "
+                    f"* EXCLUDE (event_id, conversation_id) FROM '{folder / 'a.parquet'}' "
+                    f"WHERE event_ts >= TIMESTAMPTZ '{week.start_utc.isoformat()}' "
+                    f"AND event_ts < TIMESTAMPTZ '{week.end_utc.isoformat()}' - INTERVAL 2 DAY) "
+                    f"TO '{folder / 'b.parquet'}' (FORMAT parquet)")
+
+
+def _run_async(home: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
+                            cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_concurrent_run_never_rewrites_the_archive_under_a_delivery(tmp_path, events, httpserver):
+    """Found in a scheduling audit: run B of a period, started while run A was still sending to a slow
+    channel and after late events arrived, rewrote the archive with its newer figures and sent them to
+    the channel A had not reached yet; A's and B's channels then disagreed, and a resend sent figures no
+    channel had. B now waits for A's delivery, finds the period sent and keeps A's archive."""
+    started, bodies = _slow_and_fast(httpserver)
+    home = tmp_path / "home"
+    _events_as_parquet(events, home / "events")
     (home / "agentdigest.toml").write_text(f"""
 [source]
 url = "duckdb://"
@@ -528,21 +559,10 @@ period = "week"
 timezone = "Europe/Berlin"
 channels = ["slow", "fast"]
 """)
-
-    def start() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
-                                cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    first = start()
+    first = _run_async(home)
     assert started.wait(120), "run A never reached the slow channel"
-    week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
-    with duckdb.connect() as con:  # late events of the same week arrive while A is sending
-        con.execute(f"COPY (SELECT 'late-' || event_id AS event_id, 'late-' || conversation_id AS conversation_id, "
-                    f"* EXCLUDE (event_id, conversation_id) FROM '{home / 'events' / 'a.parquet'}' "
-                    f"WHERE event_ts >= TIMESTAMPTZ '{week.start_utc.isoformat()}' "
-                    f"AND event_ts < TIMESTAMPTZ '{week.end_utc.isoformat()}' - INTERVAL 2 DAY) "
-                    f"TO '{home / 'events' / 'b.parquet'}' (FORMAT parquet)")
-    second = start()
+    _late_events_arrive(home / "events")  # while A is sending
+    second = _run_async(home)
     out_a, err_a = first.communicate(timeout=300)
     out_b, err_b = second.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, err_a + err_b
@@ -561,30 +581,9 @@ def test_machines_sharing_a_postgres_ledger_hold_the_period_in_turn(tmp_path, ev
     and sent them to a channel A had not reached; or, with a channel already sent, it found the period
     delivered but its own archive empty and failed with "nothing archived". B now waits on the ledger's
     lock, finds every channel sent and says so; each channel got A's figures once."""
-    import threading
-    import time
-    from datetime import datetime, timezone
-
-    import duckdb
-
-    from agentdigest.periods import last_complete
-
-    started = threading.Event()
-    bodies: dict[str, list[dict]] = {"/slow": [], "/fast": []}
-
-    def answer(request):
-        bodies[request.path].append(json.loads(request.get_data()))
-        if request.path == "/slow":
-            started.set()
-            time.sleep(6)
-        return Response("", status=204)
-
-    httpserver.expect_request("/slow").respond_with_handler(answer)
-    httpserver.expect_request("/fast").respond_with_handler(answer)
+    started, bodies = _slow_and_fast(httpserver)
     shared = tmp_path / "shared-events"
-    shared.mkdir()
-    with duckdb.connect(str(events), read_only=True) as con:
-        con.execute(f"COPY agent_events TO '{shared / 'a.parquet'}' (FORMAT parquet)")
+    _events_as_parquet(events, shared)
     homes = [tmp_path / "machine-a", tmp_path / "machine-b"]
     for home in homes:
         home.mkdir()
@@ -607,21 +606,10 @@ period = "week"
 timezone = "Europe/Berlin"
 channels = ["fast", "slow"]
 """)
-
-    def start(home: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
-                                cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    first = start(homes[0])
+    first = _run_async(homes[0])
     assert started.wait(120), "machine A never reached the slow channel"
-    week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
-    with duckdb.connect() as con:  # late events of the same week arrive while A is sending
-        con.execute(f"COPY (SELECT 'late-' || event_id AS event_id, 'late-' || conversation_id AS conversation_id, "
-                    f"* EXCLUDE (event_id, conversation_id) FROM '{shared / 'a.parquet'}' "
-                    f"WHERE event_ts >= TIMESTAMPTZ '{week.start_utc.isoformat()}' "
-                    f"AND event_ts < TIMESTAMPTZ '{week.end_utc.isoformat()}' - INTERVAL 2 DAY) "
-                    f"TO '{shared / 'b.parquet'}' (FORMAT parquet)")
-    second = start(homes[1])
+    _late_events_arrive(shared)  # while A is sending
+    second = _run_async(homes[1])
     out_a, err_a = first.communicate(timeout=300)
     out_b, err_b = second.communicate(timeout=300)
     assert first.returncode == 0 and second.returncode == 0, err_a + err_b
