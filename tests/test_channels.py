@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -21,7 +22,7 @@ from werkzeug import Response
 
 from agentdigest import config
 from agentdigest.channels import ChannelFailure, Delivery, make_channel
-from agentdigest.channels.slack import PDF_TARGET
+from agentdigest.channels.slack import PDF_TARGET, TEST_MARK
 from conftest import PDF_BYTES, free_port
 
 HOOK_PATH = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOKtoken"
@@ -88,6 +89,11 @@ CASES = [
          expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
     Case("slack-webhook-500-then-ok", "slack-webhook", server={HOOK_PATH: [(500, "oops", {}), (200, "ok", {})]},
          expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
+    # found in a Slack audit: a post answered after the timeout was posted again at each retry (3 posts in
+    # one run, ~7 at the defaults); Slack has no idempotency key, so an unanswered post waits for the next run
+    Case("slack-webhook-unanswered-not-posted-again", "slack-webhook", server={HOOK_PATH: [(200, "ok", {}, 2.0)]},
+         settings=dict(timeout=1, retry_budget=10),
+         expect=dict(error="may have arrived", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
     Case("slack-webhook-no_service", "slack-webhook", server={HOOK_PATH: [(404, "no_service", {})]},
          expect=dict(error="no_service", retryable=False, attempts=1, requests={HOOK_PATH: 1})),
     Case("slack-webhook-invalid_token", "slack-webhook", server={HOOK_PATH: [(403, "invalid_token", {})]},
@@ -106,6 +112,11 @@ CASES = [
     Case("slack-bot-500-then-ok", "slack-bot",
          server={"/api/chat.postMessage": [(500, "<html>upstream error</html>", {}), ok_json(channel="C0AGENTS", ts=TS)]},
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, requests={"/api/chat.postMessage": 2})),
+    Case("slack-bot-unanswered-not-posted-again", "slack-bot",
+         server={"/api/chat.postMessage": [ok_json(channel="C0AGENTS", ts=TS) + (2.0,)]},
+         settings=dict(timeout=1, retry_budget=10),
+         expect=dict(error="may have arrived", retryable=False, attempts=1,
+                     requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 0})),
     Case("slack-bot-channel_not_found", "slack-bot", server={"/api/chat.postMessage": [slack_error("channel_not_found")]},
          expect=dict(error="channel_not_found", retryable=False, attempts=1)),
     Case("slack-bot-429-retry-after", "slack-bot",
@@ -128,6 +139,10 @@ CASES = [
     Case("webhook-503-retry-after-then-ok", "webhook",
          server={WEBHOOK_PATH: [(503, "maintenance", {"Retry-After": "0"}), (200, "", {})]},
          expect=dict(results={"": "sent"}, attempts=2, waits=(0.0,), requests={WEBHOOK_PATH: 2})),
+    # a generic webhook carries X-Agentdigest-Delivery, so the receiver can tell a repeat: unanswered, it is retried
+    Case("webhook-unanswered-retried", "webhook", server={WEBHOOK_PATH: [(200, "", {}, 2.0), (200, "", {})]},
+         settings=dict(timeout=1, retry_budget=10),
+         expect=dict(results={"": "sent"}, attempts=2, requests={WEBHOOK_PATH: 2})),
     Case("webhook-gone-permanent", "webhook", server={WEBHOOK_PATH: [(410, "gone", {})]},
          expect=dict(error="HTTP 410", retryable=False, attempts=1)),
     Case("webhook-redirect-not-followed", "webhook", server={WEBHOOK_PATH: [(302, "", {"Location": "/elsewhere"})]},
@@ -179,7 +194,9 @@ class Harness:
 
             def handler(request, queue=queue, path=path):
                 self.requests[path].append((request.headers, request.get_data()))
-                status, body, headers = queue.pop(0) if len(queue) > 1 else queue[0]
+                status, body, headers, *delay = queue.pop(0) if len(queue) > 1 else queue[0]
+                if delay:  # answer only after the client's timeout
+                    time.sleep(delay[0])
                 body = body.replace("{base}", self.httpserver.url_for("").rstrip("/"))
                 return Response(body, status=status, headers=headers)
 
@@ -323,7 +340,9 @@ def test_an_outbox_test_is_marked_in_subject_and_slack_text_and_a_real_delivery_
     assert marked["Subject"] == "[test] " + original["Subject"]
     assert marked.get_body(("plain",)).get_content() == original.get_body(("plain",)).get_content()
     (slack_test,) = folder.glob("*-test.slack.json")
-    assert json.loads(slack_test.read_bytes())["text"] == "[test] " + json.loads(artifacts["slack.json"])["text"]
+    marked_slack, original_slack = json.loads(slack_test.read_bytes()), json.loads(artifacts["slack.json"])
+    assert marked_slack["text"] == "[test] " + original_slack["text"]
+    assert marked_slack["blocks"] == [TEST_MARK] + original_slack["blocks"]  # seen in Slack, not only in notifications
 
 
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------

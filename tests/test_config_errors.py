@@ -128,6 +128,26 @@ def test_a_slack_api_url_with_credentials_is_refused_unechoed(workdir, api_url):
     assert "channels.chat.api_url: expected a URL without credentials" in line and "PLANTED" not in line
 
 
+@pytest.mark.parametrize("key,value,message", [
+    ("api_url", "http://slack-proxy.internal/api/", "channels.chat.api_url: expected an https URL"),
+    ("webhook_url", "http://hooks.slack.com/services/T0/B0/PLANTEDpath", "channels.chat: 'webhook_url' must be an https URL"),
+])
+def test_slack_secrets_never_travel_over_plain_http(workdir, key, value, message):
+    """Found in a Slack audit: an http api_url sent "Authorization: Bearer xoxb-..." unencrypted (check's
+    auth.test included), and an http webhook URL its secret path. http stays allowed to this machine."""
+    mode = 'webhook_url = "${SLACK_URL}"\n' if key == "webhook_url" else \
+        'bot_token = "${SLACK_TOKEN}"\nchannel = "C1"\napi_url = "${SLACK_URL}"\n'
+    config = GOOD + '[channels.chat]\ntype = "slack"\n' + mode
+    env = {"SLACK_TOKEN": "xoxb-1-PLANTED"}
+    result = _run(workdir, config, env={**env, "SLACK_URL": value})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert message in line and "PLANTED" not in line, line
+    local = _run(workdir, config, env={**env, "SLACK_URL": value.replace("slack-proxy.internal", "127.0.0.1")
+                                       .replace("hooks.slack.com", "localhost:9")})
+    assert "must be an https URL" not in local.stderr and "expected an https URL" not in local.stderr
+
+
 def test_source_file_urls_never_show_their_credentials(workdir):
     """Found in a security audit: a file URL's password or presigned signature was echoed in errors;
     written into the file itself it was accepted."""

@@ -181,6 +181,15 @@ class EmailChannel(_ChannelBase):
         return value
 
 
+def _encrypted_or_local(url: str) -> bool:
+    """https, or http to this machine (a test server): a Slack token or webhook path sent over plain http
+    elsewhere can be read on the way."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme.lower() == "https" or (parts.scheme.lower() == "http" and (
+        host in ("localhost", "::1") or host.startswith("127.")))
+
+
 class SlackChannel(_ChannelBase):
     """Posts Block Kit to a Slack webhook, or with a bot token to a channel (and uploads the PDF)."""
 
@@ -200,6 +209,9 @@ class SlackChannel(_ChannelBase):
             raise ValueError("expected an http(s) URL")
         if "@" in value.split("://", 1)[1].split("/", 1)[0] or secret_query(value):
             raise ValueError("expected a URL without credentials (Slack's API takes only the bot token)")
+        if not _encrypted_or_local(value):
+            raise ValueError("expected an https URL (the bot token would cross the network unencrypted; "
+                             "http is for a test server on this machine)")
         return value
 
     @model_validator(mode="after")
@@ -210,6 +222,9 @@ class SlackChannel(_ChannelBase):
             raise ValueError("'bot_token' needs 'channel' (a channel id or #name)")
         if self.webhook_url and not re.match(r"^https?://", self.webhook_url.get_secret_value()):
             raise ValueError("'webhook_url' must be an http(s) URL")
+        if self.webhook_url and not _encrypted_or_local(self.webhook_url.get_secret_value()):
+            raise ValueError("'webhook_url' must be an https URL (its path is the secret; http is for a test "
+                             "server on this machine)")
         return self
 
 

@@ -253,14 +253,23 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
+def unanswered(channel: BaseChannel, where: str, exc: BaseException) -> DeliveryError:
+    """The request went out but no answer came (a read timeout, a dropped connection): the receiver may
+    have it. Not retried in this run, for a channel without idempotency keys (a Slack post): each retry
+    may post it again. The ledger records a failure, so the next run sends it (at least once)."""
+    return DeliveryError(channel.mask(f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
+                                      "it may have arrived, so this run does not send it again"))
+
+
 def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str, str],
-              timeout: float) -> tuple[str, Mapping[str, str]]:
+              timeout: float, *, resend_unanswered: bool = True) -> tuple[str, Mapping[str, str]]:
     """POST ``body`` to ``url`` without following redirects: the answer's text and headers for a 2xx,
     else a :class:`DeliveryError` (masked with ``channel``'s secrets) classified by :func:`http_error`.
 
     A redirect is a permanent failure: following it would re-send the body (and a webhook's signature)
     to another URL, or, as urllib does for 302 and 303, turn the POST into a GET that delivers nothing.
-    A ``user:password@`` in the URL is sent as HTTP Basic auth.
+    A ``user:password@`` in the URL is sent as HTTP Basic auth. A request sent but not answered is retried
+    only with ``resend_unanswered`` (the receiver can tell a repeat by its idempotency key).
     """
     where = channel.describe()
     url, authorization = split_credentials(url)
@@ -275,8 +284,12 @@ def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str,
         text = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
         error = http_error(exc.code, where, text, exc.headers.get("Retry-After"))
         raise DeliveryError(channel.mask(error), retryable=error.retryable, retry_after=error.retry_after) from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(channel.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"),
+    except urllib.error.URLError as exc:  # while connecting or sending: nothing arrived
+        raise DeliveryError(channel.mask(f"cannot reach {where}: {exc.reason}"), retryable=True) from None
+    except OSError as exc:  # while waiting for the answer
+        if not resend_unanswered:
+            raise unanswered(channel, where, exc) from None
+        raise DeliveryError(channel.mask(f"no answer from {where}: {exc or type(exc).__name__}"),
                             retryable=True) from None
 
 

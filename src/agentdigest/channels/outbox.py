@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import config
 from ..errors import DeliveryError
 from .base import BaseChannel, CheckResult, Delivery, Receipt, TargetResult
+from .slack import mark_test
 
 # archived artifact -> suffix of the outbox file
 _FILES = {"message.eml": ".eml", "slack.json": ".slack.json"}
@@ -85,9 +86,7 @@ def _content(name: str, delivery: Delivery) -> bytes:
     if not delivery.test:
         return content
     if name == "slack.json":
-        payload = json.loads(content)
-        payload["text"] = "[test] " + str(payload.get("text", ""))
-        return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
+        return json.dumps(mark_test(json.loads(content)), ensure_ascii=False, indent=2).encode("utf-8")
     message = BytesParser(policy=policy.default).parsebytes(content)
     subject = str(message.get("Subject", ""))
     del message["Subject"]

@@ -29,9 +29,17 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from .. import config
 from ..errors import DeliveryError
 from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, http_post,
-                   parse_retry_after)
+                   parse_retry_after, unanswered)
 
 PDF_TARGET = "file:report.pdf"
+TEST_MARK = {"type": "context", "elements": [{"type": "mrkdwn", "text": "*[test]* a test send, not the report's delivery"}]}
+
+
+def mark_test(payload: dict[str, Any]) -> dict[str, Any]:
+    """A test send's payload: ``[test]`` in the text and in a first block (found in a Slack audit: in the text
+    only, it showed in notifications alone; Slack shows the blocks when there are any)."""
+    return {**payload, "text": "[test] " + str(payload.get("text", "")),
+            "blocks": [TEST_MARK, *payload.get("blocks", [])][:50]}
 # Slack error codes worth waiting for; every other code (invalid_token, channel_not_found,
 # no_service, not_in_channel, missing_scope, invalid_blocks ...) will not fix itself.
 TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
@@ -83,15 +91,14 @@ class SlackChannel(BaseChannel):
             payload = json.loads(self.artifact(delivery, "slack.json"))
         except json.JSONDecodeError as exc:
             raise DeliveryError(f"slack.json of {delivery.report_id}/{delivery.period_key} is not JSON ({exc})") from None
-        if delivery.test:
-            payload["text"] = "[test] " + str(payload.get("text", ""))
-        return payload
+        return mark_test(payload) if delivery.test else payload
 
     def _post_webhook(self, payload: dict[str, Any]) -> None:
         # A plain POST that does not follow redirects, rather than slack_sdk's WebhookClient: through
         # urlopen that follows a 302 as a body-less GET, whose "ok" recorded a message nobody got.
         body, _ = http_post(self, self.settings.webhook_url.get_secret_value(), json.dumps(payload).encode("utf-8"),
-                            {"Content-Type": "application/json; charset=utf-8"}, self._timeout())
+                            {"Content-Type": "application/json; charset=utf-8"}, self._timeout(),
+                            resend_unanswered=False)
         if body.strip() != "ok":  # a 2xx with an error text: Slack refused the payload
             raise DeliveryError(self.mask(f"{self.describe()} answered {body.strip()[:200]!r}"))
 
@@ -163,8 +170,10 @@ class SlackChannel(BaseChannel):
             return DeliveryError(self.mask(f"{where} answered {code or f'HTTP {status}'}"))
         if isinstance(exc, urllib.error.HTTPError):  # the upload step talks plain HTTP
             return _masked(http_error(exc.code, f"{where} (file upload)", "", exc.headers.get("Retry-After")), self)
-        if isinstance(exc, (urllib.error.URLError, OSError)):
-            return DeliveryError(self.mask(f"cannot reach {where}: {getattr(exc, 'reason', exc)}"), retryable=True)
+        if isinstance(exc, urllib.error.URLError):  # while connecting or sending: nothing arrived
+            return DeliveryError(self.mask(f"cannot reach {where}: {exc.reason}"), retryable=True)
+        if isinstance(exc, OSError):  # sent, unanswered: Slack may have posted it, and has no idempotency key
+            return unanswered(self, where, exc)
         # SlackRequestError (e.g. a failed upload step) or an unreadable answer.
         return DeliveryError(self.mask(f"{where} failed: {exc}"), retryable=True)
 

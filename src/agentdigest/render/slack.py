@@ -118,8 +118,9 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     blocks.append(DividerBlock())
     q = ctx["quality"]
     completeness = q["rows"][0]["value"] if q else "n/a"
+    # No "full report attached to the email": a Slack-only report has no email, and readers cannot reach the archive.
     context = (f"{escape(r['period_label'])} ({escape(r['period_key'])}) · {escape(r['timezone'])} · "
-               f"data completeness {escape(completeness)} · full report attached to the email and in the archive")
+               f"data completeness {escape(completeness)}")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(context, TEXT_MAX, escaped=False))]))
     return blocks[:BLOCKS_MAX]
 
