@@ -87,6 +87,11 @@ CASES = [
     Case("slack-webhook-429-retry-after", "slack-webhook",
          server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "1"}), (200, "ok", {})]},
          expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
+    # found in a Slack audit: this read "the retry budget was used up" with the budget untouched
+    Case("slack-webhook-retry-after-beyond-the-budget", "slack-webhook",
+         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "3600"})]},
+         expect=dict(error="asked to wait 3600s, longer than the 5s retry budget", retryable=True, attempts=1,
+                     requests={HOOK_PATH: 1})),
     Case("slack-webhook-500-then-ok", "slack-webhook", server={HOOK_PATH: [(500, "oops", {}), (200, "ok", {})]},
          expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
     # found in a Slack audit: a post answered after the timeout was posted again at each retry (3 posts in

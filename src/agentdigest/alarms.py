@@ -126,12 +126,13 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
     if errors:
         error = mask_text("; ".join(errors), secrets)
         ledger.mark_failed(claim, error, retryable)
-        log.error("alarm %s for %s %s via %s failed: %s", alarm.kind, alarm.report_id, alarm.period.key, name, error,
+        log.error("the '%s' alarm for %s %s could not be sent via %s: %s", alarm.kind, alarm.report_id,
+                  alarm.period.key, name, error,
                   extra={"event": "alarm_failed", "report": alarm.report_id, "period": alarm.period.key,
                          "channel": name, "error": error})
         return "failed"
     ledger.mark_sent(claim, None)
-    log.warning("alarm %s for %s %s sent via %s", alarm.kind, alarm.report_id, alarm.period.key, name,
+    log.warning("sent the '%s' alarm for %s %s via %s", alarm.kind, alarm.report_id, alarm.period.key, name,
                 extra={"event": "alarm_sent", "report": alarm.report_id, "period": alarm.period.key,
                        "channel": name, "kind": alarm.kind})
     return "sent"

@@ -212,6 +212,9 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
         message = str(exc)
         if exc.retryable and attempts > 1:
             message += f" (gave up after {attempts} attempts within the {settings.retry_budget:g}s retry budget)"
+        elif exc.retryable and (exc.retry_after or 0) > settings.retry_budget:
+            message += (f" (not retried: it asked to wait {exc.retry_after:g}s, longer than the "
+                        f"{settings.retry_budget:g}s retry budget)")
         elif exc.retryable:
             message += f" (not retried: the {settings.retry_budget:g}s retry budget was used up)"
         raise ChannelFailure(message, retryable=exc.retryable, attempts=attempts, waits=waits) from exc
