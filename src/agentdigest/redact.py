@@ -295,12 +295,18 @@ class Redactor:
         )
 
     def redact(self, text: str | None) -> str | None:
-        """``text`` normalised, with every recognised piece of PII replaced; None stays None."""
+        """``text`` with every recognised piece of PII replaced; None stays None.
+
+        The patterns read the text normalised (:func:`normalise`), so an invisible character or a
+        full-width digit cannot hide a card number. Only text that held PII comes back normalised:
+        the rest is returned as it was (found in a rendering audit: removing every zero-width joiner
+        split emoji such as 👩‍💻 in agent ids and broke Persian and Indic words)."""
         if text is None or not self.enabled or not text:
             return text
-        text = normalise(text)
+        normal = normalise(text)
+        redacted = normal
         for step in self._extra + _BUILT_IN:
-            text = step(text)
-        return text
+            redacted = step(redacted)
+        return text if redacted == normal else redacted
 
     __call__ = redact

@@ -20,11 +20,13 @@ EVENT_TEXT = ("agent_id", "error_type", "error_message", "model", "conversation_
 # C0/C1 controls (except tab, newline, carriage return) and bidirectional overrides, which can
 # disguise text in a terminal or a mail client.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
 MAX_TEXT = 2000
 
 
 def clean_text(text: str) -> str:
-    text = _CONTROL.sub("", without_surrogates(text))
+    """One printable line: controls and bidi overrides removed, every run of spaces and line breaks one space."""
+    text = _SPACES.sub(" ", _CONTROL.sub("", without_surrogates(text)))
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
 
 
