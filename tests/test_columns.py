@@ -213,3 +213,35 @@ def test_check_converts_every_value_as_a_run_would(tmp_path):
         con.execute("UPDATE agent_events SET latency_ms = '900' WHERE latency_ms = 'fast'")
     good = check()
     assert "source agent_events: ok (2 events" in good.stdout, good.stdout + good.stderr
+
+
+def test_a_column_without_any_value_in_the_period_is_said_and_gives_no_savings(tmp_path):
+    """Found in a rendering audit: a cost_usd column that is always null showed "Agent cost $0.00" and the
+    whole human cost as estimated savings, and token_count "tokens per conversation held at 0", unsaid."""
+    from backend_loaders import load_duckdb
+
+    tz, kind, key = SCENARIOS[SCENARIO]
+    rows = [{**r, "cost_usd": None, "token_count": None} for r in trap_rows(SCENARIO)]
+    source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz, human_cost_per_conversation=4.5),
+                              parse_period(kind, key, tz), now=now_for(SCENARIO))
+    finally:
+        source.close()
+    doc = json.loads(data.to_json())
+    assert doc["metrics"]["conversations"]["value"] > 0
+    assert doc["metrics"]["cost_usd"]["value"] == 0 and doc["metrics"]["total_tokens"]["value"] == 0  # DESIGN's sums
+    assert doc["metrics"]["estimated_savings_usd"]["value"] is None  # not the whole human cost
+    assert doc["metrics"]["estimated_savings_usd"]["previous"] is None
+    notes = " ".join(doc["notes"])
+    assert "has a token_count value: its tokens read 0" in notes
+    assert "has a cost_usd value: its agent cost reads $0 (estimated savings are not shown)" in notes
+    # with values, nothing is said
+    (tmp_path / "full").mkdir()
+    source = open_source(SourceConfig(**load_duckdb(trap_rows(SCENARIO), tmp_path / "full")))
+    try:
+        full = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz, human_cost_per_conversation=4.5),
+                              parse_period(kind, key, tz), now=now_for(SCENARIO))
+    finally:
+        source.close()
+    assert not [n for n in full.notes if "value:" in n] and full.metrics["estimated_savings_usd"].value is not None

@@ -186,8 +186,10 @@ def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
     }
     if "tokens" in ev.columns:
         aggs["tokens"] = ev.tokens.sum().fill_null(0)
+        aggs["tokens_n"] = ev.tokens.count()  # 0 for every conversation: the period has no token counts at all
     if "cost" in ev.columns:
         aggs["cost"] = ev.cost.sum().fill_null(0.0)
+        aggs["cost_n"] = ev.cost.count()
     if "latency" in ev.columns:
         aggs["latency_sum"] = ev.latency.sum().fill_null(0.0)
         aggs["latency_n"] = ev.latency.count()

@@ -117,7 +117,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
             conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
-        counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
+        counts = {name: conv[col].sum() for name, col in VALUE_COUNTS.items() if col in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
             # Approximate only where some group can have enough values (see _quantile_rows): the largest
@@ -159,7 +159,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
     metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
                        {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
-    savings = _savings(metrics, report.human_cost_per_conversation)
+    unvalued = {which: _unvalued(period_rows.get(which)) for which in (CUR, PREV)}
+    savings = _savings(metrics, report.human_cost_per_conversation,
+                       cost_unknown={w: "cost_usd" in cols for w, cols in unvalued.items()})
     if savings is not None:
         metrics[savings.name] = savings
     if notable is not None:
@@ -174,6 +176,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
         metrics = {k: _with(m, notable=None, good=None) if _is_total(m) else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
+    notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_UNVALUED[col]}"
+              f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
+              for col in unvalued[CUR]]
     if any(used_approx):
         notes.append("Latency percentiles are approximate on this engine (within 1%).")
 
@@ -209,6 +214,21 @@ _WITHOUT = {
     "error_type": "errors by type are not shown",
     "event_id": "repeated events cannot be detected, so a re-sent event counts twice",
 }
+
+
+#: A period's count of values of an optional column (kept out of the report), by the column.
+VALUE_COUNTS = {"latency_values": "latency_n", "token_values": "tokens_n", "cost_values": "cost_n"}
+#: What a column that is there but holds no value in the period makes of its figures.
+_UNVALUED = {"token_count": "its tokens read 0", "cost_usd": "its agent cost reads $0"}
+
+
+def _unvalued(row: dict[str, Any] | None) -> list[str]:
+    """The optional columns with no value at all among a period's conversations (found in a rendering
+    audit: a cost_usd column that is always null showed "$0.00" and full savings, with nothing said)."""
+    if not row or not row.get("conversations"):
+        return []
+    return [col for col, key in (("token_count", "token_values"), ("cost_usd", "cost_values"))
+            if key in row and not row[key]]
 
 
 def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]:
@@ -251,20 +271,24 @@ def _with(m: MetricValue, **changes: Any) -> MetricValue:
     return replace(m, **changes)
 
 
-def _savings(metrics: dict[str, MetricValue], human_cost: float | None) -> MetricValue | None:
+def _savings(metrics: dict[str, MetricValue], human_cost: float | None,
+             cost_unknown: dict[int, bool] | None = None) -> MetricValue | None:
+    """Contained conversations x human cost - agent cost; null for a period whose conversations have no
+    cost value at all (its agent cost reads 0, and the savings would be the whole human cost)."""
     if human_cost is None or "cost_usd" not in metrics:
         return None
+    unknown = cost_unknown or {}
 
-    def value(which: str) -> float | None:
+    def value(which: str, period: int) -> float | None:
         conv = getattr(metrics["conversations"], which)
         esc = getattr(metrics["escalated_conversations"], which)
         cost = getattr(metrics["cost_usd"], which)
-        if conv is None or esc is None or cost is None:
+        if conv is None or esc is None or cost is None or unknown.get(period):
             return None
         return (conv - esc) * human_cost - cost
 
     m = ESTIMATED_SAVINGS
-    cur, prev = value("value"), value("previous")
+    cur, prev = value("value", CUR), value("previous", PREV)
     ch = compute_change(cur, prev, is_rate=False, higher_is_better=True)
     return MetricValue(m.name, m.label, m.unit, cur, prev, ch.change_pct, ch.change_pp, ch.direction, ch.good,
                        True, m.description)

@@ -174,8 +174,10 @@ def savings(data: ReportData, fmt: Formatter) -> tuple[dict[str, Any] | None, st
     metric = data.metrics.get("estimated_savings_usd")
     if human is None:
         return None, "Set human_cost_per_conversation in the report config to estimate savings."
-    if metric is None or finite_number(metric.value) is None:
-        return None, "Savings are not estimated: agent cost is not known (no cost column)."
+    if metric is None:
+        return None, "Savings are not estimated: agent cost is not known (the events have no cost_usd column)."
+    if finite_number(metric.value) is None:
+        return None, f"Savings are not estimated: agent cost is not known (no cost_usd value this {data.period_kind})."
     how = (f"Contained conversations × {fmt.usd(human)} (human cost per conversation) "
            f"− agent cost {fmt.value(data.metrics['cost_usd'].value, 'usd') if 'cost_usd' in data.metrics else NA}.")
     return {**kpi(metric, fmt), "explanation": how}, None
