@@ -30,6 +30,13 @@ DE = Formatter("de", "Europe/Berlin")
     (EN, "usd", -12.5, "-$12.50"),
     (EN, "ms", 899.4, "899 ms"),
     (EN, "ms", 2160.2, "2.16 s"),
+    (EN, "ms", 59_999, "60.00 s"),
+    (EN, "ms", 90_000, "1.5 min"),  # long waits in units a reader knows: 10^9 ms read "1,000,000.00 s"
+    (EN, "ms", 7_200_000, "2.0 h"),
+    (EN, "ms", 1e9, "11.6 d"),
+    (EN, "usd", 9_999_999, "$9,999,999"),
+    (EN, "usd", 785e9, "$785B"),  # was "$785,000,000,000", wrapped mid-number in the PDF
+    (DE, "usd", 12_345_678, "12,35\xa0Mio.\xa0$"),
     (EN, "tokens", 1710.2, "1,710"),
     (EN, "tokens", 4_240_000, "4.24M"),
     (EN, "tokens", 1_034_510, "1.03M"),  # not "1M" next to 1,049,174's "1.05M"
@@ -139,3 +146,29 @@ def test_savings_hint_without_human_cost() -> None:
     ctx, _ = build_context(make_report(human_cost=None))
     assert ctx["savings"] is None
     assert "human_cost_per_conversation" in ctx["savings_hint"]
+
+
+def test_the_daily_chart_shows_both_series_whole():
+    """Found in a rendering audit: with 4 error events per conversation the axis was scaled to the
+    conversations, every red bar was cut off at the top and covered its blue bar whole."""
+    from matplotlib.figure import Figure
+
+    from agentdigest.render.charts import Chart, _daily
+
+    fig = Figure()
+    _daily(fig, Chart("daily", "daily", "alt", 560, 170, values=(9.0, 3.0, 5.0), labels=("a", "b", "c"),
+                      secondary=(32.0, 12.0, 0.0)))
+    (ax,) = fig.axes
+    assert ax.get_ylim()[1] >= 32
+    conversations, errors = ax.containers
+    assert all(e.get_width() < c.get_width() for c, e in zip(conversations, errors))  # blue shows around red
+
+
+def test_a_move_shown_as_no_change_has_no_arrow_and_no_colour() -> None:
+    """Found in a rendering audit: cost moved -0.03% and its card read "▼ no change" in green."""
+    from agentdigest.render.context import kpi
+
+    card = kpi(metric("cost_usd", 99.97, 100.0), EN)
+    assert card["change"] == "no change" and card["arrow"] == "" and card["tone"] == "neutral"
+    moved = kpi(metric("cost_usd", 90.0, 100.0), EN)
+    assert moved["change"] == "-10%" and moved["arrow"] == "▼" and moved["tone"] == "good"

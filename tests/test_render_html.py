@@ -178,3 +178,21 @@ def test_on_a_narrow_phone_a_wide_table_scrolls_by_itself() -> None:
             wide += 1
             assert m.group(1) and "scroll-x" in m.group(1) and "overflow-x:auto" in m.group(1), m.group(0)[:200]
     assert wide >= 2  # by model, by agent
+
+
+def test_a_long_id_without_breaks_can_wrap_on_a_phone_and_reads_unchanged() -> None:
+    """Found in a rendering audit: a 200-character agent id without hyphens kept its column as wide as
+    itself on a phone (words are kept whole there), so the numbers beside it were off the screen."""
+    from dataclasses import replace
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import TZ, make_report
+
+    data = make_report("engineering")
+    long_id = "Agent" + "x" * 35 + "&<b>"
+    data = replace(data, by_agent=(dict(data.by_agent[0], agent_id=long_id),) + data.by_agent[1:])
+    html = render_artifacts(data, now=datetime(2026, 11, 30, 9, tzinfo=ZoneInfo(TZ)))["report.html"].decode()
+    assert "Agentxxxxxxx<wbr>xxxxxxxxxxxx<wbr>" in html and "&amp;&lt;b&gt;" in html
+    assert long_id[:40] in ParsedHTML(html).text.replace("…", "")  # the text itself is unchanged

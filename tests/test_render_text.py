@@ -95,3 +95,24 @@ def test_columns_whose_data_the_source_lacks_are_left_out() -> None:
 
         assert re.search(r">Cost</th>", plain["report.html"].decode())
         assert not re.search(r">(Cost|Tokens)</th>", missing["report.html"].decode())
+
+
+def test_table_cells_keep_their_columns_in_any_script():
+    """Found in a rendering audit: after an Arabic or Hebrew name the bidi algorithm pulled the numbers into
+    the right-to-left run, so mail clients showed the row backwards; CJK and emoji names (two cells each)
+    pushed the columns right; and names cut at the end all read the same."""
+    from rich.cells import cell_len
+
+    from agentdigest.render.text import table
+
+    long = "customer-support-assistant-production-eu-west-1" + "x" * 40
+    rows = [{"name": "وكيل-الفواتير", "n": "28"}, {"name": "客服助手", "n": "5"},
+            {"name": long + "-v1", "n": "7"}, {"name": long + "-v2", "n": "8"}]
+    lines = table([("Agent", "name", False), ("Events", "n", True)], rows)
+    visible = [line.replace("\u2068", "").replace("\u2069", "").replace("\u200e", "") for line in lines]
+    assert len({cell_len(line) for line in visible}) == 1, visible  # every row as wide as the heading
+    arabic = lines[2]
+    assert arabic.startswith("\u200e") and "\u2068وكيل-الفواتير\u2069" in arabic and arabic.endswith("28")
+    assert "\u2068" not in lines[3]  # no marks where no right-to-left text is
+    assert lines[4].rstrip().endswith("7") and lines[5].rstrip().endswith("8")
+    assert lines[4].split()[0] != lines[5].split()[0] and lines[4].split()[0].endswith("-v1")

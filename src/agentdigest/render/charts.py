@@ -87,7 +87,9 @@ def _daily(fig: Figure, chart: Chart) -> None:
     xs = list(range(len(values)))
     ax.bar(xs, values, color=BLUE, width=0.7, label="conversations", zorder=2)
     if any(errors):
-        ax.bar(xs, errors, color=RED, width=0.7, label="error events", zorder=3)
+        # Narrower, in front: a day with more error events than conversations still shows its blue bar
+        # (found in a rendering audit: the red bar covered it whole).
+        ax.bar(xs, errors, color=RED, width=0.36, label="error events", zorder=3)
         ax.legend(loc="upper left", frameon=False, fontsize=7, ncols=2, bbox_to_anchor=(0, 1.14))
     step = max(1, math.ceil(len(xs) / 10))
     ax.set_xticks(xs[::step], [chart.labels[i] for i in xs[::step]], fontsize=7)
@@ -98,7 +100,8 @@ def _daily(fig: Figure, chart: Chart) -> None:
         ax.spines[side].set_visible(False)
     # The top gridline is a labelled tick above the tallest bar (found by a new user: a top tick of 18
     # under bars of 20 left the bars unreadable against the legend).
-    ticks = [t for t in MaxNLocator(4, integer=True).tick_values(0, max(values + [1.0]) * 1.02) if t >= 0]
+    # Over both series: scaled to conversations alone, error bars taller than them were cut off.
+    ticks = [t for t in MaxNLocator(4, integer=True).tick_values(0, max(values + errors + [1.0]) * 1.02) if t >= 0]
     ax.set_ylim(0, ticks[-1])
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))

@@ -65,10 +65,15 @@ def audience_kind(data: ReportData) -> str:
 
 
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
+    change = fmt.change(metric)
+    # A move too small to show ("no change" at the shown precision) gets no arrow and no colour: it read
+    # "▼ no change" in green (found in a rendering audit).
+    shown = change != FLAT
     return {
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
-        "previous": fmt.value(metric.previous, metric.unit), "change": fmt.change(metric),
-        "tone": tone(metric.good), "arrow": ARROWS.get(metric.direction or "", ""),
+        "previous": fmt.value(metric.previous, metric.unit), "change": change,
+        "tone": tone(metric.good) if shown else "neutral",
+        "arrow": ARROWS.get(metric.direction or "", "") if shown else "",
         "notable": metric.notable is True, "description": metric.description, "chart": chart,
         "unit": metric.unit,
     }
@@ -148,7 +153,7 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     sentence = "; ".join(parts)
     if not sentence[1:2].isdigit():  # "p95 latency" stays lower-case
         sentence = sentence[0].upper() + sentence[1:]
-    return sentence + "."
+    return sentence if sentence.endswith(".") else sentence + "."  # de "16,3 Mrd." ends one already
 
 
 def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] | None:

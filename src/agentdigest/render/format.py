@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_skeleton
-from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
+from babel.numbers import (format_compact_currency, format_compact_decimal, format_currency, format_decimal,
+                           format_percent)
 
 from ..errors import RenderError
 from ..changes import finite_number
@@ -69,6 +70,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= 10_000_000:  # "$785B", not "$785,000,000,000" (found in a rendering audit)
+            return format_compact_currency(number, "USD", format_type="short", locale=self.locale, fraction_digits=2)
         digits = 0 if abs(number) >= 1000 else 2
         return format_currency(number, "USD", format=self._money[digits], locale=self.locale,
                                currency_digits=False)
@@ -77,6 +80,9 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        for size, unit in ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min")):
+            if abs(number) >= size:  # 10^9 ms read "1,000,000.00 s" (found in a rendering audit)
+                return format_decimal(number / size, format="#,##0.0", locale=self.locale) + f" {unit}"
         if abs(number) >= 1000:
             return format_decimal(number / 1000, format="#,##0.00", locale=self.locale) + " s"
         return format_decimal(number, format="#,##0", locale=self.locale) + " ms"

@@ -8,6 +8,7 @@ ChoiceLoader: its ``report.html.j2`` is the entry point and any file named like 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from jinja2 import (
     TemplateError,
     TemplateNotFound,
 )
+from markupsafe import Markup, escape
 
 from ..errors import RenderError
 
@@ -43,7 +45,25 @@ def environment(folder: str | None = None) -> Environment:
     env = Environment(loader=ChoiceLoader(loaders), autoescape=_autoescape, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["shown"] = shown_columns
+    env.filters["breakable"] = breakable
     return env
+
+
+_UNBROKEN = re.compile(r"[A-Za-z0-9]{16,}")
+
+
+def breakable(value: Any) -> Markup:
+    """``value`` escaped, with a ``<wbr>`` every 12 characters of a run of 16 or more letters and digits
+    (an id without hyphens or spaces). The phone layout keeps words whole, so such a run widened its
+    column until the numbers beside it were off the screen (found in a rendering audit); copied, the text
+    is unchanged. Other scripts break by their own rules (CJK anywhere), and emoji are never split."""
+    text, out, pos = str(value), [], 0
+    for m in _UNBROKEN.finditer(text):
+        run = m.group(0)
+        out += [escape(text[pos:m.start()]), Markup("<wbr>").join(run[i:i + 12] for i in range(0, len(run), 12))]
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
 
 
 def shown_columns(columns: list, absent: Any, widths: list | None = None) -> list:

@@ -18,17 +18,25 @@ ELLIPSIS = "…"
 UNNAMED = "(none)"
 
 
-def clip(value: Any, limit: int) -> str:
-    """``value`` as text of at most ``limit`` characters; a missing value is "n/a"."""
+def clip(value: Any, limit: int, *, middle: bool = False) -> str:
+    """``value`` as text of at most ``limit`` characters; a missing value is "n/a". ``middle`` cuts out
+    the middle instead of the end, for ids: ``support-assistant-prod-eu-west-1-v6`` and ``...-v5``
+    differ only at the end (found in a rendering audit: six agents all read ``customer-support-…``)."""
     if value is None:
         return NA
     text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + ELLIPSIS
+    if len(text) <= limit:
+        return text
+    if not middle or limit < 9:
+        return text[: max(1, limit - 1)].rstrip() + ELLIPSIS
+    tail = (limit - 1) * 2 // 5
+    return text[: limit - 1 - tail] + ELLIPSIS + text[len(text) - tail:]
 
 
 def name(value: Any, limit: int) -> str:
-    """A breakdown key as :func:`clip` shows it; the row of the events without one is "(none)"."""
-    return UNNAMED if value is None else clip(value, limit)
+    """A breakdown key as :func:`clip` shows it (the middle cut out); the row of the events without one
+    is "(none)"."""
+    return UNNAMED if value is None else clip(value, limit, middle=True)
 
 
 def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> str:
@@ -106,10 +114,10 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     rows = sorted(data.failure_examples, key=lambda r: str(r.get("event_ts") or ""), reverse=True)
     return [{
         "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
-        "conversation": clip(r.get("conversation_id"), 40),
+        "conversation": clip(r.get("conversation_id"), 40, middle=True),
         "agent": name(r.get("agent_id"), 40),
         "kind": clip(r.get("event_type"), 30),
-        "type": clip(r.get("error_type"), 40) if r.get("error_type") is not None else "",
+        "type": clip(r.get("error_type"), 40, middle=True) if r.get("error_type") is not None else "",
         "message": clip(r.get("error_message"), limits.message_chars) if r.get("error_message") else "",
     } for r in rows[: limits.failures]]
 

@@ -6,12 +6,14 @@ A custom template folder may supply ``report.txt.j2`` (rendered without HTML esc
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
+from rich.cells import cell_len, get_character_cell_size
 
 from .html import environment, template_failure, template_source
 
@@ -19,9 +21,40 @@ WIDTH = 78
 CUSTOM_TEXT = "report.txt.j2"
 
 
+# Strong right-to-left letters (Hebrew, Arabic, Syriac, Thaana, N'Ko..., their presentation forms).
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
+_ISOLATE, _POP, _LTR = "\u2068", "\u2069", "\u200e"
+
+
+def _chop(text: str, cells: int, *, from_end: bool = False) -> str:
+    """The longest start (or end) of ``text`` that fits in ``cells`` terminal cells."""
+    out, used = [], 0
+    for ch in reversed(text) if from_end else text:
+        used += get_character_cell_size(ch)
+        if used > cells:
+            break
+        out.append(ch)
+    return "".join(reversed(out) if from_end else out)
+
+
 def _cell(text: str, width: int, right: bool) -> str:
-    text = text if len(text) <= width else text[: max(1, width - 1)] + "…"
-    return text.rjust(width) if right else text.ljust(width)
+    """``text`` in ``width`` cells (a CJK character or an emoji takes two), cut in the middle when too
+    long (names that differ at the end stay apart); text with right-to-left letters is isolated, so a mail
+    client's bidi algorithm cannot pull the next columns' numbers into it (found in a rendering audit:
+    rows after an Arabic agent name read backwards)."""
+    if cell_len(text) > width:
+        tail = (width - 1) * 2 // 5 if width >= 9 else 0
+        text = _chop(text, width - 1 - tail) + "…" + (_chop(text, tail, from_end=True) if tail else "")
+    pad = " " * max(0, width - cell_len(text))
+    if _RTL.search(text):
+        text = _ISOLATE + text + _POP
+    return pad + text if right else text + pad
+
+
+def _line(cells: list[str]) -> str:
+    """A table row; a left-to-right mark first when it holds right-to-left text, so the row reads left to right."""
+    line = ("  " + "  ".join(cells)).rstrip()
+    return _LTR + line if _ISOLATE in line else line
 
 
 def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
@@ -29,16 +62,16 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
     """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width;
     columns in ``absent`` (no data in the source) are left out."""
     columns = [c for c in columns if c[1] not in absent]
-    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k, _ in columns]
+    widths = [max([cell_len(h)] + [cell_len(str(r[k])) for r in rows]) for h, k, _ in columns]
     fixed = sum(widths[1:]) + 2 * (len(columns) - 1) + 2
     widths[0] = max(8, min(widths[0], WIDTH - fixed))
-    lines = ["  " + "  ".join(_cell(h, w, right) for (h, _, right), w in zip(columns, widths))]
-    lines.append("  " + "  ".join("-" * w for w in widths))
+    lines = [_line([_cell(h, w, right) for (h, _, right), w in zip(columns, widths)])]
+    lines.append(_line(["-" * w for w in widths]))
     for row in rows:
-        lines.append("  " + "  ".join(_cell(str(row[k]), w, right) for (_, k, right), w in zip(columns, widths)))
+        lines.append(_line([_cell(str(row[k]), w, right) for (_, k, right), w in zip(columns, widths)]))
     if more:
-        lines.append(f"  and {more} {more_label} (more in the PDF report, every row in report.json)")
-    return [line.rstrip() for line in lines]
+        lines.append(f"  and {more} {more_label} (more in the attached PDF report)")
+    return lines
 
 
 def heading(title: str) -> list[str]:
