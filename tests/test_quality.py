@@ -55,6 +55,20 @@ def test_a_quiet_hour_is_not_a_gap_but_an_outage_is():
     assert not q.warning
 
 
+def test_one_outage_across_hours_that_expected_nothing_is_one_gap():
+    """Found in a rendering audit: silence from Wednesday to the week's end was listed as three gaps, split
+    by night hours whose baseline was zero, as if events had come in between."""
+    hourly = {}
+    for p in range(5):
+        for h in range(168):
+            hourly[p * 168 + h] = 0 if h % 24 < 4 else 20  # nothing ever arrives from 00:00 to 04:00
+    cur0 = 168 * 4
+    for h in range(50, 168):
+        hourly[cur0 + h] = 0  # the outage: Wednesday 02:00 to the end
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=48), 120)]
+
+
 def test_explicit_expected_events_per_day():
     hourly = {168 * 4 + h: 5 for h in range(168)}
     q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=240)

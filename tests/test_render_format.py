@@ -172,3 +172,17 @@ def test_a_move_shown_as_no_change_has_no_arrow_and_no_colour() -> None:
     assert card["change"] == "no change" and card["arrow"] == "" and card["tone"] == "neutral"
     moved = kpi(metric("cost_usd", 90.0, 100.0), EN)
     assert moved["change"] == "-10%" and moved["arrow"] == "▼" and moved["tone"] == "good"
+
+
+def test_on_incomplete_data_the_opening_leaves_totals_out() -> None:
+    """Found in a Slack audit: at 10.5% completeness the message led with "Conversations fell 89% to 262;
+    ... errors fell 83% to 15", right under the banner saying the figures are understated."""
+    data = make_report(warning=True)
+    assert data.quality.warning
+    sentence = opening_sentence(data, EN, "executive")
+    assert "onversations" not in sentence and "errors" not in sentence and sentence.startswith("Resolution ")
+    complete = opening_sentence(make_report(), EN, "executive")
+    assert complete.startswith("Conversations ")
+    only_totals = replace(data, metrics={k: m for k, m in data.metrics.items() if k != "resolution_rate"})
+    assert opening_sentence(only_totals, EN, "executive") == (
+        f"{EN.count(data.metrics['conversations'].value)} conversations on incomplete data.")

@@ -122,3 +122,16 @@ def test_notable_flags_for_counts_use_trend_rows() -> None:
 def test_rate_without_counts_is_not_judged() -> None:
     custom = MetricValue("first_reply_rate", "First reply rate", "percent", 5.0, 1.0, None, 4.0, "up", True, True)
     assert notable_flags({"first_reply_rate": custom}, ()) == {"first_reply_rate": None}
+
+
+def test_periods_before_the_data_began_are_no_history() -> None:
+    """Found in a rendering audit: a new source's first week was "notable" (conversations, errors, cost)
+    against seven weeks of zeros that were only weeks before its first event."""
+    counts = [0, 0, 0, 0, 0, 0, 0, 240]
+    trend = tuple({"conversations": c, "errors": c // 10, "cost_usd": c * 0.01} for c in counts)
+    metrics = {"conversations": metric("conversations", 240, 0), "errors": metric("errors", 24, 0),
+               "cost_usd": metric("cost_usd", 2.4, 0.0)}
+    assert notable_flags(metrics, trend) == {"conversations": None, "errors": None, "cost_usd": None}
+    # With four weeks of data behind it, the same jump is judged again.
+    trend = tuple({"conversations": c, "errors": c // 10, "cost_usd": c * 0.01} for c in [0, 0, 0, 20, 21, 19, 20, 240])
+    assert notable_flags(metrics, trend)["conversations"] is True

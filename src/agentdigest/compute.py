@@ -174,7 +174,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     if quality.warning:
         # A total that moved because events are missing is not news: neither judged notable nor
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
-        metrics = {k: _with(m, notable=None, good=None) if _is_total(m) else m for k, m in metrics.items()}
+        metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_UNVALUED[col]}"
               f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
@@ -258,11 +258,6 @@ def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str,
         out[m.name] = MetricValue(m.name, m.label, m.unit, value, previous, ch.change_pct, ch.change_pp,
                                   ch.direction, ch.good, m.higher_is_better, m.description)
     return out
-
-
-def _is_total(metric: MetricValue) -> bool:
-    """A sum over the period's events (counts, tokens, cost, savings), which missing events lower."""
-    return metric.unit in ("count", "usd") or metric.name == "total_tokens"
 
 
 def _with(m: MetricValue, **changes: Any) -> MetricValue:

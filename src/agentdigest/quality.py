@@ -148,9 +148,11 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
     gaps: list[Gap] = []
     run_start: int | None = None
     run_expected = 0.0
+    # A run is every hour without events between two with some: an hour that expected none (a quiet
+    # night) does not split an outage into several gaps (found in a rendering audit: one outage from
+    # Wednesday to the week's end was listed as three gaps, as if events had come in between).
     for h in range(n_hours + 1):
-        empty = h < n_hours and hourly.get(cur0 + h, 0) == 0 and per_hour_expected[h] > 0
-        if empty:
+        if h < n_hours and hourly.get(cur0 + h, 0) == 0:
             if run_start is None:
                 run_start, run_expected = h, 0.0
             run_expected += per_hour_expected[h]

@@ -32,6 +32,11 @@ class MetricValue:
     description: str = ""
     notable: bool | None = None  # set by the significance test (render issue); None = not judged
 
+    @property
+    def is_total(self) -> bool:
+        """A sum over the period's events (counts, tokens, cost, savings), which missing events lower."""
+        return self.unit in ("count", "usd") or self.name == "total_tokens"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "value": self.value, "previous": self.previous, "unit": self.unit,

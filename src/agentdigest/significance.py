@@ -104,6 +104,11 @@ def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]
     flags: dict[str, bool | None] = {}
     trend = tuple(trend)
     trailing_rows = trend[:-1]
+    # Periods before the first conversation are from before the data began, not a history of zeros
+    # (found in a rendering audit: a new source's first week was "notable" against seven empty ones).
+    began = next((i for i, row in enumerate(trailing_rows) if finite_number(row.get("conversations"))),
+                 len(trailing_rows))
+    trailing_rows = trailing_rows[began:]
     for name, metric in metrics.items():
         if finite_number(getattr(metric, "value", None)) is None:
             flags[name] = None

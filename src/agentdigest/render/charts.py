@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import lru_cache
 
 import matplotlib
 
@@ -31,6 +35,10 @@ GREEN = "#079455"
 TONE = {True: GREEN, False: RED, None: "#667085"}
 SCALE = 2  # PNG pixels per CSS pixel, for sharp images on high-density screens
 
+#: Fonts tried, glyph by glyph, after DejaVu Sans when installed (matplotlib draws the PNG charts itself,
+#: without the system's font fallback): CJK labels were empty boxes (found in a rendering audit).
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK KR", "WenQuanYi Zen Hei",
+                  "Droid Sans Fallback", "Noto Sans Arabic", "Noto Sans Hebrew", "Noto Sans Thai")
 _RC = {
     "font.family": "DejaVu Sans",
     "font.size": 8,
@@ -113,9 +121,30 @@ _DRAW = {"spark": _spark, "daily": _daily}
 _LOCK = threading.Lock()
 
 
+_FALLBACK_FILES = re.compile(r"NotoSansCJK|wqy-zenhei|DroidSansFallback|NotoSans(Arabic|Hebrew|Thai)-", re.I)
+
+
+@lru_cache(maxsize=1)
+def _families() -> tuple[str, ...]:
+    """DejaVu Sans, then the fallback fonts this machine has. matplotlib's font list is a cache written
+    at its first use: a font installed since then is looked for on disk once per process."""
+    from matplotlib import font_manager
+
+    def installed() -> set[str]:
+        return {font.name for font in font_manager.fontManager.ttflist}
+
+    if not installed() & set(FALLBACK_FONTS):
+        for path in font_manager.findSystemFonts():
+            if _FALLBACK_FILES.search(os.path.basename(path)):
+                with suppress(Exception):  # an unreadable font file is no reason to fail a report
+                    font_manager.fontManager.addfont(path)
+    found = installed()
+    return ("DejaVu Sans", *(name for name in FALLBACK_FONTS if name in found))
+
+
 def draw(chart: Chart, fmt: str) -> bytes:
     """The chart as ``png`` or ``svg`` bytes."""
-    with _LOCK, rc_context(_RC):
+    with _LOCK, rc_context({**_RC, "font.family": list(_families())}):
         dpi = 96 * SCALE if fmt == "png" else 96
         fig = Figure(figsize=(chart.width / 96, chart.height / 96), dpi=dpi, facecolor="white")
         _DRAW[chart.kind](fig, chart)

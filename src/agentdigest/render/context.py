@@ -147,8 +147,14 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
         tail = f", against {fmt.count(before)} the {word} before" if before else ""
         return f"No conversations this {word}{tail}."
     keys = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
+    incomplete = data.quality is not None and data.quality.warning
+    if incomplete:  # a total that fell because events are missing is not news (found in a Slack audit:
+        # "Conversations fell 89%" led the message right under the incomplete-data banner)
+        keys = [k for k in keys if k in data.metrics and not data.metrics[k].is_total]
     parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p]
-    if not parts:
+    if not parts and incomplete:
+        parts = [f"{fmt.count(conversations.value)} conversations on incomplete data"]
+    elif not parts:
         parts = [phrase(conversations, fmt) or f"{fmt.count(conversations.value)} conversations"]
     sentence = "; ".join(parts)
     if not sentence[1:2].isdigit():  # "p95 latency" stays lower-case
