@@ -186,3 +186,30 @@ def test_on_incomplete_data_the_opening_leaves_totals_out() -> None:
     only_totals = replace(data, metrics={k: m for k, m in data.metrics.items() if k != "resolution_rate"})
     assert opening_sentence(only_totals, EN, "executive") == (
         f"{EN.count(data.metrics['conversations'].value)} conversations on incomplete data.")
+
+
+def test_a_sparkline_draws_a_tiny_move_as_tiny() -> None:
+    """Found in a rendering audit: 298 -> 302 -> 300 filled the whole height, a spike to the eye."""
+    from matplotlib.figure import Figure
+
+    from agentdigest.render.charts import Chart, _spark
+
+    def height(values: tuple[float, ...]) -> float:
+        fig = Figure()
+        _spark(fig, Chart("s", "spark", "alt", 90, 24, values=values))
+        ys = fig.artists[0].get_ydata()
+        return max(ys) - min(ys)
+
+    assert height((298.0, 302.0, 300.0)) < 0.1
+    assert height((100.0, 200.0, 150.0)) == pytest.approx(0.72)
+    assert height((0.0, 0.0)) == 0 and height((5.0, 5.0)) == 0
+
+
+def test_failures_name_no_agent_when_the_events_have_no_agent_column() -> None:
+    """Found in a rendering audit: without an agent_id column every failure read "agent (none)"."""
+    from agentdigest.render.context import Limits
+    from agentdigest.render.sections import failures
+
+    data = make_report("engineering")
+    assert all(f["agent"] for f in failures(data, EN, Limits()))
+    assert all(f["agent"] == "" for f in failures(replace(data, by_agent=None), EN, Limits()))

@@ -77,10 +77,12 @@ def _spark(fig: Figure, chart: Chart) -> None:
     if not finite:
         return
     lo, hi = min(finite), max(finite)
-    span = (hi - lo) or 1.0
+    # A move of under a tenth of the level is drawn as one (found in a rendering audit: 298 -> 302 -> 300
+    # filled the whole height, a spike to the eye).
+    span, mid = max(hi - lo, 0.1 * max(abs(hi), abs(lo))), (hi + lo) / 2
     n = max(len(ys) - 1, 1)
     xs = [0.04 + 0.92 * i / n for i in range(len(ys))]
-    ys = [0.5 if hi == lo else 0.14 + 0.72 * (y - lo) / span for y in ys]  # nan stays nan: a gap
+    ys = [0.5 if span == 0 else 0.14 + 0.72 * ((y - mid) / span + 0.5) for y in ys]  # nan stays nan: a gap
     fig.add_artist(Line2D(xs, ys, transform=fig.transFigure, color=BLUE, linewidth=1.3,
                           solid_capstyle="round", solid_joinstyle="round"))
     last = max(i for i, y in enumerate(ys) if not math.isnan(y))

@@ -115,7 +115,8 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     return [{
         "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
         "conversation": clip(r.get("conversation_id"), 40, middle=True),
-        "agent": name(r.get("agent_id"), 40),
+        # "" when the events have no agent_id column at all: "agent (none)" on every failure said nothing
+        "agent": name(r.get("agent_id"), 40) if data.by_agent is not None else "",
         "kind": clip(r.get("event_type"), 30),
         "type": clip(r.get("error_type"), 40, middle=True) if r.get("error_type") is not None else "",
         "message": clip(r.get("error_message"), limits.message_chars) if r.get("error_message") else "",

@@ -94,7 +94,8 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
         f = ctx["failures"][0]
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
         blocks.append(_section(f"*Latest failure* ({escape(f['time'])})"))
-        blocks.append(_plain(f"{kind}, agent {f['agent']}:\n{f['message'][:300] or '(no message)'}"))
+        agent = f", agent {f['agent']}" if f["agent"] else ""
+        blocks.append(_plain(f"{kind}{agent}:\n{f['message'][:300] or '(no message)'}"))
     return blocks
 
 

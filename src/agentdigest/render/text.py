@@ -164,7 +164,8 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
     out += heading("Recent failures")
     for f in ctx["failures"]:
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
-        out += wrap(f"{f['time']}  {kind}  agent {f['agent']}  conversation {f['conversation']}", "  ", "- ")
+        agent = f"  agent {f['agent']}" if f["agent"] else ""
+        out += wrap(f"{f['time']}  {kind}{agent}  conversation {f['conversation']}", "  ", "- ")
         if f["message"]:
             out += wrap(f["message"], "    ")
     if not ctx["failures"]:
