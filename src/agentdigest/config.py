@@ -58,6 +58,7 @@ def _userinfo_quote(value: str) -> str:
     return "".join(part if _PERCENT_ESCAPE.fullmatch(part) else quote(part, safe="")
                    for part in _PERCENT_ESCAPE.split(value))
 
+
 def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``."""
     env = os.environ if environ is None else environ
