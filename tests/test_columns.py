@@ -245,3 +245,27 @@ def test_a_column_without_any_value_in_the_period_is_said_and_gives_no_savings(t
     finally:
         source.close()
     assert not [n for n in full.notes if "value:" in n] and full.metrics["estimated_savings_usd"].value is not None
+
+
+def test_a_column_that_empties_this_period_is_not_judged(tmp_path):
+    """Found in a re-check: cost values until last week and none this week read "Agent cost $0.00,
+    -100%, notable" in green, and "tokens per conversation fell 100% to 0" opened the engineering report."""
+    from backend_loaders import load_duckdb
+    from agentdigest.render.context import opening_sentence
+    from agentdigest.render.format import Formatter
+
+    tz, kind, key = SCENARIOS[SCENARIO]
+    period = parse_period(kind, key, tz)
+    rows = [{**r, "cost_usd": None, "token_count": None}
+            if r["event_ts"] is not None and r["event_ts"] >= period.start_utc else r for r in trap_rows(SCENARIO)]
+    source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz, human_cost_per_conversation=4.5),
+                              period, now=now_for(SCENARIO))
+    finally:
+        source.close()
+    for name in ("cost_usd", "total_tokens", "tokens_per_conversation"):
+        m = data.metrics[name]
+        assert m.previous and m.direction == "down" and m.good is None and m.notable is None, name
+    assert data.metrics["estimated_savings_usd"].value is None
+    assert "tokens per conversation" not in opening_sentence(data, Formatter("en"), "engineering")

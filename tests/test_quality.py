@@ -66,7 +66,21 @@ def test_one_outage_across_hours_that_expected_nothing_is_one_gap():
     for h in range(50, 168):
         hourly[cur0 + h] = 0  # the outage: Wednesday 02:00 to the end
     q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
-    assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=48), 120)]
+    assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=52), 116)]
+
+
+def test_a_gap_does_not_span_the_quiet_hours_around_it():
+    """Found in a re-check: with events on weekdays 09:00-19:00 only, a silent Wednesday was reported
+    from Tuesday 19:00 to Thursday 09:00 (38 h); it is Wednesday 09:00-19:00."""
+    hourly = {}
+    for p in range(5):
+        for h in range(168):
+            hourly[p * 168 + h] = 20 if h // 24 < 5 and 9 <= h % 24 < 19 else 0
+    cur0 = 168 * 4
+    for h in range(48 + 9, 48 + 19):
+        hourly[cur0 + h] = 0
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert [(g.start, g.hours) for g in q.gaps] == [(WEEK.start + timedelta(hours=57), 10)]
 
 
 def test_explicit_expected_events_per_day():

@@ -249,6 +249,12 @@ def test_text_without_digits_or_at_signs_survives(text: str) -> None:
     ("card 4111\u200d1111 1111\n1111 by 👩\u200d💻", "card [card] by 👩💻"),
     ("call ０２０ ７９４６ ０９５８", "call [phone]"),
     ("line one\r\n\tline two", "line one line two"),
+    # found in a re-check: characters that render as nothing, a combining mark on a digit, other digits
+    ("card 4111\u034f1111\u180e1111\u061c1111", "card [card]"),
+    ("card 4\u0301111 1111 1111 1111", "card [card]"),
+    ("4111\u28001111\u28001111\ufe0f1111 \u3164", "[card] "),  # text with PII is shown as the patterns read it
+    ("call \u0660\u0666 \u0661\u0662 \u0663\u0664 \u0665\u0666 \u0667\u0668", "call [phone]"),
+    ("caf\u0065\u0301-bot \u0661\u0662\u0663", "caf\u0065\u0301-bot \u0661\u0662\u0663"),  # no PII: as it was
 ])
 def test_what_readers_see_of_event_text(text: str, shown: str) -> None:
     from agentdigest.render.prepare import clean_text

@@ -30,7 +30,10 @@ DE = Formatter("de", "Europe/Berlin")
     (EN, "usd", -12.5, "-$12.50"),
     (EN, "ms", 899.4, "899 ms"),
     (EN, "ms", 2160.2, "2.16 s"),
-    (EN, "ms", 59_999, "60.00 s"),
+    (EN, "ms", 999.6, "1.00 s"),  # rounded to the next unit's threshold: the next unit
+    (EN, "ms", 59_999, "1.0 min"),
+    (EN, "ms", 3_599_000, "1.0 h"),
+    (EN, "ms", 86_390_000, "1.0 d"),
     (EN, "ms", 90_000, "1.5 min"),  # long waits in units a reader knows: 10^9 ms read "1,000,000.00 s"
     (EN, "ms", 7_200_000, "2.0 h"),
     (EN, "ms", 1e9, "11.6 d"),

@@ -134,3 +134,19 @@ def test_agent_data_cannot_format_the_slack_message() -> None:
     holding = [b["text"] for b in blocks if b.get("text") and ("urgent" in b["text"]["text"] or "bad`type`" in b["text"]["text"])]
     assert len(holding) == 2 and all(t["type"] == "plain_text" for t in holding)
     assert "*urgent* ~strike~ _it_ `code` &lt;!channel&gt;" in holding[1]["text"] + holding[0]["text"]
+
+
+def test_right_to_left_names_are_isolated_in_slack() -> None:
+    """Found in a re-check: "• שגיאת_רשת  21 (+5.0%)" rendered as "(5.0%+) 21 שגיאת_רשת" in Slack."""
+    import json
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import make_report
+
+    data = make_report("engineering")
+    rows = list(data.errors_by_type)
+    rows[0] = {**rows[0], "error_type": "שגיאת_רשת"}
+    payload = json.loads(render_artifacts(replace(data, errors_by_type=tuple(rows)), formats={"slack"})["slack.json"])
+    text = json.dumps(payload, ensure_ascii=False)
+    assert "\u2068שגיאת_רשת\u2069" in text and "\u2068" + rows[1]["error_type"] not in text

@@ -175,6 +175,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         # A total that moved because events are missing is not news: neither judged notable nor
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
         metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
+    # Nor is a figure whose column has no value in one of the two periods (found in a re-check: a cost
+    # column that emptied this week read "Agent cost $0.00, -100%, notable" in green).
+    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _FIGURES_OF[col]}
+    metrics = {k: _with(m, notable=None, good=None) if k in unjudged else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_UNVALUED[col]}"
               f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
@@ -220,6 +224,9 @@ _WITHOUT = {
 VALUE_COUNTS = {"latency_values": "latency_n", "token_values": "tokens_n", "cost_values": "cost_n"}
 #: What a column that is there but holds no value in the period makes of its figures.
 _UNVALUED = {"token_count": "its tokens read 0", "cost_usd": "its agent cost reads $0"}
+#: The figures made of each optional column's values.
+_FIGURES_OF = {"token_count": ("total_tokens", "tokens_per_conversation"),
+               "cost_usd": ("cost_usd", "estimated_savings_usd")}
 
 
 def _unvalued(row: dict[str, Any] | None) -> list[str]:

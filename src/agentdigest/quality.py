@@ -151,14 +151,19 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
     # A run is every hour without events between two with some: an hour that expected none (a quiet
     # night) does not split an outage into several gaps (found in a rendering audit: one outage from
     # Wednesday to the week's end was listed as three gaps, as if events had come in between).
+    # Its ends are trimmed to the hours that expected events: a weekday outage is not said to span the
+    # quiet nights around it (found in a re-check).
+    run_end = 0
     for h in range(n_hours + 1):
         if h < n_hours and hourly.get(cur0 + h, 0) == 0:
-            if run_start is None:
-                run_start, run_expected = h, 0.0
-            run_expected += per_hour_expected[h]
+            if per_hour_expected[h] > 0:
+                if run_start is None:
+                    run_start, run_expected = h, 0.0
+                run_expected += per_hour_expected[h]
+                run_end = h + 1
             continue
         if run_start is not None and run_expected >= min_expected:
-            gaps.append(Gap(_at(period, run_start), min(_at(period, h), elapsed_end.astimezone(period.tz))))
+            gaps.append(Gap(_at(period, run_start), min(_at(period, run_end), elapsed_end.astimezone(period.tz))))
         run_start = None
 
     keyed, kept = counts.get("keyed_events"), counts.get("kept_copies")

@@ -238,8 +238,16 @@ def _url_password(match: re.Match[str]) -> str:
 
 
 # Invisible characters: C0/C1 controls, bidi controls, zero-width characters, soft hyphen, BOM.
-_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e"
-                        "\u2060-\u2064\u2066-\u2069\ufeff]")
+# Also what renders as nothing or a blank inside a number (found in a re-check): combining marks, the
+# combining grapheme joiner, Arabic letter mark, Mongolian and variation selectors, Hangul fillers, the
+# Braille blank, tag characters. The patterns read a copy without them; shown text keeps them.
+_INVISIBLE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u061c\u115f\u1160"
+                        "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+                        "\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
+# Combining marks left over once NFKC has composed what it can (é stays é; a mark stacked on a digit goes).
+_STRAY_MARKS = re.compile("[\u0300-\u036f]")
+# Decimal digits of other scripts (Arabic-Indic, Devanagari...), read as 0-9 by the patterns.
+_NON_ASCII_DIGIT = re.compile(r"[^\x00-\x7f]")
 # Every space and line break (tab, CR, LF, VT, FF, NEL, NBSP, narrow and figure spaces, U+2028/9...).
 _SPACES = re.compile(r"\s+")
 # Hyphens and dashes as the separators they stand for (a phone written with U+2011 non-breaking hyphens).
@@ -253,11 +261,18 @@ def without_surrogates(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """``text`` as the patterns (and readers) should see it: compatibility forms folded (NFKC: full-width
-    digits), invisible characters removed, every run of spaces and line breaks one space, lone
-    surrogates replaced. Idempotent."""
+    """``text`` as the patterns read it: compatibility forms folded (NFKC: full-width digits), invisible
+    characters and stray combining marks removed, digits of every script as 0-9, every run of spaces
+    and line breaks one space, lone surrogates replaced. Idempotent."""
     text = without_surrogates(text)
-    return _DASHES.sub("-", _SPACES.sub(" ", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))))
+    text = _STRAY_MARKS.sub("", unicodedata.normalize("NFKC", _INVISIBLE.sub("", text)))
+    text = _DASHES.sub("-", _SPACES.sub(" ", text))
+    return _NON_ASCII_DIGIT.sub(_ascii_digit, text) if not text.isascii() else text
+
+
+def _ascii_digit(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    return str(unicodedata.digit(ch)) if unicodedata.category(ch) == "Nd" else ch
 
 
 # Order matters: emails hold digits and dots; IBANs and cards are longer digit runs that the

@@ -66,15 +66,15 @@ def audience_kind(data: ReportData) -> str:
 
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
     change = fmt.change(metric)
-    # A move too small to show ("no change" at the shown precision) gets no arrow and no colour: it read
-    # "▼ no change" in green (found in a rendering audit).
+    # A move too small to show ("no change" at the shown precision) gets no arrow, no colour and no
+    # "notable": it read "▼ no change" in green (found in a rendering audit).
     shown = change != FLAT
     return {
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
         "previous": fmt.value(metric.previous, metric.unit), "change": change,
         "tone": tone(metric.good) if shown else "neutral",
         "arrow": ARROWS.get(metric.direction or "", "") if shown else "",
-        "notable": metric.notable is True, "description": metric.description, "chart": chart,
+        "notable": metric.notable is True and shown, "description": metric.description, "chart": chart,
         "unit": metric.unit,
     }
 
@@ -138,6 +138,11 @@ def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
     return f"{noun} {verb} {_unsigned(metric, fmt)} to {value}"
 
 
+def _unjudged(metric: MetricValue) -> bool:
+    """A move compute declined to colour although the metric has a better direction."""
+    return metric.higher_is_better is not None and metric.good is None and metric.direction in ("up", "down")
+
+
 def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     """One sentence written from the data, e.g. "Resolution rose 2.1 pp to 61.4%; errors fell 12% to 57." """
     word = fmt.period_word(data.period_kind)
@@ -151,6 +156,8 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     if incomplete:  # a total that fell because events are missing is not news (found in a Slack audit:
         # "Conversations fell 89%" led the message right under the incomplete-data banner)
         keys = [k for k in keys if k in data.metrics and not data.metrics[k].is_total]
+    # Nor a move the report declined to judge (a column without values in one of the periods).
+    keys = [k for k in keys if k in data.metrics and not _unjudged(data.metrics[k])]
     parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p]
     if not parts and incomplete:
         parts = [f"{fmt.count(conversations.value)} conversations on incomplete data"]
@@ -236,7 +243,10 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             first, last = next(p for p in points if p is not None), [p for p in points if p is not None][-1]
             alt = (f"{metric.label} over the last {len(points)} {word}s: from "
                    f"{fmt.value(first, metric.unit)} to {fmt.value(last, metric.unit)}")
-            charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points), tone=metric.good))
+            card = kpi(metric, fmt, name)
+            # The end dot is coloured like the card's badge (none under "no change").
+            charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points),
+                                tone=metric.good if card["tone"] != "neutral" else None))
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.

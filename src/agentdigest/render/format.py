@@ -80,12 +80,16 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
-        for size, unit in ((86_400_000, "d"), (3_600_000, "h"), (60_000, "min")):
-            if abs(number) >= size:  # 10^9 ms read "1,000,000.00 s" (found in a rendering audit)
-                return format_decimal(number / size, format="#,##0.0", locale=self.locale) + f" {unit}"
-        if abs(number) >= 1000:
+        # Each unit up to where its rounded figure would reach the next (not "1,000 ms" or "60.0 min");
+        # 10^9 ms read "1,000,000.00 s" (found in a rendering audit).
+        if abs(round(number)) < 1000:
+            return format_decimal(number, format="#,##0", locale=self.locale) + " ms"
+        if abs(round(number / 1000, 2)) < 60:
             return format_decimal(number / 1000, format="#,##0.00", locale=self.locale) + " s"
-        return format_decimal(number, format="#,##0", locale=self.locale) + " ms"
+        for size, unit, limit in ((60_000, "min", 60), (3_600_000, "h", 24)):
+            if abs(round(number / size, 1)) < limit:
+                return format_decimal(number / size, format="#,##0.0", locale=self.locale) + f" {unit}"
+        return format_decimal(number / 86_400_000, format="#,##0.0", locale=self.locale) + " d"
 
     def tokens(self, value: Any) -> str:
         number = finite_number(value)

@@ -49,20 +49,31 @@ def environment(folder: str | None = None) -> Environment:
     return env
 
 
-_UNBROKEN = re.compile(r"[A-Za-z0-9]{16,}")
+_UNBROKEN = re.compile(r"[^\W_]{16,}")  # letters and digits of any script
+_SEPARATOR = re.compile(r"[_./@:]")
 
 
 def breakable(value: Any) -> Markup:
-    """``value`` escaped, with a ``<wbr>`` every 12 characters of a run of 16 or more letters and digits
-    (an id without hyphens or spaces). The phone layout keeps words whole, so such a run widened its
-    column until the numbers beside it were off the screen (found in a rendering audit); copied, the text
-    is unchanged. Other scripts break by their own rules (CJK anywhere), and emoji are never split."""
+    """``value`` escaped, with a ``<wbr>`` after each of ``_ . / @ :`` and every 12 characters of a run of
+    16 or more letters and digits (ids such as ``tool_timeout_upstream_gateway``, which a browser breaks
+    nowhere). The phone layout keeps words whole, so such an id widened its column until the numbers
+    beside it were off the screen (found in a rendering audit); copied, the text is unchanged. Emoji and
+    combining marks are never split from their characters."""
     text, out, pos = str(value), [], 0
-    for m in _UNBROKEN.finditer(text):
-        run = m.group(0)
-        out += [escape(text[pos:m.start()]), Markup("<wbr>").join(run[i:i + 12] for i in range(0, len(run), 12))]
+
+    def runs(part: str) -> Markup:
+        pieces, at = [], 0
+        for m in _UNBROKEN.finditer(part):
+            run = m.group(0)
+            pieces += [escape(part[at:m.start()]), Markup("<wbr>").join(run[i:i + 12] for i in range(0, len(run), 12))]
+            at = m.end()
+        pieces.append(escape(part[at:]))
+        return Markup("").join(pieces)
+
+    for m in _SEPARATOR.finditer(text):
+        out += [runs(text[pos:m.end()]), Markup("<wbr>")]
         pos = m.end()
-    out.append(escape(text[pos:]))
+    out.append(runs(text[pos:]))
     return Markup("").join(out)
 
 

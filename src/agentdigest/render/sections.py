@@ -7,6 +7,7 @@ happens later, in the template) and shown as text only.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from ..report import ReportData
@@ -16,6 +17,18 @@ from .format import NA, Formatter
 ELLIPSIS = "…"
 #: The row of a breakdown for events without the key (agent_id, model, error_type null).
 UNNAMED = "(none)"
+
+
+# Strong right-to-left letters (Hebrew, Arabic, Syriac, Thaana, N'Ko..., their presentation forms).
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
+ISOLATE, POP = "\u2068", "\u2069"
+
+
+def isolated(text: str) -> str:
+    """``text`` in Unicode isolates when it holds right-to-left letters, so the bidi algorithm of the
+    reader's client cannot pull the numbers that follow into it (a row read backwards after an Arabic
+    name, found in a rendering audit); other text unchanged."""
+    return ISOLATE + text + POP if _RTL.search(text) else text
 
 
 def clip(value: Any, limit: int, *, middle: bool = False) -> str:

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from ..errors import RenderError
+from .sections import isolated
 
 HEADER_MAX = 150
 TEXT_MAX = 3000
@@ -86,7 +87,7 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
                                    fields=[kpi_field(c) for c in ctx["latency"][:FIELDS_MAX]]))
     e = ctx["errors_by_type"]
     if e and e["rows"]:
-        lines = [f"• {r['type']}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
+        lines = [f"• {isolated(r['type'])}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
         more = len(e["rows"]) - 8 + e["more"]
         blocks.append(_section("*Errors by type*"))
         blocks.append(_plain("\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
@@ -94,7 +95,7 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
         f = ctx["failures"][0]
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
         blocks.append(_section(f"*Latest failure* ({escape(f['time'])})"))
-        agent = f", agent {f['agent']}" if f["agent"] else ""
+        agent = f", agent {isolated(f['agent'])}" if f["agent"] else ""
         blocks.append(_plain(f"{kind}{agent}:\n{f['message'][:300] or '(no message)'}"))
     return blocks
 

@@ -6,7 +6,6 @@ A custom template folder may supply ``report.txt.j2`` (rendered without HTML esc
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,14 +15,13 @@ from jinja2 import TemplateError
 from rich.cells import cell_len, get_character_cell_size
 
 from .html import environment, template_failure, template_source
+from .sections import ISOLATE, isolated
 
 WIDTH = 78
 CUSTOM_TEXT = "report.txt.j2"
 
 
-# Strong right-to-left letters (Hebrew, Arabic, Syriac, Thaana, N'Ko..., their presentation forms).
-_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\U00010800-\U00010fff\U0001e800-\U0001efff]")
-_ISOLATE, _POP, _LTR = "\u2068", "\u2069", "\u200e"
+_LTR = "\u200e"
 
 
 def _chop(text: str, cells: int, *, from_end: bool = False) -> str:
@@ -46,15 +44,14 @@ def _cell(text: str, width: int, right: bool) -> str:
         tail = (width - 1) * 2 // 5 if width >= 9 else 0
         text = _chop(text, width - 1 - tail) + "…" + (_chop(text, tail, from_end=True) if tail else "")
     pad = " " * max(0, width - cell_len(text))
-    if _RTL.search(text):
-        text = _ISOLATE + text + _POP
+    text = isolated(text)
     return pad + text if right else text + pad
 
 
 def _line(cells: list[str]) -> str:
     """A table row; a left-to-right mark first when it holds right-to-left text, so the row reads left to right."""
     line = ("  " + "  ".join(cells)).rstrip()
-    return _LTR + line if _ISOLATE in line else line
+    return _LTR + line if ISOLATE in line else line
 
 
 def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
