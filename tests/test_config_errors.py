@@ -128,11 +128,16 @@ def test_a_slack_api_url_with_credentials_is_refused_unechoed(workdir, api_url):
     assert "channels.chat.api_url: expected a URL without credentials" in line and "PLANTED" not in line
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("api_url", "http://slack-proxy.internal/api/", "channels.chat.api_url: expected an https URL"),
-    ("webhook_url", "http://hooks.slack.com/services/T0/B0/PLANTEDpath", "channels.chat: 'webhook_url' must be an https URL"),
+@pytest.mark.parametrize("key,value,local,message", [
+    ("api_url", "http://slack-proxy.internal/api/", "http://127.0.0.1:9/api/", "channels.chat.api_url: expected an https URL"),
+    ("webhook_url", "http://hooks.slack.com/services/T0/B0/PLANTEDpath", "http://localhost:9/services/T0/B0/PLANTEDpath",
+     "channels.chat: 'webhook_url' must be an https URL"),
+    # found in a re-check: a name that starts like the loopback address passed as one
+    ("webhook_url", "http://127.0.0.1.evil.example/services/T0/B0/PLANTEDpath", "http://[::1]:9/services/T0/B0/PLANTEDpath",
+     "channels.chat: 'webhook_url' must be an https URL"),
+    ("api_url", "http://localhost.evil.example/api/", "HTTP://LOCALHOST:9/api/", "channels.chat.api_url: expected an https URL"),
 ])
-def test_slack_secrets_never_travel_over_plain_http(workdir, key, value, message):
+def test_slack_secrets_never_travel_over_plain_http(workdir, key, value, local, message):
     """Found in a Slack audit: an http api_url sent "Authorization: Bearer xoxb-..." unencrypted (check's
     auth.test included), and an http webhook URL its secret path. http stays allowed to this machine."""
     mode = 'webhook_url = "${SLACK_URL}"\n' if key == "webhook_url" else \
@@ -143,9 +148,8 @@ def test_slack_secrets_never_travel_over_plain_http(workdir, key, value, message
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert message in line and "PLANTED" not in line, line
-    local = _run(workdir, config, env={**env, "SLACK_URL": value.replace("slack-proxy.internal", "127.0.0.1")
-                                       .replace("hooks.slack.com", "localhost:9")})
-    assert "must be an https URL" not in local.stderr and "expected an https URL" not in local.stderr
+    allowed = _run(workdir, config, env={**env, "SLACK_URL": local})
+    assert "must be an https URL" not in allowed.stderr and "expected an https URL" not in allowed.stderr, allowed.stderr
 
 
 def test_source_file_urls_never_show_their_credentials(workdir):

@@ -433,3 +433,22 @@ def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, monkey
                                           r"recorded as sent, so the next run may send it again"):
         deliver(config)
     assert world.posts("/ingest/PLANTEDwebhookPATH") == 1
+
+
+def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_path):
+    """A holder that hangs (stopped, alive) must not block the period for good: after max_wait the
+    caller goes on, saying so; its claims keep every delivery single."""
+    import time
+
+    from agentdigest.archive import period_lock
+
+    waited, gave_up = [], []
+    with period_lock(tmp_path, "weekly-exec", "2026-W48"):
+        started = time.monotonic()
+        with period_lock(tmp_path, "weekly-exec", "2026-W48", on_wait=lambda: waited.append(1), max_wait=1.0,
+                         on_give_up=lambda: gave_up.append(time.monotonic() - started)):
+            pass
+    assert waited == [1] and len(gave_up) == 1 and 0.9 < gave_up[0] < 5
+    with period_lock(tmp_path, "weekly-exec", "2026-W48", max_wait=1.0, on_give_up=lambda: gave_up.append(0)):
+        pass  # free: taken at once
+    assert len(gave_up) == 1

@@ -341,3 +341,40 @@ def test_check_says_when_the_role_could_not_create_or_write_the_ledger(pg_url):
         ledger.heartbeat("one", {})
     finally:
         ledger.close()
+
+
+def test_a_hung_holder_is_waited_for_only_as_long_as_its_delivery_can_take(url):
+    """Found in a re-check: a holder stopped (SIGSTOP) but still connected blocked the period on every
+    machine for as long as it stayed stopped, and its expired claims were never taken over."""
+    import time
+
+    holder, other = Ledger(url), Ledger(url)
+    gave_up: list[float] = []
+    try:
+        with holder.hold_period(R, P):
+            started = time.monotonic()
+            with other.hold_period(R, P, max_wait=1.5, on_give_up=lambda: gave_up.append(time.monotonic() - started)):
+                pass
+    finally:
+        holder.close()
+        other.close()
+    if url.startswith("sqlite"):
+        assert gave_up == []  # nothing to wait for: the archive's flock covers one machine
+    else:
+        assert len(gave_up) == 1 and 1.4 < gave_up[0] < 10
+
+
+@pytest.mark.postgres
+def test_many_reports_can_hold_their_periods_at_once(pg_url):
+    """Found in a re-check: each hold kept a pooled connection through its delivery, and 18 reports
+    delivering at once ran the pool (5 + 10 overflow) dry; passes failed with "QueuePool limit"."""
+    from contextlib import ExitStack
+
+    ledger = Ledger(pg_url)
+    try:
+        with ExitStack() as stack:
+            for i in range(20):
+                stack.enter_context(ledger.hold_period(f"r{i}", P))
+            assert ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60) is not None
+    finally:
+        ledger.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,15 +67,17 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
 
 
 @contextmanager
-def period_lock(archive: Path, report_id: str, period_key: str,
-                on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callable[[], None] | None = None,
+                max_wait: float | None = None, on_give_up: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold a period's archive for one process: the decision to write it (or keep what was sent), the
     write, and the delivery from it. Another run of the period waits here, then finds it sent; so it
     cannot rewrite the archive under a delivery in progress and send other figures to another channel.
 
     An advisory ``flock`` on ``<archive>/.locks/<report_id>/<period_key>.lock`` (apart from the report
     folders, which hold periods only): the kernel releases it when the holder exits, even by ``kill -9``.
-    ``on_wait`` is called once if the lock is held elsewhere.
+    ``on_wait`` is called once if the lock is held elsewhere; after ``max_wait`` seconds ``on_give_up``
+    is called and the caller goes on without it (a holder that hangs, stopped but alive, must not block
+    the period: its claims' leases run out and are taken over, and they keep every delivery single).
     """
     report_dir(archive, report_id, period_key)  # plain names only
     folder = Path(archive) / LOCKS / report_id
@@ -82,13 +85,22 @@ def period_lock(archive: Path, report_id: str, period_key: str,
     if fcntl is None:
         yield
         return
+    deadline = None if max_wait is None else time.monotonic() + max_wait
     with open(folder / f"{period_key}.lock", "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)  # bounded by the holder's delivery (its channels' timeouts)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
+                if deadline is not None and time.monotonic() >= deadline:
+                    if on_give_up is not None:
+                        on_give_up()
+                    yield
+                    return
+                time.sleep(0.2)  # bounded by the holder's delivery (its channels' timeouts)
         try:
             yield
         finally:

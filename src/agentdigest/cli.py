@@ -221,7 +221,7 @@ def check(
     """Validate the config, reach the source and the channels; send nothing."""
 
     def body() -> int:
-        from .sources import ConversionError, open_source
+        from .sources import ConversionError, QueryFailed, open_source
 
         cfg = load_config(config)
         if missed:
@@ -240,10 +240,14 @@ def check(
             # fails here, as it would fail the run, instead of passing the check.
             converted = {f"_{name}": source.events[name].count() for name in sorted(source.present)}
             try:
+                # Future as the report counts them: a row without a conversation_id is missing_required only.
+                future = (ts > clock) & source.events.conversation_id.notnull()
                 rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
-                                               future=(ts > clock).sum(), **converted))[0]
+                                               future=future.sum(), **converted))[0]
             except ConversionError as exc:
                 raise source.conversion_error(exc) from None
+            except QueryFailed as exc:  # named like the run names it
+                raise QueryFailed(f"source {source.name!r}: {exc}") from exc
             absent = sorted(set(CANONICAL_COLUMNS) - source.present)
             # The latest event not in the future: one bad clock must not hide that the data stopped.
             future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""

@@ -114,7 +114,7 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         owner = owner_id()
         run_id = ledger.start_run(report.id, period, "resend", owner)
         try:
-            with holding(config.archive.path, report, parsed, ledger):  # not while a run rewrites or sends it
+            with holding(config, config.archive.path, report, parsed, ledger):  # not while a run rewrites or sends it
                 results = deliver_report(config, report, period, ledger=ledger, archive=config.archive.path,
                                          force=True, only_channel=channel, owner=owner)
         except BaseException as exc:

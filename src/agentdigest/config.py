@@ -48,12 +48,15 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
 _USERINFO_REST = re.compile(r"[^/?#@\s]*@")
+# scheme:// ... ?name= (or &name=) up to a spot in that query value: postgresql://u@db/x?password=${PW}
+_QUERY_VALUE_START = re.compile(r"[a-z][a-z0-9+.-]*://[^#\s]*[?&][^=&#\s]+=[^&#\s]*", re.I)
 _PERCENT_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 
 
 def _userinfo_quote(value: str) -> str:
-    """``value`` fit for the user:password part of a URL: a raw password (PGPASSWORD holds one) with
-    "/", "@", ":" or "#" would otherwise end it early and be shown as the host or path in errors.
+    """``value`` fit for the user:password part of a URL or a query value: a raw password (PGPASSWORD holds
+    one) with "/", "@", ":", "&" or "#" would otherwise end it early and be shown as the host, path or
+    another parameter in errors.
     ``%XX`` is kept as an escape, so a value encoded already is not encoded twice."""
     return "".join(part if _PERCENT_ESCAPE.fullmatch(part) else quote(part, safe="")
                    for part in _PERCENT_ESCAPE.split(value))
@@ -80,6 +83,8 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
             raise ConfigError(f"environment variable {name} is empty (expected it to hold this value)", file=file, key=key)
         if _AUTHORITY_START.fullmatch(value, 0, match.start()) and _USERINFO_REST.match(value, match.end()):
             return _userinfo_quote(env[name])  # postgresql://reports:${PGPASSWORD}@db/events
+        if _QUERY_VALUE_START.fullmatch(value, 0, match.start()):
+            return _userinfo_quote(env[name])  # ?password=${PGPASSWORD}: "&" or "#" in it ended the value
         return env[name]
 
     return _ENV_RE.sub(sub, value)

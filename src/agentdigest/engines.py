@@ -28,7 +28,7 @@ import ibis.expr.types as ir
 from .config import SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url, url_secrets
-from .sources import _table, register_backend
+from .sources import _table, register_backend, table_path
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
 # i.e. 0.01%); well within the 1% DESIGN.md allows, at a fraction of the exact percentile's cost.
@@ -53,6 +53,9 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         if key.lower() == "timezone":
             raise InputError(f"source.settings.{key}: event times are read in UTC (naive ones are UTC, as the event "
                              "contract says); a report's own timezone is its `timezone` in [[reports]]")
+        if key.lower() in ("datestyle", "intervalstyle", "extra_float_digits"):  # found in a re-check
+            raise InputError(f"source.settings.{key}: agentdigest reads values in PostgreSQL's default formats; "
+                             "this setting would make them unreadable (expected it left out)")
     try:
         con = ibis.connect(url)
     except Exception as exc:
@@ -73,7 +76,28 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     except Exception as exc:
         con.disconnect()
         raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
-    return con, _table(con, cfg.table, cfg.url), cfg.table
+    table = _table(con, cfg.table, cfg.url)
+    return con, _enums_as_text(con, table, cfg.table), cfg.table
+
+
+@ibis.udf.scalar.builtin(name="text")
+def _pg_text(value: str) -> str:  # type: ignore[empty-body]
+    """PostgreSQL's text(x): the value's text form, whatever its type."""
+
+
+def _enums_as_text(con: Any, table: ir.Table, name: str) -> ir.Table:
+    """``table`` with its enum columns read as text. Ibis types an enum of the search path as a string,
+    so no cast is written, and PostgreSQL then refuses text functions on it and any literal that is not
+    one of its labels (found in a re-check: "function convert_to(evtype, unknown) does not exist")."""
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
+    with con.con.cursor() as cur:
+        cur.execute("SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'e'",
+                    (quoted,))
+        enums = [row[0] for row in cur.fetchall()]
+    con.con.commit()
+    enums = [c for c in enums if c in table.columns and table[c].type().is_string()]
+    return table.mutate(**{c: _pg_text(table[c]) for c in enums}) if enums else table
 
 
 def _pg_value(value: Any) -> str:

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -177,8 +178,9 @@ def _sqlite_path(real: str) -> str:
 
 
 def _reason(exc: SQLAlchemyError) -> str:
-    """The first line of a database error, masked."""
-    lines = mask_text(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+    """The first line of a database error, masked, without SQLAlchemy's "(Background on this error at: ...)"."""
+    raw = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", str(getattr(exc, "orig", None) or exc))
+    lines = mask_text(raw).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
@@ -295,6 +297,8 @@ class Ledger:
                 kwargs["connect_args"] = {"timeout": 30}
         elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
             kwargs["connect_args"] = {"connect_timeout": 10}
+        self._connect_kwargs = {k: v for k, v in kwargs.items() if k == "connect_args"}
+        self._lock_engine: Engine | None = None
         self.engine: Engine = create_engine(real, **kwargs)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         if self.engine.dialect.name == "sqlite":
@@ -306,6 +310,8 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -350,7 +356,8 @@ class Ledger:
     # -- the period lock across machines -------------------------------------------------
 
     @contextmanager
-    def hold_period(self, report_id: str, period_key: str, on_wait: Any = None) -> Iterator[None]:
+    def hold_period(self, report_id: str, period_key: str, on_wait: Any = None, max_wait: float | None = None,
+                    on_give_up: Any = None) -> Iterator[None]:
         """Hold (report, period) for this process among every process sharing a PostgreSQL ledger,
         whatever machine it runs on (the archive's ``flock`` covers one machine only); SQLite: nothing
         to add, its processes share one machine.
@@ -358,25 +365,36 @@ class Ledger:
         A session advisory lock on a connection of its own, outside any transaction: PostgreSQL
         releases it when the holder's connection ends, so a killed process never keeps it, and keepalives
         end the connection of a machine that is lost within about two minutes. ``on_wait`` is called
-        once when another process holds it; this one polls until it is free.
+        once when another process holds it; this one polls until it is free, or for ``max_wait`` seconds:
+        then ``on_give_up`` is called and it goes on without the lock (a holder that hangs, stopped but
+        connected, must not block the period on every machine: its claims' leases run out and are
+        taken over, and they keep every delivery single).
+
+        Each hold has a connection of its own, outside the ledger's pool: held through a delivery, 15
+        reports delivering at once used up the pool (found in a re-check).
         """
         if self.engine.dialect.name != "postgresql":
             yield
             return
         key = int.from_bytes(hashlib.blake2b(f"agentdigest period {report_id}\0{period_key}".encode(),
                                              digest_size=8).digest(), "big", signed=True)
+        if self._lock_engine is None:
+            self._lock_engine = create_engine(self.engine.url, poolclass=NullPool, **self._connect_kwargs)
         try:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
             raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
+        deadline = None if max_wait is None else time.monotonic() + max_wait
         try:
             conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
                               "set_config('tcp_keepalives_interval', '10', false), "
                               "set_config('tcp_keepalives_count', '6', false)"))
-            while not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
+            while not (held := bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))):
                 if on_wait is not None:
                     on_wait()
                     on_wait = None
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
                 time.sleep(1.0)  # bounded by the holder's delivery (its channels' timeouts)
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
             conn.invalidate()
@@ -384,6 +402,12 @@ class Ledger:
             if isinstance(exc, SQLAlchemyError):
                 raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
             raise
+        if not held:
+            conn.close()
+            if on_give_up is not None:
+                on_give_up()
+            yield
+            return
         try:
             yield
         finally:

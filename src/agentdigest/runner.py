@@ -241,7 +241,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
     # and send its own, newer figures to a channel this one has not reached yet).
     try:
-        with holding(archive, report, period, ledger):
+        with holding(config, archive, report, period, ledger):
             delivered = not force and not test_to and _was_delivered(archive, report.id, period.key, ledger)
             if delivered and not artifact_names(report_dir(archive, report.id, period.key)):
                 # Delivered meanwhile from another machine's archive (one ledger, two archives).
@@ -271,14 +271,26 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
 
 
 @contextmanager
-def holding(archive: Path, report: ReportConfig, period: Period, ledger: Any) -> Iterator[None]:
+def holding(config: Config, archive: Path, report: ReportConfig, period: Period, ledger: Any) -> Iterator[None]:
     """Hold the period for a delivering run, saying so when another process holds it: the archive's
-    lock (:func:`archive.period_lock`, this machine) and the ledger's (every machine sharing it)."""
+    lock (:func:`archive.period_lock`, this machine) and the ledger's (every machine sharing it).
+
+    A holder is waited for as long as its slowest channel's claim can last (the lease): one that takes
+    longer has hung, and its claims are taken over from then on (found in a re-check: a stopped
+    process blocked the period on every machine for as long as it stayed stopped)."""
+    from .delivery import lease_seconds
+
+    longest = max((lease_seconds(config.channels[c]) for c in report.channels if c in config.channels), default=60.0)
+
     def waiting() -> None:
         log.warning("%s %s is being delivered by another process; waiting for it to finish", report.id, period.key)
 
-    with period_lock(archive, report.id, period.key, on_wait=waiting), \
-            ledger.hold_period(report.id, period.key, on_wait=waiting):
+    def giving_up() -> None:
+        log.warning("%s %s has been held by another process for longer than its delivery can take (%.0f s); "
+                    "going on without waiting for it", report.id, period.key, longest)
+
+    with period_lock(archive, report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up), \
+            ledger.hold_period(report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up):
         yield
 
 
@@ -331,7 +343,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
     try:
-        with holding(archive, report, period, ledger):
+        with holding(config, archive, report, period, ledger):
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
                      delivery_log=delivery_log)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it

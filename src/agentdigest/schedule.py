@@ -62,6 +62,7 @@ class PeriodRun:
     period: Period
     deliveries: list[Any] = field(default_factory=list)  # delivery.DeliveryResult
     error: AgentDigestError | Exception | None = None
+    skipped: str | None = None  # why nothing was done (sent meanwhile by another machine)
 
     @property
     def failed(self) -> bool:
@@ -127,7 +128,10 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
                                           source=source, delivery_log=_DELIVERY_DETAIL)[0]
-                    run.deliveries = list(outcome.deliveries)
+                    run.deliveries, run.skipped = list(outcome.deliveries), outcome.skipped
+                    if run.skipped:
+                        decision("skipped_sent", "%s %s: %s", report.id, period.key, run.skipped,
+                                 report=report.id, period=period.key)
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
                     decision("error", "%s %s: %s", report.id, period.key, first_line(exc), level=logging.ERROR,
@@ -199,6 +203,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     for run in result.runs:
         if run.error is not None:
             console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False)
+        elif run.skipped:  # "archived" said nothing was kept here (found in a re-check)
+            console.print(f"{run.report_id} {run.period.key}: {run.skipped}", markup=False, soft_wrap=True)
         elif not run.deliveries:
             console.print(f"{run.report_id} {run.period.key}: {'archived (dry run)' if dry_run else 'archived'}",
                           markup=False)

@@ -6,6 +6,7 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import string
 from urllib.parse import urlsplit
@@ -185,9 +186,14 @@ def _encrypted_or_local(url: str) -> bool:
     """https, or http to this machine (a test server): a Slack token or webhook path sent over plain http
     elsewhere can be read on the way."""
     parts = urlsplit(url)
+    if parts.scheme.lower() == "https":
+        return True
     host = (parts.hostname or "").lower()
-    return parts.scheme.lower() == "https" or (parts.scheme.lower() == "http" and (
-        host in ("localhost", "::1") or host.startswith("127.")))
+    try:  # an address, not a name starting like one ("127.0.0.1.evil.example", found in a re-check)
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    return parts.scheme.lower() == "http" and loopback
 
 
 class SlackChannel(_ChannelBase):
@@ -205,7 +211,7 @@ class SlackChannel(_ChannelBase):
     def _plain_api_url(cls, value: str) -> str:
         # slack-sdk sends no credentials from the URL (it read "user:pw@host" as the host and printed
         # it in every error, found in a security audit): a URL that carries some is refused, unechoed.
-        if not re.match(r"^https?://", value):
+        if not re.match(r"^https?://", value, re.I):
             raise ValueError("expected an http(s) URL")
         if "@" in value.split("://", 1)[1].split("/", 1)[0] or secret_query(value):
             raise ValueError("expected a URL without credentials (Slack's API takes only the bot token)")
@@ -220,7 +226,7 @@ class SlackChannel(_ChannelBase):
             raise ValueError("expected exactly one of 'webhook_url' or 'bot_token'")
         if self.bot_token and not self.channel:
             raise ValueError("'bot_token' needs 'channel' (a channel id or #name)")
-        if self.webhook_url and not re.match(r"^https?://", self.webhook_url.get_secret_value()):
+        if self.webhook_url and not re.match(r"^https?://", self.webhook_url.get_secret_value(), re.I):
             raise ValueError("'webhook_url' must be an http(s) URL")
         if self.webhook_url and not _encrypted_or_local(self.webhook_url.get_secret_value()):
             raise ValueError("'webhook_url' must be an https URL (its path is the secret; http is for a test "
@@ -238,7 +244,7 @@ class WebhookChannel(_ChannelBase):
     @field_validator("url")
     @classmethod
     def _http(cls, value: SecretStr) -> SecretStr:
-        if not re.match(r"^https?://", value.get_secret_value()):
+        if not re.match(r"^https?://", value.get_secret_value(), re.I):
             raise ValueError("expected an http(s) URL")
         return value
 
