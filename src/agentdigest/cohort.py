@@ -184,12 +184,12 @@ def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
         "escalated": is_type("escalation").max(),
         "errors": count_if(ev.event_type == "error"),
     }
+    # Tokens and cost stay null for a conversation without any value: the period's figures sum them as 0
+    # (metrics.py), and the count of conversations that have some says whether the period has any at all.
     if "tokens" in ev.columns:
-        aggs["tokens"] = ev.tokens.sum().fill_null(0)
-        aggs["tokens_n"] = ev.tokens.count()  # 0 for every conversation: the period has no token counts at all
+        aggs["tokens"] = ev.tokens.sum()
     if "cost" in ev.columns:
-        aggs["cost"] = ev.cost.sum().fill_null(0.0)
-        aggs["cost_n"] = ev.cost.count()
+        aggs["cost"] = ev.cost.sum()
     if "latency" in ev.columns:
         aggs["latency_sum"] = ev.latency.sum().fill_null(0.0)
         aggs["latency_n"] = ev.latency.count()

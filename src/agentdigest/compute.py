@@ -117,7 +117,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
             conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
-        counts = {name: conv[col].sum() for name, col in VALUE_COUNTS.items() if col in conv.columns}
+        counts = {name: count(conv) for name, (col, count) in VALUE_COUNTS.items() if col in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
             # Approximate only where some group can have enough values (see _quantile_rows): the largest
@@ -220,8 +220,12 @@ _WITHOUT = {
 }
 
 
-#: A period's count of values of an optional column (kept out of the report), by the column.
-VALUE_COUNTS = {"latency_values": "latency_n", "token_values": "tokens_n", "cost_values": "cost_n"}
+#: A period's count of values of an optional column (kept out of the report): (conversations' column, count).
+VALUE_COUNTS: dict[str, tuple[str, Callable[[ir.Table], ir.Value]]] = {
+    "latency_values": ("latency_n", lambda c: c.latency_n.sum()),
+    "token_values": ("tokens", lambda c: c.tokens.count()),  # conversations with some token count
+    "cost_values": ("cost", lambda c: c.cost.count()),
+}
 #: What a column that is there but holds no value in the period makes of its figures.
 _UNVALUED = {"token_count": "its tokens read 0", "cost_usd": "its agent cost reads $0"}
 #: The figures made of each optional column's values.

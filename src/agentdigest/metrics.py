@@ -88,10 +88,10 @@ _DEFS = [
               expr=lambda c, a: _pct(count_if(c.errors > 0), c.count())),
     MetricDef("total_tokens", "Tokens", "tokens", None,
               "Sum of token_count >= 0 over the conversations' events.",
-              requires=("token_count",), expr=lambda c, a: c.tokens.sum(), empty=0),
+              requires=("token_count",), expr=lambda c, a: c.tokens.sum().fill_null(0), empty=0),
     MetricDef("tokens_per_conversation", "Tokens per conversation", "tokens", False,
               "Tokens / conversations.",
-              requires=("token_count",), expr=lambda c, a: _ratio(c.tokens.sum(), c.count())),
+              requires=("token_count",), expr=lambda c, a: _ratio(c.tokens.sum().fill_null(0), c.count())),
     MetricDef("avg_latency_ms", "Average latency", "ms", False,
               "Mean of latency_ms >= 0 over the conversations' events.",
               requires=("latency_ms",), expr=lambda c, a: _ratio(c.latency_sum.sum(), c.latency_n.sum())),
@@ -106,7 +106,7 @@ _DEFS = [
               requires=("latency_ms",), level="event", **_quantile(0.99)),
     MetricDef("cost_usd", "Agent cost", "usd", False,
               "Sum of cost_usd over the conversations' events.",
-              requires=("cost_usd",), expr=lambda c, a: c.cost.sum(), empty=0.0),
+              requires=("cost_usd",), expr=lambda c, a: c.cost.sum().fill_null(0.0), empty=0.0),
 ]
 
 METRICS: dict[str, MetricDef] = {m.name: m for m in _DEFS}
