@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ except ImportError:  # not POSIX: no lock (one process per archive)
     fcntl = None  # type: ignore[assignment]
 
 from .errors import InputError
+from .waiting import wait_for
 
 ARTIFACTS = {
     "json": "report.json",
@@ -85,22 +85,19 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
     if fcntl is None:
         yield
         return
-    deadline = None if max_wait is None else time.monotonic() + max_wait
     with open(folder / f"{period_key}.lock", "a+b") as handle:
-        while True:
+        def try_once() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                if on_wait is not None:
-                    on_wait()
-                    on_wait = None
-                if deadline is not None and time.monotonic() >= deadline:
-                    if on_give_up is not None:
-                        on_give_up()
-                    yield
-                    return
-                time.sleep(0.2)  # bounded by the holder's delivery (its channels' timeouts)
+                return False
+
+        if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait):
+            if on_give_up is not None:
+                on_give_up()
+            yield
+            return
         try:
             yield
         finally:

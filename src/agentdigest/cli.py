@@ -247,7 +247,7 @@ def check(
             except ConversionError as exc:
                 raise source.conversion_error(exc) from None
             except QueryFailed as exc:  # named like the run names it
-                raise QueryFailed(f"source {source.name!r}: {exc}") from exc
+                raise source.query_failed(exc) from exc
             absent = sorted(set(CANONICAL_COLUMNS) - source.present)
             # The latest event not in the future: one bad clock must not hide that the data stopped.
             future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""

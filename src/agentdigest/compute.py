@@ -90,8 +90,8 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
                                notable=notable)
     except ConversionError as exc:
         raise source.conversion_error(exc) from None
-    except QueryFailed as exc:  # "query failed: permission denied for table x" alone does not say which source
-        raise QueryFailed(f"source {source.name!r}: {exc}") from exc
+    except QueryFailed as exc:
+        raise source.query_failed(exc) from exc
 
 
 def _compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,
@@ -117,7 +117,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
             conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
-        counts = {name: count(conv) for name, (col, count) in VALUE_COUNTS.items() if col in conv.columns}
+        counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
+        counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in _SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
             # Approximate only where some group can have enough values (see _quantile_rows): the largest
@@ -177,10 +178,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
     # Nor is a figure whose column has no value in one of the two periods (found in a re-check: a cost
     # column that emptied this week read "Agent cost $0.00, -100%, notable" in green).
-    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _FIGURES_OF[col]}
+    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _SUMMED[col][2]}
     metrics = {k: _with(m, notable=None, good=None) if k in unjudged else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
-    notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_UNVALUED[col]}"
+    notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_SUMMED[col][1]}"
               f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
               for col in unvalued[CUR]]
     if any(used_approx):
@@ -220,17 +221,13 @@ _WITHOUT = {
 }
 
 
-#: A period's count of values of an optional column (kept out of the report): (conversations' column, count).
-VALUE_COUNTS: dict[str, tuple[str, Callable[[ir.Table], ir.Value]]] = {
-    "latency_values": ("latency_n", lambda c: c.latency_n.sum()),
-    "token_values": ("tokens", lambda c: c.tokens.count()),  # conversations with some token count
-    "cost_values": ("cost", lambda c: c.cost.count()),
+#: The optional columns summed per conversation: (the conversations' column, null where it had no value;
+#: what a period without any value makes of its figures; the figures made of it). The period's count of
+#: conversations with a value is ``<column>_values`` (not reported).
+_SUMMED = {
+    "token_count": ("tokens", "its tokens read 0", ("total_tokens", "tokens_per_conversation")),
+    "cost_usd": ("cost", "its agent cost reads $0", ("cost_usd", "estimated_savings_usd")),
 }
-#: What a column that is there but holds no value in the period makes of its figures.
-_UNVALUED = {"token_count": "its tokens read 0", "cost_usd": "its agent cost reads $0"}
-#: The figures made of each optional column's values.
-_FIGURES_OF = {"token_count": ("total_tokens", "tokens_per_conversation"),
-               "cost_usd": ("cost_usd", "estimated_savings_usd")}
 
 
 def _unvalued(row: dict[str, Any] | None) -> list[str]:
@@ -238,8 +235,7 @@ def _unvalued(row: dict[str, Any] | None) -> list[str]:
     audit: a cost_usd column that is always null showed "$0.00" and full savings, with nothing said)."""
     if not row or not row.get("conversations"):
         return []
-    return [col for col, key in (("token_count", "token_values"), ("cost_usd", "cost_values"))
-            if key in row and not row[key]]
+    return [col for col in _SUMMED if f"{col}_values" in row and not row[f"{col}_values"]]
 
 
 def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]:

@@ -32,7 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
 from .config import Config, load_config
-from .delivery import lease_seconds
+from .delivery import report_lease
 from .owners import owner_id
 from .errors import first_line
 from .runner import open_ledger
@@ -191,7 +191,7 @@ class Daemon:
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
     def lease_of(self, report: Any) -> float:
-        return max((lease_seconds(self.config.channels[c]) for c in report.channels), default=0.0)
+        return report_lease(self.config, report)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -63,6 +63,11 @@ def lease_seconds(settings: Any) -> float:
     return settings.retry_budget + 10 * settings.timeout + 60
 
 
+def report_lease(config: Config, report: ReportConfig) -> float:
+    """The longest lease of the report's channels: how long its delivery can take (0 without channels)."""
+    return max((lease_seconds(config.channels[c]) for c in report.channels if c in config.channels), default=0.0)
+
+
 def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger, archive: Path,
                    force: bool = False, only_channel: str | None = None, test_to: str | None = None,
                    owner: str | None = None, log: Any = None) -> list[DeliveryResult]:

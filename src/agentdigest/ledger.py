@@ -25,7 +25,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +46,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from .errors import AgentDigestError, ConfigError
 from .masking import mask_text, mask_url
 from .owners import has_exited
+from .waiting import wait_for
 
 SCHEMA_VERSION = 3
 _MAX_ERROR = 2000
@@ -384,18 +384,12 @@ class Ledger:
             conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
             raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
-        deadline = None if max_wait is None else time.monotonic() + max_wait
         try:
             conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
                               "set_config('tcp_keepalives_interval', '10', false), "
                               "set_config('tcp_keepalives_count', '6', false)"))
-            while not (held := bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))):
-                if on_wait is not None:
-                    on_wait()
-                    on_wait = None
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                time.sleep(1.0)  # bounded by the holder's delivery (its channels' timeouts)
+            held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})),
+                            interval=1.0, max_wait=max_wait, on_wait=on_wait)
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
             conn.invalidate()
             conn.close()

@@ -20,10 +20,11 @@ secret     password=..., api_key: ..., ?token=... (a credential's value);  -
            PEM private keys
 =========  ===========================================================  ===========
 
-Before the patterns run, the text is normalised (:func:`normalise`): invisible characters (control,
-bidi and zero-width characters, soft hyphens) are removed and every kind of space or line break
-becomes one space, and compatibility forms (full-width digits) become plain ones. Otherwise "4111<ESC>1111..."
-or a card number broken over two lines passed the patterns and came out whole once cleaned up.
+The patterns read the text normalised (:func:`normalise`): invisible characters (control, bidi and
+zero-width characters, soft hyphens, stray combining marks) are removed, every kind of space or line
+break becomes one space, and compatibility forms and other scripts' digits become plain ones. Otherwise
+"4111<ESC>1111..." or a card number broken over two lines passed the patterns and came out whole once
+cleaned up. A text in which nothing was found is returned as it was.
 
 A user's extra patterns (``redact_patterns`` in the report config) run first, so an
 organisation-specific id is replaced whole before a built-in pattern could take part of it.

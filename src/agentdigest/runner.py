@@ -278,9 +278,9 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
     A holder is waited for as long as its slowest channel's claim can last (the lease): one that takes
     longer has hung, and its claims are taken over from then on (found in a re-check: a stopped
     process blocked the period on every machine for as long as it stayed stopped)."""
-    from .delivery import lease_seconds
+    from .delivery import report_lease
 
-    longest = max((lease_seconds(config.channels[c]) for c in report.channels if c in config.channels), default=60.0)
+    longest = report_lease(config, report) or 60.0
 
     def waiting() -> None:
         log.warning("%s %s is being delivered by another process; waiting for it to finish", report.id, period.key)

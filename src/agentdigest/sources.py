@@ -61,6 +61,11 @@ class Source:
     def close(self) -> None:
         _close(self.backend)
 
+    def query_failed(self, exc: "QueryFailed") -> "QueryFailed":
+        """``exc`` naming this source: "query failed: permission denied for table x" alone does not say
+        which connection failed."""
+        return QueryFailed(f"source {self.name!r}: {exc}")
+
     def conversion_error(self, exc: InputError) -> InputError:
         """The column behind a :class:`ConversionError`: each text column converted to a number or a
         timestamp is converted alone until one fails (only after a failure, one query per column)."""

@@ -2,9 +2,9 @@
 
 This is the one place event text is redacted: every string that comes from events (failure
 examples, agent ids, error types, models, conversation ids). It is idempotent, and it runs before
-any artifact, report.json included, is produced. Redaction sees the text as it will be shown
-(normalised first, see ``redact.normalise``), and every value is cut to ``MAX_TEXT`` characters:
-a 100,000-character error message is no example, and it went whole into report.json and webhooks.
+any artifact, report.json included, is produced. Every value is shown on one line and cut to
+``MAX_TEXT`` characters: a 100,000-character error message is no example, and it went whole into
+report.json and webhooks.
 """
 
 from __future__ import annotations
