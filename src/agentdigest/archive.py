@@ -93,9 +93,7 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
             except BlockingIOError:
                 return False
 
-        if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait):
-            if on_give_up is not None:
-                on_give_up()
+        if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up):
             yield
             return
         try:

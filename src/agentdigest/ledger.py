@@ -389,7 +389,7 @@ class Ledger:
                               "set_config('tcp_keepalives_interval', '10', false), "
                               "set_config('tcp_keepalives_count', '6', false)"))
             held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})),
-                            interval=1.0, max_wait=max_wait, on_wait=on_wait)
+                            interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up)
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
             conn.invalidate()
             conn.close()
@@ -398,8 +398,6 @@ class Ledger:
             raise
         if not held:
             conn.close()
-            if on_give_up is not None:
-                on_give_up()
             yield
             return
         try:
