@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentdigest.errors import RenderError
 from agentdigest.render.context import build_context, opening_sentence
@@ -216,3 +218,35 @@ def test_failures_name_no_agent_when_the_events_have_no_agent_column() -> None:
     data = make_report("engineering")
     assert all(f["agent"] for f in failures(data, EN, Limits()))
     assert all(f["agent"] == "" for f in failures(replace(data, by_agent=None), EN, Limits()))
+
+
+_ID_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=0, max_size=40),
+       middles=st.lists(_ID_PART, min_size=2, max_size=6, unique=True),
+       suffix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=0, max_size=40),
+       limit=st.integers(min_value=20, max_value=60))
+def test_ids_that_differ_anywhere_keep_apart_when_cut(prefix: str, middles: list[str], suffix: str, limit: int) -> None:
+    """A rendering audit left ids that differ only in the middle (``...-us-east-1-prod`` and
+    ``...-eu-west-1-prod``) reading the same once cut; every label fits and different ids stay apart."""
+    from agentdigest.render.sections import cut_apart
+
+    ids = [f"{prefix}{m}{suffix}" for m in middles]
+    labels = cut_apart(ids, limit)
+    assert all(len(label) <= limit for label in labels)
+    assert all(label == text for label, text in zip(labels, ids) if len(text) <= limit)
+    assert len(set(labels)) == len(set(ids)), list(zip(ids, labels))
+
+
+def test_cut_ids_show_where_they_part_in_every_artifact_table() -> None:
+    from agentdigest.render.sections import names
+
+    ids = [f"customer-support-assistant-{region}-production-canary-green-v2"
+           for region in ("us-east-1", "eu-west-1", "ap-south-1")]
+    labels = names([*ids, None], 40)
+    assert labels[-1] == "(none)"
+    assert len(set(labels[:3])) == 3 and all(len(label) <= 40 for label in labels)
+    assert "us-east" in labels[0] and "eu-west" in labels[1] and "ap-sou" in labels[2]
+    assert labels[0].startswith("customer") and labels[0].endswith("v2")

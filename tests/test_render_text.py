@@ -116,3 +116,21 @@ def test_table_cells_keep_their_columns_in_any_script():
     assert "\u2068" not in lines[3]  # no marks where no right-to-left text is
     assert lines[4].rstrip().endswith("7") and lines[5].rstrip().endswith("8")
     assert lines[4].split()[0] != lines[5].split()[0] and lines[4].split()[0].endswith("-v1")
+
+
+def test_names_cut_to_the_same_cells_show_where_they_part():
+    """The text part's narrow name column cut ``customer-support-us-east-1-prod`` and ``...-eu-west-1-prod``
+    to the same label (a known gap of a rendering audit); wide (CJK) characters count two cells."""
+    from rich.cells import cell_len
+
+    from agentdigest.render.text import table
+
+    rows = [{"name": f"customer-support-{region}-production-assistant", "n": str(i), "m": "1,234,567", "o": "99.9%"}
+            for i, region in enumerate(("us-east-1", "eu-west-1", "客服-西部"))]
+    lines = table([("Agent", "name", False)] + [(h, k, True) for h, k in (("N", "n"), ("Tokens", "m"), ("Rate", "o"))]
+                  + [(f"Wide {i}", "m", True) for i in range(3)], rows)
+    firsts = [line.split()[0] for line in lines[2:]]
+    assert len(set(firsts)) == 3, firsts
+    assert "us-east" in firsts[0] and "eu-west" in firsts[1] and "客服" in firsts[2]
+    visible = [line.replace("\u200e", "") for line in lines]
+    assert len({cell_len(line) for line in visible}) == 1, visible

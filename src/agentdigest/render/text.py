@@ -15,7 +15,7 @@ from jinja2 import TemplateError
 from rich.cells import cell_len, get_character_cell_size
 
 from .html import environment, template_failure, template_source
-from .sections import ISOLATE, isolated
+from .sections import ISOLATE, cut_apart, cut_middle, isolated
 
 WIDTH = 78
 CUSTOM_TEXT = "report.txt.j2"
@@ -24,7 +24,7 @@ CUSTOM_TEXT = "report.txt.j2"
 _LTR = "\u200e"
 
 
-def _chop(text: str, cells: int, *, from_end: bool = False) -> str:
+def _chop(text: str, cells: int, from_end: bool = False) -> str:
     """The longest start (or end) of ``text`` that fits in ``cells`` terminal cells."""
     out, used = [], 0
     for ch in reversed(text) if from_end else text:
@@ -40,9 +40,7 @@ def _cell(text: str, width: int, right: bool) -> str:
     long (names that differ at the end stay apart); text with right-to-left letters is isolated, so a mail
     client's bidi algorithm cannot pull the next columns' numbers into it (found in a rendering audit:
     rows after an Arabic agent name read backwards)."""
-    if cell_len(text) > width:
-        tail = (width - 1) * 2 // 5 if width >= 9 else 0
-        text = _chop(text, width - 1 - tail) + "…" + (_chop(text, tail, from_end=True) if tail else "")
+    text = cut_middle(text, width, _chop, cell_len)
     pad = " " * max(0, width - cell_len(text))
     text = isolated(text)
     return pad + text if right else text + pad
@@ -64,8 +62,12 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
     widths[0] = max(8, min(widths[0], WIDTH - fixed))
     lines = [_line([_cell(h, w, right) for (h, _, right), w in zip(columns, widths)])]
     lines.append(_line(["-" * w for w in widths]))
-    for row in rows:
-        lines.append(_line([_cell(str(row[k]), w, right) for (_, k, right), w in zip(columns, widths)]))
+    # the first column holds names: two different ones cut to the same label show where they part
+    firsts = cut_apart([str(row[columns[0][1]]) for row in rows], widths[0], _chop, cell_len)
+    for row, first in zip(rows, firsts):
+        cells = [str(row[k]) for _, k, _ in columns]
+        cells[0] = first
+        lines.append(_line([_cell(c, w, right) for c, (_, _, right), w in zip(cells, columns, widths)]))
     if more:
         lines.append(f"  and {more} {more_label} (more in the attached PDF report)")
     return lines
