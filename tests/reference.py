@@ -241,7 +241,11 @@ class Reference:
             row["p95_latency_ms"] = self.all_metrics(convs)["p95_latency_ms"]
             row["previous_p95_latency_ms"] = self.all_metrics(p)["p95_latency_ms"] if p else None
             row["previous_conversations"] = len(p)
-            row["previous_resolution_rate"] = self.conversation_metrics(p)["resolution_rate"] if p else None
+            before = self.conversation_metrics(p) if p else {}
+            row["previous_resolution_rate"] = before.get("resolution_rate")
+            row["previous_error_rate"] = before.get("error_rate")
+            row["previous_resolved_conversations"] = before.get("resolved_conversations", 0)
+            row["previous_error_conversations"] = before.get("error_conversations", 0)
             out[agent] = row
         return out
 

@@ -137,7 +137,9 @@ def test_context_marks_tone_and_notable() -> None:
     ctx, charts = build_context(make_report())
     cards = {card["key"]: card for card in ctx["kpis"]}
     assert cards["resolution_rate"]["tone"] == "bad" and cards["resolution_rate"]["notable"] is True
-    assert cards["error_rate"]["tone"] == "good" and cards["error_rate"]["notable"] is False
+    # good, but within the usual variation: grey, with its arrow (a reader review: red on noise)
+    assert cards["error_rate"]["tone"] == "neutral" and cards["error_rate"]["notable"] is False
+    assert cards["error_rate"]["arrow"]
     assert cards["conversations"]["tone"] == "neutral"
     assert cards["conversations"]["arrow"] == "▲"
     assert {c.name for c in charts} >= {"spark-conversations", "spark-resolution-rate"}
@@ -250,3 +252,48 @@ def test_cut_ids_show_where_they_part_in_every_artifact_table() -> None:
     assert len(set(labels[:3])) == 3 and all(len(label) <= 40 for label in labels)
     assert "us-east" in labels[0] and "eu-west" in labels[1] and "ap-sou" in labels[2]
     assert labels[0].startswith("customer") and labels[0].endswith("v2")
+
+
+@pytest.mark.parametrize(("good", "notable", "change_pct", "tone"), [
+    (False, True, -0.5, "bad"),      # notable: coloured however small
+    (True, False, 40.0, "neutral"),  # within the usual variation: grey however large
+    (False, None, 51.0, "bad"),      # not tested (p95 latency): coloured when at least 1%
+    (True, None, 0.4, "neutral"),    # not tested and slight: grey
+    (None, True, 12.0, "neutral"),   # no better direction, or not judged (incomplete data)
+])
+def test_a_badge_is_coloured_only_when_the_move_is_notable_or_untested(
+        good: bool | None, notable: bool | None, change_pct: float, tone: str) -> None:
+    """A reader review: five of six headline badges were red on a week with one notable change."""
+    from agentdigest.render.context import kpi
+
+    m = replace(metric("p95_latency_ms", 1500.0 * (1 + change_pct / 100), 1500.0, "ms"), good=good, notable=notable)
+    assert kpi(m, EN)["tone"] == tone
+
+
+def test_an_agents_rates_are_coloured_when_its_own_test_says_notable() -> None:
+    """The by-agent table showed no error-rate change (billing-bot went from 3.8% to 14.2% unseen) and
+    coloured every resolution move; each agent's rates are now tested against its own previous period."""
+    from agentdigest.render.sections import breakdowns
+    from agentdigest.render.context import EMAIL_LIMITS
+
+    rows = ({"agent_id": "billing-bot", "conversations": 578, "resolved_conversations": 369, "error_conversations": 82,
+             "resolution_rate": 369 / 578 * 100, "error_rate": 82 / 578 * 100, "previous_conversations": 568,
+             "previous_resolved_conversations": 394, "previous_error_conversations": 22,
+             "previous_resolution_rate": 394 / 568 * 100, "previous_error_rate": 22 / 568 * 100},
+            {"agent_id": "tiny-bot", "conversations": 12, "resolved_conversations": 3, "error_conversations": 6,
+             "resolution_rate": 25.0, "error_rate": 50.0, "previous_conversations": 10,
+             "previous_resolved_conversations": 9, "previous_error_conversations": 0,
+             "previous_resolution_rate": 90.0, "previous_error_rate": 0.0},
+            {"agent_id": "steady-bot", "conversations": 900, "resolved_conversations": 590, "error_conversations": 41,
+             "resolution_rate": 590 / 900 * 100, "error_rate": 41 / 900 * 100, "previous_conversations": 950,
+             "previous_resolved_conversations": 640, "previous_error_conversations": 40,
+             "previous_resolution_rate": 640 / 950 * 100, "previous_error_rate": 40 / 950 * 100})
+    data = replace(make_report("engineering"), by_agent=rows)
+    agents = {r["agent"]: r for r in breakdowns(data, EN, EMAIL_LIMITS)["by_agent"]["rows"]}
+    # billing-bot: errors 3.9% -> 14.2% (z = 6.1) and resolution 69.4% -> 63.8% (z = -2.0, p = 0.047)
+    assert agents["billing-bot"]["error_rate_change"] == "+10.3 pp" and agents["billing-bot"]["error_rate_tone"] == "bad"
+    assert agents["billing-bot"]["resolution_tone"] == "bad"
+    # tiny-bot: big moves on 12 conversations cannot be tested; large enough to colour
+    assert agents["tiny-bot"]["error_rate_tone"] == "bad" and agents["tiny-bot"]["resolution_tone"] == "bad"
+    # steady-bot: 65.6% -> 67.4% and 4.6% -> 4.2% are within chance (p = 0.41, 0.72): grey
+    assert agents["steady-bot"]["resolution_tone"] == "neutral" and agents["steady-bot"]["error_rate_tone"] == "neutral"

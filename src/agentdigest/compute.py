@@ -385,6 +385,10 @@ def _by_agent(rows: list[dict], latency: list[dict], defs: list) -> tuple[dict, 
             row["previous_p95_latency_ms"] = lat.get((PREV, agent))
         row["previous_conversations"] = p.get("conversations", 0)
         row["previous_resolution_rate"] = p.get("resolution_rate")
+        row["previous_error_rate"] = p.get("error_rate")
+        # the counts behind the rates, so a reader (and the report's badges) can test one agent's move
+        row["previous_resolved_conversations"] = p.get("resolved_conversations", 0)
+        row["previous_error_conversations"] = p.get("error_conversations", 0)
         out.append(row)
     out.sort(key=lambda r: (-(r["conversations"] or 0), *_name_order(r["agent_id"])))
     return tuple(out)

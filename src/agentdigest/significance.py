@@ -71,6 +71,12 @@ def rate_notable(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]],
     n1, n2, x1, x2 = int(n1), int(n2), int(x1), int(x2)  # type: ignore[arg-type]
     if complement:
         x1, x2 = n1 - x1, n2 - x2
+    return proportions_notable(x1, n1, x2, n2)
+
+
+def proportions_notable(x1: int, n1: int, x2: int, n2: int) -> bool | None:
+    """Whether x1 of n1 differs from x2 of n2 beyond chance (the rate test above, also used for one
+    agent's rates); None when the sample is too small."""
     if min(n1, n2) < MIN_CONVERSATIONS or not (0 <= x1 <= n1 and 0 <= x2 <= n2):
         return None
     pooled = (x1 + x2) / (n1 + n2)

@@ -14,7 +14,7 @@ from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
 from .format import FLAT, NA, NEW, Formatter
-from .sections import breakdowns, failures, gap_label, quality_section
+from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -54,10 +54,6 @@ EMAIL_LIMITS = Limits()
 PRINT_LIMITS = Limits(agents=100, models=50, error_types=50, gaps=24)
 
 
-def tone(good: bool | None) -> str:
-    return "neutral" if good is None else ("good" if good else "bad")
-
-
 def audience_kind(data: ReportData) -> str:
     """executive, engineering, or custom (a template folder)."""
     audience = str(data.settings.get("audience") or data.audience or "executive")
@@ -72,7 +68,7 @@ def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[s
     return {
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
         "previous": fmt.value(metric.previous, metric.unit), "change": change,
-        "tone": tone(metric.good) if shown else "neutral",
+        "tone": judged_tone(metric.good, metric.notable, _slight(metric)) if shown else "neutral",
         "arrow": ARROWS.get(metric.direction or "", "") if shown else "",
         "notable": metric.notable is True and shown, "description": metric.description, "chart": chart,
         "unit": metric.unit,
@@ -103,16 +99,8 @@ def _unsigned(metric: MetricValue, fmt: Formatter) -> str:
     return fmt.signed_pct(abs(metric.change_pct or 0)).lstrip("+")
 
 
-#: Below this a change that is not notable is "steady" in the opening sentence (percent; pp for rates).
-SLIGHT_PCT, SLIGHT_PP = 1.0, 0.5
-
-
 def _slight(metric: MetricValue) -> bool:
-    if metric.unit == "percent":
-        pp = finite_number(metric.change_pp)
-        return pp is not None and abs(pp) < SLIGHT_PP
-    pct = finite_number(metric.change_pct)
-    return pct is not None and abs(pct) < SLIGHT_PCT
+    return slight(None, metric.change_pp) if metric.unit == "percent" else slight(metric.change_pct)
 
 
 def phrase(metric: MetricValue, fmt: Formatter) -> str | None:

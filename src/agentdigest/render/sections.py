@@ -14,6 +14,7 @@ from typing import Any
 
 from ..report import ReportData
 from ..changes import finite_number
+from ..significance import proportions_notable
 from .format import NA, Formatter
 
 ELLIPSIS = "…"
@@ -107,11 +108,45 @@ def name(value: Any, limit: int) -> str:
     return names([value], limit)[0]
 
 
-def _change_tone(current: Any, previous: Any, higher_is_better: bool | None) -> str:
+#: Below this a move that was not tested is too slight to colour (percent; pp for rates), and one that is
+#: not notable reads "steady" in the opening sentence.
+SLIGHT_PCT, SLIGHT_PP = 1.0, 0.5
+
+
+def slight(change_pct: Any, change_pp: Any = None) -> bool:
+    """Whether a move is under :data:`SLIGHT_PCT` (or, for a rate, :data:`SLIGHT_PP`)."""
+    pp, pct = finite_number(change_pp), finite_number(change_pct)
+    if pp is not None:
+        return abs(pp) < SLIGHT_PP
+    return pct is not None and abs(pct) < SLIGHT_PCT
+
+
+def judged_tone(good: bool | None, notable: bool | None, is_slight: bool) -> str:
+    """The colour of a change badge. Green or red only when the move is notable, or could not be tested
+    (p95 latency, one error type, too few conversations) and is not slight; a move within the usual
+    noise is grey (found by a reader review: five of six headline badges were red and one was notable)."""
+    if good is None or notable is False or (notable is None and is_slight):
+        return "neutral"
+    return "good" if good else "bad"
+
+
+def _change_tone(current: Any, previous: Any, higher_is_better: bool | None, *, rate: bool = False,
+                 notable: bool | None = None) -> str:
     cur, prev = finite_number(current), finite_number(previous)
     if cur is None or prev is None or cur == prev or higher_is_better is None:
         return "neutral"
-    return "good" if (cur > prev) == higher_is_better else "bad"
+    moved = slight(None, cur - prev) if rate else (prev != 0 and slight((cur - prev) / abs(prev) * 100))
+    return judged_tone((cur > prev) == higher_is_better, notable, moved)
+
+
+def _agent_rate_notable(row: dict[str, Any], count: str) -> bool | None:
+    """One agent's rate (resolved or error conversations of its conversations) tested against its previous
+    period, as the report's headline rates are."""
+    n1, n2 = finite_number(row.get("conversations")), finite_number(row.get("previous_conversations"))
+    x1, x2 = finite_number(row.get(count)), finite_number(row.get(f"previous_{count}"))
+    if None in (n1, n2, x1, x2):
+        return None
+    return proportions_notable(int(x1), int(n1), int(x2), int(n2))  # type: ignore[arg-type]
 
 
 def _top(rows: tuple[dict[str, Any], ...] | None, key: str, limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -153,9 +188,13 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),
         "resolution": fmt.percent(r.get("resolution_rate")),
         "resolution_change": fmt.change_between(r.get("resolution_rate"), r.get("previous_resolution_rate"), rate=True),
-        "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True),
+        "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True, rate=True,
+                                        notable=_agent_rate_notable(r, "resolved_conversations")),
         "containment": fmt.percent(r.get("containment_rate")),
         "error_rate": fmt.percent(r.get("error_rate")), "errors": fmt.count(r.get("errors")),
+        "error_rate_change": fmt.change_between(r.get("error_rate"), r.get("previous_error_rate"), rate=True),
+        "error_rate_tone": _change_tone(r.get("error_rate"), r.get("previous_error_rate"), False, rate=True,
+                                        notable=_agent_rate_notable(r, "error_conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")),
         "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),

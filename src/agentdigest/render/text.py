@@ -155,9 +155,9 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
             if b["rows"] else [f"No model activity this {word}."]
     if (a := ctx["by_agent"]) is not None:
         out += heading("By agent")
-        out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Chg", "conversations_change", True),
-                      ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
-                      ("Err. rate", "error_rate", True), ("p95", "p95_latency", True), ("Chg", "p95_change", True)],
+        out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
+                      ("Err. rate", "error_rate", True), ("Chg", "error_rate_change", True), ("p95", "p95_latency", True),
+                      ("Chg", "p95_change", True)],
                      a["rows"], a["more"], "more agents", absent=ctx["absent"]) \
             if a["rows"] else [f"No agent activity this {word}."]
     out += heading("Recent failures")
@@ -197,7 +197,7 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
     if ctx["notes"]:
         lines += wrap("Notes: " + " ".join(ctx["notes"]))
     lines += wrap("Changes marked [notable] passed a significance check against the usual variation; "
-                  "others may be noise.")
+                  "latency percentiles, savings and error types are not tested.")
     lines += wrap(f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
                   f"({r['timezone']}).")
     return "\n".join(lines).rstrip() + "\n"
