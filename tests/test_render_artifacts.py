@@ -111,12 +111,18 @@ def test_locale_formats_numbers() -> None:
     assert "2.480" in text and "61,0\xa0%" in text
     # The period's dates are the locale's too, in the subject as in the body (month names: "Nov.", not "Nov").
     fr = render_artifacts(make_report("executive", locale="fr"), {"txt", "eml"})
-    assert "week of 23 nov. 2026" in fr["report.txt"].decode()
+    assert "23–29 nov. 2026 (2026-W48) · compared with 16–22 nov." in fr["report.txt"].decode()
     assert "week of 23 nov. 2026" in email.message_from_bytes(fr["message.eml"], policy=email.policy.default)["Subject"]
     # Found by a new user: German dates kept the English order ("23 Nov. 2026"); each locale has its own.
-    assert "week of 23. Nov. 2026" in text and "Mo., 23. Nov. 2026" in text
-    us = render_artifacts(make_report("executive", locale="en_US"), {"txt"})["report.txt"].decode()
-    assert "week of Nov 23, 2026" in us
+    assert "23.–29. Nov. 2026 (2026-W48) · compared with 16.–22. Nov." in text
+    de = render_artifacts(make_report("executive", locale="de"), {"eml"})["message.eml"]
+    assert "week of 23. Nov. 2026" in email.message_from_bytes(de, policy=email.policy.default)["Subject"]
+    us = render_artifacts(make_report("executive", locale="en_US"), {"txt"})["report.txt"].decode().replace("\u2009", " ")
+    assert "Nov 23 – 29, 2026 (2026-W48) · compared with Nov 16 – 22" in us
+    en = render_artifacts(make_report("executive"), {"txt"})["report.txt"].decode().replace("\u2009", " ")
+    assert "23 – 29 Nov 2026 (2026-W48) · compared with 16 – 22 Nov" in en
+    # the trend's rows are named by their dates, not ISO week keys
+    assert re.search(r"^  19 – 25 Oct +\d", en, re.M) and not re.search(r"^  2026-W4\d", en, re.M)
 
 
 def test_same_input_same_bytes() -> None:

@@ -74,7 +74,7 @@ def test_banner_exactly_when_warning(audience: str, flags: dict) -> None:
 @pytest.mark.parametrize(("audience", "flags"), CASES, ids=IDS)
 def test_context_line_gives_period_and_completeness(audience: str, flags: dict) -> None:
     context = payload(audience, **flags)["blocks"][-1]["elements"][0]["text"]
-    assert "week of 23 Nov 2026 (2026-W48)" in context
+    assert "23\u2009–\u200929 Nov 2026 (2026-W48) · compared with 16\u2009–\u200922 Nov · Europe/Berlin" in context
     assert "data completeness 81.4%" in context if flags.get("warning") else "data completeness 99.2%" in context
 
 

@@ -204,7 +204,8 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
 
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     return [{
-        "period": str(row.get("key") or fmt.day(row.get("start"))),
+        # dates, not ISO week keys ("2026-W40" told a reader nothing)
+        "period": fmt.span(data.period_kind, row.get("start"), row.get("end"), year=data.period_kind == "month"),
         "conversations": fmt.count(row.get("conversations")),
         "resolution": fmt.percent(row.get("resolution_rate")),
         "containment": fmt.percent(row.get("containment_rate")),
@@ -256,6 +257,10 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "period_word": word, "timezone": data.timezone,
             "start": fmt.moment(data.period.start, "EEE d MMM y"),
             "end": fmt.moment(data.period.end - timedelta(seconds=1), "EEE d MMM y"),  # end is exclusive
+            # what the changes compare with, by date (a reader review: "previous: 2,402" said not which)
+            "span": fmt.span(data.period_kind, data.period.start, data.period.end),
+            "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
+                                      year=data.previous_period.start.year != data.period.start.year),
             "generated_at": fmt.moment(gen, "d MMM y, HH:mm zzz"),
         },
         "opening": opening_sentence(data, fmt, kind),

@@ -8,12 +8,12 @@ one decimal and change in percentage points ("+2.1 pp"); other metrics change by
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime, format_skeleton
+from babel.dates import format_date, format_datetime, format_interval, format_skeleton
 from babel.numbers import (format_compact_currency, format_compact_decimal, format_currency, format_decimal,
                            format_percent)
 
@@ -184,6 +184,23 @@ class Formatter:
                     return (format_skeleton(skeleton, value, tzinfo=self.tz, locale=self.locale)
                             + (format_datetime(value, rest, tzinfo=self.tz, locale=self.locale) if rest else ""))
         return format_datetime(value, pattern, tzinfo=self.tz, locale=self.locale)
+
+    def span(self, kind: str, start: Any, end: Any, *, year: bool = True) -> str:
+        """The days of a period [start, end) in the locale: "16 – 22 Nov 2026" (a week), "Sat, 21 Nov 2026"
+        (a day), "November 2026" (a month); ``year=False`` leaves the year out where the locale allows."""
+        try:
+            first = datetime.fromisoformat(start) if isinstance(start, str) else start
+            after = datetime.fromisoformat(end) if isinstance(end, str) else end
+            first, last = first.astimezone(self.tz), (after - timedelta(seconds=1)).astimezone(self.tz)
+        except (TypeError, ValueError, AttributeError):
+            return NA
+        # en: day before month ("16 – 22 Nov"), as the reports' other English dates
+        locale = Locale.parse("en_GB") if str(self.locale) == "en" else self.locale
+        if kind == "month":
+            return format_skeleton("yMMMM" if year else "MMMM", first, locale=locale)
+        if first.date() == last.date():
+            return format_skeleton("yMMMEd" if year else "MMMEd", first, locale=locale)
+        return format_interval(first.date(), last.date(), "yMMMd" if year else "MMMd", locale=locale)
 
     def period_word(self, kind: str) -> str:
         return _UNIT_WORD.get(kind, "period")

@@ -121,7 +121,8 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     q = ctx["quality"]
     completeness = q["rows"][0]["value"] if q else "n/a"
     # No "full report attached to the email": a Slack-only report has no email, and readers cannot reach the archive.
-    context = (f"{escape(r['period_label'])} ({escape(r['period_key'])}) · {escape(r['timezone'])} · "
+    context = (f"{escape(r['span'])} ({escape(r['period_key'])}) · compared with {escape(r['previous_span'])} · "
+               f"{escape(r['timezone'])} · "
                f"data completeness {escape(completeness)}")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(context, TEXT_MAX, escaped=False))]))
     return blocks[:BLOCKS_MAX]

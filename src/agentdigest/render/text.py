@@ -189,7 +189,7 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
         except TemplateError as exc:
             raise template_failure(exc, folder) from None
     r = ctx["report"]
-    lines = [r["title"], f"{r['period_label']} ({r['period_key']}) · {r['start']} – {r['end']}", "=" * WIDTH]
+    lines = [r["title"], f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']}", "=" * WIDTH]
     lines += banner_lines(ctx["banner"])
     lines += ["", *wrap(ctx["opening"])]
     lines += engineering(ctx) if r["audience"] == "engineering" else executive(ctx)
