@@ -59,11 +59,13 @@ class ScriptedSMTP:
     """An aiosmtpd handler that plays a fault script and records what it accepted.
 
     ``rcpt``: address -> answer (a str: always; a list: one answer per attempt, then accept).
-    ``data``: answers to DATA, one per attempt ("disconnect" drops the connection), then accept.
+    ``data``: answers to DATA, one per attempt ("disconnect" drops the connection; "stored-disconnect"
+    keeps the message, then drops it, as a relay that queued it and lost the connection), then accept.
     """
 
-    def __init__(self, user: str, password: str, rcpt=None, data=None):
+    def __init__(self, user: str, password: str, rcpt=None, data=None, ehlo=None):
         self.user, self.password = user, password
+        self.ehlo = list(ehlo or [])  # answers to the first EHLOs (e.g. "421 too busy"), then the usual
         self.rcpt = {k: (list(v) if isinstance(v, list) else v) for k, v in (rcpt or {}).items()}
         self.data = list(data or [])
         self.messages: list[tuple[str, list[str], bytes]] = []
@@ -72,6 +74,8 @@ class ScriptedSMTP:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.sessions.add(session.peer)
+        if self.ehlo:
+            return [self.ehlo.pop(0)]
         session.host_name = hostname
         return responses
 
@@ -87,7 +91,9 @@ class ScriptedSMTP:
     async def handle_DATA(self, server, session, envelope):
         if self.data:
             answer = self.data.pop(0)
-            if answer == "disconnect":
+            if answer in ("disconnect", "stored-disconnect"):
+                if answer == "stored-disconnect":
+                    self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b""))
                 server.transport.abort()
                 return "451 never seen"
             return answer
@@ -125,11 +131,11 @@ def smtp_server(tls_cert):
 
     started: list = []
 
-    def start(scheme: str = "smtp+starttls", *, user="reports", password="p@ss:word/1", rcpt=None, data=None):
+    def start(scheme: str = "smtp+starttls", *, user="reports", password="p@ss:word/1", rcpt=None, data=None, ehlo=None):
         cert, key = tls_cert
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        handler = ScriptedSMTP(user, password, rcpt, data)
+        handler = ScriptedSMTP(user, password, rcpt, data, ehlo)
         port = free_port()
         kwargs = dict(hostname="127.0.0.1", port=port, authenticator=handler.authenticate, auth_required=True)
         if scheme == "smtps":

@@ -66,8 +66,19 @@ CASES = [
     Case("email-smtps-ok", "email-smtps", expect=dict(results=ALL_SENT, attempts=1, smtp=[EVERYONE])),
     Case("email-421-on-data-then-ok", "email", server=dict(data=["421 4.3.2 try again later"]),
          expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE], sessions=2)),
-    Case("email-disconnect-during-data-then-ok", "email", server=dict(data=["disconnect"]),
+    # After the final ".", no answer is ambiguous: the relay may have queued it. Found in an email audit:
+    # retrying in the run sent a slow relay's recipients up to ten copies. The next run sends it again.
+    Case("email-disconnect-after-data-not-resent-in-the-run", "email", server=dict(data=["disconnect"]),
+         expect=dict(error="it may have arrived", retryable=False, attempts=1, smtp=[], sessions=1)),
+    Case("email-queued-then-disconnect-one-copy", "email", server=dict(data=["stored-disconnect"]),
+         expect=dict(error="it may have arrived", retryable=False, attempts=1, smtp=[EVERYONE], sessions=1)),
+    # A 421 to one RCPT ends the session before DATA: nobody got it (found in an email audit: the others were
+    # recorded as sent and never got the report). The whole transaction is retried.
+    # Found in an email audit: a busy relay's 421 to EHLO failed for good as "STARTTLS not supported".
+    Case("email-421-on-ehlo-is-retried", "email", server=dict(ehlo=["421 4.7.0 too busy, try later"]),
          expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE], sessions=2)),
+    Case("email-421-on-rcpt-retries-everyone", "email", server=dict(rcpt={"carol@example.com": ["421 4.3.2 closing"]}),
+         expect=dict(results=ALL_SENT, attempts=2, smtp=[EVERYONE])),
     Case("email-auth-refused", "email", server=dict(password="wrong-PLANTED-pw"),
          expect=dict(error="login refused", retryable=False, attempts=1, smtp=[], sessions=1)),
     Case("email-one-recipient-deferred", "email", server=dict(rcpt={"bob@example.com": ["450 4.2.1 mailbox busy"]}),
@@ -168,7 +179,7 @@ class Harness:
         kind, behaviour = case.channel, case.server
         if kind.startswith("email"):
             self.smtp = smtp_server("smtps" if kind == "email-smtps" else "smtp+starttls",
-                                    rcpt=behaviour.get("rcpt"), data=behaviour.get("data"))
+                                    rcpt=behaviour.get("rcpt"), data=behaviour.get("data"), ehlo=behaviour.get("ehlo"))
             url = self.smtp.url(password=behaviour.get("password"))
             if behaviour.get("dead"):
                 url = f"smtp+starttls://reports:pw@127.0.0.1:{free_port()}"
@@ -387,3 +398,16 @@ def test_a_user_channel_plugs_in_like_the_builtins(artifacts):
         assert receipt.ok and receipt.results[0].provider_id == f"roof:{len(artifacts)}"
     finally:
         REGISTRY.pop("pigeon")
+
+
+def test_two_test_sends_are_two_messages(smtp_server, tls_cert, artifacts):
+    """Found in an email audit: every --test-to send had the same Message-ID, so Gmail showed only the first
+    of a template author's tests."""
+    smtp = smtp_server()
+    channel = make_channel("mail", config.EmailChannel.model_validate(dict(
+        type="email", to=["alice@example.com"], smtp_url=smtp.url(), ca_file=str(tls_cert[0]),
+        **{"from": "reports@example.com"})))
+    for _ in range(2):
+        channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",), test=True))
+    ids = [BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in smtp.messages]
+    assert len(ids) == 2 and len(set(ids)) == 2

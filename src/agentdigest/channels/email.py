@@ -4,15 +4,18 @@
 ``user:password@`` (URL-encoded). Every socket call has the channel's ``timeout``.
 
 Each address (to, cc and bcc alike) is its own ledger target: a refused recipient is recorded
-on its own and only it is retried, never the ones that already got the report. The Message-ID
-is stable for (report, period, recipient set), so a retry after an ambiguous failure (the
-connection dropped after the final ".") can be recognised as the same message by mail clients.
+on its own and only it is retried, never the ones that already got the report. A failure after
+the message's final "." (no answer, a dropped connection) is ambiguous: the relay may have it, so
+it is not sent again in that run; the next run sends it, with the same Message-ID (stable for
+report, period and recipient set), so mail clients that de-duplicate can recognise it.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import smtplib
+import time
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import config
 from ..errors import DeliveryError
-from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult
+from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, unanswered
 
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 # CRLF; headers we set are folded only past RFC 5322's hard limit, so a Message-ID stays on
@@ -148,7 +151,7 @@ class EmailChannel(BaseChannel):
         header had to change."""
         message = BytesParser(_class=EmailMessage, policy=policy.default).parsebytes(raw)
         s = self.settings
-        variant = (";test" if delivery.test else "") + (f";resend={formatdate()}" if delivery.resend else "")
+        variant = (f";test={time.time_ns()}" if delivery.test else "") + (f";resend={formatdate()}" if delivery.resend else "")
         headers = {
             "From": s.from_,
             "To": ", ".join(s.to),
@@ -186,10 +189,10 @@ class EmailChannel(BaseChannel):
         else:
             smtp = smtplib.SMTP(srv.host, srv.port, timeout=timeout)
         try:
-            smtp.ehlo()
+            _hello(smtp)
             if srv.scheme == "smtp+starttls":
                 smtp.starttls(context=context)
-                smtp.ehlo()
+                _hello(smtp)
             if srv.user:
                 _login(smtp, srv.user, srv.password or "")
         except BaseException:
@@ -198,20 +201,48 @@ class EmailChannel(BaseChannel):
         return smtp
 
     def _send(self, sender: str, recipients: list[str], body: bytes) -> dict[str, tuple[int, bytes]]:
-        """One SMTP transaction; returns the refused recipients (empty when all were accepted)."""
+        """One SMTP transaction; returns the refused recipients (empty when all were accepted).
+
+        Not smtplib's sendmail, for two answers it gets wrong (found in an email audit):
+        - a 421 to one RCPT ends the session before DATA, so nobody got the message; sendmail reported only
+          the recipients tried so far as refused, and the others were recorded as sent;
+        - once the message's final "." is out, a timeout or a dropped connection leaves the server possibly
+          holding it; retrying in the same run sent up to ten copies to a slow relay's recipients.
+        """
+        body_sent = False
         try:
             smtp = self._connect()
             try:
-                try:
-                    refused = smtp.sendmail(sender, recipients, body)
-                except smtplib.SMTPRecipientsRefused as exc:
-                    refused = exc.recipients  # every recipient refused: still a per-recipient answer
+                code, answer = smtp.mail(sender, ["SIZE=%d" % len(body)] if smtp.has_extn("size") else [])
+                if code != 250:
+                    raise smtplib.SMTPSenderRefused(code, answer, sender)
+                refused: dict[str, tuple[int, bytes]] = {}
+                for rcpt in recipients:
+                    code, answer = smtp.rcpt(rcpt)
+                    if code == 421:  # the server is closing: no one gets this message, every one is retried
+                        raise smtplib.SMTPResponseException(code, answer)
+                    if code not in (250, 251):
+                        refused[rcpt] = (code, answer)
+                if len(refused) == len(recipients):
+                    smtp.rset()
+                    return refused
+                code, answer = smtp.docmd("data")
+                if code != 354:
+                    raise smtplib.SMTPDataError(code, answer)
+                data = re.sub(rb"(?m)^\.", b"..", body)
+                smtp.send(data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+                body_sent = True
+                code, answer = smtp.getreply()
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, answer)
             except BaseException:
                 # Not smtplib's `with`: its QUIT would read the answer still owed to an interrupted
                 # DATA (a "250 queued" read as QUIT's reply) and replace a Ctrl-C by an SMTP error.
                 smtp.close()
                 raise
         except (smtplib.SMTPException, OSError) as exc:
+            if body_sent and not isinstance(exc, smtplib.SMTPResponseException):
+                raise unanswered(self, self.describe(), exc) from None
             raise self._classify(exc) from None
         try:
             smtp.quit()
@@ -241,6 +272,18 @@ class EmailChannel(BaseChannel):
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             return DeliveryError(self.mask(f"{where} closed the connection: {exc}"), retryable=True)
         return DeliveryError(self.mask(f"cannot reach {where}: {exc}"), retryable=True)
+
+
+def _hello(smtp: smtplib.SMTP) -> None:
+    """EHLO, or HELO from a server without ESMTP; a 4xx (421 "too busy") is a transient answer, retried,
+    not the "STARTTLS extension not supported" smtplib reports next (found in an email audit)."""
+    code, answer = smtp.ehlo()
+    if 400 <= code < 500:
+        raise smtplib.SMTPResponseException(code, answer)
+    if code != 250:
+        code, answer = smtp.helo()
+        if code != 250:
+            raise smtplib.SMTPHeloError(code, answer)
 
 
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
