@@ -76,6 +76,14 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    # Found in an email audit: these passed, then failed at send time (every recipient, or as "cannot reach").
+    ("non-ASCII mailbox", lambda s: s.replace("cto@example.com", "jö@example.com"), 2, ["channels.mail.to", "non-ASCII", "SMTPUTF8"]),
+    ("password over plain smtp", lambda s: s.replace('"${SMTP_URL}"', '"smtp://reports:${HOME}@mail.example.com:25"'), 2,
+     ["channels.mail.smtp_url", "unencrypted", "smtp+starttls://"]),
+    ("missing ca_file", lambda s: s.replace('smtp_url = "${SMTP_URL}"', 'smtp_url = "${SMTP_URL}"\nca_file = "corp-ca.pem"'), 2,
+     ["channels.mail.ca_file", "no such file", "corp-ca.pem"]),
+    ("ca_file not PEM", lambda s: s.replace('smtp_url = "${SMTP_URL}"', 'smtp_url = "${SMTP_URL}"\nca_file = "events.duckdb"'), 2,
+     ["channels.mail.ca_file", "not a PEM certificate bundle"]),
     # Found in a security audit: these passed check, and run died with "unexpected error: ValueError", exit 1.
     ("unicode line break in an address", lambda s: s.replace('"cto@example.com"', '"Ops\\u2028Bcc: x <cto@example.com>"'), 2,
      ["channels.mail.to", "line breaks"]),
@@ -371,3 +379,10 @@ def test_reading_commands_never_create_the_ledger(workdir, args):
         assert done.returncode == 1 and "weekly" in done.stdout
     else:
         assert done.returncode == 0 and "No runs or deliveries recorded" in done.stdout
+
+
+def test_an_international_domain_is_sent_in_its_ascii_form() -> None:
+    """Found in an email audit: a@exämple.com passed the config and failed every recipient at send time."""
+    text = GOOD.replace('"cto@example.com"', '"Zoë <zoe@exämple.com>", "ops@example.com"')
+    config = parse_config(__import__("tomllib").loads(text), "agentdigest.toml")
+    assert config.channels["mail"].to == ["Zoë <zoe@xn--exmple-cua.com>", "ops@example.com"]

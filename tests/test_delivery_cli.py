@@ -255,9 +255,10 @@ def home_with(tmp_path: Path, events: Path, config: str = OUTBOX_CONFIG) -> Path
     return home
 
 
-def test_a_bad_test_target_is_refused_before_anything_is_computed(tmp_path, events):
+@pytest.mark.parametrize("target", ["bad address", "jö@example.com"])  # the second found in an email audit
+def test_a_bad_test_target_is_refused_before_anything_is_computed(tmp_path, events, target):
     home = home_with(tmp_path, events)
-    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--test-to", "bad address", "--config",
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--test-to", target, "--config",
                            "agentdigest.toml"], cwd=home, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--test-to" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (home / "reports").exists() and not (home / "outbox").exists()

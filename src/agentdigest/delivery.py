@@ -24,6 +24,8 @@ from typing import Any, Literal
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
+from .channels.email import bare
+from .settings import email_address
 from .errors import DeliveryError, InputError, interruption
 from .interrupts import shielded
 from .ledger import Ledger, LedgerError
@@ -272,6 +274,10 @@ def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tupl
     if "@" not in address or any(c in test_to for c in "\r\n,;"):
         raise InputError(f"--test-to expects one email address or a channel name "
                          f"(channels: {', '.join(config.channels) or 'none'}), got {test_to!r}")
+    try:
+        address = bare(email_address(address))
+    except ValueError as exc:
+        raise InputError(f"--test-to: {exc}") from None
     # Prefer the report's own email channel: same relay and sender as the real delivery.
     names = [*report_cfg.channels, *config.channels]
     name = next((n for n in names if getattr(config.channels[n], "type", None) == "email"), None)

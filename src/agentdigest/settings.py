@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import ssl
 import string
 from urllib.parse import urlsplit
 import zoneinfo
@@ -63,7 +64,34 @@ def _address(value: str) -> str:
         addresses = ()
     if len(addresses) != 1 or "=?" in value:
         raise ValueError(f"expected one plain email address like name@example.com, got {value!r}")
-    return value.strip()
+    value = value.strip()
+    # SMTP without SMTPUTF8 carries ASCII addresses only: a non-ASCII one passed here and then failed
+    # every recipient of the message with a UnicodeEncodeError (found in an email audit).
+    user, domain = addresses[0].username, addresses[0].domain
+    if not user.isascii():
+        raise ValueError(f"{addresses[0].addr_spec!r} has non-ASCII letters before the @: such mailboxes need "
+                         "SMTPUTF8, which agentdigest does not use; give an ASCII address")
+    if not domain.isascii():
+        try:  # a non-ASCII domain has an ASCII form (IDNA): sent as such
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{addresses[0].addr_spec!r}: the domain is not a valid international name") from None
+        value = value.replace(f"@{domain}", f"@{ascii_domain}")
+    return value
+
+
+def email_address(value: str) -> str:
+    """One email address as a channel sends to it (checked, an international domain in its ASCII form);
+    a ValueError saying what is wrong."""
+    return _address(value)
+
+
+def _loopback(host: str | None) -> bool:
+    host = (host or "").lower()
+    try:  # an address, not a name starting like one ("127.0.0.1.evil.example", found in a re-check)
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class SourceConfig(_Model):
@@ -179,6 +207,25 @@ class EmailChannel(_ChannelBase):
             raise ValueError("the port is not a number 1-65535 (a password holding / ? # must be URL-encoded)") from None
         if not parts.hostname:
             raise ValueError("no host (expected smtp://[user:password@]host[:port])")
+        if parts.scheme.lower() == "smtp" and parts.password is not None and not _loopback(parts.hostname):
+            # found in an email audit: AUTH PLAIN went out in clear text to any relay
+            raise ValueError("smtp:// would send the password unencrypted: use smtp+starttls:// (port 587) or "
+                             "smtps:// (port 465); plain smtp:// with a password is accepted only to this machine")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        """A CA bundle that loads, checked before anything is computed (a missing one used to fail at send
+        time as "cannot reach" and be retried; found in an email audit)."""
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"{value} is not a PEM certificate bundle ({getattr(exc, 'reason', None) or exc})") from None
         return value
 
 
@@ -188,12 +235,7 @@ def _encrypted_or_local(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme.lower() == "https":
         return True
-    host = (parts.hostname or "").lower()
-    try:  # an address, not a name starting like one ("127.0.0.1.evil.example", found in a re-check)
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    return parts.scheme.lower() == "http" and loopback
+    return parts.scheme.lower() == "http" and _loopback(parts.hostname)
 
 
 class SlackChannel(_ChannelBase):
