@@ -232,3 +232,18 @@ def test_an_empty_period_has_the_same_sections_in_every_format() -> None:
         assert said in html, said
     for said in ("No errors this week.", "No model activity this week.", "No agent activity this week."):
         assert said in txt and said in pdf, said
+
+
+def test_a_report_in_japanese_stays_under_gmails_limit_on_the_wire() -> None:
+    """Found in an email audit: Gmail measures the encoded HTML, and quoted-printable makes each Japanese
+    character nine bytes: 93 KB of HTML went out as 117 KB and was clipped."""
+    data = make_report("engineering", agents=300, failures=50, locale="ja")
+    agents = tuple({**row, "agent_id": f"カスタマーサポート担当エージェント{i}"} for i, row in enumerate(data.by_agent))
+    examples = tuple({**row, "error_message": "ツールの呼び出しがタイムアウトしました。" * 8} for row in data.failure_examples)
+    errors = tuple({"error_type": f"外部サービスの応答エラー{i}", "count": i, "previous": i - 1} for i in range(200))
+    files = render_artifacts(replace(data, by_agent=agents, failure_examples=examples, errors_by_type=errors), {"eml"})
+    message = email.message_from_bytes(files["message.eml"], policy=email.policy.default)
+    html_part = message.get_body(("html",))
+    assert html_part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert len(html_part.get_payload(decode=False).encode()) < 102 * 1024
+    assert "more agents" in ParsedHTML(html_part.get_content()).text and "カスタマー" in html_part.get_content()

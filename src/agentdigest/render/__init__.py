@@ -7,6 +7,7 @@ format is built from the same display context (``context.build_context``).
 from __future__ import annotations
 
 import base64
+import quopri
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,12 @@ def _images(charts: list[Chart], src: dict[str, str]) -> dict[str, dict[str, Any
             for c in charts if c.name in src}
 
 
+def wire_size(html: str) -> int:
+    """The bytes the HTML takes in the message, quoted-printable as :func:`build_message` sends it: what
+    Gmail measures (an email audit: Japanese names made 93 KB of HTML 117 KB on the wire, and clipped)."""
+    return len(quopri.encodestring(html.encode("utf-8")))
+
+
 def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: list[Chart],
                 pngs: dict[str, bytes], cids: dict[str, str]) -> tuple[str, str]:
     """(HTML for the email with cid: images, standalone report.html with data: images).
@@ -45,7 +52,7 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
         if attempt:
             ctx, charts = build_context(data, limits)
         html = render_template(audience, {**ctx, "images": _images(charts, srcs)}, target="email")
-        if len(html.encode()) <= MAX_HTML_BYTES or attempt == 3:
+        if wire_size(html) <= MAX_HTML_BYTES or attempt == 3:
             break
         limits = limits.halved()
     standalone = html
