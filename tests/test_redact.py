@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -271,3 +272,51 @@ def test_normalising_is_idempotent(text: str) -> None:
 def test_placeholders_are_the_documented_ones() -> None:
     out = Redactor().redact("a@b.co +44 20 7946 0958 4111111111111111 GB82WEST12345698765432 123-45-6789 1.2.3.4")
     assert re.findall(r"\[(\w+)\]", out) == ["email", "phone", "card", "iban", "ssn", "ip"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    # Found in a scale audit: each of these, 100 KB long, took 2-14 s (the patterns restarted inside the run);
+    # they hold no key and stay as they are, and a key at the start of such a run is still one.
+    ("sk-" * 2000, "sk-" * 2000),
+    ("xoxb-" * 2000, "xoxb-" * 2000),
+    ("eyJab-" * 2000, "eyJab-" * 2000),
+    ("key=sk-proj-" + "A1b2C3d4E5f6G7h8J9k0", "key=[token]"),
+    ("sk-sk-sk-" + "A1b2C3d4E5f6G7h8J9k0 end", "[token] end"),
+    ("'xoxb-1234-5678-abcdefghij'", "'[token]'"),
+    ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig_nature-x", "jwt [token]"),
+])
+def test_crafted_runs_are_read_once(text: str, shown: str) -> None:
+    assert Redactor().redact(text) == shown
+
+
+def test_a_long_message_is_cut_before_redaction_and_never_shows_half_a_secret() -> None:
+    """The patterns' time grows with the text, so a message is read up to READ_TEXT characters; the end of
+    what they read is dropped, so a card cut in two at that point is not shown in part."""
+    from agentdigest.render.prepare import MAX_TEXT, READ_TEXT, prepare
+    from render_fixtures import make_report
+
+    card = "4111 1111 1111 1111"
+    cut_card = "x" * (READ_TEXT - 9) + " " + card + " tail"  # the cut falls inside the card
+    long_card = "[boom] " * 200 + card + " " + "y" * 200_000
+    data = make_report("engineering")
+    rows = ({**data.failure_examples[0], "error_message": cut_card},
+            {**data.failure_examples[0], "error_message": long_card})
+    shown = [r["error_message"] for r in prepare(replace(data, failure_examples=rows)).failure_examples]
+    assert "4111" not in shown[0] and shown[0].endswith("…") and len(shown[0]) <= MAX_TEXT
+    assert "[card]" in shown[1] and "4111" not in shown[1] and len(shown[1]) <= MAX_TEXT
+
+
+def test_keys_that_differ_only_by_what_cleaning_removes_stay_apart() -> None:
+    """Found in a scale audit: "ag\\x00ent" and "agent" were two rows reading "agent"; a BOM and U+10FFFF
+    reached every artifact (the PDF drew a missing-glyph box)."""
+    from agentdigest.render.prepare import prepare
+    from agentdigest.render.sections import names
+    from render_fixtures import make_report
+
+    data = make_report("engineering")
+    agents = tuple({**row, "agent_id": name} for row, name in zip(data.by_agent, ["agent", "ag\x00ent", "\ufeffbot\U0010ffff"]))
+    examples = ({**data.failure_examples[0], "error_message": "\ufefftimeout\ufffe after 30 s\U0010ffff"},)
+    out = prepare(replace(data, by_agent=agents, failure_examples=examples))
+    assert [r["agent_id"] for r in out.by_agent[:3]] == ["agent", "ag\ufffdent", "\ufffdbot\ufffd"]
+    assert out.failure_examples[0]["error_message"] == "timeout after 30 s"
+    assert names([None, "", "  ", "(none)", "agent"], 40) == ["(none)", "(blank)", "(blank)", '"(none)"', "agent"]

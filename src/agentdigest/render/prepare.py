@@ -17,17 +17,36 @@ from ..redact import Redactor, without_surrogates
 from ..report import ReportData
 
 EVENT_TEXT = ("agent_id", "error_type", "error_message", "model", "conversation_id", "event_type")
-# C0/C1 controls (except tab, newline, carriage return) and bidirectional overrides, which can
-# disguise text in a terminal or a mail client.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Keys that name a row of a table: what cleaning removes from them is shown as U+FFFD, so "ag\x00ent" and
+#: "agent" stay two rows that read differently (found in a scale audit: two rows read "agent").
+KEYS = ("agent_id", "error_type", "model", "conversation_id")
+# C0/C1 controls (except tab, newline, carriage return), bidirectional overrides, which can disguise
+# text in a terminal or a mail client, the BOM and interlinear annotation marks, and noncharacters,
+# which a PDF draws as a missing-glyph box (found in a scale audit: U+FEFF and U+10FFFF passed).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff\ufff9-\ufffb"
+                      "\ufdd0-\ufdef" + "".join(f"{chr(plane * 0x10000 + 0xfffe)}{chr(plane * 0x10000 + 0xffff)}"
+                                                for plane in range(17)) + "]")
 _SPACES = re.compile(r"\s+")
 MAX_TEXT = 2000
+#: Event text longer than this is cut before redaction (the patterns' time grows with the text), and the
+#: end of what they read is dropped (_CUT_MARGIN), so a secret cut in two is never shown in part.
+READ_TEXT = 4 * MAX_TEXT
+_CUT_MARGIN = 512
 
 
-def clean_text(text: str) -> str:
-    """One printable line: controls and bidi overrides removed, every run of spaces and line breaks one space."""
-    text = _SPACES.sub(" ", _CONTROL.sub("", without_surrogates(text)))
+def clean_text(text: str, removed: str = "") -> str:
+    """One printable line: controls, bidi overrides and noncharacters replaced by ``removed``, every run of
+    spaces and line breaks one space, cut to :data:`MAX_TEXT` characters."""
+    text = _SPACES.sub(" ", _CONTROL.sub(removed, without_surrogates(text)))
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
+
+
+def _redacted(redactor: Redactor, value: str) -> str:
+    """``value`` redacted; a long one is cut first (a 1 MB message of crafted text must not stall the report)."""
+    if len(value) <= READ_TEXT:
+        return redactor.redact(value) or ""
+    text = redactor.redact(value[:READ_TEXT]) or ""
+    return text[: max(0, len(text) - _CUT_MARGIN)].rstrip() + "…"
 
 
 def redactor_for(data: ReportData) -> Redactor:
@@ -43,10 +62,11 @@ def prepare(data: ReportData) -> ReportData:
         out = dict(values)
         for key in EVENT_TEXT:
             value = out.get(key)
+            removed = "\ufffd" if key in KEYS else ""
             if isinstance(value, str):
-                out[key] = clean_text(redactor.redact(value) or "")
+                out[key] = clean_text(_redacted(redactor, value), removed)
             elif value is not None and key != "event_type":
-                out[key] = clean_text(redactor.redact(str(value)) or "")
+                out[key] = clean_text(_redacted(redactor, str(value)), removed)
         return out
 
     def rows(values: tuple[dict[str, Any], ...] | None) -> tuple[dict[str, Any], ...] | None:

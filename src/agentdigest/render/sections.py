@@ -96,11 +96,19 @@ def clip(value: Any, limit: int, *, middle: bool = False) -> str:
     return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + ELLIPSIS
 
 
+#: A key that is empty or only spaces: shown as this, not as a blank cell.
+BLANK = "(blank)"
+
+
 def names(values: Sequence[Any], limit: int) -> list[str]:
     """Breakdown keys as :func:`cut_apart` shows them (the middle cut out, different ids kept apart);
-    the row of the events without one is "(none)"."""
+    the row of the events without one is "(none)", an empty or blank one "(blank)", and a key that is
+    literally "(none)" or "(blank)" is shown in quotes (found in a scale audit: two rows read "(none)")."""
     texts = [None if v is None else " ".join(str(v).split()) for v in values]
-    return [UNNAMED if label is None else label for label in cut_apart(texts, limit)]
+    texts = [t if t not in (UNNAMED, BLANK) else f'"{t}"' for t in texts]
+    labels = cut_apart([t or None if t is not None else None for t in texts], limit)
+    return [UNNAMED if text is None else BLANK if not text else label  # type: ignore[misc]
+            for text, label in zip(texts, labels)]
 
 
 def name(value: Any, limit: int) -> str:
