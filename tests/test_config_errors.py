@@ -76,6 +76,13 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    # Found in a config audit: check said ok ("in memory") or crashed, and every run ended "unexpected error".
+    ("ledger url with two slashes", lambda s: s + '\n[ledger]\nurl = "sqlite://agentdigest.db"\n', 2,
+     ["ledger.url", "sqlite:///agentdigest.db", "three slashes"]),
+    ("ledger url with a bad port", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:notaport/db"\n', 2,
+     ["ledger.url", "port must be a number"]),
+    ("ledger url with an unknown driver", lambda s: s + '\n[ledger]\nurl = "postgresql+nosuch://u@127.0.0.1/db"\n', 2,
+     ["ledger.url", "unknown database driver"]),
     # Found in an email audit: these passed, then failed at send time (every recipient, or as "cannot reach").
     ("non-ASCII mailbox", lambda s: s.replace("cto@example.com", "jö@example.com"), 2, ["channels.mail.to", "non-ASCII", "SMTPUTF8"]),
     ("password over plain smtp", lambda s: s.replace('"${SMTP_URL}"', '"smtp://reports:${HOME}@mail.example.com:25"'), 2,

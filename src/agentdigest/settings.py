@@ -142,6 +142,23 @@ class LedgerConfig(_Model):
         scheme = value.partition("://")[0].lower() if "://" in value else ""
         if not (scheme in ("postgresql", "postgres") or scheme.startswith(("postgresql+", "sqlite"))):
             raise ValueError("expected sqlite:///path or postgresql://user@host/db")
+        # Found in a config audit: these passed check (sqlite://x.db read as "in memory") and every run then
+        # failed with "unexpected error".
+        rest = value.partition("://")[2]
+        if scheme.startswith("sqlite") and rest and not rest.startswith("/"):
+            raise ValueError(f"expected sqlite:///{rest} (three slashes before a relative path, four before an "
+                             "absolute one)")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(value).get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
+                             "postgresql+psycopg2://)") from None
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL: the port must be a number, and a password holding / ? # @ "
+                             "must be URL-encoded") from None
         return value
 
 
