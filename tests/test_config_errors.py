@@ -393,3 +393,14 @@ def test_an_international_domain_is_sent_in_its_ascii_form() -> None:
     text = GOOD.replace('"cto@example.com"', '"Zoë <zoe@exämple.com>", "ops@example.com"')
     config = parse_config(__import__("tomllib").loads(text), "agentdigest.toml")
     assert config.channels["mail"].to == ["Zoë <zoe@xn--exmple-cua.com>", "ops@example.com"]
+
+
+@pytest.mark.parametrize("args", [["run", "--dryrun"], ["history", "--limit", "0"], ["resend"], ["nosuchcmd"]])
+def test_a_usage_error_is_one_line(workdir, args):
+    """Found in a config audit: click's boxed error panel took five lines on stderr, even in a pipe."""
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], capture_output=True, text=True,
+                          cwd=workdir, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("agentdigest: error: ") and "--help" in lines[0], done.stderr
+    assert "╭" not in done.stderr and done.stdout == ""

@@ -348,7 +348,25 @@ def schedule(
 
 
 def main() -> None:
-    app(prog_name="agentdigest")
+    """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
+    every other error: click's boxed panel took five lines (found in a config audit)."""
+    try:  # Typer 0.2x carries its own click; older ones use click's
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
+    try:
+        code = app(prog_name="agentdigest", standalone_mode=False)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "agentdigest"
+        _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        _console(stderr=True).print(f"agentdigest: error: {exc.format_message()}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C at a prompt
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
