@@ -138,23 +138,37 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _written(value: str) -> str:
+    """What of ``value`` is written in the file: its ``${VAR}`` parts removed (they come from the
+    environment). A value that is only variables is empty."""
+    return _ENV_RE.sub("", value)
+
+
 def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
     """Secrets come only from the environment: a secret written into the file itself (a token, a
-    password inside a URL, a token in a URL's query, a Slack webhook URL) is a config error naming the
-    key. Values with ``${VAR}`` pass, and so do URLs that carry no credential (``smtp://relay:25``)."""
+    password inside a URL, a token in a URL's query, a Slack webhook URL, a Spark secret setting) is a
+    config error naming the key. Only what is written counts: ``${VAR}`` parts pass, and so do URLs
+    that carry no credential (``smtp://relay:25``). Found in a config audit: any ``${...}`` in a value
+    used to let all of it pass (``smtp://u:hunter2@${SMTP_HOST}:25``)."""
     for section in ("source", "ledger"):  # database URLs: postgresql://user:${PGPASSWORD}@host/db
         raw = (data.get(section) or {}).get("url") if isinstance(data.get(section), dict) else None
-        if isinstance(raw, str) and "${" not in raw and (url_password(raw) is not None or secret_query(raw)):
+        if isinstance(raw, str) and (url_password(_written(raw)) or secret_query(_written(raw))):
             raise ConfigError("a password written into the file; put it in an environment variable and write "
                               "\"${VAR}\" in its place (secrets come only from the environment)", file=file,
                               key=f"{section}.url")
     source = data.get("source") if isinstance(data.get("source"), dict) else {}
     files = source.get("files")
     for i, raw in enumerate(files if isinstance(files, list) else [files] if isinstance(files, str) else []):
-        if isinstance(raw, str) and "${" not in raw and (url_password(raw) is not None or secret_query(raw)):
+        if isinstance(raw, str) and (url_password(_written(raw)) or secret_query(_written(raw))):
             raise ConfigError("a credential written into the file; put the URL in an environment variable and "
                               "write \"${VAR}\" in its place (secrets come only from the environment)", file=file,
                               key=f"source.files[{i}]" if isinstance(files, list) else "source.files")
+    spark_conf = source.get("spark_conf")
+    for name, raw in (spark_conf.items() if isinstance(spark_conf, dict) else ()):
+        if isinstance(raw, str) and _SECRET_SETTING.search(name) and _written(raw).strip():
+            raise ConfigError("a secret written into the file; put it in an environment variable and write "
+                              "\"${VAR}\" here (secrets come only from the environment)", file=file,
+                              key=f"source.spark_conf.{name}")
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     for name, channel in (data.get("channels") or {}).items():
         model = models.get(channel.get("type")) if isinstance(channel, dict) else None
@@ -163,18 +177,24 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
         for field, info in model.model_fields.items():
             key = info.alias or field
             raw = channel.get(key)
-            if not isinstance(raw, str) or "${" in raw or SecretStr not in (getattr(info.annotation, "__args__", None) or (info.annotation,)):
+            if not isinstance(raw, str) or SecretStr not in (getattr(info.annotation, "__args__", None) or (info.annotation,)):
                 continue
-            if _holds_secret(raw):
+            if _holds_secret(_written(raw)):
                 raise ConfigError("a secret written into the file; put it in an environment variable and write "
                                   "\"${VAR}\" here (secrets come only from the environment)", file=file, key=f"channels.{name}.{key}")
 
 
+#: Spark settings that hold credentials (fs.s3a.secret.key, a JDBC password, an OAuth token).
+_SECRET_SETTING = re.compile(r"(?i)(secret|password|token|credential)")
+
+
 def _holds_secret(value: str) -> bool:
+    """Whether the written part of a secret setting holds one (the ``${VAR}`` parts already removed)."""
     if not re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
         return bool(value.strip())  # a token, a signing secret
-    return (url_password(value) is not None or bool(query_tokens(value))
-            or bool(re.match(r"^https?://hooks\.slack\.com/", value, re.I)))
+    return (bool(url_password(value)) or bool(query_tokens(value))
+            # a Slack webhook whose last part is written here (".../services/T0/B0/${HOOK_SECRET}" passes)
+            or bool(re.match(r"^https?://hooks\.slack\.com/.*[^/]$", value, re.I)))
 
 
 def load_plugins(file: str = DEFAULT_CONFIG) -> None:
