@@ -413,3 +413,18 @@ def test_a_usage_error_is_one_line(workdir, args):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("agentdigest: error: ") and "--help" in lines[0], done.stderr
     assert "╭" not in done.stderr and done.stdout == ""
+
+
+def test_an_archive_that_cannot_be_written_fails_check_and_is_one_line_in_run(workdir):
+    """Found in a config audit: an archive path naming a file (or a read-only or full disk) passed check, and
+    every run ended "unexpected error: NotADirectoryError"."""
+    text = GOOD + '\n[archive]\npath = "events.duckdb"\n'
+    (workdir / "agentdigest.toml").write_text(text)
+    env = {**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1"}
+    check = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                           capture_output=True, text=True, cwd=workdir, env=env, timeout=120)
+    assert check.returncode == 1 and "archive" in check.stdout and "is not a folder" in check.stdout, check.stdout
+    run = _run(workdir, None)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1, run.stderr
+    assert "cannot write" in lines[0] and "[archive] path" in lines[0] and "unexpected" not in lines[0]

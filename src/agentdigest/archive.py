@@ -17,7 +17,7 @@ try:
 except ImportError:  # not POSIX: no lock (one process per archive)
     fcntl = None  # type: ignore[assignment]
 
-from .errors import InputError
+from .errors import ArchiveError, InputError
 from .waiting import wait_for
 
 ARTIFACTS = {
@@ -44,25 +44,55 @@ def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
     return Path(archive) / report_id / period_key
 
 
+@contextmanager
+def writing(archive: Path) -> Iterator[None]:
+    """Turn a file-system error under ``archive`` into one line naming the folder (found in a config audit:
+    a read-only, full or wrong-type archive ended every run with "unexpected error: OSError")."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(archive) else ""
+        raise ArchiveError(f"archive {archive}: cannot write: {why}{where}; check [archive] path "
+                           "(or --archive)") from exc
+
+
+def check_writable(archive: Path) -> str:
+    """Why ``archive`` could not hold reports, or "" when it can; creates nothing (``check`` changes
+    nothing): the folder, or the nearest existing one above it, must be a writable folder with space."""
+    here = Path(archive)
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is not a folder; check [archive] path (or --archive)"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"{here} is not writable; check [archive] path (or --archive)"
+    stats = os.statvfs(here)
+    if stats.f_bavail * stats.f_frsize < 1024 * 1024:
+        return f"{here}: no space left on the device"
+    return ""
+
+
 def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[str, bytes]) -> Path:
     """Write ``{filename: content}`` into the report's archive folder; return the folder.
 
     The folder then holds this set only: artifacts of an earlier run that this one did not render
     (``--format``) are removed, so one folder never mixes two runs."""
     folder = report_dir(archive, report_id, period_key)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-            os.replace(tmp, folder / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    for stale in _artifact_files(folder):
-        if stale.name not in files:
-            stale.unlink(missing_ok=True)
+    with writing(archive):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(content)
+                os.replace(tmp, folder / name)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        for stale in _artifact_files(folder):
+            if stale.name not in files:
+                stale.unlink(missing_ok=True)
     return folder
 
 
@@ -81,11 +111,14 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
     """
     report_dir(archive, report_id, period_key)  # plain names only
     folder = Path(archive) / LOCKS / report_id
-    folder.mkdir(parents=True, exist_ok=True)
+    with writing(archive):
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / f"{period_key}.lock", "a+b")  # noqa: SIM115 - closed by the with below
     if fcntl is None:
+        handle.close()
         yield
         return
-    with open(folder / f"{period_key}.lock", "a+b") as handle:
+    with handle:
         def try_once() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -104,7 +137,8 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
 
 def mark_delivered(archive: Path, report_id: str, period_key: str) -> None:
     """Note in the period's folder that a channel got it: from now on the folder is what was sent."""
-    (report_dir(archive, report_id, period_key) / DELIVERED).touch()
+    with writing(archive):
+        (report_dir(archive, report_id, period_key) / DELIVERED).touch()
 
 
 def is_delivered(archive: Path, report_id: str, period_key: str) -> bool:

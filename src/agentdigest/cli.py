@@ -255,10 +255,10 @@ def check(
                       f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
         finally:
             source.close()
-        from .commands_delivery import check_channels, check_ledger
+        from .commands_delivery import check_archive, check_channels, check_ledger
 
-        ledger_code = check_ledger(cfg, console=out)
-        return max(ledger_code, check_channels(cfg, console=out))
+        codes = [check_archive(cfg, console=out), check_ledger(cfg, console=out)]
+        return max(*codes, check_channels(cfg, console=out))
 
     _guard(verbose, body)
 

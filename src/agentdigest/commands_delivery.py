@@ -174,6 +174,20 @@ def check_ledger(config: Config, *, console: Console | None = None) -> int:
     return 0
 
 
+def check_archive(config: Config, *, console: Console | None = None) -> int:
+    """The archive half of ``agentdigest check``: exit 1 when reports could not be written there (found in a
+    config audit: a read-only, full or wrong-type archive passed check and failed every run)."""
+    from .archive import check_writable
+
+    console = _console(console)
+    line = Text(f"archive {config.archive.path}: ")
+    problem = check_writable(config.archive.path)
+    line.append("FAILED" if problem else "ok", style="bold red" if problem else "green")
+    line.append(f" - {problem}" if problem else " - writable")
+    console.print(line)
+    return 1 if problem else 0
+
+
 def check_channels(config: Config, *, console: Console | None = None) -> int:
     """The channel half of ``agentdigest check``: exit 1 when a channel check failed."""
     console = _console(console)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .errors import InputError
 from .periods import last_complete
 
 DEMO_CONFIG = """\
@@ -63,7 +64,10 @@ def setup(folder: Path, *, now: datetime | None = None, conversations: int = 24_
     from .synthetic import generate
 
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # found in a config audit: --dir /etc/passwd ended "unexpected error"
+        raise InputError(f"--dir {folder}: cannot make the demo folder there ({exc.strerror})") from None
     db = folder / "events.duckdb"
     for stale in (db, folder / "events.duckdb.wal"):
         stale.unlink(missing_ok=True)

@@ -5,6 +5,7 @@
      ├── InputError(ValueError)           exit 2  bad command-line input or source shape
      ├── SourceError                      exit 3  the event source cannot be opened or read
      ├── RenderError                      exit 1  an artifact could not be produced
+     ├── ArchiveError                     exit 1  the archive folder cannot be written
      └── DeliveryError                    exit 1  a channel refused or failed (``retryable`` says which)
 
 The CLI turns any of these into one line on stderr; a traceback is a bug.
@@ -45,6 +46,10 @@ class SourceError(AgentDigestError):
 
 class RenderError(AgentDigestError):
     """An artifact could not be rendered."""
+
+
+class ArchiveError(AgentDigestError):
+    """The archive folder (``[archive] path`` or ``--archive``) cannot be written: read-only, full, a file."""
 
 
 def first_line(exc: BaseException, limit: int | None = None) -> str:
