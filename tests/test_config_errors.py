@@ -76,6 +76,17 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    # Found in a config audit: each passed check, then the run failed ("unexpected error") or misreported.
+    ("infinite conversation window", lambda s: s.replace("[source]\n", "[source]\nmax_conversation_hours = inf\n"), 2,
+     ["source.max_conversation_hours", "finite"]),
+    ("infinite expected volume", lambda s: s.replace('period = "week"', 'period = "week"\nexpected_events_per_day = inf'), 2,
+     ["reports[0].expected_events_per_day", "finite"]),
+    ("a subject field with a format spec", lambda s: s.replace('period = "week"', 'period = "week"\nsubject = "{title:>99999999999}"'), 2,
+     ["reports[0].subject", "no format spec", "{title}"]),
+    ("a subject field with a conversion", lambda s: s.replace('period = "week"', 'period = "week"\nsubject = "{title!z}"'), 2,
+     ["reports[0].subject", "{title}"]),
+    ("catch_up beyond a year", lambda s: s.replace('period = "week"', 'period = "week"\ncatch_up = 100000000'), 2,
+     ["reports[0].catch_up", "366"]),
     # Found in a config audit: check said ok ("in memory") or crashed, and every run ended "unexpected error".
     ("ledger url with two slashes", lambda s: s + '\n[ledger]\nurl = "sqlite://agentdigest.db"\n', 2,
      ["ledger.url", "sqlite:///agentdigest.db", "three slashes"]),

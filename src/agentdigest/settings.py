@@ -33,7 +33,9 @@ _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$|^[^<>\r\n]*<[^@\
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # inf and nan are no setting (found in a config audit: max_conversation_hours = inf failed every run
+    # with an OverflowError, expected_events_per_day = inf read as a permanent outage)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 def _no_line_breaks(value: str) -> str:
@@ -99,7 +101,7 @@ class SourceConfig(_Model):
     table: str | None = None
     files: str | list[str] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
-    max_conversation_hours: float = Field(24.0, gt=0)
+    max_conversation_hours: float = Field(24.0, gt=0, le=24 * 366)  # a year at most: 1e12 overflowed dates
     # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
@@ -404,7 +406,7 @@ class ReportConfig(_Model):
     timezone: str = "UTC"
     schedule: str = "0 9 * * mon"
     channels: list[str] = Field(default_factory=list)
-    catch_up: int = Field(0, ge=0, strict=True)  # strict: TOML's true is not 1 period
+    catch_up: int = Field(0, ge=0, le=366, strict=True)  # strict: TOML's true is not 1 period; a year of days at most
     grace_minutes: int | None = Field(None, ge=0, strict=True)
     completeness_threshold: float = Field(95.0, ge=0, le=100)
     expected_events_per_day: float | None = Field(None, gt=0)
@@ -439,12 +441,16 @@ class ReportConfig(_Model):
     def _subject_fields(cls, value: str) -> str:
         """Checked here so a bad template stops ``check`` and ``run`` as a config error, not mid-render."""
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+            fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(value)
+                      if name is not None]
         except ValueError as exc:
             raise ValueError(f"not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
-        for name in names:
+        for name, spec, conversion in fields:
             if name not in SUBJECT_FIELDS:
                 raise ValueError(f"unknown field {{{name}}} (expected one of {', '.join(SUBJECT_FIELDS)})")
+            if spec or conversion:  # found in a config audit: {title:>99999999999} ran out of memory mid-run
+                raise ValueError(f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: "
+                                 f"fields take no format spec or conversion (write {{{name}}})")
         return value
 
     @field_validator("timezone")
