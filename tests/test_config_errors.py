@@ -76,6 +76,10 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    ("a channel listed twice", lambda s: s.replace('channels = ["box"]', 'channels = ["box", "box"]'), 2,
+     ["reports[0].channels", "'box' is listed twice"]),
+    ("a template folder without report.html.j2", lambda s: s.replace('period = "week"', 'period = "week"\naudience = "."'), 2,
+     ["reports[0].audience", "report.html.j2"]),
     # Found in a config audit: each passed check, then the run failed ("unexpected error") or misreported.
     ("infinite conversation window", lambda s: s.replace("[source]\n", "[source]\nmax_conversation_hours = inf\n"), 2,
      ["source.max_conversation_hours", "finite"]),
@@ -326,6 +330,7 @@ def test_presentation_settings_are_validated(key, value, words):
 
 def test_custom_template_folder_is_relative_to_the_config(tmp_path):
     (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "report.html.j2").write_text('{% extends "executive.html.j2" %}')
     path = tmp_path / "agentdigest.toml"
     path.write_text('[source]\nurl = "duckdb://"\ntable = "t"\n[[reports]]\nid = "r"\naudience = "templates"\n')
     assert load_config(path).reports[0].audience == str(tmp_path / "templates")
@@ -439,3 +444,31 @@ def test_an_archive_that_cannot_be_written_fails_check_and_is_one_line_in_run(wo
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1, run.stderr
     assert "cannot write" in lines[0] and "[archive] path" in lines[0] and "unexpected" not in lines[0]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--period", "9999-W52"], ["--period", "out of range"]),
+    (["--due", "--now", "0001-01-01T00:00:00+00:00"], ["--now", "out of range"]),
+])
+def test_dates_off_the_calendar_are_input_errors(workdir, args, words):
+    """Found in a config audit: these ended "unexpected error: OverflowError", exit 1."""
+    done = _run(workdir, GOOD, *args)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+
+
+def test_a_config_saved_with_a_byte_order_mark_reads(workdir):
+    """Found in a config audit: Notepad's BOM read as "invalid TOML at line 1, column 1"."""
+    (workdir / "agentdigest.toml").write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert _run(workdir, None).returncode == 0
+
+
+def test_an_outbox_path_naming_a_file_fails_check(workdir):
+    """Found in a config audit: check called it writable and the delivery failed "Not a directory"."""
+    text = GOOD.replace('path = "outbox"', 'path = "events.duckdb"')
+    (workdir / "agentdigest.toml").write_text(text)
+    check = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                           capture_output=True, text=True, cwd=workdir, timeout=120,
+                           env={**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1"})
+    assert check.returncode == 1 and "channel box: FAILED" in check.stdout and "is not a folder" in check.stdout

@@ -97,6 +97,10 @@ def _now(value: str | None) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InputError(f"--now {value!r} is not an ISO 8601 time (expected e.g. 2026-11-30T09:05:00+01:00)") from None
+    from .periods import YEARS
+
+    if not YEARS[0] <= parsed.year <= YEARS[1]:
+        raise InputError(f"--now {value!r} is out of range (years {YEARS[0]}-{YEARS[1]})")
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 

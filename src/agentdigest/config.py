@@ -258,11 +258,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", file=str(file)) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte-order mark (Notepad writes one) is no TOML error (found in a config audit)
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError("is not UTF-8 text", file=str(file)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(file)) from None
+    except RecursionError:  # thousands of nested arrays
+        raise ConfigError("invalid TOML: nested too deeply", file=str(file)) from None
     load_plugins(str(file))
     refuse_literal_secrets(data, str(file))
     return parse_config(data, str(file), base=file.resolve().parent)

@@ -157,4 +157,11 @@ def parse_period(kind: Kind, key: str, tz: str) -> Period:
             first = date(int(m[1]), int(m[2]), 1)
     except ValueError:
         raise InputError(f"--period {key!r} is not a {kind} key (expected e.g. {_EXAMPLE[kind]})") from None
+    if not YEARS[0] <= first.year <= YEARS[1]:  # the trend and the conversation window reach past the period
+        raise InputError(f"--period {key!r} is out of range (years {YEARS[0]}-{YEARS[1]})")
     return Period(kind, first, tz)
+
+
+#: The years a period (or a pinned clock) may fall in: the report reaches back 8 periods and a window around
+#: them, which past these ends leaves the calendar (found in a config audit: 9999-W52 ended "OverflowError").
+YEARS = (1900, 9990)

@@ -500,6 +500,9 @@ class ReportConfig(_Model):
             return value
         if not Path(value).is_dir():
             raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} is not a folder")
+        if not (Path(value) / "report.html.j2").is_file():  # found in a config audit: "" and "." passed check
+            raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} has no "
+                             "report.html.j2")
         return value
 
     @field_validator("redact_patterns")
@@ -548,6 +551,9 @@ class Config(_Model):
             if report.id in seen:
                 raise _KeyedError(f"reports[{i}].id", f"duplicate report id {report.id!r}")
             seen.add(report.id)
+            twice = sorted({name for name in report.channels if report.channels.count(name) > 1})
+            if twice:  # found in a config audit: the report was delivered twice to it
+                raise _KeyedError(f"reports[{i}].channels", f"channel {twice[0]!r} is listed twice")
             _every_period_sent(report, f"reports[{i}].schedule")
             for j, name in enumerate(report.channels):
                 if name not in self.channels:

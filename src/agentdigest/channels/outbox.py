@@ -62,6 +62,8 @@ class OutboxChannel(BaseChannel):
     def check(self) -> CheckResult:
         path = Path(self.settings.path)
         probe = path if path.exists() else next((p for p in path.parents if p.exists()), path)
+        if not probe.is_dir():  # found in a config audit: a path naming a file was "writable"
+            return CheckResult(self.name, False, f"{self.describe()}: {probe} is not a folder")
         if os.access(probe, os.W_OK):
             return CheckResult(self.name, True, f"{self.describe()}: writable")
         return CheckResult(self.name, False, f"{self.describe()}: not writable")
