@@ -449,8 +449,9 @@ def test_an_archive_that_cannot_be_written_fails_check_and_is_one_line_in_run(wo
 @pytest.mark.parametrize(("args", "words"), [
     (["--period", "9999-W52"], ["--period", "out of range"]),
     (["--due", "--now", "0001-01-01T00:00:00+00:00"], ["--now", "out of range"]),
+    (["--format", ","], ["--format", "names no format"]),  # rendered nothing, exit 0
 ])
-def test_dates_off_the_calendar_are_input_errors(workdir, args, words):
+def test_input_that_names_nothing_is_an_input_error(workdir, args, words):
     """Found in a config audit: these ended "unexpected error: OverflowError", exit 1."""
     done = _run(workdir, GOOD, *args)
     lines = done.stderr.strip().splitlines()

@@ -58,6 +58,8 @@ def parse_formats(value: str | None) -> set[str] | None:
         return None
     formats = {f.strip().lower() for f in value.split(",") if f.strip()}
     unknown = formats - set(FORMATS)
+    if not formats:  # found in a config audit: --format "," rendered nothing and said so with exit 0
+        raise InputError(f"--format {value!r} names no format (expected a list of {', '.join(FORMATS)})")
     if unknown:
         raise InputError(f"--format: unknown format(s) {', '.join(sorted(unknown))} (expected a list of {', '.join(FORMATS)})")
     return formats
@@ -66,7 +68,7 @@ def parse_formats(value: str | None) -> set[str] | None:
 def select_reports(config: Config, report_ids: list[str] | None) -> list[ReportConfig]:
     if not report_ids:
         return list(config.reports)
-    return [config.report(rid) for rid in report_ids]
+    return [config.report(rid) for rid in dict.fromkeys(report_ids)]  # a report named twice runs once
 
 
 def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
