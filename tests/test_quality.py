@@ -256,3 +256,26 @@ def test_an_empty_period_counts_zero_invalid_values_in_columns_that_exist(tmp_pa
     assert (none.quality.invalid_latency, none.quality.invalid_tokens) == (0, 0)
     absent = compute_report(tiny_source, ReportConfig(id="r", timezone=TZ), empty, now=NOW + timedelta(days=30))
     assert (absent.quality.invalid_latency, absent.quality.invalid_tokens) == (None, None)
+
+
+def test_a_source_silent_for_five_weeks_is_incomplete_not_without_history(tmp_path):
+    """Found in a scale audit: a source that stopped five weeks ago read "no history yet" (completeness null,
+    no warning, "no conversations this week") although its own trend showed the weeks before it stopped."""
+    path = tmp_path / "events.duckdb"
+    week = parse_period("week", "2026-W47", "UTC")
+    start, stop = parse_period("week", "2026-W40", "UTC").start_utc, parse_period("week", "2026-W42", "UTC").start_utc
+    with duckdb.connect(str(path)) as con:  # one conversation of two events each hour of W40 and W41, then nothing
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'e' || i || '-' || k AS event_id, 'c' || i AS conversation_id,
+                   ?::TIMESTAMPTZ + INTERVAL (i) HOUR + INTERVAL (k) MINUTE AS event_ts,
+                   CASE k WHEN 0 THEN 'message' ELSE 'resolution' END AS event_type
+            FROM range(0, ?) t(i), range(0, 2) u(k)""", [start, int((stop - start).total_seconds() // 3600)])
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    q = data.quality
+    assert q.baseline == "earlier_periods" and q.expected_events == 168 * 2  # a week of W40 or W41, same hours
+    assert q.received_events == 0 and q.completeness_pct == 0 and q.warning
+    assert data.metrics["conversations"].value == 0

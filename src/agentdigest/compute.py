@@ -154,7 +154,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         failures = _rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
 
         q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
-        origin = quality_mod.baseline_origin(period)
+        # The 4 previous periods' hours, or, for a source silent through all of them, those of the last
+        # periods with data in the trend (one more query, only then).
+        back = [] if report.expected_events_per_day is not None else quality_mod.silent_baseline(
+            period, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")), TREND_PERIODS - 1)
+        origin = quality_mod.baseline_origin(period, max(back, default=quality_mod.BASELINE_PERIODS))
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
     trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
@@ -171,7 +175,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
-                                 events_per_conversation=_events_per_conversation(hourly, period_rows))
+                                 events_per_conversation=_events_per_conversation(
+                                     hourly, period_rows, max(back, default=quality_mod.BASELINE_PERIODS)), back=back)
     if quality.warning:
         # A total that moved because events are missing is not news: neither judged notable nor
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
@@ -245,11 +250,13 @@ def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]
             for col in sorted(set(_WITHOUT) - present)]
 
 
-def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]]) -> float:
+def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]],
+                             depth: int = quality_mod.BASELINE_PERIODS) -> float:
     """Valid events per conversation over the quality baseline and the period (a gap-rule scale; 1 when
-    unknown): the hourly counts cover exactly those periods, so no per-conversation event count is needed."""
+    unknown): the hourly counts cover exactly those ``depth`` + 1 periods, so no per-conversation event
+    count is needed."""
     conversations = sum((period_rows.get(i) or {}).get("conversations") or 0
-                        for i in range(CUR - quality_mod.BASELINE_PERIODS, CUR + 1))
+                        for i in range(CUR - depth, CUR + 1))
     return sum(hourly.values()) / conversations if conversations else 1.0
 
 

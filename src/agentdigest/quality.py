@@ -8,6 +8,7 @@ on at most a few thousand hourly numbers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 import statistics
 from datetime import datetime, timedelta, timezone
 
@@ -93,22 +94,35 @@ def hourly_counts(events: ir.Table, origin: datetime, end: datetime, engine: str
     return t.group_by(hour=hour).agg(n=t.count())
 
 
-def baseline_origin(period: Period) -> datetime:
-    """Where the hourly volumes start: at or before the start of the 4 baseline periods, a whole number of
-    hours before ``period``'s start, so the period's hours are the query's hours even where a DST shift is
-    not a whole hour (then a baseline's "same hours" are read to the hour below)."""
-    span = (period.start_utc - period.previous(BASELINE_PERIODS).start_utc).total_seconds() / 3600
+def baseline_origin(period: Period, back: int = BASELINE_PERIODS) -> datetime:
+    """Where the hourly volumes start: at or before the start of the period ``back`` periods before, a whole
+    number of hours before ``period``'s start, so the period's hours are the query's hours even where a DST
+    shift is not a whole hour (then a baseline's "same hours" are read to the hour below)."""
+    span = (period.start_utc - period.previous(back).start_utc).total_seconds() / 3600
     return period.start_utc - timedelta(hours=math.ceil(span))
 
 
+def silent_baseline(period: Period, has_data: Callable[[int], bool], reach: int) -> list[int]:
+    """When none of the 4 previous periods has data but some of the ``reach`` before them had: the (up to 4)
+    most recent of those, as how many periods back each is. Found in a scale audit: a source silent for more
+    than 4 periods read as "no history yet", with no warning, while its own trend showed the weeks it
+    stopped after. Empty otherwise (the usual baseline applies)."""
+    if any(has_data(k) for k in range(1, BASELINE_PERIODS + 1)):
+        return []
+    return [k for k in range(BASELINE_PERIODS + 1, reach + 1) if has_data(k)][:BASELINE_PERIODS]
+
+
 def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period, now: datetime,
-           *, threshold: float, expected_per_day: float | None, events_per_conversation: float = 1.0) -> Quality:
+           *, threshold: float, expected_per_day: float | None, events_per_conversation: float = 1.0,
+           back: Sequence[int] = ()) -> Quality:
     """Completeness, gaps and the warning flag from the two queries' results.
 
     ``events_per_conversation`` scales the gap rule: events arrive in clumps (a conversation's),
-    so silence is judged by the conversations that were expected, not by the events.
+    so silence is judged by the conversations that were expected, not by the events. ``back`` names the
+    baseline periods (how many periods back) when they are not the 4 previous ones (:func:`silent_baseline`);
+    ``hourly`` then starts at ``baseline_origin(period, max(back))``.
     """
-    origin = baseline_origin(period)
+    origin = baseline_origin(period, max(back, default=BASELINE_PERIODS))
     elapsed_end = min(period.end_utc, max(now.astimezone(timezone.utc), period.start_utc))
     elapsed = (elapsed_end - period.start_utc).total_seconds() / 3600
     # A running period compares its whole elapsed hours; a complete one all of its hours, the last one
@@ -120,7 +134,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
 
     cur0 = hour_index(period)
     received = sum(hourly.get(cur0 + h, 0) for h in range(n_hours))
-    baselines = [period.previous(k) for k in range(1, BASELINE_PERIODS + 1)]
+    baselines = [period.previous(k) for k in (back or range(1, BASELINE_PERIODS + 1))]
     expected: float | None
     per_hour_expected: list[float]
     if expected_per_day is not None:
@@ -128,7 +142,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         expected = expected_per_day * n_hours / 24.0
         per_hour_expected = [expected_per_day / 24.0] * n_hours
     else:
-        basis = "previous_periods"
+        basis = "earlier_periods" if back else "previous_periods"
         # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
         # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
         history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]

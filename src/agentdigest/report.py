@@ -72,7 +72,9 @@ class Quality:
     threshold: float
     received_events: int
     expected_events: float | None
-    baseline: str | None  # "previous_periods" | "expected_events_per_day" | None (no history)
+    # "previous_periods" | "earlier_periods" (the 4 previous had no data: the last ones that had) |
+    # "expected_events_per_day" | None (no history)
+    baseline: str | None
     duplicate_events: int | None
     missing_required: int
     invalid_latency: int | None
