@@ -297,3 +297,24 @@ def test_an_agents_rates_are_coloured_when_its_own_test_says_notable() -> None:
     assert agents["tiny-bot"]["error_rate_tone"] == "bad" and agents["tiny-bot"]["resolution_tone"] == "bad"
     # steady-bot: 65.6% -> 67.4% and 4.6% -> 4.2% are within chance (p = 0.41, 0.72): grey
     assert agents["steady-bot"]["resolution_tone"] == "neutral" and agents["steady-bot"]["error_rate_tone"] == "neutral"
+
+
+def test_a_previous_period_that_is_the_first_with_data_is_not_judged_against() -> None:
+    """Found in a reader review: October's report said "Conversations rose 165%" in green against a September
+    whose data began on the 19th, and listed March to August as 0 conversations and $0.00."""
+    from agentdigest.render.context import series
+
+    data = make_report("executive")
+    empty = {k: (0 if k in ("conversations", "resolved_conversations", "escalated_conversations", "errors") else None)
+             for k in data.trend[0] if k not in ("key", "start", "end")}
+    trend = tuple({**row, **empty} for row in data.trend[:6]) + data.trend[6:]
+    data = replace(data, trend=trend)
+    ctx, _ = build_context(data)
+    cards = {card["key"]: card for card in ctx["kpis"]}
+    assert cards["conversations"]["tone"] == "neutral" and not cards["conversations"]["notable"]
+    assert cards["conversations"]["arrow"] == "▲"  # the move is still shown
+    assert not ctx["opening"].startswith("Conversations")  # totals are not the news
+    assert any("first week with data" in note and "16" in note for note in ctx["notes"])
+    assert [row["conversations"] for row in ctx["trend"]] == ["2,210", "2,480"]  # no "0" weeks before the data
+    assert series(data, "conversations")[:6] == [None] * 6
+    assert ctx["volume"]["window"] is None  # no "+12% over 2 weeks" from a partial first week

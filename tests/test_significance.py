@@ -132,6 +132,9 @@ def test_periods_before_the_data_began_are_no_history() -> None:
     metrics = {"conversations": metric("conversations", 240, 0), "errors": metric("errors", 24, 0),
                "cost_usd": metric("cost_usd", 2.4, 0.0)}
     assert notable_flags(metrics, trend) == {"conversations": None, "errors": None, "cost_usd": None}
-    # With four weeks of data behind it, the same jump is judged again.
-    trend = tuple({"conversations": c, "errors": c // 10, "cost_usd": c * 0.01} for c in [0, 0, 0, 20, 21, 19, 20, 240])
+    # With four weeks of data behind it, the same jump is judged again; the first week with data, after
+    # empty ones, may be partial and is no usual level (a reader review: "+165%" against a month begun on the 19th).
+    trend = tuple({"conversations": c, "errors": c // 10, "cost_usd": c * 0.01} for c in [0, 0, 3, 20, 21, 19, 20, 240])
     assert notable_flags(metrics, trend)["conversations"] is True
+    trend = tuple({"conversations": c, "errors": c // 10, "cost_usd": c * 0.01} for c in [0, 0, 0, 3, 21, 19, 20, 240])
+    assert notable_flags(metrics, trend)["conversations"] is None  # three full weeks only

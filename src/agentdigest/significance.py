@@ -101,6 +101,12 @@ def count_notable(current: Any, trailing: Sequence[Any]) -> bool | None:
     return deviation > SPREAD * spread and deviation >= MIN_RELATIVE * abs(mean) and deviation > 0
 
 
+def first_with_data(rows: Sequence[Mapping[str, Any]]) -> int:
+    """The index of the first trend row with conversations (``len(rows)`` when none has any). When it is
+    not 0, the rows before it are from before the data began, and that row may be partial."""
+    return next((i for i, row in enumerate(rows) if finite_number(row.get("conversations"))), len(rows))
+
+
 def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]) -> dict[str, bool | None]:
     """For each metric: True (notable), False (within noise) or None (not enough data to judge).
 
@@ -112,9 +118,10 @@ def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]
     trailing_rows = trend[:-1]
     # Periods before the first conversation are from before the data began, not a history of zeros
     # (found in a rendering audit: a new source's first week was "notable" against seven empty ones).
-    began = next((i for i, row in enumerate(trailing_rows) if finite_number(row.get("conversations"))),
-                 len(trailing_rows))
-    trailing_rows = trailing_rows[began:]
+    began = first_with_data(trailing_rows)
+    # and that first period, after empty ones, may hold only part of its data: no usual level either
+    # (found in a reader review: a month whose data began on the 19th made the next month "+165%")
+    trailing_rows = trailing_rows[began + (1 if began else 0):]
     for name, metric in metrics.items():
         if finite_number(getattr(metric, "value", None)) is None:
             flags[name] = None

@@ -13,6 +13,7 @@ from typing import Any
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
+from ..significance import first_with_data
 from .format import FLAT, NA, NEW, Formatter
 from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, slight
 
@@ -79,7 +80,11 @@ def series(data: ReportData, key: str) -> list[float | None]:
     """The trend of one metric, oldest first (derived for per-conversation and savings figures)."""
     human = finite_number(data.settings.get("human_cost_per_conversation"))
     out: list[float | None] = []
-    for row in data.trend:
+    began = first_with_data(data.trend)
+    for i, row in enumerate(data.trend):
+        if i < began:  # before the data began: no point, not a zero
+            out.append(None)
+            continue
         convs = finite_number(row.get("conversations"))
         if key == "tokens_per_conversation":
             tokens = finite_number(row.get("total_tokens"))
@@ -141,8 +146,10 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
         return f"No conversations this {word}{tail}."
     keys = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
     incomplete = data.quality is not None and data.quality.warning
-    if incomplete:  # a total that fell because events are missing is not news (found in a Slack audit:
-        # "Conversations fell 89%" led the message right under the incomplete-data banner)
+    partial = partial_previous(data)
+    if incomplete or partial:  # a total that fell because events are missing is not news (found in a Slack
+        # audit: "Conversations fell 89%" led the message right under the incomplete-data banner), nor one
+        # that rose against a partial first period
         keys = [k for k in keys if k in data.metrics and not data.metrics[k].is_total]
     # Nor a move the report declined to judge (a column without values in one of the periods).
     keys = [k for k in keys if k in data.metrics and not _unjudged(data.metrics[k])]
@@ -150,7 +157,7 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     if not parts and incomplete:
         parts = [f"{fmt.count(conversations.value)} conversations on incomplete data"]
     elif not parts:
-        parts = [phrase(conversations, fmt) or f"{fmt.count(conversations.value)} conversations"]
+        parts = [(None if partial else phrase(conversations, fmt)) or f"{fmt.count(conversations.value)} conversations"]
     sentence = "; ".join(parts)
     if not sentence[1:2].isdigit():  # "p95 latency" stays lower-case
         sentence = sentence[0].upper() + sentence[1:]
@@ -195,6 +202,8 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
         return None
     word = fmt.period_word(data.period_kind)
     values = [v for v in series(data, "conversations") if v is not None]
+    if first_with_data(data.trend):  # the first period after empty ones may be partial: not a starting level
+        values = values[1:]
     window = None
     if len(values) >= 3 and values[0]:
         window = (f"{fmt.signed_pct((values[-1] - values[0]) / values[0] * 100)} over the last "
@@ -202,7 +211,19 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
     return {**kpi(metric, fmt), "window": window, "word": word}
 
 
+def partial_previous(data: ReportData) -> bool:
+    """Whether the previous period is the first with data after empty ones, so may hold only part of it."""
+    began = first_with_data(data.trend)
+    return 0 < began == len(data.trend) - 2
+
+
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
+    """The trend table's rows from the first period with data: "0" conversations and "$0.00" for months
+    before the data began read as a dead program (found in a reader review)."""
+    return _trend_rows(replace(data, trend=data.trend[first_with_data(data.trend):]), fmt)
+
+
+def _trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     return [{
         # dates, not ISO week keys ("2026-W40" told a reader nothing)
         "period": fmt.span(data.period_kind, row.get("start"), row.get("end"), year=data.period_kind == "month"),
@@ -219,6 +240,16 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     fmt = Formatter(str(data.settings.get("locale") or "en"), data.timezone)
     kind = audience_kind(data)
     word = fmt.period_word(data.period_kind)
+    notes = list(data.notes)
+    if partial_previous(data):
+        # The previous period is the first with data: its totals may cover part of it, so a move against
+        # them is shown, not judged or coloured, and not the opening's news (found in a reader review:
+        # "Conversations rose 165%" against a month whose data began on the 19th). Rates still compare.
+        data = replace(data, metrics={k: replace(m, good=None, notable=None) if m.is_total else m
+                                      for k, m in data.metrics.items()})
+        previous = fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end)
+        notes.append(f"{previous} is the first {word} with data, so it may hold only part of it: changes in "
+                     f"totals against it are shown but not judged.")
     charts: list[Chart] = []
     cards = []
     for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
@@ -274,7 +305,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         "daily_chart": daily_chart,
         "failures": failures(data, fmt, limits),
         "quality": quality_section(data, fmt, limits),
-        "notes": list(data.notes),
+        "notes": notes,
         "absent": absent_columns(data),
         "any_notable": any(c["notable"] for c in cards),
         "data": data,

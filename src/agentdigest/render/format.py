@@ -196,8 +196,8 @@ class Formatter:
             return NA
         # en: day before month ("16 – 22 Nov"), as the reports' other English dates
         locale = Locale.parse("en_GB") if str(self.locale) == "en" else self.locale
-        if kind == "month":
-            return format_skeleton("yMMMM" if year else "MMMM", first, locale=locale)
+        if kind == "month":  # the month's name alone is LLLL ("Sept" came of the skeleton MMMM in en_GB)
+            return format_skeleton("yMMMM", first, locale=locale) if year else format_date(first, "LLLL", locale=locale)
         if first.date() == last.date():
             return format_skeleton("yMMMEd" if year else "MMMEd", first, locale=locale)
         return format_interval(first.date(), last.date(), "yMMMd" if year else "MMMd", locale=locale)
