@@ -192,7 +192,9 @@ def savings(data: ReportData, fmt: Formatter) -> tuple[dict[str, Any] | None, st
     if finite_number(metric.value) is None:
         return None, f"Savings are not estimated: agent cost is not known (no cost_usd value this {data.period_kind})."
     how = (f"Contained conversations × {fmt.usd(human)} (human cost per conversation) "
-           f"− agent cost {fmt.value(data.metrics['cost_usd'].value, 'usd') if 'cost_usd' in data.metrics else NA}.")
+           f"− agent cost {fmt.value(data.metrics['cost_usd'].value, 'usd') if 'cost_usd' in data.metrics else NA}. "
+           # found in a reader review: a fifth of the "contained" ones had been abandoned, silently counted as saved
+           "Contained means not escalated, so conversations abandoned without a resolution count too.")
     return {**kpi(metric, fmt), "explanation": how}, None
 
 
@@ -204,6 +206,8 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
     values = [v for v in series(data, "conversations") if v is not None]
     if first_with_data(data.trend):  # the first period after empty ones may be partial: not a starting level
         values = values[1:]
+    if data.quality is not None and data.quality.warning:  # a drop that is missing events is no trend
+        values = []
     window = None
     if len(values) >= 3 and values[0]:
         window = (f"{fmt.signed_pct((values[-1] - values[0]) / values[0] * 100)} over the last "
@@ -219,8 +223,12 @@ def partial_previous(data: ReportData) -> bool:
 
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     """The trend table's rows from the first period with data: "0" conversations and "$0.00" for months
-    before the data began read as a dead program (found in a reader review)."""
-    return _trend_rows(replace(data, trend=data.trend[first_with_data(data.trend):]), fmt)
+    before the data began read as a dead program (found in a reader review). On incomplete data the
+    current period's row says so, so a forwarded table does not show the drop unqualified."""
+    rows = _trend_rows(replace(data, trend=data.trend[first_with_data(data.trend):]), fmt)
+    if rows and data.quality is not None and data.quality.warning:
+        rows[-1]["period"] += " (incomplete)"
+    return rows
 
 
 def _trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
