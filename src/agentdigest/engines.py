@@ -6,8 +6,11 @@ UTC, and ``[source.settings]`` become ``SET`` commands (``work_mem = "256MB"``, 
 
 ``pyspark://<master>`` (``pyspark://local[2]``, ``pyspark://spark://host:7077``, ``pyspark://yarn``)
 reads ``files`` (Parquet or CSV paths, globs, ``s3a://``) or a catalog ``table``. The session binds
-to 127.0.0.1 in local mode, has no UI, runs in UTC and sizes its shuffle to the cores; any
-``[source.spark_conf]`` setting overrides these. Latency quantiles use Spark's approximate percentile.
+to 127.0.0.1 in local mode, has no UI, runs in UTC with ANSI SQL, sizes its shuffle to the cores and
+keeps its (empty) warehouse in a temporary folder; a ``[source.spark_conf]`` setting overrides these,
+except the ones that would change what a report says (:data:`SPARK_FIXED_CONF`). Parquet files are read
+with their schemas merged (a column only some files have is null in the others). Latency quantiles use
+Spark's approximate percentile.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import ibis.expr.types as ir
 from .config import SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url, url_secrets
-from .sources import _table, register_backend, table_path
+from .sources import _table, file_secrets, register_backend, table_path
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
 # i.e. 0.01%); well within the 1% DESIGN.md allows, at a fraction of the exact percentile's cost.
@@ -141,20 +144,50 @@ def check_java() -> str:
     return java
 
 
+#: [source.spark_conf] keys refused (any letter case; Spark's keys are case-sensitive, so "Spark.Master"
+#: would be ignored rather than refused), with why. Found in a Spark audit: each changed what a report
+#: says without a word, or made an error name the wrong thing.
+SPARK_FIXED_CONF = {
+    "spark.sql.ansi.enabled": "with ANSI SQL off, a value that does not convert to its column's type becomes "
+                              "null without an error, and silently leaves the metrics",
+    "spark.master": "the master is the one in source.url (pyspark://<master>); this one would override it "
+                    "and errors would then name the wrong one",
+    "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
+                                  "Ibis resets the session to UTC anyway); a report's own timezone is its "
+                                  "`timezone` in [[reports]]",
+}
+
+
+def check_spark_conf(conf: dict[str, Any]) -> None:
+    """Refuse the [source.spark_conf] keys of :data:`SPARK_FIXED_CONF`, as the PostgreSQL source refuses
+    ``timezone``: a config error naming the key, before Spark starts."""
+    for key in conf:
+        why = SPARK_FIXED_CONF.get(key.lower())
+        if why:
+            raise InputError(f"source.spark_conf.{key}: agentdigest sets this itself ({why}); expected it left out")
+
+
 def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
     """Get or create the SparkSession for ``master`` with laptop-safe defaults (see module doc)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise SourceError("source: pyspark:// needs Spark; install it with: pip install 'agentdigest[spark]'") from None
+    check_spark_conf(conf or {})
     check_java()
     settings: dict[str, Any] = {
         "spark.app.name": "agentdigest",
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
+        # Spark 4's default, pinned against a spark-defaults.conf that turns it off (see SPARK_FIXED_CONF).
+        "spark.sql.ansi.enabled": "true",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
     }
+    if "spark.sql.warehouse.dir" not in (conf or {}):
+        # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
+        # source); agentdigest writes no tables, so an empty temporary one will do (found in a Spark audit).
+        settings["spark.sql.warehouse.dir"] = _warehouse_dir()
     cores = _local_cores(master)
     if cores is not None:
         settings.update({
@@ -217,6 +250,17 @@ def _start_jvm(master: str, settings: dict[str, str]) -> None:
     SparkContext(conf=conf, gateway=gateway)
 
 
+_WAREHOUSE: list[str] = []  # this process's temporary Spark warehouse, made on first use
+
+
+def _warehouse_dir() -> str:
+    """A temporary folder for Spark's warehouse, one per process, removed at exit."""
+    if not _WAREHOUSE:
+        _WAREHOUSE.append(tempfile.mkdtemp(prefix="agentdigest-spark-warehouse-"))
+        atexit.register(shutil.rmtree, _WAREHOUSE[0], ignore_errors=True)
+    return _WAREHOUSE[0]
+
+
 def _remove_log(path: Path) -> None:
     if path not in _KEEP_LOG:
         path.unlink(missing_ok=True)
@@ -244,19 +288,45 @@ def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Excep
     return SourceError(f"source pyspark://{master}: cannot start Spark ({reason})")
 
 
+# A Spark error message that names its error class: "[FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] ...".
+_SPARK_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*\]")
+
+
 def java_root_cause(exc: BaseException, limit: int = 300) -> str:
-    """The innermost Java exception behind a PySpark or py4j error ("spark.sql.shuffle.partitions should be
-    int, but was abc"), else the error's first line."""
+    """The Java exception behind a PySpark or py4j error, on one line, else the error's first line.
+
+    PySpark's own message is "An error occurred while calling o74.collectToPython." (found in a Spark
+    audit). Of the causes, the innermost one with a Spark error class says most ("[FAILED_READ_FILE.
+    PARQUET_COLUMN_DATA_TYPE_MISMATCH] ... file ... column [token_count] ...", where the innermost only
+    names the column), unless its class is a ``NO_HINT`` one; else the innermost ("spark.sql.shuffle.
+    partitions should be int, but was abc"). Its lines are joined: a CSV header error names the file on
+    its last line."""
     java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
-    innermost = None
+    chain: list[Any] = []
     try:
-        while java is not None:
-            innermost, java = java, java.getCause()
-        if innermost is not None:
-            return first_line(Exception(str(innermost.toString())), limit)
+        while java is not None and len(chain) < 50:
+            chain.append(java)
+            java = java.getCause()
+        if chain:
+            return _one_line(_best_cause(chain), limit)
     except Exception:  # the JVM may be gone
         pass
     return first_line(exc, limit)
+
+
+def _best_cause(chain: list[Any]) -> str:
+    """The message to show of a Java exception chain, outermost first (see :func:`java_root_cause`)."""
+    for java in reversed(chain):
+        message = str(java.getMessage() or "")
+        m = _SPARK_ERROR_CLASS.match(message)
+        if m and not m.group(0).endswith("NO_HINT]"):
+            return message  # the class names the problem: the Java class name would only add noise
+    # Without its package: "java.lang.ClassNotFoundException: Class ...S3AFileSystem not found" reads as well.
+    return re.sub(r"^(?:[a-z_][\w$]*\.)+(?=[A-Z])", "", str(chain[-1].toString()))
+
+
+def _one_line(text: str, limit: int) -> str:
+    return " ".join(text.split())[:limit]
 
 
 def _spark_value(value: Any) -> str:
@@ -286,15 +356,38 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
     csv = all(p.lower().endswith((".csv", ".csv.gz")) for p in patterns)
     try:
         if csv:
-            # Read as text with a header; canonical() casts each column to its canonical type.
-            df = session.read.csv(patterns, header=True, inferSchema=False)
+            # Read as text with a header; canonical() casts each column to its canonical type. Spark takes
+            # the columns from one file's header and, by default, reads every other file by position: a file
+            # with its columns in another order had its values swapped, silently (found in a Spark audit).
+            # enforceSchema=false checks each file's header, so such a file fails, naming it.
+            df = session.read.csv(patterns, header=True, inferSchema=False, enforceSchema=False)
         else:
-            df = session.read.parquet(*patterns)
+            # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
+            # last month) was dropped and the report said the column does not exist (found in a Spark audit).
+            # Merged, every file's columns are there, null in the files without them.
+            df = session.read.option("mergeSchema", "true").parquet(*patterns)
     except Exception as exc:
-        text = str(exc)
-        if "PATH_NOT_FOUND" in text or "does not exist" in text:
-            raise InputError(f"source.files: no file matches {patterns} ({first_line(exc, 300)})") from exc
-        raise SourceError(f"source.files: cannot read {patterns} ({first_line(exc, 300)})") from exc
+        raise _files_error(patterns, exc) from exc
     name = ibis.util.gen_name("agent_events")
     df.createOrReplaceTempView(name)
     return con.table(name)
+
+
+def _files_error(patterns: list[str], exc: BaseException) -> Exception:
+    """One masked line for files Spark cannot read: a file URL may carry a password or a presigned
+    signature (found in a Spark audit: shown as written), and PySpark's own message says nothing."""
+    reason = java_root_cause(exc, 500)  # a file's path and its columns: longer than a setting's error
+    if "PATH_NOT_FOUND" in reason or "does not exist" in reason:
+        error: Exception = InputError(f"source.files: no file matches {patterns} ({reason})")
+    elif "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" in reason:
+        # mergeSchema refuses int in one file and bigint in another (DuckDB reads them); without it the
+        # read failed later, or not at all, depending on which file Spark happened to take the columns from.
+        # Spark's advice after the first sentence ("consider casting the columns") would cut the line.
+        error = InputError(f"source.files: the files give a column different types ({reason.split('. ')[0]}); "
+                           "expected one type per column in every file")
+    elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
+        error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
+                            "every path ends in .csv or .csv.gz")
+    else:
+        error = SourceError(f"source.files: cannot read {patterns} ({reason})")
+    return type(error)(mask_text(str(error), file_secrets(patterns)))

@@ -19,8 +19,11 @@ _URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", r
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
 # Query parameters that hold credentials, whatever the scheme (libpq's ?password=, ?sslpassword=, tokens).
-# Names are matched decoded, so ?pass%77ord= is a password too.
-_SECRET_KEY_RE = re.compile(r"[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth", re.I)
+# Names are matched decoded, so ?pass%77ord= is a password too. The last group is a presigned URL's
+# (S3's X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token; GCS's X-Goog-*): shown in errors as they
+# were (found in a Spark audit). Only these vendor prefixes: a bare "sort-key" is no credential.
+_SECRET_KEY_RE = re.compile(r"[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth"
+                            r"|(?:x-(?:amz|goog)-)?(?:signature|credential|security-token)", re.I)
 _QUERY_PARAM_RE = re.compile(r"([?&])([^=&#\s'\"]+)=([^&#\s'\"]*)")
 
 

@@ -63,8 +63,8 @@ class Source:
 
     def query_failed(self, exc: "QueryFailed") -> "QueryFailed":
         """``exc`` naming this source: "query failed: permission denied for table x" alone does not say
-        which connection failed."""
-        return QueryFailed(f"source {self.name!r}: {exc}")
+        which connection failed. Masked: the name of a files source is its file URLs."""
+        return QueryFailed(mask_text(f"source {self.name!r}: {exc}", file_secrets(self.name.split(", "))))
 
     def conversion_error(self, exc: InputError) -> InputError:
         """The column behind a :class:`ConversionError`: each text column converted to a number or a
@@ -188,12 +188,22 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
             raise InputError(mask_text(f"source.files: no file matches {pattern!r}"))
         paths.extend(found)
     try:
+        # By name: DuckDB takes the columns from the first file, so a column only later files have
+        # (cost_usd added last month) was dropped, and the report said the column does not exist (found in
+        # a Spark audit). union_by_name reads every file's columns, null in the files without them.
         if all(p.lower().endswith((".csv", ".csv.gz", ".tsv")) for p in paths):
-            return con.read_csv(paths, table_name="agent_events")
-        return con.read_parquet(paths, table_name="agent_events")
+            return con.read_csv(paths, table_name="agent_events", union_by_name=True)
+        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
     except Exception as exc:
         # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
-        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})")) from exc
+        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})",
+                                    file_secrets(patterns))) from exc
+
+
+def file_secrets(patterns: list[str]) -> list[str]:
+    """The passwords of file URLs (``s3a://key:secret@bucket/...``), which an engine's error may echo
+    back outside the URL, where :func:`mask_text` would not recognise them."""
+    return [secret for pattern in patterns for secret in url_secrets(pattern)]
 
 
 _NAME_PART = re.compile(r'"((?:[^"]|"")+)"|([^."]+)')
@@ -350,11 +360,14 @@ def query_error(exc: BaseException) -> BaseException:
     if (type(exc).__name__ == "InterruptException" or isinstance(exc, KeyboardInterrupt)
             or (stopped and "interrupt" in str(exc).lower())):
         return Interrupted(stopped or "SIGINT")
-    first = first_line(exc, 300)
+    # Spark's own first line is "An error occurred while calling o74.collectToPython.": the Java cause
+    # says what failed (found in a Spark audit). Other engines' errors give their first line.
+    first = engines.java_root_cause(exc, 500)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {_without_values(first)}")
-    return QueryFailed(f"query failed: {first}")
+    # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
+    return QueryFailed(mask_text(f"query failed: {first}"))
 
 
 # The built-in engines beyond DuckDB register themselves through the same seam as an extension would.

@@ -1,0 +1,282 @@
+"""The Spark source's files, settings and errors, after an audit of it (DuckDB too where the defect was shared).
+
+Found in a Spark audit: a file URL's credentials in Spark's errors; PySpark's "An error occurred while calling
+o74.collectToPython." instead of the cause; a column only later files have dropped; [source.spark_conf] keys
+that silently change a report accepted; an empty ./spark-warehouse left behind by a catalog lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.errors import InputError, SourceError
+from agentdigest.masking import mask_text, mask_url, secret_query
+from agentdigest.periods import parse_period
+from agentdigest.sources import QueryFailed, Source, open_source, query_error
+
+SPARK = "pyspark://local[2]"
+ENGINES = [pytest.param("duckdb://", id="duckdb"), pytest.param(SPARK, id="spark", marks=pytest.mark.spark)]
+T0 = datetime(2026, 10, 20, 12, tzinfo=timezone.utc)
+# AWS's documented example keys: the shape of a real pair, valid nowhere.
+KEY_ID, SECRET_KEY = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY"
+PRESIGNED = ("s3://bucket/x.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+             "&X-Amz-Credential=AKIAPLANTED%2F20261020%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261020T120000Z"
+             "&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Security-Token=PLANTEDsession"
+             "&X-Amz-Signature=PLANTEDsignature")
+
+
+def _events(conversations: list[str], **extra: pa.Array) -> pa.Table:
+    n = len(conversations)
+    return pa.table({"conversation_id": conversations, "event_ts": pa.array([T0] * n, pa.timestamp("us", tz="UTC")),
+                     "event_type": ["message"] * n, **extra})
+
+
+def _open(url: str, files: str, request: pytest.FixtureRequest, **settings) -> Source:
+    if url.startswith("pyspark"):
+        request.getfixturevalue("spark")
+    return open_source(SourceConfig(url=url, files=files, **settings))
+
+
+def _one_line(exc: BaseException) -> str:
+    (line,) = str(exc).strip().splitlines()
+    return line
+
+
+# -- 1. credentials in file URLs ---------------------------------------------------------------
+
+def test_presigned_url_signatures_and_credentials_are_masked():
+    """S3's and GCS's presigned query values were shown as written (found in a Spark audit); the other
+    parameters still read as they were, and a parameter merely ending in "key" is no credential."""
+    masked = mask_text(f"source.files: cannot read ['{PRESIGNED}'] (boom)")
+    assert "PLANTED" not in masked, masked
+    assert "X-Amz-Signature=***" in masked and "X-Amz-Credential=***" in masked and "X-Amz-Security-Token=***" in masked
+    assert "X-Amz-Date=20261020T120000Z" in masked and "X-Amz-Expires=3600" in masked
+    assert mask_url("gs://b/x.parquet?X-Goog-Credential=svc%40p.iam&X-Goog-Signature=PLANTED") == \
+        "gs://b/x.parquet?X-Goog-Credential=***&X-Goog-Signature=***"
+    assert mask_url("s3://b/x.parquet?sort-key=day") == "s3://b/x.parquet?sort-key=day"
+    # The same names make a presigned URL written into the config file a credential written there.
+    assert secret_query(PRESIGNED) == "X-Amz-Credential" and secret_query("s3://b/x?sort-key=day") is None
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("files", [f"s3a://{KEY_ID}:{SECRET_KEY}@bucket/x.parquet", PRESIGNED])
+def test_spark_file_errors_never_show_credentials(spark, files):
+    """Spark's read errors printed the files as written (DuckDB's were masked)."""
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url=SPARK, files=files))
+    line = _one_line(err.value)
+    assert line.startswith("source.files: cannot read ['s3"), line
+    assert SECRET_KEY not in line and "PLANTED" not in line, line
+    assert "An error occurred while calling" not in line, line  # the cause, not PySpark's wrapper
+
+
+def test_query_errors_never_show_file_credentials():
+    """A failed query names its source (for files, their URLs) and the engine's cause, which may name a file."""
+    cause = query_error(RuntimeError(f"IO Error: cannot open s3a://{KEY_ID}:{SECRET_KEY}@bucket/x.parquet"))
+    assert isinstance(cause, QueryFailed) and SECRET_KEY not in str(cause) and "cannot open s3a://" in str(cause)
+    source = Source(backend=None, events=None, present=frozenset(), kind="pyspark",
+                    name=f"events/*.parquet, s3a://{KEY_ID}:{SECRET_KEY}@bucket/x.parquet")
+    named = source.query_failed(QueryFailed("query failed: permission denied"))
+    assert SECRET_KEY not in str(named) and "events/*.parquet" in str(named) and "permission denied" in str(named)
+
+
+# -- 2. root causes ------------------------------------------------------------------------------
+
+@pytest.mark.spark
+def test_spark_query_failures_give_the_java_cause(spark, tmp_path):
+    """PySpark's first line is "An error occurred while calling o74.collectToPython."; the cause names the
+    file and the column (found in a Spark audit: only --verbose showed it)."""
+    pq.write_table(_events(["a"], token_count=pa.array([1], pa.int32())), tmp_path / "a.parquet")
+    pq.write_table(_events(["b"], token_count=pa.array([2], pa.int64())), tmp_path / "b.parquet")
+    # Read without agentdigest's schema merging, so the mismatch fails the query rather than the read.
+    with pytest.raises(Exception) as raised:
+        spark.read.parquet(str(tmp_path / "*.parquet")).collect()
+    line = _one_line(query_error(raised.value))
+    assert line.startswith("query failed: [FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH]"), line
+    assert "b.parquet" in line and "token_count" in line, line
+
+
+@pytest.mark.spark
+def test_csv_files_whose_header_differs_fail_naming_the_file(spark, tmp_path):
+    """Spark read every CSV file but one by position: a file with its columns in another order had its
+    values swapped, silently (event types read as conversation ids). Now the run fails, naming the file."""
+    (tmp_path / "a.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n")
+    (tmp_path / "b.csv").write_text("event_type,conversation_id,event_ts\nmessage,c2,2026-10-20T13:00:00Z\n")
+    source = open_source(SourceConfig(url=SPARK, files=str(tmp_path / "*.csv")))
+    try:
+        with pytest.raises(QueryFailed) as err:
+            compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                           parse_period("week", "2026-W43", "UTC"), now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    finally:
+        source.close()
+    line = _one_line(err.value)
+    assert line.startswith(f"source '{tmp_path / '*.csv'}': query failed: "), line
+    # Spark takes the columns from one of the two files: the other one is named.
+    assert "CSV header does not conform to the schema" in line and re.search(r"/[ab]\.csv", line), line
+
+
+@pytest.mark.spark
+def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
+    """CSV is recognised by a .csv/.csv.gz ending only; a folder of CSV files is read as Parquet, and the
+    error said "An error occurred while calling o53.parquet.". Now: the cause and what to change."""
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "a.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n")
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url=SPARK, files=str(tmp_path / "events")))
+    line = _one_line(err.value)
+    assert "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]" in line and "a.csv" in line, line
+    assert line.endswith("files are read as CSV only when every path ends in .csv or .csv.gz"), line
+
+
+# -- 3. columns of every file ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("url,fmt", [
+    pytest.param("duckdb://", "parquet", id="duckdb-parquet"), pytest.param("duckdb://", "csv", id="duckdb-csv"),
+    # Spark reads CSV files with one header: see test_csv_files_whose_header_differs_fail_naming_the_file.
+    pytest.param(SPARK, "parquet", id="spark-parquet", marks=pytest.mark.spark),
+])
+def test_a_column_only_later_files_have_is_read(url, fmt, tmp_path, request):
+    """A column added later (cost_usd, only in b) was dropped: the engines took the columns from one file
+    and the report said the column does not exist. Now every file's columns are read, null where absent."""
+    old, new = _events(["a1", "a2"]), _events(["b1"], cost_usd=pa.array([1.25]))
+    if fmt == "parquet":
+        pq.write_table(old, tmp_path / "a.parquet")
+        pq.write_table(new, tmp_path / "b.parquet")
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(old, tmp_path / "a.csv")
+        pacsv.write_csv(new, tmp_path / "b.csv")
+    source = _open(url, str(tmp_path / f"*.{fmt}"), request)
+    try:
+        assert "cost_usd" in source.present
+        events = source.events
+        got = events.agg(rows=events.count(), costs=events.cost_usd.count(), cost=events.cost_usd.sum()).to_pyarrow()
+    finally:
+        source.close()
+    assert got.to_pylist() == [{"rows": 3, "costs": 1, "cost": 1.25}]
+
+
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("first,second", [(pa.int32(), pa.int64()), (pa.int64(), pa.int32())])
+def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, request):
+    """DuckDB reads a column that is int in one file and bigint in another. Spark merges no such schemas:
+    without merging, the query failed with "An error occurred while calling o106.collectToPython." (int
+    first) or worked (bigint first), by which file Spark took the columns from. Now Spark refuses it when
+    it opens the files, in either order, with one line saying what to change."""
+    pq.write_table(_events(["a"], token_count=pa.array([1], first)), tmp_path / "a.parquet")
+    pq.write_table(_events(["b"], token_count=pa.array([2], second)), tmp_path / "b.parquet")
+    if url.startswith("duckdb"):
+        source = _open(url, str(tmp_path / "*.parquet"), request)
+        try:
+            assert source.events.token_count.sum().to_pyarrow().as_py() == 3
+        finally:
+            source.close()
+        return
+    with pytest.raises(InputError) as err:
+        _open(url, str(tmp_path / "*.parquet"), request)
+    line = _one_line(err.value)
+    assert line.startswith("source.files: the files give a column different types ([CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE]"), line
+    assert '"INT"' in line and '"BIGINT"' in line and line.endswith("expected one type per column in every file"), line
+
+
+# -- 4. settings that would change a report ---------------------------------------------------------
+
+@pytest.mark.spark
+@pytest.mark.parametrize("key,value,why", [
+    ("spark.sql.ansi.enabled", False, "with ANSI SQL off"),
+    ("SPARK.SQL.ANSI.ENABLED", "false", "with ANSI SQL off"),
+    ("spark.master", "local[1]", "the master is the one in source.url"),
+    ("Spark.Master", "local[1]", "the master is the one in source.url"),
+    ("spark.sql.session.timeZone", "Europe/Berlin", "event times are read in UTC"),
+    ("spark.sql.session.timezone", "Europe/Berlin", "event times are read in UTC"),
+])
+def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, value, why):
+    """As the PostgreSQL source refuses `timezone`: found in a Spark audit, ANSI off turned invalid values into
+    nulls, spark.master overrode the URL's master, and a session time zone was silently reset to UTC."""
+    pq.write_table(_events(["a"]), tmp_path / "a.parquet")
+    with pytest.raises(InputError) as err:
+        open_source(SourceConfig(url=SPARK, files=str(tmp_path / "a.parquet"), spark_conf={key: value}),
+                    config_file="agentdigest.toml")
+    line = _one_line(err.value)
+    assert line.startswith(f"agentdigest.toml: source.spark_conf.{key}: agentdigest sets this itself ({why}"), line
+    assert line.endswith("expected it left out"), line
+
+
+@pytest.mark.spark
+def test_ansi_sql_turned_off_in_the_session_is_turned_back_on(spark, tmp_path):
+    """A session (or spark-defaults.conf) with ANSI SQL off read a latency of 'fast' as null: a metric
+    quietly computed from fewer values. agentdigest's session pins it on, so the value is an error."""
+    pq.write_table(_events(["a", "b"], latency_ms=["12.5", "fast"]), tmp_path / "a.parquet")
+    spark.conf.set("spark.sql.ansi.enabled", "false")
+    try:
+        source = open_source(SourceConfig(url=SPARK, files=str(tmp_path / "a.parquet")))
+        try:
+            assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+            with pytest.raises(InputError, match="cannot be converted to the canonical type"):
+                try:
+                    source.events.latency_ms.count().to_pyarrow()
+                except Exception as exc:  # noqa: BLE001 - classified as a run would
+                    raise query_error(exc) from exc
+        finally:
+            source.close()
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", "true")
+
+
+def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
+    """Through the CLI: one line naming the key, exit 2 (no JVM is started for a config error)."""
+    pytest.importorskip("pyspark")
+    pq.write_table(_events(["a"]), tmp_path / "events.parquet")
+    (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
+                                               '[source.spark_conf]\n"spark.master" = "yarn"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "source.spark_conf.spark.master: agentdigest sets this itself" in line, line
+
+
+# -- 6. no ./spark-warehouse ------------------------------------------------------------------------
+
+def _check_table_source(tmp_path: Path, spark_conf: str = "") -> tuple[Path, Path]:
+    """``agentdigest check`` of a catalog table source, in its own process: (working dir, TMPDIR)."""
+    work, temp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temp.mkdir()
+    (work / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\ntable = "agent_events"\n'
+                                           f'{spark_conf}[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=work, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    assert done.returncode == 2 and "source.table: table 'agent_events' not found" in done.stderr, done.stderr
+    return work, temp
+
+
+@pytest.mark.spark
+def test_a_catalog_lookup_leaves_no_spark_warehouse_behind(spark, tmp_path):
+    """A `table` source's catalog lookup made an empty ./spark-warehouse in the working directory (found
+    in a Spark audit). Spark's warehouse is now a temporary folder, removed when the process ends."""
+    work, temp = _check_table_source(tmp_path)
+    assert not (work / "spark-warehouse").exists()
+    assert list(temp.glob("agentdigest-spark-warehouse-*")) == []  # removed at exit
+    # The same for the sessions agentdigest makes in this process (the test suite's own).
+    assert "agentdigest-spark-warehouse-" in spark.conf.get("spark.sql.warehouse.dir")
+
+
+@pytest.mark.spark
+def test_a_warehouse_the_user_sets_is_kept(spark, tmp_path):
+    """The temporary warehouse is only a default: [source.spark_conf] "spark.sql.warehouse.dir" wins."""
+    mine = tmp_path / "mine"
+    work, _ = _check_table_source(tmp_path, f'[source.spark_conf]\n"spark.sql.warehouse.dir" = "{mine}"\n')
+    assert mine.is_dir() and not (work / "spark-warehouse").exists()
