@@ -76,6 +76,8 @@ BAD = [
     ("missing column", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created_at"'), 2, ["created_at", "event_ts"]),
     ("unknown key", lambda s: s.replace('period = "week"', 'period = "week"\ntimezon = "UTC"'), 2, ["reports[0].timezon", "unknown key"]),
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
+    ("a weekday baseline for a week report", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_baseline = "same_weekday"'), 2,
+     ["reports[0].completeness_baseline", "day reports"]),
     ("a channel listed twice", lambda s: s.replace('channels = ["box"]', 'channels = ["box", "box"]'), 2,
      ["reports[0].channels", "'box' is listed twice"]),
     ("a template folder without report.html.j2", lambda s: s.replace('period = "week"', 'period = "week"\naudience = "."'), 2,

@@ -279,3 +279,34 @@ def test_a_source_silent_for_five_weeks_is_incomplete_not_without_history(tmp_pa
     assert q.baseline == "earlier_periods" and q.expected_events == 168 * 2  # a week of W40 or W41, same hours
     assert q.received_events == 0 and q.completeness_pct == 0 and q.warning
     assert data.metrics["conversations"].value == 0
+
+
+def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
+    """Found in a reader review: a day report's baseline, the 4 previous days, read every Saturday as incomplete
+    (58%) and every Monday as 130%. completeness_baseline = "same_weekday" compares with the same weekday."""
+    path = tmp_path / "events.duckdb"
+    day = parse_period("day", "2026-11-21", "UTC")  # a Saturday
+    with duckdb.connect(str(path)) as con:  # 40 conversations on weekdays, 10 on weekends, one event each, at noon
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'e' || d || '-' || i AS event_id, 'c' || d || '-' || i AS conversation_id,
+                   DATE '2026-10-01' + INTERVAL (d) DAY + INTERVAL 12 HOUR AS event_ts, 'message' AS event_type
+            FROM range(0, 52) t(d), range(0, 40) u(i)
+            WHERE i < CASE WHEN dayofweek(DATE '2026-10-01' + INTERVAL (d) DAY) IN (0, 6) THEN 10 ELSE 40 END""")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    try:
+        by_days = compute_report(source, ReportConfig(id="r", period="day", timezone="UTC"), day,
+                                 now=day.end_utc + timedelta(hours=9))
+        by_weekday = compute_report(source, ReportConfig(id="r", period="day", timezone="UTC",
+                                                         completeness_baseline="same_weekday"), day,
+                                    now=day.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    # the 4 days before: Tue-Fri, 40 each; the 4 Saturdays before: 10 each
+    assert by_days.quality.expected_events == 40 and by_days.quality.completeness_pct == 25 and by_days.quality.warning
+    assert by_weekday.quality.baseline == "same_weekday" and by_weekday.quality.expected_events == 10
+    assert by_weekday.quality.completeness_pct == 100 and not by_weekday.quality.warning
+
+
+def test_same_weekday_is_for_day_reports_only():
+    with pytest.raises(ValueError, match="same_weekday.*day reports"):
+        ReportConfig(id="r", period="week", completeness_baseline="same_weekday")

@@ -158,6 +158,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         # periods with data in the trend (one more query, only then).
         back = [] if report.expected_events_per_day is not None else quality_mod.silent_baseline(
             period, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")), TREND_PERIODS - 1)
+        if report.completeness_baseline == "same_weekday" and report.expected_events_per_day is None:
+            back = list(quality_mod.SAME_WEEKDAY)
         origin = quality_mod.baseline_origin(period, max(back, default=quality_mod.BASELINE_PERIODS))
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
@@ -175,8 +177,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
-                                 events_per_conversation=_events_per_conversation(
-                                     hourly, period_rows, max(back, default=quality_mod.BASELINE_PERIODS)), back=back)
+                                 events_per_conversation=_events_per_conversation(hourly, period_rows, origin, period),
+                                 back=back, basis=report.completeness_baseline if back == list(quality_mod.SAME_WEEKDAY) else None)
     if quality.warning:
         # A total that moved because events are missing is not news: neither judged notable nor
         # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
@@ -251,13 +253,16 @@ def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]
 
 
 def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]],
-                             depth: int = quality_mod.BASELINE_PERIODS) -> float:
-    """Valid events per conversation over the quality baseline and the period (a gap-rule scale; 1 when
-    unknown): the hourly counts cover exactly those ``depth`` + 1 periods, so no per-conversation event
-    count is needed."""
-    conversations = sum((period_rows.get(i) or {}).get("conversations") or 0
-                        for i in range(CUR - depth, CUR + 1))
-    return sum(hourly.values()) / conversations if conversations else 1.0
+                             origin: datetime, period: Period) -> float:
+    """Valid events per conversation over the trend's periods the hourly counts cover (a gap-rule scale; 1
+    when unknown), so no per-conversation event count is needed."""
+    depth = CUR
+    while depth and period.previous(depth).start_utc < origin:
+        depth -= 1
+    first = int((period.previous(depth).start_utc - origin).total_seconds() // 3600)
+    conversations = sum((period_rows.get(i) or {}).get("conversations") or 0 for i in range(CUR - depth, CUR + 1))
+    events = sum(n for hour, n in hourly.items() if hour >= first)
+    return events / conversations if conversations else 1.0
 
 
 def _blank(defs: list) -> dict[str, Any]:

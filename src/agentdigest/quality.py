@@ -102,6 +102,10 @@ def baseline_origin(period: Period, back: int = BASELINE_PERIODS) -> datetime:
     return period.start_utc - timedelta(hours=math.ceil(span))
 
 
+#: A day report's baseline with ``completeness_baseline = "same_weekday"``: the same weekday 1 to 4 weeks back.
+SAME_WEEKDAY = (7, 14, 21, 28)
+
+
 def silent_baseline(period: Period, has_data: Callable[[int], bool], reach: int) -> list[int]:
     """When none of the 4 previous periods has data but some of the ``reach`` before them had: the (up to 4)
     most recent of those, as how many periods back each is. Found in a scale audit: a source silent for more
@@ -114,7 +118,7 @@ def silent_baseline(period: Period, has_data: Callable[[int], bool], reach: int)
 
 def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period, now: datetime,
            *, threshold: float, expected_per_day: float | None, events_per_conversation: float = 1.0,
-           back: Sequence[int] = ()) -> Quality:
+           back: Sequence[int] = (), basis: str | None = None) -> Quality:
     """Completeness, gaps and the warning flag from the two queries' results.
 
     ``events_per_conversation`` scales the gap rule: events arrive in clumps (a conversation's),
@@ -142,7 +146,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         expected = expected_per_day * n_hours / 24.0
         per_hour_expected = [expected_per_day / 24.0] * n_hours
     else:
-        basis = "earlier_periods" if back else "previous_periods"
+        basis = basis or ("earlier_periods" if back else "previous_periods")
         # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
         # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
         history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]

@@ -73,6 +73,7 @@ class Quality:
     received_events: int
     expected_events: float | None
     # "previous_periods" | "earlier_periods" (the 4 previous had no data: the last ones that had) |
+    # "same_weekday" (a day report's same weekday of the 4 previous weeks) |
     # "expected_events_per_day" | None (no history)
     baseline: str | None
     duplicate_events: int | None

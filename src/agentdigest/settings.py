@@ -410,6 +410,9 @@ class ReportConfig(_Model):
     grace_minutes: int | None = Field(None, ge=0, strict=True)
     completeness_threshold: float = Field(95.0, ge=0, le=100)
     expected_events_per_day: float | None = Field(None, gt=0)
+    # A day report's expected volume from the same weekday of the 4 previous weeks, not the 4 previous days
+    # (which read every Saturday as incomplete and every Monday as 130%; found in a reader review).
+    completeness_baseline: Literal["previous_periods", "same_weekday"] = "previous_periods"
     human_cost_per_conversation: float | None = Field(None, ge=0)
     locale: str = "en"
     page_size: Literal["A4", "Letter"] = "A4"
@@ -428,6 +431,15 @@ class ReportConfig(_Model):
         if isinstance(data, dict) and "schedule" not in data and data.get("period") == "day":
             return {**data, "schedule": "0 9 * * *"}
         return data
+
+    @field_validator("completeness_baseline")
+    @classmethod
+    def _weekday_baseline_for_days(cls, value: str, info: Any) -> str:
+        period = info.data.get("period")
+        if value == "same_weekday" and period not in (None, "day"):
+            raise ValueError(f'"same_weekday" is for day reports; a {period} report compares with its previous '
+                             'periods ("previous_periods")')
+        return value
 
     @field_validator("completeness_threshold")
     @classmethod

@@ -249,6 +249,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     absent = "n/a (column absent)"
     baseline = {"previous_periods": "previous 4 periods, same hours (median)",
                 "earlier_periods": "last periods with data, same hours (median): none in the previous 4",
+                "same_weekday": "same weekday of the previous 4 weeks, same hours (median)",
                 "expected_events_per_day": "expected_events_per_day (config)"}.get(q.baseline or "", "no history yet")
     rows = [
         ("Completeness", fmt.percent(q.completeness_pct)),
