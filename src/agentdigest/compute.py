@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 
 from . import cohort as cohort_mod
@@ -364,10 +365,17 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
 
 
 def _failures(ev: ir.Table, limit: int) -> ir.Table:
+    """The period's failure examples: the latest of each kind first (each error type, then escalations),
+    then the next latest of each, and so on. Found in a reader review: the 5 most recent were 4 escalations
+    ("Customer asked for a human") from one Sunday evening, and no error an engineer could act on."""
     f = ev.filter(ev.period == CUR, ev.event_type.isin(["error", "escalation"]))
     cols = ["conversation_id", "event_ts", "event_type"] + [
         c for c in ("event_agent_id", "error_type", "error_message") if c in f.columns]
-    return f.select(*cols).order_by([f.event_ts.desc(), f.conversation_id]).limit(limit)
+    f = f.select(*cols)
+    kind = [f.event_type] + ([f.error_type] if "error_type" in f.columns else [])
+    f = f.mutate(_nth=ibis.row_number().over(group_by=kind, order_by=[f.event_ts.desc(), f.conversation_id]),
+                 _escalation=ibis.ifelse(f.event_type == "error", 0, 1))
+    return f.order_by([f._nth, f._escalation, f.event_ts.desc(), f.conversation_id]).limit(limit).drop("_nth", "_escalation")
 
 
 def _failure_row(r: dict[str, Any], period: Period) -> dict[str, Any]:

@@ -229,7 +229,9 @@ def gap_label(gap: Any, fmt: Formatter) -> str:
 
 def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, str]]:
     """The most recent failure examples (already redacted), with messages clipped."""
+    # errors first (what an engineer can act on), each kind latest first
     rows = sorted(data.failure_examples, key=lambda r: str(r.get("event_ts") or ""), reverse=True)
+    rows.sort(key=lambda r: r.get("event_type") != "error")
     return [{
         "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
         "conversation": clip(r.get("conversation_id"), 40, middle=True),
