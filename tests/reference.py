@@ -321,6 +321,8 @@ class Reference:
         baseline = [received(*self.period(back)) for back in range(1, 5)]
         baseline = [b for b in baseline if b > 0]
         expected = float(statistics.median(baseline)) if baseline else None
+        latest = [r["event_ts"] for r in placed if r["event_ts"] <= self.now]
+        out["latest_event"] = max(latest) if latest else None
         out["received_events"] = received(start, end)
         out["expected_events"] = expected
         out["completeness_pct"] = out["received_events"] / expected * 100.0 if expected else None

@@ -277,7 +277,7 @@ def test_a_source_silent_for_five_weeks_is_incomplete_not_without_history(tmp_pa
         source.close()
     q = data.quality
     assert q.baseline == "earlier_periods" and q.expected_events == 168 * 2  # a week of W40 or W41, same hours
-    assert q.received_events == 0 and q.completeness_pct == 0 and q.warning
+    assert q.received_events == 0 and q.completeness_pct == 0 and q.warning and q.latest_event is None
     assert data.metrics["conversations"].value == 0
 
 
@@ -305,6 +305,7 @@ def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
     assert by_days.quality.expected_events == 40 and by_days.quality.completeness_pct == 25 and by_days.quality.warning
     assert by_weekday.quality.baseline == "same_weekday" and by_weekday.quality.expected_events == 10
     assert by_weekday.quality.completeness_pct == 100 and not by_weekday.quality.warning
+    assert by_days.quality.latest_event == datetime(2026, 11, 21, 12, tzinfo=timezone.utc)  # Saturday noon
 
 
 def test_same_weekday_is_for_day_reports_only():

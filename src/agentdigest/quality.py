@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Sequence
 import statistics
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -47,6 +48,8 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
         "rows": t.count(),
         "missing_in_period": count_if(t.conversation_id.isnull()),
         "unknown_event_types": count_if(valid & (t.event_type.isnull() | ~t.event_type.isin(KNOWN_EVENT_TYPES))),
+        # how far the data reaches: a reader of an incomplete report sees where it stopped
+        "latest_event": t.event_ts.max(where=valid & (t.event_ts <= ts_literal(now))),
     }
     if "latency_ms" in present:
         # Null stays null through ~valid_latency (not counted): a null latency is absent, not invalid.
@@ -201,7 +204,15 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         unknown_event_types=int(counts.get("unknown_event_types") or 0),
         future_events=int(counts.get("future_events") or 0),
         gaps=tuple(gaps),
+        latest_event=_moment(counts.get("latest_event"), period),
     )
+
+
+def _moment(value: Any, period: Period) -> datetime | None:
+    """A timestamp from an engine (aware, naive UTC, or None) in the period's timezone."""
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(period.tz)
 
 
 def _hours(period: Period) -> int:

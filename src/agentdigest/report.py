@@ -84,6 +84,7 @@ class Quality:
     future_events: int
     gaps: tuple[Gap, ...] = ()
     invalid_cost: int | None = None  # NaN or infinite cost_usd values (None: no cost column)
+    latest_event: datetime | None = None  # the period's latest valid event (not in the future)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +96,7 @@ class Quality:
             "gaps": [g.as_dict() for g in self.gaps],
             "received_events": self.received_events, "expected_events": self.expected_events,
             "threshold": self.threshold, "baseline": self.baseline,
+            "latest_event": self.latest_event.isoformat() if self.latest_event else None,
         }
 
 

@@ -301,6 +301,9 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
                                       year=data.previous_period.start.year != data.period.start.year),
             "generated_at": fmt.moment(gen, "d MMM y, HH:mm zzz"),
+            # how far the data reaches (a reader review: a report cut short by an outage said so only in gaps)
+            "data_until": (fmt.moment(data.quality.latest_event, "EEE d MMM y, HH:mm")
+                           if data.quality is not None and data.quality.latest_event else None),
         },
         "opening": opening_sentence(data, fmt, kind),
         "banner": banner(data, fmt, limits),

@@ -256,6 +256,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     rows = [
         ("Completeness", fmt.percent(q.completeness_pct)),
         ("Events received", fmt.count(q.received_events)),
+        ("Latest event", fmt.moment(q.latest_event, "EEE d MMM HH:mm") if q.latest_event else NA),
         ("Events expected", fmt.count(round(q.expected_events)) if finite_number(q.expected_events) is not None else NA),
         ("Expected from", baseline),
         ("Warning threshold", fmt.percent(q.threshold)),
@@ -283,7 +284,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
             if (finite_number(q.completeness_pct) or 0) > 110 else "")
     summary = {
         "completeness": (f"Completeness {fmt.percent(q.completeness_pct)} ({fmt.count(q.received_events)} events "
-                         f"received, {rows[2][1]} expected){more}; "
+                         f"received, {rows[3][1]} expected){more}; "
                          f"{fmt.count(gaps)} hourly gap{'' if gaps == 1 else 's'}."),
         "invalid": ("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.",
     }

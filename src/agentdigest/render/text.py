@@ -198,6 +198,7 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
         lines += wrap("Notes: " + " ".join(ctx["notes"]))
     lines += wrap("Changes marked [notable] passed a significance check against the usual variation; "
                   "latency percentiles, savings and error types are not tested.")
-    lines += wrap(f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
+    lines += wrap(f"{'Latest event ' + r['data_until'] + '. ' if r.get('data_until') else ''}"
+                  f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
                   f"({r['timezone']}).")
     return "\n".join(lines).rstrip() + "\n"
