@@ -98,9 +98,10 @@ def test_unknown_locale_is_a_render_error() -> None:
 
 
 @pytest.mark.parametrize(("audience", "expected"), [
-    ("executive", "Conversations rose 12% to 2,480; resolution fell 2.9 pp to 61.0%; errors fell 34% to 75."),
-    ("engineering", "p95 latency rose 2.3% to 2.16 s; the error rate fell 1.5 pp to 2.2%; "
-                    "tokens per conversation rose 1.1% to 1,710."),
+    ("executive", "Conversations rose 12% to 2,480; resolution fell 2.9 pp to 61.0%; the error rate fell 1.5 pp to 2.2%."),
+    # the notable move among the engineer's cards (conversations) leads, then the usual ones
+    ("engineering", "Conversations rose 12% to 2,480; p95 latency rose 2.3% to 2.16 s; "
+                    "the error rate fell 1.5 pp to 2.2%."),
 ])
 def test_opening_sentence_is_written_from_the_data(audience: str, expected: str) -> None:
     data = make_report(audience)
@@ -112,9 +113,10 @@ def test_opening_sentence_wording_for_flat_new_and_empty() -> None:
     metrics = dict(data.metrics)
     metrics["conversations"] = metric("conversations", 2210, 2210)
     metrics["resolution_rate"] = metric("resolution_rate", 61.0, None)
-    metrics["errors"] = metric("errors", 12, 0)
+    metrics["error_rate"] = metric("error_rate", 2.5, None)
     sentence = opening_sentence(replace(data, metrics=metrics), EN, "executive")
-    assert sentence == "Conversations held at 2,210; resolution came to 61.0% (no earlier figure); errors rose from 0 to 12."
+    assert sentence == ("Conversations held at 2,210; resolution came to 61.0% (no earlier figure); "
+                        "the error rate came to 2.5% (no earlier figure).")
     empty = make_report(zero=True)
     assert opening_sentence(empty, EN, "executive") == "No conversations this week, against 2,210 the week before."
 
@@ -126,11 +128,13 @@ def test_a_slight_change_that_is_not_notable_is_steady_in_the_opening() -> None:
     metrics["p95_latency_ms"] = metric("p95_latency_ms", 2000.0, 1990.0, notable=False)  # +0.5%
     metrics["error_rate"] = metric("error_rate", 2.3, 2.0, notable=None)  # +0.3 pp, too few to judge
     metrics["tokens_per_conversation"] = metric("tokens_per_conversation", 1010, 1000, notable=True)  # +1%, notable
+    metrics["conversations"] = metric("conversations", 2480, 2470, notable=False)
     sentence = opening_sentence(replace(data, metrics=metrics), EN, "engineering")
-    assert sentence == ("p95 latency held steady at 2.00 s; the error rate held steady at 2.3%; "
-                        "tokens per conversation rose 1.0% to 1,010.")
+    # the notable move leads (a reader review: noise came first and the notable move third)
+    assert sentence == ("Tokens per conversation rose 1.0% to 1,010; p95 latency held steady at 2.00 s; "
+                        "the error rate held steady at 2.3%.")
     metrics["p95_latency_ms"] = metric("p95_latency_ms", 2000.0, 1960.0, notable=False)  # +2%: said, not notable
-    assert opening_sentence(replace(data, metrics=metrics), EN, "engineering").startswith("p95 latency rose 2.0% to 2.00 s;")
+    assert "; p95 latency rose 2.0% to 2.00 s;" in opening_sentence(replace(data, metrics=metrics), EN, "engineering")
 
 
 def test_context_marks_tone_and_notable() -> None:
@@ -190,7 +194,7 @@ def test_on_incomplete_data_the_opening_leaves_totals_out() -> None:
     assert "onversations" not in sentence and "errors" not in sentence and sentence.startswith("Resolution ")
     complete = opening_sentence(make_report(), EN, "executive")
     assert complete.startswith("Conversations ")
-    only_totals = replace(data, metrics={k: m for k, m in data.metrics.items() if k != "resolution_rate"})
+    only_totals = replace(data, metrics={k: m for k, m in data.metrics.items() if k not in ("resolution_rate", "error_rate")})
     assert opening_sentence(only_totals, EN, "executive") == (
         f"{EN.count(data.metrics['conversations'].value)} conversations on incomplete data.")
 

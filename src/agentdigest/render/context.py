@@ -21,8 +21,11 @@ EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_
                   "estimated_savings_usd", "error_rate")
 ENGINEERING_KPIS = ("conversations", "errors", "error_rate", "p95_latency_ms",
                     "tokens_per_conversation", "cost_usd")
+OPENING_PARTS = 3  # moves named in the opening sentence
 LATENCY = ("avg_latency_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
-EXECUTIVE_OPENING = ("conversations", "resolution_rate", "errors")
+# The rate, not the count: the executive cards show the error rate, and "errors rose 69% to 152" named a
+# figure found nowhere else in the report (a reader review).
+EXECUTIVE_OPENING = ("conversations", "resolution_rate", "error_rate")
 ENGINEERING_OPENING = ("p95_latency_ms", "error_rate", "tokens_per_conversation")
 NOUNS = {
     "conversations": "conversations", "resolution_rate": "resolution", "containment_rate": "containment",
@@ -144,7 +147,11 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
         before = finite_number(conversations.previous) if conversations else None
         tail = f", against {fmt.count(before)} the {word} before" if before else ""
         return f"No conversations this {word}{tail}."
-    keys = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
+    # The notable moves among the reader's cards lead, then the usual three (a reader review: the opening
+    # said "Conversations fell 1.1%", noise, while the one notable move came third)
+    cards = ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS
+    usual = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
+    keys = list(dict.fromkeys([k for k in cards if k in data.metrics and data.metrics[k].notable is True] + list(usual)))
     incomplete = data.quality is not None and data.quality.warning
     partial = partial_previous(data)
     if incomplete or partial:  # a total that fell because events are missing is not news (found in a Slack
@@ -153,7 +160,7 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
         keys = [k for k in keys if k in data.metrics and not data.metrics[k].is_total]
     # Nor a move the report declined to judge (a column without values in one of the periods).
     keys = [k for k in keys if k in data.metrics and not _unjudged(data.metrics[k])]
-    parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p]
+    parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p][:OPENING_PARTS]
     if not parts and incomplete:
         parts = [f"{fmt.count(conversations.value)} conversations on incomplete data"]
     elif not parts:
