@@ -248,3 +248,14 @@ def test_a_report_in_japanese_stays_under_gmails_limit_on_the_wire() -> None:
     assert html_part["Content-Transfer-Encoding"] == "quoted-printable"
     assert len(html_part.get_payload(decode=False).encode()) < 102 * 1024
     assert "more agents" in ParsedHTML(html_part.get_content()).text and "カスタマー" in html_part.get_content()
+
+
+def test_the_email_says_how_many_rows_the_pdf_holds() -> None:
+    """Found in an email audit: "and 193 more agents (more in the attached PDF report)", whose PDF listed 100."""
+    data = make_report("engineering")
+    agents = tuple({**data.by_agent[i % len(data.by_agent)], "agent_id": f"bot-{i:03}"} for i in range(200))
+    many = render_artifacts(replace(data, by_agent=agents), {"html", "txt"})
+    assert "and 185 more agents (the attached PDF lists the first 100 of 200)" in ParsedHTML(many["report.html"].decode()).text
+    assert "the attached PDF lists the first 100 of 200" in many["report.txt"].decode()
+    few = render_artifacts(make_report("engineering", agents=30), {"html"})
+    assert "more agents (more in the attached PDF report)" in ParsedHTML(few["report.html"].decode()).text

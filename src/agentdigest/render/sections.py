@@ -164,12 +164,23 @@ def _top(rows: tuple[dict[str, Any], ...] | None, key: str, limit: int) -> tuple
     return ordered[:limit], max(0, len(ordered) - limit)
 
 
+def in_pdf(total: int, pdf_rows: int) -> str:
+    """Where the rows an email leaves out can be read: "more in the attached PDF report", or, when the PDF
+    shows only its first ``pdf_rows`` too, says so (found in an email audit: "and 193 more agents (more in
+    the attached PDF report)", whose PDF listed 100)."""
+    return ("more in the attached PDF report" if total <= pdf_rows
+            else f"the attached PDF lists the first {pdf_rows:,} of {total:,}")
+
+
 def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     """``errors_by_type``, ``by_model``, ``by_agent`` (each None when its column is absent) and ``daily``."""
+    from .context import PRINT_LIMITS
+
     out: dict[str, Any] = {}
     rows, more = _top(data.errors_by_type, "count", limits.error_types)
     labels = names([r.get("error_type") for r in rows], limits.name_chars)
-    out["errors_by_type"] = None if data.errors_by_type is None else {"more": more, "rows": [{
+    out["errors_by_type"] = None if data.errors_by_type is None else {
+        "more": more, "where": in_pdf(len(data.errors_by_type), PRINT_LIMITS.error_types), "rows": [{
         "type": label,
         "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
         "change": fmt.change_between(r.get("count"), r.get("previous")),
@@ -179,7 +190,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     rows, more = _top(data.by_model, "total_tokens", limits.models)
     total_tokens = sum(finite_number(r.get("total_tokens")) or 0 for r in data.by_model or ())
     labels = names([r.get("model") for r in rows], limits.name_chars)
-    out["by_model"] = None if data.by_model is None else {"more": more, "rows": [{
+    out["by_model"] = None if data.by_model is None else {
+        "more": more, "where": in_pdf(len(data.by_model), PRINT_LIMITS.models), "rows": [{
         "model": label,
         "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")),
@@ -190,7 +202,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
 
     rows, more = _top(data.by_agent, "conversations", limits.agents)
     labels = names([r.get("agent_id") for r in rows], limits.name_chars)
-    out["by_agent"] = None if data.by_agent is None else {"more": more, "rows": [{
+    out["by_agent"] = None if data.by_agent is None else {
+        "more": more, "where": in_pdf(len(data.by_agent), PRINT_LIMITS.agents), "rows": [{
         "agent": label,
         "conversations": fmt.count(r.get("conversations")),
         "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),

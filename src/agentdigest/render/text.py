@@ -53,7 +53,8 @@ def _line(cells: list[str]) -> str:
 
 
 def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
-          more_label: str = "more", absent: Sequence[str] = ()) -> list[str]:
+          more_label: str = "more", absent: Sequence[str] = (),
+          where: str = "more in the attached PDF report") -> list[str]:
     """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width;
     columns in ``absent`` (no data in the source) are left out."""
     columns = [c for c in columns if c[1] not in absent]
@@ -69,7 +70,7 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
         cells[0] = first
         lines.append(_line([_cell(c, w, right) for c, (_, _, right), w in zip(cells, columns, widths)]))
     if more:
-        lines.append(f"  and {more} {more_label} (more in the attached PDF report)")
+        lines.append(f"  and {more} {more_label} ({where})")
     return lines
 
 
@@ -145,20 +146,20 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
     if (e := ctx["errors_by_type"]) is not None:
         out += heading("Errors by type")
         out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
-                      ("Change", "change", True)], e["rows"], e["more"], "more error types") if e["rows"] \
+                      ("Change", "change", True)], e["rows"], e["more"], "more error types", where=e["where"]) if e["rows"] \
             else [f"No errors this {word}."]
     if (b := ctx["by_model"]) is not None:
         out += heading("Tokens by model")
         out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
                       ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
-                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"]) \
+                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"], where=b["where"]) \
             if b["rows"] else [f"No model activity this {word}."]
     if (a := ctx["by_agent"]) is not None:
         out += heading("By agent")
         out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
                       ("Err. rate", "error_rate", True), ("Chg", "error_rate_change", True), ("p95", "p95_latency", True),
                       ("Chg", "p95_change", True)],
-                     a["rows"], a["more"], "more agents", absent=ctx["absent"]) \
+                     a["rows"], a["more"], "more agents", absent=ctx["absent"], where=a["where"]) \
             if a["rows"] else [f"No agent activity this {word}."]
     out += heading("Recent failures")
     for f in ctx["failures"]:
