@@ -307,7 +307,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "span": fmt.span(data.period_kind, data.period.start, data.period.end),
             "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
                                       year=data.previous_period.start.year != data.period.start.year),
-            "generated_at": fmt.moment(gen, "d MMM y, HH:mm zzz"),
+            # ZZZZ ("GMT+01:00") reads the same in every zone and locale; zzz gave "EST" but "+0100" (a reader review)
+            "generated_at": fmt.moment(gen, "d MMM y, HH:mm ZZZZ"),
             # how far the data reaches (a reader review: a report cut short by an outage said so only in gaps)
             "data_until": (fmt.moment(data.quality.latest_event, "EEE d MMM y, HH:mm")
                            if data.quality is not None and data.quality.latest_event else None),
