@@ -150,3 +150,26 @@ def test_right_to_left_names_are_isolated_in_slack() -> None:
     payload = json.loads(render_artifacts(replace(data, errors_by_type=tuple(rows)), formats={"slack"})["slack.json"])
     text = json.dumps(payload, ensure_ascii=False)
     assert "\u2068שגיאת_רשת\u2069" in text and "\u2068" + rows[1]["error_type"] not in text
+
+
+def test_the_engineering_message_names_the_agents_that_moved() -> None:
+    """Found in a reader review: billing-bot's error rate went from 3.9% to 14.2% and the engineering Slack
+    message had no per-agent line at all; an agent whose moves are within chance is not listed."""
+    from dataclasses import replace
+
+    data = make_report("engineering")
+    rows = ({"agent_id": "billing-bot", "conversations": 578, "resolved_conversations": 394, "error_conversations": 82,
+             "resolution_rate": 394 / 578 * 100, "error_rate": 82 / 578 * 100, "previous_conversations": 568,
+             "previous_resolved_conversations": 394, "previous_error_conversations": 22,
+             "previous_resolution_rate": 394 / 568 * 100, "previous_error_rate": 22 / 568 * 100,
+             "p95_latency_ms": 5246.0, "previous_p95_latency_ms": 2960.0},
+            {"agent_id": "steady-bot", "conversations": 900, "resolved_conversations": 590, "error_conversations": 41,
+             "resolution_rate": 590 / 900 * 100, "error_rate": 41 / 900 * 100, "previous_conversations": 950,
+             "previous_resolved_conversations": 640, "previous_error_conversations": 40,
+             "previous_resolution_rate": 640 / 950 * 100, "previous_error_rate": 40 / 950 * 100,
+             "p95_latency_ms": 2240.0, "previous_p95_latency_ms": 2175.0})  # +3%: not coloured
+    ctx, _ = build_context(replace(data, by_agent=rows))
+    text = "\n".join(texts([b.to_dict() for b in build_blocks(ctx)]))
+    assert "*Agents that moved*" in text
+    assert "• billing-bot: error rate 14.2% (+10.3 pp), p95 5.25 s (+77%)" in text  # resolution 69.4% -> 68.2%: chance
+    assert "steady-bot" not in text

@@ -138,12 +138,17 @@ def judged_tone(good: bool | None, notable: bool | None, is_slight: bool) -> str
     return "good" if good else "bad"
 
 
+#: An agent's p95 latency rests on its own few events: an untested move under this (percent) is not coloured
+#: (a re-check: "p95 -3.4%" in green and "+2.9%" in red were noise).
+AGENT_P95_SLIGHT_PCT = 10.0
+
+
 def _change_tone(current: Any, previous: Any, higher_is_better: bool | None, *, rate: bool = False,
-                 notable: bool | None = None) -> str:
+                 notable: bool | None = None, slight_pct: float = SLIGHT_PCT) -> str:
     cur, prev = finite_number(current), finite_number(previous)
     if cur is None or prev is None or cur == prev or higher_is_better is None:
         return "neutral"
-    moved = slight(None, cur - prev) if rate else (prev != 0 and slight((cur - prev) / abs(prev) * 100))
+    moved = slight(None, cur - prev) if rate else (prev != 0 and abs((cur - prev) / abs(prev) * 100) < slight_pct)
     return judged_tone((cur > prev) == higher_is_better, notable, moved)
 
 
@@ -219,7 +224,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")),
         "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
-        "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False),
+        "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False,
+                                 slight_pct=AGENT_P95_SLIGHT_PCT),
     } for r, label in zip(rows, labels)]}
 
     out["daily"] = [{

@@ -91,6 +91,9 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
         more = len(e["rows"]) - 8 + e["more"]
         blocks.append(_section("*Errors by type*"))
         blocks.append(_plain("\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
+    if moved := _agents_that_moved(ctx):
+        blocks.append(_section("*Agents that moved*"))
+        blocks.append(_plain("\n".join(moved)))
     if ctx["failures"]:
         f = ctx["failures"][0]
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
@@ -98,6 +101,26 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
         agent = f", agent {isolated(f['agent'])}" if f["agent"] else ""
         blocks.append(_plain(f"{kind}{agent}:\n{f['message'][:300] or '(no message)'}"))
     return blocks
+
+
+#: by-agent figures whose change can be coloured: (label, value key, change key, tone key)
+_AGENT_MOVES = (("error rate", "error_rate", "error_rate_change", "error_rate_tone"),
+                ("resolution", "resolution", "resolution_change", "resolution_tone"),
+                ("p95", "p95_latency", "p95_change", "p95_tone"))
+
+
+def _agents_that_moved(ctx: dict[str, Any], limit: int = 3) -> list[str]:
+    """One line for each of the first agents whose error rate, resolution or p95 moved enough to be coloured
+    (the by-agent table's rule), worse moves first. Found in a reader review: the engineering message had no
+    per-agent line, so billing-bot's error rate going from 3.8% to 14.2% was not in Slack at all."""
+    rows = (ctx.get("by_agent") or {}).get("rows") or []
+    lines = []
+    for row in sorted(rows, key=lambda r: not any(r.get(t) == "bad" for *_, t in _AGENT_MOVES)):
+        moves = [f"{label} {row[value]} ({row[change]})" for label, value, change, tone in _AGENT_MOVES
+                 if row.get(tone) in ("good", "bad")]
+        if moves:
+            lines.append(f"• {isolated(row['agent'])}: {', '.join(moves)}")
+    return lines[:limit]
 
 
 def _plain(text: str) -> SectionBlock:
