@@ -169,10 +169,18 @@ def test_the_daily_chart_shows_both_series_whole():
     fig = Figure()
     _daily(fig, Chart("daily", "daily", "alt", 560, 170, values=(9.0, 3.0, 5.0), labels=("a", "b", "c"),
                       secondary=(32.0, 12.0, 0.0)))
-    (ax,) = fig.axes
-    assert ax.get_ylim()[1] >= 32
-    conversations, errors = ax.containers
+    ax, right = fig.axes  # conversations on the left axis, error events on their own right axis
+    assert ax.get_ylim()[1] >= 9 and right.get_ylim()[1] >= 32  # neither series is cut off
+    (conversations,), (errors,) = ax.containers, right.containers
     assert all(e.get_width() < c.get_width() for c, e in zip(conversations, errors))  # blue shows around red
+    # A reader review: 36 errors a day on a 0-450 conversations axis were a red sliver. On their own axis the
+    # day with the most errors reaches most of the chart's height, and the right ticks sit on the left's grid.
+    fig = Figure()
+    _daily(fig, Chart("daily", "daily", "alt", 560, 170, values=(450.0, 420.0, 380.0), labels=("a", "b", "c"),
+                      secondary=(36.0, 12.0, 20.0)))
+    ax, right = fig.axes
+    assert 36 / right.get_ylim()[1] > 0.5 > 36 / ax.get_ylim()[1] * 5
+    assert len(ax.get_yticks()) == len(right.get_yticks())
 
 
 def test_a_move_shown_as_no_change_has_no_arrow_and_no_colour() -> None:

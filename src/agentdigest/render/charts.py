@@ -90,17 +90,27 @@ def _spark(fig: Figure, chart: Chart) -> None:
                           marker="o", markersize=3.2, color=TONE[chart.tone]))
 
 
+def _axis_ticks(top: float) -> list[float]:
+    """Whole-number ticks from 0 whose last one is above ``top`` (found by a new user: a top tick of 18
+    under bars of 20 left the bars unreadable against the legend)."""
+    return [t for t in MaxNLocator(4, integer=True).tick_values(0, max(top, 1.0) * 1.02) if t >= 0]
+
+
+def _round_step(at_least: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50... that is at least ``at_least`` (whole numbers: events)."""
+    magnitude = 10 ** max(0, math.floor(math.log10(max(at_least, 1.0))))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= at_least)
+
+
 def _daily(fig: Figure, chart: Chart) -> None:
-    ax = fig.add_axes((0.08, 0.2, 0.9, 0.72))
+    """Conversations per day (blue, left axis) and error events (red, right axis, its own scale): on the
+    conversations' axis 36 errors a day against 450 conversations were a red sliver (a reader review), and a
+    day with more errors than conversations was cut off (a rendering audit)."""
+    ax = fig.add_axes((0.08, 0.2, 0.84, 0.72))
     values = [0.0 if math.isnan(v) else v for v in _clean(chart.values)]
     errors = [0.0 if math.isnan(v) else v for v in _clean(chart.secondary)]
     xs = list(range(len(values)))
-    ax.bar(xs, values, color=BLUE, width=0.7, label="conversations", zorder=2)
-    if any(errors):
-        # Narrower, in front: a day with more error events than conversations still shows its blue bar
-        # (found in a rendering audit: the red bar covered it whole).
-        ax.bar(xs, errors, color=RED, width=0.36, label="error events", zorder=3)
-        ax.legend(loc="upper left", frameon=False, fontsize=7, ncols=2, bbox_to_anchor=(0, 1.14))
+    bars = [ax.bar(xs, values, color=BLUE, width=0.7, label="conversations (left)", zorder=2)]
     step = max(1, math.ceil(len(xs) / 10))
     ax.set_xticks(xs[::step], [chart.labels[i] for i in xs[::step]], fontsize=7)
     ax.tick_params(length=0)
@@ -108,14 +118,27 @@ def _daily(fig: Figure, chart: Chart) -> None:
     ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-    # The top gridline is a labelled tick above the tallest bar (found by a new user: a top tick of 18
-    # under bars of 20 left the bars unreadable against the legend).
-    # Over both series: scaled to conversations alone, error bars taller than them were cut off.
-    ticks = [t for t in MaxNLocator(4, integer=True).tick_values(0, max(values + errors + [1.0]) * 1.02) if t >= 0]
+    ticks = _axis_ticks(max(values, default=0.0))
     ax.set_ylim(0, ticks[-1])
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlim(-0.6, max(len(xs) - 1, 0) + 0.6)
+    if any(errors):
+        right = ax.twinx()
+        # Narrower, in front: the blue bar of the same day still shows around it.
+        bars.append(right.bar(xs, errors, color=RED, width=0.3, label="error events (right)", zorder=3))
+        # The right scale's ticks sit on the left's gridlines, so one grid reads for both: n steps of a
+        # whole, round size (1, 2, 5 x 10^k) that reach above the most errors of a day.
+        n = max(1, len(ticks) - 1)
+        step = _round_step(max(errors) * 1.02 / n)
+        right.set_ylim(0, step * n)
+        right.yaxis.set_major_locator(FixedLocator([step * i for i in range(n + 1)]))
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        right.tick_params(length=0, colors=RED, labelsize=7)
+        for side in ("top", "right", "left", "bottom"):
+            right.spines[side].set_visible(False)
+        right.set_xlim(ax.get_xlim())
+        ax.legend(handles=bars, loc="upper left", frameon=False, fontsize=7, ncols=2, bbox_to_anchor=(0, 1.14))
 
 
 _DRAW = {"spark": _spark, "daily": _daily}
