@@ -78,6 +78,13 @@ BAD = [
     ("bad address", lambda s: s.replace("cto@example.com", "cto at example"), 2, ["channels.mail.to", "email address"]),
     ("a weekday baseline for a week report", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_baseline = "same_weekday"'), 2,
      ["reports[0].completeness_baseline", "day reports"]),
+    # Found in a config audit: "yes", true and "95" were taken as True, 1 and 95.
+    ("a switch written as a word", lambda s: s.replace('period = "week"', 'period = "week"\nredact = "yes"'), 2,
+     ["reports[0].redact", "boolean"]),
+    ("a count written as a switch", lambda s: s.replace('period = "week"', 'period = "week"\nfailure_examples = true'), 2,
+     ["reports[0].failure_examples", "integer"]),
+    ("a number written as text", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = "95"'), 2,
+     ["reports[0].completeness_threshold", "number"]),
     ("a channel listed twice", lambda s: s.replace('channels = ["box"]', 'channels = ["box", "box"]'), 2,
      ["reports[0].channels", "'box' is listed twice"]),
     ("a template folder without report.html.j2", lambda s: s.replace('period = "week"', 'period = "week"\naudience = "."'), 2,

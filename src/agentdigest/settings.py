@@ -101,7 +101,7 @@ class SourceConfig(_Model):
     table: str | None = None
     files: str | list[str] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
-    max_conversation_hours: float = Field(24.0, gt=0, le=24 * 366)  # a year at most: 1e12 overflowed dates
+    max_conversation_hours: float = Field(24.0, gt=0, le=24 * 366, strict=True)  # a year at most: 1e12 overflowed dates
     # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
@@ -166,14 +166,14 @@ class LedgerConfig(_Model):
 
 class AlarmsConfig(_Model):
     channel: str | None = None
-    grace_minutes: int = Field(120, ge=0)
+    grace_minutes: int = Field(120, ge=0, strict=True)
 
 
 class _ChannelBase(_Model):
-    timeout: float = Field(30.0, gt=0, description="seconds allowed for each network call")
-    retry_budget: float = Field(300.0, ge=0, description="seconds of retries allowed per delivery")
-    retry_initial: float = Field(1.0, gt=0, description="seconds before the first retry; doubles each retry")
-    retry_max_wait: float = Field(60.0, gt=0, description="longest wait between two retries, in seconds")
+    timeout: float = Field(30.0, gt=0, strict=True, description="seconds allowed for each network call")
+    retry_budget: float = Field(300.0, ge=0, strict=True, description="seconds of retries allowed per delivery")
+    retry_initial: float = Field(1.0, gt=0, strict=True, description="seconds before the first retry; doubles each retry")
+    retry_max_wait: float = Field(60.0, gt=0, strict=True, description="longest wait between two retries, in seconds")
 
 
 #: The base of every channel's settings, built-in or plug-in (timeout and retry settings).
@@ -265,7 +265,7 @@ class SlackChannel(_ChannelBase):
     bot_token: SecretStr | None = None
     channel: str | None = None
     api_url: str = "https://slack.com/api/"
-    upload_pdf: bool = True
+    upload_pdf: bool = Field(True, strict=True)
 
     @field_validator("api_url")
     @classmethod
@@ -408,18 +408,20 @@ class ReportConfig(_Model):
     channels: list[str] = Field(default_factory=list)
     catch_up: int = Field(0, ge=0, le=366, strict=True)  # strict: TOML's true is not 1 period; a year of days at most
     grace_minutes: int | None = Field(None, ge=0, strict=True)
-    completeness_threshold: float = Field(95.0, ge=0, le=100)
-    expected_events_per_day: float | None = Field(None, gt=0)
+    completeness_threshold: float = Field(95.0, ge=0, le=100, strict=True)
+    expected_events_per_day: float | None = Field(None, gt=0, strict=True)
     # A day report's expected volume from the same weekday of the 4 previous weeks, not the 4 previous days
     # (which read every Saturday as incomplete and every Monday as 130%; found in a reader review).
     completeness_baseline: Literal["previous_periods", "same_weekday"] = "previous_periods"
-    human_cost_per_conversation: float | None = Field(None, ge=0)
+    human_cost_per_conversation: float | None = Field(None, ge=0, strict=True)
     locale: str = "en"
     page_size: Literal["A4", "Letter"] = "A4"
     subject: str = "{title} — {period_label}"
-    redact: bool = True
+    # strict, as every number and switch here: "yes", 1 or "95" in TOML are a typo, not a value to guess
+    # (found in a config audit: redact = "yes" and failure_examples = true were taken as True and 1)
+    redact: bool = Field(True, strict=True)
     redact_patterns: dict[str, str] = Field(default_factory=dict)
-    failure_examples: int = Field(5, ge=0, le=50)
+    failure_examples: int = Field(5, ge=0, le=50, strict=True)
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: _no_line_breaks(v)))
 
