@@ -6,6 +6,8 @@ sections may be appended below.
 
 from __future__ import annotations
 
+import asyncio
+
 import glob
 import json
 import os
@@ -91,6 +93,10 @@ class ScriptedSMTP:
     async def handle_DATA(self, server, session, envelope):
         if self.data:
             answer = self.data.pop(0)
+            if answer.startswith("slow:"):  # a relay that scans the message before answering: accepted late
+                await asyncio.sleep(float(answer[5:]))
+                self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b""))
+                return f"250 OK queued as m{len(self.messages)}"
             if answer in ("disconnect", "stored-disconnect"):
                 if answer == "stored-disconnect":
                     self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or b""))

@@ -72,6 +72,14 @@ CASES = [
          expect=dict(error="it may have arrived", retryable=False, attempts=1, smtp=[], sessions=1)),
     Case("email-queued-then-disconnect-one-copy", "email", server=dict(data=["stored-disconnect"]),
          expect=dict(error="it may have arrived", retryable=False, attempts=1, smtp=[EVERYONE], sessions=1)),
+    # RFC 5321 allows 10 minutes for the answer to the final ".": a relay slower than `timeout` got a copy
+    # from every run (a re-check). It is waited for, and sent once.
+    Case("email-slow-answer-to-the-final-dot-is-waited-for", "email", server=dict(data=["slow:2.5"]),
+         settings=dict(timeout=1), expect=dict(results=ALL_SENT, attempts=1, smtp=[EVERYONE], sessions=1)),
+    # A 550 recipient stays refused for good when the answer after the message never comes (a re-check).
+    Case("email-refused-recipient-stays-refused-without-an-answer", "email",
+         server=dict(rcpt={"bob@example.com": "550 5.1.1 no such user"}, data=["disconnect"]),
+         expect=dict(results={t: "failed" for t in ALL_SENT}, attempts=1, smtp=[], check="refused_apart")),
     # A 421 to one RCPT ends the session before DATA: nobody got it (found in an email audit: the others were
     # recorded as sent and never got the report). The whole transaction is retried.
     # Found in an email audit: a busy relay's 421 to EHLO failed for good as "STARTTLS not supported".
@@ -257,6 +265,12 @@ class Harness:
             CHECKS[expect["check"]](self, outcome)
 
 
+def check_refused_apart(h: Harness, outcome: dict) -> None:
+    results = {r.target: r for r in outcome["receipt"].results}
+    assert "550" in results["bob@example.com"].error and not results["bob@example.com"].retryable
+    assert all("may have arrived" in r.error for t, r in results.items() if t != "bob@example.com")
+
+
 def check_email_headers(h: Harness, outcome: dict) -> None:
     (_, _, raw), = h.smtp.messages
     msg = BytesParser(policy=policy.default).parsebytes(raw)
@@ -306,7 +320,7 @@ def check_outbox_files(h: Harness, outcome: dict) -> None:
 
 CHECKS = {f.__name__.removeprefix("check_"): f for f in (
     check_email_headers, check_slack_payload, check_slack_bot_upload, check_webhook_signature,
-    check_webhook_unsigned, check_outbox_files)}
+    check_webhook_unsigned, check_outbox_files, check_refused_apart)}
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd misses implicit TLS

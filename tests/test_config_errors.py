@@ -422,11 +422,16 @@ def test_reading_commands_never_create_the_ledger(workdir, args):
         assert done.returncode == 0 and "No runs or deliveries recorded" in done.stdout
 
 
-def test_an_international_domain_is_sent_in_its_ascii_form() -> None:
+def test_an_international_domain_is_sent_in_its_ascii_form(monkeypatch) -> None:
     """Found in an email audit: a@exämple.com passed the config and failed every recipient at send time."""
-    text = GOOD.replace('"cto@example.com"', '"Zoë <zoe@exämple.com>", "ops@example.com"')
+    monkeypatch.setenv("SMTP_URL", "smtp://u:pw@127.0.0.1:1")
+    text = GOOD.replace('"cto@example.com"', '"Zoë <zoe@exämple.com>", "ops@example.com", "hans@faß.de"')
     config = parse_config(__import__("tomllib").loads(text), "agentdigest.toml")
-    assert config.channels["mail"].to == ["Zoë <zoe@xn--exmple-cua.com>", "ops@example.com"]
+    # IDNA 2008: faß.de is its own domain (Python's IDNA 2003 codec sent it to fass.de; a re-check)
+    assert config.channels["mail"].to == ["Zoë <zoe@xn--exmple-cua.com>", "ops@example.com", "hans@xn--fa-hia.de"]
+    zwj = GOOD.replace('"cto@example.com"', '"x@a\u200db.com"')
+    with pytest.raises(ConfigError, match="not a valid international name"):
+        parse_config(__import__("tomllib").loads(zwj), "agentdigest.toml")
 
 
 @pytest.mark.parametrize("args", [["run", "--dryrun"], ["history", "--limit", "0"], ["resend"], ["nosuchcmd"]])

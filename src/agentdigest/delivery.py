@@ -121,9 +121,15 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
+        # A channel stopped between retries says who already got it (an email's accepted recipients): those
+        # are sent, not "may have reached" (a re-check: they got the report again from the next run).
+        delivered = getattr(exc, "delivered", None) or {}
         with shielded():  # a second Ctrl-C must not leave these rows claimed
-            for claim in claims.values():
-                ledger.mark_failed(claim, why, retryable=True)
+            for target, claim in claims.items():
+                if target in delivered:
+                    ledger.mark_sent(claim, delivered[target].provider_id)
+                else:
+                    ledger.mark_failed(claim, why, retryable=True)
         if claims:
             log.error("%s %s -> %s: %s", report_id, period_key, name, why)
         raise

@@ -74,9 +74,11 @@ def _address(value: str) -> str:
         raise ValueError(f"{addresses[0].addr_spec!r} has non-ASCII letters before the @: such mailboxes need "
                          "SMTPUTF8, which agentdigest does not use; give an ASCII address")
     if not domain.isascii():
-        try:  # a non-ASCII domain has an ASCII form (IDNA): sent as such
-            ascii_domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
+        import idna
+
+        try:  # a non-ASCII domain has an ASCII form (IDNA 2008, as registries and browsers: faß.de is not fass.de)
+            ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
             raise ValueError(f"{addresses[0].addr_spec!r}: the domain is not a valid international name") from None
         value = value.replace(f"@{domain}", f"@{ascii_domain}")
     return value

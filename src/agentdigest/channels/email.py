@@ -30,6 +30,8 @@ from ..errors import DeliveryError
 from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, unanswered
 
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+#: Seconds to wait for the answer to the message's final "." (RFC 5321 4.5.3.2.6), when ``timeout`` is shorter.
+DATA_END_TIMEOUT = 600.0
 # CRLF; headers we set are folded only past RFC 5322's hard limit, so a Message-ID stays on
 # its own line (a folded one is legal but some tools mis-parse it). Archived headers keep their folds.
 _WIRE = policy.SMTP.clone(max_line_length=998)
@@ -107,7 +109,17 @@ class EmailChannel(BaseChannel):
         def attempt() -> None:
             nonlocal tries
             tries += 1
-            refused = self._send(sender, pending, body)
+            try:
+                refused = self._send(sender, pending, body)
+            except DeliveryError as exc:
+                # No answer after the message: the recipients refused for good before it stay refused, not
+                # "may have arrived" (a re-check: a 550 recipient was tried again by the next run)
+                for rcpt, (code, text) in getattr(exc, "refused", {}).items():
+                    if rcpt in pending and not 400 <= code < 500:
+                        error = self.mask(f"{rcpt} refused by {self.describe()}: {code} {_text(text)}")
+                        done[rcpt] = TargetResult(rcpt, "failed", error=error, attempts=tries)
+                        pending.remove(rcpt)
+                raise
             deferred = []
             for rcpt in list(pending):
                 answer = refused.get(rcpt) or refused.get(rcpt.lower())
@@ -128,6 +140,11 @@ class EmailChannel(BaseChannel):
         try:
             tried = self.retry(attempt, pending=lambda: pending)
             attempts, waits = tried.attempts, tried.waits
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Stopped during a retry's wait: the recipients that got it are said so, and recorded as sent by
+            # the caller (a re-check: they were recorded failed and got it twice from the next run)
+            exc.delivered = {t: r for t, r in done.items() if r.state == "sent"}  # type: ignore[union-attr]
+            raise
         except ChannelFailure as exc:
             if not done:
                 raise
@@ -210,40 +227,45 @@ class EmailChannel(BaseChannel):
           holding it; retrying in the same run sent up to ten copies to a slow relay's recipients.
         """
         body_sent = False
+        refused: dict[str, tuple[int, bytes]] = {}
         try:
             smtp = self._connect()
             try:
                 code, answer = smtp.mail(sender, ["SIZE=%d" % len(body)] if smtp.has_extn("size") else [])
                 if code != 250:
                     raise smtplib.SMTPSenderRefused(code, answer, sender)
-                refused: dict[str, tuple[int, bytes]] = {}
                 for rcpt in recipients:
                     code, answer = smtp.rcpt(rcpt)
                     if code == 421:  # the server is closing: no one gets this message, every one is retried
                         raise smtplib.SMTPResponseException(code, answer)
                     if code not in (250, 251):
                         refused[rcpt] = (code, answer)
-                if len(refused) == len(recipients):
+                if len(refused) < len(recipients):
+                    code, answer = smtp.docmd("data")
+                    if code != 354:
+                        raise smtplib.SMTPDataError(code, answer)
+                    data = re.sub(rb"(?m)^\.", b"..", body)
+                    smtp.send(data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+                    body_sent = True
+                    # RFC 5321 4.5.3.2.6: up to 10 minutes for the answer to the final "." (a relay may scan
+                    # the message first); given up sooner, a slow relay got a copy from every run (a re-check)
+                    if smtp.sock is not None:
+                        smtp.sock.settimeout(max(self.settings.timeout, DATA_END_TIMEOUT))
+                    code, answer = smtp.getreply()
+                    if code != 250:
+                        raise smtplib.SMTPDataError(code, answer)
+                else:  # every recipient refused: nothing to send
                     smtp.rset()
-                    return refused
-                code, answer = smtp.docmd("data")
-                if code != 354:
-                    raise smtplib.SMTPDataError(code, answer)
-                data = re.sub(rb"(?m)^\.", b"..", body)
-                smtp.send(data + (b"" if data.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-                body_sent = True
-                code, answer = smtp.getreply()
-                if code != 250:
-                    raise smtplib.SMTPDataError(code, answer)
             except BaseException:
                 # Not smtplib's `with`: its QUIT would read the answer still owed to an interrupted
                 # DATA (a "250 queued" read as QUIT's reply) and replace a Ctrl-C by an SMTP error.
                 smtp.close()
                 raise
         except (smtplib.SMTPException, OSError) as exc:
-            if body_sent and not isinstance(exc, smtplib.SMTPResponseException):
-                raise unanswered(self, self.describe(), exc) from None
-            raise self._classify(exc) from None
+            error = (unanswered(self, self.describe(), exc) if body_sent and not isinstance(exc, smtplib.SMTPResponseException)
+                     else self._classify(exc))
+            error.refused = refused  # type: ignore[attr-defined]  # the RCPT answers had before it failed
+            raise error from None
         try:
             smtp.quit()
         except (smtplib.SMTPException, OSError):  # the message is accepted; a rude goodbye changes nothing
