@@ -85,6 +85,11 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
             return _userinfo_quote(env[name])  # postgresql://reports:${PGPASSWORD}@db/events
         if _QUERY_VALUE_START.fullmatch(value, 0, match.start()):
             return _userinfo_quote(env[name])  # ?password=${PGPASSWORD}: "&" or "#" in it ended the value
+        if match.group(0) == value and (password := url_password(env[name])):
+            # A whole URL in one variable (DATABASE_URL style) whose password holds a raw "/", "?", "#" or a
+            # space: encoded too, or the driver read part of it as the port and printed it (a re-check)
+            head, _, rest = env[name].partition(f":{password}@")
+            return f"{head}:{_userinfo_quote(password)}@{rest}"
         return env[name]
 
     return _ENV_RE.sub(sub, value)

@@ -22,7 +22,12 @@ _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
 # Names are matched decoded, so ?pass%77ord= is a password too. The last group is a presigned URL's
 # (S3's X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token; GCS's X-Goog-*): shown in errors as they
 # were (found in a Spark audit). Only these vendor prefixes: a bare "sort-key" is no credential.
-_SECRET_KEY_RE = re.compile(r"[a-z_]*pass(?:word|wd)?|pwd|secret|[a-z_]*token|api_?key|key|sig|signature|auth"
+# A name holding one of these words, with any prefix or suffix (found in a re-check: client_secret,
+# aws_secret_access_key, private_key, passphrase, credentials, api-key passed): secret, password, token,
+# credential(s), passphrase, and a key qualified as api/access/private/secret/signing. A bare "sslkey"
+# (a file path) or "sort-key" is not one.
+_SECRET_KEY_RE = re.compile(r"pwd|key|sig|signature|auth|[\w.-]*(?:pass(?:word|wd|phrase)|pass(?![a-z])|secret|token|credentials?)[\w.-]*"
+                            r"|[\w.-]*(?:api|access|private|secret|signing)[_-]?key[\w.-]*"
                             r"|(?:x-(?:amz|goog)-)?(?:signature|credential|security-token)", re.I)
 _QUERY_PARAM_RE = re.compile(r"([?&])([^=&#\s'\"]+)=([^&#\s'\"]*)")
 
@@ -42,8 +47,9 @@ def mask_url(url: str) -> str:
     ``smtp://reports:pw@host`` -> ``smtp://reports:***@host``;
     ``https://hooks.slack.com/services/T0/B0/XX`` -> ``https://hooks.slack.com/services/T…/***``.
     """
-    # Up to the last "@" of the authority: a password that should have been URL-encoded may hold "@".
-    url = re.sub(r"^([a-z0-9+.-]+://[^:/@\s]*):[^/\s]*@", r"\1:***@", url, flags=re.I)
+    # Up to the last "@" a host follows: a password that should have been URL-encoded may hold "@", "/" or a space.
+    if url_password(url) is not None:
+        url = _USERINFO_RE.sub(r"\1:***@", url, count=1)
     url = _mask_query(url)  # postgresql://u@h/db?password=...
     m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
     if not m or not (m.group(2) or "").strip("/"):
@@ -88,11 +94,22 @@ def secret_values(settings: BaseModel) -> list[str]:
     return found
 
 
+# scheme://user:PASSWORD@host: the password runs to the last "@" that a host follows, so one that should
+# have been URL-encoded is whole even with "@", "/", "?", "#" or a space in it (found in a re-check: a
+# DATABASE_URL-style variable holding "u:Zq9Se/cretPW77@db" printed the password in the error).
+_USERINFO_RE = re.compile(r"^([a-z0-9+.-]+://[^:/@\s]*):(.*)@(?=[^@/\s?#]*(?:[/?#\s]|$))", re.I | re.S)
+
+
 def url_password(url: str) -> str | None:
-    """The password of ``scheme://user:password@host``, up to the authority's last "@" (a password that
-    should have been URL-encoded may hold one); None without one."""
-    m = re.match(r"^[a-z0-9+.-]+://[^:/@\s]*:([^/]+)@", url, re.I)
-    return m.group(1) if m else None
+    """The password of ``scheme://user:password@host`` (see :data:`_USERINFO_RE`); None without one."""
+    m = _USERINFO_RE.match(url)
+    if not m or not m.group(2) or _PORT_AND_PATH.match(m.group(2)):
+        return None
+    return m.group(2)
+
+
+# "host:8443/hooks/team@corp" is a port and a path holding "@", not user:password
+_PORT_AND_PATH = re.compile(r"^\d{1,5}[/?#]")
 
 
 def url_secrets(url: str) -> list[str]:
