@@ -85,6 +85,20 @@ BAD = [
      ["reports[0].failure_examples", "integer"]),
     ("a number written as text", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = "95"'), 2,
      ["reports[0].completeness_threshold", "number"]),
+    # Found in a config re-check: these passed, and a run or check --missed ended "unexpected error: OverflowError".
+    ("a timeout of centuries", lambda s: s.replace('smtp_url = "${SMTP_URL}"', 'smtp_url = "${SMTP_URL}"\ntimeout = 1e300'), 2,
+     ["channels.mail.timeout", "3600"]),
+    ("a grace of eons", lambda s: s.replace('period = "week"', 'period = "week"\ngrace_minutes = 9999999999999999'), 2,
+     ["reports[0].grace_minutes"]),
+    ("a channel name with a line break", lambda s: s.replace("[channels.box]", '[channels."box\\nALERT: fake"]')
+     .replace('channels = ["box"]', 'channels = ["box\\nALERT: fake"]'), 2, ["channels.", "a channel name is"]),
+    ("a numeric Spark secret", lambda s: s + '[source.spark_conf]\n"spark.jdbc.password" = 12345678\n', 2,
+     ["source.spark_conf.spark.jdbc.password", "environment"]),
+    ("a Slack hook secret before a variable", lambda s: s + '[channels.chat]\ntype = "slack"\n'
+     'webhook_url = "https://hooks.slack.com/services/T0/B0/XyZsEcReT123/${HOME}"\n', 2, ["channels.chat.webhook_url", "environment"]),
+    ("two completeness baselines", lambda s: s.replace('period = "week"', 'period = "day"\nexpected_events_per_day = 100\n'
+     'completeness_baseline = "same_weekday"').replace('schedule = "0 9 * * mon"', 'schedule = "0 9 * * *"'), 2,
+     ["reports[0].completeness_baseline", "set one"]),
     ("a channel listed twice", lambda s: s.replace('channels = ["box"]', 'channels = ["box", "box"]'), 2,
      ["reports[0].channels", "'box' is listed twice"]),
     ("a template folder without report.html.j2", lambda s: s.replace('period = "week"', 'period = "week"\naudience = "."'), 2,
@@ -102,9 +116,16 @@ BAD = [
      ["reports[0].catch_up", "366"]),
     # Found in a config audit: check said ok ("in memory") or crashed, and every run ended "unexpected error".
     ("ledger url with two slashes", lambda s: s + '\n[ledger]\nurl = "sqlite://agentdigest.db"\n', 2,
-     ["ledger.url", "sqlite:///agentdigest.db", "three slashes"]),
+     ["ledger.url", "sqlite:///path", "three slashes"]),
     ("ledger url with a bad port", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:notaport/db"\n', 2,
      ["ledger.url", "port must be a number"]),
+    # Found in a config re-check: these passed too, and the run ended "unexpected error: ModuleNotFoundError".
+    ("ledger url with an async driver", lambda s: s + '\n[ledger]\nurl = "postgresql+asyncpg://u@127.0.0.1/db"\n', 2,
+     ["ledger.url", "async driver"]),
+    ("ledger url with a driver not installed", lambda s: s + '\n[ledger]\nurl = "postgresql+pg8000://u@127.0.0.1/db"\n', 2,
+     ["ledger.url", "not installed"]),
+    ("ledger url with a port out of range", lambda s: s + '\n[ledger]\nurl = "postgresql://u@127.0.0.1:99999/db"\n', 2,
+     ["ledger.url", "99999"]),
     ("ledger url with an unknown driver", lambda s: s + '\n[ledger]\nurl = "postgresql+nosuch://u@127.0.0.1/db"\n', 2,
      ["ledger.url", "unknown database driver"]),
     # Found in an email audit: these passed, then failed at send time (every recipient, or as "cannot reach").
@@ -450,7 +471,8 @@ def test_an_international_domain_is_sent_in_its_ascii_form(monkeypatch) -> None:
         parse_config(__import__("tomllib").loads(zwj), "agentdigest.toml")
 
 
-@pytest.mark.parametrize("args", [["run", "--dryrun"], ["history", "--limit", "0"], ["resend"], ["nosuchcmd"]])
+@pytest.mark.parametrize("args", [["run", "--dryrun"], ["history", "--limit", "0"], ["resend"], ["nosuchcmd"],
+                                  ["history", "--limit", "99999999999999999999999"]])  # OverflowError (a re-check)
 def test_a_usage_error_is_one_line(workdir, args):
     """Found in a config audit: click's boxed error panel took five lines on stderr, even in a pipe."""
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], capture_output=True, text=True,
@@ -523,3 +545,24 @@ def test_a_database_url_from_the_environment_never_shows_its_secret(workdir, url
                               env={**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1", "DBURL": url})
         assert done.returncode != 0
         assert "Zq9Se" not in done.stdout + done.stderr and "cretPW77" not in done.stdout + done.stderr, done.stderr
+
+
+def test_a_ledger_whose_folder_is_a_file_fails_check_and_is_one_line_in_run(workdir):
+    """Found in a config re-check: check said "not created yet; the first run creates it", and the run ended
+    "unexpected error: FileExistsError"."""
+    (workdir / "agentdigest.toml").write_text(GOOD + '\n[ledger]\nurl = "sqlite:///events.duckdb/ledger.db"\n')
+    check = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                           capture_output=True, text=True, cwd=workdir, timeout=120,
+                           env={**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1"})
+    assert check.returncode == 1 and "ledger" in check.stdout and "is not a folder" in check.stdout, check.stdout
+    run = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
+                         capture_output=True, text=True, cwd=workdir, timeout=120,
+                         env={**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1"})
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "cannot create the ledger" in lines[0], run.stderr
+
+
+def test_a_bare_command_shows_the_help_without_an_empty_error(workdir):
+    """Found in a config re-check: "agentdigest" alone printed the help and "agentdigest: error:  (see ...)"."""
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli"], capture_output=True, text=True, cwd=workdir, timeout=120)
+    assert done.returncode == 2 and "Usage" in done.stdout + done.stderr and "error:" not in done.stdout + done.stderr

@@ -298,7 +298,7 @@ def demo(
 def history(
     config: ConfigOpt = None,
     report: Annotated[Optional[str], typer.Option("--report", help="Only this report.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Rows to show (at most 100,000).")] = 50,
     next_: Annotated[bool, typer.Option("--next", help="Show each report's next run time instead.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -363,7 +363,8 @@ def main() -> None:
         code = app(prog_name="agentdigest", standalone_mode=False)
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "agentdigest"
-        _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
+        if exc.format_message():  # none when the help was shown for a bare "agentdigest"
+            _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
         sys.exit(exc.exit_code)
     except ClickException as exc:
         _console(stderr=True).print(f"agentdigest: error: {exc.format_message()}", markup=False)

@@ -170,7 +170,7 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
                               key=f"source.files[{i}]" if isinstance(files, list) else "source.files")
     spark_conf = source.get("spark_conf")
     for name, raw in (spark_conf.items() if isinstance(spark_conf, dict) else ()):
-        if isinstance(raw, str) and _SECRET_SETTING.search(name) and _written(raw).strip():
+        if isinstance(raw, (str, int, float)) and _SECRET_SETTING.search(name) and _written(str(raw)).strip():
             raise ConfigError("a secret written into the file; put it in an environment variable and write "
                               "\"${VAR}\" here (secrets come only from the environment)", file=file,
                               key=f"source.spark_conf.{name}")
@@ -198,8 +198,9 @@ def _holds_secret(value: str) -> bool:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", value, re.I):
         return bool(value.strip())  # a token, a signing secret
     return (bool(url_password(value)) or bool(query_tokens(value))
-            # a Slack webhook whose last part is written here (".../services/T0/B0/${HOOK_SECRET}" passes)
-            or bool(re.match(r"^https?://hooks\.slack\.com/.*[^/]$", value, re.I)))
+            # a Slack webhook whose secret part is written here: ".../services/T0/B0/${HOOK_SECRET}" passes,
+            # ".../services/T0/B0/XyZ.../${SFX}" does not (a re-check)
+            or bool(re.match(r"^https?://hooks\.slack\.com/(?:services/[^/]*/[^/]*/[^/]|.*[^/]$)", value, re.I)))
 
 
 def load_plugins(file: str = DEFAULT_CONFIG) -> None:

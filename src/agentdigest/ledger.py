@@ -257,6 +257,11 @@ def probe(url: str) -> str:
             return "reachable, empty; the first run creates its tables"
         if _sqlite_path(real) in ("", ":memory:"):
             return "in memory (nothing is kept between runs)"
+        folder = Path(_sqlite_path(real)).parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():  # found in a config re-check: "not created yet", then the run failed
+            raise LedgerError(f"cannot create the ledger: {folder} is not a folder")
         return "not created yet; the first run creates it"
     return f"reachable, schema version {version}" + ("" if version == SCHEMA_VERSION else
                                                      f" (upgraded to {SCHEMA_VERSION} on the next run)")
@@ -292,8 +297,11 @@ class Ledger:
             if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                _create_private(Path(path))
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    _create_private(Path(path))
+                except OSError as exc:  # a parent that is a file, a read-only disk: one line, not a traceback
+                    raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
                 kwargs["connect_args"] = {"timeout": 30}
         elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
             kwargs["connect_args"] = {"connect_timeout": 10}

@@ -32,6 +32,11 @@ _ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$|^[^<>\r\n]*<[^@\s<>,;]+@[^@\s<>,;]+>$")
 
 
+#: The longest grace before a missed report alarms: a month (found in a config re-check: 9999999999999999
+#: minutes overflowed the date arithmetic; timeouts and retry budgets over an hour and a day did too).
+GRACE_MAX = 31 * 24 * 60
+
+
 class _Model(BaseModel):
     # inf and nan are no setting (found in a config audit: max_conversation_hours = inf failed every run
     # with an OverflowError, expected_events_per_day = inf read as a permanent outage)
@@ -150,32 +155,46 @@ class LedgerConfig(_Model):
         # failed with "unexpected error".
         rest = value.partition("://")[2]
         if scheme.startswith("sqlite") and rest and not rest.startswith("/"):
-            raise ValueError(f"expected sqlite:///{rest} (three slashes before a relative path, four before an "
+            # not repeating the value: it may come from a variable, and hold a password (a re-check)
+            raise ValueError("expected sqlite:///path (three slashes before a relative path, four before an "
                              "absolute one)")
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
         try:
-            make_url(value).get_dialect()
+            url = make_url(value)
+            dialect = url.get_dialect()
         except NoSuchModuleError:
             raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
                              "postgresql+psycopg2://)") from None
         except (ArgumentError, ValueError):
             raise ValueError("not a database URL: the port must be a number, and a password holding / ? # @ "
                              "must be URL-encoded") from None
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError(f"port {url.port} is not a port (1-65535)")
+        # Found in a config re-check: asyncpg, pg8000 or aiosqlite passed, and the run ended "unexpected error:
+        # ModuleNotFoundError". The ledger is synchronous: no async driver; the driver must be installed.
+        if getattr(dialect, "is_async", False):
+            raise ValueError(f"{scheme!r} is an async driver; the ledger needs postgresql:// (psycopg) or sqlite:///")
+        try:  # a plain postgresql:// gets whichever of psycopg and psycopg2 is installed (ledger.engine_url)
+            if "+" in scheme:
+                dialect.import_dbapi()
+        except ImportError as exc:
+            raise ValueError(f"the driver of {scheme!r} is not installed ({exc.name or exc}); use postgresql:// "
+                             "with agentdigest[postgres], or install it") from None
         return value
 
 
 class AlarmsConfig(_Model):
     channel: str | None = None
-    grace_minutes: int = Field(120, ge=0, strict=True)
+    grace_minutes: int = Field(120, ge=0, le=GRACE_MAX, strict=True)
 
 
 class _ChannelBase(_Model):
-    timeout: float = Field(30.0, gt=0, strict=True, description="seconds allowed for each network call")
-    retry_budget: float = Field(300.0, ge=0, strict=True, description="seconds of retries allowed per delivery")
-    retry_initial: float = Field(1.0, gt=0, strict=True, description="seconds before the first retry; doubles each retry")
-    retry_max_wait: float = Field(60.0, gt=0, strict=True, description="longest wait between two retries, in seconds")
+    timeout: float = Field(30.0, gt=0, le=3600, strict=True, description="seconds allowed for each network call")
+    retry_budget: float = Field(300.0, ge=0, le=86400, strict=True, description="seconds of retries allowed per delivery")
+    retry_initial: float = Field(1.0, gt=0, le=3600, strict=True, description="seconds before the first retry; doubles each retry")
+    retry_max_wait: float = Field(60.0, gt=0, le=86400, strict=True, description="longest wait between two retries, in seconds")
 
 
 #: The base of every channel's settings, built-in or plug-in (timeout and retry settings).
@@ -409,7 +428,7 @@ class ReportConfig(_Model):
     schedule: str = "0 9 * * mon"
     channels: list[str] = Field(default_factory=list)
     catch_up: int = Field(0, ge=0, le=366, strict=True)  # strict: TOML's true is not 1 period; a year of days at most
-    grace_minutes: int | None = Field(None, ge=0, strict=True)
+    grace_minutes: int | None = Field(None, ge=0, le=GRACE_MAX, strict=True)
     completeness_threshold: float = Field(95.0, ge=0, le=100, strict=True)
     expected_events_per_day: float | None = Field(None, gt=0, strict=True)
     # A day report's expected volume from the same weekday of the 4 previous weeks, not the 4 previous days
@@ -440,6 +459,8 @@ class ReportConfig(_Model):
     @classmethod
     def _weekday_baseline_for_days(cls, value: str, info: Any) -> str:
         period = info.data.get("period")
+        if value == "same_weekday" and info.data.get("expected_events_per_day") is not None:
+            raise ValueError('"same_weekday" and expected_events_per_day are two baselines: set one')
         if value == "same_weekday" and period not in (None, "day"):
             raise ValueError(f'"same_weekday" is for day reports; a {period} report compares with its previous '
                              'periods ("previous_periods")')
@@ -562,6 +583,10 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> "Config":
+        for name in self.channels:  # found in a config re-check: a newline in a channel name forged log lines
+            if not re.fullmatch(_ID_RE, name):
+                raise _KeyedError(f"channels.{name!r}", "a channel name is letters, digits, '.', '-' and '_', "
+                                  "starting with a letter or digit (as a report id)")
         seen: set[str] = set()
         for i, report in enumerate(self.reports):
             if report.id in seen:
