@@ -149,6 +149,8 @@ def test_absent_columns_leave_metrics_out_with_a_note(tiny_source):
         "The events have no latency_ms column: latency figures are not shown.",
         "The events have no model column: the by-model table is not shown.",
         "The events have no token_count column: tokens and tokens per conversation are not shown.",
+        # the source's first week: its totals are compared with nothing before (a reader review)
+        "The events begin in this week, which may hold only part of its data: totals are compared but not judged.",
     )
     doc = data.as_dict()
     assert "by_model" not in doc["breakdowns"] and doc["quality"]["duplicate_events"] is None
@@ -311,3 +313,24 @@ def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
 def test_same_weekday_is_for_day_reports_only():
     with pytest.raises(ValueError, match="same_weekday.*day reports"):
         ReportConfig(id="r", period="week", completeness_baseline="same_weekday")
+
+
+def test_totals_against_the_first_period_with_data_are_not_judged(tmp_path):
+    """Found in a reader review: a week whose data began on its Saturday made the next one "+395%", notable and
+    green; in report.json too the totals are left unjudged, and a note says why."""
+    path = tmp_path / "events.duckdb"
+    week = parse_period("week", "2026-W47", "UTC")
+    with duckdb.connect(str(path)) as con:  # from Saturday of W46: 10 conversations a day
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'e' || d || '-' || i AS event_id, 'c' || d || '-' || i AS conversation_id,
+                   TIMESTAMPTZ '2026-11-14 12:00:00+00' + INTERVAL (d) DAY AS event_ts, 'message' AS event_type
+            FROM range(0, 9) t(d), range(0, 10) u(i)""")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    conversations = data.metrics["conversations"]
+    assert (conversations.value, conversations.previous) == (70, 20)  # Mon-Sun against Sat-Sun
+    assert conversations.good is None and conversations.notable is None and conversations.direction == "up"
+    assert any("begin in the previous week" in note for note in data.notes)

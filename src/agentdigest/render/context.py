@@ -223,9 +223,10 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
 
 
 def partial_previous(data: ReportData) -> bool:
-    """Whether the previous period is the first with data after empty ones, so may hold only part of it."""
+    """Whether this or the previous period is the first with data after empty ones, so may hold only part of
+    it: its totals are no news (compute leaves them unjudged and says so in a note)."""
     began = first_with_data(data.trend)
-    return 0 < began == len(data.trend) - 2
+    return 0 < began >= len(data.trend) - 2
 
 
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
@@ -255,16 +256,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     fmt = Formatter(str(data.settings.get("locale") or "en"), data.timezone)
     kind = audience_kind(data)
     word = fmt.period_word(data.period_kind)
-    notes = list(data.notes)
-    if partial_previous(data):
-        # The previous period is the first with data: its totals may cover part of it, so a move against
-        # them is shown, not judged or coloured, and not the opening's news (found in a reader review:
-        # "Conversations rose 165%" against a month whose data began on the 19th). Rates still compare.
-        data = replace(data, metrics={k: replace(m, good=None, notable=None) if m.is_total else m
-                                      for k, m in data.metrics.items()})
-        previous = fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end)
-        notes.append(f"{previous} is the first {word} with data, so it may hold only part of it: changes in "
-                     f"totals against it are shown but not judged.")
+    notes = list(data.notes)  # compute's: a first period with data is said there (report.json too)
     charts: list[Chart] = []
     cards = []
     for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
