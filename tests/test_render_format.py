@@ -189,8 +189,10 @@ def test_a_move_shown_as_no_change_has_no_arrow_and_no_colour() -> None:
 
     card = kpi(metric("cost_usd", 99.97, 100.0), EN)
     assert card["change"] == "no change" and card["arrow"] == "" and card["tone"] == "neutral"
-    moved = kpi(metric("cost_usd", 90.0, 100.0), EN)
+    moved = kpi(replace(metric("cost_usd", 90.0, 100.0), notable=True), EN)
     assert moved["change"] == "-10%" and moved["arrow"] == "▼" and moved["tone"] == "good"
+    # untested (too few periods to judge a count): shown with its arrow, not coloured (a reader re-check)
+    assert kpi(metric("cost_usd", 90.0, 100.0), EN)["tone"] == "neutral"
 
 
 def test_on_incomplete_data_the_opening_leaves_totals_out() -> None:
@@ -269,7 +271,8 @@ def test_cut_ids_show_where_they_part_in_every_artifact_table() -> None:
 @pytest.mark.parametrize(("good", "notable", "change_pct", "tone"), [
     (False, True, -0.5, "bad"),      # notable: coloured however small
     (True, False, 40.0, "neutral"),  # within the usual variation: grey however large
-    (False, None, 51.0, "bad"),      # not tested (p95 latency): coloured when at least 1%
+    (False, None, 51.0, "bad"),      # no test for p95 latency: coloured from 5%
+    (False, None, 3.0, "neutral"),   # ... and grey under it
     (True, None, 0.4, "neutral"),    # not tested and slight: grey
     (None, True, 12.0, "neutral"),   # no better direction, or not judged (incomplete data)
 ])
@@ -305,8 +308,9 @@ def test_an_agents_rates_are_coloured_when_its_own_test_says_notable() -> None:
     # billing-bot: errors 3.9% -> 14.2% (z = 6.1) and resolution 69.4% -> 63.8% (z = -2.0, p = 0.047)
     assert agents["billing-bot"]["error_rate_change"] == "+10.3 pp" and agents["billing-bot"]["error_rate_tone"] == "bad"
     assert agents["billing-bot"]["resolution_tone"] == "bad"
-    # tiny-bot: big moves on 12 conversations cannot be tested; large enough to colour
-    assert agents["tiny-bot"]["error_rate_tone"] == "bad" and agents["tiny-bot"]["resolution_tone"] == "bad"
+    # tiny-bot: big moves on 12 conversations cannot be tested: grey (a re-check: rows of 17 conversations
+    # were a wall of colour)
+    assert agents["tiny-bot"]["error_rate_tone"] == "neutral" and agents["tiny-bot"]["resolution_tone"] == "neutral"
     # steady-bot: 65.6% -> 67.4% and 4.6% -> 4.2% are within chance (p = 0.41, 0.72): grey
     assert agents["steady-bot"]["resolution_tone"] == "neutral" and agents["steady-bot"]["error_rate_tone"] == "neutral"
 
@@ -331,3 +335,18 @@ def test_a_previous_period_that_is_the_first_with_data_is_not_judged_against() -
     assert [row["conversations"] for row in ctx["trend"]] == ["2,210", "2,480"]  # no "0" weeks before the data
     assert series(data, "conversations")[:6] == [None] * 6
     assert ctx["volume"]["window"] is None  # no "+12% over 2 weeks" from a partial first week
+
+
+@pytest.mark.parametrize(("count", "previous", "tone"), [
+    (2, 1, "neutral"),    # +100%, but 1 -> 2 is chance (a reader re-check)
+    (42, 24, "bad"),      # |42 - 24| / sqrt(66) = 2.2
+    (30, 24, "neutral"),  # 0.8
+    (10, 30, "good"),     # 3.2
+])
+def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: int, previous: int, tone: str) -> None:
+    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.sections import breakdowns
+
+    data = replace(make_report("engineering"), errors_by_type=({"error_type": "tool_timeout", "count": count,
+                                                                 "previous": previous},))
+    assert breakdowns(data, EN, EMAIL_LIMITS)["errors_by_type"]["rows"][0]["tone"] == tone

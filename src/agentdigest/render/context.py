@@ -64,6 +64,20 @@ def audience_kind(data: ReportData) -> str:
     return audience if audience in ("executive", "engineering") else "custom"
 
 
+#: Figures no test applies to: an untested move of theirs is coloured from this much (percent); any other
+#: untested move (too few conversations or trailing periods, savings) is grey.
+UNTESTED_SLIGHT_PCT = {"p50_latency_ms": 5.0, "p95_latency_ms": 5.0, "p99_latency_ms": 5.0}
+
+
+def _tone(metric: MetricValue) -> str:
+    threshold = UNTESTED_SLIGHT_PCT.get(metric.name)
+    if metric.notable is None and threshold is None:
+        return "neutral"
+    pct = finite_number(metric.change_pct)
+    is_slight = _slight(metric) if threshold is None else (pct is None or abs(pct) < threshold)
+    return judged_tone(metric.good, metric.notable, is_slight)
+
+
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
     change = fmt.change(metric)
     # A move too small to show ("no change" at the shown precision) gets no arrow, no colour and no
@@ -72,7 +86,7 @@ def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[s
     return {
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
         "previous": fmt.value(metric.previous, metric.unit), "change": change,
-        "tone": judged_tone(metric.good, metric.notable, _slight(metric)) if shown else "neutral",
+        "tone": _tone(metric) if shown else "neutral",
         "arrow": ARROWS.get(metric.direction or "", "") if shown else "",
         "notable": metric.notable is True and shown, "description": metric.description, "chart": chart,
         "unit": metric.unit,

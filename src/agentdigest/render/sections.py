@@ -130,12 +130,22 @@ def slight(change_pct: Any, change_pp: Any = None) -> bool:
 
 
 def judged_tone(good: bool | None, notable: bool | None, is_slight: bool) -> str:
-    """The colour of a change badge. Green or red only when the move is notable, or could not be tested
-    (p95 latency, one error type, too few conversations) and is not slight; a move within the usual
-    noise is grey (found by a reader review: five of six headline badges were red and one was notable)."""
+    """The colour of a change badge. Green or red only when the move is notable, or, for a figure no test
+    applies to (latency percentiles), when it is not slight; a move within the usual noise, or one too
+    few conversations or periods could not test, is grey (found by a reader review: five of six headline
+    badges were red and one was notable; a re-check: rows of 17 conversations were a wall of colour)."""
     if good is None or notable is False or (notable is None and is_slight):
         return "neutral"
     return "good" if good else "bad"
+
+
+def counts_differ(current: Any, previous: Any) -> bool | None:
+    """Whether two event counts differ beyond chance (each read as a Poisson count: |a - b| / sqrt(a + b)
+    of at least 1.96, p < 0.05); None when either is missing. An error type going from 1 to 2 is not news."""
+    a, b = finite_number(current), finite_number(previous)
+    if a is None or b is None or a < 0 or b < 0:
+        return None
+    return a + b > 0 and abs(a - b) / math.sqrt(a + b) >= 1.96
 
 
 #: An agent's p95 latency rests on its own few events: an untested move under this (percent) is not coloured
@@ -144,9 +154,11 @@ AGENT_P95_SLIGHT_PCT = 10.0
 
 
 def _change_tone(current: Any, previous: Any, higher_is_better: bool | None, *, rate: bool = False,
-                 notable: bool | None = None, slight_pct: float = SLIGHT_PCT) -> str:
+                 notable: bool | None = None, slight_pct: float = SLIGHT_PCT, tested: bool = False) -> str:
+    """``tested``: a test applies to this figure, so when it could not be run (too few conversations)
+    the move is grey, not coloured as an untested one."""
     cur, prev = finite_number(current), finite_number(previous)
-    if cur is None or prev is None or cur == prev or higher_is_better is None:
+    if cur is None or prev is None or cur == prev or higher_is_better is None or (tested and notable is None):
         return "neutral"
     moved = slight(None, cur - prev) if rate else (prev != 0 and abs((cur - prev) / abs(prev) * 100) < slight_pct)
     return judged_tone((cur > prev) == higher_is_better, notable, moved)
@@ -189,7 +201,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "type": label,
         "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
         "change": fmt.change_between(r.get("count"), r.get("previous")),
-        "tone": _change_tone(r.get("count"), r.get("previous"), False),
+        "tone": _change_tone(r.get("count"), r.get("previous"), False,
+                             notable=counts_differ(r.get("count"), r.get("previous")), tested=True),
     } for r, label in zip(rows, labels)]}
 
     rows, more = _top(data.by_model, "total_tokens", limits.models)
@@ -215,12 +228,12 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "resolution": fmt.percent(r.get("resolution_rate")),
         "resolution_change": fmt.change_between(r.get("resolution_rate"), r.get("previous_resolution_rate"), rate=True),
         "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True, rate=True,
-                                        notable=_agent_rate_notable(r, "resolved_conversations")),
+                                        notable=_agent_rate_notable(r, "resolved_conversations"), tested=True),
         "containment": fmt.percent(r.get("containment_rate")),
         "error_rate": fmt.percent(r.get("error_rate")), "errors": fmt.count(r.get("errors")),
         "error_rate_change": fmt.change_between(r.get("error_rate"), r.get("previous_error_rate"), rate=True),
         "error_rate_tone": _change_tone(r.get("error_rate"), r.get("previous_error_rate"), False, rate=True,
-                                        notable=_agent_rate_notable(r, "error_conversations")),
+                                        notable=_agent_rate_notable(r, "error_conversations"), tested=True),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")),
         "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
@@ -275,7 +288,6 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     rows = [
         ("Completeness", fmt.percent(q.completeness_pct)),
         ("Events received", fmt.count(q.received_events)),
-        ("Latest event", fmt.moment(q.latest_event, "EEE d MMM HH:mm") if q.latest_event else NA),
         ("Events expected", fmt.count(round(q.expected_events)) if finite_number(q.expected_events) is not None else NA),
         ("Expected from", baseline),
         ("Warning threshold", fmt.percent(q.threshold)),
@@ -303,7 +315,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
             if (finite_number(q.completeness_pct) or 0) > 110 else "")
     summary = {
         "completeness": (f"Completeness {fmt.percent(q.completeness_pct)} ({fmt.count(q.received_events)} events "
-                         f"received, {rows[3][1]} expected){more}; "
+                         f"received, {rows[2][1]} expected){more}; "
                          f"{fmt.count(gaps)} hourly gap{'' if gaps == 1 else 's'}."),
         "invalid": ("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.",
     }

@@ -197,8 +197,8 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
     lines += [""]
     if ctx["notes"]:
         lines += wrap("Notes: " + " ".join(ctx["notes"]))
-    lines += wrap("Changes marked [notable] passed a significance check against the usual variation; "
-                  "latency percentiles, savings and error types are not tested.")
+    lines += wrap("Changes marked [notable] passed a significance check. Latency percentiles have no test; "
+                  "other changes are within chance or had too little data to test.")
     lines += wrap(f"{'Latest event ' + r['data_until'] + '. ' if r.get('data_until') else ''}"
                   f"Generated {r['generated_at']} by agentdigest · report {r['id']} · period {r['period_key']} "
                   f"({r['timezone']}).")
