@@ -350,3 +350,16 @@ def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: i
     data = replace(make_report("engineering"), errors_by_type=({"error_type": "tool_timeout", "count": count,
                                                                  "previous": previous},))
     assert breakdowns(data, EN, EMAIL_LIMITS)["errors_by_type"]["rows"][0]["tone"] == tone
+
+
+def test_failure_examples_keep_long_ids_apart() -> None:
+    """Found in a re-check: four error types that differ only in the middle read the same in the failure
+    examples, where the tables kept them apart."""
+    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.sections import failures
+
+    data = make_report("engineering")
+    kinds = [f"integration.payments.gateway.{part}.upstream.response.exception" for part in ("timeout", "refused", "reset")]
+    rows = tuple({**data.failure_examples[0], "error_type": kind, "event_type": "error"} for kind in kinds)
+    shown = [f["type"] for f in failures(replace(data, failure_examples=rows), EN, EMAIL_LIMITS)]
+    assert len(set(shown)) == 3 and all(len(t) <= 40 for t in shown), shown

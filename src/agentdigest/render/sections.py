@@ -264,15 +264,20 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     # errors first (what an engineer can act on), each kind latest first
     rows = sorted(data.failure_examples, key=lambda r: str(r.get("event_ts") or ""), reverse=True)
     rows.sort(key=lambda r: r.get("event_type") != "error")
+    rows = rows[: limits.failures]
+    # cut as the tables cut them: two long ids that differ in the middle stay apart (a re-check: four error
+    # types read "integration.payments.gat…ponse.exception")
+    conversations, agents, types = (names([r.get(key) for r in rows], 40)
+                                    for key in ("conversation_id", "agent_id", "error_type"))
     return [{
         "time": fmt.moment(r.get("event_ts"), "EEE d MMM HH:mm") if r.get("event_ts") else NA,
-        "conversation": clip(r.get("conversation_id"), 40, middle=True),
+        "conversation": conversation if r.get("conversation_id") is not None else NA,
         # "" when the events have no agent_id column at all: "agent (none)" on every failure said nothing
-        "agent": name(r.get("agent_id"), 40) if data.by_agent is not None else "",
+        "agent": agent if data.by_agent is not None else "",
         "kind": clip(r.get("event_type"), 30),
-        "type": clip(r.get("error_type"), 40, middle=True) if r.get("error_type") is not None else "",
+        "type": kind if r.get("error_type") is not None else "",
         "message": clip(r.get("error_message"), limits.message_chars) if r.get("error_message") else "",
-    } for r in rows[: limits.failures]]
+    } for r, conversation, agent, kind in zip(rows, conversations, agents, types)]
 
 
 def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any] | None:

@@ -97,7 +97,7 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
     if ctx["failures"]:
         f = ctx["failures"][0]
         kind = f["kind"] + (f" / {f['type']}" if f["type"] else "")
-        blocks.append(_section(f"*Latest failure* ({escape(f['time'])})"))
+        blocks.append(_section(f"*Failure example* ({escape(f['time'])})"))
         agent = f", agent {isolated(f['agent'])}" if f["agent"] else ""
         blocks.append(_plain(f"{kind}{agent}:\n{f['message'][:300] or '(no message)'}"))
     return blocks

@@ -122,9 +122,14 @@ def executive(ctx: dict[str, Any]) -> list[str]:
         out += wrap(ctx["savings_hint"])
     if len(ctx["trend"]) > 1:
         out += heading(f"Last {len(ctx['trend'])} {ctx['report']['period_word']}s")
-        out += table([("Period", "period", False), ("Conversations", "conversations", True),
-                      ("Resolution", "resolution", True), ("Containment", "containment", True),
-                      ("Error rate", "error_rate", True), ("Cost", "cost", True)], ctx["trend"], absent=ctx["absent"])
+        # Short headings leave the dates their width: a date cut in the middle is a wrong date (a re-check:
+        # "10月26日…1月1日" read as 26 Oct to 1 Jan), and "(incomplete)" is a footnote mark here.
+        rows = [{**row, "period": row["period"].replace(" (incomplete)", " *")} for row in ctx["trend"]]
+        out += table([("Period", "period", False), ("Conv.", "conversations", True),
+                      ("Resol.", "resolution", True), ("Contain.", "containment", True),
+                      ("Err. rate", "error_rate", True), ("Cost", "cost", True)], rows, absent=ctx["absent"])
+        if any(row["period"].endswith(" *") for row in rows):
+            out.append("  * incomplete: see the warning at the top")
     if q := ctx["quality"]:
         out += heading("Data quality")
         out += wrap(q["summary"]["completeness"] + " " + q["summary"]["invalid"])
