@@ -199,8 +199,11 @@ class Formatter:
         if kind == "month":  # the month's name alone is LLLL ("Sept" came of the skeleton MMMM in en_GB)
             return format_skeleton("yMMMM", first, locale=locale) if year else format_date(first, "LLLL", locale=locale)
         if first.date() == last.date():
-            return format_skeleton("yMMMEd" if year else "MMMEd", first, locale=locale)
-        return format_interval(first.date(), last.date(), "yMMMd" if year else "MMMd", locale=locale)
+            text = format_skeleton("yMMMEd" if year else "MMMEd", first, locale=locale)
+        else:
+            text = format_interval(first.date(), last.date(), "yMMMd" if year else "MMMd", locale=locale)
+        # en_GB's "Sept" beside the reports' other English dates' "Sep" (a re-check: one report had both)
+        return text.replace("Sept", "Sep") if str(self.locale) == "en" else text
 
     def period_word(self, kind: str) -> str:
         return _UNIT_WORD.get(kind, "period")
