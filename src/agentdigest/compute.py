@@ -28,7 +28,7 @@ from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
-from .significance import first_with_data
+from .significance import begins_within, first_with_data
 from .sources import ConversionError, QueryFailed, Source, query_error
 
 TREND_PERIODS = 8
@@ -192,13 +192,12 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     # Nor a total against a period that is the first with data, or in the period that is: the first may hold
     # only part of it (a reader review: "+165%" against a month begun on the 19th, "+395%" against a week
     # begun on Saturday, "rose from 0" on the first day). Said in a note, in report.json too.
-    began = first_with_data(trend)
-    first = 0 < began and began >= len(trend) - 2
+    first = begins_within(trend, 2)
     if first:
         metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if first:
-        which = "this" if began == len(trend) - 1 else "the previous"
+        which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "
                      f"are compared but not judged.")
     notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_SUMMED[col][1]}"

@@ -107,6 +107,12 @@ def first_with_data(rows: Sequence[Mapping[str, Any]]) -> int:
     return next((i for i, row in enumerate(rows) if finite_number(row.get("conversations"))), len(rows))
 
 
+def begins_within(rows: Sequence[Mapping[str, Any]], last: int) -> bool:
+    """Whether the data begin, after empty periods, in one of the ``last`` trend rows (the current period
+    is the last row): such a first period may hold only part of its data."""
+    return 0 < first_with_data(rows) >= len(rows) - last
+
+
 def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]) -> dict[str, bool | None]:
     """For each metric: True (notable), False (within noise) or None (not enough data to judge).
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
-from ..significance import first_with_data
+from ..significance import begins_within, first_with_data
 from .format import FLAT, NA, NEW, Formatter
 from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, slight
 
@@ -167,7 +167,8 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     usual = ENGINEERING_OPENING if kind == "engineering" else EXECUTIVE_OPENING
     keys = list(dict.fromkeys([k for k in cards if k in data.metrics and data.metrics[k].notable is True] + list(usual)))
     incomplete = data.quality is not None and data.quality.warning
-    partial = partial_previous(data)
+    # this or the previous period is the first with data: its totals are no news (compute left them unjudged)
+    partial = begins_within(data.trend, 2)
     if incomplete or partial:  # a total that fell because events are missing is not news (found in a Slack
         # audit: "Conversations fell 89%" led the message right under the incomplete-data banner), nor one
         # that rose against a partial first period
@@ -234,13 +235,6 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
         window = (f"{fmt.signed_pct((values[-1] - values[0]) / values[0] * 100)} over the last "
                   f"{len(values)} {word}s ({fmt.count(values[0])} → {fmt.count(values[-1])})")
     return {**kpi(metric, fmt), "window": window, "word": word}
-
-
-def partial_previous(data: ReportData) -> bool:
-    """Whether this or the previous period is the first with data after empty ones, so may hold only part of
-    it: its totals are no news (compute leaves them unjudged and says so in a note)."""
-    began = first_with_data(data.trend)
-    return 0 < began >= len(data.trend) - 2
 
 
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..report import ReportData
 from ..changes import finite_number
-from ..significance import first_with_data, proportions_notable
+from ..quality import BASELINE_PERIODS
+from ..significance import begins_within, proportions_notable
 from .format import NA, Formatter
 
 ELLIPSIS = "…"
@@ -316,8 +317,8 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     gaps = len(q.gaps)
     # Over 100% is more events than the baseline, not better data (found in a reader review: 262.4% stood
     # unexplained); a share over 110% says so.
-    began = first_with_data(data.trend)
-    why = (", whose first period with data may hold only part of one" if 0 < began >= len(data.trend) - 5
+    why = (", whose first period with data may hold only part of one"
+           if begins_within(data.trend, BASELINE_PERIODS + 1)
            else ", as a weekday against weekend days does (see completeness_baseline)"
            if data.period_kind == "day" and q.baseline == "previous_periods" else "")
     more = f": more events than the baseline{why}" if (finite_number(q.completeness_pct) or 0) > 110 else ""
