@@ -18,6 +18,7 @@ except ImportError:  # not POSIX: no lock (one process per archive)
     fcntl = None  # type: ignore[assignment]
 
 from .errors import ArchiveError, InputError
+from .folders import cannot_write, nearest_existing
 from .waiting import wait_for
 
 ARTIFACTS = {
@@ -60,13 +61,9 @@ def writing(archive: Path) -> Iterator[None]:
 def check_writable(archive: Path) -> str:
     """Why ``archive`` could not hold reports, or "" when it can; creates nothing (``check`` changes
     nothing): the folder, or the nearest existing one above it, must be a writable folder with space."""
-    here = Path(archive)
-    while not here.exists() and here != here.parent:
-        here = here.parent
-    if not here.is_dir():
-        return f"{here} is not a folder; check [archive] path (or --archive)"
-    if not os.access(here, os.W_OK | os.X_OK):
-        return f"{here} is not writable; check [archive] path (or --archive)"
+    if problem := cannot_write(archive):
+        return f"{problem}; check [archive] path (or --archive)"
+    here = nearest_existing(archive)
     stats = os.statvfs(here)
     if stats.f_bavail * stats.f_frsize < 1024 * 1024:
         return f"{here}: no space left on the device"

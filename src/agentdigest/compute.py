@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -156,12 +156,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         failures = _rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
 
         q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
-        # The 4 previous periods' hours, or, for a source silent through all of them, those of the last
-        # periods with data in the trend (one more query, only then).
-        back = [] if report.expected_events_per_day is not None else quality_mod.silent_baseline(
-            period, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")), TREND_PERIODS - 1)
-        if report.completeness_baseline == "same_weekday" and report.expected_events_per_day is None:
-            back = list(quality_mod.SAME_WEEKDAY)
+        back = [] if report.expected_events_per_day is not None else quality_mod.baseline_periods(
+            report.completeness_baseline, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")),
+            TREND_PERIODS - 1)
         origin = quality_mod.baseline_origin(period, max(back, default=quality_mod.BASELINE_PERIODS))
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
@@ -180,21 +177,17 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
                                  events_per_conversation=_events_per_conversation(hourly, period_rows, origin, period),
-                                 back=back, basis=report.completeness_baseline if back == list(quality_mod.SAME_WEEKDAY) else None)
-    if quality.warning:
-        # A total that moved because events are missing is not news: neither judged notable nor
-        # coloured good or bad (a cost "drop" would read as a saving) on incomplete data.
-        metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
-    # Nor is a figure whose column has no value in one of the two periods (found in a re-check: a cost
-    # column that emptied this week read "Agent cost $0.00, -100%, notable" in green).
-    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _SUMMED[col][2]}
-    metrics = {k: _with(m, notable=None, good=None) if k in unjudged else m for k, m in metrics.items()}
-    # Nor a total against a period that is the first with data, or in the period that is: the first may hold
-    # only part of it (a reader review: "+165%" against a month begun on the 19th, "+395%" against a week
-    # begun on Saturday, "rose from 0" on the first day). Said in a note, in report.json too.
+                                 back=back)
+    # A total that moved because events are missing is not news: neither judged notable nor coloured good
+    # or bad (a cost "drop" would read as a saving) on incomplete data. Nor a total in or against the first
+    # period with data, which may hold only part of it (a reader review: "+165%" against a month begun on
+    # the 19th, "rose from 0" on the first day; said in a note below, in report.json too).
     first = begins_within(trend, 2)
-    if first:
-        metrics = {k: _with(m, notable=None, good=None) if m.is_total else m for k, m in metrics.items()}
+    # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
+    # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
+    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _SUMMED[col][2]}
+    metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first))
+               else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if first:
         which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
@@ -392,7 +385,7 @@ def _failures(ev: ir.Table, limit: int) -> ir.Table:
 def _failure_row(r: dict[str, Any], period: Period) -> dict[str, Any]:
     ts = r["event_ts"]
     if isinstance(ts, datetime):
-        ts = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).astimezone(period.tz).isoformat()
+        ts = period.local(ts).isoformat()
     return {
         "conversation_id": r["conversation_id"],
         "agent_id": r.get("event_agent_id"),

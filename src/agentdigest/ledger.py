@@ -44,6 +44,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from .errors import AgentDigestError, ConfigError
+from .folders import cannot_write
 from .masking import mask_text, mask_url
 from .owners import has_exited
 from .waiting import wait_for
@@ -196,9 +197,8 @@ def _inspect(url: str, writable: bool = False) -> int | None:
                 return None
             file = Path(path)
             if not file.exists():
-                folder = next((p for p in file.parents if p.exists()), Path("."))
-                if not os.access(folder, os.W_OK):
-                    raise LedgerError(f"cannot create the ledger {mask_url(url)}: {folder} is not writable")
+                if problem := cannot_write(file.parent):  # a read-only folder, or a file where one should be
+                    raise LedgerError(f"cannot create the ledger {mask_url(url)}: {problem}")
                 return None
             engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
         else:
@@ -257,11 +257,6 @@ def probe(url: str) -> str:
             return "reachable, empty; the first run creates its tables"
         if _sqlite_path(real) in ("", ":memory:"):
             return "in memory (nothing is kept between runs)"
-        folder = Path(_sqlite_path(real)).parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():  # found in a config re-check: "not created yet", then the run failed
-            raise LedgerError(f"cannot create the ledger: {folder} is not a folder")
         return "not created yet; the first run creates it"
     return f"reachable, schema version {version}" + ("" if version == SCHEMA_VERSION else
                                                      f" (upgraded to {SCHEMA_VERSION} on the next run)")

@@ -63,6 +63,10 @@ class Period:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def local(self, instant: datetime) -> datetime:
+        """An engine's timestamp (aware, or naive in UTC) in this period's timezone."""
+        return (instant if instant.tzinfo else instant.replace(tzinfo=ZoneInfo("UTC"))).astimezone(self.tz)
+
     @property
     def start(self) -> datetime:
         return _local_midnight(self.first_day, self.tz)

@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Sequence
 import statistics
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -109,11 +108,14 @@ def baseline_origin(period: Period, back: int = BASELINE_PERIODS) -> datetime:
 SAME_WEEKDAY = (7, 14, 21, 28)
 
 
-def silent_baseline(period: Period, has_data: Callable[[int], bool], reach: int) -> list[int]:
-    """When none of the 4 previous periods has data but some of the ``reach`` before them had: the (up to 4)
-    most recent of those, as how many periods back each is. Found in a scale audit: a source silent for more
-    than 4 periods read as "no history yet", with no warning, while its own trend showed the weeks it
-    stopped after. Empty otherwise (the usual baseline applies)."""
+def baseline_periods(setting: str, has_data: Callable[[int], bool], reach: int) -> list[int]:
+    """The baseline periods, as how many periods back each is, when they are not the 4 previous ones (then
+    empty): a day report's same weekday (``completeness_baseline = "same_weekday"``), or, when none of the 4
+    previous periods has data but some of the ``reach`` before them had, the (up to 4) most recent of those.
+    Found in a scale audit: a source silent for more than 4 periods read as "no history yet", with no
+    warning, while its own trend showed the weeks it stopped after."""
+    if setting == "same_weekday":
+        return list(SAME_WEEKDAY)
     if any(has_data(k) for k in range(1, BASELINE_PERIODS + 1)):
         return []
     return [k for k in range(BASELINE_PERIODS + 1, reach + 1) if has_data(k)][:BASELINE_PERIODS]
@@ -121,12 +123,12 @@ def silent_baseline(period: Period, has_data: Callable[[int], bool], reach: int)
 
 def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period, now: datetime,
            *, threshold: float, expected_per_day: float | None, events_per_conversation: float = 1.0,
-           back: Sequence[int] = (), basis: str | None = None) -> Quality:
+           back: Sequence[int] = ()) -> Quality:
     """Completeness, gaps and the warning flag from the two queries' results.
 
     ``events_per_conversation`` scales the gap rule: events arrive in clumps (a conversation's),
     so silence is judged by the conversations that were expected, not by the events. ``back`` names the
-    baseline periods (how many periods back) when they are not the 4 previous ones (:func:`silent_baseline`);
+    baseline periods (how many periods back) when they are not the 4 previous ones (:func:`baseline_periods`);
     ``hourly`` then starts at ``baseline_origin(period, max(back))``.
     """
     origin = baseline_origin(period, max(back, default=BASELINE_PERIODS))
@@ -149,7 +151,7 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         expected = expected_per_day * n_hours / 24.0
         per_hour_expected = [expected_per_day / 24.0] * n_hours
     else:
-        basis = basis or ("earlier_periods" if back else "previous_periods")
+        basis = ("same_weekday" if tuple(back) == SAME_WEEKDAY else "earlier_periods") if back else "previous_periods"
         # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
         # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
         history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]
@@ -204,15 +206,8 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         unknown_event_types=int(counts.get("unknown_event_types") or 0),
         future_events=int(counts.get("future_events") or 0),
         gaps=tuple(gaps),
-        latest_event=_moment(counts.get("latest_event"), period),
+        latest_event=period.local(latest) if isinstance(latest := counts.get("latest_event"), datetime) else None,
     )
-
-
-def _moment(value: Any, period: Period) -> datetime | None:
-    """A timestamp from an engine (aware, naive UTC, or None) in the period's timezone."""
-    if not isinstance(value, datetime):
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(period.tz)
 
 
 def _hours(period: Period) -> int:

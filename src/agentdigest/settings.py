@@ -53,7 +53,9 @@ def _no_line_breaks(value: str) -> str:
     return value
 
 
-def _address(value: str) -> str:
+def email_address(value: str) -> str:
+    """One email address as a channel sends to it (checked, an international domain in its ASCII form);
+    a ValueError saying what is wrong."""
     _no_line_breaks(value)
     if not _EMAIL_RE.match(value.strip()):
         raise ValueError(f"expected an email address like name@example.com, got {value!r}")
@@ -87,12 +89,6 @@ def _address(value: str) -> str:
             raise ValueError(f"{addresses[0].addr_spec!r}: the domain is not a valid international name") from None
         value = value.replace(f"@{domain}", f"@{ascii_domain}")
     return value
-
-
-def email_address(value: str) -> str:
-    """One email address as a channel sends to it (checked, an international domain in its ASCII form);
-    a ValueError saying what is wrong."""
-    return _address(value)
 
 
 def _loopback(host: str | None) -> bool:
@@ -222,10 +218,10 @@ class EmailChannel(_ChannelBase):
     ca_file: Path | None = None
 
     _addresses = field_validator("to", "cc", "bcc", mode="after")(
-        classmethod(lambda cls, v: [_address(a) for a in v])
+        classmethod(lambda cls, v: [email_address(a) for a in v])
     )
     _single = field_validator("from_", "reply_to", mode="after")(
-        classmethod(lambda cls, v: None if v is None else _address(v))
+        classmethod(lambda cls, v: None if v is None else email_address(v))
     )
 
     @field_validator("smtp_url")

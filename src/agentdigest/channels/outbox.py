@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import DeliveryError
+from ..folders import cannot_write
 from .base import BaseChannel, CheckResult, Delivery, Receipt, TargetResult
 from .slack import mark_test
 
@@ -60,13 +61,9 @@ class OutboxChannel(BaseChannel):
         )
 
     def check(self) -> CheckResult:
-        path = Path(self.settings.path)
-        probe = path if path.exists() else next((p for p in path.parents if p.exists()), path)
-        if not probe.is_dir():  # found in a config audit: a path naming a file was "writable"
-            return CheckResult(self.name, False, f"{self.describe()}: {probe} is not a folder")
-        if os.access(probe, os.W_OK):
-            return CheckResult(self.name, True, f"{self.describe()}: writable")
-        return CheckResult(self.name, False, f"{self.describe()}: not writable")
+        if problem := cannot_write(Path(self.settings.path)):
+            return CheckResult(self.name, False, f"{self.describe()}: {problem}")
+        return CheckResult(self.name, True, f"{self.describe()}: writable")
 
 
 def _write_new(target: Path, content: bytes) -> Path:

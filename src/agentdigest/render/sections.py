@@ -107,7 +107,7 @@ def names(values: Sequence[Any], limit: int) -> list[str]:
     literally "(none)" or "(blank)" is shown in quotes (found in a scale audit: two rows read "(none)")."""
     texts = [None if v is None else " ".join(str(v).split()) for v in values]
     texts = [t if t not in (UNNAMED, BLANK) else f'"{t}"' for t in texts]
-    labels = cut_apart([t or None if t is not None else None for t in texts], limit)
+    labels = cut_apart([t or None for t in texts], limit)  # a blank key is not cut, it is "(blank)"
     return [UNNAMED if text is None else BLANK if not text else label  # type: ignore[misc]
             for text, label in zip(texts, labels)]
 

@@ -1,0 +1,27 @@
+"""Whether a folder agentdigest writes to (the archive, an outbox, a SQLite ledger's) could be written,
+checked without creating anything: ``check`` changes nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists (where it would be created)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def cannot_write(folder: Path) -> str:
+    """Why files could not be created in ``folder`` (made if missing), or "" when they could: the nearest
+    existing path must be a folder this process may write (found in a config audit: a path naming a file
+    was called writable, and the run failed)."""
+    here = nearest_existing(folder)
+    if not here.is_dir():
+        return f"{here} is not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"{here} is not writable"
+    return ""
