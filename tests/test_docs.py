@@ -1,5 +1,6 @@
 """Every setting and every command-line option is documented in the README (Datasette's rule)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -37,6 +38,18 @@ def test_every_command_and_option_is_documented(name, command):
         for opt in getattr(param, "opts", []):
             if opt.startswith("--") and opt not in ("--help",):
                 assert opt in README, f"option {opt} of `agentdigest {name}` is not documented"
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _commands()])
+def test_help_shows_what_each_option_takes(name):
+    """Typer's boxed help showed "<bool>" beside every flag and "\\[archive]" for an escaped bracket."""
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", name, "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "100"})
+    assert done.returncode == 0 and "Options:" in done.stdout, done.stdout + done.stderr
+    options = done.stdout.split("Options:")[1]
+    assert "<bool>" not in options and "\\[" not in options and "<str>" not in options, done.stdout
+    if name == "run":
+        assert re.search(r"--format LIST +Comma list", done.stdout) and re.search(r"--dry-run +Compute", done.stdout)
 
 
 def test_the_version_is_printed():

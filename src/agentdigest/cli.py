@@ -24,8 +24,9 @@ from .config import CANONICAL_COLUMNS, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
 
+# Plain help (click's layout): Typer's boxed panels showed "<bool>" beside every flag, --help included.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Scheduled performance reports for AI-agent programs.")
+                  rich_markup_mode=None, help="Scheduled performance reports for AI-agent programs.")
 #: Width of output that is not a terminal (cron mail, log files), unless COLUMNS says otherwise.
 PIPE_WIDTH = 160
 
@@ -44,8 +45,8 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Config file (default ./agentdigest.toml or $AGENTDIGEST_CONFIG).")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", metavar="FILE", help="Config file (default ./agentdigest.toml or $AGENTDIGEST_CONFIG).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Log progress and show tracebacks.")]
 
 
 def _version(value: bool) -> None:
@@ -58,7 +59,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool, typer.Option("--version", metavar="", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Scheduled performance reports for AI-agent programs."""
@@ -177,14 +178,14 @@ def _print_deliveries(outcome: Any) -> None:
 def run(
     report_ids: Annotated[Optional[list[str]], typer.Argument(metavar="REPORT_ID", help="Reports to run (default: all).")] = None,
     config: ConfigOpt = None,
-    period: Annotated[Optional[str], typer.Option(help="Period key: 2026-11-23, 2026-W48 or 2026-11 (default: the last complete one).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute, render and archive; deliver nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Deliver even where the ledger says sent.")] = False,
-    archive: Annotated[Optional[Path], typer.Option(help="Archive folder (overrides \\[archive] path).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="Comma list of json, html, pdf, txt, eml, slack.")] = None,
-    due: Annotated[bool, typer.Option("--due", help="Run every report whose latest due period is not yet sent.")] = False,
-    now: Annotated[Optional[str], typer.Option(help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
-    test_to: Annotated[Optional[str], typer.Option("--test-to", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
+    period: Annotated[Optional[str], typer.Option(metavar="KEY", help="Period key: 2026-11-23, 2026-W48 or 2026-11 (default: the last complete one).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Compute, render and archive; deliver nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Deliver even where the ledger says sent.")] = False,
+    archive: Annotated[Optional[str], typer.Option(metavar="DIR", help="Archive folder (overrides [archive] path).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", metavar="LIST", help="Comma list of json, html, pdf, txt, eml, slack.")] = None,
+    due: Annotated[bool, typer.Option("--due", metavar="", help="Run every report whose latest due period is not yet sent.")] = False,
+    now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
+    test_to: Annotated[Optional[str], typer.Option("--test-to", metavar="ADDRESS|CHANNEL", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Compute, render, archive and deliver reports."""
@@ -196,6 +197,9 @@ def run(
         formats = parse_formats(format)
         clock = _now(now)
         reports = select_reports(cfg, report_ids)
+        if archive is not None and not archive.strip():
+            raise InputError("--archive needs a folder (it was empty); leave it out to use [archive] path")
+        folder = Path(archive) if archive is not None else None
         if due:
             from .schedule import run_due
 
@@ -204,10 +208,10 @@ def run(
                 raise InputError(f"--due picks the periods itself; it cannot be combined with {', '.join(clash)}"
                                  " (run without --due for that)")
 
-            return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=archive,
+            return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=folder,
                            console=out)
         outcomes = run_reports(cfg, reports, now=clock, period_key=period, dry_run=dry_run, force=force,
-                               formats=formats, archive=archive, test_to=test_to)
+                               formats=formats, archive=folder, test_to=test_to)
         for outcome in outcomes:
             print_outcome(outcome)
         return 1 if any(o.failed for o in outcomes) else 0
@@ -215,11 +219,11 @@ def run(
     _guard(verbose, body)
 
 
-@app.command()
+@app.command(short_help="Validate the config, reach source and channels.")
 def check(
     config: ConfigOpt = None,
-    missed: Annotated[bool, typer.Option("--missed", help="Exit 1 and list reports whose due period is late.")] = False,
-    now: Annotated[Optional[str], typer.Option(help="Pin the clock (ISO 8601).")] = None,
+    missed: Annotated[bool, typer.Option("--missed", metavar="", help="Exit 1 and list reports whose due period is late.")] = False,
+    now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Validate the config, reach the source and the channels; send nothing."""
@@ -267,9 +271,9 @@ def check(
     _guard(verbose, body)
 
 
-@app.command()
+@app.command(short_help="Demo events in DuckDB; both reports to an outbox.")
 def demo(
-    dir: Annotated[Path, typer.Option("--dir", help="Folder for the demo database, config, archive and outbox.")] = Path("demo"),
+    dir: Annotated[Path, typer.Option("--dir", metavar="DIR", help="Folder for the demo database, config, archive and outbox.")] = Path("demo"),
     verbose: VerboseOpt = False,
 ) -> None:
     """Synthetic events in an embedded DuckDB, both reports, delivered to an outbox on disk."""
@@ -297,9 +301,9 @@ def demo(
 @app.command()
 def history(
     config: ConfigOpt = None,
-    report: Annotated[Optional[str], typer.Option("--report", help="Only this report.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=100_000, help="Rows to show (at most 100,000).")] = 50,
-    next_: Annotated[bool, typer.Option("--next", help="Show each report's next run time instead.")] = False,
+    report: Annotated[Optional[str], typer.Option("--report", metavar="REPORT_ID", help="Only this report.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, max=100_000, help="Rows to show (at most 100,000).")] = 50,
+    next_: Annotated[bool, typer.Option("--next", metavar="", help="Show each report's next run time instead.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Runs and deliveries from the ledger."""
@@ -322,7 +326,7 @@ def resend(
     report_id: Annotated[str, typer.Argument(metavar="REPORT_ID")],
     period: Annotated[str, typer.Argument(metavar="PERIOD")],
     config: ConfigOpt = None,
-    channel: Annotated[Optional[str], typer.Option(help="Only this channel.")] = None,
+    channel: Annotated[Optional[str], typer.Option(metavar="NAME", help="Only this channel.")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Deliver an archived report again, without recomputing."""
@@ -335,10 +339,10 @@ def resend(
     _guard(verbose, body)
 
 
-@app.command()
+@app.command(short_help="Long-lived: run each report at its cron time.")
 def schedule(
     config: ConfigOpt = None,
-    log_format: Annotated[str, typer.Option("--log-format", help="text or json.")] = "text",
+    log_format: Annotated[str, typer.Option("--log-format", metavar="text|json", help="text or json.")] = "text",
     verbose: VerboseOpt = False,
 ) -> None:
     """Run as a long-lived scheduler: each report at its cron time in its timezone."""
@@ -355,16 +359,21 @@ def main() -> None:
     """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
     every other error: click's boxed panel took five lines (found in a config audit)."""
     try:  # Typer 0.2x carries its own click; older ones use click's
-        from typer._click.exceptions import ClickException, UsageError
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
     except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions
         from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
+        NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click < 8.2 exits with the help itself
 
     try:
         code = app(prog_name="agentdigest", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # a bare "agentdigest": the help, on stderr as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "agentdigest"
-        if exc.format_message():  # none when the help was shown for a bare "agentdigest"
-            _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
+        _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
         sys.exit(exc.exit_code)
     except ClickException as exc:
         _console(stderr=True).print(f"agentdigest: error: {exc.format_message()}", markup=False)
