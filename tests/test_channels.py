@@ -233,7 +233,8 @@ class Harness:
             try:
                 receipt = self.channel.deliver(delivery)
             except ChannelFailure as exc:
-                return dict(error=str(exc), retryable=exc.retryable, attempts=exc.attempts, waits=exc.waits)
+                return dict(error=str(exc), retryable=exc.retryable, attempts=exc.attempts, waits=exc.waits,
+                            provider_id=exc.provider_id)
             outcome = dict(results={r.target: r.state for r in receipt.results}, attempts=receipt.attempts,
                            waits=receipt.waits, receipt=receipt)
         return outcome
@@ -243,6 +244,9 @@ class Harness:
             assert "error" in outcome, f"expected a failure, got {outcome}"
             assert expect["error"] in outcome["error"]
             assert outcome["retryable"] is expect["retryable"]
+            # Only "may have arrived" names the message: the relay's log finds it by its Message-ID
+            may_have_arrived = "may have arrived" in expect["error"] and self.smtp is not None
+            assert (outcome["provider_id"] or "").endswith("@example.com>") is may_have_arrived, outcome
         else:
             assert "error" not in outcome, outcome.get("error")
         for key in ("results", "attempts", "waits"):
@@ -269,6 +273,8 @@ def check_refused_apart(h: Harness, outcome: dict) -> None:
     results = {r.target: r for r in outcome["receipt"].results}
     assert "550" in results["bob@example.com"].error and not results["bob@example.com"].retryable
     assert all("may have arrived" in r.error for t, r in results.items() if t != "bob@example.com")
+    # those may have it, under this Message-ID; bob was refused and has none
+    assert {t for t, r in results.items() if (r.provider_id or "").endswith("@example.com>")} == EVERYONE - {"bob@example.com"}
 
 
 def check_email_headers(h: Harness, outcome: dict) -> None:

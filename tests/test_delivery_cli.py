@@ -432,18 +432,7 @@ def test_a_dry_run_of_a_period_delivered_before_the_marker_existed_goes_to_previ
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_the_archived_message_is_the_email_as_sent(tmp_path, events, smtp_server, tls_cert):
-    """Found in a contract audit: with a bcc the sent Message-ID (derived from every recipient) differed
-    from the archived message.eml's (derived from to and cc), so the archive was not "the email as sent".
-    Now both derive it from the same recipients and a plain send sends the archived bytes."""
-    from agentdigest.ledger import Ledger
-
-    smtp = smtp_server()
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "events.duckdb").write_bytes(events.read_bytes())
-    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
-    (home / "agentdigest.toml").write_text("""
+EMAIL_CONFIG = """
 [source]
 url = "duckdb://events.duckdb"
 table = "agent_events"
@@ -463,7 +452,21 @@ id = "weekly-exec"
 period = "week"
 timezone = "Europe/Berlin"
 channels = ["leadership"]
-""")
+"""
+
+
+def test_the_archived_message_is_the_email_as_sent(tmp_path, events, smtp_server, tls_cert):
+    """Found in a contract audit: with a bcc the sent Message-ID (derived from every recipient) differed
+    from the archived message.eml's (derived from to and cc), so the archive was not "the email as sent".
+    Now both derive it from the same recipients and a plain send sends the archived bytes."""
+    from agentdigest.ledger import Ledger
+
+    smtp = smtp_server()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
+    (home / "agentdigest.toml").write_text(EMAIL_CONFIG)
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"], cwd=home,
                           env={**os.environ, "SMTP_URL": smtp.url()}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -480,6 +483,27 @@ channels = ["leadership"]
         assert len(sent) == 4 and {d["provider_id"] for d in sent} == {sent_id}
     finally:
         ledger.close()
+
+
+def test_a_message_that_may_have_arrived_keeps_its_message_id_in_the_ledger(tmp_path, events, smtp_server, tls_cert):
+    """The relay queued it and dropped the connection before answering: the run cannot know it arrived.
+    The ledger and history keep its Message-ID, so the relay's log can tell (it showed none before)."""
+    smtp = smtp_server(data=["stored-disconnect"])
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
+    (home / "agentdigest.toml").write_text(EMAIL_CONFIG)
+    env = {**os.environ, "SMTP_URL": smtp.url(), "COLUMNS": "300"}
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"], cwd=home,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "may have arrived" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert len(smtp.messages) == 1  # it did arrive, once
+    (folder,) = (home / "reports" / "weekly-exec").iterdir()
+    sent_id = BytesParser(policy=policy.default).parsebytes((folder / "message.eml").read_bytes())["Message-ID"]
+    history = subprocess.run([sys.executable, "-m", "agentdigest.cli", "history", "--config", "agentdigest.toml"],
+                             cwd=home, env=env, capture_output=True, text=True, timeout=120)
+    assert history.returncode == 0 and history.stdout.count(sent_id) == 4, history.stdout
 
 
 def _slow_and_fast(httpserver) -> tuple[Any, dict[str, list[dict]]]:

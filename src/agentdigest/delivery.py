@@ -189,8 +189,9 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)
-            ledger.mark_failed(claim, error, result.retryable, uncounted)
-            done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts)
+            ledger.mark_failed(claim, error, result.retryable, uncounted, provider_id=result.provider_id)
+            done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
+                                          provider_id=result.provider_id)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 
@@ -222,13 +223,15 @@ def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receip
         return channel.deliver(delivery)
     except DeliveryError as exc:
         error, retryable, attempts = mask_text(str(exc), secrets), exc.retryable, getattr(exc, "attempts", 1)
+        provider_id = getattr(exc, "provider_id", None)
     except Exception as exc:  # one broken channel must not stop the others
         # The traceback is for --verbose; it goes through the mask like every other message.
         _logger.debug("channel %s raised:\n%s", channel.name,
                       mask_text("".join(traceback.format_exception(exc)), secrets))
         error, retryable, attempts = mask_text(f"unexpected {type(exc).__name__}: {exc}", secrets), True, 1
-    return Receipt(tuple(TargetResult(t, "failed", error=error, retryable=retryable) for t in delivery.targets),
-                   attempts=attempts)
+        provider_id = None
+    return Receipt(tuple(TargetResult(t, "failed", provider_id, error=error, retryable=retryable)
+                         for t in delivery.targets), attempts=attempts)
 
 
 def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifacts: dict[str, bytes],

@@ -529,15 +529,18 @@ class Ledger:
                 **values, note=f"sent by {claim.owner} after its lease expired; it may have been sent twice"))
             return False
 
-    def mark_failed(self, claim: Claim, error: str, retryable: bool, more_attempts: int = 0) -> bool:
-        """Record a failed target (error masked). False when the claim was lost to another sender."""
+    def mark_failed(self, claim: Claim, error: str, retryable: bool, more_attempts: int = 0, *,
+                    provider_id: str | None = None) -> bool:
+        """Record a failed target (error masked), with the id the provider may know it by when it may have
+        arrived. False when the claim was lost to another sender."""
         now = _now()
         d = deliveries.c
+        known = {"provider_id": provider_id} if provider_id else {}  # an earlier send's id stays otherwise
         with self._write() as conn:
             return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token,
                                                               d.state == "sending").values(
                 state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now,
-                attempts=d.attempts + more_attempts)).rowcount)
+                attempts=d.attempts + more_attempts, **known)).rowcount)
 
     def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
                     provider_id: str | None = None, error: str | None = None) -> None:

@@ -81,12 +81,14 @@ class CheckResult:
 
 
 class ChannelFailure(DeliveryError):
-    """A delivery that failed for all its targets, with the number of attempts it took."""
+    """A delivery that failed for all its targets, with the number of attempts it took, and the id the
+    provider may know it by when it may have arrived (an email's Message-ID)."""
 
     def __init__(self, message: str, *, retryable: bool, attempts: int = 1, waits: Sequence[float] = ()):
         super().__init__(message, retryable=retryable)
         self.attempts = attempts
         self.waits = tuple(waits)
+        self.provider_id: str | None = None
 
 
 @runtime_checkable
@@ -260,8 +262,10 @@ def unanswered(channel: BaseChannel, where: str, exc: BaseException) -> Delivery
     """The request went out but no answer came (a read timeout, a dropped connection): the receiver may
     have it. Not retried in this run, for a channel without idempotency keys (a Slack post): each retry
     may post it again. The ledger records a failure, so the next run sends it (at least once)."""
-    return DeliveryError(channel.mask(f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
-                                      "it may have arrived, so this run does not send it again"))
+    error = DeliveryError(channel.mask(f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
+                                       "it may have arrived, so this run does not send it again"))
+    error.may_have_arrived = True  # type: ignore[attr-defined]
+    return error
 
 
 def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str, str],

@@ -146,12 +146,14 @@ class EmailChannel(BaseChannel):
             exc.delivered = {t: r for t, r in done.items() if r.state == "sent"}  # type: ignore[union-attr]
             raise
         except ChannelFailure as exc:
+            if getattr(exc.__cause__, "may_have_arrived", False):
+                exc.provider_id = mid  # the ledger keeps it: the relay's log finds the message by it
             if not done:
                 raise
             attempts, waits = exc.attempts, exc.waits
             for rcpt in pending:
                 done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable,
-                                          attempts=attempts)
+                                          attempts=attempts, provider_id=exc.provider_id)
         return Receipt(tuple(done[t] for t in delivery.targets), attempts, waits, {"message_id": mid})
 
     def check(self) -> CheckResult:
