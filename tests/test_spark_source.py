@@ -184,7 +184,7 @@ def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, reque
         finally:
             source.close()
         return
-    with pytest.raises(InputError) as err:
+    with pytest.raises(SourceError) as err:  # exit 3 like a CSV header that differs: the files are wrong
         _open(url, str(tmp_path / "*.parquet"), request)
     line = _one_line(err.value)
     assert line.startswith("source.files: the files give a column different types ([CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE]"), line

@@ -383,7 +383,9 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
         # mergeSchema refuses int in one file and bigint in another (DuckDB reads them); without it the
         # read failed later, or not at all, depending on which file Spark happened to take the columns from.
         # Spark's advice after the first sentence ("consider casting the columns") would cut the line.
-        error = InputError(f"source.files: the files give a column different types ({reason.split('. ')[0]}); "
+        # The files, not the config, are wrong: "the source could not be read" (exit 3), as a CSV file
+        # whose header differs from the others is.
+        error = SourceError(f"source.files: the files give a column different types ({reason.split('. ')[0]}); "
                            "expected one type per column in every file")
     elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
         error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
