@@ -51,19 +51,29 @@ def cut_middle(text: str, limit: int, take: Callable[[str, int, bool], str] = ta
     return take(text, limit - 1 - tail, False) + ELLIPSIS + (take(text, tail, True) if tail else "")
 
 
-def _cut_around(text: str, at: int, limit: int, take: Callable[[str, int, bool], str],
+def _cut_around(text: str, ats: Sequence[int], limit: int, take: Callable[[str, int, bool], str],
                 size: Callable[[str], int]) -> str:
-    """``text`` in ``limit`` units showing its start, its end and the stretch from just before character
-    ``at``, where it parts from a similar id."""
-    part = max(1, limit // 5)
+    """``text`` in ``limit`` units showing its start, its end and a stretch from just before each
+    character in ``ats``, where it parts from a similar id: ids that differ in two places (region and
+    version) need both shown."""
+    part = max(1, limit // (4 + len(ats)))
     head, tail = take(text, part, False), take(text, part, True)
-    start, end = max(len(head), at - 3), len(text) - len(tail)
-    if start >= end:
+    end = len(text) - len(tail)
+    parts = sorted({at for at in ats if len(head) <= at < end})
+    room = limit - size(head) - size(tail) - len(parts) - 1  # an ellipsis before each stretch and the tail
+    if not parts or room < len(parts):
         return cut_middle(text, limit, take, size)
-    mid = take(text[start:end], limit - size(head) - size(tail) - 2, False)
-    if start + len(mid) >= end:
-        return head + ELLIPSIS + take(text, limit - size(head) - 1, True)
-    return head + (ELLIPSIS if start > len(head) else "") + mid + ELLIPSIS + tail
+    before = min(2, (room // len(parts) - 1) // 2)  # context before where it parts, when there is room
+    starts = sorted({max(len(head), at - before) for at in parts})
+    pieces, shown = [head], len(head)
+    for n, start in enumerate(starts):
+        if start < shown:  # overlaps the stretch before
+            start = shown
+        stop = starts[n + 1] if n + 1 < len(starts) else end
+        piece = take(text[start:stop], room // len(starts) + (room % len(starts) if n + 1 == len(starts) else 0), False)
+        pieces.append((ELLIPSIS if start > shown else "") + piece)
+        shown = start + len(piece)
+    return "".join(pieces) + (ELLIPSIS if shown < end else "") + tail
 
 
 def cut_apart(texts: Sequence[str | None], limit: int, take: Callable[[str, int, bool], str] = take,
@@ -72,17 +82,21 @@ def cut_apart(texts: Sequence[str | None], limit: int, take: Callable[[str, int,
     ids that differ only in the middle (``customer-support-us-east-1-prod`` and ``...-eu-west-1-prod``,
     left as a known gap by a rendering audit) show the stretch where they part. None stays None."""
     labels = [None if t is None else cut_middle(t, limit, take, size) for t in texts]
-    groups: dict[str, set[str]] = {}
-    for text, label in zip(texts, labels):
-        if text is not None and label != text:
-            groups.setdefault(label, set()).add(text)
-    for label, same in groups.items():
-        if len(same) < 2:
-            continue
+    rivals: dict[str, set[str]] = {}  # the ids each id was cut to the same label as, in any pass
+    for _ in range(4):  # a new label can meet another id's new label: cut again, apart from both
+        groups: dict[str, set[str]] = {}
+        for text, label in zip(texts, labels):
+            if text is not None and label != text:
+                groups.setdefault(label, set()).add(text)
+        clashes = {label: same for label, same in groups.items() if len(same) > 1}
+        if not clashes:
+            break
         for i, text in enumerate(texts):
-            if labels[i] == label and text is not None:
-                at = max(len(os.path.commonprefix([text, other])) for other in same if other != text)
-                labels[i] = _cut_around(text, at, limit, take, size)
+            if text is not None and labels[i] in clashes:
+                rivals.setdefault(text, set()).update(clashes[labels[i]] - {text})
+                # where it parts from each of them: shown, as far as the room allows
+                ats = {len(os.path.commonprefix([text, other])) for other in rivals[text]}
+                labels[i] = _cut_around(text, sorted(ats), limit, take, size)
     return labels
 
 
