@@ -23,7 +23,8 @@ from sqlalchemy import create_engine, inspect
 
 from agentdigest.config import load_config
 from agentdigest.delivery import deliver_report
-from agentdigest.ledger import SCHEMA_VERSION, Ledger
+from agentdigest.ledger import Ledger
+from agentdigest.ledger_schema import SCHEMA_VERSION
 from agentdigest.owners import has_exited, owner_id
 from conftest import ScriptedSMTP, free_port, make_artifacts
 from schedule_helpers import env as cli_env

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import create_engine, select, text, update
 
 from agentdigest.errors import ConfigError
-from agentdigest.ledger import SCHEMA_VERSION, Ledger, LedgerError, engine_url, probe, schema_version
+from agentdigest.ledger import Ledger
+from agentdigest.ledger_schema import SCHEMA_VERSION, LedgerError, engine_url, probe, schema_version
 
 R, P = "weekly-exec", "2026-W48"
 EXPIRED = -1.0  # a lease that has already run out: a crashed sender, without waiting for a clock

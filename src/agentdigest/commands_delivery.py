@@ -157,7 +157,7 @@ def channel_checks(config: Config) -> list[CheckResult]:
 
 def check_ledger(config: Config, *, console: Console | None = None) -> int:
     """The ledger half of ``agentdigest check``: reach it, change nothing; exit 1 when it cannot be read."""
-    from .ledger import LedgerError, probe
+    from .ledger_schema import LedgerError, probe
 
     console = _console(console)
     line = Text(f"ledger {mask_url(config.ledger.url)}: ")

@@ -19,12 +19,8 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import re
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,109 +29,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, and_, case,
-    create_engine, event, func, inspect, literal, or_, select, text, update,
-)
+from sqlalchemy import and_, case, create_engine, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from .errors import AgentDigestError, ConfigError
-from .folders import cannot_write
+from .ledger_schema import (MAX_ERROR, MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private,
+                            db_reason, deliveries, engine_url, heartbeats, read_version, runs, schema_version,
+                            sqlite_path, sqlite_setup)
 from .masking import mask_text, mask_url
 from .owners import has_exited
 from .waiting import wait_for
-
-SCHEMA_VERSION = 3
-_MAX_ERROR = 2000
-
-metadata = MetaData()
-schema_version = Table(
-    "schema_version", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("upgraded_at", DateTime, nullable=False),
-)
-runs = Table(
-    "runs", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("report_id", String(200), nullable=False, index=True),
-    Column("period_key", String(32), nullable=False),
-    Column("trigger", String(32), nullable=False),
-    Column("state", String(16), nullable=False),  # running | done | failed | interrupted | abandoned
-    Column("error", Text),
-    Column("started_at", DateTime, nullable=False),
-    Column("finished_at", DateTime),
-    Column("owner", String(200)),  # since version 2: the process that ran it (see owners.py)
-)
-deliveries = Table(
-    "deliveries", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("report_id", String(200), nullable=False),
-    Column("period_key", String(32), nullable=False),
-    Column("channel", String(200), nullable=False),
-    Column("recipient", String(320), nullable=False, server_default=""),
-    Column("kind", String(8), nullable=False, server_default="period"),  # period | test | alarm
-    Column("state", String(16), nullable=False),  # pending | sending | sent | failed
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("sends", Integer, nullable=False, server_default="0"),
-    Column("last_error", Text),
-    Column("retryable", Boolean),
-    Column("provider_id", String(255)),
-    Column("owner", String(200)),
-    Column("claim_token", String(32)),
-    Column("lease_until", DateTime),
-    Column("takeovers", Integer, nullable=False, server_default="0"),
-    Column("note", Text),
-    Column("created_at", DateTime, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
-    Column("sent_at", DateTime),
-    UniqueConstraint("report_id", "period_key", "channel", "recipient", "kind", name="uq_deliveries_target"),
-)
-heartbeats = Table(
-    "heartbeats", metadata,
-    Column("owner", String(200), primary_key=True),
-    Column("info", Text, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
-)
-
-
-def _create_v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[runs, deliveries, heartbeats])
-
-
-def _add_run_owner(conn: Connection) -> None:
-    # A ledger created at version 2 already has the column (create_all uses today's tables).
-    if "owner" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
-        conn.execute(text("ALTER TABLE runs ADD COLUMN owner VARCHAR(200)"))
-
-
-def _alarms_apart(conn: Connection) -> None:
-    # Up to version 2 alarms were recorded as period deliveries on channel "alarm:<name>" with recipient
-    # "late" or "failed", so a sent alarm made its report's period look delivered.
-    d = deliveries.c
-    conn.execute(update(deliveries).where(d.kind == "period", d.channel.like("alarm:%"),
-                                          d.recipient.in_(("late", "failed"))).values(kind="alarm"))
-
-
-# version -> upgrade from the version before; applied in order, each inside the schema lock.
-MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart}
-
-
-class LedgerError(AgentDigestError):
-    """The ledger database cannot be opened, upgraded or written."""
-
-
-class _Failed(LedgerError):
-    """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
-
-    def __init__(self, url: str, exc: SQLAlchemyError):
-        self.reason = _reason(exc)
-        super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
-
 
 @dataclass(frozen=True)
 class Claim:
@@ -153,119 +58,10 @@ class Claim:
     took_over_from: str | None = None  # the note when this claim took over an expired one
 
 
-def engine_url(url: str) -> str:
-    """Map ``postgresql://`` (or ``postgres://``) to the installed driver; accept SQLite as is."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ConfigError(f"invalid ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
-                          key="ledger.url")
-    if scheme in ("postgresql", "postgres"):
-        for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
-            try:
-                __import__(module)
-            except ImportError:
-                continue
-            return f"postgresql+{driver}://{rest}"
-        raise ConfigError("a PostgreSQL ledger needs a driver: pip install 'agentdigest[postgres]'", key="ledger.url")
-    if scheme.startswith(("postgresql+", "sqlite")):
-        return url
-    raise ConfigError(f"unsupported ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
-                      key="ledger.url")
-
-
-def _sqlite_path(real: str) -> str:
-    """The file of a SQLite engine URL; "" or ":memory:" for an in-memory database."""
-    return real.split(":///", 1)[1] if ":///" in real else ""
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """The first line of a database error, masked, without SQLAlchemy's "(Background on this error at: ...)"."""
-    raw = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", str(getattr(exc, "orig", None) or exc))
-    lines = mask_text(raw).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _inspect(url: str, writable: bool = False) -> int | None:
-    """The ledger's schema version, read without creating or changing anything; None when it does not
-    exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read,
-    and with ``writable`` also when a PostgreSQL role could not create or write its tables."""
-    real = engine_url(url)
-    try:
-        if real.startswith("sqlite"):
-            path = _sqlite_path(real)
-            if path in ("", ":memory:"):
-                return None
-            file = Path(path)
-            if not file.exists():
-                if problem := cannot_write(file.parent):  # a read-only folder, or a file where one should be
-                    raise LedgerError(f"cannot create the ledger {mask_url(url)}: {problem}")
-                return None
-            engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
-        else:
-            engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                exists = inspect(conn).has_table("schema_version")
-                problem = _pg_cannot_write(conn, exists) if writable and not real.startswith("sqlite") else None
-                if problem:
-                    raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
-                if not exists:
-                    return None
-                version = int(conn.scalar(select(schema_version.c.version)) or 0)
-        finally:
-            engine.dispose()
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: {_reason(exc)}") from None
-    if version > SCHEMA_VERSION:
-        raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
-                          f"understands ({SCHEMA_VERSION}); upgrade agentdigest")
-    return version
-
-
-def _pg_cannot_write(conn: Connection, exists: bool) -> str | None:
-    """Why this PostgreSQL role could not create the ledger's tables (a run creates them) or write
-    them; None when it can. PostgreSQL 15 no longer lets every role create tables in ``public``."""
-    if not exists:
-        schema, user = conn.execute(text("SELECT current_schema(), current_user")).one()
-        if schema is None:
-            return "no schema on the role's search_path to create its tables in"
-        if not conn.scalar(text("SELECT has_schema_privilege(current_schema(), 'CREATE')")):
-            return (f"the role {user} may not create tables in schema {schema}, and the first run creates "
-                    f"them (GRANT CREATE ON SCHEMA {schema} TO {user}, or let the first run use a role that may)")
-        return None
-    user = conn.scalar(text("SELECT current_user"))
-    for table in (t for t in (runs, deliveries, heartbeats) if inspect(conn).has_table(t.name)):  # older schemas
-        # One privilege per call: with several, has_table_privilege is true when any one is held.
-        if not conn.scalar(text("SELECT has_table_privilege(:t, 'SELECT') AND has_table_privilege(:t, 'INSERT') "
-                                "AND has_table_privilege(:t, 'UPDATE')"), {"t": table.name}):
-            return f"the role {user} may not read, insert and update its table {table.name}"
-        if "id" in table.c and not conn.scalar(text("SELECT has_sequence_privilege(pg_get_serial_sequence(:t, 'id'), "
-                                                    "'USAGE')"), {"t": table.name}):
-            return (f"the role {user} may not use the sequence of its table {table.name} "
-                    f"(GRANT USAGE ON ALL SEQUENCES IN SCHEMA ... TO {user})")
-    return None
-
-
-def probe(url: str) -> str:
-    """Reach the ledger without creating or changing anything (``agentdigest check``); what was found.
-
-    Raises :class:`LedgerError` when it cannot be reached or read, or a run could not write it."""
-    version = _inspect(url, writable=True)
-    if version is None:
-        real = engine_url(url)
-        if not real.startswith("sqlite"):
-            return "reachable, empty; the first run creates its tables"
-        if _sqlite_path(real) in ("", ":memory:"):
-            return "in memory (nothing is kept between runs)"
-        return "not created yet; the first run creates it"
-    return f"reachable, schema version {version}" + ("" if version == SCHEMA_VERSION else
-                                                     f" (upgraded to {SCHEMA_VERSION} on the next run)")
-
-
 def open_existing(url: str) -> "Ledger | None":
     """The ledger when it exists (tables created by a run), else None: commands that only read it
     (``history``, ``check --missed``) must not create a database or its tables as a side effect."""
-    return None if _inspect(url) is None else Ledger(url)
+    return None if read_version(url) is None else Ledger(url)
 
 
 def _now() -> datetime:
@@ -277,7 +73,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _clip(error: str | None) -> str | None:
-    return None if error is None else mask_text(error)[:_MAX_ERROR]
+    return None if error is None else mask_text(error)[:MAX_ERROR]
 
 
 class Ledger:
@@ -288,13 +84,13 @@ class Ledger:
         real = engine_url(url)
         kwargs: dict[str, Any] = {}
         if real.startswith("sqlite"):
-            path = _sqlite_path(real)
+            path = sqlite_path(real)
             if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
             else:
                 try:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
-                    _create_private(Path(path))
+                    create_private(Path(path))
                 except OSError as exc:  # a parent that is a file, a read-only disk: one line, not a traceback
                     raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
                 kwargs["connect_args"] = {"timeout": 30}
@@ -305,10 +101,10 @@ class Ledger:
         self.engine: Engine = create_engine(real, **kwargs)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         if self.engine.dialect.name == "sqlite":
-            _sqlite_setup(self.engine)
+            sqlite_setup(self.engine)
         try:
             self._migrate()
-        except _Failed as exc:
+        except StatementFailed as exc:
             raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
 
     def close(self) -> None:
@@ -346,7 +142,7 @@ class Ledger:
             with self.engine.execution_options(immediate=True).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise _Failed(self.url, exc) from None
+            raise StatementFailed(self.url, exc) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -354,7 +150,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise _Failed(self.url, exc) from None
+            raise StatementFailed(self.url, exc) from None
 
     # -- the period lock across machines -------------------------------------------------
 
@@ -386,7 +182,7 @@ class Ledger:
         try:
             conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except SQLAlchemyError as exc:
-            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
+            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
         try:
             conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
                               "set_config('tcp_keepalives_interval', '10', false), "
@@ -397,7 +193,7 @@ class Ledger:
             conn.invalidate()
             conn.close()
             if isinstance(exc, SQLAlchemyError):
-                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {_reason(exc)}") from None
+                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
             raise
         if not held:
             conn.close()
@@ -665,39 +461,3 @@ def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
         "sent_at": _iso(row["sent_at"]), "id": row["id"],
     }
 
-
-def _create_private(path: Path) -> None:
-    """Create a new SQLite ledger readable by its owner only (0600, like the archive): it names
-    recipients and channels. SQLite gives its -wal and -shm files the database file's mode."""
-    # Already there (FileExistsError), or a read-only folder: SQLite's own error says it better.
-    with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-
-
-def _sqlite_setup(engine: Engine) -> None:
-    """WAL and a busy timeout on every connection; explicit BEGINs so writers can take the lock up front."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
-
-
-def _set_wal(cursor: Any) -> None:
-    """``PRAGMA journal_mode = WAL``, retried for up to 30 s: SQLite answers "database is locked" at once,
-    without its busy handler, when another connection opens or converts the same new file at that moment
-    (1 in 10 of five simultaneous first opens here)."""
-    for attempt in Retrying(retry=retry_if_exception(lambda e: isinstance(e, sqlite3.OperationalError)
-                                                     and "locked" in str(e)),
-                            wait=wait_exponential(multiplier=0.005, max=0.25), stop=stop_after_delay(30),
-                            reraise=True):
-        with attempt:
-            cursor.execute("PRAGMA journal_mode = WAL")

@@ -172,7 +172,7 @@ class LedgerConfig(_Model):
         # ModuleNotFoundError". The ledger is synchronous: no async driver; the driver must be installed.
         if getattr(dialect, "is_async", False):
             raise ValueError(f"{scheme!r} is an async driver; the ledger needs postgresql:// (psycopg) or sqlite:///")
-        try:  # a plain postgresql:// gets whichever of psycopg and psycopg2 is installed (ledger.engine_url)
+        try:  # a plain postgresql:// gets whichever of psycopg and psycopg2 is installed (ledger_schema.engine_url)
             if "+" in scheme:
                 dialect.import_dbapi()
         except ImportError as exc:
