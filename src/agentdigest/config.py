@@ -19,27 +19,29 @@ from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-
 
 from .errors import ConfigError
 from .masking import query_tokens, secret_query, url_password
-from .settings import (  # noqa: F401 - the models are part of this module's API
-    CANONICAL_COLUMNS,
+from .channel_settings import (  # noqa: F401 - the models are part of this module's API
     CHANNEL_SETTINGS,
     CHANNEL_TYPES,
-    DEFAULT_CONFIG,
     PLUGIN_CHANNEL_SETTINGS,
     PLUGIN_GROUP,
+    ChannelConfig,
+    ChannelSettings,
+    EmailChannel,
+    OutboxChannel,
+    SlackChannel,
+    WebhookChannel,
+    _ChannelBase,
+)
+from .settings import (  # noqa: F401 - the models are part of this module's API
+    CANONICAL_COLUMNS,
+    DEFAULT_CONFIG,
     REQUIRED_COLUMNS,
     AlarmsConfig,
     ArchiveConfig,
-    ChannelConfig,
-    ChannelSettings,
     Config,
-    EmailChannel,
     LedgerConfig,
-    OutboxChannel,
     ReportConfig,
-    SlackChannel,
     SourceConfig,
-    WebhookChannel,
-    _ChannelBase,
     _KeyedError,
     error_key,
     error_message,

@@ -25,7 +25,7 @@ from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
 from .channels.email import bare
-from .settings import email_address
+from .channel_settings import email_address
 from .errors import DeliveryError, InputError, interruption
 from .interrupts import shielded
 from .ledger import Ledger, LedgerError

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from ..settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, PLUGIN_GROUP, ChannelSettings
+from ..channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, PLUGIN_GROUP, ChannelSettings
 from .base import BaseChannel, Channel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult
 from .email import EmailChannel
 from .outbox import OutboxChannel
