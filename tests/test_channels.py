@@ -431,3 +431,18 @@ def test_two_test_sends_are_two_messages(smtp_server, tls_cert, artifacts):
         channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",), test=True))
     ids = [BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in smtp.messages]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_a_webhook_test_send_never_shares_the_real_deliverys_id(httpserver, artifacts):
+    """Found in a new-user audit: a --test-to send to a webhook carried the real delivery's
+    X-Agentdigest-Delivery, so a receiver deduplicating on it (as documented) dropped the real report."""
+    ids: list[tuple[str, str | None]] = []
+    httpserver.expect_request(WEBHOOK_PATH).respond_with_handler(lambda request: ids.append(
+        (request.headers["X-Agentdigest-Delivery"], request.headers.get("X-Agentdigest-Test"))) or Response("", status=204))
+    channel = make_channel("hook", config.WebhookChannel(type="webhook", url=httpserver.url_for(WEBHOOK_PATH)))
+    for test in (True, True, False, False):  # two tests, then the delivery and its rerun
+        channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",), test=test))
+    (test1, mark1), (test2, mark2), (real, plain), (rerun, _) = ids
+    assert mark1 == mark2 == "true" and plain is None
+    assert real == rerun  # a rerun of the delivery is a duplicate the receiver may drop
+    assert len({test1, test2, real}) == 3  # each test is its own delivery, and none is the real one

@@ -5,8 +5,8 @@ Headers sent with every request:
 - ``Content-Type: application/json``
 - ``X-Agentdigest-Report`` / ``X-Agentdigest-Period``: which report and period this is.
 - ``X-Agentdigest-Delivery``: the same value on every retry and rerun of one (report, period,
-  channel), so a receiver can drop duplicates; a deliberate resend (``resend``, ``--force``) gets a
-  new one, so it is not dropped.
+  channel), so a receiver can drop duplicates; a deliberate resend (``resend``, ``--force``) and each
+  test send (``--test-to``) get a new one, so they are not dropped, and a test never takes the real id.
 - ``X-Agentdigest-Test: true`` on a test send.
 - ``X-Agentdigest-Signature: sha256=<hex>`` when ``secret`` is set: the HMAC-SHA256 of the raw
   request body, keyed with the secret.
@@ -61,8 +61,10 @@ class WebhookChannel(BaseChannel):
     def deliver(self, delivery: Delivery) -> Receipt:
         body = self.artifact(delivery, "report.json")
         key = f"{delivery.report_id}\0{delivery.period_key}\0{self.name}"
-        if delivery.resend:  # a deliberate resend (resend, --force) is a new delivery, not a duplicate
-            key += f"\0resend\0{uuid.uuid4().hex}"
+        if delivery.resend or delivery.test:
+            # A deliberate resend (resend, --force) or a test is a new delivery, not a duplicate: a test
+            # with the real delivery's id made a deduplicating receiver drop the real report (a new-user audit)
+            key += f"\0{'test' if delivery.test else 'resend'}\0{uuid.uuid4().hex}"
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"agentdigest/{_VERSION}",
