@@ -8,7 +8,10 @@ from hypothesis import strategies as st
 
 from agentdigest.changes import compute_change
 
-values = st.one_of(st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=False), st.integers(0, 10**9))
+# Negative values too: a credit (negative cost) is valid and estimated savings can be negative (README, "Data
+# quality" and "Metrics"), so the previous value of a change can be below zero.
+values = st.one_of(st.none(), st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+                   st.integers(-10**9, 10**9))
 
 
 @pytest.mark.parametrize("cur,prev,rate,hib,pct,pp,direction,good", [
@@ -21,6 +24,15 @@ values = st.one_of(st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=Fa
     (7, 7, False, True, 0.0, None, "flat", None),
     (None, 5, False, True, None, None, None, None),
     (100, 200, False, None, -50.0, None, "down", None),             # neutral metric: no judgement
+    # a negative previous value (a credit, negative savings): the percentage is of its size, so its sign is
+    # the direction's: (-25 - -50) / |-50| x 100 = 25 / 50 x 100 = +50
+    (-25, -50, False, True, 50.0, None, "up", True),
+    (-75, -50, False, True, -50.0, None, "down", False),            # (-75 - -50) / |-50| x 100 = -25 / 50 x 100
+    (10, -40, False, True, 125.0, None, "up", True),                # (10 - -40) / |-40| x 100 = 50 / 40 x 100
+    # 0 against a null previous: nothing to compare, so no direction (README: "null when ... it is 0 against
+    # a null previous"); unlike 0 against 0, which is flat
+    (0, None, False, True, None, None, None, None),
+    (0.0, None, True, False, None, None, None, None),               # a rate: no points either
 ])
 def test_examples(cur, prev, rate, hib, pct, pp, direction, good):
     ch = compute_change(cur, prev, is_rate=rate, higher_is_better=hib)
@@ -40,9 +52,25 @@ def test_properties(cur, prev, rate, hib):
     else:
         assert ch.change_pp is None
         if cur is not None and prev:
-            assert math.isclose(ch.change_pct, (cur - prev) / prev * 100, rel_tol=1e-9, abs_tol=1e-9)
+            # DESIGN rule 5's (cur - prev) / prev x 100, of the previous value's size (|prev|) so that a
+            # negative previous value keeps the sign of the move (see the (-25, -50) example)
+            assert math.isclose(ch.change_pct, (cur - prev) / abs(prev) * 100, rel_tol=1e-9, abs_tol=1e-9)
+            if cur == prev:
+                assert ch.change_pct == 0
+            else:  # copysign: a quotient that underflows to 0.0 still carries its sign
+                assert math.copysign(1.0, ch.change_pct) == (1.0 if cur > prev else -1.0)
         else:
             assert ch.change_pct is None
+    # direction, as README "Metrics" words it
+    if cur is None:
+        assert ch.direction is None
+    elif prev is None or prev == 0:
+        # new when the previous is 0 or null and the current is not; 0 against 0 is flat; 0 against null: null
+        assert ch.direction == ("new" if cur != 0 else "flat" if prev is not None else None)
+    else:
+        assert ch.direction == ("up" if cur > prev else "down" if cur < prev else "flat")
+    if prev is None:
+        assert ch.good is None  # the previous value is unknown: no judgement
     if ch.direction in ("flat", None):
         assert ch.good is None
     if ch.direction == "up":
