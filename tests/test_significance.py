@@ -69,6 +69,14 @@ def rates(n1: int, resolved1: int, escalated1: int, errors1: int,
     ((40, 40, 0, 0, 50, 50, 0, 0), {"resolution_rate": False, "containment_rate": False, "error_rate": False}),
     # all-or-nothing in only one period is not "nothing moved"; here the guard decides (too few)
     ((40, 40, 0, 0, 50, 48, 0, 0), {"resolution_rate": None, "containment_rate": False, "error_rate": False}),
+    # exactly 30 conversations a period is enough (README: "at least 30"). Resolution 24/30 against 9/30:
+    # pooled 33/60 = 0.55, n*p = 16.5 and n*(1-p) = 13.5 >= 5; z = (0.8 - 0.3) / sqrt(0.55 * 0.45 * (2/30))
+    # = 0.5 / sqrt(0.0165) = 0.5 / 0.1285 = 3.89, p = erfc(3.89 / 1.414) ~ 1e-4 < 0.05: notable.
+    # Escalations and errors 15/30 both weeks: pooled 0.5, z = 0: not notable
+    ((30, 24, 15, 15, 30, 9, 15, 15), {"resolution_rate": True, "containment_rate": False, "error_rate": False}),
+    # 29 is under the guard: the same kind of move (z = (15/29) / sqrt(33/58 * 25/58 * 2/29) = 0.517 / 0.130
+    # = 3.98, and the expected counts 16.5 and 12.5 pass) and the unmoved rates are not judged
+    ((29, 24, 15, 15, 29, 9, 15, 15), {"resolution_rate": None, "containment_rate": None, "error_rate": None}),
 ])
 def test_rate_flags(counts: tuple[int, ...], expected: dict) -> None:
     flags = notable_flags(rates(*counts), ())
@@ -98,6 +106,11 @@ def test_containment_tests_the_complement_of_escalations() -> None:
     (5000, [100, None, 900, None, 3000], None),  # missing values do not count
     (None, [1, 2, 3, 4], None),
     (0, [0, 0, 0, 0], False),
+    # stdev is the sample one (README): mean 100, squared deviations 0 + 4 + 4 + 0 = 8, sample variance 8/3,
+    # sd 1.633, 2 sd = 3.27 > |103 - 100| = 3: not notable (the population sd, sqrt(8/4) = 1.414, 2 sd = 2.83,
+    # would flag it); 3 >= 1% of 100 so the floor does not decide
+    (103, [100, 102, 98, 100], False),
+    (104, [100, 102, 98, 100], True),  # 4 > 3.27 and >= 1: notable
 ])
 def test_count_flags(current: float | None, trailing: list, expected: bool | None) -> None:
     assert count_notable(current, trailing) is expected
