@@ -379,6 +379,7 @@ def test_a_previous_period_that_is_the_first_with_data_is_not_judged_against() -
     (42, 24, "bad"),      # |42 - 24| / sqrt(66) = 2.2
     (30, 24, "neutral"),  # 0.8
     (10, 30, "good"),     # 3.2
+    (36, 24, "neutral"),  # |36 - 24| / sqrt(60) = 12 / 7.746 = 1.55: under 1.96, though over 1
 ])
 def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: int, previous: int, tone: str) -> None:
     from agentdigest.render.context import EMAIL_LIMITS
@@ -387,6 +388,23 @@ def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: i
     data = replace(make_report("engineering"), errors_by_type=({"error_type": "tool_timeout", "count": count,
                                                                  "previous": previous},))
     assert breakdowns(data, EN, EMAIL_LIMITS)["errors_by_type"]["rows"][0]["tone"] == tone
+
+
+@pytest.mark.parametrize(("p95", "previous", "tone"), [
+    # README: an agent's p95 latency is coloured from a 10% move (no test applies to it); lower is better
+    (1070.0, 1000.0, "neutral"),  # (1070 - 1000) / 1000 = +7%: under 10%, grey
+    (1120.0, 1000.0, "bad"),      # +12%: slower, red
+    (930.0, 1000.0, "neutral"),   # -7%
+    (880.0, 1000.0, "good"),      # -12%: faster, green
+])
+def test_an_agents_p95_latency_is_coloured_from_a_ten_percent_move(p95: float, previous: float, tone: str) -> None:
+    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.sections import breakdowns
+
+    row = {"agent_id": "support-bot", "conversations": 400, "previous_conversations": 400,
+           "p95_latency_ms": p95, "previous_p95_latency_ms": previous}
+    data = replace(make_report("engineering"), by_agent=(row,))
+    assert breakdowns(data, EN, EMAIL_LIMITS)["by_agent"]["rows"][0]["p95_tone"] == tone
 
 
 def test_failure_examples_keep_long_ids_apart() -> None:
