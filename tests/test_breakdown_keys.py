@@ -1,6 +1,7 @@
 """Breakdown keys: events without an agent_id, model or error_type are a row of their own, keyed null,
 never merged with (or duplicating the key of) a real value that happens to be called "unknown"."""
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -45,7 +46,25 @@ def test_a_null_key_is_its_own_row_and_sorts_last(tmp_path):
     assert [(r["error_type"], r["count"]) for r in data.errors_by_type] == [(None, 2), ("unknown", 1)]
 
     text = render_artifacts(data, now=NOW, formats={"txt"})["report.txt"].decode()
-    assert "(none)" in text and "unknown" in text
+    # separate rows, each with its own count: the null key reads "(none)", the real "unknown" keeps its name
+    # (error types: b1 and b2 have none, a1 is "unknown"; agents and models: one conversation each)
+    assert _table(text, "ERRORS BY TYPE") == [["(none)", "2"], ["unknown", "1"]]
+    assert _table(text, "BY AGENT") == [["unknown", "1"], ["zeta", "1"], ["(none)", "1"]]
+    assert _table(text, "TOKENS BY MODEL") == [["(none)", "1"], ["unknown", "1"], ["zeta-model", "1"]]
+
+
+def _table(text: str, title: str) -> list[list[str]]:
+    """The first two cells (key and first figure) of each row of the text report's table under ``title``:
+    the title, its underline, the column header and its rule, then rows up to a blank line."""
+    lines = text.splitlines()
+    at = lines.index(title)
+    assert set(lines[at + 1]) == {"-"} and set(lines[at + 3].replace(" ", "")) == {"-"}
+    rows = []
+    for line in lines[at + 4:]:
+        if not line.strip():
+            break
+        rows.append(re.split(r"\s{2,}", line.strip())[:2])
+    return rows
 
 
 def test_approximate_quantiles_only_where_every_group_is_large(tmp_path):
