@@ -30,6 +30,8 @@ def test_the_latest_of_each_kind_of_failure_comes_before_more_of_one_kind(tmp_pa
     finally:
         source.close()
     shown = [r["conversation_id"] for r in data.failure_examples]
-    # the latest of each kind (tool_timeout, rate_limited, escalation), then the next latest of each
-    assert set(shown[:3]) == {"to2", "rl0", "esc0"} and shown[3] == "to1", shown  # errors before escalations
-    assert len(shown) == 4
+    # The latest of each kind first, errors before escalations (README, failure_examples), each latest first:
+    # to2 (Wed 18 Nov 02:00) and rl0 (Tue 17 Nov 00:00) are the latest error of their types, then esc0 (Sun 22 Nov
+    # 23:50, the latest failure of all, yet an escalation); then the next latest of each kind, errors first: to1
+    # (Wed 01:00) before esc1 (Sun 23:49), which the limit of 4 leaves out.
+    assert shown == ["to2", "rl0", "esc0", "to1"]
