@@ -10,12 +10,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agentdigest.periods import last_complete
 from agentdigest.synthetic import generate
 from render_fixtures import readable
 
-NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)
-WEEK = last_complete("week", NOW, "Europe/Berlin")  # 2026-W47
+NOW = datetime(2026, 11, 28, 12, tzinfo=timezone.utc)  # a Saturday, in week 2026-W48 (Mon 23 Nov - Mon 30 Nov)
+# The run's default period, the last complete week, written out by hand rather than asked of the code under test:
+# 1 Jan 2026 is a Thursday, so ISO week 1 starts Mon 29 Dec 2025 and 23 Nov (329 days later, 47 weeks) starts
+# W48; W47 is Mon 16 Nov 00:00 to Mon 23 Nov 00:00 in Berlin, which is UTC+1 in November (CET).
+WEEK_KEY = "2026-W47"
+WEEK_START = datetime(2026, 11, 15, 23, tzinfo=timezone.utc)
+WEEK_END = datetime(2026, 11, 22, 23, tzinfo=timezone.utc)
 PII = ["jane.doe@example.com", "+1 415 555 0142", "4111 1111 1111 1111", "078-05-1120"]
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
 
@@ -42,8 +46,8 @@ channels = ["box"]
 
 def _world(folder: Path, *, incomplete: bool) -> Path:
     con = duckdb.connect(str(folder / "events.duckdb"))
-    generate(con, conversations=6000, end=NOW, days=56, latest=WEEK.start_utc)
-    at = WEEK.end_utc - timedelta(days=4, minutes=30)  # the latest failures of the week: they are shown
+    generate(con, conversations=6000, end=NOW, days=56, latest=WEEK_START)
+    at = WEEK_END - timedelta(days=4, minutes=30)  # the latest failures of the week: they are shown
     for i, (agent, etype, msg) in enumerate([
         (HOSTILE[0], HOSTILE[1], f"user {PII[0]} called from {PII[1]}"),
         (HOSTILE[1], "tool_timeout", f"card {PII[2]} ssn {PII[3]} {HOSTILE[0]}"),
@@ -54,7 +58,7 @@ def _world(folder: Path, *, incomplete: bool) -> Path:
                          kind, agent, etype if kind == "error" else None, msg if kind == "error" else None])
     if incomplete:  # Tuesday and Wednesday lost
         con.execute("DELETE FROM agent_events WHERE event_ts >= ? AND event_ts < ?",
-                    [WEEK.start_utc + timedelta(days=1), WEEK.start_utc + timedelta(days=3)])
+                    [WEEK_START + timedelta(days=1), WEEK_START + timedelta(days=3)])
     con.close()
     (folder / "agentdigest.toml").write_text(CONFIG)
     return folder / "agentdigest.toml"
@@ -68,12 +72,16 @@ def test_both_audiences_from_computed_hostile_data(tmp_path, incomplete):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for report in ("exec", "eng"):
-        folder = tmp_path / "reports" / report / WEEK.key
+        folder = tmp_path / "reports" / report / WEEK_KEY
         files = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
         assert set(files) == {"report.json", "report.html", "report.pdf", "report.txt", "message.eml", "slack.json"}
         assert (folder / ".delivered").is_file()  # delivered: the folder is kept as sent
         texts = readable(files)
-        quality = json.loads(files["report.json"])["quality"]
+        report_json = json.loads(files["report.json"])
+        # the period the run chose by itself (no --period): W47, local midnights in Berlin (UTC+1)
+        assert report_json["period"] == {"key": WEEK_KEY, "start": "2026-11-16T00:00:00+01:00",
+                                         "end": "2026-11-23T00:00:00+01:00"}
+        quality = report_json["quality"]
         assert quality["warning"] is incomplete
         assert (quality["completeness_pct"] < 80) is incomplete
         if incomplete:
@@ -93,7 +101,7 @@ def test_both_audiences_from_computed_hostile_data(tmp_path, incomplete):
         if report == "eng":
             assert "&lt;script&gt;" in texts["report.html"] or "&lt;img" in texts["report.html"]
         # delivered once to the outbox
-        assert len(list((tmp_path / "outbox" / report / WEEK.key).glob("*.eml"))) == 1
+        assert len(list((tmp_path / "outbox" / report / WEEK_KEY).glob("*.eml"))) == 1
 
 
 def test_a_second_demo_keeps_the_users_edits_to_its_config(tmp_path):
