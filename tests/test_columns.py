@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -269,3 +269,40 @@ def test_a_column_that_empties_this_period_is_not_judged(tmp_path):
         assert m.previous and m.direction == "down" and m.good is None and m.notable is None, name
     assert data.metrics["estimated_savings_usd"].value is None
     assert "tokens per conversation" not in opening_sentence(data, Formatter("en"), "engineering")
+
+
+def test_a_cost_column_filled_from_the_middle_of_last_period_is_not_notable(tmp_path):
+    """Found in a new-user audit: cost_usd filled only from the last day of the previous week read "Cost rose
+    827% to $9.37", notable and red, and the weeks before it "$0.00" in the trend. Their share of conversations
+    with a cost is said, the change is not notable, and a week without any cost has none in the trend."""
+    import duckdb
+
+    from agentdigest.demo import setup
+    from agentdigest.significance import notable_flags
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    setup(tmp_path, now=now, conversations=8_000)  # 10 weeks to 2026-11-27, as make demo
+    current = parse_period("week", "2026-W47", "UTC")
+    filled_from = current.previous().start_utc + timedelta(days=6)  # the previous week's last day only
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("UPDATE agent_events SET cost_usd = NULL WHERE event_ts < ?", [filled_from])
+        shares = con.execute("""
+            WITH firsts AS (SELECT conversation_id, min(event_ts) AS start, count(cost_usd) AS costs
+                            FROM agent_events WHERE conversation_id IS NOT NULL GROUP BY 1)
+            SELECT start >= ? AS cur, avg((costs > 0)::INT) FROM firsts WHERE start >= ? AND start < ?
+            GROUP BY 1""", [current.start_utc, current.previous().start_utc, current.end_utc]).fetchall()
+    share = dict(shares)  # by hand: the share of each week's conversations with some cost (plain SQL)
+    source = open_source(SourceConfig(url=f"duckdb://{tmp_path / 'events.duckdb'}", table="agent_events"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC", human_cost_per_conversation=4.5),
+                              current, now=now, notable=notable_flags)
+    finally:
+        source.close()
+    cost = data.metrics["cost_usd"]
+    assert cost.change_pct > 100 and cost.notable is None and data.metrics["estimated_savings_usd"].notable is None
+    assert cost.good is False  # DESIGN's good is kept: only the judgement of chance is withheld
+    assert share[False] < 0.3 and share[True] > 0.99
+    note = next(n for n in data.notes if "cost_usd column has values for" in n)
+    assert f"{round(share[False] * 100)}% of the previous week's" in note and "100% of this week's" in note
+    assert [row["cost_usd"] is None for row in data.trend] == [True] * 6 + [False, False]
+    assert not any("token_count column" in n for n in data.notes)  # tokens were logged throughout

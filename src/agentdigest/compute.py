@@ -185,9 +185,14 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     first = begins_within(trend, 2)
     # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
     # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
-    unjudged = {name for col in set(unvalued[CUR]) | set(unvalued[PREV]) for name in _SUMMED[col][2]}
+    unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in _SUMMED[col][2]}
     metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first))
                else m for k, m in metrics.items()}
+    # Nor notable when only part of one period's conversations have a value (a cost column filled from the
+    # middle of last week read "Cost rose 827%, notable": a new-user audit); DESIGN's good stays as defined.
+    partly = _partly_valued(period_rows.get(CUR), period_rows.get(PREV))
+    unnoted = {name for col in partly for name in _SUMMED[col][2]}
+    metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if first:
         which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
@@ -196,6 +201,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_SUMMED[col][1]}"
               f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
               for col in unvalued[CUR]]
+    notes += [f"The {col} column has values for {fmt_share(prev)} of the previous {period.kind}'s conversations and "
+              f"{fmt_share(cur)} of this {period.kind}'s: the change of {' and '.join(_LABELS[col])} is not judged."
+              for col, (prev, cur) in partly.items()]
     if any(used_approx):
         notes.append("Latency percentiles are approximate on this engine (within 1%).")
 
@@ -240,6 +248,38 @@ _SUMMED = {
     "token_count": ("tokens", "its tokens read 0", ("total_tokens", "tokens_per_conversation")),
     "cost_usd": ("cost", "its agent cost reads $0", ("cost_usd", "estimated_savings_usd")),
 }
+_LABELS = {"token_count": ("tokens",), "cost_usd": ("agent cost", "estimated savings")}
+#: Below this ratio between the two periods' shares of conversations with a value, a summed figure's change
+#: is not judged: a cost column filled only from the middle of last week read "Cost rose 827%, notable"
+#: (a new-user audit). Steady partial coverage (cost logged for 60% of conversations) stays judged.
+COVERAGE_RATIO = 0.9
+
+
+def _share(row: dict[str, Any] | None, col: str) -> float | None:
+    """The share of a period's conversations with a ``col`` value; None without conversations."""
+    if not row or not row.get("conversations") or f"{col}_values" not in row:
+        return None
+    return (row[f"{col}_values"] or 0) / row["conversations"]
+
+
+def _partly_valued(cur: dict[str, Any] | None, prev: dict[str, Any] | None) -> dict[str, tuple[float, float]]:
+    """{column: (previous share, current share)} for the summed columns whose share of conversations with
+    a value differs too much between the two periods for their totals to compare (both above zero: a
+    period with no value at all is :func:`_unvalued`'s)."""
+    out = {}
+    for col in _SUMMED:
+        a, b = _share(prev, col), _share(cur, col)
+        if a and b and min(a, b) < COVERAGE_RATIO * max(a, b):
+            out[col] = (a, b)
+    return out
+
+
+def fmt_share(share: float) -> str:
+    """A share of conversations for a note: "14%", "<1%", "99.6%"."""
+    pct = share * 100
+    if 0 < pct < 1:
+        return "<1%"
+    return f"{pct:.1f}%" if 99 < pct < 100 else f"{pct:.0f}%"
 
 
 def _unvalued(row: dict[str, Any] | None) -> list[str]:
@@ -315,8 +355,11 @@ def _savings(metrics: dict[str, MetricValue], human_cost: float | None,
 
 def _trend_row(p: Period, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
     values = {**_blank(defs), **(row or {})}
+    # A period whose conversations have no cost (or token) value at all has none, not $0: the trend showed
+    # "$0.00" for the weeks before a cost column was filled (a new-user audit)
+    unknown = {name for col in _unvalued(row) for name in _SUMMED[col][2]}
     return {"key": p.key, "start": p.start.isoformat(), "end": p.end.isoformat(),
-            **{m.name: values.get(m.name) for m in defs}}
+            **{m.name: None if m.name in unknown else values.get(m.name) for m in defs}}
 
 
 def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
