@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -66,37 +67,82 @@ def _weekdays(field: str) -> str:
     return ",".join(_NAMES[d] for d in sorted(days))
 
 
-class _GapSafe(BaseTrigger):
-    """A trigger that keeps a fire moved by a spring-forward gap, whenever it is asked.
+class _WallClock(BaseTrigger):
+    """Cron fire times in a timezone, computed as cron reads them: on the local wall clock.
 
-    A local time that does not exist (02:30 on the night clocks go forward) fires an hour later
-    (03:30). APScheduler 3 moves it so only when asked before the gap: asked at 03:29 it compares
-    wall clocks, finds 02:30 already past and answers the next day, so a scheduler started in that
-    half hour skipped the day's report. Here the fires are searched from a few hours earlier and the
-    first one at or after the asked instant is kept.
+    ``inner`` matches the fields on a wall clock without time zone (it runs in UTC, which has no DST);
+    each matching wall-clock time is then placed in ``zone``:
+
+    - a time that does not exist (02:30 on the night clocks go forward) fires at the instant that
+      wall clock names with the offset before the change: 03:30 by the new clock;
+    - a time that happens twice (the night clocks go back) fires at both instants.
+
+    APScheduler 3's own zone arithmetic got three cases wrong (found in audits): asked at 03:29 on the
+    spring night it found 02:30 past and answered the next day; a midnight that does not exist (Cairo,
+    Havana) was skipped altogether; and a fire whose UTC offset differed from the asked instant's was
+    skipped: ``0 0 * * *`` asked just after 00:00 CET on 29 March answered 31 March, and ``0 0 1 * *``
+    asked on 1 March answered 1 May, so those reports were never sent.
     """
 
-    _LOOKBACK = timedelta(hours=3)  # longer than any DST shift
+    _AROUND = timedelta(hours=3)  # longer than any DST shift: how far wall clock and instants can part
 
-    def __init__(self, inner: BaseTrigger) -> None:
-        self.inner = inner
+    def __init__(self, inner: BaseTrigger, zone: ZoneInfo) -> None:
+        self.inner, self.zone = inner, zone
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         # As CronTrigger does: after a previous fire, from just after it (CronTrigger's min(now, previous
         # + 1 µs), bumped past previous when now is not later, is always previous + 1 µs).
         start = _utc(now) if previous_fire_time is None else _utc(previous_fire_time) + _TICK
-        fire = self.inner.get_next_fire_time(None, start - self._LOOKBACK)
-        for _ in range(10_000):  # a whole-minute cron has at most 180 fires in the look-back
-            if fire is None or _utc(fire) >= start:
-                return fire
-            fire = self.inner.get_next_fire_time(None, _utc(fire) + _TICK)
-        return None
+        wall = start.astimezone(self.zone).replace(tzinfo=None)
+        # Away from a change of offset the wall clock is the instant's: the first matching time is the fire.
+        candidate = self.inner.get_next_fire_time(None, wall.replace(tzinfo=dt_timezone.utc))
+        if candidate is None:
+            return None
+        fire = _instants(candidate.replace(tzinfo=None), self.zone)[0]
+        if fire >= start and _steady(self.zone, start - self._AROUND, fire + self._AROUND):
+            return fire.astimezone(self.zone)
+        # Near one, every matching time from a little earlier is placed, and the earliest instant kept.
+        best: datetime | None = None
+        stop: datetime | None = None  # the wall clock past which no candidate can fire before ``best``
+        candidate = self.inner.get_next_fire_time(None, (wall - self._AROUND).replace(tzinfo=dt_timezone.utc))
+        for _ in range(100_000):  # a whole-minute cron has at most 360 candidates in the window searched
+            naive = None if candidate is None else candidate.replace(tzinfo=None)
+            if naive is None or (stop is not None and naive > stop):
+                break
+            for instant in _instants(naive, self.zone):
+                if instant >= start and (best is None or instant < best):
+                    best, stop = instant, naive + self._AROUND
+            candidate = self.inner.get_next_fire_time(None, candidate + _TICK)
+        return None if best is None else best.astimezone(self.zone)
 
     def __str__(self) -> str:
-        return str(self.inner)
+        return f"{self.inner} in {self.zone.key}"
 
 
 _TICK = timedelta(microseconds=1)
+
+
+def _instants(naive: datetime, zone: ZoneInfo) -> list[datetime]:
+    """The instants (UTC) a local wall-clock time names: one, two in a fold, and for a time in a gap the
+    one its wall clock names with the offset before the change (fold 0 means that for a gap time)."""
+    out = []
+    for fold in (0, 1):
+        instant = naive.replace(tzinfo=zone, fold=fold).astimezone(dt_timezone.utc)
+        exists = instant.astimezone(zone).replace(tzinfo=None) == naive
+        if (exists or fold == 0) and instant not in out:
+            out.append(instant)
+    return out
+
+
+def _steady(zone: ZoneInfo, lo: datetime, hi: datetime) -> bool:
+    """Whether ``zone``'s UTC offset is the same from ``lo`` to ``hi`` (offsets change at most a few times
+    a year, never twice in a day, so days are stepped)."""
+    offset, at = lo.astimezone(zone).utcoffset(), lo
+    while at < hi:
+        at = min(at + timedelta(days=1), hi)
+        if at.astimezone(zone).utcoffset() != offset:
+            return False
+    return True
 
 
 def _utc(instant: datetime) -> datetime:
@@ -112,7 +158,8 @@ def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
         raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
     minute, hour, day, month, weekday = fields
     weekday = _weekdays(weekday)
-    common = dict(minute=minute, hour=hour, month=month, second=0, timezone=timezone)
+    zone = ZoneInfo(timezone)
+    common = dict(minute=minute, hour=hour, month=month, second=0, timezone="UTC")  # the wall clock, see _WallClock
     if day not in ("*", "?") and weekday != "*":
-        return _GapSafe(OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekday, **common)]))
-    return _GapSafe(CronTrigger(day=day if day != "?" else "*", day_of_week=weekday, **common))
+        return _WallClock(OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekday, **common)]), zone)
+    return _WallClock(CronTrigger(day=day if day != "?" else "*", day_of_week=weekday, **common), zone)
