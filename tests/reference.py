@@ -17,6 +17,9 @@ Decisions where DESIGN.md leaves room (noted for the lead):
   are counted anywhere in the table; a null event_type is an unknown type.
 * Completeness: received = rows with conversation_id in the elapsed hours of P; expected = median
   of the same hours of the previous 4 periods, leaving out periods with no rows at all.
+* A conversation's agent (rule 4) is the agent_id of its first event; when several events share the
+  first instant, the smallest of their agent_ids (cohort.conversation_agents' documented choice, "so
+  every engine agrees"), null ones ignored as SQL's min() does; compared by code point (= UTF-8 bytes).
 """
 
 from __future__ import annotations
@@ -148,6 +151,14 @@ def _copy_order(r: dict) -> tuple:
     return (r["event_ts"],) + tuple((v is None, v if v is not None else 0) for v in values)
 
 
+def first_agent(evs: list[dict]) -> str | None:
+    """Rule 4: the agent_id of the conversation's first event (``evs`` sorted by time); on a tie at the first
+    instant, the smallest non-null agent_id of the tied events."""
+    tied = [e.get("agent_id") for e in evs if e["event_ts"] == evs[0]["event_ts"]]
+    named = [a for a in tied if a is not None]
+    return min(named) if named else None
+
+
 class Reference:
     """Expected report values for one report over ``rows`` (the canonical event rows)."""
 
@@ -173,7 +184,7 @@ class Reference:
             first = evs[0]
             if start <= first["event_ts"] < end:
                 outcome = [e for e in evs if e["event_ts"] < end + self.window]
-                out[cid] = {"start": first["event_ts"], "agent_id": first.get("agent_id"), "events": outcome}
+                out[cid] = {"start": first["event_ts"], "agent_id": first_agent(evs), "events": outcome}
         return out
 
     @staticmethod

@@ -96,6 +96,8 @@ def test_reference_sees_the_traps():
     assert "c-start" in cur and "c-last-micro" in cur and "c-at-end" not in cur and "c-span-prev" not in cur
     assert "c-span-prev" in ref.conversations(1)
     assert cur["c-agent-switch"]["agent_id"] == "billing-bot"
+    assert cur["c-agent-tie"]["agent_id"] == "a-bot"  # a tie at the first instant: the smallest agent_id
+    assert "a-bot" in ref.by_agent() and "b-bot" not in ref.by_agent()
     assert cur["c-dupe-case"]["agent_id"] == "Support-bot"  # byte order, whatever the database's collation
     assert len(ref.daily()) == 7 and m["resolution_rate"]["change_pp"] is not None
     start, end = ref.period(0)

@@ -5,7 +5,8 @@ end, conversations spanning both boundaries, a period with a DST change (the sce
 repeated resolution events, escalated-then-resolved conversations, duplicate rows by event_id,
 null, negative, NaN and infinite latencies, negative tokens, unknown and null event types, rows
 missing conversation_id or event_ts, a future event, several agents, models and error types,
-conversations whose agent changes after the first event, and rows without an event_id.
+conversations whose agent changes after the first event, two agents at a conversation's first
+instant, and rows without an event_id.
 
 Every conversation lasts well under max_conversation_hours (24 h), so all readings of the
 outcome window agree; ``long_conversation_rows`` adds one that does not, for a marked test.
@@ -155,6 +156,12 @@ def trap_rows(scenario: str) -> list[dict]:
     r.conversation("c-agent-switch", at(0.55), [(0, "message", 1300.0, 140)], agent=B, model=M2)
     r.conversation("c-agent-switch", at(0.55) + timedelta(minutes=1),
                    [(0, "tool_call", 2600.0, 200), (1, "resolution", None, None)], agent=A, model=M1)
+    # Two first events at one instant from two agents: the smallest agent_id is the conversation's (the row
+    # of "b-bot" comes first in the table, so "the first row read" is not the rule either).
+    t = at(0.40)
+    r.add("c-agent-tie", t, "message", agent="b-bot", model=M1, tokens=21, latency=410.0, cost=0.00005)
+    r.add("c-agent-tie", t, "tool_call", agent="a-bot", model=M2, tokens=31, latency=1400.0, cost=0.00007)
+    r.add("c-agent-tie", t + timedelta(minutes=2), "resolution", agent="b-bot", model=M1)
     r.conversation("c-no-agent", at(0.57), [(0, "message", 520.0, 15), (2, "abandon", None, None)], agent=None, model=M1)
     # Rows that cannot be placed: no conversation_id (in P and in the previous period), a future event.
     r.add(None, at(0.05), "resolution", agent=A)
