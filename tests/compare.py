@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from reference import CONVERSATION_METRICS, Reference
+from reference import CONVERSATION_METRICS, SAVINGS, Reference
 
 QUANTILES = ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
 EXACT_TOL = dict(rel_tol=1e-9, abs_tol=1e-6)  # "rates and latencies agree to 1e-6"
@@ -55,6 +55,8 @@ def compare_report(doc: dict, ref: Reference, *, quantile_rel: float | None = No
             # A percent change of two approximate values: allow the combined error of both.
             pct_rel = 2.5 * quantile_rel * max(1.0, abs(exp["value"] / exp["previous"])) * 100.0 / max(abs(exp["change_pct"]), 1e-9)
         out.check(f"metrics.{name}.change_pct", got["change_pct"], exp["change_pct"], rel=pct_rel)
+    if ref.human_cost is None and SAVINGS in doc["metrics"]:  # README: only with human_cost_per_conversation
+        out.append(f"metrics.{SAVINGS}: present without a human_cost_per_conversation")
 
     daily = {row["date"]: row for row in doc["breakdowns"]["daily"]}
     expected_days = ref.daily()

@@ -20,6 +20,11 @@ Decisions where DESIGN.md leaves room (noted for the lead):
 * A conversation's agent (rule 4) is the agent_id of its first event; when several events share the
   first instant, the smallest of their agent_ids (cohort.conversation_agents' documented choice, "so
   every engine agrees"), null ones ignored as SQL's min() does; compared by code point (= UTF-8 bytes).
+* Estimated savings (README "Metrics"): with ``human_cost`` (the report's human_cost_per_conversation),
+  ``estimated_savings_usd`` = (conversations - escalated_conversations) x human_cost - cost_usd, for
+  the period and the previous one; higher is better; absent from the report without a human cost.
+  (The core also reads a period whose conversations have no cost value at all as null savings, a
+  rule README does not state; the trap data has cost values in both periods, so it does not arise.)
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ HIGHER_IS_BETTER = {
 }
 RATES = {"resolution_rate", "containment_rate", "error_rate"}
 CONVERSATION_METRICS = [m for m in HIGHER_IS_BETTER if not m.startswith(("p50", "p95", "p99"))]
+#: Derived from other metrics and a report setting (README "Metrics"); only with human_cost_per_conversation.
+SAVINGS = "estimated_savings_usd"
+DERIVED_HIGHER_IS_BETTER = {SAVINGS: True}
 
 
 # -- periods (independent of agentdigest.periods) ----------------------------------------------
@@ -107,7 +115,7 @@ def pct(num: float, den: float) -> float | None:
 
 def change(name: str, cur: Any, prev: Any) -> dict[str, Any]:
     """DESIGN.md rule 5."""
-    hib = HIGHER_IS_BETTER[name]
+    hib = {**HIGHER_IS_BETTER, **DERIVED_HIGHER_IS_BETTER}[name]
     out: dict[str, Any] = {"change_pct": None, "change_pp": None, "direction": None, "good": None}
     if cur is None:
         return out
@@ -163,8 +171,9 @@ class Reference:
     """Expected report values for one report over ``rows`` (the canonical event rows)."""
 
     def __init__(self, rows: list[dict], tz: str, kind: str, key: str, now: datetime,
-                 max_conversation_hours: float = 24.0):
+                 max_conversation_hours: float = 24.0, human_cost: float | None = None):
         self.rows, self.tz, self.kind, self.now = rows, tz, kind, now
+        self.human_cost = human_cost
         self.first = first_day(kind, key)
         self.window = timedelta(hours=max_conversation_hours)
         self.events = valid_events(rows)
@@ -216,10 +225,16 @@ class Reference:
                    p99_latency_ms=quantile(lat, 0.99))
         return out
 
+    def savings(self, m: dict[str, Any]) -> float:
+        """README: (conversations - escalated) x human cost - cost_usd, of one period's metrics ``m``."""
+        return (m["conversations"] - m["escalated_conversations"]) * self.human_cost - m["cost_usd"]
+
     def metrics(self) -> dict[str, dict[str, Any]]:
         cur, prev = self.all_metrics(self.conversations(0)), self.all_metrics(self.conversations(1))
+        if self.human_cost is not None:
+            cur[SAVINGS], prev[SAVINGS] = self.savings(cur), self.savings(prev)
         return {name: {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name])}
-                for name in HIGHER_IS_BETTER}
+                for name in cur if name in HIGHER_IS_BETTER or name in DERIVED_HIGHER_IS_BETTER}
 
     def trend(self, n: int = 8) -> list[dict[str, Any]]:
         return [self.conversation_metrics(self.conversations(back)) for back in range(n - 1, -1, -1)]

@@ -51,11 +51,14 @@ BACKENDS = [
     pytest.param("spark", id="spark", marks=pytest.mark.spark),
 ]
 QUANTILE_TOLERANCE = {"spark": SPARK_QUANTILE_TOLERANCE}
+#: human_cost_per_conversation per scenario: priced weeks check estimated savings against the reference on
+#: every backend; the unpriced day checks that no savings appear without a human cost.
+HUMAN_COST = {"berlin-fall-week": 4.5, "newyork-spring-week": 4.5, "berlin-fall-day": None}
 
 
 def _report(scenario: str) -> ReportConfig:
     tz, kind, _ = SCENARIOS[scenario]
-    return ReportConfig(id="trap", period=kind, timezone=tz)
+    return ReportConfig(id="trap", period=kind, timezone=tz, human_cost_per_conversation=HUMAN_COST[scenario])
 
 
 def _compute(source_settings: dict, scenario: str) -> dict:
@@ -70,7 +73,7 @@ def _compute(source_settings: dict, scenario: str) -> dict:
 
 def _reference(rows: list[dict], scenario: str) -> Reference:
     tz, kind, key = SCENARIOS[scenario]
-    return Reference(rows, tz, kind, key, now_for(scenario))
+    return Reference(rows, tz, kind, key, now_for(scenario), human_cost=HUMAN_COST[scenario])
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -98,6 +101,12 @@ def test_reference_sees_the_traps():
     assert cur["c-agent-switch"]["agent_id"] == "billing-bot"
     assert cur["c-agent-tie"]["agent_id"] == "a-bot"  # a tie at the first instant: the smallest agent_id
     assert "a-bot" in ref.by_agent() and "b-bot" not in ref.by_agent()
+    # Savings by hand: 31 conversations (15 trap ones + 2 a local day x 7 + 2 at the DST change), 8 escalated
+    # (c-esc-res, c-errors, c-dupe-edit, 5 of the 14 daily ones); 23 contained at 4.5, less the agent cost, which is
+    # large enough that its sign moves the savings far beyond the comparison's 1e-6 tolerance.
+    assert (m["conversations"]["value"], m["escalated_conversations"]["value"]) == (31, 8)
+    assert m["estimated_savings_usd"]["value"] == pytest.approx(23 * 4.5 - m["cost_usd"]["value"], abs=1e-12)
+    assert m["cost_usd"]["value"] > 1e-3
     assert cur["c-dupe-case"]["agent_id"] == "Support-bot"  # byte order, whatever the database's collation
     assert len(ref.daily()) == 7 and m["resolution_rate"]["change_pp"] is not None
     start, end = ref.period(0)
@@ -123,6 +132,7 @@ path = "archive"
 id = "trap-weekly"
 period = "{kind}"
 timezone = "{tz}"
+human_cost_per_conversation = {HUMAN_COST[scenario]}
 ''', encoding="utf-8")
     cli = Path(sys.executable).with_name("agentdigest")
     done = subprocess.run([str(cli), "run", "trap-weekly", "--config", str(config), "--period", key, "--dry-run",
