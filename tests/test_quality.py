@@ -334,3 +334,44 @@ def test_totals_against_the_first_period_with_data_are_not_judged(tmp_path):
     assert (conversations.value, conversations.previous) == (70, 20)  # Mon-Sun against Sat-Sun
     assert conversations.good is None and conversations.notable is None and conversations.direction == "up"
     assert any("begin in the previous week" in note for note in data.notes)
+
+
+def _one_event_conversations(tmp_path, stamps: list[datetime]):
+    """A real DuckDB source of one-event conversations (one "message" each) at the given UTC instants."""
+    import pyarrow as pa
+
+    rows = pa.table({  # noqa: F841  (read by DuckDB's replacement scan)
+        "event_id": [f"e{i}" for i in range(len(stamps))],
+        "conversation_id": [f"c{i}" for i in range(len(stamps))],
+        "event_ts": pa.array(stamps, type=pa.timestamp("us", tz="UTC")),
+        "event_type": ["message"] * len(stamps),
+    })
+    db = tmp_path / "hourly.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE ev AS SELECT * FROM rows")
+    return open_source(SourceConfig(url=f"duckdb://{db}", table="ev"))
+
+
+def _per_hour(period, per_hour) -> list[datetime]:
+    """``per_hour(h)`` events in hour h of ``period``, a minute apart from the start of the hour."""
+    return [period.start_utc + timedelta(hours=h, minutes=i) for h in range(int(period.hours)) for i in range(per_hour(h))]
+
+
+def test_completeness_baseline_is_the_median_of_the_previous_four_periods_not_their_mean(tmp_path):
+    """DESIGN: expected volume is the median of the previous 4 periods. With three weeks of 10 events an hour and
+    one of 40, and this week at 10 an hour: expected = median(1680, 1680, 1680, 6720) = 1680, completeness 100%;
+    a mean would expect 2940 and read 57% with a warning. (Two baseline periods, as in the trap data, cannot tell
+    a median from a mean.)"""
+    rates = {4: 10, 3: 10, 2: 40, 1: 10, 0: 10}  # periods back -> events per hour
+    stamps = [ts for back, rate in rates.items()
+              for ts in _per_hour(WEEK.previous(back) if back else WEEK, lambda h, r=rate: r)]
+    assert all(WEEK.previous(k).hours == 168 for k in range(1, 5)) and len(stamps) == 1680 * 4 + 6720
+    source = _one_event_conversations(tmp_path, stamps)
+    try:
+        q = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=WEEK.end_utc + timedelta(hours=9)).quality
+    finally:
+        source.close()
+    assert q.baseline == "previous_periods"
+    assert (q.received_events, q.expected_events) == (1680, 1680.0)
+    assert q.completeness_pct == 100.0 and not q.warning and q.gaps == ()
+
