@@ -375,3 +375,91 @@ def test_completeness_baseline_is_the_median_of_the_previous_four_periods_not_th
     assert (q.received_events, q.expected_events) == (1680, 1680.0)
     assert q.completeness_pct == 100.0 and not q.warning and q.gaps == ()
 
+
+def _spread(total: int, hours: int = 168) -> list[int]:
+    """``total`` events over ``hours`` hours, as evenly as can be."""
+    return [total // hours + (1 if h < total % hours else 0) for h in range(hours)]
+
+
+@pytest.mark.parametrize(("threshold", "received", "completeness", "warning"), [
+    (95, 1596, 95.0, False),  # exactly at the threshold: not below it, no warning
+    (95, 1595, 1595 / 1680 * 100, True),
+    (90, 1512, 90.0, False),
+    (90, 1511, 1511 / 1680 * 100, True),
+])
+def test_warning_is_raised_only_below_the_threshold(threshold, received, completeness, warning):
+    """README: ``warning`` is true *below* completeness_threshold. expected_events_per_day = 240 over a 168-hour
+    week expects 240 x 7 = 1680 events; 1596 of them is exactly 95%."""
+    cur0 = 168 * 4
+    hourly = {cur0 + h: n for h, n in enumerate(_spread(received))}
+    assert sum(hourly.values()) == received
+    q = assess({}, hourly, WEEK, NOW, threshold=threshold, expected_per_day=240)
+    assert (q.received_events, q.expected_events) == (received, 1680.0)
+    assert q.completeness_pct == pytest.approx(completeness, rel=1e-12)
+    assert q.warning is warning
+
+
+@pytest.mark.parametrize(("silent", "usual", "per_conversation", "gap_hours"), [
+    # One silent hour between busy ones (20 events each) that usually gets `usual` events.
+    ((30,), 6, 1.0, None),        # 6 conversations' worth < 8: plausible silence
+    ((30,), 7, 1.0, None),
+    ((30,), 8, 1.0, 1),           # 8 conversations' worth: at least 8, a gap
+    ((30, 31), 4, 1.0, 2),        # a run of two hours: 4 + 4 = 8 conversations' worth, one 2-hour gap
+    ((30, 31), 3, 1.0, None),     # 3 + 3 = 6
+    ((30,), 8, 2.0, None),        # 8 events of 2 per conversation = 4 conversations' worth
+    ((30, 31), 8, 2.0, 2),        # 16 events = 8 conversations' worth
+])
+def test_a_gap_needs_eight_conversations_worth_of_expected_events(silent, usual, per_conversation, gap_hours):
+    """README's gap rule: a run of empty hours is a gap when at least 8 conversations' worth of events were
+    expected over it (by the baseline, hour by hour; a conversation's worth = events per conversation)."""
+    hourly = {}
+    for p in range(5):
+        for h in range(168):
+            hourly[p * 168 + h] = usual if h in silent else 20
+    for h in silent:
+        hourly[168 * 4 + h] = 0
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None, events_per_conversation=per_conversation)
+    expected = [] if gap_hours is None else [(WEEK.start + timedelta(hours=silent[0]), gap_hours)]
+    assert [(g.start, g.hours) for g in q.gaps] == expected
+
+
+@pytest.mark.parametrize(("usual", "gap"), [(6, False), (8, True)])
+def test_gap_rule_on_a_real_source_with_one_event_per_conversation(tmp_path, usual, gap):
+    """The same rule end to end: one event per conversation makes a conversation's worth 1 event, so a busy hour
+    (Tuesday 06:00) that usually gets 6 events may be silent, one that usually gets 8 may not."""
+    silent = 30
+
+    def rate(back: int):
+        return lambda h: (0 if back == 0 else usual) if h == silent else 20
+
+    stamps = [ts for back in range(5) for ts in _per_hour(WEEK.previous(back) if back else WEEK, rate(back))]
+    source = _one_event_conversations(tmp_path, stamps)
+    try:
+        q = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=WEEK.end_utc + timedelta(hours=9)).quality
+    finally:
+        source.close()
+    assert q.received_events == 167 * 20 and q.expected_events == 167 * 20 + usual
+    assert [(g.start, g.hours) for g in q.gaps] == ([(WEEK.start + timedelta(hours=silent), 1)] if gap else [])
+
+
+@pytest.mark.parametrize(("kind", "key", "hours"), [
+    ("day", "2026-10-25", 25),    # DST ends: README's own example, 250 for a 25-hour day
+    ("day", "2026-03-29", 23),    # DST begins
+    ("day", "2026-11-24", 24),
+    ("week", "2026-W43", 169),    # the week holding 25 October
+    ("week", "2026-W48", 168),
+])
+def test_expected_events_per_day_is_pro_rata_by_hours(tmp_path, kind, key, hours):
+    """README: ``expected_events_per_day`` pro rata by hours. 240 a day is 10 an hour: 250 for a 25-hour day,
+    1690 for a 169-hour week. One event in each hour of the period: completeness 10%."""
+    period = parse_period(kind, key, TZ)
+    assert period.hours == hours
+    source = _one_event_conversations(tmp_path, _per_hour(period, lambda h: 1))
+    try:
+        q = compute_report(source, ReportConfig(id="r", period=kind, timezone=TZ, expected_events_per_day=240),
+                           period, now=period.end_utc + timedelta(hours=9)).quality
+    finally:
+        source.close()
+    assert q.baseline == "expected_events_per_day"
+    assert q.expected_events == 10.0 * hours and q.received_events == hours
+    assert q.completeness_pct == pytest.approx(10.0) and q.warning
