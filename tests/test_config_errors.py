@@ -548,6 +548,31 @@ def test_a_database_url_from_the_environment_never_shows_its_secret(workdir, url
         assert "Zq9Se" not in done.stdout + done.stderr and "cretPW77" not in done.stdout + done.stderr, done.stderr
 
 
+def test_a_read_only_ledger_fails_check(workdir):
+    """Found in a scheduling audit: check said "ok - reachable, schema version 3" for a ledger no run could
+    write (every run then failed to record what it sent). Made immutable: root may write any mode."""
+    from conftest import skip_or_fail
+
+    (workdir / "agentdigest.toml").write_text(GOOD + '\n[ledger]\nurl = "sqlite:///ledger.db"\n')
+    env = {**os.environ, "SMTP_URL": "smtp://u:pw@127.0.0.1:1"}
+    first = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", "agentdigest.toml"],
+                           capture_output=True, text=True, cwd=workdir, timeout=120, env=env)
+    assert first.returncode == 0 and (workdir / "ledger.db").exists(), first.stderr
+
+    def check() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=workdir, timeout=120, env=env)
+
+    assert "ledger sqlite:///ledger.db: ok" in check().stdout.replace(str(workdir) + "/", "")
+    if subprocess.run(["chattr", "+i", str(workdir / "ledger.db")], capture_output=True).returncode != 0:
+        skip_or_fail("chattr +i is not available here (needs root and a file system with the immutable flag)")
+    try:
+        done = check()
+    finally:
+        subprocess.run(["chattr", "-i", str(workdir / "ledger.db")], check=True)
+    assert done.returncode == 1 and "cannot be written" in done.stdout and "read-only" in done.stdout, done.stdout
+
+
 def test_a_ledger_whose_folder_is_a_file_fails_check_and_is_one_line_in_run(workdir):
     """Found in a config re-check: check said "not created yet; the first run creates it", and the run ended
     "unexpected error: FileExistsError"."""

@@ -178,6 +178,28 @@ def test_a_changed_schedule_does_not_send_a_week_older_than_one_already_sent(tmp
     assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 1, ("weekly", "2026-W49"): 1}
 
 
+def test_a_period_sent_by_a_clock_that_was_ahead_does_not_silence_the_real_ones(tmp_path, events):
+    """Found in a scheduling audit: run --due --now 2030-01-01 (or a host booted with a wrong clock) sent
+    2029-W52, and every real week after that read "nothing is due yet", unflagged by check --missed."""
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
+    assert due_run(path, "2030-01-07T15:00:00Z")[0] == 0
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2030-W01"): 1}
+    assert check_missed(load_config(path), now=utc("2026-11-30T16:00:00Z"), console=console()[0]) == 1  # late
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 0 and sent_files(tmp_path / "outbox") == {("weekly", "2030-W01"): 1, ("weekly", "2026-W48"): 1}, out
+
+
+def test_a_due_period_older_than_one_sent_is_said_not_nothing_due(tmp_path, events):
+    """Found in a scheduling audit: after a schedule change the skipped week read "nothing is due yet"."""
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "schedule": "0 9 * * fri"}])
+    code, out = due_run(path, "2026-12-01T14:01:00Z")
+    assert code == 0 and "nothing is due" not in out
+    assert "weekly 2026-W47: not sent, a later period went out already" in out and "catch_up = 1" in out, out
+
+
 def test_check_missed_on_the_command_line(tmp_path, events):
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
     late = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:30:00Z")

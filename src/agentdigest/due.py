@@ -98,9 +98,11 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     periods = {latest.previous(n) for n in range(report.catch_up + 1)}
     if ledger is not None:
         sent, unfinished = ledger.tried_periods(report.id)
-        if report.catch_up == 0 and any(p > latest for p in _parsed(report, sent)):
-            # A later period went out already (the schedule was changed, from Monday to Friday say): the
-            # latest due one by the new schedule is history now, and history is not backfilled.
+        # A later period went out already (the schedule was changed, from Monday to Friday say): the latest
+        # due one by the new schedule is history now, and history is not backfilled. A "later" period that
+        # has not even ended is no history: a clock that was ahead sent it (run --due --now 2030-01-01, a
+        # host booted with a wrong clock), and it silenced every real week until then (a scheduling audit).
+        if report.catch_up == 0 and any(latest < p and p.end_utc <= _utc(now) for p in _parsed(report, sent)):
             periods.discard(latest)
         since = _utc(now) - timedelta(days=366)
         periods.update(p for p in _parsed(report, unfinished) if p <= latest and p.end_utc >= since)

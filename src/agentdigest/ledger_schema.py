@@ -147,10 +147,23 @@ def db_reason(exc: SQLAlchemyError) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _may_write(file: Path) -> bool:
+    """Whether this process may write ``file``: its permissions, and the immutable flag even for root
+    (``access`` ignores that flag, opening the file for writing does not)."""
+    if not os.access(file, os.W_OK):
+        return False
+    try:
+        with open(file, "r+b"):
+            return True
+    except OSError:
+        return False
+
+
 def read_version(url: str, writable: bool = False) -> int | None:
     """The ledger's schema version, read without creating or changing anything; None when it does not
     exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read,
-    and with ``writable`` also when a PostgreSQL role could not create or write its tables."""
+    and with ``writable`` also when a run could not write it: a read-only SQLite file or folder, or a
+    PostgreSQL role that may not create or write its tables."""
     real = engine_url(url)
     try:
         if real.startswith("sqlite"):
@@ -162,6 +175,11 @@ def read_version(url: str, writable: bool = False) -> int | None:
                 if problem := cannot_write(file.parent):  # a read-only folder, or a file where one should be
                     raise LedgerError(f"cannot create the ledger {mask_url(url)}: {problem}")
                 return None
+            # A run writes the file and, beside it, its -wal and -shm files (found in a scheduling audit:
+            # check called a read-only ledger fine, and every run then failed to record what it sent)
+            problem = cannot_write(file.parent) or ("" if _may_write(file) else f"{file} is read-only")
+            if writable and problem:
+                raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
             engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
         else:
             engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)

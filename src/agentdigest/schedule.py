@@ -79,6 +79,8 @@ class PassResult:
 
     runs: list[PeriodRun] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (report_id, period_key) already sent
+    #: (report_id, period_key) due but older than a period already sent, so not backfilled (catch_up = 0)
+    older: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -105,6 +107,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 continue
             todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
             if latest not in todo and not done(report, latest):
+                result.older.append((report.id, latest.key))
                 decision("skipped_older", "%s %s: a later period was sent already (was the schedule changed?); "
                          "not backfilled (catch_up = 0)", report.id, latest.key, report=report.id, period=latest.key)
             elif latest not in todo:
@@ -200,6 +203,9 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             ledger.close()
     for report_id, key in result.skipped:
         console.print(f"{report_id} {key}: already sent", markup=False)
+    for report_id, key in result.older:  # said, not "nothing is due yet" (a scheduling audit)
+        console.print(f"{report_id} {key}: not sent, a later period went out already (was the schedule changed?); "
+                      f"catch_up = 1 would send it", markup=False, soft_wrap=True)
     for run in result.runs:
         if run.error is not None:
             console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False)
@@ -212,7 +218,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             where = d.channel + (f" {d.recipient}" if d.recipient else "")
             console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
                           f"{': ' + d.error if d.error else ''}", markup=False)
-    if not result.runs and not result.skipped:
+    if not result.runs and not result.skipped and not result.older:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
 
