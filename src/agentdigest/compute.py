@@ -183,10 +183,14 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     # period with data, which may hold only part of it (a reader review: "+165%" against a month begun on
     # the 19th, "rose from 0" on the first day; said in a note below, in report.json too).
     first = begins_within(trend, 2)
+    # Nor the totals of a period that has not ended (a preview, run --dry-run): a week to Saturday evening
+    # read "Conversations fell 9.5%, notable" against a whole one (a new-user audit).
+    running = now < period.end_utc
     # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
     # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
     unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in _SUMMED[col][2]}
-    metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first))
+    metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first
+                                                                                           or running))
                else m for k, m in metrics.items()}
     # Nor notable when only part of one period's conversations have a value (a cost column filled from the
     # middle of last week read "Cost rose 827%, notable": a new-user audit); DESIGN's good stays as defined.
@@ -194,6 +198,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     unnoted = {name for col in partly for name in _SUMMED[col][2]}
     metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
     notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
+    if running:
+        notes.append(f"This {period.kind} has not ended: its figures are so far, and its totals are compared with "
+                     f"a whole {period.kind} but not judged.")
     if first:
         which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "

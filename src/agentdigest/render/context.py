@@ -307,7 +307,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "start": fmt.moment(data.period.start, "EEE d MMM y"),
             "end": fmt.moment(data.period.end - timedelta(seconds=1), "EEE d MMM y"),  # end is exclusive
             # what the changes compare with, by date (a reader review: "previous: 2,402" said not which)
-            "span": fmt.span(data.period_kind, data.period.start, data.period.end),
+            "span": fmt.span(data.period_kind, data.period.start, data.period.end)
+                    + (", so far" if gen < data.period.end else ""),  # a preview of a running period
             "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
                                       year=data.previous_period.start.year != data.period.start.year),
             # ZZZZ ("GMT+01:00") reads the same in every zone and locale; zzz gave "EST" but "+0100" (a reader review)
