@@ -31,3 +31,44 @@ def test_a_running_period_is_so_far_and_its_totals_are_not_judged(tmp_path):
     assert any("has not ended" in note for note in data.notes)
     text = render_artifacts(data, formats={"txt"})["report.txt"].decode()
     assert "29 Nov 2026, so far (2026-W48)" in text and "[notable]" not in text.split("Resolution rate")[0]
+
+
+def test_data_that_begin_in_the_trends_oldest_period_are_partial_there(tmp_path):
+    """Found in a new-user audit: data beginning on Wednesday 30 Sep, in the oldest week of the 8-week trend,
+    made "+91% over the last 8 weeks (226 → 432)", the 4.5-day week read as a level. Nothing older than the
+    trend is known, so that week is the one the data begin in: left out of the volume line, marked in the
+    table, and not a level for the notable test."""
+    import duckdb
+
+    from agentdigest.render.context import build_context
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    setup(tmp_path, now=now, conversations=8_000)
+    begin = datetime(2026, 9, 30, 12, tzinfo=timezone.utc)  # Wednesday of 2026-W40, the trend's oldest week
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("DELETE FROM agent_events WHERE event_ts < ?", [begin])
+        weekly = dict(con.execute("""
+            WITH firsts AS (SELECT conversation_id, min(event_ts) AS start FROM agent_events
+                            WHERE conversation_id IS NOT NULL GROUP BY 1)
+            SELECT strftime(start, '%G-W%V'), count(*) FROM firsts GROUP BY 1""").fetchall())
+    source = open_source(SourceConfig(url=f"duckdb://{tmp_path / 'events.duckdb'}", table="agent_events"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                              parse_period("week", "2026-W47", "UTC"), now=now, notable=notable_flags)
+    finally:
+        source.close()
+    assert [row["key"] for row in data.trend][0] == "2026-W40" and data.trend[0].get("begins") is True
+    assert [row["conversations"] for row in data.trend] == [weekly[f"2026-W{w}"] for w in range(40, 48)]
+    context, _ = build_context(data)
+    first, second, last = weekly["2026-W41"], weekly["2026-W47"], weekly["2026-W40"]
+    assert context["volume"]["window"].endswith(f"over the last 7 weeks ({first:,} → {second:,})"), context["volume"]
+    assert context["trend"][0]["period"].endswith("(data begin)") and last < first * 0.8  # a partial week
+    older = tmp_path / "older"  # the same week, with data before it: no mark
+    setup(older, now=now, conversations=8_000)
+    source = open_source(SourceConfig(url=f"duckdb://{older / 'events.duckdb'}", table="agent_events"))
+    try:
+        full = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                              parse_period("week", "2026-W47", "UTC"), now=now)
+    finally:
+        source.close()
+    assert "begins" not in full.trend[0] and "over the last 8 weeks" in build_context(full)[0]["volume"]["window"]

@@ -107,10 +107,22 @@ def first_with_data(rows: Sequence[Mapping[str, Any]]) -> int:
     return next((i for i, row in enumerate(rows) if finite_number(row.get("conversations"))), len(rows))
 
 
+def data_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """The index of the trend row the data begin in, which may hold only part of its data: the first row
+    with conversations after empty ones, or the first row when compute marked it ``begins`` (no event is
+    older than the trend: a new-user audit's data began on a Wednesday, the trend's oldest week, and
+    "+91% over the last 8 weeks" started from it). None when the data began before the trend."""
+    first = first_with_data(rows)
+    if first == len(rows) or (first == 0 and not rows[0].get("begins")):
+        return None
+    return first
+
+
 def begins_within(rows: Sequence[Mapping[str, Any]], last: int) -> bool:
-    """Whether the data begin, after empty periods, in one of the ``last`` trend rows (the current period
-    is the last row): such a first period may hold only part of its data."""
-    return 0 < first_with_data(rows) >= len(rows) - last
+    """Whether the data begin in one of the ``last`` trend rows (the current period is the last row):
+    such a first period may hold only part of its data."""
+    first = data_begin(rows)
+    return first is not None and first >= len(rows) - last
 
 
 def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]) -> dict[str, bool | None]:
@@ -125,9 +137,9 @@ def notable_flags(metrics: Mapping[str, Any], trend: Sequence[Mapping[str, Any]]
     # Periods before the first conversation are from before the data began, not a history of zeros
     # (found in a rendering audit: a new source's first week was "notable" against seven empty ones).
     began = first_with_data(trailing_rows)
-    # and that first period, after empty ones, may hold only part of its data: no usual level either
+    # and the period the data begin in may hold only part of its data: no usual level either
     # (found in a reader review: a month whose data began on the 19th made the next month "+165%")
-    trailing_rows = trailing_rows[began + (1 if began else 0):]
+    trailing_rows = trailing_rows[began + (1 if data_begin(trailing_rows) is not None else 0):]
     for name, metric in metrics.items():
         if finite_number(getattr(metric, "value", None)) is None:
             flags[name] = None

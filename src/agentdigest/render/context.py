@@ -13,7 +13,7 @@ from typing import Any
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
-from ..significance import begins_within, first_with_data
+from ..significance import begins_within, data_begin, first_with_data
 from .format import FLAT, NA, NEW, Formatter
 from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, slight
 
@@ -226,7 +226,7 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
         return None
     word = fmt.period_word(data.period_kind)
     values = [v for v in series(data, "conversations") if v is not None]
-    if first_with_data(data.trend):  # the first period after empty ones may be partial: not a starting level
+    if data_begin(data.trend) is not None:  # the period the data begin in may be partial: not a starting level
         values = values[1:]
     if data.quality is not None and data.quality.warning:  # a drop that is missing events is no trend
         values = []
@@ -242,6 +242,8 @@ def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     before the data began read as a dead program (found in a reader review). On incomplete data the
     current period's row says so, so a forwarded table does not show the drop unqualified."""
     rows = _trend_rows(replace(data, trend=data.trend[first_with_data(data.trend):]), fmt)
+    if rows and data_begin(data.trend) is not None:  # as the volume line leaves it out (a new-user audit)
+        rows[0]["period"] += " (data begin)"
     if rows and data.quality is not None and data.quality.warning:
         rows[-1]["period"] += " (incomplete)"
     return rows
