@@ -134,3 +134,22 @@ def test_names_cut_to_the_same_cells_show_where_they_part():
     assert "us-east" in firsts[0] and "eu-west" in firsts[1] and "客服" in firsts[2]
     visible = [line.replace("\u200e", "") for line in lines]
     assert len({cell_len(line) for line in visible}) == 1, visible
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_completeness_over_110_percent_is_explained_in_every_audience(audience):
+    """Found in a new-user audit: the engineering report's quality table read 144.9% with no word on it,
+    while the executive summary said why; the reader review had found 262.4% unexplained before that."""
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import make_report, readable
+
+    data = make_report(audience)
+    data = replace(data, quality=replace(data.quality, completeness_pct=144.9, received_events=43_043))
+    texts = readable(render_artifacts(data, formats={"txt", "html", "pdf"}))
+    for name in ("report.txt", "report.html", "report.pdf"):
+        flat = " ".join(texts[name].split())
+        assert "144.9%" in flat and "more events than the baseline" in flat, (name, flat[-1500:])
+    normal = readable(render_artifacts(make_report(audience), formats={"txt"}))["report.txt"]
+    assert "more events than the baseline" not in normal

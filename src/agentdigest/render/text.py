@@ -179,6 +179,8 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
     if q := ctx["quality"]:
         width = max(len(row["label"]) for row in q["rows"]) + 2
         out += [f"  {row['label'] + ':':<{width}} {row['value']}" for row in q["rows"]]
+        if q.get("over"):
+            out += wrap(q["over"])
         if q["gaps"]:
             out += wrap("Gaps: " + "; ".join(q["gaps"]) + (f"; and {q['more_gaps']} more" if q["more_gaps"] else "") + ".")
     else:
