@@ -290,7 +290,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
-    if kind != "executive" and data.daily and any(finite_number(r.get("conversations")) for r in data.daily):
+    # nor for a day report: one bar is its headline figure again (a new-user audit)
+    if kind != "executive" and len(data.daily) > 1 and any(finite_number(r.get("conversations")) for r in data.daily):
         total = sum(finite_number(r.get("conversations")) or 0 for r in data.daily)
         alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all (blue, left axis); "
                f"error events per day in red on the right axis")

@@ -262,7 +262,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "errors": fmt.count(r.get("errors")), "error_rate": fmt.percent(r.get("error_rate")),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "avg_latency": fmt.ms(r.get("avg_latency_ms")),
-    } for r in data.daily]
+    } for r in data.daily] if len(data.daily) > 1 else []  # a day report's one day is its headline figures
     return out
 
 

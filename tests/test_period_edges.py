@@ -1,4 +1,4 @@
-"""A preview of a period that has not ended (run --period <this week> --dry-run)."""
+"""Reports at the edges of periods: a period that has not ended, data that begin inside the trend, a day report."""
 
 from datetime import datetime, timezone
 
@@ -72,3 +72,23 @@ def test_data_that_begin_in_the_trends_oldest_period_are_partial_there(tmp_path)
     finally:
         source.close()
     assert "begins" not in full.trend[0] and "over the last 8 weeks" in build_context(full)[0]["volume"]["window"]
+
+
+def test_a_day_report_has_no_day_by_day_section(tmp_path):
+    """Found in a new-user audit: a day report's engineering HTML had a "Day by day" chart of one bar and a
+    table of one row, its headline figures again. A week report keeps them."""
+    from agentdigest.render import render_artifacts
+
+    now = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    setup(tmp_path, now=now, conversations=4_000)
+    source = open_source(SourceConfig(url=f"duckdb://{tmp_path / 'events.duckdb'}", table="agent_events"))
+    try:
+        reports = {kind: compute_report(source, ReportConfig(id="r", period=kind, timezone="UTC", audience="engineering"),
+                                        parse_period(kind, key, "UTC"), now=now)
+                   for kind, key in (("day", "2026-11-26"), ("week", "2026-W47"))}
+    finally:
+        source.close()
+    for kind, data in reports.items():
+        files = render_artifacts(data, formats={"txt", "html"})
+        shown = [("day by day" in files[name].decode().lower()) for name in ("report.txt", "report.html")]
+        assert shown == ([False, False] if kind == "day" else [True, True]), kind
