@@ -21,6 +21,7 @@ import ibis
 import ibis.expr.types as ir
 
 from . import cohort as cohort_mod
+from . import coverage
 from . import quality as quality_mod
 from .changes import compute_change
 from .config import ReportConfig
@@ -120,7 +121,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         if _rows(long.agg(n=long.count()))[0]["n"]:
             conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
-        counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in _SUMMED.items() if c in conv.columns}
+        counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:
             # Approximate only where some group can have enough values (see _quantile_rows): the largest
@@ -170,7 +171,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         trend = ({**trend[0], "begins": True}, *trend[1:])
     metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
                        {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
-    unvalued = {which: _unvalued(period_rows.get(which)) for which in (CUR, PREV)}
+    unvalued = {which: coverage.unvalued(period_rows.get(which)) for which in (CUR, PREV)}
     savings = _savings(metrics, report.human_cost_per_conversation,
                        cost_unknown={w: "cost_usd" in cols for w, cols in unvalued.items()})
     if savings is not None:
@@ -193,16 +194,16 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     running = now < period.end_utc
     # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
     # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
-    unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in _SUMMED[col][2]}
+    unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in coverage.SUMMED[col][2]}
     metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first
                                                                                            or running))
                else m for k, m in metrics.items()}
     # Nor notable when only part of one period's conversations have a value (a cost column filled from the
     # middle of last week read "Cost rose 827%, notable": a new-user audit); DESIGN's good stays as defined.
-    partly = _partly_valued(period_rows.get(CUR), period_rows.get(PREV))
-    unnoted = {name for col in partly for name in _SUMMED[col][2]}
+    partly = coverage.partly_valued(period_rows.get(CUR), period_rows.get(PREV))
+    unnoted = {name for col in partly for name in coverage.SUMMED[col][2]}
     metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
-    notes = _absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
+    notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if running:
         notes.append(f"This {period.kind} has not ended: its figures are so far, and its totals are compared with "
                      f"a whole {period.kind} but not judged.")
@@ -210,12 +211,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "
                      f"are compared but not judged.")
-    notes += [f"No event of this {period.kind}'s conversations has a {col} value: {_SUMMED[col][1]}"
-              f"{' (estimated savings are not shown)' if col == 'cost_usd' and savings is not None else ''}."
-              for col in unvalued[CUR]]
-    notes += [f"The {col} column has values for {fmt_share(prev)} of the previous {period.kind}'s conversations and "
-              f"{fmt_share(cur)} of this {period.kind}'s: the change of {' and '.join(_LABELS[col])} is not judged."
-              for col, (prev, cur) in partly.items()]
+    notes += coverage.notes(period.kind, unvalued[CUR], partly, savings_shown=savings is not None)
     if any(used_approx):
         notes.append("Latency percentiles are approximate on this engine (within 1%).")
 
@@ -239,74 +235,6 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
             "completeness_threshold": report.completeness_threshold, "period_label": period.label(),
         },
     )
-
-
-#: What the report leaves out without each optional column, in the reader's words.
-_WITHOUT = {
-    "token_count": "tokens and tokens per conversation are not shown",
-    "latency_ms": "latency figures are not shown",
-    "cost_usd": "agent cost is not shown",
-    "agent_id": "the by-agent table is not shown",
-    "model": "the by-model table is not shown",
-    "error_type": "errors by type are not shown",
-    "event_id": "repeated events cannot be detected, so a re-sent event counts twice",
-}
-
-
-#: The optional columns summed per conversation: (the conversations' column, null where it had no value;
-#: what a period without any value makes of its figures; the figures made of it). The period's count of
-#: conversations with a value is ``<column>_values`` (not reported).
-_SUMMED = {
-    "token_count": ("tokens", "its tokens read 0", ("total_tokens", "tokens_per_conversation")),
-    "cost_usd": ("cost", "its agent cost reads $0", ("cost_usd", "estimated_savings_usd")),
-}
-_LABELS = {"token_count": ("tokens",), "cost_usd": ("agent cost", "estimated savings")}
-#: Below this ratio between the two periods' shares of conversations with a value, a summed figure's change
-#: is not judged: a cost column filled only from the middle of last week read "Cost rose 827%, notable"
-#: (a new-user audit). Steady partial coverage (cost logged for 60% of conversations) stays judged.
-COVERAGE_RATIO = 0.9
-
-
-def _share(row: dict[str, Any] | None, col: str) -> float | None:
-    """The share of a period's conversations with a ``col`` value; None without conversations."""
-    if not row or not row.get("conversations") or f"{col}_values" not in row:
-        return None
-    return (row[f"{col}_values"] or 0) / row["conversations"]
-
-
-def _partly_valued(cur: dict[str, Any] | None, prev: dict[str, Any] | None) -> dict[str, tuple[float, float]]:
-    """{column: (previous share, current share)} for the summed columns whose share of conversations with
-    a value differs too much between the two periods for their totals to compare (both above zero: a
-    period with no value at all is :func:`_unvalued`'s)."""
-    out = {}
-    for col in _SUMMED:
-        a, b = _share(prev, col), _share(cur, col)
-        if a and b and min(a, b) < COVERAGE_RATIO * max(a, b):
-            out[col] = (a, b)
-    return out
-
-
-def fmt_share(share: float) -> str:
-    """A share of conversations for a note: "14%", "<1%", "99.6%"."""
-    pct = share * 100
-    if 0 < pct < 1:
-        return "<1%"
-    return f"{pct:.1f}%" if 99 < pct < 100 else f"{pct:.0f}%"
-
-
-def _unvalued(row: dict[str, Any] | None) -> list[str]:
-    """The optional columns with no value at all among a period's conversations (found in a rendering
-    audit: a cost_usd column that is always null showed "$0.00" and full savings, with nothing said)."""
-    if not row or not row.get("conversations"):
-        return []
-    return [col for col in _SUMMED if f"{col}_values" in row and not row[f"{col}_values"]]
-
-
-def _absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]:
-    """One sentence per optional column the events lack, saying what the reader does not get."""
-    return [f"The events have no {col} column: {_WITHOUT[col]}"
-            f"{' (estimated savings need it too)' if col == 'cost_usd' and savings_asked else ''}."
-            for col in sorted(set(_WITHOUT) - present)]
 
 
 def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]],
@@ -369,7 +297,7 @@ def _trend_row(p: Period, row: dict[str, Any] | None, defs: list) -> dict[str, A
     values = {**_blank(defs), **(row or {})}
     # A period whose conversations have no cost (or token) value at all has none, not $0: the trend showed
     # "$0.00" for the weeks before a cost column was filled (a new-user audit)
-    unknown = {name for col in _unvalued(row) for name in _SUMMED[col][2]}
+    unknown = {name for col in coverage.unvalued(row) for name in coverage.SUMMED[col][2]}
     return {"key": p.key, "start": p.start.isoformat(), "end": p.end.isoformat(),
             **{m.name: None if m.name in unknown else values.get(m.name) for m in defs}}
 
