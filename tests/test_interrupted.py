@@ -26,7 +26,7 @@ from agentdigest.delivery import deliver_report
 from agentdigest.ledger import Ledger
 from agentdigest.ledger_schema import SCHEMA_VERSION
 from agentdigest.owners import has_exited, owner_id
-from conftest import ScriptedSMTP, free_port, make_artifacts
+from conftest import ScriptedSMTP, free_port, make_artifacts, skip_or_fail
 from schedule_helpers import env as cli_env
 
 R, P = "weekly-exec", "2026-W47"  # a week that has ended (runs of unfinished periods are refused)
@@ -48,13 +48,16 @@ def pids_are_global() -> bool:
         return False
 
 
-needs_global_pids = pytest.mark.skipif(not pids_are_global(), reason="process ids are only trusted in the initial "
-                                       "PID namespace (this test runs in a container)")
+@pytest.fixture
+def needs_global_pids() -> None:
+    """Process ids are trusted only in the initial PID namespace: skipped locally in a container, a failure in CI."""
+    if not pids_are_global():
+        skip_or_fail("process ids are only trusted in the initial PID namespace (this test runs in a container)")
 
 
 # -- owners -----------------------------------------------------------------------------------
 
-@needs_global_pids
+@pytest.mark.usefixtures("needs_global_pids")
 def test_an_owner_has_exited_only_when_its_process_on_this_host_is_gone():
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -101,7 +104,7 @@ def outbox_config(tmp_path: Path):
     return load_config(path)
 
 
-@needs_global_pids
+@pytest.mark.usefixtures("needs_global_pids")
 def test_a_claim_of_a_process_that_exited_on_this_host_is_taken_over_at_once(tmp_path):
     config = outbox_config(tmp_path)
     ledger = Ledger(config.ledger.url)
@@ -129,7 +132,7 @@ def test_a_live_claim_elsewhere_is_waited_for_and_named(tmp_path):
 
 # -- runs of gone processes --------------------------------------------------------------------
 
-@needs_global_pids
+@pytest.mark.usefixtures("needs_global_pids")
 def test_a_run_left_running_by_a_killed_process_is_closed_as_abandoned(tmp_path):
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     dead_run = ledger.start_run(R, P, "due", f"{HOST}:{exited_pid()}:dead02")

@@ -13,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from agentdigest.render import render_artifacts
+from conftest import skip_or_fail
 from render_fixtures import HOSTILE_AGENT, HOSTILE_TYPE, make_report, pdf_text, rendered
 
 CASES = [
@@ -88,8 +89,9 @@ def _words(pdf: bytes, tmp_path: Path) -> list[tuple[float, list[tuple[float, fl
     return pages
 
 
-@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler's pdftotext for word boxes")
 def test_nothing_runs_off_the_page_or_overlaps(tmp_path: Path) -> None:
+    if shutil.which("pdftotext") is None:
+        skip_or_fail("needs poppler's pdftotext (poppler-utils) for word boxes")
     data = make_report("engineering", hostile=True, agents=40, failures=20, warning=True)
     long_id = "agent-" + "x" * 140  # one unbreakable word, wider than any column
     rows = tuple({**row, "agent_id": long_id} if i == 0 else row for i, row in enumerate(data.by_agent))

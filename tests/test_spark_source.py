@@ -24,6 +24,7 @@ from agentdigest.errors import InputError, SourceError
 from agentdigest.masking import mask_text, mask_url, secret_query
 from agentdigest.periods import parse_period
 from agentdigest.sources import QueryFailed, Source, open_source, query_error
+from conftest import skip_or_fail
 
 SPARK = "pyspark://local[2]"
 ENGINES = [pytest.param("duckdb://", id="duckdb"), pytest.param(SPARK, id="spark", marks=pytest.mark.spark)]
@@ -237,7 +238,10 @@ def test_ansi_sql_turned_off_in_the_session_is_turned_back_on(spark, tmp_path):
 
 def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
     """Through the CLI: one line naming the key, exit 2 (no JVM is started for a config error)."""
-    pytest.importorskip("pyspark")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        skip_or_fail("pyspark is not installed (pip install 'agentdigest[spark]')")
     pq.write_table(_events(["a"]), tmp_path / "events.parquet")
     (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
                                                '[source.spark_conf]\n"spark.master" = "yarn"\n[[reports]]\nid = "r"\n')
