@@ -435,6 +435,35 @@ def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, monkey
     assert world.posts("/ingest/PLANTEDwebhookPATH") == 1
 
 
+def test_the_default_lease_outlives_the_slowest_delivery_as_the_readme_says(tmp_path, monkeypatch):
+    """README, "Crashes": a claim lasts ``retry_budget + 10 x timeout + 60`` seconds by default. The
+    expectations are worked out by hand from that rule, never from the code under test."""
+    from agentdigest.delivery import lease_seconds, report_lease
+
+    monkeypatch.delenv("AGENTDIGEST_LEASE_SECONDS", raising=False)
+    channels = {
+        "mail": {"type": "email", "to": ["a@example.com"], "from": "r@example.com", "smtp_url": "smtp://127.0.0.1:25",
+                 "retry_budget": 300.0, "timeout": 30.0},                     # 300 + 10 x 30 + 60 = 660
+        "hook": {"type": "webhook", "url": "http://127.0.0.1:9/in", "retry_budget": 120.0, "timeout": 5.0},
+        # 120 + 10 x 5 + 60 = 230
+        "slow": {"type": "webhook", "url": "http://127.0.0.1:9/slow", "retry_budget": 0.0, "timeout": 90.0},
+        # 0 + 10 x 90 + 60 = 960
+        "box": {"type": "outbox", "path": "outbox"},  # the defaults: retry_budget 300, timeout 30 -> 660
+    }
+    config = parse_config({"source": {"url": "duckdb://", "table": "events"}, "channels": channels,
+                           "reports": [{"id": "a", "channels": ["mail", "hook"]},
+                                       {"id": "b", "channels": ["hook", "slow", "box"]},
+                                       {"id": "c", "channels": ["hook"]},
+                                       {"id": "d", "channels": []}]},
+                          str(tmp_path / "agentdigest.toml"), base=tmp_path)
+    leases = {name: lease_seconds(settings) for name, settings in config.channels.items()}
+    assert leases == {"mail": 660.0, "hook": 230.0, "slow": 960.0, "box": 660.0}
+    # A report's lease is its slowest channel's; without channels there is nothing to wait for.
+    assert [report_lease(config, config.report(r)) for r in "abcd"] == [660.0, 960.0, 230.0, 0.0]
+    monkeypatch.setenv("AGENTDIGEST_LEASE_SECONDS", "7")  # the documented override, for every channel
+    assert lease_seconds(config.channels["slow"]) == 7.0 and report_lease(config, config.report("a")) == 7.0
+
+
 def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_path):
     """A holder that hangs (stopped, alive) must not block the period for good: after max_wait the
     caller goes on, saying so; its claims keep every delivery single."""
