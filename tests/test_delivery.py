@@ -187,18 +187,25 @@ def test_only_the_refused_recipient_is_retried_by_a_rerun(world):
 
 
 def test_a_test_send_to_an_address_is_not_the_periods_delivery(world):
-    config = world.build(["mail", "slack"])
+    """The test send goes to that one address: not to the channel's to, cc or bcc (the envelope says who
+    gets it, so a kept bcc would be invisible in the headers), and no Cc header names the real audience."""
+    config = world.build(["mail", "slack"], mail=world.email(cc=["cfo@example.com"], bcc=["audit@example.com"]))
     results = deliver(config, test_to="me@example.com")
-    assert states(results) == {("mail", "me@example.com"): "test"}
     (_, rcpts, raw), = world.smtp.messages
-    assert rcpts == ["me@example.com"]
+    assert rcpts == ["me@example.com"]  # the SMTP envelope, as the relay recorded it
+    assert states(results) == {("mail", "me@example.com"): "test"}
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     assert msg["Subject"].startswith("[test] ") and msg["To"] == "me@example.com"
+    assert msg["Cc"] is None and msg["Bcc"] is None
+    assert b"cfo@example.com" not in raw and b"audit@example.com" not in raw and b"alice@example.com" not in raw
     ledger = Ledger(config.ledger.url)
     assert not ledger.is_period_sent(R, P, ["mail", "slack"])
     assert [row["kind"] for row in ledger.deliveries(R, P)] == ["test"]
     assert set(states(deliver(config)).values()) == {"sent"}  # the real delivery still happens
     assert world.posts(HOOK) == 1
+    # ... to the whole audience, cc and bcc included: the test send above left them out, not the config.
+    assert sorted(world.smtp.messages[1][1]) == ["alice@example.com", "audit@example.com", "bob@example.com",
+                                                 "cfo@example.com"]
 
 
 def test_a_test_send_to_a_channel(world):
