@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -506,24 +507,52 @@ def test_a_message_that_may_have_arrived_keeps_its_message_id_in_the_ledger(tmp_
     assert history.returncode == 0 and history.stdout.count(sent_id) == 4, history.stdout
 
 
-def _slow_and_fast(httpserver) -> tuple[Any, dict[str, list[dict]]]:
-    """Two webhooks: /slow takes 6 s to answer (``started`` is set when it is reached), /fast answers at once."""
-    import threading
-    import time
+HOLD_MARKER = "being delivered by another process"  # run B's log line once it waits for the period's hold
+RELEASE_WAIT = 180  # seconds /slow waits at most for its release; its channel's timeout is longer
 
-    started = threading.Event()
+
+def _slow_and_fast(httpserver) -> tuple[threading.Event, threading.Event, dict[str, list[dict]]]:
+    """Two webhooks: /slow answers only once ``release`` is set (``started`` is set when it is reached),
+    /fast answers at once."""
+    started, release = threading.Event(), threading.Event()
     bodies: dict[str, list[dict]] = {"/slow": [], "/fast": []}
 
     def answer(request):
         bodies[request.path].append(json.loads(request.get_data()))
         if request.path == "/slow":
             started.set()
-            time.sleep(6)
+            release.wait(RELEASE_WAIT)
         return Response("", status=204)
 
     httpserver.expect_request("/slow").respond_with_handler(answer)
     httpserver.expect_request("/fast").respond_with_handler(answer)
-    return started, bodies
+    return started, release, bodies
+
+
+def _release_once_waiting(proc: subprocess.Popen, release: threading.Event) -> tuple[threading.Thread, list[str]]:
+    """Read ``proc``'s stderr on a thread; set ``release`` once it says it waits for the period's hold
+    (or its stderr ends: a run that never waits must not stall the slow channel). Returns the thread and
+    the lines read, for after the thread is joined."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if HOLD_MARKER in line:
+                release.set()
+        release.set()
+
+    reader = threading.Thread(target=read, name="stderr-of-run-b", daemon=True)
+    reader.start()
+    return reader, lines
+
+
+def _finish_b(proc: subprocess.Popen, reader: threading.Thread, lines: list[str]) -> tuple[str, str]:
+    """B's stdout and stderr once it has exited (its stderr was read by ``reader``)."""
+    out = proc.stdout.read()
+    proc.wait(timeout=300)
+    reader.join(60)
+    return out, "".join(lines)
 
 
 def _events_as_parquet(events: Path, folder: Path) -> Path:
@@ -562,7 +591,7 @@ def test_a_concurrent_run_never_rewrites_the_archive_under_a_delivery(tmp_path, 
     channel and after late events arrived, rewrote the archive with its newer figures and sent them to
     the channel A had not reached yet; A's and B's channels then disagreed, and a resend sent figures no
     channel had. B now waits for A's delivery, finds the period sent and keeps A's archive."""
-    started, bodies = _slow_and_fast(httpserver)
+    started, release, bodies = _slow_and_fast(httpserver)
     home = tmp_path / "home"
     _events_as_parquet(events, home / "events")
     (home / "agentdigest.toml").write_text(f"""
@@ -574,7 +603,7 @@ url = "sqlite:///state/ledger.db"
 [channels.slow]
 type = "webhook"
 url = "{httpserver.url_for('/slow')}"
-timeout = 30
+timeout = 600  # longer than RELEASE_WAIT: A's request waits for B, never times out
 [channels.fast]
 type = "webhook"
 url = "{httpserver.url_for('/fast')}"
@@ -585,18 +614,22 @@ timezone = "Europe/Berlin"
 channels = ["slow", "fast"]
 """)
     first = _run_async(home)
-    assert started.wait(120), "run A never reached the slow channel"
-    _late_events_arrive(home / "events")  # while A is sending
-    second = _run_async(home)
-    out_a, err_a = first.communicate(timeout=300)
-    out_b, err_b = second.communicate(timeout=300)
+    try:
+        assert started.wait(120), "run A never reached the slow channel"
+        _late_events_arrive(home / "events")  # while A is sending
+        second = _run_async(home)
+        reader, lines = _release_once_waiting(second, release)  # A finishes only once B waits for it
+        out_a, err_a = first.communicate(timeout=300)
+        out_b, err_b = _finish_b(second, reader, lines)
+    finally:
+        release.set()
     assert first.returncode == 0 and second.returncode == 0, err_a + err_b
     assert [len(bodies["/slow"]), len(bodies["/fast"])] == [1, 1]
     (folder,) = (home / "reports" / "weekly-exec").iterdir()
     archived = json.loads((folder / "report.json").read_text())
     figures = [doc["metrics"]["conversations"]["value"] for doc in (bodies["/slow"][0], bodies["/fast"][0], archived)]
     assert figures[0] == figures[1] == figures[2], figures
-    assert "being delivered by another process" in err_b and "skipped_sent" in out_b
+    assert HOLD_MARKER in err_b and "skipped_sent" in out_b
 
 
 @pytest.mark.postgres
@@ -606,7 +639,7 @@ def test_machines_sharing_a_postgres_ledger_hold_the_period_in_turn(tmp_path, ev
     and sent them to a channel A had not reached; or, with a channel already sent, it found the period
     delivered but its own archive empty and failed with "nothing archived". B now waits on the ledger's
     lock, finds every channel sent and says so; each channel got A's figures once."""
-    started, bodies = _slow_and_fast(httpserver)
+    started, release, bodies = _slow_and_fast(httpserver)
     shared = tmp_path / "shared-events"
     _events_as_parquet(events, shared)
     homes = [tmp_path / "machine-a", tmp_path / "machine-b"]
@@ -624,7 +657,7 @@ url = "{httpserver.url_for('/fast')}"
 [channels.slow]
 type = "webhook"
 url = "{httpserver.url_for('/slow')}"
-timeout = 30
+timeout = 600  # longer than RELEASE_WAIT: A's request waits for B, never times out
 [[reports]]
 id = "weekly-exec"
 period = "week"
@@ -632,17 +665,21 @@ timezone = "Europe/Berlin"
 channels = ["fast", "slow"]
 """)
     first = _run_async(homes[0])
-    assert started.wait(120), "machine A never reached the slow channel"
-    _late_events_arrive(shared)  # while A is sending
-    second = _run_async(homes[1], "--due")  # as cron would start it; it printed "archived", though nothing was
-    out_a, err_a = first.communicate(timeout=300)
-    out_b, err_b = second.communicate(timeout=300)
+    try:
+        assert started.wait(120), "machine A never reached the slow channel"
+        _late_events_arrive(shared)  # while A is sending
+        second = _run_async(homes[1], "--due")  # as cron would start it; it printed "archived", though nothing was
+        reader, lines = _release_once_waiting(second, release)  # A finishes only once B waits for it
+        out_a, err_a = first.communicate(timeout=300)
+        out_b, err_b = _finish_b(second, reader, lines)
+    finally:
+        release.set()
     assert first.returncode == 0 and second.returncode == 0, err_a + err_b
     assert [len(bodies["/fast"]), len(bodies["/slow"])] == [1, 1]
     assert bodies["/fast"][0]["metrics"] == bodies["/slow"][0]["metrics"]
     (folder,) = (homes[0] / "reports" / "weekly-exec").iterdir()
     assert json.loads((folder / "report.json").read_text())["metrics"] == bodies["/fast"][0]["metrics"]
-    assert "being delivered by another process" in err_b
+    assert HOLD_MARKER in err_b
     assert "sent to every channel meanwhile by another machine" in " ".join(out_b.split())
     assert not list((homes[1] / "reports").glob("weekly-exec/*/report.json"))  # nothing B computed is kept as sent
 
