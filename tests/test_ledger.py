@@ -256,22 +256,30 @@ def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path):
 def test_the_period_is_held_by_one_process_among_all_sharing_the_ledger(url):
     """PostgreSQL: a session advisory lock, so processes on other machines (here: another Ledger, its own
     connections) wait; SQLite: nothing to add to the archive's flock, since its processes share a machine."""
-    import time
-
     holder, other = Ledger(url), Ledger(url)
-    waited: list[float] = []
+    waited: list[str] = []
     order: list[str] = []
+    progressed = threading.Event()  # the second holder either waits (on_wait) or got the period at once
+
+    def on_wait() -> None:
+        waited.append("waiting")
+        progressed.set()
+
     try:
         with holder.hold_period(R, P):
             def second() -> None:
-                with other.hold_period(R, P, on_wait=lambda: waited.append(time.monotonic())):
-                    order.append("second")
+                try:
+                    with other.hold_period(R, P, on_wait=on_wait):
+                        order.append("second")
+                finally:
+                    progressed.set()
 
             thread = threading.Thread(target=second)
             thread.start()
-            time.sleep(1.5)
+            assert progressed.wait(60), "the second holder neither waited nor got the period"
             order.append("first done")
-        thread.join(30)
+        thread.join(60)
+        assert not thread.is_alive()
         with other.hold_period(R, "2026-W49"):  # another period is its own lock
             pass
     finally:
