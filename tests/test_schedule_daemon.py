@@ -12,13 +12,14 @@ import asyncio
 import signal
 import sys
 import threading
+import tomllib
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from agentdigest import due
 from agentdigest.config import load_config
 from agentdigest.ledger import Ledger
 from conftest import free_port
@@ -41,8 +42,21 @@ def daily(report_id: str = "daily", channels=("box",), **extra):
 
 
 def expected_period(config_path, report_id="daily") -> str:
-    config = load_config(config_path)
-    return due.latest_due(config.report(report_id), datetime.now(timezone.utc)).key
+    """The day a daily UTC report's pass sends now, worked out by hand from the schedule in the file.
+
+    A day ends at midnight UTC and is due at the first fire at or after that; so the latest due day is
+    the one before the last fire at or before now. The fire is 12 h from when the config was written
+    (cron_far_from_now), so it cannot pass between this and the daemon's own pass, whatever the hour;
+    one clock reading, compared with the schedule, keeps it right across midnight.
+    """
+    report = next(r for r in tomllib.loads(Path(config_path).read_text())["reports"] if r["id"] == report_id)
+    minute, hour, *rest = report["schedule"].split()
+    assert (rest, report["period"], report["timezone"]) == (["*", "*", "*"], "day", "UTC"), report
+    now = datetime.now(timezone.utc)
+    fire = now.replace(hour=int(hour), minute=int(minute), second=0, microsecond=0)
+    if fire > now:
+        fire -= timedelta(days=1)
+    return (fire.date() - timedelta(days=1)).isoformat()
 
 
 def start(config, log, **env):
