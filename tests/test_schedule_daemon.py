@@ -349,17 +349,23 @@ def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_
     once, hitting a broken channel with no backoff. An unchanged report now keeps its retry wait; a
     changed one (the operator fixed it) is tried at once."""
     import shutil
-    import time
 
     source = tmp_path / "events.duckdb"  # missing: every pass fails
     box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
-    config = write_config(tmp_path, events=source, channels=box, reports=[daily()])
+    unchanged, probe = daily(), daily("probe")  # the same dicts on every write: the same schedule
+    config = write_config(tmp_path, events=source, channels=box, reports=[unchanged, probe])
     log = tmp_path / "daemon.log"
     proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="600")
-    wait_for(lambda: events_of(log, "retry_planned", "daily"), what="the planned retry", proc=proc, log=log)
+    for rid in ("daily", "probe"):
+        wait_for(lambda: events_of(log, "retry_planned", rid), what=f"{rid}'s planned retry", proc=proc, log=log)
+    # The reload changes only the probe report: it is tried again at once, the unchanged one keeps its wait.
+    # The probe's second failed pass is the positive signal that the reload's passes have run.
+    write_config(tmp_path, events=source, channels=box, reports=[unchanged, {**probe, "grace_minutes": 30}])
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: events_of(log, "reloaded"), what="the reload", proc=proc, log=log)
-    time.sleep(2)  # a pass it started would have failed within this
+    wait_for(lambda: len(events_of(log, "retry_planned", "probe")) == 2, what="the changed report's pass after the "
+             "reload", proc=proc, log=log)
+    assert len(events_of(log, "due", "probe")) == 2
     assert len(events_of(log, "retry_planned", "daily")) == 1 and len(events_of(log, "due", "daily")) == 1
 
     shutil.copyfile(events, source)
@@ -367,4 +373,4 @@ def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: events_of(log, "sent", "daily"), what="the pass after a changed config", proc=proc, log=log)
     assert stop(proc)[0] == 0
-    assert sum(sent_files(tmp_path / "outbox").values()) == 1
+    assert sent_files(tmp_path / "outbox") == {("daily", expected_period(config)): 1}
