@@ -52,10 +52,10 @@ def world(tmp_path, smtp_server, httpserver, tls_cert, monkeypatch):
         "box": dict(type="outbox", path="outbox"),
     }
 
-    def build(channels: list[str], **overrides):
+    def build(channels: list[str], ledger_url: str = "sqlite:///state/ledger.db", **overrides):
         spec = {name: overrides.get(name, presets.get(name)) for name in channels}
         data = {"source": {"url": "duckdb://", "table": "events"}, "archive": {"path": "reports"},
-                "ledger": {"url": "sqlite:///state/ledger.db"}, "channels": spec,
+                "ledger": {"url": ledger_url}, "channels": spec,
                 "reports": [{"id": R, "channels": channels}]}
         config = parse_config(data, str(tmp_path / "agentdigest.toml"), base=tmp_path)
         write_artifacts(config.archive.path, R, P, make_artifacts(R, P))
@@ -425,21 +425,44 @@ def test_slack_bot_targets_count_their_own_attempts(world):
     assert calls["upload"] == 2 and world.posts("/api/chat.postMessage") == 1
 
 
-def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, monkeypatch):
+REFUSE_SENT = {  # a real database failure, on cue: the write that records a delivery as sent is refused
+    "sqlite": ["CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries WHEN NEW.state = 'sent' "
+               "BEGIN SELECT RAISE(ABORT, 'ledger write refused by the test trigger'); END"],
+    "postgresql": ["CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "RAISE EXCEPTION 'ledger write refused by the test trigger'; END $$",
+                   "CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries FOR EACH ROW "
+                   "WHEN (NEW.state = 'sent') EXECUTE FUNCTION refuse_sent()"],
+}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, backend, request):
     """Found in an operations audit: with the ledger failing right after a webhook accepted the report, the
-    error said only "disk I/O error"; the next run then sent it again. The error now says so. (The ledger
-    is made to fail by a stand-in: as root, no file permission stops SQLite here.)"""
+    error said only "disk I/O error"; the next run then sent it again. The error now says so. The ledger
+    really fails: a trigger in its database refuses the UPDATE that marks the row sent (as root, no file
+    permission would stop SQLite here)."""
+    from sqlalchemy import create_engine, text
+
     from agentdigest.ledger import LedgerError
+    from agentdigest.ledger_schema import engine_url
 
-    def failing(self, claim, provider_id, more_attempts=0):
-        raise LedgerError("the ledger sqlite:///state/ledger.db failed: disk I/O error")
-
-    config = world.build(["hook"])
-    monkeypatch.setattr(Ledger, "mark_sent", failing)
-    with pytest.raises(LedgerError, match=r"disk I/O error; weekly-exec 2026-W47 -> hook was sent but could not be "
-                                          r"recorded as sent, so the next run may send it again"):
+    config = world.build(["hook"], **({"ledger_url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}))
+    Ledger(config.ledger.url).close()  # the schema, so the trigger has its table
+    engine = create_engine(engine_url(config.ledger.url))
+    with engine.begin() as conn:
+        for statement in REFUSE_SENT[backend]:
+            conn.execute(text(statement))
+    engine.dispose()
+    with pytest.raises(LedgerError, match=r"^the ledger .* failed: .*ledger write refused by the test trigger.*; "
+                                          r"weekly-exec 2026-W47 -> hook was sent but could not be recorded as sent, "
+                                          r"so the next run may send it again$"):
         deliver(config)
     assert world.posts("/ingest/PLANTEDwebhookPATH") == 1
+    ledger = Ledger(config.ledger.url)
+    try:  # the refused write left the claim as it was: unfinished, so a later pass takes it over
+        assert ledger.delivery(R, P, "hook")["state"] == "sending"
+    finally:
+        ledger.close()
 
 
 def test_the_default_lease_outlives_the_slowest_delivery_as_the_readme_says(tmp_path, monkeypatch):
