@@ -511,26 +511,3 @@ def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_
     with period_lock(tmp_path, "weekly-exec", "2026-W48", max_wait=1.0, on_give_up=lambda: gave_up.append(0)):
         pass  # free: taken at once
     assert len(gave_up) == 1
-
-
-def test_a_stop_during_a_retry_wait_keeps_the_recipients_that_got_it(world, monkeypatch):
-    """Found in a re-check: Ctrl-C (or a deploy's SIGTERM) while waiting to retry a deferred recipient
-    recorded the recipients the relay had already accepted as failed, and the next run sent them the report again."""
-    config = world.build(["mail"])
-    world.smtp.handler.rcpt["bob@example.com"] = "450 4.2.1 mailbox busy"
-
-    def stopped(self, claims):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Ledger, "add_attempt", stopped)  # called as the retry's wait begins
-    with pytest.raises(KeyboardInterrupt):
-        deliver(config)
-    monkeypatch.undo()
-    assert [set(rcpts) for _, rcpts, _ in world.smtp.messages] == [{"alice@example.com"}]
-    ledger = Ledger(config.ledger.url)
-    rows = {row["recipient"]: row for row in ledger.deliveries(R, P)}
-    ledger.close()
-    assert rows["alice@example.com"]["state"] == "sent" and rows["bob@example.com"]["state"] == "failed"
-    del world.smtp.handler.rcpt["bob@example.com"]
-    assert states(deliver(config)) == {("mail", "alice@example.com"): "skipped_sent", ("mail", "bob@example.com"): "sent"}
-    assert [set(rcpts) for _, rcpts, _ in world.smtp.messages] == [{"alice@example.com"}, {"bob@example.com"}]

@@ -241,6 +241,78 @@ def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_on
         controller.stop()
 
 
+class DeferredThenStalled(ScriptedSMTP):
+    """Defers ``deferred`` (450) at the first attempt; at the retry its RCPT is held until ``release``, and
+    ``retrying`` is set: the sender is then past its retry wait, inside the retry, with a recipient accepted."""
+
+    def __init__(self, *args, deferred: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deferred, self.tries = deferred, 0
+        self.retrying, self.release = threading.Event(), threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address != self.deferred or self.release.is_set():
+            return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+        self.tries += 1
+        if self.tries > 1:
+            self.retrying.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        return "450 4.2.1 mailbox busy"
+
+
+def test_ctrl_c_during_a_retry_keeps_the_recipients_that_got_it(tmp_path):
+    """Found in a re-check: Ctrl-C (or a deploy's SIGTERM) while retrying a deferred recipient recorded the
+    recipients the relay had already accepted as failed, and the next run sent them the report again.
+    A real SIGINT to the real command, while its retry for the deferred recipient waits on the relay."""
+    from aiosmtpd.controller import Controller
+
+    from agentdigest.demo import setup
+
+    handler = DeferredThenStalled("reports", "PLANTED-pw", deferred="bob@example.com")
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=handler.authenticate,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        setup(tmp_path, conversations=600)
+        write_config(tmp_path, "mail", 'type = "email"\nto = ["alice@example.com", "bob@example.com"]\n'
+                     'from = "reports@example.com"\nsmtp_url = "${SMTP_URL}"\n'
+                     'retry_budget = 120\nretry_initial = 0.05\nretry_max_wait = 0.1')
+        env = cli_env(SMTP_URL=f"smtp://reports:PLANTED-pw@127.0.0.1:{port}",
+                      AGENTDIGEST_CONFIG=str(tmp_path / "agentdigest.toml"))
+        command = [sys.executable, "-m", "agentdigest.cli", "run", R, "--period", P]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if not handler.retrying.wait(120):
+            proc.kill()
+            pytest.fail("the deferred recipient was never retried: " + "".join(proc.communicate()))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out + err
+        assert "interrupted by SIGINT" in err and "Traceback" not in err
+        assert [set(rcpts) for _, rcpts, _ in handler.messages] == [{"alice@example.com"}]
+
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        rows = {row["recipient"]: row for row in ledger.deliveries(R, P)}
+        assert (rows["alice@example.com"]["state"], rows["alice@example.com"]["attempts"]) == ("sent", 1)
+        bob = rows["bob@example.com"]
+        assert (bob["state"], bob["attempts"], bob["lease_until"]) == ("failed", 2, None)  # counted as the retry began
+        assert "interrupted by SIGINT" in bob["error"]
+        ledger.close()
+
+        handler.release.set()  # bob's mailbox is free again: the next run sends to bob only
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [set(rcpts) for _, rcpts, _ in handler.messages] == [{"alice@example.com"}, {"bob@example.com"}]
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        states = {row["recipient"]: (row["state"], row["sends"]) for row in ledger.deliveries(R, P)}
+        ledger.close()
+        assert states == {"alice@example.com": ("sent", 1), "bob@example.com": ("sent", 1)}
+    finally:
+        handler.release.set()
+        controller.stop()
+
+
 def test_an_engine_interrupted_by_a_signal_is_an_interruption_not_an_unreadable_source(tmp_path):
     """Found black-box: Ctrl-C during a DuckDB query exited 3 ("the source could not be read")."""
     import duckdb
