@@ -189,7 +189,8 @@ class SlowData(ScriptedSMTP):
 
 
 @pytest.mark.parametrize("signum, code, twice", [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False),
-                                                 (signal.SIGINT, 130, True)], ids=["SIGINT", "SIGTERM", "SIGINT-twice"])
+                                                 (signal.SIGHUP, 129, False), (signal.SIGINT, 130, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGINT-twice"])
 def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code,
                                                                                    twice):
     from aiosmtpd.controller import Controller
