@@ -15,7 +15,6 @@ import threading
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from werkzeug import Response
