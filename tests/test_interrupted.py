@@ -189,8 +189,9 @@ class SlowData(ScriptedSMTP):
 
 
 @pytest.mark.parametrize("signum, code, twice", [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False),
-                                                 (signal.SIGHUP, 129, False), (signal.SIGINT, 130, True)],
-                         ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGINT-twice"])
+                                                 (signal.SIGHUP, 129, False), (signal.SIGINT, 130, True),
+                                                 (signal.SIGHUP, 129, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGINT-twice", "SIGHUP-twice"])
 def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code,
                                                                                    twice):
     from aiosmtpd.controller import Controller

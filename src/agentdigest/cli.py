@@ -72,7 +72,7 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     try:
         code = fn()
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP as Interrupted
-        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not kill the exit itself
+        for signum in interrupts.STOP_SIGNALS:  # a second Ctrl-C (or SIGHUP) must not kill the exit itself
             signal.signal(signum, signal.SIG_IGN)
         err.print(f"agentdigest: {interruption(exc)}", markup=False)
         name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"

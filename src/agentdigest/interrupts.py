@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import Interrupted
 
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 _last: list[str] = []
 _stopped_at = [0.0]  # when the last stop signal was raised (time.monotonic)
 # A second stop signal this soon after the first is held back: the exception of the first may still be
@@ -42,7 +42,7 @@ def install() -> None:
             raise KeyboardInterrupt
         raise Interrupted(signal.Signals(signum).name)
 
-    for signum in _STOP_SIGNALS:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
 
 
@@ -57,8 +57,8 @@ def shielded() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
-    for signum in _STOP_SIGNALS:
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    for signum in STOP_SIGNALS:
         signal.signal(signum, lambda signum, _frame: _last.append(signal.Signals(signum).name))
     try:
         yield
