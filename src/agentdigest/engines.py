@@ -335,6 +335,7 @@ def _spark_value(value: Any) -> str:
 
 @register_backend("pyspark")
 def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    _refuse_recursive_globs(cfg.file_list)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -349,6 +350,20 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table
     return con, _spark_files(session, con, cfg.file_list), ", ".join(cfg.file_list)
+
+
+def _refuse_recursive_globs(patterns: list[str]) -> None:
+    """Spark's (Hadoop's) path globs have no recursive ``**``: it matches exactly one folder, so
+    ``events/**/*.parquet`` misses ``events/month=11/day=23/x.parquet`` (PATH_NOT_FOUND) and, where
+    folders nest unevenly, would read some files and silently leave out the rest. Refused before Spark
+    starts, saying what Spark does read."""
+    for pattern in patterns:
+        if "**" in pattern:
+            raise InputError(mask_text(
+                f"source.files: {pattern!r}: Spark's globs have no recursive '**' (it matches one folder "
+                f"level, so files deeper down would be left out); name the folder itself (Spark reads every "
+                f"file under it, month=11/-style folders as columns) or give each level: a/*/*/*.parquet",
+                file_secrets(patterns)))
 
 
 def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:

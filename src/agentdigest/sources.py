@@ -8,6 +8,7 @@ the same thing: an Ibis table whose columns carry the canonical names and types 
 from __future__ import annotations
 
 import glob
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -183,9 +184,10 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
         if "://" in pattern:
             paths.append(pattern)
             continue
-        found = sorted(glob.glob(pattern))
+        found = local_files(pattern)
         if not found:
-            raise InputError(mask_text(f"source.files: no file matches {pattern!r}"))
+            what = "no file in the folder" if os.path.isdir(pattern) else "no file matches"
+            raise InputError(mask_text(f"source.files: {what} {pattern!r}"))
         paths.extend(found)
     try:
         # By name: DuckDB takes the columns from the first file, so a column only later files have
@@ -198,6 +200,17 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
         # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
         raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})",
                                     file_secrets(patterns))) from exc
+
+
+def local_files(pattern: str) -> list[str]:
+    """The files a local ``files`` entry names, as DuckDB reads them: a glob, where ``**`` matches any
+    number of folders (``hive/**/*.parquet`` for ``month=11/day=23/`` folders; found by a new user, it
+    matched nothing), or a folder, meaning every file under it but hidden ones and Spark's ``_SUCCESS``
+    markers (``.`` and ``_`` names, as Spark skips them)."""
+    if os.path.isdir(pattern):
+        return sorted(path for path in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
+                      if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_")))
+    return sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
 
 
 def file_secrets(patterns: list[str]) -> list[str]:
