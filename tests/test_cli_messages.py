@@ -94,3 +94,54 @@ def test_spark_refuses_a_recursive_glob_it_would_not_follow(tmp_path):
     write_config(tmp_path, '[source]\nurl = "pyspark://local[1]"\nfiles = "hive/**/*.parquet"\n')
     line = one_line(cli(tmp_path, "run", "--dry-run", "--format", "json"), 2)
     assert "no recursive '**'" in line and "name the folder" in line
+
+
+# --- 2. text columns that do not convert ------------------------------------------------------------
+
+CSV_SOURCE = """[source]
+url = "duckdb://"
+files = "events.csv"
+[source.columns]
+conversation_id = "Conversation"
+event_ts = "Timestamp"
+event_type = "Type"
+"""
+
+
+def test_text_timestamps_with_a_spaced_utc_offset_are_read_exactly(tmp_path):
+    """Found by a new user: `2026-09-30 19:22:37.043000 -0500` (Python's %z, PostgreSQL's text form) was
+    "not a timestamp": DuckDB's cast reads "-0500" after a space as a zone name. The offset counts: the
+    first is 1 October in UTC, the second (+05:30) 30 September."""
+    (tmp_path / "events.csv").write_text(
+        "Conversation,Timestamp,Type\n"
+        "c1,2026-09-30 19:22:37.043000 -0500,message\n"
+        "c2,2026-10-01 03:00:00 +05:30,message\n"
+        "c3,2026-10-02 10:00:00,message\n"
+        "c4,2026-10-03T10:00:00.5Z,message\n")
+    write_config(tmp_path, CSV_SOURCE)
+    done = cli(tmp_path, "run", "--period", "2026-10", "--dry-run", "--format", "json", "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert conversations(tmp_path, "monthly", "2026-10") == 3  # c1, c3, c4
+
+
+@pytest.mark.parametrize("column,value,shown,advice", [
+    # A required column cannot be "left out": found by a new user.
+    ("Timestamp", "yesterday at noon", "'yesterday at noon'", "convert the column, or map event_ts to another column"),
+    ("Latency", "n/a", "'n/a'", "map latency_ms to another column, or leave it out"),
+    # The value is event data: redacted as event text is, and clipped.
+    ("Latency", "timeout for ann@example.com after a long wait of many seconds", "'timeout for [email] after a long wait o…'",
+     "leave it out"),
+], ids=["required-timestamp", "optional-number", "redacted-and-clipped"])
+def test_a_text_column_that_does_not_convert_shows_one_value(tmp_path, column, value, shown, advice):
+    row = {"Conversation": "c1", "Timestamp": "2026-10-02 10:00:00", "Type": "message", "Latency": "12.5"}
+    rows = [dict(row), {**row, column: value}]
+    (tmp_path / "events.csv").write_text("Conversation,Timestamp,Type,Latency\n"
+                                         + "".join(",".join(f'"{v}"' for v in r.values()) + "\n" for r in rows))
+    write_config(tmp_path, CSV_SOURCE + 'latency_ms = "Latency"\n')
+    for command in (["run", "--dry-run", "--format", "json", "--period", "2026-10"], ["check"]):
+        line = one_line(cli(tmp_path, *command), 2) if command[0] == "run" else cli(tmp_path, *command).stderr.strip()
+        assert f"the text column {column!r} holds values that are not" in line and f"such as {shown} (" in line, line
+        assert advice in line, line
+        assert "ann@example.com" not in line
+    if column == "Timestamp":
+        assert "leave it out" not in line and "2026-11-23 14:05:09.123 -0500" in line
