@@ -145,3 +145,54 @@ def test_a_text_column_that_does_not_convert_shows_one_value(tmp_path, column, v
         assert "ann@example.com" not in line
     if column == "Timestamp":
         assert "leave it out" not in line and "2026-11-23 14:05:09.123 -0500" in line
+
+
+# --- 3. and 5. --period ------------------------------------------------------------------------------
+
+TWO_KINDS = """
+[[reports]]
+id = "weekly-exec"
+period = "week"
+timezone = "Europe/Berlin"
+
+[[reports]]
+id = "support-eng-daily"
+period = "day"
+timezone = "Europe/Berlin"
+"""
+
+
+@pytest.fixture()
+def small_db(tmp_path: Path) -> Path:
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("""CREATE TABLE agent_events AS SELECT 'c' || i AS conversation_id, 'message' AS event_type,
+                       TIMESTAMPTZ '2026-11-16 10:00:00+00' + to_hours(i) AS event_ts FROM range(300) r(i)""")
+    return tmp_path
+
+
+def test_a_period_key_of_another_kind_names_the_report_and_the_way_out(small_db):
+    """Found by a new user: with a week and a day report, `run --period 2026-W47` said only "'2026-W47' is
+    not a day key", as if the key were wrong; --period applies to every report run."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n', TWO_KINDS)
+    line = one_line(cli(small_db, "run", "--period", "2026-W47", "--dry-run", "--now", "2026-11-29T01:00:00Z"), 2)
+    assert "report 'support-eng-daily' is a day report: --period '2026-W47' is not a day key" in line
+    assert "--period applies to every report run" in line and "agentdigest run weekly-exec --period 2026-W47" in line
+    done = cli(small_db, "run", "weekly-exec", "--period", "2026-W47", "--dry-run", "--format", "json",
+               "--now", "2026-11-29T01:00:00Z")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("args", [["--dry-run"], ["--test-to", "me@example.com"], []], ids=["dry-run", "test", "send"])
+def test_a_period_that_has_not_begun_is_refused(small_db, args):
+    """Found by a new user: `run --period 2026-W50 --dry-run` on 29 November printed "data completeness
+    unknown (no history)" and "-100% over the last 8 weeks (446 → 0)". A period that has begun can still
+    be previewed (tests/test_delivery_cli.py)."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                           '[channels.box]\ntype = "outbox"\npath = "outbox"\n',
+                 TWO_KINDS.replace('timezone = "Europe/Berlin"\n\n', 'timezone = "Europe/Berlin"\nchannels = ["box"]\n\n', 1))
+    line = one_line(cli(small_db, "run", "weekly-exec", "--period", "2026-W50", "--now", "2026-11-29T01:00:00Z", *args), 2)
+    assert "weekly-exec 2026-W50 has not ended yet, nor even begun: it starts 2026-12-07 00:00 Europe/Berlin" in line
+    assert not (small_db / "reports").exists() and not (small_db / "outbox").exists()
+    running = cli(small_db, "run", "weekly-exec", "--period", "2026-W48", "--dry-run", "--format", "json",
+                  "--now", "2026-11-29T01:00:00Z")
+    assert running.returncode == 0, running.stderr

@@ -147,6 +147,11 @@ def last_complete(kind: Kind, now: datetime, tz: str) -> Period:
     return period_containing(kind, now, tz).previous()
 
 
+def key_kind(key: str) -> Kind | None:
+    """The kind of period ``key`` is written as (``2026-W48`` -> week), or None."""
+    return next((kind for kind in KINDS if _KEY_RE[kind].match(key.strip())), None)
+
+
 def parse_period(kind: Kind, key: str, tz: str) -> Period:
     """The period named by ``key``; an InputError says what a key of this kind looks like."""
     m = _KEY_RE[kind].match(key.strip())

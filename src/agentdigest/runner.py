@@ -21,7 +21,7 @@ from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
 from .interrupts import shielded
 from .owners import owner_id
-from .periods import Period, last_complete, parse_period
+from .periods import Period, key_kind, last_complete, parse_period
 from .report import ReportData
 from .sources import Source, open_source
 
@@ -76,6 +76,22 @@ def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
     if key:
         return parse_period(report.period, key, report.timezone)
     return last_complete(report.period, now, report.timezone)
+
+
+def _given_period(config: Config, reports: list[ReportConfig], report: ReportConfig, key: str | None,
+                  now: datetime) -> Period:
+    """:func:`period_for`, naming the report when ``key`` is another kind's (found by a new user: with a
+    week and a day report, `run --period 2026-W47` said only "not a day key")."""
+    try:
+        return period_for(report, key, now)
+    except InputError as exc:
+        kind = key_kind(key or "")
+        if kind is None or kind == report.period:
+            raise
+        fitting = [r.id for r in reports if r.period == kind]
+        example = command(config, f"run {' '.join(fitting) if fitting else 'REPORT_ID'} --period {key}")
+        raise InputError(f"report {report.id!r} is a {report.period} report: {exc}; --period applies to every "
+                         f"report run, so name the {kind} reports to run: {example}") from None
 
 
 def _addressing(config: Config, report: ReportConfig) -> Any:
@@ -145,9 +161,12 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     archive = Path(archive or config.archive.path)
     todo = [(r, p) for r in reports
-            for p in (periods[r.id] if periods is not None else [period_for(r, period_key, now)])]
+            for p in (periods[r.id] if periods is not None else [_given_period(config, reports, r, period_key, now)])]
     if not todo:
         return []
+    if period_key:
+        for report, period in todo:
+            refuse_unbegun(report, period, now)
     if not dry_run:
         from .delivery import check_formats
 
@@ -189,6 +208,17 @@ def _existing_ledger(config: Config) -> Any:
         return open_existing(config.ledger.url)
     except LedgerError:
         return None
+
+
+def refuse_unbegun(report: ReportConfig, period: Period, now: datetime) -> None:
+    """A period that has not begun has no events: its "report" said "data completeness unknown" and
+    "-100% over the last 8 weeks" (found by a new user). Refused for previews too; one that has begun
+    may be previewed (:func:`refuse_unfinished`)."""
+    if period.start_utc > now:
+        raise InputError(f"{report.id} {period.key} has not ended yet, nor even begun: it starts "
+                         f"{period.start:%Y-%m-%d %H:%M} {report.timezone}; there is nothing to report before "
+                         f"then, not even with --dry-run (without --period a run takes the last complete "
+                         f"{report.period})")
 
 
 def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> None:
