@@ -66,6 +66,10 @@ BAD = [
     # Found by a new user: "channel" is also [alarms]'s key, and was offered as the fix of itself.
     ("[channel.x] for [channels.x]", lambda s: s.replace("[channels.box]", "[channel.box]"), 2,
      ["channel: unknown key", "did you mean 'channels'?"]),
+    # Found by a new user: pydantic's "String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'".
+    ("report id with a space", lambda s: s.replace('id = "weekly"', 'id = "weekly exec"'), 2,
+     ["reports[0].id", "'weekly exec' is not a report id", "letters, digits, '_', '.' and '-', starting with a "
+      "letter or digit", "archive folders"]),
     ("cron that never fires", lambda s: s.replace("0 9 * * mon", "0 9 30 2 *"), 2, ["reports[0].schedule", "never fires"]),
     ("catch_up as a boolean", lambda s: s.replace('period = "week"', 'period = "week"\ncatch_up = true'), 2, ["reports[0].catch_up"]),
     ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2, ["reports[0].schedule", "cron"]),

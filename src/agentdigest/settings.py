@@ -176,7 +176,7 @@ def error_message(err: dict[str, Any]) -> str:
 
 
 class ReportConfig(StrictModel):
-    id: str = Field(pattern=_ID_RE)
+    id: str
     title: str = "Agent Performance"
     audience: str = "executive"
     period: Literal["day", "week", "month"] = "week"
@@ -210,6 +210,15 @@ class ReportConfig(StrictModel):
         if isinstance(data, dict) and "schedule" not in data and data.get("period") == "day":
             return {**data, "schedule": "0 9 * * *"}
         return data
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        # Said in words: pydantic's "String should match pattern '^[A-Za-z0-9]...'" (found by a new user).
+        if not re.fullmatch(_ID_RE, value):
+            raise ValueError(f"{value!r} is not a report id (expected letters, digits, '_', '.' and '-', starting "
+                             "with a letter or digit: it names the report's archive folders)")
+        return value
 
     @field_validator("completeness_baseline")
     @classmethod
