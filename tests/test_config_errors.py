@@ -309,6 +309,26 @@ def test_missing_file(tmp_path):
     assert "none.toml" in result.stderr and "not found" in result.stderr
 
 
+@pytest.mark.parametrize("how", ["default", "environment", "option"])
+def test_a_missing_file_names_the_path_looked_at_and_how_to_name_another(tmp_path, how):
+    """Found by a new user: "agentdigest.toml: file not found" said neither which folder nor how to
+    name another file."""
+    env = {k: v for k, v in os.environ.items() if k != "AGENTDIGEST_CONFIG"}
+    args = ["check"]
+    if how == "environment":
+        env["AGENTDIGEST_CONFIG"] = "conf/agentdigest.toml"
+    if how == "option":
+        args += ["--config", "conf/agentdigest.toml"]
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path, env=env)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    looked = tmp_path / ("agentdigest.toml" if how == "default" else "conf/agentdigest.toml")
+    line = result.stderr.strip()
+    assert f"file not found: {looked} (" in line, line
+    assert {"default": "(the default;", "environment": "(from $AGENTDIGEST_CONFIG;", "option": "(from --config;"}[how] in line
+    assert "--config FILE" in line and "$AGENTDIGEST_CONFIG" in line and "agentdigest demo" in line
+
+
 def test_verbose_adds_traceback(workdir):
     result = _run(workdir, GOOD.replace("Europe/Berlin", "Mars/Olympus"), "--verbose")
     assert result.returncode == 2

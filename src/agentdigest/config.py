@@ -262,7 +262,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     try:
         raw = file.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("file not found (expected a TOML config; see `agentdigest demo` for an example)", file=str(file)) from None
+        # Where it looked and why there (found by a new user: "agentdigest.toml: file not found" did not
+        # say which folder, nor how to name another file).
+        given = ("from --config" if path else "from $AGENTDIGEST_CONFIG" if os.environ.get("AGENTDIGEST_CONFIG")
+                 else "the default")
+        raise ConfigError(f"file not found: {file.absolute()} ({given}; expected a TOML config: name yours with "
+                          "--config FILE or $AGENTDIGEST_CONFIG; `agentdigest demo --dir DIR` writes an example)",
+                          file=str(file)) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", file=str(file)) from None
     try:
