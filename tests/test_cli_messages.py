@@ -196,3 +196,19 @@ def test_a_period_that_has_not_begun_is_refused(small_db, args):
     running = cli(small_db, "run", "weekly-exec", "--period", "2026-W48", "--dry-run", "--format", "json",
                   "--now", "2026-11-29T01:00:00Z")
     assert running.returncode == 0, running.stderr
+
+
+# --- 7. history -------------------------------------------------------------------------------------
+
+def test_history_tells_a_test_run_from_a_run_of_the_period(small_db):
+    """Found by a new user: a `run --test-to` showed in `history` as "run (manual)", like a real send."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                           '[channels.box]\ntype = "outbox"\npath = "outbox"\n',
+                 '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "Europe/Berlin"\nchannels = ["box"]\n')
+    now = ["--now", "2026-11-29T01:00:00Z"]
+    assert cli(small_db, "run", "--period", "2026-W47", "--test-to", "box", *now).returncode == 0
+    shown = cli(small_db, "history", env={"COLUMNS": "200"}).stdout
+    assert "run (test)" in shown and "run (manual)" not in shown, shown
+    assert cli(small_db, "run", "--period", "2026-W47", *now).returncode == 0
+    shown = cli(small_db, "history", env={"COLUMNS": "200"}).stdout
+    assert shown.count("run (test)") == 1 and shown.count("run (manual)") == 1, shown

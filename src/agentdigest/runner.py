@@ -235,6 +235,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
              trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
+    if test_to:
+        trigger = "test"  # history shows "run (test)": it was shown as a manual run of the period (a new user)
     run_id, owner = None, owner_id()
     if deliver:
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
