@@ -212,3 +212,18 @@ def test_history_tells_a_test_run_from_a_run_of_the_period(small_db):
     assert cli(small_db, "run", "--period", "2026-W47", *now).returncode == 0
     shown = cli(small_db, "history", env={"COLUMNS": "200"}).stdout
     assert shown.count("run (test)") == 1 and shown.count("run (manual)") == 1, shown
+
+
+# --- 8. check --missed --------------------------------------------------------------------------------
+
+def test_check_missed_shows_both_times_in_the_report_s_zone(small_db):
+    """Found by a new user: "due at" was Berlin time and "late since" UTC in one table. Due Monday 09:00
+    Berlin (08:00 UTC), late after the default 120 minutes' grace: 11:00 Berlin (10:00 UTC)."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                           '[channels.box]\ntype = "outbox"\npath = "outbox"\n',
+                 '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "Europe/Berlin"\nchannels = ["box"]\n')
+    done = cli(small_db, "check", "--missed", "--now", "2026-11-30T12:00:00Z", env={"COLUMNS": "200"})
+    assert done.returncode == 1, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if "weekly-exec" in line)
+    assert "2026-11-30 09:00 CET (Europe/Berlin)" in row and "2026-11-30 11:00 CET (Europe/Berlin)" in row, done.stdout
+    assert "10:00" not in row and "(UTC)" not in done.stdout

@@ -244,14 +244,21 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
         console.print(f"no report is late at {now:%Y-%m-%d %H:%M:%SZ}", markup=False)
         return 0
     table = Table(title=f"Late reports at {now:%Y-%m-%d %H:%M:%SZ}", title_justify="left")
-    for column in ("report", "period", "due at", "late since (UTC)"):
+    # Both times in the report's time zone, named: "due at" was local and "late since" UTC in one table
+    # (found by a new user).
+    for column in ("report", "period", "due at (report's time)", "late since (report's time)"):
         table.add_column(column)
     for item in late:
         tz = item.period.tz
-        table.add_row(item.report_id, item.period.key, f"{item.due_at.astimezone(tz):%Y-%m-%d %H:%M %Z}",
-                      f"{item.deadline:%Y-%m-%d %H:%M}")
+        table.add_row(item.report_id, item.period.key, _local(item.due_at, tz), _local(item.deadline, tz))
     console.print(table)
     return 1
+
+
+def _local(instant: datetime, tz: ZoneInfo) -> str:
+    """``2026-11-30 09:00 CET (Europe/Berlin)``: the zone's abbreviation alone can be ambiguous (CST)."""
+    local = instant.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M %Z} ({tz.key})"
 
 
 def show_next(config: Config, *, now: datetime | None = None, console: Console | None = None) -> int:
