@@ -58,3 +58,15 @@ def test_the_version_is_printed():
     from agentdigest import __version__
 
     assert done.returncode == 0 and done.stdout.strip() == f"agentdigest {__version__}"
+
+
+def test_run_help_states_what_format_defaults_to():
+    """Found by a new user: the help listed the formats but not what a run renders without --format
+    (every format: runner.parse_formats gives None, "all")."""
+    from agentdigest.runner import FORMATS, parse_formats
+
+    assert parse_formats(None) is None and len(FORMATS) == 6
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert "--format LIST Comma list of json, html, pdf, txt, eml, slack (default: all of them)." in " ".join(
+        done.stdout.split()), done.stdout  # help lines wrap

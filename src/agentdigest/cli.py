@@ -182,7 +182,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Compute, render and archive; deliver nothing.")] = False,
     force: Annotated[bool, typer.Option("--force", metavar="", help="Deliver even where the ledger says sent.")] = False,
     archive: Annotated[Optional[str], typer.Option(metavar="DIR", help="Archive folder (overrides [archive] path).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", metavar="LIST", help="Comma list of json, html, pdf, txt, eml, slack.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", metavar="LIST", help="Comma list of json, html, pdf, txt, eml, slack (default: all of them).")] = None,
     due: Annotated[bool, typer.Option("--due", metavar="", help="Run every report whose latest due period is not yet sent.")] = False,
     now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
     test_to: Annotated[Optional[str], typer.Option("--test-to", metavar="ADDRESS|CHANNEL", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
