@@ -70,3 +70,31 @@ def test_run_help_states_what_format_defaults_to():
                           timeout=60, env={**os.environ, "COLUMNS": "200"})
     assert "--format LIST Comma list of json, html, pdf, txt, eml, slack (default: all of them)." in " ".join(
         done.stdout.split()), done.stdout  # help lines wrap
+
+
+def test_the_install_instructions_work_without_pypi():
+    """Found by a new user: `pip install agentdigest` fails (the package is not on PyPI)."""
+    assert not re.search(r"^pip install agentdigest\b", README, re.M)
+    assert "pip install -e '.[postgres]'" in README and "git+<repository URL>" in README
+
+
+def test_the_readme_cites_no_file_the_repository_lacks():
+    """Found by a new user: the README and pyproject.toml cited DESIGN.md, which is not in the repository."""
+    root = Path(__file__).parent.parent
+    assert not (root / "DESIGN.md").exists()
+    assert "DESIGN.md" not in README and "DESIGN.md" not in (root / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_the_archive_and_ledger_defaults_are_the_documented_ones(tmp_path):
+    """The README says where reports and the ledger go without [archive] and [ledger]: next to the config."""
+    cfg = config.parse_config({"source": {"table": "agent_events"}, "reports": [{"id": "r"}]},
+                              str(tmp_path / "agentdigest.toml"), base=tmp_path)
+    assert Path(cfg.archive.path) == tmp_path / "reports" and cfg.ledger.url == f"sqlite:///{tmp_path / 'agentdigest.db'}"
+    assert "Without an `[archive]` section reports are archived in `reports/` in the config file's folder" in README
+    assert "without a\n`[ledger]` section the ledger is `sqlite:///agentdigest.db`" in README
+
+
+def test_the_example_column_mapping_says_it_is_an_example():
+    """Found by a new user: the example config's `event_ts = "created_at"`, copied as is, failed on the demo data."""
+    line = next(line for line in README.splitlines() if line.startswith('event_ts = "created_at"'))
+    assert "an example" in line and "time column is created_at" in line

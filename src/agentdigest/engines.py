@@ -34,7 +34,7 @@ from .masking import mask_text, mask_url, url_secrets
 from .sources import _table, file_secrets, register_backend, table_path
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
-# i.e. 0.01%); well within the 1% DESIGN.md allows, at a fraction of the exact percentile's cost.
+# i.e. 0.01%); well within the 1% the README promises (Scaling up, Spark), at a fraction of the exact percentile's cost.
 SPARK_QUANTILE_ACCURACY = 10000
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
 

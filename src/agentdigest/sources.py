@@ -2,7 +2,7 @@
 
 A backend is chosen by the URL's scheme (``duckdb://``, ``postgresql://``, ``pyspark://``; any
 other Ibis URL is passed to ``ibis.connect``). Whatever the engine, the rest of agentdigest sees
-the same thing: an Ibis table whose columns carry the canonical names and types of DESIGN.md.
+the same thing: an Ibis table whose columns carry the canonical names and types (README, Events).
 """
 
 from __future__ import annotations
