@@ -310,7 +310,7 @@ def test_duckdb_keeps_its_buffer_memory_unless_configured_otherwise(tmp_path, co
 
 @pytest.mark.parametrize("overlong", [False, True])
 def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, overlong):
-    """README "Queries": a fixed 15 per report, one more when a conversation outlasts its window;
+    """README "Queries": a fixed 16 per report, one more when a conversation outlasts its window;
     every query goes through compute's two entry points (materialize, or fetch rows)."""
     from agentdigest import compute
     from agentdigest.config import ReportConfig
@@ -330,7 +330,7 @@ def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, o
                                now=now_for(scenario))
     finally:
         source.close()
-    assert len(calls) == (16 if overlong else 15), calls
+    assert len(calls) == (17 if overlong else 16), calls
 
 
 @pytest.mark.postgres

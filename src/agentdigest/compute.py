@@ -5,8 +5,9 @@ conversation cohort (2) are materialized once; a count of the conversations that
 window (3; if there are any, one more query recomputes them); then period totals and trend (4), daily
 series (5); the events of the current and previous periods' conversations (6) and each conversation's
 agent (7) are materialized once, then per-agent outcomes (8), latency quantiles (9), per-agent
-latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14) and
-hourly volumes (15). A fixed 15 (16 with an overlong conversation; on an engine with approximate quantiles,
+latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14), the
+latest event older than the trend (15) and hourly volumes (16). A fixed 16 (17 with an overlong
+conversation; on an engine with approximate quantiles,
 one more per quantile query that has a small group), whatever the number of metrics or events.
 """
 
