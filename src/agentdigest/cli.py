@@ -102,7 +102,10 @@ def _now(value: str | None) -> datetime:
 
     if not YEARS[0] <= parsed.year <= YEARS[1]:
         raise InputError(f"--now {value!r} is out of range (years {YEARS[0]}-{YEARS[1]})")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is None:  # read as UTC, a local time picked another period (a scheduling audit)
+        raise InputError(f"--now {value!r} has no UTC offset: add Z for UTC or your zone's offset "
+                         f"(e.g. {parsed:%Y-%m-%dT%H:%M}+01:00)")
+    return parsed
 
 
 def _fmt(value: Any, unit: str) -> str:
