@@ -188,21 +188,27 @@ class SlowData(ScriptedSMTP):
         return await super().handle_DATA(server, session, envelope)
 
 
+def _plain_smtp(handler: ScriptedSMTP):  # noqa: ANN202 - an aiosmtpd Controller
+    """Start ``handler`` as an SMTP server on loopback (AUTH over plain text); the controller and its port."""
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=handler.authenticate,
+                            auth_required=True, auth_require_tls=False)
+    controller.start()
+    return controller, port
+
+
 @pytest.mark.parametrize("signum, code, twice", [(signal.SIGINT, 130, False), (signal.SIGTERM, 143, False),
                                                  (signal.SIGHUP, 129, False), (signal.SIGINT, 130, True),
                                                  (signal.SIGHUP, 129, True)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGINT-twice", "SIGHUP-twice"])
 def test_a_signal_during_smtp_data_closes_the_claim_and_the_next_run_sends_at_once(tmp_path, tls_cert, signum, code,
                                                                                    twice):
-    from aiosmtpd.controller import Controller
-
     from agentdigest.demo import setup
 
     handler = SlowData("reports", "PLANTED-pw", delay=3.0)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=handler.authenticate,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
+    controller, port = _plain_smtp(handler)
     try:
         setup(tmp_path, conversations=600)
         write_config(tmp_path, "mail", 'type = "email"\nto = ["cto@example.com"]\nfrom = "reports@example.com"\n'
@@ -267,15 +273,10 @@ def test_ctrl_c_during_a_retry_keeps_the_recipients_that_got_it(tmp_path):
     """Found in a re-check: Ctrl-C (or a deploy's SIGTERM) while retrying a deferred recipient recorded the
     recipients the relay had already accepted as failed, and the next run sent them the report again.
     A real SIGINT to the real command, while its retry for the deferred recipient waits on the relay."""
-    from aiosmtpd.controller import Controller
-
     from agentdigest.demo import setup
 
     handler = DeferredThenStalled("reports", "PLANTED-pw", deferred="bob@example.com")
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=handler.authenticate,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
+    controller, port = _plain_smtp(handler)
     try:
         setup(tmp_path, conversations=600)
         write_config(tmp_path, "mail", 'type = "email"\nto = ["alice@example.com", "bob@example.com"]\n'
