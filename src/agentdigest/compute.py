@@ -168,7 +168,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
     trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
-    if older is None and trend and trend[0].get("conversations"):  # the data begin in the trend's first period
+    if older is None and trend[0].get("conversations"):  # the data begin in the trend's first period
         trend = ({**trend[0], "begins": True}, *trend[1:])
     metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
                        {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})

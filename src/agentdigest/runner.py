@@ -189,6 +189,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
             # A dry run sends nothing, but must know which periods were delivered (an archive from
             # before the .delivered marker has none): read the ledger if it exists.
             ledger = read_only = _existing_ledger(config)
+        # history shows a test run as "run (test)": it was shown as a manual run of the period (a new user)
+        trigger = "test" if test_to else trigger
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
@@ -235,8 +237,6 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
              trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
-    if test_to:
-        trigger = "test"  # history shows "run (test)": it was shown as a manual run of the period (a new user)
     run_id, owner = None, owner_id()
     if deliver:
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):

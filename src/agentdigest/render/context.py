@@ -15,7 +15,7 @@ from .charts import Chart
 from ..changes import finite_number
 from ..significance import begins_within, data_begin, first_with_data
 from .format import FLAT, NA, NEW, Formatter
-from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, slight
+from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -290,8 +290,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
-    # nor for a day report: one bar is its headline figure again (a new-user audit)
-    if kind != "executive" and len(data.daily) > 1 and any(finite_number(r.get("conversations")) for r in data.daily):
+    if kind != "executive" and shows_days(data) and any(finite_number(r.get("conversations")) for r in data.daily):
         total = sum(finite_number(r.get("conversations")) or 0 for r in data.daily)
         alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all (blue, left axis); "
                f"error events per day in red on the right axis")

@@ -262,8 +262,14 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "errors": fmt.count(r.get("errors")), "error_rate": fmt.percent(r.get("error_rate")),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "avg_latency": fmt.ms(r.get("avg_latency_ms")),
-    } for r in data.daily] if len(data.daily) > 1 else []  # a day report's one day is its headline figures
+    } for r in data.daily] if shows_days(data) else []
     return out
+
+
+def shows_days(data: ReportData) -> bool:
+    """Whether the report shows its days (table and chart): a day report's one day is its headline
+    figures again (found in a new-user audit: a one-bar chart and a one-row table)."""
+    return len(data.daily) > 1
 
 
 def gap_label(gap: Any, fmt: Formatter) -> str:
