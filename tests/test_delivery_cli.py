@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -219,7 +220,9 @@ channels = ["box", "hook"]
     retry = agentdigest("run")
     assert retry.returncode == 0, retry.stderr
     assert "already sent to some channels" in retry.stdout and "hook: sent" in retry.stdout
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == as_sent
+    now = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert now.pop(".delivered").startswith(as_sent.pop(".delivered")) and now == as_sent
+    assert [s["channel"] for s in _sends(folder)] == ["box", "hook"]
     (request, _), = [(r, s) for r, s in httpserver.log if r.path == hook]
     delivered = json.loads(request.get_data())
     got = delivered.get("report", delivered)
@@ -399,7 +402,8 @@ def test_a_period_delivered_by_another_process_while_this_one_computed_keeps_its
     def compute_while_another_delivers(*args, **kwargs):
         data = compute(*args, **kwargs)
         write_artifacts(config.archive.path, report.id, "2026-W47", {"message.eml": theirs})
-        mark_delivered(config.archive.path, report.id, "2026-W47")
+        mark_delivered(config.archive.path, report.id, "2026-W47", [{"channel": "box", "recipient": "",
+                                                                     "sent_at": "2026-11-23T09:00:00+00:00"}])
         return data
 
     monkeypatch.setattr(runner, "compute", compute_while_another_delivers)
@@ -723,3 +727,89 @@ channels = ["hook"]
 
     with duckdb.connect(str(home / "events.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM agent_events WHERE conversation_id = 'w-conv'").fetchone()[0] == 2
+
+
+HOOKED_CONFIG = OUTBOX_CONFIG.replace('channels = ["box"]', 'channels = ["box", "hook"]') + """
+[channels.hook]
+type = "webhook"
+url = "${HOOK_URL}"
+"""
+
+
+def _sends(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / ".delivered").read_text().splitlines()]
+
+
+def test_a_new_ledger_learns_the_sends_from_the_archive_instead_of_sending_again(tmp_path, events, httpserver,
+                                                                                 monkeypatch):
+    """A known gap until now: with the ledger deleted (a new machine, a reset), the next run sent the
+    period again although its archive marked it delivered. The marker now records every send; a ledger
+    that does not know them learns them from it, and `run --due` sends nothing."""
+    httpserver.expect_request("/ingest").respond_with_data("", status=204)
+    monkeypatch.setenv("HOOK_URL", httpserver.url_for("/ingest"))
+    home = home_with(tmp_path, events, HOOKED_CONFIG)
+    emails = lambda: sorted((home / "outbox").rglob("*.eml"))  # noqa: E731
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    folder = home / "reports" / "weekly-exec" / "2026-W47"
+    (eml,) = emails()
+    sent = _sends(folder)
+    assert sorted((s["channel"], s["recipient"]) for s in sent) == [("box", ""), ("hook", "")]
+    assert [s["provider_id"] for s in sent if s["channel"] == "box"] == [eml.name]
+    assert all(s["sent_at"].startswith("20") for s in sent)
+    assert (folder / ".delivered").stat().st_mode & 0o777 == 0o600  # it names recipients
+    assert len(httpserver.log) == 1
+
+    for ledger in home.glob("agentdigest.db*"):
+        ledger.unlink()
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already sent to every channel" in again.stdout
+    assert "the ledger had no record of 2 sends that the archive records" in again.stderr
+    assert emails() == [eml] and len(httpserver.log) == 1
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        rows = db.execute("SELECT channel, state, note FROM deliveries ORDER BY channel").fetchall()
+    assert rows == [(c, "sent", "restored from the archive (the ledger had no record of this send)")
+                    for c in ("box", "hook")]
+    assert "restored from" in run_in(home, "history").stdout
+
+    for ledger in home.glob("agentdigest.db*"):
+        ledger.unlink()
+    due = run_in(home, "run", "--due", "--now", "2026-11-23T10:00:00+01:00")  # 2026-W47 is the week due then
+    assert due.returncode == 0, due.stdout + due.stderr
+    assert emails() == [eml] and len(httpserver.log) == 1
+
+    # A resend is a send like any other: the marker keeps every one, the ledger the latest.
+    assert run_in(home, "resend", "weekly-exec", "2026-W47", "--channel", "hook").returncode == 0
+    assert [s["channel"] for s in _sends(folder)] == [s["channel"] for s in sent] + ["hook"]
+    assert len(httpserver.log) == 2
+
+
+def test_a_renamed_report_with_its_archive_folder_renamed_is_not_sent_again(tmp_path, events):
+    """README's recipe for renaming a report id: rename its archive folder too, and the new id's first run
+    learns what the old one sent instead of sending the latest period again."""
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    config = home / "agentdigest.toml"
+    config.write_text(config.read_text().replace('id = "weekly-exec"', 'id = "exec-weekly"'))
+    (home / "reports" / "weekly-exec").rename(home / "reports" / "exec-weekly")
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already sent to every channel" in again.stdout
+    assert len(list((home / "outbox").rglob("*.eml"))) == 1
+
+
+def test_a_marker_that_does_not_say_to_whom_sends_nothing_to_a_ledger_that_knows_nothing(tmp_path, events):
+    """An archive marked delivered by an older agentdigest (an empty .delivered) and a new ledger: nobody
+    can tell who has the report, so nothing is sent and the run says how to send it."""
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    folder = home / "reports" / "weekly-exec" / "2026-W47"
+    (folder / ".delivered").write_text("")
+    for ledger in home.glob("agentdigest.db*"):
+        ledger.unlink()
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "does not say to whom; nothing was sent" in again.stdout and "resend weekly-exec 2026-W47" in again.stdout
+    assert len(list((home / "outbox").rglob("*.eml"))) == 1
+    assert run_in(home, "resend", "weekly-exec", "2026-W47").returncode == 0
+    assert len(list((home / "outbox").rglob("*.eml"))) == 2 and len(_sends(folder)) == 1

@@ -121,6 +121,25 @@ def test_test_sends_never_count_as_the_period(ledger):
     assert [(t["sends"], t["provider_id"]) for t in tests] == [(2, "<t2>")]
 
 
+def test_sends_restored_from_another_record_fill_only_what_the_ledger_lacks(ledger):
+    """A new or reset ledger learns the archive's sends (see runner._restore_sends): a row without a send
+    becomes sent at the recorded time; a row a run has claimed meanwhile is left to that run."""
+    failed = ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60)
+    ledger.mark_failed(failed, "HTTP 500", retryable=True)
+    ledger.claim(R, P, "mail", "busy@example.com", owner="two", lease_seconds=60)
+    sends = [{"channel": "mail", "recipient": r, "sent_at": "2026-11-23T08:00:00+00:00", "provider_id": f"<{r}>"}
+             for r in ("a@example.com", "b@example.com", "busy@example.com")]
+    assert ledger.restore_sent(R, P, sends, note="restored") == 2
+    rows = {row["recipient"]: row for row in ledger.deliveries(R, P)}
+    assert {r: rows[r]["state"] for r in rows} == {"a@example.com": "sent", "b@example.com": "sent",
+                                                  "busy@example.com": "sending"}
+    assert rows["b@example.com"]["sent_at"].startswith("2026-11-23T08:00:00")
+    assert rows["a@example.com"]["provider_id"] == "<a@example.com>" and rows["a@example.com"]["error"] is None
+    assert rows["b@example.com"]["note"] == "restored" and rows["b@example.com"]["sends"] == 1
+    assert ledger.claim(R, P, "mail", "b@example.com", owner="three", lease_seconds=60) is None
+    assert ledger.restore_sent(R, P, sends, note="again") == 0  # a sent row is never rewritten
+
+
 def test_runs_history_and_heartbeats(ledger):
     run = ledger.start_run(R, P, "schedule")
     claim = ledger.claim(R, P, "mail", "a@example.com", owner="o", lease_seconds=60)

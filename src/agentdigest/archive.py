@@ -6,6 +6,7 @@ from disk without recomputing. Writes are atomic (temp file + rename).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ ARTIFACTS = {
 }
 
 
-DELIVERED = ".delivered"  # a marker file in a period's folder once a channel got it
+DELIVERED = ".delivered"  # in a period's folder once a channel got it: its send log (mark_delivered)
 PREVIEWS = ".previews"  # <archive>/.previews/<report>/<period>: previews of delivered periods
 LOCKS = ".locks"  # <archive>/.locks/<report>/<period>.lock: see period_lock
 
@@ -132,14 +133,44 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def mark_delivered(archive: Path, report_id: str, period_key: str) -> None:
-    """Note in the period's folder that a channel got it: from now on the folder is what was sent."""
+def mark_delivered(archive: Path, report_id: str, period_key: str, sends: list[dict[str, str | None]]) -> None:
+    """Note in the period's folder that channels got it: from now on the folder is what was sent.
+
+    The marker is also the period's send log: one JSON line per target sent (channel, recipient, sent_at,
+    provider_id), appended by every delivery, resends included. The ledger keeps the latest send of each
+    target; the archive keeps them all, and a new or reset ledger is filled in from it
+    (:func:`recorded_sends`) instead of the period being sent again."""
+    lines = "".join(json.dumps(send, sort_keys=True) + "\n" for send in sends).encode()
+    marker = report_dir(archive, report_id, period_key) / DELIVERED
     with writing(archive):
-        (report_dir(archive, report_id, period_key) / DELIVERED).touch()
+        # Private like the artifacts (it names recipients); one append, so a reader never sees half a line
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, lines)
+        finally:
+            os.close(fd)
 
 
 def is_delivered(archive: Path, report_id: str, period_key: str) -> bool:
     return (report_dir(archive, report_id, period_key) / DELIVERED).is_file()
+
+
+def recorded_sends(archive: Path, report_id: str, period_key: str) -> list[dict[str, str | None]] | None:
+    """The sends the period's marker records, oldest first; None when it has no marker. A line that is
+    not a whole record (a write cut short) is left out; a marker written before it kept sends is empty."""
+    try:
+        text = (report_dir(archive, report_id, period_key) / DELIVERED).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    sends = []
+    for line in text.splitlines():
+        try:
+            send = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(send, dict) and isinstance(send.get("channel"), str) and isinstance(send.get("recipient"), str):
+            sends.append(send)
+    return sends
 
 
 def preview_root(archive: Path) -> Path:

@@ -17,6 +17,7 @@ import os
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -100,8 +101,11 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
             results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
                                         ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
     finally:
-        if any(r.state == "sent" for r in results):  # the archive now holds what was sent: keep it so
-            mark_delivered(Path(archive), report_cfg.id, period_key)
+        if sent := [r for r in results if r.state == "sent"]:  # the archive now holds what was sent: keep it so
+            at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            mark_delivered(Path(archive), report_cfg.id, period_key, [
+                {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
+                for r in sent])
     return results
 
 

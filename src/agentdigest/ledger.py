@@ -72,6 +72,15 @@ def _iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=timezone.utc).isoformat() if value else None
 
 
+def _parse_time(value: Any) -> datetime | None:
+    """An ISO time from another record (naive UTC, as stored); None when it is not one."""
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return at.astimezone(timezone.utc).replace(tzinfo=None) if at.tzinfo else at
+
+
 def _clip(error: str | None) -> str | None:
     return None if error is None else mask_text(error)[:MAX_ERROR]
 
@@ -354,6 +363,28 @@ class Ledger:
                   "provider_id": provider_id, "updated_at": now, "sent_at": now if sent else d.sent_at})
         with self._write() as conn:
             conn.execute(stmt)
+
+    def restore_sent(self, report_id: str, period_key: str, sends: list[dict[str, Any]], note: str) -> int:
+        """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
+        archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
+        (``sending``) is left to that run."""
+        now = _now()
+        d = deliveries.c
+        written = 0
+        with self._write() as conn:
+            for send in sends:
+                at = _parse_time(send.get("sent_at")) or now
+                stmt = self._insert(deliveries).values(
+                    report_id=report_id, period_key=period_key, channel=send["channel"], recipient=send["recipient"],
+                    kind="period", state="sent", attempts=0, sends=1, provider_id=send.get("provider_id"),
+                    takeovers=0, note=note, created_at=now, updated_at=now, sent_at=at)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
+                    set_={"state": "sent", "sent_at": at, "provider_id": send.get("provider_id"), "note": note,
+                          "updated_at": now, "last_error": None, "retryable": None},
+                    where=and_(d.sent_at.is_(None), d.state != "sending")).returning(d.id)
+                written += conn.execute(stmt).first() is not None
+        return written
 
     def delivery_state(self, report_id: str, period_key: str, channel: str, recipient: str = "") -> str | None:
         """The state of one period delivery target, or None when it was never claimed."""

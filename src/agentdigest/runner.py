@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import ARTIFACTS, artifact_names, is_delivered, period_lock, preview_root, report_dir, write_artifacts
+from .archive import (ARTIFACTS, artifact_names, is_delivered, period_lock, preview_root, recorded_sends, report_dir,
+                      write_artifacts)
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
@@ -239,6 +240,10 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
     if deliver:
+        if not force and not test_to and (unknown := _restore_sends(config, report, period, archive, ledger)):
+            outcome.skipped = unknown
+            log.warning("skipped %s %s: %s", report.id, period.key, unknown)
+            return outcome
         if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
             # with today's data while every channel keeps what it got.
@@ -351,6 +356,34 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
 def _sent_somewhere(ledger: Any, report_id: str, period_key: str) -> bool:
     """The ledger says some channel got this period (test sends do not count)."""
     return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
+
+
+def _restore_sends(config: Config, report: ReportConfig, period: Period, archive: Path, ledger: Any) -> str | None:
+    """Teach the ledger the sends of this period that the archive records and it does not know (a new or
+    reset ledger, or a renamed report whose archive folder was renamed with it), so they are not sent
+    again. A reason to send nothing when the archive marks the period delivered without saying to whom
+    (a marker from before it kept sends) and the ledger knows no send of it either."""
+    sends = recorded_sends(archive, report.id, period.key)
+    if sends is None:
+        return None
+    known = {(row["channel"], row["recipient"]) for row in ledger.deliveries(report.id, period.key)
+             if row["kind"] == "delivery" and row["sent_at"]}
+    if not sends:
+        if known:
+            return None
+        again = command(config, f"resend {report.id} {period.key}")
+        return (f"the archive marks it delivered, but the ledger has no record of it (a new or reset ledger?) and "
+                f"the archive does not say to whom; nothing was sent (`{again}` sends the archived report again, "
+                f"`--force` recomputes and sends)")
+    missing = {(s["channel"], s["recipient"]): s for s in sends if (s["channel"], s["recipient"]) not in known}
+    if missing:
+        ledger.restore_sent(report.id, period.key, list(missing.values()),
+                            note="restored from the archive (the ledger had no record of this send)")
+        log.warning("%s %s: the ledger had no record of %d send%s that the archive records (a new or reset "
+                    "ledger?); recorded %s from the archive, and %s not sent again", report.id, period.key,
+                    len(missing), "" if len(missing) == 1 else "s", "it" if len(missing) == 1 else "them",
+                    "it is" if len(missing) == 1 else "they are")
+    return None
 
 
 def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) -> bool:
