@@ -14,7 +14,8 @@ import pytest
 from agentdigest import cohort, engines
 from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
-from agentdigest.errors import InputError, SourceError
+from agentdigest.errors import ConfigError, InputError, SourceError
+from agentdigest.ledger_schema import engine_url
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source, scheme_of
 from backend_loaders import load_postgres
@@ -54,8 +55,24 @@ def test_missing_pyspark_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pyspark)
-    with pytest.raises(SourceError, match=r"pip install 'agentdigest\[spark\]'"):
+    # agentdigest is not on PyPI: the hint is the clone's install, as README gives it
+    with pytest.raises(SourceError, match=r"pip install -e '\.\[spark\]' in its clone"):
         open_source(SourceConfig(url="pyspark://local[2]", files="/nowhere/*.parquet"))
+
+
+def test_missing_psycopg_says_how_to_install_it(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_psycopg(name, *args, **kwargs):
+        if name.startswith("psycopg"):
+            raise ImportError("No module named 'psycopg'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(SourceError, match=r"pip install -e '\.\[postgres\]' in its clone"):
+        open_source(SourceConfig(url="postgresql://u@127.0.0.1:1/db", table="agent_events"))
+    with pytest.raises(ConfigError, match=r"ledger needs a driver; .*pip install -e '\.\[postgres\]'"):
+        engine_url("postgresql://u@127.0.0.1:1/db")
 
 
 def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):

@@ -241,7 +241,7 @@ def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        skip_or_fail("pyspark is not installed (pip install 'agentdigest[spark]')")
+        skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
     pq.write_table(_events(["a"]), tmp_path / "events.parquet")
     (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
                                                '[source.spark_conf]\n"spark.master" = "yarn"\n[[reports]]\nid = "r"\n')

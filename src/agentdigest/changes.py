@@ -1,4 +1,4 @@
-"""Period-over-period change of one metric (DESIGN.md, metric definitions, rule 5).
+"""Period-over-period change of one metric (README, Notable changes).
 
 Counts, amounts and latencies change by a percentage of the previous value; rates (already
 percentages) change by percentage points, never by a percent of a percent.

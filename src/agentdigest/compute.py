@@ -200,7 +200,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
                                                                                            or running))
                else m for k, m in metrics.items()}
     # Nor notable when only part of one period's conversations have a value (a cost column filled from the
-    # middle of last week read "Cost rose 827%, notable": a new-user audit); DESIGN's good stays as defined.
+    # middle of last week read "Cost rose 827%, notable": a new-user audit); the metric's good direction stays as defined.
     partly = coverage.partly_valued(period_rows.get(CUR), period_rows.get(PREV))
     unnoted = {name for col in partly for name in coverage.SUMMED[col][2]}
     metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}

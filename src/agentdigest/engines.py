@@ -29,7 +29,7 @@ import ibis
 import ibis.expr.types as ir
 
 from .config import SourceConfig
-from .errors import InputError, SourceError, first_line
+from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text, mask_url, url_secrets
 from .sources import _table, file_secrets, register_backend, table_path
 
@@ -46,7 +46,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         import psycopg  # noqa: F401  (ibis's postgres backend needs it)
     except ImportError:
-        raise SourceError("source: PostgreSQL needs psycopg; install it with: pip install 'agentdigest[postgres]'") from None
+        raise SourceError(f"source: PostgreSQL needs psycopg; {install_extra('postgres')}") from None
     url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgres://", cfg.url)
     if not re.search(r"[?&]connect_timeout=", url):  # a server that accepts but never answers must not hang a run
         url += ("&" if "?" in url else "?") + "connect_timeout=10"
@@ -172,7 +172,7 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SourceError("source: pyspark:// needs Spark; install it with: pip install 'agentdigest[spark]'") from None
+        raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
     check_spark_conf(conf or {})
     check_java()
     settings: dict[str, Any] = {
@@ -339,7 +339,7 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SourceError("source: pyspark:// needs Spark; install it with: pip install 'agentdigest[spark]'") from None
+        raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
     master = spark_master(cfg.url)
     shared = SparkSession.getActiveSession() is not None
     session = spark_session(master, cfg.spark_conf)

@@ -59,6 +59,11 @@ def first_line(exc: BaseException, limit: int | None = None) -> str:
     return text[:limit] if limit else text
 
 
+def install_extra(extra: str) -> str:
+    """How to install one of agentdigest's extras: it is installed from a clone, not from PyPI (README)."""
+    return f"install agentdigest's {extra} extra: pip install -e '.[{extra}]' in its clone (README, Quick start)"
+
+
 class DeliveryError(AgentDigestError):
     """A channel failed to deliver. ``retryable`` is true for transient failures."""
 

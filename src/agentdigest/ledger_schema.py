@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from .errors import AgentDigestError, ConfigError
+from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
 from .masking import mask_text, mask_url
 
@@ -128,7 +128,7 @@ def engine_url(url: str) -> str:
             except ImportError:
                 continue
             return f"postgresql+{driver}://{rest}"
-        raise ConfigError("a PostgreSQL ledger needs a driver: pip install 'agentdigest[postgres]'", key="ledger.url")
+        raise ConfigError(f"a PostgreSQL ledger needs a driver; {install_extra('postgres')}", key="ledger.url")
     if scheme.startswith(("postgresql+", "sqlite")):
         return url
     raise ConfigError(f"unsupported ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",

@@ -26,7 +26,7 @@ GAP_MIN_EXPECTED = 8.0
 
 def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime,
                    duplicates: ir.Table | None) -> ir.Table:
-    """One-row expression of the invalid-data counts for ``period`` (DESIGN.md rule 6).
+    """One-row expression of the invalid-data counts for ``period`` (README, Data quality).
 
     Rows are attributed by event_ts; rows without an event_ts cannot be placed in any period and
     are counted in every report as missing a required field. Future events are those after

@@ -1,7 +1,7 @@
 """ReportData: the single, frozen hand-off between computing a report and presenting it.
 
 Everything a renderer or channel needs is here, already computed. Event text is carried as found;
-rendering redacts it before any artifact is written. ``to_dict`` is the report.json schema of DESIGN.md; values are unrounded.
+rendering redacts it before any artifact is written. ``to_dict`` is the report.json schema (README, Metrics); values are unrounded.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Gap:
 
 @dataclass(frozen=True)
 class Quality:
-    """How complete and how clean the period's data is (DESIGN.md, data quality)."""
+    """How complete and how clean the period's data is (README, Data quality)."""
 
     completeness_pct: float | None
     warning: bool
@@ -135,7 +135,7 @@ class ReportData:
     settings: dict[str, Any] = field(default_factory=dict)  # presentation settings from the report config
 
     def as_dict(self) -> dict[str, Any]:
-        """The report.json document (DESIGN.md schema; extra keys are additive)."""
+        """The report.json document (its published schema; extra keys are additive)."""
         breakdowns: dict[str, Any] = {"daily": list(self.daily)}
         for name in ("by_agent", "by_model", "errors_by_type"):
             rows = getattr(self, name)

@@ -112,7 +112,7 @@ class LedgerConfig(StrictModel):
                 dialect.import_dbapi()
         except ImportError as exc:
             raise ValueError(f"the driver of {scheme!r} is not installed ({exc.name or exc}); use postgresql:// "
-                             "with agentdigest[postgres], or install it") from None
+                             "(agentdigest's postgres extra), or install it") from None
         return value
 
 

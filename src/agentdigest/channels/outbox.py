@@ -36,7 +36,7 @@ class OutboxChannel(BaseChannel):
         return f"outbox {self.settings.path}"
 
     def needs(self) -> tuple[str, ...]:
-        return ("message.eml",)  # and slack.json when it is there, as DESIGN.md says
+        return ("message.eml",)  # and slack.json when it is there (README, Delivery and the ledger)
 
     def deliver(self, delivery: Delivery) -> Receipt:
         present = {name: suffix for name, suffix in _FILES.items() if name in delivery.artifacts}
