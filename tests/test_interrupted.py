@@ -8,6 +8,7 @@ another machine is waited for, with its name and deadline in the output.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -302,6 +303,8 @@ def test_ctrl_c_during_a_retry_keeps_the_recipients_that_got_it(tmp_path):
         assert (bob["state"], bob["attempts"], bob["lease_until"]) == ("failed", 2, None)  # counted as the retry began
         assert "interrupted by SIGINT" in bob["error"]
         ledger.close()
+        (marker,) = tmp_path.rglob(f"{R}/{P}/.delivered")  # the archive's send log has alice too
+        assert [json.loads(line)["recipient"] for line in marker.read_text().splitlines()] == ["alice@example.com"]
 
         handler.release.set()  # bob's mailbox is free again: the next run sends to bob only
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

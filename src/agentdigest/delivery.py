@@ -100,6 +100,9 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
         for name in names:
             results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
                                         ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+    except BaseException as exc:
+        results += getattr(exc, "sent_before", [])
+        raise
     finally:
         if sent := [r for r in results if r.state == "sent"]:  # the archive now holds what was sent: keep it so
             at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -134,6 +137,9 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
                     ledger.mark_sent(claim, delivered[target].provider_id)
                 else:
                     ledger.mark_failed(claim, why, retryable=True)
+        # ... and the archive's send log lists them (deliver_report writes it on the way out)
+        exc.sent_before = [DeliveryResult(name, t, "sent", provider_id=delivered[t].provider_id)  # type: ignore[union-attr]
+                           for t in claims if t in delivered]
         if claims:
             log.error("%s %s -> %s: %s", report_id, period_key, name, why)
         raise
