@@ -17,7 +17,7 @@ phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            (030) 1234567); 00 + country code (0049 30 1234567)
 token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA/AIza/sk_live_ keys  -
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
-           PEM private keys
+           any value given as a password (password=abc1); PEM private keys
 =========  ===========================================================  ===========
 
 The patterns read the text normalised (:func:`normalise`): invisible characters (control, bidi and
@@ -113,6 +113,16 @@ _SECRET = re.compile(
     r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|auth)"
     r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"']?)"
     + _CREDENTIAL + r"[^\s\"'&,;]{3,}\2"
+)
+# A value given as a password is one, however short or plain ("password=hunter2", "pwd=letmein", "--password
+# abc1"; the rule above wants 8 characters and a digit): after "=" any value but a placeholder or a word
+# describing it ("password=required"); after ":" one in quotes (JSON) or with a digit ("Password: must not
+# be empty" stays).
+_PASSWORD = re.compile(
+    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?:password|passwd|pass|pwd)[\"']?"
+    r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|[^\s\"'&,;]*\d)|(?<=-password) ))(?!\[)([\"']?)"
+    r"(?!\$\{|<|\*|(?:null|none|nil|empty|required|missing|invalid|incorrect|wrong|true|false|redacted|hidden|"
+    r"unset|not|set|changed|expired|reset|too)\b)[^\s\"'&,;]{3,}\2"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
@@ -289,6 +299,7 @@ _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_URL_PASSWORD, _url_password),
     _sub(_TOKEN, "[token]"),
     _sub(_SECRET, _secret),
+    _sub(_PASSWORD, _secret),
     _sub(_EMAIL, "[email]"),
     _ibans,
     _sub(_CARD, _card),
