@@ -46,11 +46,21 @@ DE = Formatter("de", "Europe/Berlin")
     (EN, "tokens", 4_240_000, "4.24M"),
     (EN, "tokens", 1_034_510, "1.03M"),  # not "1M" next to 1,049,174's "1.05M"
     (EN, "tokens", 996_700, "996.7K"),
+    # a reader audit: one day-by-day column read "1.01M, 971K, 928.5K", and "1M" stood beside "1.05M"
+    (EN, "tokens", 971_000, "971.0K"),
+    (EN, "tokens", 1_001_200, "1.00M"),
+    (EN, "tokens", 999_960, "1.00M"),  # rounds to a million: millions' two decimals
+    (DE, "tokens", 1_001_200, "1,00\xa0Mio."),
     (DE, "tokens", 996_695, "996.695"),  # German has no short thousands: grouped, not "996695"
     (DE, "tokens", 1_034_510, "1,03\xa0Mio."),
     (EN, "signed_pct", 12.2, "+12%"),
     (EN, "signed_pct", -3.71, "-3.7%"),
     (EN, "signed_pct", 0.01, "no change"),
+    # decided on the figure as printed (Babel rounds half-even on the decimal text, Python's round on the float):
+    (EN, "signed_pct", 9.96, "+10%"),  # not "+10.0%" beside "+19%"
+    (EN, "signed_pct", 0.05, "no change"),  # not "+0.0%"
+    (EN, "signed_pp", 0.05, "no change"),  # not "▲ +0.0 pp"
+    (EN, "usd", 999.996, "$1,000"),  # not "$1,000.00"
     (EN, "signed_pp", 2.14, "+2.1 pp"),
     (EN, "signed_pp", -0.04, "no change"),
     (EN, "day", "2026-11-23", "Mon 23 Nov"),

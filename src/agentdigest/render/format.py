@@ -7,15 +7,16 @@ one decimal and change in percentage points ("+2.1 pp"); other metrics change by
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_interval, format_skeleton
-from babel.numbers import (format_compact_currency, format_compact_decimal, format_currency, format_decimal,
-                           format_percent)
+from babel.numbers import format_compact_currency, format_currency, format_decimal, format_percent
 
 from ..errors import RenderError
 from ..changes import finite_number
@@ -32,6 +33,13 @@ _SKELETONS = (("EEE d MMM y", "yMMMEd"), ("EEE d MMM", "MMMEd"), ("d MMM y", "yM
 def _decimals(pattern: str, n: int) -> str:
     """A Babel number pattern with exactly ``n`` fraction digits."""
     return re.sub(r"0(?:\.0+)?", "0" + ("." + "0" * n if n else ""), pattern, count=1)
+
+
+def shown(number: float, digits: int) -> float:
+    """``number`` rounded to ``digits`` decimals as Babel prints it (half-even on its decimal text), so a
+    choice made on the figure matches what is printed: Python's round(0.05, 1) is 0.1 where Babel prints
+    "0.0", and round(9.95, 1) is 9.9 where Babel prints "10.0"."""
+    return float(Decimal(str(number)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN))
 
 
 class Formatter:
@@ -72,7 +80,7 @@ class Formatter:
             return NA
         if abs(number) >= 10_000_000:  # "$785B", not "$785,000,000,000" (found in a rendering audit)
             return format_compact_currency(number, "USD", format_type="short", locale=self.locale, fraction_digits=2)
-        digits = 0 if abs(number) >= 1000 else 2
+        digits = 0 if abs(shown(number, 2)) >= 1000 else 2  # 999.996 is "$1,000", not "$1,000.00"
         return format_currency(number, "USD", format=self._money[digits], locale=self.locale,
                                currency_digits=False)
 
@@ -97,11 +105,29 @@ class Formatter:
             return NA
         if abs(number) < 10_000:
             return self.count(round(number))
-        # Millions get two decimals, so 1,034,510 and 1,049,174 do not both read "1M" next to "996.7K".
-        digits = 2 if abs(number) >= 1_000_000 else 1
-        compact = format_compact_decimal(number, format_type="short", locale=self.locale, fraction_digits=digits)
         # Some locales have no short form for thousands (de: "996695"): then the grouped number reads better.
-        return self.count(round(number)) if compact.lstrip("-").isdigit() else compact
+        return self._compact(number) or self.count(round(number))
+
+    def _compact(self, number: float) -> str | None:
+        """``number`` in the locale's short form, with one decimal under a million and two from a million
+        (so 1,034,510 and 1,049,174 do not both read "1M" next to "996.7K"); None where the locale has no
+        short form for its size. Babel's own short form drops trailing zeros, so a day-by-day column read
+        "1.01M, 971K, 928.5K" and "1M" beside "1.05M" (found in a reader audit): here "971.0K", "1.00M"."""
+        forms = self.locale.compact_decimal_formats["short"]["other"]
+        sizes = sorted((int(size) for size in forms), reverse=True)
+        for i, size in enumerate(sizes):
+            if abs(number) < size:
+                continue
+            pattern = forms[str(size)].pattern
+            if pattern == "0":
+                return None
+            scale = size // 10 ** (pattern.count("0") - 1)
+            digits = 2 if size >= 1_000_000 else 1
+            if i and abs(shown(number / scale, digits)) * scale >= sizes[i - 1]:  # 999,960 is "1.00M"
+                return self._compact(math.copysign(sizes[i - 1], number))
+            fixed = re.sub(r"0+(?:\.0+)?", "0." + "0" * digits, pattern, count=1)
+            return format_decimal(number / scale, format=fixed, locale=self.locale)
+        return None
 
     def value(self, value: Any, unit: str | None) -> str:
         """A metric value in its unit."""
@@ -114,10 +140,11 @@ class Formatter:
         number = finite_number(pct)
         if number is None:
             return NA
-        digits = 0 if abs(number) >= 10 else 1
+        # decided on the figure as printed: 9.96 reads "+10%" like its column's other tens, not "+10.0%"
+        digits = 0 if abs(shown(number, 1)) >= 10 else 1
         plain = self._pct[digits].split(";")[0]  # the locale's own spacing: de "+12 %" like "61,0 %"
         pattern = f"+{plain};-{plain}"
-        if round(number, digits) == 0:
+        if shown(number, digits) == 0:  # not "+0.0%" under an arrow
             return FLAT
         return format_percent(number / 100, format=pattern, locale=self.locale)
 
@@ -125,7 +152,7 @@ class Formatter:
         number = finite_number(pp)
         if number is None:
             return NA
-        if round(number, 1) == 0:
+        if shown(number, 1) == 0:  # 0.05 prints "+0.0": no change, not "▲ +0.0 pp"
             return FLAT
         return format_decimal(number, format="+#,##0.0;-#,##0.0", locale=self.locale) + " pp"
 
