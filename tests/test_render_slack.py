@@ -173,3 +173,17 @@ def test_the_engineering_message_names_the_agents_that_moved() -> None:
     assert "*Agents that moved*" in text
     assert "• billing-bot: error rate 14.2% (+10.3 pp), p95 5.25 s (+77%)" in text  # resolution 69.4% -> 68.2%: chance
     assert "steady-bot" not in text
+
+
+def test_notes_reach_slack_as_every_other_format() -> None:
+    """Found in a reader audit: the notes (a column absent, a first period with partial data, so changes such
+    as "+926%" are not judged) were in the email, the PDF and the text, but not in the Slack message."""
+    report = make_report("executive", missing=True)
+    ctx, _ = build_context(report)
+    assert ctx["notes"]
+    blocks = [b.to_dict() for b in build_blocks(ctx)]
+    check_limits(blocks)
+    shown = " ".join(texts(blocks))
+    for note in ctx["notes"]:
+        assert note in shown
+    assert blocks[-1]["type"] == "context"  # the period line stays last

@@ -140,6 +140,9 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     blocks.append(_section(escape(ctx["opening"])))
     blocks += _fields(ctx["kpis"])
     blocks += _engineering(ctx) if r["audience"] == "engineering" else _executive(ctx)
+    if ctx["notes"]:  # why a figure is missing or not judged, as the other formats say (a reader audit: the
+        # week after the data began showed "+926%" uncoloured, with the reason in the email only)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit("Notes: " + " ".join(ctx["notes"]), TEXT_MAX))]))
     blocks.append(DividerBlock())
     q = ctx["quality"]
     completeness = q["rows"][0]["value"] if q else "n/a"
