@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from render_fixtures import HOSTILE, HOSTILE_AGENT, HOSTILE_TYPE, ParsedHTML, eml_texts, rendered
+from render_fixtures import HOSTILE, HOSTILE_AGENT, HOSTILE_TYPE, ParsedHTML, eml_texts, pdf_text, rendered
 
 GMAIL_CLIP = 102 * 1024
 CASES = [
@@ -199,3 +199,14 @@ def test_a_long_id_without_breaks_can_wrap_on_a_phone_and_reads_unchanged() -> N
     html = render_artifacts(data, now=datetime(2026, 11, 30, 9, tzinfo=ZoneInfo(TZ)))["report.html"].decode()
     assert "Agentxxxxxxx<wbr>xxxxxxxxxxxx<wbr>" in html and "&amp;&lt;b&gt;" in html
     assert long_id[:40] in ParsedHTML(html).text.replace("…", "")  # the text itself is unchanged
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_the_legend_says_how_the_agent_p95_is_coloured(audience: str) -> None:
+    """Found in a reader audit: the legend said "in tables, green or red passed its own test" and "latency
+    percentiles are coloured from a 5% move", while the by-agent table colours an agent's p95 (no test)
+    from a 10% move: billing-bot's p95 "+89%" in red read as a tested result."""
+    files = rendered(audience)
+    for html in (files["report.html"].decode(), pdf_text(files["report.pdf"])[-1]):
+        text = " ".join(ParsedHTML(html).text.split())
+        assert ("an agent's p95 from a 10% move" in text) == (audience == "engineering")
