@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rich.cells import cell_len
 
 from render_fixtures import HOSTILE_AGENT, HOSTILE_TYPE, rendered
 
@@ -12,6 +13,11 @@ CASES = [
     ("engineering", {"warning": True, "hostile": True, "pii": True}),
     ("engineering", {"zero": True}), ("executive", {"missing": True, "nulls": True, "human_cost": None}),
     ("engineering", {"missing": True, "nulls": True, "warning": True}),
+    # a reader audit: the title line was not wrapped (134 characters), and a Japanese report's wrapped lines
+    # ran to 84 cells (textwrap counts characters; a CJK character takes two cells)
+    ("engineering", {"title": "Agent Performance — Engineering deep-dive for the customer-support platform team, "
+                              "EMEA region, all production deployments and canaries"}),
+    ("executive", {"locale": "ja", "title": "エージェント性能レポート・カスタマーサポート部門・全リージョン・本番環境と検証環境を含む週次の総合報告書です"}),
 ]
 IDS = [f"{a}-{'-'.join(flags) or 'plain'}" for a, flags in CASES]
 
@@ -24,7 +30,7 @@ def text(audience: str, **flags: object) -> str:
 def test_lines_fit_and_nothing_is_markup(audience: str, flags: dict) -> None:
     body = text(audience, **flags)
     assert body.endswith("\n") and "\r" not in body
-    assert all(len(line) <= 78 for line in body.splitlines()), max(body.splitlines(), key=len)
+    assert all(cell_len(line) <= 78 for line in body.splitlines()), max(body.splitlines(), key=cell_len)
     assert "&lt;" not in body and "&amp;" not in body  # plain text is not HTML-escaped
 
 

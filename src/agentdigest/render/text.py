@@ -6,7 +6,7 @@ A custom template folder may supply ``report.txt.j2`` (rendered without HTML esc
 
 from __future__ import annotations
 
-import textwrap
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,10 +79,28 @@ def heading(title: str) -> list[str]:
 
 
 def wrap(text: str, indent: str = "", first: str | None = None) -> list[str]:
-    """``text`` wrapped to the page width; ``first`` replaces ``indent`` on the first line."""
-    return textwrap.wrap(text, WIDTH, initial_indent=indent if first is None else first,
-                         subsequent_indent=indent, break_long_words=True,
-                         break_on_hyphens=False) or [indent.rstrip()]
+    """``text`` wrapped to the page width in terminal cells, as the tables count them (a CJK character or an
+    emoji takes two: textwrap counted characters, so a Japanese report's footer ran to 84 cells); ``first``
+    replaces ``indent`` on the first line. As textwrap did, it breaks only at ASCII whitespace, keeps the
+    spaces inside a line as they are, and cuts a word longer than a line."""
+    lines: list[str] = []
+    line, empty, space = (indent if first is None else first), True, ""
+    for chunk in re.split(r"([\t\n\x0b\x0c\r ]+)", text):
+        if not chunk.strip("\t\n\x0b\x0c\r "):
+            space = " " * len(chunk) if not empty else ""
+            continue
+        while chunk:
+            if cell_len(space + chunk) <= WIDTH - cell_len(line):
+                line, empty, space, chunk = line + space + chunk, False, "", ""
+                continue
+            if empty:  # longer than a whole line: as much as fits, the rest on the next
+                part = _chop(chunk, WIDTH - cell_len(line)) or chunk[0]
+                line, chunk = line + part, chunk[len(part):]
+            lines.append(line)
+            line, empty, space = indent, True, ""
+    if not empty:
+        lines.append(line)
+    return lines or [indent.rstrip()]
 
 
 def badge(card: dict[str, Any]) -> str:
@@ -197,7 +215,9 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
         except TemplateError as exc:
             raise template_failure(exc, folder) from None
     r = ctx["report"]
-    lines = [r["title"], f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']}", "=" * WIDTH]
+    # wrapped as every other line (a reader audit: a 134-character title ran past the 78 columns)
+    lines = [*wrap(r["title"]), *wrap(f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']}"),
+             "=" * WIDTH]
     lines += banner_lines(ctx["banner"])
     lines += ["", *wrap(ctx["opening"])]
     lines += engineering(ctx) if r["audience"] == "engineering" else executive(ctx)
