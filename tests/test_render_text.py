@@ -159,3 +159,21 @@ def test_completeness_over_110_percent_is_explained_in_every_audience(audience):
         assert "144.9%" in flat and "more events than the baseline" in flat, (name, flat[-1500:])
     normal = readable(render_artifacts(make_report(audience), formats={"txt"}))["report.txt"]
     assert "more events than the baseline" not in normal
+
+
+def test_the_model_table_is_not_named_for_tokens_it_lacks() -> None:
+    """Found in a reader audit: events without a token_count column got a "Tokens by model" table with no
+    tokens column, in the text, the email and the PDF."""
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import ParsedHTML, make_report, pdf_text
+
+    report = make_report("engineering")
+    metrics = {k: v for k, v in report.metrics.items() if k not in ("total_tokens", "tokens_per_conversation")}
+    for data, title in ((report, "Tokens by model"), (replace(report, metrics=metrics), "By model")):
+        files = render_artifacts(data, {"txt", "html", "pdf"})
+        for shown in (files["report.txt"].decode(), ParsedHTML(files["report.html"].decode()).text,
+                      "\n".join(pdf_text(files["report.pdf"]))):
+            assert ("Tokens by model" in shown or "TOKENS BY MODEL" in shown) == (title == "Tokens by model")
+            assert title in shown or title.upper() in shown

@@ -172,7 +172,8 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
                       ("Change", "change", True)], e["rows"], e["more"], "more error types", where=e["where"]) if e["rows"] \
             else [f"No errors this {word}."]
     if (b := ctx["by_model"]) is not None:
-        out += heading("Tokens by model")
+        # "Tokens by model" over a table without tokens (no token_count column) named what it lacks
+        out += heading("Tokens by model" if "tokens" not in ctx["absent"] else "By model")
         out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
                       ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
                       ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"], where=b["where"]) \
