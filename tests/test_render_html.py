@@ -210,3 +210,14 @@ def test_the_legend_says_how_the_agent_p95_is_coloured(audience: str) -> None:
     for html in (files["report.html"].decode(), pdf_text(files["report.pdf"])[-1]):
         text = " ".join(ParsedHTML(html).text.split())
         assert ("an agent's p95 from a 10% move" in text) == (audience == "engineering")
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_every_badge_stays_on_one_line_in_clients_that_drop_style_sheets(audience: str) -> None:
+    """At 375 px a change badge ("▲ +2.3%") wrapped after its arrow in table cells (a new-user audit). Mail
+    clients drop <style>, so each badge carries the rule inline."""
+    html = rendered(audience, warning=True)["report.html"].decode()
+    badges = re.findall(r'<span class="badge[^"]*"[^>]*>', html)
+    assert len(badges) >= 6
+    for badge in badges:
+        assert "white-space:nowrap" in badge, badge
