@@ -340,7 +340,7 @@ def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, o
     calls: list[str] = []
     rows_fn, cache_fn = compute._rows, compute._cache
     monkeypatch.setattr(compute, "_rows", lambda expr: calls.append("rows") or rows_fn(expr))
-    monkeypatch.setattr(compute, "_cache", lambda stack, expr: calls.append("cache") or cache_fn(stack, expr))
+    monkeypatch.setattr(compute, "_cache", lambda stack, expr, *temp: calls.append("cache") or cache_fn(stack, expr, *temp))
     source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
     try:
         compute.compute_report(source, ReportConfig(id="t", period=kind, timezone=tz), parse_period(kind, key, tz),

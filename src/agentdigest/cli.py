@@ -262,8 +262,10 @@ def check(
             absent = sorted(set(CANONICAL_COLUMNS) - source.present)
             # The latest event not in the future: one bad clock must not hide that the data stopped.
             future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""
+            # A read-only role or a replica: the run works, without temporary tables (README, PostgreSQL).
+            slower = "" if source.temp_tables else "; no temporary tables (read-only): reports compute more slowly"
             out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest'] or 'none'}{future}"
-                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''})", markup=False)
+                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower})", markup=False)
         finally:
             source.close()
         from .commands_delivery import check_archive, check_channels, check_ledger

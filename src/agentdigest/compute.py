@@ -47,7 +47,11 @@ def _rows(expr: ir.Table) -> list[dict[str, Any]]:
         raise query_error(exc) from exc
 
 
-def _cache(stack: ExitStack, table: ir.Table) -> ir.Table:
+def _cache(stack: ExitStack, table: ir.Table, temp_tables: bool = True) -> ir.Table:
+    """``table`` materialized for the report's later queries, or as it is where the engine may not
+    create temporary tables (a read-only PostgreSQL role or a replica): each query then computes it."""
+    if not temp_tables:
+        return table
     try:
         cached = table.cache()
         stack.callback(_release, cached)
@@ -115,12 +119,12 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
         if dups is not None:
             with source.many_groups():
-                dups = _cache(stack, dups)
+                dups = _cache(stack, dups, source.temp_tables)
         c = cohort_mod.build(source.events, present, bounds, day_bounds, around, duplicates=dups)
-        conv = _cache(stack, c.conversations)
+        conv = _cache(stack, c.conversations, source.temp_tables)
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
-            conv = _cache(stack, cohort_mod.trimmed(c, conv, long))
+            conv = _cache(stack, cohort_mod.trimmed(c, conv, long), source.temp_tables)
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
@@ -132,10 +136,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         cur = conv.filter(conv.period == CUR)
         daily_rows = {r["day"]: r for r in _rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
 
-        ev = _cache(stack, cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]))
+        ev = _cache(stack, cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]),
+                    source.temp_tables)
         agent_rows: list[dict[str, Any]] = []
         if has_agent:
-            agents = _cache(stack, cohort_mod.conversation_agents(ev))
+            agents = _cache(stack, cohort_mod.conversation_agents(ev), source.temp_tables)
             recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
             agent_rows = _rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
         used_approx: list[bool] = []

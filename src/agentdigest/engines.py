@@ -83,6 +83,32 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     return con, _enums_as_text(con, table, cfg.table), cfg.table
 
 
+def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
+    """Whether the source's session may create temporary tables, where a report keeps its cohort.
+
+    On PostgreSQL a read-only role (``default_transaction_read_only``), a role without the TEMPORARY
+    privilege, or a hot standby (a replica, which README advises) may not: every run failed with
+    "cannot execute CREATE TABLE in a read-only transaction" (exit 3) while ``check`` said ok (found in a
+    PostgreSQL audit). Without them each query computes the cohort anew: the same figures, slower. Such a
+    session also gets ``enable_nestloop = off`` unless ``settings`` ([source.settings]) say otherwise:
+    without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
+    to it 4,746 times (32 s for a report of 134k events; 7 s without nested loops, 3 s with temporary tables).
+    """
+    if getattr(backend, "name", "") != "postgres":
+        return True
+    try:
+        with backend.con.cursor() as cur:
+            cur.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY') AND NOT pg_is_in_recovery() "
+                        "AND current_setting('transaction_read_only') = 'off'")
+            allowed = bool(cur.fetchone()[0])
+            if not allowed and "enable_nestloop" not in {key.lower() for key in settings}:
+                cur.execute("SET enable_nestloop = off")
+        backend.con.commit()
+    except Exception:  # noqa: BLE001 - unknown: try them, as before
+        return True
+    return allowed
+
+
 @ibis.udf.scalar.builtin(name="text")
 def _pg_text(value: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL's text(x): the value's text form, whatever its type."""

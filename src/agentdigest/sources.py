@@ -46,6 +46,8 @@ class Source:
     config_file: str | None = None
     #: the user's table as read, before renaming and casting (an error shows one value that did not convert)
     raw: ir.Table | None = None
+    #: the engine may create the temporary tables a report keeps its cohort in (see engines.temp_tables_allowed)
+    temp_tables: bool = True
 
     def close(self) -> None:
         _close(self.backend)
@@ -298,7 +300,8 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     approx = kind in ("pyspark",)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
                   fixed_threads="threads" in cfg.settings, converted=converted,
-                  config_file=None if config_file is None else str(config_file), raw=table)
+                  config_file=None if config_file is None else str(config_file), raw=table,
+                  temp_tables=engines.temp_tables_allowed(backend, cfg.settings))
 
 
 def _close(backend: Any) -> None:

@@ -1,0 +1,87 @@
+"""A PostgreSQL source read by the roles production gives a reporting tool: read-only ones, on a replica."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.periods import parse_period
+from agentdigest.sources import open_source
+from backend_loaders import load_postgres
+from compare import compare_report
+from reference import Reference
+from trapdata import SCENARIOS, now_for, trap_rows
+
+SCENARIO = "berlin-fall-week"
+
+
+def reader_url(pg_url: str, role: str) -> str:
+    """``pg_url`` as ``role``, a login that may only read events.agent_events (the test server trusts it)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        con.execute(f"GRANT USAGE ON SCHEMA events TO {role}")
+        con.execute(f"GRANT SELECT ON events.agent_events TO {role}")
+    user = pg_url.split("://", 1)[1].split("@", 1)[0]
+    return pg_url.replace(f"://{user}@", f"://{role}@")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("restriction", [
+    "ALTER ROLE {role} IN DATABASE {db} SET default_transaction_read_only = on",  # as on a replica
+    "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC",
+])
+def test_a_read_only_role_gets_the_same_report_without_temporary_tables(pg_url, tmp_path, restriction):
+    """Found in a PostgreSQL audit: a role that may not create temporary tables (read-only, or on the replica
+    README advises) failed every run with "cannot execute CREATE TABLE in a read-only transaction" (exit 3),
+    while check said ok. The report is now computed without them, with the same figures."""
+    import psycopg
+
+    rows = trap_rows(SCENARIO)
+    load_postgres(rows, pg_url)
+    role, db = "agentdigest_readonly", pg_url.rsplit("/", 1)[1]
+    url = reader_url(pg_url, role)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(restriction.format(role=role, db=db))
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = open_source(SourceConfig(url=url, table="events.agent_events"))
+    try:
+        assert not source.temp_tables
+        with source.backend.con.cursor() as cur:
+            cur.execute("SELECT current_setting('enable_nestloop')")
+            assert cur.fetchone() == ("off",)  # without a temp table's statistics, nested loops took 10x longer
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
+                              now=now_for(SCENARIO))
+    finally:
+        source.close()
+    mismatches = compare_report(json.loads(data.to_json()), Reference(rows, tz, kind, key, now_for(SCENARIO)))
+    assert not mismatches, "\n".join(mismatches)
+
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
+                                               '[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    assert "no temporary tables (read-only)" in line, line
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_create_temporary_tables_keeps_using_them(pg_url):
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    source = open_source(SourceConfig(url=reader_url(pg_url, "agentdigest_reader"), table="events.agent_events"))
+    try:
+        assert source.temp_tables
+        with source.backend.con.cursor() as cur:
+            cur.execute("SELECT current_setting('enable_nestloop')")
+            assert cur.fetchone() == ("on",)
+    finally:
+        source.close()
