@@ -85,3 +85,38 @@ def test_a_role_that_may_create_temporary_tables_keeps_using_them(pg_url):
             assert cur.fetchone() == ("on",)
     finally:
         source.close()
+
+
+@pytest.mark.postgres
+def test_a_role_statement_timeout_says_where_to_raise_it(pg_url, tmp_path):
+    """Found in a PostgreSQL audit: a role's statement_timeout ended the run with "query failed: canceling
+    statement due to statement timeout" and no word on where to change it. A lock held elsewhere makes the
+    report's first query wait past the role's 300 ms, whatever the machine's speed."""
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    role, db = "agentdigest_hurried", pg_url.rsplit("/", 1)[1]
+    url = reader_url(pg_url, role)
+    tz, kind, key = SCENARIOS[SCENARIO]
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
+        f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"ALTER ROLE {role} IN DATABASE {db} SET statement_timeout = '300ms'")
+    with psycopg.connect(pg_url) as lock:
+        lock.execute("LOCK TABLE events.agent_events IN ACCESS EXCLUSIVE MODE")
+        done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "r", "--period", key, "--dry-run",
+                               "--format", "json", "--config", "agentdigest.toml"],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                              env={**os.environ, "COLUMNS": "300"})
+        lock.rollback()
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "statement timeout" in done.stderr and '[source.settings]: statement_timeout = "30min"' in done.stderr
+    source = open_source(SourceConfig(url=url, table="events.agent_events", settings={"statement_timeout": "30min"}))
+    try:
+        with source.backend.con.cursor() as cur:
+            cur.execute("SELECT current_setting('statement_timeout')")
+            assert cur.fetchone() == ("30min",)
+    finally:
+        source.close()

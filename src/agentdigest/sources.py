@@ -265,7 +265,8 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
         if isinstance(exc, TableNotFound) or any(
                 w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
-        raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})") from exc
+        raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
+                          f"{timeout_advice(exc)}") from exc
 
 
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
@@ -346,7 +347,16 @@ def query_error(exc: BaseException) -> BaseException:
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {_without_values(first)}")
     # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
-    return QueryFailed(mask_text(f"query failed: {first}"))
+    return QueryFailed(mask_text(f"query failed: {first}{timeout_advice(exc)}"))
+
+
+def timeout_advice(exc: BaseException) -> str:
+    """How to give a PostgreSQL query more time, when a ``statement_timeout`` (often the role's) stopped it:
+    the engine's message alone did not say where to change it (found in a PostgreSQL audit)."""
+    if "statement timeout" not in str(exc).lower():
+        return ""
+    return '; raise it for agentdigest in [source.settings]: statement_timeout = "30min" (0 for none)'
+
 
 
 # The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
