@@ -97,6 +97,20 @@ def test_unreachable_postgres_is_a_source_error_without_the_password():
     assert "s3cret" not in str(err.value) and "cannot connect" in str(err.value)
 
 
+@pytest.mark.parametrize("where,why", [
+    ("127.0.0.1:99999/events", "Port out of range"),
+    ("127.0.0.1:54x/events", "Port could not be cast"),
+    ("127.0.0.1:9/events?sslmod=require", 'invalid connection option "sslmod"'),
+    ("127.0.0.1:9/events?sslmode=yes", "invalid sslmode value"),
+])
+def test_a_postgres_url_that_cannot_work_is_a_config_error(where, why):
+    """Found in a PostgreSQL audit: these exited 3 ("the source could not be read") as if the server were
+    down; the URL is wrong, whatever the server (exit 2, named source.url, the password masked)."""
+    with pytest.raises(InputError, match=r"^source\.url: postgresql://reports:\*\*\*@") as err:
+        open_source(SourceConfig(url=f"postgresql://reports:s3cret@{where}", table="agent_events"))
+    assert why in str(err.value) and "s3cret" not in str(err.value)
+
+
 @pytest.mark.postgres
 def test_postgres_session_settings_and_missing_table(pg_url):
     load_postgres(trap_rows("berlin-fall-week"), pg_url)

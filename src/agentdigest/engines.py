@@ -44,7 +44,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     if not cfg.table:
         raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
     try:
-        import psycopg  # noqa: F401  (ibis's postgres backend needs it)
+        import psycopg  # ibis's postgres backend needs it
     except ImportError:
         raise SourceError(f"source: PostgreSQL needs psycopg; {install_extra('postgres')}") from None
     url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgres://", cfg.url)
@@ -63,6 +63,10 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con = ibis.connect(url)
     except Exception as exc:
         why = mask_text(first_line(exc, 300), url_secrets(cfg.url))
+        # A port that is no port, an unknown ?option or a value libpq refuses is the config's fault (exit 2), not the server's (found
+        # in a PostgreSQL audit: "cannot connect (invalid connection option "sslmod")" exited 3).
+        if isinstance(exc, (ValueError, psycopg.ProgrammingError)) or re.search(r"\binvalid \S+ value\b", why):
+            raise InputError(f"source.url: {mask_url(cfg.url)} is not a usable PostgreSQL URL ({why})") from exc
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({why})") from exc
     try:
         with con.con.cursor() as cur:
