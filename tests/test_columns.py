@@ -173,13 +173,15 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
 @pytest.mark.parametrize("columns,ddl,message", [
     ({"event_ts": "created"}, "conversation_id TEXT, created_at TIMESTAMP, event_type TEXT",
      "required column 'created' \\(mapped from event_ts\\) not found"),
-    ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp"),
+    ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp$"),
+    ({}, "conversation_id TEXT, event_ts BIGINT, event_type TEXT",
+     "expected a timestamp; numbers such as epoch seconds are not read: convert them in a view"),
     ({"latency_ms": "lat"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, lat DATE", "expected a number"),
     ({"conversation_id": "conv"}, "conv BLOB, event_ts TIMESTAMP, event_type TEXT", "expected text or an integer id"),
     # Found by a new user: a typo in an optional mapping silently dropped cost from every report.
     ({"cost_usd": "price"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, cost_usd DOUBLE",
      "column 'price' \\(mapped from cost_usd\\) not found"),
-], ids=["missing-mapped-column", "boolean-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column"])
+], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
     import duckdb
 

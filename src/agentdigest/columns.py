@@ -81,7 +81,10 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
             return text_timestamp(value, kind).cast(target)
         if have.is_date():
             return value.cast(target)
-        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp")
+        # Epoch numbers are not guessed at (seconds? milliseconds?): said with the way out (a PostgreSQL audit).
+        epoch = ("; numbers such as epoch seconds are not read: convert them in a view, e.g. to_timestamp(col)"
+                 if have.is_numeric() else "")
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp{epoch}")
     if have == target:
         return value
     if canon == "token_count" and (have.is_floating() or have.is_decimal()):
