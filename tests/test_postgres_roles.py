@@ -120,3 +120,30 @@ def test_a_role_statement_timeout_says_where_to_raise_it(pg_url, tmp_path):
             assert cur.fetchone() == ("30min",)
     finally:
         source.close()
+
+
+@pytest.mark.postgres
+def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
+    """Found in a PostgreSQL audit: table = "agent_events" for a table in a schema not on the role's search
+    path said only "not found". The error now says which schema holds it, among those the role may read."""
+    import psycopg
+
+    from agentdigest.errors import InputError
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute('CREATE SCHEMA "Team.Ops"')
+        con.execute('CREATE VIEW "Team.Ops".agent_events AS SELECT * FROM events.agent_events')
+        con.execute("CREATE SCHEMA hidden")
+        con.execute("CREATE TABLE hidden.agent_events (LIKE events.agent_events)")
+    url = reader_url(pg_url, "agentdigest_pathless")  # may read events.agent_events, not the others
+    with pytest.raises(InputError, match=r"table 'agent_events' not found .*; it is in a schema not on the "
+                                         r"role's search path: write events\.agent_events$"):
+        open_source(SourceConfig(url=url, table="agent_events"))
+    with pytest.raises(InputError, match=r'write "Team\.Ops"\.agent_events or events\.agent_events or '
+                                         r'hidden\.agent_events$'):
+        open_source(SourceConfig(url=pg_url, table="agent_events"))
+    with pytest.raises(InputError, match=r"table 'no_such_table' not found in postgresql://[^;]*$"):
+        open_source(SourceConfig(url=pg_url, table="no_such_table"))
+    source = open_source(SourceConfig(url=url, table="events.agent_events"))
+    source.close()

@@ -83,8 +83,37 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     except Exception as exc:
         con.disconnect()
         raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
-    table = _table(con, cfg.table, cfg.url)
+    try:
+        table = _table(con, cfg.table, cfg.url)
+    except InputError as exc:
+        schemas = _schemas_holding(con, cfg.table)
+        con.disconnect()
+        if not schemas:
+            raise
+        # Found in a PostgreSQL audit: "not found" alone, for a table in a schema off the search path.
+        where = " or ".join(f"{_sql_name(schema)}.{_sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
+        raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
     return con, _enums_as_text(con, table, cfg.table), cfg.table
+
+
+def _sql_name(part: str) -> str:
+    """A name part as source.table reads it back: double-quoted unless a plain lower-case identifier."""
+    return part if re.fullmatch(r"[a-z_][a-z0-9_]*", part) else '"' + part.replace('"', '""') + '"'
+
+
+def _schemas_holding(con: Any, name: str) -> list[str]:
+    """The schemas holding a table or view ``name`` (unqualified) that the role may read, at most three."""
+    path = table_path(name)
+    if len(path) != 1:
+        return []
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                        "AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 3", (path[0],))
+            return [row[0] for row in cur.fetchall()]
+    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
+        return []
 
 
 def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
