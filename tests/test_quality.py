@@ -463,3 +463,29 @@ def test_expected_events_per_day_is_pro_rata_by_hours(tmp_path, kind, key, hours
     assert q.baseline == "expected_events_per_day"
     assert q.expected_events == 10.0 * hours and q.received_events == hours
     assert q.completeness_pct == pytest.approx(10.0) and q.warning
+
+
+def test_nan_latency_and_cost_in_a_parquet_file_are_invalid(tmp_path):
+    """Found in a dirty-data audit: Parquet's min/max statistics leave NaN out, and DuckDB folded the range
+    test ``latency <= MAX_DOUBLE`` to true from a max of 300, so a NaN latency (and cost) counted as valid:
+    invalid_latency read 0 and the NaN made the mean, the p95 and the cost null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t0 = WEEK.start_utc + timedelta(hours=10)
+    pq.write_table(pa.table({
+        "conversation_id": ["c1", "c1", "c2", "c2"],
+        "event_ts": pa.array([t0 + timedelta(minutes=m) for m in range(4)], pa.timestamp("us", tz="UTC")),
+        "event_type": ["message", "message", "message", "resolution"],
+        "latency_ms": [100.0, float("nan"), 300.0, None],
+        "cost_usd": [0.25, 0.5, float("nan"), None],
+    }), tmp_path / "events.parquet")
+    source = open_source(SourceConfig(url="duckdb://", files=str(tmp_path / "events.parquet")))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=NOW)
+    finally:
+        source.close()
+    assert (data.quality.invalid_latency, data.quality.invalid_cost) == (1, 1)
+    assert data.metrics["avg_latency_ms"].value == 200.0
+    assert data.metrics["p95_latency_ms"].value == pytest.approx(290.0)
+    assert data.metrics["cost_usd"].value == 0.75
