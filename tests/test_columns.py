@@ -46,7 +46,8 @@ def _text(x: float | None) -> str | None:
 def user_table(rows: list[dict], bad_latency: str | None = None,
                float_tokens: bool = False) -> tuple[list[tuple], list[dict]]:
     """(user rows, the same rows in canonical form as the report should read them). With ``float_tokens``
-    the token counts are doubles, and every fifth whole one gets a half: invalid, read as -1."""
+    the token counts are doubles, and every fifth whole one is not whole (a half, NaN, infinite or 1e300):
+    invalid, read as -1."""
     ids: dict[str, int] = {}
     number = lambda key: None if key is None else ids.setdefault(key, len(ids) + 1)  # noqa: E731
     user, canonical = [], []
@@ -59,7 +60,9 @@ def user_table(rows: list[dict], bad_latency: str | None = None,
         tokens, read_as = r["token_count"], r["token_count"]
         if float_tokens and tokens is not None:
             fractional = tokens >= 0 and len(user) % 5 == 0
-            tokens, read_as = (tokens + 0.5, -1) if fractional else (float(tokens), tokens)
+            # not whole either: NaN, infinite, or beyond int64 (these failed the whole run: a dirty-data audit)
+            bad = (tokens + 0.5, math.nan, math.inf, -math.inf, 1e300)[len(user) // 5 % 5]
+            tokens, read_as = (bad, -1) if fractional else (float(tokens), tokens)
         user.append((eid, cid, ts, r["event_type"], r["agent_id"], tokens, _text(r["latency_ms"]),
                      r["error_type"], r["error_message"], r["model"], price))
         canonical.append({**r, "event_id": None if eid is None else str(eid), "token_count": read_as, "cost_usd": cost,

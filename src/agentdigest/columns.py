@@ -91,8 +91,15 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         # A fractional (or NaN, infinite) token count is invalid data like a negative one: it becomes -1,
         # so it is counted in invalid_tokens and left out of the sums. Cast as is, engines disagreed:
         # DuckDB and Postgres round 12.5 to 12 or 13, Spark truncates it.
-        whole = (value == value.floor()) & (value.abs() <= 2.0 ** 53)
-        return ibis.ifelse(value.isnull() | whole, value, ibis.literal(-1.0)).cast(target)  # null stays absent
+        # Floored only where it fits: Ibis casts floor() to BIGINT, which failed the whole run on a NaN,
+        # an infinite or a 1e300 token count (found in a dirty-data audit). isnan too, not the range alone:
+        # DuckDB folds the range test to true from a Parquet file's max, which leaves NaN out.
+        number = value.cast("float64")
+        nan = number.isnan().fill_null(False)
+        fits = ibis.ifelse((number.abs() <= 2.0 ** 53) & ~nan, number, ibis.literal(0.5))
+        whole = fits == fits.floor()
+        absent = value.isnull() & ~nan  # Spark's isnull is true for NaN too
+        return ibis.ifelse(absent | whole, value, ibis.literal(-1.0)).cast(target)  # null stays absent
     if target.is_numeric() and not (have.is_numeric() or have.is_string() or have.is_boolean()):
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number")
     if target.is_string() and have.is_unknown():
