@@ -70,6 +70,14 @@ DE = Formatter("de", "Europe/Berlin")
     (DE, "signed_pp", 2.14, "+2,1 pp"),
     (DE, "signed_pct", 12.2, "+12\xa0%"),  # spaced like the locale's rates ("61,4 %")
     (DE, "signed_pct", -3.71, "-3,7\xa0%"),
+    # Beyond 10^15, scientific: Babel failed from about 10^25, and a valid latency of 1e308 ms failed the run
+    (EN, "ms", 1e308, "1.0E308 ms"),
+    (DE, "ms", 5.26e306, "5,3E306 ms"),
+    (EN, "usd", 2e300, "$2.0E300"),
+    (EN, "count", 1e30, "1.0E30"),
+    (EN, "tokens", 9.2e24, "9.2E24"),
+    (EN, "signed_pct", 2.6e306, "+2.6E306%"),
+    (EN, "signed_pct", -1e20, "-1.0E20%"),
 ])
 def test_values(fmt: Formatter, method: str, value: object, expected: str) -> None:
     assert getattr(fmt, method)(value) == expected

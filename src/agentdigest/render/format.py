@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime, format_interval, format_skeleton
-from babel.numbers import format_compact_currency, format_currency, format_decimal, format_percent
+from babel.numbers import format_compact_currency, format_currency, format_decimal, format_percent, format_scientific
 
 from ..errors import RenderError
 from ..changes import finite_number
@@ -25,6 +25,10 @@ NA = "n/a"
 NEW = "new"
 FLAT = "no change"
 _UNIT_WORD = {"day": "day", "week": "week", "month": "month"}
+#: From here a figure is shown in scientific notation ("1.2E308 ms"): it means nothing in ordinary digits
+#: (10^15 ms is 31,700 years), and Babel's decimal arithmetic fails from about 10^25 (its 28 digits): a
+#: latency of 1e308 ms, valid data, failed the whole run (found in a dirty-data audit).
+HUGE = 1e15
 #: The house style's date patterns (English: "Mon 23 Nov 2026") and the CLDR skeletons that give every
 #: other locale its own order and punctuation (de "Mo., 23. Nov. 2026", en_US "Mon, Nov 23, 2026").
 _SKELETONS = (("EEE d MMM y", "yMMMEd"), ("EEE d MMM", "MMMEd"), ("d MMM y", "yMMMd"), ("LLLL y", "yMMMM"))
@@ -63,6 +67,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= HUGE:
+            return format_scientific(number, format="0.0E0", locale=self.locale)
         if abs(number - round(number)) < 1e-9:
             return format_decimal(round(number), locale=self.locale)
         return format_decimal(number, format="#,##0.0", locale=self.locale)
@@ -78,6 +84,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= HUGE:
+            return format_currency(number, "USD", format="¤0.0E0", locale=self.locale, currency_digits=False)
         if abs(number) >= 10_000_000:  # "$785B", not "$785,000,000,000" (found in a rendering audit)
             return format_compact_currency(number, "USD", format_type="short", locale=self.locale, fraction_digits=2)
         digits = 0 if abs(shown(number, 2)) >= 1000 else 2  # 999.996 is "$1,000", not "$1,000.00"
@@ -88,6 +96,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= HUGE:
+            return self.count(number) + " ms"
         # Each unit up to where its rounded figure would reach the next (not "1,000 ms" or "60.0 min");
         # 10^9 ms read "1,000,000.00 s" (found in a rendering audit).
         if abs(round(number)) < 1000:
@@ -103,6 +113,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= HUGE:
+            return self.count(number)
         if abs(number) < 10_000:
             return self.count(round(number))
         # Some locales have no short form for thousands (de: "996695"): then the grouped number reads better.
@@ -140,6 +152,8 @@ class Formatter:
         number = finite_number(pct)
         if number is None:
             return NA
+        if abs(number) >= HUGE:
+            return format_percent(number / 100, format="+0.0E0%;-0.0E0%", locale=self.locale)
         # decided on the figure as printed: 9.96 reads "+10%" like its column's other tens, not "+10.0%"
         digits = 0 if abs(shown(number, 1)) >= 10 else 1
         plain = self._pct[digits].split(";")[0]  # the locale's own spacing: de "+12 %" like "61,0 %"
