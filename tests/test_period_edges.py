@@ -2,6 +2,8 @@
 
 from datetime import datetime, timezone
 
+import pytest
+
 from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.demo import setup
@@ -92,3 +94,45 @@ def test_a_day_report_has_no_day_by_day_section(tmp_path):
         files = render_artifacts(data, formats={"txt", "html"})
         shown = [("day by day" in files[name].decode().lower()) for name in ("report.txt", "report.html")]
         assert shown == ([False, False] if kind == "day" else [True, True]), kind
+
+
+def _infinite_times_duckdb(tmp_path, request) -> dict:
+    import duckdb
+
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?::TIMESTAMPTZ, ?)", _INFINITE_TIMES)
+    return {"url": f"duckdb://{path}", "table": "ev"}
+
+
+def _infinite_times_postgres(tmp_path, request) -> dict:
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.cursor().executemany("INSERT INTO ev VALUES (%s, %s::timestamptz, %s)", _INFINITE_TIMES)
+    return {"url": url, "table": "ev"}
+
+
+_INFINITE_TIMES = [("c1", "2026-11-24 10:00:00+00", "message"), ("c1", "2026-11-24 10:01:00+00", "resolution"),
+                   ("old", "-infinity", "message"), ("far", "infinity", "message")]
+
+
+@pytest.mark.parametrize("load", [pytest.param(_infinite_times_duckdb, id="duckdb"),
+                                  pytest.param(_infinite_times_postgres, id="postgres", marks=pytest.mark.postgres)])
+def test_an_infinite_event_time_is_counted_not_a_failed_run(load, tmp_path, request):
+    """Found in a dirty-data audit: a -infinity event_ts (valid in DuckDB's and PostgreSQL's timestamptz)
+    older than the trend failed the run with "query failed: date value out of range" (exit 3, no report):
+    the query that asks whether any event is older than the trend fetched that time into Python."""
+    now = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    source = open_source(SourceConfig(**load(tmp_path, request)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                              parse_period("week", "2026-W48", "UTC"), now=now)
+    finally:
+        source.close()
+    assert data.metrics["conversations"].value == 1
+    assert data.quality.future_events == 1  # +infinity is after the run
+    assert not data.trend[0].get("begins")  # an event is older than the trend: it does not begin there

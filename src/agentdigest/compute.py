@@ -165,7 +165,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         q_counts = _rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
         # Whether any event is older than the trend: if none, its first period is the one the data begin
         # in, and may be partial. A max below a bound reads one index entry on PostgreSQL.
-        older = _rows(source.events.filter(source.events.event_ts < bounds[0]).agg(t=source.events.event_ts.max()))[0]["t"]
+        # Only whether: the time itself may not be one Python can hold (-infinity, a year before 1), and fetching
+        # it failed the run with exit 3 (found in a dirty-data audit).
+        before = source.events.filter(source.events.event_ts < bounds[0])
+        older = _rows(before.agg(any=before.event_ts.max().notnull()))[0]["any"]
         back = [] if report.expected_events_per_day is not None else quality_mod.baseline_periods(
             report.completeness_baseline, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")),
             TREND_PERIODS - 1)
@@ -173,7 +176,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
     trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
-    if older is None and trend[0].get("conversations"):  # the data begin in the trend's first period
+    if not older and trend[0].get("conversations"):  # the data begin in the trend's first period
         trend = ({**trend[0], "begins": True}, *trend[1:])
     metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
                        {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
