@@ -315,3 +315,49 @@ def test_a_cost_column_filled_from_the_middle_of_last_period_is_not_notable(tmp_
     assert f"{round(share[False] * 100)}% of the previous week's" in note and "100% of this week's" in note
     assert [row["cost_usd"] is None for row in data.trend] == [True] * 6 + [False, False]
     assert not any("token_count column" in n for n in data.notes)  # tokens were logged throughout
+
+
+TEXT_TOKENS = [("c1", "message", "10"), ("c1", "message", "12.5"), ("c2", "message", " 7 "), ("c2", "resolution", None)]
+
+
+def _text_tokens(backend: str, tmp_path, request) -> dict:
+    """A table whose token counts are text: (conversation, type, tokens) rows of TEXT_TOKENS, in 2026-W43."""
+    at = datetime(2026, 10, 20, 12)
+    rows = [(conv, at, kind, tokens) for conv, kind, tokens in TEXT_TOKENS]
+    if backend == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(tmp_path / "user.duckdb")) as con:
+            con.execute("CREATE TABLE ev (conv TEXT, created_at TIMESTAMP, kind TEXT, tokens TEXT)")
+            con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", rows)
+        return {"url": f"duckdb://{tmp_path / 'user.duckdb'}", "table": "ev"}
+    if backend == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("pg_url")
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("CREATE TABLE ev (conv TEXT, created_at TIMESTAMP, kind TEXT, tokens TEXT)")
+            con.cursor().executemany("INSERT INTO ev VALUES (%s, %s, %s, %s)", rows)
+        return {"url": url, "table": "public.ev"}
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField("conv", T.StringType()), T.StructField("created_at", T.TimestampNTZType()),
+                           T.StructField("kind", T.StringType()), T.StructField("tokens", T.StringType())])
+    request.getfixturevalue("spark").createDataFrame(rows, schema).createOrReplaceTempView("ev")
+    return {"url": "pyspark://local[2]", "table": "ev"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_fractional_token_count_in_a_text_column_is_invalid_on_every_engine(backend, tmp_path, request):
+    """Found in a dirty-data audit: a text token_count of '12.5' was cast straight to an integer, so DuckDB
+    summed it as 13 (valid) and PostgreSQL failed the run saying the column held values that are not numbers."""
+    source = open_source(SourceConfig(**_text_tokens(backend, tmp_path, request),
+                                      columns={"conversation_id": "conv", "event_ts": "created_at",
+                                               "event_type": "kind", "token_count": "tokens"}))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
+                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+    finally:
+        source.close()
+    assert data.metrics["total_tokens"].value == 17
+    assert data.quality.invalid_tokens == 1

@@ -87,6 +87,10 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp{epoch}")
     if have == target:
         return value
+    if canon == "token_count" and have.is_string():
+        # Text is read as a number, then judged as a float column is: cast straight to an integer, "12.5"
+        # read 13 on DuckDB and failed the run on PostgreSQL as "not numbers" (found in a dirty-data audit).
+        value, have = value.cast("float64"), dt.float64
     if canon == "token_count" and (have.is_floating() or have.is_decimal()):
         # A fractional (or NaN, infinite) token count is invalid data like a negative one: it becomes -1,
         # so it is counted in invalid_tokens and left out of the sums. Cast as is, engines disagreed:
