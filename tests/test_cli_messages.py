@@ -147,6 +147,19 @@ def test_a_text_column_that_does_not_convert_shows_one_value(tmp_path, column, v
         assert "leave it out" not in line and "2026-11-23 14:05:09.123 -0500" in line
 
 
+
+def test_a_csv_value_past_the_rows_its_type_was_read_from_names_its_column(tmp_path):
+    """Found in a dirty-data audit: DuckDB types a CSV file's columns from its first 20,480 rows, so a latency
+    of 'fast' on line 30,000 failed the run with "CSV Error on Line: 30002", naming neither column nor value."""
+    good = "".join(f"c{i},2026-10-02 10:00:00,message,12.5\n" for i in range(30_000))
+    (tmp_path / "events.csv").write_text("Conversation,Timestamp,Type,Latency\n" + good
+                                         + "c1,2026-10-02 10:00:00,message,fast for ann@example.com\n")
+    write_config(tmp_path, CSV_SOURCE + 'latency_ms = "Latency"\n')
+    for command in (["run", "--dry-run", "--format", "json", "--period", "2026-10"], ["check"]):
+        line = one_line(cli(tmp_path, *command), 2) if command[0] == "run" else cli(tmp_path, *command).stderr.strip()
+        assert "source.columns.latency_ms: the column 'Latency' holds values that are not numbers" in line, line
+        assert "such as 'fast for [email]', after the rows its type was read from" in line, line
+
 # --- 3. and 5. --period ------------------------------------------------------------------------------
 
 TWO_KINDS = """

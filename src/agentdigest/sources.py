@@ -48,6 +48,8 @@ class Source:
     raw: ir.Table | None = None
     #: the engine may create the temporary tables a report keeps its cohort in (see engines.temp_tables_allowed)
     temp_tables: bool = True
+    #: canonical column -> the user's column it is read from
+    columns: dict[str, str] = field(default_factory=dict)
 
     def close(self) -> None:
         _close(self.backend)
@@ -59,15 +61,24 @@ class Source:
 
     def conversion_error(self, exc: InputError) -> InputError:
         """The column behind a :class:`ConversionError`: each text column converted to a number or a
-        timestamp is converted alone until one fails (only after a failure, one query per column)."""
-        for canon, col in self.converted.items():
+        timestamp is converted alone until one fails (only after a failure, one query per column), then
+        each number or timestamp column the engine typed itself: DuckDB types a CSV file's columns from its
+        first 20,480 rows, and a later 'fast' in latency_ms failed the run with "CSV Error on Line: 30038",
+        naming neither column nor value (found in a dirty-data audit)."""
+        typed = {canon: col for canon, col in sorted(self.columns.items())
+                 if canon not in self.converted and not COLUMN_TYPES[canon].is_string()}
+        for canon, col in [*self.converted.items(), *typed.items()]:
             try:
                 self.events.agg(n=self.events[canon].count()).to_pyarrow()
             except Exception as probe:  # noqa: BLE001 - classified just below
                 if isinstance(query_error(probe), ConversionError):
                     prefix = f"{self.config_file}: " if self.config_file else ""
                     expected = "timestamps" if canon == "event_ts" else "numbers"
-                    example = self._unconverted_example(canon, col)
+                    if canon in typed:
+                        found = re.search(r'Could not convert string "(.*)" to ', str(probe))
+                        example = self._shown(found.group(1)) if found else None
+                    else:
+                        example = self._unconverted_example(canon, col)
                     shown = f", such as {example!r}" if example is not None else ""
                     if canon in REQUIRED_COLUMNS:
                         # A required column cannot be left out (found by a new user): the data must change.
@@ -75,9 +86,10 @@ class Source:
                                   + (TIMESTAMP_FORMATS if canon == "event_ts" else ""))
                     else:
                         advice = f"map {canon} to another column, or leave it out"
-                    return InputError(f"{prefix}source.columns.{canon}: the text column {col!r} holds values "
-                                      f"that are not {expected}{shown} (expected {expected} or nulls only; "
-                                      f"{advice})")
+                    where = ", after the rows its type was read from" if canon in typed else ""
+                    return InputError(f"{prefix}source.columns.{canon}: the {'' if canon in typed else 'text '}"
+                                      f"column {col!r} holds values that are not {expected}{shown}{where} "
+                                      f"(expected {expected} or nulls only; {advice})")
         return exc
 
     def _unconverted_example(self, canon: str, col: str) -> str | None:
@@ -95,7 +107,11 @@ class Source:
             return None
         if not rows or rows[0]["v"] is None:
             return None
-        text = Redactor().redact(str(rows[0]["v"])) or ""
+        return self._shown(str(rows[0]["v"]))
+
+    def _shown(self, value: str) -> str:
+        """An event's value as an error message may show it: PII redacted, secrets masked, 40 characters."""
+        text = Redactor().redact(value) or ""
         text = mask_text(text, file_secrets(self.name.split(", ")))
         return text if len(text) <= 40 else text[:39] + "…"
 
@@ -302,7 +318,8 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
                   fixed_threads="threads" in cfg.settings, converted=converted,
                   config_file=None if config_file is None else str(config_file), raw=table,
-                  temp_tables=engines.temp_tables_allowed(backend, cfg.settings))
+                  temp_tables=engines.temp_tables_allowed(backend, cfg.settings),
+                  columns={canon: cfg.columns.get(canon, canon) for canon in present})
 
 
 def _close(backend: Any) -> None:
