@@ -94,6 +94,11 @@ def cost_of(e: dict) -> float:
     return c if c is not None and math.isfinite(c) else 0.0
 
 
+def valid_tokens(t: Any) -> bool:
+    """A token count that is data: 0 to 2^53 (README: beyond, no real count)."""
+    return t is not None and 0 <= t <= 2 ** 53
+
+
 def finite_nonneg(x: Any) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
 
@@ -154,7 +159,7 @@ def _copy_order(r: dict) -> tuple:
     latency = r.get("latency_ms")
     values = (r["conversation_id"], r.get("event_type"), r.get("agent_id"), r.get("model"), r.get("error_type"),
               r.get("error_message"), r["cost_usd"] if r.get("cost_usd") is not None and math.isfinite(r["cost_usd"])
-              else None, tokens if tokens is not None and tokens >= 0 else None,
+              else None, tokens if valid_tokens(tokens) else None,
               latency if latency is not None and finite_nonneg(latency) else None)
     return (r["event_ts"],) + tuple((v is None, v if v is not None else 0) for v in values)
 
@@ -206,7 +211,7 @@ class Reference:
         errors = sum(e["event_type"] == "error" for c in convs.values() for e in c["events"])
         error_convs = sum(has(c, "error") for c in convs.values())
         events = [e for c in convs.values() for e in c["events"]]
-        tokens = sum(e["token_count"] for e in events if e.get("token_count") is not None and e["token_count"] >= 0)
+        tokens = sum(e["token_count"] for e in events if valid_tokens(e.get("token_count")))
         lat = [e["latency_ms"] for e in events if finite_nonneg(e.get("latency_ms"))]
         return {
             "conversations": n, "resolved_conversations": resolved, "escalated_conversations": escalated,
@@ -288,8 +293,7 @@ class Reference:
                 out[model] = {
                     "events": len(evs), "conversations": len({e["conversation_id"] for e in evs}),
                     "errors": sum(e["event_type"] == "error" for e in evs),
-                    "total_tokens": sum(e["token_count"] for e in evs
-                                        if e.get("token_count") is not None and e["token_count"] >= 0),
+                    "total_tokens": sum(e["token_count"] for e in evs if valid_tokens(e.get("token_count"))),
                     "cost_usd": sum((cost_of(e) for e in evs), 0.0),
                     "avg_latency_ms": statistics.fmean(lat) if lat else None,
                     "p95_latency_ms": quantile(lat, 0.95),
@@ -329,7 +333,7 @@ class Reference:
             + sum(r["conversation_id"] is None for r in in_p),
             "invalid_latency": sum(r.get("latency_ms") is not None and not finite_nonneg(r["latency_ms"])
                                    for r in placed),
-            "invalid_tokens": sum(r.get("token_count") is not None and r["token_count"] < 0 for r in placed),
+            "invalid_tokens": sum(r.get("token_count") is not None and not valid_tokens(r["token_count"]) for r in placed),
             "unknown_event_types": sum(r["event_type"] not in KNOWN for r in placed),
             "invalid_cost": sum(r.get("cost_usd") is not None and not math.isfinite(r["cost_usd"]) for r in placed),
             # A row without a conversation_id is missing_required only.

@@ -489,3 +489,39 @@ def test_nan_latency_and_cost_in_a_parquet_file_are_invalid(tmp_path):
     assert data.metrics["avg_latency_ms"].value == 200.0
     assert data.metrics["p95_latency_ms"].value == pytest.approx(290.0)
     assert data.metrics["cost_usd"].value == 0.75
+
+
+def _huge_tokens_duckdb(tmp_path, request, rows) -> dict:
+    db = tmp_path / "tokens.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE ev (conversation_id VARCHAR, event_ts TIMESTAMPTZ, event_type VARCHAR, token_count BIGINT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", rows)
+    return {"url": f"duckdb://{db}", "table": "ev"}
+
+
+def _huge_tokens_postgres(tmp_path, request, rows) -> dict:
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, token_count BIGINT)")
+        con.cursor().executemany("INSERT INTO ev VALUES (%s, %s, %s, %s)", rows)
+    return {"url": url, "table": "ev"}
+
+
+@pytest.mark.parametrize("load", [pytest.param(_huge_tokens_duckdb, id="duckdb"),
+                                  pytest.param(_huge_tokens_postgres, id="postgres", marks=pytest.mark.postgres)])
+def test_a_token_count_beyond_2_to_the_53_is_invalid_not_an_overflow(load, tmp_path, request):
+    """Found in a dirty-data audit: two counts of 2^62 in one conversation overflowed its int64 token sum, and
+    the run failed: exit 2 on DuckDB ("cannot be converted to the canonical type"), exit 3 on PostgreSQL
+    ("bigint out of range"). Beyond 2^53 a count is no real one (nor whole in a float column): invalid_tokens."""
+    t0 = WEEK.start_utc + timedelta(hours=10)
+    rows = [("c1", t0, "message", 5), ("c1", t0 + timedelta(minutes=1), "message", 2 ** 62),
+            ("c1", t0 + timedelta(minutes=2), "resolution", 2 ** 62), ("c2", t0, "message", 2 ** 53)]
+    source = open_source(SourceConfig(**load(tmp_path, request, rows)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=NOW)
+    finally:
+        source.close()
+    assert data.metrics["total_tokens"].value == 5 + 2 ** 53
+    assert data.quality.invalid_tokens == 2

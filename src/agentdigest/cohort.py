@@ -23,6 +23,8 @@ import ibis.expr.types as ir
 UTC_TS = dt.Timestamp(timezone="UTC")
 MAX_DOUBLE = 1.7976931348623157e308
 KNOWN_EVENT_TYPES = ("message", "tool_call", "resolution", "escalation", "error", "abandon")
+#: The largest token count that is data: beyond it a float column's counts stop being whole numbers.
+MAX_TOKENS = 2 ** 53
 
 
 def ts_literal(value: datetime) -> ir.Value:
@@ -44,6 +46,13 @@ def valid_latency(lat: ir.Value) -> ir.Value:
     number (DuckDB, Postgres, Spark) or not at all (IEEE). See :func:`_finite_between` for the NaN test.
     """
     return _finite_between(lat, ibis.literal(0.0, type="float64"))
+
+
+def valid_tokens(tokens: ir.Value) -> ir.Value:
+    """True for a token count from 0 to :data:`MAX_TOKENS`; false for a negative one and for one beyond, no
+    real count: two of 2^62 overflowed their conversation's int64 sum, which failed the whole run (exit 2 on
+    DuckDB, 3 on PostgreSQL; found in a dirty-data audit); null for null."""
+    return (tokens >= 0) & (tokens <= MAX_TOKENS)
 
 
 def valid_cost(cost: ir.Value) -> ir.Value:
@@ -156,7 +165,7 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     if "cost_usd" in present:
         cols["cost"] = ibis.ifelse(valid_cost(t.cost_usd), t.cost_usd, ibis.null("float64"))
     if "token_count" in present:
-        cols["tokens"] = ibis.ifelse(t.token_count >= 0, t.token_count, ibis.null("int64"))
+        cols["tokens"] = ibis.ifelse(valid_tokens(t.token_count), t.token_count, ibis.null("int64"))
     if "latency_ms" in present:
         cols["latency"] = ibis.ifelse(valid_latency(t.latency_ms), t.latency_ms, ibis.null("float64"))
     t = t.select(**cols)

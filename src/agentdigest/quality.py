@@ -16,7 +16,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_cost, valid_in, valid_latency
+from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_cost, valid_in, valid_latency, valid_tokens
 from .periods import Period
 from .report import Gap, Quality
 
@@ -54,7 +54,7 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
         # Null stays null through ~valid_latency (not counted): a null latency is absent, not invalid.
         aggs["invalid_latency"] = count_if(valid & ~valid_latency(t.latency_ms))
     if "token_count" in present:
-        aggs["invalid_tokens"] = count_if(valid & (t.token_count < 0))
+        aggs["invalid_tokens"] = count_if(valid & ~valid_tokens(t.token_count))
     if "cost_usd" in present:
         aggs["invalid_cost"] = count_if(valid & ~valid_cost(t.cost_usd))
     o = events.filter(events.event_ts.isnull() | (events.event_ts > ts_literal(now)))
