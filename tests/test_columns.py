@@ -361,3 +361,24 @@ def test_a_fractional_token_count_in_a_text_column_is_invalid_on_every_engine(ba
         source.close()
     assert data.metrics["total_tokens"].value == 17
     assert data.quality.invalid_tokens == 1
+
+
+def test_an_unsigned_minus_one_token_count_is_invalid_not_a_failed_run(tmp_path):
+    """Found in a dirty-data audit: a Parquet uint64 token_count holding -1 written as unsigned (2^64 - 1)
+    failed the cast to int64, and with it the run (exit 2)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    at = datetime(2026, 10, 20, 12, tzinfo=timezone.utc)
+    pq.write_table(pa.table({
+        "conversation_id": ["c1", "c1", "c1"], "event_ts": pa.array([at] * 3, pa.timestamp("us", tz="UTC")),
+        "event_type": ["message", "message", "resolution"],
+        "token_count": pa.array([5, 2 ** 64 - 1, 2 ** 53], pa.uint64())}), tmp_path / "events.parquet")
+    source = open_source(SourceConfig(url="duckdb://", files=str(tmp_path / "events.parquet")))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
+                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+    finally:
+        source.close()
+    assert data.metrics["total_tokens"].value == 5 + 2 ** 53
+    assert data.quality.invalid_tokens == 1

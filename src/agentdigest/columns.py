@@ -87,9 +87,10 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp{epoch}")
     if have == target:
         return value
-    if canon == "token_count" and have.is_string():
+    if canon == "token_count" and (have.is_string() or have == dt.uint64):
         # Text is read as a number, then judged as a float column is: cast straight to an integer, "12.5"
-        # read 13 on DuckDB and failed the run on PostgreSQL as "not numbers" (found in a dirty-data audit).
+        # read 13 on DuckDB and failed the run on PostgreSQL as "not numbers"; an unsigned -1 (2^64 - 1)
+        # failed the cast to int64, and the run (both found in a dirty-data audit). Exact up to 2^53.
         value, have = value.cast("float64"), dt.float64
     if canon == "token_count" and (have.is_floating() or have.is_decimal()):
         # A fractional (or NaN, infinite) token count is invalid data like a negative one: it becomes -1,
