@@ -71,14 +71,12 @@ class Source:
             try:
                 self.events.agg(n=self.events[canon].count()).to_pyarrow()
             except Exception as probe:  # noqa: BLE001 - classified just below
-                if isinstance(query_error(probe), ConversionError):
+                # A typed column is named only where the engine says it read text there (DuckDB's CSV reader).
+                found = re.search(r'Could not convert string "(.*)" to ', str(probe)) if canon in typed else None
+                if isinstance(query_error(probe), ConversionError) and (found or canon not in typed):
                     prefix = f"{self.config_file}: " if self.config_file else ""
                     expected = "timestamps" if canon == "event_ts" else "numbers"
-                    if canon in typed:
-                        found = re.search(r'Could not convert string "(.*)" to ', str(probe))
-                        example = self._shown(found.group(1)) if found else None
-                    else:
-                        example = self._unconverted_example(canon, col)
+                    example = self._shown(found.group(1)) if found else self._unconverted_example(canon, col)
                     shown = f", such as {example!r}" if example is not None else ""
                     if canon in REQUIRED_COLUMNS:
                         # A required column cannot be left out (found by a new user): the data must change.
