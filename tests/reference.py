@@ -16,7 +16,8 @@ Decisions where DESIGN.md leaves room (noted for the lead):
   event_id, so a copy that arrives a period after its original is a duplicate where it arrived; rows with a null event_ts are missing_required in every report; future events
   are counted anywhere in the table; a null event_type is an unknown type.
 * Completeness: received = rows with conversation_id in the elapsed hours of P; expected = median
-  of the same hours of the previous 4 periods, leaving out periods with no rows at all.
+  of the same hours of the previous 4 periods, leaving out periods with no rows at all or fewer than a
+  tenth of the largest one's (README: a few stray events in an old period are no baseline).
 * A conversation's agent (rule 4) is the agent_id of its first event; when several events share the
   first instant, the smallest of their agent_ids (cohort.conversation_agents' documented choice, "so
   every engine agrees"), null ones ignored as SQL's min() does; compared by code point (= UTF-8 bytes).
@@ -349,7 +350,7 @@ class Reference:
                        and lo <= r["event_ts"] < min(lo + hours, hi))
 
         baseline = [received(*self.period(back)) for back in range(1, 5)]
-        baseline = [b for b in baseline if b > 0]
+        baseline = [b for b in baseline if b > 0 and b >= 0.1 * max(baseline)]
         expected = float(statistics.median(baseline)) if baseline else None
         latest = [r["event_ts"] for r in placed if r["event_ts"] <= self.now]
         out["latest_event"] = max(latest) if latest else None

@@ -376,6 +376,28 @@ def test_completeness_baseline_is_the_median_of_the_previous_four_periods_not_th
     assert q.completeness_pct == 100.0 and not q.warning and q.gaps == ()
 
 
+def test_a_few_stray_events_in_an_old_period_are_no_completeness_baseline(tmp_path):
+    """Found in a dirty-data audit: one stray event in an old week of a young source made that week a baseline
+    period, and the median of (1, 1680) expected 840.5 events: this week read 200% complete. A baseline period
+    holds at least a tenth of the largest one's events; one that holds exactly a tenth counts."""
+    def report(rates: dict[int, int], stray: int):
+        stamps = [ts for back, rate in rates.items()
+                  for ts in _per_hour(WEEK.previous(back) if back else WEEK, lambda h, r=rate: r)]
+        stamps += [WEEK.previous(4).start_utc + timedelta(hours=30, minutes=i) for i in range(stray)]
+        (tmp_path / "hourly.duckdb").unlink(missing_ok=True)
+        source = _one_event_conversations(tmp_path, stamps)
+        try:
+            return compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK,
+                                  now=WEEK.end_utc + timedelta(hours=9)).quality
+        finally:
+            source.close()
+
+    q = report({1: 10, 0: 10}, stray=1)
+    assert (q.received_events, q.expected_events, q.completeness_pct) == (1680, 1680.0, 100.0)
+    q = report({1: 10, 0: 10}, stray=168)  # exactly a tenth of 1680: a baseline period, median (168 + 1680) / 2
+    assert (q.received_events, q.expected_events) == (1680, 924.0)
+
+
 def _spread(total: int, hours: int = 168) -> list[int]:
     """``total`` events over ``hours`` hours, as evenly as can be."""
     return [total // hours + (1 if h < total % hours else 0) for h in range(hours)]

@@ -22,6 +22,8 @@ from .report import Gap, Quality
 
 BASELINE_PERIODS = 4
 GAP_MIN_EXPECTED = 8.0
+#: the least share of the largest baseline period's events a baseline period holds (see assess)
+BASELINE_MIN_SHARE = 0.1
 
 
 def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, now: datetime,
@@ -155,7 +157,11 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
         # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
         history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]
-        history = [h for h in history if sum(h) > 0]  # a period before the data began is no baseline
+        # A period before the data began is no baseline, nor one with a few stray events (one event in an
+        # old week made the median of a young source's baseline half its usual volume: 189% complete,
+        # found in a dirty-data audit): a baseline period holds a tenth of the largest one's events or more.
+        largest = max((sum(h) for h in history), default=0)
+        history = [h for h in history if sum(h) > 0 and sum(h) >= BASELINE_MIN_SHARE * largest]
         if history:
             expected = float(statistics.median(sum(h) for h in history))
             per_hour_expected = [float(statistics.median(col)) if (col := [h[i] for h in history if i < len(h)]) else 0.0
