@@ -9,7 +9,7 @@ Decisions where DESIGN.md leaves room (noted for the lead):
 * Outcome window: a conversation of period P counts its events with ``event_ts < P.end + H``
   (H = max_conversation_hours). The trap data keeps every conversation shorter than H, where
   "P.end + H", "start + H" and "all events" all agree; a longer one is a separate, marked test.
-* Rows without an event_id are never duplicates of each other (only a shared event_id is). Of
+* Rows without an event_id (null or empty) are never duplicates of each other (only a shared event_id is). Of
   copies that differ, one whole row counts: the earliest (ties: smallest column by column).
 * Quality counts are over raw rows (duplicates included), rows with conversation_id set and
   event_ts in P; a period's duplicate_events are its rows that are not the kept copy of their
@@ -149,10 +149,10 @@ def valid_events(rows: list[dict]) -> list[dict]:
     valid = [r for r in rows if r["conversation_id"] is not None and r["event_ts"] is not None]
     copies: dict[str, list[dict]] = defaultdict(list)
     for r in valid:
-        if r.get("event_id") is not None:
+        if r.get("event_id"):  # an empty id is no id (README)
             copies[r["event_id"]].append(r)
     kept = {eid: min(group, key=_copy_order) for eid, group in copies.items()}
-    return [r for r in valid if r.get("event_id") is None or kept[r["event_id"]] is r]
+    return [r for r in valid if not r.get("event_id") or kept[r["event_id"]] is r]
 
 
 def _copy_order(r: dict) -> tuple:
@@ -329,7 +329,7 @@ class Reference:
         # (in whichever period) the kept one is.
         kept = {id(r) for r in self.events}
         out: dict[str, Any] = {
-            "duplicate_events": sum(r.get("event_id") is not None and id(r) not in kept for r in placed),
+            "duplicate_events": sum(bool(r.get("event_id")) and id(r) not in kept for r in placed),
             "missing_required": sum(r["event_ts"] is None for r in self.rows)
             + sum(r["conversation_id"] is None for r in in_p),
             "invalid_latency": sum(r.get("latency_ms") is not None and not finite_nonneg(r["latency_ms"])

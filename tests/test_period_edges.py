@@ -136,3 +136,46 @@ def test_an_infinite_event_time_is_counted_not_a_failed_run(load, tmp_path, requ
     assert data.metrics["conversations"].value == 1
     assert data.quality.future_events == 1  # +infinity is after the run
     assert not data.trend[0].get("begins")  # an event is older than the trend: it does not begin there
+
+
+_BLANK_IDS = [("", "c1", "2026-11-24 10:00:00+00", "message"), ("", "c2", "2026-11-24 11:00:00+00", "message"),
+              ("", "c3", "2026-11-24 12:00:00+00", "resolution"), ("e1", "c4", "2026-11-24 13:00:00+00", "message"),
+              ("e1", "c4", "2026-11-24 13:00:00+00", "message")]
+
+
+def _blank_ids_duckdb(tmp_path, request) -> dict:
+    import duckdb
+
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?::TIMESTAMPTZ, ?)", _BLANK_IDS)
+    return {"url": f"duckdb://{path}", "table": "ev"}
+
+
+def _blank_ids_postgres(tmp_path, request) -> dict:
+    import psycopg
+
+    url = request.getfixturevalue("pg_url")
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("CREATE TABLE ev (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.cursor().executemany("INSERT INTO ev VALUES (%s, %s, %s::timestamptz, %s)", _BLANK_IDS)
+    return {"url": url, "table": "ev"}
+
+
+@pytest.mark.parametrize("load", [pytest.param(_blank_ids_duckdb, id="duckdb"),
+                                  pytest.param(_blank_ids_postgres, id="postgres", marks=pytest.mark.postgres)])
+def test_an_empty_event_id_is_no_id_and_never_merges_rows(load, tmp_path, request):
+    """Found in a dirty-data audit: rows whose producer left event_id empty ("") counted as one event, as
+    copies of each other, so three conversations read as one. An empty id is no id, as a null one is (and
+    as a CSV file reads it); a real repeated id still counts once."""
+    now = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
+    source = open_source(SourceConfig(**load(tmp_path, request)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                              parse_period("week", "2026-W48", "UTC"), now=now)
+    finally:
+        source.close()
+    assert data.metrics["conversations"].value == 4
+    assert data.metrics["resolved_conversations"].value == 1
+    assert data.quality.duplicate_events == 1

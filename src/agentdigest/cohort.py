@@ -135,7 +135,9 @@ def duplicate_ids(events: ir.Table, present: frozenset[str], lo: datetime, hi: d
     if "event_id" not in present:
         return None
     t = valid_in(events, lo, hi)
-    t = t.filter(t.event_id.notnull())
+    # An empty id is no id, as a null one: producers that leave it blank made every such row one event
+    # (found in a dirty-data audit; a CSV file reads it as null already).
+    t = t.filter(t.event_id.notnull() & (t.event_id != ""))
     return (t.group_by("event_id").agg(copies=t.count(), first=t.event_ts.min())
             .filter(lambda g: g.copies > 1).select("event_id", "first"))
 
