@@ -192,6 +192,25 @@ def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, reque
     assert '"INT"' in line and '"BIGINT"' in line and line.endswith("expected one type per column in every file"), line
 
 
+@pytest.mark.spark
+def test_a_file_beside_partition_folders_is_not_left_out_silently(spark, tmp_path):
+    """Spark reads a folder of date=…/ folders without the files beside them: a backfill dropped into
+    events/ had its rows left out of every figure, silently (found in a Spark audit). Now it fails, naming it."""
+    (tmp_path / "date=2026-10-20").mkdir()
+    pq.write_table(_events(["a"]), tmp_path / "date=2026-10-20" / "part-0.parquet")
+    pq.write_table(_events(["b"]), tmp_path / "backfill.parquet")
+    (tmp_path / "_SUCCESS").touch()
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url=SPARK, files=str(tmp_path)))
+    line = _one_line(err.value)
+    assert line.startswith("source.files: file:") and "backfill.parquet is beside the partition folders" in line, line
+    source = open_source(SourceConfig(url=SPARK, files=str(tmp_path / "*")))  # a glob reads both
+    try:
+        assert source.events.count().to_pyarrow().as_py() == 2
+    finally:
+        source.close()
+
+
 # -- 4. settings that would change a report ---------------------------------------------------------
 
 @pytest.mark.spark

@@ -442,9 +442,26 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
             df = session.read.option("mergeSchema", "true").parquet(*patterns)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
+    stray = _beside_partitions(df.inputFiles(), set(df.columns))
+    if stray:
+        raise SourceError(mask_text(
+            f"source.files: {stray} is beside the partition folders (name=value) that hold the other files, and "
+            f"Spark would leave its rows out without a word; move it into a partition folder or out of {patterns}",
+            file_secrets(patterns)))
     name = ibis.util.gen_name("agent_events")
     df.createOrReplaceTempView(name)
     return con.table(name)
+
+
+def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
+    """A file Spark lists but never reads: in a folder of partition folders (``date=2026-11-16/``), a file
+    outside them (a backfill dropped into ``events/``) belongs to no partition, and its rows were left out of
+    every figure, silently (found in a Spark audit; a glob such as ``events/*`` reads it, as DuckDB does)."""
+    def keys(path: str) -> int:
+        return sum(1 for part in path.split("/")[:-1] if part.partition("=")[0] in columns and "=" in part)
+    depth = {path: keys(path) for path in files}
+    deepest = max(depth.values(), default=0)
+    return next((path for path in sorted(files) if depth[path] < deepest), None)
 
 
 def _files_error(patterns: list[str], exc: BaseException) -> Exception:
