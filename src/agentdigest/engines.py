@@ -453,6 +453,18 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
     return con.table(name)
 
 
+def _merge_conflict(text: str) -> str | None:
+    """The column two files' schemas give different types, from Spark's CANNOT_MERGE_SCHEMAS message
+    (its two schemas, "STRUCT<a: INT, ...>"); the innermost cause names only the types, so with a dozen
+    columns the user could not tell which to rewrite (found in a Spark audit)."""
+    structs = re.findall(r'"STRUCT<(.*?)>"', text, re.S)
+    if len(structs) < 2:
+        return None
+    first, second = ({name: kind for name, _, kind in (f.partition(": ") for f in struct.split(", "))}
+                     for struct in structs[:2])
+    return next((name for name in first if name in second and first[name] != second[name]), None)
+
+
 def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
     """A file Spark lists but never reads: in a folder of partition folders (``date=2026-11-16/``), a file
     outside them (a backfill dropped into ``events/``) belongs to no partition, and its rows were left out of
@@ -476,8 +488,9 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
         # Spark's advice after the first sentence ("consider casting the columns") would cut the line.
         # The files, not the config, are wrong: "the source could not be read" (exit 3), as a CSV file
         # whose header differs from the others is.
-        error = SourceError(f"source.files: the files give a column different types ({reason.split('. ')[0]}); "
-                           "expected one type per column in every file")
+        column = _merge_conflict(str(exc))
+        error = SourceError(f"source.files: the files give {f'column {column!r}' if column else 'a column'} different "
+                            f"types ({reason.split('. ')[0]}); expected one type per column in every file")
     elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
         error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
                             "every path ends in .csv or .csv.gz")
