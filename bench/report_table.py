@@ -64,7 +64,7 @@ def missing_spark() -> str | None:
     try:
         import pyspark  # noqa: F401
 
-        from agentdigest.engines import check_java
+        from agentdigest.spark import check_java
         check_java()
     except ImportError:
         return "pyspark is not installed (pip install 'agentdigest[spark]')"

@@ -270,7 +270,7 @@ def spark():
         import pyspark  # noqa: F401
     except ImportError:
         skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
-    from agentdigest.engines import check_java, spark_session
+    from agentdigest.spark import check_java, spark_session
     from agentdigest.errors import SourceError
 
     try:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from agentdigest import cohort, engines
+from agentdigest import cohort, spark
 from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.errors import ConfigError, InputError, SourceError
@@ -39,11 +39,11 @@ def test_scheme_of(url, scheme):
     ("pyspark://local[3, 2]", "local[3, 2]", 3),
 ])
 def test_spark_master_and_local_cores(url, master, cores):
-    assert engines.spark_master(url) == master
+    assert spark.spark_master(url) == master
     if cores is not None:
-        assert engines._local_cores(master) == cores
+        assert spark._local_cores(master) == cores
     elif master.startswith(("spark://", "yarn")):
-        assert engines._local_cores(master) is None
+        assert spark._local_cores(master) is None
 
 
 def test_missing_pyspark_says_how_to_install_it(monkeypatch):
@@ -78,7 +78,7 @@ def test_missing_psycopg_says_how_to_install_it(monkeypatch):
 def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with pytest.raises(SourceError, match="Spark needs Java 17"):
-        engines.check_java()
+        spark.check_java()
 
 
 def test_old_java_is_refused(monkeypatch, tmp_path):
@@ -88,7 +88,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     with pytest.raises(SourceError, match="Java 17 or later.*Java 11"):
-        engines.check_java()
+        spark.check_java()
 
 
 def test_unreachable_postgres_is_a_source_error_without_the_password():

@@ -357,7 +357,7 @@ def query_error(exc: BaseException) -> BaseException:
         return Interrupted(stopped or "SIGINT")
     # Spark's own first line is "An error occurred while calling o74.collectToPython.": the Java cause
     # says what failed (found in a Spark audit). Other engines' errors give their first line.
-    first = engines.java_root_cause(exc, 500)
+    first = spark.java_root_cause(exc, 500)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {_without_values(first)}")
@@ -375,4 +375,4 @@ def timeout_advice(exc: BaseException) -> str:
 
 
 # The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
-from . import engines  # noqa: E402,F401
+from . import engines, spark  # noqa: E402,F401

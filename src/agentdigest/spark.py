@@ -1,0 +1,365 @@
+"""The Spark source, registered by URL scheme like any extension would be.
+
+``pyspark://<master>`` (``pyspark://local[2]``, ``pyspark://spark://host:7077``, ``pyspark://yarn``)
+reads ``files`` (Parquet or CSV paths, globs, ``s3a://``) or a catalog ``table``. The session binds
+to 127.0.0.1 in local mode, has no UI, runs in UTC with ANSI SQL, sizes its shuffle to the cores and
+keeps its (empty) warehouse in a temporary folder; a ``[source.spark_conf]`` setting overrides these,
+except the ones that would change what a report says (:data:`SPARK_FIXED_CONF`). Parquet files are read
+with their schemas merged (a column only some files have is null in the others). Latency quantiles use
+Spark's approximate percentile.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from .config import SourceConfig
+from .errors import InputError, SourceError, first_line, install_extra
+from .masking import mask_text
+from .sources import _table, file_secrets, register_backend
+
+# Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
+# i.e. 0.01%); well within the 1% the README promises (Scaling up, Spark), at a fraction of the exact percentile's cost.
+SPARK_QUANTILE_ACCURACY = 10000
+
+
+def spark_master(url: str) -> str:
+    """``pyspark://local[2]`` -> ``local[2]``; ``pyspark://spark://h:7077`` -> ``spark://h:7077``."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    return rest.rstrip("/") or "local[*]"
+
+
+def _local_cores(master: str) -> int | None:
+    m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
+    if not m:
+        return None
+    if m.group(1) is None:
+        return 1
+    return (os.cpu_count() or 2) if m.group(1) == "*" else int(m.group(1))
+
+
+def check_java() -> str:
+    """The java executable Spark will use, or a SourceError saying how to get one."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise SourceError("source: Spark needs Java 17 and none was found (install openjdk-17-jre-headless, "
+                          "or set JAVA_HOME)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"source: Spark needs Java 17; {java} does not run ({exc})") from None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    major = int(m.group(1)) if m else None
+    if major is not None and major == 1:  # "1.8.0" style
+        major = int(m.group(2) or 0)
+    if major is not None and major < 17:
+        raise SourceError(f"source: Spark 4 needs Java 17 or later; {java} is Java {major}")
+    return java
+
+
+#: [source.spark_conf] keys refused (any letter case; Spark's keys are case-sensitive, so "Spark.Master"
+#: would be ignored rather than refused), with why. Found in a Spark audit: each changed what a report
+#: says without a word, or made an error name the wrong thing.
+SPARK_FIXED_CONF = {
+    "spark.sql.ansi.enabled": "with ANSI SQL off, a value that does not convert to its column's type becomes "
+                              "null without an error, and silently leaves the metrics",
+    "spark.master": "the master is the one in source.url (pyspark://<master>); this one would override it "
+                    "and errors would then name the wrong one",
+    "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
+                                  "Ibis resets the session to UTC anyway); a report's own timezone is its "
+                                  "`timezone` in [[reports]]",
+}
+
+
+def check_spark_conf(conf: dict[str, Any]) -> None:
+    """Refuse the [source.spark_conf] keys of :data:`SPARK_FIXED_CONF`, as the PostgreSQL source refuses
+    ``timezone``: a config error naming the key, before Spark starts."""
+    for key in conf:
+        why = SPARK_FIXED_CONF.get(key.lower())
+        if why:
+            raise InputError(f"source.spark_conf.{key}: agentdigest sets this itself ({why}); expected it left out")
+
+
+def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
+    """Get or create the SparkSession for ``master`` with laptop-safe defaults (see module doc)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
+    check_spark_conf(conf or {})
+    check_java()
+    settings: dict[str, Any] = {
+        "spark.app.name": "agentdigest",
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        # Spark 4's default, pinned against a spark-defaults.conf that turns it off (see SPARK_FIXED_CONF).
+        "spark.sql.ansi.enabled": "true",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if "spark.sql.warehouse.dir" not in (conf or {}):
+        # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
+        # source); agentdigest writes no tables, so an empty temporary one will do (found in a Spark audit).
+        settings["spark.sql.warehouse.dir"] = _warehouse_dir()
+    cores = _local_cores(master)
+    if cores is not None:
+        settings.update({
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",
+            # A report's shuffles are small (one row per conversation); 200 partitions would be mostly overhead.
+            "spark.sql.shuffle.partitions": str(max(2, 2 * cores)),
+        })
+    settings.update({k: _spark_value(v) for k, v in (conf or {}).items()})
+    builder = SparkSession.builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    fresh = SparkSession.getActiveSession() is None
+    _quiet_python_loggers()
+    try:
+        if _no_jvm_yet():
+            _start_jvm(master, settings)
+        session = builder.getOrCreate()
+        session.catalog.currentDatabase()  # builds the session state: a bad setting fails here, not mid-report
+    except Exception as exc:
+        raise _start_error(master, conf or {}, exc) from exc
+    if fresh:
+        session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark logs every failed query's context with a JVM stack trace to stderr from Python; the
+    CLI says what failed in one line (--verbose adds the traceback)."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def _no_jvm_yet() -> bool:
+    """Whether this process has no Spark JVM yet (PySpark keeps one per process, even after stop())."""
+    from pyspark import SparkContext
+
+    return getattr(SparkContext, "_gateway", None) is None and getattr(SparkContext, "_active_spark_context", None) is None
+
+
+def spark_log_path() -> Path:
+    """Where the Spark JVM started by this process writes its own output (log4j, warnings)."""
+    return Path(tempfile.gettempdir()) / f"agentdigest-spark-{os.getpid()}.log"
+
+
+def _start_jvm(master: str, settings: dict[str, str]) -> None:
+    """Start Spark's JVM with its output in :func:`spark_log_path` instead of the terminal: log4j's
+    start-up lines, WARNs and executor stack traces would drown the CLI's one-line messages. The file
+    is removed at exit unless Spark failed to start."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    conf = SparkConf(loadDefaults=False).setMaster(master).setAll(list(settings.items()))
+    path = spark_log_path()
+    with open(path, "ab") as log:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    atexit.register(_remove_log, path)
+    SparkContext(conf=conf, gateway=gateway)
+
+
+_WAREHOUSE: list[str] = []  # this process's temporary Spark warehouse, made on first use
+
+
+def _warehouse_dir() -> str:
+    """A temporary folder for Spark's warehouse, one per process, removed at exit."""
+    if not _WAREHOUSE:
+        _WAREHOUSE.append(tempfile.mkdtemp(prefix="agentdigest-spark-warehouse-"))
+        atexit.register(shutil.rmtree, _WAREHOUSE[0], ignore_errors=True)
+    return _WAREHOUSE[0]
+
+
+def _remove_log(path: Path) -> None:
+    if path not in _KEEP_LOG:
+        path.unlink(missing_ok=True)
+
+
+_KEEP_LOG: set[Path] = set()  # logs of a Spark that failed to start: named in the error, so kept
+
+
+def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Exception:
+    """One line for a Spark that would not start: a refused [source.spark_conf] setting is a config
+    error (exit 2) naming the key, anything else a source error (exit 3) with the root cause."""
+    reason = java_root_cause(exc)
+    for key in conf:
+        if key in reason:
+            return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason})")
+    log = spark_log_path()
+    if log.exists():
+        _KEEP_LOG.add(log)
+        text = log.read_text("utf-8", "replace")
+        # A cluster master that never answered: the exception only says the context was stopped.
+        if "Failed to connect to master" in text or "All masters are unresponsive" in text:
+            causes = re.findall(r"Caused by: [\w.$]+: (.+)", text)
+            reason = f"the master did not answer{f' ({causes[-1].strip()})' if causes else ''}"
+        reason += f"; Spark's log: {log}"
+    return SourceError(f"source pyspark://{master}: cannot start Spark ({reason})")
+
+
+# A Spark error message that names its error class: "[FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] ...".
+_SPARK_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*\]")
+
+
+def java_root_cause(exc: BaseException, limit: int = 300) -> str:
+    """The Java exception behind a PySpark or py4j error, on one line, else the error's first line.
+
+    PySpark's own message is "An error occurred while calling o74.collectToPython." (found in a Spark
+    audit). Of the causes, the innermost one with a Spark error class says most ("[FAILED_READ_FILE.
+    PARQUET_COLUMN_DATA_TYPE_MISMATCH] ... file ... column [token_count] ...", where the innermost only
+    names the column), unless its class is a ``NO_HINT`` one; else the innermost ("spark.sql.shuffle.
+    partitions should be int, but was abc"). Its lines are joined: a CSV header error names the file on
+    its last line."""
+    java = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    chain: list[Any] = []
+    try:
+        while java is not None and len(chain) < 50:
+            chain.append(java)
+            java = java.getCause()
+        if chain:
+            return _one_line(_best_cause(chain), limit)
+    except Exception:  # the JVM may be gone
+        pass
+    return first_line(exc, limit)
+
+
+def _best_cause(chain: list[Any]) -> str:
+    """The message to show of a Java exception chain, outermost first (see :func:`java_root_cause`)."""
+    for java in reversed(chain):
+        message = str(java.getMessage() or "")
+        m = _SPARK_ERROR_CLASS.match(message)
+        if m and not m.group(0).endswith("NO_HINT]"):
+            return message  # the class names the problem: the Java class name would only add noise
+    # Without its package: "java.lang.ClassNotFoundException: Class ...S3AFileSystem not found" reads as well.
+    return re.sub(r"^(?:[a-z_][\w$]*\.)+(?=[A-Z])", "", str(chain[-1].toString()))
+
+
+def _one_line(text: str, limit: int) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _spark_value(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@register_backend("pyspark")
+def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+    _refuse_recursive_globs(cfg.file_list)
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
+    master = spark_master(cfg.url)
+    shared = SparkSession.getActiveSession() is not None
+    session = spark_session(master, cfg.spark_conf)
+    con = ibis.pyspark.connect(session)
+    if shared:
+        # The session was there before us (a notebook, a test suite): closing the source must not stop it.
+        con.disconnect = lambda: None  # type: ignore[method-assign]
+    if cfg.table:
+        return con, _table(con, cfg.table, cfg.url), cfg.table
+    return con, _spark_files(session, con, cfg.file_list), ", ".join(cfg.file_list)
+
+
+def _refuse_recursive_globs(patterns: list[str]) -> None:
+    """Spark's (Hadoop's) path globs have no recursive ``**``: it matches exactly one folder, so
+    ``events/**/*.parquet`` misses ``events/month=11/day=23/x.parquet`` (PATH_NOT_FOUND) and, where
+    folders nest unevenly, would read some files and silently leave out the rest. Refused before Spark
+    starts, saying what Spark does read."""
+    for pattern in patterns:
+        if "**" in pattern:
+            raise InputError(mask_text(
+                f"source.files: {pattern!r}: Spark's globs have no recursive '**' (it matches one folder "
+                f"level, so files deeper down would be left out); name the folder itself (Spark reads every "
+                f"file under it, month=11/-style folders as columns) or give each level: a/*/*/*.parquet",
+                file_secrets(patterns)))
+
+
+def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
+    """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table."""
+    csv = all(p.lower().endswith((".csv", ".csv.gz")) for p in patterns)
+    try:
+        if csv:
+            # Read as text with a header; canonical() casts each column to its canonical type. Spark takes
+            # the columns from one file's header and, by default, reads every other file by position: a file
+            # with its columns in another order had its values swapped, silently (found in a Spark audit).
+            # enforceSchema=false checks each file's header, so such a file fails, naming it.
+            df = session.read.csv(patterns, header=True, inferSchema=False, enforceSchema=False)
+        else:
+            # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
+            # last month) was dropped and the report said the column does not exist (found in a Spark audit).
+            # Merged, every file's columns are there, null in the files without them.
+            df = session.read.option("mergeSchema", "true").parquet(*patterns)
+    except Exception as exc:
+        raise _files_error(patterns, exc) from exc
+    stray = _beside_partitions(df.inputFiles(), set(df.columns))
+    if stray:
+        raise SourceError(mask_text(
+            f"source.files: {stray} is beside the partition folders (name=value) that hold the other files, and "
+            f"Spark would leave its rows out without a word; move it into a partition folder or out of {patterns}",
+            file_secrets(patterns)))
+    name = ibis.util.gen_name("agent_events")
+    df.createOrReplaceTempView(name)
+    return con.table(name)
+
+
+def _merge_conflict(text: str) -> str | None:
+    """The column two files' schemas give different types, from Spark's CANNOT_MERGE_SCHEMAS message
+    (its two schemas, "STRUCT<a: INT, ...>"); the innermost cause names only the types, so with a dozen
+    columns the user could not tell which to rewrite (found in a Spark audit)."""
+    structs = re.findall(r'"STRUCT<(.*?)>"', text, re.S)
+    if len(structs) < 2:
+        return None
+    first, second = ({name: kind for name, _, kind in (f.partition(": ") for f in struct.split(", "))}
+                     for struct in structs[:2])
+    return next((name for name in first if name in second and first[name] != second[name]), None)
+
+
+def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
+    """A file Spark lists but never reads: in a folder of partition folders (``date=2026-11-16/``), a file
+    outside them (a backfill dropped into ``events/``) belongs to no partition, and its rows were left out of
+    every figure, silently (found in a Spark audit; a glob such as ``events/*`` reads it, as DuckDB does)."""
+    def keys(path: str) -> int:
+        return sum(1 for part in path.split("/")[:-1] if part.partition("=")[0] in columns and "=" in part)
+    depth = {path: keys(path) for path in files}
+    deepest = max(depth.values(), default=0)
+    return next((path for path in sorted(files) if depth[path] < deepest), None)
+
+
+def _files_error(patterns: list[str], exc: BaseException) -> Exception:
+    """One masked line for files Spark cannot read: a file URL may carry a password or a presigned
+    signature (found in a Spark audit: shown as written), and PySpark's own message says nothing."""
+    reason = java_root_cause(exc, 500)  # a file's path and its columns: longer than a setting's error
+    if "PATH_NOT_FOUND" in reason or "does not exist" in reason:
+        error: Exception = InputError(f"source.files: no file matches {patterns} ({reason})")
+    elif "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" in reason:
+        # mergeSchema refuses int in one file and bigint in another (DuckDB reads them); without it the
+        # read failed later, or not at all, depending on which file Spark happened to take the columns from.
+        # Spark's advice after the first sentence ("consider casting the columns") would cut the line.
+        # The files, not the config, are wrong: "the source could not be read" (exit 3), as a CSV file
+        # whose header differs from the others is.
+        column = _merge_conflict(str(exc))
+        error = SourceError(f"source.files: the files give {f'column {column!r}' if column else 'a column'} different "
+                            f"types ({reason.split('. ')[0]}); expected one type per column in every file")
+    elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
+        error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
+                            "every path ends in .csv or .csv.gz")
+    else:
+        error = SourceError(f"source.files: cannot read {patterns} ({reason})")
+    return type(error)(mask_text(str(error), file_secrets(patterns)))
