@@ -233,6 +233,18 @@ def pg_url(pg_server, request):
 PDF_BYTES = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 
+def checked_source_line(folder: Path, url: str, table: str) -> str:
+    """``agentdigest check`` of a config in ``folder`` reading ``table`` at ``url`` (which must pass): its
+    "source ..." line."""
+    import sys
+
+    (folder / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\ntable = "{table}"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=folder, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return next(line for line in done.stdout.splitlines() if line.startswith("source "))
+
+
 def make_artifacts(report_id: str = "weekly-exec", period_key: str = "2026-W48") -> dict[str, bytes]:
     """A small but valid set of archived artifacts, as the render step would leave them."""
     msg = EmailMessage()

@@ -19,6 +19,7 @@ from agentdigest.ledger_schema import engine_url
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source, scheme_of
 from backend_loaders import load_postgres
+from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
 from trapdata import SCENARIOS, now_for, trap_rows
@@ -368,13 +369,7 @@ def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, o
 def test_check_reads_a_postgres_source(pg_url, tmp_path):
     rows = trap_rows("berlin-fall-week")
     load_postgres(rows, pg_url)
-    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{pg_url}"\ntable = "events.agent_events"\n'
-                                               '[[reports]]\nid = "r"\n')
-    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "COLUMNS": "300"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    line = checked_source_line(tmp_path, pg_url, "events.agent_events")
     now = datetime.now(timezone.utc)
     past = [r["event_ts"] for r in rows if r["event_ts"] is not None and r["event_ts"] <= now]
     assert f"{len(rows):,} events, latest {max(past)}" in line, line

@@ -96,43 +96,53 @@ def test_a_day_report_has_no_day_by_day_section(tmp_path):
         assert shown == ([False, False] if kind == "day" else [True, True]), kind
 
 
-def _infinite_times_duckdb(tmp_path, request) -> dict:
+def _duckdb_table(tmp_path, request, columns: str, rows: list[tuple]) -> dict:
+    """A DuckDB file with table ``ev`` (``columns``: its SQL column list, event_ts a TIMESTAMPTZ) holding ``rows``."""
     import duckdb
 
     path = tmp_path / "events.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
-        con.executemany("INSERT INTO ev VALUES (?, ?::TIMESTAMPTZ, ?)", _INFINITE_TIMES)
+        con.execute(f"CREATE TABLE ev ({columns})")
+        con.executemany(f"INSERT INTO ev VALUES ({', '.join('?' * len(rows[0]))})", rows)
     return {"url": f"duckdb://{path}", "table": "ev"}
 
 
-def _infinite_times_postgres(tmp_path, request) -> dict:
+def _postgres_table(tmp_path, request, columns: str, rows: list[tuple]) -> dict:
+    """The same table in the test PostgreSQL."""
     import psycopg
 
     url = request.getfixturevalue("pg_url")
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
-        con.cursor().executemany("INSERT INTO ev VALUES (%s, %s::timestamptz, %s)", _INFINITE_TIMES)
+        con.execute(f"CREATE TABLE ev ({columns})")
+        con.cursor().executemany(f"INSERT INTO ev VALUES ({', '.join(['%s'] * len(rows[0]))})", rows)
     return {"url": url, "table": "ev"}
+
+
+ENGINES = [pytest.param(_duckdb_table, id="duckdb"),
+           pytest.param(_postgres_table, id="postgres", marks=pytest.mark.postgres)]
+
+
+def _week_48(source_args: dict):
+    """The UTC report of 2026-W48, run on 1 December."""
+    source = open_source(SourceConfig(**source_args))
+    try:
+        return compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
+                              parse_period("week", "2026-W48", "UTC"), now=datetime(2026, 12, 1, 9, tzinfo=timezone.utc))
+    finally:
+        source.close()
 
 
 _INFINITE_TIMES = [("c1", "2026-11-24 10:00:00+00", "message"), ("c1", "2026-11-24 10:01:00+00", "resolution"),
                    ("old", "-infinity", "message"), ("far", "infinity", "message")]
 
 
-@pytest.mark.parametrize("load", [pytest.param(_infinite_times_duckdb, id="duckdb"),
-                                  pytest.param(_infinite_times_postgres, id="postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("load", ENGINES)
 def test_an_infinite_event_time_is_counted_not_a_failed_run(load, tmp_path, request):
     """Found in a dirty-data audit: a -infinity event_ts (valid in DuckDB's and PostgreSQL's timestamptz)
     older than the trend failed the run with "query failed: date value out of range" (exit 3, no report):
     the query that asks whether any event is older than the trend fetched that time into Python."""
-    now = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
-    source = open_source(SourceConfig(**load(tmp_path, request)))
-    try:
-        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
-                              parse_period("week", "2026-W48", "UTC"), now=now)
-    finally:
-        source.close()
+    data = _week_48(load(tmp_path, request, "conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT",
+                         _INFINITE_TIMES))
     assert data.metrics["conversations"].value == 1
     assert data.quality.future_events == 1  # +infinity is after the run
     assert not data.trend[0].get("begins")  # an event is older than the trend: it does not begin there
@@ -143,39 +153,13 @@ _BLANK_IDS = [("", "c1", "2026-11-24 10:00:00+00", "message"), ("", "c2", "2026-
               ("e1", "c4", "2026-11-24 13:00:00+00", "message")]
 
 
-def _blank_ids_duckdb(tmp_path, request) -> dict:
-    import duckdb
-
-    path = tmp_path / "events.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE TABLE ev (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
-        con.executemany("INSERT INTO ev VALUES (?, ?, ?::TIMESTAMPTZ, ?)", _BLANK_IDS)
-    return {"url": f"duckdb://{path}", "table": "ev"}
-
-
-def _blank_ids_postgres(tmp_path, request) -> dict:
-    import psycopg
-
-    url = request.getfixturevalue("pg_url")
-    with psycopg.connect(url, autocommit=True) as con:
-        con.execute("CREATE TABLE ev (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
-        con.cursor().executemany("INSERT INTO ev VALUES (%s, %s, %s::timestamptz, %s)", _BLANK_IDS)
-    return {"url": url, "table": "ev"}
-
-
-@pytest.mark.parametrize("load", [pytest.param(_blank_ids_duckdb, id="duckdb"),
-                                  pytest.param(_blank_ids_postgres, id="postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("load", ENGINES)
 def test_an_empty_event_id_is_no_id_and_never_merges_rows(load, tmp_path, request):
     """Found in a dirty-data audit: rows whose producer left event_id empty ("") counted as one event, as
     copies of each other, so three conversations read as one. An empty id is no id, as a null one is (and
     as a CSV file reads it); a real repeated id still counts once."""
-    now = datetime(2026, 12, 1, 9, tzinfo=timezone.utc)
-    source = open_source(SourceConfig(**load(tmp_path, request)))
-    try:
-        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
-                              parse_period("week", "2026-W48", "UTC"), now=now)
-    finally:
-        source.close()
+    data = _week_48(load(tmp_path, request, "event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT",
+                         _BLANK_IDS))
     assert data.metrics["conversations"].value == 4
     assert data.metrics["resolved_conversations"].value == 1
     assert data.quality.duplicate_events == 1

@@ -14,6 +14,7 @@ from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source
 from backend_loaders import load_postgres
+from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
 from trapdata import SCENARIOS, now_for, trap_rows
@@ -64,13 +65,7 @@ def test_a_read_only_role_gets_the_same_report_without_temporary_tables(pg_url, 
     mismatches = compare_report(json.loads(data.to_json()), Reference(rows, tz, kind, key, now_for(SCENARIO)))
     assert not mismatches, "\n".join(mismatches)
 
-    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
-                                               '[[reports]]\nid = "r"\n')
-    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                          env={**os.environ, "COLUMNS": "300"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    line = checked_source_line(tmp_path, url, "events.agent_events")
     assert "no temporary tables (read-only)" in line, line
 
 
