@@ -47,7 +47,7 @@ def _rows(expr: ir.Table) -> list[dict[str, Any]]:
         raise query_error(exc) from exc
 
 
-def _cache(stack: ExitStack, table: ir.Table, temp_tables: bool = True) -> ir.Table:
+def _cache(stack: ExitStack, table: ir.Table, temp_tables: bool) -> ir.Table:
     """``table`` materialized for the report's later queries, or as it is where the engine may not
     create temporary tables (a read-only PostgreSQL role or a replica): each query then computes it."""
     if not temp_tables:
@@ -115,16 +115,19 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     has_error_type = "error_type" in present
 
     with ExitStack() as stack:
+        def keep(table: ir.Table) -> ir.Table:
+            return _cache(stack, table, source.temp_tables)
+
         around = timedelta(hours=max_conversation_hours)
         dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
         if dups is not None:
             with source.many_groups():
-                dups = _cache(stack, dups, source.temp_tables)
+                dups = keep(dups)
         c = cohort_mod.build(source.events, present, bounds, day_bounds, around, duplicates=dups)
-        conv = _cache(stack, c.conversations, source.temp_tables)
+        conv = keep(c.conversations)
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
-            conv = _cache(stack, cohort_mod.trimmed(c, conv, long), source.temp_tables)
+            conv = keep(cohort_mod.trimmed(c, conv, long))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
@@ -136,11 +139,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         cur = conv.filter(conv.period == CUR)
         daily_rows = {r["day"]: r for r in _rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
 
-        ev = _cache(stack, cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]),
-                    source.temp_tables)
+        ev = keep(cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]))
         agent_rows: list[dict[str, Any]] = []
         if has_agent:
-            agents = _cache(stack, cohort_mod.conversation_agents(ev), source.temp_tables)
+            agents = keep(cohort_mod.conversation_agents(ev))
             recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
             agent_rows = _rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
         used_approx: list[bool] = []

@@ -160,10 +160,12 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         # A period before the data began is no baseline, nor one with a few stray events (one event in an
         # old week made the median of a young source's baseline half its usual volume: 189% complete,
         # found in a dirty-data audit): a baseline period holds a tenth of the largest one's events or more.
-        largest = max((sum(h) for h in history), default=0)
-        history = [h for h in history if sum(h) > 0 and sum(h) >= BASELINE_MIN_SHARE * largest]
+        totals = [sum(h) for h in history]
+        largest = max(totals, default=0)
+        kept = [(h, n) for h, n in zip(history, totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]
+        history = [h for h, _ in kept]
         if history:
-            expected = float(statistics.median(sum(h) for h in history))
+            expected = float(statistics.median(n for _, n in kept))
             per_hour_expected = [float(statistics.median(col)) if (col := [h[i] for h in history if i < len(h)]) else 0.0
                                  for i in range(n_hours)]
         else:
