@@ -49,6 +49,11 @@ CONVERSATION_METRICS = [m for m in HIGHER_IS_BETTER if not m.startswith(("p50", 
 #: Derived from other metrics and a report setting (README "Metrics"); only with human_cost_per_conversation.
 SAVINGS = "estimated_savings_usd"
 DERIVED_HIGHER_IS_BETTER = {SAVINGS: True}
+#: README "Notable changes": the sums over a period's events, which missing events lower.
+TOTALS = {"conversations", "resolved_conversations", "escalated_conversations", "errors", "error_conversations",
+          "total_tokens", "cost_usd", SAVINGS}
+#: README: a period whose conversations carry no value of a summed column shows none of these figures.
+SUMMED = {"cost_usd": ("cost_usd", SAVINGS), "token_count": ("total_tokens", "tokens_per_conversation")}
 
 
 # -- periods (independent of agentdigest.periods) ----------------------------------------------
@@ -128,7 +133,7 @@ def change(name: str, cur: Any, prev: Any) -> dict[str, Any]:
     if name in RATES:
         out["change_pp"] = None if prev is None else cur - prev
     elif prev not in (None, 0):
-        out["change_pct"] = (cur - prev) / prev * 100.0
+        out["change_pct"] = (cur - prev) / abs(prev) * 100.0  # README: of a negative previous (a credit) too
     if prev is None or prev == 0:
         out["direction"] = "new" if cur != 0 else ("flat" if prev == 0 else None)
     else:
@@ -235,15 +240,53 @@ class Reference:
         """README: (conversations - escalated) x human cost - cost_usd, of one period's metrics ``m``."""
         return (m["conversations"] - m["escalated_conversations"]) * self.human_cost - m["cost_usd"]
 
+    @staticmethod
+    def unvalued(convs: dict[str, dict]) -> set[str]:
+        """README: the summed columns of which a period's conversations (some) carry no valid value at all."""
+        valid = {"cost_usd": lambda e: e.get("cost_usd") is not None and math.isfinite(e["cost_usd"]),
+                 "token_count": lambda e: valid_tokens(e.get("token_count"))}
+        events = [e for c in convs.values() for e in c["events"]]
+        return {col for col, ok in valid.items() if convs and not any(ok(e) for e in events)}
+
+    def begins_within(self, last: int, n: int = 8) -> bool:
+        """README "Notable changes": whether the data begin in one of the trend's ``last`` periods (the
+        first with conversations; the oldest one only when no row of the table is older than it)."""
+        first = next((i for i, back in enumerate(range(n - 1, -1, -1)) if self.conversations(back)), n)
+        if first == n or (first == 0 and any(r["event_ts"] is not None and r["event_ts"] < self.period(n - 1)[0]
+                                             for r in self.rows)):
+            return False
+        return first >= n - last
+
     def metrics(self) -> dict[str, dict[str, Any]]:
-        cur, prev = self.all_metrics(self.conversations(0)), self.all_metrics(self.conversations(1))
+        convs = {0: self.conversations(0), 1: self.conversations(1)}
+        cur, prev = self.all_metrics(convs[0]), self.all_metrics(convs[1])
+        unvalued = {back: self.unvalued(c) for back, c in convs.items()}
         if self.human_cost is not None:
-            cur[SAVINGS], prev[SAVINGS] = self.savings(cur), self.savings(prev)
-        return {name: {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name])}
-                for name in cur if name in HIGHER_IS_BETTER or name in DERIVED_HIGHER_IS_BETTER}
+            cur[SAVINGS], prev[SAVINGS] = (None if "cost_usd" in unvalued[back] else self.savings(m)
+                                           for back, m in ((0, cur), (1, prev)))
+        # README: a change is not judged (good is null) for a figure whose column has no value in either
+        # period, nor for the totals on incomplete data, in the period the data begin in or against it, or
+        # in a period that has not ended.
+        unjudged = {name for col in unvalued[0] | unvalued[1] for name in SUMMED[col]}
+        completeness = self.quality()["completeness_pct"]
+        totals_unjudged = ((completeness is not None and completeness < 95.0) or self.begins_within(2)
+                           or self.now < self.period(0)[1])
+        out = {}
+        for name in cur:
+            if name in HIGHER_IS_BETTER or name in DERIVED_HIGHER_IS_BETTER:
+                out[name] = {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name])}
+                if name in unjudged or (name in TOTALS and totals_unjudged):
+                    out[name]["good"] = None
+        return out
 
     def trend(self, n: int = 8) -> list[dict[str, Any]]:
-        return [self.conversation_metrics(self.conversations(back)) for back in range(n - 1, -1, -1)]
+        out = []
+        for back in range(n - 1, -1, -1):
+            convs = self.conversations(back)
+            row = self.conversation_metrics(convs)
+            out.append({**row, **{name: None for col in self.unvalued(convs) for name in SUMMED[col]
+                                  if name in row}})
+        return out
 
     def daily(self) -> list[dict[str, Any]]:
         """Rule 4: a day of the series is the local date of the conversation's start."""
@@ -349,7 +392,12 @@ class Reference:
             return sum(1 for r in self.rows if r["conversation_id"] is not None and r["event_ts"] is not None
                        and lo <= r["event_ts"] < min(lo + hours, hi))
 
-        baseline = [received(*self.period(back)) for back in range(1, 5)]
+        # README: the previous 4 periods; when none of them has data but some of the 7 before the period had
+        # (a source that stopped), the last (up to 4) of those.
+        backs = list(range(1, 5))
+        if not any(self.conversations(back) for back in backs):
+            backs = [back for back in range(5, 8) if self.conversations(back)][:4] or backs
+        baseline = [received(*self.period(back)) for back in backs]
         baseline = [b for b in baseline if b > 0 and b >= 0.1 * max(baseline)]
         expected = float(statistics.median(baseline)) if baseline else None
         latest = [r["event_ts"] for r in placed if r["event_ts"] <= self.now]

@@ -1,0 +1,164 @@
+"""Random event tables (hypothesis) against the plain-Python reference, on DuckDB.
+
+The shared backend suite checks one hand-made dataset on every engine; this one lets hypothesis
+build the tables: conversations anywhere in the trend window and around it (at period bounds to the
+microsecond), duplicate event_ids whose copies differ, null, empty and repeated ids, invalid and
+missing values of every kind, unknown event types, rows without a conversation or a time, and future
+events. Each report.json must match the reference's definitions exactly.
+
+Runs a fixed set of examples (``derandomize``), so a run of the suite never depends on luck; set
+``AGENTDIGEST_HYPOTHESIS_EXAMPLES`` for a longer, random search.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.periods import parse_period
+from agentdigest.sources import open_source
+from backend_loaders import load_duckdb, load_postgres, load_spark
+from compare import compare_report
+from reference import Reference, bounds, first_day, shift
+from trapdata import SCENARIOS
+
+EXAMPLES = int(os.environ.get("AGENTDIGEST_HYPOTHESIS_EXAMPLES", "0"))
+EVENT_TYPES = ("message", "message", "tool_call", "resolution", "escalation", "error", "abandon", "handoff", None)
+AGENTS = ("support-bot", "billing-bot", "Billing-bot", "", None)
+MODELS = ("gpt-4.1-mini", "claude-sonnet-4", None)
+ERROR_TYPES = ("tool_timeout", "rate_limited", "", None)
+LATENCIES = st.one_of(st.none(), st.floats(0, 20_000, allow_nan=False), st.sampled_from(
+    [0.0, -1.0, math.nan, math.inf, -math.inf, 1e12]))
+TOKENS = st.one_of(st.none(), st.integers(0, 5_000), st.sampled_from([-1, 2**53, 2**53 + 1, 2**62]))
+#: Multiples of 1/1024 (credits too), which every order of summing adds exactly: a sum that cancels to 0 in
+#: one order and to 1e-17 in another would make change_pct null in one and huge in the other.
+COSTS = st.one_of(st.none(), st.integers(-512, 2048).map(lambda n: n / 1024), st.sampled_from([math.nan, math.inf]))
+
+
+@st.composite
+def events(draw, kind: str, tz: str, key: str) -> list[dict]:
+    """Rows for one report: conversations of up to 20 hours (all readings of the 24-hour outcome window
+    agree), starting from 9 periods before the report's to 1 after it."""
+    first = first_day(kind, key)
+    oldest, _ = bounds(kind, shift(kind, first, -8), tz)
+    _, end = bounds(kind, first, tz)
+    span = int((end - oldest).total_seconds()) + 2 * 86_400
+    starts = [oldest - timedelta(days=1) + timedelta(seconds=s) for s in draw(st.lists(
+        st.integers(0, span), min_size=1, max_size=25))]
+    # Period bounds exactly, and a microsecond either side.
+    edges = [bounds(kind, shift(kind, first, -k), tz)[0] for k in range(-1, 9)]
+    starts += [draw(st.sampled_from(edges)) + timedelta(microseconds=draw(st.sampled_from([-1, 0, 1])))
+               for _ in range(draw(st.integers(0, 4)))]
+    rows: list[dict] = []
+    n = 0
+    for c, start in enumerate(starts):
+        t = start
+        for _ in range(draw(st.integers(1, 6))):
+            n += 1
+            etype = draw(st.sampled_from(EVENT_TYPES))
+            rows.append(dict(
+                event_id=draw(st.sampled_from([f"e{n}", f"e{n}", f"e{n}", "", None])),
+                conversation_id=f"c{c}", event_ts=t, event_type=etype,
+                agent_id=draw(st.sampled_from(AGENTS)), token_count=draw(TOKENS), latency_ms=draw(LATENCIES),
+                error_type=draw(st.sampled_from(ERROR_TYPES)) if etype == "error" else None,
+                error_message=None, model=draw(st.sampled_from(MODELS)), cost_usd=draw(COSTS)))
+            t += timedelta(seconds=draw(st.integers(0, 4 * 3600)))
+    # Copies of some events: identical, or differing in a value, a time or even a conversation.
+    for _ in range(draw(st.integers(0, 6))):
+        row = dict(draw(st.sampled_from(rows)))
+        if not row["event_id"]:
+            continue
+        change = draw(st.sampled_from(["same", "latency", "time", "agent", "conversation", "type"]))
+        if change == "latency":
+            row["latency_ms"] = draw(LATENCIES)
+        elif change == "time":
+            row["event_ts"] += timedelta(seconds=draw(st.integers(-3600, 3600)))
+        elif change == "agent":
+            row["agent_id"] = draw(st.sampled_from(AGENTS))
+        elif change == "conversation":
+            near = [r["conversation_id"] for r in rows if abs(r["event_ts"] - row["event_ts"]) < timedelta(hours=2)]
+            row["conversation_id"] = draw(st.sampled_from(near))
+        elif change == "type":
+            row["event_type"] = draw(st.sampled_from(EVENT_TYPES))
+        rows.append(row)
+    # Rows missing a required field, and events after the run.
+    for _ in range(draw(st.integers(0, 2))):
+        row = dict(draw(st.sampled_from(rows)), event_id=None)
+        row[draw(st.sampled_from(["conversation_id", "event_ts"]))] = None
+        rows.append(row)
+    for _ in range(draw(st.integers(0, 2))):
+        rows.append(dict(draw(st.sampled_from(rows)), event_id=None,
+                         event_ts=end + timedelta(hours=draw(st.integers(10, 500)))))
+    return draw(st.permutations(rows))
+
+
+#: The backend suite's DST week and day, and a month with a half-hour DST shift and a +05:45 week.
+CASES = {**SCENARIOS, "lordhowe-month": ("Australia/Lord_Howe", "month", "2026-04"),
+         "kathmandu-week": ("Asia/Kathmandu", "week", "2026-W02")}
+
+
+@st.composite
+def cases(draw) -> tuple[str, list[dict]]:
+    scenario = draw(st.sampled_from(sorted(CASES)))
+    tz, kind, key = CASES[scenario]
+    return scenario, draw(events(kind, tz, key))
+
+
+def run_after(scenario: str) -> datetime:
+    """The run's clock: 9 hours after the period ends."""
+    tz, kind, key = CASES[scenario]
+    return bounds(kind, first_day(kind, key), tz)[1] + timedelta(hours=9)
+
+
+def _examples(n: int) -> settings:
+    """``n`` fixed examples (or the environment's number, random); no shrinking, which took minutes a case."""
+    return settings(max_examples=EXAMPLES or n, derandomize=not EXAMPLES, deadline=None, database=None,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
+
+
+def _check(case: tuple[str, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
+    scenario, rows = case
+    tz, kind, key = CASES[scenario]
+    now = run_after(scenario)
+    with tempfile.TemporaryDirectory() as folder:
+        source = open_source(SourceConfig(**load(rows, Path(folder))))
+        try:
+            report = ReportConfig(id="random", period=kind, timezone=tz, human_cost_per_conversation=3.0)
+            doc = json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now).to_json())
+        finally:
+            source.close()
+    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now, human_cost=3.0))
+    assert not mismatches, f"{scenario}, {len(rows)} rows: " + "\n".join(mismatches[:60])
+
+
+@_examples(40)
+@given(cases())
+def test_random_event_tables_match_the_reference_on_duckdb(case):
+    _check(case, load_duckdb)
+
+
+@pytest.mark.postgres
+@_examples(20)
+@given(cases())
+def test_random_event_tables_match_the_reference_on_postgres(pg_url, case):
+    _check(case, lambda rows, folder: load_postgres(rows, pg_url))
+
+
+@pytest.mark.spark
+@_examples(6)
+@given(cases())
+def test_random_event_tables_match_the_reference_on_spark(spark, case):
+    _check(case, load_spark)
