@@ -126,6 +126,17 @@ CASES = [
     Case("slack-webhook-redirect-not-followed", "slack-webhook",
          server={HOOK_PATH: [(302, "", {"Location": "/elsewhere"})], "/elsewhere": [(200, "ok", {})]},
          expect=dict(error="HTTP 302", retryable=False, attempts=1, requests={HOOK_PATH: 1, "/elsewhere": 0})),
+    # Slack's documented webhook refusals fail at once, naming Slack's reason (a Slack audit)
+    *[Case(f"slack-webhook-{status}-{code}", "slack-webhook", server={HOOK_PATH: [(status, code, {})]},
+           expect=dict(error=f"HTTP {status}: {code}", retryable=False, attempts=1, requests={HOOK_PATH: 1}))
+      for status, code in ((400, "invalid_payload"), (403, "action_prohibited"), (404, "channel_not_found"),
+                           (410, "channel_is_archived"))],
+    Case("slack-webhook-503-retry-after-then-ok", "slack-webhook",
+         server={HOOK_PATH: [(503, "service unavailable", {"Retry-After": "1"}), (200, "ok", {})]},
+         expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
+    Case("slack-webhook-connection-refused", "slack-webhook",
+         settings=dict(webhook_url=f"http://127.0.0.1:{free_port()}{HOOK_PATH}", retry_budget=0.3),
+         expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
     # -- slack bot -----------------------------------------------------------------------
     Case("slack-bot-ok", "slack-bot",
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, provider_ids={"": TS, PDF_TARGET: "F1"},
@@ -148,6 +159,13 @@ CASES = [
                                             ok_json(channel="C0AGENTS", ts=TS)]},
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, waits=(1.0,),
                      requests={"/api/chat.postMessage": 2, "/api/files.completeUploadExternal": 1})),
+    *[Case(f"slack-bot-{code}", "slack-bot", server={"/api/chat.postMessage": [slack_error(code)]},
+           expect=dict(error=code, retryable=False, attempts=1,
+                       requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 0}))
+      for code in ("invalid_auth", "not_in_channel", "msg_too_long", "invalid_blocks")],
+    Case("slack-bot-connection-refused", "slack-bot",
+         settings=dict(api_url=f"http://127.0.0.1:{free_port()}/api/", retry_budget=0.3),
+         expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
     Case("slack-bot-upload-500-then-ok", "slack-bot", server={"/upload/F1": [(500, "busy", {}), (200, "OK", {})]},
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, attempts=3,
                      requests={"/api/chat.postMessage": 1, "/upload/F1": 2, "/api/files.completeUploadExternal": 1})),
