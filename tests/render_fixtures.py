@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import io
+import json
 import random
 from datetime import date, datetime, timedelta
 from email import policy
@@ -277,10 +278,23 @@ def eml_texts(raw: bytes) -> dict[str, str]:
             if part.get_content_type() in ("text/plain", "text/html")}
 
 
+def slack_texts(value: object, kind: str | None = None) -> list[str]:
+    """Every "text" string anywhere in a Block Kit structure (only those of text objects of ``kind``, if given)."""
+    if isinstance(value, dict):
+        found = [value["text"]] if isinstance(value.get("text"), str) and kind in (None, value.get("type")) else []
+        return found + [t for v in value.values() for t in slack_texts(v, kind)]
+    if isinstance(value, list):
+        return [t for v in value for t in slack_texts(v, kind)]
+    return []
+
+
 def readable(files: dict[str, bytes]) -> dict[str, str]:
     """Every artifact as the text a person (or a client) would end up reading."""
-    out = {name: files[name].decode() for name in ("report.json", "report.html", "report.txt", "slack.json")
-           if name in files}
+    out = {name: files[name].decode() for name in ("report.json", "report.html", "report.txt") if name in files}
+    if "slack.json" in files:  # Slack interprets mrkdwn (and the notification text); plain_text it shows as it is
+        payload = json.loads(files["slack.json"])
+        out["slack.json"] = "\n".join([payload["text"], *slack_texts(payload["blocks"], "mrkdwn")])
+        out["slack.json plain_text"] = "\n".join(slack_texts(payload["blocks"], "plain_text"))
     if "report.pdf" in files:
         out["report.pdf"] = "\n".join(pdf_text(files["report.pdf"]))
     if "message.eml" in files:

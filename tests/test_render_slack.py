@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -10,7 +11,7 @@ from slack_sdk.models.blocks import Block
 from agentdigest.render import render_artifacts
 from agentdigest.render.context import build_context
 from agentdigest.render.slack import build_blocks, fit
-from render_fixtures import HOSTILE, make_report, rendered
+from render_fixtures import HOSTILE, make_report, rendered, slack_texts
 
 CASES = [
     ("executive", {}), ("engineering", {}),
@@ -24,16 +25,6 @@ IDS = [f"{a}-{'-'.join(flags) or 'plain'}" for a, flags in CASES]
 
 def payload(audience: str, **flags: object) -> dict:
     return json.loads(rendered(audience, **flags)["slack.json"])
-
-
-def texts(value: object) -> list[str]:
-    """Every "text" string anywhere in a Block Kit structure."""
-    if isinstance(value, dict):
-        found = [value["text"]] if isinstance(value.get("text"), str) else []
-        return found + [t for v in value.values() for t in texts(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in texts(v)]
-    return []
 
 
 def check_limits(blocks: list[dict]) -> None:
@@ -92,12 +83,12 @@ def test_kpi_fields_with_arrows_and_the_opening_sentence() -> None:
 def test_hostile_text_only_escaped(audience: str) -> None:
     raw = rendered(audience, hostile=True, warning=True)["slack.json"].decode()
     data = json.loads(raw)
-    for text in texts(data):
+    for text in [data["text"], *slack_texts(data["blocks"], "mrkdwn")]:
         for hostile in HOSTILE:
             assert hostile not in text
         assert "<" not in text and ">" not in text  # no links, mentions or markup from data
-    if audience == "engineering":
-        assert "&lt;img src=x onerror=alert(1)&gt;" in raw
+    if audience == "engineering":  # plain_text is shown as it is: no mention, link or markup, and no entity
+        assert "<img src=x onerror=alert(1)>" in "\n".join(slack_texts(data["blocks"], "plain_text"))
 
 
 def test_long_title_and_many_kpis_stay_within_limits() -> None:
@@ -133,7 +124,7 @@ def test_agent_data_cannot_format_the_slack_message() -> None:
     check_limits(blocks)
     holding = [b["text"] for b in blocks if b.get("text") and ("urgent" in b["text"]["text"] or "bad`type`" in b["text"]["text"])]
     assert len(holding) == 2 and all(t["type"] == "plain_text" for t in holding)
-    assert "*urgent* ~strike~ _it_ `code` &lt;!channel&gt;" in holding[1]["text"] + holding[0]["text"]
+    assert "*urgent* ~strike~ _it_ `code` <!channel>" in holding[1]["text"] + holding[0]["text"]  # shown as it is
 
 
 def test_right_to_left_names_are_isolated_in_slack() -> None:
@@ -169,7 +160,7 @@ def test_the_engineering_message_names_the_agents_that_moved() -> None:
              "previous_resolution_rate": 640 / 950 * 100, "previous_error_rate": 40 / 950 * 100,
              "p95_latency_ms": 2240.0, "previous_p95_latency_ms": 2175.0})  # +3%: not coloured
     ctx, _ = build_context(replace(data, by_agent=rows))
-    text = "\n".join(texts([b.to_dict() for b in build_blocks(ctx)]))
+    text = "\n".join(slack_texts([b.to_dict() for b in build_blocks(ctx)]))
     assert "*Agents that moved*" in text
     assert "• billing-bot: error rate 14.2% (+10.3 pp), p95 5.25 s (+77%)" in text  # resolution 69.4% -> 68.2%: chance
     assert "steady-bot" not in text
@@ -183,7 +174,50 @@ def test_notes_reach_slack_as_every_other_format() -> None:
     assert ctx["notes"]
     blocks = [b.to_dict() for b in build_blocks(ctx)]
     check_limits(blocks)
-    shown = " ".join(texts(blocks))
+    shown = " ".join(slack_texts(blocks))
     for note in ctx["notes"]:
         assert note in shown
     assert blocks[-1]["type"] == "context"  # the period line stays last
+
+
+def extreme_report(audience: str):
+    """40 agents with long or hostile names, a long title, 20 error types, long error messages, many notes
+    and a data-quality warning: a report shaped to break every Block Kit limit at once."""
+    from dataclasses import replace
+
+    data = make_report(audience, agents=40, warning=True, title="R&D <agents> " + "Very long title " * 30)
+    names = ["a<b>&c", "<!channel>", "<@U0123ABCD> & <https://evil.example|click>"]
+    agents = tuple({**row, "agent_id": names[i] if i < len(names) else f"agent-{i}-" + "x" * 400}
+                   for i, row in enumerate(data.by_agent))
+    errors = tuple({"error_type": f"<!here> err&{i}-" + "y" * 300, "count": 100 - i, "previous": 1 + i} for i in range(20))
+    failures = tuple({**f, "agent_id": "a<b>&c", "error_type": "<!channel>", "error_message": "x < y & z " * 700}
+                     for f in data.failure_examples)
+    notes = tuple(f"Note {i}: <b>&</b> " + "n" * 400 for i in range(12))
+    return replace(data, by_agent=agents, errors_by_type=errors, failure_examples=failures, notes=notes)
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_an_extreme_report_is_still_a_valid_slack_message(audience: str) -> None:
+    """Found in a Slack audit: plain_text (the header, error types, agent names, failure examples) was
+    HTML-escaped like mrkdwn, and Slack shows plain_text as it is: 'R&D' read 'R&amp;D', 'a<b>&c' read
+    'a&lt;b&gt;&amp;c'. The limits hold for extreme inputs, mrkdwn is escaped once, plain_text not at all."""
+    data = json.loads(render_artifacts(extreme_report(audience), {"slack"})["slack.json"])
+    assert isinstance(data["text"], str) and 0 < len(data["text"]) <= 3000 and "<" not in data["text"]
+    check_limits(data["blocks"])
+    assert data["blocks"][0]["text"]["text"].startswith("R&D <agents> Very long title")
+    assert data["blocks"][-1]["type"] == "context"  # the period line survives the cuts
+    plain, mrkdwn = [], []
+    for block in data["blocks"]:
+        for obj in [block.get("text"), *block.get("fields", []), *block.get("elements", [])]:
+            if obj:
+                (plain if obj["type"] == "plain_text" else mrkdwn).append(obj["text"])
+    for text in mrkdwn:  # no link, mention or markup from data; every & starts one of the three entities
+        assert "<" not in text and ">" not in text
+        assert "&" not in re.sub(r"&(amp|lt|gt);", "", text)
+        assert "&amp;amp;" not in text and "&amp;lt;" not in text
+    assert any("Note 0: &lt;b&gt;&amp;&lt;/b&gt;" in t for t in mrkdwn)
+    for text in plain:
+        assert "&amp;" not in text and "&lt;" not in text and "&gt;" not in text
+    if audience == "engineering":
+        shown = "\n".join(plain)
+        assert "<!here> err&0-" in shown and "agent a<b>&c" in shown and "x < y & z" in shown

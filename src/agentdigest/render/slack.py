@@ -3,7 +3,7 @@
 Every block is validated by slack_sdk before it is written, and every text is cut to Slack's
 limits (150-character header, 3,000-character texts, 2,000 per field, 10 fields per section,
 50 blocks). Event text is escaped for mrkdwn (&, <, >), so an agent id cannot become a
-link, a mention or markup.
+link, a mention or markup; plain_text is not escaped, as Slack shows it as it is.
 """
 
 from __future__ import annotations
@@ -126,12 +126,12 @@ def _agents_that_moved(ctx: dict[str, Any], limit: int = 3) -> list[str]:
 def _plain(text: str) -> SectionBlock:
     """Agent data (error types, agent names, messages) as plain text: mrkdwn has no escape for * _ ~ `,
     so in a mrkdwn block '*urgent*' from a user's message would turn bold."""
-    return SectionBlock(text=PlainTextObject(text=fit(text, TEXT_MAX), emoji=False))
+    return SectionBlock(text=PlainTextObject(text=fit(text, TEXT_MAX, escaped=False), emoji=False))
 
 
 def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     r = ctx["report"]
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit(r["title"], HEADER_MAX)))]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit(r["title"], HEADER_MAX, escaped=False)))]
     if b := ctx["banner"]:
         gaps = "; ".join(b["gaps"]) + (f"; and {b['more_gaps']} more" if b["more_gaps"] else "")
         text = (f":warning: *Data incomplete: {escape(b['completeness'])} of expected events.* {escape(b['text'])}"
