@@ -6,7 +6,9 @@ senders taken over, and planted secrets that must not appear anywhere on disk or
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from datetime import datetime, timezone
 from email import policy
 from email.parser import BytesParser
@@ -511,3 +513,55 @@ def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_
     with period_lock(tmp_path, "weekly-exec", "2026-W48", max_wait=1.0, on_give_up=lambda: gave_up.append(0)):
         pass  # free: taken at once
     assert len(gave_up) == 1
+
+
+@pytest.mark.parametrize("scope", ["channels:read", None])
+def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(world, scope):
+    """Found in a Slack audit: with ``channel = "#agents"`` (accepted, and enough for chat.postMessage), a PDF
+    upload that failed after the message was posted failed again on every later run with 'invalid_arguments':
+    files.completeUploadExternal takes a channel id only, and only the first run had it (from the post's answer).
+    The retry finds the id by the channel's name (conversations.list); without the scope for that, it says how
+    to fix it. The message is never posted twice."""
+    server, calls = world.httpserver, {"url": 0}
+    base = server.url_for("").rstrip("/")
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "C0AGENTS01", "ts": "1.2"})
+
+    def get_upload_url(request):
+        calls["url"] += 1
+        if calls["url"] == 1:  # the first run's upload is refused: the message is sent, the PDF is not
+            return Response('{"ok": false, "error": "not_allowed_token_type"}', content_type="application/json")
+        return Response(f'{{"ok": true, "upload_url": "{base}/upload/F1", "file_id": "F1"}}',
+                        content_type="application/json")
+
+    def complete(request):  # as Slack: "input must match regex pattern: ^[CGDZ][A-Z0-9]{8,}$ [json-pointer:/channel_id]"
+        if not re.fullmatch(r"[CGDZ][A-Z0-9]{8,}", request.form.get("channel_id", "")):
+            return Response('{"ok": false, "error": "invalid_arguments"}', content_type="application/json")
+        return Response('{"ok": true, "files": [{"id": "F1"}]}', content_type="application/json")
+
+    def conversations(request):
+        if scope is None:
+            return Response('{"ok": false, "error": "missing_scope", "needed": "channels:read"}',
+                            content_type="application/json")
+        page = (["C0GENERAL1", "general"], ["C0RANDOM01", "random"]) if not request.form.get("cursor") else \
+            (["C0AGENTS01", "agents"],)
+        return Response(json.dumps({"ok": True, "channels": [{"id": i, "name": n} for i, n in page],
+                                    "response_metadata": {"next_cursor": "" if request.form.get("cursor") else "p2"}}),
+                        content_type="application/json")
+
+    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
+    server.expect_request("/upload/F1").respond_with_data("OK - 36")
+    server.expect_request("/api/files.completeUploadExternal").respond_with_handler(complete)
+    server.expect_request("/api/conversations.list").respond_with_handler(conversations)
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="#agents",
+                                           api_url=server.url_for("/api/"), **FAST))
+    first = deliver(config)
+    assert {(r.recipient, r.state) for r in first} == {("", "sent"), ("file:report.pdf", "failed")}
+    second = deliver(config)
+    assert world.posts("/api/chat.postMessage") == 1
+    (pdf,) = [r for r in second if r.recipient == "file:report.pdf"]
+    if scope:
+        assert pdf.state == "sent" and world.posts("/api/files.completeUploadExternal") == 1
+    else:
+        assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
+        assert "missing_scope" in pdf.error and 'set channel to its id ("C…"' in pdf.error
+        assert "PLANTED" not in pdf.error

@@ -7,7 +7,8 @@ flow (files.getUploadURLExternal, upload, files.completeUploadExternal) via ``fi
 the retired ``files.upload`` is never used.
 
 The message and the PDF are separate ledger targets (``""`` and ``"file:report.pdf"``): a
-failed upload is retried without posting the message a second time.
+failed upload is retried without posting the message a second time. The upload takes a channel id
+only; a retry without the post's answer finds the id of a ``#name`` with conversations.list.
 
 In bot mode slack_sdk's own retry handlers are off (tenacity decides) and it gets a logger that
 never emits, because at DEBUG it logs request URLs and tokens.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import urllib.error
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +48,9 @@ TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_erro
                     "request_timeout", "timeout"}
 
 _QUIET = logging.Logger("agentdigest.slack_sdk", level=logging.CRITICAL + 1)
+#: an id as files.completeUploadExternal takes it (a channel, a private group, a DM); never a name,
+#: as Slack's names are lower case
+CHANNEL_ID = re.compile(r"[CGDZ][A-Z0-9]+")
 
 
 class SlackChannel(BaseChannel):
@@ -122,8 +127,9 @@ class SlackChannel(BaseChannel):
             pdf = self.artifact(delivery, "report.pdf")
 
             def upload() -> Any:
+                channel = channel_id if CHANNEL_ID.fullmatch(channel_id) else self._channel_id(client, channel_id)
                 return self._call(lambda: client.files_upload_v2(
-                    channel=channel_id, file=pdf, filename="report.pdf",
+                    channel=channel, file=pdf, filename="report.pdf",
                     title=f"{delivery.report_id} {delivery.period_key}" + (" [test]" if delivery.test else "")),
                     "files_upload_v2")
             try:
@@ -139,6 +145,28 @@ class SlackChannel(BaseChannel):
                 file = tried.value.get("file") or {}
                 results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"), attempts=tried.attempts)
         return Receipt(tuple(results[t] for t in delivery.targets), attempts, tuple(waits))
+
+    def _channel_id(self, client: WebClient, name: str) -> str:
+        """The id of channel ``#name``, for an upload whose message was posted by an earlier run (found in a
+        Slack audit: the upload then got the #name, Slack answered invalid_arguments on every retry)."""
+        cursor = None
+        try:
+            while True:
+                page = self._call(lambda: client.conversations_list(
+                    types="public_channel,private_channel", exclude_archived=True, limit=1000, cursor=cursor),
+                    "conversations.list")
+                for found in page.get("channels") or []:
+                    if found.get("name") == name.lstrip("#"):
+                        return found["id"]
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    raise DeliveryError(f"Slack has no channel {name} that the bot can see")
+        except DeliveryError as exc:
+            if exc.retryable:
+                raise
+            raise DeliveryError(f"the PDF upload needs the id of {name}, which it finds with conversations.list "
+                                f"(scopes channels:read, groups:read): {exc}; set channel to its id (\"C…\", "
+                                f"in the channel's details) and run again") from None
 
     def _client(self) -> WebClient:
         base = self.settings.api_url if self.settings.api_url.endswith("/") else self.settings.api_url + "/"
