@@ -9,6 +9,7 @@ link, a mention or markup; plain_text is not escaped, as Slack shows it as it is
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from slack_sdk.errors import SlackObjectFormationError
@@ -46,6 +47,8 @@ def fit(text: str, limit: int, *, escaped: bool = True) -> str:
     raw = text
     while True:
         raw = raw[: max(0, min(len(raw), limit) - 1)]
+        if not escaped:  # mrkdwn escaped already: not "a&l…"
+            raw = re.sub(r"&[a-z]*$", "", raw)
         out = (escape(raw) if escaped else raw) + "…"
         if len(out) <= limit:
             return out
