@@ -43,6 +43,15 @@ REDACTED = [
     ("sk-proj-AbCdEfGhIjKlMnOpQrStUv", "[token]"),
     ("ghp_abcdefghijklmnopqrstuvwxyz0123", "[token]"),
     ("AKIAIOSFODNN7EXAMPLE", "[token]"),
+    # Found in a security audit: today's OpenAI and Anthropic keys hold "_" and "-", and were shown whole
+    # (sk-proj-, sk-svcacct-) or with their tail (sk-ant-); so were Slack app tokens and webhook URLs.
+    ("401 for sk-proj-riGp-58WAm_dX3a5IDnOdcdbWB2dC4-DSDC6Lc1mx_LpQ2yMK-Ye9FZ1w", "401 for [token]"),
+    ("sk-svcacct-YRvH_d1chTrqrHJYZwlD_awO4CEO-9C0RJCgjVuANM_Mv7kp", "[token]"),
+    ("key sk-ant-api03-hMqBgNjjNMu1GqbeB6veW_zSmA3y-0b9Tk_EifkrvvBIQGVRRoLE_rnPf0jWsqR-oWjCkAA invalid",
+     "key [token] invalid"),
+    ("xapp-1-A0123456789-1234567890123-abcdef0123456789", "[token]"),
+    ("POST https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/wXyZ0123456789abcdEFGH: 404",
+     "POST https://hooks.slack.com/[token]: 404"),
     # cards: Luhn-valid, 13-19 digits, with or without separators
     ("card 4111 1111 1111 1111 expired", "card [card] expired"),
     ("4111-1111-1111-1111", "[card]"),
@@ -165,6 +174,8 @@ UNCHANGED = [
     "Basic authentication is disabled",
     "Bearer authentication required",
     "xoxo-gift-card-campaign failed",
+    "rk-2026-11-28-nightly-backup-job-v2 failed",
+    "pk-user-account-mapping-service-v2 timeout",
     "sig=sha256 algorithm not supported",
     "UA Chrome/120.0.0.0 Safari",
     "Version 3.2.1.4",

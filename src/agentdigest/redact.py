@@ -15,7 +15,8 @@ ip         dotted quad; hex groups with colons                          ``ipaddr
 phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            national 0 + area code + separator (0151 23456789, 030/1234567,  9-13 digits
            (030) 1234567); 00 + country code (0049 30 1234567)
-token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/AKIA/AIza/sk_live_ keys  -
+token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/AIza/sk_live_  -
+           keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
            any value given as a password (password=abc1); PEM private keys
 =========  ===========================================================  ===========
@@ -97,10 +98,16 @@ _TOKEN = re.compile(
     # (?<!-): a key starts a hyphenated run, never inside one; so "sk-sk-sk-..." is read once, not from each
     # of its starts (found in a scale audit: 100 KB of it took 14 s, and 1 MB would take an hour)
     r"|\b(?<!-)eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+    # today's OpenAI and Anthropic keys (sk-proj-, sk-svcacct-, sk-ant-api03-) hold "_" and "-" anywhere: 20+
+    # such characters in upper and lower case with a digit (a hyphenated name such as rk-2026-11-28-backup is no key)
+    r"|\b(?<!-)(?:sk|pk|rk)-(?=[A-Za-z0-9_-]{20})(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
+    r"[A-Za-z0-9_-]*[A-Za-z0-9]"
     r"|\b(?<!-)(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9]{16,}"
     r"|\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
     r"|\bglpat-[A-Za-z0-9_-]{20,}|\bnpm_[A-Za-z0-9]{30,}|\bhf_[A-Za-z0-9]{30,}"
-    r"|\b(?<!-)xox[abpsre]-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}"
+    r"|\b(?<!-)(?:xox[abpsre]|xapp)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}"
+    # a Slack webhook URL is its own credential: the path after the host goes
+    r"|(?<=\bhooks\.slack\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/-]{10,}"
     r"|\bAKIA[0-9A-Z]{16}\b"
     r"|\bAIza[0-9A-Za-z_-]{35}"
     r"|\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}"
