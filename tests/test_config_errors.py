@@ -617,3 +617,13 @@ def test_a_bare_command_shows_the_help_without_an_empty_error(workdir):
     """Found in a config re-check: "agentdigest" alone printed the help and "agentdigest: error:  (see ...)"."""
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli"], capture_output=True, text=True, cwd=workdir, timeout=120)
     assert done.returncode == 2 and "Usage" in done.stdout + done.stderr and "error:" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("url", ["bogus://reports:${SRC_PW}@db.example/events",
+                                 "postgresql://reports:${SRC_PW}@[::1/events"])
+def test_verbose_traceback_masks_url_passwords(workdir, url):
+    """Found in a security audit: --verbose printed the traceback as it was, and a library's exception
+    in it quoted the source URL with its password ("Don't know how to connect to 'bogus://reports:...@'")."""
+    result = _run(workdir, GOOD.replace("duckdb://events.duckdb", url), "--verbose", env={"SRC_PW": "Zq9Verbose-s3cret"})
+    assert result.returncode == 2 and "Traceback" in result.stderr, result.stderr
+    assert "Zq9Verbose" not in result.stderr and "reports:***@" in result.stderr

@@ -23,6 +23,7 @@ from rich.table import Table
 from .config import CANONICAL_COLUMNS, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
+from .masking import mask_text
 
 # Plain help (click's layout): Typer's boxed panels showed "<bool>" beside every flag, --help included.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -79,16 +80,22 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
         raise typer.Exit(128 + getattr(signal, name)) from None
     except AgentDigestError as exc:
         if verbose:
-            traceback.print_exc()
+            _print_traceback()
         err.print(f"agentdigest: error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:  # a bug, but still one line unless asked
         if verbose:
-            traceback.print_exc()
-        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {first_line(exc)} (run with --verbose for details)",
-                  markup=False, soft_wrap=True)
+            _print_traceback()
+        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {mask_text(first_line(exc))} "
+                  "(run with --verbose for details)", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _print_traceback() -> None:
+    """The traceback of the error being handled, URL passwords masked: the exceptions it chains are
+    libraries' own, and some quote a URL whole (found in a security audit: Ibis's for the source URL)."""
+    sys.stderr.write(mask_text(traceback.format_exc()))
 
 
 def _now(value: str | None) -> datetime:
