@@ -305,3 +305,20 @@ def test_a_warehouse_the_user_sets_is_kept(spark, tmp_path):
     mine = tmp_path / "mine"
     work, _ = _check_table_source(tmp_path, f'[source.spark_conf]\n"spark.sql.warehouse.dir" = "{mine}"\n')
     assert mine.is_dir() and not (work / "spark-warehouse").exists()
+
+
+@pytest.mark.spark
+def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
+    """Found in a security audit: the JVM's log, kept in $TMPDIR when Spark fails to start (its stack traces
+    may quote event values and file URLs), was created world-readable (0644) under a predictable name."""
+    work, temp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    temp.mkdir()
+    (work / "agentdigest.toml").write_text('[source]\nurl = "pyspark://no-such-master"\nfiles = "x.parquet"\n'
+                                           '[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=work, timeout=300,
+                          env={**os.environ, "TMPDIR": str(temp)})
+    logs = list(temp.glob("agentdigest-spark-*.log"))
+    assert done.returncode == 3 and len(logs) == 1 and str(logs[0]) in done.stderr, done.stderr
+    assert logs[0].stat().st_mode & 0o777 == 0o600

@@ -169,7 +169,13 @@ def _start_jvm(master: str, settings: dict[str, str]) -> None:
 
     conf = SparkConf(loadDefaults=False).setMaster(master).setAll(list(settings.items()))
     path = spark_log_path()
-    with open(path, "ab") as log:
+    # Private, and never through a link planted at this predictable name: its stack traces may quote event
+    # values and file URLs (found in a security audit: it was created 0644 in the shared temporary folder).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with open(fd, "ab") as log:
+        if os.fstat(fd).st_uid != os.getuid():
+            raise PermissionError(f"{path} belongs to another user")  # worded by _start_error
+        os.fchmod(fd, 0o600)
         gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
     atexit.register(_remove_log, path)
     SparkContext(conf=conf, gateway=gateway)
