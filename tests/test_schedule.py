@@ -314,3 +314,22 @@ def test_an_alarm_never_counts_as_its_periods_delivery(tmp_path, events):
     config = load_config(path)
     con, buffer = console()
     assert check_missed(config, now=utc("2026-11-30T17:10:00Z"), console=con) == 0, buffer.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_scheduler_log_lines_mask_url_passwords(log_format):
+    """Found in a security audit: the scheduler logs an unexpected error's first line and, for --verbose and
+    the daemon's logs, its traceback, as they were; a library's exception may quote a URL with its password."""
+    stream = io.StringIO()
+    root, saved = logging.getLogger(), (logging.getLogger().handlers[:], logging.getLogger().level)
+    configure_logging(log_format, stream)
+    try:
+        try:
+            raise ValueError("cannot connect to postgresql://reports:Zq9Daemon-s3cret@db.example/events")
+        except ValueError as exc:
+            logging.getLogger("agentdigest.schedule").error("weekly 2026-W48: %s", exc, exc_info=True)
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logging.captureWarnings(False)
+    out = stream.getvalue()
+    assert "Zq9Daemon" not in out and "Traceback" in out and "reports:***@db.example" in out, out

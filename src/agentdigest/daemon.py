@@ -35,6 +35,7 @@ from .config import Config, load_config
 from .delivery import report_lease
 from .owners import owner_id
 from .errors import first_line
+from .masking import mask_text
 from .runner import open_ledger
 from .schedule import decision, run_pass, send_alarms
 
@@ -44,8 +45,17 @@ log = logging.getLogger("agentdigest.schedule")
 _FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
 
 
+class TextFormatter(logging.Formatter):
+    """Log lines (and tracebacks) with URL passwords and Slack tokens masked: an unexpected error is logged
+    as it was raised, and a library's exception may quote a URL whole (found in a security audit)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the decision's fields."""
+    """One JSON object per line: time, level, logger, message and the decision's fields (masked as
+    :class:`TextFormatter`'s lines are)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -55,7 +65,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: getattr(record, k) for k in _FIELDS if getattr(record, k, None) is not None})
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json.dumps({k: mask_text(v) if isinstance(v, str) else v for k, v in entry.items()}, default=str)
 
 
 def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = False) -> None:
@@ -66,7 +76,7 @@ def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = Fa
         raise InputError(f"--log-format {log_format!r}: expected text or json")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+                         TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
