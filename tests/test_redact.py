@@ -175,6 +175,7 @@ UNCHANGED = [
     "Bearer authentication required",
     "xoxo-gift-card-campaign failed",
     "rk-2026-11-28-nightly-backup-job-v2 failed",
+    "rk-Migration-Step-2026-11-28-Nightly-Backup",
     "pk-user-account-mapping-service-v2 timeout",
     "sig=sha256 algorithm not supported",
     "UA Chrome/120.0.0.0 Safari",

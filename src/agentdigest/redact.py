@@ -98,9 +98,9 @@ _TOKEN = re.compile(
     # (?<!-): a key starts a hyphenated run, never inside one; so "sk-sk-sk-..." is read once, not from each
     # of its starts (found in a scale audit: 100 KB of it took 14 s, and 1 MB would take an hour)
     r"|\b(?<!-)eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
-    # today's OpenAI and Anthropic keys (sk-proj-, sk-svcacct-, sk-ant-api03-) hold "_" and "-" anywhere: 20+
-    # such characters in upper and lower case with a digit (a hyphenated name such as rk-2026-11-28-backup is no key)
-    r"|\b(?<!-)(?:sk|pk|rk)-(?=[A-Za-z0-9_-]{20})(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
+    # today's OpenAI and Anthropic keys (sk-proj-, sk-svcacct-, sk-ant-api03-) hold "_" and "-" anywhere: 50+
+    # such characters (they have 90-160) in upper and lower case with a digit; a hyphenated name is no key
+    r"|\b(?<!-)(?:sk|pk|rk)-(?=[A-Za-z0-9_-]{50})(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
     r"[A-Za-z0-9_-]*[A-Za-z0-9]"
     r"|\b(?<!-)(?:sk|pk|rk)-(?:[A-Za-z0-9]+-)*[A-Za-z0-9]{16,}"
     r"|\b(?:ghp|gho|ghs|github_pat)_[A-Za-z0-9_]{20,}"
