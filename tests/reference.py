@@ -49,6 +49,7 @@ CONVERSATION_METRICS = [m for m in HIGHER_IS_BETTER if not m.startswith(("p50", 
 #: Derived from other metrics and a report setting (README "Metrics"); only with human_cost_per_conversation.
 SAVINGS = "estimated_savings_usd"
 DERIVED_HIGHER_IS_BETTER = {SAVINGS: True}
+TREND_PERIODS = 8
 #: README "Notable changes": the sums over a period's events, which missing events lower.
 TOTALS = {"conversations", "resolved_conversations", "escalated_conversations", "errors", "error_conversations",
           "total_tokens", "cost_usd", SAVINGS}
@@ -187,7 +188,10 @@ class Reference:
         self.human_cost = human_cost
         self.first = first_day(kind, key)
         self.window = timedelta(hours=max_conversation_hours)
-        self.events = valid_events(rows)
+        # README "Metrics": conversations are read from max_conversation_hours before the oldest trend period
+        # (8 periods) to as long after the period: an id reused for months starts at its earliest event in there.
+        reach = (self.period(TREND_PERIODS - 1)[0] - self.window, self.period(0)[1] + self.window)
+        self.events = valid_events([r for r in rows if r["event_ts"] is None or reach[0] <= r["event_ts"] < reach[1]])
         by_conv: dict[str, list[dict]] = defaultdict(list)
         for e in self.events:
             by_conv[e["conversation_id"]].append(e)
@@ -384,13 +388,20 @@ class Reference:
             "future_events": sum(r["event_ts"] is not None and r["conversation_id"] is not None and r["event_ts"] > self.now
                                  for r in self.rows),
         }
-        elapsed = min(end, max(self.now, start)) - start
-        hours = timedelta(hours=int(elapsed.total_seconds() // 3600))
+        # README: a running period compares its whole hours elapsed; a complete one all its hours, the last one
+        # partial where the period is not a whole number of hours (a half-hour DST shift).
+        elapsed = (min(end, max(self.now, start)) - start).total_seconds() / 3600
+        hours = timedelta(hours=math.ceil(elapsed) if self.now >= end else math.floor(elapsed))
 
         def received(lo: datetime, hi: datetime) -> int:
-            """Events in the first elapsed hours of [lo, hi): a baseline's "same hours" end with it."""
+            """Events in the first elapsed hours of [lo, hi): a baseline's "same hours" end with it (its last
+            hour partial). README: hours are the report period's whole hours, so a baseline that starts off
+            them (a half-hour DST shift between) is read from the hour before its start."""
+            length = timedelta(hours=math.ceil((hi - lo).total_seconds() / 3600))
+            lo = start - timedelta(hours=math.ceil((start - lo).total_seconds() / 3600))
+            stop = min(lo + min(hours, length), end)
             return sum(1 for r in self.rows if r["conversation_id"] is not None and r["event_ts"] is not None
-                       and lo <= r["event_ts"] < min(lo + hours, hi))
+                       and lo <= r["event_ts"] < stop)
 
         # README: the previous 4 periods; when none of them has data but some of the 7 before the period had
         # (a source that stopped), the last (up to 4) of those.

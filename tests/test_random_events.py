@@ -1,10 +1,11 @@
-"""Random event tables (hypothesis) against the plain-Python reference, on DuckDB.
+"""Random event tables (hypothesis) against the plain-Python reference, on DuckDB, PostgreSQL and Spark.
 
 The shared backend suite checks one hand-made dataset on every engine; this one lets hypothesis
 build the tables: conversations anywhere in the trend window and around it (at period bounds to the
 microsecond), duplicate event_ids whose copies differ, null, empty and repeated ids, invalid and
-missing values of every kind, unknown event types, rows without a conversation or a time, and future
-events. Each report.json must match the reference's definitions exactly.
+missing values of every kind, unknown event types, rows without a conversation or a time, future
+events, conversations longer than ``max_conversation_hours`` (1.5, 6 or 24) and ids reused weeks apart.
+Each report.json must match the reference's definitions exactly.
 
 Runs a fixed set of examples (``derandomize``), so a run of the suite never depends on luck; set
 ``AGENTDIGEST_HYPOTHESIS_EXAMPLES`` for a longer, random search.
@@ -48,8 +49,8 @@ COSTS = st.one_of(st.none(), st.integers(-512, 2048).map(lambda n: n / 1024), st
 
 @st.composite
 def events(draw, kind: str, tz: str, key: str) -> list[dict]:
-    """Rows for one report: conversations of up to 20 hours (all readings of the 24-hour outcome window
-    agree), starting from 9 periods before the report's to 1 after it."""
+    """Rows for one report: conversations of up to 40 hours (longer than short outcome windows), some
+    ids used again weeks apart, starting from 9 periods before the report's to 1 after it."""
     first = first_day(kind, key)
     oldest, _ = bounds(kind, shift(kind, first, -8), tz)
     _, end = bounds(kind, first, tz)
@@ -64,6 +65,8 @@ def events(draw, kind: str, tz: str, key: str) -> list[dict]:
     n = 0
     for c, start in enumerate(starts):
         t = start
+        # Now and then an id used again, weeks later or before, as a producer reusing ids does.
+        c = draw(st.sampled_from([c] * 9 + list(range(c + 1))))
         for _ in range(draw(st.integers(1, 6))):
             n += 1
             etype = draw(st.sampled_from(EVENT_TYPES))
@@ -73,7 +76,7 @@ def events(draw, kind: str, tz: str, key: str) -> list[dict]:
                 agent_id=draw(st.sampled_from(AGENTS)), token_count=draw(TOKENS), latency_ms=draw(LATENCIES),
                 error_type=draw(st.sampled_from(ERROR_TYPES)) if etype == "error" else None,
                 error_message=None, model=draw(st.sampled_from(MODELS)), cost_usd=draw(COSTS)))
-            t += timedelta(seconds=draw(st.integers(0, 4 * 3600)))
+            t += timedelta(seconds=draw(st.integers(0, 8 * 3600)))
     # Copies of some events: identical, or differing in a value, a time or even a conversation.
     for _ in range(draw(st.integers(0, 6))):
         row = dict(draw(st.sampled_from(rows)))
@@ -109,10 +112,10 @@ CASES = {**SCENARIOS, "lordhowe-month": ("Australia/Lord_Howe", "month", "2026-0
 
 
 @st.composite
-def cases(draw) -> tuple[str, list[dict]]:
+def cases(draw) -> tuple[str, float, list[dict]]:
     scenario = draw(st.sampled_from(sorted(CASES)))
     tz, kind, key = CASES[scenario]
-    return scenario, draw(events(kind, tz, key))
+    return scenario, draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), draw(events(kind, tz, key))
 
 
 def run_after(scenario: str) -> datetime:
@@ -129,19 +132,20 @@ def _examples(n: int) -> settings:
                                            HealthCheck.function_scoped_fixture])
 
 
-def _check(case: tuple[str, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
-    scenario, rows = case
+def _check(case: tuple[str, float, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
+    scenario, hours, rows = case
     tz, kind, key = CASES[scenario]
     now = run_after(scenario)
     with tempfile.TemporaryDirectory() as folder:
         source = open_source(SourceConfig(**load(rows, Path(folder))))
         try:
             report = ReportConfig(id="random", period=kind, timezone=tz, human_cost_per_conversation=3.0)
-            doc = json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now).to_json())
+            doc = json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now,
+                                            max_conversation_hours=hours).to_json())
         finally:
             source.close()
-    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now, human_cost=3.0))
-    assert not mismatches, f"{scenario}, {len(rows)} rows: " + "\n".join(mismatches[:60])
+    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now, hours, human_cost=3.0))
+    assert not mismatches, f"{scenario}, {hours} h, {len(rows)} rows: " + "\n".join(mismatches[:60])
 
 
 @_examples(40)
