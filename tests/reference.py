@@ -183,8 +183,10 @@ class Reference:
     """Expected report values for one report over ``rows`` (the canonical event rows)."""
 
     def __init__(self, rows: list[dict], tz: str, kind: str, key: str, now: datetime,
-                 max_conversation_hours: float = 24.0, human_cost: float | None = None):
+                 max_conversation_hours: float = 24.0, human_cost: float | None = None,
+                 expected_per_day: float | None = None, baseline: str = "previous_periods"):
         self.rows, self.tz, self.kind, self.now = rows, tz, kind, now
+        self.expected_per_day, self.baseline = expected_per_day, baseline
         self.human_cost = human_cost
         self.first = first_day(kind, key)
         self.window = timedelta(hours=max_conversation_hours)
@@ -405,12 +407,17 @@ class Reference:
 
         # README: the previous 4 periods; when none of them has data but some of the 7 before the period had
         # (a source that stopped), the last (up to 4) of those.
+        # A day report with completeness_baseline = "same_weekday": the same weekday of the 4 previous weeks.
         backs = list(range(1, 5))
-        if not any(self.conversations(back) for back in backs):
+        if self.baseline == "same_weekday":
+            backs = [7, 14, 21, 28]
+        elif not any(self.conversations(back) for back in backs):
             backs = [back for back in range(5, 8) if self.conversations(back)][:4] or backs
         baseline = [received(*self.period(back)) for back in backs]
         baseline = [b for b in baseline if b > 0 and b >= 0.1 * max(baseline)]
         expected = float(statistics.median(baseline)) if baseline else None
+        if self.expected_per_day is not None:  # README: pro rata by the hours compared
+            expected = self.expected_per_day * hours.total_seconds() / 3600 / 24
         latest = [r["event_ts"] for r in placed if r["event_ts"] <= self.now]
         out["latest_event"] = max(latest) if latest else None
         out["received_events"] = received(start, end)

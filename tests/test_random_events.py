@@ -1,10 +1,11 @@
-"""Random event tables (hypothesis) against the plain-Python reference, on DuckDB, PostgreSQL and Spark.
+"""Random event tables (hypothesis) against the plain-Python reference, on DuckDB, Parquet, PostgreSQL and Spark.
 
 The shared backend suite checks one hand-made dataset on every engine; this one lets hypothesis
 build the tables: conversations anywhere in the trend window and around it (at period bounds to the
 microsecond), duplicate event_ids whose copies differ, null, empty and repeated ids, invalid and
 missing values of every kind, unknown event types, rows without a conversation or a time, future
-events, conversations longer than ``max_conversation_hours`` (1.5, 6 or 24) and ids reused weeks apart.
+events, conversations longer than ``max_conversation_hours`` (1.5, 6 or 24), ids reused weeks apart, and
+each completeness baseline (the previous periods, ``expected_events_per_day``, ``same_weekday``).
 Each report.json must match the reference's definitions exactly.
 
 Runs a fixed set of examples (``derandomize``), so a run of the suite never depends on luck; set
@@ -29,7 +30,7 @@ from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source
-from backend_loaders import load_duckdb, load_postgres, load_spark
+from backend_loaders import load_duckdb, load_parquet, load_postgres, load_spark
 from compare import compare_report
 from reference import Reference, bounds, first_day, shift
 from trapdata import SCENARIOS
@@ -112,10 +113,14 @@ CASES = {**SCENARIOS, "lordhowe-month": ("Australia/Lord_Howe", "month", "2026-0
 
 
 @st.composite
-def cases(draw) -> tuple[str, float, list[dict]]:
+def cases(draw) -> tuple[str, dict, list[dict]]:
+    """A scenario, the report's settings (the outcome window, the completeness baseline) and its rows."""
     scenario = draw(st.sampled_from(sorted(CASES)))
     tz, kind, key = CASES[scenario]
-    return scenario, draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), draw(events(kind, tz, key))
+    baselines = [{}, {}, {"expected_events_per_day": 3.5}] + (
+        [{"completeness_baseline": "same_weekday"}] if kind == "day" else [])
+    setup = {"max_conversation_hours": draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), **draw(st.sampled_from(baselines))}
+    return scenario, setup, draw(events(kind, tz, key))
 
 
 def run_after(scenario: str) -> datetime:
@@ -132,20 +137,24 @@ def _examples(n: int) -> settings:
                                            HealthCheck.function_scoped_fixture])
 
 
-def _check(case: tuple[str, float, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
-    scenario, hours, rows = case
+def _check(case: tuple[str, dict, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
+    scenario, setup, rows = case
+    hours = setup["max_conversation_hours"]
     tz, kind, key = CASES[scenario]
     now = run_after(scenario)
     with tempfile.TemporaryDirectory() as folder:
         source = open_source(SourceConfig(**load(rows, Path(folder))))
         try:
-            report = ReportConfig(id="random", period=kind, timezone=tz, human_cost_per_conversation=3.0)
+            report = ReportConfig(id="random", period=kind, timezone=tz, human_cost_per_conversation=3.0,
+                                  **{k: v for k, v in setup.items() if k != "max_conversation_hours"})
             doc = json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now,
                                             max_conversation_hours=hours).to_json())
         finally:
             source.close()
-    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now, hours, human_cost=3.0))
-    assert not mismatches, f"{scenario}, {hours} h, {len(rows)} rows: " + "\n".join(mismatches[:60])
+    mismatches = compare_report(doc, Reference(
+        rows, tz, kind, key, now, hours, human_cost=3.0, expected_per_day=setup.get("expected_events_per_day"),
+        baseline=setup.get("completeness_baseline", "previous_periods")))
+    assert not mismatches, f"{scenario}, {setup}, {len(rows)} rows: " + "\n".join(mismatches[:60])
 
 
 @_examples(40)
@@ -154,8 +163,14 @@ def test_random_event_tables_match_the_reference_on_duckdb(case):
     _check(case, load_duckdb)
 
 
+@_examples(10)
+@given(cases())
+def test_random_event_tables_match_the_reference_on_parquet(case):
+    _check(case, load_parquet)
+
+
 @pytest.mark.postgres
-@_examples(20)
+@_examples(40)
 @given(cases())
 def test_random_event_tables_match_the_reference_on_postgres(pg_url, case):
     _check(case, lambda rows, folder: load_postgres(rows, pg_url))
