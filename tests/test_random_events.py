@@ -36,8 +36,9 @@ from reference import Reference, bounds, first_day, shift
 from trapdata import SCENARIOS
 
 EXAMPLES = int(os.environ.get("AGENTDIGEST_HYPOTHESIS_EXAMPLES", "0"))
-EVENT_TYPES = ("message", "message", "tool_call", "resolution", "escalation", "error", "abandon", "handoff", None)
-AGENTS = ("support-bot", "billing-bot", "Billing-bot", "", None)
+EVENT_TYPES = ("message", "message", "tool_call", "resolution", "escalation", "error", "abandon", "handoff",
+               "Resolution", "escalation ", "", None)
+AGENTS = ("support-bot", "billing-bot", "Billing-bot", "support-bot ", "é-bot", "", None)
 MODELS = ("gpt-4.1-mini", "claude-sonnet-4", None)
 ERROR_TYPES = ("tool_timeout", "rate_limited", "", None)
 LATENCIES = st.one_of(st.none(), st.floats(0, 20_000, allow_nan=False), st.sampled_from(
@@ -102,8 +103,9 @@ def events(draw, kind: str, tz: str, key: str) -> list[dict]:
         row[draw(st.sampled_from(["conversation_id", "event_ts"]))] = None
         rows.append(row)
     for _ in range(draw(st.integers(0, 2))):
-        rows.append(dict(draw(st.sampled_from(rows)), event_id=None,
-                         event_ts=end + timedelta(hours=draw(st.integers(10, 500)))))
+        # The run is 9 hours after the period's end: an event at that instant is not in the future.
+        after = draw(st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta(hours=draw(st.integers(1, 500)))]))
+        rows.append(dict(draw(st.sampled_from(rows)), event_id=None, event_ts=end + timedelta(hours=9) + after))
     return draw(st.permutations(rows))
 
 
