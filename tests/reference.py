@@ -184,9 +184,10 @@ class Reference:
 
     def __init__(self, rows: list[dict], tz: str, kind: str, key: str, now: datetime,
                  max_conversation_hours: float = 24.0, human_cost: float | None = None,
-                 expected_per_day: float | None = None, baseline: str = "previous_periods"):
+                 expected_per_day: float | None = None, baseline: str = "previous_periods",
+                 agents: list[str] | None = None):
         self.rows, self.tz, self.kind, self.now = rows, tz, kind, now
-        self.expected_per_day, self.baseline = expected_per_day, baseline
+        self.expected_per_day, self.baseline, self.agents = expected_per_day, baseline, agents
         self.human_cost = human_cost
         self.first = first_day(kind, key)
         self.window = timedelta(hours=max_conversation_hours)
@@ -202,8 +203,9 @@ class Reference:
     def period(self, back: int = 0) -> tuple[datetime, datetime]:
         return bounds(self.kind, shift(self.kind, self.first, -back), self.tz)
 
-    def conversations(self, back: int = 0) -> dict[str, dict]:
-        """Rule 2: conversations starting in the period, each with its outcome events."""
+    def conversations(self, back: int = 0, *, everyone: bool = False) -> dict[str, dict]:
+        """Rule 2: conversations starting in the period, each with its outcome events; of the report's
+        ``agents`` only (README: a conversation's agent is its first event's), unless ``everyone``."""
         start, end = self.period(back)
         out = {}
         for cid, evs in self.by_conv.items():
@@ -211,6 +213,11 @@ class Reference:
             if start <= first["event_ts"] < end:
                 outcome = [e for e in evs if e["event_ts"] < end + self.window]
                 out[cid] = {"start": first["event_ts"], "agent_id": first_agent(evs), "events": outcome}
+        if self.agents and not everyone:
+            exact = {a for a in self.agents if not a.endswith("*")}
+            prefixes = tuple(a[:-1] for a in self.agents if a.endswith("*"))
+            out = {cid: c for cid, c in out.items()
+                   if c["agent_id"] is not None and (c["agent_id"] in exact or c["agent_id"].startswith(prefixes))}
         return out
 
     @staticmethod
@@ -411,8 +418,8 @@ class Reference:
         backs = list(range(1, 5))
         if self.baseline == "same_weekday":
             backs = [7, 14, 21, 28]
-        elif not any(self.conversations(back) for back in backs):
-            backs = [back for back in range(5, 8) if self.conversations(back)][:4] or backs
+        elif not any(self.conversations(back, everyone=True) for back in backs):
+            backs = [back for back in range(5, 8) if self.conversations(back, everyone=True)][:4] or backs
         baseline = [received(*self.period(back)) for back in backs]
         baseline = [b for b in baseline if b > 0 and b >= 0.1 * max(baseline)]
         expected = float(statistics.median(baseline)) if baseline else None

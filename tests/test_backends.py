@@ -177,3 +177,47 @@ def test_csv_files_match_reference(backend, tmp_path, request):
     doc = _compute(settings, scenario)
     mismatches = compare_report(doc, _reference(rows, scenario), quantile_rel=QUANTILE_TOLERANCE.get(backend))
     assert not mismatches, f"{backend} csv: " + "\n".join(mismatches)
+
+
+def test_a_report_of_some_agents_is_their_rows_of_the_whole_report(tmp_path):
+    """``agents``: the headline figures are the by-agent rows of the whole report (an independent reading of the
+    same rule: a conversation's agent is its first event's), the quality stays the whole source's, and a note says so."""
+    scenario = "berlin-fall-week"
+    tz, kind, key = SCENARIOS[scenario]
+    rows = trap_rows(scenario)
+    source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
+    try:
+        def run(**settings):
+            report = ReportConfig(id="trap", period=kind, timezone=tz, **settings)
+            return json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now_for(scenario)).to_json())
+
+        whole, billing = run(), run(agents=["billing-*"])
+    finally:
+        source.close()
+    row = next(r for r in whole["breakdowns"]["by_agent"] if r["agent_id"] == "billing-bot")
+    assert [r["agent_id"] for r in billing["breakdowns"]["by_agent"]] == ["billing-bot"]
+    for name in ("conversations", "resolution_rate", "error_rate", "p95_latency_ms"):
+        assert billing["metrics"][name]["value"] == pytest.approx(row[name], rel=1e-12), name
+    assert billing["metrics"]["conversations"]["previous"] == row["previous_conversations"]
+    assert 0 < billing["metrics"]["conversations"]["value"] < whole["metrics"]["conversations"]["value"]
+    assert billing["quality"] == whole["quality"]
+    assert billing["notes"][0].startswith("Only the conversations of billing-*")
+
+
+def test_agents_without_an_agent_id_column_is_an_input_error(tmp_path):
+    import duckdb
+
+    from agentdigest.errors import InputError
+
+    scenario = "berlin-fall-week"
+    tz, kind, key = SCENARIOS[scenario]
+    settings = load_duckdb(trap_rows(scenario), tmp_path)
+    with duckdb.connect(settings["url"].removeprefix("duckdb://")) as con:
+        con.execute("ALTER TABLE agent_events DROP COLUMN agent_id")
+    source = open_source(SourceConfig(**settings))
+    try:
+        with pytest.raises(InputError, match="sets agents, but the events have no agent_id column"):
+            compute_report(source, ReportConfig(id="trap", period=kind, timezone=tz, agents=["billing-bot"]),
+                           parse_period(kind, key, tz), now=now_for(scenario))
+    finally:
+        source.close()

@@ -87,6 +87,12 @@ BAD = [
      ["reports[0].redact", "boolean"]),
     ("a count written as a switch", lambda s: s.replace('period = "week"', 'period = "week"\nfailure_examples = true'), 2,
      ["reports[0].failure_examples", "integer"]),
+    ("an empty agents list", lambda s: s.replace('period = "week"', 'period = "week"\nagents = []'), 2,
+     ["reports[0].agents", "at least one agent_id"]),
+    ("a wildcard inside an agent", lambda s: s.replace('period = "week"', 'period = "week"\nagents = ["bill*-bot"]'), 2,
+     ["reports[0].agents", "only at the end"]),
+    ("a lone wildcard for agents", lambda s: s.replace('period = "week"', 'period = "week"\nagents = ["*"]'), 2,
+     ["reports[0].agents", "names no agent"]),
     ("a number written as text", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = "95"'), 2,
      ["reports[0].completeness_threshold", "number"]),
     # Found in a config re-check: these passed, and a run or check --missed ended "unexpected error: OverflowError".

@@ -122,6 +122,9 @@ def cases(draw) -> tuple[str, dict, list[dict]]:
     baselines = [{}, {}, {"expected_events_per_day": 3.5}] + (
         [{"completeness_baseline": "same_weekday"}] if kind == "day" else [])
     setup = {"max_conversation_hours": draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), **draw(st.sampled_from(baselines))}
+    scope = draw(st.sampled_from([None, None, ["billing-bot"], ["support-*"], ["é-bot", "Billing-*"], ["nobody"]]))
+    if scope:
+        setup["agents"] = scope
     return scenario, setup, draw(events(kind, tz, key))
 
 
@@ -155,7 +158,7 @@ def _check(case: tuple[str, dict, list[dict]], load: Callable[[list[dict], Path]
             source.close()
     mismatches = compare_report(doc, Reference(
         rows, tz, kind, key, now, hours, human_cost=3.0, expected_per_day=setup.get("expected_events_per_day"),
-        baseline=setup.get("completeness_baseline", "previous_periods")))
+        baseline=setup.get("completeness_baseline", "previous_periods"), agents=setup.get("agents")))
     assert not mismatches, f"{scenario}, {setup}, {len(rows)} rows: " + "\n".join(mismatches[:60])
 
 

@@ -294,3 +294,22 @@ def conversation_agents(conversation_events: ir.Table) -> ir.Table:
     ev = conversation_events
     first = ev.filter(ev.event_ts == ev.start)
     return first.group_by("conversation_id").agg(agent_id=first.event_agent_id.min())
+
+
+def agent_matches(agent: ir.Value, entries: list[str]) -> ir.Value:
+    """Whether ``agent`` is one of ``entries``, or begins with an entry that ends in ``*``. A prefix is
+    compared as a substring, not with LIKE, where ``_`` and ``%`` in an agent id would be wildcards."""
+    exact = [e for e in entries if not e.endswith("*")]
+    conds = [agent.isin(exact)] if exact else []
+    conds += [agent.substr(0, len(e) - 1) == e[:-1] for e in entries if e.endswith("*")]
+    out = conds[0]
+    for cond in conds[1:]:
+        out = out | cond
+    return out.fill_null(False)
+
+
+def of_agents(cohort: Cohort, conversations: ir.Table, entries: list[str]) -> ir.Table:
+    """The ``conversations`` whose agent (:func:`conversation_agents`) matches ``entries``."""
+    agents = conversation_agents(conversation_events(cohort, conversations))
+    return conversations.semi_join(agents.filter(agent_matches(agents.agent_id, entries)), "conversation_id")
+

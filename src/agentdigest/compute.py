@@ -7,7 +7,8 @@ series (5); the events of the current and previous periods' conversations (6) an
 agent (7) are materialized once, then per-agent outcomes (8), latency quantiles (9), per-agent
 latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14), the
 latest event older than the trend (15) and hourly volumes (16). A fixed 16 (17 with an overlong
-conversation; on an engine with approximate quantiles,
+conversation; 2 more for a report of some agents: the cohort's size, then its conversations of those
+agents are materialized; on an engine with approximate quantiles,
 one more per quantile query that has a small group), whatever the number of metrics or events.
 """
 
@@ -31,6 +32,7 @@ from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
 from .significance import begins_within, first_with_data
+from .errors import InputError
 from .sources import ConversionError, QueryFailed, Source, query_error
 
 TREND_PERIODS = 8
@@ -128,6 +130,15 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         long = cohort_mod.overlong(c, conv)
         if _rows(long.agg(n=long.count()))[0]["n"]:
             conv = keep(cohort_mod.trimmed(c, conv, long))
+        # A report of some agents: their conversations only; the data quality (completeness, gaps,
+        # invalid rows) stays the whole source's, judged by all its conversations.
+        everyone: dict[int, int] | None = None
+        if report.agents:
+            if not has_agent:
+                raise InputError(f"report {report.id!r} sets agents, but the events have no agent_id column "
+                                 "(map yours in [source.columns])")
+            everyone = {r["period"]: r["n"] for r in _rows(conv.group_by("period").agg(n=conv.count()))}
+            conv = keep(cohort_mod.of_agents(c, conv, report.agents))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in _rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
@@ -171,9 +182,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         # it failed the run with exit 3 (found in a dirty-data audit).
         before = source.events.filter(source.events.event_ts < bounds[0])
         older = _rows(before.agg(any=before.event_ts.max().notnull()))[0]["any"]
+        volumes = everyone if everyone is not None else {
+            k: r.get("conversations") or 0 for k, r in period_rows.items()}
         back = [] if report.expected_events_per_day is not None else quality_mod.baseline_periods(
-            report.completeness_baseline, lambda k: bool((period_rows.get(CUR - k) or {}).get("conversations")),
-            TREND_PERIODS - 1)
+            report.completeness_baseline, lambda k: bool(volumes.get(CUR - k)), TREND_PERIODS - 1)
         origin = quality_mod.baseline_origin(period, max(back, default=quality_mod.BASELINE_PERIODS))
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
@@ -193,7 +205,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
-                                 events_per_conversation=_events_per_conversation(hourly, period_rows, origin, period),
+                                 events_per_conversation=_events_per_conversation(hourly, volumes, origin, period),
                                  back=back)
     # A total that moved because events are missing is not news: neither judged notable nor coloured good
     # or bad (a cost "drop" would read as a saving) on incomplete data. Nor a total in or against the first
@@ -215,6 +227,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     unnoted = {name for col in partly for name in coverage.SUMMED[col][2]}
     metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
     notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
+    if report.agents:
+        notes.insert(0, f"Only the conversations of {', '.join(report.agents)} (a conversation's agent is that of its "
+                        f"first event); the data quality is of all the events.")
     if running:
         notes.append(f"This {period.kind} has not ended: its figures are so far, and its totals are compared with "
                      f"a whole {period.kind} but not judged.")
@@ -248,7 +263,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     )
 
 
-def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict[str, Any]],
+def _events_per_conversation(hourly: dict[int, int], conversations: dict[int, int],
                              origin: datetime, period: Period) -> float:
     """Valid events per conversation over the trend's periods the hourly counts cover (a gap-rule scale; 1
     when unknown), so no per-conversation event count is needed."""
@@ -256,9 +271,9 @@ def _events_per_conversation(hourly: dict[int, int], period_rows: dict[int, dict
     while depth and period.previous(depth).start_utc < origin:
         depth -= 1
     first = int((period.previous(depth).start_utc - origin).total_seconds() // 3600)
-    conversations = sum((period_rows.get(i) or {}).get("conversations") or 0 for i in range(CUR - depth, CUR + 1))
+    total = sum(conversations.get(i) or 0 for i in range(CUR - depth, CUR + 1))
     events = sum(n for hour, n in hourly.items() if hour >= first)
-    return events / conversations if conversations else 1.0
+    return events / total if total else 1.0
 
 
 def _blank(defs: list) -> dict[str, Any]:

@@ -53,6 +53,7 @@ period = "week"
 timezone = "America/New_York"
 schedule = "0 9 * * mon"
 channels = ["outbox"]
+# agents = ["billing-bot"]          # a team's own report: only its agents' conversations ("support-*" for a prefix)
 """
 
 

@@ -199,6 +199,9 @@ class ReportConfig(StrictModel):
     redact: bool = Field(True, strict=True)
     redact_patterns: dict[str, str] = Field(default_factory=dict)
     failure_examples: int = Field(5, ge=0, le=50, strict=True)
+    # The conversations whose agent (the agent_id of their first event) is one of these, or begins with an
+    # entry ending in "*" ("billing-bot@*": every version): a team's own report. None: every conversation.
+    agents: list[str] | None = None
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: no_line_breaks(v)))
 
@@ -305,6 +308,20 @@ class ReportConfig(StrictModel):
         if not (Path(value) / "report.html.j2").is_file():  # found in a config audit: "" and "." passed check
             raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} has no "
                              "report.html.j2")
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("expected at least one agent_id (leave agents out for every conversation)")
+        for entry in value:
+            if not entry.strip() or entry == "*":
+                raise ValueError(f"{entry!r} names no agent (expected an agent_id, or its beginning followed by *)")
+            if "*" in entry[:-1]:
+                raise ValueError(f"{entry!r}: * stands only at the end (\"billing-bot@*\" for every version)")
         return value
 
     @field_validator("redact_patterns")
