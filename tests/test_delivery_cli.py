@@ -813,3 +813,24 @@ def test_a_marker_that_does_not_say_to_whom_sends_nothing_to_a_ledger_that_knows
     assert len(list((home / "outbox").rglob("*.eml"))) == 1
     assert run_in(home, "resend", "weekly-exec", "2026-W47").returncode == 0
     assert len(list((home / "outbox").rglob("*.eml"))) == 2 and len(_sends(folder)) == 1
+
+
+def test_a_send_log_that_cannot_be_written_after_sending_says_the_report_went(tmp_path, events):
+    """Found in a crash audit: on an archive disk that filled up between the artifacts and the send log (a
+    200k tmpfs), every channel got the report, yet the run ended "archive ...: cannot write: No space left
+    on device" with exit 1, no channel lines and a `failed` run in history; a run --force then would
+    have sent it again. The sends are in the ledger: the run says they went, and that the log was not
+    written. (Here the log's path is a folder, which fails the same write.)"""
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    marker = home / "reports" / "weekly-exec" / "2026-W47" / ".delivered"
+    marker.unlink()
+    marker.mkdir()
+    again = run_in(home, "resend", "weekly-exec", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "box: sent" in again.stdout
+    (line,) = again.stderr.strip().splitlines()
+    assert "sent, but" in line and "send log" in line and "Is a directory" in line and "Traceback" not in line
+    assert len(list((home / "outbox").rglob("*.eml"))) == 2
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        assert db.execute("SELECT state FROM runs WHERE trigger = 'resend'").fetchall() == [("done",)]

@@ -27,7 +27,7 @@ from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
 from .channels.email import bare
 from .channel_settings import email_address
-from .errors import DeliveryError, InputError, interruption
+from .errors import ArchiveError, DeliveryError, InputError, interruption
 from .interrupts import shielded
 from .ledger import Ledger, LedgerError
 from .masking import mask_text, secret_values
@@ -106,9 +106,16 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     finally:
         if sent := [r for r in results if r.state == "sent"]:  # the archive now holds what was sent: keep it so
             at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            mark_delivered(Path(archive), report_cfg.id, period_key, [
-                {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
-                for r in sent])
+            try:
+                mark_delivered(Path(archive), report_cfg.id, period_key, [
+                    {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
+                    for r in sent])
+            except ArchiveError as exc:
+                # Found in a crash audit: a full disk here turned a delivered run into "cannot write" (exit 1,
+                # no channel lines), inviting a --force that sends it again. The ledger has the sends. Said on
+                # this module's logger: the scheduler's quieter delivery log would hide it.
+                _logger.error("%s %s: sent, but the archive's send log could not be written (%s); the ledger "
+                          "records the sends", report_cfg.id, period_key, exc)
     return results
 
 
