@@ -834,3 +834,21 @@ def test_a_send_log_that_cannot_be_written_after_sending_says_the_report_went(tm
     assert len(list((home / "outbox").rglob("*.eml"))) == 2
     with sqlite3.connect(home / "agentdigest.db") as db:
         assert db.execute("SELECT state FROM runs WHERE trigger = 'resend'").fetchall() == [("done",)]
+
+
+def test_a_send_log_that_cannot_be_read_is_one_line_and_sends_nothing(tmp_path, events):
+    """Found in a crash audit: a period's send log that could not be read (written 0600 by another user, say;
+    here a folder in its place) ended the run with "unexpected error: IsADirectoryError". It is one line
+    naming the file, and nothing is sent, since it is what says who got the period."""
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    marker = home / "reports" / "weekly-exec" / "2026-W47" / ".delivered"
+    marker.unlink()
+    marker.mkdir()
+    for ledger in home.glob("agentdigest.db*"):
+        ledger.unlink()
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 1, again.stdout + again.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert "cannot read the send log" in line and str(marker) in line and "unexpected" not in line
+    assert len(list((home / "outbox").rglob("*.eml"))) == 1

@@ -158,10 +158,14 @@ def is_delivered(archive: Path, report_id: str, period_key: str) -> bool:
 def recorded_sends(archive: Path, report_id: str, period_key: str) -> list[dict[str, str | None]] | None:
     """The sends the period's marker records, oldest first; None when it has no marker. A line that is
     not a whole record (a write cut short) is left out; a marker written before it kept sends is empty."""
+    marker = report_dir(archive, report_id, period_key) / DELIVERED
     try:
-        text = (report_dir(archive, report_id, period_key) / DELIVERED).read_text(encoding="utf-8", errors="replace")
+        text = marker.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return None
+    except OSError as exc:  # found in a crash audit: another user's log (0600) was "unexpected error: PermissionError"
+        raise ArchiveError(f"archive {archive}: cannot read the send log {marker}: {exc.strerror or exc}; it says "
+                           "who got the period, so nothing of it is sent until it can be read") from None
     sends = []
     for line in text.splitlines():
         try:
