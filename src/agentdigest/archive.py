@@ -161,7 +161,7 @@ def recorded_sends(archive: Path, report_id: str, period_key: str) -> list[dict[
     marker = report_dir(archive, report_id, period_key) / DELIVERED
     try:
         text = marker.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such folder (a file in its place fails the write, named)
         return None
     except OSError as exc:  # found in a crash audit: another user's log (0600) was "unexpected error: PermissionError"
         raise ArchiveError(f"archive {archive}: cannot read the send log {marker}: {exc.strerror or exc}; it says "
