@@ -852,3 +852,14 @@ def test_a_send_log_that_cannot_be_read_is_one_line_and_sends_nothing(tmp_path, 
     (line,) = again.stderr.strip().splitlines()
     assert "cannot read the send log" in line and str(marker) in line and "unexpected" not in line
     assert len(list((home / "outbox").rglob("*.eml"))) == 1
+
+
+def test_history_shows_an_error_with_brackets_as_it_was_recorded(tmp_path, events):
+    """Found in a crash audit: history read the recorded errors as rich markup, so a run that failed with
+    "check [archive] path" was shown as "check  path", and any "[...]" in a server's answer vanished."""
+    home = home_with(tmp_path, events)
+    (home / "reports").write_text("a file where the archive folder should be")
+    failed = run_in(home, "run", "--period", "2026-W47")
+    assert failed.returncode == 1 and "check [archive] path" in failed.stderr
+    shown = run_in(home, "history").stdout
+    assert "[archive]" in " ".join(shown.split()), shown

@@ -69,9 +69,10 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
             what += " (test)" if row["kind"] == "test" else ""
         state = row["state"] + (" (lease expired)" if row.get("lease_expired") else "")
         detail = "; ".join(part for part in (row.get("error"), row.get("provider_id"), _takeovers(row)) if part)
-        table.add_row(_when(row["at"]), f"{row['report_id']}\n{row['period_key']}", what,
+        # Text, not markup: a recorded "check [archive] path" was shown as "check  path" (a crash audit)
+        table.add_row(_when(row["at"]), Text(f"{row['report_id']}\n{row['period_key']}"), Text(what),
                       Text(state, style=_STYLES.get(row["state"], "")),
-                      "" if row.get("attempts") is None else str(row["attempts"]), detail)
+                      "" if row.get("attempts") is None else str(row["attempts"]), Text(detail))
     console.print(table)
     return 0
 
