@@ -456,8 +456,9 @@ def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, backen
             conn.execute(text(statement))
     engine.dispose()
     with pytest.raises(LedgerError, match=r"^the ledger .* failed: .*ledger write refused by the test trigger.*; "
-                                          r"weekly-exec 2026-W47 -> hook was sent but could not be recorded as sent, "
-                                          r"so the next run may send it again$"):
+                                          r"weekly-exec 2026-W47 -> hook was sent but could not be recorded as sent in the "
+                                          r"ledger; the archive's send log records it, so the next run does not "
+                                          r"send it again$"):
         deliver(config)
     assert world.posts("/ingest/PLANTEDwebhookPATH") == 1
     ledger = Ledger(config.ledger.url)

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -863,3 +864,31 @@ def test_history_shows_an_error_with_brackets_as_it_was_recorded(tmp_path, event
     assert failed.returncode == 1 and "check [archive] path" in failed.stderr
     shown = run_in(home, "history").stdout
     assert "[archive]" in " ".join(shown.split()), shown
+
+
+def test_a_send_the_ledger_could_not_record_is_not_sent_again(tmp_path, events, monkeypatch):
+    """Found in a crash audit: with the ledger failing right after a channel accepted the report (locked for
+    longer than its busy timeout), the run said "was sent but could not be recorded as sent, so the next
+    run may send it again", and the next run did. The process knew it was sent: the archive's send log now
+    records it, and the next run learns it from there. The ledger really fails: a trigger refuses the
+    UPDATE that marks the row sent (as in test_delivery.py)."""
+    from test_delivery import REFUSE_SENT
+
+    monkeypatch.setenv("AGENTDIGEST_LEASE_SECONDS", "1")  # the failed claim's lease runs out at once, anywhere
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W46").returncode == 0  # creates the ledger
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        db.execute(REFUSE_SENT["sqlite"][0])
+    failed = run_in(home, "run", "--period", "2026-W47")
+    assert failed.returncode == 1 and "was sent but could not be recorded" in failed.stderr, failed.stderr
+    emails = lambda: list((home / "outbox" / "weekly-exec" / "2026-W47").glob("*.eml"))  # noqa: E731
+    assert len(emails()) == 1
+    assert [s["channel"] for s in _sends(home / "reports" / "weekly-exec" / "2026-W47")] == ["box"]
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        db.execute("DROP TRIGGER refuse_sent")
+    time.sleep(1.5)
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already sent to every channel" in again.stdout and "recorded it from the archive" in again.stderr
+    assert len(emails()) == 1
+

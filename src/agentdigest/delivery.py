@@ -199,9 +199,14 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             try:
                 ledger.mark_sent(claim, result.provider_id, uncounted)
             except LedgerError as exc:
-                # Said plainly: the next pass, finding the claim unfinished, will send it once more.
-                raise LedgerError(f"{exc}; {label} was sent but could not be recorded as sent, so the next "
-                                  f"run may send it again") from None
+                # Found in a crash audit: the next run sent it again. What went is noted in the archive's send
+                # log (deliver_report writes it on the way out), and the next run learns it from there.
+                error = LedgerError(f"{exc}; {label} was sent but could not be recorded as sent in the ledger; "
+                                    "the archive's send log records it, so the next run does not send it again")
+                error.sent_before = [d for d in done.values() if d.state == "sent"] + [  # type: ignore[attr-defined]
+                    DeliveryResult(name, t, "sent", provider_id=r.provider_id)
+                    for t in claims if (r := by_target.get(t)) is not None and r.state == "sent" and t not in done]
+                raise error from None
             done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=attempts)
             log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:

@@ -367,7 +367,8 @@ class Ledger:
     def restore_sent(self, report_id: str, period_key: str, sends: list[dict[str, Any]], note: str) -> int:
         """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
-        (``sending``) is left to that run."""
+        (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
+        has run out, or was ended by :meth:`expire_lease`)."""
         now = _now()
         d = deliveries.c
         written = 0
@@ -382,7 +383,8 @@ class Ledger:
                     index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
                     set_={"state": "sent", "sent_at": at, "provider_id": send.get("provider_id"), "note": note,
                           "updated_at": now, "last_error": None, "retryable": None},
-                    where=and_(d.sent_at.is_(None), d.state != "sending")).returning(d.id)
+                    where=and_(d.sent_at.is_(None), or_(d.state != "sending", d.lease_until.is_(None),
+                                                        d.lease_until < now))).returning(d.id)
                 written += conn.execute(stmt).first() is not None
         return written
 

@@ -21,7 +21,7 @@ from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
 from .errors import InputError, first_line, interruption
 from .interrupts import shielded
-from .owners import owner_id
+from .owners import has_exited, owner_id
 from .periods import Period, key_kind, last_complete, parse_period
 from .report import ReportData
 from .sources import Source, open_source
@@ -377,11 +377,15 @@ def _restore_sends(config: Config, report: ReportConfig, period: Period, archive
                 f"`--force` recomputes and sends)")
     missing = {(s["channel"], s["recipient"]): s for s in sends if (s["channel"], s["recipient"]) not in known}
     if missing:
+        for row in ledger.deliveries(report.id, period.key):  # sent, but its sender could not record it, and exited
+            unfinished = row["state"] == "sending" and (row["channel"], row["recipient"]) in missing
+            if unfinished and has_exited(row["owner"]):
+                ledger.expire_lease(row["id"], row["owner"])
         ledger.restore_sent(report.id, period.key, list(missing.values()),
                             note="restored from the archive (the ledger had no record of this send)")
         log.warning("%s %s: the ledger had no record of %d send%s that the archive records (a new or reset "
-                    "ledger?); recorded %s from the archive, and %s not sent again", report.id, period.key,
-                    len(missing), "" if len(missing) == 1 else "s", "it" if len(missing) == 1 else "them",
+                    "ledger, or a send it failed to record?); recorded %s from the archive, and %s not sent again",
+                    report.id, period.key, len(missing), "" if len(missing) == 1 else "s", "it" if len(missing) == 1 else "them",
                     "it is" if len(missing) == 1 else "they are")
     return None
 
