@@ -892,3 +892,21 @@ def test_a_send_the_ledger_could_not_record_is_not_sent_again(tmp_path, events, 
     assert "already sent to every channel" in again.stdout and "recorded it from the archive" in again.stderr
     assert len(emails()) == 1
 
+
+def test_a_delivered_period_whose_archive_was_deleted_is_not_sent_in_a_circle(tmp_path, events):
+    """Found in a crash audit: with a delivered period's archive folder deleted, `resend` said "nothing
+    archived (run `agentdigest run weekly-exec --period 2026-W47` first)", and that run said "the archive
+    keeps what was sent (`agentdigest resend ...` sends it again)": each pointed at the other, and neither
+    could work. Both now say the archive is gone and that --force recomputes it and sends it to every channel."""
+    import shutil
+
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    shutil.rmtree(home / "reports" / "weekly-exec" / "2026-W47")
+    resend = run_in(home, "resend", "weekly-exec", "2026-W47")
+    assert resend.returncode == 2 and len(resend.stderr.strip().splitlines()) == 1
+    assert "archive" in resend.stderr and "run weekly-exec --period 2026-W47 --force" in resend.stderr, resend.stderr
+    run = run_in(home, "run", "--period", "2026-W47")
+    assert run.returncode == 0
+    assert "keeps what was sent" not in run.stdout and "--force" in run.stdout, run.stdout
+    assert len(list((home / "outbox").rglob("*.eml"))) == 1

@@ -23,7 +23,7 @@ from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
 from .runner import holding, stopped_run
-from .ledger import Ledger, open_existing
+from .ledger import Ledger, LedgerError, open_existing
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
            "running": "yellow", "interrupted": "bold red", "abandoned": "bold red", "skipped_sent": "dim",
@@ -108,6 +108,11 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         raise InputError(f"--channel: report {report.id!r} has no channel {channel!r} "
                          f"(its channels: {', '.join(report.channels) or 'none'})")
     if not read_artifacts(config.archive.path, report.id, period):
+        if _delivered(config, report.id, period):  # a crash audit: "run it first" only said "already sent"
+            again = command(config, f"run {report.id} --period {period} --force")
+            raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path}, though it was "
+                             f"delivered (its archive folder was removed?); `{again}` recomputes it and sends it "
+                             "to every channel again")
         raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path} "
                          f"(run `{command(config, f'run {report.id} --period {period}')}` first)")
     ledger = Ledger(config.ledger.url)
@@ -129,6 +134,20 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         ledger.close()
     print_results(console, results)
     return 1 if failures else 0
+
+
+def _delivered(config: Config, report_id: str, period: str) -> bool:
+    """The ledger, if it can be read, says some channel got the period (test sends do not count)."""
+    try:
+        ledger = open_existing(config.ledger.url)
+    except LedgerError:
+        return False
+    if ledger is None:
+        return False
+    try:
+        return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period))
+    finally:
+        ledger.close()
 
 
 def print_results(console: Console, results: Iterable[DeliveryResult]) -> None:
