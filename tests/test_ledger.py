@@ -93,6 +93,20 @@ def test_an_expired_lease_is_taken_over_and_recorded(ledger):
     assert ledger.mark_sent(taker, "on-time")
 
 
+def test_a_run_whose_claim_ran_out_and_was_taken_over_is_closed_as_abandoned(ledger):
+    """Found in a crash audit: a run killed on another machine, or in a container (process ids not trusted),
+    stayed `running` in history for ever, also after the next run took its deliveries over and sent them.
+    A taken-over claim says its run is gone (its lease is the longest its delivery could take)."""
+    crashed_run = ledger.start_run(R, P, "due", "pod-a:1:crash01")
+    other_run = ledger.start_run(R, P, "due", "pod-c:1:live01")  # another run, its claims still leased
+    assert ledger.claim(R, P, "mail", "cto@example.com", owner="pod-a:1:crash01", lease_seconds=EXPIRED)
+    assert ledger.claim(R, P, "hook", owner="pod-c:1:live01", lease_seconds=300)
+    assert ledger.claim(R, P, "mail", "cto@example.com", owner="pod-b:1:next01", lease_seconds=60)
+    runs = {row["id"]: row for row in ledger.history() if row["kind"] == "run"}
+    assert runs[crashed_run]["state"] == "abandoned" and "pod-b:1:next01" in runs[crashed_run]["error"]
+    assert runs[other_run]["state"] == "running"
+
+
 def test_a_live_lease_is_not_taken_over_even_with_force(ledger):
     assert ledger.claim(R, P, "mail", owner="one", lease_seconds=300)
     assert ledger.claim(R, P, "mail", owner="two", lease_seconds=300, force=True) is None

@@ -64,6 +64,9 @@ def open_existing(url: str) -> "Ledger | None":
     return None if read_version(url) is None else Ledger(url)
 
 
+_TOOK_OVER = "took over the expired claim of "  # the note of a claim that took over, before the owner
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -283,13 +286,19 @@ class Ledger:
                 "lease_until": lease_until, "updated_at": now,
                 "takeovers": d.takeovers + case((was_abandoned, 1), else_=0),
                 # The note describes this claim only, so it tells the caller whether it took over.
-                "note": case((was_abandoned, literal("took over the expired claim of ") + func.coalesce(d.owner, "?")),
-                             else_=None),
+                "note": case((was_abandoned, literal(_TOOK_OVER) + func.coalesce(d.owner, "?")), else_=None),
             },
             where=claimable,
         ).returning(d.id, d.attempts, d.takeovers, d.note, d.claim_token)
         with self._write() as conn:
             row = conn.execute(stmt).first()
+            if row is not None and row.claim_token == token and (row.note or "").startswith(_TOOK_OVER):
+                # Its run is gone too (a crash audit: one killed in a container, or on another machine, stayed
+                # `running` in history for ever): the lease was as long as its delivery could take.
+                r = runs.c
+                conn.execute(runs.update().where(r.state == "running", r.owner == row.note[len(_TOOK_OVER):]).values(
+                    state="abandoned", finished_at=now,
+                    error=f"its claim ran out and was taken over by {owner} (killed, lost or hung)"))
         if row is None or row.claim_token != token:
             return None
         return Claim(int(row.id), report_id, period_key, channel, recipient, owner, token, lease_until,
