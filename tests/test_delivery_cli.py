@@ -910,3 +910,34 @@ def test_a_delivered_period_whose_archive_was_deleted_is_not_sent_in_a_circle(tm
     assert run.returncode == 0
     assert "keeps what was sent" not in run.stdout and "--force" in run.stdout, run.stdout
     assert len(list((home / "outbox").rglob("*.eml"))) == 1
+
+
+def test_a_run_killed_between_two_channels_has_logged_the_first_ones_send(tmp_path, events, httpserver, monkeypatch):
+    """Found in a crash audit: the archive's send log was written once, after the last channel, so a run
+    killed (kill -9) while its second channel was sending had logged nothing; with the ledger then lost, the
+    first channel got the period again. Each channel's sends are logged as soon as it is done."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def slow(request):
+        arrived.set()
+        release.wait(60)
+        return Response("", status=204)
+
+    httpserver.expect_request("/ingest").respond_with_handler(slow)
+    monkeypatch.setenv("HOOK_URL", httpserver.url_for("/ingest"))
+    home = home_with(tmp_path, events, HOOKED_CONFIG)
+    proc = subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--period", "2026-W47", "--config",
+                             "agentdigest.toml"], cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert arrived.wait(120), "the run never reached the webhook"
+    finally:
+        proc.kill()
+        proc.wait()
+        release.set()
+    folder = home / "reports" / "weekly-exec" / "2026-W47"
+    assert [s["channel"] for s in _sends(folder)] == ["box"]
+    for ledger in home.glob("agentdigest.db*"):
+        ledger.unlink()
+    again = run_in(home, "run", "--period", "2026-W47")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(list((home / "outbox").rglob("*.eml"))) == 1 and len(httpserver.log) == 2

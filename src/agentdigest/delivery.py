@@ -96,27 +96,42 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     results: list[DeliveryResult] = []
     # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
     secrets = all_secrets(config)
+    unlogged: list[ArchiveError] = []
     try:
         for name in names:
-            results += _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
-                                        ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+            done = _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
+                                    ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+            results += done
+            _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged)
     except BaseException as exc:
-        results += getattr(exc, "sent_before", [])
+        sent_before = getattr(exc, "sent_before", [])
+        results += sent_before
+        _log_sends(Path(archive), report_cfg.id, period_key, sent_before, unlogged)
         raise
     finally:
-        if sent := [r for r in results if r.state == "sent"]:  # the archive now holds what was sent: keep it so
-            at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            try:
-                mark_delivered(Path(archive), report_cfg.id, period_key, [
-                    {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
-                    for r in sent])
-            except ArchiveError as exc:
-                # Found in a crash audit: a full disk here turned a delivered run into "cannot write" (exit 1,
-                # no channel lines), inviting a --force that sends it again. The ledger has the sends. Said on
-                # this module's logger: the scheduler's quieter delivery log would hide it.
-                _logger.error("%s %s: sent, but the archive's send log could not be written (%s); the ledger "
-                          "records the sends", report_cfg.id, period_key, exc)
+        if unlogged:
+            # Found in a crash audit: a full disk here turned a delivered run into "cannot write" (exit 1,
+            # no channel lines), inviting a --force that sends it again. The ledger has the sends. Said on
+            # this module's logger: the scheduler's quieter delivery log would hide it.
+            _logger.error("%s %s: sent, but the archive's send log could not be written (%s); the ledger "
+                          "records the sends", report_cfg.id, period_key, unlogged[0])
     return results
+
+
+def _log_sends(archive: Path, report_id: str, period_key: str, results: list[DeliveryResult],
+               unlogged: list[ArchiveError]) -> None:
+    """Append the sends among ``results`` to the period's send log (the archive now holds what was sent: it
+    is kept so), as soon as their channel is done: a process killed at the next channel has logged them (a
+    crash audit), and a ledger lost later learns them. A failure to write it is added to ``unlogged``."""
+    if not (sent := [r for r in results if r.state == "sent"]):
+        return
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        mark_delivered(archive, report_id, period_key, [
+            {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
+            for r in sent])
+    except ArchiveError as exc:
+        unlogged.append(exc)
 
 
 def all_secrets(config: Config) -> list[str]:
