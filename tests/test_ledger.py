@@ -272,6 +272,27 @@ def test_a_ledger_that_goes_away_mid_run_is_one_masked_line(pg_url):
     ledger.close()
 
 
+@pytest.mark.parametrize("accident", ["deleted", "replaced"])
+def test_a_sqlite_ledger_deleted_under_an_open_one_is_refused_not_written_in_the_void(tmp_path, accident):
+    """Found in a crash audit: with the ledger file deleted while `agentdigest schedule` ran, the scheduler
+    went on recording its sends and heartbeats in the deleted file (its connections kept it open), while
+    `history`, `check --missed` and `run --due` used a new, empty one. Each statement now checks the file."""
+    path = tmp_path / "ledger.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    try:
+        ledger.heartbeat("scheduler-a", {})
+        for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        if accident == "replaced":
+            Ledger(f"sqlite:///{path}").close()
+        for use in (lambda: ledger.heartbeat("scheduler-a", {}), lambda: ledger.history()):
+            with pytest.raises(LedgerError, match=r"^the ledger .*ledger\.db was deleted or replaced while "
+                                                  r"agentdigest had it open; start agentdigest again"):
+                use()
+    finally:
+        ledger.close()
+
+
 def test_a_new_sqlite_ledger_is_readable_by_its_owner_only(tmp_path):
     """Found in a security audit: the ledger (recipients, channels, errors) was created 0644 while the
     archive is 0600."""

@@ -67,6 +67,15 @@ def open_existing(url: str) -> "Ledger | None":
 _TOOK_OVER = "took over the expired claim of "  # the note of a claim that took over, before the owner
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is (device, inode); None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -93,6 +102,7 @@ class Ledger:
 
     def __init__(self, url: str):
         self.url = url
+        self._file: tuple[Path, tuple[int, int] | None] | None = None  # a SQLite file, as opened
         real = engine_url(url)
         kwargs: dict[str, Any] = {}
         if real.startswith("sqlite"):
@@ -103,6 +113,7 @@ class Ledger:
                 try:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                     create_private(Path(path))
+                    self._file = (Path(path), _identity(Path(path)))
                 except OSError as exc:  # a parent that is a file, a read-only disk: one line, not a traceback
                     raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
                 kwargs["connect_args"] = {"timeout": 30}
@@ -146,10 +157,19 @@ class Ledger:
         with self._read() as conn:
             return int(conn.scalar(select(schema_version.c.version)) or 0)
 
+    def _same_file(self) -> None:
+        """Refuse to go on with a SQLite file deleted or replaced since it was opened: the open connections
+        would go on using the old one, which no other process sees (found in a crash audit: a scheduler
+        recorded its sends and heartbeats in a deleted ledger while `history` showed a new, empty one)."""
+        if self._file is not None and _identity(self._file[0]) != self._file[1]:
+            raise LedgerError(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
+                              "start agentdigest again to use the new one")
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies
         # instead of a deadlock when two readers both try to upgrade to writers.
+        self._same_file()
         try:
             with self.engine.execution_options(immediate=True).begin() as conn:
                 yield conn
@@ -158,6 +178,7 @@ class Ledger:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        self._same_file()
         try:
             with self.engine.connect() as conn:
                 yield conn
