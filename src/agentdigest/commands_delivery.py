@@ -110,9 +110,9 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
     if not read_artifacts(config.archive.path, report.id, period):
         if _delivered(config, report.id, period):  # a crash audit: "run it first" only said "already sent"
             again = command(config, f"run {report.id} --period {period} --force")
-            raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path}, though it was "
-                             f"delivered (its archive folder was removed?); `{again}` recomputes it and sends it "
-                             "to every channel again")
+            raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path}, though it "
+                             f"was delivered (was its folder moved or removed? check [archive] path); `{again}` "
+                             "recomputes it and sends it to every channel again")
         raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path} "
                          f"(run `{command(config, f'run {report.id} --period {period}')}` first)")
     ledger = Ledger(config.ledger.url)

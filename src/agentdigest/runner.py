@@ -251,8 +251,9 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                                f"(`{command(config, f'resend {report.id} {period.key}')}` sends it again, "
                                f"`--force` recomputes and sends again)")
             if not artifact_names(report_dir(archive, report.id, period.key)):  # not a circle back to resend
-                outcome.skipped = ("already sent to every channel; its archive folder is gone, so there is nothing "
-                                   "to resend (`--force` recomputes, archives and sends it to every channel again)")
+                outcome.skipped = ("already sent to every channel; its archive folder is gone (moved or removed? "
+                                   "check [archive] path), so there is nothing to resend (`--force` recomputes, "
+                                   "archives and sends it to every channel again)")
             log.info("skipped %s %s: already sent", report.id, period.key)
             return outcome
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
