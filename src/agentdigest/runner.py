@@ -389,8 +389,8 @@ def _restore_sends(config: Config, report: ReportConfig, period: Period, archive
                             note="restored from the archive (the ledger had no record of this send)")
         log.warning("%s %s: the ledger had no record of %d send%s that the archive records (a new or reset "
                     "ledger, or a send it failed to record?); recorded %s from the archive, and %s not sent again",
-                    report.id, period.key, len(missing), "" if len(missing) == 1 else "s", "it" if len(missing) == 1 else "them",
-                    "it is" if len(missing) == 1 else "they are")
+                    report.id, period.key, len(missing), "" if len(missing) == 1 else "s",
+                    "it" if len(missing) == 1 else "them", "it is" if len(missing) == 1 else "they are")
     return None
 
 
