@@ -259,3 +259,19 @@ def test_the_email_says_how_many_rows_the_pdf_holds() -> None:
     assert "the attached PDF lists the first 100 of 200" in many["report.txt"].decode()
     few = render_artifacts(make_report("engineering", agents=30), {"html"})
     assert "more agents (more in the attached PDF report)" in ParsedHTML(few["report.html"].decode()).text
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_a_report_of_some_agents_says_so_in_every_format(audience: str) -> None:
+    """Beside the dates, as written (agent ids are case-sensitive: not upper-cased with the dates), and in
+    report.json; a report of every agent says nothing of it."""
+    data = make_report(audience)
+    scoped = replace(data, settings={**data.settings, "agents": ["Billing-bot", "support-*"]})
+    texts = readable(render_artifacts(scoped, now=NOW))
+    for where in ("report.html", "report.txt", "report.pdf", "slack.json", "message.eml text/html", "message.eml text/plain"):
+        assert "agents Billing-bot, support-*" in re.sub(r"\s+", " ", texts[where]), where
+    html = render_artifacts(scoped, now=NOW, formats={"html"})["report.html"].decode()
+    assert re.search(r'<span class="scope" style="[^"]*text-transform:\s*none', html)
+    assert json.loads(texts["report.json"])["agents"] == ["Billing-bot", "support-*"]
+    plain = readable(render_artifacts(data, now=NOW))
+    assert all("agents " not in text for text in plain.values()) and "agents" not in json.loads(plain["report.json"])

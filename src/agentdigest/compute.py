@@ -259,6 +259,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
             "locale": report.locale, "page_size": report.page_size, "subject": report.subject,
             "redact": report.redact, "redact_patterns": dict(report.redact_patterns),
             "completeness_threshold": report.completeness_threshold, "period_label": period.label(),
+            "agents": list(report.agents) if report.agents else None,
         },
     )
 

@@ -157,6 +157,8 @@ class ReportData:
             "quality": self.quality.as_dict() if self.quality else None,
             "failure_examples": list(self.failure_examples),
             "notes": list(self.notes),
+            # additive: only a report of some agents has it
+            **({"agents": list(self.settings["agents"])} if self.settings.get("agents") else {}),
         }
 
     def to_json(self) -> str:

@@ -313,6 +313,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
                     + (", so far" if gen < data.period.end else ""),  # a preview of a running period
             "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
                                       year=data.previous_period.start.year != data.period.start.year),
+            # a report of some agents says so beside its dates, in every format
+            "scope": "agents " + ", ".join(agents) if (agents := data.settings.get("agents")) else "",
             # ZZZZ ("GMT+01:00") reads the same in every zone and locale; zzz gave "EST" but "+0100" (a reader review)
             "generated_at": fmt.moment(gen, "d MMM y, HH:mm ZZZZ"),
             # how far the data reaches (a reader review: a report cut short by an outage said so only in gaps)

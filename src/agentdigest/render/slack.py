@@ -151,7 +151,8 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     completeness = q["rows"][0]["value"] if q else "n/a"
     # No "full report attached to the email": a Slack-only report has no email, and readers cannot reach the archive.
     context = (f"{escape(r['span'])} ({escape(r['period_key'])}) · compared with {escape(r['previous_span'])} · "
-               f"{escape(r['timezone'])} · "
+               + (f"{escape(r['scope'])} · " if r.get("scope") else "")
+               + f"{escape(r['timezone'])} · "
                f"data completeness {escape(completeness)}"
                + (f" · latest event {escape(r['data_until'])}" if r.get("data_until") else ""))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(context, TEXT_MAX, escaped=False))]))

@@ -217,7 +217,8 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
             raise template_failure(exc, folder) from None
     r = ctx["report"]
     # wrapped as every other line (a reader audit: a 134-character title ran past the 78 columns)
-    lines = [*wrap(r["title"]), *wrap(f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']}"),
+    scope = f" · {r['scope']}" if r.get("scope") else ""
+    lines = [*wrap(r["title"]), *wrap(f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']}{scope}"),
              "=" * WIDTH]
     lines += banner_lines(ctx["banner"])
     lines += ["", *wrap(ctx["opening"])]
