@@ -191,7 +191,7 @@ def test_a_report_of_some_agents_is_their_rows_of_the_whole_report(tmp_path):
             report = ReportConfig(id="trap", period=kind, timezone=tz, **settings)
             return json.loads(compute_report(source, report, parse_period(kind, key, tz), now=now_for(scenario)).to_json())
 
-        whole, billing = run(), run(agents=["billing-*"])
+        whole, billing, typo = run(), run(agents=["billing-*"]), run(agents=["biling-bot"])
     finally:
         source.close()
     row = next(r for r in whole["breakdowns"]["by_agent"] if r["agent_id"] == "billing-bot")
@@ -202,6 +202,10 @@ def test_a_report_of_some_agents_is_their_rows_of_the_whole_report(tmp_path):
     assert 0 < billing["metrics"]["conversations"]["value"] < whole["metrics"]["conversations"]["value"]
     assert billing["quality"] == whole["quality"]
     assert billing["notes"][0].startswith("Only the conversations of billing-*")
+    assert not any("check the report's agents" in n for n in billing["notes"])
+    total = sum(row["conversations"] or 0 for row in whole["breakdowns"]["trend"])
+    assert f"None of the {total} conversations of the last 8 weeks is of these agents" in " ".join(typo["notes"])
+    assert typo["metrics"]["conversations"]["value"] == 0
 
 
 def test_agents_without_an_agent_id_column_is_an_input_error(tmp_path):

@@ -230,6 +230,10 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     if report.agents:
         notes.insert(0, f"Only the conversations of {', '.join(report.agents)} (a conversation's agent is that of its "
                         f"first event); the data quality is of all the events.")
+        if everyone and not any((r.get("conversations") or 0) for r in period_rows.values()):
+            # a misspelt agent id would otherwise send an empty report every period, and nothing would say why
+            notes.insert(1, f"None of the {sum(everyone.values())} conversations of the last {TREND_PERIODS} "
+                            f"{period.kind}s is of these agents: check the report's agents setting.")
     if running:
         notes.append(f"This {period.kind} has not ended: its figures are so far, and its totals are compared with "
                      f"a whole {period.kind} but not judged.")
