@@ -15,7 +15,7 @@ ip         dotted quad; hex groups with colons                          ``ipaddr
 phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            national 0 + area code + separator (0151 23456789, 030/1234567,  9-13 digits
            (030) 1234567); 00 + country code (0049 30 1234567)
-token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/AIza/sk_live_  -
+token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_  -
            keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
            any value given as a password (password=abc1); PEM private keys
@@ -108,8 +108,10 @@ _TOKEN = re.compile(
     r"|\b(?<!-)(?:xox[abpsre]|xapp)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}"
     # a Slack webhook URL is its own credential: the path after the host goes
     r"|(?<=\bhooks\.slack\.com/)(?:services|workflows|triggers)/[A-Za-z0-9_/-]{10,}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
+    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
     r"|\bAIza[0-9A-Za-z_-]{35}"
+    # Google OAuth access tokens and SendGrid keys (a security audit's gaps)
+    r"|\bya29\.[A-Za-z0-9_-]{20,}|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
     r"|\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}"
 )
 # A credential written as name=value or name: value (also in a URL's query, a cookie, a --flag value):
