@@ -445,8 +445,7 @@ def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, backen
     permission would stop SQLite here)."""
     from sqlalchemy import create_engine, text
 
-    from agentdigest.ledger import LedgerError
-    from agentdigest.ledger_schema import engine_url
+    from agentdigest.ledger_schema import LedgerError, engine_url
 
     config = world.build(["hook"], **({"ledger_url": request.getfixturevalue("pg_url")} if backend == "postgresql" else {}))
     Ledger(config.ledger.url).close()  # the schema, so the trigger has its table

@@ -23,7 +23,8 @@ from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
 from .runner import holding, stopped_run
-from .ledger import Ledger, LedgerError, open_existing
+from .ledger import Ledger, open_existing
+from .ledger_schema import LedgerError
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
            "running": "yellow", "interrupted": "bold red", "abandoned": "bold red", "skipped_sent": "dim",

@@ -29,7 +29,8 @@ from .channels.email import bare
 from .channel_settings import email_address
 from .errors import ArchiveError, DeliveryError, InputError, interruption
 from .interrupts import shielded
-from .ledger import Ledger, LedgerError
+from .ledger import Ledger
+from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
 

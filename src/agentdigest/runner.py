@@ -205,7 +205,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
 
 def _existing_ledger(config: Config) -> Any:
     """The ledger when it exists and can be read, else None (a dry run never fails on the ledger)."""
-    from .ledger import LedgerError, open_existing
+    from .ledger import open_existing
+    from .ledger_schema import LedgerError
 
     try:
         return open_existing(config.ledger.url)

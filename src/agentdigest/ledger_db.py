@@ -1,0 +1,186 @@
+"""The ledger's database (SQLAlchemy 2 Core): opened, its schema created or upgraded, its transactions,
+and the period lock across machines; :class:`ledger.Ledger` keeps the records in it.
+
+SQLite by default (WAL, a busy timeout: safe for several processes on one machine); PostgreSQL
+when several schedulers on several machines share the work (``postgresql://`` is mapped to the
+installed driver, psycopg 3 first, then psycopg2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool, StaticPool
+
+from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
+                            engine_url, schema_version, sqlite_path, sqlite_setup)
+from .masking import mask_url
+from .waiting import wait_for
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is (device, inode); None when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class LedgerDatabase:
+    """The ledger's database, safe to share between processes; :class:`ledger.Ledger` adds its records."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._file: tuple[Path, tuple[int, int] | None] | None = None  # a SQLite file, as opened
+        real = engine_url(url)
+        kwargs: dict[str, Any] = {}
+        if real.startswith("sqlite"):
+            path = sqlite_path(real)
+            if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    create_private(Path(path))
+                    self._file = (Path(path), _identity(Path(path)))
+                except OSError as exc:  # a parent that is a file, a read-only disk: one line, not a traceback
+                    raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
+                kwargs["connect_args"] = {"timeout": 30}
+        elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        self._connect_kwargs = {k: v for k, v in kwargs.items() if k == "connect_args"}
+        self._lock_engine: Engine | None = None
+        self.engine: Engine = create_engine(real, **kwargs)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        if self.engine.dialect.name == "sqlite":
+            sqlite_setup(self.engine)
+        try:
+            self._migrate()
+        except StatementFailed as exc:
+            raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            if self.engine.dialect.name == "postgresql":  # serialise concurrent first starts
+                conn.execute(text("SELECT pg_advisory_xact_lock(74657301)"))
+            schema_version.create(conn, checkfirst=True)
+            current = conn.scalar(select(schema_version.c.version).where(schema_version.c.id == 1)) or 0
+            if current > SCHEMA_VERSION:
+                raise LedgerError(f"the ledger {mask_url(self.url)} has schema version {current}, newer than this "
+                                  f"agentdigest understands ({SCHEMA_VERSION}); upgrade agentdigest")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version](conn)
+            if current == 0:
+                conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION, upgraded_at=_now()))
+            elif current < SCHEMA_VERSION:
+                conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=_now()))
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            return int(conn.scalar(select(schema_version.c.version)) or 0)
+
+    def _same_file(self) -> None:
+        """Refuse to go on with a SQLite file deleted or replaced since it was opened: the open connections
+        would go on using the old one, which no other process sees (found in a crash audit: a scheduler
+        recorded its sends and heartbeats in a deleted ledger while `history` showed a new, empty one)."""
+        if self._file is not None and _identity(self._file[0]) != self._file[1]:
+            raise LedgerError(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
+                              "start agentdigest again to use the new one")
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        # SQLite: BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies
+        # instead of a deadlock when two readers both try to upgrade to writers.
+        self._same_file()
+        try:
+            with self.engine.execution_options(immediate=True).begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StatementFailed(self.url, exc) from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        self._same_file()
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StatementFailed(self.url, exc) from None
+
+    # -- the period lock across machines -------------------------------------------------
+
+    @contextmanager
+    def hold_period(self, report_id: str, period_key: str, on_wait: Any = None, max_wait: float | None = None,
+                    on_give_up: Any = None) -> Iterator[None]:
+        """Hold (report, period) for this process among every process sharing a PostgreSQL ledger,
+        whatever machine it runs on (the archive's ``flock`` covers one machine only); SQLite: nothing
+        to add, its processes share one machine.
+
+        A session advisory lock on a connection of its own, outside any transaction: PostgreSQL
+        releases it when the holder's connection ends, so a killed process never keeps it, and keepalives
+        end the connection of a machine that is lost within about two minutes. ``on_wait`` is called
+        once when another process holds it; this one polls until it is free, or for ``max_wait`` seconds:
+        then ``on_give_up`` is called and it goes on without the lock (a holder that hangs, stopped but
+        connected, must not block the period on every machine: its claims' leases run out and are
+        taken over, and they keep every delivery single).
+
+        Each hold has a connection of its own, outside the ledger's pool: held through a delivery, 15
+        reports delivering at once used up the pool (found in a re-check).
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(f"agentdigest period {report_id}\0{period_key}".encode(),
+                                             digest_size=8).digest(), "big", signed=True)
+        if self._lock_engine is None:
+            self._lock_engine = create_engine(self.engine.url, poolclass=NullPool, **self._connect_kwargs)
+        try:
+            conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
+        try:
+            conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
+                              "set_config('tcp_keepalives_interval', '10', false), "
+                              "set_config('tcp_keepalives_count', '6', false)"))
+            held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})),
+                            interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up)
+        except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
+            conn.invalidate()
+            conn.close()
+            if isinstance(exc, SQLAlchemyError):
+                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
+            raise
+        if not held:
+            conn.close()
+            yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            except SQLAlchemyError:
+                conn.invalidate()  # never back to the pool still holding it: closing ends the session
+            finally:
+                conn.close()
