@@ -62,8 +62,8 @@ def test_the_version_is_printed():
 
 def test_run_help_states_what_format_defaults_to():
     """Found by a new user: the help listed the formats but not what a run renders without --format
-    (every format: runner.parse_formats gives None, "all")."""
-    from agentdigest.runner import FORMATS, parse_formats
+    (every format: run_request.parse_formats gives None, "all")."""
+    from agentdigest.run_request import FORMATS, parse_formats
 
     assert parse_formats(None) is None and len(FORMATS) == 6
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--help"], capture_output=True, text=True,

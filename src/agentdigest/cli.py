@@ -201,7 +201,8 @@ def run(
     """Compute, render, archive and deliver reports."""
 
     def body() -> int:
-        from .runner import parse_formats, run_reports, select_reports
+        from .run_request import parse_formats, select_reports
+        from .runner import run_reports
 
         cfg = load_config(config)
         formats = parse_formats(format)

@@ -1,0 +1,76 @@
+"""What a run is asked for: the reports, their periods and the formats, and the periods refused before
+anything is computed (one that has not begun; one that has not ended, for a delivery).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .archive import ARTIFACTS
+from .config import Config, ReportConfig, command
+from .errors import InputError
+from .periods import Period, key_kind, last_complete, parse_period
+
+FORMATS = tuple(ARTIFACTS)  # json, html, pdf, txt, eml, slack
+
+
+def parse_formats(value: str | None) -> set[str] | None:
+    """``"json,html"`` -> {"json", "html"}; None means every format."""
+    if not value:
+        return None
+    formats = {f.strip().lower() for f in value.split(",") if f.strip()}
+    unknown = formats - set(FORMATS)
+    if not formats:  # found in a config audit: --format "," rendered nothing and said so with exit 0
+        raise InputError(f"--format {value!r} names no format (expected a list of {', '.join(FORMATS)})")
+    if unknown:
+        raise InputError(f"--format: unknown format(s) {', '.join(sorted(unknown))} (expected a list of {', '.join(FORMATS)})")
+    return formats
+
+
+def select_reports(config: Config, report_ids: list[str] | None) -> list[ReportConfig]:
+    if not report_ids:
+        return list(config.reports)
+    return [config.report(rid) for rid in dict.fromkeys(report_ids)]  # a report named twice runs once
+
+
+def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
+    """The period named by ``key``, or the last complete one at ``now``."""
+    if key:
+        return parse_period(report.period, key, report.timezone)
+    return last_complete(report.period, now, report.timezone)
+
+
+def _given_period(config: Config, reports: list[ReportConfig], report: ReportConfig, key: str | None,
+                  now: datetime) -> Period:
+    """:func:`period_for`, naming the report when ``key`` is another kind's (found by a new user: with a
+    week and a day report, `run --period 2026-W47` said only "not a day key")."""
+    try:
+        return period_for(report, key, now)
+    except InputError as exc:
+        kind = key_kind(key or "")
+        if kind is None or kind == report.period:
+            raise
+        fitting = [r.id for r in reports if r.period == kind]
+        example = command(config, f"run {' '.join(fitting) if fitting else 'REPORT_ID'} --period {key}")
+        raise InputError(f"report {report.id!r} is a {report.period} report: {exc}; --period applies to every "
+                         f"report run, so name the {kind} reports to run: {example}") from None
+
+
+def refuse_unbegun(report: ReportConfig, period: Period, now: datetime) -> None:
+    """A period that has not begun has no events: its "report" said "data completeness unknown" and
+    "-100% over the last 8 weeks" (found by a new user). Refused for previews too; one that has begun
+    may be previewed (:func:`refuse_unfinished`)."""
+    if period.start_utc > now:
+        raise InputError(f"{report.id} {period.key} has not ended yet, nor even begun: it starts "
+                         f"{period.start:%Y-%m-%d %H:%M} {report.timezone}; there is nothing to report before "
+                         f"then, not even with --dry-run (without --period a run takes the last complete "
+                         f"{report.period})")
+
+
+def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> None:
+    """A period that has not ended cannot be delivered as that period's report: its partial figures
+    would be recorded as sent, and the real report, due after the period, would never go out."""
+    if report.channels and period.end_utc > now:
+        raise InputError(f"{report.id} {period.key} has not ended yet (it ends {period.end:%Y-%m-%d %H:%M} "
+                         f"{report.timezone}); its report would be sent as the period's and the complete one "
+                         f"never: use --dry-run to preview it, or --test-to to send yourself a test")
