@@ -22,9 +22,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from . import breakdowns
 from . import cohort as cohort_mod
 from . import coverage
 from . import quality as quality_mod
+from .breakdowns import CUR, PREV, TREND_PERIODS
 from .changes import compute_change
 from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
@@ -35,8 +37,6 @@ from .significance import begins_within, first_with_data
 from .errors import InputError
 from .sources import ConversionError, QueryFailed, Source, query_error
 
-TREND_PERIODS = 8
-CUR, PREV = TREND_PERIODS - 1, TREND_PERIODS - 2
 #: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
 APPROX_QUANTILE_MIN_VALUES = 100_000
 LATENCY_VALUES = "_latency_values"
@@ -189,11 +189,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         origin = quality_mod.baseline_origin(period, max(back, default=quality_mod.BASELINE_PERIODS))
         hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
-    trend = tuple(_trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
+    trend = tuple(breakdowns.trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
     if not older and trend[0].get("conversations"):  # the data begin in the trend's first period
         trend = ({**trend[0], "begins": True}, *trend[1:])
-    metrics = _metrics(conv_defs + event_defs, {**_blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
-                       {**_blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
+    metrics = _metrics(conv_defs + event_defs, {**breakdowns.blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
+                       {**breakdowns.blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
     unvalued = {which: coverage.unvalued(period_rows.get(which)) for which in (CUR, PREV)}
     savings = _savings(metrics, report.human_cost_per_conversation,
                        cost_unknown={w: "cost_usd" in cols for w, cols in unvalued.items()})
@@ -250,12 +250,12 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         generated_at=now.astimezone(period.tz), timezone=report.timezone, period_kind=period.kind,
         period=_info(period), previous_period=_info(period.previous()),
         metrics=metrics,
-        daily=tuple(_daily_row(d, daily_rows.get(i), conv_defs) for i, d in enumerate(period.days)),
-        by_agent=_by_agent(agent_rows, agent_latency, conv_defs) if has_agent else None,
-        by_model=_by_model(model_rows) if has_model else None,
-        errors_by_type=_errors_by_type(error_rows) if has_error_type else None,
+        daily=tuple(breakdowns.daily_row(d, daily_rows.get(i), conv_defs) for i, d in enumerate(period.days)),
+        by_agent=breakdowns.by_agent(agent_rows, agent_latency, conv_defs) if has_agent else None,
+        by_model=breakdowns.by_model(model_rows) if has_model else None,
+        errors_by_type=breakdowns.errors_by_type(error_rows) if has_error_type else None,
         trend=trend,
-        failure_examples=tuple(_failure_row(r, period) for r in failures),
+        failure_examples=tuple(breakdowns.failure_row(r, period) for r in failures),
         quality=quality,
         notes=tuple(notes),
         settings={
@@ -279,10 +279,6 @@ def _events_per_conversation(hourly: dict[int, int], conversations: dict[int, in
     total = sum(conversations.get(i) or 0 for i in range(CUR - depth, CUR + 1))
     events = sum(n for hour, n in hourly.items() if hour >= first)
     return events / total if total else 1.0
-
-
-def _blank(defs: list) -> dict[str, Any]:
-    return {m.name: m.empty for m in defs}
 
 
 def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, MetricValue]:
@@ -322,20 +318,6 @@ def _savings(metrics: dict[str, MetricValue], human_cost: float | None,
     ch = compute_change(cur, prev, is_rate=False, higher_is_better=True)
     return MetricValue(m.name, m.label, m.unit, cur, prev, ch.change_pct, ch.change_pp, ch.direction, ch.good,
                        True, m.description)
-
-
-def _trend_row(p: Period, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
-    values = {**_blank(defs), **(row or {})}
-    # A period whose conversations have no cost (or token) value at all has none, not $0: the trend showed
-    # "$0.00" for the weeks before a cost column was filled (a new-user audit)
-    unknown = {name for col in coverage.unvalued(row) for name in coverage.SUMMED[col][2]}
-    return {"key": p.key, "start": p.start.isoformat(), "end": p.end.isoformat(),
-            **{m.name: None if m.name in unknown else values.get(m.name) for m in defs}}
-
-
-def _daily_row(day: Any, row: dict[str, Any] | None, defs: list) -> dict[str, Any]:
-    values = {**_blank(defs), **(row or {})}
-    return {"date": day.isoformat(), **{m.name: values.get(m.name) for m in defs}}
 
 
 def _values(t: ir.Table, approx: bool) -> dict[str, ir.Value]:
@@ -394,66 +376,3 @@ def _failures(ev: ir.Table, limit: int) -> ir.Table:
     f = f.mutate(_nth=ibis.row_number().over(group_by=kind, order_by=[f.event_ts.desc(), f.conversation_id]),
                  _escalation=ibis.ifelse(f.event_type == "error", 0, 1))
     return f.order_by([f._nth, f._escalation, f.event_ts.desc(), f.conversation_id]).limit(limit).drop("_nth", "_escalation")
-
-
-def _failure_row(r: dict[str, Any], period: Period) -> dict[str, Any]:
-    ts = r["event_ts"]
-    if isinstance(ts, datetime):
-        ts = period.local(ts).isoformat()
-    return {
-        "conversation_id": r["conversation_id"],
-        "agent_id": r.get("event_agent_id"),
-        "event_ts": ts,
-        "event_type": r["event_type"],
-        "error_type": r.get("error_type"),
-        "error_message": r.get("error_message"),
-    }
-
-
-def _by_agent(rows: list[dict], latency: list[dict], defs: list) -> tuple[dict, ...]:
-    lat = {(r["period"], r["agent_id"]): r["p95_latency_ms"] for r in latency}
-    prev = {r["agent_id"]: r for r in rows if r["period"] == PREV}
-    out = []
-    for r in (r for r in rows if r["period"] == CUR):
-        agent = r["agent_id"]
-        p = prev.get(agent) or {}
-        row = {"agent_id": agent, **{m.name: r.get(m.name) for m in defs}}
-        if lat:
-            row["p95_latency_ms"] = lat.get((CUR, agent))
-            row["previous_p95_latency_ms"] = lat.get((PREV, agent))
-        row["previous_conversations"] = p.get("conversations", 0)
-        row["previous_resolution_rate"] = p.get("resolution_rate")
-        row["previous_error_rate"] = p.get("error_rate")
-        # the counts behind the rates, so a reader (and the report's badges) can test one agent's move
-        row["previous_resolved_conversations"] = p.get("resolved_conversations", 0)
-        row["previous_error_conversations"] = p.get("error_conversations", 0)
-        out.append(row)
-    out.sort(key=lambda r: (-(r["conversations"] or 0), *_name_order(r["agent_id"])))
-    return tuple(out)
-
-
-def _by_model(rows: list[dict]) -> tuple[dict, ...]:
-    prev = {r["model"]: r for r in rows if r["period"] == PREV}
-    out = []
-    for r in (r for r in rows if r["period"] == CUR):
-        row = {k: v for k, v in r.items() if k != "period"}
-        before = prev.get(r["model"])
-        row["previous_events"] = before["events"] if before else 0
-        if "total_tokens" in r:  # a model the previous period did not use had 0 tokens, as it had 0 events
-            row["previous_total_tokens"] = before["total_tokens"] if before else 0
-        out.append(row)
-    out.sort(key=lambda r: (-(r["events"] or 0), *_name_order(r["model"])))
-    return tuple(out)
-
-
-def _errors_by_type(rows: list[dict]) -> tuple[dict, ...]:
-    prev = {r["error_type"]: r["count"] for r in rows if r["period"] == PREV}
-    cur = sorted((r for r in rows if r["period"] == CUR), key=lambda r: (-r["count"], *_name_order(r["error_type"])))
-    # Every type: report.json sums to the period's errors; each format shortens the list with "N more".
-    return tuple({"error_type": r["error_type"], "count": r["count"], "previous": prev.get(r["error_type"], 0)}
-                 for r in cur)
-
-
-def _name_order(name: str | None) -> tuple[bool, str]:
-    """Ties in a breakdown by name, the events without one (a null key, kept as null) last."""
-    return name is None, name or ""
