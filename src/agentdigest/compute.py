@@ -29,12 +29,12 @@ from . import quality as quality_mod
 from .breakdowns import CUR, PREV, TREND_PERIODS
 from .changes import compute_change
 from .config import ReportConfig
+from .errors import InputError
 from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
 from .periods import Period
 from .report import MetricValue, PeriodInfo, ReportData
 from .cohort import count_if
 from .significance import begins_within, first_with_data
-from .errors import InputError
 from .sources import ConversionError, QueryFailed, Source, query_error
 
 #: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
