@@ -22,7 +22,7 @@ from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .runner import holding, stopped_run
+from .runner import holding, sent_somewhere, stopped_run
 from .ledger import Ledger, open_existing
 from .ledger_schema import LedgerError
 
@@ -146,7 +146,7 @@ def _delivered(config: Config, report_id: str, period: str) -> bool:
     if ledger is None:
         return False
     try:
-        return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period))
+        return sent_somewhere(ledger, report_id, period)
     finally:
         ledger.close()
 

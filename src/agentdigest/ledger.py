@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, update
 
-from .ledger_db import LedgerDatabase, _now
+from .ledger_db import LedgerDatabase, utc_now
 from .ledger_schema import MAX_ERROR, deliveries, heartbeats, read_version, runs
 from .masking import mask_text
 from .owners import has_exited
@@ -86,7 +86,7 @@ class Ledger(LedgerDatabase):
         self.close_abandoned_runs(report_id)
         with self._write() as conn:
             result = conn.execute(runs.insert().values(
-                report_id=report_id, period_key=period_key, trigger=trigger, state="running", started_at=_now(),
+                report_id=report_id, period_key=period_key, trigger=trigger, state="running", started_at=utc_now(),
                 owner=owner))
             return int(result.inserted_primary_key[0])
 
@@ -94,7 +94,7 @@ class Ledger(LedgerDatabase):
         """Close a run as ``done``, ``failed`` or ``interrupted`` (the error is masked)."""
         with self._write() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id, runs.c.state == "running").values(
-                state=state, error=_clip(error), finished_at=_now()))
+                state=state, error=_clip(error), finished_at=utc_now()))
 
     def close_abandoned_runs(self, report_id: str | None = None) -> int:
         """Close as ``abandoned`` the running runs whose process has exited on this machine; how many."""
@@ -108,7 +108,7 @@ class Ledger(LedgerDatabase):
             return 0
         with self._write() as conn:
             return int(conn.execute(runs.update().where(r.state == "running", r.owner.in_(gone)).values(
-                state="abandoned", finished_at=_now(),
+                state="abandoned", finished_at=utc_now(),
                 error="its process exited before the run finished (killed or crashed)")).rowcount)
 
     # -- deliveries -----------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Ledger(LedgerDatabase):
         when it is not ``sent`` (unless ``force``) and no live lease holds it. ``kind="alarm"`` claims an
         alarm about the period, which never counts as its delivery.
         """
-        now = _now()
+        now = utc_now()
         lease_until = now + timedelta(seconds=lease_seconds)
         token = uuid.uuid4().hex
         d = deliveries.c
@@ -164,7 +164,7 @@ class Ledger(LedgerDatabase):
         with self._write() as conn:
             for claim in claims:
                 conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token)
-                             .values(attempts=d.attempts + 1, updated_at=_now()))
+                             .values(attempts=d.attempts + 1, updated_at=utc_now()))
 
     def note(self, claim: Claim, note: str) -> None:
         """Replace the note of a claimed row (it says how the claim was taken)."""
@@ -177,14 +177,14 @@ class Ledger(LedgerDatabase):
         d = deliveries.c
         with self._write() as conn:
             return bool(conn.execute(update(deliveries).where(d.id == row_id, d.state == "sending", d.owner == owner)
-                                     .values(lease_until=_now() - timedelta(seconds=1))).rowcount)
+                                     .values(lease_until=utc_now() - timedelta(seconds=1))).rowcount)
 
     def mark_sent(self, claim: Claim, provider_id: str | None, more_attempts: int = 0) -> bool:
         """Record a sent target. False when the lease had run out and someone else holds the claim
         (the row is still marked sent: the message did go out, and a note says it may be duplicated).
 
         ``more_attempts``: attempts the channel made under this claim not counted yet (see add_attempt)."""
-        now = _now()
+        now = utc_now()
         d = deliveries.c
         values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1,
                       attempts=d.attempts + more_attempts)
@@ -201,7 +201,7 @@ class Ledger(LedgerDatabase):
                     provider_id: str | None = None) -> bool:
         """Record a failed target (error masked), with the id the provider may know it by when it may have
         arrived. False when the claim was lost to another sender."""
-        now = _now()
+        now = utc_now()
         d = deliveries.c
         known = {"provider_id": provider_id} if provider_id else {}  # an earlier send's id stays otherwise
         with self._write() as conn:
@@ -213,7 +213,7 @@ class Ledger(LedgerDatabase):
     def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
                     provider_id: str | None = None, error: str | None = None) -> None:
         """Record a test send; it is kept apart (kind='test') and never counts as the period's delivery."""
-        now = _now()
+        now = utc_now()
         d = deliveries.c
         sent = state == "sent"
         stmt = self._insert(deliveries).values(
@@ -232,7 +232,7 @@ class Ledger(LedgerDatabase):
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
         (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
         has run out, or was ended by :meth:`expire_lease`)."""
-        now = _now()
+        now = utc_now()
         d = deliveries.c
         written = 0
         with self._write() as conn:
@@ -266,7 +266,7 @@ class Ledger(LedgerDatabase):
             row = conn.execute(select(deliveries).where(
                 d.report_id == report_id, d.period_key == period_key, d.channel == channel,
                 d.recipient == recipient, d.kind == "period")).mappings().first()
-        return _delivery_dict(row, _now()) if row else None
+        return _delivery_dict(row, utc_now()) if row else None
 
     def is_period_sent(self, report_id: str, period_key: str, channels: list[str]) -> bool:
         """True when every channel has delivery rows for the period and every row was delivered.
@@ -299,14 +299,14 @@ class Ledger(LedgerDatabase):
         with self._read() as conn:
             rows = conn.execute(select(deliveries).where(d.report_id == report_id, d.period_key == period_key)
                                 .order_by(d.kind, d.channel, d.recipient)).mappings().all()
-        now = _now()
+        now = utc_now()
         return [_delivery_dict(row, now) for row in rows]
 
     # -- heartbeats and history -------------------------------------------------------------
 
     def heartbeat(self, owner: str, info: dict[str, Any]) -> None:
         """Say that ``owner`` (a scheduler process) is alive, with what it is doing."""
-        now = _now()
+        now = utc_now()
         payload = mask_text(json.dumps(info, default=str, sort_keys=True))
         stmt = self._insert(heartbeats).values(owner=owner, info=payload, updated_at=now)
         stmt = stmt.on_conflict_do_update(index_elements=["owner"], set_={"info": payload, "updated_at": now})
@@ -333,7 +333,7 @@ class Ledger(LedgerDatabase):
         with self._read() as conn:
             run_rows = conn.execute(run_q).mappings().all()
             del_rows = conn.execute(del_q).mappings().all()
-        now = _now()
+        now = utc_now()
         items = [{
             "kind": "run", "at": _iso(r["started_at"]), "report_id": r["report_id"], "period_key": r["period_key"],
             "channel": None, "recipient": None, "state": r["state"], "trigger": r["trigger"], "attempts": None,

@@ -36,7 +36,7 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
@@ -92,9 +92,9 @@ class LedgerDatabase:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version](conn)
             if current == 0:
-                conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION, upgraded_at=_now()))
+                conn.execute(schema_version.insert().values(id=1, version=SCHEMA_VERSION, upgraded_at=utc_now()))
             elif current < SCHEMA_VERSION:
-                conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=_now()))
+                conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=utc_now()))
 
     def schema_version(self) -> int:
         with self._read() as conn:

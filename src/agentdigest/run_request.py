@@ -40,7 +40,7 @@ def period_for(report: ReportConfig, key: str | None, now: datetime) -> Period:
     return last_complete(report.period, now, report.timezone)
 
 
-def _given_period(config: Config, reports: list[ReportConfig], report: ReportConfig, key: str | None,
+def given_period(config: Config, reports: list[ReportConfig], report: ReportConfig, key: str | None,
                   now: datetime) -> Period:
     """:func:`period_for`, naming the report when ``key`` is another kind's (found by a new user: with a
     week and a day report, `run --period 2026-W47` said only "not a day key")."""

@@ -23,7 +23,7 @@ from .interrupts import shielded
 from .owners import has_exited, owner_id
 from .periods import Period
 from .report import ReportData
-from .run_request import _given_period, refuse_unbegun, refuse_unfinished
+from .run_request import given_period, refuse_unbegun, refuse_unfinished
 from .sources import Source, open_source
 
 log = logging.getLogger("agentdigest")
@@ -119,7 +119,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     archive = Path(archive or config.archive.path)
     todo = [(r, p) for r in reports
-            for p in (periods[r.id] if periods is not None else [_given_period(config, reports, r, period_key, now)])]
+            for p in (periods[r.id] if periods is not None else [given_period(config, reports, r, period_key, now)])]
     if not todo:
         return []
     if period_key:
@@ -295,7 +295,7 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
 
-def _sent_somewhere(ledger: Any, report_id: str, period_key: str) -> bool:
+def sent_somewhere(ledger: Any, report_id: str, period_key: str) -> bool:
     """The ledger says some channel got this period (test sends do not count)."""
     return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
 
@@ -308,8 +308,8 @@ def _restore_sends(config: Config, report: ReportConfig, period: Period, archive
     sends = recorded_sends(archive, report.id, period.key)
     if sends is None:
         return None
-    known = {(row["channel"], row["recipient"]) for row in ledger.deliveries(report.id, period.key)
-             if row["kind"] == "delivery" and row["sent_at"]}
+    rows = ledger.deliveries(report.id, period.key)
+    known = {(row["channel"], row["recipient"]) for row in rows if row["kind"] == "delivery" and row["sent_at"]}
     if not sends:
         if known:
             return None
@@ -319,7 +319,7 @@ def _restore_sends(config: Config, report: ReportConfig, period: Period, archive
                 f"`--force` recomputes and sends)")
     missing = {(s["channel"], s["recipient"]): s for s in sends if (s["channel"], s["recipient"]) not in known}
     if missing:
-        for row in ledger.deliveries(report.id, period.key):  # sent, but its sender could not record it, and exited
+        for row in rows:  # sent, but its sender could not record it, and exited
             unfinished = row["state"] == "sending" and (row["channel"], row["recipient"]) in missing
             if unfinished and has_exited(row["owner"]):
                 ledger.expire_lease(row["id"], row["owner"])
@@ -335,12 +335,12 @@ def _restore_sends(config: Config, report: ReportConfig, period: Period, archive
 def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) -> bool:
     """Some channel got this period (the archive's marker, or the ledger when this run has one)."""
     return is_delivered(archive, report_id, period_key) or (
-        ledger is not None and _sent_somewhere(ledger, report_id, period_key))
+        ledger is not None and sent_somewhere(ledger, report_id, period_key))
 
 
 def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
     """Some channel already got this period, and the archive holds what it got (whatever --format kept)."""
-    return (_sent_somewhere(ledger, report_id, period_key)
+    return (sent_somewhere(ledger, report_id, period_key)
             and bool(artifact_names(report_dir(archive, report_id, period_key))))
 
 
