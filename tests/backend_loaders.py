@@ -75,3 +75,10 @@ def write_csv(rows: list[dict], folder: Path) -> str:
     path = folder / "events.csv"
     pacsv.write_csv(to_arrow(rows), path)
     return str(path)
+
+
+def postgres_setting(source, name: str) -> str:
+    """The value of PostgreSQL setting ``name`` on an open PostgreSQL source's connection."""
+    with source.backend.con.cursor() as cur:
+        cur.execute("SELECT current_setting(%s)", (name,))
+        return cur.fetchone()[0]

@@ -18,7 +18,7 @@ from agentdigest.errors import ConfigError, InputError, SourceError
 from agentdigest.ledger_schema import engine_url
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source, scheme_of
-from backend_loaders import load_postgres
+from backend_loaders import load_postgres, postgres_setting
 from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
@@ -130,9 +130,7 @@ def test_postgres_session_settings_and_missing_table(pg_url):
     # Setting names are case-insensitive in PostgreSQL ("Work_Mem" was refused as "not a setting name").
     source = open_source(SourceConfig(url=pg_url, table="events.agent_events", settings={"Work_Mem": "32MB"}))
     try:
-        with source.backend.con.cursor() as cur:
-            cur.execute("SELECT current_setting('work_mem')")
-            assert cur.fetchone() == ("32MB",)
+        assert postgres_setting(source, "work_mem") == "32MB"
     finally:
         source.close()
     # A DateStyle made every run fail to read timestamps (found in a re-check): refused up front.

@@ -13,7 +13,7 @@ from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source
-from backend_loaders import load_postgres
+from backend_loaders import load_postgres, postgres_setting
 from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
@@ -55,9 +55,8 @@ def test_a_read_only_role_gets_the_same_report_without_temporary_tables(pg_url, 
     source = open_source(SourceConfig(url=url, table="events.agent_events"))
     try:
         assert not source.temp_tables
-        with source.backend.con.cursor() as cur:
-            cur.execute("SELECT current_setting('enable_nestloop')")
-            assert cur.fetchone() == ("off",)  # without a temp table's statistics, nested loops took 10x longer
+        # without a temp table's statistics, nested loops took 10x longer
+        assert postgres_setting(source, "enable_nestloop") == "off"
         data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
                               now=now_for(SCENARIO))
     finally:
@@ -75,9 +74,7 @@ def test_a_role_that_may_create_temporary_tables_keeps_using_them(pg_url):
     source = open_source(SourceConfig(url=reader_url(pg_url, "agentdigest_reader"), table="events.agent_events"))
     try:
         assert source.temp_tables
-        with source.backend.con.cursor() as cur:
-            cur.execute("SELECT current_setting('enable_nestloop')")
-            assert cur.fetchone() == ("on",)
+        assert postgres_setting(source, "enable_nestloop") == "on"
     finally:
         source.close()
 
@@ -110,9 +107,7 @@ def test_a_role_statement_timeout_says_where_to_raise_it(pg_url, tmp_path):
     assert "statement timeout" in done.stderr and '[source.settings]: statement_timeout = "30min"' in done.stderr
     source = open_source(SourceConfig(url=url, table="events.agent_events", settings={"statement_timeout": "30min"}))
     try:
-        with source.backend.con.cursor() as cur:
-            cur.execute("SELECT current_setting('statement_timeout')")
-            assert cur.fetchone() == ("30min",)
+        assert postgres_setting(source, "statement_timeout") == "30min"
     finally:
         source.close()
 
