@@ -430,4 +430,13 @@ class Reference:
         out["received_events"] = received(start, end)
         out["expected_events"] = expected
         out["completeness_pct"] = out["received_events"] / expected * 100.0 if expected else None
+        # README: a day report that warns against the previous days says what the same weekday of the 4
+        # previous weeks reads, when that one would not warn (95%, the default threshold).
+        out["same_weekday_pct"] = None
+        if (self.kind == "day" and self.baseline != "same_weekday" and self.expected_per_day is None
+                and backs == [1, 2, 3, 4] and out["completeness_pct"] is not None and out["completeness_pct"] < 95):
+            weekly = [received(*self.period(back)) for back in (7, 14, 21, 28)]
+            weekly = [b for b in weekly if b > 0 and b >= 0.1 * max(weekly)]
+            pct = out["received_events"] / statistics.median(weekly) * 100.0 if weekly else None
+            out["same_weekday_pct"] = pct if pct is not None and pct >= 95 else None
         return out

@@ -283,18 +283,25 @@ def test_a_source_silent_for_five_weeks_is_incomplete_not_without_history(tmp_pa
     assert data.metrics["conversations"].value == 0
 
 
-def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
-    """Found in a reader review: a day report's baseline, the 4 previous days, read every Saturday as incomplete
-    (58%) and every Monday as 130%. completeness_baseline = "same_weekday" compares with the same weekday."""
+def _weekday_rhythm(tmp_path, last_saturday: int = 10):
+    """A real DuckDB source from 1 Oct to Saturday 21 Nov 2026: 40 one-event conversations on weekdays, 10 on
+    weekends (``last_saturday`` on 21 Nov), at noon UTC."""
     path = tmp_path / "events.duckdb"
-    day = parse_period("day", "2026-11-21", "UTC")  # a Saturday
-    with duckdb.connect(str(path)) as con:  # 40 conversations on weekdays, 10 on weekends, one event each, at noon
-        con.execute("""CREATE TABLE agent_events AS
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"""CREATE TABLE agent_events AS
             SELECT 'e' || d || '-' || i AS event_id, 'c' || d || '-' || i AS conversation_id,
                    DATE '2026-10-01' + INTERVAL (d) DAY + INTERVAL 12 HOUR AS event_ts, 'message' AS event_type
             FROM range(0, 52) t(d), range(0, 40) u(i)
-            WHERE i < CASE WHEN dayofweek(DATE '2026-10-01' + INTERVAL (d) DAY) IN (0, 6) THEN 10 ELSE 40 END""")
-    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+            WHERE i < CASE WHEN d = 51 THEN {last_saturday}
+                           WHEN dayofweek(DATE '2026-10-01' + INTERVAL (d) DAY) IN (0, 6) THEN 10 ELSE 40 END""")
+    return open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+
+
+def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
+    """Found in a reader review: a day report's baseline, the 4 previous days, read every Saturday as incomplete
+    (58%) and every Monday as 130%. completeness_baseline = "same_weekday" compares with the same weekday."""
+    day = parse_period("day", "2026-11-21", "UTC")  # a Saturday
+    source = _weekday_rhythm(tmp_path)
     try:
         by_days = compute_report(source, ReportConfig(id="r", period="day", timezone="UTC"), day,
                                  now=day.end_utc + timedelta(hours=9))
@@ -308,6 +315,33 @@ def test_a_day_report_can_compare_with_the_same_weekday(tmp_path):
     assert by_weekday.quality.baseline == "same_weekday" and by_weekday.quality.expected_events == 10
     assert by_weekday.quality.completeness_pct == 100 and not by_weekday.quality.warning
     assert by_days.quality.latest_event == datetime(2026, 11, 21, 12, tzinfo=timezone.utc)  # Saturday noon
+    # the warning says what the same weekday would read, and which setting compares with it
+    assert by_days.quality.same_weekday_pct == 100 and by_days.as_dict()["quality"]["same_weekday_pct"] == 100
+    assert by_weekday.quality.same_weekday_pct is None
+
+
+@pytest.mark.parametrize("saturday, expected", [(10, 100.0), (9, None), (4, None)])
+def test_a_warning_on_a_quiet_weekend_day_names_the_same_weekday_baseline(tmp_path, saturday, expected):
+    """Found on a daily report's first weekend: every Saturday and Sunday opened with "DATA INCOMPLETE" against
+    the weekdays before, and nothing said that completeness_baseline = "same_weekday" exists. The banner now
+    says so when the same weekday of the previous 4 weeks would not warn: 10 of 10 (100%) does; 9 (90%, under
+    the 95% threshold) and 4 (an outage, 40%) do not, and the warning reads as before."""
+    from agentdigest.render.context import Limits, banner
+    from agentdigest.render.format import Formatter
+
+    day = parse_period("day", "2026-11-21", "UTC")
+    source = _weekday_rhythm(tmp_path, saturday)
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="day", timezone="UTC"), day,
+                              now=day.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    assert data.quality.warning and data.quality.completeness_pct == saturday / 40 * 100
+    assert data.quality.same_weekday_pct == expected
+    text = banner(data, Formatter("en"), Limits())["text"]
+    assert ('completeness_baseline = "same_weekday"' in text) is (expected is not None)
+    if expected is not None:
+        assert "against the same weekday of the previous 4 weeks, 100.0% arrived" in text
 
 
 def test_same_weekday_is_for_day_reports_only():

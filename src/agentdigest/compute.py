@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from .config import ReportConfig
 from .errors import InputError
 from .metrics import ESTIMATED_SAVINGS, METRICS, aggregations, available, unpack
 from .periods import Period
-from .report import MetricValue, PeriodInfo, ReportData
+from .report import MetricValue, PeriodInfo, Quality, ReportData
 from .cohort import count_if
 from .significance import begins_within, first_with_data
 from .sources import ConversionError, QueryFailed, Source, query_error
@@ -207,6 +208,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
                                  expected_per_day=report.expected_events_per_day,
                                  events_per_conversation=_events_per_conversation(hourly, volumes, origin, period),
                                  back=back)
+    if quality.warning and period.kind == "day" and not back and report.expected_events_per_day is None:
+        quality = _same_weekday(source, quality, q_counts, period, now, report.completeness_threshold)
     # A total that moved because events are missing is not news: neither judged notable nor coloured good
     # or bad (a cost "drop" would read as a saving) on incomplete data. Nor a total in or against the first
     # period with data, which may hold only part of it (a reader review: "+165%" against a month begun on
@@ -268,6 +271,22 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     )
 
 
+def _same_weekday(source: Source, quality: Quality, counts: dict[str, Any], period: Period, now: datetime,
+                  threshold: float) -> Quality:
+    """A day report that warns against the previous days: its completeness against the same weekday of the
+    4 previous weeks too, kept when that one does not warn, so the banner can say the week's rhythm may
+    explain it. Found by a daily report's first weekend: a quiet Saturday read "DATA INCOMPLETE: 62%"
+    against the weekdays before it, and nothing said that completeness_baseline = "same_weekday" exists.
+    One more query, only on such a day."""
+    origin = quality_mod.baseline_origin(period, max(quality_mod.SAME_WEEKDAY))
+    hourly = {r["hour"]: r["n"] for r in _rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
+    weekly = quality_mod.assess(counts, hourly, period, now, threshold=threshold, expected_per_day=None,
+                                back=quality_mod.SAME_WEEKDAY)
+    if weekly.baseline != "same_weekday" or weekly.warning:
+        return quality
+    return replace(quality, same_weekday_pct=weekly.completeness_pct)
+
+
 def _events_per_conversation(hourly: dict[int, int], conversations: dict[int, int],
                              origin: datetime, period: Period) -> float:
     """Valid events per conversation over the trend's periods the hourly counts cover (a gap-rule scale; 1
@@ -292,8 +311,6 @@ def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str,
 
 
 def _with(m: MetricValue, **changes: Any) -> MetricValue:
-    from dataclasses import replace
-
     return replace(m, **changes)
 
 

@@ -85,6 +85,9 @@ class Quality:
     gaps: tuple[Gap, ...] = ()
     invalid_cost: int | None = None  # NaN or infinite cost_usd values (None: no cost column)
     latest_event: datetime | None = None  # the period's latest valid event (not in the future)
+    # A day report on the previous days' baseline that warns: its completeness against the same weekday of
+    # the 4 previous weeks when that one would not warn (a quiet Saturday against weekdays), else None
+    same_weekday_pct: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +100,7 @@ class Quality:
             "received_events": self.received_events, "expected_events": self.expected_events,
             "threshold": self.threshold, "baseline": self.baseline,
             "latest_event": self.latest_event.isoformat() if self.latest_event else None,
+            "same_weekday_pct": self.same_weekday_pct,
         }
 
 

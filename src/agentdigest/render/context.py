@@ -197,6 +197,12 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
     more = max(0, len(quality.gaps) - limits.gaps)
     text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
             f"so this {fmt.period_word(data.period_kind)}'s figures may be understated. Check the source before deciding on them.")
+    if quality.same_weekday_pct is not None:  # a quiet weekend day against the weekdays before it
+        text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
+                f"against the previous days; against the same weekday of the previous 4 weeks, "
+                f"{fmt.percent(quality.same_weekday_pct)} arrived. If the volume follows the days of the week, set "
+                f"completeness_baseline = \"same_weekday\" in this report's config; if not, check the source "
+                f"before deciding on this day's figures.")
     if quality.completeness_pct is None:
         text = "Completeness could not be measured, so this report may rest on partial data."
     return {"completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
