@@ -131,6 +131,11 @@ CASES = [
            expect=dict(error=f"HTTP {status}: {code}", retryable=False, attempts=1, requests={HOOK_PATH: 1}))
       for status, code in ((400, "invalid_payload"), (403, "action_prohibited"), (404, "channel_not_found"),
                            (410, "channel_is_archived"))],
+    # Slack's one documented webhook server error is HTTP 500 rollup_error ("likely not your fault"), with no
+    # word that the post may have happened (unlike the Web API's internal_error): retried, as any 5xx
+    Case("slack-webhook-500-rollup_error-then-ok", "slack-webhook",
+         server={HOOK_PATH: [(500, "rollup_error", {}), (200, "ok", {})]},
+         expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
     Case("slack-webhook-503-retry-after-then-ok", "slack-webhook",
          server={HOOK_PATH: [(503, "service unavailable", {"Retry-After": "1"}), (200, "ok", {})]},
          expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
@@ -152,6 +157,40 @@ CASES = [
          settings=dict(timeout=1, retry_budget=10),
          expect=dict(error="may have arrived", retryable=False, attempts=1,
                      requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 0})),
+    # Slack documents internal_error and fatal_error as "it's possible some aspect of the operation succeeded":
+    # found in a Slack review, both were retried like a rate limit, and chat.postMessage has no idempotency
+    # key, so each retry could post the report again. Not retried in the run, whatever the HTTP status;
+    # the next run sends it (at least once).
+    *[Case(f"slack-bot-{code}-{status}-not-posted-again", "slack-bot",
+           server={"/api/chat.postMessage": [slack_error(code, status), ok_json(channel="C0AGENTS", ts=TS)]},
+           settings=dict(retry_budget=10),
+           expect=dict(error=f"answered {code}: Slack reported an error, but the message may have been posted",
+                       retryable=False, attempts=1,
+                       requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 0}))
+      for code in ("internal_error", "fatal_error") for status in (200, 500)],
+    # rate limits and an outage say nothing was done: still retried in the run
+    *[Case(f"slack-bot-{code}-then-ok", "slack-bot",
+           server={"/api/chat.postMessage": [slack_error(code, status), ok_json(channel="C0AGENTS", ts=TS)]},
+           expect=dict(results={"": "sent", PDF_TARGET: "sent"}, attempts=3,
+                       requests={"/api/chat.postMessage": 2, "/api/files.completeUploadExternal": 1}))
+      for code, status in (("service_unavailable", 503), ("ratelimited", 429), ("request_timeout", 200))],
+    # files.completeUploadExternal shares the file in the channel ("can only be called once"; a retry of
+    # files_upload_v2 uploads a new file and shares it too): the PDF may be there, so it is not uploaded again
+    *[Case(f"slack-bot-upload-complete-{code}-not-shared-again", "slack-bot",
+           server={"/api/files.completeUploadExternal": [slack_error(code), ok_json(files=[{"id": "F1"}])]},
+           settings=dict(retry_budget=10),
+           expect=dict(results={"": "sent", PDF_TARGET: "failed"}, failed_error="may have been shared",
+                       requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 1,
+                                 "/api/files.completeUploadExternal": 1}, check="pdf_may_have_arrived"))
+      for code in ("internal_error", "fatal_error")],
+    # files.getUploadURLExternal only hands out an upload URL (an upload never completed is discarded):
+    # its internal_error shares nothing, and is retried
+    Case("slack-bot-upload-url-internal_error-retried", "slack-bot",
+         server={"/api/files.getUploadURLExternal": [slack_error("internal_error"),
+                                                     ok_json(upload_url="{base}/upload/F1", file_id="F1")]},
+         expect=dict(results={"": "sent", PDF_TARGET: "sent"},
+                     requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 2,
+                               "/api/files.completeUploadExternal": 1})),
     Case("slack-bot-channel_not_found", "slack-bot", server={"/api/chat.postMessage": [slack_error("channel_not_found")]},
          expect=dict(error="channel_not_found", retryable=False, attempts=1)),
     Case("slack-bot-429-retry-after", "slack-bot",
@@ -321,6 +360,14 @@ def check_slack_bot_upload(h: Harness, outcome: dict) -> None:
     assert "C0AGENTS" in complete and "F1" in complete  # uploaded to the channel the message went to
 
 
+def check_pdf_may_have_arrived(h: Harness, outcome: dict) -> None:
+    results = {r.target: r for r in outcome["receipt"].results}
+    assert results[""].provider_id == TS  # the message went out and keeps its ts
+    pdf = results[PDF_TARGET]
+    assert not pdf.retryable and pdf.attempts == 1
+    assert "check the channel before resending" in pdf.error and BOT_TOKEN not in pdf.error
+
+
 def check_webhook_signature(h: Harness, outcome: dict) -> None:
     (headers, body), = h.requests[WEBHOOK_PATH]
     expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -344,7 +391,7 @@ def check_outbox_files(h: Harness, outcome: dict) -> None:
 
 CHECKS = {f.__name__.removeprefix("check_"): f for f in (
     check_email_headers, check_slack_payload, check_slack_bot_upload, check_webhook_signature,
-    check_webhook_unsigned, check_outbox_files, check_refused_apart)}
+    check_webhook_unsigned, check_outbox_files, check_refused_apart, check_pdf_may_have_arrived)}
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd misses implicit TLS

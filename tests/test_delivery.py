@@ -427,6 +427,33 @@ def test_slack_bot_targets_count_their_own_attempts(world):
     assert calls["upload"] == 2 and world.posts("/api/chat.postMessage") == 1
 
 
+def test_a_slack_post_that_may_have_gone_out_waits_for_the_next_run(world):
+    """Found in a Slack review: chat.postMessage's internal_error ("some aspect of the operation may have
+    succeeded") was retried within the run, and each retry could post the report again. Now the run records
+    a failure saying so, posts nothing more, and the next run sends it (at least once)."""
+    server, answers = world.httpserver, [{"ok": False, "error": "internal_error"}]
+
+    def post(request):
+        return Response(json.dumps(answers.pop(0) if answers else {"ok": True, "channel": "C1", "ts": "1.2"}),
+                        content_type="application/json")
+
+    server.expect_request("/api/chat.postMessage").respond_with_handler(post)
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="C1", upload_pdf=False,
+                                           api_url=server.url_for("/api/"), **{**FAST, "retry_budget": 5}))
+    (first,) = deliver(config)
+    assert first.state == "failed" and world.posts("/api/chat.postMessage") == 1
+    ledger = Ledger(config.ledger.url)
+    try:
+        (row,) = ledger.deliveries(R, P)
+        assert row["state"] == "failed" and row["attempts"] == 1
+        assert "internal_error" in row["error"] and "may have been posted" in row["error"]
+        assert "check the channel before resending" in row["error"] and not row["retryable"]
+    finally:
+        ledger.close()
+    (second,) = deliver(config)
+    assert second.state == "sent" and world.posts("/api/chat.postMessage") == 2
+
+
 REFUSE_SENT = {  # a real database failure, on cue: the write that records a delivery as sent is refused
     "sqlite": ["CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries WHEN NEW.state = 'sent' "
                "BEGIN SELECT RAISE(ABORT, 'ledger write refused by the test trigger'); END"],

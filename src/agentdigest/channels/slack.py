@@ -6,6 +6,10 @@ with the blocks, then uploads ``report.pdf`` to the same channel with the curren
 flow (files.getUploadURLExternal, upload, files.completeUploadExternal) via ``files_upload_v2``;
 the retired ``files.upload`` is never used.
 
+A post that may have gone out is not retried in the run, as Slack cannot tell a repeat: no answer
+in time, or Slack's ``internal_error``/``fatal_error`` ("some aspect of the operation may have
+succeeded") to chat.postMessage or files.completeUploadExternal. The next run sends it again.
+
 The message and the PDF are separate ledger targets (``""`` and ``"file:report.pdf"``): a
 failed upload is retried without posting the message a second time. The upload takes a channel id
 only; a retry without the post's answer finds the id of a ``#name`` with conversations.list.
@@ -43,9 +47,18 @@ def mark_test(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "text": "[test] " + str(payload.get("text", "")),
             "blocks": [TEST_MARK, *payload.get("blocks", [])][:50]}
 # Slack error codes worth waiting for; every other code (invalid_token, channel_not_found,
-# no_service, not_in_channel, missing_scope, invalid_blocks ...) will not fix itself.
+# no_service, not_in_channel, missing_scope, invalid_blocks ...) will not fix itself. internal_error and
+# fatal_error are waited for only where the call posts nothing (see POSTING).
 TRANSIENT_ERRORS = {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
                     "request_timeout", "timeout"}
+#: codes Slack documents as "the server could not complete your operation(s) ... It's possible some aspect of
+#: the operation succeeded before the error was raised": after a call that posts, the post may be there
+MAY_HAVE_SUCCEEDED = {"internal_error", "fatal_error"}
+#: the calls that post to the channel, without an idempotency key: retrying one after such a code may post
+#: twice. files.completeUploadExternal shares the file ("can only be called once"; files_upload_v2 retried
+#: uploads a new file and shares that too). The others (files.getUploadURLExternal, whose upload is discarded
+#: unless completed, conversations.list, auth.test) change nothing in the channel and are retried.
+POSTING = {"chat.postMessage": "the message", "files.completeUploadExternal": "the PDF"}
 
 _QUIET = logging.Logger("agentdigest.slack_sdk", level=logging.CRITICAL + 1)
 #: an id as files.completeUploadExternal takes it (a channel, a private group, a DM); never a name,
@@ -192,6 +205,10 @@ class SlackChannel(BaseChannel):
             code = str(data.get("error") or "")
             headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
             retry_after = parse_retry_after(_first(headers.get("retry-after")))
+            called = urlsplit(str(getattr(response, "api_url", "") or "")).path.rpartition("/")[2] or method
+            if code in MAY_HAVE_SUCCEEDED and called in POSTING:
+                return _maybe_posted(self, f"Slack {called} ({urlsplit(self.settings.api_url).netloc})", code,
+                                     POSTING[called])
             if status == 429 or code in TRANSIENT_ERRORS or status >= 500:
                 return DeliveryError(self.mask(f"{where} answered {code or f'HTTP {status}'}"), retryable=True,
                                      retry_after=retry_after)
@@ -210,6 +227,17 @@ def _first(value: Any) -> str | None:
     if isinstance(value, list):
         return value[0] if value else None
     return value
+
+
+def _maybe_posted(channel: BaseChannel, where: str, code: str, what: str) -> DeliveryError:
+    """Slack answered an error that may follow a post: like an unanswered post (see
+    :func:`.base.unanswered`), not retried in this run, and the next run sends it again (at least once)."""
+    shared = "shared" if what == "the PDF" else "posted"
+    error = DeliveryError(channel.mask(
+        f"{where} answered {code}: Slack reported an error, but {what} may have been {shared}, so this run does "
+        f"not send it again; check the channel before resending (the next run sends it again)"))
+    error.may_have_arrived = True  # type: ignore[attr-defined]
+    return error
 
 
 def _masked(error: DeliveryError, channel: BaseChannel) -> DeliveryError:
