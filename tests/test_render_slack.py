@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from agentdigest.render import render_artifacts
@@ -109,6 +111,51 @@ def test_long_title_and_many_kpis_stay_within_limits() -> None:
 ])
 def test_fit_never_splits_an_entity(text: str, limit: int, escaped: bool, expected: str) -> None:
     assert fit(text, limit, escaped=escaped) == expected
+
+
+@pytest.mark.parametrize(("text", "limit", "escaped", "expected"), [
+    # found in a Slack review: a cut inside a pair left "*bold tex…", its "*" shown literally
+    ("*bold text here*", 10, False, "*bold te*…"), ("_italic text_", 9, False, "_italic_…"),
+    ("~struck out~", 8, False, "~struc~…"), ("`code span`", 8, False, "`code`…"),
+    ("```line one\nline two```", 16, False, "```line one```…"),
+    ("ab *cdef*", 5, False, "ab …"),  # nothing left inside: the opener goes
+    ("*bold _it here_ x*", 12, False, "*bold _it_*…"),  # closed innermost first
+    ("*x &amp;&amp; y*", 10, False, "*x &amp;*…"), ("*a <b> c*", 9, True, "*a &lt;*…"),  # and no entity split
+    ("`a *b` *c d*", 10, False, "`a *b` …"),  # a marker inside code is not an opener
+    ("5 * 3 = 15 and more", 8, False, "5 * 3 =…"), ("snake_case_name", 8, False, "snake_c…"),  # no pair: as before
+])
+def test_fit_keeps_mrkdwn_balanced(text: str, limit: int, escaped: bool, expected: str) -> None:
+    assert fit(text, limit, escaped=escaped) == expected
+
+
+def test_fit_leaves_plain_text_markers_alone() -> None:
+    assert fit("*bold text here*", 10, escaped=False, mrkdwn=False) == "*bold tex…"
+
+
+_WORD = st.sampled_from(["a", "bc", "def", "&amp;", "&lt;", "&gt;", "x1", "ü"])
+_WORDS = st.lists(_WORD, min_size=1, max_size=3).map(" ".join)
+_PAIRED = st.one_of(_WORDS, *[_WORDS.map(lambda w, m=m: f"{m}{w}{m}") for m in "*_~`"],
+                    _WORDS.map(lambda w: f"*b {w} _i {w}_ {w}*"))
+
+
+@given(st.lists(_PAIRED, min_size=1, max_size=30).map(" ".join), st.integers(min_value=2, max_value=80))
+def test_fit_never_leaves_a_marker_open(text: str, limit: int) -> None:
+    """Every marker of the text is paired, so every cut must be too (and keep its entities whole)."""
+    out = fit(text, limit, escaped=False)
+    assert len(out) <= limit
+    if out != text:
+        assert out.endswith("…") and not re.search(r"&[a-z]*…$", out), out
+    for marker in "*_~`":
+        assert out.count(marker) % 2 == 0, out
+
+
+def test_a_long_bold_label_stays_bold_when_cut() -> None:
+    ctx, _ = build_context(make_report("executive"))
+    ctx["kpis"][0]["label"] = ("Resolved conversations " * 120).strip()  # a field's label alone past 2,000 characters
+    blocks = [b.to_dict() for b in build_blocks(ctx)]
+    check_limits(blocks)
+    field = next(f["text"] for b in blocks for f in b.get("fields", []) if "Resolved conversations" in f["text"])
+    assert field.startswith("*Resolved") and re.search(r"\S\*…$", field), field[-20:]
 
 
 def test_only_slack_when_asked() -> None:

@@ -39,19 +39,54 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fit(text: str, limit: int, *, escaped: bool = True) -> str:
-    """``text`` escaped (unless already mrkdwn) and cut to ``limit`` characters, never inside an entity."""
+#: mrkdwn's code, masked before the other pairs are looked for: markers inside it are not markup
+_CODE = re.compile(r"```.+?```|`[^`\n]+`", re.S)
+#: a *bold*, _italic_ or ~strike~ pair as Slack reads one: the opener not inside a word and before a
+#: non-space, the closer after a non-space and not before a word character, on one line (and without
+#: its own marker inside, which also keeps the search linear on a long line of lone markers)
+_PAIRS = [re.compile(rf"(?<!\w){m}(?=[^\s{m}])[^\n{m}]*?(?<=\S){m}(?!\w)") for m in (r"\*", "_", "~")]
+
+
+def fit(text: str, limit: int, *, escaped: bool = True, mrkdwn: bool = True) -> str:
+    """``text`` escaped (unless already mrkdwn) and cut to ``limit`` characters, never inside an entity;
+    for mrkdwn (not plain_text) a pair the cut splits is closed, or left out when nothing of it is left."""
     out = escape(text) if escaped else text
     if len(out) <= limit:
         return out
-    raw = text
+    pairs = _pairs(text) if mrkdwn else []
+    cut = len(text)
     while True:
-        raw = raw[: max(0, min(len(raw), limit) - 1)]
+        cut = max(0, min(cut, limit) - 1)
+        raw = text[:cut]
         if not escaped:  # mrkdwn escaped already: not "a&l…"
             raw = re.sub(r"&[a-z]*$", "", raw)
+        raw = _closed(raw, pairs)
         out = (escape(raw) if escaped else raw) + "…"
         if len(out) <= limit:
             return out
+
+
+def _pairs(text: str) -> list[tuple[int, int, str]]:
+    """The formatting pairs of mrkdwn ``text`` as (start, end, marker), outermost first. Found in a Slack
+    review: a cut inside "*bold*" left "*bold tex…", whose "*" Slack shows as it is."""
+    pairs = [(m.start(), m.end(), "```" if m.group().startswith("```") else "`") for m in _CODE.finditer(text)]
+    masked = _CODE.sub(lambda m: "\0" * len(m.group()), text)
+    for pattern in _PAIRS:
+        pairs += [(m.start(), m.end(), m.group()[0]) for m in pattern.finditer(masked)]
+    return sorted(pairs, key=lambda p: (p[0], -p[1]))
+
+
+def _closed(prefix: str, pairs: list[tuple[int, int, str]]) -> str:
+    """``prefix`` (a cut of the text ``pairs`` were found in) with each pair it opens but does not close
+    closed, innermost first; a pair with nothing inside left is dropped, opener and all."""
+    cut = len(prefix)
+    for start, end, marker in reversed([p for p in pairs if p[0] < cut < p[1]]):
+        prefix = prefix[:min(len(prefix), end - len(marker))].rstrip()  # no part of its closer; no "*bold *"
+        if len(prefix) <= start + len(marker):
+            prefix = prefix[:start]
+        else:
+            prefix += marker
+    return prefix
 
 
 def kpi_field(card: dict[str, Any]) -> MarkdownTextObject:
@@ -129,12 +164,13 @@ def _agents_that_moved(ctx: dict[str, Any], limit: int = 3) -> list[str]:
 def _plain(text: str) -> SectionBlock:
     """Agent data (error types, agent names, messages) as plain text: mrkdwn has no escape for * _ ~ `,
     so in a mrkdwn block '*urgent*' from a user's message would turn bold."""
-    return SectionBlock(text=PlainTextObject(text=fit(text, TEXT_MAX, escaped=False), emoji=False))
+    return SectionBlock(text=PlainTextObject(text=fit(text, TEXT_MAX, escaped=False, mrkdwn=False), emoji=False))
 
 
 def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     r = ctx["report"]
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit(r["title"], HEADER_MAX, escaped=False)))]
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=fit(r["title"], HEADER_MAX, escaped=False,
+                                                                                mrkdwn=False)))]
     if b := ctx["banner"]:
         gaps = "; ".join(b["gaps"]) + (f"; and {b['more_gaps']} more" if b["more_gaps"] else "")
         text = (f":warning: *Data incomplete: {escape(b['completeness'])} of expected events.* {escape(b['text'])}"
