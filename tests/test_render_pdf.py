@@ -177,3 +177,63 @@ def test_a_table_split_across_pages_keeps_two_rows_on_each_side() -> None:
             splits += 1
             assert min(shown[0], shown[-1]) >= 2, (agents, counts)
     assert splits >= 3  # the rule was tested, not only passed by tables that fit on one page
+
+
+@pytest.fixture(scope="module")
+def demo_reports(tmp_path_factory) -> dict[str, object]:
+    """The ReportData of `agentdigest demo`'s two reports for 2026-W47, from its synthetic events as made on
+    29 Nov 2026 (seeded: the same events each time), computed as `agentdigest run` computes them."""
+    from datetime import datetime, timezone
+
+    from agentdigest.config import load_config
+    from agentdigest.demo import setup
+    from agentdigest.periods import parse_period
+    from agentdigest.runner import compute
+    from agentdigest.sources import open_source
+
+    now = datetime(2026, 11, 29, 8, 2, tzinfo=timezone.utc)
+    config = load_config(setup(tmp_path_factory.mktemp("demo"), now=now))
+    source = open_source(config.source, config.path)
+    try:
+        return {r.id: compute(source, config, r, parse_period(r.period, "2026-W47", r.timezone), now)
+                for r in config.reports}
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize(("report_id", "size", "pages"), [
+    ("weekly-exec", "A4", 1),
+    ("weekly-exec", "Letter", 1),
+    ("weekly-engineering", "A4", 2),
+    # Was 3: Letter is 17.6 mm shorter than A4, and two rows of the quality table and the footer went
+    # to a page of their own.
+    ("weekly-engineering", "Letter", 2),
+])
+def test_the_demo_reports_take_as_many_pages_on_letter_as_on_a4(demo_reports, report_id: str, size: str,
+                                                                 pages: int) -> None:
+    data = demo_reports[report_id]
+    data = replace(data, settings={**data.settings, "page_size": size})
+    pdf = render_artifacts(data, {"pdf"})["report.pdf"]
+    assert len(PdfReader(io.BytesIO(pdf)).pages) == pages
+
+
+@pytest.mark.parametrize(("size", "agents"), [("Letter", 12), ("Letter", 24), ("A4", 24)])
+def test_many_agents_with_long_names_paginate_whole_rows_under_their_header(size: str, agents: int) -> None:
+    """Each by-agent row (a name wrapped on two lines, values with their changes below them) stays on one
+    page, every page with such rows repeats the header, and long error types take whole rows too."""
+    data = make_report("engineering", page_size=size, agents=agents, failures=8, warning=True)
+    types = [f"{kind}_upstream_gateway_connection_pool_exhausted_{i}" for i, kind in enumerate(
+        ("tool_timeout", "rate_limited", "schema_validation", "upstream_5xx", "auth_expired", "json_decode"))]
+    data = replace(data, errors_by_type=tuple({"error_type": t, "count": 60 - i, "previous": 30} for i, t in enumerate(types)),
+                   by_agent=tuple({**row, "agent_id": f"{row['agent_id']}-customer-support-eu-west"} for row in data.by_agent))
+    pages = pdf_text(render_artifacts(data, {"pdf"})["report.pdf"])
+    header = "Agent Conversations Resolution Error rate p95 latency Cost"
+    for i in range(agents):
+        # the name (one or two lines), conversations and their change, resolution and its change: one row
+        row = re.compile(rf"-{i}-customer-[\w-]*\n(?:[\w-]+\n)?[\d,]+\n\S+\n[\d.]+%\n\S+ pp\n")
+        holding = [page for page in pages if row.search(page)]
+        assert len(holding) == 1, (i, [p.count(f"-{i}-customer-") for p in pages])
+        assert header in holding[0], i
+    for page in pages:
+        if "Error type Count Previous Change" in page:
+            assert re.search(r"(?m)^\S+_upstream_gateway_", page)
