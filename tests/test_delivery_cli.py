@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -941,3 +942,67 @@ def test_a_run_killed_between_two_channels_has_logged_the_first_ones_send(tmp_pa
     again = run_in(home, "run", "--period", "2026-W47")
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(list((home / "outbox").rglob("*.eml"))) == 1 and len(httpserver.log) == 2
+
+
+def _as_a_user(*command: str) -> list[str]:
+    """``command`` as a user bound by file modes: as root, root without the capabilities that override them
+    (root may write any mode otherwise; the interpreter under /root stays readable to its owner)."""
+    from conftest import skip_or_fail
+
+    if os.geteuid() != 0:
+        return list(command)
+    if not shutil.which("setpriv"):
+        skip_or_fail("running as root and setpriv (util-linux) is missing to drop CAP_DAC_OVERRIDE")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
+
+
+@pytest.mark.parametrize("read_only", ["file", "file and folder", "file and folder, a writer running",
+                                       "file and folder, a writer running, its -shm closed to others"])
+def test_a_read_only_ledger_is_shown_by_history_and_refused_by_run(tmp_path, events, read_only):
+    """Found in a crash audit: an operator inspecting production's ledger (a file, and a folder, they may read
+    but not write) got an error from `history`: WAL mode needs the -shm file beside it, which SQLite could not
+    create. history now reads it (mode=ro, or immutable=1 when not even the -shm can be made), and run fails
+    at once with one line naming the read-only ledger, before anything is computed or sent."""
+    home = home_with(tmp_path, events, OUTBOX_CONFIG.replace("[channels.box]", '[ledger]\nurl = "sqlite:///state/ledger.db"\n'
+                                                                               "[channels.box]"))
+    assert run_in(home, "run", "--period", "2026-W46").returncode == 0
+    state, ledger = home / "state", home / "state" / "ledger.db"
+    writer = None
+    if "a writer running" in read_only:  # production's scheduler: its last record still in the -wal
+        writer = sqlite3.connect(ledger, isolation_level=None)
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE runs SET error = 'walonly'")
+        assert (state / "ledger.db-wal").stat().st_size > 0
+    ledger.chmod(0o400)
+    if read_only.endswith("closed to others"):
+        (state / "ledger.db-shm").chmod(0)
+    if read_only != "file":
+        state.chmod(0o500)
+    try:
+        def as_user(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(_as_a_user(sys.executable, "-m", "agentdigest.cli", *args, "--config",
+                                             "agentdigest.toml"), cwd=home, capture_output=True, text=True, timeout=300)
+
+        shown = as_user("history")
+        again = as_user("run", "--period", "2026-W47")
+        missed = as_user("check", "--missed")
+    finally:
+        state.chmod(0o700)
+        ledger.chmod(0o600)
+        if writer is not None:
+            (state / "ledger.db-shm").chmod(0o600)
+            writer.close()
+    assert shown.returncode == 0, shown.stderr
+    assert "2026-W46" in shown.stdout and "sent" in shown.stdout, shown.stdout
+    if read_only.endswith("a writer running"):
+        assert "walonly" in shown.stdout, shown.stdout
+    elif writer is not None:  # immutable=1: the file alone, and said so
+        assert "walonly" not in shown.stdout and "what was written since its last checkpoint is not shown" in \
+            " ".join(shown.stdout.split()), shown.stdout
+    assert missed.returncode in (0, 1) and "error" not in missed.stderr, missed.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert again.returncode == 1 and f"the ledger {ledger} is read-only" in line, again.stderr
+    assert not (home / "reports" / "weekly-exec" / "2026-W47").exists()
+    assert sorted(p.parent.name for p in (home / "outbox").rglob("*.eml")) == ["2026-W46"]
+    if writer is None:  # the reader made no file of its own beside production's ledger
+        assert sorted(p.name for p in state.iterdir()) == ["ledger.db"]

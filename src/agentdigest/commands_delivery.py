@@ -45,6 +45,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     ledger = open_existing(config.ledger.url)  # reading history never creates the ledger
     try:
         rows = ledger.history(report, limit) if ledger else []
+        note = ledger.read_note if ledger else ""
     finally:
         if ledger:
             ledger.close()
@@ -75,6 +76,8 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
                       Text(state, style=_STYLES.get(row["state"], "")),
                       "" if row.get("attempts") is None else str(row["attempts"]), Text(detail))
     console.print(table)
+    if note:  # a ledger read without its -wal file: say what may be missing
+        console.print(f"Note: {note}.", markup=False, soft_wrap=True)
     return 0
 
 

@@ -21,12 +21,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from .ledger_db import LedgerDatabase, utc_now
-from .ledger_schema import MAX_ERROR, deliveries, heartbeats, read_version, runs
+from .ledger_schema import (MAX_ERROR, deliveries, engine_url, heartbeats, read_version, runs, sqlite_path,
+                            write_problem)
 from .masking import mask_text
 from .owners import has_exited
 
@@ -48,11 +50,18 @@ class Claim:
 
 def open_existing(url: str) -> "Ledger | None":
     """The ledger when it exists (tables created by a run), else None: commands that only read it
-    (``history``, ``check --missed``) must not create a database or its tables as a side effect."""
-    return None if read_version(url) is None else Ledger(url)
+    (``history``, ``check --missed``) must not create a database or its tables as a side effect.
+
+    A SQLite ledger this user may read but not write (an operator looking at production's) is opened
+    read-only (found in a crash audit: history failed on it)."""
+    if read_version(url) is None:
+        return None
+    path = sqlite_path(engine_url(url)) if engine_url(url).startswith("sqlite") else ""
+    return Ledger(url, read_only=bool(path) and bool(write_problem(Path(path))))
 
 
 _TOOK_OVER = "took over the expired claim of "  # the note of a claim that took over, before the owner
+_ABANDONED = "its process exited before the run finished (killed or crashed)"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,20 +105,23 @@ class Ledger(LedgerDatabase):
             conn.execute(runs.update().where(runs.c.id == run_id, runs.c.state == "running").values(
                 state=state, error=_clip(error), finished_at=utc_now()))
 
-    def close_abandoned_runs(self, report_id: str | None = None) -> int:
-        """Close as ``abandoned`` the running runs whose process has exited on this machine; how many."""
+    def _exited_owners(self, report_id: str | None) -> list[str]:
+        """The owners of running runs whose process has exited on this machine."""
         r = runs.c
         query = select(r.owner).distinct().where(r.state == "running", r.owner.is_not(None))
         if report_id:
             query = query.where(r.report_id == report_id)
         with self._read() as conn:
-            gone = [o for o in conn.scalars(query) if has_exited(o)]
-        if not gone:
+            return [o for o in conn.scalars(query) if has_exited(o)]
+
+    def close_abandoned_runs(self, report_id: str | None = None) -> int:
+        """Close as ``abandoned`` the running runs whose process has exited on this machine; how many."""
+        r = runs.c
+        if not (gone := self._exited_owners(report_id)):
             return 0
         with self._write() as conn:
             return int(conn.execute(runs.update().where(r.state == "running", r.owner.in_(gone)).values(
-                state="abandoned", finished_at=utc_now(),
-                error="its process exited before the run finished (killed or crashed)")).rowcount)
+                state="abandoned", finished_at=utc_now(), error=_ABANDONED)).rowcount)
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -322,8 +334,11 @@ class Ledger(LedgerDatabase):
     def history(self, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Runs and deliveries, newest first; each dict has ``kind`` = run | delivery | test | alarm.
 
-        Runs whose process has exited on this machine are closed as ``abandoned`` first."""
-        self.close_abandoned_runs(report_id)
+        Runs whose process has exited on this machine are closed as ``abandoned`` first (a ledger opened
+        read-only is not changed: they are shown so)."""
+        gone = set(self._exited_owners(report_id)) if self.read_only else set()
+        if not self.read_only:
+            self.close_abandoned_runs(report_id)
         d = deliveries.c
         run_q = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
         del_q = select(deliveries).order_by(d.updated_at.desc(), d.id.desc()).limit(limit)
@@ -339,7 +354,8 @@ class Ledger(LedgerDatabase):
             "channel": None, "recipient": None, "state": r["state"], "trigger": r["trigger"], "attempts": None,
             "error": r["error"], "provider_id": None, "id": r["id"], "finished_at": _iso(r["finished_at"]),
             "owner": r["owner"],
-        } for r in run_rows] + [_delivery_dict(r, now) for r in del_rows]
+        } | ({"state": "abandoned", "error": _ABANDONED} if r["state"] == "running" and r["owner"] in gone else {})
+            for r in run_rows] + [_delivery_dict(r, now) for r in del_rows]
         items.sort(key=lambda item: item["at"] or "", reverse=True)
         return items[:limit]
 

@@ -21,8 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
-                            engine_url, schema_version, sqlite_path, sqlite_setup)
+from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, LedgerReplaced, StatementFailed, create_private,
+                            db_reason, engine_url, read_only_url, schema_version, sqlite_path, sqlite_setup,
+                            write_problem)
 from .masking import mask_url
 from .waiting import wait_for
 
@@ -43,15 +44,26 @@ def utc_now() -> datetime:
 class LedgerDatabase:
     """The ledger's database, safe to share between processes; :class:`ledger.Ledger` adds its records."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, read_only: bool = False):
+        """Open (and create or upgrade) the ledger; ``read_only`` opens an existing SQLite ledger without
+        writing anything, for commands that only read it from a file or folder they may not write."""
         self.url = url
+        self.read_only = read_only
+        self.read_note = ""  # what a read-only open may not show
         self._file: tuple[Path, tuple[int, int] | None] | None = None  # a SQLite file, as opened
+        #: what a use of a replaced SQLite file says to do (the scheduler takes up the new one itself)
+        self.when_replaced = "start agentdigest again to use the new one"
+        self.checked_at = utc_now()  # when the file was last found to be the one opened
         real = engine_url(url)
         kwargs: dict[str, Any] = {}
         if real.startswith("sqlite"):
             path = sqlite_path(real)
             if path in ("", ":memory:"):  # one shared in-memory database, not one per connection
                 kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            elif read_only:
+                self._file = (Path(path), _identity(Path(path)))
+                real, self.read_note = read_only_url(Path(path))
+                kwargs["connect_args"] = {"timeout": 30}
             else:
                 try:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +71,11 @@ class LedgerDatabase:
                     self._file = (Path(path), _identity(Path(path)))
                 except OSError as exc:  # a parent that is a file, a read-only disk: one line, not a traceback
                     raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
+                if self._file[1] is not None and (problem := write_problem(Path(path))):
+                    # Found in a crash audit: "cannot open the ledger ...: attempt to write a readonly database"
+                    raise LedgerError(f"the ledger {path} is read-only for this user ({problem}): runs record "
+                                      "their deliveries in it, so nothing was run (`agentdigest history` can "
+                                      "still read it)")
                 kwargs["connect_args"] = {"timeout": 30}
         elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
             kwargs["connect_args"] = {"connect_timeout": 10}
@@ -67,9 +84,12 @@ class LedgerDatabase:
         self.engine: Engine = create_engine(real, **kwargs)
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         if self.engine.dialect.name == "sqlite":
-            sqlite_setup(self.engine)
+            sqlite_setup(self.engine, read_only=read_only)
         try:
-            self._migrate()
+            if read_only:
+                self._check_version()
+            else:
+                self._migrate()
         except StatementFailed as exc:
             raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
 
@@ -96,22 +116,45 @@ class LedgerDatabase:
             elif current < SCHEMA_VERSION:
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=utc_now()))
 
+    def _check_version(self) -> None:
+        """A ledger read without being written must already have this agentdigest's schema (a run upgrades it)."""
+        version = self.schema_version()
+        if version != SCHEMA_VERSION:
+            raise LedgerError(f"the ledger {mask_url(self.url)} has schema version {version}, and this agentdigest "
+                              + (f"understands {SCHEMA_VERSION}; upgrade agentdigest" if version > SCHEMA_VERSION else
+                                 f"reads {SCHEMA_VERSION}: the next run that may write it upgrades it"))
+
     def schema_version(self) -> int:
         with self._read() as conn:
             return int(conn.scalar(select(schema_version.c.version)) or 0)
+
+    @property
+    def file(self) -> Path | None:
+        """The SQLite file this ledger is (None for PostgreSQL and in-memory ledgers)."""
+        return None if self._file is None else self._file[0]
+
+    def replaced(self) -> bool:
+        """Whether the SQLite file was deleted or replaced since this ledger opened it."""
+        return self._file is not None and _identity(self._file[0]) != self._file[1]
 
     def _same_file(self) -> None:
         """Refuse to go on with a SQLite file deleted or replaced since it was opened: the open connections
         would go on using the old one, which no other process sees (found in a crash audit: a scheduler
         recorded its sends and heartbeats in a deleted ledger while `history` showed a new, empty one)."""
-        if self._file is not None and _identity(self._file[0]) != self._file[1]:
-            raise LedgerError(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
-                              "start agentdigest again to use the new one")
+        if self._file is None:
+            return
+        now = utc_now()
+        if self.replaced():
+            raise LedgerReplaced(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
+                                 f"{self.when_replaced}")
+        self.checked_at = now  # taken before the look: the file was there at least until then
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         # SQLite: BEGIN IMMEDIATE takes the write lock up front, so the busy timeout applies
         # instead of a deadlock when two readers both try to upgrade to writers.
+        if self.read_only:
+            raise LedgerError(f"the ledger {mask_url(self.url)} was opened read-only")
         self._same_file()
         try:
             with self.engine.execution_options(immediate=True).begin() as conn:

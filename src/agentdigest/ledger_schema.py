@@ -11,7 +11,9 @@ import contextlib
 import os
 import re
 import sqlite3
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 from sqlalchemy import (
@@ -107,6 +109,10 @@ class LedgerError(AgentDigestError):
     """The ledger database cannot be opened, upgraded or written."""
 
 
+class LedgerReplaced(LedgerError):
+    """The SQLite ledger file was deleted or replaced while this process had it open."""
+
+
 class StatementFailed(LedgerError):
     """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
 
@@ -159,6 +165,38 @@ def _may_write(file: Path) -> bool:
         return False
 
 
+def write_problem(file: Path) -> str:
+    """Why this process could not write the SQLite ledger ``file`` (an existing one): the file, or its folder,
+    where SQLite keeps the -wal and -shm files; "" when it could."""
+    return cannot_write(file.parent) or ("" if _may_write(file) else f"{file} is read-only")
+
+
+def read_only_url(file: Path) -> tuple[str, str]:
+    """The URL that opens the SQLite ledger ``file`` without writing anything, and what it may not show ("").
+
+    Found in a crash audit: an operator could not read production's ledger (a file, or a folder, they may
+    not write). Without a -wal file everything is in the file itself, and ``immutable=1`` reads it without
+    creating the -wal and -shm files a WAL reader otherwise makes (made by another user, they would stand in
+    the way of the ledger's owner). With one (a scheduler running now), ``mode=ro`` reads it through its
+    -shm index; when that cannot be opened either, the file alone is read, without what the -wal holds."""
+    uri = quote(str(file))
+    immutable = f"sqlite:///file:{uri}?immutable=1&uri=true"
+    wal = file.with_name(file.name + "-wal")
+    if not wal.exists():
+        return immutable, ""
+    probe = None
+    try:
+        probe = sqlite3.connect(f"file:{uri}?mode=ro", uri=True)
+        probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return f"sqlite:///file:{uri}?mode=ro&uri=true", ""
+    except sqlite3.Error:
+        return immutable, (f"{file} was read without its -wal file, which this user cannot use; what was written "
+                           "since its last checkpoint is not shown")
+    finally:
+        if probe is not None:
+            probe.close()
+
+
 def read_version(url: str, writable: bool = False) -> int | None:
     """The ledger's schema version, read without creating or changing anything; None when it does not
     exist yet (no SQLite file, or a database without its tables). LedgerError when it cannot be read,
@@ -177,10 +215,10 @@ def read_version(url: str, writable: bool = False) -> int | None:
                 return None
             # A run writes the file and, beside it, its -wal and -shm files (found in a scheduling audit:
             # check called a read-only ledger fine, and every run then failed to record what it sent)
-            problem = cannot_write(file.parent) or ("" if _may_write(file) else f"{file} is read-only")
+            problem = write_problem(file)
             if writable and problem:
                 raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
-            engine = create_engine(f"sqlite:///file:{file}?mode=ro&uri=true")
+            engine = create_engine(read_only_url(file)[0], poolclass=NullPool)
         else:
             engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
         try:
@@ -242,6 +280,38 @@ def probe(url: str) -> str:
                                                      f" (upgraded to {SCHEMA_VERSION} on the next run)")
 
 
+def foreign_ledger(file: Path, since: datetime) -> str | None:
+    """What the SQLite file now at a ledger's path holds, when a process that had the one before it open (a
+    scheduler) should not take it over; None when it is absent, empty, or a ledger begun after ``since`` (naive
+    UTC, when the process last found its own file there): one another process created after the old one went.
+
+    Records from before are another ledger's, a restored backup's or another deployment's, and they would
+    decide what is sent (a period it says sent would not go out) without anyone having chosen that file."""
+    try:
+        if file.stat().st_size == 0:
+            return None
+    except OSError:
+        return None
+    engine = create_engine(read_only_url(file)[0], poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+            if names and "schema_version" not in names:
+                return f"a database that is not a ledger (tables {', '.join(sorted(names)[:4])})"
+            firsts = [conn.scalar(text(f"SELECT min({column}) FROM {table}")) for table, column in (
+                ("schema_version", "upgraded_at"), ("runs", "started_at"), ("deliveries", "created_at"),
+                ("heartbeats", "updated_at")) if table in names]
+    except SQLAlchemyError as exc:
+        return f"a file that cannot be read as a ledger ({db_reason(exc)})"
+    finally:
+        engine.dispose()
+    oldest = min((datetime.fromisoformat(str(at)) for at in firsts if at is not None), default=None)
+    if oldest is not None and oldest < since:
+        return (f"a ledger with records from {oldest:%Y-%m-%d %H:%M:%S} UTC, before its own file went "
+                "(a restored backup, or another ledger?)")
+    return None
+
+
 def create_private(path: Path) -> None:
     """Create a new SQLite ledger readable by its owner only (0600, like the archive): it names
     recipients and channels. SQLite gives its -wal and -shm files the database file's mode."""
@@ -250,16 +320,18 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
-def sqlite_setup(engine: Engine) -> None:
-    """WAL and a busy timeout on every connection; explicit BEGINs so writers can take the lock up front."""
+def sqlite_setup(engine: Engine, read_only: bool = False) -> None:
+    """WAL and a busy timeout on every connection; explicit BEGINs so writers can take the lock up front.
+    A read-only connection only waits (setting WAL is a write)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
-        _set_wal(cursor)
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:
+            _set_wal(cursor)
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
