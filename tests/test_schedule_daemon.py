@@ -374,3 +374,64 @@ def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_
     wait_for(lambda: events_of(log, "sent", "daily"), what="the pass after a changed config", proc=proc, log=log)
     assert stop(proc)[0] == 0
     assert sent_files(tmp_path / "outbox") == {("daily", expected_period(config)): 1}
+
+
+# -- the ledger file deleted or replaced under the scheduler ---------------------------------------
+
+@pytest.mark.parametrize("accident", ["deleted", "replaced by a new ledger", "replaced by a backup"])
+def test_a_ledger_deleted_under_the_scheduler_is_opened_again_and_nothing_is_missed_or_sent_twice(tmp_path, events,
+                                                                                                  accident):
+    """Found in a crash audit: with its SQLite ledger deleted, the scheduler failed every use of it until
+    someone restarted it, missing every report meanwhile. It now opens the ledger at its path again (a new
+    one when it is gone, as a fresh start does), says so once, and every report makes its catch-up pass:
+    a period sent before is learnt from the archive's send log, not sent again; one still due is sent once.
+    A file with records from before (a restored backup) is not taken over: that stays a restart's choice."""
+    import sqlite3
+
+    stuck = tmp_path / "stuck"
+    stuck.write_text("a file where b's outbox folder should be: its deliveries fail until it goes")
+    config = write_config(tmp_path, events=events, reports=[daily("a", ["box"]), daily("b", ["late"])],
+                          channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")},
+                                    "late": {"type": "outbox", "path": str(stuck)}})
+    key, ledger = expected_period(config, "a"), tmp_path / "ledger.db"
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="1")
+    try:
+        wait_for(lambda: events_of(log, "sent", "a") and events_of(log, "retry_planned", "b"),
+                 what="a sent and b failing", proc=proc, log=log)
+        backup = tmp_path / "backup.db"
+        with sqlite3.connect(ledger) as live, sqlite3.connect(backup) as copy:
+            live.backup(copy)
+        for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        if accident == "replaced by a new ledger":  # another process (a run, a second scheduler) made it
+            Ledger(f"sqlite:///{ledger}").close()
+        elif accident == "replaced by a backup":
+            backup.rename(ledger)
+        stuck.unlink()  # b's channel works again
+        if accident == "replaced by a backup":
+            wait_for(lambda: [e for e in events_of(log, "error", "b") if "is not taken over" in e.get("error", "")],
+                     what="the backup refused", proc=proc, log=log)
+        else:
+            wait_for(lambda: events_of(log, "sent", "b"), what="b sent with the new ledger", proc=proc, log=log)
+            wait_for(lambda: [e for e in events_of(log, "skipped_sent", "a") if "already sent" in e["message"]],
+                     what="a's pass with the new ledger", proc=proc, log=log)
+    finally:
+        assert stop(proc)[0] == 0
+    reopened = events_of(log, "ledger_reopened")
+    assert sent_files(tmp_path / "outbox") == {("a", key): 1}  # never again
+    if accident == "replaced by a backup":
+        assert not reopened and not sent_files(stuck)
+        return
+    assert sent_files(stuck) == {("b", key): 1}
+    (warning,) = reopened
+    assert warning["level"] == "warning" and str(ledger) in warning["message"]
+    assert ("was deleted" if accident == "deleted" else "was replaced") in warning["message"]
+    assert "forgotten and not retried" in warning["message"]
+    now = Ledger(f"sqlite:///{ledger}")
+    try:
+        a, b = now.delivery("a", key, "box"), now.delivery("b", key, "late")
+    finally:
+        now.close()
+    assert a["state"] == "sent" and "restored from the archive" in a["note"]
+    assert b["state"] == "sent" and b["sends"] == 1

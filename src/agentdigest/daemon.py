@@ -10,6 +10,7 @@
   so a crashed sender's delivery is taken over without waiting for the next cron fire.
 - Every ``HEARTBEAT_SECONDS`` it writes a heartbeat to the ledger and checks for late periods,
   which it reports to ``[alarms] channel``.
+- A SQLite ledger deleted or replaced under it is opened again at its path (see :meth:`Daemon.use_ledger`).
 - SIGHUP reloads the config (a bad file is logged and the old config kept); SIGTERM and SIGINT
   let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``.
 """
@@ -35,6 +36,7 @@ from .config import Config, load_config
 from .delivery import report_lease
 from .owners import owner_id
 from .errors import first_line
+from .ledger_schema import LedgerError, foreign_ledger
 from .masking import mask_text
 from .runner import open_ledger
 from .schedule import decision, run_pass, send_alarms
@@ -155,7 +157,7 @@ class Worker:
         report = _report(config, self.report_id)
         if report is None:
             return
-        result = run_pass(config, [report], datetime.now(timezone.utc), ledger=self.daemon.ledger,
+        result = run_pass(config, [report], datetime.now(timezone.utc), ledger=self.daemon.use_ledger(),
                           stop=self.daemon.stop, owner=self.daemon.owner)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
@@ -189,7 +191,8 @@ class Daemon:
     def __init__(self, config_path: Any):
         self.config_path = config_path
         self.config: Config = load_config(config_path)
-        self.ledger = open_ledger(self.config)
+        self.ledger = self._open_ledger(self.config)
+        self._ledger_lock = threading.Lock()
         self.owner = owner_id()
         self.started_at = datetime.now(timezone.utc)
         self.stop = threading.Event()
@@ -202,6 +205,45 @@ class Daemon:
 
     def lease_of(self, report: Any) -> float:
         return report_lease(self.config, report)
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _open_ledger(config: Config) -> Any:
+        ledger = open_ledger(config)
+        ledger.when_replaced = "the scheduler opens the one now at its path"
+        return ledger
+
+    def use_ledger(self) -> Any:
+        """The ledger, opened again at its configured path when its SQLite file was deleted or replaced.
+
+        Found in a crash audit: the scheduler then failed every use of it until someone restarted it, and
+        missed every report meanwhile. It now goes on as a fresh start would: a missing file is created,
+        and every report makes its catch-up pass, which learns what the archive's send logs record as sent
+        before sending anything. A file with records from before its own went (a restored backup, another
+        deployment's ledger) or that is no ledger is not taken over: its records would decide what is sent
+        without anyone having chosen it; every use fails, saying so, until it is moved away or the
+        scheduler restarted."""
+        with self._ledger_lock:
+            old = self.ledger
+            if old.replaced():
+                if problem := foreign_ledger(old.file, old.checked_at):
+                    raise LedgerError(f"the ledger {old.file} was replaced while the scheduler ran, by {problem}; "
+                                      "it is not taken over: restart `agentdigest schedule` to use it, or move it "
+                                      "away and a new ledger is created")
+                existed = old.file.exists()
+                self.ledger = self._open_ledger(self.config)
+                old.close()
+                decision("ledger_reopened", "the ledger %s was %s while the scheduler ran; it now uses %s. Every "
+                         "report makes its catch-up pass: what the archive's send logs record as sent is restored "
+                         "from them and not sent again; failed periods older than the latest due one (and its "
+                         "catch_up) that the old ledger remembered are forgotten and not retried (`agentdigest run "
+                         "REPORT --period KEY` sends one)", old.file, "replaced" if existed else "deleted",
+                         "the new ledger another process made there" if existed else "a new one",
+                         level=logging.WARNING, owner=self.owner)
+                for worker in self.workers.values():
+                    worker.request()
+            return self.ledger
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -254,7 +296,7 @@ class Daemon:
             decision("abandoned", "gave up waiting for %s; its claims expire and another run takes over",
                      ", ".join(left), level=logging.WARNING, owner=self.owner)
         try:
-            self.ledger.heartbeat(self.owner, self._info("stopped"))
+            self.use_ledger().heartbeat(self.owner, self._info("stopped"))
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on a ledger hiccup
             log.warning("last heartbeat failed: %s", exc)
         decision("stopped", "scheduler %s stopped", self.owner, owner=self.owner)
@@ -299,11 +341,12 @@ class Daemon:
     def tick(self) -> None:
         """Heartbeat, then alarms for late periods."""
         try:
-            self.ledger.heartbeat(self.owner, self._info("running"))
+            ledger = self.use_ledger()  # before `idle`: a ledger opened again puts every report to work
+            ledger.heartbeat(self.owner, self._info("running"))
             # A report whose pass is running or about to run (the catch-up at start) is not late yet: its
             # late alarm went out seconds before the catch-up delivered it (found in a regression check).
             idle = [r for r in self.config.reports if not self._working(r.id)]
-            send_alarms(self.config, None, datetime.now(timezone.utc), ledger=self.ledger,
+            send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
                         archive=self.config.archive.path, owner=self.owner, reports=idle)
         except Exception as exc:  # noqa: BLE001
             decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
@@ -321,7 +364,8 @@ class Daemon:
                      level=logging.ERROR, error=str(exc))
             return
         if config.ledger.url != self.config.ledger.url:
-            self.ledger = open_ledger(config)
+            with self._ledger_lock:
+                self.ledger = self._open_ledger(config)
         old, self.config = self.config, config
         self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
