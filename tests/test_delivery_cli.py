@@ -414,6 +414,36 @@ def test_a_period_delivered_by_another_process_while_this_one_computed_keeps_its
     assert outcome.files == ["message.eml"]
 
 
+def test_a_send_another_process_made_while_this_run_waited_is_not_made_again(tmp_path, events, monkeypatch):
+    """Found in a ledger audit: a process that sent the period while this run computed, and whose ledger record
+    was lost (the SQLite ledger replaced under it), left only the archive's send log to say so; this run,
+    finding the period delivered, kept the archive and sent it to the same channel again. It now reads the
+    send log once it holds the period."""
+    from agentdigest import runner
+    from agentdigest.archive import mark_delivered, write_artifacts
+    from agentdigest.config import load_config
+
+    home = home_with(tmp_path, events)
+    config = load_config(home / "agentdigest.toml")
+    report = config.reports[0]
+    compute = runner.compute
+
+    def compute_while_another_sends(*args, **kwargs):
+        data = compute(*args, **kwargs)
+        write_artifacts(config.archive.path, report.id, "2026-W47", {"message.eml": b"Subject: theirs\n\nbody\n"})
+        mark_delivered(config.archive.path, report.id, "2026-W47", [{
+            "channel": "box", "recipient": "", "sent_at": "2026-11-23T09:00:00+00:00", "provider_id": "theirs.eml"}])
+        return data
+
+    monkeypatch.setattr(runner, "compute", compute_while_another_sends)
+    (outcome,) = runner.run_reports(config, [report], period_key="2026-W47")
+    assert not list((home / "outbox").rglob("*.eml"))  # the other process's copy is the one sent
+    assert [(d.channel, d.state) for d in outcome.deliveries] == [("box", "skipped_sent")]
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        rows = db.execute("SELECT channel, state, provider_id, note FROM deliveries").fetchall()
+    assert rows == [("box", "sent", "theirs.eml", "restored from the archive (the ledger had no record of this send)")]
+
+
 def test_a_failed_delivery_in_a_due_pass_is_one_line_on_stderr(tmp_path, events):
     """Found black-box: under `run --due` every failed delivery was printed twice on stderr."""
     home = home_with(tmp_path, events, config=OUTBOX_CONFIG.replace('channels = ["box"]', 'channels = ["box", "dead"]')

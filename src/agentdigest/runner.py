@@ -223,6 +223,10 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     # and send its own, newer figures to a channel this one has not reached yet).
     try:
         with holding(config, archive, report, period, ledger):
+            if not force and not test_to and (unknown := _restore_sends(config, report, period, archive, ledger)):
+                outcome.skipped = unknown
+                ledger.finish_run(run_id, "done")
+                return outcome
             delivered = not force and not test_to and _was_delivered(archive, report.id, period.key, ledger)
             if delivered and not artifact_names(report_dir(archive, report.id, period.key)):
                 # Delivered meanwhile from another machine's archive (one ledger, two archives).
@@ -258,7 +262,11 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
 
     A holder is waited for as long as its slowest channel's claim can last (the lease): one that takes
     longer has hung, and its claims are taken over from then on (found in a re-check: a stopped
-    process blocked the period on every machine for as long as it stayed stopped)."""
+    process blocked the period on every machine for as long as it stayed stopped).
+
+    Its callers then learn again what the archive's send log records (``_restore_sends``): the holder
+    waited for may have sent the period and recorded it in a ledger that has since been replaced (found
+    in a ledger audit: the new, empty one would have had it sent again)."""
     from .delivery import report_lease
 
     longest = report_lease(config, report) or 60.0
@@ -357,6 +365,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
     try:
         with holding(config, archive, report, period, ledger):
+            _restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
                      delivery_log=delivery_log)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
