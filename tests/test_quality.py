@@ -581,3 +581,32 @@ def test_a_token_count_beyond_2_to_the_53_is_invalid_not_an_overflow(load, tmp_p
         source.close()
     assert data.metrics["total_tokens"].value == 5 + 2 ** 53
     assert data.quality.invalid_tokens == 2
+
+
+def test_a_sum_beyond_a_double_is_unknown_with_a_note_not_infinity(tmp_path):
+    """Found in a dirty-data check: two costs of 1e308, each a valid (finite) value, summed to infinity; the CLI
+    printed "Agent cost $inf" and "Estimated savings $-inf", the other formats a bare "n/a", and no note said
+    why. The overflowed figure is now unknown, its change too, and a note names it."""
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:  # W47: 100 conversations of 2 events; W46: 75, each event $0.01
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'e' || i AS event_id, 'c' || (i // 2) AS conversation_id,
+                   TIMESTAMPTZ '2026-11-16 10:00:00+00' + INTERVAL (i) HOUR AS event_ts, 'message' AS event_type,
+                   CASE WHEN i < 2 THEN 1e308 ELSE 0.01 END AS cost_usd FROM range(0, 200) t(i)
+            UNION ALL
+            SELECT 'p' || i, 'p' || (i // 2), TIMESTAMPTZ '2026-11-09 10:00:00+00' + INTERVAL (i) HOUR, 'message', 0.01
+            FROM range(0, 150) t(i)""")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    week = parse_period("week", "2026-W47", "UTC")
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC", human_cost_per_conversation=4.5), week,
+                              now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    cost, savings = data.metrics["cost_usd"], data.metrics["estimated_savings_usd"]
+    assert cost.value is None and cost.previous == pytest.approx(150 * 0.01)
+    assert cost.change_pct is None and cost.direction is None and cost.good is None
+    assert savings.value is None and savings.previous == pytest.approx(75 * 4.5 - 1.5)
+    assert [n for n in data.notes if n.startswith("Agent cost: the sum")]
+    assert data.quality.invalid_cost == 0  # each value is valid; only their sum is beyond a double
+    assert '"value": null' in data.to_json()

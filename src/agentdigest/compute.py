@@ -14,6 +14,7 @@ one more per quantile query that has a small group), whatever the number of metr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -195,6 +196,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         trend = ({**trend[0], "begins": True}, *trend[1:])
     metrics = _metrics(conv_defs + event_defs, {**breakdowns.blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
                        {**breakdowns.blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
+    overflowed = [m.label for m in metrics.values() if m.value is not None and not math.isfinite(m.value)
+                  or m.previous is not None and not math.isfinite(m.previous)]
+    metrics = {k: _with(m, **_finite(m)) for k, m in metrics.items()}
     unvalued = {which: coverage.unvalued(period_rows.get(which)) for which in (CUR, PREV)}
     savings = _savings(metrics, report.human_cost_per_conversation,
                        cost_unknown={w: "cost_usd" in cols for w, cols in unvalued.items()})
@@ -237,6 +241,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
             # a misspelt agent id would otherwise send an empty report every period, and nothing would say why
             notes.insert(1, f"None of the {sum(everyone.values())} conversations of the last {TREND_PERIODS} "
                             f"{period.kind}s is of these agents: check the report's agents setting.")
+    if overflowed:
+        # Found in a dirty-data check: costs near 1e308, each valid, summed to infinity; the CLI printed "$inf",
+        # the other formats a bare "n/a", and nothing said why.
+        notes.append(f"{', '.join(overflowed)}: the sum of the events' values is beyond what a number can hold "
+                     f"(values near 1e308?), so it is not shown; check the source's values.")
     if running:
         notes.append(f"This {period.kind} has not ended: its figures are so far, and its totals are compared with "
                      f"a whole {period.kind} but not judged.")
@@ -308,6 +317,17 @@ def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str,
         out[m.name] = MetricValue(m.name, m.label, m.unit, value, previous, ch.change_pct, ch.change_pp,
                                   ch.direction, ch.good, m.higher_is_better, m.description)
     return out
+
+
+def _finite(m: MetricValue) -> dict[str, Any]:
+    """The changes that make ``m`` unknown where its value or previous one is not finite (a sum that
+    overflowed: invalid values are left out before any sum), with a change that is unknown too."""
+    value, previous = (None if x is not None and not math.isfinite(x) else x for x in (m.value, m.previous))
+    if (value, previous) == (m.value, m.previous):
+        return {}
+    ch = compute_change(value, previous, is_rate=m.unit == "percent", higher_is_better=m.higher_is_better)
+    return {"value": value, "previous": previous, "change_pct": ch.change_pct, "change_pp": ch.change_pp,
+            "direction": ch.direction, "good": ch.good}
 
 
 def _with(m: MetricValue, **changes: Any) -> MetricValue:
