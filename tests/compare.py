@@ -48,7 +48,7 @@ def compare_report(doc: dict, ref: Reference, *, quantile_rel: float | None = No
         if got is None:
             out.append(f"metrics.{name}: missing")
             continue
-        for field in ("value", "previous", "change_pp", "direction", "good"):
+        for field in ("value", "previous", "change_pp", "direction", "good", "judged"):
             out.check(f"metrics.{name}.{field}", got[field], exp[field], rel=tol(name))
         pct_rel = None
         if tol(name) is not None and exp["value"] and exp["previous"]:

@@ -277,9 +277,9 @@ class Reference:
         if self.human_cost is not None:
             cur[SAVINGS], prev[SAVINGS] = (None if "cost_usd" in unvalued[back] else self.savings(m)
                                            for back, m in ((0, cur), (1, prev)))
-        # README: a change is not judged (good is null) for a figure whose column has no value in either
-        # period, nor for the totals on incomplete data, in the period the data begin in or against it, or
-        # in a period that has not ended.
+        # README: a change is not judged (judged false; good still says which way is desirable, DESIGN rule 5)
+        # for a figure whose column has no value in either period, nor for the totals on incomplete data, in
+        # the period the data begin in or against it, or in a period that has not ended.
         unjudged = {name for col in unvalued[0] | unvalued[1] for name in SUMMED[col]}
         completeness = self.quality()["completeness_pct"]
         totals_unjudged = ((completeness is not None and completeness < 95.0) or self.begins_within(2)
@@ -287,9 +287,8 @@ class Reference:
         out = {}
         for name in cur:
             if name in HIGHER_IS_BETTER or name in DERIVED_HIGHER_IS_BETTER:
-                out[name] = {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name])}
-                if name in unjudged or (name in TOTALS and totals_unjudged):
-                    out[name]["good"] = None
+                out[name] = {"value": cur[name], "previous": prev[name], **change(name, cur[name], prev[name]),
+                             "judged": not (name in unjudged or (name in TOTALS and totals_unjudged))}
         return out
 
     def trend(self, n: int = 8) -> list[dict[str, Any]]:

@@ -275,7 +275,7 @@ def test_a_column_that_empties_this_period_is_not_judged(tmp_path):
         source.close()
     for name in ("cost_usd", "total_tokens", "tokens_per_conversation"):
         m = data.metrics[name]
-        assert m.previous and m.direction == "down" and m.good is None and m.notable is None, name
+        assert m.previous and m.direction == "down" and not m.judged and m.notable is None, name
     assert data.metrics["estimated_savings_usd"].value is None
     assert "tokens per conversation" not in opening_sentence(data, Formatter("en"), "engineering")
 

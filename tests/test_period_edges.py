@@ -28,7 +28,8 @@ def test_a_running_period_is_so_far_and_its_totals_are_not_judged(tmp_path):
     conversations = data.metrics["conversations"]
     assert conversations.value < conversations.previous  # six days of seven: a fall
     totals = [m for m in data.metrics.values() if m.is_total]
-    assert totals and all(m.notable is None and m.good is None for m in totals)
+    assert totals and all(m.notable is None and not m.judged for m in totals)
+    assert data.metrics["conversations"].good is False  # DESIGN rule 5: a fall of a higher-is-better figure
     assert data.metrics["resolution_rate"].notable is not None  # rates compare as usual
     assert any("has not ended" in note for note in data.notes)
     text = render_artifacts(data, formats={"txt"})["report.txt"].decode()

@@ -235,7 +235,7 @@ def test_on_incomplete_data_totals_are_not_judged_notable(tmp_path):
     assert data.quality.warning and data.quality.completeness_pct < 90
     totals = ["conversations", "errors", "total_tokens", "cost_usd"]
     assert all(data.metrics[name].notable is None for name in totals), {n: data.metrics[n].notable for n in totals}
-    assert all(data.metrics[name].good is None for name in totals)  # a drop is not shown as good news
+    assert all(not data.metrics[name].judged for name in totals)  # a drop is not shown as good news
     assert data.metrics["cost_usd"].direction == "down"  # the change itself is still reported
     assert data.metrics["resolution_rate"].notable is not None  # rates are still tested
 
@@ -366,7 +366,8 @@ def test_totals_against_the_first_period_with_data_are_not_judged(tmp_path):
         source.close()
     conversations = data.metrics["conversations"]
     assert (conversations.value, conversations.previous) == (70, 20)  # Mon-Sun against Sat-Sun
-    assert conversations.good is None and conversations.notable is None and conversations.direction == "up"
+    assert not conversations.judged and conversations.notable is None and conversations.direction == "up"
+    assert conversations.good is True  # DESIGN rule 5 in report.json; judged false keeps every format from colouring it
     assert any("begin in the previous week" in note for note in data.notes)
 
 

@@ -380,7 +380,7 @@ def test_a_previous_period_that_is_the_first_with_data_is_not_judged_against() -
              for k in data.trend[0] if k not in ("key", "start", "end")}
     trend = tuple({**row, **empty} for row in data.trend[:6]) + data.trend[6:]
     # as compute hands them over: totals unjudged (tests/test_quality.py checks compute does)
-    metrics = {k: replace(m, good=None, notable=None) if m.is_total else m for k, m in data.metrics.items()}
+    metrics = {k: replace(m, judged=False, notable=None) if m.is_total else m for k, m in data.metrics.items()}
     data = replace(data, trend=trend, metrics=metrics)
     ctx, _ = build_context(data)
     cards = {card["key"]: card for card in ctx["kpis"]}

@@ -137,7 +137,8 @@ def _change(m: Any) -> str:
     if m.direction == "flat":
         return "flat"
     arrow = "▲" if m.direction == "up" else "▼"
-    colour = "green" if m.good else "red" if m.good is False else "white"
+    good = m.good if m.judged else None
+    colour = "green" if good else "red" if good is False else "white"
     amount = f"{m.change_pp:+.1f} pp" if m.change_pp is not None else f"{m.change_pct:+.1f}%" if m.change_pct is not None else ""
     if amount.lstrip("+-").startswith("0.0"):  # "▼ -0.0%" said a move the figures cannot show
         return "no change"

@@ -225,7 +225,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
     # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
     unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in coverage.SUMMED[col][2]}
-    metrics = {k: _with(m, notable=None, good=None) if k in unjudged or (m.is_total and (quality.warning or first
+    metrics = {k: _with(m, notable=None, judged=False) if k in unjudged or (m.is_total and (quality.warning or first
                                                                                            or running))
                else m for k, m in metrics.items()}
     # Nor notable when only part of one period's conversations have a value (a cost column filled from the

@@ -31,6 +31,10 @@ class MetricValue:
     higher_is_better: bool | None
     description: str = ""
     notable: bool | None = None  # set by the significance test (render issue); None = not judged
+    #: False when the move, whatever ``good`` says (DESIGN rule 5), is not to be coloured or called news:
+    #: a total on incomplete data, in or against the period the data begin in, in a period still running,
+    #: or a figure whose column has no value in one of the two periods (README, Notable changes)
+    judged: bool = True
 
     @property
     def is_total(self) -> bool:
@@ -43,6 +47,7 @@ class MetricValue:
             "change_pct": self.change_pct, "change_pp": self.change_pp,
             "direction": self.direction, "good": self.good,
             "label": self.label, "higher_is_better": self.higher_is_better, "notable": self.notable,
+            "judged": self.judged,
         }
 
 

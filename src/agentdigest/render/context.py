@@ -75,7 +75,7 @@ def _tone(metric: MetricValue) -> str:
         return "neutral"
     pct = finite_number(metric.change_pct)
     is_slight = _slight(metric) if threshold is None else (pct is None or abs(pct) < threshold)
-    return judged_tone(metric.good, metric.notable, is_slight)
+    return judged_tone(metric.good if metric.judged else None, metric.notable, is_slight)
 
 
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
@@ -150,7 +150,8 @@ def phrase(metric: MetricValue, fmt: Formatter) -> str | None:
 
 def _unjudged(metric: MetricValue) -> bool:
     """A move compute declined to colour although the metric has a better direction."""
-    return metric.higher_is_better is not None and metric.good is None and metric.direction in ("up", "down")
+    return (metric.higher_is_better is not None and (not metric.judged or metric.good is None)
+            and metric.direction in ("up", "down"))
 
 
 def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
@@ -292,7 +293,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             card = kpi(metric, fmt, name)
             # The end dot is coloured like the card's badge (none under "no change").
             charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points),
-                                tone=metric.good if card["tone"] != "neutral" else None))
+                                tone=metric.good if card["tone"] != "neutral" and metric.judged else None))
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
