@@ -173,6 +173,14 @@ BAD = [
     ("literal Spark secret", lambda s: s + '[source.spark_conf]\n"spark.hadoop.fs.s3a.secret.key" = "PLANTEDs3"\n', 2,
      ["source.spark_conf.spark.hadoop.fs.s3a.secret.key", "environment"]),
     ("completeness threshold as a fraction", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = 0.95'), 2, ["reports[0].completeness_threshold", "percentage such as 95"]),
+    # Found by a new user: "Input should be a valid number", and nothing said the quotes were the trouble.
+    # The kind of what was written, never its value (it may come from an environment variable).
+    ("number in quotes", lambda s: s.replace('period = "week"', 'period = "week"\nhuman_cost_per_conversation = "4.5"'), 2,
+     ["reports[0].human_cost_per_conversation", "got text", "valid number", "without quotes"]),
+    ("list as text", lambda s: s.replace('channels = ["box"]', 'channels = "box"'), 2,
+     ["reports[0].channels", "got text", "an array ([...])"]),
+    ("a number as the title", lambda s: s.replace('period = "week"', 'period = "week"\ntitle = 5'), 2,
+     ["reports[0].title", "got an integer", "valid string"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
     ("unknown source engine", lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, ["agentdigest.toml", "source.url", "foodb://"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),

@@ -151,6 +151,12 @@ def known_keys() -> list[str]:
     return sorted({info.alias or name for model in models for name, info in model.model_fields.items()})
 
 
+#: A value's kind as TOML names it, for "got text, input should be a valid number" (bool before int: a bool is one)
+_TOML_KINDS = ((str, "text"), (bool, "true or false"), (int, "an integer"), (float, "a decimal number"),
+               (list, "an array"), (dict, "a table"))
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def error_message(err: dict[str, Any]) -> str:
     """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
     msg = err["msg"]
@@ -169,6 +175,16 @@ def error_message(err: dict[str, Any]) -> str:
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
     if err["type"] == "literal_error":
         return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
+    if err["type"].endswith(("_type", "_parsing")):
+        # What was written, by its TOML kind, not its value: it may come from an environment variable (a
+        # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid
+        # number", and nothing said the quotes were the trouble.
+        value = err.get("input")
+        kind = next((name for t, name in _TOML_KINDS if isinstance(value, t)), None)
+        if kind is not None:
+            quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
+            msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
+            return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
