@@ -8,7 +8,8 @@ agent (7) are materialized once, then per-agent outcomes (8), latency quantiles 
 latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14), the
 latest event older than the trend (15) and hourly volumes (16). A fixed 16 (17 with an overlong
 conversation; 2 more for a report of some agents: the cohort's size, then its conversations of those
-agents are materialized; on an engine with approximate quantiles,
+agents are materialized; 1 more for a day report that warns, its same weekday's hourly volumes; on an
+engine with approximate quantiles,
 one more per quantile query that has a small group), whatever the number of metrics or events.
 """
 
