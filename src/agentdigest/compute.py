@@ -195,11 +195,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     trend = tuple(breakdowns.trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
     if not older and trend[0].get("conversations"):  # the data begin in the trend's first period
         trend = ({**trend[0], "begins": True}, *trend[1:])
-    metrics = _metrics(conv_defs + event_defs, {**breakdowns.blank(conv_defs), **(period_rows.get(CUR) or {}), **(event_rows.get(CUR) or {})},
-                       {**breakdowns.blank(conv_defs), **(period_rows.get(PREV) or {}), **(event_rows.get(PREV) or {})})
-    overflowed = [m.label for m in metrics.values() if m.value is not None and not math.isfinite(m.value)
-                  or m.previous is not None and not math.isfinite(m.previous)]
-    metrics = {k: _with(m, **_finite(m)) for k, m in metrics.items()}
+    rows = [{**breakdowns.blank(conv_defs), **(period_rows.get(p) or {}), **(event_rows.get(p) or {})} for p in (CUR, PREV)]
+    # A sum that overflowed (invalid values are left out before any sum) is unknown, said in a note below.
+    overflowed = [m.label for m in conv_defs + event_defs
+                  if any(_finite(row.get(m.name)) is None and row.get(m.name) is not None for row in rows)]
+    metrics = _metrics(conv_defs + event_defs, *rows)
     unvalued = {which: coverage.unvalued(period_rows.get(which)) for which in (CUR, PREV)}
     savings = _savings(metrics, report.human_cost_per_conversation,
                        cost_unknown={w: "cost_usd" in cols for w, cols in unvalued.items()})
@@ -207,7 +207,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         metrics[savings.name] = savings
     if notable is not None:
         flags = notable(metrics, trend)
-        metrics = {k: _with(m, notable=flags.get(k)) for k, m in metrics.items()}
+        metrics = {k: replace(m, notable=flags.get(k)) for k, m in metrics.items()}
 
     quality = quality_mod.assess(q_counts, hourly, period, now, threshold=report.completeness_threshold,
                                  expected_per_day=report.expected_events_per_day,
@@ -226,14 +226,14 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     # Nor a figure whose column has no value in one of the two periods (found in a re-check: a cost column
     # that emptied this week read "Agent cost $0.00, -100%, notable" in green).
     unjudged = {name for col in {*unvalued[CUR], *unvalued[PREV]} for name in coverage.SUMMED[col][2]}
-    metrics = {k: _with(m, notable=None, judged=False) if k in unjudged or (m.is_total and (quality.warning or first
+    metrics = {k: replace(m, notable=None, judged=False) if k in unjudged or (m.is_total and (quality.warning or first
                                                                                            or running))
                else m for k, m in metrics.items()}
     # Nor notable when only part of one period's conversations have a value (a cost column filled from the
     # middle of last week read "Cost rose 827%, notable": a new-user audit); the metric's good direction stays as defined.
     partly = coverage.partly_valued(period_rows.get(CUR), period_rows.get(PREV))
     unnoted = {name for col in partly for name in coverage.SUMMED[col][2]}
-    metrics = {k: _with(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
+    metrics = {k: replace(m, notable=None) if k in unnoted else m for k, m in metrics.items()}
     notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:
         notes.insert(0, f"Only the conversations of {', '.join(report.agents)} (a conversation's agent is that of its "
@@ -313,26 +313,16 @@ def _events_per_conversation(hourly: dict[int, int], conversations: dict[int, in
 def _metrics(defs: list, cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, MetricValue]:
     out: dict[str, MetricValue] = {}
     for m in defs:
-        value, previous = cur.get(m.name, m.empty), prev.get(m.name, m.empty)
+        value, previous = _finite(cur.get(m.name, m.empty)), _finite(prev.get(m.name, m.empty))
         ch = compute_change(value, previous, is_rate=m.is_rate, higher_is_better=m.higher_is_better)
         out[m.name] = MetricValue(m.name, m.label, m.unit, value, previous, ch.change_pct, ch.change_pp,
                                   ch.direction, ch.good, m.higher_is_better, m.description)
     return out
 
 
-def _finite(m: MetricValue) -> dict[str, Any]:
-    """The changes that make ``m`` unknown where its value or previous one is not finite (a sum that
-    overflowed: invalid values are left out before any sum), with a change that is unknown too."""
-    value, previous = (None if x is not None and not math.isfinite(x) else x for x in (m.value, m.previous))
-    if (value, previous) == (m.value, m.previous):
-        return {}
-    ch = compute_change(value, previous, is_rate=m.unit == "percent", higher_is_better=m.higher_is_better)
-    return {"value": value, "previous": previous, "change_pct": ch.change_pct, "change_pp": ch.change_pp,
-            "direction": ch.direction, "good": ch.good}
-
-
-def _with(m: MetricValue, **changes: Any) -> MetricValue:
-    return replace(m, **changes)
+def _finite(value: Any) -> Any:
+    """``value``, or None where it is a number that is not finite (a sum that overflowed)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _savings(metrics: dict[str, MetricValue], human_cost: float | None,

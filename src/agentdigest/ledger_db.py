@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, LedgerReplaced, StatementFailed, create_private,
+from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private,
                             db_reason, engine_url, read_only_url, schema_version, sqlite_path, sqlite_setup,
                             write_problem)
 from .masking import mask_url
@@ -145,8 +145,8 @@ class LedgerDatabase:
             return
         now = utc_now()
         if self.replaced():
-            raise LedgerReplaced(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
-                                 f"{self.when_replaced}")
+            raise LedgerError(f"the ledger {self._file[0]} was deleted or replaced while agentdigest had it open; "
+                              f"{self.when_replaced}")
         self.checked_at = now  # taken before the look: the file was there at least until then
 
     @contextmanager

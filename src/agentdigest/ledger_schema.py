@@ -109,10 +109,6 @@ class LedgerError(AgentDigestError):
     """The ledger database cannot be opened, upgraded or written."""
 
 
-class LedgerReplaced(LedgerError):
-    """The SQLite ledger file was deleted or replaced while this process had it open."""
-
-
 class StatementFailed(LedgerError):
     """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
 

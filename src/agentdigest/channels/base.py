@@ -262,8 +262,14 @@ def unanswered(channel: BaseChannel, where: str, exc: BaseException) -> Delivery
     """The request went out but no answer came (a read timeout, a dropped connection): the receiver may
     have it. Not retried in this run, for a channel without idempotency keys (a Slack post): each retry
     may post it again. The ledger records a failure, so the next run sends it (at least once)."""
-    error = DeliveryError(channel.mask(f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
-                                       "it may have arrived, so this run does not send it again"))
+    return may_have_arrived(channel, f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
+                                     "it may have arrived, so this run does not send it again")
+
+
+def may_have_arrived(channel: BaseChannel, message: str) -> DeliveryError:
+    """A failure after which the receiver may have the report (masked): not retried in this run; the
+    ledger records it failed, so the next run sends it again (at least once)."""
+    error = DeliveryError(channel.mask(message))
     error.may_have_arrived = True  # type: ignore[attr-defined]
     return error
 

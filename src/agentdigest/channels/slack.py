@@ -35,7 +35,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from .. import config
 from ..errors import DeliveryError
 from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, http_post,
-                   parse_retry_after, unanswered)
+                   may_have_arrived, parse_retry_after, unanswered)
 
 PDF_TARGET = "file:report.pdf"
 TEST_MARK = {"type": "context", "elements": [{"type": "mrkdwn", "text": "*[test]* a test send, not the report's delivery"}]}
@@ -233,11 +233,9 @@ def _maybe_posted(channel: BaseChannel, where: str, code: str, what: str) -> Del
     """Slack answered an error that may follow a post: like an unanswered post (see
     :func:`.base.unanswered`), not retried in this run, and the next run sends it again (at least once)."""
     shared = "shared" if what == "the PDF" else "posted"
-    error = DeliveryError(channel.mask(
-        f"{where} answered {code}: Slack reported an error, but {what} may have been {shared}, so this run does "
-        f"not send it again; check the channel before resending (the next run sends it again)"))
-    error.may_have_arrived = True  # type: ignore[attr-defined]
-    return error
+    return may_have_arrived(channel, f"{where} answered {code}: Slack reported an error, but {what} may have been "
+                                     f"{shared}, so this run does not send it again; check the channel before "
+                                     f"resending (the next run sends it again)")
 
 
 def _masked(error: DeliveryError, channel: BaseChannel) -> DeliveryError:

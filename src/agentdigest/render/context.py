@@ -196,9 +196,10 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
     threshold = fmt.percent(quality.threshold)
     gaps = [gap_label(g, fmt) for g in quality.gaps[: limits.gaps]]
     more = max(0, len(quality.gaps) - limits.gaps)
-    text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
-            f"so this {fmt.period_word(data.period_kind)}'s figures may be understated. Check the source before deciding on them.")
-    if quality.same_weekday_pct is not None:  # a quiet weekend day against the weekdays before it
+    if quality.same_weekday_pct is None:
+        text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
+                f"so this {fmt.period_word(data.period_kind)}'s figures may be understated. Check the source before deciding on them.")
+    else:  # a quiet weekend day against the weekdays before it
         text = (f"Only {completeness} of the expected events arrived (warning threshold {threshold}), "
                 f"against the previous days; against the same weekday of the previous 4 weeks, "
                 f"{fmt.percent(quality.same_weekday_pct)} arrived. If the volume follows the days of the week, set "
