@@ -341,8 +341,8 @@ def test_duckdb_keeps_its_buffer_memory_unless_configured_otherwise(tmp_path, co
 @pytest.mark.parametrize("overlong", [False, True])
 def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, overlong):
     """README "Queries": a fixed 16 per report, one more when a conversation outlasts its window;
-    every query goes through compute's two entry points (materialize, or fetch rows)."""
-    from agentdigest import compute
+    every query goes through the queries module's two entry points (materialize, or fetch rows)."""
+    from agentdigest import compute, queries
     from agentdigest.config import ReportConfig
     from backend_loaders import load_duckdb
     from trapdata import long_conversation_rows, now_for
@@ -351,9 +351,9 @@ def test_a_report_runs_the_documented_number_of_queries(tmp_path, monkeypatch, o
     tz, kind, key = SCENARIOS[scenario]
     rows = trap_rows(scenario) + (long_conversation_rows(scenario) if overlong else [])
     calls: list[str] = []
-    rows_fn, cache_fn = compute._rows, compute._cache
-    monkeypatch.setattr(compute, "_rows", lambda expr: calls.append("rows") or rows_fn(expr))
-    monkeypatch.setattr(compute, "_cache", lambda stack, expr, *temp: calls.append("cache") or cache_fn(stack, expr, *temp))
+    rows_fn, cache_fn = queries.rows, queries.cache
+    monkeypatch.setattr(queries, "rows", lambda expr: calls.append("rows") or rows_fn(expr))
+    monkeypatch.setattr(queries, "cache", lambda stack, expr, *temp: calls.append("cache") or cache_fn(stack, expr, *temp))
     source = open_source(SourceConfig(**load_duckdb(rows, tmp_path)))
     try:
         compute.compute_report(source, ReportConfig(id="t", period=kind, timezone=tz), parse_period(kind, key, tz),

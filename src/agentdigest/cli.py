@@ -251,7 +251,7 @@ def check(
         out.print(f"config {cfg.path}: ok ({len(cfg.reports)} report(s), {len(cfg.channels)} channel(s))", markup=False)
         source = open_source(cfg.source, cfg.path)
         try:
-            from .compute import _rows
+            from .queries import rows as _rows
 
             import ibis
 

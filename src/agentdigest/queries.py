@@ -1,0 +1,231 @@
+"""The report's queries: what runs in the engine for one report, and the plain rows it returns.
+
+The event_ids repeated in the look-around window and the conversation cohort are materialized once
+(temporary tables, released when the queries are done); every later query reads them. Every query
+goes through :func:`rows` (fetch) or :func:`cache` (materialize), so the count stays the fixed one
+compute's docstring names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from . import cohort as cohort_mod
+from . import coverage
+from . import quality as quality_mod
+from .breakdowns import CUR, PREV
+from .cohort import count_if
+from .config import ReportConfig
+from .errors import InputError
+from .metrics import METRICS, aggregations, available, unpack
+from .periods import Period
+from .sources import Source, query_error
+
+#: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
+APPROX_QUANTILE_MIN_VALUES = 100_000
+LATENCY_VALUES = "_latency_values"
+
+
+def rows(expr: ir.Table) -> list[dict[str, Any]]:
+    try:
+        return expr.to_pyarrow().to_pylist()
+    except Exception as exc:
+        raise query_error(exc) from exc
+
+
+def cache(stack: ExitStack, table: ir.Table, temp_tables: bool) -> ir.Table:
+    """``table`` materialized for the report's later queries, or as it is where the engine may not
+    create temporary tables (a read-only PostgreSQL role or a replica): each query then computes it."""
+    if not temp_tables:
+        return table
+    try:
+        cached = table.cache()
+        stack.callback(_release, cached)
+        _analyze(cached)
+    except Exception as exc:
+        raise query_error(exc) from exc
+    return cached
+
+
+def _analyze(table: ir.Table) -> None:
+    """Give Postgres statistics on a cached (temp) table. Without them it planned the events-to-
+    conversations join for 4 billion rows and chose a merge join that spilled 220 MB (10M events)."""
+    op = table.op()
+    backend = getattr(op, "source", None)
+    if getattr(backend, "name", "") == "postgres":
+        with backend.con.cursor() as cur:
+            cur.execute(f'ANALYZE "{op.name}"')
+
+
+def _release(table: ir.Table) -> None:
+    try:
+        table.release()
+    except Exception:
+        pass
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the engine returned for one report: plain rows, keyed by period index (CUR, PREV, ...)."""
+
+    period_rows: dict[int, dict[str, Any]]
+    daily_rows: dict[int, dict[str, Any]]
+    event_rows: dict[int, dict[str, Any]]
+    agent_rows: list[dict[str, Any]]
+    agent_latency: list[dict[str, Any]]
+    model_rows: list[dict[str, Any]]
+    error_rows: list[dict[str, Any]]
+    failures: list[dict[str, Any]]
+    quality_counts: dict[str, Any]
+    # A report of some agents: the conversations of every agent per period (the data quality is judged by them)
+    everyone: dict[int, int] | None
+    approximate: bool  # whether approximate quantiles reached the report
+
+    def volumes(self) -> dict[int, int]:
+        """Conversations per period, of every agent: what the data quality is judged by."""
+        if self.everyone is not None:
+            return self.everyone
+        return {k: r.get("conversations") or 0 for k, r in self.period_rows.items()}
+
+
+def run_queries(source: Source, report: ReportConfig, period: Period, periods: list[Period], around: timedelta,
+                now: datetime) -> Found:
+    """Every query that reads the cohort: the repeated ids and the conversations are materialized once
+    (temporary tables, released on return), then the period totals, the breakdowns and the quality counts."""
+    present = source.present
+    approx = source.approximate_quantiles
+    bounds = [p.start_utc for p in periods] + [period.end_utc]
+    conv_defs = available(present, "conversation")
+    event_defs = available(present, "event")
+    has_agent = "agent_id" in present
+
+    with ExitStack() as stack:
+        def keep(table: ir.Table) -> ir.Table:
+            return cache(stack, table, source.temp_tables)
+
+        dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
+        if dups is not None:
+            with source.many_groups():
+                dups = keep(dups)
+        c = cohort_mod.build(source.events, present, bounds, period.day_starts_utc, around, duplicates=dups)
+        conv = keep(c.conversations)
+        long = cohort_mod.overlong(c, conv)
+        if rows(long.agg(n=long.count()))[0]["n"]:
+            conv = keep(cohort_mod.trimmed(c, conv, long))
+        # A report of some agents: their conversations only; the data quality (completeness, gaps,
+        # invalid rows) stays the whole source's, judged by all its conversations.
+        everyone: dict[int, int] | None = None
+        if report.agents:
+            if not has_agent:
+                raise InputError(f"report {report.id!r} sets agents, but the events have no agent_id column "
+                                 "(map yours in [source.columns])")
+            everyone = {r["period"]: r["n"] for r in rows(conv.group_by("period").agg(n=conv.count()))}
+            conv = keep(cohort_mod.of_agents(c, conv, report.agents))
+        counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
+        counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
+        period_rows = {r["period"]: r for r in rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
+        if approx:
+            # Approximate only where some group can have enough values (see _quantile_rows): the largest
+            # group of a query is at most its period.
+            approx = max((r.get("latency_values") or 0 for k, r in period_rows.items() if k in (CUR, PREV)),
+                         default=0) >= APPROX_QUANTILE_MIN_VALUES
+        cur = conv.filter(conv.period == CUR)
+        daily_rows = {r["day"]: r for r in rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
+
+        ev = keep(cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]))
+        agent_rows: list[dict[str, Any]] = []
+        if has_agent:
+            agents = keep(cohort_mod.conversation_agents(ev))
+            recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
+            agent_rows = rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
+        used_approx: list[bool] = []
+        has_latency = "latency" in ev.columns
+        event_rows = {r["period"]: unpack(r, event_defs) for r in _quantile_rows(
+            lambda a: ev.group_by("period").agg(**aggregations(ev, event_defs, a), **_values(ev, a)),
+            approx and has_latency, used_approx)} if event_defs else {}
+        agent_latency: list[dict[str, Any]] = []
+        if has_agent and has_latency:
+            by_agent = ev.inner_join(agents, "conversation_id")
+            agent_latency = _quantile_rows(lambda a: by_agent.group_by(["period", "agent_id"]).agg(
+                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, a), **_values(by_agent, a)), approx, used_approx)
+        model_rows: list[dict[str, Any]] = []
+        if "model" in present:
+            model_rows = _quantile_rows(lambda a: _model_query(ev, a), approx and has_latency, used_approx)
+        error_rows: list[dict[str, Any]] = []
+        if "error_type" in present:
+            errs = ev.filter(ev.event_type == "error")
+            error_rows = rows(errs.group_by(["period", "error_type"]).agg(count=errs.count()))
+        failures = rows(_failures(ev, report.failure_examples)) if report.failure_examples else []
+        quality_counts = rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
+
+    return Found(period_rows, daily_rows, event_rows, agent_rows, agent_latency, model_rows, error_rows, failures,
+                  quality_counts, everyone, any(used_approx))
+
+
+def hourly(source: Source, origin: datetime, period: Period) -> dict[int, int]:
+    return {r["hour"]: r["n"] for r in rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
+
+
+def _values(t: ir.Table, approx: bool) -> dict[str, ir.Value]:
+    """With approximate quantiles, the count of latency values of each group, for :func:`_quantile_rows`
+    (not reported)."""
+    return {LATENCY_VALUES: t.latency.count()} if approx and "latency" in t.columns else {}
+
+
+def _quantile_rows(query: Callable[[bool], ir.Table], approx: bool, used: list[bool]) -> list[dict[str, Any]]:
+    """The rows of a per-group query with latency quantiles: approximate only when every group with
+    latency values has at least APPROX_QUANTILE_MIN_VALUES of them. An approximate percentile is a data
+    point, not an interpolation, so it is within 1% only on many values; when a group is smaller (an
+    agent with a few conversations in a busy week), the query runs again exactly. ``used`` records
+    whether approximate quantiles reached the report."""
+    found = rows(query(approx))
+    if approx and any(0 < (r.get(LATENCY_VALUES) or 0) < APPROX_QUANTILE_MIN_VALUES for r in found):
+        found, approx = rows(query(False)), False
+    used.append(approx)
+    return [{k: v for k, v in r.items() if k != LATENCY_VALUES} for r in found]
+
+
+def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
+    """Per (period, model): events, conversations, errors, tokens, cost, mean and p95 latency.
+
+    Distinct conversations come from their own distinct-then-count, joined on the (few) model rows:
+    Spark plans a count(DISTINCT) next to a percentile by expanding every row, which made this one
+    query 40x slower than all the others together.
+    """
+    keys = ["period", "model"]
+    aggs: dict[str, ir.Value] = {"events": ev.count(), "errors": count_if(ev.event_type == "error")}
+    if "tokens" in ev.columns:
+        aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
+    if "cost" in ev.columns:
+        aggs["cost_usd"] = ev.cost.sum().fill_null(0.0)
+    if "latency" in ev.columns:
+        aggs["avg_latency_ms"] = ev.latency.mean()
+        aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
+        aggs.update(_values(ev, approx))
+    out = ev.group_by(keys).agg(**aggs)
+    convs = ev.select(*keys, "conversation_id").distinct()
+    convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
+    # Null-safe on model: events without a model are a row of their own (model null).
+    joined = out.inner_join(convs, [out.period == convs.c_period, out.model.identical_to(convs.c_model)])
+    return joined.drop("c_period", "c_model")
+
+
+def _failures(ev: ir.Table, limit: int) -> ir.Table:
+    """The period's failure examples: the latest of each kind first (each error type, then escalations),
+    then the next latest of each, and so on. Found in a reader review: the 5 most recent were 4 escalations
+    ("Customer asked for a human") from one Sunday evening, and no error an engineer could act on."""
+    f = ev.filter(ev.period == CUR, ev.event_type.isin(["error", "escalation"]))
+    cols = ["conversation_id", "event_ts", "event_type"] + [
+        c for c in ("event_agent_id", "error_type", "error_message") if c in f.columns]
+    f = f.select(*cols)
+    kind = [f.event_type] + ([f.error_type] if "error_type" in f.columns else [])
+    f = f.mutate(_nth=ibis.row_number().over(group_by=kind, order_by=[f.event_ts.desc(), f.conversation_id]),
+                 _escalation=ibis.ifelse(f.event_type == "error", 0, 1))
+    return f.order_by([f._nth, f._escalation, f.event_ts.desc(), f.conversation_id]).limit(limit).drop("_nth", "_escalation")
