@@ -143,59 +143,20 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
     def hour_index(p: Period) -> int:
         return int((p.start_utc - origin).total_seconds() // 3600)
 
-    cur0 = hour_index(period)
-    received = sum(hourly.get(cur0 + h, 0) for h in range(n_hours))
-    baselines = [period.previous(k) for k in (back or range(1, BASELINE_PERIODS + 1))]
-    expected: float | None
-    per_hour_expected: list[float]
+    current = [hourly.get(hour_index(period) + h, 0) for h in range(n_hours)]
+    received = sum(current)
     if expected_per_day is not None:
-        basis = "expected_events_per_day"
-        expected = expected_per_day * n_hours / 24.0
+        basis: str | None = "expected_events_per_day"
+        expected: float | None = expected_per_day * n_hours / 24.0
         per_hour_expected = [expected_per_day / 24.0] * n_hours
     else:
         basis = ("same_weekday" if tuple(back) == SAME_WEEKDAY else "earlier_periods") if back else "previous_periods"
-        # A baseline's hours stop at its own end: the 169th hour of a week that ends daylight saving time
-        # has no "same hour" in a 168-hour week (reading on would count this period's own first hour).
-        history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]
-        # A period before the data began is no baseline, nor one with a few stray events (one event in an
-        # old week made the median of a young source's baseline half its usual volume: 189% complete,
-        # found in a dirty-data audit): a baseline period holds a tenth of the largest one's events or more.
-        totals = [sum(h) for h in history]
-        largest = max(totals, default=0)
-        kept = [(h, n) for h, n in zip(history, totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]
-        history = [h for h, _ in kept]
-        if history:
-            expected = float(statistics.median(n for _, n in kept))
-            per_hour_expected = [float(statistics.median(col)) if (col := [h[i] for h in history if i < len(h)]) else 0.0
-                                 for i in range(n_hours)]
-        else:
-            basis, expected, per_hour_expected = None, None, [0.0] * n_hours
+        baselines = [period.previous(k) for k in (back or range(1, BASELINE_PERIODS + 1))]
+        expected, per_hour_expected = _baseline(
+            [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines], n_hours)
+        basis = basis if expected is not None else None
     completeness = received / expected * 100.0 if expected else None
-
-    # A run of empty hours is a gap when that much silence would be very unlikely by chance: at
-    # least GAP_MIN_EXPECTED conversations' worth of events were expected over the run (Poisson
-    # P(0) <= e^-8, 0.03%), so a quiet night is not a gap but an outage is.
-    min_expected = GAP_MIN_EXPECTED * max(1.0, events_per_conversation)
-    gaps: list[Gap] = []
-    run_start: int | None = None
-    run_expected = 0.0
-    # A run is every hour without events between two with some: an hour that expected none (a quiet
-    # night) does not split an outage into several gaps (found in a rendering audit: one outage from
-    # Wednesday to the week's end was listed as three gaps, as if events had come in between).
-    # Its ends are trimmed to the hours that expected events: a weekday outage is not said to span the
-    # quiet nights around it (found in a re-check).
-    run_end = 0
-    for h in range(n_hours + 1):
-        if h < n_hours and hourly.get(cur0 + h, 0) == 0:
-            if per_hour_expected[h] > 0:
-                if run_start is None:
-                    run_start, run_expected = h, 0.0
-                run_expected += per_hour_expected[h]
-                run_end = h + 1
-            continue
-        if run_start is not None and run_expected >= min_expected:
-            gaps.append(Gap(_at(period, run_start), min(_at(period, run_end), elapsed_end.astimezone(period.tz))))
-        run_start = None
+    gaps = _gaps(current, per_hour_expected, GAP_MIN_EXPECTED * max(1.0, events_per_conversation), period, elapsed_end)
 
     keyed, kept = counts.get("keyed_events"), counts.get("kept_copies")
     return Quality(
@@ -213,9 +174,56 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         invalid_cost=int(counts["invalid_cost"] or 0) if "invalid_cost" in counts else None,
         unknown_event_types=int(counts.get("unknown_event_types") or 0),
         future_events=int(counts.get("future_events") or 0),
-        gaps=tuple(gaps),
+        gaps=gaps,
         latest_event=period.local(latest) if isinstance(latest := counts.get("latest_event"), datetime) else None,
     )
+
+
+def _baseline(history: list[list[int]], n_hours: int) -> tuple[float | None, list[float]]:
+    """The expected events and the expected events of each hour, the median of the baseline periods' (each
+    a list of its hourly counts, stopping at its own end: the 169th hour of a week that ends daylight saving
+    time has no "same hour" in a 168-hour week). (None, zeros) when no baseline period is usable."""
+    # A period before the data began is no baseline, nor one with a few stray events (one event in an
+    # old week made the median of a young source's baseline half its usual volume: 189% complete,
+    # found in a dirty-data audit): a baseline period holds a tenth of the largest one's events or more.
+    totals = [sum(h) for h in history]
+    largest = max(totals, default=0)
+    kept = [(h, n) for h, n in zip(history, totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]
+    if not kept:
+        return None, [0.0] * n_hours
+    hours = [h for h, _ in kept]
+    return (float(statistics.median(n for _, n in kept)),
+            [float(statistics.median(col)) if (col := [h[i] for h in hours if i < len(h)]) else 0.0
+             for i in range(n_hours)])
+
+
+def _gaps(current: list[int], per_hour_expected: list[float], min_expected: float, period: Period,
+          elapsed_end: datetime) -> tuple[Gap, ...]:
+    """The period's gaps: runs of empty hours over which at least ``min_expected`` events were expected.
+
+    That much silence would be very unlikely by chance (GAP_MIN_EXPECTED conversations' worth of events:
+    Poisson P(0) <= e^-8, 0.03%), so a quiet night is not a gap but an outage is. A run is every hour
+    without events between two with some: an hour that expected none (a quiet night) does not split an
+    outage into several gaps (found in a rendering audit: one outage from Wednesday to the week's end was
+    listed as three gaps, as if events had come in between). Its ends are trimmed to the hours that
+    expected events: a weekday outage is not said to span the quiet nights around it (found in a re-check).
+    """
+    gaps: list[Gap] = []
+    run_start: int | None = None
+    run_expected = 0.0
+    run_end = 0
+    for h in range(len(current) + 1):
+        if h < len(current) and current[h] == 0:
+            if per_hour_expected[h] > 0:
+                if run_start is None:
+                    run_start, run_expected = h, 0.0
+                run_expected += per_hour_expected[h]
+                run_end = h + 1
+            continue
+        if run_start is not None and run_expected >= min_expected:
+            gaps.append(Gap(_at(period, run_start), min(_at(period, run_end), elapsed_end.astimezone(period.tz))))
+        run_start = None
+    return tuple(gaps)
 
 
 def _hours(period: Period) -> int:
