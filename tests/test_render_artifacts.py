@@ -209,7 +209,7 @@ def test_report_html_always_embeds_its_images_and_tables_shorten_when_the_email_
     html = render_artifacts(data, {"html"})["report.html"].decode()
     assert all(a["src"].startswith("data:image/png;base64,") for a in ParsedHTML(html).find("img"))
     assert "and 15 more agents" in ParsedHTML(html).text  # tables untouched
-    # not even room for the tables: they are halved until the email fits (or give up after 3 halvings)
+    # not even room for the tables: they are halved until the email fits (EMAIL_STEPS: failure examples first, then table rows)
     monkeypatch.setattr(render, "MAX_HTML_BYTES", cid_size - 8000)
     short = ParsedHTML(render_artifacts(data, {"html"})["report.html"].decode()).text
     assert re.search(r"and (2[0-9]) more agents", short)

@@ -15,7 +15,7 @@ from ..archive import ARTIFACTS
 from ..errors import RenderError
 from ..report import ReportData
 from .charts import Chart, draw_all
-from .context import EMAIL_LIMITS, PRINT_LIMITS, Limits, build_context
+from .context import EMAIL_LIMITS, EMAIL_STEPS, PRINT_LIMITS, build_context
 from .email import HEADER_POLICY, EmailAddressing, build_message, content_id, message_id, subject
 from .html import render_template
 from .prepare import prepare
@@ -44,18 +44,16 @@ def _email_html(data: ReportData, audience: str, ctx: dict[str, Any], charts: li
                 pngs: dict[str, bytes], cids: dict[str, str]) -> tuple[str, str]:
     """(HTML for the email with cid: images, standalone report.html with data: images).
 
-    Tables are shortened until the email HTML fits Gmail's limit. report.html always embeds the
+    Tables are shortened (``EMAIL_STEPS``) until the email HTML fits Gmail's limit. report.html always embeds the
     images: it is a file, opened in a browser, where a cid: reference is a broken image.
     """
-    limits: Limits = EMAIL_LIMITS
     srcs = {name: f"cid:{cid}" for name, cid in cids.items()}
-    for attempt in range(4):
-        if attempt:
+    for step, limits in enumerate(EMAIL_STEPS):
+        if step:
             ctx, charts = build_context(data, limits)
         html = render_template(audience, {**ctx, "images": _images(charts, srcs)}, target="email")
-        if wire_size(html) <= MAX_HTML_BYTES or attempt == 3:
+        if wire_size(html) <= MAX_HTML_BYTES:
             break
-        limits = limits.halved()
     standalone = html
     for name, cid in cids.items():
         uri = "data:image/png;base64," + base64.b64encode(pngs[name]).decode()
