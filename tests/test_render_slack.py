@@ -123,6 +123,10 @@ def test_fit_never_splits_an_entity(text: str, limit: int, escaped: bool, expect
     ("*x &amp;&amp; y*", 10, False, "*x &amp;*…"), ("*a <b> c*", 9, True, "*a &lt;*…"),  # and no entity split
     ("`a *b` *c d*", 10, False, "`a *b` …"),  # a marker inside code is not an opener
     ("5 * 3 = 15 and more", 8, False, "5 * 3 =…"), ("snake_case_name", 8, False, "snake_c…"),  # no pair: as before
+    # an emoji code is never cut: ":large_gr…" shows as typed (found in a Slack audit)
+    ("ok :large_green_circle: *notable*", 12, False, "ok …"), ("a :+1: b", 5, True, "a …"),
+    ("*x :warning: y*", 9, False, "*x*…"), (":warning: text", 12, False, ":warning: t…"),
+    ("at 10:15:30 today", 8, False, "at 10…"),
 ])
 def test_fit_keeps_mrkdwn_balanced(text: str, limit: int, escaped: bool, expected: str) -> None:
     assert fit(text, limit, escaped=escaped) == expected

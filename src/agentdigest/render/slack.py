@@ -47,16 +47,23 @@ _CODE = re.compile(r"```.+?```|`[^`\n]+`", re.S)
 _PAIRS = [re.compile(rf"(?<!\w){m}(?=[^\s{m}])[^\n{m}]*?(?<=\S){m}(?!\w)") for m in (r"\*", "_", "~")]
 
 
+#: an emoji code as Slack reads one (``:warning:``, ``:+1:``, ``:skin-tone-2:``)
+_EMOJI = re.compile(r":[a-z0-9_+'-]+:")
+
+
 def fit(text: str, limit: int, *, escaped: bool = True, mrkdwn: bool = True) -> str:
-    """``text`` escaped (unless already mrkdwn) and cut to ``limit`` characters, never inside an entity;
-    for mrkdwn (not plain_text) a pair the cut splits is closed, or left out when nothing of it is left."""
+    """``text`` escaped (unless already mrkdwn) and cut to ``limit`` characters, never inside an entity or an
+    emoji code; for mrkdwn (not plain_text) a pair the cut splits is closed, or left out when nothing of it is left."""
     out = escape(text) if escaped else text
     if len(out) <= limit:
         return out
     pairs = _pairs(text) if mrkdwn else []
+    emoji = [m.span() for m in _EMOJI.finditer(text)]
     cut = len(text)
     while True:
         cut = max(0, min(cut, limit) - 1)
+        # a code cut short (":large_green_ci…") is shown as typed, not as the emoji (a Slack audit): cut before it
+        cut = next((start for start, end in emoji if start < cut < end), cut)
         raw = text[:cut]
         if not escaped:  # mrkdwn escaped already: not "a&l…"
             raw = re.sub(r"&[a-z]*$", "", raw)
