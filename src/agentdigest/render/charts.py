@@ -12,6 +12,7 @@ import math
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Chart:
     height: int
     values: tuple[float | None, ...] = ()
     labels: tuple[str, ...] = ()
+    plain_labels: tuple[str, ...] = ()  # daily: digits-only labels, for when ``labels`` cannot be drawn
     secondary: tuple[float | None, ...] = ()  # daily: errors per day
     tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
 
@@ -112,7 +114,8 @@ def _daily(fig: Figure, chart: Chart) -> None:
     xs = list(range(len(values)))
     bars = [ax.bar(xs, values, color=BLUE, width=0.7, label="conversations (left)", zorder=2)]
     step = max(1, math.ceil(len(xs) / 10))
-    ax.set_xticks(xs[::step], [chart.labels[i] for i in xs[::step]], fontsize=7)
+    labels = chart.labels if all(map(drawable, chart.labels)) or not chart.plain_labels else chart.plain_labels
+    ax.set_xticks(xs[::step], [labels[i] for i in xs[::step]], fontsize=7)
     ax.tick_params(length=0)
     ax.yaxis.grid(True, color=GRID, linewidth=0.8, zorder=0)
     ax.set_axisbelow(True)
@@ -165,6 +168,28 @@ def _families() -> tuple[str, ...]:
                     font_manager.fontManager.addfont(path)
     found = installed()
     return ("DejaVu Sans", *(name for name in FALLBACK_FONTS if name in found))
+
+
+@lru_cache(maxsize=1)
+def _glyphs() -> frozenset[int]:
+    """The code points the chart fonts (DejaVu Sans and the fallbacks this machine has) can draw."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    points: set[int] = set()
+    for family in _families():
+        with suppress(Exception):  # a font that cannot be read draws nothing
+            path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+            points.update(FT2Font(path).get_charmap())
+    return frozenset(points)
+
+
+def drawable(text: str) -> bool:
+    """Whether matplotlib draws ``text`` as it reads: every character has a glyph here, and none is written
+    right to left (matplotlib neither reorders nor joins such letters). Found in a rendering audit: without a
+    CJK font, as in slim containers, a Japanese report's day labels were rows of empty boxes."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf"
+               or (ord(ch) in _glyphs() and unicodedata.bidirectional(ch) not in ("R", "AL")) for ch in text)
 
 
 def draw(chart: Chart, fmt: str) -> bytes:

@@ -314,7 +314,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         charts.append(Chart("daily", "daily", alt, 560, 170,
                             values=tuple(finite_number(r.get("conversations")) for r in data.daily),
                             secondary=tuple(finite_number(r.get("errors")) for r in data.daily),
-                            labels=tuple(fmt.day(r.get("date")).replace(" ", "\n", 1) for r in data.daily)))
+                            labels=tuple(fmt.day(r.get("date")).replace(" ", "\n", 1) for r in data.daily),
+                            plain_labels=tuple(fmt.day_digits(r.get("date")) for r in data.daily)))
     saving, saving_hint = savings(data, fmt)
     gen = data.generated_at
     context: dict[str, Any] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -206,6 +207,16 @@ class Formatter:
         if str(self.locale) != "en":
             return format_skeleton("MMMEd", value, locale=self.locale)
         return format_date(value, "EEE d MMM", locale=self.locale)
+
+    def day_digits(self, value: Any) -> str:
+        """A date as month and day in digits, in the locale's order ("11/23", "23.11."): a chart label any
+        font can draw."""
+        try:
+            day = date.fromisoformat(str(value)[:10])
+        except ValueError:
+            return str(value)
+        text = "".join(ch for ch in format_skeleton("Md", day, locale=self.locale) if unicodedata.category(ch) != "Cf")
+        return text if text.isascii() else day.strftime("%m-%d")
 
     def moment(self, value: Any, pattern: str = "d MMM y, HH:mm") -> str:
         """A timestamp (datetime or ISO string) in the report's timezone."""
