@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -69,6 +70,16 @@ def test_context_line_gives_period_and_completeness(audience: str, flags: dict) 
     context = payload(audience, **flags)["blocks"][-1]["elements"][0]["text"]
     assert "23\u2009–\u200929 Nov 2026 (2026-W48) · compared with 16\u2009–\u200922 Nov · Europe/Berlin" in context
     assert "data completeness 81.4%" in context if flags.get("warning") else "data completeness 99.2%" in context
+
+
+def test_agent_patterns_of_the_scope_are_shown_as_written() -> None:
+    """Found in a Slack audit: in the mrkdwn context line "agents billing-*, support-*" was a bold pair, so
+    Slack showed "agents billing, support-" with ", support-" in bold."""
+    data = make_report("executive")
+    scoped = replace(data, settings={**data.settings, "agents": ["billing-*", "support-*"]})
+    blocks = json.loads(render_artifacts(scoped, {"slack"})["slack.json"])["blocks"]
+    assert "agents billing-*, support-*" in "\n".join(slack_texts(blocks, "plain_text"))
+    assert not any("billing-" in text for text in slack_texts(blocks, "mrkdwn"))
 
 
 def test_kpi_fields_with_arrows_and_the_opening_sentence() -> None:

@@ -193,12 +193,14 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     q = ctx["quality"]
     completeness = q["rows"][0]["value"] if q else "n/a"
     # No "full report attached to the email": a Slack-only report has no email, and readers cannot reach the archive.
-    context = (f"{escape(r['span'])} ({escape(r['period_key'])}) · compared with {escape(r['previous_span'])} · "
-               + (f"{escape(r['scope'])} · " if r.get("scope") else "")
-               + f"{escape(r['timezone'])} · "
-               f"data completeness {escape(completeness)}"
-               + (f" · latest event {escape(r['data_until'])}" if r.get("data_until") else ""))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit(context, TEXT_MAX, escaped=False))]))
+    # plain_text: the scope's agent patterns are shown as written (a Slack audit: in mrkdwn, the scope "agents
+    # billing-*, support-*" lost both asterisks and set ", support-" in bold; mrkdwn has no escape for "*")
+    context = (f"{r['span']} ({r['period_key']}) · compared with {r['previous_span']} · "
+               + (f"{r['scope']} · " if r.get("scope") else "")
+               + f"{r['timezone']} · data completeness {completeness}"
+               + (f" · latest event {r['data_until']}" if r.get("data_until") else ""))
+    blocks.append(ContextBlock(elements=[PlainTextObject(text=fit(context, TEXT_MAX, escaped=False, mrkdwn=False),
+                                                         emoji=False)]))
     return blocks[:BLOCKS_MAX]
 
 
