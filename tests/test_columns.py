@@ -324,25 +324,33 @@ def _text_tokens(backend: str, tmp_path, request) -> dict:
     """A table whose token counts are text: (conversation, type, tokens) rows of TEXT_TOKENS, in 2026-W43."""
     at = datetime(2026, 10, 20, 12)
     rows = [(conv, at, kind, tokens) for conv, kind, tokens in TEXT_TOKENS]
+    return _user_table(backend, tmp_path, request, {"conv": "TEXT", "created_at": "TIMESTAMP", "kind": "TEXT",
+                                                    "tokens": "TEXT"}, rows)
+
+
+def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: list[tuple]) -> dict:
+    """Source settings of a table ``ev`` of ``columns`` (name -> TEXT or TIMESTAMP) holding ``rows``."""
+    ddl = "CREATE TABLE ev (" + ", ".join(f"{name} {kind}" for name, kind in columns.items()) + ")"
+    marks = ", ".join(["?"] * len(columns))
     if backend == "duckdb":
         import duckdb
 
         with duckdb.connect(str(tmp_path / "user.duckdb")) as con:
-            con.execute("CREATE TABLE ev (conv TEXT, created_at TIMESTAMP, kind TEXT, tokens TEXT)")
-            con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", rows)
+            con.execute(ddl)
+            con.executemany(f"INSERT INTO ev VALUES ({marks})", rows)
         return {"url": f"duckdb://{tmp_path / 'user.duckdb'}", "table": "ev"}
     if backend == "postgres":
         import psycopg
 
         url = request.getfixturevalue("pg_url")
         with psycopg.connect(url, autocommit=True) as con:
-            con.execute("CREATE TABLE ev (conv TEXT, created_at TIMESTAMP, kind TEXT, tokens TEXT)")
-            con.cursor().executemany("INSERT INTO ev VALUES (%s, %s, %s, %s)", rows)
+            con.execute(ddl)
+            con.cursor().executemany(f"INSERT INTO ev VALUES ({marks.replace('?', '%s')})", rows)
         return {"url": url, "table": "public.ev"}
     from pyspark.sql import types as T
 
-    schema = T.StructType([T.StructField("conv", T.StringType()), T.StructField("created_at", T.TimestampNTZType()),
-                           T.StructField("kind", T.StringType()), T.StructField("tokens", T.StringType())])
+    types = {"TEXT": T.StringType(), "TIMESTAMP": T.TimestampNTZType()}
+    schema = T.StructType([T.StructField(name, types[kind]) for name, kind in columns.items()])
     request.getfixturevalue("spark").createDataFrame(rows, schema).createOrReplaceTempView("ev")
     return {"url": "pyspark://local[2]", "table": "ev"}
 
@@ -382,3 +390,49 @@ def test_an_unsigned_minus_one_token_count_is_invalid_not_a_failed_run(tmp_path)
         source.close()
     assert data.metrics["total_tokens"].value == 5 + 2 ** 53
     assert data.quality.invalid_tokens == 1
+
+
+# (conversation, time, type, tokens, latency, cost) as text, in 2026-W43; '' and blanks are exports' "no value".
+BLANKS = [("c1", "2026-10-20 12:00:00", "message", "10", "100", "0.5"),
+          ("c1", "2026-10-20 12:00:05", "message", "", "  ", ""),
+          ("c1", "", "message", "5", "300", "0.25"),
+          ("c2", " ", "message", "5", "300", "0.25"),
+          ("c2", "2026-10-20 12:01:00", "resolution", " ", "", "  ")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_blank_text_in_a_converted_column_is_absent_on_every_engine(backend, tmp_path, request):
+    """Found by a new user: a text latency_ms exported as '' for terminal events failed the run (exit 2,
+    "holds values that are not numbers, such as ''"), and an event_ts of '' too, though a CSV file's empty
+    field is read as null. A blank is no value: absent in a number column, and a row without an event_ts
+    (missing_required) in event_ts; the report goes out."""
+    columns = {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT", "tokens": "TEXT", "lat": "TEXT", "price": "TEXT"}
+    source = open_source(SourceConfig(**_user_table(backend, tmp_path, request, columns, BLANKS),
+                                      columns={"conversation_id": "conv", "event_ts": "created_at", "event_type": "kind",
+                                               "token_count": "tokens", "latency_ms": "lat", "cost_usd": "price"}))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
+                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+    finally:
+        source.close()
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["total_tokens"].value == 10
+    assert data.metrics["avg_latency_ms"].value == 100
+    assert data.metrics["cost_usd"].value == 0.5
+    assert data.quality.missing_required == 2
+    assert (data.quality.invalid_latency, data.quality.invalid_tokens, data.quality.invalid_cost) == (0, 0, 0)
+
+
+def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
+    """The error's example is a value that does not convert, not a blank (which is read as absent)."""
+    rows = [*BLANKS, ("c3", "2026-10-20 13:00:00", "message", "1", "fast", "0")]
+    columns = {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT", "tokens": "TEXT", "lat": "TEXT", "price": "TEXT"}
+    with pytest.raises(InputError, match=r"source\.columns\.latency_ms: .* such as 'fast'"):
+        source = open_source(SourceConfig(**_user_table("duckdb", tmp_path, None, columns, rows),
+                                          columns={"conversation_id": "conv", "event_ts": "created_at",
+                                                   "event_type": "kind", "latency_ms": "lat"}))
+        try:
+            compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
+                           now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+        finally:
+            source.close()

@@ -72,8 +72,18 @@ def text_timestamp(value: ir.StringValue, kind: str) -> ir.StringValue:
                       (hh_mm, value.substr(0, n - 7) + value.right(6)), else_=value)
 
 
+def blank_is_null(value: ir.StringValue) -> ir.StringValue:
+    """``value`` with an empty or blank text made null: exports write '' for "no value" (a terminal event's
+    latency, a row without a time), and a CSV file's empty field is already read as null. Cast as is, one ''
+    failed the whole run as "not numbers" (found by a new user) instead of being absent, or, in event_ts,
+    counted in missing_required."""
+    return ibis.ifelse(value.strip() == "", ibis.null("string"), value)
+
+
 def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str = "") -> ir.Value:
     have = value.type()
+    if have.is_string() and not target.is_string():
+        value = blank_is_null(value)
     if canon == "event_ts":
         if have.is_timestamp():
             return value if have.timezone == "UTC" else value.cast(target)

@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
-from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, canonical, text_timestamp
+from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, blank_is_null, canonical, text_timestamp
 from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
@@ -97,7 +97,7 @@ class Source:
         if self.raw is None:
             return None
         try:
-            value = self.raw[col]
+            value = blank_is_null(self.raw[col])  # as the run reads it: a blank is absent, not the bad value
             converted = text_timestamp(value, self.kind) if canon == "event_ts" else value
             bad = self.raw.filter(value.notnull() & converted.try_cast(COLUMN_TYPES[canon]).isnull())
             rows = bad.select(v=value).limit(1).to_pyarrow().to_pylist()
