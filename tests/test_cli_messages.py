@@ -160,6 +160,27 @@ def test_a_csv_value_past_the_rows_its_type_was_read_from_names_its_column(tmp_p
         assert "source.columns.latency_ms: the column 'Latency' holds values that are not numbers" in line, line
         assert "such as 'fast for [email]', after the rows its type was read from" in line, line
 
+@pytest.mark.parametrize("row,where,cause", [
+    (0, "Line: 2", "This file is not utf-8 encoded"),  # found when the file is opened
+    (30_000, "Line: 30002", "This file is not utf-8 encoded"),  # found by a query, past the sniffed rows
+    (-1, "Line: 30002", "Expected Number of Columns: 4 Found: 5"),
+], ids=["latin-1-first-row", "latin-1-late-row", "extra-field"])
+def test_a_csv_file_duckdb_cannot_parse_says_why(tmp_path, row, where, cause):
+    """Found by a new user: one Latin-1 byte (an agent called 'Bötchen') failed the run with only "CSV Error on
+    Line: 30002"; DuckDB's cause came after the line's text, which the one-line error left out. The cause is
+    said, with the file; the line itself, event data, is not."""
+    rows = [f"c{i},2026-10-02 10:00:00,message,12.5\n".encode() for i in range(30_001)]
+    if row >= 0:
+        rows[row] = "c1,2026-10-02 10:00:00,message by Bötchen for ann@example.com,1\n".encode("latin-1")
+    else:
+        rows[30_000] = b"c1,2026-10-02 10:00:00,message,1,ann@example.com\n"
+    (tmp_path / "events.csv").write_bytes(b"Conversation,Timestamp,Type,Latency\n" + b"".join(rows))
+    write_config(tmp_path, CSV_SOURCE)
+    line = one_line(cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10"), 3)
+    assert f"CSV Error on {where} of {tmp_path / 'events.csv'}: " in line and cause in line, line
+    assert "ann@example.com" not in line and "message" not in line, line
+
+
 # --- 3. and 5. --period ------------------------------------------------------------------------------
 
 TWO_KINDS = """

@@ -229,7 +229,7 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
         return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
     except Exception as exc:
         # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
-        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)})",
+        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
                                     file_secrets(patterns))) from exc
 
 
@@ -362,7 +362,21 @@ def query_error(exc: BaseException) -> BaseException:
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {_without_values(first)}")
     # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
-    return QueryFailed(mask_text(f"query failed: {first}{timeout_advice(exc)}"))
+    return QueryFailed(mask_text(f"query failed: {first}{csv_cause(exc)}{timeout_advice(exc)}"))
+
+
+def csv_cause(exc: BaseException) -> str:
+    """What DuckDB's CSV reader says is wrong, and in which file: its first line is only "CSV Error on Line:
+    50001", and the cause ("This file is not utf-8 encoded", "Expected Number of Columns: 11 Found: 12")
+    comes after the line's text, which is event data and is left out (found by a new user, whose one
+    Latin-1 byte failed the run saying nothing of why). Quoted values in the cause are left out too."""
+    lines = str(exc).splitlines()
+    if not lines or "CSV Error on Line" not in lines[0]:
+        return ""
+    after = [line.strip() for line in lines[1:] if not line.startswith("Original Line:")]
+    cause = next((line for line in after if line), "")
+    name = next((line.removeprefix("file = ") for line in after if line.startswith("file = ")), "")
+    return (f" of {name}" if name else "") + (f": {_without_values(cause)[:200]}" if cause else "")
 
 
 def timeout_advice(exc: BaseException) -> str:
