@@ -181,6 +181,23 @@ def test_a_csv_file_duckdb_cannot_parse_says_why(tmp_path, row, where, cause):
     assert "ann@example.com" not in line and "message" not in line, line
 
 
+@pytest.mark.parametrize("table,code,words", [
+    ("agent_view", 3, "cannot read table 'agent_view' (Catalog Error: Table with name raw_events does not exist!)"),
+    ("main.agent_view", 3, "cannot read table 'main.agent_view' (Catalog Error: Table with name raw_events"),
+    ("agent_veiw", 2, "source.table: table 'agent_veiw' not found in duckdb://"),
+    ("nosuch.agent_view", 2, "source.table: table 'nosuch.agent_view' not found in duckdb://"),
+], ids=["view", "schema-view", "missing-table", "missing-schema"])
+def test_a_view_over_a_dropped_table_says_what_is_missing(tmp_path, table, code, words):
+    """Found by a new user: a DuckDB view whose table had been dropped (renamed in a migration) read
+    "table 'agent_view' not found" (exit 2) of a view the user could see. The view cannot be read: exit 3,
+    naming the table it lacks. A table that is missing is still a config error."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE raw_events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.execute("CREATE VIEW agent_view AS SELECT * FROM raw_events")
+        con.execute("DROP TABLE raw_events")
+    write_config(tmp_path, f'[source]\nurl = "duckdb://events.duckdb"\ntable = "{table}"\n')
+    assert words in one_line(cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10"), code)
+
 # --- 3. and 5. --period ------------------------------------------------------------------------------
 
 TWO_KINDS = """

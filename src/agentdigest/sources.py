@@ -275,12 +275,25 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
     try:
         return con.table(table, database=database) if database else con.table(table)
     except Exception as exc:
+        if (cause := _view_cause(exc, table)) is not None:
+            raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({cause})") from exc
         text = str(exc).lower()
         if isinstance(exc, TableNotFound) or any(
                 w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
                           f"{timeout_advice(exc)}") from exc
+
+
+def _view_cause(exc: BaseException, table: str) -> str | None:
+    """The engine's reason when ``table`` exists but cannot be read: a DuckDB view whose own table was dropped
+    or renamed. Ibis raises TableNotFound for the view itself, so the error said "table 'v' not found" of a
+    view the user could see (found by a new user). None when it is the named table that is missing."""
+    cause = exc.__cause__ or exc.__context__
+    missing = re.search(r"Table with name (.+?) does not exist", str(cause or ""))
+    if missing is None or missing.group(1).strip('"').split(".")[-1].lower() == table.lower():
+        return None
+    return first_line(cause, 300)
 
 
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
