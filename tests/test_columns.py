@@ -184,7 +184,16 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
     # Found by a new user: a typo in an optional mapping silently dropped cost from every report.
     ({"cost_usd": "price"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, cost_usd DOUBLE",
      "column 'price' \\(mapped from cost_usd\\) not found"),
-], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column"])
+    # Found by a new user: a copied mapping line made every conversation one event, with no error.
+    ({"event_id": "conversation_id"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT",
+     "source.columns: event_id and conversation_id both read column 'conversation_id' of source 'odd' \\(expected a "
+     "column of its own for each of event_id, conversation_id, event_ts, event_type\\)$"),
+    ({"conversation_id": "id", "event_id": "id"}, "id TEXT, event_ts TIMESTAMP, event_type TEXT",
+     "event_id and conversation_id both read column 'id'"),
+    ({"error_type": "kind", "event_type": "kind"}, "conversation_id TEXT, event_ts TIMESTAMP, kind TEXT",
+     "event_type and error_type both read column 'kind'"),
+], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column",
+        "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
     import duckdb
 
@@ -193,6 +202,19 @@ def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
         con.execute(f"CREATE TABLE odd ({ddl})")
     with pytest.raises(InputError, match=message):
         open_source(SourceConfig(url=f"duckdb://{path}", table="odd", columns=columns))
+
+
+def test_one_error_text_may_be_both_error_type_and_error_message(tmp_path):
+    """Only identity columns must have a column of their own: a table with one error text may map both to it."""
+    import duckdb
+
+    path = tmp_path / "one.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE one (conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, err TEXT)")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="one",
+                                      columns={"error_type": "err", "error_message": "err"}))
+    source.close()
+    assert {"error_type", "error_message"} <= source.present
 
 
 def test_check_converts_every_value_as_a_run_would(tmp_path):

@@ -32,6 +32,7 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str,
     """Rename the user's columns to canonical names and cast them to canonical types; also returns
     canonical column -> the user's text column converted to a number or a timestamp."""
     theirs = set(table.columns)
+    _refuse_shared_identity(columns, theirs, name)
     selected: dict[str, ir.Value] = {}
     converted: dict[str, str] = {}
     for canon in CANONICAL_COLUMNS:
@@ -49,6 +50,27 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str,
         if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
             converted[canon] = col
     return table.select(**selected), frozenset(selected), converted
+
+
+#: Columns that identify or place an event: one that another canonical column also reads is a mapping mistake
+#: (event_id = "conversation_id" made every conversation one event, its others "duplicates", and halved cost).
+IDENTITY_COLUMNS = ("event_id", "conversation_id", "event_ts", "event_type")
+
+
+def _refuse_shared_identity(columns: dict[str, str], theirs: set[str], name: str) -> None:
+    """InputError when a user column is read both as an identity column and as another canonical column,
+    through ``[source.columns]`` (found by a new user: a copied mapping line gave no error, and a report of
+    wrong figures whose only sign was thousands of duplicate events). Others may share a column on purpose
+    (one error text as both error_type and error_message)."""
+    readers: dict[str, list[str]] = {}
+    for canon in CANONICAL_COLUMNS:
+        col = columns.get(canon, canon)
+        if col in theirs:
+            readers.setdefault(col, []).append(canon)
+    for col, canons in readers.items():
+        if len(canons) > 1 and set(canons) & set(IDENTITY_COLUMNS) and set(canons) & set(columns):
+            raise InputError(f"source.columns: {' and '.join(canons)} both read column {col!r} of source {name!r} "
+                             f"(expected a column of its own for each of {', '.join(IDENTITY_COLUMNS)})")
 
 
 #: The text timestamps agentdigest reads, for error messages (README, "Text timestamps").
