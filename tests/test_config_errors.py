@@ -185,6 +185,10 @@ BAD = [
     ("unknown source engine", lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, ["agentdigest.toml", "source.url", "foodb://"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
     ("unreachable postgres", lambda s: s.replace("duckdb://events.duckdb", "postgresql://nobody@127.0.0.1:1/none"), 3, ["source", "127.0.0.1"]),
+    # Found by a new user: DuckDB opened a Parquet file's path as an in-memory database and said only
+    # "Cannot launch in-memory database in read-only mode!" (exit 3).
+    ("parquet file as database", lambda s: s.replace("duckdb://events.duckdb", "duckdb://events.parquet"), 2,
+     ["source.url", "names a data file, not a DuckDB database", 'url = "duckdb://" and files = ']),
 ]
 
 

@@ -161,6 +161,11 @@ def scheme_of(url: str) -> str:
 @register_backend("duckdb")
 def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     path = cfg.url[len("duckdb://"):] or ":memory:"
+    if path.lower().endswith(DATA_FILE_SUFFIXES):
+        # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
+        # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
+        raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
+                         f"url = \"duckdb://\" and files = {path!r})")
     if cfg.table and path != ":memory:":
         if not Path(path).exists():
             raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
@@ -182,6 +187,10 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table
     return con, _read_files(con, cfg.file_list), ", ".join(cfg.file_list)
+
+
+#: Files read through ``files``, never opened as a database.
+DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
 
 
 #: DuckDB settings agentdigest applies unless [source.settings] gives them. block_allocator_memory: DuckDB
