@@ -26,6 +26,7 @@ from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
 from .redact import Redactor
+from .source_errors import csv_cause, timeout_advice, view_cause, without_values
 
 
 @dataclass
@@ -284,7 +285,7 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
     try:
         return con.table(table, database=database) if database else con.table(table)
     except Exception as exc:
-        if (cause := _view_cause(exc, table)) is not None:
+        if (cause := view_cause(exc, table)) is not None:
             raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({cause})") from exc
         text = str(exc).lower()
         if isinstance(exc, TableNotFound) or any(
@@ -292,17 +293,6 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
                           f"{timeout_advice(exc)}") from exc
-
-
-def _view_cause(exc: BaseException, table: str) -> str | None:
-    """The engine's reason when ``table`` exists but cannot be read: a DuckDB view whose own table was dropped
-    or renamed. Ibis raises TableNotFound for the view itself, so the error said "table 'v' not found" of a
-    view the user could see (found by a new user). None when it is the named table that is missing."""
-    cause = exc.__cause__ or exc.__context__
-    missing = re.search(r"Table with name (.+?) does not exist", str(cause or ""))
-    if missing is None or missing.group(1).strip('"').split(".")[-1].lower() == table.lower():
-        return None
-    return first_line(cause, 300)
 
 
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
@@ -362,11 +352,6 @@ class QueryFailed(SourceError):
     """A query the engine refused or stopped (a timeout, a permission); the report names its source."""
 
 
-def _without_values(message: str) -> str:
-    """An engine's message with its quoted values left out: they are event data (user content)."""
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
-
-
 def query_error(exc: BaseException) -> BaseException:
     """The error to raise for a failed query: InputError when the data does not fit the canonical
     types (a mapped text column holding 'fast' as a latency), SourceError otherwise, and the
@@ -382,32 +367,9 @@ def query_error(exc: BaseException) -> BaseException:
     first = spark.java_root_cause(exc, 500)
     if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
-                               f"(check [source.columns] and the column types): {_without_values(first)}")
+                               f"(check [source.columns] and the column types): {without_values(first)}")
     # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
     return QueryFailed(mask_text(f"query failed: {first}{csv_cause(exc)}{timeout_advice(exc)}"))
-
-
-def csv_cause(exc: BaseException) -> str:
-    """What DuckDB's CSV reader says is wrong, and in which file: its first line is only "CSV Error on Line:
-    50001", and the cause ("This file is not utf-8 encoded", "Expected Number of Columns: 11 Found: 12")
-    comes after the line's text, which is event data and is left out (found by a new user, whose one
-    Latin-1 byte failed the run saying nothing of why). Quoted values in the cause are left out too."""
-    lines = str(exc).splitlines()
-    if not lines or "CSV Error on Line" not in lines[0]:
-        return ""
-    after = [line.strip() for line in lines[1:] if not line.startswith("Original Line:")]
-    cause = next((line for line in after if line), "")
-    name = next((line.removeprefix("file = ") for line in after if line.startswith("file = ")), "")
-    return (f" of {name}" if name else "") + (f": {_without_values(cause)[:200]}" if cause else "")
-
-
-def timeout_advice(exc: BaseException) -> str:
-    """How to give a PostgreSQL query more time, when a ``statement_timeout`` (often the role's) stopped it:
-    the engine's message alone did not say where to change it (found in a PostgreSQL audit)."""
-    if "statement timeout" not in str(exc).lower():
-        return ""
-    return '; raise it for agentdigest in [source.settings]: statement_timeout = "30min" (0 for none)'
-
 
 
 # The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
