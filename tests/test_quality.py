@@ -611,3 +611,30 @@ def test_a_sum_beyond_a_double_is_unknown_with_a_note_not_infinity(tmp_path):
     assert [n for n in data.notes if n.startswith("Agent cost: the sum")]
     assert data.quality.invalid_cost == 0  # each value is valid; only their sum is beyond a double
     assert '"value": null' in data.to_json()
+
+
+@pytest.mark.parametrize("unknown, note", [(20, "10% of this week's events"), (5, None)])
+def test_a_large_share_of_unknown_event_types_is_said_in_a_note(tmp_path, unknown, note):
+    """Found in a new-user audit: a producer writing "Resolution" had most of its events unknown, and the
+    resolution rate read low with only a count in the quality table to say why. From 5% of the period's
+    events, a note says what share and what it means; below, the quality count is enough."""
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:  # W47: 100 conversations, a message then a resolution each
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'e' || i AS event_id, 'c' || (i // 2) AS conversation_id,
+                   TIMESTAMPTZ '2026-11-16 10:00:00+00' + INTERVAL (i) MINUTE AS event_ts,
+                   CASE WHEN i % 2 = 0 THEN 'message' WHEN i // 2 < ? THEN 'Resolution' ELSE 'resolution' END
+                   AS event_type FROM range(0, 200) t(i)""", [unknown])
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    week = parse_period("week", "2026-W47", "UTC")
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    assert data.quality.unknown_event_types == unknown and data.quality.received_events == 200
+    assert data.metrics["resolution_rate"].value == pytest.approx(100 - unknown)  # of 100 conversations
+    said = [n for n in data.notes if "event type that is none of" in n]
+    if note is None:
+        assert not said
+    else:
+        assert len(said) == 1 and said[0].startswith(note) and '"Resolution" is not resolution' in said[0]

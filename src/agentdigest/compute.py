@@ -27,6 +27,7 @@ from . import queries
 from . import quality as quality_mod
 from .breakdowns import CUR, PREV, TREND_PERIODS
 from .changes import compute_change
+from .cohort import KNOWN_EVENT_TYPES
 from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, available
 from .periods import Period
@@ -38,6 +39,9 @@ from .sources import ConversionError, QueryFailed, Source
 def _info(p: Period) -> PeriodInfo:
     return PeriodInfo(p.key, p.start, p.end)
 
+
+#: The share of a period's events with an unknown event type from which a note says so (and what counts).
+UNKNOWN_TYPES_NOTE = 0.05
 
 Notable = Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]]
 
@@ -88,7 +92,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     metrics = _judged(metrics, unvalued, partly, unreliable=quality.warning or first or running)
 
     notes = _notes(report, period, found, trend, present=source.present, overflowed=overflowed, running=running,
-                   first=first, unvalued=unvalued[CUR], partly=partly, savings_shown=savings is not None)
+                   first=first, unvalued=unvalued[CUR], partly=partly, savings_shown=savings is not None,
+                   quality=quality)
 
     has = source.present
     return ReportData(
@@ -116,7 +121,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
 def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tuple[dict[str, Any], ...], *,
            present: frozenset[str], overflowed: list[str], running: bool, first: bool, unvalued: list[str],
-           partly: dict[str, Any], savings_shown: bool) -> list[str]:
+           partly: dict[str, Any], savings_shown: bool, quality: Quality) -> list[str]:
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
     notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:
@@ -139,6 +144,14 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "
                      f"are compared but not judged.")
     notes += coverage.notes(period.kind, unvalued, partly, savings_shown=savings_shown)
+    if quality.received_events and quality.unknown_event_types >= UNKNOWN_TYPES_NOTE * quality.received_events:
+        # Found in a new-user audit: a producer writing "Resolution" and "MESSAGE" had 75% of its events
+        # unknown, and its resolution rate read 0% with only a count in the quality table to say why.
+        share = 100.0 * quality.unknown_event_types / quality.received_events
+        notes.append(f"{share:.0f}% of this {period.kind}'s events have an event type that is none of "
+                     f"{', '.join(KNOWN_EVENT_TYPES)}, written exactly so (\"Resolution\" is not resolution): they "
+                     f"count in their conversations but never as a resolution, escalation or error; check the "
+                     f"source's event_type values.")
     if found.approximate:
         notes.append("Latency percentiles are approximate on this engine (within 1%).")
     return notes
