@@ -233,6 +233,18 @@ def test_a_period_key_of_another_kind_names_the_report_and_the_way_out(small_db)
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize("key,line", [
+    ("2025-W53", "--period '2025-W53' names no week: 2025 has ISO weeks W01 to W52"),
+    ("2026-02-30", "--period '2026-02-30' names no day: February 2026 has 28 days"),
+])
+def test_a_key_that_names_no_period_is_said_so_not_sent_to_the_other_kind(small_db, key, line):
+    """Found in a scheduling audit: with a week and a day report, `run --period 2026-02-30` told the user to
+    name the day reports to run with it, and that run then failed: the key names no day at all."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n', TWO_KINDS)
+    assert one_line(cli(small_db, "run", "--period", key, "--dry-run", "--now", "2026-11-29T01:00:00Z"), 2) == \
+        f"agentdigest: error: {line}"
+
+
 @pytest.mark.parametrize("args", [["--dry-run"], ["--test-to", "me@example.com"], []], ids=["dry-run", "test", "send"])
 def test_a_period_that_has_not_begun_is_refused(small_db, args):
     """Found by a new user: `run --period 2026-W50 --dry-run` on 29 November printed "data completeness

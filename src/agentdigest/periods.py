@@ -6,6 +6,7 @@ DST week has 167 or 169 hours. Keys: ``2026-11-23`` (day), ``2026-W48`` (ISO wee
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -153,22 +154,33 @@ def key_kind(key: str) -> Kind | None:
 
 
 def parse_period(kind: Kind, key: str, tz: str) -> Period:
-    """The period named by ``key``; an InputError says what a key of this kind looks like."""
+    """The period named by ``key``; an InputError says what a key of this kind looks like, or why a key of
+    the right shape names no period (2025-W53, 2026-13, 2026-02-30)."""
     m = _KEY_RE[kind].match(key.strip())
-    try:
-        if not m:
-            raise ValueError
-        if kind == "day":
-            first = date(int(m[1]), int(m[2]), int(m[3]))
-        elif kind == "week":
-            first = date.fromisocalendar(int(m[1]), int(m[2]), 1)
-        else:
-            first = date(int(m[1]), int(m[2]), 1)
-    except ValueError:
-        raise InputError(f"--period {key!r} is not a {kind} key (expected e.g. {_EXAMPLE[kind]})") from None
-    if not YEARS[0] <= first.year <= YEARS[1]:  # the trend and the conversation window reach past the period
+    if not m:
+        raise InputError(f"--period {key!r} is not a {kind} key (expected e.g. {_EXAMPLE[kind]})")
+    year, number = int(m[1]), int(m[2])
+    if not YEARS[0] <= year <= YEARS[1]:  # the trend and the conversation window reach past the period
         raise InputError(f"--period {key!r} is out of range (years {YEARS[0]}-{YEARS[1]})")
+    try:
+        if kind == "day":
+            first = date(year, number, int(m[3]))
+        elif kind == "week":
+            first = date.fromisocalendar(year, number, 1)
+        else:
+            first = date(year, number, 1)
+    except ValueError:
+        # Said, not "not a week key (expected e.g. 2026-W48)" for a key of that very shape (a scheduling audit).
+        raise InputError(f"--period {key!r} names no {kind}: {_no_such(kind, year, number)}") from None
     return Period(kind, first, tz)
+
+
+def _no_such(kind: Kind, year: int, number: int) -> str:
+    if kind == "week":
+        return f"{year} has ISO weeks W01 to W{date(year, 12, 28).isocalendar()[1]}"
+    if not 1 <= number <= 12:
+        return "months are 01 to 12"
+    return f"{date(year, number, 1):%B %Y} has {calendar.monthrange(year, number)[1]} days"
 
 
 #: The years a period (or a pinned clock) may fall in: the report reaches back 8 periods and a window around

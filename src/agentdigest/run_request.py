@@ -50,6 +50,9 @@ def given_period(config: Config, reports: list[ReportConfig], report: ReportConf
         kind = key_kind(key or "")
         if kind is None or kind == report.period:
             raise
+        # A key of that shape that names no period (2026-13) is said so: the hint below sent the user to
+        # run the month reports with it, which then failed (a scheduling audit).
+        parse_period(kind, key or "", "UTC")
         fitting = [r.id for r in reports if r.period == kind]
         example = command(config, f"run {' '.join(fitting) if fitting else 'REPORT_ID'} --period {key}")
         raise InputError(f"report {report.id!r} is a {report.period} report: {exc}; --period applies to every "
