@@ -243,3 +243,17 @@ def test_a_daily_report_without_a_schedule_runs_every_day():
     assert config.reports[0].schedule == "0 9 * * *"
     assert parse_config({"source": {"url": "duckdb://", "table": "t"},
                          "reports": [{"id": "w"}]}).reports[0].schedule == "0 9 * * mon"
+
+
+@pytest.mark.parametrize("now,catch_up,expected", [
+    # 09:00 on 29 Dec 2011 in Apia was 19:00Z (UTC-10); the next 09:00 was on the 31st, UTC+14: 19:00Z on the 30th.
+    ("2011-12-29T19:00:00Z", 0, ["2011-12-28"]),
+    ("2011-12-30T19:00:00Z", 0, ["2011-12-29"]),                # the day before the skipped date, not the empty one
+    ("2011-12-30T19:00:00Z", 1, ["2011-12-28", "2011-12-29"]),
+    ("2011-12-31T19:00:00Z", 1, ["2011-12-31"]),                # the catch-up window holds no day of 0 hours
+])
+def test_a_day_report_across_a_day_the_zone_skipped(ledger, now, catch_up, expected):
+    """Found in a scheduling audit: in Pacific/Apia (30 Dec 2011 skipped) the fire after 29 December sent the
+    empty 30th, so the 29th was never sent and nothing said so."""
+    report = report_of(period="day", timezone="Pacific/Apia", schedule="0 9 * * *", catch_up=catch_up)
+    assert [p.key for p in due.due_periods(report, Z(now), ledger)] == expected

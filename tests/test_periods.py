@@ -126,3 +126,33 @@ def test_week_53_exists_exactly_in_long_iso_years(year):
     else:
         with pytest.raises(InputError, match=f"{year} has ISO weeks W01 to W52$"):
             parse_period("week", f"{year}-W53", "UTC")
+
+
+@pytest.mark.parametrize("tz,key,hours_of_week,week", [
+    # Zones that crossed the date line skipped a whole local day (tz database; 24 hours less in that week).
+    ("Pacific/Apia", "2011-12-30", 144, "2011-W52"),
+    ("Pacific/Fakaofo", "2011-12-30", 144, "2011-W52"),
+    ("Pacific/Kiritimati", "1994-12-31", 144, "1994-W52"),
+    ("Pacific/Kwajalein", "1993-08-21", 144, "1993-W33"),
+])
+def test_a_day_the_zone_skipped_is_no_period(tz, key, hours_of_week, week):
+    """Found in a scheduling audit: `run --period 2011-12-30` in Pacific/Apia reported on a day of 0 hours,
+    and the week's daily series listed that date."""
+    with pytest.raises(InputError, match=rf"^--period '{key}' names no day in {tz}: its clocks skipped that date$"):
+        parse_period("day", key, tz)
+    skipped = date.fromisoformat(key)
+    weekly = parse_period("week", week, tz)
+    assert weekly.hours == hours_of_week
+    assert skipped not in weekly.days and len(weekly.days) == 6
+    assert len(weekly.day_starts_utc) == 7  # six days' starts and the week's end, each day one bucket
+    before = parse_period("day", (skipped - timedelta(days=1)).isoformat(), tz)
+    after = parse_period("day", (skipped + timedelta(days=1)).isoformat(), tz)
+    assert before.end_utc == after.start_utc  # nothing between them: the two days tile time
+    # the day that ended last is the one before the skipped date, not the empty one
+    assert last_complete("day", after.start_utc + timedelta(hours=9), tz) == before
+
+
+def test_period_is_hashable_and_ordered():
+    a = parse_period("week", "2026-W47", "UTC")
+    assert a < a.next() and len({a, a.next().previous()}) == 1
+    assert isinstance(a, Period)

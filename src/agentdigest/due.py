@@ -95,7 +95,8 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     latest = latest_due(report, now)
     if latest is None:
         return []
-    periods = {latest.previous(n) for n in range(report.catch_up + 1)}
+    # A day the zone skipped (Apia's 30 December 2011) has no hours: nothing to report, nothing to send.
+    periods = {p for n in range(report.catch_up + 1) if (p := latest.previous(n)).hours}
     if ledger is not None:
         sent, unfinished = ledger.tried_periods(report.id)
         # A later period went out already (the schedule was changed, from Monday to Friday say): the latest

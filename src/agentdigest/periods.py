@@ -30,6 +30,12 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc).astimezone(tz)
 
 
+def _exists(day: date, tz: ZoneInfo) -> bool:
+    """Whether local ``day`` has any time in ``tz``: a zone that moved across the date line skipped one
+    (Pacific/Apia went from 29 to 31 December 2011), a day of no hours that no report can be about."""
+    return _local_midnight(day, tz) < _local_midnight(day + timedelta(days=1), tz)
+
+
 def _first_day(kind: Kind, day: date) -> date:
     if kind == "day":
         return day
@@ -90,9 +96,9 @@ class Period:
 
     @property
     def days(self) -> list[date]:
-        """The local calendar dates the period covers."""
-        last = _next_first_day(self.kind, self.first_day)
-        return [self.first_day + timedelta(days=i) for i in range((last - self.first_day).days)]
+        """The local calendar dates the period covers (a date the zone skipped is none of them)."""
+        last, tz = _next_first_day(self.kind, self.first_day), self.tz
+        return [d for i in range((last - self.first_day).days) if _exists(d := self.first_day + timedelta(days=i), tz)]
 
     @property
     def day_starts_utc(self) -> list[datetime]:
@@ -145,7 +151,10 @@ def period_containing(kind: Kind, instant: datetime, tz: str) -> Period:
 
 def last_complete(kind: Kind, now: datetime, tz: str) -> Period:
     """The most recent period that has fully ended at ``now``."""
-    return period_containing(kind, now, tz).previous()
+    before = period_containing(kind, now, tz).previous()
+    # The day before may be one the zone skipped: the day before that is the one that just ended, and taking
+    # the empty one left it unsent (Apia's 29 December 2011 at the fire that followed it; a scheduling audit).
+    return before if kind != "day" or _exists(before.first_day, before.tz) else before.previous()
 
 
 def key_kind(key: str) -> Kind | None:
@@ -155,7 +164,7 @@ def key_kind(key: str) -> Kind | None:
 
 def parse_period(kind: Kind, key: str, tz: str) -> Period:
     """The period named by ``key``; an InputError says what a key of this kind looks like, or why a key of
-    the right shape names no period (2025-W53, 2026-13, 2026-02-30)."""
+    the right shape names no period (2025-W53, 2026-13, 2026-02-30, a day the zone skipped)."""
     m = _KEY_RE[kind].match(key.strip())
     if not m:
         raise InputError(f"--period {key!r} is not a {kind} key (expected e.g. {_EXAMPLE[kind]})")
@@ -172,6 +181,8 @@ def parse_period(kind: Kind, key: str, tz: str) -> Period:
     except ValueError:
         # Said, not "not a week key (expected e.g. 2026-W48)" for a key of that very shape (a scheduling audit).
         raise InputError(f"--period {key!r} names no {kind}: {_no_such(kind, year, number)}") from None
+    if kind == "day" and not _exists(first, ZoneInfo(tz)):
+        raise InputError(f"--period {key!r} names no day in {tz}: its clocks skipped that date")
     return Period(kind, first, tz)
 
 
