@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pytest
@@ -414,6 +415,34 @@ def test_presentation_settings_are_validated(key, value, words):
         parse_config({"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", key: value}]})
     for word in words:
         assert word in str(info.value)
+
+
+def _opens(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("zone,words", [
+    ("localtime", ["this machine's zone", "name the place"]),
+    ("Factory", ["placeholder", "name the place"]),
+    ("posixrules", ["template", "America/New_York"]),
+    ("right/Europe/Berlin", ["leap seconds", "27 s", "use 'Europe/Berlin'"]),
+])
+def test_a_zone_file_that_names_no_place_is_refused(zone, words):
+    """Found in a scheduling audit: ZoneInfo opens these files of the zone folder, so they passed as IANA names;
+    'localtime' gives each host its own periods, and a right/ zone's midnights are 27 s late."""
+    if not _opens(zone):
+        pytest.skip(f"{zone} is not in this machine's time zone folder (refused anyway, as unknown)")
+    with pytest.raises(ConfigError) as info:
+        parse_config({"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "timezone": zone}]})
+    assert "reports[0].timezone" in str(info.value)
+    for word in words:
+        assert word in str(info.value)
+    assert parse_config({"source": {"url": "duckdb://", "table": "t"},  # the place itself stays valid
+                         "reports": [{"id": "r", "timezone": "Europe/Berlin"}]}).reports[0].timezone == "Europe/Berlin"
 
 
 def test_custom_template_folder_is_relative_to_the_config(tmp_path):

@@ -142,6 +142,13 @@ def error_key(loc: tuple[Any, ...]) -> str:
 # all year, while New York is UTC-4 in summer).
 _FIXED_ABBREVIATIONS = {"EST": "America/New_York", "MST": "America/Denver or America/Phoenix",
                         "HST": "Pacific/Honolulu"}
+#: Names ZoneInfo opens that name no place: a report's periods would depend on the host, or mean nothing.
+_NOT_A_PLACE = {
+    "localtime": "is this machine's zone, which another host or a container reads differently (schedulers sharing "
+                 "a ledger would disagree on every period); name the place, e.g. Europe/Berlin",
+    "Factory": "is the time zone database's placeholder for a zone not set; name the place, e.g. Europe/Berlin",
+    "posixrules": "is the time zone database's template for POSIX TZ strings; name the place (America/New_York)",
+}
 
 
 def known_keys() -> list[str]:
@@ -284,6 +291,10 @@ class ReportConfig(StrictModel):
         if value in _FIXED_ABBREVIATIONS:  # valid names, but a trap: no daylight saving time
             raise ValueError(f"{value!r} is a fixed offset without daylight saving time; use the place "
                              f"({_FIXED_ABBREVIATIONS[value]}), or Etc/GMT... if a fixed offset is really meant")
+        if value in _NOT_A_PLACE or value.startswith("right/"):  # files of the zone folder, found in a scheduling audit
+            why = _NOT_A_PLACE.get(value) or (f"counts leap seconds, so its midnights fall 27 s after everyone "
+                                              f"else's; use {value.removeprefix('right/')!r}")
+            raise ValueError(f"{value!r} {why}")
         return value
 
     @field_validator("schedule")
