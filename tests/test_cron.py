@@ -96,3 +96,20 @@ def test_fires_match_the_brute_force(zone, kind, hour, minute, data, shift):
         expected = brute_force_next(previous, hour, minute, tz, matches)
         assert fire is not None and fire.astimezone(UTC) == expected, (template, zone, previous, fire, expected)
         previous = fire
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+       kind=st.sampled_from(sorted(KINDS)), hour=st.integers(0, 23), minute=st.sampled_from([0, 30]),
+       start=st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(1970, 1, 20)))
+def test_fires_before_1970_match_the_brute_force(zone, kind, hour, minute, start):
+    """Found in a scheduling audit: APScheduler's year field begins in 1970, so every fire asked before it was
+    1 January 1970 and `run --due --now 1965-...` (a clock periods allow) said "nothing is due yet"."""
+    template, matches = KINDS[kind]
+    trigger = crontab_trigger(template.format(m=minute, h=hour), zone)
+    previous = start.replace(tzinfo=UTC)
+    for _ in range(3):
+        fire = trigger.get_next_fire_time(previous, previous)
+        expected = brute_force_next(previous, hour, minute, ZoneInfo(zone), matches)
+        assert fire is not None and fire.astimezone(UTC) == expected, (template, zone, previous, fire, expected)
+        previous = fire

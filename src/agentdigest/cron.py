@@ -95,7 +95,7 @@ class _WallClock(BaseTrigger):
         start = _utc(now) if previous_fire_time is None else _utc(previous_fire_time) + _TICK
         wall = start.astimezone(self.zone).replace(tzinfo=None)
         # Away from a change of offset the wall clock is the instant's: the first matching time is the fire.
-        candidate = self.inner.get_next_fire_time(None, wall.replace(tzinfo=dt_timezone.utc))
+        candidate = self._match(wall.replace(tzinfo=dt_timezone.utc))
         if candidate is None:
             return None
         fire = _instants(candidate.replace(tzinfo=None), self.zone)[0]
@@ -104,7 +104,7 @@ class _WallClock(BaseTrigger):
         # Near one, every matching time from a little earlier is placed, and the earliest instant kept.
         best: datetime | None = None
         stop: datetime | None = None  # the wall clock past which no candidate can fire before ``best``
-        candidate = self.inner.get_next_fire_time(None, (wall - self._AROUND).replace(tzinfo=dt_timezone.utc))
+        candidate = self._match((wall - self._AROUND).replace(tzinfo=dt_timezone.utc))
         for _ in range(100_000):  # a whole-minute cron has at most 360 candidates in the window searched
             naive = None if candidate is None else candidate.replace(tzinfo=None)
             if naive is None or (stop is not None and naive > stop):
@@ -112,14 +112,26 @@ class _WallClock(BaseTrigger):
             for instant in _instants(naive, self.zone):
                 if instant >= start and (best is None or instant < best):
                     best, stop = instant, naive + self._AROUND
-            candidate = self.inner.get_next_fire_time(None, candidate + _TICK)
+            candidate = self._match(candidate + _TICK)
         return None if best is None else best.astimezone(self.zone)
+
+    def _match(self, wall: datetime) -> datetime | None:
+        """The first wall-clock time at or after ``wall`` (a naive time dressed as UTC) the fields match.
+
+        APScheduler's year field begins in 1970: asked earlier, it answered 1 January 1970, so `run --due --now`
+        with a clock of 1900-1969 (which periods allow) said "nothing is due yet" (a scheduling audit). Such a
+        time is matched 400 years later, where the Gregorian calendar, weekdays included, repeats exactly.
+        """
+        shift = _GREGORIAN_CYCLE if wall.year < 1971 else timedelta(0)
+        found = self.inner.get_next_fire_time(None, wall + shift)
+        return None if found is None else found - shift
 
     def __str__(self) -> str:
         return f"{self.inner} in {self.zone.key}"
 
 
 _TICK = timedelta(microseconds=1)
+_GREGORIAN_CYCLE = timedelta(days=146_097)  # 400 years: 20,871 weeks exactly
 
 
 def _instants(naive: datetime, zone: ZoneInfo) -> list[datetime]:
