@@ -43,9 +43,9 @@ from .settings import (  # noqa: F401 - the models are part of this module's API
     ReportConfig,
     SourceConfig,
     _KeyedError,
-    error_key,
-    error_message,
+    _NestedError,
 )
+from .config_errors import error_key, error_message
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
@@ -240,6 +240,8 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
             raise ConfigError(str(ctx_error), file=file, key=ctx_error.key) from None
+        if isinstance(ctx_error, _NestedError):
+            err = {**ctx_error.error, "loc": (*ctx_error.loc, *ctx_error.error["loc"])}
         raise ConfigError(error_message(err), file=file, key=error_key(err["loc"]) or "(top level)") from None
     return config.model_copy(update={"path": Path(file)})
 

@@ -6,7 +6,6 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 
 from __future__ import annotations
 
-import difflib
 import re
 import string
 import zoneinfo
@@ -16,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .channel_settings import (CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, ChannelConfig,
-                               StrictModel, channel_types, no_line_breaks)
+from .channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks
 from .errors import ConfigError
 
 DEFAULT_CONFIG = "agentdigest.toml"
@@ -125,19 +123,6 @@ class AlarmsConfig(StrictModel):
 SUBJECT_FIELDS = ("title", "period_label", "period_key", "report_id", "audience", "start", "end")
 
 
-def error_key(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as the config key users write (``channels.mail.from``)."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
-            continue  # pydantic adds the union member's tag to the location
-        else:
-            out += f".{part}" if out else str(part)
-    return out.replace("from_", "from")
-
-
 # Zone names that read like a region's time but never change for summer (tzdata's legacy "EST" is UTC-5
 # all year, while New York is UTC-4 in summer).
 _FIXED_ABBREVIATIONS = {"EST": "America/New_York", "MST": "America/Denver or America/Phoenix",
@@ -149,53 +134,6 @@ _NOT_A_PLACE = {
     "Factory": "is the time zone database's placeholder for a zone not set; name the place, e.g. Europe/Berlin",
     "posixrules": "is the time zone database's template for POSIX TZ strings; name the place (America/New_York)",
 }
-
-
-def known_keys() -> list[str]:
-    """Every key a config file may hold, for "did you mean" hints."""
-    models = [Config, SourceConfig, ArchiveConfig, LedgerConfig, AlarmsConfig, ReportConfig,
-              *CHANNEL_SETTINGS.values(), *PLUGIN_CHANNEL_SETTINGS.values()]
-    return sorted({info.alias or name for model in models for name, info in model.model_fields.items()})
-
-
-#: A value's kind as TOML names it, for "got text, input should be a valid number" (bool before int: a bool is one)
-_TOML_KINDS = ((str, "text"), (bool, "true or false"), (int, "an integer"), (float, "a decimal number"),
-               (list, "an array"), (dict, "a table"))
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def error_message(err: dict[str, Any]) -> str:
-    """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
-    msg = err["msg"]
-    if err["type"] == "missing":
-        return "is required"
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1]) if err["loc"] else ""
-        # A top-level key can only be one of the file's sections ([channel.x] means [channels.x], not
-        # [alarms] channel); deeper, any key may be meant, but never the unknown key itself.
-        keys = [f.alias or n for n, f in Config.model_fields.items()] if len(err["loc"]) == 1 else known_keys()
-        close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
-        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if err["type"] == "union_tag_invalid":
-        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "union_tag_not_found":
-        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "literal_error":
-        return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
-    if err["type"].endswith(("_type", "_parsing")):
-        # What was written, by its TOML kind, not its value: it may come from an environment variable (a
-        # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid
-        # number", and nothing said the quotes were the trouble.
-        value = err.get("input")
-        kind = next((name for t, name in _TOML_KINDS if isinstance(value, t)), None)
-        if kind is not None:
-            quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
-            msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
-            return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg
 
 
 class ReportConfig(StrictModel):
@@ -385,9 +323,8 @@ class Config(StrictModel):
                 continue
             try:
                 out[name] = model.model_validate(raw)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                raise _KeyedError(error_key(("channels", name, *err["loc"])), error_message(err)) from None
+            except ValidationError as exc:  # worded where the config is read, as every other error
+                raise _NestedError(("channels", name), exc.errors()[0]) from None
         return {**data, "channels": out}
 
     @model_validator(mode="after")
@@ -444,3 +381,11 @@ class _KeyedError(ValueError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(message)
+
+
+class _NestedError(ValueError):
+    """A plug-in channel's own validation error, ``error`` (pydantic's), at ``loc`` in the config."""
+
+    def __init__(self, loc: tuple[Any, ...], error: dict[str, Any]):
+        self.loc, self.error = loc, error
+        super().__init__(error["msg"])

@@ -1,0 +1,71 @@
+"""A config error in words: the key as users write it (``channels.mail.from``) and what was expected,
+from pydantic's error; the rest of :class:`agentdigest.errors.ConfigError`'s one line."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types
+from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportConfig, SourceConfig
+
+
+def error_key(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as the config key users write (``channels.mail.from``)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
+            continue  # pydantic adds the union member's tag to the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out.replace("from_", "from")
+
+
+def known_keys() -> list[str]:
+    """Every key a config file may hold, for "did you mean" hints."""
+    models = [Config, SourceConfig, ArchiveConfig, LedgerConfig, AlarmsConfig, ReportConfig,
+              *CHANNEL_SETTINGS.values(), *PLUGIN_CHANNEL_SETTINGS.values()]
+    return sorted({info.alias or name for model in models for name, info in model.model_fields.items()})
+
+
+#: A value's kind as TOML names it, for "got text, input should be a valid number" (bool before int: a bool is one)
+_TOML_KINDS = ((str, "text"), (bool, "true or false"), (int, "an integer"), (float, "a decimal number"),
+               (list, "an array"), (dict, "a table"))
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def error_message(err: dict[str, Any]) -> str:
+    """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return "is required"
+    if err["type"] == "extra_forbidden":
+        key = str(err["loc"][-1]) if err["loc"] else ""
+        # A top-level key can only be one of the file's sections ([channel.x] means [channels.x], not
+        # [alarms] channel); deeper, any key may be meant, but never the unknown key itself.
+        keys = [f.alias or n for n, f in Config.model_fields.items()] if len(err["loc"]) == 1 else known_keys()
+        close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if err["type"] == "union_tag_invalid":
+        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
+    if err["type"] == "union_tag_not_found":
+        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
+    if err["type"] == "literal_error":
+        return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
+    if err["type"].endswith(("_type", "_parsing")):
+        # What was written, by its TOML kind, not its value: it may come from an environment variable (a
+        # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid
+        # number", and nothing said the quotes were the trouble.
+        value = err.get("input")
+        kind = next((name for t, name in _TOML_KINDS if isinstance(value, t)), None)
+        if kind is not None:
+            quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
+            msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
+            return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    return msg
