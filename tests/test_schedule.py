@@ -200,6 +200,29 @@ def test_a_due_period_older_than_one_sent_is_said_not_nothing_due(tmp_path, even
     assert "weekly 2026-W47: not sent, a later period went out already" in out and "catch_up = 1" in out, out
 
 
+@pytest.mark.parametrize("catch_up, said", [
+    (0, "weekly: 2026-W45 to 2026-W47 (3 weeks) came due while no pass ran and are not sent (catch_up = 0)"),
+    (2, "weekly: 2026-W45 came due while no pass ran and is not sent (catch_up = 2)"),
+    (3, None),
+])
+def test_periods_a_downtime_passed_over_are_said_not_sent(tmp_path, events, catch_up, said):
+    """Found in a scheduling audit: a scheduler down for weeks sent the latest week on restart (the documented
+    policy: no backfill beyond catch_up), and nothing said that the weeks between were never sent."""
+    box = tmp_path / "outbox"
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(box)),
+                        reports=[{**NY_WEEKLY, "catch_up": catch_up}])
+    assert due_run(path, "2026-11-02T14:01:00Z")[0] == 0  # Monday of W45: W44 goes out (and catch_up before it)
+    code, out = due_run(path, "2026-11-30T14:01:00Z")  # four weeks later: W48 is the latest due
+    sent = {key for _, key in sent_files(box)}
+    expected = {f"2026-W{last - n}" for last in (44, 48) for n in range(catch_up + 1)}
+    assert code == 0 and sent == expected, out
+    if said is None:
+        assert "no pass ran" not in out, out
+    else:
+        assert said in out and "to send one: agentdigest run weekly --period 2026-W45" in out, out
+    assert "no pass ran" not in due_run(path, "2026-11-30T14:06:00Z")[1]  # said once: the latest week is sent now
+
+
 def test_check_missed_on_the_command_line(tmp_path, events):
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
     late = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:30:00Z")

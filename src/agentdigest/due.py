@@ -110,6 +110,27 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     return sorted(periods)
 
 
+def passed_over(report: ReportConfig, now: datetime, ledger: Any) -> list[Period]:
+    """The periods that came due while no pass ran and that no pass will send, oldest first: after the newest
+    one sent, before the catch-up window, and never tried. History is not backfilled unless ``catch_up``
+    says so, but it is said (a scheduling audit: a scheduler down for three weeks sent the latest week
+    on restart, and nothing mentioned the two before it)."""
+    latest = latest_due(report, now)
+    if latest is None or ledger is None:
+        return []
+    sent, unfinished = ledger.tried_periods(report.id)
+    ended = [p for p in _parsed(report, sent) if p.end_utc <= _utc(now)]  # not one sent by a clock that was ahead
+    if not ended or max(ended) > latest:  # nothing sent yet (no history to speak of), or the schedule changed
+        return []
+    tried, oldest = {*sent, *unfinished}, latest.previous(report.catch_up)
+    out, period = [], max(ended).next()
+    while period < oldest and len(out) < 366:
+        if period.hours and period.key not in tried:
+            out.append(period)
+        period = period.next()
+    return out
+
+
 def _parsed(report: ReportConfig, keys: list[str]) -> list[Period]:
     """The keys as periods of the report; a key of another kind (the report's period was changed) is left out."""
     out = []

@@ -166,7 +166,7 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
         quality_counts = rows(quality_mod.invalid_counts(source.events, present, period, now, dups))[0]
 
     return Found(period_rows, daily_rows, event_rows, agent_rows, agent_latency, model_rows, error_rows, failures,
-                  quality_counts, everyone, any(used_approx))
+                 quality_counts, everyone, any(used_approx))
 
 
 def hourly(source: Source, origin: datetime, period: Period) -> dict[int, int]:

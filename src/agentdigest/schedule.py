@@ -26,7 +26,7 @@ from rich.table import Table
 
 from . import due
 from .alarms import Alarm, notify
-from .config import Config, ReportConfig
+from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line
 from .periods import Period, last_complete
 
@@ -81,6 +81,8 @@ class PassResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (report_id, period_key) already sent
     #: (report_id, period_key) due but older than a period already sent, so not backfilled (catch_up = 0)
     older: list[tuple[str, str]] = field(default_factory=list)
+    #: (report, periods) that came due while no pass ran, before the catch-up window: not sent (due.passed_over)
+    passed_over: list[tuple[ReportConfig, list[Period]]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -114,6 +116,11 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 result.skipped.append((report.id, latest.key))
                 decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
                          report=report.id, period=latest.key)
+            if passed := due.passed_over(report, now, ledger):
+                result.passed_over.append((report, passed))
+                decision("passed_over", "%s: %s came due while no pass ran; not sent (catch_up = %d)", report.id,
+                         _span(passed), report.catch_up, level=logging.WARNING, report=report.id,
+                         periods=[p.key for p in passed])
             for period in todo:
                 if stop is not None and stop.is_set():
                     decision("stopping", "%s %s: not started, shutting down", report.id, period.key,
@@ -203,6 +210,10 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             ledger.close()
     for report_id, key in result.skipped:
         console.print(f"{report_id} {key}: already sent", markup=False)
+    for report, passed in result.passed_over:
+        console.print(f"{report.id}: {_span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
+                      f"not sent (catch_up = {report.catch_up}); to send one: "
+                      f"{command(config, f'run {report.id} --period {passed[0].key}')}", markup=False, soft_wrap=True)
     for report_id, key in result.older:  # said, not "nothing is due yet" (a scheduling audit)
         console.print(f"{report_id} {key}: not sent, a later period went out already (was the schedule changed?); "
                       f"catch_up = 1 would send it", markup=False, soft_wrap=True)
@@ -221,6 +232,13 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     if not result.runs and not result.skipped and not result.older:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
+
+
+def _span(periods: list[Period]) -> str:
+    """``2026-W44`` or ``2026-W44 to 2026-W46 (3 weeks)``."""
+    if len(periods) == 1:
+        return periods[0].key
+    return f"{periods[0].key} to {periods[-1].key} ({len(periods)} {periods[0].kind}s)"
 
 
 def check_missed(config: Config, *, now: datetime | None = None, console: Console | None = None,
