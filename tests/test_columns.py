@@ -377,18 +377,23 @@ def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: 
     return {"url": "pyspark://local[2]", "table": "ev"}
 
 
+def _week43(settings: SourceConfig):
+    """The report of 2026-W43 (UTC) from ``settings``' source, computed the Tuesday after."""
+    source = open_source(settings)
+    try:
+        return compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
+                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+    finally:
+        source.close()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_fractional_token_count_in_a_text_column_is_invalid_on_every_engine(backend, tmp_path, request):
     """Found in a dirty-data audit: a text token_count of '12.5' was cast straight to an integer, so DuckDB
     summed it as 13 (valid) and PostgreSQL failed the run saying the column held values that are not numbers."""
-    source = open_source(SourceConfig(**_text_tokens(backend, tmp_path, request),
-                                      columns={"conversation_id": "conv", "event_ts": "created_at",
-                                               "event_type": "kind", "token_count": "tokens"}))
-    try:
-        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
-                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
-    finally:
-        source.close()
+    data = _week43(SourceConfig(**_text_tokens(backend, tmp_path, request),
+                                columns={"conversation_id": "conv", "event_ts": "created_at",
+                                         "event_type": "kind", "token_count": "tokens"}))
     assert data.metrics["total_tokens"].value == 17
     assert data.quality.invalid_tokens == 1
 
@@ -404,12 +409,7 @@ def test_an_unsigned_minus_one_token_count_is_invalid_not_a_failed_run(tmp_path)
         "conversation_id": ["c1", "c1", "c1"], "event_ts": pa.array([at] * 3, pa.timestamp("us", tz="UTC")),
         "event_type": ["message", "message", "resolution"],
         "token_count": pa.array([5, 2 ** 64 - 1, 2 ** 53], pa.uint64())}), tmp_path / "events.parquet")
-    source = open_source(SourceConfig(url="duckdb://", files=str(tmp_path / "events.parquet")))
-    try:
-        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
-                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
-    finally:
-        source.close()
+    data = _week43(SourceConfig(url="duckdb://", files=str(tmp_path / "events.parquet")))
     assert data.metrics["total_tokens"].value == 5 + 2 ** 53
     assert data.quality.invalid_tokens == 1
 
@@ -429,14 +429,9 @@ def test_blank_text_in_a_converted_column_is_absent_on_every_engine(backend, tmp
     field is read as null. A blank is no value: absent in a number column, and a row without an event_ts
     (missing_required) in event_ts; the report goes out."""
     columns = {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT", "tokens": "TEXT", "lat": "TEXT", "price": "TEXT"}
-    source = open_source(SourceConfig(**_user_table(backend, tmp_path, request, columns, BLANKS),
-                                      columns={"conversation_id": "conv", "event_ts": "created_at", "event_type": "kind",
-                                               "token_count": "tokens", "latency_ms": "lat", "cost_usd": "price"}))
-    try:
-        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
-                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
-    finally:
-        source.close()
+    data = _week43(SourceConfig(**_user_table(backend, tmp_path, request, columns, BLANKS),
+                                columns={"conversation_id": "conv", "event_ts": "created_at", "event_type": "kind",
+                                         "token_count": "tokens", "latency_ms": "lat", "cost_usd": "price"}))
     assert data.metrics["conversations"].value == 2
     assert data.metrics["total_tokens"].value == 10
     assert data.metrics["avg_latency_ms"].value == 100
@@ -450,11 +445,6 @@ def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
     rows = [*BLANKS, ("c3", "2026-10-20 13:00:00", "message", "1", "fast", "0")]
     columns = {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT", "tokens": "TEXT", "lat": "TEXT", "price": "TEXT"}
     with pytest.raises(InputError, match=r"source\.columns\.latency_ms: .* such as 'fast'"):
-        source = open_source(SourceConfig(**_user_table("duckdb", tmp_path, None, columns, rows),
-                                          columns={"conversation_id": "conv", "event_ts": "created_at",
-                                                   "event_type": "kind", "latency_ms": "lat"}))
-        try:
-            compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W43", "UTC"),
-                           now=datetime(2026, 10, 27, tzinfo=timezone.utc))
-        finally:
-            source.close()
+        _week43(SourceConfig(**_user_table("duckdb", tmp_path, None, columns, rows),
+                             columns={"conversation_id": "conv", "event_ts": "created_at",
+                                      "event_type": "kind", "latency_ms": "lat"}))
