@@ -178,7 +178,7 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
      "required column 'created' \\(mapped from event_ts\\) not found"),
     ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp$"),
     ({}, "conversation_id TEXT, event_ts BIGINT, event_type TEXT",
-     "expected a timestamp; numbers such as epoch seconds are not read: convert them in a view"),
+     'expected a timestamp; numbers are read as epoch time when \\[source\\] sets epoch_unit = "s", "ms" or "us"'),
     ({"latency_ms": "lat"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, lat DATE", "expected a number"),
     ({"conversation_id": "conv"}, "conv BLOB, event_ts TIMESTAMP, event_type TEXT", "expected text or an integer id"),
     # Found by a new user: a typo in an optional mapping silently dropped cost from every report.
@@ -351,7 +351,8 @@ def _text_tokens(backend: str, tmp_path, request) -> dict:
 
 
 def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: list[tuple]) -> dict:
-    """Source settings of a table ``ev`` of ``columns`` (name -> TEXT or TIMESTAMP) holding ``rows``."""
+    """Source settings of a table ``ev`` of ``columns`` (name -> TEXT, TIMESTAMP, BIGINT or DOUBLE PRECISION)
+    holding ``rows``."""
     ddl = "CREATE TABLE ev (" + ", ".join(f"{name} {kind}" for name, kind in columns.items()) + ")"
     marks = ", ".join(["?"] * len(columns))
     if backend == "duckdb":
@@ -371,7 +372,8 @@ def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: 
         return {"url": url, "table": "public.ev"}
     from pyspark.sql import types as T
 
-    types = {"TEXT": T.StringType(), "TIMESTAMP": T.TimestampNTZType()}
+    types = {"TEXT": T.StringType(), "TIMESTAMP": T.TimestampNTZType(), "BIGINT": T.LongType(),
+             "DOUBLE PRECISION": T.DoubleType()}
     schema = T.StructType([T.StructField(name, types[kind]) for name, kind in columns.items()])
     request.getfixturevalue("spark").createDataFrame(rows, schema).createOrReplaceTempView("ev")
     return {"url": "pyspark://local[2]", "table": "ev"}
@@ -448,3 +450,33 @@ def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
         _week43(SourceConfig(**_user_table("duckdb", tmp_path, None, columns, rows),
                              columns={"conversation_id": "conv", "event_ts": "created_at",
                                       "event_type": "kind", "latency_ms": "lat"}))
+
+
+# 2026-W43 starts 2026-10-19 00:00 UTC, epoch second 1,792,368,000 (by hand: 20,745 days x 86,400).
+W43 = 1_792_368_000
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("unit, scale, sql_type", [("s", 1, "BIGINT"), ("ms", 1_000, "BIGINT"),
+                                                   ("us", 1_000_000, "BIGINT"), ("s", 1, "DOUBLE PRECISION")])
+def test_epoch_numbers_in_event_ts_are_read_with_epoch_unit(backend, unit, scale, sql_type, tmp_path, request):
+    """Found by a new user: a Parquet file's epoch milliseconds could only be refused ("convert them in a
+    view", and files have no view). With [source] epoch_unit they are UTC times: the period's first instant
+    is in it, its last second too, the instant it ends is not; a value beyond the years a period may fall
+    in is a row without event_ts (missing_required), not a failed run."""
+    assert datetime.fromtimestamp(W43, timezone.utc) == parse_period("week", "2026-W43", "UTC").start_utc
+    week = 7 * 86_400
+    rows = [("c1", W43 * scale, "message"), ("c1", (W43 + 60) * scale, "resolution"),  # the first instant
+            ("c2", (W43 + week - 1) * scale, "message"),  # the last second of the week
+            ("c3", (W43 + week) * scale, "message"),  # the next week's first instant: not this week's
+            ("c4", 10 ** 12 * scale, "message")]  # the year 33,658
+    if sql_type.startswith("DOUBLE"):
+        rows = [(c, float(t), k) for c, t, k in rows]
+    data = _week43(SourceConfig(**_user_table(backend, tmp_path, request, {"conv": "TEXT", "created": sql_type,
+                                                                           "kind": "TEXT"}, rows),
+                                columns={"conversation_id": "conv", "event_ts": "created", "event_type": "kind"},
+                                epoch_unit=unit))
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["resolved_conversations"].value == 1
+    assert data.quality.missing_required == 1
+

@@ -4,6 +4,8 @@ types (README, Events) on every engine; text is converted too, numbers and ISO 8
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
@@ -27,10 +29,11 @@ COLUMN_TYPES: dict[str, dt.DataType] = {
 }
 
 
-def canonical(table: ir.Table, columns: dict[str, str], name: str,
-              kind: str = "") -> tuple[ir.Table, frozenset[str], dict[str, str]]:
+def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "",
+              epoch_unit: str | None = None) -> tuple[ir.Table, frozenset[str], dict[str, str]]:
     """Rename the user's columns to canonical names and cast them to canonical types; also returns
-    canonical column -> the user's text column converted to a number or a timestamp."""
+    canonical column -> the user's text column converted to a number or a timestamp. A number in
+    event_ts is read as epoch time in ``epoch_unit`` (``[source] epoch_unit``), else refused."""
     theirs = set(table.columns)
     _refuse_shared_identity(columns, theirs, name)
     selected: dict[str, ir.Value] = {}
@@ -46,7 +49,7 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str,
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
                                  f"(columns: {', '.join(sorted(theirs))})")
             continue
-        selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind)
+        selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
         if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
             converted[canon] = col
     return table.select(**selected), frozenset(selected), converted
@@ -102,7 +105,8 @@ def blank_is_null(value: ir.StringValue) -> ir.StringValue:
     return ibis.ifelse(value.strip() == "", ibis.null("string"), value)
 
 
-def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str = "") -> ir.Value:
+def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str = "",
+          epoch_unit: str | None = None) -> ir.Value:
     have = value.type()
     if have.is_string() and not target.is_string():
         value = blank_is_null(value)
@@ -113,8 +117,10 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
             return text_timestamp(value, kind).cast(target)
         if have.is_date():
             return value.cast(target)
+        if have.is_numeric() and epoch_unit is not None:
+            return epoch_timestamp(value, epoch_unit, kind)
         # Epoch numbers are not guessed at (seconds? milliseconds?): said with the way out (a PostgreSQL audit).
-        epoch = ("; numbers such as epoch seconds are not read: convert them in a view, e.g. to_timestamp(col)"
+        epoch = ('; numbers are read as epoch time when [source] sets epoch_unit = "s", "ms" or "us"'
                  if have.is_numeric() else "")
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp{epoch}")
     if have == target:
@@ -144,6 +150,37 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid()):
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected text or an integer id")
     return value.cast(target)
+
+
+#: ``[source] epoch_unit``: how many of the unit make a second.
+EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
+#: The epoch seconds a period may reach (periods.YEARS, 1900 to 9990): beyond, an engine's conversion fails
+#: the whole query (or wraps), so such a value is no time, a row without event_ts (missing_required).
+_EPOCH_RANGE = (datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp(), datetime(9991, 1, 1, tzinfo=timezone.utc).timestamp())
+
+
+@ibis.udf.scalar.builtin(name="to_timestamp", signature=((dt.float64,), dt.Timestamp(timezone="UTC")))
+def _to_timestamp(seconds):  # type: ignore[no-untyped-def]
+    """DuckDB's and PostgreSQL's to_timestamp(double): epoch seconds as a timestamp with time zone."""
+
+
+@ibis.udf.scalar.builtin(name="timestamp_seconds", signature=((dt.float64,), dt.Timestamp(timezone="UTC")))
+def _timestamp_seconds(seconds):  # type: ignore[no-untyped-def]
+    """Spark's timestamp_seconds(double): epoch seconds as a timestamp (the session runs in UTC)."""
+
+
+def epoch_timestamp(value: ir.NumericValue, unit: str, kind: str) -> ir.TimestampValue:
+    """A number of ``unit`` since 1970-01-01 UTC as a UTC timestamp (found by a new user: a Parquet file's
+    epoch milliseconds, which no view could convert). NaN and values beyond the years a period may fall in
+    are null: a row without event_ts, counted in missing_required, rather than a query that fails."""
+    seconds = value.cast("float64") / EPOCH_UNITS[unit]
+    seconds = ibis.ifelse((seconds >= _EPOCH_RANGE[0]) & (seconds < _EPOCH_RANGE[1]), seconds, ibis.null("float64"))
+    if kind == "pyspark":
+        return _timestamp_seconds(seconds)
+    if kind in ("duckdb", "postgres", "postgresql"):
+        return _to_timestamp(seconds)
+    raise InputError(f"source: epoch_unit is read on duckdb://, postgresql:// and pyspark:// sources, not {kind}://; "
+                     f"convert the column in a view")
 
 
 def _type_name(have: dt.DataType) -> str:

@@ -37,6 +37,7 @@ class SourceConfig(StrictModel):
     table: str | None = None
     files: str | list[str] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
+    epoch_unit: Literal["s", "ms", "us"] | None = None  # a number in event_ts: seconds, ms or µs since 1970 (UTC)
     max_conversation_hours: float = Field(24.0, gt=0, le=24 * 366, strict=True)  # a year at most: 1e12 overflowed dates
     # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)

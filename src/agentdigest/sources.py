@@ -316,7 +316,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     try:
         backend, table, name = opener(cfg)
         try:
-            events, present, converted = canonical(table, cfg.columns, name, kind)
+            events, present, converted = canonical(table, cfg.columns, name, kind, cfg.epoch_unit)
         except Exception:
             _close(backend)
             raise
