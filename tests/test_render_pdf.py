@@ -237,3 +237,21 @@ def test_many_agents_with_long_names_paginate_whole_rows_under_their_header(size
     for page in pages:
         if "Error type Count Previous Change" in page:
             assert re.search(r"(?m)^\S+_upstream_gateway_", page)
+
+
+def test_characters_no_font_draws_are_one_warning_not_one_per_glyph(caplog) -> None:
+    """Found in a rendering check: a Japanese report on a machine without a CJK font wrote 70 WeasyPrint
+    warning lines (one per glyph drawn) above the run's output. Now one warning names the characters."""
+    import logging
+
+    from agentdigest.render.pdf import render_pdf
+
+    # U+E000 and U+E001 are private-use code points: no font draws them, on any machine
+    text = "\ue000\ue001\ue000 " * 20
+    with caplog.at_level(logging.WARNING):
+        pdf = render_pdf(f"<html><body><p>{text}</p><p>{text}</p></body></html>")
+    assert pdf.startswith(b"%PDF")
+    assert not [r for r in caplog.records if r.name.startswith("weasyprint")], caplog.text
+    ours = [r.getMessage() for r in caplog.records if r.name == "agentdigest.render"]
+    assert len(ours) == 1 and "no installed font draws \ue000, \ue001 (2 characters)" in ours[0], ours
+    assert "fonts-noto-cjk" in ours[0]
