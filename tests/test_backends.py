@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,25 @@ def test_agents_without_an_agent_id_column_is_an_input_error(tmp_path):
                            parse_period(kind, key, tz), now=now_for(scenario))
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_most_frequent_unknown_event_types_on_every_engine(backend, tmp_path, request):
+    """When 5% or more of the period's events have an unknown type, the three most frequent are named: by count,
+    then in byte order ("Support" before "billing", whatever the column's collation), a null type too."""
+    start = datetime(2026, 11, 16, 10, tzinfo=timezone.utc)  # 2026-W47
+    unknown = ["Support"] * 6 + ["billing"] * 6 + [None] * 4 + ["Zebra"] * 2  # 18 of 200 events: 9%
+    rows = []
+    for i in range(100):
+        second = unknown[i] if i < len(unknown) else "resolution"
+        for j, kind in enumerate(("message", second)):
+            rows.append({"event_id": f"e{i}-{j}", "conversation_id": f"c{i}", "event_type": kind,
+                         "event_ts": start + timedelta(minutes=10 * i + j)})
+    source = open_source(SourceConfig(**LOADERS[backend](rows, tmp_path, request)))
+    try:
+        week = parse_period("week", "2026-W47", "UTC")
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    assert data.quality.unknown_event_types == 18
+    assert data.quality.unknown_event_type_examples == ("Support", "billing", None)

@@ -1,5 +1,6 @@
 """Quality: completeness against the baseline, gaps, warning, metrics left out with a note."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -9,6 +10,7 @@ from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.periods import parse_period
 from agentdigest.quality import assess
+from agentdigest.render import render_artifacts
 from agentdigest.sources import open_source
 
 TZ = "Europe/Berlin"
@@ -623,8 +625,9 @@ def test_a_large_share_of_unknown_event_types_is_said_in_a_note(tmp_path, unknow
         con.execute("""CREATE TABLE agent_events AS
             SELECT 'e' || i AS event_id, 'c' || (i // 2) AS conversation_id,
                    TIMESTAMPTZ '2026-11-16 10:00:00+00' + INTERVAL (i) MINUTE AS event_ts,
-                   CASE WHEN i % 2 = 0 THEN 'message' WHEN i // 2 < ? THEN 'Resolution' ELSE 'resolution' END
-                   AS event_type FROM range(0, 200) t(i)""", [unknown])
+                   CASE WHEN i % 2 = 0 THEN 'message' WHEN i // 2 < ? THEN 'Resolution'
+                        WHEN i // 2 < ? THEN 'closed by ann@example.com' ELSE 'resolution' END
+                   AS event_type FROM range(0, 200) t(i)""", [unknown * 3 // 5, unknown])
     source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
     week = parse_period("week", "2026-W47", "UTC")
     try:
@@ -635,6 +638,13 @@ def test_a_large_share_of_unknown_event_types_is_said_in_a_note(tmp_path, unknow
     assert data.metrics["resolution_rate"].value == pytest.approx(100 - unknown)  # of 100 conversations
     said = [n for n in data.notes if "event type that is none of" in n]
     if note is None:
-        assert not said
+        assert not said and data.quality.unknown_event_type_examples == ()
     else:
         assert len(said) == 1 and said[0].startswith(note) and '"Resolution" is not resolution' in said[0]
+        # the most frequent first (12 then 8), shown redacted: event text
+        assert data.quality.unknown_event_type_examples == ("Resolution", "closed by ann@example.com")
+        out = render_artifacts(data, formats={"json", "txt"})
+        assert json.loads(out["report.json"])["quality"]["unknown_event_type_examples"] == [
+            "Resolution", "closed by [email]"]
+        assert "(such as 'Resolution', 'closed by [email]')" in out["report.txt"].decode()
+        assert "ann@example.com" not in out["report.txt"].decode()

@@ -8,7 +8,8 @@ agent (7) are materialized once, then per-agent outcomes (8), latency quantiles 
 latency (10), per-model (11), errors by type (12), failure examples (13); quality counts (14), the
 latest event older than the trend (15) and hourly volumes (16). A fixed 16 (17 with an overlong
 conversation; 2 more for a report of some agents: the cohort's size, then its conversations of those
-agents are materialized; 1 more for a day report that warns, its same weekday's hourly volumes; on an
+agents are materialized; 1 more for a day report that warns, its same weekday's hourly volumes; 1 more when
+5% of the period's events have an unknown type, their most frequent types; on an
 engine with approximate quantiles,
 one more per quantile query that has a small group), whatever the number of metrics or events.
 """
@@ -144,7 +145,7 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "
                      f"are compared but not judged.")
     notes += coverage.notes(period.kind, unvalued, partly, savings_shown=savings_shown)
-    if quality.received_events and quality.unknown_event_types >= UNKNOWN_TYPES_NOTE * quality.received_events:
+    if _many_unknown(quality):
         # Found in a new-user audit: a producer writing "Resolution" and "MESSAGE" had 75% of its events
         # unknown, and its resolution rate read 0% with only a count in the quality table to say why.
         share = 100.0 * quality.unknown_event_types / quality.received_events
@@ -185,7 +186,13 @@ def _quality(source: Source, report: ReportConfig, period: Period, now: datetime
                                  back=back)
     if quality.warning and period.kind == "day" and not back and report.expected_events_per_day is None:
         quality = _same_weekday(source, quality, found.quality_counts, period, now, report.completeness_threshold)
+    if _many_unknown(quality):  # which ones, so the reader can look for them (one more query, on such data only)
+        quality = replace(quality, unknown_event_type_examples=tuple(queries.unknown_types(source, period)))
     return quality
+
+
+def _many_unknown(quality: Quality) -> bool:
+    return bool(quality.received_events) and quality.unknown_event_types >= UNKNOWN_TYPES_NOTE * quality.received_events
 
 
 def _judged(metrics: dict[str, MetricValue], unvalued: dict[int, Any], partly: Any, *,

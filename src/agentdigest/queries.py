@@ -169,6 +169,17 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
                  quality_counts, everyone, any(used_approx))
 
 
+def unknown_types(source: Source, period: Period, limit: int = 3) -> list[str | None]:
+    """The period's most frequent event types that are none of the known ones (None for a null type), most
+    frequent first, then in byte order."""
+    t = cohort_mod.valid_in(source.events, period.start_utc, period.end_utc)
+    u = t.filter(t.event_type.isnull() | ~t.event_type.isin(cohort_mod.KNOWN_EVENT_TYPES))
+    g = u.group_by("event_type").agg(n=u.count())
+    engine = "postgres" if source.kind == "postgresql" else source.kind
+    order = [g.n.desc(), cohort_mod.byte_order(g.event_type, engine).asc(nulls_first=False)]
+    return [r["event_type"] for r in rows(g.order_by(order).limit(limit))]
+
+
 def hourly(source: Source, origin: datetime, period: Period) -> dict[int, int]:
     return {r["hour"]: r["n"] for r in rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 

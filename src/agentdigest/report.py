@@ -93,6 +93,8 @@ class Quality:
     # A day report on the previous days' baseline that warns: its completeness against the same weekday of
     # the 4 previous weeks when that one would not warn (a quiet Saturday against weekdays), else None
     same_weekday_pct: float | None = None
+    # When many events have an unknown type (compute.UNKNOWN_TYPES_NOTE): the most frequent such types (None: null)
+    unknown_event_type_examples: tuple[str | None, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +108,7 @@ class Quality:
             "threshold": self.threshold, "baseline": self.baseline,
             "latest_event": self.latest_event.isoformat() if self.latest_event else None,
             "same_weekday_pct": self.same_weekday_pct,
+            "unknown_event_type_examples": list(self.unknown_event_type_examples),
         }
 
 

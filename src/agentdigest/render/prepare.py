@@ -72,8 +72,14 @@ def prepare(data: ReportData) -> ReportData:
     def rows(values: tuple[dict[str, Any], ...] | None) -> tuple[dict[str, Any], ...] | None:
         return None if values is None else tuple(row(r) for r in values)
 
+    quality = data.quality
+    if quality is not None and quality.unknown_event_type_examples:
+        quality = replace(quality, unknown_event_type_examples=tuple(
+            None if t is None else clean_text(_redacted(redactor, str(t)), "\ufffd")
+            for t in quality.unknown_event_type_examples))
     return replace(
         data,
         by_agent=rows(data.by_agent), by_model=rows(data.by_model),
         errors_by_type=rows(data.errors_by_type), failure_examples=rows(data.failure_examples) or (),
+        quality=quality,
     )

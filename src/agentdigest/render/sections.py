@@ -307,6 +307,9 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     if q is None:
         return None
     absent = "n/a (column absent)"
+    # the most frequent ones when they are many, so the reader knows what to look for in the source
+    unknown = (" (such as " + ", ".join("no type" if t is None else f"'{clip(t, 30)}'" for t in q.unknown_event_type_examples)
+               + ")") if q.unknown_event_type_examples else ""
     baseline = {"previous_periods": "previous 4 periods, same hours (median)",
                 "earlier_periods": "last periods with data, same hours (median): none in the previous 4",
                 "same_weekday": "same weekday of the previous 4 weeks, same hours (median)",
@@ -322,7 +325,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
         ("Invalid latency values", absent if q.invalid_latency is None else fmt.count(q.invalid_latency)),
         ("Invalid token counts", absent if q.invalid_tokens is None else fmt.count(q.invalid_tokens)),
         ("Invalid cost values", absent if q.invalid_cost is None else fmt.count(q.invalid_cost)),
-        ("Unknown event types", fmt.count(q.unknown_event_types)),
+        ("Unknown event types", fmt.count(q.unknown_event_types) + unknown),
         ("Events in the future", fmt.count(q.future_events)),
         ("Hourly gaps", fmt.count(len(q.gaps))),
     ]
@@ -331,7 +334,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
                (q.invalid_latency, "invalid latency value", "invalid latency values", ""),
                (q.invalid_tokens, "invalid token count", "invalid token counts", ""),
                (q.invalid_cost, "invalid cost value", "invalid cost values", ""),
-               (q.unknown_event_types, "unknown event type", "unknown event types", ""),
+               (q.unknown_event_types, "unknown event type", "unknown event types", unknown),
                (q.future_events, "event in the future", "events in the future", "")]
     found = [f"{fmt.count(n)} {one if n == 1 else many}{extra}" for n, one, many, extra in invalid if n]
     gaps = len(q.gaps)
