@@ -99,11 +99,16 @@ def byte_order(value: ir.Value, engine: str) -> ir.Value:
     return value
 
 
-def _engine(table: ir.Table) -> str:
+def engine_name(table: ir.Table) -> str:
     try:
         return table._find_backend().name
     except Exception:  # an unbound expression
         return ""
+
+
+def unknown_type(event_type: ir.StringValue) -> ir.BooleanValue:
+    """Whether an event's type is none of :data:`KNOWN_EVENT_TYPES` (a null type included), matched exactly."""
+    return event_type.isnull() | ~event_type.isin(KNOWN_EVENT_TYPES)
 
 
 def count_if(cond: ir.Value) -> ir.Value:
@@ -184,7 +189,7 @@ def valid_events(events: ir.Table, present: frozenset[str], lo: datetime, hi: da
     # One whole copy, never a row merged column by column from several: the earliest, and on a tie the
     # smallest column by column (nulls last, spelled out: engines differ in their default; text in byte
     # order), so every engine keeps the same one.
-    engine = _engine(events)
+    engine = engine_name(events)
     order = [repeated.event_ts.asc(nulls_first=False)] + [
         byte_order(repeated[c], engine).asc(nulls_first=False) for c in t.columns if c not in ("event_id", "event_ts")]
     ranked = repeated.mutate(_copy=ibis.row_number().over(group_by="event_id", order_by=order))

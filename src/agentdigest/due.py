@@ -110,13 +110,12 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     return sorted(periods)
 
 
-def passed_over(report: ReportConfig, now: datetime, ledger: Any) -> list[Period]:
+def passed_over(report: ReportConfig, latest: Period, now: datetime, ledger: Any) -> list[Period]:
     """The periods that came due while no pass ran and that no pass will send, oldest first: after the newest
     one sent, before the catch-up window, and never tried. History is not backfilled unless ``catch_up``
     says so, but it is said (a scheduling audit: a scheduler down for three weeks sent the latest week
-    on restart, and nothing mentioned the two before it)."""
-    latest = latest_due(report, now)
-    if latest is None or ledger is None:
+    on restart, and nothing mentioned the two before it). ``latest`` is :func:`latest_due` at ``now``."""
+    if ledger is None:
         return []
     sent, unfinished = ledger.tried_periods(report.id)
     ended = [p for p in _parsed(report, sent) if p.end_utc <= _utc(now)]  # not one sent by a clock that was ahead

@@ -16,7 +16,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from .cohort import KNOWN_EVENT_TYPES, count_if, ts_literal, valid_cost, valid_in, valid_latency, valid_tokens
+from .cohort import count_if, ts_literal, unknown_type, valid_cost, valid_in, valid_latency, valid_tokens
 from .periods import Period
 from .report import Gap, Quality
 
@@ -48,7 +48,7 @@ def invalid_counts(events: ir.Table, present: frozenset[str], period: Period, no
     aggs: dict[str, ir.Value] = {
         "rows": t.count(),
         "missing_in_period": count_if(t.conversation_id.isnull()),
-        "unknown_event_types": count_if(valid & (t.event_type.isnull() | ~t.event_type.isin(KNOWN_EVENT_TYPES))),
+        "unknown_event_types": count_if(valid & unknown_type(t.event_type)),
         # how far the data reaches: a reader of an incomplete report sees where it stopped
         "latest_event": t.event_ts.max(where=valid & (t.event_ts <= ts_literal(now))),
     }

@@ -173,10 +173,10 @@ def unknown_types(source: Source, period: Period, limit: int = 3) -> list[str | 
     """The period's most frequent event types that are none of the known ones (None for a null type), most
     frequent first, then in byte order."""
     t = cohort_mod.valid_in(source.events, period.start_utc, period.end_utc)
-    u = t.filter(t.event_type.isnull() | ~t.event_type.isin(cohort_mod.KNOWN_EVENT_TYPES))
+    u = t.filter(cohort_mod.unknown_type(t.event_type))
     g = u.group_by("event_type").agg(n=u.count())
-    engine = "postgres" if source.kind == "postgresql" else source.kind
-    order = [g.n.desc(), cohort_mod.byte_order(g.event_type, engine).asc(nulls_first=False)]
+    in_bytes = cohort_mod.byte_order(g.event_type, cohort_mod.engine_name(source.events))
+    order = [g.n.desc(), in_bytes.asc(nulls_first=False)]
     return [r["event_type"] for r in rows(g.order_by(order).limit(limit))]
 
 

@@ -116,7 +116,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 result.skipped.append((report.id, latest.key))
                 decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
                          report=report.id, period=latest.key)
-            if passed := due.passed_over(report, now, ledger):
+            if passed := due.passed_over(report, latest, now, ledger):
                 result.passed_over.append((report, passed))
                 decision("passed_over", "%s: %s came due while no pass ran; not sent (catch_up = %d)", report.id,
                          _span(passed), report.catch_up, level=logging.WARNING, report=report.id,
