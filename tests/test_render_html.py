@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pytest
 
@@ -221,3 +222,15 @@ def test_every_badge_stays_on_one_line_in_clients_that_drop_style_sheets(audienc
     assert len(badges) >= 6
     for badge in badges:
         assert "white-space:nowrap" in badge, badge
+
+
+def test_the_inbox_preview_shows_the_opening_and_nothing_after_it() -> None:
+    """An inbox preview shows the preheader and then the text that follows it (the date line, the title); the
+    preheader is padded with invisible joiners and spaces so the preview holds the opening alone."""
+    html = htmls("executive", {})["email html part"]
+    text = unescape(re.search(r'<div class="preheader"[^>]*>(.*?)</div>', html, re.S).group(1))
+    opening, _, pad = text.partition(".\u034f")
+    lead = unescape(re.search(r'<p class="lead"[^>]*>(.*?)</p>', html, re.S).group(1))
+    assert opening + "." == lead
+    pad = "\u034f" + pad
+    assert set(pad) == {"\u034f", "\u200c", "\u00a0"} and len(pad) >= 150
