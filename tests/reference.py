@@ -152,7 +152,7 @@ def valid_events(rows: list[dict]) -> list[dict]:
     Which copy, when the copies differ: the earliest, and on a tie the smallest column by column with
     invalid latency and tokens read as absent and absent values last (the core's documented choice).
     """
-    valid = [r for r in rows if r["conversation_id"] is not None and r["event_ts"] is not None]
+    valid = [r for r in rows if r["conversation_id"] not in (None, "") and r["event_ts"] is not None]
     copies: dict[str, list[dict]] = defaultdict(list)
     for r in valid:
         if r.get("event_id"):  # an empty id is no id (README)
@@ -186,6 +186,8 @@ class Reference:
                  max_conversation_hours: float = 24.0, human_cost: float | None = None,
                  expected_per_day: float | None = None, baseline: str = "previous_periods",
                  agents: list[str] | None = None):
+        # An empty conversation_id is none (README), as a CSV file's empty field is read.
+        rows = [{**r, "conversation_id": None} if r["conversation_id"] == "" else r for r in rows]
         self.rows, self.tz, self.kind, self.now = rows, tz, kind, now
         self.expected_per_day, self.baseline, self.agents = expected_per_day, baseline, agents
         self.human_cost = human_cost

@@ -442,6 +442,21 @@ def test_blank_text_in_a_converted_column_is_absent_on_every_engine(backend, tmp
     assert (data.quality.invalid_latency, data.quality.invalid_tokens, data.quality.invalid_cost) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_empty_conversation_id_is_missing_on_every_engine(backend, tmp_path, request):
+    """Found in a new-user audit: a CSV file's empty conversation_id is read as null (missing_required), but the
+    same rows in PostgreSQL made '' a conversation of its own. An empty id is no id, as an empty event_id is."""
+    at = lambda minute: datetime(2026, 10, 20, 12, minute)  # noqa: E731
+    rows = [("c1", at(0), "message"), ("c1", at(1), "resolution"), ("", at(2), "message"), ("", at(3), "resolution"),
+            (" ", at(4), "message")]  # a blank is an id, as for event_id: only '' is none
+    data = _week43(SourceConfig(**_user_table(backend, tmp_path, request,
+                                              {"conv": "TEXT", "created_at": "TIMESTAMP", "kind": "TEXT"}, rows),
+                                columns={"conversation_id": "conv", "event_ts": "created_at", "event_type": "kind"}))
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["resolution_rate"].value == 50.0
+    assert data.quality.missing_required == 2
+
+
 def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
     """The error's example is a value that does not convert, not a blank (which is read as absent)."""
     rows = [*BLANKS, ("c3", "2026-10-20 13:00:00", "message", "1", "fast", "0")]

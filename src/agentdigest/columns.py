@@ -110,6 +110,10 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     have = value.type()
     if have.is_string() and not target.is_string():
         value = blank_is_null(value)
+    if canon == "conversation_id" and have.is_string():
+        # An empty id is no id, as for event_id: a CSV file's empty field is already null, so the same rows in
+        # PostgreSQL made '' one conversation of every id-less event (found in a new-user audit).
+        value = value.nullif("")
     if canon == "event_ts":
         if have.is_timestamp():
             return value if have.timezone == "UTC" else value.cast(target)
