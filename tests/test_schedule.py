@@ -164,6 +164,30 @@ def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events):
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
 
 
+@pytest.mark.parametrize("replaced_by", [[], ["vp2@example.com"]])
+def test_a_refused_recipient_removed_from_the_config_no_longer_keeps_its_period_due(tmp_path, events, smtp_server,
+                                                                                   tls_cert, replaced_by):
+    """Found in a delivery audit: a recipient refused for good (550 no such user), taken out of the config
+    (or replaced by the right address), kept its failed row, so the week every current recipient had stayed
+    due and late for a year: re-run by every pass, named by check --missed, alarmed as late."""
+    server = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user"})
+    mail = {"type": "email", "to": ["cto@example.com", "vp@example.com"], "from": "reports@example.com",
+            "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[report])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1  # vp refused
+    mail["to"] = ["cto@example.com", *replaced_by]
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[report])
+    if replaced_by:  # the right address gets the week, and only it
+        code, out = due_run(path, "2026-11-30T14:31:00Z")
+        assert code == 0 and "vp2@example.com: sent" in out and "cto@example.com: skipped_sent" in out, out
+    assert [sorted(rcpts) for _, rcpts, _ in server.messages] == [["cto@example.com"], *([r] for r in replaced_by)]
+    code, out = due_run(path, "2026-11-30T15:01:00Z")
+    assert (code, out.strip()) == (0, "weekly 2026-W48: already sent")
+    assert check_missed(load_config(path), now=utc("2026-11-30T17:00:00Z"), console=console()[0]) == 0
+    assert len(server.messages) == 1 + len(replaced_by)
+
+
 def test_a_changed_schedule_does_not_send_a_week_older_than_one_already_sent(tmp_path, events):
     """Found in a scheduling audit: after W48 went out on Monday, moving the schedule to Friday made the
     next pass send W47 (never sent, from before the install), although catch_up = 0 means no backfill."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parseaddr
@@ -117,6 +117,23 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
             _logger.error("%s %s: sent, but the archive's send log could not be written (%s); the ledger "
                           "records the sends", report_cfg.id, period_key, unlogged[0])
     return results
+
+
+def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
+                    archive: Path) -> Callable[[str], list[str] | None]:
+    """A channel of the report's targets for the period under the config as it is now (what
+    :meth:`Ledger.is_period_sent` asks); None when nothing is archived to tell them by (a Slack PDF
+    target needs the PDF). The archive is read once, on the first question."""
+    artifacts: list[dict[str, bytes]] = []
+
+    def targets(name: str) -> list[str] | None:
+        if not artifacts:
+            artifacts.append(read_artifacts(Path(archive), report_cfg.id, period_key))
+        if name not in config.channels or not artifacts[0]:
+            return None
+        return make_channel(name, config.channels[name]).targets(artifacts[0])
+
+    return targets
 
 
 def _log_sends(archive: Path, report_id: str, period_key: str, results: list[DeliveryResult],

@@ -151,13 +151,19 @@ def due_periods(report: ReportConfig, now: datetime, ledger: Any, *, archive: Pa
     return [p for p in candidates(report, now, ledger) if not done(report, p)]
 
 
-def done_checker(ledger: Any, archive: Path | None) -> IsDone:
-    """A function telling whether a report period needs nothing more (see the module docstring)."""
+def done_checker(ledger: Any, archive: Path | None, config: Config | None = None) -> IsDone:
+    """A function telling whether a report period needs nothing more (see the module docstring). With the
+    ``config``, a target it no longer has (a refused recipient taken out) does not keep a period undone."""
 
     def done(report: ReportConfig, period: Period) -> bool:
         if not report.channels:
             return archive is not None and (report_dir(archive, report.id, period.key) / "report.json").is_file()
-        return bool(ledger.is_period_sent(report.id, period.key, list(report.channels)))
+        targets = None
+        if config is not None and archive is not None:
+            from .delivery import current_targets
+
+            targets = current_targets(config, report, period.key, archive)
+        return bool(ledger.is_period_sent(report.id, period.key, list(report.channels), targets))
 
     return done
 

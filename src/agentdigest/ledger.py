@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -280,21 +281,32 @@ class Ledger(LedgerDatabase):
                 d.recipient == recipient, d.kind == "period")).mappings().first()
         return _delivery_dict(row, utc_now()) if row else None
 
-    def is_period_sent(self, report_id: str, period_key: str, channels: list[str]) -> bool:
+    def is_period_sent(self, report_id: str, period_key: str, channels: list[str],
+                       targets: Callable[[str], Collection[str] | None] | None = None) -> bool:
         """True when every channel has delivery rows for the period and every row was delivered.
 
         A row counts once it has been sent, even if a later forced resend failed. A channel with
         one failed recipient is not sent. Vacuously true for an empty channel list.
+        ``targets`` gives a channel's targets under the current config (asked only of a channel with a
+        row never sent, None when it cannot tell): such a channel is sent once each of them is, so a row of
+        a target no longer among them (a refused recipient taken out of the config) does not keep the period
+        unsent, and the address that replaced it still gets the period.
         """
         d = deliveries.c
         with self._read() as conn:
-            rows = conn.execute(select(d.channel, d.sent_at.is_not(None)).where(
+            rows = conn.execute(select(d.channel, d.recipient, d.sent_at.is_not(None)).where(
                 d.report_id == report_id, d.period_key == period_key, d.kind == "period",
                 d.channel.in_(channels))).all()
-        delivered: dict[str, set[bool]] = {}
-        for channel, sent in rows:
-            delivered.setdefault(channel, set()).add(bool(sent))
-        return all(delivered.get(channel) == {True} for channel in channels)
+        delivered: dict[str, dict[str, bool]] = {}
+        for channel, recipient, sent in rows:
+            delivered.setdefault(channel, {})[recipient] = bool(sent)
+        for channel in channels:
+            found = delivered.get(channel, {})
+            if targets is not None and not all(found.values()) and (current := targets(channel)) is not None:
+                found = {r: found.get(r, False) for r in current}
+            if not found or not all(found.values()):
+                return False
+        return True
 
     def tried_periods(self, report_id: str) -> tuple[list[str], list[str]]:
         """The period keys of ``report_id`` that some channel got, and those with a delivery that was tried

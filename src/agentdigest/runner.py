@@ -178,11 +178,14 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
     if deliver:
+        from .delivery import current_targets
+
         if not force and not test_to and (unknown := _restore_sends(config, report, period, archive, ledger)):
             outcome.skipped = unknown
             log.warning("skipped %s %s: %s", report.id, period.key, unknown)
             return outcome
-        if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels)):
+        if not force and not test_to and ledger.is_period_sent(report.id, period.key, list(report.channels),
+                                                       current_targets(config, report, period.key, archive)):
             # The archive holds what was sent (message.eml "as sent"): recomputing would overwrite it
             # with today's data while every channel keeps what it got.
             outcome.skipped = (f"already sent to every channel; the archive keeps what was sent "
