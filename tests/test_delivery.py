@@ -495,14 +495,19 @@ def test_a_send_the_ledger_cannot_record_says_it_may_be_sent_again(world, backen
 
 
 def test_the_default_lease_outlives_the_slowest_delivery_as_the_readme_says(tmp_path, monkeypatch):
-    """README, "Crashes": a claim lasts ``retry_budget + 10 x timeout + 60`` seconds by default. The
-    expectations are worked out by hand from that rule, never from the code under test."""
+    """README, "Crashes": a claim lasts ``retry_budget + 10 x timeout + 60`` seconds by default, and an email's
+    ten more minutes less one timeout: its answer to the final "." is waited for up to 10 minutes whatever
+    ``timeout`` says (found in a delivery audit: a relay scanning the message for longer than the lease lost
+    its sender's claim, and the next cron pass sent it again). The expectations are worked out by hand from
+    that rule, never from the code under test."""
     from agentdigest.delivery import lease_seconds, report_lease
 
     monkeypatch.delenv("AGENTDIGEST_LEASE_SECONDS", raising=False)
     channels = {
         "mail": {"type": "email", "to": ["a@example.com"], "from": "r@example.com", "smtp_url": "smtp://127.0.0.1:25",
-                 "retry_budget": 300.0, "timeout": 30.0},                     # 300 + 10 x 30 + 60 = 660
+                 "retry_budget": 300.0, "timeout": 30.0},           # 300 + 10 x 30 + 60 + (600 - 30) = 1230
+        "quick": {"type": "email", "to": ["a@example.com"], "from": "r@example.com", "smtp_url": "smtp://127.0.0.1:25",
+                  "retry_budget": 0.0, "timeout": 1.0},                     # 0 + 10 x 1 + 60 + (600 - 1) = 669
         "hook": {"type": "webhook", "url": "http://127.0.0.1:9/in", "retry_budget": 120.0, "timeout": 5.0},
         # 120 + 10 x 5 + 60 = 230
         "slow": {"type": "webhook", "url": "http://127.0.0.1:9/slow", "retry_budget": 0.0, "timeout": 90.0},
@@ -516,9 +521,9 @@ def test_the_default_lease_outlives_the_slowest_delivery_as_the_readme_says(tmp_
                                        {"id": "d", "channels": []}]},
                           str(tmp_path / "agentdigest.toml"), base=tmp_path)
     leases = {name: lease_seconds(settings) for name, settings in config.channels.items()}
-    assert leases == {"mail": 660.0, "hook": 230.0, "slow": 960.0, "box": 660.0}
+    assert leases == {"mail": 1230.0, "quick": 669.0, "hook": 230.0, "slow": 960.0, "box": 660.0}
     # A report's lease is its slowest channel's; without channels there is nothing to wait for.
-    assert [report_lease(config, config.report(r)) for r in "abcd"] == [660.0, 960.0, 230.0, 0.0]
+    assert [report_lease(config, config.report(r)) for r in "abcd"] == [1230.0, 960.0, 230.0, 0.0]
     monkeypatch.setenv("AGENTDIGEST_LEASE_SECONDS", "7")  # the documented override, for every channel
     assert lease_seconds(config.channels["slow"]) == 7.0 and report_lease(config, config.report("a")) == 7.0
 

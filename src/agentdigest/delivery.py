@@ -25,7 +25,7 @@ from typing import Any, Literal
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, ReportConfig, command
-from .channels.email import bare
+from .channels.email import DATA_END_TIMEOUT, bare
 from .channel_settings import email_address
 from .errors import ArchiveError, DeliveryError, InputError, interruption
 from .interrupts import shielded
@@ -59,12 +59,16 @@ def lease_seconds(settings: Any) -> float:
 
     The retry budget is only checked between attempts and one attempt makes several network
     calls, each allowed ``timeout`` seconds; the margin keeps a slow sender from losing its claim.
+    An email's answer to its final "." is waited for up to DATA_END_TIMEOUT whatever ``timeout`` says
+    (found in a delivery audit: a relay scanning for longer than the lease lost the sender its claim,
+    and the next cron pass sent the report again).
     ``$AGENTDIGEST_LEASE_SECONDS`` overrides it (tests of crash takeover; see docs/scheduling.md).
     """
     override = os.environ.get("AGENTDIGEST_LEASE_SECONDS")
     if override:
         return float(override)
-    return settings.retry_budget + 10 * settings.timeout + 60
+    answer = max(DATA_END_TIMEOUT - settings.timeout, 0.0) if getattr(settings, "type", None) == "email" else 0.0
+    return settings.retry_budget + 10 * settings.timeout + 60 + answer
 
 
 def report_lease(config: Config, report: ReportConfig) -> float:
