@@ -19,12 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parseaddr
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
-from .config import Config, ReportConfig, command
+from .config import Config, EmailChannel, ReportConfig, command
 from .channels.email import DATA_END_TIMEOUT, bare
 from .channel_settings import email_address
 from .errors import ArchiveError, DeliveryError, InputError, interruption
@@ -67,7 +68,7 @@ def lease_seconds(settings: Any) -> float:
     override = os.environ.get("AGENTDIGEST_LEASE_SECONDS")
     if override:
         return float(override)
-    answer = max(DATA_END_TIMEOUT - settings.timeout, 0.0) if getattr(settings, "type", None) == "email" else 0.0
+    answer = max(DATA_END_TIMEOUT - settings.timeout, 0.0) if isinstance(settings, EmailChannel) else 0.0
     return settings.retry_budget + 10 * settings.timeout + 60 + answer
 
 
@@ -128,14 +129,14 @@ def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
     """A channel of the report's targets for the period under the config as it is now (what
     :meth:`Ledger.is_period_sent` asks); None when nothing is archived to tell them by (a Slack PDF
     target needs the PDF). The archive is read once, on the first question."""
-    artifacts: list[dict[str, bytes]] = []
+    @cache
+    def archived() -> dict[str, bytes]:
+        return read_artifacts(Path(archive), report_cfg.id, period_key)
 
     def targets(name: str) -> list[str] | None:
-        if not artifacts:
-            artifacts.append(read_artifacts(Path(archive), report_cfg.id, period_key))
-        if name not in config.channels or not artifacts[0]:
+        if name not in config.channels or not archived():
             return None
-        return make_channel(name, config.channels[name]).targets(artifacts[0])
+        return make_channel(name, config.channels[name]).targets(archived())
 
     return targets
 
