@@ -273,8 +273,12 @@ def check(
             future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""
             # A read-only role or a replica: the run works, without temporary tables (README, PostgreSQL).
             slower = "" if source.temp_tables else "; no temporary tables (read-only): reports compute more slowly"
+            skipped = source.unreadable.rows if source.unreadable else 0
+            unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
+                          f"{source.unreadable.first}" if skipped else "")
             out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest'] or 'none'}{future}"
-                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower})", markup=False)
+                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable})",
+                      markup=False)
         finally:
             source.close()
         from .commands_delivery import check_archive, check_channels, check_ledger

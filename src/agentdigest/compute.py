@@ -35,6 +35,7 @@ from .periods import Period
 from .report import MetricValue, PeriodInfo, Quality, ReportData
 from .significance import begins_within, first_with_data
 from .sources import ConversionError, QueryFailed, Source
+from .unreadable import Unreadable
 
 
 def _info(p: Period) -> PeriodInfo:
@@ -43,6 +44,8 @@ def _info(p: Period) -> PeriodInfo:
 
 #: The share of a period's events with an unknown event type from which a note says so (and what counts).
 UNKNOWN_TYPES_NOTE = 0.05
+#: The share of the source files' rows that cannot be read from which a note says so (see .unreadable).
+UNREADABLE_NOTE = 0.01
 
 Notable = Callable[[dict[str, MetricValue], tuple[dict, ...]], dict[str, bool | None]]
 
@@ -94,7 +97,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
     notes = _notes(report, period, found, trend, present=source.present, overflowed=overflowed, running=running,
                    first=first, unvalued=unvalued[CUR], partly=partly, savings_shown=savings is not None,
-                   quality=quality)
+                   quality=quality, unreadable=source.unreadable)
 
     has = source.present
     return ReportData(
@@ -122,7 +125,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
 def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tuple[dict[str, Any], ...], *,
            present: frozenset[str], overflowed: list[str], running: bool, first: bool, unvalued: list[str],
-           partly: dict[str, Any], savings_shown: bool, quality: Quality) -> list[str]:
+           partly: dict[str, Any], savings_shown: bool, quality: Quality,
+           unreadable: Unreadable | None = None) -> list[str]:
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
     notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:
@@ -132,6 +136,11 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
             # a misspelt agent id would otherwise send an empty report every period, and nothing would say why
             notes.insert(1, f"None of the {sum(found.everyone.values())} conversations of the last {TREND_PERIODS} "
                             f"{period.kind}s is of these agents: check the report's agents setting.")
+    if unreadable is not None and unreadable.share >= UNREADABLE_NOTE:
+        # Said where every reader sees it when they are many (a file in Latin-1: every row with an accent);
+        # a few stray rows are in the quality section only.
+        notes.append(f"{100 * unreadable.share:.0f}% of the rows of the source's files cannot be read and are left "
+                     f"out of every figure (the first: {unreadable.first}); check the files.")
     if overflowed:
         # Found in a dirty-data check: costs near 1e308, each valid, summed to infinity; the CLI printed "$inf",
         # the other formats a bare "n/a", and nothing said why.
@@ -188,6 +197,8 @@ def _quality(source: Source, report: ReportConfig, period: Period, now: datetime
         quality = _same_weekday(source, quality, found.quality_counts, period, now, report.completeness_threshold)
     if _many_unknown(quality):  # which ones, so the reader can look for them (one more query, on such data only)
         quality = replace(quality, unknown_event_type_examples=tuple(queries.unknown_types(source, period)))
+    if source.unreadable is not None:  # the files' rows left out, found when the source was opened
+        quality = replace(quality, unreadable_rows=source.unreadable.rows, unreadable_first=source.unreadable.first or None)
     return quality
 
 

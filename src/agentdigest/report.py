@@ -95,6 +95,10 @@ class Quality:
     same_weekday_pct: float | None = None
     # When many events have an unknown type (compute.UNKNOWN_TYPES_NOTE): the most frequent such types (None: null)
     unknown_event_type_examples: tuple[str | None, ...] = ()
+    # Rows of the source's CSV files left out for their shape, in any period (None: the source is not CSV
+    # files read by DuckDB), and the first of them: "line 25001 of events.csv: Expected Number of Columns: ..."
+    unreadable_rows: int | None = None
+    unreadable_first: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +113,7 @@ class Quality:
             "latest_event": self.latest_event.isoformat() if self.latest_event else None,
             "same_weekday_pct": self.same_weekday_pct,
             "unknown_event_type_examples": list(self.unknown_event_type_examples),
+            "unreadable_rows": self.unreadable_rows, "unreadable_first": self.unreadable_first,
         }
 
 

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
 from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, blank_is_null, canonical, text_timestamp
-from .config import REQUIRED_COLUMNS, SourceConfig
+from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
 from .redact import Redactor
 from .source_errors import csv_cause, timeout_advice, view_cause, without_values
+from .unreadable import Unreadable, is_csv, list_unreadable
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Source:
     temp_tables: bool = True
     #: canonical column -> the user's column it is read from
     columns: dict[str, str] = field(default_factory=dict)
+    #: the rows of CSV files left out for their shape (None: not CSV files read by DuckDB, or not listed)
+    unreadable: Unreadable | None = None
 
     def close(self) -> None:
         _close(self.backend)
@@ -160,7 +164,9 @@ def scheme_of(url: str) -> str:
 
 
 @register_backend("duckdb")
-def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+def _open_duckdb(cfg: SourceConfig, *, skip_unreadable: bool = False) -> tuple[Any, ir.Table, str]:
+    """``skip_unreadable``: CSV files' rows DuckDB cannot read for their shape are left out (see
+    :mod:`.unreadable`), instead of failing every query."""
     path = cfg.url[len("duckdb://"):] or ":memory:"
     if path.lower().endswith(DATA_FILE_SUFFIXES):
         # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
@@ -187,7 +193,7 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     con.raw_sql("SET enable_progress_bar = false")
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table
-    return con, _read_files(con, cfg.file_list), ", ".join(cfg.file_list)
+    return con, _read_files(con, cfg.file_list, skip_unreadable), ", ".join(cfg.file_list)
 
 
 #: Files read through ``files``, never opened as a database.
@@ -219,7 +225,24 @@ def _sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _read_files(con: Any, patterns: list[str]) -> ir.Table:
+def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) -> ir.Table:
+    paths = _data_files(patterns)
+    try:
+        # By name: DuckDB takes the columns from the first file, so a column only later files have
+        # (cost_usd added last month) was dropped, and the report said the column does not exist (found in
+        # a Spark audit). union_by_name reads every file's columns, null in the files without them.
+        if is_csv(paths):
+            return con.read_csv(paths, table_name="agent_events", union_by_name=True,
+                                **({"ignore_errors": True} if skip_unreadable else {}))
+        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
+    except Exception as exc:
+        # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
+        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
+                                    file_secrets(patterns))) from exc
+
+
+def _data_files(patterns: list[str]) -> list[str]:
+    """The files ``files`` names: URLs as given, local patterns expanded (InputError when one matches none)."""
     paths: list[str] = []
     for pattern in patterns:
         if "://" in pattern:
@@ -230,17 +253,16 @@ def _read_files(con: Any, patterns: list[str]) -> ir.Table:
             what = "no file in the folder" if os.path.isdir(pattern) else "no file matches"
             raise InputError(mask_text(f"source.files: {what} {pattern!r}"))
         paths.extend(found)
-    try:
-        # By name: DuckDB takes the columns from the first file, so a column only later files have
-        # (cost_usd added last month) was dropped, and the report said the column does not exist (found in
-        # a Spark audit). union_by_name reads every file's columns, null in the files without them.
-        if all(p.lower().endswith((".csv", ".csv.gz", ".tsv")) for p in paths):
-            return con.read_csv(paths, table_name="agent_events", union_by_name=True)
-        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
-    except Exception as exc:
-        # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
-        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
-                                    file_secrets(patterns))) from exc
+    return paths
+
+
+def _csv_unreadable(cfg: SourceConfig) -> Unreadable | None:
+    """The rows of a DuckDB source's CSV files that cannot be read for their shape (see :mod:`.unreadable`)."""
+    paths = _data_files(cfg.file_list)
+    if not is_csv(paths):
+        return None
+    columns = sorted({cfg.columns.get(c, c) for c in CANONICAL_COLUMNS})
+    return list_unreadable(paths, columns, file_secrets(cfg.file_list))
 
 
 def local_files(pattern: str) -> list[str]:
@@ -313,9 +335,16 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     ``config_file``, the file that configured it), SourceError if it cannot be read."""
     kind = scheme_of(cfg.url)
     opener = _OPENERS.get(kind, _generic)
+    unreadable = None
     try:
+        if opener is _open_duckdb and not cfg.table and (unreadable := _csv_unreadable(cfg)) and unreadable.rows:
+            opener = partial(_open_duckdb, skip_unreadable=True)
         backend, table, name = opener(cfg)
         try:
+            if unreadable and unreadable.rows and not unreadable.read:
+                # The wrong file, not a dirty one: no report of nothing (exit 3).
+                raise SourceError(mask_text(f"source.files: no row of {cfg.file_list} can be read ({unreadable.first})",
+                                            file_secrets(cfg.file_list)))
             events, present, converted = canonical(table, cfg.columns, name, kind, cfg.epoch_unit)
         except Exception:
             _close(backend)
@@ -329,7 +358,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   fixed_threads="threads" in cfg.settings, converted=converted,
                   config_file=None if config_file is None else str(config_file), raw=table,
                   temp_tables=engines.temp_tables_allowed(backend, cfg.settings),
-                  columns={canon: cfg.columns.get(canon, canon) for canon in present})
+                  columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable)
 
 
 def _close(backend: Any) -> None:

@@ -329,13 +329,19 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
         ("Events in the future", fmt.count(q.future_events)),
         ("Hourly gaps", fmt.count(len(q.gaps))),
     ]
+    # CSV files' rows that could not be read, in no period (README, Data quality): said only of such files
+    unreadable = f" (the first: {q.unreadable_first})" if q.unreadable_first else ""
+    if q.unreadable_rows is not None:
+        rows.append(("Unreadable rows in the files (left out)", fmt.count(q.unreadable_rows) + unreadable))
     invalid = [(q.duplicate_events, "duplicate event", "duplicate events", " (counted once)"),
                (q.missing_required, "row missing a required field", "rows missing a required field", ""),
                (q.invalid_latency, "invalid latency value", "invalid latency values", ""),
                (q.invalid_tokens, "invalid token count", "invalid token counts", ""),
                (q.invalid_cost, "invalid cost value", "invalid cost values", ""),
                (q.unknown_event_types, "unknown event type", "unknown event types", unknown),
-               (q.future_events, "event in the future", "events in the future", "")]
+               (q.future_events, "event in the future", "events in the future", ""),
+               (q.unreadable_rows, "unreadable row in the files, left out", "unreadable rows in the files, left out",
+                unreadable)]
     found = [f"{fmt.count(n)} {one if n == 1 else many}{extra}" for n, one, many, extra in invalid if n]
     gaps = len(q.gaps)
     # Over 100% is more events than the baseline, not better data (found in a reader review: 262.4% stood

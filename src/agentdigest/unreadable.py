@@ -1,0 +1,94 @@
+"""Rows of CSV files that DuckDB cannot read: counted in the report's quality section and left out,
+instead of failing the run.
+
+DuckDB reads CSV strictly: one row with a field too many or too few stopped every query with "CSV
+Error on Line: 25001", and a million good rows gave no report (a known gap of earlier sessions; the
+README's rule is that dirty events are counted and the report still goes out). Rows are never dropped
+silently either:
+
+1. Before the source is opened, each file's columns that the report reads are read once, on a DuckDB
+   connection of its own, with ``store_rejects``, which lists every row skipped and why
+   (:func:`list_unreadable`: one more pass over the files).
+2. Only when rows were skipped are the events read with ``ignore_errors``, which skips those rows and
+   no others; their number and the first one (line, file and cause, never the line's text: event
+   data) go to ``quality``. Otherwise the files are read as before.
+
+The files are read strictly, as before, where the rows cannot be listed: a value that does not convert
+(the column's type is wrong, not a row: the run's error names the column, exit 2), a file that is not
+UTF-8 (DuckDB 1.5's ``store_rejects`` fails on it; the run's error says so, exit 3) or a remote file
+(its credentials are the source connection's). A file of which no row can be read is the wrong file,
+not a dirty one: exit 3, naming the first row's cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .masking import mask_text
+from .source_errors import without_values
+
+#: Files read as CSV; every path of ``files`` must end so (else they are read as Parquet).
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The rows of a source's files left out: how many, and the first (file order, then line)."""
+
+    rows: int
+    first: str  # "line 25001 of events.csv: Expected Number of Columns: 5 Found: 6"
+    read: int = 0  # the rows read
+
+    @property
+    def share(self) -> float:
+        """The share of the files' rows left out, 0-1."""
+        return self.rows / (self.rows + self.read) if self.rows else 0.0
+
+
+def is_csv(paths: list[str]) -> bool:
+    return bool(paths) and all(p.lower().endswith(CSV_SUFFIXES) for p in paths)
+
+
+def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) -> Unreadable | None:
+    """The rows of the local CSV ``paths`` DuckDB skips for their shape, reading the user's ``columns`` on a
+    connection of its own (an internal error of DuckDB invalidates the connection it happens on). None
+    when they cannot all be listed, or a value of ``columns`` does not convert."""
+    import duckdb
+
+    wanted = set(columns)
+    con = duckdb.connect()
+    try:
+        rows: list[tuple[Any, ...]] = []
+        read = 0
+        for path in paths:
+            if "://" in path:
+                return None  # its credentials are the source connection's
+            options = "ignore_errors = true, store_rejects = true"
+            # Every column: reading only some, DuckDB 1.5 failed with an internal error on a file not in UTF-8.
+            have = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv(?, {options})", [path]).fetchall()]
+            counts = ", ".join(f'count("{c.replace(chr(34), chr(34) * 2)}")' for c in have)
+            # fetchall: the rejects are stored once the query has run to its end
+            read += con.execute(f"SELECT count(*), {counts} FROM read_csv(?, {options})", [path]).fetchall()[0][0]
+            rows += [(path, *r) for r in con.execute(
+                "SELECT DISTINCT e.line, e.error_type, e.column_name, e.error_message, coalesce(e.column_idx, 0) "
+                "FROM reject_errors e "
+                "JOIN reject_scans s USING (scan_id, file_id) WHERE s.file_path = ?", [path]).fetchall()]
+    except Exception:  # noqa: BLE001 - the strict error stands
+        return None
+    finally:
+        con.close()
+    shapeless = {(path, line) for path, line, kind, *_ in rows if kind != "CAST"}
+    cast = {(path, line, column in wanted) for path, line, kind, column, *_ in rows if kind == "CAST"}
+    if any(wrong for path, line, wrong in cast if (path, line) not in shapeless):
+        return None  # a value that does not convert: the column's type is wrong, not the row
+    # A value of a column the report does not read never fails its row (the column is not converted).
+    read += len({(path, line) for path, line, _ in cast} - shapeless)
+    rows = [r for r in rows if r[2] != "CAST"]
+    if not rows:
+        return Unreadable(rows=0, first="", read=read)
+    lines = sorted({(paths.index(path), line) for path, line, *_ in rows})
+    # a row short of two fields has a reject for each, each saying how many it found by then: the first says it
+    path, line, _, _, message, _ = min(rows, key=lambda r: (paths.index(r[0]), r[1], r[5]))
+    first = mask_text(f"line {line} of {path}: {without_values(message)[:200]}", secrets)
+    return Unreadable(rows=len(lines), first=first, read=read)
