@@ -47,12 +47,22 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
                 mapped = f" (mapped from {canon})" if canon in columns else ""
                 kind = "required column" if canon in REQUIRED_COLUMNS else "column"
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
-                                 f"(columns: {', '.join(sorted(theirs))})")
+                                 f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs)}")
             continue
         selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
         if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
             converted[canon] = col
     return table.select(**selected), frozenset(selected), converted
+
+
+def _one_column(theirs: set[str]) -> str:
+    """Why a CSV file may have been read as one column, "a,b,c": found in a dirty-data check, where rows of
+    another shape among a file's first rows kept DuckDB from telling its delimiter and header, and the error's
+    "(columns: Conversation,Timestamp,Type,Latency)" read as four columns that were there."""
+    if len(theirs) != 1 or not any(sep in next(iter(theirs)) for sep in ",;\t|"):
+        return ""
+    return ("; the file was read as one column: its delimiter or header could not be told from its first rows "
+            "(rows of another shape near the top?)")
 
 
 #: Columns that identify or place an event: one that another canonical column also reads is a mapping mistake
