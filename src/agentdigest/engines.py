@@ -11,6 +11,8 @@ import re
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from .config import SourceConfig
@@ -75,6 +77,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # Found in a PostgreSQL audit: "not found" alone, for a table in a schema off the search path.
         where = " or ".join(f"{_sql_name(schema)}.{_sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
+    table = _naive_event_ts_as_utc(table, cfg.columns.get("event_ts", "event_ts"))
     return con, _enums_as_text(con, table, cfg.table), cfg.table
 
 
@@ -142,6 +145,25 @@ def _enums_as_text(con: Any, table: ir.Table, name: str) -> ir.Table:
     con.con.commit()
     enums = [c for c in enums if c in table.columns and table[c].type().is_string()]
     return table.mutate(**{c: _pg_text(table[c]) for c in enums}) if enums else table
+
+
+def _naive_event_ts_as_utc(table: ir.Table, col: str) -> ir.Table:
+    """``table`` with a ``timestamp without time zone`` event_ts column typed as UTC, so no cast is written on it.
+
+    Cast to timestamptz in the query (``CAST(event_ts AS TIMESTAMPTZ) >= ...``), the column hid every period
+    filter from an index on it: each report read the whole table several times (found in a PostgreSQL audit:
+    52 s against 16 s for a timestamptz column, 10M events). Compared as it is, Postgres uses the index through
+    its timestamp/timestamptz comparison operators, and every use of the column reads it in the session's time
+    zone, which is UTC (naive times are UTC, as the event contract says): a comparison, date_part('epoch', ...),
+    a min or a max, and the conversion when a report's temporary table (timestamptz) keeps it."""
+    op = table.op()
+    if col not in table.columns or not isinstance(op, ops.DatabaseTable):
+        return table
+    have = table[col].type()
+    if not (have.is_timestamp() and have.timezone is None):
+        return table
+    schema = ibis.schema({**op.schema, col: dt.Timestamp(timezone="UTC", scale=have.scale, nullable=have.nullable)})
+    return op.copy(schema=schema).to_expr()
 
 
 def _pg_value(value: Any) -> str:
