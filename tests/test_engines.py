@@ -195,6 +195,28 @@ def test_an_enum_column_under_quoted_names_reads_as_text(pg_url):
 
 
 @pytest.mark.postgres
+def test_a_money_cost_column_is_read_as_its_amounts(pg_url):
+    """Found in a PostgreSQL audit: Ibis types money as a decimal, but PostgreSQL casts money to numeric
+    only, so a money cost_usd failed every run with "query failed: cannot cast type money to double
+    precision" (exit 3, naming no column). Money holds cents: the reference reads the same rounded amounts."""
+    import math
+
+    import psycopg
+
+    rows = [dict(r, cost_usd=round(r["cost_usd"] * 1000, 2)
+                 if r["cost_usd"] is not None and math.isfinite(r["cost_usd"]) else None)
+            for r in trap_rows("berlin-fall-week")]
+    load_postgres(rows, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("ALTER TABLE events.agent_events ALTER COLUMN cost_usd TYPE money USING cost_usd::numeric::money")
+    doc = _report({"url": pg_url, "table": "events.agent_events"})
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now_for("berlin-fall-week")))
+    assert not mismatches, "\n".join(mismatches)
+    assert doc["metrics"]["cost_usd"]["value"] > 0
+
+
+@pytest.mark.postgres
 def test_a_refused_query_names_its_source(pg_url):
     """"query failed: permission denied for table agent_events" did not say which connection failed."""
     import psycopg

@@ -78,7 +78,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         where = " or ".join(f"{_sql_name(schema)}.{_sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
     table = _naive_event_ts_as_utc(table, cfg.columns.get("event_ts", "event_ts"))
-    return con, _enums_as_text(con, table, cfg.table), cfg.table
+    return con, _enums_and_money(con, table, cfg.table), cfg.table
 
 
 def _sql_name(part: str) -> str:
@@ -132,19 +132,24 @@ def _pg_text(value: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL's text(x): the value's text form, whatever its type."""
 
 
-def _enums_as_text(con: Any, table: ir.Table, name: str) -> ir.Table:
-    """``table`` with its enum columns read as text. Ibis types an enum of the search path as a string,
-    so no cast is written, and PostgreSQL then refuses text functions on it and any literal that is not
-    one of its labels (found in a re-check: "function convert_to(evtype, unknown) does not exist")."""
+def _enums_and_money(con: Any, table: ir.Table, name: str) -> ir.Table:
+    """``table`` with its enum columns read as text and its money columns as numbers. Ibis types an enum of
+    the search path as a string, so no cast is written, and PostgreSQL then refuses text functions on it and
+    any literal that is not one of its labels (found in a re-check: "function convert_to(evtype, unknown)
+    does not exist"). Ibis types money as decimal(19, 4), but PostgreSQL casts money only to numeric: a money
+    cost_usd failed every run with "query failed: cannot cast type money to double precision" (exit 3, no
+    column named; found in a PostgreSQL audit)."""
     quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
     with con.con.cursor() as cur:
-        cur.execute("SELECT a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped AND t.typtype = 'e'",
-                    (quoted,))
-        enums = [row[0] for row in cur.fetchall()]
+        cur.execute("SELECT a.attname, t.typtype = 'e' FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+                    "AND (t.typtype = 'e' OR t.oid = 'money'::regtype)", (quoted,))
+        found = cur.fetchall()
     con.con.commit()
-    enums = [c for c in enums if c in table.columns and table[c].type().is_string()]
-    return table.mutate(**{c: _pg_text(table[c]) for c in enums}) if enums else table
+    enums = [c for c, enum in found if enum and c in table.columns and table[c].type().is_string()]
+    money = [c for c, enum in found if not enum and c in table.columns and table[c].type().is_decimal()]
+    readable = {**{c: _pg_text(table[c]) for c in enums}, **{c: table[c].cast(dt.Decimal()) for c in money}}
+    return table.mutate(**readable) if readable else table
 
 
 def _naive_event_ts_as_utc(table: ir.Table, col: str) -> ir.Table:
