@@ -192,8 +192,13 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
      "event_id and conversation_id both read column 'id'"),
     ({"error_type": "kind", "event_type": "kind"}, "conversation_id TEXT, event_ts TIMESTAMP, kind TEXT",
      "event_type and error_type both read column 'kind'"),
+    # Found in a PostgreSQL audit: an optional column read by its name (a jsonb model) gave no way out.
+    ({}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, model STRUCT(name TEXT)",
+     "column 'model' \\(model\\) has type .*, expected text or an integer id; a column named model is read as "
+     "model unless \\[source.columns\\] maps model to another column: map it, or read the table through a view "
+     "that casts or renames 'model'$"),
 ], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column",
-        "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type"])
+        "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type", "unmapped-optional-column-of-another-type"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
     import duckdb
 

@@ -49,7 +49,16 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
                                  f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs)}")
             continue
-        selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
+        try:
+            selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
+        except InputError as exc:
+            if canon in REQUIRED_COLUMNS or canon in columns:
+                raise
+            # Read by its name, not mapped: the user had no mapping to change and no word on a way out (found in a
+            # PostgreSQL audit: a jsonb column named model failed every run, and model = "" is "not found").
+            raise InputError(f"{exc}; a column named {canon} is read as {canon} unless [source.columns] maps {canon} "
+                             f"to another column: map it, or read the table through a view that casts or renames "
+                             f"{col!r}") from exc
         if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
             converted[canon] = col
     return table.select(**selected), frozenset(selected), converted
