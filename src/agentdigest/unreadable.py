@@ -6,18 +6,18 @@ Error on Line: 25001", and a million good rows gave no report (a known gap of ea
 README's rule is that dirty events are counted and the report still goes out). Rows are never dropped
 silently either:
 
-1. Before the source is opened, each file's columns that the report reads are read once, on a DuckDB
-   connection of its own, with ``store_rejects``, which lists every row skipped and why
-   (:func:`list_unreadable`: one more pass over the files).
+1. Before the source is opened, each file is read once more, every column, on a DuckDB connection of
+   its own, with ``store_rejects``, which lists every row skipped and why (:func:`list_unreadable`).
 2. Only when rows were skipped are the events read with ``ignore_errors``, which skips those rows and
    no others; their number and the first one (line, file and cause, never the line's text: event
    data) go to ``quality``. Otherwise the files are read as before.
 
-The files are read strictly, as before, where the rows cannot be listed: a value that does not convert
-(the column's type is wrong, not a row: the run's error names the column, exit 2), a file that is not
-UTF-8 (DuckDB 1.5's ``store_rejects`` fails on it; the run's error says so, exit 3) or a remote file
-(its credentials are the source connection's). A file of which no row can be read is the wrong file,
-not a dirty one: exit 3, naming the first row's cause.
+The files are read strictly, as before, where the rows cannot be listed: a value of a column the report
+reads that does not convert (the column's type is wrong, not a row: the run's error names the column,
+exit 2), a remote file (its credentials are the source connection's), or DuckDB failing to list them
+(reading only some columns of a file not in UTF-8, DuckDB 1.5's ``store_rejects`` failed with an internal
+error). A file of which no row can be read is the wrong file, not a dirty one: exit 3, naming the first
+row's cause.
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def is_csv(paths: list[str]) -> bool:
 
 
 def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) -> Unreadable | None:
-    """The rows of the local CSV ``paths`` DuckDB skips for their shape, reading the user's ``columns`` on a
-    connection of its own (an internal error of DuckDB invalidates the connection it happens on). None
-    when they cannot all be listed, or a value of ``columns`` does not convert."""
+    """The rows of the local CSV ``paths`` DuckDB skips for their shape, read on a connection of its own (an
+    internal error of DuckDB invalidates the connection it happens on). None when they cannot all be listed,
+    or a value of the user's ``columns`` (those the report reads) does not convert."""
     import duckdb
 
     wanted = set(columns)
@@ -72,8 +72,8 @@ def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) ->
             read += con.execute(f"SELECT count(*), {counts} FROM read_csv(?, {options})", [path]).fetchall()[0][0]
             rows += [(path, *r) for r in con.execute(
                 "SELECT DISTINCT e.line, e.error_type, e.column_name, e.error_message, coalesce(e.column_idx, 0) "
-                "FROM reject_errors e "
-                "JOIN reject_scans s USING (scan_id, file_id) WHERE s.file_path = ?", [path]).fetchall()]
+                "FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id) WHERE s.file_path = ?",
+                [path]).fetchall()]
     except Exception:  # noqa: BLE001 - the strict error stands
         return None
     finally:
@@ -87,8 +87,7 @@ def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) ->
     rows = [r for r in rows if r[2] != "CAST"]
     if not rows:
         return Unreadable(rows=0, first="", read=read)
-    lines = sorted({(paths.index(path), line) for path, line, *_ in rows})
     # a row short of two fields has a reject for each, each saying how many it found by then: the first says it
     path, line, _, _, message, _ = min(rows, key=lambda r: (paths.index(r[0]), r[1], r[5]))
     first = mask_text(f"line {line} of {path}: {without_values(message)[:200]}", secrets)
-    return Unreadable(rows=len(lines), first=first, read=read)
+    return Unreadable(rows=len(shapeless), first=first, read=read)
