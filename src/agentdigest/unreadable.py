@@ -65,11 +65,9 @@ def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) ->
             if "://" in path:
                 return None  # its credentials are the source connection's
             options = "ignore_errors = true, store_rejects = true"
-            # Every column: reading only some, DuckDB 1.5 failed with an internal error on a file not in UTF-8.
-            have = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_csv(?, {options})", [path]).fetchall()]
-            counts = ", ".join(f'count("{c.replace(chr(34), chr(34) * 2)}")' for c in have)
-            # fetchall: the rejects are stored once the query has run to its end
-            read += con.execute(f"SELECT count(*), {counts} FROM read_csv(?, {options})", [path]).fetchall()[0][0]
+            # Every column (COLUMNS(*)): reading only some, DuckDB 1.5 failed with an internal error on a file
+            # not in UTF-8. fetchall: the rejects are stored once the query has run to its end.
+            read += con.execute(f"SELECT count(*), count(COLUMNS(*)) FROM read_csv(?, {options})", [path]).fetchall()[0][0]
             rows += [(path, *r) for r in con.execute(
                 "SELECT DISTINCT e.line, e.error_type, e.column_name, e.error_message, coalesce(e.column_idx, 0) "
                 "FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id) WHERE s.file_path = ?",
