@@ -223,6 +223,7 @@ def test_a_file_beside_partition_folders_is_not_left_out_silently(spark, tmp_pat
     ("Spark.Master", "local[1]", "the master is the one in source.url"),
     ("spark.sql.session.timeZone", "Europe/Berlin", "event times are read in UTC"),
     ("spark.sql.session.timezone", "Europe/Berlin", "event times are read in UTC"),
+    ("spark.sql.csv.parser.columnPruning.enabled", True, "with CSV column pruning on"),
 ])
 def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, value, why):
     """As the PostgreSQL source refuses `timezone`: found in a Spark audit, ANSI off turned invalid values into

@@ -80,6 +80,10 @@ SPARK_FIXED_CONF = {
     "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
                                   "Ibis resets the session to UTC anyway); a report's own timezone is its "
                                   "`timezone` in [[reports]]",
+    "spark.sql.csv.parser.columnpruning.enabled": "with CSV column pruning on, Spark checks a row's shape only "
+                                                  "against the columns a query reads: whether a row with a field "
+                                                  "too many or too few is left out would depend on the query, and "
+                                                  "the rows counted unreadable would not be the rows left out",
 }
 
 
@@ -106,6 +110,9 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         "spark.sql.session.timeZone": "UTC",
         # Spark 4's default, pinned against a spark-defaults.conf that turns it off (see SPARK_FIXED_CONF).
         "spark.sql.ansi.enabled": "true",
+        # Off (Spark's default is on): a CSV row with a field too many or too few is told by its whole line, not
+        # by the columns a query happens to read (see _without_unreadable; SPARK_FIXED_CONF).
+        "spark.sql.csv.parser.columnPruning.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
     }
