@@ -323,3 +323,59 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
     logs = list(temp.glob("agentdigest-spark-*.log"))
     assert done.returncode == 3 and len(logs) == 1 and str(logs[0]) in done.stderr, done.stderr
     assert logs[0].stat().st_mode & 0o777 == 0o600
+
+
+# -- 7. CSV rows of the wrong shape --------------------------------------------------------------
+
+def _spark_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own (its own Spark), after the same checks as the ``spark`` fixture."""
+    try:
+        import pyspark  # noqa: F401
+        from agentdigest.spark import check_java
+        check_java()
+    except (ImportError, SourceError) as exc:
+        skip_or_fail(str(exc))
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], cwd=home, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+@pytest.mark.spark
+def test_csv_rows_of_the_wrong_shape_are_counted_and_left_out_by_spark(tmp_path):
+    """Spark's default read kept a row with a field too many without its extra field, and a row with a field too
+    few with nulls for the missing ones: altered events in every figure, counted nowhere, where DuckDB counts
+    them and leaves them out. Now Spark does the same; the first is named by its file and row, never its text."""
+    rows = [f"c{i},2026-10-02 10:00:00,{'resolution' if i % 3 == 0 else 'message'},12.5\n" for i in range(200)]
+    rows[40] = "c40,2026-10-02 10:00:00,resolution,12.5,ann@example.com\n"  # c40 would be resolved
+    rows[120] = "ann@example.com,2026-10-02 10:00:00\n"  # would be a conversation of its own
+    good = [r.rstrip("\n").split(",") for i, r in enumerate(rows) if i not in (40, 120)]
+    (tmp_path / "events.csv").write_text("Conversation,Timestamp,Type,Latency\n" + "".join(rows))
+    (tmp_path / "agentdigest.toml").write_text(f"""[source]
+url = "{SPARK}"
+files = "events.csv"
+[source.columns]
+conversation_id = "Conversation"
+event_ts = "Timestamp"
+event_type = "Type"
+latency_ms = "Latency"
+
+[[reports]]
+id = "monthly"
+period = "month"
+timezone = "UTC"
+""")
+    done = _spark_cli(tmp_path, "run", "--dry-run", "--format", "json,txt", "--period", "2026-10",
+                      "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "reports" / "monthly" / "2026-10"
+    report = __import__("json").loads((folder / "report.json").read_text())
+    conversations = {r[0] for r in good}
+    assert report["metrics"]["conversations"]["value"] == len(conversations)
+    resolved = {r[0] for r in good if r[2] == "resolution"}
+    assert report["metrics"]["resolution_rate"]["value"] == pytest.approx(100 * len(resolved) / len(conversations))
+    first = f"row 41 of {tmp_path / 'events.csv'} after its header: 5 fields, expected 4"
+    assert (report["quality"]["unreadable_rows"], report["quality"]["unreadable_first"]) == (2, first)
+    assert any(note.startswith("1% of the rows of the source's files cannot be read") for note in report["notes"])
+    assert "2 unreadable rows in the files, left out (the first: " in (folder / "report.txt").read_text()
+    for name in ("report.json", "report.txt"):
+        assert "ann@example.com" not in (folder / name).read_text()
+    assert "ann@example.com" not in done.stdout + done.stderr

@@ -53,7 +53,7 @@ class Source:
     temp_tables: bool = True
     #: canonical column -> the user's column it is read from
     columns: dict[str, str] = field(default_factory=dict)
-    #: the rows of CSV files left out for their shape (None: not CSV files read by DuckDB, or not listed)
+    #: the rows of CSV files left out for their shape (None: not CSV files read by DuckDB or Spark, or not listed)
     unreadable: Unreadable | None = None
 
     def close(self) -> None:
@@ -142,7 +142,8 @@ class Source:
             self.backend.raw_sql(f"SET threads = {threads}")
 
 
-Opener = Callable[[SourceConfig], tuple[Any, ir.Table, str]]
+#: (backend, table, name), or with a fourth item, the rows of the source's files it left out (see .unreadable).
+Opener = Callable[[SourceConfig], tuple[Any, ...]]
 _OPENERS: dict[str, Opener] = {}
 
 
@@ -339,7 +340,9 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     try:
         if opener is _open_duckdb and not cfg.table and (unreadable := _csv_unreadable(cfg)) and unreadable.rows:
             opener = partial(_open_duckdb, skip_unreadable=True)
-        backend, table, name = opener(cfg)
+        backend, table, name, *left_out = opener(cfg)
+        if left_out:  # counted by the engine itself (Spark's CSV files)
+            unreadable = left_out[0]
         try:
             if unreadable and unreadable.rows and not unreadable.read:
                 # The wrong file, not a dirty one: no report of nothing (exit 3).

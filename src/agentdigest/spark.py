@@ -28,6 +28,7 @@ from .config import SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
 from .sources import _table, file_secrets, register_backend
+from .unreadable import Unreadable
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
 # i.e. 0.01%); well within the 1% the README promises (Scaling up, Spark), at a fraction of the exact percentile's cost.
@@ -272,7 +273,7 @@ def _spark_value(value: Any) -> str:
 
 
 @register_backend("pyspark")
-def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
+def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | None]:
     _refuse_recursive_globs(cfg.file_list)
     try:
         from pyspark.sql import SparkSession
@@ -286,8 +287,9 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # The session was there before us (a notebook, a test suite): closing the source must not stop it.
         con.disconnect = lambda: None  # type: ignore[method-assign]
     if cfg.table:
-        return con, _table(con, cfg.table, cfg.url), cfg.table
-    return con, _spark_files(session, con, cfg.file_list), ", ".join(cfg.file_list)
+        return con, _table(con, cfg.table, cfg.url), cfg.table, None
+    table, unreadable = _spark_files(session, con, cfg.file_list)
+    return con, table, ", ".join(cfg.file_list), unreadable
 
 
 def _refuse_recursive_globs(patterns: list[str]) -> None:
@@ -304,8 +306,10 @@ def _refuse_recursive_globs(patterns: list[str]) -> None:
                 file_secrets(patterns)))
 
 
-def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
-    """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table."""
+def _spark_files(session: Any, con: Any, patterns: list[str]) -> tuple[ir.Table, Unreadable | None]:
+    """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table, and for CSV
+    files the rows left out for their shape (see :func:`_without_unreadable`)."""
+    unreadable = None
     csv = all(p.lower().endswith((".csv", ".csv.gz")) for p in patterns)
     try:
         if csv:
@@ -321,6 +325,8 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
             df = session.read.option("mergeSchema", "true").parquet(*patterns)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
+    if csv:
+        df, unreadable = _without_unreadable(session, df, patterns)
     stray = _beside_partitions(df.inputFiles(), set(df.columns))
     if stray:
         raise SourceError(mask_text(
@@ -329,7 +335,85 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> ir.Table:
             file_secrets(patterns)))
     name = ibis.util.gen_name("agent_events")
     df.createOrReplaceTempView(name)
-    return con.table(name)
+    return con.table(name), unreadable
+
+
+def _without_unreadable(session: Any, df: Any, patterns: list[str]) -> tuple[Any, Unreadable | None]:
+    """The CSV files' events without the rows of the wrong shape, and those rows counted (see :mod:`.unreadable`).
+
+    Spark's default (PERMISSIVE) read a row with a field too few as if its last fields were null, and a row
+    with a field too many without its extra fields: kept, its values altered, counted nowhere (found when
+    DuckDB's CSV sources began counting such rows). Now the files are read once more, in one scan of them all
+    (one aggregation, which Spark runs as a map stage and a final one, never a job per file), with every column as
+    text and a ``columnNameOfCorruptRecord`` column, which Spark fills for exactly those rows; by file and split it
+    counts the rows and the bad ones, and the position of the first. A count through the corrupt-record column
+    alone is refused by Spark unless the DataFrame is cached (measured: twice the time, and the files held in
+    memory); reading one data column as well is enough.
+    Only when there are some are the events read with ``mode=DROPMALFORMED``, which leaves out the same rows.
+    Both depend on CSV column pruning being off (pinned in :func:`spark_session`): with it on, Spark checks
+    only the columns a query reads, and a row with a field too many was kept when only the first were read.
+
+    Spark has no line numbers: the first is named by its row after the file's header ("row 25000 of
+    events.csv after its header: 6 fields, expected 5"), counted from the splits' row counts; blank lines,
+    which Spark skips, are not counted. The row's text is read for its number of fields, never shown. Where the
+    rows cannot be counted (a header that differs from the schema: the events' own read fails naming the
+    file) the events are read as before and ``None`` is returned."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    columns = df.columns
+    bad = "_agentdigest_unreadable"
+    while bad in columns:
+        bad += "_"
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [T.StructField(bad, T.StringType())])
+    try:
+        marked = session.read.csv(patterns, schema=schema, header=True, enforceSchema=False,
+                                  columnNameOfCorruptRecord=bad)
+        # consecutive within a split (each split is read by one task, in order)
+        row = F.monotonically_increasing_id().alias("row")
+        where = F.when(F.col(bad).isNotNull(), F.col("row"))
+        splits = (marked.select(F.col("_metadata.file_path").alias("file"),
+                                F.col("_metadata.file_block_start").alias("start"), row, bad,
+                                # a data column: Spark refuses a query of the corrupt-record column alone
+                                marked[columns[0]].alias("data"))
+                  .groupBy("file", "start")
+                  .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"), F.min("row").alias("first_row"),
+                       F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"), F.count("data"))
+                  .collect())
+    except Exception:  # noqa: BLE001 - the events' own read says what is wrong
+        return df, None
+    rows = sum(s["rows"] for s in splits)
+    skipped = sum(s["bad"] for s in splits)
+    if not skipped:
+        return df, Unreadable(rows=0, first="", read=rows)
+    first = min((s for s in splits if s["bad"]), key=lambda s: (s["file"], s["start"]))
+    before = sum(s["rows"] for s in splits if s["file"] == first["file"] and s["start"] < first["start"])
+    number = before + first["first_bad"] - first["first_row"] + 1
+    fields = _fields(first["text"] or "")
+    path = _local_path(first["file"])
+    cause = f"{fields} field{'' if fields == 1 else 's'}, expected {len(columns)}"
+    unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
+                                                          file_secrets(patterns)), read=rows - skipped)
+    try:
+        events = session.read.csv(patterns, schema=T.StructType(schema.fields[:-1]), header=True,
+                                  enforceSchema=False, mode="DROPMALFORMED")
+    except Exception as exc:
+        raise _files_error(patterns, exc) from exc
+    return events, unreadable
+
+
+def _fields(text: str) -> int:
+    """The number of fields of a CSV line as Spark reads it by default (comma, double quotes, backslash escapes)."""
+    import csv
+
+    return len(next(csv.reader([text], escapechar="\\"), []))
+
+
+def _local_path(url: str) -> str:
+    """``file:/tmp/events%20x.csv`` -> ``/tmp/events x.csv``; other URLs as Spark gives them."""
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path) if url.startswith("file:") else url
 
 
 def _merge_conflict(text: str) -> str | None:
