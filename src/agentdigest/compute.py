@@ -126,7 +126,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tuple[dict[str, Any], ...], *,
            present: frozenset[str], overflowed: list[str], running: bool, first: bool, unvalued: list[str],
            partly: dict[str, Any], savings_shown: bool, quality: Quality,
-           unreadable: Unreadable | None = None) -> list[str]:
+           unreadable: Unreadable | None) -> list[str]:
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
     notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:

@@ -96,7 +96,7 @@ class Quality:
     # When many events have an unknown type (compute.UNKNOWN_TYPES_NOTE): the most frequent such types (None: null)
     unknown_event_type_examples: tuple[str | None, ...] = ()
     # Rows of the source's CSV files left out for their shape, in any period (None: the source is not CSV
-    # files read by DuckDB), and the first of them: "line 25001 of events.csv: Expected Number of Columns: ..."
+    # files, or they were read strictly), and the first of them: "line 25001 of events.csv: Expected Number ..."
     unreadable_rows: int | None = None
     unreadable_first: str | None = None
 
