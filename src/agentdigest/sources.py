@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +164,9 @@ def scheme_of(url: str) -> str:
 
 
 @register_backend("duckdb")
-def _open_duckdb(cfg: SourceConfig, *, skip_unreadable: bool = False) -> tuple[Any, ir.Table, str]:
-    """``skip_unreadable``: CSV files' rows DuckDB cannot read for their shape are left out (see
-    :mod:`.unreadable`), instead of failing every query."""
+def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | None]:
+    """The database's table, or the files; of CSV files, the rows DuckDB cannot read for their shape are left
+    out and returned counted (see :mod:`.unreadable`), instead of failing every query."""
     path = cfg.url[len("duckdb://"):] or ":memory:"
     if path.lower().endswith(DATA_FILE_SUFFIXES):
         # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
@@ -178,6 +177,7 @@ def _open_duckdb(cfg: SourceConfig, *, skip_unreadable: bool = False) -> tuple[A
         if not Path(path).exists():
             raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
     settings = _duckdb_settings(cfg.settings)
+    unreadable = None if cfg.table else _csv_unreadable(cfg)  # before the source's connection: see .unreadable
     try:
         con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:")
     except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
@@ -193,8 +193,9 @@ def _open_duckdb(cfg: SourceConfig, *, skip_unreadable: bool = False) -> tuple[A
     # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
     con.raw_sql("SET enable_progress_bar = false")
     if cfg.table:
-        return con, _table(con, cfg.table, cfg.url), cfg.table
-    return con, _read_files(con, cfg.file_list, skip_unreadable), ", ".join(cfg.file_list)
+        return con, _table(con, cfg.table, cfg.url), cfg.table, None
+    skip = bool(unreadable and unreadable.rows)
+    return con, _read_files(con, cfg.file_list, skip), ", ".join(cfg.file_list), unreadable
 
 
 #: Files read through ``files``, never opened as a database.
@@ -336,13 +337,9 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
     ``config_file``, the file that configured it), SourceError if it cannot be read."""
     kind = scheme_of(cfg.url)
     opener = _OPENERS.get(kind, _generic)
-    unreadable = None
     try:
-        if opener is _open_duckdb and not cfg.table and (unreadable := _csv_unreadable(cfg)) and unreadable.rows:
-            opener = partial(_open_duckdb, skip_unreadable=True)
         backend, table, name, *left_out = opener(cfg)
-        if left_out:  # counted by the engine itself (Spark's CSV files)
-            unreadable = left_out[0]
+        unreadable = left_out[0] if left_out else None  # CSV files' rows left out (DuckDB, Spark)
         try:
             if unreadable and unreadable.rows and not unreadable.read:
                 # The wrong file, not a dirty one: no report of nothing (exit 3).
