@@ -6,8 +6,9 @@ email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It go
 channel, so it reaches someone even when the late report's channel is the broken one.
 
 Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
-under channel ``alarm:<name>`` and recipient ``late`` or ``failed``: every scheduler sharing the ledger may notice the same late
-period, and exactly one of them tells the alarm channel about it.
+under channel ``alarm:<name>`` and recipient ``late`` or ``failed`` (``late:<address>`` for each address of an
+email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
+the same late period, and exactly one of them tells each target of the alarm channel about it, once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from email.utils import formatdate
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from .channels import Delivery, make_channel
+from .channels import Delivery, TargetResult, make_channel
 from .config import Config, EmailChannel
 from .delivery import lease_seconds
+from .errors import DeliveryError
 from .masking import mask_text, secret_values
 from .periods import Period
 
@@ -101,38 +103,81 @@ def artifacts(alarm: Alarm, settings: Any) -> dict[str, bytes]:
     }
 
 
+def recipient(kind: Kind, target: str) -> str:
+    """The ledger recipient of one target of an alarm: its kind, followed by the target when the channel has
+    several (an email alarm channel's addresses: ``late:oncall@example.com``), so each is sent once."""
+    return f"{kind}:{target}" if target else kind
+
+
 def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
-    """Send ``alarm`` to ``[alarms] channel`` once (ledger-claimed); returns sent, skipped, failed or off."""
+    """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed or off.
+
+    Each target of the channel (each address of an email channel) is claimed on its own, as a report's are:
+    one refused recipient is tried again by the next pass, alone, and never sends the others a second copy
+    (found in an audit: the alarm was one row, and every recipient got it again)."""
     name = config.alarms.channel
     if not name:
         return "off"
     settings = config.channels[name]
     ledger_channel = f"alarm:{name}"
-    claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, alarm.kind, owner=owner,
-                         lease_seconds=lease_seconds(settings), kind="alarm")
-    if claim is None:
-        return "skipped"
     secrets = secret_values(settings)
     try:
         channel = make_channel(name, settings)
         files = artifacts(alarm, settings)
-        targets = tuple(channel.targets(files))
-        receipt = channel.deliver(Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
-                                           files, targets))
-        errors = [r.error or "failed" for r in receipt.results if r.state != "sent"]
-        retryable = any(r.retryable for r in receipt.results if r.state != "sent")
-    except Exception as exc:  # an alarm must never take the scheduler down with it
-        errors, retryable = [f"{type(exc).__name__}: {exc}"], bool(getattr(exc, "retryable", True))
-    if errors:
-        error = mask_text("; ".join(errors), secrets)
-        ledger.mark_failed(claim, error, retryable)
-        log.error("the '%s' alarm for %s %s could not be sent via %s: %s", alarm.kind, alarm.report_id,
-                  alarm.period.key, name, error,
-                  extra={"event": "alarm_failed", "report": alarm.report_id, "period": alarm.period.key,
-                         "channel": name, "error": error})
+        targets = list(channel.targets(files))
+    except Exception as exc:  # an alarm must never take the scheduler down with it; nothing was claimed
+        _failed(alarm, name, mask_text(f"{type(exc).__name__}: {exc}", secrets))
         return "failed"
-    ledger.mark_sent(claim, None)
-    log.warning("sent the '%s' alarm for %s %s via %s", alarm.kind, alarm.report_id, alarm.period.key, name,
-                extra={"event": "alarm_sent", "report": alarm.report_id, "period": alarm.period.key,
-                       "channel": name, "kind": alarm.kind})
+    if targets != [""] and _sent_whole(ledger, alarm, ledger_channel):
+        return "skipped"
+    claims = {}
+    for target in targets:
+        claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, recipient(alarm.kind, target),
+                             owner=owner, lease_seconds=lease_seconds(settings), kind="alarm")
+        if claim is not None:
+            claims[target] = claim
+    if not claims:
+        return "skipped"
+    try:
+        receipt = channel.deliver(Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
+                                           files, tuple(claims)))
+        results = {r.target: r for r in receipt.results}
+    except Exception as exc:  # noqa: BLE001 - every claimed target failed (a ChannelFailure), or a bug
+        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+        retryable = bool(getattr(exc, "retryable", True))
+        results = {t: TargetResult(t, "failed", error=error, retryable=retryable) for t in claims}
+    sent, errors = [], []
+    for target, claim in claims.items():
+        result = results.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}",
+                                                     retryable=True)
+        if result.state == "sent":
+            ledger.mark_sent(claim, result.provider_id)
+            sent.append(target)
+            continue
+        error = mask_text(result.error or "failed", secrets)
+        ledger.mark_failed(claim, error, result.retryable)
+        errors.append(error)
+    if sent:
+        log.warning("sent the '%s' alarm for %s %s via %s%s", alarm.kind, alarm.report_id, alarm.period.key, name,
+                    f" to {', '.join(sent)}" if any(sent) else "",
+                    extra={"event": "alarm_sent", "report": alarm.report_id, "period": alarm.period.key,
+                           "channel": name, "kind": alarm.kind})
+    if errors:
+        _failed(alarm, name, "; ".join(errors))
+        return "failed"
     return "sent"
+
+
+def _sent_whole(ledger: Any, alarm: Alarm, ledger_channel: str) -> bool:
+    """Whether the alarm went to the whole channel as one row (recipient its kind alone), as every alarm did
+    before each target had its own: an email alarm channel's recipients got it then, and do not again."""
+    return any(row["kind"] == "alarm" and row["channel"] == ledger_channel and row["recipient"] == alarm.kind
+               and (row["sent_at"] or (row["state"] == "sending" and not row["lease_expired"]))
+               for row in ledger.deliveries(alarm.report_id, alarm.period.key))
+
+
+def _failed(alarm: Alarm, name: str, error: str) -> None:
+    log.error("the '%s' alarm for %s %s could not be sent via %s: %s", alarm.kind, alarm.report_id,
+              alarm.period.key, name, error,
+              extra={"event": "alarm_failed", "report": alarm.report_id, "period": alarm.period.key,
+                     "channel": name, "error": error})

@@ -1,0 +1,88 @@
+"""The missed-report alarm sent once: per recipient of an email alarm channel, and across a ledger reopened.
+
+The report's source is missing, so every pass fails and raises a ``failed`` alarm (and, past the grace
+time, a ``late`` one) without computing anything. Alarms go to a real aiosmtpd server (STARTTLS, AUTH)
+or to an outbox; the ledger is a real SQLite file; the scheduler is the real daemon, driven in-process.
+"""
+
+from __future__ import annotations
+
+import io
+from email import message_from_bytes
+
+import pytest
+import time_machine
+from rich.console import Console
+
+from agentdigest.config import load_config
+from agentdigest.ledger import Ledger
+from agentdigest.schedule import run_due
+from schedule_helpers import utc, write_config
+
+WEEKLY = {"id": "weekly", "period": "week", "timezone": "America/New_York", "schedule": "0 9 * * mon",
+          "channels": ["box"]}  # W48 is due 2026-11-30 14:00Z
+
+
+def due_run(config_path, now: str) -> tuple[int, str]:
+    config = load_config(config_path)
+    buffer = io.StringIO()
+    code = run_due(config, list(config.reports), now=utc(now), console=Console(file=buffer, width=200))
+    return code, buffer.getvalue()
+
+
+def alarm_rows(config_path) -> dict[tuple[str, str], dict]:
+    ledger = Ledger(load_config(config_path).ledger.url)
+    try:
+        return {(r["channel"], r["recipient"]): r for r in ledger.deliveries("weekly", "2026-W48") if r["kind"] == "alarm"}
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("answer,second_pass", [
+    (["450 4.2.1 mailbox busy"], ["lead@example.com"]),  # refused once: the next pass sends it to lead only
+    ("550 5.1.1 no such user", []),  # refused for good: tried again alone, oncall never gets a second copy
+], ids=["deferred-once", "refused-for-good"])
+def test_an_email_alarm_refused_by_one_recipient_is_sent_again_to_that_one_only(tmp_path, smtp_server, tls_cert,
+                                                                                answer, second_pass):
+    """Found in an audit, left open until now: the alarm was one ledger row for all its recipients, so one
+    refused RCPT marked it failed and the next pass sent it again to every recipient."""
+    server = smtp_server(rcpt={"lead@example.com": answer})
+    oncall = {"type": "email", "to": ["oncall@example.com", "lead@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")},
+                                                                                  "oncall": oncall},
+                        alarms={"channel": "oncall", "grace_minutes": 600}, reports=[WEEKLY])
+    for now in ("2026-11-30T14:05:00Z", "2026-11-30T14:35:00Z"):  # the source is missing: each pass fails
+        code, out = due_run(path, now)
+        assert code != 0 and "DuckDB file not found" in out
+    envelopes = [sorted(rcpts) for _, rcpts, _ in server.messages]
+    assert envelopes == [["oncall@example.com"], *([r] for r in second_pass)]
+    assert {message_from_bytes(raw)["Subject"] for _, _, raw in server.messages} == {
+        "[agentdigest] weekly 2026-W48 could not be delivered"}
+    rows = alarm_rows(path)
+    assert rows[("alarm:oncall", "failed:oncall@example.com")]["sends"] == 1
+    lead = rows[("alarm:oncall", "failed:lead@example.com")]
+    assert lead["state"] == ("sent" if second_pass else "failed")
+    assert server.handler.password not in str(rows) and "***" in str(lead["error"] or "***")
+
+
+def test_an_email_alarm_sent_as_one_row_by_an_older_version_is_not_sent_again(tmp_path, smtp_server, tls_cert):
+    """Before each recipient had its own row an alarm was one row, recipient its kind alone: its recipients
+    got it then, so a ledger that says so is believed and nobody gets it again."""
+    server = smtp_server()
+    oncall = {"type": "email", "to": ["oncall@example.com", "lead@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", alarms={"channel": "oncall"}, reports=[WEEKLY],
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        for kind in ("failed", "late"):
+            claim = ledger.claim("weekly", "2026-W48", "alarm:oncall", kind, owner="old", lease_seconds=60, kind="alarm")
+            ledger.mark_sent(claim, None)
+    finally:
+        ledger.close()
+    assert due_run(path, "2026-11-30T17:00:00Z")[0] != 0
+    assert server.messages == []
+    assert set(alarm_rows(path)) == {("alarm:oncall", "failed"), ("alarm:oncall", "late")}
+
+
