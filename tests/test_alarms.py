@@ -33,9 +33,10 @@ def due_run(config_path, now: str) -> tuple[int, str]:
 def alarm_rows(config_path) -> dict[tuple[str, str], dict]:
     ledger = Ledger(load_config(config_path).ledger.url)
     try:
-        return {(r["channel"], r["recipient"]): r for r in ledger.deliveries("weekly", "2026-W48") if r["kind"] == "alarm"}
+        rows = ledger.deliveries("weekly", "2026-W48")
     finally:
         ledger.close()
+    return {(r["channel"], r["recipient"]): r for r in rows if r["kind"] == "alarm"}
 
 
 @pytest.mark.parametrize("answer,second_pass", [
@@ -49,9 +50,9 @@ def test_an_email_alarm_refused_by_one_recipient_is_sent_again_to_that_one_only(
     server = smtp_server(rcpt={"lead@example.com": answer})
     oncall = {"type": "email", "to": ["oncall@example.com", "lead@example.com"], "from": "agentdigest@example.com",
               "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
-    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")},
-                                                                                  "oncall": oncall},
-                        alarms={"channel": "oncall", "grace_minutes": 600}, reports=[WEEKLY])
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY],
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall},
+                        alarms={"channel": "oncall", "grace_minutes": 600})
     for now in ("2026-11-30T14:05:00Z", "2026-11-30T14:35:00Z"):  # the source is missing: each pass fails
         code, out = due_run(path, now)
         assert code != 0 and "DuckDB file not found" in out
@@ -77,7 +78,8 @@ def test_an_email_alarm_sent_as_one_row_by_an_older_version_is_not_sent_again(tm
     ledger = Ledger(load_config(path).ledger.url)
     try:
         for kind in ("failed", "late"):
-            claim = ledger.claim("weekly", "2026-W48", "alarm:oncall", kind, owner="old", lease_seconds=60, kind="alarm")
+            claim = ledger.claim("weekly", "2026-W48", "alarm:oncall", kind, owner="old", lease_seconds=60,
+                                 kind="alarm")
             ledger.mark_sent(claim, None)
     finally:
         ledger.close()
@@ -86,3 +88,41 @@ def test_an_email_alarm_sent_as_one_row_by_an_older_version_is_not_sent_again(tm
     assert set(alarm_rows(path)) == {("alarm:oncall", "failed"), ("alarm:oncall", "late")}
 
 
+@pytest.mark.parametrize("by", ["outbox", "email"])
+def test_an_alarm_sent_before_the_ledger_was_reopened_is_not_sent_again(tmp_path, smtp_server, tls_cert, by):
+    """Found in an audit, left open until now: a scheduler whose SQLite ledger is deleted (or replaced by a new
+    one) opens the one at its path again; report sends are learnt from the archive's send logs, but an alarm
+    was only in the old ledger, so the next check sent the same late alarm again, and every failing pass
+    its failed alarm."""
+    from agentdigest.daemon import Daemon
+
+    server = smtp_server() if by == "email" else None
+    oncall = ({"type": "outbox", "path": str(tmp_path / "alarm-box")} if server is None else
+              {"type": "email", "to": ["oncall@example.com", "lead@example.com"], "from": "agentdigest@example.com",
+               "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5})
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY], alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    with time_machine.travel(utc("2026-11-30T17:00:00Z"), tick=False):  # W48 late since 16:00Z
+        daemon = Daemon(path)
+        try:
+            daemon.tick()
+            daemon.tick()
+            for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+                (tmp_path / name).unlink(missing_ok=True)
+            daemon.tick()  # opens a new ledger at its path
+            assert daemon.ledger.file == tmp_path / "ledger.db" and daemon.ledger.file.exists()
+            daemon.tick()
+        finally:
+            daemon.ledger.close()
+    if server is None:
+        alarms = sorted(p.parent.name for p in (tmp_path / "alarm-box" / "_alarms").rglob("*.eml"))
+        assert alarms == ["weekly.2026-W48.late"]
+        keys = ["late"]
+    else:
+        assert [sorted(rcpts) for _, rcpts, _ in server.messages] == [["lead@example.com", "oncall@example.com"]]
+        keys = ["late:lead@example.com", "late:oncall@example.com"]
+    rows = alarm_rows(path)
+    assert sorted(r for _, r in rows) == keys
+    for key in keys:
+        row = rows[("alarm:oncall", key)]
+        assert row["state"] == "sent" and "restored from the archive" in row["note"]

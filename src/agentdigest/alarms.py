@@ -8,7 +8,9 @@ channel, so it reaches someone even when the late report's channel is the broken
 Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
 under channel ``alarm:<name>`` and recipient ``late`` or ``failed`` (``late:<address>`` for each address of an
 email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
-the same late period, and exactly one of them tells each target of the alarm channel about it, once.
+the same late period, and exactly one of them tells each target of the alarm channel about it, once. Each
+send is also appended to the archive's alarm log (``<archive>/.alarms/<report>/<period>.jsonl``), from which
+a new or reset ledger learns it, as it learns a report's sends from the period's send log.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from .archive import mark_alarmed, recorded_alarms
 from .channels import Delivery, TargetResult, make_channel
 from .config import Config, EmailChannel
 from .delivery import lease_seconds
-from .errors import DeliveryError
+from .errors import ArchiveError, DeliveryError
 from .masking import mask_text, secret_values
 from .periods import Period
 
@@ -109,12 +113,14 @@ def recipient(kind: Kind, target: str) -> str:
     return f"{kind}:{target}" if target else kind
 
 
-def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
+def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path) -> str:
     """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed or off.
 
     Each target of the channel (each address of an email channel) is claimed on its own, as a report's are:
     one refused recipient is tried again by the next pass, alone, and never sends the others a second copy
-    (found in an audit: the alarm was one row, and every recipient got it again)."""
+    (found in an audit: the alarm was one row, and every recipient got it again). Every send is also noted
+    in the archive's alarm log, from which a new or reset ledger learns it, as it learns a report's sends
+    (found in an audit: a scheduler whose ledger was deleted sent the same alarm again)."""
     name = config.alarms.channel
     if not name:
         return "off"
@@ -128,8 +134,11 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
     except Exception as exc:  # an alarm must never take the scheduler down with it; nothing was claimed
         _failed(alarm, name, mask_text(f"{type(exc).__name__}: {exc}", secrets))
         return "failed"
-    if targets != [""] and _sent_whole(ledger, alarm, ledger_channel):
+    rows = {row["recipient"]: row for row in ledger.deliveries(alarm.report_id, alarm.period.key)
+            if row["kind"] == "alarm" and row["channel"] == ledger_channel}
+    if targets != [""] and _sent_whole(rows.get(alarm.kind)):
         return "skipped"
+    _restore(ledger, alarm, ledger_channel, [recipient(alarm.kind, t) for t in targets], rows, archive)
     claims = {}
     for target in targets:
         claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, recipient(alarm.kind, target),
@@ -146,13 +155,14 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
         error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
         retryable = bool(getattr(exc, "retryable", True))
         results = {t: TargetResult(t, "failed", error=error, retryable=retryable) for t in claims}
-    sent, errors = [], []
+    sent = [t for t in claims if (r := results.get(t)) is not None and r.state == "sent"]
+    _log_sends(archive, alarm, ledger_channel, {t: results[t].provider_id for t in sent})
+    errors = []
     for target, claim in claims.items():
         result = results.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}",
                                                      retryable=True)
         if result.state == "sent":
             ledger.mark_sent(claim, result.provider_id)
-            sent.append(target)
             continue
         error = mask_text(result.error or "failed", secrets)
         ledger.mark_failed(claim, error, result.retryable)
@@ -168,12 +178,44 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str) -> str:
     return "sent"
 
 
-def _sent_whole(ledger: Any, alarm: Alarm, ledger_channel: str) -> bool:
+def _sent_whole(row: dict[str, Any] | None) -> bool:
     """Whether the alarm went to the whole channel as one row (recipient its kind alone), as every alarm did
     before each target had its own: an email alarm channel's recipients got it then, and do not again."""
-    return any(row["kind"] == "alarm" and row["channel"] == ledger_channel and row["recipient"] == alarm.kind
-               and (row["sent_at"] or (row["state"] == "sending" and not row["lease_expired"]))
-               for row in ledger.deliveries(alarm.report_id, alarm.period.key))
+    return row is not None and bool(row["sent_at"] or (row["state"] == "sending" and not row["lease_expired"]))
+
+
+def _restore(ledger: Any, alarm: Alarm, ledger_channel: str, keys: list[str], rows: dict[str, dict[str, Any]],
+             archive: Path) -> None:
+    """Teach the ledger the sends of this alarm that the archive's alarm log records and it does not know (a
+    new or reset ledger, a send it failed to record), so they are not sent again. An unreadable log is said,
+    and the alarm is sent (at least once)."""
+    try:
+        recorded = [s for s in recorded_alarms(archive, alarm.report_id, alarm.period.key)
+                    if s["channel"] == ledger_channel and s["recipient"] in keys
+                    and not (rows.get(s["recipient"]) or {}).get("sent_at")]
+    except ArchiveError as exc:
+        log.warning("%s", exc)
+        return
+    if recorded and ledger.restore_sent(alarm.report_id, alarm.period.key, recorded, kind="alarm",
+                                        note="restored from the archive (the ledger had no record of this alarm)"):
+        log.warning("%s %s: the ledger had no record of the '%s' alarm that the archive's alarm log records (a new or "
+                    "reset ledger?); recorded it from the archive, and it is not sent again", alarm.report_id,
+                    alarm.period.key, alarm.kind)
+
+
+def _log_sends(archive: Path, alarm: Alarm, ledger_channel: str, sent: dict[str, str | None]) -> None:
+    """Note the sends in the archive's alarm log before the ledger (a ledger that fails to record them, or is
+    replaced, then learns them from it); an archive that cannot be written is said, and the alarm stands."""
+    if not sent:
+        return
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        mark_alarmed(archive, alarm.report_id, alarm.period.key, [
+            {"channel": ledger_channel, "recipient": recipient(alarm.kind, t), "sent_at": at, "provider_id": pid}
+            for t, pid in sent.items()])
+    except ArchiveError as exc:
+        log.error("%s %s: the '%s' alarm was sent, but the archive's alarm log could not be written (%s); the "
+                  "ledger records it", alarm.report_id, alarm.period.key, alarm.kind, exc)
 
 
 def _failed(alarm: Alarm, name: str, error: str) -> None:

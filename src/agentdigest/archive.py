@@ -35,6 +35,7 @@ ARTIFACTS = {
 DELIVERED = ".delivered"  # in a period's folder once a channel got it: its send log (mark_delivered)
 PREVIEWS = ".previews"  # <archive>/.previews/<report>/<period>: previews of delivered periods
 LOCKS = ".locks"  # <archive>/.locks/<report>/<period>.lock: see period_lock
+ALARMS = ".alarms"  # <archive>/.alarms/<report>/<period>.jsonl: the send log of the period's alarms (mark_alarmed)
 
 
 def report_dir(archive: Path, report_id: str, period_key: str) -> Path:
@@ -140,15 +141,33 @@ def mark_delivered(archive: Path, report_id: str, period_key: str, sends: list[d
     provider_id), appended by every delivery, resends included. The ledger keeps the latest send of each
     target; the archive keeps them all, and a new or reset ledger is filled in from it
     (:func:`recorded_sends`) instead of the period being sent again."""
-    lines = "".join(json.dumps(send, sort_keys=True) + "\n" for send in sends).encode()
-    marker = report_dir(archive, report_id, period_key) / DELIVERED
     with writing(archive):
-        # Private like the artifacts (it names recipients); one append, so a reader never sees half a line
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, lines)
-        finally:
-            os.close(fd)
+        _append(report_dir(archive, report_id, period_key) / DELIVERED, sends)
+
+
+def mark_alarmed(archive: Path, report_id: str, period_key: str, sends: list[dict[str, str | None]]) -> None:
+    """Append alarm sends (channel ``alarm:<name>``, recipient, sent_at, provider_id) to the period's alarm
+    log: a new or reset ledger learns them from it (:func:`recorded_alarms`) instead of alarming again. Kept
+    apart from the report folders, which hold periods only: an alarm is often about a period never archived."""
+    log = _alarm_log(archive, report_id, period_key)
+    with writing(archive):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        _append(log, sends)
+
+
+def _alarm_log(archive: Path, report_id: str, period_key: str) -> Path:
+    report_dir(archive, report_id, period_key)  # plain names only
+    return Path(archive) / ALARMS / report_id / f"{period_key}.jsonl"
+
+
+def _append(log: Path, sends: list[dict[str, str | None]]) -> None:
+    lines = "".join(json.dumps(send, sort_keys=True) + "\n" for send in sends).encode()
+    # Private like the artifacts (it names recipients); one append, so a reader never sees half a line
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, lines)
+    finally:
+        os.close(fd)
 
 
 def is_delivered(archive: Path, report_id: str, period_key: str) -> bool:
@@ -160,12 +179,27 @@ def recorded_sends(archive: Path, report_id: str, period_key: str) -> list[dict[
     not a whole record (a write cut short) is left out; a marker written before it kept sends is empty."""
     marker = report_dir(archive, report_id, period_key) / DELIVERED
     try:
-        text = marker.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError):  # no such folder (a file in its place fails the write, named)
-        return None
+        return _records(marker)
     except OSError as exc:  # found in a crash audit: another user's log (0600) was "unexpected error: PermissionError"
         raise ArchiveError(f"archive {archive}: cannot read the send log {marker}: {exc.strerror or exc}; it says "
                            "who got the period, so nothing of it is sent until it can be read") from None
+
+
+def recorded_alarms(archive: Path, report_id: str, period_key: str) -> list[dict[str, str | None]]:
+    """The alarm sends the period's alarm log records (see :func:`mark_alarmed`), oldest first; empty without one."""
+    log = _alarm_log(archive, report_id, period_key)
+    try:
+        return _records(log) or []
+    except OSError as exc:
+        raise ArchiveError(f"archive {archive}: cannot read the alarm log {log}: {exc.strerror or exc}") from None
+
+
+def _records(log: Path) -> list[dict[str, str | None]] | None:
+    """The whole records of a send log (channel and recipient strings), oldest first; None when there is none."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):  # no such folder (a file in its place fails the write, named)
+        return None
     sends = []
     for line in text.splitlines():
         try:

@@ -220,10 +220,10 @@ class Daemon:
         Found in a crash audit: the scheduler then failed every use of it until someone restarted it, and
         missed every report meanwhile. It now goes on as a fresh start would: a missing file is created,
         and every report makes its catch-up pass, which learns what the archive's send logs record as sent
-        before sending anything. A file with records from before its own went (a restored backup, another
-        deployment's ledger) or that is no ledger is not taken over: its records would decide what is sent
-        without anyone having chosen it; every use fails, saying so, until it is moved away or the
-        scheduler restarted."""
+        before sending anything (an alarm learns what the archive's alarm log records). A file with records
+        from before its own went (a restored backup, another deployment's ledger) or that is no ledger is not
+        taken over: its records would decide what is sent without anyone having chosen it; every use fails,
+        saying so, until it is moved away or the scheduler restarted."""
         with self._ledger_lock:
             old = self.ledger
             if old.replaced():
@@ -235,10 +235,10 @@ class Daemon:
                 self.ledger = self._open_ledger(self.config)
                 old.close()
                 decision("ledger_reopened", "the ledger %s was %s while the scheduler ran; it now uses %s. Every "
-                         "report makes its catch-up pass: what the archive's send logs record as sent is restored "
-                         "from them and not sent again; failed periods older than the latest due one (and its "
-                         "catch_up) that the old ledger remembered are forgotten and not retried (`agentdigest run "
-                         "REPORT --period KEY` sends one)", old.file, "replaced" if existed else "deleted",
+                         "report makes its catch-up pass: what the archive's send logs and alarm logs record as "
+                         "sent is restored from them and not sent again; failed periods older than the latest due one "
+                         "(and its catch_up) that the old ledger remembered are forgotten and not retried "
+                         "(`agentdigest run REPORT --period KEY` sends one)", old.file, "replaced" if existed else "deleted",
                          "the new ledger another process made there" if existed else "a new one",
                          level=logging.WARNING, owner=self.owner)
                 for worker in self.workers.values():

@@ -240,11 +240,12 @@ class Ledger(LedgerDatabase):
         with self._write() as conn:
             conn.execute(stmt)
 
-    def restore_sent(self, report_id: str, period_key: str, sends: list[dict[str, Any]], note: str) -> int:
+    def restore_sent(self, report_id: str, period_key: str, sends: list[dict[str, Any]], note: str,
+                     kind: str = "period") -> int:
         """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
         (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
-        has run out, or was ended by :meth:`expire_lease`)."""
+        has run out, or was ended by :meth:`expire_lease`). ``kind="alarm"`` restores alarm sends."""
         now = utc_now()
         d = deliveries.c
         written = 0
@@ -253,7 +254,7 @@ class Ledger(LedgerDatabase):
                 at = _parse_time(send.get("sent_at")) or now
                 stmt = self._insert(deliveries).values(
                     report_id=report_id, period_key=period_key, channel=send["channel"], recipient=send["recipient"],
-                    kind="period", state="sent", attempts=0, sends=1, provider_id=send.get("provider_id"),
+                    kind=kind, state="sent", attempts=0, sends=1, provider_id=send.get("provider_id"),
                     takeovers=0, note=note, created_at=now, updated_at=now, sent_at=at)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["report_id", "period_key", "channel", "recipient", "kind"],

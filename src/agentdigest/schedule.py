@@ -179,11 +179,13 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
             failures = tuple((d.channel, d.recipient, d.error or "failed") for d in run.deliveries if d.state == "failed")
             if run.error is not None:
                 failures += (("(run)", "", first_line(run.error)),)
-            notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner)
+            notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner,
+                   archive=archive)
     done = due.done_checker(ledger, archive, config)
     for report in reports:
         for late in due.late_periods(config, report, now, done, ledger):
-            notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner)
+            notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
+                   archive=archive)
 
 
 def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
