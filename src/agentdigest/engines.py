@@ -127,6 +127,31 @@ def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
     return allowed
 
 
+def unique_ids(backend: Any, name: str | None, column: str) -> bool:
+    """Whether PostgreSQL enforces one row per value of the table's ``column`` (the event_id): a valid
+    primary key or unique index on that column alone, not partial. Then no event_id repeats, and the report
+    skips the search for repeated ids (cohort.duplicate_ids), the longest of its queries: 10 s of a 38 s
+    report on 10M events. A view, another engine or a catalog that cannot be read: False (the search runs)."""
+    if getattr(backend, "name", "") != "postgres" or not name:
+        return False
+    qualified = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
+    try:
+        with backend.con.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                        "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND i.indisunique "
+                        "AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL "
+                        "AND a.attname = %s)", (qualified, column))
+            found = bool(cur.fetchone()[0])
+        backend.con.commit()
+    except Exception:  # noqa: BLE001 - unknown: search, as before
+        try:
+            backend.con.rollback()
+        except Exception:  # noqa: BLE001
+            pass
+        return False
+    return found
+
+
 @ibis.udf.scalar.builtin(name="text")
 def _pg_text(value: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL's text(x): the value's text form, whatever its type."""

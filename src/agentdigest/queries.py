@@ -110,8 +110,9 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
         def keep(table: ir.Table) -> ir.Table:
             return cache(stack, table, source.temp_tables)
 
-        dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around)
-        if dups is not None:
+        dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around,
+                                        unique=source.unique_ids)
+        if dups is not None and not source.unique_ids:
             with source.many_groups():
                 dups = keep(dups)
         c = cohort_mod.build(source.events, present, bounds, period.day_starts_utc, around, duplicates=dups)

@@ -54,6 +54,8 @@ class Source:
     columns: dict[str, str] = field(default_factory=dict)
     #: the rows of CSV files left out for their shape (None: not CSV files read by DuckDB or Spark, or not listed)
     unreadable: Unreadable | None = None
+    #: the engine enforces one row per event_id (see engines.unique_ids): the report skips the search for repeats
+    unique_ids: bool = False
 
     def close(self) -> None:
         _close(self.backend)
@@ -358,7 +360,9 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   fixed_threads="threads" in cfg.settings, converted=converted,
                   config_file=None if config_file is None else str(config_file), raw=table,
                   temp_tables=engines.temp_tables_allowed(backend, cfg.settings),
-                  columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable)
+                  columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable,
+                  unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
+                                                                            cfg.columns.get("event_id", "event_id")))
 
 
 def _close(backend: Any) -> None:
