@@ -16,6 +16,7 @@ import pytest
 import time_machine
 from rich.console import Console
 
+from agentdigest.commands_delivery import resend, show_history
 from agentdigest.config import load_config
 from agentdigest.daemon import configure_logging
 from agentdigest.errors import ConfigError
@@ -186,6 +187,94 @@ def test_a_refused_recipient_removed_from_the_config_no_longer_keeps_its_period_
     assert (code, out.strip()) == (0, "weekly 2026-W48: already sent")
     assert check_missed(load_config(path), now=utc("2026-11-30T17:00:00Z"), console=console()[0]) == 0
     assert len(server.messages) == 1 + len(replaced_by)
+
+
+# -- a renamed or replaced email channel --------------------------------------------------------
+
+def mail_channel(server, tls_cert, to: list[str]) -> dict:
+    return {"type": "email", "to": to, "from": "reports@example.com", "smtp_url": server.url(),
+            "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+
+
+@pytest.mark.parametrize("ledger", ["kept", "reset"])
+def test_a_renamed_email_channel_does_not_send_the_period_again(tmp_path, events, smtp_server, tls_cert, caplog,
+                                                                 ledger):
+    """A reported limitation: `[channels.mail]` renamed to `[channels.leadership]` (same addresses) was a new
+    channel, so the next pass sent the week again to everyone. An address the week went to through a channel
+    no longer in the config now counts as sent (compared case-insensitively); an added address gets it. With a
+    reset ledger the archive's send log says who got it under the old name."""
+    server = smtp_server()
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, reports=[report],
+                        channels={"mail": mail_channel(server, tls_cert, ["cto@example.com", "vp@example.com"])})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    assert [sorted(rcpts) for _, rcpts, _ in server.messages] == [["cto@example.com", "vp@example.com"]]
+    if ledger == "reset":
+        for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+    renamed = mail_channel(server, tls_cert, ["CTO@Example.COM", "vp@example.com", "new@example.com"])
+    path = write_config(tmp_path, events=events, channels={"leadership": renamed},
+                        reports=[{**report, "channels": ["leadership"]}])
+    with caplog.at_level(logging.WARNING, logger="agentdigest"):
+        code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0, out
+    assert "-> leadership new@example.com: sent" in out and "-> leadership CTO@Example.COM: skipped_sent" in out, out
+    assert [sorted(rcpts) for _, rcpts, _ in server.messages][1:] == [["new@example.com"]]
+    said = [r.getMessage() for r in caplog.records if "no longer in the config" in r.getMessage()]
+    assert said == ["weekly 2026-W48 -> leadership: CTO@Example.COM, vp@example.com already sent as mail (a channel "
+                    "no longer in the config); recorded as sent, not sent again"], said
+    code, out = due_run(path, "2026-11-30T15:01:00Z")
+    assert (code, out.strip()) == (0, "weekly 2026-W48: already sent")
+    assert len(server.messages) == 2
+
+    book = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        rows = {(r["channel"], r["recipient"]): r for r in book.deliveries("weekly", "2026-W48")}
+    finally:
+        book.close()
+    assert rows[("leadership", "CTO@Example.COM")]["note"] == "sent as mail (a channel no longer in the config)"
+    assert rows[("leadership", "new@example.com")]["note"] is None
+    con, buffer = console()
+    assert show_history(load_config(path), console=con) == 0
+    assert "sent as mail (a channel no longer in the config)" in buffer.getvalue()
+    password = server.handler.password
+    assert password not in out + buffer.getvalue() + caplog.text
+    assert all(password not in str(r) for r in rows.values())
+
+    # A deliberate resend still sends to every current address.
+    assert resend(load_config(path), "weekly", "2026-W48", console=console()[0], now=utc("2026-11-30T16:00:00Z")) == 0
+    assert sorted(server.messages[-1][1]) == ["CTO@Example.COM", "new@example.com", "vp@example.com"]
+
+
+@pytest.mark.parametrize("mail_in_report", [True, False])
+def test_two_configured_email_channels_sharing_an_address_each_deliver(tmp_path, events, smtp_server, tls_cert,
+                                                                       mail_in_report):
+    """A channel still in the config is not a renamed one: its address gets the report through a second
+    channel too, whether or not the first one still sends this report."""
+    server = smtp_server()
+    channels = {"mail": mail_channel(server, tls_cert, ["cto@example.com", "vp@example.com"])}
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels=channels)
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    channels["board"] = mail_channel(server, tls_cert, ["cto@example.com", "chair@example.com"])
+    path = write_config(tmp_path, events=events, channels=channels,
+                        reports=[{**report, "channels": ["mail", "board"] if mail_in_report else ["board"]}])
+    code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> board cto@example.com: sent" in out and "no longer" not in out, out
+    assert [sorted(rcpts) for _, rcpts, _ in server.messages] == [["cto@example.com", "vp@example.com"],
+                                                                   ["chair@example.com", "cto@example.com"]]
+
+
+def test_a_renamed_outbox_channel_sends_the_period_again(tmp_path, events):
+    """Channels without addresses (outbox, Slack, webhooks) have nothing to match: renamed, they are new
+    channels, as the README says."""
+    path = write_config(tmp_path, events=events, reports=[NY_WEEKLY], channels=outbox(path=str(tmp_path / "outbox")))
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels=outbox("box2", path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "channels": ["box2"]}])
+    code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> box2: sent" in out, out
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 2}
 
 
 def test_a_changed_schedule_does_not_send_a_week_older_than_one_already_sent(tmp_path, events):
