@@ -34,6 +34,7 @@ from .ledger import Ledger
 from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
+from .renames import renamed_note, sends_of_removed_channels
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
 _logger = logging.getLogger("agentdigest.delivery")
@@ -102,11 +103,15 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     results: list[DeliveryResult] = []
     # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
     secrets = all_secrets(config)
+    # An email channel renamed or replaced in the config does not send again what the old one sent (renames.py).
+    renamed = {} if force else sends_of_removed_channels(config, ledger, report_cfg.id, period_key)
     unlogged: list[ArchiveError] = []
     try:
         for name in names:
-            done = _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts,
-                                    ledger=ledger, owner=owner, force=force, log=log, secrets=secrets)
+            settings = config.channels[name]
+            done = _deliver_channel(name, settings, report_cfg.id, period_key, artifacts, ledger=ledger, owner=owner,
+                                    force=force, log=log, secrets=secrets,
+                                    renamed=renamed if getattr(settings, "type", None) == "email" else {})
             results += done
             _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged)
     except BaseException as exc:
@@ -163,13 +168,14 @@ def all_secrets(config: Config) -> list[str]:
 
 
 def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
-                     ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str]) -> list[DeliveryResult]:
+                     ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str],
+                     renamed: dict[str, dict[str, Any]]) -> list[DeliveryResult]:
     channel = make_channel(name, settings)
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
-                               lease=lease_seconds(settings), force=force, log=log, secrets=secrets)
+                               lease=lease_seconds(settings), force=force, log=log, secrets=secrets, renamed=renamed)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -192,11 +198,22 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
 
 def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any], report_id: str, period_key: str,
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
-                    secrets: list[str]) -> list[DeliveryResult]:
-    """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record."""
+                    secrets: list[str], renamed: dict[str, dict[str, Any]]) -> list[DeliveryResult]:
+    """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
+
+    ``renamed``: sends to addresses through channels no longer in the config (renames.py); such a target is
+    recorded as sent, not claimed."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
+    carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
     for target in targets:
+        # Written only where this channel has no sent row and no live claim: otherwise the claim below decides.
+        if (old := renamed.get(target.lower())) and ledger.restore_sent(report_id, period_key, [{
+                "channel": name, "recipient": target, "sent_at": old["sent_at"],
+                "provider_id": old["provider_id"]}], note=renamed_note(old["channel"])):
+            skipped[target] = DeliveryResult(name, target, "skipped_sent", provider_id=old["provider_id"])
+            carried.setdefault(old["channel"], []).append(target)
+            continue
         claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner, lease=lease, force=force)
         if claim is not None:
             claims[target] = claim
@@ -212,6 +229,10 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                   "if it does not arrive, run again after that)")
         skipped[target] = DeliveryResult(name, target, "claimed_elsewhere", error=holder)
         log.warning("%s %s -> %s%s: %s", report_id, period_key, name, f" {target}" if target else "", holder)
+    for old_channel, sent_there in carried.items():
+        # On this module's logger: the scheduler's quieter delivery log would hide it, and it is news.
+        _logger.warning("%s %s -> %s: %s already sent as %s (a channel no longer in the config); recorded as sent, "
+                        "not sent again", report_id, period_key, name, ", ".join(sent_there), old_channel)
     if not claims:
         return [skipped[t] for t in targets]
 
