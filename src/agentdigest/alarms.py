@@ -136,9 +136,12 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         return "failed"
     rows = {row["recipient"]: row for row in ledger.deliveries(alarm.report_id, alarm.period.key)
             if row["kind"] == "alarm" and row["channel"] == ledger_channel}
-    if targets != [""] and _sent_whole(rows.get(alarm.kind)):
+    keys = [recipient(alarm.kind, t) for t in targets]
+    # Sent to every target already (every later pass while the period is late): no archive read, no claims.
+    if all((rows.get(k) or {}).get("sent_at") for k in keys) or (
+            targets != [""] and _sent_whole(rows.get(alarm.kind))):
         return "skipped"
-    _restore(ledger, alarm, ledger_channel, [recipient(alarm.kind, t) for t in targets], rows, archive)
+    _restore(ledger, alarm, ledger_channel, keys, rows, archive)
     claims = {}
     for target in targets:
         claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, recipient(alarm.kind, target),

@@ -111,7 +111,7 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
             settings = config.channels[name]
             done = _deliver_channel(name, settings, report_cfg.id, period_key, artifacts, ledger=ledger, owner=owner,
                                     force=force, log=log, secrets=secrets,
-                                    renamed=renamed if getattr(settings, "type", None) == "email" else {})
+                                    renamed=renamed if isinstance(settings, EmailChannel) else {})
             results += done
             _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged)
     except BaseException as exc:
