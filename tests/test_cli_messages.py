@@ -204,6 +204,35 @@ def test_csv_rows_duckdb_cannot_read_are_counted_and_left_out(tmp_path, rows_at,
     assert f"{len(rows_at)} unreadable {many} left out, the first: {first})" in checked.stdout, checked.stdout
 
 
+@pytest.mark.parametrize("mapped", [True, False], ids=["a-number-the-report-reads", "a-column-it-does-not-read"])
+def test_a_byte_not_in_utf8_in_a_number_leaves_its_row_out_as_in_text(tmp_path, mapped):
+    """Found comparing engines: DuckDB checks UTF-8 only in text columns, so a Latin-1 byte in a latency ('12.5µ')
+    was a value that does not convert, taken for a column of the wrong type, and the run failed (exit 3) where
+    the same byte in a text column left the row out and counted it. Now it is the unreadable row it is. In a
+    column the report does not read, the value is never converted and the row is read, as before."""
+    rows = _csv_rows(30_001)
+    rows[30] = b"c30,2026-10-02 10:00:00,resolution,12.5\xb5\n"
+    rows[30_000] = b"c30000,2026-10-02 10:00:00,message,\xb512\n"
+    bad = (30, 30_000) if mapped else ()
+    good = [r.decode("latin-1").split(",") for i, r in enumerate(rows) if i not in bad]
+    (tmp_path / "events.csv").write_bytes(b"Conversation,Timestamp,Type,Latency\n" + b"".join(rows))
+    write_config(tmp_path, CSV_SOURCE + ('latency_ms = "Latency"\n' if mapped else ""))
+    done = cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10", "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "reports" / "monthly" / "2026-10" / "report.json").read_text())
+    conversations = {r[0] for r in good}
+    assert report["metrics"]["conversations"]["value"] == len(conversations)
+    resolved = {r[0] for r in good if r[2] == "resolution"}
+    assert report["metrics"]["resolution_rate"]["value"] == pytest.approx(100 * len(resolved) / len(conversations))
+    if mapped:
+        assert report["metrics"]["avg_latency_ms"]["value"] == pytest.approx(12.5)
+        first = (f"line 32 of {tmp_path / 'events.csv'}: Invalid unicode (byte sequence mismatch) detected. "
+                 "This file is not utf-8 encoded.")
+        assert (report["quality"]["unreadable_rows"], report["quality"]["unreadable_first"]) == (2, first)
+    else:
+        assert (report["quality"]["unreadable_rows"], report["quality"]["unreadable_first"]) == (0, None)
+
+
 def test_csv_files_rows_are_counted_across_files_and_many_are_a_note(tmp_path):
     """Two files, the second with a column the first lacks (read by name) and 2 of its 50 rows short: 2 rows
     left out, the first named in the second file, and at 2% of the rows a note every reader sees."""

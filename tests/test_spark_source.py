@@ -379,3 +379,59 @@ timezone = "UTC"
     for name in ("report.json", "report.txt"):
         assert "ann@example.com" not in (folder / name).read_text()
     assert "ann@example.com" not in done.stdout + done.stderr
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("where", ["text", "number"])
+def test_csv_rows_not_in_utf8_are_counted_and_left_out_by_spark_as_by_duckdb(tmp_path, where):
+    """Spark reads bytes that are not UTF-8 as U+FFFD without a word: an agent's type written in Latin-1 ('Bötchen')
+    was kept as an event of its own kind, and a Latin-1 byte in a number failed the cast, where DuckDB leaves
+    such a row out and counts it. Now both engines leave out and count the same rows, with the same figures."""
+    rows = [f"c{i},2026-10-02 10:00:00,{'resolution' if i % 3 == 0 else 'message'},12.5,x\n".encode() for i in range(200)]
+    if where == "text":
+        rows[30] = "c30,2026-10-02 10:00:00,resolution by Bötchen for ann@example.com,12.5,x\n".encode("latin-1")
+        rows[150] = "c150,2026-10-02 10:00:00,resolution,12.5,x\n".encode("latin-1").replace(b"c150", b"c\xe9150")
+    else:
+        rows[30] = b"c30,2026-10-02 10:00:00,resolution,12.5\xb5,x\n"  # '12.5µ' in Latin-1
+        rows[150] = b"c150,2026-10-02 10:00:00,message,\xb512,x\n"
+    # in a column no report reads, such a byte is never decoded: its row is kept, on both engines
+    rows[90] = "c90,2026-10-02 10:00:00,resolution,12.5,Bötchen\n".encode("latin-1")
+    good = [r.decode("latin-1").rstrip("\n").split(",") for i, r in enumerate(rows) if i not in (30, 150)]
+    (tmp_path / "events.csv").write_bytes(b"Conversation,Timestamp,Type,Latency,Note\n" + b"".join(rows))
+    reports = {}
+    for engine in ("duckdb://", SPARK):
+        (tmp_path / "agentdigest.toml").write_text(f"""[source]
+url = "{engine}"
+files = "events.csv"
+[source.columns]
+conversation_id = "Conversation"
+event_ts = "Timestamp"
+event_type = "Type"
+latency_ms = "Latency"
+
+[archive]
+path = "{engine[:5]}"
+
+[[reports]]
+id = "monthly"
+period = "month"
+timezone = "UTC"
+""")
+        done = _spark_cli(tmp_path, "run", "--dry-run", "--format", "json,txt", "--period", "2026-10",
+                          "--now", "2026-11-28T00:00:00Z")
+        assert done.returncode == 0, done.stderr
+        folder = tmp_path / engine[:5] / "monthly" / "2026-10"
+        reports[engine] = report = __import__("json").loads((folder / "report.json").read_text())
+        conversations = {r[0] for r in good}
+        assert report["metrics"]["conversations"]["value"] == len(conversations)
+        resolved = {r[0] for r in good if r[2] == "resolution"}
+        assert report["metrics"]["resolution_rate"]["value"] == pytest.approx(100 * len(resolved) / len(conversations))
+        assert report["metrics"]["avg_latency_ms"]["value"] == pytest.approx(12.5)
+        assert report["quality"]["unreadable_rows"] == 2
+        assert report["quality"]["unknown_event_types"] == 0
+        for name in ("report.json", "report.txt"):
+            assert "ann@example.com" not in (folder / name).read_text()
+    assert reports[SPARK]["quality"]["unreadable_first"] == \
+        f"row 31 of {tmp_path / 'events.csv'} after its header: bytes that are not UTF-8"
+    assert reports["duckdb://"]["quality"]["unreadable_first"].startswith(f"line 32 of {tmp_path / 'events.csv'}: ")
+    assert reports[SPARK]["metrics"] == reports["duckdb://"]["metrics"]

@@ -196,7 +196,7 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
     con.raw_sql("SET enable_progress_bar = false")
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table, None
-    skip = bool(unreadable and unreadable.rows)
+    skip = bool(unreadable and unreadable.skip_errors)
     return con, _read_files(con, cfg.file_list, skip), ", ".join(cfg.file_list), unreadable
 
 

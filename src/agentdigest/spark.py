@@ -24,7 +24,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from .config import SourceConfig
+from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
 from .sources import _table, file_secrets, register_backend
@@ -288,7 +288,8 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
         con.disconnect = lambda: None  # type: ignore[method-assign]
     if cfg.table:
         return con, _table(con, cfg.table, cfg.url), cfg.table, None
-    table, unreadable = _spark_files(session, con, cfg.file_list)
+    read = {cfg.columns.get(c, c) for c in CANONICAL_COLUMNS}  # the columns a report reads, by the files' names
+    table, unreadable = _spark_files(session, con, cfg.file_list, read)
     return con, table, ", ".join(cfg.file_list), unreadable
 
 
@@ -306,7 +307,7 @@ def _refuse_recursive_globs(patterns: list[str]) -> None:
                 file_secrets(patterns)))
 
 
-def _spark_files(session: Any, con: Any, patterns: list[str]) -> tuple[ir.Table, Unreadable | None]:
+def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) -> tuple[ir.Table, Unreadable | None]:
     """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table, and for CSV
     files the rows left out for their shape (see :func:`_without_unreadable`)."""
     unreadable = None
@@ -326,7 +327,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> tuple[ir.Table,
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
     if csv:
-        df, unreadable = _without_unreadable(session, df, patterns)
+        df, unreadable = _without_unreadable(session, df, patterns, read)
     stray = _beside_partitions(df.inputFiles(), set(df.columns))
     if stray:
         raise SourceError(mask_text(
@@ -338,7 +339,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str]) -> tuple[ir.Table,
     return con.table(name), unreadable
 
 
-def _without_unreadable(session: Any, df: Any, patterns: list[str]) -> tuple[Any, Unreadable | None]:
+def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str]) -> tuple[Any, Unreadable | None]:
     """The CSV files' events without the rows of the wrong shape, and those rows counted (see :mod:`.unreadable`).
 
     Spark's default (PERMISSIVE) read a row with a field too few as if its last fields were null, and a row
@@ -353,11 +354,17 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str]) -> tuple[Any
     Both depend on CSV column pruning being off (pinned in :func:`spark_session`): with it on, Spark checks
     only the columns a query reads, and a row with a field too many was kept when only the first were read.
 
+    Bytes that are not UTF-8 Spark reads as U+FFFD, without a word: such a row was kept (its garbled agent id a
+    row of its own, a number in it failing the cast) where DuckDB leaves it out and counts it. A row holding
+    U+FFFD in a column the report reads (``read``) is now counted in the same scan and left out too; in another
+    column it is kept, as DuckDB keeps it. A row that holds the character itself (valid UTF-8, rare) is counted
+    with them: after the read, the two cannot be told apart.
+
     Spark has no line numbers: the first is named by its row after the file's header ("row 25000 of
-    events.csv after its header: 6 fields, expected 5"), counted from the splits' row counts; blank lines,
-    which Spark skips, are not counted. The row's text is read for its number of fields, never shown. Where the
-    rows cannot be counted (a header that differs from the schema: the events' own read fails naming the
-    file) the events are read as before and ``None`` is returned."""
+    events.csv after its header: 6 fields, expected 5", or "...: bytes that are not UTF-8"), counted from the
+    splits' row counts; blank lines, which Spark skips, are not counted. The row's text is read for its number
+    of fields, never shown. Where the rows cannot be counted (a header that differs from the schema: the
+    events' own read fails naming the file) the events are read as before and ``None`` is returned."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -371,35 +378,55 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str]) -> tuple[Any
                                   columnNameOfCorruptRecord=bad)
         # consecutive within a split (each split is read by one task, in order)
         row = F.monotonically_increasing_id().alias("row")
-        where = F.when(F.col(bad).isNotNull(), F.col("row"))
+        decoded = [c for c in columns if c in read]
+        garbled = F.col(bad).isNull() & _garbled(marked, decoded)
+        where = F.when(F.col(bad).isNotNull() | F.col("garbled"), F.col("row"))
         splits = (marked.select(F.col("_metadata.file_path").alias("file"),
                                 F.col("_metadata.file_block_start").alias("start"), row, bad,
+                                garbled.alias("garbled"),
                                 # a data column: Spark refuses a query of the corrupt-record column alone
                                 marked[columns[0]].alias("data"))
                   .groupBy("file", "start")
-                  .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"), F.min("row").alias("first_row"),
+                  .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"),
+                       F.count(F.when(F.col("garbled"), 1)).alias("garbled"), F.min("row").alias("first_row"),
                        F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"), F.count("data"))
                   .collect())
     except Exception:  # noqa: BLE001 - the events' own read says what is wrong
         return df, None
     rows = sum(s["rows"] for s in splits)
-    skipped = sum(s["bad"] for s in splits)
+    skipped = sum(s["bad"] + s["garbled"] for s in splits)
     if not skipped:
         return df, Unreadable(rows=0, first="", read=rows)
-    first = min((s for s in splits if s["bad"]), key=lambda s: (s["file"], s["start"]))
+    first = min((s for s in splits if s["bad"] or s["garbled"]), key=lambda s: (s["file"], s["start"]))
     before = sum(s["rows"] for s in splits if s["file"] == first["file"] and s["start"] < first["start"])
     number = before + first["first_bad"] - first["first_row"] + 1
-    fields = _fields(first["text"] or "")
     path = _local_path(first["file"])
-    cause = f"{fields} field{'' if fields == 1 else 's'}, expected {len(columns)}"
+    if first["text"] is None:  # the corrupt-record column is filled for a row of the wrong shape only
+        cause = "bytes that are not UTF-8"
+    else:
+        fields = _fields(first["text"])
+        cause = f"{fields} field{'' if fields == 1 else 's'}, expected {len(columns)}"
     unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
                                                           file_secrets(patterns)), read=rows - skipped)
-    try:
-        events = session.read.csv(patterns, schema=T.StructType(schema.fields[:-1]), header=True,
-                                  enforceSchema=False, mode="DROPMALFORMED")
-    except Exception as exc:
-        raise _files_error(patterns, exc) from exc
+    events = df
+    if any(s["bad"] for s in splits):
+        try:
+            events = session.read.csv(patterns, schema=T.StructType(schema.fields[:-1]), header=True,
+                                      enforceSchema=False, mode="DROPMALFORMED")
+        except Exception as exc:
+            raise _files_error(patterns, exc) from exc
+    if any(s["garbled"] for s in splits):
+        events = events.filter(~_garbled(events, decoded))
     return events, unreadable
+
+
+def _garbled(df: Any, columns: list[str]) -> Any:
+    """Whether a row (every column read as text) holds U+FFFD: how Spark reads bytes that are not UTF-8."""
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return F.lit(False)
+    return F.coalesce(F.concat_ws("\n", *(df[c] for c in columns)).contains("\ufffd"), F.lit(False))
 
 
 def _fields(text: str) -> int:

@@ -12,6 +12,12 @@ silently either:
    no others; their number and the first one (line, file and cause, never the line's text: event
    data) go to ``quality``. Otherwise the files are read as before.
 
+Bytes that are not UTF-8 are DuckDB's "INVALID ENCODING" in a text column, but a CAST error in a number
+column: such a CAST whose line is not UTF-8 (read from the file at the reject's position) is the unreadable
+row it is, not a column of the wrong type. In a column the report does not read, neither fails the row
+(the column is never converted or decoded): the row is read, though the files must then be read with
+``ignore_errors`` too (a strict read fails on the byte wherever it is).
+
 The files are read strictly, as before, where the rows cannot be listed: a value of a column the report
 reads that does not convert (the column's type is wrong, not a row: the run's error names the column,
 exit 2), a remote file (its credentials are the source connection's), or DuckDB failing to list them
@@ -22,6 +28,7 @@ row's cause.
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +46,9 @@ class Unreadable:
     rows: int
     first: str  # "line 25001 of events.csv: Expected Number of Columns: 5 Found: 6"
     read: int = 0  # the rows read
+    # whether the files are read with ignore_errors: some row is left out, or a column the report does not read
+    # holds a value a strict read fails on (a byte not in UTF-8), which that read skips past
+    skip_errors: bool = False
 
     @property
     def share(self) -> float:
@@ -69,23 +79,55 @@ def list_unreadable(paths: list[str], columns: list[str], secrets: list[str]) ->
             # not in UTF-8. fetchall: the rejects are stored once the query has run to its end.
             read += con.execute(f"SELECT count(*), count(COLUMNS(*)) FROM read_csv(?, {options})", [path]).fetchall()[0][0]
             rows += [(path, *r) for r in con.execute(
-                "SELECT DISTINCT e.line, e.error_type, e.column_name, e.error_message, coalesce(e.column_idx, 0) "
+                "SELECT DISTINCT e.line, e.error_type, e.column_name, e.error_message, coalesce(e.column_idx, 0), "
+                "e.line_byte_position, e.byte_position "
                 "FROM reject_errors e JOIN reject_scans s USING (scan_id, file_id) WHERE s.file_path = ?",
                 [path]).fetchall()]
+        # A value of a column the report does not read is never converted or decoded: its row is read (with
+        # ignore_errors: a strict read fails on a byte not in UTF-8 in any column). Of the columns it reads, a
+        # value that does not convert because its line is not UTF-8 is the unreadable row it is.
+        unread = [r for r in rows if r[2] in ("CAST", NOT_UTF8_KIND) and r[3] not in wanted]
+        rows = [_as_not_utf8(r) for r in rows if r not in unread]
     except Exception:  # noqa: BLE001 - the strict error stands
         return None
     finally:
         con.close()
     shapeless = {(path, line) for path, line, kind, *_ in rows if kind != "CAST"}
-    cast = {(path, line, column in wanted) for path, line, kind, column, *_ in rows if kind == "CAST"}
-    if any(wrong for path, line, wrong in cast if (path, line) not in shapeless):
+    if any((path, line) not in shapeless for path, line, kind, *_ in rows if kind == "CAST"):
         return None  # a value that does not convert: the column's type is wrong, not the row
-    # A value of a column the report does not read never fails its row (the column is not converted).
-    read += len({(path, line) for path, line, _ in cast} - shapeless)
-    rows = [r for r in rows if r[2] != "CAST"]
+    read += len({(path, line) for path, line, *_ in unread} - shapeless)
     if not rows:
-        return Unreadable(rows=0, first="", read=read)
+        return Unreadable(rows=0, first="", read=read, skip_errors=bool(unread))
+    rows = [r for r in rows if r[2] != "CAST"]
     # a row short of two fields has a reject for each, each saying how many it found by then: the first says it
-    path, line, _, _, message, _ = min(rows, key=lambda r: (paths.index(r[0]), r[1], r[5]))
+    path, line, _, _, message, *_ = min(rows, key=lambda r: (paths.index(r[0]), r[1], r[5]))
     first = mask_text(f"line {line} of {path}: {without_values(message)[:200]}", secrets)
-    return Unreadable(rows=len(shapeless), first=first, read=read)
+    return Unreadable(rows=len(shapeless), first=first, read=read, skip_errors=True)
+
+
+#: DuckDB's reject of a row with bytes that are not UTF-8, and its words for it.
+NOT_UTF8_KIND = "INVALID ENCODING"
+NOT_UTF8 = "Invalid unicode (byte sequence mismatch) detected. This file is not utf-8 encoded."
+
+
+def _as_not_utf8(reject: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A CAST reject whose line holds bytes that are not UTF-8 as the unreadable row it is. DuckDB checks UTF-8
+    only in text columns: a Latin-1 byte in a number ('12.5\\xb5') was a value that does not convert, so the
+    column's type was taken to be wrong and the run failed (exit 3), where the same byte in a text column left
+    the row out and counted it (and Spark, which reads such bytes as U+FFFD, now does the same). The line is read
+    from the file at the reject's byte positions (one line, only for rejects)."""
+    path, line, kind, column, message, index, line_at, field_at = reject
+    if kind != "CAST" or line_at is None or field_at is None:
+        return reject
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        # DuckDB's line position is one byte past the line's start: the byte before belongs to the line or ends
+        # the one before, and either way decodes as it is.
+        start = max(0, line_at - 1)
+        f.seek(start)
+        text = f.read(max(0, field_at - start) + 1) + f.readline(1 << 20)
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        return (path, line, NOT_UTF8_KIND, column, NOT_UTF8, index, line_at, field_at)
+    return reject
