@@ -151,6 +151,7 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
     con = sqlite3.connect(path)  # back to version 1: runs had no owner
     con.executescript("""
         ALTER TABLE runs DROP COLUMN owner;
+        ALTER TABLE deliveries DROP COLUMN destination;
         UPDATE schema_version SET version = 1;
         INSERT INTO runs (report_id, period_key, trigger, state, started_at)
             VALUES ('weekly-exec', '2026-W44', 'due', 'done', '2026-11-02 08:00:00');
@@ -162,11 +163,14 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
     con.commit()
     con.close()
     ledger = Ledger(f"sqlite:///{path}")
-    assert ledger.schema_version() == SCHEMA_VERSION == 3
+    assert ledger.schema_version() == SCHEMA_VERSION == 4
     # Version 3: an alarm recorded as a delivery of its period (up to version 2) is an alarm again.
     assert ledger.tried_periods("weekly-exec") == ([], [])
     assert [r["kind"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == ["alarm"]
     assert "owner" in {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("runs")}
+    # Version 4: a fingerprint of each send's destination (renames.py); rows from before have none.
+    assert "destination" in {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("deliveries")}
+    assert [r["destination"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == [None]
     runs = [row for row in ledger.history() if row["kind"] == "run"]
     assert [(r["period_key"], r["state"], r["owner"]) for r in runs] == [("2026-W44", "done", None)]
     run = ledger.start_run(R, P, "manual", "me:1:x")

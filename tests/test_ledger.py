@@ -183,6 +183,33 @@ def test_schema_is_versioned_and_reopening_is_harmless(url, ledger):
         Ledger(url)
 
 
+def test_a_version_3_ledger_gains_the_destination_column_and_keeps_its_rows(url):
+    """Version 4 adds a nullable fingerprint of each send's destination (renames.py); a row sent before has
+    none, and a send after the upgrade records one."""
+    Ledger(url).close()
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN destination"))
+        conn.execute(update(schema_version).values(version=3))
+        conn.execute(text("INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, "
+                          "sends, takeovers, created_at, updated_at, sent_at) VALUES ('weekly-exec', '2026-W47', "
+                          "'slack', '', 'period', 'sent', 1, 1, 0, :at, :at, :at)"), {"at": "2026-11-23 09:00:00"})
+    engine.dispose()
+    ledger = Ledger(url)
+    try:
+        assert ledger.schema_version() == SCHEMA_VERSION == 4
+        assert [(r["channel"], r["state"], r["destination"]) for r in ledger.deliveries(R, "2026-W47")] == [
+            ("slack", "sent", None)]
+        claim = ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
+        ledger.mark_sent(claim, "ts", destination="0123456789abcdef01234567")
+        ledger.restore_sent(R, P, [{"channel": "box", "recipient": "", "destination": "fedcba9876543210fedcba98"}],
+                            note="restored")
+        assert {r["channel"]: r["destination"] for r in ledger.deliveries(R, P)} == {
+            "slack": "0123456789abcdef01234567", "box": "fedcba9876543210fedcba98"}
+    finally:
+        ledger.close()
+
+
 def test_probe_reads_a_ledger_without_creating_or_upgrading_it(url):
     empty = probe(url)
     assert empty.startswith(("not created yet", "reachable, empty")), empty

@@ -192,15 +192,17 @@ class Ledger(LedgerDatabase):
             return bool(conn.execute(update(deliveries).where(d.id == row_id, d.state == "sending", d.owner == owner)
                                      .values(lease_until=utc_now() - timedelta(seconds=1))).rowcount)
 
-    def mark_sent(self, claim: Claim, provider_id: str | None, more_attempts: int = 0) -> bool:
+    def mark_sent(self, claim: Claim, provider_id: str | None, more_attempts: int = 0, *,
+                  destination: str | None = None) -> bool:
         """Record a sent target. False when the lease had run out and someone else holds the claim
         (the row is still marked sent: the message did go out, and a note says it may be duplicated).
 
-        ``more_attempts``: attempts the channel made under this claim not counted yet (see add_attempt)."""
+        ``more_attempts``: attempts the channel made under this claim not counted yet (see add_attempt).
+        ``destination``: the fingerprint of where it went (renames.py), never the destination itself."""
         now = utc_now()
         d = deliveries.c
         values = dict(state="sent", provider_id=provider_id, sent_at=now, updated_at=now, sends=d.sends + 1,
-                      attempts=d.attempts + more_attempts)
+                      attempts=d.attempts + more_attempts, destination=destination)
         with self._write() as conn:
             done = conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token).values(
                 **values, lease_until=None, last_error=None, retryable=None)).rowcount
@@ -245,7 +247,8 @@ class Ledger(LedgerDatabase):
         """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
         (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
-        has run out, or was ended by :meth:`expire_lease`). ``kind="alarm"`` restores alarm sends."""
+        has run out, or was ended by :meth:`expire_lease`). ``kind="alarm"`` restores alarm sends. A send's
+        ``destination`` (a fingerprint, see renames.py) is kept when it has one."""
         now = utc_now()
         d = deliveries.c
         written = 0
@@ -255,11 +258,13 @@ class Ledger(LedgerDatabase):
                 stmt = self._insert(deliveries).values(
                     report_id=report_id, period_key=period_key, channel=send["channel"], recipient=send["recipient"],
                     kind=kind, state="sent", attempts=0, sends=1, provider_id=send.get("provider_id"),
-                    takeovers=0, note=note, created_at=now, updated_at=now, sent_at=at)
+                    takeovers=0, note=note, created_at=now, updated_at=now, sent_at=at,
+                    destination=send.get("destination"))
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
                     set_={"state": "sent", "sent_at": at, "provider_id": send.get("provider_id"), "note": note,
-                          "updated_at": now, "last_error": None, "retryable": None},
+                          "updated_at": now, "last_error": None, "retryable": None,
+                          "destination": send.get("destination")},
                     where=and_(d.sent_at.is_(None), or_(d.state != "sending", d.lease_until.is_(None),
                                                         d.lease_until < now))).returning(d.id)
                 written += conn.execute(stmt).first() is not None
@@ -383,6 +388,6 @@ def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
         "provider_id": row["provider_id"], "owner": row["owner"], "lease_until": _iso(lease),
         "lease_expired": bool(row["state"] == "sending" and lease is not None and lease < now),
         "takeovers": row["takeovers"], "note": row["note"], "created_at": _iso(row["created_at"]),
-        "sent_at": _iso(row["sent_at"]), "id": row["id"],
+        "sent_at": _iso(row["sent_at"]), "id": row["id"], "destination": row["destination"],
     }
 

@@ -29,7 +29,7 @@ from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
 from .masking import mask_text, mask_url
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_ERROR = 2000
 
 metadata = MetaData()
@@ -73,6 +73,8 @@ deliveries = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    # since version 4: a fingerprint of where the latest send went (renames.py), never the destination itself
+    Column("destination", String(64)),
     UniqueConstraint("report_id", "period_key", "channel", "recipient", "kind", name="uq_deliveries_target"),
 )
 heartbeats = Table(
@@ -101,8 +103,14 @@ def _alarms_apart(conn: Connection) -> None:
                                           d.recipient.in_(("late", "failed"))).values(kind="alarm"))
 
 
+def _add_destination(conn: Connection) -> None:
+    # Rows from before have none: a channel renamed since sends them again, as it did then (renames.py).
+    if "destination" not in {c["name"] for c in inspect(conn).get_columns("deliveries")}:
+        conn.execute(text("ALTER TABLE deliveries ADD COLUMN destination VARCHAR(64)"))
+
+
 # version -> upgrade from the version before; applied in order, each inside the schema lock.
-MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart}
+MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination}
 
 
 class LedgerError(AgentDigestError):
