@@ -113,7 +113,8 @@ class Channel(Protocol):
     def describe(self) -> str:
         """Where this channel delivers, with every secret masked."""
 
-    # Optional: ``needs() -> tuple[str, ...]``, the archived files a delivery reads (BaseChannel has it).
+    # Optional: ``needs() -> tuple[str, ...]``, the archived files a delivery reads, and ``destination() ->
+    # str | None``, where it delivers in a canonical form (BaseChannel has both; see renames.py).
 
 
 class BaseChannel:
@@ -143,6 +144,12 @@ class BaseChannel:
     def needs(self) -> tuple[str, ...]:
         """The archived files a delivery reads: a run rendering only some formats must include them."""
         return ()
+
+    def destination(self) -> str | None:
+        """Where this channel delivers, in a canonical form, or None when it cannot say (the default). The
+        same destination under another channel name is the same place: a period it got is not sent again
+        there (renames.py). It may hold secrets (a webhook URL): only a fingerprint of it is ever kept."""
+        return None
 
     def check(self) -> CheckResult:
         return CheckResult(self.name, None, f"{self.describe()}: cannot be checked without sending")
@@ -316,3 +323,20 @@ def split_credentials(url: str) -> tuple[str, str | None]:
     credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
     token = base64.b64encode(credentials.encode("utf-8")).decode("ascii")
     return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
+def canonical_url(url: str) -> str:
+    """``url`` as a destination: scheme and host lower-cased, without a default port, credentials (they
+    say who posts, not where), fragment or trailing slash. Path and query are kept as they are."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != {"http": 80, "https": 443}.get(scheme):
+        host += f":{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, ""))

@@ -38,6 +38,13 @@ class OutboxChannel(BaseChannel):
     def needs(self) -> tuple[str, ...]:
         return ("message.eml",)  # and slack.json when it is there (README, Delivery and the ledger)
 
+    def destination(self) -> str:
+        path = Path(self.settings.path)
+        try:
+            return str(path.resolve())
+        except (OSError, RuntimeError):  # a symbolic link loop: the path as written then
+            return str(path.absolute())
+
     def deliver(self, delivery: Delivery) -> Receipt:
         present = {name: suffix for name, suffix in _FILES.items() if name in delivery.artifacts}
         if not present:

@@ -34,8 +34,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from .. import config
 from ..errors import DeliveryError
-from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, http_error, http_post,
-                   may_have_arrived, parse_retry_after, unanswered)
+from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, canonical_url, http_error,
+                   http_post, may_have_arrived, parse_retry_after, unanswered)
 
 PDF_TARGET = "file:report.pdf"
 TEST_MARK = {"type": "context", "elements": [{"type": "mrkdwn", "text": "*[test]* a test send, not the report's delivery"}]}
@@ -80,6 +80,13 @@ class SlackChannel(BaseChannel):
 
     def needs(self) -> tuple[str, ...]:
         return ("slack.json",)  # and report.pdf when it is there (bot mode)
+
+    def destination(self) -> str:
+        # A webhook and a bot posting to the same channel are told apart: nothing says they are the same one.
+        s = self.settings
+        if s.webhook_url:
+            return "webhook\n" + canonical_url(s.webhook_url.get_secret_value())
+        return f"bot\n{canonical_url(s.api_url)}\n{s.channel}"
 
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         s = self.settings

@@ -32,7 +32,7 @@ import uuid
 from importlib import metadata
 
 from .. import config
-from .base import BaseChannel, Delivery, Receipt, TargetResult, http_post
+from .base import BaseChannel, Delivery, Receipt, TargetResult, canonical_url, http_post
 
 SIGNATURE_HEADER = "X-Agentdigest-Signature"
 try:
@@ -57,6 +57,9 @@ class WebhookChannel(BaseChannel):
 
     def needs(self) -> tuple[str, ...]:
         return ("report.json",)
+
+    def destination(self) -> str:
+        return canonical_url(self.settings.url.get_secret_value())
 
     def deliver(self, delivery: Delivery) -> Receipt:
         body = self.artifact(delivery, "report.json")
