@@ -9,8 +9,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from datetime import datetime, timezone
 from email import message_from_bytes
+from types import SimpleNamespace
 
 import pytest
 import time_machine
@@ -265,16 +267,150 @@ def test_two_configured_email_channels_sharing_an_address_each_deliver(tmp_path,
                                                                    ["chair@example.com", "cto@example.com"]]
 
 
-def test_a_renamed_outbox_channel_sends_the_period_again(tmp_path, events):
-    """Channels without addresses (outbox, Slack, webhooks) have nothing to match: renamed, they are new
-    channels, as the README says."""
-    path = write_config(tmp_path, events=events, reports=[NY_WEEKLY], channels=outbox(path=str(tmp_path / "outbox")))
+# -- a renamed or replaced Slack, webhook or outbox channel ----------------------------------------
+
+#: secret URL paths: a Slack webhook's path is its key, a webhook URL may carry a token
+SLACK_HOOK = "/services/T0AAAA/B0{}/PLANTEDslackHOOK{}"
+WEBHOOK = "/ingest/PLANTEDwebhookTOKEN{}"
+BOT_TOKEN = "xoxb-PLANTED-bot-token"
+FAST = {"timeout": 5, "retry_budget": 0.4, "retry_initial": 0.05, "retry_max_wait": 0.1}
+
+
+@pytest.fixture
+def destinations(httpserver, tmp_path):
+    """Channel settings by kind and destination ("a", "b"), against a live HTTP server (Slack's webhooks and
+    Web API, a generic webhook) or an outbox folder, and how many requests (or files) each destination got."""
+    httpserver.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "C0A",
+                                                                          "ts": "1700000000.000100"})
+    for where in "ab":
+        httpserver.expect_request(SLACK_HOOK.format(where.upper(), where)).respond_with_data("ok")
+        httpserver.expect_request(WEBHOOK.format(where)).respond_with_data("", status=204)
+
+    def settings(kind: str, where: str = "a") -> dict:
+        if kind == "slack-webhook":
+            return {"type": "slack", "webhook_url": httpserver.url_for(SLACK_HOOK.format(where.upper(), where)), **FAST}
+        if kind == "slack-bot":
+            return {"type": "slack", "bot_token": BOT_TOKEN, "channel": f"C0{where.upper()}",
+                    "api_url": httpserver.url_for("/api/"), **FAST}
+        if kind == "webhook":
+            return {"type": "webhook", "url": httpserver.url_for(WEBHOOK.format(where)), **FAST}
+        return {"type": "outbox", "path": str(tmp_path / f"outbox-{where}")}
+
+    def got(kind: str, where: str = "a") -> int:
+        if kind == "outbox":
+            return sum(sent_files(tmp_path / f"outbox-{where}").values())
+        if kind == "slack-bot":
+            return sum(1 for request, _ in httpserver.log if request.path == "/api/chat.postMessage"
+                       and f"C0{where.upper()}" in request.get_data(as_text=True))
+        path = SLACK_HOOK.format(where.upper(), where) if kind == "slack-webhook" else WEBHOOK.format(where)
+        return sum(1 for request, _ in httpserver.log if request.path == path)
+
+    return SimpleNamespace(settings=settings, got=got)
+
+
+def reset_ledger(folder) -> None:
+    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+        (folder / name).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("kind,ledger", [("slack-webhook", "kept"), ("slack-webhook", "reset"), ("slack-bot", "kept"),
+                                         ("webhook", "kept"), ("webhook", "reset"), ("outbox", "kept"),
+                                         ("outbox", "reset")])
+def test_a_renamed_channel_does_not_send_the_period_again_to_the_same_destination(tmp_path, events, destinations,
+                                                                                   caplog, kind, ledger):
+    """A reported limitation: `[channels.chat]` renamed to `[channels.team]` (same webhook URL, same Slack
+    channel, same outbox folder) was a new channel, so the next pass sent the week again. A send through a
+    channel no longer in the config to the same destination (its fingerprint) now counts as sent. With a reset
+    ledger the archive's send log says where it went under the old name."""
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": destinations.settings(kind)})
     assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
-    path = write_config(tmp_path, events=events, channels=outbox("box2", path=str(tmp_path / "outbox")),
-                        reports=[{**NY_WEEKLY, "channels": ["box2"]}])
+    assert destinations.got(kind) == 1
+    if ledger == "reset":
+        reset_ledger(tmp_path)
+    path = write_config(tmp_path, events=events, channels={"team": destinations.settings(kind)},
+                        reports=[{**report, "channels": ["team"]}])
+    with caplog.at_level(logging.WARNING, logger="agentdigest"):
+        code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert (code, out.strip()) == (0, "weekly 2026-W48 -> team: skipped_sent"), out
+    assert destinations.got(kind) == 1
+    said = [r.getMessage() for r in caplog.records if "no longer in the config" in r.getMessage()]
+    assert said == ["weekly 2026-W48 -> team: already sent as chat (a channel no longer in the config); "
+                    "recorded as sent, not sent again"], said
+    code, out = due_run(path, "2026-11-30T15:01:00Z")
+    assert (code, out.strip()) == (0, "weekly 2026-W48: already sent")
+    assert check_missed(load_config(path), now=utc("2026-11-30T17:00:00Z"), console=console()[0]) == 0
+
+    book = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        rows = {r["channel"]: r for r in book.deliveries("weekly", "2026-W48")}
+    finally:
+        book.close()
+    assert rows["team"]["note"] == "sent as chat (a channel no longer in the config)"
+    assert rows["team"]["destination"] == rows["chat"]["destination"]
+    assert re.fullmatch(r"[0-9a-f]{24}", rows["team"]["destination"])
+    con, buffer = console()
+    assert show_history(load_config(path), console=con) == 0
+    assert "sent as chat (a channel no longer in the config)" in buffer.getvalue()
+
+    # A deliberate resend still sends.
+    assert resend(load_config(path), "weekly", "2026-W48", console=console()[0], now=utc("2026-11-30T16:00:00Z")) == 0
+    assert destinations.got(kind) == 2
+
+
+@pytest.mark.parametrize("kind", ["slack-webhook", "slack-bot", "webhook"])
+def test_only_a_fingerprint_of_the_destination_is_stored(tmp_path, events, destinations, kind):
+    """Destinations are secrets (a Slack webhook's path is its key, a webhook URL may carry a token, a bot
+    token authenticates): neither the ledger's database nor the archive's send log holds them, only a
+    fingerprint of where each send went."""
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": destinations.settings(kind)})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels={"team": destinations.settings(kind)},
+                        reports=[{**report, "channels": ["team"]}])
+    assert due_run(path, "2026-11-30T14:31:00Z")[0] == 0
+    assert destinations.got(kind) == 1
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("ledger.db*"))
+    log = (tmp_path / "reports" / "weekly" / "2026-W48" / ".delivered").read_bytes()
+    sends = [json.loads(line) for line in log.splitlines()]
+    assert [(s["channel"], s["recipient"]) for s in sends] == [("chat", "")]
+    assert re.fullmatch(r"[0-9a-f]{24}", sends[0]["destination"]) and sends[0]["destination"].encode() in stored
+    for secret in (b"PLANTED", b"/services/T0AAAA", b"/ingest/", b"/api/"):
+        assert secret not in stored and secret not in log, secret
+
+
+@pytest.mark.parametrize("kind,renamed", [
+    ("slack-webhook", ("slack-webhook", "b")),   # another webhook
+    ("slack-webhook", ("slack-bot", "a")),       # switched to bot mode
+    ("slack-bot", ("slack-bot", "b")),           # another Slack channel
+    ("slack-bot", ("slack-webhook", "a")),
+    ("webhook", ("webhook", "b")),
+    ("outbox", ("outbox", "b")),
+])
+def test_a_renamed_channel_with_another_destination_sends_the_period(tmp_path, events, destinations, kind, renamed):
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": destinations.settings(kind)})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels={"team": destinations.settings(*renamed)},
+                        reports=[{**report, "channels": ["team"]}])
     code, out = due_run(path, "2026-11-30T14:31:00Z")
-    assert code == 0 and "-> box2: sent" in out, out
-    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W48"): 2}
+    assert code == 0 and "-> team: sent" in out and "no longer" not in out, out
+    assert (destinations.got(kind), destinations.got(*renamed)) == (1, 1)
+
+
+@pytest.mark.parametrize("old_in_report", [True, False])
+def test_a_channel_still_in_the_config_is_not_a_renamed_one(tmp_path, events, destinations, old_in_report):
+    """Two configured channels with one destination each deliver, as two email channels sharing an address do."""
+    channels = {"box": destinations.settings("outbox")}
+    report = {**NY_WEEKLY, "channels": ["box"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels=channels)
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    channels["box2"] = destinations.settings("outbox")
+    path = write_config(tmp_path, events=events, channels=channels,
+                        reports=[{**report, "channels": ["box", "box2"] if old_in_report else ["box2"]}])
+    code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> box2: sent" in out and "no longer" not in out, out
+    assert destinations.got("outbox") == 2
 
 
 def test_a_changed_schedule_does_not_send_a_week_older_than_one_already_sent(tmp_path, events):
