@@ -34,7 +34,7 @@ from .ledger import Ledger
 from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
-from .renames import renamed_note, sends_of_removed_channels
+from .renames import RemovedSends, fingerprint, renamed_note, sends_of_removed_channels
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
 _logger = logging.getLogger("agentdigest.delivery")
@@ -103,21 +103,22 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     results: list[DeliveryResult] = []
     # Every channel's secrets, not only the delivering one's: a server may echo any of them back.
     secrets = all_secrets(config)
-    # An email channel renamed or replaced in the config does not send again what the old one sent (renames.py).
-    renamed = {} if force else sends_of_removed_channels(config, ledger, report_cfg.id, period_key)
+    # A channel renamed or replaced in the config does not send again what the old one sent (renames.py).
+    removed = RemovedSends() if force else sends_of_removed_channels(config, ledger, report_cfg.id, period_key)
+    # Where each channel delivers, as a fingerprint: kept with its sends, never the destination (a secret URL).
+    destinations = {name: fingerprint(make_channel(name, config.channels[name])) for name in names}
     unlogged: list[ArchiveError] = []
     try:
         for name in names:
-            settings = config.channels[name]
-            done = _deliver_channel(name, settings, report_cfg.id, period_key, artifacts, ledger=ledger, owner=owner,
-                                    force=force, log=log, secrets=secrets,
-                                    renamed=renamed if isinstance(settings, EmailChannel) else {})
+            done = _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts, ledger=ledger,
+                                    owner=owner, force=force, log=log, secrets=secrets, removed=removed,
+                                    destination=destinations[name])
             results += done
-            _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged)
+            _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged, destinations)
     except BaseException as exc:
         sent_before = getattr(exc, "sent_before", [])
         results += sent_before
-        _log_sends(Path(archive), report_cfg.id, period_key, sent_before, unlogged)
+        _log_sends(Path(archive), report_cfg.id, period_key, sent_before, unlogged, destinations)
         raise
     finally:
         if unlogged:
@@ -147,16 +148,18 @@ def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
 
 
 def _log_sends(archive: Path, report_id: str, period_key: str, results: list[DeliveryResult],
-               unlogged: list[ArchiveError]) -> None:
+               unlogged: list[ArchiveError], destinations: dict[str, str | None]) -> None:
     """Append the sends among ``results`` to the period's send log (the archive now holds what was sent: it
     is kept so), as soon as their channel is done: a process killed at the next channel has logged them (a
-    crash audit), and a ledger lost later learns them. A failure to write it is added to ``unlogged``."""
+    crash audit), and a ledger lost later learns them. A failure to write it is added to ``unlogged``.
+    ``destinations``: each channel's destination fingerprint (renames.py), logged when it has one."""
     if not (sent := [r for r in results if r.state == "sent"]):
         return
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         mark_delivered(archive, report_id, period_key, [
             {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
+            | ({"destination": where} if (where := destinations.get(r.channel)) else {})
             for r in sent])
     except ArchiveError as exc:
         unlogged.append(exc)
@@ -168,14 +171,15 @@ def all_secrets(config: Config) -> list[str]:
 
 
 def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
-                     ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str],
-                     renamed: dict[str, dict[str, Any]]) -> list[DeliveryResult]:
+                     ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str], removed: RemovedSends,
+                     destination: str | None) -> list[DeliveryResult]:
     channel = make_channel(name, settings)
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
-                               lease=lease_seconds(settings), force=force, log=log, secrets=secrets, renamed=renamed)
+                               lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
+                               renamed=removed.of(channel, targets, destination), destination=destination)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -185,7 +189,7 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
         with shielded():  # a second Ctrl-C must not leave these rows claimed
             for target, claim in claims.items():
                 if target in delivered:
-                    ledger.mark_sent(claim, delivered[target].provider_id)
+                    ledger.mark_sent(claim, delivered[target].provider_id, destination=destination)
                 else:
                     ledger.mark_failed(claim, why, retryable=True)
         # ... and the archive's send log lists them (deliver_report writes it on the way out)
@@ -198,19 +202,21 @@ def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, 
 
 def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any], report_id: str, period_key: str,
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
-                    secrets: list[str], renamed: dict[str, dict[str, Any]]) -> list[DeliveryResult]:
+                    secrets: list[str], renamed: dict[str, dict[str, Any]],
+                    destination: str | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
-    ``renamed``: sends to addresses through channels no longer in the config (renames.py); such a target is
-    recorded as sent, not claimed."""
+    ``renamed``: this channel's targets that a channel no longer in the config sent the period to, with the row
+    of that send (renames.py); such a target is recorded as sent, not claimed. ``destination``: the channel's
+    destination fingerprint, recorded with its sends."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
     carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
     for target in targets:
         # Written only where this channel has no sent row and no live claim: otherwise the claim below decides.
-        if (old := renamed.get(target.lower())) and ledger.restore_sent(report_id, period_key, [{
-                "channel": name, "recipient": target, "sent_at": old["sent_at"],
-                "provider_id": old["provider_id"]}], note=renamed_note(old["channel"])):
+        if (old := renamed.get(target)) and ledger.restore_sent(report_id, period_key, [{
+                "channel": name, "recipient": target, "sent_at": old["sent_at"], "provider_id": old["provider_id"],
+                "destination": destination}], note=renamed_note(old["channel"])):
             skipped[target] = DeliveryResult(name, target, "skipped_sent", provider_id=old["provider_id"])
             carried.setdefault(old["channel"], []).append(target)
             continue
@@ -231,8 +237,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         log.warning("%s %s -> %s%s: %s", report_id, period_key, name, f" {target}" if target else "", holder)
     for old_channel, sent_there in carried.items():
         # On this module's logger: the scheduler's quieter delivery log would hide it, and it is news.
-        _logger.warning("%s %s -> %s: %s already sent as %s (a channel no longer in the config); recorded as sent, "
-                        "not sent again", report_id, period_key, name, ", ".join(sent_there), old_channel)
+        _logger.warning("%s %s -> %s: %salready sent as %s (a channel no longer in the config); recorded as sent, "
+                        "not sent again", report_id, period_key, name, _which(sent_there), old_channel)
     if not claims:
         return [skipped[t] for t in targets]
 
@@ -256,7 +262,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
             try:
-                ledger.mark_sent(claim, result.provider_id, uncounted)
+                ledger.mark_sent(claim, result.provider_id, uncounted, destination=destination)
             except LedgerError as exc:
                 # Found in a crash audit: the next run sent it again. What went is noted in the archive's send
                 # log (deliver_report writes it on the way out), and the next run learns it from there.
@@ -275,6 +281,15 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                                           provider_id=result.provider_id)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
+
+
+def _which(targets: list[str]) -> str:
+    """The targets of a warning line, with a space after them: addresses, Slack's PDF; nothing when the only
+    one is a channel's single target ''."""
+    named = [t for t in targets if t]
+    if named and "" in targets:
+        named.insert(0, "the message")
+    return ", ".join(named) + " " if named else ""
 
 
 def _claim(ledger: Ledger, report_id: str, period_key: str, channel: str, target: str, *, owner: str,
