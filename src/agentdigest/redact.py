@@ -19,7 +19,19 @@ token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./
            keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
            any value given as a password (password=abc1); PEM private keys
+name       1-3 capitalised words (a script with capitals: Élodie, O'Neil,   the cue
+           Jean-Luc, J. R. McDonald) after "my name is", "this is ... speaking", Mr,
+           Mrs, Ms, Mx, Dr, Prof, Herr, Frau, Mme, Mlle, "Dear", or a name
+           field (customer name:, first_name=, "lastName": "...")
+id         5+ digits (spaces, dashes between groups) after account, acct,   the cue
+           customer, member, patient, passport, subscriber (id, no., #
+           optional); after policy, tax, social security, national,
+           insurance, membership with id/no./number
 =========  ===========================================================  ===========
+
+A name or an id is recognised only after its cue: a bare "name:" (a tool's, a model's), "username" (a
+login), "Dear Customer", placeholders (null, Unknown, N/A) and lower-case words stay, and so do names
+without a cue and digits without one ("attempt 123456", "order 12345678", "user id 12345678").
 
 The patterns read the text normalised (:func:`normalise`): invisible characters (control, bidi and
 zero-width characters, soft hyphens, stray combining marks) are removed, every kind of space or line
