@@ -1,0 +1,98 @@
+"""Names and record numbers that only their context tells apart from ordinary words and numbers.
+
+"Jane" and "83749201" are PII after "my name is" or "account", and an ordinary word and number
+anywhere else; so these kinds are confirmed by a cue, not a checksum (the table in
+:mod:`agentdigest.redact`). They read normalised text, after every other kind: a card number
+after "account" is already ``[card]``.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+# A number that identifies a person's record, where the word before it says so ("account 83749201",
+# "acct #1234567", "customer id 99887766", "passport no. 123456789", "accountId": "12345678"): 5+ digits,
+# single spaces (before 3+ digits) or dashes between groups. "policy" and the like need a qualifier ("policy
+# number"; a retry policy's 30000 ms stays); an order id names a purchase, and a number without a cue
+# looks like any other ("attempt 123456"). Possessive: a run of cues or digits is read once.
+_ID = re.compile(
+    r"(?i:(?:(?<![\w-])|(?<=_))((?:(?:account|acct|customer|member|patient|passport|subscriber)"
+    r"(?:[ _-]?(?:id|no\.?|nr\.?|num(?:ber)?))?"
+    r"|(?:policy|membership|insurance|tax|social[ _-]security|national)[ _-]?(?:id|no\.?|nr\.?|num(?:ber)?))"
+    r"[\"']?(?:(?: ?#)?(?: ?[:=] ?[\"']?| [\"']?)| ?#|(?<=\.))))"
+    r"(?!\d{4}-\d\d-\d\d(?!\d))(\d++(?:-\d+| \d{3,})*+)(?![\w-]|[.,]\d)"
+)
+
+
+def _id(match: re.Match[str]) -> str:
+    return match.group(1) + "[id]" if sum(ch.isdigit() for ch in match.group(2)) >= 5 else match.group(0)
+
+
+# Where a person's name follows: "my name is", "the caller's name is", "Name is" opening a sentence, "this is
+# ... speaking", an honorific, "Dear", a name field ("customer name:", "first_name=", "lastName": "...",
+# "cardholder:"). Not a bare "name:" (a tool's, a model's, a file's) nor "username" (a login). The name is
+# read by _name_end; quotes around it stay.
+_NAME_CUE = re.compile(
+    r"(?<![\w'’-])(?:"
+    r"(?i:(?:my|his|her|their|your|(?:customer|caller|client|patient)['’]s) name(?: is|['’]s)) "
+    r"|(?:^|(?<=[.!?] ))Name is "
+    r"|(?P<speaking>(?i:this is) )"
+    r"|(?:Mr|Mrs|Ms|Mx|Dr|Prof|Herr|Frau|Mme|Mlle)\.? "
+    r"|Dear "
+    r")|(?:(?<![\w'’-])|(?<=_))(?i:(?:(?:customer|caller|client|patient|contact|guest|passenger|recipient|"
+    r"sender|billing|shipping|full|first|last|middle|given|family|maiden|sur|fore)[ _-]?name"
+    r"|(?:card|account)[ _-]?holder(?:[ _-]?name)?)[\"']?(?: ?[:=] ?| is )[\"']?)"
+)
+# One word of a name: letters with an apostrophe or hyphen inside (O'Neil, Jean-Luc), or an initial ("J.");
+# not part of an id, a file name or an address (jane_doe, Jane2, Report.pdf, N/A).
+_NAME_WORD = re.compile(r"[^\W\d_](?:\.(?= )|(?:[^\W\d_]|['’-](?=[^\W\d_]))*+)(?![\w@/]|\.\w)")
+_PARTICLES = frozenset("van von de da das dos del della der den di du la le ten ter bin ibn al el y".split())
+# Capitalised words that are no one's name: placeholders, forms of address, honorifics ("Dear Mr. Smith"
+# is read from "Mr.").
+_NOT_NAMES = frozenset(
+    "null none nil unknown undefined anonymous redacted hidden empty missing required invalid not tbd test "
+    "example sample name customer customers client user users guest member members sir sirs madam madame "
+    "team all everyone valued friend friends colleague colleagues admin support staff partner hiring there "
+    "dear mr mrs ms mx dr prof herr frau mme mlle".split())
+
+
+def _name_end(text: str, start: int) -> int:
+    """Where the name starting at ``start`` ends: one to three capitalised words, with initials and
+    particles ("van", "de la") between them; ``start`` if there is none."""
+    end, words, i = start, 0, start
+    for _ in range(7):
+        word = _NAME_WORD.match(text, i)
+        if word is None:
+            break
+        value = word.group()
+        if value in _PARTICLES and words:
+            pass  # part of the name only if a capitalised word follows
+        elif not value[0].istitle() or value.casefold() in _NOT_NAMES:
+            break
+        elif value.endswith(("'s", "’s")):
+            return word.end() - 2  # a possessive ends the name, and its "'s" stays ("Mr. [name]'s order")
+        else:
+            end, words = word.end(), words + (len(value.rstrip(".")) > 1)  # initials are not counted
+        if words == 3 or not text.startswith(" ", word.end()):
+            break
+        i = word.end() + 1
+    return end
+
+
+def names(text: str) -> str:
+    """Every name after a cue in ``text`` as [name]; the cue stays."""
+    out, pos = [], 0
+    for cue in _NAME_CUE.finditer(text):
+        if cue.start() < pos:
+            continue
+        end = _name_end(text, cue.end())
+        if end > cue.end() and (cue.group("speaking") is None or text.startswith(" speaking", end)):
+            out += [text[pos:cue.end()], "[name]"]
+            pos = end
+    return "".join(out) + text[pos:] if out else text
+
+
+def ids(text: str) -> str:
+    """Every record number after a cue in ``text`` as [id]; the cue stays."""
+    return _ID.sub(_id, text)
