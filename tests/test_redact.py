@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from agentdigest.redact import Redactor, _luhn, normalise
@@ -263,7 +263,9 @@ def _no_digit(ch: str) -> bool:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Nd",), blacklist_characters="@:=").filter(_no_digit),
                max_size=80))
 def test_text_without_digits_or_at_signs_survives(text: str) -> None:
-    """Text without PII comes back as it was, not even normalised."""
+    """Text without PII comes back as it was, not even normalised. A capitalised word after a name's cue
+    ("Dear Ab", "Mr Ab") is a name: such text is left to the cue tests."""
+    assume(not re.search(r"(?i)name|holder|\b(?:mr|mrs|ms|mx|dr|prof|herr|frau|mme|mlle|dear|this is)\b", text))
     assert Redactor().redact(text) == text
 
 
