@@ -18,7 +18,7 @@ from agentdigest.errors import ConfigError, InputError, SourceError
 from agentdigest.ledger_schema import engine_url
 from agentdigest.periods import parse_period
 from agentdigest.sources import open_source, scheme_of
-from backend_loaders import load_postgres, postgres_setting
+from backend_loaders import load_duckdb, load_postgres, postgres_setting
 from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
@@ -535,3 +535,54 @@ def test_an_event_id_the_table_keeps_unique_skips_the_search_for_repeats(pg_url)
     # The engine plans the empty search without reading a row of the events (the search itself reads them all).
     assert rows_read(plans[True]) == 0 and plans[True]["Actual Rows"] == 0, plans[True]
     assert rows_read(plans[False]) > 0, plans[False]
+
+
+def test_a_duckdb_table_whose_key_is_event_id_skips_the_search_for_repeats(tmp_path):
+    """As in PostgreSQL: a DuckDB table with a primary key or UNIQUE constraint on event_id alone can hold no
+    repeated id, so the report skips the search for them (the longest of its hash aggregations). The report
+    still matches the definitions; a key on two columns, on another column, or a view keeps the search."""
+    import duckdb
+
+    seen: set[str] = set()
+    rows = []
+    for row in trap_rows("berlin-fall-week"):  # the trap data repeats ids by design: one row per id here
+        if row["event_id"] and row["event_id"] in seen:
+            continue
+        seen.add(row["event_id"])
+        rows.append(row)
+    settings = load_duckdb(rows, tmp_path)
+    path = settings["url"].removeprefix("duckdb://")
+
+    def unique_ids(table: str) -> bool:
+        source = open_source(SourceConfig(url=settings["url"], table=table))
+        try:
+            return source.unique_ids
+        finally:
+            source.close()
+
+    assert not unique_ids("agent_events")
+    with duckdb.connect(path) as con:
+        con.execute("CREATE TABLE two (event_id TEXT, event_ts TIMESTAMPTZ, conversation_id TEXT, event_type TEXT, "
+                    "PRIMARY KEY (event_id, event_ts))")
+        con.execute("CREATE TABLE other (event_id TEXT, event_ts TIMESTAMPTZ, conversation_id TEXT PRIMARY KEY, "
+                    "event_type TEXT)")
+        con.execute("CREATE SCHEMA ev")
+        con.execute("CREATE TABLE ev.Keyed AS SELECT * FROM agent_events WHERE false")
+        con.execute("CREATE TABLE keyed (event_id TEXT UNIQUE, conversation_id TEXT, event_ts TIMESTAMPTZ, "
+                    "event_type TEXT, agent_id TEXT, token_count BIGINT, latency_ms DOUBLE, error_type TEXT, "
+                    "error_message TEXT, model TEXT, cost_usd DOUBLE)")
+        con.execute("INSERT INTO keyed SELECT event_id, conversation_id, event_ts, event_type, agent_id, token_count, "
+                    "latency_ms, error_type, error_message, model, cost_usd FROM agent_events")
+        con.execute("CREATE VIEW v AS SELECT * FROM keyed")
+    assert not unique_ids("two")
+    assert not unique_ids("other")
+    assert not unique_ids("ev.keyed")  # the same name in another schema, without the key
+    assert not unique_ids("v")  # a view has no constraint of its own
+    assert unique_ids("keyed") and unique_ids("main.KEYED") and unique_ids("events.main.keyed")
+
+    doc = _report({**settings, "table": "keyed"})
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    mismatches = compare_report(doc, Reference(rows, tz, kind, key, now_for("berlin-fall-week")))
+    assert not mismatches, "\n".join(mismatches)
+    assert doc["quality"]["duplicate_events"] == 0
+    assert doc == _report({**settings, "table": "v"}) | {"generated_at": doc["generated_at"]}

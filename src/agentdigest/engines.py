@@ -128,10 +128,13 @@ def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
 
 
 def unique_ids(backend: Any, name: str | None, column: str) -> bool:
-    """Whether PostgreSQL enforces one row per value of the table's ``column`` (the event_id): a valid
-    primary key or unique index on that column alone, not partial. Then no event_id repeats, and the report
-    skips the search for repeated ids (cohort.duplicate_ids), the longest of its queries: 10 s of a 38 s
-    report on 10M events. A view, another engine or a catalog that cannot be read: False (the search runs)."""
+    """Whether the engine enforces one row per value of the table's ``column`` (the event_id): in PostgreSQL a
+    valid primary key or unique index on that column alone, not partial; in DuckDB a primary key or UNIQUE
+    constraint on it alone. Then no event_id repeats, and the report skips the search for repeated ids
+    (cohort.duplicate_ids), the longest of its queries: 10 s of a 38 s report on 10M events in PostgreSQL.
+    A view, files, another engine or a catalog that cannot be read: False (the search runs)."""
+    if getattr(backend, "name", "") == "duckdb" and name:
+        return _duckdb_unique_ids(backend, name, column)
     if getattr(backend, "name", "") != "postgres" or not name:
         return False
     qualified = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
@@ -150,6 +153,31 @@ def unique_ids(backend: Any, name: str | None, column: str) -> bool:
             pass
         return False
     return found
+
+
+def _duckdb_unique_ids(backend: Any, name: str, column: str) -> bool:
+    """DuckDB's part of :func:`unique_ids`: a PRIMARY KEY or UNIQUE constraint on ``column`` alone. Names
+    are matched as DuckDB resolves them, case-insensitively; ``schema.table`` or ``database.table`` (its main
+    schema), and ``database.schema.table``."""
+    parts = [p.lower() for p in table_path(name)]
+    *qualifiers, table = parts
+    if len(qualifiers) > 2:
+        return False
+    try:
+        found = backend.con.execute(
+            "SELECT lower(database_name), lower(schema_name), constraint_column_names FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND lower(table_name) = ?", [table]).fetchall()
+        here = backend.con.execute("SELECT lower(current_database()), lower(current_schema())").fetchone()
+    except Exception:  # noqa: BLE001 - unknown: search, as before
+        return False
+    if len(qualifiers) == 2:
+        places = {tuple(qualifiers)}
+    elif qualifiers:
+        places = {(here[0], qualifiers[0]), (qualifiers[0], "main")}
+    else:
+        places = {tuple(here)}
+    return any((db, schema) in places and [c.lower() for c in columns] == [column.lower()]
+               for db, schema, columns in found)
 
 
 @ibis.udf.scalar.builtin(name="text")
