@@ -7,6 +7,7 @@ that silently change a report accepted; an empty ./spark-warehouse left behind b
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -339,6 +340,32 @@ def _spark_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=600, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
 
 
+def _monthly_csv_report(home: Path, url: str, archive: str = "reports") -> tuple[subprocess.CompletedProcess, Path, dict]:
+    """October's monthly report (json, txt) of ``home``/events.csv (columns Conversation, Timestamp, Type, Latency)
+    through ``url``'s engine, run by the CLI: the process, the report's folder and its report.json."""
+    (home / "agentdigest.toml").write_text(f"""[source]
+url = "{url}"
+files = "events.csv"
+[source.columns]
+conversation_id = "Conversation"
+event_ts = "Timestamp"
+event_type = "Type"
+latency_ms = "Latency"
+
+[archive]
+path = "{archive}"
+
+[[reports]]
+id = "monthly"
+period = "month"
+timezone = "UTC"
+""")
+    done = _spark_cli(home, "run", "--dry-run", "--format", "json,txt", "--period", "2026-10", "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    folder = home / archive / "monthly" / "2026-10"
+    return done, folder, json.loads((folder / "report.json").read_text())
+
+
 @pytest.mark.spark
 def test_csv_rows_of_the_wrong_shape_are_counted_and_left_out_by_spark(tmp_path):
     """Spark's default read kept a row with a field too many without its extra field, and a row with a field too
@@ -349,25 +376,7 @@ def test_csv_rows_of_the_wrong_shape_are_counted_and_left_out_by_spark(tmp_path)
     rows[120] = "ann@example.com,2026-10-02 10:00:00\n"  # would be a conversation of its own
     good = [r.rstrip("\n").split(",") for i, r in enumerate(rows) if i not in (40, 120)]
     (tmp_path / "events.csv").write_text("Conversation,Timestamp,Type,Latency\n" + "".join(rows))
-    (tmp_path / "agentdigest.toml").write_text(f"""[source]
-url = "{SPARK}"
-files = "events.csv"
-[source.columns]
-conversation_id = "Conversation"
-event_ts = "Timestamp"
-event_type = "Type"
-latency_ms = "Latency"
-
-[[reports]]
-id = "monthly"
-period = "month"
-timezone = "UTC"
-""")
-    done = _spark_cli(tmp_path, "run", "--dry-run", "--format", "json,txt", "--period", "2026-10",
-                      "--now", "2026-11-28T00:00:00Z")
-    assert done.returncode == 0, done.stderr
-    folder = tmp_path / "reports" / "monthly" / "2026-10"
-    report = __import__("json").loads((folder / "report.json").read_text())
+    done, folder, report = _monthly_csv_report(tmp_path, SPARK)
     conversations = {r[0] for r in good}
     assert report["metrics"]["conversations"]["value"] == len(conversations)
     resolved = {r[0] for r in good if r[2] == "resolution"}
@@ -400,28 +409,8 @@ def test_csv_rows_not_in_utf8_are_counted_and_left_out_by_spark_as_by_duckdb(tmp
     (tmp_path / "events.csv").write_bytes(b"Conversation,Timestamp,Type,Latency,Note\n" + b"".join(rows))
     reports = {}
     for engine in ("duckdb://", SPARK):
-        (tmp_path / "agentdigest.toml").write_text(f"""[source]
-url = "{engine}"
-files = "events.csv"
-[source.columns]
-conversation_id = "Conversation"
-event_ts = "Timestamp"
-event_type = "Type"
-latency_ms = "Latency"
-
-[archive]
-path = "{engine[:5]}"
-
-[[reports]]
-id = "monthly"
-period = "month"
-timezone = "UTC"
-""")
-        done = _spark_cli(tmp_path, "run", "--dry-run", "--format", "json,txt", "--period", "2026-10",
-                          "--now", "2026-11-28T00:00:00Z")
-        assert done.returncode == 0, done.stderr
-        folder = tmp_path / engine[:5] / "monthly" / "2026-10"
-        reports[engine] = report = __import__("json").loads((folder / "report.json").read_text())
+        _, folder, report = _monthly_csv_report(tmp_path, engine, archive=engine[:5])
+        reports[engine] = report
         conversations = {r[0] for r in good}
         assert report["metrics"]["conversations"]["value"] == len(conversations)
         resolved = {r[0] for r in good if r[2] == "resolution"}
