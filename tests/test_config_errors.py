@@ -190,6 +190,12 @@ BAD = [
     # "Cannot launch in-memory database in read-only mode!" (exit 3).
     ("parquet file as database", lambda s: s.replace("duckdb://events.duckdb", "duckdb://events.parquet"), 2,
      ["source.url", "names a data file, not a DuckDB database", 'url = "duckdb://" and files = ']),
+    # Found in a new-user audit: an outbox path that is not text failed as "unexpected error: TypeError", exit 1,
+    # and a path key that is not text named pydantic's class ("a valid path for <class 'pathlib.Path'>").
+    ("outbox path as a number", lambda s: s.replace('path = "outbox"', 'path = 5'), 2,
+     ["channels.box.path", "got an integer", "a path in quotes"]),
+    ("archive path as an array", lambda s: s + '[archive]\npath = ["reports"]\n', 2,
+     ["archive.path", "got an array", "a path in quotes"]),
 ]
 
 

@@ -138,7 +138,8 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(audience, str) and audience not in ("executive", "engineering"):
             report["audience"] = fix(audience)
     for channel in (data.get("channels") or {}).values():
-        if isinstance(channel, dict) and channel.get("type") == "outbox":
+        if isinstance(channel, dict) and channel.get("type") == "outbox" and isinstance(channel.get("path", ""), str):
+            # not a text path (`path = 5`): left for validation to name the key (it failed here as a TypeError)
             channel["path"] = fix(channel.get("path", "./outbox"))
         if isinstance(channel, dict) and isinstance(channel.get("ca_file"), str):
             channel["ca_file"] = fix(channel["ca_file"])

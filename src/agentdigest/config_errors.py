@@ -64,6 +64,8 @@ def error_message(err: dict[str, Any]) -> str:
         if kind is not None:
             quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
             msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
+            # pydantic names the Python class: "Input is not a valid path for <class 'pathlib.Path'>"
+            msg = re.sub(r"is not a valid path for .*", "should be a path in quotes", msg)
             return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
