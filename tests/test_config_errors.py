@@ -196,7 +196,24 @@ BAD = [
      ["channels.box.path", "got an integer", "a path in quotes"]),
     ("archive path as an array", lambda s: s + '[archive]\npath = ["reports"]\n', 2,
      ["archive.path", "got an array", "a path in quotes"]),
+    # Found in a new-user audit: a URL setting without its scheme was "a secret written into the file".
+    ("smtp url without its scheme", lambda s: s.replace('"${SMTP_URL}"', '"smtp.example.com:587"'), 2,
+     ["channels.mail.smtp_url", "expected smtp://, smtp+starttls:// or smtps://"]),
+    ("webhook url without its scheme", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "example.com/in"\n', 2,
+     ["channels.wh.url", "expected an http(s) URL"]),
 ]
+
+
+def test_a_url_setting_without_its_scheme_is_refused_unechoed(workdir):
+    """A password in a URL setting that lacks its scheme is refused for the scheme, and never repeated;
+    written beside a variable it is still a secret written into the file."""
+    bare = _run(workdir, GOOD.replace('"${SMTP_URL}"', '"u:PLANTEDpw@smtp.example.com:587"'))
+    assert bare.returncode == 2 and "channels.mail.smtp_url: expected smtp://" in bare.stderr
+    assert "PLANTED" not in bare.stderr
+    beside = _run(workdir, GOOD.replace('"${SMTP_URL}"', '"${SCHEME}://u:PLANTEDpw@smtp.example.com:587"'),
+                  env={"SCHEME": "smtps"})
+    assert beside.returncode == 2 and "channels.mail.smtp_url: a secret written into the file" in beside.stderr
+    assert "PLANTED" not in beside.stderr
 
 
 @pytest.mark.parametrize("name,edit,code,words", BAD, ids=[b[0] for b in BAD])

@@ -187,10 +187,17 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
             raw = channel.get(key)
             if not isinstance(raw, str) or SecretStr not in (getattr(info.annotation, "__args__", None) or (info.annotation,)):
                 continue
+            if (channel.get("type"), key) in _URL_SETTINGS and "${" not in raw and not _SCHEME.match(raw):
+                continue  # not a URL at all (smtp_url = "smtp.example.com:587"): its validator says what is expected
             if _holds_secret(_written(raw)):
                 raise ConfigError("a secret written into the file; put it in an environment variable and write "
                                   "\"${VAR}\" here (secrets come only from the environment)", file=file, key=f"channels.{name}.{key}")
 
+
+#: The built-in channels' URL settings: each one's validator refuses a value without its scheme, unechoed.
+#: Such a value was called "a secret written into the file" (a new-user audit: `smtp_url = "smtp.example.com:587"`).
+_URL_SETTINGS = {("email", "smtp_url"), ("slack", "webhook_url"), ("webhook", "url")}
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 #: Spark settings that hold credentials (fs.s3a.secret.key, a JDBC password, an OAuth token).
 _SECRET_SETTING = re.compile(r"(?i)(secret|password|token|credential)")
