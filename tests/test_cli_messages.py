@@ -374,6 +374,23 @@ def test_a_period_that_has_not_begun_is_refused(small_db, args):
     assert running.returncode == 0, running.stderr
 
 
+@pytest.mark.parametrize("args,line", [
+    (["--period", "2026-W47", "--test-to", ""], "--test-to needs an email address or a channel name (it was empty)"),
+    (["--period", "", "--force"], "--period needs a key (it was empty; expected e.g. 2026-W48)"),
+    (["--due", "--now", ""], "--now '' is not an ISO 8601 time"),
+    (["--format", ""], "--format '' names no format"),
+], ids=["test-to", "period", "now", "format"])
+def test_an_empty_option_is_refused_not_read_as_left_out(small_db, args, line):
+    """Found in a new-user audit: an empty value (a script's "$VAR" unset) was read as the option left out:
+    `--test-to ""` delivered the period to its channels for real, `--period "" --force` sent the latest period
+    again, `--now ""` ran on the real clock."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                           '[channels.box]\ntype = "outbox"\npath = "outbox"\n',
+                 '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "Europe/Berlin"\nchannels = ["box"]\n')
+    assert line in one_line(cli(small_db, "run", *args), 2)
+    assert not (small_db / "reports").exists() and not (small_db / "outbox").exists()
+
+
 # --- 7. history -------------------------------------------------------------------------------------
 
 def test_history_tells_a_test_run_from_a_run_of_the_period(small_db):

@@ -99,7 +99,7 @@ def _print_traceback() -> None:
 
 
 def _now(value: str | None) -> datetime:
-    if not value:
+    if value is None:  # an empty --now ("$NOW" unset) is refused below, not read as the real clock
         return datetime.now(timezone.utc)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -212,6 +212,12 @@ def run(
         if archive is not None and not archive.strip():
             raise InputError("--archive needs a folder (it was empty); leave it out to use [archive] path")
         folder = Path(archive) if archive is not None else None
+        # Found in a new-user audit: an empty value ("$VAR" unset in a script) was read as the option left
+        # out: --test-to "" delivered the report to its channels for real, --period "" --force the latest period.
+        if period is not None and not period.strip():
+            raise InputError("--period needs a key (it was empty; expected e.g. 2026-W48); nothing was run")
+        if test_to is not None and not test_to.strip():
+            raise InputError("--test-to needs an email address or a channel name (it was empty); nothing was sent")
         if due:
             from .schedule import run_due
 

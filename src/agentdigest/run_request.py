@@ -15,8 +15,8 @@ FORMATS = tuple(ARTIFACTS)  # json, html, pdf, txt, eml, slack
 
 
 def parse_formats(value: str | None) -> set[str] | None:
-    """``"json,html"`` -> {"json", "html"}; None means every format."""
-    if not value:
+    """``"json,html"`` -> {"json", "html"}; None means every format (an empty list is refused)."""
+    if value is None:
         return None
     formats = {f.strip().lower() for f in value.split(",") if f.strip()}
     unknown = formats - set(FORMATS)
