@@ -271,6 +271,16 @@ def test_a_csv_file_read_as_one_column_says_so(tmp_path):
                          "first rows (rows of another shape near the top?)"), line
 
 
+def test_an_empty_csv_file_is_said_to_have_no_header(tmp_path):
+    """Found in a new-user audit: an empty file read as "required column 'Conversation' not found (columns:
+    column0)", and nothing said the file was empty."""
+    (tmp_path / "events.csv").write_bytes(b"")
+    write_config(tmp_path, CSV_SOURCE)
+    line = one_line(cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10"), 2)
+    assert line.endswith("(columns: column0); the file has no header line (DuckDB named its columns column0, "
+                         "column1, ...): is it empty?"), line
+
+
 def test_a_csv_file_of_which_no_row_can_be_read_is_an_error(tmp_path):
     """A file none of whose rows can be read is the wrong file, not a dirty one: no empty report (exit 3)."""
     rows = [f"c{i},2026-10-02 10:00:00,message by Bötchen,1\n".encode("latin-1") for i in range(100)]

@@ -4,6 +4,7 @@ types (README, Events) on every engine; text is converted too, numbers and ISO 8
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import ibis
@@ -68,6 +69,10 @@ def _one_column(theirs: set[str]) -> str:
     """Why a CSV file may have been read as one column, "a,b,c": found in a dirty-data check, where rows of
     another shape among a file's first rows kept DuckDB from telling its delimiter and header, and the error's
     "(columns: Conversation,Timestamp,Type,Latency)" read as four columns that were there."""
+    if theirs and all(re.fullmatch(r"column\d+", col) for col in theirs):
+        # DuckDB's names for a CSV file without a header line: an empty file read as "(columns: column0)"
+        # and nothing said the file was empty (a new-user audit)
+        return "; the file has no header line (DuckDB named its columns column0, column1, ...): is it empty?"
     if len(theirs) != 1 or not any(sep in next(iter(theirs)) for sep in ",;\t|"):
         return ""
     return ("; the file was read as one column: its delimiter or header could not be told from its first rows "
