@@ -399,6 +399,10 @@ CUED = [
     ('{"account_id": 12345678}', '{"account_id": [id]}'),
     ('{"customerId": "99887766"}', '{"customerId": "[id]"}'),
     ("account 83749201 7 retries", "account [id] 7 retries"),
+    # a word a validation message opens with is a name when no message follows it
+    ("last_name: Field", "last_name: [name]"),
+    ("last_name=Field first_name=Sally", "last_name=[name] first_name=[name]"),
+    ("last name: Field, Sally", "last name: [name], Sally"),
 ]
 
 CUED_UNCHANGED = [
@@ -434,6 +438,18 @@ CUED_UNCHANGED = [
     "this is Jane",
     "caller_name=jane_doe",
     "first_name=Jane2",
+    # a tool's validation error about a name field (found in an audit: "first_name: [name] field is required.")
+    "first_name: This field is required.",
+    "last_name: Ensure this field has no more than 150 characters.",
+    "customer_name: Input should be a valid string",
+    "first_name: String should have at least 1 character",
+    "first_name: Expected string, received null",
+    "last_name: Field may not be null.",
+    "first_name: Field required",
+    "full_name: Length must be between 1 and 50.",
+    "customer name: Must not be empty",
+    "first_name: Enter a valid value.",
+    "cardholder: Value too long",
     # an id needs a cue right before it and 5+ digits
     "account 7 retries",
     "account 1234",

@@ -30,8 +30,9 @@ id         5+ digits (spaces, dashes between groups) after account, acct,   the 
 =========  ===========================================================  ===========
 
 A name or an id is recognised only after its cue: a bare "name:" (a tool's, a model's), "username" (a
-login), "Dear Customer", placeholders (null, Unknown, N/A) and lower-case words stay, and so do names
-without a cue and digits without one ("attempt 123456", "order 12345678", "user id 12345678").
+login), "Dear Customer", placeholders (null, Unknown, N/A), lower-case words and a tool's message about a
+name field ("first_name: This field is required.") stay, and so do names without a cue and digits without
+one ("attempt 123456", "order 12345678", "user id 12345678").
 
 The patterns read the text normalised (:func:`normalise`): invisible characters (control, bidi and
 zero-width characters, soft hyphens, stray combining marks) are removed, every kind of space or line

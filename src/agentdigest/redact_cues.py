@@ -40,9 +40,9 @@ _NAME_CUE = re.compile(
     r"|(?P<speaking>(?i:this is) )"
     r"|(?:Mr|Mrs|Ms|Mx|Dr|Prof|Herr|Frau|Mme|Mlle)\.? "
     r"|Dear "
-    r")|(?:(?<![\w'’-])|(?<=_))(?i:(?:(?:customer|caller|client|patient|contact|guest|passenger|recipient|"
+    r")|(?P<field>(?:(?<![\w'’-])|(?<=_))(?i:(?:(?:customer|caller|client|patient|contact|guest|passenger|recipient|"
     r"sender|billing|shipping|full|first|last|middle|given|family|maiden|sur|fore)[ _-]?name"
-    r"|(?:card|account)[ _-]?holder(?:[ _-]?name)?)[\"']?(?: ?[:=] ?| is )[\"']?)"
+    r"|(?:card|account)[ _-]?holder(?:[ _-]?name)?)[\"']?(?: ?[:=] ?| is )[\"']?))"
 )
 # One word of a name: letters with an apostrophe or hyphen inside (O'Neil, Jean-Luc), or an initial ("J.");
 # not part of an id, a file name or an address (jane_doe, Jane2, Report.pdf, N/A).
@@ -55,6 +55,15 @@ _NOT_NAMES = frozenset(
     "example sample name customer customers client user users guest member members sir sirs madam madame "
     "team all everyone valued friend friends colleague colleagues admin support staff partner hiring there "
     "dear mr mrs ms mx dr prof herr frau mme mlle".split())
+
+
+# How a validation error about a name field opens ("first_name: This field is required.", "last_name: Field
+# required", "customer_name: Input should be a valid string"): such a word followed by a lower-case one is
+# the tool's message, not a name (found in an audit: "first_name: [name] field is required.").
+_MESSAGE_WORDS = frozenset(
+    "this that these those the it an field value input string text length ensure enter expected must should "
+    "cannot please only is be has does contains exceeds received blank unexpected shorter longer".split())
+_MESSAGE = re.compile(r"([^\W\d_]+) ([^\W\d_]++)(?![\w=:])")  # not a next field: "last_name=Field first_name=..."
 
 
 def _name_end(text: str, start: int) -> int:
@@ -87,6 +96,9 @@ def names(text: str) -> str:
         if cue.start() < pos:
             continue
         end = _name_end(text, cue.end())
+        if cue.group("field") is not None and (message := _MESSAGE.match(text, cue.end())) \
+                and message.group(1).casefold() in _MESSAGE_WORDS and message.group(2)[0].islower():
+            continue
         if end > cue.end() and (cue.group("speaking") is None or text.startswith(" speaking", end)):
             out += [text[pos:cue.end()], "[name]"]
             pos = end
