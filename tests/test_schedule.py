@@ -398,6 +398,23 @@ def test_a_renamed_channel_with_another_destination_sends_the_period(tmp_path, e
     assert (destinations.got(kind), destinations.got(*renamed)) == (1, 1)
 
 
+def test_a_renamed_slack_bot_of_another_workspace_sends_the_period(tmp_path, events, destinations, httpserver):
+    """Found in an audit: a bot's channel ("#reports", often a name) is a channel of the bot token's workspace,
+    but the destination was the API URL and the channel alone, so a channel replaced by a bot of another
+    workspace posting to its channel of the same name was told the period was sent, and that workspace never
+    got it. Another token is another destination (a token rotated as the channel is renamed sends once more)."""
+    report = {**NY_WEEKLY, "channels": ["acme"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"acme": destinations.settings("slack-bot")})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    other = {**destinations.settings("slack-bot"), "bot_token": "xoxb-PLANTED-other-workspace"}
+    path = write_config(tmp_path, events=events, channels={"partner": other}, reports=[{**report, "channels": ["partner"]}])
+    code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> partner: sent" in out and "no longer" not in out, out
+    tokens = [request.headers.get("Authorization") for request, _ in httpserver.log
+              if request.path == "/api/chat.postMessage"]
+    assert tokens == [f"Bearer {BOT_TOKEN}", "Bearer xoxb-PLANTED-other-workspace"], tokens
+
+
 @pytest.mark.parametrize("old_in_report", [True, False])
 def test_a_channel_still_in_the_config_is_not_a_renamed_one(tmp_path, events, destinations, old_in_report):
     """Two configured channels with one destination each deliver, as two email channels sharing an address do."""

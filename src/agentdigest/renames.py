@@ -11,8 +11,8 @@ recorded as sent for the new channel too, with a note naming the old one, and no
   have gets the period. Addresses are compared whole and case-insensitively, as an email channel de-duplicates
   its own list.
 - a Slack, webhook or outbox channel's target (``''``, or Slack's PDF ``file:report.pdf``), when the old
-  channel sent the same target to the same destination: the same Slack webhook URL, the same Slack API URL and
-  channel (bot mode), the same webhook URL, the same outbox folder (:func:`fingerprint`). A Slack channel
+  channel sent the same target to the same destination: the same Slack webhook URL, the same Slack API URL,
+  channel and bot token (bot mode: a channel of the token's workspace), the same webhook URL, the same outbox folder (:func:`fingerprint`). A Slack channel
   switched between webhook and bot mode, or pointed elsewhere, is another destination, and sends.
 
 Destinations hold secrets (a webhook path is its key), so the ledger and the archive's send log keep only a

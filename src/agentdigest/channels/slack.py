@@ -83,10 +83,12 @@ class SlackChannel(BaseChannel):
 
     def destination(self) -> str:
         # A webhook and a bot posting to the same channel are told apart: nothing says they are the same one.
+        # A bot's channel ("#reports") is one of its token's workspace: another token is another destination
+        # (found in an audit: a bot of another workspace was told its "#reports" had the period).
         s = self.settings
         if s.webhook_url:
             return "webhook\n" + canonical_url(s.webhook_url.get_secret_value())
-        return f"bot\n{canonical_url(s.api_url)}\n{s.channel}"
+        return f"bot\n{canonical_url(s.api_url)}\n{s.channel}\n{s.bot_token.get_secret_value()}"
 
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         s = self.settings
