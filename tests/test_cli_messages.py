@@ -233,7 +233,7 @@ def test_a_byte_not_in_utf8_in_a_number_leaves_its_row_out_as_in_text(tmp_path, 
         assert (report["quality"]["unreadable_rows"], report["quality"]["unreadable_first"]) == (0, None)
 
 
-@pytest.mark.parametrize("name,newline", [("events.csv.gz", b"\n"), ("events.csv", b"\r\n")])
+@pytest.mark.parametrize("name,newline", [("events.csv.gz", b"\n"), ("events.csv", b"\r\n"), ("events.csv.gz", b"\r")])
 def test_bytes_not_in_utf8_in_many_numbers_read_each_file_once(tmp_path, monkeypatch, name, newline):
     """Found in an audit: each CAST reject's line was read by opening its file again and seeking to it, so a
     .csv.gz file was decompressed from its start once per reject (2,000 rejects in 300,000 lines: 54 s). Each
@@ -261,6 +261,29 @@ def test_bytes_not_in_utf8_in_many_numbers_read_each_file_once(tmp_path, monkeyp
     assert found is not None and (found.rows, found.read) == (len(bad), 21_000 - len(bad))
     assert found.first.startswith(f"line {bad[0] + 2} of {path}: Invalid unicode"), found.first
     assert opened == [str(path)]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_a_number_that_does_not_convert_on_a_utf8_line_stays_a_wrong_column_whatever_its_line_endings(
+        tmp_path, newline):
+    """Found in an audit: a reject's line was read to the next "\\n", so in a file of old Mac line endings ("\\r")
+    it ran on through the lines after it, and a value of the wrong type ('fast') followed by a Latin-1 byte a
+    few lines later was taken for bytes not in UTF-8: its row left out, where the column's type is wrong (the
+    strict read's error, exit 2). A line ends at "\\r" too."""
+    from agentdigest.unreadable import list_unreadable
+
+    rows = [r.replace(b"\n", newline) for r in _csv_rows(21_000)]
+    rows[20_500] = b"c1,2026-10-02 10:00:00,message,fast" + newline
+    rows[20_600] = b"c2,2026-10-02 10:00:00,message,12.5\xb5" + newline
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"Conversation,Timestamp,Type,Latency" + newline + b"".join(rows))
+    assert list_unreadable([str(path)], ["Conversation", "Latency", "Timestamp", "Type"], []) is None
+    rows[20_500] = rows[0]
+    path.write_bytes(b"Conversation,Timestamp,Type,Latency" + newline + b"".join(rows))
+    found = list_unreadable([str(path)], ["Conversation", "Latency", "Timestamp", "Type"], [])
+    assert found is not None and found.rows == 1, found
+    assert found.first == (f"line 20602 of {path}: Invalid unicode (byte sequence mismatch) detected. "
+                           "This file is not utf-8 encoded.")
 
 
 def test_csv_files_rows_are_counted_across_files_and_many_are_a_note(tmp_path):

@@ -29,6 +29,7 @@ row's cause.
 from __future__ import annotations
 
 import gzip
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,20 +124,40 @@ def _as_not_utf8(rejects: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if kind == "CAST" and line_at is not None and field_at is not None:
             lines = ends.setdefault(path, {})
             lines[line_at] = max(field_at, lines.get(line_at, field_at))
-    garbled: set[tuple[str, int]] = set()
-    for path, lines in ends.items():
-        opener = gzip.open if path.lower().endswith(".gz") else open
-        with opener(path, "rb") as f:
-            for line_at in sorted(lines):
-                # DuckDB's line position is one byte past the line's start (or at it, after "\r\n"): the byte
-                # before belongs to the line or ends the one before, and either way decodes as it is. Never back
-                # before what the line before read: a .gz file would be decompressed again from its start.
-                start = max(line_at - 1, f.tell())
-                f.seek(start)
-                text = f.read(max(0, lines[line_at] - start) + 1) + f.readline(1 << 20)
-                try:
-                    text.decode("utf-8")
-                except UnicodeDecodeError:
-                    garbled.add((path, line_at))
+    garbled = {(path, line_at) for path, lines in ends.items() for line_at in _not_utf8_lines(path, lines)}
     return [(r[0], r[1], NOT_UTF8_KIND, r[3], NOT_UTF8, *r[5:]) if r[2] == "CAST" and (r[0], r[6]) in garbled else r
             for r in rejects]
+
+
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+def _not_utf8_lines(path: str, lines: dict[int, int]) -> list[int]:
+    """Of ``lines`` (DuckDB's position of a line -> of a field in it), those whose bytes, from the line's start
+    through the field to the line's end, are not UTF-8. Read forward only, through one buffer: a .gz file seeks
+    back by decompressing again from its start."""
+    found = []
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        buffer, at = b"", 0  # the file's bytes from position ``at``
+        for line_at in sorted(lines):
+            # DuckDB's line position is one byte past the line's start (or at it, after "\r\n"): the byte before
+            # belongs to the line or ends the one before, and either way decodes as it is.
+            start = max(line_at - 1, at)
+            if start >= at + len(buffer):
+                f.seek(start)
+                buffer, at = b"", start
+            else:
+                buffer, at = buffer[start - at:], start
+            field = lines[line_at] - start + 1  # past the field's first byte: the line ends after it
+            while not (end := _LINE_END.search(buffer, field)) and len(buffer) < field + (1 << 20):
+                if not (more := f.read(1 << 16)):
+                    break
+                buffer += more
+            # the line ends at "\n" or, in a file of old Mac line endings, "\r" (readline read on to the next "\n")
+            line = buffer[:end.start() if end else field + (1 << 20)]
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                found.append(line_at)
+    return found
