@@ -76,7 +76,7 @@ def write_config(folder: Path, *, events: Path, reports: list[dict[str, Any]], c
     environment (inherited by the CLI processes :func:`env` starts) and the file says ``${VAR}``."""
     channels = {name: dict(settings) for name, settings in channels.items()}
     for name, settings in channels.items():
-        for key in ("smtp_url", "webhook_url", "bot_token", "secret"):
+        for key in ("smtp_url", "webhook_url", "bot_token", "secret", "url"):
             if key in settings:
                 var = f"AGENTDIGEST_TEST_{name.upper()}_{key.upper()}"
                 os.environ[var] = settings[key]

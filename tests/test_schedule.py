@@ -415,6 +415,24 @@ def test_a_renamed_slack_bot_of_another_workspace_sends_the_period(tmp_path, eve
     assert tokens == [f"Bearer {BOT_TOKEN}", "Bearer xoxb-PLANTED-other-workspace"], tokens
 
 
+def test_a_renamed_webhook_with_other_credentials_sends_the_period(tmp_path, events, destinations, httpserver):
+    """Found in an audit: `user:password@` was left out of a URL's destination, so on a shared ingest URL a
+    channel replaced by another tenant's (the same URL, other credentials) was told the period was sent."""
+    report = {**NY_WEEKLY, "channels": ["tenant1"]}
+    url = destinations.settings("webhook")["url"]
+    first = {**destinations.settings("webhook"), "url": url.replace("://", "://one:PLANTED1@")}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"tenant1": first})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    second = {**first, "url": url.replace("://", "://two:PLANTED2@")}
+    path = write_config(tmp_path, events=events, channels={"tenant2": second},
+                        reports=[{**report, "channels": ["tenant2"]}])
+    code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> tenant2: sent" in out and "no longer" not in out, out
+    assert destinations.got("webhook") == 2
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("ledger.db*"))
+    assert b"PLANTED" not in stored
+
+
 @pytest.mark.parametrize("old_in_report", [True, False])
 def test_a_channel_still_in_the_config_is_not_a_renamed_one(tmp_path, events, destinations, old_in_report):
     """Two configured channels with one destination each deliver, as two email channels sharing an address do."""

@@ -326,13 +326,16 @@ def split_credentials(url: str) -> tuple[str, str | None]:
 
 
 def canonical_url(url: str) -> str:
-    """``url`` as a destination: scheme and host lower-cased, without a default port, credentials (they
-    say who posts, not where), fragment or trailing slash. Path and query are kept as they are."""
+    """``url`` as a destination: scheme and host lower-cased, without a default port, fragment or trailing
+    slash. Path, query and ``user:password@`` are kept as they are: on a shared ingest URL the credentials may be
+    what tells two tenants apart (another one sends again, the safe side; found in an audit)."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
+    if "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[0] + "@" + host
     try:
         port = parts.port
     except ValueError:
