@@ -597,3 +597,22 @@ def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(wo
         assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
         assert "missing_scope" in pdf.error and 'set channel to its id ("C…"' in pdf.error
         assert "PLANTED" not in pdf.error
+
+
+@pytest.mark.parametrize("removed", ["message.eml", "slack.json"])
+def test_resend_refuses_an_archive_without_a_file_a_channel_sends(world, removed):
+    """Found in a new-user audit: with message.eml removed from the archive, `resend` said "outbox: sent" and
+    wrote only the Slack payload. Nothing is sent; the line says what is missing and how to render it again."""
+    config = world.build(["slack", "box"])
+    deliver(config)
+    before = (world.posts(HOOK), outbox_emls(world))
+    (Path(config.archive.path) / R / P / removed).unlink()
+    owner = {"message.eml": "'box' (outbox)", "slack.json": "'slack' (slack)"}[removed]
+    with pytest.raises(InputError, match=re.escape(f"the archive of {R} {P} has no {removed}, which channel {owner} "
+                                                   "sends; `") + r".*run .* --force.*` renders it again"):
+        resend(config, R, P)
+    assert (world.posts(HOOK), outbox_emls(world)) == before
+    assert [h["trigger"] for h in Ledger(config.ledger.url).history() if h["kind"] == "run"] == []
+    if removed == "message.eml":  # a channel that has what it sends still resends alone
+        assert resend(config, R, P, channel="slack") == 0
+        assert world.posts(HOOK) == before[0] + 1

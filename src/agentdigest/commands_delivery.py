@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .channels import CheckResult, make_channel
 from .archive import read_artifacts
-from .config import Config, command
+from .config import Config, ReportConfig, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
 from .errors import AgentDigestError, InputError
@@ -111,7 +111,7 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
     if channel is not None and channel not in report.channels:
         raise InputError(f"--channel: report {report.id!r} has no channel {channel!r} "
                          f"(its channels: {', '.join(report.channels) or 'none'})")
-    if not read_artifacts(config.archive.path, report.id, period):
+    if not (archived := read_artifacts(config.archive.path, report.id, period)):
         if _delivered(config, report.id, period):  # a crash audit: "run it first" only said "already sent"
             again = command(config, f"run {report.id} --period {period} --force")
             raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path}, though it "
@@ -119,6 +119,7 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
                              "recomputes it and sends it to every channel again")
         raise InputError(f"nothing archived for {report.id} {period} under {config.archive.path} "
                          f"(run `{command(config, f'run {report.id} --period {period}')}` first)")
+    _refuse_incomplete(config, report, period, archived, [channel] if channel else report.channels)
     ledger = Ledger(config.ledger.url)
     try:
         owner = owner_id()
@@ -138,6 +139,20 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         ledger.close()
     print_results(console, results)
     return 1 if failures else 0
+
+
+def _refuse_incomplete(config: Config, report: ReportConfig, period: str, archived: dict[str, bytes],
+                       names: Iterable[str]) -> None:
+    """Refuse a resend whose archive lacks a file a channel sends (a period rendered with --format json and
+    --dry-run, or a file removed by hand): found in a new-user audit, the outbox then wrote only the Slack
+    payload and said "sent". Nothing is sent."""
+    for name in names:
+        channel = make_channel(name, config.channels[name])
+        if missing := [f for f in getattr(channel, "needs", lambda: ())() if f not in archived]:
+            again = command(config, f"run {report.id} --period {period} --force")
+            raise InputError(f"the archive of {report.id} {period} has no {', '.join(missing)}, which channel "
+                             f"{name!r} ({channel.type}) sends; `{again}` renders it again and sends it to every "
+                             "channel; nothing was sent")
 
 
 def _delivered(config: Config, report_id: str, period: str) -> bool:
