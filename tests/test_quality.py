@@ -99,6 +99,46 @@ def test_no_history_means_unknown_completeness_not_a_warning():
     assert q.completeness_pct is None and q.baseline is None and not q.warning
 
 
+def test_no_event_and_nothing_to_compare_with_is_a_warning_of_unknown_completeness():
+    """Found in an audit: a new or wrongly mapped source sent a report of zeros without the banner, its
+    completeness being unknown. No event and no baseline is a warning; an explicit expectation of none is not,
+    nor a period not one hour old."""
+    q = assess({}, {}, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert (q.received_events, q.expected_events, q.completeness_pct, q.baseline) == (0, None, None, None)
+    assert q.warning
+    assert not assess({}, {}, WEEK, NOW, threshold=95, expected_per_day=0).warning
+    started = WEEK.start_utc + timedelta(minutes=40)
+    assert not assess({}, {}, WEEK, started, threshold=95, expected_per_day=None).warning
+    assert assess({}, {}, WEEK, started + timedelta(minutes=20), threshold=95, expected_per_day=None).warning
+
+
+def test_an_empty_source_opens_every_format_with_a_banner_that_says_so(tmp_path):
+    import email
+    import email.policy
+    db = tmp_path / "empty.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE ev (event_id VARCHAR, conversation_id VARCHAR, event_ts TIMESTAMPTZ, "
+                    "event_type VARCHAR)")
+    source = open_source(SourceConfig(url=f"duckdb://{db}", table="ev"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=NOW)
+    finally:
+        source.close()
+    out = render_artifacts(data, formats={"json", "html", "txt", "eml", "slack"})
+    quality = json.loads(out["report.json"])["quality"]
+    assert quality["warning"] is True and quality["completeness_pct"] is None
+    said = "No events arrived this week"
+    html = out["report.html"].decode()
+    assert said in html and html.index(said) < html.index("Conversations")
+    text = out["report.txt"].decode()
+    assert "!! NO EVENTS ARRIVED THIS WEEK" in text and "n/a of expected" not in text
+    message = email.message_from_bytes(out["message.eml"], policy=email.policy.default)
+    assert message["Subject"].startswith(f"⚠ {said}: ")
+    slack = json.loads(out["slack.json"])
+    assert slack["text"].startswith(f"⚠ {said}. ") and said in json.dumps(slack["blocks"][1], ensure_ascii=False)
+    assert "n/a" not in json.dumps(slack["blocks"][1], ensure_ascii=False)
+
+
 def test_running_period_compares_only_elapsed_hours():
     hourly = {h: 10 for h in range(168 * 4 + 30)}
     now = WEEK.start_utc + timedelta(hours=30, minutes=20)

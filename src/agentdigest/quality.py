@@ -156,12 +156,16 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
             [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines], n_hours)
         basis = basis if expected is not None else None
     completeness = received / expected * 100.0 if expected else None
+    # No event at all and nothing to compare with (a new source, a wrong table or column mapping): a report
+    # of zeros is no less partial for its completeness being unknown (found in an audit: it went out without
+    # the banner). An explicit expected_events_per_day of 0 says that none were expected.
+    empty = received == 0 and n_hours > 0 and expected is None
     gaps = _gaps(current, per_hour_expected, GAP_MIN_EXPECTED * max(1.0, events_per_conversation), period, elapsed_end)
 
     keyed, kept = counts.get("keyed_events"), counts.get("kept_copies")
     return Quality(
         completeness_pct=completeness,
-        warning=completeness is not None and completeness < threshold,
+        warning=(completeness is not None and completeness < threshold) or empty,
         threshold=threshold,
         received_events=received,
         expected_events=expected,

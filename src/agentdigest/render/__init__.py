@@ -68,7 +68,7 @@ def _subject(data: ReportData, ctx: dict[str, Any]) -> str:
         "report_id": data.report_id, "audience": r["audience"], "start": r["start"], "end": r["end"],
     })
     # The warning must reach readers who only see the inbox, whatever the subject template says.
-    return f"⚠ Data incomplete ({ctx['banner']['completeness']}): {line}" if ctx["banner"] else line
+    return f"⚠ {ctx['banner']['short']}: {line}" if ctx["banner"] else line
 
 
 def render_artifacts(data: ReportData, formats: set[str] | None = None, *,

@@ -213,9 +213,14 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
                 f"{fmt.percent(quality.same_weekday_pct)} arrived. If the volume follows the days of the week, set "
                 f"completeness_baseline = \"same_weekday\" in this report's config; if not, check the source "
                 f"before deciding on this day's figures.")
-    if quality.completeness_pct is None:
-        text = "Completeness could not be measured, so this report may rest on partial data."
-    return {"completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
+    title, short = f"Data incomplete: {completeness} of expected events", f"Data incomplete ({completeness})"
+    if quality.completeness_pct is None:  # no event and no earlier one to compare with (quality.assess)
+        word = fmt.period_word(data.period_kind)
+        title = short = f"No events arrived this {word}"
+        text = (f"The source has no events for this {word} and none in the {word}s before it to compare with, so "
+                f"every figure below is zero. Check that the source's table or files and its column mapping are the "
+                f"right ones before reading on.")
+    return {"title": title, "short": short, "completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
             "more_gaps": more, "gap_count": len(quality.gaps)}
 
 

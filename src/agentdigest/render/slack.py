@@ -180,7 +180,7 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
                                                                                 mrkdwn=False)))]
     if b := ctx["banner"]:
         gaps = "; ".join(b["gaps"]) + (f"; and {b['more_gaps']} more" if b["more_gaps"] else "")
-        text = (f":warning: *Data incomplete: {escape(b['completeness'])} of expected events.* {escape(b['text'])}"
+        text = (f":warning: *{escape(b['title'])}.* {escape(b['text'])}"
                 + (f"\nGaps with no events ({b['gap_count']}): {escape(gaps)}" if b["gaps"] else ""))
         blocks.append(_section(text))
     blocks.append(_section(escape(ctx["opening"])))
@@ -213,7 +213,7 @@ def render_slack(ctx: dict[str, Any]) -> bytes:
     except SlackObjectFormationError as exc:
         raise RenderError(f"Slack message is invalid: {exc}") from None
     r = ctx["report"]
-    warning = f"⚠ Data incomplete ({ctx['banner']['completeness']}). " if ctx["banner"] else ""
+    warning = f"⚠ {ctx['banner']['short']}. " if ctx["banner"] else ""
     fallback = fit(f"{warning}{r['title']} — {r['period_label']}: {ctx['opening']}", TEXT_MAX)
     payload = {"text": fallback, "blocks": [block.to_dict() for block in blocks]}
     return (json.dumps(payload, ensure_ascii=False, indent=2) + "\n").encode()

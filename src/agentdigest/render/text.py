@@ -117,7 +117,8 @@ def kpi_lines(cards: Sequence[dict[str, Any]]) -> list[str]:
 def banner_lines(banner: dict[str, Any] | None) -> list[str]:
     if not banner:
         return []
-    lines = ["!" * WIDTH, f"!! DATA INCOMPLETE: {banner['completeness']} of expected events", "!!",
+    head, colon, rest = banner["title"].partition(":")  # "DATA INCOMPLETE: 81.4% of expected events"
+    lines = ["!" * WIDTH, f"!! {head.upper()}{colon}{rest}", "!!",
              *wrap(banner["text"], "!! ")]
     if banner["gaps"]:
         gaps = "; ".join(banner["gaps"]) + (f"; and {banner['more_gaps']} more" if banner["more_gaps"] else "")
