@@ -171,7 +171,9 @@ def print_outcome(outcome: Any) -> None:
     if q is not None:
         pct = "unknown (no history)" if q.completeness_pct is None else f"{q.completeness_pct:.1f}%"
         line = f"data completeness {pct}"
-        if q.warning:
+        if q.warning and q.completeness_pct is None:  # no event and none earlier (quality.assess)
+            line = "[bold red]WARNING: no events arrived in this period, and none before it to compare with[/]"
+        elif q.warning:
             line = f"[bold red]WARNING: incomplete data, {line}[/]"
         out.print(line)
     if outcome.archive_dir:

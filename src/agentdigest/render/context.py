@@ -218,7 +218,7 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
         word = fmt.period_word(data.period_kind)
         title = short = f"No events arrived this {word}"
         text = (f"The source has no events for this {word} and none in the {word}s before it to compare with, so "
-                f"every figure below is zero. Check that the source's table or files and its column mapping are the "
+                f"every count below is zero. Check that the source's table or files and its column mapping are the "
                 f"right ones before reading on.")
     return {"title": title, "short": short, "completeness": completeness, "threshold": threshold, "text": text, "gaps": gaps,
             "more_gaps": more, "gap_count": len(quality.gaps)}
