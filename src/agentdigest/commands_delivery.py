@@ -17,7 +17,7 @@ from .channels import CheckResult, make_channel
 from .archive import read_artifacts
 from .config import Config, ReportConfig, command
 from .masking import mask_text, mask_url
-from .delivery import DeliveryResult, all_secrets, deliver_report
+from .delivery import DeliveryResult, all_secrets, deliver_report, lacking
 from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
@@ -146,13 +146,12 @@ def _refuse_incomplete(config: Config, report: ReportConfig, period: str, archiv
     """Refuse a resend whose archive lacks a file a channel sends (a period rendered with --format json and
     --dry-run, or a file removed by hand): found in a new-user audit, the outbox then wrote only the Slack
     payload and said "sent". Nothing is sent."""
-    for name in names:
-        channel = make_channel(name, config.channels[name])
-        if missing := [f for f in getattr(channel, "needs", lambda: ())() if f not in archived]:
-            again = command(config, f"run {report.id} --period {period} --force")
-            raise InputError(f"the archive of {report.id} {period} has no {', '.join(missing)}, which channel "
-                             f"{name!r} ({channel.type}) sends; `{again}` renders it again and sends it to every "
-                             "channel; nothing was sent")
+    if lack := lacking(config, names, archived):
+        name, channel, missing = lack
+        again = command(config, f"run {report.id} --period {period} --force")
+        raise InputError(f"the archive of {report.id} {period} has no {', '.join(missing)}, which channel "
+                         f"{name!r} ({channel.type}) sends; `{again}` renders it again and sends it to every "
+                         "channel; nothing was sent")
 
 
 def _delivered(config: Config, report_id: str, period: str) -> bool:

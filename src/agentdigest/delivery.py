@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from email.utils import parseaddr
@@ -106,13 +106,14 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     # A channel renamed or replaced in the config does not send again what the old one sent (renames.py).
     removed = RemovedSends() if force else sends_of_removed_channels(config, ledger, report_cfg.id, period_key)
     # Where each channel delivers, as a fingerprint: kept with its sends, never the destination (a secret URL).
-    destinations = {name: fingerprint(make_channel(name, config.channels[name])) for name in names}
+    channels = {name: make_channel(name, config.channels[name]) for name in names}
+    destinations = {name: fingerprint(channel) for name, channel in channels.items()}
     unlogged: list[ArchiveError] = []
     try:
         for name in names:
-            done = _deliver_channel(name, config.channels[name], report_cfg.id, period_key, artifacts, ledger=ledger,
-                                    owner=owner, force=force, log=log, secrets=secrets, removed=removed,
-                                    destination=destinations[name])
+            done = _deliver_channel(channels[name], config.channels[name], report_cfg.id, period_key, artifacts,
+                                    ledger=ledger, owner=owner, force=force, log=log, secrets=secrets,
+                                    removed=removed, destination=destinations[name])
             results += done
             _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged, destinations)
     except BaseException as exc:
@@ -170,10 +171,10 @@ def all_secrets(config: Config) -> list[str]:
     return [s for settings in config.channels.values() for s in secret_values(settings)]
 
 
-def _deliver_channel(name: str, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
+def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
                      ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str], removed: RemovedSends,
                      destination: str | None) -> list[DeliveryResult]:
-    channel = make_channel(name, settings)
+    name = channel.name
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
     try:
@@ -359,16 +360,23 @@ def check_formats(config: Config, report_cfg: ReportConfig, formats: set[str] | 
         return
     from .archive import ARTIFACTS
 
-    rendered = {ARTIFACTS[f] for f in formats}
     names = [test_channel(config, report_cfg, test_to)[0]] if test_to else list(report_cfg.channels)
+    if lack := lacking(config, names, {ARTIFACTS[f] for f in formats}):
+        name, channel, missing = lack
+        by_file = {file: fmt for fmt, file in ARTIFACTS.items()}
+        wanted = ",".join(sorted(formats | {by_file.get(f, f) for f in missing}))
+        raise InputError(f"--format {','.join(sorted(formats))} leaves out {', '.join(missing)}, which channel "
+                         f"{name!r} ({channel.type}) sends; use --format {wanted}, or --dry-run to render only")
+
+
+def lacking(config: Config, names: Iterable[str], present: Container[str]) -> tuple[str, Channel, list[str]] | None:
+    """The first of the channels ``names`` that sends a file not among ``present`` (archive file names): its
+    name, the channel and the files it lacks; None when every one has what it sends."""
     for name in names:
         channel = make_channel(name, config.channels[name])
-        missing = [f for f in getattr(channel, "needs", lambda: ())() if f not in rendered]
-        if missing:
-            by_file = {file: fmt for fmt, file in ARTIFACTS.items()}
-            wanted = ",".join(sorted(formats | {by_file.get(f, f) for f in missing}))
-            raise InputError(f"--format {','.join(sorted(formats))} leaves out {', '.join(missing)}, which channel "
-                             f"{name!r} ({channel.type}) sends; use --format {wanted}, or --dry-run to render only")
+        if missing := [f for f in getattr(channel, "needs", lambda: ())() if f not in present]:
+            return name, channel, missing
+    return None
 
 
 def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tuple[str, Any]:
