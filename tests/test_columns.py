@@ -197,8 +197,18 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
      "column 'model' \\(model\\) has type .*, expected text or an integer id; a column named model is read as "
      "model unless \\[source.columns\\] maps model to another column: map it, or read the table through a view "
      "that casts or renames 'model'$"),
+    # Found in a column-types audit: a boolean read as a number was summed as 0/1 (see the test on every engine).
+    ({}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, token_count BOOLEAN",
+     "column 'token_count' \\(token_count\\) has type boolean, expected a number; a column named token_count is read "
+     "as token_count unless"),
+    # A true/false id is a mapping mistake too (two conversations in all): refused as a binary id is.
+    ({"event_id": "ok"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, ok BOOLEAN",
+     "column 'ok' \\(event_id\\) has type boolean, expected text or an integer id$"),
+    ({"conversation_id": "ok"}, "ok BOOLEAN, event_ts TIMESTAMP, event_type TEXT",
+     "column 'ok' \\(conversation_id\\) has type boolean, expected text or an integer id$"),
 ], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column",
-        "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type", "unmapped-optional-column-of-another-type"])
+        "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type", "unmapped-optional-column-of-another-type",
+        "unmapped-boolean-tokens", "boolean-event-id", "boolean-conversation-id"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
     import duckdb
 
@@ -207,6 +217,26 @@ def test_unusable_columns_are_named(columns, ddl, message, tmp_path):
         con.execute(f"CREATE TABLE odd ({ddl})")
     with pytest.raises(InputError, match=message):
         open_source(SourceConfig(url=f"duckdb://{path}", table="odd", columns=columns))
+
+
+@pytest.mark.parametrize("name", ["events.parquet", "events.csv"])
+def test_check_refuses_a_boolean_in_files_mapped_to_a_number(name, tmp_path):
+    """A boolean mapped to token_count in Parquet or CSV files (DuckDB reads a CSV column of true/false as
+    BOOLEAN) is a bad input: exit 2 and one line naming the column, not a report counting true values as tokens."""
+    import subprocess
+    import sys
+
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT 'c1' AS conversation_id, TIMESTAMPTZ '2026-10-20 12:00:00+00' AS event_ts, "
+                    f"'message' AS event_type, true AS cached) TO '{tmp_path / name}'")
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "duckdb://"\nfiles = "{name}"\n'
+                                               '[source.columns]\ntoken_count = "cached"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "column 'cached' (token_count) has type boolean, expected a number" in done.stderr, done.stderr
 
 
 def test_one_error_text_may_be_both_error_type_and_error_message(tmp_path):
@@ -356,7 +386,7 @@ def _text_tokens(backend: str, tmp_path, request) -> dict:
 
 
 def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: list[tuple]) -> dict:
-    """Source settings of a table ``ev`` of ``columns`` (name -> TEXT, TIMESTAMP, BIGINT or DOUBLE PRECISION)
+    """Source settings of a table ``ev`` of ``columns`` (name -> TEXT, TIMESTAMP, BIGINT, DOUBLE PRECISION or BOOLEAN)
     holding ``rows``."""
     ddl = "CREATE TABLE ev (" + ", ".join(f"{name} {kind}" for name, kind in columns.items()) + ")"
     marks = ", ".join(["?"] * len(columns))
@@ -378,7 +408,7 @@ def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: 
     from pyspark.sql import types as T
 
     types = {"TEXT": T.StringType(), "TIMESTAMP": T.TimestampNTZType(), "BIGINT": T.LongType(),
-             "DOUBLE PRECISION": T.DoubleType()}
+             "DOUBLE PRECISION": T.DoubleType(), "BOOLEAN": T.BooleanType()}
     schema = T.StructType([T.StructField(name, types[kind]) for name, kind in columns.items()])
     request.getfixturevalue("spark").createDataFrame(rows, schema).createOrReplaceTempView("ev")
     return {"url": "pyspark://local[2]", "table": "ev"}
@@ -419,6 +449,21 @@ def test_an_unsigned_minus_one_token_count_is_invalid_not_a_failed_run(tmp_path)
     data = _week43(SourceConfig(url="duckdb://", files=str(tmp_path / "events.parquet")))
     assert data.metrics["total_tokens"].value == 5 + 2 ** 53
     assert data.quality.invalid_tokens == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("canon", ["token_count", "latency_ms", "cost_usd"])
+def test_a_boolean_column_mapped_to_a_number_is_refused_on_every_engine(backend, canon, tmp_path, request):
+    """Found in a column-types audit: a BOOLEAN column mapped to token_count (by mistake) was summed as 0/1,
+    a report of the number of true values as tokens; latency and cost likewise. No canonical column is a
+    boolean (DESIGN, Event contract): it is refused as a date or a struct is, the column and its type named."""
+    at = datetime(2026, 10, 20, 12)
+    rows = [("c1", at, "message", True), ("c1", at, "resolution", True), ("c2", at, "message", False)]
+    settings = _user_table(backend, tmp_path, request, {"conv": "TEXT", "created_at": "TIMESTAMP", "kind": "TEXT",
+                                                        "flag": "BOOLEAN"}, rows)
+    with pytest.raises(InputError, match=rf"^column 'flag' \({canon}\) has type boolean, expected a number$"):
+        _week43(SourceConfig(**settings, columns={"conversation_id": "conv", "event_ts": "created_at",
+                                                  "event_type": "kind", canon: "flag"}))
 
 
 # (conversation, time, type, tokens, latency, cost) as text, in 2026-W43; '' and blanks are exports' "no value".

@@ -171,7 +171,11 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         whole = fits == fits.floor()
         absent = value.isnull() & ~nan  # Spark's isnull is true for NaN too
         return ibis.ifelse(absent | whole, value, ibis.literal(-1.0)).cast(target)  # null stays absent
-    if target.is_numeric() and not (have.is_numeric() or have.is_string() or have.is_boolean()):
+    # A boolean is no number: no canonical column is one (DESIGN, Event contract), so a boolean mapped to
+    # token_count, latency_ms or cost_usd is a mapping mistake. Cast, DuckDB and Spark summed it as 0/1 (tokens
+    # were the count of true values, unsaid) and PostgreSQL failed the run as unreadable, exit 3 (found in a
+    # column-types audit).
+    if target.is_numeric() and not (have.is_numeric() or have.is_string()):
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number")
     if target.is_string() and have.is_unknown():
         return value.cast(target)  # a type Ibis has no name for: an enum, a domain (every type has a text form)
