@@ -399,6 +399,22 @@ CUED = [
     ('{"account_id": 12345678}', '{"account_id": [id]}'),
     ('{"customerId": "99887766"}', '{"customerId": "[id]"}'),
     ("account 83749201 7 retries", "account [id] 7 retries"),
+    # Found in a column-types audit: the number after an id was taken into it ("customer [id] error", the
+    # HTTP status lost), and one glued to a unit kept the whole id ("customer 123456 200ms" unchanged). A
+    # group after a space is the id's only while it has under 5 digits or repeats its groups' length.
+    ("customer 123456 500 error", "customer [id] 500 error"),
+    ("customer 123456 200ms", "customer [id] 200ms"),
+    ("account 83749201 500 retries in 3000 ms", "account [id] 500 retries in 3000 ms"),
+    ("account 123456 789", "account [id] 789"),  # 6 then 3 is no layout of grouped digits: a number of its own
+    ("account 12345 6789", "account [id] 6789"),
+    ("account 123456 7890abc", "account [id] 7890abc"),
+    ("account 123 456 789", "account [id]"),  # groups of one length
+    ("account 1234 5678 9012 timeout", "account [id] timeout"),
+    ("account 12 345 678", "account [id]"),  # under 5 digits, the id takes the next group
+    ("account 123 4567", "account [id]"),
+    ("account number: 1234 5678 500", "account number: [id] 500"),
+    ("customer 123456 123456ms", "customer [id] 123456ms"),  # the longest end that ends a number
+    ("Account Nr. 12-345-678 404", "Account Nr. [id] 404"),
     # a word a validation message opens with is a name when no message follows it
     ("last_name: Field", "last_name: [name]"),
     ("last_name=Field first_name=Sally", "last_name=[name] first_name=[name]"),
@@ -465,6 +481,7 @@ CUED_UNCHANGED = [
     "accounting 123456",
     "account 12345-beta",
     "member 12345.67 USD",
+    "customer 1234 200ms",  # 4 digits, and the 200 is a duration: no id
 ]
 
 

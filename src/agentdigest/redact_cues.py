@@ -15,18 +15,41 @@ import re
 # "acct #1234567", "customer id 99887766", "passport no. 123456789", "accountId": "12345678"): 5+ digits,
 # single spaces (before 3+ digits) or dashes between groups. "policy" and the like need a qualifier ("policy
 # number"; a retry policy's 30000 ms stays); an order id names a purchase, and a number without a cue
-# looks like any other ("attempt 123456"). Possessive: a run of cues or digits is read once.
+# looks like any other ("attempt 123456"). Possessive: a run of cues or digits is read once. Where the
+# id ends is _id's.
 _ID = re.compile(
     r"(?i:(?:(?<![\w-])|(?<=_))((?:(?:account|acct|customer|member|patient|passport|subscriber)"
     r"(?:[ _-]?(?:id|no\.?|nr\.?|num(?:ber)?))?"
     r"|(?:policy|membership|insurance|tax|social[ _-]security|national)[ _-]?(?:id|no\.?|nr\.?|num(?:ber)?))"
     r"[\"']?(?:(?: ?#)?(?: ?[:=] ?[\"']?| [\"']?)| ?#|(?<=\.))))"
-    r"(?!\d{4}-\d\d-\d\d(?!\d))(\d++(?:-\d+| \d{3,})*+)(?![\w-]|[.,]\d)"
+    r"(?!\d{4}-\d\d-\d\d(?!\d))(\d++(?:-\d+| \d{3,})*+)"
 )
+# What ends an id: not a letter, a digit, a dash or a decimal part ("account 12345-beta", "member 12345.67 USD").
+_ID_END = re.compile(r"(?![\w-]|[.,]\d)")
 
 
 def _id(match: re.Match[str]) -> str:
-    return match.group(1) + "[id]" if sum(ch.isdigit() for ch in match.group(2)) >= 5 else match.group(0)
+    """The digits after a cue as [id], up to where the id ends. Dashes join groups; a group after a space is
+    the id's only while the id has under 5 digits ("1234 5678", "12 345 678") or when it repeats the last
+    group's length ("123 456 789", "1234 5678 9012"). Taken whole, "customer 123456 500 error" lost its HTTP
+    status to the id, and "customer 123456 200ms" kept the whole id, the unit failing the end of the match
+    (found in an audit). "account 123456 789" is ambiguous: 6 then 3 is no layout of grouped digits, so the
+    789 stays, as a status or a count would; were it the id's tail, 3 digits alone identify no one."""
+    digits = match.group(2)
+    ends: list[tuple[int, int]] = []  # (where the id may end in digits, its digits up to there)
+    end = count = 0
+    last = ""
+    for group in digits.split(" "):
+        # a layout has one separator: "12-345-678 404" is an id and a status
+        if ends and count >= 5 and ("-" in group or "-" in last or len(group) != len(last)):
+            break
+        end, count, last = end + bool(ends) + len(group), count + sum(ch.isdigit() for ch in group), group
+        ends.append((end, count))
+    # The longest of these ends that ends a number: "customer 123456 123456ms" is [id] before the duration.
+    for end, count in reversed(ends):
+        if count >= 5 and _ID_END.match(match.string, match.start(2) + end):
+            return match.group(1) + "[id]" + digits[end:]
+    return match.group(0)
 
 
 # Where a person's name follows: "my name is", "the caller's name is", "Name is" opening a sentence, "this is
