@@ -137,3 +137,27 @@ def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
         open_source(SourceConfig(url=pg_url, table="no_such_table"))
     source = open_source(SourceConfig(url=url, table="events.agent_events"))
     source.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_role_without_usage_on_the_schema_is_one_line_exit_3(pg_url, tmp_path, command):
+    """Found in a PostgreSQL audit: a role granted SELECT on the table but not USAGE on its schema ended every
+    run and check with "unexpected error: InsufficientPrivilege: permission denied for schema events" (exit 1):
+    Ibis reads the columns from the catalog, then agentdigest's own catalog query refused the name."""
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    url = reader_url(pg_url, "agentdigest_schemaless")
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("REVOKE USAGE ON SCHEMA events FROM agentdigest_schemaless")
+    tz, kind, key = SCENARIOS[SCENARIO]
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
+        f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+    args = ["run", "r", "--period", key, "--dry-run", "--format", "json"] if command == "run" else ["check"]
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "cannot read table 'events.agent_events' (permission denied for schema events)" in done.stderr, done.stderr

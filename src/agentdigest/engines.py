@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 from .config import SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text, mask_url, url_secrets
+from .source_errors import timeout_advice
 from .sources import _table, register_backend, table_path
 
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
@@ -78,7 +79,16 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         where = " or ".join(f"{_sql_name(schema)}.{_sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
     table = _naive_event_ts_as_utc(table, cfg.columns.get("event_ts", "event_ts"))
-    return con, _enums_and_money(con, table, cfg.table), cfg.table
+    try:
+        table = _enums_and_money(con, table, cfg.table)
+    except Exception as exc:
+        con.disconnect()
+        # A role with SELECT on the table but no USAGE on its schema: Ibis reads the columns from the catalog,
+        # but to_regclass refuses the name, and every run and check ended "unexpected error: InsufficientPrivilege:
+        # permission denied for schema Events" (exit 1; found in a PostgreSQL audit).
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot read table {cfg.table!r} ({first_line(exc, 300)})"
+                          f"{timeout_advice(exc)}") from exc
+    return con, table, cfg.table
 
 
 def _sql_name(part: str) -> str:
