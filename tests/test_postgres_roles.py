@@ -17,7 +17,7 @@ from backend_loaders import load_postgres, postgres_setting
 from conftest import checked_source_line
 from compare import compare_report
 from reference import Reference
-from trapdata import SCENARIOS, now_for, trap_rows
+from trapdata import COLUMNS, SCENARIOS, now_for, trap_rows
 
 SCENARIO = "berlin-fall-week"
 
@@ -161,3 +161,44 @@ def test_a_role_without_usage_on_the_schema_is_one_line_exit_3(pg_url, tmp_path,
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "cannot read table 'events.agent_events' (permission denied for schema events)" in done.stderr, done.stderr
+
+
+@pytest.mark.postgres
+def test_a_column_the_role_may_not_read_is_absent_unless_the_report_needs_it(pg_url):
+    """Found in a PostgreSQL audit: column privileges that keep a reporting role from error_message (user content,
+    may hold PII) failed every run with "permission denied for table agent_events" (exit 3), naming no column, and
+    no setting could leave a column read by its name out. It is now absent, as a column the table lacks; a required
+    or mapped one the role may not read is an error naming it and the grant."""
+    import psycopg
+
+    from agentdigest.errors import SourceError
+
+    rows = trap_rows(SCENARIO)
+    load_postgres(rows, pg_url)
+    url = reader_url(pg_url, "agentdigest_columns")
+    readable = [c for c in COLUMNS if c != "error_message"]
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("REVOKE SELECT ON events.agent_events FROM agentdigest_columns")
+        con.execute(f"GRANT SELECT ({', '.join(readable)}) ON events.agent_events TO agentdigest_columns")
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = open_source(SourceConfig(url=url, table="events.agent_events"))
+    try:
+        assert "error_message" not in source.present and "error_type" in source.present
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
+                              now=now_for(SCENARIO))
+    finally:
+        source.close()
+    without = [{**r, "error_message": None} for r in rows]
+    mismatches = compare_report(json.loads(data.to_json()), Reference(without, tz, kind, key, now_for(SCENARIO)))
+    assert not mismatches, "\n".join(mismatches)
+
+    def refused(columns: dict, missing: str) -> None:
+        with pytest.raises(SourceError, match=rf"the role may not read column\(s\) {missing} of table "
+                                              rf"'events.agent_events', which the report needs \(expected GRANT "
+                                              rf"SELECT \({missing}\) ON events.agent_events to the role\)$"):
+            open_source(SourceConfig(url=url, table="events.agent_events", columns=columns))
+
+    refused({"error_message": "error_message"}, "error_message")  # mapped: the user asked for it
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("REVOKE SELECT (event_type) ON events.agent_events FROM agentdigest_columns")
+    refused({}, "event_type")  # required

@@ -15,7 +15,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
-from .config import SourceConfig
+from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text, mask_url, url_secrets
 from .source_errors import timeout_advice
@@ -80,7 +80,20 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
     table = _naive_event_ts_as_utc(table, cfg.columns.get("event_ts", "event_ts"))
     try:
-        table = _enums_and_money(con, table, cfg.table)
+        # Column privileges that keep PII from a reporting role (error_message, say): every query failed with
+        # "permission denied for table agent_events" (exit 3), naming no column, and a column read by its name
+        # cannot be left out in [source.columns] (found in a PostgreSQL audit). Such a column is absent, unless
+        # the report needs it: a required column, or one [source.columns] maps.
+        hidden = [col for col in _unreadable_columns(con, cfg.table) if col in table.columns]
+        needed = sorted(set(hidden) & {*(cfg.columns.get(c, c) for c in REQUIRED_COLUMNS), *cfg.columns.values()})
+        if needed:
+            raise SourceError(f"source {mask_url(cfg.url)}: the role may not read column(s) {', '.join(needed)} of "
+                              f"table {cfg.table!r}, which the report needs (expected GRANT SELECT "
+                              f"({', '.join(_sql_name(c) for c in needed)}) ON {cfg.table} to the role)")
+        table = _enums_and_money(con, table.drop(*hidden) if hidden else table, cfg.table)
+    except SourceError:
+        con.disconnect()
+        raise
     except Exception as exc:
         con.disconnect()
         # A role with SELECT on the table but no USAGE on its schema: Ibis reads the columns from the catalog,
@@ -89,6 +102,18 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise SourceError(f"source {mask_url(cfg.url)}: cannot read table {cfg.table!r} ({first_line(exc, 300)})"
                           f"{timeout_advice(exc)}") from exc
     return con, table, cfg.table
+
+
+def _unreadable_columns(con: Any, name: str) -> list[str]:
+    """The columns of table ``name`` the role may not SELECT, when it may SELECT others (column privileges);
+    none when it may read no column at all: the query then says "permission denied for table"."""
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
+    with con.con.cursor() as cur:
+        cur.execute("SELECT a.attname, has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_attribute a "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (quoted,))
+        found = cur.fetchall()
+    hidden = [col for col, readable in found if not readable]
+    return hidden if len(hidden) < len(found) else []
 
 
 def _sql_name(part: str) -> str:
