@@ -202,3 +202,24 @@ def test_a_column_the_role_may_not_read_is_absent_unless_the_report_needs_it(pg_
     with psycopg.connect(pg_url, autocommit=True) as con:
         con.execute("REVOKE SELECT (event_type) ON events.agent_events FROM agentdigest_columns")
     refused({}, "event_type")  # required
+
+
+@pytest.mark.postgres
+def test_a_table_in_a_later_schema_of_the_search_path_is_found(pg_url):
+    """Found in a PostgreSQL audit: with search_path = "$user", public, events, table = "agent_events" (which
+    PostgreSQL finds in events) was "not found ...; it is in a schema not on the role's search path": Ibis looked
+    in the first schema only. A name PostgreSQL resolves is read as PostgreSQL resolves it."""
+    import psycopg
+
+    rows = trap_rows(SCENARIO)
+    load_postgres(rows, pg_url)
+    url = reader_url(pg_url, "agentdigest_searcher")
+    db = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f'ALTER ROLE agentdigest_searcher IN DATABASE {db} SET search_path = "$user", public, events')
+    source = open_source(SourceConfig(url=url, table="agent_events"))
+    try:
+        assert source.name == "agent_events"
+        assert source.events.count().to_pyarrow().as_py() == len(rows)
+    finally:
+        source.close()

@@ -69,7 +69,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con.disconnect()
         raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
     try:
-        table = _table(con, cfg.table, cfg.url)
+        table = _table(con, _on_search_path(con, cfg.table), cfg.url)
     except InputError as exc:
         schemas = _schemas_holding(con, cfg.table)
         con.disconnect()
@@ -102,6 +102,23 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise SourceError(f"source {mask_url(cfg.url)}: cannot read table {cfg.table!r} ({first_line(exc, 300)})"
                           f"{timeout_advice(exc)}") from exc
     return con, table, cfg.table
+
+
+def _on_search_path(con: Any, name: str) -> str:
+    """An unqualified ``name`` qualified with the schema PostgreSQL finds it in on the role's search path. Ibis
+    looks in the first schema only (current_schema()), so a table in a later one (search_path = "$user", public,
+    analytics) was "not found; it is in a schema not on the role's search path" (found in a PostgreSQL audit)."""
+    path = table_path(name)
+    if len(path) != 1:
+        return name
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.oid = to_regclass(%s)", ('"' + path[0].replace('"', '""') + '"',))
+            found = cur.fetchone()
+    except Exception:  # noqa: BLE001 - Ibis's own lookup says what is wrong
+        return name
+    return f"{_sql_name(found[0])}.{_sql_name(path[0])}" if found else name
 
 
 def _unreadable_columns(con: Any, name: str) -> list[str]:
