@@ -493,6 +493,15 @@ def test_header_bound_values_refuse_line_breaks_and_control_characters(title):
         parse_config(data, "agentdigest.toml")
 
 
+@pytest.mark.parametrize("title", ["", "   ", "\t"])
+def test_a_blank_title_is_refused(title):
+    """Found in a rendering audit: title = "" passed, and the Slack message's header block had no text, which
+    Slack refuses (invalid_blocks), so every period failed to reach Slack; the Subject read " — week of ..."."""
+    data = {"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "title": title}]}
+    with pytest.raises(ConfigError, match=r"reports\[0\]\.title: .*must not be empty"):
+        parse_config(data, "agentdigest.toml")
+
+
 def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
     """Found black-box: an unreachable PostgreSQL ledger passed `check`, then every run failed on it."""
     def check(ledger_url: str) -> subprocess.CompletedProcess:

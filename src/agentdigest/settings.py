@@ -167,6 +167,16 @@ class ReportConfig(StrictModel):
 
     _title = field_validator("title", "subject")(classmethod(lambda cls, v: no_line_breaks(v)))
 
+    @field_validator("title")
+    @classmethod
+    def _title_shown(cls, value: str) -> str:
+        # Found in a rendering audit: title = "" passed check and run, and every Slack message was a header block
+        # without text, which Slack refuses (invalid_blocks): the period never reached the channel. The email's
+        # Subject read " — week of 23 Nov 2026".
+        if not value.strip():
+            raise ValueError("must not be empty: it heads the email, its Subject and the Slack message")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _daily_default(cls, data: Any) -> Any:
