@@ -244,6 +244,21 @@ def test_notes_reach_slack_as_every_other_format() -> None:
     assert blocks[-1]["type"] == "context"  # the period line stays last
 
 
+def test_notes_quoting_agent_patterns_and_paths_are_shown_as_written() -> None:
+    """Found in a rendering audit: the notes went to Slack as mrkdwn, so compute's note on a team report
+    "Only the conversations of billing-*, support-* ..." set ", support-" in bold and lost both asterisks (the
+    context line had been made plain_text for the same scope), and a CSV path's "_2026_" turned italic."""
+    notes = ("Only the conversations of billing-*, support-* (a conversation's agent is that of its first event); "
+             "the data quality is of all the events.",
+             "12% of the rows of the source's files cannot be read and are left out of every figure (the first: "
+             "row 7 of events/agent_events_2026_11.csv after its header: bad quote); check the files.")
+    data = replace(make_report("executive"), notes=notes)
+    blocks = json.loads(render_artifacts(data, {"slack"})["slack.json"])["blocks"]
+    check_limits(blocks)
+    assert "Notes: " + " ".join(notes) in slack_texts(blocks, "plain_text")
+    assert not any("billing-" in text or "agent_events" in text for text in slack_texts(blocks, "mrkdwn"))
+
+
 def extreme_report(audience: str):
     """40 agents with long or hostile names, a long title, 20 error types, long error messages, many notes
     and a data-quality warning: a report shaped to break every Block Kit limit at once."""
@@ -279,7 +294,7 @@ def test_an_extreme_report_is_still_a_valid_slack_message(audience: str) -> None
         assert "<" not in text and ">" not in text
         assert "&" not in re.sub(r"&(amp|lt|gt);", "", text)
         assert "&amp;amp;" not in text and "&amp;lt;" not in text
-    assert any("Note 0: &lt;b&gt;&amp;&lt;/b&gt;" in t for t in mrkdwn)
+    assert any("Note 0: <b>&</b>" in t for t in plain)  # the notes are plain_text
     for text in plain:
         assert "&amp;" not in text and "&lt;" not in text and "&gt;" not in text
     if audience == "engineering":

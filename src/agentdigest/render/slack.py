@@ -187,8 +187,11 @@ def build_blocks(ctx: dict[str, Any]) -> list[Block]:
     blocks += _fields(ctx["kpis"])
     blocks += _engineering(ctx) if r["audience"] == "engineering" else _executive(ctx)
     if ctx["notes"]:  # why a figure is missing or not judged, as the other formats say (a reader audit: the
-        # week after the data began showed "+926%" uncoloured, with the reason in the email only)
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=fit("Notes: " + " ".join(ctx["notes"]), TEXT_MAX))]))
+        # week after the data began showed "+926%" uncoloured, with the reason in the email only).
+        # plain_text, as the context line: a note quotes the report's agent patterns and a CSV file's path, and
+        # in mrkdwn "Only the conversations of billing-*, support-*" set ", support-" in bold (a rendering audit)
+        notes = fit("Notes: " + " ".join(ctx["notes"]), TEXT_MAX, escaped=False, mrkdwn=False)
+        blocks.append(ContextBlock(elements=[PlainTextObject(text=notes, emoji=False)]))
     blocks.append(DividerBlock())
     q = ctx["quality"]
     completeness = q["rows"][0]["value"] if q else "n/a"
