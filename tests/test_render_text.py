@@ -177,3 +177,22 @@ def test_the_model_table_is_not_named_for_tokens_it_lacks() -> None:
                       "\n".join(pdf_text(files["report.pdf"]))):
             assert ("Tokens by model" in shown or "TOKENS BY MODEL" in shown) == (title == "Tokens by model")
             assert title in shown or title.upper() in shown
+
+
+def test_one_conversation_and_one_event_are_singular() -> None:
+    """Found in a rendering audit: "1 conversations this week" and "1 events received"."""
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import ParsedHTML, make_report, metric
+
+    data = make_report("executive")
+    data = replace(data, metrics={**data.metrics, "conversations": metric("conversations", 1, 2)},
+                   quality=replace(data.quality, received_events=1))
+    out = render_artifacts(data, formats={"txt", "html"})
+    body, page = " ".join(out["report.txt"].decode().split()), " ".join(ParsedHTML(out["report.html"].decode()).text.split())
+    for shown in (body, page):
+        assert "1 conversation this week" in shown and "1 conversations" not in shown
+    assert "(1 event received," in body and "1 events" not in body
+    two = " ".join(rendered("executive")["report.txt"].decode().split())
+    assert " conversations this week" in two and "(1 event received" not in two

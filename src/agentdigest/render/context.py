@@ -186,7 +186,7 @@ def opening_sentence(data: ReportData, fmt: Formatter, kind: str) -> str:
     keys = [k for k in keys if k in data.metrics and not _unjudged(data.metrics[k])]
     parts = [p for p in (phrase(data.metrics[k], fmt) for k in keys if k in data.metrics) if p][:OPENING_PARTS]
     if not parts and incomplete:
-        parts = [f"{fmt.count(conversations.value)} conversations on incomplete data"]
+        parts = [f"{fmt.count(conversations.value)} {noun(conversations.value)} on incomplete data"]
     elif not parts:
         parts = [(None if partial else phrase(conversations, fmt)) or f"{fmt.count(conversations.value)} conversations"]
     sentence = "; ".join(parts)
@@ -255,7 +255,12 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
     if len(values) >= 3 and values[0]:
         window = (f"{fmt.signed_pct((values[-1] - values[0]) / values[0] * 100)} over the last "
                   f"{len(values)} {word}s ({fmt.count(values[0])} → {fmt.count(values[-1])})")
-    return {**kpi(metric, fmt), "window": window, "word": word}
+    return {**kpi(metric, fmt), "window": window, "word": word, "noun": noun(metric.value)}
+
+
+def noun(conversations: Any) -> str:
+    """"1 conversation", "0 conversations", "2 conversations" (a rendering audit read "1 conversations")."""
+    return "conversation" if conversations == 1 else "conversations"
 
 
 def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:

@@ -352,7 +352,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
            if data.period_kind == "day" and q.baseline == "previous_periods" else "")
     more = f": more events than the baseline{why}" if (finite_number(q.completeness_pct) or 0) > 110 else ""
     summary = {
-        "completeness": (f"Completeness {fmt.percent(q.completeness_pct)} ({fmt.count(q.received_events)} events "
+        "completeness": (f"Completeness {fmt.percent(q.completeness_pct)} ({fmt.count(q.received_events)} event{'' if q.received_events == 1 else 's'} "
                          f"received, {rows[2][1]} expected){more}; "
                          f"{fmt.count(gaps)} hourly gap{'' if gaps == 1 else 's'}."),
         "invalid": ("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.",

@@ -132,7 +132,7 @@ def executive(ctx: dict[str, Any]) -> list[str]:
         out += heading("Headline figures") + kpi_lines(ctx["kpis"])
     if v := ctx["volume"]:
         out += heading("Volume")
-        out += wrap(f"{v['value']} conversations this {v['word']} ({badge(v)}; previous {v['previous']})."
+        out += wrap(f"{v['value']} {v['noun']} this {v['word']} ({badge(v)}; previous {v['previous']})."
                     + (f" {v['window'][0].upper()}{v['window'][1:]}." if v["window"] else ""))
     out += heading("Estimated savings")
     if s := ctx["savings"]:
