@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from email import policy
@@ -23,7 +24,7 @@ from werkzeug import Response
 from agentdigest import config
 from agentdigest.channels import ChannelFailure, Delivery, make_channel
 from agentdigest.channels.slack import PDF_TARGET, TEST_MARK
-from conftest import PDF_BYTES, free_port
+from conftest import PDF_BYTES, free_port, make_artifacts
 
 HOOK_PATH = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOKtoken"
 WEBHOOK_PATH = "/ingest/PLANTEDpathTOKEN"
@@ -496,6 +497,30 @@ def test_two_test_sends_are_two_messages(smtp_server, tls_cert, artifacts):
         channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",), test=True))
     ids = [BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in smtp.messages]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_a_test_sends_subject_of_a_long_non_ascii_title_is_folded_into_short_encoded_words(smtp_server, tls_cert):
+    """Found in a rendering audit: the "[test] " Subject was re-set and written with lines up to 998
+    characters, so a long non-ASCII title became one 296-character encoded word (RFC 2047 allows 75; strict
+    clients show it raw). The Message-ID stays on one line."""
+    title = " — ".join(["Übersicht der Agenten-Leistung für die Woche, Kundendienst Süd"] * 3)
+    archived = BytesParser(policy=policy.default).parsebytes(make_artifacts()["message.eml"])
+    archived.replace_header("Subject", title)
+    artifacts = {**make_artifacts(), "message.eml": archived.as_bytes(policy=policy.SMTP)}
+    smtp = smtp_server()
+    channel = make_channel("mail", config.EmailChannel.model_validate(dict(
+        type="email", to=["alice@example.com"], smtp_url=smtp.url(), ca_file=str(tls_cert[0]),
+        **{"from": "reports@example.com"})))
+    channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("alice@example.com",), test=True))
+    (_, _, raw), = smtp.messages
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    words = re.findall(r"=\?[^?]+\?[qQbB]\?[^?]*\?=", head)
+    assert words and max(len(w) for w in words) <= 75, max(words, key=len)
+    assert max(len(line) for line in head.split("\r\n")) <= 78 or any(
+        line.startswith("Message-ID:") for line in head.split("\r\n") if len(line) > 78)
+    received = BytesParser(policy=policy.default).parsebytes(raw)
+    assert received["Subject"] == "[test] " + title
+    assert re.search(r"^Message-ID: <[^\r\n]+>\r$", head + "\r", re.M)
 
 
 def test_a_webhook_test_send_never_shares_the_real_deliverys_id(httpserver, artifacts):

@@ -32,9 +32,22 @@ from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, T
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 #: Seconds to wait for the answer to the message's final "." (RFC 5321 4.5.3.2.6), when ``timeout`` is shorter.
 DATA_END_TIMEOUT = 600.0
-# CRLF; headers we set are folded only past RFC 5322's hard limit, so a Message-ID stays on
-# its own line (a folded one is legal but some tools mis-parse it). Archived headers keep their folds.
-_WIRE = policy.SMTP.clone(max_line_length=998)
+_UNFOLDED = policy.SMTP.clone(max_line_length=998)
+
+
+class _WirePolicy(type(policy.SMTP)):  # type: ignore[misc]
+    """CRLF, headers folded at 78 as the archived message's are; a Message-ID only past RFC 5322's hard limit,
+    so it stays on its own line (a folded one is legal but some tools mis-parse it). All at 998 made a test
+    send's "[test] " Subject of a long non-ASCII title one 296-character encoded word, where RFC 2047 allows 75
+    and strict clients show it raw (found in a rendering audit)."""
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "message-id":
+            return _UNFOLDED.fold_binary(name, value)
+        return super().fold_binary(name, value)
+
+
+_WIRE = _WirePolicy(linesep="\r\n")
 
 
 @dataclass(frozen=True)
