@@ -205,6 +205,35 @@ def test_a_column_the_role_may_not_read_is_absent_unless_the_report_needs_it(pg_
 
 
 @pytest.mark.postgres
+def test_a_column_the_role_may_not_read_is_named_so_in_the_notes(pg_url):
+    """"The events have no model column" sent the reader of a report whose role may not read the table's model
+    column looking for a column the table has: the note says the role may not read it."""
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    url = reader_url(pg_url, "agentdigest_notes")
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("REVOKE SELECT ON events.agent_events FROM agentdigest_notes")
+        con.execute(f"GRANT SELECT ({', '.join(c for c in COLUMNS if c != 'model')}) ON events.agent_events "
+                    "TO agentdigest_notes")
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = open_source(SourceConfig(url=url, table="events.agent_events"))
+    try:
+        assert source.withheld == {"model"} and "model" not in source.present
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
+                              now=now_for(SCENARIO))
+    finally:
+        source.close()
+    assert "The source's role may not read the model column: the by-model table is not shown." in data.notes
+    assert not [n for n in data.notes if "no model column" in n] and data.by_model is None
+    full = open_source(SourceConfig(url=pg_url, table="events.agent_events"))  # the owner reads every column
+    try:
+        assert full.withheld == frozenset() and "model" in full.present
+    finally:
+        full.close()
+
+
+@pytest.mark.postgres
 def test_a_table_in_a_later_schema_of_the_search_path_is_found(pg_url):
     """Found in a PostgreSQL audit: with search_path = "$user", public, events, table = "agent_events" (which
     PostgreSQL finds in events) was "not found ...; it is in a schema not on the role's search path": Ibis looked

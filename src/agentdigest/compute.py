@@ -97,7 +97,7 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
     notes = _notes(report, period, found, trend, present=source.present, overflowed=overflowed, running=running,
                    first=first, unvalued=unvalued[CUR], partly=partly, savings_shown=savings is not None,
-                   quality=quality, unreadable=source.unreadable)
+                   quality=quality, unreadable=source.unreadable, withheld=source.withheld)
 
     has = source.present
     return ReportData(
@@ -126,9 +126,9 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tuple[dict[str, Any], ...], *,
            present: frozenset[str], overflowed: list[str], running: bool, first: bool, unvalued: list[str],
            partly: dict[str, Any], savings_shown: bool, quality: Quality,
-           unreadable: Unreadable | None) -> list[str]:
+           unreadable: Unreadable | None, withheld: frozenset[str] = frozenset()) -> list[str]:
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
-    notes = coverage.absence_notes(present, savings_asked=report.human_cost_per_conversation is not None)
+    notes = coverage.absence_notes(present, withheld, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:
         notes.insert(0, f"Only the conversations of {', '.join(report.agents)} (a conversation's agent is that of its "
                         f"first event); the data quality is of all the events.")

@@ -68,9 +68,12 @@ def unvalued(row: dict[str, Any] | None) -> list[str]:
     return [col for col in SUMMED if f"{col}_values" in row and not row[f"{col}_values"]]
 
 
-def absence_notes(present: frozenset[str], *, savings_asked: bool) -> list[str]:
-    """One sentence per optional column the events lack, saying what the reader does not get."""
-    return [f"The events have no {col} column: {WITHOUT[col]}"
+def absence_notes(present: frozenset[str], withheld: frozenset[str] = frozenset(), *,
+                  savings_asked: bool) -> list[str]:
+    """One sentence per optional column the events lack, saying what the reader does not get; ``withheld``
+    ones the table has but the source's role may not read (PostgreSQL column privileges)."""
+    return [(f"The source's role may not read the {col} column" if col in withheld
+             else f"The events have no {col} column") + f": {WITHOUT[col]}"
             f"{' (estimated savings need it too)' if col == 'cost_usd' and savings_asked else ''}."
             for col in sorted(set(WITHOUT) - present)]
 

@@ -56,6 +56,8 @@ class Source:
     unreadable: Unreadable | None = None
     #: the engine enforces one row per event_id (see engines.unique_ids): the report skips the search for repeats
     unique_ids: bool = False
+    #: optional columns the table has but the role may not read (PostgreSQL column privileges): left out
+    withheld: frozenset[str] = frozenset()
 
     def close(self) -> None:
         _close(self.backend)
@@ -362,7 +364,8 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   temp_tables=engines.temp_tables_allowed(backend, cfg.settings),
                   columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable,
                   unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
-                                                                            cfg.columns.get("event_id", "event_id")))
+                                                                            cfg.columns.get("event_id", "event_id")),
+                  withheld=engines.withheld_columns(backend, cfg.table, cfg.columns.values()))
 
 
 def _close(backend: Any) -> None:
