@@ -283,9 +283,7 @@ class Reference:
         # for a figure whose column has no value in either period, nor for the totals on incomplete data, in
         # the period the data begin in or against it, or in a period that has not ended.
         unjudged = {name for col in unvalued[0] | unvalued[1] for name in SUMMED[col]}
-        completeness = self.quality()["completeness_pct"]
-        totals_unjudged = ((completeness is not None and completeness < 95.0) or self.begins_within(2)
-                           or self.now < self.period(0)[1])
+        totals_unjudged = self.quality()["warning"] or self.begins_within(2) or self.now < self.period(0)[1]
         out = {}
         for name in cur:
             if name in HIGHER_IS_BETTER or name in DERIVED_HIGHER_IS_BETTER:
@@ -431,6 +429,9 @@ class Reference:
         out["received_events"] = received(start, end)
         out["expected_events"] = expected
         out["completeness_pct"] = out["received_events"] / expected * 100.0 if expected else None
+        # README: under 95%; or no event and nothing to compare with (an explicit expectation of none aside)
+        out["warning"] = ((out["completeness_pct"] is not None and out["completeness_pct"] < 95.0)
+                          or (out["received_events"] == 0 and expected is None and hours > timedelta(0)))
         # README: a day report that warns against the previous days says what the same weekday of the 4
         # previous weeks reads, when that one would not warn (95%, the default threshold).
         out["same_weekday_pct"] = None
