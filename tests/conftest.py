@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -226,6 +227,79 @@ def pg_url(pg_server, request):
     name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
     with DatabaseJanitor(user=pg_server.user, host=pg_server.host, port=pg_server.port, dbname=name):
         yield f"postgresql://{pg_server.user}@{pg_server.host}:{pg_server.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server):
+    """Factory: a real PgBouncer in front of :func:`pg_server`, one process per configuration, kept for the session.
+
+    ``pgbouncer(pool_mode, **settings)`` returns a function turning a URL of ``pg_server`` (a database of
+    ``pg_url``, any role) into the same URL through that PgBouncer. Every database name is passed through
+    (``*``); authentication is ``trust``, as the test server's. ``settings`` are more ``[pgbouncer]``
+    lines, such as ``server_reset_query_always=1`` or ``default_pool_size=1``. As root, PgBouncer runs as
+    the ``postgres`` account (it refuses root, as postgres does).
+    """
+    binary = shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None)
+    if binary is None:
+        skip_or_fail("the pgbouncer binary is not installed (Debian: apt-get install pgbouncer)")
+    base = Path(tempfile.mkdtemp(prefix="agentdigest-pgbouncer-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(base, account.pw_uid, account.pw_gid)
+        prefix = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups"]
+    started: dict[tuple, tuple[subprocess.Popen, int]] = {}
+
+    def start(pool_mode: str, **settings):
+        key = (pool_mode, *sorted(settings.items()))
+        if key not in started:
+            port, name = free_port(), f"p{len(started)}"
+            # trust still looks the user up in auth_file; any role the tests create may connect.
+            (base / "users.txt").write_text("".join(f'"{u}" ""\n' for u in ("postgres", *_BOUNCER_ROLES)))
+            lines = ["listen_addr = 127.0.0.1", f"listen_port = {port}", "unix_socket_dir =", "auth_type = trust",
+                     f"auth_file = {base / 'users.txt'}", f"pool_mode = {pool_mode}", f"logfile = {base / name}.log",
+                     *(f"{k} = {v}" for k, v in settings.items())]
+            ini = base / f"{name}.ini"
+            ini.write_text(f"[databases]\n* = host={pg_server.host} port={pg_server.port}\n[pgbouncer]\n"
+                           + "\n".join(lines) + "\n")
+            for path in (ini, base / "users.txt"):
+                os.chmod(path, 0o644)
+            with open(base / f"{name}.err", "wb") as err:  # a file: a pipe nobody reads would fill and stop it
+                proc = subprocess.Popen([*prefix, binary, str(ini)], stdout=subprocess.DEVNULL, stderr=err)
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
+            else:
+                proc.kill()
+                pytest.fail(f"PgBouncer did not listen on {port}")
+            if proc.poll() is not None:
+                log = base / f"{name}.log"
+                pytest.fail(f"PgBouncer did not start: {(base / f'{name}.err').read_text()} "
+                            f"{log.read_text() if log.exists() else ''}")
+            started[key] = (proc, port)
+        port = started[key][1]
+        return lambda url: url.replace(f"@{pg_server.host}:{pg_server.port}/", f"@127.0.0.1:{port}/")
+
+    try:
+        yield start
+    finally:
+        for proc, _ in started.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+#: The roles PostgreSQL tests may reach PgBouncer as (its auth_file lists them).
+_BOUNCER_ROLES = ("agentdigest_pooled",)
 
 
 # -- archived artifacts -----------------------------------------------------------------------
