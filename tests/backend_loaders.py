@@ -78,7 +78,8 @@ def write_csv(rows: list[dict], folder: Path) -> str:
 
 
 def postgres_setting(source, name: str) -> str:
-    """The value of PostgreSQL setting ``name`` on an open PostgreSQL source's connection."""
-    with source.backend.con.cursor() as cur:
+    """The value of PostgreSQL setting ``name`` as an open PostgreSQL source's report queries see it: in the
+    report's transaction, where the source's settings apply (SET LOCAL)."""
+    with source.transaction(), source.backend.con.cursor() as cur:
         cur.execute("SELECT current_setting(%s)", (name,))
         return cur.fetchone()[0]

@@ -118,7 +118,7 @@ def test_postgres_session_settings_and_missing_table(pg_url):
     source = open_source(SourceConfig(url=pg_url, table="events.agent_events",
                                       settings={"work_mem": "64MB", "statement_timeout": "60s"}))
     try:
-        with source.backend.con.cursor() as cur:
+        with source.transaction(), source.backend.con.cursor() as cur:  # a report's transaction (SET LOCAL)
             cur.execute("SELECT current_setting('work_mem'), current_setting('TimeZone'), current_setting('jit')")
             assert cur.fetchone() == ("64MB", "UTC", "off")
     finally:

@@ -270,8 +270,9 @@ def check(
             try:
                 # Future as the report counts them: a row without a conversation_id is missing_required only.
                 future = (ts > clock) & source.events.conversation_id.notnull()
-                rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
-                                               future=future.sum(), **converted))[0]
+                with source.transaction():  # as a report's queries run: in UTC, with [source.settings]
+                    rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
+                                                   future=future.sum(), **converted))[0]
             except ConversionError as exc:
                 raise source.conversion_error(exc) from None
             except QueryFailed as exc:  # named like the run names it

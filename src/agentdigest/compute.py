@@ -59,8 +59,9 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     convert to its column's type is an InputError naming the ``[source.columns]`` key.
     """
     try:
-        return _compute_report(source, report, period, now=now, max_conversation_hours=max_conversation_hours,
-                               notable=notable)
+        with source.transaction():  # PostgreSQL: one transaction, so it works through PgBouncer's transaction mode
+            return _compute_report(source, report, period, now=now, max_conversation_hours=max_conversation_hours,
+                                   notable=notable)
     except ConversionError as exc:
         raise source.conversion_error(exc) from None
     except QueryFailed as exc:

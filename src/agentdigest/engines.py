@@ -2,13 +2,16 @@
 :mod:`agentdigest.spark`).
 
 ``postgresql://user@host:port/db`` (or ``postgres://``) reads ``table`` (``schema.table`` allowed)
-through Ibis's postgres backend; the session runs in UTC so naive ``timestamp`` columns are read as
-UTC, and ``[source.settings]`` become ``SET`` commands (``work_mem = "256MB"``, ``statement_timeout``).
+through Ibis's postgres backend. A report's queries run in one transaction (:func:`one_transaction`), in UTC
+so naive ``timestamp`` columns are read as UTC, with ``[source.settings]`` applied by ``SET LOCAL``
+(``work_mem = "256MB"``, ``statement_timeout``): so it works through PgBouncer in transaction mode.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from typing import Any
 
 import ibis
@@ -20,7 +23,7 @@ from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text, mask_url, url_secrets
 from .source_errors import timeout_advice
-from .sources import _table, register_backend, table_path
+from .sources import _table, query_error, register_backend, table_path
 
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
 
@@ -53,16 +56,19 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # in a PostgreSQL audit: "cannot connect (invalid connection option "sslmod")" exited 3).
         if isinstance(exc, (ValueError, psycopg.ProgrammingError)) or re.search(r"\binvalid \S+ value\b", why):
             raise InputError(f"source.url: {mask_url(cfg.url)} is not a usable PostgreSQL URL ({why})") from exc
+        if "statement pooling" in why:  # PgBouncer's pool_mode = statement refuses every transaction block
+            why += ("; a report runs in one transaction: use a pool in transaction or session mode, "
+                    "or connect directly")
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({why})") from exc
+    # No server-side prepared statements: through PgBouncer in transaction mode (before 1.21) one lives on one
+    # server connection of the pool, and Ibis prepares its column lookup: a second run through the pool failed
+    # "prepared statement "_pg3_0" already exists", and where the pool resets its connections "... does not
+    # exist" (measured, PgBouncer 1.18). Each of a report's queries runs once: preparing bought nothing.
+    con.con.prepare_threshold = None
     try:
-        with con.con.cursor() as cur:
-            # JIT compiling these analytical queries cost up to 1.8 s each (EXPLAIN ANALYZE); a setting can turn it back on.
-            cur.execute("SET jit = off")
-            for key, value in cfg.settings.items():
-                cur.execute("SELECT set_config(%s, %s, false)", (key.lower(), _pg_value(value)))
-            # Ibis sets this too; the event contract depends on it (naive timestamps are UTC).
-            cur.execute("SET TIME ZONE 'UTC'")
-        con.con.commit()
+        # Checked here; applied in each report's transaction (one_transaction), where they end with it.
+        with con.con.transaction(), con.con.cursor() as cur:
+            _set_local(cur, cfg.settings)
     except InputError:
         con.disconnect()
         raise
@@ -154,15 +160,15 @@ def _schemas_holding(con: Any, name: str) -> list[str]:
         return []
 
 
-def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
+def temp_tables_allowed(backend: Any) -> bool:
     """Whether the source's session may create temporary tables, where a report keeps its cohort.
 
     On PostgreSQL a read-only role (``default_transaction_read_only``), a role without the TEMPORARY
     privilege, or a hot standby (a replica, which README advises) may not: every run failed with
     "cannot execute CREATE TABLE in a read-only transaction" (exit 3) while ``check`` said ok (found in a
     PostgreSQL audit). Without them each query computes the cohort anew: the same figures, slower. Such a
-    session also gets ``enable_nestloop = off`` unless ``settings`` ([source.settings]) say otherwise:
-    without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
+    source's reports run with ``enable_nestloop = off`` (:func:`one_transaction`) unless [source.settings]
+    say otherwise: without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
     to it 4,746 times (32 s for a report of 134k events; 7 s without nested loops, 3 s with temporary tables).
     """
     if getattr(backend, "name", "") != "postgres":
@@ -172,8 +178,6 @@ def temp_tables_allowed(backend: Any, settings: dict[str, Any]) -> bool:
             cur.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY') AND NOT pg_is_in_recovery() "
                         "AND current_setting('transaction_read_only') = 'off'")
             allowed = bool(cur.fetchone()[0])
-            if not allowed and "enable_nestloop" not in {key.lower() for key in settings}:
-                cur.execute("SET enable_nestloop = off")
         backend.con.commit()
     except Exception:  # noqa: BLE001 - unknown: try them, as before
         return True
@@ -197,6 +201,52 @@ def withheld_columns(backend: Any, name: str | None, mapped: Iterable[str]) -> f
             pass
         return frozenset()
     return frozenset(hidden) - set(mapped)
+
+
+def one_transaction(backend: Any, settings: dict[str, Any],
+                    temp_tables: bool) -> Callable[[], AbstractContextManager[Any]]:
+    """What a report's queries run inside: on PostgreSQL one transaction, which sets ``settings``
+    ([source.settings]), ``jit = off``, ``enable_nestloop = off`` without temporary tables (see
+    :func:`temp_tables_allowed`) and the UTC ``TimeZone`` with ``SET LOCAL``, and holds the report's temporary
+    tables (released before it commits); other engines need nothing.
+
+    Through PgBouncer in transaction mode each transaction may run on another server connection. Measured
+    (PgBouncer 1.18) when the settings were SET for the session and each query was its own transaction: a
+    report failed "relation "ibis_cached_..." does not exist" (exit 3), its temporary table made on another
+    connection; [source.settings] and jit = off were lost, and left behind on the pool's connections for
+    other clients. One transaction runs on one server connection, and SET LOCAL ends with it, whatever the pool.
+    """
+    if getattr(backend, "name", "") != "postgres":
+        return nullcontext
+    return partial(_in_one_transaction, backend.con, settings, not temp_tables)
+
+
+@contextmanager
+def _in_one_transaction(con: Any, settings: dict[str, Any], nestloop_off: bool) -> Iterator[None]:
+    phase = "begin"
+    try:
+        with con.transaction():  # commits, or rolls back when the report failed
+            with con.cursor() as cur:
+                _set_local(cur, settings, nestloop_off)
+            phase = "report"
+            yield
+            phase = "commit"
+    except Exception as exc:
+        if phase == "report":
+            raise
+        raise query_error(exc) from exc  # the connection was lost, say
+
+
+def _set_local(cur: Any, settings: dict[str, Any], nestloop_off: bool = False) -> None:
+    """Apply the session's settings for the current transaction only (SET LOCAL): none stays on the connection."""
+    # JIT compiling these analytical queries cost up to 1.8 s each (EXPLAIN ANALYZE); a setting can turn it back on.
+    cur.execute("SET LOCAL jit = off")
+    if nestloop_off:  # before the settings: enable_nestloop = "on" there keeps them
+        cur.execute("SET LOCAL enable_nestloop = off")
+    for key, value in settings.items():
+        cur.execute("SELECT set_config(%s, %s, true)", (key.lower(), _pg_value(value)))
+    # Ibis sets this for the session too; the event contract depends on it (naive timestamps are UTC).
+    cur.execute("SET LOCAL TIME ZONE 'UTC'")
 
 
 def unique_ids(backend: Any, name: str | None, column: str) -> bool:

@@ -11,7 +11,7 @@ import glob
 import os
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ class Source:
     unique_ids: bool = False
     #: optional columns the table has but the role may not read (PostgreSQL column privileges): left out
     withheld: frozenset[str] = frozenset()
+    #: what a report's queries (and check's) run inside: on PostgreSQL one transaction (see engines.one_transaction)
+    transaction: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def close(self) -> None:
         _close(self.backend)
@@ -358,10 +360,11 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
             raise
         raise InputError(f"{config_file}: {exc}") from exc
     approx = kind in ("pyspark",)
+    temp_tables = engines.temp_tables_allowed(backend)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
                   fixed_threads="threads" in cfg.settings, converted=converted,
                   config_file=None if config_file is None else str(config_file), raw=table,
-                  temp_tables=engines.temp_tables_allowed(backend, cfg.settings),
+                  temp_tables=temp_tables, transaction=engines.one_transaction(backend, cfg.settings, temp_tables),
                   columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable,
                   unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
                                                                             cfg.columns.get("event_id", "event_id")),
