@@ -722,10 +722,12 @@ schedule = "0 0 * * mon"
     assert not list((homes[1] / "reports").glob("weekly-exec/*/report.json"))  # nothing B computed is kept as sent
 
 
-def test_the_events_file_is_free_for_its_writer_while_reports_are_delivered(tmp_path, events, httpserver):
+@pytest.mark.parametrize("scheduled", [False, True], ids=["run", "run --due"])
+def test_the_events_file_is_free_for_its_writer_while_reports_are_delivered(tmp_path, events, httpserver, scheduled):
     """A DuckDB file allows one writer or readers, never both: a run that kept the source open through a
     delivery (retries can take minutes) locked out the application writing its events. The source is
-    closed after each report's computation and reopened for the next."""
+    closed after each report's computation and reopened for the next. Found in an operations audit: the
+    scheduled pass (`run --due` and `agentdigest schedule`) still held it open through every delivery."""
     home = home_with(tmp_path, events, f"""
 [source]
 url = "duckdb://events.duckdb"
@@ -755,7 +757,15 @@ channels = ["hook"]
         return Response("", status=204)
 
     httpserver.expect_request("/ingest").respond_with_handler(deliver_while_the_application_writes)
-    done = run_in(home, "run", "--period", "2026-W47")
+    if scheduled:  # Monday 09:05 Berlin a week before the last: the week before the last complete one is due
+        from datetime import datetime, timedelta, timezone
+
+        from agentdigest.periods import last_complete
+
+        week = last_complete("week", datetime.now(timezone.utc), "Europe/Berlin")
+        done = run_in(home, "run", "--due", "--now", (week.start + timedelta(hours=9, minutes=5)).isoformat())
+    else:
+        done = run_in(home, "run", "--period", "2026-W47")
     assert done.returncode == 0, done.stderr
     assert [w.returncode for w in writes] == [0, 0], [w.stderr for w in writes]
     import duckdb

@@ -131,9 +131,13 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 run = PeriodRun(report.id, period)
                 result.runs.append(run)
                 try:
-                    if source is None:
-                        from .sources import open_source
+                    from .sources import open_source, scheme_of
 
+                    # One source for the pass, except a DuckDB one: the run opens it, closes it after computing
+                    # and reopens it itself, so the application writing the events file is not locked out
+                    # through the deliveries (found in an operations audit: the scheduler and `run --due` held
+                    # it open through every delivery and its retries).
+                    if source is None and scheme_of(config.source.url) != "duckdb":
                         source = open_source(config.source, config.path)
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
