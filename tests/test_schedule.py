@@ -150,17 +150,28 @@ def test_check_missed_exits_1_exactly_when_a_due_report_is_late(tmp_path, events
     assert ("weekly" in buffer.getvalue()) == bool(code)
 
 
-def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events):
+@pytest.mark.parametrize("broken", ["channel", "source"])
+def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events, broken):
     """Found in a scheduling audit: a week whose delivery failed dropped out of the next fire's window
-    (catch_up = 0), was never retried, and check --missed stopped naming it: silently missed."""
-    blocked = tmp_path / "outbox"
-    blocked.write_text("a file where the outbox folder should be")  # the outbox cannot write: it fails
-    path = write_config(tmp_path, events=events, channels=outbox(path=str(blocked)), reports=[NY_WEEKLY])
-    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1  # 2026-W48 failed
+    (catch_up = 0), was never retried, and check --missed stopped naming it: silently missed. Found again
+    in an operations audit with the source down at the fire: the run failed before it touched the ledger,
+    so the week was forgotten the same way (and said to have come due while no pass ran)."""
+    import shutil
+
+    blocked, source = tmp_path / "outbox", tmp_path / "events.duckdb"
+    shutil.copyfile(events, source)
+    path = write_config(tmp_path, events=source, channels=outbox(path=str(blocked)), reports=[NY_WEEKLY])
+    if broken == "channel":
+        blocked.write_text("a file where the outbox folder should be")  # the outbox cannot write: it fails
+    else:
+        source.rename(tmp_path / "away.duckdb")  # the events' database is down
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == (1 if broken == "channel" else 3) and "2026-W48" in out, out  # 2026-W48 failed
     con, buffer = console()
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=con) == 1
     assert "2026-W48" in buffer.getvalue() and "2026-W49" in buffer.getvalue()
-    blocked.unlink()  # fixed: the next fire sends the failed week and the new one, oldest first
+    # fixed: the next fire sends the failed week and the new one, oldest first
+    blocked.unlink() if broken == "channel" else (tmp_path / "away.duckdb").rename(source)
     code, out = due_run(path, "2026-12-07T14:01:00Z")
     assert code == 0, out
     assert sent_files(blocked) == {("weekly", "2026-W48"): 1, ("weekly", "2026-W49"): 1}

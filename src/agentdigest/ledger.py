@@ -316,12 +316,21 @@ class Ledger(LedgerDatabase):
 
     def tried_periods(self, report_id: str) -> tuple[list[str], list[str]]:
         """The period keys of ``report_id`` that some channel got, and those with a delivery that was tried
-        and never sent (failed, or left ``sending`` by a sender that died); test sends not counted."""
-        d = deliveries.c
+        and never sent (failed, or left ``sending`` by a sender that died) or a scheduled run that ended
+        before any channel got it (its source could not be read); test sends not counted.
+
+        Found in an operations audit: a scheduled run that failed before delivering (the events' database
+        down) left no delivery row, so once the next period came due the failed one was forgotten: not
+        retried, no longer late, and said to have "come due while no pass ran"."""
+        d, r = deliveries.c, runs.c
         with self._read() as conn:
             rows = conn.execute(select(d.period_key, d.sent_at.is_not(None)).distinct().where(
                 d.report_id == report_id, d.kind == "period")).all()
-        return sorted({key for key, sent in rows if sent}), sorted({key for key, sent in rows if not sent})
+            failed = conn.execute(select(r.period_key).distinct().where(
+                r.report_id == report_id, r.trigger == "due", r.state.in_(("failed", "interrupted", "abandoned")))).all()
+        sent = {key for key, was_sent in rows if was_sent}
+        unsent = {key for key, was_sent in rows if not was_sent} | ({key for (key,) in failed} - sent)
+        return sorted(sent), sorted(unsent)
 
     def deliveries(self, report_id: str, period_key: str) -> list[dict[str, Any]]:
         """Every delivery row (period and test) of one report period."""

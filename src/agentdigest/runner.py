@@ -135,7 +135,13 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         if not test_to:
             for report, period in todo:
                 refuse_unfinished(report, period, now)
-    sources = _RunSource(config, source)
+    try:
+        sources = _RunSource(config, source)
+    except Exception as exc:
+        if trigger == "due" and ledger is not None and not dry_run:
+            for report, period in todo:
+                note_unread(ledger, report.id, period.key, exc)
+        raise
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []
@@ -284,6 +290,12 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
     with period_lock(archive, report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up), \
             ledger.hold_period(report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up):
         yield
+
+
+def note_unread(ledger: Any, report_id: str, period_key: str, exc: Exception) -> None:
+    """Record a scheduled run whose source could not be opened as failed: the ledger then keeps the period
+    due (retried and late) after the next one comes due, as it keeps one whose delivery failed."""
+    ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), "failed", first_line(exc))
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:

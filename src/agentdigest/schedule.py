@@ -138,7 +138,14 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     # through the deliveries (found in an operations audit: the scheduler and `run --due` held
                     # it open through every delivery and its retries).
                     if source is None and scheme_of(config.source.url) != "duckdb":
-                        source = open_source(config.source, config.path)
+                        try:
+                            source = open_source(config.source, config.path)
+                        except Exception as exc:
+                            if not dry_run:
+                                from .runner import note_unread
+
+                                note_unread(ledger, report.id, period.key, exc)
+                            raise
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
                                           source=source, delivery_log=_DELIVERY_DETAIL)[0]
