@@ -141,6 +141,46 @@ def test_daemon_catches_up_one_period_stops_on_sigterm_and_restarts_without_rese
     assert len(beats) == 2 and {b["info"]["state"] for b in beats} == {"stopped"}
 
 
+def test_a_stop_that_comes_while_a_report_computes_sends_nothing_and_the_next_pass_sends_it(tmp_path, events,
+                                                                                            monkeypatch):
+    """Found in an operations audit: a SIGTERM (docker stop) that came while a report computed still started its
+    delivery, which could outlast the 8 s stop deadline: the process then ended mid-send, its claim left "sending"
+    for the next start to wait out. The stop is set from inside the computation here (a signal's timing cannot be
+    pinned in a test): nothing is archived or sent, the run is recorded as interrupted, and the next pass sends
+    the period once."""
+    from agentdigest import runner
+    from agentdigest.schedule import run_pass
+
+    config_path = write_config(tmp_path, events=events, reports=[daily()],
+                               channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}})
+    key = expected_period(config_path)
+    config = load_config(config_path)
+    stop = threading.Event()
+    real = runner.compute
+
+    def computing(*args, **kwargs):
+        data = real(*args, **kwargs)
+        stop.set()  # as the daemon's SIGTERM handler does
+        return data
+
+    monkeypatch.setattr(runner, "compute", computing)
+    ledger = Ledger(config.ledger.url)
+    try:
+        first = run_pass(config, config.reports, datetime.now(timezone.utc), ledger=ledger, stop=stop)
+        assert stop.is_set() and not sent_files(tmp_path / "outbox")
+        assert not (tmp_path / "reports" / "daily" / key).exists()  # not archived either
+        assert [(r.period.key, r.failed, r.deliveries) for r in first.runs] == [(key, False, [])]
+        runs = [h for h in ledger.history("daily") if h["kind"] == "run"]
+        assert [(r["period_key"], r["state"], r["trigger"]) for r in runs] == [(key, "interrupted", "due")]
+        assert "shutting down" in runs[0]["error"]
+        monkeypatch.setattr(runner, "compute", real)
+        second = run_pass(config, config.reports, datetime.now(timezone.utc), ledger=ledger, stop=threading.Event())
+    finally:
+        ledger.close()
+    assert [d.state for r in second.runs for d in r.deliveries] == ["sent"]
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+
 def test_sigterm_lets_the_delivery_in_flight_finish(tmp_path, events, stalling_smtp):
     handler, url = stalling_smtp(stall_seconds=3)
     config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])])

@@ -8,6 +8,7 @@ delivery (``agentdigest resend`` re-delivers from the archive).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ class RunOutcome:
     resumed: str | None = None
     #: why this dry run or test was archived apart (the period's archive keeps what was sent)
     preview: str | None = None
+    #: computed, then neither archived nor delivered: the scheduler was stopping (the next start runs it)
+    stopped: bool = False
 
     @property
     def failed(self) -> bool:
@@ -111,8 +114,11 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 period_key: str | None = None, periods: dict[str, list[Period]] | None = None,
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
                 archive: Path | None = None, test_to: str | None = None, trigger: str = "manual",
-                ledger: Any = None, source: Source | None = None, delivery_log: Any = None) -> list[RunOutcome]:
+                ledger: Any = None, source: Source | None = None, delivery_log: Any = None,
+                stop: threading.Event | None = None) -> list[RunOutcome]:
     """Run each report for its period(s): the given key, the given periods, or the last complete one.
+
+    ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered.
 
     ``delivery_log`` gets the per-target delivery lines (default: this module's logger); a caller that
     reports each delivery itself (the scheduler's decision log) passes a quieter one."""
@@ -158,7 +164,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
-                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log))
+                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop))
     finally:
         sources.close()
         if (own_ledger or read_only is not None) and ledger is not None:
@@ -179,7 +185,7 @@ def _existing_ledger(config: Config) -> Any:
 
 def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _RunSource, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
-             trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
+             trigger: str, ledger: Any, delivery_log: Any, stop: threading.Event | None = None) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
@@ -218,6 +224,14 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
         finally:
             sources.rest()
         log.info("computed %s %s", report.id, period.key)
+        if stop is not None and stop.is_set() and run_id is not None:
+            # Found in an operations audit: a stop (SIGTERM: docker stop) that came while the report computed
+            # still started its delivery, which could outlast the stop deadline: the process then ended mid-send,
+            # its claim left "sending" for the next start to wait out, the relay perhaps holding the message.
+            # Nothing is started once the scheduler is stopping; the next start runs the period (still due).
+            ledger.finish_run(run_id, "interrupted", "stopped before delivering: the scheduler was shutting down")
+            outcome.stopped = True
+            return outcome
         if not deliver:
             outcome.archive_dir, outcome.files = render_and_archive(config, report, outcome.data, archive, formats, now)
             log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)

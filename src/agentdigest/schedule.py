@@ -148,7 +148,12 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                             raise
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
-                                          source=source, delivery_log=_DELIVERY_DETAIL)[0]
+                                          source=source, delivery_log=_DELIVERY_DETAIL, stop=stop)[0]
+                    if outcome.stopped:
+                        decision("stopping", "%s %s: computed, not sent: shutting down; the next start sends it",
+                                 report.id, period.key, report=report.id, period=period.key)
+                        run.skipped = "computed, not sent: the scheduler was shutting down"
+                        return result
                     run.deliveries, run.skipped = list(outcome.deliveries), outcome.skipped
                     if run.skipped:
                         decision("skipped_sent", "%s %s: %s", report.id, period.key, run.skipped,
