@@ -195,6 +195,27 @@ def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, reque
     assert '"INT"' in line and '"BIGINT"' in line and line.endswith("expected one type per column in every file"), line
 
 
+@pytest.mark.parametrize("url", ENGINES)
+def test_naive_and_utc_timestamps_across_parquet_files(url, tmp_path, request):
+    """event_ts written with a time zone in some files (isAdjustedToUTC=true) and without in others (a writer
+    that changed, a backfill from another tool): DuckDB reads both, naive as UTC (the event contract). Spark
+    4 reads the naive one as TIMESTAMP_NTZ, which mergeSchema refuses beside TIMESTAMP: every run failed,
+    'the files give column 'event_ts' different types' (exit 3), though each file was right (found in a Spark
+    audit). Now both engines read the same instants, the naive ones as UTC."""
+    utc = [datetime(2026, 10, 25, 23, 30, tzinfo=timezone.utc), datetime(2026, 10, 26, 0, 15, tzinfo=timezone.utc)]
+    naive = [datetime(2026, 10, 25, 23, 45), datetime(2026, 10, 26, 0, 0, 0, 1)]
+    for name, times, kind in (("a", utc, pa.timestamp("us", tz="UTC")), ("b", naive, pa.timestamp("us"))):
+        pq.write_table(pa.table({"conversation_id": [f"{name}1", f"{name}2"], "event_ts": pa.array(times, kind),
+                                 "event_type": ["message"] * 2}), tmp_path / f"{name}.parquet")
+    source = _open(url, str(tmp_path / "*.parquet"), request)
+    try:
+        got = source.events.order_by("event_ts").to_pyarrow()
+    finally:
+        source.close()
+    expected = sorted(zip([*utc, *(t.replace(tzinfo=timezone.utc) for t in naive)], ["a1", "a2", "b1", "b2"]))
+    assert list(zip(got["event_ts"].to_pylist(), got["conversation_id"].to_pylist())) == expected
+
+
 @pytest.mark.spark
 def test_a_file_beside_partition_folders_is_not_left_out_silently(spark, tmp_path):
     """Spark reads a folder of date=…/ folders without the files beside them: a backfill dropped into

@@ -116,6 +116,10 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         "spark.sql.csv.parser.columnPruning.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
+        # Naive Parquet timestamps (isAdjustedToUTC=false) as TIMESTAMP, read in the session's UTC: naive is UTC
+        # (event contract). As TIMESTAMP_NTZ (Spark 4's default) mergeSchema refused them beside files whose
+        # event_ts has a time zone, and every run failed though each file was right (found in a Spark audit).
+        "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
     }
     if "spark.sql.warehouse.dir" not in (conf or {}):
         # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
