@@ -235,6 +235,27 @@ def test_a_file_beside_partition_folders_is_not_left_out_silently(spark, tmp_pat
         source.close()
 
 
+@pytest.mark.parametrize("url", ENGINES)
+def test_a_partitioned_folder_listed_with_a_file_elsewhere(url, tmp_path, request):
+    """files = ["events", "backfill/x.parquet"]: a folder of date=…/ folders and a file outside it, a list as README
+    allows. DuckDB reads both; Spark read the list as one table with one root and failed every run with
+    [CONFLICTING_DIRECTORY_STRUCTURES] (exit 3) (found in a Spark audit). Now each entry is read on its own."""
+    for day, ids in (("2026-10-20", ["a1", "a2"]), ("2026-10-21", ["b1"])):
+        (tmp_path / "events" / f"date={day}").mkdir(parents=True)
+        pq.write_table(_events(ids), tmp_path / "events" / f"date={day}" / "part-0.parquet")
+    (tmp_path / "backfill").mkdir()
+    pq.write_table(_events(["c1", "c2"], cost_usd=pa.array([0.5, 0.25])), tmp_path / "backfill" / "x.parquet")
+    if url.startswith("pyspark"):
+        request.getfixturevalue("spark")
+    source = open_source(SourceConfig(url=url, files=[str(tmp_path / "events"), str(tmp_path / "backfill" / "x.parquet")]))
+    try:
+        got = source.events.to_pyarrow()
+    finally:
+        source.close()
+    assert sorted(got["conversation_id"].to_pylist()) == ["a1", "a2", "b1", "c1", "c2"]
+    assert sum(c for c in got["cost_usd"].to_pylist() if c is not None) == 0.75
+
+
 # -- 4. settings that would change a report ---------------------------------------------------------
 
 @pytest.mark.spark

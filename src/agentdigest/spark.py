@@ -12,6 +12,7 @@ Spark's approximate percentile.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -327,12 +328,18 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
             # last month) was dropped and the report said the column does not exist (found in a Spark audit).
             # Merged, every file's columns are there, null in the files without them.
-            df = session.read.option("mergeSchema", "true").parquet(*patterns)
+            # One read per entry, unioned by name: Spark reads a list of paths as one table under one root, and
+            # a partitioned folder listed with a file elsewhere (["events", "backfill/x.parquet"]) failed every
+            # run with CONFLICTING_DIRECTORY_STRUCTURES, where DuckDB reads them (found in a Spark audit).
+            frames = [session.read.option("mergeSchema", "true").parquet(p) for p in patterns]
+            df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
     if csv:
         df, unreadable = _without_unreadable(session, df, patterns, read)
-    stray = _beside_partitions(df.inputFiles(), set(df.columns))
+        frames = [df]
+    # Each entry on its own: another entry's partition columns say nothing of this one's folders.
+    stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
     if stray:
         raise SourceError(mask_text(
             f"source.files: {stray} is beside the partition folders (name=value) that hold the other files, and "
