@@ -256,6 +256,34 @@ def test_a_partitioned_folder_listed_with_a_file_elsewhere(url, tmp_path, reques
     assert sum(c for c in got["cost_usd"].to_pylist() if c is not None) == 0.75
 
 
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("files", ["events/*", "out/*.parquet"])
+def test_a_glob_that_matches_folders_reads_their_files(url, files, tmp_path, request):
+    """A glob matching folders: events/* over date=…/ folders and a backfill beside them (as README advises for
+    Spark), or out/*.parquet over the folders Spark itself writes (events.parquet/part-0….parquet, _SUCCESS,
+    .crc). Spark reads every file under a matched folder; DuckDB kept the glob's files only, so it read the
+    backfill alone, without a word, or found no file (exit 2) (found in a Spark audit). Now both read the same
+    events, and a glob's _SUCCESS is skipped as Spark skips it."""
+    if files == "events/*":
+        for day, ids in (("2026-10-20", ["a1", "a2"]), ("2026-10-21", ["b1"])):
+            (tmp_path / "events" / f"date={day}").mkdir(parents=True)
+            pq.write_table(_events(ids), tmp_path / "events" / f"date={day}" / "part-0.parquet")
+        pq.write_table(_events(["c1", "c2"]), tmp_path / "events" / "backfill.parquet")
+    else:
+        for name, ids in (("old.parquet", ["a1", "a2", "b1"]), ("new.parquet", ["c1", "c2"])):
+            folder = tmp_path / "out" / name
+            folder.mkdir(parents=True)
+            pq.write_table(_events(ids), folder / "part-00000-1f2e.snappy.parquet")
+            (folder / "_SUCCESS").touch()
+            (folder / ".part-00000-1f2e.snappy.parquet.crc").write_bytes(b"crc")
+    source = _open(url, str(tmp_path / files), request)
+    try:
+        got = source.events.to_pyarrow()
+    finally:
+        source.close()
+    assert sorted(got["conversation_id"].to_pylist()) == ["a1", "a2", "b1", "c1", "c2"]
+
+
 # -- 4. settings that would change a report ---------------------------------------------------------
 
 @pytest.mark.spark

@@ -277,11 +277,21 @@ def local_files(pattern: str) -> list[str]:
     """The files a local ``files`` entry names, as DuckDB reads them: a glob, where ``**`` matches any
     number of folders (``hive/**/*.parquet`` for ``month=11/day=23/`` folders; found by a new user, it
     matched nothing), or a folder, meaning every file under it but hidden ones and Spark's ``_SUCCESS``
-    markers (``.`` and ``_`` names, as Spark skips them)."""
+    markers (``.`` and ``_`` names, as Spark skips them). A folder a glob matches is read the same way, as
+    Spark reads it: ``events/*`` over ``date=…/`` folders read only the files beside them, silently, and
+    ``out/*.parquet`` over the folders Spark writes found no file (found in a Spark audit)."""
     if os.path.isdir(pattern):
         return sorted(path for path in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
                       if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_")))
-    return sorted(path for path in glob.glob(pattern, recursive=True) if os.path.isfile(path))
+    if not glob.has_magic(pattern):
+        return [pattern] if os.path.isfile(pattern) else []
+    found: set[str] = set()
+    for path in glob.glob(pattern, recursive=True):
+        if os.path.isdir(path):
+            found.update(local_files(path))
+        elif os.path.isfile(path) and not os.path.basename(path).startswith("_"):  # _SUCCESS beside the parts
+            found.add(path)
+    return sorted(found)
 
 
 def file_secrets(patterns: list[str]) -> list[str]:
