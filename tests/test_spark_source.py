@@ -257,13 +257,14 @@ def test_a_partitioned_folder_listed_with_a_file_elsewhere(url, tmp_path, reques
 
 
 @pytest.mark.parametrize("url", ENGINES)
-@pytest.mark.parametrize("files", ["events/*", "out/*.parquet"])
+@pytest.mark.parametrize("files", ["events/*", "out/*.parquet", "out/*/*"])
 def test_a_glob_that_matches_folders_reads_their_files(url, files, tmp_path, request):
     """A glob matching folders: events/* over date=…/ folders and a backfill beside them (as README advises for
     Spark), or out/*.parquet over the folders Spark itself writes (events.parquet/part-0….parquet, _SUCCESS,
     .crc). Spark reads every file under a matched folder; DuckDB kept the glob's files only, so it read the
     backfill alone, without a word, or found no file (exit 2) (found in a Spark audit). Now both read the same
-    events, and a glob's _SUCCESS is skipped as Spark skips it."""
+    events, and a glob's _SUCCESS is skipped as Spark skips it (out/*/*: it failed, 'too small to be a Parquet
+    file', exit 3)."""
     if files == "events/*":
         for day, ids in (("2026-10-20", ["a1", "a2"]), ("2026-10-21", ["b1"])):
             (tmp_path / "events" / f"date={day}").mkdir(parents=True)
