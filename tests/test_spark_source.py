@@ -285,6 +285,23 @@ def test_a_glob_that_matches_folders_reads_their_files(url, files, tmp_path, req
     assert sorted(got["conversation_id"].to_pylist()) == ["a1", "a2", "b1", "c1", "c2"]
 
 
+@pytest.mark.parametrize("url", ENGINES)
+def test_partition_folder_values_are_read_as_written(url, tmp_path, request):
+    """Events partitioned by agent (events/agent_id=007/…): Spark typed the folder values it could as numbers, so
+    agents 007 and 012 were '7' and '12' in every by-agent figure, where DuckDB reads '007' (found in a Spark
+    audit). Now a partition value is text on both engines, cast like any column to its canonical type."""
+    for agent, ids in (("007", ["a1", "a2"]), ("012", ["b1"])):
+        (tmp_path / "events" / f"agent_id={agent}").mkdir(parents=True)
+        pq.write_table(_events(ids), tmp_path / "events" / f"agent_id={agent}" / "part-0.parquet")
+    source = _open(url, str(tmp_path / "events"), request)
+    try:
+        got = source.events.order_by("conversation_id").to_pyarrow()
+    finally:
+        source.close()
+    assert list(zip(got["conversation_id"].to_pylist(), got["agent_id"].to_pylist())) == \
+        [("a1", "007"), ("a2", "007"), ("b1", "012")]
+
+
 # -- 4. settings that would change a report ---------------------------------------------------------
 
 @pytest.mark.spark
@@ -296,6 +313,7 @@ def test_a_glob_that_matches_folders_reads_their_files(url, files, tmp_path, req
     ("spark.sql.session.timeZone", "Europe/Berlin", "event times are read in UTC"),
     ("spark.sql.session.timezone", "Europe/Berlin", "event times are read in UTC"),
     ("spark.sql.csv.parser.columnPruning.enabled", True, "with CSV column pruning on"),
+    ("spark.sql.sources.partitionColumnTypeInference.enabled", True, "with it on, Spark reads a partition folder's"),
 ])
 def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, value, why):
     """As the PostgreSQL source refuses `timezone`: found in a Spark audit, ANSI off turned invalid values into

@@ -86,6 +86,9 @@ SPARK_FIXED_CONF = {
                                                   "against the columns a query reads: whether a row with a field "
                                                   "too many or too few is left out would depend on the query, and "
                                                   "the rows counted unreadable would not be the rows left out",
+    "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's value "
+                                                              "as a number where it can: agents in agent_id=007/ "
+                                                              "and agent_id=012/ became '7' and '12'",
 }
 
 
@@ -121,6 +124,8 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         # (event contract). As TIMESTAMP_NTZ (Spark 4's default) mergeSchema refused them beside files whose
         # event_ts has a time zone, and every run failed though each file was right (found in a Spark audit).
         "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
+        # Partition folder values as text (see SPARK_FIXED_CONF), cast like any column to its canonical type.
+        "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
     }
     if "spark.sql.warehouse.dir" not in (conf or {}):
         # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
