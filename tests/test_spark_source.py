@@ -364,6 +364,22 @@ def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
     assert "source.spark_conf.spark.master: agentdigest sets this itself" in line, line
 
 
+@pytest.mark.spark
+def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path):
+    """A [source.spark_conf] value the JVM itself refuses ("spark.driver.memory" = "lots": -Xmxlots) stopped Java
+    before Spark could say anything: the run ended 'cannot start Spark ([JAVA_GATEWAY_EXITED] Java gateway process
+    exited before sending its port number.)' (exit 3), naming neither the key nor the cause, which only the log
+    held (found in a Spark audit). A value Spark refuses is a config error naming the key (README, Spark)."""
+    pq.write_table(_events(["a"]), tmp_path / "events.parquet")
+    (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
+                                               '[source.spark_conf]\n"spark.driver.memory" = "lots"\n[[reports]]\nid = "r"\n')
+    done = _spark_cli(tmp_path, "check", "--config", "agentdigest.toml")
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "agentdigest.toml: source.spark_conf.spark.driver.memory: Spark refused the setting (" in line, line
+    assert "Invalid maximum heap size: -Xmxlots" in line, line
+
+
 # -- 6. no ./spark-warehouse ------------------------------------------------------------------------
 
 def _check_table_source(tmp_path: Path, spark_conf: str = "") -> tuple[Path, Path]:

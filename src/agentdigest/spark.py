@@ -222,19 +222,39 @@ def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Excep
     """One line for a Spark that would not start: a refused [source.spark_conf] setting is a config
     error (exit 2) naming the key, anything else a source error (exit 3) with the root cause."""
     reason = java_root_cause(exc)
-    for key in conf:
-        if key in reason:
-            return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason})")
     log = spark_log_path()
+    text = log.read_text("utf-8", "replace") if log.exists() else ""
+    jvm = _jvm_exit_cause(text) if "JAVA_GATEWAY_EXITED" in reason else None
+    if jvm:
+        # Java stopped before Spark could say why ("spark.driver.memory" = "lots": -Xmxlots), and Java names the
+        # value, not the key; only the log says (found in a Spark audit: the error named neither).
+        reason = jvm
+    for key, value in conf.items():
+        shown = _spark_value(value)
+        if key in reason or (jvm and len(shown) >= 3 and shown not in ("true", "false") and shown in reason):
+            return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason})")
     if log.exists():
         _KEEP_LOG.add(log)
-        text = log.read_text("utf-8", "replace")
         # A cluster master that never answered: the exception only says the context was stopped.
         if "Failed to connect to master" in text or "All masters are unresponsive" in text:
             causes = re.findall(r"Caused by: [\w.$]+: (.+)", text)
             reason = f"the master did not answer{f' ({causes[-1].strip()})' if causes else ''}"
         reason += f"; Spark's log: {log}"
     return SourceError(f"source pyspark://{master}: cannot start Spark ({reason})")
+
+
+def _jvm_exit_cause(log: str) -> str | None:
+    """Why Spark's JVM exited at start, from its log: spark-submit's exception ("[unresolved dependency:
+    org.apache.hadoop#hadoop-aws;3.4.1: not found]") or the line before Java's "Could not create the Java
+    Virtual Machine" ("Invalid maximum heap size: -Xmxlots")."""
+    m = re.search(r'Exception in thread "main" [\w.$]+: (.+)', log)
+    if m:
+        return _one_line(m.group(1), 300)
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    for before, line in zip(lines, lines[1:]):
+        if "Could not create the Java Virtual Machine" in line:
+            return _one_line(before, 300)
+    return None
 
 
 # A Spark error message that names its error class: "[FAILED_READ_FILE.PARQUET_COLUMN_DATA_TYPE_MISMATCH] ...".
