@@ -83,6 +83,19 @@ def test_spark_file_errors_never_show_credentials(spark, files):
     assert "An error occurred while calling" not in line, line  # the cause, not PySpark's wrapper
 
 
+@pytest.mark.spark
+def test_s3a_without_hadoop_aws_says_what_to_add(spark):
+    """s3a:// without the hadoop-aws jar (pyspark ships none) read 'ClassNotFoundException: Class org.apache.hadoop.
+    fs.s3a.S3AFileSystem not found': what Java lacks, not what to add (found in a Spark audit). The line now names
+    the jar and the setting, with the version of Spark's own Hadoop (a jar of another version fails to load)."""
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url=SPARK, files="s3a://bucket/events/*.parquet"))
+    line = _one_line(err.value)
+    version = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()
+    assert f'"spark.jars.packages" = "org.apache.hadoop:hadoop-aws:{version}" in [source.spark_conf]' in line, line
+    assert line.startswith("source.files: cannot read ['s3a://bucket/events/*.parquet'] (s3a:// needs the hadoop-aws jar"), line
+
+
 def test_query_errors_never_show_file_credentials():
     """A failed query names its source (for files, their URLs) and the engine's cause, which may name a file."""
     cause = query_error(RuntimeError(f"IO Error: cannot open s3a://{KEY_ID}:{SECRET_KEY}@bucket/x.parquet"))

@@ -502,6 +502,16 @@ def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
     return next((path for path in sorted(files) if depth[path] < deepest), None)
 
 
+def _hadoop_version() -> str:
+    """The version of the Hadoop libraries in Spark's JVM (3.4.1 for pyspark 4.0)."""
+    try:
+        from pyspark import SparkContext
+
+        return str(SparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion())
+    except Exception:  # noqa: BLE001 - the JVM may be gone; the advice stands without the number
+        return "<Spark's Hadoop version>"
+
+
 def _files_error(patterns: list[str], exc: BaseException) -> Exception:
     """One masked line for files Spark cannot read: a file URL may carry a password or a presigned
     signature (found in a Spark audit: shown as written), and PySpark's own message says nothing."""
@@ -517,6 +527,12 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
         column = _merge_conflict(str(exc))
         error = SourceError(f"source.files: the files give {f'column {column!r}' if column else 'a column'} different "
                             f"types ({reason.split('. ')[0]}); expected one type per column in every file")
+    elif "S3AFileSystem not found" in reason:
+        # Java's class name says what it lacks, not what to add (found in a Spark audit). pyspark ships no
+        # hadoop-aws; it must match Spark's own Hadoop, so the version is Spark's.
+        error = SourceError(f"source.files: cannot read {patterns} (s3a:// needs the hadoop-aws jar, which Spark does "
+                            f"not ship: \"spark.jars.packages\" = \"org.apache.hadoop:hadoop-aws:{_hadoop_version()}\" "
+                            f"in [source.spark_conf], or the jar in Spark's jars folder; {reason})")
     elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
         error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
                             "every path ends in .csv or .csv.gz")
