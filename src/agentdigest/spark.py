@@ -353,10 +353,16 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
             # last month) was dropped and the report said the column does not exist (found in a Spark audit).
             # Merged, every file's columns are there, null in the files without them.
-            # One read per entry, unioned by name: Spark reads a list of paths as one table under one root, and
-            # a partitioned folder listed with a file elsewhere (["events", "backfill/x.parquet"]) failed every
-            # run with CONFLICTING_DIRECTORY_STRUCTURES, where DuckDB reads them (found in a Spark audit).
-            frames = [session.read.option("mergeSchema", "true").parquet(p) for p in patterns]
+            try:
+                frames = [session.read.option("mergeSchema", "true").parquet(*patterns)]
+            except Exception as exc:
+                if len(patterns) < 2 or "CONFLICTING_DIRECTORY_STRUCTURES" not in java_root_cause(exc):
+                    raise
+                # Spark reads a list of paths as one table under one root: a partitioned folder listed with a file
+                # elsewhere (["events", "backfill/x.parquet"]) failed every run, where DuckDB reads them (found in a
+                # Spark audit). Then each entry is read on its own and unioned by name; only then, since a read
+                # per entry is slower (60 one-file entries: 8 s instead of 1.5 s).
+                frames = [session.read.option("mergeSchema", "true").parquet(p) for p in patterns]
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
