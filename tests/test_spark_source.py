@@ -378,7 +378,7 @@ def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
 
 
 @pytest.mark.spark
-def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path):
+def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path, monkeypatch):
     """A [source.spark_conf] value the JVM itself refuses ("spark.driver.memory" = "lots": -Xmxlots) stopped Java
     before Spark could say anything: the run ended 'cannot start Spark ([JAVA_GATEWAY_EXITED] Java gateway process
     exited before sending its port number.)' (exit 3), naming neither the key nor the cause, which only the log
@@ -386,6 +386,7 @@ def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path):
     pq.write_table(_events(["a"]), tmp_path / "events.parquet")
     (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
                                                '[source.spark_conf]\n"spark.driver.memory" = "lots"\n[[reports]]\nid = "r"\n')
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the log of a Spark that failed to start is kept: not in /tmp
     done = _spark_cli(tmp_path, "check", "--config", "agentdigest.toml")
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
