@@ -543,3 +543,20 @@ def test_csv_rows_not_in_utf8_are_counted_and_left_out_by_spark_as_by_duckdb(tmp
         f"row 31 of {tmp_path / 'events.csv'} after its header: bytes that are not UTF-8"
     assert reports["duckdb://"]["quality"]["unreadable_first"].startswith(f"line 32 of {tmp_path / 'events.csv'}: ")
     assert reports[SPARK]["metrics"] == reports["duckdb://"]["metrics"]
+
+
+def test_a_secret_setting_spark_refused_is_masked_in_its_error():
+    """A refused setting's error quotes Spark's cause, which may quote the value: a secret one (from the
+    environment) must not reach stderr or the logs. No Spark is started: the cause is given as Spark words it."""
+    from agentdigest.errors import InputError, SourceError
+    from agentdigest.spark import _start_error
+
+    secret = "s3cr3t-Value-123"
+    conf = {"spark.hadoop.fs.s3a.secret.key": secret, "spark.executor.cores": "2"}
+    refused = _start_error("local[2]", conf, RuntimeError(
+        f"java.lang.IllegalArgumentException: bad value {secret} for spark.hadoop.fs.s3a.secret.key"))
+    assert isinstance(refused, InputError) and secret not in str(refused)
+    assert str(refused) == ("source.spark_conf.spark.hadoop.fs.s3a.secret.key: Spark refused the setting "
+                            "(java.lang.IllegalArgumentException: bad value *** for spark.hadoop.fs.s3a.secret.key)")
+    other = _start_error("local[2]", conf, RuntimeError(f"java.io.IOException: cannot use {secret}"))
+    assert isinstance(other, SourceError) and secret not in str(other) and "cannot use ***" in str(other)

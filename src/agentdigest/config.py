@@ -173,7 +173,7 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
                               key=f"source.files[{i}]" if isinstance(files, list) else "source.files")
     spark_conf = source.get("spark_conf")
     for name, raw in (spark_conf.items() if isinstance(spark_conf, dict) else ()):
-        if isinstance(raw, (str, int, float)) and _SECRET_SETTING.search(name) and _written(str(raw)).strip():
+        if isinstance(raw, (str, int, float)) and SECRET_SETTING.search(name) and _written(str(raw)).strip():
             raise ConfigError("a secret written into the file; put it in an environment variable and write "
                               "\"${VAR}\" here (secrets come only from the environment)", file=file,
                               key=f"source.spark_conf.{name}")
@@ -200,7 +200,7 @@ _URL_SETTINGS = {("email", "smtp_url"), ("slack", "webhook_url"), ("webhook", "u
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
 
 #: Spark settings that hold credentials (fs.s3a.secret.key, a JDBC password, an OAuth token).
-_SECRET_SETTING = re.compile(r"(?i)(secret|password|token|credential)")
+SECRET_SETTING = re.compile(r"(?i)(secret|password|token|credential)")
 
 
 def _holds_secret(value: str) -> bool:

@@ -220,15 +220,20 @@ _KEEP_LOG: set[Path] = set()  # logs of a Spark that failed to start: named in t
 
 def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Exception:
     """One line for a Spark that would not start: a refused [source.spark_conf] setting is a config
-    error (exit 2) naming the key, anything else a source error (exit 3) with the root cause."""
-    reason = java_root_cause(exc)
+    error (exit 2) naming the key, anything else a source error (exit 3) with the root cause. The values of
+    secret settings (fs.s3a.secret.key, from the environment) are masked: Spark's log, which the cause may now
+    come from, can quote the command line that carries them."""
+    from .config import SECRET_SETTING
+
+    secrets = [_spark_value(v) for k, v in conf.items() if SECRET_SETTING.search(k)]
+    reason = mask_text(java_root_cause(exc), secrets)
     log = spark_log_path()
     text = log.read_text("utf-8", "replace") if log.exists() else ""
     jvm = _jvm_exit_cause(text) if "JAVA_GATEWAY_EXITED" in reason else None
     if jvm:
         # Java stopped before Spark could say why ("spark.driver.memory" = "lots": -Xmxlots), and Java names the
         # value, not the key; only the log says (found in a Spark audit: the error named neither).
-        reason = jvm
+        reason = mask_text(jvm, secrets)
     for key, value in conf.items():
         shown = _spark_value(value)
         if key in reason or (jvm and len(shown) >= 3 and shown not in ("true", "false") and shown in reason):
