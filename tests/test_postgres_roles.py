@@ -252,3 +252,78 @@ def test_a_table_in_a_later_schema_of_the_search_path_is_found(pg_url):
         assert source.events.count().to_pyarrow().as_py() == len(rows)
     finally:
         source.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("role, command", [("agentdigest_readonly_conv", "run"), ("agentdigest_conv", "check"),
+                                           ("agentdigest_conv", "run")])
+def test_a_text_column_that_does_not_convert_is_a_config_error_in_the_report_transaction(pg_url, tmp_path, role,
+                                                                                          command):
+    """Found in a review: since a report runs in one transaction, a query Ibis reads through its named cursor
+    (every query without temporary tables, and check's) lost its error when closing the cursor ("cursor ... does
+    not exist", rolled back with the failed savepoint): 'fast' in a text latency_ms exited 3 as an unreadable
+    source instead of 2 naming the [source.columns] key."""
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("ALTER TABLE events.agent_events ADD COLUMN latency_text text")
+        con.execute("UPDATE events.agent_events SET latency_text = latency_ms::text")
+        con.execute("UPDATE events.agent_events SET latency_text = 'fast' WHERE event_id = (SELECT min(event_id) "
+                    "FROM events.agent_events WHERE latency_ms IS NOT NULL)")
+    url = reader_url(pg_url, role)
+    if "readonly" in role:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(f"ALTER ROLE {role} IN DATABASE {pg_url.rsplit('/', 1)[1]} SET default_transaction_read_only = on")
+    tz, kind, key = SCENARIOS[SCENARIO]
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n[source.columns]\nlatency_ms = "latency_text"\n'
+        f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+    args = ["run", "r", "--period", key, "--dry-run", "--format", "json"] if command == "run" else ["check"]
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "source.columns.latency_ms: the text column 'latency_text' holds values that are not numbers" in done.stderr
+
+
+@pytest.mark.postgres
+def test_ctrl_c_during_a_query_without_temporary_tables_is_an_interruption(pg_url, tmp_path):
+    """Found in a review: Ctrl-C during a report's query on a read-only role (its queries read through Ibis's
+    named cursor inside the report's transaction) ended "query failed: cursor ... does not exist", exit 3 and
+    the run recorded failed, not interrupted (130). A view that sleeps per row holds the query while it is hit."""
+    import signal
+    import time
+
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    role = "agentdigest_readonly_stopped"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("CREATE VIEW events.slow_events AS SELECT e.* FROM events.agent_events e "
+                    "WHERE pg_sleep(0.2) IS NOT NULL")
+    url = reader_url(pg_url, role)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"GRANT SELECT ON events.slow_events TO {role}")
+        con.execute(f"ALTER ROLE {role} IN DATABASE {pg_url.rsplit('/', 1)[1]} SET default_transaction_read_only = on")
+    tz, kind, key = SCENARIOS[SCENARIO]
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{url}"\ntable = "events.slow_events"\n[ledger]\nurl = "sqlite:///{tmp_path}/ledger.db"\n'
+        f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "r", "--period", key, "--format", "json",
+                             "--config", "agentdigest.toml"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "300"})
+    try:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            while not con.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event = 'PgSleep'",
+                                  (role,)).fetchone()[0]:
+                assert time.monotonic() < deadline and proc.poll() is None, "the report's query never ran"
+                time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "interrupted by SIGINT" in err and "Traceback" not in err, err

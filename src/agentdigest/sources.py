@@ -406,6 +406,12 @@ def query_error(exc: BaseException) -> BaseException:
     types (a mapped text column holding 'fast' as a latency), SourceError otherwise, and the
     interruption itself when Ctrl-C or SIGTERM stopped the engine (DuckDB turns it into its own
     InterruptException, which must not read as an unreadable source: exit 3)."""
+    # Ibis reads a PostgreSQL result through a named cursor declared in a savepoint: inside a report's transaction
+    # (engines.one_transaction) a failed or interrupted query rolls the savepoint back, cursor and all, and
+    # closing the cursor then fails "cursor ... does not exist", which hid the cause: a text latency 'fast' or
+    # Ctrl-C on a read-only role (no temporary tables) exited 3 as an unreadable source (found in a review).
+    if type(exc).__name__ == "InvalidCursorName" and exc.__context__ is not None:
+        exc = exc.__context__
     stopped = last_stop_signal()
     # DuckDB reports the interrupt as its InterruptException, or (through Ibis's cache) a RuntimeError.
     if (type(exc).__name__ == "InterruptException" or isinstance(exc, KeyboardInterrupt)
