@@ -96,6 +96,22 @@ def test_spark_refuses_a_recursive_glob_it_would_not_follow(tmp_path):
     assert "no recursive '**'" in line and "name the folder" in line
 
 
+@pytest.mark.parametrize("files, expected", [("out/*", 2), ("out/run[1]", 1), ("out/run[1]/part[1].parquet", 1)])
+def test_folder_and_file_names_with_glob_characters_are_read(tmp_path, files, expected):
+    """Found in a review: a folder a glob matches is read as a folder, but its name was then read as a pattern:
+    out/* over run[1]/ and run2/ read run2 alone, without a word; the folder itself named said "no file in the
+    folder" and a file named part[1].parquet "no file matches" (exit 2), though DuckDB reads both."""
+    with duckdb.connect() as con:
+        for run, name in (("run[1]", "part[1].parquet"), ("run2", "part.parquet")):
+            (tmp_path / "out" / run).mkdir(parents=True)
+            con.execute(f"COPY (SELECT '{run}' AS conversation_id, TIMESTAMPTZ '2026-10-02 10:00:00+00' AS event_ts, "
+                        f"'message' AS event_type) TO '{tmp_path / 'out' / run / name}'")
+    write_config(tmp_path, f'[source]\nurl = "duckdb://"\nfiles = "{files}"\n')
+    done = cli(tmp_path, "run", "--period", "2026-10", "--dry-run", "--format", "json", "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert conversations(tmp_path, "monthly", "2026-10") == expected
+
+
 # --- 2. text columns that do not convert ------------------------------------------------------------
 
 CSV_SOURCE = """[source]

@@ -281,9 +281,11 @@ def local_files(pattern: str) -> list[str]:
     Spark reads it: ``events/*`` over ``date=…/`` folders read only the files beside them, silently, and
     ``out/*.parquet`` over the folders Spark writes found no file (found in a Spark audit)."""
     if os.path.isdir(pattern):
-        return sorted(path for path in glob.glob(os.path.join(pattern, "**", "*"), recursive=True)
+        # The folder's name escaped: a glob's folder named run[1] (or a partition value with [ or ?) read as a
+        # pattern matched nothing, and its files were left out without a word (found in a review).
+        return sorted(path for path in glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)
                       if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_")))
-    if not glob.has_magic(pattern):
+    if not glob.has_magic(pattern) or os.path.isfile(pattern):  # a file named x[1].parquet, as DuckDB reads it
         return [pattern] if os.path.isfile(pattern) else []
     found: set[str] = set()
     for path in glob.glob(pattern, recursive=True):
