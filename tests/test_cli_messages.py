@@ -112,6 +112,26 @@ def test_folder_and_file_names_with_glob_characters_are_read(tmp_path, files, ex
     assert conversations(tmp_path, "monthly", "2026-10") == expected
 
 
+@pytest.mark.parametrize("files", ["events/*", "events", "out/*"])
+def test_the_folders_spark_skips_are_skipped(tmp_path, files):
+    """Found in a review: once a glob's folders were read as folders, events/* beside a Delta table's _delta_log/
+    read its JSON as Parquet and failed (exit 3), where it read the parts before; a folder read the files of a
+    write in progress (_temporary/) too. Spark leaves out _ and . folders (a partition folder _x=1 is data)."""
+    with duckdb.connect() as con:
+        for folder in ("events", "out/_part=1"):
+            (tmp_path / folder).mkdir(parents=True)
+            con.execute(f"COPY (SELECT 'c1' AS conversation_id, TIMESTAMPTZ '2026-10-02 10:00:00+00' AS event_ts, "
+                        f"'message' AS event_type) TO '{tmp_path / folder / 'part-0.parquet'}'")
+    (tmp_path / "events" / "_delta_log").mkdir()
+    (tmp_path / "events" / "_delta_log" / "00000000000000000000.json").write_text('{"commitInfo": {}}\n')
+    (tmp_path / "events" / "_temporary" / "0").mkdir(parents=True)
+    (tmp_path / "events" / "_temporary" / "0" / "part-1.parquet").write_bytes(b"PAR1 half written")
+    write_config(tmp_path, f'[source]\nurl = "duckdb://"\nfiles = "{files}"\n')
+    done = cli(tmp_path, "run", "--period", "2026-10", "--dry-run", "--format", "json", "--now", "2026-11-28T00:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert conversations(tmp_path, "monthly", "2026-10") == 1
+
+
 # --- 2. text columns that do not convert ------------------------------------------------------------
 
 CSV_SOURCE = """[source]

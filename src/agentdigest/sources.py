@@ -284,16 +284,25 @@ def local_files(pattern: str) -> list[str]:
         # The folder's name escaped: a glob's folder named run[1] (or a partition value with [ or ?) read as a
         # pattern matched nothing, and its files were left out without a word (found in a review).
         return sorted(path for path in glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)
-                      if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_")))
+                      if os.path.isfile(path) and not any(map(_skipped, Path(os.path.relpath(path, pattern)).parts)))
     if not glob.has_magic(pattern) or os.path.isfile(pattern):  # a file named x[1].parquet, as DuckDB reads it
         return [pattern] if os.path.isfile(pattern) else []
     found: set[str] = set()
     for path in glob.glob(pattern, recursive=True):
         if os.path.isdir(path):
-            found.update(local_files(path))
+            if not _skipped(os.path.basename(path)):  # events/* beside a _delta_log/ or a write's _temporary/
+                found.update(local_files(path))
         elif os.path.isfile(path) and not os.path.basename(path).startswith("_"):  # _SUCCESS beside the parts
             found.add(path)
     return sorted(found)
+
+
+def _skipped(name: str) -> bool:
+    """A file or folder name Spark leaves out when it reads a folder: hidden (``.``) or its own (``_SUCCESS``,
+    ``_temporary/``, ``_delta_log/``); a partition folder ``_col=value`` is data. Found in a review: with only
+    ``_`` file names skipped, ``events/*`` beside a ``_delta_log/`` folder read its JSON as Parquet and failed
+    (exit 3), where it read the parts before a glob's folders were read as folders."""
+    return name.startswith(".") or (name.startswith("_") and "=" not in name)
 
 
 def file_secrets(patterns: list[str]) -> list[str]:
