@@ -121,7 +121,7 @@ def _on_search_path(con: Any, name: str) -> str:
     try:
         with con.con.cursor() as cur:
             cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.oid = to_regclass(%s)", ('"' + path[0].replace('"', '""') + '"',))
+                        "WHERE c.oid = to_regclass(%s)", (_regclass(name),))
             found = cur.fetchone()
     except Exception:  # noqa: BLE001 - Ibis's own lookup says what is wrong
         return name
@@ -131,13 +131,17 @@ def _on_search_path(con: Any, name: str) -> str:
 def _unreadable_columns(con: Any, name: str) -> list[str]:
     """The columns of table ``name`` the role may not SELECT, when it may SELECT others (column privileges);
     none when it may read no column at all: the query then says "permission denied for table"."""
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
     with con.con.cursor() as cur:
         cur.execute("SELECT a.attname, has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_attribute a "
-                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (quoted,))
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (_regclass(name),))
         found = cur.fetchall()
     hidden = [col for col, readable in found if not readable]
     return hidden if len(hidden) < len(found) else []
+
+
+def _regclass(name: str) -> str:
+    """``name`` (``schema.table`` allowed) quoted part by part for to_regclass: the case as written."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
 
 
 def _sql_name(part: str) -> str:
@@ -259,13 +263,12 @@ def unique_ids(backend: Any, name: str | None, column: str) -> bool:
         return _duckdb_unique_ids(backend, name, column)
     if getattr(backend, "name", "") != "postgres" or not name:
         return False
-    qualified = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
     try:
         with backend.con.cursor() as cur:
             cur.execute("SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
                         "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND i.indisunique "
                         "AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL "
-                        "AND a.attname = %s)", (qualified, column))
+                        "AND a.attname = %s)", (_regclass(name), column))
             found = bool(cur.fetchone()[0])
         backend.con.commit()
     except Exception:  # noqa: BLE001 - unknown: search, as before
@@ -314,11 +317,10 @@ def _enums_and_money(con: Any, table: ir.Table, name: str) -> ir.Table:
     does not exist"). Ibis types money as decimal(19, 4), but PostgreSQL casts money only to numeric: a money
     cost_usd failed every run with "query failed: cannot cast type money to double precision" (exit 3, no
     column named; found in a PostgreSQL audit)."""
-    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
     with con.con.cursor() as cur:
         cur.execute("SELECT a.attname, t.typtype = 'e' FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
                     "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
-                    "AND (t.typtype = 'e' OR t.oid = 'money'::regtype)", (quoted,))
+                    "AND (t.typtype = 'e' OR t.oid = 'money'::regtype)", (_regclass(name),))
         found = cur.fetchall()
     con.con.commit()
     enums = [c for c, enum in found if enum and c in table.columns and table[c].type().is_string()]
