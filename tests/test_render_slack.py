@@ -92,6 +92,17 @@ def test_kpi_fields_with_arrows_and_the_opening_sentence() -> None:
     assert blocks[1]["text"]["text"].startswith("Conversations rose 12% to 2,480")
 
 
+def test_a_figure_not_known_shows_no_change_beside_it() -> None:
+    """Found in a review: a KPI with no value (a rate of a period without conversations) read "n/a  n/a", and
+    one flagged notable read "n/a *notable*"."""
+    data = make_report("executive", zero=True)
+    data = replace(data, metrics={k: replace(m, notable=True) for k, m in data.metrics.items()})
+    blocks = json.loads(render_artifacts(data, {"slack"})["slack.json"])["blocks"]
+    fields = [f["text"] for b in blocks for f in b.get("fields", [])]
+    unknown = [f for f in fields if f.split("\n", 1)[1].startswith("n/a")]
+    assert len(unknown) >= 2 and all(f.split("\n", 1)[1] == "n/a" for f in unknown)
+
+
 @pytest.mark.parametrize("audience", ["executive", "engineering"])
 def test_hostile_text_only_escaped(audience: str) -> None:
     raw = rendered(audience, hostile=True, warning=True)["slack.json"].decode()

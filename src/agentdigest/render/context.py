@@ -89,8 +89,8 @@ def _tone(metric: MetricValue) -> str:
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
     change = fmt.change(metric)
     # A move too small to show ("no change" at the shown precision) gets no arrow, no colour and no
-    # "notable": it read "▼ no change" in green (found in a rendering audit).
-    shown = change != FLAT
+    # "notable": it read "▼ no change" in green (found in a rendering audit). Nor does a figure not known ("n/a").
+    shown = change not in (FLAT, NA)
     return {
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
         "previous": fmt.value(metric.previous, metric.unit), "change": change,

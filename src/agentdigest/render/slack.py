@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from ..errors import RenderError
+from .format import NA
 from .sections import isolated
 
 HEADER_MAX = 150
@@ -101,8 +102,10 @@ def kpi_field(card: dict[str, Any]) -> MarkdownTextObject:
     mark = TONE_MARK.get(card["tone"], "") if card.get("notable") else ""
     arrow = f"{card['arrow']} " if card.get("arrow") else ""
     notable = " *notable*" if card.get("notable") else ""
-    body = (f"*{escape(card['label'])}*\n{escape(card['value'])}  {arrow}{escape(card['change'])}"
-            f"{(' ' + mark) if mark else ''}{notable}")
+    # A figure that is not known has no change to show either: the field read "n/a  n/a".
+    change = "" if card["value"] == NA and card["change"] == NA else f"  {arrow}{escape(card['change'])}"
+    body = f"*{escape(card['label'])}*\n{escape(card['value'])}{change}{(' ' + mark) if mark else ''}{notable}"
+
     return MarkdownTextObject(text=fit(body, FIELD_MAX, escaped=False))
 
 
