@@ -424,6 +424,14 @@ def test_dollar_dollar_is_a_literal_dollar():
     assert cfg.reports[0].title == "Cost in $ (USD)"
 
 
+@pytest.mark.parametrize("url", ["postgres://reports@db/events", "postgres://reports:${HOME}@db:5432/events"])
+def test_a_postgres_scheme_ledger_url_is_accepted_as_the_source_url_is(url):
+    # Found in a README audit: the source took postgres:// (as libpq and DESIGN.md write it) and the ledger
+    # refused it, "unknown database driver 'postgres'", though the ledger's engine maps it to the driver.
+    cfg = parse_config({"source": {"url": "duckdb://", "table": "t"}, "ledger": {"url": url}, "reports": [{"id": "r"}]})
+    assert cfg.ledger.url.startswith("postgres://reports")
+
+
 def test_table_and_files_are_exclusive():
     with pytest.raises(ConfigError, match="exactly one of 'table' or 'files'"):
         parse_config({"source": {"url": "duckdb://", "table": "t", "files": "x.parquet"}, "reports": [{"id": "r"}]})

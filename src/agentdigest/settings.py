@@ -91,8 +91,8 @@ class LedgerConfig(StrictModel):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-        try:
-            url = make_url(value)
+        try:  # postgres:// (libpq's spelling, which the source takes) is SQLAlchemy's postgresql://
+            url = make_url("postgresql" + value[len(scheme):] if scheme == "postgres" else value)
             dialect = url.get_dialect()
         except NoSuchModuleError:
             raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
