@@ -492,7 +492,9 @@ def test_a_due_period_older_than_one_sent_is_said_not_nothing_due(tmp_path, even
                         reports=[{**NY_WEEKLY, "schedule": "0 9 * * fri"}])
     code, out = due_run(path, "2026-12-01T14:01:00Z")
     assert code == 0 and "nothing is due" not in out
-    assert "weekly 2026-W47: not sent, a later period went out already" in out and "catch_up = 1" in out, out
+    # Found in a README audit: the period sent is named, and a schedule change is not the only cause said.
+    assert "weekly 2026-W47: not sent, a later period (2026-W48) went out already, by a run before its schedule" \
+        in out and "catch_up = 1" in out, out
 
 
 @pytest.mark.parametrize("catch_up, said", [

@@ -110,6 +110,13 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
     return sorted(periods)
 
 
+def later_sent(report: ReportConfig, latest: Period, now: datetime, ledger: Any) -> Period | None:
+    """The newest ended period sent after ``latest``: why :func:`candidates` left ``latest`` out."""
+    sent, _ = ledger.tried_periods(report.id)
+    later = [p for p in _parsed(report, sent) if latest < p and p.end_utc <= _utc(now)]
+    return max(later, default=None)
+
+
 def passed_over(report: ReportConfig, latest: Period, now: datetime, ledger: Any) -> list[Period]:
     """The periods that came due while no pass ran and that no pass will send, oldest first: after the newest
     one sent, before the catch-up window, and never tried. History is not backfilled unless ``catch_up``

@@ -79,8 +79,9 @@ class PassResult:
 
     runs: list[PeriodRun] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (report_id, period_key) already sent
-    #: (report_id, period_key) due but older than a period already sent, so not backfilled (catch_up = 0)
-    older: list[tuple[str, str]] = field(default_factory=list)
+    #: (report_id, period_key, later key) due but older than the later period already sent, so not backfilled
+    #: (catch_up = 0)
+    older: list[tuple[str, str, str]] = field(default_factory=list)
     #: (report, periods) that came due while no pass ran, before the catch-up window: not sent (due.passed_over)
     passed_over: list[tuple[ReportConfig, list[Period]]] = field(default_factory=list)
 
@@ -109,9 +110,14 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 continue
             todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
             if latest not in todo and not done(report, latest):
-                result.older.append((report.id, latest.key))
-                decision("skipped_older", "%s %s: a later period was sent already (was the schedule changed?); "
-                         "not backfilled (catch_up = 0)", report.id, latest.key, report=report.id, period=latest.key)
+                # Found in a README audit: a run of this week before its schedule, then run --due, read "was
+                # the schedule changed?", naming neither the cause nor the period sent.
+                later = due.later_sent(report, latest, now, ledger)
+                later_key = later.key if later else "?"
+                result.older.append((report.id, latest.key, later_key))
+                decision("skipped_older", "%s %s: a later period (%s) was sent already, by a run before its "
+                         "schedule or under another schedule; not backfilled (catch_up = 0)", report.id, latest.key,
+                         later_key, report=report.id, period=latest.key)
             elif latest not in todo:
                 result.skipped.append((report.id, latest.key))
                 decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
@@ -232,9 +238,10 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         console.print(f"{report.id}: {_span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
                       f"not sent (catch_up = {report.catch_up}); to send one: "
                       f"{command(config, f'run {report.id} --period {passed[0].key}')}", markup=False, soft_wrap=True)
-    for report_id, key in result.older:  # said, not "nothing is due yet" (a scheduling audit)
-        console.print(f"{report_id} {key}: not sent, a later period went out already (was the schedule changed?); "
-                      f"catch_up = 1 would send it", markup=False, soft_wrap=True)
+    for report_id, key, later in result.older:  # said, not "nothing is due yet" (a scheduling audit)
+        console.print(f"{report_id} {key}: not sent, a later period ({later}) went out already, by a run before "
+                      f"its schedule or under another schedule; catch_up = 1 would send it", markup=False,
+                      soft_wrap=True)
     for run in result.runs:
         if run.error is not None:
             console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False)
