@@ -433,6 +433,20 @@ def test_check_says_when_the_role_could_not_create_or_write_the_ledger(pg_url):
         ledger.close()
 
 
+@pytest.mark.postgres
+def test_a_run_says_why_the_role_could_not_create_the_ledger_as_check_does(pg_url):
+    """Found in a README audit: check named the GRANT, and the run after it only "cannot open the ledger ...:
+    permission denied for schema public"."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    owner = pg_url.split("://", 1)[1].split("@", 1)[0]
+    url = pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
+    with pytest.raises(LedgerError, match="agentdigest_writer may not create tables in schema public.*GRANT CREATE"):
+        Ledger(url)
+
+
 def test_a_hung_holder_is_waited_for_only_as_long_as_its_delivery_can_take(url):
     """Found in a re-check: a holder stopped (SIGSTOP) but still connected blocked the period on every
     machine for as long as it stayed stopped, and its expired claims were never taken over."""

@@ -15,15 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private,
-                            db_reason, engine_url, read_only_url, schema_version, sqlite_path, sqlite_setup,
-                            write_problem)
+from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, _pg_cannot_write,
+                            create_private, db_reason, engine_url, read_only_url, schema_version, sqlite_path,
+                            sqlite_setup, write_problem)
 from .masking import mask_url
 from .waiting import wait_for
 
@@ -91,7 +91,20 @@ class LedgerDatabase:
             else:
                 self._migrate()
         except StatementFailed as exc:
+            if problem := self._pg_write_problem():  # the GRANT it needs, as check says (a README audit)
+                raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}") from None
             raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
+
+    def _pg_write_problem(self) -> str | None:
+        """Why this PostgreSQL role cannot create or write the ledger's tables, or None (not PostgreSQL, or
+        nothing found: the error itself then says it)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        try:
+            with self.engine.connect() as conn:
+                return _pg_cannot_write(conn, inspect(conn).has_table("schema_version"))
+        except SQLAlchemyError:
+            return None
 
     def close(self) -> None:
         self.engine.dispose()
