@@ -21,9 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, _pg_cannot_write,
-                            create_private, db_reason, engine_url, read_only_url, schema_version, sqlite_path,
-                            sqlite_setup, write_problem)
+from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
+                            engine_url, pg_cannot_write, read_only_url, schema_version, sqlite_path, sqlite_setup,
+                            write_problem)
 from .masking import mask_url
 from .waiting import wait_for
 
@@ -102,7 +102,7 @@ class LedgerDatabase:
             return None
         try:
             with self.engine.connect() as conn:
-                return _pg_cannot_write(conn, inspect(conn).has_table("schema_version"))
+                return pg_cannot_write(conn, inspect(conn).has_table("schema_version"))
         except SQLAlchemyError:
             return None
 

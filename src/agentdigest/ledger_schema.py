@@ -228,7 +228,7 @@ def read_version(url: str, writable: bool = False) -> int | None:
         try:
             with engine.connect() as conn:
                 exists = inspect(conn).has_table("schema_version")
-                problem = _pg_cannot_write(conn, exists) if writable and not real.startswith("sqlite") else None
+                problem = pg_cannot_write(conn, exists) if writable and not real.startswith("sqlite") else None
                 if problem:
                     raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
                 if not exists:
@@ -244,7 +244,7 @@ def read_version(url: str, writable: bool = False) -> int | None:
     return version
 
 
-def _pg_cannot_write(conn: Connection, exists: bool) -> str | None:
+def pg_cannot_write(conn: Connection, exists: bool) -> str | None:
     """Why this PostgreSQL role could not create the ledger's tables (a run creates them) or write
     them; None when it can. PostgreSQL 15 no longer lets every role create tables in ``public``."""
     if not exists:
