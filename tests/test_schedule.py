@@ -178,6 +178,39 @@ def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events, b
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
 
 
+@pytest.mark.parametrize("broken", ["file missing", "a file unreadable"])
+def test_an_archive_only_period_whose_source_failed_stays_due_and_late(tmp_path, events, broken):
+    """A report without channels records no run when it works (it is done once archived), so one whose source
+    failed while the report was computed (a file its view reads is corrupt: the source opens, the query
+    fails, exit 3) left nothing either: once the next period came due the failed one was forgotten, not
+    retried and gone from check --missed. Its failed scheduled run is now recorded, as a source that cannot
+    be opened at all is, and as a report with channels records its own."""
+    import duckdb
+
+    source, parts = tmp_path / "events.duckdb", tmp_path / "parts"
+    parts.mkdir()
+    with duckdb.connect(str(events), read_only=True) as con:
+        con.execute(f"COPY agent_events TO '{parts / 'a.parquet'}' (FORMAT parquet)")
+    good = (parts / "a.parquet").read_bytes()
+    with duckdb.connect(str(source)) as con:  # the events table is a view over the parts, as a lake's often is
+        con.execute(f"CREATE VIEW agent_events AS SELECT * FROM read_parquet('{parts}/*.parquet')")
+    (parts / "b.parquet").write_bytes(good)
+    path = write_config(tmp_path, events=source, channels={}, reports=[{**NY_WEEKLY, "channels": []}])
+    if broken == "file missing":
+        source.rename(tmp_path / "away.duckdb")
+    else:
+        (parts / "b.parquet").write_bytes(good[:300] + b"PAR1")  # half written: read when the query runs
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 3 and "weekly 2026-W48: error: " in out, out
+    con, buffer = console()
+    assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=con) == 1
+    assert "2026-W48" in buffer.getvalue() and "2026-W49" in buffer.getvalue(), buffer.getvalue()
+    (tmp_path / "away.duckdb").rename(source) if broken == "file missing" else (parts / "b.parquet").write_bytes(good)
+    code, out = due_run(path, "2026-12-07T14:01:00Z")
+    assert code == 0 and "weekly 2026-W48: archived" in out and "weekly 2026-W49: archived" in out, out
+    assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
+
+
 @pytest.mark.parametrize("replaced_by", [[], ["vp2@example.com"]])
 def test_a_refused_recipient_removed_from_the_config_no_longer_keeps_its_period_due(tmp_path, events, smtp_server,
                                                                                    tls_cert, replaced_by):

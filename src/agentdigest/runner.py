@@ -146,7 +146,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     except Exception as exc:
         if trigger == "due" and ledger is not None and not dry_run:
             for report, period in todo:
-                note_unread(ledger, report.id, period.key, exc)
+                note_failed(ledger, report.id, period.key, exc)
         raise
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
@@ -240,6 +240,11 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
         if run_id is not None:
             with shielded():
                 ledger.finish_run(run_id, *stopped_run(exc))
+        elif trigger == "due" and not dry_run and ledger is not None:
+            # A report without channels records no run (it is done once archived); a failed scheduled one must
+            # still keep its period due, as a source that cannot be opened does (see note_failed).
+            with shielded():
+                note_failed(ledger, report.id, period.key, exc)
         raise
     # From the decision to write the archive to the end of the delivery, the period is this process's: a
     # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
@@ -306,10 +311,11 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
         yield
 
 
-def note_unread(ledger: Any, report_id: str, period_key: str, exc: Exception) -> None:
-    """Record a scheduled run whose source could not be opened as failed: the ledger then keeps the period
-    due (retried and late) after the next one comes due, as it keeps one whose delivery failed."""
-    ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), "failed", first_line(exc))
+def note_failed(ledger: Any, report_id: str, period_key: str, exc: BaseException) -> None:
+    """Record a scheduled run that ``exc`` ended before it had a run in the ledger (its source could not be
+    opened, or a report without channels failed): the ledger then keeps the period due (retried and late)
+    after the next one comes due, as it keeps one whose delivery failed."""
+    ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), *stopped_run(exc))
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:

@@ -148,9 +148,9 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                             source = open_source(config.source, config.path)
                         except Exception as exc:
                             if not dry_run:
-                                from .runner import note_unread
+                                from .runner import note_failed
 
-                                note_unread(ledger, report.id, period.key, exc)
+                                note_failed(ledger, report.id, period.key, exc)
                             raise
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
