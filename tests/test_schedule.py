@@ -178,6 +178,30 @@ def test_a_failed_period_stays_due_and_late_until_it_is_sent(tmp_path, events, b
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
 
 
+def view_source(tmp_path, events):
+    """A DuckDB source whose events table is a view over Parquet parts (as a lake's often is), and a good part."""
+    import duckdb
+
+    source, parts = tmp_path / "events.duckdb", tmp_path / "parts"
+    parts.mkdir()
+    with duckdb.connect(str(events), read_only=True) as con:
+        con.execute(f"COPY agent_events TO '{parts / 'a.parquet'}' (FORMAT parquet)")
+    with duckdb.connect(str(source)) as con:
+        con.execute(f"CREATE VIEW agent_events AS SELECT * FROM read_parquet('{parts}/*.parquet')")
+    good = (parts / "a.parquet").read_bytes()
+    (parts / "b.parquet").write_bytes(good)
+    return source, parts, good
+
+
+def break_source(tmp_path, broken):
+    """The view_source made unreadable: its file gone (it cannot be opened), or a part half written (it opens
+    and its query fails)."""
+    if broken == "file missing":
+        (tmp_path / "events.duckdb").rename(tmp_path / "away.duckdb")
+    else:
+        (tmp_path / "parts" / "b.parquet").write_bytes((tmp_path / "parts" / "a.parquet").read_bytes()[:300] + b"PAR1")
+
+
 @pytest.mark.parametrize("broken", ["file missing", "a file unreadable"])
 def test_an_archive_only_period_whose_source_failed_stays_due_and_late(tmp_path, events, broken):
     """A report without channels records no run when it works (it is done once archived), so one whose source
@@ -185,21 +209,9 @@ def test_an_archive_only_period_whose_source_failed_stays_due_and_late(tmp_path,
     fails, exit 3) left nothing either: once the next period came due the failed one was forgotten, not
     retried and gone from check --missed. Its failed scheduled run is now recorded, as a source that cannot
     be opened at all is, and as a report with channels records its own."""
-    import duckdb
-
-    source, parts = tmp_path / "events.duckdb", tmp_path / "parts"
-    parts.mkdir()
-    with duckdb.connect(str(events), read_only=True) as con:
-        con.execute(f"COPY agent_events TO '{parts / 'a.parquet'}' (FORMAT parquet)")
-    good = (parts / "a.parquet").read_bytes()
-    with duckdb.connect(str(source)) as con:  # the events table is a view over the parts, as a lake's often is
-        con.execute(f"CREATE VIEW agent_events AS SELECT * FROM read_parquet('{parts}/*.parquet')")
-    (parts / "b.parquet").write_bytes(good)
+    source, parts, good = view_source(tmp_path, events)
     path = write_config(tmp_path, events=source, channels={}, reports=[{**NY_WEEKLY, "channels": []}])
-    if broken == "file missing":
-        source.rename(tmp_path / "away.duckdb")
-    else:
-        (parts / "b.parquet").write_bytes(good[:300] + b"PAR1")  # half written: read when the query runs
+    break_source(tmp_path, broken)
     code, out = due_run(path, "2026-11-30T14:01:00Z")
     assert code == 3 and "weekly 2026-W48: error: " in out, out
     con, buffer = console()
@@ -209,6 +221,32 @@ def test_an_archive_only_period_whose_source_failed_stays_due_and_late(tmp_path,
     code, out = due_run(path, "2026-12-07T14:01:00Z")
     assert code == 0 and "weekly 2026-W48: archived" in out and "weekly 2026-W49: archived" in out, out
     assert check_missed(load_config(path), now=utc("2026-12-07T16:00:00Z"), console=console()[0]) == 0
+
+
+REFUSE_FAILED_RUN = ("CREATE TRIGGER refuse_failed BEFORE UPDATE ON runs WHEN NEW.state = 'failed' "
+                     "BEGIN SELECT RAISE(ABORT, 'ledger write refused by the test trigger'); END")
+
+
+@pytest.mark.parametrize("channels", [["box"], []])
+@pytest.mark.parametrize("broken", ["file missing", "a file unreadable"])
+def test_a_source_failure_the_ledger_cannot_record_is_still_the_error_shown(tmp_path, events, broken, channels):
+    """The source's error is the cause: a ledger failing too (here a trigger refuses to record the failed run)
+    replaced it, and the exit code with it (1, not 3). The source's error is shown, then that the ledger
+    could not record the failed run; the exit code stays the source's."""
+    import sqlite3
+
+    view_source(tmp_path, events)
+    path = write_config(tmp_path, events=tmp_path / "events.duckdb", channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "channels": channels}])
+    Ledger(load_config(path).ledger.url).close()
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute(REFUSE_FAILED_RUN)
+    break_source(tmp_path, broken)
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    cause = "DuckDB file not found" if broken == "file missing" else "query failed: Invalid Input Error"
+    assert code == 3, out
+    assert re.search(rf"^weekly 2026-W48: error: source .*{cause}.*; the ledger could not record this failed run "
+                     r"\(the ledger sqlite:///\S+ failed: .*refused by the test trigger.*\)$", out, re.M), out
 
 
 @pytest.mark.parametrize("replaced_by", [[], ["vp2@example.com"]])

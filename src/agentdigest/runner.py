@@ -21,6 +21,7 @@ from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
 from .errors import first_line, interruption
 from .interrupts import shielded
+from .masking import mask_text
 from .owners import has_exited, owner_id
 from .periods import Period
 from .report import ReportData
@@ -238,13 +239,12 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             return outcome
     except BaseException as exc:
         if run_id is not None:
-            with shielded():
+            with recording(exc):
                 ledger.finish_run(run_id, *stopped_run(exc))
         elif trigger == "due" and not dry_run and ledger is not None:
             # A report without channels records no run (it is done once archived); a failed scheduled one must
             # still keep its period due, as a source that cannot be opened does (see note_failed).
-            with shielded():
-                note_failed(ledger, report.id, period.key, exc)
+            note_failed(ledger, report.id, period.key, exc)
         raise
     # From the decision to write the archive to the end of the delivery, the period is this process's: a
     # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
@@ -315,7 +315,28 @@ def note_failed(ledger: Any, report_id: str, period_key: str, exc: BaseException
     """Record a scheduled run that ``exc`` ended before it had a run in the ledger (its source could not be
     opened, or a report without channels failed): the ledger then keeps the period due (retried and late)
     after the next one comes due, as it keeps one whose delivery failed."""
-    ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), *stopped_run(exc))
+    with recording(exc):
+        ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), *stopped_run(exc))
+
+
+@contextmanager
+def recording(exc: BaseException) -> Iterator[None]:
+    """Hold stop signals back while the block records the run that ``exc`` ended. A ledger that fails to record
+    it too does not replace ``exc``: the source's error is the cause to show, and its exit code (3) the one to
+    exit with; ``exc``'s message then says the run could not be recorded (so check --missed may not name it)."""
+    from .ledger_schema import LedgerError
+
+    try:
+        with shielded():
+            yield
+    except Exception as failed:
+        note = f"the ledger could not record this {'failed' if isinstance(exc, Exception) else 'interrupted'} " \
+               f"run ({mask_text(first_line(failed))})"
+        if not isinstance(exc, Exception):  # an interruption is said as such (the CLI names the signal)
+            log.warning("%s", note)
+        elif not isinstance(exc, LedgerError):  # else the ledger's failure is already the error shown
+            head, newline, rest = str(exc).partition("\n")
+            exc.args = (f"{head}; {note}{newline}{rest}",)
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:

@@ -244,7 +244,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                       soft_wrap=True)
     for run in result.runs:
         if run.error is not None:
-            console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False)
+            console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False,
+                          soft_wrap=True)
         elif run.skipped:  # "archived" said nothing was kept here (found in a re-check)
             console.print(f"{run.report_id} {run.period.key}: {run.skipped}", markup=False, soft_wrap=True)
         elif not run.deliveries:
