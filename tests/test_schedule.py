@@ -249,6 +249,41 @@ def test_a_source_failure_the_ledger_cannot_record_is_still_the_error_shown(tmp_
                      r"\(the ledger sqlite:///\S+ failed: .*refused by the test trigger.*\)$", out, re.M), out
 
 
+@pytest.mark.parametrize("ledger_down", [False, True])
+def test_a_manual_run_whose_source_is_down_is_in_history_and_not_due_for_the_scheduler(tmp_path, events, ledger_down):
+    """`agentdigest run` with the source down exited 3 and recorded nothing, where a run whose query failed,
+    or a scheduled run, is in history as failed: the operator reading history saw no trace of the attempt.
+    It is recorded as the failed manual run it was. A manual run (of any period, a backfill of last year's)
+    does not make its period due for the scheduler, as one whose query failed never did."""
+    import sqlite3
+
+    path = write_config(tmp_path, events=tmp_path / "events.duckdb", channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[NY_WEEKLY])  # its events' database is down: not there
+    if ledger_down:
+        Ledger(load_config(path).ledger.url).close()
+        with sqlite3.connect(tmp_path / "ledger.db") as db:
+            db.execute(REFUSE_FAILED_RUN)
+    done = cli("run", "weekly", "--period", "2026-W47", "--now", "2026-12-01T00:00:00Z", "--config", str(path))
+    assert done.returncode == 3, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("agentdigest: error: source duckdb://") and "DuckDB file not found" in line, line
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        runs = [(r["trigger"], r["period_key"], r["state"], r["error"]) for r in ledger.history("weekly")]
+        tried = ledger.tried_periods("weekly")
+    finally:
+        ledger.close()
+    if ledger_down:
+        assert line.endswith("; the ledger could not record this failed run (the ledger sqlite:///"
+                             f"{tmp_path / 'ledger.db'} failed: ledger write refused by the test trigger)"), line
+        assert [state for _, _, state, _ in runs] == ["abandoned"]  # started, never closed, its process gone
+        return
+    assert [r[:3] for r in runs] == [("manual", "2026-W47", "failed")] and "DuckDB file not found" in runs[0][3]
+    assert tried == ([], [])
+    shown = cli("history", "--config", str(path), extra_env={"COLUMNS": "300"}).stdout
+    assert "run (manual)" in shown and "failed" in shown and "DuckDB file not found" in shown, shown
+
+
 @pytest.mark.parametrize("replaced_by", [[], ["vp2@example.com"]])
 def test_a_refused_recipient_removed_from_the_config_no_longer_keeps_its_period_due(tmp_path, events, smtp_server,
                                                                                    tls_cert, replaced_by):

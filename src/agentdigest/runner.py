@@ -145,9 +145,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     try:
         sources = _RunSource(config, source)
     except Exception as exc:
-        if trigger == "due" and ledger is not None and not dry_run:
-            for report, period in todo:
-                note_failed(ledger, report.id, period.key, exc)
+        if not dry_run:
+            _note_unread(config, todo, exc, ledger=ledger, trigger="test" if test_to else trigger, test_to=test_to)
         raise
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
@@ -171,6 +170,31 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         if (own_ledger or read_only is not None) and ledger is not None:
             ledger.close()
     return outcomes
+
+
+def _note_unread(config: Config, todo: list[tuple[ReportConfig, Period]], exc: Exception, *, ledger: Any,
+                 trigger: str, test_to: str | None) -> None:
+    """Record the runs that a source that could not be opened failed: every scheduled one (see note_failed), and
+    a manual one of a report that delivers, as its run records a query that fails: an operator reading
+    history sees the attempt and why nothing went out. Only a scheduled run keeps its period due."""
+    if trigger != "due":
+        todo = [(r, p) for r, p in todo if r.channels or test_to]
+    if not todo:
+        return
+    own = ledger is None
+    if own:
+        try:
+            ledger = open_ledger(config)
+        except Exception as failed:
+            unrecorded(exc, failed)
+            return
+    try:
+        for report, period in todo:
+            if not note_failed(ledger, report.id, period.key, exc, trigger):
+                break  # the ledger is down: said once
+    finally:
+        if own:
+            ledger.close()
 
 
 def _existing_ledger(config: Config) -> Any:
@@ -239,8 +263,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             return outcome
     except BaseException as exc:
         if run_id is not None:
-            with recording(exc):
-                ledger.finish_run(run_id, *stopped_run(exc))
+            record_stop(exc, lambda: ledger.finish_run(run_id, *stopped_run(exc)))
         elif trigger == "due" and not dry_run and ledger is not None:
             # A report without channels records no run (it is done once archived); a failed scheduled one must
             # still keep its period due, as a source that cannot be opened does (see note_failed).
@@ -311,32 +334,37 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
         yield
 
 
-def note_failed(ledger: Any, report_id: str, period_key: str, exc: BaseException) -> None:
-    """Record a scheduled run that ``exc`` ended before it had a run in the ledger (its source could not be
-    opened, or a report without channels failed): the ledger then keeps the period due (retried and late)
-    after the next one comes due, as it keeps one whose delivery failed."""
-    with recording(exc):
-        ledger.finish_run(ledger.start_run(report_id, period_key, "due", owner_id()), *stopped_run(exc))
+def note_failed(ledger: Any, report_id: str, period_key: str, exc: BaseException, trigger: str = "due") -> bool:
+    """Record a run that ``exc`` ended before it had a run in the ledger (its source could not be opened, or a
+    report without channels failed); False when the ledger could not (``exc`` then says so). A scheduled
+    one keeps its period due (retried and late) after the next one comes due, as one whose delivery failed."""
+    return record_stop(exc, lambda: ledger.finish_run(ledger.start_run(report_id, period_key, trigger, owner_id()),
+                                                      *stopped_run(exc)))
 
 
-@contextmanager
-def recording(exc: BaseException) -> Iterator[None]:
-    """Hold stop signals back while the block records the run that ``exc`` ended. A ledger that fails to record
-    it too does not replace ``exc``: the source's error is the cause to show, and its exit code (3) the one to
-    exit with; ``exc``'s message then says the run could not be recorded (so check --missed may not name it)."""
-    from .ledger_schema import LedgerError
-
+def record_stop(exc: BaseException, write: Any) -> bool:
+    """Record the run that ``exc`` ended with ``write()``, stop signals held back; False when the ledger failed."""
     try:
         with shielded():
-            yield
+            write()
+        return True
     except Exception as failed:
-        note = f"the ledger could not record this {'failed' if isinstance(exc, Exception) else 'interrupted'} " \
-               f"run ({mask_text(first_line(failed))})"
-        if not isinstance(exc, Exception):  # an interruption is said as such (the CLI names the signal)
-            log.warning("%s", note)
-        elif not isinstance(exc, LedgerError):  # else the ledger's failure is already the error shown
-            head, newline, rest = str(exc).partition("\n")
-            exc.args = (f"{head}; {note}{newline}{rest}",)
+        unrecorded(exc, failed)
+        return False
+
+
+def unrecorded(exc: BaseException, failed: Exception) -> None:
+    """Say in ``exc`` that the ledger could not record its run (``failed``), rather than raise the ledger's error:
+    the source's error is the cause to show, and its exit code (3) the one to exit with."""
+    from .ledger_schema import LedgerError
+
+    note = (f"the ledger could not record this {'failed' if isinstance(exc, Exception) else 'interrupted'} run "
+            f"({mask_text(first_line(failed))})")
+    if not isinstance(exc, Exception):  # an interruption is said as such (the CLI names the signal)
+        log.warning("%s", note)
+    elif not isinstance(exc, LedgerError):  # else the ledger's own failure is the error shown already
+        head, newline, rest = str(exc).partition("\n")
+        exc.args = (f"{head}; {note}{newline}{rest}",)
 
 
 def stopped_run(exc: BaseException) -> tuple[str, str]:
