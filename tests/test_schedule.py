@@ -742,6 +742,29 @@ def test_an_alarm_never_counts_as_its_periods_delivery(tmp_path, events):
     assert check_missed(config, now=utc("2026-11-30T17:10:00Z"), console=con) == 0, buffer.getvalue()
 
 
+def test_text_and_json_log_lines_carry_the_same_utc_time():
+    """The text log's time was the machine's local time with no offset ("2026-11-30 09:01:00,250" on a New York
+    host), where the JSON log says UTC: lines of two hosts, or of one across a DST change, could not be put in
+    order. Both now say the instant in ISO 8601 UTC with its offset."""
+    from zoneinfo import ZoneInfo
+
+    lines = {}
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        root, saved = logging.getLogger(), (logging.getLogger().handlers[:], logging.getLogger().level)
+        configure_logging(log_format, stream)
+        try:  # time_machine sets the machine's zone (TZ) to the destination's: New York
+            with time_machine.travel(datetime(2026, 11, 30, 9, 1, 0, 250000, tzinfo=ZoneInfo("America/New_York")),
+                                     tick=False):
+                logging.getLogger("agentdigest.schedule").info("weekly 2026-W48: due")
+        finally:
+            root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+            logging.captureWarnings(False)
+        lines[log_format] = stream.getvalue()
+    assert lines["text"] == "2026-11-30T14:01:00.250+00:00 INFO agentdigest.schedule: weekly 2026-W48: due\n"
+    assert json.loads(lines["json"])["ts"] == "2026-11-30T14:01:00.250+00:00"
+
+
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_scheduler_log_lines_mask_url_passwords(log_format):
     """Found in a security audit: the scheduler logs an unexpected error's first line and, for --verbose and

@@ -47,12 +47,21 @@ log = logging.getLogger("agentdigest.schedule")
 _FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
 
 
+def _utc_time(record: logging.LogRecord) -> str:
+    """When ``record`` was made, in ISO 8601 UTC with its offset: the same in text and JSON lines, whatever the
+    machine's zone (text lines said local time without an offset)."""
+    return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+
+
 class TextFormatter(logging.Formatter):
     """Log lines (and tracebacks) with URL passwords and Slack tokens masked: an unexpected error is logged
     as it was raised, and a library's exception may quote a URL whole (found in a security audit)."""
 
     def format(self, record: logging.LogRecord) -> str:
         return mask_text(super().format(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        return _utc_time(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,7 +70,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": _utc_time(record),
             "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
         }
         entry.update({k: getattr(record, k) for k in _FIELDS if getattr(record, k, None) is not None})
