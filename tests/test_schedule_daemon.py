@@ -416,6 +416,52 @@ def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_
     assert sent_files(tmp_path / "outbox") == {("daily", expected_period(config)): 1}
 
 
+def _open_files(prefix: Path) -> list[str]:
+    """The files starting with ``prefix`` that this process holds open (a ledger and its -wal, -shm)."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc to see this process's open files")
+    held = []
+    for fd in fds.iterdir():
+        try:
+            held.append(str(fd.readlink()))
+        except OSError:  # closed while listed
+            continue
+    return sorted(path for path in held if path.startswith(str(prefix)))
+
+
+def test_a_sighup_that_changes_the_ledger_closes_the_old_one_once_no_pass_uses_it(tmp_path, events):
+    """A reload that changed [ledger] url left the old ledger open: its connections (a server's, or a SQLite
+    file's handles) stayed for as long as the scheduler ran, one more set for each such reload. The old one is
+    closed once the new one is in use, and not under a pass or a heartbeat that is still recording in it."""
+    from agentdigest.daemon import Daemon
+
+    box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+    old_db, new_db = tmp_path / "old.db", tmp_path / "new.db"
+    config = write_config(tmp_path, events=events, channels=box, reports=[daily()], ledger_url=f"sqlite:///{old_db}")
+    daemon = Daemon(config)
+    daemon.stop.set()  # the reload's workers exit at once: no pass of their own
+    try:
+        daemon.tick()  # a heartbeat: the first ledger is in use
+        assert _open_files(old_db)
+        write_config(tmp_path, events=events, channels=box, reports=[daily()], ledger_url=f"sqlite:///{new_db}")
+        daemon.reload()  # no pass running: the first ledger is closed at once
+        daemon.tick()
+        assert _open_files(new_db) and not _open_files(old_db)
+        with daemon.ledger_in_use() as held:  # a pass still running with the second ledger
+            write_config(tmp_path, events=events, channels=box, reports=[daily()], ledger_url=f"sqlite:///{old_db}")
+            daemon.reload()
+            assert daemon.ledger is not held and daemon.ledger.url.endswith("old.db")
+            held.heartbeat("a pass", {"state": "running"})  # still open for the pass that holds it
+            assert _open_files(new_db)
+        assert not _open_files(new_db)
+    finally:
+        daemon.scheduler.shutdown(wait=False) if daemon.scheduler.running else None
+        for worker in daemon.workers.values():
+            worker.thread.join(timeout=30)
+        daemon.ledger.close()
+
+
 # -- the ledger file deleted or replaced under the scheduler ---------------------------------------
 
 @pytest.mark.parametrize("accident", ["deleted", "replaced by a new ledger", "replaced by a backup"])

@@ -25,6 +25,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,8 +168,9 @@ class Worker:
         report = _report(config, self.report_id)
         if report is None:
             return
-        result = run_pass(config, [report], datetime.now(timezone.utc), ledger=self.daemon.use_ledger(),
-                          stop=self.daemon.stop, owner=self.daemon.owner)
+        with self.daemon.ledger_in_use() as ledger:
+            result = run_pass(config, [report], datetime.now(timezone.utc), ledger=ledger, stop=self.daemon.stop,
+                              owner=self.daemon.owner)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
             self._plan(wait, "a period another process had claimed")
@@ -201,7 +204,9 @@ class Daemon:
         self.config_path = config_path
         self.config: Config = load_config(config_path)
         self.ledger = self._open_ledger(self.config)
-        self._ledger_lock = threading.Lock()
+        self._ledger_lock = threading.RLock()
+        self._ledger_users: dict[int, int] = {}  # id(ledger) -> passes and ticks using it now
+        self._retired: list[Any] = []  # ledgers replaced while in use: their last user closes them
         self.owner = owner_id()
         self.started_at = datetime.now(timezone.utc)
         self.stop = threading.Event()
@@ -242,7 +247,7 @@ class Daemon:
                                       "away and a new ledger is created")
                 existed = old.file.exists()
                 self.ledger = self._open_ledger(self.config)
-                old.close()
+                self._retire(old)
                 decision("ledger_reopened", "the ledger %s was %s while the scheduler ran; it now uses %s. Every "
                          "report makes its catch-up pass: what the archive's send logs and alarm logs record as "
                          "sent is restored from them and not sent again; failed periods older than the latest due one "
@@ -253,6 +258,34 @@ class Daemon:
                 for worker in self.workers.values():
                     worker.request()
             return self.ledger
+
+    @contextmanager
+    def ledger_in_use(self) -> Iterator[Any]:
+        """The ledger (:meth:`use_ledger`) for one pass or tick. One that a reload or a reopening replaces
+        meanwhile is closed when its last user is done with it: not under a pass still recording in it."""
+        with self._ledger_lock:
+            ledger = self.use_ledger()
+            self._ledger_users[id(ledger)] = self._ledger_users.get(id(ledger), 0) + 1
+        try:
+            yield ledger
+        finally:
+            with self._ledger_lock:
+                self._ledger_users[id(ledger)] -= 1
+                if not self._ledger_users[id(ledger)]:
+                    del self._ledger_users[id(ledger)]
+                    if any(old is ledger for old in self._retired):
+                        self._retired = [old for old in self._retired if old is not ledger]
+                        ledger.close()
+
+    def _retire(self, old: Any) -> None:
+        """Close a ledger the scheduler no longer uses, now or when the last pass using it ends (lock held).
+
+        Found in a review: a reload that changed [ledger] url left the old one open, its connections (a
+        server's, or a SQLite file's handles) kept for as long as the scheduler ran."""
+        if self._ledger_users.get(id(old)):
+            self._retired.append(old)
+        else:
+            old.close()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -305,7 +338,8 @@ class Daemon:
             decision("abandoned", "gave up waiting for %s; its claims expire and another run takes over",
                      ", ".join(left), level=logging.WARNING, owner=self.owner)
         try:
-            self.use_ledger().heartbeat(self.owner, self._info("stopped"))
+            with self.ledger_in_use() as ledger:
+                ledger.heartbeat(self.owner, self._info("stopped"))
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on a ledger hiccup
             log.warning("last heartbeat failed: %s", exc)
         decision("stopped", "scheduler %s stopped", self.owner, owner=self.owner)
@@ -350,13 +384,13 @@ class Daemon:
     def tick(self) -> None:
         """Heartbeat, then alarms for late periods."""
         try:
-            ledger = self.use_ledger()  # before `idle`: a ledger opened again puts every report to work
-            ledger.heartbeat(self.owner, self._info("running"))
-            # A report whose pass is running or about to run (the catch-up at start) is not late yet: its
-            # late alarm went out seconds before the catch-up delivered it (found in a regression check).
-            idle = [r for r in self.config.reports if not self._working(r.id)]
-            send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
-                        archive=self.config.archive.path, owner=self.owner, reports=idle)
+            with self.ledger_in_use() as ledger:  # before `idle`: a ledger opened again puts every report to work
+                ledger.heartbeat(self.owner, self._info("running"))
+                # A report whose pass is running or about to run (the catch-up at start) is not late yet: its
+                # late alarm went out seconds before the catch-up delivered it (found in a regression check).
+                idle = [r for r in self.config.reports if not self._working(r.id)]
+                send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
+                            archive=self.config.archive.path, owner=self.owner, reports=idle)
         except Exception as exc:  # noqa: BLE001
             decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
 
@@ -374,7 +408,8 @@ class Daemon:
             return
         if config.ledger.url != self.config.ledger.url:
             with self._ledger_lock:
-                self.ledger = self._open_ledger(config)
+                old, self.ledger = self.ledger, self._open_ledger(config)
+                self._retire(old)
         old, self.config = self.config, config
         self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
