@@ -9,6 +9,7 @@ a relay that hangs mid-delivery. The only timing assertion is the documented "ex
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import threading
@@ -455,6 +456,35 @@ def test_a_sighup_that_changes_the_ledger_closes_the_old_one_once_no_pass_uses_i
             held.heartbeat("a pass", {"state": "running"})  # still open for the pass that holds it
             assert _open_files(new_db)
         assert not _open_files(new_db)
+    finally:
+        daemon.scheduler.shutdown(wait=False) if daemon.scheduler.running else None
+        for worker in daemon.workers.values():
+            worker.thread.join(timeout=30)
+        daemon.ledger.close()
+
+
+def test_a_sighup_to_a_ledger_that_cannot_be_opened_keeps_the_running_config_and_ledger(tmp_path, events, caplog):
+    """Found in a review: a reload whose new [ledger] url could not be opened (a server down, a file where its
+    folder should be) raised out of the SIGHUP handler and stopped the scheduler (exit 1). It is a refused
+    reload, as an invalid config is: said, and the running config and ledger kept."""
+    from agentdigest.daemon import Daemon
+
+    box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+    good = tmp_path / "ledger.db"
+    config = write_config(tmp_path, events=events, channels=box, reports=[daily()], ledger_url=f"sqlite:///{good}")
+    daemon = Daemon(config)
+    daemon.stop.set()
+    try:
+        before, ledger = daemon.config, daemon.ledger
+        (tmp_path / "a file").write_text("where the new ledger's folder should be")
+        write_config(tmp_path, events=events, channels=box, reports=[daily("other")],
+                     ledger_url=f"sqlite:///{tmp_path / 'a file' / 'ledger.db'}")
+        with caplog.at_level(logging.ERROR, logger="agentdigest.schedule"):
+            daemon.reload()
+        assert daemon.config is before and daemon.ledger is ledger
+        assert any("cannot be opened" in r.getMessage() for r in caplog.records)
+        daemon.tick()  # the running ledger still works
+        assert _open_files(good)
     finally:
         daemon.scheduler.shutdown(wait=False) if daemon.scheduler.running else None
         for worker in daemon.workers.values():

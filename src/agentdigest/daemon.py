@@ -407,8 +407,14 @@ class Daemon:
                      level=logging.ERROR, error=str(exc))
             return
         if config.ledger.url != self.config.ledger.url:
+            try:
+                ledger = self._open_ledger(config)
+            except Exception as exc:  # noqa: BLE001 - found in a review: the scheduler exited 1 on such a reload
+                decision("reload_failed", "config not reloaded, keeping the running one: the new [ledger] url "
+                         "cannot be opened: %s", exc, level=logging.ERROR, error=str(exc))
+                return
             with self._ledger_lock:
-                old, self.ledger = self.ledger, self._open_ledger(config)
+                old, self.ledger = self.ledger, ledger
                 self._retire(old)
         old, self.config = self.config, config
         self._sync_jobs()
