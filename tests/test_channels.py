@@ -99,6 +99,13 @@ CASES = [
          expect=dict(error="552", retryable=False, attempts=1, smtp=[])),
     Case("email-untrusted-certificate", "email", server=dict(trusted=False),
          expect=dict(error="ca_file", retryable=False, attempts=1, smtp=[])),
+    # Found in a delivery audit: smtp+starttls:// to an implicit-TLS port (465) waits for a greeting that never
+    # comes (the server waits for the TLS handshake); it read "closed the connection: Connection unexpectedly
+    # closed: timed out", with no word of the scheme, after every retry of the budget.
+    Case("email-starttls-to-an-implicit-tls-port", "email-smtps", server=dict(scheme="smtp+starttls"),
+         settings=dict(timeout=1, retry_budget=0.3),
+         expect=dict(error="sent no greeting within 1s (is the scheme right? smtps:// for port 465", retryable=True,
+                     min_attempts=1, smtp=[])),
     Case("email-connection-refused", "email", server=dict(dead=True), settings=dict(retry_budget=0.3),
          expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
     # -- slack webhook -------------------------------------------------------------------
@@ -247,6 +254,8 @@ class Harness:
             self.smtp = smtp_server("smtps" if kind == "email-smtps" else "smtp+starttls",
                                     rcpt=behaviour.get("rcpt"), data=behaviour.get("data"), ehlo=behaviour.get("ehlo"))
             url = self.smtp.url(password=behaviour.get("password"))
+            if behaviour.get("scheme"):  # a scheme that does not match the server's
+                url = behaviour["scheme"] + url[len(self.smtp.scheme):]
             if behaviour.get("dead"):
                 url = f"smtp+starttls://reports:pw@127.0.0.1:{free_port()}"
             raw = dict(type="email", to=["Alice <alice@example.com>", "bob@example.com"], cc=["carol@example.com"],

@@ -219,7 +219,12 @@ class EmailChannel(BaseChannel):
         if srv.scheme == "smtps":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(srv.host, srv.port, timeout=timeout, context=context)
         else:
-            smtp = smtplib.SMTP(srv.host, srv.port, timeout=timeout)
+            try:
+                smtp = smtplib.SMTP(srv.host, srv.port, timeout=timeout)
+            except smtplib.SMTPServerDisconnected as exc:
+                if isinstance(exc.__context__, TimeoutError):  # connected, and the server said nothing
+                    raise _NoGreeting() from None
+                raise
         try:
             _hello(smtp)
             if srv.scheme == "smtp+starttls":
@@ -306,9 +311,21 @@ class EmailChannel(BaseChannel):
         if isinstance(exc, ssl.SSLError):
             return DeliveryError(self.mask(f"TLS failed with {where} ({exc.reason}); is the scheme right "
                                            "(smtps:// for port 465, smtp+starttls:// for 587)?"))
+        if isinstance(exc, _NoGreeting):
+            # An implicit-TLS server (port 465) waits for the TLS handshake in silence: the likeliest cause
+            return DeliveryError(self.mask(f"{where} sent no greeting within {self.settings.timeout:g}s (is the "
+                                           "scheme right? smtps:// for port 465, where TLS starts at once)"),
+                                 retryable=True)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
+            if isinstance(exc.__context__, TimeoutError):  # smtplib words a read timeout as a closed connection
+                return DeliveryError(self.mask(f"no answer from {where} within {self.settings.timeout:g}s"),
+                                     retryable=True)
             return DeliveryError(self.mask(f"{where} closed the connection: {exc}"), retryable=True)
         return DeliveryError(self.mask(f"cannot reach {where}: {exc}"), retryable=True)
+
+
+class _NoGreeting(OSError):
+    """The connection was made, but the server sent no greeting within the timeout."""
 
 
 def _hello(smtp: smtplib.SMTP) -> None:
