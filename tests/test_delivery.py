@@ -188,6 +188,34 @@ def test_only_the_refused_recipient_is_retried_by_a_rerun(world):
     assert [rcpts for _, rcpts, _ in world.smtp.messages] == [["alice@example.com"], ["bob@example.com"]]
 
 
+def test_an_address_written_differently_is_not_sent_the_period_again(world, capsys):
+    """Found in a delivery audit: the ledger keys a recipient as written, so a config whose address was
+    re-cased (Alice@Example.COM to alice@example.com, say while taking out a refused one) sent the period
+    again to that person on the next run. Addresses are compared case-insensitively, as a channel's own list
+    is de-duplicated and a renamed channel's sends are; history says what happened."""
+    first = world.build(["mail"], mail=world.email(to=["Alice <Alice@Example.COM>", "bob@example.com"]))
+    world.smtp.handler.rcpt["bob@example.com"] = "550 5.1.1 no such user"
+    assert states(deliver(first)) == {("mail", "Alice@Example.COM"): "sent", ("mail", "bob@example.com"): "failed"}
+    world.smtp.handler.rcpt.clear()
+    fixed = world.build(["mail"], mail=world.email(to=["alice@example.com", "bob@example.com"]))
+    assert states(deliver(fixed)) == {("mail", "alice@example.com"): "skipped_sent", ("mail", "bob@example.com"): "sent"}
+    assert [rcpts for _, rcpts, _ in world.smtp.messages] == [["Alice@Example.COM"], ["bob@example.com"]]
+    assert states(deliver(fixed)) == {("mail", "alice@example.com"): "skipped_sent", ("mail", "bob@example.com"): "skipped_sent"}
+    assert len(world.smtp.messages) == 2
+    ledger = Ledger(fixed.ledger.url)
+    try:
+        assert ledger.delivery(R, P, "mail", "alice@example.com")["state"] == "sent"
+        assert ledger.is_period_sent(R, P, ["mail"])
+    finally:
+        ledger.close()
+    capsys.readouterr()
+    assert show_history(fixed, limit=20) == 0
+    assert "sent to Alice@Example.COM (the same address, written differently)" in capsys.readouterr().out
+    # a forced resend goes to the address as it is now written, once
+    assert states(deliver(fixed, force=True)) == {("mail", "alice@example.com"): "sent", ("mail", "bob@example.com"): "sent"}
+    assert len(world.smtp.messages) == 3
+
+
 def test_a_test_send_to_an_address_is_not_the_periods_delivery(world):
     """The test send goes to that one address: not to the channel's to, cc or bcc (the envelope says who
     gets it, so a kept bcc would be invisible in the headers), and no Cc header names the real audience."""

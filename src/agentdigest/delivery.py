@@ -34,7 +34,7 @@ from .ledger import Ledger
 from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
-from .renames import RemovedSends, fingerprint, renamed_note, sends_of_removed_channels
+from .renames import RemovedSends, carried_note, fingerprint, sends_of_removed_channels
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
 _logger = logging.getLogger("agentdigest.delivery")
@@ -207,8 +207,9 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                     destination: str | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
-    ``renamed``: this channel's targets that a channel no longer in the config sent the period to, with the row
-    of that send (renames.py); such a target is recorded as sent, not claimed. ``destination``: the channel's
+    ``renamed``: this channel's targets that a channel no longer in the config sent the period to (or this one,
+    to the address written differently), with the row of that send (renames.py); such a target is recorded as
+    sent, not claimed. ``destination``: the channel's
     destination fingerprint, recorded with its sends."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
@@ -217,9 +218,13 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         # Written only where this channel has no sent row and no live claim: otherwise the claim below decides.
         if (old := renamed.get(target)) and ledger.restore_sent(report_id, period_key, [{
                 "channel": name, "recipient": target, "sent_at": old["sent_at"], "provider_id": old["provider_id"],
-                "destination": destination}], note=renamed_note(old["channel"])):
+                "destination": destination}], note=carried_note(old, name)):
             skipped[target] = DeliveryResult(name, target, "skipped_sent", provider_id=old["provider_id"])
-            carried.setdefault(old["channel"], []).append(target)
+            if old["channel"] == name:  # its own send, to the address as it was written then
+                _logger.warning("%s %s -> %s %s: already sent to %s (the same address, written differently); "
+                                "recorded as sent, not sent again", report_id, period_key, name, target, old["recipient"])
+            else:
+                carried.setdefault(old["channel"], []).append(target)
             continue
         claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner, lease=lease, force=force)
         if claim is not None:

@@ -21,7 +21,9 @@ have none: such a channel, renamed, sends again, as it did then. A plug-in chann
 defines ``destination()`` (see ``BaseChannel.destination``).
 
 - A channel still in the config is another channel, not a renamed one: an address in two configured
-  channels gets the report from each, and so does a destination.
+  channels gets the report from each, and so does a destination. Its own send to an address now written
+  differently (``Alice@Example.COM``, now ``alice@example.com``) is the same address: recorded as sent, with
+  a note saying so (found in a delivery audit: a re-cased address got the period again).
 - A reset ledger learns the old channel's sends (with their fingerprints) from the archive's send log first
   (the runner's ``_restore_sends``), so they count too. ``resend``, ``--force`` and test sends never ask.
 """
@@ -56,16 +58,32 @@ class RemovedSends:
     """The period's sends through channels no longer in the config (ledger rows, see ``Ledger.deliveries``)."""
 
     by_address: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-cased address -> row
+    #: (channel, lower-cased address) -> the row of a send through a channel still in the config: an address
+    #: of that channel written differently now (Alice@Example.COM, now alice@example.com) is the same address
+    by_channel_address: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     by_destination: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (fingerprint, target)
 
     def of(self, channel: Channel, targets: list[str], destination: str | None) -> dict[str, dict[str, Any]]:
         """The targets of ``channel`` (with ``destination``, its fingerprint) that a removed channel sent
         the period to, with the row of that send."""
         if isinstance(channel.settings, EmailChannel):
-            return {t: row for t in targets if (row := self.by_address.get(t.lower()))}
+            return {t: row for t in targets if (row := self.by_address.get(t.lower()) or self._respelled(channel, t))}
         if destination is None:
             return {}
         return {t: row for t in targets if (row := self.by_destination.get((destination, t)))}
+
+
+    def _respelled(self, channel: Channel, target: str) -> dict[str, Any] | None:
+        row = self.by_channel_address.get((channel.name, target.lower()))
+        return row if row is not None and row["recipient"] != target else None
+
+
+def carried_note(row: dict[str, Any], channel: str) -> str:
+    """The ledger note of a send carried over to ``channel`` from ``row``: a removed channel's, or its own to
+    the same address written differently."""
+    if row["channel"] == channel:
+        return f"sent to {row['recipient']} (the same address, written differently)"
+    return renamed_note(row["channel"])
 
 
 def sends_of_removed_channels(config: Config, ledger: Any, report_id: str, period_key: str) -> RemovedSends:
@@ -73,7 +91,11 @@ def sends_of_removed_channels(config: Config, ledger: Any, report_id: str, perio
     fingerprint and target (the first channel's, by name, when several match)."""
     found = RemovedSends()
     for row in ledger.deliveries(report_id, period_key):
-        if row["kind"] != "delivery" or not row["sent_at"] or row["channel"] in config.channels:
+        if row["kind"] != "delivery" or not row["sent_at"]:
+            continue
+        if row["channel"] in config.channels:
+            if "@" in row["recipient"]:
+                found.by_channel_address.setdefault((row["channel"], row["recipient"].lower()), row)
             continue
         if row.get("destination"):
             found.by_destination.setdefault((row["destination"], row["recipient"]), row)
