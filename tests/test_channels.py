@@ -199,6 +199,21 @@ CASES = [
          expect=dict(results={"": "sent", PDF_TARGET: "sent"},
                      requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 2,
                                "/api/files.completeUploadExternal": 1})),
+    # Found in a delivery audit: a timeout anywhere in the PDF upload read as "it may have arrived" and was not
+    # retried in the run, though only files.completeUploadExternal shares the file: getting the upload URL and
+    # uploading the bytes post nothing (an upload never completed is discarded), so their timeouts are retried
+    *[Case(f"slack-bot-{step}-timeout-retried", "slack-bot",
+           server={path: [first + (2.0,), first]}, settings=dict(timeout=1, retry_budget=10),
+           expect=dict(results={"": "sent", PDF_TARGET: "sent"},
+                       requests={"/api/chat.postMessage": 1, path: 2, "/api/files.completeUploadExternal": 1}))
+      for step, path, first in (("upload-url", "/api/files.getUploadURLExternal", BOT_API["/api/files.getUploadURLExternal"][0]),
+                                ("upload", "/upload/F1", BOT_API["/upload/F1"][0]))],
+    Case("slack-bot-upload-complete-timeout-not-shared-again", "slack-bot",
+         server={"/api/files.completeUploadExternal": [ok_json(files=[{"id": "F1"}]) + (2.0,), ok_json(files=[{"id": "F1"}])]},
+         settings=dict(timeout=1, retry_budget=10),
+         expect=dict(results={"": "sent", PDF_TARGET: "failed"}, failed_error="may have arrived",
+                     requests={"/api/chat.postMessage": 1, "/api/files.getUploadURLExternal": 1,
+                               "/api/files.completeUploadExternal": 1})),
     Case("slack-bot-channel_not_found", "slack-bot", server={"/api/chat.postMessage": [slack_error("channel_not_found")]},
          expect=dict(error="channel_not_found", retryable=False, attempts=1)),
     Case("slack-bot-429-retry-after", "slack-bot",
@@ -454,6 +469,17 @@ def test_an_outbox_test_is_marked_in_subject_and_slack_text_and_a_real_delivery_
     marked_slack, original_slack = json.loads(slack_test.read_bytes()), json.loads(artifacts["slack.json"])
     assert marked_slack["text"] == "[test] " + original_slack["text"]
     assert marked_slack["blocks"] == [TEST_MARK] + original_slack["blocks"]  # seen in Slack, not only in notifications
+
+
+def test_a_slack_check_that_gets_no_answer_says_so_and_not_that_something_may_have_arrived(httpserver):
+    """auth.test posts nothing: its timeout said "it may have arrived, so this run does not send it again"."""
+    httpserver.expect_request("/api/auth.test").respond_with_handler(
+        lambda request: (time.sleep(2), Response(json.dumps({"ok": True}), content_type="application/json"))[1])
+    channel = make_channel("team", config.SlackChannel(type="slack", bot_token=BOT_TOKEN, channel="C0AGENTS",
+                                                       api_url=httpserver.url_for("/api/"), timeout=1))
+    result = channel.check()
+    assert result.ok is False and "no answer from Slack auth.test" in result.message
+    assert "may have arrived" not in result.message and BOT_TOKEN not in result.message
 
 
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------

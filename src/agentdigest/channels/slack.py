@@ -8,7 +8,9 @@ the retired ``files.upload`` is never used.
 
 A post that may have gone out is not retried in the run, as Slack cannot tell a repeat: no answer
 in time, or Slack's ``internal_error``/``fatal_error`` ("some aspect of the operation may have
-succeeded") to chat.postMessage or files.completeUploadExternal. The next run sends it again.
+succeeded") to chat.postMessage or files.completeUploadExternal. The next run sends it again. A
+call that posts nothing (auth.test, conversations.list, and the upload's first two steps: getting the
+upload URL, uploading the bytes) is retried when it goes unanswered.
 
 The message and the PDF are separate ledger targets (``""`` and ``"file:report.pdf"``): a
 failed upload is retried without posting the message a second time. The upload takes a channel id
@@ -150,10 +152,11 @@ class SlackChannel(BaseChannel):
 
             def upload() -> Any:
                 channel = channel_id if CHANNEL_ID.fullmatch(channel_id) else self._channel_id(client, channel_id)
+                client.completing = False
                 return self._call(lambda: client.files_upload_v2(
                     channel=channel, file=pdf, filename="report.pdf",
                     title=f"{delivery.report_id} {delivery.period_key}" + (" [test]" if delivery.test else "")),
-                    "files_upload_v2")
+                    "files_upload_v2", posts=lambda: client.completing)
             try:
                 tried = self.retry(upload, pending=lambda: [PDF_TARGET])
             except ChannelFailure as exc:
@@ -190,22 +193,27 @@ class SlackChannel(BaseChannel):
                                 f"(scopes channels:read, groups:read): {exc}; set channel to its id (\"C…\", "
                                 f"in the channel's details) and run again") from None
 
-    def _client(self) -> WebClient:
+    def _client(self) -> "_Client":
         base = self.settings.api_url if self.settings.api_url.endswith("/") else self.settings.api_url + "/"
-        return WebClient(token=self.settings.bot_token.get_secret_value(), base_url=base,
+        return _Client(token=self.settings.bot_token.get_secret_value(), base_url=base,
                          timeout=self._timeout(), logger=_QUIET, retry_handlers=[])
 
     def _timeout(self) -> int:
         return max(1, math.ceil(self.settings.timeout))  # slack_sdk takes whole seconds
 
-    def _call(self, fn: Any, method: str) -> Any:
+    def _call(self, fn: Any, method: str, posts: Any = None) -> Any:
+        """``fn()``, its failure classified; ``posts()`` says whether the call had reached a step that posts
+        to the channel (by default: whether ``method`` is one of :data:`POSTING`)."""
         try:
             return fn()
         except (SlackClientError, OSError, ValueError) as exc:
-            raise self._classify(exc, method) from None
+            raise self._classify(exc, method, posts() if posts else method in POSTING) from None
 
-    def _classify(self, exc: BaseException, method: str) -> DeliveryError:
-        """Slack's error code decides: rate limits and server trouble are transient, the rest permanent."""
+    def _classify(self, exc: BaseException, method: str, posts: bool | None = None) -> DeliveryError:
+        """Slack's error code decides: rate limits and server trouble are transient, the rest permanent.
+        ``posts``: the call may have posted when it went unanswered, else a timeout is retried (by default:
+        whether ``method`` is one of :data:`POSTING`; auth.test and conversations.list post nothing)."""
+        posts = method in POSTING if posts is None else posts
         where = f"Slack {method} ({urlsplit(self.settings.api_url).netloc})"
         if isinstance(exc, SlackApiError):
             response = exc.response
@@ -226,10 +234,24 @@ class SlackChannel(BaseChannel):
             return _masked(http_error(exc.code, f"{where} (file upload)", "", exc.headers.get("Retry-After")), self)
         if isinstance(exc, urllib.error.URLError):  # while connecting or sending: nothing arrived
             return DeliveryError(self.mask(f"cannot reach {where}: {exc.reason}"), retryable=True)
-        if isinstance(exc, OSError):  # sent, unanswered: Slack may have posted it, and has no idempotency key
+        if isinstance(exc, OSError) and posts:  # sent, unanswered: Slack may have posted it, and has no idempotency key
             return unanswered(self, where, exc)
+        if isinstance(exc, OSError):  # unanswered, but nothing is in the channel yet: waited for and retried
+            return DeliveryError(self.mask(f"no answer from {where}: {exc or type(exc).__name__}"), retryable=True)
         # SlackRequestError (e.g. a failed upload step) or an unreadable answer.
         return DeliveryError(self.mask(f"{where} failed: {exc}"), retryable=True)
+
+
+class _Client(WebClient):
+    """slack_sdk's client, noting when ``files_upload_v2`` reaches files.completeUploadExternal, its one step
+    that shares the file: a timeout before it (getting the upload URL, uploading the bytes) posted nothing, and
+    is retried; found in a delivery audit, every timeout of the upload read as "it may have arrived"."""
+
+    completing = False
+
+    def files_completeUploadExternal(self, **kwargs: Any) -> Any:  # noqa: N802 - slack_sdk's name
+        self.completing = True
+        return super().files_completeUploadExternal(**kwargs)
 
 
 def _first(value: Any) -> str | None:
