@@ -482,6 +482,23 @@ def test_a_slack_check_that_gets_no_answer_says_so_and_not_that_something_may_ha
     assert "may have arrived" not in result.message and BOT_TOKEN not in result.message
 
 
+@pytest.mark.parametrize("kind", ["webhook", "slack"])
+def test_a_one_segment_webhook_path_echoed_by_the_server_is_masked(httpserver, kind, artifacts):
+    """Found in a delivery audit: a webhook whose token is its whole path (https://hook.eu1.make.com/<token>,
+    https://webhook.site/<uuid>) had the URL masked but not the token alone, so a 404 echoing the path put the
+    token in the error, the ledger and history. Only paths of two or more segments had their parts masked."""
+    token = "PLANTEDonlySegmentTOKEN"
+    httpserver.expect_request(f"/{token}").respond_with_handler(
+        lambda request: Response(f"no route for {request.path} (token {token})", status=404))
+    url = httpserver.url_for(f"/{token}")
+    settings = (config.WebhookChannel(type="webhook", url=url) if kind == "webhook"
+                else config.SlackChannel(type="slack", webhook_url=url))
+    channel = make_channel("hook", settings)
+    with pytest.raises(ChannelFailure) as failed:
+        channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    assert "HTTP 404" in str(failed.value) and token not in str(failed.value)
+
+
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------
 
 def test_the_channel_api_is_pinned():

@@ -89,6 +89,10 @@ def secret_values(settings: BaseModel) -> list[str]:
             m = re.match(r"^https?://[^/\s]+/[^/]*/(.+)$", raw, re.I)
             if m:
                 found += [part for part in re.split(r"[/?#&=]", m.group(1)) if len(part) >= 8]
+            # A path of one segment is the token itself (https://hook.eu1.make.com/<token>, webhook.site/<uuid>),
+            # as mask_url hides it: a 404 echoing the path showed it (found in a delivery audit)
+            elif (one := re.match(r"^https?://[^/\s]+/([^/?#\s]+)/?(?:[?#]|$)", raw, re.I)) and len(one.group(1)) >= 8:
+                found.append(one.group(1))
             # So are query values (?token=...), which a server may echo back in its error reply.
             found += query_tokens(raw)
     return found
