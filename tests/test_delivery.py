@@ -113,6 +113,11 @@ def test_resend_sends_exactly_once_more(world, capsys):
     assert "slack: sent" in capsys.readouterr().out
     assert resend(config, R, P, channel="slack") == 0
     assert (len(world.smtp.messages), world.posts(HOOK)) == (2, 3)
+    # Two resends in the same second are two messages too: the variant was the Date, to the second, so the
+    # second resend had the first one's Message-ID and some mail clients dropped it (a delivery audit).
+    assert resend(config, R, P, channel="mail") == 0 and resend(config, R, P, channel="mail") == 0
+    ids = [BytesParser(policy=policy.default).parsebytes(raw)["Message-ID"] for _, _, raw in world.smtp.messages]
+    assert len(ids) == len(set(ids)) == 4
 
 
 @pytest.mark.parametrize("period", ["../other-report/2026-W47", "2026-W47/../../x", "2026-11-23", "W47"])
