@@ -649,6 +649,21 @@ def test_history_next_shows_local_and_utc_times(tmp_path, events):
     assert "2026-W48" in text
 
 
+def test_history_next_says_when_the_period_it_would_deliver_is_sent_already(tmp_path, events):
+    """Found in a README audit: after a manual run of this week before Monday's 09:00, history --next still said
+    the 09:00 run delivers 2026-W48, which that run then skipped."""
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")), reports=[NY_WEEKLY])
+    con, buffer = console()
+    with time_machine.travel(utc("2026-11-30T10:00:00Z"), tick=False):
+        assert show_next(load_config(path), console=con) == 0  # no ledger yet: shown all the same
+        assert "2026-W48" in buffer.getvalue() and "sent already" not in buffer.getvalue()
+    assert cli("run", "weekly", "--period", "2026-W48", "--config", str(path), "--format", "json,eml").returncode == 0
+    con, buffer = console()
+    with time_machine.travel(utc("2026-11-30T10:00:00Z"), tick=False):
+        assert show_next(load_config(path), console=con) == 0
+    assert "2026-W48 (sent already: the run skips it)" in buffer.getvalue()
+
+
 # -- alarms -----------------------------------------------------------------------------------
 
 def dead_email(port: int) -> dict:

@@ -312,6 +312,8 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     table = Table(title="Next runs", title_justify="left")
     for column in ("report", "schedule", "timezone", "next run (local)", "next run (UTC)", "delivers"):
         table.add_column(column)
+    ledger = _readable_ledger(config)
+    done = due.done_checker(ledger, config.archive.path, config) if ledger is not None else None
     for report in config.reports:
         fire = due.next_fire(report, now)
         if fire is None:
@@ -319,8 +321,28 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
             continue
         local = fire.astimezone(ZoneInfo(report.timezone))
         period = last_complete(report.period, fire, report.timezone)
+        # Found in a README audit: a period a manual run sent already was said to be the one the run delivers.
+        sent = " (sent already: the run skips it)" if done is not None and _safely(done, report, period) else ""
         table.add_row(report.id, report.schedule, report.timezone, f"{local:%a %Y-%m-%d %H:%M %Z}",
-                      f"{fire:%Y-%m-%d %H:%MZ}", period.key)
+                      f"{fire:%Y-%m-%d %H:%MZ}", period.key + sent)
+    if ledger is not None:
+        ledger.close()
     console.print(table)
     return 0
 
+
+def _safely(done: Any, report: ReportConfig, period: Period) -> bool:
+    try:
+        return bool(done(report, period))
+    except Exception:  # noqa: BLE001 - a ledger that fails midway: said nothing of, as without one
+        return False
+
+
+def _readable_ledger(config: Config) -> Any:
+    """The ledger if it exists and can be read, else None: a ledger down does not hide the next runs."""
+    from .ledger import open_existing
+
+    try:
+        return open_existing(config.ledger.url)
+    except Exception:  # noqa: BLE001
+        return None
