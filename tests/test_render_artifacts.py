@@ -188,6 +188,10 @@ def test_custom_folder_can_replace_a_built_in_file(tmp_path: Path) -> None:
     (lambda tmp: custom_folder(tmp, {"report.html.j2": "x", "report.txt.j2": "ok\n{% if %}"}),
      r"^template error in \w+/report.txt.j2, line 2: Expected an expression"),
     (lambda tmp: custom_folder(tmp, {"report.html.j2": "{% include 'missing.html.j2' %}"}), "template not found"),
+    # Found in a README audit: an empty template sent an empty email, exit 0.
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "  \n"}), r"^custom template \w+/report.html.j2 rendered nothing"),
+    (lambda tmp: custom_folder(tmp, {"report.html.j2": "x", "report.txt.j2": "{% if false %}x{% endif %}\n"}),
+     r"^custom template \w+/report.txt.j2 rendered nothing"),
 ])
 def test_custom_folder_problems_are_render_errors(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(RenderError, match=message) as caught:

@@ -117,6 +117,15 @@ def template_failure(exc: TemplateError, folder: str | None) -> RenderError:
     return (TemplateInputError if folder else RenderError)(f"{text}: {exc.message}")
 
 
+def rendered_something(out: str, folder: str, name: str) -> str:
+    """``out``, the output of a custom template, unless it is blank: an empty report.html.j2 sent an empty
+    email, and archived an empty report, with exit 0 (found in a README audit)."""
+    if not out.strip():
+        raise TemplateInputError(f"custom template {Path(folder).name}/{name} rendered nothing (an empty report "
+                                 f"would be sent); give it content, or extend a built-in template")
+    return out
+
+
 def template_source(audience: str) -> tuple[str | None, str]:
     """(custom folder or None, entry template name) for a report's ``audience`` setting."""
     if audience in ENTRY:
@@ -146,6 +155,8 @@ def render_template(audience: str, context: dict[str, Any], *, target: str, page
         raise (TemplateInputError if folder else RenderError)(f"template not found: {exc.name}") from None
     except TemplateError as exc:
         raise template_failure(exc, folder) from None
+    if folder:
+        html = rendered_something(html, folder, entry)
     if css is None:
         return html
     return inline_styles(html, css)

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import TemplateError
 from rich.cells import cell_len, get_character_cell_size
 
-from .html import environment, template_failure, template_source
+from .html import environment, rendered_something, template_failure, template_source
 from .sections import ISOLATE, cut_apart, cut_middle, isolated
 
 WIDTH = 78
@@ -213,9 +213,10 @@ def render_text(ctx: dict[str, Any], audience: str) -> str:
     folder, _ = template_source(audience)
     if folder and (Path(folder) / CUSTOM_TEXT).is_file():
         try:
-            return environment(folder).get_template(CUSTOM_TEXT).render(**ctx, target="text")
+            out = environment(folder).get_template(CUSTOM_TEXT).render(**ctx, target="text")
         except TemplateError as exc:
             raise template_failure(exc, folder) from None
+        return rendered_something(out, folder, CUSTOM_TEXT)
     r = ctx["report"]
     # wrapped as every other line (a reader audit: a 134-character title ran past the 78 columns)
     scope = f" · {r['scope']}" if r.get("scope") else ""
