@@ -552,7 +552,7 @@ def test_check_reports_the_latest_event_that_is_not_in_the_future(workdir):
                           capture_output=True, text=True, cwd=workdir, timeout=120,
                           env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1", "COLUMNS": "300"})
     line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
-    assert "2 events, latest 2026-11-20 10:00:00+00:00; 1 in the future, not counted" in line, line
+    assert "2 events, latest 2026-11-20 10:00:00 UTC; 1 in the future, not counted" in line, line
 
 
 @pytest.mark.parametrize("args", [["check", "--missed", "--now", "2026-11-30T12:00:00Z"], ["history"]])

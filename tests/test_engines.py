@@ -431,7 +431,7 @@ def test_check_reads_a_postgres_source(pg_url, tmp_path):
     line = checked_source_line(tmp_path, pg_url, "events.agent_events")
     now = datetime.now(timezone.utc)
     past = [r["event_ts"] for r in rows if r["event_ts"] is not None and r["event_ts"] <= now]
-    assert f"{len(rows):,} events, latest {max(past)}" in line, line
+    assert f"{len(rows):,} events, latest {max(past).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" in line, line
 
 
 @pytest.mark.spark

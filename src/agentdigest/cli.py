@@ -285,7 +285,7 @@ def check(
             skipped = source.unreadable.rows if source.unreadable else 0
             unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
                           f"{source.unreadable.first}" if skipped else "")
-            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {rows['latest'] or 'none'}{future}"
+            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {_instant(rows['latest'])}{future}"
                       f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable})",
                       markup=False)
         finally:
@@ -296,6 +296,15 @@ def check(
         return max(*codes, check_channels(cfg, console=out))
 
     _guard(verbose, body)
+
+
+def _instant(value: Any) -> str:
+    """An event time for a person: "2026-11-29 23:42:05 UTC", to the second (check printed microseconds and
+    "+00:00", found in a README audit); "none" without one."""
+    if isinstance(value, datetime):  # an engine may return it without its zone: UTC, its session's
+        utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return f"{utc:%Y-%m-%d %H:%M:%S} UTC"
+    return "none" if value is None else str(value)
 
 
 @app.command(short_help="Demo events in DuckDB; both reports to an outbox.")
