@@ -50,6 +50,9 @@ class DeliveryResult:
     error: str | None = None
     provider_id: str | None = None
     attempts: int = 0
+    #: a failure the channel calls transient (a 4xx, a refused connection): trying again may succeed; a
+    #: permanent one (a 550 recipient, Slack's channel_not_found) fails again until the config changes
+    retryable: bool = False
 
     @property
     def failed(self) -> bool:
@@ -284,7 +287,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             error = mask_text(result.error or "failed", secrets)
             ledger.mark_failed(claim, error, result.retryable, uncounted, provider_id=result.provider_id)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
-                                          provider_id=result.provider_id)
+                                          provider_id=result.provider_id, retryable=result.retryable)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 

@@ -72,6 +72,13 @@ class PeriodRun:
     def claimed_elsewhere(self) -> bool:
         return any(d.state == "claimed_elsewhere" for d in self.deliveries)
 
+    @property
+    def failed_for_good(self) -> bool:
+        """It failed, and only by permanent delivery failures (a 550 recipient, Slack's channel_not_found):
+        trying again before something changes would fail the same way."""
+        return (self.failed and self.error is None and not self.claimed_elsewhere
+                and not any(d.state == "failed" and d.retryable for d in self.deliveries))
+
 
 @dataclass
 class PassResult:
