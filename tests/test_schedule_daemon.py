@@ -417,6 +417,48 @@ def test_a_sighup_keeps_a_failing_reports_backoff_unless_its_config_changed(tmp_
     assert sent_files(tmp_path / "outbox") == {("daily", expected_period(config)): 1}
 
 
+def test_a_pass_whose_every_failure_is_permanent_is_not_retried_until_its_config_changes(tmp_path, events,
+                                                                                         smtp_server, tls_cert):
+    """Found in a delivery audit: a recipient refused with 550 (no such mailbox) had the failed pass retried
+    every hour for the rest of the period, the same refusal each time, while the other recipient was done.
+    Such a pass now plans no retry and says so once; a transient failure (451) keeps its backoff; the period
+    stays late; a reload that changes the report's channel tries it at once."""
+    server = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user", "busy@example.com": "451 4.2.1 busy"})
+
+    def mail(*to: str) -> dict:
+        return {"type": "email", "to": list(to), "from": "reports@example.com", "smtp_url": server.url(),
+                "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 10}
+
+    reports = [daily("refused", ["refused"], grace_minutes=1), daily("deferred", ["deferred"])]
+    config = write_config(tmp_path, events=events, reports=reports, channels={
+        "refused": mail("cto@example.com", "gone@example.com"), "deferred": mail("busy@example.com")})
+    key = expected_period(config, "refused")
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="1")
+    wait_for(lambda: events_of(log, "retry_not_planned", "refused") or events_of(log, "retry_planned", "refused"),
+             what="the refused report's decision", proc=proc, log=log)
+    # Two more passes of the deferred report (1 s apart at least): time for a retry of the refused one.
+    passes = len(events_of(log, "due", "deferred"))
+    wait_for(lambda: len(events_of(log, "due", "deferred")) >= passes + 2, what="the deferred report's retries",
+             proc=proc, log=log)
+    assert not events_of(log, "retry_planned", "refused") and len(events_of(log, "due", "refused")) == 1
+    [decided] = events_of(log, "retry_not_planned", "refused")
+    assert decided["level"] == "warning" and decided["period"] == key
+    assert "refused gone@example.com" in decided["message"] and f"run refused --period {key}" in decided["message"]
+    assert len(events_of(log, "retry_planned", "deferred")) >= 2  # transient: the backoff as before
+    missed = cli("check", "--missed", "--config", str(config))  # still late: `check --missed` and the alarms say so
+    assert missed.returncode == 1 and "refused" in missed.stdout
+
+    # The operator replaces the address: the reload tries the report at once, sending to the new one only.
+    write_config(tmp_path, events=events, reports=reports, channels={
+        "refused": mail("cto@example.com", "new@example.com"), "deferred": mail("busy@example.com")})
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: any(e.get("recipient") == "new@example.com" for e in events_of(log, "sent", "refused")),
+             what="the pass after the changed config", proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    assert sorted(rcpt for _, rcpts, _ in server.messages for rcpt in rcpts) == ["cto@example.com", "new@example.com"]
+
+
 def _open_files(prefix: Path) -> list[str]:
     """The files starting with ``prefix`` that this process holds open (a ledger and its -wal, -shm)."""
     fds = Path("/proc/self/fd")

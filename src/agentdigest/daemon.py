@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
-from .config import Config, load_config
+from .config import Config, command, load_config
 from .delivery import report_lease
 from .owners import owner_id
 from .errors import first_line
@@ -99,7 +99,8 @@ def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = Fa
 
 #: After a failed pass (the source down, a channel failing) the worker tries again after this many
 #: seconds, doubling up to RETRY_MAX_SECONDS, until a pass succeeds: a report that failed at 09:00
-#: went out at the next fire, a week later. ``$AGENTDIGEST_RETRY_SECONDS`` overrides the first wait (tests).
+#: went out at the next fire, a week later. A pass whose every failure is permanent (a recipient refused
+#: with 550) is not retried (Worker._no_retry). ``$AGENTDIGEST_RETRY_SECONDS`` overrides the first wait (tests).
 RETRY_SECONDS = 300.0
 RETRY_MAX_SECONDS = 3600.0
 
@@ -176,10 +177,29 @@ class Worker:
             self._plan(wait, "a period another process had claimed")
             decision("recheck_planned", "%s: another process holds a claim; looking again in %.0f s",
                      report.id, wait, report=report.id)
-        if any(run.failed for run in result.runs):
+        failed = [run for run in result.runs if run.failed]
+        if failed and all(run.failed_for_good for run in failed):
+            self._no_retry(config, report, failed)
+        elif failed:
             self._plan_retry()
         else:
             self.failures = 0
+
+    def _no_retry(self, config: Config, report: Any, failed: list[Any]) -> None:
+        """A pass whose every failure is permanent is not retried: found in a delivery audit, a recipient refused
+        with 550 (or Slack's channel_not_found) was tried every hour for the rest of the period, the same error
+        each time, while the others had it. Counted as a failure all the same, so an unchanged reload (SIGHUP)
+        does not run it again (see :meth:`Daemon.reload`); a changed one does."""
+        self.failures += 1
+        refused = ", ".join(f"{d.channel}{' ' + d.recipient if d.recipient else ''}"
+                            for run in failed for d in run.deliveries if d.state == "failed")
+        keys = ", ".join(run.period.key for run in failed)
+        # `run --period`, not `resend`: resend sends to every target again, those that got it included
+        again = command(config, f"run {report.id} --period {failed[0].period.key}")
+        decision("retry_not_planned", "%s %s: not retried: every failed delivery was refused for good (%s), and "
+                 "trying again would fail the same way; a changed config (SIGHUP), a restart or the next scheduled "
+                 "run tries again, as does `%s` (to the targets still without it)", report.id, keys, refused, again,
+                 level=logging.WARNING, report=report.id, period=keys)
 
 
 def _report(config: Any, report_id: str) -> Any:
