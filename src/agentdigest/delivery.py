@@ -51,8 +51,9 @@ class DeliveryResult:
     provider_id: str | None = None
     attempts: int = 0
     #: a failure the channel calls transient (a 4xx, a refused connection): trying again may succeed; a
-    #: permanent one (a 550 recipient, Slack's channel_not_found) fails again until the config changes
-    retryable: bool = False
+    #: permanent one (a 550 recipient, Slack's channel_not_found) fails again until the config changes.
+    #: Transient unless the channel said otherwise: a failure taken for permanent is not retried by the scheduler.
+    retryable: bool = True
 
     @property
     def failed(self) -> bool:
@@ -353,7 +354,7 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
         error = None if r.error is None else mask_text(r.error, secrets)
         ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=error)
         results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=error,
-                                      provider_id=r.provider_id, attempts=receipt.attempts))
+                                      provider_id=r.provider_id, attempts=receipt.attempts, retryable=r.retryable))
         log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, error or "sent")
     return results
 
