@@ -25,7 +25,11 @@ from agentdigest.errors import InputError, SourceError
 from agentdigest.masking import mask_text, mask_url, secret_query
 from agentdigest.periods import parse_period
 from agentdigest.sources import QueryFailed, Source, open_source, query_error
+from backend_loaders import write_csv, write_parquet
+from compare import compare_report
 from conftest import skip_or_fail
+from reference import Reference
+from trapdata import SCENARIOS, now_for, trap_rows
 
 SPARK = "pyspark://local[2]"
 ENGINES = [pytest.param("duckdb://", id="duckdb"), pytest.param(SPARK, id="spark", marks=pytest.mark.spark)]
@@ -296,6 +300,39 @@ def test_a_glob_that_matches_folders_reads_their_files(url, files, tmp_path, req
     finally:
         source.close()
     assert sorted(got["conversation_id"].to_pylist()) == ["a1", "a2", "b1", "c1", "c2"]
+
+
+SCENARIO = "berlin-fall-week"
+
+
+def _trap_report(url: str, files: list[str], request: pytest.FixtureRequest) -> list[str]:
+    """The trap scenario's report read from ``files`` by ``url``'s engine, against the plain-Python reference:
+    the mismatches (Spark's quantiles within its documented 1%)."""
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = _open(url, files, request)
+    try:
+        data = compute_report(source, ReportConfig(id="trap", period=kind, timezone=tz),
+                              parse_period(kind, key, tz), now=now_for(SCENARIO))
+    finally:
+        source.close()
+    reference = Reference(trap_rows(SCENARIO), tz, kind, key, now_for(SCENARIO))
+    return compare_report(json.loads(data.to_json()), reference, quantile_rel=0.01 if url == SPARK else None)
+
+
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("files", [
+    ["events/*", "events/part-0.parquet"],  # a glob and a file it matches
+    ["events", "events/part-1.parquet", "events/../events/part-0.parquet"],  # a folder, a file in it, the same file
+    ["csv/*.csv", "csv/events.csv"],
+])
+def test_a_file_named_by_two_entries_is_read_once(url, files, tmp_path, request):
+    """files = ["events/*", "events/part-0.parquet"] (or a folder and a file in it): both engines read the file once
+    per entry, its events doubled in every figure without a word (found in a review). Now a file is read once,
+    known by its real path, and the report is the reference's."""
+    write_parquet(trap_rows(SCENARIO), tmp_path / "events")
+    write_csv(trap_rows(SCENARIO), tmp_path / "csv")
+    mismatches = _trap_report(url, [str(tmp_path / f) for f in files], request)
+    assert not mismatches, "\n".join(mismatches)
 
 
 @pytest.mark.parametrize("url", ENGINES)

@@ -250,17 +250,25 @@ def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) ->
 
 
 def _data_files(patterns: list[str]) -> list[str]:
-    """The files ``files`` names: URLs as given, local patterns expanded (InputError when one matches none)."""
+    """The files ``files`` names: URLs as given, local patterns expanded (InputError when one matches none),
+    each file once: one named by two entries (``["events/*", "events/date=1/x.parquet"]``, a folder and a file
+    in it, two links to it) was read twice, its events doubled without a word (found in a review). A local
+    file is known by its resolved real path and kept where it is first named; a URL by its text."""
     paths: list[str] = []
+    seen: set[str] = set()
     for pattern in patterns:
         if "://" in pattern:
-            paths.append(pattern)
-            continue
-        found = local_files(pattern)
-        if not found:
-            what = "no file in the folder" if os.path.isdir(pattern) else "no file matches"
-            raise InputError(mask_text(f"source.files: {what} {pattern!r}"))
-        paths.extend(found)
+            found = [pattern]
+        else:
+            found = local_files(pattern)
+            if not found:
+                what = "no file in the folder" if os.path.isdir(pattern) else "no file matches"
+                raise InputError(mask_text(f"source.files: {what} {pattern!r}"))
+        for path in found:
+            key = path if "://" in path else os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
     return paths
 
 

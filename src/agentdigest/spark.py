@@ -28,7 +28,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
-from .sources import _table, file_secrets, register_backend
+from .sources import _data_files, _table, file_secrets, local_files, register_backend
 from .unreadable import Unreadable
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
@@ -353,26 +353,17 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             # the columns from one file's header and, by default, reads every other file by position: a file
             # with its columns in another order had its values swapped, silently (found in a Spark audit).
             # enforceSchema=false checks each file's header, so such a file fails, naming it.
-            df = session.read.csv(patterns, header=True, inferSchema=False, enforceSchema=False)
+            # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
+            # read as the entries do (no partition folders to lose).
+            paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
+            df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
         else:
-            # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
-            # last month) was dropped and the report said the column does not exist (found in a Spark audit).
-            # Merged, every file's columns are there, null in the files without them.
-            try:
-                frames = [session.read.option("mergeSchema", "true").parquet(*patterns)]
-            except Exception as exc:
-                if len(patterns) < 2 or "CONFLICTING_DIRECTORY_STRUCTURES" not in java_root_cause(exc):
-                    raise
-                # Spark reads a list of paths as one table under one root: a partitioned folder listed with a file
-                # elsewhere (["events", "backfill/x.parquet"]) failed every run, where DuckDB reads them (found in a
-                # Spark audit). Then each entry is read on its own and unioned by name; only then, since a read
-                # per entry is slower (60 one-file entries: 8 s instead of 1.5 s).
-                frames = [session.read.option("mergeSchema", "true").parquet(p) for p in patterns]
+            frames = _parquet_frames(session, patterns)
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
     if csv:
-        df, unreadable = _without_unreadable(session, df, patterns, read)
+        df, unreadable = _without_unreadable(session, df, paths, read)
         frames = [df]
     # Each entry on its own: another entry's partition columns say nothing of this one's folders.
     stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
@@ -384,6 +375,56 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     name = ibis.util.gen_name("agent_events")
     df.createOrReplaceTempView(name)
     return con.table(name), unreadable
+
+
+def _parquet_frames(session: Any, patterns: list[str]) -> list[Any]:
+    """The Parquet files of ``patterns`` as DataFrames to union by name: one, or one per entry."""
+    repeated = _repeated_files(patterns)
+    if not any(repeated):
+        # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
+        # last month) was dropped and the report said the column does not exist (found in a Spark audit).
+        # Merged, every file's columns are there, null in the files without them.
+        try:
+            return [session.read.option("mergeSchema", "true").parquet(*patterns)]
+        except Exception as exc:
+            if len(patterns) < 2 or "CONFLICTING_DIRECTORY_STRUCTURES" not in java_root_cause(exc):
+                raise
+    # Spark reads a list of paths as one table under one root: a partitioned folder listed with a file
+    # elsewhere (["events", "backfill/x.parquet"]) failed every run, where DuckDB reads them (found in a
+    # Spark audit). Then each entry is read on its own and unioned by name; only then, since a read
+    # per entry is slower (60 one-file entries: 8 s instead of 1.5 s). So is a list that names a file twice.
+    return [_read_entry(session, pattern, skip) for pattern, skip in zip(patterns, repeated)]
+
+
+def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
+    """One ``files`` entry, without the files of ``skip`` (real paths: read by an earlier entry)."""
+    df = session.read.option("mergeSchema", "true").parquet(pattern)
+    return _only(df, [f for f in df.inputFiles() if os.path.realpath(_local_path(f)) not in skip]) if skip else df
+
+
+def _only(df: Any, files: list[str]) -> Any:
+    """``df`` read from ``files`` alone (URIs as Spark lists them). Spark prunes the other files by the
+    ``_metadata.file_path`` filter before it opens them (measured: a file it could not read is never read)."""
+    from pyspark.sql import functions as F
+
+    # inputFiles() says file:///x where _metadata.file_path says file:/x
+    names = {n for f in files for n in (f, re.sub(r"^file:///", "file:/", f))}
+    return df.filter(F.col("_metadata.file_path").isin(sorted(names)))
+
+
+def _repeated_files(patterns: list[str]) -> list[set[str]]:
+    """For each entry, the real paths of its local files that an earlier entry names already: Spark read such a
+    file once per entry (["events/*", "events/date=1/x.parquet"], a folder and a file in it), its events doubled
+    without a word (found in a review). Files are matched as DuckDB's source matches them (sources.local_files);
+    ``s3a://`` and other remote entries cannot be listed here and are read as given."""
+    seen: set[str] = set()
+    repeated: list[set[str]] = []
+    for pattern in patterns:
+        local = _local_path(pattern) if pattern.startswith("file:") else None if "://" in pattern else pattern
+        found = {os.path.realpath(f) for f in local_files(local)} if local else set()
+        repeated.append(found & seen)
+        seen |= found
+    return repeated
 
 
 def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str]) -> tuple[Any, Unreadable | None]:
