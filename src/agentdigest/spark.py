@@ -28,6 +28,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
+from .parquet_footers import footer_kinds, from_nanos, nanos_read
 from .sources import _data_files, _table, file_secrets, local_files, register_backend
 from .unreadable import Unreadable
 
@@ -126,6 +127,10 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         "spark.sql.parquet.inferTimestampNTZ.enabled": "false",
         # Partition folder values as text (see SPARK_FIXED_CONF), cast like any column to its canonical type.
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+        # Nanosecond Parquet timestamps (pandas' datetime64[ns], written by pyarrow without coercion) as their
+        # number, which _parquet_frames turns into a timestamp: Spark 4 refuses TIMESTAMP(NANOS) otherwise, and every
+        # run failed "Illegal Parquet type" (exit 3), where DuckDB reads them (found in a review).
+        "spark.sql.legacy.parquet.nanosAsLong": "true",
     }
     if "spark.sql.warehouse.dir" not in (conf or {}):
         # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
@@ -358,7 +363,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
             df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
         else:
-            frames = _parquet_frames(session, patterns)
+            frames = _parquet_frames(session, patterns, read)
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
@@ -377,29 +382,77 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     return con.table(name), unreadable
 
 
-def _parquet_frames(session: Any, patterns: list[str]) -> list[Any]:
-    """The Parquet files of ``patterns`` as DataFrames to union by name: one, or one per entry."""
+def _parquet_frames(session: Any, patterns: list[str], read: set[str]) -> list[Any]:
+    """The Parquet files of ``patterns`` as DataFrames to union by name: one, or one per entry (or set of files)."""
     repeated = _repeated_files(patterns)
-    if not any(repeated):
-        # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
-        # last month) was dropped and the report said the column does not exist (found in a Spark audit).
-        # Merged, every file's columns are there, null in the files without them.
-        try:
-            return [session.read.option("mergeSchema", "true").parquet(*patterns)]
-        except Exception as exc:
-            if len(patterns) < 2 or "CONFLICTING_DIRECTORY_STRUCTURES" not in java_root_cause(exc):
-                raise
-    # Spark reads a list of paths as one table under one root: a partitioned folder listed with a file
-    # elsewhere (["events", "backfill/x.parquet"]) failed every run, where DuckDB reads them (found in a
-    # Spark audit). Then each entry is read on its own and unioned by name; only then, since a read
-    # per entry is slower (60 one-file entries: 8 s instead of 1.5 s). So is a list that names a file twice.
-    return [_read_entry(session, pattern, skip) for pattern, skip in zip(patterns, repeated)]
+    try:
+        if not any(repeated):
+            # Spark takes the columns from one file's footer: a column only later files have (cost_usd added
+            # last month) was dropped and the report said the column does not exist (found in a Spark audit).
+            # Merged, every file's columns are there, null in the files without them.
+            try:
+                return [nanos_read(session, session.read.option("mergeSchema", "true").parquet(*patterns), read)]
+            except Exception as exc:
+                if len(patterns) < 2 or "CONFLICTING_DIRECTORY_STRUCTURES" not in java_root_cause(exc):
+                    raise
+        # Spark reads a list of paths as one table under one root: a partitioned folder listed with a file
+        # elsewhere (["events", "backfill/x.parquet"]) failed every run, where DuckDB reads them (found in a
+        # Spark audit). Then each entry is read on its own and unioned by name; only then, since a read
+        # per entry is slower (60 one-file entries: 8 s instead of 1.5 s). So is a list that names a file twice.
+        frames = [_read_entry(session, pattern, skip) for pattern, skip in zip(patterns, repeated)]
+        types = {(field.name, field.dataType) for frame in frames for field in frame.schema.fields}
+        if len(types) == len({name for name, _ in types}):
+            return [nanos_read(session, frame, read) for frame in frames]
+        # The entries give a column different types, which a union would cast to one of them: see _by_footers.
+        return _by_footers(session, patterns, repeated) or [nanos_read(session, frame, read) for frame in frames]
+    except Exception as exc:
+        if "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" not in java_root_cause(exc):
+            raise
+        frames = _by_footers(session, patterns, repeated)
+        if frames is None:
+            raise
+        return frames
 
 
 def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
     """One ``files`` entry, without the files of ``skip`` (real paths: read by an earlier entry)."""
     df = session.read.option("mergeSchema", "true").parquet(pattern)
     return _only(df, [f for f in df.inputFiles() if os.path.realpath(_local_path(f)) not in skip]) if skip else df
+
+
+def _by_footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> list[Any] | None:
+    """Files whose schemas Spark cannot merge because of what Spark 4.0 misreads in them (see
+    :func:`.parquet_footers.footer_kinds`): an all-null column (pandas writes a column of None as Parquet's null
+    type) that Spark reads as INT beside files where it is text or a double, and nanosecond timestamps (a number)
+    beside microsecond ones. Every run failed, "the files give column 'error_type' different types" (exit 3), where DuckDB reads the
+    nulls as nulls of the other files' type (found in a review). Each entry's set of files alike is read on its
+    own, without its all-null columns and with its nanoseconds as timestamps, to be unioned by name: an all-null
+    column is then null of the other files' type. None when the files differ otherwise (int and bigint): Spark's
+    own error says which column. Only then are the files' footers read, one by one."""
+    from collections import defaultdict
+    from urllib.parse import unquote
+
+    from pyspark.sql import types as T
+
+    kinds: dict[tuple[str, str], dict[str, str]] = {}
+    for pattern, skip in zip(patterns, repeated):
+        for f in sorted(session.read.parquet(pattern).inputFiles()):
+            if os.path.realpath(_local_path(f)) not in skip:
+                kinds[(pattern, f)] = footer_kinds(session, f)
+    typed = {c for k in kinds.values() for c, kind in k.items() if kind != "null"}
+    groups: dict[tuple[str, frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
+    for (pattern, f), k in kinds.items():
+        groups[(pattern, frozenset(c for c, kind in k.items() if kind == "null" and c in typed),
+                frozenset(c for c, kind in k.items() if kind == "nanos"))].append(f)
+    if not any(dropped for _, dropped, _ in groups) and len({nanos for _, _, nanos in groups}) < 2:
+        return None
+    frames = []
+    for (pattern, dropped, nanos), group in groups.items():
+        # The set's own columns and types (its files by name: no partition folders, which the entry's read adds)
+        schema = session.read.option("mergeSchema", "true").parquet(*(unquote(f) for f in group)).schema
+        kept = T.StructType([field for field in schema.fields if field.name not in dropped])
+        frames.append(from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos))
+    return frames
 
 
 def _only(df: Any, files: list[str]) -> Any:
