@@ -20,7 +20,7 @@ from rich.console import Console
 
 from agentdigest.commands_delivery import resend, show_history
 from agentdigest.config import load_config
-from agentdigest.daemon import configure_logging
+from agentdigest.logs import configure_logging
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
 from agentdigest.schedule import check_missed, run_due, show_next

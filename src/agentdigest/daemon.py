@@ -17,12 +17,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -39,64 +37,13 @@ from .delivery import report_lease
 from .owners import owner_id
 from .errors import first_line
 from .ledger_schema import LedgerError, foreign_ledger
-from .masking import mask_text
+from .logs import configure_logging
 from .runner import open_ledger
 from .schedule import decision, run_pass, send_alarms
 
 HEARTBEAT_SECONDS = 30.0
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
 log = logging.getLogger("agentdigest.schedule")
-_FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
-
-
-def _utc_time(record: logging.LogRecord) -> str:
-    """When ``record`` was made, in ISO 8601 UTC with its offset: the same in text and JSON lines, whatever the
-    machine's zone (text lines said local time without an offset)."""
-    return datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
-
-
-class TextFormatter(logging.Formatter):
-    """Log lines (and tracebacks) with URL passwords and Slack tokens masked: an unexpected error is logged
-    as it was raised, and a library's exception may quote a URL whole (found in a security audit)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return mask_text(super().format(record))
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
-        return _utc_time(record)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the decision's fields (masked as
-    :class:`TextFormatter`'s lines are)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": _utc_time(record),
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
-        }
-        entry.update({k: getattr(record, k) for k in _FIELDS if getattr(record, k, None) is not None})
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps({k: mask_text(v) if isinstance(v, str) else v for k, v in entry.items()}, default=str)
-
-
-def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = False) -> None:
-    """Every log line to stderr as text or as one JSON object: agentdigest's from INFO, libraries' from WARNING."""
-    if log_format not in ("text", "json"):
-        from .errors import InputError
-
-        raise InputError(f"--log-format {log_format!r}: expected text or json")
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else
-                         TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("agentdigest").setLevel(logging.DEBUG if verbose else logging.INFO)
-    logging.captureWarnings(True)  # library warnings become log lines too, so JSON stays one object per line
-
-
 #: After a failed pass (the source down, a channel failing) the worker tries again after this many
 #: seconds, doubling up to RETRY_MAX_SECONDS, until a pass succeeds: a report that failed at 09:00
 #: went out at the next fire, a week later. A pass whose every failure is permanent (a recipient refused
