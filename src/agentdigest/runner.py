@@ -263,7 +263,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             return outcome
     except BaseException as exc:
         if run_id is not None:
-            record_stop(exc, lambda: ledger.finish_run(run_id, *stopped_run(exc)))
+            record_stop(exc, lambda stopped=exc: ledger.finish_run(run_id, *stopped_run(stopped)))
         elif trigger == "due" and not dry_run and ledger is not None:
             # A report without channels records no run (it is done once archived); a failed scheduled one must
             # still keep its period due, as a source that cannot be opened does (see note_failed).
