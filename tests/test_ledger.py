@@ -401,16 +401,23 @@ def test_a_killed_holder_leaves_the_period_free(pg_url):
         proc.kill()
 
 
+def _writer_url(pg_url: str) -> str:
+    """``pg_url`` as the role agentdigest_writer (created here), which owns nothing and has no grant."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    owner = pg_url.split("://", 1)[1].split("@", 1)[0]
+    return pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
+
+
 @pytest.mark.postgres
 def test_check_says_when_the_role_could_not_create_or_write_the_ledger(pg_url):
     """PostgreSQL 15 lets only the owner create tables in public: `check` said "reachable, empty; the first
     run creates its tables", then the first run failed with "permission denied for schema public"."""
     import psycopg
 
-    with psycopg.connect(pg_url, autocommit=True) as con:
-        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-    owner = pg_url.split("://", 1)[1].split("@", 1)[0]
-    url = pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
+    url = _writer_url(pg_url)
     with pytest.raises(LedgerError, match="agentdigest_writer may not create tables in schema public"):
         probe(url)
     Ledger(pg_url).close()  # created by its owner
@@ -437,12 +444,7 @@ def test_check_says_when_the_role_could_not_create_or_write_the_ledger(pg_url):
 def test_a_run_says_why_the_role_could_not_create_the_ledger_as_check_does(pg_url):
     """Found in a README audit: check named the GRANT, and the run after it only "cannot open the ledger ...:
     permission denied for schema public"."""
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as con:
-        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-    owner = pg_url.split("://", 1)[1].split("@", 1)[0]
-    url = pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
+    url = _writer_url(pg_url)
     with pytest.raises(LedgerError, match="agentdigest_writer may not create tables in schema public.*GRANT CREATE"):
         Ledger(url)
 
