@@ -72,7 +72,6 @@ class RemovedSends:
             return {}
         return {t: row for t in targets if (row := self.by_destination.get((destination, t)))}
 
-
     def _respelled(self, channel: Channel, target: str) -> dict[str, Any] | None:
         row = self.by_channel_address.get((channel.name, target.lower()))
         return row if row is not None and row["recipient"] != target else None
