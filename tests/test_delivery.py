@@ -487,6 +487,30 @@ def test_a_slack_post_that_may_have_gone_out_waits_for_the_next_run(world):
     assert second.state == "sent" and world.posts("/api/chat.postMessage") == 2
 
 
+def test_a_send_that_may_have_arrived_is_not_a_permanent_failure_to_the_scheduler(world):
+    """Found in a review: a send that may have arrived (Slack's internal_error, a post or an email's final "."
+    unanswered) is not retried within the run, so the channel's failure is not retryable; the scheduler took it
+    for a refusal for good and planned no retry ("retry_not_planned"), leaving the report unsent until the next
+    scheduled run, a week later for a weekly one. The next pass is what sends it again, as it did before."""
+    from agentdigest.periods import Period
+    from agentdigest.schedule import PeriodRun
+
+    server = world.httpserver
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "internal_error"})
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="C1", upload_pdf=False,
+                                           api_url=server.url_for("/api/"), **FAST))
+    (first,) = deliver(config)
+    assert first.state == "failed" and "may have been posted" in first.error
+    period = Period("week", datetime(2026, 11, 16).date(), "UTC")  # 2026-W47
+    assert not PeriodRun(R, period, [first]).failed_for_good
+    # A refusal for good stays one: Slack's channel_not_found fails again until the config changes.
+    server.clear()
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": False, "error": "channel_not_found"})
+    (again,) = deliver(config)
+    assert again.state == "failed" and "channel_not_found" in again.error
+    assert PeriodRun(R, period, [again]).failed_for_good
+
+
 REFUSE_SENT = {  # a real database failure, on cue: the write that records a delivery as sent is refused
     "sqlite": ["CREATE TRIGGER refuse_sent BEFORE UPDATE ON deliveries WHEN NEW.state = 'sent' "
                "BEGIN SELECT RAISE(ABORT, 'ledger write refused by the test trigger'); END"],

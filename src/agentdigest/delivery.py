@@ -26,6 +26,7 @@ from typing import Any, Literal
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .config import Config, EmailChannel, ReportConfig, command
+from .channels.base import arrived_maybe
 from .channels.email import DATA_END_TIMEOUT, bare
 from .channel_settings import email_address
 from .errors import ArchiveError, DeliveryError, InputError, interruption
@@ -53,6 +54,7 @@ class DeliveryResult:
     #: a failure the channel calls transient (a 4xx, a refused connection): trying again may succeed; a
     #: permanent one (a 550 recipient, Slack's channel_not_found) fails again until the config changes.
     #: Transient unless the channel said otherwise: a failure taken for permanent is not retried by the scheduler.
+    #: A send that may have arrived (not retried within its run) is transient here: the next pass sends it again.
     retryable: bool = True
 
     @property
@@ -288,7 +290,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             error = mask_text(result.error or "failed", secrets)
             ledger.mark_failed(claim, error, result.retryable, uncounted, provider_id=result.provider_id)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
-                                          provider_id=result.provider_id, retryable=result.retryable)
+                                          provider_id=result.provider_id,
+                                          retryable=result.retryable or result.may_have_arrived)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 
@@ -329,15 +332,15 @@ def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receip
         return channel.deliver(delivery)
     except DeliveryError as exc:
         error, retryable, attempts = mask_text(str(exc), secrets), exc.retryable, getattr(exc, "attempts", 1)
-        provider_id = getattr(exc, "provider_id", None)
+        provider_id, arrived = getattr(exc, "provider_id", None), arrived_maybe(exc)
     except Exception as exc:  # one broken channel must not stop the others
         # The traceback is for --verbose; it goes through the mask like every other message.
         _logger.debug("channel %s raised:\n%s", channel.name,
                       mask_text("".join(traceback.format_exception(exc)), secrets))
         error, retryable, attempts = mask_text(f"unexpected {type(exc).__name__}: {exc}", secrets), True, 1
-        provider_id = None
-    return Receipt(tuple(TargetResult(t, "failed", provider_id, error=error, retryable=retryable)
-                         for t in delivery.targets), attempts=attempts)
+        provider_id, arrived = None, False
+    return Receipt(tuple(TargetResult(t, "failed", provider_id, error=error, retryable=retryable,
+                                      may_have_arrived=arrived) for t in delivery.targets), attempts=attempts)
 
 
 def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifacts: dict[str, bytes],
@@ -354,7 +357,8 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
         error = None if r.error is None else mask_text(r.error, secrets)
         ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=error)
         results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=error,
-                                      provider_id=r.provider_id, attempts=receipt.attempts, retryable=r.retryable))
+                                      provider_id=r.provider_id, attempts=receipt.attempts,
+                                      retryable=r.retryable or r.may_have_arrived))
         log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, error or "sent")
     return results
 

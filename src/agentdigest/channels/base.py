@@ -55,6 +55,9 @@ class TargetResult:
     #: attempts made for this target, when it differs from the receipt's (an email recipient refused
     #: for good on the first attempt while another one was retried)
     attempts: int | None = None
+    #: the receiver may have it (a post or an email's final "." unanswered): not retried in the run
+    #: (``retryable`` is false), but not refused either: the next run (the scheduler's next pass) sends it again
+    may_have_arrived: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,11 @@ def unanswered(channel: BaseChannel, where: str, exc: BaseException) -> Delivery
     may post it again. The ledger records a failure, so the next run sends it (at least once)."""
     return may_have_arrived(channel, f"no answer from {where} after the report was sent ({exc or type(exc).__name__}); "
                                      "it may have arrived, so this run does not send it again")
+
+
+def arrived_maybe(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the error a :class:`ChannelFailure` wraps) is a send that may have arrived."""
+    return bool(getattr(exc, "may_have_arrived", False) or getattr(exc.__cause__, "may_have_arrived", False))
 
 
 def may_have_arrived(channel: BaseChannel, message: str) -> DeliveryError:

@@ -27,7 +27,8 @@ from urllib.parse import unquote, urlsplit
 
 from .. import config
 from ..errors import DeliveryError
-from .base import BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, unanswered
+from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, arrived_maybe,
+                   unanswered)
 
 _PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 #: Seconds to wait for the answer to the message's final "." (RFC 5321 4.5.3.2.6), when ``timeout`` is shorter.
@@ -166,6 +167,7 @@ class EmailChannel(BaseChannel):
             attempts, waits = exc.attempts, exc.waits
             for rcpt in pending:
                 done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable,
+                                          may_have_arrived=arrived_maybe(exc),
                                           attempts=attempts, provider_id=exc.provider_id)
         return Receipt(tuple(done[t] for t in delivery.targets), attempts, waits, {"message_id": mid})
 

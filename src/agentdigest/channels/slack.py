@@ -36,8 +36,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from .. import config
 from ..errors import DeliveryError
-from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, canonical_url, http_error,
-                   http_post, may_have_arrived, parse_retry_after, unanswered)
+from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, arrived_maybe,
+                   canonical_url, http_error, http_post, may_have_arrived, parse_retry_after, unanswered)
 
 PDF_TARGET = "file:report.pdf"
 TEST_MARK = {"type": "context", "elements": [{"type": "mrkdwn", "text": "*[test]* a test send, not the report's delivery"}]}
@@ -164,7 +164,8 @@ class SlackChannel(BaseChannel):
                     raise
                 attempts, waits = attempts + exc.attempts, waits + list(exc.waits)
                 results[PDF_TARGET] = TargetResult(PDF_TARGET, "failed", error=self.mask(f"PDF upload: {exc}"),
-                                                   retryable=exc.retryable, attempts=exc.attempts)
+                                                   retryable=exc.retryable, attempts=exc.attempts,
+                                                   may_have_arrived=arrived_maybe(exc))
             else:
                 attempts, waits = attempts + tried.attempts, waits + list(tried.waits)
                 file = tried.value.get("file") or {}
