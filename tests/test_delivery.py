@@ -19,6 +19,7 @@ import pytest
 from werkzeug import Response
 
 from agentdigest.archive import write_artifacts
+from agentdigest.channels import Receipt
 from agentdigest.commands_delivery import check_channels, resend, show_history
 from agentdigest.config import parse_config
 from agentdigest.delivery import deliver_report
@@ -416,6 +417,21 @@ def test_a_channel_that_crashes_fails_alone(world, monkeypatch):
     assert results["slack"].state == "sent" and results["hook"].state == "failed"
     assert "unexpected RuntimeError" in results["hook"].error and "PLANTED" not in results["hook"].error
     assert Ledger(config.ledger.url).delivery(R, P, "hook")["state"] == "failed"
+
+
+def test_a_channel_that_reports_nothing_for_a_target_is_retried_by_the_scheduler(world, monkeypatch):
+    """Found in a review: the failure recorded for a target a channel's receipt left out (a plug-in's bug) was
+    permanent (TargetResult's default), so a pass failing only so was never retried by the scheduler
+    ("retry_not_planned", "refused for good"), though nothing refused it: as a channel that crashes, transient."""
+    from agentdigest.channels.webhook import WebhookChannel
+    from agentdigest.periods import Period
+    from agentdigest.schedule import PeriodRun
+
+    monkeypatch.setattr(WebhookChannel, "deliver", lambda self, delivery: Receipt(()))
+    config = world.build(["hook"])
+    (result,) = deliver(config)
+    assert result.state == "failed" and "reported nothing" in result.error and result.retryable
+    assert not PeriodRun(R, Period("week", datetime(2026, 11, 16).date(), "UTC"), [result]).failed_for_good
 
 
 def test_resend_refuses_a_period_that_has_not_ended(world):

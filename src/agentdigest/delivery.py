@@ -268,7 +268,10 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
-        result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}")
+        # Nothing said of it (a channel's bug) is no refusal: transient, as a channel that crashes (the scheduler
+        # retries only a pass with a transient failure)
+        result = by_target.get(target) or TargetResult(target, "failed", error=f"{name} reported nothing for {target!r}",
+                                                       retryable=True)
         attempts = result.attempts or receipt.attempts
         uncounted = max(attempts - counted[target], 0)  # a channel that does not call on_retry
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
