@@ -144,3 +144,51 @@ def test_a_statement_pool_is_refused_in_one_line_saying_what_works(pg_url, pgbou
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "statement pooling" in done.stderr and "transaction or session mode" in done.stderr, done.stderr
+
+
+# -- a PostgreSQL ledger through PgBouncer ------------------------------------------------------------
+
+R, P = "weekly-exec", "2026-W48"
+#: PgBouncer's own defaults in transaction mode (no reset between transactions), and a pool that resets.
+LEDGER_POOLS = pytest.mark.parametrize("settings", [{}, RESET_EACH_TRANSACTION], ids=["default", "reset"])
+
+
+@pytest.mark.postgres
+@LEDGER_POOLS
+def test_a_ledger_through_a_transaction_pool_prepares_nothing(pg_url, pgbouncer, settings):
+    """Measured with PgBouncer 1.18 in transaction mode: psycopg prepares a statement run 5 times on one
+    connection; the sixth heartbeat of a scheduler failed "prepared statement "_pg3_0" already exists" (or
+    "does not exist" where the pool resets), and so did a period lock's sixth poll (a run stopped)."""
+    import threading
+
+    from agentdigest.ledger import Ledger
+
+    url = pgbouncer("transaction", default_pool_size=2, **settings)(pg_url)
+    ledgers = [Ledger(url) for _ in range(2)]
+    holder = Ledger(pg_url)  # direct: the pooled ledgers poll for the period
+    outcomes: list[str] = []
+    try:
+        for i in range(8):
+            for n, ledger in enumerate(ledgers):
+                ledger.heartbeat(f"scheduler-{n}", {"beat": i})
+                ledger.claim(R, f"p{i}", "mail", f"{n}@example.com", owner=f"scheduler-{n}", lease_seconds=60)
+
+        def wait(ledger: Ledger) -> None:
+            try:
+                with ledger.hold_period(R, P, max_wait=6.5, on_give_up=lambda: outcomes.append("gave up")):
+                    pass
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+
+        with holder.hold_period(R, P):
+            threads = [threading.Thread(target=wait, args=(ledger,)) for ledger in ledgers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        assert len(ledgers[0].heartbeats()) == 2
+    finally:
+        holder.close()
+        for ledger in ledgers:
+            ledger.close()
+    assert outcomes == ["gave up", "gave up"]

@@ -77,8 +77,17 @@ class LedgerDatabase:
                                       "their deliveries in it, so nothing was run (`agentdigest history` can "
                                       "still read it)")
                 kwargs["connect_args"] = {"timeout": 30}
-        elif "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
-            kwargs["connect_args"] = {"connect_timeout": 10}
+        else:
+            kwargs["connect_args"] = {}
+            if "connect_timeout=" not in real:  # a server that accepts but never answers must not hang a run
+                kwargs["connect_args"]["connect_timeout"] = 10
+            if real.startswith("postgresql+psycopg:"):
+                # No server-side prepared statements: psycopg prepares a statement run 5 times on a connection
+                # (a heartbeat, a lock's poll), and through PgBouncer in transaction mode (before 1.21) it lives
+                # on one server connection of the pool: the next writes failed "prepared statement "_pg3_0"
+                # already exists", or "... does not exist" where the pool resets its connections (measured,
+                # PgBouncer 1.18). The ledger's statements are small: preparing buys nothing measurable.
+                kwargs["connect_args"]["prepare_threshold"] = None
         self._connect_kwargs = {k: v for k, v in kwargs.items() if k == "connect_args"}
         self._lock_engine: Engine | None = None
         self.engine: Engine = create_engine(real, **kwargs)
