@@ -153,6 +153,44 @@ R, P = "weekly-exec", "2026-W48"
 LEDGER_POOLS = pytest.mark.parametrize("settings", [{}, RESET_EACH_TRANSACTION], ids=["default", "reset"])
 
 
+def advisory_locks(pg_url: str) -> int:
+    """How many advisory locks the server holds now, for any session (seen directly, not through a pool)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        return con.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()[0]
+
+
+@pytest.mark.postgres
+@LEDGER_POOLS
+def test_a_period_is_held_once_through_a_transaction_pool(pg_url, pgbouncer, settings):
+    """Measured with PgBouncer 1.18 in transaction mode: the period lock was a session lock taken in one
+    transaction and released in another, maybe on other server connections. With PgBouncer's defaults a
+    second ledger's try ran on the connection holding it and took it too (both held the period); where the
+    pool resets its connections the lock was gone at once. Now it is held in one transaction of its own."""
+    from agentdigest.ledger import Ledger
+
+    url = pgbouncer("transaction", **settings)(pg_url)
+    first, second = Ledger(url), Ledger(url)  # two schedulers on two machines
+    gave_up: list[str] = []
+    try:
+        with first.hold_period(R, P):
+            assert advisory_locks(pg_url) == 1
+            with second.hold_period(R, P, max_wait=1.5, on_give_up=lambda: gave_up.append("while held")):
+                pass
+            assert advisory_locks(pg_url) == 1  # the second's try took nothing and left nothing
+        assert advisory_locks(pg_url) == 0
+        with second.hold_period(R, P, max_wait=5, on_give_up=lambda: gave_up.append("after")):
+            assert advisory_locks(pg_url) == 1
+        with first.hold_period(R, "2026-W49"), second.hold_period(R, P, max_wait=1.5, on_give_up=gave_up.append):
+            assert advisory_locks(pg_url) == 2  # another period is its own lock
+    finally:
+        first.close()
+        second.close()
+    assert gave_up == ["while held"]
+    assert advisory_locks(pg_url) == 0
+
+
 @pytest.mark.postgres
 @LEDGER_POOLS
 def test_a_ledger_through_a_transaction_pool_prepares_nothing(pg_url, pgbouncer, settings):

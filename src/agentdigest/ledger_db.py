@@ -202,13 +202,25 @@ class LedgerDatabase:
         whatever machine it runs on (the archive's ``flock`` covers one machine only); SQLite: nothing
         to add, its processes share one machine.
 
-        A session advisory lock on a connection of its own, outside any transaction: PostgreSQL
-        releases it when the holder's connection ends, so a killed process never keeps it, and keepalives
-        end the connection of a machine that is lost within about two minutes. ``on_wait`` is called
-        once when another process holds it; this one polls until it is free, or for ``max_wait`` seconds:
-        then ``on_give_up`` is called and it goes on without the lock (a holder that hangs, stopped but
-        connected, must not block the period on every machine: its claims' leases run out and are
-        taken over, and they keep every delivery single).
+        A transaction-scoped advisory lock (``pg_try_advisory_xact_lock``) in a transaction of its own, on
+        a connection of its own, kept open for the hold and rolled back to release it: PostgreSQL releases it
+        when that transaction or the holder's connection ends, so a killed process never keeps it, and
+        keepalives (set for the transaction, ``set_config(..., true)``) end the connection of a machine that
+        is lost within about two minutes. Through PgBouncer in transaction mode the whole hold is one
+        transaction, so it stays on one server connection and leaves nothing there (measured with
+        PgBouncer 1.18: a session lock, taken in one transaction and released in another, was taken again
+        by another machine's ledger on the same server connection, or dropped at once where the pool
+        resets its connections). ``on_wait`` is called once when another process holds it; this one polls
+        until it is free, or for ``max_wait`` seconds: then ``on_give_up`` is called and it goes on
+        without the lock (a holder that hangs, stopped but connected, must not block the period on every
+        machine: its claims' leases run out and are taken over, and they keep every delivery single).
+
+        Held through a delivery, the transaction is "idle in transaction": a server (or role) setting
+        ``idle_in_transaction_session_timeout`` shorter than a delivery ends the holder's session, and the
+        lock with it, mid-delivery (PgBouncer's ``idle_transaction_timeout`` likewise); another machine
+        may then take the period, as after ``max_wait``, and the claims' leases still keep each delivery
+        single. It runs READ COMMITTED and writes nothing, so it holds no snapshot and no transaction id between
+        its statements: it keeps no vacuum back.
 
         Each hold has a connection of its own, outside the ledger's pool: held through a delivery, 15
         reports delivering at once used up the pool (found in a re-check).
@@ -221,14 +233,16 @@ class LedgerDatabase:
         if self._lock_engine is None:
             self._lock_engine = create_engine(self.engine.url, poolclass=NullPool, **self._connect_kwargs)
         try:
-            conn = self._lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            # READ COMMITTED whatever the server's default: no snapshot kept through the hold
+            conn = self._lock_engine.connect().execution_options(isolation_level="READ COMMITTED")
         except SQLAlchemyError as exc:
             raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
         try:
-            conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', false), "
-                              "set_config('tcp_keepalives_interval', '10', false), "
-                              "set_config('tcp_keepalives_count', '6', false)"))
-            held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})),
+            conn.begin()
+            conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', true), "
+                              "set_config('tcp_keepalives_interval', '10', true), "
+                              "set_config('tcp_keepalives_count', '6', true)"))
+            held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})),
                             interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up)
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
             conn.invalidate()
@@ -237,15 +251,20 @@ class LedgerDatabase:
                 raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
             raise
         if not held:
-            conn.close()
+            self._end_hold(conn)
             yield
             return
         try:
             yield
         finally:
-            try:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            except SQLAlchemyError:
-                conn.invalidate()  # never back to the pool still holding it: closing ends the session
-            finally:
-                conn.close()
+            self._end_hold(conn)
+
+    @staticmethod
+    def _end_hold(conn: Connection) -> None:
+        """End a hold's transaction, and its lock with it; a connection that cannot is dropped, never kept."""
+        try:
+            conn.rollback()
+        except SQLAlchemyError:  # ended already (idle_in_transaction_session_timeout, a lost server): so is the lock
+            conn.invalidate()
+        finally:
+            conn.close()
