@@ -449,6 +449,32 @@ def test_a_run_says_why_the_role_could_not_create_the_ledger_as_check_does(pg_ur
         Ledger(url)
 
 
+@pytest.mark.postgres
+def test_a_hold_outlasts_a_short_idle_in_transaction_timeout(pg_url):
+    """The period hold is a transaction left idle through a delivery: a role whose
+    idle_in_transaction_session_timeout is 1 s lost it after 1 s, and another machine could take the period."""
+    import time
+
+    import psycopg
+
+    role = pg_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f'ALTER ROLE "{role}" SET idle_in_transaction_session_timeout = \'1s\'')
+    holder, other = Ledger(pg_url), Ledger(pg_url)
+    gave_up: list[str] = []
+    try:
+        with holder.hold_period(R, P):
+            time.sleep(2.5)  # a delivery that takes longer than the timeout
+            with other.hold_period(R, P, max_wait=1.5, on_give_up=lambda: gave_up.append("held")):
+                pass
+    finally:
+        holder.close()
+        other.close()
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(f'ALTER ROLE "{role}" RESET idle_in_transaction_session_timeout')
+    assert gave_up == ["held"]
+
+
 def test_a_hung_holder_is_waited_for_only_as_long_as_its_delivery_can_take(url):
     """Found in a re-check: a holder stopped (SIGSTOP) but still connected blocked the period on every
     machine for as long as it stayed stopped, and its expired claims were never taken over."""

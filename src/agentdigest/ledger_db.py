@@ -215,11 +215,11 @@ class LedgerDatabase:
         without the lock (a holder that hangs, stopped but connected, must not block the period on every
         machine: its claims' leases run out and are taken over, and they keep every delivery single).
 
-        Held through a delivery, the transaction is "idle in transaction": a server (or role) setting
-        ``idle_in_transaction_session_timeout`` shorter than a delivery ends the holder's session, and the
-        lock with it, mid-delivery (PgBouncer's ``idle_transaction_timeout`` likewise); another machine
-        may then take the period, as after ``max_wait``, and the claims' leases still keep each delivery
-        single. It runs READ COMMITTED and writes nothing, so it holds no snapshot and no transaction id between
+        Held through a delivery, the transaction is "idle in transaction": the server's (or role's)
+        ``idle_in_transaction_session_timeout`` is turned off for it, as it would end the holder's session,
+        and the lock with it, mid-delivery. PgBouncer's ``idle_transaction_timeout`` cannot be: one shorter
+        than a delivery does that; another machine may then take the period, as after ``max_wait``, and the
+        claims' leases still keep each delivery single. It runs READ COMMITTED and writes nothing, so it holds no snapshot and no transaction id between
         its statements: it keeps no vacuum back.
 
         Each hold has a connection of its own, outside the ledger's pool: held through a delivery, 15
@@ -239,9 +239,12 @@ class LedgerDatabase:
             raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
         try:
             conn.begin()
+            # idle_in_transaction_session_timeout off for the hold alone: a server or role default shorter than a
+            # delivery (60 s is common) ended the hold mid-delivery, letting another machine take the period
             conn.execute(text("SELECT set_config('tcp_keepalives_idle', '60', true), "
                               "set_config('tcp_keepalives_interval', '10', true), "
-                              "set_config('tcp_keepalives_count', '6', true)"))
+                              "set_config('tcp_keepalives_count', '6', true), "
+                              "set_config('idle_in_transaction_session_timeout', '0', true)"))
             held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})),
                             interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up)
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
