@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
-from .config import Config, EmailChannel, ReportConfig, command
 from .channels.base import arrived_maybe
+from .config import Config, EmailChannel, ReportConfig, command
 from .channels.email import DATA_END_TIMEOUT, bare
 from .channel_settings import email_address
 from .errors import ArchiveError, DeliveryError, InputError, interruption

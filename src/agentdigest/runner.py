@@ -158,7 +158,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         elif ledger is None and dry_run:
             # A dry run sends nothing, but must know which periods were delivered (an archive from
             # before the .delivered marker has none): read the ledger if it exists.
-            ledger = read_only = _existing_ledger(config)
+            ledger = read_only = existing_ledger(config)
         # history shows a test run as "run (test)": it was shown as a manual run of the period (a new user)
         trigger = "test" if test_to else trigger
         for report, period in todo:
@@ -197,8 +197,9 @@ def _note_unread(config: Config, todo: list[tuple[ReportConfig, Period]], exc: E
             ledger.close()
 
 
-def _existing_ledger(config: Config) -> Any:
-    """The ledger when it exists and can be read, else None (a dry run never fails on the ledger)."""
+def existing_ledger(config: Config) -> Any:
+    """The ledger when it exists and can be read, else None (a dry run, or `history --next`, never fails on the
+    ledger)."""
     from .ledger import open_existing
     from .ledger_schema import LedgerError
 

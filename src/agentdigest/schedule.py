@@ -319,7 +319,9 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     table = Table(title="Next runs", title_justify="left")
     for column in ("report", "schedule", "timezone", "next run (local)", "next run (UTC)", "delivers"):
         table.add_column(column)
-    ledger = _readable_ledger(config)
+    from .runner import existing_ledger
+
+    ledger = existing_ledger(config)
     done = due.done_checker(ledger, config.archive.path, config) if ledger is not None else None
     for report in config.reports:
         fire = due.next_fire(report, now)
@@ -343,13 +345,3 @@ def _safely(done: Any, report: ReportConfig, period: Period) -> bool:
         return bool(done(report, period))
     except Exception:  # noqa: BLE001 - a ledger that fails midway: said nothing of, as without one
         return False
-
-
-def _readable_ledger(config: Config) -> Any:
-    """The ledger if it exists and can be read, else None: a ledger down does not hide the next runs."""
-    from .ledger import open_existing
-
-    try:
-        return open_existing(config.ledger.url)
-    except Exception:  # noqa: BLE001
-        return None
