@@ -255,3 +255,25 @@ def test_characters_no_font_draws_are_one_warning_not_one_per_glyph(caplog) -> N
     ours = [r.getMessage() for r in caplog.records if r.name == "agentdigest.render"]
     assert len(ours) == 1 and "no installed font draws \ue000, \ue001 (2 characters)" in ours[0], ours
     assert "fonts-noto-cjk" in ours[0]
+
+
+def test_a_missing_harfbuzz_subset_is_one_warning_a_process_not_one_per_font(caplog, monkeypatch) -> None:
+    """Found in a minimal-install check: on Debian with the README's Pango packages but not libharfbuzz-subset0,
+    `agentdigest demo` printed WeasyPrint's "Using fontTools instead of HarfBuzz-Subset" five times (once per
+    font of each PDF) above its output. Now one warning a process names the package; the PDF is whole."""
+    import logging
+
+    import weasyprint.pdf.fonts
+
+    from agentdigest.render import pdf as pdf_module
+
+    monkeypatch.setattr(weasyprint.pdf.fonts, "harfbuzz_subset", None)  # the library missing, on every machine
+    monkeypatch.setattr(pdf_module, "_said_no_subset", False)
+    html = "<html><body><p>Conversations</p><p style='font-family: monospace'>p95 3,537 ms</p></body></html>"
+    with caplog.at_level(logging.WARNING):
+        pdfs = [pdf_module.render_pdf(html) for _ in range(2)]
+    assert all(p.startswith(b"%PDF") for p in pdfs)
+    assert "Conversations" in PdfReader(io.BytesIO(pdfs[1])).pages[0].extract_text()
+    assert not [r for r in caplog.records if r.name.startswith("weasyprint")], caplog.text
+    ours = [r.getMessage() for r in caplog.records if "HarfBuzz-Subset" in r.getMessage()]
+    assert len(ours) == 1 and "libharfbuzz-subset0" in ours[0], ours
