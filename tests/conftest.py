@@ -72,6 +72,7 @@ class ScriptedSMTP:
         self.rcpt = {k: (list(v) if isinstance(v, list) else v) for k, v in (rcpt or {}).items()}
         self.data = list(data or [])
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.rcpts: list[str] = []  # every RCPT TO address, refused or not, in order
         self.sessions: set = set()
         self.logins: list[bool] = []
 
@@ -83,6 +84,7 @@ class ScriptedSMTP:
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpts.append(address)
         answer = self.rcpt.get(address)
         if isinstance(answer, list) and answer:
             return answer.pop(0)

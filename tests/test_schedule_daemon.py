@@ -459,6 +459,43 @@ def test_a_pass_whose_every_failure_is_permanent_is_not_retried_until_its_config
     assert sorted(rcpt for _, rcpts, _ in server.messages for rcpt in rcpts) == ["cto@example.com", "new@example.com"]
 
 
+
+def test_a_retry_of_a_mixed_pass_skips_the_recipients_refused_for_good(tmp_path, events, smtp_server, tls_cert):
+    """Found in a delivery audit: a pass with one recipient refused for good (550) and one deferred (451) was
+    retried, rightly, but every retry sent to the refused one too, for the same 550 each time. A retry of the
+    scheduler's own backoff now tries only the targets whose last failure in the ledger was transient; the
+    refused one stays failed in the ledger. A pass the scheduler did not plan as a retry (here a SIGHUP that
+    changed the report; a restart, the next fire, `run --period` alike) tries every target again."""
+    server = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user",
+                               "busy@example.com": ["451 4.2.1 busy", "451 4.2.1 busy"]})  # then accepted
+    mail = {"type": "email", "to": ["gone@example.com", "busy@example.com"], "from": "reports@example.com",
+            "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 10}
+    report = daily("mixed", ["mail"])
+    config = write_config(tmp_path, events=events, reports=[report], channels={"mail": mail})
+    key = expected_period(config, "mixed")
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="1")
+    wait_for(lambda: events_of(log, "retry_not_planned", "mixed"), what="the pass that delivered the deferred one",
+             proc=proc, log=log)
+    assert [e["recipient"] for e in events_of(log, "sent", "mixed")] == ["busy@example.com"]
+    assert len(events_of(log, "due", "mixed")) == 3 and len(events_of(log, "retry_planned", "mixed")) == 2
+    assert server.handler.rcpts.count("gone@example.com") == 1  # one RCPT across the pass and its two retries
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        gone = ledger.delivery("mixed", key, "mail", "gone@example.com")
+        assert (gone["state"], gone["retryable"], gone["attempts"]) == ("failed", False, 1) and "550" in gone["error"]
+        assert ledger.delivery_state("mixed", key, "mail", "busy@example.com") == "sent"
+    finally:
+        ledger.close()
+
+    write_config(tmp_path, events=events, reports=[{**report, "grace_minutes": 30}], channels={"mail": mail})
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(events_of(log, "retry_not_planned", "mixed")) == 2, what="the pass after the changed config",
+             proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    assert server.handler.rcpts.count("gone@example.com") == 2  # a pass not planned as a retry tries it again
+    assert [rcpts for _, rcpts, _ in server.messages] == [["busy@example.com"]]
+
 def _open_files(prefix: Path) -> list[str]:
     """The files starting with ``prefix`` that this process holds open (a ledger and its -wal, -shm)."""
     fds = Path("/proc/self/fd")

@@ -47,7 +47,8 @@ log = logging.getLogger("agentdigest.schedule")
 #: After a failed pass (the source down, a channel failing) the worker tries again after this many
 #: seconds, doubling up to RETRY_MAX_SECONDS, until a pass succeeds: a report that failed at 09:00
 #: went out at the next fire, a week later. A pass whose every failure is permanent (a recipient refused
-#: with 550) is not retried (Worker._no_retry). ``$AGENTDIGEST_RETRY_SECONDS`` overrides the first wait (tests).
+#: with 550) is not retried (Worker._no_retry); the retries of a pass with a transient failure skip the targets
+#: it refused for good. ``$AGENTDIGEST_RETRY_SECONDS`` overrides the first wait (tests).
 RETRY_SECONDS = 300.0
 RETRY_MAX_SECONDS = 3600.0
 
@@ -84,13 +85,16 @@ class Worker:
                     continue
                 decision("recheck", "%s: looking again (%s)", self.report_id, self.recheck_why, report=self.report_id)
             self.busy = True  # before the request is cleared: the alarm check never sees neither
+            # A pass asked for (the start's catch-up, a fire, a reload, a reopened ledger) tries every target; the
+            # scheduler's own retry or recheck of a pass does not try again those refused for good (see _no_retry)
+            retry = not self.pending.is_set()
             self.pending.clear()
             self.recheck_at = None
             if stop.is_set() or self.retired:
                 self.busy = False
                 break
             try:
-                self._pass()
+                self._pass(retry)
             except Exception as exc:  # noqa: BLE001 - the scheduler outlives any one failure
                 decision("error", "%s: %s", self.report_id, exc, level=logging.ERROR, report=self.report_id,
                          error=first_line(exc))
@@ -111,14 +115,14 @@ class Worker:
         decision("retry_planned", "%s: the pass failed; trying again in %.0f s", self.report_id, wait,
                  report=self.report_id)
 
-    def _pass(self) -> None:
+    def _pass(self, retry: bool = False) -> None:
         config = self.daemon.config
         report = _report(config, self.report_id)
         if report is None:
             return
         with self.daemon.ledger_in_use() as ledger:
             result = run_pass(config, [report], datetime.now(timezone.utc), ledger=ledger, stop=self.daemon.stop,
-                              owner=self.daemon.owner)
+                              owner=self.daemon.owner, skip_refused=retry)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
             self._plan(wait, "a period another process had claimed")

@@ -86,11 +86,13 @@ def report_lease(config: Config, report: ReportConfig) -> float:
 
 def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger, archive: Path,
                    force: bool = False, only_channel: str | None = None, test_to: str | None = None,
-                   owner: str | None = None, log: Any = None) -> list[DeliveryResult]:
+                   owner: str | None = None, log: Any = None, skip_refused: bool = False) -> list[DeliveryResult]:
     """Deliver the archived artifacts of (report, period) to the report's channels.
 
     ``force`` re-sends targets already sent (``resend``); ``only_channel`` limits to one of the
     report's channels; ``test_to`` (an address or a channel name) makes a test send instead.
+    ``skip_refused`` (the scheduler's retry of a failed pass) does not try again a target whose last failure in
+    the period was permanent: it is reported failed as it was, and its ledger row is left as it is.
     """
     log = log or _logger
     artifacts = read_artifacts(Path(archive), report_cfg.id, period_key)
@@ -114,12 +116,15 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     # Where each channel delivers, as a fingerprint: kept with its sends, never the destination (a secret URL).
     channels = {name: make_channel(name, config.channels[name]) for name in names}
     destinations = {name: fingerprint(channel) for name, channel in channels.items()}
+    # Found in a delivery audit: each retry of a pass with a 550 recipient and a 451 one sent to both, the 550 one
+    # refused the same way every time.
+    refused = refused_for_good(ledger, report_cfg.id, period_key) if skip_refused and not force else {}
     unlogged: list[ArchiveError] = []
     try:
         for name in names:
             done = _deliver_channel(channels[name], config.channels[name], report_cfg.id, period_key, artifacts,
                                     ledger=ledger, owner=owner, force=force, log=log, secrets=secrets,
-                                    removed=removed, destination=destinations[name])
+                                    removed=removed, destination=destinations[name], refused=refused.get(name, {}))
             results += done
             _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged, destinations)
     except BaseException as exc:
@@ -172,6 +177,16 @@ def _log_sends(archive: Path, report_id: str, period_key: str, results: list[Del
         unlogged.append(exc)
 
 
+def refused_for_good(ledger: Ledger, report_id: str, period_key: str) -> dict[str, dict[str, str]]:
+    """Each channel's targets of the period that were never sent and whose last failure was permanent (a 550
+    recipient, Slack's channel_not_found), with that failure's error."""
+    refused: dict[str, dict[str, str]] = {}
+    for row in ledger.deliveries(report_id, period_key):
+        if row["kind"] == "delivery" and row["state"] == "failed" and row["retryable"] is False and not row["sent_at"]:
+            refused.setdefault(row["channel"], {})[row["recipient"]] = row["error"] or "refused"
+    return refused
+
+
 def all_secrets(config: Config) -> list[str]:
     """The secret values of every configured channel (what :func:`mask_text` hides)."""
     return [s for settings in config.channels.values() for s in secret_values(settings)]
@@ -179,14 +194,15 @@ def all_secrets(config: Config) -> list[str]:
 
 def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
                      ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str], removed: RemovedSends,
-                     destination: str | None) -> list[DeliveryResult]:
+                     destination: str | None, refused: dict[str, str]) -> list[DeliveryResult]:
     name = channel.name
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
-                               renamed=removed.of(channel, targets, destination), destination=destination)
+                               renamed=removed.of(channel, targets, destination), destination=destination,
+                               refused=refused)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -210,13 +226,14 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
 def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any], report_id: str, period_key: str,
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
                     secrets: list[str], renamed: dict[str, dict[str, Any]],
-                    destination: str | None = None) -> list[DeliveryResult]:
+                    destination: str | None = None, refused: dict[str, str] | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
     ``renamed``: this channel's targets that a channel no longer in the config sent the period to (or this one,
     to the address written differently), with the row of that send (renames.py); such a target is recorded as
     sent, not claimed. ``destination``: the channel's
-    destination fingerprint, recorded with its sends."""
+    destination fingerprint, recorded with its sends. ``refused``: targets not to try again, with the permanent
+    error each last failed with (:func:`refused_for_good`); neither claimed nor sent, they are reported failed."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
     carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
@@ -231,6 +248,12 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                                 "recorded as sent, not sent again", report_id, period_key, name, target, old["recipient"])
             else:
                 carried.setdefault(old["channel"], []).append(target)
+            continue
+        if refused and (earlier := refused.get(target)) is not None:
+            skipped[target] = DeliveryResult(name, target, "failed", retryable=False,
+                                             error=f"not tried again by this retry; refused for good before: {earlier}")
+            log.info("%s %s -> %s%s: refused for good before, not tried again by this retry", report_id, period_key,
+                     name, f" {target}" if target else "")
             continue
         claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner, lease=lease, force=force)
         if claim is not None:
@@ -291,10 +314,12 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)
-            ledger.mark_failed(claim, error, result.retryable, uncounted, provider_id=result.provider_id)
+            # A send that may have arrived is not retried within the run, but it is no refusal: the ledger calls it
+            # retryable, as the scheduler does, or a retry of the pass would skip it (refused_for_good)
+            retryable = result.retryable or result.may_have_arrived
+            ledger.mark_failed(claim, error, retryable, uncounted, provider_id=result.provider_id)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
-                                          provider_id=result.provider_id,
-                                          retryable=result.retryable or result.may_have_arrived)
+                                          provider_id=result.provider_id, retryable=retryable)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 

@@ -116,10 +116,12 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
                 archive: Path | None = None, test_to: str | None = None, trigger: str = "manual",
                 ledger: Any = None, source: Source | None = None, delivery_log: Any = None,
-                stop: threading.Event | None = None) -> list[RunOutcome]:
+                stop: threading.Event | None = None, skip_refused: bool = False) -> list[RunOutcome]:
     """Run each report for its period(s): the given key, the given periods, or the last complete one.
 
     ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered.
+    ``skip_refused`` (the scheduler's retry of a failed pass): a target refused for good in the period is not
+    tried again (see :func:`agentdigest.delivery.deliver_report`).
 
     ``delivery_log`` gets the per-target delivery lines (default: this module's logger); a caller that
     reports each delivery itself (the scheduler's decision log) passes a quieter one."""
@@ -164,7 +166,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         for report, period in todo:
             outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
                                      force=force, formats=formats, archive=archive, test_to=test_to,
-                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop))
+                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop,
+                                     skip_refused=skip_refused))
     finally:
         sources.close()
         if (own_ledger or read_only is not None) and ledger is not None:
@@ -211,7 +214,8 @@ def existing_ledger(config: Config) -> Any:
 
 def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _RunSource, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
-             trigger: str, ledger: Any, delivery_log: Any, stop: threading.Event | None = None) -> RunOutcome:
+             trigger: str, ledger: Any, delivery_log: Any, stop: threading.Event | None = None,
+             skip_refused: bool = False) -> RunOutcome:
     outcome = RunOutcome(report.id, period.key)
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
@@ -237,7 +241,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             return outcome
         if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
-                                     delivery_log=delivery_log)
+                                     delivery_log=delivery_log, skip_refused=skip_refused)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
     # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
     if (dry_run or test_to) and _was_delivered(archive, report.id, period.key, ledger):
@@ -299,7 +303,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                                                                         formats, now)
                 log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
-                     test_to=test_to, owner=owner, delivery_log=delivery_log)
+                     test_to=test_to, owner=owner, delivery_log=delivery_log, skip_refused=skip_refused)
     except BaseException as exc:  # closes the run if _deliver did not (a run is closed once)
         with shielded():
             ledger.finish_run(run_id, *stopped_run(exc))
@@ -377,13 +381,14 @@ def stopped_run(exc: BaseException) -> tuple[str, str]:
 
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
              archive: Path, ledger: Any, owner: str, delivery_log: Any, force: bool = False,
-             test_to: str | None = None) -> None:
+             test_to: str | None = None, skip_refused: bool = False) -> None:
     """Deliver the archived period to the report's channels and close the run in the ledger (a delivery
     that raises leaves that to the caller)."""
     from .delivery import deliver_report
 
     outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
-                                        force=force, test_to=test_to, owner=owner, log=delivery_log)
+                                        force=force, test_to=test_to, owner=owner, log=delivery_log,
+                                        skip_refused=skip_refused)
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
@@ -438,7 +443,8 @@ def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) ->
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
-                      archive: Path, trigger: str, ledger: Any, delivery_log: Any) -> RunOutcome:
+                      archive: Path, trigger: str, ledger: Any, delivery_log: Any,
+                      skip_refused: bool = False) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
     owner = owner_id()
@@ -452,7 +458,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
         with holding(config, archive, report, period, ledger):
             _restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
-                     delivery_log=delivery_log)
+                     delivery_log=delivery_log, skip_refused=skip_refused)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
         with shielded():
             ledger.finish_run(run_id, *stopped_run(exc))

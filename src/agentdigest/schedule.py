@@ -100,8 +100,11 @@ class PassResult:
 
 def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, ledger: Any,
              archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
-             stop: threading.Event | None = None, owner: str | None = None) -> PassResult:
-    """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others."""
+             stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False) -> PassResult:
+    """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others.
+
+    ``skip_refused``: the pass is the scheduler's retry of a failed one; a target refused for good in a period
+    (its last failure there permanent) is not tried again, only the others (see Worker in daemon.py)."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -161,7 +164,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                             raise
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
-                                          source=source, delivery_log=_DELIVERY_DETAIL, stop=stop)[0]
+                                          source=source, delivery_log=_DELIVERY_DETAIL, stop=stop,
+                                          skip_refused=skip_refused)[0]
                     if outcome.stopped:
                         decision("stopping", "%s %s: computed, not sent: shutting down; the next start sends it",
                                  report.id, period.key, report=report.id, period=period.key)
