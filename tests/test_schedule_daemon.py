@@ -496,6 +496,37 @@ def test_a_retry_of_a_mixed_pass_skips_the_recipients_refused_for_good(tmp_path,
     assert server.handler.rcpts.count("gone@example.com") == 2  # a pass not planned as a retry tries it again
     assert [rcpts for _, rcpts, _ in server.messages] == [["busy@example.com"]]
 
+
+def test_passes_refused_for_good_do_not_lengthen_a_later_backoff(tmp_path, events, smtp_server, tls_cert):
+    """Found in a review: a pass refused for good, which plans no retry, still counted towards the backoff, so
+    the first retry of a later transient failure waited 2 ** (such passes) times the first wait (4 s here after
+    two of them, for 1 s). The backoff doubles only along retries in a row; a pass that is not retried ends it."""
+    server = smtp_server(rcpt={"cto@example.com": ["550 5.1.1 no such user", "550 5.1.1 no such user",
+                                                   "451 4.2.1 busy"]})  # then accepted
+    mail = {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com", "smtp_url": server.url(),
+            "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 10}
+    report = daily("flaky", ["mail"])
+    config = write_config(tmp_path, events=events, reports=[report], channels={"mail": mail})
+    log = tmp_path / "daemon.log"
+    proc = start(config, log, AGENTDIGEST_RETRY_SECONDS="1")
+    for grace in (30, 31):  # a SIGHUP that changes the report: a new pass, refused again, then deferred
+        wait_for(lambda: len(events_of(log, "due", "flaky")) == grace - 29 and decided(log, "flaky"),
+                 what="the pass's decision", proc=proc, log=log)
+        write_config(tmp_path, events=events, reports=[{**report, "grace_minutes": grace}], channels={"mail": mail})
+        proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: events_of(log, "sent", "flaky"), what="the retried delivery", proc=proc, log=log)
+    assert stop(proc)[0] == 0
+    assert len(events_of(log, "retry_not_planned", "flaky")) == 2
+    [planned] = events_of(log, "retry_planned", "flaky")
+    assert "trying again in 1 s" in planned["message"]
+    assert server.handler.rcpts.count("cto@example.com") == 4
+
+
+def decided(log: Path, report_id: str) -> bool:
+    """Whether the report's last pass has decided (a retry planned or not, or a delivery)."""
+    events = ("retry_planned", "retry_not_planned", "sent")
+    return sum(len(events_of(log, e, report_id)) for e in events) == len(events_of(log, "due", report_id))
+
 def _open_files(prefix: Path) -> list[str]:
     """The files starting with ``prefix`` that this process holds open (a ledger and its -wal, -shm)."""
     fds = Path("/proc/self/fd")

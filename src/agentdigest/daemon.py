@@ -70,7 +70,8 @@ class Worker:
         self.retired = False
         self.recheck_at: float | None = None  # monotonic time to look again (a claim elsewhere, a failure)
         self.recheck_why = ""
-        self.failures = 0  # failed passes in a row: the retry wait doubles with each
+        self.failing = False  # the last pass failed: an unchanged reload does not run it again (Daemon.reload)
+        self.retries = 0  # retries planned in a row: the retry wait doubles with each
         self.thread = threading.Thread(target=self._loop, name=f"report-{report_id}", daemon=True)
 
     def request(self) -> None:
@@ -108,9 +109,10 @@ class Worker:
             self.recheck_at, self.recheck_why = at, why
 
     def _plan_retry(self) -> None:
-        self.failures += 1
+        self.failing = True
+        self.retries += 1
         first = _first_retry()
-        wait = min(first * 2 ** (self.failures - 1), max(RETRY_MAX_SECONDS, first))
+        wait = min(first * 2 ** (self.retries - 1), max(RETRY_MAX_SECONDS, first))
         self._plan(wait, "retrying after a failure")
         decision("retry_planned", "%s: the pass failed; trying again in %.0f s", self.report_id, wait,
                  report=self.report_id)
@@ -134,14 +136,15 @@ class Worker:
         elif failed:
             self._plan_retry()
         else:
-            self.failures = 0
+            self.failing, self.retries = False, 0
 
     def _no_retry(self, config: Config, report: Any, failed: list[Any]) -> None:
         """A pass whose every failure is permanent is not retried: found in a delivery audit, a recipient refused
         with 550 (or Slack's channel_not_found) was tried every hour for the rest of the period, the same error
-        each time, while the others had it. Counted as a failure all the same, so an unchanged reload (SIGHUP)
-        does not run it again (see :meth:`Daemon.reload`); a changed one does."""
-        self.failures += 1
+        each time, while the others had it. A failure all the same, so an unchanged reload (SIGHUP) does not run
+        it again (see :meth:`Daemon.reload`); a changed one does. It ends the backoff: the next transient failure
+        waits the first wait again (found in a review: each such pass doubled it)."""
+        self.failing, self.retries = True, 0
         refused = ", ".join(f"{d.channel}{' ' + d.recipient if d.recipient else ''}"
                             for run in failed for d in run.deliveries if d.state == "failed")
         keys = ", ".join(run.period.key for run in failed)
@@ -393,7 +396,7 @@ class Daemon:
         for report_id, worker in self.workers.items():
             # A report waiting to retry a failure keeps its backoff unless what it depends on changed (an
             # unchanged config on every logrotate HUP hit a failing channel with no wait; an audit).
-            if worker.failures and not _changed(old, config, report_id):
+            if worker.failing and not _changed(old, config, report_id):
                 continue
             worker.request()
 
