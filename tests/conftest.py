@@ -118,15 +118,15 @@ class ScriptedSMTP:
 
 
 class SMTPServer:
-    def __init__(self, handler: ScriptedSMTP, controller, scheme: str, port: int):
-        self.handler, self.controller, self.scheme, self.port = handler, controller, scheme, port
+    def __init__(self, handler: ScriptedSMTP, controller, scheme: str, port: int, host: str = "127.0.0.1"):
+        self.handler, self.controller, self.scheme, self.port, self.host = handler, controller, scheme, port, host
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
         from urllib.parse import quote
 
         user = self.handler.user if user is None else user
         password = self.handler.password if password is None else password
-        return f"{self.scheme}://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"
+        return f"{self.scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{self.host}:{self.port}"
 
     @property
     def messages(self):
@@ -135,18 +135,27 @@ class SMTPServer:
 
 @pytest.fixture
 def smtp_server(tls_cert):
-    """Factory: start an aiosmtpd server on loopback (STARTTLS or implicit TLS, AUTH required)."""
+    """Factory: start an aiosmtpd server on loopback (STARTTLS or implicit TLS, AUTH required), on a free port of
+    127.0.0.1 unless ``host`` and ``port`` are given (a privileged port needs root: the test is skipped, saying so)."""
     from aiosmtpd.controller import Controller
 
     started: list = []
 
-    def start(scheme: str = "smtp+starttls", *, user="reports", password="p@ss:word/1", rcpt=None, data=None, ehlo=None):
+    def start(scheme: str = "smtp+starttls", *, user="reports", password="p@ss:word/1", rcpt=None, data=None, ehlo=None,
+              host: str = "127.0.0.1", port: int | None = None):
         cert, key = tls_cert
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         handler = ScriptedSMTP(user, password, rcpt, data, ehlo)
-        port = free_port()
-        kwargs = dict(hostname="127.0.0.1", port=port, authenticator=handler.authenticate, auth_required=True)
+        if port is not None and port < 1024:
+            try:
+                with socket.socket() as probe:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    probe.bind((host, port))
+            except PermissionError:
+                pytest.skip(f"binding {host}:{port} needs root (or a lower net.ipv4.ip_unprivileged_port_start)")
+        port = port or free_port()
+        kwargs = dict(hostname=host, port=port, authenticator=handler.authenticate, auth_required=True)
         if scheme == "smtps":
             kwargs.update(ssl_context=context, auth_require_tls=False)
         else:
@@ -154,7 +163,7 @@ def smtp_server(tls_cert):
         controller = Controller(handler, **kwargs)
         controller.start()
         started.append(controller)
-        return SMTPServer(handler, controller, scheme, port)
+        return SMTPServer(handler, controller, scheme, port, host)
 
     yield start
     for controller in started:

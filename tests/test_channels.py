@@ -106,6 +106,13 @@ CASES = [
          settings=dict(timeout=1, retry_budget=0.3),
          expect=dict(error="sent no greeting within 1s (is the scheme right? smtps:// for port 465", retryable=True,
                      min_attempts=1, smtp=[])),
+    # On port 465 itself the scheme is wrong for sure: found in a delivery audit, it was retried as transient for
+    # the whole retry budget (5 minutes by default) before failing. It fails at once, saying which scheme to use.
+    *(Case(f"email-{scheme.replace('+', '-')}-to-port-465-fails-at-once", "email-smtps",
+           server=dict(scheme=scheme, host="127.4.6.5", port=465), settings=dict(timeout=0.5, retry_budget=5),
+           expect=dict(error="sent no greeting within 0.5s: port 465 is for implicit TLS; use smtps://",
+                       retryable=False, attempts=1, smtp=[]))
+      for scheme in ("smtp+starttls", "smtp")),
     Case("email-connection-refused", "email", server=dict(dead=True), settings=dict(retry_budget=0.3),
          expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
     # -- slack webhook -------------------------------------------------------------------
@@ -267,7 +274,8 @@ class Harness:
         kind, behaviour = case.channel, case.server
         if kind.startswith("email"):
             self.smtp = smtp_server("smtps" if kind == "email-smtps" else "smtp+starttls",
-                                    rcpt=behaviour.get("rcpt"), data=behaviour.get("data"), ehlo=behaviour.get("ehlo"))
+                                    rcpt=behaviour.get("rcpt"), data=behaviour.get("data"), ehlo=behaviour.get("ehlo"),
+                                    **{k: behaviour[k] for k in ("host", "port") if k in behaviour})
             url = self.smtp.url(password=behaviour.get("password"))
             if behaviour.get("scheme"):  # a scheme that does not match the server's
                 url = behaviour["scheme"] + url[len(self.smtp.scheme):]

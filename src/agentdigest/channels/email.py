@@ -317,7 +317,13 @@ class EmailChannel(BaseChannel):
             return DeliveryError(self.mask(f"TLS failed with {where} ({exc.reason}); is the scheme right "
                                            "(smtps:// for port 465, smtp+starttls:// for 587)?"))
         if isinstance(exc, _NoGreeting):
-            # An implicit-TLS server (port 465) waits for the TLS handshake in silence: the likeliest cause
+            # An implicit-TLS server (port 465) waits for the TLS handshake in silence: the likeliest cause. On port
+            # 465 itself it is the cause, and every retry waits the same way (found in a delivery audit: retried
+            # for the whole retry budget, 5 minutes, before failing): refused for good at once.
+            if self._server.port == 465:
+                return DeliveryError(self.mask(f"{where} sent no greeting within {self.settings.timeout:g}s: port 465 "
+                                               "is for implicit TLS; use smtps://, where TLS starts at once "
+                                               "(smtp+starttls:// is for port 587)"))
             return DeliveryError(self.mask(f"{where} sent no greeting within {self.settings.timeout:g}s (is the "
                                            "scheme right? smtps:// for port 465, where TLS starts at once)"),
                                  retryable=True)
