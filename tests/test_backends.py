@@ -8,6 +8,7 @@ Spark skip locally when their server or Java is missing, and fail instead under 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -248,3 +249,51 @@ def test_the_most_frequent_unknown_event_types_on_every_engine(backend, tmp_path
         source.close()
     assert data.quality.unknown_event_types == 18
     assert data.quality.unknown_event_type_examples == ("Support", "billing", None)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_first_instant_tie_picks_the_same_agent_on_every_engine(backend, tmp_path, request):
+    """Two events at a conversation's first instant with agents "billing-bot" and "Support-bot": the agent is the
+    smallest in byte order ("Support-bot"), as conversation_agents documents, whatever the column's collation
+    (PostgreSQL's ICU collation puts "billing-bot" first). A null agent at that instant is not chosen over a named one."""
+    start = datetime(2026, 11, 16, 10, tzinfo=timezone.utc)  # 2026-W47
+    rows = [
+        {"event_id": "t1", "conversation_id": "c-tie", "event_ts": start, "event_type": "message", "agent_id": "billing-bot"},
+        {"event_id": "t2", "conversation_id": "c-tie", "event_ts": start, "event_type": "message", "agent_id": "Support-bot"},
+        {"event_id": "t3", "conversation_id": "c-tie", "event_ts": start + timedelta(minutes=1), "event_type": "resolution",
+         "agent_id": "billing-bot"},
+        {"event_id": "n1", "conversation_id": "c-null", "event_ts": start, "event_type": "message", "agent_id": None},
+        {"event_id": "n2", "conversation_id": "c-null", "event_ts": start, "event_type": "message", "agent_id": "zeta-bot"},
+    ]
+    week = parse_period("week", "2026-W47", "UTC")
+    with contextlib.ExitStack() as stack:
+        if backend == "postgres":
+            # The report's temporary tables take the database's default collation, not the source column's:
+            # a database created with a linguistic one (ICU's root locale, like en_US.UTF-8) is the case to test.
+            settings = load_postgres(rows, stack.enter_context(_linguistic_database(request.getfixturevalue("pg_url"))))
+        else:
+            settings = LOADERS[backend](rows, tmp_path, request)
+        source = open_source(SourceConfig(**settings))
+        stack.callback(source.close)
+        data = json.loads(compute_report(source, ReportConfig(id="r", timezone="UTC"), week,
+                                         now=week.end_utc + timedelta(hours=9)).to_json())
+    agents = {r["agent_id"]: r["conversations"] for r in data["breakdowns"]["by_agent"]}
+    assert agents == {"Support-bot": 1, "zeta-bot": 1}
+    ref = Reference(rows, "UTC", "week", "2026-W47", week.end_utc + timedelta(hours=9))
+    assert ref.conversations(0)["c-tie"]["agent_id"] == "Support-bot"
+
+
+@contextlib.contextmanager
+def _linguistic_database(pg_url: str):
+    """A database beside ``pg_url``'s whose default collation is ICU's root locale; dropped afterwards."""
+    import psycopg
+
+    base, name = pg_url.rsplit("/", 1)
+    name += "_icu"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE \'und\' LOCALE \'C.UTF-8\'')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

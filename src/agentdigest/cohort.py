@@ -299,12 +299,20 @@ def conversation_agents(conversation_events: ir.Table) -> ir.Table:
     """The agent of each conversation: the agent_id of its first event (rule 4); if several events
     share the first instant, the smallest of their agent_ids, so every engine agrees.
 
-    A filter on the start plus a plain min(), not argmin(): Ibis compiles argmin to an ordered
-    ARRAY_AGG on Postgres, which sorted every event of the trend window and tripled the run time.
+    A filter on the start plus a plain min(), not argmin() over every event: Ibis compiles argmin to an
+    ordered ARRAY_AGG on Postgres, which sorted every event of the trend window and tripled the run time.
+    On Postgres min() follows the collation, which for these (materialized) rows is the database's default
+    (en_US puts "billing-bot" before "Support-bot"): there the first-instant rows (about one per
+    conversation) are ordered by their UTF-8 bytes instead; PostgreSQL has no min(bytea).
     """
     ev = conversation_events
     first = ev.filter(ev.event_ts == ev.start)
-    return first.group_by("conversation_id").agg(agent_id=first.event_agent_id.min())
+    agent = first.event_agent_id
+    if engine_name(ev) == "postgres":
+        smallest = agent.argmin(byte_order(agent, "postgres"), where=agent.notnull())
+    else:
+        smallest = agent.min()
+    return first.group_by("conversation_id").agg(agent_id=smallest)
 
 
 def agent_matches(agent: ir.Value, entries: list[str]) -> ir.Value:
