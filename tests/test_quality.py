@@ -626,20 +626,40 @@ def test_a_token_count_beyond_2_to_the_53_is_invalid_not_an_overflow(load, tmp_p
     assert data.quality.invalid_tokens == 2
 
 
-def test_a_sum_beyond_a_double_is_unknown_with_a_note_not_infinity(tmp_path):
+def _costs_and_latencies(tmp_path, request) -> dict:
+    """W47: 100 conversations of 2 events hourly from Mon 16 Nov 10:00 (79 start in W47), the first two events $1e308 each (valid), the others $0.01; W46: 75
+    conversations at $0.01 an event. Every event's latency is 5 ms but one of W47's, 1e200 ms (valid too); one model."""
+    rows = [(f"e{i}", f"c{i // 2}", datetime(2026, 11, 16, 10, tzinfo=timezone.utc) + timedelta(hours=i), "message",
+             1e308 if i < 2 else 0.01, 1e200 if i == 5 else 5.0, "m1") for i in range(200)]
+    rows += [(f"p{i}", f"p{i // 2}", datetime(2026, 11, 9, 10, tzinfo=timezone.utc) + timedelta(hours=i), "message",
+              0.01, 5.0, "m1") for i in range(150)]
+    create = ("CREATE TABLE agent_events (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, "
+              "cost_usd DOUBLE PRECISION, latency_ms DOUBLE PRECISION, model TEXT)")
+    if request.param == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("pg_url")
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute(create)
+            con.cursor().executemany("INSERT INTO agent_events VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+        return {"url": url, "table": "agent_events"}
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(create)
+        con.executemany("INSERT INTO agent_events VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return {"url": f"duckdb://{path}", "table": "agent_events"}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_sum_beyond_a_double_is_unknown_with_a_note_not_infinity(tmp_path, request, engine):
     """Found in a dirty-data check: two costs of 1e308, each a valid (finite) value, summed to infinity; the CLI
     printed "Agent cost $inf" and "Estimated savings $-inf", the other formats a bare "n/a", and no note said
-    why. The overflowed figure is now unknown, its change too, and a note names it."""
-    path = tmp_path / "events.duckdb"
-    with duckdb.connect(str(path)) as con:  # W47: 100 conversations of 2 events; W46: 75, each event $0.01
-        con.execute("""CREATE TABLE agent_events AS
-            SELECT 'e' || i AS event_id, 'c' || (i // 2) AS conversation_id,
-                   TIMESTAMPTZ '2026-11-16 10:00:00+00' + INTERVAL (i) HOUR AS event_ts, 'message' AS event_type,
-                   CASE WHEN i < 2 THEN 1e308 ELSE 0.01 END AS cost_usd FROM range(0, 200) t(i)
-            UNION ALL
-            SELECT 'p' || i, 'p' || (i // 2), TIMESTAMPTZ '2026-11-09 10:00:00+00' + INTERVAL (i) HOUR, 'message', 0.01
-            FROM range(0, 150) t(i)""")
-    source = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    why. The overflowed figure is now unknown, its change too, and a note names it.
+
+    On PostgreSQL the same sum failed the run with exit 3 ("value out of range: overflow"), and so did a single
+    valid latency of 1e200 ms (its avg() also sums squares); found in a differential audit."""
+    request.param = engine
+    source = open_source(SourceConfig(**_costs_and_latencies(tmp_path, request)))
     week = parse_period("week", "2026-W47", "UTC")
     try:
         data = compute_report(source, ReportConfig(id="r", timezone="UTC", human_cost_per_conversation=4.5), week,
@@ -653,6 +673,13 @@ def test_a_sum_beyond_a_double_is_unknown_with_a_note_not_infinity(tmp_path):
     assert [n for n in data.notes if n.startswith("Agent cost: the sum")]
     assert data.quality.invalid_cost == 0  # each value is valid; only their sum is beyond a double
     assert '"value": null' in data.to_json()
+    # The latency of 1e200 ms is a value like the others: the mean of W47's latencies, by hand (events 0 to 157,
+    # hourly from Mon 16 Nov 10:00, are in W47; the rest are in W48)
+    assert data.metrics["avg_latency_ms"].value == pytest.approx((1e200 + 157 * 5.0) / 158)
+    assert data.metrics["avg_latency_ms"].previous == pytest.approx(5.0)
+    (model,) = data.by_model
+    assert model["events"] == 158 and model["avg_latency_ms"] == pytest.approx((1e200 + 157 * 5.0) / 158)
+    assert model["cost_usd"] is None or model["cost_usd"] == float("inf")
 
 
 @pytest.mark.parametrize("unknown, note", [(20, "10% of this week's events"), (5, None)])

@@ -13,6 +13,11 @@ From the canonical events table this builds, for a span of consecutive periods:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import decimal
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -109,6 +114,40 @@ def engine_name(table: ir.Table) -> str:
 def unknown_type(event_type: ir.StringValue) -> ir.BooleanValue:
     """Whether an event's type is none of :data:`KNOWN_EVENT_TYPES` (a null type included), matched exactly."""
     return event_type.isnull() | ~event_type.isin(KNOWN_EVENT_TYPES)
+
+
+#: Whether sums of doubles on PostgreSQL run in ``numeric`` (see :func:`float_sum`): set for the report's second
+#: computation after PostgreSQL refused a sum (compute.compute_report), never on a first one (numeric is slower).
+_WIDE_SUMS: contextvars.ContextVar[bool] = contextvars.ContextVar("wide_sums", default=False)
+#: At or below the largest double (1.7976931348623157081e308): a numeric sum above it is infinity.
+_NUMERIC_MAX = decimal.Decimal("1.7976931348623157e308")
+
+
+@contextlib.contextmanager
+def wide_sums() -> Iterator[None]:
+    """Sums of doubles on PostgreSQL in ``numeric`` while the block runs (:func:`float_sum`)."""
+    token = _WIDE_SUMS.set(True)
+    try:
+        yield
+    finally:
+        _WIDE_SUMS.reset(token)
+
+
+def float_sum(table: ir.Table, value: ir.FloatingValue) -> ir.FloatingValue:
+    """The sum of ``value`` (a double column of ``table``) over the group.
+
+    A sum beyond the largest double is infinity on DuckDB and Spark, which the report shows as unknown with a
+    note (compute._notes); PostgreSQL raises "value out of range: overflow" instead, and the run failed with
+    exit 3 (found in a differential audit: two valid costs of 1e308). Under :func:`wide_sums` PostgreSQL sums in
+    ``numeric`` and turns a sum beyond a double into infinity too.
+    """
+    if not _WIDE_SUMS.get() or engine_name(table) != "postgres":
+        return value.sum()
+    wide = dt.Decimal(None, None)  # PostgreSQL's unbounded numeric
+    total = value.cast(wide).sum()
+    limit = ibis.literal(_NUMERIC_MAX, type=wide)
+    return ibis.cases((total > limit, ibis.literal(math.inf)), (total < -limit, ibis.literal(-math.inf)),
+                      else_=total.cast("float64"))
 
 
 def count_if(cond: ir.Value) -> ir.Value:
@@ -219,9 +258,9 @@ def _outcomes(ev: ir.Table) -> dict[str, ir.Value]:
     if "tokens" in ev.columns:
         aggs["tokens"] = ev.tokens.sum()
     if "cost" in ev.columns:
-        aggs["cost"] = ev.cost.sum()
+        aggs["cost"] = float_sum(ev, ev.cost)
     if "latency" in ev.columns:
-        aggs["latency_sum"] = ev.latency.sum().fill_null(0.0)
+        aggs["latency_sum"] = float_sum(ev, ev.latency).fill_null(0.0)
         aggs["latency_n"] = ev.latency.count()
     return aggs
 

@@ -28,7 +28,7 @@ from . import queries
 from . import quality as quality_mod
 from .breakdowns import CUR, PREV, TREND_PERIODS
 from .changes import compute_change
-from .cohort import KNOWN_EVENT_TYPES
+from .cohort import KNOWN_EVENT_TYPES, wide_sums
 from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, available
 from .periods import Period
@@ -58,14 +58,38 @@ def compute_report(source: Source, report: ReportConfig, period: Period, *, now:
     (``render.prepare``) before any artifact, report.json included, is written. A value that does not
     convert to its column's type is an InputError naming the ``[source.columns]`` key.
     """
-    try:
+    def compute() -> ReportData:
         with source.transaction():  # PostgreSQL: one transaction, so it works through PgBouncer's transaction mode
             return _compute_report(source, report, period, now=now, max_conversation_hours=max_conversation_hours,
                                    notable=notable)
+
+    try:
+        try:
+            return compute()
+        except QueryFailed as exc:
+            if not _sum_overflowed(exc):
+                raise
+        # A sum beyond a double (valid costs near 1e308): again with PostgreSQL's sums in numeric, which then
+        # show it as unknown with a note, as DuckDB and Spark do (cohort.float_sum)
+        with wide_sums():
+            return compute()
     except ConversionError as exc:
         raise source.conversion_error(exc) from None
     except QueryFailed as exc:
         raise source.query_failed(exc) from exc
+
+
+def _sum_overflowed(exc: BaseException) -> bool:
+    """Whether the engine refused a query because a number went beyond its type (PostgreSQL's SQLSTATE 22003,
+    "value out of range: overflow"), as the cause of ``exc``."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if getattr(cause, "sqlstate", None) == "22003":
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _compute_report(source: Source, report: ReportConfig, period: Period, *, now: datetime,

@@ -16,7 +16,7 @@ from typing import Literal
 
 import ibis.expr.types as ir
 
-from .cohort import count_if
+from .cohort import count_if, float_sum
 
 Level = Literal["conversation", "event"]
 
@@ -94,7 +94,7 @@ _DEFS = [
               requires=("token_count",), expr=lambda c, a: _ratio(c.tokens.sum().fill_null(0), c.count())),
     MetricDef("avg_latency_ms", "Average latency", "ms", False,
               "Mean of latency_ms >= 0 over the conversations' events.",
-              requires=("latency_ms",), expr=lambda c, a: _ratio(c.latency_sum.sum(), c.latency_n.sum())),
+              requires=("latency_ms",), expr=lambda c, a: _ratio(float_sum(c, c.latency_sum), c.latency_n.sum())),
     MetricDef("p50_latency_ms", "p50 latency", "ms", False,
               "Median latency_ms (continuous, interpolated) over the conversations' events.",
               requires=("latency_ms",), level="event", **_quantile(0.50)),
@@ -106,7 +106,7 @@ _DEFS = [
               requires=("latency_ms",), level="event", **_quantile(0.99)),
     MetricDef("cost_usd", "Agent cost", "usd", False,
               "Sum of cost_usd over the conversations' events.",
-              requires=("cost_usd",), expr=lambda c, a: c.cost.sum().fill_null(0.0), empty=0.0),
+              requires=("cost_usd",), expr=lambda c, a: float_sum(c, c.cost).fill_null(0.0), empty=0.0),
 ]
 
 METRICS: dict[str, MetricDef] = {m.name: m for m in _DEFS}

@@ -21,7 +21,7 @@ from . import cohort as cohort_mod
 from . import coverage
 from . import quality as quality_mod
 from .breakdowns import CUR, PREV
-from .cohort import count_if
+from .cohort import count_if, float_sum
 from .config import ReportConfig
 from .errors import InputError
 from .metrics import METRICS, aggregations, available, unpack
@@ -216,9 +216,11 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     if "tokens" in ev.columns:
         aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
     if "cost" in ev.columns:
-        aggs["cost_usd"] = ev.cost.sum().fill_null(0.0)
+        aggs["cost_usd"] = float_sum(ev, ev.cost).fill_null(0.0)
     if "latency" in ev.columns:
-        aggs["avg_latency_ms"] = ev.latency.mean()
+        # A sum over a count, not mean(): PostgreSQL's avg() of doubles also sums their squares, and a single valid
+        # latency from about 1.3e154 ms overflowed that and failed the run (exit 3)
+        aggs["avg_latency_ms"] = float_sum(ev, ev.latency) / ev.latency.count().cast("float64").nullif(0.0)
         aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
         aggs.update(_values(ev, approx))
     out = ev.group_by(keys).agg(**aggs)
