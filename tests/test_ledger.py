@@ -136,7 +136,7 @@ def test_test_sends_never_count_as_the_period(ledger):
 
 
 def test_sends_restored_from_another_record_fill_only_what_the_ledger_lacks(ledger):
-    """A new or reset ledger learns the archive's sends (see runner._restore_sends): a row without a send
+    """A new or reset ledger learns the archive's sends (see run_records.restore_sends): a row without a send
     becomes sent at the recorded time; a row a run has claimed meanwhile is left to that run."""
     failed = ledger.claim(R, P, "mail", "a@example.com", owner="one", lease_seconds=60)
     ledger.mark_failed(failed, "HTTP 500", retryable=True)

@@ -22,7 +22,8 @@ from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
-from .runner import holding, sent_somewhere, stopped_run
+from .run_records import sent_somewhere, stopped_run
+from .runner import holding
 from .ledger import Ledger, open_existing
 from .ledger_schema import LedgerError
 

@@ -38,7 +38,7 @@ from .owners import owner_id
 from .errors import first_line
 from .ledger_schema import LedgerError, foreign_ledger
 from .logs import configure_logging
-from .runner import open_ledger
+from .run_records import open_ledger
 from .schedule import decision, run_pass, send_alarms
 
 HEARTBEAT_SECONDS = 30.0

@@ -25,7 +25,7 @@ defines ``destination()`` (see ``BaseChannel.destination``).
   differently (``Alice@Example.COM``, now ``alice@example.com``) is the same address: recorded as sent, with
   a note saying so (found in a delivery audit: a re-cased address got the period again).
 - A reset ledger learns the old channel's sends (with their fingerprints) from the archive's send log first
-  (the runner's ``_restore_sends``), so they count too. ``resend``, ``--force`` and test sends never ask.
+  (``run_records.restore_sends``), so they count too. ``resend``, ``--force`` and test sends never ask.
 """
 
 from __future__ import annotations

@@ -16,15 +16,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .archive import artifact_names, is_delivered, period_lock, preview_root, recorded_sends, report_dir, write_artifacts
+from .archive import artifact_names, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
-from .errors import first_line, interruption
 from .interrupts import shielded
-from .masking import mask_text
-from .owners import has_exited, owner_id
+from .owners import owner_id
 from .periods import Period
 from .report import ReportData
+from .run_records import (existing_ledger, note_failed, open_ledger, partly_sent, record_stop, restore_sends,
+                          stopped_run, unrecorded, was_delivered)
 from .run_request import given_period, refuse_unbegun, refuse_unfinished
 from .sources import Source, open_source
 
@@ -200,18 +200,6 @@ def _note_unread(config: Config, todo: list[tuple[ReportConfig, Period]], exc: E
             ledger.close()
 
 
-def existing_ledger(config: Config) -> Any:
-    """The ledger when it exists and can be read, else None (a dry run, or `history --next`, never fails on the
-    ledger)."""
-    from .ledger import open_existing
-    from .ledger_schema import LedgerError
-
-    try:
-        return open_existing(config.ledger.url)
-    except LedgerError:
-        return None
-
-
 def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _RunSource, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
              trigger: str, ledger: Any, delivery_log: Any, stop: threading.Event | None = None,
@@ -222,7 +210,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     if deliver:
         from .delivery import current_targets
 
-        if not force and not test_to and (unknown := _restore_sends(config, report, period, archive, ledger)):
+        if not force and not test_to and (unknown := restore_sends(config, report, period, archive, ledger)):
             outcome.skipped = unknown
             log.warning("skipped %s %s: %s", report.id, period.key, unknown)
             return outcome
@@ -239,12 +227,12 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                                    "archives and sends it to every channel again)")
             log.info("skipped %s %s: already sent", report.id, period.key)
             return outcome
-        if not force and not test_to and _partly_sent(ledger, archive, report.id, period.key):
+        if not force and not test_to and partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
                                      delivery_log=delivery_log, skip_refused=skip_refused)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
     # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
-    if (dry_run or test_to) and _was_delivered(archive, report.id, period.key, ledger):
+    if (dry_run or test_to) and was_delivered(archive, report.id, period.key, ledger):
         archive = preview_root(archive)
         outcome.preview = ("delivered before; its archive keeps what was sent, so this "
                            f"{'dry run' if dry_run else 'test'} is archived apart")
@@ -279,11 +267,11 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     # and send its own, newer figures to a channel this one has not reached yet).
     try:
         with holding(config, archive, report, period, ledger):
-            if not force and not test_to and (unknown := _restore_sends(config, report, period, archive, ledger)):
+            if not force and not test_to and (unknown := restore_sends(config, report, period, archive, ledger)):
                 outcome.skipped = unknown
                 ledger.finish_run(run_id, "done")
                 return outcome
-            delivered = not force and not test_to and _was_delivered(archive, report.id, period.key, ledger)
+            delivered = not force and not test_to and was_delivered(archive, report.id, period.key, ledger)
             if delivered and not artifact_names(report_dir(archive, report.id, period.key)):
                 # Delivered meanwhile from another machine's archive (one ledger, two archives).
                 if ledger.is_period_sent(report.id, period.key, list(report.channels)):
@@ -320,7 +308,7 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
     longer has hung, and its claims are taken over from then on (found in a re-check: a stopped
     process blocked the period on every machine for as long as it stayed stopped).
 
-    Its callers then learn again what the archive's send log records (``_restore_sends``): the holder
+    Its callers then learn again what the archive's send log records (``restore_sends``): the holder
     waited for may have sent the period and recorded it in a ledger that has since been replaced (found
     in a ledger audit: the new, empty one would have had it sent again)."""
     from .delivery import report_lease
@@ -339,46 +327,6 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
         yield
 
 
-def note_failed(ledger: Any, report_id: str, period_key: str, exc: BaseException, trigger: str = "due") -> bool:
-    """Record a run that ``exc`` ended before it had a run in the ledger (its source could not be opened, or a
-    report without channels failed); False when the ledger could not (``exc`` then says so). A scheduled
-    one keeps its period due (retried and late) after the next one comes due, as one whose delivery failed."""
-    return record_stop(exc, lambda: ledger.finish_run(ledger.start_run(report_id, period_key, trigger, owner_id()),
-                                                      *stopped_run(exc)))
-
-
-def record_stop(exc: BaseException, write: Any) -> bool:
-    """Record the run that ``exc`` ended with ``write()``, stop signals held back; False when the ledger failed."""
-    try:
-        with shielded():
-            write()
-        return True
-    except Exception as failed:
-        unrecorded(exc, failed)
-        return False
-
-
-def unrecorded(exc: BaseException, failed: Exception) -> None:
-    """Say in ``exc`` that the ledger could not record its run (``failed``), rather than raise the ledger's error:
-    the source's error is the cause to show, and its exit code (3) the one to exit with."""
-    from .ledger_schema import LedgerError
-
-    note = (f"the ledger could not record this {'failed' if isinstance(exc, Exception) else 'interrupted'} run "
-            f"({mask_text(first_line(failed))})")
-    if not isinstance(exc, Exception):  # an interruption is said as such (the CLI names the signal)
-        log.warning("%s", note)
-    elif not isinstance(exc, LedgerError):  # else the ledger's own failure is the error shown already
-        head, newline, rest = str(exc).partition("\n")
-        exc.args = (f"{head}; {note}{newline}{rest}",)
-
-
-def stopped_run(exc: BaseException) -> tuple[str, str]:
-    """The run state and error for a run that ``exc`` ended before it finished."""
-    if isinstance(exc, Exception):
-        return "failed", first_line(exc)
-    return "interrupted", interruption(exc)
-
-
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
              archive: Path, ledger: Any, owner: str, delivery_log: Any, force: bool = False,
              test_to: str | None = None, skip_refused: bool = False) -> None:
@@ -391,55 +339,6 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
                                         skip_refused=skip_refused)
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
-
-
-def sent_somewhere(ledger: Any, report_id: str, period_key: str) -> bool:
-    """The ledger says some channel got this period (test sends do not count)."""
-    return any(row["kind"] == "delivery" and row["sent_at"] for row in ledger.deliveries(report_id, period_key))
-
-
-def _restore_sends(config: Config, report: ReportConfig, period: Period, archive: Path, ledger: Any) -> str | None:
-    """Teach the ledger the sends of this period that the archive records and it does not know (a new or
-    reset ledger, or a renamed report whose archive folder was renamed with it), so they are not sent
-    again. A reason to send nothing when the archive marks the period delivered without saying to whom
-    (a marker from before it kept sends) and the ledger knows no send of it either."""
-    sends = recorded_sends(archive, report.id, period.key)
-    if sends is None:
-        return None
-    rows = ledger.deliveries(report.id, period.key)
-    known = {(row["channel"], row["recipient"]) for row in rows if row["kind"] == "delivery" and row["sent_at"]}
-    if not sends:
-        if known:
-            return None
-        again = command(config, f"resend {report.id} {period.key}")
-        return (f"the archive marks it delivered, but the ledger has no record of it (a new or reset ledger?) and "
-                f"the archive does not say to whom; nothing was sent (`{again}` sends the archived report again, "
-                f"`--force` recomputes and sends)")
-    missing = {(s["channel"], s["recipient"]): s for s in sends if (s["channel"], s["recipient"]) not in known}
-    if missing:
-        for row in rows:  # sent, but its sender could not record it, and exited
-            unfinished = row["state"] == "sending" and (row["channel"], row["recipient"]) in missing
-            if unfinished and has_exited(row["owner"]):
-                ledger.expire_lease(row["id"], row["owner"])
-        ledger.restore_sent(report.id, period.key, list(missing.values()),
-                            note="restored from the archive (the ledger had no record of this send)")
-        log.warning("%s %s: the ledger had no record of %d send%s that the archive records (a new or reset "
-                    "ledger, or a send it failed to record?); recorded %s from the archive, and %s not sent again",
-                    report.id, period.key, len(missing), "" if len(missing) == 1 else "s",
-                    "it" if len(missing) == 1 else "them", "it is" if len(missing) == 1 else "they are")
-    return None
-
-
-def _was_delivered(archive: Path, report_id: str, period_key: str, ledger: Any) -> bool:
-    """Some channel got this period (the archive's marker, or the ledger when this run has one)."""
-    return is_delivered(archive, report_id, period_key) or (
-        ledger is not None and sent_somewhere(ledger, report_id, period_key))
-
-
-def _partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> bool:
-    """Some channel already got this period, and the archive holds what it got (whatever --format kept)."""
-    return (sent_somewhere(ledger, report_id, period_key)
-            and bool(artifact_names(report_dir(archive, report_id, period_key))))
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
@@ -456,7 +355,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
     try:
         with holding(config, archive, report, period, ledger):
-            _restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
+            restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
                      delivery_log=delivery_log, skip_refused=skip_refused)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
@@ -465,9 +364,3 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
         raise
     return outcome
 
-
-def open_ledger(config: Config) -> Any:
-    """The configured ledger (imported late: a dry run never needs SQLAlchemy)."""
-    from .ledger import Ledger
-
-    return Ledger(config.ledger.url)

@@ -158,7 +158,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                             source = open_source(config.source, config.path)
                         except Exception as exc:
                             if not dry_run:
-                                from .runner import note_failed
+                                from .run_records import note_failed
 
                                 note_failed(ledger, report.id, period.key, exc)
                             raise
@@ -235,7 +235,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                 check_formats(config, report, formats)
     own = ledger is None
     if ledger is None:
-        from .runner import open_ledger
+        from .run_records import open_ledger
 
         ledger = open_ledger(config)
     try:
@@ -323,7 +323,7 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     table = Table(title="Next runs", title_justify="left")
     for column in ("report", "schedule", "timezone", "next run (local)", "next run (UTC)", "delivers"):
         table.add_column(column)
-    from .runner import existing_ledger
+    from .run_records import existing_ledger
 
     ledger = existing_ledger(config)
     done = due.done_checker(ledger, config.archive.path, config) if ledger is not None else None
