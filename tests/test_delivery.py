@@ -675,6 +675,54 @@ def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(wo
         assert "PLANTED" not in pdf.error
 
 
+@pytest.mark.parametrize("scope", ["im:write", None])
+def test_a_pdf_upload_retried_after_the_message_goes_to_a_users_direct_message(world, scope):
+    """Found in a delivery audit: with ``channel = "U…"`` (a user's id; chat.postMessage writes to the user's direct
+    message with the bot), a PDF upload that failed after the message was posted failed on every later run: the
+    upload takes a channel id, and the retry looked for a channel named after the user. It now opens the direct
+    message (conversations.open) for its id; without the scope for that, it says how to fix it."""
+    server, calls = world.httpserver, {"url": 0}
+    base = server.url_for("").rstrip("/")
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "D0ALICEDM1", "ts": "1.2"})
+
+    def get_upload_url(request):
+        calls["url"] += 1
+        if calls["url"] == 1:  # the first run's upload is refused: the message is sent, the PDF is not
+            return Response('{"ok": false, "error": "not_allowed_token_type"}', content_type="application/json")
+        return Response(f'{{"ok": true, "upload_url": "{base}/upload/F1", "file_id": "F1"}}',
+                        content_type="application/json")
+
+    def complete(request):  # as Slack: a channel id only
+        if not re.fullmatch(r"[CGDZ][A-Z0-9]{8,}", request.form.get("channel_id", "")):
+            return Response('{"ok": false, "error": "invalid_arguments"}', content_type="application/json")
+        return Response('{"ok": true, "files": [{"id": "F1"}]}', content_type="application/json")
+
+    def open_direct(request):
+        if scope is None:
+            return Response('{"ok": false, "error": "missing_scope", "needed": "im:write"}',
+                            content_type="application/json")
+        assert request.form.get("users") == "U0ALICE001"
+        return Response('{"ok": true, "channel": {"id": "D0ALICEDM1"}}', content_type="application/json")
+
+    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
+    server.expect_request("/upload/F1").respond_with_data("OK - 36")
+    server.expect_request("/api/files.completeUploadExternal").respond_with_handler(complete)
+    server.expect_request("/api/conversations.open").respond_with_handler(open_direct)
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="U0ALICE001",
+                                           api_url=server.url_for("/api/"), **FAST))
+    first = deliver(config)
+    assert {(r.recipient, r.state) for r in first} == {("", "sent"), ("file:report.pdf", "failed")}
+    second = deliver(config)
+    assert world.posts("/api/chat.postMessage") == 1
+    (pdf,) = [r for r in second if r.recipient == "file:report.pdf"]
+    if scope:
+        assert pdf.state == "sent" and world.posts("/api/files.completeUploadExternal") == 1
+    else:
+        assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
+        assert "missing_scope" in pdf.error and "conversations.open (scope im:write)" in pdf.error
+        assert "PLANTED" not in pdf.error
+
+
 @pytest.mark.parametrize("removed", ["message.eml", "slack.json"])
 def test_resend_refuses_an_archive_without_a_file_a_channel_sends(world, removed):
     """Found in a new-user audit: with message.eml removed from the archive, `resend` said "outbox: sent" and

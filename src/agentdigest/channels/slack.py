@@ -66,6 +66,8 @@ _QUIET = logging.Logger("agentdigest.slack_sdk", level=logging.CRITICAL + 1)
 #: an id as files.completeUploadExternal takes it (a channel, a private group, a DM); never a name,
 #: as Slack's names are lower case
 CHANNEL_ID = re.compile(r"[CGDZ][A-Z0-9]+")
+#: A user's id ("U…", or "W…" in Enterprise Grid): chat.postMessage writes to the user's direct message with the bot
+USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
 
 class SlackChannel(BaseChannel):
@@ -151,7 +153,8 @@ class SlackChannel(BaseChannel):
             pdf = self.artifact(delivery, "report.pdf")
 
             def upload() -> Any:
-                channel = channel_id if CHANNEL_ID.fullmatch(channel_id) else self._channel_id(client, channel_id)
+                channel = (channel_id if CHANNEL_ID.fullmatch(channel_id) else self._direct_id(client, channel_id)
+                           if USER_ID.fullmatch(channel_id) else self._channel_id(client, channel_id))
                 client.completing = False
                 return self._call(lambda: client.files_upload_v2(
                     channel=channel, file=pdf, filename="report.pdf",
@@ -193,6 +196,23 @@ class SlackChannel(BaseChannel):
             raise DeliveryError(f"the PDF upload needs the id of {name}, which it finds with conversations.list "
                                 f"(scopes channels:read, groups:read): {exc}; set channel to its id (\"C…\", "
                                 f"in the channel's details) and run again") from None
+
+    def _direct_id(self, client: WebClient, user: str) -> str:
+        """The id of the bot's direct message with ``user`` ("D…"), for an upload whose message was posted by an
+        earlier run: the upload takes a channel id only, and a user's id failed every retry (found in a delivery
+        audit). conversations.open gives it, and opens it if need be."""
+        try:
+            found = self._call(lambda: client.conversations_open(users=user), "conversations.open")
+            direct = (found.get("channel") or {}).get("id")
+            if not direct:
+                raise DeliveryError("Slack's answer named no channel")
+            return str(direct)
+        except DeliveryError as exc:
+            if exc.retryable:
+                raise
+            raise DeliveryError(f"the PDF upload needs the id of the direct message with {user}, which it finds with "
+                                f"conversations.open (scope im:write): {exc}; set channel to that id (\"D…\") and run "
+                                f"again") from None
 
     def _client(self) -> "_Client":
         base = self.settings.api_url if self.settings.api_url.endswith("/") else self.settings.api_url + "/"
