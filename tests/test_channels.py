@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 import re
+import socketserver
+import threading
 import time
 from dataclasses import dataclass, field
 from email import policy
@@ -505,6 +507,68 @@ def test_a_one_segment_webhook_path_echoed_by_the_server_is_masked(httpserver, k
     with pytest.raises(ChannelFailure) as failed:
         channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
     assert "HTTP 404" in str(failed.value) and token not in str(failed.value)
+
+
+def test_http_basic_credentials_echoed_by_a_webhook_are_masked(httpserver, artifacts):
+    """Found in a leak audit: a webhook URL's user:password@ goes as HTTP Basic, and a 401 quoting the request's
+    Authorization header put the password, base64 but readable, in the error, the ledger and history."""
+    httpserver.expect_request("/ingest").respond_with_handler(
+        lambda request: Response(f"denied: Authorization={request.headers.get('Authorization')}", status=401))
+    password = "PLANTEDbasicPW77"
+    url = httpserver.url_for("/ingest").replace("://", f"://hookuser:{password}@")
+    with pytest.raises(ChannelFailure) as failed:
+        make_channel("hook", config.WebhookChannel(type="webhook", url=url)).deliver(
+            Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    error = str(failed.value)
+    assert "HTTP 401: denied: Authorization=Basic ***" in error, error
+    assert base64.b64encode(f"hookuser:{password}".encode()).decode() not in error and password not in error
+
+
+class _EchoingSMTP(socketserver.StreamRequestHandler):
+    """A relay that refuses every login, quoting what the client sent (some do, in their 535)."""
+
+    def handle(self) -> None:
+        def say(line: str) -> None:
+            self.wfile.write(line.encode() + b"\r\n")
+
+        say("220 echo ESMTP")
+        while line := self.rfile.readline().decode().strip():
+            if line.upper().startswith("EHLO"):
+                say(f"250-echo\r\n250 AUTH {self.server.mechanism}")  # type: ignore[attr-defined]
+            elif line.upper().startswith("AUTH LOGIN"):
+                say("334 VXNlcm5hbWU6")
+                user = self.rfile.readline().decode().strip()
+                say("334 UGFzc3dvcmQ6")
+                say(f"535 5.7.8 bad login {user} {self.rfile.readline().decode().strip()}")
+            elif line.upper().startswith("AUTH"):
+                say(f"535 5.7.8 Authentication credentials invalid: {line}")
+            else:
+                say("221 bye" if line.upper() == "QUIT" else "250 ok")
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_an_smtp_password_echoed_in_base64_by_the_relay_is_masked(mechanism, artifacts):
+    """Found in a leak audit: a relay quoting the AUTH PLAIN line (or the AUTH LOGIN password) in its 535 put
+    the password, base64 but readable, in the error that the ledger, history and the log keep."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _EchoingSMTP)
+    server.mechanism = mechanism  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    password = "PLANTEDsmtpPW99"
+    try:
+        channel = make_channel("mail", config.EmailChannel(
+            type="email", to=["ann@example.com"], **{"from": "reports@example.com"},
+            smtp_url=f"smtp://reports:{password}@127.0.0.1:{server.server_address[1]}", retry_budget=0))
+        checked = channel.check()
+        with pytest.raises(ChannelFailure) as failed:
+            channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("ann@example.com",)))
+    finally:
+        server.shutdown()
+        server.server_close()
+    errors = [checked.message, str(failed.value)]
+    plain = base64.b64encode(f"\0reports\0{password}".encode()).decode()
+    alone = base64.b64encode(password.encode()).decode()
+    assert all("535" in e and "login refused" in e for e in errors), errors
+    assert not any(plain in e or alone in e or password in e for e in errors), errors
 
 
 # -- the registry: built-ins and a user's channel use the same seam ----------------------------

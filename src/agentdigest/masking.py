@@ -7,6 +7,7 @@ leak a password.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
@@ -84,7 +85,7 @@ def secret_values(settings: BaseModel) -> list[str]:
                 found.append(raw)
             # The password of a URL, and the token path of a webhook, are secrets on their own.
             if (password := url_password(raw)) is not None:
-                found += [password, unquote(password)]
+                found += [password, unquote(password), *credential_encodings(raw)]
             # Path segments after the first are where webhook tokens live (mask_url hides them too).
             m = re.match(r"^https?://[^/\s]+/[^/]*/(.+)$", raw, re.I)
             if m:
@@ -114,6 +115,21 @@ def url_password(url: str) -> str | None:
 
 # "host:8443/hooks/team@corp" is a port and a path holding "@", not user:password
 _PORT_AND_PATH = re.compile(r"^\d{1,5}[/?#]")
+
+
+def credential_encodings(url: str) -> list[str]:
+    """The base64 forms in which a URL's ``user:password@`` goes over the wire: SMTP AUTH PLAIN
+    (``\\0user\\0password``), AUTH LOGIN (the password alone) and HTTP Basic (``user:password``). A server
+    that echoes the request in its refusal ("535 ... AUTH PLAIN AHJlcG9y...", a 401 body quoting the
+    Authorization header) would otherwise put the password, base64 but readable, in errors, the ledger and
+    history (found in a leak audit)."""
+    m = _USERINFO_RE.match(url)
+    password = url_password(url)
+    if m is None or password is None:
+        return []
+    user, password = unquote(m.group(1).partition("://")[2]), unquote(password)
+    return [base64.b64encode(form.encode("utf-8")).decode("ascii")
+            for form in (f"\0{user}\0{password}", password, f"{user}:{password}")]
 
 
 def url_secrets(url: str) -> list[str]:
