@@ -509,6 +509,38 @@ def test_a_one_segment_webhook_path_echoed_by_the_server_is_masked(httpserver, k
     assert "HTTP 404" in str(failed.value) and token not in str(failed.value)
 
 
+@pytest.mark.parametrize("kind", ["webhook", "slack"])
+def test_a_token_the_error_text_is_shortened_in_is_not_shown_in_part(httpserver, kind, artifacts):
+    """Found in a leak audit: the error text of an HTTP answer was cut to 200 characters before it was masked,
+    so a 404 page echoing the webhook's token path 190 characters in showed the token's first characters,
+    which no longer matched the whole token. The text is masked first, then shortened."""
+    token = "PLANTEDcutTOKEN0123456789abcdef"
+    path = f"/hooks/{token}"
+    filler = "Not Found " + "." * (190 - len("Not Found ") - len("POST /hooks/"))
+    httpserver.expect_request(path).respond_with_handler(
+        lambda request: Response(f"{filler} POST {request.path} was not found on this server", status=404))
+    url = httpserver.url_for(path)
+    settings = (config.WebhookChannel(type="webhook", url=url) if kind == "webhook"
+                else config.SlackChannel(type="slack", webhook_url=url))
+    with pytest.raises(ChannelFailure) as failed:
+        make_channel("hook", settings).deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    error = str(failed.value)
+    assert "HTTP 404" in error and "POST /hooks/" in error
+    assert not any(token[:i] in error for i in range(5, len(token) + 1)), error
+
+
+def test_a_slack_webhook_answer_cut_in_a_token_does_not_show_it_in_part(httpserver, artifacts):
+    """The same for a Slack webhook's 200 answer other than "ok": shortened to 200 characters, then masked."""
+    token = "PLANTEDokTOKEN0123456789abcdef"
+    path = f"/services/T0AAAA/B0BBBB/{token}"
+    httpserver.expect_request(path).respond_with_data("x" * 150 + f" invalid_payload for {path}")  # the token at 195
+    channel = make_channel("hook", config.SlackChannel(type="slack", webhook_url=httpserver.url_for(path)))
+    with pytest.raises(ChannelFailure) as failed:
+        channel.deliver(Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    error = str(failed.value)
+    assert "invalid_payload" in error and not any(token[:i] in error for i in range(5, len(token) + 1)), error
+
+
 def test_http_basic_credentials_echoed_by_a_webhook_are_masked(httpserver, artifacts):
     """Found in a leak audit: a webhook URL's user:password@ goes as HTTP Basic, and a 401 quoting the request's
     Authorization header put the password, base64 but readable, in the error, the ledger and history."""

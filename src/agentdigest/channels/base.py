@@ -309,8 +309,7 @@ def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str,
             charset = response.headers.get_content_charset() or "utf-8"
             return response.read(65536).decode(charset, "replace"), response.headers
     except urllib.error.HTTPError as exc:
-        text = exc.read(500).decode("utf-8", "replace") if exc.fp else ""
-        error = http_error(exc.code, where, text, exc.headers.get("Retry-After"))
+        error = http_error(exc.code, where, _answer_text(channel, exc), exc.headers.get("Retry-After"))
         raise DeliveryError(channel.mask(error), retryable=error.retryable, retry_after=error.retry_after) from None
     except urllib.error.URLError as exc:  # while connecting or sending: nothing arrived
         raise DeliveryError(channel.mask(f"cannot reach {where}: {exc.reason}"), retryable=True) from None
@@ -319,6 +318,23 @@ def http_post(channel: BaseChannel, url: str, body: bytes, headers: Mapping[str,
             raise unanswered(channel, where, exc) from None
         raise DeliveryError(channel.mask(f"no answer from {where}: {exc or type(exc).__name__}"),
                             retryable=True) from None
+
+
+#: How much of an error answer is read. It is masked whole, before http_error shortens it to 200 characters:
+#: shortened first, a 404 page echoing a webhook's token path 190 characters in showed the token's first
+#: characters, which no longer matched the whole token to mask (found in a leak audit).
+ERROR_READ = 65536
+#: What is dropped from the end of an answer longer than ERROR_READ: a secret the read cut may hold part of.
+_ERROR_CUT_MARGIN = 1024
+
+
+def _answer_text(channel: BaseChannel, exc: urllib.error.HTTPError) -> str:
+    """The body of an error answer as text, masked with ``channel``'s secrets before anything shortens it."""
+    raw = exc.read(ERROR_READ + 1) if exc.fp else b""
+    text = raw[:ERROR_READ].decode("utf-8", "replace")
+    if len(raw) > ERROR_READ:
+        text = text[:-_ERROR_CUT_MARGIN]
+    return channel.mask(text)
 
 
 def split_credentials(url: str) -> tuple[str, str | None]:

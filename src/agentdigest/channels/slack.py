@@ -131,7 +131,8 @@ class SlackChannel(BaseChannel):
                             {"Content-Type": "application/json; charset=utf-8"}, self._timeout(),
                             resend_unanswered=False)
         if body.strip() != "ok":  # a 2xx with an error text: Slack refused the payload
-            raise DeliveryError(self.mask(f"{self.describe()} answered {body.strip()[:200]!r}"))
+            # masked before it is shortened: a secret the cut fell in was shown in part (a leak audit)
+            raise DeliveryError(self.mask(f"{self.describe()} answered {self.mask(body.strip())[:200]!r}"))
 
     def _deliver_bot(self, delivery: Delivery, payload: dict[str, Any]) -> Receipt:
         client = self._client()
