@@ -124,6 +124,10 @@ REDACTED = [
     ("v6 2001:db8::ff00:42:8329 and fe80::1%eth0", "v6 [ip] and [ip]%eth0"),
     ("::ffff:10.0.0.1", "[ip]"),
     ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "[ip]"),
+    # the host of a URL, which the "/" before a version ("Chrome/120.0.0.0") let through (a leak audit)
+    ("connect to http://203.0.113.45:8080 refused", "connect to http://[ip]:8080 refused"),
+    ("GET https://198.51.100.7/api/v1 failed", "GET https://[ip]/api/v1 failed"),
+    ("redis://203.0.113.45:6379", "redis://[ip]:6379"),
     # several in one message
     ("jane@example.com paid with 4111111111111111 from 8.8.8.8",
      "[email] paid with [card] from [ip]"),

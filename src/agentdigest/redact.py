@@ -234,8 +234,10 @@ def _ibans(text: str) -> str:
     return "".join(out) + text[pos:]
 
 
-# Before a dotted quad, these make it a version (Chrome/120.0.0.0, Version 3.2.1.4, Android 14.0.0.12).
-_VERSION_BEFORE = re.compile(r"(?i)(?:/|\bv|\b(?:version|ver|release|build|android|ios|oid|firmware|os)[ :]?)$")
+# Before a dotted quad, these make it a version (Chrome/120.0.0.0, Version 3.2.1.4, Android 14.0.0.12). The "/"
+# only after a letter or digit, a product's name: after "://" the quad is a URL's host (http://203.0.113.45:8080
+# was shown whole; found in a leak audit).
+_VERSION_BEFORE = re.compile(r"(?i)(?:(?<=[^\W_])/|\bv|\b(?:version|ver|release|build|android|ios|oid|firmware|os)[ :]?)$")
 
 
 def _ip(version: int) -> Callable[[re.Match[str]], str]:
