@@ -492,10 +492,13 @@ def test_due_refuses_options_it_would_ignore(workdir, flag):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("title", ["Weekly\r\nBcc: x@evil.example", "Weekly\nX-Injected: 1", "Weekly\x00report", "Weekly\x1b[31m"])
+@pytest.mark.parametrize("title", ["Weekly\r\nBcc: x@evil.example", "Weekly\nX-Injected: 1", "Weekly\x00report", "Weekly\x1b[31m",
+                                   # encoded words the email package decodes, and wrote raw (a leak audit)
+                                   "Weekly =?utf-8?q?=0D=0ABcc:_x@evil.example?=", "=?utf-8?b?DQpCY2M6IHhAZXZpbC5leGFtcGxl?=",
+                                   "Weekly =?utf-8?q?=00?= report"])
 def test_header_bound_values_refuse_line_breaks_and_control_characters(title):
     """The title ends up in the Subject header: a line break or another control character (a NUL went raw
-    into the header) is refused with the key named."""
+    into the header), also as an RFC 2047 encoded word, is refused with the key named."""
     data = {"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "title": title}]}
     with pytest.raises(ConfigError, match=r"reports\[0\]\.title: .*(line breaks|control characters)"):
         parse_config(data, "agentdigest.toml")

@@ -99,6 +99,19 @@ def test_subject_template(template: str, expected: str) -> None:
     assert parse_eml(files["message.eml"])["Subject"] == expected
 
 
+@pytest.mark.parametrize(("template", "title"), [
+    ("{title} — {period_label}", "Weekly =?utf-8?q?=0D=0ABcc:_x@evil.example?="),
+    ("=?utf-8?q?{title}?=", "=0D=0ABcc:_x@evil.example"),  # each passes alone; together an encoded word
+])
+def test_a_subject_decoding_to_a_line_break_is_refused(template: str, title: str) -> None:
+    """Found in a leak audit: the email package decodes an RFC 2047 encoded word in the Subject and wrote the
+    CR LF it decodes to raw, so the archived message.eml (and the email sent) carried a Bcc header of the title's."""
+    with pytest.raises(RenderError, match="line breaks"):
+        render_artifacts(make_report(subject=template, title=title), {"eml"}, now=NOW)
+    plain = render_artifacts(make_report(title="Weekly =?utf-8?q?J=C3=B6rg?="), {"eml"}, now=NOW)["message.eml"]
+    assert b"\nBcc" not in plain and parse_eml(plain)["Subject"].startswith("Weekly Jörg")
+
+
 @pytest.mark.parametrize("template", ["{title.__class__}", "{nope}", "{0}", "{title", "{period_label[0]}"])
 def test_subject_template_refuses_anything_but_plain_fields(template: str) -> None:
     with pytest.raises(RenderError, match="subject template"):

@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
+from ..channel_settings import no_line_breaks
 from ..errors import RenderError
 from ..settings import SUBJECT_FIELDS  # the one list, also validated with the config
 
@@ -115,7 +116,12 @@ def subject(template: str | None, fields: dict[str, str]) -> str:
         text = _SubjectFormatter().vformat(template or "{title} — {period_label}", (), fields)
     except (ValueError, IndexError) as exc:
         raise RenderError(f"subject template {template!r} is invalid: {exc}") from None
-    return " ".join(text.split())[:250]
+    line = " ".join(text.split())[:250]
+    try:  # the template and the title pass apart; together they may make an encoded word ("=?utf-8?q?{title}?=")
+        no_line_breaks(line)
+    except ValueError as exc:
+        raise RenderError(f"the subject {line!r} {exc}") from None
+    return line
 
 
 #: SMTP line endings; bodies encoded in lines of 76 characters, quoted-printable's limit (RFC 2045).
