@@ -128,6 +128,11 @@ REDACTED = [
     ("connect to http://203.0.113.45:8080 refused", "connect to http://[ip]:8080 refused"),
     ("GET https://198.51.100.7/api/v1 failed", "GET https://[ip]/api/v1 failed"),
     ("redis://203.0.113.45:6379", "redis://[ip]:6379"),
+    # after a line break or tab written as an escape (JSON, a repr): the "n" of "\n" hid them (a leak audit)
+    ('{"error": "line1\\n4111 1111 1111 1111"}', '{"error": "line1\\n[card]"}'),
+    ('"call\\n415-555-0142\\r\\n030/1234567"', '"call\\n[phone]\\r\\n[phone]"'),
+    ("ssn\\n123-45-6789\\tfrom\\t203.0.113.45\\n2001:db8::1", "ssn\\n[ssn]\\tfrom\\t[ip]\\n[ip]"),
+    ("iban:\\nDE89370400440532013000", "iban:\\n[iban]"),
     # several in one message
     ("jane@example.com paid with 4111111111111111 from 8.8.8.8",
      "[email] paid with [card] from [ip]"),
