@@ -99,6 +99,13 @@ REDACTED = [
     ("ssn 123 45 6789", "ssn [ssn]"),
     ("Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "Authorization: Token [token]"),
     ("Set-Cookie: sessionid=38afes7a8; Path=/", "Set-Cookie: sessionid=[secret]; Path=/"),
+    # the name run on into the word: camelCase JSON, csrftoken, session cookies (they passed whole; a leak audit)
+    ('{"accessToken": "abcDEF1234567890ghij", "refreshToken":"r1a2b3c4d5e6"}',
+     '{"accessToken": [secret], "refreshToken":[secret]}'),
+    ("Cookie: JSESSIONID=ABCDEF1234567890ABCDEF12; PHPSESSID=k3j4h5g6f7d8; csrftoken=xyzXYZ0987654321abc",
+     "Cookie: JSESSIONID=[secret]; PHPSESSID=[secret]; csrftoken=[secret]"),
+    ("Cookie: connect.sid=s%3AabcDEF1234567890ghij.sig", "Cookie: connect.sid=[secret]"),
+    ('dbPassword=hunter2 {"newPassword": "abc"}', 'dbPassword=[secret] {"newPassword": [secret]}'),
     ("DB_PASS=hunter22x and --password hunter22x", "DB_PASS=[secret] and --password [secret]"),
     # A known gap until now: a short or plain value given as a password passed (the credential rule
     # wants 8 characters and a digit)
@@ -183,6 +190,10 @@ UNCHANGED = [
     '{"password": "missing"}',
     "pass=*****",
     "bypass=true",
+    "bypass=abc",
+    "compass: north",
+    "ssid=HomeNet",
+    "accessToken: expired",
     "tests pass=3",
     "Basic authentication is disabled",
     "Bearer authentication required",

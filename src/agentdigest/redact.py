@@ -134,19 +134,21 @@ _TOKEN = re.compile(
 )
 # A credential written as name=value or name: value (also in a URL's query, a cookie, a --flag value):
 # the value goes when it looks like one (_CREDENTIAL). The name must say credential; a bare "key="
-# (a cache key, an S3 key) is left alone.
+# (a cache key, an S3 key) is left alone. It may run on into the word without a separator: camelCase JSON
+# ("accessToken", "refreshToken"), "csrftoken", session cookies (JSESSIONID, PHPSESSID, connect.sid), which
+# passed whole (found in a leak audit).
 _SECRET = re.compile(
-    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|"
-    r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|auth)"
+    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?[A-Za-z]*(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|"
+    r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|sess(?:[_-]?id)|sid|auth)"
     r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"']?)"
     + _CREDENTIAL + r"[^\s\"'&,;]{3,}\2"
 )
 # A value given as a password is one, however short or plain ("password=hunter2", "pwd=letmein", "--password
-# abc1"; the rule above wants 8 characters and a digit): after "=" any value but a placeholder or a word
+# abc1", camelCase "dbPassword=abc"; the rule above wants 8 characters and a digit): after "=" any value but a placeholder or a word
 # describing it ("password=required"); after ":" one in quotes (JSON) or with a digit ("Password: must not
 # be empty" stays).
 _PASSWORD = re.compile(
-    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?:password|passwd|pass|pwd)[\"']?"
+    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?-i:[a-z][a-z0-9]*(?=[A-Z]))?(?:password|passwd|pass|pwd)[\"']?"
     r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|[^\s\"'&,;]*\d)|(?<=-password) ))(?!\[)([\"']?)"
     r"(?!\$\{|<|\*|(?:null|none|nil|empty|required|missing|invalid|incorrect|wrong|true|false|redacted|hidden|"
     r"unset|not|set|changed|expired|reset|too)\b)[^\s\"'&,;]{3,}\2"
