@@ -122,6 +122,8 @@ REDACTED = [
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY----- after", "[private-key] after"),
     ("-----BEGIN PRIVATE KEY----- MIIEvQIBADANBg (truncated", "[private-key]"),
     ("Authorization: Basic dXNlcjpwYXNzd29yZA== sent", "Authorization: Basic [token] sent"),
+    ("AUTHORIZATION: BEARER abcDEF1234567890ghijKLMN, BASIC dXNlcjpwYXNzd29yZA==",
+     "AUTHORIZATION: BEARER [token], BASIC [token]"),
     # US SSNs
     ("ssn 123-45-6789.", "ssn [ssn]."),
     ("078-05-1120", "[ssn]"),

@@ -111,7 +111,8 @@ _PHONE = re.compile(
 _CREDENTIAL = r"(?=[^\s\"'&,;]*[A-Za-z])(?:(?=[^\s\"'&,;]{8,})(?=[^\s\"'&,;]*\d)|(?=[^\s\"'&,;]{20,})(?=[^\s\"'&,;]*[a-z])(?=[^\s\"'&,;]*[A-Z]))(?!\$\{|<)"
 # Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.
 _TOKEN = re.compile(
-    r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBasic )|(?<=\bbasic )|(?<=\bToken )|(?<=\btoken ))"
+    r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBEARER )|(?<=\bBasic )|(?<=\bbasic )|(?<=\bBASIC )|(?<=\bToken )"
+    r"|(?<=\btoken )|(?<=\bTOKEN ))"  # HTTP's scheme names are case-insensitive: "BEARER <token>" passed (a leak audit)
     + _CREDENTIAL + r"[A-Za-z0-9._~+/=-]{8,}"
     # (?<!-): a key starts a hyphenated run, never inside one; so "sk-sk-sk-..." is read once, not from each
     # of its starts (found in a scale audit: 100 KB of it took 14 s, and 1 MB would take an hour)
