@@ -151,7 +151,7 @@ BAD = [
     ("unicode line break in an address", lambda s: s.replace('"cto@example.com"', '"Ops\\u2028Bcc: x <cto@example.com>"'), 2,
      ["channels.mail.to", "line breaks"]),
     ("encoded word in an address", lambda s: s.replace('"cto@example.com"', '"=?utf-8?q?a=0D=0ABcc:_x?= <cto@example.com>"'), 2,
-     ["channels.mail.to", "one plain email address"]),
+     ["channels.mail.to", "line breaks (an encoded word =?...?= decodes to one)"]),
     ("bad duckdb setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = "lots"'), 2, ["source.settings.threads", "lots"]),
     ("literal smtp password", lambda s: s.replace('"${SMTP_URL}"', '"smtp://u:hunter2@127.0.0.1:25"'), 2, ["channels.mail.smtp_url", "environment", "${VAR}"]),
     ("literal bot token", lambda s: s + '[channels.chat]\ntype = "slack"\nbot_token = "xoxb-1-2-PLANTED"\nchannel = "#r"\n', 2, ["channels.chat.bot_token", "environment"]),
