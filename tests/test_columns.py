@@ -517,6 +517,36 @@ def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
                                       "event_type": "kind", "latency_ms": "lat"}))
 
 
+OUT_OF_RANGE = [("event_ts", "created_at", "2026-02-30 10:00:00", "timestamps"),  # no 30 February
+                ("event_ts", "created_at", "2026-10-20 25:00:00", "timestamps"),  # no hour 25
+                ("event_ts", "created_at", "2026-10-20 10:00:00 Mars/Olympus", "timestamps"),  # no such zone
+                ("event_ts", "created_at", "2026-10-20 10:00:00+25:00", "timestamps"),  # no such offset
+                ("latency_ms", "lat", "1e999", "numbers")]  # beyond a double (DuckDB reads it as infinite)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id in ("duckdb", "postgres")])
+@pytest.mark.parametrize("canon, col, value, expected", OUT_OF_RANGE,
+                         ids=["30-february", "hour-25", "unknown-zone", "offset-25h", "latency-1e999"])
+def test_a_text_value_the_engine_finds_out_of_range_is_a_config_error(backend, canon, col, value, expected,
+                                                                      tmp_path, request):
+    """Found in a column-types audit: PostgreSQL words a text value of the right shape but out of range in its own
+    way ("date/time field value out of range", 'time zone "…" not recognized', "time zone displacement out of
+    range", '"1e999" is out of range for type double precision'), none of them a conversion error to agentdigest:
+    the run failed as an unreadable source, "query failed: …" naming no column, exit 3. It is bad input like
+    'fast': exit 2 naming the [source.columns] key and the column."""
+    if backend == "duckdb" and value in ("1e999", "2026-10-20 10:00:00+25:00"):
+        pytest.skip("DuckDB reads it: 1e999 as an infinite latency (invalid data, counted), +25:00 as 25 hours east")
+    rows = [("c1", "2026-10-20 12:00:00", "message", "10"), ("c1", "2026-10-20 12:00:05", "resolution", "20"),
+            ("c2", "2026-10-20 12:01:00", "message", "30")]
+    rows[1] = tuple(value if i == (1 if canon == "event_ts" else 3) else v for i, v in enumerate(rows[1]))
+    settings = _user_table(backend, tmp_path, request,
+                           {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT", "lat": "TEXT"}, rows)
+    with pytest.raises(InputError, match=rf"source\.columns\.{canon}: the text column '{col}' holds values that are "
+                                         rf"not {expected}"):
+        _week43(SourceConfig(**settings, columns={"conversation_id": "conv", "event_ts": "created_at",
+                                                  "event_type": "kind", "latency_ms": "lat"}))
+
+
 # 2026-W43 starts 2026-10-19 00:00 UTC, epoch second 1,792,368,000 (by hand: 20,745 days x 86,400).
 W43 = 1_792_368_000
 

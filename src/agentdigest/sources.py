@@ -408,8 +408,15 @@ def _close(backend: Any) -> None:
 
 
 # How engines word a value that does not convert to the column's canonical type (DuckDB, Postgres, Spark).
+# PostgreSQL's text of the right shape but out of range has words of its own: '2026-02-30' is "date/time field
+# value out of range", '+25:00' "time zone displacement out of range", '1e999' "is out of range for type double
+# precision", and 'Mars/Olympus' 'time zone "mars/olympus" not recognized'; all of them failed the run as an
+# unreadable source naming no column, exit 3 (found in a column-types audit). Not "bigint out of range": a sum.
 _CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input syntax", "cast_invalid_input",
-                      "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp")
+                      "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp",
+                      "date/time field value out of range", "time zone displacement out of range",
+                      "is out of range for type")
+_CONVERSION_PATTERN = re.compile(r'time zone "[^"]*" not recognized')
 
 
 class ConversionError(InputError):
@@ -439,7 +446,7 @@ def query_error(exc: BaseException) -> BaseException:
     # Spark's own first line is "An error occurred while calling o74.collectToPython.": the Java cause
     # says what failed (found in a Spark audit). Other engines' errors give their first line.
     first = spark.java_root_cause(exc, 500)
-    if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS):
+    if any(marker in str(exc).lower() for marker in _CONVERSION_ERRORS) or _CONVERSION_PATTERN.search(str(exc)):
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {without_values(first)}")
     # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
