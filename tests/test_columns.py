@@ -547,6 +547,35 @@ def test_a_text_value_the_engine_finds_out_of_range_is_a_config_error(backend, c
                                                   "event_type": "kind", "latency_ms": "lat"}))
 
 
+@pytest.mark.parametrize("backend, sql_type", [("duckdb", "DECIMAL(20, 0)"), ("duckdb", "HUGEINT"),
+                                              pytest.param("postgres", "NUMERIC(20, 0)", marks=pytest.mark.postgres)])
+def test_an_id_of_a_whole_decimal_type_is_read_as_an_integer_id(backend, sql_type, tmp_path, request):
+    """Found in a column-types audit: ids of NUMERIC(20, 0) (PostgreSQL, as tables migrated from Oracle have
+    them), DuckDB's HUGEINT (which Ibis types DECIMAL(38, 0)) or a Parquet DECIMAL(20, 0) were refused, "has
+    type decimal(20, 0), expected text or an integer id": they are integer ids. A decimal with a fraction (or
+    PostgreSQL's NUMERIC without a scale, whose 1.0 and 1 are two texts) stays refused."""
+    big = 10 ** 19  # beyond BIGINT
+    rows = [(big + 1, big + 1, "2026-10-20 12:00:00", "message"), (big + 2, big + 1, "2026-10-20 12:00:05", "resolution"),
+            (big + 2, big + 1, "2026-10-20 12:00:05", "resolution"),  # a repeated event_id counts once
+            (big + 3, big + 2, "2026-10-20 12:01:00", "message")]
+    settings = _user_table(backend, tmp_path, request, {"id": sql_type, "conv": sql_type, "created_at": "TEXT",
+                                                        "kind": "TEXT"}, rows)
+    data = _week43(SourceConfig(**settings, columns={"event_id": "id", "conversation_id": "conv",
+                                                     "event_ts": "created_at", "event_type": "kind"}))
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["resolved_conversations"].value == 1
+    assert data.quality.duplicate_events == 1
+
+
+@pytest.mark.parametrize("sql_type", ["DECIMAL(20, 2)", "DOUBLE"])
+def test_an_id_with_a_fraction_is_refused(sql_type, tmp_path):
+    settings = _user_table("duckdb", tmp_path, None, {"id": sql_type, "created_at": "TEXT", "kind": "TEXT"},
+                           [(1.5, "2026-10-20 12:00:00", "message")])
+    with pytest.raises(InputError, match=r"column 'id' \(conversation_id\) has type .*, expected text or an integer id"):
+        open_source(SourceConfig(**settings, columns={"conversation_id": "id", "event_ts": "created_at",
+                                                      "event_type": "kind"}))
+
+
 # 2026-W43 starts 2026-10-19 00:00 UTC, epoch second 1,792,368,000 (by hand: 20,745 days x 86,400).
 W43 = 1_792_368_000
 

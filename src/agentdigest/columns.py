@@ -179,7 +179,11 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number")
     if target.is_string() and have.is_unknown():
         return value.cast(target)  # a type Ibis has no name for: an enum, a domain (every type has a text form)
-    if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid()):
+    # A decimal without a fraction is an integer id: PostgreSQL's NUMERIC(20, 0), DuckDB's HUGEINT (typed DECIMAL(38, 0)
+    # by Ibis) were refused as "expected text or an integer id" (found in a column-types audit). Not one with a
+    # scale, or PostgreSQL's NUMERIC without one: 1.0 and 1 would be two ids.
+    whole = have.is_decimal() and have.scale == 0
+    if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid() or whole):
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected text or an integer id")
     return value.cast(target)
 
