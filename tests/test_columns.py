@@ -547,6 +547,33 @@ def test_a_text_value_the_engine_finds_out_of_range_is_a_config_error(backend, c
                                                   "event_type": "kind", "latency_ms": "lat"}))
 
 
+@pytest.mark.postgres
+def test_a_text_time_reads_the_same_whatever_the_databases_datestyle(tmp_path, request):
+    """Found in a column-types audit: PostgreSQL reads a text time by its DateStyle, which a database or role may
+    set (`ALTER DATABASE ... SET datestyle = 'SQL, DMY'`, common outside the US): '10/12/2026' was 12 October for
+    one role and 10 December for another, so the same table gave two reports, without a word. The report's
+    transaction reads text in PostgreSQL's default DateStyle (ISO, MDY), as [source.settings] cannot change it.
+    Found with it: under that DateStyle psycopg could not read a timestamp back, so every run failed (exit 3)."""
+    import psycopg
+
+    rows = [("c1", "10/12/2026 12:00:00", "message"), ("c1", "10/12/2026 12:01:00", "resolution"),
+            ("c2", "2026-10-12 13:00:00", "message")]
+    settings = _user_table("postgres", tmp_path, request, {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT"}, rows)
+    url = settings["url"]
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"ALTER DATABASE {url.rsplit('/', 1)[1].split('?')[0]} SET datestyle = 'SQL, DMY'")
+    source = open_source(SourceConfig(**settings, columns={"conversation_id": "conv", "event_ts": "created_at",
+                                                           "event_type": "kind"}))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), parse_period("week", "2026-W42", "UTC"),
+                              now=datetime(2026, 10, 27, tzinfo=timezone.utc))
+    finally:
+        source.close()
+    assert data.metrics["conversations"].value == 2
+    assert data.metrics["resolved_conversations"].value == 1
+    assert data.quality.missing_required == 0
+
+
 @pytest.mark.parametrize("backend, sql_type", [("duckdb", "DECIMAL(20, 0)"), ("duckdb", "HUGEINT"),
                                               pytest.param("postgres", "NUMERIC(20, 0)", marks=pytest.mark.postgres)])
 def test_an_id_of_a_whole_decimal_type_is_read_as_an_integer_id(backend, sql_type, tmp_path, request):

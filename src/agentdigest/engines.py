@@ -251,6 +251,10 @@ def _set_local(cur: Any, settings: dict[str, Any], nestloop_off: bool = False) -
         cur.execute("SELECT set_config(%s, %s, true)", (key.lower(), _pg_value(value)))
     # Ibis sets this for the session too; the event contract depends on it (naive timestamps are UTC).
     cur.execute("SET LOCAL TIME ZONE 'UTC'")
+    # PostgreSQL's default, whatever the database's or role's (found in a column-types audit): with datestyle =
+    # 'SQL, DMY' psycopg could not read a timestamp back ("can't parse timestamptz with DateStyle"), so every run
+    # failed, exit 3; and a text event_ts such as '10/12/2026' was 12 October for one role and 10 December for another.
+    cur.execute("SET LOCAL DateStyle = 'ISO, MDY'")
 
 
 def unique_ids(backend: Any, name: str | None, column: str) -> bool:
