@@ -582,7 +582,8 @@ def test_an_id_of_a_whole_decimal_type_is_read_as_an_integer_id(backend, sql_typ
     type decimal(20, 0), expected text or an integer id": they are integer ids. A decimal with a fraction (or
     PostgreSQL's NUMERIC without a scale, whose 1.0 and 1 are two texts) stays refused."""
     big = 10 ** 19  # beyond BIGINT
-    rows = [(big + 1, big + 1, "2026-10-20 12:00:00", "message"), (big + 2, big + 1, "2026-10-20 12:00:05", "resolution"),
+    rows = [(big + 1, big + 1, "2026-10-20 12:00:00", "message"),
+            (big + 2, big + 1, "2026-10-20 12:00:05", "resolution"),
             (big + 2, big + 1, "2026-10-20 12:00:05", "resolution"),  # a repeated event_id counts once
             (big + 3, big + 2, "2026-10-20 12:01:00", "message")]
     settings = _user_table(backend, tmp_path, request, {"id": sql_type, "conv": sql_type, "created_at": "TEXT",
@@ -598,7 +599,8 @@ def test_an_id_of_a_whole_decimal_type_is_read_as_an_integer_id(backend, sql_typ
 def test_an_id_with_a_fraction_is_refused(sql_type, tmp_path):
     settings = _user_table("duckdb", tmp_path, None, {"id": sql_type, "created_at": "TEXT", "kind": "TEXT"},
                            [(1.5, "2026-10-20 12:00:00", "message")])
-    with pytest.raises(InputError, match=r"column 'id' \(conversation_id\) has type .*, expected text or an integer id"):
+    with pytest.raises(InputError,
+                       match=r"column 'id' \(conversation_id\) has type .*, expected text or an integer id"):
         open_source(SourceConfig(**settings, columns={"conversation_id": "id", "event_ts": "created_at",
                                                       "event_type": "kind"}))
 

@@ -260,8 +260,8 @@ def _set_local(cur: Any, settings: dict[str, Any], nestloop_off: bool = False) -
 def unique_ids(backend: Any, name: str | None, column: str) -> bool:
     """Whether the engine enforces one row per value of the table's ``column`` (the event_id): in PostgreSQL a
     valid primary key or unique index on that column alone, not partial, of a table without INHERITS children;
-    in DuckDB a primary key or UNIQUE constraint on it alone. Then no event_id repeats, and the report skips the search for repeated ids
-    (cohort.duplicate_ids), the longest of its queries: 10 s of a 38 s report on 10M events in PostgreSQL.
+    in DuckDB a primary key or UNIQUE constraint on it alone. Then no event_id repeats, and the report skips the
+    search for repeated ids (cohort.duplicate_ids), the longest of its queries: 10 s of a 38 s report on 10M events in PostgreSQL.
     A view, files, another engine or a catalog that cannot be read: False (the search runs)."""
     if getattr(backend, "name", "") == "duckdb" and name:
         return _duckdb_unique_ids(backend, name, column)
