@@ -623,16 +623,13 @@ def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_
     assert len(gave_up) == 1
 
 
-@pytest.mark.parametrize("scope", ["channels:read", None])
-def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(world, scope):
-    """Found in a Slack audit: with ``channel = "#agents"`` (accepted, and enough for chat.postMessage), a PDF
-    upload that failed after the message was posted failed again on every later run with 'invalid_arguments':
-    files.completeUploadExternal takes a channel id only, and only the first run had it (from the post's answer).
-    The retry finds the id by the channel's name (conversations.list); without the scope for that, it says how
-    to fix it. The message is never posted twice."""
+def _pdf_retried_after_its_message(world, channel: str, posted_in: str, resolver: str, answer):
+    """Two deliveries to a Slack bot ``channel``: the first posts the message (into ``posted_in``) and its PDF
+    upload is refused; the second retries the upload alone, finding the channel id the upload takes through the
+    Slack method ``resolver``, which ``answer(request)`` answers. Returns the second delivery's PDF result."""
     server, calls = world.httpserver, {"url": 0}
     base = server.url_for("").rstrip("/")
-    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "C0AGENTS01", "ts": "1.2"})
+    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": posted_in, "ts": "1.2"})
 
     def get_upload_url(request):
         calls["url"] += 1
@@ -646,33 +643,51 @@ def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(wo
             return Response('{"ok": false, "error": "invalid_arguments"}', content_type="application/json")
         return Response('{"ok": true, "files": [{"id": "F1"}]}', content_type="application/json")
 
+    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
+    server.expect_request("/upload/F1").respond_with_data("OK - 36")
+    server.expect_request("/api/files.completeUploadExternal").respond_with_handler(complete)
+    server.expect_request(f"/api/{resolver}").respond_with_handler(answer)
+    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel=channel,
+                                           api_url=server.url_for("/api/"), **FAST))
+    first, second = deliver(config), deliver(config)
+    assert {(r.recipient, r.state) for r in first} == {("", "sent"), ("file:report.pdf", "failed")}
+    assert world.posts("/api/chat.postMessage") == 1  # the message is never posted twice
+    (pdf,) = [r for r in second if r.recipient == "file:report.pdf"]
+    return pdf
+
+
+def _uploaded_or_told(world, pdf, scope: str | None, hint: str) -> None:
+    """With the scope, the retried upload went out once; without it, nothing was uploaded and the error says how
+    to fix it, without the token."""
+    if scope:
+        assert pdf.state == "sent" and world.posts("/api/files.completeUploadExternal") == 1
+    else:
+        assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
+        assert "missing_scope" in pdf.error and hint in pdf.error and "PLANTED" not in pdf.error
+
+
+def _slack_refusal(needed: str) -> Response:
+    return Response(json.dumps({"ok": False, "error": "missing_scope", "needed": needed}), content_type="application/json")
+
+
+@pytest.mark.parametrize("scope", ["channels:read", None])
+def test_a_pdf_upload_retried_after_the_message_goes_to_the_channel_by_its_id(world, scope):
+    """Found in a Slack audit: with ``channel = "#agents"`` (accepted, and enough for chat.postMessage), a PDF
+    upload that failed after the message was posted failed again on every later run with 'invalid_arguments':
+    files.completeUploadExternal takes a channel id only, and only the first run had it (from the post's answer).
+    The retry finds the id by the channel's name (conversations.list); without the scope for that, it says how
+    to fix it. The message is never posted twice."""
     def conversations(request):
         if scope is None:
-            return Response('{"ok": false, "error": "missing_scope", "needed": "channels:read"}',
-                            content_type="application/json")
+            return _slack_refusal("channels:read")
         page = (["C0GENERAL1", "general"], ["C0RANDOM01", "random"]) if not request.form.get("cursor") else \
             (["C0AGENTS01", "agents"],)
         return Response(json.dumps({"ok": True, "channels": [{"id": i, "name": n} for i, n in page],
                                     "response_metadata": {"next_cursor": "" if request.form.get("cursor") else "p2"}}),
                         content_type="application/json")
 
-    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
-    server.expect_request("/upload/F1").respond_with_data("OK - 36")
-    server.expect_request("/api/files.completeUploadExternal").respond_with_handler(complete)
-    server.expect_request("/api/conversations.list").respond_with_handler(conversations)
-    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="#agents",
-                                           api_url=server.url_for("/api/"), **FAST))
-    first = deliver(config)
-    assert {(r.recipient, r.state) for r in first} == {("", "sent"), ("file:report.pdf", "failed")}
-    second = deliver(config)
-    assert world.posts("/api/chat.postMessage") == 1
-    (pdf,) = [r for r in second if r.recipient == "file:report.pdf"]
-    if scope:
-        assert pdf.state == "sent" and world.posts("/api/files.completeUploadExternal") == 1
-    else:
-        assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
-        assert "missing_scope" in pdf.error and 'set channel to its id ("C…"' in pdf.error
-        assert "PLANTED" not in pdf.error
+    pdf = _pdf_retried_after_its_message(world, "#agents", "C0AGENTS01", "conversations.list", conversations)
+    _uploaded_or_told(world, pdf, scope, 'set channel to its id ("C…"')
 
 
 @pytest.mark.parametrize("scope", ["im:write", None])
@@ -681,46 +696,14 @@ def test_a_pdf_upload_retried_after_the_message_goes_to_a_users_direct_message(w
     message with the bot), a PDF upload that failed after the message was posted failed on every later run: the
     upload takes a channel id, and the retry looked for a channel named after the user. It now opens the direct
     message (conversations.open) for its id; without the scope for that, it says how to fix it."""
-    server, calls = world.httpserver, {"url": 0}
-    base = server.url_for("").rstrip("/")
-    server.expect_request("/api/chat.postMessage").respond_with_json({"ok": True, "channel": "D0ALICEDM1", "ts": "1.2"})
-
-    def get_upload_url(request):
-        calls["url"] += 1
-        if calls["url"] == 1:  # the first run's upload is refused: the message is sent, the PDF is not
-            return Response('{"ok": false, "error": "not_allowed_token_type"}', content_type="application/json")
-        return Response(f'{{"ok": true, "upload_url": "{base}/upload/F1", "file_id": "F1"}}',
-                        content_type="application/json")
-
-    def complete(request):  # as Slack: a channel id only
-        if not re.fullmatch(r"[CGDZ][A-Z0-9]{8,}", request.form.get("channel_id", "")):
-            return Response('{"ok": false, "error": "invalid_arguments"}', content_type="application/json")
-        return Response('{"ok": true, "files": [{"id": "F1"}]}', content_type="application/json")
-
     def open_direct(request):
         if scope is None:
-            return Response('{"ok": false, "error": "missing_scope", "needed": "im:write"}',
-                            content_type="application/json")
+            return _slack_refusal("im:write")
         assert request.form.get("users") == "U0ALICE001"
         return Response('{"ok": true, "channel": {"id": "D0ALICEDM1"}}', content_type="application/json")
 
-    server.expect_request("/api/files.getUploadURLExternal").respond_with_handler(get_upload_url)
-    server.expect_request("/upload/F1").respond_with_data("OK - 36")
-    server.expect_request("/api/files.completeUploadExternal").respond_with_handler(complete)
-    server.expect_request("/api/conversations.open").respond_with_handler(open_direct)
-    config = world.build(["bot"], bot=dict(type="slack", bot_token="xoxb-PLANTED", channel="U0ALICE001",
-                                           api_url=server.url_for("/api/"), **FAST))
-    first = deliver(config)
-    assert {(r.recipient, r.state) for r in first} == {("", "sent"), ("file:report.pdf", "failed")}
-    second = deliver(config)
-    assert world.posts("/api/chat.postMessage") == 1
-    (pdf,) = [r for r in second if r.recipient == "file:report.pdf"]
-    if scope:
-        assert pdf.state == "sent" and world.posts("/api/files.completeUploadExternal") == 1
-    else:
-        assert pdf.state == "failed" and world.posts("/api/files.getUploadURLExternal") == 1  # nothing uploaded
-        assert "missing_scope" in pdf.error and "conversations.open (scope im:write)" in pdf.error
-        assert "PLANTED" not in pdf.error
+    pdf = _pdf_retried_after_its_message(world, "U0ALICE001", "D0ALICEDM1", "conversations.open", open_direct)
+    _uploaded_or_told(world, pdf, scope, "conversations.open (scope im:write)")
 
 
 @pytest.mark.parametrize("removed", ["message.eml", "slack.json"])
