@@ -196,3 +196,40 @@ def test_one_conversation_and_one_event_are_singular() -> None:
     assert "(1 event received," in body and "1 events" not in body
     two = " ".join(rendered("executive")["report.txt"].decode().split())
     assert " conversations this week" in two and "(1 event received" not in two
+
+
+def test_a_name_column_too_narrow_to_read_gets_lines_of_its_own():
+    """Found in a rendering audit of 150 agents: the by-agent table's seven figure columns left the agent
+    names 9 cells, "e…-000@…3", "Suppo…001", "…t 2 💳…": no engineer could tell which agent a row was."""
+    from agentdigest.render.text import WIDTH, table
+
+    names = [f"enterprise-customer-success-escalation-handler-premium-{n:03d}@2026.11.3" for n in range(3)]
+    names += ["🤖 billing-bot 2 💳🧾", "short"]
+    rows = [{"agent": a, "n": "1,234", "r": "58.0%", "rc": "-13.7 pp", "e": "23.0%", "ec": "no change",
+             "p": "18.41 s", "pc": "+0.1%"} for a in names]
+    lines = table([("Agent", "agent", False), ("Conv.", "n", True), ("Resol.", "r", True), ("Chg", "rc", True),
+                   ("Err. rate", "e", True), ("Chg", "ec", True), ("p95", "p", True), ("Chg", "pc", True)], rows)
+    body = "\n".join(lines)
+    for name in names:  # whole, on a line of its own
+        assert any(line.strip() == name for line in lines), (name, body)
+    assert all(cell_len(line) <= WIDTH for line in lines), body
+    figures = [line for line in lines[2:] if "58.0%" in line]
+    assert len(figures) == len(names) and len({len(line) for line in figures}) == 1, body
+    narrow = table([("Agent", "agent", False), ("Conv.", "n", True)], rows)  # room enough: one line a row
+    assert len(narrow) == 2 + len(rows)
+
+
+def test_a_label_cut_before_is_cut_again_without_a_double_ellipsis():
+    """Found in a rendering audit: error types cut to 60 characters for the email were cut again for the
+    text part's column and read "invalid to…… 2 with schema mismatch", 35 of the column's 51 cells."""
+    from agentdigest.render.sections import names
+    from agentdigest.render.text import table
+
+    types = names([f"invalid tool arguments for function call number {i} with schema mismatch" for i in (2, 5, 8)], 60)
+    rows = [{"type": t, "n": "52", "p": "50", "c": "+4.0%"} for t in types]
+    lines = table([("Error type", "type", False), ("Count", "n", True), ("Previous", "p", True),
+                   ("Change", "c", True)], rows)
+    firsts = [line[2:line.index("  ", 2)] for line in lines[2:]]
+    assert all("……" not in f for f in firsts), firsts
+    assert [f.split("…")[-1][:2] for f in firsts] == [" 2", " 5", " 8"], firsts
+    assert all(f.startswith("invalid tool arguments") for f in firsts), firsts

@@ -52,12 +52,13 @@ def cut_middle(text: str, limit: int, take: Callable[[str, int, bool], str] = ta
 
 
 def _cut_around(text: str, ats: Sequence[int], limit: int, take: Callable[[str, int, bool], str],
-                size: Callable[[str], int]) -> str:
+                size: Callable[[str], int], head: str | None = None) -> str:
     """``text`` in ``limit`` units showing its start, its end and a stretch from just before each
     character in ``ats``, where it parts from a similar id: ids that differ in two places (region and
     version) need both shown."""
     part = max(1, limit // (4 + len(ats)))
-    head, tail = take(text, part, False), take(text, part, True)
+    grown = head is not None
+    head, tail = (take(text, part, False) if head is None else head), take(text, part, True)
     end = len(text) - len(tail)
     parts = sorted({at for at in ats if len(head) <= at < end})
     room = limit - size(head) - size(tail) - len(parts) - 1  # an ellipsis before each stretch and the tail
@@ -73,7 +74,18 @@ def _cut_around(text: str, ats: Sequence[int], limit: int, take: Callable[[str, 
         piece = take(text[start:stop], room // len(starts) + (room % len(starts) if n + 1 == len(starts) else 0), False)
         pieces.append((ELLIPSIS if start > shown else "") + piece)
         shown = start + len(piece)
-    return "".join(pieces) + (ELLIPSIS if shown < end else "") + tail
+    # an ellipsis beside one the text holds already (a label cut before) is one (a rendering audit:
+    # "invalid to…… 2 with schema mismatch")
+    out = re.sub(ELLIPSIS + "{2,}", ELLIPSIS, "".join(pieces) + (ELLIPSIS if shown < end else "") + tail)
+    spare = limit - size(out)
+    # room the stretches left unused goes to the start, as long as it cuts nothing more out (the same
+    # audit: 35 of 51 cells used)
+    for more in range(spare if not grown else 0, 0, -1):
+        grown_head = take(text[:starts[0]], size(head) + more, False)
+        longer = _cut_around(text, ats, limit, take, size, head=grown_head)
+        if len(grown_head) > len(head) and longer.count(ELLIPSIS) <= out.count(ELLIPSIS):
+            return longer
+    return out
 
 
 def cut_apart(texts: Sequence[str | None], limit: int, take: Callable[[str, int, bool], str] = take,

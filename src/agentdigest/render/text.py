@@ -18,6 +18,8 @@ from .html import environment, rendered_something, template_failure, template_so
 from .sections import ISOLATE, cut_apart, cut_middle, isolated
 
 WIDTH = 78
+#: Below this many cells a table's name column is given lines of its own (see :func:`table`).
+NAME_CELLS = 16
 CUSTOM_TEXT = "report.txt.j2"
 
 
@@ -60,13 +62,20 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
     columns = [c for c in columns if c[1] not in absent]
     widths = [max([cell_len(h)] + [cell_len(str(r[k])) for r in rows]) for h, k, _ in columns]
     fixed = sum(widths[1:]) + 2 * (len(columns) - 1) + 2
-    widths[0] = max(8, min(widths[0], WIDTH - fixed))
+    natural, widths[0] = widths[0], max(8, min(widths[0], WIDTH - fixed))
+    # Too narrow a name column is unreadable (a rendering audit: the by-agent table gave 150 long agent
+    # names 9 cells, "e…-000@…3", "…t 2 💳…"): each name then has a line of its own above its figures.
+    stacked = widths[0] < min(natural, NAME_CELLS)
     lines = [_line([_cell(h, w, right) for (h, _, right), w in zip(columns, widths)])]
     lines.append(_line(["-" * w for w in widths]))
     # the first column holds names: two different ones cut to the same label show where they part
-    firsts = cut_apart([str(row[columns[0][1]]) for row in rows], widths[0], _chop, cell_len)
+    firsts = cut_apart([str(row[columns[0][1]]) for row in rows], WIDTH - 2 if stacked else widths[0],
+                       _chop, cell_len)
     for row, first in zip(rows, firsts):
         cells = [str(row[k]) for _, k, _ in columns]
+        if stacked:
+            lines.append(_line([_cell(first, WIDTH - 2, False)]))
+            first = ""
         cells[0] = first
         lines.append(_line([_cell(c, w, right) for c, (_, _, right), w in zip(cells, columns, widths)]))
     if more:
