@@ -170,6 +170,21 @@ def test_on_a_phone_the_cards_stack_and_the_executive_tables_fit() -> None:
     assert re.search(r"\.th,\s*\.td\s*\{[^}]*font-size", media)
 
 
+def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
+    """Found in a rendering audit: on a phone the 8-week table broke "Oct 26 – Nov 1" into "Oct 26 – Nov" and
+    "1". Each date's spaces are no-break ones, so the range breaks only beside its dash (thin spaces); the text
+    report has plain spaces."""
+    files = rendered("executive")
+    section = unescape(files["report.html"].decode()).split("Last 8 weeks", 1)[1].split("</table>", 1)[0]
+    periods = re.findall(r'<td class="td name"[^>]*>([^<]*)</td>', section)
+    assert len(periods) >= 2, section[:500]
+    for period in periods:
+        dates = period.split(" (")[0].split("\u2009–\u2009")  # a note such as " (incomplete)" may wrap
+        assert len(dates) == 2 and " " not in "".join(dates) and "\u00a0" in dates[1], repr(period)
+    text = files["report.txt"].decode()
+    assert "\u00a0" not in text and periods[0].replace("\u00a0", " ") in text
+
+
 def test_on_a_narrow_phone_a_wide_table_scrolls_by_itself() -> None:
     """Found in a review: at 320 px the engineering report's six-column tables widened the whole
     page. Each data table sits in an overflow-x box and the page's tables are laid out fixed on phones."""

@@ -277,8 +277,10 @@ def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
 
 def _trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     return [{
-        # dates, not ISO week keys ("2026-W40" told a reader nothing)
-        "period": fmt.span(data.period_kind, row.get("start"), row.get("end"), year=data.period_kind == "month"),
+        # dates, not ISO week keys ("2026-W40" told a reader nothing); each date kept on one line, the range
+        # breaking only at its dash ("Oct 26 – Nov / 1" on a phone; found in a rendering audit)
+        "period": fmt.span(data.period_kind, row.get("start"), row.get("end"),
+                           year=data.period_kind == "month").replace(" ", "\u00a0"),
         "conversations": fmt.count(row.get("conversations")),
         "resolution": fmt.percent(row.get("resolution_rate")),
         "containment": fmt.percent(row.get("containment_rate")),

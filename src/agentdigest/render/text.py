@@ -152,7 +152,9 @@ def executive(ctx: dict[str, Any]) -> list[str]:
         out += heading(f"Last {len(ctx['trend'])} {ctx['report']['period_word']}s")
         # Short headings leave the dates their width: a date cut in the middle is a wrong date (a re-check:
         # "10月26日…1月1日" read as 26 Oct to 1 Jan), and "(incomplete)" is a footnote mark here.
-        rows = [{**row, "period": row["period"].replace(" (incomplete)", " *")} for row in ctx["trend"]]
+        # Plain text has no wrapping to guard against: the dates' no-break spaces (for HTML and PDF) are spaces.
+        rows = [{**row, "period": row["period"].replace("\u00a0", " ").replace(" (incomplete)", " *")}
+                for row in ctx["trend"]]
         out += table([("Period", "period", False), ("Conv.", "conversations", True),
                       ("Resol.", "resolution", True), ("Contain.", "containment", True),
                       ("Err. rate", "error_rate", True), ("Cost", "cost", True)], rows, absent=ctx["absent"])
