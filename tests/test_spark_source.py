@@ -393,6 +393,47 @@ def test_partition_folder_values_are_read_as_written(url, tmp_path, request):
         [("a1", "007"), ("a2", "007"), ("b1", "012")]
 
 
+@pytest.mark.parametrize("url,fmt", [
+    pytest.param("duckdb://", "parquet", id="duckdb-parquet"), pytest.param("duckdb://", "csv", id="duckdb-csv"),
+    # Spark reads CSV files with one header: see test_csv_files_whose_header_differs_fail_naming_the_file.
+    pytest.param(SPARK, "parquet", id="spark-parquet", marks=pytest.mark.spark),
+])
+@pytest.mark.parametrize("canon,old", [("latency_ms", "latency"), ("event_ts", "created_at")])
+def test_a_mapped_column_renamed_between_files_is_refused(url, fmt, canon, old, tmp_path, request):
+    """Last year's files call a column ``latency`` (mapped: latency_ms = "latency"), this year's ``latency_ms``.
+    Read by name, each name was null in the other files: the newer files' latencies left every latency figure
+    (or, for event_ts, their every event was counted missing_required), without a word, on both engines (found
+    in a schema-drift audit). Now the run stops with one line naming the mapping (exit 2)."""
+    base = dict(latency_ms=pa.array([100.0, 200.0]))
+    old_rows = _events(["a1", "a2"], **base).rename_columns(
+        [old if c == canon else c for c in _events(["a1", "a2"], **base).column_names])
+    new_rows = _events(["b1", "b2"], latency_ms=pa.array([300.0, 400.0]))
+    if fmt == "parquet":
+        pq.write_table(old_rows, tmp_path / "a.parquet")
+        pq.write_table(new_rows, tmp_path / "b.parquet")
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(old_rows, tmp_path / "a.csv")
+        pacsv.write_csv(new_rows, tmp_path / "b.csv")
+    with pytest.raises(InputError) as err:
+        _open(url, str(tmp_path / f"*.{fmt}"), request, columns={canon: old})
+    assert _one_line(err.value) == (
+        f"source.columns.{canon}: 2 rows of the files have a value in {canon!r} and none in {old!r}, the column "
+        f"{canon} is mapped to, so the mapping would leave them out (a column renamed between files?); expected the "
+        f"column under one name in every file: rewrite the files that use the other name")
+    # Without the canonical name in any file, a mapped column only some files have is read, null in the others.
+    (tmp_path / "only").mkdir()
+    pq.write_table(old_rows, tmp_path / "only" / "a.parquet")
+    newer = _events(["b1", "b2"])
+    pq.write_table(newer.drop_columns([c for c in newer.column_names if c == canon]), tmp_path / "only" / "b.parquet")
+    source = _open(url, str(tmp_path / "only"), request, columns={canon: old})
+    try:
+        assert source.events[canon].count().to_pyarrow().as_py() == 2
+    finally:
+        source.close()
+
+
 # -- 4. settings that would change a report ---------------------------------------------------------
 
 @pytest.mark.spark
