@@ -316,10 +316,9 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             error = mask_text(result.error or "failed", secrets)
             # A send that may have arrived is not retried within the run, but it is no refusal: the ledger calls it
             # retryable, as the scheduler does, or a retry of the pass would skip it (refused_for_good)
-            retryable = result.retryable or result.may_have_arrived
-            ledger.mark_failed(claim, error, retryable, uncounted, provider_id=result.provider_id)
+            ledger.mark_failed(claim, error, result.retry_later, uncounted, provider_id=result.provider_id)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
-                                          provider_id=result.provider_id, retryable=retryable)
+                                          provider_id=result.provider_id, retryable=result.retry_later)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
 
@@ -386,7 +385,7 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
         ledger.record_test(report_cfg.id, period_key, name, r.target, state=state, provider_id=r.provider_id, error=error)
         results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=error,
                                       provider_id=r.provider_id, attempts=receipt.attempts,
-                                      retryable=r.retryable or r.may_have_arrived))
+                                      retryable=r.retry_later))
         log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, error or "sent")
     return results
 

@@ -59,6 +59,12 @@ class TargetResult:
     #: (``retryable`` is false), but not refused either: the next run (the scheduler's next pass) sends it again
     may_have_arrived: bool = False
 
+    @property
+    def retry_later(self) -> bool:
+        """Whether a later run may deliver it: a transient failure, or a send that may have arrived (which no
+        refusal is: the ledger and the scheduler count it transient)."""
+        return self.retryable or self.may_have_arrived
+
 
 @dataclass(frozen=True)
 class Receipt:

@@ -160,14 +160,15 @@ class EmailChannel(BaseChannel):
             exc.delivered = {t: r for t, r in done.items() if r.state == "sent"}  # type: ignore[union-attr]
             raise
         except ChannelFailure as exc:
-            if getattr(exc.__cause__, "may_have_arrived", False):
+            arrived = arrived_maybe(exc)
+            if arrived:
                 exc.provider_id = mid  # the ledger keeps it: the relay's log finds the message by it
             if not done:
                 raise
             attempts, waits = exc.attempts, exc.waits
             for rcpt in pending:
                 done[rcpt] = TargetResult(rcpt, "failed", error=self.mask(exc), retryable=exc.retryable,
-                                          may_have_arrived=arrived_maybe(exc),
+                                          may_have_arrived=arrived,
                                           attempts=attempts, provider_id=exc.provider_id)
         return Receipt(tuple(done[t] for t in delivery.targets), attempts, waits, {"message_id": mid})
 

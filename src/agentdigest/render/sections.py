@@ -77,10 +77,11 @@ def _cut_around(text: str, ats: Sequence[int], limit: int, take: Callable[[str, 
     # an ellipsis beside one the text holds already (a label cut before) is one (a rendering audit:
     # "invalid to…… 2 with schema mismatch")
     out = re.sub(ELLIPSIS + "{2,}", ELLIPSIS, "".join(pieces) + (ELLIPSIS if shown < end else "") + tail)
-    spare = limit - size(out)
+    if grown:
+        return out
     # room the stretches left unused goes to the start, as long as it cuts nothing more out (the same
     # audit: 35 of 51 cells used)
-    for more in range(spare if not grown else 0, 0, -1):
+    for more in range(limit - size(out), 0, -1):
         grown_head = take(text[:starts[0]], size(head) + more, False)
         longer = _cut_around(text, ats, limit, take, size, head=grown_head)
         if len(grown_head) > len(head) and longer.count(ELLIPSIS) <= out.count(ELLIPSIS):
