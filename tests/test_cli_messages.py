@@ -519,3 +519,11 @@ def test_check_missed_shows_both_times_in_the_report_s_zone(small_db):
     row = next(line for line in done.stdout.splitlines() if "weekly-exec" in line)
     assert "2026-11-30 09:00 CET (Europe/Berlin)" in row and "2026-11-30 11:00 CET (Europe/Berlin)" in row, done.stdout
     assert "10:00" not in row and "(UTC)" not in done.stdout
+
+
+def test_python_dash_m_runs_the_command_line(tmp_path: Path) -> None:
+    # a virtualenv whose scripts folder is not on PATH: "No module named agentdigest.__main__" before
+    done = subprocess.run([sys.executable, "-m", "agentdigest", "check", "--config", str(tmp_path / "none.toml")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    line = one_line(done, 2)
+    assert "none.toml" in line
