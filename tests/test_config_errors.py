@@ -618,6 +618,7 @@ def test_an_archive_that_cannot_be_written_fails_check_and_is_one_line_in_run(wo
     (["--format", ","], ["--format", "names no format"]),  # rendered nothing, exit 0
     (["--archive", ""], ["--archive", "empty"]),  # archived into the working folder
     (["--due", "--now", "2026-11-23T08:30"], ["--now", "no UTC offset"]),  # read as UTC: another week in Berlin
+    (["--due", "--now", "2026-11-23Z"], ["--now", "give the time too"]),  # said "no UTC offset: add Z"
 ])
 def test_input_that_names_nothing_is_an_input_error(workdir, args, words):
     """Found in a config audit: these ended "unexpected error: OverflowError", exit 1."""

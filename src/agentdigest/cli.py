@@ -109,6 +109,9 @@ def _now(value: str | None) -> datetime:
 
     if not YEARS[0] <= parsed.year <= YEARS[1]:
         raise InputError(f"--now {value!r} is out of range (years {YEARS[0]}-{YEARS[1]})")
+    if parsed.tzinfo is None and len(value.strip()) > 10 and "T" not in value.upper() and " " not in value.strip():
+        # "2026-11-30Z": Python reads a date's offset and drops it, and "add Z" would then be the advice
+        raise InputError(f"--now {value!r} is a date with an offset: give the time too (e.g. {parsed:%Y-%m-%d}T00:00Z)")
     if parsed.tzinfo is None:  # read as UTC, a local time picked another period (a scheduling audit)
         raise InputError(f"--now {value!r} has no UTC offset: add Z for UTC or your zone's offset "
                          f"(e.g. {parsed:%Y-%m-%dT%H:%M}+01:00)")
