@@ -83,6 +83,25 @@ def test_values(fmt: Formatter, method: str, value: object, expected: str) -> No
     assert getattr(fmt, method)(value) == expected
 
 
+_TOKEN_TOTALS = (12_345, 999_960, 1_234_567, 10_559_300, 105_593_000, 1_055_930_000, 12_345_678_901)
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("en_US", ["12.3K", "1.00M", "1.23M", "10.56M", "105.59M", "1.06B", "12.35B"]),
+    ("de_DE", ["12.345", "999.960", "1,23\xa0Mio.", "10,56\xa0Mio.", "105,59\xa0Mio.", "1,06\xa0Mrd.", "12,35\xa0Mrd."]),
+    ("fr_FR", ["12,3\xa0k", "1,00\xa0M", "1,23\xa0M", "10,56\xa0M", "105,59\xa0M", "1,06\xa0Md", "12,35\xa0Md"]),
+    # units of ten thousand: each figure to the same place as English's ("10.56M" is to the ten thousand),
+    # where it read "1055.93万" and "123.46万"
+    ("ja_JP", ["1.2万", "100万", "123万", "1056万", "1.06億", "10.6億", "123.5億"]),
+    ("zh_CN", ["1.2万", "100万", "123万", "1056万", "1.06亿", "10.6亿", "123.5亿"]),
+    ("ko_KR", ["1.2만", "100만", "123만", "1056만", "1.06억", "10.6억", "123.5억"]),
+])
+def test_compact_token_totals_show_the_same_place_in_every_locale(locale: str, expected: list[str]) -> None:
+    fmt = Formatter(locale)
+    assert [fmt.tokens(n) for n in _TOKEN_TOTALS] == expected
+    assert [fmt.tokens(-n) for n in _TOKEN_TOTALS] == ["-" + e for e in expected]
+
+
 @pytest.mark.parametrize(("name", "cur", "prev", "expected"), [
     ("resolution_rate", 61.4, 59.3, "+2.1 pp"),  # rates change in points, never percent of percent
     ("conversations", 2480, 2210, "+12%"),

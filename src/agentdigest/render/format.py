@@ -125,7 +125,11 @@ class Formatter:
         """``number`` in the locale's short form, with one decimal under a million and two from a million
         (so 1,034,510 and 1,049,174 do not both read "1M" next to "996.7K"); None where the locale has no
         short form for its size. Babel's own short form drops trailing zeros, so a day-by-day column read
-        "1.01M, 971K, 928.5K" and "1M" beside "1.05M" (found in a reader audit): here "971.0K", "1.00M"."""
+        "1.01M, 971K, 928.5K" and "1M" beside "1.05M" (found in a reader audit): here "971.0K", "1.00M".
+
+        Those decimals are counted on thousands and millions. A locale whose units step by ten thousand
+        (ja, zh, ko: 万, 億) gets only as many as show the same place: 10,559,300 is "10.56M" to the ten
+        thousand, so "1056万", not "1055.93万" (found in a rendering audit)."""
         forms = self.locale.compact_decimal_formats["short"]["other"]
         sizes = sorted((int(size) for size in forms), reverse=True)
         for i, size in enumerate(sizes):
@@ -136,9 +140,12 @@ class Formatter:
                 return None
             scale = size // 10 ** (pattern.count("0") - 1)
             digits = 2 if size >= 1_000_000 else 1
+            # the place of the last digit "10.56M" or "12.3K" shows (10^4, 10^2), in this locale's unit
+            last_place = 3 * ((len(str(size)) - 1) // 3) - digits
+            digits = min(digits, max(0, len(str(scale)) - 1 - last_place))
             if i and abs(shown(number / scale, digits)) * scale >= sizes[i - 1]:  # 999,960 is "1.00M"
                 return self._compact(math.copysign(sizes[i - 1], number))
-            fixed = re.sub(r"0+(?:\.0+)?", "0." + "0" * digits, pattern, count=1)
+            fixed = re.sub(r"0+(?:\.0+)?", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
             return format_decimal(number / scale, format=fixed, locale=self.locale)
         return None
 
