@@ -176,7 +176,7 @@ def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
     report has plain spaces."""
     files = rendered("executive")
     section = unescape(files["report.html"].decode()).split("Last 8 weeks", 1)[1].split("</table>", 1)[0]
-    periods = re.findall(r'<td class="td name"[^>]*>([^<]*)</td>', section)
+    periods = re.findall(r'<td class="td name"[^>]*><bdi>([^<]*)</bdi></td>', section)
     assert len(periods) >= 2, section[:500]
     for period in periods:
         dates = period.split(" (")[0].split("\u2009–\u2009")  # a note such as " (incomplete)" may wrap
@@ -249,3 +249,78 @@ def test_the_inbox_preview_shows_the_opening_and_nothing_after_it() -> None:
     assert opening + "." == lead
     pad = "\u034f" + pad
     assert set(pad) == {"\u034f", "\u200c", "\u00a0"} and len(pad) >= 150
+
+
+RTL_AGENT, RTL_TYPE, RTL_MODEL = "סוכן-תמיכה-2", "خطأ_المهلة: 30", "نموذج-7"
+RTL_MESSAGE = "הכלי לא הגיב: 503 (ניסיון 3 מתוך 3)"
+_RTL_LETTER = re.compile("[\u0590-\u08ff]")
+
+
+class _Directions(ParsedHTML):
+    """Each piece of text with the ``dir`` of the innermost element around it that sets one, and the whole
+    text of each ``<bdi>``."""
+
+    VOID = {"br", "wbr", "img", "meta", "hr", "col", "input", "link"}
+
+    def __init__(self, html: str):
+        self.stack: list[tuple[str, str | None, list[str]]] = []
+        self.pieces: list[tuple[str, str | None]] = []
+        self.bdis: list[tuple[str, str | None]] = []
+        super().__init__(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.stack.append((tag, dict(attrs).get("dir"), []))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            name, d, text = self.stack.pop()
+            if name == "bdi":
+                self.bdis.append(("".join(text), d))
+            if name == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        super().handle_data(data)
+        self.pieces.append((data, next((d for _, d, _ in reversed(self.stack) if d), None)))
+        for name, _, text in self.stack:
+            if name == "bdi":
+                text.append(data)
+
+
+def test_hebrew_and_arabic_event_text_is_isolated_in_the_email_and_the_pdf() -> None:
+    """Agent names, error types, models and failure messages in Hebrew or Arabic sat bare in the HTML, so the
+    bidi algorithm joined the dots, ids and numbers beside them to their run ("agent סוכן-2 42" reads
+    "agent 42 2-סוכן") and a message's closing ")" or "." landed on the wrong side. Each is now in an element
+    that isolates it with its direction said explicitly (WeasyPrint and Word-based Outlook ignore dir="auto")."""
+    from dataclasses import replace
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from agentdigest.render import render_artifacts
+    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.html import render_template
+    from agentdigest.render.prepare import prepare
+    from render_fixtures import TZ, make_report
+
+    data = make_report("engineering", failures=3)
+    data = replace(
+        data,
+        by_agent=(dict(data.by_agent[0], agent_id=RTL_AGENT),) + data.by_agent[1:],
+        by_model=(dict(data.by_model[0], model=RTL_MODEL),) + data.by_model[1:],
+        errors_by_type=(dict(data.errors_by_type[0], error_type=RTL_TYPE),) + data.errors_by_type[1:],
+        failure_examples=tuple(dict(r, agent_id=RTL_AGENT, error_type=RTL_TYPE, error_message=RTL_MESSAGE)
+                               for r in data.failure_examples))
+    files = render_artifacts(data, {"html", "eml"}, now=datetime(2026, 11, 30, 9, tzinfo=ZoneInfo(TZ)))
+    ctx, _ = build_context(prepare(data), PRINT_LIMITS)
+    pages = {"report.html": files["report.html"].decode(), "email html part": eml_texts(files["message.eml"])["text/html"],
+             "print html (PDF)": render_template("engineering", {**ctx, "images": {}}, target="print")}
+    for where, html in pages.items():
+        doc = _Directions(html[html.index("<body"):])  # the <title> is the report's, in English here
+        rtl = [(text, d) for text, d in doc.pieces if _RTL_LETTER.search(text)]
+        assert rtl and all(d == "rtl" for _, d in rtl), (where, [p for p in rtl if p[1] != "rtl"])
+        # each in an element of its own: the dots, "agent" and the ids beside it are outside
+        assert {(RTL_AGENT, "rtl"), (RTL_MODEL, "rtl"), (RTL_TYPE, "rtl")} <= set(doc.bdis), where
+        assert (RTL_MESSAGE, "rtl") in rtl, where
+        assert ("conv-09000", None) in doc.bdis, where  # ids are isolated too, left to right

@@ -25,6 +25,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from ..errors import RenderError
+from .sections import direction
 
 BUILT_IN = Path(__file__).parent / "templates"
 ENTRY = {"executive": "executive.html.j2", "engineering": "engineering.html.j2"}
@@ -46,6 +47,8 @@ def environment(folder: str | None = None) -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["shown"] = shown_columns
     env.filters["breakable"] = breakable
+    env.filters["isolate"] = isolate
+    env.filters["direction"] = lambda value: direction(str(value))
     return env
 
 
@@ -75,6 +78,16 @@ def breakable(value: Any) -> Markup:
         pos = m.end()
     out.append(runs(text[pos:]))
     return Markup("").join(out)
+
+
+def isolate(value: Any, wrap: bool = False) -> Markup:
+    """Event text (an agent, a model, an error type, an id) escaped in a ``<bdi>``, so Hebrew or Arabic in it
+    cannot reorder the dots, ids and numbers beside it (found in a rendering audit: "agent סוכן-2 42" read
+    "agent 42 2-סוכן"); ``dir="rtl"`` when it starts right-to-left, for renderers that do not guess a
+    ``<bdi>``'s direction (WeasyPrint). ``wrap``: with :func:`breakable`'s break points."""
+    text = str(value)
+    inner = breakable(text) if wrap else escape(text)
+    return Markup('<bdi dir="rtl">' if direction(text) == "rtl" else "<bdi>") + inner + Markup("</bdi>")
 
 
 def shown_columns(columns: list, absent: Any, widths: list | None = None) -> list:

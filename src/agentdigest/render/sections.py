@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +34,18 @@ def isolated(text: str) -> str:
     reader's client cannot pull the numbers that follow into it (a row read backwards after an Arabic
     name, found in a rendering audit); other text unchanged."""
     return ISOLATE + text + POP if _RTL.search(text) else text
+
+
+def direction(text: str) -> str:
+    """"rtl" when the first letter of ``text`` with a direction is right-to-left (as a browser decides
+    dir="auto"), else "ltr". Said explicitly, because WeasyPrint and Word-based Outlook ignore dir="auto"."""
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "ltr"
 
 
 def take(text: str, n: int, from_end: bool = False) -> str:
