@@ -81,7 +81,7 @@ def test_outlook_for_windows_gets_a_fixed_600px_table() -> None:
     """Found in an email audit: Outlook for Windows ignores max-width, so the layout stretched to the reading
     pane; a conditional 600px table only it sees keeps it at 600, and the preheader has mso-hide."""
     html = htmls("executive", {})["email html part"]
-    assert html.count("<!--[if mso]>") == 2
+    assert html.count("<!--[if mso]>") == 2 + 7  # the shell's opening and closing; the card grid's table (6 cards)
     assert re.search(r'<!--\[if mso\]><table role="presentation" width="600"', html)
     assert "mso-hide:all" in html.replace(" ", "") and 'lang="en"' in html
 
@@ -161,13 +161,79 @@ def test_failure_messages_are_truncated() -> None:
     assert len(message) <= 200 and message.endswith("…")
 
 
-def test_on_a_phone_the_cards_stack_and_the_executive_tables_fit() -> None:
+def test_on_a_phone_the_cards_sit_two_to_a_row_and_the_executive_tables_fit() -> None:
     """Found in a review: at 360 px the 3-column card grid stayed and the page scrolled sideways
-    (css-inline had dropped every @media rule)."""
+    (css-inline had dropped every @media rule). Then the phone rule stacked the cards one a row, and the
+    executive summary was about 2,000 px tall at 375 px (a rendering audit): now two to a row."""
     html = rendered("executive")["report.html"].decode()
     media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
-    assert re.search(r"\.kpi\s*\{[^}]*display:\s*block !important", media)
+    assert re.search(r"\.kpi\s*\{[^}]*max-width:\s*50% !important", media)
+    assert not re.search(r"\.kpi\s*\{[^}]*display:\s*block", media)
     assert re.search(r"\.th,\s*\.td\s*\{[^}]*font-size", media)
+
+
+#: The width of a card's row in the 600px email: 600 less the border (2) and the section's padding (48).
+CARD_ROW_PX = 550
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_the_cards_wrap_by_their_own_width_without_the_phone_rule(audience: str) -> None:
+    """Cards in table cells kept three columns wherever the phone rule was missing or dropped, and only that
+    rule could change them. As inline-blocks at most a third of the 600px layout wide, three sit in a row on a
+    desktop and fewer wherever less room is left, whatever the client does with <style>; Outlook for Windows
+    (no inline-block, no max-width) gets a table of three columns only it reads."""
+    html = rendered(audience)["report.html"].decode()
+    body = html[html.index("Headline figures"):]
+    cards = re.findall(r'<div class="kpi" style="([^"]*)"', body)
+    assert len(cards) == 6 and not re.search(r'<td class="kpi', body)
+    for style in cards:
+        assert "display:inline-block" in style and "box-sizing:border-box" in style and "width:100%" in style
+        width = int(re.search(r"max-width:(\d+)px", style).group(1))
+        assert 3 * width <= CARD_ROW_PX and 2 * width > CARD_ROW_PX / 2, style  # three fit; half a phone is more
+    grid = body[:body.index("</div>", body.rindex('<div class="kpi"'))]
+    assert grid.count("<!--[if mso]>") == 6 and grid.count("</tr><tr>") == 1  # Outlook's table: 3 + 3
+
+
+def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
+    """Where the cards are and how tall the page is in headless Chromium at a viewport ``width`` px wide. A
+    headless window is at least 500 px wide, so the page is loaded in an iframe of ``width``: its own
+    viewport, where the @media rules apply as on a phone."""
+    import json
+    import subprocess
+
+    probe = """<script>addEventListener('load', function () {
+      var cards = [].map.call(document.querySelectorAll('.kpi'), function (e) { var r = e.getBoundingClientRect();
+        return [Math.round(r.left), Math.round(r.top)]; });
+      parent.postMessage(JSON.stringify({height: document.documentElement.scrollHeight,
+        scroll_width: document.documentElement.scrollWidth, cards: cards}), '*'); });</script>"""
+    page = tmp_path / f"page{width}.html"
+    page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    outer = tmp_path / f"outer{width}.html"
+    outer.write_text(f'<!DOCTYPE html><body><pre id="out"></pre><iframe src="{page.as_uri()}" width="{width}" '
+                     'height="600"></iframe><script>addEventListener("message", function (e) '
+                     '{ document.getElementById("out").textContent = e.data; });</script></body>', encoding="utf-8")
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+                          "--window-size=1100,700", "--virtual-time-budget=3000", "--dump-dom", outer.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    return json.loads(unescape(re.search(r'<pre id="out">(.*?)</pre>', dom, re.S).group(1)))
+
+
+CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary on PATH to lay the email out")
+@pytest.mark.parametrize(("audience", "width", "per_row"), [
+    ("executive", 375, 2), ("engineering", 375, 2), ("executive", 1000, 3), ("engineering", 1000, 3)])
+def test_in_a_browser_the_cards_sit_two_to_a_row_on_a_phone_and_three_on_a_desktop(audience, width, per_row,
+                                                                                     tmp_path) -> None:
+    """The layout as Chromium draws it (measured in the audit: the executive email was 2,058 px tall at 375 px
+    with one card a row, 1,605 px with two)."""
+    laid = _layout_in_chromium(rendered(audience)["report.html"].decode(), width, tmp_path)
+    rows: dict[int, int] = {}
+    for _, top in laid["cards"]:
+        rows[top] = rows.get(top, 0) + 1
+    assert sorted(rows.values()) == [per_row] * (6 // per_row), laid["cards"]
+    assert laid["scroll_width"] <= width  # nothing wider than the screen
 
 
 def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
