@@ -163,7 +163,7 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
     con.commit()
     con.close()
     ledger = Ledger(f"sqlite:///{path}")
-    assert ledger.schema_version() == SCHEMA_VERSION == 4
+    assert ledger.schema_version() == SCHEMA_VERSION == 5
     # Version 3: an alarm recorded as a delivery of its period (up to version 2) is an alarm again.
     assert ledger.tried_periods("weekly-exec") == ([], [])
     assert [r["kind"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == ["alarm"]
@@ -171,6 +171,8 @@ def test_a_version_1_ledger_is_upgraded_and_keeps_its_rows(tmp_path):
     # Version 4: a fingerprint of each send's destination (renames.py); rows from before have none.
     assert "destination" in {c["name"] for c in inspect(create_engine(f"sqlite:///{path}")).get_columns("deliveries")}
     assert [r["destination"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == [None]
+    # Version 5: the fingerprint of the settings a failure happened under (refusals.py); rows from before have none.
+    assert [r["failed_under"] for r in ledger.deliveries("weekly-exec", "2026-W45")] == [None]
     runs = [row for row in ledger.history() if row["kind"] == "run"]
     assert [(r["period_key"], r["state"], r["owner"]) for r in runs] == [("2026-W44", "done", None)]
     run = ledger.start_run(R, P, "manual", "me:1:x")

@@ -197,7 +197,7 @@ def test_a_version_3_ledger_gains_the_destination_column_and_keeps_its_rows(url)
     engine.dispose()
     ledger = Ledger(url)
     try:
-        assert ledger.schema_version() == SCHEMA_VERSION == 4
+        assert ledger.schema_version() == SCHEMA_VERSION == 5
         assert [(r["channel"], r["state"], r["destination"]) for r in ledger.deliveries(R, "2026-W47")] == [
             ("slack", "sent", None)]
         claim = ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
@@ -206,6 +206,31 @@ def test_a_version_3_ledger_gains_the_destination_column_and_keeps_its_rows(url)
                             note="restored")
         assert {r["channel"]: r["destination"] for r in ledger.deliveries(R, P)} == {
             "slack": "0123456789abcdef01234567", "box": "fedcba9876543210fedcba98"}
+    finally:
+        ledger.close()
+
+
+def test_a_version_4_ledger_gains_the_failed_under_column_and_keeps_its_rows(url):
+    """Version 5 adds a nullable fingerprint of the settings a failure happened under (refusals.py); a row
+    that failed before has none, and a failure after the upgrade records one."""
+    Ledger(url).close()
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE deliveries DROP COLUMN failed_under"))
+        conn.execute(update(schema_version).values(version=4))
+        conn.execute(text("INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, "
+                          "sends, takeovers, created_at, updated_at, retryable) VALUES ('weekly-exec', '2026-W47', "
+                          "'mail', 'vp@example.com', 'period', 'failed', 1, 0, 0, :at, :at, false)"),
+                     {"at": "2026-11-23 09:00:00"})
+    engine.dispose()
+    ledger = Ledger(url)
+    try:
+        assert ledger.schema_version() == SCHEMA_VERSION == 5
+        assert [(r["recipient"], r["state"], r["failed_under"]) for r in ledger.deliveries(R, "2026-W47")] == [
+            ("vp@example.com", "failed", None)]
+        claim = ledger.claim(R, P, "mail", "vp@example.com", owner="o", lease_seconds=60)
+        ledger.mark_failed(claim, "550 no such user", retryable=False, under="0123456789abcdef01234567")
+        assert [r["failed_under"] for r in ledger.deliveries(R, P)] == ["0123456789abcdef01234567"]
     finally:
         ledger.close()
 

@@ -213,9 +213,10 @@ class Ledger(LedgerDatabase):
             return False
 
     def mark_failed(self, claim: Claim, error: str, retryable: bool, more_attempts: int = 0, *,
-                    provider_id: str | None = None) -> bool:
+                    provider_id: str | None = None, under: str | None = None) -> bool:
         """Record a failed target (error masked), with the id the provider may know it by when it may have
-        arrived. False when the claim was lost to another sender."""
+        arrived, and ``under``, the fingerprint of the settings it failed under (refusals.py). False when the
+        claim was lost to another sender."""
         now = utc_now()
         d = deliveries.c
         known = {"provider_id": provider_id} if provider_id else {}  # an earlier send's id stays otherwise
@@ -223,7 +224,7 @@ class Ledger(LedgerDatabase):
             return bool(conn.execute(update(deliveries).where(d.id == claim.id, d.claim_token == claim.token,
                                                               d.state == "sending").values(
                 state="failed", last_error=_clip(error), retryable=retryable, lease_until=None, updated_at=now,
-                attempts=d.attempts + more_attempts, **known)).rowcount)
+                attempts=d.attempts + more_attempts, failed_under=under, **known)).rowcount)
 
     def record_test(self, report_id: str, period_key: str, channel: str, recipient: str, *, state: str,
                     provider_id: str | None = None, error: str | None = None) -> None:
@@ -398,5 +399,6 @@ def _delivery_dict(row: Any, now: datetime) -> dict[str, Any]:
         "lease_expired": bool(row["state"] == "sending" and lease is not None and lease < now),
         "takeovers": row["takeovers"], "note": row["note"], "created_at": _iso(row["created_at"]),
         "sent_at": _iso(row["sent_at"]), "id": row["id"], "destination": row["destination"],
+        "failed_under": row["failed_under"],
     }
 

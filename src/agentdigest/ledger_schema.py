@@ -29,7 +29,7 @@ from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
 from .masking import mask_text, mask_url
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MAX_ERROR = 2000
 
 metadata = MetaData()
@@ -75,6 +75,9 @@ deliveries = Table(
     Column("sent_at", DateTime),
     # since version 4: a fingerprint of where the latest send went (renames.py), never the destination itself
     Column("destination", String(64)),
+    # since version 5: a fingerprint of the report's settings its last failure happened under (refusals.py), so a
+    # target refused for good is not tried again by `run --due` until they change; never the settings themselves
+    Column("failed_under", String(64)),
     UniqueConstraint("report_id", "period_key", "channel", "recipient", "kind", name="uq_deliveries_target"),
 )
 heartbeats = Table(
@@ -109,8 +112,14 @@ def _add_destination(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE deliveries ADD COLUMN destination VARCHAR(64)"))
 
 
+def _add_failed_under(conn: Connection) -> None:
+    # Rows from before have none: a target refused for good then is tried again by the next pass, as it was then.
+    if "failed_under" not in {c["name"] for c in inspect(conn).get_columns("deliveries")}:
+        conn.execute(text("ALTER TABLE deliveries ADD COLUMN failed_under VARCHAR(64)"))
+
+
 # version -> upgrade from the version before; applied in order, each inside the schema lock.
-MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination}
+MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination, 5: _add_failed_under}
 
 
 class LedgerError(AgentDigestError):
