@@ -23,6 +23,7 @@ from agentdigest.config import load_config
 from agentdigest.logs import configure_logging
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
+from agentdigest.runner import run_reports
 from agentdigest.schedule import check_missed, run_due, show_next
 from conftest import free_port
 from schedule_helpers import cli, make_events, outbox, sent_files, utc, write_config
@@ -306,6 +307,64 @@ def test_a_refused_recipient_removed_from_the_config_no_longer_keeps_its_period_
     assert (code, out.strip()) == (0, "weekly 2026-W48: already sent")
     assert check_missed(load_config(path), now=utc("2026-11-30T17:00:00Z"), console=console()[0]) == 0
     assert len(server.messages) == 1 + len(replaced_by)
+
+
+def refused_and_accepted(tls_cert, server, to=("cto@example.com", "vp@example.com")) -> dict:
+    return {"type": "email", "to": list(to), "from": "reports@example.com", "smtp_url": server.url(),
+            "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+
+
+def test_run_due_does_not_try_again_a_recipient_refused_for_good(tmp_path, events, smtp_server, tls_cert):
+    """Found in a delivery audit: the scheduler's retries skipped a recipient refused for good (550), but
+    `run --due` from cron sent to it again at every run, for the same 550 each time, for as long as the period
+    stayed due (a year). A later `--due` now skips it, and says how to try it again; a changed config and an
+    explicit `run REPORT --period KEY` try it again."""
+    server = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user"})
+    mail = refused_and_accepted(tls_cert, server)
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[report])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1
+    code, out = due_run(path, "2026-11-30T14:06:00Z")
+    assert server.handler.rcpts.count("vp@example.com") == 1, out  # 2 before: each cron run tried it again
+    assert code == 1  # the period is still not delivered to every recipient
+    [refused] = [line for line in out.splitlines() if "vp@example.com" in line]
+    assert refused.startswith("weekly 2026-W48 -> mail vp@example.com: not tried again, refused for good before (")
+    assert refused.endswith(": 550 5.1.1 no such user); `agentdigest run weekly --period 2026-W48 --config "
+                            f"{path}` tries it again"), out
+    assert "cto@example.com: skipped_sent" in out
+    assert [rcpts for _, rcpts, _ in server.messages] == [["cto@example.com"]]
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        vp = ledger.delivery("weekly", "2026-W48", "mail", "vp@example.com")
+        assert (vp["state"], vp["retryable"], vp["attempts"]) == ("failed", False, 1)
+    finally:
+        ledger.close()
+
+    # A changed config (the channel's settings) tries every target again, as a changed config does for the scheduler
+    path = write_config(tmp_path, events=events, channels={"mail": {**mail, "timeout": 6}}, reports=[report])
+    assert due_run(path, "2026-11-30T14:11:00Z")[0] == 1
+    assert server.handler.rcpts.count("vp@example.com") == 2
+    assert due_run(path, "2026-11-30T14:16:00Z")[0] == 1
+    assert server.handler.rcpts.count("vp@example.com") == 2
+    # ... and so does an explicit run of the period
+    config = load_config(path)
+    (outcome,) = run_reports(config, list(config.reports), period_key="2026-W48", now=utc("2026-11-30T14:21:00Z"),
+                             formats=FORMATS)
+    assert [(d.recipient, d.state) for d in outcome.deliveries] == [("cto@example.com", "skipped_sent"),
+                                                                   ("vp@example.com", "failed")]
+    assert server.handler.rcpts.count("vp@example.com") == 3
+
+
+def test_run_due_tries_again_a_recipient_deferred(tmp_path, events, smtp_server, tls_cert):
+    """A transient refusal (451) is no refusal for good: the next `run --due` sends to that recipient."""
+    server = smtp_server(rcpt={"vp@example.com": ["451 4.2.1 busy"]})  # then accepted
+    mail = refused_and_accepted(tls_cert, server)
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[{**NY_WEEKLY, "channels": ["mail"]}])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1
+    code, out = due_run(path, "2026-11-30T14:06:00Z")
+    assert code == 0 and "vp@example.com: sent" in out, out
+    assert server.handler.rcpts.count("vp@example.com") == 2
+    assert [rcpts for _, rcpts, _ in server.messages] == [["cto@example.com"], ["vp@example.com"]]
 
 
 # -- a renamed or replaced email channel --------------------------------------------------------

@@ -35,6 +35,7 @@ from . import due
 from .config import Config, command, load_config
 from .delivery import report_lease
 from .owners import owner_id
+from .refusals import settings_view
 from .errors import first_line
 from .ledger_schema import LedgerError, foreign_ledger
 from .logs import configure_logging
@@ -162,13 +163,9 @@ def _report(config: Any, report_id: str) -> Any:
 
 
 def _changed(old: Any, new: Any, report_id: str) -> bool:
-    """Whether a report's own settings, its channels', the source or the archive differ between configs."""
-    def view(config: Any) -> Any:
-        report = _report(config, report_id)
-        if report is None:
-            return None
-        return (report, [config.channels.get(c) for c in report.channels], config.source, config.archive)
-    return view(old) != view(new)
+    """Whether a report's own settings, its channels', the source or the archive differ between configs (what
+    `run --due` tells by the fingerprint of the same view, refusals.py)."""
+    return settings_view(old, report_id) != settings_view(new, report_id)
 
 
 class Daemon:

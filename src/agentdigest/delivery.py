@@ -35,6 +35,7 @@ from .ledger import Ledger
 from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
+from .refusals import refused_for_good, settings_fingerprint
 from .renames import RemovedSends, carried_note, fingerprint, sends_of_removed_channels
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
@@ -56,6 +57,8 @@ class DeliveryResult:
     #: Transient unless the channel said otherwise: a failure taken for permanent is not retried by the scheduler.
     #: A send that may have arrived (not retried within its run) is transient here: the next pass sends it again.
     retryable: bool = True
+    #: not tried: refused for good before in the period, under the same settings (refusals.py); that error
+    refused_before: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -91,8 +94,9 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
 
     ``force`` re-sends targets already sent (``resend``); ``only_channel`` limits to one of the
     report's channels; ``test_to`` (an address or a channel name) makes a test send instead.
-    ``skip_refused`` (the scheduler's retry of a failed pass) does not try again a target whose last failure in
-    the period was permanent: it is reported failed as it was, and its ledger row is left as it is.
+    ``skip_refused`` (the scheduler's retry of a failed pass, ``run --due``) does not try again a target whose last
+    failure in the period was permanent and happened under the same settings (refusals.py): it is reported
+    failed as it was, and its ledger row is left as it is.
     """
     log = log or _logger
     artifacts = read_artifacts(Path(archive), report_cfg.id, period_key)
@@ -118,13 +122,17 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     destinations = {name: fingerprint(channel) for name, channel in channels.items()}
     # Found in a delivery audit: each retry of a pass with a 550 recipient and a 451 one sent to both, the 550 one
     # refused the same way every time.
-    refused = refused_for_good(ledger, report_cfg.id, period_key) if skip_refused and not force else {}
+    # The settings this delivery's failures happen under, kept with them: a later pass skips a target refused
+    # for good only under the same ones (refusals.py).
+    under = settings_fingerprint(config, report_cfg)
+    refused = refused_for_good(ledger, report_cfg.id, period_key, under) if skip_refused and not force else {}
     unlogged: list[ArchiveError] = []
     try:
         for name in names:
             done = _deliver_channel(channels[name], config.channels[name], report_cfg.id, period_key, artifacts,
                                     ledger=ledger, owner=owner, force=force, log=log, secrets=secrets,
-                                    removed=removed, destination=destinations[name], refused=refused.get(name, {}))
+                                    removed=removed, destination=destinations[name], refused=refused.get(name, {}),
+                                    under=under)
             results += done
             _log_sends(Path(archive), report_cfg.id, period_key, done, unlogged, destinations)
     except BaseException as exc:
@@ -159,6 +167,11 @@ def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
     return targets
 
 
+def _not_tried(channel: str, target: str, earlier: str) -> DeliveryResult:
+    return DeliveryResult(channel, target, "failed", retryable=False, refused_before=earlier,
+                          error=f"not tried again, refused for good before: {earlier}")
+
+
 def _log_sends(archive: Path, report_id: str, period_key: str, results: list[DeliveryResult],
                unlogged: list[ArchiveError], destinations: dict[str, str | None]) -> None:
     """Append the sends among ``results`` to the period's send log (the archive now holds what was sent: it
@@ -177,16 +190,6 @@ def _log_sends(archive: Path, report_id: str, period_key: str, results: list[Del
         unlogged.append(exc)
 
 
-def refused_for_good(ledger: Ledger, report_id: str, period_key: str) -> dict[str, dict[str, str]]:
-    """Each channel's targets of the period that were never sent and whose last failure was permanent (a 550
-    recipient, Slack's channel_not_found), with that failure's error."""
-    refused: dict[str, dict[str, str]] = {}
-    for row in ledger.deliveries(report_id, period_key):
-        if row["kind"] == "delivery" and row["state"] == "failed" and row["retryable"] is False and not row["sent_at"]:
-            refused.setdefault(row["channel"], {})[row["recipient"]] = row["error"] or "refused"
-    return refused
-
-
 def all_secrets(config: Config) -> list[str]:
     """The secret values of every configured channel (what :func:`mask_text` hides)."""
     return [s for settings in config.channels.values() for s in secret_values(settings)]
@@ -194,7 +197,7 @@ def all_secrets(config: Config) -> list[str]:
 
 def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key: str, artifacts: dict[str, bytes], *,
                      ledger: Ledger, owner: str, force: bool, log: Any, secrets: list[str], removed: RemovedSends,
-                     destination: str | None, refused: dict[str, str]) -> list[DeliveryResult]:
+                     destination: str | None, refused: dict[str, str], under: str | None = None) -> list[DeliveryResult]:
     name = channel.name
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
@@ -202,7 +205,7 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
                                renamed=removed.of(channel, targets, destination), destination=destination,
-                               refused=refused)
+                               refused=refused, under=under)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -226,14 +229,16 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
 def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any], report_id: str, period_key: str,
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
                     secrets: list[str], renamed: dict[str, dict[str, Any]],
-                    destination: str | None = None, refused: dict[str, str] | None = None) -> list[DeliveryResult]:
+                    destination: str | None = None, refused: dict[str, str] | None = None,
+                    under: str | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
     ``renamed``: this channel's targets that a channel no longer in the config sent the period to (or this one,
     to the address written differently), with the row of that send (renames.py); such a target is recorded as
     sent, not claimed. ``destination``: the channel's
     destination fingerprint, recorded with its sends. ``refused``: targets not to try again, with the permanent
-    error each last failed with (:func:`refused_for_good`); neither claimed nor sent, they are reported failed."""
+    error each last failed with (:func:`refused_for_good`); neither claimed nor sent, they are reported failed.
+    ``under``: the fingerprint of the settings, recorded with each failure."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
     carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
@@ -250,9 +255,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                 carried.setdefault(old["channel"], []).append(target)
             continue
         if refused and (earlier := refused.get(target)) is not None:
-            skipped[target] = DeliveryResult(name, target, "failed", retryable=False,
-                                             error=f"not tried again by this retry; refused for good before: {earlier}")
-            log.info("%s %s -> %s%s: refused for good before, not tried again by this retry", report_id, period_key,
+            skipped[target] = _not_tried(name, target, earlier)
+            log.info("%s %s -> %s%s: refused for good before, not tried again", report_id, period_key,
                      name, f" {target}" if target else "")
             continue
         claim, row = _claim(ledger, report_id, period_key, name, target, owner=owner, lease=lease, force=force)
@@ -316,7 +320,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
             error = mask_text(result.error or "failed", secrets)
             # A send that may have arrived is not retried within the run, but it is no refusal: the ledger calls it
             # retryable, as the scheduler does, or a retry of the pass would skip it (refused_for_good)
-            ledger.mark_failed(claim, error, result.retry_later, uncounted, provider_id=result.provider_id)
+            ledger.mark_failed(claim, error, result.retry_later, uncounted, provider_id=result.provider_id,
+                               under=under)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
                                           provider_id=result.provider_id, retryable=result.retry_later)
             log.error("%s: %s", label, error)

@@ -120,8 +120,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     """Run each report for its period(s): the given key, the given periods, or the last complete one.
 
     ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered.
-    ``skip_refused`` (the scheduler's retry of a failed pass): a target refused for good in the period is not
-    tried again (see :func:`agentdigest.delivery.deliver_report`).
+    ``skip_refused`` (the scheduler's retry of a failed pass, ``run --due``): a target refused for good in the
+    period is not tried again (see :func:`agentdigest.delivery.deliver_report`).
 
     ``delivery_log`` gets the per-target delivery lines (default: this module's logger); a caller that
     reports each delivery itself (the scheduler's decision log) passes a quieter one."""

@@ -1,7 +1,9 @@
 """Scheduled runs: ``run --due``, ``check --missed``, ``history --next`` (and ``schedule``, in daemon.py).
 
 ``run --due`` runs, for every report, the periods :func:`agentdigest.due.due_periods` names (the
-latest due period and up to ``catch_up`` before it, each unless already sent) and exits. It is
+latest due period and up to ``catch_up`` before it, each unless already sent) and exits. Like the
+scheduler's retries it does not try again a target refused for good in the period under the same
+settings (refusals.py): it says so, naming ``run REPORT --period KEY``, which tries every target. It is
 safe to repeat and to race: a period already sent is not even recomputed, and the ledger's claims
 let exactly one of several racing processes send each (report, period, channel, recipient).
 
@@ -103,8 +105,9 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
              stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False) -> PassResult:
     """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others.
 
-    ``skip_refused``: the pass is the scheduler's retry of a failed one; a target refused for good in a period
-    (its last failure there permanent) is not tried again, only the others (see Worker in daemon.py)."""
+    ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
+    good in a period (its last failure there permanent, under the same settings) is not tried again, only the
+    others (see Worker in daemon.py, and refusals.py)."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -239,7 +242,10 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
 
         ledger = open_ledger(config)
     try:
-        result = run_pass(config, reports, now, ledger=ledger, archive=archive, formats=formats, dry_run=dry_run)
+        # Like the scheduler's retry: cron runs it again and again, and a target refused for good (a 550 recipient)
+        # would be refused the same way each time (a delivery audit); a changed config tries it again (refusals.py)
+        result = run_pass(config, reports, now, ledger=ledger, archive=archive, formats=formats, dry_run=dry_run,
+                          skip_refused=True)
     finally:
         if own:
             ledger.close()
@@ -264,6 +270,11 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                           markup=False)
         for d in run.deliveries:
             where = d.channel + (f" {d.recipient}" if d.recipient else "")
+            if d.refused_before is not None:
+                again = command(config, f"run {run.report_id} --period {run.period.key}")
+                console.print(f"{run.report_id} {run.period.key} -> {where}: not tried again, refused for good before "
+                              f"({d.refused_before}); `{again}` tries it again", markup=False, soft_wrap=True)
+                continue
             console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
                           f"{': ' + d.error if d.error else ''}", markup=False)
     if not result.runs and not result.skipped and not result.older:
