@@ -367,6 +367,26 @@ def test_run_due_tries_again_a_recipient_deferred(tmp_path, events, smtp_server,
     assert [rcpts for _, rcpts, _ in server.messages] == [["cto@example.com"], ["vp@example.com"]]
 
 
+def test_run_due_skips_a_period_refused_for_good_everywhere_without_recomputing_it(tmp_path, events, smtp_server,
+                                                                                  tls_cert):
+    """A period whose only recipient was refused for good is neither recomputed nor recorded as a new run by a
+    later `run --due`: nothing it could send has changed."""
+    server = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user"})
+    mail = refused_and_accepted(tls_cert, server, to=["vp@example.com"])
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[{**NY_WEEKLY, "channels": ["mail"]}])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1
+    archived = {p: p.stat().st_mtime_ns for p in (tmp_path / "reports").rglob("*") if p.is_file()}
+    code, out = due_run(path, "2026-11-30T14:06:00Z")
+    assert code == 1 and "vp@example.com: not tried again, refused for good before" in out, out
+    assert server.handler.rcpts.count("vp@example.com") == 1
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "reports").rglob("*") if p.is_file()} == archived
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        assert [(r["trigger"], r["state"]) for r in ledger.history("weekly") if r.get("trigger")] == [("due", "failed")]
+    finally:
+        ledger.close()
+
+
 # -- a renamed or replaced email channel --------------------------------------------------------
 
 def mail_channel(server, tls_cert, to: list[str]) -> dict:

@@ -167,6 +167,34 @@ def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
     return targets
 
 
+def refused_only(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger,
+                 archive: Path) -> list[DeliveryResult] | None:
+    """What a delivery skipping the targets refused for good (``skip_refused``) would come to when it has nothing
+    to try: every target of the period under the config as it is now is sent or refused for good under these
+    settings. None when one could be tried, or its targets cannot be told (nothing archived).
+
+    Found in a re-check: a period whose only recipient was refused was computed, rendered and recorded as a new
+    run at every `run --due` from cron, for as long as it stayed due (a year), to send nothing."""
+    refused = refused_for_good(ledger, report_cfg.id, period_key, settings_fingerprint(config, report_cfg))
+    if not refused:
+        return None
+    sent = {(row["channel"], row["recipient"]): row for row in ledger.deliveries(report_cfg.id, period_key)
+            if row["kind"] == "delivery" and row["sent_at"]}
+    targets = current_targets(config, report_cfg, period_key, archive)
+    results: list[DeliveryResult] = []
+    for name in report_cfg.channels:
+        if (current := targets(name)) is None:
+            return None
+        for target in current:
+            if (row := sent.get((name, target))) is not None:
+                results.append(DeliveryResult(name, target, "skipped_sent", provider_id=row["provider_id"]))
+            elif (earlier := refused.get(name, {}).get(target)) is not None:
+                results.append(_not_tried(name, target, earlier))
+            else:
+                return None
+    return results
+
+
 def _not_tried(channel: str, target: str, earlier: str) -> DeliveryResult:
     return DeliveryResult(channel, target, "failed", retryable=False, refused_before=earlier,
                           error=f"not tried again, refused for good before: {earlier}")

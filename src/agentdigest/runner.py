@@ -208,7 +208,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
     if deliver:
-        from .delivery import current_targets
+        from .delivery import current_targets, refused_only
 
         if not force and not test_to and (unknown := restore_sends(config, report, period, archive, ledger)):
             outcome.skipped = unknown
@@ -226,6 +226,13 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                                    "check [archive] path), so there is nothing to resend (`--force` recomputes, "
                                    "archives and sends it to every channel again)")
             log.info("skipped %s %s: already sent", report.id, period.key)
+            return outcome
+        if skip_refused and not force and not test_to and (
+                refused := refused_only(config, report, period.key, ledger=ledger, archive=archive)) is not None:
+            # Nothing to try: recomputing would rewrite the archive and record a run, to send nothing.
+            outcome.deliveries = refused
+            log.info("%s %s: every target without it was refused for good before; not tried again",
+                     report.id, period.key)
             return outcome
         if not force and not test_to and partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
