@@ -145,6 +145,16 @@ REDACTED = [
     # several in one message
     ("jane@example.com paid with 4111111111111111 from 8.8.8.8",
      "[email] paid with [card] from [ip]"),
+    # Found in an adversarial audit: addresses written out to dodge scrapers passed whole. A bracketed "at"
+    # says so on its own; a bare " at " only with the domain's dots written as words and a common TLD last.
+    ("mail john at example dot com please", "mail [email] please"),
+    ("john [at] example [dot] com", "[email]"),
+    ("john(at)example.com", "[email]"),
+    ("ann(at)example(dot)org", "[email]"),
+    ("JOHN AT EXAMPLE DOT COM", "[email]"),
+    ("jane dot doe at mail dot example dot co dot uk", "[email]"),
+    ("j.doe {at} example {dot} de, thanks", "[email], thanks"),
+    ("reach me at john at example dot com", "reach me at [email]"),
 ]
 
 UNCHANGED = [
@@ -217,6 +227,13 @@ UNCHANGED = [
     "ssn 000-00-0000",
     "token expired, refresh it",
     "version 2026.11.28.01",
+    # what an address written out in words must not take ("at" and "dot" are ordinary words)
+    "timeout at step 3",
+    "behind by at least 3 dot releases",
+    "connection reset at api.example.com:443",
+    "failed at example dot py line 3",
+    "look at the dot com bubble",
+    "KeyError at index 3 (at) parse",
     "",
 ]
 
@@ -540,6 +557,8 @@ def test_cued_kinds_run_after_the_others(text: str, expected: str) -> None:
     "my name is " * 2000,
     "customer_name=" * 2000,
     "account 1234-" * 2000,
+    "x dot " * 2000,
+    "x [dot] " * 2000,
 ])
 def test_runs_of_cues_hold_nothing(text: str) -> None:
     assert Redactor().redact(text) == text

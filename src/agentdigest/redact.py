@@ -7,7 +7,8 @@ confirms it, so ordinary numbers in logs ("timeout after 30000 ms", "2026-11-28"
 =========  ===========================================================  ===========
 kind       candidate                                                    confirmed by
 =========  ===========================================================  ===========
-email      local@domain.tld                                             -
+email      local@domain.tld; written out: john at example dot com,      - (the words)
+           john [at] example [dot] com, ann(at)example(dot)org
 iban       2 letters, 2 digits, 11-30 letters/digits (spaces allowed)   length per country, mod 97
 card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
 ssn        ###-##-####                                                  -
@@ -51,7 +52,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
-from .redact_cues import ids, names
+from .redact_cues import ids, names, obfuscated_emails
 
 # IBAN lengths per country (SWIFT IBAN registry); a candidate from elsewhere is not an IBAN.
 _IBAN_LENGTHS = {
@@ -334,6 +335,7 @@ _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_SECRET, _secret),
     _sub(_PASSWORD, _secret),
     _sub(_EMAIL, "[email]"),
+    obfuscated_emails,
     _ibans,
     _sub(_CARD, _card),
     _sub(_SSN, "[ssn]"),

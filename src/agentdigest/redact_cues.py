@@ -1,9 +1,10 @@
-"""Names and record numbers that only their context tells apart from ordinary words and numbers.
+"""Names, record numbers and written-out addresses that only their context tells apart from ordinary text.
 
 "Jane" and "83749201" are PII after "my name is" or "account", and an ordinary word and number
 anywhere else; so these kinds are confirmed by a cue, not a checksum (the table in
 :mod:`agentdigest.redact`). They read normalised text, after every other kind: a card number
-after "account" is already ``[card]``.
+after "account" is already ``[card]``. An address written out ("john at example dot com") is told
+by its "at" and "dot" and runs beside the other emails.
 """
 
 from __future__ import annotations
@@ -131,3 +132,29 @@ def names(text: str) -> str:
 def ids(text: str) -> str:
     """Every record number after a cue in ``text`` as [id]; the cue stays."""
     return _ID.sub(_id, text)
+
+
+# An address written out to dodge scrapers: "john at example dot com", "john [at] example [dot] com",
+# "ann(at)example(dot)org", "john(at)example.com" (an adversarial audit). A bracketed "at" says so on its own;
+# a bare " at " is an ordinary word, so it needs every dot of the domain written as a word, a common TLD last
+# and no article as the domain ("timeout at step 3", "failed at api.example.com", "at least 3 dot releases",
+# "look at the dot com bubble" stay). A local part never starts after a dot, written or bracketed: a run of
+# "x dot x dot ..." or "x [dot] x [dot] ..." is read once, from its start.
+_AT_MARK = r" ?[\[({<] ?at ?[\])}>] ?"
+_DOT_MARK = r" ?[\[({<] ?dot ?[\])}>] ?"
+_WORD_DOT = "(?:" + _DOT_MARK + "| dot )"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+_TLDS = ("com|org|net|edu|gov|info|biz|io|co|ai|app|dev|me|us|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|ie|pt|"
+         "ru|jp|cn|in|br|au|ca|eu|nz|mx")
+_OBFUSCATED_EMAIL = re.compile(
+    r"(?i)(?<![\w.+-])(?<! dot )(?<!dot[\])}>])(?<!dot[\])}>] )\w[\w+-]*(?:(?:\.|" + _WORD_DOT + r")\w[\w+-]*)*"
+    r"(?:" + _AT_MARK + _LABEL + r"(?:(?:\.|" + _WORD_DOT + ")" + _LABEL + r")*(?:\.|" + _WORD_DOT + r")[^\W\d_]{2,}"
+    r"| at (?!(?:the|a|an|this|that|my|our|your|least|most)\b)" + _LABEL
+    + "(?:" + _WORD_DOT + _LABEL + ")*" + _WORD_DOT + "(?:" + _TLDS + r"))\b"
+)
+
+
+def obfuscated_emails(text: str) -> str:
+    """Every address written out with "at" and "dot" in ``text`` as [email]."""
+    return _OBFUSCATED_EMAIL.sub("[email]", text)
+
