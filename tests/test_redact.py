@@ -155,6 +155,19 @@ REDACTED = [
     ("jane dot doe at mail dot example dot co dot uk", "[email]"),
     ("j.doe {at} example {dot} de, thanks", "[email], thanks"),
     ("reach me at john at example dot com", "reach me at [email]"),
+    # Found in an adversarial audit: an AWS secret access key (40 base64 characters) passed whole after a cue
+    # without "=" or ":", and after the access key id it pairs with; the id itself was already [token].
+    ("aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key [secret]"),
+    ("secret key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY rejected", "secret key: [secret] rejected"),
+    ('AWS Secret Access Key "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"', 'AWS Secret Access Key "[secret]"'),
+    ("AWS wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "AWS [secret]"),
+    ("--aws-secret-access-key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "--aws-secret-access-key [secret]"),
+    ("AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "[token] [secret]"),
+    ("creds AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "creds [token]:[secret]"),
+    ("(ASIAQWERTYUIOPASDFGH, wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY)", "([token], [secret])"),
+    ('{"AccessKeyId": "ASIAQWERTYUIOPASDFGH"}', '{"AccessKeyId": "[token]"}'),
+    ("Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/s3/aws4_request",
+     "Credential=[token]/20261128/us-east-1/s3/aws4_request"),
 ]
 
 UNCHANGED = [
@@ -234,6 +247,14 @@ UNCHANGED = [
     "failed at example dot py line 3",
     "look at the dot com bubble",
     "KeyError at index 3 (at) parse",
+    # 40 characters that an AWS secret key could be, without its cue or without both cases of letters
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b failed",
+    "AWS deploy 3F786850E387550FDAB836ED7E6DC881DE23001B failed",
+    "AWS 3f786850e387550fdab836ed7e6dc881de23001b",
+    "secret rotation: sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "request id wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS request id dGhpcyBpcyBhIHJlcXVlc3QgaWQgZm9yIHRlc3Q0",
+    "x-amz-request-id: 4442587FB7D0A2F9, x-amz-id-2: vlR7PnpV2Ce81l0PRw6jlUpck7Jo5ZsQjryTjKlc5aLWGVHPZLj5NeC6qMa0emYBDXOo6QBU0Wo=",
     "",
 ]
 
@@ -559,6 +580,8 @@ def test_cued_kinds_run_after_the_others(text: str, expected: str) -> None:
     "account 1234-" * 2000,
     "x dot " * 2000,
     "x [dot] " * 2000,
+    "aws_" * 2000,
+    "secret" * 2000,
 ])
 def test_runs_of_cues_hold_nothing(text: str) -> None:
     assert Redactor().redact(text) == text

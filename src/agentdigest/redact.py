@@ -19,7 +19,8 @@ phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
 token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_  -
            keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
-           any value given as a password (password=abc1); PEM private keys
+           any value given as a password (password=abc1); PEM private keys;
+           40 base64 characters after aws..., secret (access) key or an AKIA id
 name       1-3 capitalised words (a script with capitals: Élodie, O'Neil,   the cue
            Jean-Luc, J. R. McDonald) after "my name is", "this is ... speaking", Mr,
            Mrs, Ms, Mx, Dr, Prof, Herr, Frau, Mme, Mlle, "Dear", or a name
@@ -52,7 +53,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 
-from .redact_cues import ids, names, obfuscated_emails
+from .redact_cues import aws_secrets, ids, names, obfuscated_emails
 
 # IBAN lengths per country (SWIFT IBAN registry); a candidate from elsewhere is not an IBAN.
 _IBAN_LENGTHS = {
@@ -331,6 +332,7 @@ def _sub(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]], 
 _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_PEM, "[private-key]"),
     _sub(_URL_PASSWORD, _url_password),
+    aws_secrets,  # before the AKIA id it pairs with is [token]
     _sub(_TOKEN, "[token]"),
     _sub(_SECRET, _secret),
     _sub(_PASSWORD, _secret),
