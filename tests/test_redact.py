@@ -168,6 +168,16 @@ REDACTED = [
     ('{"AccessKeyId": "ASIAQWERTYUIOPASDFGH"}', '{"AccessKeyId": "[token]"}'),
     ("Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/s3/aws4_request",
      "Credential=[token]/20261128/us-east-1/s3/aws4_request"),
+    # Found in an adversarial audit: an API key's name with a space, or a space instead of "=" or ":", passed
+    # the value whole; after the space a value needs 16+ letters and digits in a row to be taken.
+    ("apikey a1B2c3D4e5F6g7H8i9 rejected", "apikey [secret] rejected"),
+    ("api key: a1b2c3d4e5f6g7h8i9j0 invalid", "api key: [secret] invalid"),
+    ("Invalid API key 9f8e7d6c5b4a39281706ffee", "Invalid API key [secret]"),
+    ("Incorrect API key provided: a1b2c3d4e5f6g7h8i9j0k1.", "Incorrect API key provided: [secret]."),
+    ("X-Api-Key 3fa85f64a1b2c3d4e5f60718 denied", "X-Api-Key [secret] denied"),
+    ("secret key a1b2c3d4e5f6g7h8i9 and client secret Zx81aQ92bW73cE64dR55", "secret key [secret] and client secret [secret]"),
+    ("token a1B2c3D4e5F6g7H8i9", "token [token]"),
+    ("refresh token 0a1b2c3d4e5f6a7b8c9d expired", "refresh token [token] expired"),
 ]
 
 UNCHANGED = [
@@ -254,6 +264,16 @@ UNCHANGED = [
     "secret rotation: sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
     "request id wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "AWS request id dGhpcyBpcyBhIHJlcXVlc3QgaWQgZm9yIHRlc3Q0",
+    # a credential's name followed by words, counts, versions or paths
+    "api key expired",
+    "API key missing for tool search_kb",
+    "API key provided: none",
+    "apikey header not set",
+    "api key v2 deprecated since 2026-11-28",
+    "token limit 4096 exceeded",
+    "token count 128000 over budget",
+    "secret key file /etc/ssl/private/server2048.key not found",
+    "api key gpt-4o-mini-2024-07-18 quota",
     "x-amz-request-id: 4442587FB7D0A2F9, x-amz-id-2: vlR7PnpV2Ce81l0PRw6jlUpck7Jo5ZsQjryTjKlc5aLWGVHPZLj5NeC6qMa0emYBDXOo6QBU0Wo=",
     "",
 ]

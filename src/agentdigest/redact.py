@@ -19,6 +19,7 @@ phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
 token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_  -
            keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value);  -
+           api key: ..., apikey ... (16+ letters and digits in a row);
            any value given as a password (password=abc1); PEM private keys;
            40 base64 characters after aws..., secret (access) key or an AKIA id
 name       1-3 capitalised words (a script with capitals: Élodie, O'Neil,   the cue
@@ -155,6 +156,15 @@ _PASSWORD = re.compile(
     r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|[^\s\"'&,;]*\d)|(?<=-password) ))(?!\[)([\"']?)"
     r"(?!\$\{|<|\*|(?:null|none|nil|empty|required|missing|invalid|incorrect|wrong|true|false|redacted|hidden|"
     r"unset|not|set|changed|expired|reset|too)\b)[^\s\"'&,;]{3,}\2"
+)
+# A key's name with a space in it or before its value ("api key: ...", "apikey ...", "Invalid API key ...",
+# "Incorrect API key provided: ...", "client secret ..."; an adversarial audit): after a word, so the value must
+# look like a key, not a word, count, version or path ("api key expired", "api key v2", "gpt-4o-mini-2024-07-18",
+# "/etc/ssl/..."): it opens with 16+ letters and digits in a row, both present. ("token <value>" is _TOKEN's.)
+_SPACED_KEY = re.compile(
+    r"(?i)(?<![\w-])((?:[\w-]*[_-])?(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|client[ _-]?secret|secret)"
+    r"(?: (?:provided|given|used|is|was))?[\"']?(?: ?: ?| ))([\"']?)"
+    r"(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}(?:[._~+/-]+[A-Za-z0-9]+)*=*\2(?![\w/+=-])"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
@@ -336,6 +346,7 @@ _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_TOKEN, "[token]"),
     _sub(_SECRET, _secret),
     _sub(_PASSWORD, _secret),
+    _sub(_SPACED_KEY, _secret),
     _sub(_EMAIL, "[email]"),
     obfuscated_emails,
     _ibans,
