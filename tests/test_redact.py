@@ -64,6 +64,11 @@ REDACTED = [
     ("GB82WEST12345698765432", "[iban]"),
     ("gb82 west 1234 5698 7654 32", "[iban]"),
     ("FR1420041010050500013M02606.", "[iban]."),
+    ("FR14 2004 1010 0505 0001 3M02 606 refused", "[iban] refused"),
+    # Found in an adversarial audit: an IBAN written with dashes between its groups passed whole
+    ("IBAN DE89-3704-0044-0532-0130-00 was rejected", "IBAN [iban] was rejected"),
+    ("gb82-west-1234-5698-7654-32", "[iban]"),
+    ("iban=DE89-3704-0044-0532-0130-00-retry", "iban=[iban]-retry"),
     # Found in a security audit: characters that cleaning removes or turns into spaces afterwards hid
     # PII from the patterns, and the cleaned artifacts then showed it whole.
     ("card 4111\x1b1111\x1b1111\x1b1111 mail ann\x1b@victim.example", "card [card] mail [email]"),
@@ -192,6 +197,8 @@ UNCHANGED = [
     "4111-1111-1111-1112",  # fails Luhn
     "1234 5678 9012 3456",  # fails Luhn
     "NL00 ABNA 0417 1643 00",  # fails mod 97
+    "NL00-ABNA-0417-1643-00",
+    "build-DE89-2026-11-28",
     "ZZ89 3704 0044 0532 0130 00x",  # no such country, and no card-like run
     "999.1.2.3",  # not an address
     "version v1.2.3.4",

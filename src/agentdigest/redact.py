@@ -9,7 +9,7 @@ kind       candidate                                                    confirme
 =========  ===========================================================  ===========
 email      local@domain.tld; written out: john at example dot com,      - (the words)
            john [at] example [dot] com, ann(at)example(dot)org
-iban       2 letters, 2 digits, 11-30 letters/digits (spaces allowed)   length per country, mod 97
+iban       2 letters, 2 digits, 11-30 letters/digits (spaces, dashes)   length per country, mod 97
 card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
 ssn        ###-##-####                                                  -
 ip         dotted quad; hex groups with colons                          ``ipaddress``
@@ -223,7 +223,7 @@ def _card(match: re.Match[str]) -> str:
 
 
 def _ibans(text: str) -> str:
-    """Every IBAN in ``text`` (its country's length, spaces allowed between groups, mod 97) as [iban].
+    """Every IBAN in ``text`` (its country's length, single spaces or dashes between groups, mod 97) as [iban].
 
     A scan from each "CC##" rather than one greedy pattern: a candidate ran on into the next IBAN
     ("DE89 ... 00 and GB82WEST...") and took part of it, which was then missed.
@@ -236,7 +236,7 @@ def _ibans(text: str) -> str:
         seen, i = 0, m.start()
         while i < len(text) and seen < length:
             ch = text[i]
-            if ch == " " and 0 < seen and i + 1 < len(text) and text[i + 1] != " ":
+            if ch in " -" and 0 < seen and i + 1 < len(text) and text[i + 1] not in " -":
                 i += 1
                 continue
             if not (ch.isascii() and ch.isalnum()):
@@ -244,7 +244,7 @@ def _ibans(text: str) -> str:
             seen, i = seen + 1, i + 1
         if seen < length:  # (what follows may be more letters: a checksum-valid IBAN is one anyway)
             continue
-        compact = text[m.start():i].replace(" ", "").upper()
+        compact = text[m.start():i].replace(" ", "").replace("-", "").upper()
         number = "".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])
         if int(number) % 97 == 1:
             out += [text[pos:m.start()], "[iban]"]
