@@ -17,6 +17,11 @@ REDACTED = [
     ("contact jane.doe@example.com now", "contact [email] now"),
     ("a+tag@sub.example.co.uk,", "[email],"),
     ("<JOHN_SMITH@Example.ORG>", "<[email]>"),
+    ("john+billing@example.com and jane.doe+orders-2026@mail.example.co.uk", "[email] and [email]"),
+    # Found in an adversarial audit: a quoted local part passed whole
+    ('mail "john.doe"@example.com bounced', "mail [email] bounced"),
+    ('"john doe"@example.com', "[email]"),
+    ('<"j.smith+x"@mail.example.org>', "<[email]>"),
     # phones, international and North American
     ("call +44 20 7946 0958 today", "call [phone] today"),
     ("+49 30 1234567", "[phone]"),
@@ -210,6 +215,9 @@ UNCHANGED = [
     "support-bot@v3",
     "tech-triage@2026.11",
     "user@localhost",
+    '{"email": "none", "host": "example.com"}',
+    'agent "support-bot"@v3 failed',
+    'said "see you"@ noon',
     "ticket #4567, see KB-1234-5678",
     "retry 0 of 3",
     "took 0.123456789 s",

@@ -7,7 +7,7 @@ confirms it, so ordinary numbers in logs ("timeout after 30000 ms", "2026-11-28"
 =========  ===========================================================  ===========
 kind       candidate                                                    confirmed by
 =========  ===========================================================  ===========
-email      local@domain.tld; written out: john at example dot com,      - (the words)
+email      local@domain.tld, "quoted"@domain.tld; written out: john at example dot com,      - (the words)
            john [at] example [dot] com, ann(at)example(dot)org
 iban       2 letters, 2 digits, 11-30 letters/digits (spaces, dashes)   length per country, mod 97
 card       13-19 digits starting 2-6, single spaces/dashes allowed      Luhn
@@ -71,8 +71,9 @@ _IBAN_LENGTHS = {
 }
 
 # \w is Unicode: internationalised addresses (jörg@müller.example) are addresses too; an apostrophe
-# may sit inside the local part (ann.o'neil@), and "@" may be URL-encoded (?email=bob%40example.com).
-_EMAIL = re.compile(r"(?<![\w.%+-])\w[\w.%+'-]*(?:@|%40)[^\W_](?:[\w-]*[^\W_])?"
+# may sit inside the local part (ann.o'neil@), and "@" may be URL-encoded (?email=bob%40example.com). A local
+# part may be quoted ("john.doe"@example.com, "john doe"@...; it passed whole, found in an adversarial audit).
+_EMAIL = re.compile(r"(?:\"[^\"@\\\s][^\"@\\]{0,63}\"|(?<![\w.%+-])\w[\w.%+'-]*)(?:@|%40)[^\W_](?:[\w-]*[^\W_])?"
                     r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
 # A line break or tab written as an escape (\n, \r, \t: JSON or a repr in an error message) ends a word as a space
 # does: "line1\n4111 1111 1111 1111" held a card that the patterns, seeing the "n" before it, did not take (a leak audit).
