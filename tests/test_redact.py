@@ -294,6 +294,41 @@ UNCHANGED = [
 ]
 
 
+# Whole error messages as agents log them, holding no PII: what the patterns added for written-out emails, bare
+# AWS secret keys, spaced API keys and dashed IBANs must not take (an adversarial audit's false-positive list).
+ORDINARY_ERRORS = [
+    'Traceback (most recent call last):\n  File "/app/agent/tools.py", line 212, in call\n    resp = client.post(url)\n'
+    "  File \"/usr/lib/python3.12/site-packages/httpx/_client.py\", line 1054, in post\nhttpx.ReadTimeout: timed out",
+    "tool_timeout: lookup_order timed out at step 3 after 30000 ms",
+    "conversation 550e8400-e29b-41d4-a716-446655440000 aborted at turn 12",
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b, artifact sha256 "
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 mismatch",
+    "HTTP 429 from upstream; request id: Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdo, retry after 2 s",
+    "RateLimitError: request id req_01HZX3K9Q2W8E7R6T5Y4U3I2O1 (x-request-id: dGhpcyBpcyBhIHJlcXVlc3Q=)",
+    "GET https://api.example.com/v2/orders?page=2&sort=desc returned 404 at /v2/orders",
+    "connect to https://docs.example.org/api/v1/keys timed out",
+    "upgrade from 1.2.3 to 2.0.0-rc.1 failed: client is at least 3 dot releases behind",
+    "model gpt-4o-2024-08-06 at temperature 0.7 refused: content_filter",
+    "ValueError at line 42 in parse_response (at position 1337)",
+    "secret manager unavailable: AWS request id 4442587FB7D0A2F9 in eu-west-1",
+    "api key rotation scheduled for 2026-11-28; token budget 128000 exceeded by 4096",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY_ERRORS)
+def test_leaves_ordinary_error_messages(text: str) -> None:
+    assert Redactor().redact(text) == text
+
+
+def test_a_card_number_glued_to_an_id_is_kept() -> None:
+    """A known gap, kept on purpose: 16 digits after a dash are an id far more often than a card. Measured on
+    1,000,000 random 16-digit ids: Luhn alone takes 10.0%, Luhn and a card network's IIN range (Visa, Mastercard,
+    Discover, JCB, UnionPay) 2.3%, Visa and Mastercard only 2.0%; only Visa (1.0%) comes near 1% and it misses
+    the rest. "Not after a known id prefix" cannot help: conv- is one. A card after a space or a word is [card]."""
+    assert Redactor().redact("conv-4012888888881881 failed") == "conv-4012888888881881 failed"
+    assert Redactor().redact("card 4012888888881881 failed") == "card [card] failed"
+
+
 @pytest.mark.parametrize(("text", "expected"), REDACTED)
 def test_redacts(text: str, expected: str) -> None:
     assert Redactor().redact(text) == expected
