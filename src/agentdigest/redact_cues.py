@@ -156,9 +156,14 @@ _OBFUSCATED_EMAIL = re.compile(
 )
 
 
+# Either form holds a bracketed "at" or "dot", or " dot ": a text without one is not read further (the
+# pattern tries a local part at every word; this halves what the step costs on ordinary error messages).
+_WRITTEN_OUT = re.compile(r"(?i)[\[({<] ?(?:at|dot) ?[\])}>]| dot ")
+
+
 def obfuscated_emails(text: str) -> str:
     """Every address written out with "at" and "dot" in ``text`` as [email]."""
-    return _OBFUSCATED_EMAIL.sub("[email]", text)
+    return _OBFUSCATED_EMAIL.sub("[email]", text) if _WRITTEN_OUT.search(text) else text
 
 
 # An AWS secret access key is 40 base64 characters, as a hash or a request id may be; so it is one only right
@@ -176,5 +181,8 @@ _AWS_SECRET = re.compile(
 
 def aws_secrets(text: str) -> str:
     """Every AWS secret access key right after its cue in ``text`` as [secret]; the cue stays."""
+    low = text.lower()  # a text without a cue is not read further
+    if "aws" not in low and "secret" not in low and "akia" not in low and "asia" not in low:
+        return text
     return _AWS_SECRET.sub(r"\1\2[secret]", text)
 
