@@ -355,6 +355,49 @@ def test_run_due_does_not_try_again_a_recipient_refused_for_good(tmp_path, event
     assert server.handler.rcpts.count("vp@example.com") == 3
 
 
+def test_run_due_tries_a_refusal_for_good_again_a_day_later(tmp_path, events, smtp_server, tls_cert):
+    """A refusal for good is skipped for a day, then tried once more: a mailbox created since, or a password put
+    right in the environment (which the settings' fingerprint cannot see), is not left unsent for the period's
+    whole year of being due."""
+    import sqlite3
+
+    server = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user"})
+    path = write_config(tmp_path, events=events, channels={"mail": refused_and_accepted(tls_cert, server)},
+                        reports=[{**NY_WEEKLY, "channels": ["mail"]}])
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 1
+    assert due_run(path, "2026-11-30T14:06:00Z")[0] == 1
+    assert server.handler.rcpts.count("vp@example.com") == 1
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # the refusal, a little more than a day old
+        changed = db.execute("UPDATE deliveries SET updated_at = datetime(updated_at, '-25 hours') "
+                             "WHERE recipient = 'vp@example.com'").rowcount
+    assert changed == 1
+    assert due_run(path, "2026-11-30T14:11:00Z")[0] == 1
+    assert server.handler.rcpts.count("vp@example.com") == 2
+    assert due_run(path, "2026-11-30T14:16:00Z")[0] == 1  # refused again just now: skipped again
+    assert server.handler.rcpts.count("vp@example.com") == 2
+
+
+def test_the_settings_fingerprint_of_a_refusal_holds_no_secret(tmp_path, events):
+    """DESIGN: secrets never reach the ledger, not even as a hash (a weak password can be guessed from one): the
+    fingerprint kept with a failure is the same whatever the SMTP password or Slack token, and changes with the
+    SMTP host or the recipients."""
+    from agentdigest.refusals import settings_fingerprint
+
+    def fingerprint(smtp_url: str, token: str = "xoxb-1-aaaa", to: str = "cto@example.com") -> str:
+        mail = {"type": "email", "to": [to], "from": "r@example.com", "smtp_url": smtp_url}
+        slack = {"type": "slack", "channel": "C0123456789", "bot_token": token}
+        path = write_config(tmp_path, events=events, channels={"mail": mail, "chat": slack},
+                            reports=[{**NY_WEEKLY, "channels": ["mail", "chat"]}])
+        config = load_config(path)
+        return settings_fingerprint(config, config.reports[0])
+
+    base = fingerprint("smtps://u:hunter2@mail.example.com:465")
+    assert fingerprint("smtps://u:correct-horse@mail.example.com:465") == base
+    assert fingerprint("smtps://u:hunter2@mail.example.com:465", token="xoxb-2-bbbb") == base
+    assert fingerprint("smtps://u:hunter2@other.example.com:465") != base
+    assert fingerprint("smtps://u:hunter2@mail.example.com:465", to="vp@example.com") != base
+
+
 def test_run_due_tries_again_a_recipient_deferred(tmp_path, events, smtp_server, tls_cert):
     """A transient refusal (451) is no refusal for good: the next `run --due` sends to that recipient."""
     server = smtp_server(rcpt={"vp@example.com": ["451 4.2.1 busy"]})  # then accepted

@@ -1,28 +1,32 @@
-"""Targets refused for good: which of a period's targets are not tried again, and until what changes.
+"""Targets refused for good: which of a period's targets are not tried again, and until when.
 
 A target whose last failure in a period was permanent (a 550 recipient, Slack's ``channel_not_found``) fails
-the same way until something changes. The scheduler's own retries of a failed pass and ``run --due`` skip it;
-a pass that could be told something changed tries it again. The scheduler knows its config changed by
-comparing the old one with the new on SIGHUP (:func:`settings_view`); ``run --due``, a new process each time,
-by the fingerprint of that view kept with the failure (ledger column ``failed_under``): a failure recorded
-under other settings, or before there were fingerprints, does not count.
+the same way until something changes. The scheduler's own retries of a failed pass and ``run --due`` skip it
+until either its settings change or a day has passed (:data:`TRY_AGAIN_AFTER`). The scheduler knows its config
+changed by comparing the old one with the new on SIGHUP (:func:`settings_view`); ``run --due``, a new process
+each time, by a fingerprint of that view kept with the failure (ledger column ``failed_under``): a failure
+recorded under other settings, or before there were fingerprints, does not count.
 
-The view holds secrets (an SMTP password, a webhook URL): a password put right in the environment is a
-change. Only a slow, salted hash of it is kept (:func:`settings_fingerprint`), never the settings.
+Secrets never reach the ledger, not even hashed (a weak SMTP password could be guessed from any hash of it):
+the fingerprint has each secret masked (an SMTP URL keeps its user, host and port). So a password put right in
+the environment is no change it can see: the refused target is tried again within a day, or at once by
+``run REPORT --period KEY``, which the skip's line names.
 """
-
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
 from .config import Config, ReportConfig
+from .masking import mask_url
 
-_SALT = b"agentdigest settings fingerprint"
-_ROUNDS = 50_000  # about 20 ms, once per delivery of a period: guessing a password from it is as slow
+#: A refusal older than this is tried again: a mailbox created since, a password put right in the environment
+#: (which the fingerprint cannot see), once a day rather than at every cron run for as long as the period is due.
+TRY_AGAIN_AFTER = timedelta(hours=24)
 
 
 def settings_view(config: Config, report_id: str) -> Any:
@@ -35,16 +39,17 @@ def settings_view(config: Config, report_id: str) -> Any:
 
 
 def settings_fingerprint(config: Config, report: ReportConfig) -> str:
-    """24 hex digits that change when :func:`settings_view` does (secrets included, see the module)."""
+    """24 hex digits that change when :func:`settings_view` does, its secrets masked (see the module)."""
     text = json.dumps(_plain(settings_view(config, report.id)), sort_keys=True, default=str)
-    return hashlib.pbkdf2_hmac("sha256", text.encode(), _SALT, _ROUNDS).hex()[:24]
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return {"$type": type(value).__name__, **{k: _plain(v) for k, v in value}}
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
+    if isinstance(value, SecretStr):  # an SMTP URL's host and user count; its password, a token, a webhook path not
+        secret = value.get_secret_value()
+        return mask_url(secret) if "://" in secret else "***"
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -54,12 +59,18 @@ def _plain(value: Any) -> Any:
 
 
 def refused_for_good(ledger: Any, report_id: str, period_key: str, under: str) -> dict[str, dict[str, str]]:
-    """Each channel's targets of the period that were never sent and whose last failure was permanent and happened
-    under the settings fingerprinted ``under``, with that failure's error. A failure under other settings, or
-    from before fingerprints were kept, is left out: it is tried again."""
+    """Each channel's targets of the period that were never sent and whose last failure was permanent, happened
+    under the settings fingerprinted ``under`` and is not older than :data:`TRY_AGAIN_AFTER`, with that failure's
+    error. A failure under other settings, from before fingerprints were kept, or a day old, is left out: it is
+    tried again."""
+    since = datetime.now(timezone.utc) - TRY_AGAIN_AFTER
     refused: dict[str, dict[str, str]] = {}
     for row in ledger.deliveries(report_id, period_key):
         if (row["kind"] == "delivery" and row["state"] == "failed" and row["retryable"] is False
-                and not row["sent_at"] and row.get("failed_under") == under):
+                and not row["sent_at"] and row.get("failed_under") == under and _after(row["at"], since)):
             refused.setdefault(row["channel"], {})[row["recipient"]] = row["error"] or "refused"
     return refused
+
+
+def _after(at: str | None, since: datetime) -> bool:
+    return at is not None and datetime.fromisoformat(at) >= since
