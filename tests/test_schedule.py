@@ -654,6 +654,56 @@ def test_a_renamed_slack_bot_of_another_workspace_sends_the_period(tmp_path, eve
     assert tokens == [f"Bearer {BOT_TOKEN}", "Bearer xoxb-PLANTED-other-workspace"], tokens
 
 
+@pytest.mark.parametrize("first,then,ledger", [("#agent-reports", "C0A", "kept"), ("#agent-reports", "C0A", "reset"),
+                                                ("C0A", "#agent-reports", "kept"), ("#agent-reports", "#agent-reports", "kept")])
+def test_a_renamed_slack_channel_spelled_by_name_or_by_id_is_one_place(tmp_path, events, destinations, httpserver,
+                                                                        caplog, first, then, ledger):
+    """Found in a delivery audit: a Slack channel renamed in the config and given its id for its #name (or the
+    reverse) was another destination, so the week went to that Slack channel again. Slack answers a post with the
+    channel's id, and each send keeps a fingerprint of it too; a #name replacing an id is looked up
+    (conversations.list), as a retried PDF upload does. check --missed needs no lookup for a #name gone to its id."""
+    httpserver.expect_request("/api/conversations.list").respond_with_json(
+        {"ok": True, "channels": [{"id": "C0B", "name": "other"}, {"id": "C0A", "name": "agent-reports"}]})
+    bot = {**destinations.settings("slack-bot")}
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": {**bot, "channel": first}})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    if ledger == "reset":
+        reset_ledger(tmp_path)
+    path = write_config(tmp_path, events=events, channels={"team": {**bot, "channel": then}},
+                        reports=[{**report, "channels": ["team"]}])
+    with caplog.at_level(logging.WARNING, logger="agentdigest"):
+        code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert (code, out.strip()) == (0, "weekly 2026-W48 -> team: skipped_sent"), out
+    assert [r.path for r, _ in httpserver.log if r.path.endswith("chat.postMessage")] == ["/api/chat.postMessage"]
+    looked_up = [r.path for r, _ in httpserver.log if r.path.endswith("conversations.list")]
+    assert looked_up == (["/api/conversations.list"] if then.startswith("#") and first != then else []), looked_up
+    said = [r.getMessage() for r in caplog.records if "no longer in the config" in r.getMessage()]
+    assert said == ["weekly 2026-W48 -> team: already sent as chat (a channel no longer in the config); "
+                    "recorded as sent, not sent again"], said
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("ledger.db*"))
+    assert b"PLANTED" not in stored and b"PLANTED" not in (tmp_path / "reports" / "weekly" / "2026-W48" / ".delivered").read_bytes()
+
+
+def test_a_slack_name_that_cannot_be_looked_up_is_sent_the_period(tmp_path, events, destinations, httpserver, caplog):
+    """A #name replacing a renamed channel's id needs conversations.list (channels:read) to tell it is the same
+    place; a bot without the scope sends the period (at least once, as before), and says why."""
+    httpserver.expect_request("/api/conversations.list").respond_with_json({"ok": False, "error": "missing_scope"})
+    bot = destinations.settings("slack-bot")
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": bot})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels={"team": {**bot, "channel": "#agent-reports"}},
+                        reports=[{**report, "channels": ["team"]}])
+    with caplog.at_level(logging.WARNING, logger="agentdigest"):
+        code, out = due_run(path, "2026-11-30T14:31:00Z")
+    assert code == 0 and "-> team: sent" in out, out
+    said = [r.getMessage() for r in caplog.records if "cannot tell" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("weekly 2026-W48 -> team: cannot tell whether it is where a channel "
+                                                 "no longer in the config sent the period") and "missing_scope" in said[0]
+    assert BOT_TOKEN not in caplog.text
+
+
 def test_a_renamed_webhook_with_other_credentials_sends_the_period(tmp_path, events, destinations, httpserver):
     """Found in an audit: `user:password@` was left out of a URL's destination, so on a shared ingest URL a
     channel replaced by another tenant's (the same URL, other credentials) was told the period was sent."""
@@ -919,3 +969,4 @@ def test_scheduler_log_lines_mask_url_passwords(log_format):
         logging.captureWarnings(False)
     out = stream.getvalue()
     assert "Zq9Daemon" not in out and "Traceback" in out and "reports:***@db.example" in out, out
+

@@ -36,7 +36,8 @@ from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
 from .refusals import refused_for_good, settings_fingerprint
-from .renames import RemovedSends, carried_note, fingerprint, sends_of_removed_channels
+from .renames import (RemovedSends, carried_note, fingerprint, places, resolved_place, sends_of_removed_channels,
+                      sent_place)
 
 State = Literal["sent", "failed", "skipped_sent", "claimed_elsewhere", "test"]
 _logger = logging.getLogger("agentdigest.delivery")
@@ -59,6 +60,8 @@ class DeliveryResult:
     retryable: bool = True
     #: not tried: refused for good before in the period, under the same settings (refusals.py); that error
     refused_before: str | None = None
+    #: of a send: the fingerprints of where it went (renames.places), for the archive's send log
+    destination: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -212,7 +215,7 @@ def _log_sends(archive: Path, report_id: str, period_key: str, results: list[Del
     try:
         mark_delivered(archive, report_id, period_key, [
             {"channel": r.channel, "recipient": r.recipient, "sent_at": at, "provider_id": r.provider_id}
-            | ({"destination": where} if (where := destinations.get(r.channel)) else {})
+            | ({"destination": where} if (where := r.destination or destinations.get(r.channel)) else {})
             for r in sent])
     except ArchiveError as exc:
         unlogged.append(exc)
@@ -229,11 +232,16 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
     name = channel.name
     targets = channel.targets(artifacts)
     claims: dict[str, Any] = {}
+    renamed = removed.of(channel, targets, destination)
+    if destination is not None and removed.elsewhere(targets, renamed) and hasattr(channel, "resolve_place"):
+        # A removed channel sent the period somewhere else, or here spelled otherwise (a Slack channel's #name
+        # and its id: found in a delivery audit, the renamed channel sent the period again)
+        destination = places(destination, resolved_place(channel, f"{report_id} {period_key} -> {name}", secrets))
+        renamed = removed.of(channel, targets, destination)
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
-                               renamed=removed.of(channel, targets, destination), destination=destination,
-                               refused=refused, under=under)
+                               renamed=renamed, destination=destination, refused=refused, under=under)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -243,12 +251,14 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
         with shielded():  # a second Ctrl-C must not leave these rows claimed
             for target, claim in claims.items():
                 if target in delivered:
-                    ledger.mark_sent(claim, delivered[target].provider_id, destination=destination)
+                    ledger.mark_sent(claim, delivered[target].provider_id,
+                                     destination=sent_place(channel, destination, delivered[target]))
                 else:
                     ledger.mark_failed(claim, why, retryable=True)
         # ... and the archive's send log lists them (deliver_report writes it on the way out)
-        exc.sent_before = [DeliveryResult(name, t, "sent", provider_id=delivered[t].provider_id)  # type: ignore[union-attr]
-                           for t in claims if t in delivered]
+        exc.sent_before = [DeliveryResult(name, t, "sent", provider_id=r.provider_id,  # type: ignore[union-attr]
+                                          destination=sent_place(channel, destination, r))
+                           for t in claims if (r := delivered.get(t)) is not None]
         if claims:
             log.error("%s %s -> %s: %s", report_id, period_key, name, why)
         raise
@@ -274,7 +284,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         # Written only where this channel has no sent row and no live claim: otherwise the claim below decides.
         if (old := renamed.get(target)) and ledger.restore_sent(report_id, period_key, [{
                 "channel": name, "recipient": target, "sent_at": old["sent_at"], "provider_id": old["provider_id"],
-                "destination": destination}], note=carried_note(old, name)):
+                "destination": places(destination, old.get("destination"))}], note=carried_note(old, name)):
             skipped[target] = DeliveryResult(name, target, "skipped_sent", provider_id=old["provider_id"])
             if old["channel"] == name:  # its own send, to the address as it was written then
                 _logger.warning("%s %s -> %s %s: already sent to %s (the same address, written differently); "
@@ -331,18 +341,21 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
         uncounted = max(attempts - counted[target], 0)  # a channel that does not call on_retry
         label = f"{report_id} {period_key} -> {name}" + (f" {target}" if target else "")
         if result.state == "sent":
+            went = sent_place(channel, destination, result)
             try:
-                ledger.mark_sent(claim, result.provider_id, uncounted, destination=destination)
+                ledger.mark_sent(claim, result.provider_id, uncounted, destination=went)
             except LedgerError as exc:
                 # Found in a crash audit: the next run sent it again. What went is noted in the archive's send
                 # log (deliver_report writes it on the way out), and the next run learns it from there.
                 error = LedgerError(f"{exc}; {label} was sent but could not be recorded as sent in the ledger; "
                                     "the archive's send log records it, so the next run does not send it again")
                 error.sent_before = [d for d in done.values() if d.state == "sent"] + [  # type: ignore[attr-defined]
-                    DeliveryResult(name, t, "sent", provider_id=r.provider_id)
+                    DeliveryResult(name, t, "sent", provider_id=r.provider_id,
+                                   destination=sent_place(channel, destination, r))
                     for t in claims if (r := by_target.get(t)) is not None and r.state == "sent" and t not in done]
                 raise error from None
-            done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=attempts)
+            done[target] = DeliveryResult(name, target, "sent", provider_id=result.provider_id, attempts=attempts,
+                                          destination=went)
             log.info("%s: sent (%d attempt%s)", label, attempts, "" if attempts == 1 else "s")
         else:
             error = mask_text(result.error or "failed", secrets)

@@ -14,6 +14,12 @@ recorded as sent for the new channel too, with a note naming the old one, and no
   channel sent the same target to the same destination: the same Slack webhook URL, the same Slack API URL,
   channel and bot token (bot mode: a channel of the token's workspace), the same webhook URL, the same outbox folder (:func:`fingerprint`). A Slack channel
   switched between webhook and bot mode, or pointed elsewhere, is another destination, and sends.
+- a bot's channel by ``#name`` or by id is one place (found in a delivery audit: renamed and switched from
+  ``#agent-reports`` to its ``C…``, it sent the period again). Slack answers a post with the channel's id
+  (``TargetResult.place``) and the send keeps that spelling's fingerprint too (:func:`places`: a send's
+  ``destination`` is up to two, space-separated); a ``#name`` replacing an id is looked up
+  (``resolve_place``: conversations.list, scope channels:read) only when a removed channel sent the period
+  somewhere else, and is sent the period (at least once) when it cannot be.
 
 Destinations hold secrets (a webhook path is its key), so the ledger and the archive's send log keep only a
 fingerprint of each send's destination (:func:`fingerprint`). Rows written before there were fingerprints
@@ -31,11 +37,15 @@ defines ``destination()`` (see ``BaseChannel.destination``).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from .channels import Channel
 from .config import Config, EmailChannel
+from .masking import mask_text
+
+_logger = logging.getLogger("agentdigest.delivery")
 
 
 def renamed_note(old_channel: str) -> str:
@@ -43,14 +53,27 @@ def renamed_note(old_channel: str) -> str:
     return f"sent as {old_channel} (a channel no longer in the config)"
 
 
-def fingerprint(channel: Channel) -> str | None:
+def fingerprint(channel: Channel, place: str | None = None) -> str | None:
     """A fingerprint of where ``channel`` delivers (24 hex digits of a SHA-256 over its type and its
-    canonical destination), or None when it has no destination to compare (email: its addresses are)."""
+    canonical destination), or None when it has no destination to compare (email: its addresses are).
+    ``place``: where a send went as the service named it (``TargetResult.place``: Slack's channel id)."""
     where = getattr(channel, "destination", None)  # optional for a plug-in channel
-    destination = where() if callable(where) else None
+    destination = (where(place) if place else where()) if callable(where) else None
     if destination is None:
         return None
     return hashlib.sha256(f"{channel.type}\n{destination}".encode()).hexdigest()[:24]
+
+
+#: fingerprints one send's ``destination`` keeps (the ledger's column holds 64 characters)
+MOST_PLACES = 2
+
+
+def places(*fingerprints: str | None) -> str | None:
+    """The ``destination`` of a send: the fingerprints of the spellings of its one place, space-separated,
+    first ones first, without repeats (its config's, then as the service named it: a Slack ``#name`` and its
+    id), at most :data:`MOST_PLACES`; None without any. Each value may itself be such a list."""
+    found = list(dict.fromkeys(f for value in fingerprints if value for f in value.split()))
+    return " ".join(found[:MOST_PLACES]) or None
 
 
 @dataclass
@@ -64,13 +87,19 @@ class RemovedSends:
     by_destination: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (fingerprint, target)
 
     def of(self, channel: Channel, targets: list[str], destination: str | None) -> dict[str, dict[str, Any]]:
-        """The targets of ``channel`` (with ``destination``, its fingerprint) that a removed channel sent
-        the period to, with the row of that send."""
+        """The targets of ``channel`` (with ``destination``, its fingerprints: :func:`places`) that a removed
+        channel sent the period to, with the row of that send."""
         if isinstance(channel.settings, EmailChannel):
             return {t: row for t in targets if (row := self.by_address.get(t.lower()) or self._respelled(channel, t))}
         if destination is None:
             return {}
-        return {t: row for t in targets if (row := self.by_destination.get((destination, t)))}
+        return {t: row for t in targets
+                if (row := next((r for f in destination.split() if (r := self.by_destination.get((f, t)))), None))}
+
+    def elsewhere(self, targets: list[str], found: dict[str, dict[str, Any]]) -> bool:
+        """Whether a removed channel sent one of ``targets`` not in ``found`` somewhere (a fingerprint that is
+        not this channel's): the same place spelled otherwise, perhaps (a Slack ``#name`` and its id)."""
+        return any(target in targets and target not in found for _, target in self.by_destination)
 
     def _respelled(self, channel: Channel, target: str) -> dict[str, Any] | None:
         row = self.by_channel_address.get((channel.name, target.lower()))
@@ -96,8 +125,27 @@ def sends_of_removed_channels(config: Config, ledger: Any, report_id: str, perio
             if "@" in row["recipient"]:
                 found.by_channel_address.setdefault((row["channel"], row["recipient"].lower()), row)
             continue
-        if row.get("destination"):
-            found.by_destination.setdefault((row["destination"], row["recipient"]), row)
+        for place in (row.get("destination") or "").split():
+            found.by_destination.setdefault((place, row["recipient"]), row)
         if "@" in row["recipient"]:
             found.by_address.setdefault(row["recipient"].lower(), row)
     return found
+
+
+def sent_place(channel: Channel, destination: str | None, result: Any) -> str | None:
+    """The ``destination`` of a send: the channel's fingerprints, and where the service says it went
+    (``TargetResult.place``: a Slack ``#name``'s id), so that either spelling of it is the same place later."""
+    place = getattr(result, "place", None)
+    return places(destination, fingerprint(channel, place)) if destination is not None and place else destination
+
+
+def resolved_place(channel: Any, label: str, secrets: list[str]) -> str | None:
+    """The fingerprint of ``channel``'s place as the service names it (its ``resolve_place()``: a Slack
+    ``#name``'s id), None when it cannot tell: the period is sent then (at least once), and a line says so."""
+    try:
+        place = channel.resolve_place()
+    except Exception as exc:  # noqa: BLE001 - not knowing where is no failure to deliver
+        _logger.warning("%s: cannot tell whether it is where a channel no longer in the config sent the period "
+                        "(%s); sending it", label, mask_text(str(exc), secrets))
+        return None
+    return fingerprint(channel, place) if place else None

@@ -58,6 +58,9 @@ class TargetResult:
     #: the receiver may have it (a post or an email's final "." unanswered): not retried in the run
     #: (``retryable`` is false), but not refused either: the next run (the scheduler's next pass) sends it again
     may_have_arrived: bool = False
+    #: where it went as the service names it, when the config may spell it otherwise (Slack's channel id of a
+    #: ``#name``): the channel's ``destination(place)`` then, so both spellings are one place (renames.py)
+    place: str | None = None
 
     @property
     def retry_later(self) -> bool:
@@ -122,8 +125,9 @@ class Channel(Protocol):
     def describe(self) -> str:
         """Where this channel delivers, with every secret masked."""
 
-    # Optional: ``needs() -> tuple[str, ...]``, the archived files a delivery reads, and ``destination() ->
-    # str | None``, where it delivers in a canonical form (BaseChannel has both; see renames.py).
+    # Optional: ``needs() -> tuple[str, ...]``, the archived files a delivery reads, ``destination(place=None) ->
+    # str | None``, where it delivers in a canonical form (BaseChannel has both; see renames.py), and
+    # ``resolve_place() -> str | None``, where its configured destination is as the service names it (Slack).
 
 
 class BaseChannel:
@@ -154,10 +158,11 @@ class BaseChannel:
         """The archived files a delivery reads: a run rendering only some formats must include them."""
         return ()
 
-    def destination(self) -> str | None:
+    def destination(self, place: str | None = None) -> str | None:
         """Where this channel delivers, in a canonical form, or None when it cannot say (the default). The
         same destination under another channel name is the same place: a period it got is not sent again
-        there (renames.py). It may hold secrets (a webhook URL): only a fingerprint of it is ever kept."""
+        there (renames.py). It may hold secrets (a webhook URL): only a fingerprint of it is ever kept.
+        ``place``: where a send went as the service named it (``TargetResult.place``), if it said."""
         return None
 
     def check(self) -> CheckResult:

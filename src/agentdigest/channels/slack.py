@@ -85,14 +85,24 @@ class SlackChannel(BaseChannel):
     def needs(self) -> tuple[str, ...]:
         return ("slack.json",)  # and report.pdf when it is there (bot mode)
 
-    def destination(self) -> str:
+    def destination(self, place: str | None = None) -> str:
         # A webhook and a bot posting to the same channel are told apart: nothing says they are the same one.
         # A bot's channel ("#reports") is one of its token's workspace: another token is another destination
         # (found in an audit: a bot of another workspace was told its "#reports" had the period).
+        # ``place``: the channel's id, as Slack answered a post to it, so "#reports" and its "C…" are one place.
         s = self.settings
         if s.webhook_url:
             return "webhook\n" + canonical_url(s.webhook_url.get_secret_value())
-        return f"bot\n{canonical_url(s.api_url)}\n{s.channel}\n{s.bot_token.get_secret_value()}"
+        return f"bot\n{canonical_url(s.api_url)}\n{place or s.channel}\n{s.bot_token.get_secret_value()}"
+
+    def resolve_place(self) -> str | None:
+        """The id of the configured channel when it is a ``#name`` (bot mode), asked of Slack with
+        conversations.list (scopes channels:read, groups:read); None when there is nothing to resolve. Asked
+        only when a channel no longer in the config sent the period somewhere this one may be (renames.py)."""
+        s = self.settings
+        if s.webhook_url or CHANNEL_ID.fullmatch(s.channel) or USER_ID.fullmatch(s.channel):
+            return None
+        return self._channel_id(self._client(), s.channel, "telling whether it is the channel it replaces needs")
 
     def targets(self, artifacts: Mapping[str, bytes]) -> list[str]:
         s = self.settings
@@ -149,13 +159,16 @@ class SlackChannel(BaseChannel):
             tried = self.retry(post, pending=lambda: [""])
             attempts, waits = tried.attempts, list(tried.waits)
             channel_id = tried.value.get("channel") or channel_id
-            results[""] = TargetResult("", "sent", tried.value.get("ts"), attempts=tried.attempts)
+            results[""] = TargetResult("", "sent", tried.value.get("ts"), attempts=tried.attempts,
+                                       place=_id(channel_id))
         if PDF_TARGET in delivery.targets:
             pdf = self.artifact(delivery, "report.pdf")
+            shared_in: list[str] = []
 
             def upload() -> Any:
                 channel = (channel_id if CHANNEL_ID.fullmatch(channel_id) else self._direct_id(client, channel_id)
                            if USER_ID.fullmatch(channel_id) else self._channel_id(client, channel_id))
+                shared_in[:] = [channel]
                 client.completing = False
                 return self._call(lambda: client.files_upload_v2(
                     channel=channel, file=pdf, filename="report.pdf",
@@ -173,10 +186,11 @@ class SlackChannel(BaseChannel):
             else:
                 attempts, waits = attempts + tried.attempts, waits + list(tried.waits)
                 file = tried.value.get("file") or {}
-                results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"), attempts=tried.attempts)
+                results[PDF_TARGET] = TargetResult(PDF_TARGET, "sent", file.get("id"), attempts=tried.attempts,
+                                                   place=_id(shared_in[0] if shared_in else channel_id))
         return Receipt(tuple(results[t] for t in delivery.targets), attempts, tuple(waits))
 
-    def _channel_id(self, client: WebClient, name: str) -> str:
+    def _channel_id(self, client: WebClient, name: str, needs: str = "the PDF upload needs") -> str:
         """The id of channel ``#name``, for an upload whose message was posted by an earlier run (found in a
         Slack audit: the upload then got the #name, Slack answered invalid_arguments on every retry)."""
         cursor = None
@@ -194,7 +208,7 @@ class SlackChannel(BaseChannel):
         except DeliveryError as exc:
             if exc.retryable:
                 raise
-            raise DeliveryError(f"the PDF upload needs the id of {name}, which it finds with conversations.list "
+            raise DeliveryError(f"{needs} the id of {name}, which it finds with conversations.list "
                                 f"(scopes channels:read, groups:read): {exc}; set channel to its id (\"C…\", "
                                 f"in the channel's details) and run again") from None
 
@@ -274,6 +288,11 @@ class _Client(WebClient):
     def files_completeUploadExternal(self, **kwargs: Any) -> Any:  # noqa: N802 - slack_sdk's name
         self.completing = True
         return super().files_completeUploadExternal(**kwargs)
+
+
+def _id(channel: str) -> str | None:
+    """A channel id as the place a send went (TargetResult.place); None for a name Slack did not resolve."""
+    return channel if CHANNEL_ID.fullmatch(channel) else None
 
 
 def _first(value: Any) -> str | None:
