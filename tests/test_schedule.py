@@ -704,6 +704,32 @@ def test_a_slack_name_that_cannot_be_looked_up_is_sent_the_period(tmp_path, even
     assert BOT_TOKEN not in caplog.text
 
 
+@pytest.mark.parametrize("kind,renamed,late", [
+    ("outbox", ("outbox", "a"), False),
+    ("slack-webhook", ("slack-webhook", "a"), False),
+    ("slack-bot", ("slack-bot", "a"), False),      # sent to #agent-reports, renamed and given its id (C0A)
+    ("outbox", ("outbox", "b"), True),             # another folder never got it: late, rightly
+])
+def test_check_missed_does_not_call_a_renamed_channels_period_late(tmp_path, events, destinations, kind, renamed, late):
+    """Found in a delivery audit: once a channel was renamed in the config, `check --missed` (and the late alarm)
+    said the week it had sent was late, until a pass recorded it under the new name (with `run --due` from a
+    weekly cron, all week). A period that a channel no longer in the config sent to the same place (or address)
+    now counts as delivered, as the pass would only record it; check --missed still writes nothing."""
+    report = {**NY_WEEKLY, "channels": ["chat"]}
+    first = destinations.settings(kind)
+    if kind == "slack-bot":
+        first["channel"] = "#agent-reports"  # Slack answers the post with its id, C0A
+    path = write_config(tmp_path, events=events, reports=[report], channels={"chat": first})
+    assert due_run(path, "2026-11-30T14:01:00Z")[0] == 0
+    path = write_config(tmp_path, events=events, channels={"team": destinations.settings(*renamed)},
+                        reports=[{**report, "channels": ["team"]}])
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("ledger.db*")}
+    con, buffer = console()
+    assert check_missed(load_config(path), now=utc("2026-11-30T17:00:00Z"), console=con) == int(late), buffer.getvalue()
+    assert ("2026-W48" in buffer.getvalue()) == late
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("ledger.db*")} == before
+
+
 def test_a_renamed_webhook_with_other_credentials_sends_the_period(tmp_path, events, destinations, httpserver):
     """Found in an audit: `user:password@` was left out of a URL's destination, so on a shared ingest URL a
     channel replaced by another tenant's (the same URL, other credentials) was told the period was sent."""

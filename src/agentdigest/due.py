@@ -158,9 +158,13 @@ def due_periods(report: ReportConfig, now: datetime, ledger: Any, *, archive: Pa
     return [p for p in candidates(report, now, ledger) if not done(report, p)]
 
 
-def done_checker(ledger: Any, archive: Path | None, config: Config | None = None) -> IsDone:
+def done_checker(ledger: Any, archive: Path | None, config: Config | None = None, *,
+                 renamed: bool = False) -> IsDone:
     """A function telling whether a report period needs nothing more (see the module docstring). With the
-    ``config``, a target it no longer has (a refused recipient taken out) does not keep a period undone."""
+    ``config``, a target it no longer has (a refused recipient taken out) does not keep a period undone.
+    ``renamed`` (for lateness: ``check --missed``, the late alarm): a target that a channel no longer in the
+    config sent the period to, at the same address or place, counts as sent, as the next pass only records it
+    (renames.sent_before_renaming); a pass still runs such a period, to record it."""
 
     def done(report: ReportConfig, period: Period) -> bool:
         if not report.channels:
@@ -170,7 +174,13 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
             from .delivery import current_targets
 
             targets = current_targets(config, report, period.key, archive)
-        return bool(ledger.is_period_sent(report.id, period.key, list(report.channels), targets))
+        if ledger.is_period_sent(report.id, period.key, list(report.channels), targets):
+            return True
+        if not renamed or config is None or targets is None:
+            return False
+        from .renames import sent_before_renaming
+
+        return sent_before_renaming(config, ledger, report, period.key, targets)
 
     return done
 

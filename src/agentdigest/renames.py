@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from .channels import Channel
-from .config import Config, EmailChannel
+from .channels import Channel, make_channel
+from .config import Config, EmailChannel, ReportConfig
 from .masking import mask_text
 
 _logger = logging.getLogger("agentdigest.delivery")
@@ -149,3 +150,26 @@ def resolved_place(channel: Any, label: str, secrets: list[str]) -> str | None:
                         "(%s); sending it", label, mask_text(str(exc), secrets))
         return None
     return fingerprint(channel, place) if place else None
+
+
+def sent_before_renaming(config: Config, ledger: Any, report: ReportConfig, period_key: str,
+                         targets: Callable[[str], Collection[str] | None]) -> bool:
+    """Whether each channel of ``report`` has the period, counting as sent a target that a channel no longer in
+    the config sent to the same address or place: the next pass only records those (``delivery._claim_and_send``),
+    so such a period is not late (found in a delivery audit: ``check --missed`` called a renamed channel's week
+    late until a pass ran). ``targets``: a channel's targets now (``delivery.current_targets``). Reads the ledger
+    only and asks no service: a ``#name`` that replaced an id is the same place once a pass has looked it up."""
+    removed = sends_of_removed_channels(config, ledger, report.id, period_key)
+    rows = {(r["channel"], r["recipient"]) for r in ledger.deliveries(report.id, period_key)
+            if r["kind"] == "delivery" and r["sent_at"]}
+    for name in report.channels:
+        if ledger.is_period_sent(report.id, period_key, [name], targets):
+            continue
+        wanted = targets(name) if name in config.channels else None
+        if not wanted:
+            return False
+        channel = make_channel(name, config.channels[name])
+        carried = removed.of(channel, list(wanted), fingerprint(channel))
+        if any((name, t) not in rows and t not in carried for t in wanted):
+            return False
+    return True

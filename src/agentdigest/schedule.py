@@ -217,7 +217,7 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
                 failures += (("(run)", "", first_line(run.error)),)
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner,
                    archive=archive)
-    done = due.done_checker(ledger, archive, config)
+    done = due.done_checker(ledger, archive, config, renamed=True)
     for report in reports:
         for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
@@ -301,7 +301,7 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
         # No ledger yet means nothing was sent; an empty in-memory one says so without creating a file.
         ledger = open_existing(config.ledger.url) or Ledger("sqlite://")
     try:
-        done = due.done_checker(ledger, Path(config.archive.path), config)
+        done = due.done_checker(ledger, Path(config.archive.path), config, renamed=True)
         late = [item for report in config.reports for item in due.late_periods(config, report, now, done, ledger)]
     finally:
         if own:
