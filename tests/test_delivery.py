@@ -576,7 +576,7 @@ def test_the_default_lease_outlives_the_slowest_delivery_as_the_readme_says(tmp_
     ``timeout`` says (found in a delivery audit: a relay scanning the message for longer than the lease lost
     its sender's claim, and the next cron pass sent it again). The expectations are worked out by hand from
     that rule, never from the code under test."""
-    from agentdigest.delivery import lease_seconds, report_lease
+    from agentdigest.preflight import lease_seconds, report_lease
 
     monkeypatch.delenv("AGENTDIGEST_LEASE_SECONDS", raising=False)
     channels = {

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from .archive import mark_alarmed, recorded_alarms
 from .channels import Delivery, TargetResult, make_channel
 from .config import Config, EmailChannel
-from .delivery import lease_seconds
+from .preflight import lease_seconds
 from .errors import ArchiveError, DeliveryError
 from .masking import mask_text, secret_values
 from .periods import Period

@@ -17,7 +17,8 @@ from .channels import CheckResult, make_channel
 from .archive import read_artifacts
 from .config import Config, ReportConfig, command
 from .masking import mask_text, mask_url
-from .delivery import DeliveryResult, all_secrets, deliver_report, lacking
+from .delivery import DeliveryResult, all_secrets, deliver_report
+from .preflight import lacking
 from .errors import AgentDigestError, InputError
 from .interrupts import shielded
 from .owners import owner_id

@@ -33,7 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
 from .config import Config, command, load_config
-from .delivery import report_lease
+from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
 from .errors import first_line

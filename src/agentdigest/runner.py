@@ -135,7 +135,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         for report, period in todo:
             refuse_unbegun(report, period, now)
     if not dry_run:
-        from .delivery import check_formats
+        from .preflight import check_formats
 
         # A bad --test-to, or a --format list a channel cannot send, is refused before computing anything.
         for report in {r.id: r for r, _ in todo}.values():
@@ -318,7 +318,7 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
     Its callers then learn again what the archive's send log records (``restore_sends``): the holder
     waited for may have sent the period and recorded it in a ledger that has since been replaced (found
     in a ledger audit: the new, empty one would have had it sent again)."""
-    from .delivery import report_lease
+    from .preflight import report_lease
 
     longest = report_lease(config, report) or 60.0
 

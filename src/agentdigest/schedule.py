@@ -231,7 +231,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     if not dry_run:  # a --format a channel cannot send is refused before any report is computed
-        from .delivery import check_formats
+        from .preflight import check_formats
 
         for report in reports:
             if report.channels:
