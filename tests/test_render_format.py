@@ -102,6 +102,27 @@ def test_compact_token_totals_show_the_same_place_in_every_locale(locale: str, e
     assert [fmt.tokens(-n) for n in _TOKEN_TOTALS] == ["-" + e for e in expected]
 
 
+_AMOUNTS = (10_000_000, 10_559_300, 99_995_000, 105_593_000, 1_055_930_000, 12_345_678_901, 1_234_567_890_123)
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("en_US", ["$10M", "$10.56M", "$100M", "$105.59M", "$1.06B", "$12.35B", "$1.23T"]),
+    ("de_DE", ["10\xa0Mio.\xa0$", "10,56\xa0Mio.\xa0$", "100\xa0Mio.\xa0$", "105,59\xa0Mio.\xa0$", "1,06\xa0Mrd.\xa0$",
+               "12,35\xa0Mrd.\xa0$", "1,23\xa0Bio.\xa0$"]),
+    ("fr_FR", ["10\xa0M\xa0$US", "10,56\xa0M\xa0$US", "100\xa0M\xa0$US", "105,59\xa0M\xa0$US", "1,06\xa0Md\xa0$US",
+               "12,35\xa0Md\xa0$US", "1,23\xa0Bn\xa0$US"]),
+    # units of ten thousand: each amount to the same place as English's, where it read "$1055.93万" and
+    # "$123.46億"; 99,995,000 carries up to the next unit as English's "$100M" does
+    ("ja_JP", ["$1000万", "$1056万", "$1億", "$1.06億", "$10.6億", "$123.5億", "$1.23兆"]),
+    ("zh_CN", ["US$1000万", "US$1056万", "US$1亿", "US$1.06亿", "US$10.6亿", "US$123.5亿", "US$1.23万亿"]),
+    ("ko_KR", ["US$1000만", "US$1056만", "US$1억", "US$1.06억", "US$10.6억", "US$123.5억", "US$1.23조"]),
+])
+def test_compact_amounts_show_the_same_place_in_every_locale(locale: str, expected: list[str]) -> None:
+    fmt = Formatter(locale)
+    assert [fmt.usd(n) for n in _AMOUNTS] == expected
+    assert [fmt.usd(-n) for n in _AMOUNTS] == ["-" + e for e in expected]
+
+
 @pytest.mark.parametrize(("name", "cur", "prev", "expected"), [
     ("resolution_rate", 61.4, 59.3, "+2.1 pp"),  # rates change in points, never percent of percent
     ("conversations", 2480, 2210, "+12%"),

@@ -47,6 +47,14 @@ def shown(number: float, digits: int) -> float:
     return float(Decimal(str(number)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN))
 
 
+def _same_place(size: int, scale: int, digits: int) -> int:
+    """How many of ``digits`` decimals a short form counting in ``scale`` (a number from ``size`` up) keeps
+    so its last digit is on the place English's ends on: "10.56M" (two decimals on millions) is to the ten
+    thousand, so a locale counting in ten thousands (ja 万) shows none ("1056万")."""
+    last_place = 3 * ((len(str(size)) - 1) // 3) - digits
+    return min(digits, max(0, len(str(scale)) - 1 - last_place))
+
+
 class Formatter:
     """Formats values for one locale and timezone."""
 
@@ -88,7 +96,7 @@ class Formatter:
         if abs(number) >= HUGE:
             return format_currency(number, "USD", format="¤0.0E0", locale=self.locale, currency_digits=False)
         if abs(number) >= 10_000_000:  # "$785B", not "$785,000,000,000" (found in a rendering audit)
-            return format_compact_currency(number, "USD", format_type="short", locale=self.locale, fraction_digits=2)
+            return self._compact_usd(number)
         digits = 0 if abs(shown(number, 2)) >= 1000 else 2  # 999.996 is "$1,000", not "$1,000.00"
         return format_currency(number, "USD", format=self._money[digits], locale=self.locale,
                                currency_digits=False)
@@ -139,15 +147,23 @@ class Formatter:
             if pattern == "0":
                 return None
             scale = size // 10 ** (pattern.count("0") - 1)
-            digits = 2 if size >= 1_000_000 else 1
-            # the place of the last digit "10.56M" or "12.3K" shows (10^4, 10^2), in this locale's unit
-            last_place = 3 * ((len(str(size)) - 1) // 3) - digits
-            digits = min(digits, max(0, len(str(scale)) - 1 - last_place))
+            digits = _same_place(size, scale, 2 if size >= 1_000_000 else 1)
             if i and abs(shown(number / scale, digits)) * scale >= sizes[i - 1]:  # 999,960 is "1.00M"
                 return self._compact(math.copysign(sizes[i - 1], number))
             fixed = re.sub(r"0+(?:\.0+)?", "0" + ("." + "0" * digits if digits else ""), pattern, count=1)
             return format_decimal(number / scale, format=fixed, locale=self.locale)
         return None
+
+    def _compact_usd(self, number: float) -> str:
+        """A large amount in the locale's short form ("$785B"), with two decimals on English's millions and
+        up, and in other units only as many as end on the same place (see _compact): ja "$1056万" where it
+        read "$1055.93万". Babel drops trailing zeros ("$10M") and carries 999,996,000 up to "$1B"."""
+        forms = self.locale.compact_currency_formats["short"]["other"]
+        digits = 2
+        size = max((int(size) for size in forms if int(size) <= abs(number)), default=None)
+        if size is not None and forms[str(size)].pattern != "0":
+            digits = _same_place(size, size // 10 ** (forms[str(size)].pattern.count("0") - 1), digits)
+        return format_compact_currency(number, "USD", format_type="short", locale=self.locale, fraction_digits=digits)
 
     def value(self, value: Any, unit: str | None) -> str:
         """A metric value in its unit."""
