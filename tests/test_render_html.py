@@ -390,3 +390,34 @@ def test_hebrew_and_arabic_event_text_is_isolated_in_the_email_and_the_pdf() -> 
         assert {(RTL_AGENT, "rtl"), (RTL_MODEL, "rtl"), (RTL_TYPE, "rtl")} <= set(doc.bdis), where
         assert (RTL_MESSAGE, "rtl") in rtl, where
         assert ("conv-09000", None) in doc.bdis, where  # ids are isolated too, left to right
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_each_agent_of_a_reports_scope_is_isolated_in_the_header(audience: str) -> None:
+    """The header's "agents a, b" of a report limited to some agents was one joined string, so two Hebrew or
+    Arabic names side by side made one right-to-left run and swapped places, with the comma between them
+    (and table cells isolated the same names). Each name is now in a <bdi> of its own, escaped."""
+    from dataclasses import replace
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from agentdigest.render import render_artifacts
+    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.html import render_template
+    from agentdigest.render.prepare import prepare
+    from render_fixtures import TZ, make_report
+
+    agents = [RTL_AGENT, "نموذج-*", "billing-*", "<b>x</b>"]
+    data = make_report(audience)
+    data = replace(data, settings={**data.settings, "agents": agents})
+    files = render_artifacts(data, {"html", "eml"}, now=datetime(2026, 11, 30, 9, tzinfo=ZoneInfo(TZ)))
+    ctx, _ = build_context(prepare(data), PRINT_LIMITS)
+    pages = {"report.html": files["report.html"].decode(), "email html part": eml_texts(files["message.eml"])["text/html"],
+             "print html (PDF)": render_template(audience, {**ctx, "images": {}}, target="print")}
+    for where, html in pages.items():
+        line = re.search(r'<p class="eyebrow"[^>]*>.*?</p>', html, re.S)
+        assert line, where
+        doc = _Directions(line.group(0))
+        assert doc.bdis == [(RTL_AGENT, "rtl"), ("نموذج-*", "rtl"), ("billing-*", None), ("<b>x</b>", None)], where
+        assert doc.text.endswith(" · agents " + ", ".join(agents)), (where, doc.text)
+        assert "<b>x</b>" not in html, where  # still escaped

@@ -344,6 +344,9 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
                                       year=data.previous_period.start.year != data.period.start.year),
             # a report of some agents says so beside its dates, in every format
             "scope": "agents " + ", ".join(agents) if (agents := data.settings.get("agents")) else "",
+            # the same names one by one, for the HTML to isolate each (a Hebrew name in the joined line
+            # could swap places with the name beside it)
+            "agents": list(agents or ()),
             # ZZZZ ("GMT+01:00") reads the same in every zone and locale; zzz gave "EST" but "+0100" (a reader review)
             "generated_at": fmt.moment(gen, "d MMM y, HH:mm ZZZZ"),
             # how far the data reaches (a reader review: a report cut short by an outage said so only in gaps)
