@@ -205,7 +205,8 @@ def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
       var cards = [].map.call(document.querySelectorAll('.kpi'), function (e) { var r = e.getBoundingClientRect();
         return [Math.round(r.left), Math.round(r.top)]; });
       parent.postMessage(JSON.stringify({height: document.documentElement.scrollHeight,
-        scroll_width: document.documentElement.scrollWidth, cards: cards}), '*'); });</script>"""
+        scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
+        cards: cards}), '*'); });</script>"""
     page = tmp_path / f"page{width}.html"
     page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
     outer = tmp_path / f"outer{width}.html"
@@ -233,7 +234,19 @@ def test_in_a_browser_the_cards_sit_two_to_a_row_on_a_phone_and_three_on_a_deskt
     for _, top in laid["cards"]:
         rows[top] = rows.get(top, 0) + 1
     assert sorted(rows.values()) == [per_row] * (6 // per_row), laid["cards"]
-    assert laid["scroll_width"] <= width  # nothing wider than the screen
+    assert laid["scroll_width"] <= laid["client_width"]  # nothing wider than the screen (less its scroll bar)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary on PATH to lay the email out")
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_in_a_browser_the_email_fits_a_phone_without_its_style_element(audience, tmp_path) -> None:
+    """Found in a rendering audit: where a client drops <style> (and so the phone rules), the executive email
+    was 489 px wide at 375 px. Not the 600px layout (the main table is 100% wide up to 600px): the tables were
+    laid out auto, so the section holding the 8-week table was as wide as that table's narrowest, and its
+    .scroll-x box never scrolled. Laid out fixed (inline), the page fits and the table scrolls in its box."""
+    html = re.sub(r"<style.*?</style>", "", rendered(audience)["report.html"].decode(), flags=re.S)
+    laid = _layout_in_chromium(html, 375, tmp_path)
+    assert laid["scroll_width"] <= laid["client_width"], laid
 
 
 def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
@@ -253,10 +266,13 @@ def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
 
 def test_on_a_narrow_phone_a_wide_table_scrolls_by_itself() -> None:
     """Found in a review: at 320 px the engineering report's six-column tables widened the whole
-    page. Each data table sits in an overflow-x box and the page's tables are laid out fixed on phones."""
+    page. Each data table sits in an overflow-x box and the page's tables are laid out fixed
+    (inline since a rendering audit, so also where a client drops <style>)."""
     html = rendered("engineering")["report.html"].decode()
     media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
-    assert re.search(r"\.main,\s*\.outer\s*\{[^}]*table-layout:\s*fixed !important", media)
+    assert re.search(r"\.main,\s*\.outer\s*\{[^}]*width:\s*100% !important", media)
+    tables = re.findall(r'<table[^>]*class="(?:main|outer)"[^>]*>', html)
+    assert len(tables) == 2 and all("table-layout:fixed" in table for table in tables), tables
     wide = 0
     for m in re.finditer(r"(<div[^>]*>)?<table[^>]*class=\"data[^\"]*\".*?</thead>", html, re.S):
         if len(re.findall(r"<th[ >]", m.group(0))) >= 5:
