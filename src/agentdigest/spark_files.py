@@ -21,6 +21,7 @@ from .errors import InputError, SourceError
 from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
+from .spark_heads import Footer, read_footer
 from .unreadable import Unreadable
 
 
@@ -42,6 +43,8 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
         else:
             frames = _parquet_frames(session, patterns, read)
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    except InputError:
+        raise  # worded already, naming the file
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
     if csv:
@@ -81,13 +84,18 @@ def _parquet_frames(session: Any, patterns: list[str], read: set[str]) -> list[A
         if len(types) == len({name for name, _ in types}):
             return [nanos_read(session, frame, read) for frame in frames]
         # The entries give a column different types, which a union would cast to one of them: see _by_footers.
-        return _by_footers(session, patterns, repeated) or [nanos_read(session, frame, read) for frame in frames]
+        return (_by_footers(session, patterns, _footers(session, patterns, repeated))
+                or [nanos_read(session, frame, read) for frame in frames])
     except Exception as exc:
         if "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" not in java_root_cause(exc):
             raise
-        frames = _by_footers(session, patterns, repeated)
+        footers = _footers(session, patterns, repeated)
+        frames = _by_footers(session, patterns, footers)
         if frames is None:
-            raise
+            conflict = _type_conflict(footers)
+            if conflict is None:
+                raise
+            raise InputError(mask_text(conflict, file_secrets(patterns))) from exc
         return frames
 
 
@@ -97,25 +105,31 @@ def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
     return _only(df, [f for f in df.inputFiles() if os.path.realpath(_local_path(f)) not in skip]) if skip else df
 
 
-def _by_footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> list[Any] | None:
+def _footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> dict[tuple[str, str], Footer]:
+    """The footer of each file of each entry, by (entry, file URI), without the files an earlier entry names."""
+    footers: dict[tuple[str, str], Footer] = {}
+    for pattern, skip in zip(patterns, repeated):
+        for f in sorted(session.read.parquet(pattern).inputFiles()):
+            if os.path.realpath(_local_path(f)) not in skip:
+                footers[(pattern, f)] = read_footer(session, f)
+    return footers
+
+
+def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str], Footer]) -> list[Any] | None:
     """Files whose schemas Spark cannot merge because of what Spark 4.0 misreads in them (see
-    :func:`footer_kinds`): an all-null column (pandas writes a column of None as Parquet's null
+    :func:`.spark_heads.read_footer`): an all-null column (pandas writes a column of None as Parquet's null
     type) that Spark reads as INT beside files where it is text or a double, and nanosecond timestamps (a number)
     beside microsecond ones. Every run failed, "the files give column 'error_type' different types" (exit 3), where DuckDB reads the
     nulls as nulls of the other files' type (found in a review). Each entry's set of files alike is read on its
     own, without its all-null columns and with its nanoseconds as timestamps, to be unioned by name: an all-null
-    column is then null of the other files' type. None when the files differ otherwise (int and bigint): Spark's
-    own error says which column. Only then are the files' footers read, one by one."""
+    column is then null of the other files' type. None when the files differ otherwise (int and bigint: see
+    :func:`_type_conflict`). Only then are the files' footers read, one by one."""
     from collections import defaultdict
     from urllib.parse import unquote
 
     from pyspark.sql import types as T
 
-    kinds: dict[tuple[str, str], dict[str, str]] = {}
-    for pattern, skip in zip(patterns, repeated):
-        for f in sorted(session.read.parquet(pattern).inputFiles()):
-            if os.path.realpath(_local_path(f)) not in skip:
-                kinds[(pattern, f)] = footer_kinds(session, f)
+    kinds = {key: footer.kinds for key, footer in footers.items()}
     typed = {c for k in kinds.values() for c, kind in k.items() if kind != "null"}
     groups: dict[tuple[str, frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
     for (pattern, f), k in kinds.items():
@@ -130,6 +144,30 @@ def _by_footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> 
         kept = T.StructType([field for field in schema.fields if field.name not in dropped])
         frames.append(from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos))
     return frames
+
+
+def _type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
+    """The error for files that give a column two types (int in some, bigint in others), naming the files: Spark's
+    own error names the column's two types but no file, so in a folder of hundreds the user could not tell which
+    to rewrite (found in a schema-drift audit). The type fewer files give is named first, with one of its files.
+    An all-null column (read as INT: see :func:`_by_footers`) is no conflict. None when the footers show none."""
+    from collections import defaultdict
+
+    by_column: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (_, f), footer in sorted(footers.items(), key=lambda item: item[0][1]):
+        for column, kind in footer.types.items():
+            if footer.kinds.get(column) != "null":
+                by_column[column][kind].append(_local_path(f))
+    for column, types in by_column.items():
+        if len(types) > 1:
+            (odd, odd_files), (usual, files) = sorted(types.items(), key=lambda t: (len(t[1]), t[1][0]))[:2]
+            def named(found: list[str]) -> str:
+                return found[0] + (f" (and {len(found) - 1} more file{'s' if len(found) > 2 else ''})"
+                                   if len(found) > 1 else "")
+            return (f"source.files: column {column!r} is {odd.upper()} in {named(odd_files)} but {usual.upper()} in "
+                    f"{named(files)}; expected one type per column in every file (Spark cannot read it as two types): "
+                    f"rewrite the odd files with the others' type")
+    return None
 
 
 def _only(df: Any, files: list[str]) -> Any:
@@ -323,44 +361,6 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
     return type(error)(mask_text(str(error), file_secrets(patterns)))
 
 
-def footer_kinds(session: Any, uri: str) -> dict[str, str]:
-    """A Parquet file's top-level columns by what Spark 4.0 misreads in them: "null" for an always-null column
-    (Parquet's UNKNOWN annotation), which Spark reads as INT; "nanos" for TIMESTAMP(NANOS), which it reads as a
-    number (spark.sql.legacy.parquet.nanosAsLong); "" for the others. From the file's Thrift footer, through
-    Spark's own Hadoop file system (so s3a:// too): parquet-java's schema drops the UNKNOWN annotation."""
-    jvm = session._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(session._jsc.hadoopConfiguration())
-    size = fs.getFileStatus(path).getLen()
-    stream = fs.open(path)
-    try:
-        stream.seek(size - 8)  # the footer's length (4 bytes, little-endian), then "PAR1"
-        length = int.from_bytes(int(stream.readInt()).to_bytes(4, "big", signed=True), "little")
-        stream.seek(size - 8 - length)
-        elements = list(jvm.org.apache.parquet.format.Util.readFileMetaData(stream).getSchema())
-    finally:
-        stream.close()
-    kinds: dict[str, str] = {}
-    i = 1  # after the root: each top-level column, then the elements of its nested ones
-    while i < len(elements):
-        element = elements[i]
-        logical = element.getLogicalType() if element.isSetLogicalType() else None
-        kinds[element.getName()] = ("null" if logical is not None and logical.isSetUNKNOWN() else
-                                    "nanos" if logical is not None and logical.isSetTIMESTAMP()
-                                    and logical.getTIMESTAMP().getUnit().isSetNANOS() else "")
-        i += _subtree(elements, i)
-    return kinds
-
-
-def _subtree(elements: list[Any], i: int) -> int:
-    """The number of schema elements of the column at ``i``, its nested ones included."""
-    size, j = 1, i + 1
-    for _ in range(elements[i].getNum_children() if elements[i].isSetNum_children() else 0):
-        n = _subtree(elements, j)
-        size, j = size + n, j + n
-    return size
-
-
 def nanos_read(session: Any, df: Any, read: set[str]) -> Any:
     """``df`` with its nanosecond timestamps as timestamps: Spark reads them as numbers (bigint), which a report
     would refuse as an event_ts. Only a bigint column a report reads is checked, in one file's footer (a column
@@ -371,7 +371,7 @@ def nanos_read(session: Any, df: Any, read: set[str]) -> Any:
     files = sorted(df.inputFiles()) if numbers else []
     if not files:
         return df
-    return from_nanos(df, {c for c, kind in footer_kinds(session, files[0]).items() if kind == "nanos"} & numbers)
+    return from_nanos(df, {c for c, kind in read_footer(session, files[0]).kinds.items() if kind == "nanos"} & numbers)
 
 
 def from_nanos(df: Any, columns: set[str]) -> Any:
