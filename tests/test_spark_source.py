@@ -216,6 +216,35 @@ def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, reque
 
 
 @pytest.mark.parametrize("url", ENGINES)
+def test_a_parquet_file_without_rows_of_other_types_is_skipped(url, tmp_path, request):
+    """A quiet day's export: no row, its columns written with other types (token_count int32, latency_ms as text)
+    than the other files'. DuckDB reads the files; Spark failed every run, "the files give column 'token_count'
+    different types" (exit 3) (found in a schema-drift audit). Now Spark skips such a file: it holds no event.
+    A file with rows and another type is still refused, naming it."""
+    pq.write_table(_events(["a1", "a2"], token_count=pa.array([1, 2], pa.int64()), latency_ms=pa.array([1.0, 3.0])),
+                   tmp_path / "a.parquet")
+    empty = pa.table({"conversation_id": pa.array([], pa.string()), "event_ts": pa.array([], pa.timestamp("us")),
+                      "event_type": pa.array([], pa.string()), "token_count": pa.array([], pa.int32()),
+                      "latency_ms": pa.array([], pa.string())})
+    pq.write_table(empty, tmp_path / "b.parquet")
+    source = _open(url, str(tmp_path / "*.parquet"), request)
+    try:
+        events = source.events
+        got = events.agg(rows=events.count(), tokens=events.token_count.sum(), latency=events.latency_ms.mean())
+        assert got.to_pyarrow().to_pylist() == [{"rows": 2, "tokens": 3, "latency": 2.0}]
+    finally:
+        source.close()
+    if url == SPARK:
+        pq.write_table(_events(["c1"], token_count=pa.array([5], pa.int32())), tmp_path / "c.parquet")
+        pq.write_table(_events(["d1"], token_count=pa.array([6], pa.int64())), tmp_path / "d.parquet")
+        with pytest.raises(InputError) as err:
+            _open(url, str(tmp_path / "*.parquet"), request)
+        assert _one_line(err.value).startswith(f"source.files: column 'token_count' is INT in {tmp_path / 'c.parquet'} "
+                                               f"but BIGINT in {tmp_path / 'a.parquet'} (and 1 more file);"), \
+            _one_line(err.value)
+
+
+@pytest.mark.parametrize("url", ENGINES)
 def test_naive_and_utc_timestamps_across_parquet_files(url, tmp_path, request):
     """event_ts written with a time zone in some files (isAdjustedToUTC=true) and without in others (a writer
     that changed, a backfill from another tool): DuckDB reads both, naive as UTC (the event contract). Spark

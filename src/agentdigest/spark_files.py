@@ -90,12 +90,14 @@ def _parquet_frames(session: Any, patterns: list[str], read: set[str]) -> list[A
         if "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" not in java_root_cause(exc):
             raise
         footers = _footers(session, patterns, repeated)
-        frames = _by_footers(session, patterns, footers)
-        if frames is None:
-            conflict = _type_conflict(footers)
-            if conflict is None:
-                raise
+        empty = _empty_and_odd(footers)
+        footers = {key: footer for key, footer in footers.items() if key not in empty}
+        conflict = _type_conflict(footers)
+        if conflict is not None:
             raise InputError(mask_text(conflict, file_secrets(patterns))) from exc
+        frames = _by_footers(session, patterns, footers, every=bool(empty))
+        if frames is None:
+            raise
         return frames
 
 
@@ -115,7 +117,8 @@ def _footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> dic
     return footers
 
 
-def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str], Footer]) -> list[Any] | None:
+def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str], Footer],
+                every: bool = False) -> list[Any] | None:
     """Files whose schemas Spark cannot merge because of what Spark 4.0 misreads in them (see
     :func:`.spark_heads.read_footer`): an all-null column (pandas writes a column of None as Parquet's null
     type) that Spark reads as INT beside files where it is text or a double, and nanosecond timestamps (a number)
@@ -123,7 +126,8 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
     nulls as nulls of the other files' type (found in a review). Each entry's set of files alike is read on its
     own, without its all-null columns and with its nanoseconds as timestamps, to be unioned by name: an all-null
     column is then null of the other files' type. None when the files differ otherwise (int and bigint: see
-    :func:`_type_conflict`). Only then are the files' footers read, one by one."""
+    :func:`_type_conflict`), unless ``every``: then the sets are read even so, since ``footers`` leaves out some
+    files of the entries (see :func:`_empty_and_odd`). Only then are the files' footers read, one by one."""
     from collections import defaultdict
     from urllib.parse import unquote
 
@@ -135,7 +139,7 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
     for (pattern, f), k in kinds.items():
         groups[(pattern, frozenset(c for c, kind in k.items() if kind == "null" and c in typed),
                 frozenset(c for c, kind in k.items() if kind == "nanos"))].append(f)
-    if not any(dropped for _, dropped, _ in groups) and len({nanos for _, _, nanos in groups}) < 2:
+    if not every and not any(dropped for _, dropped, _ in groups) and len({nanos for _, _, nanos in groups}) < 2:
         return None
     frames = []
     for (pattern, dropped, nanos), group in groups.items():
@@ -144,6 +148,28 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
         kept = T.StructType([field for field in schema.fields if field.name not in dropped])
         frames.append(from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos))
     return frames
+
+
+def _empty_and_odd(footers: dict[tuple[str, str], Footer]) -> set[tuple[str, str]]:
+    """The files without a row that give a column another type than the files with rows: an export of a quiet
+    day written with other types (an int column as int32, a column of nothing as text) failed every Spark run,
+    "the files give column 'token_count' different types" (exit 3), where DuckDB reads the other files (found in
+    a schema-drift audit). Such a file holds no event to leave out; it is skipped. An all-null column (see
+    :func:`_by_footers`) is no other type."""
+    typed: dict[str, set[str]] = {}
+    for footer in footers.values():
+        if footer.rows:
+            for column, kind in _read_types(footer).items():
+                typed.setdefault(column, set()).add(kind)
+    return {key for key, footer in footers.items() if not footer.rows
+            and any(column in typed and kind not in typed[column] for column, kind in _read_types(footer).items())}
+
+
+def _read_types(footer: Footer) -> dict[str, str]:
+    """A file's columns with the type a report reads them as: nanoseconds as timestamps (see :func:`nanos_read`),
+    all-null columns left out (they are null of any type: see :func:`_by_footers`)."""
+    return {column: "timestamp" if footer.kinds.get(column) == "nanos" else kind
+            for column, kind in footer.types.items() if footer.kinds.get(column) != "null"}
 
 
 def _type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
@@ -155,9 +181,8 @@ def _type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
 
     by_column: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for (_, f), footer in sorted(footers.items(), key=lambda item: item[0][1]):
-        for column, kind in footer.types.items():
-            if footer.kinds.get(column) != "null":
-                by_column[column][kind].append(_local_path(f))
+        for column, kind in _read_types(footer).items():
+            by_column[column][kind].append(_local_path(f))
     for column, types in by_column.items():
         if len(types) > 1:
             (odd, odd_files), (usual, files) = sorted(types.items(), key=lambda t: (len(t[1]), t[1][0]))[:2]
