@@ -126,23 +126,29 @@ def test_spark_query_failures_give_the_java_cause(spark, tmp_path):
     assert "b.parquet" in line and "token_count" in line, line
 
 
-@pytest.mark.spark
-def test_csv_files_whose_header_differs_fail_naming_the_file(spark, tmp_path):
-    """Spark read every CSV file but one by position: a file with its columns in another order had its
-    values swapped, silently (event types read as conversation ids). Now the run fails, naming the file."""
-    (tmp_path / "a.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n")
-    (tmp_path / "b.csv").write_text("event_type,conversation_id,event_ts\nmessage,c2,2026-10-20T13:00:00Z\n")
-    source = open_source(SourceConfig(url=SPARK, files=str(tmp_path / "*.csv")))
+@pytest.mark.parametrize("url", ENGINES)
+def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, request):
+    """Spark read every CSV file but one by position: a file with its columns in another order had its values
+    swapped, silently (event types read as conversation ids). Then it failed, exit 3, naming whichever file was
+    not the one Spark took the columns from: with the odd file first, a right one (found in a schema-drift
+    audit). DuckDB reads each file's columns by name; now Spark does too, a column only one file has included,
+    and a row of the wrong shape in the odd file is counted against that file's own header."""
+    (tmp_path / "a.csv").write_text("event_type,conversation_id,event_ts\nmessage,a1,2026-10-20T12:00:00Z\n"
+                                    "resolution,a1,2026-10-20T12:01:00Z,x\n")
+    (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb1,2026-10-20T13:00:00Z,resolution\n")
+    (tmp_path / "c.csv").write_text("conversation_id,event_ts,event_type,cost_usd\nc1,2026-10-20T14:00:00Z,message,0.5\n")
+    (tmp_path / "d.csv").write_text("conversation_id,event_ts,event_type\nd1,2026-10-20T15:00:00Z,escalation\n")
+    source = _open(url, str(tmp_path / "*.csv"), request)
     try:
-        with pytest.raises(QueryFailed) as err:
-            compute_report(source, ReportConfig(id="r", period="week", timezone="UTC"),
-                           parse_period("week", "2026-W43", "UTC"), now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+        got = source.events.order_by("conversation_id").select("conversation_id", "event_type", "cost_usd")
+        rows, unreadable = got.to_pyarrow().to_pylist(), source.unreadable
     finally:
         source.close()
-    line = _one_line(err.value)
-    assert line.startswith(f"source '{tmp_path / '*.csv'}': query failed: "), line
-    # Spark takes the columns from one of the two files: the other one is named.
-    assert "CSV header does not conform to the schema" in line and re.search(r"/[ab]\.csv", line), line
+    assert [tuple(r.values()) for r in rows] == [("a1", "message", None), ("b1", "resolution", None),
+                                                 ("c1", "message", 0.5), ("d1", "escalation", None)]
+    assert unreadable is not None and unreadable.rows == 1
+    if url == SPARK:
+        assert unreadable.first == f"row 2 of {tmp_path / 'a.csv'} after its header: 4 fields, expected 3"
 
 
 @pytest.mark.spark
@@ -162,8 +168,9 @@ def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
 
 @pytest.mark.parametrize("url,fmt", [
     pytest.param("duckdb://", "parquet", id="duckdb-parquet"), pytest.param("duckdb://", "csv", id="duckdb-csv"),
-    # Spark reads CSV files with one header: see test_csv_files_whose_header_differs_fail_naming_the_file.
     pytest.param(SPARK, "parquet", id="spark-parquet", marks=pytest.mark.spark),
+    # Spark read CSV files with one header: see test_csv_files_whose_columns_differ_are_read_by_header.
+    pytest.param(SPARK, "csv", id="spark-csv", marks=pytest.mark.spark),
 ])
 def test_a_column_only_later_files_have_is_read(url, fmt, tmp_path, request):
     """A column added later (cost_usd, only in b) was dropped: the engines took the columns from one file
@@ -427,8 +434,9 @@ def test_partition_folder_values_are_read_as_written(url, tmp_path, request):
 
 @pytest.mark.parametrize("url,fmt", [
     pytest.param("duckdb://", "parquet", id="duckdb-parquet"), pytest.param("duckdb://", "csv", id="duckdb-csv"),
-    # Spark reads CSV files with one header: see test_csv_files_whose_header_differs_fail_naming_the_file.
     pytest.param(SPARK, "parquet", id="spark-parquet", marks=pytest.mark.spark),
+    # Spark read CSV files with one header: see test_csv_files_whose_columns_differ_are_read_by_header.
+    pytest.param(SPARK, "csv", id="spark-csv", marks=pytest.mark.spark),
 ])
 @pytest.mark.parametrize("canon,old", [("latency_ms", "latency"), ("event_ts", "created_at")])
 def test_a_mapped_column_renamed_between_files_is_refused(url, fmt, canon, old, tmp_path, request):

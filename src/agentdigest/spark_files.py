@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import ibis
 import ibis.expr.types as ir
@@ -21,7 +21,8 @@ from .errors import InputError, SourceError
 from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
-from .spark_heads import Footer, read_footer
+from .spark_heads import Footer, first_line, read_footer
+from .spark_heads import local_path as _local_path
 from .unreadable import Unreadable
 
 
@@ -35,11 +36,16 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             # Read as text with a header; canonical() casts each column to its canonical type. Spark takes
             # the columns from one file's header and, by default, reads every other file by position: a file
             # with its columns in another order had its values swapped, silently (found in a Spark audit).
-            # enforceSchema=false checks each file's header, so such a file fails, naming it.
+            # enforceSchema=false checks each file's header against them; files whose headers differ are read
+            # by header, each set of files alike on its own (see _csv_parts).
             # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
             # read as the entries do (no partition folders to lose).
             paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
             df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
+            parts = _csv_parts(session, df)
+            if len(parts) > 1:
+                df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
+                                      (_csv_read(session, paths, part) for part in parts))
         else:
             frames = _parquet_frames(session, patterns, read)
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
@@ -48,7 +54,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
     if csv:
-        df, unreadable = _without_unreadable(session, df, paths, read)
+        df, unreadable = _without_unreadable(session, df, paths, read, parts)
         frames = [df]
     # Each entry on its own: another entry's partition columns say nothing of this one's folders.
     stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
@@ -220,7 +226,48 @@ def _repeated_files(patterns: list[str]) -> list[set[str]]:
     return repeated
 
 
-def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str]) -> tuple[Any, Unreadable | None]:
+class CsvPart(NamedTuple):
+    """A set of CSV files with one header: its columns, and its files (URIs as Spark lists them; None: all)."""
+
+    columns: list[str]
+    files: list[str] | None
+
+
+def _csv_parts(session: Any, df: Any) -> list[CsvPart]:
+    """The CSV files of ``df`` by header: one part (``df``'s columns, every file) when all have the same first
+    line, else one per header. Spark takes the columns from one file and refused every other header, the same
+    columns in another order included (exit 3, naming whichever file was not the one it took them from: found in
+    a schema-drift audit), where DuckDB reads each file's columns by name. Only the first line of each file is
+    read (see :func:`.spark_heads.first_line`)."""
+    files = sorted(df.inputFiles())
+    headers: dict[bytes, list[str]] = {}
+    for f in files:
+        headers.setdefault(first_line(session, f), []).append(f)
+    if len(headers) < 2:
+        return [CsvPart(list(df.columns), None)]
+    return [CsvPart(_header_columns(header), group) for header, group in headers.items()]
+
+
+def _header_columns(header: bytes) -> list[str]:
+    """A CSV header's column names as Spark reads them (comma, double quotes, backslash escapes; a blank name is
+    _c<i>, as Spark names it)."""
+    import csv
+
+    names = next(csv.reader([header.decode("utf-8-sig", "replace")], escapechar="\\"), [])
+    return [name or f"_c{i}" for i, name in enumerate(names)]
+
+
+def _csv_read(session: Any, paths: list[str], part: CsvPart, extra: list[Any] | None = None, **options: Any) -> Any:
+    """The files of ``part`` (of ``paths``), every column as text (and the ``extra`` fields after them)."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in part.columns] + (extra or []))
+    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, **options)
+    return df if part.files is None else _only(df, part.files)
+
+
+def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str],
+                        parts: list[CsvPart]) -> tuple[Any, Unreadable | None]:
     """The CSV files' events without the rows of the wrong shape, and those rows counted (see :mod:`.unreadable`).
 
     Spark's default (PERMISSIVE) read a row with a field too few as if its last fields were null, and a row
@@ -251,26 +298,29 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
 
     columns = df.columns
     bad = "_agentdigest_unreadable"
-    while bad in columns:
+    while bad in columns or any(bad in part.columns for part in parts):
         bad += "_"
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [T.StructField(bad, T.StringType())])
+    decoded = [c for c in columns if c in read]
     try:
-        marked = session.read.csv(patterns, schema=schema, header=True, enforceSchema=False,
-                                  columnNameOfCorruptRecord=bad)
         # consecutive within a split (each split is read by one task, in order)
         row = F.monotonically_increasing_id().alias("row")
-        decoded = [c for c in columns if c in read]
-        garbled = F.col(bad).isNull() & _garbled(marked, decoded)
+        marks = []
+        for part in parts:
+            marked = _csv_read(session, patterns, part, [T.StructField(bad, T.StringType())],
+                               columnNameOfCorruptRecord=bad)
+            garbled = F.col(bad).isNull() & _garbled(marked, [c for c in part.columns if c in read])
+            marks.append(marked.select(F.col("_metadata.file_path").alias("file"),
+                                       F.col("_metadata.file_block_start").alias("start"), row, bad,
+                                       garbled.alias("garbled"), F.lit(len(part.columns)).alias("expected"),
+                                       # a data column: Spark refuses a query of the corrupt-record column alone
+                                       marked[part.columns[0]].alias("data")))
         where = F.when(F.col(bad).isNotNull() | F.col("garbled"), F.col("row"))
-        splits = (marked.select(F.col("_metadata.file_path").alias("file"),
-                                F.col("_metadata.file_block_start").alias("start"), row, bad,
-                                garbled.alias("garbled"),
-                                # a data column: Spark refuses a query of the corrupt-record column alone
-                                marked[columns[0]].alias("data"))
+        splits = (functools.reduce(lambda a, b: a.unionAll(b), marks)
                   .groupBy("file", "start")
                   .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"),
                        F.count(F.when(F.col("garbled"), 1)).alias("garbled"), F.min("row").alias("first_row"),
-                       F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"), F.count("data"))
+                       F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"),
+                       F.max("expected").alias("expected"), F.count("data"))
                   .collect())
     except Exception:  # noqa: BLE001 - the events' own read says what is wrong
         return df, None
@@ -286,14 +336,14 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
         cause = "bytes that are not UTF-8"
     else:
         fields = _fields(first["text"])
-        cause = f"{fields} field{'' if fields == 1 else 's'}, expected {len(columns)}"
+        cause = f"{fields} field{'' if fields == 1 else 's'}, expected {first['expected']}"
     unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
                                                           file_secrets(patterns)), read=rows - skipped)
     events = df
     if any(s["bad"] for s in splits):
         try:
-            events = session.read.csv(patterns, schema=T.StructType(schema.fields[:-1]), header=True,
-                                      enforceSchema=False, mode="DROPMALFORMED")
+            events = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
+                                      (_csv_read(session, patterns, part, mode="DROPMALFORMED") for part in parts))
         except Exception as exc:
             raise _files_error(patterns, exc) from exc
     if any(s["garbled"] for s in splits):
@@ -315,13 +365,6 @@ def _fields(text: str) -> int:
     import csv
 
     return len(next(csv.reader([text], escapechar="\\"), []))
-
-
-def _local_path(url: str) -> str:
-    """``file:/tmp/events%20x.csv`` -> ``/tmp/events x.csv``; other URLs as Spark gives them."""
-    from urllib.parse import unquote, urlsplit
-
-    return unquote(urlsplit(url).path) if url.startswith("file:") else url
 
 
 def _merge_conflict(text: str) -> str | None:
