@@ -151,6 +151,24 @@ def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, reques
         assert unreadable.first == f"row 2 of {tmp_path / 'a.csv'} after its header: 4 fields, expected 3"
 
 
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("names", [["a.csv", "b.csv"], ["a.csv"]])
+def test_csv_files_written_with_another_delimiter_are_read(url, names, tmp_path, request):
+    """A file exported with ';' (a spreadsheet in a European locale) beside files written with ',': DuckDB
+    detects each file's delimiter; Spark read it as one column and failed the run (exit 2) naming no file
+    (found in a schema-drift audit). Now Spark takes each file's delimiter from its header, as DuckDB does."""
+    (tmp_path / "a.csv").write_text('conversation_id;event_ts;event_type;error_message\n'
+                                    'a1;2026-10-20T12:00:00Z;error;"timeout, retried"\n')
+    (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb1,2026-10-20T13:00:00Z,resolution\n")
+    source = _open(url, [str(tmp_path / name) for name in names], request)
+    try:
+        got = source.events.order_by("conversation_id").select("conversation_id", "event_type", "error_message")
+        rows = [tuple(r.values()) for r in got.to_pyarrow().to_pylist()]
+    finally:
+        source.close()
+    assert rows == [("a1", "error", "timeout, retried"), ("b1", "resolution", None)][:len(names)]
+
+
 @pytest.mark.spark
 def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
     """CSV is recognised by a .csv/.csv.gz ending only; a folder of CSV files is read as Parquet, and the

@@ -43,7 +43,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
             df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
             parts = _csv_parts(session, df)
-            if len(parts) > 1:
+            if len(parts) > 1 or parts[0].sep != ",":
                 df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
                                       (_csv_read(session, paths, part) for part in parts))
         else:
@@ -227,10 +227,16 @@ def _repeated_files(patterns: list[str]) -> list[set[str]]:
 
 
 class CsvPart(NamedTuple):
-    """A set of CSV files with one header: its columns, and its files (URIs as Spark lists them; None: all)."""
+    """A set of CSV files with one header: its columns, its files (URIs as Spark lists them; None: all) and the
+    delimiter its header is written with."""
 
     columns: list[str]
     files: list[str] | None
+    sep: str = ","
+
+
+#: The delimiters a CSV file's header is looked at for: those DuckDB's sniffer tries.
+DELIMITERS = (",", ";", "\t", "|")
 
 
 def _csv_parts(session: Any, df: Any) -> list[CsvPart]:
@@ -238,22 +244,36 @@ def _csv_parts(session: Any, df: Any) -> list[CsvPart]:
     line, else one per header. Spark takes the columns from one file and refused every other header, the same
     columns in another order included (exit 3, naming whichever file was not the one it took them from: found in
     a schema-drift audit), where DuckDB reads each file's columns by name. Only the first line of each file is
-    read (see :func:`.spark_heads.first_line`)."""
+    read (see :func:`.spark_heads.first_line`).
+
+    Each header's delimiter is the one of :data:`DELIMITERS` that splits it into the most columns (a comma on a
+    tie): Spark reads with a comma only, and a file written with ``;`` beside the others read as one column and
+    failed the run (exit 2) naming no file, where DuckDB detects each file's delimiter (found in a schema-drift
+    audit)."""
     files = sorted(df.inputFiles())
     headers: dict[bytes, list[str]] = {}
     for f in files:
         headers.setdefault(first_line(session, f), []).append(f)
+    seps = {header: _delimiter(header) for header in headers}
     if len(headers) < 2:
-        return [CsvPart(list(df.columns), None)]
-    return [CsvPart(_header_columns(header), group) for header, group in headers.items()]
+        header = next(iter(headers), b"")
+        if seps.get(header, ",") == ",":
+            return [CsvPart(list(df.columns), None)]
+        return [CsvPart(_header_columns(header, seps[header]), None, seps[header])]
+    return [CsvPart(_header_columns(header, seps[header]), group, seps[header]) for header, group in headers.items()]
 
 
-def _header_columns(header: bytes) -> list[str]:
-    """A CSV header's column names as Spark reads them (comma, double quotes, backslash escapes; a blank name is
+def _delimiter(header: bytes) -> str:
+    """The delimiter of :data:`DELIMITERS` that splits ``header`` into the most columns; a comma on a tie."""
+    return max(DELIMITERS, key=lambda sep: (len(_header_columns(header, sep)), sep == ","))
+
+
+def _header_columns(header: bytes, sep: str = ",") -> list[str]:
+    """A CSV header's column names as Spark reads them (double quotes, backslash escapes; a blank name is
     _c<i>, as Spark names it)."""
     import csv
 
-    names = next(csv.reader([header.decode("utf-8-sig", "replace")], escapechar="\\"), [])
+    names = next(csv.reader([header.decode("utf-8-sig", "replace")], delimiter=sep, escapechar="\\"), [])
     return [name or f"_c{i}" for i, name in enumerate(names)]
 
 
@@ -262,7 +282,7 @@ def _csv_read(session: Any, paths: list[str], part: CsvPart, extra: list[Any] | 
     from pyspark.sql import types as T
 
     schema = T.StructType([T.StructField(c, T.StringType()) for c in part.columns] + (extra or []))
-    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, **options)
+    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, sep=part.sep, **options)
     return df if part.files is None else _only(df, part.files)
 
 
@@ -312,6 +332,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
             marks.append(marked.select(F.col("_metadata.file_path").alias("file"),
                                        F.col("_metadata.file_block_start").alias("start"), row, bad,
                                        garbled.alias("garbled"), F.lit(len(part.columns)).alias("expected"),
+                                       F.lit(part.sep).alias("sep"),
                                        # a data column: Spark refuses a query of the corrupt-record column alone
                                        marked[part.columns[0]].alias("data")))
         where = F.when(F.col(bad).isNotNull() | F.col("garbled"), F.col("row"))
@@ -320,7 +341,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
                   .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"),
                        F.count(F.when(F.col("garbled"), 1)).alias("garbled"), F.min("row").alias("first_row"),
                        F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"),
-                       F.max("expected").alias("expected"), F.count("data"))
+                       F.max("expected").alias("expected"), F.max("sep").alias("sep"), F.count("data"))
                   .collect())
     except Exception:  # noqa: BLE001 - the events' own read says what is wrong
         return df, None
@@ -335,7 +356,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
     if first["text"] is None:  # the corrupt-record column is filled for a row of the wrong shape only
         cause = "bytes that are not UTF-8"
     else:
-        fields = _fields(first["text"])
+        fields = _fields(first["text"], first["sep"])
         cause = f"{fields} field{'' if fields == 1 else 's'}, expected {first['expected']}"
     unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
                                                           file_secrets(patterns)), read=rows - skipped)
@@ -360,11 +381,11 @@ def _garbled(df: Any, columns: list[str]) -> Any:
     return F.coalesce(F.concat_ws("\n", *(df[c] for c in columns)).contains("\ufffd"), F.lit(False))
 
 
-def _fields(text: str) -> int:
-    """The number of fields of a CSV line as Spark reads it by default (comma, double quotes, backslash escapes)."""
+def _fields(text: str, sep: str = ",") -> int:
+    """The number of fields of a CSV line as Spark reads it by default (double quotes, backslash escapes)."""
     import csv
 
-    return len(next(csv.reader([text], escapechar="\\"), []))
+    return len(next(csv.reader([text], delimiter=sep, escapechar="\\"), []))
 
 
 def _merge_conflict(text: str) -> str | None:
