@@ -138,6 +138,9 @@ def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, reques
     (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb1,2026-10-20T13:00:00Z,resolution\n")
     (tmp_path / "c.csv").write_text("conversation_id,event_ts,event_type,cost_usd\nc1,2026-10-20T14:00:00Z,message,0.5\n")
     (tmp_path / "d.csv").write_text("conversation_id,event_ts,event_type\nd1,2026-10-20T15:00:00Z,escalation\n")
+    # a header after blank lines (Spark skips them), and a file with no line at all
+    (tmp_path / "e.csv").write_text("\n\nevent_ts,event_type,conversation_id\n2026-10-20T16:00:00Z,message,e1\n")
+    (tmp_path / "f.csv").write_text("")
     source = _open(url, str(tmp_path / "*.csv"), request)
     try:
         got = source.events.order_by("conversation_id").select("conversation_id", "event_type", "cost_usd")
@@ -145,7 +148,8 @@ def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, reques
     finally:
         source.close()
     assert [tuple(r.values()) for r in rows] == [("a1", "message", None), ("b1", "resolution", None),
-                                                 ("c1", "message", 0.5), ("d1", "escalation", None)]
+                                                 ("c1", "message", 0.5), ("d1", "escalation", None),
+                                                 ("e1", "message", None)]
     assert unreadable is not None and unreadable.rows == 1
     if url == SPARK:
         assert unreadable.first == f"row 2 of {tmp_path / 'a.csv'} after its header: 4 fields, expected 3"

@@ -254,6 +254,8 @@ def _csv_parts(session: Any, df: Any) -> list[CsvPart]:
     headers: dict[bytes, list[str]] = {}
     for f in files:
         headers.setdefault(first_line(session, f), []).append(f)
+    if len(headers) > 1:
+        headers.pop(b"", None)  # files with no line: no header, no rows
     seps = {header: _delimiter(header) for header in headers}
     if len(headers) < 2:
         header = next(iter(headers), b"")

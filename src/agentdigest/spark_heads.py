@@ -76,15 +76,21 @@ HEADER_LIMIT = 1 << 20
 
 
 def first_line(session: Any, uri: str) -> bytes:
-    """The first line of the CSV file ``uri`` (as Spark lists it), without its line break, at most
-    :data:`HEADER_LIMIT` bytes; of a ``.gz`` file, of its text. Local files are read here (a read through Spark's
-    JVM took 10 ms a file), others through Spark's Hadoop file system (``s3a://``)."""
+    """The first line of the CSV file ``uri`` (as Spark lists it) that is not blank, as Spark takes a header,
+    without its line break; of a ``.gz`` file, of its text. No more than :data:`HEADER_LIMIT` bytes are read: a
+    file without a line break is not read whole. Local files are read here (a read through Spark's JVM took 10 ms
+    a file), others through Spark's Hadoop file system (``s3a://``). Empty for a file with no line."""
     import gzip
 
     if uri.startswith("file:"):
         path = local_path(uri)
         with (gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")) as f:
-            return f.readline(HEADER_LIMIT).rstrip(b"\r\n")
+            left = HEADER_LIMIT
+            while left > 0 and (line := f.readline(left)):
+                left -= len(line)
+                if line.strip():
+                    return line.rstrip(b"\r\n")
+        return b""
     jvm = session._jvm
     conf = session._jsc.hadoopConfiguration()
     path = jvm.org.apache.hadoop.fs.Path(uri)
@@ -93,10 +99,13 @@ def first_line(session: Any, uri: str) -> bytes:
         codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(path)
         text = codec.createInputStream(stream) if codec is not None else stream
         bounded = jvm.org.apache.commons.io.input.BoundedInputStream(text, HEADER_LIMIT)
-        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(bounded, "UTF-8")).readLine()
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(bounded, "UTF-8"))
+        while (line := reader.readLine()) is not None:
+            if line.strip():
+                return line.encode("utf-8", "replace")
     finally:
         stream.close()
-    return (line or "").encode("utf-8", "replace")
+    return b""
 
 
 def local_path(url: str) -> str:
