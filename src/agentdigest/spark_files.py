@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -21,7 +21,7 @@ from .errors import InputError, SourceError
 from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
-from .spark_heads import Footer, first_line, read_footer
+from .spark_heads import CsvPart, Footer, csv_parts, empty_and_odd, read_footer, type_conflict
 from .spark_heads import local_path as _local_path
 from .unreadable import Unreadable
 
@@ -37,12 +37,12 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
             # the columns from one file's header and, by default, reads every other file by position: a file
             # with its columns in another order had its values swapped, silently (found in a Spark audit).
             # enforceSchema=false checks each file's header against them; files whose headers differ are read
-            # by header, each set of files alike on its own (see _csv_parts).
+            # by header, each set of files alike on its own (see .spark_heads.csv_parts).
             # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
             # read as the entries do (no partition folders to lose).
             paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
             df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
-            parts = _csv_parts(session, df)
+            parts = csv_parts(session, df)
             if len(parts) > 1 or parts[0].sep != ",":
                 df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
                                       (_csv_read(session, paths, part) for part in parts))
@@ -96,9 +96,9 @@ def _parquet_frames(session: Any, patterns: list[str], read: set[str]) -> list[A
         if "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" not in java_root_cause(exc):
             raise
         footers = _footers(session, patterns, repeated)
-        empty = _empty_and_odd(footers)
+        empty = empty_and_odd(footers)
         footers = {key: footer for key, footer in footers.items() if key not in empty}
-        conflict = _type_conflict(footers)
+        conflict = type_conflict(footers)
         if conflict is not None:
             raise InputError(mask_text(conflict, file_secrets(patterns))) from exc
         frames = _by_footers(session, patterns, footers, every=bool(empty))
@@ -132,8 +132,8 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
     nulls as nulls of the other files' type (found in a review). Each entry's set of files alike is read on its
     own, without its all-null columns and with its nanoseconds as timestamps, to be unioned by name: an all-null
     column is then null of the other files' type. None when the files differ otherwise (int and bigint: see
-    :func:`_type_conflict`), unless ``every``: then the sets are read even so, since ``footers`` leaves out some
-    files of the entries (see :func:`_empty_and_odd`). Only then are the files' footers read, one by one."""
+    :func:`.spark_heads.type_conflict`), unless ``every``: then the sets are read even so, since ``footers`` leaves out some
+    files of the entries (see :func:`.spark_heads.empty_and_odd`). Only then are the files' footers read, one by one."""
     from collections import defaultdict
     from urllib.parse import unquote
 
@@ -154,51 +154,6 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
         kept = T.StructType([field for field in schema.fields if field.name not in dropped])
         frames.append(from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos))
     return frames
-
-
-def _empty_and_odd(footers: dict[tuple[str, str], Footer]) -> set[tuple[str, str]]:
-    """The files without a row that give a column another type than the files with rows: an export of a quiet
-    day written with other types (an int column as int32, a column of nothing as text) failed every Spark run,
-    "the files give column 'token_count' different types" (exit 3), where DuckDB reads the other files (found in
-    a schema-drift audit). Such a file holds no event to leave out; it is skipped. An all-null column (see
-    :func:`_by_footers`) is no other type."""
-    typed: dict[str, set[str]] = {}
-    for footer in footers.values():
-        if footer.rows:
-            for column, kind in _read_types(footer).items():
-                typed.setdefault(column, set()).add(kind)
-    return {key for key, footer in footers.items() if not footer.rows
-            and any(column in typed and kind not in typed[column] for column, kind in _read_types(footer).items())}
-
-
-def _read_types(footer: Footer) -> dict[str, str]:
-    """A file's columns with the type a report reads them as: nanoseconds as timestamps (see :func:`nanos_read`),
-    all-null columns left out (they are null of any type: see :func:`_by_footers`)."""
-    return {column: "timestamp" if footer.kinds.get(column) == "nanos" else kind
-            for column, kind in footer.types.items() if footer.kinds.get(column) != "null"}
-
-
-def _type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
-    """The error for files that give a column two types (int in some, bigint in others), naming the files: Spark's
-    own error names the column's two types but no file, so in a folder of hundreds the user could not tell which
-    to rewrite (found in a schema-drift audit). The type fewer files give is named first, with one of its files.
-    An all-null column (read as INT: see :func:`_by_footers`) is no conflict. None when the footers show none."""
-    from collections import defaultdict
-
-    by_column: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for (_, f), footer in sorted(footers.items(), key=lambda item: item[0][1]):
-        for column, kind in _read_types(footer).items():
-            by_column[column][kind].append(_local_path(f))
-    for column, types in by_column.items():
-        if len(types) > 1:
-            (odd, odd_files), (usual, files) = sorted(types.items(), key=lambda t: (len(t[1]), t[1][0]))[:2]
-            def named(found: list[str]) -> str:
-                return found[0] + (f" (and {len(found) - 1} more file{'s' if len(found) > 2 else ''})"
-                                   if len(found) > 1 else "")
-            return (f"source.files: column {column!r} is {odd.upper()} in {named(odd_files)} but {usual.upper()} in "
-                    f"{named(files)}; expected one type per column in every file (Spark cannot read it as two types): "
-                    f"rewrite the odd files with the others' type")
-    return None
 
 
 def _only(df: Any, files: list[str]) -> Any:
@@ -224,59 +179,6 @@ def _repeated_files(patterns: list[str]) -> list[set[str]]:
         repeated.append(found & seen)
         seen |= found
     return repeated
-
-
-class CsvPart(NamedTuple):
-    """A set of CSV files with one header: its columns, its files (URIs as Spark lists them; None: all) and the
-    delimiter its header is written with."""
-
-    columns: list[str]
-    files: list[str] | None
-    sep: str = ","
-
-
-#: The delimiters a CSV file's header is looked at for: those DuckDB's sniffer tries.
-DELIMITERS = (",", ";", "\t", "|")
-
-
-def _csv_parts(session: Any, df: Any) -> list[CsvPart]:
-    """The CSV files of ``df`` by header: one part (``df``'s columns, every file) when all have the same first
-    line, else one per header. Spark takes the columns from one file and refused every other header, the same
-    columns in another order included (exit 3, naming whichever file was not the one it took them from: found in
-    a schema-drift audit), where DuckDB reads each file's columns by name. Only the first line of each file is
-    read (see :func:`.spark_heads.first_line`).
-
-    Each header's delimiter is the one of :data:`DELIMITERS` that splits it into the most columns (a comma on a
-    tie): Spark reads with a comma only, and a file written with ``;`` beside the others read as one column and
-    failed the run (exit 2) naming no file, where DuckDB detects each file's delimiter (found in a schema-drift
-    audit)."""
-    files = sorted(df.inputFiles())
-    headers: dict[bytes, list[str]] = {}
-    for f in files:
-        headers.setdefault(first_line(session, f), []).append(f)
-    if len(headers) > 1:
-        headers.pop(b"", None)  # files with no line: no header, no rows
-    seps = {header: _delimiter(header) for header in headers}
-    if len(headers) < 2:
-        header = next(iter(headers), b"")
-        if seps.get(header, ",") == ",":
-            return [CsvPart(list(df.columns), None)]
-        return [CsvPart(_header_columns(header, seps[header]), None, seps[header])]
-    return [CsvPart(_header_columns(header, seps[header]), group, seps[header]) for header, group in headers.items()]
-
-
-def _delimiter(header: bytes) -> str:
-    """The delimiter of :data:`DELIMITERS` that splits ``header`` into the most columns; a comma on a tie."""
-    return max(DELIMITERS, key=lambda sep: (len(_header_columns(header, sep)), sep == ","))
-
-
-def _header_columns(header: bytes, sep: str = ",") -> list[str]:
-    """A CSV header's column names as Spark reads them (double quotes, backslash escapes; a blank name is
-    _c<i>, as Spark names it)."""
-    import csv
-
-    names = next(csv.reader([header.decode("utf-8-sig", "replace")], delimiter=sep, escapechar="\\"), [])
-    return [name or f"_c{i}" for i, name in enumerate(names)]
 
 
 def _csv_read(session: Any, paths: list[str], part: CsvPart, extra: list[Any] | None = None, **options: Any) -> Any:

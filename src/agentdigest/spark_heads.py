@@ -1,13 +1,14 @@
-"""What each file of a Spark ``files`` source says at its head, read without reading its rows: a Parquet file's
-footer (its row count, its columns as Spark reads them, what Spark 4.0 misreads in them) through Spark's own Hadoop
-file system (so ``s3a://`` too). Read file by file, and only where the files' schemas do not merge: the footers of
-a folder that reads as it is are never opened here (see :mod:`.spark_files`).
+"""What each file of a Spark ``files`` source says at its head, read without reading its rows, and what reading the
+files makes of it (see :mod:`.spark_files`): a Parquet file's footer (its row count, its columns as Spark reads
+them, what Spark 4.0 misreads in them), read only where the files' schemas do not merge; a CSV file's first line
+(its columns and delimiter), read for every CSV file. Through Spark's own Hadoop file system (so ``s3a://`` too),
+a local file's first line by Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,103 @@ def local_path(url: str) -> str:
     from urllib.parse import unquote, urlsplit
 
     return unquote(urlsplit(url).path) if url.startswith("file:") else url
+
+
+def empty_and_odd(footers: dict[tuple[str, str], Footer]) -> set[tuple[str, str]]:
+    """The files without a row that give a column another type than the files with rows: an export of a quiet
+    day written with other types (an int column as int32, a column of nothing as text) failed every Spark run,
+    "the files give column 'token_count' different types" (exit 3), where DuckDB reads the other files (found in
+    a schema-drift audit). Such a file holds no event to leave out; it is skipped. An all-null column (see
+    :func:`.spark_files._by_footers`) is no other type."""
+    typed: dict[str, set[str]] = {}
+    for footer in footers.values():
+        if footer.rows:
+            for column, kind in read_types(footer).items():
+                typed.setdefault(column, set()).add(kind)
+    return {key for key, footer in footers.items() if not footer.rows
+            and any(column in typed and kind not in typed[column] for column, kind in read_types(footer).items())}
+
+
+def read_types(footer: Footer) -> dict[str, str]:
+    """A file's columns with the type a report reads them as: nanoseconds as timestamps (see
+    :func:`.spark_files.nanos_read`), all-null columns left out (null of any type: see
+    :func:`.spark_files._by_footers`)."""
+    return {column: "timestamp" if footer.kinds.get(column) == "nanos" else kind
+            for column, kind in footer.types.items() if footer.kinds.get(column) != "null"}
+
+
+def type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
+    """The error for files that give a column two types (int in some, bigint in others), naming the files: Spark's
+    own error names the column's two types but no file, so in a folder of hundreds the user could not tell which
+    to rewrite (found in a schema-drift audit). The type fewer files give is named first, with one of its files.
+    An all-null column (read as INT: see :func:`.spark_files._by_footers`) is no conflict. None when the footers
+    show none."""
+    from collections import defaultdict
+
+    by_column: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for (_, f), footer in sorted(footers.items(), key=lambda item: item[0][1]):
+        for column, kind in read_types(footer).items():
+            by_column[column][kind].append(local_path(f))
+    for column, types in by_column.items():
+        if len(types) > 1:
+            (odd, odd_files), (usual, files) = sorted(types.items(), key=lambda t: (len(t[1]), t[1][0]))[:2]
+            def named(found: list[str]) -> str:
+                return found[0] + (f" (and {len(found) - 1} more file{'s' if len(found) > 2 else ''})"
+                                   if len(found) > 1 else "")
+            return (f"source.files: column {column!r} is {odd.upper()} in {named(odd_files)} but {usual.upper()} in "
+                    f"{named(files)}; expected one type per column in every file (Spark cannot read it as two types): "
+                    f"rewrite the odd files with the others' type")
+    return None
+
+
+class CsvPart(NamedTuple):
+    """A set of CSV files with one header: its columns, its files (URIs as Spark lists them; None: all) and the
+    delimiter its header is written with."""
+
+    columns: list[str]
+    files: list[str] | None
+    sep: str = ","
+
+
+#: The delimiters a CSV file's header is looked at for: those DuckDB's sniffer tries.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_parts(session: Any, df: Any) -> list[CsvPart]:
+    """The CSV files of ``df`` by header: one part (``df``'s columns, every file) when all have the same first
+    line, else one per header. Spark takes the columns from one file and refused every other header, the same
+    columns in another order included (exit 3, naming whichever file was not the one it took them from: found in
+    a schema-drift audit), where DuckDB reads each file's columns by name. Only the first line of each file is
+    read (see :func:`first_line`).
+
+    Each header's delimiter is the one of :data:`DELIMITERS` that splits it into the most columns (a comma on a
+    tie): Spark reads with a comma only, and a file written with ``;`` beside the others read as one column and
+    failed the run (exit 2) naming no file, where DuckDB detects each file's delimiter (found in a schema-drift
+    audit)."""
+    files = sorted(df.inputFiles())
+    headers: dict[bytes, list[str]] = {}
+    for f in files:
+        headers.setdefault(first_line(session, f), []).append(f)
+    if len(headers) > 1:
+        headers.pop(b"", None)  # files with no line: no header, no rows
+    seps = {header: delimiter(header) for header in headers}
+    if len(headers) < 2:
+        header = next(iter(headers), b"")
+        if seps.get(header, ",") == ",":
+            return [CsvPart(list(df.columns), None)]
+        return [CsvPart(header_columns(header, seps[header]), None, seps[header])]
+    return [CsvPart(header_columns(header, seps[header]), group, seps[header]) for header, group in headers.items()]
+
+
+def delimiter(header: bytes) -> str:
+    """The delimiter of :data:`DELIMITERS` that splits ``header`` into the most columns; a comma on a tie."""
+    return max(DELIMITERS, key=lambda sep: (len(header_columns(header, sep)), sep == ","))
+
+
+def header_columns(header: bytes, sep: str = ",") -> list[str]:
+    """A CSV header's column names as Spark reads them (double quotes, backslash escapes; a blank name is
+    _c<i>, as Spark names it)."""
+    import csv
+
+    names = next(csv.reader([header.decode("utf-8-sig", "replace")], delimiter=sep, escapechar="\\"), [])
+    return [name or f"_c{i}" for i, name in enumerate(names)]
