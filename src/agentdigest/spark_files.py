@@ -114,13 +114,15 @@ def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
 
 
 def _footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> dict[tuple[str, str], Footer]:
-    """The footer of each file of each entry, by (entry, file URI), without the files an earlier entry names."""
-    footers: dict[tuple[str, str], Footer] = {}
-    for pattern, skip in zip(patterns, repeated):
-        for f in sorted(session.read.parquet(pattern).inputFiles()):
-            if os.path.realpath(_local_path(f)) not in skip:
-                footers[(pattern, f)] = read_footer(session, f)
-    return footers
+    """The footer of each file of each entry, by (entry, file URI), without the files an earlier entry names.
+    Eight at a time: each is a few dozen round trips to Spark's JVM (200 files: 2.4 s instead of 3.5 s here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [(pattern, f) for pattern, skip in zip(patterns, repeated)
+            for f in sorted(session.read.parquet(pattern).inputFiles())
+            if os.path.realpath(_local_path(f)) not in skip]
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(keys, pool.map(lambda key: read_footer(session, key[1]), keys)))
 
 
 def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str], Footer],
