@@ -1,13 +1,16 @@
-"""The missed-report alarm sent once: per recipient of an email alarm channel, and across a ledger reopened.
+"""The missed-report alarm sent once: per recipient of an email alarm channel, across a ledger reopened, and
+across every pass over a period whose recipient is refused for good.
 
-The report's source is missing, so every pass fails and raises a ``failed`` alarm (and, past the grace
-time, a ``late`` one) without computing anything. Alarms go to a real aiosmtpd server (STARTTLS, AUTH)
-or to an outbox; the ledger is a real SQLite file; the scheduler is the real daemon, driven in-process.
+Most reports here have no source, so every pass fails and raises a ``failed`` alarm (and, past the grace
+time, a ``late`` one) without computing anything; the refused recipient's report is computed from real
+DuckDB events. Alarms go to a real aiosmtpd server (STARTTLS, AUTH) or to an outbox; the ledger is a real
+SQLite file; the scheduler is the real daemon, driven in-process.
 """
 
 from __future__ import annotations
 
 import io
+from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 
 import pytest
@@ -17,7 +20,7 @@ from rich.console import Console
 from agentdigest.config import load_config
 from agentdigest.ledger import Ledger
 from agentdigest.schedule import run_due
-from schedule_helpers import utc, write_config
+from schedule_helpers import make_events, utc, write_config
 
 WEEKLY = {"id": "weekly", "period": "week", "timezone": "America/New_York", "schedule": "0 9 * * mon",
           "channels": ["box"]}  # W48 is due 2026-11-30 14:00Z
@@ -126,3 +129,64 @@ def test_an_alarm_sent_before_the_ledger_was_reopened_is_not_sent_again(tmp_path
     for key in keys:
         row = rows[("alarm:oncall", key)]
         assert row["state"] == "sent" and "restored from the archive" in row["note"]
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    return make_events(tmp_path_factory.mktemp("events") / "events.duckdb",
+                       end=datetime(2026, 12, 16, tzinfo=timezone.utc), days=60, conversations=500)
+
+
+@pytest.mark.parametrize("by,to", [
+    ("run --due", ["vp@example.com"]),  # its only recipient refused: the period is never delivered
+    ("scheduler", ["vp@example.com", "busy@example.com"]),  # and one deferred: the scheduler retries the pass
+])
+def test_a_period_refused_for_good_is_alarmed_once_per_kind_however_often_it_is_passed(tmp_path, smtp_server, tls_cert,
+                                                                                        events, by, to):
+    """Checked when `run --due` began to skip a target refused for good: run from cron every 5 minutes, it exits 1
+    at every run for as long as the period is due, and the scheduler retries a pass with a deferred recipient for
+    hours. Neither spams the alarm channel: it hears of the period once per kind, `failed` at the first failure and
+    `late` at the first pass after the grace time (16:00Z), then nothing, not even a day later, when the refused
+    recipient is tried again and refused again. Counted by the alarm channel's own (real) relay."""
+    from agentdigest.daemon import Daemon, Worker
+
+    relay = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user", "busy@example.com": ["451 4.2.1 busy"] * 99})
+    pager = smtp_server()
+    mail = {"from": "agentdigest@example.com", "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    path = write_config(tmp_path, events=events, reports=[{**WEEKLY, "channels": ["mail"]}],
+                        alarms={"channel": "oncall"}, channels={"mail": {"type": "email", "to": to, "smtp_url": relay.url(), **mail},
+                                  "oncall": {"type": "email", "to": ["oncall@example.com", "lead@example.com"],
+                                             "smtp_url": pager.url(), **mail}})
+    first = utc("2026-11-30T14:01:00Z")  # W48 due 14:00Z, late from 16:00Z (grace 120 minutes)
+    times = [first + timedelta(minutes=5 * i) for i in range(36)]  # to 16:56Z
+    times += [first + timedelta(days=1, hours=1), first + timedelta(days=1, hours=1, minutes=5)]  # the refusal aged
+    # The scheduler's passes: its start (every target), its retries after 5, 10, 20, 40 and 60 minutes (not the
+    # refused one), and a restart a day later (every target); its heartbeat looks for late periods all along.
+    passes = {first + timedelta(minutes=m) for m in (0, 5, 15, 35, 75, 135)} | {times[36]}
+    daemon = Daemon(path) if by == "scheduler" else None
+    worker = Worker(daemon, "weekly") if daemon else None
+    seen = {}
+    try:
+        for now in times:
+            with time_machine.travel(now, tick=False):
+                if worker is None:
+                    assert due_run(path, now.isoformat())[0] == 1
+                else:
+                    if now in passes:
+                        worker._pass(retry=now not in (first, times[36]))
+                    daemon.tick()
+            seen[now] = len(pager.messages)
+    finally:
+        if daemon:
+            daemon.ledger.close()
+    subjects = [(message_from_bytes(raw)["Subject"], sorted(rcpts)) for _, rcpts, raw in pager.messages]
+    both = ["lead@example.com", "oncall@example.com"]
+    assert subjects == [("[agentdigest] weekly 2026-W48 could not be delivered", both),
+                        ("[agentdigest] weekly 2026-W48 is late", both)]
+    assert seen[first] == 1 and seen[utc("2026-11-30T15:56:00Z")] == 1 and seen[utc("2026-11-30T16:01:00Z")] == 2
+    assert relay.handler.rcpts.count("vp@example.com") == 2  # the first pass, and once more a day later
+    if worker is not None:
+        assert relay.handler.rcpts.count("busy@example.com") == len(passes)  # every pass tried the deferred one
+    rows = alarm_rows(path)
+    assert {k: r["sends"] for k, r in rows.items()} == {
+        ("alarm:oncall", f"{kind}:{address}"): 1 for kind in ("failed", "late") for address in both}
