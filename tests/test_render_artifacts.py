@@ -281,3 +281,14 @@ def test_a_report_of_some_agents_says_so_in_every_format(audience: str) -> None:
     assert json.loads(texts["report.json"])["agents"] == ["Billing-bot", "support-*"]
     plain = readable(render_artifacts(data, now=NOW))
     assert all("agents " not in text for text in plain.values()) and "agents" not in json.loads(plain["report.json"])
+
+
+def test_hebrew_and_arabic_agents_of_the_scope_are_isolated_in_the_text_and_slack() -> None:
+    """The scope line is one string in the text report and in Slack: a Hebrew agent beside an Arabic one read
+    in the wrong order, the comma between them stranded (found in a rendering audit); each name is isolated."""
+    data = make_report("engineering")
+    scoped = replace(data, settings={**data.settings, "agents": ["סוכן-2", "وكيل-3", "billing-bot"]})
+    texts = readable(render_artifacts(scoped, now=NOW))
+    for where in ("report.txt", "slack.json plain_text", "message.eml text/plain"):
+        line = re.sub(r"\s+", " ", texts[where])
+        assert "agents \u2068סוכן-2\u2069, \u2068وكيل-3\u2069, billing-bot" in line, where

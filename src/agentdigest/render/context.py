@@ -15,7 +15,7 @@ from .charts import Chart
 from ..changes import finite_number
 from ..significance import begins_within, data_begin, first_with_data
 from .format import FLAT, NA, NEW, Formatter
-from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, shows_days, slight
+from .sections import breakdowns, failures, gap_label, isolated, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -343,7 +343,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             "previous_span": fmt.span(data.period_kind, data.previous_period.start, data.previous_period.end,
                                       year=data.previous_period.start.year != data.period.start.year),
             # a report of some agents says so beside its dates, in every format
-            "scope": "agents " + ", ".join(agents) if (agents := data.settings.get("agents")) else "",
+            # (each name isolated in the text and Slack: a Hebrew name could swap places with the one beside it)
+            "scope": "agents " + ", ".join(map(isolated, agents)) if (agents := data.settings.get("agents")) else "",
             # the same names one by one, for the HTML to isolate each (a Hebrew name in the joined line
             # could swap places with the name beside it)
             "agents": list(agents or ()),
