@@ -8,6 +8,7 @@ that silently change a report accepted; an empty ./spark-warehouse left behind b
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -221,26 +222,58 @@ def test_a_column_only_later_files_have_is_read(url, fmt, tmp_path, request):
 def test_int_and_bigint_across_parquet_files(url, first, second, tmp_path, request):
     """DuckDB reads a column that is int in one file and bigint in another. Spark merges no such schemas:
     without merging, the query failed with "An error occurred while calling o106.collectToPython." (int
-    first) or worked (bigint first), by which file Spark took the columns from. Now Spark refuses it when
-    it opens the files, in either order, with one line saying what to change and in which files: Spark's
-    own error named the two types but no file, so in a folder of hundreds the odd one could not be found
-    (found in a schema-drift audit). The files' shape is wrong, not the engine: exit 2."""
-    pq.write_table(_events(["a"], token_count=pa.array([1], first)), tmp_path / "a.parquet")
-    pq.write_table(_events(["b"], token_count=pa.array([2], second)), tmp_path / "b.parquet")
-    pq.write_table(_events(["c"], token_count=pa.array([3], second)), tmp_path / "c.parquet")
-    if url.startswith("duckdb"):
-        source = _open(url, str(tmp_path / "*.parquet"), request)
-        try:
-            assert source.events.token_count.sum().to_pyarrow().as_py() == 6
-        finally:
-            source.close()
-        return
+    first) or worked (bigint first), by which file Spark took the columns from; then it was refused, naming the
+    files, and the user had to rewrite files DuckDB reads (found in a schema-drift audit). Now Spark reads them
+    as DuckDB does, in either order: each set of files alike on its own, the ints cast to bigint."""
+    most = {pa.int32(): 2 ** 31 - 1, pa.int64(): 2 ** 40}  # each type's own: none lost in the other
+    pq.write_table(_events(["a"], token_count=pa.array([most[first]], first)), tmp_path / "a.parquet")
+    pq.write_table(_events(["b"], token_count=pa.array([most[second]], second)), tmp_path / "b.parquet")
+    pq.write_table(_events(["c"], token_count=pa.array([1], second)), tmp_path / "c.parquet")
+    source = _open(url, str(tmp_path / "*.parquet"), request)
+    try:
+        assert source.events.token_count.sum().to_pyarrow().as_py() == 2 ** 40 + 2 ** 31
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("first,second,read", [
+    # int32 beside float32 is a float32, as DuckDB reads it: 2^31 - 1 is rounded to 2^31
+    (pa.array([2 ** 31 - 1], pa.int32()), pa.float32(), [2.0 ** 31, 1.5, 1.0]),
+    # int64 beside a double is a double, as DuckDB reads it: 2^53 + 1 is rounded to 2^53
+    (pa.array([2 ** 53 + 1], pa.int64()), pa.float64(), [2.0 ** 53, 1.5, 1.0]),
+    (pa.array([0.1], pa.float32()), pa.float64(), [0.10000000149011612, 1.5, 1.0]),
+], ids=["int-float", "bigint-double", "float-double"])
+def test_integers_and_floats_across_parquet_files(url, first, second, read, tmp_path, request):
+    """Numbers of another type in some files: Spark refused them (exit 2), and now reads each as DuckDB's
+    union_by_name does, by the same type, whose rounding the report then shows on both engines."""
+    pq.write_table(_events(["a"], cost_usd=first), tmp_path / "a.parquet")
+    pq.write_table(_events(["b"], cost_usd=pa.array([1.5], second)), tmp_path / "b.parquet")
+    pq.write_table(_events(["c"], cost_usd=pa.array([1.0], second)), tmp_path / "c.parquet")
+    source = _open(url, str(tmp_path / "*.parquet"), request)
+    try:
+        got = source.events.order_by("conversation_id").cost_usd.to_pyarrow().to_pylist()
+    finally:
+        source.close()
+    assert got == read
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("values", [pa.array(["2"]), pa.array([True])], ids=["text", "boolean"])
+def test_text_and_numbers_across_parquet_files_are_refused_by_spark(spark, values, tmp_path, request):
+    """A column that is a number in some files and text (or a boolean) in others: DuckDB reads it as text (or the
+    booleans as 0 and 1), which no widening of a number is. Spark refuses it when it opens the files, with one line
+    saying what to change and in which files: Spark's own error named the two types but no file, so in a folder of
+    hundreds the odd one could not be found (found in a schema-drift audit). The files' shape is wrong: exit 2."""
+    pq.write_table(_events(["a"], token_count=pa.array([1], pa.int32())), tmp_path / "a.parquet")
+    pq.write_table(_events(["b"], token_count=values), tmp_path / "b.parquet")
+    pq.write_table(_events(["c"], token_count=pa.array([3], pa.int64())), tmp_path / "c.parquet")
     with pytest.raises(InputError) as err:
-        _open(url, str(tmp_path / "*.parquet"), request)
-    name = {pa.int32(): "INT", pa.int64(): "BIGINT"}
+        _open(SPARK, str(tmp_path / "*.parquet"), request)
+    odd = "STRING" if values.type == pa.string() else "BOOLEAN"
     assert _one_line(err.value) == (
-        f"source.files: column 'token_count' is {name[first]} in {tmp_path / 'a.parquet'} but {name[second]} in "
-        f"{tmp_path / 'b.parquet'} (and 1 more file); expected one type per column in every file (Spark cannot "
+        f"source.files: column 'token_count' is {odd} in {tmp_path / 'b.parquet'} but INT or BIGINT in "
+        f"{tmp_path / 'a.parquet'} (and 1 more file); expected one type per column in every file (Spark cannot "
         f"read it as two types): rewrite the odd files with the others' type")
 
 
@@ -264,11 +297,11 @@ def test_a_parquet_file_without_rows_of_other_types_is_skipped(url, tmp_path, re
     finally:
         source.close()
     if url == SPARK:
-        pq.write_table(_events(["c1"], token_count=pa.array([5], pa.int32())), tmp_path / "c.parquet")
+        pq.write_table(_events(["c1"], token_count=pa.array(["5"])), tmp_path / "c.parquet")
         pq.write_table(_events(["d1"], token_count=pa.array([6], pa.int64())), tmp_path / "d.parquet")
         with pytest.raises(InputError) as err:
             _open(url, str(tmp_path / "*.parquet"), request)
-        assert _one_line(err.value).startswith(f"source.files: column 'token_count' is INT in {tmp_path / 'c.parquet'} "
+        assert _one_line(err.value).startswith(f"source.files: column 'token_count' is STRING in {tmp_path / 'c.parquet'} "
                                                f"but BIGINT in {tmp_path / 'a.parquet'} (and 1 more file);"), \
             _one_line(err.value)
 
@@ -393,6 +426,59 @@ def test_a_file_named_by_two_entries_is_read_once(url, files, tmp_path, request)
     write_parquet(trap_rows(SCENARIO), tmp_path / "events")
     write_csv(trap_rows(SCENARIO), tmp_path / "csv")
     mismatches = _trap_report(url, [str(tmp_path / f) for f in files], request)
+    assert not mismatches, "\n".join(mismatches)
+
+
+def _report_doc(url: str, files: list[str], request: pytest.FixtureRequest) -> dict:
+    """The trap scenario's report.json read from ``files`` by ``url``'s engine, without when it was made."""
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = _open(url, files, request)
+    try:
+        data = compute_report(source, ReportConfig(id="trap", period=kind, timezone=tz),
+                              parse_period(kind, key, tz), now=now_for(SCENARIO))
+    finally:
+        source.close()
+    doc = json.loads(data.to_json())
+    doc.pop("generated_at")
+    return doc
+
+
+def _differences(got: object, expected: object, where: str = "") -> list[str]:
+    """Where two report.json documents differ: counts and text exactly, other numbers to 1e-12 of their value (the
+    engines add floats in another order); a number read as a float where the other read a double differs by more."""
+    if isinstance(got, dict) and isinstance(expected, dict) and got.keys() == expected.keys():
+        return [d for key in got for d in _differences(got[key], expected[key], f"{where}.{key}")]
+    if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
+        return [d for i, pair in enumerate(zip(got, expected)) for d in _differences(*pair, f"{where}[{i}]")]
+    if isinstance(got, float) and isinstance(expected, float) and math.isclose(got, expected, rel_tol=1e-12):
+        return []
+    return [] if got == expected and type(got) is type(expected) else [f"{where}: {got!r}, expected {expected!r}"]
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("column,types", [
+    ("token_count", (pa.int32(), pa.int64(), pa.int16())),  # bigint
+    ("token_count", (pa.int64(), pa.float64(), pa.int32())),  # double: a fraction would be an invalid count
+    ("latency_ms", (pa.float32(), pa.float64(), pa.float32())),  # double
+    ("latency_ms", (pa.int32(), pa.float32(), pa.int64())),  # float, as DuckDB reads them
+    ("cost_usd", (pa.float32(), pa.int64(), pa.float64())),  # double
+], ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v)))
+def test_numbers_of_other_types_across_parquet_files_are_read_as_by_duckdb(spark, column, types, tmp_path, request):
+    """A column written as int32 in some files and int64 in others (float and double, integers and doubles: a
+    writer that changed, a backfill from another tool): DuckDB reads them as one type, the wider, and Spark failed
+    every run (exit 2 naming the files; exit 3 before: found in a schema-drift audit). Now Spark reads each set of
+    files alike on its own, casts its numbers to DuckDB's type and joins them by name: the reports are the same."""
+    table = to_arrow(trap_rows(SCENARIO))
+    step = -(-table.num_rows // len(types))
+    (tmp_path / "events").mkdir()
+    for i, kind in enumerate(types):
+        part = table.slice(i * step, step)
+        # unsafe: a NaN or a fraction of the trap data as an integer is some integer, the same for both engines
+        part = part.set_column(part.schema.get_field_index(column), column, part[column].cast(kind, safe=False))
+        pq.write_table(part, tmp_path / "events" / f"part-{i}.parquet")
+    files = [str(tmp_path / "events")]
+    duckdb, spark = _report_doc("duckdb://", files, request), _report_doc(SPARK, files, request)
+    mismatches = _differences(spark, duckdb)
     assert not mismatches, "\n".join(mismatches)
 
 

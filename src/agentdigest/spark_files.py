@@ -21,7 +21,8 @@ from .errors import InputError, SourceError
 from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
-from .spark_heads import CsvPart, Footer, csv_parts, empty_and_odd, read_footer, type_conflict
+from .spark_heads import (INTEGERS, CsvPart, Footer, csv_parts, empty_and_odd, read_footer, read_types, type_conflict,
+                          widened)
 from .spark_heads import local_path as _local_path
 from .unreadable import Unreadable
 
@@ -133,9 +134,11 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
     beside microsecond ones. Every run failed, "the files give column 'error_type' different types" (exit 3), where DuckDB reads the
     nulls as nulls of the other files' type (found in a review). Each entry's set of files alike is read on its
     own, without its all-null columns and with its nanoseconds as timestamps, to be unioned by name: an all-null
-    column is then null of the other files' type. None when the files differ otherwise (int and bigint: see
-    :func:`.spark_heads.type_conflict`), unless ``every``: then the sets are read even so, since ``footers`` leaves out some
-    files of the entries (see :func:`.spark_heads.empty_and_odd`). Only then are the files' footers read, one by one."""
+    column is then null of the other files' type. Numbers of two types (int in some files, bigint in others: every
+    run failed where DuckDB reads them, found in a schema-drift audit) are read likewise, each set of files with its
+    own, and cast to the type DuckDB reads them all as (see :func:`.spark_heads.wider`). None when the files differ
+    in none of these ways, unless ``every``: then the sets are read even so, since ``footers`` leaves out some files
+    of the entries (see :func:`.spark_heads.empty_and_odd`). Only then are the files' footers read."""
     from collections import defaultdict
     from urllib.parse import unquote
 
@@ -143,19 +146,42 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
 
     kinds = {key: footer.kinds for key, footer in footers.items()}
     typed = {c for k in kinds.values() for c, kind in k.items() if kind != "null"}
-    groups: dict[tuple[str, frozenset[str], frozenset[str]], list[str]] = defaultdict(list)
+    wide = widened(footers)
+    groups: dict[tuple[str, frozenset[str], frozenset[str], frozenset[tuple[str, str]]], list[str]] = defaultdict(list)
     for (pattern, f), k in kinds.items():
         groups[(pattern, frozenset(c for c, kind in k.items() if kind == "null" and c in typed),
-                frozenset(c for c, kind in k.items() if kind == "nanos"))].append(f)
-    if not every and not any(dropped for _, dropped, _ in groups) and len({nanos for _, _, nanos in groups}) < 2:
+                frozenset(c for c, kind in k.items() if kind == "nanos"),
+                frozenset((c, kind) for c, kind in read_types(footers[(pattern, f)]).items() if c in wide))].append(f)
+    if (not every and not wide and not any(dropped for _, dropped, _, _ in groups)
+            and len({nanos for _, _, nanos, _ in groups}) < 2):
         return None
     frames = []
-    for (pattern, dropped, nanos), group in groups.items():
+    for (pattern, dropped, nanos, _), group in groups.items():
         # The set's own columns and types (its files by name: no partition folders, which the entry's read adds)
         schema = session.read.option("mergeSchema", "true").parquet(*(unquote(f) for f in group)).schema
         kept = T.StructType([field for field in schema.fields if field.name not in dropped])
-        frames.append(from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos))
+        frame = from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos)
+        # The narrower numbers cast to the type DuckDB reads them all as (see .spark_heads.wider)
+        narrower = {f.name: f.dataType.simpleString() for f in frame.schema.fields
+                    if f.name in wide and f.dataType.simpleString() != wide[f.name]}
+        frames.append(frame.withColumns({c: _widen(c, kind, wide[c]) for c, kind in sorted(narrower.items())})
+                      if narrower else frame)
     return frames
+
+
+def _widen(column: str, kind: str, wide: str) -> Any:
+    """``column``, of type ``kind``, cast to ``wide``. An integer becomes a float through a double: Spark's
+    optimizer drops a cast to float that a cast to double follows (the report's own), and 2^31 - 1 read 2147483647
+    where DuckDB reads 2147483648 (found testing this). Exact up to 2^53; above, a bigint may round otherwise."""
+    from pyspark.sql import functions as F
+
+    value = F.col(_quoted(column))
+    return (value.cast("double") if wide == "float" and kind in INTEGERS else value).cast(wide)
+
+
+def _quoted(column: str) -> str:
+    """``column`` as Spark SQL names it (a name may hold a dot or a backtick)."""
+    return "`" + column.replace("`", "``") + "`"
 
 
 def _only(df: Any, files: list[str]) -> Any:
@@ -375,6 +401,5 @@ def from_nanos(df: Any, columns: set[str]) -> Any:
     from pyspark.sql import functions as F
 
     for column in sorted(columns):
-        quoted = "`" + column.replace("`", "``") + "`"
-        df = df.withColumn(column, F.timestamp_micros(F.expr(f"{quoted} div 1000")))
+        df = df.withColumn(column, F.timestamp_micros(F.expr(f"{_quoted(column)} div 1000")))
     return df

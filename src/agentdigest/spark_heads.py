@@ -159,28 +159,69 @@ def read_types(footer: Footer) -> dict[str, str]:
             for column, kind in footer.types.items() if footer.kinds.get(column) != "null"}
 
 
+#: Integer types as Spark reads Parquet's (unsigned ones as the next wider), narrowest first.
+INTEGERS = ("tinyint", "smallint", "int", "bigint")
+
+
+def wider(kinds: set[str]) -> str | None:
+    """The one type files that give a column each of ``kinds`` are read as, as DuckDB's ``union_by_name`` reads
+    them: the widest integer; a float beside integers (as DuckDB, though an integer over 2^24 is then rounded); a
+    double beside floats or integers. None where DuckDB's reading is no widening of a number (text, a boolean read
+    as 0 and 1: see :func:`type_conflict`). Only the number types are widened here: others are refused."""
+    if len(kinds) < 2:
+        return next(iter(kinds), None)
+    if not kinds <= {*INTEGERS, "float", "double"}:
+        return None
+    return "double" if "double" in kinds else "float" if "float" in kinds else max(kinds, key=INTEGERS.index)
+
+
+def widened(footers: dict[tuple[str, str], Footer]) -> dict[str, str]:
+    """Each column the files give different types that :func:`wider` widens, with the type it is read as."""
+    kinds: dict[str, set[str]] = {}
+    for footer in footers.values():
+        for column, kind in read_types(footer).items():
+            kinds.setdefault(column, set()).add(kind)
+    return {column: wide for column, found in kinds.items() if len(found) > 1 and (wide := wider(found)) is not None}
+
+
+def _family(kind: str) -> str:
+    """The types :func:`wider` reads as one: the numbers, else each type alone."""
+    return "number" if kind in (*INTEGERS, "float", "double") else kind
+
+
 def type_conflict(footers: dict[tuple[str, str], Footer]) -> str | None:
-    """The error for files that give a column two types (int in some, bigint in others), naming the files: Spark's
-    own error names the column's two types but no file, so in a folder of hundreds the user could not tell which
-    to rewrite (found in a schema-drift audit). The type fewer files give is named first, with one of its files.
-    An all-null column (read as INT: see :func:`.spark_files._by_footers`) is no conflict. None when the footers
-    show none."""
+    """The error for files that give a column types no widening makes one (a number in some, text in others),
+    naming the files: Spark's own error names the column's two types but no file, so in a folder of hundreds the
+    user could not tell which to rewrite (found in a schema-drift audit). The types fewer files give are named
+    first, with one of their files. Types :func:`wider` widens are no conflict, nor is an all-null column (read as
+    INT: see :func:`.spark_files._by_footers`). None when the footers show none."""
     from collections import defaultdict
 
-    by_column: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    by_column: dict[str, dict[str, dict[str, list[str]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for (_, f), footer in sorted(footers.items(), key=lambda item: item[0][1]):
         for column, kind in read_types(footer).items():
-            by_column[column][kind].append(local_path(f))
-    for column, types in by_column.items():
-        if len(types) > 1:
-            (odd, odd_files), (usual, files) = sorted(types.items(), key=lambda t: (len(t[1]), t[1][0]))[:2]
-            def named(found: list[str]) -> str:
-                return found[0] + (f" (and {len(found) - 1} more file{'s' if len(found) > 2 else ''})"
-                                   if len(found) > 1 else "")
-            return (f"source.files: column {column!r} is {odd.upper()} in {named(odd_files)} but {usual.upper()} in "
-                    f"{named(files)}; expected one type per column in every file (Spark cannot read it as two types): "
-                    f"rewrite the odd files with the others' type")
+            by_column[column][_family(kind)][kind].append(local_path(f))
+    for column, families in by_column.items():
+        if len(families) > 1:
+            odd, usual = sorted(families.values(), key=lambda types: (len(_files(types)), _files(types)[0]))[:2]
+            return (f"source.files: column {column!r} is {_named(odd)} but {_named(usual)}; expected one type per "
+                    f"column in every file (Spark cannot read it as two types): rewrite the odd files with the others' "
+                    f"type")
     return None
+
+
+def _files(types: dict[str, list[str]]) -> list[str]:
+    """The files of each type of ``types`` (type -> its files), sorted."""
+    return sorted(f for found in types.values() for f in found)
+
+
+def _named(types: dict[str, list[str]]) -> str:
+    """"INT or BIGINT in a.parquet (and 2 more files)": the types the most files give first, one file of them."""
+    found = _files(types)
+    more = len(found) - 1
+    kinds = sorted(types, key=lambda kind: (-len(types[kind]), types[kind][0]))
+    return (" or ".join(kind.upper() for kind in kinds) + f" in {found[0]}"
+            + (f" (and {more} more file{'s' if more > 1 else ''})" if more else ""))
 
 
 class CsvPart(NamedTuple):
