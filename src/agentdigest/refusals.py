@@ -11,6 +11,10 @@ Secrets never reach the ledger, not even hashed (a weak SMTP password could be g
 the fingerprint has each secret masked (an SMTP URL keeps its user, host and port). So a password put right in
 the environment is no change it can see: the refused target is tried again within a day, or at once by
 ``run REPORT --period KEY``, which the skip's line names.
+
+The missed-report alarm follows the same rule for its own targets (``kind="alarm"`` rows), under a fingerprint of
+its own settings (:func:`alarm_settings_view`): an alarm address refused for good is not tried again at every
+cron run either.
 """
 from __future__ import annotations
 
@@ -40,7 +44,21 @@ def settings_view(config: Config, report_id: str) -> Any:
 
 def settings_fingerprint(config: Config, report: ReportConfig) -> str:
     """24 hex digits that change when :func:`settings_view` does, its secrets masked (see the module)."""
-    text = json.dumps(_plain(settings_view(config, report.id)), sort_keys=True, default=str)
+    return _fingerprint(settings_view(config, report.id))
+
+
+def alarm_settings_view(config: Config) -> Any:
+    """What a change of retries the alarm's failures: ``[alarms]`` and its channel's settings."""
+    return (config.alarms, config.channels.get(config.alarms.channel or ""))
+
+
+def alarm_fingerprint(config: Config) -> str:
+    """24 hex digits that change when :func:`alarm_settings_view` does, its secrets masked (see the module)."""
+    return _fingerprint(alarm_settings_view(config))
+
+
+def _fingerprint(view: Any) -> str:
+    text = json.dumps(_plain(view), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -58,15 +76,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def refused_for_good(ledger: Any, report_id: str, period_key: str, under: str) -> dict[str, dict[str, str]]:
+def refused_for_good(ledger: Any, report_id: str, period_key: str, under: str,
+                     kind: str = "delivery") -> dict[str, dict[str, str]]:
     """Each channel's targets of the period that were never sent and whose last failure was permanent, happened
     under the settings fingerprinted ``under`` and is not older than :data:`TRY_AGAIN_AFTER`, with that failure's
     error. A failure under other settings, from before fingerprints were kept, or a day old, is left out: it is
-    tried again."""
+    tried again. ``kind="alarm"``: the targets of the period's alarms (channel ``alarm:<name>``)."""
     since = datetime.now(timezone.utc) - TRY_AGAIN_AFTER
     refused: dict[str, dict[str, str]] = {}
     for row in ledger.deliveries(report_id, period_key):
-        if (row["kind"] == "delivery" and row["state"] == "failed" and row["retryable"] is False
+        if (row["kind"] == kind and row["state"] == "failed" and row["retryable"] is False
                 and not row["sent_at"] and row.get("failed_under") == under and _after(row["at"], since)):
             refused.setdefault(row["channel"], {})[row["recipient"]] = row["error"] or "refused"
     return refused
