@@ -44,7 +44,7 @@ def alarm_rows(config_path) -> dict[tuple[str, str], dict]:
 
 @pytest.mark.parametrize("answer,second_pass", [
     (["450 4.2.1 mailbox busy"], ["lead@example.com"]),  # refused once: the next pass sends it to lead only
-    ("550 5.1.1 no such user", []),  # refused for good: tried again alone, oncall never gets a second copy
+    ("550 5.1.1 no such user", []),  # refused for good: not tried again (for a day), oncall gets no second copy
 ], ids=["deferred-once", "refused-for-good"])
 def test_an_email_alarm_refused_by_one_recipient_is_sent_again_to_that_one_only(tmp_path, smtp_server, tls_cert,
                                                                                 answer, second_pass):
@@ -61,6 +61,7 @@ def test_an_email_alarm_refused_by_one_recipient_is_sent_again_to_that_one_only(
         assert code != 0 and "DuckDB file not found" in out
     envelopes = [sorted(rcpts) for _, rcpts, _ in server.messages]
     assert envelopes == [["oncall@example.com"], *([r] for r in second_pass)]
+    assert server.handler.rcpts.count("lead@example.com") == 1 + len(second_pass)
     assert {message_from_bytes(raw)["Subject"] for _, _, raw in server.messages} == {
         "[agentdigest] weekly 2026-W48 could not be delivered"}
     rows = alarm_rows(path)
@@ -190,3 +191,78 @@ def test_a_period_refused_for_good_is_alarmed_once_per_kind_however_often_it_is_
     rows = alarm_rows(path)
     assert {k: r["sends"] for k, r in rows.items()} == {
         ("alarm:oncall", f"{kind}:{address}"): 1 for kind in ("failed", "late") for address in both}
+
+
+def test_an_alarm_address_refused_for_good_is_not_tried_again_for_a_day(tmp_path, smtp_server, tls_cert):
+    """Found in an audit: an alarm address refused for good (550) was tried again by every `run --due`, for the
+    same 550 and an `alarm_failed` line each time (12 cron runs, 24 attempts). It now follows a report target's
+    rule (refusals.py): not tried again for a day, or until `[alarms]` or its channel's settings change, and not
+    for the period's other kind of alarm either; the working address still gets each alarm once. Counted by the
+    alarm channel's own (real) relay."""
+    import sqlite3
+
+    server = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user"})
+    oncall = {"type": "email", "to": ["oncall@example.com", "gone@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    box = {"type": "outbox", "path": str(tmp_path / "outbox")}
+
+    def config(**changed):
+        return write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY], alarms={"channel": "oncall"},
+                            channels={"box": box, "oncall": {**oncall, **changed}})
+
+    def gone() -> int:
+        return server.handler.rcpts.count("gone@example.com")
+
+    path = config()
+    start = utc("2026-11-30T14:05:00Z")  # the source is missing: every pass fails; late from 16:00Z
+    for i in range(36):  # to 17:00Z, every five minutes
+        assert due_run(path, (start + timedelta(minutes=5 * i)).isoformat())[0] != 0
+    assert gone() == 1  # 49 before (an alarm_failed line each): the 'failed' alarm every run, the 'late' one too
+    assert [(message_from_bytes(raw)["X-Agentdigest-Alarm"], rcpts) for _, rcpts, raw in server.messages] == [
+        ("failed", ["oncall@example.com"]), ("late", ["oncall@example.com"])]
+    rows = alarm_rows(path)
+    refused = rows[("alarm:oncall", "failed:gone@example.com")]
+    assert (refused["state"], refused["retryable"], refused["attempts"]) == ("failed", False, 1)
+    assert ("alarm:oncall", "late:gone@example.com") not in rows  # never tried: refused for good before
+
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # the refusal, a little more than a day old
+        aged = db.execute("UPDATE deliveries SET updated_at = datetime(updated_at, '-25 hours') "
+                          "WHERE recipient LIKE '%:gone@example.com'").rowcount
+    assert aged == 1
+    assert due_run(path, "2026-11-30T17:05:00Z")[0] != 0
+    assert gone() == 2  # tried once more (the 'failed' alarm), refused again: not with the 'late' one
+    assert due_run(path, "2026-11-30T17:10:00Z")[0] != 0
+    assert gone() == 2
+
+    path = config(timeout=6)  # the alarm channel's settings changed: tried again at once, then not
+    for now in ("2026-11-30T17:15:00Z", "2026-11-30T17:20:00Z"):
+        assert due_run(path, now)[0] != 0
+    assert gone() == 3
+    assert len(server.messages) == 2  # the working address never got a second copy
+
+
+def test_the_schedulers_heartbeat_does_not_try_again_an_alarm_address_refused_for_good(tmp_path, smtp_server,
+                                                                                       tls_cert):
+    """The scheduler looks for late periods at every heartbeat (30 s): an alarm address refused for good was tried
+    again at each, twice a minute. It is tried once, and once more a day later."""
+    from agentdigest.daemon import Daemon
+
+    server = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user"})
+    oncall = {"type": "email", "to": ["oncall@example.com", "gone@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY], alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    late = utc("2026-11-30T17:00:00Z")  # W48 late since 16:00Z
+    ticks = [late + timedelta(seconds=30 * i) for i in range(10)]
+    ticks += [late + timedelta(days=1, minutes=1, seconds=30 * i) for i in range(3)]  # the refusal a day old
+    daemon = Daemon(path)
+    seen = []
+    try:
+        for now in ticks:
+            with time_machine.travel(now, tick=False):
+                daemon.tick()
+            seen.append(server.handler.rcpts.count("gone@example.com"))
+    finally:
+        daemon.ledger.close()
+    assert seen == [1] * 10 + [2] * 3  # 1 to 10 before: one at every heartbeat
+    assert [rcpts for _, rcpts, _ in server.messages] == [["oncall@example.com"]]

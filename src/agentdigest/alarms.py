@@ -10,7 +10,9 @@ under channel ``alarm:<name>`` and recipient ``late`` or ``failed`` (``late:<add
 email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
 the same late period, and exactly one of them tells each target of the alarm channel about it, once. Each
 send is also appended to the archive's alarm log (``<archive>/.alarms/<report>/<period>.jsonl``), from which
-a new or reset ledger learns it, as it learns a report's sends from the period's send log.
+a new or reset ledger learns it, as it learns a report's sends from the period's send log. A target refused for
+good (an address refused with SMTP 5xx, Slack's ``channel_not_found``) is not tried again for the period, whichever
+kind of alarm, for a day or until the alarm's settings change: the rule of a report's targets (refusals.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .preflight import lease_seconds
 from .errors import ArchiveError, DeliveryError
 from .masking import mask_text, secret_values
 from .periods import Period
+from .refusals import alarm_fingerprint, refused_for_good
 
 Kind = Literal["late", "failed"]
 ALARM_REPORT_ID = "_alarms"  # the outbox folder and Message-ID namespace of alarms, apart from any report
@@ -114,13 +117,16 @@ def recipient(kind: Kind, target: str) -> str:
 
 
 def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path) -> str:
-    """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed or off.
+    """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed,
+    refused (every target left was refused for good, and is not tried) or off.
 
     Each target of the channel (each address of an email channel) is claimed on its own, as a report's are:
-    one refused recipient is tried again by the next pass, alone, and never sends the others a second copy
+    one recipient refused for now is tried again by the next pass, alone, and never sends the others a second copy
     (found in an audit: the alarm was one row, and every recipient got it again). Every send is also noted
     in the archive's alarm log, from which a new or reset ledger learns it, as it learns a report's sends
-    (found in an audit: a scheduler whose ledger was deleted sent the same alarm again)."""
+    (found in an audit: a scheduler whose ledger was deleted sent the same alarm again). A target refused for good
+    is not tried again for a day, or until the alarm's settings change (found in an audit: an address refused with
+    550 was tried again, and an ``alarm_failed`` line logged, at every `run --due` from cron)."""
     name = config.alarms.channel
     if not name:
         return "off"
@@ -142,14 +148,20 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
             targets != [""] and _sent_whole(rows.get(alarm.kind))):
         return "skipped"
     _restore(ledger, alarm, ledger_channel, keys, rows, archive)
+    under = alarm_fingerprint(config)
+    refused = _refused(ledger, alarm, ledger_channel, under)
     claims = {}
-    for target in targets:
+    not_tried = {t: refused[t] for t in targets if t in refused and not (rows.get(recipient(alarm.kind, t)) or {})
+                 .get("sent_at")}
+    for target in (t for t in targets if t not in refused):
         claim = ledger.claim(alarm.report_id, alarm.period.key, ledger_channel, recipient(alarm.kind, target),
                              owner=owner, lease_seconds=lease_seconds(settings), kind="alarm")
         if claim is not None:
             claims[target] = claim
+    if not_tried:
+        _not_tried(alarm, name, not_tried)
     if not claims:
-        return "skipped"
+        return "refused" if not_tried else "skipped"
     try:
         receipt = channel.deliver(Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
                                            files, tuple(claims)))
@@ -168,7 +180,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
             ledger.mark_sent(claim, result.provider_id)
             continue
         error = mask_text(result.error or "failed", secrets)
-        ledger.mark_failed(claim, error, result.retryable)
+        ledger.mark_failed(claim, error, result.retryable, under=under)
         errors.append(error)
     if sent:
         log.warning("sent the '%s' alarm for %s %s via %s%s", alarm.kind, alarm.report_id, alarm.period.key, name,
@@ -179,6 +191,13 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         _failed(alarm, name, "; ".join(errors))
         return "failed"
     return "sent"
+
+
+def _refused(ledger: Any, alarm: Alarm, ledger_channel: str, under: str) -> dict[str, str]:
+    """The alarm channel's targets refused for good in this period (refusals.py), with the refusal's error. By
+    target, whichever kind of alarm was refused: an address refused the 'failed' alarm would refuse the 'late' one."""
+    rows = refused_for_good(ledger, alarm.report_id, alarm.period.key, under, kind="alarm").get(ledger_channel, {})
+    return {key.partition(":")[2]: error for key, error in rows.items()}
 
 
 def _sent_whole(row: dict[str, Any] | None) -> bool:
@@ -219,6 +238,17 @@ def _log_sends(archive: Path, alarm: Alarm, ledger_channel: str, sent: dict[str,
     except ArchiveError as exc:
         log.error("%s %s: the '%s' alarm was sent, but the archive's alarm log could not be written (%s); the "
                   "ledger records it", alarm.report_id, alarm.period.key, alarm.kind, exc)
+
+
+def _not_tried(alarm: Alarm, name: str, refused: dict[str, str]) -> None:
+    # INFO, not ERROR: the refusal itself was logged (alarm_failed); the scheduler's log shows this line, a quiet
+    # `run --due` from cron does not.
+    for target, error in refused.items():
+        log.info("the '%s' alarm for %s %s is not sent via %s%s: refused for good before (%s); tried again a day "
+                 "after that refusal, or when [alarms] or that channel's settings change", alarm.kind,
+                 alarm.report_id, alarm.period.key, name, f" to {target}" if target else "", error,
+                 extra={"event": "alarm_not_tried", "report": alarm.report_id, "period": alarm.period.key,
+                        "channel": name, "recipient": target or None, "kind": alarm.kind, "error": error})
 
 
 def _failed(alarm: Alarm, name: str, error: str) -> None:
