@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, select, text, update
 
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
-from agentdigest.ledger_schema import SCHEMA_VERSION, LedgerError, engine_url, probe, schema_version
+from agentdigest.ledger_schema import SCHEMA_VERSION, LedgerError, engine_url, probe, read_version, schema_version
 
 R, P = "weekly-exec", "2026-W48"
 EXPIRED = -1.0  # a lease that has already run out: a crashed sender, without waiting for a clock
@@ -262,6 +262,24 @@ def test_an_unreachable_ledger_is_one_masked_line():
     with pytest.raises(LedgerError) as err:
         Ledger("postgresql://reports:pw-PLANTED@127.0.0.1:1/none?connect_timeout=2")
     assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("open_it", [lambda url: read_version(url), Ledger], ids=["read_version", "Ledger"])
+def test_a_ledger_url_connect_timeout_is_the_wait_for_a_server_that_never_answers(open_it):
+    # Found in a docs audit: the schema check set connect_timeout=10 over the URL's own, so `history`
+    # waited 11.8 s for a hung server with ?connect_timeout=2. A real socket that accepts and never answers.
+    import socket
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"postgresql://reports@127.0.0.1:{server.getsockname()[1]}/none?connect_timeout=1"
+        start = time.monotonic()
+        with pytest.raises(LedgerError, match="timeout"):
+            open_it(url)
+        assert time.monotonic() - start < 5
+    finally:
+        server.close()
 
 
 # -- races: many senders, one winner per target ---------------------------------------------

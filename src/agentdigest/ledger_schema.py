@@ -233,7 +233,9 @@ def read_version(url: str, writable: bool = False) -> int | None:
                 raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
             engine = create_engine(read_only_url(file)[0], poolclass=NullPool)
         else:
-            engine = create_engine(real, connect_args={"connect_timeout": 10}, poolclass=NullPool)
+            # The URL's own ?connect_timeout= wins, as it does for the ledger's connections (ledger_db)
+            timeout = {} if "connect_timeout=" in real else {"connect_timeout": 10}
+            engine = create_engine(real, connect_args=timeout, poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 exists = inspect(conn).has_table("schema_version")
