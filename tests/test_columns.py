@@ -517,6 +517,21 @@ def test_a_bad_value_among_blanks_is_the_one_shown(tmp_path):
                                       "event_type": "kind", "latency_ms": "lat"}))
 
 
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id in ("duckdb", "postgres")])
+def test_a_text_time_without_an_offset_is_utc_also_after_one_naming_a_zone(backend, tmp_path, request):
+    """Found in a docs audit: DuckDB 1.5's cast kept a zone name's zone for the rows after it, so
+    '2026-10-19' after a '... Europe/Berlin' row was read as 2026-10-18 22:00 UTC, a week early."""
+    rows = [("c1", "2026-10-20 12:00:00 Europe/Berlin", "message"), ("c2", "2026-10-19 00:30:00", "message"),
+            ("c3", "2026-10-19", "message"), ("c4", "2026-10-20 12:00:00 America/New_York", "message"),
+            ("c5", "2026-10-25 23:30:00", "message")]
+    data = _week43(SourceConfig(**_user_table(backend, tmp_path, request,
+                                              {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT"}, rows),
+                                columns={"conversation_id": "conv", "event_ts": "created_at", "event_type": "kind"}))
+    assert data.metrics["conversations"].value == 5
+    assert {d["date"]: d["conversations"] for d in data.daily if d["conversations"]} == {
+        "2026-10-19": 2, "2026-10-20": 2, "2026-10-25": 1}
+
+
 OUT_OF_RANGE = [("event_ts", "created_at", "2026-02-30 10:00:00", "timestamps"),  # no 30 February
                 ("event_ts", "created_at", "2026-10-20 25:00:00", "timestamps"),  # no hour 25
                 ("event_ts", "created_at", "2026-10-20 10:00:00 Mars/Olympus", "timestamps"),  # no such zone
