@@ -23,7 +23,7 @@ def lease_seconds(settings: Any) -> float:
     An email's answer to its final "." is waited for up to DATA_END_TIMEOUT whatever ``timeout`` says
     (found in a delivery audit: a relay scanning for longer than the lease lost the sender its claim,
     and the next cron pass sent the report again).
-    ``$AGENTDIGEST_LEASE_SECONDS`` overrides it (tests of crash takeover; see docs/scheduling.md).
+    ``$AGENTDIGEST_LEASE_SECONDS`` overrides it (tests of crash takeover; see README, "Crashes").
     """
     override = os.environ.get("AGENTDIGEST_LEASE_SECONDS")
     if override:
