@@ -398,6 +398,47 @@ def test_the_settings_fingerprint_of_a_refusal_holds_no_secret(tmp_path, events)
     assert fingerprint("smtps://u:hunter2@mail.example.com:465", to="vp@example.com") != base
 
 
+@pytest.mark.parametrize("vary", [
+    {"PGPW": "correct-horse"},  # the source database's password
+    {"S3": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},  # a Spark secret setting
+    {"TOKEN": "another-session-token-value"},  # a secret in a presigned file URL's query
+], ids=["source-password", "spark-secret", "files-token"])
+def test_the_settings_fingerprint_of_a_refusal_holds_no_source_secret(tmp_path, monkeypatch, vary):
+    """The source's secrets are secrets too: a database password, a Spark or DuckDB secret setting and a file URL's
+    token are kept out of the fingerprint kept with a failure, as the channels' are; its host still counts."""
+    from agentdigest.refusals import settings_fingerprint
+
+    def fingerprint(host: str = "db.example.com", **env: str) -> str:
+        for name, value in {"PGPW": "hunter2", "S3": "s3-secret-1", "TOKEN": "session-token-1", **env}.items():
+            monkeypatch.setenv(name, value)
+        path = tmp_path / "agentdigest.toml"
+        path.write_text(f"""
+[source]
+url = "postgresql://u:${{PGPW}}@{host}/events"
+files = ["https://bucket.example.com/events.parquet?X-Amz-Security-Token=${{TOKEN}}"]
+[source.spark_conf]
+"spark.hadoop.fs.s3a.secret.key" = "${{S3}}"
+[source.settings]
+s3_secret_access_key = "${{S3}}"
+[channels.box]
+type = "outbox"
+path = "{tmp_path / 'outbox'}"
+[[reports]]
+id = "weekly"
+title = "Weekly"
+period = "week"
+timezone = "UTC"
+schedule = "0 9 * * mon"
+channels = ["box"]
+""", encoding="utf-8")
+        config = load_config(path)
+        return settings_fingerprint(config, config.reports[0])
+
+    base = fingerprint()
+    assert fingerprint(**vary) == base
+    assert fingerprint(host="other.example.com") != base
+
+
 def test_run_due_tries_again_a_recipient_deferred(tmp_path, events, smtp_server, tls_cert):
     """A transient refusal (451) is no refusal for good: the next `run --due` sends to that recipient."""
     server = smtp_server(rcpt={"vp@example.com": ["451 4.2.1 busy"]})  # then accepted

@@ -48,10 +48,7 @@ def mask_url(url: str) -> str:
     ``smtp://reports:pw@host`` -> ``smtp://reports:***@host``;
     ``https://hooks.slack.com/services/T0/B0/XX`` -> ``https://hooks.slack.com/services/T…/***``.
     """
-    # Up to the last "@" a host follows: a password that should have been URL-encoded may hold "@", "/" or a space.
-    if url_password(url) is not None:
-        url = _USERINFO_RE.sub(r"\1:***@", url, count=1)
-    url = _mask_query(url)  # postgresql://u@h/db?password=...
+    url = mask_credentials(url)
     m = re.match(r"^(https?://[^/\s?#]+)(/[^?#]*)?", url, flags=re.I)
     if not m or not (m.group(2) or "").strip("/"):
         return m.group(1) if m else url
@@ -59,6 +56,15 @@ def mask_url(url: str) -> str:
     shown = [parts[0]] if len(parts) > 1 else []
     hint = parts[1] if len(parts) > 1 else parts[0]
     return "/".join([m.group(1), *shown, hint[:1] + "…", "***"])
+
+
+def mask_credentials(url: str) -> str:
+    """A URL's password and credential query values hidden, the rest kept (a webhook's path too: see
+    :func:`mask_url`): ``postgresql://u:pw@db/x?password=y`` -> ``postgresql://u:***@db/x?password=***``."""
+    # Up to the last "@" a host follows: a password that should have been URL-encoded may hold "@", "/" or a space.
+    if url_password(url) is not None:
+        url = _USERINFO_RE.sub(r"\1:***@", url, count=1)
+    return _mask_query(url)  # postgresql://u@h/db?password=...
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:

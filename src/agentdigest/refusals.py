@@ -8,7 +8,8 @@ each time, by a fingerprint of that view kept with the failure (ledger column ``
 recorded under other settings, or before there were fingerprints, does not count.
 
 Secrets never reach the ledger, not even hashed (a weak SMTP password could be guessed from any hash of it):
-the fingerprint has each secret masked (an SMTP URL keeps its user, host and port). So a password put right in
+the fingerprint has each secret masked (an SMTP URL keeps its user, host and port), the source's too (a database
+URL's password, a file URL's token, a Spark or DuckDB setting named as a secret). So a password put right in
 the environment is no change it can see: the refused target is tried again within a day, or at once by
 ``run REPORT --period KEY``, which the skip's line names.
 
@@ -25,8 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from .config import Config, ReportConfig
-from .masking import mask_url
+from .config import SECRET_SETTING, Config, ReportConfig
+from .masking import mask_credentials, mask_url
 
 #: A refusal older than this is tried again: a mailbox created since, a password put right in the environment
 #: (which the fingerprint cannot see), once a day rather than at every cron run for as long as the period is due.
@@ -68,8 +69,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, SecretStr):  # an SMTP URL's host and user count; its password, a token, a webhook path not
         secret = value.get_secret_value()
         return mask_url(secret) if "://" in secret else "***"
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, str):  # the source's URL and files: a database password, a presigned URL's token
+        return mask_credentials(value) if "://" in value else value
+    if isinstance(value, dict):  # a Spark or DuckDB secret setting (fs.s3a.secret.key, s3_secret_access_key)
+        return {str(k): "***" if SECRET_SETTING.search(str(k)) else _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [_plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, (set, frozenset)) else items
