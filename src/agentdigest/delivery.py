@@ -32,7 +32,7 @@ from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
 from .preflight import lease_seconds, test_channel
-from .refusals import refused_for_good, settings_fingerprint
+from .refusals import refused_among, refused_for_good, settings_fingerprint
 from .renames import (RemovedSends, carried_note, fingerprint, places, resolved_place, sends_of_removed_channels,
                       sent_place)
 
@@ -98,11 +98,11 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     # Where each channel delivers, as a fingerprint: kept with its sends, never the destination (a secret URL).
     channels = {name: make_channel(name, config.channels[name]) for name in names}
     destinations = {name: fingerprint(channel) for name, channel in channels.items()}
-    # Found in a delivery audit: each retry of a pass with a 550 recipient and a 451 one sent to both, the 550 one
-    # refused the same way every time.
     # The settings this delivery's failures happen under, kept with them: a later pass skips a target refused
     # for good only under the same ones (refusals.py).
     under = settings_fingerprint(config, report_cfg)
+    # Found in a delivery audit: each retry of a pass with a 550 recipient and a 451 one sent to both, the 550 one
+    # refused the same way every time.
     refused = refused_for_good(ledger, report_cfg.id, period_key, under) if skip_refused and not force else {}
     unlogged: list[ArchiveError] = []
     try:
@@ -153,11 +153,11 @@ def refused_only(config: Config, report_cfg: ReportConfig, period_key: str, *, l
 
     Found in a re-check: a period whose only recipient was refused was computed, rendered and recorded as a new
     run at every `run --due` from cron, for as long as it stayed due (a year), to send nothing."""
-    refused = refused_for_good(ledger, report_cfg.id, period_key, settings_fingerprint(config, report_cfg))
+    rows = ledger.deliveries(report_cfg.id, period_key)
+    refused = refused_among(rows, settings_fingerprint(config, report_cfg))
     if not refused:
         return None
-    sent = {(row["channel"], row["recipient"]): row for row in ledger.deliveries(report_cfg.id, period_key)
-            if row["kind"] == "delivery" and row["sent_at"]}
+    sent = {(row["channel"], row["recipient"]): row for row in rows if row["kind"] == "delivery" and row["sent_at"]}
     targets = current_targets(config, report_cfg, period_key, archive)
     results: list[DeliveryResult] = []
     for name in report_cfg.channels:

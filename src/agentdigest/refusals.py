@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -85,9 +86,14 @@ def refused_for_good(ledger: Any, report_id: str, period_key: str, under: str,
     under the settings fingerprinted ``under`` and is not older than :data:`TRY_AGAIN_AFTER`, with that failure's
     error. A failure under other settings, from before fingerprints were kept, or a day old, is left out: it is
     tried again. ``kind="alarm"``: the targets of the period's alarms (channel ``alarm:<name>``)."""
+    return refused_among(ledger.deliveries(report_id, period_key), under, kind)
+
+
+def refused_among(rows: Iterable[dict[str, Any]], under: str, kind: str = "delivery") -> dict[str, dict[str, str]]:
+    """:func:`refused_for_good` of a period's ledger rows already read (``Ledger.deliveries``)."""
     since = datetime.now(timezone.utc) - TRY_AGAIN_AFTER
     refused: dict[str, dict[str, str]] = {}
-    for row in ledger.deliveries(report_id, period_key):
+    for row in rows:
         if (row["kind"] == kind and row["state"] == "failed" and row["retryable"] is False
                 and not row["sent_at"] and row.get("failed_under") == under and _after(row["at"], since)):
             refused.setdefault(row["channel"], {})[row["recipient"]] = row["error"] or "refused"
