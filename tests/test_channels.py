@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import re
 import socketserver
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from werkzeug import Response
@@ -554,6 +556,28 @@ def test_http_basic_credentials_echoed_by_a_webhook_are_masked(httpserver, artif
     error = str(failed.value)
     assert "HTTP 401: denied: Authorization=Basic ***" in error, error
     assert base64.b64encode(f"hookuser:{password}".encode()).decode() not in error and password not in error
+
+
+ECHO_PASSWORD = 'PL/ANTED "pw"&<é>+1'
+
+
+@pytest.mark.parametrize("echo", [
+    lambda pw: json.dumps({"error": "denied", "password": pw}),  # JSON, non-ASCII as \\u00e9
+    lambda pw: json.dumps({"password": pw}, ensure_ascii=False).replace("/", "\\/"),  # PHP's json_encode
+    lambda pw: f"<p>bad password {html.escape(pw)}</p>",
+    lambda pw: "password=" + quote_plus(pw),  # a form echoed back
+    lambda pw: "password=" + re.sub("%..", lambda m: m.group(0).lower(), quote(pw, safe="")),  # %2f
+], ids=["json", "json-slashes", "html", "form", "lower-case-escapes"])
+def test_a_password_echoed_escaped_by_a_webhook_is_masked(httpserver, artifacts, echo):
+    """Found in a leak audit: only a password's raw and %XX forms were masked, so a 401 body quoting it as JSON, HTML
+    or a form does (\\", \\/, \\u00e9, &amp;, +, %2f) put it, readable, in the error, the ledger and history."""
+    httpserver.expect_request("/ingest").respond_with_handler(lambda request: Response(echo(ECHO_PASSWORD), status=401))
+    url = httpserver.url_for("/ingest").replace("://", f"://hookuser:{quote(ECHO_PASSWORD, safe='')}@")
+    with pytest.raises(ChannelFailure) as failed:
+        make_channel("hook", config.WebhookChannel(type="webhook", url=url)).deliver(
+            Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    error = str(failed.value)
+    assert "HTTP 401" in error and "***" in error and "ANTED" not in error, error
 
 
 class _EchoingSMTP(socketserver.StreamRequestHandler):

@@ -8,9 +8,11 @@ leak a password.
 from __future__ import annotations
 
 import base64
+import html
+import json
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, unquote
+from urllib.parse import quote, quote_plus, unquote
 
 from pydantic import BaseModel, SecretStr
 
@@ -71,11 +73,32 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask every URL, then replace known secret values (and their URL-encoded forms) by ``***``."""
     # URLs first, so a secret URL reads as smtp://user:***@host rather than a bare ***.
     text = _URL_RE.sub(lambda m: m.group(0) if "***" in m.group(0) else mask_url(m.group(0)), text)  # idempotent
-    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        for form in {secret, quote(secret, safe=""), unquote(secret)}:
-            if len(form) >= _MIN_SECRET:
-                text = text.replace(form, "***")
+    forms = {form for s in secrets if s and len(s) >= _MIN_SECRET for form in _forms(s) if len(form) >= _MIN_SECRET}
+    if forms:
+        text = re.sub("|".join(_pattern(f) for f in sorted(forms, key=len, reverse=True)), "***", text)
     return _SLACK_TOKEN_RE.sub("xox…***", text)
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a server's error answer may quote ``secret``: as it is, URL-encoded (path, query and form
+    style), JSON-escaped (PHP's ``\\/`` too), HTML-escaped, Python-escaped. Only the raw and ``%XX`` forms were
+    masked, so a JSON 401 body echoing a password with ``"``, ``/`` or ``é``, an HTML page with ``&amp;`` or a form
+    echo with ``+`` showed it whole (found in a leak audit)."""
+    found = set()
+    for raw in {secret, unquote(secret)}:
+        found |= {raw, quote(raw, safe=""), quote(raw), quote_plus(raw), html.escape(raw), html.escape(raw, quote=False),
+                  ascii(raw)[1:-1], raw.encode("unicode_escape").decode("ascii")}
+        for ensure_ascii in (True, False):
+            escaped = json.dumps(raw, ensure_ascii=ensure_ascii)[1:-1]
+            found |= {escaped, escaped.replace("/", "\\/")}
+    return found
+
+
+def _pattern(form: str) -> str:
+    """``form`` as a regex in which every ``%XX`` escape matches in either case (``%2F`` and ``%2f``)."""
+    return "".join("%" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in part[1:])
+                   if re.fullmatch(r"%[0-9A-Fa-f]{2}", part) else re.escape(part)
+                   for part in re.split(r"(%[0-9A-Fa-f]{2})", form))
 
 
 def secret_values(settings: BaseModel) -> list[str]:
