@@ -271,6 +271,9 @@ UNCHANGED = [
     "connection reset at api.example.com:443",
     "failed at example dot py line 3",
     "look at the dot com bubble",
+    # a known false positive: "at" as a word, and "dot com" before a noun is the phrase, not a TLD
+    "meet at noon dot com bubble",
+    "we met at noon dot com boom era",
     "KeyError at index 3 (at) parse",
     # 40 characters that an AWS secret key could be, without its cue or without both cases of letters
     "commit 3f786850e387550fdab836ed7e6dc881de23001b failed",

@@ -148,11 +148,14 @@ _WORD_DOT = "(?:" + _DOT_MARK + "| dot )"
 _LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
 _TLDS = ("com|org|net|edu|gov|info|biz|io|co|ai|app|dev|me|us|uk|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|ie|pt|"
          "ru|jp|cn|in|br|au|ca|eu|nz|mx")
+# "dot com" before one of these nouns is the phrase ("the dot com bubble", "a dot com startup"), not an address:
+# "meet at noon dot com bubble" was [email] (a known false positive). Only for a bare " at ", which is a word.
+_DOT_COM_PHRASE = r"(?!(?<=\bcom) (?:bubble|boom|bust|crash|era|days|mania|collapse|startups?|compan(?:y|ies)|firms?)\b)"
 _OBFUSCATED_EMAIL = re.compile(
     r"(?i)(?<![\w.+-])(?<! dot )(?<!dot[\])}>])(?<!dot[\])}>] )\w[\w+-]*(?:(?:\.|" + _WORD_DOT + r")\w[\w+-]*)*"
     r"(?:" + _AT_MARK + _LABEL + r"(?:(?:\.|" + _WORD_DOT + ")" + _LABEL + r")*(?:\.|" + _WORD_DOT + r")[^\W\d_]{2,}"
     r"| at (?!(?:the|a|an|this|that|my|our|your|least|most)\b)" + _LABEL
-    + "(?:" + _WORD_DOT + _LABEL + ")*" + _WORD_DOT + "(?:" + _TLDS + r"))\b"
+    + "(?:" + _WORD_DOT + _LABEL + ")*" + _WORD_DOT + "(?:" + _TLDS + r")\b" + _DOT_COM_PHRASE + r")\b"
 )
 
 
