@@ -165,6 +165,18 @@ REDACTED = [
     ("jane dot doe at mail dot example dot co dot uk", "[email]"),
     ("j.doe {at} example {dot} de, thanks", "[email], thanks"),
     ("reach me at john at example dot com", "reach me at [email]"),
+    # Found in a leak audit: a quoted value holding "&", ",", ";" or a space was not taken at all, and a phone
+    # number with an extension passed whole ("x12" after it)
+    ('{"password": "ab&cdefg1"}', '{"password": [secret]}'),
+    ('{"password": "correct horse battery"}', '{"password": [secret]}'),
+    ("{'pwd': 'a,b;c1234'}", "{'pwd': [secret]}"),
+    ('{"client_secret": "aB3&dEf9Gh1x"}', '{"client_secret": [secret]}'),
+    ('{"token": "abc,def123456"}', '{"token": [secret]}'),
+    ('password="p@ss w0rd" user=x', "password=[secret] user=x"),
+    ("call +1-415-555-0132x12 now", "call [phone] now"),
+    ("call 415-555-0132 ext. 12", "call [phone]"),
+    ("call +44 20 7946 0958 ext 1234", "call [phone]"),
+    ("(415) 555-0132 x7", "[phone]"),
     # Found in an adversarial audit: an AWS secret access key (40 base64 characters) passed whole after a cue
     # without "=" or ":", and after the access key id it pairs with; the id itself was already [token].
     ("aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key [secret]"),
@@ -274,6 +286,7 @@ UNCHANGED = [
     # a known false positive: "at" as a word, and "dot com" before a noun is the phrase, not a TLD
     "meet at noon dot com bubble",
     "we met at noon dot com boom era",
+    '{"password": "required"}',
     "KeyError at index 3 (at) parse",
     # 40 characters that an AWS secret key could be, without its cue or without both cases of letters
     "commit 3f786850e387550fdab836ed7e6dc881de23001b failed",

@@ -107,12 +107,17 @@ _PHONE = re.compile(
     r"|"
     # international with 00 instead of +: 0049 30 1234567 (the national part never starts with 0)
     r"00[1-9]\d{0,2}[ .-][1-9]\d{0,4}(?:[ .-]\d{2,8}){1,4}"
-    r")(?![\w-])"
+    # an extension goes with the number: "+1-415-555-0132x12" passed whole, the "x" after it (a leak audit)
+    r")(?:[ ]?(?i:x|ext\.?|extension)[ ]?\d{1,6})?(?![\w-])"
 )
+_EXTENSION = re.compile(r"[ ]?(?i:x|ext\.?|extension)[ ]?\d{1,6}$")
 # A value that looks like a credential rather than a word: 8+ characters with a letter and a digit, or
 # 20+ in mixed case. "token: expired", "secret: not set", "Basic authentication", "invalid_grant",
 # "sha256" and placeholders (null, ********, ${VAR}) are words (found in a false-positive review).
 _CREDENTIAL = r"(?=[^\s\"'&,;]*[A-Za-z])(?:(?=[^\s\"'&,;]{8,})(?=[^\s\"'&,;]*\d)|(?=[^\s\"'&,;]{20,})(?=[^\s\"'&,;]*[a-z])(?=[^\s\"'&,;]*[A-Z]))(?!\$\{|<)"
+# In quotes (JSON, a repr) a value runs to its closing quote: "&", "," and ";" end a value only outside them. A
+# quoted password or key holding one ({"password": "ab&cdefg1"}) was not taken at all (found in a leak audit).
+_QUOTED_CREDENTIAL = _CREDENTIAL.replace("[^\\s\\\"'&,;]", "[^\\s\\\"']")
 # Credentials that land in error messages: bearer tokens, JWTs and the common API key shapes.
 _TOKEN = re.compile(
     r"(?:(?<=\bBearer )|(?<=\bbearer )|(?<=\bBEARER )|(?<=\bBasic )|(?<=\bbasic )|(?<=\bBASIC )|(?<=\bToken )"
@@ -145,8 +150,8 @@ _TOKEN = re.compile(
 _SECRET = re.compile(
     r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?[A-Za-z]*(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|"
     r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|sess(?:[_-]?id)|sid|auth)"
-    r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"']?)"
-    + _CREDENTIAL + r"[^\s\"'&,;]{3,}\2"
+    r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"'])?"
+    r"(?(2)" + _QUOTED_CREDENTIAL + r"[^\s\"']{3,}\2|" + _CREDENTIAL + r"[^\s\"'&,;]{3,})"
 )
 # A value given as a password is one, however short or plain ("password=hunter2", "pwd=letmein", "--password
 # abc1", camelCase "dbPassword=abc"; the rule above wants 8 characters and a digit): after "=" any value but a placeholder or a word
@@ -154,9 +159,9 @@ _SECRET = re.compile(
 # be empty" stays).
 _PASSWORD = re.compile(
     r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?-i:[a-z][a-z0-9]*(?=[A-Z]))?(?:password|passwd|pass|pwd)[\"']?"
-    r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|[^\s\"'&,;]*\d)|(?<=-password) ))(?!\[)([\"']?)"
+    r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|[^\s\"'&,;]*\d)|(?<=-password) ))(?!\[)([\"'])?"
     r"(?!\$\{|<|\*|(?:null|none|nil|empty|required|missing|invalid|incorrect|wrong|true|false|redacted|hidden|"
-    r"unset|not|set|changed|expired|reset|too)\b)[^\s\"'&,;]{3,}\2"
+    r"unset|not|set|changed|expired|reset|too)\b)(?(2)(?:(?!\2)[^\\\n]|\\.){3,200}\2|[^\s\"'&,;]{3,})"
 )
 # A key's name with a space in it or before its value ("api key: ...", "apikey ...", "Invalid API key ...",
 # "Incorrect API key provided: ...", "client secret ..."; an adversarial audit): after a word, so the value must
@@ -281,6 +286,13 @@ def _ip(version: int) -> Callable[[re.Match[str]], str]:
 
 def _phone(match: re.Match[str]) -> str:
     text = match.group(0)
+    if extension := _EXTENSION.search(text):  # the number's digits are counted without it
+        number = _phone_number(text[:extension.start()])
+        return "[phone]" if number == "[phone]" else number + extension.group(0)
+    return _phone_number(text)
+
+
+def _phone_number(text: str) -> str:
     # A national number has its trunk 0 and at least 9 digits; others at least 7 (555-0142 style).
     least = 9 if text.startswith("0") else 7
     end = _longest_prefix(text, lambda part: least <= sum(ch.isdigit() for ch in part) <= 15)
