@@ -290,6 +290,19 @@ def test_an_empty_environment_variable_is_named(workdir):
     assert "channels.mail.smtp_url" in line and "environment variable SMTP_URL is empty" in line, line
 
 
+@pytest.mark.parametrize("key, edit, env", [
+    ("reports[0].title", lambda s: s.replace('period = "week"', 'period = "week"\ntitle = "${T}"'), {"T": "Rep\udcff\udcfeort"}),
+    ("channels.mail.smtp_url", lambda s: s, {"SMTP_URL": "smtp://u:PLANTED\udce9@127.0.0.1:1"}),
+])
+def test_an_environment_variable_that_is_not_utf8_is_refused(workdir, key, edit, env):
+    """Found in a leak audit: a title from a variable holding bytes that are not UTF-8 failed the run with
+    "unexpected error: UnicodeEncodeError ... surrogates not allowed"; now exit 2 naming the key, value unshown."""
+    result = _run(workdir, edit(GOOD), env=env)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert key in line and "holds bytes that are not UTF-8" in line and "PLANTED" not in line, line
+
+
 @pytest.mark.parametrize("smtp_url", [
     "smtp://reporter:Zq@Secret:PwD99@127.0.0.1:25",
     "smtp://reporter:Zq/Secret-PwD99@127.0.0.1:25",

@@ -80,6 +80,12 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
         name = match.group(1)
         if name not in env:
             raise ConfigError(f"environment variable {name} is not set (expected it to hold this value)", file=file, key=key)
+        if any("\udc80" <= c <= "\udcff" for c in env[name]):
+            # Bytes that are not UTF-8 (a Latin-1 shell, a binary secret): Python holds them as lone surrogates,
+            # which failed the run at send time with "unexpected error: UnicodeEncodeError" (a leak audit).
+            # The value is never shown: it may be a secret.
+            raise ConfigError(f"environment variable {name} holds bytes that are not UTF-8 (expected text in "
+                              "UTF-8)", file=file, key=key)
         if not env[name] and match.group(0) == value:
             # Set but empty (a deploy that forgot to fill it): said so, not "expected smtp://..." about "".
             raise ConfigError(f"environment variable {name} is empty (expected it to hold this value)", file=file, key=key)
