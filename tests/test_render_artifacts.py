@@ -292,3 +292,19 @@ def test_hebrew_and_arabic_agents_of_the_scope_are_isolated_in_the_text_and_slac
     for where in ("report.txt", "slack.json plain_text", "message.eml text/plain"):
         line = re.sub(r"\s+", " ", texts[where])
         assert "agents \u2068סוכן-2\u2069, \u2068وكيل-3\u2069, billing-bot" in line, where
+
+
+def test_hebrew_and_arabic_agents_of_the_scope_note_are_isolated_in_the_text_and_slack() -> None:
+    """compute's note "Only the conversations of a, b (...)" names the agents in one string: isolated as the
+    scope line's (found in a rendering audit), at render time; a note not naming them is unchanged."""
+    data = make_report("engineering")
+    agents = ["סוכן-2", "وكيل-3", "billing-bot"]
+    note = (f"Only the conversations of {', '.join(agents)} (a conversation's agent is that of its first event); "
+            f"the data quality is of all the events.")
+    scoped = replace(data, settings={**data.settings, "agents": agents}, notes=(note, "Another note, סוכן-2."))
+    texts = readable(render_artifacts(scoped, now=NOW))
+    for where in ("report.txt", "slack.json plain_text", "message.eml text/plain"):
+        line = re.sub(r"\s+", " ", texts[where])
+        assert ("Notes: Only the conversations of \u2068סוכן-2\u2069, \u2068وكيل-3\u2069, billing-bot (a conversation's"
+                in line), where
+        assert "Another note, סוכן-2." in line, where

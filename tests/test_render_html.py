@@ -455,3 +455,40 @@ def test_each_agent_of_a_reports_scope_is_isolated_in_the_header(audience: str) 
         assert doc.bdis == [(RTL_AGENT, "rtl"), ("نموذج-*", "rtl"), ("billing-*", None), ("<b>x</b>", None)], where
         assert doc.text.endswith(" · agents " + ", ".join(agents)), (where, doc.text)
         assert "<b>x</b>" not in html, where  # still escaped
+
+
+def scope_note(agents: list[str]) -> str:
+    """compute's first note of a report of some agents (compute._notes), as it writes it."""
+    return (f"Only the conversations of {', '.join(agents)} (a conversation's agent is that of its first event); "
+            f"the data quality is of all the events.")
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_each_agent_of_the_scope_note_is_isolated_in_the_html_and_the_pdf(audience: str) -> None:
+    """compute's note "Only the conversations of a, b (...)" is one string: a Hebrew agent beside an Arabic one
+    read in the wrong order in the email and the PDF, the comma and the parenthesis pulled in between (found
+    in a rendering audit; compute cannot know the format). Each agent is in a <bdi> of its own, as in the header."""
+    from dataclasses import replace
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from agentdigest.render import render_artifacts
+    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.html import render_template
+    from agentdigest.render.prepare import prepare
+    from render_fixtures import TZ, make_report
+
+    agents = [RTL_AGENT, "نموذج-*", "billing-*", "<b>x</b>"]
+    data = make_report(audience)
+    data = replace(data, settings={**data.settings, "agents": agents}, notes=(scope_note(agents), *data.notes))
+    files = render_artifacts(data, {"html", "eml"}, now=datetime(2026, 11, 30, 9, tzinfo=ZoneInfo(TZ)))
+    ctx, _ = build_context(prepare(data), PRINT_LIMITS)
+    pages = {"report.html": files["report.html"].decode(), "email html part": eml_texts(files["message.eml"])["text/html"],
+             "print html (PDF)": render_template(audience, {**ctx, "images": {}}, target="print")}
+    for where, html in pages.items():
+        line = re.search(r'<p class="small"[^>]*>Notes: .*?</p>', html, re.S)
+        assert line, where
+        doc = _Directions(line.group(0))
+        assert doc.bdis == [(RTL_AGENT, "rtl"), ("نموذج-*", "rtl"), ("billing-*", None), ("<b>x</b>", None)], where
+        assert doc.text.startswith("Notes: " + scope_note(agents)), (where, doc.text)
+        assert "<b>x</b>" not in html, where  # still escaped

@@ -15,6 +15,7 @@ from .charts import Chart
 from ..changes import finite_number
 from ..significance import begins_within, data_begin, first_with_data
 from .format import FLAT, NA, NEW, Formatter
+from .notes import scoped_notes
 from .sections import breakdowns, failures, gap_label, isolated, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
@@ -294,7 +295,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     fmt = Formatter(str(data.settings.get("locale") or "en"), data.timezone)
     kind = audience_kind(data)
     word = fmt.period_word(data.period_kind)
-    notes = list(data.notes)  # compute's: a first period with data is said there (report.json too)
+    # compute's (a first period with data is said there, report.json too), the agents it quotes isolated
+    notes, notes_html = scoped_notes(data.notes, data.settings.get("agents"))
     charts: list[Chart] = []
     cards = []
     for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
@@ -366,7 +368,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         "daily_table": limits.day_table,
         "failures": failures(data, fmt, limits),
         "quality": quality_section(data, fmt, limits),
-        "notes": notes,
+        "notes": notes, "notes_html": notes_html,
         "absent": absent_columns(data),
         "any_notable": any(c["notable"] for c in cards),
         "data": data,
