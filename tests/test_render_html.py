@@ -492,3 +492,12 @@ def test_each_agent_of_the_scope_note_is_isolated_in_the_html_and_the_pdf(audien
         assert doc.bdis == [(RTL_AGENT, "rtl"), ("نموذج-*", "rtl"), ("billing-*", None), ("<b>x</b>", None)], where
         assert doc.text.startswith("Notes: " + scope_note(agents)), (where, doc.text)
         assert "<b>x</b>" not in html, where  # still escaped
+
+
+def test_on_a_phone_the_footer_lines_up_with_the_sections() -> None:
+    """Found in a rendering audit: the phone rule narrowed the header's and sections' side padding to 10 px but
+    not the footer's (24 px), so its notes and date line stood indented under everything else, a few words a line."""
+    html = rendered("executive")["report.html"].decode()
+    media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
+    rule = re.search(r"([^{}]*)\{[^}]*padding-left:\s*10px !important", media)
+    assert rule and {".header", ".section", ".footer"} <= {s.strip() for s in rule.group(1).split(",")}, media
