@@ -184,7 +184,43 @@ def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
         open_source(SourceConfig(url=SPARK, files=str(tmp_path / "events")))
     line = _one_line(err.value)
     assert "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]" in line and "a.csv" in line, line
-    assert line.endswith("files are read as CSV only when every path ends in .csv or .csv.gz"), line
+    assert line.endswith("files are read as CSV only when every path ends in .csv, .csv.gz or .tsv"), line
+
+
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("names", [["a.tsv"], ["a.tsv", "b.csv"], ["c.tsv.gz"]])
+def test_tsv_files_are_read_as_by_duckdb(url, names, tmp_path, request):
+    """DuckDB reads .tsv files as CSV (its delimiter sniffed); Spark read them as Parquet and failed every run,
+    "Could not read footer" (exit 3) (found in a review). Now Spark tells CSV by the same endings DuckDB's source
+    does (unreadable.CSV_SUFFIXES), a tab-delimited file beside comma-delimited ones included; a .tsv.gz, which
+    DuckDB's source reads as Parquet, fails on both, saying which endings are CSV."""
+    import gzip
+
+    from agentdigest.unreadable import CSV_SUFFIXES
+
+    (tmp_path / "a.tsv").write_text("conversation_id\tevent_ts\tevent_type\terror_message\n"
+                                    "a1\t2026-10-20T12:00:00Z\terror\ttimeout, retried\n")
+    (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb1,2026-10-20T13:00:00Z,resolution\n")
+    with gzip.open(tmp_path / "c.tsv.gz", "wt") as f:
+        f.write("conversation_id\tevent_ts\tevent_type\terror_message\nc1\t2026-10-20T14:00:00Z\tmessage\t\n")
+    files = [str(tmp_path / name) for name in names]
+    if names == ["c.tsv.gz"] and ".tsv.gz" not in CSV_SUFFIXES:
+        with pytest.raises(SourceError) as err:
+            _open(url, files, request)
+        line = _one_line(err.value)
+        assert "c.tsv.gz" in line, line
+        if url == SPARK:
+            assert line.endswith("files are read as CSV only when every path ends in .csv, .csv.gz or .tsv"), line
+        return
+    source = _open(url, files, request)
+    try:
+        got = source.events.order_by("conversation_id").select("conversation_id", "event_type", "error_message")
+        rows = [tuple(r.values()) for r in got.to_pyarrow().to_pylist()]
+    finally:
+        source.close()
+    expected = {"a.tsv": [("a1", "error", "timeout, retried")], "b.csv": [("b1", "resolution", None)],
+                "c.tsv.gz": [("c1", "message", None)]}
+    assert rows == [row for name in names for row in expected[name]]
 
 
 # -- 3. columns of every file ---------------------------------------------------------------------

@@ -24,14 +24,16 @@ from .spark import java_root_cause
 from .spark_heads import (INTEGERS, CsvPart, Footer, csv_parts, empty_and_odd, read_footer, read_types, type_conflict,
                           widened)
 from .spark_heads import local_path as _local_path
-from .unreadable import Unreadable
+from .unreadable import CSV_SUFFIXES, Unreadable, is_csv
 
 
 def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) -> tuple[ir.Table, Unreadable | None]:
     """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table, and for CSV
     files the rows left out for their shape (see :func:`_without_unreadable`)."""
     unreadable = None
-    csv = all(p.lower().endswith((".csv", ".csv.gz")) for p in patterns)
+    # CSV as DuckDB's source tells it (.tsv too: Spark read a .tsv file as Parquet and failed every run, exit 3,
+    # where DuckDB reads it; found in a review); each file's delimiter is then taken from it (see csv_parts).
+    csv = is_csv(patterns)
     try:
         if csv:
             # Read as text with a header; canonical() casts each column to its canonical type. Spark takes
@@ -375,8 +377,9 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
                             f"not ship: \"spark.jars.packages\" = \"org.apache.hadoop:hadoop-aws:{_hadoop_version()}\" "
                             f"in [source.spark_conf], or the jar in Spark's jars folder; {reason})")
     elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
+        endings = ", ".join(CSV_SUFFIXES[:-1]) + f" or {CSV_SUFFIXES[-1]}"
         error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
-                            "every path ends in .csv or .csv.gz")
+                            f"every path ends in {endings}")
     else:
         error = SourceError(f"source.files: cannot read {patterns} ({reason})")
     return type(error)(mask_text(str(error), file_secrets(patterns)))
