@@ -630,6 +630,10 @@ def test_a_mapped_column_renamed_between_files_is_refused(url, fmt, canon, old, 
     ("spark.sql.session.timezone", "Europe/Berlin", "event times are read in UTC"),
     ("spark.sql.csv.parser.columnPruning.enabled", True, "with CSV column pruning on"),
     ("spark.sql.sources.partitionColumnTypeInference.enabled", True, "with it on, Spark reads a partition folder's"),
+    # With it on, a naive file beside one with a time zone was refused: "column 'event_ts' is TIMESTAMP in a.parquet
+    # but TIMESTAMP_NTZ in b.parquet ... rewrite the odd files", where DuckDB reads both, the naive one as UTC (found
+    # in a review; see test_naive_and_utc_timestamps_across_parquet_files).
+    ("spark.sql.parquet.inferTimestampNTZ.enabled", True, "naive Parquet timestamps are read as UTC"),
 ])
 def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, value, why):
     """As the PostgreSQL source refuses `timezone`: found in a Spark audit, ANSI off turned invalid values into

@@ -88,6 +88,10 @@ SPARK_FIXED_CONF = {
     "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's value "
                                                               "as a number where it can: agents in agent_id=007/ "
                                                               "and agent_id=012/ became '7' and '12'",
+    "spark.sql.parquet.inferTimestampNTZ.enabled".lower(): "naive Parquet timestamps are read as UTC, as the event "
+                                                           "contract says; with it on, Spark reads them as "
+                                                           "TIMESTAMP_NTZ, which it cannot merge with a time zone's: "
+                                                           "files that DuckDB reads were refused",
 }
 
 
