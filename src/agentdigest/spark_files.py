@@ -92,22 +92,49 @@ def _parquet_frames(session: Any, patterns: list[str], read: set[str]) -> list[A
         types = {(field.name, field.dataType) for frame in frames for field in frame.schema.fields}
         if len(types) == len({name for name, _ in types}):
             return [nanos_read(session, frame, read) for frame in frames]
-        # The entries give a column different types, which a union would cast to one of them: see _by_footers.
-        return (_by_footers(session, patterns, _footers(session, patterns, repeated))
+        # The entries give a column different types, which a union would cast to one of them (text beside a number
+        # was read as Spark's union makes it, where the same files in one glob were refused: found in a review).
+        return (_checked_frames(session, patterns, repeated)
                 or [nanos_read(session, frame, read) for frame in frames])
     except Exception as exc:
         if "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" not in java_root_cause(exc):
             raise
-        footers = _footers(session, patterns, repeated)
-        empty = empty_and_odd(footers)
-        footers = {key: footer for key, footer in footers.items() if key not in empty}
-        conflict = type_conflict(footers)
-        if conflict is not None:
-            raise InputError(mask_text(conflict, file_secrets(patterns))) from exc
-        frames = _by_footers(session, patterns, footers, every=bool(empty))
+        frames = _checked_frames(session, patterns, repeated)
         if frames is None:
             raise
         return frames
+
+
+def _checked_frames(session: Any, patterns: list[str], repeated: list[set[str]]) -> list[Any] | None:
+    """The files of ``patterns`` by their footers (see :func:`_by_footers`), for files that give a column different
+    types: those without a row that give it another are skipped (:func:`.spark_heads.empty_and_odd`), types that
+    no widening makes one are refused naming the files (:func:`.spark_heads.type_conflict`), the rest read as
+    DuckDB reads them. None when the footers show nothing Spark misreads."""
+    footers = _footers(session, patterns, repeated)
+    empty = empty_and_odd(footers)
+    kept = {key: footer for key, footer in footers.items() if key not in empty}
+    conflict = type_conflict(kept)
+    if conflict is not None:
+        raise InputError(mask_text(conflict, file_secrets(patterns)))
+    frames = _by_footers(session, patterns, kept, every=bool(empty))
+    return _with_columns_of(frames, [footers[key] for key in sorted(empty)]) if frames and empty else frames
+
+
+def _with_columns_of(frames: list[Any], skipped: list[Footer]) -> list[Any]:
+    """``frames`` with the columns only ``skipped`` files have, null (of the first such file's type): DuckDB reads
+    a file without rows, and its columns are there, null, where a column only it had was absent on Spark and the
+    report left its metric out (found in a review)."""
+    from pyspark.sql import functions as F
+
+    columns = {c for frame in frames for c in frame.columns}
+    missing: dict[str, str] = {}
+    for footer in skipped:
+        for column, kind in {**footer.types, **read_types(footer)}.items():
+            if column not in columns:
+                missing.setdefault(column, kind)
+    if not missing:
+        return frames
+    return [frames[0].withColumns({c: F.lit(None).cast(kind) for c, kind in missing.items()}), *frames[1:]]
 
 
 def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
