@@ -174,6 +174,49 @@ def test_csv_files_written_with_another_delimiter_are_read(url, names, tmp_path,
     assert rows == [("a1", "error", "timeout, retried"), ("b1", "resolution", None)][:len(names)]
 
 
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("header,row,read", [
+    # a name with commas inside quotes split into as many columns by commas as by the file's own ';' or '|': a comma won
+    # the tie, and every row of the file was left out as unreadable (found in a review)
+    ('conversation_id;event_ts;event_type;"note, with, some, commas"', "a1;2026-10-20T12:00:00Z;error;x",
+     ("a1", "error")),
+    ('conversation_id|event_ts|event_type|"note, with, some, commas"', "a1|2026-10-20T12:00:00Z|error|x", ("a1", "error")),
+    ('"x, y"\tconversation_id\tevent_ts\tevent_type', "z\ta1\t2026-10-20T12:00:00Z\terror", ("a1", "error")),
+    # one column, no delimiter at all, its values with commas (quoted) or semicolons (not all rows)
+    ("conversation_id", "a1", ("a1", None)),
+    ("conversation_id", '"a1, a2"\nb1;b2\nc1', ("a1, a2", None)),
+], ids=["semicolon", "pipe", "tab", "one-column", "one-column-commas"])
+def test_a_csv_header_alone_does_not_decide_the_delimiter(url, header, row, read, tmp_path, request):
+    """Spark took a CSV file's delimiter from its header alone; now from the rows after it as well, as DuckDB's sniffer
+    does: both engines read these files alike, beside a file written with commas."""
+    (tmp_path / "a.csv").write_text(f"{header}\n{row}\n")
+    (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb0,2026-10-20T13:00:00Z,resolution\n")
+    source = _open(url, str(tmp_path / "*.csv"), request)
+    try:
+        got = source.events.order_by("conversation_id").select("conversation_id", "event_type")
+        rows = [tuple(r.values()) for r in got.to_pyarrow().to_pylist()]
+        unreadable = source.unreadable
+    finally:
+        source.close()
+    assert rows[0] == read and ("b0", "resolution") in rows, rows
+    assert unreadable is not None and unreadable.rows == 0, unreadable
+
+
+@pytest.mark.spark
+def test_a_one_column_header_over_rows_of_more_fields_is_refused_by_spark(spark, tmp_path, request):
+    """A header of one column whose rows all split into two fields by ';': DuckDB's sniffer reads the first row as the
+    header and leaves the real one out (below), where Spark read one column; the file is wrong, and Spark says so."""
+    (tmp_path / "a.csv").write_text("error_message\ntimeout; retried\nx;y\n")
+    import duckdb
+
+    assert duckdb.sql(f"select * from read_csv('{tmp_path / 'a.csv'}')").columns == ["timeout", "retried"]
+    with pytest.raises(InputError) as err:
+        _open(SPARK, str(tmp_path / "a.csv"), request)
+    assert _one_line(err.value) == (
+        f"source.files: the header of {tmp_path / 'a.csv'} names one column but its rows have 2 fields split by ';'; "
+        f"expected a header naming every column (DuckDB would read the first row as the header)")
+
+
 @pytest.mark.spark
 def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
     """CSV is recognised by a .csv/.csv.gz ending only; a folder of CSV files is read as Parquet, and the

@@ -11,6 +11,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from .errors import InputError
+from .masking import mask_text
+
 
 @dataclass(frozen=True)
 class Footer:
@@ -92,26 +95,37 @@ def _subtree(elements: list[Any], i: int) -> int:
     return size
 
 
-#: The most of a CSV file's first line read for its header: a file without a line break is not read whole.
+#: The most of a CSV file's head read (see :func:`head_lines`): a file without a line break is not read whole.
 HEADER_LIMIT = 1 << 20
+#: The rows after a CSV file's header that its delimiter is checked against (see :func:`delimiter`).
+SAMPLE_ROWS = 10
 
 
-def first_line(session: Any, uri: str) -> bytes:
-    """The first line of the CSV file ``uri`` (as Spark lists it) that is not blank, as Spark takes a header,
-    without its line break; of a ``.gz`` file, of its text. No more than :data:`HEADER_LIMIT` bytes are read: a
-    file without a line break is not read whole. Local files are read here (a read through Spark's JVM took 10 ms
-    a file), others through Spark's Hadoop file system (``s3a://``). Empty for a file with no line."""
+class Head(NamedTuple):
+    """A CSV file's first lines that are not blank (its header first), without their line breaks, and whether
+    they are the whole file."""
+
+    lines: list[bytes]
+    whole: bool
+
+
+def head_lines(session: Any, uri: str) -> Head:
+    """The header of the CSV file ``uri`` (as Spark lists it: its first line that is not blank) and up to
+    :data:`SAMPLE_ROWS` lines after it; of a ``.gz`` file, of its text. No more than :data:`HEADER_LIMIT` bytes
+    are read. Local files are read here (a read through Spark's JVM took 10 ms a file), others through Spark's
+    Hadoop file system (``s3a://``). No line for a file with none."""
     import gzip
 
+    lines: list[bytes] = []
     if uri.startswith("file:"):
         path = local_path(uri)
         with (gzip.open(path, "rb") if path.lower().endswith(".gz") else open(path, "rb")) as f:
             left = HEADER_LIMIT
-            while left > 0 and (line := f.readline(left)):
+            while left > 0 and len(lines) <= SAMPLE_ROWS and (line := f.readline(left)):
                 left -= len(line)
                 if line.strip():
-                    return line.rstrip(b"\r\n")
-        return b""
+                    lines.append(line.rstrip(b"\r\n"))
+            return Head(lines, left > 0 and not f.readline(1))
     jvm = session._jvm
     conf = session._jsc.hadoopConfiguration()
     path = jvm.org.apache.hadoop.fs.Path(uri)
@@ -121,12 +135,12 @@ def first_line(session: Any, uri: str) -> bytes:
         text = codec.createInputStream(stream) if codec is not None else stream
         bounded = jvm.org.apache.commons.io.input.BoundedInputStream(text, HEADER_LIMIT)
         reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(bounded, "UTF-8"))
-        while (line := reader.readLine()) is not None:
+        while len(lines) <= SAMPLE_ROWS and (line := reader.readLine()) is not None:
             if line.strip():
-                return line.encode("utf-8", "replace")
+                lines.append(line.encode("utf-8", "replace"))
+        return Head(lines, len(lines) <= SAMPLE_ROWS)
     finally:
         stream.close()
-    return b""
 
 
 def local_path(url: str) -> str:
@@ -241,20 +255,23 @@ def csv_parts(session: Any, df: Any) -> list[CsvPart]:
     """The CSV files of ``df`` by header: one part (``df``'s columns, every file) when all have the same first
     line, else one per header. Spark takes the columns from one file and refused every other header, the same
     columns in another order included (exit 3, naming whichever file was not the one it took them from: found in
-    a schema-drift audit), where DuckDB reads each file's columns by name. Only the first line of each file is
-    read (see :func:`first_line`).
+    a schema-drift audit), where DuckDB reads each file's columns by name. Only the head of each file is read
+    (see :func:`head_lines`).
 
-    Each header's delimiter is the one of :data:`DELIMITERS` that splits it into the most columns (a comma on a
-    tie): Spark reads with a comma only, and a file written with ``;`` beside the others read as one column and
-    failed the run (exit 2) naming no file, where DuckDB detects each file's delimiter (found in a schema-drift
-    audit)."""
+    Each header's delimiter is told by :func:`delimiter`: Spark reads with a comma only, and a file written with
+    ``;`` beside the others read as one column and failed the run (exit 2) naming no file, where DuckDB detects
+    each file's delimiter (found in a schema-drift audit)."""
     files = sorted(df.inputFiles())
     headers: dict[bytes, list[str]] = {}
+    heads: dict[bytes, Head] = {}
     for f in files:
-        headers.setdefault(first_line(session, f), []).append(f)
+        head = head_lines(session, f)
+        header = head.lines[0] if head.lines else b""
+        headers.setdefault(header, []).append(f)
+        heads.setdefault(header, head)
     if len(headers) > 1:
         headers.pop(b"", None)  # files with no line: no header, no rows
-    seps = {header: delimiter(header) for header in headers}
+    seps = {header: delimiter(heads[header], headers[header][0]) for header in headers}
     if len(headers) < 2:
         header = next(iter(headers), b"")
         if seps.get(header, ",") == ",":
@@ -263,9 +280,39 @@ def csv_parts(session: Any, df: Any) -> list[CsvPart]:
     return [CsvPart(header_columns(header, seps[header]), group, seps[header]) for header, group in headers.items()]
 
 
-def delimiter(header: bytes) -> str:
-    """The delimiter of :data:`DELIMITERS` that splits ``header`` into the most columns; a comma on a tie."""
-    return max(DELIMITERS, key=lambda sep: (len(header_columns(header, sep)), sep == ","))
+def delimiter(head: Head, uri: str = "") -> str:
+    """The delimiter of :data:`DELIMITERS` a CSV file is written with, from its ``head``: of those that split the
+    header into more than one column and at least half the rows after it into as many fields, the one that gives
+    the most columns (a comma on a tie), as DuckDB's sniffer takes the delimiter its rows agree on; without one, the
+    delimiter that splits the header into the most columns. The header alone misled: a name with commas inside quotes
+    (``a;b;c;"note, with, some, commas"``) split by commas into as many columns as by ``;``, a comma won the tie, and
+    every row of the file was left out as unreadable (found in a review).
+
+    A header of one column whose rows all split into as many fields (more than one) by one delimiter is refused
+    (naming ``uri``): DuckDB reads such a file with its first row for the header and the header left out."""
+    import csv
+    import io
+
+    if not head.lines:
+        return ","
+    text = b"\n".join(head.lines[1:]).decode("utf-8", "replace")
+    columns, fields = {}, {}
+    for sep in DELIMITERS:
+        columns[sep] = len(header_columns(head.lines[0], sep))
+        rows = [len(r) for r in csv.reader(io.StringIO(text), delimiter=sep, escapechar="\\") if r]
+        fields[sep] = rows if head.whole else rows[:-1]  # the last row may be cut off
+    agreed = [sep for sep in DELIMITERS if columns[sep] > 1
+              and 2 * sum(n == columns[sep] for n in fields[sep]) >= len(fields[sep])]
+    if agreed:
+        return max(agreed, key=lambda sep: (columns[sep], sep == ","))
+    split = [sep for sep in DELIMITERS if fields[sep] and len(set(fields[sep])) == 1 and fields[sep][0] > 1]
+    if max(columns.values()) == 1 and split:
+        sep = split[0]
+        raise InputError(mask_text(
+            f"source.files: the header of {local_path(uri)} names one column but its rows have {fields[sep][0]} "
+            f"fields split by {sep!r}; expected a header naming every column (DuckDB would read the first row as the "
+            f"header)"))
+    return max(DELIMITERS, key=lambda sep: (columns[sep], sep == ","))
 
 
 def header_columns(header: bytes, sep: str = ",") -> list[str]:
