@@ -119,7 +119,7 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         # Spark 4's default, pinned against a spark-defaults.conf that turns it off (see SPARK_FIXED_CONF).
         "spark.sql.ansi.enabled": "true",
         # Off (Spark's default is on): a CSV row with a field too many or too few is told by its whole line, not
-        # by the columns a query happens to read (see spark_files._without_unreadable; SPARK_FIXED_CONF).
+        # by the columns a query happens to read (see spark_csv._without_unreadable; SPARK_FIXED_CONF).
         "spark.sql.csv.parser.columnPruning.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",

@@ -1,5 +1,5 @@
-"""Reading ``files`` on Spark (:mod:`.spark`): Parquet or CSV paths, globs and ``s3a://`` as one events table,
-the CSV rows of the wrong shape left out and counted, and the files' errors as one masked line.
+"""Reading ``files`` on Spark (:mod:`.spark`): Parquet or CSV paths, globs and ``s3a://`` as one events table (CSV
+files by :mod:`.spark_csv`), and the files' errors as one masked line.
 
 Also what Spark 4.0 misreads in a Parquet file's schema, read from the file's own footer: an always-null column
 (Parquet's UNKNOWN annotation: pandas' column of None), read as INT, and nanosecond timestamps, read as numbers
@@ -21,34 +21,26 @@ from .errors import InputError, SourceError
 from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
-from .spark_heads import (INTEGERS, CsvPart, Footer, csv_parts, empty_and_odd, read_footer, read_types, type_conflict,
-                          widened)
+from .spark_csv import read_csv
+from .spark_heads import INTEGERS, Footer, empty_and_odd, only, read_footer, read_types, type_conflict, widened
 from .spark_heads import local_path as _local_path
 from .unreadable import CSV_SUFFIXES, Unreadable, is_csv
 
 
 def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) -> tuple[ir.Table, Unreadable | None]:
     """Parquet or CSV files (Spark expands globs itself, local or s3a://) as one events table, and for CSV
-    files the rows left out for their shape (see :func:`_without_unreadable`)."""
+    files the rows left out for their shape (see :func:`.spark_csv.read_csv`)."""
     unreadable = None
     # CSV as DuckDB's source tells it (.tsv too: Spark read a .tsv file as Parquet and failed every run, exit 3,
     # where DuckDB reads it; found in a review); each file's delimiter is then taken from it (see csv_parts).
     csv = is_csv(patterns)
     try:
         if csv:
-            # Read as text with a header; canonical() casts each column to its canonical type. Spark takes
-            # the columns from one file's header and, by default, reads every other file by position: a file
-            # with its columns in another order had its values swapped, silently (found in a Spark audit).
-            # enforceSchema=false checks each file's header against them; files whose headers differ are read
-            # by header, each set of files alike on its own (see .spark_heads.csv_parts).
             # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
             # read as the entries do (no partition folders to lose).
             paths = _data_files(patterns) if any(_repeated_files(patterns)) else patterns
-            df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
-            parts = csv_parts(session, df)
-            if len(parts) > 1 or parts[0].sep != ",":
-                df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
-                                      (_csv_read(session, paths, part) for part in parts))
+            df, unreadable = read_csv(session, paths, read)
+            frames = [df]
         else:
             frames = _parquet_frames(session, patterns, read)
             df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
@@ -56,9 +48,6 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
         raise  # worded already, naming the file
     except Exception as exc:
         raise _files_error(patterns, exc) from exc
-    if csv:
-        df, unreadable = _without_unreadable(session, df, paths, read, parts)
-        frames = [df]
     # Each entry on its own: another entry's partition columns say nothing of this one's folders.
     stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
     if stray:
@@ -140,7 +129,7 @@ def _with_columns_of(frames: list[Any], skipped: list[Footer]) -> list[Any]:
 def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:
     """One ``files`` entry, without the files of ``skip`` (real paths: read by an earlier entry)."""
     df = session.read.option("mergeSchema", "true").parquet(pattern)
-    return _only(df, [f for f in df.inputFiles() if os.path.realpath(_local_path(f)) not in skip]) if skip else df
+    return only(df, [f for f in df.inputFiles() if os.path.realpath(_local_path(f)) not in skip]) if skip else df
 
 
 def _footers(session: Any, patterns: list[str], repeated: list[set[str]]) -> dict[tuple[str, str], Footer]:
@@ -189,7 +178,7 @@ def _by_footers(session: Any, patterns: list[str], footers: dict[tuple[str, str]
         # The set's own columns and types (its files by name: no partition folders, which the entry's read adds)
         schema = session.read.option("mergeSchema", "true").parquet(*(unquote(f) for f in group)).schema
         kept = T.StructType([field for field in schema.fields if field.name not in dropped])
-        frame = from_nanos(_only(session.read.schema(kept).parquet(pattern), group), nanos)
+        frame = from_nanos(only(session.read.schema(kept).parquet(pattern), group), nanos)
         # The narrower numbers cast to the type DuckDB reads them all as (see .spark_heads.wider)
         narrower = {f.name: f.dataType.simpleString() for f in frame.schema.fields
                     if f.name in wide and f.dataType.simpleString() != wide[f.name]}
@@ -213,16 +202,6 @@ def _quoted(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def _only(df: Any, files: list[str]) -> Any:
-    """``df`` read from ``files`` alone (URIs as Spark lists them). Spark prunes the other files by the
-    ``_metadata.file_path`` filter before it opens them (measured: a file it could not read is never read)."""
-    from pyspark.sql import functions as F
-
-    # inputFiles() says file:///x where _metadata.file_path says file:/x
-    names = {n for f in files for n in (f, re.sub(r"^file:///", "file:/", f))}
-    return df.filter(F.col("_metadata.file_path").isin(sorted(names)))
-
-
 def _repeated_files(patterns: list[str]) -> list[set[str]]:
     """For each entry, the real paths of its local files that an earlier entry names already: Spark read such a
     file once per entry (["events/*", "events/date=1/x.parquet"], a folder and a file in it), its events doubled
@@ -236,117 +215,6 @@ def _repeated_files(patterns: list[str]) -> list[set[str]]:
         repeated.append(found & seen)
         seen |= found
     return repeated
-
-
-def _csv_read(session: Any, paths: list[str], part: CsvPart, extra: list[Any] | None = None, **options: Any) -> Any:
-    """The files of ``part`` (of ``paths``), every column as text (and the ``extra`` fields after them)."""
-    from pyspark.sql import types as T
-
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in part.columns] + (extra or []))
-    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, sep=part.sep, **options)
-    return df if part.files is None else _only(df, part.files)
-
-
-def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str],
-                        parts: list[CsvPart]) -> tuple[Any, Unreadable | None]:
-    """The CSV files' events without the rows of the wrong shape, and those rows counted (see :mod:`.unreadable`).
-
-    Spark's default (PERMISSIVE) read a row with a field too few as if its last fields were null, and a row
-    with a field too many without its extra fields: kept, its values altered, counted nowhere (found when
-    DuckDB's CSV sources began counting such rows). Now the files are read once more, in one scan of them all
-    (one aggregation, which Spark runs as a map stage and a final one, never a job per file), with every column as
-    text and a ``columnNameOfCorruptRecord`` column, which Spark fills for exactly those rows; by file and split it
-    counts the rows and the bad ones, and the position of the first. A count through the corrupt-record column
-    alone is refused by Spark unless the DataFrame is cached (measured: twice the time, and the files held in
-    memory); reading one data column as well is enough.
-    Only when there are some are the events read with ``mode=DROPMALFORMED``, which leaves out the same rows.
-    Both depend on CSV column pruning being off (pinned in :func:`spark_session`): with it on, Spark checks
-    only the columns a query reads, and a row with a field too many was kept when only the first were read.
-
-    Bytes that are not UTF-8 Spark reads as U+FFFD, without a word: such a row was kept (its garbled agent id a
-    row of its own, a number in it failing the cast) where DuckDB leaves it out and counts it. A row holding
-    U+FFFD in a column the report reads (``read``) is now counted in the same scan and left out too; in another
-    column it is kept, as DuckDB keeps it. A row that holds the character itself (valid UTF-8, rare) is counted
-    with them: after the read, the two cannot be told apart.
-
-    Spark has no line numbers: the first is named by its row after the file's header ("row 25000 of
-    events.csv after its header: 6 fields, expected 5", or "...: bytes that are not UTF-8"), counted from the
-    splits' row counts; blank lines, which Spark skips, are not counted. The row's text is read for its number
-    of fields, never shown. Where the rows cannot be counted (a header that differs from the schema: the
-    events' own read fails naming the file) the events are read as before and ``None`` is returned."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    columns = df.columns
-    bad = "_agentdigest_unreadable"
-    while bad in columns or any(bad in part.columns for part in parts):
-        bad += "_"
-    decoded = [c for c in columns if c in read]
-    try:
-        # consecutive within a split (each split is read by one task, in order)
-        row = F.monotonically_increasing_id().alias("row")
-        marks = []
-        for part in parts:
-            marked = _csv_read(session, patterns, part, [T.StructField(bad, T.StringType())],
-                               columnNameOfCorruptRecord=bad)
-            garbled = F.col(bad).isNull() & _garbled(marked, [c for c in part.columns if c in read])
-            marks.append(marked.select(F.col("_metadata.file_path").alias("file"),
-                                       F.col("_metadata.file_block_start").alias("start"), row, bad,
-                                       garbled.alias("garbled"), F.lit(len(part.columns)).alias("expected"),
-                                       F.lit(part.sep).alias("sep"),
-                                       # a data column: Spark refuses a query of the corrupt-record column alone
-                                       marked[part.columns[0]].alias("data")))
-        where = F.when(F.col(bad).isNotNull() | F.col("garbled"), F.col("row"))
-        splits = (functools.reduce(lambda a, b: a.unionAll(b), marks)
-                  .groupBy("file", "start")
-                  .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"),
-                       F.count(F.when(F.col("garbled"), 1)).alias("garbled"), F.min("row").alias("first_row"),
-                       F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"),
-                       F.max("expected").alias("expected"), F.max("sep").alias("sep"), F.count("data"))
-                  .collect())
-    except Exception:  # noqa: BLE001 - the events' own read says what is wrong
-        return df, None
-    rows = sum(s["rows"] for s in splits)
-    skipped = sum(s["bad"] + s["garbled"] for s in splits)
-    if not skipped:
-        return df, Unreadable(rows=0, first="", read=rows)
-    first = min((s for s in splits if s["bad"] or s["garbled"]), key=lambda s: (s["file"], s["start"]))
-    before = sum(s["rows"] for s in splits if s["file"] == first["file"] and s["start"] < first["start"])
-    number = before + first["first_bad"] - first["first_row"] + 1
-    path = _local_path(first["file"])
-    if first["text"] is None:  # the corrupt-record column is filled for a row of the wrong shape only
-        cause = "bytes that are not UTF-8"
-    else:
-        fields = _fields(first["text"], first["sep"])
-        cause = f"{fields} field{'' if fields == 1 else 's'}, expected {first['expected']}"
-    unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
-                                                          file_secrets(patterns)), read=rows - skipped)
-    events = df
-    if any(s["bad"] for s in splits):
-        try:
-            events = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
-                                      (_csv_read(session, patterns, part, mode="DROPMALFORMED") for part in parts))
-        except Exception as exc:
-            raise _files_error(patterns, exc) from exc
-    if any(s["garbled"] for s in splits):
-        events = events.filter(~_garbled(events, decoded))
-    return events, unreadable
-
-
-def _garbled(df: Any, columns: list[str]) -> Any:
-    """Whether a row (every column read as text) holds U+FFFD: how Spark reads bytes that are not UTF-8."""
-    from pyspark.sql import functions as F
-
-    if not columns:
-        return F.lit(False)
-    return F.coalesce(F.concat_ws("\n", *(df[c] for c in columns)).contains("\ufffd"), F.lit(False))
-
-
-def _fields(text: str, sep: str = ",") -> int:
-    """The number of fields of a CSV line as Spark reads it by default (double quotes, backslash escapes)."""
-    import csv
-
-    return len(next(csv.reader([text], delimiter=sep, escapechar="\\"), []))
 
 
 def _merge_conflict(text: str) -> str | None:

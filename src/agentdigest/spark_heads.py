@@ -8,6 +8,7 @@ a local file's first line by Python.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -148,6 +149,16 @@ def local_path(url: str) -> str:
     from urllib.parse import unquote, urlsplit
 
     return unquote(urlsplit(url).path) if url.startswith("file:") else url
+
+
+def only(df: Any, files: list[str]) -> Any:
+    """``df`` read from ``files`` alone (URIs as Spark lists them). Spark prunes the other files by the
+    ``_metadata.file_path`` filter before it opens them (measured: a file it could not read is never read)."""
+    from pyspark.sql import functions as F
+
+    # inputFiles() says file:///x where _metadata.file_path says file:/x
+    names = {n for f in files for n in (f, re.sub(r"^file:///", "file:/", f))}
+    return df.filter(F.col("_metadata.file_path").isin(sorted(names)))
 
 
 def empty_and_odd(footers: dict[tuple[str, str], Footer]) -> set[tuple[str, str]]:
