@@ -200,6 +200,14 @@ REDACTED = [
     ("secret key a1b2c3d4e5f6g7h8i9 and client secret Zx81aQ92bW73cE64dR55", "secret key [secret] and client secret [secret]"),
     ("token a1B2c3D4e5F6g7H8i9", "token [token]"),
     ("refresh token 0a1b2c3d4e5f6a7b8c9d expired", "refresh token [token] expired"),
+    # Found in a leak audit: an unquoted value ended at "&", "," or ";", so its tail showed; it runs on unless a
+    # space or a next field ("&page=2", "; Path=/") follows
+    ("Password: Tr0ub4dor&3", "Password: [secret]"),
+    ("login failed: password=Tr0ub4dor&3 for x", "login failed: password=[secret] for x"),
+    ("Password: Troubador&3 rejected", "Password: [secret] rejected"),
+    ("pwd=abc,de;f1 user=x", "pwd=[secret] user=x"),
+    ("api_key: Abcd1234efgh&tail9 x", "api_key: [secret] x"),
+    ("?password=hunter2&amp;page=2", "?password=[secret]&amp;page=2"),
 ]
 
 UNCHANGED = [
@@ -328,6 +336,13 @@ ORDINARY_ERRORS = [
     "ValueError at line 42 in parse_response (at position 1337)",
     "secret manager unavailable: AWS request id 4442587FB7D0A2F9 in eu-west-1",
     "api key rotation scheduled for 2026-11-28; token budget 128000 exceeded by 4096",
+    # a password's or token's name before a word and a separator: a message, not a value
+    "Password: must not be empty; min length 8, max 64",
+    "Password: TOO_SHORT;min=8",
+    "password=required, 3 attempts left",
+    "Password: expired&reset=1",
+    "token: 4096,8192 tokens over limit; retry",
+    "auth: ok, user=bob; role=admin",
 ]
 
 
