@@ -580,6 +580,11 @@ CUED = [
     ("last_name: Field", "last_name: [name]"),
     ("last_name=Field first_name=Sally", "last_name=[name] first_name=[name]"),
     ("last name: Field, Sally", "last name: [name], Sally"),
+    # Found in a leak audit: a form's encoded space ended the name, and the surname showed
+    ("customer_name=Jane+Roe", "customer_name=[name]"),
+    ("first_name=Jane%20Roe&last_name=Doe", "first_name=[name]&last_name=[name]"),
+    ("?caller_name=Ludwig+van+Beethoven&x=1", "?caller_name=[name]&x=1"),
+    ("full_name=Jean-Luc+Picard+speaking", "full_name=[name]+speaking"),
 ]
 
 CUED_UNCHANGED = [
@@ -643,6 +648,11 @@ CUED_UNCHANGED = [
     "account 12345-beta",
     "member 12345.67 USD",
     "customer 1234 200ms",  # 4 digits, and the 200 is a duration: no id
+    # a form-encoded validation message about a name field, and a bare name= (a tool's)
+    "first_name=This+field+is+required",
+    "customer_name=Input%20should%20be%20a%20valid%20string",
+    "name=Jane+Roe",
+    "tool name: Search+Index",
 ]
 
 
