@@ -208,6 +208,14 @@ REDACTED = [
     ("pwd=abc,de;f1 user=x", "pwd=[secret] user=x"),
     ("api_key: Abcd1234efgh&tail9 x", "api_key: [secret] x"),
     ("?password=hunter2&amp;page=2", "?password=[secret]&amp;page=2"),
+    # Found in a leak audit: "@" escaped as HTML, JSON or Python does passed whole
+    ("bounce for jane&#64;example.com", "bounce for [email]"),
+    ("<a>JANE&#X40;EXAMPLE.ORG</a>", "<a>[email]</a>"),
+    ("to jane.doe&commat;mail.example.co.uk;", "to [email];"),
+    ('{"to": "jane\\u0040example.com"}', '{"to": "[email]"}'),
+    ('{"error": "bad address \\\\u0040 jane\\\\u0040example.de"}', '{"error": "bad address \\\\u0040 [email]"}'),
+    ("repr 'tom\\x40example.org'", "repr '[email]'"),
+    ("mailto:jane%40example.com", "mailto:[email]"),
 ]
 
 UNCHANGED = [
@@ -343,6 +351,11 @@ ORDINARY_ERRORS = [
     "Password: expired&reset=1",
     "token: 4096,8192 tokens over limit; retry",
     "auth: ok, user=bob; role=admin",
+    # escapes of "@" without an address around them
+    "template error: use &#64;mentions or &commat; in example.com docs",
+    "JSON escape \\u0040 is not allowed here; see docs.example.com",
+    "user\\u0040localhost refused",
+    "<p>&copy; 2026 example.com &amp; partners</p>",
 ]
 
 

@@ -71,9 +71,12 @@ _IBAN_LENGTHS = {
 }
 
 # \w is Unicode: internationalised addresses (jörg@müller.example) are addresses too; an apostrophe
-# may sit inside the local part (ann.o'neil@), and "@" may be URL-encoded (?email=bob%40example.com). A local
-# part may be quoted ("john.doe"@example.com, "john doe"@...; it passed whole, found in an adversarial audit).
-_EMAIL = re.compile(r"(?:\"[^\"@\\\s][^\"@\\]{0,63}\"|(?<![\w.%+-])\w[\w.%+'-]*)(?:@|%40)[^\W_](?:[\w-]*[^\W_])?"
+# may sit inside the local part (ann.o'neil@). "@" may be URL-encoded (?email=bob%40example.com) or escaped as
+# HTML (&#64;, &#x40;, &commat;), JSON or Python do (\u0040, \x40; \\u0040 escaped twice): those passed whole (a
+# leak audit). A local part may be quoted ("john.doe"@example.com, "john doe"@...; it passed whole, found in an
+# adversarial audit).
+_AT = r"(?:@|%40|(?i:&#0*64;|&#x0*40;|&commat;|\\+u0040|\\+x40))"
+_EMAIL = re.compile(r"(?:\"[^\"@\\\s][^\"@\\]{0,63}\"|(?<![\w.%+-])\w[\w.%+'-]*)" + _AT + r"[^\W_](?:[\w-]*[^\W_])?"
                     r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
 # A line break or tab written as an escape (\n, \r, \t: JSON or a repr in an error message) ends a word as a space
 # does: "line1\n4111 1111 1111 1111" held a card that the patterns, seeing the "n" before it, did not take (a leak audit).
