@@ -216,6 +216,10 @@ REDACTED = [
     ('{"error": "bad address \\\\u0040 jane\\\\u0040example.de"}', '{"error": "bad address \\\\u0040 [email]"}'),
     ("repr 'tom\\x40example.org'", "repr '[email]'"),
     ("mailto:jane%40example.com", "mailto:[email]"),
+    # Found in a leak audit: a zero-padded dotted quad passed (ipaddress refuses it)
+    ("from 203.000.113.077 refused", "from [ip] refused"),
+    ("connect to http://010.001.002.003:8080/x", "connect to http://[ip]:8080/x"),
+    ("peer ::ffff:198.051.100.007", "peer [ip]"),
 ]
 
 UNCHANGED = [
@@ -356,6 +360,11 @@ ORDINARY_ERRORS = [
     "JSON escape \\u0040 is not allowed here; see docs.example.com",
     "user\\u0040localhost refused",
     "<p>&copy; 2026 example.com &amp; partners</p>",
+    # zero-padded quads that are versions, nobody's addresses, or no address
+    "listening on 000.000.000.000:8080, health at 127.000.000.001:9000",
+    "upgraded to Version 10.00.00.01 (firmware 02.10.00.07)",
+    "build v01.02.03.04 failed; release 2026.011.028.001 rolled back",
+    "invalid address 256.000.000.001",
 ]
 
 

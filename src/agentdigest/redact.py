@@ -273,13 +273,21 @@ def _ibans(text: str) -> str:
 _VERSION_BEFORE = re.compile(r"(?i)(?:(?<=[^\W_])/|\bv|\b(?:version|ver|release|build|android|ios|oid|firmware|os)[ :]?)$")
 
 
+def _unpadded(address: str) -> str:
+    """An address's dotted quad (IPv4, or an IPv6's tail) without its zero padding: ``ipaddress`` refuses
+    "203.000.113.077", which some tools print (it passed whole; found in a leak audit). Read as decimal, as
+    written; a part over 255 still fails."""
+    head, colon, quad = address.rpartition(":")
+    return head + colon + ".".join(part.lstrip("0") or "0" for part in quad.split(".")) if "." in quad else address
+
+
 def _ip(version: int) -> Callable[[re.Match[str]], str]:
     def check(match: re.Match[str]) -> str:
         text = match.group(0)
         if version == 6 and "::" not in text and text.count(":") != 7:
             return text
         try:
-            address = ipaddress.ip_address(text)
+            address = ipaddress.ip_address(_unpadded(text))
         except ValueError:
             return text
         if address.is_unspecified or address.is_loopback:  # 0.0.0.0, ::, 127.0.0.1: nobody's address
