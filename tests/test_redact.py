@@ -220,6 +220,13 @@ REDACTED = [
     ("from 203.000.113.077 refused", "from [ip] refused"),
     ("connect to http://010.001.002.003:8080/x", "connect to http://[ip]:8080/x"),
     ("peer ::ffff:198.051.100.007", "peer [ip]"),
+    # Found in a leak audit: a credential written percent-encoded ("=" as %3D), as in a URL inside a query, passed
+    ("GET /login?next=%2Fcb%3Fapi_key%3DAbc12345678%26page%3D2 302", "GET /login?next=%2Fcb%3Fapi_key%3D[secret]%26page%3D2 302"),
+    ("body password%3Dhunter2 rejected", "body password%3D[secret] rejected"),
+    ("state=a%26DB_PASSWORD%3Dletmein&x=1", "state=a%26DB_PASSWORD%3D[secret]&x=1"),
+    ("%7B%22password%22%3A%22hunter2%22%7D", "%7B%22password%22%3A%22[secret]%22%7D"),
+    ("q=Password%3A+Tr0ub4dor+x", "q=Password%3A+[secret]+x"),
+    ("access_token%3deyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "access_token%3d[secret]"),
 ]
 
 UNCHANGED = [
@@ -365,6 +372,11 @@ ORDINARY_ERRORS = [
     "upgraded to Version 10.00.00.01 (firmware 02.10.00.07)",
     "build v01.02.03.04 failed; release 2026.011.028.001 rolled back",
     "invalid address 256.000.000.001",
+    # an encoded "=" after a credential's name before a placeholder, a count or a word, or after another name
+    "GET /cb?state=api_key%3Dnull%26password%3Drequired 400",
+    "redirect%3Dhttps%3A%2F%2Fdocs.example.com%2Fauth%3Fsig%3Dsha256 failed",
+    "q=token%3D4096%20exceeds%20limit",
+    "filter=cache_key%3Duser42%26sort%3Ddesc",
 ]
 
 

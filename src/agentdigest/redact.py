@@ -18,7 +18,8 @@ phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            (030) 1234567); 00 + country code (0049 30 1234567)
 token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_  -
            keys, the path of a Slack webhook URL
-secret     password=..., api_key: ..., ?token=... (a credential's value);  -
+secret     password=..., api_key: ..., ?token=... (a credential's value;  -
+           percent-encoded too: password%3D...);
            api key: ..., apikey ... (16+ letters and digits in a row);
            any value given as a password (password=abc1); PEM private keys;
            40 base64 characters after aws..., secret (access) key or an AKIA id
@@ -53,6 +54,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from urllib.parse import unquote_plus
 
 from .redact_cues import aws_secrets, ids, names, obfuscated_emails
 
@@ -156,10 +158,10 @@ _TAIL = r"(?:" + _SEP + r"[^\s\"'&,;]+)*+"
 # (a cache key, an S3 key) is left alone. It may run on into the word without a separator: camelCase JSON
 # ("accessToken", "refreshToken"), "csrftoken", session cookies (JSESSIONID, PHPSESSID, connect.sid), which
 # passed whole (found in a leak audit).
+_SECRET_NAMES = (r"(?:[\w-]*[_-])?[A-Za-z]*(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|"
+                 r"private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|sess(?:[_-]?id)|sid|auth)")
 _SECRET = re.compile(
-    r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?[A-Za-z]*(?:password|passwd|pass|pwd|secret|token|api[_-]?key|apikey|"
-    r"access[_-]?key|private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|sess(?:[_-]?id)|sid|auth)"
-    r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"'])?"
+    r"(?i)(?<![\w-])((?:--?)?" + _SECRET_NAMES + r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"'])?"
     r"(?(2)" + _QUOTED_CREDENTIAL + r"[^\s\"']{3,}\2|" + _CREDENTIAL + r"[^\s\"'&,;]{3,}" + _TAIL + ")"
 )
 # A value given as a password is one, however short or plain ("password=hunter2", "pwd=letmein", "--password
@@ -180,6 +182,14 @@ _SPACED_KEY = re.compile(
     r"(?i)(?<![\w-])((?:[\w-]*[_-])?(?:api[ _-]?key|apikey|access[ _-]?key|secret[ _-]?key|client[ _-]?secret|secret)"
     r"(?: (?:provided|given|used|is|was))?[\"']?(?: ?: ?| ))([\"']?)"
     r"(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}(?:[._~+/-]+[A-Za-z0-9]+)*=*\2(?![\w/+=-])"
+)
+# The same written percent-encoded, as in a URL inside another URL's query (?next=%2Fx%3Fapi_key%3DAbc123...,
+# password%3Dhunter2): "=" as %3D (or ":" as %3A, quotes as %22) hid it (found in a leak audit). The name may
+# follow an escape ("%3Fapi_key"); the value ends at an encoded "&", space, quote, ",", ";" or a "+" (a form's
+# space). It is decoded and goes when the rules above would take it: "api_key%3Dnull" stays.
+_ENCODED_SECRET = re.compile(
+    r"(?i)(?:(?<![\w-])|(?<=%[0-9a-f]{2}))(" + _SECRET_NAMES + r"(?:%2[27])?%3[da](?:%2[27]|%20|\+){0,2})"
+    r"((?:(?!%(?:2[0267bc]|3b))[^\s\"'&,;+])++)((?:%2[27])?)"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
@@ -325,6 +335,17 @@ def _spaced_keys(text: str) -> str:
     return _SPACED_KEY.sub(_secret, text) if "key" in low or "secret" in low else text
 
 
+def _encoded_secrets(text: str) -> str:
+    return _ENCODED_SECRET.sub(_encoded_secret, text) if "%3" in text else text
+
+
+def _encoded_secret(match: re.Match[str]) -> str:
+    decoded = unquote_plus(match.group(0))
+    if _SECRET.match(decoded) or _PASSWORD.match(decoded):
+        return match.group(1) + "[secret]" + match.group(3)
+    return match.group(0)
+
+
 def _url_password(match: re.Match[str]) -> str:
     return match.group(1) + ":[secret]@"
 
@@ -381,6 +402,7 @@ _BUILT_IN: tuple[Callable[[str], str], ...] = (
     _sub(_TOKEN, "[token]"),
     _sub(_SECRET, _secret),
     _sub(_PASSWORD, _secret),
+    _encoded_secrets,
     _spaced_keys,
     _sub(_EMAIL, "[email]"),
     obfuscated_emails,
