@@ -227,6 +227,12 @@ REDACTED = [
     ("%7B%22password%22%3A%22hunter2%22%7D", "%7B%22password%22%3A%22[secret]%22%7D"),
     ("q=Password%3A+Tr0ub4dor+x", "q=Password%3A+[secret]+x"),
     ("access_token%3deyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "access_token%3d[secret]"),
+    # Found in a leak audit: Databricks (dapi + 32 hex) and Twilio API keys (SK + 32 hex) passed whole; the
+    # other common shapes are pinned beside them
+    ("databricks 403 for dapi0123456789abcdef0123456789abcdef", "databricks 403 for [token]"),
+    ("DATABRICKS_TOKEN dapi0123456789abcdef0123456789abcdef-2 expired", "DATABRICKS_TOKEN [token] expired"),
+    ("twilio key SK0123456789abcdef0123456789abcdef: 401", "twilio key [token]: 401"),
+    ("hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567 rk_live_4eC39HqLyjWDarjtT1zdp7dc", "[token] [token]"),
 ]
 
 UNCHANGED = [
@@ -377,6 +383,10 @@ ORDINARY_ERRORS = [
     "redirect%3Dhttps%3A%2F%2Fdocs.example.com%2Fauth%3Fsig%3Dsha256 failed",
     "q=token%3D4096%20exceeds%20limit",
     "filter=cache_key%3Duser42%26sort%3Ddesc",
+    # hex digests and short ids near those prefixes
+    "DAPI stain run 12 of dapi-pipeline failed; etag 0123456789abcdef0123456789abcdef",
+    "SKU SK12345 out of stock (md5 d41d8cd98f00b204e9800998ecf8427e)",
+    "dapi0123456789abcdef is too short",
 ]
 
 

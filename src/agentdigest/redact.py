@@ -16,7 +16,7 @@ ip         dotted quad; hex groups with colons                          ``ipaddr
 phone      +country ...; (###) ###-####, ###-###-####, ###.###.####;   -
            national 0 + area code + separator (0151 23456789, 030/1234567,  9-13 digits
            (030) 1234567); 00 + country code (0049 30 1234567)
-token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_  -
+token      Bearer ..., JWTs (eyJ...), sk-/ghp_/xox*-/xapp-/AKIA/ASIA/AIza/ya29./SG./sk_live_/dapi/SK  -
            keys, the path of a Slack webhook URL
 secret     password=..., api_key: ..., ?token=... (a credential's value;  -
            percent-encoded too: password%3D...);
@@ -146,6 +146,8 @@ _TOKEN = re.compile(
     # Google OAuth access tokens and SendGrid keys (a security audit's gaps)
     r"|\bya29\.[A-Za-z0-9_-]{20,}|\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
     r"|\b(?:sk|rk|pk|whsec)_(?:live|test)_[A-Za-z0-9]{10,}"
+    # Databricks personal access tokens and Twilio API keys: a prefix and 32 lower-case hex digits (a leak audit)
+    r"|\bdapi[0-9a-f]{32}(?:-\d+)?\b|\bSK[0-9a-f]{32}\b"
 )
 # Unquoted, a value runs on past "&", "," or ";" unless a space or a next field ("&page=2", "; Path=/", "&amp;x=")
 # follows: "Password: Tr0ub4dor&3" showed "&3", the password's tail (found in a leak audit). Each repetition
