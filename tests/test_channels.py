@@ -28,6 +28,7 @@ from werkzeug import Response
 from agentdigest import config
 from agentdigest.channels import ChannelFailure, Delivery, make_channel
 from agentdigest.channels.slack import PDF_TARGET, TEST_MARK
+from agentdigest.masking import mask_text
 from conftest import PDF_BYTES, free_port, make_artifacts
 
 HOOK_PATH = "/services/T0AAAA/B0BBBB/PLANTEDslackHOOKtoken"
@@ -578,6 +579,38 @@ def test_a_password_echoed_escaped_by_a_webhook_is_masked(httpserver, artifacts,
             Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
     error = str(failed.value)
     assert "HTTP 401" in error and "***" in error and "ANTED" not in error, error
+
+
+def test_a_three_character_password_echoed_by_a_webhook_is_masked(httpserver, artifacts):
+    """Found in a leak audit: secrets under 4 characters were never masked (they would mask ordinary words), so a
+    401 quoting a 3-character Basic password showed it. It is masked as a whole token; inside words it stays."""
+    httpserver.expect_request("/ingest").respond_with_handler(
+        lambda request: Response("denied: bad password 'Zq9' for hookuser (Zq9x, aZq9 are other keys)", status=401))
+    url = httpserver.url_for("/ingest").replace("://", "://hookuser:Zq9@")
+    with pytest.raises(ChannelFailure) as failed:
+        make_channel("hook", config.WebhookChannel(type="webhook", url=url)).deliver(
+            Delivery("weekly-exec", "2026-W48", artifacts, ("",)))
+    error = str(failed.value)
+    assert "bad password '***' for hookuser (Zq9x, aZq9 are other keys)" in error, error
+
+
+@pytest.mark.parametrize(("text", "secrets", "masked"), [
+    # a 3-character secret: as a whole token, in a form, quoted, at a sentence's end, as a URL's password
+    ("535 5.7.8 bad password abc for reports", ["abc"], "535 5.7.8 bad password *** for reports"),
+    ('{"password": "abc"} and password=abc&x=1', ["abc"], '{"password": "***"} and password=***&x=1'),
+    ("the password was abc.", ["abc"], "the password was ***."),
+    ("login reports:abc@mail.example.com refused", ["abc"], "login reports:***@mail.example.com refused"),
+    ("echoed a&b as a%26b and a&amp;b", ["a&b"], "echoed *** as *** and ***"),
+    # ... never inside a word, a hyphenated name or a host name
+    ("abcd, xabc, abc-def and abc.example.com", ["abc"], "abcd, xabc, abc-def and abc.example.com"),
+    # a shorter one only as a URL's password: as a token it would be any "a" or "to"
+    ("login u:ab@host failed; ab is short, a to b", ["ab", "a", "to"], "login u:***@host failed; ab is short, a to b"),
+    # 4 characters and more, anywhere (as before)
+    ("hunter22 and hunter2", ["hunter2"], "***2 and ***"),
+])
+def test_a_short_secret_is_masked_only_as_a_whole_token(text, secrets, masked):
+    assert mask_text(text, secrets) == masked
+    assert mask_text(masked, secrets) == masked
 
 
 class _EchoingSMTP(socketserver.StreamRequestHandler):

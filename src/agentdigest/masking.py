@@ -20,7 +20,15 @@ from pydantic import BaseModel, SecretStr
 _URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>().,:;!?]", re.I)
 # Slack tokens have a recognisable shape; mask them even when they arrive outside a URL.
 _SLACK_TOKEN_RE = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+")
-_MIN_SECRET = 4  # shorter "secrets" would mask ordinary words
+# A secret (or one of its escaped forms) this long is masked wherever it appears. One of 3 characters only as a
+# whole token (between spaces, quotes, "=", ":", brackets, "&", ", ;", and before a sentence's end): everywhere,
+# a password "abc" or "the" would turn every word holding it into *** (the messages unreadable, and the password
+# read off what was masked). Shorter ones, which whole tokens would be ("a", "to"), only as a URL's user:password@.
+# Not masked at all, a server echoing a 3-character password ("535 bad password abc") showed it (a leak audit).
+_MIN_SECRET = 4
+_MIN_TOKEN = 3
+_TOKEN_BEFORE = r"(?<![^\s\"'`=:(\[{<,;&])"
+_TOKEN_AFTER = r"(?=$|[\s\"'`,;:)\]}>!?@&]|\.(?!\w))"
 # Query parameters that hold credentials, whatever the scheme (libpq's ?password=, ?sslpassword=, tokens).
 # Names are matched decoded, so ?pass%77ord= is a password too. The last group is a presigned URL's
 # (S3's X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token; GCS's X-Goog-*): shown in errors as they
@@ -73,10 +81,19 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask every URL, then replace known secret values (and their URL-encoded forms) by ``***``."""
     # URLs first, so a secret URL reads as smtp://user:***@host rather than a bare ***.
     text = _URL_RE.sub(lambda m: m.group(0) if "***" in m.group(0) else mask_url(m.group(0)), text)  # idempotent
-    forms = {form for s in secrets if s and len(s) >= _MIN_SECRET for form in _forms(s) if len(form) >= _MIN_SECRET}
-    if forms:
-        text = re.sub("|".join(_pattern(f) for f in sorted(forms, key=len, reverse=True)), "***", text)
+    forms = {form for s in secrets if s for form in _forms(s) if form}
+    anywhere = {form for s in secrets if s and len(s) >= _MIN_SECRET for form in _forms(s) if len(form) >= _MIN_SECRET}
+    if anywhere:
+        text = re.sub(_alternatives(anywhere), "***", text)
+    if tokens := {form for form in forms - anywhere if len(form) >= _MIN_TOKEN}:
+        text = re.sub(_TOKEN_BEFORE + "(?:" + _alternatives(tokens) + ")" + _TOKEN_AFTER, "***", text)
+    if short := forms - anywhere:  # user:pw@host outside a URL that names its scheme (mask_url takes those)
+        text = re.sub("(?<=:)(?:" + _alternatives(short) + ")(?=@)", "***", text)
     return _SLACK_TOKEN_RE.sub("xox…***", text)
+
+
+def _alternatives(forms: set[str]) -> str:
+    return "|".join(_pattern(f) for f in sorted(forms, key=len, reverse=True))
 
 
 def _forms(secret: str) -> set[str]:
