@@ -731,3 +731,22 @@ def test_verbose_traceback_masks_url_passwords(workdir, url):
     result = _run(workdir, GOOD.replace("duckdb://events.duckdb", url), "--verbose", env={"SRC_PW": "Zq9Verbose-s3cret"})
     assert result.returncode == 2 and "Traceback" in result.stderr, result.stderr
     assert "Zq9Verbose" not in result.stderr and "reports:***@" in result.stderr
+
+
+@pytest.mark.parametrize(("key", "char"), [("title", "\u202e"), ("title", "\u2067"), ("title", "\u200b"),
+                                           ("title", "\ufeff"), ("subject", "\u202a")])
+def test_invisible_formatting_characters_in_a_subject_are_refused(workdir, key, char):
+    """Found in a leak audit: bidi overrides and isolates, a zero-width space or a BOM in a title or subject went
+    into the email's Subject header, where they reorder or hide what it shows ("Invoice \u202egnp.exe")."""
+    value = f"Weekly{char}report" if key == "title" else f"{{title}}{char} {{period_label}}"
+    result = _run(workdir, GOOD.replace('channels = ["box"]', f'channels = ["box"]\n{key} = "{value}"'))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"reports[0].{key}" in lines[0] and f"invisible formatting character (U+{ord(char):04X}" in lines[0], lines[0]
+
+
+def test_joiners_and_direction_marks_in_a_title_stay_allowed(workdir):
+    """ZWNJ and ZWJ (Persian words, emoji) and LRM/RLM are text, not tricks: a title holding them runs."""
+    title = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f469\u200d\U0001f4bb \u200eQ4\u200f"
+    result = _run(workdir, GOOD.replace('channels = ["box"]', f'channels = ["box"]\ntitle = "{title}"'))
+    assert result.returncode == 0, result.stderr

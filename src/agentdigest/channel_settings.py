@@ -32,16 +32,26 @@ def _decoded(value: str) -> str:
     return str(email_policy.default.header_factory("Subject", value)) if "=?" in value else value
 
 
+# Invisible characters that reorder or hide what a Subject shows: bidi embeddings and overrides (U+202A-U+202E),
+# isolates (U+2066-U+2069), the zero-width space and the BOM. "Invoice \u202egnp.exe" reads "Invoice exe.png"
+# (found in a leak audit). Joiners (U+200C/D: Persian, emoji) and the marks LRM/RLM (U+200E/F) stay allowed.
+_INVISIBLE_FORMAT = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
 def no_line_breaks(value: str) -> str:
-    """A value bound for a header line: no line breaks (Unicode's too: U+2028, NEL), and no other
-    control character (a NUL went raw into the Subject header). An RFC 2047 encoded word counts as what it
-    decodes to: the email package decodes "=?utf-8?q?=0D=0A?=" in a Subject and wrote the line break raw, so
-    a title holding one added a Bcc header to the email (found in a leak audit)."""
+    """A value bound for a header line: no line breaks (Unicode's too: U+2028, NEL), no other control
+    character (a NUL went raw into the Subject header) and no invisible bidi or zero-width formatting character
+    (:data:`_INVISIBLE_FORMAT`). An RFC 2047 encoded word counts as what it decodes to: the email package decodes
+    "=?utf-8?q?=0D=0A?=" in a Subject and wrote the line break raw, so a title holding one added a Bcc header to
+    the email (found in a leak audit)."""
     for text, how in ((value, ""), (_decoded(value), " (an encoded word =?...?= decodes to one)")):
         if len(text.splitlines()) > 1 or text.endswith(("\r", "\n")):
             raise ValueError("must not contain line breaks" + how)
         if any(ord(c) < 32 and c != "\t" or 127 <= ord(c) < 160 for c in text):
             raise ValueError("must not contain control characters" + how)
+        if found := _INVISIBLE_FORMAT.search(text):
+            raise ValueError(f"must not contain an invisible formatting character (U+{ord(found.group()):04X} here: bidi "
+                             "overrides and isolates, zero-width spaces and BOMs reorder or hide text)" + how)
     return value
 
 
