@@ -77,7 +77,7 @@ _IBAN_LENGTHS = {
 # HTML (&#64;, &#x40;, &commat;), JSON or Python do (\u0040, \x40; \\u0040 escaped twice): those passed whole (a
 # leak audit). A local part may be quoted ("john.doe"@example.com, "john doe"@...; it passed whole, found in an
 # adversarial audit).
-_AT = r"(?:@|%40|(?i:&#0*64;|&#x0*40;|&commat;|\\+u0040|\\+x40))"
+_AT = r"(?:@|%40|&(?i:#0*64;|#x0*40;|commat;)|\\+(?i:u0040|x40))"
 _EMAIL = re.compile(r"(?:\"[^\"@\\\s][^\"@\\]{0,63}\"|(?<![\w.%+-])\w[\w.%+'-]*)" + _AT + r"[^\W_](?:[\w-]*[^\W_])?"
                     r"(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.[^\W\d_]{2,}\b")
 # A line break or tab written as an escape (\n, \r, \t: JSON or a repr in an error message) ends a word as a space
