@@ -383,7 +383,7 @@ def test_duckdb_thread_tuning_is_undone_and_never_overrides_a_pinned_setting(tmp
 
 @pytest.mark.parametrize(("configured", "expected"), [(None, 2_000_000_000), ("0B", 0), ("512MB", 512_000_000)])
 def test_duckdb_keeps_its_buffer_memory_unless_configured_otherwise(tmp_path, configured, expected):
-    """block_allocator_memory defaults to 2GB (sources.DUCKDB_DEFAULTS); [source.settings] overrides it."""
+    """block_allocator_memory defaults to 2GB (duckdb_source.DUCKDB_DEFAULTS); [source.settings] overrides it."""
     from backend_loaders import load_duckdb
 
     settings = load_duckdb(trap_rows("berlin-fall-week"), tmp_path)

@@ -233,3 +233,24 @@ def epoch_timestamp(value: ir.NumericValue, unit: str, kind: str) -> ir.Timestam
 
 def _type_name(have: dt.DataType) -> str:
     return "a user-defined type (cast it in a view)" if have.is_unknown() else str(have)
+
+
+def refuse_renamed_columns(table: ir.Table, columns: dict[str, str]) -> None:
+    """InputError when files give a mapped column under its canonical name in rows where the mapped one is null:
+    a column renamed between files (``latency`` in last year's files, ``latency_ms`` in this year's, with
+    ``latency_ms = "latency"`` in [source.columns]). Read by name (see duckdb_source._read_files), each name is
+    null in the other files, so the newer files' latencies, or with ``event_ts`` their every row, left the report
+    without a word (found in a schema-drift audit). Only when the files have both names: one scan of the two
+    columns."""
+    pairs = [(canon, col) for canon, col in sorted(columns.items())
+             if col != canon and col in table.columns and canon in table.columns and canon not in columns.values()]
+    if not pairs:
+        return
+    counts = table.agg(**{f"n{i}": table[canon].count(where=table[col].isnull())
+                          for i, (canon, col) in enumerate(pairs)}).to_pyarrow().to_pylist()[0]
+    for i, (canon, col) in enumerate(pairs):
+        if counts[f"n{i}"]:
+            raise InputError(f"source.columns.{canon}: {counts[f'n{i}']} rows of the files have a value in {canon!r} "
+                             f"and none in {col!r}, the column {canon} is mapped to, so the mapping would leave them "
+                             f"out (a column renamed between files?); expected the column under one name in every "
+                             f"file: rewrite the files that use the other name")

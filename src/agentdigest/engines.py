@@ -1,5 +1,5 @@
 """The PostgreSQL source, registered by URL scheme like any extension would be (the Spark source is in
-:mod:`agentdigest.spark`).
+:mod:`agentdigest.spark`, DuckDB's in :mod:`agentdigest.duckdb_source`).
 
 ``postgresql://user@host:port/db`` (or ``postgres://``) reads ``table`` (``schema.table`` allowed)
 through Ibis's postgres backend. A report's queries run in one transaction (:func:`one_transaction`), in UTC

@@ -20,14 +20,14 @@ import ibis
 import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
-from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, blank_is_null, canonical, text_timestamp
-from .config import CANONICAL_COLUMNS, REQUIRED_COLUMNS, SourceConfig
+from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, blank_is_null, canonical, refuse_renamed_columns, text_timestamp
+from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
 from .redact import Redactor
 from .source_errors import csv_cause, timeout_advice, view_cause, without_values
-from .unreadable import Unreadable, is_csv, list_unreadable
+from .unreadable import Unreadable
 
 
 @dataclass
@@ -169,86 +169,6 @@ def scheme_of(url: str) -> str:
     return head.split("+")[0].lower() if sep else ""
 
 
-@register_backend("duckdb")
-def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | None]:
-    """The database's table, or the files; of CSV files, the rows DuckDB cannot read for their shape are left
-    out and returned counted (see :mod:`.unreadable`), instead of failing every query."""
-    path = cfg.url[len("duckdb://"):] or ":memory:"
-    if path.lower().endswith(DATA_FILE_SUFFIXES):
-        # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
-        # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
-        raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
-                         f"url = \"duckdb://\" and files = {path!r})")
-    if cfg.table and path != ":memory:":
-        if not Path(path).exists():
-            raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
-    settings = _duckdb_settings(cfg.settings)
-    unreadable = None if cfg.table else _csv_unreadable(cfg)  # before the source's connection: see .unreadable
-    try:
-        con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:")
-    except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
-        raise SourceError(f"source {mask_url(cfg.url)}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
-    for key, value in settings.items():  # one SET each, so a refused value names its key (exit 2)
-        try:
-            con.raw_sql(f"SET {key} = {_sql_literal(value)}")
-        except Exception as exc:
-            con.disconnect()
-            raise InputError(f"source.settings.{key}: DuckDB refused {value!r} ({first_line(exc, 200)})") from exc
-    # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
-    con.raw_sql("SET TimeZone = 'UTC'")
-    # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
-    con.raw_sql("SET enable_progress_bar = false")
-    if cfg.table:
-        return con, _table(con, cfg.table, cfg.url), cfg.table, None
-    skip = bool(unreadable and unreadable.skip_errors)
-    return con, _read_files(con, cfg.file_list, skip), ", ".join(cfg.file_list), unreadable
-
-
-#: Files read through ``files``, never opened as a database.
-DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
-
-
-#: DuckDB settings agentdigest applies unless [source.settings] gives them. block_allocator_memory: DuckDB
-#: returns freed buffer memory to the OS after each query and faults it in again for the next; a report
-#: runs about 16 queries, and keeping up to 2 GB (what a 100M-event report peaks at) for the connection's
-#: life cut the system time of a 10M-event report from 0.42 to 0.08 CPU-s and its wall time by 9%. The
-#: memory goes back when the source is closed (after each run), and never exceeds what was used.
-DUCKDB_DEFAULTS = {"block_allocator_memory": "2GB"}
-
-
-def _duckdb_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size", "preserve_insertion_order",
-               *DUCKDB_DEFAULTS}
-    unknown = set(settings) - allowed
-    if unknown:
-        raise InputError(f"source.settings: unknown DuckDB setting(s) {sorted(unknown)} (expected {sorted(allowed)})")
-    return {**DUCKDB_DEFAULTS, **settings}
-
-
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) -> ir.Table:
-    paths = _data_files(patterns)
-    try:
-        # By name: DuckDB takes the columns from the first file, so a column only later files have
-        # (cost_usd added last month) was dropped, and the report said the column does not exist (found in
-        # a Spark audit). union_by_name reads every file's columns, null in the files without them.
-        if is_csv(paths):
-            return con.read_csv(paths, table_name="agent_events", union_by_name=True,
-                                **({"ignore_errors": True} if skip_unreadable else {}))
-        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
-    except Exception as exc:
-        # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
-        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
-                                    file_secrets(patterns))) from exc
-
-
 def _data_files(patterns: list[str]) -> list[str]:
     """The files ``files`` names: URLs as given, local patterns expanded (InputError when one matches none),
     each file once: one named by two entries (``["events/*", "events/date=1/x.parquet"]``, a folder and a file
@@ -270,15 +190,6 @@ def _data_files(patterns: list[str]) -> list[str]:
                 seen.add(key)
                 paths.append(path)
     return paths
-
-
-def _csv_unreadable(cfg: SourceConfig) -> Unreadable | None:
-    """The rows of a DuckDB source's CSV files that cannot be read for their shape (see :mod:`.unreadable`)."""
-    paths = _data_files(cfg.file_list)
-    if not is_csv(paths):
-        return None
-    columns = sorted({cfg.columns.get(c, c) for c in CANONICAL_COLUMNS})
-    return list_unreadable(paths, columns, file_secrets(cfg.file_list))
 
 
 def local_files(pattern: str) -> list[str]:
@@ -382,7 +293,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                                             file_secrets(cfg.file_list)))
             events, present, converted = canonical(table, cfg.columns, name, kind, cfg.epoch_unit)
             if not cfg.table:
-                _refuse_renamed_columns(table, cfg.columns)
+                refuse_renamed_columns(table, cfg.columns)
         except Exception:
             _close(backend)
             raise
@@ -400,26 +311,6 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
                                                                             cfg.columns.get("event_id", "event_id")),
                   withheld=engines.withheld_columns(backend, cfg.table, cfg.columns.values()))
-
-
-def _refuse_renamed_columns(table: ir.Table, columns: dict[str, str]) -> None:
-    """InputError when files give a mapped column under its canonical name in rows where the mapped one is null:
-    a column renamed between files (``latency`` in last year's files, ``latency_ms`` in this year's, with
-    ``latency_ms = "latency"`` in [source.columns]). Read by name (see _read_files), each name is null in the
-    other files, so the newer files' latencies, or with ``event_ts`` their every row, left the report without a
-    word (found in a schema-drift audit). Only when the files have both names: one scan of the two columns."""
-    pairs = [(canon, col) for canon, col in sorted(columns.items())
-             if col != canon and col in table.columns and canon in table.columns and canon not in columns.values()]
-    if not pairs:
-        return
-    counts = table.agg(**{f"n{i}": table[canon].count(where=table[col].isnull())
-                          for i, (canon, col) in enumerate(pairs)}).to_pyarrow().to_pylist()[0]
-    for i, (canon, col) in enumerate(pairs):
-        if counts[f"n{i}"]:
-            raise InputError(f"source.columns.{canon}: {counts[f'n{i}']} rows of the files have a value in {canon!r} "
-                             f"and none in {col!r}, the column {canon} is mapped to, so the mapping would leave them "
-                             f"out (a column renamed between files?); expected the column under one name in every "
-                             f"file: rewrite the files that use the other name")
 
 
 def _close(backend: Any) -> None:
@@ -475,5 +366,7 @@ def query_error(exc: BaseException) -> BaseException:
     return QueryFailed(mask_text(f"query failed: {first}{csv_cause(exc)}{timeout_advice(exc)}"))
 
 
-# The built-in engines beyond DuckDB register themselves through the same seam as an extension would.
-from . import engines, spark  # noqa: E402,F401
+# The built-in engines register themselves through the same seam as an extension would; importing them
+# registers them (named here so that the import of the DuckDB one, used for nothing else, is not unused).
+from . import duckdb_source, engines, spark  # noqa: E402
+_BUILT_IN_ENGINES = (duckdb_source, engines, spark)

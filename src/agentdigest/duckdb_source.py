@@ -1,0 +1,111 @@
+"""The DuckDB source, registered by URL scheme like any extension would be (PostgreSQL's is in
+:mod:`agentdigest.engines`, Spark's in :mod:`agentdigest.spark`).
+
+``duckdb://path.db`` reads ``table`` from a database file; ``duckdb://`` with ``files`` reads CSV or Parquet
+files by column name, leaving out the CSV rows DuckDB cannot read for their shape (see :mod:`.unreadable`).
+``[source.settings]`` are applied by ``SET``, over agentdigest's own defaults (:data:`DUCKDB_DEFAULTS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from .config import CANONICAL_COLUMNS, SourceConfig
+from .errors import InputError, SourceError, first_line
+from .masking import mask_text, mask_url
+from .source_errors import csv_cause
+from .sources import _data_files, _table, file_secrets, register_backend
+from .unreadable import Unreadable, is_csv, list_unreadable
+
+
+@register_backend("duckdb")
+def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | None]:
+    """The database's table, or the files; of CSV files, the rows DuckDB cannot read for their shape are left
+    out and returned counted (see :mod:`.unreadable`), instead of failing every query."""
+    path = cfg.url[len("duckdb://"):] or ":memory:"
+    if path.lower().endswith(DATA_FILE_SUFFIXES):
+        # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
+        # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
+        raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
+                         f"url = \"duckdb://\" and files = {path!r})")
+    if cfg.table and path != ":memory:":
+        if not Path(path).exists():
+            raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
+    settings = _duckdb_settings(cfg.settings)
+    unreadable = None if cfg.table else _csv_unreadable(cfg)  # before the source's connection: see .unreadable
+    try:
+        con = ibis.duckdb.connect(path, read_only=bool(cfg.table) and path != ":memory:")
+    except Exception as exc:  # duckdb raises IOException, InvalidInputException, ...
+        raise SourceError(f"source {mask_url(cfg.url)}: cannot open DuckDB database ({first_line(exc, 300)})") from exc
+    for key, value in settings.items():  # one SET each, so a refused value names its key (exit 2)
+        try:
+            con.raw_sql(f"SET {key} = {_sql_literal(value)}")
+        except Exception as exc:
+            con.disconnect()
+            raise InputError(f"source.settings.{key}: DuckDB refused {value!r} ({first_line(exc, 200)})") from exc
+    # Naive timestamps are UTC (event contract); DuckDB would otherwise use the machine's zone.
+    con.raw_sql("SET TimeZone = 'UTC'")
+    # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
+    con.raw_sql("SET enable_progress_bar = false")
+    if cfg.table:
+        return con, _table(con, cfg.table, cfg.url), cfg.table, None
+    skip = bool(unreadable and unreadable.skip_errors)
+    return con, _read_files(con, cfg.file_list, skip), ", ".join(cfg.file_list), unreadable
+
+
+#: Files read through ``files``, never opened as a database.
+DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
+
+
+#: DuckDB settings agentdigest applies unless [source.settings] gives them. block_allocator_memory: DuckDB
+#: returns freed buffer memory to the OS after each query and faults it in again for the next; a report
+#: runs about 16 queries, and keeping up to 2 GB (what a 100M-event report peaks at) for the connection's
+#: life cut the system time of a 10M-event report from 0.42 to 0.08 CPU-s and its wall time by 9%. The
+#: memory goes back when the source is closed (after each run), and never exceeds what was used.
+DUCKDB_DEFAULTS = {"block_allocator_memory": "2GB"}
+
+
+def _duckdb_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"memory_limit", "threads", "temp_directory", "max_temp_directory_size", "preserve_insertion_order",
+               *DUCKDB_DEFAULTS}
+    unknown = set(settings) - allowed
+    if unknown:
+        raise InputError(f"source.settings: unknown DuckDB setting(s) {sorted(unknown)} (expected {sorted(allowed)})")
+    return {**DUCKDB_DEFAULTS, **settings}
+
+
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) -> ir.Table:
+    paths = _data_files(patterns)
+    try:
+        # By name: DuckDB takes the columns from the first file, so a column only later files have
+        # (cost_usd added last month) was dropped, and the report said the column does not exist (found in
+        # a Spark audit). union_by_name reads every file's columns, null in the files without them.
+        if is_csv(paths):
+            return con.read_csv(paths, table_name="agent_events", union_by_name=True,
+                                **({"ignore_errors": True} if skip_unreadable else {}))
+        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
+    except Exception as exc:
+        # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
+        raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
+                                    file_secrets(patterns))) from exc
+
+
+def _csv_unreadable(cfg: SourceConfig) -> Unreadable | None:
+    """The rows of a DuckDB source's CSV files that cannot be read for their shape (see :mod:`.unreadable`)."""
+    paths = _data_files(cfg.file_list)
+    if not is_csv(paths):
+        return None
+    columns = sorted({cfg.columns.get(c, c) for c in CANONICAL_COLUMNS})
+    return list_unreadable(paths, columns, file_secrets(cfg.file_list))
