@@ -149,7 +149,8 @@ def test_a_period_refused_for_good_is_alarmed_once_per_kind_however_often_it_is_
     hours. Neither spams the alarm channel: it hears of the period once per kind, `failed` at the first failure and
     `late` at the first pass after the grace time (16:00Z), then nothing, not even a day later, when the refused
     recipient is tried again and refused again. Counted by the alarm channel's own (real) relay."""
-    from agentdigest.daemon import Daemon, Worker
+    from agentdigest.daemon import Daemon
+    from agentdigest.report_worker import Worker
 
     relay = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user", "busy@example.com": ["451 4.2.1 busy"] * 99})
     pager = smtp_server()

@@ -107,7 +107,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
 
     ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
     good in a period (its last failure there permanent, under the same settings) is not tried again, only the
-    others (see Worker in daemon.py, and refusals.py)."""
+    others (see Worker in report_worker.py, and refusals.py)."""
     from .runner import run_reports
 
     reports = list(reports)
