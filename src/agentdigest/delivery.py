@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +31,7 @@ from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
 from .owners import has_exited, owner_id
 from .preflight import lease_seconds, test_channel
-from .refusals import refused_among, refused_for_good, settings_fingerprint
+from .refusals import refused_for_good, settings_fingerprint
 from .renames import (RemovedSends, carried_note, fingerprint, places, resolved_place, sends_of_removed_channels,
                       sent_place)
 
@@ -128,52 +127,8 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     return results
 
 
-def current_targets(config: Config, report_cfg: ReportConfig, period_key: str,
-                    archive: Path) -> Callable[[str], list[str] | None]:
-    """A channel of the report's targets for the period under the config as it is now (what
-    :meth:`Ledger.is_period_sent` asks); None when nothing is archived to tell them by (a Slack PDF
-    target needs the PDF). The archive is read once, on the first question."""
-    @cache
-    def archived() -> dict[str, bytes]:
-        return read_artifacts(Path(archive), report_cfg.id, period_key)
-
-    def targets(name: str) -> list[str] | None:
-        if name not in config.channels or not archived():
-            return None
-        return make_channel(name, config.channels[name]).targets(archived())
-
-    return targets
-
-
-def refused_only(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger,
-                 archive: Path) -> list[DeliveryResult] | None:
-    """What a delivery skipping the targets refused for good (``skip_refused``) would come to when it has nothing
-    to try: every target of the period under the config as it is now is sent or refused for good under these
-    settings. None when one could be tried, or its targets cannot be told (nothing archived).
-
-    Found in a re-check: a period whose only recipient was refused was computed, rendered and recorded as a new
-    run at every `run --due` from cron, for as long as it stayed due (a year), to send nothing."""
-    rows = ledger.deliveries(report_cfg.id, period_key)
-    refused = refused_among(rows, settings_fingerprint(config, report_cfg))
-    if not refused:
-        return None
-    sent = {(row["channel"], row["recipient"]): row for row in rows if row["kind"] == "delivery" and row["sent_at"]}
-    targets = current_targets(config, report_cfg, period_key, archive)
-    results: list[DeliveryResult] = []
-    for name in report_cfg.channels:
-        if (current := targets(name)) is None:
-            return None
-        for target in current:
-            if (row := sent.get((name, target))) is not None:
-                results.append(DeliveryResult(name, target, "skipped_sent", provider_id=row["provider_id"]))
-            elif (earlier := refused.get(name, {}).get(target)) is not None:
-                results.append(_not_tried(name, target, earlier))
-            else:
-                return None
-    return results
-
-
-def _not_tried(channel: str, target: str, earlier: str) -> DeliveryResult:
+def not_tried(channel: str, target: str, earlier: str) -> DeliveryResult:
+    """A target not tried again: refused for good before in the period, with that error (refusals.py)."""
     return DeliveryResult(channel, target, "failed", retryable=False, refused_before=earlier,
                           error=f"not tried again, refused for good before: {earlier}")
 
@@ -268,7 +223,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                 carried.setdefault(old["channel"], []).append(target)
             continue
         if refused and (earlier := refused.get(target)) is not None:
-            skipped[target] = _not_tried(name, target, earlier)
+            skipped[target] = not_tried(name, target, earlier)
             log.info("%s %s -> %s%s: refused for good before, not tried again", report_id, period_key,
                      name, f" {target}" if target else "")
             continue

@@ -171,7 +171,7 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
             return archive is not None and (report_dir(archive, report.id, period.key) / "report.json").is_file()
         targets = None
         if config is not None and archive is not None:
-            from .delivery import current_targets
+            from .period_targets import current_targets
 
             targets = current_targets(config, report, period.key, archive)
         if ledger.is_period_sent(report.id, period.key, list(report.channels), targets):

@@ -157,7 +157,7 @@ def sent_before_renaming(config: Config, ledger: Any, report: ReportConfig, peri
     """Whether each channel of ``report`` has the period, counting as sent a target that a channel no longer in
     the config sent to the same address or place: the next pass only records those (``delivery._claim_and_send``),
     so such a period is not late (found in a delivery audit: ``check --missed`` called a renamed channel's week
-    late until a pass ran). ``targets``: a channel's targets now (``delivery.current_targets``). Reads the ledger
+    late until a pass ran). ``targets``: a channel's targets now (``period_targets.current_targets``). Reads the ledger
     only and asks no service: a ``#name`` that replaced an id is the same place once a pass has looked it up."""
     removed = sends_of_removed_channels(config, ledger, report.id, period_key)
     rows = {(r["channel"], r["recipient"]) for r in ledger.deliveries(report.id, period_key)

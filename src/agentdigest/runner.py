@@ -208,7 +208,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
     deliver = not dry_run and (report.channels or test_to)
     run_id, owner = None, owner_id()
     if deliver:
-        from .delivery import current_targets, refused_only
+        from .period_targets import current_targets, refused_only
 
         if not force and not test_to and (unknown := restore_sends(config, report, period, archive, ledger)):
             outcome.skipped = unknown
