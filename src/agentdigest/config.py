@@ -33,17 +33,19 @@ from .channel_settings import (  # noqa: F401 - the models are part of this modu
     _ChannelBase,
 )
 from .settings import (  # noqa: F401 - the models are part of this module's API
-    CANONICAL_COLUMNS,
     DEFAULT_CONFIG,
-    REQUIRED_COLUMNS,
     AlarmsConfig,
     ArchiveConfig,
     Config,
     LedgerConfig,
     ReportConfig,
-    SourceConfig,
     _KeyedError,
     _NestedError,
+)
+from .source_settings import (  # noqa: F401 - the models are part of this module's API
+    CANONICAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SourceConfig,
 )
 from .config_errors import error_key, error_message
 

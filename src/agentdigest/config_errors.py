@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types
-from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportConfig, SourceConfig
+from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportConfig
+from .source_settings import SourceConfig
 
 
 def error_key(loc: tuple[Any, ...]) -> str:

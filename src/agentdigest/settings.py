@@ -1,5 +1,6 @@
-"""What a configuration may say: the settings of the source, the archive, the ledger, alarms and
-reports, and the whole config, as pydantic models. A channel's settings are :mod:`agentdigest.channel_settings`.
+"""What a configuration may say: the settings of the archive, the ledger, alarms and reports, and the
+whole config, as pydantic models. A channel's settings are :mod:`agentdigest.channel_settings`, the source's
+:mod:`agentdigest.source_settings`.
 
 Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) is :mod:`agentdigest.config`.
 """
@@ -17,53 +18,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks
 from .errors import ConfigError
+from .source_settings import SourceConfig
 
 DEFAULT_CONFIG = "agentdigest.toml"
-CANONICAL_COLUMNS = (
-    "event_id", "conversation_id", "event_ts", "event_type", "agent_id", "token_count",
-    "latency_ms", "error_type", "error_message", "model", "cost_usd",
-)
-REQUIRED_COLUMNS = ("conversation_id", "event_ts", "event_type")
 _ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 #: The longest grace before a missed report alarms: a month (found in a config re-check: 9999999999999999
 #: minutes overflowed the date arithmetic; timeouts and retry budgets over an hour and a day did too).
 GRACE_MAX = 31 * 24 * 60
-
-
-class SourceConfig(StrictModel):
-    url: str = "duckdb://"
-    table: str | None = None
-    files: str | list[str] | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
-    epoch_unit: Literal["s", "ms", "us"] | None = None  # a number in event_ts: seconds, ms or µs since 1970 (UTC)
-    max_conversation_hours: float = Field(24.0, gt=0, le=24 * 366, strict=True)  # a year at most: 1e12 overflowed dates
-    # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
-    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-    @field_validator("columns")
-    @classmethod
-    def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
-        for canonical in value:
-            if canonical not in CANONICAL_COLUMNS:
-                raise ValueError(
-                    f"unknown canonical column {canonical!r} (expected one of {', '.join(CANONICAL_COLUMNS)})"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _table_or_files(self) -> "SourceConfig":
-        if bool(self.table) == bool(self.files):
-            raise ValueError("expected exactly one of 'table' or 'files'")
-        return self
-
-    @property
-    def file_list(self) -> list[str]:
-        if self.files is None:
-            return []
-        return [self.files] if isinstance(self.files, str) else list(self.files)
 
 
 class ArchiveConfig(StrictModel):
