@@ -5,8 +5,10 @@ build the tables: conversations anywhere in the trend window and around it (at p
 microsecond), duplicate event_ids whose copies differ, null, empty and repeated ids, invalid and
 missing values of every kind, unknown event types, rows without a conversation or a time, future
 events, conversations longer than ``max_conversation_hours`` (1.5, 6 or 24), ids reused weeks apart, and
-each completeness baseline (the previous periods, ``expected_events_per_day``, ``same_weekday``).
-Each report.json must match the reference's definitions exactly.
+each completeness baseline (the previous periods, ``expected_events_per_day``, ``same_weekday``), reports
+of some agents only (exact names and ``prefix*``), and day, week and month reports in zones whose clocks
+change in, just before or just after the period (New York, Berlin, Sydney, Lord Howe's 30 minutes,
+Kathmandu's +05:45), run after the period or while it runs. Each report.json must match the reference's definitions exactly.
 
 Runs a fixed set of examples (``derandomize``), so a run of the suite never depends on luck; set
 ``AGENTDIGEST_HYPOTHESIS_EXAMPLES`` for a longer, random search.
@@ -19,7 +21,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,6 @@ from agentdigest.sources import open_source
 from backend_loaders import load_duckdb, load_parquet, load_postgres, load_spark
 from compare import compare_report
 from reference import Reference, bounds, first_day, shift
-from trapdata import SCENARIOS
 
 EXAMPLES = int(os.environ.get("AGENTDIGEST_HYPOTHESIS_EXAMPLES", "0"))
 EVENT_TYPES = ("message", "message", "tool_call", "resolution", "escalation", "error", "abandon", "handoff",
@@ -50,7 +51,7 @@ COSTS = st.one_of(st.none(), st.integers(-512, 2048).map(lambda n: n / 1024), st
 
 
 @st.composite
-def events(draw, kind: str, tz: str, key: str) -> list[dict]:
+def events(draw, kind: str, tz: str, key: str, now: datetime) -> list[dict]:
     """Rows for one report: conversations of up to 40 hours (longer than short outcome windows), some
     ids used again weeks apart, starting from 9 periods before the report's to 1 after it."""
     first = first_day(kind, key)
@@ -103,35 +104,59 @@ def events(draw, kind: str, tz: str, key: str) -> list[dict]:
         row[draw(st.sampled_from(["conversation_id", "event_ts"]))] = None
         rows.append(row)
     for _ in range(draw(st.integers(0, 2))):
-        # The run is 9 hours after the period's end: an event at that instant is not in the future.
+        # An event at the run's instant is not in the future; one a microsecond later is.
         after = draw(st.sampled_from([timedelta(0), timedelta(microseconds=1), timedelta(hours=draw(st.integers(1, 500)))]))
-        rows.append(dict(draw(st.sampled_from(rows)), event_id=None, event_ts=end + timedelta(hours=9) + after))
+        rows.append(dict(draw(st.sampled_from(rows)), event_id=None, event_ts=now + after))
     return draw(st.permutations(rows))
 
 
-#: The backend suite's DST week and day, and a month with a half-hour DST shift and a +05:45 week.
-CASES = {**SCENARIOS, "lordhowe-month": ("Australia/Lord_Howe", "month", "2026-04"),
-         "kathmandu-week": ("Asia/Kathmandu", "week", "2026-W02")}
+#: Zones and local dates their clocks change on (or, for Kathmandu, +05:45 all year): a report's period, its
+#: previous one or the next (its conversations' look-ahead) holds the change. Lord Howe moves by 30 minutes.
+TRANSITIONS = {
+    "America/New_York": (date(2026, 11, 1), date(2026, 3, 8)),     # fall back, spring forward
+    "Europe/Berlin": (date(2026, 10, 25), date(2026, 3, 29)),
+    "Australia/Sydney": (date(2026, 10, 4), date(2026, 4, 5)),     # spring forward, fall back
+    "Australia/Lord_Howe": (date(2026, 10, 4), date(2026, 4, 5)),  # +10:30 <-> +11
+    "Asia/Kathmandu": (date(2026, 1, 5), date(2026, 10, 25)),      # no DST
+}
+
+
+def period_key(kind: str, first: date) -> str:
+    if kind == "day":
+        return first.isoformat()
+    if kind == "week":
+        year, week, _ = first.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{first.year:04d}-{first.month:02d}"
 
 
 @st.composite
-def cases(draw) -> tuple[str, dict, list[dict]]:
-    """A scenario, the report's settings (the outcome window, the completeness baseline) and its rows."""
-    scenario = draw(st.sampled_from(sorted(CASES)))
-    tz, kind, key = CASES[scenario]
+def scenarios(draw) -> tuple[str, str, str, datetime]:
+    """A zone, a kind of period, the report's period (holding a clock change, or just before or after one)
+    and the run's clock: mostly 9 hours after the period ends, sometimes at its very end or inside it."""
+    tz = draw(st.sampled_from(sorted(TRANSITIONS)))
+    kind = draw(st.sampled_from(["day", "week", "month"]))
+    day = draw(st.sampled_from(TRANSITIONS[tz]))
+    first = {"day": day, "week": day - timedelta(days=day.isoweekday() - 1), "month": day.replace(day=1)}[kind]
+    first = shift(kind, first, draw(st.sampled_from([0, 0, 0, 1, -1])))
+    start, end = bounds(kind, first, tz)
+    now = draw(st.sampled_from([end + timedelta(hours=9)] * 4 + [end, start + (end - start) * 0.6]))
+    return tz, kind, period_key(kind, first), now
+
+
+@st.composite
+def cases(draw) -> tuple[tuple[str, str, str, datetime], dict, list[dict]]:
+    """A scenario, the report's settings (the outcome window, the completeness baseline, the agents) and its rows."""
+    scenario = draw(scenarios())
+    tz, kind, key, now = scenario
     baselines = [{}, {}, {"expected_events_per_day": 3.5}] + (
         [{"completeness_baseline": "same_weekday"}] if kind == "day" else [])
     setup = {"max_conversation_hours": draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), **draw(st.sampled_from(baselines))}
-    scope = draw(st.sampled_from([None, None, ["billing-bot"], ["support-*"], ["é-bot", "Billing-*"], ["nobody"]]))
+    scope = draw(st.sampled_from([None, None, ["billing-bot"], ["support-*"], ["é-bot", "Billing-*"], ["nobody"],
+                                  ["support-bot "], ["bill*"], ["billing-bot", "support-*"]]))
     if scope:
         setup["agents"] = scope
-    return scenario, setup, draw(events(kind, tz, key))
-
-
-def run_after(scenario: str) -> datetime:
-    """The run's clock: 9 hours after the period ends."""
-    tz, kind, key = CASES[scenario]
-    return bounds(kind, first_day(kind, key), tz)[1] + timedelta(hours=9)
+    return scenario, setup, draw(events(kind, tz, key, now))
 
 
 def _examples(n: int) -> settings:
@@ -142,11 +167,10 @@ def _examples(n: int) -> settings:
                                            HealthCheck.function_scoped_fixture])
 
 
-def _check(case: tuple[str, dict, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
+def _check(case: tuple[tuple[str, str, str, datetime], dict, list[dict]], load: Callable[[list[dict], Path], dict]) -> None:
     scenario, setup, rows = case
     hours = setup["max_conversation_hours"]
-    tz, kind, key = CASES[scenario]
-    now = run_after(scenario)
+    tz, kind, key, now = scenario
     with tempfile.TemporaryDirectory() as folder:
         source = open_source(SourceConfig(**load(rows, Path(folder))))
         try:
