@@ -39,7 +39,8 @@ from reference import Reference, bounds, first_day, shift
 EXAMPLES = int(os.environ.get("AGENTDIGEST_HYPOTHESIS_EXAMPLES", "0"))
 EVENT_TYPES = ("message", "message", "tool_call", "resolution", "escalation", "error", "abandon", "handoff",
                "Resolution", "escalation ", "", None)
-AGENTS = ("support-bot", "billing-bot", "Billing-bot", "support-bot ", "é-bot", "", None)
+#: Code point order differs from UTF-16's between the last two (a surrogate pair sorts below U+FF41 there).
+AGENTS = ("support-bot", "billing-bot", "Billing-bot", "support-bot ", "é-bot", "bot_1", "", None, "🤖-bot", "ａ-bot")
 MODELS = ("gpt-4.1-mini", "claude-sonnet-4", None)
 ERROR_TYPES = ("tool_timeout", "rate_limited", "", None)
 LATENCIES = st.one_of(st.none(), st.floats(0, 20_000, allow_nan=False), st.sampled_from(
@@ -153,7 +154,7 @@ def cases(draw) -> tuple[tuple[str, str, str, datetime], dict, list[dict]]:
         [{"completeness_baseline": "same_weekday"}] if kind == "day" else [])
     setup = {"max_conversation_hours": draw(st.sampled_from([24.0, 24.0, 6.0, 1.5])), **draw(st.sampled_from(baselines))}
     scope = draw(st.sampled_from([None, None, ["billing-bot"], ["support-*"], ["é-bot", "Billing-*"], ["nobody"],
-                                  ["support-bot "], ["bill*"], ["billing-bot", "support-*"]]))
+                                  ["support-bot "], ["bill*"], ["billing-bot", "support-*"], ["bot_*", "🤖*"], ["ａ-bot"]]))
     if scope:
         setup["agents"] = scope
     return scenario, setup, draw(events(kind, tz, key, now))
