@@ -32,7 +32,7 @@ from .cohort import KNOWN_EVENT_TYPES, wide_sums
 from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, available
 from .periods import Period
-from .report import MetricValue, PeriodInfo, Quality, ReportData
+from .report import SCOPE_NOTE, MetricValue, PeriodInfo, Quality, ReportData
 from .significance import begins_within, first_with_data
 from .sources import ConversionError, QueryFailed, Source
 from .unreadable import Unreadable
@@ -155,7 +155,7 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
     notes = coverage.absence_notes(present, withheld, savings_asked=report.human_cost_per_conversation is not None)
     if report.agents:
-        notes.insert(0, f"Only the conversations of {', '.join(report.agents)} (a conversation's agent is that of its "
+        notes.insert(0, f"{SCOPE_NOTE}{', '.join(report.agents)} (a conversation's agent is that of its "
                         f"first event); the data quality is of all the events.")
         if found.everyone and not any((r.get("conversations") or 0) for r in found.period_rows.values()):
             # a misspelt agent id would otherwise send an empty report every period, and nothing would say why

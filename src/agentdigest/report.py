@@ -13,6 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 SCHEMA_VERSION = 1
+#: How the first note of a report of some agents begins, before their names (compute writes it; render finds it
+#: there to isolate each name: render.notes)
+SCOPE_NOTE = "Only the conversations of "
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
+from ..report import SCOPE_NOTE
 from .html import isolate
 from .sections import isolated
 
-#: how compute's note of a report of some agents begins, before the names
-SCOPE_NOTE = "Only the conversations of "
 
 
 def scoped_notes(notes: Sequence[str], agents: Sequence[str] | None) -> tuple[list[str], list[Markup]]:
