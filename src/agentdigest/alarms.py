@@ -1,4 +1,5 @@
-"""The missed-report alarm: a short notice to the ``[alarms] channel`` when a report is late or failed.
+"""The missed-report alarm: a short notice to the ``[alarms] channel`` when a report is late or failed, and
+one more, ``resolved``, when such a period is delivered at last (alarm_resolved.py decides when).
 
 An alarm is not a report: it is a few lines of plain text (and the same facts as JSON) built
 here and handed to the alarm channel as the artifacts that channel reads (``message.eml`` for
@@ -6,7 +7,7 @@ email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It go
 channel, so it reaches someone even when the late report's channel is the broken one.
 
 Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
-under channel ``alarm:<name>`` and recipient ``late`` or ``failed`` (``late:<address>`` for each address of an
+under channel ``alarm:<name>`` and recipient ``late``, ``failed`` or ``resolved`` (``late:<address>`` for each address of an
 email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
 the same late period, and exactly one of them tells each target of the alarm channel about it, once. Each
 send is also appended to the archive's alarm log (``<archive>/.alarms/<report>/<period>.jsonl``), from which
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -37,7 +39,7 @@ from .masking import mask_text, secret_values
 from .periods import Period
 from .refusals import alarm_fingerprint, refused_for_good
 
-Kind = Literal["late", "failed"]
+Kind = Literal["late", "failed", "resolved"]
 ALARM_REPORT_ID = "_alarms"  # the outbox folder and Message-ID namespace of alarms, apart from any report
 log = logging.getLogger("agentdigest.schedule")
 
@@ -52,11 +54,21 @@ class Alarm:
     due_at: datetime | None = None
     deadline: datetime | None = None
     failures: tuple[tuple[str, str, str], ...] = field(default=())  # (channel, recipient, error)
+    delivered_at: datetime | None = None  # resolved: when the period was sent (its last target)
+    resolves: tuple[str, ...] = field(default=())  # resolved: the alarms it answers, in words
 
     @property
     def subject(self) -> str:
-        what = "is late" if self.kind == "late" else "could not be delivered"
+        what = {"late": "is late", "failed": "could not be delivered", "resolved": "was delivered"}[self.kind]
         return f"[agentdigest] {self.report_id} {self.period.key} {what}"
+
+    @property
+    def about(self) -> str | None:
+        """What the alarm log keeps of it besides the send, for the resolved notice to say what it answers: the
+        failed targets (not their errors), or since when the period is late."""
+        if self.kind == "failed":
+            return ", ".join(f"{c}{' ' + r if r else ''}" for c, r, _ in self.failures) or None
+        return self.deadline.isoformat() if self.kind == "late" and self.deadline else None
 
     def lines(self) -> list[str]:
         tz = ZoneInfo(self.period.timezone)
@@ -68,6 +80,12 @@ class Alarm:
             out.append(f"late after: {self.deadline.astimezone(tz).isoformat()} ({_z(self.deadline)})")
         for channel, recipient, error in self.failures:
             out.append(f"failed:  {channel}{' ' + recipient if recipient else ''}: {error}")
+        if self.kind == "resolved":
+            when = self.delivered_at
+            out.append(f"sent at: {when.astimezone(tz).isoformat()} ({_z(when)})" if when else "sent at: (not recorded)")
+            out += [f"resolves: {what}" for what in self.resolves]
+            return out + ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}; nothing more "
+                          f"to do. See `agentdigest history --report {self.report_id}`."]
         out += ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}.",
                 f"See `agentdigest history --report {self.report_id}`; once fixed, "
                 f"`agentdigest run {self.report_id} --period {self.period.key}` delivers what is missing."]
@@ -80,6 +98,8 @@ class Alarm:
             "due_at": self.due_at.isoformat() if self.due_at else None,
             "deadline": self.deadline.isoformat() if self.deadline else None,
             "failures": [{"channel": c, "recipient": r, "error": e} for c, r, e in self.failures],
+            **({"delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
+                "resolves": list(self.resolves)} if self.kind == "resolved" else {}),
             "generated_at": datetime.now(timezone.utc).isoformat(),
         }
 
@@ -116,9 +136,11 @@ def recipient(kind: Kind, target: str) -> str:
     return f"{kind}:{target}" if target else kind
 
 
-def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path) -> str:
+def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path,
+           only: Collection[str] | None = None) -> str:
     """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed,
-    refused (every target left was refused for good, and is not tried) or off.
+    refused (every target left was refused for good, and is not tried) or off. ``only``: the targets to tell (a
+    resolved notice goes to those that got the alarm it answers), every target of the channel without it.
 
     Each target of the channel (each address of an email channel) is claimed on its own, as a report's are:
     one recipient refused for now is tried again by the next pass, alone, and never sends the others a second copy
@@ -136,7 +158,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
     try:
         channel = make_channel(name, settings)
         files = artifacts(alarm, settings)
-        targets = list(channel.targets(files))
+        targets = [t for t in channel.targets(files) if only is None or t in only]
     except Exception as exc:  # an alarm must never take the scheduler down with it; nothing was claimed
         _failed(alarm, name, mask_text(f"{type(exc).__name__}: {exc}", secrets))
         return "failed"
@@ -144,7 +166,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
             if row["kind"] == "alarm" and row["channel"] == ledger_channel}
     keys = [recipient(alarm.kind, t) for t in targets]
     # Sent to every target already (every later pass while the period is late): no archive read, no claims.
-    if all((rows.get(k) or {}).get("sent_at") for k in keys) or (
+    if not targets or all((rows.get(k) or {}).get("sent_at") for k in keys) or (
             targets != [""] and _sent_whole(rows.get(alarm.kind))):
         return "skipped"
     _restore(ledger, alarm, ledger_channel, keys, rows, archive)
@@ -233,8 +255,8 @@ def _log_sends(archive: Path, alarm: Alarm, ledger_channel: str, sent: dict[str,
     at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         mark_alarmed(archive, alarm.report_id, alarm.period.key, [
-            {"channel": ledger_channel, "recipient": recipient(alarm.kind, t), "sent_at": at, "provider_id": pid}
-            for t, pid in sent.items()])
+            {"channel": ledger_channel, "recipient": recipient(alarm.kind, t), "sent_at": at, "provider_id": pid,
+             **({"about": alarm.about} if alarm.about else {})} for t, pid in sent.items()])
     except ArchiveError as exc:
         log.error("%s %s: the '%s' alarm was sent, but the archive's alarm log could not be written (%s); the "
                   "ledger records it", alarm.report_id, alarm.period.key, alarm.kind, exc)

@@ -168,11 +168,23 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                                      force=force, formats=formats, archive=archive, test_to=test_to,
                                      trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop,
                                      skip_refused=skip_refused))
+            if not dry_run and not test_to and any(getattr(d, "state", "") == "sent"
+                                                   for d in outcomes[-1].deliveries):
+                _resolved(config, ledger, report, period, archive)
     finally:
         sources.close()
         if (own_ledger or read_only is not None) and ledger is not None:
             ledger.close()
     return outcomes
+
+
+def _resolved(config: Config, ledger: Any, report: ReportConfig, period: Period, archive: Path) -> None:
+    """A run that delivered the period (a scheduled one, or the operator's `run --period` that fixes a failure)
+    tells the alarm channel when that was the last target missing and the period had been alarmed (never raises)."""
+    if config.alarms.channel:
+        from .alarm_resolved import resolve_periods
+
+        resolve_periods(config, ledger, report, [period], owner=owner_id(), archive=archive)
 
 
 def _note_unread(config: Config, todo: list[tuple[ReportConfig, Period]], exc: Exception, *, ledger: Any,

@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import due
+from .alarm_resolved import resolve_periods
 from .alarms import Alarm, notify
 from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line
@@ -222,6 +223,9 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
         for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
                    archive=archive)
+        # a period alarmed and delivered since (by another path, or its notice failed): alarm_resolved.py
+        resolve_periods(config, ledger, report, due.candidates(report, now, ledger), owner=owner, archive=archive,
+                        is_done=done)
 
 
 def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
