@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
+from email.policy import default
 
 import pytest
 import time_machine
@@ -267,3 +268,154 @@ def test_the_schedulers_heartbeat_does_not_try_again_an_alarm_address_refused_fo
         daemon.ledger.close()
     assert seen == [1] * 10 + [2] * 3  # 1 to 10 before: one at every heartbeat
     assert [rcpts for _, rcpts, _ in server.messages] == [["oncall@example.com"]]
+
+
+# -- the resolved notice ------------------------------------------------------------------------------------------
+
+DELIVERED = "[agentdigest] weekly 2026-W48 was delivered"
+
+
+def pager_config(tmp_path, server, tls_cert, *, events, to=("oncall@example.com",), report_channels=("box",)):
+    oncall = {"type": "email", "to": list(to), "from": "agentdigest@example.com", "smtp_url": server.url(),
+              "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    return write_config(tmp_path, events=events, reports=[{**WEEKLY, "channels": list(report_channels)}],
+                        alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+
+
+def subjects(server) -> list[tuple[str, list[str]]]:
+    return [(message_from_bytes(raw)["Subject"], sorted(rcpts)) for _, rcpts, raw in server.messages]
+
+
+def timed_run(path, now: str) -> tuple[int, str]:
+    """`run --due` at ``now``, the ledger's clock too (the notice says when the period was sent)."""
+    with time_machine.travel(utc(now), tick=False):
+        return due_run(path, now)
+
+
+def tick(path, now: str) -> None:
+    from agentdigest.daemon import Daemon
+
+    with time_machine.travel(utc(now), tick=False):
+        daemon = Daemon(path)
+        try:
+            daemon.tick()
+        finally:
+            daemon.ledger.close()
+
+
+def test_a_late_period_delivered_at_last_is_resolved_once(tmp_path, smtp_server, tls_cert, events):
+    """The on-call person told "weekly 2026-W48 is late" learns it went out, once, whatever passes follow; a
+    ledger reset after that learns the notice from the archive's alarm log and does not send it again."""
+    from agentdigest.commands_delivery import show_history
+
+    pager = smtp_server()
+    path = pager_config(tmp_path, pager, tls_cert, events=events)
+    tick(path, "2026-11-30T17:00:00Z")  # the scheduler was down at 14:00Z: W48 is late since 16:00Z
+    assert subjects(pager) == [("[agentdigest] weekly 2026-W48 is late", ["oncall@example.com"])]
+    code, out = timed_run(path, "2026-11-30T17:05:00Z")  # delivered
+    assert code == 0 and "box" in out
+    for now in ("2026-11-30T17:10:00Z", "2026-11-30T17:15:00Z"):  # run --due from cron, and the heartbeat
+        assert timed_run(path, now)[0] == 0
+        tick(path, now)
+    assert subjects(pager) == [("[agentdigest] weekly 2026-W48 is late", ["oncall@example.com"]),
+                               (DELIVERED, ["oncall@example.com"])]
+    message = message_from_bytes(pager.messages[1][2], policy=default)
+    body = message.get_content()
+    assert message["X-Agentdigest-Alarm"] == "resolved"
+    assert "sent at: 2026-11-30T12:05:00-05:00 (2026-11-30 17:05:00Z)" in body  # New York, the report's zone
+    assert "resolves: late since 2026-11-30T11:00:00-05:00 (alarm sent 2026-11-30 17:00:00Z)" in body
+    rows = alarm_rows(path)
+    assert {k: (r["state"], r["sends"]) for k, r in rows.items()} == {
+        ("alarm:oncall", "late:oncall@example.com"): ("sent", 1),
+        ("alarm:oncall", "resolved:oncall@example.com"): ("sent", 1)}
+    log = (tmp_path / "reports" / ".alarms" / "weekly" / "2026-W48.jsonl").read_text()
+    assert '"recipient": "resolved:oncall@example.com"' in log
+
+    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):  # reset: the alarm log still knows
+        (tmp_path / name).unlink(missing_ok=True)
+    assert timed_run(path, "2026-11-30T17:20:00Z")[0] == 0
+    tick(path, "2026-11-30T17:25:00Z")
+    assert len(pager.messages) == 2
+    assert "restored from the archive" in alarm_rows(path)[("alarm:oncall", "resolved:oncall@example.com")]["note"]
+    buffer = io.StringIO()
+    show_history(load_config(path), report="weekly", console=Console(file=buffer, width=250))
+    assert "alarm:oncall resolved:oncall@example.com" in buffer.getvalue()
+    code, out = timed_run(path, "2026-11-30T17:30:00Z")
+    assert code == 0 and "already sent" in out  # an alarm row never counts as the delivery: the period is
+
+
+def test_a_failed_period_fixed_by_a_manual_run_is_resolved_once(tmp_path, smtp_server, tls_cert, events):
+    """The operator fixes a failed week with `run REPORT --period KEY`: that run tells the alarm channel."""
+    import shutil
+
+    from agentdigest.runner import run_reports
+
+    pager = smtp_server()
+    source = tmp_path / "events.duckdb"  # missing at first: the pass fails
+    path = pager_config(tmp_path, pager, tls_cert, events=source)
+    assert timed_run(path, "2026-11-30T14:05:00Z")[0] != 0
+    assert subjects(pager) == [("[agentdigest] weekly 2026-W48 could not be delivered", ["oncall@example.com"])]
+    shutil.copy(events, source)
+    config = load_config(path)
+    with time_machine.travel(utc("2026-11-30T15:00:00Z"), tick=False):
+        [outcome] = run_reports(config, list(config.reports), period_key="2026-W48")
+    assert not outcome.failed
+    assert timed_run(path, "2026-11-30T15:05:00Z")[0] == 0
+    tick(path, "2026-11-30T17:00:00Z")  # past the grace: neither late nor resolved again
+    assert [s for s, _ in subjects(pager)] == ["[agentdigest] weekly 2026-W48 could not be delivered", DELIVERED]
+    body = message_from_bytes(pager.messages[1][2], policy=default).get_content()
+    assert "resolves: failed: the run (alarm sent 2026-11-30 14:05:00Z)" in body
+
+
+def test_a_period_never_alarmed_gets_no_resolved_notice(tmp_path, smtp_server, tls_cert, events):
+    pager = smtp_server()
+    path = pager_config(tmp_path, pager, tls_cert, events=events)
+    assert timed_run(path, "2026-11-30T14:05:00Z")[0] == 0
+    tick(path, "2026-11-30T17:00:00Z")
+    assert timed_run(path, "2026-11-30T17:05:00Z")[0] == 0
+    assert pager.messages == [] and alarm_rows(path) == {}
+
+
+def test_only_the_alarm_address_that_got_the_alarm_is_told_it_was_resolved(tmp_path, smtp_server, tls_cert, events):
+    """Two alarm addresses; one refused the late alarm (550): it never heard of the period, and is not told."""
+    pager = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user"})
+    path = pager_config(tmp_path, pager, tls_cert, events=events, to=("oncall@example.com", "gone@example.com"))
+    tick(path, "2026-11-30T17:00:00Z")
+    pager.handler.rcpt.clear()  # it would accept now: still not told
+    assert timed_run(path, "2026-11-30T17:05:00Z")[0] == 0
+    tick(path, "2026-11-30T17:10:00Z")
+    assert subjects(pager) == [("[agentdigest] weekly 2026-W48 is late", ["oncall@example.com"]),
+                               (DELIVERED, ["oncall@example.com"])]
+    assert pager.handler.rcpts.count("gone@example.com") == 1
+    assert ("alarm:oncall", "resolved:gone@example.com") not in alarm_rows(path)
+
+
+@pytest.mark.parametrize("kind", ["outbox", "webhook", "slack"])
+def test_the_resolved_notice_by_outbox_webhook_and_slack(tmp_path, httpserver, events, kind):
+    """An outbox keeps its message.eml, a webhook gets report.json with "kind": "resolved", Slack slack.json."""
+    import json
+
+    from werkzeug import Response
+
+    posts = []
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(
+        lambda request: (posts.append(json.loads(request.data)), Response("ok"))[1])
+    oncall = {"outbox": {"type": "outbox", "path": str(tmp_path / "alarm-box")},
+              "webhook": {"type": "webhook", "url": httpserver.url_for("/hook"), "retry_budget": 0, "timeout": 5},
+              "slack": {"type": "slack", "webhook_url": httpserver.url_for("/hook"), "retry_budget": 0,
+                        "timeout": 5}}[kind]
+    path = write_config(tmp_path, events=events, reports=[WEEKLY], alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    tick(path, "2026-11-30T17:00:00Z")
+    assert timed_run(path, "2026-11-30T17:05:00Z")[0] == 0
+    assert timed_run(path, "2026-11-30T17:10:00Z")[0] == 0
+    if kind == "outbox":
+        folders = sorted(p.parent.name for p in (tmp_path / "alarm-box" / "_alarms").rglob("*.eml"))
+        assert folders == ["weekly.2026-W48.late", "weekly.2026-W48.resolved"]
+    elif kind == "slack":
+        assert [p["text"] for p in posts] == ["[agentdigest] weekly 2026-W48 is late", DELIVERED]
+    else:
+        assert [p["kind"] for p in posts] == ["late", "resolved"]
+        assert posts[1]["delivered_at"].startswith("2026-11-30T17:05:00") and posts[1]["resolves"]
+    assert set(alarm_rows(path)) == {("alarm:oncall", "late"), ("alarm:oncall", "resolved")}

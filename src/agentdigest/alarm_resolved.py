@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,7 +99,8 @@ def _resolves(config: Config, report: ReportConfig, period: Period, alarmed: dic
             what = f"late since {since.isoformat()}" if since else "late"
         else:
             what = f"failed: {about}" if about else "failed"
-        out.append(f"{what} (alarm sent {sent_at})" if sent_at else what)
+        at = datetime.fromisoformat(sent_at).astimezone(timezone.utc) if sent_at else None
+        out.append(f"{what} (alarm sent {at:%Y-%m-%d %H:%M:%SZ})" if at else what)
     return tuple(out)
 
 

@@ -7,8 +7,8 @@ email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It go
 channel, so it reaches someone even when the late report's channel is the broken one.
 
 Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
-under channel ``alarm:<name>`` and recipient ``late``, ``failed`` or ``resolved`` (``late:<address>`` for each address of an
-email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
+under channel ``alarm:<name>`` and recipient ``late``, ``failed`` or ``resolved`` (``late:<address>`` for each address
+of an email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
 the same late period, and exactly one of them tells each target of the alarm channel about it, once. Each
 send is also appended to the archive's alarm log (``<archive>/.alarms/<report>/<period>.jsonl``), from which
 a new or reset ledger learns it, as it learns a report's sends from the period's send log. A target refused for
@@ -67,7 +67,8 @@ class Alarm:
         """What the alarm log keeps of it besides the send, for the resolved notice to say what it answers: the
         failed targets (not their errors), or since when the period is late."""
         if self.kind == "failed":
-            return ", ".join(f"{c}{' ' + r if r else ''}" for c, r, _ in self.failures) or None
+            return ", ".join("the run" if c == "(run)" else f"{c}{' ' + r if r else ''}"
+                             for c, r, _ in self.failures) or None
         return self.deadline.isoformat() if self.kind == "late" and self.deadline else None
 
     def lines(self) -> list[str]:
@@ -82,7 +83,8 @@ class Alarm:
             out.append(f"failed:  {channel}{' ' + recipient if recipient else ''}: {error}")
         if self.kind == "resolved":
             when = self.delivered_at
-            out.append(f"sent at: {when.astimezone(tz).isoformat()} ({_z(when)})" if when else "sent at: (not recorded)")
+            out.append(f"sent at: {when.astimezone(tz).isoformat()} ({_z(when)})" if when else
+                       "sent at: (not recorded)")
             out += [f"resolves: {what}" for what in self.resolves]
             return out + ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}; nothing more "
                           f"to do. See `agentdigest history --report {self.report_id}`."]
