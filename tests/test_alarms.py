@@ -419,3 +419,21 @@ def test_the_resolved_notice_by_outbox_webhook_and_slack(tmp_path, httpserver, e
         assert [p["kind"] for p in posts] == ["late", "resolved"]
         assert posts[1]["delivered_at"].startswith("2026-11-30T17:05:00") and posts[1]["resolves"]
     assert set(alarm_rows(path)) == {("alarm:oncall", "late"), ("alarm:oncall", "resolved")}
+
+
+def test_a_resolved_notice_refused_for_now_fails_nothing_and_goes_out_at_the_next_pass(tmp_path, smtp_server, tls_cert,
+                                                                                       events, caplog):
+    """The notice is refused (451) by the run that delivers the period: the run still succeeds (exit 0), the
+    failure is logged as alarm_failed, and the next `run --due` (the period is no longer due) sends the notice."""
+    pager = smtp_server()
+    path = pager_config(tmp_path, pager, tls_cert, events=events)
+    tick(path, "2026-11-30T17:00:00Z")
+    pager.handler.rcpt["oncall@example.com"] = ["451 4.2.1 busy"]
+    code, out = timed_run(path, "2026-11-30T17:05:00Z")
+    assert code == 0 and "error" not in out
+    assert [r.event for r in caplog.records if getattr(r, "event", None) == "alarm_failed"] == ["alarm_failed"]
+    assert alarm_rows(path)[("alarm:oncall", "resolved:oncall@example.com")]["state"] == "failed"
+    assert timed_run(path, "2026-11-30T17:10:00Z")[0] == 0
+    assert timed_run(path, "2026-11-30T17:15:00Z")[0] == 0
+    assert [s for s, _ in subjects(pager)] == ["[agentdigest] weekly 2026-W48 is late", DELIVERED]
+    assert alarm_rows(path)[("alarm:oncall", "resolved:oncall@example.com")]["attempts"] == 2

@@ -223,9 +223,11 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
         for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
                    archive=archive)
-        # a period alarmed and delivered since (by another path, or its notice failed): alarm_resolved.py
-        resolve_periods(config, ledger, report, due.candidates(report, now, ledger), owner=owner, archive=archive,
-                        is_done=done)
+        # a period alarmed and delivered since (by another path, or its notice failed; not one this pass ran: its run
+        # sent the notice, or just failed to): alarm_resolved.py
+        ran = {run.period.key for run in (result.runs if result else []) if run.report_id == report.id}
+        resolve_periods(config, ledger, report, [p for p in due.candidates(report, now, ledger) if p.key not in ran],
+                        owner=owner, archive=archive, is_done=done)
 
 
 def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
