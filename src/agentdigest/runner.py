@@ -168,8 +168,9 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                                      force=force, formats=formats, archive=archive, test_to=test_to,
                                      trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop,
                                      skip_refused=skip_refused))
-            if not dry_run and not test_to and any(getattr(d, "state", "") == "sent"
-                                                   for d in outcomes[-1].deliveries):
+            # (not while the scheduler stops: its next start's alarm check sends the notice)
+            if not dry_run and not test_to and not (stop is not None and stop.is_set()) and any(
+                    getattr(d, "state", "") == "sent" for d in outcomes[-1].deliveries):
                 _resolved(config, ledger, report, period, archive)
     finally:
         sources.close()
