@@ -217,17 +217,43 @@ def test_a_one_column_header_over_rows_of_more_fields_is_refused_by_spark(spark,
         f"expected a header naming every column (DuckDB would read the first row as the header)")
 
 
-@pytest.mark.spark
-def test_a_folder_of_csv_files_read_as_parquet_says_why(spark, tmp_path):
-    """CSV is recognised by a .csv/.csv.gz ending only; a folder of CSV files is read as Parquet, and the
-    error said "An error occurred while calling o53.parquet.". Now: the cause and what to change."""
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("files", ["events", "events/*", "events/*.csv"])
+def test_a_folder_of_csv_files_is_read_as_csv(url, files, tmp_path, request):
+    """CSV is told by the files an entry lists, as DuckDB's source lists them first: a folder, or a glob such as
+    events/*, holding only CSV files (a Spark-written folder of part files and _SUCCESS among them) was read as Parquet
+    by Spark and failed (exit 3), "Could not read footer", where DuckDB reads them (found in a review)."""
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "a.csv").write_text("conversation_id,event_ts,event_type\na1,2026-10-20T12:00:00Z,message\n")
+    (tmp_path / "events" / "_SUCCESS").write_text("")
+    (tmp_path / "events" / "b.tsv").write_text("conversation_id\tevent_ts\tevent_type\nb1\t2026-10-20T13:00:00Z\tresolution\n")
+    source = _open(url, str(tmp_path / files), request)
+    try:
+        got = source.events.order_by("conversation_id").select("conversation_id", "event_type")
+        rows, unreadable = [tuple(r.values()) for r in got.to_pyarrow().to_pylist()], source.unreadable
+    finally:
+        source.close()
+    assert rows == [("a1", "message"), ("b1", "resolution")][:1 if files == "events/*.csv" else 2], rows
+    assert unreadable is not None and unreadable.rows == 0, unreadable
+
+
+@pytest.mark.parametrize("url", ENGINES)
+@pytest.mark.parametrize("files", ["events", "events/*"])
+def test_a_folder_of_csv_and_parquet_files_is_refused(url, files, tmp_path, request):
+    """CSV and Parquet files in one folder: DuckDB's source reads them all as Parquet and fails (exit 3) naming the
+    CSV file; Spark does too, its line saying which file is CSV and which is not (PySpark said "An error occurred
+    while calling o53.parquet." before)."""
     (tmp_path / "events").mkdir()
     (tmp_path / "events" / "a.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n")
+    pq.write_table(_events(["b1"]), tmp_path / "events" / "b.parquet")
     with pytest.raises(SourceError) as err:
-        open_source(SourceConfig(url=SPARK, files=str(tmp_path / "events")))
+        _open(url, str(tmp_path / files), request)
     line = _one_line(err.value)
-    assert "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]" in line and "a.csv" in line, line
-    assert line.endswith("files are read as CSV only when every path ends in .csv, .csv.gz or .tsv"), line
+    assert str(tmp_path / "events" / "a.csv") in line, line
+    if url == SPARK:
+        assert "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]" in line, line
+        assert line.endswith(f"files are read as CSV only when every file ends in .csv, .csv.gz or .tsv "
+                             f"({tmp_path / 'events' / 'a.csv'} is CSV but {tmp_path / 'events' / 'b.parquet'} is not)"), line
 
 
 @pytest.mark.parametrize("url", ENGINES)
@@ -253,7 +279,7 @@ def test_tsv_files_are_read_as_by_duckdb(url, names, tmp_path, request):
         line = _one_line(err.value)
         assert "c.tsv.gz" in line, line
         if url == SPARK:
-            assert line.endswith("files are read as CSV only when every path ends in .csv, .csv.gz or .tsv"), line
+            assert line.endswith("files are read as CSV only when every file ends in .csv, .csv.gz or .tsv"), line
         return
     source = _open(url, files, request)
     try:

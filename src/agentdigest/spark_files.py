@@ -33,7 +33,10 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     unreadable = None
     # CSV as DuckDB's source tells it (.tsv too: Spark read a .tsv file as Parquet and failed every run, exit 3,
     # where DuckDB reads it; found in a review); each file's delimiter is then taken from it (see csv_parts).
-    csv = is_csv(patterns)
+    # By the files the entries list, as DuckDB's source lists them first: a folder or a glob such as events/*
+    # holding only CSV files was read as Parquet and failed (exit 3), where DuckDB reads them (found in a review).
+    listed = _listed(session, patterns)
+    csv = is_csv(listed)
     try:
         if csv:
             # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
@@ -47,7 +50,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     except InputError:
         raise  # worded already, naming the file
     except Exception as exc:
-        raise _files_error(patterns, exc) from exc
+        raise _files_error(patterns, exc, listed) from exc
     # Each entry on its own: another entry's partition columns say nothing of this one's folders.
     stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
     if stray:
@@ -202,6 +205,26 @@ def _quoted(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
+def _listed(session: Any, patterns: list[str]) -> list[str]:
+    """The files ``patterns`` name, to tell CSV from Parquet by (see :func:`.unreadable.is_csv`): a local entry's as
+    DuckDB's source lists them (:func:`.sources.local_files`), a remote one's (``s3a://``) as Spark lists them, one
+    listing of the entry (unless its own name ends as a CSV file's); an entry that lists no file, as written (its
+    read then says what is wrong)."""
+    files: list[str] = []
+    for pattern in patterns:
+        local = _local_path(pattern) if pattern.startswith("file:") else None if "://" in pattern else pattern
+        if local is not None:
+            files.extend(local_files(local) or [pattern])
+        elif pattern.lower().endswith(CSV_SUFFIXES):
+            files.append(pattern)
+        else:
+            try:
+                files.extend(session.read.text(pattern).inputFiles() or [pattern])
+            except Exception:  # noqa: BLE001 - the entry's own read words it
+                files.append(pattern)
+    return files
+
+
 def _repeated_files(patterns: list[str]) -> list[set[str]]:
     """For each entry, the real paths of its local files that an earlier entry names already: Spark read such a
     file once per entry (["events/*", "events/date=1/x.parquet"], a folder and a file in it), its events doubled
@@ -250,9 +273,10 @@ def _hadoop_version() -> str:
         return "<Spark's Hadoop version>"
 
 
-def _files_error(patterns: list[str], exc: BaseException) -> Exception:
+def _files_error(patterns: list[str], exc: BaseException, listed: list[str] | None = None) -> Exception:
     """One masked line for files Spark cannot read: a file URL may carry a password or a presigned
-    signature (found in a Spark audit: shown as written), and PySpark's own message says nothing."""
+    signature (found in a Spark audit: shown as written), and PySpark's own message says nothing. ``listed``: the
+    files the entries list (see :func:`_listed`), to name a CSV file among others read as Parquet."""
     reason = java_root_cause(exc, 500)  # a file's path and its columns: longer than a setting's error
     if "PATH_NOT_FOUND" in reason or "does not exist" in reason:
         error: Exception = InputError(f"source.files: no file matches {patterns} ({reason})")
@@ -273,8 +297,12 @@ def _files_error(patterns: list[str], exc: BaseException) -> Exception:
                             f"in [source.spark_conf], or the jar in Spark's jars folder; {reason})")
     elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
         endings = ", ".join(CSV_SUFFIXES[:-1]) + f" or {CSV_SUFFIXES[-1]}"
+        # CSV beside Parquet files (DuckDB's source reads them all as Parquet and fails too, naming the CSV file)
+        csv = next((f for f in listed or [] if is_csv([f])), None)
+        other = next((f for f in listed or [] if not is_csv([f])), None)
+        mixed = f" ({_local_path(csv)} is CSV but {_local_path(other)} is not)" if csv and other else ""
         error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
-                            f"every path ends in {endings}")
+                            f"every file ends in {endings}{mixed}")
     else:
         error = SourceError(f"source.files: cannot read {patterns} ({reason})")
     return type(error)(mask_text(str(error), file_secrets(patterns)))
