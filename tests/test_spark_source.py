@@ -202,6 +202,44 @@ def test_a_csv_header_alone_does_not_decide_the_delimiter(url, header, row, read
     assert unreadable is not None and unreadable.rows == 0, unreadable
 
 
+def _rows_and_unreadable(url: str, files: str, request: pytest.FixtureRequest) -> tuple[list[tuple], int | None]:
+    source = _open(url, files, request)
+    try:
+        got = source.events.select("conversation_id", "event_type").to_pyarrow().to_pylist()
+        return sorted((tuple(r.values()) for r in got), key=repr), source.unreadable and source.unreadable.rows
+    finally:
+        source.close()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("header,sep,odd", [
+    # a header that splits as many ways by ',' as by ';' (a name with commas inside quotes): DuckDB reads the odd
+    # file's rows by their own delimiter, its columns named as that delimiter splits the header (none is
+    # conversation_id: two rows counted as missing_required)
+    ('conversation_id;event_ts;event_type;"note, x, y, z"', ";", ","),
+    # a header that splits by ';' alone: the odd file's rows are one field each, left out and counted
+    ("conversation_id;event_ts;event_type;note", ";", ","),
+    ("conversation_id,event_ts,event_type,note", ",", ";"),
+], ids=["tie", "semicolon-header", "comma-header"])
+@pytest.mark.parametrize("odd_first", [False, True], ids=["odd-second", "odd-first"])
+def test_csv_files_with_one_header_and_rows_of_other_delimiters_are_read_as_by_duckdb(
+        spark, header, sep, odd, odd_first, tmp_path, request):
+    """Two files with the same header, the rows of one written with another delimiter: Spark took the delimiter of
+    every file with that header from the first one's rows, where DuckDB sniffs each file's; with the odd file second
+    its rows were left out as unreadable where DuckDB reads them, and with it first the run failed, "required column
+    'conversation_id' not found" (exit 2), naming no file (found in a review). Now each file's delimiter is its own,
+    and Spark reads what DuckDB reads."""
+    rows = [["a1", "2026-10-20T12:00:00Z", "message", "n"], ["a2", "2026-10-20T12:01:00Z", "error", "n"]]
+    usual, other = ("b.csv", "a.csv") if odd_first else ("a.csv", "b.csv")
+    (tmp_path / usual).write_text(header + "\n" + "".join(sep.join(r) + "\n" for r in rows))
+    (tmp_path / other).write_text(header + "\n" + "".join(odd.join(["b" + r[0][1:], *r[1:]]) + "\n" for r in rows))
+    files = str(tmp_path / "*.csv")
+    duckdb, spark = _rows_and_unreadable("duckdb://", files, request), _rows_and_unreadable(SPARK, files, request)
+    assert spark == duckdb
+    tie = header.startswith("conversation_id;") and "," in header
+    assert duckdb == ([("a1", "message"), ("a2", "error")] + [(None, None)] * 2 * tie, 0 if tie else 2), duckdb
+
+
 @pytest.mark.spark
 def test_a_one_column_header_over_rows_of_more_fields_is_refused_by_spark(spark, tmp_path, request):
     """A header of one column whose rows all split into two fields by ';': DuckDB's sniffer reads the first row as the
