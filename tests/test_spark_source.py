@@ -480,6 +480,46 @@ def test_a_column_only_a_skipped_file_without_rows_has_is_there(url, layout, tmp
     assert got == [{"rows": 2, "tokens": 3, "costs": 0, "models": 0}]
 
 
+def _column_read(url: str, files: str, column: str, request: pytest.FixtureRequest) -> tuple[str, object]:
+    """How a source reads ``column``: its canonical type and its values' count, or the error refusing it."""
+    try:
+        source = _open(url, files, request)
+    except InputError as exc:
+        return "refused", _one_line(exc)
+    try:
+        events = source.events
+        return str(events.schema()[column]), events.agg(n=events[column].count()).to_pyarrow().to_pylist()
+    finally:
+        source.close()
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("column,types,read", [
+    ("cost_usd", (pa.bool_(), pa.float64()), "float64"),  # a boolean cost was refused (exit 2) on Spark
+    ("cost_usd", (pa.float64(), pa.bool_()), "float64"),
+    ("cost_usd", (pa.int64(), pa.string()), "float64"),  # text, cast as CSV's is
+    ("agent_id", (pa.string(), pa.binary()), None),  # DuckDB reads BLOB and refuses it; Spark read text
+    ("latency_ms", (pa.float64(), pa.date32()), None),  # a date, refused
+    ("cost_usd", (pa.int32(), pa.decimal128(10, 2)), "float64"),
+], ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v)) if isinstance(v, tuple) else None)
+def test_a_column_only_skipped_files_without_rows_have_is_of_duckdbs_type(spark, column, types, read, tmp_path,
+                                                                          request):
+    """Two files without rows that Spark skips (see test_a_parquet_file_without_rows_of_other_types_is_skipped), the
+    only ones with a column, of other types in each: Spark gave the column the first file's type, where DuckDB's
+    union_by_name widens (a boolean beside a double is a double). Its values are null either way, but the type
+    decides whether a report reads the column: Spark refused a boolean cost_usd (exit 2) where DuckDB reads it, and
+    read a text agent_id DuckDB refuses as binary (found in a review). Now Spark reads it as DuckDB does."""
+    pq.write_table(_events(["a1", "a2"], token_count=pa.array([1, 2], pa.int64())), tmp_path / "a.parquet")
+    for name, kind in zip(("b", "c"), types):
+        pq.write_table(pa.table({"conversation_id": pa.array([], pa.string()), "token_count": pa.array([], pa.int32()),
+                                 column: pa.array([], kind)}), tmp_path / f"{name}.parquet")
+    files = str(tmp_path / "*.parquet")
+    duckdb, spark = _column_read("duckdb://", files, column, request), _column_read(SPARK, files, column, request)
+    assert spark == duckdb
+    assert duckdb == ((read, [{"n": 0}]) if read else ("refused", duckdb[1])), duckdb
+    assert read or duckdb[1].startswith(f"column {column!r} ({column}) has type "), duckdb
+
+
 @pytest.mark.parametrize("url", ENGINES)
 def test_naive_and_utc_timestamps_across_parquet_files(url, tmp_path, request):
     """event_ts written with a time zone in some files (isAdjustedToUTC=true) and without in others (a writer

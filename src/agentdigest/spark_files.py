@@ -22,7 +22,8 @@ from .masking import mask_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
 from .spark_csv import read_csv
-from .spark_heads import INTEGERS, Footer, empty_and_odd, only, read_footer, read_types, type_conflict, widened
+from .spark_heads import (INTEGERS, Footer, empty_and_odd, only, read_footer, read_types, type_conflict,
+                          union_type, widened)
 from .spark_heads import local_path as _local_path
 from .unreadable import CSV_SUFFIXES, Unreadable, is_csv
 
@@ -113,20 +114,22 @@ def _checked_frames(session: Any, patterns: list[str], repeated: list[set[str]])
 
 
 def _with_columns_of(frames: list[Any], skipped: list[Footer]) -> list[Any]:
-    """``frames`` with the columns only ``skipped`` files have, null (of the first such file's type): DuckDB reads
-    a file without rows, and its columns are there, null, where a column only it had was absent on Spark and the
-    report left its metric out (found in a review)."""
+    """``frames`` with the columns only ``skipped`` files have, null, of the type DuckDB reads them as (see
+    :func:`.spark_heads.union_type`; the first such file's type, before, refused a boolean beside a double): DuckDB
+    reads a file without rows, and its columns are there, null, where a column only it had was absent on Spark and
+    the report left its metric out (found in a review)."""
     from pyspark.sql import functions as F
 
     columns = {c for frame in frames for c in frame.columns}
-    missing: dict[str, str] = {}
+    missing: dict[str, list[str]] = {}
     for footer in skipped:
         for column, kind in {**footer.types, **read_types(footer)}.items():
             if column not in columns:
-                missing.setdefault(column, kind)
+                missing.setdefault(column, []).append(kind)
     if not missing:
         return frames
-    return [frames[0].withColumns({c: F.lit(None).cast(kind) for c, kind in missing.items()}), *frames[1:]]
+    return [frames[0].withColumns({c: F.lit(None).cast(union_type(kinds)) for c, kinds in missing.items()}),
+            *frames[1:]]
 
 
 def _read_entry(session: Any, pattern: str, skip: set[str]) -> Any:

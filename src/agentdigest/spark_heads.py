@@ -200,6 +200,35 @@ def wider(kinds: set[str]) -> str | None:
     return "double" if "double" in kinds else "float" if "float" in kinds else max(kinds, key=INTEGERS.index)
 
 
+#: Types DuckDB's union_by_name reads a column of files that give it each of them as, by precedence: the first
+#: of these any file gives (measured on DuckDB 1.x for pairs of these types: BLOB beside text is BLOB, text beside
+#: a date is text, a date beside a timestamp a timestamp, a date or a timestamp beside a number that type), else
+#: the numbers' (see :func:`union_type`).
+UNION_PRECEDENCE = ("binary", "string", "timestamp", "timestamp_ntz", "date")
+
+
+def union_type(kinds: list[str]) -> str:
+    """The type DuckDB reads a column as where files give it each of ``kinds`` (Spark's type names, file order),
+    none of them with a row: :data:`UNION_PRECEDENCE`, else numbers as :func:`wider` widens them (a boolean beside
+    a number is that number; a decimal beside a float or a double a double, beside integers the widest decimal),
+    else the first. The values are all null, but the type decides whether a report reads the column: a boolean
+    cost_usd is refused (exit 2), a double one is read (none), and taking the first file's type refused on Spark
+    what DuckDB reads, or read what it refuses (a string agent_id beside a binary one; found in a review)."""
+    found = set(kinds)
+    if len(found) < 2:
+        return kinds[0]
+    top = next((kind for kind in UNION_PRECEDENCE if kind in found), None)
+    if top is not None:
+        return top
+    numbers = found - {"boolean"}
+    decimals = sorted((k for k in numbers if k.startswith("decimal(")), key=lambda k: int(k[8:].split(",")[0]))
+    if decimals and numbers <= {*INTEGERS, *decimals}:
+        return decimals[-1]
+    if decimals and numbers & {"float", "double"} and numbers <= {*INTEGERS, "float", "double", *decimals}:
+        return "double"
+    return wider(numbers) or kinds[0]
+
+
 def widened(footers: dict[tuple[str, str], Footer]) -> dict[str, str]:
     """Each column the files give different types that :func:`wider` widens, with the type it is read as."""
     kinds: dict[str, set[str]] = {}
