@@ -560,6 +560,30 @@ def test_a_file_beside_partition_folders_is_not_left_out_silently(spark, tmp_pat
         source.close()
 
 
+@pytest.mark.spark
+def test_a_file_in_a_subfolder_that_is_no_partition_is_not_left_out_silently(spark, tmp_path):
+    """Spark reads a folder's files and its partition folders' (name=value) only: events/2026/11/a.parquet beside
+    events/b.parquet was left out, silently, where DuckDB reads both (5 events of 12; found in a review). Now it
+    fails, naming it; a glob of each level reads it."""
+    (tmp_path / "2026" / "11").mkdir(parents=True)
+    pq.write_table(_events(["a1", "a2"]), tmp_path / "2026" / "11" / "a.parquet")
+    pq.write_table(_events(["b1"]), tmp_path / "b.parquet")
+    duck = open_source(SourceConfig(url="duckdb://", files=str(tmp_path)))
+    try:
+        assert duck.events.count().to_pyarrow().as_py() == 3
+    finally:
+        duck.close()
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url=SPARK, files=str(tmp_path)))
+    line = _one_line(err.value)
+    assert "2026/11/a.parquet would be left out without a word" in line, line
+    source = open_source(SourceConfig(url=SPARK, files=[str(tmp_path / "*.parquet"), str(tmp_path / "*" / "*" / "*.parquet")]))
+    try:
+        assert source.events.count().to_pyarrow().as_py() == 3
+    finally:
+        source.close()
+
+
 @pytest.mark.parametrize("url", ENGINES)
 def test_a_partitioned_folder_listed_with_a_file_elsewhere(url, tmp_path, request):
     """files = ["events", "backfill/x.parquet"]: a folder of date=…/ folders and a file outside it, a list as README
