@@ -237,9 +237,12 @@ def _left_out(listed: list[str], frames: list[Any]) -> str | None:
     """A local file DuckDB's source reads (``listed``, see :func:`_listed`) that Spark does not: in a folder entry,
     Spark reads the files of partition folders (``date=2026-11-16/``) only, and a file in ``events/2026/11/`` beside
     ``events/b.parquet`` had its rows left out of every figure, silently (found in a review)."""
-    read = {os.path.realpath(_local_path(f)) for frame in frames for f in frame.inputFiles() if f.startswith("file:")}
+    # By folder: a file Spark lists but skips on purpose (a Parquet file without rows, see _read_entry) sits beside
+    # files it reads.
+    read = {os.path.dirname(os.path.realpath(_local_path(f)))
+            for frame in frames for f in frame.inputFiles() if f.startswith("file:")}
     return next((f for f in sorted(listed) if "://" not in f and not f.startswith("file:") and os.path.isfile(f)
-                 and os.path.realpath(f) not in read), None)
+                 and os.path.dirname(os.path.realpath(f)) not in read), None)
 
 
 def _repeated_files(patterns: list[str]) -> list[set[str]]:
