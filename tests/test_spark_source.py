@@ -458,6 +458,27 @@ def test_a_parquet_file_without_rows_of_other_types_is_skipped(url, tmp_path, re
 
 
 @pytest.mark.parametrize("url", ENGINES)
+def test_a_quiet_days_partition_folder_of_other_types_is_skipped_not_refused(url, tmp_path, request):
+    """A partitioned export whose quiet day is a folder of its own holding one file without rows, of other types:
+    Spark skips that file (it holds no event), so no file of its folder is read; the check for files in folders
+    Spark never reads must not refuse it (a review of that check)."""
+    (tmp_path / "date=2026-10-20").mkdir()
+    (tmp_path / "date=2026-10-21").mkdir()
+    pq.write_table(_events(["a1", "a2"], token_count=pa.array([1, 2], pa.int64())),
+                   tmp_path / "date=2026-10-20" / "part-0.parquet")
+    empty = pa.table({"conversation_id": pa.array([], pa.string()), "event_ts": pa.array([], pa.timestamp("us")),
+                      "event_type": pa.array([], pa.string()), "token_count": pa.array([], pa.int32())})
+    pq.write_table(empty, tmp_path / "date=2026-10-21" / "part-0.parquet")
+    source = _open(url, str(tmp_path), request)
+    try:
+        events = source.events
+        assert events.agg(rows=events.count(), tokens=events.token_count.sum()).to_pyarrow().to_pylist() == [
+            {"rows": 2, "tokens": 3}]
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("url", ENGINES)
 @pytest.mark.parametrize("layout", ["glob", "entries"])
 def test_a_column_only_a_skipped_file_without_rows_has_is_there(url, layout, tmp_path, request):
     """A file without rows that Spark skips (its token_count of another type: see the test above) and the only one
