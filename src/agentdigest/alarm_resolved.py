@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import due
-from .alarms import Alarm, notify
+from .alarms import Alarm, notify, parse_recipient
 from .archive import recorded_alarms
 from .config import Config, ReportConfig
 from .errors import ArchiveError, first_line
@@ -53,12 +53,12 @@ def resolve(config: Config, ledger: Any, report: ReportConfig, period: Period, *
     ledger_channel = f"alarm:{name}"
     rows = ledger.deliveries(report.id, period.key)
     alarms = [r for r in rows if r["kind"] == "alarm" and r["channel"] == ledger_channel]
-    told = {_parse(r["recipient"]) for r in alarms if r["sent_at"]}
+    told = {parse_recipient(r["recipient"]) for r in alarms if r["sent_at"]}
     resolved = {target for kind, target in told if kind == "resolved"}
     alarmed = {(kind, target): (None, None) for kind, target in told if kind in ALARMED}
     try:  # a reset ledger: the alarm log still says who got an alarm, and what it said
         for send in recorded_alarms(archive, report.id, period.key):
-            kind, target = _parse(send["recipient"])
+            kind, target = parse_recipient(send["recipient"])
             if send["channel"] == ledger_channel and kind in ALARMED:
                 alarmed[(kind, target)] = (send.get("about"), send.get("sent_at"))
     except ArchiveError as exc:
@@ -76,12 +76,6 @@ def resolve(config: Config, ledger: Any, report: ReportConfig, period: Period, *
     return notify(config, ledger, alarm, owner=owner, archive=archive, only=only)
 
 
-def _parse(key: str) -> tuple[str, str]:
-    """(kind, target) of an alarm row's recipient: ``late`` -> (late, ""), ``late:a@example.com`` -> (late, a@...)."""
-    kind, _, target = key.partition(":")
-    return kind, target
-
-
 def _resolves(config: Config, report: ReportConfig, period: Period, alarmed: dict[tuple[str, str], tuple[Any, Any]],
               rows: list[dict[str, Any]]) -> tuple[str, ...]:
     """The alarms answered, in words: "late since ..." and "failed: <channel recipient>", with when each was sent."""
@@ -90,7 +84,7 @@ def _resolves(config: Config, report: ReportConfig, period: Period, alarmed: dic
         mine = {target: about for (k, target), about in alarmed.items() if k == kind}
         if not mine:
             continue
-        sent_at = min((r["sent_at"] for r in rows if r["sent_at"] and _parse(r["recipient"])[0] == kind),
+        sent_at = min((r["sent_at"] for r in rows if r["sent_at"] and parse_recipient(r["recipient"])[0] == kind),
                       default=None) or min((at for _, at in mine.values() if at), default=None)
         about = next((a for a, _ in mine.values() if a), None)
         if kind == "late":

@@ -81,17 +81,16 @@ class Alarm:
             out.append(f"late after: {self.deadline.astimezone(tz).isoformat()} ({_z(self.deadline)})")
         for channel, recipient, error in self.failures:
             out.append(f"failed:  {channel}{' ' + recipient if recipient else ''}: {error}")
+        noticed = f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}"
+        history = f"See `agentdigest history --report {self.report_id}`"
         if self.kind == "resolved":
             when = self.delivered_at
             out.append(f"sent at: {when.astimezone(tz).isoformat()} ({_z(when)})" if when else
                        "sent at: (not recorded)")
             out += [f"resolves: {what}" for what in self.resolves]
-            return out + ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}; nothing more "
-                          f"to do. See `agentdigest history --report {self.report_id}`."]
-        out += ["", f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}.",
-                f"See `agentdigest history --report {self.report_id}`; once fixed, "
-                f"`agentdigest run {self.report_id} --period {self.period.key}` delivers what is missing."]
-        return out
+            return out + ["", f"{noticed}; nothing more to do. {history}."]
+        return out + ["", f"{noticed}.", f"{history}; once fixed, "
+                      f"`agentdigest run {self.report_id} --period {self.period.key}` delivers what is missing."]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +135,13 @@ def recipient(kind: Kind, target: str) -> str:
     """The ledger recipient of one target of an alarm: its kind, followed by the target when the channel has
     several (an email alarm channel's addresses: ``late:oncall@example.com``), so each is sent once."""
     return f"{kind}:{target}" if target else kind
+
+
+def parse_recipient(key: str) -> tuple[str, str]:
+    """(kind, target) of an alarm row's recipient, the inverse of :func:`recipient`: ``late`` -> (late, ""),
+    ``late:a@example.com`` -> (late, a@example.com)."""
+    kind, _, target = key.partition(":")
+    return kind, target
 
 
 def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path,
@@ -221,7 +227,7 @@ def _refused(ledger: Any, alarm: Alarm, ledger_channel: str, under: str) -> dict
     """The alarm channel's targets refused for good in this period (refusals.py), with the refusal's error. By
     target, whichever kind of alarm was refused: an address refused the 'failed' alarm would refuse the 'late' one."""
     rows = refused_for_good(ledger, alarm.report_id, alarm.period.key, under, kind="alarm").get(ledger_channel, {})
-    return {key.partition(":")[2]: error for key, error in rows.items()}
+    return {parse_recipient(key)[1]: error for key, error in rows.items()}
 
 
 def _sent_whole(row: dict[str, Any] | None) -> bool:
