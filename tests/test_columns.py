@@ -532,6 +532,30 @@ def test_a_text_time_without_an_offset_is_utc_also_after_one_naming_a_zone(backe
         "2026-10-19": 2, "2026-10-20": 2, "2026-10-25": 1}
 
 
+def test_a_text_time_after_one_whose_zone_name_ends_in_a_digit_is_utc(tmp_path, request):
+    """DuckDB only (PostgreSQL reads 'UTC+5' the POSIX way, 5 hours west): a zone name ending in a digit
+    ('GMT0', 'UTC+5') was cast with the plain times, and 'UTC+5' leaked its offset to the rows after it, so
+    '2026-10-19' read as 2026-10-18 19:00 UTC, a day and a week early. The source's event times are checked
+    (a report's filters may cast the rows in other batches)."""
+    rows = [("c1", "2026-10-21 12:00:00 UTC+5", "message"), ("c2", "2026-10-19", "message"),
+            ("c3", "2026-10-21 12:00:00 GMT0", "message"), ("c4", "2026-10-19 00:30:00", "message"),
+            ("c5", "2026-10-20T10:00:00Z", "message"), ("c6", "2026-10-20T10:00:00+02:00", "message")]
+    source = open_source(SourceConfig(**_user_table("duckdb", tmp_path, request,
+                                                    {"conv": "TEXT", "created_at": "TEXT", "kind": "TEXT"}, rows),
+                                      columns={"conversation_id": "conv", "event_ts": "created_at",
+                                               "event_type": "kind"}))
+    try:
+        found = {r["conversation_id"]: r["event_ts"] for r in
+                 source.events.select("conversation_id", "event_ts").to_pyarrow().to_pylist()}
+    finally:
+        source.close()
+    utc = timezone.utc
+    assert {k: v for k, v in found.items() if k != "c1"} == {
+        "c2": datetime(2026, 10, 19, tzinfo=utc), "c3": datetime(2026, 10, 21, 12, tzinfo=utc),
+        "c4": datetime(2026, 10, 19, 0, 30, tzinfo=utc), "c5": datetime(2026, 10, 20, 10, tzinfo=utc),
+        "c6": datetime(2026, 10, 20, 8, tzinfo=utc)}
+
+
 OUT_OF_RANGE = [("event_ts", "created_at", "2026-02-30 10:00:00", "timestamps"),  # no 30 February
                 ("event_ts", "created_at", "2026-10-20 25:00:00", "timestamps"),  # no hour 25
                 ("event_ts", "created_at", "2026-10-20 10:00:00 Mars/Olympus", "timestamps"),  # no such zone
