@@ -54,6 +54,15 @@ _TOKEN = re.compile(
 # 200 characters: unbounded, "Password:x;" repeated took 1.9 s for 30,000 characters (each cue read to the end).
 _SEP = r"[&,;](?!(?:amp;)?[\w.\[\]%-]+=)"
 _TAIL = r"(?:" + _SEP + r"[^\s\"'&,;]+)*+"
+# Such a value is judged whole, separators inside it counted as its characters: judged by its part before the
+# first separator, "pwd=ab&cd" (under 3 characters) and "secret: ab&cdef12" (under 8) were not taken at all (a
+# leak audit). The look reads at most 200 characters, as the one for a digit after "password:" does: a value
+# runs on past "&", so unbounded, each cue in "secret:a&secret:a&..." would read to the end of the text.
+_VALUE_CHAR = r"(?:[^\s\"'&,;]|" + _SEP + r"(?=[^\s\"'&,;]))"
+_UNQUOTED_CREDENTIAL = (
+    r"(?=" + _VALUE_CHAR + r"{0,200}?[A-Za-z])(?:(?=" + _VALUE_CHAR + r"{8})(?=" + _VALUE_CHAR + r"{0,200}?\d)"
+    r"|(?=" + _VALUE_CHAR + r"{20})(?=" + _VALUE_CHAR + r"{0,200}?[a-z])(?=" + _VALUE_CHAR + r"{0,200}?[A-Z]))(?!\$\{|<)"
+)
 # A credential written as name=value or name: value (also in a URL's query, a cookie, a --flag value):
 # the value goes when it looks like one (_CREDENTIAL). The name must say credential; a bare "key="
 # (a cache key, an S3 key) is left alone. It may run on into the word without a separator: camelCase JSON
@@ -63,7 +72,7 @@ _SECRET_NAMES = (r"(?:[\w-]*[_-])?[A-Za-z]*(?:password|passwd|pass|pwd|secret|to
                  r"private[_-]?key|client[_-]?secret|signature|sig|credentials?|session(?:[_-]?id)?|sess(?:[_-]?id)|sid|auth)")
 _SECRET = re.compile(
     r"(?i)(?<![\w-])((?:--?)?" + _SECRET_NAMES + r"[\"']?(?:\s{0,2}[=:]\s{0,2}|(?<=-password) |(?<=-token) |(?<=-secret) ))(?!\[)([\"'])?"
-    r"(?(2)" + _QUOTED_CREDENTIAL + r"[^\s\"']{3,}\2|" + _CREDENTIAL + r"[^\s\"'&,;]{3,}" + _TAIL + ")"
+    r"(?(2)" + _QUOTED_CREDENTIAL + r"[^\s\"']{3,}\2|" + _UNQUOTED_CREDENTIAL + r"[^\s\"'&,;]+" + _TAIL + ")"
 )
 # A value given as a password is one, however short or plain ("password=hunter2", "pwd=letmein", "--password
 # abc1", camelCase "dbPassword=abc"; the rule above wants 8 characters and a digit): after "=" any value but a placeholder or a word
@@ -73,7 +82,7 @@ _PASSWORD = re.compile(
     r"(?i)(?<![\w-])((?:--?)?(?:[\w-]*[_-])?(?-i:[a-z][a-z0-9]*(?=[A-Z]))?(?:password|passwd|pass|pwd)[\"']?"
     r"(?:\s{0,2}=\s{0,2}|\s{0,2}:\s{0,2}(?=[\"']|(?:[^\s\"'&,;]|" + _SEP + r"){0,200}?\d)|(?<=-password) ))(?!\[)([\"'])?"
     r"(?!\$\{|<|\*|(?:null|none|nil|empty|required|missing|invalid|incorrect|wrong|true|false|redacted|hidden|"
-    r"unset|not|set|changed|expired|reset|too)\b)(?(2)(?:(?!\2)[^\\\n]|\\.){3,200}\2|[^\s\"'&,;]{3,}" + _TAIL + ")"
+    r"unset|not|set|changed|expired|reset|too)\b)(?(2)(?:(?!\2)[^\\\n]|\\.){3,200}\2|(?=[^\s\"'&,;]" + _VALUE_CHAR + r"{2})[^\s\"'&,;]+" + _TAIL + ")"
 )
 # A key's name with a space in it or before its value ("api key: ...", "apikey ...", "Invalid API key ...",
 # "Incorrect API key provided: ...", "client secret ..."; an adversarial audit): after a word, so the value must
