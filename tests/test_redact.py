@@ -227,6 +227,13 @@ REDACTED = [
     ("%7B%22password%22%3A%22hunter2%22%7D", "%7B%22password%22%3A%22[secret]%22%7D"),
     ("q=Password%3A+Tr0ub4dor+x", "q=Password%3A+[secret]+x"),
     ("access_token%3deyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "access_token%3d[secret]"),
+    # Found in a leak audit: encoded twice ("%" as %25), as in a URL nested in a URL's query, it passed
+    ("api_key%253DAbc123secret", "api_key%253D[secret]"),
+    ("GET /r?u=%2Flogin%3Fnext%3D%252Fcb%253Fapi_key%253DAbc12345678%2526page%253D2 302",
+     "GET /r?u=%2Flogin%3Fnext%3D%252Fcb%253Fapi_key%253D[secret]%2526page%253D2 302"),
+    ("body password%253Dhunter2 rejected", "body password%253D[secret] rejected"),
+    ("%257B%2522password%2522%253A%2522hunter2%2522%257D", "%257B%2522password%2522%253A%2522[secret]%2522%257D"),
+    ("password%25253Dhunter2", "password%25253D[secret]"),
     # Found in a leak audit: Databricks (dapi + 32 hex) and Twilio API keys (SK + 32 hex) passed whole; the
     # other common shapes are pinned beside them
     ("databricks 403 for dapi0123456789abcdef0123456789abcdef", "databricks 403 for [token]"),
@@ -383,6 +390,9 @@ ORDINARY_ERRORS = [
     "redirect%3Dhttps%3A%2F%2Fdocs.example.com%2Fauth%3Fsig%3Dsha256 failed",
     "q=token%3D4096%20exceeds%20limit",
     "filter=cache_key%3Duser42%26sort%3Ddesc",
+    "q=token%253D4096%2520exceeds%2520limit",
+    "GET /cb?state=api_key%253Dnull%2526password%253Drequired 400",
+    "progress 100%25 of api_key%2520rotation",
     # hex digests and short ids near those prefixes
     "DAPI stain run 12 of dapi-pipeline failed; etag 0123456789abcdef0123456789abcdef",
     "SKU SK12345 out of stock (md5 d41d8cd98f00b204e9800998ecf8427e)",

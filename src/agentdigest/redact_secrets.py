@@ -96,10 +96,14 @@ _SPACED_KEY = re.compile(
 # The same written percent-encoded, as in a URL inside another URL's query (?next=%2Fx%3Fapi_key%3DAbc123...,
 # password%3Dhunter2): "=" as %3D (or ":" as %3A, quotes as %22) hid it (found in a leak audit). The name may
 # follow an escape ("%3Fapi_key"); the value ends at an encoded "&", space, quote, ",", ";" or a "+" (a form's
-# space). It is decoded and goes when the rules above would take it: "api_key%3Dnull" stays.
+# space). It is decoded and goes when the rules above would take it: "api_key%3Dnull" stays. The "%" may itself be
+# encoded, once or twice (%25), in a URL nested two or three deep: "api_key%253DAbc123..." passed (a leak audit);
+# the match is then decoded as many times as its "=" or ":" was encoded.
+_PCT = r"%(?:25){0,2}+"
 _ENCODED_SECRET = re.compile(
-    r"(?i)(?:(?<![\w-])|(?<=%[0-9a-f]{2}))(" + _SECRET_NAMES + r"(?:%2[27])?%3[da](?:%2[27]|%20|\+){0,2})"
-    r"((?:(?!%(?:2[0267bc]|3b))[^\s\"'&,;+])++)((?:%2[27])?)"
+    r"(?i)(?:(?<![\w-])|(?<=%[0-9a-f]{2})|(?<=%25[0-9a-f]{2})|(?<=%2525[0-9a-f]{2}))"
+    r"(?P<cue>" + _SECRET_NAMES + "(?:" + _PCT + "2[27])?(?P<pct>" + _PCT + ")3[da](?:" + _PCT + "2[27]|" + _PCT
+    + r"20|\+){0,2})(?P<value>(?:(?!" + _PCT + r"(?:2[0267bc]|3b))[^\s\"'&,;+])++)(?P<close>(?:" + _PCT + "2[27])?)"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
@@ -114,13 +118,15 @@ def _spaced_keys(text: str) -> str:
 
 
 def _encoded_secrets(text: str) -> str:
-    return _ENCODED_SECRET.sub(_encoded_secret, text) if "%3" in text else text
+    return _ENCODED_SECRET.sub(_encoded_secret, text) if "%3" in text or "%25" in text else text
 
 
 def _encoded_secret(match: re.Match[str]) -> str:
-    decoded = unquote_plus(match.group(0))
+    decoded = match.group(0)
+    for _ in range(len(match.group("pct")) // 2 + 1):  # "%" once, "%25" twice, "%2525" three times
+        decoded = unquote_plus(decoded)
     if _SECRET.match(decoded) or _PASSWORD.match(decoded):
-        return match.group(1) + "[secret]" + match.group(3)
+        return match.group("cue") + "[secret]" + match.group("close")
     return match.group(0)
 
 
