@@ -234,6 +234,18 @@ REDACTED = [
     ("body password%253Dhunter2 rejected", "body password%253D[secret] rejected"),
     ("%257B%2522password%2522%253A%2522hunter2%2522%257D", "%257B%2522password%2522%253A%2522[secret]%2522%257D"),
     ("password%25253Dhunter2", "password%25253D[secret]"),
+    # Found in a leak audit: after an encoded "=" an encoded space ended the value, whose other words showed; a
+    # form's value runs to its field's end (an encoded "&"), spaces and all. After ":" (a header, a sentence)
+    # a space ends it, as in plain text: "q=Password%3A+[secret]+x" above.
+    ("password%3Dcorrect%20horse%20battery", "password%3D[secret]"),
+    ("x?password%3Dcorrect%20horse%20battery%26next%3D1 302", "x?password%3D[secret]%26next%3D1 302"),
+    ("q=password%3Dcorrect+horse+battery&x=1", "q=password%3D[secret]&x=1"),
+    ("password%253Dcorrect%2520horse", "password%253D[secret]"),
+    ("body password%3Dhunter2%20 rejected", "body password%3D[secret]%20 rejected"),
+    ("%7B%22password%22%3A%22correct%20horse%22%7D", "%7B%22password%22%3A%22[secret]%22%7D"),
+    ("password=correct%20horse", "password=[secret]"),
+    ("password%3Dab%2Bcd", "password%3D[secret]"),
+    ("password%3D%20%20hunter2", "password%3D%20%20[secret]"),
     # Found in a leak audit: Databricks (dapi + 32 hex) and Twilio API keys (SK + 32 hex) passed whole; the
     # other common shapes are pinned beside them
     ("databricks 403 for dapi0123456789abcdef0123456789abcdef", "databricks 403 for [token]"),

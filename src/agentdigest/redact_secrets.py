@@ -95,15 +95,21 @@ _SPACED_KEY = re.compile(
 )
 # The same written percent-encoded, as in a URL inside another URL's query (?next=%2Fx%3Fapi_key%3DAbc123...,
 # password%3Dhunter2): "=" as %3D (or ":" as %3A, quotes as %22) hid it (found in a leak audit). The name may
-# follow an escape ("%3Fapi_key"); the value ends at an encoded "&", space, quote, ",", ";" or a "+" (a form's
-# space). It is decoded and goes when the rules above would take it: "api_key%3Dnull" stays. The "%" may itself be
-# encoded, once or twice (%25), in a URL nested two or three deep: "api_key%253DAbc123..." passed (a leak audit);
-# the match is then decoded as many times as its "=" or ":" was encoded.
+# follow an escape ("%3Fapi_key"). It is decoded and goes when the rules above would take it: "api_key%3Dnull" stays.
+# The "%" may itself be encoded, once or twice (%25), in a URL nested two or three deep: "api_key%253DAbc123..."
+# passed (a leak audit); the match is then decoded as many times as its "=" or ":" was encoded.
 _PCT = r"%(?:25){0,2}+"
+# Where the value ends: in encoded quotes at the closing one; after "=" (a form's field) at an encoded "&", ",",
+# ";" or quote, since an encoded space ("%20", "+") is the value's own: "password%3Dcorrect%20horse%20battery"
+# showed "horse battery" (a leak audit). After ":" (a header, a sentence) a space ends it too, as in plain text.
+# "%2B" is a "+" of the value ("password%3Dab%2Bcd" showed "ab+cd"). The rules above judge the value by its first
+# word ("token%3D4096%20exceeds" stays). Each repetition starts at a space that no word holds: linear.
+_ENCODED_WORD = r"(?:(?!" + _PCT + r"(?:2[0267c]|3b))[^\s\"'&,;+])++"
 _ENCODED_SECRET = re.compile(
     r"(?i)(?:(?<![\w-])|(?<=%[0-9a-f]{2})|(?<=%25[0-9a-f]{2})|(?<=%2525[0-9a-f]{2}))"
-    r"(?P<cue>" + _SECRET_NAMES + "(?:" + _PCT + "2[27])?(?P<pct>" + _PCT + ")3[da](?:" + _PCT + "2[27]|" + _PCT
-    + r"20|\+){0,2})(?P<value>(?:(?!" + _PCT + r"(?:2[0267bc]|3b))[^\s\"'&,;+])++)(?P<close>(?:" + _PCT + "2[27])?)"
+    r"(?P<cue>" + _SECRET_NAMES + "(?:" + _PCT + "2[27])?(?P<pct>" + _PCT + r")3(?:(?P<eq>d)|a)(?:" + _PCT + r"20|\+){0,2}"
+    r"(?P<open>" + _PCT + "2[27])?)(?P<value>(?(open)(?:(?!" + _PCT + r"2[27])[^\s\"'&])++|" + _ENCODED_WORD
+    + r"(?(eq)(?:(?:" + _PCT + r"20|\+)++" + _ENCODED_WORD + ")*+)))(?P<close>(?:" + _PCT + "2[27])?)"
 )
 _PEM = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:.*?-----END [A-Z ]*PRIVATE KEY-----|.*)", re.S)
 
