@@ -734,10 +734,16 @@ def test_verbose_traceback_masks_url_passwords(workdir, url):
 
 
 @pytest.mark.parametrize(("key", "char"), [("title", "\u202e"), ("title", "\u2067"), ("title", "\u200b"),
-                                           ("title", "\ufeff"), ("subject", "\u202a")])
+                                           ("title", "\ufeff"), ("subject", "\u202a"),
+                                           # found in a re-check: these passed
+                                           ("title", "\u2060"), ("title", "\u2061"), ("subject", "\u2064"),
+                                           ("title", "\u00ad"), ("title", "\ufff9"), ("subject", "\ufffb"),
+                                           ("title", "\u206e")])
 def test_invisible_formatting_characters_in_a_subject_are_refused(workdir, key, char):
     """Found in a leak audit: bidi overrides and isolates, a zero-width space or a BOM in a title or subject went
-    into the email's Subject header, where they reorder or hide what it shows ("Invoice \u202egnp.exe")."""
+    into the email's Subject header, where they reorder or hide what it shows ("Invoice \u202egnp.exe"). A word
+    joiner, an invisible operator or a soft hyphen splits a word unseen ("In\u2060voice"), an interlinear
+    annotation hides the text between its marks, and the deprecated U+206A-U+206F change how text is shaped."""
     value = f"Weekly{char}report" if key == "title" else f"{{title}}{char} {{period_label}}"
     result = _run(workdir, GOOD.replace('channels = ["box"]', f'channels = ["box"]\n{key} = "{value}"'))
     lines = result.stderr.strip().splitlines()
@@ -746,7 +752,9 @@ def test_invisible_formatting_characters_in_a_subject_are_refused(workdir, key, 
 
 
 def test_joiners_and_direction_marks_in_a_title_stay_allowed(workdir):
-    """ZWNJ and ZWJ (Persian words, emoji) and LRM/RLM are text, not tricks: a title holding them runs."""
-    title = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f469\u200d\U0001f4bb \u200eQ4\u200f"
+    """ZWNJ and ZWJ (Persian words, emoji), LRM/RLM and the Arabic letter mark (RLM's Arabic counterpart), and
+    the Mongolian vowel separator (it picks a letter's final form) are text, not tricks: a title holding them runs."""
+    title = ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f469\u200d\U0001f4bb \u200eQ4\u200f "
+             "\u062a\u0642\u0631\u064a\u0631 \u061c2026 \u1828\u180e\u1820")
     result = _run(workdir, GOOD.replace('channels = ["box"]', f'channels = ["box"]\ntitle = "{title}"'))
     assert result.returncode == 0, result.stderr

@@ -34,8 +34,15 @@ def _decoded(value: str) -> str:
 
 # Invisible characters that reorder or hide what a Subject shows: bidi embeddings and overrides (U+202A-U+202E),
 # isolates (U+2066-U+2069), the zero-width space and the BOM. "Invoice \u202egnp.exe" reads "Invoice exe.png"
-# (found in a leak audit). Joiners (U+200C/D: Persian, emoji) and the marks LRM/RLM (U+200E/F) stay allowed.
-_INVISIBLE_FORMAT = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+# (found in a leak audit). Also what no subject needs and what splits a word unseen ("In\u2060voice" is not the
+# word a filter or a search looks for; found in a re-check): the word joiner and the invisible operators
+# (U+2060-U+2064, for math), the soft hyphen (a line-breaking hint), the deprecated shaping controls
+# (U+206A-U+206F: U+206E changes how digits look) and the interlinear annotation marks (U+FFF9-U+FFFB: what
+# stands between them may not be shown). Real scripts need the rest, so they stay allowed: the joiners (U+200C/D:
+# Persian, emoji), the marks LRM/RLM (U+200E/F) and ALM (U+061C, RLM's Arabic counterpart), and the Mongolian
+# vowel separator (U+180E, it picks a letter's final form). A mark sets the direction of what stands beside it but
+# cannot turn a word around as an override does.
+_INVISIBLE_FORMAT = re.compile("[\u00ad\u200b\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
 
 
 def no_line_breaks(value: str) -> str:
@@ -51,7 +58,8 @@ def no_line_breaks(value: str) -> str:
             raise ValueError("must not contain control characters" + how)
         if found := _INVISIBLE_FORMAT.search(text):
             raise ValueError(f"must not contain an invisible formatting character (U+{ord(found.group()):04X} here: bidi "
-                             "overrides and isolates, zero-width spaces and BOMs reorder or hide text)" + how)
+                             "overrides and isolates, zero-width spaces, word joiners, soft hyphens and the like "
+                             "reorder or hide text)" + how)
     return value
 
 
