@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import due
-from .alarm_resolved import resolve_periods
+from .alarm_resolved import resolve_pending
 from .alarms import Alarm, notify
 from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line
@@ -219,15 +219,15 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner,
                    archive=archive)
     done = due.done_checker(ledger, archive, config, renamed=True)
+    reports = list(reports)
     for report in reports:
         for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
                    archive=archive)
-        # a period alarmed and delivered since (by another path, or its notice failed; not one this pass ran: its run
-        # sent the notice, or just failed to): alarm_resolved.py
-        ran = {run.period.key for run in (result.runs if result else []) if run.report_id == report.id}
-        resolve_periods(config, ledger, report, [p for p in due.candidates(report, now, ledger) if p.key not in ran],
-                        owner=owner, archive=archive, is_done=done)
+    # periods alarmed and delivered since, whenever (by another path, or their notice failed; not one this pass ran:
+    # its run sent the notice, or just failed to), found from the ledger's alarm rows: alarm_resolved.py
+    ran = {(run.report_id, run.period.key) for run in (result.runs if result else [])}
+    resolve_pending(config, ledger, reports, now=now, owner=owner, archive=archive, is_done=done, skip=ran)
 
 
 def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
