@@ -29,7 +29,7 @@ from sqlalchemy import exists, select
 
 from . import due
 from .alarms import Alarm, notify, parse_recipient
-from .archive import ALARMS, recorded_alarms
+from .archive import ALARMS, recorded_alarms, recorded_sends
 from .config import Config, ReportConfig
 from .errors import ArchiveError, InputError, first_line
 from .ledger_schema import deliveries
@@ -121,8 +121,9 @@ def _pending(config: Config, ledger: Any, report_ids: list[str], archive: Path, 
 def _unknown_logs(ledger: Any, report_ids: list[str], archive: Path, since: datetime,
                   known: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """The periods whose alarm log was written since ``since`` and that the ledger has no alarm row of: their
-    sends are restored to the ledger (so the next check finds them in its query) and the periods returned. One
-    listing of each report's alarm folder; a log is read only when the ledger does not know its period."""
+    alarm sends, and the report sends the period's send log records, are restored to the ledger (so the next check
+    finds them in its query) and the periods returned. One listing of each report's alarm folder; a log is read
+    only when the ledger does not know its period."""
     out = set()
     for report_id in report_ids:
         try:
@@ -136,12 +137,15 @@ def _unknown_logs(ledger: Any, report_ids: list[str], archive: Path, since: date
             try:
                 if datetime.fromtimestamp(entry.stat().st_mtime, timezone.utc) < since:
                     continue
-                sends = recorded_alarms(archive, report_id, key)
+                alarms, sends = recorded_alarms(archive, report_id, key), recorded_sends(archive, report_id, key)
             except (OSError, ArchiveError, InputError) as exc:
                 log.warning("%s", exc)
                 continue
-            if sends and ledger.restore_sent(report_id, key, sends, kind="alarm", note="restored from the archive "
-                                             "(the ledger had no record of this alarm)"):
+            if alarms and ledger.restore_sent(report_id, key, alarms, kind="alarm", note="restored from the archive "
+                                              "(the ledger had no record of this alarm)"):
+                # and its sends, which no pass learns once the period is out of its window: whether it is done
+                ledger.restore_sent(report_id, key, sends or [],
+                                    note="restored from the archive (the ledger had no record of this send)")
                 out.add((report_id, key))
     return out
 
