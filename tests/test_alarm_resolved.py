@@ -33,6 +33,37 @@ def events(tmp_path_factory):
                        end=datetime(2026, 12, 16, tzinfo=timezone.utc), days=60, conversations=500)
 
 
+@pytest.mark.parametrize("only", ["mail", None])
+def test_a_failed_channel_delivered_by_resend_is_resolved_by_the_resend(tmp_path, smtp_server, tls_cert, events, only):
+    """The report's mail recipient refused W48 (550): `failed` alarm. Once the mailbox exists, the operator resends
+    the period (its failed channel, or all of it) a week later: the resend itself tells the alarm channel, once."""
+    from agentdigest.commands_delivery import resend
+
+    relay = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user"})
+    pager = smtp_server()
+    mail = {"from": "agentdigest@example.com", "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    path = write_config(tmp_path, events=events, reports=[{**WEEKLY, "channels": ["box", "mail"]}],
+                        alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")},
+                                  "mail": {"type": "email", "to": ["vp@example.com"], "smtp_url": relay.url(), **mail},
+                                  "oncall": {"type": "email", "to": ["oncall@example.com"], "smtp_url": pager.url(),
+                                             **mail}})
+    assert timed_run(path, "2026-11-30T14:05:00Z")[0] == 1
+    assert [s for s, _ in subjects(pager)] == ["[agentdigest] weekly 2026-W48 could not be delivered"]
+    relay.handler.rcpt.clear()
+    for _ in range(2):  # the second resend finds the notice sent
+        with time_machine.travel(utc("2026-12-09T10:00:00Z"), tick=False):
+            assert resend(load_config(path), "weekly", "2026-W48", channel=only,
+                          console=Console(file=io.StringIO())) == 0
+        assert [s for s, _ in subjects(pager)] == ["[agentdigest] weekly 2026-W48 could not be delivered", DELIVERED]
+    tick(path, "2026-12-09T10:05:00Z")  # (W49 is late by now: that is its own alarm)
+    assert [s for s, _ in subjects(pager) if "W48" in s] == [
+        "[agentdigest] weekly 2026-W48 could not be delivered", DELIVERED]
+    body = message_from_bytes(pager.messages[1][2], policy=default).get_content()
+    assert "sent at: 2026-12-09T05:00:00-05:00" in body and "resolves: failed: mail vp@example.com" in body
+    assert alarm_rows(path)[("alarm:oncall", "resolved:oncall@example.com")]["sends"] == 1
+
+
 def notice_refused_for_now(tmp_path, smtp_server, tls_cert, events):
     """W48 late, then delivered at 17:05Z while the alarm relay defers the notice (451) at that run and at two
     heartbeats; the relay accepts again after that. The pager and the config's path."""

@@ -137,6 +137,11 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
         failures = [r for r in results if r.failed]
         ledger.finish_run(run_id, "failed" if failures else "done",
                           "; ".join(f"{r.channel}: {r.error}" for r in failures) or None)
+        if config.alarms.channel and any(r.state == "sent" for r in results):
+            # a resend that delivers the period's last missing target tells the alarm channel, as a run does
+            from .alarm_resolved import resolve_periods
+
+            resolve_periods(config, ledger, report, [parsed], owner=owner, archive=config.archive.path)
     finally:
         ledger.close()
     print_results(console, results)
