@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
-
 from . import due
 from .alarms import Alarm, notify, parse_recipient
 from .archive import ALARMS, recorded_alarms, recorded_sends
 from .config import Config, ReportConfig
 from .errors import ArchiveError, InputError, first_line
-from .ledger_schema import deliveries
 from .periods import Period, parse_period
 
 ALARMED = ("late", "failed")  # the kinds a resolved notice answers
@@ -91,15 +88,7 @@ def _pending(config: Config, ledger: Any, report_ids: list[str], archive: Path, 
     resolved one, and some channel got the period (one never delivered is not looked at further). One query of the
     alarm rows changed since ``since``; an alarm log of that time the ledger knows nothing of (a new or reset
     ledger) is learnt from, once, and its period looked at."""
-    d, p = deliveries.c, deliveries.alias("p").c
-    delivered = exists().where(p.report_id == d.report_id, p.period_key == d.period_key, p.kind == "period",
-                               p.sent_at.is_not(None))
-    query = select(d.report_id, d.period_key, d.channel, d.recipient, d.sent_at.is_not(None), delivered).where(
-        d.kind == "alarm", d.report_id.in_(report_ids),
-        d.updated_at >= since.astimezone(timezone.utc).replace(tzinfo=None))  # stored naive UTC
-    # One read of the alarm rows of every report, not one per period (the ledger's own methods read one period)
-    with ledger._read() as conn:
-        rows = conn.execute(query).all()
+    rows = ledger.alarm_rows(report_ids, since)
     ledger_channel = f"alarm:{config.alarms.channel}"
     known, got, alarmed, told = set(), set(), {}, {}
     for report_id, key, channel, key_recipient, sent, was_delivered in rows:

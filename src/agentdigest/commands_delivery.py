@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .channels import CheckResult, make_channel
+from .alarm_resolved import resolve_periods
 from .archive import read_artifacts
 from .config import Config, ReportConfig, command
 from .masking import mask_text, mask_url
@@ -139,8 +140,6 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
                           "; ".join(f"{r.channel}: {r.error}" for r in failures) or None)
         if config.alarms.channel and any(r.state == "sent" for r in results):
             # a resend that delivers the period's last missing target tells the alarm channel, as a run does
-            from .alarm_resolved import resolve_periods
-
             resolve_periods(config, ledger, report, [parsed], owner=owner, archive=config.archive.path)
     finally:
         ledger.close()

@@ -290,3 +290,16 @@ class Ledger(LedgerRuns):
                                 .order_by(d.kind, d.channel, d.recipient)).mappings().all()
         now = utc_now()
         return [delivery_dict(row, now) for row in rows]
+
+    def alarm_rows(self, report_ids: Collection[str], since: datetime) -> list[tuple[str, str, str, str, bool, bool]]:
+        """The alarm rows of ``report_ids`` changed since ``since``, in one query for every report and period (the
+        methods above read one period): (report, period, channel, recipient, sent, whether some channel got the
+        period)."""
+        d, p = deliveries.c, deliveries.alias("p").c
+        delivered = select(p.id).where(p.report_id == d.report_id, p.period_key == d.period_key, p.kind == "period",
+                                       p.sent_at.is_not(None)).exists()
+        query = select(d.report_id, d.period_key, d.channel, d.recipient, d.sent_at.is_not(None), delivered).where(
+            d.kind == "alarm", d.report_id.in_(list(report_ids)),
+            d.updated_at >= since.astimezone(timezone.utc).replace(tzinfo=None))  # stored naive UTC
+        with self._read() as conn:
+            return [tuple(row) for row in conn.execute(query).all()]
