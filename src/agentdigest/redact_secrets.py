@@ -16,7 +16,8 @@ from .redact_cues import aws_secrets
 # A password inside a URL (postgresql://app:S3cr3t!@db:5432/prod, redis://:pw@redis:6379).
 _URL_PASSWORD = re.compile(r"(?<=://)([^\s:/@]*):[^\s/@]+@")
 # A value that looks like a credential rather than a word: 8+ characters with a letter and a digit, or
-# 20+ in mixed case. "token: expired", "secret: not set", "Basic authentication", "invalid_grant",
+# 20+ letters. (The rule asks for a lower- and an upper-case letter, but the patterns using it are
+# case-insensitive, so any 20 letters pass: after a credential's name, kept as the safer reading.) "token: expired", "secret: not set", "Basic authentication", "invalid_grant",
 # "sha256" and placeholders (null, ********, ${VAR}) are words (found in a false-positive review).
 _CREDENTIAL = r"(?=[^\s\"'&,;]*[A-Za-z])(?:(?=[^\s\"'&,;]{8,})(?=[^\s\"'&,;]*\d)|(?=[^\s\"'&,;]{20,})(?=[^\s\"'&,;]*[a-z])(?=[^\s\"'&,;]*[A-Z]))(?!\$\{|<)"
 # In quotes (JSON, a repr) a value runs to its closing quote: "&", "," and ";" end a value only outside them. A
