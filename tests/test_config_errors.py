@@ -171,6 +171,10 @@ BAD = [
      ["ledger.url", "environment"]),
     ("literal token with a variable suffix", lambda s: s + '[channels.chat]\ntype = "slack"\nbot_token = "xoxb-1-2-PLANTED${HOME}"\nchannel = "#r"\n', 2,
      ["channels.chat.bot_token", "environment"]),
+    # Found in a new-user audit: refused only when Spark started, so a DuckDB config carried it unnoticed, and a
+    # missing pyspark or Java was said instead.
+    ("a Spark setting agentdigest sets itself", lambda s: s + '[source.spark_conf]\n"spark.master" = "yarn"\n', 2,
+     ["source.spark_conf.spark.master", "agentdigest sets this itself", "expected it left out"]),
     ("literal Spark secret", lambda s: s + '[source.spark_conf]\n"spark.hadoop.fs.s3a.secret.key" = "PLANTEDs3"\n', 2,
      ["source.spark_conf.spark.hadoop.fs.s3a.secret.key", "environment"]),
     ("completeness threshold as a fraction", lambda s: s.replace('period = "week"', 'period = "week"\ncompleteness_threshold = 0.95'), 2, ["reports[0].completeness_threshold", "percentage such as 95"]),
@@ -542,6 +546,28 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
         assert down.returncode == 1 and "Traceback" not in down.stderr
         line = next(line for line in down.stdout.splitlines() if line.startswith("ledger "))
         assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr, line
+
+
+@pytest.mark.parametrize("edit,code,words", [
+    (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nmemory_limt = "4GB"'), 2,
+     "source.settings: unknown DuckDB setting"),
+    (lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, "source.url: no engine for foodb://"),
+    (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created"'), 2,
+     "required column 'created' (mapped from event_ts) not found"),
+    (lambda s: s + '[source.spark_conf]\n"spark.master" = "yarn"\n', 2, "source.spark_conf.spark.master"),
+    (lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing.duckdb"), 3, "DuckDB file not found"),
+], ids=["duckdb-setting", "engine", "column", "spark-conf", "unreachable"])
+def test_check_says_the_config_is_ok_only_when_nothing_in_it_is_refused(workdir, edit, code, words):
+    """Found in a new-user audit: `check` printed "config ...: ok" and then refused a [source] setting (exit 2).
+    A source that cannot be reached (exit 3) leaves the config ok, and says so."""
+    (workdir / "agentdigest.toml").write_text(edit(GOOD))
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=workdir, timeout=120,
+                          env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1"})
+    assert done.returncode == code, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert words in line and ("agentdigest.toml" in line or code == 3), line
+    assert ("ok" in done.stdout) == (code == 3), done.stdout
 
 
 def test_printed_commands_carry_the_config_unless_it_is_the_default(workdir, monkeypatch):

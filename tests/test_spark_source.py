@@ -905,6 +905,7 @@ def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "source.spark_conf.spark.master: agentdigest sets this itself" in line, line
+    assert "ok" not in done.stdout, done.stdout  # "config ...: ok" came first (found in a new-user audit)
 
 
 @pytest.mark.spark

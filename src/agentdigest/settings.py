@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks
 from .errors import ConfigError
-from .source_settings import SourceConfig
+from .source_settings import SourceConfig, refused_spark_conf
 
 DEFAULT_CONFIG = "agentdigest.toml"
 _ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -322,6 +322,9 @@ class Config(StrictModel):
                     raise _KeyedError(
                         f"reports[{i}].channels[{j}]", f"unknown channel {name!r} (expected one of: {known})"
                     )
+        refused = refused_spark_conf(self.source.spark_conf)
+        if refused:  # before Spark starts: pyspark or Java missing must not hide it, nor `check` say "ok" first
+            raise _KeyedError(f"source.spark_conf.{refused[0]}", refused[1])
         if self.alarms.channel and self.alarms.channel not in self.channels:
             raise _KeyedError("alarms.channel", f"unknown channel {self.alarms.channel!r}")
         return self

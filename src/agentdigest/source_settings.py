@@ -5,7 +5,7 @@ columns are the canonical ones, and the engine's settings; with the canonical co
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -16,6 +16,41 @@ CANONICAL_COLUMNS = (
     "latency_ms", "error_type", "error_message", "model", "cost_usd",
 )
 REQUIRED_COLUMNS = ("conversation_id", "event_ts", "event_type")
+
+#: [source.spark_conf] keys refused (any letter case; Spark's keys are case-sensitive, so "Spark.Master"
+#: would be ignored rather than refused), with why. Found in a Spark audit: each changed what a report
+#: says without a word, or made an error name the wrong thing.
+SPARK_FIXED_CONF = {
+    "spark.sql.ansi.enabled": "with ANSI SQL off, a value that does not convert to its column's type becomes "
+                              "null without an error, and silently leaves the metrics",
+    "spark.master": "the master is the one in source.url (pyspark://<master>); this one would override it "
+                    "and errors would then name the wrong one",
+    "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
+                                  "Ibis resets the session to UTC anyway); a report's own timezone is its "
+                                  "`timezone` in [[reports]]",
+    "spark.sql.csv.parser.columnpruning.enabled": "with CSV column pruning on, Spark checks a row's shape only "
+                                                  "against the columns a query reads: whether a row with a field "
+                                                  "too many or too few is left out would depend on the query, and "
+                                                  "the rows counted unreadable would not be the rows left out",
+    "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's value "
+                                                              "as a number where it can: agents in agent_id=007/ "
+                                                              "and agent_id=012/ became '7' and '12'",
+    "spark.sql.parquet.inferTimestampNTZ.enabled".lower(): "naive Parquet timestamps are read as UTC, as the event "
+                                                           "contract says; with it on, Spark reads them as "
+                                                           "TIMESTAMP_NTZ, which it cannot merge with a time zone's: "
+                                                           "files that DuckDB reads were refused",
+}
+
+
+def refused_spark_conf(conf: dict[str, Any]) -> tuple[str, str] | None:
+    """The first [source.spark_conf] key of :data:`SPARK_FIXED_CONF` with what to say of it, or None.
+    Refused when the config is read (found in a new-user audit: `check` said "config ok" first, and a
+    missing pyspark or Java hid the refusal)."""
+    for key in conf:
+        why = SPARK_FIXED_CONF.get(key.lower())
+        if why:
+            return key, f"agentdigest sets this itself ({why}); expected it left out"
+    return None
 
 
 class SourceConfig(StrictModel):

@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
+from .source_settings import SPARK_FIXED_CONF, refused_spark_conf  # noqa: F401 - SPARK_FIXED_CONF re-exported
 from .sources import _table, file_secrets, register_backend
 from .unreadable import Unreadable
 
@@ -70,38 +71,12 @@ def check_java() -> str:
     return java
 
 
-#: [source.spark_conf] keys refused (any letter case; Spark's keys are case-sensitive, so "Spark.Master"
-#: would be ignored rather than refused), with why. Found in a Spark audit: each changed what a report
-#: says without a word, or made an error name the wrong thing.
-SPARK_FIXED_CONF = {
-    "spark.sql.ansi.enabled": "with ANSI SQL off, a value that does not convert to its column's type becomes "
-                              "null without an error, and silently leaves the metrics",
-    "spark.master": "the master is the one in source.url (pyspark://<master>); this one would override it "
-                    "and errors would then name the wrong one",
-    "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
-                                  "Ibis resets the session to UTC anyway); a report's own timezone is its "
-                                  "`timezone` in [[reports]]",
-    "spark.sql.csv.parser.columnpruning.enabled": "with CSV column pruning on, Spark checks a row's shape only "
-                                                  "against the columns a query reads: whether a row with a field "
-                                                  "too many or too few is left out would depend on the query, and "
-                                                  "the rows counted unreadable would not be the rows left out",
-    "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's value "
-                                                              "as a number where it can: agents in agent_id=007/ "
-                                                              "and agent_id=012/ became '7' and '12'",
-    "spark.sql.parquet.inferTimestampNTZ.enabled".lower(): "naive Parquet timestamps are read as UTC, as the event "
-                                                           "contract says; with it on, Spark reads them as "
-                                                           "TIMESTAMP_NTZ, which it cannot merge with a time zone's: "
-                                                           "files that DuckDB reads were refused",
-}
-
-
 def check_spark_conf(conf: dict[str, Any]) -> None:
     """Refuse the [source.spark_conf] keys of :data:`SPARK_FIXED_CONF`, as the PostgreSQL source refuses
     ``timezone``: a config error naming the key, before Spark starts."""
-    for key in conf:
-        why = SPARK_FIXED_CONF.get(key.lower())
-        if why:
-            raise InputError(f"source.spark_conf.{key}: agentdigest sets this itself ({why}); expected it left out")
+    refused = refused_spark_conf(conf)
+    if refused:
+        raise InputError(f"source.spark_conf.{refused[0]}: {refused[1]}")
 
 
 def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
