@@ -77,9 +77,22 @@ def test_missing_psycopg_says_how_to_install_it(monkeypatch):
 
 
 def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
-    with pytest.raises(SourceError, match="Spark needs Java 17"):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SourceError, match="Spark needs Java 17 and none was found"):
         spark.check_java()
+
+
+@pytest.mark.parametrize("home,what", [("no-jdk", "a folder that does not exist"), ("empty", "a folder without bin/java")])
+def test_a_java_home_without_java_is_named(monkeypatch, tmp_path, home, what):
+    """Found in a new-user audit: "none was found (... or set JAVA_HOME)" though JAVA_HOME was set, to a
+    JDK since removed, and a java was on PATH."""
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / home))
+    with pytest.raises(SourceError) as err:
+        spark.check_java()
+    assert str(err.value) == (f"source: Spark needs Java 17 and JAVA_HOME is {tmp_path / home}, {what}; point "
+                              "JAVA_HOME at a Java 17 installation, or unset it to use the java on PATH")
 
 
 def test_old_java_is_refused(monkeypatch, tmp_path):

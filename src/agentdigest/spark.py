@@ -55,6 +55,12 @@ def check_java() -> str:
     """The java executable Spark will use, or a SourceError saying how to get one."""
     home = os.environ.get("JAVA_HOME")
     java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if home and not os.path.exists(java):
+        # Spark uses JAVA_HOME, not the java on PATH, so "none was found" misled (found in a new-user audit:
+        # a JAVA_HOME left from an uninstalled JDK, and java on PATH).
+        what = "a folder that does not exist" if not os.path.isdir(home) else "a folder without bin/java"
+        raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}; point JAVA_HOME at a "
+                          "Java 17 installation, or unset it to use the java on PATH")
     if not java or not os.path.exists(java):
         raise SourceError("source: Spark needs Java 17 and none was found (install openjdk-17-jre-headless, "
                           "or set JAVA_HOME)")
