@@ -449,6 +449,23 @@ def test_a_postgres_scheme_ledger_url_is_accepted_as_the_source_url_is(url):
     assert cfg.ledger.url.startswith("postgres://reports")
 
 
+@pytest.mark.parametrize("top,expected", [
+    ('channels = ["box"]', "channels: got an array, input should be a table"),
+    ("channels = 5", "channels: got an integer, input should be a table"),
+    ('archive = "reports"', "archive: got text, input should be a table"),
+    ("reports = 5", "reports: got an integer, input should be an array ([...])"),
+    ("ledger = []", "ledger: got an array, input should be a table"),
+])
+def test_a_section_of_another_kind_is_named(tmp_path, top, expected):
+    """Found in a new-user audit: the first three were "unexpected error: AttributeError" (exit 1), `reports = 5`
+    a TypeError, and the last named pydantic's class ("a table or instance of LedgerConfig")."""
+    path = tmp_path / "agentdigest.toml"
+    path.write_text(f'{top}\n[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: {expected}"
+
+
 def test_table_and_files_are_exclusive():
     with pytest.raises(ConfigError, match="exactly one of 'table' or 'files'"):
         parse_config({"source": {"url": "duckdb://", "table": "t", "files": "x.parquet"}, "reports": [{"id": "r"}]})

@@ -133,7 +133,9 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
     for section in ("archive",):
         if isinstance(data.get(section), dict) and isinstance(data[section].get("path"), str):
             data[section]["path"] = fix(data[section]["path"])
-    data.setdefault("archive", {}).setdefault("path", fix("./reports"))
+    archive = data.setdefault("archive", {})
+    if isinstance(archive, dict):  # else (`archive = "x"`) left for validation to name the key
+        archive.setdefault("path", fix("./reports"))
     ledger = data.setdefault("ledger", {})
     if isinstance(ledger, dict):
         url = ledger.get("url", "sqlite:///./agentdigest.db")
@@ -141,17 +143,26 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
         if m and m.group(1) != ":memory:":
             url = "sqlite:///" + fix(m.group(1))
         ledger["url"] = url
-    for report in data.get("reports") or []:
+    for report in _entries(data.get("reports")):
         audience = report.get("audience") if isinstance(report, dict) else None
         if isinstance(audience, str) and audience not in ("executive", "engineering"):
             report["audience"] = fix(audience)
-    for channel in (data.get("channels") or {}).values():
+    for channel in _entries(data.get("channels")):
         if isinstance(channel, dict) and channel.get("type") == "outbox" and isinstance(channel.get("path", ""), str):
             # not a text path (`path = 5`): left for validation to name the key (it failed here as a TypeError)
             channel["path"] = fix(channel.get("path", "./outbox"))
         if isinstance(channel, dict) and isinstance(channel.get("ca_file"), str):
             channel["ca_file"] = fix(channel["ca_file"])
     return data
+
+
+def _entries(section: Any) -> list[Any]:
+    """A section's entries (a table's values, an array's items); none for a value of another kind
+    (`channels = "x"`, `reports = 5`), which validation names (found in a new-user audit: each was
+    "unexpected error: AttributeError", exit 1)."""
+    if isinstance(section, dict):
+        return list(section.values())
+    return list(section) if isinstance(section, list) else []
 
 
 def _written(value: str) -> str:
@@ -186,7 +197,8 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
                               "\"${VAR}\" here (secrets come only from the environment)", file=file,
                               key=f"source.spark_conf.{name}")
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
-    for name, channel in (data.get("channels") or {}).items():
+    channels = data.get("channels")
+    for name, channel in (channels.items() if isinstance(channels, dict) else ()):
         model = models.get(channel.get("type")) if isinstance(channel, dict) else None
         if model is None:
             continue

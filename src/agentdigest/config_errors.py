@@ -67,6 +67,7 @@ def error_message(err: dict[str, Any]) -> str:
             msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
             # pydantic names the Python class: "Input is not a valid path for <class 'pathlib.Path'>"
             msg = re.sub(r"is not a valid path for .*", "should be a path in quotes", msg)
+            msg = re.sub(r" or instance of \w+", "", msg)  # "a table or instance of LedgerConfig"
             return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
