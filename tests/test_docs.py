@@ -72,6 +72,16 @@ def test_run_help_states_what_format_defaults_to():
         done.stdout.split()), done.stdout  # help lines wrap
 
 
+@pytest.mark.parametrize("name", [n for n, c in _commands() if any(p.param_type_name == "argument" for p in c.params)])
+def test_help_says_what_each_argument_is(name):
+    """Found in a new-user audit: `resend --help` listed "REPORT_ID <str> [required]" and "PERIOD <str>
+    [required]", with no word of what a PERIOD is."""
+    command = dict(_commands())[name]
+    for param in command.params:
+        if param.param_type_name == "argument":
+            assert param.help, f"argument {param.name} of `agentdigest {name}` has no help"
+
+
 def test_the_install_instructions_work_without_pypi():
     """Found by a new user: `pip install agentdigest` fails (the package is not on PyPI)."""
     assert not re.search(r"^pip install agentdigest\b", README, re.M)

@@ -301,8 +301,8 @@ def history(
 
 @app.command()
 def resend(
-    report_id: Annotated[str, typer.Argument(metavar="REPORT_ID")],
-    period: Annotated[str, typer.Argument(metavar="PERIOD")],
+    report_id: Annotated[str, typer.Argument(metavar="REPORT_ID", help="The report's id, as in [[reports]].")],
+    period: Annotated[str, typer.Argument(metavar="PERIOD", help="Period key: 2026-11-23, 2026-W48 or 2026-11.")],
     config: ConfigOpt = None,
     channel: Annotated[Optional[str], typer.Option(metavar="NAME", help="Only this channel.")] = None,
     verbose: VerboseOpt = False,
