@@ -152,6 +152,11 @@ BAD = [
      ["channels.mail.to", "line breaks"]),
     ("encoded word in an address", lambda s: s.replace('"cto@example.com"', '"=?utf-8?q?a=0D=0ABcc:_x?= <cto@example.com>"'), 2,
      ["channels.mail.to", "line breaks (an encoded word =?...?= decodes to one)"]),
+    # Found in a new-user audit: "source.spark_conf.spark.x.str: got an array, input should be a valid string".
+    ("an array as a Spark setting", lambda s: s + '[source.spark_conf]\n"spark.x" = [1]\n', 2,
+     ["source.spark_conf.spark.x: got an array, expected text, a number or true or false"]),
+    ("a table as a DuckDB setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = {n = 2}'), 2,
+     ["source.settings.threads: got a table, expected text, a number or true or false"]),
     ("bad duckdb setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = "lots"'), 2, ["source.settings.threads", "lots"]),
     ("literal smtp password", lambda s: s.replace('"${SMTP_URL}"', '"smtp://u:hunter2@127.0.0.1:25"'), 2, ["channels.mail.smtp_url", "environment", "${VAR}"]),
     ("literal bot token", lambda s: s + '[channels.chat]\ntype = "slack"\nbot_token = "xoxb-1-2-PLANTED"\nchannel = "#r"\n', 2, ["channels.chat.bot_token", "environment"]),

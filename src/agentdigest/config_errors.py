@@ -12,8 +12,19 @@ from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportC
 from .source_settings import SourceConfig
 
 
+#: The members of an engine setting's type (str | int | float | bool), which pydantic adds to the location.
+_SETTING_KINDS = ("str", "int", "float", "bool")
+
+
+def _engine_setting(loc: tuple[Any, ...]) -> bool:
+    """Whether ``loc`` is a value of [source.settings] or [source.spark_conf], ending in its union member's name."""
+    return len(loc) == 4 and loc[:2] in (("source", "settings"), ("source", "spark_conf")) and loc[3] in _SETTING_KINDS
+
+
 def error_key(loc: tuple[Any, ...]) -> str:
     """A pydantic error location as the config key users write (``channels.mail.from``)."""
+    if _engine_setting(loc):  # "source.spark_conf.spark.x.str" (found in a new-user audit)
+        loc = loc[:3]
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -56,6 +67,9 @@ def error_message(err: dict[str, Any]) -> str:
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
     if err["type"] == "literal_error":
         return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
+    if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
+        kind = next((name for t, name in _TOML_KINDS if isinstance(err.get("input"), t)), "a value")
+        return f"got {kind}, expected text, a number or true or false"
     if err["type"].endswith(("_type", "_parsing")):
         # What was written, by its TOML kind, not its value: it may come from an environment variable (a
         # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid
