@@ -278,3 +278,18 @@ def test_the_latest_period_at_a_fire_is_the_last_complete_one(zone, period, sche
     fire = Z("2026-01-01T00:00:00Z")
     while (fire := due.next_fire(report, fire + timedelta(microseconds=1))) < Z("2027-01-01T00:00:00Z"):
         assert due.latest_due(report, fire) == due.last_complete(period, fire, zone)
+
+
+def test_a_gap_longer_than_a_year_is_said_whole():
+    """Found in a new-user audit: the periods passed over stopped at 366, so `run --due` said "2026-W49 to 2033-W48
+    (366 weeks) came due" for a scheduler down 20 years. Counted by hand: W49 2026 to the week before the latest."""
+    class Tried:  # only W48 2026 was ever sent
+        def tried_periods(self, report_id):
+            return ["2026-W48"], []
+
+    report = report_of(period="week", timezone="UTC", schedule="0 9 * * mon", catch_up=0)
+    latest = parse_period("week", "2046-W48", "UTC")
+    passed = due.passed_over(report, latest, Z("2046-11-26T10:00:00Z"), Tried())
+    weeks = (latest.start_utc - parse_period("week", "2026-W49", "UTC").start_utc).days // 7
+    assert (passed[0].key, passed[-1].key, len(passed)) == ("2026-W49", "2046-W47", weeks)
+    assert weeks > 1000

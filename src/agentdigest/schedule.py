@@ -140,7 +140,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 result.passed_over.append((report, passed))
                 decision("passed_over", "%s: %s came due while no pass ran; not sent (catch_up = %d)", report.id,
                          _span(passed), report.catch_up, level=logging.WARNING, report=report.id,
-                         periods=[p.key for p in passed])
+                         periods=[p.key for p in passed[:366]])  # the log line names a year at most
             for period in todo:
                 if stop is not None and stop.is_set():
                     decision("stopping", "%s %s: not started, shutting down", report.id, period.key,
