@@ -209,9 +209,13 @@ def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
         range.selectNodeContents(e); var tops = {};
         [].forEach.call(range.getClientRects(), function (r) { if (r.width > 0) tops[Math.round(r.top)] = 1; });
         return [e.textContent, Object.keys(tops).length]; });
+      // each scrolling box: its section's heading, how wide its table is and how wide the box
+      var boxes = [].filter.call(document.querySelectorAll('div'), function (e) {
+        return /overflow-x/.test(e.getAttribute('style') || ''); }).map(function (e) {
+        var h = e.closest('td').querySelector('h2'); return [h ? h.textContent : '', e.scrollWidth, e.clientWidth]; });
       parent.postMessage(JSON.stringify({height: document.documentElement.scrollHeight,
         scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
-        cards: cards, names: names}), '*'); });</script>"""
+        cards: cards, names: names, boxes: boxes}), '*'); });</script>"""
     page = tmp_path / f"page{width}.html"
     page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
     outer = tmp_path / f"outer{width}.html"
@@ -265,6 +269,32 @@ def test_in_a_browser_the_email_fits_a_phone_without_its_style_element(audience,
     split = [(text, lines) for text, lines in laid["names"]
              if lines > len(re.split(r"[\s\u2009\u00a0_./@:-]+", text.strip()))]
     assert laid["names"] and not split, split
+    # A day in two lines at most, "Mon 23" and "Nov" (it took three, "Mon / 23 / Nov")
+    days = [(text, lines) for text, lines in laid["names"] if re.fullmatch(r"[A-Z][a-z]{2}\u00a0\d+ [A-Z][a-z]{2}", text)]
+    if audience == "engineering":
+        assert len(days) == 7 and all(lines <= 2 for _, lines in days), days
+        # and the latency and day tables fit (the latency table's change column scrolled at 320 px)
+        fitting = [box for box in laid["boxes"] if box[0] in ("Latency", "Day by day")]
+        assert len(fitting) == 2 and all(wide <= box for _, wide, box in fitting), laid["boxes"]
+
+
+def test_a_day_breaks_only_after_its_day_of_the_month_and_headings_may_wrap() -> None:
+    """Found in a rendering audit: at 320 px without <style> a day of the daily table took three lines
+    ("Mon / 23 / Nov"), its column squeezed by a heading "Conversations" that could not wrap, and the latency
+    table scrolled, its headings ("This week") kept on one line. A day's first space is a no-break one, so
+    it breaks as "Mon 23" and "Nov"; "Conversations" has a soft hyphen and number headings may wrap. The text
+    report has plain spaces."""
+    files = rendered("engineering")
+    html = files["report.html"].decode()
+    section = unescape(html).split("Day by day", 1)[1].split("</table>", 1)[0]
+    days = re.findall(r'<td class="td name"[^>]*><bdi>([^<]*)</bdi></td>', section)
+    assert days == [f"{d}\u00a0{n} Nov" for d, n in zip(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), range(23, 30))]
+    headings = re.findall(r'<th class="th num"[^>]*style="([^"]*)"[^>]*>([^<]*)</th>', unescape(html))
+    assert headings and all("white-space:normal" in style for style, _ in headings), headings
+    assert {text for _, text in headings} >= {"Conver\u00adsations", "This week"}
+    assert "Conversations" not in {text for _, text in headings}
+    text = files["report.txt"].decode()
+    assert "Mon 23 Nov" in text and "\u00a0" not in text and "\u00ad" not in text
 
 
 def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:

@@ -283,7 +283,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     } for r, label in zip(rows, labels)]}
 
     out["daily"] = [{
-        "date": fmt.day(r.get("date")), "conversations": fmt.count(r.get("conversations")),
+        # "Mon 23" kept on one line: a phone without <style> read "Mon / 23 / Nov" (a rendering audit)
+        "date": fmt.day(r.get("date")).replace(" ", "\u00a0", 1), "conversations": fmt.count(r.get("conversations")),
         "resolution": fmt.percent(r.get("resolution_rate")), "containment": fmt.percent(r.get("containment_rate")),
         "errors": fmt.count(r.get("errors")), "error_rate": fmt.percent(r.get("error_rate")),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),

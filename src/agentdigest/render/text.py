@@ -175,9 +175,10 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
         out += heading("Latency") + kpi_lines(ctx["latency"])
     if ctx["daily"]:
         out += heading("Day by day")
+        days = [{**row, "date": row["date"].replace("\u00a0", " ")} for row in ctx["daily"]]  # as the trend's
         out += table([("Day", "date", False), ("Conv.", "conversations", True), ("Resolution", "resolution", True),
                       ("Errors", "errors", True), ("Err. rate", "error_rate", True), ("Tokens", "tokens", True),
-                      ("Cost", "cost", True)], ctx["daily"], absent=ctx["absent"])
+                      ("Cost", "cost", True)], days, absent=ctx["absent"])
     if (e := ctx["errors_by_type"]) is not None:
         out += heading("Errors by type")
         out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
