@@ -1,9 +1,9 @@
 """The PostgreSQL source, registered by URL scheme like any extension would be (the Spark source is in
 :mod:`agentdigest.spark`, DuckDB's in :mod:`agentdigest.duckdb_source`).
 
-``postgresql://user@host:port/db`` (or ``postgres://``) reads ``table`` (``schema.table`` allowed)
-through Ibis's postgres backend. A report's queries run in one transaction (:func:`one_transaction`), in UTC
-so naive ``timestamp`` columns are read as UTC, with ``[source.settings]`` applied by ``SET LOCAL``
+``postgresql://user@host:port/db`` (or ``postgres://``; several hosts as libpq names them, see
+:mod:`agentdigest.pg_connect`) reads ``table`` (``schema.table`` allowed) through Ibis's postgres backend.
+A report's queries run in one transaction (:func:`one_transaction`), in UTC so naive ``timestamp`` columns are read as UTC, with ``[source.settings]`` applied by ``SET LOCAL``
 (``work_mem = "256MB"``, ``statement_timeout``): so it works through PgBouncer in transaction mode.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from .config import REQUIRED_COLUMNS, SourceConfig
-from .errors import InputError, SourceError, first_line, install_extra
-from .masking import mask_text, mask_url, url_secrets
+from .errors import InputError, SourceError, first_line
+from .masking import mask_url
+from .pg_connect import connect
 from .source_errors import timeout_advice
 from .sources import _table, query_error, register_backend, table_path
 
@@ -32,13 +33,6 @@ _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
 def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     if not cfg.table:
         raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
-    try:
-        import psycopg  # ibis's postgres backend needs it
-    except ImportError:
-        raise SourceError(f"source: PostgreSQL needs psycopg; {install_extra('postgres')}") from None
-    url = re.sub(r"^postgres(ql)?(\+\w+)?://", "postgres://", cfg.url)
-    if not re.search(r"[?&]connect_timeout=", url):  # a server that accepts but never answers must not hang a run
-        url += ("&" if "?" in url else "?") + "connect_timeout=10"
     for key in cfg.settings:
         if not _PG_SETTING.match(key.lower()):
             raise InputError(f"source.settings: {key!r} is not a PostgreSQL setting name")
@@ -48,23 +42,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         if key.lower() in ("datestyle", "intervalstyle", "extra_float_digits"):  # found in a re-check
             raise InputError(f"source.settings.{key}: agentdigest reads values in PostgreSQL's default formats; "
                              "this setting would make them unreadable (expected it left out)")
-    try:
-        con = ibis.connect(url)
-    except Exception as exc:
-        why = mask_text(first_line(exc, 300), url_secrets(cfg.url))
-        # A port that is no port, an unknown ?option or a value libpq refuses is the config's fault (exit 2), not the server's (found
-        # in a PostgreSQL audit: "cannot connect (invalid connection option "sslmod")" exited 3).
-        if isinstance(exc, (ValueError, psycopg.ProgrammingError)) or re.search(r"\binvalid \S+ value\b", why):
-            raise InputError(f"source.url: {mask_url(cfg.url)} is not a usable PostgreSQL URL ({why})") from exc
-        if "statement pooling" in why:  # PgBouncer's pool_mode = statement refuses every transaction block
-            why += ("; a report runs in one transaction: use a pool in transaction or session mode, "
-                    "or connect directly")
-        raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({why})") from exc
-    # No server-side prepared statements: through PgBouncer in transaction mode (before 1.21) one lives on one
-    # server connection of the pool, and Ibis prepares its column lookup: a second run through the pool failed
-    # "prepared statement "_pg3_0" already exists", and where the pool resets its connections "... does not
-    # exist" (measured, PgBouncer 1.18). Each of a report's queries runs once: preparing bought nothing.
-    con.con.prepare_threshold = None
+    con = connect(cfg.url)  # after the settings are checked: a wrong one is said without a server
     try:
         # Checked here; applied in each report's transaction (one_transaction), where they end with it.
         with con.con.transaction(), con.con.cursor() as cur:
