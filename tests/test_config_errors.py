@@ -130,6 +130,9 @@ BAD = [
      ["ledger.url", "sqlite:///path", "three slashes"]),
     ("ledger url with a bad port", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:notaport/db"\n', 2,
      ["ledger.url", "port must be a number"]),
+    # libpq's primary-and-replicas form, which the source takes: said so, not "the port must be a number"
+    ("ledger url with several hosts", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:5432,127.0.0.1:5433/db'
+     '?target_session_attrs=read-write"\n', 2, ["ledger.url", "several hosts", "the ledger takes one host"]),
     # Found in a config re-check: these passed too, and the run ended "unexpected error: ModuleNotFoundError".
     ("ledger url with an async driver", lambda s: s + '\n[ledger]\nurl = "postgresql+asyncpg://u@127.0.0.1/db"\n', 2,
      ["ledger.url", "async driver"]),

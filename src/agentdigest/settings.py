@@ -61,6 +61,10 @@ class LedgerConfig(StrictModel):
             raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
                              "postgresql+psycopg2://)") from None
         except (ArgumentError, ValueError):
+            if "," in re.split(r"[/?#]", value.partition("://")[2].rpartition("@")[2])[0]:
+                raise ValueError("several hosts (host1,host2) are for the [source] only: the ledger takes one host, the "
+                                 "primary it writes to, or an address that follows the primary (a DNS name, a "
+                                 "virtual IP, PgBouncer)") from None
             raise ValueError("not a database URL: the port must be a number, and a password holding / ? # @ "
                              "must be URL-encoded") from None
         if url.port is not None and not 0 < url.port < 65536:
