@@ -51,29 +51,31 @@ def connect(url: str) -> Any:
         # does not exist" (measured, PgBouncer 1.18). Each of a report's queries runs once: preparing bought nothing.
         con = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
     except Exception as exc:
-        why = mask_text(first_line(exc, 300), url_secrets(url))
+        why = _why(exc, url)
         # A value libpq refuses is the config's fault (exit 2), not the server's (found in a PostgreSQL audit:
         # "cannot connect (invalid connection option "sslmod")" exited 3).
         if isinstance(exc, (ValueError, psycopg.ProgrammingError)) or re.search(r"\binvalid \S+ value\b", why):
             raise _not_usable(url, exc) from exc
-        if "statement pooling" in why:  # PgBouncer's pool_mode = statement refuses every transaction block
-            why += ("; a report runs in one transaction: use a pool in transaction or session mode, "
-                    "or connect directly")
         if len(hosts) > 1:
             raise SourceError(f"source {mask_url(url)}: cannot connect to any of its {len(hosts)} hosts "
                               f"({_each_host(str(exc), hosts, why, url)})") from exc
         raise SourceError(f"source {mask_url(url)}: cannot connect ({why})") from exc
     try:
-        return ibis.postgres.from_connection(con)
+        return ibis.postgres.from_connection(con)  # sets the time zone in a transaction
     except Exception as exc:
         con.close()
-        raise SourceError(f"source {mask_url(url)}: cannot connect "
-                          f"({mask_text(first_line(exc, 300), url_secrets(url))})") from exc
+        raise SourceError(f"source {mask_url(url)}: cannot connect ({_why(exc, url)})") from exc
+
+
+def _why(exc: Exception, url: str) -> str:
+    why = mask_text(first_line(exc, 300), url_secrets(url))
+    if "statement pooling" in why:  # PgBouncer's pool_mode = statement refuses every transaction block
+        why += "; a report runs in one transaction: use a pool in transaction or session mode, or connect directly"
+    return why
 
 
 def _not_usable(url: str, exc: Exception) -> InputError:
-    why = mask_text(first_line(exc, 300), url_secrets(url))
-    return InputError(f"source.url: {mask_url(url)} is not a usable PostgreSQL URL ({why})")
+    return InputError(f"source.url: {mask_url(url)} is not a usable PostgreSQL URL ({_why(exc, url)})")
 
 
 def _hosts(params: dict[str, Any]) -> list[tuple[str, str]]:
