@@ -3,34 +3,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from agentdigest.compute import compute_report
-from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.config import SourceConfig
 from agentdigest.errors import SourceError
-from agentdigest.periods import parse_period
 from agentdigest.sources import open_source
 from backend_loaders import load_postgres
 from conftest import free_port
-from trapdata import SCENARIOS, now_for, trap_rows
+from test_engines import _report as scenario_report
+from trapdata import trap_rows
 
 SETTINGS = {"work_mem": "64MB", "statement_timeout": "60s"}
 
 
 def _report(url: str) -> dict:
-    tz, kind, key = SCENARIOS["berlin-fall-week"]
-    source = open_source(SourceConfig(url=url, table="events.agent_events", settings=SETTINGS))
-    try:
-        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
-                              now=now_for("berlin-fall-week"))
-    finally:
-        source.close()
-    return json.loads(data.to_json())
+    return scenario_report({"url": url, "table": "events.agent_events", "settings": SETTINGS})
 
 
 def _hosts(url: str, first: str) -> str:
