@@ -86,3 +86,65 @@ def test_unreachable_hosts_are_one_line_exit_3_without_the_password(tmp_path, ho
     masked = url.replace("${PW}", "***")
     assert lines[0].startswith(f"agentdigest: error: source {masked}: "), lines[0]
     assert "s3cr" not in done.stdout + done.stderr and "et%40x" not in done.stdout + done.stderr
+
+
+# -- the ledger: the same URLs, through SQLAlchemy (ledger_url) ------------------------------------
+
+def test_a_ledger_url_with_several_hosts_is_mapped_to_sqlalchemys_form():
+    from agentdigest.ledger_schema import engine_url
+
+    assert engine_url("postgresql://u@db1:5432,db2:5433/ledger?target_session_attrs=read-write") == \
+        "postgresql+psycopg://u@/ledger?host=db1,db2&port=5432,5433&target_session_attrs=read-write"
+    assert engine_url("postgresql+psycopg2://u@db1,[::1]:5433/ledger") == \
+        "postgresql+psycopg2://u@/ledger?host=db1,%3A%3A1&port=,5433"
+    assert engine_url("postgres://u@db1:5432/ledger") == "postgresql+psycopg://u@db1:5432/ledger"  # one host: as is
+
+
+def test_a_malformed_ledger_url_with_several_hosts_is_one_masked_config_error():
+    from agentdigest.errors import ConfigError
+    from agentdigest.ledger import Ledger
+
+    with pytest.raises(ConfigError) as err:
+        Ledger("postgresql://reports:pw-PLANTED@db1:5432,db2:x/ledger")
+    assert str(err.value) == ("ledger.url: invalid ledger url 'postgresql://reports:***@db1:5432,db2:x/ledger' "
+                              "(host 'db2': port 'x' is not a number from 1 to 65535)")
+
+
+def test_a_ledger_none_of_whose_hosts_answers_is_one_masked_line():
+    from agentdigest.ledger import Ledger
+    from agentdigest.ledger_schema import LedgerError
+
+    url = (f"postgresql://reports:pw-PLANTED@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/none"
+           "?target_session_attrs=read-write&connect_timeout=2")
+    with pytest.raises(LedgerError) as err:
+        Ledger(url)
+    assert str(err.value).startswith("cannot open the ledger postgresql://reports:***@127.0.0.1:"), str(err.value)
+    assert "Connection refused" in str(err.value)
+    assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
+def test_a_ledger_whose_first_host_is_closed_records_a_delivery_on_the_next(pg_url, scheme):
+    from agentdigest.ledger import Ledger
+    from agentdigest.ledger_schema import probe
+
+    url = scheme + _hosts(pg_url, f"127.0.0.1:{free_port()}")[len("postgresql"):] + "?target_session_attrs=read-write"
+    assert probe(url) == "reachable, empty; the first run creates its tables"  # what check says
+    ledger = Ledger(url)
+    try:
+        with ledger.engine.connect() as conn:  # the test server answered, not the closed port
+            assert conn.exec_driver_sql("SELECT inet_server_port()").scalar() == int(pg_url.rsplit(":", 1)[1].split("/")[0])
+        claim = ledger.claim("weekly", "2026-W48", "mail", "cto@example.com", owner="one", lease_seconds=60)
+        assert claim is not None and ledger.mark_sent(claim, "<id@example.com>")
+        with ledger.hold_period("weekly", "2026-W48"):  # the period lock: an engine of its own, same hosts
+            pass
+    finally:
+        ledger.close()
+    again = Ledger(url)
+    try:
+        assert again.delivery_state("weekly", "2026-W48", "mail", "cto@example.com") == "sent"
+        assert again.deliveries("weekly", "2026-W48")[0]["sends"] == 1
+    finally:
+        again.close()
+    assert probe(url).startswith("reachable, schema version ")

@@ -2,7 +2,8 @@
 
 :mod:`agentdigest.ledger` holds what runs do with it (claims, leases, history); this module, how it is
 reached and laid out: SQLite (a private file, WAL, a busy timeout) or PostgreSQL (``postgresql://``
-mapped to the installed driver, psycopg 3 first, then psycopg2), and whether a run could write it.
+mapped to the installed driver, psycopg 3 first, then psycopg2; one host or several), and whether a run
+could write it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
+from .ledger_url import sqlalchemy_url
 from .masking import mask_text, mask_url
 
 SCHEMA_VERSION = 5
@@ -135,7 +137,8 @@ class StatementFailed(LedgerError):
 
 
 def engine_url(url: str) -> str:
-    """Map ``postgresql://`` (or ``postgres://``) to the installed driver; accept SQLite as is."""
+    """Map ``postgresql://`` (or ``postgres://``) to the installed driver, and several hosts (libpq's
+    ``h1:5432,h2:5432``) to SQLAlchemy's form (:mod:`agentdigest.ledger_url`); accept SQLite as is."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(f"invalid ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
@@ -146,12 +149,21 @@ def engine_url(url: str) -> str:
                 __import__(module)
             except ImportError:
                 continue
-            return f"postgresql+{driver}://{rest}"
+            return _hosts_in_query(url, f"postgresql+{driver}://{rest}")
         raise ConfigError(f"a PostgreSQL ledger needs a driver; {install_extra('postgres')}", key="ledger.url")
-    if scheme.startswith(("postgresql+", "sqlite")):
+    if scheme.startswith("postgresql+"):
+        return _hosts_in_query(url, url)
+    if scheme.startswith("sqlite"):
         return url
     raise ConfigError(f"unsupported ledger url {mask_url(url)!r} (expected sqlite:///path or postgresql://...)",
                       key="ledger.url")
+
+
+def _hosts_in_query(url: str, real: str) -> str:
+    try:
+        return sqlalchemy_url(real)
+    except ValueError as exc:
+        raise ConfigError(f"invalid ledger url {mask_url(url)!r} ({exc})", key="ledger.url") from None
 
 
 def sqlite_path(real: str) -> str:
