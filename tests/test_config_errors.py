@@ -130,9 +130,14 @@ BAD = [
      ["ledger.url", "sqlite:///path", "three slashes"]),
     ("ledger url with a bad port", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:notaport/db"\n', 2,
      ["ledger.url", "port must be a number"]),
-    # libpq's primary-and-replicas form, which the source takes: said so, not "the port must be a number"
-    ("ledger url with several hosts", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:5432,127.0.0.1:5433/db'
-     '?target_session_attrs=read-write"\n', 2, ["ledger.url", "several hosts", "the ledger takes one host"]),
+    # libpq's primary-and-replicas form, which the ledger takes as the source does: a bad one says which host
+    ("ledger url with several hosts, one port not a number", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@'
+     '127.0.0.1:5432,127.0.0.1:x5433/db?target_session_attrs=read-write"\n', 2,
+     ["ledger.url", "not a usable PostgreSQL URL", "host '127.0.0.1': port 'x5433' is not a number from 1 to 65535"]),
+    ("ledger url with several hosts, one empty", lambda s: s + '\n[ledger]\nurl = "postgresql://u:${HOME}@127.0.0.1:5432,,'
+     'db2/db"\n', 2, ["ledger.url", "one of its 3 hosts is empty"]),
+    ("ledger url with several hosts and ?port=", lambda s: s + '\n[ledger]\nurl = "postgresql://u@db1,db2/db?port=5432"\n',
+     2, ["ledger.url", "name the hosts once"]),
     # Found in a config re-check: these passed too, and the run ended "unexpected error: ModuleNotFoundError".
     ("ledger url with an async driver", lambda s: s + '\n[ledger]\nurl = "postgresql+asyncpg://u@127.0.0.1/db"\n', 2,
      ["ledger.url", "async driver"]),
@@ -449,7 +454,9 @@ def test_dollar_dollar_is_a_literal_dollar():
     assert cfg.reports[0].title == "Cost in $ (USD)"
 
 
-@pytest.mark.parametrize("url", ["postgres://reports@db/events", "postgres://reports:${HOME}@db:5432/events"])
+@pytest.mark.parametrize("url", ["postgres://reports@db/events", "postgres://reports:${HOME}@db:5432/events",
+                                 "postgres://reports@db1:5432,db2:5432/events?target_session_attrs=read-write",
+                                 "postgres://reports:${HOME}@[::1]:5433,db2/events"])
 def test_a_postgres_scheme_ledger_url_is_accepted_as_the_source_url_is(url):
     # Found in a README audit: the source took postgres:// (as libpq and DESIGN.md write it) and the ledger
     # refused it, "unknown database driver 'postgres'", though the ledger's engine maps it to the driver.

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks
 from .errors import ConfigError
+from .ledger_url import sqlalchemy_url
 from .source_settings import SourceConfig, refused_spark_conf
 
 DEFAULT_CONFIG = "agentdigest.toml"
@@ -54,17 +55,20 @@ class LedgerConfig(StrictModel):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+        if not scheme.startswith("sqlite"):
+            try:  # several hosts, as libpq and the source name them: h1:5432,h2:5432 (ledger_url)
+                value_hosts = sqlalchemy_url(value)
+            except ValueError as exc:  # no URL in it: the value may hold a password
+                raise ValueError(f"not a usable PostgreSQL URL: {exc}") from None
+        else:
+            value_hosts = value
         try:  # postgres:// (libpq's spelling, which the source takes) is SQLAlchemy's postgresql://
-            url = make_url("postgresql" + value[len(scheme):] if scheme == "postgres" else value)
+            url = make_url("postgresql" + value_hosts[len(scheme):] if scheme == "postgres" else value_hosts)
             dialect = url.get_dialect()
         except NoSuchModuleError:
             raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
                              "postgresql+psycopg2://)") from None
         except (ArgumentError, ValueError):
-            if "," in re.split(r"[/?#]", value.partition("://")[2].rpartition("@")[2])[0]:
-                raise ValueError("several hosts (host1,host2) are for the [source] only: the ledger takes one host, the "
-                                 "primary it writes to, or an address that follows the primary (a DNS name, a "
-                                 "virtual IP, PgBouncer)") from None
             raise ValueError("not a database URL: the port must be a number, and a password holding / ? # @ "
                              "must be URL-encoded") from None
         if url.port is not None and not 0 < url.port < 65536:
