@@ -117,6 +117,8 @@ def test_unreachable_postgres_is_a_source_error_without_the_password():
     ("127.0.0.1:9,127.0.0.1:0/events", "port '0' is not a number"),  # one host's port is enough
     ("127.0.0.1:9/events?sslmod=require", 'invalid URI query parameter: "sslmod"'),
     ("127.0.0.1:9/events?sslmode=yes", "invalid sslmode value"),
+    # Ibis's own /database/schema form, which libpq would read as a database named "events/analytics"
+    ("127.0.0.1:9/events/analytics", "a schema in the URL's path is not read; write table = \"analytics.<table>\""),
 ])
 def test_a_postgres_url_that_cannot_work_is_a_config_error(where, why):
     """Found in a PostgreSQL audit: these exited 3 ("the source could not be read") as if the server were

@@ -39,6 +39,12 @@ def connect(url: str) -> Any:
         params = conninfo_to_dict(conninfo)
     except psycopg.Error as exc:  # an unknown ?option, a malformed URL
         raise _not_usable(url, exc) from None
+    if "/" in str(params.get("dbname") or ""):
+        # Ibis read postgres://host/db/schema as a database and a search_path; libpq reads "db/schema" as the
+        # database's name, which the server refuses as missing (exit 3): the schema belongs in `table`.
+        schema = str(params["dbname"]).partition("/")[2]
+        raise InputError(f"source.url: {mask_url(url)} is not a usable PostgreSQL URL (a schema in the URL's path "
+                         f"is not read; write table = \"{schema}.<table>\")")
     hosts = _hosts(params)
     for port in {port for _, port in hosts if port}:
         if not (port.isdigit() and 1 <= int(port) <= 65535):
