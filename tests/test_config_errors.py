@@ -401,6 +401,19 @@ def test_a_missing_file_names_the_path_looked_at_and_how_to_name_another(tmp_pat
     assert "--config FILE" in line and "$AGENTDIGEST_CONFIG" in line and "agentdigest demo" in line
 
 
+@pytest.mark.parametrize("given", ["", "conf"])
+def test_a_folder_given_as_the_config_is_said_to_be_one(tmp_path, given):
+    """Found in a new-user audit: `--config ""` (and a folder) said ".: cannot be read (Is a directory)"."""
+    (tmp_path / "conf").mkdir()
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", given],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    line = result.stderr.strip()
+    assert result.returncode == 2 and len(line.splitlines()) == 1, result.stderr
+    folder = given or "."
+    assert f"{folder}: is a folder, not a config file (expected a TOML file such as " \
+           f"{Path(folder) / 'agentdigest.toml'};" in line, line
+
+
 def test_verbose_adds_traceback(workdir):
     result = _run(workdir, GOOD.replace("Europe/Berlin", "Mars/Olympus"), "--verbose")
     assert result.returncode == 2
@@ -584,11 +597,12 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
     (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nmemory_limt = "4GB"'), 2,
      "source.settings: unknown DuckDB setting"),
     (lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, "source.url: no engine for foodb://"),
+    (lambda s: s.replace("duckdb://events.duckdb", ""), 2, "source.url: is empty (expected duckdb://"),
     (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created"'), 2,
      "required column 'created' (mapped from event_ts) not found"),
     (lambda s: s + '[source.spark_conf]\n"spark.master" = "yarn"\n', 2, "source.spark_conf.spark.master"),
     (lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing.duckdb"), 3, "DuckDB file not found"),
-], ids=["duckdb-setting", "engine", "column", "spark-conf", "unreachable"])
+], ids=["duckdb-setting", "engine", "empty-url", "column", "spark-conf", "unreachable"])
 def test_check_says_the_config_is_ok_only_when_nothing_in_it_is_refused(workdir, edit, code, words):
     """Found in a new-user audit: `check` printed "config ...: ok" and then refused a [source] setting (exit 2).
     A source that cannot be reached (exit 3) leaves the config ok, and says so."""

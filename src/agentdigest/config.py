@@ -299,6 +299,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"file not found: {file.absolute()} ({given}; expected a TOML config: name yours with "
                           "--config FILE or $AGENTDIGEST_CONFIG; `agentdigest demo --dir DIR` writes an example)",
                           file=str(file)) from None
+    except IsADirectoryError:
+        # `--config ""` or `--config conf/` said ".: cannot be read (Is a directory)" (a new-user audit)
+        raise ConfigError(f"is a folder, not a config file (expected a TOML file such as "
+                          f"{file / DEFAULT_CONFIG}; an empty --config names the current folder)", file=str(file)) from None
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", file=str(file)) from None
     try:

@@ -270,7 +270,9 @@ def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con = ibis.connect(cfg.url)
     except Exception as exc:
         if isinstance(exc, ValueError) and "know how to connect" in str(exc):  # Ibis has no such backend
-            raise InputError(f"source.url: no engine for {scheme_of(cfg.url)}:// (expected duckdb://, postgresql://, "
+            # an empty url said "no engine for ://" (a new-user audit)
+            what = f"no engine for {scheme_of(cfg.url)}://" if cfg.url.strip() else "is empty"
+            raise InputError(f"source.url: {what} (expected duckdb://, postgresql://, "
                              "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({mask_text(first_line(exc, 300), url_secrets(cfg.url))})") from exc
     if not cfg.table:
