@@ -102,8 +102,7 @@ def _pending(config: Config, ledger: Any, report_ids: list[str], archive: Path, 
             told.setdefault((report_id, key), set()).add(target)
         if was_delivered:
             got.add((report_id, key))
-    pending = {pk for pk, targets in alarmed.items() if pk in got and not (
-        "" in (resolved := told.get(pk, set())) or targets <= resolved)}
+    pending = {pk for pk, targets in alarmed.items() if pk in got and not _all_told(targets, told.get(pk, set()))}
     return pending | _unknown_logs(ledger, report_ids, archive, since, known)
 
 
@@ -158,7 +157,7 @@ def resolve(config: Config, ledger: Any, report: ReportConfig, period: Period, *
     except ArchiveError as exc:
         log.warning("%s", exc)
     targets = {target for _, target in alarmed}
-    if not targets or ("" in resolved or targets <= resolved):
+    if not targets or _all_told(targets, resolved):
         return "none"
     if not is_done(report, period):
         return "undone"
@@ -168,6 +167,11 @@ def resolve(config: Config, ledger: Any, report: ReportConfig, period: Period, *
     # "" (a channel of one target, or an older email alarm sent as one row): every target of the channel got it
     only = None if "" in targets else targets
     return notify(config, ledger, alarm, owner=owner, archive=archive, only=only)
+
+
+def _all_told(alarmed: set[str], resolved: set[str]) -> bool:
+    """Whether every alarmed target got the notice: "" is the whole channel, as one row (see :func:`resolve`)."""
+    return "" in resolved or alarmed <= resolved
 
 
 def _resolves(config: Config, report: ReportConfig, period: Period, alarmed: dict[tuple[str, str], tuple[Any, Any]],

@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
-from .source_settings import SPARK_FIXED_CONF, refused_spark_conf  # noqa: F401 - SPARK_FIXED_CONF re-exported
+from .source_settings import refused_spark_conf
 from .sources import _table, file_secrets, register_backend
 from .unreadable import Unreadable
 
