@@ -177,7 +177,9 @@ def ledger_db(replica, request):
     """A fresh database on the primary for a ledger, replayed on the standby: its name."""
     import psycopg
 
-    name = "l_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:50]
+    import hashlib
+
+    name = "l_" + hashlib.blake2b(request.node.name.encode(), digest_size=8).hexdigest()  # parameters differ at the end
     with psycopg.connect(replica.url(replica.primary), autocommit=True) as con:
         con.execute(f"CREATE DATABASE {name}")
     replica.replayed(name, "SELECT 1", 1)
@@ -216,3 +218,70 @@ def _floats_approx(doc):
     if isinstance(doc, list):
         return [_floats_approx(value) for value in doc]
     return pytest.approx(doc, rel=1e-12, abs=0) if isinstance(doc, float) else doc
+
+
+@pytest.mark.postgres
+def test_a_ledger_url_naming_the_standby_first_with_read_write_records_on_the_primary(replica, ledger_db):
+    from agentdigest.ledger import Ledger
+
+    url = replica.hosts(replica.standby, replica.primary, db=ledger_db, query="?target_session_attrs=read-write")
+    ledger = Ledger(url)
+    try:
+        with ledger.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT inet_server_port(), pg_is_in_recovery()").one() == (replica.primary, False)
+        claim = ledger.claim("weekly", "2026-W48", "mail", "cto@example.com", owner="one", lease_seconds=60)
+        assert claim is not None and ledger.mark_sent(claim, "<id@example.com>")
+        with ledger.hold_period("weekly", "2026-W48"):  # its own engine, the same hosts: the primary too
+            pass
+    finally:
+        ledger.close()
+    again = Ledger(url)
+    try:
+        assert again.delivery_state("weekly", "2026-W48", "mail", "cto@example.com") == "sent"
+    finally:
+        again.close()
+    replica.replayed(ledger_db, "SELECT count(*) FROM deliveries WHERE state = 'sent'", 1)  # written on the primary
+
+
+def _agentdigest(folder, *args: str, source: str = "duckdb://", ledger: str = "sqlite:///ledger.db",
+                 password: str = "s3cr/et@x") -> subprocess.CompletedProcess:
+    """The CLI on a config of ``source`` (events.agent_events) and ``ledger``, ``${PW}`` being ``password``."""
+    (folder / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{source}"\ntable = "events.agent_events"\n[ledger]\nurl = "{ledger}"\n'
+        '[archive]\npath = "archive"\n[channels.box]\ntype = "outbox"\npath = "outbox"\n'
+        '[[reports]]\nid = "r"\ntimezone = "Europe/Berlin"\nchannels = ["box"]\n')
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=folder, timeout=120,
+                          env={**os.environ, "COLUMNS": "300", "PW": password})
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [["history"], ["run", "r", "--period", "2026-W43"]])
+def test_a_ledger_on_the_standby_alone_with_read_write_fails_in_one_line_as_a_closed_port_does(
+        replica, ledger_db, tmp_path, command):
+    said = {}
+    for name, port in (("closed", free_port()), ("standby", replica.standby)):
+        ledger = f"postgresql://postgres:${{PW}}@127.0.0.1:{port}/{ledger_db}?target_session_attrs=read-write"
+        done = _agentdigest(tmp_path, *command, source=replica.url(replica.standby, "events"), ledger=ledger)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "s3cr" not in done.stdout + done.stderr, done.stderr
+        said[name] = (done.returncode, lines[0])
+    assert said["standby"][0] == said["closed"][0] == 1, said
+    assert said["standby"][1].endswith(f"port {replica.standby} failed: session is read-only"), said
+
+
+@pytest.mark.postgres
+def test_check_against_the_standby_says_the_source_has_no_temporary_tables_and_the_ledger_cannot_be_written(
+        replica, ledger_db, tmp_path):
+    """The first thing pointed at a replica: check. A ledger on it (no read-write) passed check as "reachable,
+    empty", and the run then failed "cannot execute CREATE TABLE in a read-only transaction"."""
+    done = _agentdigest(tmp_path, "check", source=replica.url(replica.standby, "events"),
+                        ledger=replica.url(replica.standby, ledger_db))
+    lines = {line.split(" ", 1)[0]: line for line in done.stdout.splitlines()}
+    assert "no temporary tables (read-only): reports compute more slowly" in lines["source"], done.stdout
+    assert done.returncode == 1 and "FAILED" in lines["ledger"], done.stdout
+    assert "is a standby" in lines["ledger"] and "target_session_attrs=read-write" in lines["ledger"], lines["ledger"]
+    run = _agentdigest(tmp_path, "run", "r", "--period", "2026-W43", source=replica.url(replica.standby, "events"),
+                       ledger=replica.url(replica.standby, ledger_db))
+    assert run.returncode == 1 and "is a standby" in run.stderr, run.stderr
+    assert "No runs or deliveries" in _agentdigest(tmp_path, "history", ledger=replica.url(replica.standby, ledger_db)).stdout

@@ -270,6 +270,11 @@ def read_version(url: str, writable: bool = False) -> int | None:
 def pg_cannot_write(conn: Connection, exists: bool) -> str | None:
     """Why this PostgreSQL role could not create the ledger's tables (a run creates them) or write
     them; None when it can. PostgreSQL 15 no longer lets every role create tables in ``public``."""
+    # A hot standby grants every privilege it will then refuse: check called a ledger on a replica "reachable,
+    # empty" and the run failed "cannot execute CREATE TABLE in a read-only transaction" (found on a real replica)
+    if conn.scalar(text("SELECT pg_is_in_recovery()")):
+        return ("the server is a standby (a read-only replica), and runs write the ledger: name the primary, or "
+                "the primary and its replicas with ?target_session_attrs=read-write")
     if not exists:
         schema, user = conn.execute(text("SELECT current_schema(), current_user")).one()
         if schema is None:
