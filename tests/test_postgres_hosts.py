@@ -110,17 +110,22 @@ def test_a_malformed_ledger_url_with_several_hosts_is_one_masked_config_error():
                               "(host 'db2': port 'x' is not a number from 1 to 65535)")
 
 
-def test_a_ledger_none_of_whose_hosts_answers_is_one_masked_line():
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
+@pytest.mark.parametrize("attrs", ["read-write", "prefer-standby"])
+@pytest.mark.parametrize("how,said", [("open", "cannot open the ledger"), ("check", "cannot reach the ledger")])
+def test_a_ledger_none_of_whose_hosts_answers_names_each_hosts_reason_in_one_masked_line(scheme, attrs, how, said):
+    """As the source says it: every host and its reason, once each (prefer-standby tries each twice), where
+    the driver's first line named one host only."""
     from agentdigest.ledger import Ledger
-    from agentdigest.ledger_schema import LedgerError
+    from agentdigest.ledger_schema import LedgerError, probe
 
-    url = (f"postgresql://reports:pw-PLANTED@127.0.0.1:{free_port()},127.0.0.1:{free_port()}/none"
-           "?target_session_attrs=read-write&connect_timeout=2")
+    a, b = free_port(), free_port()
+    url = f"{scheme}://reports:pw-PLANTED@127.0.0.1:{a},127.0.0.1:{b}/none?target_session_attrs={attrs}&connect_timeout=2"
     with pytest.raises(LedgerError) as err:
-        Ledger(url)
-    assert str(err.value).startswith("cannot open the ledger postgresql://reports:***@127.0.0.1:"), str(err.value)
-    assert "Connection refused" in str(err.value)
-    assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
+        Ledger(url) if how == "open" else probe(url)
+    assert str(err.value) == (f"{said} {scheme}://reports:***@127.0.0.1:{a},127.0.0.1:{b}/none?target_session_attrs="
+                              f"{attrs}&connect_timeout=2: cannot connect to any of its 2 hosts (127.0.0.1:{a}: "
+                              f"Connection refused; 127.0.0.1:{b}: Connection refused)")
 
 
 @pytest.mark.postgres
@@ -268,6 +273,20 @@ def test_a_ledger_on_the_standby_alone_with_read_write_fails_in_one_line_as_a_cl
         said[name] = (done.returncode, lines[0])
     assert said["standby"][0] == said["closed"][0] == 1, said
     assert said["standby"][1].endswith(f"port {replica.standby} failed: session is read-only"), said
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
+def test_a_ledger_whose_hosts_are_a_closed_port_and_the_standby_names_both_reasons(replica, ledger_db, tmp_path,
+                                                                                     scheme):
+    closed = free_port()
+    ledger = (f"{scheme}://postgres:${{PW}}@127.0.0.1:{closed},127.0.0.1:{replica.standby}/{ledger_db}"
+              "?target_session_attrs=read-write")
+    done = _agentdigest(tmp_path, "history", ledger=ledger)
+    assert done.returncode == 1 and "s3cr" not in done.stdout + done.stderr, done.stderr
+    assert done.stderr.strip() == (f"agentdigest: error: cannot reach the ledger {ledger.replace('${PW}', '***')}: "
+                                   f"cannot connect to any of its 2 hosts (127.0.0.1:{closed}: Connection refused; "
+                                   f"127.0.0.1:{replica.standby}: session is read-only)"), done.stderr
 
 
 @pytest.mark.postgres

@@ -236,7 +236,7 @@ class LedgerDatabase:
             # READ COMMITTED whatever the server's default: no snapshot kept through the hold
             conn = self._lock_engine.connect().execution_options(isolation_level="READ COMMITTED")
         except SQLAlchemyError as exc:
-            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
+            raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc, self.url)}") from None
         try:
             conn.begin()
             # idle_in_transaction_session_timeout off for the hold alone: a server or role default shorter than a
@@ -251,7 +251,7 @@ class LedgerDatabase:
             conn.invalidate()
             conn.close()
             if isinstance(exc, SQLAlchemyError):
-                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc)}") from None
+                raise LedgerError(f"the ledger {mask_url(self.url)} failed: {db_reason(exc, self.url)}") from None
             raise
         if not held:
             self._end_hold(conn)

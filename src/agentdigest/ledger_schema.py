@@ -28,8 +28,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
-from .ledger_url import sqlalchemy_url
+from .ledger_url import libpq_hosts, sqlalchemy_url
 from .masking import mask_text, mask_url
+from .pg_connect import each_host
 
 SCHEMA_VERSION = 5
 MAX_ERROR = 2000
@@ -132,7 +133,7 @@ class StatementFailed(LedgerError):
     """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
 
     def __init__(self, url: str, exc: SQLAlchemyError):
-        self.reason = db_reason(exc)
+        self.reason = db_reason(exc, url)
         super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
 
 
@@ -171,11 +172,32 @@ def sqlite_path(real: str) -> str:
     return real.split(":///", 1)[1] if ":///" in real else ""
 
 
-def db_reason(exc: SQLAlchemyError) -> str:
-    """The first line of a database error, masked, without SQLAlchemy's "(Background on this error at: ...)"."""
+def db_reason(exc: SQLAlchemyError, url: str | None = None) -> str:
+    """The first line of a database error, masked, without SQLAlchemy's "(Background on this error at: ...)";
+    a connection to the several hosts ``url`` names that failed: each host's reason (ledger_url)."""
     raw = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", str(getattr(exc, "orig", None) or exc))
     lines = mask_text(raw).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    first = lines[0] if lines else type(exc).__name__
+    return first if url is None else _connect_failure(url, raw.strip(), first)
+
+
+# How psycopg and libpq (psycopg2) begin an error that no host gave a session (not a failed statement)
+_CONNECT_FAILED = ("connection failed:", "connection to server at", "could not translate host name",
+                   "failed to resolve host")
+
+
+def _connect_failure(url: str, message: str, why: str) -> str:
+    """What a failed connection to the ledger says: ``why`` (the driver's first line, masked) for one host;
+    for several, each host's reason, as the source says it (:func:`pg_connect.each_host`). The first line
+    named one host, the last tried, as if it were the only one (``connection failed: connection to server at
+    "127.0.0.1", port 5433 failed: Connection refused`` for two hosts both refused)."""
+    try:
+        hosts = libpq_hosts(url)
+    except ValueError:  # refused as ledger.url before any connection: nothing more to say here
+        return why
+    if hosts is None or not message.startswith(_CONNECT_FAILED):
+        return why
+    return f"cannot connect to any of its {len(hosts)} hosts ({each_host(message, hosts, why, url)})"
 
 
 def _may_write(file: Path) -> bool:
@@ -260,7 +282,7 @@ def read_version(url: str, writable: bool = False) -> int | None:
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: {db_reason(exc)}") from None
+        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: {db_reason(exc, url)}") from None
     if version > SCHEMA_VERSION:
         raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
                           f"understands ({SCHEMA_VERSION}); upgrade agentdigest")

@@ -17,6 +17,9 @@ from .masking import mask_text, mask_url, url_secrets
 # One line per failed attempt in psycopg's error when several were made:
 # "- host: 'db1', port: '5432', hostaddr: '10.0.0.1': connection failed: ..."
 _ATTEMPT = re.compile(r"^- host: (?:'([^']*)'|None), port: (?:'([^']*)'|None), hostaddr: (?:'[^']*'|None): (.*)$", re.M)
+# libpq's own, one line per attempt, as psycopg2 (the ledger's other driver) passes it on:
+# 'connection to server at "db1" (10.0.0.1), port 5432 failed: ...'
+_LIBPQ_ATTEMPT = re.compile(r'^connection to server at "([^"]*)"(?: \([^)]*\))?, port (\d+) failed: (.*)$', re.M)
 # What psycopg and libpq put before the reason itself
 _PREFIX = re.compile(r"^(?:connection (?:failed|is bad): )?(?:connection to server at \"[^\"]*\", port \d+ failed: )?")
 
@@ -64,7 +67,7 @@ def connect(url: str) -> Any:
             raise _not_usable(url, exc) from exc
         if len(hosts) > 1:
             raise SourceError(f"source {mask_url(url)}: cannot connect to any of its {len(hosts)} hosts "
-                              f"({_each_host(str(exc), hosts, why, url)})") from exc
+                              f"({each_host(str(exc), hosts, why, url)})") from exc
         raise SourceError(f"source {mask_url(url)}: cannot connect ({why})") from exc
     try:
         return ibis.postgres.from_connection(con)  # sets the time zone in a transaction
@@ -93,14 +96,16 @@ def _hosts(params: dict[str, Any]) -> list[tuple[str, str]]:
     return [(host, ports[i] if i < len(ports) else "") for i, host in enumerate(hosts)]
 
 
-def _each_host(message: str, hosts: list[tuple[str, str]], why: str, url: str) -> str:
-    """Why each host failed, from psycopg's error listing its attempts (a host tried twice, as
-    ``prefer-standby`` does, once per reason). psycopg tries only the hosts whose names resolve."""
-    if message.startswith("failed to resolve host"):
+def each_host(message: str, hosts: list[tuple[str, str]], why: str, url: str) -> str:
+    """Why each host failed, from psycopg's error listing its attempts, or libpq's (psycopg2's) lines (a host
+    tried twice, as ``prefer-standby`` does, once per reason). psycopg tries only the hosts whose names resolve.
+    The ledger says its connection failures with it too (ledger_url)."""
+    attempts = _ATTEMPT.findall(message) or _LIBPQ_ATTEMPT.findall(message)
+    if message.startswith("failed to resolve host") or (not attempts and message.startswith("could not translate")):
         return f"no host's name could be resolved: {why}"
     said: list[str] = []
     tried: set[str] = set()
-    for host, port, reason in _ATTEMPT.findall(message):
+    for host, port, reason in attempts:
         tried.add(host)
         line = f"{_host_port(host, port)}: {' '.join(_PREFIX.sub('', reason).split())}"
         if line not in said:
