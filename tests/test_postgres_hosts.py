@@ -128,6 +128,56 @@ def test_a_ledger_none_of_whose_hosts_answers_names_each_hosts_reason_in_one_mas
                               f"Connection refused; 127.0.0.1:{b}: Connection refused)")
 
 
+class SilentServer:
+    """A TCP listener on loopback that accepts every connection and never answers (a hung server, a black-holed
+    proxy), counting the connections it accepted."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port, self.accepted, self.kept = self.sock.getsockname()[1], 0, []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.accepted += 1
+            self.kept.append(conn)
+
+    def close(self):
+        for conn in [*self.kept, self.sock]:
+            conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
+@pytest.mark.parametrize("attrs,tries", [("prefer-standby", 2), ("any", 1)])
+def test_a_ledger_whose_hosts_never_answer_tries_each_as_libpq_does_once(scheme, attrs, tries):
+    """prefer-standby tries every host twice (a standby first, then any), each within connect_timeout; opening the
+    ledger then asked the unreachable servers why it could not write, waiting as long again (4 tries a host)."""
+    from agentdigest.ledger import Ledger
+    from agentdigest.ledger_schema import LedgerError
+
+    servers = [SilentServer(), SilentServer()]
+    try:
+        url = (f"{scheme}://u:pw-PLANTED@127.0.0.1:{servers[0].port},127.0.0.1:{servers[1].port}/x"
+               f"?target_session_attrs={attrs}&connect_timeout=1")
+        with pytest.raises(LedgerError) as err:
+            Ledger(url)
+        assert [s.accepted for s in servers] == [tries, tries]
+        assert f"cannot connect to any of its 2 hosts (127.0.0.1:{servers[0].port}: " in str(err.value)
+        assert "timeout expired" in str(err.value) and "PLANTED" not in str(err.value)
+    finally:
+        for server in servers:
+            server.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
 def test_a_ledger_whose_first_host_is_closed_records_a_delivery_on_the_next(pg_url, scheme):

@@ -134,6 +134,8 @@ class StatementFailed(LedgerError):
 
     def __init__(self, url: str, exc: SQLAlchemyError):
         self.reason = db_reason(exc, url)
+        #: no host gave a session (asking the server why it failed would wait for them all again)
+        self.unreachable = connect_failed(str(getattr(exc, "orig", None) or exc))
         super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
 
 
@@ -183,7 +185,12 @@ def db_reason(exc: SQLAlchemyError, url: str | None = None) -> str:
 
 # How psycopg and libpq (psycopg2) begin an error that no host gave a session (not a failed statement)
 _CONNECT_FAILED = ("connection failed:", "connection to server at", "could not translate host name",
-                   "failed to resolve host")
+                   "failed to resolve host", "connection timeout expired", "timeout expired")
+
+
+def connect_failed(message: str) -> bool:
+    """Whether a driver's error says no host gave a session (rather than a statement failing on one)."""
+    return message.startswith(_CONNECT_FAILED)
 
 
 def _connect_failure(url: str, message: str, why: str) -> str:
@@ -195,7 +202,7 @@ def _connect_failure(url: str, message: str, why: str) -> str:
         hosts = libpq_hosts(url)
     except ValueError:  # refused as ledger.url before any connection: nothing more to say here
         return why
-    if hosts is None or not message.startswith(_CONNECT_FAILED):
+    if hosts is None or not connect_failed(message):
         return why
     return f"cannot connect to any of its {len(hosts)} hosts ({each_host(message, hosts, why, url)})"
 
