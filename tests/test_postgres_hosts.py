@@ -354,3 +354,48 @@ def test_check_against_the_standby_says_the_source_has_no_temporary_tables_and_t
                        ledger=replica.url(replica.standby, ledger_db))
     assert run.returncode == 1 and "is a standby" in run.stderr, run.stderr
     assert "No runs or deliveries" in _agentdigest(tmp_path, "history", ledger=replica.url(replica.standby, ledger_db)).stdout
+
+
+@pytest.mark.postgres
+def test_a_query_the_standby_cancels_for_a_recovery_conflict_says_what_to_set(replica):
+    """A long query on a hot standby is cancelled when the primary's VACUUM removes rows its snapshot needs and
+    the replay may not wait (``max_standby_streaming_delay``): the one line names the settings that allow it."""
+    import threading
+
+    import psycopg
+
+    from agentdigest.sources import query_error
+
+    conf = replica.base / "standby" / "postgresql.conf"
+    kept = conf.read_text()
+    with psycopg.connect(replica.url(replica.primary), autocommit=True) as con:
+        con.execute("CREATE TABLE conflicted AS SELECT generate_series(1, 1000) AS i")
+    replica.replayed("postgres", "SELECT count(*) FROM conflicted", 1000)
+    conf.write_text(kept + "max_standby_streaming_delay = 0\n")
+    replica.pg_ctl("standby", "reload")
+    failed: list[BaseException] = []
+
+    def long_query() -> None:
+        try:
+            with psycopg.connect(replica.url(replica.standby), autocommit=True) as con:
+                con.execute("SELECT pg_sleep(20), count(*) FROM conflicted").fetchone()
+        except psycopg.Error as exc:
+            failed.append(exc)
+
+    try:
+        reader = threading.Thread(target=long_query)
+        reader.start()
+        replica.replayed("postgres", "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' "
+                         "AND state = 'active'", True)  # the long query runs: it holds its snapshot
+        with psycopg.connect(replica.url(replica.primary), autocommit=True) as con:
+            con.execute("DELETE FROM conflicted")
+            con.execute("VACUUM conflicted")
+        reader.join(60)
+    finally:
+        conf.write_text(kept)
+        replica.pg_ctl("standby", "reload")
+    assert failed and "conflict with recovery" in str(failed[0])
+    said = str(query_error(failed[0]))
+    assert said.startswith("query failed: canceling statement due to conflict with recovery")
+    assert "hot_standby_feedback = on" in said and "max_standby_streaming_delay" in said
+    assert "\n" not in said

@@ -23,7 +23,7 @@ from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_url
 from .pg_connect import connect
-from .source_errors import timeout_advice
+from .source_errors import query_advice
 from .sources import _table, query_error, register_backend, table_path
 
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
@@ -85,7 +85,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # but to_regclass refuses the name, and every run and check ended "unexpected error: InsufficientPrivilege:
         # permission denied for schema Events" (exit 1; found in a PostgreSQL audit).
         raise SourceError(f"source {mask_url(cfg.url)}: cannot read table {cfg.table!r} ({first_line(exc, 300)})"
-                          f"{timeout_advice(exc)}") from exc
+                          f"{query_advice(exc)}") from exc
     return con, table, cfg.table
 
 

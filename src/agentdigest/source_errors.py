@@ -1,5 +1,5 @@
 """Engines' errors about a source, as one line: what DuckDB's CSV reader says is wrong, why a view cannot
-be read, how to give a PostgreSQL query more time; never the event values an engine quotes."""
+be read, how to keep PostgreSQL from stopping a query; never the event values an engine quotes."""
 
 from __future__ import annotations
 
@@ -38,9 +38,15 @@ def csv_cause(exc: BaseException) -> str:
     return (f" of {name}" if name else "") + (f": {without_values(cause)[:200]}" if cause else "")
 
 
-def timeout_advice(exc: BaseException) -> str:
-    """How to give a PostgreSQL query more time, when a ``statement_timeout`` (often the role's) stopped it:
-    the engine's message alone did not say where to change it (found in a PostgreSQL audit)."""
-    if "statement timeout" not in str(exc).lower():
-        return ""
-    return '; raise it for agentdigest in [source.settings]: statement_timeout = "30min" (0 for none)'
+def query_advice(exc: BaseException) -> str:
+    """What to change when PostgreSQL stopped a query for a reason its message does not say how to avoid:
+    a ``statement_timeout`` (often the role's; found in a PostgreSQL audit), or a hot standby cancelling a
+    long query to replay the primary's changes (found on a real replica: "canceling statement due to
+    conflict with recovery" said nothing of the standby's settings that allow it)."""
+    message = str(exc).lower()
+    if "statement timeout" in message:
+        return '; raise it for agentdigest in [source.settings]: statement_timeout = "30min" (0 for none)'
+    if "conflict with recovery" in message:
+        return ("; the standby cancelled it to apply the primary's changes: on the standby set "
+                "hot_standby_feedback = on or a longer max_standby_streaming_delay, or read from the primary")
+    return ""

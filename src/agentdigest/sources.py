@@ -26,7 +26,7 @@ from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
 from .redact import Redactor
-from .source_errors import csv_cause, timeout_advice, view_cause, without_values
+from .source_errors import csv_cause, query_advice, view_cause, without_values
 from .unreadable import Unreadable
 
 
@@ -262,7 +262,7 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
                 w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
-                          f"{timeout_advice(exc)}") from exc
+                          f"{query_advice(exc)}") from exc
 
 
 def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
@@ -365,7 +365,7 @@ def query_error(exc: BaseException) -> BaseException:
         return ConversionError(f"source: a column's values cannot be converted to the canonical type "
                                f"(check [source.columns] and the column types): {without_values(first)}")
     # Masked: Spark's cause names the file it failed on, and a file URL may carry a password.
-    return QueryFailed(mask_text(f"query failed: {first}{csv_cause(exc)}{timeout_advice(exc)}"))
+    return QueryFailed(mask_text(f"query failed: {first}{csv_cause(exc)}{query_advice(exc)}"))
 
 
 # The built-in engines register themselves through the same seam as an extension would; importing them
