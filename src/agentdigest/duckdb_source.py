@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from .config import CANONICAL_COLUMNS, SourceConfig
@@ -52,9 +54,23 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
     # DuckDB draws a progress bar on stdout for queries over 2 s; the CLI's output is its own.
     con.raw_sql("SET enable_progress_bar = false")
     if cfg.table:
-        return con, _table(con, cfg.table, cfg.url), cfg.table, None
+        return con, _enums_as_text(con, _table(con, cfg.table, cfg.url)), cfg.table, None
     skip = bool(unreadable and unreadable.skip_errors)
     return con, _read_files(con, cfg.file_list, skip), ", ".join(cfg.file_list), unreadable
+
+
+def _enums_as_text(con: Any, table: ir.Table) -> ir.Table:
+    """``table`` with its ENUM columns typed as a type Ibis has no name for, so :mod:`.columns` casts them to
+    text. Ibis types a DuckDB ENUM as a string and writes no cast, and an ENUM compares by the order of its
+    labels, not as text: the smallest agent_id of a conversation's first instant, and the copy of a duplicate
+    event kept, were not the text's, so an ENUM agent_id or event_type gave other figures than the same table
+    in text (found in a column-types audit; PostgreSQL's enums are read as text in engines.py)."""
+    relation = con.con.sql(ibis.to_sql(table, dialect="duckdb"))
+    enums = {name for name, kind in zip(relation.columns, relation.types) if kind.id == "enum"}
+    op = table.op()
+    if not enums or not isinstance(op, ops.DatabaseTable):
+        return table
+    return op.copy(schema=ibis.schema({c: dt.unknown if c in enums else t for c, t in op.schema.items()})).to_expr()
 
 
 #: Files read through ``files``, never opened as a database.
