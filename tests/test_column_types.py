@@ -118,9 +118,10 @@ READ = [
 
 
 def _typed_table(backend: str, made: dict[str, str], back: dict[str, str], setup: str, tmp_path, request,
-                 names: dict[str, str] | None = None, view: bool = False) -> tuple[dict, list[dict]]:
-    """(source settings of the typed table, its rows read back as canonical rows). ``names``: canonical column ->
-    the table's name for it; ``view``: the table is a view."""
+                 names: dict[str, str] | None = None, view: bool = False,
+                 read_back: bool = True) -> tuple[dict, list[dict]]:
+    """(source settings of the typed table, its rows read back as canonical rows, unless not ``read_back``).
+    ``names``: canonical column -> the table's name for it; ``view``: the table is a view."""
     names = names or {}
     if backend == "pg":
         import psycopg
@@ -140,7 +141,8 @@ def _typed_table(backend: str, made: dict[str, str], back: dict[str, str], setup
         con.execute(f"CREATE {'VIEW' if view else 'TABLE'} typed_events AS SELECT {made_sql} FROM {source}")
         back_sql = ", ".join(f'{back.get(c, "{c}").format(c=chr(34) + names.get(c, c) + chr(34))} AS {c}'
                              for c in COLUMNS)
-        rows = [dict(zip(COLUMNS, row)) for row in con.execute(f"SELECT {back_sql} FROM typed_events").fetchall()]
+        rows = [dict(zip(COLUMNS, row)) for row in con.execute(f"SELECT {back_sql} FROM typed_events").fetchall()] \
+            if read_back else []
     finally:
         con.close()
     for row in rows:  # the engines' numbers as the reference's Python ones
@@ -181,3 +183,55 @@ def test_mapped_column_names_with_upper_case_and_spaces(backend, view, tmp_path,
     settings, rows = _typed_table(backend, {}, {}, "", tmp_path, request, names=names, view=view)
     mismatches = _mismatches(_report(settings, columns=names), rows)
     assert not mismatches, "\n".join(mismatches)
+
+
+REFUSED = [
+    *_both("interval-latency", {"latency_ms": {"pg": "(" + FINITE["pg"] + ") * interval '1 millisecond'",
+                                               "duckdb": "to_microseconds((" + FINITE["duckdb"] + " * 1000)::BIGINT)"}},
+           message=r"column 'latency_ms' \(latency_ms\) has type interval, expected a number; convert the interval to "
+                   r"a number of milliseconds in a view; a column named latency_ms is read as latency_ms unless"),
+    *_both("epoch-ms-event-ts-without-epoch-unit",
+           {"event_ts": {"pg": "(extract(epoch FROM {c}) * 1000)::bigint", "duckdb": "epoch_ms({c})"}},
+           message=r"column 'event_ts' \(event_ts\) has type int64, expected a timestamp; numbers are read as epoch time "
+                   r"when \[source\] sets epoch_unit = \"s\", \"ms\" or \"us\"$"),
+    _case("pg", "jsonb-error-message", {"error_message": "to_jsonb({c})"},
+          message=r"column 'error_message' \(error_message\) has type jsonb, expected text or an integer id; a column "
+                  r"named error_message is read as error_message unless \[source.columns\] maps error_message to "
+                  r"another column: map it, or read the table through a view that casts or renames 'error_message'$"),
+    *_both("json-error-message", {"error_message": both("to_json({c})")},
+           message=r"column 'error_message' \(error_message\) has type json, expected text or an integer id; a column "
+                   r"named error_message is read as"),
+    *_both("array-model", {"model": {"pg": "ARRAY[{c}]", "duckdb": "[{c}]"}},
+           message=r"column 'model' \(model\) has type array<string>, expected text or an integer id; a column named "
+                   r"model is read as model unless"),
+    *_both("enum-latency", {"latency_ms": both("CASE WHEN {c} > 1000 THEN 'slow' ELSE 'fast' END::speed")},
+           setup=both("CREATE TYPE speed AS ENUM ('fast', 'slow')"),
+           # PostgreSQL's enums are read as text (they may be numbers), refused when the values are converted
+           message=r"(column 'latency_ms' \(latency_ms\) has type a user-defined type \(cast it in a view\), expected a "
+                   r"number|source.columns.latency_ms: the text column 'latency_ms' holds values that are not numbers)"),
+]
+
+
+@pytest.mark.parametrize("backend, made, back, setup, source", REFUSED)
+def test_a_column_of_a_type_that_cannot_work_is_one_line(backend, made, back, setup, source, tmp_path, request):
+    """Refused (InputError, exit 2), naming the column, its type and what is expected: when the source opens, or
+    for an enum's text that is no number, when the values are converted."""
+    settings, _ = _typed_table(backend, made, back, setup, tmp_path, request, read_back=False)
+    with pytest.raises(InputError, match=source["message"]):
+        _report(settings)
+
+
+def test_check_refuses_an_interval_latency_in_one_line(tmp_path):
+    """The refusal as the command line gives it: exit 2, one line on stderr, no traceback."""
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE agent_events AS SELECT 'c1' AS conversation_id, TIMESTAMPTZ '2026-10-20 12:00:00+00' "
+                    "AS event_ts, 'message' AS event_type, INTERVAL 1500 MILLISECONDS AS took")
+    (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                                               '[source.columns]\nlatency_ms = "took"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert ("column 'took' (latency_ms) has type interval, expected a number; convert the interval to a number of "
+            "milliseconds in a view") in done.stderr, done.stderr

@@ -189,7 +189,11 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     # were the count of true values, unsaid) and PostgreSQL failed the run as unreadable, exit 3 (found in a
     # column-types audit).
     if target.is_numeric() and not (have.is_numeric() or have.is_string()):
-        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number")
+        # An interval latency is not guessed at either (a view says which unit); Ibis names PostgreSQL's interval
+        # "interval('s')", as if it were seconds (found in a column-types audit).
+        duration = (f"; convert the interval to a number of milliseconds in a view"
+                    if have.is_interval() and canon == "latency_ms" else "")
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number{duration}")
     if target.is_string() and have.is_unknown():
         return value.cast(target)  # a type Ibis has no name for: an enum, a domain (every type has a text form)
     # A decimal without a fraction is an integer id: PostgreSQL's NUMERIC(20, 0), DuckDB's HUGEINT (typed DECIMAL(38, 0)
@@ -233,6 +237,8 @@ def epoch_timestamp(value: ir.NumericValue, unit: str, kind: str) -> ir.Timestam
 
 
 def _type_name(have: dt.DataType) -> str:
+    if have.is_interval():
+        return "interval"
     return "a user-defined type (cast it in a view)" if have.is_unknown() else str(have)
 
 
