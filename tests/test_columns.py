@@ -194,7 +194,7 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
      "event_type and error_type both read column 'kind'"),
     # Found in a PostgreSQL audit: an optional column read by its name (a jsonb model) gave no way out.
     ({}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, model STRUCT(name TEXT)",
-     "column 'model' \\(model\\) has type .*, expected text or an integer id; a column named model is read as "
+     "column 'model' \\(model\\) has type .*, expected text; a column named model is read as "
      "model unless \\[source.columns\\] maps model to another column: map it, or read the table through a view "
      "that casts or renames 'model'$"),
     # Found in a column-types audit: a boolean read as a number was summed as 0/1 (see the test on every engine).

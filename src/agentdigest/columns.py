@@ -201,10 +201,13 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     # scale, or PostgreSQL's NUMERIC without one: 1.0 and 1 would be two ids.
     whole = have.is_decimal() and have.scale == 0
     if target.is_string() and not (have.is_string() or have.is_integer() or have.is_uuid() or whole):
-        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected text or an integer id")
+        expected = "text or an integer id" if canon in _IDS else "text"  # a jsonb error_message is no id
+        raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected {expected}")
     return value.cast(target)
 
 
+#: The text columns that may hold integers: ids, read as their text
+_IDS = frozenset({"event_id", "conversation_id", "agent_id"})
 #: ``[source] epoch_unit``: how many of the unit make a second.
 EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
 #: The epoch seconds a period may reach (periods.YEARS, 1900 to 9990): beyond, an engine's conversion fails
