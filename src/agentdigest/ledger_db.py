@@ -88,6 +88,11 @@ class LedgerDatabase:
                 # already exists", or "... does not exist" where the pool resets its connections (measured,
                 # PgBouncer 1.18). The ledger's statements are small: preparing buys nothing measurable.
                 kwargs["connect_args"]["prepare_threshold"] = None
+            # A pooled connection is tested (one round trip) before each use: after a restart or failover of the
+            # server every pooled connection is dead, and the next use of one failed ("terminating connection due
+            # to administrator command"): a scheduler's pass then waited 5 minutes for its retry, and a send the
+            # relay had accepted could not be recorded (tests/test_ledger_restart.py). Not for SQLite: a local file.
+            kwargs["pool_pre_ping"] = True
         self._connect_kwargs = {k: v for k, v in kwargs.items() if k == "connect_args"}
         self._lock_engine: Engine | None = None
         self.engine: Engine = create_engine(real, **kwargs)

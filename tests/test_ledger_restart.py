@@ -1,0 +1,273 @@
+"""A PostgreSQL ledger whose server restarts, fails over or goes down while agentdigest uses it.
+
+Each test has a server of its own (initdb + pg_ctl, as pg_standby.py does), which it stops and restarts: the
+session's ``pg_server`` is shared by other tests. ``pg_ctl restart -m fast`` ends every session, so what a pool
+kept open is dead afterwards, as after a failover to an address that follows the primary. Delivery goes to a
+real outbox or to a real SMTP server (aiosmtpd) whose DATA is held until the test releases it, to stop the
+server while a message is in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from agentdigest.ledger import Ledger
+from conftest import _pg_ctl, free_port, skip_or_fail
+from schedule_helpers import (cli, cron_far_from_now, events_of, make_events, sent_files, spawn, stop, wait_for,
+                              write_config)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
+
+
+@dataclass
+class Server:
+    """A PostgreSQL server of the test's own, on loopback, that the test may stop and restart."""
+
+    bindir: Path
+    base: Path
+    port: int
+    as_postgres: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    def ctl(self, *args: str) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-l", str(self.base / "server.log"),
+                  "-w", *args)
+
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every session is ended, the server is back when this returns."""
+        self.ctl("-m", "fast", "restart")
+
+    def down(self) -> None:
+        self.ctl("-m", "fast", "stop")
+
+    def up(self) -> None:
+        self.ctl("start")
+
+    def sessions(self) -> int:
+        """Client sessions open on the server now (this one's not counted)."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as con:
+            return con.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                               "AND pid <> pg_backend_pid()").fetchone()[0]
+
+
+@pytest.fixture
+def server(request):
+    pg_ctl = _pg_ctl(request)
+    if pg_ctl is None:
+        skip_or_fail("no PostgreSQL server binaries (pg_ctl) found; set --postgresql-exec")
+    bindir = Path(os.path.realpath(pg_ctl)).parent
+    if not (bindir / "initdb").exists():
+        skip_or_fail(f"initdb is needed beside {pg_ctl} for a server of the test's own")
+    base = Path(tempfile.mkdtemp(prefix="agentdigest-restart-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            skip_or_fail("running as root and there is no 'postgres' account to run PostgreSQL as")
+        if not shutil.which("setpriv"):
+            skip_or_fail("running as root and setpriv (util-linux) is missing")
+        os.chown(base, account.pw_uid, account.pw_gid)
+        as_postgres = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups"]
+    srv = Server(bindir, base, free_port(), as_postgres)
+    srv._run(str(bindir / "initdb"), "-D", str(base / "data"), "-U", "postgres", "-A", "trust", "-N")
+    with open(base / "data" / "postgresql.conf", "a") as conf:
+        conf.write(f"listen_addresses = '127.0.0.1'\nport = {srv.port}\nunix_socket_directories = '{base}'\n"
+                   "fsync = off\n")
+    try:
+        srv.up()
+        yield srv
+    finally:
+        if (base / "data" / "postmaster.pid").exists():
+            try:
+                srv.ctl("-m", "immediate", "stop")
+            except subprocess.CalledProcessError:  # already gone
+                pass
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory):
+    now = datetime.now(timezone.utc)
+    return make_events(tmp_path_factory.mktemp("events") / "events.duckdb", end=now + timedelta(days=2), days=20)
+
+
+class HeldSMTP:
+    """An aiosmtpd handler whose DATA is answered only once the test releases it; accepted messages are kept."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.data_started = threading.Event()
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.data_started.set()
+        while not self.release.is_set():
+            await asyncio.sleep(0.05)
+        self.messages.append(envelope.original_content or b"")
+        return f"250 OK queued as m{len(self.messages)}"
+
+
+@pytest.fixture
+def held_smtp():
+    handler = HeldSMTP()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield handler, f"smtp://127.0.0.1:{controller.port}"
+    finally:
+        handler.release.set()
+        controller.stop()
+
+
+def daily(report_id: str = "daily", channels=("box",)) -> dict:
+    return {"id": report_id, "period": "day", "timezone": "UTC", "schedule": cron_far_from_now(),
+            "channels": list(channels)}
+
+
+def mail_channel(url: str) -> dict:
+    return {"mail": {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com", "smtp_url": url,
+                     "timeout": 120, "retry_budget": 0}}
+
+
+def box(tmp_path: Path) -> dict:
+    return {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+
+
+def heartbeat_at(url: str) -> datetime | None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        row = con.execute("SELECT max(updated_at) FROM heartbeats").fetchone()
+    return row[0] if row else None
+
+
+# -- 1. the scheduler: a restart between passes ------------------------------------------------------
+
+def test_a_pass_after_a_server_restart_delivers_at_once_without_a_stale_connection_error(tmp_path, events, server):
+    """The pool's connections all die with the restart. The next pass (here a reload's catch-up of a new report,
+    and the pass of the report already sent) must not fail on one, which planned a retry 5 minutes away."""
+    config = write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily("a")], ledger_url=server.url)
+    log = tmp_path / "daemon.log"
+    proc = spawn("schedule", "--config", str(config), "--log-format", "json", log=log)
+    try:
+        wait_for(lambda: events_of(log, "sent", "a"), what="report a's catch-up", proc=proc, log=log)
+        # Right after a heartbeat, so that the next one (30 s later) is not the use that meets a dead connection
+        first = wait_for(lambda: heartbeat_at(server.url), what="a heartbeat", proc=proc, log=log)
+        wait_for(lambda: heartbeat_at(server.url) != first, what="the next heartbeat", timeout=40, proc=proc, log=log)
+        server.restart()
+        write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily("a"), daily("b")],
+                     ledger_url=server.url)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: events_of(log, "sent", "b") or events_of(log, "error"), timeout=25,
+                 what="report b's delivery after the restart", proc=proc, log=log)
+        wait_for(lambda: len(events_of(log, "skipped_sent", "a")) >= 1 or events_of(log, "error", "a"),
+                 what="report a's pass after the restart", proc=proc, log=log)
+    finally:
+        code = stop(proc)[0]
+    assert code == 0
+    errors = events_of(log, "error") + events_of(log, "retry_planned")
+    assert not errors, [e["message"] for e in errors]
+    assert events_of(log, "sent", "b")
+    assert sorted(sent_files(tmp_path / "outbox").values()) == [1, 1]
+
+
+def test_a_restart_while_a_report_computes_does_not_fail_its_delivery(tmp_path, events, server, monkeypatch):
+    """A long compute (here: the server restarted from inside it) leaves the pool's connections dead by the
+    time the run claims and records its deliveries; the period lock's connection is taken after the compute."""
+    from agentdigest import runner
+    from agentdigest.config import load_config
+    from agentdigest.schedule import run_pass
+
+    config = load_config(write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily()],
+                                      ledger_url=server.url))
+    real = runner.compute
+
+    def computing(*args, **kwargs):
+        data = real(*args, **kwargs)
+        server.restart()
+        return data
+
+    monkeypatch.setattr(runner, "compute", computing)
+    ledger = Ledger(config.ledger.url)
+    try:
+        result = run_pass(config, config.reports, datetime.now(timezone.utc), ledger=ledger, stop=threading.Event())
+        assert [(r.error, [d.state for d in r.deliveries]) for r in result.runs] == [(None, ["sent"])]
+        assert [h["state"] for h in ledger.history("daily") if h["kind"] == "run"] == ["done"]
+    finally:
+        ledger.close()
+    assert sum(sent_files(tmp_path / "outbox").values()) == 1
+
+
+# -- 2 and 4. the server goes away while a message is in flight (the period held) -----------------------
+
+def run_due_in_background(config: Path, out: Path) -> subprocess.Popen:
+    from schedule_helpers import env
+
+    return subprocess.Popen([sys.executable, "-m", "agentdigest.cli", "run", "--due", "--config", str(config)],
+                            stdout=open(out.with_suffix(".out"), "wb"), stderr=open(out.with_suffix(".err"), "wb"),
+                            env=env())
+
+
+def test_a_restart_during_the_smtp_data_still_records_the_send(tmp_path, events, server, held_smtp):
+    """The server restarts (and is back) while the relay holds the message: the hold's transaction and the
+    pool's connections are gone. The send must still be recorded as sent, the run exit 0."""
+    handler, url = held_smtp
+    config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])],
+                          ledger_url=server.url)
+    proc = run_due_in_background(config, tmp_path / "run")
+    wait_for(handler.data_started.is_set, what="the SMTP DATA", proc=proc)
+    server.restart()
+    handler.release.set()
+    code = proc.wait(timeout=120)
+    err = (tmp_path / "run.err").read_text()
+    assert code == 0, err
+    assert len(handler.messages) == 1
+    ledger = Ledger(server.url)
+    try:
+        rows = [r for r in ledger.history("daily") if r["kind"] != "run"]
+        assert [(r["state"], r["sends"]) for r in rows] == [("sent", 1)], rows
+    finally:
+        ledger.close()
+    assert "Traceback" not in err
+    assert server.sessions() == 0  # neither the hold nor the pool left a session behind
+
+
+# -- 3. run --due with the server down ------------------------------------------------------------
+
+def test_run_due_with_the_ledger_server_down_sends_nothing_and_says_so_in_one_line(tmp_path, events, server):
+    """No send without a claim: the ledger is opened before anything is computed, and its failure is one line,
+    exit 1 (README: "the ledger could not be written (then nothing was sent)")."""
+    config = write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily()], ledger_url=server.url)
+    server.down()
+    started = time.monotonic()
+    result = cli("run", "--due", "--config", str(config))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f'agentdigest: error: cannot open the ledger {server.url}: connection failed: connection to server at '
+        f'"127.0.0.1", port {server.port} failed: Connection refused']
+    assert time.monotonic() - started < 30  # refused at once: no connect_timeout waited, no retry loop
+    assert not sent_files(tmp_path / "outbox")
