@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import create_engine, select, text, update
+from sqlalchemy.engine import make_url
 
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
@@ -328,18 +329,36 @@ def test_concurrent_first_opens_create_the_schema_once(url):
 @pytest.mark.postgres
 def test_a_ledger_that_goes_away_mid_run_is_one_masked_line(pg_url):
     """Found black-box: a PostgreSQL ledger stopped mid-delivery ended the run with
-    'unexpected error: OperationalError' (exit 1, and a traceback with --verbose)."""
+    'unexpected error: OperationalError' (exit 1, and a traceback with --verbose).
+
+    Sessions ended under it alone are no failure (pool_pre_ping opens new ones: a restarted server,
+    tests/test_ledger_restart.py); a database that then refuses connections is, in one line."""
     ledger = Ledger(pg_url)
     assert ledger.claim(R, P, "mail", owner="o", lease_seconds=60) is not None
-    admin = create_engine(engine_url(pg_url))
-    with admin.connect() as conn:
+    url = make_url(engine_url(pg_url))
+    name = url.database
+    # from another database: a database cannot refuse connections to itself
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def end_sessions(conn):
         conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-    admin.dispose()
-    with pytest.raises(LedgerError, match=r"^the ledger postgresql://.* failed: ") as err:
-        ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
-    assert "\n" not in str(err.value)
-    ledger.close()
+                          "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    with admin.connect() as conn:
+        end_sessions(conn)
+    assert ledger.claim(R, P, "webhook", owner="o", lease_seconds=60) is not None
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        end_sessions(conn)
+    try:
+        with pytest.raises(LedgerError, match=r"^the ledger postgresql://.* failed: ") as err:
+            ledger.claim(R, P, "slack", owner="o", lease_seconds=60)
+        assert "\n" not in str(err.value) and "not currently accepting connections" in str(err.value)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        ledger.close()
 
 
 @pytest.mark.parametrize("accident", ["deleted", "replaced"])
