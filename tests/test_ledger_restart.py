@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 
 from agentdigest.ledger import Ledger
 from conftest import _pg_ctl, free_port, skip_or_fail
-from schedule_helpers import (cli, cron_far_from_now, events_of, make_events, sent_files, spawn, stop, wait_for,
+from schedule_helpers import (cli, cron_far_from_now, events_of, json_lines, make_events, sent_files, spawn, stop, wait_for,
                               write_config)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")]
@@ -254,6 +254,65 @@ def test_a_restart_during_the_smtp_data_still_records_the_send(tmp_path, events,
         ledger.close()
     assert "Traceback" not in err
     assert server.sessions() == 0  # neither the hold nor the pool left a session behind
+
+
+@pytest.mark.parametrize("how", ["run --due", "schedule"])
+def test_a_send_the_ledger_could_not_record_is_learnt_from_the_archive_not_sent_again(tmp_path, events, server,
+                                                                                     held_smtp, how):
+    """The server goes down during DATA and comes back: the relay accepted the email, its `sent` could not be
+    written, and the run fails (exit 1; the scheduler plans a retry). The archive's send log records the send;
+    the next `run --due`, or the scheduler's own retry in the same process, learns it from there, records it
+    as sent and does not send it again, and says so. Before, the scheduler's retry left the row to its own
+    claim ("being sent by" itself, looked at again in 29 minutes) and did not count the period as sent."""
+    handler, url = held_smtp
+    config = write_config(tmp_path, events=events, channels=mail_channel(url), reports=[daily(channels=["mail"])],
+                          ledger_url=server.url)
+    log = tmp_path / "daemon.log"
+    if how == "run --due":
+        proc = run_due_in_background(config, tmp_path / "run")
+    else:
+        proc = spawn("schedule", "--config", str(config), "--log-format", "json", log=log,
+                     extra_env={"AGENTDIGEST_RETRY_SECONDS": "1"})
+    wait_for(handler.data_started.is_set, what="the SMTP DATA", proc=proc)
+    server.down()
+    handler.release.set()
+    restored = "the ledger had no record of 1 send that the archive records"
+    if how == "run --due":
+        assert proc.wait(timeout=120) == 1
+        first = (tmp_path / "run.err").read_text()
+        assert "Connection refused" in first and "Traceback" not in first
+        server.up()
+        second = cli("run", "--due", "--config", str(config))
+        assert second.returncode == 0, second.stderr
+        assert restored in second.stderr and "already sent to every channel" in second.stdout
+    else:
+        try:
+            wait_for(lambda: events_of(log, "retry_planned", "daily"), what="the failed pass", proc=proc, log=log)
+            assert "Connection refused" in events_of(log, "error", "daily")[0]["message"]
+            server.up()
+            wait_for(lambda: events_of(log, "skipped_sent", "daily") or events_of(log, "claimed_elsewhere"),
+                     what="the retry", proc=proc, log=log)
+        finally:
+            assert stop(proc)[0] == 0
+        assert not events_of(log, "claimed_elsewhere") and not events_of(log, "recheck_planned")
+        assert any(restored in e["message"] for e in json_lines(log))
+    assert len(handler.messages) == 1
+    ledger = Ledger(server.url)
+    try:
+        row = ledger.delivery("daily", daily_key(tmp_path), "mail", "cto@example.com")
+    finally:
+        ledger.close()
+    assert (row["state"], row["sends"], row["lease_until"]) == ("sent", 1, None)
+    assert row["note"].startswith("restored from the archive")
+    sends = [line for line in (tmp_path / "reports" / "daily" / daily_key(tmp_path) / ".delivered").read_text()
+             .splitlines() if line.strip()]
+    assert len(sends) == 1 and '"recipient": "cto@example.com"' in sends[0]
+
+
+def daily_key(tmp_path: Path) -> str:
+    """The one period archived under ``tmp_path`` for the report ``daily``."""
+    (folder,) = (tmp_path / "reports" / "daily").iterdir()
+    return folder.name
 
 
 # -- 3. run --due with the server down ------------------------------------------------------------

@@ -17,6 +17,8 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -197,11 +199,19 @@ class Ledger(LedgerRuns):
         """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
         (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
-        has run out, or was ended by :meth:`expire_lease`). ``kind="alarm"`` restores alarm sends. A send's
+        has run out, or was ended by :meth:`expire_lease`), unless this process holds it: its send is over. ``kind="alarm"`` restores alarm sends. A send's
         ``destination`` (a fingerprint, see renames.py) is kept when it has one."""
         now = utc_now()
         d = deliveries.c
         written = 0
+        free = [d.state != "sending", d.lease_until.is_(None), d.lease_until < now]
+        if kind == "period":
+            # Its own claim, left `sending` when the ledger failed (went down) just as the channel accepted the
+            # send: this process delivers a report's period one run at a time, so that send is over, and the
+            # archive records it. Found with a real server stopped during SMTP DATA: the scheduler's retry left the
+            # row to its own live lease, called the send "being sent by" itself and did not count the period as
+            # sent until that lease ran out (29 minutes for an email), while saying it had restored it.
+            free.append(d.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:", autoescape=True))
         with self._write() as conn:
             for send in sends:
                 at = _parse_time(send.get("sent_at")) or now
@@ -212,11 +222,11 @@ class Ledger(LedgerRuns):
                     destination=send.get("destination"))
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["report_id", "period_key", "channel", "recipient", "kind"],
+                    # sends + 1: the row (claimed, never recorded sent) counts the send it learns, as an insert does
                     set_={"state": "sent", "sent_at": at, "provider_id": send.get("provider_id"), "note": note,
-                          "updated_at": now, "last_error": None, "retryable": None,
-                          "destination": send.get("destination")},
-                    where=and_(d.sent_at.is_(None), or_(d.state != "sending", d.lease_until.is_(None),
-                                                        d.lease_until < now))).returning(d.id)
+                          "updated_at": now, "last_error": None, "retryable": None, "lease_until": None,
+                          "sends": d.sends + 1, "destination": send.get("destination")},
+                    where=and_(d.sent_at.is_(None), or_(*free))).returning(d.id)
                 written += conn.execute(stmt).first() is not None
         return written
 
