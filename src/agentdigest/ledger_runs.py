@@ -16,7 +16,7 @@ from .masking import mask_text
 from .owners import has_exited
 
 
-_ABANDONED = "its process exited before the run finished (killed or crashed)"
+_ABANDONED = "its process exited before the run was closed (killed, crashed, or the ledger unreachable at its end)"
 
 
 def _iso(value: datetime | None) -> str | None:

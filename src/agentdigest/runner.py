@@ -19,7 +19,6 @@ from typing import Any
 from .archive import artifact_names, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
-from .interrupts import shielded
 from .owners import owner_id
 from .periods import Period
 from .report import ReportData
@@ -313,8 +312,9 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
                      test_to=test_to, owner=owner, delivery_log=delivery_log, skip_refused=skip_refused)
     except BaseException as exc:  # closes the run if _deliver did not (a run is closed once)
-        with shielded():
-            ledger.finish_run(run_id, *stopped_run(exc))
+        # A ledger that fails here too must not replace the error: "... was sent but could not be recorded" was
+        # shown as the closing write's "Connection refused" (found with a ledger server stopped during SMTP DATA)
+        record_stop(exc, lambda stopped=exc: ledger.finish_run(run_id, *stopped_run(stopped)))
         raise
     return outcome
 
@@ -379,8 +379,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
                      delivery_log=delivery_log, skip_refused=skip_refused)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
-        with shielded():
-            ledger.finish_run(run_id, *stopped_run(exc))
+        record_stop(exc, lambda stopped=exc: ledger.finish_run(run_id, *stopped_run(stopped)))
         raise
     return outcome
 
