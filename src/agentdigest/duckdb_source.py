@@ -111,11 +111,27 @@ def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) ->
         if is_csv(paths):
             return con.read_csv(paths, table_name="agent_events", union_by_name=True,
                                 **({"ignore_errors": True} if skip_unreadable else {}))
-        return con.read_parquet(paths, table_name="agent_events", union_by_name=True)
+        table = con.read_parquet(paths, table_name="agent_events", union_by_name=True)
+        if _unannotated_text(con, paths, [c for c, kind in table.schema().items() if kind.is_binary()]):
+            table = con.read_parquet(paths, table_name="agent_events", union_by_name=True, binary_as_string=True)
+        return table
     except Exception as exc:
         # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
         raise SourceError(mask_text(f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})",
                                     file_secrets(patterns))) from exc
+
+
+def _unannotated_text(con: Any, paths: list[str], binary: list[str]) -> bool:
+    """Whether the ``binary`` columns of the Parquet files are text written without Parquet's UTF8 annotation
+    (Impala's, old Hive's strings), to be read as text as Spark's ``binaryAsString`` reads them: as a BLOB, every such
+    file's ids were refused as binary (found in a file-types audit). Not when one is of a fixed length (16-byte UUIDs
+    without their annotation): DuckDB's ``binary_as_string`` reads those too, and their bytes failed every query as
+    "not valid UTF8" where they are refused as binary ids."""
+    if not binary:
+        return False
+    fixed = con.con.execute("SELECT count(*) FROM parquet_schema(?) WHERE name IN (SELECT unnest(?)) "
+                            "AND type = 'FIXED_LEN_BYTE_ARRAY'", [paths, binary]).fetchone()[0]
+    return not fixed
 
 
 def _csv_unreadable(cfg: SourceConfig) -> Unreadable | None:

@@ -114,6 +114,9 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         # number, which spark_files._parquet_frames turns into a timestamp: Spark 4 refuses TIMESTAMP(NANOS)
         # otherwise, and every run failed "Illegal Parquet type" (exit 3), where DuckDB reads them (found in a review).
         "spark.sql.legacy.parquet.nanosAsLong": "true",
+        # Text written without Parquet's UTF8 annotation (Impala's, old Hive's) as text, as DuckDB's source reads it
+        # (binary_as_string): as binary, every such file's ids were refused (found in a file-types audit).
+        "spark.sql.parquet.binaryAsString": "true",
     }
     if "spark.sql.warehouse.dir" not in (conf or {}):
         # Spark creates ./spark-warehouse in the working directory on its first catalog lookup (a `table`
