@@ -268,9 +268,11 @@ def _channel_tag(value: object) -> str | None:
     """The union member a channel's settings validate against: its built-in type, or the plug-in
     member for a plug-in's (already validated, see ``Config._plugin_channels``) settings."""
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):  # `type = []`: no member (a list is no dict key: it failed as a TypeError)
+        return None
     if kind in PLUGIN_CHANNEL_SETTINGS and isinstance(value, PLUGIN_CHANNEL_SETTINGS[kind]):
         return PLUGIN
-    return kind if isinstance(kind, str) else None
+    return kind
 
 
 ChannelConfig = Annotated[

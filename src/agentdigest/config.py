@@ -199,7 +199,8 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     channels = data.get("channels")
     for name, channel in (channels.items() if isinstance(channels, dict) else ()):
-        model = models.get(channel.get("type")) if isinstance(channel, dict) else None
+        kind = channel.get("type") if isinstance(channel, dict) else None
+        model = models.get(kind) if isinstance(kind, str) else None  # `type = []`: validation names it
         if model is None:
             continue
         for field, info in model.model_fields.items():
@@ -270,6 +271,8 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
             raise ConfigError(str(ctx_error), file=file, key=ctx_error.key) from None
         if isinstance(ctx_error, _NestedError):
             err = {**ctx_error.error, "loc": (*ctx_error.loc, *ctx_error.error["loc"])}
+        if err["type"] == "union_tag_not_found" and isinstance(err.get("input"), dict) and "type" in err["input"]:
+            err = {**err, "loc": (*err["loc"], "type")}  # `type = []`: the type's key, not the channel's
         raise ConfigError(error_message(err), file=file, key=error_key(err["loc"]) or "(top level)") from None
     return config.model_copy(update={"path": Path(file)})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date, datetime, time
 from typing import Any
 
 from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types
@@ -45,8 +46,13 @@ def known_keys() -> list[str]:
 
 #: A value's kind as TOML names it, for "got text, input should be a valid number" (bool before int: a bool is one)
 _TOML_KINDS = ((str, "text"), (bool, "true or false"), (int, "an integer"), (float, "a decimal number"),
-               (list, "an array"), (dict, "a table"))
+               (list, "an array"), (dict, "a table"), (datetime, "a date-time"), (date, "a date"), (time, "a time"))
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _kind(value: Any) -> str:
+    """A value's kind as TOML names it ("an array")."""
+    return next((name for t, name in _TOML_KINDS if isinstance(value, t)), "a value")
 
 
 def error_message(err: dict[str, Any]) -> str:
@@ -64,12 +70,17 @@ def error_message(err: dict[str, Any]) -> str:
     if err["type"] == "union_tag_invalid":
         return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
     if err["type"] == "union_tag_not_found":
+        # Said as found by a config fuzz: `type = []`, `channels.x = 5` and [[channels.x]] were each "is missing 'type'"
+        value = err.get("input")
+        if not isinstance(value, dict):
+            return f"got {_kind(value)}, expected a table with a 'type' (one of: {', '.join(channel_types())})"
+        if "type" in value:  # its key is the type's (see parse_config)
+            return f"got {_kind(value['type'])}, expected one of: {', '.join(channel_types())}"
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
     if err["type"] == "literal_error":
         return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
-        kind = next((name for t, name in _TOML_KINDS if isinstance(err.get("input"), t)), "a value")
-        return f"got {kind}, expected text, a number or true or false"
+        return f"got {_kind(err.get('input'))}, expected text, a number or true or false"
     if err["type"].endswith(("_type", "_parsing")):
         # What was written, by its TOML kind, not its value: it may come from an environment variable (a
         # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid

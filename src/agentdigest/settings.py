@@ -300,8 +300,9 @@ class Config(StrictModel):
             return data
         out = dict(channels)
         for name, raw in channels.items():
-            model = PLUGIN_CHANNEL_SETTINGS.get(raw.get("type")) if isinstance(raw, dict) else None
-            if model is None or raw.get("type") in CHANNEL_TYPES:
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            model = PLUGIN_CHANNEL_SETTINGS.get(kind) if isinstance(kind, str) else None  # `type = []` is the union's to name
+            if model is None or kind in CHANNEL_TYPES:
                 continue
             try:
                 out[name] = model.model_validate(raw)
