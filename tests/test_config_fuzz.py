@@ -353,6 +353,34 @@ FOUND = [
      ["got an integer, expected a table with a 'type'"]),
     ("a channel as an array of tables", _edit(0, ("channels", "outbox"), [{"type": "outbox"}] * 2), "channels.outbox",
      ["got an array, expected a table with a 'type'"]),
+    # a key holding a line break, written raw into the key path: the message was two lines
+    ("an unknown key with a line break", _edit(0, ("source", "a\nb"), 1), "source.'a\\nb'", ["unknown key"]),
+    ("an unknown key with a vertical tab", _edit(0, ("ledger", "\x0bk"), {}), "ledger.'\\x0bk'", ["unknown key"]),
+    ("an unset variable under a key with a line break", _edit(1, ("source", "settings", "a\nb"), "${NOT_SET_HERE}"),
+     "source.settings.'a\\nb'", ["NOT_SET_HERE is not set"]),
+    ("a Spark secret under a key with a line break", _edit(0, ("source", "spark_conf"), {"x\npassword": "hunter2"}),
+     "source.spark_conf.'x\\npassword'", ["a secret written into the file"]),
+    ("a literal secret in a channel named with a line break",
+     _edit(0, ("channels", "m\nx"), {"type": "webhook", "url": "https://example.com", "secret": "hunter2"}),
+     "channels.'m\\nx'.secret", ["a secret written into the file"]),
+    # unexpected error: ValueError: embedded null byte (each path resolved against the config's folder)
+    ("a NUL in a template folder", _edit(0, ("reports", 1, "audience"), "nul\x00here"), "reports[1].audience",
+     ["a path cannot hold a NUL character"]),
+    ("a NUL in the archive path", _edit(0, ("archive", "path"), "a\x00b"), "archive.path", ["NUL"]),
+    ("a NUL in a file of the source", _edit(0, ("source",), {"files": ["a\x00b"]}), "source.files[0]", ["NUL"]),
+    ("a NUL in the ledger's SQLite file", _edit(0, ("ledger", "url"), "sqlite:///a\x00b"), "ledger.url", ["NUL"]),
+    # unexpected error: OSError: [Errno 36] File name too long
+    ("a very long timezone", _edit(0, ("reports", 1, "timezone"), "x" * 300), "reports[1].timezone",
+     ["unknown timezone", "IANA"]),
+    ("a very long template folder", _edit(0, ("reports", 1, "audience"), "x" * 300), "reports[1].audience",
+     ["is not a folder"]),
+    ("a very long CA file", _edit(1, ("channels", "mail", "ca_file"), "x" * 300), "channels.mail.ca_file",
+     ["no such file"]),
+    # unexpected error: RecursionError, OverflowError (re.compile)
+    ("a redaction pattern nested too deeply", _edit(1, ("reports", 0, "redact_patterns"), {"x": "(" * 5000}),
+     "reports[0].redact_patterns", ["'x' is not a valid regular expression (nested too deeply)"]),
+    ("a redaction pattern repeated too often", _edit(1, ("reports", 0, "redact_patterns"), {"x": "a{99999999999}"}),
+     "reports[0].redact_patterns", ["'x' is not a valid regular expression"]),
 ]
 
 

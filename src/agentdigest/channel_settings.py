@@ -179,7 +179,11 @@ class EmailChannel(_ChannelBase):
         time as "cannot reach" and be retried; found in an email audit)."""
         if value is None:
             return None
-        if not value.is_file():
+        try:
+            found = value.is_file()
+        except OSError:  # a name too long for a path (found by a config fuzz: "unexpected error: OSError")
+            found = False
+        if not found:
             raise ValueError(f"no such file: {value}")
         try:
             ssl.create_default_context(cafile=str(value))

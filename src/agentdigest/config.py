@@ -47,7 +47,7 @@ from .source_settings import (  # noqa: F401 - the models are part of this modul
     REQUIRED_COLUMNS,
     SourceConfig,
 )
-from .config_errors import error_key, error_message
+from .config_errors import error_key, error_message, key_part
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
@@ -70,7 +70,7 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
     """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{key}.{k}" if key else k, file, env) for k, v in value.items()}
+        return {k: expand_env(v, f"{key}.{key_part(k)}" if key else key_part(k), file, env) for k, v in value.items()}
     if isinstance(value, list):
         return [expand_env(v, f"{key}[{i}]", file, env) for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -105,10 +105,12 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
     return _ENV_RE.sub(sub, value)
 
 
-def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
+def _absolute(base: Path, data: dict[str, Any], file: str = DEFAULT_CONFIG) -> dict[str, Any]:
     """Resolve relative file paths against the config file's folder, and ``~`` to the home folder."""
 
-    def fix(path: str) -> str:
+    def fix(path: str, key: str) -> str:
+        if "\x00" in path:  # found by a config fuzz: "unexpected error: ValueError: embedded null byte"
+            raise ConfigError("a path cannot hold a NUL character (expected a file or folder name)", file=file, key=key)
         if "://" in path:
             return path
         path = os.path.expanduser(path)
@@ -124,45 +126,45 @@ def _absolute(base: Path, data: dict[str, Any]) -> dict[str, Any]:
             if path.startswith(("/./", "/../")):
                 path = path[1:]
             if path and path != ":memory:" and not path.startswith("/"):
-                source["url"] = "duckdb://" + fix(path)
+                source["url"] = "duckdb://" + fix(path, "source.url")
         files = source.get("files")
         if isinstance(files, str):
-            source["files"] = fix(files)
+            source["files"] = fix(files, "source.files")
         elif isinstance(files, list):
-            source["files"] = [fix(f) if isinstance(f, str) else f for f in files]
+            source["files"] = [fix(f, f"source.files[{i}]") if isinstance(f, str) else f for i, f in enumerate(files)]
     for section in ("archive",):
         if isinstance(data.get(section), dict) and isinstance(data[section].get("path"), str):
-            data[section]["path"] = fix(data[section]["path"])
+            data[section]["path"] = fix(data[section]["path"], f"{section}.path")
     archive = data.setdefault("archive", {})
     if isinstance(archive, dict):  # else (`archive = "x"`) left for validation to name the key
-        archive.setdefault("path", fix("./reports"))
+        archive.setdefault("path", fix("./reports", "archive.path"))
     ledger = data.setdefault("ledger", {})
     if isinstance(ledger, dict):
         url = ledger.get("url", "sqlite:///./agentdigest.db")
         m = re.match(r"^sqlite:///(?!/)(.+)$", url) if isinstance(url, str) else None
         if m and m.group(1) != ":memory:":
-            url = "sqlite:///" + fix(m.group(1))
+            url = "sqlite:///" + fix(m.group(1), "ledger.url")
         ledger["url"] = url
-    for report in _entries(data.get("reports")):
+    for key, report in _entries(data.get("reports"), "reports"):
         audience = report.get("audience") if isinstance(report, dict) else None
         if isinstance(audience, str) and audience not in ("executive", "engineering"):
-            report["audience"] = fix(audience)
-    for channel in _entries(data.get("channels")):
+            report["audience"] = fix(audience, f"{key}.audience")
+    for key, channel in _entries(data.get("channels"), "channels"):
         if isinstance(channel, dict) and channel.get("type") == "outbox" and isinstance(channel.get("path", ""), str):
             # not a text path (`path = 5`): left for validation to name the key (it failed here as a TypeError)
-            channel["path"] = fix(channel.get("path", "./outbox"))
+            channel["path"] = fix(channel.get("path", "./outbox"), f"{key}.path")
         if isinstance(channel, dict) and isinstance(channel.get("ca_file"), str):
-            channel["ca_file"] = fix(channel["ca_file"])
+            channel["ca_file"] = fix(channel["ca_file"], f"{key}.ca_file")
     return data
 
 
-def _entries(section: Any) -> list[Any]:
-    """A section's entries (a table's values, an array's items); none for a value of another kind
-    (`channels = "x"`, `reports = 5`), which validation names (found in a new-user audit: each was
+def _entries(section: Any, name: str) -> list[tuple[str, Any]]:
+    """A section's entries with their keys (a table's values, an array's items); none for a value of another
+    kind (`channels = "x"`, `reports = 5`), which validation names (found in a new-user audit: each was
     "unexpected error: AttributeError", exit 1)."""
     if isinstance(section, dict):
-        return list(section.values())
-    return list(section) if isinstance(section, list) else []
+        return [(f"{name}.{key_part(k)}", v) for k, v in section.items()]
+    return [(f"{name}[{i}]", v) for i, v in enumerate(section)] if isinstance(section, list) else []
 
 
 def _written(value: str) -> str:
@@ -195,7 +197,7 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
         if isinstance(raw, (str, int, float)) and SECRET_SETTING.search(name) and _written(str(raw)).strip():
             raise ConfigError("a secret written into the file; put it in an environment variable and write "
                               "\"${VAR}\" here (secrets come only from the environment)", file=file,
-                              key=f"source.spark_conf.{name}")
+                              key=f"source.spark_conf.{key_part(name)}")
     models = {**CHANNEL_SETTINGS, **PLUGIN_CHANNEL_SETTINGS}
     channels = data.get("channels")
     for name, channel in (channels.items() if isinstance(channels, dict) else ()):
@@ -212,7 +214,8 @@ def refuse_literal_secrets(data: dict[str, Any], file: str) -> None:
                 continue  # not a URL at all (smtp_url = "smtp.example.com:587"): its validator says what is expected
             if _holds_secret(_written(raw)):
                 raise ConfigError("a secret written into the file; put it in an environment variable and write "
-                                  "\"${VAR}\" here (secrets come only from the environment)", file=file, key=f"channels.{name}.{key}")
+                                  "\"${VAR}\" here (secrets come only from the environment)", file=file,
+                                  key=f"channels.{key_part(name)}.{key}")
 
 
 #: The built-in channels' URL settings: each one's validator refuses a value without its scheme, unechoed.
@@ -259,7 +262,7 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
     load_plugins(file)
     data = expand_env(data, "", file)
     if base is not None:
-        data = _absolute(base, data)
+        data = _absolute(base, data, file)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

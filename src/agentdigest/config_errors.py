@@ -22,6 +22,12 @@ def _engine_setting(loc: tuple[Any, ...]) -> bool:
     return len(loc) == 4 and loc[:2] in (("source", "settings"), ("source", "spark_conf")) and loc[3] in _SETTING_KINDS
 
 
+def key_part(name: str) -> str:
+    """One key of a key path as it reads on one line: quoted and escaped (``'a\\nb'``) if it holds a line break,
+    another unprintable character or nothing (found by a config fuzz: an unknown key "a\\nb" split the error in two)."""
+    return name if name and name.isprintable() else repr(name)
+
+
 def error_key(loc: tuple[Any, ...]) -> str:
     """A pydantic error location as the config key users write (``channels.mail.from``)."""
     if _engine_setting(loc):  # "source.spark_conf.spark.x.str" (found in a new-user audit)
@@ -33,7 +39,8 @@ def error_key(loc: tuple[Any, ...]) -> str:
         elif (part in CHANNEL_TYPES or part == PLUGIN) and out.startswith("channels."):
             continue  # pydantic adds the union member's tag to the location
         else:
-            out += f".{part}" if out else str(part)
+            part = key_part(part) if isinstance(part, str) else str(part)
+            out += f".{part}" if out else part
     return out.replace("from_", "from")
 
 

@@ -206,7 +206,7 @@ class ReportConfig(StrictModel):
     def _tz(cls, value: str) -> str:
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (a fuzz)
             raise ValueError(f"unknown timezone {value!r} (expected an IANA name like Europe/Berlin)") from None
         if value in _FIXED_ABBREVIATIONS:  # valid names, but a trap: no daylight saving time
             raise ValueError(f"{value!r} is a fixed offset without daylight saving time; use the place "
@@ -250,7 +250,11 @@ class ReportConfig(StrictModel):
     def _audience(cls, value: str) -> str:
         if value in ("executive", "engineering"):
             return value
-        if not Path(value).is_dir():
+        try:
+            folder = Path(value).is_dir()
+        except OSError:  # a name too long for a path (found by a config fuzz: "unexpected error: OSError")
+            folder = False
+        if not folder:
             raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} is not a folder")
         if not (Path(value) / "report.html.j2").is_file():  # found in a config audit: "" and "." passed check
             raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} has no "
@@ -277,8 +281,10 @@ class ReportConfig(StrictModel):
         for name, pattern in value.items():
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:  # OverflowError: a{99999999999} (found by a config fuzz)
                 raise ValueError(f"pattern {name!r} is not a valid regular expression ({exc})") from None
+            except RecursionError:  # thousands of nested groups
+                raise ValueError(f"pattern {name!r} is not a valid regular expression (nested too deeply)") from None
         return value
 
 
