@@ -267,7 +267,8 @@ def mutated(draw) -> dict[str, Any]:
     data = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 3))):
         paths = _paths(data)
-        kind = draw(st.sampled_from(["replace", "replace", "delete", "add", "double", "flip", "empty", "wrap"]))
+        kind = draw(st.sampled_from(["replace", "replace", "delete", "add", "double", "flip", "empty", "wrap",
+                                     "secret"]))
         if kind == "add" or not paths:
             table = _at(data, draw(st.sampled_from(_tables(data))))
             table[draw(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)))] = draw(values)
@@ -275,7 +276,9 @@ def mutated(draw) -> dict[str, Any]:
         path = draw(st.sampled_from(paths))
         parent, key = _at(data, path[:-1]), path[-1]
         old = parent[key]
-        if kind == "replace":
+        if kind == "secret":  # a variable holding a secret where another kind of value is expected
+            parent[key] = draw(st.sampled_from([f"${{{name}}}" for name in SECRETS]))
+        elif kind == "replace":
             parent[key] = draw(values)
         elif kind == "delete":
             del parent[key]
@@ -381,6 +384,19 @@ FOUND = [
      "reports[0].redact_patterns", ["'x' is not a valid regular expression (nested too deeply)"]),
     ("a redaction pattern repeated too often", _edit(1, ("reports", 0, "redact_patterns"), {"x": "a{99999999999}"}),
      "reports[0].redact_patterns", ["'x' is not a valid regular expression"]),
+    # a variable holding a secret where another kind of value is expected: the message repeated the secret
+    ("a secret as a timezone", _edit(0, ("reports", 1, "timezone"), "${SLACK_TOKEN}"), "reports[1].timezone",
+     ["unknown timezone '${SLACK_TOKEN}'"]),
+    ("a secret as a report id", _edit(0, ("reports", 0, "id"), "${SMTP_URL}"), "reports[0].id",
+     ["'${SMTP_URL}' is not a report id"]),
+    ("a secret as a channel type", _edit(0, ("channels", "outbox", "type"), "${SLACK_WEBHOOK}"), "channels.outbox",
+     ["unknown channel type '${SLACK_WEBHOOK}'"]),
+    ("a secret as an address", _edit(1, ("channels", "mail", "cc"), ["${SLACK_TOKEN}"]), "channels.mail.cc",
+     ["got '${SLACK_TOKEN}'"]),
+    ("a secret as a template folder", _edit(1, ("reports", 2, "audience"), "${HOOK_SECRET}"), "reports[2].audience",
+     ["${HOOK_SECRET}' is not a folder"]),
+    ("a secret as the epoch unit", _edit(1, ("source", "epoch_unit"), "${SMTP_URL}"), "source.epoch_unit",
+     ["got '${SMTP_URL}'"]),
 ]
 
 

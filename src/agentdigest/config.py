@@ -66,19 +66,28 @@ def _userinfo_quote(value: str) -> str:
                    for part in _PERCENT_ESCAPE.split(value))
 
 
-def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None) -> Any:
-    """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``."""
+def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None,
+               used: dict[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``. ``used``, if
+    given, gets each text put in a variable's place, under the ``${VAR}`` it replaced."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{key}.{key_part(k)}" if key else key_part(k), file, env) for k, v in value.items()}
+        return {k: expand_env(v, f"{key}.{key_part(k)}" if key else key_part(k), file, env, used)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, f"{key}[{i}]", file, env) for i, v in enumerate(value)]
+        return [expand_env(v, f"{key}[{i}]", file, env, used) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def sub(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
+        text = value_of(match)
+        if used is not None:
+            used[text] = match.group(0)
+        return text
+
+    def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in env:
             raise ConfigError(f"environment variable {name} is not set (expected it to hold this value)", file=file, key=key)
@@ -257,10 +266,21 @@ def load_plugins(file: str = DEFAULT_CONFIG) -> None:
         PLUGIN_CHANNEL_SETTINGS[ep.name] = model
 
 
+def _unexpanded(message: str, used: dict[str, str]) -> str:
+    """``message`` with every variable's value shown as the ``${VAR}`` written in the file: a value a validator
+    repeats (`timezone = "${SLACK_TOKEN}"`: "unknown timezone 'xoxb-...'") may be a secret (found by a config
+    fuzz, in every message that quotes a value: report ids, timezones, addresses, channel types, folders)."""
+    for text in sorted(used, key=len, reverse=True):
+        if len(text) >= 4:  # not "2" everywhere for THREADS=2
+            message = message.replace(text, used[text]).replace(repr(text)[1:-1], used[text])
+    return message
+
+
 def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None) -> Config:
     """Validate a config given as a dict (as read from TOML)."""
     load_plugins(file)
-    data = expand_env(data, "", file)
+    used: dict[str, str] = {}
+    data = expand_env(data, "", file, used=used)
     if base is not None:
         data = _absolute(base, data, file)
     try:
@@ -271,12 +291,13 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
         err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
-            raise ConfigError(str(ctx_error), file=file, key=ctx_error.key) from None
+            raise ConfigError(_unexpanded(str(ctx_error), used), file=file, key=ctx_error.key) from None
         if isinstance(ctx_error, _NestedError):
             err = {**ctx_error.error, "loc": (*ctx_error.loc, *ctx_error.error["loc"])}
         if err["type"] == "union_tag_not_found" and isinstance(err.get("input"), dict) and "type" in err["input"]:
             err = {**err, "loc": (*err["loc"], "type")}  # `type = []`: the type's key, not the channel's
-        raise ConfigError(error_message(err), file=file, key=error_key(err["loc"]) or "(top level)") from None
+        raise ConfigError(_unexpanded(error_message(err), used), file=file,
+                          key=error_key(err["loc"]) or "(top level)") from None
     return config.model_copy(update={"path": Path(file)})
 
 
