@@ -225,7 +225,7 @@ values = st.deferred(lambda: st.one_of(
     st.sampled_from(ODD_TEXT),
     st.text(max_size=20),
     st.integers(min_value=-(2**64), max_value=2**64),
-    st.sampled_from([0, -1, 1, 2**63, 2**63 - 1, -(2**63), 10**30, 65536]),
+    st.sampled_from([0, -1, 1, 2**63, 2**63 - 1, -(2**63), 10**30, 10**400, 65536]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 1e300, 0.5, 95.0]),
     st.booleans(),
@@ -397,6 +397,11 @@ FOUND = [
      ["${HOOK_SECRET}' is not a folder"]),
     ("a secret as the epoch unit", _edit(1, ("source", "epoch_unit"), "${SMTP_URL}"), "source.epoch_unit",
      ["got '${SMTP_URL}'"]),
+    # said "got an integer, input should be a valid number" and "got a decimal number, expected ... a number"
+    ("an integer too large for a number", _edit(1, ("source", "max_conversation_hours"), 10**400),
+     "source.max_conversation_hours", ["got an integer too large for a number"]),
+    ("an infinite engine setting", _edit(1, ("source", "settings", "threads"), math.inf), "source.settings.threads",
+     ["got inf, expected text, a finite number or true or false"]),
 ]
 
 

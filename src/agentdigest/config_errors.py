@@ -4,6 +4,7 @@ from pydantic's error; the rest of :class:`agentdigest.errors.ConfigError`'s one
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from datetime import date, datetime, time
 from typing import Any
@@ -87,6 +88,8 @@ def error_message(err: dict[str, Any]) -> str:
     if err["type"] == "literal_error":
         return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
+        if isinstance(err.get("input"), float) and not math.isfinite(err["input"]):  # inf is a decimal number too
+            return f"got {err['input']}, expected text, a finite number or true or false"
         return f"got {_kind(err.get('input'))}, expected text, a number or true or false"
     if err["type"].endswith(("_type", "_parsing")):
         # What was written, by its TOML kind, not its value: it may come from an environment variable (a
@@ -94,6 +97,8 @@ def error_message(err: dict[str, Any]) -> str:
         # number", and nothing said the quotes were the trouble.
         value = err.get("input")
         kind = next((name for t, name in _TOML_KINDS if isinstance(value, t)), None)
+        if kind == "an integer" and err["type"].startswith("float"):  # 10**400: "got an integer, ... a valid number"
+            return "got an integer too large for a number (expected a number in the setting's range)"
         if kind is not None:
             quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
             msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
