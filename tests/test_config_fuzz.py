@@ -402,6 +402,11 @@ FOUND = [
      "source.max_conversation_hours", ["got an integer too large for a number"]),
     ("an infinite engine setting", _edit(1, ("source", "settings", "threads"), math.inf), "source.settings.threads",
      ["got inf, expected text, a finite number or true or false"]),
+    # a choice that is not text was echoed as Python: "got ['week']", "got datetime.date(1295, 6, 13)"
+    ("a period in an array", _edit(0, ("reports", 0, "period"), ["week"]), "reports[0].period",
+     ["got an array, input should be 'day', 'week' or 'month'"]),
+    ("an epoch unit as a date", _edit(1, ("source", "epoch_unit"), date(1295, 6, 13)), "source.epoch_unit",
+     ["got a date, input should be 's', 'ms' or 'us'"]),
 ]
 
 

@@ -86,7 +86,10 @@ def error_message(err: dict[str, Any]) -> str:
             return f"got {_kind(value['type'])}, expected one of: {', '.join(channel_types())}"
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
     if err["type"] == "literal_error":
-        return f"got {err['input']!r}, {msg[0].lower()}{msg[1:]}"
+        # Text as written; any other value by its kind (found by a config fuzz: `period = ["week"]` was echoed as
+        # Python, "got ['week']", a date as "got datetime.date(1295, 6, 13)", a table in full)
+        got = repr(err["input"]) if isinstance(err["input"], str) else _kind(err["input"])
+        return f"got {got}, {msg[0].lower()}{msg[1:]}"
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
         if isinstance(err.get("input"), float) and not math.isfinite(err["input"]):  # inf is a decimal number too
             return f"got {err['input']}, expected text, a finite number or true or false"
