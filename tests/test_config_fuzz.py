@@ -26,7 +26,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -283,7 +283,8 @@ def mutated(draw) -> dict[str, Any]:
         elif kind == "delete":
             del parent[key]
         elif kind == "double":  # a table as an array of tables ([[channels.x]]), an array's item twice
-            parent[key] = [old, copy.deepcopy(old)] if isinstance(old, dict) else old + old if isinstance(old, list) else [old, old]
+            parent[key] = ([old, copy.deepcopy(old)] if isinstance(old, dict) else old + old if isinstance(old, list)
+                           else [old, old])
         elif kind == "flip":  # a table as a value, a value as a table, an array of tables as one table
             parent[key] = (draw(values) if isinstance(old, dict) else old[0] if _array_of_tables(old)
                            else {draw(st.sampled_from(KEYS)): old})
@@ -442,14 +443,16 @@ def test_check_says_a_mutated_config_in_one_line_exit_2(data):
     assert result.stderr == f"agentdigest: error: {exc}\n"
 
 
-def test_check_through_the_real_command(tmp_path):
-    """As a user runs it: a subprocess, a config whose channel is an array of tables."""
-    data = copy.deepcopy(BASES[1])
-    data["channels"]["mail"] = [data["channels"]["mail"], data["channels"]["mail"]]
+@pytest.mark.parametrize("what", ["a channel as an array of tables", "an unknown key with a line break",
+                                  "a secret as a timezone"])
+def test_check_through_the_real_command(tmp_path, what):
+    """As a user runs it: ``agentdigest check`` in a subprocess, on some of the configs found."""
+    data, key, words = next(case[1:] for case in FOUND if case[0] == what)
     path = tmp_path / "agentdigest.toml"
-    path.write_text(dumps(data))
+    path.write_text(dumps(data), encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "agentdigest", "check", "--config", str(path)], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **SECRETS}, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith(f"agentdigest: error: {path}: channels.mail: ") and done.stderr.count("\n") == 1, done.stderr
-    assert not any(part in done.stderr for part in _SECRET_PARTS)
+    assert done.stderr.startswith(f"agentdigest: error: {path}: {key}: ") and done.stderr.count("\n") == 1, done.stderr
+    assert all(word in done.stderr for word in words), done.stderr
+    assert not any(part in done.stderr for part in _SECRET_PARTS), done.stderr
