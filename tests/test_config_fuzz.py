@@ -408,6 +408,10 @@ FOUND = [
      ["got an array, input should be 'day', 'week' or 'month'"]),
     ("an epoch unit as a date", _edit(1, ("source", "epoch_unit"), date(1295, 6, 13)), "source.epoch_unit",
      ["got a date, input should be 's', 'ms' or 'us'"]),
+    # said "List should have at least 1 item after validation, not 0"
+    ("no recipients", _edit(1, ("channels", "mail", "to"), []), "channels.mail.to",
+     ["got an empty array, expected at least 1"]),
+    ("no reports", _edit(0, ("reports",), []), "reports", ["got an empty array, expected at least 1"]),
 ]
 
 

@@ -85,6 +85,10 @@ def error_message(err: dict[str, Any]) -> str:
         if "type" in value:  # its key is the type's (see parse_config)
             return f"got {_kind(value['type'])}, expected one of: {', '.join(channel_types())}"
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
+    if err["type"] == "too_short" and isinstance(err.get("input"), list):  # `to = []`, `reports = []`
+        # pydantic's "List should have at least 1 item after validation, not 0" (found by a config fuzz)
+        got = f"{len(err['input'])} item(s)" if err["input"] else "an empty array"
+        return f"got {got}, expected at least {(err.get('ctx') or {}).get('min_length', 1)}"
     if err["type"] == "literal_error":
         # Text as written; any other value by its kind (found by a config fuzz: `period = ["week"]` was echoed as
         # Python, "got ['week']", a date as "got datetime.date(1295, 6, 13)", a table in full)
