@@ -242,6 +242,13 @@ def _mismatches(doc: dict, rows: list[dict]) -> list[str]:
 def _text(value, column: str, i: int, offsets: bool, quoted_empty: bool) -> str | None:
     if value is None:
         return '""' if quoted_empty and i % 2 and column in ("latency_ms", "token_count", "cost_usd") else ""
+    return _quoted(_value(value, i, offsets))
+
+
+def _value(value, i: int = 0, offsets: bool = False) -> str | None:
+    """A value of the trap rows as the text a CSV file holds, unquoted."""
+    if value is None:
+        return None
     if isinstance(value, datetime):
         if offsets and i % 2:
             return value.astimezone(timezone(timedelta(hours=1))).isoformat()
@@ -249,18 +256,23 @@ def _text(value, column: str, i: int, offsets: bool, quoted_empty: bool) -> str 
             value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(value, float):
         return "nan" if math.isnan(value) else repr(value)
-    return _quoted(str(value))
+    return str(value)
 
 
 def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\r\n') else text
 
 
+def _with_messages(rows: list[dict]) -> list[dict]:
+    """``rows`` with error messages holding a comma, a quote and a line break (a stack trace's)."""
+    return [dict(r, error_message=f'{r["error_message"]}, line 2 "quoted"\nline 3') if r["error_message"] else r
+            for r in rows]
+
+
 def _csv(name: str, *, header=lambda c: c, bom: bool = False, newline: str = "\n", offsets: bool = False,
          quoted_empty: bool = False, messages: bool = False, **source) -> pytest.param:
     """A case: the trap rows as one CSV file (``messages``: error messages holding a comma, a quote and a newline)."""
-    rows = [dict(r, error_message=f'{r["error_message"]}, line 2 "quoted"\nline 3') if messages and r["error_message"]
-            else r for r in ROWS]
+    rows = _with_messages(ROWS) if messages else ROWS
 
     def files(folder: Path, spark) -> tuple[str, list[dict]]:
         folder.mkdir()
@@ -269,6 +281,33 @@ def _csv(name: str, *, header=lambda c: c, bom: bool = False, newline: str = "\n
         (folder / "events.csv").write_bytes(("\ufeff" if bom else "").encode() + newline.join(lines + [""]).encode())
         return str(folder / "events.csv"), rows
     return pytest.param(files, source, {}, id=name)
+
+
+def _spark_csv(spark, rows: list[dict], folder: Path) -> None:
+    """``rows`` as one CSV file written by Spark's own writer (every column as text): a quote inside quotes escaped
+    with a backslash (``\\"``), Spark's default, not doubled."""
+    from pyspark.sql import types as T
+
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in COLUMNS])
+    data = [tuple(_value(r[c], i) for c in COLUMNS) for i, r in enumerate(rows)]
+    spark.createDataFrame(data, schema).coalesce(1).write.csv(str(folder), header=True)
+
+
+def _by_spark_csv(name: str, rfc_first_half: bool) -> pytest.param:
+    """A case: the trap rows with multi-line error messages written by Spark's CSV writer (backslash escapes); with
+    ``rfc_first_half``, their first half as an RFC 4180 file (doubled quotes) beside it, in one folder."""
+    rows = _with_messages(ROWS)
+    half = len(rows) // 2 if rfc_first_half else 0
+
+    def files(folder: Path, spark) -> tuple[str, list[dict]]:
+        _spark_csv(spark, rows[half:], folder)
+        if half:
+            lines = [",".join(COLUMNS)] + [",".join(_text(r[c], c, i, False, False) for c in COLUMNS)
+                                           for i, r in enumerate(rows[:half])]
+            (folder / "rfc.csv").write_text("\n".join(lines + [""]))
+        assert '\\"quoted\\"' in "".join(f.read_text() for f in folder.glob("part-*.csv"))  # Spark's escape
+        return str(folder), rows
+    return pytest.param(files, {}, {}, id=name, marks=pytest.mark.spark)
 
 
 CSV = [
@@ -280,6 +319,8 @@ CSV = [
     _csv("bom-crlf-newlines", bom=True, newline="\r\n", messages=True),
     _csv("quoted-empty-numbers", quoted_empty=True),
     _csv("offsets-and-z", offsets=True),
+    _by_spark_csv("spark-writer-csv-backslash-escapes", rfc_first_half=False),
+    _by_spark_csv("spark-writer-csv-beside-an-rfc-file", rfc_first_half=True),
 ]
 
 
@@ -291,12 +332,7 @@ def _parquet_files(files):
 
 
 #: Known defects, per case and engine: the report would be wrong, so the case is expected to fail until fixed.
-DEFECTS = {
-    **{(case, "spark"): "Spark reads CSV line by line: a quoted error message holding a line break splits its row, and "
-                        "those error and escalation events are missing from the report (DuckDB reads them; "
-                        "multiLine=True on spark_csv's reads alone did not fix it)"
-       for case in ("quoted-newlines-and-commas", "bom-crlf-newlines")},
-}
+DEFECTS: dict[tuple[str, str], str] = {}
 
 CASES = [pytest.param(_parquet_files(p.values[0]), {}, p.values[1], id=p.id, marks=p.marks) for p in PARQUET] + CSV
 

@@ -1,6 +1,7 @@
-"""Reading CSV ``files`` on Spark (see :mod:`.spark_files`): every file's columns by its own header and delimiter
-(:func:`.spark_heads.csv_parts`), every column as text (``canonical()`` casts each to its canonical type), and the rows
-of the wrong shape, or not in UTF-8, left out and counted as DuckDB's CSV sources leave them out (:mod:`.unreadable`).
+"""Reading CSV ``files`` on Spark (see :mod:`.spark_files`): every file's columns by its own header, delimiter and
+quote escape (:func:`.spark_heads.csv_parts`), a quoted line break inside its field, every column as text
+(``canonical()`` casts each to its canonical type), and the rows of the wrong shape, or not in UTF-8, left out and
+counted as DuckDB's CSV sources leave them out (:mod:`.unreadable`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from .masking import mask_text
 from .sources import file_secrets
-from .spark_heads import CsvPart, csv_parts, local_path, only
+from .spark_heads import CsvPart, csv_dialect, csv_parts, local_path, only
 from .unreadable import Unreadable
 
 
@@ -22,9 +23,9 @@ def read_csv(session: Any, paths: list[str], read: set[str]) -> tuple[Any, Unrea
     # file by position: a file with its columns in another order had its values swapped, silently (found in a Spark
     # audit). enforceSchema=false checks each file's header against them; files whose headers differ are read by
     # header, each set of files alike on its own (see .spark_heads.csv_parts).
-    df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False)
+    df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False, **_options(CsvPart([], None)))
     parts = csv_parts(session, df)
-    if len(parts) > 1 or parts[0].sep != ",":
+    if len(parts) > 1 or (parts[0].sep, parts[0].escape) != (",", '"'):
         df = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
                               (_csv_read(session, paths, part) for part in parts))
     return _without_unreadable(session, df, paths, read, parts)
@@ -35,8 +36,16 @@ def _csv_read(session: Any, paths: list[str], part: CsvPart, extra: list[Any] | 
     from pyspark.sql import types as T
 
     schema = T.StructType([T.StructField(c, T.StringType()) for c in part.columns] + (extra or []))
-    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, sep=part.sep, **options)
+    df = session.read.csv(paths, schema=schema, header=True, enforceSchema=False, **_options(part), **options)
     return df if part.files is None else only(df, part.files)
+
+
+def _options(part: CsvPart) -> dict[str, Any]:
+    """The options every read of ``part``'s files is made with: its delimiter and quote escape, and a quoted line
+    break read inside its field (``multiLine``). Spark reads CSV line by line by default: an error message holding a
+    line break (a stack trace) split its row, and those events were missing from the report where DuckDB reads them
+    (found in a file-types audit). With ``multiLine`` each file is read whole by one task (no file is split)."""
+    return {"sep": part.sep, "escape": part.escape, "multiLine": True}
 
 
 def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[str],
@@ -85,7 +94,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
             marks.append(marked.select(F.col("_metadata.file_path").alias("file"),
                                        F.col("_metadata.file_block_start").alias("start"), row, bad,
                                        garbled.alias("garbled"), F.lit(len(part.columns)).alias("expected"),
-                                       F.lit(part.sep).alias("sep"),
+                                       F.lit(part.sep).alias("sep"), F.lit(part.escape).alias("escape"),
                                        # a data column: Spark refuses a query of the corrupt-record column alone
                                        marked[part.columns[0]].alias("data")))
         where = F.when(F.col(bad).isNotNull() | F.col("garbled"), F.col("row"))
@@ -94,7 +103,8 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
                   .agg(F.count(F.lit(1)).alias("rows"), F.count(bad).alias("bad"),
                        F.count(F.when(F.col("garbled"), 1)).alias("garbled"), F.min("row").alias("first_row"),
                        F.min(where).alias("first_bad"), F.min_by(bad, where).alias("text"),
-                       F.max("expected").alias("expected"), F.max("sep").alias("sep"), F.count("data"))
+                       F.max("expected").alias("expected"), F.max("sep").alias("sep"),
+                       F.max("escape").alias("escape"), F.count("data"))
                   .collect())
     except Exception:  # noqa: BLE001 - the events' own read says what is wrong
         return df, None
@@ -109,7 +119,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
     if first["text"] is None:  # the corrupt-record column is filled for a row of the wrong shape only
         cause = "bytes that are not UTF-8"
     else:
-        fields = _fields(first["text"], first["sep"])
+        fields = _fields(first["text"], first["sep"], first["escape"])
         cause = f"{fields} field{'' if fields == 1 else 's'}, expected {first['expected']}"
     unreadable = Unreadable(rows=skipped, first=mask_text(f"row {number} of {path} after its header: {cause}",
                                                           file_secrets(patterns)), read=rows - skipped)
@@ -132,8 +142,9 @@ def _garbled(df: Any, columns: list[str]) -> Any:
     return F.coalesce(F.concat_ws("\n", *(df[c] for c in columns)).contains("\ufffd"), F.lit(False))
 
 
-def _fields(text: str, sep: str = ",") -> int:
-    """The number of fields of a CSV line as Spark reads it by default (double quotes, backslash escapes)."""
+def _fields(text: str, sep: str = ",", quote_escape: str = '"') -> int:
+    """The number of fields of a CSV row (a quoted line break inside it) as Spark reads it with ``quote_escape``."""
     import csv
+    import io
 
-    return len(next(csv.reader([text], delimiter=sep, escapechar="\\"), []))
+    return len(next(csv.reader(io.StringIO(text), delimiter=sep, **csv_dialect(quote_escape)), []))

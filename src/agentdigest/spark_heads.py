@@ -1,8 +1,8 @@
 """What each file of a Spark ``files`` source says at its head, read without reading its rows, and what reading the
 files makes of it (see :mod:`.spark_files`): a Parquet file's footer (its row count, its columns as Spark reads
-them, what Spark 4.0 misreads in them), read only where the files' schemas do not merge; a CSV file's first line
-(its columns and delimiter), read for every CSV file. Through Spark's own Hadoop file system (so ``s3a://`` too),
-a local file's first line by Python.
+them, what Spark 4.0 misreads in them), read only where the files' schemas do not merge; a CSV file's first lines
+(its columns, delimiter and quote escape), read for every CSV file. Through Spark's own Hadoop file system (so
+``s3a://`` too), a local file's first lines by Python.
 """
 
 from __future__ import annotations
@@ -279,16 +279,20 @@ def _named(types: dict[str, list[str]]) -> str:
 
 
 class CsvPart(NamedTuple):
-    """A set of CSV files with one header: its columns, its files (URIs as Spark lists them; None: all) and the
-    delimiter its header is written with."""
+    """A set of CSV files with one header: its columns, its files (URIs as Spark lists them; None: all), the
+    delimiter its header is written with and the escape of a quote inside quotes (see :func:`escape`)."""
 
     columns: list[str]
     files: list[str] | None
     sep: str = ","
+    escape: str = '"'
 
 
 #: The delimiters a CSV file's header is looked at for: those DuckDB's sniffer tries.
 DELIMITERS = (",", ";", "\t", "|")
+#: The escapes of a quote inside quotes a CSV file is looked at for, the one DuckDB's sniffer prefers first: a
+#: doubled quote (RFC 4180), or a backslash (Spark's own CSV writer).
+ESCAPES = ('"', "\\")
 
 
 def csv_parts(session: Any, df: Any) -> list[CsvPart]:
@@ -306,21 +310,76 @@ def csv_parts(session: Any, df: Any) -> list[CsvPart]:
     # read with the first file's, the other's rows left out as unreadable (or the run failed, "required column
     # 'conversation_id' not found", exit 2, naming no file) where DuckDB sniffs each file's (found in a review).
     # Its columns are then that delimiter's, as DuckDB names them. One delimiter() a file: +6 ms for 200 files here.
-    groups: dict[tuple[bytes, str], list[str]] = {}
+    # And by escape (see escape()), each file's own as DuckDB sniffs it.
+    groups: dict[tuple[bytes, str, str], list[str]] = {}
     for f in sorted(df.inputFiles()):
         head = head_lines(session, f)
-        groups.setdefault((head.lines[0] if head.lines else b"", delimiter(head, f)), []).append(f)
+        groups.setdefault((head.lines[0] if head.lines else b"", *dialect(head, f)), []).append(f)
     if len(groups) > 1:
-        groups.pop((b"", ","), None)  # files with no line: no header, no rows
+        groups.pop((b"", ",", ESCAPES[0]), None)  # files with no line: no header, no rows
     if len(groups) < 2:
-        header, sep = next(iter(groups), (b"", ","))
-        if sep == ",":
+        header, sep, quote_escape = next(iter(groups), (b"", ",", ESCAPES[0]))
+        if (sep, quote_escape) == (",", ESCAPES[0]):
             return [CsvPart(list(df.columns), None)]
-        return [CsvPart(header_columns(header, sep), None, sep)]
-    return [CsvPart(header_columns(header, sep), group, sep) for (header, sep), group in groups.items()]
+        return [CsvPart(header_columns(header, sep, quote_escape), None, sep, quote_escape)]
+    return [CsvPart(header_columns(header, sep, quote_escape), group, sep, quote_escape)
+            for (header, sep, quote_escape), group in groups.items()]
 
 
-def delimiter(head: Head, uri: str = "") -> str:
+def dialect(head: Head, uri: str = "") -> tuple[str, str]:
+    """The delimiter (see :func:`delimiter`) and the quote escape (see :func:`escape`) a CSV file is written with,
+    from its ``head``."""
+    sep = delimiter(head, uri)
+    if not any(b"\\" in line for line in head.lines):
+        return sep, ESCAPES[0]  # nothing a backslash could escape: either escape reads it alike
+    other = delimiter(head, uri, "\\")
+    return (other, "\\") if escape(head, {'"': sep, "\\": other}) == "\\" else (sep, ESCAPES[0])
+
+
+def escape(head: Head, seps: dict[str, str]) -> str:
+    """The escape of a quote inside quotes a CSV file is written with, of :data:`ESCAPES`, as DuckDB's sniffer takes
+    it: a doubled quote (``"a ""quoted"" word"``, RFC 4180) unless the rows of the ``head`` after its header parse,
+    strictly, into as many fields as the header with a backslash (``"a \\"quoted\\" word"``, as Spark's own CSV writer
+    escapes it) and not as well with doubled quotes; ``seps``: each escape's delimiter. Spark reads with one escape
+    only: with a backslash (its default), a quoted field holding a doubled quote and a line break split its row; with
+    a doubled quote, a backslash-escaped quote was read as part of the text (measured on pyspark 4.0)."""
+    scores = {}
+    for quote_escape in ESCAPES:
+        width = len(header_columns(head.lines[0], seps[quote_escape], quote_escape))
+        shapes = _shapes(head, seps[quote_escape], quote_escape, strict=True)
+        scores[quote_escape] = None if shapes is None else sum(n == width for n in shapes)
+    plain, backslash = scores[ESCAPES[0]], scores["\\"]
+    return "\\" if backslash is not None and (plain is None or backslash > plain) else ESCAPES[0]
+
+
+def csv_dialect(quote_escape: str) -> dict[str, Any]:
+    """Python's ``csv`` options for reading as Spark does with ``quote_escape``: with a backslash (Spark's default)
+    a doubled quote is read as one too."""
+    return {"doublequote": True, "escapechar": "\\" if quote_escape == "\\" else None}
+
+
+def _shapes(head: Head, sep: str, quote_escape: str, strict: bool = False) -> list[int] | None:
+    """The number of fields of each row of ``head`` after its header (a quoted line break inside a row), its last one
+    left out where the head is not the whole file (it may be cut off); None where ``strict`` and a row does not parse
+    (a quote inside quotes that is not escaped as ``quote_escape`` escapes it)."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(b"\n".join(head.lines[1:]).decode("utf-8", "replace")), delimiter=sep,
+                        strict=strict, **csv_dialect(quote_escape))
+    rows: list[int] = []
+    try:
+        for row in reader:
+            if row:
+                rows.append(len(row))
+    except csv.Error:
+        if head.whole or reader.line_num < len(head.lines) - 1:
+            return None
+        return rows  # a quoted field cut off at the end of the head: the rows before it
+    return rows if head.whole else rows[:-1]
+
+
+def delimiter(head: Head, uri: str = "", quote_escape: str = '"') -> str:
     """The delimiter of :data:`DELIMITERS` a CSV file is written with, from its ``head``: of those that split the
     header into more than one column and at least half the rows after it into as many fields, the one that gives
     the most columns (a comma on a tie), as DuckDB's sniffer takes the delimiter its rows agree on; without one, the
@@ -329,18 +388,14 @@ def delimiter(head: Head, uri: str = "") -> str:
     every row of the file was left out as unreadable (found in a review).
 
     A header of one column whose rows all split into as many fields (more than one) by one delimiter is refused
-    (naming ``uri``): DuckDB reads such a file with its first row for the header and the header left out."""
-    import csv
-    import io
-
+    (naming ``uri``): DuckDB reads such a file with its first row for the header and the header left out.
+    Quotes are read with ``quote_escape`` (see :func:`escape`)."""
     if not head.lines:
         return ","
-    text = b"\n".join(head.lines[1:]).decode("utf-8", "replace")
     columns, fields = {}, {}
     for sep in DELIMITERS:
-        columns[sep] = len(header_columns(head.lines[0], sep))
-        rows = [len(r) for r in csv.reader(io.StringIO(text), delimiter=sep, escapechar="\\") if r]
-        fields[sep] = rows if head.whole else rows[:-1]  # the last row may be cut off
+        columns[sep] = len(header_columns(head.lines[0], sep, quote_escape))
+        fields[sep] = _shapes(head, sep, quote_escape) or []
     agreed = [sep for sep in DELIMITERS if columns[sep] > 1
               and 2 * sum(n == columns[sep] for n in fields[sep]) >= len(fields[sep])]
     if agreed:
@@ -355,10 +410,10 @@ def delimiter(head: Head, uri: str = "") -> str:
     return max(DELIMITERS, key=lambda sep: (columns[sep], sep == ","))
 
 
-def header_columns(header: bytes, sep: str = ",") -> list[str]:
-    """A CSV header's column names as Spark reads them (double quotes, backslash escapes; a blank name is
-    _c<i>, as Spark names it)."""
+def header_columns(header: bytes, sep: str = ",", quote_escape: str = '"') -> list[str]:
+    """A CSV header's column names as Spark reads them (double quotes, escaped as ``quote_escape`` escapes them; a
+    blank name is _c<i>, as Spark names it)."""
     import csv
 
-    names = next(csv.reader([header.decode("utf-8-sig", "replace")], delimiter=sep, escapechar="\\"), [])
+    names = next(csv.reader([header.decode("utf-8-sig", "replace")], delimiter=sep, **csv_dialect(quote_escape)), [])
     return [name or f"_c{i}" for i, name in enumerate(names)]
