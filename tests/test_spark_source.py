@@ -133,9 +133,12 @@ def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, reques
     swapped, silently (event types read as conversation ids). Then it failed, exit 3, naming whichever file was
     not the one Spark took the columns from: with the odd file first, a right one (found in a schema-drift
     audit). DuckDB reads each file's columns by name; now Spark does too, a column only one file has included,
-    and a row of the wrong shape in the odd file is counted against that file's own header."""
-    (tmp_path / "a.csv").write_text("event_type,conversation_id,event_ts\nmessage,a1,2026-10-20T12:00:00Z\n"
-                                    "resolution,a1,2026-10-20T12:01:00Z,x\n")
+    and a row of the wrong shape in the odd file is counted against that file's own header. On Spark that row is
+    named by its row after the header, a quoted line break inside a field starting no row, as DuckDB counts its
+    "lines" (line 3: the header is its line 1)."""
+    (tmp_path / "a.csv").write_text('event_type,conversation_id,event_ts,error_message\n'
+                                    'message,a1,2026-10-20T12:00:00Z,"Traceback:\n  File ""x.py"", line 2"\n'
+                                    'resolution,a1,2026-10-20T12:01:00Z,"boom,\nagain",x\n')
     (tmp_path / "b.csv").write_text("conversation_id,event_ts,event_type\nb1,2026-10-20T13:00:00Z,resolution\n")
     (tmp_path / "c.csv").write_text("conversation_id,event_ts,event_type,cost_usd\nc1,2026-10-20T14:00:00Z,message,0.5\n")
     (tmp_path / "d.csv").write_text("conversation_id,event_ts,event_type\nd1,2026-10-20T15:00:00Z,escalation\n")
@@ -153,7 +156,9 @@ def test_csv_files_whose_columns_differ_are_read_by_header(url, tmp_path, reques
                                                  ("e1", "message", None)]
     assert unreadable is not None and unreadable.rows == 1
     if url == SPARK:
-        assert unreadable.first == f"row 2 of {tmp_path / 'a.csv'} after its header: 4 fields, expected 3"
+        assert unreadable.first == f"row 2 of {tmp_path / 'a.csv'} after its header: 5 fields, expected 4"
+    else:
+        assert unreadable.first.startswith(f"line 3 of {tmp_path / 'a.csv'}: "), unreadable.first
 
 
 @pytest.mark.parametrize("url", ENGINES)
