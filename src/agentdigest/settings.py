@@ -130,6 +130,9 @@ class ReportConfig(StrictModel):
     # strict, as every number and switch here: "yes", 1 or "95" in TOML are a typo, not a value to guess
     # (found in a config audit: redact = "yes" and failure_examples = true were taken as True and 1)
     redact: bool = Field(True, strict=True)
+    # false pauses the report: the schedule (the scheduler, its catch-up, `run --due`, `run` of every report) and
+    # its late and failed alarms leave it alone, its settings kept; `run REPORT` still sends it (schedule.py)
+    enabled: bool = Field(True, strict=True)
     redact_patterns: dict[str, str] = Field(default_factory=dict)
     failure_examples: int = Field(5, ge=0, le=50, strict=True)
     # The conversations whose agent (the agent_id of their first event) is one of these, or begins with an
