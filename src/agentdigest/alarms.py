@@ -147,7 +147,8 @@ def parse_recipient(key: str) -> tuple[str, str]:
 def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path,
            only: Collection[str] | None = None) -> str:
     """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed,
-    refused (every target left was refused for good, and is not tried) or off. ``only``: the targets to tell (a
+    refused (every target left was refused for good, and is not tried), paused (a late or failed alarm about a
+    report paused with ``enabled = false``: nobody is waiting for it) or off. ``only``: the targets to tell (a
     resolved notice goes to those that got the alarm it answers), every target of the channel without it.
 
     Each target of the channel (each address of an email channel) is claimed on its own, as a report's are:
@@ -160,6 +161,8 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
     name = config.alarms.channel
     if not name:
         return "off"
+    if alarm.kind != "resolved" and not _enabled(config, alarm.report_id):
+        return "paused"
     settings = config.channels[name]
     ledger_channel = f"alarm:{name}"
     secrets = secret_values(settings)
@@ -221,6 +224,11 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         _failed(alarm, name, "; ".join(errors))
         return "failed"
     return "sent"
+
+
+def _enabled(config: Config, report_id: str) -> bool:
+    """Whether the report is scheduled (not paused); one no longer in the config counts as scheduled, as before."""
+    return next((r.enabled for r in config.reports if r.id == report_id), True)
 
 
 def _refused(ledger: Any, alarm: Alarm, ledger_channel: str, under: str) -> dict[str, str]:

@@ -15,6 +15,10 @@ again at the next fires and stays late until it goes out.
 
 A period is *late* (:func:`late_periods`) when it is one of those, is not done, and its due time
 is more than ``grace`` ago (the report's ``grace_minutes``, else ``[alarms] grace_minutes``).
+
+A report paused (``enabled = false``) is never late. Resumed, it is as a scheduler back from downtime: its
+candidates are the latest due period and its ``catch_up`` window (and a period that failed before the pause),
+so the periods that came due while it was paused are neither sent nor late, only said (:func:`passed_over`).
 """
 
 from __future__ import annotations
@@ -204,7 +208,9 @@ class Late:
 
 def late_periods(config: Config, report: ReportConfig, now: datetime, is_done: IsDone,
                  ledger: Any = None) -> list[Late]:
-    """The periods of ``report`` that should have been delivered by ``now`` and were not."""
+    """The periods of ``report`` that should have been delivered by ``now`` and were not; none while it is paused."""
+    if not report.enabled:
+        return []
     now = _utc(now)
     out, allowed = [], grace(config, report)
     for period in candidates(report, now, ledger):
