@@ -94,6 +94,7 @@ class PassResult:
     older: list[tuple[str, str, str]] = field(default_factory=list)
     #: (report, periods) that came due while no pass ran, before the catch-up window: not sent (due.passed_over)
     passed_over: list[tuple[ReportConfig, list[Period]]] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)  # report ids paused with enabled = false: not run
 
     @property
     def exit_code(self) -> int:
@@ -108,7 +109,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
 
     ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
     good in a period (its last failure there permanent, under the same settings) is not tried again, only the
-    others (see Worker in report_worker.py, and refusals.py)."""
+    others (see Worker in report_worker.py, and refusals.py). A report paused (``enabled = false``) is not run."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -118,6 +119,10 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
     source = None
     try:
         for report in reports:
+            if not report.enabled:
+                result.paused.append(report.id)
+                decision("paused", "%s: paused (enabled = false); not run", report.id, report=report.id)
+                continue
             latest = due.latest_due(report, now)
             if latest is None:
                 decision("not_due", "%s: its schedule %r has not fired yet", report.id, report.schedule, report=report.id)
@@ -255,6 +260,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     finally:
         if own:
             ledger.close()
+    for report_id in result.paused:
+        console.print(f"{report_id}: paused (enabled = false); not run", markup=False)
     for report_id, key in result.skipped:
         console.print(f"{report_id} {key}: already sent", markup=False)
     for report, passed in result.passed_over:
@@ -283,7 +290,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                 continue
             console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
                           f"{': ' + d.error if d.error else ''}", markup=False)
-    if not result.runs and not result.skipped and not result.older:
+    if not result.runs and not result.skipped and not result.older and not result.paused:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
 
@@ -345,6 +352,9 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
     ledger = existing_ledger(config)
     done = due.done_checker(ledger, config.archive.path, config) if ledger is not None else None
     for report in config.reports:
+        if not report.enabled:
+            table.add_row(report.id, report.schedule, report.timezone, "paused (enabled = false)", "paused", "")
+            continue
         fire = due.next_fire(report, now)
         if fire is None:
             table.add_row(report.id, report.schedule, report.timezone, "never", "never", "")
