@@ -11,6 +11,8 @@
 - Every ``HEARTBEAT_SECONDS`` it writes a heartbeat to the ledger and checks for late periods,
   which it reports to ``[alarms] channel``.
 - A SQLite ledger deleted or replaced under it is opened again at its path (see :meth:`Daemon.use_ledger`).
+- A report paused (``enabled = false``) has neither a cron job nor a worker: it is said once at start and at each
+  reload (``paused``). A reload that resumes it gives it both, and its worker makes the catch-up pass at once.
 - SIGHUP reloads the config (a bad file is logged and the old config kept); SIGTERM and SIGINT
   let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``.
 """
@@ -32,7 +34,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
-from .config import Config, load_config
+from .config import Config, command, load_config
 from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
@@ -203,9 +205,12 @@ class Daemon:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def _sync_jobs(self) -> None:
-        """One cron job and one worker per configured report; workers of removed reports retire."""
-        ids = {r.id for r in self.config.reports}
+    def _sync_jobs(self) -> set[str]:
+        """One cron job and one worker per configured report not paused; workers of removed or paused reports retire
+        (after their current pass, as a removed report's). Returns the ids of the new workers; while the scheduler
+        runs (a reload) each is asked for its catch-up before its thread starts, so the alarm check never finds a new
+        or resumed report idle and its latest period late just before its catch-up sends it."""
+        ids, new = {r.id for r in self.config.reports if r.enabled}, set()
         for job in self.scheduler.get_jobs():
             if job.id.startswith("report:"):
                 job.remove()
@@ -215,15 +220,23 @@ class Daemon:
                 worker.pending.set()
                 del self.workers[report_id]
         for report in self.config.reports:
+            if not report.enabled:
+                decision("paused", "%s: paused (enabled = false): not scheduled, and not late while paused; "
+                         "`%s` still sends it", report.id, command(self.config, f"run {report.id}"), report=report.id)
+                continue
             self.scheduler.add_job(self.fire, due.trigger(report.schedule, report.timezone), args=[report.id],
                                    id=f"report:{report.id}", name=report.id)
             if report.id not in self.workers:
                 worker = self.workers[report.id] = Worker(self, report.id)
+                new.add(report.id)
+                if self.scheduler.running:
+                    worker.request()
                 worker.thread.start()
             fire = due.next_fire(report, datetime.now(timezone.utc))
             decision("scheduled", "%s: %r in %s, next run %s", report.id, report.schedule, report.timezone,
                      fire.astimezone(ZoneInfo(report.timezone)).isoformat() if fire else "never",
                      report=report.id, next_run=fire.isoformat() if fire else None)
+        return new
 
     def fire(self, report_id: str) -> None:
         """A report's cron fired: wake its worker (a pass already running picks it up after)."""
@@ -252,7 +265,9 @@ class Daemon:
 
     def _working(self, report_id: str) -> bool:
         worker = self.workers.get(report_id)
-        return worker is not None and (worker.busy or worker.pending.is_set())
+        if worker is None:  # added or resumed by a reload that has not given it its worker yet: its catch-up is coming
+            return any(r.id == report_id and r.enabled for r in self.config.reports)
+        return worker.busy or worker.pending.is_set()
 
     def reload(self) -> None:
         """SIGHUP: read the config again; keep the old one when the new one is invalid."""
@@ -273,12 +288,13 @@ class Daemon:
                 old, self.ledger = self.ledger, ledger
                 self._retire(old)
         old, self.config = self.config, config
-        self._sync_jobs()
+        new = self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
         for report_id, worker in self.workers.items():
             # A report waiting to retry a failure keeps its backoff unless what it depends on changed (an
-            # unchanged config on every logrotate HUP hit a failing channel with no wait; an audit).
-            if worker.failing and not _changed(old, config, report_id):
+            # unchanged config on every logrotate HUP hit a failing channel with no wait; an audit). A new worker
+            # was asked already (a second request could run a second pass).
+            if report_id in new or (worker.failing and not _changed(old, config, report_id)):
                 continue
             worker.request()
 
@@ -288,7 +304,8 @@ class Daemon:
             "state": state, "pid": os.getpid(), "host": socket.gethostname(), "config": str(self.config.path),
             "started_at": self.started_at.isoformat(),
             "busy": sorted(w.report_id for w in self.workers.values() if w.busy),
-            "next_runs": {r.id: (f.isoformat() if (f := due.next_fire(r, now)) else None) for r in self.config.reports},
+            "next_runs": {r.id: (f.isoformat() if r.enabled and (f := due.next_fire(r, now)) else None)
+                          for r in self.config.reports},
         }
 
 
