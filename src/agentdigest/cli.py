@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from .config import CANONICAL_COLUMNS, load_config
+from .config import CANONICAL_COLUMNS, command, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
 from .masking import mask_text
@@ -163,6 +163,14 @@ def run(
 
             return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=folder,
                            console=out)
+        for report in (r for r in reports if not r.enabled):  # paused: left out of "every report", sent when named
+            out.print(f"{report.id}: paused for the schedule (enabled = false); running it as asked" if report_ids else
+                      f"{report.id}: paused (enabled = false); not run (`{command(cfg, f'run {report.id}')}` runs it)",
+                      markup=False, soft_wrap=True)
+        if not report_ids:
+            reports = [r for r in reports if r.enabled]
+            if not reports:
+                return 0
         outcomes = run_reports(cfg, reports, now=clock, period_key=period, dry_run=dry_run, force=force,
                                formats=formats, archive=folder, test_to=test_to)
         for outcome in outcomes:
@@ -200,6 +208,9 @@ def check(
                 out.print(config_ok, markup=False)
             raise
         out.print(config_ok, markup=False)
+        for report in (r for r in cfg.reports if not r.enabled):
+            out.print(f"report {report.id}: paused (enabled = false): the schedule does not run it, nor alarms about it",
+                      markup=False, soft_wrap=True)
         try:
             from .queries import rows as _rows
 
@@ -312,7 +323,10 @@ def resend(
     def body() -> int:
         from .commands_delivery import resend as do_resend
 
-        return do_resend(load_config(config), report_id, period, channel=channel, console=out)
+        cfg = load_config(config)
+        if any(r.id == report_id and not r.enabled for r in cfg.reports):
+            out.print(f"{report_id}: paused for the schedule (enabled = false); resending it as asked", markup=False)
+        return do_resend(cfg, report_id, period, channel=channel, console=out)
 
     _guard(verbose, body)
 
