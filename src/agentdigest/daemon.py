@@ -208,8 +208,8 @@ class Daemon:
     def _sync_jobs(self) -> set[str]:
         """One cron job and one worker per configured report not paused; workers of removed or paused reports retire
         (after their current pass, as a removed report's). Returns the ids of the new workers; while the scheduler
-        runs (a reload) each is asked for its catch-up before its thread starts, so the alarm check never finds a new
-        or resumed report idle and its latest period late just before its catch-up sends it."""
+        runs (a reload) each is asked for its catch-up before its thread starts, so the alarm check does not find a
+        new or resumed report idle, its latest period late, while its catch-up is about to send it."""
         ids, new = {r.id for r in self.config.reports if r.enabled}, set()
         for job in self.scheduler.get_jobs():
             if job.id.startswith("report:"):
@@ -265,9 +265,7 @@ class Daemon:
 
     def _working(self, report_id: str) -> bool:
         worker = self.workers.get(report_id)
-        if worker is None:  # added or resumed by a reload that has not given it its worker yet: its catch-up is coming
-            return any(r.id == report_id and r.enabled for r in self.config.reports)
-        return worker.busy or worker.pending.is_set()
+        return worker is not None and (worker.busy or worker.pending.is_set())
 
     def reload(self) -> None:
         """SIGHUP: read the config again; keep the old one when the new one is invalid."""
