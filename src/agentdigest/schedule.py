@@ -245,7 +245,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         from .preflight import check_formats
 
         for report in reports:
-            if report.channels:
+            if report.channels and report.enabled:  # a paused report is not run: its channels ask nothing of --format
                 check_formats(config, report, formats)
     own = ledger is None
     if ledger is None:
