@@ -201,3 +201,19 @@ def test_the_scheduler_does_not_fire_a_paused_report_and_a_sighup_that_resumes_i
     sent = sent_files(tmp_path / "outbox")
     assert sum(sent.values()) == 2 and {rid for rid, _ in sent} == {"a", "b"}
     assert len(events_of(log, "paused", "a")) == 1 and not events_of(log, "passed_over", "a")
+
+
+@pytest.mark.parametrize("enabled", [None, True, False])
+def test_enabled_is_outside_the_settings_fingerprint_so_upgrading_or_pausing_retries_nothing(enabled):
+    """A target refused for good is tried again when its report's settings change (refusals.py). `enabled` decides
+    whether a report runs, not how it is sent: the fingerprint of a report is the one computed before the key existed
+    (the value below, from the code at b14e33f), paused or not, so an upgrade does not retry every refused target."""
+    from agentdigest.refusals import settings_fingerprint
+
+    report = {"id": "weekly", "timezone": "America/New_York", "channels": ["box"]}
+    data = {"source": {"url": "duckdb:///srv/events.duckdb", "table": "agent_events"},
+            "archive": {"path": "/srv/reports"}, "ledger": {"url": "sqlite:////srv/agentdigest.db"},
+            "channels": {"box": {"type": "outbox", "path": "/srv/outbox"}},
+            "reports": [report if enabled is None else {**report, "enabled": enabled}]}
+    config = parse_config(data, "agentdigest.toml")
+    assert settings_fingerprint(config, config.reports[0]) == "f37c801504f114f27fe3d01d"

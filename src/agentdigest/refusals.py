@@ -64,9 +64,14 @@ def _fingerprint(view: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+#: A report's keys that decide whether it runs, not how it is sent: outside the fingerprint, so adding ``enabled``
+#: (or pausing and resuming) leaves every report's fingerprint as it was, and a target refused for good stays so.
+_NOT_SETTINGS = frozenset({"enabled"})
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return {"$type": type(value).__name__, **{k: _plain(v) for k, v in value}}
+        return {"$type": type(value).__name__, **{k: _plain(v) for k, v in value if k not in _NOT_SETTINGS}}
     if isinstance(value, SecretStr):  # an SMTP URL's host and user count; its password, a token, a webhook path not
         secret = value.get_secret_value()
         return mask_url(secret) if "://" in secret else "***"
