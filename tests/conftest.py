@@ -33,6 +33,21 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def postgres_account(base: Path) -> list[str]:
+    """The command prefix that runs a PostgreSQL binary as the ``postgres`` account when the tests run as root
+    (initdb and postgres refuse root), ``base`` (the server's folder) given to it; none otherwise. Skips (or fails in
+    CI) when that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        skip_or_fail("running as root and there is no 'postgres' account to run PostgreSQL as")
+    if not shutil.which("setpriv"):
+        skip_or_fail("running as root and setpriv (util-linux) is missing")
+    os.chown(base, account.pw_uid, account.pw_gid)
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups"]
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -200,18 +215,9 @@ def pg_server(request):
         skip_or_fail("no PostgreSQL server binaries (pg_ctl) found; set --postgresql-exec")
     base = Path(tempfile.mkdtemp(prefix="agentdigest-pg-"))
     executable = pg_ctl
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            skip_or_fail("running as root and there is no 'postgres' account to run PostgreSQL as")
-        if not shutil.which("setpriv"):
-            skip_or_fail("running as root and setpriv (util-linux) is missing")
-        os.chown(base, account.pw_uid, account.pw_gid)
+    if as_postgres := postgres_account(base):
         executable = str(base / "pg_ctl-as-postgres")
-        Path(executable).write_text(
-            "#!/bin/sh\n"
-            f"exec setpriv --reuid={account.pw_uid} --regid={account.pw_gid} --init-groups {pg_ctl} \"$@\"\n")
+        Path(executable).write_text(f"#!/bin/sh\nexec {' '.join(as_postgres)} {pg_ctl} \"$@\"\n")
         os.chmod(executable, 0o755)
     executor = PostgreSQLExecutor(
         executable=executable, host="127.0.0.1", port=free_port(), datadir=str(base / "data"),

@@ -8,7 +8,6 @@ and postgres refuse root), as conftest's ``pg_server`` does.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import free_port, skip_or_fail
+from conftest import free_port, postgres_account, skip_or_fail
 
 
 @dataclass
@@ -69,16 +68,7 @@ def start_replica(pg_ctl: str | None) -> Replica:
     if not (bindir / "pg_basebackup").exists() or not (bindir / "initdb").exists():
         skip_or_fail(f"initdb and pg_basebackup are needed beside {pg_ctl} for a streaming replica")
     base = Path(tempfile.mkdtemp(prefix="agentdigest-replica-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            skip_or_fail("running as root and there is no 'postgres' account to run PostgreSQL as")
-        if not shutil.which("setpriv"):
-            skip_or_fail("running as root and setpriv (util-linux) is missing")
-        os.chown(base, account.pw_uid, account.pw_gid)
-        as_postgres = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups"]
+    as_postgres = postgres_account(base)
     pair = Replica(bindir, base, free_port(), free_port(), as_postgres)
     try:
         # initdb's pg_hba trusts loopback, replication connections included

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -27,7 +26,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from agentdigest.ledger import Ledger
-from conftest import _pg_ctl, free_port, skip_or_fail
+from conftest import _pg_ctl, free_port, postgres_account, skip_or_fail
 from schedule_helpers import (cli, cron_far_from_now, events_of, json_lines, make_events, sent_files, spawn, stop, wait_for,
                               write_config)
 
@@ -82,16 +81,7 @@ def server(request):
     if not (bindir / "initdb").exists():
         skip_or_fail(f"initdb is needed beside {pg_ctl} for a server of the test's own")
     base = Path(tempfile.mkdtemp(prefix="agentdigest-restart-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            skip_or_fail("running as root and there is no 'postgres' account to run PostgreSQL as")
-        if not shutil.which("setpriv"):
-            skip_or_fail("running as root and setpriv (util-linux) is missing")
-        os.chown(base, account.pw_uid, account.pw_gid)
-        as_postgres = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups"]
+    as_postgres = postgres_account(base)
     srv = Server(bindir, base, free_port(), as_postgres)
     srv._run(str(bindir / "initdb"), "-D", str(base / "data"), "-U", "postgres", "-A", "trust", "-N")
     with open(base / "data" / "postgresql.conf", "a") as conf:
