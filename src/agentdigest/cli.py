@@ -209,7 +209,8 @@ def check(
             raise
         out.print(config_ok, markup=False)
         for report in (r for r in cfg.reports if not r.enabled):
-            out.print(f"report {report.id}: paused (enabled = false): the schedule does not run it, nor alarms about it",
+            out.print(f"report {report.id}: paused (enabled = false): the schedule does not run it, "
+                      "nor alarms about it",
                       markup=False, soft_wrap=True)
         try:
             from .queries import rows as _rows

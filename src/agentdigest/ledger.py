@@ -17,8 +17,6 @@ PostgreSQL ledger need synchronised clocks (NTP); leases are minutes, skew is se
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, update
 from .ledger_db import utc_now
 from .ledger_runs import LedgerRuns, clip_error, delivery_dict
 from .ledger_schema import deliveries, engine_url, read_version, runs, sqlite_path, write_problem
+from .owners import this_process
 
 @dataclass(frozen=True)
 class Claim:
@@ -199,8 +198,9 @@ class Ledger(LedgerRuns):
         """Record targets as sent that this ledger has no sent row for, from another record of the sends (the
         archive's, when the ledger was new or reset); how many rows it wrote. A row a run has claimed since
         (``sending``) is left to that run while its lease lasts (one whose sender failed to record the send
-        has run out, or was ended by :meth:`expire_lease`), unless this process holds it: its send is over. ``kind="alarm"`` restores alarm sends. A send's
-        ``destination`` (a fingerprint, see renames.py) is kept when it has one."""
+        has run out, or was ended by :meth:`expire_lease`), unless this process holds it: its send is over.
+        ``kind="alarm"`` restores alarm sends. A send's ``destination`` (a fingerprint, see renames.py) is kept
+        when it has one."""
         now = utc_now()
         d = deliveries.c
         written = 0
@@ -211,7 +211,7 @@ class Ledger(LedgerRuns):
             # archive records it. Found with a real server stopped during SMTP DATA: the scheduler's retry left the
             # row to its own live lease, called the send "being sent by" itself and did not count the period as
             # sent until that lease ran out (29 minutes for an email), while saying it had restored it.
-            free.append(d.owner.startswith(f"{socket.gethostname()}:{os.getpid()}:", autoescape=True))
+            free.append(d.owner.startswith(this_process(), autoescape=True))
         with self._write() as conn:
             for send in sends:
                 at = _parse_time(send.get("sent_at")) or now

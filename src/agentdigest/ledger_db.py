@@ -107,7 +107,8 @@ class LedgerDatabase:
         except StatementFailed as exc:
             # Not after a connection no host gave: asking again waited as long again (measured: 16 s instead of 8
             # for two hosts that accept and never answer, prefer-standby, connect_timeout=2)
-            if not exc.unreachable and (problem := self._pg_write_problem()):  # the GRANT it needs, as check says (a README audit)
+            # the GRANT it needs, as check says (a README audit)
+            if not exc.unreachable and (problem := self._pg_write_problem()):
                 raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}") from None
             raise LedgerError(f"cannot open the ledger {mask_url(url)}: {exc.reason}") from None
 

@@ -23,7 +23,12 @@ _INIT_PID_NAMESPACE = 0xEFFFFFFC
 
 def owner_id() -> str:
     """A new owner name for this process: host, process id and a random tag."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{this_process()}{uuid.uuid4().hex[:6]}"
+
+
+def this_process() -> str:
+    """What every owner name of this process begins with (host and process id)."""
+    return f"{socket.gethostname()}:{os.getpid()}:"
 
 
 def has_exited(owner: str | None) -> bool:

@@ -310,7 +310,8 @@ class Config(StrictModel):
         out = dict(channels)
         for name, raw in channels.items():
             kind = raw.get("type") if isinstance(raw, dict) else None
-            model = PLUGIN_CHANNEL_SETTINGS.get(kind) if isinstance(kind, str) else None  # `type = []` is the union's to name
+            # `type = []` is the union's to name
+            model = PLUGIN_CHANNEL_SETTINGS.get(kind) if isinstance(kind, str) else None
             if model is None or kind in CHANNEL_TYPES:
                 continue
             try:
