@@ -527,3 +527,18 @@ def test_python_dash_m_runs_the_command_line(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     line = one_line(done, 2)
     assert "none.toml" in line
+
+
+@pytest.mark.parametrize("command, usage, argument", [
+    ("run", "Usage: agentdigest run [OPTIONS] [REPORT_ID]...", "REPORT_ID  Reports to run"),
+    ("resend", "Usage: agentdigest resend [OPTIONS] REPORT_ID PERIOD", "PERIOD     Period key"),
+])
+def test_help_shows_arguments_without_python_types(tmp_path: Path, command: str, usage: str, argument: str) -> None:
+    # Typer's own display read "REPORT_ID <list[str]>" and "{REPORT_ID} {PERIOD}": a Python type and braces
+    # that mean nothing to a reader of the help
+    done = cli(tmp_path, command, "--help", env={"COLUMNS": "100"})
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    assert lines[0] == usage, done.stdout
+    assert any(line.startswith(argument) for line in lines), done.stdout
+    assert "<" not in done.stdout and "{" not in done.stdout, done.stdout

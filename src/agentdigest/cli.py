@@ -13,6 +13,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -348,6 +349,27 @@ def schedule(
     _guard(verbose, body)
 
 
+def _plain_arguments(command: Any) -> Any:
+    """``command`` with its subcommands' arguments shown in help as click shows them: ``REPORT_ID PERIOD`` and
+    ``[REPORT_ID]...``, not Typer's ``{REPORT_ID}`` and ``REPORT_ID <list[str]>`` (a Python type means nothing
+    to a reader of the help). Typer has no setting for it, so the two display methods are replaced on each
+    argument where this Typer has them; another Typer keeps its own display."""
+    for sub in getattr(command, "commands", {}).values():
+        for param in sub.params:
+            if param.param_type_name != "argument":
+                continue
+            if hasattr(param, "display_type_rich"):
+                param.display_type_rich = lambda ctx: None
+            if hasattr(param, "_usage_display_name"):
+                param._usage_display_name = partial(_usage_name, param)
+    return command
+
+
+def _usage_name(param: Any) -> str:
+    name = param.metavar or (param.name or "").upper()
+    return (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
+
+
 def main() -> None:
     """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
     every other error: click's boxed panel took five lines (found in a config audit)."""
@@ -360,7 +382,7 @@ def main() -> None:
         NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click < 8.2 exits with the help itself
 
     try:
-        code = app(prog_name="agentdigest", standalone_mode=False)
+        code = _plain_arguments(typer.main.get_command(app))(prog_name="agentdigest", standalone_mode=False)
     except NoArgsIsHelpError as exc:  # a bare "agentdigest": the help, on stderr as click shows it
         exc.show()
         sys.exit(exc.exit_code)
