@@ -21,10 +21,12 @@ from jinja2 import (
     StrictUndefined,
     TemplateError,
     TemplateNotFound,
+    pass_context,
 )
 from markupsafe import Markup, escape
 
 from ..errors import RenderError
+from .format import count_in
 from .sections import direction
 
 BUILT_IN = Path(__file__).parent / "templates"
@@ -48,6 +50,7 @@ def environment(folder: str | None = None) -> Environment:
     env.filters["shown"] = shown_columns
     env.filters["breakable"] = breakable
     env.filters["isolate"] = isolate
+    env.filters["count"] = pass_context(count_in)
     env.filters["direction"] = lambda value: direction(str(value))
     return env
 

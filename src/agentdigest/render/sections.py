@@ -222,12 +222,14 @@ def _top(rows: tuple[dict[str, Any], ...] | None, key: str, limit: int) -> tuple
     return ordered[:limit], max(0, len(ordered) - limit)
 
 
-def in_pdf(total: int, pdf_rows: int) -> str:
+def in_pdf(total: int, pdf_rows: int, fmt: Formatter | None = None) -> str:
     """Where the rows an email leaves out can be read: "more in the attached PDF report", or, when the PDF
     shows only its first ``pdf_rows`` too, says so (found in an email audit: "and 193 more agents (more in
-    the attached PDF report)", whose PDF listed 100)."""
+    the attached PDF report)", whose PDF listed 100). The counts in ``fmt``'s locale (a German report read
+    "the first 100 of 1,234" beside "1.234")."""
+    count = fmt.count if fmt is not None else "{:,}".format
     return ("more in the attached PDF report" if total <= pdf_rows
-            else f"the attached PDF lists the first {pdf_rows:,} of {total:,}")
+            else f"the attached PDF lists the first {count(pdf_rows)} of {count(total)}")
 
 
 def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
@@ -238,7 +240,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     rows, more = _top(data.errors_by_type, "count", limits.error_types)
     labels = names([r.get("error_type") for r in rows], limits.name_chars)
     out["errors_by_type"] = None if data.errors_by_type is None else {
-        "more": more, "where": in_pdf(len(data.errors_by_type), PRINT_LIMITS.error_types), "rows": [{
+        "more": more, "where": in_pdf(len(data.errors_by_type), PRINT_LIMITS.error_types, fmt), "rows": [{
         "type": label,
         "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
         "change": fmt.change_between(r.get("count"), r.get("previous")),
@@ -250,7 +252,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     total_tokens = sum(finite_number(r.get("total_tokens")) or 0 for r in data.by_model or ())
     labels = names([r.get("model") for r in rows], limits.name_chars)
     out["by_model"] = None if data.by_model is None else {
-        "more": more, "where": in_pdf(len(data.by_model), PRINT_LIMITS.models), "rows": [{
+        "more": more, "where": in_pdf(len(data.by_model), PRINT_LIMITS.models, fmt), "rows": [{
         "model": label,
         "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")),
@@ -262,7 +264,7 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     rows, more = _top(data.by_agent, "conversations", limits.agents)
     labels = names([r.get("agent_id") for r in rows], limits.name_chars)
     out["by_agent"] = None if data.by_agent is None else {
-        "more": more, "where": in_pdf(len(data.by_agent), PRINT_LIMITS.agents), "rows": [{
+        "more": more, "where": in_pdf(len(data.by_agent), PRINT_LIMITS.agents, fmt), "rows": [{
         "agent": label,
         "conversations": fmt.count(r.get("conversations")),
         "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),

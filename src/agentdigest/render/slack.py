@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from ..errors import RenderError
-from .format import NA
+from .format import NA, count_in
 from .sections import isolated
 
 HEADER_MAX = 150
@@ -138,7 +138,7 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
         lines = [f"• {isolated(r['type'])}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
         more = len(e["rows"]) - 8 + e["more"]
         blocks.append(_section("*Errors by type*"))
-        blocks.append(_plain("\n".join(lines) + (f"\n…and {more} more" if more > 0 else "")))
+        blocks.append(_plain("\n".join(lines) + (f"\n…and {count_in(ctx, more)} more" if more > 0 else "")))
     if moved := _agents_that_moved(ctx):
         blocks.append(_section("*Agents that moved*"))
         blocks.append(_plain("\n".join(moved)))

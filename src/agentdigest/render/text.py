@@ -7,13 +7,15 @@ A custom template folder may supply ``report.txt.j2`` (rendered without HTML esc
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateError
 from rich.cells import cell_len, get_character_cell_size
 
+from .format import count_in
 from .html import environment, rendered_something, template_failure, template_source
 from .sections import ISOLATE, cut_apart, cut_middle, isolated
 
@@ -56,9 +58,9 @@ def _line(cells: list[str]) -> str:
 
 def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any]], more: int = 0,
           more_label: str = "more", absent: Sequence[str] = (),
-          where: str = "more in the attached PDF report") -> list[str]:
+          where: str = "more in the attached PDF report", count: Callable[[int], str] = "{:,}".format) -> list[str]:
     """Aligned columns: (heading, key, right-aligned?). The first column takes the spare width;
-    columns in ``absent`` (no data in the source) are left out."""
+    columns in ``absent`` (no data in the source) are left out. ``count`` writes the number of rows left out."""
     columns = [c for c in columns if c[1] not in absent]
     widths = [max([cell_len(h)] + [cell_len(str(r[k])) for r in rows]) for h, k, _ in columns]
     fixed = sum(widths[1:]) + 2 * (len(columns) - 1) + 2
@@ -79,7 +81,7 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
         cells[0] = first
         lines.append(_line([_cell(c, w, right) for c, (_, _, right), w in zip(cells, columns, widths)]))
     if more:
-        lines.append(f"  and {more} {more_label} ({where})")
+        lines.append(f"  and {count(more)} {more_label} ({where})")
     return lines
 
 
@@ -169,6 +171,7 @@ def executive(ctx: dict[str, Any]) -> list[str]:
 def engineering(ctx: dict[str, Any]) -> list[str]:
     out: list[str] = []
     word = ctx["report"]["period_word"]
+    count = partial(count_in, ctx)  # the rows a table leaves out, in the report's locale
     if ctx["kpis"]:
         out += heading("Headline figures") + kpi_lines(ctx["kpis"])
     if ctx["latency"]:
@@ -182,21 +185,24 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
     if (e := ctx["errors_by_type"]) is not None:
         out += heading("Errors by type")
         out += table([("Error type", "type", False), ("Count", "count", True), ("Previous", "previous", True),
-                      ("Change", "change", True)], e["rows"], e["more"], "more error types", where=e["where"]) if e["rows"] \
+                      ("Change", "change", True)], e["rows"], e["more"], "more error types", where=e["where"],
+                     count=count) if e["rows"] \
             else [f"No errors this {word}."]
     if (b := ctx["by_model"]) is not None:
         # "Tokens by model" over a table without tokens (no token_count column) named what it lacks
         out += heading("Tokens by model" if "tokens" not in ctx["absent"] else "By model")
         out += table([("Model", "model", False), ("Conv.", "conversations", True), ("Tokens", "tokens", True),
                       ("Share", "share", True), ("p95", "p95_latency", True), ("Errors", "errors", True),
-                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"], where=b["where"]) \
+                      ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"],
+                     where=b["where"], count=count) \
             if b["rows"] else [f"No model activity this {word}."]
     if (a := ctx["by_agent"]) is not None:
         out += heading("By agent")
         out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
                       ("Err. rate", "error_rate", True), ("Chg", "error_rate_change", True), ("p95", "p95_latency", True),
                       ("Chg", "p95_change", True)],
-                     a["rows"], a["more"], "more agents", absent=ctx["absent"], where=a["where"]) \
+                     a["rows"], a["more"], "more agents", absent=ctx["absent"], where=a["where"],
+                     count=count) \
             if a["rows"] else [f"No agent activity this {word}."]
     out += heading("Recent failures")
     for f in ctx["failures"]:

@@ -1,0 +1,52 @@
+"""Reports of a large programme: thousands of agents, hundreds of models and error types.
+
+Found in a cardinality audit (3,000 agents with 300-character ids, 400 models, 300 error types, CJK, Arabic
+and emoji names, 5,000-character messages with markup): every format held its limits, but a few things read
+badly at that size. The expected figures here are worked out by hand from the fixture's sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from agentdigest.render import render_artifacts
+from render_fixtures import ParsedHTML, make_report, pdf_text
+
+
+def many(audience: str = "engineering", *, agents: int = 1234, types: int = 1234, locale: str = "en"):
+    """A week with ``agents`` agents and ``types`` error types (short names: only the counts matter here)."""
+    data = make_report(audience, locale=locale)
+    rows = tuple({**data.by_agent[0], "agent_id": f"agent-{i}", "conversations": 5000 - i} for i in range(agents))
+    errors = tuple({"error_type": f"error_{i}", "count": 5000 - i, "previous": 5000 - i} for i in range(types))
+    return replace(data, by_agent=rows, errors_by_type=errors)
+
+
+@pytest.mark.parametrize("locale, agents_left, types_left, pdf_agents_left, of_all", [
+    # the text part shows 15 agents and 10 error types, the PDF 100 agents (of 1,234)
+    ("en", "1,219", "1,224", "1,134", "the attached PDF lists the first 100 of 1,234"),
+    ("de", "1.219", "1.224", "1.134", "the attached PDF lists the first 100 of 1.234"),
+])
+def test_the_more_line_writes_its_count_as_the_report_writes_numbers(locale, agents_left, types_left,
+                                                                      pdf_agents_left, of_all) -> None:
+    """Found in a cardinality audit: "and 2993 more agents (the attached PDF lists the first 100 of 3,000)" and
+    Slack's "…and 292 more": the count of rows left out was the one figure written without grouping."""
+    files = render_artifacts(many(locale=locale), {"html", "txt", "pdf", "slack"})
+    html = " ".join(ParsedHTML(files["report.html"].decode()).text.split())
+    text = " ".join(files["report.txt"].decode().split())
+    pdf = " ".join(" ".join(pdf_text(files["report.pdf"])).split())
+    assert f"and {agents_left} more agents ({of_all})" in text, text[-3000:]
+    assert f"and {types_left} more error types" in text
+    # the email shows 15, 7 or 3 agents and 10, 5 or 3 error types, as it must shrink to fit Gmail's limit
+    sep = "," if locale == "en" else "."
+    left = {f"{1234 - k:,}".replace(",", sep) for k in (15, 10, 7, 5, 3)}
+    shown = re.findall(r"and (\S+) more (agents|error types) \(the attached PDF lists (the first \S+ of \S+)\)", html)
+    assert len(shown) == 2 and all(n in left and where[-5:] == "1" + sep + "234" for n, _, where in shown), shown
+    assert f"and {pdf_agents_left} more agents" in pdf
+    slack = json.loads(files["slack.json"])
+    errors = next(b["text"]["text"] for b in slack["blocks"] if "error_0 " in b.get("text", {}).get("text", ""))
+    # Slack lists 8 error types
+    assert errors.endswith(f"…and {'1,226' if locale == 'en' else '1.226'} more"), errors
