@@ -50,3 +50,36 @@ def test_the_more_line_writes_its_count_as_the_report_writes_numbers(locale, age
     errors = next(b["text"]["text"] for b in slack["blocks"] if "error_0 " in b.get("text", {}).get("text", ""))
     # Slack lists 8 error types
     assert errors.endswith(f"…and {'1,226' if locale == 'en' else '1.226'} more"), errors
+
+
+def test_many_agents_with_long_ids_are_named_readably_in_the_text_part() -> None:
+    """Found in a cardinality audit: 3,000 agents whose 300-character ids differ only in a number after a
+    long shared prefix got a 16-cell name column, just wide enough not to be given lines of their own, and
+    read "prod-e…00…a…bc", "prod-e…05…a…bc": no engineer could tell which agent a row was."""
+    from agentdigest.render.text import WIDTH, table
+
+    ids = [f"prod-eu-west-1-customer-support-{i:04d}-" + "abcdefghij" * 30 for i in range(15)]
+    rows = [{"agent": a, "n": "2,999", "r": "60.0%", "rc": "+10.0 pp", "e": "5.0%", "ec": "+2.0 pp",
+             "p": "2.04 s", "pc": "+2.2%"} for a in ids]
+    lines = table([("Agent", "agent", False), ("Conv.", "n", True), ("Resol.", "r", True), ("Chg", "rc", True),
+                   ("Err. rate", "e", True), ("Chg", "ec", True), ("p95", "p", True), ("Chg", "pc", True)], rows)
+    body = "\n".join(lines)
+    assert all(len(line) <= WIDTH for line in lines), body
+    for i in range(15):  # the number that tells the agents apart, whole, after the shared name's start
+        assert sum(f"prod-eu-west-1-customer-support-{i:04d}" in line for line in lines) == 1, body
+    figures = [line for line in lines[2:] if "60.0%" in line]
+    assert len(figures) == 15 and len({len(line) for line in figures}) == 1, body
+
+
+def test_names_a_middle_cut_keeps_apart_stay_on_their_rows() -> None:
+    """The rule above is for names only a cut in several places could tell apart: names that a single cut
+    keeps apart stay in their column, one line a row, as before."""
+    from agentdigest.render.text import table
+
+    ids = [f"agent-{i}-" + "x" * 30 + f"-{i:03d}" for i in range(5)]
+    rows = [{"agent": a, "n": "2,999", "r": "60.0%", "rc": "+10.0 pp", "e": "5.0%", "ec": "+2.0 pp",
+             "p": "2.04 s", "pc": "+2.2%"} for a in ids]
+    lines = table([("Agent", "agent", False), ("Conv.", "n", True), ("Resol.", "r", True), ("Chg", "rc", True),
+                   ("Err. rate", "e", True), ("Chg", "ec", True), ("p95", "p", True), ("Chg", "pc", True)], rows)
+    assert len(lines) == 2 + len(ids), "\n".join(lines)
+    assert [re.search(r"-(\d{3})\s", line).group(1) for line in lines[2:]] == [f"{i:03d}" for i in range(5)]

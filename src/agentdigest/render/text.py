@@ -17,11 +17,14 @@ from rich.cells import cell_len, get_character_cell_size
 
 from .format import count_in
 from .html import environment, rendered_something, template_failure, template_source
-from .sections import ISOLATE, cut_apart, cut_middle, isolated
+from .sections import ELLIPSIS, ISOLATE, cut_apart, cut_middle, isolated
 
 WIDTH = 78
 #: Below this many cells a table's name column is given lines of its own (see :func:`table`).
 NAME_CELLS = 16
+#: Below this many cells a name column whose names are cut in several places (to tell them apart) is given
+#: lines of its own: "cust…t-us-east-…tant" reads in 20 cells, "prod-e…00-a…ij" in 16 does not.
+PARTED_CELLS = 20
 CUSTOM_TEXT = "report.txt.j2"
 
 
@@ -71,8 +74,14 @@ def table(columns: Sequence[tuple[str, str, bool]], rows: Sequence[dict[str, Any
     lines = [_line([_cell(h, w, right) for (h, _, right), w in zip(columns, widths)])]
     lines.append(_line(["-" * w for w in widths]))
     # the first column holds names: two different ones cut to the same label show where they part
-    firsts = cut_apart([str(row[columns[0][1]]) for row in rows], WIDTH - 2 if stacked else widths[0],
-                       _chop, cell_len)
+    texts = [str(row[columns[0][1]]) for row in rows]
+    firsts = cut_apart(texts, WIDTH - 2 if stacked else widths[0], _chop, cell_len)
+    # Names told apart only by cuts in several places need PARTED_CELLS to be read (a cardinality audit:
+    # 300-character ids sharing a long start read "prod-e…00-a…ij" in 16 cells): they get lines of their own too.
+    if not stacked and widths[0] < PARTED_CELLS and any(
+            label.count(ELLIPSIS) > text.count(ELLIPSIS) + 1 for text, label in zip(texts, firsts)):
+        stacked = True
+        firsts = cut_apart(texts, WIDTH - 2, _chop, cell_len)
     for row, first in zip(rows, firsts):
         cells = [str(row[k]) for _, k, _ in columns]
         if stacked:
