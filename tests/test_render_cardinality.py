@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from agentdigest.render import render_artifacts
-from render_fixtures import ParsedHTML, make_report, pdf_text
+from render_fixtures import ParsedHTML, make_report, parse_eml, pdf_text
 
 
 def many(audience: str = "engineering", *, agents: int = 1234, types: int = 1234, locale: str = "en"):
@@ -83,3 +83,39 @@ def test_names_a_middle_cut_keeps_apart_stay_on_their_rows() -> None:
                    ("Err. rate", "e", True), ("Chg", "ec", True), ("p95", "p", True), ("Chg", "pc", True)], rows)
     assert len(lines) == 2 + len(ids), "\n".join(lines)
     assert [re.search(r"-(\d{3})\s", line).group(1) for line in lines[2:]] == [f"{i:03d}" for i in range(5)]
+
+
+def test_the_email_says_what_a_table_left_out_outside_its_sideways_scroll() -> None:
+    """Found in a cardinality audit (screenshots at 320 px): the "and 2,993 more agents (the attached PDF lists
+    the first 100 of 3,000)" line was a row of the table that scrolls sideways on a phone, so it was cut at the
+    screen's edge with the table; it is a line under the table, as wide as the page. The PDF keeps its row."""
+    from html.parser import HTMLParser
+
+    class Where(HTMLParser):
+        """The text of elements of class "more", and whether each lies inside a "scroll-x" box."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[str] = []
+            self.found: list[tuple[bool, str]] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("br", "wbr", "img", "meta", "col"):
+                return
+            self.stack.append(dict(attrs).get("class") or "")
+
+        def handle_endtag(self, tag):
+            if tag not in ("br", "wbr", "img", "meta", "col") and self.stack:
+                self.stack.pop()
+
+        def handle_data(self, data):
+            if self.stack and "more" in self.stack[-1].split():
+                self.found.append((any("scroll-x" in c.split() for c in self.stack), data))
+
+    files = render_artifacts(many(), {"html", "eml"})
+    for html in (files["report.html"].decode(), parse_eml(files["message.eml"]).get_body(("html",)).get_content()):
+        where = Where()
+        where.feed(html)
+        texts = [text for _, text in where.found]
+        assert any("more agents" in t for t in texts) and any("more error types" in t for t in texts), texts
+        assert not any(inside for inside, _ in where.found), where.found
