@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 try:
@@ -80,19 +80,39 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
     folder = report_dir(archive, report_id, period_key)
     with writing(archive):
         folder.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-            try:
+        # Every file is written whole to a temp file before any takes its name: found in a storage audit, a
+        # disk that filled up at report.pdf had already replaced report.json, so a delivered period's folder
+        # held new figures beside the message.eml as sent (and a new one a lone report.json). A failed write
+        # now leaves the folder as it was. Each file is flushed to disk first, so a crash just after the
+        # renames cannot leave an empty file under an artifact's name.
+        staged: dict[str, str] = {}
+        try:
+            for name, content in files.items():
+                fd, staged[name] = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(content)
-                os.replace(tmp, folder / name)
-            except BaseException:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            for name in files:
+                os.replace(staged.pop(name), folder / name)
+        finally:
+            for tmp in staged.values():
                 Path(tmp).unlink(missing_ok=True)
-                raise
+        _sync_folder(folder)
         for stale in _artifact_files(folder):
             if stale.name not in files:
                 stale.unlink(missing_ok=True)
     return folder
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the folder's renames durable (best effort: some file systems cannot sync a folder)."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextmanager
