@@ -45,3 +45,41 @@ def test_an_archive_write_cut_short_leaves_the_folder_as_it_was(tmp_path):
     assert (folder / "report.json").read_bytes() == b'{"old": 1}'
     assert (folder / "report.pdf").read_bytes() == b"%PDF old"
     assert sorted(p.name for p in folder.iterdir()) == ["report.json", "report.pdf"]  # no temp file left
+
+
+def test_a_send_log_line_cut_short_is_an_error_and_does_not_swallow_the_next_one(tmp_path):
+    """Found in a storage audit: the send log's append ignored a short write (a disk filling up), so the send
+    was half a line, said nowhere, and the next send appended to that half line was lost with it: a reset
+    ledger then learnt neither. The append is whole or not at all, and fails as ArchiveError."""
+    from agentdigest.archive import mark_delivered, recorded_sends, write_artifacts
+
+    folder = write_artifacts(tmp_path, "weekly", "2026-W47", {"message.eml": b"Subject: x\n\nbody\n"})
+    first = {"channel": "box", "recipient": "", "sent_at": "2026-11-30T09:00:00+00:00", "provider_id": "a.eml"}
+    mark_delivered(tmp_path, "weekly", "2026-W47", [first])
+    before = (folder / ".delivered").read_bytes()
+    done = limited(f"""
+        from agentdigest.archive import mark_delivered
+        from agentdigest.errors import ArchiveError
+        try:
+            mark_delivered({str(tmp_path)!r}, "weekly", "2026-W47",
+                           [{{"channel": "mail", "recipient": "cto@example.com", "provider_id": "<b@x>"}}])
+        except ArchiveError as exc:
+            print("ArchiveError:", exc)
+        """, limit=len(before) + 20)
+    assert done.returncode == 0 and "ArchiveError:" in done.stdout, done
+    assert (folder / ".delivered").read_bytes() == before  # no half line left
+    third = {"channel": "hook", "recipient": "", "sent_at": "2026-11-30T09:01:00+00:00", "provider_id": "h"}
+    mark_delivered(tmp_path, "weekly", "2026-W47", [third])
+    assert recorded_sends(tmp_path, "weekly", "2026-W47") == [first, third]
+
+
+def test_a_send_log_that_ends_in_half_a_line_keeps_the_next_send(tmp_path):
+    """A half line left by an older agentdigest (or a crash mid-append) must not swallow the next record."""
+    from agentdigest.archive import mark_delivered, recorded_sends, write_artifacts
+
+    folder = write_artifacts(tmp_path, "weekly", "2026-W47", {"message.eml": b"Subject: x\n\nbody\n"})
+    (folder / ".delivered").write_bytes(b'{"channel": "box", "recip')
+    send = {"channel": "hook", "recipient": "", "sent_at": "2026-11-30T09:01:00+00:00", "provider_id": "h"}
+    mark_delivered(tmp_path, "weekly", "2026-W47", [send])
+    assert recorded_sends(tmp_path, "weekly", "2026-W47") == [send]
+    assert json.loads((folder / ".delivered").read_text().splitlines()[-1]) == send

@@ -182,10 +182,22 @@ def _alarm_log(archive: Path, report_id: str, period_key: str) -> Path:
 
 def _append(log: Path, sends: list[dict[str, str | None]]) -> None:
     lines = "".join(json.dumps(send, sort_keys=True) + "\n" for send in sends).encode()
-    # Private like the artifacts (it names recipients); one append, so a reader never sees half a line
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # Private like the artifacts (it names recipients). Whole lines or nothing: found in a storage audit, a
+    # write cut short by a full disk was ignored, leaving half a line, and the next send, appended to it, was
+    # lost with it. A half line already there (a crash) is ended first, so it cannot swallow this one.
+    fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, lines)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            lines = b"\n" + lines
+        try:
+            done = 0
+            while done < len(lines):
+                done += os.write(fd, lines[done:])
+        except BaseException:
+            with suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
 
