@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 
@@ -83,3 +86,90 @@ def test_a_send_log_that_ends_in_half_a_line_keeps_the_next_send(tmp_path):
     mark_delivered(tmp_path, "weekly", "2026-W47", [send])
     assert recorded_sends(tmp_path, "weekly", "2026-W47") == [send]
     assert json.loads((folder / ".delivered").read_text().splitlines()[-1]) == send
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory) -> Path:
+    from agentdigest.demo import setup
+
+    folder = tmp_path_factory.mktemp("events")
+    setup(folder, conversations=3000)
+    return folder / "events.duckdb"
+
+
+TWO_OUTBOXES = """
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+[channels.box2]
+type = "outbox"
+path = "outbox2"
+[[reports]]
+id = "weekly-exec"
+timezone = "Europe/Berlin"
+channels = ["box", "box2"]
+"""
+
+
+def home_with(tmp_path: Path, events: Path, config: str = TWO_OUTBOXES) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "events.duckdb").write_bytes(events.read_bytes())
+    (home / "agentdigest.toml").write_text(config)
+    return home
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          cwd=home, capture_output=True, text=True, timeout=300, env=env)
+
+
+def run_states(home: Path) -> list[str]:
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        return [state for (state,) in db.execute("SELECT state FROM runs ORDER BY id")]
+
+
+def test_a_period_whose_archived_message_is_gone_is_not_sent_half_made(tmp_path, events):
+    """Found in a storage audit: a period one outbox had (the other's folder was a file), its message.eml then
+    lost, went to the second outbox as its Slack payload alone, "sent", exit 0. Nothing is sent; one line."""
+    home = home_with(tmp_path, events)
+    (home / "outbox2").write_text("a file where the outbox folder should be")
+    assert cli(home, "run", "--period", "2026-W47").returncode == 1
+    (home / "outbox2").unlink()
+    (home / "reports" / "weekly-exec" / "2026-W47" / "message.eml").unlink()
+    again = cli(home, "run", "--period", "2026-W47")
+    assert again.returncode == 1, again.stdout + again.stderr
+    (line,) = again.stderr.strip().splitlines()
+    assert "has no message.eml" in line and "'box2'" in line and "--force" in line and "Traceback" not in line
+    assert not (home / "outbox2").exists() or not list((home / "outbox2").rglob("*.*"))
+    assert run_states(home)[-1] == "failed"
+
+
+def test_an_archive_removed_between_its_write_and_the_delivery_is_an_archive_error(tmp_path, events, monkeypatch):
+    """Found in a storage audit: a period's folder removed right after the run wrote it (a clean-up job, a
+    disk remounted) failed "nothing archived ... (run ... first)" as bad input, exit 2. It is the archive's
+    failure (exit 1), recorded as a failed run, and nothing is sent."""
+    import shutil
+
+    from agentdigest import runner
+    from agentdigest.config import load_config
+    from agentdigest.errors import ArchiveError
+
+    home = home_with(tmp_path, events)
+    config = load_config(home / "agentdigest.toml")
+    write = runner.write_artifacts
+
+    def write_then_lose(archive, *args):
+        folder = write(archive, *args)
+        shutil.rmtree(folder)
+        return folder
+
+    monkeypatch.setattr(runner, "write_artifacts", write_then_lose)
+    with pytest.raises(ArchiveError, match="has no message.eml.*next run archives the period again"):
+        runner.run_reports(config, list(config.reports), period_key="2026-W47")
+    assert not (home / "outbox").exists() and not (home / "outbox2").exists()
+    assert run_states(home) == ["failed"]
