@@ -173,3 +173,45 @@ def test_an_archive_removed_between_its_write_and_the_delivery_is_an_archive_err
         runner.run_reports(config, list(config.reports), period_key="2026-W47")
     assert not (home / "outbox").exists() and not (home / "outbox2").exists()
     assert run_states(home) == ["failed"]
+
+
+@pytest.mark.parametrize("full", ["outbox", "ledger", "archive"])
+def test_check_fails_a_folder_without_space(tmp_path, events, monkeypatch, full):
+    """Found in a storage audit: on a full disk (a 200k tmpfs) check called the outbox "writable" and the SQLite
+    ledger "ok"; every run then failed to write or record. (Here "full" is below a raised threshold: statvfs
+    cannot be faked without a real full file system; test_check_on_a_real_full_tmpfs mounts one as root.)"""
+    from agentdigest import folders
+    from agentdigest.commands_delivery import check_archive, check_channels, check_ledger
+    from agentdigest.config import load_config
+    from rich.console import Console
+
+    home = home_with(tmp_path, events)
+    assert cli(home, "run", "--period", "2026-W47").returncode == 0
+    config = load_config(home / "agentdigest.toml")
+    check = {"outbox": check_channels, "ledger": check_ledger, "archive": check_archive}[full]
+    console = Console(record=True, width=300)
+    assert check(config, console=console) == 0
+    monkeypatch.setattr(folders, "MIN_FREE", 1 << 62)
+    assert check(config, console=console) == 1
+    text = console.export_text()
+    assert "FAILED" in text and "KiB free on the device" in text, text
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_check_on_a_real_full_tmpfs(tmp_path, events):
+    """The same on a real 200k tmpfs holding the outbox and the ledger, as the audit found it."""
+    home = home_with(tmp_path, events)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (home / "agentdigest.toml").write_text(TWO_OUTBOXES.replace('"outbox2"', f'"{disk}/outbox"')
+                                               + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
+        done = cli(home, "check")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "channel box2: FAILED" in done.stdout and "ledger" in done.stdout, done.stdout
+        assert "channel box: ok" in done.stdout and "KiB free on the device" in done.stdout
+        assert f"ledger sqlite:///{disk}/ledger.db: FAILED" in done.stdout, done.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: no lock (one process per archive)
     fcntl = None  # type: ignore[assignment]
 
 from .errors import ArchiveError, InputError
-from .folders import cannot_write, nearest_existing
+from .folders import cannot_write, no_space
 from .waiting import wait_for
 
 ARTIFACTS = {
@@ -65,11 +65,7 @@ def check_writable(archive: Path) -> str:
     nothing): the folder, or the nearest existing one above it, must be a writable folder with space."""
     if problem := cannot_write(archive):
         return f"{problem}; check [archive] path (or --archive)"
-    here = nearest_existing(archive)
-    stats = os.statvfs(here)
-    if stats.f_bavail * stats.f_frsize < 1024 * 1024:
-        return f"{here}: no space left on the device"
-    return ""
+    return no_space(archive)
 
 
 def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[str, bytes]) -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +23,7 @@ from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
 from .preflight import lacking
 from .errors import AgentDigestError, InputError
+from .folders import no_space
 from .interrupts import shielded
 from .owners import owner_id
 from .periods import parse_period
@@ -195,6 +198,8 @@ def channel_checks(config: Config) -> list[CheckResult]:
             result = make_channel(name, settings).check()
         except AgentDigestError as exc:
             result = CheckResult(name, False, str(exc))
+        if result.ok and getattr(settings, "type", None) == "outbox" and (full := no_space(Path(settings.path))):
+            result = CheckResult(name, False, f"outbox {settings.path}: {full}")
         results.append(CheckResult(result.channel, result.ok, mask_text(result.message, secrets)))
     return results
 
@@ -212,10 +217,25 @@ def check_ledger(config: Config, *, console: Console | None = None) -> int:
         line.append(f" - {exc}")
         console.print(line)
         return 1
+    if full := _ledger_space(config.ledger.url):
+        line.append("FAILED", style="bold red")
+        line.append(f" - {found}, but {full}: runs could not record their deliveries")
+        console.print(line)
+        return 1
     line.append("ok", style="green")
     line.append(f" - {found}")
     console.print(line)
     return 0
+
+
+def _ledger_space(url: str) -> str:
+    """Why a SQLite ledger's folder has too little space for a run's writes, or "" (or not SQLite)."""
+    from .ledger_schema import engine_url, sqlite_path
+
+    real = engine_url(url)
+    if not real.startswith("sqlite") or (path := sqlite_path(real)) in ("", ":memory:"):
+        return ""
+    return no_space(Path(path).parent)
 
 
 def check_archive(config: Config, *, console: Console | None = None) -> int:

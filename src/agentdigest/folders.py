@@ -25,3 +25,21 @@ def cannot_write(folder: Path) -> str:
     if not os.access(here, os.W_OK | os.X_OK):
         return f"{here} is not writable"
     return ""
+
+
+#: Less free space than this under a folder fails ``check``: a report's files take a few hundred KiB.
+MIN_FREE = 1024 * 1024
+
+
+def no_space(folder: Path) -> str:
+    """Why ``folder`` (or the nearest folder above it that exists) has too little space to write to, or "".
+    Found in a storage audit: check called a full outbox "writable" and a full ledger disk "ok"."""
+    here = nearest_existing(folder)
+    try:
+        stats = os.statvfs(here)
+    except OSError:
+        return ""  # cannot tell: the writes themselves say it
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE:
+        return f"{here}: {'no space left' if free == 0 else f'only {free // 1024} KiB free'} on the device"
+    return ""
