@@ -1,9 +1,11 @@
 """What is settled before a delivery: how long a claim on a target lasts (its lease), whether a run's
-``--format`` list renders every file the report's channels send, and where a ``--test-to`` send goes."""
+``--format`` list renders every file the report's channels send, whether the archive still holds them, and
+where a ``--test-to`` send goes."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Container, Iterable
 from email.utils import parseaddr
 from typing import Any
@@ -11,8 +13,9 @@ from typing import Any
 from .channel_settings import email_address
 from .channels import Channel, make_channel
 from .channels.email import DATA_END_TIMEOUT, bare
-from .config import Config, EmailChannel, ReportConfig
-from .errors import InputError
+from .archive import artifact_names, report_dir
+from .config import Config, EmailChannel, ReportConfig, command
+from .errors import ArchiveError, InputError
 
 
 def lease_seconds(settings: Any) -> float:
@@ -84,3 +87,26 @@ def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tupl
     if name is None:
         raise InputError(f"--test-to {test_to}: no email channel is configured to send it through")
     return name, config.channels[name].model_copy(update={"to": [address], "cc": [], "bcc": []})
+
+
+def refuse_half_made(config: Config, report: ReportConfig, period_key: str, archive: Path, ledger: Any,
+                     force: bool) -> None:
+    """Refuse to deliver from an archive folder that lacks a file a channel sends. Found in a storage audit: a
+    folder emptied between its write and the delivery failed "nothing archived (run ... first)", exit 2, and
+    a period some channels had, whose message.eml was gone, went to an outbox as its Slack payload alone,
+    "sent". Raised as an ArchiveError, so the run is recorded failed and a scheduled one stays due."""
+    rows = [row for row in ledger.deliveries(report.id, period_key) if row["kind"] == "delivery"]
+    # A channel that has the period sends nothing more (unless forced): a file only it sends may be gone.
+    done = {row["channel"] for row in rows if row["sent_at"]} - {row["channel"] for row in rows if not row["sent_at"]}
+    names = [name for name in report.channels if force or name not in done]
+    folder = report_dir(archive, report.id, period_key)
+    if not (lack := lacking(config, names, artifact_names(folder))):
+        return
+    name, channel, missing = lack
+    if any(row["sent_at"] for row in rows):
+        fix = (f"restore it, or `{command(config, f'run {report.id} --period {period_key} --force')}` "
+               "renders it again and sends it to every channel")
+    else:
+        fix = "the next run archives the period again"
+    raise ArchiveError(f"archive {archive}: {folder} has no {', '.join(missing)} (removed, or its disk failed?), "
+                       f"which channel {name!r} ({channel.type}) sends; nothing was sent half-made; {fix}")

@@ -19,7 +19,6 @@ from typing import Any
 from .archive import artifact_names, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
-from .errors import ArchiveError
 from .owners import owner_id
 from .periods import Period
 from .report import ReportData
@@ -354,39 +353,15 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
     """Deliver the archived period to the report's channels and close the run in the ledger (a delivery
     that raises leaves that to the caller)."""
     from .delivery import deliver_report
+    from .preflight import refuse_half_made
 
     if not test_to:
-        _refuse_half_made(config, report, period, archive, ledger, force)
+        refuse_half_made(config, report, period.key, archive, ledger, force)
     outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
                                         force=force, test_to=test_to, owner=owner, log=delivery_log,
                                         skip_refused=skip_refused)
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
-
-
-def _refuse_half_made(config: Config, report: ReportConfig, period: Period, archive: Path, ledger: Any,
-                      force: bool) -> None:
-    """Refuse to deliver from an archive folder that lacks a file a channel sends. Found in a storage audit: a
-    folder emptied between its write and the delivery failed "nothing archived (run ... first)", exit 2, and
-    a period some channels had, whose message.eml was gone, went to an outbox as its Slack payload alone,
-    "sent". Raised as an ArchiveError, so the run is recorded failed and a scheduled one stays due."""
-    from .preflight import lacking
-
-    rows = [row for row in ledger.deliveries(report.id, period.key) if row["kind"] == "delivery"]
-    # A channel that has the period sends nothing more (unless forced): a file only it sends may be gone.
-    done = {row["channel"] for row in rows if row["sent_at"]} - {row["channel"] for row in rows if not row["sent_at"]}
-    names = [name for name in report.channels if force or name not in done]
-    folder = report_dir(archive, report.id, period.key)
-    if not (lack := lacking(config, names, artifact_names(folder))):
-        return
-    name, channel, missing = lack
-    if any(row["sent_at"] for row in rows):
-        fix = (f"restore it, or `{command(config, f'run {report.id} --period {period.key} --force')}` "
-               "renders it again and sends it to every channel")
-    else:
-        fix = "the next run archives the period again"
-    raise ArchiveError(f"archive {archive}: {folder} has no {', '.join(missing)} (removed, or its disk failed?), "
-                       f"which channel {name!r} ({channel.type}) sends; nothing was sent half-made; {fix}")
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
