@@ -91,22 +91,25 @@ def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tupl
 
 def refuse_half_made(config: Config, report: ReportConfig, period_key: str, archive: Path, ledger: Any,
                      force: bool) -> None:
-    """Refuse to deliver from an archive folder that lacks a file a channel sends. Found in a storage audit: a
-    folder emptied between its write and the delivery failed "nothing archived (run ... first)", exit 2, and
-    a period some channels had, whose message.eml was gone, went to an outbox as its Slack payload alone,
-    "sent". Raised as an ArchiveError, so the run is recorded failed and a scheduled one stays due."""
+    """Refuse to deliver from an archive folder that lost every file the channels to deliver send. Found in a
+    storage audit: a folder removed between its write and the delivery (a clean-up job, a disk remounted)
+    failed "nothing archived (run ... first)" as bad input, exit 2. Raised as an ArchiveError, so the run is
+    recorded failed and a scheduled one stays due. A folder that lost only some files delivers what it can:
+    each channel that lacks a file fails on its own, and one failing channel never blocks the others."""
     rows = [row for row in ledger.deliveries(report.id, period_key) if row["kind"] == "delivery"]
     # A channel that has the period sends nothing more (unless forced): a file only it sends may be gone.
     done = {row["channel"] for row in rows if row["sent_at"]} - {row["channel"] for row in rows if not row["sent_at"]}
     names = [name for name in report.channels if force or name not in done]
     folder = report_dir(archive, report.id, period_key)
-    if not (lack := lacking(config, names, artifact_names(folder))):
+    present = artifact_names(folder)
+    if not names or any(lacking(config, [name], present) is None for name in names):
         return
-    name, channel, missing = lack
+    name, channel, missing = lacking(config, names, present)  # type: ignore[misc]
     if any(row["sent_at"] for row in rows):
         fix = (f"restore it, or `{command(config, f'run {report.id} --period {period_key} --force')}` "
                "renders it again and sends it to every channel")
     else:
         fix = "the next run archives the period again"
-    raise ArchiveError(f"archive {archive}: {folder} has no {', '.join(missing)} (removed, or its disk failed?), "
-                       f"which channel {name!r} ({channel.type}) sends; nothing was sent half-made; {fix}")
+    raise ArchiveError(f"archive {archive}: {folder} has no {', '.join(missing)} (removed since it was written, "
+                       f"or left out by --format?), which channel {name!r} ({channel.type}) sends; nothing was sent; "
+                       f"{fix}")
