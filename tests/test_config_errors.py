@@ -1,5 +1,6 @@
 """A bad config is one clear line naming the file and the key, exit 2 (3 for an unreachable source)."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -218,6 +219,9 @@ BAD = [
      ["channels.mail.smtp_url", "expected smtp://, smtp+starttls:// or smtps://"]),
     ("webhook url without its scheme", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "example.com/in"\n', 2,
      ["channels.wh.url", "expected an http(s) URL"]),
+    # Found in a config audit: a 5,000-character value was repeated whole in the "one line".
+    ("a very long timezone", lambda s: s.replace("Europe/Berlin", "Europe/" + "Z" * 5000), 2,
+     ["reports[0].timezone: unknown timezone 'Europe/" + "Z" * 53 + "'… (5,007 characters) (expected an IANA"]),
 ]
 
 
@@ -830,3 +834,102 @@ def test_joiners_and_direction_marks_in_a_title_stay_allowed(workdir):
              "\u062a\u0642\u0631\u064a\u0631 \u061c2026 \u1828\u180e\u1820")
     result = _run(workdir, GOOD.replace('channels = ["box"]', f'channels = ["box"]\ntitle = "{title}"'))
     assert result.returncode == 0, result.stderr
+
+
+# --- Values a message repeats: shortened, on one line, a variable shown as written ---------------------------------
+
+WALK_BASE = {
+    "source": {"url": "duckdb://", "table": "t"},
+    "archive": {"path": "reports"},
+    "ledger": {"url": "sqlite:///agentdigest.db"},
+    "alarms": {"channel": "box"},
+    "channels": {"box": {"type": "outbox", "path": "outbox"},
+                 "mail": {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com",
+                          "smtp_url": "smtp://127.0.0.1:25"},
+                 "chat": {"type": "slack", "webhook_url": "http://127.0.0.1:9/hook"},
+                 "wh": {"type": "webhook", "url": "https://example.com/in"}},
+    "reports": [{"id": "weekly", "channels": ["box"]}],
+}
+
+
+def _key_of(where: tuple, key: str) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in (*where, key)).lstrip(".")
+
+
+def _refusal(where: tuple, key: str, value, base: dict = WALK_BASE) -> ConfigError | None:
+    data = copy.deepcopy(base)
+    section = data
+    for part in where:
+        section = section[part]
+    section[key] = value
+    try:
+        parse_config(data, "agentdigest.toml")
+    except ConfigError as exc:
+        return exc
+    return None
+
+
+LONG = "Z" * 5000
+#: Settings whose message repeats the value given, each with a value 5,000 characters long in it.
+ECHOED = [
+    (("reports", 0), "timezone", LONG), (("reports", 0), "id", "-" + LONG), (("reports", 0), "schedule", LONG),
+    (("reports", 0), "locale", LONG), (("reports", 0), "period", LONG), (("reports", 0), "audience", LONG),
+    (("reports", 0), "agents", ["a*" + LONG]), (("reports", 0), "channels", [LONG]), (("alarms",), "channel", LONG),
+    (("channels", "mail"), "to", [LONG]), (("channels", "mail"), "from", LONG), (("channels", "mail"), "ca_file", LONG),
+    (("source",), "epoch_unit", LONG), (("source",), "columns", {LONG: "x"}),
+    (("ledger",), "url", f"postgresql+{LONG}://db/x"),
+]
+
+
+@pytest.mark.parametrize("where,key,value", ECHOED, ids=[_key_of(w, k) for w, k, _ in ECHOED])
+def test_a_long_value_is_shortened_in_the_one_line(where, key, value):
+    """Found in a config audit: a 5,000-character value was repeated whole in the "one line"."""
+    exc = _refusal(where, key, value)
+    message = str(exc)
+    assert len(message.splitlines()) == 1 and len(message) < 300, message
+    # some of it, to recognise it (a driver's name is said in lower case)
+    assert "Z" * 61 not in message.upper() and "Z" * 20 in message.upper(), message
+    assert " characters)" in message and "…" in message, message
+
+
+def test_a_long_value_is_cut_after_its_first_characters_and_a_path_before_its_last():
+    assert str(_refusal(("reports", 0), "timezone", LONG)) == (
+        f"agentdigest.toml: reports[0].timezone: unknown timezone '{'Z' * 60}'… (5,000 characters) (expected an "
+        "IANA name like Europe/Berlin)")
+    assert str(_refusal(("channels", "mail"), "ca_file", "/" + LONG + "/corp-ca.pem")) == (
+        f"agentdigest.toml: channels.mail.ca_file: no such file: …'{'Z' * 48}/corp-ca.pem' (5,013 characters)")
+
+
+@pytest.mark.parametrize("where,key,value,shown", [
+    (("reports", 0), "timezone", "${LONG_SECRET}", "unknown timezone '${LONG_SECRET}' ("),
+    (("reports", 0), "period", "${LONG_SECRET}", "got '${LONG_SECRET}', "),
+    (("channels", "mail"), "to", ["${LONG_SECRET}"], "got '${LONG_SECRET}'"),
+    # cut after the variable, and inside it: what is shown is what the file says, never the secret
+    (("reports", 0), "timezone", "Europe/${LONG_SECRET}" + "y" * 70,
+     f"unknown timezone 'Europe/${{LONG_SECRET}}{'y' * 39}'… (91 characters)"),
+    (("reports", 0), "id", "-" + "x" * 49 + "${LONG_SECRET}", f"'-{'x' * 49}${{LONG_SEC'… (64 characters) is not a "
+                                                                 "report id"),
+])
+def test_a_shortened_value_shows_a_variable_as_written(monkeypatch, where, key, value, shown):
+    """A value from an environment variable may be a secret: shortening never cuts into it, it is shown as the
+    ${VAR} written in the file."""
+    monkeypatch.setenv("LONG_SECRET", "S3cretPart-" * 500)
+    message = str(_refusal(where, key, value))
+    assert shown in message and "S3cret" not in message, message
+
+
+@pytest.mark.parametrize("char", ["\n", "\r\n", "\x85", "\u2028", "\x1b[31m", "\x0b", "\u202e"])
+@pytest.mark.parametrize("where,key,value", [
+    (("reports", 0), "timezone", "a{}b"), (("reports", 0), "locale", "a{}b"), (("reports", 0), "period", "a{}b"),
+    (("reports", 0), "channels", ["a{}b"]), (("alarms",), "channel", "a{}b"), (("channels", "mail"), "ca_file", "a{}b"),
+    (("source",), "columns", {"a{}b": "x"}), (("source",), "epoch_unit", "a{}b"), (("reports", 0), "agents", ["*a{}b"]),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_a_control_character_in_a_repeated_value_cannot_split_the_line(where, key, value, char):
+    """A line break (Unicode's too) or another control character in a value a message repeats is shown escaped,
+    as a key's is (config_errors.key_part): a raw one split the one line (found in a config audit: ca_file = "a\nb"
+    said "no such file: a" and, on a line of its own, "b")."""
+    value = ([item.format(char) for item in value] if isinstance(value, list)
+             else {k.format(char): v for k, v in value.items()} if isinstance(value, dict) else value.format(char))
+    message = str(_refusal(where, key, value))
+    assert message.isprintable() and len(message.splitlines()) == 1, repr(message)
+    assert repr(char)[1:-1] in message, message

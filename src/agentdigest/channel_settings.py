@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email import policy as email_policy
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Iterator, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
@@ -19,6 +21,46 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag
 from .masking import secret_query
 
 _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$|^[^<>\r\n]*<[^@\s<>,;]+@[^@\s<>,;]+>$")
+
+
+#: How much of a value an error repeats (found in a config audit: a 5,000-character value made a 5,000-character
+#: "one line"); the rest is said by its length.
+SHOWN_CHARS = 60
+#: While a config validates: each text put in an environment variable's place, under the ``${VAR}`` written in the
+#: file (config.parse_config sets it), so that what a message repeats is what the file says, never a secret.
+_WRITTEN_AS: ContextVar[dict[str, str]] = ContextVar("written_as", default={})
+
+
+@contextmanager
+def variables_shown_as_written(used: dict[str, str]) -> Iterator[None]:
+    """Within it, :func:`shown` repeats each text in ``used`` as the ``${VAR}`` it replaced."""
+    token = _WRITTEN_AS.set(used)
+    try:
+        yield
+    finally:
+        _WRITTEN_AS.reset(token)
+
+
+def shown(value: Any, *, path: bool = False) -> str:
+    """``value`` as an error message repeats it: text quoted and escaped on one line (a line break or another
+    control character in it cannot split the message), what came from an environment variable as the ``${VAR}``
+    written in the file (it may be a secret), and at most :data:`SHOWN_CHARS` characters, with "…" and the length
+    for the rest. Of a ``path``, the end is kept (the file's name), not the beginning."""
+    if isinstance(value, str):
+        text = value
+        for expanded in sorted(_WRITTEN_AS.get(), key=len, reverse=True):
+            if len(expanded) >= 4:  # not "2" everywhere for THREADS=2 (as config._unexpanded)
+                text = text.replace(expanded, _WRITTEN_AS.get()[expanded])
+        if len(text) <= SHOWN_CHARS:
+            return repr(text)
+        if path:
+            return f"…{text[-SHOWN_CHARS:]!r} ({len(text):,} characters)"
+        return f"{text[:SHOWN_CHARS]!r}… ({len(text):,} characters)"
+    try:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    except ValueError:  # an integer of more digits than Python prints
+        return "an integer too long to show"
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
 
 
 class StrictModel(BaseModel):
@@ -68,7 +110,7 @@ def email_address(value: str) -> str:
     a ValueError saying what is wrong."""
     no_line_breaks(value)
     if not _EMAIL_RE.match(value.strip()):
-        raise ValueError(f"expected an email address like name@example.com, got {value!r}")
+        raise ValueError(f"expected an email address like name@example.com, got {shown(value)}")
     # As the email will carry it: one address, and nothing Python's email package refuses at send time
     # (an encoded word holding a line break passed here and failed the run, exit 1; security audit).
     from email.message import EmailMessage
@@ -82,13 +124,13 @@ def email_address(value: str) -> str:
     except Exception:  # noqa: BLE001 - HeaderParseError, ValueError: the email package's words vary
         addresses = ()
     if len(addresses) != 1 or "=?" in value:
-        raise ValueError(f"expected one plain email address like name@example.com, got {value!r}")
+        raise ValueError(f"expected one plain email address like name@example.com, got {shown(value)}")
     value = value.strip()
     # SMTP without SMTPUTF8 carries ASCII addresses only: a non-ASCII one passed here and then failed
     # every recipient of the message with a UnicodeEncodeError (found in an email audit).
     user, domain = addresses[0].username, addresses[0].domain
     if not user.isascii():
-        raise ValueError(f"{addresses[0].addr_spec!r} has non-ASCII letters before the @: such mailboxes need "
+        raise ValueError(f"{shown(addresses[0].addr_spec)} has non-ASCII letters before the @: such mailboxes need "
                          "SMTPUTF8, which agentdigest does not use; give an ASCII address")
     if not domain.isascii():
         import idna
@@ -96,7 +138,7 @@ def email_address(value: str) -> str:
         try:  # a non-ASCII domain has an ASCII form (IDNA 2008, as registries and browsers: faß.de is not fass.de)
             ascii_domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
         except (idna.IDNAError, UnicodeError):
-            raise ValueError(f"{addresses[0].addr_spec!r}: the domain is not a valid international name") from None
+            raise ValueError(f"{shown(addresses[0].addr_spec)}: the domain is not a valid international name") from None
         value = value.replace(f"@{domain}", f"@{ascii_domain}")
     return value
 
@@ -184,11 +226,12 @@ class EmailChannel(_ChannelBase):
         except OSError:  # a name too long for a path (found by a config fuzz: "unexpected error: OSError")
             found = False
         if not found:
-            raise ValueError(f"no such file: {value}")
+            raise ValueError(f"no such file: {shown(str(value), path=True)}")
         try:
             ssl.create_default_context(cafile=str(value))
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(f"{value} is not a PEM certificate bundle ({getattr(exc, 'reason', None) or exc})") from None
+            raise ValueError(f"{shown(str(value), path=True)} is not a PEM certificate bundle "
+                             f"({getattr(exc, 'reason', None) or exc})") from None
         return value
 
 

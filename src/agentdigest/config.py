@@ -31,6 +31,7 @@ from .channel_settings import (  # noqa: F401 - the models are part of this modu
     SlackChannel,
     WebhookChannel,
     _ChannelBase,
+    variables_shown_as_written,
 )
 from .settings import (  # noqa: F401 - the models are part of this module's API
     DEFAULT_CONFIG,
@@ -284,7 +285,8 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
     if base is not None:
         data = _absolute(base, data, file)
     try:
-        config = Config.model_validate(data)
+        with variables_shown_as_written(used):  # a value a message repeats is shown as the file writes it
+            config = Config.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         # An unknown key usually explains the rest ([[report]] makes 'reports' missing): name it first.
@@ -296,8 +298,9 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
             err = {**ctx_error.error, "loc": (*ctx_error.loc, *ctx_error.error["loc"])}
         if err["type"] == "union_tag_not_found" and isinstance(err.get("input"), dict) and "type" in err["input"]:
             err = {**err, "loc": (*err["loc"], "type")}  # `type = []`: the type's key, not the channel's
-        raise ConfigError(_unexpanded(error_message(err), used), file=file,
-                          key=error_key(err["loc"]) or "(top level)") from None
+        with variables_shown_as_written(used):
+            message = error_message(err)
+        raise ConfigError(_unexpanded(message, used), file=file, key=error_key(err["loc"]) or "(top level)") from None
     return config.model_copy(update={"path": Path(file)})
 
 

@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime, time
 from typing import Any
 
-from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types
+from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types, shown
 from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportConfig
 from .source_settings import SourceConfig
 
@@ -76,7 +76,7 @@ def error_message(err: dict[str, Any]) -> str:
         close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if err["type"] == "union_tag_invalid":
-        return f"unknown channel type {err['input'].get('type')!r} (expected one of: {', '.join(channel_types())})"
+        return f"unknown channel type {shown(err['input'].get('type'))} (expected one of: {', '.join(channel_types())})"
     if err["type"] == "union_tag_not_found":
         # Said as found by a config fuzz: `type = []`, `channels.x = 5` and [[channels.x]] were each "is missing 'type'"
         value = err.get("input")
@@ -90,9 +90,9 @@ def error_message(err: dict[str, Any]) -> str:
         got = f"{len(err['input'])} item(s)" if err["input"] else "an empty array"
         return f"got {got}, expected at least {(err.get('ctx') or {}).get('min_length', 1)}"
     if err["type"] == "literal_error":
-        # Text as written; any other value by its kind (found by a config fuzz: `period = ["week"]` was echoed as
-        # Python, "got ['week']", a date as "got datetime.date(1295, 6, 13)", a table in full)
-        got = repr(err["input"]) if isinstance(err["input"], str) else _kind(err["input"])
+        # Text as written, shortened; any other value by its kind (found by a config fuzz: `period = ["week"]` was
+        # echoed as Python, "got ['week']", a date as "got datetime.date(1295, 6, 13)", a table in full)
+        got = shown(err["input"]) if isinstance(err["input"], str) else _kind(err["input"])
         return f"got {got}, {msg[0].lower()}{msg[1:]}"
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
         if isinstance(err.get("input"), float) and not math.isfinite(err["input"]):  # inf is a decimal number too

@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .channel_settings import CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks
+from .channel_settings import (CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks,
+                               shown)
 from .errors import ConfigError
 from .ledger_url import sqlalchemy_url
 from .source_settings import SourceConfig, refused_spark_conf
@@ -66,7 +67,7 @@ class LedgerConfig(StrictModel):
             url = make_url("postgresql" + value_hosts[len(scheme):] if scheme == "postgres" else value_hosts)
             dialect = url.get_dialect()
         except NoSuchModuleError:
-            raise ValueError(f"unknown database driver {scheme!r} (expected postgresql:// or "
+            raise ValueError(f"unknown database driver {shown(scheme)} (expected postgresql:// or "
                              "postgresql+psycopg2://)") from None
         except (ArgumentError, ValueError):
             raise ValueError("not a database URL: the port must be a number, and a password holding / ? # @ "
@@ -76,12 +77,13 @@ class LedgerConfig(StrictModel):
         # Found in a config re-check: asyncpg, pg8000 or aiosqlite passed, and the run ended "unexpected error:
         # ModuleNotFoundError". The ledger is synchronous: no async driver; the driver must be installed.
         if getattr(dialect, "is_async", False):
-            raise ValueError(f"{scheme!r} is an async driver; the ledger needs postgresql:// (psycopg) or sqlite:///")
+            raise ValueError(f"{shown(scheme)} is an async driver; the ledger needs postgresql:// (psycopg) or "
+                             "sqlite:///")
         try:  # a plain postgresql:// gets whichever of psycopg and psycopg2 is installed (ledger_schema.engine_url)
             if "+" in scheme:
                 dialect.import_dbapi()
         except ImportError as exc:
-            raise ValueError(f"the driver of {scheme!r} is not installed ({exc.name or exc}); use postgresql:// "
+            raise ValueError(f"the driver of {shown(scheme)} is not installed ({exc.name or exc}); use postgresql:// "
                              "(agentdigest's postgres extra), or install it") from None
         return value
 
@@ -165,7 +167,7 @@ class ReportConfig(StrictModel):
     def _id(cls, value: str) -> str:
         # Said in words: pydantic's "String should match pattern '^[A-Za-z0-9]...'" (found by a new user).
         if not re.fullmatch(_ID_RE, value):
-            raise ValueError(f"{value!r} is not a report id (expected letters, digits, '_', '.' and '-', starting "
+            raise ValueError(f"{shown(value)} is not a report id (expected letters, digits, '_', '.' and '-', starting "
                              "with a letter or digit: it names the report's archive folders)")
         return value
 
@@ -210,14 +212,14 @@ class ReportConfig(StrictModel):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (a fuzz)
-            raise ValueError(f"unknown timezone {value!r} (expected an IANA name like Europe/Berlin)") from None
+            raise ValueError(f"unknown timezone {shown(value)} (expected an IANA name like Europe/Berlin)") from None
         if value in _FIXED_ABBREVIATIONS:  # valid names, but a trap: no daylight saving time
-            raise ValueError(f"{value!r} is a fixed offset without daylight saving time; use the place "
+            raise ValueError(f"{shown(value)} is a fixed offset without daylight saving time; use the place "
                              f"({_FIXED_ABBREVIATIONS[value]}), or Etc/GMT... if a fixed offset is really meant")
         if value in _NOT_A_PLACE or value.startswith("right/"):  # files of the zone folder, found in a scheduling audit
             why = _NOT_A_PLACE.get(value) or (f"counts leap seconds, so its midnights fall 27 s after everyone "
                                               f"else's; use {value.removeprefix('right/')!r}")
-            raise ValueError(f"{value!r} {why}")
+            raise ValueError(f"{shown(value)} {why}")
         return value
 
     @field_validator("schedule")
@@ -228,13 +230,14 @@ class ReportConfig(StrictModel):
         try:
             trigger = crontab_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(f"invalid cron expression {value!r} ({exc}); expected e.g. '0 9 * * mon'") from None
+            raise ValueError(f"invalid cron expression {shown(value)} ({exc}); expected e.g. '0 9 * * mon'") from None
         # A date that never comes ('0 9 30 2 *', 31 April) would mean a report silently never sent.
         # Every real date recurs within 8 years (29 February can skip a century year).
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
         fire = trigger.get_next_fire_time(None, start)
         if fire is None or fire > start.replace(year=2032):
-            raise ValueError(f"the cron expression {value!r} never fires (no such date); expected e.g. '0 9 * * mon'")
+            raise ValueError(f"the cron expression {shown(value)} never fires (no such date); expected e.g. "
+                             "'0 9 * * mon'")
         return value
 
     @field_validator("locale")
@@ -245,7 +248,7 @@ class ReportConfig(StrictModel):
         try:
             Locale.parse(value.replace("-", "_"))
         except (UnknownLocaleError, ValueError, TypeError):
-            raise ValueError(f"unknown locale {value!r} (expected e.g. en, en_GB, de_DE)") from None
+            raise ValueError(f"unknown locale {shown(value)} (expected e.g. en, en_GB, de_DE)") from None
         return value
 
     @field_validator("audience")
@@ -258,10 +261,11 @@ class ReportConfig(StrictModel):
         except OSError:  # a name too long for a path (found by a config fuzz: "unexpected error: OSError")
             folder = False
         if not folder:
-            raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} is not a folder")
+            raise ValueError("expected executive, engineering or a folder of templates; "
+                             f"{shown(value, path=True)} is not a folder")
         if not (Path(value) / "report.html.j2").is_file():  # found in a config audit: "" and "." passed check
-            raise ValueError(f"expected executive, engineering or a folder of templates; {value!r} has no "
-                             "report.html.j2")
+            raise ValueError("expected executive, engineering or a folder of templates; "
+                             f"{shown(value, path=True)} has no report.html.j2")
         return value
 
     @field_validator("agents")
@@ -273,9 +277,10 @@ class ReportConfig(StrictModel):
             raise ValueError("expected at least one agent_id (leave agents out for every conversation)")
         for entry in value:
             if not entry.strip() or entry == "*":
-                raise ValueError(f"{entry!r} names no agent (expected an agent_id, or its beginning followed by *)")
+                raise ValueError(f"{shown(entry)} names no agent (expected an agent_id, or its beginning followed "
+                                 "by *)")
             if "*" in entry[:-1]:
-                raise ValueError(f"{entry!r}: * stands only at the end (\"billing-bot@*\" for every version)")
+                raise ValueError(f"{shown(entry)}: * stands only at the end (\"billing-bot@*\" for every version)")
         return value
 
     @field_validator("redact_patterns")
@@ -285,9 +290,10 @@ class ReportConfig(StrictModel):
             try:
                 re.compile(pattern)
             except (re.error, OverflowError) as exc:  # OverflowError: a{99999999999} (found by a config fuzz)
-                raise ValueError(f"pattern {name!r} is not a valid regular expression ({exc})") from None
+                raise ValueError(f"pattern {shown(name)} is not a valid regular expression ({exc})") from None
             except RecursionError:  # thousands of nested groups
-                raise ValueError(f"pattern {name!r} is not a valid regular expression (nested too deeply)") from None
+                raise ValueError(f"pattern {shown(name)} is not a valid regular expression (nested too "
+                                 "deeply)") from None
         return value
 
 
@@ -329,23 +335,23 @@ class Config(StrictModel):
         seen: set[str] = set()
         for i, report in enumerate(self.reports):
             if report.id in seen:
-                raise _KeyedError(f"reports[{i}].id", f"duplicate report id {report.id!r}")
+                raise _KeyedError(f"reports[{i}].id", f"duplicate report id {shown(report.id)}")
             seen.add(report.id)
             twice = sorted({name for name in report.channels if report.channels.count(name) > 1})
             if twice:  # found in a config audit: the report was delivered twice to it
-                raise _KeyedError(f"reports[{i}].channels", f"channel {twice[0]!r} is listed twice")
+                raise _KeyedError(f"reports[{i}].channels", f"channel {shown(twice[0])} is listed twice")
             _every_period_sent(report, f"reports[{i}].schedule")
             for j, name in enumerate(report.channels):
                 if name not in self.channels:
                     known = ", ".join(sorted(self.channels)) or "none defined"
                     raise _KeyedError(
-                        f"reports[{i}].channels[{j}]", f"unknown channel {name!r} (expected one of: {known})"
+                        f"reports[{i}].channels[{j}]", f"unknown channel {shown(name)} (expected one of: {known})"
                     )
         refused = refused_spark_conf(self.source.spark_conf)
         if refused:  # before Spark starts: pyspark or Java missing must not hide it, nor `check` say "ok" first
             raise _KeyedError(f"source.spark_conf.{refused[0]}", refused[1])
         if self.alarms.channel and self.alarms.channel not in self.channels:
-            raise _KeyedError("alarms.channel", f"unknown channel {self.alarms.channel!r}")
+            raise _KeyedError("alarms.channel", f"unknown channel {shown(self.alarms.channel)}")
         return self
 
     def report(self, report_id: str) -> ReportConfig:
@@ -353,7 +359,7 @@ class Config(StrictModel):
             if report.id == report_id:
                 return report
         known = ", ".join(r.id for r in self.reports)
-        raise ConfigError(f"unknown report {report_id!r} (expected one of: {known})", file=str(self.path or ""))
+        raise ConfigError(f"unknown report {shown(report_id)} (expected one of: {known})", file=str(self.path or ""))
 
 
 def _every_period_sent(report: ReportConfig, key: str) -> None:
@@ -366,7 +372,7 @@ def _every_period_sent(report: ReportConfig, key: str) -> None:
     period, fire, sends = missed
     then = (f"its next fire ({fire.astimezone(zoneinfo.ZoneInfo(report.timezone)):%a %Y-%m-%d %H:%M}) "
             f"sends {sends.key}" if fire is not None and sends is not None else "no fire sends it")
-    raise _KeyedError(key, f"{report.schedule!r} fires less often than every {report.period}: {period.key} "
+    raise _KeyedError(key, f"{shown(report.schedule)} fires less often than every {report.period}: {period.key} "
                            f"would never be sent ({then}); fire at least once per {report.period} after it ends, "
                            f"or set catch_up to send the periods in between")
 

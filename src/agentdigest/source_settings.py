@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .channel_settings import StrictModel
+from .channel_settings import StrictModel, shown
 
 CANONICAL_COLUMNS = (
     "event_id", "conversation_id", "event_ts", "event_type", "agent_id", "token_count",
@@ -70,7 +70,7 @@ class SourceConfig(StrictModel):
         for canonical in value:
             if canonical not in CANONICAL_COLUMNS:
                 raise ValueError(
-                    f"unknown canonical column {canonical!r} (expected one of {', '.join(CANONICAL_COLUMNS)})"
+                    f"unknown canonical column {shown(canonical)} (expected one of {', '.join(CANONICAL_COLUMNS)})"
                 )
         return value
 
