@@ -4,6 +4,7 @@ import copy
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -86,9 +87,9 @@ BAD = [
      ["reports[0].completeness_baseline", "day reports"]),
     # Found in a config audit: "yes", true and "95" were taken as True, 1 and 95.
     ("a switch written as a word", lambda s: s.replace('period = "week"', 'period = "week"\nredact = "yes"'), 2,
-     ["reports[0].redact", "boolean"]),
+     ["reports[0].redact", "got text, expected true or false"]),
     ("a count written as a switch", lambda s: s.replace('period = "week"', 'period = "week"\nfailure_examples = true'), 2,
-     ["reports[0].failure_examples", "integer"]),
+     ["reports[0].failure_examples", "got true or false, expected an integer"]),
     ("an empty agents list", lambda s: s.replace('period = "week"', 'period = "week"\nagents = []'), 2,
      ["reports[0].agents", "at least one agent_id"]),
     ("a wildcard inside an agent", lambda s: s.replace('period = "week"', 'period = "week"\nagents = ["bill*-bot"]'), 2,
@@ -195,11 +196,11 @@ BAD = [
     # Found by a new user: "Input should be a valid number", and nothing said the quotes were the trouble.
     # The kind of what was written, never its value (it may come from an environment variable).
     ("number in quotes", lambda s: s.replace('period = "week"', 'period = "week"\nhuman_cost_per_conversation = "4.5"'), 2,
-     ["reports[0].human_cost_per_conversation", "got text", "valid number", "without quotes"]),
+     ["reports[0].human_cost_per_conversation", "got text, expected a number", "without quotes"]),
     ("list as text", lambda s: s.replace('channels = ["box"]', 'channels = "box"'), 2,
      ["reports[0].channels", "got text", "an array ([...])"]),
     ("a number as the title", lambda s: s.replace('period = "week"', 'period = "week"\ntitle = 5'), 2,
-     ["reports[0].title", "got an integer", "valid string"]),
+     ["reports[0].title", "got an integer, expected text in quotes"]),
     ("unsupported ledger url", lambda s: s + '[ledger]\nurl = "mysqlx://nope"\n', 2, ["ledger.url", "sqlite:///"]),
     ("unknown source engine", lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, ["agentdigest.toml", "source.url", "foodb://"]),
     ("unreachable source", lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing/events.duckdb"), 3, ["DuckDB", "not found"]),
@@ -482,11 +483,11 @@ def test_a_postgres_scheme_ledger_url_is_accepted_as_the_source_url_is(url):
 
 
 @pytest.mark.parametrize("top,expected", [
-    ('channels = ["box"]', "channels: got an array, input should be a table"),
-    ("channels = 5", "channels: got an integer, input should be a table"),
-    ('archive = "reports"', "archive: got text, input should be a table"),
-    ("reports = 5", "reports: got an integer, input should be an array ([...])"),
-    ("ledger = []", "ledger: got an array, input should be a table"),
+    ('channels = ["box"]', "channels: got an array, expected a table"),
+    ("channels = 5", "channels: got an integer, expected a table"),
+    ('archive = "reports"', "archive: got text, expected a table"),
+    ("reports = 5", "reports: got an integer, expected an array ([...])"),
+    ("ledger = []", "ledger: got an array, expected a table"),
 ])
 def test_a_section_of_another_kind_is_named(tmp_path, top, expected):
     """Found in a new-user audit: the first three were "unexpected error: AttributeError" (exit 1), `reports = 5`
@@ -836,7 +837,13 @@ def test_joiners_and_direction_marks_in_a_title_stay_allowed(workdir):
     assert result.returncode == 0, result.stderr
 
 
-# --- Values a message repeats: shortened, on one line, a variable shown as written ---------------------------------
+# --- Every setting given what it does not take: said in the project's words, naming its key, on one line -----------
+
+#: pydantic's own wording (or its name), which no config error may carry: the messages say what was expected in
+#: the config file's words (found in a config audit: "Input should be greater than 0", "Input should be a finite
+#: number", "got text, input should be a valid integer", "source.files.str: ... a valid string").
+PYDANTIC_WORDS = ("input should", "string should", "list should", "dictionary should", "extra inputs",
+                  "value error,", "assertion failed,", "validation error", "type=", "pydantic", "field required")
 
 WALK_BASE = {
     "source": {"url": "duckdb://", "table": "t"},
@@ -850,6 +857,26 @@ WALK_BASE = {
                  "wh": {"type": "webhook", "url": "https://example.com/in"}},
     "reports": [{"id": "weekly", "channels": ["box"]}],
 }
+
+
+def _walked_settings() -> list[tuple[tuple, str]]:
+    """(where the section is in WALK_BASE, key) for every setting of every section, read from the models, so a
+    setting added later is walked too."""
+    from agentdigest.config import (CHANNEL_SETTINGS, AlarmsConfig, ArchiveConfig, LedgerConfig, ReportConfig,
+                                    SourceConfig)
+
+    sections = [(("source",), SourceConfig), (("archive",), ArchiveConfig), (("ledger",), LedgerConfig),
+                (("alarms",), AlarmsConfig), (("reports", 0), ReportConfig),
+                *((("channels", name), CHANNEL_SETTINGS[section["type"]])
+                  for name, section in WALK_BASE["channels"].items())]
+    return [(where, info.alias or name) for where, model in sections for name, info in model.model_fields.items()
+            if name != "type"]
+
+
+WALKED = _walked_settings()
+#: Values of every kind a setting may be given by mistake, out of range ones, and a very long one.
+WRONG = ["", " ", "x", "4.5", "-1", -1, 0, 2.5, -2.5, 10**30, float("inf"), float("-inf"), float("nan"), True, False,
+         [], ["x"], [1], {}, {"k": 1}, date(2026, 11, 23), "x" * 5000, "a\nb", "a\u2028b"]
 
 
 def _key_of(where: tuple, key: str) -> str:
@@ -868,6 +895,101 @@ def _refusal(where: tuple, key: str, value, base: dict = WALK_BASE) -> ConfigErr
         return exc
     return None
 
+
+@pytest.mark.parametrize("where,key", WALKED, ids=[_key_of(w, k) for w, k in WALKED])
+def test_every_setting_given_a_wrong_value_is_refused_in_the_projects_words(where, key):
+    full = _key_of(where, key)
+    refused = 0
+    for value in WRONG:
+        exc = _refusal(where, key, value)
+        if exc is None:
+            continue
+        refused += 1
+        message = str(exc)
+        assert not any(words in message.lower() for words in PYDANTIC_WORDS), (value, message)
+        assert len(message.splitlines()) == 1 and message.startswith(f"agentdigest.toml: {exc.key}: "), message
+        # its own key, an item of it, or (a rule between settings) the section, with the setting's name said
+        assert (exc.key == full or exc.key.startswith((full + "[", full + "."))
+                or (full.startswith(exc.key + ".") and repr(key) in message)), (value, message)
+        assert "x" * 61 not in message and len(message) < 300, message  # a long value is shortened
+    assert refused, f"{full} took every wrong value"
+
+
+BY_HAND = [
+    # each was pydantic's sentence before: "Input should be greater than 0", "... greater than or equal to 0",
+    # "... less than or equal to 44640", "... a finite number", "got text, input should be a valid integer"
+    (("channels", "mail"), "timeout", 0, "channels.mail.timeout: got 0, expected a number greater than 0"),
+    (("channels", "wh"), "retry_budget", -2.5, "channels.wh.retry_budget: got -2.5, expected 0 or more"),
+    (("channels", "box"), "timeout", 1e300, "channels.box.timeout: got 1e+300, expected at most 3600"),
+    (("reports", 0), "catch_up", -1, "reports[0].catch_up: got -1, expected 0 or more"),
+    (("alarms",), "grace_minutes", 100000, "alarms.grace_minutes: got 100000, expected at most 44640"),
+    (("source",), "max_conversation_hours", float("inf"), "source.max_conversation_hours: got inf, expected a "
+                                                          "finite number"),
+    (("reports", 0), "expected_events_per_day", float("nan"), "reports[0].expected_events_per_day: got nan, "
+                                                              "expected a finite number"),
+    (("reports", 0), "grace_minutes", "30", "reports[0].grace_minutes: got text, expected an integer (write a "
+                                            "number without quotes)"),
+    (("reports", 0), "enabled", 1, "reports[0].enabled: got an integer, expected true or false"),
+    (("reports", 0), "title", ["Weekly"], "reports[0].title: got an array, expected text in quotes"),
+    (("reports", 0), "redact_patterns", {"ticket": 5}, "reports[0].redact_patterns.ticket: got an integer, "
+                                                       "expected text in quotes"),
+    (("channels", "mail"), "to", [5], "channels.mail.to[0]: got an integer, expected text in quotes"),
+    (("reports", 0), "page_size", "A5", "reports[0].page_size: got 'A5', expected 'A4' or 'Letter'"),
+    # was "source.files.str: got an integer, input should be a valid string", a key no file has
+    (("source",), "files", 5, "source.files: got an integer, expected a file name or glob in quotes, or an "
+                              "array of them"),
+    (("source",), "files", ["a.parquet", 5], "source.files[1]: got an integer, expected text in quotes"),
+]
+
+
+@pytest.mark.parametrize("where,key,value,expected", BY_HAND, ids=[case[3].split(": got")[0] for case in BY_HAND])
+def test_a_wrong_value_is_said_as_written_by_hand(where, key, value, expected):
+    base = {**WALK_BASE, "source": {"url": "duckdb://"}} if key == "files" else WALK_BASE  # files, not a table
+    assert str(_refusal(where, key, value, base)) == f"agentdigest.toml: {expected}"
+
+
+def test_a_plugin_settings_bounds_and_lengths_are_said_in_the_projects_words(monkeypatch):
+    """A plug-in's settings may use any of pydantic's constraints: "String should have at least 1 character" and
+    the like were passed on as they were."""
+    import enum
+    from typing import Literal
+
+    from pydantic import Field
+
+    from agentdigest.config import PLUGIN_CHANNEL_SETTINGS, ChannelSettings
+
+    class Colour(enum.Enum):
+        GREY = "grey"
+        WHITE = "white"
+
+    class Pigeon(ChannelSettings):
+        type: Literal["pigeon"]
+        loft: str = Field(min_length=1, max_length=8)
+        birds: int = Field(2, gt=0, multiple_of=2)
+        ring: str = Field("ab", pattern=r"^[a-z]+$")
+        eggs: int = 0  # not strict: 2.0 is taken, 2.5 is not
+        colour: Colour = Colour.GREY
+
+    monkeypatch.setitem(PLUGIN_CHANNEL_SETTINGS, "pigeon", Pigeon)
+    for settings, expected in [
+        ({"loft": ""}, "channels.birds.loft: got empty text, expected at least 1 character"),
+        ({"loft": "a" * 5000}, "channels.birds.loft: got text of 5,000 characters, expected at most 8 characters"),
+        ({"loft": "roof", "birds": 0}, "channels.birds.birds: got 0, expected a number greater than 0"),
+        ({"loft": "roof", "birds": 3}, "channels.birds.birds: got 3, expected a multiple of 2"),
+        ({"loft": "roof", "wings": 2}, "channels.birds.wings: unknown key"),
+        ({"loft": "roof", "ring": "A1"}, "channels.birds.ring: got 'A1', expected text matching the pattern "
+                                         "'^[a-z]+$'"),
+        ({"loft": "roof", "eggs": 2.5}, "channels.birds.eggs: got a decimal number, expected an integer"),
+        ({"loft": "roof", "colour": "red"}, "channels.birds.colour: got 'red', expected 'grey' or 'white'"),
+    ]:
+        data = {"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r"}],
+                "channels": {"birds": {"type": "pigeon", **settings}}}
+        with pytest.raises(ConfigError) as info:
+            parse_config(data, "agentdigest.toml")
+        assert str(info.value) == f"agentdigest.toml: {expected}"
+
+
+# --- Values a message repeats: shortened, on one line, a variable shown as written ---------------------------------
 
 LONG = "Z" * 5000
 #: Settings whose message repeats the value given, each with a value 5,000 characters long in it.
@@ -898,6 +1020,8 @@ def test_a_long_value_is_cut_after_its_first_characters_and_a_path_before_its_la
         "IANA name like Europe/Berlin)")
     assert str(_refusal(("channels", "mail"), "ca_file", "/" + LONG + "/corp-ca.pem")) == (
         f"agentdigest.toml: channels.mail.ca_file: no such file: …'{'Z' * 48}/corp-ca.pem' (5,013 characters)")
+    assert str(_refusal(("reports", 0), "page_size", LONG)) == (
+        f"agentdigest.toml: reports[0].page_size: got '{'Z' * 60}'… (5,000 characters), expected 'A4' or 'Letter'")
 
 
 @pytest.mark.parametrize("where,key,value,shown", [

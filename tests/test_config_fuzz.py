@@ -33,6 +33,7 @@ from typer.testing import CliRunner
 from agentdigest.cli import app
 from agentdigest.config import load_config
 from agentdigest.errors import ConfigError
+from test_config_errors import PYDANTIC_WORDS
 
 EXAMPLES = int(os.environ.get("AGENTDIGEST_HYPOTHESIS_EXAMPLES", "0"))
 
@@ -328,6 +329,9 @@ def _assert_one_line(exc: ConfigError, path: Path) -> None:
     assert message.startswith(f"{path}: {exc.key}: "), repr(message)
     said = message[len(f"{path}: {exc.key}: "):]
     assert said.strip(), repr(message)
+    # in the project's words, and a value repeated shortened (ODD_TEXT holds one of 10,000 characters)
+    assert not any(words in said.lower() for words in PYDANTIC_WORDS), repr(message)
+    assert len(said) < 400, repr(message)
     assert not any(part in message for part in _SECRET_PARTS), repr(message)
 
 
@@ -405,9 +409,9 @@ FOUND = [
      ["got inf, expected text, a finite number or true or false"]),
     # a choice that is not text was echoed as Python: "got ['week']", "got datetime.date(1295, 6, 13)"
     ("a period in an array", _edit(0, ("reports", 0, "period"), ["week"]), "reports[0].period",
-     ["got an array, input should be 'day', 'week' or 'month'"]),
+     ["got an array, expected 'day', 'week' or 'month'"]),
     ("an epoch unit as a date", _edit(1, ("source", "epoch_unit"), date(1295, 6, 13)), "source.epoch_unit",
-     ["got a date, input should be 's', 'ms' or 'us'"]),
+     ["got a date, expected 's', 'ms' or 'us'"]),
     # said "List should have at least 1 item after validation, not 0"
     ("no recipients", _edit(1, ("channels", "mail", "to"), []), "channels.mail.to",
      ["got an empty array, expected at least 1"]),

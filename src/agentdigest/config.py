@@ -48,7 +48,7 @@ from .source_settings import (  # noqa: F401 - the models are part of this modul
     REQUIRED_COLUMNS,
     SourceConfig,
 )
-from .config_errors import error_key, error_message, key_part
+from .config_errors import error_key, error_message, first_error, key_part
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
@@ -288,9 +288,7 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
         with variables_shown_as_written(used):  # a value a message repeats is shown as the file writes it
             config = Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        # An unknown key usually explains the rest ([[report]] makes 'reports' missing): name it first.
-        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        err = first_error(exc.errors())
         ctx_error = (err.get("ctx") or {}).get("error")
         if isinstance(ctx_error, _KeyedError):
             raise ConfigError(_unexpanded(str(ctx_error), used), file=file, key=ctx_error.key) from None

@@ -33,6 +33,8 @@ def error_key(loc: tuple[Any, ...]) -> str:
     """A pydantic error location as the config key users write (``channels.mail.from``)."""
     if _engine_setting(loc):  # "source.spark_conf.spark.x.str" (found in a new-user audit)
         loc = loc[:3]
+    if _files_member(loc):  # "source.files.str", "source.files.list[str][0]" (found in a config audit)
+        loc = (*loc[:2], *loc[3:])
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -63,57 +65,119 @@ def _kind(value: Any) -> str:
     return next((name for t, name in _TOML_KINDS if isinstance(value, t)), "a value")
 
 
+#: What a value of each kind pydantic refuses should have been, in the words of the config file (TOML's kinds)
+_EXPECTED_KIND = {
+    "string": "text in quotes", "int": "an integer", "float": "a number", "bool": "true or false",
+    "list": "an array ([...])", "dict": "a table", "model": "a table", "model_attributes": "a table",
+    "path": "a path in quotes", "date": "a date (YYYY-MM-DD)", "datetime": "a date and time",
+    "time": "a time (HH:MM:SS)", "decimal": "a number", "url": "a URL", "enum": "one of the allowed values",
+}
+#: Bounds as pydantic names them in an error's ctx, in words.
+_BOUNDS = {"greater_than": ("gt", "a number greater than {}"), "greater_than_equal": ("ge", "{} or more"),
+           "less_than": ("lt", "a number less than {}"), "less_than_equal": ("le", "at most {}"),
+           "multiple_of": ("multiple_of", "a multiple of {}")}
+#: The member names pydantic adds to the location of a value that fits none of a union's: [source] files
+#: (text or an array of text)
+_FILES_MEMBERS = ("str", "list[str]")
+
+
+def _files_member(loc: tuple[Any, ...]) -> str | None:
+    """The union member ("str" or "list[str]") in the location of an error of [source] files, or None."""
+    return loc[2] if len(loc) >= 3 and loc[:2] == ("source", "files") and loc[2] in _FILES_MEMBERS else None
+
+
+def first_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error of pydantic's list a config error says: an unknown key first (it usually explains the rest:
+    [[report]] makes 'reports' missing), else the first, but for an array of files the error of its item, not
+    the one saying an array is not text."""
+    unknown = next((e for e in errors if e["type"] == "extra_forbidden"), None)
+    if unknown is not None:
+        return unknown
+    return next((e for e in errors if not (_files_member(e["loc"]) == "str" and isinstance(e.get("input"), list))),
+                errors[0])
+
+
+def _bound(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _plain(msg: str) -> str:
+    """pydantic's "Input should be X" as "expected X" (for an error this module does not word itself)."""
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    for theirs in ("Input should be ", "Input should ", "String should ", "List should ", "Dictionary should "):
+        if msg.startswith(theirs):
+            return "expected " + msg[len(theirs):]
+    return msg
+
+
 def error_message(err: dict[str, Any]) -> str:
     """A pydantic error as what was expected, in words (the rest of a config error's one line)."""
-    msg = err["msg"]
-    if err["type"] == "missing":
+    msg, kind_of_error, value = err["msg"], err["type"], err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind_of_error == "missing":
         return "is required"
-    if err["type"] == "extra_forbidden":
+    if kind_of_error == "extra_forbidden":
         key = str(err["loc"][-1]) if err["loc"] else ""
         # A top-level key can only be one of the file's sections ([channel.x] means [channels.x], not
         # [alarms] channel); deeper, any key may be meant, but never the unknown key itself.
         keys = [f.alias or n for n, f in Config.model_fields.items()] if len(err["loc"]) == 1 else known_keys()
         close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if err["type"] == "union_tag_invalid":
-        return f"unknown channel type {shown(err['input'].get('type'))} (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "union_tag_not_found":
+    if kind_of_error == "union_tag_invalid":
+        return f"unknown channel type {shown(value.get('type'))} (expected one of: {', '.join(channel_types())})"
+    if kind_of_error == "union_tag_not_found":
         # Said as found by a config fuzz: `type = []`, `channels.x = 5` and [[channels.x]] were each "is missing 'type'"
-        value = err.get("input")
         if not isinstance(value, dict):
             return f"got {_kind(value)}, expected a table with a 'type' (one of: {', '.join(channel_types())})"
         if "type" in value:  # its key is the type's (see parse_config)
             return f"got {_kind(value['type'])}, expected one of: {', '.join(channel_types())}"
         return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
-    if err["type"] == "too_short" and isinstance(err.get("input"), list):  # `to = []`, `reports = []`
+    if kind_of_error in ("too_short", "too_long", "string_too_short", "string_too_long"):
         # pydantic's "List should have at least 1 item after validation, not 0" (found by a config fuzz)
-        got = f"{len(err['input'])} item(s)" if err["input"] else "an empty array"
-        return f"got {got}, expected at least {(err.get('ctx') or {}).get('min_length', 1)}"
-    if err["type"] == "literal_error":
+        least = kind_of_error.endswith("short")
+        bound = ctx.get("min_length" if least else "max_length", 1 if least else 0)
+        if isinstance(value, str):
+            got = "empty text" if not value else f"text of {len(value):,} characters"
+            unit = "character" if bound == 1 else "characters"
+        else:
+            got = f"{len(value)} item(s)" if value else "an empty array"
+            unit = ""
+        return f"got {got}, expected {'at least' if least else 'at most'} {bound}{' ' + unit if unit else ''}"
+    if kind_of_error == "literal_error":
         # Text as written, shortened; any other value by its kind (found by a config fuzz: `period = ["week"]` was
         # echoed as Python, "got ['week']", a date as "got datetime.date(1295, 6, 13)", a table in full)
-        got = shown(err["input"]) if isinstance(err["input"], str) else _kind(err["input"])
-        return f"got {got}, {msg[0].lower()}{msg[1:]}"
+        got = shown(value) if isinstance(value, str) else _kind(value)
+        return f"got {got}, expected {ctx.get('expected') or _plain(msg).removeprefix('expected ')}"
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
-        if isinstance(err.get("input"), float) and not math.isfinite(err["input"]):  # inf is a decimal number too
-            return f"got {err['input']}, expected text, a finite number or true or false"
-        return f"got {_kind(err.get('input'))}, expected text, a number or true or false"
-    if err["type"].endswith(("_type", "_parsing")):
+        if isinstance(value, float) and not math.isfinite(value):  # inf is a decimal number too
+            return f"got {value}, expected text, a finite number or true or false"
+        return f"got {_kind(value)}, expected text, a number or true or false"
+    if kind_of_error == "finite_number":  # inf, nan: "Input should be a finite number"
+        return f"got {shown(value)}, expected a finite number"
+    if kind_of_error == "string_pattern_mismatch":  # a plug-in's setting: "String should match pattern '...'"
+        return f"got {shown(value)}, expected text matching the pattern {shown(ctx.get('pattern'))}"
+    if kind_of_error in _BOUNDS:  # a number out of the setting's range: said with the number, as written
+        name, words = _BOUNDS[kind_of_error]
+        return f"got {shown(value)}, expected {words.format(_bound(ctx.get(name)))}"
+    if kind_of_error.endswith(("_type", "_parsing")) or kind_of_error == "int_from_float":
         # What was written, by its TOML kind, not its value: it may come from an environment variable (a
         # secret). Found by a new user: `human_cost_per_conversation = "4.5"` read "Input should be a valid
         # number", and nothing said the quotes were the trouble.
-        value = err.get("input")
         kind = next((name for t, name in _TOML_KINDS if isinstance(value, t)), None)
-        if kind == "an integer" and err["type"].startswith("float"):  # 10**400: "got an integer, ... a valid number"
+        if kind == "an integer" and kind_of_error.startswith("float"):  # 10**400: "got an integer, ... a number"
             return "got an integer too large for a number (expected a number in the setting's range)"
-        if kind is not None:
-            quoted = isinstance(value, str) and _NUMBER.fullmatch(value.strip()) is not None
-            msg = msg.replace("a valid list", "an array ([...])").replace("a valid dictionary", "a table")
-            # pydantic names the Python class: "Input is not a valid path for <class 'pathlib.Path'>"
-            msg = re.sub(r"is not a valid path for .*", "should be a path in quotes", msg)
-            msg = re.sub(r" or instance of \w+", "", msg)  # "a table or instance of LedgerConfig"
-            return f"got {kind}, {msg[0].lower()}{msg[1:]}" + (" (write a number without quotes)" if quoted else "")
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg
+        files = _files_member(err["loc"])
+        if files == "str":  # files = 5: neither text nor an array
+            expected = "a file name or glob in quotes, or an array of them"
+        else:
+            expected = (_EXPECTED_KIND.get(kind_of_error.removesuffix("_from_float").rsplit("_", 1)[0])
+                        or _plain(msg).removeprefix("expected "))
+        quoted = (isinstance(value, str) and kind_of_error.startswith(("int", "float", "decimal"))
+                  and _NUMBER.fullmatch(value.strip()) is not None)
+        return f"got {kind or 'a value'}, expected {expected}" + (" (write a number without quotes)" if quoted else "")
+    plain = _plain(msg)
+    if plain != msg.removeprefix("Value error, ").removeprefix("Assertion failed, "):  # pydantic's "Input should ..."
+        got = shown(value) if isinstance(value, (str, int, float)) else _kind(value)
+        return f"got {got}, {plain}"
+    return plain
