@@ -75,7 +75,7 @@ def test_enabled_as_anything_but_a_boolean_is_one_line_naming_the_key(tmp_path, 
     done = cli("check", "--config", str(path))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert "agentdigest.toml" in lines[0] and "reports[0].enabled" in lines[0] and "boolean" in lines[0]
+    assert "agentdigest.toml" in lines[0] and "reports[0].enabled" in lines[0] and "expected true or false" in lines[0]
 
 
 # -- run --due and run ------------------------------------------------------------------------
