@@ -215,3 +215,33 @@ def test_check_on_a_real_full_tmpfs(tmp_path, events):
         assert f"ledger sqlite:///{disk}/ledger.db: FAILED" in done.stdout, done.stdout
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_an_outbox_delivery_cut_short_leaves_no_file_and_its_retry_one_copy(tmp_path):
+    """Found in a storage audit: a disk that filled up after an outbox delivery's .eml was written, at its Slack
+    payload, left the lone .eml in the outbox while the delivery was recorded failed; the retry wrote a second one
+    (two copies of one period). A delivery is now all its files or none."""
+    from agentdigest import config
+    from agentdigest.channels import make_channel
+    from agentdigest.channels.base import Delivery
+
+    box = tmp_path / "outbox"
+    artifacts = {"message.eml": b"Subject: weekly\n\nbody\n", "slack.json": json.dumps({"text": "x" * 50000}).encode()}
+    done = limited(f"""
+        from agentdigest import config
+        from agentdigest.channels import make_channel
+        from agentdigest.channels.base import Delivery
+        from agentdigest.errors import DeliveryError
+        channel = make_channel("box", config.OutboxChannel(type="outbox", path={str(box)!r}))
+        try:
+            channel.deliver(Delivery("weekly", "2026-W47", {artifacts!r}, ("",)))
+        except DeliveryError as exc:
+            print("DeliveryError:", exc)
+        """, limit=20000)
+    assert done.returncode == 0 and "DeliveryError:" in done.stdout and "cannot write" in done.stdout, done
+    assert [p.name for p in box.rglob("*") if p.is_file()] == []  # no lone .eml, no temp file
+    channel = make_channel("box", config.OutboxChannel(type="outbox", path=box))
+    channel.deliver(Delivery("weekly", "2026-W47", artifacts, ("",)))
+    files = sorted(p.name for p in (box / "weekly" / "2026-W47").iterdir())
+    assert len(files) == 2 and files[0].endswith(".eml") and files[1].endswith(".slack.json"), files
+    assert (box / "weekly" / "2026-W47" / files[0]).read_bytes() == artifacts["message.eml"]

@@ -1,8 +1,8 @@
 """The outbox channel: every delivery becomes new files on disk; nothing leaves the machine.
 
-``<path>/<report_id>/<period_key>/<UTC time>-<random>.eml`` (and ``.slack.json``). A file is
-written to a temporary name and hard-linked into place, so an existing file is never overwritten
-and a reader never sees half a message.
+``<path>/<report_id>/<period_key>/<UTC time>-<random>.eml`` (and ``.slack.json``). Every file of a
+delivery is written to a temporary name before any is hard-linked into place, so an existing file is
+never overwritten, a reader never sees half a message, and a delivery is all its files or none.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ class OutboxChannel(BaseChannel):
         stem = f"{stamp}-{uuid.uuid4().hex[:8]}" + ("-test" if delivery.test else "")
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            written = [_write_new(folder / f"{stem}{suffix}", _content(name, delivery)) for name, suffix in present.items()]
+            written = _write_new(folder, {f"{stem}{suffix}": _content(name, delivery)
+                                          for name, suffix in present.items()})
         except OSError as exc:
             # A full disk may clear up; a permission problem will not, but retrying it is harmless.
-            raise DeliveryError(f"outbox {self.name!r} cannot write to {folder}: {exc.strerror}", retryable=True) from None
+            raise DeliveryError(f"outbox {self.name!r} cannot write to {folder}: {exc.strerror}",
+                                retryable=True) from None
         provider_id = written[0].name
         return Receipt(
             results=tuple(TargetResult(t, "sent", provider_id) for t in delivery.targets),
@@ -73,16 +75,50 @@ class OutboxChannel(BaseChannel):
         return CheckResult(self.name, True, f"{self.describe()}: writable")
 
 
-def _write_new(target: Path, content: bytes) -> Path:
-    """Create ``target`` with ``content``; fail rather than replace an existing file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".outbox-")
+def _write_new(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Create every file of ``{name: content}`` in ``folder``, or none; never replace an existing file.
+
+    Found in a storage audit: a disk that filled up at the Slack payload left the .eml already named in
+    the outbox while the delivery was recorded failed, and its retry wrote a second copy of the period.
+    Each file is now written whole (and flushed to disk) under a temporary name first; only then are
+    they named, and the ones named are removed again if a later one cannot be."""
+    staged: list[tuple[str, Path]] = []
+    named: list[Path] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.link(tmp, target)  # raises FileExistsError instead of overwriting
+        for name, content in files.items():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".outbox-")
+            staged.append((name, Path(tmp)))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for name, tmp in staged:
+            os.link(tmp, folder / name)  # raises FileExistsError instead of overwriting
+            named.append(folder / name)
+    except BaseException:
+        for path in named:
+            path.unlink(missing_ok=True)
+        raise
     finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+    _sync(folder)
+    return named
+
+
+def _sync(folder: Path) -> None:
+    """Make the new names durable before the ledger records them sent (best effort: not every file
+    system can sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _content(name: str, delivery: Delivery) -> bytes:
