@@ -245,3 +245,47 @@ def test_an_outbox_delivery_cut_short_leaves_no_file_and_its_retry_one_copy(tmp_
     files = sorted(p.name for p in (box / "weekly" / "2026-W47").iterdir())
     assert len(files) == 2 and files[0].endswith(".eml") and files[1].endswith(".slack.json"), files
     assert (box / "weekly" / "2026-W47" / files[0]).read_bytes() == artifacts["message.eml"]
+
+
+THREE_REPORTS = """
+[source]
+url = "duckdb://events.duckdb"
+table = "agent_events"
+[channels.box]
+type = "outbox"
+path = "outbox"
+""" + "".join(f"""
+[[reports]]
+id = "{name}"
+timezone = "Europe/Berlin"
+channels = ["box"]
+""" for name in ("first", "second", "third"))
+
+
+@pytest.mark.parametrize("named, bad_template", [(True, False), (False, False), (True, True)],
+                         ids=["named", "all", "worst-code"])
+def test_a_run_of_several_reports_goes_on_past_one_whose_archive_fails(tmp_path, events, named, bad_template):
+    """Found in a storage audit: in a manual `run` of several reports (or of all), one report's ArchiveError (its
+    archive disk full) ended the run: the reports before it were sent but their lines never printed, the ones after
+    it never run. As `run --due` does, each report is tried and said; the exit code is the worst (highest) one:
+    with the third report's template failing (exit 2) too, 2."""
+    config = THREE_REPORTS
+    if bad_template:  # a name the report does not have: exit 2 (README, Custom templates), at render time
+        config = config.replace('id = "third"', 'id = "third"\naudience = "tpl"')
+    home = home_with(tmp_path, events, config)
+    (home / "tpl").mkdir()
+    (home / "tpl" / "report.html.j2").write_text("{{ no_such_name }}")
+    (home / "reports" / "second").mkdir(parents=True)
+    (home / "reports" / "second" / "2026-W47").write_text("a file where the period's folder should be")
+    done = cli(home, "run", *(["first", "second", "third"] if named else []), "--period", "2026-W47")
+    assert done.returncode == (2 if bad_template else 1), done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 + bad_template and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("agentdigest: error: second 2026-W47: archive ") and "cannot write" in lines[0]
+    if bad_template:
+        assert lines[1].startswith("agentdigest: error: third 2026-W47: ") and "no_such_name" in lines[1], lines
+    assert done.stdout.count("box: sent") == 2 - bad_template, done.stdout
+    for report in ("first", "third")[:2 - bad_template]:
+        assert len(list((home / "outbox" / report / "2026-W47").glob("*.eml"))) == 1
+    assert not (home / "outbox" / "second").exists()
+    assert run_states(home) == ["done", "failed", "failed" if bad_template else "done"]

@@ -172,13 +172,32 @@ def run(
             reports = [r for r in reports if r.enabled]
             if not reports:
                 return 0
+        # Found in a storage audit: in a run of several reports, one's error (its archive disk full) ended the
+        # run, the lines of the reports before it unsaid and the ones after it not run. Each is now tried and
+        # said, as with --due, and the exit code is the worst (the highest) of theirs.
         outcomes = run_reports(cfg, reports, now=clock, period_key=period, dry_run=dry_run, force=force,
-                               formats=formats, archive=folder, test_to=test_to)
+                               formats=formats, archive=folder, test_to=test_to, keep_going=len(reports) > 1)
         for outcome in outcomes:
-            print_outcome(outcome, out)
-        return 1 if any(o.failed for o in outcomes) else 0
+            if outcome.exception is not None:
+                _report_error(outcome, verbose)
+            else:
+                print_outcome(outcome, out)
+        return max((o.exit_code for o in outcomes), default=0)
 
     _guard(verbose, body)
+
+
+def _report_error(outcome: Any, verbose: bool) -> None:
+    """The error that ended one report's run in a run of several: one line on stderr as ``_guard`` says an
+    error, naming the report and period; with ``verbose``, its traceback first (masked, as _guard's)."""
+    exc, where = outcome.exception, f"{outcome.report_id} {outcome.period_key}: "
+    if verbose:
+        sys.stderr.write(mask_text("".join(traceback.format_exception(exc))))
+    if isinstance(exc, AgentDigestError):
+        err.print(f"agentdigest: error: {where}{exc}", markup=False, soft_wrap=True)
+    else:  # a bug, but still one line unless asked
+        err.print(f"agentdigest: unexpected error: {where}{type(exc).__name__}: {mask_text(first_line(exc))} "
+                  "(run with --verbose for details)", markup=False, soft_wrap=True)
 
 
 @app.command(short_help="Validate the config, reach source and channels.")

@@ -19,6 +19,7 @@ from typing import Any
 from .archive import artifact_names, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
+from .errors import first_line
 from .owners import owner_id
 from .periods import Period
 from .report import ReportData
@@ -49,10 +50,18 @@ class RunOutcome:
     preview: str | None = None
     #: computed, then neither archived nor delivered: the scheduler was stopping (the next start runs it)
     stopped: bool = False
+    exception: Exception | None = field(default=None, repr=False)  # what ended it (run_reports' keep_going)
 
     @property
     def failed(self) -> bool:
         return self.error is not None or any(getattr(d, "state", "") == "failed" for d in self.deliveries)
+
+    @property
+    def exit_code(self) -> int:
+        """0 done, 1 a delivery failed, else the exit code of the error that ended the report's run."""
+        if self.exception is not None:
+            return getattr(self.exception, "exit_code", 1)
+        return 1 if self.failed else 0
 
 
 def _addressing(config: Config, report: ReportConfig) -> Any:
@@ -115,7 +124,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
                 archive: Path | None = None, test_to: str | None = None, trigger: str = "manual",
                 ledger: Any = None, source: Source | None = None, delivery_log: Any = None,
-                stop: threading.Event | None = None, skip_refused: bool = False) -> list[RunOutcome]:
+                stop: threading.Event | None = None, skip_refused: bool = False,
+                keep_going: bool = False) -> list[RunOutcome]:
     """Run each report for its period(s): the given key, the given periods, or the last complete one.
 
     ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered.
@@ -123,7 +133,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     period is not tried again (see :func:`agentdigest.delivery.deliver_report`).
 
     ``delivery_log`` gets the per-target delivery lines (default: this module's logger); a caller that
-    reports each delivery itself (the scheduler's decision log) passes a quieter one."""
+    reports each delivery itself (the scheduler's decision log) passes a quieter one. ``keep_going`` (`run` of
+    several reports): one report's error ends its outcome (``exception``), not the run, as with ``run --due``."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     archive = Path(archive or config.archive.path)
     todo = [(r, p) for r in reports
@@ -163,10 +174,16 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         # history shows a test run as "run (test)": it was shown as a manual run of the period (a new user)
         trigger = "test" if test_to else trigger
         for report, period in todo:
-            outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
-                                     force=force, formats=formats, archive=archive, test_to=test_to,
-                                     trigger=trigger, ledger=ledger, delivery_log=delivery_log or log, stop=stop,
-                                     skip_refused=skip_refused))
+            try:
+                outcomes.append(_run_one(config, report, period, sources=sources, now=now, dry_run=dry_run,
+                                         force=force, formats=formats, archive=archive, test_to=test_to,
+                                         trigger=trigger, ledger=ledger, delivery_log=delivery_log or log,
+                                         stop=stop, skip_refused=skip_refused))
+            except Exception as exc:  # noqa: BLE001 - its run (if started) is closed failed; the caller says it
+                if not keep_going:
+                    raise
+                outcomes.append(RunOutcome(report.id, period.key, error=first_line(exc), exception=exc))
+                continue
             # (not while the scheduler stops: its next start's alarm check sends the notice)
             if not dry_run and not test_to and not (stop is not None and stop.is_set()) and any(
                     getattr(d, "state", "") == "sent" for d in outcomes[-1].deliveries):
