@@ -7,6 +7,7 @@ ignores SIGXFSZ). The audit itself also used a 200k tmpfs, as root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -289,3 +290,53 @@ def test_a_run_of_several_reports_goes_on_past_one_whose_archive_fails(tmp_path,
         assert len(list((home / "outbox" / report / "2026-W47").glob("*.eml"))) == 1
     assert not (home / "outbox" / "second").exists()
     assert run_states(home) == ["done", "failed", "failed" if bad_template else "done"]
+
+
+@pytest.mark.parametrize("full", [True, False], ids=["full", "space-left"])
+def test_a_sqlite_ledger_on_a_full_disk_says_the_disk_is_full(tmp_path, full):
+    """Found in a storage audit: on a full disk (a 200k tmpfs) every run failed "cannot open the ledger ...: disk
+    I/O error" (SQLite cannot size its -shm file), which did not say why. Said when the ledger's folder has no
+    space (statvfs; here "full" is below a raised threshold, as in test_check_fails_a_folder_without_space);
+    an I/O error with space left is not blamed on it."""
+    from agentdigest.ledger import Ledger
+
+    Ledger(f"sqlite:///{tmp_path}/ledger.db").close()
+    done = limited(f"""
+        from agentdigest import folders
+        from agentdigest.ledger import Ledger
+        from agentdigest.errors import AgentDigestError
+        folders.MIN_FREE = {1 << 62 if full else 0}
+        try:
+            Ledger("sqlite:///{tmp_path}/ledger.db")
+        except AgentDigestError as exc:
+            print("LedgerError:", exc)
+        """, limit=10)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done
+    (line,) = done.stdout.strip().splitlines()
+    assert line.startswith(f"LedgerError: cannot open the ledger sqlite:///{tmp_path}/ledger.db: disk I/O error"), line
+    assert (f"{tmp_path}: " in line and "free on the device" in line) == full, line
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_a_run_with_its_ledger_on_a_real_full_tmpfs_says_the_disk_is_full(tmp_path, events):
+    """The same through `run`, on a real 200k tmpfs filled up after the ledger was made, as the audit found it."""
+    from agentdigest.ledger import Ledger
+
+    home = home_with(tmp_path, events)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (home / "agentdigest.toml").write_text(TWO_OUTBOXES + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
+        Ledger(f"sqlite:///{disk}/ledger.db").close()
+        with open(disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+            while fh.write(b"\0" * 4096):  # until ENOSPC
+                pass
+        done = cli(home, "run", "--period", "2026-W47")
+        assert done.returncode == 1, done.stdout + done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert f"cannot open the ledger sqlite:///{disk}/ledger.db: " in line, line
+        assert f"({disk}: no space left on the device)" in line, line
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

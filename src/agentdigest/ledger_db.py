@@ -24,8 +24,13 @@ from sqlalchemy.pool import NullPool, StaticPool
 from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
                             engine_url, pg_cannot_write, read_only_url, schema_version, sqlite_path, sqlite_setup,
                             write_problem)
+from .folders import no_space
 from .masking import mask_url
 from .waiting import wait_for
+
+
+#: How SQLite says a write failed for want of room (an -shm or -wal file it could not grow, a full database file)
+_NO_ROOM = ("disk I/O error", "database or disk is full", "unable to open database file")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -190,7 +195,7 @@ class LedgerDatabase:
             with self.engine.execution_options(immediate=True).begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StatementFailed(self.url, exc) from None
+            raise self._failed(exc) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -199,7 +204,13 @@ class LedgerDatabase:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StatementFailed(self.url, exc) from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: SQLAlchemyError) -> StatementFailed:
+        """``exc`` as one line; a SQLite I/O error in a folder without space says so (found in a storage audit: a
+        ledger on a full disk failed every run "disk I/O error", SQLite unable to size its -shm file)."""
+        full = self._file is not None and str(getattr(exc, "orig", exc)).startswith(_NO_ROOM)
+        return StatementFailed(self.url, exc, no_space(self._file[0].parent) if full else "")
 
     # -- the period lock across machines -------------------------------------------------
 

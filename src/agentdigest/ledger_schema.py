@@ -132,8 +132,8 @@ class LedgerError(AgentDigestError):
 class StatementFailed(LedgerError):
     """A ledger statement failed (the database went away mid-run): one masked line, never a traceback."""
 
-    def __init__(self, url: str, exc: SQLAlchemyError):
-        self.reason = db_reason(exc, url)
+    def __init__(self, url: str, exc: SQLAlchemyError, hint: str = ""):
+        self.reason = db_reason(exc, url) + (f" ({hint})" if hint else "")
         #: no host gave a session (asking the server why it failed would wait for them all again)
         self.unreachable = connect_failed(str(getattr(exc, "orig", None) or exc))
         super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
