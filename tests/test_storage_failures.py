@@ -340,3 +340,11 @@ def test_a_run_with_its_ledger_on_a_real_full_tmpfs_says_the_disk_is_full(tmp_pa
         assert f"({disk}: no space left on the device)" in line, line
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_the_readme_says_check_looks_for_space_in_the_outbox_and_ledger_folders():
+    """check fails an outbox or SQLite ledger folder without space (test_check_fails_a_folder_without_space); the
+    README's `check` paragraph said so of the archive only."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    paragraph = " ".join(readme.split("\n`check` validates", 1)[1].split("\n\n", 1)[0].split())
+    assert "outbox folder and a SQLite ledger's folder are checked for space" in paragraph, paragraph
