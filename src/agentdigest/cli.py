@@ -79,24 +79,23 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
         err.print(f"agentdigest: {interruption(exc)}", markup=False)
         name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
         raise typer.Exit(128 + getattr(signal, name)) from None
-    except AgentDigestError as exc:
-        if verbose:
-            _print_traceback()
-        err.print(f"agentdigest: error: {exc}", markup=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
-    except Exception as exc:  # a bug, but still one line unless asked
-        if verbose:
-            _print_traceback()
-        err.print(f"agentdigest: unexpected error: {type(exc).__name__}: {mask_text(first_line(exc))} "
-                  "(run with --verbose for details)", markup=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    except Exception as exc:
+        _say_error(exc, verbose)
+        raise typer.Exit(exc.exit_code if isinstance(exc, AgentDigestError) else 1) from None
     raise typer.Exit(code)
 
 
-def _print_traceback() -> None:
-    """The traceback of the error being handled, URL passwords masked: the exceptions it chains are
-    libraries' own, and some quote a URL whole (found in a security audit: Ibis's for the source URL)."""
-    sys.stderr.write(mask_text(traceback.format_exc()))
+def _say_error(exc: Exception, verbose: bool, where: str = "") -> None:
+    """``exc`` as one line on stderr (``where`` before it: a report of several), with ``verbose`` its traceback
+    first. URL passwords are masked in both: the exceptions it chains are libraries' own, and some quote a URL
+    whole (found in a security audit: Ibis's for the source URL)."""
+    if verbose:
+        sys.stderr.write(mask_text("".join(traceback.format_exception(exc))))
+    if isinstance(exc, AgentDigestError):
+        err.print(f"agentdigest: error: {where}{exc}", markup=False, soft_wrap=True)
+    else:  # a bug, but still one line unless asked
+        err.print(f"agentdigest: unexpected error: {where}{type(exc).__name__}: {mask_text(first_line(exc))} "
+                  "(run with --verbose for details)", markup=False, soft_wrap=True)
 
 
 def _now(value: str | None) -> datetime:
@@ -179,25 +178,12 @@ def run(
                                formats=formats, archive=folder, test_to=test_to, keep_going=len(reports) > 1)
         for outcome in outcomes:
             if outcome.exception is not None:
-                _report_error(outcome, verbose)
+                _say_error(outcome.exception, verbose, f"{outcome.report_id} {outcome.period_key}: ")
             else:
                 print_outcome(outcome, out)
         return max((o.exit_code for o in outcomes), default=0)
 
     _guard(verbose, body)
-
-
-def _report_error(outcome: Any, verbose: bool) -> None:
-    """The error that ended one report's run in a run of several: one line on stderr as ``_guard`` says an
-    error, naming the report and period; with ``verbose``, its traceback first (masked, as _guard's)."""
-    exc, where = outcome.exception, f"{outcome.report_id} {outcome.period_key}: "
-    if verbose:
-        sys.stderr.write(mask_text("".join(traceback.format_exception(exc))))
-    if isinstance(exc, AgentDigestError):
-        err.print(f"agentdigest: error: {where}{exc}", markup=False, soft_wrap=True)
-    else:  # a bug, but still one line unless asked
-        err.print(f"agentdigest: unexpected error: {where}{type(exc).__name__}: {mask_text(first_line(exc))} "
-                  "(run with --verbose for details)", markup=False, soft_wrap=True)
 
 
 @app.command(short_help="Validate the config, reach source and channels.")
