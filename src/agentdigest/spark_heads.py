@@ -25,17 +25,26 @@ class Footer:
     types: dict[str, str]
     #: top-level column -> what Spark 4.0 misreads in it (see :func:`read_footer`)
     kinds: dict[str, str]
+    #: the file's columns as Spark reads them (StructType JSON), FLOAT16 and UUID ones as binary (see :data:`BINARY`)
+    schema: str = ""
+
+
+#: The kinds of :class:`Footer` whose column Spark 4.0 cannot read by its own schema (PARQUET_TYPE_ILLEGAL: every run
+#: failed, exit 3, naming no column, where DuckDB reads them: found in a file-types audit), but reads as bytes under a
+#: given schema; the type they are then read as, DuckDB's (see :func:`.spark_files.from_bytes`).
+BINARY = {"float16": "float", "uuid": "string"}
 
 
 def read_footer(session: Any, uri: str) -> Footer:
     """The footer of the Parquet file ``uri``. Its ``kinds``: "null" for an always-null column (Parquet's UNKNOWN
     annotation), which Spark reads as INT; "nanos" for TIMESTAMP(NANOS), which it reads as a number
-    (spark.sql.legacy.parquet.nanosAsLong); "" for the others. From the file's Thrift footer: parquet-java's
-    schema drops the UNKNOWN annotation. Its ``types`` from the same footer, by Spark's own converter under the
-    session's settings (as mergeSchema reads each file)."""
+    (spark.sql.legacy.parquet.nanosAsLong); "float16" and "uuid" for FLOAT16 and UUID, which it refuses (see
+    :data:`BINARY`); "" for the others. From the file's Thrift footer: parquet-java's schema drops the UNKNOWN
+    annotation. Its ``types`` from the same footer, by Spark's own converter under the session's settings (as
+    mergeSchema reads each file), FLOAT16 and UUID columns as :data:`BINARY` reads them."""
     import json
 
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import BinaryType, StructField, StructType
 
     tools = _footer_tools(session)
     path = tools.path(uri)
@@ -55,18 +64,30 @@ def read_footer(session: Any, uri: str) -> Footer:
     while i < len(elements):
         element = elements[i]
         logical = element.getLogicalType() if element.isSetLogicalType() else None
-        kinds[element.getName()] = ("null" if logical is not None and logical.isSetUNKNOWN() else
-                                    "nanos" if logical is not None and logical.isSetTIMESTAMP()
-                                    and logical.getTIMESTAMP().getUnit().isSetNANOS() else "")
+        annotation = str(logical.getSetField().name()) if logical is not None else ""
+        nanos = annotation == "TIMESTAMP" and logical.getTIMESTAMP().getUnit().isSetNANOS()
+        kinds[element.getName()] = ("null" if annotation == "UNKNOWN" else "nanos" if nanos
+                                    else {"FLOAT16": "float16", "UUID": "uuid"}.get(annotation, ""))
         i += _subtree(elements, i)
     schema = tools.metadata.fromParquetMetadata(meta).getFileMetaData().getSchema()
-    converter = tools.schema
-    struct = StructType.fromJson(json.loads(converter.convert(schema).json()))
-    types = {field.name: field.dataType.simpleString() for field in struct.fields}
-    return Footer(rows=int(meta.getNum_rows()), types=types, kinds=kinds)
+    fields = list(schema.getFields())
+    binary = {column for column, kind in kinds.items() if kind in BINARY}
+    if binary:  # Spark's converter refuses them: the others converted, they are bytes
+        kept = tools.jvm.java.util.ArrayList()
+        for field in fields:
+            if field.getName() not in binary:
+                kept.add(field)
+        schema = tools.jvm.org.apache.parquet.schema.MessageType(schema.getName(), kept)
+    converted = {f.name: f for f in StructType.fromJson(json.loads(tools.schema.convert(schema).json())).fields}
+    struct = StructType([converted.get(name) or StructField(name, BinaryType())
+                         for name in (field.getName() for field in fields)])
+    types = {field.name: BINARY.get(kinds.get(field.name, ""), field.dataType.simpleString())
+             for field in struct.fields}
+    return Footer(rows=int(meta.getNum_rows()), types=types, kinds=kinds, schema=struct.json())
 
 
 class _FooterTools(NamedTuple):
+    jvm: Any
     path: Any
     conf: Any
     util: Any
@@ -80,7 +101,7 @@ def _footer_tools(session: Any) -> _FooterTools:
     round trip to the JVM (looked up for every file, a footer took 36 ms instead of 28 ms here)."""
     jvm = session._jvm
     return _FooterTools(
-        path=jvm.org.apache.hadoop.fs.Path, conf=session._jsc.hadoopConfiguration(),
+        jvm=jvm, path=jvm.org.apache.hadoop.fs.Path, conf=session._jsc.hadoopConfiguration(),
         util=jvm.org.apache.parquet.format.Util,
         metadata=jvm.org.apache.parquet.format.converter.ParquetMetadataConverter(),
         schema=jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
