@@ -247,10 +247,10 @@ def _mismatches(doc: dict, rows: list[dict]) -> list[str]:
 
 # -- CSV: the trap rows as text of other shapes -----------------------------------------------------------------
 
-def _text(value, column: str, i: int, offsets: bool, quoted_empty: bool) -> str | None:
+def _text(value, column: str, i: int, offsets: bool, quoted_empty: bool, escape: str = '"') -> str | None:
     if value is None:
         return '""' if quoted_empty and i % 2 and column in ("latency_ms", "token_count", "cost_usd") else ""
-    return _quoted(_value(value, i, offsets))
+    return _quoted(_value(value, i, offsets), escape)
 
 
 def _value(value, i: int = 0, offsets: bool = False) -> str | None:
@@ -267,25 +267,29 @@ def _value(value, i: int = 0, offsets: bool = False) -> str | None:
     return str(value)
 
 
-def _quoted(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\r\n') else text
+def _quoted(text: str, escape: str = '"') -> str:
+    """``text`` quoted where it must be, a quote in it escaped with ``escape`` (doubled, or a backslash as Spark's
+    own CSV writer escapes it)."""
+    return '"' + text.replace('"', escape + '"') + '"' if any(ch in text for ch in ',"\r\n') else text
 
 
-def _with_messages(rows: list[dict]) -> list[dict]:
-    """``rows`` with error messages holding a comma, a quote and a line break (a stack trace's)."""
-    return [dict(r, error_message=f'{r["error_message"]}, line 2 "quoted"\nline 3') if r["error_message"] else r
-            for r in rows]
+def _with_messages(rows: list[dict], start: int = 0) -> list[dict]:
+    """``rows`` with error messages holding a comma, a quote and a line break (a stack trace's), from row ``start``."""
+    return [dict(r, error_message=f'{r["error_message"]}, line 2 "quoted"\nline 3') if r["error_message"] and i >= start
+            else r for i, r in enumerate(rows)]
 
 
 def _csv(name: str, *, header=lambda c: c, bom: bool = False, newline: str = "\n", offsets: bool = False,
-         quoted_empty: bool = False, messages: bool = False, **source) -> pytest.param:
-    """A case: the trap rows as one CSV file (``messages``: error messages holding a comma, a quote and a newline)."""
-    rows = _with_messages(ROWS) if messages else ROWS
+         quoted_empty: bool = False, messages: bool | int = False, escape: str = '"', **source) -> pytest.param:
+    """A case: the trap rows as one CSV file (``messages``: error messages holding a comma, a quote and a newline;
+    a number: from that row on), a quote inside quotes escaped with ``escape``."""
+    rows = _with_messages(ROWS, 0 if messages is True else messages) if messages is not False else ROWS
 
     def files(folder: Path, spark) -> tuple[str, list[dict]]:
         folder.mkdir()
         lines = [",".join(header(c) for c in COLUMNS)]
-        lines += [",".join(_text(r[c], c, i, offsets, quoted_empty) for c in COLUMNS) for i, r in enumerate(rows)]
+        lines += [",".join(_text(r[c], c, i, offsets, quoted_empty, escape) for c in COLUMNS)
+                  for i, r in enumerate(rows)]
         (folder / "events.csv").write_bytes(("\ufeff" if bom else "").encode() + newline.join(lines + [""]).encode())
         return str(folder / "events.csv"), rows
     return pytest.param(files, source, {}, id=name)
@@ -327,6 +331,10 @@ CSV = [
     _csv("bom-crlf-newlines", bom=True, newline="\r\n", messages=True),
     _csv("quoted-empty-numbers", quoted_empty=True),
     _csv("offsets-and-z", offsets=True),
+    # The first quote inside quotes on line 60 or so: the escape was told by the 10 lines after the header alone, and
+    # a file of backslash escapes was read as doubled quotes, its rows mis-split without a word (found in a review)
+    _csv("backslash-escapes-first-on-row-60", messages=60, escape="\\"),
+    _csv("doubled-quotes-first-on-row-60", messages=60),
     _by_spark_csv("spark-writer-csv-backslash-escapes", rfc_first_half=False),
     _by_spark_csv("spark-writer-csv-beside-an-rfc-file", rfc_first_half=True),
 ]
