@@ -1,5 +1,5 @@
 """Reading CSV ``files`` on Spark (see :mod:`.spark_files`): every file's columns by its own header, delimiter and
-quote escape (:func:`.spark_heads.csv_parts`), a quoted line break inside its field, every column as text
+quote escape (:func:`.spark_csv_heads.csv_parts`), a quoted line break inside its field, every column as text
 (``canonical()`` casts each to its canonical type), and the rows of the wrong shape, or not in UTF-8, left out and
 counted as DuckDB's CSV sources leave them out (:mod:`.unreadable`).
 """
@@ -11,7 +11,8 @@ from typing import Any
 
 from .masking import mask_text
 from .sources import file_secrets
-from .spark_heads import CsvPart, csv_dialect, csv_parts, local_path, only
+from .spark_csv_heads import CsvPart, csv_dialect, csv_parts
+from .spark_heads import local_path, only
 from .unreadable import Unreadable
 
 
@@ -22,7 +23,7 @@ def read_csv(session: Any, paths: list[str], read: set[str]) -> tuple[Any, Unrea
     # Read as text with a header. Spark takes the columns from one file's header and, by default, reads every other
     # file by position: a file with its columns in another order had its values swapped, silently (found in a Spark
     # audit). enforceSchema=false checks each file's header against them; files whose headers differ are read by
-    # header, each set of files alike on its own (see .spark_heads.csv_parts).
+    # header, each set of files alike on its own (see .spark_csv_heads.csv_parts).
     df = session.read.csv(paths, header=True, inferSchema=False, enforceSchema=False, **_options(CsvPart([], None)))
     parts = csv_parts(session, df)
     if len(parts) > 1 or (parts[0].sep, parts[0].escape) != (",", '"'):
