@@ -114,6 +114,20 @@ timezone = "Europe/Berlin"
 channels = ["box", "box2"]
 """
 
+@pytest.fixture
+def disk(tmp_path):
+    """A real 200k tmpfs, as the audit found it full (root only: skipped with the reason otherwise)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
 
 def home_with(tmp_path: Path, events: Path, config: str = TWO_OUTBOXES) -> Path:
     home = tmp_path / "home"
@@ -198,24 +212,16 @@ def test_check_fails_a_folder_without_space(tmp_path, events, monkeypatch, full)
     assert "FAILED" in text and "KiB free on the device" in text, text
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_check_on_a_real_full_tmpfs(tmp_path, events):
+def test_check_on_a_real_full_tmpfs(tmp_path, events, disk):
     """The same on a real 200k tmpfs holding the outbox and the ledger, as the audit found it."""
     home = home_with(tmp_path, events)
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        (home / "agentdigest.toml").write_text(TWO_OUTBOXES.replace('"outbox2"', f'"{disk}/outbox"')
-                                               + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
-        done = cli(home, "check")
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert "channel box2: FAILED" in done.stdout and "ledger" in done.stdout, done.stdout
-        assert "channel box: ok" in done.stdout and "KiB free on the device" in done.stdout
-        assert f"ledger sqlite:///{disk}/ledger.db: FAILED" in done.stdout, done.stdout
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
+    (home / "agentdigest.toml").write_text(TWO_OUTBOXES.replace('"outbox2"', f'"{disk}/outbox"')
+                                           + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
+    done = cli(home, "check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "channel box2: FAILED" in done.stdout and "ledger" in done.stdout, done.stdout
+    assert "channel box: ok" in done.stdout and "KiB free on the device" in done.stdout
+    assert f"ledger sqlite:///{disk}/ledger.db: FAILED" in done.stdout, done.stdout
 
 
 def test_an_outbox_delivery_cut_short_leaves_no_file_and_its_retry_one_copy(tmp_path):
@@ -317,29 +323,21 @@ def test_a_sqlite_ledger_on_a_full_disk_says_the_disk_is_full(tmp_path, full):
     assert (f"{tmp_path}: " in line and "free on the device" in line) == full, line
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_a_run_with_its_ledger_on_a_real_full_tmpfs_says_the_disk_is_full(tmp_path, events):
+def test_a_run_with_its_ledger_on_a_real_full_tmpfs_says_the_disk_is_full(tmp_path, events, disk):
     """The same through `run`, on a real 200k tmpfs filled up after the ledger was made, as the audit found it."""
     from agentdigest.ledger import Ledger
 
     home = home_with(tmp_path, events)
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        (home / "agentdigest.toml").write_text(TWO_OUTBOXES + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
-        Ledger(f"sqlite:///{disk}/ledger.db").close()
-        with open(disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
-            while fh.write(b"\0" * 4096):  # until ENOSPC
-                pass
-        done = cli(home, "run", "--period", "2026-W47")
-        assert done.returncode == 1, done.stdout + done.stderr
-        (line,) = done.stderr.strip().splitlines()
-        assert f"cannot open the ledger sqlite:///{disk}/ledger.db: " in line, line
-        assert f"({disk}: no space left on the device)" in line, line
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
+    (home / "agentdigest.toml").write_text(TWO_OUTBOXES + f'[ledger]\nurl = "sqlite:///{disk}/ledger.db"\n')
+    Ledger(f"sqlite:///{disk}/ledger.db").close()
+    with open(disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while fh.write(b"\0" * 4096):  # until ENOSPC
+            pass
+    done = cli(home, "run", "--period", "2026-W47")
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"cannot open the ledger sqlite:///{disk}/ledger.db: " in line, line
+    assert f"({disk}: no space left on the device)" in line, line
 
 
 def test_the_readme_says_check_looks_for_space_in_the_outbox_and_ledger_folders():
