@@ -51,6 +51,21 @@ def test_an_archive_write_cut_short_leaves_the_folder_as_it_was(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["report.json", "report.pdf"]  # no temp file left
 
 
+def test_an_archive_rename_that_fails_leaves_no_temp_file(tmp_path):
+    """A rename that fails (here: a folder where report.pdf should be) must not leave its temp file behind: the
+    temp file was taken off the clean-up list before its rename was tried."""
+    from agentdigest.archive import report_dir, write_artifacts
+    from agentdigest.errors import ArchiveError
+
+    folder = report_dir(tmp_path, "weekly", "2026-W47")
+    (folder / "report.pdf").mkdir(parents=True)
+    (folder / "report.pdf" / "x").write_bytes(b"x")
+    with pytest.raises(ArchiveError):
+        write_artifacts(tmp_path, "weekly", "2026-W47",
+                        {"report.json": b"{}", "report.pdf": b"%PDF", "report.txt": b"t"})
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
 def test_a_send_log_line_cut_short_is_an_error_and_does_not_swallow_the_next_one(tmp_path):
     """Found in a storage audit: the send log's append ignored a short write (a disk filling up), so the send
     was half a line, said nowhere, and the next send appended to that half line was lost with it: a reset

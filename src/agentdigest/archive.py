@@ -90,7 +90,8 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
                     fh.flush()
                     os.fsync(fh.fileno())
             for name in files:
-                os.replace(staged.pop(name), folder / name)
+                os.replace(staged[name], folder / name)
+                del staged[name]  # only once renamed: a failed rename leaves its temp file to the clean-up
         finally:
             for tmp in staged.values():
                 Path(tmp).unlink(missing_ok=True)
