@@ -1042,6 +1042,19 @@ def test_a_shortened_value_shows_a_variable_as_written(monkeypatch, where, key, 
     assert shown in message and "S3cret" not in message, message
 
 
+@pytest.mark.parametrize("where,key,value", [
+    (("reports", 0), "schedule", "0 9 * * ${MIXED_SECRET}"),  # APScheduler repeats the field in lower case
+    (("ledger",), "url", "sqlite+${MIXED_SECRET}:///x.db"),  # the driver is said in lower case
+    (("ledger",), "url", "postgresql+${MIXED_SECRET}://db/x"),
+], ids=["schedule", "sqlite-driver", "postgresql-driver"])
+def test_a_variable_repeated_in_another_case_is_still_shown_as_written(monkeypatch, where, key, value):
+    """A message that repeats a value in lower case (a cron field, a database driver) showed a secret from an
+    environment variable: only its exact spelling was put back as the ${VAR} written in the file."""
+    monkeypatch.setenv("MIXED_SECRET", "Zq9SecretPW77xY")
+    message = str(_refusal(where, key, value))
+    assert "${MIXED_SECRET}" in message and "secretpw77" not in message.lower(), message
+
+
 @pytest.mark.parametrize("char", ["\n", "\r\n", "\x85", "\u2028", "\x1b[31m", "\x0b", "\u202e"])
 @pytest.mark.parametrize("where,key,value", [
     (("reports", 0), "timezone", "a{}b"), (("reports", 0), "locale", "a{}b"), (("reports", 0), "period", "a{}b"),

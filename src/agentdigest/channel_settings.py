@@ -41,16 +41,25 @@ def variables_shown_as_written(used: dict[str, str]) -> Iterator[None]:
         _WRITTEN_AS.reset(token)
 
 
+def as_written(text: str, used: dict[str, str], escaped: bool = False) -> str:
+    """``text`` with each text of ``used`` (4 characters or more: not "2" everywhere for THREADS=2) put back as the
+    ``${VAR}`` it replaced, in any case: a validator may repeat it lowered (a cron field, a database driver), and a
+    secret lowered is still a secret. ``escaped``: its escaped form (as repr writes it) too."""
+    for expanded in sorted(used, key=len, reverse=True):
+        if len(expanded) >= 4:
+            forms = {expanded, repr(expanded)[1:-1]} if escaped else {expanded}
+            for form in sorted(forms, key=len, reverse=True):
+                text = re.sub(re.escape(form), lambda _: used[expanded], text, flags=re.IGNORECASE)
+    return text
+
+
 def shown(value: Any, *, path: bool = False) -> str:
     """``value`` as an error message repeats it: text quoted and escaped on one line (a line break or another
     control character in it cannot split the message), what came from an environment variable as the ``${VAR}``
     written in the file (it may be a secret), and at most :data:`SHOWN_CHARS` characters, with "…" and the length
     for the rest. Of a ``path``, the end is kept (the file's name), not the beginning."""
     if isinstance(value, str):
-        text = value
-        for expanded in sorted(_WRITTEN_AS.get(), key=len, reverse=True):
-            if len(expanded) >= 4:  # not "2" everywhere for THREADS=2 (as config._unexpanded)
-                text = text.replace(expanded, _WRITTEN_AS.get()[expanded])
+        text = as_written(value, _WRITTEN_AS.get())
         if len(text) <= SHOWN_CHARS:
             return repr(text)
         if path:

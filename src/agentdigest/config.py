@@ -31,6 +31,7 @@ from .channel_settings import (  # noqa: F401 - the models are part of this modu
     SlackChannel,
     WebhookChannel,
     _ChannelBase,
+    as_written,
     variables_shown_as_written,
 )
 from .settings import (  # noqa: F401 - the models are part of this module's API
@@ -271,10 +272,7 @@ def _unexpanded(message: str, used: dict[str, str]) -> str:
     """``message`` with every variable's value shown as the ``${VAR}`` written in the file: a value a validator
     repeats (`timezone = "${SLACK_TOKEN}"`: "unknown timezone 'xoxb-...'") may be a secret (found by a config
     fuzz, in every message that quotes a value: report ids, timezones, addresses, channel types, folders)."""
-    for text in sorted(used, key=len, reverse=True):
-        if len(text) >= 4:  # not "2" everywhere for THREADS=2
-            message = message.replace(text, used[text]).replace(repr(text)[1:-1], used[text])
-    return message
+    return as_written(message, used, escaped=True)
 
 
 def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None) -> Config:
