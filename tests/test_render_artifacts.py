@@ -178,6 +178,17 @@ def test_custom_folder_can_replace_a_built_in_file(tmp_path: Path) -> None:
     assert HOSTILE_AGENT in files["report.txt"].decode()  # plain text is not HTML-escaped
 
 
+def test_custom_folder_keeps_jinjas_own_filters(tmp_path: Path) -> None:
+    """Jinja's ``count`` (another name of ``length``) stays what a custom template's author knows: the filter
+    that writes a count in the report's locale is added under a name of its own, not over Jinja's."""
+    folder = custom_folder(tmp_path, {"report.html.j2": (
+        '{% extends "engineering.html.j2" %}{% block kpis %}<p>{{ data.by_agent | count }} agents'
+        '{% if data.by_agent | count > 1 %}, several{% endif %}</p>{% endblock %}')})
+    files = render_artifacts(with_audience(folder), {"html"})
+    agents = len(with_audience(folder).by_agent)
+    assert f"{agents} agents, several" in ParsedHTML(files["report.html"].decode()).text
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda tmp: str(tmp / "nowhere"), "neither executive, engineering nor a template folder"),
     (lambda tmp: custom_folder(tmp, {"other.html.j2": "x"}), "has no report.html.j2"),

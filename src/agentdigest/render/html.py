@@ -50,7 +50,8 @@ def environment(folder: str | None = None) -> Environment:
     env.filters["shown"] = shown_columns
     env.filters["breakable"] = breakable
     env.filters["isolate"] = isolate
-    env.filters["count"] = pass_context(count_in)
+    # not "count": Jinja's own is another name of "length", which a custom template may use
+    env.filters["as_count"] = pass_context(count_in)
     env.filters["direction"] = lambda value: direction(str(value))
     return env
 
