@@ -377,7 +377,7 @@ def test_a_partly_sent_period_archived_with_few_formats_is_never_recomputed(tmp_
     config = (home / "agentdigest.toml").read_text().replace('channels = ["box"]', 'channels = ["box", "hook"]')
     (home / "agentdigest.toml").write_text(config + f'[channels.hook]\ntype = "webhook"\nurl = "{httpserver.url_for("/ingest")}"\n')
     again = run_in(home, "run", "--period", "2026-W47")
-    assert again.returncode == 1 and "has no report.json" in again.stderr and "--format" in again.stderr
+    assert again.returncode == 1 and "report.json is not in the archive" in again.stdout + again.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and not httpserver.log
 
 

@@ -89,22 +89,22 @@ def test_channel(config: Config, report_cfg: ReportConfig, test_to: str) -> tupl
     return name, config.channels[name].model_copy(update={"to": [address], "cc": [], "bcc": []})
 
 
-def refuse_half_made(config: Config, report: ReportConfig, period_key: str, archive: Path, ledger: Any,
-                     force: bool) -> None:
-    """Refuse to deliver from an archive folder that lost every file the channels to deliver send. Found in a
-    storage audit: a folder removed between its write and the delivery (a clean-up job, a disk remounted)
+def refuse_half_made(config: Config, report: ReportConfig, period_key: str, archive: Path, ledger: Any) -> None:
+    """Refuse to deliver from an archive folder that lacks a file every one of the report's channels sends. Found
+    in a storage audit: a folder removed between its write and the delivery (a clean-up job, a disk remounted)
     failed "nothing archived (run ... first)" as bad input, exit 2. Raised as an ArchiveError, so the run is
-    recorded failed and a scheduled one stays due. A folder that lost only some files delivers what it can:
-    each channel that lacks a file fails on its own, and one failing channel never blocks the others."""
-    rows = [row for row in ledger.deliveries(report.id, period_key) if row["kind"] == "delivery"]
-    # A channel that has the period sends nothing more (unless forced): a file only it sends may be gone.
-    done = {row["channel"] for row in rows if row["sent_at"]} - {row["channel"] for row in rows if not row["sent_at"]}
-    names = [name for name in report.channels if force or name not in done]
+    recorded failed and a scheduled one stays due. A folder that lost only some files delivers what it can: each
+    channel that lacks a file fails on its own, and one failing channel never blocks the others. Every channel
+    counts, those that have the period too: a recipient added to one since is still sent to."""
     folder = report_dir(archive, report.id, period_key)
     present = artifact_names(folder)
-    if not names or any(lacking(config, [name], present) is None for name in names):
+    if not report.channels or any(lacking(config, [name], present) is None for name in report.channels):
         return
-    name, channel, missing = lacking(config, names, present)  # type: ignore[misc]
+    rows = [row for row in ledger.deliveries(report.id, period_key) if row["kind"] == "delivery"]
+    # named: the first channel that has not had the period, if one has not
+    done = {row["channel"] for row in rows if row["sent_at"]} - {row["channel"] for row in rows if not row["sent_at"]}
+    order = sorted(report.channels, key=lambda n: n in done)
+    name, channel, missing = lacking(config, order, present)  # type: ignore[misc]
     if any(row["sent_at"] for row in rows):
         fix = (f"restore it, or `{command(config, f'run {report.id} --period {period_key} --force')}` "
                "renders it again and sends it to every channel")

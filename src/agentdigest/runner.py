@@ -373,7 +373,7 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
     from .preflight import refuse_half_made
 
     if not test_to:
-        refuse_half_made(config, report, period.key, archive, ledger, force)
+        refuse_half_made(config, report, period.key, archive, ledger)
     outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
                                         force=force, test_to=test_to, owner=owner, log=delivery_log,
                                         skip_refused=skip_refused)
