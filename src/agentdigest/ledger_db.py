@@ -15,15 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
-                            engine_url, pg_cannot_write, read_only_url, schema_version, sqlite_path, sqlite_setup,
-                            write_problem)
+                            engine_url, older_schema_views, pg_cannot_write, read_only_url, schema_version,
+                            sqlite_path, sqlite_setup, write_problem)
 from .folders import no_space
 from .masking import mask_url
 from .waiting import wait_for
@@ -152,8 +152,17 @@ class LedgerDatabase:
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=utc_now()))
 
     def _check_version(self) -> None:
-        """A ledger read without being written must already have this agentdigest's schema (a run upgrades it)."""
+        """A ledger read without being written must have this agentdigest's schema or, on SQLite, an older one, read
+        through views that show it as this one's (:func:`ledger_schema.older_schema_views`); a run upgrades it.
+
+        Found in an upgrade audit: an operator's `history` and `check --missed` (they may read production's ledger,
+        not write it) failed "has schema version 4, and this agentdigest reads 5" while the older agentdigest that
+        writes it ran on: nobody may upgrade it but its writers, and they were not upgraded yet."""
         version = self.schema_version()
+        if 1 <= version < SCHEMA_VERSION and self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", lambda dbapi_conn, _record: older_schema_views(dbapi_conn, version))
+            self.engine.dispose()  # the connection that read the version has no views
+            return
         if version != SCHEMA_VERSION:
             raise LedgerError(f"the ledger {mask_url(self.url)} has schema version {version}, and this agentdigest "
                               + (f"understands {SCHEMA_VERSION}; upgrade agentdigest" if version > SCHEMA_VERSION else

@@ -125,6 +125,29 @@ def _add_failed_under(conn: Connection) -> None:
 MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination, 5: _add_failed_under}
 
 
+def older_schema_views(dbapi_conn: Any, version: int) -> None:
+    """Temporary views on one SQLite connection that show a ledger of an older schema ``version``, read without
+    being upgraded, as this version's tables: a column added since reads as NULL, and an alarm recorded as its
+    period's delivery (up to version 2) as an alarm, as the upgrade would make them. SQLite looks an unqualified
+    name up in ``temp`` before ``main``, so every statement reads the views; nothing is written to the file."""
+    cursor = dbapi_conn.cursor()
+    try:
+        for table in (runs, deliveries):
+            present = {row[1] for row in cursor.execute(f"PRAGMA main.table_info({table.name})")}
+            moved = table is deliveries and version < 3
+            if set(table.c.keys()) <= present and not moved:
+                continue
+            columns = [f'NULL AS "{c.name}"' if c.name not in present else f'"{c.name}"' for c in table.c]
+            if moved:  # as _alarms_apart does
+                columns[list(table.c.keys()).index("kind")] = (
+                    "CASE WHEN kind = 'period' AND channel LIKE 'alarm:%' AND recipient IN ('late', 'failed') "
+                    "THEN 'alarm' ELSE kind END AS kind")
+            cursor.execute(f"CREATE TEMP VIEW IF NOT EXISTS {table.name} AS SELECT {', '.join(columns)} "
+                           f"FROM main.{table.name}")
+    finally:
+        cursor.close()
+
+
 class LedgerError(AgentDigestError):
     """The ledger database cannot be opened, upgraded or written."""
 

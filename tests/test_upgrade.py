@@ -1,0 +1,106 @@
+"""Upgrading agentdigest over a ledger an older version wrote (an upgrade audit).
+
+Old ledgers are built by SQL from today's tables, as tests/test_interrupted.py does for version 1: each schema
+version added nullable columns only (2: runs.owner, 4: deliveries.destination, 5: deliveries.failed_under) or
+moved rows (3: alarms out of the period's deliveries).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agentdigest.ledger import Ledger
+from agentdigest.ledger_schema import LedgerError, SCHEMA_VERSION
+
+R = "weekly-exec"
+
+
+def old_ledger(path: Path, version: int) -> None:
+    """A SQLite ledger as agentdigest at schema ``version`` left it: W48 sent to outbox, failed on mail, and
+    (up to version 2, as a period delivery) a sent 'failed' alarm."""
+    Ledger(f"sqlite:///{path}").close()
+    drops = {1: ["runs.owner", "deliveries.destination", "deliveries.failed_under"],
+             2: ["deliveries.destination", "deliveries.failed_under"], 3: ["deliveries.destination",
+                                                                            "deliveries.failed_under"],
+             4: ["deliveries.failed_under"]}[version]
+    con = sqlite3.connect(path)
+    for dropped in drops:
+        table, column = dropped.split(".")
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    alarm_kind = "period" if version <= 2 else "alarm"
+    con.executescript(f"""
+        UPDATE schema_version SET version = {version};
+        INSERT INTO runs (report_id, period_key, trigger, state, started_at, finished_at)
+            VALUES ('{R}', '2026-W48', 'due', 'failed', '2026-11-30 08:00:00', '2026-11-30 08:00:05');
+        INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, sends, takeovers,
+                                created_at, updated_at, sent_at, provider_id)
+            VALUES ('{R}', '2026-W48', 'outbox', '', 'period', 'sent', 1, 1, 0,
+                    '2026-11-30 08:00:01', '2026-11-30 08:00:01', '2026-11-30 08:00:01', 'x.eml'),
+                   ('{R}', '2026-W48', 'alarm:oncall', 'failed', '{alarm_kind}', 'sent', 1, 1, 0,
+                    '2026-11-30 08:00:06', '2026-11-30 08:00:06', '2026-11-30 08:00:06', NULL);
+        INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, sends, takeovers,
+                                last_error, retryable, created_at, updated_at)
+            VALUES ('{R}', '2026-W48', 'mail', 'cto@example.com', 'period', 'failed', 2, 0, 0,
+                    'cannot reach smtp://relay:25: Connection refused', 1, '2026-11-30 08:00:02',
+                    '2026-11-30 08:00:02');
+    """)
+    con.commit()
+    con.close()
+
+
+def _version(path: Path) -> int:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return con.execute("SELECT version FROM schema_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+# -- an operator's read-only look at a ledger an older agentdigest still writes -------------------
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_an_older_ledger_is_read_without_being_upgraded(tmp_path, version):
+    """Found in an upgrade audit: `history` and `check --missed` of the new version, on a ledger the operator
+    may read but not write (production's, its old scheduler still running), failed "has schema version 4, and
+    this agentdigest reads 5". Read-only, it cannot be upgraded, and it need not be: every column added since is
+    read as empty, and alarms recorded as period deliveries (up to version 2) as alarms, as the upgrade would."""
+    path = tmp_path / "old.db"
+    old_ledger(path, version)
+    wal = path.with_name("old.db-wal")
+    before, wal_before = path.read_bytes(), wal.exists()
+    ledger = Ledger(f"sqlite:///{path}", read_only=True)
+    try:
+        rows = ledger.deliveries(R, "2026-W48")
+        assert [(r["channel"], r["recipient"], r["kind"], r["state"]) for r in rows] == [
+            ("alarm:oncall", "failed", "alarm", "sent"), ("mail", "cto@example.com", "delivery", "failed"),
+            ("outbox", "", "delivery", "sent")]
+        assert {r["destination"] for r in rows} == {None} and {r["failed_under"] for r in rows} == {None}
+        runs = [row for row in ledger.history() if row["kind"] == "run"]
+        assert [(r["period_key"], r["state"], r["owner"]) for r in runs] == [("2026-W48", "failed", None)]
+        assert ledger.tried_periods(R) == (["2026-W48"], ["2026-W48"])
+        assert ledger.schema_version() == version
+    finally:
+        ledger.close()
+    assert wal.exists() == wal_before
+    assert path.read_bytes() == before and _version(path) == version
+    # A run (a writer) then upgrades it, keeping every row.
+    writer = Ledger(f"sqlite:///{path}")
+    try:
+        assert writer.schema_version() == SCHEMA_VERSION
+        assert len(writer.deliveries(R, "2026-W48")) == 3
+    finally:
+        writer.close()
+
+
+def test_a_newer_ledger_is_still_refused_read_only(tmp_path):
+    path = tmp_path / "new.db"
+    Ledger(f"sqlite:///{path}").close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    con.commit()
+    con.close()
+    with pytest.raises(LedgerError, match=f"schema version {SCHEMA_VERSION + 1}, and this agentdigest understands"):
+        Ledger(f"sqlite:///{path}", read_only=True)
