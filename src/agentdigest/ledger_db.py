@@ -21,9 +21,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
-from .ledger_schema import (MIGRATIONS, SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason,
-                            engine_url, older_schema_views, pg_cannot_write, read_only_url, schema_version,
-                            sqlite_path, sqlite_setup, write_problem)
+from .ledger_migrations import MIGRATIONS, older_schema_views
+from .ledger_schema import (SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason, engine_url,
+                            pg_cannot_write, read_only_url, schema_version, sqlite_path, sqlite_setup, write_problem)
 from .folders import no_space
 from .masking import mask_url
 from .waiting import wait_for
@@ -153,7 +153,7 @@ class LedgerDatabase:
 
     def _check_version(self) -> None:
         """A ledger read without being written must have this agentdigest's schema or, on SQLite, an older one, read
-        through views that show it as this one's (:func:`ledger_schema.older_schema_views`); a run upgrades it.
+        through views that show it as this one's (:func:`ledger_migrations.older_schema_views`); a run upgrades it.
 
         Found in an upgrade audit: an operator's `history` and `check --missed` (they may read production's ledger,
         not write it) failed "has schema version 4, and this agentdigest reads 5" while the older agentdigest that
