@@ -104,3 +104,55 @@ def test_a_newer_ledger_is_still_refused_read_only(tmp_path):
     con.close()
     with pytest.raises(LedgerError, match=f"schema version {SCHEMA_VERSION + 1}, and this agentdigest understands"):
         Ledger(f"sqlite:///{path}", read_only=True)
+
+
+def _old_pg_ledger(url: str) -> None:
+    """A PostgreSQL ledger as agentdigest at schema 4 left it: W48 sent to outbox (no failed_under column)."""
+    import sqlalchemy as sa
+
+    Ledger(url).close()
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE deliveries DROP COLUMN failed_under"))
+        conn.execute(sa.text("UPDATE schema_version SET version = 4"))
+        conn.execute(sa.text(
+            "INSERT INTO deliveries (report_id, period_key, channel, recipient, kind, state, attempts, sends, "
+            "takeovers, created_at, updated_at, sent_at, provider_id) VALUES (:r, '2026-W48', 'outbox', '', "
+            "'period', 'sent', 1, 1, 0, now(), now(), now(), 'x.eml')"), {"r": R})
+    engine.dispose()
+
+
+def _pg_version(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT version FROM schema_version"))
+    finally:
+        engine.dispose()
+
+
+def test_reading_an_older_postgresql_ledger_never_upgrades_it(pg_url):
+    """Found in an upgrade audit: a newer agentdigest's `history` upgraded a shared PostgreSQL ledger, and every
+    older host's next run then refused it ("newer than this agentdigest understands") until that host was
+    upgraded too. The commands that only read it (history, check --missed, a dry run) open it read-only."""
+    from agentdigest.ledger import open_existing
+
+    _old_pg_ledger(pg_url)
+    ledger = open_existing(pg_url)
+    try:
+        for _ in range(3):  # views on every pooled connection, kept past each transaction's end
+            rows = ledger.deliveries(R, "2026-W48")
+            assert [(r["channel"], r["state"], r["failed_under"]) for r in rows] == [("outbox", "sent", None)]
+            assert [r["state"] for r in ledger.history() if r["kind"] == "delivery"] == ["sent"]
+        ledger.engine.dispose()  # a new connection gets the views too
+        assert ledger.tried_periods(R) == (["2026-W48"], [])
+    finally:
+        ledger.close()
+    assert _pg_version(pg_url) == 4
+    writer = Ledger(pg_url)  # a run upgrades it, keeping its rows
+    try:
+        assert writer.schema_version() == SCHEMA_VERSION and len(writer.deliveries(R, "2026-W48")) == 1
+    finally:
+        writer.close()

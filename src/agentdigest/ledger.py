@@ -28,7 +28,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from .ledger_db import utc_now
 from .ledger_runs import LedgerRuns, clip_error, delivery_dict
-from .ledger_schema import deliveries, engine_url, read_version, runs, sqlite_path, write_problem
+from .ledger_schema import SCHEMA_VERSION, deliveries, engine_url, read_version, runs, sqlite_path, write_problem
 from .owners import this_process
 
 @dataclass(frozen=True)
@@ -52,11 +52,14 @@ def open_existing(url: str) -> "Ledger | None":
     (``history``, ``check --missed``) must not create a database or its tables as a side effect.
 
     A SQLite ledger this user may read but not write (an operator looking at production's) is opened
-    read-only (found in a crash audit: history failed on it)."""
-    if read_version(url) is None:
+    read-only (found in a crash audit: history failed on it), and so is a ledger of an older schema: reading
+    it never upgrades it (found in an upgrade audit: a newer agentdigest's `history` upgraded a shared
+    PostgreSQL ledger, and every older host's next run then refused it until that host was upgraded too)."""
+    version = read_version(url)
+    if version is None:
         return None
     path = sqlite_path(engine_url(url)) if engine_url(url).startswith("sqlite") else ""
-    return Ledger(url, read_only=bool(path) and bool(write_problem(Path(path))))
+    return Ledger(url, read_only=version < SCHEMA_VERSION or (bool(path) and bool(write_problem(Path(path)))))
 
 
 _TOOK_OVER = "took over the expired claim of "  # the note of a claim that took over, before the owner

@@ -152,15 +152,17 @@ class LedgerDatabase:
                 conn.execute(schema_version.update().values(version=SCHEMA_VERSION, upgraded_at=utc_now()))
 
     def _check_version(self) -> None:
-        """A ledger read without being written must have this agentdigest's schema or, on SQLite, an older one, read
-        through views that show it as this one's (:func:`ledger_migrations.older_schema_views`); a run upgrades it.
+        """A ledger read without being written must have this agentdigest's schema or an older one, read through
+        views that show it as this one's (:func:`ledger_migrations.older_schema_views`); a run upgrades it.
 
         Found in an upgrade audit: an operator's `history` and `check --missed` (they may read production's ledger,
         not write it) failed "has schema version 4, and this agentdigest reads 5" while the older agentdigest that
         writes it ran on: nobody may upgrade it but its writers, and they were not upgraded yet."""
         version = self.schema_version()
-        if 1 <= version < SCHEMA_VERSION and self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", lambda dbapi_conn, _record: older_schema_views(dbapi_conn, version))
+        if 1 <= version < SCHEMA_VERSION:
+            dialect = self.engine.dialect.name
+            event.listen(self.engine, "connect",
+                         lambda dbapi_conn, _record: older_schema_views(dbapi_conn, version, dialect))
             self.engine.dispose()  # the connection that read the version has no views
             return
         if version != SCHEMA_VERSION:

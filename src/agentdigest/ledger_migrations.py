@@ -45,15 +45,26 @@ def _add_failed_under(conn: Connection) -> None:
 MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination, 5: _add_failed_under}
 
 
-def older_schema_views(dbapi_conn: Any, version: int) -> None:
-    """Temporary views on one SQLite connection that show a ledger of an older schema ``version``, read without
-    being upgraded, as this version's tables: a column added since reads as NULL, and an alarm recorded as its
-    period's delivery (up to version 2) as an alarm, as the upgrade would make them. SQLite looks an unqualified
-    name up in ``temp`` before ``main``, so every statement reads the views; nothing is written to the file."""
+def older_schema_views(dbapi_conn: Any, version: int, dialect: str = "sqlite") -> None:
+    """Temporary views on one connection that show a ledger of an older schema ``version``, read without being
+    upgraded, as this version's tables: a column added since reads as NULL, and an alarm recorded as its period's
+    delivery (up to version 2) as an alarm, as the upgrade would make them. SQLite and PostgreSQL both look an
+    unqualified name up among temporary objects first, so every statement reads the views; nothing is written to
+    the ledger's tables."""
     cursor = dbapi_conn.cursor()
     try:
+        if dialect == "sqlite":
+            schema = "main"
+        else:
+            cursor.execute("SELECT current_schema()")
+            schema = cursor.fetchone()[0]
         for table in (runs, deliveries):
-            present = {row[1] for row in cursor.execute(f"PRAGMA main.table_info({table.name})")}
+            if dialect == "sqlite":
+                present = {row[1] for row in cursor.execute(f"PRAGMA main.table_info({table.name})")}
+            else:
+                cursor.execute("SELECT column_name FROM information_schema.columns "
+                               "WHERE table_schema = %s AND table_name = %s", (schema, table.name))
+                present = {row[0] for row in cursor.fetchall()}
             moved = table is deliveries and version < 3
             if set(table.c.keys()) <= present and not moved:
                 continue
@@ -61,8 +72,10 @@ def older_schema_views(dbapi_conn: Any, version: int) -> None:
             if moved:  # as _alarms_apart does
                 columns[list(table.c.keys()).index("kind")] = (
                     "CASE WHEN kind = 'period' AND channel LIKE 'alarm:%' AND recipient IN ('late', 'failed') "
-                    "THEN 'alarm' ELSE kind END AS kind")
-            cursor.execute(f"CREATE TEMP VIEW IF NOT EXISTS {table.name} AS SELECT {', '.join(columns)} "
-                           f"FROM main.{table.name}")
+                    "THEN 'alarm' ELSE kind END AS kind")  # no parameters: % is itself
+            cursor.execute(f'CREATE TEMP VIEW {table.name} AS SELECT {", ".join(columns)} '
+                           f'FROM "{schema}".{table.name}')
+        if dialect != "sqlite":
+            dbapi_conn.commit()  # else the pool's reset (a rollback) drops them with the transaction
     finally:
         cursor.close()
