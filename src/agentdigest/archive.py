@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: no lock (one process per archive)
     fcntl = None  # type: ignore[assignment]
 
 from .errors import ArchiveError, InputError
-from .folders import cannot_write, no_space
+from .folders import cannot_write, no_space, sync_folder
 from .waiting import wait_for
 
 ARTIFACTS = {
@@ -95,21 +95,11 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
         finally:
             for tmp in staged.values():
                 Path(tmp).unlink(missing_ok=True)
-        _sync_folder(folder)
+        sync_folder(folder)
         for stale in _artifact_files(folder):
             if stale.name not in files:
                 stale.unlink(missing_ok=True)
     return folder
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the folder's renames durable (best effort: some file systems cannot sync a folder)."""
-    with suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @contextmanager

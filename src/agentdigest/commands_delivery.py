@@ -198,8 +198,6 @@ def channel_checks(config: Config) -> list[CheckResult]:
             result = make_channel(name, settings).check()
         except AgentDigestError as exc:
             result = CheckResult(name, False, str(exc))
-        if result.ok and getattr(settings, "type", None) == "outbox" and (full := no_space(Path(settings.path))):
-            result = CheckResult(name, False, f"outbox {settings.path}: {full}")
         results.append(CheckResult(result.channel, result.ok, mask_text(result.message, secrets)))
     return results
 

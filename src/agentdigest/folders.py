@@ -1,5 +1,5 @@
 """Whether a folder agentdigest writes to (the archive, an outbox, a SQLite ledger's) could be written,
-checked without creating anything: ``check`` changes nothing."""
+checked without creating anything: ``check`` changes nothing; and making new names in one durable."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ def no_space(folder: Path) -> str:
     if free < MIN_FREE:
         return f"{here}: {'no space left' if free == 0 else f'only {free // 1024} KiB free'} on the device"
     return ""
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the names just given in ``folder`` (renames, links) durable before they are relied on (best effort:
+    not every file system can sync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import DeliveryError
-from ..folders import cannot_write
+from ..folders import cannot_write, no_space, sync_folder
 from .base import BaseChannel, CheckResult, Delivery, Receipt, TargetResult
 from .slack import mark_test
 
@@ -70,7 +70,7 @@ class OutboxChannel(BaseChannel):
         )
 
     def check(self) -> CheckResult:
-        if problem := cannot_write(Path(self.settings.path)):
+        if problem := cannot_write(Path(self.settings.path)) or no_space(Path(self.settings.path)):
             return CheckResult(self.name, False, f"{self.describe()}: {problem}")
         return CheckResult(self.name, True, f"{self.describe()}: writable")
 
@@ -102,23 +102,8 @@ def _write_new(folder: Path, files: dict[str, bytes]) -> list[Path]:
     finally:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
-    _sync(folder)
+    sync_folder(folder)
     return named
-
-
-def _sync(folder: Path) -> None:
-    """Make the new names durable before the ledger records them sent (best effort: not every file
-    system can sync a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _content(name: str, delivery: Delivery) -> bytes:
