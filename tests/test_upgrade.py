@@ -142,7 +142,7 @@ def test_reading_an_older_postgresql_ledger_never_upgrades_it(pg_url):
     _old_pg_ledger(pg_url)
     ledger = open_existing(pg_url)
     try:
-        for _ in range(3):  # views on every pooled connection, kept past each transaction's end
+        for _ in range(3):  # views made anew in each read transaction, on whichever pooled connection
             rows = ledger.deliveries(R, "2026-W48")
             assert [(r["channel"], r["state"], r["failed_under"]) for r in rows] == [("outbox", "sent", None)]
             assert [r["state"] for r in ledger.history() if r["kind"] == "delivery"] == ["sent"]
@@ -156,3 +156,58 @@ def test_reading_an_older_postgresql_ledger_never_upgrades_it(pg_url):
         assert writer.schema_version() == SCHEMA_VERSION and len(writer.deliveries(R, "2026-W48")) == 1
     finally:
         writer.close()
+
+
+def _temp_ledger_views(pg_url: str) -> list[str]:
+    """The temporary relations named like the ledger's tables on the server, in any session (seen directly, not
+    through a pool: pg_class lists every session's temporary objects)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        return [row[0] for row in con.execute(
+            "SELECT relname FROM pg_class WHERE relname IN ('runs', 'deliveries') AND relpersistence = 't' "
+            "ORDER BY relname").fetchall()]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("settings", [{"default_pool_size": 1},
+                                      {"server_reset_query": "DISCARD ALL", "server_reset_query_always": 1}],
+                         ids=["one-connection", "reset"])
+def test_an_older_postgresql_ledger_is_read_through_a_transaction_pool_leaving_nothing(pg_url, pgbouncer, settings):
+    """Found in a re-check of the read-only views: they were made once per client connection and committed,
+    which through PgBouncer in transaction mode is one transaction on one server connection. Where the pool
+    resets its connections the next read found no views ("column deliveries.failed_under does not exist"); with
+    PgBouncer's defaults they stayed on that server connection for its next clients, whose unqualified
+    ``deliveries`` then meant the view: a writer's upgrade there saw the view's failed_under, never added the
+    column and marked the ledger version 5 without it. Each read makes them in its own transaction now, and
+    that transaction's end drops them."""
+    import sqlalchemy as sa
+
+    from agentdigest.ledger import Ledger, open_existing
+
+    _old_pg_ledger(pg_url)
+    url = pgbouncer("transaction", **settings)(pg_url)
+    ledger = open_existing(url)
+    try:
+        for _ in range(3):
+            rows = ledger.deliveries(R, "2026-W48")
+            assert [(r["channel"], r["state"], r["failed_under"]) for r in rows] == [("outbox", "sent", None)]
+            assert [r["state"] for r in ledger.history() if r["kind"] == "delivery"] == ["sent"]
+            assert ledger.tried_periods(R) == (["2026-W48"], [])
+            assert _temp_ledger_views(pg_url) == []  # not even while the reader is open
+    finally:
+        ledger.close()
+    assert _temp_ledger_views(pg_url) == []
+    assert _pg_version(pg_url) == 4
+    writer = Ledger(url)  # another client of the same pool: upgrades the ledger's own tables and writes them
+    try:
+        writer.claim(R, "2026-W49", "outbox", "", owner="writer", lease_seconds=60)
+        assert writer.schema_version() == SCHEMA_VERSION and len(writer.deliveries(R, "2026-W48")) == 1
+    finally:
+        writer.close()
+    engine = sa.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            assert "failed_under" in {c["name"] for c in sa.inspect(conn).get_columns("deliveries", schema="public")}
+    finally:
+        engine.dispose()

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -59,6 +59,7 @@ class LedgerDatabase:
         #: what a use of a replaced SQLite file says to do (the scheduler takes up the new one itself)
         self.when_replaced = "start agentdigest again to use the new one"
         self.checked_at = utc_now()  # when the file was last found to be the one opened
+        self._views_of = 0  # an older schema version read through views (_check_version), else 0
         real = engine_url(url)
         kwargs: dict[str, Any] = {}
         if real.startswith("sqlite"):
@@ -160,10 +161,7 @@ class LedgerDatabase:
         writes it ran on: nobody may upgrade it but its writers, and they were not upgraded yet."""
         version = self.schema_version()
         if 1 <= version < SCHEMA_VERSION:
-            dialect = self.engine.dialect.name
-            event.listen(self.engine, "connect",
-                         lambda dbapi_conn, _record: older_schema_views(dbapi_conn, version, dialect))
-            self.engine.dispose()  # the connection that read the version has no views
+            self._views_of = version  # each read transaction makes them (_read)
             return
         if version != SCHEMA_VERSION:
             raise LedgerError(f"the ledger {mask_url(self.url)} has schema version {version}, and this agentdigest "
@@ -210,9 +208,16 @@ class LedgerDatabase:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A read transaction, ended by a rollback (a read commits nothing)."""
         self._same_file()
         try:
             with self.engine.connect() as conn:
+                if self._views_of:
+                    # In this transaction only; its rollback drops them. Found in a re-check: made once per
+                    # connection and committed, through PgBouncer in transaction mode they were on one server
+                    # connection, so the next read, on another, failed ("column deliveries.failed_under does not
+                    # exist"), and that connection's next clients read (and a writer upgraded) the views.
+                    older_schema_views(conn, self._views_of)
                 yield conn
         except SQLAlchemyError as exc:
             raise self._failed(exc) from None

@@ -3,8 +3,6 @@ views that show an older schema, read without being upgraded, as this version's 
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import inspect, text, update
 from sqlalchemy.engine import Connection
 
@@ -45,37 +43,31 @@ def _add_failed_under(conn: Connection) -> None:
 MIGRATIONS = {1: _create_v1, 2: _add_run_owner, 3: _alarms_apart, 4: _add_destination, 5: _add_failed_under}
 
 
-def older_schema_views(dbapi_conn: Any, version: int, dialect: str = "sqlite") -> None:
-    """Temporary views on one connection that show a ledger of an older schema ``version``, read without being
-    upgraded, as this version's tables: a column added since reads as NULL, and an alarm recorded as its period's
-    delivery (up to version 2) as an alarm, as the upgrade would make them. SQLite and PostgreSQL both look an
-    unqualified name up among temporary objects first, so every statement reads the views; nothing is written to
-    the ledger's tables."""
-    cursor = dbapi_conn.cursor()
-    try:
-        if dialect == "sqlite":
-            schema = "main"
+def older_schema_views(conn: Connection, version: int) -> None:
+    """Temporary views that show a ledger of an older schema ``version``, read without being upgraded, as this
+    version's tables: a column added since reads as NULL, and an alarm recorded as its period's delivery (up to
+    version 2) as an alarm, as the upgrade would make them. SQLite and PostgreSQL both look an unqualified name up
+    among temporary objects first, so every statement reads the views; nothing is written to the ledger's tables.
+
+    Made in ``conn``'s transaction, and gone when it is rolled back (SQLite's and PostgreSQL's DDL is
+    transactional): a connection keeps none for its next transaction, which through PgBouncer in transaction
+    mode is another client's, or runs on another server connection."""
+    sqlite = conn.dialect.name == "sqlite"
+    schema = "main" if sqlite else conn.scalar(text("SELECT current_schema()"))
+    for table in (runs, deliveries):
+        if sqlite:
+            present = {row[1] for row in conn.execute(text(f"PRAGMA main.table_info({table.name})"))}
         else:
-            cursor.execute("SELECT current_schema()")
-            schema = cursor.fetchone()[0]
-        for table in (runs, deliveries):
-            if dialect == "sqlite":
-                present = {row[1] for row in cursor.execute(f"PRAGMA main.table_info({table.name})")}
-            else:
-                cursor.execute("SELECT column_name FROM information_schema.columns "
-                               "WHERE table_schema = %s AND table_name = %s", (schema, table.name))
-                present = {row[0] for row in cursor.fetchall()}
-            moved = table is deliveries and version < 3
-            if set(table.c.keys()) <= present and not moved:
-                continue
-            columns = [f'NULL AS "{c.name}"' if c.name not in present else f'"{c.name}"' for c in table.c]
-            if moved:  # as _alarms_apart does
-                columns[list(table.c.keys()).index("kind")] = (
-                    "CASE WHEN kind = 'period' AND channel LIKE 'alarm:%' AND recipient IN ('late', 'failed') "
-                    "THEN 'alarm' ELSE kind END AS kind")  # no parameters: % is itself
-            cursor.execute(f'CREATE TEMP VIEW {table.name} AS SELECT {", ".join(columns)} '
-                           f'FROM "{schema}".{table.name}')
-        if dialect != "sqlite":
-            dbapi_conn.commit()  # else the pool's reset (a rollback) drops them with the transaction
-    finally:
-        cursor.close()
+            present = set(conn.scalars(text("SELECT column_name FROM information_schema.columns "
+                                            "WHERE table_schema = :schema AND table_name = :table"),
+                                       {"schema": schema, "table": table.name}))
+        moved = table is deliveries and version < 3
+        if set(table.c.keys()) <= present and not moved:
+            continue
+        columns = [f'NULL AS "{c.name}"' if c.name not in present else f'"{c.name}"' for c in table.c]
+        if moved:  # as _alarms_apart does
+            columns[list(table.c.keys()).index("kind")] = (
+                "CASE WHEN kind = 'period' AND channel LIKE 'alarm:%' AND recipient IN ('late', 'failed') "
+                "THEN 'alarm' ELSE kind END AS kind")  # text(): SQLAlchemy escapes the % for the driver
+        conn.execute(text(f'CREATE TEMP VIEW {table.name} AS SELECT {", ".join(columns)} '
+                          f'FROM "{schema}".{table.name}'))
