@@ -1070,3 +1070,124 @@ def test_a_control_character_in_a_repeated_value_cannot_split_the_line(where, ke
     message = str(_refusal(where, key, value))
     assert message.isprintable() and len(message.splitlines()) == 1, repr(message)
     assert repr(char)[1:-1] in message, message
+
+
+# --- Keys and lists a message repeats: shortened as values are ----------------------------------------------------
+
+KEY = "K" * 5000
+WIDE = "日本語🤖" * 1250  # 5,000 characters of CJK and emoji
+
+
+def _nested(depth: int) -> dict:
+    table: dict = {"v": "${NOT_SET_H_KEYS}"}
+    for i in range(depth):
+        table = {f"level{i:03d}": table}
+    return table
+
+
+def _outboxes(names) -> dict:
+    return {name: {"type": "outbox", "path": "outbox"} for name in names}
+
+
+#: (what, where in WALK_BASE, key, value, the error's key as it begins, words of what was expected)
+LONG_KEYS = [
+    ("an unknown key at the top", (), KEY, 1, "'KKKK", "unknown key"),
+    ("an unknown key in [source]", ("source",), KEY, 1, "source.'KKKK", "unknown key"),
+    ("an unknown key in a report", ("reports", 0), KEY, 1, "reports[0].'KKKK", "unknown key"),
+    ("an unknown key in a channel", ("channels", "box"), KEY, 1, "channels.box.'KKKK", "unknown key"),
+    ("an unknown table in [ledger]", ("ledger",), KEY, {"x": 1}, "ledger.'KKKK", "unknown key"),
+    ("an unknown key close to a known one", ("source",), "tabl" + "e" * 5000, 1, "source.'tableee", "unknown key"),
+    ("an unknown key with a line break", ("source",), "a\n" + KEY, 1, "source.'a\\nKKKK", "unknown key"),
+    ("an unknown key of CJK and emoji", ("source",), WIDE, 1, "source.'日本語🤖日本語🤖", "unknown key"),
+    ("a channel of an unknown type", ("channels",), KEY, {"type": "pigeon"}, "channels.'KKKK",
+     "unknown channel type 'pigeon' (expected one of: outbox, email"),
+    ("a channel without a type", ("channels",), KEY, {"path": "x"}, "channels.'KKKK", "is missing 'type'"),
+    ("a channel name that is no id", ("channels",), "-" + KEY, {"type": "outbox"}, "channels.'-KKKK",
+     "a channel name is letters"),
+    ("a channel name of CJK and emoji", ("channels",), WIDE, {"type": "outbox"}, "channels.'日本語🤖",
+     "a channel name is letters"),
+    ("a channel name with a line break", ("channels",), "a\nb" + KEY, {"type": "outbox"}, "channels.'a\\nbKKKK",
+     "a channel name is letters"),
+    ("a channel missing a setting", ("channels",), KEY, {"type": "email", "from": "a@example.com",
+                                                         "smtp_url": "smtp://127.0.0.1"}, "channels.'KKKK", ".to: is required"),
+    ("an unset variable in a channel", ("channels",), KEY, {"type": "webhook", "url": "${NOT_SET_H_KEYS}"},
+     "channels.'KKKK", ".url: environment variable NOT_SET_H_KEYS is not set"),
+    ("a NUL in a channel's folder", ("channels",), KEY, {"type": "outbox", "path": "a\x00b"}, "channels.'KKKK",
+     ".path: a path cannot hold a NUL character"),
+    ("a literal secret in a channel", ("channels",), KEY, {"type": "webhook", "url": "https://example.com",
+                                                          "secret": "hunter2"}, "channels.'KKKK", ".secret: a secret written"),
+    ("an engine setting", ("source",), "settings", {KEY: [1]}, "source.settings.'KKKK", "expected text, a number"),
+    ("an unset variable in an engine setting", ("source",), "settings", {KEY: "${NOT_SET_H_KEYS}"},
+     "source.settings.'KKKK", "NOT_SET_H_KEYS is not set"),
+    ("a Spark secret", ("source",), "spark_conf", {"password" + KEY: "hunter2"}, "source.spark_conf.'passwordKKKK",
+     "a secret written into the file"),
+    ("a column of another kind", ("source",), "columns", {KEY: 5}, "source.columns.'KKKK", "expected text in quotes"),
+    ("a redaction pattern of another kind", ("reports", 0), "redact_patterns", {KEY: 5},
+     "reports[0].redact_patterns.'KKKK", "expected text in quotes"),
+    ("an unset variable 300 tables deep", ("source",), "zz", _nested(300), "source.zz.level299.level298",
+     "NOT_SET_H_KEYS is not set"),
+    ("a variable of a name of 5,000 characters", ("reports", 0), "title", "${" + KEY + "}", "reports[0].title",
+     "environment variable 'KKKK"),
+    ("a subject field", ("reports", 0), "subject", "{" + KEY + "}", "reports[0].subject", "unknown field '{KKKK"),
+    ("a subject field's format", ("reports", 0), "subject", "{title:" + KEY + "}", "reports[0].subject",
+     "fields take no format spec"),
+    ("a host of the ledger", ("ledger",), "url", "postgresql://db1," + KEY + ":99999/x", "ledger.url",
+     "port '99999' is not a number"),
+    ("an unknown channel among 500", (), "channels", _outboxes(f"ch{i:03d}" for i in range(500)),
+     "reports[0].channels[0]", "unknown channel 'box' (expected one of: ch000, ch001"),
+    ("an unknown channel among long names", (), "channels", _outboxes(f"c{i}{KEY}" for i in range(5)),
+     "reports[0].channels[0]", "unknown channel 'box' (expected one of: 'c0KKKK"),
+    ("a report naming 500 unknown channels", ("reports", 0), "channels", [f"no{KEY}{i}" for i in range(500)],
+     "reports[0].channels[0]", "unknown channel 'noKKKK"),
+    ("a channel named from a variable", ("reports", 0), "channels", ["${H_KEYS_SECRET}"] * 500,
+     "reports[0].channels", "channel '${H_KEYS_SECRET}' is listed twice"),
+]
+
+
+@pytest.mark.parametrize("where,key,value,key_begins,expected", [case[1:] for case in LONG_KEYS],
+                         ids=[case[0] for case in LONG_KEYS])
+def test_a_long_key_or_list_is_shortened_in_the_one_line(monkeypatch, tmp_path, where, key, value, key_begins, expected):
+    """Found in a config audit: values were shortened (``shown``), but a key of 5,000 characters (an unknown key, a
+    channel's name, a key of [source.settings]), a key path 300 tables deep and the known names a hint lists (500
+    channels) were repeated whole in the "one line"."""
+    from agentdigest.config import refuse_literal_secrets
+
+    monkeypatch.setenv("H_KEYS_SECRET", "S3cretPart-" * 500)
+    monkeypatch.delenv("NOT_SET_H_KEYS", raising=False)
+    data = copy.deepcopy(WALK_BASE)
+    section = data
+    for part in where:
+        section = section[part]
+    section[key] = value
+    with pytest.raises(ConfigError) as info:
+        refuse_literal_secrets(data, "agentdigest.toml")  # as load_config reads a file
+        parse_config(data, "agentdigest.toml", base=tmp_path)
+    message = str(info.value)
+    assert message.isprintable() and len(message.splitlines()) == 1, repr(message)
+    assert len(message) < 300, message
+    assert message.startswith(f"agentdigest.toml: {key_begins}") and info.value.key.startswith(key_begins), message
+    assert message.startswith(f"agentdigest.toml: {info.value.key}: "), message
+    assert expected in message, message
+    assert "S3cret" not in message and "K" * 61 not in message and "level200" not in message, message
+    if "KKKK" in key_begins or "日本語" in key_begins:
+        assert "… (5,0" in info.value.key and " characters)" in info.value.key, message
+
+
+def test_the_reports_a_hint_lists_are_shortened():
+    """``run``'s unknown report among 500 listed every report id."""
+    data = {"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": f"r{i:03d}"} for i in range(500)]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "agentdigest.toml").report("nope")
+    message = str(info.value)
+    assert len(message) < 300 and message.startswith("agentdigest.toml: unknown report 'nope' (expected one of: "
+                                                      "r000, r001, "), message
+    assert message.endswith(", r020 and 479 more)"), message
+
+
+def test_a_long_key_through_the_command(workdir):
+    """As a user sees it: one line on stderr, exit 2."""
+    text = GOOD.replace('table = "agent_events"', f'table = "agent_events"\n"a{KEY}" = 1')
+    result = _run(workdir, text)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 300, result.stderr
+    assert f"agentdigest.toml: source.'a{'K' * 59}'… (5,001 characters): unknown key" in result.stderr, result.stderr

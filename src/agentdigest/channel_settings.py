@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from email import policy as email_policy
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Literal, Union
+from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_validator, model_validator
@@ -70,6 +70,27 @@ def shown(value: Any, *, path: bool = False) -> str:
     except ValueError:  # an integer of more digits than Python prints
         return "an integer too long to show"
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text):,} characters)"
+
+
+def key_part(name: str) -> str:
+    """One key of a key path (or a name a message lists) as it reads on one line: as written if it is printable
+    and short, else as :func:`shown` repeats a value: quoted and escaped (``'a\\nb'``; found by a config fuzz: an
+    unknown key "a\\nb" split the error in two), its beginning kept with "…" and the length (found in a config
+    audit: an unknown key of 5,000 characters made a 5,000-character "one line")."""
+    return name if name and name.isprintable() and len(name) <= SHOWN_CHARS else shown(name)
+
+
+def listed(names: Iterable[str], *, none: str = "none") -> str:
+    """Names as a hint lists them ("box, mail"), each as :func:`key_part` shows it; those past about two
+    :data:`SHOWN_CHARS` characters are counted, not listed ("ch000, ch001, ... ch020 and 479 more"). Found in a
+    config audit: an unknown channel among 500 defined listed all 500 in its "one line"."""
+    names = list(names)
+    out: list[str] = []
+    for name in names:
+        if out and len(", ".join(out)) > 2 * SHOWN_CHARS:
+            return f"{', '.join(out)} and {len(names) - len(out):,} more"
+        out.append(key_part(name))
+    return ", ".join(out) or none
 
 
 class StrictModel(BaseModel):

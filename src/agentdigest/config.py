@@ -49,7 +49,7 @@ from .source_settings import (  # noqa: F401 - the models are part of this modul
     REQUIRED_COLUMNS,
     SourceConfig,
 )
-from .config_errors import error_key, error_message, first_error, key_part
+from .config_errors import error_key, error_message, first_error, key_part, key_path
 
 _ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
@@ -74,10 +74,9 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
     given, gets each text put in a variable's place, under the ``${VAR}`` it replaced."""
     env = os.environ if environ is None else environ
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{key}.{key_part(k)}" if key else key_part(k), file, env, used)
-                for k, v in value.items()}
+        return {k: expand_env(v, key_path(key, k), file, env, used) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, f"{key}[{i}]", file, env, used) for i, v in enumerate(value)]
+        return [expand_env(v, key_path(key, i), file, env, used) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -91,17 +90,18 @@ def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None =
 
     def value_of(match: re.Match[str]) -> str:
         name = match.group(1)
+        shown_name = key_part(name)  # a name of 5,000 characters is shortened as a key is
         if name not in env:
-            raise ConfigError(f"environment variable {name} is not set (expected it to hold this value)", file=file, key=key)
+            raise ConfigError(f"environment variable {shown_name} is not set (expected it to hold this value)", file=file, key=key)
         if any("\udc80" <= c <= "\udcff" for c in env[name]):
             # Bytes that are not UTF-8 (a Latin-1 shell, a binary secret): Python holds them as lone surrogates,
             # which failed the run at send time with "unexpected error: UnicodeEncodeError" (a leak audit).
             # The value is never shown: it may be a secret.
-            raise ConfigError(f"environment variable {name} holds bytes that are not UTF-8 (expected text in "
+            raise ConfigError(f"environment variable {shown_name} holds bytes that are not UTF-8 (expected text in "
                               "UTF-8)", file=file, key=key)
         if not env[name] and match.group(0) == value:
             # Set but empty (a deploy that forgot to fill it): said so, not "expected smtp://..." about "".
-            raise ConfigError(f"environment variable {name} is empty (expected it to hold this value)", file=file, key=key)
+            raise ConfigError(f"environment variable {shown_name} is empty (expected it to hold this value)", file=file, key=key)
         if _AUTHORITY_START.fullmatch(value, 0, match.start()) and _USERINFO_REST.match(value, match.end()):
             return _userinfo_quote(env[name])  # postgresql://reports:${PGPASSWORD}@db/events
         if _QUERY_VALUE_START.fullmatch(value, 0, match.start()):

@@ -9,7 +9,8 @@ import re
 from datetime import date, datetime, time
 from typing import Any
 
-from .channel_settings import CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, channel_types, shown
+from .channel_settings import (CHANNEL_SETTINGS, CHANNEL_TYPES, PLUGIN, PLUGIN_CHANNEL_SETTINGS, SHOWN_CHARS,
+                               channel_types, key_part, listed, shown)
 from .settings import AlarmsConfig, ArchiveConfig, Config, LedgerConfig, ReportConfig
 from .source_settings import SourceConfig
 
@@ -23,10 +24,17 @@ def _engine_setting(loc: tuple[Any, ...]) -> bool:
     return len(loc) == 4 and loc[:2] in (("source", "settings"), ("source", "spark_conf")) and loc[3] in _SETTING_KINDS
 
 
-def key_part(name: str) -> str:
-    """One key of a key path as it reads on one line: quoted and escaped (``'a\\nb'``) if it holds a line break,
-    another unprintable character or nothing (found by a config fuzz: an unknown key "a\\nb" split the error in two)."""
-    return name if name and name.isprintable() else repr(name)
+def key_path(key: str, part: str | int) -> str:
+    """``key`` with one more part (a table's key, an array's index) as errors name it. Past two
+    :data:`SHOWN_CHARS` characters a path stops growing and ends in ".…" (found in a config audit: a variable
+    not set 300 tables deep was named by a key path of 2,800 characters)."""
+    if key.endswith(".…"):
+        return key
+    if len(key) > 2 * SHOWN_CHARS:
+        return f"{key}.…"
+    if isinstance(part, int):
+        return f"{key}[{part}]"
+    return f"{key}.{key_part(part)}" if key else key_part(part)
 
 
 def error_key(loc: tuple[Any, ...]) -> str:
@@ -125,14 +133,14 @@ def error_message(err: dict[str, Any]) -> str:
         close = difflib.get_close_matches(key, [k for k in keys if k != key], n=1, cutoff=0.75)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind_of_error == "union_tag_invalid":
-        return f"unknown channel type {shown(value.get('type'))} (expected one of: {', '.join(channel_types())})"
+        return f"unknown channel type {shown(value.get('type'))} (expected one of: {listed(channel_types())})"
     if kind_of_error == "union_tag_not_found":
         # Said as found by a config fuzz: `type = []`, `channels.x = 5` and [[channels.x]] were each "is missing 'type'"
         if not isinstance(value, dict):
-            return f"got {_kind(value)}, expected a table with a 'type' (one of: {', '.join(channel_types())})"
+            return f"got {_kind(value)}, expected a table with a 'type' (one of: {listed(channel_types())})"
         if "type" in value:  # its key is the type's (see parse_config)
-            return f"got {_kind(value['type'])}, expected one of: {', '.join(channel_types())}"
-        return f"is missing 'type' (expected one of: {', '.join(channel_types())})"
+            return f"got {_kind(value['type'])}, expected one of: {listed(channel_types())}"
+        return f"is missing 'type' (expected one of: {listed(channel_types())})"
     if kind_of_error in ("too_short", "too_long", "string_too_short", "string_too_long"):
         # pydantic's "List should have at least 1 item after validation, not 0" (found by a config fuzz)
         least = kind_of_error.endswith("short")

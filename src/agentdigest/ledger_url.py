@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from .channel_settings import shown
+
 
 def libpq_hosts(url: str) -> list[tuple[str, str]] | None:
     """(host, port) for each host a URL names when it names several, ``None`` when it names one (or none).
@@ -28,12 +30,12 @@ def libpq_hosts(url: str) -> list[tuple[str, str]] | None:
         if entry.startswith("["):  # an IPv6 address: [::1]:5432
             host, bracket, port = entry[1:].partition("]")
             if not bracket or (port and not port.startswith(":")):
-                raise ValueError(f"host {entry!r} is not [IPv6 address] or [IPv6 address]:port")
+                raise ValueError(f"host {shown(entry)} is not [IPv6 address] or [IPv6 address]:port")
             port = port[1:]
         else:
             host, _, port = entry.partition(":")
         if port and not (port.isdigit() and 1 <= int(port) <= 65535):
-            raise ValueError(f"host {host or entry!r}: port {port!r} is not a number from 1 to 65535")
+            raise ValueError(f"host {shown(host or entry)}: port {shown(port)} is not a number from 1 to 65535")
         if not host:
             raise ValueError(f"one of its {hostpart.count(',') + 1} hosts is empty (expected host1:port1,host2:port2)")
         hosts.append((host, port))

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .channel_settings import (CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, no_line_breaks,
-                               shown)
+from .channel_settings import (CHANNEL_TYPES, PLUGIN_CHANNEL_SETTINGS, ChannelConfig, StrictModel, key_part, listed,
+                               no_line_breaks, shown)
 from .errors import ConfigError
 from .ledger_url import sqlalchemy_url
 from .source_settings import SourceConfig, refused_spark_conf
@@ -200,10 +200,12 @@ class ReportConfig(StrictModel):
             raise ValueError(f"not a valid template ({exc}); write {{{{ and }}}} for literal braces") from None
         for name, spec, conversion in fields:
             if name not in SUBJECT_FIELDS:
-                raise ValueError(f"unknown field {{{name}}} (expected one of {', '.join(SUBJECT_FIELDS)})")
+                # as a key is shown: a field of 5,000 characters was repeated whole (found in a config audit)
+                raise ValueError(f"unknown field {key_part(f'{{{name}}}')} (expected one of "
+                                 f"{', '.join(SUBJECT_FIELDS)})")
             if spec or conversion:  # found in a config audit: {title:>99999999999} ran out of memory mid-run
-                raise ValueError(f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: "
-                                 f"fields take no format spec or conversion (write {{{name}}})")
+                written = f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+                raise ValueError(f"{key_part(written)}: fields take no format spec or conversion (write {{{name}}})")
         return value
 
     @field_validator("timezone")
@@ -330,7 +332,7 @@ class Config(StrictModel):
     def _references(self) -> "Config":
         for name in self.channels:  # found in a config re-check: a newline in a channel name forged log lines
             if not re.fullmatch(_ID_RE, name):
-                raise _KeyedError(f"channels.{name!r}", "a channel name is letters, digits, '.', '-' and '_', "
+                raise _KeyedError(f"channels.{shown(name)}", "a channel name is letters, digits, '.', '-' and '_', "
                                   "starting with a letter or digit (as a report id)")
         seen: set[str] = set()
         for i, report in enumerate(self.reports):
@@ -343,7 +345,7 @@ class Config(StrictModel):
             _every_period_sent(report, f"reports[{i}].schedule")
             for j, name in enumerate(report.channels):
                 if name not in self.channels:
-                    known = ", ".join(sorted(self.channels)) or "none defined"
+                    known = listed(sorted(self.channels), none="none defined")
                     raise _KeyedError(
                         f"reports[{i}].channels[{j}]", f"unknown channel {shown(name)} (expected one of: {known})"
                     )
@@ -358,7 +360,7 @@ class Config(StrictModel):
         for report in self.reports:
             if report.id == report_id:
                 return report
-        known = ", ".join(r.id for r in self.reports)
+        known = listed(r.id for r in self.reports)
         raise ConfigError(f"unknown report {shown(report_id)} (expected one of: {known})", file=str(self.path or ""))
 
 
