@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,3 +155,28 @@ def test_an_installed_plugin_package_delivers_from_the_command_line(tmp_path, du
     broken = agentdigest("run")
     assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1, broken.stderr
     assert "agentdigest_carrier:Carrier" in broken.stderr and "half-installed" in broken.stderr
+
+
+#: The agentdigest this test imported (a clone's src/, not necessarily the installed one) for a subprocess to run.
+_SOURCE = Path(config.__file__).resolve().parents[1]
+
+
+def test_a_plugin_that_fails_to_load_with_a_long_error_of_several_lines_is_one_short_line(tmp_path):
+    """A plug-in's error of several lines split the one line, and a long one (or a long entry-point name) was
+    repeated whole: its first line is said, shortened, as a key and a value are (config_errors.key_part, shown)."""
+    site = tmp_path / "site"
+    (site / "agentdigest_pigeon-0.1.dist-info").mkdir(parents=True)
+    (site / "agentdigest_pigeon.py").write_text("raise ImportError('needs libcoo\\n' + 'see the log ' * 500)\n")
+    (site / "agentdigest_pigeon-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: agentdigest-pigeon\nVersion: 0.1\n")
+    (site / "agentdigest_pigeon-0.1.dist-info" / "entry_points.txt").write_text(
+        f"[agentdigest.channels]\npigeon{'p' * 5000} = agentdigest_pigeon:Pigeon\n")
+    (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "duckdb://"\ntable = "t"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{site}{os.pathsep}{_SOURCE}",
+                                             "HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and len(done.stderr) < 300, done.stderr
+    assert done.stderr.startswith("agentdigest: error: agentdigest.toml: entry point agentdigest.channels.'pigeonppp"), \
+        done.stderr
+    assert "(ImportError: needs libcoo)" in done.stderr and "see the log" not in done.stderr, done.stderr

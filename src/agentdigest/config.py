@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from pydantic import SecretStr, ValidationError  # noqa: F401 - SecretStr is re-exported
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .masking import query_tokens, secret_query, url_password
 from .channel_settings import (  # noqa: F401 - the models are part of this module's API
     CHANNEL_SETTINGS,
@@ -32,6 +32,7 @@ from .channel_settings import (  # noqa: F401 - the models are part of this modu
     WebhookChannel,
     _ChannelBase,
     as_written,
+    shown,
     variables_shown_as_written,
 )
 from .settings import (  # noqa: F401 - the models are part of this module's API
@@ -263,8 +264,10 @@ def load_plugins(file: str = DEFAULT_CONFIG) -> None:
             if not (isinstance(model, type) and issubclass(model, ChannelSettings)):
                 raise TypeError("its settings_model is not a ChannelSettings subclass")
         except Exception as exc:
-            raise ConfigError(f"cannot load the channel plug-in {ep.value!r} ({type(exc).__name__}: {exc})",
-                              file=file, key=f"entry point {PLUGIN_GROUP}.{ep.name}") from None
+            # its first line, shortened: a plug-in's error of several lines split the one line (a config audit)
+            raise ConfigError(f"cannot load the channel plug-in {shown(ep.value)} ({type(exc).__name__}: "
+                              f"{key_part(first_line(exc))})", file=file,
+                              key=f"entry point {PLUGIN_GROUP}.{key_part(ep.name)}") from None
         PLUGIN_CHANNEL_SETTINGS[ep.name] = model
 
 
