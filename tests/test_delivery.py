@@ -345,6 +345,11 @@ def test_resend_and_history_mistakes_are_refused_and_never_recorded_as_runs(worl
         resend(config, R, P, channel="nope")
     with pytest.raises(InputError, match="nothing archived for weekly-exec 2026-W01"):
         resend(config, R, "2026-W01")
+    # A mistyped name of 5,000 characters (a pasted file) is repeated shortened, on one line
+    with pytest.raises(InputError) as long_name:
+        resend(config, R, P, channel="x" * 5000 + "\nforged line")
+    assert "\n" not in str(long_name.value) and len(str(long_name.value)) < 300
+    assert "(5,012 characters)" in str(long_name.value) and "(its channels: box)" in str(long_name.value)
     with pytest.raises(InputError, match="--report: no report 'nope'"):
         show_history(config, report="nope")
     assert Ledger(config.ledger.url).history() == []

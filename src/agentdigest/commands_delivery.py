@@ -18,6 +18,7 @@ from rich.text import Text
 from .channels import CheckResult, make_channel
 from .alarm_resolved import resolve_periods
 from .archive import read_artifacts
+from .channel_settings import listed, shown
 from .config import Config, ReportConfig, command
 from .masking import mask_text, mask_url
 from .delivery import DeliveryResult, all_secrets, deliver_report
@@ -115,8 +116,8 @@ def resend(config: Config, report_id: str, period: str, *, channel: str | None =
     period = parsed.key
     # Mistakes are refused before the ledger records a run: a typo is not a failed resend.
     if channel is not None and channel not in report.channels:
-        raise InputError(f"--channel: report {report.id!r} has no channel {channel!r} "
-                         f"(its channels: {', '.join(report.channels) or 'none'})")
+        raise InputError(f"--channel: report {report.id!r} has no channel {shown(channel)} "
+                         f"(its channels: {listed(report.channels)})")
     if not (archived := read_artifacts(config.archive.path, report.id, period)):
         if _delivered(config, report.id, period):  # a crash audit: "run it first" only said "already sent"
             again = command(config, f"run {report.id} --period {period} --force")

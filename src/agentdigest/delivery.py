@@ -23,6 +23,7 @@ from typing import Any, Literal
 from .archive import mark_delivered, read_artifacts
 from .channels import Channel, Delivery, Receipt, TargetResult, make_channel
 from .channels.base import arrived_maybe
+from .channel_settings import listed, shown
 from .config import Config, ReportConfig, command
 from .errors import ArchiveError, DeliveryError, InputError, interruption
 from .interrupts import shielded
@@ -85,8 +86,8 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     names = list(report_cfg.channels)
     if only_channel:
         if only_channel not in names:
-            raise InputError(f"report {report_cfg.id!r} has no channel {only_channel!r} "
-                             f"(its channels: {', '.join(names) or 'none'})")
+            raise InputError(f"report {report_cfg.id!r} has no channel {shown(only_channel)} "
+                             f"(its channels: {listed(names)})")
         names = [only_channel]
     owner = owner or owner_id()
     results: list[DeliveryResult] = []
