@@ -1,0 +1,664 @@
+"""Every format says the same numbers: report.html, the email's HTML and text parts, report.pdf, report.txt and
+slack.json are read back (HTML by a parser, the PDF by pdftotext, Slack's block texts) and each figure they show is
+compared with report.json's value, formatted here by hand (the house rule: half-even on the value's decimal text;
+rates one decimal, changes of rates in pp, other changes in %, one decimal under 10%), never by the renderer.
+
+A format may show fewer rows than another; the rows it shows must then be the first ones, in the same order, and
+the "and N more" it writes must count the rest. Slack shows no previous values, no trend and no tables: what it
+does show (headline figures, the agents that moved, error types, completeness) must agree too.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from datetime import date, datetime, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from agentdigest.render import render_artifacts
+from render_fixtures import eml_texts, make_report, metric, parse_eml, rendered
+
+pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) not installed")
+
+NOW = datetime(2026, 11, 30, 8, 0, 5, tzinfo=timezone.utc)
+CARDS = {  # the headline cards of each audience, in order (README, the two built-in reports)
+    "executive": ("conversations", "resolution_rate", "containment_rate", "cost_usd", "estimated_savings_usd",
+                  "error_rate"),
+    "engineering": ("conversations", "errors", "error_rate", "p95_latency_ms", "tokens_per_conversation",
+                    "cost_usd"),
+}
+HTML_FORMATS = ("report.html", "eml html")
+TEXT_FORMATS = ("report.txt", "eml text")
+ALL = (*HTML_FORMATS, *TEXT_FORMATS, "report.pdf", "slack.json")
+
+
+# --- the expected text, by hand ------------------------------------------------------------------------------
+
+def _q(value: float, digits: int) -> Decimal:
+    """``value`` rounded half-even on its shortest decimal text (61.15 is 61.2, 0.005 is 0.00)."""
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
+
+
+def count(v: Any) -> str:
+    return "n/a" if v is None else f"{_q(v, 0):,}"
+
+
+def pct(v: Any) -> str:
+    return "n/a" if v is None else f"{_q(v, 1)}%"
+
+
+def usd(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    cents = _q(abs(v), 2)
+    text = f"${_q(abs(v), 0):,}" if cents >= 1000 else f"${cents}"
+    return "-" + text if v < 0 and cents else text
+
+
+def ms(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if _q(v, 0) < 1000:
+        return f"{_q(v, 0)} ms"
+    assert _q(v / 1000, 2) < 60, "no expectation written for minutes"
+    return f"{_q(v / 1000, 2)} s"
+
+
+def tokens(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) < 10_000:
+        return count(v)
+    return f"{_q(v / 1000, 1)}K" if _q(v / 1000, 1) < 1000 else f"{_q(v / 1e6, 2)}M"
+
+
+UNIT = {"count": count, "percent": pct, "usd": usd, "ms": ms, "tokens": tokens}
+
+
+def pp(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return "no change" if _q(v, 1) == 0 else f"{_q(v, 1):+} pp"
+
+
+def change_pct(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    one = _q(v, 1)
+    if one == 0:
+        return "no change"
+    return f"{_q(v, 0):+,}%" if abs(one) >= 10 else f"{one:+}%"
+
+
+def between(cur: Any, prev: Any, rate: bool = False) -> str:
+    """A breakdown row's change (it carries two raw values)."""
+    if cur is None:
+        return "n/a"
+    if rate:
+        return "n/a" if prev is None else pp(cur - prev)
+    if not prev:
+        return "new" if cur else ("no change" if prev == 0 else "n/a")
+    return change_pct((cur - prev) / abs(prev) * 100)
+
+
+def headline(m: dict[str, Any]) -> tuple[str, str, str, str, bool]:
+    """(value, change with its arrow, previous, notable?) of one metric of report.json."""
+    value, previous = UNIT[m["unit"]](m["value"]), UNIT[m["unit"]](m["previous"])
+    if m["value"] is None:
+        change = "n/a"
+    elif m["direction"] == "new":
+        change = "new"
+    elif m["direction"] == "flat":
+        change = "no change"
+    else:
+        change = pp(m["change_pp"]) if m["unit"] == "percent" else change_pct(m["change_pct"])
+    shown = change not in ("no change", "n/a", "new")
+    arrow = {"up": "▲ ", "down": "▼ "}.get(m["direction"], "") if shown else ""
+    return m["label"], value, arrow + change, previous, bool(m.get("notable")) and shown
+
+
+def span(start: str, end_exclusive: str) -> str:
+    """A week's days: "5 – 11 Oct", "26 Oct – 1 Nov"."""
+    first, last = date.fromisoformat(start[:10]), date.fromordinal(date.fromisoformat(end_exclusive[:10]).toordinal() - 1)
+    if first.month == last.month:
+        return f"{first.day} – {last.day} {last:%b}"
+    return f"{first.day} {first:%b} – {last.day} {last:%b}"
+
+
+# --- reading each format back --------------------------------------------------------------------------------
+
+def norm(text: str) -> str:
+    """Spaces as spaces (no-break, thin), no soft hyphens or bidi marks, runs of spaces as one."""
+    text = re.sub("[\u00a0\u202f\u2009]", " ", text)
+    text = re.sub("[\u00ad\u200e\u2068\u2069]", "", text)
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+class HTMLView(HTMLParser):
+    """The cards (label, value, change, previous), and each section's table rows and "and N more" line."""
+
+    CARD = {"kpi-label": "label", "kpi-value": "value", "kpi-change": "change", "kpi-prev": "previous"}
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.cards: list[dict[str, str]] = []
+        self.sections: dict[str, dict[str, Any]] = {}
+        self.text_chunks: list[str] = []
+        self._field: str | None = None
+        self._depth = 0
+        self._section: str | None = None
+        self._h2: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self._more: list[str] | None = None
+        self._skip = 0
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag in ("style", "script", "title"):
+            self._skip += 1
+        if self._field is not None and tag not in ("br", "img"):
+            self._depth += 1
+        if "kpi" in classes:
+            self.cards.append({})
+        for cls in classes:
+            if cls in self.CARD:
+                self._field, self._depth = self.CARD[cls], 1
+                self.cards[-1][self._field] = ""
+        if tag == "h2":
+            self._h2 = []
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+        elif tag == "p" and "more" in classes:
+            self._more = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "title"):
+            self._skip -= 1
+        if self._field is not None and tag not in ("br", "img"):
+            self._depth -= 1
+            if self._depth == 0:
+                self.cards[-1][self._field] = norm(self.cards[-1][self._field])
+                self._field = None
+        if tag == "h2" and self._h2 is not None:
+            self._section = norm("".join(self._h2))
+            self.sections[self._section] = {"rows": [], "more": None}
+            self._h2 = None
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("\n".join(norm(part) for part in "".join(self._cell).split("\n")))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._section is not None:
+                self.sections[self._section]["rows"].append(self._row)
+            self._row = None
+        elif tag == "p" and self._more is not None:
+            if self._section is not None:
+                self.sections[self._section]["more"] = norm("".join(self._more))
+            self._more = None
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            return
+        self.text_chunks.append(data)
+        for sink in (self._h2, self._cell, self._more):
+            if sink is not None:
+                sink.append(data)
+        if self._field is not None:
+            self.cards[-1][self._field] += data
+
+    @property
+    def text(self) -> str:
+        return norm(" ".join(self.text_chunks))
+
+    def body_rows(self, section: str) -> list[list[str]]:
+        return self.sections[section]["rows"][1:]  # the first is the header
+
+
+def pdf_words(pdf: bytes) -> tuple[list[tuple[int, float, float, str]], float]:
+    """(page, x, y, word) of every word, as pdftotext places them, and the width of the pages."""
+    out = subprocess.run(["pdftotext", "-bbox", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+    words, page = [], -1
+    for m in re.finditer(r'<page |<word xMin="([\d.]+)" yMin="([\d.]+)"[^>]*>([^<]*)</word>', out):
+        if m.group(0) == "<page ":
+            page += 1
+            continue
+        words.append((page, float(m.group(1)), float(m.group(2)), html.unescape(m.group(3))))
+    return words, float(re.search(r'<page width="([\d.]+)"', out).group(1))
+
+
+def lines_of(words: list[tuple[int, float, float, str]]) -> list[tuple[int, float, str]]:
+    """Words on one baseline (within 2 pt) as one line of text, top to bottom, page by page."""
+    lines: list[tuple[int, float, list[tuple[float, str]]]] = []
+    for page, x, y, word in sorted(words, key=lambda w: (w[0], w[2], w[1])):
+        if lines and lines[-1][0] == page and abs(lines[-1][1] - y) < 2:
+            lines[-1][2].append((x, word))
+        else:
+            lines.append((page, y, [(x, word)]))
+    return [(page, y, norm(" ".join(w for _, w in sorted(ws)))) for page, y, ws in lines]
+
+
+class PDFView:
+    def __init__(self, pdf: bytes):
+        self.words, self.page_width = pdf_words(pdf)
+        self.lines = lines_of(self.words)
+        self.text = norm("\n".join(line for *_, line in self.lines))
+
+    def after(self, heading: str) -> list[str]:
+        """The lines after the (first) line that is ``heading``, without the page furniture between pages (the
+        running head, "Page 1 of 2") and a table's header repeated on the next page."""
+        texts = [line for *_, line in self.lines]
+        rest = texts[texts.index(heading) + 1:]
+        furniture = re.compile(r"^(Page \d+ of \d+|.* week of \d+ \w+ \d{4} \(\d{4}-W\d\d\))$")
+        rest = [line for line in rest if not furniture.match(line)]
+        return rest[:1] + [line for line in rest[1:] if line != rest[0]]
+
+    def cards(self, labels: list[str], end_heading: str) -> list[dict[str, str]]:
+        """The headline cards, three to a row: each column's lines split at the cards' labels."""
+        where = {line: (page, y) for page, y, line in self.lines}
+        page, top = where["Headline figures"]
+        bottom = where[end_heading][1] if where[end_heading][0] == page else 1e9
+        inside = [w for w in self.words if w[0] == page and top + 2 < w[2] < bottom - 2]
+        left = min(w[1] for w in self.words if w[0] == page)  # the page's margin
+        width = (self.page_width - 2 * left) / 3
+        cards: dict[str, dict[str, str]] = {}
+        for column in range(3):
+            # a card's words start at its column's left edge (or a little right of it): 5 pt either way
+            mine = [w for w in inside if int((w[1] - left + 5) // width) == column]
+            current = None
+            for _, _, line in lines_of(mine):
+                if line in labels:
+                    current = cards.setdefault(line, {"label": line, "lines": []})
+                elif current is not None:
+                    current["lines"].append(line)
+        out = []
+        for label in labels:
+            lines = cards[label]["lines"]
+            previous = next(line for line in lines if line.startswith("previous "))
+            rest = [line for line in lines if line != previous]
+            out.append({"label": label, "value": rest[0], "change": " ".join(rest[1:]), "previous": previous})
+        return out
+
+
+def same_name(shown: str, full: str) -> bool:
+    """Whether ``shown`` is ``full``, or ``full`` with its middle cut out ("returns-a…tant-2")."""
+    if shown == full:
+        return True
+    head, cut, tail = shown.partition("…")
+    return bool(cut) and full.startswith(head) and full.endswith(tail) and len(shown) < len(full)
+
+
+def same_rows(got: list[list[str]], want: list[list[str]]) -> bool:
+    """Rows alike, each first cell (a name) as :func:`same_name` reads it."""
+    return len(got) == len(want) and all(
+        g[1:] == w[1:] and same_name(g[0], w[0]) for g, w in zip(got, want))
+
+
+def text_section(txt: str, title: str) -> list[str]:
+    """The lines of a report.txt section, up to the next blank line."""
+    lines = txt.splitlines()
+    i = lines.index(title.upper())
+    out = []
+    for line in lines[i + 2:]:
+        if not line.strip():
+            break
+        out.append(line)
+    return out
+
+
+def text_rows(txt: str, title: str) -> tuple[list[list[str]], str | None]:
+    """A report.txt table's rows (cells split at two spaces) and its "and N more" line."""
+    lines = text_section(txt, title)[2:]  # heading, rule
+    more = [norm(line) for line in lines if line.strip().startswith("and ")]
+    rows = [[norm(c) for c in re.split(r" {2,}", line.strip())] for line in lines if line.startswith("  ")
+            and not line.strip().startswith(("and ", "* "))]
+    return rows, (more[0] if more else None)
+
+
+def views(files: dict[str, bytes]) -> dict[str, Any]:
+    parts = eml_texts(files["message.eml"])
+    return {
+        "report.html": HTMLView(files["report.html"].decode()),
+        "eml html": HTMLView(parts["text/html"]),
+        "report.txt": files["report.txt"].decode(),
+        "eml text": parts["text/plain"],
+        "report.pdf": PDFView(files["report.pdf"]),
+        "slack.json": json.loads(files["slack.json"]),
+    }
+
+
+# --- what each format shows of the headline cards ------------------------------------------------------------
+
+NOTABLE = re.compile(r"\s*(\[notable\]|\*notable\*|notable|NOTABLE)\s*$")
+
+
+def _split_notable(change: str) -> tuple[str, bool]:
+    change = re.sub(r"\s*:(large_green_circle|red_circle):", "", change)
+    stripped = NOTABLE.sub("", change)
+    return norm(stripped), stripped != change
+
+
+def shown_cards(view: Any, where: str, labels: list[str], next_heading: str) -> list[tuple[str, str, str, str | None, bool]]:
+    """(label, value, change, previous or None, notable?) of each headline card as ``where`` shows it."""
+    out = []
+    if where in HTML_FORMATS:
+        for card in view.cards:
+            change, notable = _split_notable(card["change"])
+            previous = re.sub(r"^previous \w+: ", "", card["previous"])
+            out.append((card["label"], card["value"], change, previous, notable))
+    elif where in TEXT_FORMATS:
+        rows, _ = text_rows(view, "Headline figures")
+        for label, value, change, previous in rows:
+            change, notable = _split_notable(change)
+            out.append((label, value, change, previous, notable))
+    elif where == "report.pdf":
+        for card in view.cards(labels, next_heading):
+            change, notable = _split_notable(card["change"])
+            out.append((card["label"], card["value"], change, re.sub(r"^previous \w+: ", "", card["previous"]), notable))
+    else:
+        fields = next(b for b in view["blocks"] if b.get("fields"))["fields"]
+        for field in fields:
+            label, body = field["text"].split("\n", 1)
+            value, _, change = body.partition("  ")
+            change, notable = _split_notable(change)
+            out.append((label.strip("*"), value, change, None, notable))
+    return out
+
+
+def expected_cards(doc: dict[str, Any], audience: str) -> list[tuple[str, str, str, str, bool]]:
+    return [headline(doc["metrics"][k]) for k in CARDS[audience] if k in doc["metrics"]]
+
+
+def check_cards(files: dict[str, bytes], audience: str) -> None:
+    doc = json.loads(files["report.json"])
+    expected = expected_cards(doc, audience)
+    labels = [e[0] for e in expected]
+    following = "Volume" if audience == "executive" else "Latency"
+    for where, view in views(files).items():
+        got = shown_cards(view, where, labels, following)
+        if where == "slack.json":  # Slack shows no previous values; a figure not known has no change beside it
+            want = [(label, value, "" if value == change == "n/a" else change, None, notable)
+                    for label, value, change, _, notable in expected]
+        else:
+            want = expected
+        assert got == want, where
+
+
+# --- the rows of the tables ----------------------------------------------------------------------------------
+
+def trend_expected(doc: dict[str, Any]) -> list[list[str]]:
+    rows = [[span(r["start"], r["end"]), count(r["conversations"]), pct(r["resolution_rate"]),
+             pct(r["containment_rate"]), pct(r["error_rate"]), usd(r["cost_usd"])] for r in doc["breakdowns"]["trend"]]
+    if doc["quality"]["warning"]:
+        rows[-1][0] += " (incomplete)"
+    return rows
+
+
+def check_trend(files: dict[str, bytes]) -> None:
+    doc = json.loads(files["report.json"])
+    want = trend_expected(doc)
+    heading = f"Last {len(want)} weeks"
+    for where, view in views(files).items():
+        if where in HTML_FORMATS:
+            assert view.body_rows(heading) == want, where
+        elif where in TEXT_FORMATS:
+            rows, more = text_rows(view, heading)
+            # plain text marks the incomplete period with a footnote (a deliberate difference, see its comment)
+            assert rows == [[r[0].replace(" (incomplete)", " *"), *r[1:]] for r in want] and more is None, where
+        elif where == "report.pdf":
+            lines = view.after(heading)
+            assert lines[0] == "Period Conversations Resolution Containment Error rate Cost"
+            got = lines[1:1 + len(want)]
+            if lines[1 + len(want)] == "(incomplete)":  # the period's cell wrapped its mark to a line of its own
+                period = want[-1][0].removesuffix(" (incomplete)")
+                got[-1] = got[-1].replace(period, want[-1][0], 1)
+            assert got == [" ".join(r) for r in want], where
+
+
+def agents_expected(doc: dict[str, Any]) -> list[dict[str, str]]:
+    rows = sorted(doc["breakdowns"]["by_agent"], key=lambda r: -(r["conversations"] or 0))
+    return [{
+        "agent": "(none)" if r["agent_id"] is None else r["agent_id"],
+        "conversations": count(r["conversations"]),
+        "conversations_change": between(r["conversations"], r.get("previous_conversations")),
+        "resolution": pct(r["resolution_rate"]),
+        "resolution_change": between(r["resolution_rate"], r.get("previous_resolution_rate"), rate=True),
+        "error_rate": pct(r["error_rate"]),
+        "error_rate_change": between(r["error_rate"], r.get("previous_error_rate"), rate=True),
+        "p95": ms(r["p95_latency_ms"]), "p95_change": between(r["p95_latency_ms"], r.get("previous_p95_latency_ms")),
+        "cost": usd(r["cost_usd"]),
+    } for r in rows]
+
+
+def models_expected(doc: dict[str, Any]) -> list[list[str]]:
+    rows = sorted(doc["breakdowns"]["by_model"], key=lambda r: -(r["total_tokens"] or 0))
+    total = sum(r["total_tokens"] or 0 for r in rows)
+    return [[r["model"], count(r["conversations"]), tokens(r["total_tokens"]), pct((r["total_tokens"] or 0) / total * 100),
+             ms(r["p95_latency_ms"]), count(r["errors"]), usd(r["cost_usd"])] for r in rows]
+
+
+def more_line(left_out: int, noun: str, total: int, pdf_rows: int = 100) -> str:
+    where = "more in the attached PDF report" if total <= pdf_rows else f"the attached PDF lists the first {pdf_rows} of {total:,}"
+    return f"and {left_out:,} more {noun} ({where})"
+
+
+def check_agents(files: dict[str, bytes]) -> int:
+    """Checks the by-agent rows of every format; returns how many Slack figures were compared."""
+    doc = json.loads(files["report.json"])
+    want = agents_expected(doc)
+    total, slack_figures = len(want), 0
+    for where, view in views(files).items():
+        if where in HTML_FORMATS:
+            got = view.body_rows("By agent")
+            assert got, where
+            expect = [[r["agent"], f"{r['conversations']}\n{r['conversations_change']}", f"{r['resolution']}\n{r['resolution_change']}",
+                       f"{r['error_rate']}\n{r['error_rate_change']}", f"{r['p95']}\n{r['p95_change']}", r["cost"]] for r in want]
+            assert got == expect[:len(got)], where
+            more = view.sections["By agent"]["more"]
+            assert more == (more_line(total - len(got), "agents", total) if total > len(got) else None), where
+        elif where in TEXT_FORMATS:
+            got, more = text_rows(view, "By agent")
+            expect = [[r["agent"], r["conversations"], r["resolution"], r["resolution_change"], r["error_rate"],
+                       r["error_rate_change"], r["p95"], r["p95_change"]] for r in want]
+            assert got and same_rows(got, expect[:len(got)]), where  # plain text may cut a long name
+            assert more == (more_line(total - len(got), "agents", total) if total > len(got) else None), where
+        elif where == "report.pdf":
+            lines = view.after("By agent")
+            assert lines[0] == "Agent Conversations Resolution Error rate p95 latency Cost"
+            pairs = [(" ".join([r["agent"], r["conversations"], r["resolution"], r["error_rate"], r["p95"], r["cost"]]),
+                      " ".join([r["conversations_change"], r["resolution_change"], r["error_rate_change"], r["p95_change"]]))
+                     for r in want]
+            shown = min(total, 100)
+            assert [(lines[1 + 2 * i], lines[2 + 2 * i]) for i in range(shown)] == pairs[:shown], where
+            after = lines[1 + 2 * shown]
+            if total > shown:
+                assert after == f"and {total - shown:,} more agents (every row is in the archive's report.json)"
+            else:
+                assert not after.startswith("and ")
+        else:  # Slack: the agents that moved, each with the figures the tables show
+            by_name = {r["agent"]: r for r in want}
+            blocks = view["blocks"]
+            titles = [b.get("text", {}).get("text") for b in blocks]
+            if "*Agents that moved*" not in titles:
+                continue
+            body = blocks[titles.index("*Agents that moved*") + 1]["text"]["text"]
+            for line in body.splitlines():
+                agent, _, moves = line.removeprefix("• ").partition(": ")
+                r = by_name[agent]
+                for label, value, change in re.findall(r"(error rate|resolution|p95) (.+?) \((.+?)\)", moves):
+                    key = {"error rate": "error_rate", "resolution": "resolution", "p95": "p95"}[label]
+                    assert (value, change) == (r[key], r[f"{key}_change"]), (where, line)
+                    slack_figures += 1
+    return slack_figures
+
+
+def check_models(files: dict[str, bytes]) -> None:
+    doc = json.loads(files["report.json"])
+    want = models_expected(doc)
+    for where, view in views(files).items():
+        if where in HTML_FORMATS:
+            assert view.body_rows("Tokens by model") == want, where
+        elif where in TEXT_FORMATS:
+            rows, more = text_rows(view, "Tokens by model")
+            assert rows == want and more is None, where
+        elif where == "report.pdf":
+            lines = view.after("Tokens by model")
+            assert lines[1:1 + len(want)] == [" ".join(r) for r in want], where
+
+
+# --- the cases -----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+@pytest.mark.parametrize("warning", [False, True], ids=["complete", "incomplete"])
+def test_headline_cards_agree(audience: str, warning: bool) -> None:
+    check_cards(rendered(audience, warning=warning), audience)
+
+
+@pytest.mark.parametrize("warning", [False, True], ids=["complete", "incomplete"])
+def test_trend_rows_agree(warning: bool) -> None:
+    check_trend(rendered("executive", warning=warning))
+
+
+def test_agent_and_model_rows_agree() -> None:
+    files = rendered("engineering")
+    assert check_agents(files) >= 2  # Slack named agents that moved, and their figures were compared
+    check_models(files)
+
+
+def _with_previous_error_rates(data: Any) -> Any:
+    """Agents with a previous error rate and a big move in it, so the Slack message names some."""
+    rows = tuple({**r, "previous_error_rate": (r["error_rate"] or 0) + (4.0 if i % 2 else -3.05),
+                  "error_conversations": 40, "previous_error_conversations": 10, "previous_conversations": 1000}
+                 for i, r in enumerate(data.by_agent))
+    return replace(data, by_agent=rows)
+
+
+@pytest.mark.parametrize("agents", [20, 130], ids=["some-left-out", "pdf-also-shortened"])
+def test_rows_left_out_are_the_last_and_counted_alike(agents: int) -> None:
+    """The email and the text show the first 15 agents, the PDF up to 100; each counts the rest."""
+    data = _with_previous_error_rates(make_report("engineering", agents=agents))
+    files = render_artifacts(data, now=NOW)
+    assert check_agents(files) >= 3
+
+
+def test_error_types_left_out_are_counted_alike() -> None:
+    data = make_report("engineering")
+    types = tuple({"error_type": f"type_{i:02d}", "count": 100 - 3 * i, "previous": 50} for i in range(13))
+    files = render_artifacts(replace(data, errors_by_type=types), now=NOW)
+    want = [[f"type_{i:02d}", count(100 - 3 * i), "50", between(100 - 3 * i, 50)] for i in range(13)]
+    v = views(files)
+    for where in HTML_FORMATS:
+        assert v[where].body_rows("Errors by type") == want[:10], where
+        assert v[where].sections["Errors by type"]["more"] == "and 3 more error types (more in the attached PDF report)"
+    for where in TEXT_FORMATS:
+        rows, more = text_rows(v[where], "Errors by type")
+        assert rows == want[:10] and more == "and 3 more error types (more in the attached PDF report)", where
+    assert v["report.pdf"].after("Errors by type")[1:14] == [" ".join(r) for r in want]
+    titles = [b.get("text", {}).get("text") for b in v["slack.json"]["blocks"]]
+    body = v["slack.json"]["blocks"][titles.index("*Errors by type*") + 1]["text"]["text"]
+    assert body.splitlines() == [f"• {t}  {c} ({ch})" for t, c, _, ch in want[:8]] + ["…and 5 more"]
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+@pytest.mark.parametrize("warning", [False, True], ids=["complete", "incomplete"])
+def test_completeness_and_warning_agree(audience: str, warning: bool) -> None:
+    files = rendered(audience, warning=warning)
+    figure = pct(json.loads(files["report.json"])["quality"]["completeness_pct"])
+    assert figure == ("81.4%" if warning else "99.2%")
+    title = f"Data incomplete: {figure} of expected events"
+    v = views(files)
+    for where in HTML_FORMATS:
+        text = v[where].text
+        assert (f"⚠ {title}" in text) is warning and (f"Only {figure} of the expected events arrived" in text) is warning
+        assert f"Completeness {figure}" in text or f"Completeness {figure} " in text or f"Completeness{figure}" in text
+    for where in TEXT_FORMATS:
+        text = v[where]
+        assert (f"!! DATA INCOMPLETE: {figure} of expected events" in text) is warning, where
+        assert re.search(rf"Completeness:?\s+{re.escape(figure)}", text), where
+    pdf = v["report.pdf"].text
+    assert (f"⚠ {title}" in pdf) is warning and re.search(rf"Completeness {re.escape(figure)}", pdf)
+    slack = v["slack.json"]
+    assert (f":warning: *{title}.*" in json.dumps(slack, ensure_ascii=False)) is warning
+    assert slack["blocks"][-1]["elements"][0]["text"].endswith(f"data completeness {figure}")
+    assert slack["text"].startswith(f"⚠ Data incomplete ({figure}). ") is warning
+    subject = parse_eml(files["message.eml"])["Subject"]
+    assert subject.startswith(f"⚠ Data incomplete ({figure}): ") is warning
+
+
+# --- rounding at the edges -----------------------------------------------------------------------------------
+
+def edge_report() -> Any:
+    """Figures on the edges of their rounding, each with the text every format must show (written by hand)."""
+    data = make_report("executive")
+    metrics = {
+        "conversations": metric("conversations", 2414, 2414),  # flat: "no change", no arrow
+        "resolution_rate": metric("resolution_rate", 61.15, 61.05, notable=True),  # x.x5 both: 61.2% and 61.0%
+        "containment_rate": metric("containment_rate", 87.46, 87.5),  # -0.04 pp: "no change", no arrow
+        "cost_usd": metric("cost_usd", 0.005, 0.0),  # half a cent: $0.00 (half-even), after $0.00: "new"
+        "estimated_savings_usd": metric("estimated_savings_usd", None, 8585.69),  # null: n/a
+        "error_rate": metric("error_rate", 0.0, 9.95),  # 0.0% after 10.0% (9.95 half-even), -9.95 pp: "-10.0 pp"
+        "escalated_conversations": metric("escalated_conversations", 302, 302),
+    }
+    trend = list(data.trend)
+    trend[-2] = {**trend[-2], "conversations": 2414, "resolution_rate": 61.05, "containment_rate": 87.5,
+                 "error_rate": 9.95, "cost_usd": 0.0}
+    trend[-1] = {**trend[-1], "conversations": 2414, "resolution_rate": 61.15, "containment_rate": 87.46,
+                 "error_rate": 0.0, "cost_usd": 0.005}
+    trend[-3] = {**trend[-3], "resolution_rate": 2.35, "containment_rate": 0.35, "error_rate": 1.85, "cost_usd": 0.015}
+    return replace(data, metrics=metrics, trend=tuple(trend))
+
+
+EDGE_CARDS = [  # label, value, change, previous, notable: by hand
+    ("Conversations", "2,414", "no change", "2,414", False),
+    ("Resolution rate", "61.2%", "▲ +0.1 pp", "61.0%", True),
+    ("Containment rate", "87.5%", "no change", "87.5%", False),
+    ("Cost", "$0.00", "new", "$0.00", False),
+    ("Estimated savings", "n/a", "n/a", "$8,586", False),
+    ("Error rate", "0.0%", "▼ -10.0 pp", "10.0%", False),
+]
+EDGE_TREND_LAST = [  # the last three weeks' rows, by hand
+    ["9 – 15 Nov", "2,160", "2.4%", "0.4%", "1.8%", "$0.02"],
+    ["16 – 22 Nov", "2,414", "61.0%", "87.5%", "10.0%", "$0.00"],
+    ["23 – 29 Nov", "2,414", "61.2%", "87.5%", "0.0%", "$0.00"],
+]
+
+
+def test_edge_figures_by_hand_match_the_house_rule() -> None:
+    """The expectations of this module written out by hand for the edge report, so its helpers are checked too."""
+    doc = json.loads(render_artifacts(edge_report(), {"json"})["report.json"])
+    assert expected_cards(doc, "executive") == EDGE_CARDS
+    assert trend_expected(doc)[-3:] == EDGE_TREND_LAST
+
+
+@pytest.mark.xfail(strict=True, reason="Formatter.percent rounds the float value / 100: 61.15 reads 61.1%")
+def test_edge_figures_agree() -> None:
+    """x.x5 rates, a -0.04 pp move, half a cent, zeros and a null: shown alike, as rounded by hand."""
+    files = render_artifacts(edge_report(), now=NOW)
+    check_cards(files, "executive")
+    check_trend(files)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Completeness just under the warning threshold is rounded onto it: 94.95% against 95% reads 'Only 95.0% of "
+    "the expected events arrived (warning threshold 95.0%)' in every format (banner, quality table, Slack). "
+    "Every format agrees; the figure contradicts the warning. Not fixed here: it needs "
+    "a rule for the completeness figure (more decimals, or rounding down, where it meets the threshold) applied "
+    "alike in context.banner, sections.quality_section and its summary."))
+def test_completeness_just_under_the_threshold_reads_under_it() -> None:
+    data = make_report("executive", warning=True)
+    files = render_artifacts(replace(data, quality=replace(data.quality, completeness_pct=94.95)), now=NOW)
+    for where, view in views(files).items():
+        text = view.text if hasattr(view, "text") else json.dumps(view, ensure_ascii=False) if where == "slack.json" else view
+        assert "Only 95.0% of the expected events arrived (warning threshold 95.0%)" not in text, where
