@@ -642,7 +642,6 @@ def test_edge_figures_by_hand_match_the_house_rule() -> None:
     assert trend_expected(doc)[-3:] == EDGE_TREND_LAST
 
 
-@pytest.mark.xfail(strict=True, reason="Formatter.percent rounds the float value / 100: 61.15 reads 61.1%")
 def test_edge_figures_agree() -> None:
     """x.x5 rates, a -0.04 pp move, half a cent, zeros and a null: shown alike, as rounded by hand."""
     files = render_artifacts(edge_report(), now=NOW)

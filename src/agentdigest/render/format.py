@@ -88,7 +88,9 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
-        return format_percent(number / 100, format=self._pct[1], locale=self.locale)
+        # On the decimal text, as shown() and signed_pp round: the float 61.15 / 100 is 0.61149999..., which
+        # read "61.1%" where "+61.2 pp" and half-even read 61.2 (an eighth of x.x5 rates; a consistency audit)
+        return format_percent(Decimal(str(number)).scaleb(-2), format=self._pct[1], locale=self.locale)
 
     def usd(self, value: Any) -> str:
         number = finite_number(value)
