@@ -661,3 +661,30 @@ def test_completeness_just_under_the_threshold_reads_under_it() -> None:
     for where, view in views(files).items():
         text = view.text if hasattr(view, "text") else json.dumps(view, ensure_ascii=False) if where == "slack.json" else view
         assert "Only 95.0% of the expected events arrived (warning threshold 95.0%)" not in text, where
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> dict[str, dict[str, bytes]]:
+    """`agentdigest demo`'s two reports for 2026-W47 (seeded events, computed as `agentdigest run` does), rendered."""
+    from agentdigest.config import load_config
+    from agentdigest.demo import setup
+    from agentdigest.periods import parse_period
+    from agentdigest.runner import compute
+    from agentdigest.sources import open_source
+
+    now = datetime(2026, 11, 29, 8, 2, tzinfo=timezone.utc)
+    config = load_config(setup(tmp_path_factory.mktemp("demo"), now=now))
+    source = open_source(config.source, config.path)
+    try:
+        return {r.audience: render_artifacts(compute(source, config, r, parse_period(r.period, "2026-W47", r.timezone), now),
+                                             now=NOW) for r in config.reports}
+    finally:
+        source.close()
+
+
+def test_the_demo_reports_agree(demo_files: dict[str, dict[str, bytes]]) -> None:
+    for audience, files in demo_files.items():
+        check_cards(files, audience)
+    check_trend(demo_files["executive"])
+    check_agents(demo_files["engineering"])
+    check_models(demo_files["engineering"])
