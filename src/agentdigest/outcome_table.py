@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .render.format import Formatter
+
 
 def _fmt(value: Any, unit: str) -> str:
     if value is None:
@@ -65,7 +67,8 @@ def print_outcome(outcome: Any, out: Console) -> None:
     out.print(table)
     q = data.quality
     if q is not None:
-        pct = "unknown (no history)" if q.completeness_pct is None else f"{q.completeness_pct:.1f}%"
+        pct = ("unknown (no history)" if q.completeness_pct is None
+               else Formatter().percent_under(q.completeness_pct, q.threshold))  # as the report says it
         line = f"data completeness {pct}"
         if q.warning and q.completeness_pct is None:  # no event and none earlier (quality.assess)
             line = "[bold red]WARNING: no events arrived in this period, and none before it to compare with[/]"

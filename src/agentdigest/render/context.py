@@ -201,7 +201,7 @@ def banner(data: ReportData, fmt: Formatter, limits: Limits) -> dict[str, Any] |
     quality = data.quality
     if quality is None or not quality.warning:
         return None
-    completeness = fmt.percent(quality.completeness_pct)
+    completeness = fmt.percent_under(quality.completeness_pct, quality.threshold)
     threshold = fmt.percent(quality.threshold)
     gaps = [gap_label(g, fmt) for g in quality.gaps[: limits.gaps]]
     more = max(0, len(quality.gaps) - limits.gaps)
