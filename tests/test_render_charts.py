@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import warnings
+from dataclasses import replace
 
 import pytest
 from matplotlib.figure import Figure
@@ -29,3 +30,18 @@ def test_day_labels_are_drawn_as_text_whatever_the_locale(locale: str) -> None:
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert len(labels) == 7 and "23" in labels[0] and "29" in labels[-1]
     assert not any(unicodedata.bidirectional(ch) in ("R", "AL") for text in labels for ch in text)
+
+
+@pytest.mark.parametrize("locale, thousands", [("en", "2,000"), ("de", "2.000"), ("fr", "2\u202f000"), ("ja", "2,000")])
+def test_the_daily_charts_axes_count_in_the_reports_locale(locale: str, thousands: str) -> None:
+    """Found in a consistency audit: the axes' numbers were Python's "2,000" in every locale, which a German
+    reader takes for 2 (the report's tables read 2.000)."""
+    _, charts = build_context(make_report("engineering", locale=locale))
+    chart = next(c for c in charts if c.kind == "daily")
+    chart = replace(chart, values=tuple(1500.0 + 400 * i for i in range(len(chart.values))),
+                    secondary=tuple(1200.0 for _ in chart.values))
+    fig = Figure()
+    _daily(fig, chart)
+    left, right = fig.axes[0].yaxis.get_major_formatter(), fig.axes[1].yaxis.get_major_formatter()
+    assert left(2000.0, 0) == thousands and right(2000.0, 0) == thousands
+    assert left(0.0, 0) == "0"

@@ -18,6 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 
+from babel.numbers import format_decimal
 import matplotlib
 
 matplotlib.use("Agg")
@@ -66,6 +67,7 @@ class Chart:
     plain_labels: tuple[str, ...] = ()  # daily: digits-only labels, for when ``labels`` cannot be drawn
     secondary: tuple[float | None, ...] = ()  # daily: errors per day
     tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
+    locale: str = "en"  # daily: the axes' numbers in the report's locale (de 1.000, not 1,000: one)
 
 
 def _clean(values: Sequence[float | None]) -> list[float]:
@@ -124,7 +126,7 @@ def _daily(fig: Figure, chart: Chart) -> None:
     ticks = _axis_ticks(max(values, default=0.0))
     ax.set_ylim(0, ticks[-1])
     ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_decimal(round(v), locale=chart.locale)))
     ax.set_xlim(-0.6, max(len(xs) - 1, 0) + 0.6)
     if any(errors):
         right = ax.twinx()
@@ -136,7 +138,7 @@ def _daily(fig: Figure, chart: Chart) -> None:
         step = _round_step(max(errors) * 1.02 / n)
         right.set_ylim(0, step * n)
         right.yaxis.set_major_locator(FixedLocator([step * i for i in range(n + 1)]))
-        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_decimal(round(v), locale=chart.locale)))
         right.tick_params(length=0, colors=RED, labelsize=7)
         for side in ("top", "right", "left", "bottom"):
             right.spines[side].set_visible(False)
