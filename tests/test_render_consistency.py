@@ -663,7 +663,7 @@ def test_completeness_just_under_the_threshold_reads_under_it() -> None:
     (94.95, 95, "94.9%"), (94.96, 95, "94.9%"), (94.99, 95.0, "94.9%"),  # would round onto the threshold: cut
     (94.94, 95, "94.9%"), (94.84, 95, "94.8%"), (80.06, 95, "80.1%"),   # rounds under it anyway: rounded
     (95.0, 95, "95.0%"), (95.04, 95, "95.0%"), (103.65, 95, "103.6%"),  # at or over it: rounded (half-even)
-    (None, 95, "n/a"), (94.95, None, "95.0%"),
+    (None, 95, "n/a"), (94.95, None, "95.0%"), (1e300, 95, "1.0E300%"),  # as huge counts read: not an error
 ])
 def test_a_rate_under_a_threshold_never_reads_as_reaching_it(value, threshold, shown) -> None:
     assert Formatter().percent_under(value, threshold) == shown

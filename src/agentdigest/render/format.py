@@ -88,6 +88,8 @@ class Formatter:
         number = finite_number(value)
         if number is None:
             return NA
+        if abs(number) >= HUGE:  # as the other figures: Babel's percent of 1e300 raised InvalidOperation
+            return self.count(number) + "%"
         # On the decimal text, as shown() and signed_pp round: the float 61.15 / 100 is 0.61149999..., which
         # read "61.1%" where "+61.2 pp" and half-even read 61.2 (an eighth of x.x5 rates; a consistency audit)
         return format_percent(Decimal(str(number)).scaleb(-2), format=self._pct[1], locale=self.locale)
