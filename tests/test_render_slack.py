@@ -311,3 +311,13 @@ def test_an_extreme_report_is_still_a_valid_slack_message(audience: str) -> None
     if audience == "engineering":
         shown = "\n".join(plain)
         assert "<!here> err&0-" in shown and "agent a<b>&c" in shown and "x < y & z" in shown
+
+
+def test_the_savings_line_has_its_arrow_as_its_card_does() -> None:
+    """Found in a consistency audit: Slack's savings read "(+1.8%)" where the email's card reads "▲ +1.8%"."""
+    data = make_report("executive")
+    m = data.metrics["estimated_savings_usd"]
+    arrow = "▲" if m.value > m.previous else "▼"  # the fixture's savings moved, one way or the other
+    line = next(b["text"]["text"] for b in payload("executive")["blocks"]
+                if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("*Estimated savings:*"))
+    assert re.search(rf"\({arrow} [+-]\d", line), line

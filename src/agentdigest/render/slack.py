@@ -121,7 +121,8 @@ def _fields(cards: list[dict[str, Any]]) -> list[SectionBlock]:
 def _executive(ctx: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = []
     if s := ctx["savings"]:
-        blocks.append(_section(f"*Estimated savings:* {escape(s['value'])} ({escape(s['change'])}). "
+        arrow = f"{s['arrow']} " if s.get("arrow") else ""  # as its card in the email reads: "▲ +13%"
+        blocks.append(_section(f"*Estimated savings:* {escape(s['value'])} ({arrow}{escape(s['change'])}). "
                                f"{escape(s['explanation'])}"))
     if (v := ctx["volume"]) and v["window"]:
         blocks.append(_section(f"*Volume:* {escape(v['window'])}."))
