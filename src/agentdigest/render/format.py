@@ -99,13 +99,9 @@ class Formatter:
         cut, not rounded (94.95 against 95 reads 94.9%). Found in a consistency audit: the completeness warning
         read "Only 95.0% of the expected events arrived (warning threshold 95.0%)" in every format."""
         number, limit = finite_number(value), finite_number(threshold)
-        if number is None or limit is None or number >= limit:
-            return self.percent(value)
-        tenth = Decimal("0.1")
-        exact = Decimal(str(number))
-        if exact.quantize(tenth, rounding=ROUND_HALF_EVEN) < Decimal(str(limit)).quantize(tenth, rounding=ROUND_HALF_EVEN):
-            return self.percent(value)
-        return self.percent(float(exact.quantize(tenth, rounding=ROUND_FLOOR)))
+        if number is not None and limit is not None and number < limit <= shown(number, 1):
+            return self.percent(float(Decimal(str(number)).quantize(Decimal("0.1"), rounding=ROUND_FLOOR)))
+        return self.percent(value)
 
     def usd(self, value: Any) -> str:
         number = finite_number(value)
