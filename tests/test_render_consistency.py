@@ -115,14 +115,17 @@ def headline(m: dict[str, Any]) -> tuple[str, str, str, str, bool]:
     value, previous = UNIT[m["unit"]](m["value"]), UNIT[m["unit"]](m["previous"])
     if m["value"] is None:
         change = "n/a"
-    elif m["direction"] == "new":
-        change = "new"
     elif m["direction"] == "flat":
         change = "no change"
+    elif m["unit"] == "percent" and m["change_pp"] is not None:  # also after 0.0%: points, as by-agent rows
+        change = pp(m["change_pp"])
+    elif m["direction"] == "new":
+        change = "new"
     else:
-        change = pp(m["change_pp"]) if m["unit"] == "percent" else change_pct(m["change_pct"])
+        change = change_pct(m["change_pct"])
     shown = change not in ("no change", "n/a", "new")
-    arrow = {"up": "▲ ", "down": "▼ "}.get(m["direction"], "") if shown else ""
+    moved = m["direction"] if m["direction"] != "new" else ("up" if (m["change_pp"] or 0) > 0 else "down")
+    arrow = {"up": "▲ ", "down": "▼ "}.get(moved, "") if shown else ""
     return m["label"], value, arrow + change, previous, bool(m.get("notable")) and shown
 
 
@@ -648,6 +651,31 @@ def test_edge_figures_agree() -> None:
     files = render_artifacts(edge_report(), now=NOW)
     check_cards(files, "executive")
     check_trend(files)
+
+
+def test_a_rate_after_zero_moves_by_points_in_every_format() -> None:
+    """0.0% -> 40.0% read "new" on its card beside "+40.0 pp" in its agents' rows: now points everywhere."""
+    data = edge_report()
+    metrics = {**data.metrics, "resolution_rate": metric("resolution_rate", 40.0, 0.0),
+               "error_rate": metric("error_rate", 3.0, 0.0)}
+    files = render_artifacts(replace(data, metrics=metrics), now=NOW)
+    cards = expected_cards(json.loads(files["report.json"]), "executive")
+    assert cards[1] == ("Resolution rate", "40.0%", "▲ +40.0 pp", "0.0%", False)  # by hand
+    assert cards[5] == ("Error rate", "3.0%", "▲ +3.0 pp", "0.0%", False)
+    check_cards(files, "executive")
+    from io import StringIO
+
+    from rich.console import Console
+
+    from agentdigest.outcome_table import print_outcome
+    from agentdigest.runner import RunOutcome
+
+    out = StringIO()
+    print_outcome(RunOutcome(report_id=data.report_id, period_key=data.period.key, data=replace(data, metrics=metrics)),
+                  Console(file=out, width=200, color_system=None))
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in out.getvalue().splitlines()
+            if line.count("│") >= 4}
+    assert (rows["Resolution rate"], rows["Error rate"]) == ("▲ +40.0 pp", "▲ +3.0 pp")
 
 
 def test_completeness_just_under_the_threshold_reads_under_it() -> None:

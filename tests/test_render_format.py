@@ -128,6 +128,9 @@ def test_compact_amounts_show_the_same_place_in_every_locale(locale: str, expect
     ("conversations", 2480, 2210, "+12%"),
     ("errors", 57, 65, "-12%"),
     ("errors", 57, 0, "new"),
+    ("resolution_rate", 40.0, 0.0, "+40.0 pp"),  # a rate after 0.0% moved by points, as its by-agent rows read
+    ("error_rate", 0.04, 0.0, "no change"),  # ... and a move too small to show is none
+    ("resolution_rate", 40.0, None, "new"),  # nothing before it
     ("errors", 57, None, "new"),
     ("errors", 0, 0, "no change"),
     ("conversations", None, 2210, "n/a"),

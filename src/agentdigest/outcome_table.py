@@ -29,11 +29,11 @@ def _fmt(value: Any, unit: str) -> str:
 def _change(m: Any) -> str:
     if m.direction is None:
         return ""
-    if m.direction == "new":
-        return "new"
     if m.direction == "flat":
         return "flat"
-    arrow = "▲" if m.direction == "up" else "▼"
+    if m.direction == "new" and m.change_pp is None:  # a rate after 0.0% moved by points, as in the report
+        return "new"
+    arrow = "▲" if m.direction == "up" or (m.direction == "new" and m.change_pp > 0) else "▼"
     good = m.good if m.judged else None
     colour = "green" if good else "red" if good is False else "white"
     amount = f"{m.change_pp:+.1f} pp" if m.change_pp is not None else f"{m.change_pct:+.1f}%" if m.change_pct is not None else ""

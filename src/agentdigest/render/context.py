@@ -87,6 +87,13 @@ def _tone(metric: MetricValue) -> str:
     return judged_tone(metric.good if metric.judged else None, metric.notable, is_slight)
 
 
+def _moved(metric: MetricValue, change: str) -> str:
+    """up or down for the arrow; a rate after 0.0% ("new", shown in points) moved the way its points did."""
+    if metric.direction == "new" and change != NEW:
+        return "up" if (finite_number(metric.change_pp) or 0) > 0 else "down"
+    return metric.direction or ""
+
+
 def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[str, Any]:
     change = fmt.change(metric)
     # A move too small to show ("no change" at the shown precision) gets no arrow, no colour and no
@@ -96,7 +103,7 @@ def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[s
         "key": metric.name, "label": metric.label, "value": fmt.value(metric.value, metric.unit),
         "previous": fmt.value(metric.previous, metric.unit), "change": change,
         "tone": _tone(metric) if shown else "neutral",
-        "arrow": ARROWS.get(metric.direction or "", "") if shown else "",
+        "arrow": ARROWS.get(_moved(metric, change), "") if shown else "",
         "notable": metric.notable is True and shown, "description": metric.description, "chart": chart,
         "unit": metric.unit,
     }

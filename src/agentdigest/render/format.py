@@ -212,10 +212,14 @@ class Formatter:
         """The change of a MetricValue: "+2.1 pp", "-12%", "new", "no change" or "n/a"."""
         if metric is None or finite_number(metric.value) is None:
             return NA
-        if metric.direction == "new":
-            return NEW
         if metric.direction == "flat":
             return FLAT
+        if metric.unit == "percent" and finite_number(metric.change_pp) is not None:
+            # a rate after 0.0% moved by points like any other ("+40.0 pp", as its by-agent rows read);
+            # "new" is left for a figure with nothing before it
+            return self.signed_pp(metric.change_pp)
+        if metric.direction == "new":
+            return NEW
         if metric.unit == "percent":
             return self.signed_pp(metric.change_pp)
         return self.signed_pct(metric.change_pct)
