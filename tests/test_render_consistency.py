@@ -60,6 +60,8 @@ def usd(v: Any) -> str:
     if v is None:
         return "n/a"
     cents = _q(abs(v), 2)
+    if v and not cents:  # under half a cent, spent or refunded
+        return "<$0.01" if v > 0 else "> -$0.01"
     text = f"${_q(abs(v), 0):,}" if cents >= 1000 else f"${cents}"
     return "-" + text if v < 0 and cents else text
 
@@ -375,6 +377,8 @@ def shown_cards(view: Any, where: str, labels: list[str], next_heading: str) -> 
         fields = next(b for b in view["blocks"] if b.get("fields"))["fields"]
         for field in fields:
             label, body = field["text"].split("\n", 1)
+            # Slack shows its mrkdwn escapes as the characters ("&lt;$0.01" reads "<$0.01")
+            body = body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
             value, _, change = body.partition("  ")
             change, notable = _split_notable(change)
             out.append((label.strip("*"), value, change, None, notable))
@@ -610,7 +614,7 @@ def edge_report() -> Any:
         "conversations": metric("conversations", 2414, 2414),  # flat: "no change", no arrow
         "resolution_rate": metric("resolution_rate", 61.15, 61.05, notable=True),  # x.x5 both: 61.2% and 61.0%
         "containment_rate": metric("containment_rate", 87.46, 87.5),  # -0.04 pp: "no change", no arrow
-        "cost_usd": metric("cost_usd", 0.005, 0.0),  # half a cent: $0.00 (half-even), after $0.00: "new"
+        "cost_usd": metric("cost_usd", 0.005, 0.0),  # half a cent: <$0.01 (half-even would be $0.00), after $0.00: "new"
         "estimated_savings_usd": metric("estimated_savings_usd", None, 8585.69),  # null: n/a
         "error_rate": metric("error_rate", 0.0, 9.95),  # 0.0% after 10.0% (9.95 half-even), -9.95 pp: "-10.0 pp"
         "escalated_conversations": metric("escalated_conversations", 302, 302),
@@ -628,14 +632,14 @@ EDGE_CARDS = [  # label, value, change, previous, notable: by hand
     ("Conversations", "2,414", "no change", "2,414", False),
     ("Resolution rate", "61.2%", "▲ +0.1 pp", "61.0%", True),
     ("Containment rate", "87.5%", "no change", "87.5%", False),
-    ("Cost", "$0.00", "new", "$0.00", False),
+    ("Cost", "<$0.01", "new", "$0.00", False),
     ("Estimated savings", "n/a", "n/a", "$8,586", False),
     ("Error rate", "0.0%", "▼ -10.0 pp", "10.0%", False),
 ]
 EDGE_TREND_LAST = [  # the last three weeks' rows, by hand
     ["9 – 15 Nov", "2,160", "2.4%", "0.4%", "1.8%", "$0.02"],
     ["16 – 22 Nov", "2,414", "61.0%", "87.5%", "10.0%", "$0.00"],
-    ["23 – 29 Nov", "2,414", "61.2%", "87.5%", "0.0%", "$0.00"],
+    ["23 – 29 Nov", "2,414", "61.2%", "87.5%", "0.0%", "<$0.01"],
 ]
 
 

@@ -123,6 +123,16 @@ def test_compact_amounts_show_the_same_place_in_every_locale(locale: str, expect
     assert [fmt.usd(-n) for n in _AMOUNTS] == ["-" + e for e in expected]
 
 
+@pytest.mark.parametrize(("locale", "amounts"), [
+    ("en", {0.004: "<$0.01", 0.005: "<$0.01", 0.0051: "$0.01", -0.001: "> -$0.01", 0.0: "$0.00", 0.015: "$0.02"}),
+    ("de", {0.004: "<0,01\xa0$", -0.001: "> -0,01\xa0$", 0.0: "0,00\xa0$"}),
+])
+def test_an_amount_under_half_a_cent_is_not_zero(locale: str, amounts: dict[float, str]) -> None:
+    """A model that cost a tenth of a cent read "$0.00", as if it cost nothing (half-even: 0.005 too)."""
+    fmt = Formatter(locale)
+    assert {n: fmt.usd(n) for n in amounts} == amounts
+
+
 @pytest.mark.parametrize(("name", "cur", "prev", "expected"), [
     ("resolution_rate", 61.4, 59.3, "+2.1 pp"),  # rates change in points, never percent of percent
     ("conversations", 2480, 2210, "+12%"),

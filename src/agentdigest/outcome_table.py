@@ -9,37 +9,27 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .render.format import Formatter
+from .render.format import FLAT, NA, NEW, Formatter
+
+
+#: the console says each figure and change as the report does ("61.2%" for 61.15, "+12%", "<$0.01")
+_FORMAT = Formatter()
 
 
 def _fmt(value: Any, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit == "percent":
-        return f"{value:.1f}%"
-    if unit == "usd":
-        return f"${value:,.2f}"
-    if unit == "ms":
-        return f"{value:,.0f} ms"
-    if isinstance(value, float):
-        return f"{value:,.1f}"
-    return f"{value:,}"
+    return _FORMAT.value(value, unit)
 
 
 def _change(m: Any) -> str:
     if m.direction is None:
         return ""
-    if m.direction == "flat":
-        return "flat"
-    if m.direction == "new" and m.change_pp is None:  # a rate after 0.0% moved by points, as in the report
-        return "new"
-    arrow = "▲" if m.direction == "up" or (m.direction == "new" and m.change_pp > 0) else "▼"
+    change = _FORMAT.change(m)
+    if change in (FLAT, NA, NEW):
+        return change
+    up = m.direction == "up" or (m.direction == "new" and (m.change_pp or 0) > 0)  # a rate after 0.0%
     good = m.good if m.judged else None
     colour = "green" if good else "red" if good is False else "white"
-    amount = f"{m.change_pp:+.1f} pp" if m.change_pp is not None else f"{m.change_pct:+.1f}%" if m.change_pct is not None else ""
-    if amount.lstrip("+-").startswith("0.0"):  # "▼ -0.0%" said a move the figures cannot show
-        return "no change"
-    return f"[{colour}]{arrow} {amount}[/]"
+    return f"[{colour}]{'▲' if up else '▼'} {change}[/]"
 
 
 HEADLINE = ("conversations", "resolution_rate", "containment_rate", "error_rate", "p95_latency_ms",

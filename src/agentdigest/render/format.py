@@ -111,6 +111,10 @@ class Formatter:
             return format_currency(number, "USD", format="¤0.0E0", locale=self.locale, currency_digits=False)
         if abs(number) >= 10_000_000:  # "$785B", not "$785,000,000,000" (found in a rendering audit)
             return self._compact_usd(number)
+        if number != 0 and shown(number, 2) == 0:  # a tenth of a cent spent is not "$0.00": "<$0.01"
+            bound = format_currency(0.01 if number > 0 else -0.01, "USD", format=self._money[2], locale=self.locale,
+                                    currency_digits=False)
+            return f"<{bound}" if number > 0 else f"> {bound}"
         digits = 0 if abs(shown(number, 2)) >= 1000 else 2  # 999.996 is "$1,000", not "$1,000.00"
         return format_currency(number, "USD", format=self._money[digits], locale=self.locale,
                                currency_digits=False)
