@@ -667,6 +667,12 @@ def test_a_rate_after_zero_moves_by_points_in_every_format() -> None:
     assert cards[1] == ("Resolution rate", "40.0%", "▲ +40.0 pp", "0.0%", False)  # by hand
     assert cards[5] == ("Error rate", "3.0%", "▲ +3.0 pp", "0.0%", False)
     check_cards(files, "executive")
+    rows = console_rows(replace(data, metrics=metrics))
+    assert (rows["Resolution rate"][2], rows["Error rate"][2]) == ("▲ +40.0 pp", "▲ +3.0 pp")
+
+
+def console_rows(data: Any) -> dict[str, tuple[str, str, str]]:
+    """The headline table `run` prints: label -> (value, previous, change)."""
     from io import StringIO
 
     from rich.console import Console
@@ -675,11 +681,19 @@ def test_a_rate_after_zero_moves_by_points_in_every_format() -> None:
     from agentdigest.runner import RunOutcome
 
     out = StringIO()
-    print_outcome(RunOutcome(report_id=data.report_id, period_key=data.period.key, data=replace(data, metrics=metrics)),
+    print_outcome(RunOutcome(report_id=data.report_id, period_key=data.period.key, data=data),
                   Console(file=out, width=200, color_system=None))
-    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in out.getvalue().splitlines()
-            if line.count("│") >= 4}
-    assert (rows["Resolution rate"], rows["Error rate"]) == ("▲ +40.0 pp", "▲ +3.0 pp")
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.getvalue().splitlines() if line.count("│") >= 5]
+    return {label: (value, previous, change) for label, value, previous, change in cells}
+
+
+def test_the_console_says_the_edge_figures_as_the_report_does() -> None:
+    """61.15 read "61.1%" on the console beside "61.2%" in the report; half a cent "$0.01" beside "<$0.01"."""
+    data = edge_report()
+    rows = console_rows(data)
+    doc = json.loads(render_artifacts(data, {"json"})["report.json"])
+    for label, value, change, previous, _ in expected_cards(doc, "executive"):
+        assert rows[label] == (value, previous, "" if change == "n/a" else change), label
 
 
 def test_completeness_just_under_the_threshold_reads_under_it() -> None:
