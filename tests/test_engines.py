@@ -76,6 +76,20 @@ def test_missing_psycopg_says_how_to_install_it(monkeypatch):
         engine_url("postgresql://u@127.0.0.1:1/db")
 
 
+def test_another_ibis_backend_without_its_driver_says_how_to_install_it():
+    """Found in a new-user audit: mysql:// said "cannot connect (Failed to import the mysql backend due to missing
+    dependencies.)", and Ibis's install hint was cut off with the rest of its message."""
+    import importlib.util
+    if importlib.util.find_spec("MySQLdb") is not None:
+        pytest.skip("the mysql driver is installed here, so Ibis's mysql backend imports")
+    with pytest.raises(SourceError) as err:
+        open_source(SourceConfig(url="mysql://reports:s3cret@127.0.0.1:1/events", table="agent_events"))
+    assert str(err.value) == (
+        "source mysql://reports:***@127.0.0.1:1/events: Ibis's mysql backend is not installed; install it into "
+        "agentdigest's environment with pip install 'ibis-framework[mysql]' (untested here: agentdigest is tested "
+        "on DuckDB, PostgreSQL and Spark)")
+
+
 def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -274,6 +274,14 @@ def _generic(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
             what = f"no engine for {scheme_of(cfg.url)}://" if cfg.url.strip() else "is empty"
             raise InputError(f"source.url: {what} (expected duckdb://, postgresql://, "
                              "pyspark://, or another Ibis backend's URL such as clickhouse://)") from exc
+        missing = re.match(r"Failed to import the (\w+) backend due to missing dependencies", str(exc))
+        if isinstance(exc, ImportError) and missing:  # Ibis knows the backend; its driver is not installed
+            # said "cannot connect (Failed to import the mysql backend due to missing dependencies.)", the hint
+            # of how to install it cut away with the rest of Ibis's message (a new-user audit)
+            backend = missing[1]
+            raise SourceError(f"source {mask_url(cfg.url)}: Ibis's {backend} backend is not installed; install it "
+                              f"into agentdigest's environment with pip install 'ibis-framework[{backend}]' "
+                              "(untested here: agentdigest is tested on DuckDB, PostgreSQL and Spark)") from exc
         raise SourceError(f"source {mask_url(cfg.url)}: cannot connect ({mask_text(first_line(exc, 300), url_secrets(cfg.url))})") from exc
     if not cfg.table:
         raise InputError("source: 'files' is only supported by duckdb:// and pyspark:// sources; set 'table'")
