@@ -445,6 +445,19 @@ def test_a_period_key_of_another_kind_names_the_report_and_the_way_out(small_db)
     assert done.returncode == 0, done.stderr
 
 
+def test_a_period_key_of_a_kind_no_report_has_says_so(small_db):
+    """Found by a user with weekly reports only: `run --period 2026-10` told them to "name the month reports
+    to run", and there are none; the line names the config file that has none."""
+    (small_db / "weekly.toml").write_text('[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
+                                          '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "UTC"\n'
+                                          '[[reports]]\nid = "weekly-eng"\nperiod = "week"\ntimezone = "UTC"\n')
+    line = one_line(cli(small_db, "run", "--config", "weekly.toml", "--period", "2026-10", "--dry-run",
+                        "--now", "2026-11-29T01:00:00Z"), 2)
+    assert line == ("agentdigest: error: --period '2026-10' is not a week key (expected e.g. 2026-W48); it is "
+                    "written as a month key, and no report in weekly.toml is a month report")
+    assert not (small_db / "reports").exists()
+
+
 @pytest.mark.parametrize("key,line", [
     ("2025-W53", "--period '2025-W53' names no week: 2025 has ISO weeks W01 to W52"),
     ("2026-02-30", "--period '2026-02-30' names no day: February 2026 has 28 days"),

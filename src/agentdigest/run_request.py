@@ -53,6 +53,11 @@ def given_period(config: Config, reports: list[ReportConfig], report: ReportConf
         # A key of that shape that names no period (2026-13) is said so: the hint below sent the user to
         # run the month reports with it, which then failed (a scheduling audit).
         parse_period(kind, key or "", "UTC")
+        if not any(r.period == kind for r in config.reports):
+            # Found by a user with weekly reports only: `--period 2026-10` sent them to "name the month
+            # reports", of which the config has none.
+            raise InputError(f"{exc}; it is written as a {kind} key, and no report in "
+                             f"{config.path or 'the config'} is a {kind} report") from None
         fitting = [r.id for r in reports if r.period == kind]
         example = command(config, f"run {' '.join(fitting) if fitting else 'REPORT_ID'} --period {key}")
         raise InputError(f"report {report.id!r} is a {report.period} report: {exc}; --period applies to every "
