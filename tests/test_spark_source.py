@@ -335,6 +335,29 @@ def test_tsv_files_are_read_as_by_duckdb(url, names, tmp_path, request):
     assert rows == [row for name in names for row in expected[name]]
 
 
+@pytest.mark.parametrize("url,name,content,looks", [
+    pytest.param("duckdb://", "events.parquet", b"conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n",
+                 "it looks like CSV text", id="duckdb-csv"),
+    pytest.param(SPARK, "events.parquet", b"conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n",
+                 "it looks like CSV text", marks=pytest.mark.spark, id="spark-csv"),
+    pytest.param("duckdb://", "events.parquet", b"", "it is empty", id="duckdb-empty"),
+    pytest.param("duckdb://", "events.parquet", b'{"conversation_id": "c1"}\n', "it looks like JSON text",
+                 id="duckdb-json"),
+    pytest.param("duckdb://", "part-0.parquet", b"PAR1" + b"\x15" * 40, "it starts as Parquet but has no footer",
+                 id="duckdb-truncated"),
+])
+def test_a_file_read_as_parquet_that_is_not_parquet_is_named(url, name, content, looks, tmp_path, request):
+    """Found by a user whose events.parquet held CSV text: DuckDB's line was "No magic bytes found at end of file",
+    Spark's "Could not read footer ... ORC or Parquet format"; now both name the file and say what it looks like."""
+    pq.write_table(_events(["a1"]), tmp_path / "good.parquet")
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(SourceError) as err:
+        _open(url, str(tmp_path / "*.parquet"), request)
+    line = _one_line(err.value)
+    assert line.startswith(f"source.files: {tmp_path / name} is not a Parquet file ({looks}"), line
+    assert line.endswith("files are read as CSV only when every file ends in .csv, .csv.gz or .tsv"), line
+
+
 # -- 3. columns of every file ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("url,fmt", [

@@ -3,7 +3,9 @@ be read, how to keep PostgreSQL from stopping a query; never the event values an
 
 from __future__ import annotations
 
+import os
 import re
+import zlib
 
 from .errors import first_line
 
@@ -50,3 +52,73 @@ def query_advice(exc: BaseException) -> str:
         return ("; the standby cancelled it to apply the primary's changes: on the standby set "
                 "hot_standby_feedback = on or a longer max_standby_streaming_delay, or read from the primary")
     return ""
+
+
+def not_parquet(paths: list[str]) -> str | None:
+    """One line for the first local file of ``paths`` read as Parquet that is not Parquet, saying what it looks
+    like; None when each is Parquet at both ends (or cannot be looked at here: a URL). Found by a user whose
+    events.parquet held CSV text: DuckDB said "No magic bytes found at end of file", Spark "Could not read
+    footer ... ORC or Parquet format". Files ending as CSV's are left to the callers' own words (CSV beside
+    Parquet)."""
+    # Here, not at the top: .unreadable imports this module.
+    from .unreadable import CSV_SUFFIXES
+
+    for path in paths:
+        if "://" in path or path.lower().endswith(CSV_SUFFIXES) or not os.path.isfile(path):
+            continue
+        try:
+            looks = _not_parquet_looks(path)
+        except OSError:
+            continue  # the engine's own error stands
+        if looks is None:
+            continue
+        endings = ", ".join(CSV_SUFFIXES[:-1]) + f" or {CSV_SUFFIXES[-1]}"
+        advice = "" if "CSV text" in looks else "expected Parquet; "
+        return (f"source.files: {path} is not a Parquet file ({looks}); {advice}files are read as CSV only when "
+                f"every file ends in {endings}")
+    return None
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def _not_parquet_looks(path: str) -> str | None:
+    """What the file at ``path`` looks like when it is not Parquet (which starts and ends with PAR1), else None."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - 4, 0))
+        tail = f.read(4)
+    if head.startswith(PARQUET_MAGIC) and tail == PARQUET_MAGIC and size >= 12:
+        return None
+    if size == 0:
+        return "it is empty"
+    if head.startswith(PARQUET_MAGIC):
+        return "it starts as Parquet but has no footer: cut short, or still being written"
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            kind = _text_kind(zlib.decompressobj(31).decompress(head, 4096))
+        except zlib.error:
+            kind = None
+        return f"it is gzip-compressed {kind}" if kind else "it is gzip-compressed"
+    kind = _text_kind(head)
+    return f"it looks like {kind}" if kind else "its first bytes are not Parquet's"
+
+
+def _text_kind(head: bytes) -> str | None:
+    """What the first bytes of a file look like as text: "CSV text", "JSON text", ..., or None (not text)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not a character cut at the end of ``head``
+            return None
+        text = head[:exc.start].decode("utf-8")
+    if "\x00" in text:
+        return None
+    first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    if first.lstrip().startswith(("{", "[")):
+        return "JSON text"
+    if "\t" in first:
+        return "tab-separated CSV text"
+    return "CSV text" if any(sep in first for sep in ",;|") else "text"

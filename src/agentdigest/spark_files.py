@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 
 from .errors import InputError, SourceError
 from .masking import mask_text
+from .source_errors import not_parquet
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
 from .spark_csv import read_csv
@@ -371,8 +372,10 @@ def _files_error(patterns: list[str], exc: BaseException, listed: list[str] | No
         csv = next((f for f in listed or [] if is_csv([f])), None)
         other = next((f for f in listed or [] if not is_csv([f])), None)
         mixed = f" ({_local_path(csv)} is CSV but {_local_path(other)} is not)" if csv and other else ""
-        error = SourceError(f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
-                            f"every file ends in {endings}{mixed}")
+        # a file ending .parquet that is not Parquet (CSV text) is named, and what it looks like said, as on DuckDB
+        error = SourceError(not_parquet([_local_path(f) for f in listed or []])
+                            or f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
+                               f"every file ends in {endings}{mixed}")
     else:
         error = SourceError(f"source.files: cannot read {patterns} ({reason})")
     return type(error)(mask_text(str(error), file_secrets(patterns)))
