@@ -80,6 +80,19 @@ def test_a_folder_of_csv_files_is_read_as_csv(tmp_path):
     assert conversations(tmp_path, "monthly", "2026-10") == 2
 
 
+@pytest.mark.parametrize("files", ['"export.csv"', '["good.csv", "export.csv"]'], ids=["one", "second-of-two"])
+def test_a_csv_file_duckdb_cannot_sniff_is_named_with_the_reason(tmp_path, files):
+    """Found in an audit: a workbook saved as export.csv said "cannot read [...] (Invalid Input Error: Error when
+    sniffing file "".)": of two files, DuckDB names neither, and the reason was on its next line, cut off."""
+    (tmp_path / "good.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-02 10:00:00,message\n")
+    (tmp_path / "export.csv").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    write_config(tmp_path, f'[source]\nurl = "duckdb://"\nfiles = {files}\n')
+    line = one_line(cli(tmp_path, "run", "--period", "2026-10", "--dry-run", "--now", "2026-11-28T00:00:00Z"), 3)
+    assert line == (f"agentdigest: error: source.files: DuckDB cannot read {tmp_path / 'export.csv'} as CSV (it was not "
+                    "possible to automatically detect the CSV parsing dialect; it is a ZIP archive, such as an Excel "
+                    "workbook); expected UTF-8 text with a header line naming the columns")
+
+
 @pytest.mark.parametrize("files,words", [("nothing/**/*.parquet", "no file matches"), ("empty", "no file in the folder")])
 def test_files_that_match_nothing_are_one_line(tmp_path, files, words):
     (tmp_path / "empty").mkdir()

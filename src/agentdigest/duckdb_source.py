@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url
-from .source_errors import csv_cause, not_parquet
+from .source_errors import csv_cause, not_parquet, sniff_cause
 from .sources import _data_files, _table, file_secrets, register_backend
 from .unreadable import Unreadable, is_csv, list_unreadable
 
@@ -117,7 +117,7 @@ def _read_files(con: Any, patterns: list[str], skip_unreadable: bool = False) ->
         return table
     except Exception as exc:
         # Masked: a file URL may carry a password or a presigned signature (found in a security audit).
-        line = (not is_csv(paths) and not_parquet(paths)
+        line = ((sniff_cause(exc, paths) if is_csv(paths) else not_parquet(paths))
                 or f"source.files: cannot read {patterns} ({first_line(exc, 300)}{csv_cause(exc)})")
         raise SourceError(mask_text(line, file_secrets(patterns))) from exc
 

@@ -40,6 +40,43 @@ def csv_cause(exc: BaseException) -> str:
     return (f" of {name}" if name else "") + (f": {without_values(cause)[:200]}" if cause else "")
 
 
+def sniff_cause(exc: BaseException, paths: list[str]) -> str | None:
+    """One line for a CSV file DuckDB's sniffer cannot make out (its delimiter, quotes and header), naming the file
+    and why; None for other errors. Reading several files, DuckDB names none ("Error when sniffing file \"\"."), and
+    its line said only that (found in an audit: a workbook saved as events.csv among the day's exports)."""
+    lines = str(exc).splitlines()
+    found = re.search(r'Error when sniffing file "(.*)"', lines[0]) if lines else None
+    if found is None:
+        return None
+    path = found.group(1) or _unsniffable(paths)
+    reason = lines[1].strip().rstrip(".") if len(lines) > 1 else "its CSV dialect could not be detected"
+    reason = reason[:1].lower() + reason[1:]
+    looks = ""
+    if path and "://" not in path and os.path.isfile(path):
+        try:
+            looks = _looks(path)
+        except OSError:
+            pass
+    looks = "" if not looks or "CSV text" in looks else f"; {looks}"  # what it is, when that is not CSV
+    return (f"source.files: DuckDB cannot read {path or 'one of ' + str(paths)} as CSV ({without_values(reason)[:200]}"
+            f"{looks}); expected UTF-8 text with a header line naming the columns")
+
+
+def _unsniffable(paths: list[str]) -> str | None:
+    """The first local file of ``paths`` DuckDB's sniffer fails on, sniffed each on a connection of its own."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        for path in paths:
+            if "://" in path:
+                continue
+            try:
+                con.execute("SELECT * FROM sniff_csv(?)", [path]).fetchall()
+            except Exception:  # noqa: BLE001 - the one to name
+                return path
+    return None
+
+
 def query_advice(exc: BaseException) -> str:
     """What to change when PostgreSQL stopped a query for a reason its message does not say how to avoid:
     a ``statement_timeout`` (often the role's; found in a PostgreSQL audit), or a hot standby cancelling a
@@ -92,10 +129,24 @@ def _not_parquet_looks(path: str) -> str | None:
         tail = f.read(4)
     if head.startswith(PARQUET_MAGIC) and tail == PARQUET_MAGIC and size >= 12:
         return None
+    if head.startswith(PARQUET_MAGIC):
+        return "it starts as Parquet but has no footer: cut short, or still being written"
+    return _looks(path, head, size)
+
+
+def _looks(path: str, head: bytes | None = None, size: int | None = None) -> str:
+    """What a file's first bytes look like, to say of a file an engine cannot read: "it looks like CSV text", "it is
+    gzip-compressed", "it is empty", ..."""
+    if head is None or size is None:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(4096)
     if size == 0:
         return "it is empty"
     if head.startswith(PARQUET_MAGIC):
-        return "it starts as Parquet but has no footer: cut short, or still being written"
+        return "it looks like Parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a ZIP archive, such as an Excel workbook"
     if head.startswith(b"\x1f\x8b"):
         try:
             kind = _text_kind(zlib.decompressobj(31).decompress(head, 4096))
@@ -103,7 +154,7 @@ def _not_parquet_looks(path: str) -> str | None:
             kind = None
         return f"it is gzip-compressed {kind}" if kind else "it is gzip-compressed"
     kind = _text_kind(head)
-    return f"it looks like {kind}" if kind else "its first bytes are not Parquet's"
+    return f"it looks like {kind}" if kind else "its first bytes are not text"
 
 
 def _text_kind(head: bytes) -> str | None:
