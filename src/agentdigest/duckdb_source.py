@@ -34,9 +34,11 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
         # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
         raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
                          f"url = \"duckdb://\" and files = {path!r})")
-    if cfg.table and path != ":memory:":
-        if not Path(path).exists():
-            raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found")
+    if path != ":memory:" and not Path(path).exists():
+        # With files too: DuckDB opens a missing file by creating it, and a typo in the path left an empty
+        # database behind, the run going on as if the path were right (found in an audit).
+        hint = "; files need none: url = \"duckdb://\" reads them in memory" if cfg.files else ""
+        raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found: no such database file {path}{hint}")
     settings = _duckdb_settings(cfg.settings)
     unreadable = None if cfg.table else _csv_unreadable(cfg)  # before the source's connection: see .unreadable
     try:
