@@ -358,6 +358,21 @@ def test_a_file_read_as_parquet_that_is_not_parquet_is_named(url, name, content,
     assert line.endswith("files are read as CSV only when every file ends in .csv, .csv.gz or .tsv"), line
 
 
+@pytest.mark.parametrize("url", [pytest.param("duckdb://", id="duckdb"),
+                                 pytest.param(SPARK, marks=pytest.mark.spark, id="spark")])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])  # with a byte-order mark, and without (NULs)
+def test_a_utf16_csv_file_is_named_as_utf16(url, encoding, tmp_path, request):
+    """Found in an audit: a CSV file saved as UTF-16 read as UTF-8, and the run said "required column
+    'conversation_id' not found (columns:  ,  0 . 0 0 3 2 ...)", exit 2, its header spaced out by NULs."""
+    text = "conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n"
+    (tmp_path / "a.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "b.csv").write_bytes(text.encode(encoding))
+    with pytest.raises(SourceError) as err:
+        _open(url, str(tmp_path / "*.csv"), request)
+    assert _one_line(err.value) == (f"source.files: {tmp_path / 'b.csv'} is UTF-16 text; expected UTF-8: save it as "
+                                    "CSV UTF-8, or convert it, e.g. iconv -f UTF-16 -t UTF-8")
+
+
 # -- 3. columns of every file ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("url,fmt", [

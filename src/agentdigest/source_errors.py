@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
+from collections.abc import Callable
 
 from .errors import first_line
 
@@ -60,6 +61,27 @@ def sniff_cause(exc: BaseException, paths: list[str]) -> str | None:
     looks = "" if not looks or "CSV text" in looks else f"; {looks}"  # what it is, when that is not CSV
     return (f"source.files: DuckDB cannot read {path or 'one of ' + str(paths)} as CSV ({without_values(reason)[:200]}"
             f"{looks}); expected UTF-8 text with a header line naming the columns")
+
+
+def not_utf8_csv(paths: list[str], local: Callable[[str], str] | None = None) -> str | None:
+    """One line for the first local CSV file of ``paths`` written as UTF-16 (a byte-order mark, or every other byte
+    NUL, as Excel's "Unicode text" and PowerShell's exports are), else None. Found in an audit: DuckDB and Spark
+    read such a file as UTF-8 and the run said "required column 'conversation_id' not found (columns:  ,  0 . 0 0
+    3 2 ...)", the header and a row spaced out by the NULs between their characters. ``local``: a listed entry's
+    local path (Spark lists file: URIs)."""
+    for entry in paths:
+        path = local(entry) if local else entry
+        if "://" in path or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+        except OSError:
+            continue  # the engine's own error stands
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and head.count(0) * 3 >= len(head)):
+            return (f"source.files: {path} is UTF-16 text; expected UTF-8: save it as CSV UTF-8, or convert it, "
+                    f"e.g. iconv -f UTF-16 -t UTF-8")
+    return None
 
 
 def _unsniffable(paths: list[str]) -> str | None:

@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 
 from .errors import InputError, SourceError
 from .masking import mask_text
-from .source_errors import not_parquet
+from .source_errors import not_parquet, not_utf8_csv
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
 from .spark_csv import read_csv
@@ -39,6 +39,8 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     # holding only CSV files was read as Parquet and failed (exit 3), where DuckDB reads them (found in a review).
     listed = _listed(session, patterns)
     csv = is_csv(listed)
+    if csv and (wrong := not_utf8_csv(listed, _local_path)):  # as DuckDB's source says it
+        raise SourceError(mask_text(wrong, file_secrets(patterns)))
     try:
         if csv:
             # A file two entries name, once (see _repeated_files): CSV entries name files, so the files themselves
