@@ -728,3 +728,29 @@ def test_resend_refuses_an_archive_without_a_file_a_channel_sends(world, removed
     if removed == "message.eml":  # a channel that has what it sends still resends alone
         assert resend(config, R, P, channel="slack") == 0
         assert world.posts(HOOK) == before[0] + 1
+
+
+def test_a_retried_delivery_says_so_once_with_its_first_error(world, httpserver, caplog):
+    """A transient failure used to be retried in silence for up to the retry budget (5 minutes by default): the
+    log said nothing until it went or gave up. Now the first retry says so, once per delivery, with its error."""
+    flaky = "/services/T0AAAA/B0BBBB/PLANTEDflakyHOOK"
+    answers = [503, 503]  # Slack's stand-in: two transient failures, then ok
+    httpserver.expect_request(flaky).respond_with_handler(
+        lambda request: Response("busy right now", status=answers.pop(0)) if answers else Response("ok"))
+    world.smtp.handler.data[:] = ["451 4.3.0 mailbox busy", "451 4.3.0 mailbox busy"]  # then accepted
+    budget = dict(FAST, retry_budget=5)
+    config = world.build(["mail", "slack"], mail=world.email(**budget),
+                         slack=dict(type="slack", webhook_url=httpserver.url_for(flaky), **budget))
+    with caplog.at_level(logging.WARNING, logger="agentdigest.delivery"):
+        results = deliver(config)
+    assert set(states(results).values()) == {"sent"} and {r.attempts for r in results} == {3}
+    assert len(world.smtp.messages) == 1 and world.posts(flaky) == 3
+    said = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    mail = [line for line in said if "-> mail" in line]
+    slack = [line for line in said if "-> slack" in line]
+    assert len(mail) == 1 and len(slack) == 1 and len(said) == 2, said
+    assert mail[0].startswith(f"{R} {P} -> mail: ") and "451 4.3.0 mailbox busy" in mail[0]
+    assert slack[0].startswith(f"{R} {P} -> slack: ") and "503" in slack[0] and "busy right now" in slack[0]
+    assert all(line.endswith("retrying for up to 5s (its retry_budget)") for line in said)
+    # The first error goes through the same mask as every other: no password, no webhook path
+    assert not [line for line in said if "PLANTED" in line], said

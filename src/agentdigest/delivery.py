@@ -172,7 +172,8 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
-                               renamed=renamed, destination=destination, refused=refused, under=under)
+                               renamed=renamed, destination=destination, refused=refused, under=under,
+                               budget=getattr(settings, "retry_budget", None))
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -199,7 +200,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
                     secrets: list[str], renamed: dict[str, dict[str, Any]],
                     destination: str | None = None, refused: dict[str, str] | None = None,
-                    under: str | None = None) -> list[DeliveryResult]:
+                    under: str | None = None, budget: float | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
     ``renamed``: this channel's targets that a channel no longer in the config sent the period to (or this one,
@@ -207,7 +208,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     sent, not claimed. ``destination``: the channel's
     destination fingerprint, recorded with its sends. ``refused``: targets not to try again, with the permanent
     error each last failed with (:func:`refused_for_good`); neither claimed nor sent, they are reported failed.
-    ``under``: the fingerprint of the settings, recorded with each failure."""
+    ``under``: the fingerprint of the settings, recorded with each failure. ``budget``: the channel's
+    retry_budget, said when it starts retrying."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
     carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
@@ -260,6 +262,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
 
     if hasattr(channel, "on_retry"):
         channel.on_retry = count_retry
+    _say_retrying(channel, f"{report_id} {period_key} -> {name}", budget, secrets)
     receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
@@ -298,6 +301,27 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                                           provider_id=result.provider_id, retryable=result.retry_later)
             log.error("%s: %s", label, error)
     return [done.get(t) or skipped[t] for t in targets]
+
+
+def _say_retrying(channel: Channel, label: str, budget: float | None, secrets: list[str]) -> None:
+    """Have ``channel`` log one warning when it first waits to retry, with that first error, masked.
+
+    Without it a relay answering 451 was retried in silence for up to the whole budget (5 minutes by
+    default), the log saying nothing until it went or gave up. Said on this module's logger:
+    the scheduler's quieter delivery log would hide it. Once per delivery: the retries after it add nothing."""
+    if not hasattr(channel, "on_wait"):  # a channel of its own making, without BaseChannel's retries
+        return
+    said = False
+
+    def on_wait(error: DeliveryError, seconds: float) -> None:
+        nonlocal said
+        if said:
+            return
+        said = True
+        how_long = "within its retry budget" if budget is None else f"for up to {budget:g}s (its retry_budget)"
+        _logger.warning("%s: %s; retrying %s", label, mask_text(str(error), secrets), how_long)
+
+    channel.on_wait = on_wait  # type: ignore[attr-defined]
 
 
 def _which(targets: list[str]) -> str:
@@ -354,6 +378,8 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     channel = make_channel(name, settings)
     targets = tuple(channel.targets(artifacts))
     secrets = all_secrets(config)
+    _say_retrying(channel, f"{report_cfg.id} {period_key} -> test via {name}", getattr(settings, "retry_budget", None),
+                  secrets)
     receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True), secrets)
     results = []
     for r in receipt.results:

@@ -139,6 +139,9 @@ class BaseChannel:
     #: delivery counts it in the ledger as it happens, so a sender killed between retries still leaves
     #: the true number of attempts behind
     on_retry: Callable[[Sequence[str] | None], None] | None = None
+    #: called before each wait between attempts with the error that failed and the seconds it will wait:
+    #: delivery says in its log that the delivery is being retried (the channel itself logs nothing)
+    on_wait: Callable[[DeliveryError, float], None] | None = None
 
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, self.settings_model):
@@ -187,7 +190,7 @@ class BaseChannel:
         names the targets a retry is still for, when some were settled by an earlier attempt."""
         hook = self.on_retry
         counted = None if hook is None else (lambda: hook(list(pending()) if pending else None))
-        return with_retries(self.settings, action, sleep=sleep, on_retry=counted)
+        return with_retries(self.settings, action, sleep=sleep, on_retry=counted, on_wait=self.on_wait)
 
 
 @dataclass(frozen=True)
@@ -198,13 +201,15 @@ class Tried(Generic[T]):
 
 
 def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[], None] | None = None) -> Tried[T]:
+                 on_retry: Callable[[], None] | None = None,
+                 on_wait: Callable[[DeliveryError, float], None] | None = None) -> Tried[T]:
     """Call ``action`` until it succeeds or fails permanently, or the retry budget is spent.
 
     Only a :class:`DeliveryError` with ``retryable=True`` is retried. The wait is the error's
     ``retry_after`` when the server gave one, else ``retry_initial`` doubling up to ``retry_max_wait``.
     A wait that would end past ``retry_budget`` is not started: the last error is raised instead,
-    as a :class:`ChannelFailure` carrying the attempt count.
+    as a :class:`ChannelFailure` carrying the attempt count. ``on_wait`` is told of each wait that is
+    started, with the error before it.
     """
     attempts = 0
     waits: list[float] = []
@@ -216,11 +221,16 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
             return max(float(retry_after), 0.0)
         return min(settings.retry_initial * 2 ** (state.attempt_number - 1), settings.retry_max_wait)
 
+    def before_sleep(state: RetryCallState) -> None:
+        waits.append(state.upcoming_sleep)
+        if on_wait is not None and state.outcome is not None:  # retry= below lets only a DeliveryError here
+            on_wait(state.outcome.exception(), state.upcoming_sleep)  # type: ignore[arg-type]
+
     retrying = Retrying(
         stop=stop_before_delay(settings.retry_budget),
         wait=wait,
         retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
-        before_sleep=lambda state: waits.append(state.upcoming_sleep),
+        before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,
     )
