@@ -368,7 +368,8 @@ def test_a_warning_on_a_quiet_weekend_day_names_the_same_weekday_baseline(tmp_pa
     the weekdays before, and nothing said that completeness_baseline = "same_weekday" exists. The banner now
     says so when the same weekday of the previous 4 weeks would not warn: 10 of 10 (100%) does; 9 (90%, under
     the 95% threshold) and 4 (an outage, 40%) do not, and the warning reads as before."""
-    from agentdigest.render.context import Limits, banner
+    from agentdigest.render.context import banner
+    from agentdigest.render.limits import Limits
     from agentdigest.render.format import Formatter
 
     day = parse_period("day", "2026-11-21", "UTC")

@@ -299,7 +299,7 @@ def test_a_sparkline_draws_a_tiny_move_as_tiny() -> None:
 
 def test_failures_name_no_agent_when_the_events_have_no_agent_column() -> None:
     """Found in a rendering audit: without an agent_id column every failure read "agent (none)"."""
-    from agentdigest.render.context import Limits
+    from agentdigest.render.limits import Limits
     from agentdigest.render.sections import failures
 
     data = make_report("engineering")
@@ -397,7 +397,7 @@ def test_an_agents_rates_are_coloured_when_its_own_test_says_notable() -> None:
     """The by-agent table showed no error-rate change (billing-bot went from 3.8% to 14.2% unseen) and
     coloured every resolution move; each agent's rates are now tested against its own previous period."""
     from agentdigest.render.sections import breakdowns
-    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.limits import EMAIL_LIMITS
 
     rows = ({"agent_id": "billing-bot", "conversations": 578, "resolved_conversations": 369, "error_conversations": 82,
              "resolution_rate": 369 / 578 * 100, "error_rate": 82 / 578 * 100, "previous_conversations": 568,
@@ -453,7 +453,7 @@ def test_a_previous_period_that_is_the_first_with_data_is_not_judged_against() -
     (36, 24, "neutral"),  # |36 - 24| / sqrt(60) = 12 / 7.746 = 1.55: under 1.96, though over 1
 ])
 def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: int, previous: int, tone: str) -> None:
-    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.limits import EMAIL_LIMITS
     from agentdigest.render.sections import breakdowns
 
     data = replace(make_report("engineering"), errors_by_type=({"error_type": "tool_timeout", "count": count,
@@ -469,7 +469,7 @@ def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: i
     (880.0, 1000.0, "good"),      # -12%: faster, green
 ])
 def test_an_agents_p95_latency_is_coloured_from_a_ten_percent_move(p95: float, previous: float, tone: str) -> None:
-    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.limits import EMAIL_LIMITS
     from agentdigest.render.sections import breakdowns
 
     row = {"agent_id": "support-bot", "conversations": 400, "previous_conversations": 400,
@@ -481,7 +481,7 @@ def test_an_agents_p95_latency_is_coloured_from_a_ten_percent_move(p95: float, p
 def test_failure_examples_keep_long_ids_apart() -> None:
     """Found in a re-check: four error types that differ only in the middle read the same in the failure
     examples, where the tables kept them apart."""
-    from agentdigest.render.context import EMAIL_LIMITS
+    from agentdigest.render.limits import EMAIL_LIMITS
     from agentdigest.render.sections import failures
 
     data = make_report("engineering")

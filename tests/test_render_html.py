@@ -429,7 +429,8 @@ def test_hebrew_and_arabic_event_text_is_isolated_in_the_email_and_the_pdf() -> 
     from zoneinfo import ZoneInfo
 
     from agentdigest.render import render_artifacts
-    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.context import build_context
+    from agentdigest.render.limits import PRINT_LIMITS
     from agentdigest.render.html import render_template
     from agentdigest.render.prepare import prepare
     from render_fixtures import TZ, make_report
@@ -466,7 +467,8 @@ def test_each_agent_of_a_reports_scope_is_isolated_in_the_header(audience: str) 
     from zoneinfo import ZoneInfo
 
     from agentdigest.render import render_artifacts
-    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.context import build_context
+    from agentdigest.render.limits import PRINT_LIMITS
     from agentdigest.render.html import render_template
     from agentdigest.render.prepare import prepare
     from render_fixtures import TZ, make_report
@@ -503,7 +505,8 @@ def test_each_agent_of_the_scope_note_is_isolated_in_the_html_and_the_pdf(audien
     from zoneinfo import ZoneInfo
 
     from agentdigest.render import render_artifacts
-    from agentdigest.render.context import PRINT_LIMITS, build_context
+    from agentdigest.render.context import build_context
+    from agentdigest.render.limits import PRINT_LIMITS
     from agentdigest.render.html import render_template
     from agentdigest.render.prepare import prepare
     from render_fixtures import TZ, make_report

@@ -15,9 +15,10 @@ from ..archive import ARTIFACTS
 from ..errors import RenderError
 from ..report import ReportData
 from .charts import Chart, draw_all
-from .context import EMAIL_LIMITS, EMAIL_STEPS, PRINT_LIMITS, build_context
+from .context import build_context
 from .email import HEADER_POLICY, EmailAddressing, build_message, content_id, message_id, subject
 from .html import render_template
+from .limits import EMAIL_LIMITS, EMAIL_STEPS, PRINT_LIMITS
 from .prepare import prepare
 from .slack import render_slack
 from .text import render_text

@@ -18,6 +18,7 @@ from ..changes import finite_number
 from ..quality import BASELINE_PERIODS
 from ..significance import begins_within, proportions_notable
 from .format import NA, Formatter
+from .limits import PRINT_LIMITS
 
 ELLIPSIS = "…"
 #: The row of a breakdown for events without the key (agent_id, model, error_type null).
@@ -234,8 +235,6 @@ def in_pdf(total: int, pdf_rows: int, fmt: Formatter | None = None) -> str:
 
 def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     """``errors_by_type``, ``by_model``, ``by_agent`` (each None when its column is absent) and ``daily``."""
-    from .context import PRINT_LIMITS
-
     out: dict[str, Any] = {}
     rows, more = _top(data.errors_by_type, "count", limits.error_types)
     labels = names([r.get("error_type") for r in rows], limits.name_chars)
