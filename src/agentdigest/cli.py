@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from .config import CANONICAL_COLUMNS, command, load_config
+from .config import command, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
 from .masking import mask_text
@@ -196,7 +196,7 @@ def check(
     """Validate the config, reach the source and the channels; send nothing."""
 
     def body() -> int:
-        from .sources import ConversionError, QueryFailed, open_source
+        from .sources import open_source
 
         cfg = load_config(config)
         if missed:
@@ -219,35 +219,9 @@ def check(
                       "nor alarms about it",
                       markup=False, soft_wrap=True)
         try:
-            from .queries import rows as _rows
+            from .source_check import source_line
 
-            import ibis
-
-            ts, clock = source.events.event_ts, ibis.timestamp(_now(None)).cast("timestamp('UTC')")
-            # A count of every column converts every value: text that is not a number ('fast' as a latency)
-            # fails here, as it would fail the run, instead of passing the check.
-            converted = {f"_{name}": source.events[name].count() for name in sorted(source.present)}
-            try:
-                # Future as the report counts them: a row without a conversation_id is missing_required only.
-                future = (ts > clock) & source.events.conversation_id.notnull()
-                with source.transaction():  # as a report's queries run: in UTC, with [source.settings]
-                    rows = _rows(source.events.agg(events=source.events.count(), latest=ts.max(where=ts <= clock),
-                                                   future=future.sum(), **converted))[0]
-            except ConversionError as exc:
-                raise source.conversion_error(exc) from None
-            except QueryFailed as exc:  # named like the run names it
-                raise source.query_failed(exc) from exc
-            absent = sorted(set(CANONICAL_COLUMNS) - source.present)
-            # The latest event not in the future: one bad clock must not hide that the data stopped.
-            future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""
-            # A read-only role or a replica: the run works, without temporary tables (README, PostgreSQL).
-            slower = "" if source.temp_tables else "; no temporary tables (read-only): reports compute more slowly"
-            skipped = source.unreadable.rows if source.unreadable else 0
-            unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
-                          f"{source.unreadable.first}" if skipped else "")
-            out.print(f"source {source.name}: ok ({rows['events']:,} events, latest {_instant(rows['latest'])}{future}"
-                      f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable})",
-                      markup=False)
+            out.print(source_line(source), markup=False)
         finally:
             source.close()
         from .commands_delivery import check_archive, check_channels, check_ledger
@@ -256,15 +230,6 @@ def check(
         return max(*codes, check_channels(cfg, console=out))
 
     _guard(verbose, body)
-
-
-def _instant(value: Any) -> str:
-    """An event time for a person: "2026-11-29 23:42:05 UTC", to the second (check printed microseconds and
-    "+00:00", found in a README audit); "none" without one."""
-    if isinstance(value, datetime):  # an engine may return it without its zone: UTC, its session's
-        utc = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-        return f"{utc:%Y-%m-%d %H:%M:%S} UTC"
-    return "none" if value is None else str(value)
 
 
 @app.command(short_help="Demo events in DuckDB; both reports to an outbox.")
