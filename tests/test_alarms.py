@@ -437,3 +437,33 @@ def test_a_resolved_notice_refused_for_now_fails_nothing_and_goes_out_at_the_nex
     assert timed_run(path, "2026-11-30T17:15:00Z")[0] == 0
     assert [s for s, _ in subjects(pager)] == ["[agentdigest] weekly 2026-W48 is late", DELIVERED]
     assert alarm_rows(path)[("alarm:oncall", "resolved:oncall@example.com")]["attempts"] == 2
+
+
+def test_an_alarm_that_may_have_arrived_is_sent_again_at_the_next_pass(tmp_path, httpserver):
+    """Found in an audit: an alarm post left unanswered past the timeout ("it may have arrived") was recorded as
+    refused for good, so no later pass tried it for a day, where a report's send that may have arrived goes out
+    again at the next run (a second copy, rather than an alarm perhaps never seen). Slack has no idempotency key."""
+    import time
+
+    from werkzeug import Response
+
+    posts = []
+
+    def answer(request):
+        posts.append(request.data)
+        if len(posts) == 1:
+            time.sleep(2)  # past the channel's 1 s timeout
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    oncall = {"type": "slack", "webhook_url": httpserver.url_for("/hook"), "retry_budget": 0, "timeout": 1}
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY], alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    assert due_run(path, "2026-11-30T14:05:00Z")[0] != 0  # the source is missing: the 'failed' alarm
+    row = alarm_rows(path)[("alarm:oncall", "failed")]
+    assert (row["state"], row["retryable"]) == ("failed", True), row
+    assert due_run(path, "2026-11-30T14:10:00Z")[0] != 0
+    assert len(posts) == 2
+    assert alarm_rows(path)[("alarm:oncall", "failed")]["state"] == "sent"
+    assert due_run(path, "2026-11-30T14:15:00Z")[0] != 0
+    assert len(posts) == 2  # sent: not again

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from .archive import mark_alarmed, recorded_alarms
 from .channels import Delivery, TargetResult, make_channel
+from .channels.base import arrived_maybe
 from .config import Config, EmailChannel
 from .preflight import lease_seconds
 from .errors import ArchiveError, DeliveryError
@@ -201,8 +202,9 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         results = {r.target: r for r in receipt.results}
     except Exception as exc:  # noqa: BLE001 - every claimed target failed (a ChannelFailure), or a bug
         error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-        retryable = bool(getattr(exc, "retryable", True))
-        results = {t: TargetResult(t, "failed", error=error, retryable=retryable) for t in claims}
+        retryable, arrived = bool(getattr(exc, "retryable", True)), arrived_maybe(exc)
+        results = {t: TargetResult(t, "failed", error=error, retryable=retryable, may_have_arrived=arrived)
+                   for t in claims}
     sent = [t for t in claims if (r := results.get(t)) is not None and r.state == "sent"]
     _log_sends(archive, alarm, ledger_channel, {t: results[t].provider_id for t in sent})
     errors = []
@@ -213,7 +215,9 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
             ledger.mark_sent(claim, result.provider_id)
             continue
         error = mask_text(result.error or "failed", secrets)
-        ledger.mark_failed(claim, error, result.retryable, under=under)
+        # retry_later: an alarm that may have arrived goes again at the next pass, as a report does (found in an
+        # audit: it was refused for good, and no pass tried it for a day)
+        ledger.mark_failed(claim, error, result.retry_later, under=under)
         errors.append(error)
     if sent:
         log.warning("sent the '%s' alarm for %s %s via %s%s", alarm.kind, alarm.report_id, alarm.period.key, name,
