@@ -1,7 +1,7 @@
 """The template context: ReportData turned into display-ready values, the same for every format.
 
 Every value here is already formatted for the report's locale; templates only lay it out.
-The names below are the context a custom template folder can use (docs/templates.md).
+The names below are the context a custom template folder can use (README, "Custom templates").
 """
 
 from __future__ import annotations
