@@ -467,3 +467,26 @@ def test_an_alarm_that_may_have_arrived_is_sent_again_at_the_next_pass(tmp_path,
     assert alarm_rows(path)[("alarm:oncall", "failed")]["state"] == "sent"
     assert due_run(path, "2026-11-30T14:15:00Z")[0] != 0
     assert len(posts) == 2  # sent: not again
+
+
+def test_an_alarm_being_retried_says_so_once_with_its_first_error(tmp_path, smtp_server, tls_cert, caplog):
+    """An alarm's relay answering 451 was retried in silence for up to the alarm channel's retry budget, as a
+    report's delivery was; now its first retry says so, once, with the first error, and the alarm goes."""
+    import logging
+
+    server = smtp_server()
+    server.handler.data[:] = ["451 4.3.0 mailbox busy", "451 4.3.0 mailbox busy"]  # then accepted
+    oncall = {"type": "email", "to": ["oncall@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "retry_budget": 10, "timeout": 5,
+              "retry_initial": 0.05, "retry_max_wait": 0.1}
+    path = write_config(tmp_path, events=tmp_path / "missing.duckdb", reports=[WEEKLY], alarms={"channel": "oncall"},
+                        channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall})
+    with caplog.at_level(logging.WARNING, logger="agentdigest.schedule"):
+        assert due_run(path, "2026-11-30T14:05:00Z")[0] != 0  # the source is missing: the 'failed' alarm
+    assert subjects(server) == [("[agentdigest] weekly 2026-W48 could not be delivered", ["oncall@example.com"])]
+    said = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("the 'failed' alarm for weekly 2026-W48 via oncall: ")
+    assert "451 4.3.0 mailbox busy" in said[0]
+    assert said[0].endswith("retrying for up to 10s (its retry_budget)")
+    assert alarm_rows(path)[("alarm:oncall", "failed:oncall@example.com")]["state"] == "sent"

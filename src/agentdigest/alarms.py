@@ -34,6 +34,7 @@ from .archive import mark_alarmed, recorded_alarms
 from .channels import Delivery, TargetResult, make_channel
 from .channels.base import arrived_maybe
 from .config import Config, EmailChannel
+from .delivery import say_retrying
 from .preflight import lease_seconds
 from .errors import ArchiveError, DeliveryError
 from .masking import mask_text, secret_values
@@ -171,6 +172,9 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         channel = make_channel(name, settings)
         files = artifacts(alarm, settings)
         targets = [t for t in channel.targets(files) if only is None or t in only]
+        # a relay answering 451 was retried in silence for up to the alarm channel's whole retry budget
+        say_retrying(channel, f"the '{alarm.kind}' alarm for {alarm.report_id} {alarm.period.key} via {name}",
+                     getattr(settings, "retry_budget", None), secrets, log)
     except Exception as exc:  # an alarm must never take the scheduler down with it; nothing was claimed
         _failed(alarm, name, mask_text(f"{type(exc).__name__}: {exc}", secrets))
         return "failed"

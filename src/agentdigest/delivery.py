@@ -262,7 +262,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
 
     if hasattr(channel, "on_retry"):
         channel.on_retry = count_retry
-    _say_retrying(channel, f"{report_id} {period_key} -> {name}", budget, secrets)
+    say_retrying(channel, f"{report_id} {period_key} -> {name}", budget, secrets)
     receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
@@ -303,12 +303,14 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     return [done.get(t) or skipped[t] for t in targets]
 
 
-def _say_retrying(channel: Channel, label: str, budget: float | None, secrets: list[str]) -> None:
+def say_retrying(channel: Channel, label: str, budget: float | None, secrets: list[str],
+                 logger: logging.Logger | None = None) -> None:
     """Have ``channel`` log one warning when it first waits to retry, with that first error, masked.
 
     Without it a relay answering 451 was retried in silence for up to the whole budget (5 minutes by
-    default), the log saying nothing until it went or gave up. Said on this module's logger:
-    the scheduler's quieter delivery log would hide it. Once per delivery: the retries after it add nothing."""
+    default), the log saying nothing until it went or gave up. Said on this module's logger unless ``logger``
+    is given (an alarm's, on the scheduler's): the scheduler's quieter delivery log would hide it. Once per
+    delivery: the retries after it add nothing."""
     if not hasattr(channel, "on_wait"):  # a channel of its own making, without BaseChannel's retries
         return
     said = False
@@ -319,7 +321,7 @@ def _say_retrying(channel: Channel, label: str, budget: float | None, secrets: l
             return
         said = True
         how_long = "within its retry budget" if budget is None else f"for up to {budget:g}s (its retry_budget)"
-        _logger.warning("%s: %s; retrying %s", label, mask_text(str(error), secrets), how_long)
+        (logger or _logger).warning("%s: %s; retrying %s", label, mask_text(str(error), secrets), how_long)
 
     channel.on_wait = on_wait  # type: ignore[attr-defined]
 
@@ -378,7 +380,7 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     channel = make_channel(name, settings)
     targets = tuple(channel.targets(artifacts))
     secrets = all_secrets(config)
-    _say_retrying(channel, f"{report_cfg.id} {period_key} -> test via {name}", getattr(settings, "retry_budget", None),
+    say_retrying(channel, f"{report_cfg.id} {period_key} -> test via {name}", getattr(settings, "retry_budget", None),
                   secrets)
     receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True), secrets)
     results = []
