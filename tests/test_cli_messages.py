@@ -473,6 +473,12 @@ def test_a_period_key_of_another_kind_names_the_report_and_the_way_out(small_db)
     done = cli(small_db, "run", "weekly-exec", "--period", "2026-W47", "--dry-run", "--format", "json",
                "--now", "2026-11-29T01:00:00Z")
     assert done.returncode == 0, done.stderr
+    # The week report named, with a day key: the way out names the config's day report (it said "run REPORT_ID")
+    line = one_line(cli(small_db, "run", "weekly-exec", "--period", "2026-11-20", "--dry-run",
+                        "--now", "2026-11-29T01:00:00Z"), 2)
+    assert line.startswith("agentdigest: error: report 'weekly-exec' is a week report: --period '2026-11-20' is "
+                           "not a week key"), line
+    assert line.endswith("so name the day reports to run: agentdigest run support-eng-daily --period 2026-11-20"), line
 
 
 def test_a_period_key_of_a_kind_no_report_has_says_so(small_db):

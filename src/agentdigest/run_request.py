@@ -58,8 +58,11 @@ def given_period(config: Config, reports: list[ReportConfig], report: ReportConf
             # reports", of which the config has none.
             raise InputError(f"{exc}; it is written as a {kind} key, and no report in "
                              f"{config.path or 'the config'} is a {kind} report") from None
-        fitting = [r.id for r in reports if r.period == kind]
-        example = command(config, f"run {' '.join(fitting) if fitting else 'REPORT_ID'} --period {key}")
+        # Those of the run, else the config's: `run weekly-exec --period 2026-10` was told "run REPORT_ID"
+        # though the config names the month reports (found by a helper's review).
+        fitting = ([r.id for r in reports if r.period == kind]
+                   or [r.id for r in config.reports if r.period == kind])
+        example = command(config, f"run {' '.join(fitting)} --period {key}")
         raise InputError(f"report {report.id!r} is a {report.period} report: {exc}; --period applies to every "
                          f"report run, so name the {kind} reports to run: {example}") from None
 
