@@ -360,17 +360,27 @@ def test_a_file_read_as_parquet_that_is_not_parquet_is_named(url, name, content,
 
 @pytest.mark.parametrize("url", [pytest.param("duckdb://", id="duckdb"),
                                  pytest.param(SPARK, marks=pytest.mark.spark, id="spark")])
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])  # with a byte-order mark, and without (NULs)
-def test_a_utf16_csv_file_is_named_as_utf16(url, encoding, tmp_path, request):
+@pytest.mark.parametrize("content,says", [
+    pytest.param("utf-16", "is UTF-16 text; expected UTF-8: save it as CSV UTF-8, or convert it, e.g. iconv -f UTF-16 "
+                 "-t UTF-8", id="utf16-bom"),
+    pytest.param("utf-16-le", "is UTF-16 text; expected UTF-8: save it as CSV UTF-8, or convert it, e.g. iconv -f "
+                 "UTF-16 -t UTF-8", id="utf16-no-bom"),
+    pytest.param(b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 8, "is not CSV text (it is a ZIP archive, such "
+                 "as an Excel workbook); expected UTF-8 text with a header line naming the columns", id="workbook"),
+    pytest.param(b"\x1f\x8b\x08\x00" + bytes(64), "is not CSV text (it is gzip-compressed); expected UTF-8 text with a "
+                 "header line naming the columns", id="gzip-without-gz"),
+])
+def test_a_csv_file_that_is_not_utf8_text_is_named_with_what_it_is(url, content, says, tmp_path, request):
     """Found in an audit: a CSV file saved as UTF-16 read as UTF-8, and the run said "required column
-    'conversation_id' not found (columns:  ,  0 . 0 0 3 2 ...)", exit 2, its header spaced out by NULs."""
+    'conversation_id' not found (columns:  ,  0 . 0 0 3 2 ...)", exit 2, its header spaced out by NULs; a
+    workbook renamed .csv read as rows of garbage on Spark. Text in another 8-bit encoding is not refused
+    (test_csv_rows_not_in_utf8_are_counted_and_left_out_by_spark_as_by_duckdb)."""
     text = "conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n"
     (tmp_path / "a.csv").write_text(text, encoding="utf-8")
-    (tmp_path / "b.csv").write_bytes(text.encode(encoding))
+    (tmp_path / "b.csv").write_bytes(text.encode(content) if isinstance(content, str) else content)
     with pytest.raises(SourceError) as err:
         _open(url, str(tmp_path / "*.csv"), request)
-    assert _one_line(err.value) == (f"source.files: {tmp_path / 'b.csv'} is UTF-16 text; expected UTF-8: save it as "
-                                    "CSV UTF-8, or convert it, e.g. iconv -f UTF-16 -t UTF-8")
+    assert _one_line(err.value) == f"source.files: {tmp_path / 'b.csv'} {says}"
 
 
 # -- 3. columns of every file ---------------------------------------------------------------------

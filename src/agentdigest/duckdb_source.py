@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url
-from .source_errors import csv_cause, not_parquet, not_utf8_csv, sniff_cause
+from .source_errors import csv_cause, not_parquet, not_csv_text, sniff_cause
 from .sources import _data_files, _table, file_secrets, register_backend
 from .unreadable import Unreadable, is_csv, list_unreadable
 
@@ -142,7 +142,7 @@ def _csv_unreadable(cfg: SourceConfig) -> Unreadable | None:
     paths = _data_files(cfg.file_list)
     if not is_csv(paths):
         return None
-    if wrong := not_utf8_csv(paths):  # read as UTF-8, its header came out as no column the report needs
+    if wrong := not_csv_text(paths):  # read as UTF-8, its header came out as no column the report needs
         raise SourceError(mask_text(wrong, file_secrets(cfg.file_list)))
     columns = sorted({cfg.columns.get(c, c) for c in CANONICAL_COLUMNS})
     return list_unreadable(paths, columns, file_secrets(cfg.file_list))

@@ -63,11 +63,13 @@ def sniff_cause(exc: BaseException, paths: list[str]) -> str | None:
             f"{looks}); expected UTF-8 text with a header line naming the columns")
 
 
-def not_utf8_csv(paths: list[str], local: Callable[[str], str] | None = None) -> str | None:
-    """One line for the first local CSV file of ``paths`` written as UTF-16 (a byte-order mark, or every other byte
-    NUL, as Excel's "Unicode text" and PowerShell's exports are), else None. Found in an audit: DuckDB and Spark
-    read such a file as UTF-8 and the run said "required column 'conversation_id' not found (columns:  ,  0 . 0 0
-    3 2 ...)", the header and a row spaced out by the NULs between their characters. ``local``: a listed entry's
+def not_csv_text(paths: list[str], local: Callable[[str], str] | None = None) -> str | None:
+    """One line for the first local CSV file of ``paths`` that is not text DuckDB or Spark can read as CSV, else
+    None: UTF-16 text (a byte-order mark, or a NUL beside each character, as Excel's "Unicode text" and
+    PowerShell's exports are), or by its first bytes a ZIP archive (an Excel workbook renamed), Parquet, or gzip
+    without .gz. Found in an audit: read as UTF-8, a UTF-16 file's run said "required column 'conversation_id'
+    not found (columns:  ,  0 . 0 0 3 2 ...)", its header spaced out by NULs. Text in another 8-bit encoding is
+    not refused: its rows are counted unreadable, as DuckDB and Spark find them. ``local``: a listed entry's
     local path (Spark lists file: URIs)."""
     for entry in paths:
         path = local(entry) if local else entry
@@ -78,10 +80,24 @@ def not_utf8_csv(paths: list[str], local: Callable[[str], str] | None = None) ->
                 head = f.read(4096)
         except OSError:
             continue  # the engine's own error stands
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 4 and head.count(0) * 3 >= len(head)):
+        if _utf16(head):
             return (f"source.files: {path} is UTF-16 text; expected UTF-8: save it as CSV UTF-8, or convert it, "
                     f"e.g. iconv -f UTF-16 -t UTF-8")
+        gzip = head.startswith(b"\x1f\x8b") and not path.lower().endswith(".gz")
+        if gzip or head.startswith((b"PK\x03\x04", PARQUET_MAGIC)):  # a stray NUL in text is a row's to count
+            return (f"source.files: {path} is not CSV text ({_looks(path, head, os.path.getsize(path))}); expected "
+                    f"UTF-8 text with a header line naming the columns")
     return None
+
+
+def _utf16(head: bytes) -> bool:
+    """Whether ``head`` is UTF-16 text: a byte-order mark, or (mostly ASCII text) a NUL beside each character."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    even, odd = head[0::2], head[1::2]
+    if len(odd) < 8:
+        return False
+    return any(a.count(0) >= 0.9 * len(a) and b.count(0) <= 0.1 * len(b) for a, b in ((odd, even), (even, odd)))
 
 
 def _unsniffable(paths: list[str]) -> str | None:

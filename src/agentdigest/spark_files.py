@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 
 from .errors import InputError, SourceError
 from .masking import mask_text
-from .source_errors import not_parquet, not_utf8_csv
+from .source_errors import not_parquet, not_csv_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
 from .spark_csv import read_csv
@@ -39,7 +39,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     # holding only CSV files was read as Parquet and failed (exit 3), where DuckDB reads them (found in a review).
     listed = _listed(session, patterns)
     csv = is_csv(listed)
-    if csv and (wrong := not_utf8_csv(listed, _local_path)):  # as DuckDB's source says it
+    if csv and (wrong := not_csv_text(listed, _local_path)):  # as DuckDB's source says it
         raise SourceError(mask_text(wrong, file_secrets(patterns)))
     try:
         if csv:
