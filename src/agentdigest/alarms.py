@@ -32,11 +32,10 @@ from zoneinfo import ZoneInfo
 
 from .archive import mark_alarmed, recorded_alarms
 from .channels import Delivery, TargetResult, make_channel
-from .channels.base import arrived_maybe
 from .config import Config, EmailChannel
-from .delivery import say_retrying
+from .delivery import attempt, say_retrying
 from .preflight import lease_seconds
-from .errors import ArchiveError, DeliveryError
+from .errors import ArchiveError
 from .masking import mask_text, secret_values
 from .periods import Period
 from .refusals import alarm_fingerprint, refused_for_good
@@ -174,7 +173,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         targets = [t for t in channel.targets(files) if only is None or t in only]
         # a relay answering 451 was retried in silence for up to the alarm channel's whole retry budget
         say_retrying(channel, f"the '{alarm.kind}' alarm for {alarm.report_id} {alarm.period.key} via {name}",
-                     getattr(settings, "retry_budget", None), secrets, log)
+                     secrets, log)
     except Exception as exc:  # an alarm must never take the scheduler down with it; nothing was claimed
         _failed(alarm, name, mask_text(f"{type(exc).__name__}: {exc}", secrets))
         return "failed"
@@ -200,15 +199,11 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         _not_tried(alarm, name, not_tried)
     if not claims:
         return "refused" if not_tried else "skipped"
-    try:
-        receipt = channel.deliver(Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
-                                           files, tuple(claims)))
-        results = {r.target: r for r in receipt.results}
-    except Exception as exc:  # noqa: BLE001 - every claimed target failed (a ChannelFailure), or a bug
-        error = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
-        retryable, arrived = bool(getattr(exc, "retryable", True)), arrived_maybe(exc)
-        results = {t: TargetResult(t, "failed", error=error, retryable=retryable, may_have_arrived=arrived)
-                   for t in claims}
+    # As a report's delivery runs it: every claimed target failed (a ChannelFailure), or a bug, is a result each,
+    # one that may have arrived too (found in an audit: a copy of this turned it into a refusal for good)
+    receipt = attempt(channel, Delivery(ALARM_REPORT_ID, f"{alarm.report_id}.{alarm.period.key}.{alarm.kind}",
+                                        files, tuple(claims)), secrets)
+    results = {r.target: r for r in receipt.results}
     sent = [t for t in claims if (r := results.get(t)) is not None and r.state == "sent"]
     _log_sends(archive, alarm, ledger_channel, {t: results[t].provider_id for t in sent})
     errors = []

@@ -172,8 +172,7 @@ def _deliver_channel(channel: Channel, settings: Any, report_id: str, period_key
     try:
         return _claim_and_send(channel, targets, claims, report_id, period_key, artifacts, ledger=ledger, owner=owner,
                                lease=lease_seconds(settings), force=force, log=log, secrets=secrets,
-                               renamed=renamed, destination=destination, refused=refused, under=under,
-                               budget=getattr(settings, "retry_budget", None))
+                               renamed=renamed, destination=destination, refused=refused, under=under)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C or SIGTERM mid-send: release the claims
         why = (f"{interruption(exc)} while delivering; it may have reached {name} before that, "
                "and the next run sends it again")
@@ -200,7 +199,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                     artifacts: dict[str, bytes], *, ledger: Ledger, owner: str, lease: float, force: bool, log: Any,
                     secrets: list[str], renamed: dict[str, dict[str, Any]],
                     destination: str | None = None, refused: dict[str, str] | None = None,
-                    under: str | None = None, budget: float | None = None) -> list[DeliveryResult]:
+                    under: str | None = None) -> list[DeliveryResult]:
     """Claim the targets (filling ``claims`` as it goes, for the caller's clean-up), send, record.
 
     ``renamed``: this channel's targets that a channel no longer in the config sent the period to (or this one,
@@ -208,8 +207,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     sent, not claimed. ``destination``: the channel's
     destination fingerprint, recorded with its sends. ``refused``: targets not to try again, with the permanent
     error each last failed with (:func:`refused_for_good`); neither claimed nor sent, they are reported failed.
-    ``under``: the fingerprint of the settings, recorded with each failure. ``budget``: the channel's
-    retry_budget, said when it starts retrying."""
+    ``under``: the fingerprint of the settings, recorded with each failure."""
     name = channel.name
     skipped: dict[str, DeliveryResult] = {}
     carried: dict[str, list[str]] = {}  # old channel -> its targets recorded as sent for this one
@@ -262,8 +260,8 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
 
     if hasattr(channel, "on_retry"):
         channel.on_retry = count_retry
-    say_retrying(channel, f"{report_id} {period_key} -> {name}", budget, secrets)
-    receipt = _attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
+    say_retrying(channel, f"{report_id} {period_key} -> {name}", secrets)
+    receipt = attempt(channel, Delivery(report_id, period_key, artifacts, tuple(claims), resend=force), secrets)
     by_target = {r.target: r for r in receipt.results}
     done: dict[str, DeliveryResult] = {}
     for target, claim in claims.items():
@@ -303,9 +301,9 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
     return [done.get(t) or skipped[t] for t in targets]
 
 
-def say_retrying(channel: Channel, label: str, budget: float | None, secrets: list[str],
-                 logger: logging.Logger | None = None) -> None:
-    """Have ``channel`` log one warning when it first waits to retry, with that first error, masked.
+def say_retrying(channel: Channel, label: str, secrets: list[str], logger: logging.Logger | None = None) -> None:
+    """Have ``channel`` log one warning when it first waits to retry, with that first error, masked, and its
+    settings' retry_budget.
 
     Without it a relay answering 451 was retried in silence for up to the whole budget (5 minutes by
     default), the log saying nothing until it went or gave up. Said on this module's logger unless ``logger``
@@ -313,6 +311,7 @@ def say_retrying(channel: Channel, label: str, budget: float | None, secrets: li
     delivery: the retries after it add nothing."""
     if not hasattr(channel, "on_wait"):  # a channel of its own making, without BaseChannel's retries
         return
+    budget = getattr(getattr(channel, "settings", None), "retry_budget", None)
     said = False
 
     def on_wait(error: DeliveryError, seconds: float) -> None:
@@ -356,7 +355,7 @@ def _claim(ledger: Ledger, report_id: str, period_key: str, channel: str, target
     return None, row
 
 
-def _attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receipt:
+def attempt(channel: Channel, delivery: Delivery, secrets: list[str]) -> Receipt:
     """Run the channel; turn any failure, even a bug, into per-target failures (never an escape)."""
     try:
         return channel.deliver(delivery)
@@ -380,9 +379,8 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
     channel = make_channel(name, settings)
     targets = tuple(channel.targets(artifacts))
     secrets = all_secrets(config)
-    say_retrying(channel, f"{report_cfg.id} {period_key} -> test via {name}", getattr(settings, "retry_budget", None),
-                  secrets)
-    receipt = _attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True), secrets)
+    say_retrying(channel, f"{report_cfg.id} {period_key} -> test via {name}", secrets)
+    receipt = attempt(channel, Delivery(report_cfg.id, period_key, artifacts, targets, test=True), secrets)
     results = []
     for r in receipt.results:
         state = "sent" if r.state == "sent" else "failed"

@@ -53,7 +53,7 @@ def sniff_cause(exc: BaseException, paths: list[str]) -> str | None:
     reason = lines[1].strip().rstrip(".") if len(lines) > 1 else "its CSV dialect could not be detected"
     reason = reason[:1].lower() + reason[1:]
     looks = ""
-    if path and "://" not in path and os.path.isfile(path):
+    if path and _local_file(path):
         try:
             looks = _looks(path)
         except OSError:
@@ -73,7 +73,7 @@ def not_csv_text(paths: list[str], local: Callable[[str], str] | None = None) ->
     local path (Spark lists file: URIs)."""
     for entry in paths:
         path = local(entry) if local else entry
-        if "://" in path or not os.path.isfile(path):
+        if not _local_file(path):
             continue
         try:
             with open(path, "rb") as f:
@@ -88,6 +88,11 @@ def not_csv_text(paths: list[str], local: Callable[[str], str] | None = None) ->
             return (f"source.files: {path} is not CSV text ({_looks(path, head, os.path.getsize(path))}); expected "
                     f"UTF-8 text with a header line naming the columns")
     return None
+
+
+def _local_file(path: str) -> bool:
+    """Whether ``path`` is a file here to look at (a URL's is the engine's to read)."""
+    return "://" not in path and os.path.isfile(path)
 
 
 def _utf16(head: bytes) -> bool:
@@ -139,7 +144,7 @@ def not_parquet(paths: list[str]) -> str | None:
     from .unreadable import CSV_SUFFIXES
 
     for path in paths:
-        if "://" in path or path.lower().endswith(CSV_SUFFIXES) or not os.path.isfile(path):
+        if path.lower().endswith(CSV_SUFFIXES) or not _local_file(path):
             continue
         try:
             looks = _not_parquet_looks(path)
