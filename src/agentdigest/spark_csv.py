@@ -126,7 +126,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
                                                           file_secrets(patterns)), read=rows - skipped)
     events = df
     if any(s["bad"] for s in splits):
-        # a failure here is worded by the caller (spark_files._files_error), as one of the events' own read
+        # a failure here is worded by the caller (spark_file_errors.files_error), as one of the events' own read
         events = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True),
                                   (_csv_read(session, patterns, part, mode="DROPMALFORMED") for part in parts))
     if any(s["garbled"] for s in splits):

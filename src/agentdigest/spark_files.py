@@ -19,10 +19,11 @@ import ibis.expr.types as ir
 
 from .errors import InputError, SourceError
 from .masking import mask_text
-from .source_errors import not_parquet, not_csv_text
+from .source_errors import not_csv_text
 from .sources import _data_files, file_secrets, local_files
 from .spark import java_root_cause
 from .spark_csv import read_csv
+from .spark_file_errors import files_error
 from .spark_heads import (BINARY, INTEGERS, Footer, empty_and_odd, only, read_footer, read_types, type_conflict,
                           union_type, widened)
 from .spark_heads import local_path as _local_path
@@ -54,7 +55,7 @@ def _spark_files(session: Any, con: Any, patterns: list[str], read: set[str]) ->
     except InputError:
         raise  # worded already, naming the file
     except Exception as exc:
-        raise _files_error(patterns, exc, listed) from exc
+        raise files_error(patterns, exc, listed) from exc
     # Each entry on its own: another entry's partition columns say nothing of this one's folders.
     stray = next(filter(None, (_beside_partitions(f.inputFiles(), set(f.columns)) for f in frames)), None)
     if stray:
@@ -313,18 +314,6 @@ def _repeated_files(patterns: list[str]) -> list[set[str]]:
     return repeated
 
 
-def _merge_conflict(text: str) -> str | None:
-    """The column two files' schemas give different types, from Spark's CANNOT_MERGE_SCHEMAS message
-    (its two schemas, "STRUCT<a: INT, ...>"); the innermost cause names only the types, so with a dozen
-    columns the user could not tell which to rewrite (found in a Spark audit)."""
-    structs = re.findall(r'"STRUCT<(.*?)>"', text, re.S)
-    if len(structs) < 2:
-        return None
-    first, second = ({name: kind for name, _, kind in (f.partition(": ") for f in struct.split(", "))}
-                     for struct in structs[:2])
-    return next((name for name in first if name in second and first[name] != second[name]), None)
-
-
 def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
     """A file Spark lists but never reads: in a folder of partition folders (``date=2026-11-16/``), a file
     outside them (a backfill dropped into ``events/``) belongs to no partition, and its rows were left out of
@@ -334,53 +323,6 @@ def _beside_partitions(files: list[str], columns: set[str]) -> str | None:
     depth = {path: keys(path) for path in files}
     deepest = max(depth.values(), default=0)
     return next((path for path in sorted(files) if depth[path] < deepest), None)
-
-
-def _hadoop_version() -> str:
-    """The version of the Hadoop libraries in Spark's JVM (3.4.1 for pyspark 4.0)."""
-    try:
-        from pyspark import SparkContext
-
-        return str(SparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion())
-    except Exception:  # noqa: BLE001 - the JVM may be gone; the advice stands without the number
-        return "<Spark's Hadoop version>"
-
-
-def _files_error(patterns: list[str], exc: BaseException, listed: list[str] | None = None) -> Exception:
-    """One masked line for files Spark cannot read: a file URL may carry a password or a presigned
-    signature (found in a Spark audit: shown as written), and PySpark's own message says nothing. ``listed``: the
-    files the entries list (see :func:`_listed`), to name a CSV file among others read as Parquet."""
-    reason = java_root_cause(exc, 500)  # a file's path and its columns: longer than a setting's error
-    if "PATH_NOT_FOUND" in reason or "does not exist" in reason:
-        error: Exception = InputError(f"source.files: no file matches {patterns} ({reason})")
-    elif "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE" in reason:
-        # mergeSchema refuses int in one file and bigint in another (DuckDB reads them); without it the
-        # read failed later, or not at all, depending on which file Spark happened to take the columns from.
-        # Spark's advice after the first sentence ("consider casting the columns") would cut the line.
-        # The files, not the config, are wrong: "the source could not be read" (exit 3), as a CSV file
-        # whose header differs from the others is.
-        column = _merge_conflict(str(exc))
-        error = SourceError(f"source.files: the files give {f'column {column!r}' if column else 'a column'} different "
-                            f"types ({reason.split('. ')[0]}); expected one type per column in every file")
-    elif "S3AFileSystem not found" in reason:
-        # Java's class name says what it lacks, not what to add (found in a Spark audit). pyspark ships no
-        # hadoop-aws; it must match Spark's own Hadoop, so the version is Spark's.
-        error = SourceError(f"source.files: cannot read {patterns} (s3a:// needs the hadoop-aws jar, which Spark does "
-                            f"not ship: \"spark.jars.packages\" = \"org.apache.hadoop:hadoop-aws:{_hadoop_version()}\" "
-                            f"in [source.spark_conf], or the jar in Spark's jars folder; {reason})")
-    elif "CANNOT_READ_FILE_FOOTER" in reason or "is not a Parquet file" in reason:
-        endings = ", ".join(CSV_SUFFIXES[:-1]) + f" or {CSV_SUFFIXES[-1]}"
-        # CSV beside Parquet files (DuckDB's source reads them all as Parquet and fails too, naming the CSV file)
-        csv = next((f for f in listed or [] if is_csv([f])), None)
-        other = next((f for f in listed or [] if not is_csv([f])), None)
-        mixed = f" ({_local_path(csv)} is CSV but {_local_path(other)} is not)" if csv and other else ""
-        # a file ending .parquet that is not Parquet (CSV text) is named, and what it looks like said, as on DuckDB
-        error = SourceError(not_parquet([_local_path(f) for f in listed or []])
-                            or f"source.files: cannot read {patterns} ({reason}); files are read as CSV only when "
-                               f"every file ends in {endings}{mixed}")
-    else:
-        error = SourceError(f"source.files: cannot read {patterns} ({reason})")
-    return type(error)(mask_text(str(error), file_secrets(patterns)))
 
 
 def nanos_read(session: Any, df: Any, read: set[str]) -> Any:
