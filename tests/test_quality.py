@@ -716,3 +716,49 @@ def test_a_large_share_of_unknown_event_types_is_said_in_a_note(tmp_path, unknow
             "Resolution", "closed by [email]"]
         assert "(such as 'Resolution', 'closed by [email]')" in out["report.txt"].decode()
         assert "ann@example.com" not in out["report.txt"].decode()
+
+
+def test_the_baseline_names_its_periods_and_the_one_the_data_began_partway_through(tmp_path):
+    """Found in a report-reading audit: a monthly report read 152.9% complete against "previous 4 periods" when
+    the median was of two months, one of them the half month the data began in. Here the data begin on the
+    Thursday of W46 (hour 72 of 168), 10 events an hour since: the median of W46's 96 hours and W47's 168 is
+    (960 + 1680) / 2 = 1320 (DESIGN's median, kept), so W48's 1680 read 127.3%; the report now says which
+    weeks that is and that the data began partway through W46."""
+    from agentdigest.render.format import Formatter
+    from agentdigest.render.limits import Limits
+    from agentdigest.render.sections import quality_section
+
+    stamps = [ts for back in (2, 1, 0) for ts in _per_hour(WEEK.previous(back) if back else WEEK, lambda h: 10)
+              if back != 2 or ts >= WEEK.previous(2).start_utc + timedelta(hours=72)]
+    assert len(stamps) == 960 + 1680 + 1680
+    source = _one_event_conversations(tmp_path, stamps)
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone=TZ), WEEK, now=WEEK.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    q = data.quality
+    assert (q.received_events, q.expected_events) == (1680, 1320.0)
+    assert q.completeness_pct == pytest.approx(1680 / 1320 * 100)
+    assert q.baseline_periods == ("2026-W46", "2026-W47") and q.baseline_partial == "2026-W46"
+    assert q.as_dict()["baseline_periods"] == ["2026-W46", "2026-W47"] and q.as_dict()["baseline_partial"] == "2026-W46"
+    section = quality_section(data, Formatter("en"), Limits())
+    rows = {r["label"]: r["value"] for r in section["rows"]}
+    assert rows["Expected from"] == ("2 of the previous 4 weeks (2026-W46, 2026-W47), same hours (median); "
+                                     "the data began partway through 2026-W46")
+    assert "which holds 2026-W46, whose data began partway through it" in section["summary"]["completeness"]
+
+
+@pytest.mark.parametrize(("weeks", "label"), [
+    (4, "the previous 4 weeks, same hours (median)"),
+    (1, "1 of the previous 4 weeks (2026-W47), same hours"),
+])
+def test_a_source_whose_first_event_follows_a_quiet_night_did_not_begin_partway(weeks, label):
+    """Nights (00:00-07:00) are silent every week, so a source whose first event came at 07:00 on a Monday
+    began with its week, not partway through it: 10 events an hour by day, 17 x 7 x 10 = 1190 a week."""
+    from agentdigest.render.sections import _baseline_label
+
+    hourly = {p * 168 + h: 0 if h % 24 < 7 else 10 for p in range(4 - weeks, 5) for h in range(168)}
+    q = assess({}, hourly, WEEK, NOW, threshold=95, expected_per_day=None)
+    assert (q.received_events, q.expected_events, q.completeness_pct) == (1190, 1190.0, 100.0)
+    assert q.baseline_partial is None and len(q.baseline_periods) == weeks
+    assert _baseline_label(q, "week") == label

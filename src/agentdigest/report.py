@@ -102,6 +102,10 @@ class Quality:
     # files, or they were read strictly), and the first of them: "line 25001 of events.csv: Expected Number ..."
     unreadable_rows: int | None = None
     unreadable_first: str | None = None
+    # The periods (keys, oldest first) whose median is the expected volume, and the one of them the data began
+    # partway through, which makes the expected volume low (None: none did)
+    baseline_periods: tuple[str, ...] = ()
+    baseline_partial: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +121,7 @@ class Quality:
             "same_weekday_pct": self.same_weekday_pct,
             "unknown_event_type_examples": list(self.unknown_event_type_examples),
             "unreadable_rows": self.unreadable_rows, "unreadable_first": self.unreadable_first,
+            "baseline_periods": list(self.baseline_periods), "baseline_partial": self.baseline_partial,
         }
 
 

@@ -329,6 +329,21 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     } for r, conversation, agent, kind in zip(rows, conversations, agents, types)]
 
 
+def _baseline_label(q: Any, word: str) -> str:
+    """Where the expected volume comes from: which periods, when they are not the 4 previous ones (found in a
+    report-reading audit: "previous 4 periods" was said of a median over 2 of them), and the one the data began
+    partway through, which makes it low."""
+    used, n = q.baseline_periods, len(q.baseline_periods)
+    keys = f" ({', '.join(used)})" if 0 < n < BASELINE_PERIODS or q.baseline == "earlier_periods" else ""
+    median = " (median)" if n != 1 else ""
+    of_four = f"{n} of the previous {BASELINE_PERIODS}" if 0 < n < BASELINE_PERIODS else f"the previous {BASELINE_PERIODS}"
+    label = {"previous_periods": f"{of_four} {word}s{keys}, same hours{median}",
+             "earlier_periods": f"last {word}s with data{keys}, same hours{median}: none in the previous {BASELINE_PERIODS}",
+             "same_weekday": f"same weekday of {of_four} weeks{keys}, same hours{median}",
+             "expected_events_per_day": "expected_events_per_day (config)"}.get(q.baseline or "", "no history yet")
+    return label + (f"; the data began partway through {q.baseline_partial}" if q.baseline_partial else "")
+
+
 def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any] | None:
     """The full data-quality table: completeness, baseline and every invalid-data count."""
     q = data.quality
@@ -338,10 +353,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     # the most frequent ones when they are many, so the reader knows what to look for in the source
     unknown = (" (such as " + ", ".join("no type" if t is None else f"'{clip(t, 30)}'" for t in q.unknown_event_type_examples)
                + ")") if q.unknown_event_type_examples else ""
-    baseline = {"previous_periods": "previous 4 periods, same hours (median)",
-                "earlier_periods": "last periods with data, same hours (median): none in the previous 4",
-                "same_weekday": "same weekday of the previous 4 weeks, same hours (median)",
-                "expected_events_per_day": "expected_events_per_day (config)"}.get(q.baseline or "", "no history yet")
+    baseline = _baseline_label(q, fmt.period_word(data.period_kind))
     rows = [
         ("Completeness", fmt.percent_under(q.completeness_pct, q.threshold)),
         ("Events received", fmt.count(q.received_events)),
@@ -374,7 +386,8 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     gaps = len(q.gaps)
     # Over 100% is more events than the baseline, not better data (found in a reader review: 262.4% stood
     # unexplained); a share over 110% says so.
-    why = (", whose first period with data may hold only part of one"
+    why = (f", which holds {q.baseline_partial}, whose data began partway through it" if q.baseline_partial
+           else ", whose first period with data may hold only part of one"
            if begins_within(data.trend, BASELINE_PERIODS + 1)
            else ", as a weekday against weekend days does (see completeness_baseline)"
            if data.period_kind == "day" and q.baseline == "previous_periods" else "")
