@@ -241,6 +241,27 @@ def test_the_engineering_message_names_the_agents_that_moved() -> None:
     assert "steady-bot" not in text
 
 
+def test_an_agent_that_moved_is_named_even_when_the_email_table_leaves_it_out() -> None:
+    """Found in a reader review: "Agents that moved" looked only at the email table's 15 busiest agents, so
+    the 20th's error rate going from 2.0% to 30.0% (30 of 100 conversations against 2 of 100: far beyond
+    chance) was in no message. Nineteen busier agents hold steady (20 of 1,000 errors both weeks)."""
+    from dataclasses import replace
+
+    def agent(name: str, n: int, errors: int, previous_errors: int) -> dict:
+        return {"agent_id": name, "conversations": n, "resolved_conversations": n // 2, "error_conversations": errors,
+                "resolution_rate": 50.0, "error_rate": errors / n * 100, "previous_conversations": n,
+                "previous_resolved_conversations": n // 2, "previous_error_conversations": previous_errors,
+                "previous_resolution_rate": 50.0, "previous_error_rate": previous_errors / n * 100,
+                "p95_latency_ms": 1000.0, "previous_p95_latency_ms": 1000.0}
+
+    rows = tuple(agent(f"steady-{i:02}", 1000, 20, 20) for i in range(19)) + (agent("quiet-bot", 100, 30, 2),)
+    ctx, _ = build_context(replace(make_report("engineering"), by_agent=rows))
+    assert "quiet-bot" not in [r["agent"] for r in ctx["by_agent"]["rows"]]  # the email's table: its 15 busiest
+    text = "\n".join(slack_texts([b.to_dict() for b in build_blocks(ctx)]))
+    assert "• quiet-bot: error rate 30.0% (+28.0 pp)" in text
+    assert "steady-" not in text.split("*Agents that moved*", 1)[1]
+
+
 def test_notes_reach_slack_as_every_other_format() -> None:
     """Found in a reader audit: the notes (a column absent, a first period with partial data, so changes such
     as "+926%" are not judged) were in the email, the PDF and the text, but not in the Slack message."""

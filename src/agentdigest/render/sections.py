@@ -263,25 +263,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     rows, more = _top(data.by_agent, "conversations", limits.agents)
     labels = names([r.get("agent_id") for r in rows], limits.name_chars)
     out["by_agent"] = None if data.by_agent is None else {
-        "more": more, "where": in_pdf(len(data.by_agent), PRINT_LIMITS.agents, fmt), "rows": [{
-        "agent": label,
-        "conversations": fmt.count(r.get("conversations")),
-        "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),
-        "resolution": fmt.percent(r.get("resolution_rate")),
-        "resolution_change": fmt.change_between(r.get("resolution_rate"), r.get("previous_resolution_rate"), rate=True),
-        "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True, rate=True,
-                                        notable=_agent_rate_notable(r, "resolved_conversations"), tested=True),
-        "containment": fmt.percent(r.get("containment_rate")),
-        "error_rate": fmt.percent(r.get("error_rate")), "errors": fmt.count(r.get("errors")),
-        "error_rate_change": fmt.change_between(r.get("error_rate"), r.get("previous_error_rate"), rate=True),
-        "error_rate_tone": _change_tone(r.get("error_rate"), r.get("previous_error_rate"), False, rate=True,
-                                        notable=_agent_rate_notable(r, "error_conversations"), tested=True),
-        "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
-        "p95_latency": fmt.ms(r.get("p95_latency_ms")),
-        "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
-        "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False,
-                                 slight_pct=AGENT_P95_SLIGHT_PCT),
-    } for r, label in zip(rows, labels)]}
+        "more": more, "where": in_pdf(len(data.by_agent), PRINT_LIMITS.agents, fmt),
+        "rows": [_agent_row(r, label, fmt) for r, label in zip(rows, labels)], "moved": _moved(data.by_agent, fmt, limits)}
 
     out["daily"] = [{
         # "Mon 23" kept on one line: a phone without <style> read "Mon / 23 / Nov" (a rendering audit)
@@ -292,6 +275,49 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "avg_latency": fmt.ms(r.get("avg_latency_ms")),
     } for r in data.daily] if shows_days(data) else []
     return out
+
+
+def _agent_row(r: dict[str, Any], label: str, fmt: Formatter) -> dict[str, Any]:
+    """One agent's row of the by-agent table: its figures, their changes and how each change is coloured."""
+    return {
+        "agent": label,
+        "conversations": fmt.count(r.get("conversations")),
+        "conversations_change": fmt.change_between(r.get("conversations"), r.get("previous_conversations")),
+        "resolution": fmt.percent(r.get("resolution_rate")),
+        "resolution_change": fmt.change_between(r.get("resolution_rate"), r.get("previous_resolution_rate"), rate=True),
+        "containment": fmt.percent(r.get("containment_rate")),
+        "error_rate": fmt.percent(r.get("error_rate")), "errors": fmt.count(r.get("errors")),
+        "error_rate_change": fmt.change_between(r.get("error_rate"), r.get("previous_error_rate"), rate=True),
+        "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
+        "p95_latency": fmt.ms(r.get("p95_latency_ms")),
+        "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
+        **_agent_tones(r),
+    }
+
+
+def _agent_tones(r: dict[str, Any]) -> dict[str, str]:
+    """How an agent's changes are coloured: its error rate and resolution by a test of the two periods'
+    conversations, its p95 past a slight move."""
+    return {
+        "error_rate_tone": _change_tone(r.get("error_rate"), r.get("previous_error_rate"), False, rate=True,
+                                        notable=_agent_rate_notable(r, "error_conversations"), tested=True),
+        "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True, rate=True,
+                                        notable=_agent_rate_notable(r, "resolved_conversations"), tested=True),
+        "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False,
+                                 slight_pct=AGENT_P95_SLIGHT_PCT),
+    }
+
+
+def _moved(agents: tuple[dict[str, Any], ...], fmt: Formatter, limits: Any, most: int = 3) -> list[dict[str, Any]]:
+    """The rows of up to ``most`` agents whose error rate, resolution or p95 moved enough to be coloured, worse
+    moves first, then by conversations; of every agent, not only the table's first (found in a reader review:
+    Slack's "Agents that moved" looked only at the email's 15 busiest agents, so the 16th's error rate going
+    from 2% to 30% was in no message)."""
+    ordered, _ = _top(agents, "conversations", len(agents))
+    tones = [(r, set(_agent_tones(r).values())) for r in ordered]
+    moved = sorted((pair for pair in tones if pair[1] & {"good", "bad"}), key=lambda pair: "bad" not in pair[1])[:most]
+    labels = names([r.get("agent_id") for r, _ in moved], limits.name_chars)
+    return [_agent_row(r, label, fmt) for (r, _), label in zip(moved, labels)]
 
 
 def shows_days(data: ReportData) -> bool:

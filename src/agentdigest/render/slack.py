@@ -158,18 +158,17 @@ _AGENT_MOVES = (("error rate", "error_rate", "error_rate_change", "error_rate_to
                 ("p95", "p95_latency", "p95_change", "p95_tone"))
 
 
-def _agents_that_moved(ctx: dict[str, Any], limit: int = 3) -> list[str]:
+def _agents_that_moved(ctx: dict[str, Any]) -> list[str]:
     """One line for each of the first agents whose error rate, resolution or p95 moved enough to be coloured
-    (the by-agent table's rule), worse moves first. Found in a reader review: the engineering message had no
-    per-agent line, so billing-bot's error rate going from 3.8% to 14.2% was not in Slack at all."""
-    rows = (ctx.get("by_agent") or {}).get("rows") or []
+    (the by-agent table's rule; :func:`.sections._moved`), worse moves first. Found in a reader review: the
+    engineering message had no per-agent line, so billing-bot's error rate going from 3.8% to 14.2% was not in
+    Slack at all."""
     lines = []
-    for row in sorted(rows, key=lambda r: not any(r.get(t) == "bad" for *_, t in _AGENT_MOVES)):
+    for row in (ctx.get("by_agent") or {}).get("moved") or []:
         moves = [f"{label} {row[value]} ({row[change]})" for label, value, change, tone in _AGENT_MOVES
                  if row.get(tone) in ("good", "bad")]
-        if moves:
-            lines.append(f"• {isolated(row['agent'])}: {', '.join(moves)}")
-    return lines[:limit]
+        lines.append(f"• {isolated(row['agent'])}: {', '.join(moves)}")
+    return lines
 
 
 def _plain(text: str) -> SectionBlock:
