@@ -461,6 +461,33 @@ def test_an_error_type_is_coloured_when_its_counts_differ_beyond_chance(count: i
     assert breakdowns(data, EN, EMAIL_LIMITS)["errors_by_type"]["rows"][0]["tone"] == tone
 
 
+@pytest.mark.parametrize(("judged", "tones"), [
+    # the fixture's types: 57 vs 31 (|26| / sqrt(88) = 2.8, more errors: red), 22 vs 40 (2.3, fewer: green),
+    # 9 vs 0 (3.0, red), 4 vs unknown (grey)
+    (True, ["bad", "good", "bad", "neutral"]),
+    # the errors total not judged (a running period, incomplete data, the period the data begin in): the
+    # total's card is grey, so its parts are too
+    (False, ["neutral"] * 4),
+], ids=["total-judged", "total-not-judged"])
+def test_error_types_are_coloured_only_when_the_errors_total_is(judged: bool, tones: list[str]) -> None:
+    import re
+
+    from agentdigest.render.html import render_template
+    from agentdigest.render.limits import EMAIL_LIMITS, PRINT_LIMITS
+
+    data = make_report("engineering")
+    errors = replace(data.metrics["errors"], notable=True if judged else None, judged=judged)
+    data = replace(data, metrics={**data.metrics, "errors": errors})
+    for limits, target in ((EMAIL_LIMITS, "email"), (PRINT_LIMITS, "print")):  # the email, and the PDF's page
+        ctx, _ = build_context(data, limits)
+        assert ctx["kpis"][1]["key"] == "errors" and (ctx["kpis"][1]["tone"] != "neutral") is judged
+        assert [row["tone"] for row in ctx["errors_by_type"]["rows"]] == tones, target
+        html = render_template("engineering", {**ctx, "images": {}}, target=target)
+        table = html[html.index(">Errors by type<"):]
+        table = table[:table.index("</table>")]
+        assert re.findall(r'class="badge badge-(\w+)', table) == tones, target
+
+
 @pytest.mark.parametrize(("p95", "previous", "tone"), [
     # README: an agent's p95 latency is coloured from a 10% move (no test applies to it); lower is better
     (1070.0, 1000.0, "neutral"),  # (1070 - 1000) / 1000 = +7%: under 10%, grey

@@ -238,13 +238,19 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows, more = _top(data.errors_by_type, "count", limits.error_types)
     labels = names([r.get("error_type") for r in rows], limits.name_chars)
+    # The types are parts of the errors total: when the report declines to judge that total (a period still
+    # running, incomplete data, the period the data begin in), their moves are not news either, and a red
+    # type under a grey total reads as the alarm the report has just withheld.
+    errors = data.metrics.get("errors")
+    types_judged = errors is None or errors.judged
     out["errors_by_type"] = None if data.errors_by_type is None else {
         "more": more, "where": in_pdf(len(data.errors_by_type), PRINT_LIMITS.error_types, fmt), "rows": [{
         "type": label,
         "count": fmt.count(r.get("count")), "previous": fmt.count(r.get("previous")),
         "change": fmt.change_between(r.get("count"), r.get("previous")),
         "tone": _change_tone(r.get("count"), r.get("previous"), False,
-                             notable=counts_differ(r.get("count"), r.get("previous")), tested=True),
+                             notable=counts_differ(r.get("count"), r.get("previous")), tested=True)
+                if types_judged else "neutral",
     } for r, label in zip(rows, labels)]}
 
     rows, more = _top(data.by_model, "total_tokens", limits.models)
