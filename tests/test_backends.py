@@ -283,6 +283,24 @@ def test_a_first_instant_tie_picks_the_same_agent_on_every_engine(backend, tmp_p
     assert ref.conversations(0)["c-tie"]["agent_id"] == "Support-bot"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_where_the_data_begin_is_found_on_every_engine(backend, tmp_path, request):
+    """The first conversation on Monday 28 Sep 23:30 UTC, Tuesday 01:30 in Berlin (+02:00), in the oldest week
+    of 2026-W47's trend: the week began without its first local day, so the row is partial (README, report.json)."""
+    first = datetime(2026, 9, 28, 23, 30, tzinfo=timezone.utc)
+    rows = [{"event_id": f"e{i}{t}", "conversation_id": f"c{i}", "event_ts": first + timedelta(days=i, minutes=t),
+             "event_type": "message" if t == 0 else "resolution"} for i in range(0, 56, 3) for t in (0, 1)]
+    week = parse_period("week", "2026-W47", "Europe/Berlin")
+    source = open_source(SourceConfig(**LOADERS[backend](rows, tmp_path, request)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="Europe/Berlin"), week,
+                              now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    assert [i for i, r in enumerate(data.trend) if "data_from" in r] == [0] and data.trend[0]["begins"] is True
+    assert data.trend[0]["data_from"] == "2026-09-29T01:30:00+02:00" and data.trend[0]["partial"] is True
+
+
 @contextlib.contextmanager
 def _linguistic_database(pg_url: str):
     """A database beside ``pg_url``'s whose default collation is ICU's root locale; dropped afterwards."""

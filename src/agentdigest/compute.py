@@ -194,17 +194,35 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
 
 def _trend(source: Source, periods: list[Period], period_rows: dict[int, dict[str, Any]],
            conv_defs: list) -> tuple[dict[str, Any], ...]:
-    """The trend's rows, oldest first; the first is marked ``begins`` when no event is older than it (the data
-    begin in it, and it may be partial)."""
+    """The trend's rows, oldest first. When no event is older than the trend, the row the data begin in gets
+    ``data_from`` and ``partial`` (:func:`_data_from`), and is marked ``begins`` when it is the first (it may
+    be partial: significance.data_begin)."""
     trend = tuple(breakdowns.trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
     # Only whether an event is older: the time itself may not be one Python can hold (-infinity, a year before
     # 1), and fetching it failed the run with exit 3 (found in a dirty-data audit). A max below a bound reads
     # one index entry on PostgreSQL.
     before = source.events.filter(source.events.event_ts < periods[0].start_utc)
     older = queries.rows(before.agg(any=before.event_ts.max().notnull()))[0]["any"]
-    if not older and trend[0].get("conversations"):
-        trend = ({**trend[0], "begins": True}, *trend[1:])
+    began = first_with_data(trend)
+    if not older and began < len(trend):
+        marks = {"begins": True} if began == 0 else {}
+        marks |= _data_from(periods[began], period_rows.get(began) or {})
+        trend = (*trend[:began], {**trend[began], **marks}, *trend[began + 1:])
     return trend
+
+
+def _data_from(period: Period, row: dict[str, Any]) -> dict[str, Any]:
+    """``data_from``, when the data began (the earliest conversation start, local time), and ``partial``:
+    whether it began partway through ``period``, so that a total of it is low only for that (a new source's
+    first week, begun on a Thursday, drew a sparkline rising from it). Not for data that began on the
+    period's first local day, or in the first half of a day report's day: a quiet night before the first
+    event at 07:00 is no missing data."""
+    first = row.get(queries.FIRST_START)
+    if not isinstance(first, datetime):
+        return {}
+    first = period.local(first)
+    grace = min(period.day_starts_utc[1], period.start_utc + (period.end_utc - period.start_utc) / 2)
+    return {"data_from": first.isoformat(), "partial": first >= grace}
 
 
 def _quality(source: Source, report: ReportConfig, period: Period, now: datetime, found: queries.Found) -> Quality:

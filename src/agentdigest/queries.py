@@ -31,6 +31,8 @@ from .sources import Source, query_error
 #: Engines with approximate quantiles (Spark) compute them exactly below this many latency values per group.
 APPROX_QUANTILE_MIN_VALUES = 100_000
 LATENCY_VALUES = "_latency_values"
+#: A period row's earliest conversation start: where in its period the data begin (compute._trend)
+FIRST_START = "_first_start"
 
 
 def rows(expr: ir.Table) -> list[dict[str, Any]]:
@@ -130,6 +132,7 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
             everyone = {r["period"]: r["n"] for r in rows(conv.group_by("period").agg(n=conv.count()))}
             conv = keep(cohort_mod.of_agents(c, conv, report.agents))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
+        counts[FIRST_START] = conv.start.min()
         counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
         period_rows = {r["period"]: r for r in rows(conv.group_by("period").agg(**aggregations(conv, conv_defs), **counts))}
         if approx:

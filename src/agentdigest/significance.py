@@ -118,6 +118,12 @@ def data_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
     return first
 
 
+def partial_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """The index of the trend row the data began partway through (compute marks it ``partial``: its first
+    conversation after the period's first local day), whose totals are low only for that; else None."""
+    return next((i for i, row in enumerate(rows) if row.get("partial") is True), None)
+
+
 def begins_within(rows: Sequence[Mapping[str, Any]], last: int) -> bool:
     """Whether the data begin in one of the ``last`` trend rows (the current period is the last row):
     such a first period may hold only part of its data."""

@@ -67,6 +67,7 @@ class Chart:
     plain_labels: tuple[str, ...] = ()  # daily: digits-only labels, for when ``labels`` cannot be drawn
     secondary: tuple[float | None, ...] = ()  # daily: errors per day
     tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
+    partial: int | None = None  # spark: a point whose period the data began partway through (drawn hollow)
     locale: str = "en"  # daily: the axes' numbers in the report's locale (de 1.000, not 1,000: one)
 
 
@@ -87,8 +88,19 @@ def _spark(fig: Figure, chart: Chart) -> None:
     n = max(len(ys) - 1, 1)
     xs = [0.04 + 0.92 * i / n for i in range(len(ys))]
     ys = [0.5 if span == 0 else 0.14 + 0.72 * ((y - mid) / span + 0.5) for y in ys]  # nan stays nan: a gap
-    fig.add_artist(Line2D(xs, ys, transform=fig.transFigure, color=BLUE, linewidth=1.3,
+    cut = chart.partial if chart.partial is not None and 0 <= chart.partial < len(ys) - 1 else None
+    if cut is not None and math.isnan(ys[cut]):
+        cut = None
+    solid = ys if cut is None else [math.nan if i <= cut else y for i, y in enumerate(ys)]
+    fig.add_artist(Line2D(xs, solid, transform=fig.transFigure, color=BLUE, linewidth=1.3,
                           solid_capstyle="round", solid_joinstyle="round"))
+    if cut is not None:
+        # A total of a period the data began partway through is low only for that: its point hollow and
+        # the line from it dotted, so the rise from it does not read as growth.
+        fig.add_artist(Line2D(xs[cut:cut + 2], ys[cut:cut + 2], transform=fig.transFigure, color=MUTED,
+                              linewidth=1.1, linestyle=(0, (1, 1.5))))
+        fig.add_artist(Line2D([xs[cut]], [ys[cut]], transform=fig.transFigure, linestyle="none", marker="o",
+                              markersize=3.2, markerfacecolor="white", markeredgecolor=MUTED, markeredgewidth=1.0))
     last = max(i for i, y in enumerate(ys) if not math.isnan(y))
     fig.add_artist(Line2D([xs[last]], [ys[last]], transform=fig.transFigure, linestyle="none",
                           marker="o", markersize=3.2, color=TONE[chart.tone]))

@@ -13,7 +13,7 @@ from typing import Any
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
-from ..significance import begins_within, data_begin, first_with_data
+from ..significance import begins_within, data_begin, first_with_data, partial_begin
 from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
@@ -277,6 +277,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     notes, notes_html = scoped_notes(data.notes, data.settings.get("agents"))
     charts: list[Chart] = []
     cards = []
+    partial = partial_begin(data.trend)
     for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
         metric = data.metrics.get(key)
         if metric is None:
@@ -287,14 +288,22 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
             name = f"spark-{key.replace('_', '-')}"
             first, last = next(p for p in points if p is not None), [p for p in points if p is not None][-1]
             known = [p for p in points if p is not None]
+            # A total (not a rate) of the period the data began partway through is low for that alone
+            mark = partial if partial is not None and metric.is_total and points[partial] is not None else None
+            began = ""
+            if mark is not None:  # the first point (none before it)
+                since = data.trend[mark].get("data_from")
+                began = f" (the data began on {fmt.moment(since, 'EEE d MMM y')}: " if since else " ("
+                began += f"first {word} partial)"
             # the range too: "from 5.3% to 6.4%" hid a week at 9% in between (a reader review)
             alt = (f"{metric.label} over the last {len(known)} {word}s: from "
-                   f"{fmt.value(first, metric.unit)} to {fmt.value(last, metric.unit)}, between "
+                   f"{fmt.value(first, metric.unit)}{began} to {fmt.value(last, metric.unit)}, between "
                    f"{fmt.value(min(known), metric.unit)} and {fmt.value(max(known), metric.unit)}")
             card = kpi(metric, fmt, name)
             # The end dot is coloured like the card's badge (none under "no change").
             charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points),
-                                tone=metric.good if card["tone"] != "neutral" and metric.judged else None))
+                                tone=metric.good if card["tone"] != "neutral" and metric.judged else None,
+                                partial=mark))
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.

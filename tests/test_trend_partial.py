@@ -1,0 +1,125 @@
+"""A trend's first period with data, when the data began partway through it: marked in report.json
+(``data_from``, ``partial``) and drawn so in the sparklines of totals.
+
+Found in a helper's review: a source whose first event fell on the Thursday of the trend's oldest week drew
+every total's sparkline rising out of that 4-day week, read as growth; the volume line and the trend table
+said so, the sparklines did not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from agentdigest.compute import compute_report
+from agentdigest.config import ReportConfig, SourceConfig
+from agentdigest.periods import parse_period
+from agentdigest.render.charts import draw_all
+from agentdigest.render.context import build_context
+from agentdigest.sources import open_source
+from render_fixtures import make_report
+
+UTC = timezone.utc
+WEEK = ("week", "2026-W47")  # 16-22 Nov 2026: its trend's oldest week is 2026-W40, Mon 28 Sep - Sun 4 Oct
+DAY = ("day", "2026-11-20")  # its trend's oldest day is Fri 13 Nov
+
+
+def _report(tmp_path, first: datetime, kind_key: tuple[str, str] = WEEK, tz: str = "UTC",
+            older: datetime | None = None):
+    """The report of ``kind_key`` over a DuckDB table whose first conversation starts at ``first``, then one
+    every day at noon UTC from the next day to the end of the report's period (and one at ``older``)."""
+    import duckdb
+
+    starts = [first] + [datetime(first.year, first.month, first.day, 12, tzinfo=UTC) + timedelta(days=d)
+                        for d in range(1, (datetime(2026, 11, 23, tzinfo=UTC) - first).days + 1)]
+    starts += [older] if older else []
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?)",
+                        [(f"c{i}", ts, t) for i, ts in enumerate(starts) for t in ("message", "resolution")])
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="ev"))
+    kind, key = kind_key
+    try:
+        return compute_report(source, ReportConfig(id="r", period=kind, timezone=tz),
+                              parse_period(kind, key, tz), now=datetime(2026, 11, 24, 9, tzinfo=UTC))
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize(("first", "kind_key", "tz", "row", "data_from", "partial"), [
+    # Thursday of the oldest week: 3 of its 7 days missing
+    (datetime(2026, 10, 1, 10, tzinfo=UTC), WEEK, "UTC", 0, "2026-10-01T10:00:00+00:00", True),
+    # 07:00 on its Monday, after a quiet night: whole
+    (datetime(2026, 9, 28, 7, tzinfo=UTC), WEEK, "UTC", 0, "2026-09-28T07:00:00+00:00", False),
+    (datetime(2026, 9, 28, 23, 59, tzinfo=UTC), WEEK, "UTC", 0, "2026-09-28T23:59:00+00:00", False),
+    # the first instant of its second day: partial
+    (datetime(2026, 9, 29, 0, 0, tzinfo=UTC), WEEK, "UTC", 0, "2026-09-29T00:00:00+00:00", True),
+    # the same Monday 23:30 UTC is Tuesday 01:30 in Berlin (CEST, +02:00): the local day decides
+    (datetime(2026, 9, 28, 23, 30, tzinfo=UTC), WEEK, "Europe/Berlin", 0, "2026-09-29T01:30:00+02:00", True),
+    # data that begin in the 4th week (2026-W43, Mon 19 Oct), on its Thursday, after three empty weeks
+    (datetime(2026, 10, 22, 8, tzinfo=UTC), WEEK, "UTC", 3, "2026-10-22T08:00:00+00:00", True),
+    # a day report: partial only from the day's second half on (its first day is the whole period)
+    (datetime(2026, 11, 13, 11, 59, tzinfo=UTC), DAY, "UTC", 0, "2026-11-13T11:59:00+00:00", False),
+    (datetime(2026, 11, 13, 12, 0, tzinfo=UTC), DAY, "UTC", 0, "2026-11-13T12:00:00+00:00", True),
+], ids=["thursday", "monday-7am", "monday-late", "tuesday-midnight", "berlin-tuesday", "fourth-week",
+        "day-morning", "day-noon"])
+def test_the_row_the_data_begin_in_says_when_and_whether_partway(tmp_path, first, kind_key, tz, row, data_from,
+                                                                 partial):
+    data = _report(tmp_path, first, kind_key, tz)
+    marked = [i for i, r in enumerate(data.trend) if "data_from" in r]
+    assert marked == [row]
+    assert data.trend[row]["data_from"] == data_from and data.trend[row]["partial"] is partial
+    assert bool(data.trend[0].get("begins")) is (row == 0)
+    assert all(not r.get("conversations") for r in data.trend[:row])
+    doc = data.as_dict()["breakdowns"]["trend"][row]  # report.json: additive keys
+    assert doc["data_from"] == data_from and doc["partial"] is partial
+
+
+def test_data_older_than_the_trend_mark_no_row(tmp_path):
+    """One conversation in August: the data began long before the trend, the Thursday start is a gap's end."""
+    data = _report(tmp_path, datetime(2026, 10, 1, 10, tzinfo=UTC), older=datetime(2026, 8, 3, 9, tzinfo=UTC))
+    assert not any("data_from" in r or "partial" in r or r.get("begins") for r in data.trend)
+
+
+def _partial_first_week(data):
+    """make_report's trend (2026-W41 to W48, 1,840 conversations to 2,480) begun on Thursday 8 Oct."""
+    first = {**data.trend[0], "begins": True, "data_from": "2026-10-08T10:00:00+02:00", "partial": True}
+    return replace(data, trend=(first, *data.trend[1:]))
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_sparklines_of_totals_mark_the_partial_first_week(audience: str) -> None:
+    data = _partial_first_week(make_report(audience))
+    ctx, charts = build_context(data)
+    sparks = {c.name: c for c in charts if c.kind == "spark"}
+    totals = {"spark-conversations", "spark-cost-usd"} | (
+        {"spark-errors"} if audience == "engineering" else {"spark-estimated-savings-usd"})
+    assert {name for name, c in sparks.items() if c.partial is not None} == totals
+    assert all(sparks[name].partial == 0 for name in totals)
+    conversations = sparks["spark-conversations"].alt
+    # 8 weeks, 1,840 the first (partial), 2,480 the last, the lowest and highest of them
+    assert conversations == ("Conversations over the last 8 weeks: from 1,840 (the data began on Thu 8 Oct 2026: "
+                             "first week partial) to 2,480, between 1,840 and 2,480")
+    for name, chart in sparks.items():  # a rate is not lowered by a short week: no mark
+        assert ("partial" in chart.alt) is (name in totals), name
+
+
+def test_a_partial_first_week_is_drawn_hollow_and_a_whole_one_is_not() -> None:
+    base = make_report("executive")
+    marked = {c.name: c for c in build_context(_partial_first_week(base))[1]}["spark-conversations"]
+    whole = {c.name: c for c in build_context(base)[1]}["spark-conversations"]
+    assert whole.partial is None and marked.values == whole.values
+    svg = {k: v.decode() for k, v in draw_all([marked, replace(marked, name="whole", partial=None)], "svg").items()}
+    # the hollow point and the dotted segment from it, in grey (charts.MUTED); the dots: a dash array
+    assert "#98a2b3" in svg["spark-conversations"] and "stroke-dasharray" in svg["spark-conversations"]
+    assert "#98a2b3" not in svg["whole"] and "stroke-dasharray" not in svg["whole"]
+
+
+def test_a_week_begun_on_its_first_day_is_not_marked() -> None:
+    data = make_report("executive")
+    first = {**data.trend[0], "begins": True, "data_from": "2026-10-05T07:00:00+02:00", "partial": False}
+    _, charts = build_context(replace(data, trend=(first, *data.trend[1:])))
+    assert all(c.partial is None and "partial" not in c.alt for c in charts if c.kind == "spark")
