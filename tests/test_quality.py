@@ -752,9 +752,8 @@ def test_the_baseline_names_its_periods_and_the_one_the_data_began_partway_throu
     (4, "the previous 4 weeks, same hours (median)"),
     (1, "1 of the previous 4 weeks (2026-W47), same hours"),
 ])
-def test_a_source_whose_first_event_follows_a_quiet_night_did_not_begin_partway(weeks, label):
-    """Nights (00:00-07:00) are silent every week, so a source whose first event came at 07:00 on a Monday
-    began with its week, not partway through it: 10 events an hour by day, 17 x 7 x 10 = 1190 a week."""
+def test_the_baseline_label_names_its_periods_when_they_are_fewer_than_four(weeks, label):
+    """10 events an hour by day (07:00-24:00), 17 x 7 x 10 = 1190 a week, from ``weeks`` weeks back."""
     from agentdigest.render.sections import _baseline_label
 
     hourly = {p * 168 + h: 0 if h % 24 < 7 else 10 for p in range(4 - weeks, 5) for h in range(168)}

@@ -146,7 +146,6 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
     current = [hourly.get(hour_index(period) + h, 0) for h in range(n_hours)]
     received = sum(current)
     baseline_keys: tuple[str, ...] = ()
-    partial_key = None
     if expected_per_day is not None:
         basis: str | None = "expected_events_per_day"
         expected: float | None = expected_per_day * n_hours / 24.0
@@ -155,15 +154,10 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         basis = ("same_weekday" if tuple(back) == SAME_WEEKDAY else "earlier_periods") if back else "previous_periods"
         baselines = [period.previous(k) for k in (back or range(1, BASELINE_PERIODS + 1))]
         history = [[hourly.get(hour_index(b) + h, 0) for h in range(min(n_hours, _hours(b)))] for b in baselines]
-        # the data began (or came back) in a baseline period when the hours before it hold no event; of the
-        # oldest one, whose start is the query's, that cannot be told
-        began = [0 < hour_index(b) and not any(n for hour, n in hourly.items() if hour < hour_index(b))
-                 for b in baselines]
-        used, partial = _usable(history, began, current)
+        used = _usable(history)
         expected, per_hour_expected = _baseline([history[i] for i in used], n_hours)
         basis = basis if expected is not None else None
         baseline_keys = tuple(baselines[i].key for i in sorted(used, key=lambda i: baselines[i].start_utc))
-        partial_key = baselines[partial].key if partial is not None else None
     completeness = received / expected * 100.0 if expected else None
     # No event at all and nothing to compare with (a new source, a wrong table or column mapping): a report
     # of zeros is no less partial for its completeness being unknown (found in an audit: it went out without
@@ -190,34 +184,18 @@ def assess(counts: dict[str, int | None], hourly: dict[int, int], period: Period
         gaps=gaps,
         latest_event=period.local(latest) if isinstance(latest := counts.get("latest_event"), datetime) else None,
         baseline_periods=baseline_keys if expected is not None else (),
-        baseline_partial=partial_key,
     )
 
 
-def _usable(history: list[list[int]], began: list[bool], current: list[int]) -> tuple[list[int], int | None]:
-    """Which baseline periods the median is taken over (their indexes), and the one of them the data began
-    partway through (None if none did).
-
-    A period before the data began is no baseline, nor one with a few stray events (one event in an old week
-    of a young source made the median of its baseline half its usual volume: 189% complete, found in a
-    dirty-data audit): a baseline period holds a tenth of the largest one's events or more.
-
-    The period the data began in stays in the median, as DESIGN.md defines it, but is named when they began
-    partway through it (found in a report-reading audit: a monthly report read 152.9% complete against the
-    median of a whole month and the half month the data began in, and nothing said why): its hours before
-    the first event held a tenth or more of this period's events over the same hours, so a source whose first
-    event came at 07:00 after a quiet night is not called partial."""
+def _usable(history: list[list[int]]) -> list[int]:
+    """Which baseline periods the median is taken over (their indexes). A period before the data began is no
+    baseline, nor one with a few stray events (one event in an old week of a young source made the median of
+    its baseline half its usual volume: 189% complete, found in a dirty-data audit): a baseline period holds a
+    tenth of the largest one's events or more. The period the data began partway through stays in the median,
+    as the design defines it; compute names it (``baseline_partial``)."""
     totals = [sum(h) for h in history]
     largest = max(totals, default=0)
-    kept = [i for i, n in enumerate(totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]
-    partial = None
-    for i in kept:
-        if began[i]:
-            first = next(h for h, n in enumerate(history[i]) if n)
-            compared = sum(current[:len(history[i])])
-            if compared and sum(current[:first]) >= BASELINE_MIN_SHARE * compared:
-                partial = i
-    return kept, partial
+    return [i for i, n in enumerate(totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]
 
 
 def _baseline(history: list[list[int]], n_hours: int) -> tuple[float | None, list[float]]:
