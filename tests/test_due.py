@@ -78,6 +78,7 @@ def test_the_right_week_is_picked_on_the_monday(now, key, hours):
     ("0 9 * * */2", "sun,tue,thu,sat"),
     ("0 9 * * mon-fri", "mon,tue,wed,thu,fri"),
     ("0 9 * * 5-7", "sun,fri,sat"),
+    ("0 9 * * 7-7", "sun"),            # was every day (read as 0-7)
 ])
 def test_crontab_weekdays_mean_what_cron_means(expr, weekday_names):
     trigger = crontab_trigger(expr, "UTC")
@@ -90,6 +91,19 @@ def test_day_of_month_or_weekday_as_in_cron():
     first = trigger.get_next_fire_time(None, Z("2026-11-30T10:00:00Z"))
     second = trigger.get_next_fire_time(None, first + timedelta(seconds=1))
     assert (first, second) == (Z("2026-12-01T09:00:00Z"), Z("2026-12-07T09:00:00Z"))
+
+
+@pytest.mark.parametrize("expr,fires", [
+    # A field beginning with "*" counts as unrestricted (cron's DOM_STAR/DOW_STAR): both must match.
+    ("0 9 */2 * mon", ["2026-12-07T09:00:00Z", "2026-12-21T09:00:00Z"]),  # Mondays on an odd day
+    ("0 9 1 * */2", ["2026-12-01T09:00:00Z", "2027-04-01T09:00:00Z"]),    # the 1st when a Sun/Tue/Thu/Sat
+    ("0 9 1-7 * mon", ["2026-12-01T09:00:00Z", "2026-12-02T09:00:00Z"]),  # no "*": either, as before
+])
+def test_a_starred_day_field_is_anded_as_in_cron(expr, fires):
+    trigger = crontab_trigger(expr, "UTC")
+    first = trigger.get_next_fire_time(None, Z("2026-11-30T10:00:00Z"))
+    second = trigger.get_next_fire_time(None, first + timedelta(seconds=1))
+    assert [first, second] == [Z(f) for f in fires]
 
 
 @pytest.mark.parametrize("schedule", ["0 9 * * 8", "0 25 * * *", "0 9 * *", "every monday"])

@@ -6,7 +6,9 @@ report to another day without any error:
 - it numbers weekdays from Monday = 0, so ``0 9 * * 1`` would fire on Tuesdays (APScheduler
   issue 286); here ``0``/``7`` is Sunday and ``1`` Monday, as in crontab(5);
 - it fires only when day-of-month *and* day-of-week match, where cron fires when either does
-  (when both are restricted): ``0 9 1 * mon`` is "the 1st and every Monday".
+  (when both are restricted): ``0 9 1 * mon`` is "the 1st and every Monday". A field that begins
+  with ``*`` (``*/2``) counts as unrestricted there, as in cron: ``0 9 */2 * mon`` is the Mondays
+  that fall on an odd day.
 
 Fire times are computed in the given IANA timezone, so ``0 9 * * mon`` in Europe/Berlin is
 08:00Z in winter and 07:00Z in summer.
@@ -58,6 +60,8 @@ def _weekdays(field: str) -> str:
             first, last = _weekday(a), _weekday(b)
             if b.strip() == "7":
                 last = 7  # 5-7 is Friday to Sunday
+            if a.strip() == "7":
+                first = 7  # 7-7 is Sunday (it read as 0-7, every day: found in an operator audit)
             if last < first:
                 raise ValueError(f"day-of-week range {span!r} runs backwards")
         else:
@@ -168,10 +172,13 @@ def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
-    minute, hour, day, month, weekday = fields
-    weekday = _weekdays(weekday)
+    minute, hour, day, month, weekday_field = fields
+    weekday = _weekdays(weekday_field)
     zone = ZoneInfo(timezone)
     common = dict(minute=minute, hour=hour, month=month, second=0, timezone="UTC")  # the wall clock, see _WallClock
-    if day not in ("*", "?") and weekday != "*":
+    # Either, as cron does, only when neither field begins with "*" (cron's DOM_STAR/DOW_STAR): "*/2" is a
+    # restriction cron still ANDs (found in an operator audit: `0 9 */2 * mon` fired every odd day too).
+    if not day.startswith(("*", "?")) and not weekday_field.startswith(("*", "?")):
         return _WallClock(OrTrigger([CronTrigger(day=day, **common), CronTrigger(day_of_week=weekday, **common)]), zone)
-    return _WallClock(CronTrigger(day=day if day != "?" else "*", day_of_week=weekday, **common), zone)
+    return _WallClock(CronTrigger(day="*" + day[1:] if day.startswith("?") else day, day_of_week=weekday, **common),
+                      zone)
