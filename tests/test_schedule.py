@@ -105,6 +105,26 @@ def test_a_report_without_channels_is_archived_once(tmp_path, events):
     assert code == 0 and "already sent" in out
 
 
+def test_a_preview_of_a_week_not_ended_does_not_stand_for_it(tmp_path, events):
+    """A report without channels is done once archived, and a dry run archives: a preview of this week (its
+    figures so far) made it "already sent" when the week came due, and the whole week was never computed
+    (found in an operator audit). The preview's generated_at, before the week's end, tells it apart."""
+    from agentdigest.periods import parse_period
+
+    path = write_config(tmp_path, events=events, channels={}, reports=[{**NY_WEEKLY, "channels": []}])
+    config = load_config(path)
+    period = parse_period("week", "2026-W49", "America/New_York")
+    run_reports(config, list(config.reports), periods={"weekly": [period]}, now=utc("2026-12-03T12:00:00Z"),
+                dry_run=True, formats=FORMATS)
+    report_json = tmp_path / "reports" / "weekly" / "2026-W49" / "report.json"
+    assert json.loads(report_json.read_text())["generated_at"].startswith("2026-12-03")
+    code, out = due_run(path, "2026-12-07T14:01:00Z")
+    assert code == 0 and "weekly 2026-W49: archived" in out, out
+    assert json.loads(report_json.read_text())["generated_at"].startswith("2026-12-07")
+    code, out = due_run(path, "2026-12-07T14:05:00Z")
+    assert code == 0 and "already sent" in out, out
+
+
 def test_a_schedule_that_fires_less_often_than_its_period_is_refused(tmp_path, events):
     # 29 February for a daily report: it used to send 2024-02-28 and no other day for four years.
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),

@@ -23,6 +23,7 @@ so the periods that came due while it was paused are neither sent nor late, only
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -174,7 +175,8 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
 
     def done(report: ReportConfig, period: Period) -> bool:
         if not report.channels:
-            return archive is not None and (report_dir(archive, report.id, period.key) / "report.json").is_file()
+            return archive is not None and _archived_whole(report_dir(archive, report.id, period.key) / "report.json",
+                                                           period)
         targets = None
         if config is not None and archive is not None:
             from .period_targets import current_targets
@@ -189,6 +191,20 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
         return sent_before_renaming(config, ledger, report, period.key, targets)
 
     return done
+
+
+def _archived_whole(path: Path, period: Period) -> bool:
+    """Whether ``path`` (a period's report.json) is archived and of the whole period. A preview made before the
+    period ended (``run --dry-run --period`` of this week) holds its figures so far: found in an operator audit, a
+    report without channels was then "already sent" when its week came due, and the complete week was never
+    computed. Its ``generated_at`` (the run's clock) tells: before the period's end, it is such a preview."""
+    try:
+        generated = datetime.fromisoformat(json.loads(path.read_text(encoding="utf-8"))["generated_at"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return path.is_file()  # archived, but unreadable here: as before, it counts
+    return _utc(generated) >= period.end_utc
 
 
 def grace(config: Config, report: ReportConfig) -> timedelta:
