@@ -102,7 +102,7 @@ def test_a_report_without_channels_is_archived_once(tmp_path, events):
     assert code == 0 and "weekly 2026-W48: archived" in out
     assert (tmp_path / "reports" / "weekly" / "2026-W48" / "report.json").is_file()
     code, out = due_run(path, "2026-11-30T14:05:00Z")
-    assert code == 0 and "already sent" in out
+    assert code == 0 and out.strip() == "weekly 2026-W48: already archived (the report has no channels)", out
 
 
 def test_a_preview_of_a_week_not_ended_does_not_stand_for_it(tmp_path, events):
@@ -122,7 +122,7 @@ def test_a_preview_of_a_week_not_ended_does_not_stand_for_it(tmp_path, events):
     assert code == 0 and "weekly 2026-W49: archived" in out, out
     assert json.loads(report_json.read_text())["generated_at"].startswith("2026-12-07")
     code, out = due_run(path, "2026-12-07T14:05:00Z")
-    assert code == 0 and "already sent" in out, out
+    assert code == 0 and "already archived" in out, out
 
 
 def test_a_schedule_that_fires_less_often_than_its_period_is_refused(tmp_path, events):

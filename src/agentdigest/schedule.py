@@ -139,7 +139,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                          later_key, report=report.id, period=latest.key)
             elif latest not in todo:
                 result.skipped.append((report.id, latest.key))
-                decision("skipped_sent", "%s %s: already sent, skipped", report.id, latest.key,
+                decision("skipped_sent", "%s %s: %s, skipped", report.id, latest.key, _done_word(report),
                          report=report.id, period=latest.key)
             if passed := due.passed_over(report, latest, now, ledger):
                 result.passed_over.append((report, passed))
@@ -262,8 +262,9 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             ledger.close()
     for report_id in result.paused:
         console.print(f"{report_id}: paused (enabled = false); not run", markup=False)
+    by_id = {report.id: report for report in reports}
     for report_id, key in result.skipped:
-        console.print(f"{report_id} {key}: already sent", markup=False)
+        console.print(f"{report_id} {key}: {_done_word(by_id[report_id])}", markup=False)
     for report, passed in result.passed_over:
         console.print(f"{report.id}: {_span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
                       f"not sent (catch_up = {report.catch_up}); to send one: "
@@ -293,6 +294,12 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     if not result.runs and not result.skipped and not result.older and not result.paused:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
+
+
+def _done_word(report: ReportConfig) -> str:
+    """What a period done already is: sent, or for a report without channels (found in an operator audit: it read
+    "already sent", with nothing to send it to) archived."""
+    return "already sent" if report.channels else "already archived (the report has no channels)"
 
 
 def _span(periods: list[Period]) -> str:
