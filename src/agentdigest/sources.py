@@ -86,7 +86,8 @@ class Source:
                 if isinstance(query_error(probe), ConversionError) and (found or canon not in typed):
                     prefix = f"{self.config_file}: " if self.config_file else ""
                     expected = "timestamps" if canon == "event_ts" else "numbers"
-                    example = self._shown(found.group(1)) if found else self._unconverted_example(canon, col)
+                    example = (self._shown(found.group(1)) if found
+                               else self._unconverted_example(canon, col) or self._quoted_value(probe))
                     shown = f", such as {example!r}" if example is not None else ""
                     if canon in REQUIRED_COLUMNS:
                         # A required column cannot be left out (found by a new user): the data must change.
@@ -116,6 +117,18 @@ class Source:
         if not rows or rows[0]["v"] is None:
             return None
         return self._shown(str(rows[0]["v"]))
+
+    def _quoted_value(self, probe: BaseException) -> str | None:
+        """The value PostgreSQL quotes in its conversion error ('invalid input syntax for type double
+        precision: "fast"'), shown as :meth:`_shown` shows event text. PostgreSQL 15 has no TRY_CAST, so
+        without this its error named no value, as the README says every engine's does (found in a Postgres
+        audit). The cause may sit behind the cursor's failed close (see query_error)."""
+        for exc in (probe, probe.__context__):
+            first = str(exc or "").split("\n", 1)[0]
+            found = _QUOTED_VALUE.search(first)
+            if found:
+                return self._shown(found.group(1))
+        return None
 
     def _shown(self, value: str) -> str:
         """An event's value as an error message may show it: PII redacted, secrets masked, 40 characters."""
@@ -339,6 +352,9 @@ _CONVERSION_ERRORS = ("conversion error", "could not convert", "invalid input sy
                       "cannot be cast", "invalid_timestamp", "cannot_parse_timestamp",
                       "date/time field value out of range", "time zone displacement out of range",
                       "is out of range for type")
+# PostgreSQL's conversion errors quote the value (the whole rest of the line: the value may hold quotes).
+_QUOTED_VALUE = re.compile(r'(?:invalid input syntax for type [^:"]+|date/time field value out of range'
+                           r'|time zone displacement out of range): "(.*)"$')
 _CONVERSION_PATTERN = re.compile(r'time zone "[^"]*" not recognized')
 
 
