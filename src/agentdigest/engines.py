@@ -153,17 +153,29 @@ def temp_tables_allowed(backend: Any) -> bool:
     say otherwise: without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
     to it 4,746 times (32 s for a report of 134k events; 7 s without nested loops, 3 s with temporary tables).
     """
+    return temp_tables_refused(backend) is None
+
+
+def temp_tables_refused(backend: Any) -> str | None:
+    """Why the PostgreSQL session may not create temporary tables, in words ``check`` shows; None when it may
+    (or when it cannot be told: they are tried). A role without the TEMPORARY privilege read "(read-only)" in
+    check, sending the user to look for a read-only setting that was not there (found in a Postgres audit)."""
     if getattr(backend, "name", "") != "postgres":
-        return True
+        return None
     try:
         with backend.con.cursor() as cur:
-            cur.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY') AND NOT pg_is_in_recovery() "
-                        "AND current_setting('transaction_read_only') = 'off'")
-            allowed = bool(cur.fetchone()[0])
+            cur.execute("SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery(), "
+                        "has_database_privilege(current_database(), 'TEMPORARY'), current_database(), current_user")
+            read_only, temporary, database, role = cur.fetchone()
         backend.con.commit()
     except Exception:  # noqa: BLE001 - unknown: try them, as before
-        return True
-    return allowed
+        return None
+    if read_only:  # default_transaction_read_only, or a hot standby
+        return "read-only"
+    if not temporary:
+        return (f"the role may not create them: GRANT TEMPORARY ON DATABASE {_sql_name(database)} "
+                f"TO {_sql_name(role)}")
+    return None
 
 
 def withheld_columns(backend: Any, name: str | None, mapped: Iterable[str]) -> frozenset[str]:

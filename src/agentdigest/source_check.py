@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .config import CANONICAL_COLUMNS
+from .engines import temp_tables_refused
 from .queries import rows as _rows
 from .sources import ConversionError, QueryFailed, Source
 
@@ -36,8 +37,10 @@ def source_line(source: Source) -> str:
     absent = sorted(set(CANONICAL_COLUMNS) - source.present)
     # The latest event not in the future: one bad clock must not hide that the data stopped.
     future = f"; {rows['future']:,} in the future, not counted" if rows["future"] else ""
-    # A read-only role or a replica: the run works, without temporary tables (README, PostgreSQL).
-    slower = "" if source.temp_tables else "; no temporary tables (read-only): reports compute more slowly"
+    # A read-only role, a replica or no TEMPORARY privilege: the run works, without temporary tables (README,
+    # PostgreSQL); the line says which, so the user knows what to change.
+    refused = None if source.temp_tables else temp_tables_refused(source.backend) or "read-only"
+    slower = f"; no temporary tables ({refused}): reports compute more slowly" if refused else ""
     skipped = source.unreadable.rows if source.unreadable else 0
     unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
                   f"{source.unreadable.first}" if skipped else "")
