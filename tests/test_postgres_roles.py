@@ -142,6 +142,20 @@ def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("table", ["Events.Agent_Events", "EVENTS.agent_events", "Agent_Events"])
+def test_a_table_named_in_another_case_is_named_as_written_in_the_catalog(pg_url, table):
+    """Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it to analytics.agent_log,
+    said only "not found". Names are read with their case as written (README); the error now says which
+    readable table differs only in case."""
+    from agentdigest.errors import InputError
+
+    load_postgres(trap_rows(SCENARIO), pg_url)
+    with pytest.raises(InputError, match=rf"table '{table}' not found .*; names are read with their case as "
+                                         r"written: write events\.agent_events$"):
+        open_source(SourceConfig(url=reader_url(pg_url, "agentdigest_cased"), table=table))
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_a_role_without_usage_on_the_schema_is_one_line_exit_3(pg_url, tmp_path, command):
     """Found in a PostgreSQL audit: a role granted SELECT on the table but not USAGE on its schema ended every

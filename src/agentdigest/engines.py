@@ -57,7 +57,12 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         table = _table(con, _on_search_path(con, cfg.table), cfg.url)
     except InputError as exc:
         schemas = _schemas_holding(con, cfg.table)
+        cased = [] if schemas else _other_case(con, cfg.table)
         con.disconnect()
+        if cased:
+            # Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it, said only "not found".
+            raise InputError(f"{exc}; names are read with their case as written: "
+                             f"write {' or '.join(cased)}") from exc
         if not schemas:
             raise
         # Found in a PostgreSQL audit: "not found" alone, for a table in a schema off the search path.
@@ -138,6 +143,24 @@ def _schemas_holding(con: Any, name: str) -> list[str]:
                         "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
                         "AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 3", (path[0],))
             return [row[0] for row in cur.fetchall()]
+    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
+        return []
+
+
+def _other_case(con: Any, name: str) -> list[str]:
+    """The tables or views the role may read whose names differ from ``name`` (``schema.table`` or unqualified)
+    only in case, as source.table would write them, at most three."""
+    path = table_path(name)
+    if len(path) > 2:
+        return []
+    schema = path[0] if len(path) == 2 else None
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE lower(c.relname) = lower(%s) AND (%s::text IS NULL OR lower(n.nspname) = lower(%s)) "
+                        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND has_table_privilege(c.oid, 'SELECT') "
+                        "AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2 LIMIT 3", (path[-1], schema, schema))
+            return [f"{_sql_name(nsp)}.{_sql_name(rel)}" for nsp, rel in cur.fetchall()]
     except Exception:  # noqa: BLE001 - a hint only; the error is said without it
         return []
 
