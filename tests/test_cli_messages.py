@@ -385,7 +385,7 @@ def test_a_csv_file_read_as_one_column_says_so(tmp_path):
     (tmp_path / "events.csv").write_bytes(b"Conversation,Timestamp,Type,Latency\n" + b"".join(rows))
     write_config(tmp_path, CSV_SOURCE)
     line = one_line(cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10"), 2)
-    assert "required column 'Conversation' (mapped from conversation_id) not found" in line, line
+    assert "required column 'Conversation' (mapped by source.columns.conversation_id) not found" in line, line
     assert line.endswith("; the file was read as one column: its delimiter or header could not be told from its "
                          "first rows (rows of another shape near the top?)"), line
 

@@ -175,7 +175,7 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
 
 @pytest.mark.parametrize("columns,ddl,message", [
     ({"event_ts": "created"}, "conversation_id TEXT, created_at TIMESTAMP, event_type TEXT",
-     "required column 'created' \\(mapped from event_ts\\) not found"),
+     "required column 'created' \\(mapped by source.columns.event_ts\\) not found"),
     ({}, "conversation_id TEXT, event_ts BOOLEAN, event_type TEXT", "expected a timestamp$"),
     ({}, "conversation_id TEXT, event_ts BIGINT, event_type TEXT",
      'expected a timestamp; numbers are read as epoch time when \\[source\\] sets epoch_unit = "s", "ms" or "us"'),
@@ -183,7 +183,10 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
     ({"conversation_id": "conv"}, "conv BLOB, event_ts TIMESTAMP, event_type TEXT", "expected text or an integer id"),
     # Found by a new user: a typo in an optional mapping silently dropped cost from every report.
     ({"cost_usd": "price"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT, cost_usd DOUBLE",
-     "column 'price' \\(mapped from cost_usd\\) not found"),
+     "column 'price' \\(mapped by source.columns.cost_usd\\) not found"),
+    # Found in a Postgres audit: a mapping to the canonical name itself read "(mapped from latency_ms)", no key.
+    ({"latency_ms": "latency_ms"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT",
+     "column 'latency_ms' \\(mapped by source.columns.latency_ms\\) not found"),
     # Found by a new user: a copied mapping line made every conversation one event, with no error.
     ({"event_id": "conversation_id"}, "conversation_id TEXT, event_ts TIMESTAMP, event_type TEXT",
      "source.columns: event_id and conversation_id both read column 'conversation_id' of source 'odd' \\(expected a "
@@ -206,7 +209,7 @@ def test_text_latency_that_is_not_a_number_is_an_input_error(backend, tmp_path, 
      "column 'ok' \\(event_id\\) has type boolean, expected text or an integer id$"),
     ({"conversation_id": "ok"}, "ok BOOLEAN, event_ts TIMESTAMP, event_type TEXT",
      "column 'ok' \\(conversation_id\\) has type boolean, expected text or an integer id$"),
-], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column",
+], ids=["missing-mapped-column", "boolean-timestamp", "epoch-timestamp", "date-latency", "binary-id", "missing-mapped-optional-column", "mapped-to-its-own-name",
         "event-id-is-conversation-id", "two-ids-one-column", "error-type-is-event-type", "unmapped-optional-column-of-another-type",
         "unmapped-boolean-tokens", "boolean-event-id", "boolean-conversation-id"])
 def test_unusable_columns_are_named(columns, ddl, message, tmp_path):

@@ -604,7 +604,7 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
     (lambda s: s.replace("duckdb://events.duckdb", "foodb://x/y"), 2, "source.url: no engine for foodb://"),
     (lambda s: s.replace("duckdb://events.duckdb", ""), 2, "source.url: is empty (expected duckdb://"),
     (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.columns]\nevent_ts = "created"'), 2,
-     "required column 'created' (mapped from event_ts) not found"),
+     "required column 'created' (mapped by source.columns.event_ts) not found"),
     (lambda s: s + '[source.spark_conf]\n"spark.master" = "yarn"\n', 2, "source.spark_conf.spark.master"),
     (lambda s: s.replace("duckdb://events.duckdb", "duckdb://missing.duckdb"), 3, "DuckDB file not found"),
 ], ids=["duckdb-setting", "engine", "empty-url", "column", "spark-conf", "unreachable"])

@@ -45,7 +45,7 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
             # A missing optional column leaves its metrics out, but a mapping that names a column the
             # table lacks is a mistake (a typo would silently drop cost or latency from every report).
             if canon in REQUIRED_COLUMNS or canon in columns:
-                mapped = f" (mapped from {canon})" if canon in columns else ""
+                mapped = f" (mapped by source.columns.{canon})" if canon in columns else ""
                 kind = "required column" if canon in REQUIRED_COLUMNS else "column"
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
                                  f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs)}")
