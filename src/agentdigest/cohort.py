@@ -299,18 +299,35 @@ def overlong(cohort: Cohort, conversations: ir.Table) -> ir.Table:
     return c.filter(c["last"] >= cutoff(c.period, cohort.cutoffs))
 
 
-def trimmed(cohort: Cohort, conversations: ir.Table, long: ir.Table) -> ir.Table:
+def trimmed(cohort: Cohort, conversations: ir.Table, long: ir.Table, fixed: ir.Table | None = None) -> ir.Table:
     """``conversations`` with the rows of ``long`` (see :func:`overlong`, usually none) recomputed from
-    their events before their own cutoff only."""
+    their events before their own cutoff only (``fixed``: :func:`recomputed`, kept elsewhere; computed here
+    when not given)."""
     keys = long.select("conversation_id", "period", "day")
-    ev = cohort.events.inner_join(keys, "conversation_id")
-    ev = ev.filter(ev.event_ts < cutoff(ev.period, cohort.cutoffs))
-    fixed = ev.group_by(["conversation_id", "period", "day"]).agg(**_outcomes(ev))
+    if fixed is None:
+        fixed = recomputed(cohort, keys)
     kept = conversations.anti_join(keys, "conversation_id")
     # Cast to the materialized table's types: an engine may read its own table back with other ones
     # (Spark: timestamp without zone, int for the 0/1 flags).
     schema = kept.schema()
     return kept.union(fixed.select(*[fixed[c].cast(schema[c]).name(c) for c in kept.columns]), distinct=False)
+
+
+def recomputed(cohort: Cohort, keys: ir.Table) -> ir.Table:
+    """The conversations of ``keys`` (conversation_id, period, day) from their events before their own cutoff."""
+    ev = cohort.events.inner_join(keys, "conversation_id")
+    ev = ev.filter(ev.event_ts < cutoff(ev.period, cohort.cutoffs))
+    return ev.group_by(["conversation_id", "period", "day"]).agg(**_outcomes(ev))
+
+
+def recent_events(cohort: Cohort, since: datetime) -> ir.Table:
+    """The cohort's events from ``since`` on, to the end of its window (what :func:`conversation_events`
+    reads with ``since``)."""
+    if cohort.source is None or cohort.window_end is None:
+        ev = cohort.events.filter(cohort.events.event_ts >= ts_literal(since))
+    else:
+        ev = valid_events(cohort.source, cohort.present, since, cohort.window_end, cohort.duplicates)
+    return ev.drop("event_id") if "event_id" in ev.columns else ev
 
 
 def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime | None = None) -> ir.Table:
@@ -321,9 +338,7 @@ def conversation_events(cohort: Cohort, conversations: ir.Table, since: datetime
     conversations, not of the whole trend window).
     """
     conv = conversations.select("conversation_id", "start", "period")
-    ev = cohort.events
-    if since is not None and cohort.source is not None and cohort.window_end is not None:
-        ev = valid_events(cohort.source, cohort.present, since, cohort.window_end, cohort.duplicates)
+    ev = cohort.events if since is None else recent_events(cohort, since)
     if "agent_id" in ev.columns:
         ev = ev.rename(event_agent_id="agent_id")
     if "event_id" in ev.columns:
@@ -366,8 +381,6 @@ def agent_matches(agent: ir.Value, entries: list[str]) -> ir.Value:
     return out.fill_null(False)
 
 
-def of_agents(cohort: Cohort, conversations: ir.Table, entries: list[str]) -> ir.Table:
-    """The ``conversations`` whose agent (:func:`conversation_agents`) matches ``entries``."""
-    agents = conversation_agents(conversation_events(cohort, conversations))
+def of_agents(conversations: ir.Table, agents: ir.Table, entries: list[str]) -> ir.Table:
+    """The ``conversations`` whose agent (``agents``: :func:`conversation_agents`) matches ``entries``."""
     return conversations.semi_join(agents.filter(agent_matches(agents.agent_id, entries)), "conversation_id")
-

@@ -171,7 +171,7 @@ def temp_tables_allowed(backend: Any) -> bool:
     On PostgreSQL a read-only role (``default_transaction_read_only``), a role without the TEMPORARY
     privilege, or a hot standby (a replica, which README advises) may not: every run failed with
     "cannot execute CREATE TABLE in a read-only transaction" (exit 3) while ``check`` said ok (found in a
-    PostgreSQL audit). Without them each query computes the cohort anew: the same figures, slower. Such a
+    PostgreSQL audit). Without them the report keeps its steps in an in-process DuckDB (client_tables). Such a
     source's reports run with ``enable_nestloop = off`` (:func:`one_transaction`) unless [source.settings]
     say otherwise: without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
     to it 4,746 times (32 s for a report of 134k events; 7 s without nested loops, 3 s with temporary tables).

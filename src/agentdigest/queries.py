@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from . import cohort as cohort_mod
 from . import coverage
 from . import quality as quality_mod
 from .breakdowns import CUR, PREV
+from .client_tables import ClientTables
 from .cohort import count_if, float_sum
 from .config import ReportConfig
 from .errors import InputError
@@ -42,11 +43,9 @@ def rows(expr: ir.Table) -> list[dict[str, Any]]:
         raise query_error(exc) from exc
 
 
-def cache(stack: ExitStack, table: ir.Table, temp_tables: bool) -> ir.Table:
-    """``table`` materialized for the report's later queries, or as it is where the engine may not
-    create temporary tables (a read-only PostgreSQL role or a replica): each query then computes it."""
-    if not temp_tables:
-        return table
+def cache(stack: ExitStack, table: ir.Table) -> ir.Table:
+    """``table`` materialized (a temporary table) for the report's later queries, released when ``stack`` closes.
+    Where the engine may not create temporary tables, :class:`ClientTables` keeps the steps instead."""
     try:
         cached = table.cache()
         stack.callback(_release, cached)
@@ -109,19 +108,26 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
     has_agent = "agent_id" in present
 
     with ExitStack() as stack:
+        client = None if source.temp_tables else ClientTables(stack, source.backend)
+
         def keep(table: ir.Table) -> ir.Table:
-            return cache(stack, table, source.temp_tables)
+            return client.keep(table) if client else cache(stack, table)
 
         dups = cohort_mod.duplicate_ids(source.events, present, bounds[0] - around, bounds[-1] + around,
                                         unique=source.unique_ids)
         if dups is not None and not source.unique_ids:
             with source.many_groups():
-                dups = keep(dups)
+                dups = client.on_engine(keep(dups), dups) if client else keep(dups)
         c = cohort_mod.build(source.events, present, bounds, period.day_starts_utc, around, duplicates=dups)
         conv = keep(c.conversations)
         long = cohort_mod.overlong(c, conv)
         if rows(long.agg(n=long.count()))[0]["n"]:
-            conv = keep(cohort_mod.trimmed(c, conv, long))
+            fixed = None
+            if client:  # recomputed in the engine, which joins their keys
+                keys = long.select("conversation_id", "period", "day")
+                again = cohort_mod.overlong(c, c.conversations).select(*keys.columns)
+                fixed = keep(cohort_mod.recomputed(c, client.on_engine(keys, again)))
+            conv = keep(cohort_mod.trimmed(c, conv, long, fixed))
         # A report of some agents: their conversations only; the data quality (completeness, gaps,
         # invalid rows) stays the whole source's, judged by all its conversations.
         everyone: dict[int, int] | None = None
@@ -130,7 +136,10 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
                 raise InputError(f"report {report.id!r} sets agents, but the events have no agent_id column "
                                  "(map yours in [source.columns])")
             everyone = {r["period"]: r["n"] for r in rows(conv.group_by("period").agg(n=conv.count()))}
-            conv = keep(cohort_mod.of_agents(c, conv, report.agents))
+            # The agent is the first event's: the conversations as the engine computes them suffice.
+            of_all = c.conversations if client else conv
+            agents = cohort_mod.conversation_agents(cohort_mod.conversation_events(c, of_all))
+            conv = keep(cohort_mod.of_agents(conv, keep(agents) if client else agents, report.agents))
         counts = {"latency_values": conv.latency_n.sum()} if "latency_n" in conv.columns else {}
         counts[FIRST_START] = conv.start.min()
         counts |= {f"{col}_values": conv[c].count() for col, (c, _, _) in coverage.SUMMED.items() if c in conv.columns}
@@ -143,7 +152,12 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
         cur = conv.filter(conv.period == CUR)
         daily_rows = {r["day"]: r for r in rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
 
-        ev = keep(cohort_mod.conversation_events(c, conv.filter(conv.period >= PREV), since=bounds[PREV]))
+        last_two = conv.filter(conv.period >= PREV)
+        if client:  # the last two periods' events copied, then joined to their conversations here
+            ev = client.keep_joined(cohort_mod.recent_events(c, bounds[PREV]), lambda arriving: cohort_mod.conversation_events(
+                replace(c, events=arriving, source=None), last_two))
+        else:
+            ev = keep(cohort_mod.conversation_events(c, last_two, since=bounds[PREV]))
         agent_rows: list[dict[str, Any]] = []
         if has_agent:
             agents = keep(cohort_mod.conversation_agents(ev))
