@@ -124,13 +124,26 @@ CASES = [
     Case("slack-webhook-ok", "slack-webhook", expect=dict(results={"": "sent"}, attempts=1, requests={HOOK_PATH: 1},
                                                           check="slack_payload")),
     Case("slack-webhook-429-retry-after", "slack-webhook",
-         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "1"}), (200, "ok", {})]},
+         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "1"}), (200, "ok", {})]}, settings=dict(retry_max_wait=1),
          expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
     # found in a Slack audit: this read "the retry budget was used up" with the budget untouched
     Case("slack-webhook-retry-after-beyond-the-budget", "slack-webhook",
-         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "3600"})]},
+         server={HOOK_PATH: [(429, "rate_limited", {"Retry-After": "3600"})]}, settings=dict(retry_max_wait=3600),
          expect=dict(error="asked to wait 3600s, longer than the 5s retry budget", retryable=True, attempts=1,
                      requests={HOOK_PATH: 1})),
+    # Found in an operator audit: a Retry-After longer than retry_max_wait was waited for (an hour's run); it is
+    # not waited for, and the failure is transient (the next run retries), whatever the budget would allow
+    *[Case(f"{kind}-retry-after-beyond-retry_max_wait{'-after-a-retry' if first else ''}", kind,
+           server={path: [*first, (429, answer, {"Retry-After": "4"})]}, settings=dict(retry_budget=10, retry_max_wait=2),
+           expect=dict(error=f"({'not retried' if not first else 'gave up after 2 attempts'}: {who} asked to retry "
+                             "after 4 s, longer than retry_max_wait = 2 s; the next run retries)",
+                       retryable=True, attempts=1 + len(first), waits=(0.05,) * len(first),
+                       requests={path: 1 + len(first)}))
+      for kind, path, answer, who in (("slack-webhook", HOOK_PATH, "rate_limited", "Slack"),
+                                      ("slack-bot", "/api/chat.postMessage", json.dumps({"ok": False, "error": "ratelimited"}),
+                                       "Slack"),
+                                      ("webhook", WEBHOOK_PATH, "slow down", "the webhook"))
+      for first in ((), ((500, "oops", {}),))],
     Case("slack-webhook-500-then-ok", "slack-webhook", server={HOOK_PATH: [(500, "oops", {}), (200, "ok", {})]},
          expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
     # found in a Slack audit: a post answered after the timeout was posted again at each retry (3 posts in
@@ -158,7 +171,7 @@ CASES = [
          expect=dict(results={"": "sent"}, attempts=2, requests={HOOK_PATH: 2})),
     Case("slack-webhook-503-retry-after-then-ok", "slack-webhook",
          server={HOOK_PATH: [(503, "service unavailable", {"Retry-After": "1"}), (200, "ok", {})]},
-         expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
+         settings=dict(retry_max_wait=1), expect=dict(results={"": "sent"}, attempts=2, waits=(1.0,), requests={HOOK_PATH: 2})),
     Case("slack-webhook-connection-refused", "slack-webhook",
          settings=dict(webhook_url=f"http://127.0.0.1:{free_port()}{HOOK_PATH}", retry_budget=0.3),
          expect=dict(error="cannot reach", retryable=True, min_attempts=2)),
@@ -230,7 +243,7 @@ CASES = [
          expect=dict(error="channel_not_found", retryable=False, attempts=1)),
     Case("slack-bot-429-retry-after", "slack-bot",
          server={"/api/chat.postMessage": [slack_error("ratelimited", 429, **{"Retry-After": "1"}),
-                                            ok_json(channel="C0AGENTS", ts=TS)]},
+                                            ok_json(channel="C0AGENTS", ts=TS)]}, settings=dict(retry_max_wait=1),
          expect=dict(results={"": "sent", PDF_TARGET: "sent"}, waits=(1.0,),
                      requests={"/api/chat.postMessage": 2, "/api/files.completeUploadExternal": 1})),
     *[Case(f"slack-bot-{code}", "slack-bot", server={"/api/chat.postMessage": [slack_error(code)]},

@@ -1049,3 +1049,31 @@ def test_a_read_only_ledger_is_shown_by_history_and_refused_by_run(tmp_path, eve
     assert sorted(p.parent.name for p in (home / "outbox").rglob("*.eml")) == ["2026-W46"]
     if writer is None:  # the reader made no file of its own beside production's ledger
         assert sorted(p.name for p in state.iterdir()) == ["ledger.db"]
+
+
+def test_a_retry_after_longer_than_retry_max_wait_fails_the_run_now_and_the_next_one_sends(tmp_path, events,
+                                                                                         httpserver):
+    """Found in an operator audit: Slack answering 429 with Retry-After: 3600 made a run (and `run --due` under
+    cron) sleep an hour, when the budget allowed it. A run waits at most retry_max_wait (60 s here): the delivery
+    is recorded failed at once, saying what Slack asked, and the next run sends it. Run against the real clock:
+    the command's timeout (300 s) fails this when the hour is waited for."""
+    home = home_with(tmp_path, events, config=OUTBOX_CONFIG.replace('channels = ["box"]', 'channels = ["slack"]')
+                     + f'[channels.slack]\ntype = "slack"\nwebhook_url = "{httpserver.url_for(HOOK)}"\n'
+                       'retry_budget = 7200\n')
+    httpserver.expect_oneshot_request(HOOK).respond_with_data("rate_limited", status=429,
+                                                              headers={"Retry-After": "3600"})
+    asked = "Slack asked to retry after 3600 s, longer than retry_max_wait = 60 s; the next run retries"
+    first = run_in(home, "run", "--due", "--now", "2026-11-23T10:00:00+01:00")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "weekly-exec 2026-W47 -> slack: failed: " in first.stdout and asked in first.stdout
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        row = db.execute("SELECT state, retryable, lease_until, attempts, last_error FROM deliveries").fetchone()
+    assert row[:4] == ("failed", 1, None, 1) and asked in row[4], row
+    assert HOOK.rsplit("/", 1)[1] not in first.stdout + first.stderr + row[4]  # the webhook's secret path
+
+    httpserver.expect_request(HOOK).respond_with_data("ok")
+    again = run_in(home, "run", "--due", "--now", "2026-11-23T10:05:00+01:00")
+    assert again.returncode == 0, again.stdout + again.stderr
+    with sqlite3.connect(home / "agentdigest.db") as db:
+        assert db.execute("SELECT state, attempts FROM deliveries").fetchall() == [("sent", 2)]
+    assert len(httpserver.log) == 2

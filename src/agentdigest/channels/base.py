@@ -135,6 +135,8 @@ class BaseChannel:
 
     type: ClassVar[str] = ""
     settings_model: ClassVar[type[BaseModel]]
+    #: who answers this channel's requests, as its errors name it ("Slack asked to retry after 3600 s")
+    provider: ClassVar[str] = "the server"
     #: called before each retry (not the first attempt) with the targets it is for (None: all of them):
     #: delivery counts it in the ledger as it happens, so a sender killed between retries still leaves
     #: the true number of attempts behind
@@ -190,7 +192,8 @@ class BaseChannel:
         names the targets a retry is still for, when some were settled by an earlier attempt."""
         hook = self.on_retry
         counted = None if hook is None else (lambda: hook(list(pending()) if pending else None))
-        return with_retries(self.settings, action, sleep=sleep, on_retry=counted, on_wait=self.on_wait)
+        return with_retries(self.settings, action, sleep=sleep, on_retry=counted, on_wait=self.on_wait,
+                            who=self.provider)
 
 
 @dataclass(frozen=True)
@@ -202,14 +205,16 @@ class Tried(Generic[T]):
 
 def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[], None] | None = None,
-                 on_wait: Callable[[DeliveryError, float], None] | None = None) -> Tried[T]:
+                 on_wait: Callable[[DeliveryError, float], None] | None = None,
+                 who: str = "the server") -> Tried[T]:
     """Call ``action`` until it succeeds or fails permanently, or the retry budget is spent.
 
     Only a :class:`DeliveryError` with ``retryable=True`` is retried. The wait is the error's
     ``retry_after`` when the server gave one, else ``retry_initial`` doubling up to ``retry_max_wait``.
-    A wait that would end past ``retry_budget`` is not started: the last error is raised instead,
-    as a :class:`ChannelFailure` carrying the attempt count. ``on_wait`` is told of each wait that is
-    started, with the error before it.
+    A wait that would end past ``retry_budget``, or a ``retry_after`` longer than ``retry_max_wait``, is not
+    started: the last error is raised instead, as a :class:`ChannelFailure` carrying the attempt count (a
+    transient one: the next run tries again). ``on_wait`` is told of each wait that is started, with the error
+    before it. ``who``: the server, as the error names it.
     """
     attempts = 0
     waits: list[float] = []
@@ -226,8 +231,17 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
         if on_wait is not None and state.outcome is not None:  # retry= below lets only a DeliveryError here
             on_wait(state.outcome.exception(), state.upcoming_sleep)  # type: ignore[arg-type]
 
+    def asks_too_long(exc: BaseException | None) -> bool:
+        # Found in an operator audit: Slack's 429 with Retry-After: 3600 made a run (and the scheduler's pass)
+        # sleep an hour; retry_max_wait is the longest a run waits, whoever asks
+        return (getattr(exc, "retry_after", None) or 0) > settings.retry_max_wait
+
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        return asks_too_long(exc) or stop_before_delay(settings.retry_budget)(state)
+
     retrying = Retrying(
-        stop=stop_before_delay(settings.retry_budget),
+        stop=stop,
         wait=wait,
         retry=retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.retryable),
         before_sleep=before_sleep,
@@ -243,7 +257,11 @@ def with_retries(settings: Any, action: Callable[[], T], *, sleep: Callable[[flo
                 value = action()
     except DeliveryError as exc:
         message = str(exc)
-        if exc.retryable and attempts > 1:
+        if exc.retryable and asks_too_long(exc):
+            message += (f" ({'not retried' if attempts == 1 else f'gave up after {attempts} attempts'}: {who} asked "
+                        f"to retry after {exc.retry_after:g} s, longer than retry_max_wait = "
+                        f"{settings.retry_max_wait:g} s; the next run retries)")
+        elif exc.retryable and attempts > 1:
             message += f" (gave up after {attempts} attempts within the {settings.retry_budget:g}s retry budget)"
         elif exc.retryable and (exc.retry_after or 0) > settings.retry_budget:
             message += (f" (not retried: it asked to wait {exc.retry_after:g}s, longer than the "

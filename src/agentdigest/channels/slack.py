@@ -74,6 +74,7 @@ class SlackChannel(BaseChannel):
     """Posts the report's Block Kit message (and, in bot mode, the PDF) to Slack."""
 
     type = "slack"
+    provider = "Slack"
     settings_model = config.SlackChannel
 
     def describe(self) -> str:

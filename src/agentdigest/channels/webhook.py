@@ -50,6 +50,7 @@ class WebhookChannel(BaseChannel):
     """POSTs report.json, signed when a secret is set."""
 
     type = "webhook"
+    provider = "the webhook"
     settings_model = config.WebhookChannel
 
     def describe(self) -> str:
