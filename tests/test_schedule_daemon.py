@@ -9,6 +9,7 @@ a relay that hangs mid-delivery. The only timing assertion is the documented "ex
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -661,3 +662,78 @@ def test_a_ledger_deleted_under_the_scheduler_is_opened_again_and_nothing_is_mis
         now.close()
     assert a["state"] == "sent" and "restored from the archive" in a["note"]
     assert b["state"] == "sent" and b["sends"] == 1
+
+
+@pytest.mark.parametrize("kind", ["slack", "slack-bot", "email"])
+def test_a_stop_during_a_retry_wait_records_the_delivery_failed_and_the_next_start_sends_it(tmp_path, events, kind,
+                                                                                            httpserver, smtp_server,
+                                                                                            tls_cert):
+    """Found in an operator audit: a scheduler stopped (SIGTERM) while a delivery waited to retry gave up waiting for
+    it after its stop deadline ("abandoned") and left the row `sending` until its claim expired (about 11 min for
+    Slack, 20 for email), where `run` stopped by Ctrl-C records it failed at once. The wait now ends at the stop: the
+    row is failed (transient, its claim released), the run interrupted, and the next start sends it at once. For
+    email, the recipient that got it on the first attempt stays sent, and so does a Slack bot's message posted before
+    the wait to retry its PDF's upload: only what did not go is sent again."""
+    retry = {"retry_budget": 300, "retry_initial": 60, "retry_max_wait": 60}  # a minute's wait after the failure
+    if kind == "slack":
+        httpserver.expect_oneshot_request("/hook").respond_with_data("busy", status=503)
+        httpserver.expect_request("/hook").respond_with_data("ok")  # after the one-shot 503
+        channel = {"type": "slack", "webhook_url": httpserver.url_for("/hook"), **retry}
+        targets = {"": ("failed", "sent")}
+    elif kind == "slack-bot":
+        def ok(**data):
+            return json.dumps({"ok": True, **data})
+        api = "application/json"
+        httpserver.expect_request("/api/chat.postMessage").respond_with_data(ok(channel="C0AGENTS", ts="1.2"),
+                                                                             content_type=api)
+        httpserver.expect_oneshot_request("/api/files.getUploadURLExternal").respond_with_data("busy", status=503)
+        httpserver.expect_request("/api/files.getUploadURLExternal").respond_with_data(
+            ok(upload_url=httpserver.url_for("/upload/F1"), file_id="F1"), content_type=api)
+        httpserver.expect_request("/upload/F1").respond_with_data("OK")
+        httpserver.expect_request("/api/files.completeUploadExternal").respond_with_data(ok(files=[{"id": "F1"}]),
+                                                                                         content_type=api)
+        channel = {"type": "slack", "bot_token": "xoxb-PLANTED", "channel": "C0AGENTS",
+                   "api_url": httpserver.url_for("/api/"), **retry}
+        targets = {"": ("sent", "sent"), "file:report.pdf": ("failed", "sent")}
+    else:
+        server = smtp_server(rcpt={"late@example.com": ["451 4.2.1 busy"]})  # then accepted
+        channel = {"type": "email", "to": ["cto@example.com", "late@example.com"], "from": "reports@example.com",
+                   "smtp_url": server.url(), "ca_file": str(tls_cert[0]), "timeout": 10, **retry}
+        targets = {"cto@example.com": ("sent", "sent"), "late@example.com": ("failed", "sent")}
+    config = write_config(tmp_path, events=events, channels={"out": channel}, reports=[daily(channels=["out"])])
+    key = expected_period(config)
+    log = tmp_path / "daemon.log"
+    proc = start(config, log)
+    wait_for(lambda: [e for e in json_lines(log) if "retrying for up to 300s" in e.get("message", "")],
+             what="the wait to retry", proc=proc, log=log)
+    code, seconds = stop(proc, signal.SIGTERM)
+    assert code == 0 and seconds < 10
+    assert not events_of(log, "abandoned") and events_of(log, "stopped")
+    assert "interrupted by SIGTERM during a delivery's wait to retry" in events_of(log, "stopping", "daily")[-1]["message"]
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        rows = {t: ledger.delivery("daily", key, "out", t) for t in targets}
+        assert {t: r["state"] for t, r in rows.items()} == {t: states[0] for t, states in targets.items()}
+        for row in rows.values():
+            assert row["lease_until"] is None
+            if row["state"] == "failed":
+                assert row["retryable"] is True and row["attempts"] == 1
+                assert row["error"].startswith("interrupted by SIGTERM while delivering")
+        assert [r["state"] for r in ledger.history("daily") if r["kind"] == "run"] == ["interrupted"]
+
+        log2 = tmp_path / "restarted.log"
+        proc = start(config, log2)
+        wait_for(lambda: len(events_of(log2, "sent", "daily")) == sum(s == ("failed", "sent") for s in targets.values()),
+                 what="the delivery sent again", proc=proc, log=log2)
+        assert stop(proc)[0] == 0
+        rows = {t: ledger.delivery("daily", key, "out", t) for t in targets}
+        assert {t: r["state"] for t, r in rows.items()} == {t: states[1] for t, states in targets.items()}
+        assert not any(r["takeovers"] for r in rows.values())  # nothing left to take over
+    finally:
+        ledger.close()
+    if kind == "email":
+        assert [sorted(rcpts) for _, rcpts, _ in server.messages] == [["cto@example.com"], ["late@example.com"]]
+    elif kind == "slack-bot":
+        assert [r.path for r, _ in httpserver.log].count("/api/chat.postMessage") == 1  # posted once
+    else:
+        assert [response.status_code for _, response in httpserver.log] == [503, 200]

@@ -14,7 +14,9 @@
 - A report paused (``enabled = false``) has neither a cron job nor a worker: it is said once at start and at each
   reload (``paused``). A reload that resumes it gives it both, and its worker makes the catch-up pass at once.
 - SIGHUP reloads the config (a bad file is logged and the old config kept); SIGTERM and SIGINT
-  let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``.
+  let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``. A delivery waiting
+  to retry stops waiting at once and records its targets failed, as `run` does on Ctrl-C: the next start (or
+  `run --due`) sends them without waiting for their claims to expire.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
 from .config import Config, command, load_config
+from .interrupts import StopRequest
 from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
@@ -67,7 +70,7 @@ class Daemon:
         self._retired: list[Any] = []  # ledgers replaced while in use: their last user closes them
         self.owner = owner_id()
         self.started_at = datetime.now(timezone.utc)
-        self.stop = threading.Event()
+        self.stop = StopRequest()
         self.wake = threading.Event()
         self.reload_requested = False
         self.abandoned = False  # a worker was still busy when the stop deadline passed
@@ -169,7 +172,7 @@ class Daemon:
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, _frame: Any) -> None:
-            self.stop.set()
+            self.stop.request(signal.Signals(signum).name)
             self.wake.set()
 
         def on_hup(_signum: int, _frame: Any) -> None:

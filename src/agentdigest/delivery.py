@@ -13,6 +13,7 @@ delivery (kind='test'), so it never stops or replaces the real one.
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -67,14 +68,16 @@ class DeliveryResult:
 
 def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *, ledger: Ledger, archive: Path,
                    force: bool = False, only_channel: str | None = None, test_to: str | None = None,
-                   owner: str | None = None, log: Any = None, skip_refused: bool = False) -> list[DeliveryResult]:
+                   owner: str | None = None, log: Any = None, skip_refused: bool = False,
+                   stop: threading.Event | None = None) -> list[DeliveryResult]:
     """Deliver the archived artifacts of (report, period) to the report's channels.
 
     ``force`` re-sends targets already sent (``resend``); ``only_channel`` limits to one of the
     report's channels; ``test_to`` (an address or a channel name) makes a test send instead.
     ``skip_refused`` (the scheduler's retry of a failed pass, ``run --due``) does not try again a target whose last
     failure in the period was permanent and happened under the same settings (refusals.py): it is reported
-    failed as it was, and its ledger row is left as it is.
+    failed as it was, and its ledger row is left as it is. ``stop`` (the scheduler's): set, it ends a channel's
+    wait between retries, and the delivery stops as `run` does on Ctrl-C (its claims recorded failed, transient).
     """
     log = log or _logger
     artifacts = read_artifacts(Path(archive), report_cfg.id, period_key)
@@ -97,6 +100,9 @@ def deliver_report(config: Config, report_cfg: ReportConfig, period_key: str, *,
     removed = RemovedSends() if force else sends_of_removed_channels(config, ledger, report_cfg.id, period_key)
     # Where each channel delivers, as a fingerprint: kept with its sends, never the destination (a secret URL).
     channels = {name: make_channel(name, config.channels[name]) for name in names}
+    for channel in channels.values():
+        if stop is not None and hasattr(channel, "stop"):  # BaseChannel's retries; a channel of a user's own may not
+            channel.stop = stop
     destinations = {name: fingerprint(channel) for name, channel in channels.items()}
     # The settings this delivery's failures happen under, kept with them: a later pass skips a target refused
     # for good only under the same ones (refusals.py).

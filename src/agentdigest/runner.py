@@ -128,7 +128,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                 keep_going: bool = False) -> list[RunOutcome]:
     """Run each report for its period(s): the given key, the given periods, or the last complete one.
 
-    ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered.
+    ``stop`` (the scheduler's): set while a report computes, it is neither archived nor delivered; set while a
+    channel waits to retry, the delivery stops there as on Ctrl-C (Interrupted: its claims recorded failed).
     ``skip_refused`` (the scheduler's retry of a failed pass, ``run --due``): a target refused for good in the
     period is not tried again (see :func:`agentdigest.delivery.deliver_report`).
 
@@ -265,7 +266,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
             return outcome
         if not force and not test_to and partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
-                                     delivery_log=delivery_log, skip_refused=skip_refused)
+                                     delivery_log=delivery_log, skip_refused=skip_refused, stop=stop)
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
     # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
     if (dry_run or test_to) and was_delivered(archive, report.id, period.key, ledger):
@@ -327,7 +328,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
                                                                         formats, now)
                 log.info("archived %s %s in %s", report.id, period.key, outcome.archive_dir)
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, force=force,
-                     test_to=test_to, owner=owner, delivery_log=delivery_log, skip_refused=skip_refused)
+                     test_to=test_to, owner=owner, delivery_log=delivery_log, skip_refused=skip_refused, stop=stop)
     except BaseException as exc:  # closes the run if _deliver did not (a run is closed once)
         # A ledger that fails here too must not replace the error: "... was sent but could not be recorded" was
         # shown as the closing write's "Connection refused" (found with a ledger server stopped during SMTP DATA)
@@ -366,9 +367,9 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
 
 def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, run_id: Any, *,
              archive: Path, ledger: Any, owner: str, delivery_log: Any, force: bool = False,
-             test_to: str | None = None, skip_refused: bool = False) -> None:
+             test_to: str | None = None, skip_refused: bool = False, stop: threading.Event | None = None) -> None:
     """Deliver the archived period to the report's channels and close the run in the ledger (a delivery
-    that raises leaves that to the caller)."""
+    that raises leaves that to the caller). ``stop``: the scheduler's (see :func:`deliver_report`)."""
     from .delivery import deliver_report
     from .preflight import refuse_half_made
 
@@ -376,14 +377,14 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
         refuse_half_made(config, report, period.key, archive, ledger)
     outcome.deliveries = deliver_report(config, report, period.key, ledger=ledger, archive=archive,
                                         force=force, test_to=test_to, owner=owner, log=delivery_log,
-                                        skip_refused=skip_refused)
+                                        skip_refused=skip_refused, stop=stop)
     ledger.finish_run(run_id, "failed" if outcome.failed else "done",
                       "; ".join(f"{d.channel}: {d.error}" for d in outcome.deliveries if d.state == "failed") or None)
 
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
                       archive: Path, trigger: str, ledger: Any, delivery_log: Any,
-                      skip_refused: bool = False) -> RunOutcome:
+                      skip_refused: bool = False, stop: threading.Event | None = None) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
     never a recomputation (which would also overwrite the archive's as-sent copy)."""
     owner = owner_id()
@@ -397,7 +398,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
         with holding(config, archive, report, period, ledger):
             restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
-                     delivery_log=delivery_log, skip_refused=skip_refused)
+                     delivery_log=delivery_log, skip_refused=skip_refused, stop=stop)
     except BaseException as exc:  # the lock's ledger failed, or a signal while waiting for it
         record_stop(exc, lambda stopped=exc: ledger.finish_run(run_id, *stopped_run(stopped)))
         raise

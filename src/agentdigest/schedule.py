@@ -30,7 +30,7 @@ from . import due
 from .alarm_resolved import resolve_pending
 from .alarms import Alarm, notify
 from .config import Config, ReportConfig, command
-from .errors import AgentDigestError, first_line
+from .errors import AgentDigestError, first_line, interruption
 from .periods import Period, last_complete
 
 log = logging.getLogger("agentdigest.schedule")
@@ -184,6 +184,14 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     if run.skipped:
                         decision("skipped_sent", "%s %s: %s", report.id, period.key, run.skipped,
                                  report=report.id, period=period.key)
+                except KeyboardInterrupt as exc:  # the stop ended a channel's wait to retry (interrupts.pausing)
+                    if stop is None or not stop.is_set():
+                        raise
+                    run.skipped = "interrupted while delivering: the scheduler was shutting down"
+                    decision("stopping", "%s %s: %s during a delivery's wait to retry; the targets not sent are "
+                             "recorded failed, and the next start (or `run --due`) sends them", report.id, period.key,
+                             interruption(exc), report=report.id, period=period.key)
+                    return result
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
                     decision("error", "%s %s: %s", report.id, period.key, first_line(exc), level=logging.ERROR,

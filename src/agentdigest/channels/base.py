@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay
 
 from ..errors import DeliveryError
+from ..interrupts import pausing
 from ..masking import mask_text, secret_values
 
 T = TypeVar("T")
@@ -144,6 +146,9 @@ class BaseChannel:
     #: called before each wait between attempts with the error that failed and the seconds it will wait:
     #: delivery says in its log that the delivery is being retried (the channel itself logs nothing)
     on_wait: Callable[[DeliveryError, float], None] | None = None
+    #: set when the process is stopping (the scheduler's stop, given by delivery): a wait between retries then
+    #: ends at once, raising Interrupted, as Ctrl-C ends one in `run`
+    stop: threading.Event | None = None
 
     def __init__(self, name: str, settings: Any) -> None:
         if not isinstance(settings, self.settings_model):
@@ -186,14 +191,15 @@ class BaseChannel:
                 f"(was it left out by --format?)"
             ) from None
 
-    def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep,
+    def retry(self, action: Callable[[], T], *, sleep: Callable[[float], None] | None = None,
               pending: Callable[[], Sequence[str]] | None = None) -> "Tried[T]":
         """Run ``action`` under this channel's retry settings (see :func:`with_retries`); ``pending``
-        names the targets a retry is still for, when some were settled by an earlier attempt."""
+        names the targets a retry is still for, when some were settled by an earlier attempt. The waits between
+        attempts are ``sleep``'s, by default a sleep that :attr:`stop` ends."""
         hook = self.on_retry
         counted = None if hook is None else (lambda: hook(list(pending()) if pending else None))
-        return with_retries(self.settings, action, sleep=sleep, on_retry=counted, on_wait=self.on_wait,
-                            who=self.provider)
+        return with_retries(self.settings, action, sleep=sleep or pausing(self.stop), on_retry=counted,
+                            on_wait=self.on_wait, who=self.provider)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,11 @@ class SlackChannel(BaseChannel):
                     "files_upload_v2", posts=lambda: client.completing)
             try:
                 tried = self.retry(upload, pending=lambda: [PDF_TARGET])
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # Stopped while waiting to retry the upload: the message posted is said so, and recorded as sent by
+                # the caller, as an email's accepted recipients are (else the next run posted it again)
+                exc.delivered = results  # type: ignore[union-attr]
+                raise
             except ChannelFailure as exc:
                 if not results:
                     raise
