@@ -1077,3 +1077,38 @@ def test_a_retry_after_longer_than_retry_max_wait_fails_the_run_now_and_the_next
     with sqlite3.connect(home / "agentdigest.db") as db:
         assert db.execute("SELECT state, attempts FROM deliveries").fetchall() == [("sent", 2)]
     assert len(httpserver.log) == 2
+
+
+def test_history_ends_with_the_last_heartbeat_of_each_scheduler_and_keeps_its_table(tmp_path, events):
+    """Found in an operator audit: no command showed the schedulers' heartbeats, which the ledger records. history
+    ends with them (host, pid, state, when), after its table, which is unchanged: what scripts read of it stays."""
+    from datetime import datetime, timedelta, timezone
+
+    from agentdigest.ledger import Ledger
+
+    home = home_with(tmp_path, events)
+    assert run_in(home, "run", "--period", "2026-W47").returncode == 0
+    before = run_in(home, "history")
+    assert before.returncode == 0 and "Schedulers" not in before.stdout and "weekly-exec" in before.stdout
+
+    ledger = Ledger(f"sqlite:///{home / 'agentdigest.db'}")
+    try:
+        for pid in range(101, 105):  # older ones, stopped cleanly
+            ledger.heartbeat(f"old-host:{pid}:aaaaaa", {"state": "stopped", "pid": pid, "host": "old-host"})
+        ledger.heartbeat("box-b:202:bbbbbb", {"state": "running", "pid": 202, "host": "box-b", "busy": []})
+        ledger.heartbeat("box-a:101:cccccc", {"state": "running", "pid": 101, "host": "box-a", "busy": ["weekly-exec"]})
+    finally:
+        ledger.close()
+    silent = (datetime.now(timezone.utc) - timedelta(minutes=10)).replace(tzinfo=None)
+    with sqlite3.connect(home / "agentdigest.db") as db:  # box-b was killed 10 minutes ago: no "stopped" written
+        db.execute("UPDATE heartbeats SET updated_at = ? WHERE owner = 'box-b:202:bbbbbb'", (str(silent),))
+    after = run_in(home, "history")
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.startswith(before.stdout)  # the table as it was, the schedulers after it
+    lines = after.stdout[len(before.stdout):].splitlines()
+    assert lines[0] == "Schedulers, by their last heartbeat (UTC, running ones first; 5 of 6 shown):"
+    assert lines[1].startswith("  box-a pid 101: running at ") and lines[1].endswith("; running weekly-exec")
+    # shown before newer ones that stopped: a scheduler that says it runs and is silent is the news
+    assert lines[2] == f"  box-b pid 202: running at {silent:%Y-%m-%d %H:%M}; no heartbeat for 10 min (stopped or hung?)"
+    assert [line.split(":")[0] for line in lines[3:]] == ["  old-host pid 104", "  old-host pid 103", "  old-host pid 102"]
+    assert all(": stopped at " in line for line in lines[3:]) and len(lines) == 6

@@ -53,6 +53,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     try:
         rows = ledger.history(report, limit) if ledger else []
         note = ledger.read_note if ledger else ""
+        beats = _heartbeats(ledger) if ledger else []
     finally:
         if ledger:
             ledger.close()
@@ -62,6 +63,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     if not rows:
         what = f"for {report} " if report else ""
         console.print(f"No runs or deliveries recorded {what}in {mask_url(config.ledger.url)} yet.")
+        _print_schedulers(console, beats)
         return 0
     table = Table(title=f"History ({mask_url(config.ledger.url)})", title_justify="left")
     table.add_column("when (UTC)", no_wrap=True)
@@ -83,9 +85,55 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
                       Text(state, style=_STYLES.get(row["state"], "")),
                       "" if row.get("attempts") is None else str(row["attempts"]), Text(detail))
     console.print(table)
+    _print_schedulers(console, beats)
     if note:  # a ledger read without its -wal file: say what may be missing
         console.print(f"Note: {note}.", markup=False, soft_wrap=True)
     return 0
+
+
+#: how many schedulers ``history`` names: each process ever started has its own heartbeat row
+SCHEDULERS_SHOWN = 5
+#: a scheduler writes a heartbeat every 30 s: one that says it runs but is older than this has stopped writing
+_SILENT_SECONDS = 120
+
+
+def _heartbeats(ledger: Ledger) -> list[dict]:
+    """The schedulers' last heartbeats, newest first; none from a ledger that cannot give them (never fails)."""
+    try:
+        return ledger.heartbeats()
+    except LedgerError:  # history shows what it can
+        return []
+
+
+def _print_schedulers(console: Console, beats: list[dict]) -> None:
+    """After the history, the last heartbeat of each scheduler sharing the ledger (found in an operator audit: no
+    command showed them, so whether a scheduler ran, and where, was read from its host's process list)."""
+    if not beats:
+        return
+    now = datetime.now(timezone.utc)
+    infos = [(beat, beat["info"] if isinstance(beat.get("info"), dict) else {}) for beat in beats]
+    # Those that did not say they stopped first (newest first, as the ledger gives them): a silent one is news
+    infos.sort(key=lambda pair: pair[1].get("state") != "running")
+    more = f"; {SCHEDULERS_SHOWN} of {len(beats)} shown" if len(beats) > SCHEDULERS_SHOWN else ""
+    console.print(f"Schedulers, by their last heartbeat (UTC, running ones first{more}):", markup=False,
+                  soft_wrap=True)
+    for beat, info in infos[:SCHEDULERS_SHOWN]:
+        host, pid = info.get("host") or beat["owner"].split(":")[0], info.get("pid") or "?"
+        state = info.get("state") or "?"
+        line = f"  {host} pid {pid}: {state} at {_when(beat['updated_at'])}"
+        if state == "running":
+            silent = (now - datetime.fromisoformat(beat["updated_at"])).total_seconds() if beat["updated_at"] else 0
+            if silent > _SILENT_SECONDS:  # killed, or its host down: it never wrote "stopped"
+                line += f"; no heartbeat for {_duration(silent)} (stopped or hung?)"
+            elif info.get("busy"):
+                line += f"; running {', '.join(info['busy'])}"
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return (f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h" if minutes < 48 * 60
+            else f"{minutes / 1440:.0f} days")
 
 
 def _takeovers(row: dict) -> str | None:
