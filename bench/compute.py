@@ -9,6 +9,8 @@ untimed open of the source (Spark's JVM start-up is not counted); the time is th
   bare scan        DuckDB: count, min and max of every needed column of the whole table (the limit)
   agentdigest      compute_report on the DuckDB file, on Parquet through DuckDB, on PostgreSQL, on Spark local[2]
   article query    psycopg2, the article's two ``BETWEEN`` queries (this week and last week) on PostgreSQL
+  read-only role   compute_report on PostgreSQL as a role without temporary tables (a hot standby's case):
+                   the steps kept in agentdigest's own DuckDB; memory is the server's and the process's
 
 Ratios: P1 = agentdigest DuckDB / bare scan (target <= 4); P2 = article query / agentdigest DuckDB
 (target >= 5); P3 = agentdigest PostgreSQL / article query (target <= 2). ``--full`` adds a

@@ -55,8 +55,25 @@ def postgres_rows(console: Console, add: Callable, run_worker: Callable, folder:
         add("agentdigest", "postgres", n, run_worker("postgres", json.dumps({"url": server.url, "table": "agent_events"}),
                                                      repeat, server=server, report_out=reports / "postgres.json"),
             "server (PSS)")
+        # A hot standby or a read-only role: no temporary tables, the steps kept in agentdigest's own DuckDB
+        # (client_tables), whose memory counts too.
+        done = run_worker("postgres", json.dumps({"url": _read_only(server.url), "table": "agent_events"}),
+                          repeat, server=server, report_out=reports / "postgres_read_only.json")
+        done["server_pss"] += done["rss"]
+        add("agentdigest, read-only role", "postgres", n, done, "server (PSS) + process")
     finally:
         server.stop()
+
+
+def _read_only(url: str) -> str:
+    """``url`` as a role that may only read agent_events, in read-only transactions (as on a hot standby)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DO $$ BEGIN CREATE ROLE bench_reader LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        con.execute("GRANT SELECT ON agent_events TO bench_reader")
+        con.execute("ALTER ROLE bench_reader SET default_transaction_read_only = on")
+    return url.replace("://postgres@", "://bench_reader@")
 
 
 def missing_spark() -> str | None:
