@@ -157,16 +157,25 @@ def test_a_table_named_in_another_case_is_named_as_written_in_the_catalog(pg_url
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("command", ["run", "check"])
-def test_a_role_without_usage_on_the_schema_is_one_line_exit_3(pg_url, tmp_path, command):
+@pytest.mark.parametrize("role,revoke,says", [
+    ("agentdigest_schemaless", "REVOKE USAGE ON SCHEMA events FROM {role}",
+     "cannot read table 'events.agent_events' (permission denied for schema events)"),
+    # Found in a production audit: USAGE on the schema but no SELECT on the table said only that it cannot be
+    # read ("permission denied for table agent_events"), where a column privilege's error names its GRANT.
+    ("agentdigest_selectless", "REVOKE SELECT ON events.agent_events FROM {role}",
+     "the role may not read table 'events.agent_events' (expected GRANT SELECT ON events.agent_events "
+     "TO agentdigest_selectless)"),
+])
+def test_a_role_that_may_not_read_the_table_is_one_line_exit_3(pg_url, tmp_path, command, role, revoke, says):
     """Found in a PostgreSQL audit: a role granted SELECT on the table but not USAGE on its schema ended every
     run and check with "unexpected error: InsufficientPrivilege: permission denied for schema events" (exit 1):
     Ibis reads the columns from the catalog, then agentdigest's own catalog query refused the name."""
     import psycopg
 
     load_postgres(trap_rows(SCENARIO), pg_url)
-    url = reader_url(pg_url, "agentdigest_schemaless")
+    url = reader_url(pg_url, role)
     with psycopg.connect(pg_url, autocommit=True) as con:
-        con.execute("REVOKE USAGE ON SCHEMA events FROM agentdigest_schemaless")
+        con.execute(revoke.format(role=role))
     tz, kind, key = SCENARIOS[SCENARIO]
     (tmp_path / "agentdigest.toml").write_text(
         f'[source]\nurl = "{url}"\ntable = "events.agent_events"\n'
@@ -176,7 +185,7 @@ def test_a_role_without_usage_on_the_schema_is_one_line_exit_3(pg_url, tmp_path,
                           capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
     assert done.returncode == 3, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "cannot read table 'events.agent_events' (permission denied for schema events)" in done.stderr, done.stderr
+    assert says in done.stderr, done.stderr
 
 
 @pytest.mark.postgres

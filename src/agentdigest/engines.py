@@ -75,6 +75,11 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # cannot be left out in [source.columns] (found in a PostgreSQL audit). Such a column is absent, unless
         # the report needs it: a required column, or one [source.columns] maps.
         hidden = [col for col in _unreadable_columns(con, cfg.table) if col in table.columns]
+        if hidden and len(hidden) == len(table.columns):
+            # Found in a production audit: a role with USAGE on the schema but no SELECT on the table read only
+            # "query failed: permission denied for table agent_events", where a column's error names its GRANT.
+            raise SourceError(f"source {mask_url(cfg.url)}: the role may not read table {cfg.table!r} (expected "
+                              f"GRANT SELECT ON {_sql_table(cfg.table)} TO {_sql_name(_current_user(con))})")
         needed = sorted(set(hidden) & {*(cfg.columns.get(c, c) for c in REQUIRED_COLUMNS), *cfg.columns.values()})
         if needed:
             raise SourceError(f"source {mask_url(cfg.url)}: the role may not read column(s) {', '.join(needed)} of "
@@ -112,14 +117,25 @@ def _on_search_path(con: Any, name: str) -> str:
 
 
 def _unreadable_columns(con: Any, name: str) -> list[str]:
-    """The columns of table ``name`` the role may not SELECT, when it may SELECT others (column privileges);
-    none when it may read no column at all: the query then says "permission denied for table"."""
+    """The columns of table ``name`` the role may not SELECT (column privileges): every one when it may not
+    read the table at all."""
     with con.con.cursor() as cur:
         cur.execute("SELECT a.attname, has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_attribute a "
                     "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (_regclass(name),))
         found = cur.fetchall()
-    hidden = [col for col, readable in found if not readable]
-    return hidden if len(hidden) < len(found) else []
+    return [col for col, readable in found if not readable]
+
+
+def _current_user(con: Any) -> str:
+    """The role the source's session reads as, for the GRANT an error names."""
+    with con.con.cursor() as cur:
+        cur.execute("SELECT current_user")
+        return cur.fetchone()[0]
+
+
+def _sql_table(name: str) -> str:
+    """``name`` (``schema.table`` allowed) as SQL reads it back: each part quoted unless plain lower case."""
+    return ".".join(_sql_name(part) for part in table_path(name))
 
 
 def _regclass(name: str) -> str:
