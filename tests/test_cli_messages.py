@@ -455,6 +455,29 @@ timezone = "Europe/Berlin"
 """
 
 
+@pytest.mark.parametrize("source,name", [
+    ('url = "duckdb://events.duckdb"\ntable = "agent_events"', "agent_events"),
+    ('url = "duckdb://"\nfiles = "events.parquet"', "events.parquet"),
+    ('url = "duckdb://"\nfiles = "events.csv"', "events.csv"),
+], ids=["table", "parquet", "csv-header-only"])
+def test_check_warns_of_a_source_without_events(tmp_path, source, name):
+    """Found in a production audit: an empty events table (or files of no rows) passed check as "ok (0 events,
+    latest none)", and the run then warned "No events arrived". check now says so in a warning line naming the
+    source; still exit 0, since the source is readable and the run succeeds (a new table may fill later)."""
+    empty = ("SELECT 'c' AS conversation_id, TIMESTAMPTZ '2026-11-16 10:00:00+00' AS event_ts, 'message' AS event_type "
+             "WHERE false")
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute(f"CREATE TABLE agent_events AS {empty}")
+        con.execute(f"COPY ({empty}) TO '{tmp_path / 'events.parquet'}' (FORMAT parquet)")
+    (tmp_path / "events.csv").write_text("conversation_id,event_ts,event_type\n")
+    write_config(tmp_path, f"[source]\n{source}\n")
+    done = cli(tmp_path, "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("source "))
+    assert line.startswith("source ") and name in line, line
+    assert ': WARNING - no events: it holds no rows, so every report would say "No events arrived"' in line, line
+
+
 @pytest.fixture()
 def small_db(tmp_path: Path) -> Path:
     with duckdb.connect(str(tmp_path / "events.duckdb")) as con:

@@ -464,6 +464,15 @@ def test_check_reads_a_postgres_source(pg_url, tmp_path):
     assert f"{len(rows):,} events, latest {max(past).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC" in line, line
 
 
+@pytest.mark.postgres
+def test_check_warns_of_an_empty_postgres_table(pg_url, tmp_path):
+    """Found in a production audit: an empty table passed check as "ok (0 events, latest none)"."""
+    load_postgres([], pg_url)
+    line = checked_source_line(tmp_path, pg_url, "events.agent_events")  # exit 0: readable, the run succeeds
+    assert line.startswith('source events.agent_events: WARNING - no events: it holds no rows, so every report '
+                           'would say "No events arrived"'), line
+
+
 @pytest.mark.spark
 def test_spark_errors_are_one_line_and_a_refused_setting_names_its_key(spark, tmp_path):
     """Found in an engines audit: Spark's JVM (log4j start-up lines, executor stack traces) and PySpark's

@@ -17,7 +17,8 @@ from .sources import ConversionError, QueryFailed, Source
 
 
 def source_line(source: Source) -> str:
-    """ "source NAME: ok (N events, latest ...; ...)" for an open source, or its error raised as a run would raise it."""
+    """ "source NAME: ok (N events, latest ...; ...)" for an open source ("source NAME: WARNING - no events: ..."
+    when it holds none), or its error raised as a run would raise it."""
     import ibis
 
     ts, clock = source.events.event_ts, ibis.timestamp(datetime.now(timezone.utc)).cast("timestamp('UTC')")
@@ -44,8 +45,15 @@ def source_line(source: Source) -> str:
     skipped = source.unreadable.rows if source.unreadable else 0
     unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
                   f"{source.unreadable.first}" if skipped else "")
+    details = f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable}"
+    if not rows["events"]:
+        # Found in a production audit: an empty table (or files of no rows) read "ok (0 events, latest none)",
+        # and the run after it warned "No events arrived". Readable, so not an error (exit 0): a new
+        # deployment's table may fill later, and the run itself succeeds.
+        return (f"source {source.name}: WARNING - no events: it holds no rows, so every report would say "
+                f"\"No events arrived\"" + (f" ({details[2:]})" if details else ""))
     return (f"source {source.name}: ok ({rows['events']:,} events, latest {_instant(rows['latest'])}{future}"
-            f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable})")
+            f"{details})")
 
 
 def _instant(value: Any) -> str:
