@@ -478,6 +478,33 @@ def test_check_warns_of_a_source_without_events(tmp_path, source, name):
     assert ': WARNING - no events: it holds no rows, so every report would say "No events arrived"' in line, line
 
 
+@pytest.mark.parametrize("logger,level,shown", [
+    ("sqlglot", "INFO", False), ("weasyprint.progress", "INFO", False), ("py4j.java_gateway", "INFO", False),
+    ("urllib3.connectionpool", "INFO", False), ("asyncio", "INFO", False),
+    ("sqlglot", "WARNING", True), ("weasyprint", "ERROR", True), ("agentdigest", "INFO", True),
+    ("agentdigest.delivery", "INFO", True),
+])
+def test_verbose_shows_agentdigest_progress_and_only_libraries_warnings(tmp_path, logger, level, shown):
+    """Found in a production audit: --verbose showed a library's INFO chatter (sqlglot's "Applying array index
+    offset", WeasyPrint's seven steps of every PDF) among agentdigest's progress lines. A library that sets its
+    own logger to INFO is held back too; its warnings still show."""
+    code = ("import logging; from agentdigest.logs import configure_command_logging; configure_command_logging(True); "
+            f"logging.getLogger({logger!r}).setLevel(logging.DEBUG); "
+            f"logging.getLogger({logger!r}).log(logging.{level}, 'the line')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (done.stderr == f"{level} {logger}: the line\n") if shown else (done.stderr == ""), done.stderr
+
+
+def test_a_verbose_run_logs_no_library_info(small_db):
+    """The same on a real run: agentdigest's progress, and no line of WeasyPrint's (the PDF) or sqlglot's."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n')
+    done = cli(small_db, "run", "--period", "2026-11", "--dry-run", "--verbose")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "INFO agentdigest: computed monthly 2026-11" in done.stderr, done.stderr
+    assert all(line.startswith("INFO agentdigest") for line in done.stderr.splitlines()), done.stderr
+
+
 @pytest.fixture()
 def small_db(tmp_path: Path) -> Path:
     with duckdb.connect(str(tmp_path / "events.duckdb")) as con:

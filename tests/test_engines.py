@@ -473,6 +473,23 @@ def test_check_warns_of_an_empty_postgres_table(pg_url, tmp_path):
                            'would say "No events arrived"'), line
 
 
+@pytest.mark.postgres
+def test_a_verbose_run_on_postgres_logs_agentdigest_progress_and_no_library_info(pg_url, tmp_path):
+    """Found in a production audit: `run --verbose` on PostgreSQL showed "INFO sqlglot...: Applying array index
+    offset", a library's chatter among agentdigest's own progress lines."""
+    load_postgres(trap_rows("berlin-fall-week"), pg_url)
+    tz, kind, key = SCENARIOS["berlin-fall-week"]
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "{pg_url}"\ntable = "events.agent_events"\n'
+        f'[[reports]]\nid = "r"\nperiod = "{kind}"\ntimezone = "{tz}"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "r", "--period", key, "--dry-run",
+                           "--verbose", "--config", "agentdigest.toml"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"INFO agentdigest: computed r {key}" in done.stderr, done.stderr
+    assert not [line for line in done.stderr.splitlines() if "sqlglot" in line or "weasyprint" in line], done.stderr
+
+
 @pytest.mark.spark
 def test_spark_errors_are_one_line_and_a_refused_setting_names_its_key(spark, tmp_path):
     """Found in an engines audit: Spark's JVM (log4j start-up lines, executor stack traces) and PySpark's

@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 a delivery failed (the others still went), 2 bad config or
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ from rich.console import Console
 from .config import command, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
+from .logs import configure_command_logging
 from .masking import mask_text
 from .outcome_table import print_outcome
 
@@ -69,7 +69,7 @@ def _options(
 
 def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     """Run a command; turn errors into one line on stderr and the documented exit code."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_command_logging(verbose)
     interrupts.install()
     try:
         code = fn()

@@ -47,15 +47,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps({k: mask_text(v) if isinstance(v, str) else v for k, v in entry.items()}, default=str)
 
 
+def own_or_warning(record: logging.LogRecord) -> bool:
+    """Whether a log line is shown: agentdigest's at its logger's level, a library's from WARNING only. Found in
+    a production audit: `--verbose` showed sqlglot's "INFO sqlglot: Applying array index offset" and WeasyPrint's
+    seven "Step ..." lines of every PDF, none of them news to the reader; a library's warning still is."""
+    return record.name == "agentdigest" or record.name.startswith("agentdigest.") or record.levelno >= logging.WARNING
+
+
 def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = False) -> None:
-    """Every log line to stderr as text or as one JSON object: agentdigest's from INFO, libraries' from WARNING."""
+    """Every log line to stderr as text or as one JSON object: agentdigest's from INFO (DEBUG with ``verbose``),
+    libraries' from WARNING."""
     if log_format not in ("text", "json"):
         raise InputError(f"--log-format {log_format!r}: expected text or json")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else
                          TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(own_or_warning)  # a library that sets its own logger's level (to INFO) is held back too
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    root.setLevel(logging.WARNING)
     logging.getLogger("agentdigest").setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.captureWarnings(True)  # library warnings become log lines too, so JSON stays one object per line
+
+
+def configure_command_logging(verbose: bool, stream: Any = None) -> None:
+    """The log lines of a short-lived command (``run``, ``check``, ...) on stderr: agentdigest's progress from INFO
+    with ``verbose`` (else its warnings), libraries' from WARNING. Where the process already logs somewhere (a
+    test's capture, a host program's handlers), its handlers are kept and only the levels are set."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(own_or_warning)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+    logging.getLogger("agentdigest").setLevel(logging.INFO if verbose else logging.WARNING)
