@@ -265,6 +265,82 @@ def test_an_unreachable_ledger_is_one_masked_line():
     assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
 
 
+LEDGER_COMMANDS = {"history": ["history"], "run": ["run", "r", "--period", "2026-W47"], "check --missed": ["check", "--missed"]}
+
+
+def _cli_on_ledger(tmp_path, command: str, ledger: str):
+    """``command`` on a config whose ledger is ``ledger`` (``${PW}`` its password) and whose source is a
+    small DuckDB table; exit code and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE agent_events AS SELECT 'c' || i AS conversation_id, 'message' AS event_type, "
+                    "TIMESTAMPTZ '2026-11-16 10:00:00+00' + to_hours(i) AS event_ts FROM range(30) r(i)")
+    (tmp_path / "agentdigest.toml").write_text(
+        f'[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n[ledger]\nurl = "{ledger}"\n'
+        '[archive]\npath = "archive"\n[channels.box]\ntype = "outbox"\npath = "outbox"\n'
+        '[[reports]]\nid = "r"\ntimezone = "UTC"\nchannels = ["box"]\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *LEDGER_COMMANDS[command]], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "300", "PW": "pw-PLANTED"})
+    assert "PLANTED" not in done.stdout + done.stderr and "Traceback" not in done.stderr, done.stderr
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+@pytest.mark.parametrize("command", sorted(LEDGER_COMMANDS))
+def test_an_unreachable_ledger_is_exit_1_in_one_line_for_every_command(tmp_path, command):
+    """Found in a production audit: `history` exited 1 on a ledger it could not reach, where exit 1 reads "a
+    delivery failed". It stays 1, as `run` (which then sends nothing: its deliveries failed) and `check` say:
+    3 is the event source's code (README: with the source and the ledger both down a run exits 3 for the
+    source), and a monitor reading 3 would look at the events database. Every command says so alike."""
+    from conftest import free_port
+
+    port = free_port()
+    code, lines = _cli_on_ledger(tmp_path, command, f"postgresql://reports:${{PW}}@127.0.0.1:{port}/ledger")
+    assert code == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(("agentdigest: error: cannot reach the ledger ",
+                                "agentdigest: error: cannot open the ledger ")), lines
+    assert f"postgresql://reports:***@127.0.0.1:{port}/ledger: connection failed: " in lines[0], lines
+    assert lines[0].endswith("Connection refused"), lines
+
+
+@pytest.mark.parametrize("command", sorted(LEDGER_COMMANDS))
+@pytest.mark.parametrize("query,why", [
+    ("foo=bar", 'invalid connection option "foo"'),
+    ("sslmode=bogus", 'invalid sslmode value: "bogus"'),
+    ("connect_timeout=soon", "connect_timeout"),
+])
+def test_a_ledger_url_the_driver_refuses_is_a_config_error(tmp_path, command, query, why):
+    """Found in a production audit: a ledger URL whose ?option or value the driver refuses read "cannot reach the
+    ledger ...: invalid connection option "foo"", exit 1, as if its server were down; the source's URL said
+    "is not a usable PostgreSQL URL", exit 2. The ledger's now says the same, naming ledger.url."""
+    code, lines = _cli_on_ledger(tmp_path, command, f"postgresql://reports:${{PW}}@127.0.0.1:1/ledger?{query}")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"agentdigest: error: ledger.url: postgresql://reports:***@127.0.0.1:1/ledger?{query} "
+                               "is not a usable PostgreSQL URL ("), lines
+    assert why in lines[0], lines
+
+
+def test_check_says_a_refused_ledger_url_on_its_line_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    _cli_on_ledger(tmp_path, "history", "sqlite:///ledger.db")  # the config and events
+    text = (tmp_path / "agentdigest.toml").read_text()
+    (tmp_path / "agentdigest.toml").write_text(text.replace("sqlite:///ledger.db",
+                                                            "postgresql://reports@127.0.0.1:1/ledger?foo=bar"))
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert ("ledger postgresql://reports@127.0.0.1:1/ledger?foo=bar: FAILED - ledger.url: postgresql://reports@"
+            '127.0.0.1:1/ledger?foo=bar is not a usable PostgreSQL URL (invalid connection option "foo")') in done.stdout
+    assert "channel box: ok" in done.stdout, done.stdout  # the channels are still checked
+
+
 @pytest.mark.parametrize("open_it", [lambda url: read_version(url), Ledger], ids=["read_version", "Ledger"])
 def test_a_ledger_url_connect_timeout_is_the_wait_for_a_server_that_never_answers(open_it):
     # Found in a docs audit: the schema check set connect_timeout=10 over the URL's own, so `history`

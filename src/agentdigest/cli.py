@@ -1,7 +1,8 @@
 """The ``agentdigest`` command line. Only this module knows about the terminal.
 
-Exit codes: 0 done, 1 a delivery failed (the others still went), 2 bad config or input,
-3 the source could not be read. Errors are one line on stderr; ``--verbose`` adds the traceback.
+Exit codes: 0 done, 1 a delivery failed (the others still went; a ledger that cannot be reached too),
+2 bad config or input, 3 the source could not be read. Errors are one line on stderr; ``--verbose`` adds
+the traceback.
 """
 
 from __future__ import annotations

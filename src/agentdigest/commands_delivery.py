@@ -252,7 +252,8 @@ def channel_checks(config: Config) -> list[CheckResult]:
 
 
 def check_ledger(config: Config, *, console: Console | None = None) -> int:
-    """The ledger half of ``agentdigest check``: reach it, change nothing; exit 1 when it cannot be read."""
+    """The ledger half of ``agentdigest check``: reach it, change nothing; exit 1 when it cannot be read, 2 when
+    its URL is refused (an unknown ?option, a value the driver does not take)."""
     from .ledger_schema import LedgerError, probe
 
     console = _console(console)
@@ -263,7 +264,7 @@ def check_ledger(config: Config, *, console: Console | None = None) -> int:
         line.append("FAILED", style="bold red")
         line.append(f" - {exc}")
         console.print(line)
-        return 1
+        return exc.exit_code
     if full := _ledger_space(config.ledger.url):
         line.append("FAILED", style="bold red")
         line.append(f" - {found}, but {full}: runs could not record their deliveries")

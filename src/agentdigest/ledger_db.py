@@ -111,6 +111,8 @@ class LedgerDatabase:
             else:
                 self._migrate()
         except StatementFailed as exc:
+            if exc.refused:
+                raise exc.refused from None
             # Not after a connection no host gave: asking again waited as long again (measured: 16 s instead of 8
             # for two hosts that accept and never answer, prefer-standby, connect_timeout=2)
             # the GRANT it needs, as check says (a README audit)

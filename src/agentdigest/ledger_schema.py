@@ -103,7 +103,29 @@ class StatementFailed(LedgerError):
         self.reason = db_reason(exc, url) + (f" ({hint})" if hint else "")
         #: no host gave a session (asking the server why it failed would wait for them all again)
         self.unreachable = connect_failed(str(getattr(exc, "orig", None) or exc))
+        #: the driver refused the URL itself (an unknown ?option, a value it does not take): the config's fault
+        self.refused = url_refused(url, exc)
         super().__init__(f"the ledger {mask_url(url)} failed: {self.reason}")
+
+
+# How libpq (through psycopg or psycopg2) refuses a URL's option or value before connecting to anything
+_URL_REFUSED = re.compile(r'^(?:invalid dsn: )?(?:connection (?:failed|is bad): )?(?:connection to server at "[^"]*", '
+                          r"port \d+ failed: )?(?:invalid connection option|invalid \S+ value|bad value for "
+                          r"|invalid URI query parameter)")
+
+
+class LedgerUrlRefused(ConfigError, LedgerError):
+    """The driver refused the ledger's URL itself: a config error (exit 2), and a ledger error to those that
+    carry on without the ledger (a dry run, ``history --next``)."""
+
+
+def url_refused(url: str, exc: SQLAlchemyError) -> LedgerUrlRefused | None:
+    """A config error (exit 2) naming ledger.url when the driver refused the URL itself, as the source's
+    is (pg_connect): "?sslmode=bogus" or "?foo=bar" read "cannot reach the ledger ...: invalid connection option",
+    exit 1, as if the server were down (found in a production audit). None for any other error."""
+    if not _URL_REFUSED.match(str(getattr(exc, "orig", None) or exc).strip()):
+        return None
+    return LedgerUrlRefused(f"{mask_url(url)} is not a usable PostgreSQL URL ({db_reason(exc)})", key="ledger.url")
 
 
 def engine_url(url: str) -> str:
@@ -256,7 +278,8 @@ def read_version(url: str, writable: bool = False) -> int | None:
         finally:
             engine.dispose()
     except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot reach the ledger {mask_url(url)}: {db_reason(exc, url)}") from None
+        raise url_refused(url, exc) or LedgerError(f"cannot reach the ledger {mask_url(url)}: "
+                                                   f"{db_reason(exc, url)}") from None
     if version > SCHEMA_VERSION:
         raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
                           f"understands ({SCHEMA_VERSION}); upgrade agentdigest")
