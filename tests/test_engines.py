@@ -248,7 +248,8 @@ def test_a_money_cost_column_is_read_as_its_amounts(pg_url):
 
 @pytest.mark.postgres
 def test_a_refused_query_names_its_source(pg_url):
-    """"query failed: permission denied for table agent_events" did not say which connection failed."""
+    """"query failed: permission denied for table agent_events" did not say which connection failed. A role that
+    may not read the table at all is now told so before any query, naming the source and the GRANT it needs."""
     import psycopg
 
     load_postgres(trap_rows("berlin-fall-week"), pg_url)
@@ -257,7 +258,9 @@ def test_a_refused_query_names_its_source(pg_url):
         con.execute("GRANT USAGE ON SCHEMA events TO agentdigest_noread")
     user = pg_url.split("://", 1)[1].split("@", 1)[0]
     url = pg_url.replace(f"://{user}@", "://agentdigest_noread@")
-    with pytest.raises(SourceError, match=r"^source 'events.agent_events': query failed: permission denied"):
+    with pytest.raises(SourceError, match=r"^source postgresql://agentdigest_noread@\S+: the role may not read table "
+                                          r"'events.agent_events' \(expected GRANT SELECT ON events.agent_events TO "
+                                          r"agentdigest_noread\)$"):
         _report({"url": url, "table": "events.agent_events"})
 
 
