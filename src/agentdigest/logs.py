@@ -70,15 +70,16 @@ def configure_logging(log_format: str, stream: Any = None, *, verbose: bool = Fa
     logging.captureWarnings(True)  # library warnings become log lines too, so JSON stays one object per line
 
 
-def configure_command_logging(verbose: bool, stream: Any = None) -> None:
+def configure_command_logging(verbose: bool) -> None:
     """The log lines of a short-lived command (``run``, ``check``, ...) on stderr: agentdigest's progress from INFO
     with ``verbose`` (else its warnings), libraries' from WARNING. Where the process already logs somewhere (a
-    test's capture, a host program's handlers), its handlers are kept and only the levels are set."""
+    test's capture, a host program's handlers), its handlers and levels are kept, but for agentdigest's with ``verbose``."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(stream or sys.stderr)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(TextFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(own_or_warning)
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
-    logging.getLogger("agentdigest").setLevel(logging.INFO if verbose else logging.WARNING)
+    # Without verbose, the root's level (WARNING) holds: a host's own settings are left as they are.
+    logging.getLogger("agentdigest").setLevel(logging.INFO if verbose else logging.NOTSET)
