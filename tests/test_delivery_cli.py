@@ -455,6 +455,45 @@ def test_a_failed_delivery_in_a_due_pass_is_one_line_on_stderr(tmp_path, events)
     assert "weekly-exec 2026-W47 -> dead: failed: cannot reach" in done.stdout
 
 
+REFUSED = "550 5.1.1 no such mailbox here"
+REFUSING_CONFIG = OUTBOX_CONFIG.replace('channels = ["box"]', 'channels = ["box", "mail"]') + """
+[channels.mail]
+type = "email"
+to = ["cto@example.com"]
+from = "agent-reports@example.com"
+smtp_url = "${SMTP_URL}"
+ca_file = "cert.pem"
+"""
+
+
+@pytest.mark.parametrize("command", [("run", "--period", "2026-W47"), ("run", "--due"),
+                                     ("resend", "weekly-exec", "2026-W47")])
+def test_a_failed_delivery_reads_once_where_stdout_and_stderr_are_one_stream(tmp_path, events, smtp_server, tls_cert,
+                                                                             command):
+    """Found in an operator audit: under cron (stdout and stderr to one mail) a delivery a relay refused read twice,
+    an ERROR line on stderr and the outcome's line on stdout. Merged, the outcome's line says it, once; apart, each
+    stream still says it (stdout the outcome, stderr the error, for a cron entry that keeps only stderr)."""
+    smtp = smtp_server(rcpt={"cto@example.com": REFUSED})
+    home = home_with(tmp_path, events, config=REFUSING_CONFIG)
+    (home / "cert.pem").write_bytes(tls_cert[0].read_bytes())
+    env = {**os.environ, "SMTP_URL": smtp.url()}
+    args = [sys.executable, "-m", "agentdigest.cli", *command, "--config", "agentdigest.toml"]
+    args += ["--now", "2026-11-23T10:00:00+01:00"] if "--due" in command else []
+    if command[0] == "resend":
+        subprocess.run([*args[:3], "run", "--period", "2026-W47", "--config", "agentdigest.toml"], cwd=home, env=env,
+                       capture_output=True, timeout=300)
+    merged = subprocess.run(args, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            timeout=300)
+    assert merged.returncode == 1, merged.stdout
+    assert merged.stdout.count(REFUSED) == 1, merged.stdout
+    (line,) = [line for line in merged.stdout.splitlines() if REFUSED in line]
+    assert "mail cto@example.com: failed" in line and not line.startswith("ERROR"), merged.stdout
+    apart = subprocess.run(args, cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    assert apart.returncode == 1, apart.stdout + apart.stderr
+    assert apart.stdout.count(REFUSED) == 1 and apart.stderr.count(REFUSED) == 1, apart.stdout + apart.stderr
+    assert len(apart.stderr.strip().splitlines()) == 1, apart.stderr
+
+
 def test_a_dry_run_of_a_period_delivered_before_the_marker_existed_goes_to_previews(tmp_path, events):
     """Found black-box: an archive without the .delivered marker (written by an older version, or copied
     without dot files) was rewritten by a dry run; the ledger knows it was delivered."""

@@ -86,6 +86,25 @@ def _guard(verbose: bool, fn: Callable[[], int]) -> None:
     raise typer.Exit(code)
 
 
+def _one_stream() -> bool:
+    """Whether stdout and stderr go to one place: a terminal, cron's mail, ``>> log 2>&1``."""
+    try:
+        a, b = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # not files (a test's capture): two streams
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _outcome_says_failures() -> None:
+    """A failed delivery is one line in the outcome on stdout (the record) and one ERROR line on stderr, each
+    stream alone saying it; where both go to one place the stderr line is left out, so it reads once. Found in an
+    operator audit: under cron every failure of `run --due`, `run` and `resend` was in the mail twice."""
+    if not _one_stream():
+        return
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: not getattr(record, "in_outcome", False))
+
+
 def _say_error(exc: Exception, verbose: bool, where: str = "") -> None:
     """``exc`` as one line on stderr (``where`` before it: a report of several), with ``verbose`` its traceback
     first. URL passwords are masked in both: the exceptions it chains are libraries' own, and some quote a URL
@@ -142,6 +161,7 @@ def run(
         from .runner import run_reports
 
         cfg = load_config(config)
+        _outcome_says_failures()
         formats = parse_formats(format)
         clock = _now(now)
         reports = select_reports(cfg, report_ids)
@@ -297,6 +317,7 @@ def resend(
         from .commands_delivery import resend as do_resend
 
         cfg = load_config(config)
+        _outcome_says_failures()
         if any(r.id == report_id and not r.enabled for r in cfg.reports):
             out.print(f"{report_id}: paused for the schedule (enabled = false); resending it as asked", markup=False)
         return do_resend(cfg, report_id, period, channel=channel, console=out)

@@ -28,6 +28,7 @@ from .channel_settings import listed, shown
 from .config import Config, ReportConfig, command
 from .errors import ArchiveError, DeliveryError, InputError, interruption
 from .interrupts import shielded
+from .logs import IN_OUTCOME
 from .ledger import Ledger
 from .ledger_schema import LedgerError
 from .masking import mask_text, secret_values
@@ -303,7 +304,7 @@ def _claim_and_send(channel: Channel, targets: list[str], claims: dict[str, Any]
                                under=under)
             done[target] = DeliveryResult(name, target, "failed", error=error, attempts=attempts,
                                           provider_id=result.provider_id, retryable=result.retry_later)
-            log.error("%s: %s", label, error)
+            log.error("%s: %s", label, error, extra=IN_OUTCOME)
     return [done.get(t) or skipped[t] for t in targets]
 
 

@@ -12,6 +12,10 @@ from typing import Any
 from .errors import InputError
 from .masking import mask_text
 
+#: ``extra`` of a log line that the command's outcome on stdout says as well (a failed delivery's error): the CLI
+#: leaves it out of stderr when both streams go to one place (cron's mail, ``2>&1``, a terminal), so it reads once
+IN_OUTCOME = {"in_outcome": True}
+
 _FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
 
 

@@ -31,6 +31,7 @@ from .alarm_resolved import resolve_pending
 from .alarms import Alarm, notify
 from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line, interruption
+from .logs import IN_OUTCOME
 from .periods import Period, last_complete
 
 log = logging.getLogger("agentdigest.schedule")
@@ -43,8 +44,8 @@ class _AsDebug:
     def __init__(self, logger: logging.Logger):
         self._logger = logger
 
-    def debug(self, msg: str, *args: Any) -> None:
-        self._logger.debug(msg, *args)
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._logger.debug(msg, *args, **kwargs)
 
     info = warning = error = debug
 
@@ -204,7 +205,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     decision(d.state, "%s %s -> %s%s: %s", report.id, period.key, d.channel,
                              f" {d.recipient}" if d.recipient else "", d.error or d.state, level=level,
                              report=report.id, period=period.key, channel=d.channel,
-                             recipient=d.recipient or None, error=d.error)
+                             recipient=d.recipient or None, error=d.error, **IN_OUTCOME)
     finally:
         if source is not None:
             source.close()
