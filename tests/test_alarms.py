@@ -10,6 +10,7 @@ SQLite file; the scheduler is the real daemon, driven in-process.
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.policy import default
@@ -34,10 +35,10 @@ def due_run(config_path, now: str) -> tuple[int, str]:
     return code, buffer.getvalue()
 
 
-def alarm_rows(config_path) -> dict[tuple[str, str], dict]:
+def alarm_rows(config_path, period_key: str = "2026-W48") -> dict[tuple[str, str], dict]:
     ledger = Ledger(load_config(config_path).ledger.url)
     try:
-        rows = ledger.deliveries("weekly", "2026-W48")
+        rows = ledger.deliveries("weekly", period_key)
     finally:
         ledger.close()
     return {(r["channel"], r["recipient"]): r for r in rows if r["kind"] == "alarm"}
@@ -490,3 +491,57 @@ def test_an_alarm_being_retried_says_so_once_with_its_first_error(tmp_path, smtp
     assert "451 4.3.0 mailbox busy" in said[0]
     assert said[0].endswith("retrying for up to 10s (its retry_budget)")
     assert alarm_rows(path)[("alarm:oncall", "failed:oncall@example.com")]["state"] == "sent"
+
+
+# -- periods passed over ------------------------------------------------------------------------------------------
+
+PASSED_OVER = "[agentdigest] weekly 2026-W45 to 2026-W47 (3 weeks) passed over"
+
+
+def test_periods_passed_over_are_told_to_the_alarm_channel_once_and_logged_once(tmp_path, smtp_server, tls_cert,
+                                                                                events, caplog):
+    """Found in an operator audit: the weeks a scheduler back from downtime does not backfill (no catch_up) were
+    logged and printed, never sent to the alarm channel, so an operator who watches only that channel never learnt
+    of them; and while every channel failed the latest week, the scheduler logged them again at every pass. Now the
+    alarm channel hears of them once (its ledger rows remember it), and a scheduler logs them once."""
+    from conftest import free_port
+
+    from agentdigest.daemon import Daemon
+    from agentdigest.report_worker import Worker
+
+    pager = smtp_server()
+    oncall = {"type": "email", "to": ["oncall@example.com"], "from": "agentdigest@example.com",
+              "smtp_url": pager.url(), "ca_file": str(tls_cert[0]), "retry_budget": 0, "timeout": 5}
+    dead = {"type": "email", "to": ["cto@example.com"], "from": "agentdigest@example.com",
+            "smtp_url": f"smtp://127.0.0.1:{free_port()}", "retry_budget": 0, "timeout": 5}
+    channels = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}, "oncall": oncall, "dead": dead}
+
+    def configure(report_channels):
+        return write_config(tmp_path, events=events, reports=[{**WEEKLY, "channels": report_channels}],
+                            alarms={"channel": "oncall", "grace_minutes": 6000}, channels=channels)
+
+    assert timed_run(configure(["box"]), "2026-11-02T14:01:00Z")[0] == 0  # W44 goes out
+    path = configure(["dead"])  # from now on every channel of the report fails
+    code, out = timed_run(path, "2026-11-30T14:01:00Z")  # the scheduler was down: W48 is the latest due
+    assert code == 1 and "2026-W45 to 2026-W47 (3 weeks) came due while no pass ran" in out, out
+    assert subjects(pager) == [("[agentdigest] weekly 2026-W48 could not be delivered", ["oncall@example.com"]),
+                               (PASSED_OVER, ["oncall@example.com"])]
+    body = message_from_bytes(pager.messages[1][2], policy=default).get_content().replace("\r\n", "\n")
+    assert "periods: 2026-W45 to 2026-W47 (3 weeks) (2026-11-02T00:00:00-05:00 to 2026-11-23T00:00:00-05:00)" in body
+    assert "catch_up = 0" in body and "`agentdigest run weekly --period 2026-W45` sends one" in body, body
+    assert alarm_rows(path, "2026-W47")[("alarm:oncall", "passed_over:oncall@example.com")]["state"] == "sent"
+
+    caplog.set_level(logging.INFO, logger="agentdigest.schedule")
+    caplog.clear()  # a scheduler started now: it says them once, whatever run --due said
+    daemon = Daemon(path)
+    worker = Worker(daemon, "weekly")
+    try:
+        for now in ("2026-11-30T14:06:00Z", "2026-11-30T14:11:00Z", "2026-11-30T14:21:00Z"):  # its retries
+            with time_machine.travel(utc(now), tick=False):
+                worker._pass()
+    finally:
+        daemon.ledger.close()
+    said = [r for r in caplog.records if getattr(r, "event", None) == "passed_over"]
+    assert len(said) == 1 and "2026-W45 to 2026-W47 (3 weeks)" in said[0].getMessage()
+    assert len([r for r in caplog.records if getattr(r, "event", None) == "failed"]) == 3  # the week did fail again
+    assert len(pager.messages) == 2  # neither alarm went again

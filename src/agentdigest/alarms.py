@@ -1,5 +1,6 @@
-"""The missed-report alarm: a short notice to the ``[alarms] channel`` when a report is late or failed, and
-one more, ``resolved``, when such a period is delivered at last (alarm_resolved.py decides when).
+"""The missed-report alarm: a short notice to the ``[alarms] channel`` when a report is late or failed, or when
+periods were passed over (``passed_over``: they came due while no pass ran, and history is not backfilled), and
+one more, ``resolved``, when a late or failed period is delivered at last (alarm_resolved.py decides when).
 
 An alarm is not a report: it is a few lines of plain text (and the same facts as JSON) built
 here and handed to the alarm channel as the artifacts that channel reads (``message.eml`` for
@@ -7,7 +8,8 @@ email and outbox, ``slack.json`` for Slack, ``report.json`` for webhooks). It go
 channel, so it reaches someone even when the late report's channel is the broken one.
 
 Each alarm is claimed in the ledger like a delivery (kind ``alarm``: never the period's delivery),
-under channel ``alarm:<name>`` and recipient ``late``, ``failed`` or ``resolved`` (``late:<address>`` for each address
+under channel ``alarm:<name>`` and recipient ``late``, ``failed``, ``passed_over`` or ``resolved`` (a passed-over
+set of periods under its newest one; ``late:<address>`` for each address
 of an email channel, as a report's recipients are claimed one by one): every scheduler sharing the ledger may notice
 the same late period, and exactly one of them tells each target of the alarm channel about it, once. Each
 send is also appended to the archive's alarm log (``<archive>/.alarms/<report>/<period>.jsonl``), from which
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -40,7 +42,7 @@ from .masking import mask_text, secret_values
 from .periods import Period
 from .refusals import alarm_fingerprint, refused_for_good
 
-Kind = Literal["late", "failed", "resolved"]
+Kind = Literal["late", "failed", "passed_over", "resolved"]
 ALARM_REPORT_ID = "_alarms"  # the outbox folder and Message-ID namespace of alarms, apart from any report
 log = logging.getLogger("agentdigest.schedule")
 
@@ -57,11 +59,20 @@ class Alarm:
     failures: tuple[tuple[str, str, str], ...] = field(default=())  # (channel, recipient, error)
     delivered_at: datetime | None = None  # resolved: when the period was sent (its last target)
     resolves: tuple[str, ...] = field(default=())  # resolved: the alarms it answers, in words
+    passed: tuple[Period, ...] = field(default=())  # passed_over: the periods, oldest first (``period`` the newest)
+    catch_up: int = 0  # passed_over: the report's catch_up, which left them out
 
     @property
     def subject(self) -> str:
+        if self.kind == "passed_over":
+            return f"[agentdigest] {self.report_id} {span(self.passed)} passed over"
         what = {"late": "is late", "failed": "could not be delivered", "resolved": "was delivered"}[self.kind]
         return f"[agentdigest] {self.report_id} {self.period.key} {what}"
+
+    @property
+    def periods(self) -> str:
+        """The period it is about, or the periods passed over (``2026-W45 to 2026-W47 (3 weeks)``), for log lines."""
+        return span(self.passed) if self.passed else self.period.key
 
     @property
     def about(self) -> str | None:
@@ -74,8 +85,10 @@ class Alarm:
 
     def lines(self) -> list[str]:
         tz = ZoneInfo(self.period.timezone)
-        out = [self.subject, "", f"report:  {self.report_id}", f"period:  {self.period.key} "
-               f"({self.period.start.isoformat()} to {self.period.end.isoformat()})"]
+        first = self.passed[0] if self.passed else self.period
+        out = [self.subject, "", f"report:  {self.report_id}",
+               f"{'periods:' if len(self.passed) > 1 else 'period: '} {self.periods} "
+               f"({first.start.isoformat()} to {self.period.end.isoformat()})"]
         if self.due_at:
             out.append(f"due at:  {self.due_at.astimezone(tz).isoformat()} ({_z(self.due_at)})")
         if self.deadline:
@@ -84,6 +97,11 @@ class Alarm:
             out.append(f"failed:  {channel}{' ' + recipient if recipient else ''}: {error}")
         noticed = f"noticed by {socket.gethostname()} at {_z(datetime.now(timezone.utc))}"
         history = f"See `agentdigest history --report {self.report_id}`"
+        if self.kind == "passed_over":
+            return out + [f"why:     {'it' if len(self.passed) == 1 else 'they'} came due while no pass ran (the "
+                          f"scheduler down, `run --due` not run), and history is not backfilled beyond catch_up = "
+                          f"{self.catch_up}", "", f"{noticed}; no reminder follows.",
+                          f"`agentdigest run {self.report_id} --period {first.key}` sends one, if it is wanted."]
         if self.kind == "resolved":
             when = self.delivered_at
             out.append(f"sent at: {when.astimezone(tz).isoformat()} ({_z(when)})" if when else
@@ -100,10 +118,19 @@ class Alarm:
             "due_at": self.due_at.isoformat() if self.due_at else None,
             "deadline": self.deadline.isoformat() if self.deadline else None,
             "failures": [{"channel": c, "recipient": r, "error": e} for c, r, e in self.failures],
+            **({"periods": [p.key for p in self.passed[:366]], "period_count": len(self.passed),
+                "catch_up": self.catch_up} if self.kind == "passed_over" else {}),
             **({"delivered_at": self.delivered_at.isoformat() if self.delivered_at else None,
                 "resolves": list(self.resolves)} if self.kind == "resolved" else {}),
             "generated_at": datetime.now(timezone.utc).isoformat(),
         }
+
+
+def span(periods: Sequence[Period]) -> str:
+    """``2026-W44`` or ``2026-W44 to 2026-W46 (3 weeks)``."""
+    if len(periods) == 1:
+        return periods[0].key
+    return f"{periods[0].key} to {periods[-1].key} ({len(periods)} {periods[0].kind}s)"
 
 
 def _z(instant: datetime) -> str:
@@ -219,7 +246,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         ledger.mark_failed(claim, error, result.retry_later, under=under)
         errors.append(error)
     if sent:
-        log.warning("sent the '%s' alarm for %s %s via %s%s", alarm.kind, alarm.report_id, alarm.period.key, name,
+        log.warning("sent the '%s' alarm for %s %s via %s%s", alarm.kind, alarm.report_id, alarm.periods, name,
                     f" to {', '.join(sent)}" if any(sent) else "",
                     extra={"event": "alarm_sent", "report": alarm.report_id, "period": alarm.period.key,
                            "channel": name, "kind": alarm.kind})
@@ -294,6 +321,6 @@ def _not_tried(alarm: Alarm, name: str, refused: dict[str, str]) -> None:
 
 def _failed(alarm: Alarm, name: str, error: str) -> None:
     log.error("the '%s' alarm for %s %s could not be sent via %s: %s", alarm.kind, alarm.report_id,
-              alarm.period.key, name, error,
+              alarm.periods, name, error,
               extra={"event": "alarm_failed", "report": alarm.report_id, "period": alarm.period.key,
                      "channel": name, "error": error})

@@ -75,6 +75,7 @@ class Daemon:
         self.reload_requested = False
         self.abandoned = False  # a worker was still busy when the stop deadline passed
         self.workers: dict[str, Worker] = {}
+        self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 

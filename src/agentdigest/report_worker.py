@@ -100,7 +100,7 @@ class Worker:
             return
         with self.daemon.ledger_in_use() as ledger:
             result = run_pass(config, [report], datetime.now(timezone.utc), ledger=ledger, stop=self.daemon.stop,
-                              owner=self.daemon.owner, skip_refused=retry)
+                              owner=self.daemon.owner, skip_refused=retry, said=self.daemon.passed_over_said)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
             self._plan(wait, "a period another process had claimed")

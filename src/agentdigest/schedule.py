@@ -28,7 +28,7 @@ from rich.table import Table
 
 from . import due
 from .alarm_resolved import resolve_pending
-from .alarms import Alarm, notify
+from .alarms import Alarm, notify, span
 from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line, interruption
 from .logs import IN_OUTCOME
@@ -105,12 +105,16 @@ class PassResult:
 
 def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, ledger: Any,
              archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
-             stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False) -> PassResult:
+             stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False,
+             said: set[tuple[str, str, str, int]] | None = None) -> PassResult:
     """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others.
 
     ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
     good in a period (its last failure there permanent, under the same settings) is not tried again, only the
-    others (see Worker in report_worker.py, and refusals.py). A report paused (``enabled = false``) is not run."""
+    others (see Worker in report_worker.py, and refusals.py). A report paused (``enabled = false``) is not run.
+
+    ``said`` (the scheduler's, for the life of its process): the sets of passed-over periods already logged, each
+    (report, first key, last key, count); one in it is not logged again, one logged is added."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -144,9 +148,15 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                          report=report.id, period=latest.key)
             if passed := due.passed_over(report, latest, now, ledger):
                 result.passed_over.append((report, passed))
-                decision("passed_over", "%s: %s came due while no pass ran; not sent (catch_up = %d)", report.id,
-                         _span(passed), report.catch_up, level=logging.WARNING, report=report.id,
-                         periods=[p.key for p in passed[:366]])  # the log line names a year at most
+                # Found in an operator audit: while every channel failed the latest week, the line came again at
+                # every pass (the retries' and each fire's), until the week went out
+                told = (report.id, passed[0].key, passed[-1].key, len(passed))
+                if said is None or told not in said:
+                    decision("passed_over", "%s: %s came due while no pass ran; not sent (catch_up = %d)", report.id,
+                             span(passed), report.catch_up, level=logging.WARNING, report=report.id,
+                             periods=[p.key for p in passed[:366]])  # the log line names a year at most
+                if said is not None:
+                    said.add(told)
             for period in todo:
                 if stop is not None and stop.is_set():
                     decision("stopping", "%s %s: not started, shutting down", report.id, period.key,
@@ -219,7 +229,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
 
 def send_alarms(config: Config, result: PassResult | None, now: datetime, *, ledger: Any, archive: Path,
                 owner: str | None, reports: Iterable[ReportConfig]) -> None:
-    """Tell ``[alarms] channel`` about failed deliveries of this pass and late periods of ``reports``."""
+    """Tell ``[alarms] channel`` about failed deliveries of this pass, the periods it found passed over, and late
+    periods of ``reports``."""
     if not config.alarms.channel:
         return
     from .owners import owner_id
@@ -232,6 +243,11 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
                 failures += (("(run)", "", first_line(run.error)),)
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner,
                    archive=archive)
+    for report, passed in result.passed_over if result else []:
+        # Said once, to the operator who watches only the alarm channel (an operator audit: they were in the log and
+        # run --due's output only); its ledger rows, under the newest period passed over, keep it from going again
+        notify(config, ledger, Alarm("passed_over", report.id, passed[-1], passed=tuple(passed),
+                                     catch_up=report.catch_up), owner=owner, archive=archive)
     done = due.done_checker(ledger, archive, config, renamed=True)
     reports = list(reports)
     for report in reports:
@@ -275,7 +291,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     for report_id, key in result.skipped:
         console.print(f"{report_id} {key}: {_done_word(by_id[report_id])}", markup=False)
     for report, passed in result.passed_over:
-        console.print(f"{report.id}: {_span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
+        console.print(f"{report.id}: {span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
                       f"not sent (catch_up = {report.catch_up}); to send one: "
                       f"{command(config, f'run {report.id} --period {passed[0].key}')}", markup=False, soft_wrap=True)
     for report_id, key, later in result.older:  # said, not "nothing is due yet" (a scheduling audit)
@@ -309,13 +325,6 @@ def _done_word(report: ReportConfig) -> str:
     """What a period done already is: sent, or for a report without channels (found in an operator audit: it read
     "already sent", with nothing to send it to) archived."""
     return "already sent" if report.channels else "already archived (the report has no channels)"
-
-
-def _span(periods: list[Period]) -> str:
-    """``2026-W44`` or ``2026-W44 to 2026-W46 (3 weeks)``."""
-    if len(periods) == 1:
-        return periods[0].key
-    return f"{periods[0].key} to {periods[-1].key} ({len(periods)} {periods[0].kind}s)"
 
 
 def check_missed(config: Config, *, now: datetime | None = None, console: Console | None = None,
