@@ -494,6 +494,22 @@ def test_a_failed_delivery_reads_once_where_stdout_and_stderr_are_one_stream(tmp
     assert len(apart.stderr.strip().splitlines()) == 1, apart.stderr
 
 
+def test_a_failed_run_in_a_due_pass_reads_once_where_stdout_and_stderr_are_one_stream(tmp_path, events):
+    """As a failed delivery (above): a period whose run failed (its source gone) was said twice in cron's mail."""
+    home = home_with(tmp_path, events)
+    (home / "events.duckdb").unlink()
+    args = [sys.executable, "-m", "agentdigest.cli", "run", "--due", "--now", "2026-11-23T10:00:00+01:00", "--config",
+            "agentdigest.toml"]
+    merged = subprocess.run(args, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert merged.returncode == 3, merged.stdout
+    (line,) = [line for line in merged.stdout.splitlines() if "events.duckdb" in line]
+    assert line.startswith("weekly-exec 2026-W47: error: "), merged.stdout
+    apart = subprocess.run(args, cwd=home, capture_output=True, text=True, timeout=300)
+    assert apart.returncode == 3 and apart.stdout.startswith("weekly-exec 2026-W47: error: "), apart.stdout
+    (said,) = apart.stderr.strip().splitlines()
+    assert "events.duckdb" in said and said.split("2026-W47: ", 1)[1] in apart.stdout, apart.stderr
+
+
 def test_a_dry_run_of_a_period_delivered_before_the_marker_existed_goes_to_previews(tmp_path, events):
     """Found black-box: an archive without the .delivered marker (written by an older version, or copied
     without dot files) was rewritten by a dry run; the ledger knows it was delivered."""

@@ -206,7 +206,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
                     decision("error", "%s %s: %s", report.id, period.key, first_line(exc), level=logging.ERROR,
-                             report=report.id, period=period.key, error=first_line(exc))
+                             report=report.id, period=period.key, error=first_line(exc), **IN_OUTCOME)
                     if not isinstance(exc, AgentDigestError):  # a bug: keep its traceback for --verbose and the daemon
                         log.info("traceback of the error above", exc_info=True)
                     continue
