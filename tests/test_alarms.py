@@ -545,3 +545,17 @@ def test_periods_passed_over_are_told_to_the_alarm_channel_once_and_logged_once(
     assert len(said) == 1 and "2026-W45 to 2026-W47 (3 weeks)" in said[0].getMessage()
     assert len([r for r in caplog.records if getattr(r, "event", None) == "failed"]) == 3  # the week did fail again
     assert len(pager.messages) == 2  # neither alarm went again
+
+
+def test_a_passed_over_alarm_names_its_periods_in_json():
+    """A webhook alarm channel gets the periods passed over (at most 366 named), their count and catch_up."""
+    from agentdigest.alarms import Alarm
+    from agentdigest.periods import parse_period
+
+    days = [parse_period("day", "2026-01-01", "UTC")]
+    for _ in range(399):
+        days.append(days[-1].next())
+    alarm = Alarm("passed_over", "daily", days[-1], passed=tuple(days), catch_up=2).as_json()
+    assert alarm["kind"] == "passed_over" and alarm["period"]["key"] == "2027-02-04"
+    assert alarm["period_count"] == 400 and len(alarm["periods"]) == 366 and alarm["periods"][0] == "2026-01-01"
+    assert alarm["catch_up"] == 2
