@@ -99,7 +99,7 @@ class Alarm:
         history = f"See `agentdigest history --report {self.report_id}`"
         if self.kind == "passed_over":
             return out + [f"why:     {'it' if len(self.passed) == 1 else 'they'} came due while no pass ran (the "
-                          f"scheduler down, `run --due` not run), and history is not backfilled beyond catch_up = "
+                          f"scheduler down, `run --due` not run, or the report paused), and history is not backfilled beyond catch_up = "
                           f"{self.catch_up}", "", f"{noticed}; no reminder follows.",
                           f"`agentdigest run {self.report_id} --period {first.key}` sends one, if it is wanted."]
         if self.kind == "resolved":
