@@ -7,6 +7,7 @@ the traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
