@@ -11,10 +11,11 @@ import email
 import io
 import json
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from email import policy
 from functools import lru_cache
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,7 +92,7 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
                 pii: bool = False, zero: bool = False, missing: bool = False, nulls: bool = False,
                 locale: str = "en", page_size: str = "A4", human_cost: float | None = 4.5,
                 agents: int = 6, redact: bool = True, failures: int = 5, seed: int = 7,
-                title: str | None = None, subject: str = "{title} — {period_label}") -> ReportData:
+                long_ids: bool = False, models: int = 2, title: str | None = None, subject: str = "{title} — {period_label}") -> ReportData:
     """A week of a realistic agent programme, shaped by the flags."""
     rng = random.Random(seed)
     tz = ZoneInfo(TZ)
@@ -132,6 +133,8 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
     agent_names = (agent_names * 10)[:agents]
     if agents > 8:
         agent_names = [f"{name}-{i}" for i, name in enumerate(agent_names)]
+    if long_ids:  # as a deployment names them: team, purpose, region and version
+        agent_names = [f"customer-support-{name.split('@')[0]}-eu-west-1@v2026.11.{i}" for i, name in enumerate(agent_names)]
     if hostile:
         agent_names[1] = HOSTILE_AGENT
     if pii:
@@ -148,6 +151,13 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
             "p95_latency_ms": rng.uniform(1800, 2600), "previous_conversations": int(convs * rng.uniform(0.8, 1.1)),
             "previous_resolution_rate": rng.uniform(50, 75), "previous_p95_latency_ms": rng.uniform(1800, 2600),
         })
+    if long_ids:  # and each agent's error rate a week before; some figures unchanged: "no change", the widest changes
+        for i, row in enumerate(by_agent):
+            row["previous_error_rate"] = row["error_rate"] and row["error_rate"] + (i % 3 - 1) * (i + 3) * 1.7 * (i % 2)
+            if i % 3 == 0:
+                row["previous_resolution_rate"] = row["resolution_rate"]
+            if i % 3 == 1:
+                row["previous_p95_latency_ms"] = row["p95_latency_ms"]
     if nulls:
         by_agent.append({k: None for k in by_agent[0]} | {"agent_id": None})
     by_model = [
@@ -156,6 +166,13 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
         {"model": "claude-3-5-haiku", "events": 6020, "conversations": int(total * 0.3), "total_tokens": int(cur["total_tokens"] * 0.28),
          "cost_usd": cur["cost_usd"] * 0.2, "avg_latency_ms": 640.0, "p95_latency_ms": 1490.0, "errors": 12},
     ]
+    if models > 2:  # the two above, then the next ones with ids as providers write them
+        more = ["anthropic.claude-3-5-sonnet-20241022-v2:0", "meta-llama/Llama-3.1-70B-Instruct-Turbo",
+                "gpt-4o-mini-2024-07-18", "gemini-1.5-pro-002", "mistral-large-2411", "text-embedding-3-large",
+                "us.amazon.nova-pro-v1:0", "accounts/fireworks/models/qwen2p5-72b-instruct"]
+        by_model = by_model[:1] + [{**by_model[1], "model": name, "conversations": int(total * 0.3) // (i + 1),
+                                    "total_tokens": int(cur["total_tokens"] * 0.28) // (i + 1), "errors": 12 + i}
+                                   for i, name in enumerate((["claude-3-5-haiku"] + more * 3)[:models - 1])]
     errors = [{"error_type": "tool_timeout", "count": 57, "previous": 31},
               {"error_type": "rate_limited", "count": 22, "previous": 40},
               {"error_type": "schema_validation", "count": 9, "previous": 0},
@@ -221,6 +238,27 @@ def make_report(audience: str = "executive", *, warning: bool = False, hostile: 
                   "subject": subject, "audience": audience, "redact": redact, "redact_patterns": {},
                   "completeness_threshold": 95.0},
     )
+
+
+def demo_reports(folder: Path) -> dict[str, dict[str, bytes]]:
+    """`agentdigest demo`'s two reports for 2026-W47 (seeded events in ``folder``, computed as `agentdigest run`
+    does), rendered: {audience: artifacts}."""
+    from agentdigest.config import load_config
+    from agentdigest.demo import setup
+    from agentdigest.periods import parse_period
+    from agentdigest.render import render_artifacts
+    from agentdigest.runner import compute
+    from agentdigest.sources import open_source
+
+    now = datetime(2026, 11, 29, 8, 2, tzinfo=timezone.utc)
+    config = load_config(setup(folder, now=now))
+    source = open_source(config.source, config.path)
+    try:
+        return {r.audience: render_artifacts(compute(source, config, r, parse_period(r.period, "2026-W47", r.timezone), now),
+                                             now=datetime(2026, 11, 30, 8, 0, 5, tzinfo=timezone.utc))
+                for r in config.reports}
+    finally:
+        source.close()
 
 
 # --- reading artifacts back -------------------------------------------------------------------

@@ -25,7 +25,7 @@ import pytest
 
 from agentdigest.render import render_artifacts
 from agentdigest.render.format import Formatter
-from render_fixtures import eml_texts, make_report, metric, parse_eml, rendered
+from render_fixtures import demo_reports, eml_texts, make_report, metric, parse_eml, rendered
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) not installed")
 
@@ -149,7 +149,9 @@ def norm(text: str) -> str:
 
 
 class HTMLView(HTMLParser):
-    """The cards (label, value, change, previous), and each section's table rows and "and N more" line."""
+    """The cards (label, value, change, previous), and each section's table rows and "and N more" line, as a
+    desktop shows them; the phone layout's copy of a row's left-out figures (under its name) is kept apart,
+    in the section's "phone" list."""
 
     CARD = {"kpi-label": "label", "kpi-value": "value", "kpi-change": "change", "kpi-prev": "previous"}
 
@@ -166,12 +168,23 @@ class HTMLView(HTMLParser):
         self._row: list[str] | None = None
         self._more: list[str] | None = None
         self._skip = 0
+        self._phone: list[str] | None = None  # inside a .phone-only copy
+        self._phone_depth = 0
         self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         classes = (dict(attrs).get("class") or "").split()
         if tag in ("style", "script", "title"):
             self._skip += 1
+        if self._phone is not None:
+            if tag == "br":
+                self._phone.append("\n")
+            elif tag not in ("img", "wbr"):
+                self._phone_depth += 1
+            return
+        if "phone-only" in classes:
+            self._phone, self._phone_depth = [], 1
+            return
         if self._field is not None and tag not in ("br", "img"):
             self._depth += 1
         if "kpi" in classes:
@@ -194,6 +207,14 @@ class HTMLView(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in ("style", "script", "title"):
             self._skip -= 1
+        if self._phone is not None:
+            self._phone_depth -= 1
+            if self._phone_depth == 0:
+                if self._section is not None:
+                    copy = [norm(part) for part in "".join(self._phone).split("\n") if norm(part)]
+                    self.sections[self._section]["phone"].append(copy)
+                self._phone = None
+            return
         if self._field is not None and tag not in ("br", "img"):
             self._depth -= 1
             if self._depth == 0:
@@ -201,7 +222,7 @@ class HTMLView(HTMLParser):
                 self._field = None
         if tag == "h2" and self._h2 is not None:
             self._section = norm("".join(self._h2))
-            self.sections[self._section] = {"rows": [], "more": None}
+            self.sections[self._section] = {"rows": [], "more": None, "phone": []}
             self._h2 = None
         elif tag in ("td", "th") and self._cell is not None and self._row is not None:
             self._row.append("\n".join(norm(part) for part in "".join(self._cell).split("\n")))
@@ -217,6 +238,9 @@ class HTMLView(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._skip:
+            return
+        if self._phone is not None:
+            self._phone.append(data)
             return
         self.text_chunks.append(data)
         for sink in (self._h2, self._cell, self._more):
@@ -474,6 +498,8 @@ def check_agents(files: dict[str, bytes]) -> int:
             expect = [[r["agent"], f"{r['conversations']}\n{r['conversations_change']}", f"{r['resolution']}\n{r['resolution_change']}",
                        f"{r['error_rate']}\n{r['error_rate_change']}", f"{r['p95']}\n{r['p95_change']}", r["cost"]] for r in want]
             assert got == expect[:len(got)], where
+            # a phone has each agent's cost under its name, the Cost column left out
+            assert view.sections["By agent"]["phone"] == [[f"Cost {r['cost']}"] for r in want[:len(got)]], where
             more = view.sections["By agent"]["more"]
             assert more == (more_line(total - len(got), "agents", total) if total > len(got) else None), where
         elif where in TEXT_FORMATS:
@@ -518,6 +544,7 @@ def check_models(files: dict[str, bytes]) -> None:
     for where, view in views(files).items():
         if where in HTML_FORMATS:
             assert view.body_rows("Tokens by model") == want, where
+            assert view.sections["Tokens by model"]["phone"] == [[f"Share {r[3]}", f"Cost {r[6]}"] for r in want], where
         elif where in TEXT_FORMATS:
             rows, more = text_rows(view, "Tokens by model")
             assert rows == want and more is None, where
@@ -718,20 +745,7 @@ def test_a_rate_under_a_threshold_never_reads_as_reaching_it(value, threshold, s
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory) -> dict[str, dict[str, bytes]]:
     """`agentdigest demo`'s two reports for 2026-W47 (seeded events, computed as `agentdigest run` does), rendered."""
-    from agentdigest.config import load_config
-    from agentdigest.demo import setup
-    from agentdigest.periods import parse_period
-    from agentdigest.runner import compute
-    from agentdigest.sources import open_source
-
-    now = datetime(2026, 11, 29, 8, 2, tzinfo=timezone.utc)
-    config = load_config(setup(tmp_path_factory.mktemp("demo"), now=now))
-    source = open_source(config.source, config.path)
-    try:
-        return {r.audience: render_artifacts(compute(source, config, r, parse_period(r.period, "2026-W47", r.timezone), now),
-                                             now=NOW) for r in config.reports}
-    finally:
-        source.close()
+    return demo_reports(tmp_path_factory.mktemp("demo"))
 
 
 def test_the_demo_reports_agree(demo_files: dict[str, dict[str, bytes]]) -> None:

@@ -11,7 +11,8 @@ from html import unescape
 import pytest
 
 from conftest import skip_or_fail
-from render_fixtures import HOSTILE, HOSTILE_AGENT, HOSTILE_TYPE, ParsedHTML, eml_texts, pdf_text, rendered
+from render_fixtures import (HOSTILE, HOSTILE_AGENT, HOSTILE_TYPE, ParsedHTML, demo_reports, eml_texts, pdf_text,
+                             rendered)
 
 GMAIL_CLIP = 102 * 1024
 CASES = [
@@ -214,9 +215,14 @@ def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
       var boxes = [].filter.call(document.querySelectorAll('div'), function (e) {
         return /overflow-x/.test(e.getAttribute('style') || ''); }).map(function (e) {
         var h = e.closest('td').querySelector('h2'); return [h ? h.textContent : '', e.scrollWidth, e.clientWidth]; });
+      // each data table: its section's heading, the headings drawn and the text a reader sees (innerText)
+      var tables = [].map.call(document.querySelectorAll('table.data'), function (t) {
+        var h = t.closest('td').querySelector('h2');
+        return [h ? h.textContent : '', [].filter.call(t.querySelectorAll('th'), function (th) {
+          return th.offsetWidth > 0; }).map(function (th) { return th.textContent; }), t.innerText]; });
       parent.postMessage(JSON.stringify({height: document.documentElement.scrollHeight,
         scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
-        cards: cards, names: names, boxes: boxes}), '*'); });</script>"""
+        cards: cards, names: names, boxes: boxes, tables: tables}), '*'); });</script>"""
     page = tmp_path / f"page{width}.html"
     page.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
     outer = tmp_path / f"outer{width}.html"
@@ -288,6 +294,58 @@ def test_in_a_browser_the_email_fits_a_phone_without_its_style_element(audience,
         # and the latency and day tables fit (the latency table's change column scrolled at 320 px)
         fitting = [box for box in laid["boxes"] if box[0] in ("Latency", "Day by day")]
         assert len(fitting) == 2 and all(wide <= box for _, wide, box in fitting), laid["boxes"]
+
+
+PHONE_CASES = [("executive", 320), ("executive", 375), ("engineering", 375)]
+
+
+LONG_IDS = {"long_ids": True, "models": 10, "agents": 15}
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory) -> dict[str, dict[str, bytes]]:
+    return demo_reports(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.mark.parametrize(("audience", "width"), PHONE_CASES)
+@pytest.mark.parametrize("data", ["demo", "long-ids"])
+def test_in_a_browser_every_table_fits_a_phone_without_scrolling_sideways(audience, width, data, request,
+                                                                         tmp_path) -> None:
+    """Found in a reader review: on a phone the email's tables scrolled sideways in their boxes (the page did
+    not), so a reader saw half a table: at 320 px the executive 8 weeks (its one-word headings "Resolution" and
+    "Containment" set two columns' width), at 375 px the engineering by-agent table (its Cost column past the
+    edge) and, with longer ids, by model. The phone rule leaves out the Cost (and a model's Share) column and
+    writes it under the name ("Cost $3.86"); the two headings may break at a soft hyphen. Laid out with the
+    <style> element (its phone rule), in a viewport less a scroll bar, so with 15 px to spare on a phone."""
+    files = request.getfixturevalue("demo_files")[audience] if data == "demo" else rendered(audience, **LONG_IDS)
+    laid = _layout_in_chromium(files["report.html"].decode(), width, tmp_path)
+    assert laid["scroll_width"] <= laid["client_width"], laid
+    assert laid["boxes"] and all(wide <= box for _, wide, box in laid["boxes"]), laid["boxes"]
+    tables = {heading: (shown, text) for heading, shown, text in laid["tables"]}
+    if audience == "engineering":
+        agents, models = tables["By agent"], tables["Tokens by model"]
+        assert "Cost" not in agents[0] and "Cost" not in models[0] and "Share" not in models[0], (agents, models)
+        # every agent's and model's cost (and share) still reads on the phone, under its name
+        for text in (agents[1], models[1]):
+            costs = re.findall(r"Cost \$[\d.,]+", text)
+            assert len(costs) == len(re.findall(r"\$[\d.,]+", text)) >= 2, text
+        assert len(re.findall(r"Share \d+\.\d%", models[1])) == len(re.findall(r"Cost \$", models[1])), models[1]
+    else:
+        assert tables["Last 8 weeks"][0][3:5] == ["Contain\u00adment", "Error rate"], tables
+
+
+def test_on_a_desktop_and_in_the_pdf_every_column_stays(tmp_path) -> None:
+    """The phone rule's counterpart: at 600 px and more the by-agent and by-model tables keep their Cost and
+    Share columns and write no figure under the names (its copy is hidden inline, and from Outlook for Windows
+    by mso-hide); the PDF has no such copy."""
+    files = rendered("engineering", **LONG_IDS)
+    laid = _layout_in_chromium(files["report.html"].decode(), 700, tmp_path)
+    tables = {heading: (shown, text) for heading, shown, text in laid["tables"]}
+    assert tables["By agent"][0][-1] == "Cost" and "Share" in tables["Tokens by model"][0], tables
+    assert "Cost $" not in tables["By agent"][1] + tables["Tokens by model"][1]
+    for copy in re.findall(r'<span class="phone-only"[^>]*>', files["report.html"].decode()):
+        assert "display:none" in copy and "mso-hide:all" in copy, copy
+    assert not [line for line in pdf_text(files["report.pdf"]) if re.search(r"Cost \$", line)]
 
 
 def test_a_day_breaks_only_after_its_day_of_the_month_and_headings_may_wrap() -> None:
