@@ -33,7 +33,8 @@ _PG_TYPES = {dt.String: "text", dt.Int64: "bigint", dt.Int32: "integer", dt.Int1
 
 
 class ClientTables:
-    """Where a report keeps its steps when the engine may not: :meth:`keep` and :meth:`on_engine`."""
+    """Where a report keeps its steps when the engine may not: :meth:`keep`, :meth:`keep_joined` and
+    :meth:`on_engine`."""
 
     def __init__(self, stack: ExitStack, backend: Any):
         self.backend = backend

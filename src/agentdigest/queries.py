@@ -1,9 +1,9 @@
 """The report's queries: what runs in the engine for one report, and the plain rows it returns.
 
 The event_ids repeated in the look-around window and the conversation cohort are materialized once
-(temporary tables, released when the queries are done); every later query reads them. Every query
-goes through :func:`rows` (fetch) or :func:`cache` (materialize), so the count stays the fixed one
-compute's docstring names.
+(temporary tables, released when the queries are done; where the engine may not create them, copies in an
+in-process DuckDB: client_tables); every later query reads them. Every query goes through :func:`rows` (fetch),
+:func:`cache` or :class:`ClientTables` (materialize), so the count stays the fixed one compute's docstring names.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Found:
 def run_queries(source: Source, report: ReportConfig, period: Period, periods: list[Period], around: timedelta,
                 now: datetime) -> Found:
     """Every query that reads the cohort: the repeated ids and the conversations are materialized once
-    (temporary tables, released on return), then the period totals, the breakdowns and the quality counts."""
+    (temporary tables, or :class:`ClientTables`; released on return), then the period totals, the breakdowns and the quality counts."""
     present = source.present
     approx = source.approximate_quantiles
     bounds = [p.start_utc for p in periods] + [period.end_utc]
@@ -154,8 +154,8 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
 
         last_two = conv.filter(conv.period >= PREV)
         if client:  # the last two periods' events copied, then joined to their conversations here
-            ev = client.keep_joined(cohort_mod.recent_events(c, bounds[PREV]), lambda arriving: cohort_mod.conversation_events(
-                replace(c, events=arriving, source=None), last_two))
+            ev = client.keep_joined(cohort_mod.recent_events(c, bounds[PREV]), lambda arriving: (
+                cohort_mod.conversation_events(replace(c, events=arriving, source=None), last_two)))
         else:
             ev = keep(cohort_mod.conversation_events(c, last_two, since=bounds[PREV]))
         agent_rows: list[dict[str, Any]] = []
