@@ -469,9 +469,17 @@ def agents_expected(doc: dict[str, Any]) -> list[dict[str, str]]:
         "resolution_change": between(r["resolution_rate"], r.get("previous_resolution_rate"), rate=True),
         "error_rate": pct(r["error_rate"]),
         "error_rate_change": between(r["error_rate"], r.get("previous_error_rate"), rate=True),
-        "p95": ms(r["p95_latency_ms"]), "p95_change": between(r["p95_latency_ms"], r.get("previous_p95_latency_ms")),
+        "p95": ms(r["p95_latency_ms"]), "p95_change": p95_between(r),
         "cost": usd(r["cost_usd"]),
     } for r in rows]
+
+
+def p95_between(r: dict[str, Any]) -> str:
+    """An agent's p95 change: nothing to compare with ("n/a", not "new") if it had conversations before, none
+    with a latency."""
+    if r.get("previous_p95_latency_ms") is None and r["p95_latency_ms"] is not None and r.get("previous_conversations"):
+        return "n/a"
+    return between(r["p95_latency_ms"], r.get("previous_p95_latency_ms"))
 
 
 def models_expected(doc: dict[str, Any]) -> list[list[str]]:
@@ -771,3 +779,27 @@ def test_the_console_says_the_completeness_as_the_report_does() -> None:
     print_outcome(RunOutcome(report_id=data.report_id, period_key=data.period.key, data=data),
                   Console(file=out, width=200, color_system=None))
     assert "WARNING: incomplete data, data completeness 94.9%" in out.getvalue()
+
+
+def test_an_agent_whose_earlier_conversations_had_no_latency_has_no_p95_change_not_a_new_one() -> None:
+    """Found in a reader review: an agent with conversations the week before, none with a latency (so no p95
+    then), read "new" in its p95 change beside "-4.2 pp" for its resolution. Its change is "n/a"; an agent
+    with no conversations before is still "new"."""
+    data = make_report("engineering")
+    rows = list(data.by_agent)
+    rows[0] = {**rows[0], "previous_p95_latency_ms": None}  # conversations before, no latency then
+    rows[1] = {**rows[1], "previous_p95_latency_ms": None, "previous_conversations": 0}  # no conversations before
+    files = render_artifacts(replace(data, by_agent=tuple(rows)), {"txt", "html", "pdf"}, now=NOW)
+    pdf = subprocess.run(["pdftotext", "-layout", "-", "-"], input=files["report.pdf"], capture_output=True).stdout.decode()
+    for agent, expected in ((rows[0]["agent_id"], "n/a"), (rows[1]["agent_id"], "new")):
+        text_row = next(line for line in files["report.txt"].decode().splitlines() if line.strip().startswith(agent))
+        assert text_row.split()[-1] == expected, text_row
+        html_row = next(tr for tr in re.findall(r"<tr>.*?</tr>", files["report.html"].decode().replace("<wbr>", ""), re.S)
+                        if agent in tr and "badge" in tr)
+        badges = re.findall(r'<span class="badge[^"]*"[^>]*>([^<]*)</span>', html_row)
+        assert badges[-1] == expected, badges
+        # the PDF's row: the agent's line, then its changes' line (conversations, resolution, error rate, p95)
+        lines = pdf.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(agent))
+        assert lines[at + 1].split()[-1] == expected, lines[at:at + 2]
+    check_agents(render_artifacts(replace(data, by_agent=tuple(rows)), now=NOW))  # and every format agrees

@@ -296,9 +296,18 @@ def _agent_row(r: dict[str, Any], label: str, fmt: Formatter) -> dict[str, Any]:
         "error_rate_change": fmt.change_between(r.get("error_rate"), r.get("previous_error_rate"), rate=True),
         "tokens": fmt.tokens(r.get("total_tokens")), "cost": fmt.usd(r.get("cost_usd")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")),
-        "p95_change": fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms")),
+        "p95_change": _p95_change(r, fmt),
         **_agent_tones(r),
     }
+
+
+def _p95_change(r: dict[str, Any], fmt: Formatter) -> str:
+    """An agent's p95 change: "n/a", not "new", for one whose conversations the period before had no latency
+    (found in a reader review: "new" beside the same agent's "-4.2 pp" resolution)."""
+    if (finite_number(r.get("previous_p95_latency_ms")) is None and finite_number(r.get("p95_latency_ms")) is not None
+            and (finite_number(r.get("previous_conversations")) or 0) > 0):
+        return NA
+    return fmt.change_between(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"))
 
 
 def _agent_tones(r: dict[str, Any]) -> dict[str, str]:
