@@ -585,7 +585,7 @@ def test_keys_that_differ_only_by_what_cleaning_removes_stay_apart() -> None:
     """Found in a scale audit: "ag\\x00ent" and "agent" were two rows reading "agent"; a BOM and U+10FFFF
     reached every artifact (the PDF drew a missing-glyph box)."""
     from agentdigest.render.prepare import prepare
-    from agentdigest.render.sections import names
+    from agentdigest.render.clipping import names
     from render_fixtures import make_report
 
     data = make_report("engineering")

@@ -318,7 +318,7 @@ _ID_PART = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1,
 def test_ids_that_differ_anywhere_keep_apart_when_cut(prefix: str, middles: list[str], suffix: str, limit: int) -> None:
     """A rendering audit left ids that differ only in the middle (``...-us-east-1-prod`` and
     ``...-eu-west-1-prod``) reading the same once cut; every label fits and different ids stay apart."""
-    from agentdigest.render.sections import cut_apart
+    from agentdigest.render.clipping import cut_apart
 
     ids = [f"{prefix}{m}{suffix}" for m in middles]
     labels = cut_apart(ids, limit)
@@ -337,7 +337,7 @@ def test_ids_that_differ_anywhere_keep_apart_when_cut(prefix: str, middles: list
 def test_ids_that_differ_in_two_places_keep_apart_when_cut(prefix, firsts, middle, seconds, suffix, limit, data) -> None:
     """Left as a known gap: ids that differ in two places (region and version) could still cut to one label
     in the text part's narrow agent column, where each was cut apart only from its first-cut twins."""
-    from agentdigest.render.sections import cut_apart
+    from agentdigest.render.clipping import cut_apart
 
     pairs = data.draw(st.lists(st.tuples(st.sampled_from(firsts), st.sampled_from(seconds)), min_size=2, max_size=6,
                                unique=True))
@@ -352,7 +352,7 @@ def test_fleet_ids_that_differ_in_region_env_and_version_keep_apart(limit) -> No
     """The shape the known gap was found with: ids of one fleet, differing in two or three places."""
     import random
 
-    from agentdigest.render.sections import cut_apart
+    from agentdigest.render.clipping import cut_apart
 
     pick = random.Random(limit)
     for _ in range(300):
@@ -365,7 +365,7 @@ def test_fleet_ids_that_differ_in_region_env_and_version_keep_apart(limit) -> No
 
 
 def test_cut_ids_show_where_they_part_in_every_artifact_table() -> None:
-    from agentdigest.render.sections import names
+    from agentdigest.render.clipping import names
 
     ids = [f"customer-support-assistant-{region}-production-canary-green-v2"
            for region in ("us-east-1", "eu-west-1", "ap-south-1")]

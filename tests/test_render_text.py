@@ -222,7 +222,7 @@ def test_a_name_column_too_narrow_to_read_gets_lines_of_its_own():
 def test_a_label_cut_before_is_cut_again_without_a_double_ellipsis():
     """Found in a rendering audit: error types cut to 60 characters for the email were cut again for the
     text part's column and read "invalid to…… 2 with schema mismatch", 35 of the column's 51 cells."""
-    from agentdigest.render.sections import names
+    from agentdigest.render.clipping import names
     from agentdigest.render.text import table
 
     types = names([f"invalid tool arguments for function call number {i} with schema mismatch" for i in (2, 5, 8)], 60)

@@ -17,7 +17,8 @@ from ..significance import begins_within, data_begin, first_with_data, partial_b
 from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
-from .sections import breakdowns, failures, gap_label, isolated, judged_tone, quality_section, shows_days, slight
+from .clipping import isolated
+from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")

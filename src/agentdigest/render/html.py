@@ -27,7 +27,7 @@ from markupsafe import Markup, escape
 
 from ..errors import RenderError
 from .format import count_in
-from .sections import direction
+from .clipping import direction
 
 BUILT_IN = Path(__file__).parent / "templates"
 ENTRY = {"executive": "executive.html.j2", "engineering": "engineering.html.j2"}

@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 
 from ..report import SCOPE_NOTE
 from .html import isolate
-from .sections import isolated
+from .clipping import isolated
 
 
 

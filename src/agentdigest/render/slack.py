@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 
 from ..errors import RenderError
 from .format import NA, count_in
-from .sections import isolated
+from .clipping import isolated
 
 HEADER_MAX = 150
 TEXT_MAX = 3000

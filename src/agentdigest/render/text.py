@@ -17,7 +17,7 @@ from rich.cells import cell_len, get_character_cell_size
 
 from .format import count_in
 from .html import environment, rendered_something, template_failure, template_source
-from .sections import ELLIPSIS, ISOLATE, cut_apart, cut_middle, isolated
+from .clipping import ELLIPSIS, ISOLATE, cut_apart, cut_middle, isolated
 
 WIDTH = 78
 #: Below this many cells a table's name column is given lines of its own (see :func:`table`).
