@@ -254,3 +254,25 @@ def test_a_type_csv_cannot_carry_is_read_through_a_cursor(pg_url):
             Decimal(n) / 4 for n in range(len(TRICKY))]
     finally:
         backend.disconnect()
+
+
+def test_a_naive_event_ts_without_temporary_tables(pg_url):
+    """Found in a production audit: a ``timestamp without time zone`` event_ts (read as UTC) on a read-only role
+    failed every run, exit 2: "CSV conversion error to timestamp[us, tz=UTC]: expected a zone offset": COPY
+    wrote the naive times without one. The report is the one with temporary tables, and the reference's."""
+    import psycopg
+
+    scenario = "berlin-fall-week"
+    rows = trap_rows(scenario) + long_conversation_rows(scenario)
+    load_postgres(rows, pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("ALTER TABLE events.agent_events ALTER COLUMN event_ts TYPE timestamp "
+                    "USING event_ts AT TIME ZONE 'UTC'")
+    with_temp, used = _report(pg_url, scenario)
+    assert used
+    without, used = _report(_read_only_url(pg_url, "agentdigest_standby_naive"), scenario)
+    assert not used
+    assert not _same(with_temp, without), "\n".join(_same(with_temp, without))
+    tz, kind, key = SCENARIOS[scenario]
+    mismatches = compare_report(without, Reference(rows, tz, kind, key, now_for(scenario)))
+    assert not mismatches, "\n".join(mismatches)

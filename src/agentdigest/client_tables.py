@@ -143,6 +143,14 @@ def copy_batches(backend: Any, table: ir.Table) -> Iterator[pa.RecordBatchReader
         yield table.to_pyarrow_batches()
         return
     query = backend.compile(table)
+    zoned = [f.name for f in arrow if pa.types.is_timestamp(f.type) and f.type.tz]
+    if zoned:
+        # A naive ``timestamp`` event_ts is typed UTC with no cast written (engines._naive_event_ts_as_utc, for its
+        # index), so COPY wrote it without an offset, which Arrow refuses for a zoned type: every run of a read-only
+        # role over such a column failed, exit 2 (found in a production audit). Cast here, in the session's UTC.
+        cols = ", ".join(f"CAST({_identifier(n)} AS timestamptz) AS {_identifier(n)}" if n in zoned
+                         else _identifier(n) for n in arrow.names)
+        query = f"SELECT {cols} FROM ({query}) AS _step"
     # In a savepoint, as Ibis reads a query: a failed one (a value that does not convert) leaves the report's
     # transaction usable for the queries that find which column failed (Source.conversion_error).
     with (backend.con.transaction(), backend.con.cursor() as cur,
