@@ -276,3 +276,44 @@ def test_a_naive_event_ts_without_temporary_tables(pg_url):
     tz, kind, key = SCENARIOS[scenario]
     mismatches = compare_report(without, Reference(rows, tz, kind, key, now_for(scenario)))
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_the_kept_steps_spill_to_disk_past_their_memory_limit(pg_url):
+    """Found in a production review: the in-process DuckDB had DuckDB's default limit (80% of RAM), so the process
+    grew with the steps (1.17 GB at its peak for a weekly report over 3M events). Past its limit it now writes them
+    to a folder of its own, removed when the report is done, and reads them back whole."""
+    import os
+    import tempfile
+    from contextlib import ExitStack
+
+    import ibis
+
+    backend = ibis.connect(pg_url)
+    try:
+        wide = backend.sql("SELECT i, repeat(md5(i::text), 4) AS s FROM generate_series(1, 400000) AS i")  # ~60 MB
+        with ExitStack() as stack:
+            client = client_tables.ClientTables(stack, backend, "24MB")
+            assert client.local.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] in ("22.8 MiB", "24.0 MiB")
+            assert os.path.dirname(client.spill) == tempfile.gettempdir()
+            kept = client.keep(wide)
+            spilled = client.local.raw_sql("SELECT coalesce(sum(size), 0) FROM duckdb_temporary_files()").fetchone()[0]
+            assert spilled > 10 << 20, spilled
+            got = kept.agg(n=kept.count(), total=kept.i.sum(), chars=kept.s.length().sum()).to_pyarrow().to_pylist()
+            assert got == [{"n": 400_000, "total": 400_000 * 400_001 // 2, "chars": 400_000 * 128}]
+            spill = client.spill
+        assert not os.path.exists(spill)
+    finally:
+        backend.disconnect()
+
+
+@pytest.mark.parametrize("value,ok", [("256MB", True), ("2GB", True), (" 1.5 GiB ", True), ("512mb", True),
+                                      ("lots", False), ("256", False), ("-1GB", False)])
+def test_client_memory_limit_is_a_size(value, ok):
+    from pydantic import ValidationError
+
+    if ok:
+        assert SourceConfig(url="postgresql://h/db", table="t", client_memory_limit=value).client_memory_limit
+    else:
+        with pytest.raises(ValidationError, match="is not a size"):
+            SourceConfig(url="postgresql://h/db", table="t", client_memory_limit=value)
+

@@ -108,7 +108,7 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
     has_agent = "agent_id" in present
 
     with ExitStack() as stack:
-        client = None if source.temp_tables else ClientTables(stack, source.backend)
+        client = None if source.temp_tables else ClientTables(stack, source.backend, source.client_memory_limit)
 
         def keep(table: ir.Table) -> ir.Table:
             return client.keep(table) if client else cache(stack, table)

@@ -5,6 +5,7 @@ columns are the canonical ones, and the engine's settings; with the canonical co
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -63,6 +64,15 @@ class SourceConfig(StrictModel):
     # Engine settings, e.g. DuckDB memory_limit = "4GB", threads = 2.
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # PostgreSQL without temporary tables: the memory of the in-process DuckDB that keeps a report's steps
+    client_memory_limit: str = "256MB"
+
+    @field_validator("client_memory_limit")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(k|m|g|t)i?b\s*", value, re.I):
+            raise ValueError(f"{shown(value)} is not a size (expected a number and a unit, such as \"256MB\" or \"2GB\")")
+        return value.strip()
 
     @field_validator("columns")
     @classmethod

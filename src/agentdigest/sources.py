@@ -60,6 +60,7 @@ class Source:
     withheld: frozenset[str] = frozenset()
     #: what a report's queries (and check's) run inside: on PostgreSQL one transaction (see engines.one_transaction)
     transaction: Callable[[], AbstractContextManager[Any]] = nullcontext
+    client_memory_limit: str = "256MB"  # of the DuckDB that keeps the steps without temporary tables (client_tables)
 
     def close(self) -> None:
         _close(self.backend)
@@ -333,7 +334,8 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   columns={canon: cfg.columns.get(canon, canon) for canon in present}, unreadable=unreadable,
                   unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
                                                                             cfg.columns.get("event_id", "event_id")),
-                  withheld=engines.withheld_columns(backend, cfg.table, cfg.columns.values()))
+                  withheld=engines.withheld_columns(backend, cfg.table, cfg.columns.values()),
+                  client_memory_limit=cfg.client_memory_limit)
 
 
 def _close(backend: Any) -> None:
