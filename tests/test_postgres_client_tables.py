@@ -317,3 +317,22 @@ def test_client_memory_limit_is_a_size(value, ok):
         with pytest.raises(ValidationError, match="is not a size"):
             SourceConfig(url="postgresql://h/db", table="t", client_memory_limit=value)
 
+
+def test_a_failed_kept_step_says_its_cause_once(pg_url):
+    """Found in a production review: a step that failed in the in-process DuckDB read "query failed: query failed:
+    Out of Memory Error ...", its error wrapped a second time on its way out."""
+    from contextlib import ExitStack
+
+    import ibis
+
+    from agentdigest.errors import AgentDigestError
+
+    backend = ibis.connect(pg_url)
+    try:
+        text = backend.sql("SELECT 'fast' AS s FROM generate_series(1, 3)")
+        with ExitStack() as stack, pytest.raises(AgentDigestError) as failed:
+            client_tables.ClientTables(stack, backend).keep_joined(text, lambda t: t.mutate(n=t.s.cast("int64")))
+        message = str(failed.value)
+        assert message.count("source: a column") == 1 and "INT64" in message, message
+    finally:
+        backend.disconnect()

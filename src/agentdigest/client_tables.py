@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from .cohort import engine_name
+from .errors import AgentDigestError
 from .sources import query_error
 
 #: How much memory the in-process DuckDB may use before it spills to disk (``[source] client_memory_limit``).
@@ -75,6 +76,8 @@ class ClientTables:
                     return self._create(build(self.local.table(name)))
                 finally:
                     self.local.con.unregister(name)
+        except AgentDigestError:
+            raise  # said already (_create): wrapped again it read "query failed: query failed: ..."
         except Exception as exc:
             raise query_error(exc) from exc
 
