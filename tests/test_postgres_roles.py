@@ -71,6 +71,26 @@ def test_a_read_only_role_gets_the_same_report_without_temporary_tables(pg_url, 
 
 
 @pytest.mark.postgres
+def test_a_read_only_transaction_in_source_settings_keeps_the_steps_out_of_temporary_tables(pg_url):
+    """Found in a production audit: `transaction_read_only = true` in [source.settings] (to be sure nothing is
+    written to the events' database) passed check, and every run failed "cannot execute CREATE TABLE in a
+    read-only transaction" (exit 3): whether temporary tables may be made was asked without the settings."""
+    rows = trap_rows(SCENARIO)
+    load_postgres(rows, pg_url)
+    tz, kind, key = SCENARIOS[SCENARIO]
+    source = open_source(SourceConfig(url=pg_url, table="events.agent_events",
+                                      settings={"transaction_read_only": True}))
+    try:
+        assert not source.temp_tables
+        data = compute_report(source, ReportConfig(id="r", period=kind, timezone=tz), parse_period(kind, key, tz),
+                              now=now_for(SCENARIO))
+    finally:
+        source.close()
+    mismatches = compare_report(json.loads(data.to_json()), Reference(rows, tz, kind, key, now_for(SCENARIO)))
+    assert not mismatches, "\n".join(mismatches)
+
+
+@pytest.mark.postgres
 def test_a_role_that_may_create_temporary_tables_keeps_using_them(pg_url):
     load_postgres(trap_rows(SCENARIO), pg_url)
     source = open_source(SourceConfig(url=reader_url(pg_url, "agentdigest_reader"), table="events.agent_events"))

@@ -181,7 +181,7 @@ def _other_case(con: Any, name: str) -> list[str]:
         return []
 
 
-def temp_tables_allowed(backend: Any) -> bool:
+def temp_tables_allowed(backend: Any, settings: dict[str, Any] | None = None) -> bool:
     """Whether the source's session may create temporary tables, where a report keeps its cohort.
 
     On PostgreSQL a read-only role (``default_transaction_read_only``), a role without the TEMPORARY
@@ -192,21 +192,23 @@ def temp_tables_allowed(backend: Any) -> bool:
     say otherwise: without a temporary table's statistics Postgres estimated the cohort at one row and joined the events
     to it 4,746 times (32 s for a report of 134k events; 7 s without nested loops, 3 s with temporary tables).
     """
-    return temp_tables_refused(backend) is None
+    return temp_tables_refused(backend, settings) is None
 
 
-def temp_tables_refused(backend: Any) -> str | None:
+def temp_tables_refused(backend: Any, settings: dict[str, Any] | None = None) -> str | None:
     """Why the PostgreSQL session may not create temporary tables, in words ``check`` shows; None when it may
     (or when it cannot be told: they are tried). A role without the TEMPORARY privilege read "(read-only)" in
-    check, sending the user to look for a read-only setting that was not there (found in a Postgres audit)."""
+    check, sending the user to look for a read-only setting that was not there (found in a Postgres audit).
+    Asked with ``settings`` ([source.settings]) applied, as a report's transaction applies them: with
+    ``transaction_read_only = true`` there every run failed "cannot execute CREATE TABLE in a read-only transaction"."""
     if getattr(backend, "name", "") != "postgres":
         return None
     try:
-        with backend.con.cursor() as cur:
+        with backend.con.transaction(), backend.con.cursor() as cur:
+            _set_local(cur, settings or {})
             cur.execute("SELECT current_setting('transaction_read_only') = 'on' OR pg_is_in_recovery(), "
                         "has_database_privilege(current_database(), 'TEMPORARY'), current_database(), current_user")
             read_only, temporary, database, role = cur.fetchone()
-        backend.con.commit()
     except Exception:  # noqa: BLE001 - unknown: try them, as before
         return None
     if read_only:  # default_transaction_read_only, or a hot standby

@@ -326,7 +326,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
             raise
         raise InputError(f"{config_file}: {exc}") from exc
     approx = kind in ("pyspark",)
-    temp_tables = engines.temp_tables_allowed(backend)
+    temp_tables = engines.temp_tables_allowed(backend, cfg.settings)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
                   fixed_threads="threads" in cfg.settings, converted=converted,
                   config_file=None if config_file is None else str(config_file), raw=table,
