@@ -8,10 +8,13 @@ over them run here, in an in-memory DuckDB. A step a later PostgreSQL query join
 event_ids, the few over-long conversations) goes back as a ``VALUES`` list; a large one is computed there
 again instead.
 
-That DuckDB holds at most ``[source] client_memory_limit`` (default :data:`MEMORY_LIMIT`) and writes the rest
-to a folder of its own under the system's temporary folder, removed when the report is done: with DuckDB's
-default (80% of RAM) the process grew with the steps, to 1.17 GB at its peak for a weekly report over 3M events
-(found in a production review); with 256MB, 0.76 to 0.80 GB, the same report.json.
+That DuckDB spills to a folder of its own under the system's temporary folder, removed when the report is
+done (by default an in-memory DuckDB spills to ".tmp" in the working folder, which a service may not be
+allowed to write). ``[source] client_memory_limit`` bounds its memory: with DuckDB's default (80% of RAM) the
+process grew with the steps, to 1.17 GB at its peak for a weekly report over 3M events (found in a production
+review); with 256MB, 0.76 to 0.80 GB, the same report.json. It is not bounded by default: below about 100 MB
+a million events a week the join of the last two periods' events cannot spill and the run fails (64MB did at
+3M events over 3 weeks), and a report that ran before must not fail after an upgrade.
 """
 
 from __future__ import annotations
@@ -33,8 +36,6 @@ from .cohort import engine_name
 from .errors import AgentDigestError
 from .sources import query_error
 
-#: How much memory the in-process DuckDB may use before it spills to disk (``[source] client_memory_limit``).
-MEMORY_LIMIT = "256MB"
 
 #: The most rows a kept step goes back to PostgreSQL as a VALUES list (about 80 bytes of SQL a row).
 MAX_VALUES_ROWS = 50_000
@@ -47,7 +48,7 @@ class ClientTables:
     """Where a report keeps its steps when the engine may not: :meth:`keep`, :meth:`keep_joined` and
     :meth:`on_engine`."""
 
-    def __init__(self, stack: ExitStack, backend: Any, memory_limit: str = MEMORY_LIMIT):
+    def __init__(self, stack: ExitStack, backend: Any, memory_limit: str | None = None):
         self.backend = backend
         self.spill = tempfile.mkdtemp(prefix="agentdigest-steps-")
         stack.callback(shutil.rmtree, self.spill, ignore_errors=True)  # after the disconnect below (LIFO)
@@ -55,7 +56,9 @@ class ClientTables:
         stack.callback(self.local.disconnect)
         # In-memory DuckDB spills to ".tmp" in the working folder by default: a folder of its own instead.
         self.local.raw_sql(f"SET TimeZone = 'UTC'; SET enable_progress_bar = false; "
-                           f"SET memory_limit = {_quoted(memory_limit)}; SET temp_directory = {_quoted(self.spill)}")
+                           f"SET temp_directory = {_quoted(self.spill)}")
+        if memory_limit:  # otherwise DuckDB's own, 80% of RAM
+            self.local.raw_sql(f"SET memory_limit = {_quoted(memory_limit)}")
         self._n = 0
 
     def keep(self, table: ir.Table) -> ir.Table:

@@ -65,12 +65,12 @@ class SourceConfig(StrictModel):
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     # PostgreSQL without temporary tables: the memory of the in-process DuckDB that keeps a report's steps
-    client_memory_limit: str = "256MB"
+    client_memory_limit: str | None = None
 
     @field_validator("client_memory_limit")
     @classmethod
-    def _a_size(cls, value: str) -> str:
-        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(k|m|g|t)i?b\s*", value, re.I):
+    def _a_size(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\s*\d+(\.\d+)?\s*(k|m|g|t)i?b\s*", value, re.I):
             raise ValueError(f"{shown(value)} is not a size (expected a number and a unit, such as \"256MB\" or \"2GB\")")
         return value.strip()
 

@@ -60,7 +60,7 @@ class Source:
     withheld: frozenset[str] = frozenset()
     #: what a report's queries (and check's) run inside: on PostgreSQL one transaction (see engines.one_transaction)
     transaction: Callable[[], AbstractContextManager[Any]] = nullcontext
-    client_memory_limit: str = "256MB"  # of the DuckDB that keeps the steps without temporary tables (client_tables)
+    client_memory_limit: str | None = None  # of the DuckDB that keeps the steps without temporary tables (client_tables)
 
     def close(self) -> None:
         _close(self.backend)
