@@ -171,6 +171,25 @@ def test_runs_history_and_heartbeats(ledger):
     assert ledger.heartbeats()[0]["owner"] == "sched-1"
 
 
+def test_heartbeats_of_schedulers_silent_for_30_days_are_pruned(ledger):
+    """Every scheduler process ever started kept its heartbeat row for ever (an operator review); rows not written
+    for 30 days (stopped, or killed and never stopped) go, those written since stay."""
+    from datetime import datetime, timedelta, timezone
+
+    from agentdigest.ledger_schema import heartbeats
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    ages = {"stopped-31d": 31, "killed-40d": 40, "stopped-29d": 29, "live": 0}
+    for owner, days in ages.items():
+        ledger.heartbeat(owner, {"state": "running" if owner in ("killed-40d", "live") else "stopped"})
+        with ledger.engine.begin() as conn:
+            conn.execute(update(heartbeats).where(heartbeats.c.owner == owner).values(
+                updated_at=now - timedelta(days=days, minutes=1)))
+    assert ledger.prune_heartbeats() == 2
+    assert {b["owner"] for b in ledger.heartbeats()} == {"stopped-29d", "live"}
+    assert ledger.prune_heartbeats() == 0
+
+
 def test_schema_is_versioned_and_reopening_is_harmless(url, ledger):
     assert ledger.schema_version() == SCHEMA_VERSION
     claim = ledger.claim(R, P, "mail", owner="o", lease_seconds=60)

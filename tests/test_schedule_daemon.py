@@ -737,3 +737,36 @@ def test_a_stop_during_a_retry_wait_records_the_delivery_failed_and_the_next_sta
         assert [r.path for r, _ in httpserver.log].count("/api/chat.postMessage") == 1  # posted once
     else:
         assert [response.status_code for _, response in httpserver.log] == [503, 200]
+
+
+def test_the_scheduler_prunes_heartbeats_silent_for_30_days_at_its_first_heartbeat_then_daily(tmp_path, events):
+    """Each scheduler process ever started kept its heartbeat row for ever (an operator review): a scheduler deletes
+    those not written for 30 days at its first heartbeat, and again a day later, not at every heartbeat."""
+    from agentdigest.daemon import Daemon
+    from agentdigest.ledger_schema import heartbeats
+
+    box = {"box": {"type": "outbox", "path": str(tmp_path / "outbox")}}
+    config = write_config(tmp_path, events=events, channels=box, reports=[daily()])
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+
+    def beat(owner: str, days: float) -> None:
+        daemon.ledger.heartbeat(owner, {"state": "stopped"})
+        with daemon.ledger.engine.begin() as conn:
+            conn.execute(heartbeats.update().where(heartbeats.c.owner == owner).values(
+                updated_at=now - timedelta(days=days)))
+
+    daemon = Daemon(config)
+    daemon.stop.set()  # no worker passes: the heartbeat alone
+    try:
+        beat("gone-host:11:aaaaaa", 31)
+        beat("other-host:12:bbbbbb", 29)
+        daemon.tick()
+        assert {b["owner"] for b in daemon.ledger.heartbeats()} == {"other-host:12:bbbbbb", daemon.owner}
+        beat("gone-host:13:cccccc", 45)
+        daemon.tick()  # the next heartbeat, 30 s later: no pruning until a day has passed
+        assert "gone-host:13:cccccc" in {b["owner"] for b in daemon.ledger.heartbeats()}
+        daemon._pruned_at -= 86400
+        daemon.tick()
+        assert {b["owner"] for b in daemon.ledger.heartbeats()} == {"other-host:12:bbbbbb", daemon.owner}
+    finally:
+        daemon.ledger.close()

@@ -91,7 +91,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     return 0
 
 
-#: how many schedulers ``history`` names: each process ever started has its own heartbeat row
+#: how many schedulers ``history`` names: each process has its own heartbeat row (kept 30 days after its last)
 SCHEDULERS_SHOWN = 5
 #: a scheduler writes a heartbeat every 30 s: one that says it runs but is older than this has stopped writing
 _SILENT_SECONDS = 120

@@ -41,6 +41,7 @@ from .interrupts import StopRequest
 from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
+from .ledger_runs import HEARTBEAT_KEEP
 from .ledger_schema import LedgerError, foreign_ledger
 from .logs import configure_logging
 from .run_records import open_ledger
@@ -48,6 +49,7 @@ from .report_worker import Worker
 from .schedule import decision, send_alarms
 
 HEARTBEAT_SECONDS = 30.0
+PRUNE_SECONDS = 86400.0  # heartbeat rows silent for HEARTBEAT_KEEP (30 days) are deleted at start, then daily
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
 log = logging.getLogger("agentdigest.schedule")
 
@@ -75,6 +77,7 @@ class Daemon:
         self.reload_requested = False
         self.abandoned = False  # a worker was still busy when the stop deadline passed
         self.workers: dict[str, Worker] = {}
+        self._pruned_at: float | None = None  # time.monotonic() of the last pruning of old heartbeat rows
         self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -264,8 +267,17 @@ class Daemon:
                 idle = [r for r in self.config.reports if not self._working(r.id)]
                 send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
                             archive=self.config.archive.path, owner=self.owner, reports=idle)
+                self._prune(ledger)
         except Exception as exc:  # noqa: BLE001
             decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
+
+    def _prune(self, ledger: Any) -> None:
+        """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days."""
+        if self._pruned_at is not None and time.monotonic() - self._pruned_at < PRUNE_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        if gone := ledger.prune_heartbeats():
+            log.info("deleted %d heartbeat row(s) of schedulers silent for %d days", gone, HEARTBEAT_KEEP.days)
 
     def _working(self, report_id: str) -> bool:
         worker = self.workers.get(report_id)

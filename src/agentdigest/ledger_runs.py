@@ -5,16 +5,20 @@ the history of runs and deliveries that ``history`` shows. :class:`ledger.Ledger
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from .ledger_db import LedgerDatabase, utc_now
 from .ledger_schema import MAX_ERROR, deliveries, heartbeats, runs
 from .masking import mask_text
 from .owners import has_exited
 
+
+#: a scheduler's heartbeat row is deleted once it has been silent this long (stopped, killed, its host gone): each
+#: process ever started has a row of its own, and a running one rewrites its row every 30 s
+HEARTBEAT_KEEP = timedelta(days=30)
 
 _ABANDONED = "its process exited before the run was closed (killed, crashed, or the ledger unreachable at its end)"
 
@@ -81,6 +85,14 @@ class LedgerRuns(LedgerDatabase):
         stmt = stmt.on_conflict_do_update(index_elements=["owner"], set_={"info": payload, "updated_at": now})
         with self._write() as conn:
             conn.execute(stmt)
+
+    def prune_heartbeats(self, keep: timedelta = HEARTBEAT_KEEP) -> int:
+        """Delete the heartbeat rows not written for ``keep`` (schedulers stopped or silent since); how many.
+
+        Found in an operator review: the rows of every scheduler process ever started were kept for ever, a new
+        one at each restart, deploy or SIGKILL, and `history` counted them all ("5 of 1341 shown")."""
+        with self._write() as conn:
+            return int(conn.execute(delete(heartbeats).where(heartbeats.c.updated_at < utc_now() - keep)).rowcount)
 
     def heartbeats(self) -> list[dict[str, Any]]:
         """The last heartbeat of every owner, newest first."""
