@@ -83,6 +83,33 @@ def test_run_due_delivers_exactly_the_expected_periods(tmp_path, events, report,
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "reports").rglob("*") if p.is_file()} == archived
 
 
+def test_run_due_quiet_says_only_what_it_sent_for_cron(tmp_path, events):
+    """Found in an operator review: `run --due` from cron every 5 minutes printed "already sent" (or "nothing is due
+    yet") at every run, and cron mails any output: a mail every 5 minutes. With --quiet a run with nothing to do
+    prints nothing; what it sends, or fails to send, is said as before."""
+    paused = {**NY_WEEKLY, "id": "paused", "enabled": False}
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[NY_WEEKLY, paused])
+
+    def quiet(now: str):
+        done = cli("run", "--due", "--quiet", "--config", str(path), "--now", now, "--format", "json,eml")
+        return done.returncode, done.stdout, done.stderr
+
+    assert quiet("2026-11-30T13:54:00Z") == (0, "weekly 2026-W47 -> box: sent\n", "")  # W48 is due at 14:00Z
+    assert quiet("2026-11-30T13:59:00Z") == (0, "", "")
+    assert quiet("2026-11-30T14:01:00Z") == (0, "weekly 2026-W48 -> box: sent\n", "")
+    for now in ("2026-11-30T14:06:00Z", "2026-11-30T14:11:00Z"):
+        assert quiet(now) == (0, "", "")
+    loud = cli("run", "--due", "--config", str(path), "--now", "2026-11-30T14:16:00Z", "--format", "json,eml")
+    assert (loud.returncode, loud.stdout) == (0, "paused: paused (enabled = false); not run\nweekly 2026-W48: "
+                                                 "already sent\n")
+    manual = cli("run", "weekly", "--quiet", "--config", str(path))
+    assert (manual.returncode, manual.stdout) == (2, "")
+    assert manual.stderr.strip() == ("agentdigest: error: --quiet goes with --due (a run without it always says what "
+                                     "it did); nothing was run")
+    assert sent_files(tmp_path / "outbox") == {("weekly", "2026-W47"): 1, ("weekly", "2026-W48"): 1}
+
+
 def test_a_period_is_reported_with_its_dst_hours(tmp_path, events):
     path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
                         reports=[{**NY_WEEKLY, "timezone": "Europe/Berlin"}])

@@ -153,6 +153,7 @@ def run(
     due: Annotated[bool, typer.Option("--due", metavar="", help="Run every report whose latest due period is not yet sent.")] = False,
     now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
     test_to: Annotated[Optional[str], typer.Option("--test-to", metavar="ADDRESS|CHANNEL", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="With --due: print nothing for reports sent already or not due (cron mails any output); what is sent or fails is still said.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Compute, render, archive and deliver reports."""
@@ -184,7 +185,9 @@ def run(
                                  " (run without --due for that)")
 
             return run_due(cfg, reports, now=clock, dry_run=dry_run, formats=formats, archive=folder,
-                           console=out)
+                           console=out, quiet=quiet)
+        if quiet:
+            raise InputError("--quiet goes with --due (a run without it always says what it did); nothing was run")
         for report in (r for r in reports if not r.enabled):  # paused: left out of "every report", sent when named
             out.print(f"{report.id}: paused for the schedule (enabled = false); running it as asked" if report_ids else
                       f"{report.id}: paused (enabled = false); not run (`{command(cfg, f'run {report.id}')}` runs it)",

@@ -262,8 +262,10 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
 
 def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None = None, dry_run: bool = False,
             formats: set[str] | None = None, archive: Path | None = None, console: Console | None = None,
-            ledger: Any = None) -> int:
-    """``agentdigest run --due``: one pass over the due periods; 0 done, 1 a delivery failed."""
+            ledger: Any = None, quiet: bool = False) -> int:
+    """``agentdigest run --due``: one pass over the due periods; 0 done, 1 a delivery failed. ``quiet`` leaves out the
+    lines that say nothing was to be done (already sent, paused, not yet due, an older period not backfilled): cron
+    mails any output, so every 5 minutes "already sent" was a mail (an operator review)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     if not dry_run:  # a --format a channel cannot send is refused before any report is computed
@@ -285,16 +287,16 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
     finally:
         if own:
             ledger.close()
-    for report_id in result.paused:
+    for report_id in [] if quiet else result.paused:
         console.print(f"{report_id}: paused (enabled = false); not run", markup=False)
     by_id = {report.id: report for report in reports}
-    for report_id, key in result.skipped:
+    for report_id, key in [] if quiet else result.skipped:
         console.print(f"{report_id} {key}: {_done_word(by_id[report_id])}", markup=False)
     for report, passed in result.passed_over:
         console.print(f"{report.id}: {span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
                       f"not sent (catch_up = {report.catch_up}); to send one: "
                       f"{command(config, f'run {report.id} --period {passed[0].key}')}", markup=False, soft_wrap=True)
-    for report_id, key, later in result.older:  # said, not "nothing is due yet" (a scheduling audit)
+    for report_id, key, later in [] if quiet else result.older:  # said, not "nothing is due yet" (a scheduling audit)
         console.print(f"{report_id} {key}: not sent, a later period ({later}) went out already, by a run before "
                       f"its schedule or under another schedule; catch_up = 1 would send it", markup=False,
                       soft_wrap=True)
@@ -302,9 +304,9 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         if run.error is not None:
             console.print(f"{run.report_id} {run.period.key}: error: {first_line(run.error)}", markup=False,
                           soft_wrap=True)
-        elif run.skipped:  # "archived" said nothing was kept here (found in a re-check)
+        elif run.skipped and not quiet:  # "archived" said nothing was kept here (found in a re-check)
             console.print(f"{run.report_id} {run.period.key}: {run.skipped}", markup=False, soft_wrap=True)
-        elif not run.deliveries:
+        elif not run.deliveries and not run.skipped:
             console.print(f"{run.report_id} {run.period.key}: {'archived (dry run)' if dry_run else 'archived'}",
                           markup=False)
         for d in run.deliveries:
@@ -316,7 +318,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                 continue
             console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
                           f"{': ' + d.error if d.error else ''}", markup=False)
-    if not result.runs and not result.skipped and not result.older and not result.paused:
+    if not quiet and not result.runs and not result.skipped and not result.older and not result.paused:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
 
