@@ -1167,3 +1167,50 @@ def test_history_ends_with_the_last_heartbeat_of_each_scheduler_and_keeps_its_ta
     assert lines[2] == f"  box-b pid 202: running at {silent:%Y-%m-%d %H:%M}; no heartbeat for 10 min (stopped or hung?)"
     assert [line.split(":")[0] for line in lines[3:]] == ["  old-host pid 104", "  old-host pid 103", "  old-host pid 102"]
     assert all(": stopped at " in line for line in lines[3:]) and len(lines) == 6
+
+
+def test_history_shows_a_periods_repeated_runs_that_ended_alike_as_one_row(tmp_path, events):
+    """Found in an operator review: while a relay is down, `run --due` from cron records a failed run every 5
+    minutes (288 a day), and `history` showed its 50 rows of one failure, every other row pushed out of sight. Runs of
+    a period that ended as the next one did (trigger, state, error) are one row with their count and time span; runs
+    of another period between them do not split it, a run that ended otherwise does, and --limit counts rows shown."""
+    import io
+
+    from rich.console import Console
+
+    from agentdigest.commands_delivery import show_history
+    from agentdigest.config import load_config
+    from agentdigest.ledger import Ledger
+
+    home = home_with(tmp_path, events)
+    ledger = Ledger(f"sqlite:///{home / 'agentdigest.db'}")
+
+    def runs(report: str, count: int, state: str, error: str | None = None, period: str = "2026-W47") -> None:
+        for _ in range(count):
+            ledger.finish_run(ledger.start_run(report, period, "due"), state, error)
+
+    try:
+        runs("weekly-exec", 1, "done", period="2026-W46")
+        for _ in range(3):  # another report's runs between them
+            runs("weekly-exec", 10, "failed", "mail: relay down")
+            runs("weekly-eng", 1, "failed", "source down")
+        runs("weekly-exec", 1, "failed", "mail: 451 try later")
+        runs("weekly-exec", 5, "failed", "mail: relay down")
+        runs("weekly-exec", 1, "done")
+    finally:
+        ledger.close()
+
+    def shown(limit: int) -> list[str]:
+        buffer = io.StringIO()
+        assert show_history(load_config(home / "agentdigest.toml"), limit=limit,
+                            console=Console(file=buffer, width=250)) == 0
+        cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in buffer.getvalue().splitlines()
+                 if line.startswith("│") and line.split("│")[1].strip()]  # the first line of each row (its time)
+        return [" ".join(filter(None, (report, what, state, detail))) for _, report, what, state, _, detail in cells]
+
+    rows = shown(50)
+    assert [row.split(" from ")[0] for row in rows] == [
+        "weekly-exec run (due) done", "weekly-exec 5 runs (due) failed", "weekly-exec run (due) failed mail: 451 try later",
+        "weekly-eng 3 runs (due) failed", "weekly-exec 30 runs (due) failed", "weekly-exec run (due) done"]
+    assert rows[1].endswith("; mail: relay down") and rows[4].endswith("; mail: relay down")
+    assert shown(5) == rows[:5]  # the 30 runs read in full to fill 5 rows

@@ -51,7 +51,7 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     console = _console(console)
     ledger = open_existing(config.ledger.url)  # reading history never creates the ledger
     try:
-        rows = ledger.history(report, limit) if ledger else []
+        rows = _history_rows(ledger, report, limit) if ledger else []
         note = ledger.read_note if ledger else ""
         beats = _heartbeats(ledger) if ledger else []
     finally:
@@ -74,12 +74,13 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     table.add_column("detail", overflow="fold", ratio=1)
     for row in rows:
         if row["kind"] == "run":
-            what = f"run ({row['trigger']})"
+            what = f"run ({row['trigger']})" if row.get("runs", 1) == 1 else f"{row['runs']} runs ({row['trigger']})"
         else:
             what = (row.get("channel") or "") + (f" {row['recipient']}" if row.get("recipient") else "")
             what += " (test)" if row["kind"] == "test" else ""
         state = row["state"] + (" (lease expired)" if row.get("lease_expired") else "")
-        detail = "; ".join(part for part in (row.get("error"), row.get("provider_id"), _takeovers(row)) if part)
+        span = f"from {_when(row['first_at'])} to {_when(row['at'])}" if row.get("runs", 1) > 1 else None
+        detail = "; ".join(part for part in (span, row.get("error"), row.get("provider_id"), _takeovers(row)) if part)
         # Text, not markup: a recorded "check [archive] path" was shown as "check  path" (a crash audit)
         table.add_row(_when(row["at"]), Text(f"{row['report_id']}\n{row['period_key']}"), Text(what),
                       Text(state, style=_STYLES.get(row["state"], "")),
@@ -89,6 +90,46 @@ def show_history(config: Config, *, report: str | None = None, limit: int = 50, 
     if note:  # a ledger read without its -wal file: say what may be missing
         console.print(f"Note: {note}.", markup=False, soft_wrap=True)
     return 0
+
+
+#: the most rows ``history`` reads to fill its --limit once repeated runs are shown as one
+_MOST_READ = 100_000
+
+
+def _history_rows(ledger: Ledger, report: str | None, limit: int) -> list[dict]:
+    """The ledger's history, newest first, a period's runs that ended the same way one after another shown as one
+    row (``runs``: how many; ``first_at``: the oldest one's start), ``limit`` rows of it.
+
+    Found in an operator review: `run --due` from cron records a failed run every 5 minutes while a relay is down
+    (288 a day), and `history` showed 50 rows of the same failure, the other reports' sends pushed out of sight.
+    More rows are read until ``limit`` complete rows are known (only the oldest row of what was read may go on)."""
+    fetch = max(limit, 1) * 4
+    while True:
+        rows = ledger.history(report, fetch)
+        shown = _collapsed(rows)
+        if len(shown) > limit or len(rows) < fetch or fetch >= _MOST_READ:
+            return shown[:limit]
+        fetch = min(fetch * 4, _MOST_READ)
+
+
+def _collapsed(rows: list[dict]) -> list[dict]:
+    """``rows`` (newest first) with each run that ended as the run after it of the same report period did (its
+    trigger, state and error; rows of other periods and deliveries between them do not count) folded into it."""
+    out: list[dict] = []
+    last: dict[tuple, dict] = {}  # (report, period) -> the row standing for its latest runs
+    for row in rows:
+        if row["kind"] != "run":
+            out.append(row)
+            continue
+        key, same = (row["report_id"], row["period_key"]), (row["trigger"], row["state"], row["error"])
+        group = last.get(key)
+        if row["state"] != "running" and group is not None and group["same"] == same:
+            group["runs"] += 1
+            group["first_at"] = row["at"]
+            continue
+        last[key] = row = dict(row, runs=1, first_at=row["at"], same=same)
+        out.append(row)
+    return out
 
 
 #: how many schedulers ``history`` names: each process has its own heartbeat row (kept 30 days after its last)
