@@ -245,9 +245,10 @@ def test_an_alarm_address_refused_for_good_is_not_tried_again_for_a_day(tmp_path
 
 
 def test_the_schedulers_heartbeat_does_not_try_again_an_alarm_address_refused_for_good(tmp_path, smtp_server,
-                                                                                       tls_cert):
+                                                                                       tls_cert, caplog):
     """The scheduler looks for late periods at every heartbeat (30 s): an alarm address refused for good was tried
-    again at each, twice a minute. It is tried once, and once more a day later."""
+    again at each, twice a minute. It is tried once, and once more a day later; that it is not tried is logged once
+    (an operator review: at every heartbeat, 2880 lines a day), its refusals each time (alarm_failed)."""
     from agentdigest.daemon import Daemon
 
     server = smtp_server(rcpt={"gone@example.com": "550 5.1.1 no such user"})
@@ -260,6 +261,7 @@ def test_the_schedulers_heartbeat_does_not_try_again_an_alarm_address_refused_fo
     ticks += [late + timedelta(days=1, minutes=1, seconds=30 * i) for i in range(3)]  # the refusal a day old
     daemon = Daemon(path)
     seen = []
+    caplog.set_level(logging.INFO, logger="agentdigest.schedule")
     try:
         for now in ticks:
             with time_machine.travel(now, tick=False):
@@ -268,6 +270,9 @@ def test_the_schedulers_heartbeat_does_not_try_again_an_alarm_address_refused_fo
     finally:
         daemon.ledger.close()
     assert seen == [1] * 10 + [2] * 3  # 1 to 10 before: one at every heartbeat
+    said = [(getattr(r, "event", None), getattr(r, "recipient", None)) for r in caplog.records]
+    assert said.count(("alarm_not_tried", "gone@example.com")) == 1  # 11 before: each heartbeat but the 2 refusals
+    assert [getattr(r, "event", None) for r in caplog.records].count("alarm_failed") == 2
     assert [rcpts for _, rcpts, _ in server.messages] == [["oncall@example.com"]]
 
 

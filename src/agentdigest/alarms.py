@@ -173,7 +173,7 @@ def parse_recipient(key: str) -> tuple[str, str]:
 
 
 def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Path,
-           only: Collection[str] | None = None) -> str:
+           only: Collection[str] | None = None, said: set[tuple[str, ...]] | None = None) -> str:
     """Send ``alarm`` to ``[alarms] channel`` once per target (ledger-claimed); returns sent, skipped, failed,
     refused (every target left was refused for good, and is not tried), paused (a late or failed alarm about a
     report paused with ``enabled = false``: nobody is waiting for it) or off. ``only``: the targets to tell (a
@@ -223,7 +223,7 @@ def notify(config: Config, ledger: Any, alarm: Alarm, *, owner: str, archive: Pa
         if claim is not None:
             claims[target] = claim
     if not_tried:
-        _not_tried(alarm, name, not_tried)
+        _not_tried(alarm, name, not_tried, said)
     if not claims:
         return "refused" if not_tried else "skipped"
     # As a report's delivery runs it: every claimed target failed (a ChannelFailure), or a bug, is a result each,
@@ -308,10 +308,16 @@ def _log_sends(archive: Path, alarm: Alarm, ledger_channel: str, sent: dict[str,
                   "ledger records it", alarm.report_id, alarm.period.key, alarm.kind, exc)
 
 
-def _not_tried(alarm: Alarm, name: str, refused: dict[str, str]) -> None:
+def _not_tried(alarm: Alarm, name: str, refused: dict[str, str], said: set[tuple[str, ...]] | None) -> None:
     # INFO, not ERROR: the refusal itself was logged (alarm_failed); the scheduler's log shows this line, a quiet
-    # `run --due` from cron does not.
+    # `run --due` from cron does not. ``said`` (the scheduler's, for the life of its process): the skips logged
+    # already, not logged again (an operator review: the alarm check at every 30 s heartbeat logged it each time,
+    # 2880 lines a day for one address)
     for target, error in refused.items():
+        if said is not None:
+            if (told := (alarm.report_id, alarm.period.key, alarm.kind, name, target, error)) in said:
+                continue
+            said.add(told)
         log.info("the '%s' alarm for %s %s is not sent via %s%s: refused for good before (%s); tried again a day "
                  "after that refusal, or when [alarms] or that channel's settings change", alarm.kind,
                  alarm.report_id, alarm.period.key, name, f" to {target}" if target else "", error,

@@ -79,6 +79,7 @@ class Daemon:
         self.workers: dict[str, Worker] = {}
         self._pruned_at: float | None = None  # time.monotonic() of the last pruning of old heartbeat rows
         self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
+        self.not_tried_said: set[tuple[str, ...]] = set()  # alarm targets not tried again, logged once (alarms.notify)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
@@ -266,7 +267,7 @@ class Daemon:
                 # late alarm went out seconds before the catch-up delivered it (found in a regression check).
                 idle = [r for r in self.config.reports if not self._working(r.id)]
                 send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
-                            archive=self.config.archive.path, owner=self.owner, reports=idle)
+                            archive=self.config.archive.path, owner=self.owner, reports=idle, said=self.not_tried_said)
                 self._prune(ledger)
         except Exception as exc:  # noqa: BLE001
             decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))

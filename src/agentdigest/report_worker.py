@@ -100,7 +100,8 @@ class Worker:
             return
         with self.daemon.ledger_in_use() as ledger:
             result = run_pass(config, [report], datetime.now(timezone.utc), ledger=ledger, stop=self.daemon.stop,
-                              owner=self.daemon.owner, skip_refused=retry, said=self.daemon.passed_over_said)
+                              owner=self.daemon.owner, skip_refused=retry, said=self.daemon.passed_over_said,
+                              alarms_said=self.daemon.not_tried_said)
         if any(run.claimed_elsewhere for run in result.runs):
             wait = self.daemon.lease_of(report) + 1
             self._plan(wait, "a period another process had claimed")

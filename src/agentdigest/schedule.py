@@ -106,7 +106,8 @@ class PassResult:
 def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, ledger: Any,
              archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
              stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False,
-             said: set[tuple[str, str, str, int]] | None = None) -> PassResult:
+             said: set[tuple[str, str, str, int]] | None = None,
+             alarms_said: set[tuple[str, ...]] | None = None) -> PassResult:
     """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others.
 
     ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
@@ -114,7 +115,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
     others (see Worker in report_worker.py, and refusals.py). A report paused (``enabled = false``) is not run.
 
     ``said`` (the scheduler's, for the life of its process): the sets of passed-over periods already logged, each
-    (report, first key, last key, count); one in it is not logged again, one logged is added."""
+    (report, first key, last key, count); one in it is not logged again, one logged is added. ``alarms_said``: the
+    same for alarm targets not tried again (alarms.notify)."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -221,16 +223,17 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
             source.close()
     if not dry_run:
         try:
-            send_alarms(config, result, now, ledger=ledger, archive=archive, owner=owner, reports=reports)
+            send_alarms(config, result, now, ledger=ledger, archive=archive, owner=owner, reports=reports,
+                        said=alarms_said)
         except Exception as exc:  # noqa: BLE001 - the deliveries stand; the alarm's failure is logged
             decision("alarm_failed", "alarms: %s", first_line(exc), level=logging.ERROR, error=first_line(exc))
     return result
 
 
 def send_alarms(config: Config, result: PassResult | None, now: datetime, *, ledger: Any, archive: Path,
-                owner: str | None, reports: Iterable[ReportConfig]) -> None:
+                owner: str | None, reports: Iterable[ReportConfig], said: set[tuple[str, ...]] | None = None) -> None:
     """Tell ``[alarms] channel`` about failed deliveries of this pass, the periods it found passed over, and late
-    periods of ``reports``."""
+    periods of ``reports``; ``said``: the scheduler's alarm targets not tried again that it logged (alarms.notify)."""
     if not config.alarms.channel:
         return
     from .owners import owner_id
@@ -242,18 +245,18 @@ def send_alarms(config: Config, result: PassResult | None, now: datetime, *, led
             if run.error is not None:
                 failures += (("(run)", "", first_line(run.error)),)
             notify(config, ledger, Alarm("failed", run.report_id, run.period, failures=failures), owner=owner,
-                   archive=archive)
+                   archive=archive, said=said)
     for report, passed in result.passed_over if result else []:
         # Said once, to the operator who watches only the alarm channel (an operator audit: they were in the log and
         # run --due's output only); its ledger rows, under the newest period passed over, keep it from going again
         notify(config, ledger, Alarm("passed_over", report.id, passed[-1], passed=tuple(passed),
-                                     catch_up=report.catch_up), owner=owner, archive=archive)
+                                     catch_up=report.catch_up), owner=owner, archive=archive, said=said)
     done = due.done_checker(ledger, archive, config, renamed=True)
     reports = list(reports)
     for report in reports:
         for late in due.late_periods(config, report, now, done, ledger):
             notify(config, ledger, Alarm("late", report.id, late.period, late.due_at, late.deadline), owner=owner,
-                   archive=archive)
+                   archive=archive, said=said)
     # periods alarmed and delivered since, whenever (by another path, or their notice failed; not one this pass ran:
     # its run sent the notice, or just failed to), found from the ledger's alarm rows: alarm_resolved.py
     ran = {(run.report_id, run.period.key) for run in (result.runs if result else [])}
