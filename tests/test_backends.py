@@ -301,6 +301,33 @@ def test_where_the_data_begin_is_found_on_every_engine(backend, tmp_path, reques
     assert data.trend[0]["data_from"] == "2026-09-29T01:30:00+02:00" and data.trend[0]["partial"] is True
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("just_before", [False, True], ids=["silent-before", "data-before"])
+def test_where_the_data_resume_after_a_silent_week_is_found_on_every_engine(backend, just_before, tmp_path, request):
+    """One conversation on Mon 3 Aug (or Sun 27 Sep, the week before the trend), one a day from Thu 1 Oct (the
+    trend's oldest week, 2026-W40) to Sun 18 Oct, nothing in 2026-W43, one a day from Wed 28 Oct (2026-W44) on:
+    the weeks the data resumed in after a silent week, W44 and (after a silent W39) W40, are partial, W44 is
+    in 2026-W47's baseline (W44-W46, W43 has no data). Found in a data-quality review (README, Data quality)."""
+    utc = timezone.utc
+    starts = [datetime(2026, 9, 27, 9, tzinfo=utc) if just_before else datetime(2026, 8, 3, 9, tzinfo=utc)]
+    starts += [datetime(2026, 10, 1, 10, tzinfo=utc) + timedelta(days=d) for d in range(18)]
+    starts += [datetime(2026, 10, 28, 14, tzinfo=utc) + timedelta(days=d) for d in range(26)]
+    rows = [{"event_id": f"e{i}{t}", "conversation_id": f"c{i}", "event_ts": start + timedelta(minutes=t),
+             "event_type": "message" if t == 0 else "resolution"} for i, start in enumerate(starts) for t in (0, 1)]
+    week = parse_period("week", "2026-W47", "UTC")
+    source = open_source(SourceConfig(**LOADERS[backend](rows, tmp_path, request)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    marks = {i: (r["data_from"], r["partial"]) for i, r in enumerate(data.trend) if "data_from" in r}
+    expected = {4: ("2026-10-28T14:00:00+00:00", True)}
+    assert marks == ({} if just_before else {0: ("2026-10-01T10:00:00+00:00", True)}) | expected
+    assert not any(r.get("begins") for r in data.trend)
+    assert data.quality.baseline_periods == ("2026-W44", "2026-W45", "2026-W46")
+    assert data.quality.baseline_partial == "2026-W44"
+
+
 @contextlib.contextmanager
 def _linguistic_database(pg_url: str):
     """A database beside ``pg_url``'s whose default collation is ICU's root locale; dropped afterwards."""

@@ -30,11 +30,16 @@ def _report(tmp_path, first: datetime, kind_key: tuple[str, str] = WEEK, tz: str
             older: datetime | None = None):
     """The report of ``kind_key`` over a DuckDB table whose first conversation starts at ``first``, then one
     every day at noon UTC from the next day to the end of the report's period (and one at ``older``)."""
-    import duckdb
-
     starts = [first] + [datetime(first.year, first.month, first.day, 12, tzinfo=UTC) + timedelta(days=d)
                         for d in range(1, (datetime(2026, 11, 23, tzinfo=UTC) - first).days + 1)]
-    starts += [older] if older else []
+    return _report_of(tmp_path, starts + ([older] if older else []), kind_key, tz)
+
+
+def _report_of(tmp_path, starts: list[datetime], kind_key: tuple[str, str] = WEEK, tz: str = "UTC"):
+    """The report of ``kind_key`` over a DuckDB table of one conversation (a message and a resolution) at each
+    of ``starts``."""
+    import duckdb
+
     path = tmp_path / "events.duckdb"
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
@@ -78,10 +83,78 @@ def test_the_row_the_data_begin_in_says_when_and_whether_partway(tmp_path, first
     assert doc["data_from"] == data_from and doc["partial"] is partial
 
 
-def test_data_older_than_the_trend_mark_no_row(tmp_path):
-    """One conversation in August: the data began long before the trend, the Thursday start is a gap's end."""
-    data = _report(tmp_path, datetime(2026, 10, 1, 10, tzinfo=UTC), older=datetime(2026, 8, 3, 9, tzinfo=UTC))
+def test_data_older_than_the_trend_with_no_silence_before_it_mark_no_row(tmp_path):
+    """One conversation on the Sunday before the trend's oldest week: the data ran up to that week, so its
+    Thursday start is a gap's end (its own report's gap), not data that began or resumed."""
+    data = _report(tmp_path, datetime(2026, 10, 1, 10, tzinfo=UTC), older=datetime(2026, 9, 27, 9, tzinfo=UTC))
     assert not any("data_from" in r or "partial" in r or r.get("begins") for r in data.trend)
+
+
+WEEK_STARTS = [datetime(2026, 9, 28, tzinfo=UTC) + timedelta(weeks=k) for k in range(8)]  # W40 .. W47, UTC
+
+
+def _expected_marks(starts: list[datetime]) -> dict[int, tuple[str, bool]]:
+    """Plain Python over the same rows: {trend row: (data_from, partial)} for each week with conversations after
+    a whole week without any (the week before the trend included): the data began or resumed in it; partial
+    when its first conversation is after its Monday (UTC, the report's time zone)."""
+    weeks = [WEEK_STARTS[0] - timedelta(weeks=1)] + WEEK_STARTS
+    in_week = [[s for s in starts if w <= s < w + timedelta(weeks=1)] for w in weeks]
+    out = {}
+    for i in range(1, len(weeks)):
+        if in_week[i] and not in_week[i - 1]:
+            first = min(in_week[i])
+            out[i - 1] = (first.isoformat(), first >= weeks[i] + timedelta(days=1))
+    return out
+
+
+def _daily(first: datetime, last: datetime) -> list[datetime]:
+    """One conversation a day at ``first``'s time of day, from ``first`` to ``last`` (inclusive)."""
+    return [first + timedelta(days=d) for d in range((last - first).days + 1)]
+
+
+SILENCES = {
+    # W40-W42 daily, nothing in W43, back on Thursday of W44 (29 Oct): W44 is in W47's baseline
+    "thursday": _daily(datetime(2026, 9, 28, 12, tzinfo=UTC), datetime(2026, 10, 18, 12, tzinfo=UTC))
+    + _daily(datetime(2026, 10, 29, 10, tzinfo=UTC), datetime(2026, 11, 22, 10, tzinfo=UTC)),
+    # the same, back on its Monday: a whole week, named but not partial
+    "monday": _daily(datetime(2026, 9, 28, 12, tzinfo=UTC), datetime(2026, 10, 18, 12, tzinfo=UTC))
+    + _daily(datetime(2026, 10, 26, 9, tzinfo=UTC), datetime(2026, 11, 22, 9, tzinfo=UTC)),
+    # stopped on Wednesday of W42, back on Thursday of W43: no whole week silent, an outage (gaps), no mark
+    "short": _daily(datetime(2026, 9, 28, 12, tzinfo=UTC), datetime(2026, 10, 14, 12, tzinfo=UTC))
+    + _daily(datetime(2026, 10, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 10, tzinfo=UTC)),
+    # one conversation in August, nothing in W39, back on Thursday of the trend's oldest week (W40)
+    "before-the-trend": [datetime(2026, 8, 3, 9, tzinfo=UTC)]
+    + _daily(datetime(2026, 10, 1, 10, tzinfo=UTC), datetime(2026, 11, 22, 10, tzinfo=UTC)),
+    # two silences: back on Wednesday of W41 after W40, and on Saturday of W46 after W45 (W46 in the baseline)
+    "twice": [datetime(2026, 9, 20, 9, tzinfo=UTC)]
+    + _daily(datetime(2026, 10, 7, 15, tzinfo=UTC), datetime(2026, 11, 1, 15, tzinfo=UTC))
+    + _daily(datetime(2026, 11, 14, 8, tzinfo=UTC), datetime(2026, 11, 22, 8, tzinfo=UTC)),
+}
+
+
+@pytest.mark.parametrize("name", list(SILENCES))
+def test_a_week_the_data_resumed_in_after_a_silent_week_is_named_like_one_it_began_in(tmp_path, name):
+    """A source that stopped for a week or more and resumed partway through a week: that week's first days are
+    empty as a first week's are, so its total is low for that alone and, in the baseline, makes the expected
+    volume low. Found in a data-quality review: a week back on its Thursday read as a whole week, and a
+    completeness over 100% against it was not explained."""
+    starts = SILENCES[name]
+    expected = _expected_marks(starts)
+    data = _report_of(tmp_path, starts)
+    marks = {i: (r["data_from"], r["partial"]) for i, r in enumerate(data.trend) if "data_from" in r}
+    assert marks == expected
+    # "begins" is the first row's alone when no event is older than the trend (the data began there)
+    began_there = 0 in expected and not any(s < WEEK_STARTS[0] for s in starts)
+    assert [i for i, r in enumerate(data.trend) if r.get("begins")] == ([0] if began_there else [])
+    doc = data.as_dict()
+    assert {i: (r["data_from"], r["partial"]) for i, r in enumerate(doc["breakdowns"]["trend"])
+            if "data_from" in r} == expected
+    # the baseline's median (W43-W46, those with data) holds the partial week: named
+    keys = [r["key"] for r in data.trend]
+    partial_in_baseline = [keys[i] for i, (_, partial) in sorted(expected.items())
+                           if partial and keys[i] in data.quality.baseline_periods]
+    assert data.quality.baseline_partial == (partial_in_baseline[0] if partial_in_baseline else None)
+    assert doc["quality"]["baseline_partial"] == data.quality.baseline_partial
 
 
 def _partial_first_week(data):
@@ -123,3 +196,16 @@ def test_a_week_begun_on_its_first_day_is_not_marked() -> None:
     first = {**data.trend[0], "begins": True, "data_from": "2026-10-05T07:00:00+02:00", "partial": False}
     _, charts = build_context(replace(data, trend=(first, *data.trend[1:])))
     assert all(c.partial is None and "partial" not in c.alt for c in charts if c.kind == "spark")
+
+
+def test_the_sparklines_say_began_only_of_the_week_the_data_began_in(tmp_path):
+    """The sparklines' words are "the data began on ...: first week partial": a week the data resumed in is
+    not said so (the data began long before it); a week they began in still is."""
+    resumed = _report_of(tmp_path, SILENCES["before-the-trend"])
+    assert resumed.trend[0]["partial"] is True
+    assert all("partial" not in c.alt and c.partial is None for c in build_context(resumed)[1] if c.kind == "spark")
+    (tmp_path / "began").mkdir()
+    began = _report(tmp_path / "began", datetime(2026, 10, 1, 10, tzinfo=UTC))
+    alt = {c.name: c for c in build_context(began)[1]}["spark-conversations"].alt
+    assert "(the data began on Thu 1 Oct 2026: first week partial)" in alt
+

@@ -27,7 +27,7 @@ from . import coverage
 from . import queries
 from . import quality as quality_mod
 from .breakdowns import CUR, PREV, TREND_PERIODS
-from .changes import compute_change
+from .changes import compute_change, finite_number
 from .cohort import KNOWN_EVENT_TYPES, wide_sums
 from .config import ReportConfig
 from .metrics import ESTIMATED_SAVINGS, available
@@ -100,10 +100,12 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     found = queries.run_queries(source, report, period, periods, timedelta(hours=max_conversation_hours), now)
     trend = _trend(source, periods, found.period_rows, conv_defs)
     quality = _quality(source, report, period, now, found)
-    # the period the data began partway through (the trend's partial row), named when the baseline holds it:
-    # it makes the expected volume low (found in a report-reading audit: a monthly report read 152.9% complete)
-    partial = next((row["key"] for row in trend if row.get("partial")), None)
-    if partial in quality.baseline_periods:
+    # the period the data began or resumed partway through (a trend's partial row), named when the baseline holds
+    # it: it makes the expected volume low (found in a report-reading audit: a monthly report read 152.9%
+    # complete).
+    partial = next((row["key"] for row in trend if row.get("partial") and row["key"] in quality.baseline_periods),
+                   None)
+    if partial is not None:
         quality = replace(quality, baseline_partial=partial)
 
     rows = [{**breakdowns.blank(conv_defs), **(found.period_rows.get(p) or {}), **(found.event_rows.get(p) or {})}
@@ -199,20 +201,33 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
 
 def _trend(source: Source, periods: list[Period], period_rows: dict[int, dict[str, Any]],
            conv_defs: list) -> tuple[dict[str, Any], ...]:
-    """The trend's rows, oldest first. When no event is older than the trend, the row the data begin in gets
-    ``data_from`` and ``partial`` (:func:`_data_from`), and is marked ``begins`` when it is the first (it may
-    be partial: significance.data_begin)."""
+    """The trend's rows, oldest first. A row with conversations after a whole period without any (the period
+    before the trend's first one included) gets ``data_from`` and ``partial`` (:func:`_data_from`): the data
+    began in it, or resumed after a silence, and it may hold only part of a period's. When no event is older
+    than the trend, the first such row is the one the data begin in, marked ``begins`` when it is the first
+    row (it may be partial: significance.data_begin).
+
+    Found in a data-quality review: a source that stopped for weeks and came back on a Thursday had that
+    week's first days empty as a new source's first week has, but only the first was named (``partial``,
+    and ``baseline_partial`` when the baseline holds it); a silence shorter than a whole period is an outage
+    within the data, which that period's own report gives as gaps."""
     trend = tuple(breakdowns.trend_row(p, period_rows.get(i), conv_defs) for i, p in enumerate(periods))
-    # Only whether an event is older: the time itself may not be one Python can hold (-infinity, a year before
-    # 1), and fetching it failed the run with exit 3 (found in a dirty-data audit). A max below a bound reads
-    # one index entry on PostgreSQL.
+    # Only whether an event is older, and whether one is in the period before the trend: the time itself may
+    # not be one Python can hold (-infinity, a year before 1), and fetching it failed the run with exit 3 (found
+    # in a dirty-data audit). A max below a bound reads one index entry on PostgreSQL.
     before = source.events.filter(source.events.event_ts < periods[0].start_utc)
-    older = queries.rows(before.agg(any=before.event_ts.max().notnull()))[0]["any"]
+    latest = before.event_ts.max()
+    found = queries.rows(before.agg(any=latest.notnull(), just_before=latest >= periods[0].previous().start_utc))[0]
+    older, just_before = found["any"], bool(found["just_before"])
     began = first_with_data(trend)
-    if not older and began < len(trend):
-        marks = {"begins": True} if began == 0 else {}
-        marks |= _data_from(periods[began], period_rows.get(began) or {})
-        trend = (*trend[:began], {**trend[began], **marks}, *trend[began + 1:])
+
+    def has(i: int) -> bool:
+        return just_before if i < 0 else bool(finite_number(trend[i].get("conversations")))
+
+    for i in [i for i in range(len(trend)) if has(i) and not has(i - 1)]:
+        marks = {"begins": True} if i == began == 0 and not older else {}
+        marks |= _data_from(periods[i], period_rows.get(i) or {})
+        trend = (*trend[:i], {**trend[i], **marks}, *trend[i + 1:])
     return trend
 
 

@@ -191,8 +191,8 @@ def _usable(history: list[list[int]]) -> list[int]:
     """Which baseline periods the median is taken over (their indexes). A period before the data began is no
     baseline, nor one with a few stray events (one event in an old week of a young source made the median of
     its baseline half its usual volume: 189% complete, found in a dirty-data audit): a baseline period holds a
-    tenth of the largest one's events or more. The period the data began partway through stays in the median,
-    as the design defines it; compute names it (``baseline_partial``)."""
+    tenth of the largest one's events or more. The period the data began (or, after a silent period, resumed)
+    partway through stays in the median, as the design defines it; compute names it (``baseline_partial``)."""
     totals = [sum(h) for h in history]
     largest = max(totals, default=0)
     return [i for i, n in enumerate(totals) if n > 0 and n >= BASELINE_MIN_SHARE * largest]

@@ -120,8 +120,11 @@ def data_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
 
 def partial_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
     """The index of the trend row the data began partway through (compute marks it ``partial``: its first
-    conversation after the period's first local day), whose totals are low only for that; else None."""
-    return next((i for i, row in enumerate(rows) if row.get("partial") is True), None)
+    conversation after the period's first local day), whose totals are low only for that; else None. Not a row
+    the data resumed in after a silence, which compute marks ``partial`` too: the sparklines' words say "the
+    data began", which it did not there."""
+    first = data_begin(rows)
+    return first if first is not None and rows[first].get("partial") is True else None
 
 
 def begins_within(rows: Sequence[Mapping[str, Any]], last: int) -> bool:
