@@ -209,3 +209,27 @@ def test_the_sparklines_say_began_only_of_the_week_the_data_began_in(tmp_path):
     alt = {c.name: c for c in build_context(began)[1]}["spark-conversations"].alt
     assert "(the data began on Thu 1 Oct 2026: first week partial)" in alt
 
+
+def test_a_team_that_resumed_names_no_partial_baseline_when_the_source_did_not_stop(tmp_path):
+    """A report of some agents: its trend is of their conversations, its baseline of the whole source's. The
+    team is silent in 2026-W43 and back on Thursday of W44 while another agent goes on every day: the team's
+    W44 row is partial (its totals are low for that), but the source's W44 was whole, so the baseline (W43-W46)
+    holds no partial period."""
+    import duckdb
+
+    team = SILENCES["thursday"]
+    others = _daily(datetime(2026, 9, 28, 9, tzinfo=UTC), datetime(2026, 11, 22, 9, tzinfo=UTC))
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, agent_id TEXT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", [
+            (f"{agent}{i}", ts, t, agent) for agent, starts in (("team", team), ("other", others))
+            for i, ts in enumerate(starts) for t in ("message", "resolution")])
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="ev"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", period="week", timezone="UTC", agents=("team",)),
+                              parse_period(*WEEK, "UTC"), now=datetime(2026, 11, 24, 9, tzinfo=UTC))
+    finally:
+        source.close()
+    assert data.trend[4]["key"] == "2026-W44" and data.trend[4]["partial"] is True
+    assert "2026-W44" in data.quality.baseline_periods and data.quality.baseline_partial is None

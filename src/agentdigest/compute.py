@@ -102,9 +102,11 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
     quality = _quality(source, report, period, now, found)
     # the period the data began or resumed partway through (a trend's partial row), named when the baseline holds
     # it: it makes the expected volume low (found in a report-reading audit: a monthly report read 152.9%
-    # complete).
-    partial = next((row["key"] for row in trend if row.get("partial") and row["key"] in quality.baseline_periods),
-                   None)
+    # complete). A report of some agents has their trend, but the baseline is of every agent: a row after one of
+    # theirs without conversations, when the source had some then, is no partial period of the source's.
+    volumes = found.volumes()
+    partial = next((row["key"] for i, row in enumerate(trend) if row.get("partial") and row["key"] in
+                    quality.baseline_periods and (i == 0 or not volumes.get(i - 1))), None)
     if partial is not None:
         quality = replace(quality, baseline_partial=partial)
 
