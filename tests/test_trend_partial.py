@@ -233,3 +233,26 @@ def test_a_team_that_resumed_names_no_partial_baseline_when_the_source_did_not_s
         source.close()
     assert data.trend[4]["key"] == "2026-W44" and data.trend[4]["partial"] is True
     assert "2026-W44" in data.quality.baseline_periods and data.quality.baseline_partial is None
+
+
+@pytest.mark.parametrize(("back", "judged"), [(datetime(2026, 11, 12, 10, tzinfo=UTC), False),
+                                              (datetime(2026, 11, 9, 10, tzinfo=UTC), True)],
+                         ids=["thursday", "monday"])
+def test_totals_against_a_week_the_data_resumed_in_partway_are_not_judged(tmp_path, back, judged):
+    """Silent in 2026-W45, back in W46 (the previous week): against its Thursday start the week's totals are
+    low for that alone, as against a first week begun on a Thursday (README, Notable changes): shown, not
+    judged, and a note says why. Back on its Monday, the previous week is whole and the totals are judged."""
+    starts = _daily(datetime(2026, 9, 28, 12, tzinfo=UTC), datetime(2026, 11, 1, 12, tzinfo=UTC)) + _daily(
+        back, datetime(2026, 11, 22, 10, tzinfo=UTC))
+    data = _report_of(tmp_path, starts)
+    # plain Python over the same rows: the conversations of W47 (16-22 Nov) and W46 (9-15 Nov)
+    count = [sum(datetime(2026, 11, d, tzinfo=UTC) <= s < datetime(2026, 11, d + 7, tzinfo=UTC) for s in starts)
+             for d in (16, 9)]
+    conversations = data.metrics["conversations"]
+    assert (conversations.value, conversations.previous) == (count[0], count[1]) == (7, 7 if judged else 4)
+    assert not data.quality.warning
+    assert conversations.judged is judged
+    assert judged or conversations.notable is None
+    resumed = [n for n in data.notes if "resumed" in n]
+    assert resumed == ([] if judged else ["The events resumed partway through the previous week, after a week "
+                                          "without any: totals are compared but not judged."])

@@ -125,13 +125,17 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
         flags = notable(metrics, trend)
         metrics = {k: replace(m, notable=flags.get(k)) for k, m in metrics.items()}
     first = begins_within(trend, 2)
+    # or resumed partway through one of the two after a silent period, as low for that (_trend marks it partial)
+    resumed = None if first else next((i for i in (CUR, PREV) if trend[i].get("partial")), None)
     running = now < period.end_utc
     partly = coverage.partly_valued(found.period_rows.get(CUR), found.period_rows.get(PREV))
-    metrics = _judged(metrics, unvalued, partly, unreliable=quality.warning or first or running)
+    unreliable = quality.warning or first or running or resumed is not None
+    metrics = _judged(metrics, unvalued, partly, unreliable=unreliable)
 
     notes = _notes(report, period, found, trend, present=source.present, overflowed=overflowed, running=running,
-                   first=first, unvalued=unvalued[CUR], partly=partly, savings_shown=savings is not None,
-                   quality=quality, unreadable=source.unreadable, withheld=source.withheld)
+                   first=first, resumed=resumed, unvalued=unvalued[CUR], partly=partly,
+                   savings_shown=savings is not None, quality=quality, unreadable=source.unreadable,
+                   withheld=source.withheld)
 
     has = source.present
     return ReportData(
@@ -158,8 +162,8 @@ def _compute_report(source: Source, report: ReportConfig, period: Period, *, now
 
 
 def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tuple[dict[str, Any], ...], *,
-           present: frozenset[str], overflowed: list[str], running: bool, first: bool, unvalued: list[str],
-           partly: dict[str, Any], savings_shown: bool, quality: Quality,
+           present: frozenset[str], overflowed: list[str], running: bool, first: bool, resumed: int | None,
+           unvalued: list[str], partly: dict[str, Any], savings_shown: bool, quality: Quality,
            unreadable: Unreadable | None, withheld: frozenset[str] = frozenset()) -> list[str]:
     """What the report says about its own figures: what they cover, what is missing and why some are not judged."""
     notes = coverage.absence_notes(present, withheld, savings_asked=report.human_cost_per_conversation is not None)
@@ -187,6 +191,9 @@ def _notes(report: ReportConfig, period: Period, found: queries.Found, trend: tu
         which = "this" if first_with_data(trend) == len(trend) - 1 else "the previous"
         notes.append(f"The events begin in {which} {period.kind}, which may hold only part of its data: totals "
                      f"are compared but not judged.")
+    if resumed is not None:
+        notes.append(f"The events resumed partway through {'this' if resumed == CUR else 'the previous'} "
+                     f"{period.kind}, after a {period.kind} without any: totals are compared but not judged.")
     notes += coverage.notes(period.kind, unvalued, partly, savings_shown=savings_shown)
     if _many_unknown(quality):
         # Found in a new-user audit: a producer writing "Resolution" and "MESSAGE" had 75% of its events
