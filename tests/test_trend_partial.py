@@ -256,3 +256,22 @@ def test_totals_against_a_week_the_data_resumed_in_partway_are_not_judged(tmp_pa
     resumed = [n for n in data.notes if "resumed" in n]
     assert resumed == ([] if judged else ["The events resumed partway through the previous week, after a week "
                                           "without any: totals are compared but not judged."])
+
+
+@pytest.mark.parametrize(("starts", "verb"), [
+    (SILENCES["thursday"], "resumed"),  # silent in W43, back on the Thursday of W44, which the baseline holds
+    # the data began on the Thursday of W44 (nothing older): the same week, the other word
+    (_daily(datetime(2026, 10, 29, 10, tzinfo=UTC), datetime(2026, 11, 22, 10, tzinfo=UTC)), "began"),
+], ids=["resumed", "began"])
+def test_the_quality_section_says_whether_the_data_began_or_resumed_in_the_partial_week(tmp_path, starts, verb):
+    """The quality table named the baseline's partial week "the data began partway through 2026-W44" of a
+    source that had data for weeks before it and only came back there (found reviewing the resumed marks)."""
+    from agentdigest.render.format import Formatter
+    from agentdigest.render.limits import Limits
+    from agentdigest.render.sections import quality_section
+
+    data = _report_of(tmp_path, starts)
+    assert data.quality.baseline_partial == "2026-W44"
+    section = quality_section(data, Formatter("en"), Limits())
+    rows = {r["label"]: r["value"] for r in section["rows"]}
+    assert rows["Expected from"].endswith(f"; the data {verb} partway through 2026-W44")

@@ -12,7 +12,7 @@ from typing import Any
 from ..report import ReportData
 from ..changes import finite_number
 from ..quality import BASELINE_PERIODS
-from ..significance import begins_within, proportions_notable
+from ..significance import begins_within, data_begin, proportions_notable
 from .clipping import clip, names
 from .format import NA, Formatter
 from .limits import PRINT_LIMITS
@@ -230,7 +230,15 @@ def failures(data: ReportData, fmt: Formatter, limits: Any) -> list[dict[str, st
     } for r, conversation, agent, kind in zip(rows, conversations, agents, types)]
 
 
-def _baseline_label(q: Any, word: str) -> str:
+def _partial_verb(data: ReportData) -> str:
+    """"began" for the baseline's partial period when the data began in it, "resumed" when it is a period the
+    source came back in after a silence (compute marks both; found in a data-quality review)."""
+    begin = data_begin(data.trend)
+    began = begin is not None and data.trend[begin].get("key") == data.quality.baseline_partial
+    return "began" if began or not any(r.get("key") == data.quality.baseline_partial for r in data.trend) else "resumed"
+
+
+def _baseline_label(q: Any, word: str, verb: str = "began") -> str:
     """Where the expected volume comes from: which periods, when they are not the 4 previous ones (found in a
     report-reading audit: "previous 4 periods" was said of a median over 2 of them), and the one the data began
     partway through, which makes it low."""
@@ -242,7 +250,7 @@ def _baseline_label(q: Any, word: str) -> str:
              "earlier_periods": f"last {word}s with data{keys}, same hours{median}: none in the previous {BASELINE_PERIODS}",
              "same_weekday": f"same weekday of {of_four} weeks{keys}, same hours{median}",
              "expected_events_per_day": "expected_events_per_day (config)"}.get(q.baseline or "", "no history yet")
-    return label + (f"; the data began partway through {q.baseline_partial}" if q.baseline_partial else "")
+    return label + (f"; the data {verb} partway through {q.baseline_partial}" if q.baseline_partial else "")
 
 
 def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any] | None:
@@ -254,7 +262,8 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     # the most frequent ones when they are many, so the reader knows what to look for in the source
     unknown = (" (such as " + ", ".join("no type" if t is None else f"'{clip(t, 30)}'" for t in q.unknown_event_type_examples)
                + ")") if q.unknown_event_type_examples else ""
-    baseline = _baseline_label(q, fmt.period_word(data.period_kind))
+    verb = _partial_verb(data) if q.baseline_partial else "began"
+    baseline = _baseline_label(q, fmt.period_word(data.period_kind), verb)
     rows = [
         ("Completeness", fmt.percent_under(q.completeness_pct, q.threshold)),
         ("Events received", fmt.count(q.received_events)),
@@ -287,7 +296,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     gaps = len(q.gaps)
     # Over 100% is more events than the baseline, not better data (found in a reader review: 262.4% stood
     # unexplained); a share over 110% says so.
-    why = (f", which holds {q.baseline_partial}, whose data began partway through it" if q.baseline_partial
+    why = (f", which holds {q.baseline_partial}, whose data {verb} partway through it" if q.baseline_partial
            else ", whose first period with data may hold only part of one"
            if begins_within(data.trend, BASELINE_PERIODS + 1)
            else ", as a weekday against weekend days does (see completeness_baseline)"
