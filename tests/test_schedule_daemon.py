@@ -262,8 +262,9 @@ def test_a_claim_held_elsewhere_is_looked_at_again_when_its_lease_ends(tmp_path,
     key = expected_period(config)
     ledger = Ledger(load_config(config).ledger.url)
     try:
-        # A sender that died just now, mid-delivery: its claim is live for another 10 s.
-        assert ledger.claim("daily", key, "box", owner="ghost:1", lease_seconds=10) is not None
+        # A sender that died just now, mid-delivery: its claim is live for another 30 s. (10 s was flaky: on a
+        # loaded machine the claim could end before the daemon had started and computed, so it never saw it.)
+        assert ledger.claim("daily", key, "box", owner="ghost:1", lease_seconds=30) is not None
         log = tmp_path / "daemon.log"
         proc = start(config, log, AGENTDIGEST_LEASE_SECONDS="10")
         wait_for(lambda: events_of(log, "sent", "daily"), what="the takeover", proc=proc, log=log)
