@@ -220,6 +220,14 @@ BAD = [
      ["channels.mail.smtp_url", "expected smtp://, smtp+starttls:// or smtps://"]),
     ("webhook url without its scheme", lambda s: s + '[channels.wh]\ntype = "webhook"\nurl = "example.com/in"\n', 2,
      ["channels.wh.url", "expected an http(s) URL"]),
+    # Found by a new user: "${SMTP_PW" (no closing brace) was "a secret written into the file", and "$SMTP_URL"
+    # (shell style) was read as that text and refused as "expected smtp://...".
+    ("a variable left unclosed", lambda s: s.replace('"${SMTP_URL}"', '"smtp+starttls://u:${SMTP_PW@127.0.0.1:587"'), 2,
+     ["channels.mail.smtp_url: a ${ without a variable name and } after it (expected ${NAME}; $$ is a literal $)"]),
+    ("a variable written shell-style", lambda s: s.replace('"${SMTP_URL}"', '"$SMTP_URL"'), 2,
+     ["channels.mail.smtp_url: $SMTP_URL is not read as a variable (expected ${SMTP_URL}, or $$SMTP_URL for the text"]),
+    ("an unclosed variable in a title", lambda s: s.replace('period = "week"', 'period = "week"\ntitle = "Agents ${TEAM"'), 2,
+     ["reports[0].title: a ${ without a variable name"]),
     # Found in a config audit: a 5,000-character value was repeated whole in the "one line".
     ("a very long timezone", lambda s: s.replace("Europe/Berlin", "Europe/" + "Z" * 5000), 2,
      ["reports[0].timezone: unknown timezone 'Europe/" + "Z" * 53 + "'… (5,007 characters) (expected an IANA"]),
@@ -466,10 +474,19 @@ def test_a_tilde_in_a_path_is_the_home_folder(workdir, monkeypatch):
     assert cfg.ledger.url == f"sqlite:///{workdir / 'home' / 'state' / 'ledger.db'}"
 
 
-def test_dollar_dollar_is_a_literal_dollar():
-    cfg = parse_config({"source": {"url": "duckdb://", "table": "t"},
-                        "reports": [{"id": "r", "title": "Cost in $$ (USD)"}]})
-    assert cfg.reports[0].title == "Cost in $ (USD)"
+@pytest.mark.parametrize("written, read", [("Cost in $$ (USD)", "Cost in $ (USD)"), ("$$HOME", "$HOME"),
+                                           ("Save $5 a chat", "Save $5 a chat"), ("$${HOME}", "${HOME}"),
+                                           ("Cost in $USD", "Cost in $USD")])
+def test_dollar_dollar_is_a_literal_dollar(written, read):
+    """A lone "$" stays text; only a whole value "$NAME" or a "${" that names no variable is refused."""
+    cfg = parse_config({"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "title": written}]})
+    assert cfg.reports[0].title == read
+
+
+def test_a_misspelt_variable_never_shows_the_value():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"source": {"url": "postgresql://u:${PW@db/PLANTEDpw", "table": "t"}, "reports": [{"id": "r"}]})
+    assert str(caught.value).startswith("agentdigest.toml: source.url: a ${ without") and "PLANTED" not in str(caught.value)
 
 
 @pytest.mark.parametrize("url", ["postgres://reports@db/events", "postgres://reports:${HOME}@db:5432/events",

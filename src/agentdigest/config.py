@@ -69,6 +69,34 @@ def _userinfo_quote(value: str) -> str:
                    for part in _PERCENT_ESCAPE.split(value))
 
 
+_BARE_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def variable_problem(value: str) -> str | None:
+    """What is wrong with the ``${VAR}`` references of ``value``, or None. Found by a new user: an unclosed
+    ``"${SMTP_URL"`` was called "a secret written into the file", and ``"$SMTP_URL"`` (shell style) was read as
+    that text and refused as "expected smtp://...". The value is never shown: it may hold a secret."""
+    rest = _ENV_RE.sub("", value)
+    if "${" in rest:
+        return "a ${ without a variable name and } after it (expected ${NAME}; $$ is a literal $)"
+    if _BARE_VARIABLE.fullmatch(value):
+        name = key_part(value[1:])
+        return f"${name} is not read as a variable (expected ${{{name}}}, or $${name} for the text itself)"
+    return None
+
+
+def refuse_bad_variables(value: Any, key: str, file: str) -> None:
+    """A config error naming the first key whose value misspells a ``${VAR}`` (see :func:`variable_problem`)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            refuse_bad_variables(v, key_path(key, k), file)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            refuse_bad_variables(v, key_path(key, i), file)
+    elif isinstance(value, str) and (problem := variable_problem(value)):
+        raise ConfigError(problem, file=file, key=key or "(top level)")
+
+
 def expand_env(value: Any, key: str, file: str, environ: dict[str, str] | None = None,
                used: dict[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` with the environment's value in every string; ``$$`` is a literal ``$``. ``used``, if
@@ -281,6 +309,7 @@ def _unexpanded(message: str, used: dict[str, str]) -> str:
 def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None) -> Config:
     """Validate a config given as a dict (as read from TOML)."""
     load_plugins(file)
+    refuse_bad_variables(data, "", file)
     used: dict[str, str] = {}
     data = expand_env(data, "", file, used=used)
     if base is not None:
@@ -344,5 +373,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except RecursionError:  # thousands of nested arrays
         raise ConfigError("invalid TOML: nested too deeply", file=str(file)) from None
     load_plugins(str(file))
+    refuse_bad_variables(data, "", str(file))  # before secrets: "${PW" is a typo, not a secret written here
     refuse_literal_secrets(data, str(file))
     return parse_config(data, str(file), base=file.resolve().parent)
