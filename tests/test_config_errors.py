@@ -75,7 +75,8 @@ BAD = [
       "letter or digit", "archive folders"]),
     ("cron that never fires", lambda s: s.replace("0 9 * * mon", "0 9 30 2 *"), 2, ["reports[0].schedule", "never fires"]),
     ("catch_up as a boolean", lambda s: s.replace('period = "week"', 'period = "week"\ncatch_up = true'), 2, ["reports[0].catch_up"]),
-    ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2, ["reports[0].schedule", "cron"]),
+    ("bad cron", lambda s: s.replace("0 9 * * mon", "0 25 * * mon"), 2,
+     ["reports[0].schedule: invalid cron expression '0 25 * * mon': hour '25' is not in 0-23; expected e.g. '0 9 * * mon'"]),
     ("unknown period", lambda s: s.replace('period = "week"', 'period = "fortnight"'), 2, ["reports[0].period", "fortnight", "day"]),
     ("unknown channel", lambda s: s.replace('channels = ["box"]', 'channels = ["nope"]'), 2, ["reports[0].channels[0]", "nope"]),
     ("unknown channel type", lambda s: s.replace('type = "outbox"', 'type = "pigeon"'), 2, ["channels.box", "pigeon", "outbox"]),
@@ -487,6 +488,23 @@ def test_a_misspelt_variable_never_shows_the_value():
     with pytest.raises(ConfigError) as caught:
         parse_config({"source": {"url": "postgresql://u:${PW@db/PLANTEDpw", "table": "t"}, "reports": [{"id": "r"}]})
     assert str(caught.value).startswith("agentdigest.toml: source.url: a ${ without") and "PLANTED" not in str(caught.value)
+
+
+@pytest.mark.parametrize("schedule, says", [
+    ("60 9 * * mon", "minute '60' is not in 0-59"), ("0 9 32 * *", "day '32' is not in 1-31"),
+    ("0 9 * 13 *", "month '13' is not in 1-12 or jan-dec"), ("0 9 * foo *", "month 'foo' is not in 1-12 or jan-dec"),
+    ("0 9-30 * * *", "hour '9-30' is not in 0-23"), ("*/0 9 * * *", "minute '*/0': a step must be at least 1"),
+    ("0 9 * * monday", "weekday 'monday' is not in 0-7 or sun, mon, ..., sat"),
+    ("0 9 * * */x", "weekday '*/x': a step must be a number of at least 1"),
+    ("0 9 * *", "it has 4 field(s), not 5 (minute hour day month weekday)"),
+])
+def test_a_cron_typo_names_its_field(schedule, says):
+    """Found by a new user: APScheduler's "Error validating expression '25': the last value (25) is higher than the
+    maximum value (23)" named no field, and "*/x" as a weekday step was "invalid literal for int() with base 10"."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"source": {"url": "duckdb://", "table": "t"}, "reports": [{"id": "r", "schedule": schedule}]})
+    assert str(caught.value) == (f"agentdigest.toml: reports[0].schedule: invalid cron expression {schedule!r}: {says}; "
+                                 "expected e.g. '0 9 * * mon'")
 
 
 @pytest.mark.parametrize("url", ["postgres://reports@db/events", "postgres://reports:${HOME}@db:5432/events",

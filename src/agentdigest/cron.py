@@ -36,11 +36,11 @@ def _weekday(token: str) -> int:
     if token.isdigit():
         number = int(token)
         if not 0 <= number <= 7:
-            raise ValueError(f"day of week {token!r} is out of range (0-7, 0 and 7 are Sunday)")
+            raise ValueError(f"weekday {token!r} is not in 0-7 (0 and 7 are Sunday)")
         return number % 7
     if token in _NAMES:
         return _NAMES.index(token)
-    raise ValueError(f"unknown day of week {token!r} (expected 0-7 or sun, mon, ..., sat)")
+    raise ValueError(f"weekday {token!r} is not in 0-7 or sun, mon, ..., sat")
 
 
 def _weekdays(field: str) -> str:
@@ -50,9 +50,9 @@ def _weekdays(field: str) -> str:
     days: set[int] = set()
     for part in field.split(","):
         span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
+        step = int(step_text) if step_text.isdigit() else 1 if not step_text else 0
         if step < 1:
-            raise ValueError(f"step {step_text!r} must be at least 1")
+            raise ValueError(f"weekday {field!r}: a step must be a number of at least 1")
         if span in ("*", "?"):
             first, last = 0, 6
         elif "-" in span:
@@ -63,7 +63,7 @@ def _weekdays(field: str) -> str:
             if a.strip() == "7":
                 first = 7  # 7-7 is Sunday (it read as 0-7, every day: found in an operator audit)
             if last < first:
-                raise ValueError(f"day-of-week range {span!r} runs backwards")
+                raise ValueError(f"weekday range {span!r} runs backwards")
         else:
             first = _weekday(span)
             last = 6 if step_text else first
@@ -171,8 +171,18 @@ def crontab_trigger(expr: str, timezone: str) -> BaseTrigger:
     expr = _ALIASES.get(expr.strip().lower(), expr)
     fields = expr.split()
     if len(fields) != 5:
-        raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+        raise ValueError(f"it has {len(fields)} field(s), not 5 (minute hour day month weekday)")
     minute, hour, day, month, weekday_field = fields
+    for name, text, allowed in (("minute", minute, "0-59"), ("hour", hour, "0-23"), ("day", day, "1-31"),
+                                ("month", month, "1-12 or jan-dec")):
+        try:
+            CronTrigger(**{name: "*" + text[1:] if name == "day" and text.startswith("?") else text}, timezone="UTC")
+        except ValueError as exc:
+            # APScheduler's words named no field: "Error validating expression '25': the last value (25) is
+            # higher than the maximum value (23)" (found by a new user)
+            step = "ncrement" in str(exc)
+            raise ValueError(f"{name} {text!r}: a step must be at least 1" if step
+                             else f"{name} {text!r} is not in {allowed}") from None
     weekday = _weekdays(weekday_field)
     zone = ZoneInfo(timezone)
     common = dict(minute=minute, hour=hour, month=month, second=0, timezone="UTC")  # the wall clock, see _WallClock

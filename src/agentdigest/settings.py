@@ -232,7 +232,7 @@ class ReportConfig(StrictModel):
         try:
             trigger = crontab_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(f"invalid cron expression {shown(value)} ({exc}); expected e.g. '0 9 * * mon'") from None
+            raise ValueError(f"invalid cron expression {shown(value)}: {exc}; expected e.g. '0 9 * * mon'") from None
         # A date that never comes ('0 9 30 2 *', 31 April) would mean a report silently never sent.
         # Every real date recurs within 8 years (29 February can skip a century year).
         start = datetime(2024, 1, 1, tzinfo=timezone.utc)
