@@ -229,6 +229,14 @@ BAD = [
      ["channels.mail.smtp_url: $SMTP_URL is not read as a variable (expected ${SMTP_URL}, or $$SMTP_URL for the text"]),
     ("an unclosed variable in a title", lambda s: s.replace('period = "week"', 'period = "week"\ntitle = "Agents ${TEAM"'), 2,
      ["reports[0].title: a ${ without a variable name"]),
+    # Found by a new user: a mapping written the wrong way round, and a canonical name short of its unit.
+    ("a column mapping written the wrong way round", lambda s: s.replace('table = "agent_events"',
+     'table = "agent_events"\n[source.columns]\n"Event Time" = "event_ts"'), 2,
+     ['source.columns: unknown canonical column \'Event Time\'; a mapping is canonical = "yours" '
+      '(expected event_ts = "Event Time")']),
+    ("a canonical column short of its unit", lambda s: s.replace('table = "agent_events"',
+     'table = "agent_events"\n[source.columns]\nlatency = "lat"'), 2,
+     ["source.columns: unknown canonical column 'latency' (did you mean 'latency_ms'?)"]),
     # Found in a config audit: a 5,000-character value was repeated whole in the "one line".
     ("a very long timezone", lambda s: s.replace("Europe/Berlin", "Europe/" + "Z" * 5000), 2,
      ["reports[0].timezone: unknown timezone 'Europe/" + "Z" * 53 + "'… (5,007 characters) (expected an IANA"]),
@@ -488,6 +496,47 @@ def test_a_misspelt_variable_never_shows_the_value():
     with pytest.raises(ConfigError) as caught:
         parse_config({"source": {"url": "postgresql://u:${PW@db/PLANTEDpw", "table": "t"}, "reports": [{"id": "r"}]})
     assert str(caught.value).startswith("agentdigest.toml: source.url: a ${ without") and "PLANTED" not in str(caught.value)
+
+
+@pytest.mark.parametrize("written, meant", [("latency", "latency_ms"), ("cost", "cost_usd"), ("cost_usb", "cost_usd"),
+                                            ("evnt_ts", "event_ts"), ("event_tss", "event_ts"), ("event_time", None),
+                                            ("tokens", None)])
+def test_an_unknown_canonical_column_suggests_only_a_likely_one(written, meant):
+    """A suggestion only for a prefix or one typo: `event_time` is not `event_type` (difflib's closest)."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"source": {"url": "duckdb://", "table": "t", "columns": {written: "x"}}, "reports": [{"id": "r"}]})
+    said = str(caught.value)
+    assert (f"(did you mean {meant!r}?)" in said) if meant else ("(expected one of event_id, " in said), said
+
+
+#: Lines a new-user review found long (130 to 390 characters after the key), each with what it must still say.
+LONG_BEFORE = [
+    ('[channels.chat]\ntype = "slack"\nbot_token = "xoxb-1-2-PLANTED"\nchannel = "#r"\n', "channels.chat.bot_token",
+     ['a secret written into the file (expected "${VAR}"', "environment"]),
+    ('[ledger]\nurl = "postgresql://reports:PLANTEDpw@db/agentdigest"\n', "ledger.url",
+     ['a password written into the file (expected "${VAR}" in its place', "environment"]),
+    ('[channels.m]\ntype = "email"\nto = ["a@example.com"]\nfrom = "r@example.com"\nsmtp_url = "smtp://u:${HOME}@mail.example.com"\n',
+     "channels.m.smtp_url", ["unencrypted", "expected smtp+starttls://", "smtps://", "only to this machine"]),
+    ('[source.spark_conf]\n"spark.sql.csv.parser.columnPruning.enabled" = true\n',
+     "source.spark_conf.spark.sql.csv.parser.columnPruning.enabled", ["agentdigest sets this itself", "expected it left out"]),
+    ('[source.spark_conf]\n"spark.master" = "yarn"\n', "source.spark_conf.spark.master",
+     ["agentdigest sets this itself", "source.url", "expected it left out"]),
+    *[(f'[source.spark_conf]\n"{name}" = true\n', f"source.spark_conf.{name}", ["agentdigest sets this itself"])
+      for name in __import__("agentdigest.source_settings").source_settings.SPARK_FIXED_CONF],
+]
+
+
+@pytest.mark.parametrize("extra, key, words", LONG_BEFORE, ids=[k for _, k, _ in LONG_BEFORE])
+def test_long_config_error_lines_are_short(tmp_path, extra, key, words):
+    cfg = tmp_path / "agentdigest.toml"
+    cfg.write_text('[source]\nurl = "duckdb://"\nfiles = "e.parquet"\n' + extra + '[[reports]]\nid = "r"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(cfg)
+    said = str(caught.value).removeprefix(f"{cfg}: ")
+    assert said.startswith(f"{key}: ") and "PLANTED" not in said, said
+    for word in words:
+        assert word in said, said
+    assert len(said) - len(key) <= 120, (len(said) - len(key), said)
 
 
 @pytest.mark.parametrize("schedule, says", [

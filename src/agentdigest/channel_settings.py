@@ -240,8 +240,8 @@ class EmailChannel(_ChannelBase):
             raise ValueError("no host (expected smtp://[user:password@]host[:port])")
         if parts.scheme.lower() == "smtp" and parts.password is not None and not is_loopback(parts.hostname):
             # found in an email audit: AUTH PLAIN went out in clear text to any relay
-            raise ValueError("smtp:// would send the password unencrypted: use smtp+starttls:// (port 587) or "
-                             "smtps:// (port 465); plain smtp:// with a password is accepted only to this machine")
+            raise ValueError("smtp:// would send the password unencrypted (expected smtp+starttls:// or smtps://; "
+                             "smtp:// only to this machine)")
         return value
 
     @field_validator("ca_file")

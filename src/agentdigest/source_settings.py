@@ -20,26 +20,15 @@ REQUIRED_COLUMNS = ("conversation_id", "event_ts", "event_type")
 
 #: [source.spark_conf] keys refused (any letter case; Spark's keys are case-sensitive, so "Spark.Master"
 #: would be ignored rather than refused), with why. Found in a Spark audit: each changed what a report
-#: says without a word, or made an error name the wrong thing.
+#: says without a word, or made an error name the wrong thing. Each why is kept short (the one line was up to 390
+#: characters, found in a new-user review); README's Spark section says more.
 SPARK_FIXED_CONF = {
-    "spark.sql.ansi.enabled": "with ANSI SQL off, a value that does not convert to its column's type becomes "
-                              "null without an error, and silently leaves the metrics",
-    "spark.master": "the master is the one in source.url (pyspark://<master>); this one would override it "
-                    "and errors would then name the wrong one",
-    "spark.sql.session.timezone": "event times are read in UTC (naive ones are UTC, as the event contract says; "
-                                  "Ibis resets the session to UTC anyway); a report's own timezone is its "
-                                  "`timezone` in [[reports]]",
-    "spark.sql.csv.parser.columnpruning.enabled": "with CSV column pruning on, Spark checks a row's shape only "
-                                                  "against the columns a query reads: whether a row with a field "
-                                                  "too many or too few is left out would depend on the query, and "
-                                                  "the rows counted unreadable would not be the rows left out",
-    "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's value "
-                                                              "as a number where it can: agents in agent_id=007/ "
-                                                              "and agent_id=012/ became '7' and '12'",
-    "spark.sql.parquet.inferTimestampNTZ.enabled".lower(): "naive Parquet timestamps are read as UTC, as the event "
-                                                           "contract says; with it on, Spark reads them as "
-                                                           "TIMESTAMP_NTZ, which it cannot merge with a time zone's: "
-                                                           "files that DuckDB reads were refused",
+    "spark.sql.ansi.enabled": "with ANSI SQL off, bad values become nulls silently",
+    "spark.master": "the master is the one in source.url",
+    "spark.sql.session.timezone": "event times are read in UTC; a report's zone is its timezone",
+    "spark.sql.csv.parser.columnpruning.enabled": "with CSV column pruning on, rows left out vary by query",
+    "spark.sql.sources.partitioncolumntypeinference.enabled": "with it on, Spark reads a partition folder's 007 as 7",
+    "spark.sql.parquet.inferTimestampNTZ.enabled".lower(): "naive Parquet timestamps are read as UTC",
 }
 
 
@@ -51,6 +40,22 @@ def refused_spark_conf(conf: dict[str, Any]) -> tuple[str, str] | None:
         why = SPARK_FIXED_CONF.get(key.lower())
         if why:
             return key, f"agentdigest sets this itself ({why}); expected it left out"
+    return None
+
+
+def _meant(key: str) -> str | None:
+    """The canonical column ``key`` most likely means: the one it begins (`latency`, `cost`), or one typo away
+    (`cost_usb`, `lantecy_ms`), never merely alike (`event_time` is not `event_type`)."""
+    starts = [c for c in CANONICAL_COLUMNS if c.startswith(key)]
+    if len(starts) == 1:
+        return starts[0]
+    for c in CANONICAL_COLUMNS:
+        if len(c) == len(key) and (sum(a != b for a, b in zip(c, key)) == 1 or any(
+                key == c[:i] + c[i + 1] + c[i] + c[i + 2:] for i in range(len(c) - 1))):
+            return c
+        if abs(len(c) - len(key)) == 1 and any(
+                (c[:i] + c[i + 1:] == key) or (key[:i] + key[i + 1:] == c) for i in range(max(len(c), len(key)))):
+            return c
     return None
 
 
@@ -79,9 +84,14 @@ class SourceConfig(StrictModel):
     def _known_columns(cls, value: dict[str, str]) -> dict[str, str]:
         for canonical in value:
             if canonical not in CANONICAL_COLUMNS:
-                raise ValueError(
-                    f"unknown canonical column {shown(canonical)} (expected one of {', '.join(CANONICAL_COLUMNS)})"
-                )
+                theirs = value[canonical]
+                if theirs in CANONICAL_COLUMNS:  # written the wrong way round: `lat = "latency_ms"`
+                    raise ValueError(f"unknown canonical column {shown(canonical)}; a mapping is canonical = \"yours\" "
+                                     f"(expected {theirs} = {shown(canonical).replace(chr(39), chr(34))})")
+                # found by a new user: `latency = "lat"` listed all eleven columns (190 characters)
+                close = _meant(canonical)
+                raise ValueError(f"unknown canonical column {shown(canonical)} " + (
+                    f"(did you mean {close!r}?)" if close else f"(expected one of {', '.join(CANONICAL_COLUMNS)})"))
         return value
 
     @model_validator(mode="after")
