@@ -531,15 +531,17 @@ def test_a_period_key_of_another_kind_names_the_report_and_the_way_out(small_db)
     assert line.endswith("so name the day reports to run: agentdigest run support-eng-daily --period 2026-11-20"), line
 
 
-def test_a_period_key_of_a_kind_no_report_has_says_so(small_db):
+@pytest.mark.parametrize("key", ["2026-10", "2026-48"])
+def test_a_period_key_of_a_kind_no_report_has_says_so(small_db, key):
     """Found by a user with weekly reports only: `run --period 2026-10` told them to "name the month reports
-    to run", and there are none; the line names the config file that has none."""
+    to run", and there are none; the line names the config file that has none. `2026-48` (week 48 without its
+    W, a new user) said only "names no month: months are 01 to 12"."""
     (small_db / "weekly.toml").write_text('[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n'
                                           '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "UTC"\n'
                                           '[[reports]]\nid = "weekly-eng"\nperiod = "week"\ntimezone = "UTC"\n')
-    line = one_line(cli(small_db, "run", "--config", "weekly.toml", "--period", "2026-10", "--dry-run",
+    line = one_line(cli(small_db, "run", "--config", "weekly.toml", "--period", key, "--dry-run",
                         "--now", "2026-11-29T01:00:00Z"), 2)
-    assert line == ("agentdigest: error: --period '2026-10' is not a week key (expected e.g. 2026-W48); it is "
+    assert line == (f"agentdigest: error: --period '{key}' is not a week key (expected e.g. 2026-W48); it is "
                     "written as a month key, and no report in weekly.toml is a month report")
     assert not (small_db / "reports").exists()
 

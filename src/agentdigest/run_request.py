@@ -50,14 +50,15 @@ def given_period(config: Config, reports: list[ReportConfig], report: ReportConf
         kind = key_kind(key or "")
         if kind is None or kind == report.period:
             raise
+        if not any(r.period == kind for r in config.reports):
+            # Found by a user with weekly reports only: `--period 2026-10` sent them to "name the month
+            # reports", of which the config has none. Said before the key is read as that kind: `2026-48`
+            # for week 48 was "names no month: months are 01 to 12" (a new user), never naming 2026-W48.
+            raise InputError(f"{exc}; it is written as a {kind} key, and no report in "
+                             f"{config.path or 'the config'} is a {kind} report") from None
         # A key of that shape that names no period (2026-13) is said so: the hint below sent the user to
         # run the month reports with it, which then failed (a scheduling audit).
         parse_period(kind, key or "", "UTC")
-        if not any(r.period == kind for r in config.reports):
-            # Found by a user with weekly reports only: `--period 2026-10` sent them to "name the month
-            # reports", of which the config has none.
-            raise InputError(f"{exc}; it is written as a {kind} key, and no report in "
-                             f"{config.path or 'the config'} is a {kind} report") from None
         # Those of the run, else the config's: `run weekly-exec --period 2026-10` was told "run REPORT_ID"
         # though the config names the month reports (found by a helper's review).
         fitting = ([r.id for r in reports if r.period == kind]
