@@ -769,6 +769,9 @@ def test_a_usage_error_is_one_line(workdir, args):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("agentdigest: error: ") and "--help" in lines[0], done.stderr
     assert "╭" not in done.stderr and done.stdout == ""
+    assert "Input should" not in done.stderr, done.stderr  # Typer's pydantic words (a new-user review)
+    if args[:2] == ["history", "--limit"]:
+        assert "Invalid value for '--limit': expected " in lines[0], lines[0]
 
 
 def test_an_archive_that_cannot_be_written_fails_check_and_is_one_line_in_run(workdir):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -366,6 +367,11 @@ def _usage_name(param: Any) -> str:
     return (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
 
 
+_TYPER_WORDS = re.compile(r"Input should be (?:(a valid integer).*|(greater than or equal to|less than or equal to) (\S+))")
+_TYPER_SAYS = {"a valid integer": "expected an integer", "greater than or equal to": "expected {} or more",
+               "less than or equal to": "expected at most {}"}
+
+
 def main() -> None:
     """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
     every other error: click's boxed panel took five lines (found in a config audit)."""
@@ -384,7 +390,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "agentdigest"
-        _console(stderr=True).print(f"agentdigest: error: {exc.format_message()} (see {where} --help)", markup=False)
+        # Typer's pydantic words ("Input should be greater than or equal to 1") as the config's (a new-user review)
+        said = _TYPER_WORDS.sub(lambda m: _TYPER_SAYS[m[1] or m[2]].format(m[3] or ""), exc.format_message())
+        _console(stderr=True).print(f"agentdigest: error: {said} (see {where} --help)", markup=False)
         sys.exit(exc.exit_code)
     except ClickException as exc:
         _console(stderr=True).print(f"agentdigest: error: {exc.format_message()}", markup=False)
