@@ -682,6 +682,22 @@ def test_check_reaches_the_ledger_and_changes_nothing(workdir, tmp_path):
         assert "FAILED" in line and "127.0.0.1" in line and "PLANTED" not in down.stdout + down.stderr, line
 
 
+def test_check_says_no_config_ok_before_refusing_a_column_mapping_for_its_values(workdir):
+    """Found trying agentdigest as a new user: latency_ms mapped to a text column printed "config ...: ok", then
+    "source.columns.latency_ms: the text column ... holds values that are not numbers" (exit 2)."""
+    (workdir / "e.csv").write_text("conversation_id,event_ts,event_type,lat\nc1,2026-11-20 10:00:00,message,fast\n")
+    (workdir / "agentdigest.toml").write_text(GOOD.replace('url = "duckdb://events.duckdb"\ntable = "agent_events"',
+                                                           'url = "duckdb://"\nfiles = "e.csv"\n[source.columns]\n'
+                                                           'latency_ms = "lat"'))
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=workdir, timeout=120,
+                          env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "agentdigest.toml: source.columns.latency_ms: " in line and "'fast'" in line, line
+    assert "ok" not in done.stdout, done.stdout
+
+
 @pytest.mark.parametrize("edit,code,words", [
     (lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nmemory_limt = "4GB"'), 2,
      "source.settings: unknown DuckDB setting"),

@@ -232,6 +232,12 @@ def check(
         config_ok = f"config {cfg.path}: ok ({len(cfg.reports)} report(s), {len(cfg.channels)} channel(s))"
         try:
             source = open_source(cfg.source, cfg.path)
+            try:  # its values too: a mapping to a text column said "config ok" first (a new user)
+                from .source_check import source_line
+
+                line = source_line(source)
+            finally:
+                source.close()
         except AgentDigestError as exc:
             # Said ok only if the source refused none of its settings (found in a new-user audit: "config ok",
             # then "source.settings: unknown DuckDB setting", exit 2); a source that cannot be reached (exit 3)
@@ -244,12 +250,7 @@ def check(
             out.print(f"report {report.id}: paused (enabled = false): the schedule does not run it, "
                       "nor alarms about it",
                       markup=False, soft_wrap=True)
-        try:
-            from .source_check import source_line
-
-            out.print(source_line(source), markup=False)
-        finally:
-            source.close()
+        out.print(line, markup=False)
         from .commands_delivery import check_archive, check_channels, check_ledger
 
         codes = [check_archive(cfg, console=out), check_ledger(cfg, console=out)]
