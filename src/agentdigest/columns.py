@@ -96,8 +96,10 @@ def _refuse_shared_identity(columns: dict[str, str], theirs: set[str], name: str
             readers.setdefault(col, []).append(canon)
     for col, canons in readers.items():
         if len(canons) > 1 and set(canons) & set(IDENTITY_COLUMNS) and set(canons) & set(columns):
-            raise InputError(f"source.columns: {' and '.join(canons)} both read column {col!r} of source {name!r} "
-                             f"(expected a column of its own for each of {', '.join(IDENTITY_COLUMNS)})")
+            # Only the identity columns named (it listed all four and the source, 200 characters: a new-user review)
+            own = [c for c in canons if c in IDENTITY_COLUMNS]
+            raise InputError(f"source.columns: {' and '.join(canons)} both read column {col!r} (expected "
+                             f"{'each' if len(own) == len(canons) else ' and '.join(own)} in a column of its own)")
 
 
 #: The text timestamps agentdigest reads, for error messages (README, "Text timestamps").
