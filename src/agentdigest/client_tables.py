@@ -56,9 +56,9 @@ class ClientTables:
         stack.callback(self.local.disconnect)
         # In-memory DuckDB spills to ".tmp" in the working folder by default: a folder of its own instead.
         self.local.raw_sql(f"SET TimeZone = 'UTC'; SET enable_progress_bar = false; "
-                           f"SET temp_directory = {_quoted(self.spill)}")
+                           f"SET temp_directory = {_literal(self.spill, False)}")
         if memory_limit:  # otherwise DuckDB's own, 80% of RAM
-            self.local.raw_sql(f"SET memory_limit = {_quoted(memory_limit)}")
+            self.local.raw_sql(f"SET memory_limit = {_literal(memory_limit, False)}")
         self._n = 0
 
     def keep(self, table: ir.Table) -> ir.Table:
@@ -131,10 +131,6 @@ def _literal(value: Any, backslash_escapes: bool) -> str:
         text = str(value)
     if backslash_escapes:
         text = text.replace("\\", "\\\\")
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 

@@ -234,8 +234,7 @@ def _partial_verb(data: ReportData) -> str:
     """"began" for the baseline's partial period when the data began in it, "resumed" when it is a period the
     source came back in after a silence (compute marks both; found in a data-quality review)."""
     begin = data_begin(data.trend)
-    began = begin is not None and data.trend[begin].get("key") == data.quality.baseline_partial
-    return "began" if began or not any(r.get("key") == data.quality.baseline_partial for r in data.trend) else "resumed"
+    return "began" if begin is not None and data.trend[begin].get("key") == data.quality.baseline_partial else "resumed"
 
 
 def _baseline_label(q: Any, word: str, verb: str = "began") -> str:
