@@ -1,6 +1,7 @@
 """Quality: completeness against the baseline, gaps, warning, metrics left out with a note."""
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -761,3 +762,66 @@ def test_the_baseline_label_names_its_periods_when_they_are_fewer_than_four(week
     assert (q.received_events, q.expected_events, q.completeness_pct) == (1190, 1190.0, 100.0)
     assert q.baseline_partial is None and len(q.baseline_periods) == weeks
     assert _baseline_label(q, "week") == label
+
+
+def _latencies_with(tmp_path, huge: float | None) -> tuple[str, list[float]]:
+    """W47 (UTC): 60 conversations of a message (latency 800 + 10 x (i % 9) ms) and a resolution (no latency),
+    every 2 hours from Mon 16 Nov 01:00; conversation 30's message has ``huge`` ms when given."""
+    latencies = [huge if huge is not None and i == 30 else 800.0 + 10 * (i % 9) for i in range(60)]
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (event_id TEXT, conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, "
+                    "latency_ms DOUBLE)")
+        start = datetime(2026, 11, 16, 1, tzinfo=timezone.utc)
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?, ?)", [
+            row for i, lat in enumerate(latencies) for row in (
+                (f"m{i}", f"c{i}", start + timedelta(hours=2 * i), "message", lat),
+                (f"r{i}", f"c{i}", start + timedelta(hours=2 * i, minutes=1), "resolution", None))])
+    return f"duckdb://{path}", latencies
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Continuous (linearly interpolated) quantile, in plain Python."""
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    return xs[lo] if lo + 1 >= len(xs) else xs[lo] + (pos - lo) * (xs[lo + 1] - xs[lo])
+
+
+@pytest.mark.parametrize("huge", [1e300, 86_400_001.0, None], ids=["1e300", "a-day-and-a-ms", "none"])
+def test_a_valid_latency_beyond_a_day_is_counted_and_flagged_in_the_quality_section(tmp_path, huge):
+    """Found in a review: one latency of 1e300 ms, valid by the definition (finite, not negative), made the mean
+    1.8E298 ms and the p99 4.5E299 ms, while the quality table said "Invalid latency values: 0" and nothing
+    else. It stays valid and counted (the metric definitions); the quality section now names the latency
+    figures over a day, in every format that has the section, and each still renders."""
+    from render_fixtures import pdf_text
+
+    url, latencies = _latencies_with(tmp_path, huge)
+    week = parse_period("week", "2026-W47", "UTC")
+    texts = {}
+    for audience in ("engineering", "executive"):
+        source = open_source(SourceConfig(url=url, table="ev"))
+        try:
+            data = compute_report(source, ReportConfig(id="r", timezone="UTC", audience=audience), week,
+                                  now=week.end_utc + timedelta(hours=9))
+        finally:
+            source.close()
+        # plain Python over the same rows: every latency counts, the huge one too
+        assert data.quality.invalid_latency == 0
+        assert data.metrics["avg_latency_ms"].value == pytest.approx(sum(latencies) / len(latencies))
+        for key, q in (("p50_latency_ms", 0.5), ("p95_latency_ms", 0.95), ("p99_latency_ms", 0.99)):
+            assert data.metrics[key].value == pytest.approx(_quantile(latencies, q)), key
+        files = render_artifacts(data)
+        html = files["report.html"].decode()
+        texts[audience] = {"txt": files["report.txt"].decode(), "html": re.sub(r"<[^>]+>", " ", html),
+                           "pdf": " ".join(" ".join(pdf_text(files["report.pdf"])).split())}
+    flagged = [f"{name}" for name, value in (("mean", sum(latencies) / len(latencies)),
+                                             ("p99", _quantile(latencies, 0.99))) if value > 86_400_000]
+    for audience, formats in texts.items():
+        for fmt, text in formats.items():
+            said = "Latency over a day" in text
+            assert said is bool(flagged), (audience, fmt)
+            if said:
+                assert all(f"{name} " in text.split("Latency over a day", 1)[1][:200] for name in flagged)
+    if huge == 1e300:
+        assert "mean 1.7E298 ms, p99 4.1E299 ms" in texts["engineering"]["txt"]

@@ -21,6 +21,12 @@ from .limits import PRINT_LIMITS
 #: Below this a move that was not tested is too slight to colour (percent; pp for rates), and one that is
 #: not notable reads "steady" in the opening sentence.
 SLIGHT_PCT, SLIGHT_PP = 1.0, 0.5
+#: A latency figure above a day (ms) is flagged in the quality section: valid data (finite, not negative), counted,
+#: but no response takes that long, so some values are likely wrong (seconds or microseconds stored as ms, a
+#: sentinel such as 1e300).
+PLAUSIBLE_LATENCY_MS = 24 * 3600 * 1000.0
+LATENCY_FIGURES = (("avg_latency_ms", "mean"), ("p50_latency_ms", "p50"), ("p95_latency_ms", "p95"),
+                   ("p99_latency_ms", "p99"))
 
 
 def slight(change_pct: Any, change_pp: Any = None) -> bool:
@@ -252,6 +258,16 @@ def _baseline_label(q: Any, word: str, verb: str = "began") -> str:
     return label + (f"; the data {verb} partway through {q.baseline_partial}" if q.baseline_partial else "")
 
 
+def implausible_latency(data: ReportData, fmt: Formatter) -> str | None:
+    """The period's latency figures over :data:`PLAUSIBLE_LATENCY_MS`, as "mean 1.8E298 ms, p99 4.5E299 ms", or
+    None. Found in a review: one valid latency of 1e300 ms made the mean 1.8E298 ms and the p99 4.5E299 ms,
+    and the quality table said "Invalid latency values: 0" with nothing else to explain them."""
+    over = [f"{name} {fmt.ms(value)}" for key, name in LATENCY_FIGURES
+            if (metric := data.metrics.get(key)) is not None
+            and (value := finite_number(metric.value)) is not None and value > PLAUSIBLE_LATENCY_MS]
+    return ", ".join(over) or None
+
+
 def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any] | None:
     """The full data-quality table: completeness, baseline and every invalid-data count."""
     q = data.quality
@@ -262,6 +278,7 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     unknown = (" (such as " + ", ".join("no type" if t is None else f"'{clip(t, 30)}'" for t in q.unknown_event_type_examples)
                + ")") if q.unknown_event_type_examples else ""
     verb = _partial_verb(data) if q.baseline_partial else "began"
+    implausible = implausible_latency(data, fmt)
     baseline = _baseline_label(q, fmt.period_word(data.period_kind), verb)
     rows = [
         ("Completeness", fmt.percent_under(q.completeness_pct, q.threshold)),
@@ -272,6 +289,8 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
         ("Duplicate events (counted once)", absent if q.duplicate_events is None else fmt.count(q.duplicate_events)),
         ("Rows missing a required field", fmt.count(q.missing_required)),
         ("Invalid latency values", absent if q.invalid_latency is None else fmt.count(q.invalid_latency)),
+        *([("Latency over a day", f"{implausible}: implausible values, valid so counted; "
+                                  "check the source")] if implausible else []),
         ("Invalid token counts", absent if q.invalid_tokens is None else fmt.count(q.invalid_tokens)),
         ("Invalid cost values", absent if q.invalid_cost is None else fmt.count(q.invalid_cost)),
         ("Unknown event types", fmt.count(q.unknown_event_types) + unknown),
@@ -305,7 +324,9 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
         "completeness": (f"Completeness {fmt.percent_under(q.completeness_pct, q.threshold)} ({fmt.count(q.received_events)} event{'' if q.received_events == 1 else 's'} "
                          f"received, {rows[2][1]} expected){more}; "
                          f"{fmt.count(gaps)} hourly gap{'' if gaps == 1 else 's'}."),
-        "invalid": ("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.",
+        "invalid": (("Invalid data: " + ", ".join(found) + ".") if found else "No invalid events.") + (
+            f" Latency over a day ({implausible}): implausible values, valid so counted; check the source."
+            if implausible else ""),
     }
     return {"rows": [{"label": k, "value": v} for k, v in rows], "warning": q.warning, "summary": summary,
             # the engineering table's rows give the figure; this says why it is over 110% (a new-user audit:
