@@ -200,10 +200,10 @@ def test_a_week_begun_on_its_first_day_is_not_marked() -> None:
 
 def test_the_sparklines_say_began_only_of_the_week_the_data_began_in(tmp_path):
     """The sparklines' words are "the data began on ...: first week partial": a week the data resumed in is
-    not said so (the data began long before it); a week they began in still is."""
+    not said so (the data began long before it), it has words of its own; a week they began in still is."""
     resumed = _report_of(tmp_path, SILENCES["before-the-trend"])
     assert resumed.trend[0]["partial"] is True
-    assert all("partial" not in c.alt and c.partial is None for c in build_context(resumed)[1] if c.kind == "spark")
+    assert all("began" not in c.alt and c.partial is None for c in build_context(resumed)[1] if c.kind == "spark")
     (tmp_path / "began").mkdir()
     began = _report(tmp_path / "began", datetime(2026, 10, 1, 10, tzinfo=UTC))
     alt = {c.name: c for c in build_context(began)[1]}["spark-conversations"].alt
@@ -275,3 +275,54 @@ def test_the_quality_section_says_whether_the_data_began_or_resumed_in_the_parti
     section = quality_section(data, Formatter("en"), Limits())
     rows = {r["label"]: r["value"] for r in section["rows"]}
     assert rows["Expected from"].endswith(f"; the data {verb} partway through 2026-W44")
+
+
+def _pixels_near(png: bytes, colour: str, tolerance: int = 6) -> int:
+    """How many pixels of a PNG are within ``tolerance`` of ``colour`` (#rrggbb) in every channel."""
+    import io
+
+    from PIL import Image
+
+    want = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    raw = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+    return sum(all(abs(a - b) <= tolerance for a, b in zip(raw[i:i + 3], want)) for i in range(0, len(raw), 3))
+
+
+def test_a_week_the_data_resumed_in_is_drawn_hollow_with_its_own_words(tmp_path):
+    """Silent in 2026-W43, back on Thursday 29 Oct (W44): W44's totals are low for its three empty days alone, as
+    a first week begun on a Thursday is. Found in a review: the sparklines drew a week the data began in hollow
+    but one they resumed in as a whole week (a dip, then growth), because their words said "the data began".
+    Now it is drawn hollow (its point, the dotted segments to and from it) with its own words, in the charts'
+    alt text (HTML, the email's HTML beside its PNG, the PDF), and the trend table (every format with one)
+    names the row."""
+    from agentdigest.render import render_artifacts
+    from agentdigest.render.charts import MUTED
+    from render_fixtures import eml_texts, parse_eml, pdf_text
+
+    starts = SILENCES["thursday"]
+    marks = _expected_marks(starts)  # plain Python: {trend row: (data_from, partial)}
+    back = [i for i, (_, partial) in marks.items() if partial and i != 0]
+    assert back == [4]
+    data = _report_of(tmp_path, starts)
+    words = "the data resumed on Thu 29 Oct 2026, after a week without any: that week partial"
+    sparks = {c.name: c for c in build_context(data)[1] if c.kind == "spark"}
+    assert sparks["spark-conversations"].resumed == (4,) and sparks["spark-conversations"].partial is None
+    assert words in sparks["spark-conversations"].alt and "began" not in sparks["spark-conversations"].alt
+    for name in ("spark-resolution-rate", "spark-containment-rate", "spark-error-rate"):  # a rate: no mark
+        assert sparks[name].resumed == () and "resumed" not in sparks[name].alt, name
+    conversations = sparks["spark-conversations"]
+    whole = replace(conversations, name="whole", resumed=())
+    svg = {k: v.decode() for k, v in draw_all([conversations, whole], "svg").items()}
+    assert MUTED in svg["spark-conversations"] and "stroke-dasharray" in svg["spark-conversations"]
+    assert MUTED not in svg["whole"] and "stroke-dasharray" not in svg["whole"]
+    png = draw_all([conversations, whole], "png")
+    assert _pixels_near(png["spark-conversations"], MUTED) > 10 and _pixels_near(png["whole"], MUTED) == 0
+    files = render_artifacts(data)
+    html = eml_texts(files["message.eml"])["text/html"]
+    assert f'{words}"' in html and f'{words}"' in files["report.html"].decode()
+    cid = html.split(f'{words}"')[0].rsplit('src="cid:', 1)[1].split('"')[0]
+    (image,) = [p.get_content() for p in parse_eml(files["message.eml"]).walk() if p.get("Content-ID") == f"<{cid}>"]
+    assert _pixels_near(image, MUTED) > 10  # the email's PNG is the hollow one
+    assert "26 Oct – 1 Nov (data resumed)" in files["report.txt"].decode().replace("\u2009", " ")
+    pdf = " ".join(" ".join(pdf_text(files["report.pdf"])).split())
+    assert "(data resumed)" in pdf and "(data begin)" in pdf

@@ -127,6 +127,14 @@ def partial_begin(rows: Sequence[Mapping[str, Any]]) -> int | None:
     return first if first is not None and rows[first].get("partial") is True else None
 
 
+def partial_resumed(rows: Sequence[Mapping[str, Any]]) -> tuple[int, ...]:
+    """The indexes of the trend rows the data resumed partway through after a silent period (compute marks them
+    ``partial`` as it marks the row the data began in, which is not one of these)."""
+    began = data_begin(rows)
+    return tuple(i for i, row in enumerate(rows) if i != began and row.get("partial") is True
+                 and finite_number(row.get("conversations")))
+
+
 def begins_within(rows: Sequence[Mapping[str, Any]], last: int) -> bool:
     """Whether the data begin in one of the ``last`` trend rows (the current period is the last row):
     such a first period may hold only part of its data."""

@@ -68,6 +68,7 @@ class Chart:
     secondary: tuple[float | None, ...] = ()  # daily: errors per day
     tone: bool | None = None  # spark: colour of the last point (good, bad, neutral)
     partial: int | None = None  # spark: a point whose period the data began partway through (drawn hollow)
+    resumed: tuple[int, ...] = ()  # spark: points whose periods the data resumed partway through (drawn hollow)
     locale: str = "en"  # daily: the axes' numbers in the report's locale (de 1.000, not 1,000: one)
 
 
@@ -91,7 +92,8 @@ def _spark(fig: Figure, chart: Chart) -> None:
     cut = chart.partial if chart.partial is not None and 0 <= chart.partial < len(ys) - 1 else None
     if cut is not None and math.isnan(ys[cut]):
         cut = None
-    solid = ys if cut is None else [math.nan if i <= cut else y for i, y in enumerate(ys)]
+    back = [i for i in chart.resumed if 0 <= i < len(ys) and not math.isnan(ys[i])]
+    solid = [math.nan if (cut is not None and i <= cut) or i in back else y for i, y in enumerate(ys)]
     fig.add_artist(Line2D(xs, solid, transform=fig.transFigure, color=BLUE, linewidth=1.3,
                           solid_capstyle="round", solid_joinstyle="round"))
     if cut is not None:
@@ -102,8 +104,17 @@ def _spark(fig: Figure, chart: Chart) -> None:
         fig.add_artist(Line2D([xs[cut]], [ys[cut]], transform=fig.transFigure, linestyle="none", marker="o",
                               markersize=3.2, markerfacecolor="white", markeredgecolor=MUTED, markeredgewidth=1.0))
     last = max(i for i, y in enumerate(ys) if not math.isnan(y))
-    fig.add_artist(Line2D([xs[last]], [ys[last]], transform=fig.transFigure, linestyle="none",
-                          marker="o", markersize=3.2, color=TONE[chart.tone]))
+    if last not in back:
+        fig.add_artist(Line2D([xs[last]], [ys[last]], transform=fig.transFigure, linestyle="none",
+                              marker="o", markersize=3.2, color=TONE[chart.tone]))
+    for i in back:
+        # A total of a period the data resumed partway through after a silent one is low only for that: the
+        # segments to and from it dotted, its point hollow, as for the period the data began in.
+        near = slice(max(i - 1, 0), i + 2)
+        fig.add_artist(Line2D(xs[near], ys[near], transform=fig.transFigure, color=MUTED, linewidth=1.1,
+                              linestyle=(0, (1, 1.5))))
+        fig.add_artist(Line2D([xs[i]], [ys[i]], transform=fig.transFigure, linestyle="none", marker="o",
+                              markersize=3.2, markerfacecolor="white", markeredgecolor=MUTED, markeredgewidth=1.0))
 
 
 def _axis_ticks(top: float) -> list[float]:

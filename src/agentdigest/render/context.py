@@ -13,7 +13,7 @@ from typing import Any
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
-from ..significance import begins_within, data_begin, first_with_data, partial_begin
+from ..significance import begins_within, data_begin, first_with_data, partial_begin, partial_resumed
 from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
@@ -247,9 +247,12 @@ def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
     """The trend table's rows from the first period with data: "0" conversations and "$0.00" for months
     before the data began read as a dead program (found in a reader review). On incomplete data the
     current period's row says so, so a forwarded table does not show the drop unqualified."""
-    rows = _trend_rows(replace(data, trend=data.trend[first_with_data(data.trend):]), fmt)
+    first = first_with_data(data.trend)
+    rows = _trend_rows(replace(data, trend=data.trend[first:]), fmt)
     if rows and data_begin(data.trend) is not None:  # as the volume line leaves it out (a new-user audit)
         rows[0]["period"] += " (data begin)"
+    for i in partial_resumed(data.trend):  # back partway through after a silent period: as low as a first one
+        rows[i - first]["period"] += " (data resumed)"
     if rows and data.quality is not None and data.quality.warning:
         rows[-1]["period"] += " (incomplete)"
     return rows
@@ -279,6 +282,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     charts: list[Chart] = []
     cards = []
     partial = partial_begin(data.trend)
+    resumed = partial_resumed(data.trend)
     for key in ENGINEERING_KPIS if kind == "engineering" else EXECUTIVE_KPIS:
         metric = data.metrics.get(key)
         if metric is None:
@@ -296,15 +300,22 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
                 since = data.trend[mark].get("data_from")
                 began = f" (the data began on {fmt.moment(since, 'EEE d MMM y')}: " if since else " ("
                 began += f"first {word} partial)"
+            # and so is one of a period the data resumed partway through after a silent one (a review: drawn
+            # whole, the week back on its Thursday read as a fall and the next as growth)
+            back = tuple(i for i in resumed if metric.is_total and points[i] is not None)
+            again = "".join(
+                f"; the data resumed on {fmt.moment(since, 'EEE d MMM y')}, after a {word} without any: that "
+                f"{word} partial" if (since := data.trend[i].get("data_from")) else
+                f"; the data resumed partway through a {word}: that {word} partial" for i in back)
             # the range too: "from 5.3% to 6.4%" hid a week at 9% in between (a reader review)
             alt = (f"{metric.label} over the last {len(known)} {word}s: from "
                    f"{fmt.value(first, metric.unit)}{began} to {fmt.value(last, metric.unit)}, between "
-                   f"{fmt.value(min(known), metric.unit)} and {fmt.value(max(known), metric.unit)}")
+                   f"{fmt.value(min(known), metric.unit)} and {fmt.value(max(known), metric.unit)}{again}")
             card = kpi(metric, fmt, name)
             # The end dot is coloured like the card's badge (none under "no change").
             charts.append(Chart(name, "spark", alt, 120, 32, values=tuple(points),
                                 tone=metric.good if card["tone"] != "neutral" and metric.judged else None,
-                                partial=mark))
+                                partial=mark, resumed=back))
         cards.append(kpi(metric, fmt, name))
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
