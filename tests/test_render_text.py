@@ -233,3 +233,51 @@ def test_a_label_cut_before_is_cut_again_without_a_double_ellipsis():
     assert all("……" not in f for f in firsts), firsts
     assert [f.split("…")[-1][:2] for f in firsts] == [" 2", " 5", " 8"], firsts
     assert all(f.startswith("invalid tool arguments") for f in firsts), firsts
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["two-models", "one-model-each"])
+def test_the_by_model_table_says_when_its_conversations_add_up_to_more_than_the_period(tmp_path, shared):
+    """Found reading the engineering report of the trap data: the by-model table's conversations were 17 + 13 + 1
+    beside a headline of 29 (a conversation served by two models counts under each), and nothing said why.
+    Plain Python over the same rows: 12 conversations in W47, every third served by both models."""
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    import duckdb
+
+    from agentdigest.compute import compute_report
+    from agentdigest.config import ReportConfig, SourceConfig
+    from agentdigest.periods import parse_period
+    from agentdigest.render import render_artifacts
+    from agentdigest.sources import open_source
+    from render_fixtures import pdf_text
+
+    start = datetime(2026, 11, 16, 9, tzinfo=timezone.utc)
+    rows = [(f"c{i}", start + timedelta(hours=5 * i, minutes=k), "message", "m-a" if k == 0 or not shared else "m-b")
+            for i in range(12) for k in range(1 + (i % 3 == 0))]
+    if not shared:
+        rows = [(c, ts, t, "m-a" if int(c[1:]) % 2 else "m-b") for c, ts, t, _ in rows]
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, model TEXT)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?)", rows)
+    per_model = {m: len({c for c, _, _, mm in rows if mm == m}) for m in {r[3] for r in rows}}
+    total = len({r[0] for r in rows})
+    assert (sum(per_model.values()) > total) is shared
+    week = parse_period("week", "2026-W47", "UTC")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="ev"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC", audience="engineering"), week,
+                              now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    assert {r["model"]: r["conversations"] for r in data.by_model} == per_model
+    files = render_artifacts(data, {"txt", "html", "pdf"})
+    sentence = (f"A conversation served by several models counts under each: the rows hold "
+                f"{sum(per_model.values())} conversations of the week's {total}.")
+    texts = {"txt": " ".join(files["report.txt"].decode().split()),
+             "html": " ".join(re.sub(r"<[^>]+>", " ", files["report.html"].decode()).split()),
+             "pdf": " ".join(" ".join(pdf_text(files["report.pdf"])).split())}
+    for name, text in texts.items():
+        assert (sentence in text) is shared, name
+        assert "counts under each" in text or not shared

@@ -205,6 +205,8 @@ def engineering(ctx: dict[str, Any]) -> list[str]:
                       ("Cost", "cost", True)], b["rows"], b["more"], "more models", absent=ctx["absent"],
                      where=b["where"], count=count) \
             if b["rows"] else [f"No model activity this {word}."]
+        if b["rows"] and b.get("overlap"):
+            out += wrap(b["overlap"])
     if (a := ctx["by_agent"]) is not None:
         out += heading("By agent")
         out += table([("Agent", "agent", False), ("Conv.", "conversations", True), ("Resol.", "resolution", True), ("Chg", "resolution_change", True),
