@@ -45,3 +45,18 @@ def test_the_daily_charts_axes_count_in_the_reports_locale(locale: str, thousand
     left, right = fig.axes[0].yaxis.get_major_formatter(), fig.axes[1].yaxis.get_major_formatter()
     assert left(2000.0, 0) == thousands and right(2000.0, 0) == thousands
     assert left(0.0, 0) == "0"
+
+
+@pytest.mark.parametrize("values", [(1.7e308, 1.6e308, 1e308), (-1.7e308, 1.7e308, 0.0), (1e300, 5e299, 8e299)],
+                         ids=["near-the-largest-double", "both-ends", "1e300"])
+def test_a_sparkline_of_values_near_the_largest_double_is_drawn_as_the_same_shape_at_a_small_scale(values):
+    """Valid values near 1e308 (costs are valid at any size) made the sparkline's hi + lo overflow to inf, and
+    it was drawn blank (a 250-byte PNG) under an alt text that named the values. The shape depends only on the
+    values' ratios: drawn as the same values divided by 1e300 it is the same image."""
+    from agentdigest.render.charts import Chart, draw_all
+
+    huge = Chart("a", "spark", "x", 120, 32, values=values)
+    small = Chart("a", "spark", "x", 120, 32, values=tuple(v / 1e300 for v in values))
+    for fmt in ("svg", "png"):
+        assert draw_all([huge], fmt)["a"] == draw_all([small], fmt)["a"], fmt
+    assert draw_all([huge], "png")["a"] != draw_all([Chart("a", "spark", "x", 120, 32, values=(None,) * 3)], "png")["a"]

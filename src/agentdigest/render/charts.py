@@ -82,6 +82,10 @@ def _spark(fig: Figure, chart: Chart) -> None:
     finite = [y for y in ys if not math.isnan(y)]
     if not finite:
         return
+    # Drawn relative to the largest magnitude: hi + lo and hi - lo of values near the largest double (valid
+    # costs of 1e308) overflowed to inf and the sparkline was blank (found checking 1e300-sized values)
+    scale = max(abs(y) for y in finite) or 1.0
+    ys, finite = [y / scale for y in ys], [y / scale for y in finite]
     lo, hi = min(finite), max(finite)
     # A move of under a tenth of the level is drawn as one (found in a rendering audit: 298 -> 302 -> 300
     # filled the whole height, a spike to the eye).
