@@ -815,6 +815,8 @@ def test_a_valid_latency_beyond_a_day_is_counted_and_flagged_in_the_quality_sect
         html = files["report.html"].decode()
         texts[audience] = {"txt": files["report.txt"].decode(), "html": re.sub(r"<[^>]+>", " ", html),
                            "pdf": " ".join(" ".join(pdf_text(files["report.pdf"])).split())}
+        if audience == "engineering":  # Slack's engineering message shows the latency figures: it says so too
+            texts[audience]["slack"] = files["slack.json"].decode()
     flagged = [f"{name}" for name, value in (("mean", sum(latencies) / len(latencies)),
                                              ("p99", _quantile(latencies, 0.99))) if value > 86_400_000]
     for audience, formats in texts.items():

@@ -343,6 +343,8 @@ def quality_section(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, 
     return {"rows": [{"label": k, "value": v} for k, v in rows], "warning": q.warning, "summary": summary,
             # the engineering table's rows give the figure; this says why it is over 110% (a new-user audit:
             # 144.9% stood unexplained there, while the executive summary said why)
+            "implausible_latency": (f"Latency over a day ({implausible}): implausible values, valid so counted; "
+                                    "check the source.") if implausible else None,
             "over": f"Completeness {fmt.percent_under(q.completeness_pct, q.threshold)}{more}." if more else None,
             "gaps": [gap_label(g, fmt) for g in q.gaps[: limits.gaps]],
             "more_gaps": max(0, len(q.gaps) - limits.gaps)}

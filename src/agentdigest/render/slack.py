@@ -134,6 +134,8 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
     if ctx["latency"]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="*Latency*"),
                                    fields=[kpi_field(c) for c in ctx["latency"][:FIELDS_MAX]]))
+        if (q := ctx["quality"]) and q.get("implausible_latency"):  # the figures above, as the quality table says
+            blocks.append(_plain(q["implausible_latency"]))
     e = ctx["errors_by_type"]
     if e and e["rows"]:
         lines = [f"• {isolated(r['type'])}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
