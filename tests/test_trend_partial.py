@@ -326,3 +326,22 @@ def test_a_week_the_data_resumed_in_is_drawn_hollow_with_its_own_words(tmp_path)
     assert "26 Oct – 1 Nov (data resumed)" in files["report.txt"].decode().replace("\u2009", " ")
     pdf = " ".join(" ".join(pdf_text(files["report.pdf"])).split())
     assert "(data resumed)" in pdf and "(data begin)" in pdf
+
+
+@pytest.mark.parametrize(("name", "window"), [
+    # one conversation in August, nothing in W39, back on Thursday 1 Oct of the trend's oldest week (W40, 4 days):
+    # the window starts at W41 (7 conversations), not at W40's 4 ("+75% over the last 8 weeks (4 → 7)" before)
+    ("before-the-trend", "no change over the last 7 weeks (7 → 7)"),
+    # silent in W43, back on Thursday of W44: not the window's start (W40, the data's first week, is left out as
+    # before: nothing is older than the trend)
+    ("thursday", "no change over the last 7 weeks (7 → 7)"),
+])
+def test_the_volume_window_does_not_start_at_a_week_the_data_resumed_in_partway(tmp_path, name, window):
+    """Found with the resumed sparklines: the executive volume line read a week back on its Thursday as the
+    starting level, as it already refuses to for a week the data began in."""
+    starts = SILENCES[name]
+    data = _report_of(tmp_path, starts)
+    # plain Python: each trend week's conversations (UTC weeks from Mon 28 Sep)
+    counts = [sum(w <= s < w + timedelta(weeks=1) for s in starts) for w in WEEK_STARTS]
+    assert [r["conversations"] for r in data.trend] == counts
+    assert build_context(data)[0]["volume"]["window"] == window

@@ -226,9 +226,12 @@ def volume(data: ReportData, fmt: Formatter) -> dict[str, Any] | None:
     if metric is None:
         return None
     word = fmt.period_word(data.period_kind)
-    values = [v for v in series(data, "conversations") if v is not None]
+    points = [(i, v) for i, v in enumerate(series(data, "conversations")) if v is not None]
     if data_begin(data.trend) is not None:  # the period the data begin in may be partial: not a starting level
-        values = values[1:]
+        points = points[1:]
+    if points and points[0][0] in partial_resumed(data.trend):  # nor one they resumed in partway (a review:
+        points = points[1:]  # "+75% over the last 8 weeks (4 → 7)" from a week back on its Thursday)
+    values = [v for _, v in points]
     if data.quality is not None and data.quality.warning:  # a drop that is missing events is no trend
         values = []
     window = None
