@@ -518,6 +518,48 @@ def test_run_due_skips_a_period_refused_for_good_everywhere_without_recomputing_
         ledger.close()
 
 
+def archived_times(tmp_path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in (tmp_path / "reports" / "weekly").rglob("*") if p.is_file()}
+
+
+def test_run_due_retries_a_failed_period_from_its_archive_during_an_outage(tmp_path, events, smtp_server, tls_cert):
+    """Found in an operator review: while the relay was down, every `run --due` from cron (every 5 minutes)
+    recomputed the failed week (its source queried, rendered, the archive rewritten) only to fail to send it
+    again. A period whose every target failed, under the settings it still has, is now delivered from what the
+    first run archived, as a partly sent one is; the report that finally goes out is that one (its Date and
+    Message-ID are the archived message.eml's). A changed config (here the channel's timeout) recomputes it."""
+    port = free_port()  # the relay is down: nothing listens there
+    mail = {"type": "email", "to": ["cto@example.com"], "from": "reports@example.com", "retry_budget": 0,
+            "timeout": 5, "ca_file": str(tls_cert[0]), "smtp_url": f"smtp+starttls://reports:pw@127.0.0.1:{port}"}
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[report])
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 1 and "-> mail cto@example.com: failed" in out, out
+    first = archived_times(tmp_path)
+    archived = message_from_bytes((tmp_path / "reports" / "weekly" / "2026-W48" / "message.eml").read_bytes())
+    for now in ("2026-11-30T14:06:00Z", "2026-11-30T14:11:00Z"):
+        code, out = due_run(path, now)
+        assert code == 1 and "-> mail cto@example.com: failed" in out, out
+        assert archived_times(tmp_path) == first  # rewritten at each run before: recomputed
+
+    # Under a changed config the failed period is computed again: what it sends may have changed.
+    path = write_config(tmp_path, events=events, reports=[report], channels={"mail": {**mail, "timeout": 6}})
+    code, out = due_run(path, "2026-11-30T14:16:00Z")
+    assert code == 1 and "-> mail cto@example.com: failed" in out, out
+    again = archived_times(tmp_path)
+    assert again.keys() == first.keys() and all(again[p] != first[p] for p in first)
+    archived = message_from_bytes((tmp_path / "reports" / "weekly" / "2026-W48" / "message.eml").read_bytes())
+
+    server = smtp_server(port=port, password="pw")  # the relay is back
+    code, out = due_run(path, "2026-11-30T14:21:00Z")
+    assert code == 0 and "-> mail cto@example.com: sent" in out, out
+    [(_, rcpts, body)] = server.messages
+    sent = message_from_bytes(body)
+    assert rcpts == ["cto@example.com"]
+    assert (sent["Date"], sent["Message-ID"]) == (archived["Date"], archived["Message-ID"])
+    assert {p: t for p, t in archived_times(tmp_path).items() if p.name != ".delivered"} == again
+
+
 # -- a renamed or replaced email channel --------------------------------------------------------
 
 def mail_channel(server, tls_cert, to: list[str]) -> dict:

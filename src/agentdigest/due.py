@@ -175,8 +175,8 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
 
     def done(report: ReportConfig, period: Period) -> bool:
         if not report.channels:
-            return archive is not None and _archived_whole(report_dir(archive, report.id, period.key) / "report.json",
-                                                           period)
+            return archive is not None and archived_whole(report_dir(archive, report.id, period.key) / "report.json",
+                                                          period)
         targets = None
         if config is not None and archive is not None:
             from .period_targets import current_targets
@@ -193,7 +193,7 @@ def done_checker(ledger: Any, archive: Path | None, config: Config | None = None
     return done
 
 
-def _archived_whole(path: Path, period: Period) -> bool:
+def archived_whole(path: Path, period: Period) -> bool:
     """Whether ``path`` (a period's report.json) is archived and of the whole period. A preview made before the
     period ended (``run --dry-run --period`` of this week) holds its figures so far: found in an operator audit, a
     report without channels was then "already sent" when its week came due, and the complete week was never

@@ -99,6 +99,33 @@ def partly_sent(ledger: Any, archive: Path, report_id: str, period_key: str) -> 
             and bool(artifact_names(report_dir(archive, report_id, period_key))))
 
 
+def failed_archived(config: Config, report: ReportConfig, period: Period, archive: Path, ledger: Any) -> bool:
+    """Whether a scheduled retry of ``period`` may deliver its archived report rather than compute it again: every
+    target of it tried so far failed (none got it: a partly sent period is :func:`partly_sent`'s), each under the
+    settings the report has now (the fingerprint kept with the failure, refusals.py), and the archive holds the
+    whole period's report (not a preview made before it ended) with every file its channels send.
+
+    Found in an operator review: while a relay was down, each `run --due` from cron (every 5 minutes) queried the
+    source and rendered every failed period again, only to fail to send it again. A period is computed when it
+    comes due, as a report without channels is (archived once) and a partly sent one (the others get the archive);
+    a changed config, or a failure from before fingerprints were kept, still recomputes it, and so does
+    ``run REPORT --period KEY``, which is not scheduled."""
+    from .due import archived_whole
+    from .preflight import lacking
+    from .refusals import settings_fingerprint
+
+    rows = [row for row in ledger.deliveries(report.id, period.key) if row["kind"] == "delivery"]
+    failed = [row for row in rows if row["state"] == "failed"]
+    if not failed or any(row["sent_at"] for row in rows):
+        return False
+    under = settings_fingerprint(config, report)
+    if any(row.get("failed_under") != under for row in failed):
+        return False
+    folder = report_dir(archive, report.id, period.key)
+    return (lacking(config, report.channels, artifact_names(folder)) is None
+            and archived_whole(folder / "report.json", period))
+
+
 def restore_sends(config: Config, report: ReportConfig, period: Period, archive: Path, ledger: Any) -> str | None:
     """Teach the ledger the sends of this period that the archive records and it does not know (a new or
     reset ledger, or a renamed report whose archive folder was renamed with it), so they are not sent

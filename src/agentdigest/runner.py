@@ -23,8 +23,8 @@ from .errors import first_line
 from .owners import owner_id
 from .periods import Period
 from .report import ReportData
-from .run_records import (existing_ledger, note_failed, open_ledger, partly_sent, record_stop, restore_sends,
-                          stopped_run, unrecorded, was_delivered)
+from .run_records import (existing_ledger, failed_archived, note_failed, open_ledger, partly_sent, record_stop,
+                          restore_sends, stopped_run, unrecorded, was_delivered)
 from .run_request import given_period, refuse_unbegun, refuse_unfinished
 from .sources import Source, open_source
 
@@ -267,6 +267,13 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _
         if not force and not test_to and partly_sent(ledger, archive, report.id, period.key):
             return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
                                      delivery_log=delivery_log, skip_refused=skip_refused, stop=stop)
+        if not force and not test_to and trigger == "due" and failed_archived(config, report, period, archive, ledger):
+            # A scheduled retry during an outage: the report archived when it came due, not a new query each time.
+            return _deliver_archived(config, report, period, outcome, archive=archive, trigger=trigger, ledger=ledger,
+                                     delivery_log=delivery_log, skip_refused=skip_refused, stop=stop, resumed=(
+                                         "its delivery failed before; the channels get the report archived then "
+                                         f"(`{command(config, f'run {report.id} --period {period.key}')}` "
+                                         "recomputes it)"))
         run_id = ledger.start_run(report.id, period.key, trigger, owner)
     # Only a real delivery with --force rewrites what was sent; a dry run or a test never does.
     if (dry_run or test_to) and was_delivered(archive, report.id, period.key, ledger):
@@ -384,13 +391,15 @@ def _deliver(config: Config, report: ReportConfig, period: Period, outcome: RunO
 
 def _deliver_archived(config: Config, report: ReportConfig, period: Period, outcome: RunOutcome, *,
                       archive: Path, trigger: str, ledger: Any, delivery_log: Any,
-                      skip_refused: bool = False, stop: threading.Event | None = None) -> RunOutcome:
+                      skip_refused: bool = False, stop: threading.Event | None = None,
+                      resumed: str | None = None) -> RunOutcome:
     """A period some channels already have: the others get the archived artifacts, the same figures,
-    never a recomputation (which would also overwrite the archive's as-sent copy)."""
+    never a recomputation (which would also overwrite the archive's as-sent copy). ``resumed``: why else the
+    archive is delivered (a scheduled retry of a period whose every target failed: run_records.failed_archived)."""
     owner = owner_id()
     run_id = ledger.start_run(report.id, period.key, trigger, owner)
-    outcome.resumed = ("already sent to some channels; the others get the archived report they got "
-                       "(`--force` recomputes and sends to every channel)")
+    outcome.resumed = resumed or ("already sent to some channels; the others get the archived report they got "
+                                  "(`--force` recomputes and sends to every channel)")
     outcome.archive_dir = report_dir(archive, report.id, period.key)
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
