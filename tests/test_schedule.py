@@ -961,6 +961,14 @@ def test_check_missed_on_the_command_line(tmp_path, events):
     assert cli("run", "--due", "--config", str(path), "--now", "2026-11-30T16:30:00Z", "--format", "json,eml").returncode == 0
     ok = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:31:00Z")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    # A ledger it cannot read is not a late report: exit 3, one line (1 before: a monitor could not tell them apart)
+    (tmp_path / "ledger.db").write_bytes(b"not a database" * 400)
+    for name in ("ledger.db-wal", "ledger.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    unread = cli("check", "--missed", "--config", str(path), "--now", "2026-11-30T16:31:00Z")
+    assert (unread.returncode, unread.stdout) == (3, ""), unread.stdout + unread.stderr
+    assert unread.stderr.startswith("agentdigest: error: cannot reach the ledger sqlite:///") and \
+        unread.stderr.count("\n") == 1, unread.stderr
 
 
 # -- history --next ---------------------------------------------------------------------------

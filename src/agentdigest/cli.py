@@ -1,7 +1,8 @@
 """The ``agentdigest`` command line. Only this module knows about the terminal.
 
 Exit codes: 0 done, 1 a delivery failed (the others still went; a ledger that cannot be reached too),
-2 bad config or input, 3 the source could not be read. Errors are one line on stderr; ``--verbose`` adds
+2 bad config or input, 3 the source could not be read (for ``check --missed``, whose 1 is a late report: the
+ledger). Errors are one line on stderr; ``--verbose`` adds
 the traceback.
 """
 
@@ -215,7 +216,7 @@ def run(
 @app.command(short_help="Validate the config, reach source and channels.")
 def check(
     config: ConfigOpt = None,
-    missed: Annotated[bool, typer.Option("--missed", metavar="", help="Exit 1 and list reports whose due period is late.")] = False,
+    missed: Annotated[bool, typer.Option("--missed", metavar="", help="Exit 1 and list reports whose due period is late (3: the ledger cannot be read).")] = False,
     now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:

@@ -334,21 +334,29 @@ def _done_word(report: ReportConfig) -> str:
 
 def check_missed(config: Config, *, now: datetime | None = None, console: Console | None = None,
                  ledger: Any = None) -> int:
-    """``agentdigest check --missed``: exit 1 and list the reports whose due period is late, else 0."""
+    """``agentdigest check --missed``: exit 1 and list the reports whose due period is late, else 0; 3 when the
+    ledger cannot be reached or read (:class:`LedgerUnread`)."""
+    from .ledger_schema import LedgerError
+
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     own = ledger is None
-    if ledger is None:
-        from .ledger import Ledger, open_existing
-
-        # No ledger yet means nothing was sent; an empty in-memory one says so without creating a file.
-        ledger = open_existing(config.ledger.url) or Ledger("sqlite://")
     try:
-        done = due.done_checker(ledger, Path(config.archive.path), config, renamed=True)
-        late = [item for report in config.reports for item in due.late_periods(config, report, now, done, ledger)]
-    finally:
-        if own:
-            ledger.close()
+        if ledger is None:
+            from .ledger import Ledger, open_existing
+
+            # No ledger yet means nothing was sent; an empty in-memory one says so without creating a file.
+            ledger = open_existing(config.ledger.url) or Ledger("sqlite://")
+        try:
+            done = due.done_checker(ledger, Path(config.archive.path), config, renamed=True)
+            late = [item for report in config.reports for item in due.late_periods(config, report, now, done, ledger)]
+        finally:
+            if own:
+                ledger.close()
+    except LedgerError as exc:
+        if exc.exit_code != 1:  # a ledger URL the driver refuses is a config error (2)
+            raise
+        raise LedgerUnread(str(exc)) from exc
     if not late:
         console.print(f"no report is late at {now:%Y-%m-%d %H:%M:%SZ}", markup=False)
         return 0
@@ -362,6 +370,14 @@ def check_missed(config: Config, *, now: datetime | None = None, console: Consol
         table.add_row(item.report_id, item.period.key, _local(item.due_at, tz), _local(item.deadline, tz))
     console.print(table)
     return 1
+
+
+class LedgerUnread(AgentDigestError):
+    """``check --missed`` could not read the ledger, so it cannot tell whether a report is late: exit 3, as for an
+    input that could not be read, not 1, which says a report is late (found in an operator review: a monitoring
+    script could not tell the two apart)."""
+
+    exit_code = 3
 
 
 def _local(instant: datetime, tz: ZoneInfo) -> str:
