@@ -402,6 +402,39 @@ def test_run_due_does_not_try_again_a_recipient_refused_for_good(tmp_path, event
     assert server.handler.rcpts.count("vp@example.com") == 3
 
 
+def test_run_due_quiet_says_a_refusal_for_good_once(tmp_path, events, smtp_server, tls_cert):
+    """Found in an operator review: a recipient refused for good (550) was printed at every `run --due --quiet` from
+    cron for a day ("not tried again, refused for good before"), beside the recipient that got it ("skipped_sent"),
+    so cron mailed the same failure every 5 minutes. With --quiet it is said by the run that was refused (its line
+    on stdout, its ERROR line on stderr), not by the runs that only pass over it; those still exit 1, as the period
+    is not delivered to it. A new failure (a recipient added and refused) is said, and without --quiet the line
+    stays."""
+    server = smtp_server(rcpt={"vp@example.com": "550 5.1.1 no such user", "new@example.com": "550 5.1.1 unknown"})
+    mail = refused_and_accepted(tls_cert, server)
+    report = {**NY_WEEKLY, "channels": ["mail"]}
+    path = write_config(tmp_path, events=events, channels={"mail": mail}, reports=[report])
+
+    def quiet(now: str):
+        done = cli("run", "--due", "--quiet", "--config", str(path), "--now", now, "--format", "json,eml")
+        return done.returncode, done.stdout, done.stderr
+
+    code, out, err = quiet("2026-11-30T14:01:00Z")
+    assert code == 1 and "-> mail cto@example.com: sent" in out and "-> mail vp@example.com: failed: " in out, out
+    assert "550 5.1.1 no such user" in err, err
+    for now in ("2026-11-30T14:06:00Z", "2026-11-30T14:11:00Z"):
+        assert quiet(now) == (1, "", "")  # printed both lines, and the ERROR line, at each run before
+    loud = cli("run", "--due", "--config", str(path), "--now", "2026-11-30T14:16:00Z", "--format", "json,eml")
+    assert loud.returncode == 1 and "vp@example.com: not tried again, refused for good before" in loud.stdout
+
+    path = write_config(tmp_path, events=events, reports=[report],
+                        channels={"mail": {**mail, "to": [*mail["to"], "new@example.com"]}})
+    code, out, err = quiet("2026-11-30T14:21:00Z")  # a changed config tries both again: two new refusals
+    assert code == 1 and "-> mail new@example.com: failed: " in out and "-> mail vp@example.com: failed: " in out
+    assert "cto@example.com" not in out, out
+    assert quiet("2026-11-30T14:26:00Z") == (1, "", "")
+    assert [rcpts for _, rcpts, _ in server.messages] == [["cto@example.com"]]
+
+
 def test_run_due_tries_a_refusal_for_good_again_a_day_later(tmp_path, events, smtp_server, tls_cert):
     """A refusal for good is skipped for a day, then tried once more: a mailbox created since, or a password put
     right in the environment (which the settings' fingerprint cannot see), is not left unsent for the period's

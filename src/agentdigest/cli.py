@@ -155,7 +155,7 @@ def run(
     due: Annotated[bool, typer.Option("--due", metavar="", help="Run every report whose latest due period is not yet sent.")] = False,
     now: Annotated[Optional[str], typer.Option(metavar="ISO8601", help="Pin the clock (ISO 8601), for --due, tests and backfills.")] = None,
     test_to: Annotated[Optional[str], typer.Option("--test-to", metavar="ADDRESS|CHANNEL", help="Send a test to this address or channel; not recorded as the period's delivery.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="With --due: print nothing for reports sent already or not due (cron mails any output); what is sent or fails is still said.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="With --due: print nothing for reports sent already or not due, nor for targets sent or refused for good before (cron mails any output); what is sent or fails is still said.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Compute, render, archive and deliver reports."""

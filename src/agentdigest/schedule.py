@@ -107,7 +107,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
              archive: Path | None = None, formats: set[str] | None = None, dry_run: bool = False,
              stop: threading.Event | None = None, owner: str | None = None, skip_refused: bool = False,
              said: set[tuple[str, str, str, int]] | None = None,
-             alarms_said: set[tuple[str, ...]] | None = None) -> PassResult:
+             alarms_said: set[tuple[str, ...]] | None = None, quiet: bool = False) -> PassResult:
     """Run every due, unsent period of ``reports`` at ``now``, oldest first; one report's error spares the others.
 
     ``skip_refused``: the pass is the scheduler's retry of a failed one, or ``run --due``; a target refused for
@@ -116,7 +116,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
 
     ``said`` (the scheduler's, for the life of its process): the sets of passed-over periods already logged, each
     (report, first key, last key, count); one in it is not logged again, one logged is added. ``alarms_said``: the
-    same for alarm targets not tried again (alarms.notify)."""
+    same for alarm targets not tried again (alarms.notify). ``quiet`` (``run --due --quiet``): a target not tried again,
+    refused for good before, is an INFO line, not an ERROR one: the run that was refused said it."""
     from .runner import run_reports
 
     reports = list(reports)
@@ -213,7 +214,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                         log.info("traceback of the error above", exc_info=True)
                     continue
                 for d in run.deliveries:
-                    level = logging.ERROR if d.state == "failed" else logging.INFO
+                    level = logging.ERROR if d.state == "failed" and not (quiet and d.refused_before) else logging.INFO
                     decision(d.state, "%s %s -> %s%s: %s", report.id, period.key, d.channel,
                              f" {d.recipient}" if d.recipient else "", d.error or d.state, level=level,
                              report=report.id, period=period.key, channel=d.channel,
@@ -267,8 +268,9 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             formats: set[str] | None = None, archive: Path | None = None, console: Console | None = None,
             ledger: Any = None, quiet: bool = False) -> int:
     """``agentdigest run --due``: one pass over the due periods; 0 done, 1 a delivery failed. ``quiet`` leaves out the
-    lines that say nothing was to be done (already sent, paused, not yet due, an older period not backfilled): cron
-    mails any output, so every 5 minutes "already sent" was a mail (an operator review)."""
+    lines that say nothing was to be done (already sent, paused, not yet due, an older period not backfilled), and a
+    period's targets sent before or refused for good before (not tried again; the exit code still says the period is
+    not delivered): cron mails any output, so every 5 minutes "already sent" was a mail (an operator review)."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     if not dry_run:  # a --format a channel cannot send is refused before any report is computed
@@ -286,7 +288,7 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         # Like the scheduler's retry: cron runs it again and again, and a target refused for good (a 550 recipient)
         # would be refused the same way each time (a delivery audit); a changed config tries it again (refusals.py)
         result = run_pass(config, reports, now, ledger=ledger, archive=archive, formats=formats, dry_run=dry_run,
-                          skip_refused=True)
+                          skip_refused=True, quiet=quiet)
     finally:
         if own:
             ledger.close()
@@ -313,6 +315,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             console.print(f"{run.report_id} {run.period.key}: {'archived (dry run)' if dry_run else 'archived'}",
                           markup=False)
         for d in run.deliveries:
+            if quiet and (d.refused_before is not None or d.state == "skipped_sent"):
+                continue  # said by the run that sent it or was refused (an operator review: cron mailed it each time)
             where = d.channel + (f" {d.recipient}" if d.recipient else "")
             if d.refused_before is not None:
                 again = command(config, f"run {run.report_id} --period {run.period.key}")
