@@ -21,7 +21,8 @@ from agentdigest.alarms import Alarm, notify
 from agentdigest.config import load_config, parse_config
 from agentdigest.ledger import Ledger
 from agentdigest.periods import parse_period
-from agentdigest.schedule import check_missed, run_due, send_alarms, show_next
+from agentdigest.schedule import run_due, send_alarms
+from agentdigest.schedule_status import check_missed, show_next
 from schedule_helpers import (cli, cron_far_from_now, events_of, make_events, sent_files, spawn, stop, utc, wait_for,
                               write_config)
 

@@ -24,7 +24,8 @@ from agentdigest.logs import configure_logging
 from agentdigest.errors import ConfigError
 from agentdigest.ledger import Ledger
 from agentdigest.runner import run_reports
-from agentdigest.schedule import check_missed, run_due, show_next
+from agentdigest.schedule import run_due
+from agentdigest.schedule_status import check_missed, show_next
 from conftest import free_port
 from schedule_helpers import cli, make_events, outbox, sent_files, utc, write_config
 

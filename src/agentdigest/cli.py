@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from .cli_usage import TYPER_SAYS, TYPER_WORDS, plain_arguments
 from .config import command, load_config
 from . import interrupts
 from .errors import AgentDigestError, InputError, Interrupted, first_line, interruption
@@ -227,7 +226,7 @@ def check(
 
         cfg = load_config(config)
         if missed:
-            from .schedule import check_missed
+            from .schedule_status import check_missed
 
             return check_missed(cfg, now=_now(now), console=out)
         config_ok = f"config {cfg.path}: ok ({len(cfg.reports)} report(s), {len(cfg.channels)} channel(s))"
@@ -300,7 +299,7 @@ def history(
     def body() -> int:
         cfg = load_config(config)
         if next_:
-            from .schedule import show_next
+            from .schedule_status import show_next
 
             return show_next(cfg, console=out)
         from .commands_delivery import show_history
@@ -348,32 +347,6 @@ def schedule(
     _guard(verbose, body)
 
 
-def _plain_arguments(command: Any) -> Any:
-    """``command`` with its subcommands' arguments shown in help as click shows them: ``REPORT_ID PERIOD`` and
-    ``[REPORT_ID]...``, not Typer's ``{REPORT_ID}`` and ``REPORT_ID <list[str]>`` (a Python type means nothing
-    to a reader of the help). Typer has no setting for it, so the two display methods are replaced on each
-    argument where this Typer has them; another Typer keeps its own display."""
-    for sub in getattr(command, "commands", {}).values():
-        for param in sub.params:
-            if param.param_type_name != "argument":
-                continue
-            if hasattr(param, "display_type_rich"):
-                param.display_type_rich = lambda ctx: None
-            if hasattr(param, "_usage_display_name"):
-                param._usage_display_name = partial(_usage_name, param)
-    return command
-
-
-def _usage_name(param: Any) -> str:
-    name = param.metavar or (param.name or "").upper()
-    return (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
-
-
-_TYPER_WORDS = re.compile(r"Input should be (?:(a valid integer).*|(greater than or equal to|less than or equal to) (\S+))")
-_TYPER_SAYS = {"a valid integer": "expected an integer", "greater than or equal to": "expected {} or more",
-               "less than or equal to": "expected at most {}"}
-
-
 def main() -> None:
     """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
     every other error: click's boxed panel took five lines (found in a config audit)."""
@@ -386,14 +359,14 @@ def main() -> None:
         NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click < 8.2 exits with the help itself
 
     try:
-        code = _plain_arguments(typer.main.get_command(app))(prog_name="agentdigest", standalone_mode=False)
+        code = plain_arguments(typer.main.get_command(app))(prog_name="agentdigest", standalone_mode=False)
     except NoArgsIsHelpError as exc:  # a bare "agentdigest": the help, on stderr as click shows it
         exc.show()
         sys.exit(exc.exit_code)
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "agentdigest"
         # Typer's pydantic words ("Input should be greater than or equal to 1") as the config's (a new-user review)
-        said = _TYPER_WORDS.sub(lambda m: _TYPER_SAYS[m[1] or m[2]].format(m[3] or ""), exc.format_message())
+        said = TYPER_WORDS.sub(lambda m: TYPER_SAYS[m[1] or m[2]].format(m[3] or ""), exc.format_message())
         _console(stderr=True).print(f"agentdigest: error: {said} (see {where} --help)", markup=False)
         sys.exit(exc.exit_code)
     except ClickException as exc:

@@ -24,9 +24,10 @@ from .owners import owner_id
 from .periods import Period
 from .report import ReportData
 from .run_records import (existing_ledger, failed_archived, note_failed, open_ledger, partly_sent, record_stop,
-                          restore_sends, stopped_run, unrecorded, was_delivered)
+                          restore_sends, stopped_run, was_delivered)
 from .run_request import given_period, refuse_unbegun, refuse_unfinished
-from .sources import Source, open_source
+from .run_source import RunSource, note_unread
+from .sources import Source
 
 log = logging.getLogger("agentdigest")
 
@@ -93,32 +94,6 @@ def render_and_archive(config: Config, report: ReportConfig, data: ReportData, a
     return folder, sorted(files)
 
 
-class _RunSource:
-    """The run's source: opened before anything else (an unreadable source fails the run before the
-    ledger is touched), and a DuckDB one closed again after each report's computation and reopened
-    for the next. Delivery can take minutes of retries; an open DuckDB file locks out the application
-    that writes its events (DuckDB allows one writer or readers, never both), and holds the memory of
-    the report's queries. A Spark session (seconds to start) and server connections stay open."""
-
-    def __init__(self, config: Config, given: Source | None) -> None:
-        self._config, self._own = config, given is None
-        self._source: Source | None = given or open_source(config.source, config.path)
-
-    def get(self) -> Source:
-        if self._source is None:
-            self._source = open_source(self._config.source, self._config.path)
-        return self._source
-
-    def rest(self) -> None:
-        if self._own and self._source is not None and self._source.kind == "duckdb":
-            self.close()
-
-    def close(self) -> None:
-        if self._own and self._source is not None:
-            self._source.close()
-        self._source = None
-
-
 def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | None = None,
                 period_key: str | None = None, periods: dict[str, list[Period]] | None = None,
                 dry_run: bool = False, force: bool = False, formats: set[str] | None = None,
@@ -156,10 +131,10 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
             for report, period in todo:
                 refuse_unfinished(report, period, now)
     try:
-        sources = _RunSource(config, source)
+        sources = RunSource(config, source)
     except Exception as exc:
         if not dry_run:
-            _note_unread(config, todo, exc, ledger=ledger, trigger="test" if test_to else trigger, test_to=test_to)
+            note_unread(config, todo, exc, ledger=ledger, trigger="test" if test_to else trigger, test_to=test_to)
         raise
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
@@ -205,32 +180,7 @@ def _resolved(config: Config, ledger: Any, report: ReportConfig, period: Period,
         resolve_periods(config, ledger, report, [period], owner=owner_id(), archive=archive)
 
 
-def _note_unread(config: Config, todo: list[tuple[ReportConfig, Period]], exc: Exception, *, ledger: Any,
-                 trigger: str, test_to: str | None) -> None:
-    """Record the runs that a source that could not be opened failed: every scheduled one (see note_failed), and
-    a manual one of a report that delivers, as its run records a query that fails: an operator reading
-    history sees the attempt and why nothing went out. Only a scheduled run keeps its period due."""
-    if trigger != "due":
-        todo = [(r, p) for r, p in todo if r.channels or test_to]
-    if not todo:
-        return
-    own = ledger is None
-    if own:
-        try:
-            ledger = open_ledger(config)
-        except Exception as failed:
-            unrecorded(exc, failed)
-            return
-    try:
-        for report, period in todo:
-            if not note_failed(ledger, report.id, period.key, exc, trigger):
-                break  # the ledger is down: said once
-    finally:
-        if own:
-            ledger.close()
-
-
-def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: _RunSource, now: datetime,
+def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: RunSource, now: datetime,
              dry_run: bool, force: bool, formats: set[str] | None, archive: Path, test_to: str | None,
              trigger: str, ledger: Any, delivery_log: Any, stop: threading.Event | None = None,
              skip_refused: bool = False) -> RunOutcome:
