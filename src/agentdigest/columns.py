@@ -193,7 +193,7 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     if target.is_numeric() and not (have.is_numeric() or have.is_string()):
         # An interval latency is not guessed at either (a view says which unit); Ibis names PostgreSQL's interval
         # "interval('s')", as if it were seconds (found in a column-types audit).
-        duration = (f"; convert the interval to a number of milliseconds in a view"
+        duration = ("; convert the interval to a number of milliseconds in a view"
                     if have.is_interval() and canon == "latency_ms" else "")
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a number{duration}")
     if target.is_string() and have.is_unknown():
