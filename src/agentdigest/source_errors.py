@@ -7,8 +7,10 @@ import os
 import re
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from .errors import first_line
+from .source_settings import meant
 
 
 def without_values(message: str) -> str:
@@ -216,3 +218,13 @@ def _text_kind(head: bytes) -> str | None:
     if "\t" in first:
         return "tab-separated CSV text"
     return "CSV text" if any(sep in first for sep in ",;|") else "text"
+
+
+def did_you_mean(con: Any, table: str, database: Any) -> str:
+    """The suffix " (did you mean 'events'?)" for a table name one typo from, or the start of, one the database has (found
+    trying agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked."""
+    try:
+        close = meant(table, con.list_tables(database=database) if database else con.list_tables())
+    except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
+        return ""
+    return f" (did you mean {close!r}?)" if close else ""

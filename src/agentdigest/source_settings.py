@@ -6,6 +6,7 @@ columns are the canonical ones, and the engine's settings; with the canonical co
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -43,13 +44,15 @@ def refused_spark_conf(conf: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _meant(key: str) -> str | None:
-    """The canonical column ``key`` most likely means: the one it begins (`latency`, `cost`), or one typo away
-    (`cost_usb`, `lantecy_ms`), never merely alike (`event_time` is not `event_type`)."""
-    starts = [c for c in CANONICAL_COLUMNS if c.startswith(key)]
+def meant(key: str, among: Iterable[str] = CANONICAL_COLUMNS) -> str | None:
+    """The name of ``among`` (canonical columns unless given) ``key`` most likely means: the one it begins
+    (`latency`, `cost`), or one typo away (`cost_usb`, `lantecy_ms`), never merely alike (`event_time` is not
+    `event_type`). Tables are offered the same way (sources: `table = "event"` for events)."""
+    names = list(among)
+    starts = [c for c in names if c.startswith(key)]
     if len(starts) == 1:
         return starts[0]
-    for c in CANONICAL_COLUMNS:
+    for c in names:
         if len(c) == len(key) and (sum(a != b for a, b in zip(c, key)) == 1 or any(
                 key == c[:i] + c[i + 1] + c[i] + c[i + 2:] for i in range(len(c) - 1))):
             return c
@@ -89,7 +92,7 @@ class SourceConfig(StrictModel):
                     raise ValueError(f"unknown canonical column {shown(canonical)}; a mapping is canonical = \"yours\" "
                                      f"(expected {theirs} = {shown(canonical).replace(chr(39), chr(34))})")
                 # found by a new user: `latency = "lat"` listed all eleven columns (190 characters)
-                close = _meant(canonical)
+                close = meant(canonical)
                 raise ValueError(f"unknown canonical column {shown(canonical)} " + (
                     f"(did you mean {close!r}?)" if close else f"(expected one of {', '.join(CANONICAL_COLUMNS)})"))
         return value

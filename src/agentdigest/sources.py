@@ -26,7 +26,7 @@ from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
 from .redact import Redactor
-from .source_errors import csv_cause, query_advice, view_cause, without_values
+from .source_errors import csv_cause, did_you_mean, query_advice, view_cause, without_values
 from .unreadable import Unreadable
 
 
@@ -274,7 +274,8 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
         text = str(exc).lower()
         if isinstance(exc, TableNotFound) or any(
                 w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
-            raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}") from exc
+            raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}"
+                             f"{did_you_mean(con, table, database)}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
                           f"{query_advice(exc)}") from exc
 
