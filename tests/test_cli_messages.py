@@ -162,6 +162,28 @@ def test_a_missing_duckdb_file_is_refused_not_created(tmp_path, source, hint):
         assert not (tmp_path / "missing.duckdb").exists() and not (tmp_path / "reports").exists()
 
 
+@pytest.mark.parametrize("url,words", [
+    ("", "agentdigest.toml: source.url: not set (expected the URL of the database with table 'events', "
+         "e.g. duckdb://events.duckdb)"),
+    ('url = "duckdb://"\n', "agentdigest.toml: source.url: duckdb:// alone is an empty in-memory database (expected "
+                            "the database file, e.g. duckdb://events.duckdb, or files = [...] for Parquet or CSV)"),
+], ids=["unset", "in-memory"])
+def test_a_table_without_a_database_says_the_url_is_missing(tmp_path, url, words):
+    """Found trying agentdigest as a new user: a [source] with `table` and no `url` read an in-memory DuckDB (the
+    default, for `files`) and said "source.table: table 'events' not found in duckdb://", never that the url was
+    missing. `files` without a url still read in memory."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE events AS SELECT 'c1' AS conversation_id, TIMESTAMPTZ '2026-10-02 10:00:00+00' "
+                    "AS event_ts, 'message' AS event_type")
+        con.execute(f"COPY events TO '{tmp_path / 'events.parquet'}'")
+    write_config(tmp_path, f'[source]\n{url}table = "events"\n')
+    for command in (["check"], ["run", "--dry-run", "--format", "json", "--period", "2026-10"]):
+        assert one_line(cli(tmp_path, *command), 2) == f"agentdigest: error: {words}"
+    write_config(tmp_path, f'[source]\n{url}files = "events.parquet"\n')
+    assert cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10").returncode == 0
+    assert conversations(tmp_path, "monthly", "2026-10") == 1
+
+
 # --- 2. text columns that do not convert ------------------------------------------------------------
 
 CSV_SOURCE = """[source]

@@ -34,6 +34,13 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
         # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
         raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
                          f"url = \"duckdb://\" and files = {path!r})")
+    if path == ":memory:" and cfg.table:
+        # An in-memory database holds no table: a [source] without url read one and said "table 'events' not found in
+        # duckdb://", never that the url was missing (found trying agentdigest as a new user).
+        raise InputError(f"source.url: not set (expected the URL of the database with table {cfg.table!r}, e.g. "
+                         "duckdb://events.duckdb)" if "url" not in cfg.model_fields_set else
+                         "source.url: duckdb:// alone is an empty in-memory database (expected the database file, "
+                         "e.g. duckdb://events.duckdb, or files = [...] for Parquet or CSV)")
     if path != ":memory:" and not Path(path).exists():
         # With files too: DuckDB opens a missing file by creating it, and a typo in the path left an empty
         # database behind, the run going on as if the path were right (found in an audit).
