@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import duckdb
 import pytest
 
+from agentdigest.channel_settings import shown
 from agentdigest.config import SecretStr, load_config, parse_config
 from agentdigest.masking import mask_url
 from agentdigest.errors import ConfigError
@@ -209,7 +210,7 @@ BAD = [
     # Found by a new user: DuckDB opened a Parquet file's path as an in-memory database and said only
     # "Cannot launch in-memory database in read-only mode!" (exit 3).
     ("parquet file as database", lambda s: s.replace("duckdb://events.duckdb", "duckdb://events.parquet"), 2,
-     ["source.url", "names a data file, not a DuckDB database", 'url = "duckdb://" and files = ']),
+     ["source.url", "names a data file, not a database", 'url = "duckdb://" and files = [']),
     # Found in a new-user audit: an outbox path that is not text failed as "unexpected error: TypeError", exit 1,
     # and a path key that is not text named pydantic's class ("a valid path for <class 'pathlib.Path'>").
     ("outbox path as a number", lambda s: s.replace('path = "outbox"', 'path = 5'), 2,
@@ -537,6 +538,22 @@ def test_long_config_error_lines_are_short(tmp_path, extra, key, words):
     for word in words:
         assert word in said, said
     assert len(said) - len(key) <= 120, (len(said) - len(key), said)
+
+
+@pytest.mark.parametrize("written", ["events.parquet", "data/2026/agent-events-export.csv.gz"])
+def test_a_data_file_given_as_the_database_is_one_short_line(workdir, written):
+    """Found trying agentdigest as a new user: url = "duckdb://events.parquet" said "source.url:
+    duckdb:///.../events.parquet names a data file, not a DuckDB database (expected url = "duckdb://" and
+    files = '/.../events.parquet')", the path twice (189 characters in a short temporary folder)."""
+    result = _run(workdir, GOOD.replace("duckdb://events.duckdb", f"duckdb://{written}"))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    key = f"{workdir / 'agentdigest.toml'}: source.url: "
+    said = line.removeprefix("agentdigest: error: ")
+    assert said.startswith(key) and line.count(written) == 1, line
+    path = shown(str(workdir / written), path=True)  # cut to its last 60 characters
+    assert said == f"{key}names a data file, not a database (expected url = \"duckdb://\" and files = [{path}] in place of table)"
+    assert len(said) - len(key) - len(path) <= 100, (len(said) - len(key), said)
 
 
 @pytest.mark.parametrize("schedule, says", [

@@ -16,6 +16,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
+from .channel_settings import shown
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url
@@ -32,8 +33,9 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
     if path.lower().endswith(DATA_FILE_SUFFIXES):
         # DuckDB opens such a path as an empty in-memory database and refuses it read-only, saying "Cannot
         # launch in-memory database in read-only mode!" (found by a new user who wrote duckdb://events.parquet).
-        raise InputError(f"source.url: {mask_url(cfg.url)} names a data file, not a DuckDB database (expected "
-                         f"url = \"duckdb://\" and files = {path!r})")
+        # The path once (it was said twice, 189 characters: a new-user review), as a files list to write.
+        files = f" and files = [{shown(path, path=True)}] in place of table" if cfg.table else ": files names the files"
+        raise InputError(f"source.url: names a data file, not a database (expected url = \"duckdb://\"{files})")
     if path == ":memory:" and cfg.table:
         # An in-memory database holds no table: a [source] without url read one and said "table 'events' not found in
         # duckdb://", never that the url was missing (found trying agentdigest as a new user).
