@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agentdigest.channel_settings import shown
+
 
 def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], cwd=home, capture_output=True, text=True,
@@ -145,20 +147,22 @@ def test_the_folders_spark_skips_are_skipped(tmp_path, files):
     assert conversations(tmp_path, "monthly", "2026-10") == 1
 
 
-@pytest.mark.parametrize("source,hint", [
-    ('table = "agent_events"\n', ""),
-    ('files = "events.csv"\n', '; files need none: url = "duckdb://" reads them in memory'),
+@pytest.mark.parametrize("source,expected", [
+    ('table = "agent_events"\n', "an existing database file"),
+    ('files = "events.csv"\n', 'url = "duckdb://": files need no database'),
 ], ids=["table", "files"])
-def test_a_missing_duckdb_file_is_refused_not_created(tmp_path, source, hint):
+def test_a_missing_duckdb_file_is_refused_not_created(tmp_path, source, expected):
     """Found in an audit: with `files`, `url = "duckdb://missing.duckdb"` (a typo, or a file not made yet) created an
     empty database file and ran on, as if the path were right; with `table` it said "DuckDB file not found" without
-    the path it had looked at."""
+    the path it had looked at. Then, trying agentdigest as a new user, the line said the path twice ("source
+    duckdb:///x.duckdb: DuckDB file not found: no such database file /x.duckdb") and named neither the config
+    file nor source.url. Still exit 3, as a source that cannot be read: a file on a mount may come back."""
     (tmp_path / "events.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-02 10:00:00,message\n")
     write_config(tmp_path, f'[source]\nurl = "duckdb://missing.duckdb"\n{source}')
     for command in (["run", "--period", "2026-10", "--dry-run", "--now", "2026-11-28T00:00:00Z"], ["check"]):
         line = one_line(cli(tmp_path, *command), 3)
-        assert line == (f"agentdigest: error: source duckdb://{tmp_path / 'missing.duckdb'}: DuckDB file not found: "
-                        f"no such database file {tmp_path / 'missing.duckdb'}{hint}")
+        assert line == (f"agentdigest: error: agentdigest.toml: source.url: DuckDB file not found: "
+                        f"{shown(str(tmp_path / 'missing.duckdb'), path=True)} (expected {expected})"), line
         assert not (tmp_path / "missing.duckdb").exists() and not (tmp_path / "reports").exists()
 
 

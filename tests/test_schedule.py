@@ -294,7 +294,7 @@ def test_a_source_failure_the_ledger_cannot_record_is_still_the_error_shown(tmp_
     code, out = due_run(path, "2026-11-30T14:01:00Z")
     cause = "DuckDB file not found" if broken == "file missing" else "query failed: Invalid Input Error"
     assert code == 3, out
-    assert re.search(rf"^weekly 2026-W48: error: source .*{cause}.*; the ledger could not record this failed run "
+    assert re.search(rf"^weekly 2026-W48: error: .*source[ .].*{cause}.*; the ledger could not record this failed run "
                      r"\(the ledger sqlite:///\S+ failed: .*refused by the test trigger.*\)$", out, re.M), out
 
 
@@ -315,7 +315,7 @@ def test_a_manual_run_whose_source_is_down_is_in_history_and_not_due_for_the_sch
     done = cli("run", "weekly", "--period", "2026-W47", "--now", "2026-12-01T00:00:00Z", "--config", str(path))
     assert done.returncode == 3, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("agentdigest: error: source duckdb://") and "DuckDB file not found" in line, line
+    assert line.startswith("agentdigest: error: ") and "source.url: DuckDB file not found" in line, line
     ledger = Ledger(load_config(path).ledger.url)
     try:
         runs = [(r["trigger"], r["period_key"], r["state"], r["error"]) for r in ledger.history("weekly")]

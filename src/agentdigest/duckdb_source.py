@@ -46,8 +46,9 @@ def _open_duckdb(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | No
     if path != ":memory:" and not Path(path).exists():
         # With files too: DuckDB opens a missing file by creating it, and a typo in the path left an empty
         # database behind, the run going on as if the path were right (found in an audit).
-        hint = "; files need none: url = \"duckdb://\" reads them in memory" if cfg.files else ""
-        raise SourceError(f"source {mask_url(cfg.url)}: DuckDB file not found: no such database file {path}{hint}")
+        # One line naming the key, the path once (it said the path twice, and no key: a new-user review). Exit 3.
+        expected = "url = \"duckdb://\": files need no database" if cfg.files else "an existing database file"
+        raise SourceError(f"source.url: DuckDB file not found: {shown(path, path=True)} (expected {expected})")
     settings = _duckdb_settings(cfg.settings)
     unreadable = None if cfg.table else _csv_unreadable(cfg)  # before the source's connection: see .unreadable
     try:

@@ -322,10 +322,11 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
         except Exception:
             _close(backend)
             raise
-    except InputError as exc:
-        if config_file is None:
+    except (InputError, SourceError) as exc:
+        # An InputError names a key; so does a SourceError of the url (a DuckDB file not found, still exit 3)
+        if config_file is None or not (isinstance(exc, InputError) or str(exc).startswith("source.url: ")):
             raise
-        raise InputError(f"{config_file}: {exc}") from exc
+        raise (InputError if isinstance(exc, InputError) else SourceError)(f"{config_file}: {exc}") from exc
     approx = kind in ("pyspark",)
     temp_tables = engines.temp_tables_allowed(backend, cfg.settings)
     return Source(backend, events, present, name, kind, approximate_quantiles=approx,
