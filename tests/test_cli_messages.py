@@ -217,13 +217,11 @@ def test_text_timestamps_with_a_spaced_utc_offset_are_read_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("column,value,shown,advice", [
-    # A required column cannot be "left out": found by a new user.
-    ("Timestamp", "yesterday at noon", "'yesterday at noon'", "convert the column, or map event_ts to another column"),
     ("Latency", "n/a", "'n/a'", "map latency_ms to another column, or leave it out"),
     # The value is event data: redacted as event text is, and clipped.
     ("Latency", "timeout for ann@example.com after a long wait of many seconds", "'timeout for [email] after a long wait o…'",
      "leave it out"),
-], ids=["required-timestamp", "optional-number", "redacted-and-clipped"])
+], ids=["optional-number", "redacted-and-clipped"])
 def test_a_text_column_that_does_not_convert_shows_one_value(tmp_path, column, value, shown, advice):
     row = {"Conversation": "c1", "Timestamp": "2026-10-02 10:00:00", "Type": "message", "Latency": "12.5"}
     rows = [dict(row), {**row, column: value}]
@@ -235,9 +233,29 @@ def test_a_text_column_that_does_not_convert_shows_one_value(tmp_path, column, v
         assert f"the text column {column!r} holds values that are not" in line and f"such as {shown} (" in line, line
         assert advice in line, line
         assert "ann@example.com" not in line
-    if column == "Timestamp":
-        assert "leave it out" not in line and "2026-11-23 14:05:09.123 -0500" in line
 
+
+@pytest.mark.parametrize("value,shown", [
+    ("yesterday at noon, roughly, I think", "'yesterday at noon, roughly, I think'"),
+    # Event data: redacted as event text is, escaped (a line break cannot split the line) and clipped.
+    ("noon\nfor ann@example.com, then a long wait of many minutes", "'noon for [email], then a long wait of m…'"),
+], ids=["plain", "redacted-escaped-clipped"])
+def test_a_timestamp_that_does_not_convert_is_one_short_line(tmp_path, value, shown):
+    """Found trying agentdigest as a new user: one unreadable time among good ones in a text event_ts said
+    "source.columns.event_ts: the text column 'ts' holds values that are not timestamps, such as '...' (expected
+    timestamps or nulls only; convert the column, or map event_ts to another column; text is read as an ISO 8601
+    time such as ... or 2026-11-23 14:05:09.123 -0500)", 310 characters after the file. Still exit 2: a time that
+    cannot be read is refused, not counted (README, Times in text), and the line says which value and what reads."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE events (conversation_id TEXT, ts TEXT, event_type TEXT)")
+        con.executemany("INSERT INTO events VALUES (?, ?, 'message')",
+                        [("c1", "2026-10-02 10:00:00"), ("c2", value), ("c3", "2026-10-03T10:00:00Z")])
+    write_config(tmp_path, '[source]\nurl = "duckdb://events.duckdb"\ntable = "events"\n[source.columns]\nevent_ts = "ts"\n')
+    key = "agentdigest.toml: source.columns.event_ts: "
+    for command in (["run", "--dry-run", "--format", "json", "--period", "2026-10"], ["check"]):
+        line = one_line(cli(tmp_path, *command), 2).removeprefix("agentdigest: error: ")
+        assert line == f"{key}text column 'ts' holds {shown} (expected ISO 8601 times such as 2026-11-23 14:05:09)", line
+        assert len(line) - len(key) <= 120 and "ann@example.com" not in line, (len(line) - len(key), line)
 
 
 def test_a_csv_value_past_the_rows_its_type_was_read_from_names_its_column(tmp_path):

@@ -102,11 +102,6 @@ def _refuse_shared_identity(columns: dict[str, str], theirs: set[str], name: str
                              f"{'each' if len(own) == len(canons) else ' and '.join(own)} in a column of its own)")
 
 
-#: The text timestamps agentdigest reads, for error messages (README, "Text timestamps").
-TIMESTAMP_FORMATS = ("; text is read as an ISO 8601 time such as 2026-11-23 14:05:09 (UTC), 2026-11-23T14:05:09.5Z "
-                     "or 2026-11-23 14:05:09.123 -0500")
-
-
 def text_timestamp(value: ir.StringValue, kind: str) -> ir.StringValue:
     """``value`` with the space before a trailing UTC offset removed on DuckDB: its cast reads
     ``2026-09-30 19:22:37.043 -0500`` as a time zone named "-0500" and fails, while Python's

@@ -20,8 +20,8 @@ import ibis
 import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
-from .columns import COLUMN_TYPES, TIMESTAMP_FORMATS, blank_is_null, canonical, refuse_renamed_columns, text_timestamp
-from .config import REQUIRED_COLUMNS, SourceConfig
+from .columns import COLUMN_TYPES, blank_is_null, canonical, refuse_renamed_columns, text_timestamp
+from .config import SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
 from .masking import mask_text, mask_url, url_secrets
@@ -86,20 +86,20 @@ class Source:
                 found = re.search(r'Could not convert string "(.*)" to ', str(probe)) if canon in typed else None
                 if isinstance(query_error(probe), ConversionError) and (found or canon not in typed):
                     prefix = f"{self.config_file}: " if self.config_file else ""
-                    expected = "timestamps" if canon == "event_ts" else "numbers"
                     example = (self._shown(found.group(1)) if found
                                else self._unconverted_example(canon, col) or self._quoted_value(probe))
-                    shown = f", such as {example!r}" if example is not None else ""
-                    if canon in REQUIRED_COLUMNS:
-                        # A required column cannot be left out (found by a new user): the data must change.
-                        advice = (f"convert the column, or map {canon} to another column"
-                                  + (TIMESTAMP_FORMATS if canon == "event_ts" else ""))
-                    else:
-                        advice = f"map {canon} to another column, or leave it out"
                     where = ", after the rows its type was read from" if canon in typed else ""
+                    if canon == "event_ts":
+                        # One short line: it was 310 characters, its advice and four formats (a new-user review).
+                        # Refused, not counted: README, "Times in text".
+                        held = repr(example) if example is not None else "values that are not times"
+                        return InputError(f"{prefix}source.columns.event_ts: {'' if canon in typed else 'text '}column "
+                                          f"{col!r} holds {held}{where} (expected ISO 8601 times such as "
+                                          f"2026-11-23 14:05:09)")
+                    shown = f", such as {example!r}" if example is not None else ""
                     return InputError(f"{prefix}source.columns.{canon}: the {'' if canon in typed else 'text '}"
-                                      f"column {col!r} holds values that are not {expected}{shown}{where} "
-                                      f"(expected {expected} or nulls only; {advice})")
+                                      f"column {col!r} holds values that are not numbers{shown}{where} "
+                                      f"(expected numbers or nulls only; map {canon} to another column, or leave it out)")
         return exc
 
     def _unconverted_example(self, canon: str, col: str) -> str | None:
