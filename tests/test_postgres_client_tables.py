@@ -336,3 +336,27 @@ def test_a_failed_kept_step_says_its_cause_once(pg_url):
         assert message.count("source: a column") == 1 and "INT64" in message, message
     finally:
         backend.disconnect()
+
+
+@pytest.mark.parametrize("broken", ["missing", "a file"])
+def test_a_spill_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, broken):
+    """Found trying agentdigest as a new user with TMPDIR naming a folder that was gone (Python keeps the temporary
+    folder it found first; a cleaner had removed it) or a file: the run said "unexpected error: FileNotFoundError:
+    [Errno 2] No such file or directory: '/.../agentdigest-steps-...'" (exit 1), as a bug would. It is one line
+    naming the folder and TMPDIR, exit 3 as a source that cannot be read, and nothing is left behind."""
+    import tempfile
+    from contextlib import ExitStack
+
+    from agentdigest.errors import SourceError
+
+    where = tmp_path / "gone"
+    if broken == "a file":
+        where.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    with pytest.raises(SourceError) as failed, ExitStack() as stack:
+        client_tables.ClientTables(stack, backend=None)
+    line = str(failed.value)
+    assert failed.value.exit_code == 3 and "\n" not in line, line
+    assert line.startswith(f"source: cannot make DuckDB's spill folder in {str(where)!r} ("), line
+    assert line.endswith("; expected TMPDIR naming a writable folder)"), line
+    assert len(line) - len(str(where)) <= 120 and sorted(p.name for p in tmp_path.iterdir()) == (["gone"] if broken == "a file" else [])

@@ -20,6 +20,7 @@ a million events a week the join of the last two periods' events cannot spill an
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from .cohort import engine_name
-from .errors import AgentDigestError
+from .errors import AgentDigestError, SourceError
 from .sources import query_error
 
 
@@ -44,13 +45,25 @@ _PG_TYPES = {dt.String: "text", dt.Int64: "bigint", dt.Int32: "integer", dt.Int1
              dt.Float64: "double precision", dt.Boolean: "boolean"}
 
 
+def _spill_folder() -> str:
+    """A new folder under the system's temporary folder for DuckDB's spill files. One that cannot be made (TMPDIR
+    naming a folder since removed, or a file; none writable) is a source that cannot be read, exit 3, in one line:
+    it read "unexpected error: FileNotFoundError: [Errno 2] ..." (exit 1), as a bug would (a new-user review)."""
+    try:
+        return tempfile.mkdtemp(prefix="agentdigest-steps-")
+    except OSError as exc:
+        where = tempfile.tempdir or os.environ.get("TMPDIR") or "the temporary folder"
+        raise SourceError(f"source: cannot make DuckDB's spill folder in {where!r} "
+                          f"({exc.strerror or type(exc).__name__}; expected TMPDIR naming a writable folder)") from exc
+
+
 class ClientTables:
     """Where a report keeps its steps when the engine may not: :meth:`keep`, :meth:`keep_joined` and
     :meth:`on_engine`."""
 
     def __init__(self, stack: ExitStack, backend: Any, memory_limit: str | None = None):
         self.backend = backend
-        self.spill = tempfile.mkdtemp(prefix="agentdigest-steps-")
+        self.spill = _spill_folder()
         stack.callback(shutil.rmtree, self.spill, ignore_errors=True)  # after the disconnect below (LIFO)
         self.local = ibis.duckdb.connect()
         stack.callback(self.local.disconnect)
