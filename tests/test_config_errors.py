@@ -556,6 +556,18 @@ def test_a_data_file_given_as_the_database_is_one_short_line(workdir, written):
     assert len(said) - len(key) - len(path) <= 100, (len(said) - len(key), said)
 
 
+def test_a_data_file_as_the_url_without_a_table_says_to_write_files(workdir):
+    """Found trying agentdigest as a new user: url = "duckdb://events.parquet" alone (no table, no files) said only
+    "source: expected exactly one of 'table' or 'files'", not that the Parquet file belongs in files."""
+    result = _run(workdir, GOOD.replace('url = "duckdb://events.duckdb"\ntable = "agent_events"',
+                                        'url = "duckdb://events.parquet"'))
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    path = shown(str(workdir / "events.parquet"), path=True)
+    assert line == (f"agentdigest: error: {workdir / 'agentdigest.toml'}: source: expected exactly one of 'table' or "
+                    f"'files' (url names a data file: expected url = \"duckdb://\" and files = [{path}])"), line
+
+
 @pytest.mark.parametrize("schedule, says", [
     ("60 9 * * mon", "minute '60' is not in 0-59"), ("0 9 32 * *", "day '32' is not in 1-31"),
     ("0 9 * 13 *", "month '13' is not in 1-12 or jan-dec"), ("0 9 * foo *", "month 'foo' is not in 1-12 or jan-dec"),

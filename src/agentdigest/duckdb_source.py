@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 
 from .channel_settings import shown
 from .config import CANONICAL_COLUMNS, SourceConfig
+from .source_settings import DATA_FILE_SUFFIXES
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url
 from .source_errors import csv_cause, not_parquet, not_csv_text, sniff_cause
@@ -83,10 +84,6 @@ def _enums_as_text(con: Any, table: ir.Table) -> ir.Table:
     if not enums or not isinstance(op, ops.DatabaseTable):
         return table
     return op.copy(schema=ibis.schema({c: dt.unknown if c in enums else t for c, t in op.schema.items()})).to_expr()
-
-
-#: Files read through ``files``, never opened as a database.
-DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
 
 
 #: DuckDB settings agentdigest applies unless [source.settings] gives them. block_allocator_memory: DuckDB

@@ -44,6 +44,10 @@ def refused_spark_conf(conf: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+#: Files read through ``files``, never opened as a DuckDB database (duckdb_source).
+DATA_FILE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
+
+
 def meant(key: str, among: Iterable[str] = CANONICAL_COLUMNS) -> str | None:
     """The name of ``among`` (canonical columns unless given) ``key`` most likely means: the one it begins
     (`latency`, `cost`), or one typo away (`cost_usb`, `lantecy_ms`), never merely alike (`event_time` is not
@@ -100,7 +104,11 @@ class SourceConfig(StrictModel):
     @model_validator(mode="after")
     def _table_or_files(self) -> "SourceConfig":
         if bool(self.table) == bool(self.files):
-            raise ValueError("expected exactly one of 'table' or 'files'")
+            # url = "duckdb://events.parquet" alone: its file belongs in files (found trying agentdigest as a new user)
+            path = self.url[len("duckdb://"):] if self.url.startswith("duckdb://") else ""
+            data = (f" (url names a data file: expected url = \"duckdb://\" and files = [{shown(path, path=True)}])"
+                    if not self.table and path.lower().endswith(DATA_FILE_SUFFIXES) else "")
+            raise ValueError(f"expected exactly one of 'table' or 'files'{data}")
         return self
 
     @property
