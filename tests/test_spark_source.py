@@ -925,6 +925,32 @@ def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, v
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("key,expected", [
+    ("spark.executor.memroy", "spark.executor.memory"),
+    ("spark.sql.shufle.partitions", "spark.sql.shuffle.partitions"),
+    ("spark.sql.Shuffle.Partitions", "spark.sql.shuffle.partitions"),  # Spark's names are case-sensitive
+    ("spark.python.worker.memory", None),  # registered by Spark only when its Python workers start
+    ("spark.yarn.queue", None),
+    ("spark.hadoop.fs.s3a.connection.maximum", None),  # passed to Hadoop as written: no registry to ask
+    ("spark.my.own.setting", None),
+    ("spark.sql.shuffle.partitions", None),
+])
+def test_a_misspelt_spark_setting_is_a_config_error(spark, tmp_path, key, expected):
+    """Spark ignores a setting name it does not know: "spark.executor.memroy" = "8g" ran with the default memory
+    and said nothing (found in a Spark audit). A near miss of a name Spark knows is refused, naming it; a name
+    near none (a setting of Spark's own that its registry lacks, or a plugin's) is passed on as before."""
+    pq.write_table(_events(["a"]), tmp_path / "a.parquet")
+    cfg = SourceConfig(url=SPARK, files=str(tmp_path / "a.parquet"), spark_conf={key: "64"})
+    if expected is None:
+        open_source(cfg).close()
+        return
+    with pytest.raises(InputError) as err:
+        open_source(cfg, config_file="agentdigest.toml")
+    assert _one_line(err.value) == (f"agentdigest.toml: source.spark_conf.{key}: Spark has no setting of this name "
+                                    f"and would ignore it (expected {expected})")
+
+
+@pytest.mark.spark
 def test_ansi_sql_turned_off_in_the_session_is_turned_back_on(spark, tmp_path):
     """A session (or spark-defaults.conf) with ANSI SQL off read a latency of 'fast' as null: a metric
     quietly computed from fewer values. agentdigest's session pins it on, so the value is an error."""

@@ -143,9 +143,64 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         session.catalog.currentDatabase()  # builds the session state: a bad setting fails here, not mid-report
     except Exception as exc:
         raise _start_error(master, conf or {}, exc) from exc
+    _refuse_misspelt_keys(session, conf or {})
     if fresh:
         session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+#: Spark's config objects that register their settings only when first used (the Python worker's, YARN's, ...):
+#: loaded before the known names are read, so that none of theirs reads as unknown.
+_LAZY_CONFIGS = tuple(f"org.apache.spark.{name}$" for name in (
+    "internal.config.Python", "internal.config.Kryo", "internal.config.History", "internal.config.UI",
+    "internal.config.Deploy", "internal.config.Worker", "internal.config.Status", "internal.config.Streaming",
+    "internal.config.Network", "internal.config.Tests", "deploy.yarn.config.package", "deploy.k8s.Config",
+    "sql.internal.StaticSQLConf"))
+
+
+def _refuse_misspelt_keys(session: Any, conf: dict[str, Any]) -> None:
+    """A config error for a [source.spark_conf] key Spark does not know but that is within two letters (or letter
+    case) of one it does: Spark ignores a name it does not know, so ``"spark.executor.memroy" = "8g"`` ran every
+    report with the default memory, without a word (found in a Spark audit). Only near misses are refused: Spark
+    has settings its registry does not list (``spark.hadoop.*``, a catalog's), which are passed on as written."""
+    spelt = [key for key in conf if key.lower().startswith("spark.") and not key.lower().startswith(
+        ("spark.hadoop.", "spark.executorenv.", "spark.yarn.appmasterenv.", "spark.kubernetes.", "spark.sql.catalog."))]
+    known = _known_spark_keys(session) if spelt else set()
+    for key in spelt:
+        if key in known:
+            continue
+        near = sorted(k for k in known if abs(len(k) - len(key)) <= 2 and _distance(k.lower(), key.lower()) <= 2)
+        if near:
+            raise InputError(f"source.spark_conf.{key}: Spark has no setting of this name and would ignore it "
+                             f"(expected {' or '.join(near[:3])})")
+
+
+def _known_spark_keys(session: Any) -> set[str]:
+    """The setting names Spark's registry (ConfigEntry) knows in this JVM; empty when it cannot be read."""
+    try:
+        jvm = session._jvm
+        for name in _LAZY_CONFIGS:
+            try:
+                jvm.java.lang.Class.forName(name).getField("MODULE$").get(None)
+            except Exception:  # noqa: BLE001 - not on this classpath (no YARN jars): none of its names, then
+                pass
+        holder = jvm.java.lang.Class.forName("org.apache.spark.internal.config.ConfigEntry$")
+        field = holder.getDeclaredField("knownConfigs")
+        field.setAccessible(True)
+        return {str(key) for key in field.get(holder.getField("MODULE$").get(None)).keySet().toArray()}
+    except Exception:  # noqa: BLE001 - a check only: without the registry no key is refused
+        return set()
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance: the letters to insert, delete or replace to turn ``a`` into ``b``."""
+    previous = list(range(len(b) + 1))
+    for i, ch in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ch != other)))
+        previous = current
+    return previous[-1]
 
 
 def _quiet_python_loggers() -> None:
