@@ -97,16 +97,26 @@ def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
         spark.check_java()
 
 
+@pytest.mark.parametrize("java_on_path", [True, False])
 @pytest.mark.parametrize("home,what", [("no-jdk", "a folder that does not exist"), ("empty", "a folder without bin/java")])
-def test_a_java_home_without_java_is_named(monkeypatch, tmp_path, home, what):
+def test_a_java_home_without_java_is_named(monkeypatch, tmp_path, home, what, java_on_path):
     """Found in a new-user audit: "none was found (... or set JAVA_HOME)" though JAVA_HOME was set, to a
-    JDK since removed, and a java was on PATH."""
+    JDK since removed, and a java was on PATH. Without a java on PATH either, "unset it to use the java on
+    PATH" pointed at nothing (found checking a missing Java)."""
     (tmp_path / "empty").mkdir()
+    (tmp_path / "bin").mkdir()
+    if java_on_path:
+        (tmp_path / "bin" / "java").write_text("#!/bin/sh\n")
+        (tmp_path / "bin" / "java").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / home))
     with pytest.raises(SourceError) as err:
         spark.check_java()
-    assert str(err.value) == (f"source: Spark needs Java 17 and JAVA_HOME is {tmp_path / home}, {what}; point "
-                              "JAVA_HOME at a Java 17 installation, or unset it to use the java on PATH")
+    assert str(err.value) == (
+        f"source: Spark needs Java 17 and JAVA_HOME is {tmp_path / home}, {what}; point JAVA_HOME at a Java 17 "
+        "installation, or unset it to use the java on PATH" if java_on_path else
+        f"source: Spark needs Java 17 and JAVA_HOME is {tmp_path / home}, {what}, and no java is on PATH either; "
+        "install openjdk-17-jre-headless, or point JAVA_HOME at a Java 17 installation")
 
 
 def test_old_java_is_refused(monkeypatch, tmp_path):

@@ -59,6 +59,11 @@ def check_java() -> str:
         # Spark uses JAVA_HOME, not the java on PATH, so "none was found" misled (found in a new-user audit:
         # a JAVA_HOME left from an uninstalled JDK, and java on PATH).
         what = "a folder that does not exist" if not os.path.isdir(home) else "a folder without bin/java"
+        if not shutil.which("java"):
+            # "unset it to use the java on PATH" sent the user to a java that was not there either (found checking
+            # a missing Java: JAVA_HOME at a removed JDK, no java on PATH)
+            raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}, and no java is on PATH "
+                              "either; install openjdk-17-jre-headless, or point JAVA_HOME at a Java 17 installation")
         raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}; point JAVA_HOME at a "
                           "Java 17 installation, or unset it to use the java on PATH")
     if not java or not os.path.exists(java):
