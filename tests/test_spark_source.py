@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -284,7 +283,7 @@ def test_a_folder_of_csv_files_is_read_as_csv(url, files, tmp_path, request):
 @pytest.mark.parametrize("files", ["events", "events/*"])
 def test_a_folder_of_csv_and_parquet_files_is_refused(url, files, tmp_path, request):
     """CSV and Parquet files in one folder: DuckDB's source reads them all as Parquet and fails (exit 3) naming the
-    CSV file; Spark does too, its line saying which file is CSV and which is not (PySpark said "An error occurred
+    CSV file; Spark refuses them too, saying which file is CSV and which is not (PySpark said "An error occurred
     while calling o53.parquet." before)."""
     (tmp_path / "events").mkdir()
     (tmp_path / "events" / "a.csv").write_text("conversation_id,event_ts,event_type\nc1,2026-10-20T12:00:00Z,message\n")
@@ -293,10 +292,8 @@ def test_a_folder_of_csv_and_parquet_files_is_refused(url, files, tmp_path, requ
         _open(url, str(tmp_path / files), request)
     line = _one_line(err.value)
     assert str(tmp_path / "events" / "a.csv") in line, line
-    if url == SPARK:
-        assert "[FAILED_READ_FILE.CANNOT_READ_FILE_FOOTER]" in line, line
-        assert line.endswith(f"files are read as CSV only when every file ends in .csv, .csv.gz or .tsv "
-                             f"({tmp_path / 'events' / 'a.csv'} is CSV but {tmp_path / 'events' / 'b.parquet'} is not)"), line
+    if url == SPARK:  # said before Spark starts (see test_local_files_spark_cannot_read_are_said_before_spark_starts)
+        assert f"{tmp_path / 'events' / 'a.csv'} is CSV but {tmp_path / 'events' / 'b.parquet'} is not" in line, line
 
 
 @pytest.mark.parametrize("url", ENGINES)
@@ -950,6 +947,41 @@ def test_a_misspelt_spark_setting_is_a_config_error(spark, tmp_path, key, expect
                                     f"and would ignore it (expected {expected})")
 
 
+@pytest.mark.parametrize("files,error,expected", [
+    ("nothere/*.parquet", InputError, "source.files: no file matches '{d}/nothere/*.parquet'"),
+    ("empty", InputError, "source.files: no file in the folder '{d}/empty'"),
+    ("mixed/*", SourceError, "source.files: cannot read ['{d}/mixed/*']: {d}/mixed/b.csv is CSV but {d}/mixed/a.parquet "
+                             "is not, and files are read as CSV only when every file ends in .csv, .csv.gz or .tsv; "
+                             "expected files of one kind (convert the odd ones)"),
+])
+def test_local_files_spark_cannot_read_are_said_before_spark_starts(tmp_path, monkeypatch, files, error, expected):
+    """A glob matching nothing, an empty folder, CSV beside Parquet: Spark started (25 s on a busy machine) and said
+    it with its own PATH_NOT_FOUND or "Could not read footer" first in the line (found trying the usual Spark-user
+    paths). Said before Spark or Java is looked for: here without Java, which would otherwise be the error."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mixed").mkdir()
+    pq.write_table(_events(["a"]), tmp_path / "mixed" / "a.parquet")
+    (tmp_path / "mixed" / "b.csv").write_text("event_id,conversation_id,event_ts,event_type\ne1,a,2026-10-19,message\n")
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    with pytest.raises(error) as err:
+        open_source(SourceConfig(url=SPARK, files=str(tmp_path / files)))
+    assert type(err.value) is error and _one_line(err.value) == expected.format(d=tmp_path)
+
+
+@pytest.mark.parametrize("entry", ["hdfs:/events/nothere.parquet", "s3a://bucket/nothere/*.parquet",
+                                   "file:/nothere/x.parquet", "{d}/{{2025,2026}}/*.parquet", "{d}/[^a]*.parquet"])
+def test_entries_spark_lists_itself_are_left_to_spark(tmp_path, entry):
+    """A URL, or a glob in Hadoop's own syntax that Python's glob does not read, is not refused before Spark
+    starts for matching no local file (see test_local_files_spark_cannot_read_are_said_before_spark_starts)."""
+    from agentdigest.spark_file_errors import refuse_local_files
+
+    refuse_local_files([entry.format(d=tmp_path)])
+
+
 @pytest.mark.spark
 def test_ansi_sql_turned_off_in_the_session_is_turned_back_on(spark, tmp_path):
     """A session (or spark-defaults.conf) with ANSI SQL off read a latency of 'fast' as null: a metric
@@ -1046,6 +1078,7 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
     work, temp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     temp.mkdir()
+    pq.write_table(_events(["a"]), work / "x.parquet")  # a file to read: Spark's start is what fails
     (work / "agentdigest.toml").write_text('[source]\nurl = "pyspark://no-such-master"\nfiles = "x.parquet"\n'
                                            '[[reports]]\nid = "r"\n')
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],

@@ -28,7 +28,7 @@ from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
 from .source_settings import refused_spark_conf
-from .sources import _table, file_secrets, register_backend
+from .sources import _table, register_backend
 from .unreadable import Unreadable
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
@@ -360,11 +360,15 @@ def _spark_value(value: Any) -> str:
 
 @register_backend("pyspark")
 def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | None]:
-    _refuse_recursive_globs(cfg.file_list)
+    # Here, not at the top: spark_file_errors words Spark's errors with this module's java_root_cause.
+    from .spark_file_errors import refuse_local_files, refuse_recursive_globs
+
+    refuse_recursive_globs(cfg.file_list)  # before Spark starts: said in a moment, without a JVM
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
+    refuse_local_files(cfg.file_list)  # after: without pyspark, no file list is of use
     master = spark_master(cfg.url)
     shared = SparkSession.getActiveSession() is not None
     session = spark_session(master, cfg.spark_conf)
@@ -381,16 +385,3 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
     table, unreadable = _spark_files(session, con, cfg.file_list, read)
     return con, table, ", ".join(cfg.file_list), unreadable
 
-
-def _refuse_recursive_globs(patterns: list[str]) -> None:
-    """Spark's (Hadoop's) path globs have no recursive ``**``: it matches exactly one folder, so
-    ``events/**/*.parquet`` misses ``events/month=11/day=23/x.parquet`` (PATH_NOT_FOUND) and, where
-    folders nest unevenly, would read some files and silently leave out the rest. Refused before Spark
-    starts, saying what Spark does read."""
-    for pattern in patterns:
-        if "**" in pattern:
-            raise InputError(mask_text(
-                f"source.files: {pattern!r}: Spark's globs have no recursive '**' (it matches one folder "
-                f"level, so files deeper down would be left out); name the folder itself (Spark reads every "
-                f"file under it, month=11/-style folders as columns) or give each level: a/*/*/*.parquet",
-                file_secrets(patterns)))

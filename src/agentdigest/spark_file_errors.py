@@ -1,14 +1,16 @@
 """What went wrong reading ``files`` on Spark (:mod:`.spark_files`), as one masked line: Spark's Java errors name
-the files' problem in its own words (PATH_NOT_FOUND, CANNOT_MERGE_SCHEMAS, S3AFileSystem not found), or not at all."""
+the files' problem in its own words (PATH_NOT_FOUND, CANNOT_MERGE_SCHEMAS, S3AFileSystem not found), or not at all;
+and what is wrong with the entries before Spark starts (a recursive glob, a local entry matching no file)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 from .errors import InputError, SourceError
 from .masking import mask_text
 from .source_errors import not_parquet
-from .sources import file_secrets
+from .sources import file_secrets, local_files
 from .spark import java_root_cause
 from .spark_heads import local_path as _local_path
 from .unreadable import CSV_SUFFIXES, is_csv
@@ -71,3 +73,41 @@ def files_error(patterns: list[str], exc: BaseException, listed: list[str] | Non
     else:
         error = SourceError(f"source.files: cannot read {patterns} ({reason})")
     return type(error)(mask_text(str(error), file_secrets(patterns)))
+
+
+def refuse_recursive_globs(patterns: list[str]) -> None:
+    """Spark's (Hadoop's) path globs have no recursive ``**``: it matches exactly one folder, so
+    ``events/**/*.parquet`` misses ``events/month=11/day=23/x.parquet`` (PATH_NOT_FOUND) and, where
+    folders nest unevenly, would read some files and silently leave out the rest. Refused before Spark
+    starts, saying what Spark does read."""
+    for pattern in patterns:
+        if "**" in pattern:
+            raise InputError(mask_text(
+                f"source.files: {pattern!r}: Spark's globs have no recursive '**' (it matches one folder "
+                f"level, so files deeper down would be left out); name the folder itself (Spark reads every "
+                f"file under it, month=11/-style folders as columns) or give each level: a/*/*/*.parquet",
+                file_secrets(patterns)))
+
+
+def refuse_local_files(patterns: list[str]) -> None:
+    """Local entries that match no file, or CSV files beside others, said before Spark starts, as DuckDB's source
+    says them: Spark took 25 s here to start and say it, with its own PATH_NOT_FOUND or "Could not read footer"
+    error first in the line (found trying the usual Spark-user paths). Remote entries (s3a://) are Spark's to list,
+    and so are globs of Hadoop's own syntax (``{2025,2026}``, ``[^a]``), which Python's glob does not read."""
+    local = [p for p in patterns if not re.match(r"[A-Za-z][\w+.-]*:", p)]  # not file:, s3a://, hdfs:/x
+    found: list[str] = []
+    for pattern in local:
+        files = local_files(pattern)
+        if not files and any(ch in pattern for ch in "{}^\\"):
+            return
+        if not files:
+            what = "no file in the folder" if os.path.isdir(pattern) else "no file matches"
+            raise InputError(mask_text(f"source.files: {what} {pattern!r}"))
+        found.extend(files)
+    csv = next((f for f in found if is_csv([f])), None)
+    other = next((f for f in found if not is_csv([f])), None)
+    if len(local) == len(patterns) and csv and other:
+        # The files, not the config: exit 3, as on DuckDB (README, Spark)
+        raise SourceError(mask_text(f"source.files: cannot read {patterns}: {csv} is CSV but {other} is not, and "
+                                    f"files are read as CSV only when every file ends in {', '.join(CSV_SUFFIXES[:-1])} "
+                                    f"or {CSV_SUFFIXES[-1]}; expected files of one kind (convert the odd ones)"))
