@@ -349,8 +349,11 @@ class Reference:
                 out[model] = {
                     "events": len(evs), "conversations": len({e["conversation_id"] for e in evs}),
                     "errors": sum(e["event_type"] == "error" for e in evs),
-                    "total_tokens": sum(e["token_count"] for e in evs if valid_tokens(e.get("token_count"))),
-                    "cost_usd": sum((cost_of(e) for e in evs), 0.0),
+                    # a sum over no values is none (null), not 0
+                    "total_tokens": sum(tokens) if (tokens := [e["token_count"] for e in evs
+                                                               if valid_tokens(e.get("token_count"))]) else None,
+                    "cost_usd": sum(costs, 0.0) if (costs := [cost_of(e) for e in evs if e.get("cost_usd") is not None
+                                                              and math.isfinite(e["cost_usd"])]) else None,
                     "avg_latency_ms": statistics.fmean(lat) if lat else None,
                     "p95_latency_ms": quantile(lat, 0.95),
                 }

@@ -485,7 +485,8 @@ def p95_between(r: dict[str, Any]) -> str:
 def models_expected(doc: dict[str, Any]) -> list[list[str]]:
     rows = sorted(doc["breakdowns"]["by_model"], key=lambda r: -(r["total_tokens"] or 0))
     total = sum(r["total_tokens"] or 0 for r in rows)
-    return [[r["model"], count(r["conversations"]), tokens(r["total_tokens"]), pct((r["total_tokens"] or 0) / total * 100),
+    return [[r["model"], count(r["conversations"]), tokens(r["total_tokens"]),
+             "n/a" if r["total_tokens"] is None or not total else pct(r["total_tokens"] / total * 100),
              ms(r["p95_latency_ms"]), count(r["errors"]), usd(r["cost_usd"])] for r in rows]
 
 

@@ -281,3 +281,67 @@ def test_the_by_model_table_says_when_its_conversations_add_up_to_more_than_the_
     for name, text in texts.items():
         assert (sentence in text) is shared, name
         assert "counts under each" in text or not shared
+
+
+def test_a_model_row_without_any_token_or_cost_value_reads_na_not_zero(tmp_path):
+    """Found in a rendering review: the "(none)" row of the by-model table (the resolution events, which carry no
+    model, tokens or cost) read "0" tokens, "0.0%" and "$0.00", as if those events had been counted at no cost.
+    A sum over no values is none: null in report.json, "n/a" in every format, as a trend period without any
+    value is. Plain Python over the same rows: 10 conversations in W47, a message of m-a then a resolution each."""
+    import json
+    import re
+    from datetime import datetime, timedelta, timezone
+
+    import duckdb
+
+    from agentdigest.compute import compute_report
+    from agentdigest.config import ReportConfig, SourceConfig
+    from agentdigest.periods import parse_period
+    from agentdigest.render import render_artifacts
+    from agentdigest.sources import open_source
+    from render_fixtures import pdf_text
+
+    start = datetime(2026, 11, 16, 9, tzinfo=timezone.utc)
+    rows = []
+    for i in range(10):
+        at = start + timedelta(hours=7 * i)
+        rows += [(f"c{i}", at, "message", "m-a", 100 + i, 0.01 * (i + 1)),
+                 (f"c{i}", at + timedelta(minutes=1), "resolution", None, None, None)]
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE ev (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT, model TEXT, "
+                    "token_count BIGINT, cost_usd DOUBLE)")
+        con.executemany("INSERT INTO ev VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def sums(col: int) -> dict:
+        out: dict = {}
+        for r in rows:
+            if r[col] is not None:
+                out[r[3]] = out.get(r[3], 0) + r[col]
+        return {m: out.get(m) for m in {r[3] for r in rows}}
+
+    week = parse_period("week", "2026-W47", "UTC")
+    source = open_source(SourceConfig(url=f"duckdb://{path}", table="ev"))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC", audience="engineering"), week,
+                              now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    files = render_artifacts(data, {"json", "txt", "html", "pdf"})
+    doc = json.loads(files["report.json"])
+    models = {r["model"]: r for r in doc["breakdowns"]["by_model"]}
+    assert {m: r["total_tokens"] for m, r in models.items()} == sums(4) == {"m-a": sum(range(100, 110)), None: None}
+    assert {m: r["cost_usd"] for m, r in models.items()} == pytest.approx(sums(5))
+    assert models[None]["cost_usd"] is None and models[None]["events"] == 10
+    # the headline sums the values there are (the "(none)" row adds none to them)
+    assert doc["metrics"]["total_tokens"]["value"] == sums(4)["m-a"]
+    # The "(none)" row: its tokens, share and cost are n/a in each format; m-a's share is the whole
+    txt = next(line for line in files["report.txt"].decode().splitlines() if line.lstrip().startswith("(none)"))
+    html = files["report.html"].decode()
+    html_row = " ".join(re.sub(r"<[^>]+>", " ", next(
+        tr for tr in re.findall(r"<tr[^>]*>.*?</tr>", html, re.S) if "(none)" in tr)).split())
+    pdf = next(line for line in "\n".join(pdf_text(files["report.pdf"])).splitlines() if "(none)" in line)
+    # Model, Conversations, Tokens, Share, Errors, Cost (no latency column); the email repeats Share and Cost
+    # under the name for phones
+    assert txt.split() == pdf.split() == ["(none)", "10", "n/a", "n/a", "0", "n/a"], (txt, pdf)
+    assert html_row == "(none) Share n/a Cost n/a 10 n/a n/a 0 n/a", html_row

@@ -230,10 +230,12 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
     """
     keys = ["period", "model"]
     aggs: dict[str, ir.Value] = {"events": ev.count(), "errors": count_if(ev.event_type == "error")}
+    # A model none of whose events has a token (or cost) value has none: null, not 0 (the "(none)" row of the
+    # resolution and escalation events, which carry neither, read "0" tokens and "$0.00"), as the trend's periods
     if "tokens" in ev.columns:
-        aggs["total_tokens"] = ev.tokens.sum().fill_null(0)
+        aggs["total_tokens"] = ev.tokens.sum()
     if "cost" in ev.columns:
-        aggs["cost_usd"] = float_sum(ev, ev.cost).fill_null(0.0)
+        aggs["cost_usd"] = float_sum(ev, ev.cost)
     if "latency" in ev.columns:
         # A sum over a count, not mean(): PostgreSQL's avg() of doubles also sums their squares, and a single valid
         # latency from about 1.3e154 ms overflowed that and failed the run (exit 3)

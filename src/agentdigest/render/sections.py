@@ -127,7 +127,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
         "model": label,
         "events": fmt.count(r.get("events")), "conversations": fmt.count(r.get("conversations")),
         "tokens": fmt.tokens(r.get("total_tokens")),
-        "share": fmt.percent((finite_number(r.get("total_tokens")) or 0) / total_tokens * 100) if total_tokens else NA,
+        "share": NA if not total_tokens or (tokens := finite_number(r.get("total_tokens"))) is None
+        else fmt.percent(tokens / total_tokens * 100),
         "cost": fmt.usd(r.get("cost_usd")), "avg_latency": fmt.ms(r.get("avg_latency_ms")),
         "p95_latency": fmt.ms(r.get("p95_latency_ms")), "errors": fmt.count(r.get("errors")),
     } for r, label in zip(rows, labels)], "overlap": _model_overlap(data, fmt)}
