@@ -277,3 +277,43 @@ def test_a_missing_harfbuzz_subset_is_one_warning_a_process_not_one_per_font(cap
     assert not [r for r in caplog.records if r.name.startswith("weasyprint")], caplog.text
     ours = [r.getMessage() for r in caplog.records if "HarfBuzz-Subset" in r.getMessage()]
     assert len(ours) == 1 and "libharfbuzz-subset0" in ours[0], ours
+
+
+def _resumed(kind: str, page_size: str):
+    """make_report's executive week (or its trend as months, September 2026 its fifth) with its fifth trend row
+    one the data resumed partway through after the fourth, without conversations: marked "(data resumed)"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Europe/Berlin")
+    data = make_report("executive", page_size=page_size)
+    trend = list(data.trend)
+    if kind == "month":
+        trend = [{**row, "start": datetime(2026, 5 + i, 1, tzinfo=tz).isoformat(),
+                  "end": datetime(2026 + (5 + i) // 12, (5 + i) % 12 + 1, 1, tzinfo=tz).isoformat()}
+                 for i, row in enumerate(trend)]
+    else:  # the widest English week: across two months
+        trend[4] = {**trend[4], "start": datetime(2026, 9, 28, tzinfo=tz).isoformat(),
+                    "end": datetime(2026, 10, 5, tzinfo=tz).isoformat()}
+    trend[3] = {**trend[3], "conversations": 0}
+    trend[4] = {**trend[4], "data_from": trend[4]["start"].replace("T00", "T10"), "partial": True}
+    return replace(data, trend=tuple(trend), period_kind=kind)
+
+
+@pytest.mark.parametrize("page_size", ["A4", "Letter"])
+@pytest.mark.parametrize(("kind", "period"), [("week", ["28", "Sep", "–", "4", "Oct"]), ("month", ["September", "2026"])])
+def test_a_trend_row_the_data_resumed_in_keeps_its_mark_on_one_line(tmp_path: Path, kind, period, page_size) -> None:
+    """Found in a rendering review: the PDF's trend table broke "2 – 8 Nov (data resumed)" after "(data", the
+    row two lines tall. The period's column is wide enough for the widest English period with its mark
+    ("September 2026 (data resumed)"), and the mark itself never breaks."""
+    if shutil.which("pdftotext") is None:
+        skip_or_fail("needs poppler's pdftotext (poppler-utils) for word boxes")
+    pdf = render_artifacts(_resumed(kind, page_size), {"pdf"})["report.pdf"]
+    assert "(data resumed)" in flat(" ".join(pdf_text(pdf)).replace("\u00a0", " "))
+    ((_, words),) = _words(pdf, tmp_path)
+    texts = [w[3] for w in words]
+    at = next(i for i in range(len(texts)) if texts[i:i + len(period) + 2] == [*period, "(data", "resumed)"])
+    row = words[at:at + len(period) + 2]
+    assert len({round(w[1]) for w in row}) == 1, row  # one line
+    figure = words[at + len(period) + 2]  # the row's conversations, right of the period
+    assert round(figure[1]) == round(row[0][1]) and row[-1][2] < figure[0], (row, figure)
