@@ -60,3 +60,36 @@ def test_a_sparkline_of_values_near_the_largest_double_is_drawn_as_the_same_shap
     for fmt in ("svg", "png"):
         assert draw_all([huge], fmt)["a"] == draw_all([small], fmt)["a"], fmt
     assert draw_all([huge], "png")["a"] != draw_all([Chart("a", "spark", "x", 120, 32, values=(None,) * 3)], "png")["a"]
+
+
+@pytest.mark.parametrize("errors", ["some", "none"])
+def test_the_daily_charts_alt_text_gives_its_numbers_and_names_no_colour(errors: str) -> None:
+    """Found in an accessibility review: the day chart's alt text said "Conversations per day, 7 days, 2,263 in
+    all (blue, left axis); error events per day in red on the right axis": no day's figure, no error figure,
+    and colours a screen reader's user cannot see (said even when no error bar was drawn). It gives the total,
+    the fewest and the most conversations of a day with the day, and the errors' total and most, as drawn.
+    Plain Python over the report's days."""
+    import re
+
+    from agentdigest.render import render_artifacts
+
+    data = make_report("engineering")
+    if errors == "none":
+        data = replace(data, daily=tuple({**r, "errors": 0} for r in data.daily))
+    days = [(r["date"], r["conversations"], r["errors"]) for r in data.daily]
+    label = {d: f"{['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'][i]} {23 + i} Nov" for i, (d, _, _) in enumerate(days)}
+    assert days[0][0] == "2026-11-23"  # make_report's week, Mon 23 to Sun 29 Nov
+    low = min(days, key=lambda d: d[1])
+    high = max(days, key=lambda d: d[1])
+    want = (f"Conversations per day, 7 days, {sum(c for _, c, _ in days):,} in all: fewest {low[1]:,} "
+            f"({label[low[0]]}), most {high[1]:,} ({label[high[0]]})")
+    if errors == "some":
+        top = max(days, key=lambda d: d[2])
+        want += (f"; error events per day (the narrow bars, right axis): {sum(e for *_, e in days):,} in all, "
+                 f"most {top[2]:,} ({label[top[0]]})")
+    want += "."
+    _, charts = build_context(data)
+    assert next(c for c in charts if c.kind == "daily").alt == want
+    html = render_artifacts(data, {"html"})["report.html"].decode()
+    assert re.search(r'<img class="chart" [^>]*alt="([^"]*)"', html).group(1) == want
+    assert not re.search(r"\b(blue|red|green)\b", want)

@@ -18,7 +18,7 @@ from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
 from .clipping import isolated
-from .sections import breakdowns, failures, gap_label, judged_tone, quality_section, shows_days, slight
+from .sections import breakdowns, daily_alt, failures, gap_label, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -323,11 +323,8 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
     daily_chart = None
     # The executive template has no daily chart; drawing one costs more than the rest of its charts.
     if kind != "executive" and shows_days(data) and any(finite_number(r.get("conversations")) for r in data.daily):
-        total = sum(finite_number(r.get("conversations")) or 0 for r in data.daily)
-        alt = (f"Conversations per day, {len(data.daily)} days, {fmt.count(total)} in all (blue, left axis); "
-               f"error events per day in red on the right axis")
         daily_chart = "daily"
-        charts.append(Chart("daily", "daily", alt, 560, 170,
+        charts.append(Chart("daily", "daily", daily_alt(data, fmt), 560, 170,
                             values=tuple(finite_number(r.get("conversations")) for r in data.daily),
                             secondary=tuple(finite_number(r.get("errors")) for r in data.daily),
                             labels=tuple(fmt.day(r.get("date")).replace(" ", "\n", 1) for r in data.daily),

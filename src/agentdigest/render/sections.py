@@ -220,6 +220,21 @@ def shows_days(data: ReportData) -> bool:
     return len(data.daily) > 1
 
 
+def daily_alt(data: ReportData, fmt: Formatter) -> str:
+    """The day chart's alt text: its figures in words, no colours (found in an accessibility review: "(blue, left
+    axis); error events per day in red on the right axis" gave no day's figure, and said red bars none drew)."""
+    days = [(fmt.day(r.get("date")), finite_number(r.get("conversations")) or 0, finite_number(r.get("errors")) or 0)
+            for r in data.daily]
+    low, high = min(days, key=lambda d: d[1]), max(days, key=lambda d: d[1])
+    alt = (f"Conversations per day, {len(days)} days, {fmt.count(sum(d[1] for d in days))} in all: fewest "
+           f"{fmt.count(low[1])} ({low[0]}), most {fmt.count(high[1])} ({high[0]})")
+    if any(d[2] for d in days):  # drawn only then (charts._daily)
+        top = max(days, key=lambda d: d[2])
+        alt += (f"; error events per day (the narrow bars, right axis): {fmt.count(sum(d[2] for d in days))} in all, "
+                f"most {fmt.count(top[2])} ({top[0]})")
+    return alt + "."
+
+
 def gap_label(gap: Any, fmt: Formatter) -> str:
     start = fmt.moment(gap.start, "EEE d MMM HH:mm")
     same_day = fmt.moment(gap.start, "yyyyMMdd") == fmt.moment(gap.end, "yyyyMMdd")
