@@ -141,6 +141,11 @@ def span(start: str, end_exclusive: str) -> str:
 
 # --- reading each format back --------------------------------------------------------------------------------
 
+def unmarked(text: str) -> str:
+    """A table's figures without the arrows of their coloured changes ("▲ +21%" is "+21%")."""
+    return re.sub(r"[▲▼] ", "", text)
+
+
 def norm(text: str) -> str:
     """Spaces as spaces (no-break, thin), no soft hyphens or bidi marks, runs of spaces as one."""
     text = re.sub("[\u00a0\u202f\u2009]", " ", text)
@@ -254,7 +259,9 @@ class HTMLView(HTMLParser):
         return norm(" ".join(self.text_chunks))
 
     def body_rows(self, section: str) -> list[list[str]]:
-        return self.sections[section]["rows"][1:]  # the first is the header
+        """The rows under the header, each figure without the arrow a coloured change carries (the arrow is
+        test_render_html's)."""
+        return [[unmarked(cell) for cell in row] for row in self.sections[section]["rows"][1:]]
 
 
 def pdf_words(pdf: bytes) -> tuple[list[tuple[int, float, float, str]], float]:
@@ -292,7 +299,7 @@ class PDFView:
         texts = [line for *_, line in self.lines]
         rest = texts[texts.index(heading) + 1:]
         furniture = re.compile(r"^(Page \d+ of \d+|.* week of \d+ \w+ \d{4} \(\d{4}-W\d\d\))$")
-        rest = [line for line in rest if not furniture.match(line)]
+        rest = [unmarked(line) for line in rest if not furniture.match(line)]
         return rest[:1] + [line for line in rest[1:] if line != rest[0]]
 
     def cards(self, labels: list[str], end_heading: str) -> list[dict[str, str]]:

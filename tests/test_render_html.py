@@ -613,3 +613,54 @@ def test_on_a_phone_the_footer_lines_up_with_the_sections() -> None:
     media = re.search(r"@media only screen and \(max-width: 480px\) \{(.*)\}", html, re.S).group(1)
     rule = re.search(r"([^{}]*)\{[^}]*padding-left:\s*10px !important", media)
     assert rule and {".header", ".section", ".footer"} <= {s.strip() for s in rule.group(1).split(",")}, media
+
+
+def test_a_tables_coloured_change_has_an_arrow_so_it_is_not_told_by_colour_alone() -> None:
+    """Found in an accessibility review: in the tables, a change that passed its own test was told from one
+    within chance by its colour alone: the errors-by-type table's "new" in red beside another "new" in grey, the
+    by-agent "+21%" in red beside "+7.4%" in grey, alike to a screen reader and to a reader who sees no red.
+    Such a change now carries the arrow of its move, as the cards' badges do ("▲ +21%"); a grey one has none.
+    The moves by plain comparison of the report's figures; the tones are the context's."""
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from agentdigest.render.context import build_context
+    from render_fixtures import make_report
+
+    data = make_report("engineering")
+    # one error type new this week (up), one that fell, one within chance
+    data = replace(data, errors_by_type=({"error_type": "tool_timeout", "count": 57, "previous": 0},
+                                         {"error_type": "rate_limited", "count": 22, "previous": 40},
+                                         {"error_type": "upstream_5xx", "count": 4, "previous": 5}))
+    ctx, _ = build_context(data)
+    by_name = {r["agent_id"]: r for r in data.by_agent}
+    want: list[tuple[str, str]] = []  # (tone, text) of each badge, in table order
+    for row in ctx["errors_by_type"]["rows"]:
+        r = next(e for e in data.errors_by_type if e["error_type"] == row["type"])
+        want.append((row["tone"], row["change"], r["count"], r["previous"]))
+    for row in ctx["by_agent"]["rows"]:
+        r = by_name[row["agent"]]
+        want += [("neutral", row["conversations_change"], 0, 0),
+                 (row["resolution_tone"], row["resolution_change"], r["resolution_rate"], r.get("previous_resolution_rate")),
+                 (row["error_rate_tone"], row["error_rate_change"], r["error_rate"], r.get("previous_error_rate")),
+                 (row["p95_tone"], row["p95_change"], r["p95_latency_ms"], r.get("previous_p95_latency_ms"))]
+    coloured = [w for w in want if w[0] != "neutral"]
+    assert {"good", "bad"} <= {w[0] for w in coloured} and len(coloured) < len(want)  # both kinds, and grey ones
+
+    def marked(tone: str, text: str, cur, prev) -> str:
+        if tone == "neutral":
+            return text
+        return ("▲" if prev is None or cur > prev else "▼") + "\u00a0" + text
+
+    files = render_artifacts(data, {"html", "pdf"})
+    html = unescape(files["report.html"].decode())
+    tables = html[html.index(">Errors by type<"):html.index(">Recent failures<")]
+    tables = tables[:tables.index(">Tokens by model<")] + tables[tables.index(">By agent<"):]
+    badges = re.findall(r'<span class="badge badge-(\w+)"[^>]*>(.*?)</span>', tables)
+    assert badges == [(tone, marked(tone, text, cur, prev)) for tone, text, cur, prev in want]
+    # the PDF's tables too; the legend says what the arrow means
+    pdf = " ".join(pdf_text(files["report.pdf"]))
+    section = pdf[pdf.index("Errors by type"):pdf.index("Recent failures")]
+    assert section.count("▲") + section.count("▼") == len(coloured)
+    for text in (html, pdf):
+        assert "in tables, a change in green or red, with an arrow, passed its own test" in " ".join(text.split())

@@ -18,7 +18,7 @@ from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
 from .clipping import isolated
-from .sections import breakdowns, daily_alt, failures, gap_label, judged_tone, quality_section, shows_days, slight
+from .sections import ARROWS, breakdowns, daily_alt, failures, gap_label, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
                   "estimated_savings_usd", "error_rate")
@@ -36,7 +36,6 @@ NOUNS = {
     "tokens_per_conversation": "tokens per conversation", "cost_usd": "cost",
     "estimated_savings_usd": "estimated savings",
 }
-ARROWS = {"up": "▲", "down": "▼"}
 
 
 def audience_kind(data: ReportData) -> str:

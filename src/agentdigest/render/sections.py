@@ -37,6 +37,9 @@ def slight(change_pct: Any, change_pp: Any = None) -> bool:
     return pct is not None and abs(pct) < SLIGHT_PCT
 
 
+ARROWS = {"up": "▲", "down": "▼"}
+
+
 def judged_tone(good: bool | None, notable: bool | None, is_slight: bool) -> str:
     """The colour of a change badge. Green or red only when the move is notable, or, for a figure no test
     applies to (latency percentiles), when it is not slight; a move within the usual noise, or one too
@@ -70,6 +73,15 @@ def _change_tone(current: Any, previous: Any, higher_is_better: bool | None, *, 
         return "neutral"
     moved = slight(None, cur - prev) if rate else (prev != 0 and abs((cur - prev) / abs(prev) * 100) < slight_pct)
     return judged_tone((cur > prev) == higher_is_better, notable, moved)
+
+
+def moved_arrow(tone: str, current: Any, previous: Any) -> str:
+    """The arrow of a coloured table change, so that the colour is not all that tells it from a grey one
+    (found in an accessibility review: a red "new" beside a grey "new" read alike to a screen reader)."""
+    cur, prev = finite_number(current), finite_number(previous)
+    if tone == "neutral" or cur is None or prev is None or cur == prev:
+        return ""
+    return ARROWS["up" if cur > prev else "down"]
 
 
 def _agent_rate_notable(row: dict[str, Any], count: str) -> bool | None:
@@ -118,6 +130,8 @@ def breakdowns(data: ReportData, fmt: Formatter, limits: Any) -> dict[str, Any]:
                              notable=counts_differ(r.get("count"), r.get("previous")), tested=True)
                 if types_judged else "neutral",
     } for r, label in zip(rows, labels)]}
+    for row, r in zip(out["errors_by_type"]["rows"] if out["errors_by_type"] else [], rows):
+        row["arrow"] = moved_arrow(row["tone"], r.get("count"), r.get("previous"))
 
     rows, more = _top(data.by_model, "total_tokens", limits.models)
     total_tokens = sum(finite_number(r.get("total_tokens")) or 0 for r in data.by_model or ())
@@ -178,9 +192,9 @@ def _p95_change(r: dict[str, Any], fmt: Formatter) -> str:
 
 
 def _agent_tones(r: dict[str, Any]) -> dict[str, str]:
-    """How an agent's changes are coloured: its error rate and resolution by a test of the two periods'
-    conversations, its p95 past a slight move."""
-    return {
+    """How an agent's changes are coloured (its error rate and resolution by a test of the two periods'
+    conversations, its p95 past a slight move), and the arrows of the coloured ones."""
+    tones = {
         "error_rate_tone": _change_tone(r.get("error_rate"), r.get("previous_error_rate"), False, rate=True,
                                         notable=_agent_rate_notable(r, "error_conversations"), tested=True),
         "resolution_tone": _change_tone(r.get("resolution_rate"), r.get("previous_resolution_rate"), True, rate=True,
@@ -188,6 +202,9 @@ def _agent_tones(r: dict[str, Any]) -> dict[str, str]:
         "p95_tone": _change_tone(r.get("p95_latency_ms"), r.get("previous_p95_latency_ms"), False,
                                  slight_pct=AGENT_P95_SLIGHT_PCT),
     }
+    figures = {"error_rate": "error_rate", "resolution": "resolution_rate", "p95": "p95_latency_ms"}
+    return tones | {f"{key}_arrow": moved_arrow(tones[f"{key}_tone"], r.get(col), r.get(f"previous_{col}"))
+                    for key, col in figures.items()}
 
 
 def _moved(agents: tuple[dict[str, Any], ...], fmt: Formatter, limits: Any, most: int = 3) -> list[dict[str, Any]]:
