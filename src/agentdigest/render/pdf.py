@@ -13,6 +13,7 @@ from ..errors import RenderError
 log = logging.getLogger("agentdigest.render")
 _NOTDEF = ".notdef glyph rendered"
 _FONTTOOLS = "Using fontTools instead of HarfBuzz-Subset"
+_NO_LANG = 'Missing required "lang" attribute'
 #: How many of the characters no font draws one warning names.
 _NAMED = 8
 #: Whether this process has said that HarfBuzz-Subset is missing (once is enough: it is the machine's, not the report's).
@@ -28,12 +29,17 @@ class _MissingGlyphs(logging.Filter):
         super().__init__()
         self.chars: list[str] = []
         self.no_subset = False
+        self.no_lang = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         # Without the HarfBuzz-Subset library WeasyPrint warns once per font of every PDF, five lines above the
         # demo's output on a Debian machine with the README's Pango packages (found in a minimal-install check)
         if str(record.msg).startswith(_FONTTOOLS):
             self.no_subset = True
+            return False
+        # The tagged PDF's language: WeasyPrint logs an ERROR, naming neither the template nor what to do
+        if str(record.msg).startswith(_NO_LANG):
+            self.no_lang = True
             return False
         if not str(record.msg).startswith(_NOTDEF):
             return True
@@ -52,12 +58,18 @@ def render_pdf(html: str) -> bytes:
     weasyprint_log = logging.getLogger("weasyprint")
     weasyprint_log.addFilter(missing)
     try:
-        return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf()
+        # Tagged (headings, tables with their header cells, each chart a Figure with its alt text), so a screen
+        # reader reads more than a run of text (an accessibility review: "Tagged: no", no chart's alt text).
+        # It costs about 7% more time and 30 KB (the engineering report's 50 KB became 83 KB).
+        return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf(pdf_tags=True)
     except Exception as exc:  # WeasyPrint raises many kinds; the caller wants one
         raise RenderError(f"could not render the PDF: {exc}") from exc
     finally:
         weasyprint_log.removeFilter(missing)
         _say_no_subset(missing.no_subset)
+        if missing.no_lang:
+            log.warning('report.pdf: the print template\'s <html> has no lang attribute, so a screen reader must guess '
+                        'the language of the PDF; write <html lang="{{ lang }}"> as the built-in one does')
         if missing.chars:
             named = ", ".join(missing.chars[:_NAMED]) + (", …" if len(missing.chars) > _NAMED else "")
             log.warning("report.pdf: no installed font draws %s (%d character%s), so they print as empty boxes; "
