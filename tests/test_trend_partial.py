@@ -187,8 +187,8 @@ def test_a_partial_first_week_is_drawn_hollow_and_a_whole_one_is_not() -> None:
     assert whole.partial is None and marked.values == whole.values
     svg = {k: v.decode() for k, v in draw_all([marked, replace(marked, name="whole", partial=None)], "svg").items()}
     # the hollow point and the dotted segment from it, in grey (charts.MUTED); the dots: a dash array
-    assert "#98a2b3" in svg["spark-conversations"] and "stroke-dasharray" in svg["spark-conversations"]
-    assert "#98a2b3" not in svg["whole"] and "stroke-dasharray" not in svg["whole"]
+    assert "#858fa1" in svg["spark-conversations"] and "stroke-dasharray" in svg["spark-conversations"]
+    assert "#858fa1" not in svg["whole"] and "stroke-dasharray" not in svg["whole"]
 
 
 def test_a_week_begun_on_its_first_day_is_not_marked() -> None:

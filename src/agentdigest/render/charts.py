@@ -29,7 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator  # noqa: E402
 
 INK = "#344054"
-MUTED = "#98a2b3"
+MUTED = "#858fa1"  # 3.3:1 on white, as WCAG asks of a mark that means something (#98a2b3 was 2.6:1)
 GRID = "#eaecf0"
 BLUE = "#2e6fd8"
 RED = "#d92d20"
