@@ -51,6 +51,7 @@ from .schedule import decision, send_alarms
 HEARTBEAT_SECONDS = 30.0
 PRUNE_SECONDS = 86400.0  # heartbeat rows silent for HEARTBEAT_KEEP (30 days) are deleted at start, then daily
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
+CLOCK_JUMP_SECONDS = 60.0  # the wall clock moved this much more (or less) than the monotonic one: a jump or a sleep
 log = logging.getLogger("agentdigest.schedule")
 
 
@@ -78,6 +79,7 @@ class Daemon:
         self.abandoned = False  # a worker was still busy when the stop deadline passed
         self.workers: dict[str, Worker] = {}
         self._pruned_at: float | None = None  # time.monotonic() of the last pruning of old heartbeat rows
+        self._clock = (_wall(), time.monotonic())  # the last reading of both clocks (_watch_clock)
         self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
         self.not_tried_said: set[tuple[str, ...]] = set()  # alarm targets not tried again, logged once (alarms.notify)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
@@ -170,10 +172,29 @@ class Daemon:
         while not self.stop.is_set():
             self.wake.wait(timeout=1.0)
             self.wake.clear()
+            self._watch_clock()
             if self.reload_requested and not self.stop.is_set():
                 self.reload_requested = False
                 self.reload()
         return self._shutdown()
+
+    def _watch_clock(self) -> None:
+        """Look at the crons again when the wall clock jumped, or the machine slept.
+
+        Found in a long-run review: APScheduler sleeps until the next fire on the monotonic clock, which neither
+        a clock set forward (NTP fixing a slow clock, an operator's `date -s`) nor a suspended machine advances.
+        A fire the new time had passed came only when that sleep ended, up to a day late, and the period due
+        meanwhile was then passed over for the next one. A jump back needs nothing: a fire comes by the wall
+        clock, and a period sent is not sent again."""
+        wall, mono = _wall(), time.monotonic()
+        jump = (wall - self._clock[0]) - (mono - self._clock[1])
+        self._clock = (wall, mono)
+        if abs(jump) < CLOCK_JUMP_SECONDS:
+            return
+        decision("clock_jumped", "the system clock moved %s by %.0f s (set, or the machine slept); the schedules "
+                 "are looked at again by the new time", "forward" if jump > 0 else "back", abs(jump),
+                 level=logging.WARNING, owner=self.owner)
+        self.scheduler.wakeup()
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, _frame: Any) -> None:
@@ -322,6 +343,11 @@ class Daemon:
             "next_runs": {r.id: (f.isoformat() if r.enabled and (f := due.next_fire(r, now)) else None)
                           for r in self.config.reports},
         }
+
+
+def _wall() -> float:
+    """The wall clock, in seconds since the epoch (apart, so a test can set it forward)."""
+    return time.time()
 
 
 def serve(config_path: Any, *, log_format: str = "text", verbose: bool = False) -> int:

@@ -1,0 +1,106 @@
+"""The scheduler over a long life: a wall clock that jumps (or a machine that slept), many passes.
+
+The scheduler runs in this process (its main loop on the main thread, as `agentdigest schedule` runs it), so its
+clocks can be set: the wall clock that APScheduler, the daemon and a report's pass read is moved forward, while the
+monotonic clock that APScheduler sleeps on is not, which is what a clock set forward or a suspended machine does.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import apscheduler.schedulers.base as aps_base
+import pytest
+
+from agentdigest import daemon as daemon_module
+from agentdigest import report_worker
+from agentdigest.daemon import Daemon
+from schedule_helpers import cron_far_from_now, make_events, outbox, sent_files, wait_for, write_config
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+class _Shift:
+    seconds = 0.0
+
+
+class _ShiftedDatetime(datetime):
+    """``datetime`` whose ``now`` reads the wall clock moved by ``_Shift.seconds``."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.now(tz) + timedelta(seconds=_Shift.seconds)
+
+
+@pytest.fixture
+def shifted_clock(monkeypatch):
+    _Shift.seconds = 0.0
+    monkeypatch.setattr(aps_base, "datetime", _ShiftedDatetime)
+    monkeypatch.setattr(report_worker, "datetime", _ShiftedDatetime)
+    monkeypatch.setattr(daemon_module, "datetime", _ShiftedDatetime)
+    monkeypatch.setattr(daemon_module, "_wall", lambda: time.time() + _Shift.seconds)
+    return _Shift
+
+
+class _Events(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.events: list[tuple[str, str]] = []
+
+    def emit(self, record):
+        self.events.append((getattr(record, "event", ""), record.getMessage()))
+
+
+def test_a_clock_set_forward_fires_the_schedule_it_passed(tmp_path, shifted_clock):
+    """Found in a long-run review: a wall clock set forward a day (NTP fixing a slow clock, a VM resumed after a
+    day) left APScheduler asleep on the monotonic clock until its next fire, 12 hours here; the day that fell due
+    meanwhile went out only then, or was passed over. The scheduler now sees the jump and fires at once.
+    Set back an hour after that, it sends nothing twice."""
+    now = datetime.now(timezone.utc)
+    events = make_events(tmp_path / "events.duckdb", end=now + timedelta(days=3), days=6, conversations=300)
+    box = tmp_path / "outbox"
+    schedule = cron_far_from_now(now)  # fires 12 h from now: not during the test, but within a day set forward
+    config = write_config(tmp_path, events=events, channels=outbox("box", path=str(box)), reports=[
+        {"id": "daily", "period": "day", "timezone": "UTC", "schedule": schedule, "channels": ["box"]}])
+    minute, hour = (int(x) for x in schedule.split()[:2])
+    fire = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if fire > now:
+        fire -= timedelta(days=1)
+    first = (fire.date() - timedelta(days=1)).isoformat()  # the day the catch-up sends (see expected_period)
+    second = fire.date().isoformat()  # due at the next fire, 12 h away: passed by a day set forward
+
+    handler = _Events()
+    logging.getLogger("agentdigest").addHandler(handler)
+    daemon = Daemon(config)
+    outcome: dict[str, object] = {}
+
+    def drive():
+        try:
+            wait_for(lambda: sent_files(box).get(("daily", first)), what="the catch-up")
+            shifted_clock.seconds = 86400.0
+            wait_for(lambda: sent_files(box).get(("daily", second)), what="the day the clock jumped past", timeout=60)
+            shifted_clock.seconds = 86400.0 - 3600  # then back an hour, across the fire it just made
+            wait_for(lambda: len([e for e, _ in handler.events if e == "clock_jumped"]) == 2, what="the jump back")
+            wait_for(lambda: not any(w.busy or w.pending.is_set() for w in daemon.workers.values()), what="idle")
+        except AssertionError as exc:
+            outcome["error"] = exc
+        finally:
+            daemon.stop.request("SIGTERM")
+            daemon.wake.set()
+
+    helper = threading.Thread(target=drive)
+    helper.start()
+    try:
+        assert daemon.run() == 0
+    finally:
+        helper.join()
+        logging.getLogger("agentdigest").removeHandler(handler)
+    assert "error" not in outcome, outcome.get("error")
+    assert sent_files(box) == {("daily", first): 1, ("daily", second): 1}
+    jumps = [message for event, message in handler.events if event == "clock_jumped"]
+    assert len(jumps) == 2 and "forward by 86400 s" in jumps[0] and "back by 3600 s" in jumps[1], jumps
+    assert not [e for e, _ in handler.events if e == "passed_over"]
