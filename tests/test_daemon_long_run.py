@@ -104,3 +104,51 @@ def test_a_clock_set_forward_fires_the_schedule_it_passed(tmp_path, shifted_cloc
     jumps = [message for event, message in handler.events if event == "clock_jumped"]
     assert len(jumps) == 2 and "forward by 86400 s" in jumps[0] and "back by 3600 s" in jumps[1], jumps
     assert not [e for e, _ in handler.events if e == "passed_over"]
+
+
+def test_an_edited_config_is_said_once_and_used_from_the_sighup(tmp_path):
+    """Found in a long-run review: the config is read at start and at SIGHUP only, and an edit without the SIGHUP
+    left the scheduler running the old config while nothing said so (`check` and `history --next` read the new
+    file). A heartbeat now says it once per edit; the running config is kept until the SIGHUP, and a broken edit
+    that the SIGHUP refuses is not said again at each heartbeat."""
+    now = datetime.now(timezone.utc)
+    events = make_events(tmp_path / "events.duckdb", end=now, days=3, conversations=100)
+    report = {"id": "daily", "period": "day", "timezone": "UTC", "schedule": cron_far_from_now(now), "channels": ["box"]}
+    config = write_config(tmp_path, events=events, channels=outbox("box", path=str(tmp_path / "outbox")),
+                          reports=[report])
+    handler = _Events()
+    logging.getLogger("agentdigest").addHandler(handler)
+    daemon = Daemon(config)
+    try:
+        said = lambda event: [m for e, m in handler.events if e == event]  # noqa: E731
+        for _ in range(3):
+            daemon.tick()
+        assert said("config_changed") == []  # untouched: quiet
+
+        original = config.read_text()
+        config.write_text(original.replace(report["schedule"], "0 3 * * *"))
+        for _ in range(3):
+            daemon.tick()
+        changed = said("config_changed")
+        assert len(changed) == 1 and str(config) in changed[0] and "SIGHUP" in changed[0], changed
+        assert daemon.config.reports[0].schedule == report["schedule"]  # not used before the SIGHUP
+
+        daemon.reload()
+        assert daemon.config.reports[0].schedule == "0 3 * * *"
+        for _ in range(3):
+            daemon.tick()
+        assert len(said("config_changed")) == 1
+
+        config.write_text(original + "\n[[reports]\n")  # broken: the SIGHUP refuses it, and that says it
+        daemon.reload()
+        daemon.tick()
+        assert len(said("reload_failed")) == 1 and len(said("config_changed")) == 1
+        assert daemon.config.reports[0].schedule == "0 3 * * *"
+
+        config.unlink()  # removed: said once more
+        daemon.tick()
+        daemon.tick()
+        assert len(said("config_changed")) == 2 and "was removed" in said("config_changed")[1]
+    finally:
+        logging.getLogger("agentdigest").removeHandler(handler)
+        daemon.ledger.close()

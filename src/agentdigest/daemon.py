@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -36,7 +37,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import due
-from .config import Config, command, load_config
+from .config import Config, command, config_path, load_config
 from .interrupts import StopRequest
 from .preflight import report_lease
 from .owners import owner_id
@@ -66,6 +67,8 @@ class Daemon:
 
     def __init__(self, config_path: Any):
         self.config_path = config_path
+        self._config_read = _digest(config_path)  # the file's content as last read (before a load): _watch_config
+        self._config_said: str | None = None  # the content config_changed (or reload_failed) last spoke of
         self.config: Config = load_config(config_path)
         self.ledger = self._open_ledger(self.config)
         self._ledger_lock = threading.RLock()
@@ -292,6 +295,23 @@ class Daemon:
                 self._prune(ledger)
         except Exception as exc:  # noqa: BLE001
             decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
+        self._watch_config()
+
+    def _watch_config(self) -> None:
+        """Say once when the config file no longer holds what the scheduler runs (at a heartbeat).
+
+        Found in a long-run review: an edit (a recipient added, a schedule moved) is used only from the next SIGHUP
+        or restart, while `check` and `history --next` read the file as edited; a forgotten SIGHUP left the
+        scheduler running the old config for weeks, and nothing said so. It is not reloaded by itself: a file
+        caught half-saved would be refused, or worse, read. An edit that a SIGHUP then refused is not said again."""
+        content = _digest(self.config_path)
+        if content in (self._config_read, self._config_said):
+            return
+        self._config_said = content
+        decision("config_changed", "the config file %s %s since the scheduler read it; it still runs the config it "
+                 "read: send SIGHUP to use the file (`kill -HUP %d`, or `systemctl reload` of its unit), after `%s`",
+                 self.config.path, "was removed" if content is None else "changed", os.getpid(),
+                 command(self.config, "check"), level=logging.WARNING, owner=self.owner)
 
     def _prune(self, ledger: Any) -> None:
         """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days."""
@@ -307,9 +327,11 @@ class Daemon:
 
     def reload(self) -> None:
         """SIGHUP: read the config again; keep the old one when the new one is invalid."""
+        content = _digest(self.config_path)
         try:
             config = load_config(self.config_path)
         except Exception as exc:  # noqa: BLE001
+            self._config_said = content  # said: not said again as config_changed
             decision("reload_failed", "config not reloaded, keeping the running one: %s", exc,
                      level=logging.ERROR, error=str(exc))
             return
@@ -317,13 +339,14 @@ class Daemon:
             try:
                 ledger = self._open_ledger(config)
             except Exception as exc:  # noqa: BLE001 - found in a review: the scheduler exited 1 on such a reload
+                self._config_said = content
                 decision("reload_failed", "config not reloaded, keeping the running one: the new [ledger] url "
                          "cannot be opened: %s", exc, level=logging.ERROR, error=str(exc))
                 return
             with self._ledger_lock:
                 old, self.ledger = self.ledger, ledger
                 self._retire(old)
-        old, self.config = self.config, config
+        old, self.config, self._config_read = self.config, config, content
         new = self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
         for report_id, worker in self.workers.items():
@@ -343,6 +366,14 @@ class Daemon:
             "next_runs": {r.id: (f.isoformat() if r.enabled and (f := due.next_fire(r, now)) else None)
                           for r in self.config.reports},
         }
+
+
+def _digest(path: Any) -> str | None:
+    """A hash of the config file's bytes, or None when it cannot be read."""
+    try:
+        return hashlib.sha256(config_path(path).read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
 
 
 def _wall() -> float:
