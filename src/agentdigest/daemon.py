@@ -42,6 +42,7 @@ from .interrupts import StopRequest
 from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
+from .render.pdf import forget_fonts
 from .ledger_runs import HEARTBEAT_KEEP
 from .ledger_schema import LedgerError, foreign_ledger
 from .logs import configure_logging
@@ -347,6 +348,7 @@ class Daemon:
                 old, self.ledger = self.ledger, ledger
                 self._retire(old)
         old, self.config, self._config_read = self.config, config, content
+        forget_fonts()  # a font installed since is used from the next PDF
         new = self._sync_jobs()
         decision("reloaded", "config reloaded (%d report(s))", len(config.reports))
         for report_id, worker in self.workers.items():

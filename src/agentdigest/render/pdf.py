@@ -7,6 +7,7 @@ template cannot make the renderer reach out to the network or the file system.
 from __future__ import annotations
 
 import logging
+import threading
 
 from ..errors import RenderError
 
@@ -18,6 +19,9 @@ _NO_LANG = 'Missing required "lang" attribute'
 _NAMED = 8
 #: Whether this process has said that HarfBuzz-Subset is missing (once is enough: it is the machine's, not the report's).
 _said_no_subset = False
+#: Each thread's WeasyPrint font configuration, made again once ``_fonts_generation`` moves on (forget_fonts).
+_fonts = threading.local()
+_fonts_generation = 0
 
 
 class _MissingGlyphs(logging.Filter):
@@ -61,7 +65,8 @@ def render_pdf(html: str) -> bytes:
         # Tagged (headings, tables with their header cells, each chart a Figure with its alt text), so a screen
         # reader reads more than a run of text (an accessibility review: "Tagged: no", no chart's alt text).
         # It costs about 7% more time and 30 KB (the engineering report's 50 KB became 83 KB).
-        return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf(pdf_tags=True)
+        return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf(
+            pdf_tags=True, font_config=_font_config(html))
     except Exception as exc:  # WeasyPrint raises many kinds; the caller wants one
         raise RenderError(f"could not render the PDF: {exc}") from exc
     finally:
@@ -76,6 +81,29 @@ def render_pdf(html: str) -> bytes:
                         "install a font that does (Debian: fonts-noto-cjk for Chinese, Japanese and Korean, "
                         "fonts-noto-color-emoji for emoji)", named, len(missing.chars),
                         "" if len(missing.chars) == 1 else "s")
+
+
+def _font_config(html: str) -> object | None:
+    """The thread's font configuration, kept from one PDF to the next; None (a new one for this PDF) when the HTML
+    declares fonts of its own, so a custom template's @font-face reaches no other report.
+
+    Found in a long-run review of the scheduler: WeasyPrint makes a configuration per PDF, loading Fontconfig's
+    configuration and fonts anew, and its memory is never all given back: the scheduler grew by about 230 KB per
+    PDF (measured over 300 runs), for as long as it ran. One per thread (a scheduler renders on several report
+    workers at once, and a Pango font map is not to be shared between threads) keeps it flat."""
+    if "@font-face" in html.lower():
+        return None
+    if getattr(_fonts, "generation", None) != _fonts_generation:
+        from weasyprint.text.fonts import FontConfiguration
+
+        _fonts.config, _fonts.generation = FontConfiguration(), _fonts_generation
+    return _fonts.config
+
+
+def forget_fonts() -> None:
+    """Make each thread's next PDF read the installed fonts anew (the scheduler's SIGHUP: a font installed since)."""
+    global _fonts_generation
+    _fonts_generation += 1
 
 
 def _say_no_subset(missing: bool) -> None:
