@@ -190,3 +190,37 @@ def test_pdfs_rendered_one_after_another_share_a_font_configuration(monkeypatch)
     pdf.render_pdf(styled)
     pdf.render_pdf(styled)
     assert len(made) == 5  # a template's own fonts: a configuration each time, reaching no other report
+
+
+def test_a_clock_set_forward_puts_the_reports_to_work_before_the_alarm_check(tmp_path, shifted_clock):
+    """The alarm check at a heartbeat that comes first after the clock was set forward a day (before the main loop
+    saw it) found the day due 12 h before, plus its grace, late, and alarmed it while it was about to go out. The
+    heartbeat now looks at the clock first: the reports are put to work, not alarmed, and the day is sent."""
+    now = datetime.now(timezone.utc)
+    events = make_events(tmp_path / "events.duckdb", end=now + timedelta(days=3), days=6, conversations=300)
+    box, oncall = tmp_path / "outbox", tmp_path / "oncall"
+    config = write_config(tmp_path, events=events, channels={**outbox("box", path=str(box)),
+                                                            **outbox("oncall", path=str(oncall))},
+                          reports=[{"id": "daily", "period": "day", "timezone": "UTC",
+                                    "schedule": cron_far_from_now(now), "channels": ["box"]}],
+                          alarms={"channel": "oncall", "grace_minutes": 60})
+    handler = _Events()
+    logging.getLogger("agentdigest").addHandler(handler)
+    daemon = Daemon(config)
+    try:
+        daemon._sync_jobs()  # the workers, without the cron jobs running
+        daemon.workers["daily"].request()  # the start's catch-up
+        wait_for(lambda: len(sent_files(box)) == 1, what="the catch-up")
+        wait_for(lambda: not daemon._working("daily"), what="the catch-up's end")
+        daemon.tick()
+        assert not [m for e, m in handler.events if e == "alarm_sent"]
+        shifted_clock.seconds = 86400.0
+        daemon.tick()  # the heartbeat before the main loop's look at the clock
+        wait_for(lambda: len(sent_files(box)) == 2, what="the day the clock jumped past")
+        wait_for(lambda: not daemon._working("daily"), what="its pass's end")
+        daemon.tick()
+        assert [e for e, _ in handler.events if e == "clock_jumped"] == ["clock_jumped"]
+        assert not [m for e, m in handler.events if e == "alarm_sent"], handler.events
+    finally:
+        daemon.stop.request("SIGTERM")
+        logging.getLogger("agentdigest").removeHandler(handler)

@@ -84,6 +84,7 @@ class Daemon:
         self.workers: dict[str, Worker] = {}
         self._pruned_at: float | None = None  # time.monotonic() of the last pruning of old heartbeat rows
         self._clock = (_wall(), time.monotonic())  # the last reading of both clocks (_watch_clock)
+        self._clock_lock = threading.Lock()
         self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
         self.not_tried_said: set[tuple[str, ...]] = set()  # alarm targets not tried again, logged once (alarms.notify)
         self.scheduler = BackgroundScheduler(timezone=timezone.utc, job_defaults={
@@ -183,22 +184,27 @@ class Daemon:
         return self._shutdown()
 
     def _watch_clock(self) -> None:
-        """Look at the crons again when the wall clock jumped, or the machine slept.
+        """Look at the crons again when the wall clock jumped, or the machine slept (each second, and before alarms).
 
         Found in a long-run review: APScheduler sleeps until the next fire on the monotonic clock, which neither
         a clock set forward (NTP fixing a slow clock, an operator's `date -s`) nor a suspended machine advances.
         A fire the new time had passed came only when that sleep ended, up to a day late, and the period due
-        meanwhile was then passed over for the next one. A jump back needs nothing: a fire comes by the wall
-        clock, and a period sent is not sent again."""
-        wall, mono = _wall(), time.monotonic()
-        jump = (wall - self._clock[0]) - (mono - self._clock[1])
-        self._clock = (wall, mono)
+        meanwhile was then passed over for the next one. Set forward, every report makes a pass at once (before the
+        alarm check calls its period late); set back, none: fires follow the wall clock, and nothing goes twice."""
+        with self._clock_lock:
+            wall, mono = _wall(), time.monotonic()
+            jump = (wall - self._clock[0]) - (mono - self._clock[1])
+            self._clock = (wall, mono)
         if abs(jump) < CLOCK_JUMP_SECONDS:
             return
         decision("clock_jumped", "the system clock moved %s by %.0f s (set, or the machine slept); the schedules "
                  "are looked at again by the new time", "forward" if jump > 0 else "back", abs(jump),
                  level=logging.WARNING, owner=self.owner)
-        self.scheduler.wakeup()
+        if jump > 0:
+            for worker in list(self.workers.values()):
+                worker.request()
+        if self.scheduler.running:
+            self.scheduler.wakeup()
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, _frame: Any) -> None:
@@ -285,6 +291,7 @@ class Daemon:
 
     def tick(self) -> None:
         """Heartbeat, then alarms for late periods."""
+        self._watch_clock()  # a clock set forward puts the reports to work before they are found late
         try:
             with self.ledger_in_use() as ledger:  # before `idle`: a ledger opened again puts every report to work
                 ledger.heartbeat(self.owner, self._info("running"))
@@ -299,12 +306,9 @@ class Daemon:
         self._watch_config()
 
     def _watch_config(self) -> None:
-        """Say once when the config file no longer holds what the scheduler runs (at a heartbeat).
-
-        Found in a long-run review: an edit (a recipient added, a schedule moved) is used only from the next SIGHUP
-        or restart, while `check` and `history --next` read the file as edited; a forgotten SIGHUP left the
-        scheduler running the old config for weeks, and nothing said so. It is not reloaded by itself: a file
-        caught half-saved would be refused, or worse, read. An edit that a SIGHUP then refused is not said again."""
+        """Say once when the config file no longer holds what the scheduler runs (at a heartbeat). Found in a long-run
+        review: an edit is used only from the next SIGHUP, while `check` and `history --next` read the file as edited,
+        and a forgotten SIGHUP went unsaid. Not reloaded by itself: a file caught half-saved would be read."""
         content = _digest(self.config_path)
         if content in (self._config_read, self._config_said):
             return
