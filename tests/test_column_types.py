@@ -217,7 +217,8 @@ REFUSED = [
            setup=both("CREATE TYPE speed AS ENUM ('fast', 'slow')"),
            # PostgreSQL's enums are read as text (they may be numbers), refused when the values are converted
            message=r"(column 'latency_ms' \(latency_ms\) has type a user-defined type \(cast it in a view\), expected a "
-                   r"number|source.columns.latency_ms: the text column 'latency_ms' holds values that are not numbers)"),
+                   r"number|source.columns.latency_ms: text column 'latency_ms' holds '(fast|slow)' \(expected milliseconds "
+                   r"such as 830\.5\)$)"),
 ]
 
 

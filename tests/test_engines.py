@@ -527,8 +527,9 @@ def test_spark_errors_are_one_line_and_a_refused_setting_names_its_key(spark, tm
                               capture_output=True, text=True, cwd=tmp_path, timeout=300)
 
     bad_value = run(base, "run", "--dry-run", "--period", key)
-    assert bad_value.returncode == 2 and "source.columns.latency_ms: the text column 'latency_ms'" in bad_value.stderr
-    assert "such as 'fast'" in bad_value.stderr  # one value, redacted as event text (tests/test_columns.py)
+    assert bad_value.returncode == 2, bad_value.stderr  # one value, redacted as event text (tests/test_columns.py)
+    assert ("agentdigest.toml: source.columns.latency_ms: text column 'latency_ms' holds 'fast' (expected milliseconds "
+            "such as 830.5)") in bad_value.stderr, bad_value.stderr
     assert len(bad_value.stderr.strip().splitlines()) == 1, bad_value.stderr
     refused = run(base.replace('files = ["events.parquet"]\n', 'files = ["events.parquet"]\n[source.spark_conf]\n'
                                                                '"spark.sql.shuffle.partitions" = "abc"\n'), "check")

@@ -329,7 +329,8 @@ def test_a_text_column_that_does_not_convert_is_a_config_error_in_the_report_tra
                           capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "source.columns.latency_ms: the text column 'latency_text' holds values that are not numbers" in done.stderr
+    assert done.stderr.strip() == ("agentdigest: error: agentdigest.toml: source.columns.latency_ms: text column "
+                                   "'latency_text' holds 'fast' (expected milliseconds such as 830.5)"), done.stderr
 
 
 @pytest.mark.postgres

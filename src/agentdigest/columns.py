@@ -102,6 +102,11 @@ def _refuse_shared_identity(columns: dict[str, str], theirs: set[str], name: str
                              f"{'each' if len(own) == len(canons) else ' and '.join(own)} in a column of its own)")
 
 
+#: What a text column converted to a canonical one is expected to hold, as its error says it (Source.conversion_error).
+EXPECTED_VALUES = {"event_ts": "ISO 8601 times such as 2026-11-23 14:05:09", "token_count": "whole numbers such as 1250",
+                   "latency_ms": "milliseconds such as 830.5", "cost_usd": "dollars such as 0.042"}
+
+
 def text_timestamp(value: ir.StringValue, kind: str) -> ir.StringValue:
     """``value`` with the space before a trailing UTC offset removed on DuckDB: its cast reads
     ``2026-09-30 19:22:37.043 -0500`` as a time zone named "-0500" and fails, while Python's
