@@ -24,6 +24,8 @@ from .errors import InputError, SourceError, first_line
 from .masking import mask_url
 from .pg_connect import connect
 from .source_errors import query_advice
+from .pg_tables import (current_user, on_search_path, other_case, regclass, schemas_holding, sql_name, sql_table,
+                        unreadable_columns)
 from .sources import _table, query_error, register_backend, table_path
 
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
@@ -54,10 +56,10 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con.disconnect()
         raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
     try:
-        table = _table(con, _on_search_path(con, cfg.table), cfg.url)
+        table = _table(con, on_search_path(con, cfg.table), cfg.url)
     except InputError as exc:
-        schemas = _schemas_holding(con, cfg.table)
-        cased = [] if schemas else _other_case(con, cfg.table)
+        schemas = schemas_holding(con, cfg.table)
+        cased = [] if schemas else other_case(con, cfg.table)
         con.disconnect()
         if cased:
             # Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it, said only "not found".
@@ -66,7 +68,7 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         if not schemas:
             raise
         # Found in a PostgreSQL audit: "not found" alone, for a table in a schema off the search path.
-        where = " or ".join(f"{_sql_name(schema)}.{_sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
+        where = " or ".join(f"{sql_name(schema)}.{sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc
     table = _naive_event_ts_as_utc(table, cfg.columns.get("event_ts", "event_ts"))
     try:
@@ -74,17 +76,17 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         # "permission denied for table agent_events" (exit 3), naming no column, and a column read by its name
         # cannot be left out in [source.columns] (found in a PostgreSQL audit). Such a column is absent, unless
         # the report needs it: a required column, or one [source.columns] maps.
-        hidden = [col for col in _unreadable_columns(con, cfg.table) if col in table.columns]
+        hidden = [col for col in unreadable_columns(con, cfg.table) if col in table.columns]
         if hidden and len(hidden) == len(table.columns):
             # Found in a production audit: a role with USAGE on the schema but no SELECT on the table read only
             # "query failed: permission denied for table agent_events", where a column's error names its GRANT.
             raise SourceError(f"source {mask_url(cfg.url)}: the role may not read table {cfg.table!r} (expected "
-                              f"GRANT SELECT ON {_sql_table(cfg.table)} TO {_sql_name(_current_user(con))})")
+                              f"GRANT SELECT ON {sql_table(cfg.table)} TO {sql_name(current_user(con))})")
         needed = sorted(set(hidden) & {*(cfg.columns.get(c, c) for c in REQUIRED_COLUMNS), *cfg.columns.values()})
         if needed:
             raise SourceError(f"source {mask_url(cfg.url)}: the role may not read column(s) {', '.join(needed)} of "
                               f"table {cfg.table!r}, which the report needs (expected GRANT SELECT "
-                              f"({', '.join(_sql_name(c) for c in needed)}) ON {cfg.table} to the role)")
+                              f"({', '.join(sql_name(c) for c in needed)}) ON {cfg.table} to the role)")
         table = _enums_and_money(con, table.drop(*hidden) if hidden else table, cfg.table)
     except SourceError:
         con.disconnect()
@@ -97,88 +99,6 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         raise SourceError(f"source {mask_url(cfg.url)}: cannot read table {cfg.table!r} ({first_line(exc, 300)})"
                           f"{query_advice(exc)}") from exc
     return con, table, cfg.table
-
-
-def _on_search_path(con: Any, name: str) -> str:
-    """An unqualified ``name`` qualified with the schema PostgreSQL finds it in on the role's search path. Ibis
-    looks in the first schema only (current_schema()), so a table in a later one (search_path = "$user", public,
-    analytics) was "not found; it is in a schema not on the role's search path" (found in a PostgreSQL audit)."""
-    path = table_path(name)
-    if len(path) != 1:
-        return name
-    try:
-        with con.con.cursor() as cur:
-            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.oid = to_regclass(%s)", (_regclass(name),))
-            found = cur.fetchone()
-    except Exception:  # noqa: BLE001 - Ibis's own lookup says what is wrong
-        return name
-    return f"{_sql_name(found[0])}.{_sql_name(path[0])}" if found else name
-
-
-def _unreadable_columns(con: Any, name: str) -> list[str]:
-    """The columns of table ``name`` the role may not SELECT (column privileges): every one when it may not
-    read the table at all."""
-    with con.con.cursor() as cur:
-        cur.execute("SELECT a.attname, has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_attribute a "
-                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (_regclass(name),))
-        found = cur.fetchall()
-    return [col for col, readable in found if not readable]
-
-
-def _current_user(con: Any) -> str:
-    """The role the source's session reads as, for the GRANT an error names."""
-    with con.con.cursor() as cur:
-        cur.execute("SELECT current_user")
-        return cur.fetchone()[0]
-
-
-def _sql_table(name: str) -> str:
-    """``name`` (``schema.table`` allowed) as SQL reads it back: each part quoted unless plain lower case."""
-    return ".".join(_sql_name(part) for part in table_path(name))
-
-
-def _regclass(name: str) -> str:
-    """``name`` (``schema.table`` allowed) quoted part by part for to_regclass: the case as written."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
-
-
-def _sql_name(part: str) -> str:
-    """A name part as source.table reads it back: double-quoted unless a plain lower-case identifier."""
-    return part if re.fullmatch(r"[a-z_][a-z0-9_]*", part) else '"' + part.replace('"', '""') + '"'
-
-
-def _schemas_holding(con: Any, name: str) -> list[str]:
-    """The schemas holding a table or view ``name`` (unqualified) that the role may read, at most three."""
-    path = table_path(name)
-    if len(path) != 1:
-        return []
-    try:
-        with con.con.cursor() as cur:
-            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
-                        "AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 3", (path[0],))
-            return [row[0] for row in cur.fetchall()]
-    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
-        return []
-
-
-def _other_case(con: Any, name: str) -> list[str]:
-    """The tables or views the role may read whose names differ from ``name`` (``schema.table`` or unqualified)
-    only in case, as source.table would write them, at most three."""
-    path = table_path(name)
-    if len(path) > 2:
-        return []
-    schema = path[0] if len(path) == 2 else None
-    try:
-        with con.con.cursor() as cur:
-            cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE lower(c.relname) = lower(%s) AND (%s::text IS NULL OR lower(n.nspname) = lower(%s)) "
-                        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND has_table_privilege(c.oid, 'SELECT') "
-                        "AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2 LIMIT 3", (path[-1], schema, schema))
-            return [f"{_sql_name(nsp)}.{_sql_name(rel)}" for nsp, rel in cur.fetchall()]
-    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
-        return []
 
 
 def temp_tables_allowed(backend: Any, settings: dict[str, Any] | None = None) -> bool:
@@ -214,8 +134,8 @@ def temp_tables_refused(backend: Any, settings: dict[str, Any] | None = None) ->
     if read_only:  # default_transaction_read_only, or a hot standby
         return "read-only"
     if not temporary:
-        return (f"the role may not create them: GRANT TEMPORARY ON DATABASE {_sql_name(database)} "
-                f"TO {_sql_name(role)}")
+        return (f"the role may not create them: GRANT TEMPORARY ON DATABASE {sql_name(database)} "
+                f"TO {sql_name(role)}")
     return None
 
 
@@ -227,7 +147,7 @@ def withheld_columns(backend: Any, name: str | None, mapped: Iterable[str]) -> f
     if getattr(backend, "name", "") != "postgres" or not name:
         return frozenset()
     try:
-        hidden = _unreadable_columns(backend, name)
+        hidden = unreadable_columns(backend, name)
         backend.con.commit()
     except Exception:  # noqa: BLE001 - the notes then say the column is absent, as they did
         try:
@@ -308,7 +228,7 @@ def unique_ids(backend: Any, name: str | None, column: str) -> bool:
                         "WHERE i.indrelid = to_regclass(%s) AND i.indisunique "
                         "AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL AND i.indexprs IS NULL "
                         "AND a.attname = %s AND (c.relkind = 'p' OR NOT EXISTS "
-                        "(SELECT 1 FROM pg_inherits h WHERE h.inhparent = i.indrelid)))", (_regclass(name), column))
+                        "(SELECT 1 FROM pg_inherits h WHERE h.inhparent = i.indrelid)))", (regclass(name), column))
             found = bool(cur.fetchone()[0])
         backend.con.commit()
     except Exception:  # noqa: BLE001 - unknown: search, as before
@@ -360,7 +280,7 @@ def _enums_and_money(con: Any, table: ir.Table, name: str) -> ir.Table:
     with con.con.cursor() as cur:
         cur.execute("SELECT a.attname, t.typtype = 'e' FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
                     "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
-                    "AND (t.typtype = 'e' OR t.oid = 'money'::regtype)", (_regclass(name),))
+                    "AND (t.typtype = 'e' OR t.oid = 'money'::regtype)", (regclass(name),))
         found = cur.fetchall()
     con.con.commit()
     enums = [c for c, enum in found if enum and c in table.columns and table[c].type().is_string()]

@@ -1,0 +1,90 @@
+"""Where PostgreSQL finds ``source.table``: the name looked up on the role's search path, and when it is not found
+the schemas or the letter case it is in, for the error to say (a PostgreSQL audit); how a name is written back."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .sources import table_path
+
+
+def on_search_path(con: Any, name: str) -> str:
+    """An unqualified ``name`` qualified with the schema PostgreSQL finds it in on the role's search path. Ibis
+    looks in the first schema only (current_schema()), so a table in a later one (search_path = "$user", public,
+    analytics) was "not found; it is in a schema not on the role's search path" (found in a PostgreSQL audit)."""
+    path = table_path(name)
+    if len(path) != 1:
+        return name
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.oid = to_regclass(%s)", (regclass(name),))
+            found = cur.fetchone()
+    except Exception:  # noqa: BLE001 - Ibis's own lookup says what is wrong
+        return name
+    return f"{sql_name(found[0])}.{sql_name(path[0])}" if found else name
+
+
+def unreadable_columns(con: Any, name: str) -> list[str]:
+    """The columns of table ``name`` the role may not SELECT (column privileges): every one when it may not
+    read the table at all."""
+    with con.con.cursor() as cur:
+        cur.execute("SELECT a.attname, has_column_privilege(a.attrelid, a.attnum, 'SELECT') FROM pg_attribute a "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped", (regclass(name),))
+        found = cur.fetchall()
+    return [col for col, readable in found if not readable]
+
+
+def current_user(con: Any) -> str:
+    """The role the source's session reads as, for the GRANT an error names."""
+    with con.con.cursor() as cur:
+        cur.execute("SELECT current_user")
+        return cur.fetchone()[0]
+
+
+def sql_table(name: str) -> str:
+    """``name`` (``schema.table`` allowed) as SQL reads it back: each part quoted unless plain lower case."""
+    return ".".join(sql_name(part) for part in table_path(name))
+
+
+def regclass(name: str) -> str:
+    """``name`` (``schema.table`` allowed) quoted part by part for to_regclass: the case as written."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in table_path(name))
+
+
+def sql_name(part: str) -> str:
+    """A name part as source.table reads it back: double-quoted unless a plain lower-case identifier."""
+    return part if re.fullmatch(r"[a-z_][a-z0-9_]*", part) else '"' + part.replace('"', '""') + '"'
+
+
+def schemas_holding(con: Any, name: str) -> list[str]:
+    """The schemas holding a table or view ``name`` (unqualified) that the role may read, at most three."""
+    path = table_path(name)
+    if len(path) != 1:
+        return []
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                        "AND has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 3", (path[0],))
+            return [row[0] for row in cur.fetchall()]
+    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
+        return []
+
+
+def other_case(con: Any, name: str) -> list[str]:
+    """The tables or views the role may read whose names differ from ``name`` (``schema.table`` or unqualified)
+    only in case, as source.table would write them, at most three."""
+    path = table_path(name)
+    if len(path) > 2:
+        return []
+    schema = path[0] if len(path) == 2 else None
+    try:
+        with con.con.cursor() as cur:
+            cur.execute("SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE lower(c.relname) = lower(%s) AND (%s::text IS NULL OR lower(n.nspname) = lower(%s)) "
+                        "AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND has_table_privilege(c.oid, 'SELECT') "
+                        "AND has_schema_privilege(n.oid, 'USAGE') ORDER BY 1, 2 LIMIT 3", (path[-1], schema, schema))
+            return [f"{sql_name(nsp)}.{sql_name(rel)}" for nsp, rel in cur.fetchall()]
+    except Exception:  # noqa: BLE001 - a hint only; the error is said without it
+        return []
