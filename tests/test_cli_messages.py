@@ -490,14 +490,19 @@ def test_a_view_over_a_dropped_table_says_what_is_missing(tmp_path, table, code,
     write_config(tmp_path, f'[source]\nurl = "duckdb://events.duckdb"\ntable = "{table}"\n')
     assert words in one_line(cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10"), code)
 
-@pytest.mark.parametrize("table,meant", [("event", "events"), ("evnets", "events"), ("main.event", "events"),
-                                         ("conversations", None)], ids=["prefix", "typo", "schema", "unlike"])
+@pytest.mark.parametrize("table,meant", [("event", "events"), ("evnets", "events"), ("main.event", "main.events"),
+                                         ("analytics.agent_evnts", "analytics.agent_events"),
+                                         ("conversations", None)], ids=["prefix", "typo", "schema", "other-schema",
+                                                                        "unlike"])
 def test_a_mistyped_table_is_asked_did_you_mean(tmp_path, table, meant):
     """Found trying agentdigest as a new user: `table = "event"` for a table named events said only "table 'event'
-    not found"; a table one typo away or begun by the name is offered, as a canonical column is."""
+    not found"; a table one typo away or begun by the name is offered, as a canonical column is. With the schema
+    it was written with: `analytics.agent_evnts` was asked 'agent_events', which is in no schema on the path."""
     with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
         con.execute("CREATE TABLE events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
         con.execute("CREATE TABLE agents (agent_id TEXT)")
+        con.execute("CREATE SCHEMA analytics")
+        con.execute("CREATE TABLE analytics.agent_events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
     write_config(tmp_path, f'[source]\nurl = "duckdb://events.duckdb"\ntable = "{table}"\n')
     for command in (["check"], ["run", "--dry-run", "--format", "json", "--period", "2026-10"]):
         line = one_line(cli(tmp_path, *command), 2)

@@ -162,6 +162,48 @@ def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("role,table,meant", [
+    (None, "evnts", "events"),  # on the search path: the name alone
+    (None, "analytics.agent_evnts", "analytics.agent_events"),  # was asked 'agent_events', which is not found either
+    (None, "analytcs.agent_events", "analytics.agent_events"),  # a typo in the schema
+    (None, "bot_evnts", "other.bot_events"),  # off the search path: with its schema (was no hint)
+    (None, "agent_evnts", "analytics.agent_events"),  # in two schemas off the path: the first
+    ("agentdigest_meant", "agent_evnts", "events.agent_events"),  # the one the role may read
+    (None, "daily_totl", "daily_total"),  # a materialized view (was no hint)
+    (None, "agent_log_2026_1", None),  # a partition holds one month: not offered (was 'agent_log_2026_10')
+    (None, "agent_lg", "agent_log"),  # its partitioned table is
+    (None, "no_such_table", None),
+], ids=["search-path", "qualified", "schema-typo", "other-schema", "first-schema", "readable", "materialized-view",
+        "partition", "partitioned", "unlike"])
+def test_a_mistyped_table_is_asked_did_you_mean_on_postgres(pg_url, tmp_path, role, table, meant):
+    """`table = "event"` is asked "did you mean 'events'?" on DuckDB; on PostgreSQL Ibis's list of tables named the
+    table alone for `analytics.agent_evnts` and left out other schemas and materialized views. The name offered is
+    one the role may read, written as source.table reads it; check says it in one line, exit 2."""
+    import psycopg
+
+    load_postgres(trap_rows(SCENARIO), pg_url)  # events.agent_events: a schema off the search path
+    like = "(LIKE events.agent_events)"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("CREATE SCHEMA analytics")
+        con.execute(f"CREATE TABLE analytics.agent_events {like}")
+        con.execute("CREATE SCHEMA other")
+        con.execute(f"CREATE TABLE other.bot_events {like}")
+        con.execute(f"CREATE TABLE public.events {like}")
+        con.execute("CREATE MATERIALIZED VIEW public.daily_total AS SELECT count(*) AS n FROM events.agent_events")
+        con.execute("CREATE TABLE public.agent_log (LIKE events.agent_events) PARTITION BY RANGE (event_ts)")
+        con.execute("CREATE TABLE public.agent_log_2026_10 PARTITION OF public.agent_log "
+                    "FOR VALUES FROM ('2026-10-01') TO ('2026-11-01')")
+    url = reader_url(pg_url, role) if role else pg_url
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\ntable = "{table}"\n[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"agentdigest.toml: source.table: table {table!r} not found in postgresql://" in line, line
+    assert line.endswith(f"/{pg_url.rsplit('/', 1)[1]}" + (f" (did you mean {meant!r}?)" if meant else "")), line
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("table", ["Events.Agent_Events", "EVENTS.agent_events", "Agent_Events"])
 def test_a_table_named_in_another_case_is_named_as_written_in_the_catalog(pg_url, table):
     """Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it to analytics.agent_log,

@@ -1089,6 +1089,32 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
     assert logs[0].stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.spark
+@pytest.mark.parametrize("table,meant", [
+    ("typo_evnts", "typo_events"),  # a temporary view of the session
+    ("meant_db.agent_evnts", "meant_db.agent_events"),  # was asked 'agent_events', which is not found either
+    ("spark_catalog.meant_db.agent_evnts", "spark_catalog.meant_db.agent_events"),
+    ("meant_db.conversations", None),
+], ids=["view", "database", "catalog", "unlike"])
+def test_a_mistyped_catalog_table_is_asked_did_you_mean(spark, table, meant):
+    """A mistyped `table` is asked "did you mean ...?" on Spark's catalog as on DuckDB and PostgreSQL, with the
+    database it was written with. A table of another database than the current one is not looked for: that
+    lists every database of the metastore, one call each."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS meant_db")
+    spark.sql("CREATE TABLE IF NOT EXISTS meant_db.agent_events (conversation_id STRING, event_ts TIMESTAMP, "
+              "event_type STRING) USING parquet")
+    spark.sql("SELECT 'c1' AS conversation_id, current_timestamp() AS event_ts, 'message' AS event_type"
+              ).createOrReplaceTempView("typo_events")
+    try:
+        with pytest.raises(InputError) as caught:
+            open_source(SourceConfig(url="pyspark://local[1]", table=table))
+        assert str(caught.value) == (f"source.table: table {table!r} not found in pyspark://local[1]"
+                                     + (f" (did you mean {meant!r}?)" if meant else "")), str(caught.value)
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS meant_db CASCADE")
+        spark.catalog.dropTempView("typo_events")
+
+
 # -- 7. CSV rows of the wrong shape --------------------------------------------------------------
 
 def _spark_cli(home: Path, *args: str) -> subprocess.CompletedProcess:

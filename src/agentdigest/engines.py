@@ -23,9 +23,9 @@ from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_url
 from .pg_connect import connect
+from .pg_tables import (current_user, meant_table, on_search_path, other_case, regclass, schemas_holding, sql_name,
+                        sql_table, unreadable_columns)
 from .source_errors import query_advice
-from .pg_tables import (current_user, on_search_path, other_case, regclass, schemas_holding, sql_name, sql_table,
-                        unreadable_columns)
 from .sources import _table, query_error, register_backend, table_path
 
 _PG_SETTING = re.compile(r"^[a-z_][a-z0-9_.]*$")
@@ -56,11 +56,14 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
         con.disconnect()
         raise InputError(f"source.settings: PostgreSQL refused a setting ({first_line(exc, 300)})") from exc
     try:
-        table = _table(con, on_search_path(con, cfg.table), cfg.url)
+        table = _table(con, on_search_path(con, cfg.table), cfg.url, hint=False)
     except InputError as exc:
         schemas = schemas_holding(con, cfg.table)
         cased = [] if schemas else other_case(con, cfg.table)
+        meant = "" if schemas or cased else meant_table(con, cfg.table)
         con.disconnect()
+        if meant:
+            raise InputError(f"{exc}{meant}") from exc
         if cased:
             # Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it, said only "not found".
             raise InputError(f"{exc}; names are read with their case as written: "

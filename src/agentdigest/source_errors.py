@@ -220,11 +220,14 @@ def _text_kind(head: bytes) -> str | None:
     return "CSV text" if any(sep in first for sep in ",;|") else "text"
 
 
-def did_you_mean(con: Any, table: str, database: Any) -> str:
+def did_you_mean(con: Any, table: str, database: Any, where: list[str] = []) -> str:  # noqa: B006 - read only
     """The suffix " (did you mean 'events'?)" for a table name one typo from, or the start of, one the database has (found
-    trying agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked."""
+    trying agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked; with
+    the schema or database the name was written with (``where``): `analytics.evnts` is asked 'analytics.events',
+    which names it, not 'events', which is in another schema or none."""
     try:
         close = meant(table, con.list_tables(database=database) if database else con.list_tables())
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
         return ""
-    return f" (did you mean {close!r}?)" if close else ""
+    written = [p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) else '"' + p.replace('"', '""') + '"' for p in where]
+    return f" (did you mean {'.'.join([*written, close])!r}?)" if close else ""

@@ -257,7 +257,8 @@ def table_path(name: str) -> list[str]:
                      f"database.schema.table; double quotes may wrap a part)")
 
 
-def _table(con: Any, name: str, url: str) -> ir.Table:
+def _table(con: Any, name: str, url: str, hint: bool = True) -> ir.Table:
+    """The user's table ``name``; InputError when it is not found, with a name it may mean unless not ``hint``."""
     *where, table = table_path(name)
     database = None if not where else where[0] if len(where) == 1 else tuple(where)
     try:
@@ -269,7 +270,7 @@ def _table(con: Any, name: str, url: str) -> ir.Table:
         if isinstance(exc, TableNotFound) or any(
                 w in text for w in ("not found", "does not exist", "no such", "catalog error", "cannot be found")):
             raise InputError(f"source.table: table {name!r} not found in {mask_url(url)}"
-                             f"{did_you_mean(con, table, database)}") from exc
+                             f"{did_you_mean(con, table, database, where) if hint else ''}") from exc
         raise SourceError(f"source {mask_url(url)}: cannot read table {name!r} ({first_line(exc, 300)})"
                           f"{query_advice(exc)}") from exc
 
