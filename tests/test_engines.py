@@ -373,6 +373,45 @@ def test_the_readme_index_for_a_partitioned_table_serves_the_period_filter(pg_ur
     assert "agent_events_2026_10_event_ts_idx" in plan and "agent_events_2026_11" not in plan, plan
 
 
+PARTITIONED = ["CREATE TABLE analytics.agent_events (LIKE events.agent_events) PARTITION BY RANGE (event_ts)",
+               *(f"CREATE TABLE analytics.agent_events_{m} PARTITION OF analytics.agent_events "
+                 f"FOR VALUES FROM ('2026-{m}-01') TO ('2026-{m + 1}-01')" for m in (9, 10, 11)),
+               "CREATE TABLE analytics.agent_events_rest PARTITION OF analytics.agent_events DEFAULT"]
+PARTITIONS_NOTE = "; no index on event_ts in 3 of its 4 partitions: each report reads them whole (README, Index))"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("made,table,note", [
+    (["CREATE TABLE analytics.agent_events (LIKE events.agent_events)"], "analytics.agent_events",
+     "; no index on event_ts: each report reads the whole table (README, Index))"),
+    (["CREATE TABLE analytics.agent_events (LIKE events.agent_events)",
+      "CREATE INDEX agent_events_event_ts_idx ON analytics.agent_events (event_ts)"], "analytics.agent_events", ")"),
+    (PARTITIONED, "analytics.agent_events", "; no index on event_ts: each report reads the whole table (README, Index))"),
+    ([*PARTITIONED, "CREATE INDEX ON analytics.agent_events_10 (event_ts)"], "analytics.agent_events", PARTITIONS_NOTE),
+    ([*PARTITIONED, "CREATE INDEX agent_events_event_ts_idx ON analytics.agent_events (event_ts)"],
+     "analytics.agent_events", ")"),
+    (["CREATE VIEW analytics.agent_events AS SELECT * FROM events.agent_events"], "analytics.agent_events", ")"),
+    (["CREATE MATERIALIZED VIEW analytics.agent_events AS SELECT * FROM events.agent_events"], "analytics.agent_events",
+     "; no index on event_ts: each report reads the whole table (README, Index))"),
+], ids=["table", "table-indexed", "partitioned", "some-partitions", "partitioned-indexed", "view", "materialized-view"])
+def test_check_says_when_no_index_serves_the_period_filter(pg_url, tmp_path, made, table, note):
+    """Found trying README's PostgreSQL instructions as a new user: its CREATE INDEX CONCURRENTLY fails on a table
+    partitioned by month, and check said "ok" of the table without the index README recommends, where each report
+    then reads the whole table. check now says so, for a table, a partitioned table (or some of its partitions) and
+    a materialized view; a view's index is its table's, so nothing is said of a view."""
+    import psycopg
+
+    load_postgres(trap_rows("berlin-fall-week"), pg_url)  # events.agent_events, with an index on event_ts
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("CREATE SCHEMA analytics")
+        for statement in made:
+            con.execute(statement)
+        if "VIEW" not in made[0]:
+            con.execute("INSERT INTO analytics.agent_events SELECT * FROM events.agent_events")
+    line = checked_source_line(tmp_path, pg_url, table)
+    assert line.startswith(f"source {table}: ok (") and line.endswith("not counted" + note), line
+
+
 @pytest.mark.postgres
 def test_a_naive_event_ts_is_read_as_utc_and_its_index_is_used(pg_url):
     """Found in a PostgreSQL audit: a ``timestamp without time zone`` event_ts was cast to timestamptz in the

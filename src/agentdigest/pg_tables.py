@@ -119,3 +119,29 @@ def meant_table(con: Any, name: str) -> str:
             names.setdefault(table, sql_name(table) if visible else f"{sql_name(schema)}.{sql_name(table)}")
     close = meant(".".join(path), names)
     return f" (did you mean {names[close]!r}?)" if close else ""
+
+
+def unindexed(con: Any, name: str, column: str) -> str | None:
+    """What ``check`` says when no valid index leads with ``column`` (the event_ts) on table ``name``, or on some
+    partitions of a partitioned one: each report then reads the whole table (README, Index). None when one does,
+    for a view (its tables hold the indexes) and when the catalog cannot be read. Found trying README's instructions
+    as a new user: README's CREATE INDEX CONCURRENTLY fails on a partitioned table, and check said nothing."""
+    try:
+        with con.con.transaction(), con.con.cursor() as cur:
+            cur.execute("WITH rel AS (SELECT to_regclass(%s) AS oid), leaves AS ("
+                        "SELECT t.relid AS oid FROM rel, pg_partition_tree(rel.oid) t WHERE t.isleaf UNION ALL "
+                        "SELECT c.oid FROM rel JOIN pg_class c ON c.oid = rel.oid WHERE c.relkind IN ('r', 'm')) "
+                        "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM pg_index i "
+                        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+                        "WHERE i.indrelid = leaves.oid AND i.indisvalid AND a.attname = %s)), "
+                        "(SELECT c.relkind = 'p' FROM rel JOIN pg_class c ON c.oid = rel.oid) FROM leaves",
+                        (regclass(name), column))
+            tables, bare, partitioned = cur.fetchone()
+    except Exception:  # noqa: BLE001 - advice only; check says the rest
+        return None
+    if not bare:
+        return None
+    if partitioned and bare < tables:
+        return (f"no index on {column} in {bare:,} of its {tables:,} partitions: each report reads them whole "
+                f"(README, Index)")
+    return f"no index on {column}: each report reads the whole table (README, Index)"

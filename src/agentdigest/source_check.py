@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import CANONICAL_COLUMNS
 from .engines import temp_tables_refused
+from .pg_tables import unindexed
 from .queries import rows as _rows
 from .sources import ConversionError, QueryFailed, Source
 
@@ -45,7 +46,9 @@ def source_line(source: Source) -> str:
     skipped = source.unreadable.rows if source.unreadable else 0
     unreadable = (f"; {skipped:,} unreadable row{'' if skipped == 1 else 's'} left out, the first: "
                   f"{source.unreadable.first}" if skipped else "")
-    details = f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable}"
+    index = _unindexed(source)
+    details = (f"{'; optional columns absent: ' + ', '.join(absent) if absent else ''}{slower}{unreadable}"
+               f"{'; ' + index if index else ''}")
     if not rows["events"]:
         # Found in a production audit: an empty table (or files of no rows) read "ok (0 events, latest none)",
         # and the run after it warned "No events arrived". Readable, so not an error (exit 0): a new
@@ -54,6 +57,14 @@ def source_line(source: Source) -> str:
                 f"\"No events arrived\"" + (f" ({details[2:]})" if details else ""))
     return (f"source {source.name}: ok ({rows['events']:,} events, latest {_instant(rows['latest'])}{future}"
             f"{details})")
+
+
+def _unindexed(source: Source) -> str | None:
+    """On PostgreSQL, when no index serves the period filter of a timestamp event_ts (see pg_tables.unindexed)."""
+    column = source.columns.get("event_ts", "event_ts")
+    if source.kind not in ("postgres", "postgresql") or source.raw is None or column not in source.raw.columns:
+        return None
+    return unindexed(source.backend, source.name, column) if source.raw[column].type().is_timestamp() else None
 
 
 def _instant(value: Any) -> str:
