@@ -413,6 +413,29 @@ def test_check_says_when_no_index_serves_the_period_filter(pg_url, tmp_path, mad
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_materialized_view_not_yet_refreshed_says_to_refresh_it(pg_url, tmp_path, command):
+    """Found trying a materialized view as the table, as a new user would make one (WITH NO DATA, to refresh it
+    at night): check and run said only "query failed: materialized view "agent_events" has not been populated"
+    (exit 3); PostgreSQL's hint to refresh it was on a line agentdigest does not show."""
+    import psycopg
+
+    load_postgres(trap_rows("berlin-fall-week"), pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("CREATE SCHEMA analytics")
+        con.execute("CREATE MATERIALIZED VIEW analytics.agent_events AS SELECT * FROM events.agent_events WITH NO DATA")
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{pg_url}"\ntable = "analytics.agent_events"\n'
+                                               '[[reports]]\nid = "r"\n')
+    args = ["run", "--dry-run", "--format", "json", "--period", "2026-W43"] if command == "run" else ["check"]
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", *args, "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 3, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.endswith('query failed: materialized view "agent_events" has not been populated; expected it '
+                         'refreshed first (REFRESH MATERIALIZED VIEW, as its owner)'), line
+
+
+@pytest.mark.postgres
 def test_a_naive_event_ts_is_read_as_utc_and_its_index_is_used(pg_url):
     """Found in a PostgreSQL audit: a ``timestamp without time zone`` event_ts was cast to timestamptz in the
     query, so no period filter could use an index on it and each report read the whole table several times

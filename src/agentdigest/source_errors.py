@@ -133,6 +133,8 @@ def query_advice(exc: BaseException) -> str:
     if "conflict with recovery" in message:
         return ("; the standby cancelled it to apply the primary's changes: on the standby set "
                 "hot_standby_feedback = on or a longer max_standby_streaming_delay, or read from the primary")
+    if "has not been populated" in message:  # a materialized view made WITH NO DATA (found trying README's views)
+        return "; expected it refreshed first (REFRESH MATERIALIZED VIEW, as its owner)"
     return ""
 
 
