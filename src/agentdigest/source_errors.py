@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import first_line
@@ -222,7 +222,7 @@ def _text_kind(head: bytes) -> str | None:
     return "CSV text" if any(sep in first for sep in ",;|") else "text"
 
 
-def did_you_mean(con: Any, table: str, database: Any, where: list[str] = []) -> str:  # noqa: B006 - read only
+def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ()) -> str:
     """The suffix " (did you mean 'events'?)" for a table name one typo from, or the start of, one the database has (found
     trying agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked; with
     the schema or database the name was written with (``where``): `analytics.evnts` is asked 'analytics.events',
