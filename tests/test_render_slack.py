@@ -237,7 +237,8 @@ def test_the_engineering_message_names_the_agents_that_moved() -> None:
     ctx, _ = build_context(replace(data, by_agent=rows))
     text = "\n".join(slack_texts([b.to_dict() for b in build_blocks(ctx)]))
     assert "*Agents that moved*" in text
-    assert "• billing-bot: error rate 14.2% (+10.3 pp), p95 5.25 s (+77%)" in text  # resolution 69.4% -> 68.2%: chance
+    # resolution 69.4% -> 68.2%: chance; the error rate passed its test, the p95 (no test) moved past 10%
+    assert "• billing-bot: error rate 14.2% (▲ +10.3 pp, notable), p95 5.25 s (▲ +77%)" in text
     assert "steady-bot" not in text
 
 
@@ -258,7 +259,7 @@ def test_an_agent_that_moved_is_named_even_when_the_email_table_leaves_it_out() 
     ctx, _ = build_context(replace(make_report("engineering"), by_agent=rows))
     assert "quiet-bot" not in [r["agent"] for r in ctx["by_agent"]["rows"]]  # the email's table: its 15 busiest
     text = "\n".join(slack_texts([b.to_dict() for b in build_blocks(ctx)]))
-    assert "• quiet-bot: error rate 30.0% (+28.0 pp)" in text
+    assert "• quiet-bot: error rate 30.0% (▲ +28.0 pp, notable)" in text
     assert "steady-" not in text.split("*Agents that moved*", 1)[1]
 
 
@@ -342,3 +343,19 @@ def test_the_savings_line_has_its_arrow_as_its_card_does() -> None:
     line = next(b["text"]["text"] for b in payload("executive")["blocks"]
                 if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("*Estimated savings:*"))
     assert re.search(rf"\({arrow} [+-]\d", line), line
+
+
+def test_an_error_types_change_that_passed_its_test_has_its_arrow_and_says_notable() -> None:
+    """Found in a reader review: the email colours an error type's change that passed its test and gives it an
+    arrow ("▲ +84%"), while Slack's "Errors by type" read "tool_timeout  57 (+84%)" whether it passed or not.
+    57 against 0 and 22 against 40 differ beyond chance (|a - b| / sqrt(a + b) = 7.5 and 2.3, at least 1.96);
+    4 against 5 does not (0.3)."""
+    data = replace(make_report("engineering"),
+                   errors_by_type=({"error_type": "tool_timeout", "count": 57, "previous": 0},
+                                   {"error_type": "rate_limited", "count": 22, "previous": 40},
+                                   {"error_type": "upstream_5xx", "count": 4, "previous": 5}))
+    ctx, _ = build_context(data)
+    text = "\n".join(slack_texts([b.to_dict() for b in build_blocks(ctx)]))
+    assert "• tool_timeout  57 (▲ new, notable)" in text
+    assert "• rate_limited  22 (▼ -45%, notable)" in text
+    assert "• upstream_5xx  4 (-20%)" in text

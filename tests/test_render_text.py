@@ -345,3 +345,49 @@ def test_a_model_row_without_any_token_or_cost_value_reads_na_not_zero(tmp_path)
     # under the name for phones
     assert txt.split() == pdf.split() == ["(none)", "10", "n/a", "n/a", "0", "n/a"], (txt, pdf)
     assert html_row == "(none) Share n/a Cost n/a 10 n/a n/a 0 n/a", html_row
+
+
+def test_a_tables_change_that_passed_its_test_has_its_arrow_as_in_the_html() -> None:
+    """Found in a reader review: the HTML and PDF colour a table's change that passed its own test and give it
+    the arrow of its move ("▲ +21%"), while the text's tables showed every change alike, and its legend spoke
+    of [notable] only. Now such a change has its arrow here too ("▲+21%"), and the legend says what it means.
+    Error types: 57 against 0 and 22 against 40 differ beyond chance (|a - b| / sqrt(a + b) = 7.5 and 2.3, at
+    least 1.96), 4 against 5 does not (0.3). billing-bot: errors in 82 of 578 conversations against 22 of 568
+    (far beyond chance), resolved 394 of 578 against 394 of 568 (chance); p95 5,246 ms against 2,960 (+77%, past
+    the 10% an agent's p95 is coloured from). steady-bot: nothing beyond chance, p95 +3%."""
+    from dataclasses import replace
+
+    from agentdigest.render import render_artifacts
+    from render_fixtures import make_report
+
+    def agent(name, n, resolved, errors, pn, presolved, perrors, p95, pp95):
+        return {"agent_id": name, "conversations": n, "resolved_conversations": resolved, "error_conversations": errors,
+                "resolution_rate": resolved / n * 100, "error_rate": errors / n * 100, "previous_conversations": pn,
+                "previous_resolved_conversations": presolved, "previous_error_conversations": perrors,
+                "previous_resolution_rate": presolved / pn * 100, "previous_error_rate": perrors / pn * 100,
+                "p95_latency_ms": p95, "previous_p95_latency_ms": pp95}
+
+    data = replace(make_report("engineering"),
+                   errors_by_type=({"error_type": "tool_timeout", "count": 57, "previous": 0},
+                                   {"error_type": "rate_limited", "count": 22, "previous": 40},
+                                   {"error_type": "upstream_5xx", "count": 4, "previous": 5}),
+                   by_agent=(agent("steady-bot", 900, 590, 41, 950, 640, 40, 2240.0, 2175.0),
+                             agent("billing-bot", 578, 394, 82, 568, 394, 22, 5246.0, 2960.0)))
+    body = render_artifacts(data, {"txt"})["report.txt"].decode()
+    rows = {line.split()[0]: line.split() for line in body.splitlines() if line.startswith("  ")}
+    assert rows["tool_timeout"][-1] == "▲new"
+    assert rows["rate_limited"][-1] == "▼-45%"
+    assert rows["upstream_5xx"][-1] == "-20%"
+    billing = " ".join(rows["billing-bot"])
+    assert "68.2% -1.2 pp" in billing  # resolution: no arrow
+    assert "14.2% ▲+10.3 pp" in billing and "5.25 s ▲+77%" in billing
+    assert "▲" not in " ".join(rows["steady-bot"]) and "▼" not in " ".join(rows["steady-bot"])
+    legend = " ".join(body.split())
+    assert "in tables, a change with an arrow (▲ or ▼) passed its own test" in legend
+    assert "an agent's p95 has an arrow from a 10% move" in legend
+
+
+def test_the_executive_legend_speaks_of_no_table_arrows() -> None:
+    """The executive text has no table of changes: its legend says nothing of their arrows."""
+    body = " ".join(text("executive").split())
+    assert "Changes marked [notable] passed a significance check. Latency" in body and "in tables" not in body

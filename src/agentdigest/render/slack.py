@@ -138,7 +138,7 @@ def _engineering(ctx: dict[str, Any]) -> list[Block]:
             blocks.append(_plain(q["implausible_latency"]))
     e = ctx["errors_by_type"]
     if e and e["rows"]:
-        lines = [f"• {isolated(r['type'])}  {r['count']} ({r['change']})" for r in e["rows"][:8]]
+        lines = [f"• {isolated(r['type'])}  {r['count']} ({_moved_change(r, 'change', tested=True)})" for r in e["rows"][:8]]
         more = len(e["rows"]) - 8 + e["more"]
         blocks.append(_section("*Errors by type*"))
         blocks.append(_plain("\n".join(lines) + (f"\n…and {count_in(ctx, more)} more" if more > 0 else "")))
@@ -160,6 +160,14 @@ _AGENT_MOVES = (("error rate", "error_rate", "error_rate_change", "error_rate_to
                 ("p95", "p95_latency", "p95_change", "p95_tone"))
 
 
+def _moved_change(row: dict[str, Any], change: str, *, tested: bool) -> str:
+    """A table's change as Slack shows it: a coloured one with the arrow of its move, as in the email's tables
+    ("▲ +21%"), and "notable" when the colour is a test's (an agent's p95 has none: coloured from a 10% move).
+    Found in a reader review: "tool_timeout  57 (+84%)" read the same whether or not the rise passed its test."""
+    arrow = row.get(change.replace("change", "arrow"), "")
+    return (f"{arrow} {row[change]}" + (", notable" if tested else "")) if arrow else row[change]
+
+
 def _agents_that_moved(ctx: dict[str, Any]) -> list[str]:
     """One line for each of the first agents whose error rate, resolution or p95 moved enough to be coloured
     (the by-agent table's rule; :func:`.sections._moved`), worse moves first. Found in a reader review: the
@@ -167,8 +175,8 @@ def _agents_that_moved(ctx: dict[str, Any]) -> list[str]:
     Slack at all."""
     lines = []
     for row in (ctx.get("by_agent") or {}).get("moved") or []:
-        moves = [f"{label} {row[value]} ({row[change]})" for label, value, change, tone in _AGENT_MOVES
-                 if row.get(tone) in ("good", "bad")]
+        moves = [f"{label} {row[value]} ({_moved_change(row, change, tested=label != 'p95')})"
+                 for label, value, change, tone in _AGENT_MOVES if row.get(tone) in ("good", "bad")]
         lines.append(f"• {isolated(row['agent'])}: {', '.join(moves)}")
     return lines
 
