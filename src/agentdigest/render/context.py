@@ -6,18 +6,18 @@ The names below are the context a custom template folder can use (README, "Custo
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from ..report import MetricValue, ReportData
 from .charts import Chart
 from ..changes import finite_number
-from ..significance import begins_within, data_begin, first_with_data, partial_begin, partial_resumed
+from ..significance import begins_within, data_begin, partial_begin, partial_resumed
 from .format import FLAT, NA, NEW, Formatter
 from .limits import EMAIL_LIMITS, Limits
 from .notes import scoped_notes
 from .clipping import isolated
+from .trend import series, trend_note, trend_rows
 from .sections import ARROWS, breakdowns, daily_alt, failures, gap_label, judged_tone, quality_section, shows_days, slight
 
 EXECUTIVE_KPIS = ("conversations", "resolution_rate", "containment_rate", "cost_usd",
@@ -78,28 +78,6 @@ def kpi(metric: MetricValue, fmt: Formatter, chart: str | None = None) -> dict[s
         "notable": metric.notable is True and shown, "description": metric.description, "chart": chart,
         "unit": metric.unit,
     }
-
-
-def series(data: ReportData, key: str) -> list[float | None]:
-    """The trend of one metric, oldest first (derived for per-conversation and savings figures)."""
-    human = finite_number(data.settings.get("human_cost_per_conversation"))
-    out: list[float | None] = []
-    began = first_with_data(data.trend)
-    for i, row in enumerate(data.trend):
-        if i < began:  # before the data began: no point, not a zero
-            out.append(None)
-            continue
-        convs = finite_number(row.get("conversations"))
-        if key == "tokens_per_conversation":
-            tokens = finite_number(row.get("total_tokens"))
-            out.append(tokens / convs if tokens is not None and convs else None)
-        elif key == "estimated_savings_usd":
-            esc, cost = finite_number(row.get("escalated_conversations")), finite_number(row.get("cost_usd"))
-            ok = None not in (human, convs, esc, cost)
-            out.append((convs - esc) * human - cost if ok else None)  # type: ignore[operator]
-        else:
-            out.append(finite_number(row.get(key)))
-    return out
 
 
 def _unsigned(metric: MetricValue, fmt: Formatter) -> str:
@@ -245,35 +223,6 @@ def noun(conversations: Any) -> str:
     return "conversation" if conversations == 1 else "conversations"
 
 
-def trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
-    """The trend table's rows from the first period with data: "0" conversations and "$0.00" for months
-    before the data began read as a dead program (found in a reader review). On incomplete data the
-    current period's row says so, so a forwarded table does not show the drop unqualified."""
-    first = first_with_data(data.trend)
-    rows = _trend_rows(replace(data, trend=data.trend[first:]), fmt)
-    if rows and data_begin(data.trend) is not None:  # as the volume line leaves it out (a new-user audit)
-        rows[0]["period"] += " (data begin)"
-    for i in partial_resumed(data.trend):  # back partway through after a silent period: as low as a first one
-        rows[i - first]["period"] += " (data resumed)"
-    if rows and data.quality is not None and data.quality.warning:
-        rows[-1]["period"] += " (incomplete)"
-    return rows
-
-
-def _trend_rows(data: ReportData, fmt: Formatter) -> list[dict[str, str]]:
-    return [{
-        # dates, not ISO week keys ("2026-W40" told a reader nothing); each date kept on one line, the range
-        # breaking only at its dash ("Oct 26 – Nov / 1" on a phone; found in a rendering audit)
-        "period": fmt.span(data.period_kind, row.get("start"), row.get("end"),
-                           year=data.period_kind == "month").replace(" ", "\u00a0"),
-        "conversations": fmt.count(row.get("conversations")),
-        "resolution": fmt.percent(row.get("resolution_rate")),
-        "containment": fmt.percent(row.get("containment_rate")),
-        "error_rate": fmt.percent(row.get("error_rate")),
-        "cost": fmt.usd(row.get("cost_usd")),
-    } for row in data.trend]
-
-
 def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict[str, Any], list[Chart]]:
     """The template context and the charts it refers to (by name, in ``kpis[].chart`` and ``daily_chart``)."""
     fmt = Formatter(str(data.settings.get("locale") or "en"), data.timezone)
@@ -362,7 +311,7 @@ def build_context(data: ReportData, limits: Limits = EMAIL_LIMITS) -> tuple[dict
         "latency": [kpi(data.metrics[k], fmt) for k in LATENCY if k in data.metrics],
         "savings": saving, "savings_hint": saving_hint,
         "volume": volume(data, fmt),
-        "trend": trend_rows(data, fmt),
+        "trend": (trend := trend_rows(data, fmt)), "trend_note": trend_note(data) if trend else None,
         "daily_chart": daily_chart,
         "daily_table": limits.day_table,
         "failures": failures(data, fmt, limits),

@@ -187,15 +187,14 @@ def executive(ctx: dict[str, Any]) -> list[str]:
     if len(ctx["trend"]) > 1:
         out += heading(f"Last {len(ctx['trend'])} {ctx['report']['period_word']}s")
         # Short headings leave the dates their width: a date cut in the middle is a wrong date (a re-check:
-        # "10月26日…1月1日" read as 26 Oct to 1 Jan), and "(incomplete)" is a footnote mark here.
+        # "10月26日…1月1日" read as 26 Oct to 1 Jan); the incomplete period's mark is a footnote's "*".
         # Plain text has no wrapping to guard against: the dates' no-break spaces (for HTML and PDF) are spaces.
-        rows = [{**row, "period": row["period"].replace("\u00a0", " ").replace(" (incomplete)", " *")}
-                for row in ctx["trend"]]
+        rows = [{**row, "period": row["period"].replace("\u00a0", " ")} for row in ctx["trend"]]
         out += table([("Period", "period", False), ("Conv.", "conversations", True),
                       ("Resol.", "resolution", True), ("Contain.", "containment", True),
                       ("Err. rate", "error_rate", True), ("Cost", "cost", True)], rows, absent=ctx["absent"])
-        if any(row["period"].endswith(" *") for row in rows):
-            out.append("  * incomplete: see the warning at the top")
+        if ctx.get("trend_note"):
+            out.append(f"  {ctx['trend_note']}")
     if q := ctx["quality"]:
         out += heading("Data quality")
         out += wrap(q["summary"]["completeness"] + " " + q["summary"]["invalid"])
