@@ -811,7 +811,7 @@ def test_an_agent_whose_earlier_conversations_had_no_latency_has_no_p95_change_n
     for agent, expected in ((rows[0]["agent_id"], "n/a"), (rows[1]["agent_id"], "new")):
         text_row = next(line for line in files["report.txt"].decode().splitlines() if line.strip().startswith(agent))
         assert text_row.split()[-1] == expected, text_row
-        html_row = next(tr for tr in re.findall(r"<tr>.*?</tr>", files["report.html"].decode().replace("<wbr>", ""), re.S)
+        html_row = next(tr for tr in re.findall(r"<tr valign=\"top\">.*?</tr>", files["report.html"].decode().replace("<wbr>", ""), re.S)
                         if agent in tr and "badge" in tr)
         badges = re.findall(r'<span class="badge[^"]*"[^>]*>([^<]*)</span>', html_row)
         assert badges[-1] == expected, badges

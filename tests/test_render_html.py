@@ -68,8 +68,8 @@ def test_styles_are_inline_and_every_cell_has_colours(audience: str, flags: dict
     assert cells
     for attrs in cells:
         style = attrs.get("style") or ""
-        assert re.search(r"(^|;)background-color:#[0-9a-f]{6}", style), attrs
-        assert re.search(r"(^|;)color:#[0-9a-f]{6}", style), attrs
+        assert re.search(r"(^|;)background-color:#([0-9a-f]{3}){1,2}(;|$)", style), attrs  # "#fff" is "#ffffff"
+        assert re.search(r"(^|;)color:#([0-9a-f]{3}){1,2}(;|$)", style), attrs
     # classes are only hooks for custom templates and the phone layout's @media rules
     assert len(doc.find("style")) == 1
 
@@ -211,7 +211,7 @@ def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
       var cards = [].map.call(document.querySelectorAll('.kpi'), function (e) { var r = e.getBoundingClientRect();
         return [Math.round(r.left), Math.round(r.top)]; });
       // each name cell's text and how many lines it takes (the tops of its line boxes)
-      var names = [].map.call(document.querySelectorAll('td.name'), function (e) { var range = document.createRange();
+      var names = [].map.call(document.querySelectorAll('.td.name'), function (e) { var range = document.createRange();
         range.selectNodeContents(e); var tops = {};
         [].forEach.call(range.getClientRects(), function (r) { if (r.width > 0) tops[Math.round(r.top)] = 1; });
         return [e.textContent, Object.keys(tops).length]; });
@@ -219,10 +219,10 @@ def _layout_in_chromium(html: str, width: int, tmp_path) -> dict:
       var boxes = [].filter.call(document.querySelectorAll('div'), function (e) {
         return /overflow-x/.test(e.getAttribute('style') || ''); }).map(function (e) {
         var h = e.closest('td').querySelector('h2'); return [h ? h.textContent : '', e.scrollWidth, e.clientWidth]; });
-      // each data table: its section's heading, the headings drawn and the text a reader sees (innerText)
+      // each data table: its section's heading, the column headings drawn and the text a reader sees (innerText)
       var tables = [].map.call(document.querySelectorAll('table.data'), function (t) {
         var h = t.closest('td').querySelector('h2');
-        return [h ? h.textContent : '', [].filter.call(t.querySelectorAll('th'), function (th) {
+        return [h ? h.textContent : '', [].filter.call(t.querySelectorAll('thead th'), function (th) {
           return th.offsetWidth > 0; }).map(function (th) { return th.textContent; }), t.innerText]; });
       parent.postMessage(JSON.stringify({height: document.documentElement.scrollHeight,
         scroll_width: document.documentElement.scrollWidth, client_width: document.documentElement.clientWidth,
@@ -366,7 +366,7 @@ def test_a_day_breaks_only_after_its_day_of_the_month_and_headings_may_wrap() ->
     files = rendered("engineering")
     html = files["report.html"].decode()
     section = unescape(html).split("Day by day", 1)[1].split("</table>", 1)[0]
-    days = re.findall(r'<td class="td name"[^>]*><bdi>([^<]*)</bdi></td>', section)
+    days = re.findall(r'<th class="td name"[^>]*><bdi>([^<]*)</bdi></th>', section)
     assert days == [f"{d}\u00a0{n} Nov" for d, n in zip(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"), range(23, 30))]
     headings = re.findall(r'<th class="th num"[^>]*style="([^"]*)"[^>]*>([^<]*)</th>', unescape(html))
     assert headings and all("white-space:normal" in style for style, _ in headings), headings
@@ -382,7 +382,7 @@ def test_a_period_in_the_trend_table_wraps_only_at_its_dash() -> None:
     report has plain spaces."""
     files = rendered("executive")
     section = unescape(files["report.html"].decode()).split("Last 8 weeks", 1)[1].split("</table>", 1)[0]
-    periods = re.findall(r'<td class="td name"[^>]*><bdi>([^<]*)</bdi></td>', section)
+    periods = re.findall(r'<th class="td name"[^>]*><bdi>([^<]*)</bdi></th>', section)
     assert len(periods) >= 2, section[:500]
     for period in periods:
         dates = period.split(" (")[0].split("\u2009–\u2009")  # a note such as " (incomplete)" may wrap

@@ -179,12 +179,22 @@ def render_template(audience: str, context: dict[str, Any], *, target: str, page
     return inline_styles(html, css)
 
 
+def compact_css(css: str) -> str:
+    """``css`` without its comments and the spaces nothing needs ("Helvetica, Arial" is "Helvetica,Arial"),
+    and "#ffffff" as "#fff": the same rules in fewer bytes. Each inlined declaration is repeated on every
+    element it styles; the 30-agent engineering email was 99,552 bytes on the wire of the 100,000 allowed, too
+    near to give its table rows headers (``<th scope="row">``, for screen readers)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    css = re.sub(r"\s*,\s*", ",", re.sub(r"\s+", " ", css))  # css-inline writes "a:b;c:d" itself
+    return re.sub(r"#([0-9a-fA-F])\1([0-9a-fA-F])\2([0-9a-fA-F])\3\b", r"#\1\2\3", css).strip()
+
+
 def inline_styles(html: str, css: str) -> str:
     """Move every style into ``style`` attributes; drop <style> and <link> elements. At-rules (the
     phone layout's @media) stay, in one <style> in <head>: they cannot be inlined."""
     inliner = css_inline.CSSInliner(
         keep_style_tags=False, keep_link_tags=False, keep_at_rules=True,
-        load_remote_stylesheets=False, extra_css=css, minify_css=True,
+        load_remote_stylesheets=False, extra_css=compact_css(css), minify_css=True,
     )
     try:
         return inliner.inline(html)
