@@ -438,6 +438,19 @@ def test_the_legend_says_how_the_agent_p95_is_coloured(audience: str) -> None:
 
 
 @pytest.mark.parametrize("audience", ["executive", "engineering"])
+def test_the_legend_explains_only_what_the_report_shows(audience: str) -> None:
+    """Found in a reader review of the demo: the executive email and PDF, with no latency figure and no table of
+    changes, explained "in tables, a change in green or red, with an arrow" and "Latency percentiles (no test)
+    are coloured from a 5% move". The engineering report shows both and keeps both."""
+    files = rendered(audience)
+    for html in (files["report.html"].decode(), pdf_text(files["report.pdf"])[-1]):
+        text = " ".join(ParsedHTML(html).text.split())
+        assert "passed a significance check" in text and "Grey: within chance, or too little data." in text
+        assert ("in tables, a change in green or red" in text) == (audience == "engineering")
+        assert ("Latency percentiles (no test) are coloured from a 5% move" in text) == (audience == "engineering")
+
+
+@pytest.mark.parametrize("audience", ["executive", "engineering"])
 def test_every_badge_stays_on_one_line_in_clients_that_drop_style_sheets(audience: str) -> None:
     """At 375 px a change badge ("▲ +2.3%") wrapped after its arrow in table cells (a new-user audit). Mail
     clients drop <style>, so each badge carries the rule inline."""

@@ -142,15 +142,17 @@ def marked(row: dict[str, Any], *changes: str) -> dict[str, Any]:
 
 
 def legend(ctx: dict[str, Any]) -> str:
-    """What [notable] and a table's arrow mean, as the HTML's legend (``_macros.legend``) says."""
+    """What [notable] and a table's arrow mean, as the HTML's legend (``_macros.legend``) says, of what the
+    report shows (no latency in the executive report)."""
     tables = ctx["report"]["audience"] == "engineering" and any(
         (ctx.get(key) or {}).get("rows") for key in ("errors_by_type", "by_agent"))
     agents = tables and (ctx.get("by_agent") or {}).get("rows")
+    latency = ctx["report"]["audience"] != "executive"  # the executive report shows no latency figure
     return ("Changes marked [notable] passed a significance check"
             + ("; in tables, a change with an arrow (▲ or ▼) passed its own test" if tables else "")
-            + ". Latency percentiles have no test"
+            + (". Latency percentiles have no test" if latency else "")
             + (" (an agent's p95 has an arrow from a 10% move)" if agents else "")
-            + "; other changes are within chance or had too little data to test.")
+            + ("; other" if latency else ". Other") + " changes are within chance or had too little data to test.")
 
 
 def kpi_lines(cards: Sequence[dict[str, Any]]) -> list[str]:
