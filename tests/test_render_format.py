@@ -208,6 +208,27 @@ def test_a_slight_change_that_is_not_notable_is_steady_in_the_opening() -> None:
     assert "; p95 latency rose 2.0% to 2.00 s;" in opening_sentence(replace(data, metrics=metrics), EN, "engineering")
 
 
+def test_a_coloured_untested_move_leads_the_opening_as_a_notable_one_does() -> None:
+    """Found in a reader review of the demo: the engineering opening named errors (+36%), the error rate
+    (+1.5 pp) and tokens per conversation (+1.2%), all notable, and not p95 latency, up 52% (2.37 s to 3.61 s)
+    on a red card: latency percentiles have no test, and only notable moves led. A move coloured without a test
+    (a latency percentile past 5%) now leads as well, in the cards' order."""
+    data = make_report("engineering")
+    metrics = dict(data.metrics)
+    metrics["conversations"] = metric("conversations", 2378, 2374, notable=False)
+    metrics["errors"] = metric("errors", 137, 101, notable=True)
+    metrics["error_rate"] = metric("error_rate", 5.8, 4.3, notable=True)
+    metrics["p95_latency_ms"] = metric("p95_latency_ms", 3610.0, 2370.0)  # +52%: no test, coloured from 5%
+    metrics["tokens_per_conversation"] = metric("tokens_per_conversation", 2597, 2567, notable=True)
+    sentence = opening_sentence(replace(data, metrics=metrics), EN, "engineering")
+    assert sentence == ("Errors rose 36% to 137; the error rate rose 1.5 pp to 5.8%; "
+                        "p95 latency rose 52% to 3.61 s.")
+    metrics["p95_latency_ms"] = metric("p95_latency_ms", 2440.0, 2370.0)  # +3.0%: grey, no lead
+    sentence = opening_sentence(replace(data, metrics=metrics), EN, "engineering")
+    assert sentence == ("Errors rose 36% to 137; the error rate rose 1.5 pp to 5.8%; "
+                        "tokens per conversation rose 1.2% to 2,597.")
+
+
 def test_context_marks_tone_and_notable() -> None:
     ctx, charts = build_context(make_report())
     cards = {card["key"]: card for card in ctx["kpis"]}
