@@ -446,7 +446,9 @@ def test_the_legend_explains_only_what_the_report_shows(audience: str) -> None:
     for html in (files["report.html"].decode(), pdf_text(files["report.pdf"])[-1]):
         text = " ".join(ParsedHTML(html).text.split())
         assert "passed a significance check" in text and "Grey: within chance, or too little data." in text
-        assert ("in tables, a change in green or red" in text) == (audience == "engineering")
+        assert ("tables, a change in green or red" in text) == (audience == "engineering")
+        # named: the headline cards and the latency table give every change its arrow (a reader review)
+        assert ("in the error-type and agent tables, a change" in text) == (audience == "engineering")
         assert ("Latency percentiles (no test) are coloured from a 5% move" in text) == (audience == "engineering")
 
 
@@ -676,4 +678,4 @@ def test_a_tables_coloured_change_has_an_arrow_so_it_is_not_told_by_colour_alone
     section = pdf[pdf.index("Errors by type"):pdf.index("Recent failures")]
     assert section.count("▲") + section.count("▼") == len(coloured)
     for text in (html, pdf):
-        assert "in tables, a change in green or red, with an arrow, passed its own test" in " ".join(text.split())
+        assert "in the error-type and agent tables, a change in green or red, with an arrow, passed its own test" in " ".join(text.split())

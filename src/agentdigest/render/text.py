@@ -149,7 +149,7 @@ def legend(ctx: dict[str, Any]) -> str:
     agents = tables and (ctx.get("by_agent") or {}).get("rows")
     latency = ctx["report"]["audience"] != "executive"  # the executive report shows no latency figure
     return ("Changes marked [notable] passed a significance check"
-            + ("; in tables, a change with an arrow (▲ or ▼) passed its own test" if tables else "")
+            + ("; in the error-type and agent tables, a change with an arrow (▲ or ▼) passed its own test" if tables else "")
             + (". Latency percentiles have no test" if latency else "")
             + (" (an agent's p95 has an arrow from a 10% move)" if agents else "")
             + ("; other" if latency else ". Other") + " changes are within chance or had too little data to test.")
