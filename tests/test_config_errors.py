@@ -501,9 +501,11 @@ def test_a_misspelt_variable_never_shows_the_value():
 
 @pytest.mark.parametrize("written, meant", [("latency", "latency_ms"), ("cost", "cost_usd"), ("cost_usb", "cost_usd"),
                                             ("evnt_ts", "event_ts"), ("event_tss", "event_ts"), ("event_time", None),
-                                            ("tokens", None)])
+                                            ("tokens", None), ("latnecy_ms", "latency_ms"), ("Event_TS", "event_ts"),
+                                            ("Cost_Usb", "cost_usd")])
 def test_an_unknown_canonical_column_suggests_only_a_likely_one(written, meant):
-    """A suggestion only for a prefix or one typo: `event_time` is not `event_type` (difflib's closest)."""
+    """A suggestion only for a prefix or one typo: `event_time` is not `event_type` (difflib's closest). Letter case
+    aside (`Event_TS` listed all eleven columns: one rule with Spark's keys, which were compared in any case)."""
     with pytest.raises(ConfigError) as caught:
         parse_config({"source": {"url": "duckdb://", "table": "t", "columns": {written: "x"}}, "reports": [{"id": "r"}]})
     said = str(caught.value)

@@ -926,6 +926,8 @@ def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, v
     ("spark.executor.memroy", "spark.executor.memory"),
     ("spark.sql.shufle.partitions", "spark.sql.shuffle.partitions"),
     ("spark.sql.Shuffle.Partitions", "spark.sql.shuffle.partitions"),  # Spark's names are case-sensitive
+    ("spark.excutor.memroy", "spark.executor.memory"),  # a typo in each of two parts (was passed on: 3 edits)
+    ("spark.sql.shuffle.partition", "spark.sql.shuffle.partitions"),
     ("spark.python.worker.memory", None),  # registered by Spark only when its Python workers start
     ("spark.yarn.queue", None),
     ("spark.hadoop.fs.s3a.connection.maximum", None),  # passed to Hadoop as written: no registry to ask

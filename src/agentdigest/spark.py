@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
-from .source_settings import refused_spark_conf
+from .source_settings import near, refused_spark_conf
 from .sources import _table, register_backend
 from .unreadable import Unreadable
 
@@ -164,9 +164,10 @@ _LAZY_CONFIGS = tuple(f"org.apache.spark.{name}$" for name in (
 
 
 def _refuse_misspelt_keys(session: Any, conf: dict[str, Any]) -> None:
-    """A config error for a [source.spark_conf] key Spark does not know but that is within two letters (or letter
-    case) of one it does: Spark ignores a name it does not know, so ``"spark.executor.memroy" = "8g"`` ran every
-    report with the default memory, without a word (found in a Spark audit). Only near misses are refused: Spark
+    """A config error for a [source.spark_conf] key Spark does not know but that is one typo or a letter case from
+    one it does (source_settings.near, the rule of every "did you mean"): Spark ignores a name it does not know,
+    so ``"spark.executor.memroy" = "8g"`` ran every report with the default memory, without a word (found in a
+    Spark audit). Only near misses are refused: Spark
     has settings its registry does not list (``spark.hadoop.*``, a catalog's), which are passed on as written."""
     spelt = [key for key in conf if key.lower().startswith("spark.") and not key.lower().startswith(
         ("spark.hadoop.", "spark.executorenv.", "spark.yarn.appmasterenv.", "spark.kubernetes.", "spark.sql.catalog."))]
@@ -174,10 +175,10 @@ def _refuse_misspelt_keys(session: Any, conf: dict[str, Any]) -> None:
     for key in spelt:
         if key in known:
             continue
-        near = sorted(k for k in known if abs(len(k) - len(key)) <= 2 and _distance(k.lower(), key.lower()) <= 2)
-        if near:
+        meant = near(key, sorted(known))
+        if meant:
             raise InputError(f"source.spark_conf.{key}: Spark has no setting of this name and would ignore it "
-                             f"(expected {' or '.join(near[:3])})")
+                             f"(expected {' or '.join(meant[:3])})")
 
 
 def _known_spark_keys(session: Any) -> set[str]:
@@ -195,17 +196,6 @@ def _known_spark_keys(session: Any) -> set[str]:
         return {str(key) for key in field.get(holder.getField("MODULE$").get(None)).keySet().toArray()}
     except Exception:  # noqa: BLE001 - a check only: without the registry no key is refused
         return set()
-
-
-def _distance(a: str, b: str) -> int:
-    """Levenshtein distance: the letters to insert, delete or replace to turn ``a`` into ``b``."""
-    previous = list(range(len(b) + 1))
-    for i, ch in enumerate(a, 1):
-        current = [i]
-        for j, other in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ch != other)))
-        previous = current
-    return previous[-1]
 
 
 def _quiet_python_loggers() -> None:
