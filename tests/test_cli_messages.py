@@ -492,12 +492,15 @@ def test_a_view_over_a_dropped_table_says_what_is_missing(tmp_path, table, code,
 
 @pytest.mark.parametrize("table,meant", [("event", "events"), ("evnets", "events"), ("main.event", "main.events"),
                                          ("analytics.agent_evnts", "analytics.agent_events"),
-                                         ("conversations", None)], ids=["prefix", "typo", "schema", "other-schema",
-                                                                        "unlike"])
+                                         ("conversations", None), ("agent_evnts", "analytics.agent_events"),
+                                         ("analytcs.agent_evnts", "analytics.agent_events"), ("Event", "events")],
+                         ids=["prefix", "typo", "schema", "other-schema", "unlike", "unqualified-other-schema",
+                              "schema-typo", "case"])
 def test_a_mistyped_table_is_asked_did_you_mean(tmp_path, table, meant):
     """Found trying agentdigest as a new user: `table = "event"` for a table named events said only "table 'event'
     not found"; a table one typo away or begun by the name is offered, as a canonical column is. With the schema
-    it was written with: `analytics.agent_evnts` was asked 'agent_events', which is in no schema on the path."""
+    it was written with: `analytics.agent_evnts` was asked 'agent_events', which is in no schema on the path; and
+    with the schema it is in when that is not the current one (`agent_evnts`, `analytcs.agent_evnts`: no hint)."""
     with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
         con.execute("CREATE TABLE events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
         con.execute("CREATE TABLE agents (agent_id TEXT)")
@@ -508,6 +511,22 @@ def test_a_mistyped_table_is_asked_did_you_mean(tmp_path, table, meant):
         line = one_line(cli(tmp_path, *command), 2)
         assert f"agentdigest.toml: source.table: table {table!r} not found in duckdb://" in line, line
         assert line.endswith(f" (did you mean {meant!r}?)" if meant else str(tmp_path / "events.duckdb")), line
+
+@pytest.mark.parametrize("table", ["agent_events", "main.agent_events", '"agent_events"'])
+def test_a_table_in_another_schema_is_named_with_it(tmp_path, table):
+    """Found checking the engines: `table = "agent_events"` for analytics.agent_events said only "not found" on
+    DuckDB, where PostgreSQL says which schema holds it; it names the schema now, in one line, exit 2."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.execute("CREATE SCHEMA analytics")
+        con.execute("CREATE SCHEMA staging")
+        con.execute("CREATE TABLE analytics.agent_events (conversation_id TEXT, event_ts TIMESTAMPTZ, event_type TEXT)")
+        con.execute("CREATE VIEW staging.agent_events AS SELECT * FROM analytics.agent_events")
+    write_config(tmp_path, f"[source]\nurl = \"duckdb://events.duckdb\"\ntable = '{table}'\n")
+    for command in (["check"], ["run", "--dry-run", "--format", "json", "--period", "2026-10"]):
+        line = one_line(cli(tmp_path, *command), 2)
+        assert line.endswith(f"source.table: table {table!r} not found in duckdb://{tmp_path / 'events.duckdb'}; "
+                             "it is in another schema: write analytics.agent_events or staging.agent_events"), line
 
 # --- 3. and 5. --period ------------------------------------------------------------------------------
 

@@ -1092,6 +1092,22 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
 
 
 @pytest.mark.spark
+def test_a_catalog_table_in_another_database_is_named_with_it(spark):
+    """`table = "agent_events"` for meant_db.agent_events said only "not found" (found checking the engines: PostgreSQL
+    names the schema holding it); the database is named now, as on DuckDB, when the catalog has at most 20."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS other_db")
+    spark.sql("CREATE TABLE IF NOT EXISTS other_db.agent_events (conversation_id STRING, event_ts TIMESTAMP, "
+              "event_type STRING) USING parquet")
+    try:
+        with pytest.raises(InputError) as caught:
+            open_source(SourceConfig(url="pyspark://local[1]", table="agent_events"))
+        assert str(caught.value) == ("source.table: table 'agent_events' not found in pyspark://local[1]; "
+                                     "it is in another database: write other_db.agent_events"), str(caught.value)
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS other_db CASCADE")
+
+
+@pytest.mark.spark
 @pytest.mark.parametrize("table,meant", [
     ("typo_evnts", "typo_events"),  # a temporary view of the session
     ("meant_db.agent_evnts", "meant_db.agent_events"),  # was asked 'agent_events', which is not found either

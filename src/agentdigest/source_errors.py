@@ -223,13 +223,73 @@ def _text_kind(head: bytes) -> str | None:
 
 
 def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ()) -> str:
-    """The suffix " (did you mean 'events'?)" for a table name one typo from, or the start of, one the database has (found
-    trying agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked; with
-    the schema or database the name was written with (``where``): `analytics.evnts` is asked 'analytics.events',
+    """The suffix for a table not found: "; it is in another schema: write analytics.agent_events" when a table of
+    that name is in another schema or database (found checking the engines: `table = "agent_events"` for
+    analytics.agent_events said only "not found" on DuckDB and Spark, where PostgreSQL named the schema), else
+    " (did you mean 'events'?)" for a name one typo from, or the start of, one the database has (found trying
+    agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked; with the
+    schema or database the name was written with (``where``): `analytics.evnts` is asked 'analytics.events',
     which names it, not 'events', which is in another schema or none."""
+    path = [*where, table]
     try:
+        if getattr(con, "name", "") == "duckdb":
+            return table_hint(path, *_duckdb_tables(con))
+        other = _spark_databases_holding(con, table) if getattr(con, "name", "") == "pyspark" and not where else []
+        if other:
+            return f"; it is in another database: write {' or '.join(_written(t) for t in other)}"
         close = meant(table, con.list_tables(database=database) if database else con.list_tables())
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
         return ""
-    written = [p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) else '"' + p.replace('"', '""') + '"' for p in where]
-    return f" (did you mean {'.'.join([*written, close])!r}?)" if close else ""
+    return f" (did you mean {_written([*where, close])!r}?)" if close else ""
+
+
+def table_hint(path: Sequence[str], tables: Sequence[Sequence[str]], here: Sequence[str]) -> str:
+    """:func:`did_you_mean`'s suffix for ``path`` (the name as written, split) from every table of the engine,
+    each qualified in full (``here``, the current database and schema, have as many parts as each table's place):
+    each written back as the user would need to write it, qualified as far as ``path`` is and beyond where it is
+    not ``here`` (`agent_events` when in the current schema, `analytics.agent_events` when not)."""
+    here_folded = [h.casefold() for h in here]
+
+    def written(full: Sequence[str]) -> str:
+        same = next((i for i, (a, b) in enumerate(zip(full, here_folded)) if a.casefold() != b), len(here_folded))
+        return _written(full[min(same, len(full) - len(path)):])
+
+    asked = ".".join(path).casefold()
+    ordered = sorted(tables, key=lambda full: written(full).count("."))  # the nearest first
+    elsewhere = [written(full) for full in ordered
+                 if full[-1].casefold() == path[-1].casefold() and written(full).casefold() != asked]
+    if elsewhere:
+        return f"; it is in another schema: write {' or '.join(elsewhere[:3])}"
+    names: dict[str, str] = {}  # as compared -> as written back
+    for full in ordered:
+        names.setdefault(".".join(full[-len(path):]), written(full))
+    close = meant(".".join(path), names)
+    return f" (did you mean {names[close]!r}?)" if close else ""
+
+
+def _duckdb_tables(con: Any) -> tuple[list[tuple[str, str, str]], tuple[str, str]]:
+    """Every table and view of a DuckDB connection's databases (database, schema, name), and the current
+    database and schema."""
+    tables = con.con.execute(
+        "SELECT database_name, schema_name, table_name FROM duckdb_tables() WHERE NOT internal UNION ALL "
+        "SELECT database_name, schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+        "ORDER BY 1, 2, 3").fetchall()
+    here = con.con.execute("SELECT current_database(), current_schema()").fetchone()
+    return tables, here
+
+
+def _spark_databases_holding(con: Any, table: str, most: int = 20) -> list[tuple[str, str]]:
+    """The other databases of Spark's current catalog that hold ``table``, when it has at most ``most`` databases:
+    one metastore call each, which a shared metastore of hundreds would make slow for a hint."""
+    catalog = con._session.catalog
+    current = catalog.currentDatabase()
+    databases = [db.name for db in catalog.listDatabases()]
+    if len(databases) > most:
+        return []
+    return [(db, table) for db in databases if db != current and catalog.tableExists(table, db)][:3]
+
+
+def _written(parts: Sequence[str]) -> str:
+    """A name's parts as source.table reads them: each in double quotes unless a plain identifier."""
+    return ".".join(p if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) else '"' + p.replace('"', '""') + '"'
+                    for p in parts)
