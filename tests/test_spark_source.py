@@ -928,6 +928,9 @@ def test_spark_settings_that_change_a_report_are_refused(spark, tmp_path, key, v
     ("spark.sql.Shuffle.Partitions", "spark.sql.shuffle.partitions"),  # Spark's names are case-sensitive
     ("spark.excutor.memroy", "spark.executor.memory"),  # a typo in each of two parts (was passed on: 3 edits)
     ("spark.sql.shuffle.partition", "spark.sql.shuffle.partitions"),
+    ("executor.memory", "spark.executor.memory"),  # without "spark.": passed on, and ignored by Spark
+    ("sql.Shuffle.Partitions", "spark.sql.shuffle.partitions"),
+    ("hive.metastore.uris", None),  # not Spark's, passed on as written
     ("spark.python.worker.memory", None),  # registered by Spark only when its Python workers start
     ("spark.yarn.queue", None),
     ("spark.hadoop.fs.s3a.connection.maximum", None),  # passed to Hadoop as written: no registry to ask
@@ -1023,20 +1026,26 @@ def test_a_refused_spark_setting_is_exit_2_before_spark_starts(tmp_path):
 
 
 @pytest.mark.spark
-def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path, monkeypatch):
+@pytest.mark.parametrize("key,value,said", [
+    ("spark.driver.memory", "lots", "Invalid maximum heap size: -Xmxlots"),
+    # spark-submit's own check names no key: was "cannot start Spark (Executor memory must be ...)", exit 3
+    ("spark.executor.memory", "lots", 'Executor memory must be a positive number; expected a size such as "8g"'),
+    ("spark.executor.cores", "0", "Executor cores must be a positive number; expected a whole number above 0"),
+])
+def test_a_setting_the_jvm_refuses_is_exit_2_naming_the_key(tmp_path, monkeypatch, key, value, said):
     """A [source.spark_conf] value the JVM itself refuses ("spark.driver.memory" = "lots": -Xmxlots) stopped Java
     before Spark could say anything: the run ended 'cannot start Spark ([JAVA_GATEWAY_EXITED] Java gateway process
     exited before sending its port number.)' (exit 3), naming neither the key nor the cause, which only the log
     held (found in a Spark audit). A value Spark refuses is a config error naming the key (README, Spark)."""
     pq.write_table(_events(["a"]), tmp_path / "events.parquet")
     (tmp_path / "agentdigest.toml").write_text('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n'
-                                               '[source.spark_conf]\n"spark.driver.memory" = "lots"\n[[reports]]\nid = "r"\n')
+                                               f'[source.spark_conf]\n"{key}" = "{value}"\n[[reports]]\nid = "r"\n')
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the log of a Spark that failed to start is kept: not in /tmp
     done = _spark_cli(tmp_path, "check", "--config", "agentdigest.toml")
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert "agentdigest.toml: source.spark_conf.spark.driver.memory: Spark refused the setting (" in line, line
-    assert "Invalid maximum heap size: -Xmxlots" in line, line
+    assert f"agentdigest.toml: source.spark_conf.{key}: Spark refused the setting (" in line, line
+    assert said in line, line
 
 
 # -- 6. no ./spark-warehouse ------------------------------------------------------------------------
