@@ -1101,6 +1101,19 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
 
 
 @pytest.mark.spark
+@pytest.mark.parametrize("table", ["analytics.agent_events", "spark_catalog.analytics.agent_events", "agent_events"])
+def test_a_table_not_in_the_in_memory_catalog_says_how_to_read_a_metastore(spark, table):
+    """README's `table = "db.agent_events"` of a Hive metastore was "not found" and said no more: the session
+    agentdigest builds has Spark's in-memory catalog unless spark.sql.catalogImplementation = "hive" (found following
+    README's Spark instructions with a local Derby metastore: with the setting, check read the table)."""
+    with pytest.raises(InputError) as caught:
+        open_source(SourceConfig(url="pyspark://local[1]", table=table))
+    assert str(caught.value) == (f"source.table: table {table!r} not found in pyspark://local[1]; Spark's catalog is "
+                                 "in-memory here, this session's own: for a Hive metastore's tables, expected "
+                                 '"spark.sql.catalogImplementation" = "hive" in [source.spark_conf]'), str(caught.value)
+
+
+@pytest.mark.spark
 def test_a_catalog_table_in_another_database_is_named_with_it(spark):
     """`table = "agent_events"` for meant_db.agent_events said only "not found" (found checking the engines: PostgreSQL
     names the schema holding it); the database is named now, as on DuckDB, when the catalog has at most 20."""

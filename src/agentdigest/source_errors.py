@@ -239,8 +239,29 @@ def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ())
             return f"; it is in another database: write {' or '.join(_written(t) for t in other)}"
         close = meant(table, con.list_tables(database=database) if database else con.list_tables())
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
+        close = None
+    if close:
+        return f" (did you mean {_written([*where, close])!r}?)"
+    try:
+        return _spark_in_memory(con, where) if getattr(con, "name", "") == "pyspark" else ""
+    except Exception:  # noqa: BLE001 - as above
         return ""
-    return f" (did you mean {_written([*where, close])!r}?)" if close else ""
+
+
+def _spark_in_memory(con: Any, where: Sequence[str]) -> str:
+    """What to set when Spark's catalog is the session's own (in-memory, Spark's default for a session a program
+    builds) and the table's database holds no table: a Hive metastore's tables are read only with
+    spark.sql.catalogImplementation = "hive" (found following README's Spark instructions: `table =
+    "analytics.agent_events"` of a metastore was "not found", and nothing said why)."""
+    session = con._session
+    if session.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory" or (
+            len(where) == 2 and where[0].lower() != "spark_catalog") or len(where) > 2:
+        return ""
+    db = where[-1] if where else session.catalog.currentDatabase()
+    if session.catalog.databaseExists(db) and any(not t.isTemporary for t in session.catalog.listTables(db)):
+        return ""
+    return ("; Spark's catalog is in-memory here, this session's own: for a Hive metastore's tables, expected "
+            "\"spark.sql.catalogImplementation\" = \"hive\" in [source.spark_conf]")
 
 
 def table_hint(path: Sequence[str], tables: Sequence[Sequence[str]], here: Sequence[str]) -> str:
