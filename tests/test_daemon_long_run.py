@@ -211,13 +211,13 @@ def test_a_clock_set_forward_puts_the_reports_to_work_before_the_alarm_check(tmp
         daemon._sync_jobs()  # the workers, without the cron jobs running
         daemon.workers["daily"].request()  # the start's catch-up
         wait_for(lambda: len(sent_files(box)) == 1, what="the catch-up")
-        wait_for(lambda: not daemon._working("daily"), what="the catch-up's end")
+        wait_for(lambda: not daemon.working("daily"), what="the catch-up's end")
         daemon.tick()
         assert not [m for e, m in handler.events if e == "alarm_sent"]
         shifted_clock.seconds = 86400.0
         daemon.tick()  # the heartbeat before the main loop's look at the clock
         wait_for(lambda: len(sent_files(box)) == 2, what="the day the clock jumped past")
-        wait_for(lambda: not daemon._working("daily"), what="its pass's end")
+        wait_for(lambda: not daemon.working("daily"), what="its pass's end")
         daemon.tick()
         assert [e for e, _ in handler.events if e == "clock_jumped"] == ["clock_jumped"]
         assert not [m for e, m in handler.events if e == "alarm_sent"], handler.events

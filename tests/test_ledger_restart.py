@@ -323,3 +323,49 @@ def test_run_due_with_the_ledger_server_down_sends_nothing_and_says_so_in_one_li
         f'"127.0.0.1", port {server.port} failed: Connection refused']
     assert time.monotonic() - started < 30  # refused at once: no connect_timeout waited, no retry loop
     assert not sent_files(tmp_path / "outbox")
+
+
+# -- 4. the scheduler's heartbeat with the server down -----------------------------------------------
+
+def test_a_ledger_down_is_said_once_then_every_15_minutes_and_once_when_it_is_back(tmp_path, events, server, caplog):
+    """Found in an operator review: with the ledger's server down, every heartbeat (each 30 s) logged the same
+    ERROR line, 120 an hour. Now one ERROR when it goes down, one reminder each REMIND_SECONDS while it lasts (the
+    test moves the last one back rather than waiting), and one INFO line when a heartbeat works again."""
+    import logging
+
+    from agentdigest import heartbeat
+    from agentdigest.daemon import Daemon
+
+    config = write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily()], ledger_url=server.url)
+    daemon = Daemon(config)
+    daemon.stop.set()  # no worker passes: the heartbeat alone
+    said = lambda: [(r.levelname, getattr(r, "event", ""), r.getMessage()) for r in caplog.records  # noqa: E731
+                    if r.getMessage().startswith("heartbeat")]
+    try:
+        with caplog.at_level(logging.INFO, logger="agentdigest"):
+            daemon.tick()
+            assert said() == []
+            server.down()
+            for _ in range(5):
+                daemon.tick()
+            (first,) = said()
+            assert first[:2] == ("ERROR", "error") and "Connection refused" in first[2], first
+            assert "said again every 15 min" in first[2]
+            daemon.heartbeat.said_at -= heartbeat.REMIND_SECONDS
+            for _ in range(3):
+                daemon.tick()
+            assert len(said()) == 2
+            assert said()[1][:2] == ("ERROR", "error") and "still failing, since" in said()[1][2]
+            assert "(6 heartbeats)" in said()[1][2] and "Connection refused" in said()[1][2]
+            server.up()
+            before = heartbeat_at(server.url)
+            daemon.tick()
+            daemon.tick()
+            assert len(said()) == 3
+            assert said()[2][:2] == ("INFO", "heartbeat_ok") and "(8 heartbeats)" in said()[2][2], said()[2]
+            assert heartbeat_at(server.url) > before
+            server.down()  # a second outage is said again
+            daemon.tick()
+            assert len(said()) == 4 and said()[3][:2] == ("ERROR", "error")
+    finally:
+        daemon.ledger.close()

@@ -771,7 +771,7 @@ def test_the_scheduler_prunes_heartbeats_silent_for_30_days_at_its_first_heartbe
         beat("gone-host:13:cccccc", 45)
         daemon.tick()  # the next heartbeat, 30 s later: no pruning until a day has passed
         assert "gone-host:13:cccccc" in {b["owner"] for b in daemon.ledger.heartbeats()}
-        daemon._pruned_at -= 86400
+        daemon.heartbeat.pruned_at -= 86400
         daemon.tick()
         assert {b["owner"] for b in daemon.ledger.heartbeats()} == {"other-host:12:bbbbbb", daemon.owner}
     finally:

@@ -9,7 +9,7 @@
 - A period found *claimed elsewhere* is looked at again once that claim's lease has run out,
   so a crashed sender's delivery is taken over without waiting for the next cron fire.
 - Every ``HEARTBEAT_SECONDS`` it writes a heartbeat to the ledger and checks for late periods,
-  which it reports to ``[alarms] channel``.
+  which it reports to ``[alarms] channel`` (:mod:`agentdigest.heartbeat`).
 - A SQLite ledger deleted or replaced under it is opened again at its path (see :meth:`Daemon.use_ledger`).
 - A report paused (``enabled = false``) has neither a cron job nor a worker: it is said once at start and at each
   reload (``paused``). A reload that resumes it gives it both, and its worker makes the catch-up pass at once.
@@ -43,15 +43,13 @@ from .preflight import report_lease
 from .owners import owner_id
 from .refusals import settings_view
 from .render.pdf import forget_fonts
-from .ledger_runs import HEARTBEAT_KEEP
+from .heartbeat import Heartbeat
 from .ledger_schema import LedgerError, foreign_ledger
 from .logs import configure_logging
 from .run_records import open_ledger
 from .report_worker import Worker
-from .schedule import decision, send_alarms
+from .schedule import decision
 
-HEARTBEAT_SECONDS = 30.0
-PRUNE_SECONDS = 86400.0  # heartbeat rows silent for HEARTBEAT_KEEP (30 days) are deleted at start, then daily
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
 CLOCK_JUMP_SECONDS = 60.0  # the wall clock moved this much more (or less) than the monotonic one: a jump or a sleep
 log = logging.getLogger("agentdigest.schedule")
@@ -82,7 +80,7 @@ class Daemon:
         self.reload_requested = False
         self.abandoned = False  # a worker was still busy when the stop deadline passed
         self.workers: dict[str, Worker] = {}
-        self._pruned_at: float | None = None  # time.monotonic() of the last pruning of old heartbeat rows
+        self.heartbeat = Heartbeat(self)
         self._clock = (_wall(), time.monotonic())  # the last reading of both clocks (_watch_clock)
         self._clock_lock = threading.Lock()
         self.passed_over_said: set[tuple[str, str, str, int]] = set()  # logged once per process (schedule.run_pass)
@@ -173,7 +171,7 @@ class Daemon:
             worker.request()  # the catch-up: what `run --due` would do now (before the first alarm check)
         # Heartbeats and alarms on a daemon thread, not a scheduler job: a hung alarm channel
         # must not keep the process alive past SIGTERM.
-        threading.Thread(target=self._housekeeping, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self.heartbeat.loop, name="heartbeat", daemon=True).start()
         while not self.stop.is_set():
             self.wake.wait(timeout=1.0)
             self.wake.clear()
@@ -236,7 +234,7 @@ class Daemon:
                      ", ".join(left), level=logging.WARNING, owner=self.owner)
         try:
             with self.ledger_in_use() as ledger:
-                ledger.heartbeat(self.owner, self._info("stopped"))
+                ledger.heartbeat(self.owner, self.info("stopped"))
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on a ledger hiccup
             log.warning("last heartbeat failed: %s", exc)
         decision("stopped", "scheduler %s stopped", self.owner, owner=self.owner)
@@ -284,25 +282,10 @@ class Daemon:
         if worker is not None:
             worker.request()
 
-    def _housekeeping(self) -> None:
-        while not self.stop.is_set():
-            self.tick()
-            self.stop.wait(HEARTBEAT_SECONDS)
-
     def tick(self) -> None:
-        """Heartbeat, then alarms for late periods."""
+        """Heartbeat, then alarms for late periods (:meth:`Heartbeat.beat`), then a look at the config file."""
         self._watch_clock()  # a clock set forward puts the reports to work before they are found late
-        try:
-            with self.ledger_in_use() as ledger:  # before `idle`: a ledger opened again puts every report to work
-                ledger.heartbeat(self.owner, self._info("running"))
-                # A report whose pass is running or about to run (the catch-up at start) is not late yet: its
-                # late alarm went out seconds before the catch-up delivered it (found in a regression check).
-                idle = [r for r in self.config.reports if not self._working(r.id)]
-                send_alarms(self.config, None, datetime.now(timezone.utc), ledger=ledger,
-                            archive=self.config.archive.path, owner=self.owner, reports=idle, said=self.not_tried_said)
-                self._prune(ledger)
-        except Exception as exc:  # noqa: BLE001
-            decision("error", "heartbeat: %s", exc, level=logging.ERROR, error=str(exc))
+        self.heartbeat.beat()
         self._watch_config()
 
     def _watch_config(self) -> None:
@@ -318,15 +301,7 @@ class Daemon:
                  self.config.path, "was removed" if content is None else "changed", os.getpid(),
                  command(self.config, "check"), level=logging.WARNING, owner=self.owner)
 
-    def _prune(self, ledger: Any) -> None:
-        """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days."""
-        if self._pruned_at is not None and time.monotonic() - self._pruned_at < PRUNE_SECONDS:
-            return
-        self._pruned_at = time.monotonic()
-        if gone := ledger.prune_heartbeats():
-            log.info("deleted %d heartbeat row(s) of schedulers silent for %d days", gone, HEARTBEAT_KEEP.days)
-
-    def _working(self, report_id: str) -> bool:
+    def working(self, report_id: str) -> bool:
         worker = self.workers.get(report_id)
         return worker is not None and (worker.busy or worker.pending.is_set())
 
@@ -363,7 +338,7 @@ class Daemon:
                 continue
             worker.request()
 
-    def _info(self, state: str) -> dict[str, Any]:
+    def info(self, state: str) -> dict[str, Any]:
         now = datetime.now(timezone.utc)
         return {
             "state": state, "pid": os.getpid(), "host": socket.gethostname(), "config": str(self.config.path),
