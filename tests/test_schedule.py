@@ -1168,3 +1168,49 @@ def test_scheduler_log_lines_mask_url_passwords(log_format):
     out = stream.getvalue()
     assert "Zq9Daemon" not in out and "Traceback" in out and "reports:***@db.example" in out, out
 
+
+
+def test_a_source_down_is_connected_to_once_per_pass_not_once_per_period(tmp_path, events):
+    """Found reviewing source outages: a pass opened the source again for every period it ran, of every report,
+    after it had failed for the first, so `run --due` with a server that hangs (10 s connect_timeout each) took
+    reports x (catch_up + 1) of them, minutes, from cron every 5 minutes. Now the first failure is the pass's:
+    one connection, and every period is still recorded failed (so it stays due) and said, exit 3. The server is a
+    real TCP listener on loopback that closes each connection at once; it counts them."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port, accepted = listener.getsockname()[1], []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    daily = {"id": "daily", "period": "day", "timezone": "UTC", "schedule": "0 6 * * *", "channels": ["box"],
+             "catch_up": 1}
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(tmp_path / "outbox")),
+                        reports=[{**NY_WEEKLY, "catch_up": 2}, daily])
+    text = path.read_text().replace(f'"duckdb://{events}"', f'"postgresql://u@127.0.0.1:{port}/events"')
+    path.write_text(text)
+    try:
+        code, out = due_run(path, "2026-11-30T14:01:00Z")
+    finally:
+        listener.close()
+    assert code == 3, out
+    assert len(accepted) == 1, (accepted, out)
+    ledger = Ledger(load_config(path).ledger.url)
+    try:
+        failed = {(r["report_id"], r["period_key"]) for r in ledger.history(limit=20) if r["state"] == "failed"}
+    finally:
+        ledger.close()
+    assert failed == {("weekly", "2026-W46"), ("weekly", "2026-W47"), ("weekly", "2026-W48"),
+                      ("daily", "2026-11-28"), ("daily", "2026-11-29")}, failed
+    for key in ("2026-W46", "2026-W47", "2026-W48", "2026-11-28", "2026-11-29"):
+        assert key in out, out
+

@@ -123,7 +123,9 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
     archive = Path(archive or config.archive.path)
     done = due.done_checker(ledger, archive, config)
     result = PassResult()
-    source = None
+    # Found reviewing source outages: each period of the pass, of every report, connected again after the first
+    # failed, reports x (catch_up + 1) connections (10 s each to a server that hangs) per run --due or retry
+    source, unopened = None, None
     try:
         for report in reports:
             if not report.enabled:
@@ -177,8 +179,11 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     # it open through every delivery and its retries).
                     if source is None and scheme_of(config.source.url) != "duckdb":
                         try:
+                            if unopened is not None:  # the pass's source failed: not connected to again per period
+                                raise unopened
                             source = open_source(config.source, config.path)
                         except Exception as exc:
+                            unopened = exc
                             if not dry_run:
                                 from .run_records import note_failed
 
