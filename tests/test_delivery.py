@@ -628,6 +628,55 @@ def test_the_archive_lock_is_waited_for_only_as_long_as_a_delivery_can_take(tmp_
     assert len(gave_up) == 1
 
 
+def test_a_finished_periods_lock_file_is_removed_and_one_waiting_on_it_still_excludes_the_next(tmp_path):
+    """Found in an operations review: <archive>/.locks kept an empty file per report and period ever run (301
+    after 300 runs). A holder whose period is finished now removes its lock file before releasing it. Safe: a
+    run that opened the file before it went and waited on it (here a thread: flock excludes two open files of one
+    process as it does two processes) finds, once it has the lock, that the file is gone, and locks the new file at
+    the path; a third run then waits for it, not for a file nobody holds. Fails before: two held the period."""
+    import threading
+
+    from agentdigest.archive import LOCKS, period_lock
+
+    lock_file = tmp_path / LOCKS / "weekly" / "2026-W48.lock"
+    first_in, second_waits, second_in, go, done = (threading.Event() for _ in range(5))
+
+    def first():
+        with period_lock(tmp_path, "weekly", "2026-W48", finished=lambda: True):
+            first_in.set()
+            go.wait(30)
+
+    def second():
+        with period_lock(tmp_path, "weekly", "2026-W48", on_wait=second_waits.set, finished=lambda: False):
+            second_in.set()
+            done.wait(30)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_in.wait(30)
+    threads[1].start()
+    assert second_waits.wait(30)  # the second has the first's file open, waiting for its lock
+    go.set()
+    assert second_in.wait(30)
+    gave_up = []
+    with period_lock(tmp_path, "weekly", "2026-W48", max_wait=1.0, on_give_up=lambda: gave_up.append(1)):
+        pass
+    assert gave_up == [1]  # the second holds the period: the third did not get in beside it
+    done.set()
+    for thread in threads:
+        thread.join(30)
+    assert lock_file.exists()  # the second's period was not finished: its file is kept
+    with period_lock(tmp_path, "weekly", "2026-W48", finished=lambda: True):
+        pass
+    assert not lock_file.exists()
+    with period_lock(tmp_path, "weekly", "2026-W48", finished=lambda: 1 / 0):  # a failing question keeps it
+        pass
+    assert lock_file.exists()
+    with pytest.raises(RuntimeError), period_lock(tmp_path, "weekly", "2026-W48", finished=lambda: True):
+        raise RuntimeError("the delivery failed")  # not asked: kept
+    assert lock_file.exists()
+
+
 def _pdf_retried_after_its_message(world, channel: str, posted_in: str, resolver: str, answer):
     """Two deliveries to a Slack bot ``channel``: the first posts the message (into ``posted_in``) and its PDF
     upload is refused; the second retries the upload alone, finding the channel id the upload takes through the

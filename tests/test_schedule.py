@@ -1214,3 +1214,20 @@ def test_a_source_down_is_connected_to_once_per_pass_not_once_per_period(tmp_pat
     for key in ("2026-W46", "2026-W47", "2026-W48", "2026-11-28", "2026-11-29"):
         assert key in out, out
 
+
+def test_the_lock_files_of_periods_sent_are_removed_and_a_failed_periods_kept(tmp_path, events):
+    """Found in an operations review: <archive>/.locks grew by one empty file per report and period, for ever (301
+    after 300 runs). A period's file is now removed by the run that finishes it, while it holds it; a failed period's
+    stays until the run that sends it."""
+    box = tmp_path / "outbox"
+    path = write_config(tmp_path, events=events, channels=outbox(path=str(box)), reports=[{**NY_WEEKLY, "catch_up": 2}])
+    locks = tmp_path / "reports" / ".locks" / "weekly"
+    box.write_text("a file where the outbox folder should be")  # the outbox cannot write: every period fails
+    code, out = due_run(path, "2026-11-30T14:01:00Z")
+    assert code == 1, out
+    assert sorted(p.name for p in locks.iterdir()) == ["2026-W46.lock", "2026-W47.lock", "2026-W48.lock"]
+    box.unlink()
+    code, out = due_run(path, "2026-12-07T14:01:00Z")
+    assert code == 0, out
+    assert sent_files(box) == {("weekly", key): 1 for key in ("2026-W46", "2026-W47", "2026-W48", "2026-W49")}
+    assert list(locks.iterdir()) == []

@@ -776,3 +776,40 @@ def test_the_scheduler_prunes_heartbeats_silent_for_30_days_at_its_first_heartbe
         assert {b["owner"] for b in daemon.ledger.heartbeats()} == {"other-host:12:bbbbbb", daemon.owner}
     finally:
         daemon.ledger.close()
+
+
+def test_the_scheduler_removes_the_lock_files_left_of_periods_sent_at_its_first_heartbeat_then_daily(tmp_path, events):
+    """<archive>/.locks kept one empty file per report and period ever run (an operations review). A run now removes
+    its finished period's; those that earlier versions left are removed by the scheduler, each while it holds it:
+    a period sent, not one still to send, nor one whose key is no day, nor one another run holds now."""
+    import fcntl
+
+    from agentdigest.daemon import Daemon
+
+    box = tmp_path / "outbox"
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(box)}},
+                          reports=[daily(catch_up=1)])
+    result = cli("run", "--due", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    locks = tmp_path / "reports" / ".locks" / "daily"
+    assert list(locks.iterdir()) == []  # the run removed its own
+    first, second = sorted(key for _, key in sent_files(box))
+    unsent = (datetime.fromisoformat(first) - timedelta(days=5)).date().isoformat()
+    for key in (first, second, unsent, "not-a-day"):
+        (locks / f"{key}.lock").touch()  # as versions before this one left them
+    held = open(locks / f"{second}.lock", "r+b")  # noqa: SIM115 - a run of that period holding it now
+    fcntl.flock(held, fcntl.LOCK_EX)
+    daemon = Daemon(config)
+    daemon.stop.set()  # no worker passes: the heartbeat alone
+    try:
+        daemon.tick()
+        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{second}.lock", f"{unsent}.lock", "not-a-day.lock"])
+        fcntl.flock(held, fcntl.LOCK_UN)
+        daemon.tick()  # 30 s later: not swept again before a day has passed
+        assert (locks / f"{second}.lock").exists()
+        daemon.heartbeat.pruned_at -= 86400
+        daemon.tick()
+        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{unsent}.lock", "not-a-day.lock"])
+    finally:
+        held.close()
+        daemon.ledger.close()

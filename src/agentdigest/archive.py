@@ -104,7 +104,8 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
 
 @contextmanager
 def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callable[[], None] | None = None,
-                max_wait: float | None = None, on_give_up: Callable[[], None] | None = None) -> Iterator[None]:
+                max_wait: float | None = None, on_give_up: Callable[[], None] | None = None,
+                finished: Callable[[], bool] | None = None) -> Iterator[None]:
     """Hold a period's archive for one process: the decision to write it (or keep what was sent), the
     write, and the delivery from it. Another run of the period waits here, then finds it sent; so it
     cannot rewrite the archive under a delivery in progress and send other figures to another channel.
@@ -114,31 +115,99 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
     ``on_wait`` is called once if the lock is held elsewhere; after ``max_wait`` seconds ``on_give_up``
     is called and the caller goes on without it (a holder that hangs, stopped but alive, must not block
     the period: its claims' leases run out and are taken over, and they keep every delivery single).
+
+    ``finished`` (asked as the block ends without an error, the lock still held): whether the period needs nothing
+    more; its lock file is then removed. Found in an operations review: ``.locks`` kept one empty file per report and
+    period ever run, for ever. The removal is safe because it is done by the holder and every taker checks, once it
+    has the lock, that the file it locked is still the one at the path (:func:`_still_there`): one that waited on the
+    removed file finds it gone and locks the path's new file instead, so two never hold the period at once.
     """
     report_dir(archive, report_id, period_key)  # plain names only
     folder = Path(archive) / LOCKS / report_id
-    with writing(archive):
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / f"{period_key}.lock", "a+b")  # noqa: SIM115 - closed by the with below
+    path = folder / f"{period_key}.lock"
+
+    def opened() -> Any:
+        with writing(archive):
+            folder.mkdir(parents=True, exist_ok=True)
+            return open(path, "a+b")  # noqa: SIM115 - closed below
+
+    handle = opened()
     if fcntl is None:
         handle.close()
         yield
         return
-    with handle:
+    try:
         def try_once() -> bool:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                return False
+            nonlocal handle
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                if _still_there(handle, path):
+                    return True
+                handle.close()  # its holder removed it while this one waited: lock the file at the path now
+                handle = opened()
 
         if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up):
             yield
             return
         try:
             yield
+            if finished is not None and _asked(finished):
+                with suppress(OSError):  # held: see the docstring; a file that cannot go is only kept
+                    path.unlink()
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def sweep_locks(archive: Path, report_id: str, finished: Callable[[str], bool]) -> int:
+    """Remove the lock files of ``report_id``'s periods that ``finished(period_key)`` says need nothing more (those
+    that versions before :func:`period_lock` removed them left, and those of a run that could not tell), each while
+    holding it, as :func:`period_lock` does; one held elsewhere is left, and no file is made. How many went."""
+    if fcntl is None:
+        return 0
+    gone = 0
+    for path in sorted((Path(archive) / LOCKS / report_id).glob("*.lock")):
+        try:
+            handle = open(path, "r+b")  # noqa: SIM115 - closed below; not "a+b": a file removed meanwhile stays so
+        except OSError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a run of that period is going on
+                continue
+            try:
+                if _still_there(handle, path) and _asked(lambda: finished(path.name.removesuffix(".lock"))):
+                    path.unlink()
+                    gone += 1
+            except OSError:
+                pass
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    return gone
+
+
+def _still_there(handle: Any, path: Path) -> bool:
+    """Whether the open lock file ``handle`` is the one at ``path`` (not removed, nor replaced, since it was opened).
+    The inode of a removed file is not reused while ``handle`` keeps it open, so equal numbers are the same file."""
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
+
+
+def _asked(finished: Callable[[], bool]) -> bool:
+    """``finished()``, False when it fails (a ledger that went away): the lock file is then only kept."""
+    try:
+        return bool(finished())
+    except Exception:  # noqa: BLE001 - a finished delivery must not fail on tidying
+        return False
 
 
 def mark_delivered(archive: Path, report_id: str, period_key: str, sends: list[dict[str, str | None]]) -> None:

@@ -1,5 +1,6 @@
-"""The scheduler's heartbeat: every ``HEARTBEAT_SECONDS`` a row in the ledger, the late-alarm check, the daily
-pruning of old heartbeat rows, and a look at the config file. The scheduler process is in :mod:`agentdigest.daemon`.
+"""The scheduler's heartbeat: every ``HEARTBEAT_SECONDS`` a row in the ledger and the late-alarm check; at the
+first and then daily, the pruning of old heartbeat rows and of the archive's lock files of periods sent. The
+scheduler process is in :mod:`agentdigest.daemon`.
 
 A heartbeat that fails (the ledger's server down, say) is said once as an ERROR, again every ``REMIND_SECONDS`` while
 it keeps failing, and once as an INFO line when one works again. Found in an operator review: a PostgreSQL ledger
@@ -14,10 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import first_line
+from . import due
+from .archive import LOCKS, sweep_locks
+from .errors import InputError, first_line
 from .ledger_runs import HEARTBEAT_KEEP
+from .periods import parse_period
 from .schedule import decision, send_alarms
 
 if TYPE_CHECKING:
@@ -89,10 +94,25 @@ class Heartbeat:
                  f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s",
                  since.isoformat(timespec="seconds"), failures)
 
-    def _prune(self, ledger: object) -> None:
-        """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days."""
+    def _prune(self, ledger: Any) -> None:
+        """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days, and
+        the lock files of periods sent that were left in the archive (archive.sweep_locks)."""
         if self.pruned_at is not None and time.monotonic() - self.pruned_at < PRUNE_SECONDS:
             return
         self.pruned_at = time.monotonic()
-        if gone := ledger.prune_heartbeats():  # type: ignore[attr-defined]
+        if gone := ledger.prune_heartbeats():
             log.info("deleted %d heartbeat row(s) of schedulers silent for %d days", gone, HEARTBEAT_KEEP.days)
+        config = self.daemon.config
+        archive = Path(config.archive.path)
+        done = due.done_checker(ledger, archive, config)
+        removed = 0
+        for report in config.reports:
+            def finished(key: str, report: Any = report) -> bool:
+                try:
+                    return done(report, parse_period(report.period, key, report.timezone))
+                except InputError:  # a key of another kind of period (the report's period changed): kept
+                    return False
+
+            removed += sweep_locks(archive, report.id, finished)
+        if removed:
+            log.info("removed %d lock file(s) of periods sent from %s", removed, archive / LOCKS)

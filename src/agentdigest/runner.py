@@ -317,7 +317,13 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
         log.warning("%s %s has been held by another process for longer than its delivery can take (%.0f s); "
                     "going on without waiting for it", report.id, period.key, longest)
 
-    with period_lock(archive, report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up), \
+    def finished() -> bool:  # its lock file is then removed (archive.period_lock)
+        from .due import done_checker
+
+        return done_checker(ledger, archive, config)(report, period)
+
+    with period_lock(archive, report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up,
+                     finished=finished), \
             ledger.hold_period(report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up):
         yield
 
