@@ -369,3 +369,34 @@ def test_a_ledger_down_is_said_once_then_every_15_minutes_and_once_when_it_is_ba
             assert len(said()) == 4 and said()[3][:2] == ("ERROR", "error")
     finally:
         daemon.ledger.close()
+
+
+def test_a_report_that_failed_with_the_ledger_down_goes_out_once_a_heartbeat_finds_it_back(tmp_path, events, server):
+    """Found reviewing the scheduler with the ledger's server down at a report's fire: its pass failed and waited
+    to retry 5, 10, 20, 40, then 60 minutes, so a report whose ledger came back after 40 minutes went out 35 minutes
+    later still. The heartbeat that finds the ledger back (30 s at most) now has each report waiting to retry a
+    failure look again at once. The retry here is left at its 5 minutes: the report goes out well before."""
+    from agentdigest.daemon import Daemon
+
+    outbox = tmp_path / "outbox"
+    config = write_config(tmp_path, events=events, channels=box(tmp_path), reports=[daily()], ledger_url=server.url)
+    daemon = Daemon(config)
+    try:
+        daemon.tick()
+        server.down()
+        daemon._sync_jobs()  # the worker, whose catch-up pass meets the ledger down
+        worker = daemon.workers["daily"]
+        worker.request()
+        wait_for(lambda: worker.failing and worker.recheck_at is not None and not worker.busy, what="the failed pass")
+        daemon.tick()  # said down
+        assert not sent_files(outbox)
+        server.up()
+        daemon.tick()  # back: the worker looks again now, not in 5 minutes
+        wait_for(lambda: sent_files(outbox), what="the report's delivery", timeout=60)
+        wait_for(lambda: not worker.failing, what="the pass's end")
+    finally:
+        daemon.stop.set()
+        for worker in daemon.workers.values():
+            worker.thread.join(timeout=30)
+        daemon.ledger.close()
+    assert sum(sent_files(outbox).values()) == 1

@@ -90,9 +90,16 @@ class Heartbeat:
         since, failures = self.failing_since, self.failures
         self.failing_since, self.failures = None, 0
         seconds = (datetime.now(timezone.utc) - since).total_seconds()
-        decision("heartbeat_ok", "heartbeat: working again, after failing for %s since %s (%d heartbeats)",
+        # Found in a review: a report whose pass failed on the ledger waited out its retry (up to an hour) after
+        # the ledger was back; those waiting to retry a failure now look again at once, as a retry would
+        waiting = [w for w in list(self.daemon.workers.values())
+                   if w.failing and w.recheck_at is not None and not w.busy]
+        for worker in waiting:
+            worker.look_again()
+        decision("heartbeat_ok", "heartbeat: working again, after failing for %s since %s (%d heartbeats)%s",
                  f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s",
-                 since.isoformat(timespec="seconds"), failures)
+                 since.isoformat(timespec="seconds"), failures,
+                 f"; {len(waiting)} report(s) waiting to retry a failure try again now" if waiting else "")
 
     def _prune(self, ledger: Any) -> None:
         """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days, and

@@ -53,6 +53,10 @@ class Worker:
     def request(self) -> None:
         self.pending.set()
 
+    def look_again(self) -> None:
+        """Make the retry planned now (the heartbeat found the ledger back): a retry, not a pass asked for."""
+        self.recheck_at = time.monotonic()
+
     def _loop(self) -> None:
         stop = self.daemon.stop
         while not stop.is_set() and not self.retired:
