@@ -172,6 +172,11 @@ def sweep_locks(archive: Path, report_id: str, finished: Callable[[str], bool]) 
         return 0
     gone = 0
     for path in sorted((Path(archive) / LOCKS / report_id).glob("*.lock")):
+        # Asked before the lock is taken, so it is held for a moment only: a run starting then would wait and say
+        # "being delivered by another process". A finished period stays finished; and the removal of a held file is
+        # safe whatever its period's state (see period_lock)
+        if not _asked(lambda: finished(path.name.removesuffix(".lock"))):
+            continue
         try:
             handle = open(path, "r+b")  # noqa: SIM115 - closed below; not "a+b": a file removed meanwhile stays so
         except OSError:
@@ -182,7 +187,7 @@ def sweep_locks(archive: Path, report_id: str, finished: Callable[[str], bool]) 
             except OSError:  # held: a run of that period is going on
                 continue
             try:
-                if _still_there(handle, path) and _asked(lambda: finished(path.name.removesuffix(".lock"))):
+                if _still_there(handle, path):
                     path.unlink()
                     gone += 1
             except OSError:
