@@ -1325,3 +1325,30 @@ def test_a_long_key_through_the_command(workdir):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and len(result.stderr) < 300, result.stderr
     assert f"agentdigest.toml: source.'a{'K' * 59}'… (5,001 characters): unknown key" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("events.duckdb", "expected url = \"duckdb://events.duckdb\" for a DuckDB file"),
+    ("data/events.parquet", "expected url = \"duckdb://\" and files = ['data/events.parquet'] for Parquet or CSV"),
+    ("${EVENTS_DB}", "expected url = \"duckdb://${EVENTS_DB}\" for a DuckDB file"),  # as written, never its value
+    ("reports@db.example.com/events", "expected a URL such as duckdb://events.duckdb, postgresql://"),
+])
+def test_a_source_url_without_a_scheme_is_refused_and_creates_nothing(workdir, written, expected):
+    """Found installing agentdigest as a new user with a DuckDB file of their own: url = "events.duckdb" (a path, no
+    duckdb://) passed the config and went to ibis.connect, which read it relative to the shell's folder, not the
+    config's, and created an empty database there: check said "table 'agent_events' not found in events.duckdb"
+    of the right file, and left an empty events.duckdb behind in the folder it was run from."""
+    conf = workdir / "conf"
+    conf.mkdir()
+    (workdir / "events.duckdb").rename(conf / "events.duckdb")
+    (conf / "agentdigest.toml").write_text(GOOD.replace("duckdb://events.duckdb", written))
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", str(conf / "agentdigest.toml")],
+                          capture_output=True, text=True, cwd=elsewhere, timeout=120,
+                          env={**os.environ, "SMTP_URL": "smtp://127.0.0.1:1", "EVENTS_DB": "events.duckdb"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"agentdigest: error: {conf / 'agentdigest.toml'}: source.url: "), line
+    assert "is not a URL" in line and expected in line, line
+    assert "ok" not in done.stdout and list(elsewhere.iterdir()) == [], (done.stdout, list(elsewhere.iterdir()))

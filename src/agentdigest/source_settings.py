@@ -108,6 +108,23 @@ class SourceConfig(StrictModel):
     # PostgreSQL without temporary tables: the memory of the in-process DuckDB that keeps a report's steps
     client_memory_limit: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        """A path without a scheme is refused: ibis.connect read `url = "events.duckdb"` relative to the shell's
+        folder, not the config's, and created an empty database there (found installing as a new user)."""
+        if "://" in value or not value.strip():  # an empty url is said so where the engine is picked
+            return value
+        if "@" in value or ":" in value or not value.lower().endswith((".duckdb", ".ddb", ".db") + DATA_FILE_SUFFIXES):
+            # perhaps a database URL without its scheme (user:password@host/db): not repeated, nor guessed at
+            raise ValueError("is not a URL (expected a URL such as duckdb://events.duckdb, "
+                             "postgresql://user@host/db or pyspark://local[*])")
+        if value.lower().endswith(DATA_FILE_SUFFIXES):
+            raise ValueError(f"is not a URL (expected url = \"duckdb://\" and files = [{shown(value, path=True)}] "
+                             "for Parquet or CSV files)")
+        raise ValueError(f"is not a URL (expected url = {shown('duckdb://' + value, path=True).replace(chr(39), chr(34))}"
+                         " for a DuckDB file)")
+
     @field_validator("client_memory_limit")
     @classmethod
     def _a_size(cls, value: str | None) -> str | None:
