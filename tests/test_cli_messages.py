@@ -731,3 +731,16 @@ def test_help_shows_arguments_without_python_types(tmp_path: Path, command: str,
     assert lines[0] == usage, done.stdout
     assert any(line.startswith(argument) for line in lines), done.stdout
     assert "<" not in done.stdout and "{" not in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("mapped", ["", 'event_ts = "ts"\nevent_type = "kind"\n'], ids=["nothing-mapped", "one-left-out"])
+def test_a_required_column_of_another_name_says_how_to_map_it(tmp_path, mapped):
+    """Found installing agentdigest as a new user with a CSV export of their own (columns conv, ts, kind): check
+    said "required column 'conversation_id' not found (columns: conv, kind, ts)" and no more, though the answer
+    is one line of [source.columns], which the message never named."""
+    (tmp_path / "events.csv").write_text("conv,ts,kind\n42,2026-10-02T10:00:00+02:00,message\n")
+    write_config(tmp_path, f'[source]\nfiles = "events.csv"\n[source.columns]\n{mapped}')
+    line = one_line(cli(tmp_path, "check"), 2)
+    assert line == (f"agentdigest: error: agentdigest.toml: source {str(tmp_path / 'events.csv')!r}: required column "
+                    "'conversation_id' not found (columns: conv, kind, ts); expected a column of that name, or yours "
+                    "mapped to it in [source.columns]: conversation_id = \"<your column>\""), line

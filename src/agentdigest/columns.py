@@ -48,7 +48,7 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
                 mapped = f" (mapped by source.columns.{canon})" if canon in columns else ""
                 kind = "required column" if canon in REQUIRED_COLUMNS else "column"
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
-                                 f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs)}")
+                                 f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs) or _map_it(canon, columns)}")
             continue
         try:
             selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
@@ -63,6 +63,15 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
         if table[col].type().is_string() and not COLUMN_TYPES[canon].is_string():
             converted[canon] = col
     return table.select(**selected), frozenset(selected), converted
+
+
+def _map_it(canon: str, columns: dict[str, str]) -> str:
+    """How to read a required column of another name: a new user's own CSV export (conv, ts, kind) was told only
+    "required column 'conversation_id' not found (columns: conv, kind, ts)", [source.columns] never named."""
+    if canon in columns:
+        return ""
+    return (f"; expected a column of that name, or yours mapped to it in [source.columns]: "
+            f"{canon} = \"<your column>\"")
 
 
 def _one_column(theirs: set[str]) -> str:
