@@ -744,3 +744,25 @@ def test_a_required_column_of_another_name_says_how_to_map_it(tmp_path, mapped):
     assert line == (f"agentdigest: error: agentdigest.toml: source {str(tmp_path / 'events.csv')!r}: required column "
                     "'conversation_id' not found (columns: conv, kind, ts); expected a column of that name, or yours "
                     "mapped to it in [source.columns]: conversation_id = \"<your column>\""), line
+
+
+def test_a_json_lines_file_says_json_is_not_read_and_how_to_convert_it(tmp_path):
+    """Found installing agentdigest as a new user with a JSON lines export (events.jsonl): the line said it "looks
+    like JSON text; expected Parquet" and README said nothing of JSON, so whether another setting would read it
+    (it would not) was left to guess. The conversion README gives is run here, and the file it writes is read."""
+    rows = [{"conversation_id": f"c{i}", "event_ts": f"2026-10-0{1 + i}T10:00:00+02:00", "event_type": "message"}
+            for i in range(3)]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_config(tmp_path, '[source]\nfiles = "events.jsonl"\n')
+    line = one_line(cli(tmp_path, "check"), 3)
+    assert line == (f"agentdigest: error: source.files: {tmp_path / 'events.jsonl'} is not a Parquet file (it looks "
+                    "like JSON text); JSON is not read: convert it to Parquet once (README, Events: Files); files are "
+                    "read as CSV only when every file ends in .csv, .csv.gz or .tsv"), line
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    convert = "python -c " + readme.split("`python -c ", 1)[1].split("`", 1)[0]  # as a shell reads it
+    assert "events.jsonl" in convert, convert
+    subprocess.run(["sh", "-c", convert.replace("python", sys.executable, 1)], cwd=tmp_path, check=True, timeout=60)
+    write_config(tmp_path, '[source]\nfiles = "events.parquet"\n')
+    done = cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert conversations(tmp_path, "monthly", "2026-10") == 3

@@ -157,7 +157,9 @@ def not_parquet(paths: list[str]) -> str | None:
         if looks is None:
             continue
         endings = ", ".join(CSV_SUFFIXES[:-1]) + f" or {CSV_SUFFIXES[-1]}"
-        advice = "" if "CSV text" in looks else "expected Parquet; "
+        # JSON lines: a new user's export, and nothing said whether another setting reads it (none does)
+        advice = ("" if "CSV text" in looks else "JSON is not read: convert it to Parquet once (README, Events: Files); "
+                  if "JSON text" in looks else "expected Parquet; ")
         return (f"source.files: {path} is not a Parquet file ({looks}); {advice}files are read as CSV only when "
                 f"every file ends in {endings}")
     return None
