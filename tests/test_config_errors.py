@@ -1352,3 +1352,20 @@ def test_a_source_url_without_a_scheme_is_refused_and_creates_nothing(workdir, w
     assert line.startswith(f"agentdigest: error: {conf / 'agentdigest.toml'}: source.url: "), line
     assert "is not a URL" in line and expected in line, line
     assert "ok" not in done.stdout and list(elsewhere.iterdir()) == [], (done.stdout, list(elsewhere.iterdir()))
+
+
+@pytest.mark.parametrize("written, meant", [
+    ("europe/berlin", "Europe/Berlin"), ("Berlin", "Europe/Berlin"), ("New York", "America/New_York"),
+    ("Europe/Berln", "Europe/Berlin"), ("America/Sao Paulo", "America/Sao_Paulo"),
+    ("CEST", None), ("GMT+1", None), ("Mars/Olympus", None),
+])
+def test_a_mistyped_timezone_is_asked_about_the_place_it_likely_means(monkeypatch, written, meant):
+    """Found installing agentdigest as a new user: `timezone = "europe/berlin"`, `"Berlin"` and `"Europe/Berln"`
+    were each "unknown timezone ... (expected an IANA name like Europe/Berlin)", the name meant never given (for a
+    New York reader, "like Europe/Berlin" was no help). Never asked of a value from a variable (it may be a secret)."""
+    said = str(_refusal(("reports", 0), "timezone", written))
+    assert said.startswith(f"agentdigest.toml: reports[0].timezone: unknown timezone {written!r} (expected an IANA "
+                           "name"), said
+    assert said.endswith(f": did you mean {meant!r}?)" if meant else "like Europe/Berlin)"), said
+    monkeypatch.setenv("ZONE", written)
+    assert "did you mean" not in str(_refusal(("reports", 0), "timezone", "${ZONE}"))

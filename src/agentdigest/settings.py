@@ -7,6 +7,7 @@ Reading the file (TOML, ``${VAR}`` expansion, relative paths, one-line errors) i
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 import zoneinfo
@@ -108,6 +109,19 @@ _NOT_A_PLACE = {
     "Factory": "is the time zone database's placeholder for a zone not set; name the place, e.g. Europe/Berlin",
     "posixrules": "is the time zone database's template for POSIX TZ strings; name the place (America/New_York)",
 }
+
+
+def _zone_meant(value: str) -> str | None:
+    """The zone a mistyped name likely means: in another case or with spaces (`europe/berlin`, `New York`), a city
+    alone (`Berlin`) or one typo away (`Europe/Berln`; found installing as a new user, each told only "like
+    Europe/Berlin"). None for an abbreviation (`CEST`): it names no one place."""
+    names = sorted(n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith(("Etc/", "right/")))
+    key = value.strip().replace(" ", "_").lower()
+    same = [n for n in names if n.lower() == key] or [n for n in names if n.lower().rsplit("/", 1)[1] == key]
+    if len(same) == 1:
+        return same[0]
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.9) if len(value) <= 64 else []
+    return close[0] if close else None
 
 
 class ReportConfig(StrictModel):
@@ -214,7 +228,9 @@ class ReportConfig(StrictModel):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (a fuzz)
-            raise ValueError(f"unknown timezone {shown(value)} (expected an IANA name like Europe/Berlin)") from None
+            meant = _zone_meant(value) if "${" not in shown(value) else None  # a variable's value may be a secret
+            raise ValueError(f"unknown timezone {shown(value)} (expected an IANA name"
+                             f"{f': did you mean {meant!r}?' if meant else ' like Europe/Berlin'})") from None
         if value in _FIXED_ABBREVIATIONS:  # valid names, but a trap: no daylight saving time
             raise ValueError(f"{shown(value)} is a fixed offset without daylight saving time; use the place "
                              f"({_FIXED_ABBREVIATIONS[value]}), or Etc/GMT... if a fixed offset is really meant")
