@@ -108,3 +108,16 @@ def test_the_example_column_mapping_says_it_is_an_example():
     """Found by a new user: the example config's `event_ts = "created_at"`, copied as is, failed on the demo data."""
     line = next(line for line in README.splitlines() if line.startswith('event_ts = "created_at"'))
     assert "an example" in line and "time column is created_at" in line
+
+
+def test_the_quick_start_says_where_a_config_for_your_own_events_comes_from():
+    """Found installing agentdigest as a new user with events of their own: the quick start said "write a config"
+    and ran `check` on it, but named no example to start from (there is no `init`), nor the column mapping that
+    every own table needs, nor how to send for real after the dry run; `pip install -e` outside a virtual
+    environment is refused by Debian's Python (externally-managed-environment)."""
+    own = README.split("For your own events", 1)[1].split("\n## ", 1)[0]
+    assert "python3 -m venv .venv" in own and "There is no `init` command" in own
+    assert "[Configuration](#configuration)" in own and "[source.columns]" in own and "[Events](#events)" in own
+    commands = [line.split("#")[0].split() for line in own.splitlines() if line.startswith("agentdigest ")]
+    assert [c[1] for c in commands] == ["check", "run", "run", "run", "history"], commands
+    assert {"--dry-run", "--test-to"} <= {word for c in commands for word in c}
