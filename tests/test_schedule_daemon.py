@@ -745,6 +745,39 @@ def test_a_stop_during_a_retry_wait_records_the_delivery_failed_and_the_next_sta
         assert [response.status_code for _, response in httpserver.log] == [503, 200]
 
 
+def test_a_scheduler_stopped_while_another_process_holds_the_period_stops_at_once(tmp_path, events):
+    """Found in a CI run: a scheduler stopped (SIGTERM) while it waited for another process's delivery of the period
+    (the archive's period lock) went on waiting, its stop unheeded, until it gave up on the worker ("abandoned", 8 s)
+    and left its run open. The wait now ends at the stop: the run is recorded interrupted, nothing is sent, and the
+    next start sends the period once the holder is gone."""
+    from agentdigest.archive import period_lock
+
+    config = write_config(tmp_path, events=events, channels={"box": {"type": "outbox", "path": str(tmp_path / "outbox")}},
+                          reports=[daily()])
+    key = expected_period(config)
+    log = tmp_path / "daemon.log"
+    with period_lock(load_config(config).archive.path, "daily", key):  # another process's delivery, as it looks
+        proc = start(config, log)
+        wait_for(lambda: [e for e in json_lines(log) if "being delivered by another process" in e.get("message", "")],
+                 what="the wait for the period's holder", proc=proc, log=log)
+        code, _ = stop(proc, signal.SIGTERM)
+    assert code == 0
+    assert not events_of(log, "abandoned") and events_of(log, "stopped")
+    assert ("interrupted by SIGTERM during the wait for another process's delivery of the period"
+            in events_of(log, "stopping", "daily")[-1]["message"])
+    assert not events_of(log, "sent") and not sent_files(tmp_path / "outbox")
+    ledger = Ledger(load_config(config).ledger.url)
+    try:
+        assert [r["state"] for r in ledger.history("daily") if r["kind"] == "run"] == ["interrupted"]
+    finally:
+        ledger.close()
+    log2 = tmp_path / "restarted.log"
+    proc = start(config, log2)
+    wait_for(lambda: events_of(log2, "sent", "daily"), what="the period sent after the restart", proc=proc, log=log2)
+    assert stop(proc)[0] == 0
+    assert sent_files(tmp_path / "outbox") == {("daily", key): 1}
+
+
 def test_the_scheduler_prunes_heartbeats_silent_for_30_days_at_its_first_heartbeat_then_daily(tmp_path, events):
     """Each scheduler process ever started kept its heartbeat row for ever (an operator review): a scheduler deletes
     those not written for 30 days at its first heartbeat, and again a day later, not at every heartbeat."""

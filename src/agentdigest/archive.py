@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -106,7 +107,8 @@ def write_artifacts(archive: Path, report_id: str, period_key: str, files: dict[
 @contextmanager
 def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callable[[], None] | None = None,
                 max_wait: float | None = None, on_give_up: Callable[[], None] | None = None,
-                finished: Callable[[], bool] | None = None) -> Iterator[None]:
+                finished: Callable[[], bool] | None = None,
+                sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
     """Hold a period's archive for one process: the decision to write it (or keep what was sent), the
     write, and the delivery from it. Another run of the period waits here, then finds it sent; so it
     cannot rewrite the archive under a delivery in progress and send other figures to another channel.
@@ -116,6 +118,7 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
     ``on_wait`` is called once if the lock is held elsewhere; after ``max_wait`` seconds ``on_give_up``
     is called and the caller goes on without it (a holder that hangs, stopped but alive, must not block
     the period: its claims' leases run out and are taken over, and they keep every delivery single).
+    ``sleep`` waits between tries (see :func:`waiting.wait_for`).
 
     ``finished`` (asked as the block ends without an error, the lock still held): whether the period needs nothing
     more; its lock file is then removed. Found in an operations review: ``.locks`` kept one empty file per report and
@@ -150,7 +153,8 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
                 handle.close()  # its holder removed it while this one waited: lock the file at the path now
                 handle = opened()
 
-        if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up):
+        if not wait_for(try_once, interval=0.2, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up,
+                        sleep=sleep):
             yield
             return
         try:

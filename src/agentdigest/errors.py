@@ -78,6 +78,8 @@ class Interrupted(KeyboardInterrupt):
 
     A KeyboardInterrupt, so everything that handles Ctrl-C handles it the same way."""
 
+    during: str | None = None  # the wait it ended, when the scheduler's stop ended one (interrupts.pausing)
+
     def __init__(self, signal_name: str = "SIGINT"):
         self.signal_name = signal_name
         super().__init__(signal_name)

@@ -78,18 +78,21 @@ class StopRequest(threading.Event):
         self.set()
 
 
-def pausing(stop: threading.Event | None) -> Callable[[float], None]:
+def pausing(stop: threading.Event | None, during: str = "a delivery's wait to retry") -> Callable[[float], None]:
     """A sleep for a channel's wait between retries that ``stop`` ends at once, raising Interrupted.
 
     Found in an operator audit: a scheduler stopped during a retry wait (up to retry_max_wait, a minute) gave up
     waiting for it after its stop deadline and left the delivery's ledger row ``sending`` until its claim expired
     (11 minutes for Slack, 20 for email), where ``run`` stopped by Ctrl-C records it failed at once. Stopped here,
-    the delivery records its claims as ``run`` does (delivery.py), and the next start or ``run --due`` sends it."""
+    the delivery records its claims as ``run`` does (delivery.py), and the next start or ``run --due`` sends it.
+    ``during`` (the wait's name, for the log) is kept on the exception as ``during``."""
     if stop is None:
         return time.sleep
 
     def sleep(seconds: float) -> None:
         if stop.wait(seconds):
-            raise Interrupted(getattr(stop, "signal_name", "SIGTERM"))
+            stopped = Interrupted(getattr(stop, "signal_name", "SIGTERM"))
+            stopped.during = during
+            raise stopped
 
     return sleep

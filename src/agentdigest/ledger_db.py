@@ -234,7 +234,7 @@ class LedgerDatabase:
 
     @contextmanager
     def hold_period(self, report_id: str, period_key: str, on_wait: Any = None, max_wait: float | None = None,
-                    on_give_up: Any = None) -> Iterator[None]:
+                    on_give_up: Any = None, sleep: Any = None) -> Iterator[None]:
         """Hold (report, period) for this process among every process sharing a PostgreSQL ledger,
         whatever machine it runs on (the archive's ``flock`` covers one machine only); SQLite: nothing
         to add, its processes share one machine.
@@ -248,7 +248,8 @@ class LedgerDatabase:
         PgBouncer 1.18: a session lock, taken in one transaction and released in another, was taken again
         by another machine's ledger on the same server connection, or dropped at once where the pool
         resets its connections). ``on_wait`` is called once when another process holds it; this one polls
-        until it is free, or for ``max_wait`` seconds: then ``on_give_up`` is called and it goes on
+        until it is free (``sleep`` between tries, as :func:`waiting.wait_for`), or for ``max_wait`` seconds: then
+        ``on_give_up`` is called and it goes on
         without the lock (a holder that hangs, stopped but connected, must not block the period on every
         machine: its claims' leases run out and are taken over, and they keep every delivery single).
 
@@ -283,7 +284,8 @@ class LedgerDatabase:
                               "set_config('tcp_keepalives_count', '6', true), "
                               "set_config('idle_in_transaction_session_timeout', '0', true)"))
             held = wait_for(lambda: bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})),
-                            interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up)
+                            interval=1.0, max_wait=max_wait, on_wait=on_wait, on_give_up=on_give_up,
+                            **({"sleep": sleep} if sleep is not None else {}))
         except BaseException as exc:  # an error, or a signal while waiting: the session goes, and its lock
             conn.invalidate()
             conn.close()

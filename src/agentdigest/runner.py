@@ -260,7 +260,7 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: R
     # concurrent run of it waits, then finds it sent (it must not rewrite the archive under this delivery
     # and send its own, newer figures to a channel this one has not reached yet).
     try:
-        with holding(config, archive, report, period, ledger):
+        with holding(config, archive, report, period, ledger, stop):
             if not force and not test_to and (unknown := restore_sends(config, report, period, archive, ledger)):
                 outcome.skipped = unknown
                 ledger.finish_run(run_id, "done")
@@ -295,7 +295,8 @@ def _run_one(config: Config, report: ReportConfig, period: Period, *, sources: R
 
 
 @contextmanager
-def holding(config: Config, archive: Path, report: ReportConfig, period: Period, ledger: Any) -> Iterator[None]:
+def holding(config: Config, archive: Path, report: ReportConfig, period: Period, ledger: Any,
+            stop: threading.Event | None = None) -> Iterator[None]:
     """Hold the period for a delivering run, saying so when another process holds it: the archive's
     lock (:func:`archive.period_lock`, this machine) and the ledger's (every machine sharing it).
 
@@ -305,7 +306,12 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
 
     Its callers then learn again what the archive's send log records (``restore_sends``): the holder
     waited for may have sent the period and recorded it in a ledger that has since been replaced (found
-    in a ledger audit: the new, empty one would have had it sent again)."""
+    in a ledger audit: the new, empty one would have had it sent again).
+
+    ``stop`` (the scheduler's) ends the wait at once, raising Interrupted. Found in a CI run: a scheduler stopped
+    while it waited for another process's delivery of the period waited on, its SIGTERM unheeded, until it gave up
+    on the worker (8 s); the run is now recorded ``interrupted`` and the next start or ``run --due`` decides it."""
+    from .interrupts import pausing
     from .preflight import report_lease
 
     longest = report_lease(config, report) or 60.0
@@ -322,9 +328,11 @@ def holding(config: Config, archive: Path, report: ReportConfig, period: Period,
 
         return done_checker(ledger, archive, config)(report, period)
 
+    sleep = pausing(stop, "the wait for another process's delivery of the period")
     with period_lock(archive, report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up,
-                     finished=finished), \
-            ledger.hold_period(report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up):
+                     finished=finished, sleep=sleep), \
+            ledger.hold_period(report.id, period.key, on_wait=waiting, max_wait=longest, on_give_up=giving_up,
+                               sleep=sleep):
         yield
 
 
@@ -360,7 +368,7 @@ def _deliver_archived(config: Config, report: ReportConfig, period: Period, outc
     outcome.files = artifact_names(outcome.archive_dir)
     log.info("%s %s: delivering the archived report to the channels that do not have it", report.id, period.key)
     try:
-        with holding(config, archive, report, period, ledger):
+        with holding(config, archive, report, period, ledger, stop):
             restore_sends(config, report, period, archive, ledger)  # sent by the holder waited for
             _deliver(config, report, period, outcome, run_id, archive=archive, ledger=ledger, owner=owner,
                      delivery_log=delivery_log, skip_refused=skip_refused, stop=stop)

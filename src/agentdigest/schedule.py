@@ -202,13 +202,13 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                     if run.skipped:
                         decision("skipped_sent", "%s %s: %s", report.id, period.key, run.skipped,
                                  report=report.id, period=period.key)
-                except KeyboardInterrupt as exc:  # the stop ended a channel's wait to retry (interrupts.pausing)
+                except KeyboardInterrupt as exc:  # the stop ended a wait (interrupts.pausing): a retry's, a lock's
                     if stop is None or not stop.is_set():
                         raise
-                    run.skipped = "interrupted while delivering: the scheduler was shutting down"
-                    decision("stopping", "%s %s: %s during a delivery's wait to retry; the targets not sent are "
-                             "recorded failed, and the next start (or `run --due`) sends them", report.id, period.key,
-                             interruption(exc), report=report.id, period=period.key)
+                    run.skipped = "interrupted while waiting: the scheduler was shutting down"
+                    decision("stopping", "%s %s: %s during %s; the targets not sent are recorded failed, and the "
+                             "next start (or `run --due`) sends them", report.id, period.key, interruption(exc),
+                             getattr(exc, "during", None) or "a wait", report=report.id, period=period.key)
                     return result
                 except Exception as exc:  # noqa: BLE001 - logged, counted, and the next report still runs
                     run.error = exc
