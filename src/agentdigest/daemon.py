@@ -14,8 +14,9 @@
 - A report paused (``enabled = false``) has neither a cron job nor a worker: it is said once at start and at each
   reload (``paused``). A reload that resumes it gives it both, and its worker makes the catch-up pass at once.
 - SIGHUP reloads the config (a bad file is logged and the old config kept); SIGTERM and SIGINT
-  let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``. A delivery waiting
-  to retry stops waiting at once and records its targets failed, as `run` does on Ctrl-C: the next start (or
+  let the delivery in flight finish, start nothing new, and exit 0 within ``STOP_SECONDS``, and the process is gone
+  within 10 s whatever still runs (:mod:`agentdigest.stop_deadline`). A delivery waiting
+  to retry, or for another process's delivery of its period, stops waiting at once and records its targets failed, as `run` does on Ctrl-C: the next start (or
   `run --due`) sends them without waiting for their claims to expire.
 """
 
@@ -49,6 +50,7 @@ from .logs import configure_logging
 from .run_records import open_ledger
 from .report_worker import Worker
 from .schedule import decision
+from .stop_deadline import EXIT_SECONDS, exit_by
 
 STOP_SECONDS = 8.0  # in-flight work may take this long after SIGTERM; the process is gone before 10 s
 CLOCK_JUMP_SECONDS = 60.0  # the wall clock moved this much more (or less) than the monotonic one: a jump or a sleep
@@ -206,6 +208,10 @@ class Daemon:
 
     def _install_signals(self) -> None:
         def on_stop(signum: int, _frame: Any) -> None:
+            if not self.stop.is_set():  # the first stop signal: gone within 10 s, whatever still runs
+                exit_by(EXIT_SECONDS, lambda where: decision(
+                    "stop_overdue", "still running %.1f s after the stop; exiting now (threads: %s)", EXIT_SECONDS,
+                    where, level=logging.WARNING, owner=self.owner))
             self.stop.request(signal.Signals(signum).name)
             self.wake.set()
 
