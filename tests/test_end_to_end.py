@@ -113,3 +113,33 @@ def test_a_second_demo_keeps_the_users_edits_to_its_config(tmp_path):
     config.write_text(edited)
     assert setup(tmp_path, conversations=200) == config
     assert config.read_text() == edited and (tmp_path / "events.duckdb").is_file()
+
+
+# What a message must say to be an example of its error type: written here, not taken from the generator's table.
+MESSAGE_FITS = {
+    "tool_timeout": r"\btim(ed|es)? ?out\b",
+    "rate_limited": r"\brate.limit|\b429\b",
+    "invalid_tool_args": r"\b(argument|arg|parameter)s?\b.*\b(missing|invalid|rejected)\b"
+                         r"|\b(missing|invalid|rejected)\b.*\b(argument|arg|parameter)s?\b",
+    "upstream_5xx": r"\bupstream\b.*\b5\d\d\b",
+}
+
+
+def test_the_demos_error_messages_fit_their_error_types(tmp_path):
+    """Found in a reader review of the demo's engineering report: every failure example read "Tool call failed
+    after N ms", under rate_limited, upstream_5xx and invalid_tool_args as under tool_timeout. Each error event's
+    message must now say what its type names, and nothing another type names."""
+    import re
+
+    from agentdigest.demo import setup
+
+    setup(tmp_path, now=NOW, conversations=3000)
+    con = duckdb.connect(str(tmp_path / "events.duckdb"), read_only=True)
+    try:
+        errors = con.execute("SELECT error_type, error_message FROM agent_events WHERE event_type = 'error'").fetchall()
+    finally:
+        con.close()
+    assert {t for t, _ in errors} == set(MESSAGE_FITS) and len(errors) > 50
+    for error_type, message in errors:
+        fits = {t for t, pattern in MESSAGE_FITS.items() if re.search(pattern, message, re.IGNORECASE)}
+        assert fits == {error_type}, (error_type, message)

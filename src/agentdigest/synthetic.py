@@ -69,7 +69,14 @@ SELECT 'evt_' || cid || '_' || seq AS event_id,
                  + 0.45 * sqrt(-2 * ln(greatest(u1, 1e-12))) * cos(2 * pi() * u2)) END AS latency_ms,
        CASE WHEN event_type = 'error'
             THEN (['tool_timeout', 'rate_limited', 'invalid_tool_args', 'upstream_5xx'])[1 + floor(u2 * 4)::INT] END AS error_type,
-       CASE WHEN event_type = 'error' THEN 'Tool call failed after ' || (1000 + floor(u1 * 29000))::INT || ' ms'
+       -- the message says what its error_type names (same index, no further random() draw: volumes stay as they were)
+       CASE WHEN event_type = 'error' THEN (CASE floor(u2 * 4)::INT
+              WHEN 0 THEN 'Tool call timed out after ' || (1000 + floor(u1 * 29000))::INT || ' ms'
+              WHEN 1 THEN 'Model API rate limit exceeded (HTTP 429), retry after ' || (1 + floor(u1 * 60))::INT || ' s'
+              WHEN 2 THEN 'Tool call rejected: required argument '
+                          || (['order_id', 'customer_id', 'quantity'])[1 + floor(u1 * 3)::INT] || ' is missing'
+              ELSE 'Upstream service returned HTTP ' || (['502', '503', '504'])[1 + floor(u1 * 3)::INT]
+                   || ' after ' || (200 + floor(u1 * 9800))::INT || ' ms' END)
             WHEN event_type = 'escalation' THEN 'Customer asked for a human' END AS error_message,
        model,
        CASE WHEN event_type IN ('message', 'tool_call')
