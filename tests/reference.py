@@ -296,9 +296,13 @@ class Reference:
         for back in range(n - 1, -1, -1):
             convs = self.conversations(back)
             row = self.conversation_metrics(convs)
-            out.append({**row, **{name: None for col in self.unvalued(convs) for name in SUMMED[col]
-                                  if name in row}})
+            out.append(self.valued(row, convs))
         return out
+
+    @classmethod
+    def valued(cls, row: dict[str, Any], convs: dict[str, dict]) -> dict[str, Any]:
+        """A trend period's, a day's or an agent's ``row`` with its sums over no value at all null, not 0 (README)."""
+        return {**row, **{name: None for col in cls.unvalued(convs) for name in SUMMED[col] if name in row}}
 
     def daily(self) -> list[dict[str, Any]]:
         """Rule 4: a day of the series is the local date of the conversation's start."""
@@ -307,7 +311,7 @@ class Reference:
         out = []
         for d in local_days(self.kind, self.first):
             day = {c: v for c, v in convs.items() if v["start"].astimezone(zone).date() == d}
-            out.append({"date": d.isoformat(), **self.conversation_metrics(day)})
+            out.append({"date": d.isoformat(), **self.valued(self.conversation_metrics(day), day)})
         return out
 
     def by_agent(self) -> dict[str, dict[str, Any]]:
@@ -323,7 +327,7 @@ class Reference:
         cur_g, prev_g = split(cur), split(prev)
         out = {}
         for agent, convs in cur_g.items():
-            row = self.conversation_metrics(convs)
+            row = self.valued(self.conversation_metrics(convs), convs)
             p = prev_g.get(agent, {})
             row["p95_latency_ms"] = self.all_metrics(convs)["p95_latency_ms"]
             row["previous_p95_latency_ms"] = self.all_metrics(p)["p95_latency_ms"] if p else None

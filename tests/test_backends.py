@@ -25,7 +25,7 @@ from agentdigest.sources import open_source
 from backend_loaders import load_duckdb, load_parquet, load_postgres, load_spark
 from compare import compare_report
 from reference import Reference
-from trapdata import SCENARIOS, long_conversation_rows, now_for, trap_rows
+from trapdata import SCENARIOS, long_conversation_rows, now_for, trap_rows, unvalued_rows
 
 #: Spark's approximate percentile is documented to agree within 1% (README "Scaling up").
 SPARK_QUANTILE_TOLERANCE = 0.01
@@ -342,3 +342,45 @@ def _linguistic_database(pg_url: str):
     finally:
         with psycopg.connect(pg_url, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_day_or_agent_without_any_token_or_cost_value_has_none_on_every_engine(backend, tmp_path, request):
+    """Found in a rendering review: a day or an agent none of whose conversations has a token_count (or cost_usd)
+    value read "0" tokens and "$0.00", as if measured, where a by_model row reads n/a. Its sums are null now
+    (one Ibis expression, every engine), a day without conversations keeps 0, the headline still sums what
+    there is. Compared with plain Python over the same rows, and with the reference."""
+    rows = unvalued_rows()
+    week = parse_period("week", "2026-W47", "UTC")
+    now = week.end_utc + timedelta(hours=9)
+    source = open_source(SourceConfig(**LOADERS[backend](rows, tmp_path, request)))
+    try:
+        doc = json.loads(compute_report(source, ReportConfig(id="r", timezone="UTC"), week, now=now).to_json())
+    finally:
+        source.close()
+
+    def sums(key: str, col: str) -> dict:
+        """{day or agent: sum of the week's values of col, None where it has conversations but no value}."""
+        out: dict = {}
+        for r in rows:
+            if r["event_type"] == "message" and r["event_ts"] >= week.start_utc:
+                k = r["event_ts"].date().isoformat() if key == "date" else r["agent_id"]
+                out[k] = out.get(k) if r[col] is None else (out.get(k) or 0) + r[col]
+        return out
+
+    quiet = {f"2026-11-{d}": 0 for d in range(19, 23)}  # no conversations: 0, as ever
+    daily = {r["date"]: r for r in doc["breakdowns"]["daily"]}
+    agents = {r["agent_id"]: r for r in doc["breakdowns"]["by_agent"]}
+    assert {d: r["total_tokens"] for d, r in daily.items()} == sums("date", "token_count") | quiet \
+        == {"2026-11-16": 240, "2026-11-17": None, "2026-11-18": 70} | quiet
+    assert {d: r["cost_usd"] for d, r in daily.items()} == sums("date", "cost_usd") | quiet \
+        == {"2026-11-16": 0.75, "2026-11-17": None, "2026-11-18": None} | quiet
+    assert daily["2026-11-17"]["tokens_per_conversation"] is None and daily["2026-11-16"]["tokens_per_conversation"] == 120
+    assert {a: r["total_tokens"] for a, r in agents.items()} == sums("agent_id", "token_count")
+    assert {a: r["cost_usd"] for a, r in agents.items()} == sums("agent_id", "cost_usd") \
+        == {"priced-bot": 0.75, "silent-bot": None, "tokens-bot": None}
+    assert agents["silent-bot"]["tokens_per_conversation"] is None and agents["silent-bot"]["conversations"] == 2
+    # the headline figures are unchanged: the sum of the values there are
+    assert (doc["metrics"]["total_tokens"]["value"], doc["metrics"]["cost_usd"]["value"]) == (310, 0.75)
+    mismatches = compare_report(doc, Reference(rows, "UTC", "week", "2026-W47", now))
+    assert not mismatches, f"{backend}: " + "\n".join(mismatches)

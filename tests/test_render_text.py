@@ -403,3 +403,46 @@ def test_the_executive_legend_speaks_of_no_table_arrows_nor_latency() -> None:
     assert ("Changes marked [notable] passed a significance check. Other changes are within chance or had too "
             "little data to test.") in body
     assert "tables" not in body and "Latency" not in body
+
+
+def test_a_day_or_agent_row_without_any_token_or_cost_value_reads_na_not_zero(tmp_path):
+    """Found in a rendering review: Tuesday's conversations (silent-bot's), none with a token_count or cost_usd value,
+    read "0" tokens and "$0.00" in the day-by-day table, and silent-bot "$0.00" in the by-agent one, as if measured;
+    a by_model row without a value reads n/a. Now n/a in every format showing them (the email's day table has no
+    tokens or cost; Slack shows neither table); a day without conversations keeps 0 and $0.00. The figures are
+    plain Python's over trapdata.unvalued_rows (test_backends compares report.json with it on every engine)."""
+    import re
+    from datetime import timedelta
+
+    from agentdigest.compute import compute_report
+    from agentdigest.config import ReportConfig, SourceConfig
+    from agentdigest.periods import parse_period
+    from agentdigest.render import render_artifacts
+    from agentdigest.sources import open_source
+    from backend_loaders import load_duckdb
+    from render_fixtures import pdf_text
+    from trapdata import unvalued_rows
+
+    week = parse_period("week", "2026-W47", "UTC")
+    source = open_source(SourceConfig(**load_duckdb(unvalued_rows(), tmp_path)))
+    try:
+        data = compute_report(source, ReportConfig(id="r", timezone="UTC", audience="engineering"), week,
+                              now=week.end_utc + timedelta(hours=9))
+    finally:
+        source.close()
+    files = render_artifacts(data, {"txt", "html", "pdf"})
+    txt = {line.split()[1] + line.split()[2]: line.split()[3:] for line in files["report.txt"].decode().splitlines()
+           if re.match(r"  (Mon|Tue|Wed|Thu) \d\d Nov ", line)}
+    # Conv., Resolution, Errors, Err. rate, Tokens, Cost
+    assert txt == {"16Nov": ["2", "100.0%", "0", "0.0%", "240", "$0.75"], "17Nov": ["2", "100.0%", "0", "0.0%", "n/a", "n/a"],
+                   "18Nov": ["1", "100.0%", "0", "0.0%", "70", "n/a"], "19Nov": ["0", "n/a", "0", "n/a", "0", "$0.00"]}
+    pdf = " ".join("\n".join(pdf_text(files["report.pdf"])).split())
+    # Day, Conversations, Resolution, Errors, Error rate, Tokens, Avg latency, Cost
+    assert "Tue 17 Nov 2 100.0% 0 0.0% n/a 402 ms n/a Wed 18 Nov 1 100.0% 0 0.0% 70 404 ms n/a" in pdf
+    assert "Thu 19 Nov 0 n/a 0 n/a 0 n/a $0.00" in pdf
+    # Agent, Conversations (change), Resolution (change), Error rate (change), p95 latency (change), Cost
+    assert "silent-bot 2 new 100.0% n/a 0.0% n/a 403 ms new n/a tokens-bot 1 new" in pdf
+    html = " ".join(re.sub(r"<[^>]+>", " ", files["report.html"].decode()).replace("&nbsp;", " ").split())
+    # the email repeats Cost under the agent's name for phones
+    assert "silent-bot Cost n/a 2 new 100.0% n/a 0.0% n/a 403 ms new n/a" in html
+    assert "priced-bot Cost $0.75 2 +100% 100.0%" in html

@@ -229,3 +229,19 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[date
 
 def to_arrow(rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+
+
+def unvalued_rows() -> list[dict]:
+    """2026-W47 (UTC): Monday's conversations (priced-bot) carry tokens and cost, Tuesday's (silent-bot) neither,
+    Wednesday's (tokens-bot) tokens only; Thursday to Sunday have none; one conversation the week before."""
+    monday = datetime(2026, 11, 16, 9, tzinfo=timezone.utc)
+    plan = [(0, "priced-bot", 100, 0.25), (0, "priced-bot", 140, 0.5), (1, "silent-bot", None, None),
+            (1, "silent-bot", None, None), (2, "tokens-bot", 70, None), (-7, "priced-bot", 50, 0.125)]
+    rows = []
+    for i, (day, agent, tokens, cost) in enumerate(plan):
+        at = monday + timedelta(days=day, hours=i)
+        rows += [{"event_id": f"m{i}", "conversation_id": f"c{i}", "event_ts": at, "event_type": "message",
+                  "agent_id": agent, "token_count": tokens, "latency_ms": 400.0 + i, "cost_usd": cost, "model": "m"},
+                 {"event_id": f"r{i}", "conversation_id": f"c{i}", "event_ts": at + timedelta(minutes=1),
+                  "event_type": "resolution", "agent_id": agent, "model": "m"}]
+    return rows

@@ -38,6 +38,10 @@ class MetricDef:
     empty: float | int | None = None
     #: for a latency quantile, which one: :func:`aggregations` computes all of a query's quantiles in one reduction.
     quantile: float | None = None
+    #: The expression in a breakdown's rows (a day's, an agent's) where it differs from the period's: the
+    #: period's tokens and cost read 0 with a note when no event has a value, but a row has no note, and its
+    #: "0" and "$0.00" read as measured (a rendering review); there a sum over no value is null, as by_model's.
+    row_expr: Callable[[ir.Table, bool], ir.Value] | None = None
 
     @property
     def is_rate(self) -> bool:
@@ -88,10 +92,12 @@ _DEFS = [
               expr=lambda c, a: _pct(count_if(c.errors > 0), c.count())),
     MetricDef("total_tokens", "Tokens", "tokens", None,
               "Sum of token_count >= 0 over the conversations' events.",
-              requires=("token_count",), expr=lambda c, a: c.tokens.sum().fill_null(0), empty=0),
+              requires=("token_count",), expr=lambda c, a: c.tokens.sum().fill_null(0), empty=0,
+              row_expr=lambda c, a: c.tokens.sum()),
     MetricDef("tokens_per_conversation", "Tokens per conversation", "tokens", False,
               "Tokens / conversations.",
-              requires=("token_count",), expr=lambda c, a: _ratio(c.tokens.sum().fill_null(0), c.count())),
+              requires=("token_count",), expr=lambda c, a: _ratio(c.tokens.sum().fill_null(0), c.count()),
+              row_expr=lambda c, a: _ratio(c.tokens.sum(), c.count())),
     MetricDef("avg_latency_ms", "Average latency", "ms", False,
               "Mean of latency_ms >= 0 over the conversations' events.",
               requires=("latency_ms",), expr=lambda c, a: _ratio(float_sum(c, c.latency_sum), c.latency_n.sum())),
@@ -106,7 +112,8 @@ _DEFS = [
               requires=("latency_ms",), level="event", **_quantile(0.99)),
     MetricDef("cost_usd", "Agent cost", "usd", False,
               "Sum of cost_usd over the conversations' events.",
-              requires=("cost_usd",), expr=lambda c, a: float_sum(c, c.cost).fill_null(0.0), empty=0.0),
+              requires=("cost_usd",), expr=lambda c, a: float_sum(c, c.cost).fill_null(0.0), empty=0.0,
+              row_expr=lambda c, a: float_sum(c, c.cost)),
 ]
 
 METRICS: dict[str, MetricDef] = {m.name: m for m in _DEFS}
@@ -134,13 +141,16 @@ def missing(present: frozenset[str]) -> dict[str, tuple[str, ...]]:
 QUANTILES = "latency_quantiles"
 
 
-def aggregations(table: ir.Table, defs: list[MetricDef], approx: bool = False) -> dict[str, ir.Value]:
+def aggregations(table: ir.Table, defs: list[MetricDef], approx: bool = False, *,
+                 rows: bool = False) -> dict[str, ir.Value]:
     """``{name: reduction}`` for ``table.group_by(...).agg(**aggregations(...))``; pass its rows through :func:`unpack`.
+    ``rows``: for a breakdown's rows (days, agents), with each metric's ``row_expr`` where it has one.
 
     The latency quantiles come as one list-valued reduction: every engine then sorts (or sketches)
     the latencies once for all of them instead of once per quantile.
     """
-    out = {m.name: m.expr(table, approx) for m in defs if m.expr is not None and m.quantile is None}
+    out = {m.name: (m.row_expr if rows and m.row_expr else m.expr)(table, approx)
+           for m in defs if m.expr is not None and m.quantile is None}
     qs = [m.quantile for m in defs if m.quantile is not None]
     if qs:
         out[QUANTILES] = table.latency.approx_quantile(qs) if approx else table.latency.quantile(qs)

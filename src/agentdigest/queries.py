@@ -150,7 +150,7 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
             approx = max((r.get("latency_values") or 0 for k, r in period_rows.items() if k in (CUR, PREV)),
                          default=0) >= APPROX_QUANTILE_MIN_VALUES
         cur = conv.filter(conv.period == CUR)
-        daily_rows = {r["day"]: r for r in rows(cur.group_by("day").agg(**aggregations(cur, conv_defs)))}
+        daily_rows = {r["day"]: r for r in rows(cur.group_by("day").agg(**aggregations(cur, conv_defs, rows=True)))}
 
         last_two = conv.filter(conv.period >= PREV)
         if client:  # the last two periods' events copied, then joined to their conversations here
@@ -162,7 +162,7 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
         if has_agent:
             agents = keep(cohort_mod.conversation_agents(ev))
             recent = conv.filter(conv.period >= PREV).inner_join(agents, "conversation_id")
-            agent_rows = rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs)))
+            agent_rows = rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs, rows=True)))
         used_approx: list[bool] = []
         has_latency = "latency" in ev.columns
         event_rows = {r["period"]: unpack(r, event_defs) for r in _quantile_rows(
