@@ -766,3 +766,76 @@ def test_a_json_lines_file_says_json_is_not_read_and_how_to_convert_it(tmp_path)
     done = cli(tmp_path, "run", "--dry-run", "--format", "json", "--period", "2026-10")
     assert done.returncode == 0, done.stdout + done.stderr
     assert conversations(tmp_path, "monthly", "2026-10") == 3
+
+
+# --- a dry run before delivery is set up ----------------------------------------------------------------
+
+UNSET_CHANNELS = """
+[channels.leadership]
+type = "email"
+to = ["cto@example.com"]
+from = "agent-reports@example.com"
+smtp_url = "smtp+starttls://reports:${AD_UNSET_SMTP_PASSWORD}@mail.example.com:587"
+
+[channels.team]
+type = "slack"
+bot_token = "${AD_UNSET_SLACK_TOKEN}"
+channel = "#agents"
+
+[channels.hook]
+type = "slack"
+webhook_url = "${AD_UNSET_SLACK_TOKEN}"
+"""
+UNSET_REFUSED = ("agentdigest: error: agentdigest.toml: channels.leadership.smtp_url: environment variable "
+                 "AD_UNSET_SMTP_PASSWORD is not set (expected it to hold this value)")
+
+
+@pytest.mark.parametrize("args", [["check"], ["run", "--period", "2026-W47"], ["schedule"],
+                                  ["run", "--period", "2026-W47", "--test-to", "me@example.com"]],
+                         ids=["check", "run", "schedule", "test-to"])
+def test_channel_secrets_not_set_are_refused_but_by_a_dry_run(small_db, args):
+    """Found installing agentdigest as a new user: `run --dry-run`, which sends nothing, was refused (exit 2) for an
+    SMTP password not yet in the environment, so a preview needed delivery set up first. It now runs, saying once
+    which secrets are not set; everything that may send (and check) still refuses, in the same line as before."""
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n' + UNSET_CHANNELS,
+                 '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "Europe/Berlin"\n'
+                 'channels = ["leadership", "team", "hook"]\n')
+    now = ["--now", "2026-11-29T01:00:00Z"]
+    assert one_line(cli(small_db, *args, *now if args[0] == "run" else []), 2) == UNSET_REFUSED
+    assert not (small_db / "reports").exists()
+    done = cli(small_db, "run", "--period", "2026-W47", "--dry-run", *now)
+    assert done.returncode == 0, done.stdout + done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: dry run without channel secrets not set in the environment: AD_UNSET_SMTP_PASSWORD "
+                     "(channels.leadership.smtp_url); AD_UNSET_SLACK_TOKEN (channels.team.bot_token, "
+                     "channels.hook.webhook_url); run, run --test-to, check and schedule need them"], done.stdout
+    assert done.stderr == "", done.stderr
+    folder = small_db / "reports" / "weekly-exec" / "2026-W47"
+    # one conversation an hour from Mon 16 Nov 10:00 UTC to the week's end, Sun 22 Nov 23:00 UTC (Berlin's midnight)
+    assert json.loads((folder / "report.json").read_text())["metrics"]["conversations"]["value"] == 6 * 24 + 13
+    eml = (folder / "message.eml").read_text()
+    assert "To: cto@example.com" in eml and "From: agent-reports@example.com" in eml
+    assert not any("unset" in p.read_text(errors="replace") for p in folder.iterdir())  # no stand-in in the archive
+    assert not (small_db / "agentdigest.db").exists()  # nothing recorded
+    due = cli(small_db, "run", "--due", "--dry-run", *now)
+    assert due.returncode == 0 and due.stdout.count("note: dry run without channel secrets") == 1, due.stdout
+
+
+@pytest.mark.parametrize("env,line", [
+    ({"AD_UNSET_SMTP_PASSWORD": "", "AD_UNSET_SLACK_TOKEN": "xoxb-1"},
+     "channels.leadership.smtp_url: environment variable AD_UNSET_SMTP_PASSWORD is empty"),
+    ({}, "channels.leadership.smtp_url: environment variable AD_UNSET_SMTP_PASSWORD is not set"),
+], ids=["empty", "refused-with-a-stand-in"])
+def test_a_dry_run_still_refuses_an_empty_secret_and_a_channel_it_cannot_read(small_db, env, line):
+    """Only a variable not set at all is gone without: an empty one is a deploy's mistake (refused as before), and a
+    channel refused with the stand-in (smtp:// with a password, to another host) is refused as its variable not set
+    (what `run` says), never as what the stand-in would make of it."""
+    written = "smtp+starttls://reports:${AD_UNSET_SMTP_PASSWORD}@mail.example.com:587"
+    channels = UNSET_CHANNELS.replace(written, "${AD_UNSET_SMTP_PASSWORD}" if env else
+                                      "smtp://reports:${AD_UNSET_SMTP_PASSWORD}@mail.example.com:587")
+    write_config(small_db, '[source]\nurl = "duckdb://events.duckdb"\ntable = "agent_events"\n' + channels,
+                 '[[reports]]\nid = "weekly-exec"\nperiod = "week"\ntimezone = "Europe/Berlin"\n'
+                 'channels = ["leadership"]\n')
+    got = one_line(cli(small_db, "run", "--period", "2026-W47", "--dry-run", "--now", "2026-11-29T01:00:00Z", env=env), 2)
+    assert got.startswith(f"agentdigest: error: agentdigest.toml: {line} (expected it to hold this value)"), got
+    assert not (small_db / "reports").exists()

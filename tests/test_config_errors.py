@@ -386,11 +386,13 @@ def test_urls_without_credentials_may_be_written_into_the_file(workdir):
     assert result.returncode == 0, result.stderr
 
 
-def test_missing_env_var_names_variable_and_key(workdir):
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_missing_env_var_names_variable_and_key(workdir, command):
+    """(`run --dry-run`, which sends nothing, goes without a channel's secret: tests/test_cli_messages.py.)"""
     env = {k: v for k, v in os.environ.items() if k != "SMTP_URL"}
     cfg = workdir / "agentdigest.toml"
     cfg.write_text(GOOD)
-    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run", "--config", str(cfg), "--dry-run"],
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", command, "--config", str(cfg)],
                             capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 2
     assert "SMTP_URL" in result.stderr and "channels.mail.smtp_url" in result.stderr

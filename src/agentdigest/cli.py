@@ -163,8 +163,13 @@ def run(
         from .run_request import parse_formats, select_reports
         from .runner import run_reports
 
-        cfg = load_config(config)
+        unset: list[tuple[str, str, str]] | None = [] if dry_run else None  # a dry run needs no channel secret
+        cfg = load_config(config, unset)
         _outcome_says_failures()
+        if unset and not quiet:
+            from .unset_secrets import unset_note
+
+            out.print(unset_note(unset), markup=False, soft_wrap=True)
         formats = parse_formats(format)
         clock = _now(now)
         reports = select_reports(cfg, report_ids)

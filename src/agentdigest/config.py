@@ -51,8 +51,8 @@ from .source_settings import (  # noqa: F401 - the models are part of this modul
     SourceConfig,
 )
 from .config_errors import error_key, error_message, first_error, key_part, key_path
+from .unset_secrets import VARIABLE as _ENV_RE, stand_in, stood_in
 
-_ENV_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AUTHORITY_START = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]*", re.I)  # scheme:// up to a spot in user:password
 _USERINFO_REST = re.compile(r"[^/?#@\s]*@")
 # scheme:// ... ?name= (or &name=) up to a spot in that query value: postgresql://u@db/x?password=${PW}
@@ -307,10 +307,19 @@ def _unexpanded(message: str, used: dict[str, str]) -> str:
     return as_written(message, used, escaped=True)
 
 
-def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None) -> Config:
-    """Validate a config given as a dict (as read from TOML)."""
+def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | None = None,
+                 unset: list[tuple[str, str, str]] | None = None) -> Config:
+    """Validate a config given as a dict (as read from TOML). With ``unset`` (a dry run's), a channel's secret
+    whose variable is not set is let pass with a stand-in and listed there (see :mod:`agentdigest.unset_secrets`)."""
     load_plugins(file)
     refuse_bad_variables(data, "", file)
+    if unset is not None:
+        try:
+            return parse_config(stand_in(data, unset), file, base)
+        except ConfigError as exc:
+            if not stood_in(exc.key, unset):
+                raise
+            unset.clear()  # refused with a stand-in: refused as without one (its variable is not set)
     used: dict[str, str] = {}
     data = expand_env(data, "", file, used=used)
     if base is not None:
@@ -345,8 +354,9 @@ def command(config: Config, args: str) -> str:
     return f"agentdigest {args}" + ("" if default else f" --config {config.path}")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read, expand and validate a config file; raise one ConfigError for the first problem."""
+def load_config(path: str | os.PathLike[str] | None = None, unset: list[tuple[str, str, str]] | None = None) -> Config:
+    """Read, expand and validate a config file; raise one ConfigError for the first problem. ``unset``: see
+    :func:`parse_config` (for ``run --dry-run`` only: the channels' secrets may then be stand-ins)."""
     file = config_path(path)
     try:
         raw = file.read_bytes()
@@ -376,4 +386,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     load_plugins(str(file))
     refuse_bad_variables(data, "", str(file))  # before secrets: "${PW" is a typo, not a secret written here
     refuse_literal_secrets(data, str(file))
-    return parse_config(data, str(file), base=file.resolve().parent)
+    return parse_config(data, str(file), base=file.resolve().parent, unset=unset)
