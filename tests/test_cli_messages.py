@@ -510,7 +510,29 @@ def test_a_mistyped_table_is_asked_did_you_mean(tmp_path, table, meant):
     for command in (["check"], ["run", "--dry-run", "--format", "json", "--period", "2026-10"]):
         line = one_line(cli(tmp_path, *command), 2)
         assert f"agentdigest.toml: source.table: table {table!r} not found in duckdb://" in line, line
-        assert line.endswith(f" (did you mean {meant!r}?)" if meant else str(tmp_path / "events.duckdb")), line
+        assert line.endswith(f" (did you mean {meant!r}?)" if meant else
+                             f"{tmp_path / 'events.duckdb'}; tables and views there: agents, analytics.agent_events, "
+                             "events"), line
+
+
+@pytest.mark.parametrize("count,listed", [
+    (0, "it holds no table or view"),
+    (3, "tables and views there: ev_0, Ev_1, ev_2"),
+    (10, "tables and views there: ev_0, Ev_1, ev_2, ev_3, ev_4, ev_5, ev_6, ev_7, ev_8, ev_9"),
+    (13, "tables and views there: ev_0, Ev_1, ev_10, ev_11, ev_12, ev_2, ev_3, ev_4, ev_5, ev_6 and 3 more"),
+], ids=["none", "three", "ten", "thirteen"])
+def test_a_table_not_found_nor_meant_lists_the_tables_there(tmp_path, count, listed):
+    """Found installing agentdigest as a new user with a DuckDB file of their own: `table = "support_log"` of a file
+    whose table is named otherwise said only "not found", nothing of the tables it does hold. They are listed, sorted
+    (case aside), ten at most and the rest counted; a view too (ev_2), never DuckDB's own. One line, exit 2."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        for i in range(count):
+            name = "Ev_1" if i == 1 else f"ev_{i}"
+            con.execute(f"CREATE VIEW {name} AS SELECT 1 AS x" if i == 2 else f"CREATE TABLE {name} (x INT)")
+    write_config(tmp_path, '[source]\nurl = "duckdb://events.duckdb"\ntable = "support_log"\n')
+    line = one_line(cli(tmp_path, "check"), 2)
+    assert line == (f"agentdigest: error: agentdigest.toml: source.table: table 'support_log' not found in "
+                    f"duckdb://{tmp_path / 'events.duckdb'}; {listed}"), line
 
 @pytest.mark.parametrize("table", ["agent_events", "main.agent_events", '"agent_events"'])
 def test_a_table_in_another_schema_is_named_with_it(tmp_path, table):

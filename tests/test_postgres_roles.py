@@ -155,8 +155,15 @@ def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
     with pytest.raises(InputError, match=r'write "Team\.Ops"\.agent_events or events\.agent_events or '
                                          r'hidden\.agent_events$'):
         open_source(SourceConfig(url=pg_url, table="agent_events"))
-    with pytest.raises(InputError, match=r"table 'no_such_table' not found in postgresql://[^;]*$"):
+    # Neither found nor meant: the tables the role may read, as source.table would name them (found installing
+    # agentdigest as a new user: nothing said which there are)
+    with pytest.raises(InputError, match=r"table 'no_such_table' not found in postgresql://[^;]*; tables and views "
+                                         r'there: "Team\.Ops"\.agent_events, events\.agent_events, '
+                                         r"hidden\.agent_events$"):
         open_source(SourceConfig(url=pg_url, table="no_such_table"))
+    with pytest.raises(InputError, match=r"table 'no_such_table' not found in postgresql://[^;]*; tables and views "
+                                         r"there: events\.agent_events$"):
+        open_source(SourceConfig(url=url, table="no_such_table"))
     source = open_source(SourceConfig(url=url, table="events.agent_events"))
     source.close()
 
@@ -173,8 +180,10 @@ def test_a_table_off_the_search_path_is_named_with_its_schema(pg_url):
     (None, "agent_log_2026_1", None),  # a partition holds one month: not offered (was 'agent_log_2026_10')
     (None, "agent_lg", "agent_log"),  # its partitioned table is
     (None, "no_such_table", None),
+    ("agentdigest_meant", "no_such_table", None),  # the tables listed are those the role may read
+    (None, "analytics.no_such_table", None),  # qualified as the name was
 ], ids=["search-path", "qualified", "schema-typo", "other-schema", "first-schema", "readable", "materialized-view",
-        "partition", "partitioned", "unlike"])
+        "partition", "partitioned", "unlike", "unlike-readable", "unlike-qualified"])
 def test_a_mistyped_table_is_asked_did_you_mean_on_postgres(pg_url, tmp_path, role, table, meant):
     """`table = "event"` is asked "did you mean 'events'?" on DuckDB; on PostgreSQL Ibis's list of tables named the
     table alone for `analytics.agent_evnts` and left out other schemas and materialized views. The name offered is
@@ -200,7 +209,15 @@ def test_a_mistyped_table_is_asked_did_you_mean_on_postgres(pg_url, tmp_path, ro
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert f"agentdigest.toml: source.table: table {table!r} not found in postgresql://" in line, line
-    assert line.endswith(f"/{pg_url.rsplit('/', 1)[1]}" + (f" (did you mean {meant!r}?)" if meant else "")), line
+    # Neither found nor meant: the relations the role may read, sorted, as source.table names them; never the
+    # partition agent_log_2026_10 (found installing agentdigest as a new user: nothing said which there are)
+    listed = ("events.agent_events" if role else
+              "agent_log, analytics.agent_events, daily_total, events, events.agent_events, other.bot_events")
+    if "." in table:
+        listed = ("analytics.agent_events, events.agent_events, other.bot_events, public.agent_log, "
+                  "public.daily_total, public.events")
+    assert line.endswith(f"/{pg_url.rsplit('/', 1)[1]}" + (f" (did you mean {meant!r}?)" if meant else
+                                                           f"; tables and views there: {listed}")), line
 
 
 @pytest.mark.postgres

@@ -1148,8 +1148,10 @@ def test_a_mistyped_catalog_table_is_asked_did_you_mean(spark, table, meant):
     try:
         with pytest.raises(InputError) as caught:
             open_source(SourceConfig(url="pyspark://local[1]", table=table))
+        # neither found nor meant: the database's tables and the session's views (read by their name alone)
         assert str(caught.value) == (f"source.table: table {table!r} not found in pyspark://local[1]"
-                                     + (f" (did you mean {meant!r}?)" if meant else "")), str(caught.value)
+                                     + (f" (did you mean {meant!r}?)" if meant else
+                                        "; tables and views there: meant_db.agent_events, typo_events")), str(caught.value)
     finally:
         spark.sql("DROP DATABASE IF EXISTS meant_db CASCADE")
         spark.catalog.dropTempView("typo_events")

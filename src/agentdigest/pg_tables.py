@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .source_errors import tables_there
 from .source_settings import meant
 from .sources import table_path
 
@@ -99,8 +100,28 @@ def meant_table(con: Any, name: str) -> str:
     for ``analytics.agent_evnts`` (which then was not found either), and left out materialized views and the
     tables of other schemas (found testing the hint on PostgreSQL)."""
     path = table_path(name)
+    names: dict[str, str] = {}  # as compared -> as written back, the search path's first (the name alone reads them)
+    for compared, written in _readable(con, path) or ():
+        names.setdefault(compared, written)
+    close = meant(".".join(path), names)
+    return f" (did you mean {names[close]!r}?)" if close else ""
+
+
+def tables_listed(con: Any, name: str) -> str:
+    """The suffix listing the tables, views, materialized views and foreign tables the role may read, written as
+    source.table would read them (see :func:`meant_table`), never a partition; for a ``name`` neither found nor
+    meant. Found installing agentdigest as a new user: such a table said nothing of the tables there are."""
+    found = _readable(con, table_path(name))
+    return "" if found is None else tables_there(written for _, written in found)
+
+
+def _readable(con: Any, path: list[str]) -> list[tuple[str, str]] | None:
+    """The relations the role may read, never a partition nor the system's own, those on the role's search path
+    first: each name as compared with ``path`` (``schema.table`` when the user qualified it) and as written back
+    (qualified when off the search path, or where the user qualified it). None when the name has three parts or
+    the catalog cannot be read."""
     if len(path) > 2:
-        return ""
+        return None
     try:
         with con.con.cursor() as cur:
             cur.execute("SELECT n.nspname, c.relname, pg_table_is_visible(c.oid) FROM pg_class c "
@@ -110,15 +131,10 @@ def meant_table(con: Any, name: str) -> str:
                         "ORDER BY 3 DESC, 1, 2")
             found = cur.fetchall()
     except Exception:  # noqa: BLE001 - a hint only; the error is said without it
-        return ""
-    names: dict[str, str] = {}  # as compared -> as written back
-    for schema, table, visible in found:  # the search path's first: the name alone reads them
-        if len(path) == 2:
-            names[f"{schema}.{table}"] = f"{sql_name(schema)}.{sql_name(table)}"
-        else:
-            names.setdefault(table, sql_name(table) if visible else f"{sql_name(schema)}.{sql_name(table)}")
-    close = meant(".".join(path), names)
-    return f" (did you mean {names[close]!r}?)" if close else ""
+        return None
+    return [(f"{schema}.{table}", f"{sql_name(schema)}.{sql_name(table)}") if len(path) == 2 else
+            (table, sql_name(table) if visible else f"{sql_name(schema)}.{sql_name(table)}")
+            for schema, table, visible in found]
 
 
 def unindexed(con: Any, name: str, column: str) -> str | None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .channel_settings import key_part
 from .errors import first_line
 from .source_settings import meant
 
@@ -231,23 +232,51 @@ def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ())
     " (did you mean 'events'?)" for a name one typo from, or the start of, one the database has (found trying
     agentdigest as a new user: `table = "event"` said only "not found"), as a canonical column is asked; with the
     schema or database the name was written with (``where``): `analytics.evnts` is asked 'analytics.events',
-    which names it, not 'events', which is in another schema or none."""
+    which names it, not 'events', which is in another schema or none. Neither: the tables there, as
+    :func:`tables_there` lists them (found installing agentdigest as a new user: a table not found said nothing of
+    the tables the database does hold)."""
     path = [*where, table]
     try:
         if getattr(con, "name", "") == "duckdb":
-            return table_hint(path, *_duckdb_tables(con))
+            tables, here = _duckdb_tables(con)
+            return table_hint(path, tables, here) or tables_there(_written_back(full, path, here) for full in tables)
         other = _spark_databases_holding(con, table) if getattr(con, "name", "") == "pyspark" and not where else []
         if other:
             return f"; it is in another database: write {' or '.join(_written(t) for t in other)}"
-        close = meant(table, con.list_tables(database=database) if database else con.list_tables())
+        names = con.list_tables(database=database) if database else con.list_tables()
+        close = meant(table, names)
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
-        close = None
+        names, close = None, None
     if close:
         return f" (did you mean {_written([*where, close])!r}?)"
     try:
-        return _spark_in_memory(con, where) if getattr(con, "name", "") == "pyspark" else ""
+        if getattr(con, "name", "") == "pyspark":
+            return _spark_in_memory(con, where) or tables_there(_spark_tables(con, where))
+        return "" if names is None else tables_there(_written([*where, n]) for n in names)
     except Exception:  # noqa: BLE001 - as above
         return ""
+
+
+def _spark_tables(con: Any, where: Sequence[str]) -> list[str]:
+    """The tables of Spark's current database (or the one written), and the session's temporary views, as
+    source.table would name them: a temporary view by its name alone, whatever database the name was written with."""
+    catalog = con._session.catalog
+    tables = catalog.listTables(".".join(where)) if where else catalog.listTables()
+    return [t.name if t.isTemporary else _written([*where, t.name]) for t in tables]
+
+
+#: How many tables a "not found" lists; the others are counted.
+TABLES_LISTED = 10
+
+
+def tables_there(names: Iterable[str]) -> str:
+    """The suffix listing the tables (and views) a database holds, as source.table would name them: sorted, at most
+    :data:`TABLES_LISTED`, the rest counted ("and 3 more"); each shown on one line and shortened as a key is."""
+    names = sorted(set(names), key=lambda n: (n.casefold(), n))
+    if not names:
+        return "; it holds no table or view"
+    more = f" and {len(names) - TABLES_LISTED:,} more" if len(names) > TABLES_LISTED else ""
+    return f"; tables and views there: {', '.join(key_part(n) for n in names[:TABLES_LISTED])}{more}"
 
 
 def _spark_in_memory(con: Any, where: Sequence[str]) -> str:
@@ -271,11 +300,8 @@ def table_hint(path: Sequence[str], tables: Sequence[Sequence[str]], here: Seque
     each qualified in full (``here``, the current database and schema, have as many parts as each table's place):
     each written back as the user would need to write it, qualified as far as ``path`` is and beyond where it is
     not ``here`` (`agent_events` when in the current schema, `analytics.agent_events` when not)."""
-    here_folded = [h.casefold() for h in here]
-
     def written(full: Sequence[str]) -> str:
-        same = next((i for i, (a, b) in enumerate(zip(full, here_folded)) if a.casefold() != b), len(here_folded))
-        return _written(full[min(same, len(full) - len(path)):])
+        return _written_back(full, path, here)
 
     asked = ".".join(path).casefold()
     ordered = sorted(tables, key=lambda full: written(full).count("."))  # the nearest first
@@ -288,6 +314,13 @@ def table_hint(path: Sequence[str], tables: Sequence[Sequence[str]], here: Seque
         names.setdefault(".".join(full[-len(path):]), written(full))
     close = meant(".".join(path), names)
     return f" (did you mean {names[close]!r}?)" if close else ""
+
+
+def _written_back(full: Sequence[str], path: Sequence[str], here: Sequence[str]) -> str:
+    """A table's name in full as the user would write it: qualified as far as ``path`` (the name as written) is, and
+    beyond where it is not ``here`` (the current database and schema)."""
+    same = next((i for i, (a, b) in enumerate(zip(full, here)) if a.casefold() != b.casefold()), len(here))
+    return _written(full[min(same, len(full) - len(path)):])
 
 
 def _duckdb_tables(con: Any) -> tuple[list[tuple[str, str, str]], tuple[str, str]]:
