@@ -768,6 +768,33 @@ def test_a_required_column_of_another_name_says_how_to_map_it(tmp_path, mapped):
                     "mapped to it in [source.columns]: conversation_id = \"<your column>\""), line
 
 
+@pytest.mark.parametrize("mapping,kind,said", [
+    ('event_ts = "ts "', "required column 'ts '", "event_ts has a space at its end, and the table has 'ts' "
+                                                  '(expected event_ts = "ts")'),
+    ('event_ts = " ts"', "required column ' ts'", "event_ts has a space at its start, and the table has 'ts' "
+                                                  '(expected event_ts = "ts")'),
+    ('event_ts = "ts"\nlatency_ms = "\\tlat "', "column '\\tlat '",
+     "latency_ms has a blank (a tab or another space) at both ends, and the table has 'lat' "
+     '(expected latency_ms = "lat")'),
+], ids=["end", "start", "tab-optional"])
+@pytest.mark.parametrize("source", ["table", "csv"])
+def test_a_mapped_name_with_a_space_around_it_says_so(tmp_path, mapping, kind, said, source):
+    """Found installing agentdigest as a new user: `event_ts = "ts "` (a space copied with the name) for a table
+    with ts said "required column 'ts ' ... not found (columns: ..., ts)", the column seemingly there and the space
+    unseen. One line, exit 2 as for any column not found."""
+    with duckdb.connect(str(tmp_path / "events.duckdb")) as con:
+        con.execute("CREATE TABLE ev AS SELECT 'c1' AS conversation_id, TIMESTAMPTZ '2026-10-02 10:00:00+00' AS ts, "
+                    "'message' AS event_type, 1.5 AS lat")
+        con.execute(f"COPY ev TO '{tmp_path / 'events.csv'}'")
+    where = 'url = "duckdb://events.duckdb"\ntable = "ev"' if source == "table" else 'files = "events.csv"'
+    write_config(tmp_path, f"[source]\n{where}\n[source.columns]\n{mapping}\n")
+    name = "ev" if source == "table" else str(tmp_path / "events.csv")
+    mapped = mapping.rsplit("\n", 1)[-1].split(" =")[0]
+    assert one_line(cli(tmp_path, "check"), 2) == (
+        f"agentdigest: error: agentdigest.toml: source {name!r}: {kind} (mapped by source.columns.{mapped}) not found "
+        f"(columns: conversation_id, event_type, lat, ts); the name in source.columns.{said}")
+
+
 def test_a_json_lines_file_says_json_is_not_read_and_how_to_convert_it(tmp_path):
     """Found installing agentdigest as a new user with a JSON lines export (events.jsonl): the line said it "looks
     like JSON text; expected Parquet" and README said nothing of JSON, so whether another setting would read it

@@ -4,6 +4,7 @@ types (README, Events) on every engine; text is converted too, numbers and ISO 8
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -47,8 +48,9 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
             if canon in REQUIRED_COLUMNS or canon in columns:
                 mapped = f" (mapped by source.columns.{canon})" if canon in columns else ""
                 kind = "required column" if canon in REQUIRED_COLUMNS else "column"
+                hint = _spaced(canon, columns, theirs) or _one_column(theirs) or _map_it(canon, columns)
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
-                                 f"(columns: {', '.join(sorted(theirs))}){_one_column(theirs) or _map_it(canon, columns)}")
+                                 f"(columns: {', '.join(sorted(theirs))}){hint}")
             continue
         try:
             selected[canon] = _cast(table[col], COLUMN_TYPES[canon], canon, col, kind, epoch_unit)
@@ -72,6 +74,20 @@ def _map_it(canon: str, columns: dict[str, str]) -> str:
         return ""
     return (f"; expected a column of that name, or yours mapped to it in [source.columns]: "
             f"{canon} = \"<your column>\"")
+
+
+def _spaced(canon: str, columns: dict[str, str], theirs: set[str]) -> str:
+    """What is wrong with a mapped name that has a space (or a tab) before or after it when, without them, it names a
+    column: found installing agentdigest as a new user, `event_ts = "ts "` for a table with `ts` was "'ts ' not
+    found (columns: ..., ts, ...)", the space unseen in the quotes and the column seemingly listed."""
+    col = columns.get(canon)
+    if col is None or col.strip() == col or col.strip() not in theirs:
+        return ""
+    where = ("at both ends" if col[0].isspace() and col[-1].isspace() else
+             "at its start" if col[0].isspace() else "at its end")
+    blank = "a space" if not set(col) - set(col.strip()) - {" "} else "a blank (a tab or another space)"
+    return (f"; the name in source.columns.{canon} has {blank} {where}, and the table has {col.strip()!r} "
+            f"(expected {canon} = {json.dumps(col.strip())})")
 
 
 def _one_column(theirs: set[str]) -> str:
