@@ -258,11 +258,14 @@ def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ())
 
 
 def _spark_tables(con: Any, where: Sequence[str]) -> list[str]:
-    """The tables of Spark's current database (or the one written), and the session's temporary views, as
-    source.table would name them: a temporary view by its name alone, whatever database the name was written with."""
+    """The tables of Spark's current database (or the one written), as source.table would name them, and for a name
+    written without a database the session's temporary views (by their names alone). Never Ibis's own views of the
+    files it read (``ibis_*``): found in a CI run, a session that had read files listed 136 of them, and a view is
+    in no database, so it is no answer to a name written with one."""
     catalog = con._session.catalog
     tables = catalog.listTables(".".join(where)) if where else catalog.listTables()
-    return [t.name if t.isTemporary else _written([*where, t.name]) for t in tables]
+    return [t.name if t.isTemporary else _written([*where, t.name]) for t in tables
+            if not (t.isTemporary and (where or t.name.startswith("ibis_")))]
 
 
 #: How many tables a "not found" lists; the others are counted.
