@@ -392,7 +392,7 @@ def _text_tokens(backend: str, tmp_path, request) -> dict:
 
 def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: list[tuple]) -> dict:
     """Source settings of a table ``ev`` of ``columns`` (name -> TEXT, TIMESTAMP, BIGINT, DOUBLE PRECISION or BOOLEAN)
-    holding ``rows``."""
+    holding ``rows``. A name may be written in double quotes, as SQL reads it (Spark's is the name without them)."""
     ddl = "CREATE TABLE ev (" + ", ".join(f"{name} {kind}" for name, kind in columns.items()) + ")"
     marks = ", ".join(["?"] * len(columns))
     if backend == "duckdb":
@@ -414,7 +414,7 @@ def _user_table(backend: str, tmp_path, request, columns: dict[str, str], rows: 
 
     types = {"TEXT": T.StringType(), "TIMESTAMP": T.TimestampNTZType(), "BIGINT": T.LongType(),
              "DOUBLE PRECISION": T.DoubleType(), "BOOLEAN": T.BooleanType()}
-    schema = T.StructType([T.StructField(name, types[kind]) for name, kind in columns.items()])
+    schema = T.StructType([T.StructField(name.strip('"'), types[kind]) for name, kind in columns.items()])
     request.getfixturevalue("spark").createDataFrame(rows, schema).createOrReplaceTempView("ev")
     return {"url": "pyspark://local[2]", "table": "ev"}
 
@@ -684,3 +684,59 @@ def test_epoch_numbers_in_event_ts_are_read_with_epoch_unit(backend, unit, scale
     assert data.metrics["resolved_conversations"].value == 1
     assert data.quality.missing_required == 1
 
+
+
+CASED = [
+    # (columns of the table as SQL creates them, [source.columns], the column not found, columns listed, hint)
+    ({"conv": "TEXT", "ts": "TIMESTAMP", "kind": "TEXT"}, {"event_ts": "TS"},
+     "required column 'TS' (mapped by source.columns.event_ts)", "conv, kind, ts",
+     "the name in source.columns.event_ts is in another case than the table's 'ts' (expected event_ts = \"ts\")"),
+    ({"conv": "TEXT", '"EventTs"': "TIMESTAMP", "kind": "TEXT"}, {"event_ts": "eventts"},
+     "required column 'eventts' (mapped by source.columns.event_ts)", "EventTs, conv, kind",
+     "the name in source.columns.event_ts is in another case than the table's 'EventTs' "
+     "(expected event_ts = \"EventTs\")"),
+    ({"conv": "TEXT", "ts": "TIMESTAMP", "kind": "TEXT", "lat": "DOUBLE PRECISION"}, {"latency_ms": "Lat"},
+     "column 'Lat' (mapped by source.columns.latency_ms)", "conv, kind, lat, ts",
+     "the name in source.columns.latency_ms is in another case than the table's 'lat' (expected latency_ms = \"lat\")"),
+    # not mapped: a required column looked for by its own name
+    ({'"Conversation_Id"': "TEXT", "event_ts": "TIMESTAMP", "event_type": "TEXT"}, {},
+     "required column 'conversation_id'", "Conversation_Id, event_ts, event_type",
+     "the table has 'Conversation_Id', in another case (expected conversation_id = \"Conversation_Id\" in "
+     "[source.columns])"),
+]
+COLUMNS = {"conversation_id": "conv", "event_ts": "ts", "event_type": "kind"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ddl, columns, missing, listed, hint", CASED,
+                         ids=["mapped-upper", "mapped-lower-of-quoted", "optional", "unmapped-required"])
+def test_a_column_named_in_another_case_is_named_with_its_case(backend, ddl, columns, missing, listed, hint,
+                                                              tmp_path, request):
+    """Found in a review of the hint for a name with a space around it: `event_ts = "TS"` for a table with `ts` said
+    only "'TS' ... not found (columns: ..., ts)", as of a name not there at all. Names are read with their case as
+    written on every engine (Ibis's columns are), so the line names the column and what to write."""
+    settings = _user_table(backend, tmp_path, request, ddl, [(None,) * len(ddl)])
+    mapping = {k: v for k, v in COLUMNS.items() if v in ddl} | columns
+    with pytest.raises(InputError) as caught:
+        open_source(SourceConfig(**settings, columns=mapping))
+    assert str(caught.value) == (f"source {settings['table']!r}: {missing} not found (columns: {listed}); "
+                                 f"{hint}"), str(caught.value)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("ddl, mapped, listed, hint", [
+    # an unquoted name is folded to lower case when PostgreSQL makes the table: EventTs is eventts
+    ({"EventTs": "TIMESTAMP"}, "EventTs", "conv, eventts, kind", "'eventts' (expected event_ts = \"eventts\")"),
+    # two columns in two cases (PostgreSQL keeps both): both named
+    ({"ts": "TIMESTAMP", '"TS"': "TIMESTAMP"}, "Ts", "TS, conv, kind, ts",
+     "'TS' and 'ts' (expected event_ts = \"TS\" or event_ts = \"ts\")"),
+], ids=["folded-when-made", "two-cases"])
+def test_a_postgres_column_in_another_case_is_named_as_postgres_made_it(ddl, mapped, listed, hint, tmp_path,
+                                                                       request):
+    ddl = {"conv": "TEXT", **ddl, "kind": "TEXT"}
+    settings = _user_table("postgres", tmp_path, request, ddl, [(None,) * len(ddl)])
+    with pytest.raises(InputError) as caught:
+        open_source(SourceConfig(**settings, columns={**COLUMNS, "event_ts": mapped}))
+    assert str(caught.value) == (f"source 'public.ev': required column {mapped!r} (mapped by source.columns.event_ts) "
+                                 f"not found (columns: {listed}); the name in source.columns.event_ts is in another "
+                                 f"case than the table's {hint}"), str(caught.value)

@@ -48,7 +48,8 @@ def canonical(table: ir.Table, columns: dict[str, str], name: str, kind: str = "
             if canon in REQUIRED_COLUMNS or canon in columns:
                 mapped = f" (mapped by source.columns.{canon})" if canon in columns else ""
                 kind = "required column" if canon in REQUIRED_COLUMNS else "column"
-                hint = _spaced(canon, columns, theirs) or _one_column(theirs) or _map_it(canon, columns)
+                hint = (_spaced(canon, columns, theirs) or _cased(canon, col, columns, theirs) or _one_column(theirs)
+                        or _map_it(canon, columns))
                 raise InputError(f"source {name!r}: {kind} {col!r}{mapped} not found "
                                  f"(columns: {', '.join(sorted(theirs))}){hint}")
             continue
@@ -88,6 +89,23 @@ def _spaced(canon: str, columns: dict[str, str], theirs: set[str]) -> str:
     blank = "a space" if not set(col) - set(col.strip()) - {" "} else "a blank (a tab or another space)"
     return (f"; the name in source.columns.{canon} has {blank} {where}, and the table has {col.strip()!r} "
             f"(expected {canon} = {json.dumps(col.strip())})")
+
+
+def _cased(canon: str, col: str, columns: dict[str, str], theirs: set[str]) -> str:
+    """The table's columns whose names differ from ``col`` (mapped or canonical) only in letter case, and what to write:
+    found in a review of :func:`_spaced`, `event_ts = "TS"` for a table with `ts` said only "'TS' ... not found
+    (columns: ..., ts)", as of a name not there at all. Names are read with their case as written on every engine
+    (PostgreSQL folds an unquoted name when the table is made: a column created as "EventTs" keeps its capitals, one
+    created as EventTs is eventts)."""
+    same = sorted(c for c in theirs if c.casefold() == col.casefold())
+    if not same:
+        return ""
+    expected = " or ".join(f"{canon} = {json.dumps(c)}" for c in same)
+    if canon in columns:
+        return (f"; the name in source.columns.{canon} is in another case than the table's "
+                f"{' and '.join(repr(c) for c in same)} (expected {expected})")
+    return (f"; the table has {' and '.join(repr(c) for c in same)}, in another case (expected {expected} in "
+            f"[source.columns])")
 
 
 def _one_column(theirs: set[str]) -> str:
