@@ -1132,10 +1132,13 @@ def test_a_catalog_table_in_another_database_is_named_with_it(spark):
 @pytest.mark.spark
 @pytest.mark.parametrize("table,meant", [
     ("typo_evnts", "typo_events"),  # a temporary view of the session
+    # ... by its name alone, which reads it: it is in no database (was asked 'meant_db.typo_events', which opened but
+    # whose every query failed, "not found")
+    ("meant_db.typo_evnts", "typo_events"),
     ("meant_db.agent_evnts", "meant_db.agent_events"),  # was asked 'agent_events', which is not found either
     ("spark_catalog.meant_db.agent_evnts", "spark_catalog.meant_db.agent_events"),
     ("meant_db.conversations", None),
-], ids=["view", "database", "catalog", "unlike"])
+], ids=["view", "view-with-database", "database", "catalog", "unlike"])
 def test_a_mistyped_catalog_table_is_asked_did_you_mean(spark, table, meant):
     """A mistyped `table` is asked "did you mean ...?" on Spark's catalog as on DuckDB and PostgreSQL, with the
     database it was written with. A table of another database than the current one is not looked for: that
@@ -1154,6 +1157,12 @@ def test_a_mistyped_catalog_table_is_asked_did_you_mean(spark, table, meant):
         assert str(caught.value) == (f"source.table: table {table!r} not found in pyspark://local[1]"
                                      + (f" (did you mean {meant!r}?)" if meant else
                                         "; tables and views there: meant_db.agent_events")), str(caught.value)
+        if meant:  # the name asked is one that reads
+            source = open_source(SourceConfig(url="pyspark://local[1]", table=meant))
+            try:
+                assert source.raw.count().execute() == (1 if "typo" in meant else 0)
+            finally:
+                source.close()
     finally:
         spark.sql("DROP DATABASE IF EXISTS meant_db CASCADE")
         spark.catalog.dropTempView("typo_events")

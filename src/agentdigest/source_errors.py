@@ -236,36 +236,50 @@ def did_you_mean(con: Any, table: str, database: Any, where: Sequence[str] = ())
     :func:`tables_there` lists them (found installing agentdigest as a new user: a table not found said nothing of
     the tables the database does hold)."""
     path = [*where, table]
+    spark = getattr(con, "name", "") == "pyspark"
+    found: list[tuple[str, str, bool]] | None = None
+    written: dict[str, str] = {}  # as compared -> as written back; a table before a view of its name
     try:
         if getattr(con, "name", "") == "duckdb":
             tables, here = _duckdb_tables(con)
             return table_hint(path, tables, here) or tables_there(_written_back(full, path, here) for full in tables)
-        other = _spark_databases_holding(con, table) if getattr(con, "name", "") == "pyspark" and not where else []
+        other = _spark_databases_holding(con, table) if spark and not where else []
         if other:
             return f"; it is in another database: write {' or '.join(_written(t) for t in other)}"
-        names = con.list_tables(database=database) if database else con.list_tables()
-        close = meant(table, names)
+        if spark:
+            found = _spark_tables(con, where)
+        else:
+            names = con.list_tables(database=database) if database else con.list_tables()
+            found = [(n, _written([*where, n]), False) for n in names]
+        for name, back, _ in found:
+            written.setdefault(name, back)
+        close = meant(table, written)
     except Exception:  # noqa: BLE001 - the suggestion is a courtesy; the error is said without it
-        names, close = None, None
+        close = None
     if close:
-        return f" (did you mean {_written([*where, close])!r}?)"
+        return f" (did you mean {written[close]!r}?)"
     try:
-        if getattr(con, "name", "") == "pyspark":
-            return _spark_in_memory(con, where) or tables_there(_spark_tables(con, where))
-        return "" if names is None else tables_there(_written([*where, n]) for n in names)
+        in_memory = _spark_in_memory(con, where) if spark else ""
     except Exception:  # noqa: BLE001 - as above
-        return ""
+        in_memory = ""
+    if in_memory or found is None:
+        return in_memory
+    # A temporary view is listed for a name written without a database only: it is in none
+    return tables_there(back for _, back, view in found if not (view and where))
 
 
-def _spark_tables(con: Any, where: Sequence[str]) -> list[str]:
-    """The tables of Spark's current database (or the one written), as source.table would name them, and for a name
-    written without a database the session's temporary views (by their names alone). Never Ibis's own views of the
-    files it read (``ibis_*``): found in a CI run, a session that had read files listed 136 of them, and a view is
-    in no database, so it is no answer to a name written with one."""
+def _spark_tables(con: Any, where: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """The tables of Spark's current database (or the one written) and the session's temporary views: each as
+    compared with the name written (its name alone), as source.table would name it, and whether it is a view of
+    the session. A view is named alone: it is in no database, and `meant_db.typo_events` for the view typo_events
+    was asked of a name written `meant_db.typo_evnts`, then opened but every query of it failed, "not found"
+    (found in a review). Never Ibis's own views of the files it read (``ibis_*``): found in a CI run, a session
+    that had read files listed 136 of them; nor a global temporary view (listed in ``global_temp``), which Ibis
+    cannot read, global_temp being no database it may make current."""
     catalog = con._session.catalog
     tables = catalog.listTables(".".join(where)) if where else catalog.listTables()
-    return [t.name if t.isTemporary else _written([*where, t.name]) for t in tables
-            if not (t.isTemporary and (where or t.name.startswith("ibis_")))]
+    return [(t.name, t.name if t.isTemporary else _written([*where, t.name]), t.isTemporary) for t in tables
+            if not (t.isTemporary and (t.name.startswith("ibis_") or getattr(t, "namespace", None)))]
 
 
 #: How many tables a "not found" lists; the others are counted.
