@@ -221,6 +221,30 @@ def test_a_mistyped_table_is_asked_did_you_mean_on_postgres(pg_url, tmp_path, ro
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("table,said", [("evnts", " (did you mean 'events'?)"),
+                                        ("no_such_table", "; tables and views there: events, events.agent_events")],
+                         ids=["meant", "listed"])
+def test_a_table_neither_found_nor_meant_reads_the_catalog_once(pg_url, monkeypatch, table, said):
+    """The "did you mean" and the tables listed come from one read of the catalog: a name neither found nor meant
+    read it twice, once for each (found in a review). Counted by a spy on the read, which still runs."""
+    import psycopg
+
+    from agentdigest import pg_tables
+    from agentdigest.errors import InputError
+
+    load_postgres(trap_rows(SCENARIO), pg_url)  # events.agent_events: a schema off the search path
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute("CREATE TABLE public.events (LIKE events.agent_events)")
+    reads = []
+    readable = pg_tables._readable
+    monkeypatch.setattr(pg_tables, "_readable", lambda *args: reads.append(args) or readable(*args))
+    with pytest.raises(InputError) as caught:
+        open_source(SourceConfig(url=pg_url, table=table))
+    assert str(caught.value).endswith(f"/{pg_url.rsplit('/', 1)[1]}{said}"), str(caught.value)
+    assert len(reads) == 1
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("table", ["Events.Agent_Events", "EVENTS.agent_events", "Agent_Events"])
 def test_a_table_named_in_another_case_is_named_as_written_in_the_catalog(pg_url, table):
     """Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it to analytics.agent_log,

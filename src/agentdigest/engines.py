@@ -23,8 +23,8 @@ from .config import REQUIRED_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line
 from .masking import mask_url
 from .pg_connect import connect
-from .pg_tables import (current_user, meant_table, on_search_path, other_case, regclass, schemas_holding, sql_name,
-                        sql_table, tables_listed, unreadable_columns)
+from .pg_tables import (current_user, on_search_path, other_case, regclass, schemas_holding, sql_name, sql_table,
+                        unknown_table, unreadable_columns)
 from .source_errors import query_advice
 from .sources import _table, query_error, register_backend, table_path
 
@@ -60,17 +60,14 @@ def _open_postgres(cfg: SourceConfig) -> tuple[Any, ir.Table, str]:
     except InputError as exc:
         schemas = schemas_holding(con, cfg.table)
         cased = [] if schemas else other_case(con, cfg.table)
-        meant = "" if schemas or cased else meant_table(con, cfg.table)
-        listed = "" if schemas or cased or meant else tables_listed(con, cfg.table)
+        unknown = "" if schemas or cased else unknown_table(con, cfg.table)  # "did you mean", or the tables there
         con.disconnect()
-        if meant:
-            raise InputError(f"{exc}{meant}") from exc
         if cased:
             # Found in a Postgres audit: table = "Analytics.Agent_Log", as SQL would fold it, said only "not found".
             raise InputError(f"{exc}; names are read with their case as written: "
                              f"write {' or '.join(cased)}") from exc
         if not schemas:
-            raise InputError(f"{exc}{listed}") from exc
+            raise InputError(f"{exc}{unknown}") from exc
         # Found in a PostgreSQL audit: "not found" alone, for a table in a schema off the search path.
         where = " or ".join(f"{sql_name(schema)}.{sql_name(table_path(cfg.table)[-1])}" for schema in schemas)
         raise InputError(f"{exc}; it is in a schema not on the role's search path: write {where}") from exc

@@ -92,27 +92,26 @@ def other_case(con: Any, name: str) -> list[str]:
         return []
 
 
-def meant_table(con: Any, name: str) -> str:
-    """The suffix " (did you mean 'analytics.agent_events'?)" for a ``name`` one typo from, or the start of, a
-    table, view, materialized view or foreign table the role may read, written as source.table would read it:
-    qualified where the user qualified the name, or where the table is off the role's search path; never a
-    partition (it holds one range of the table's rows). Ibis's list of tables, asked before, named the table alone
-    for ``analytics.agent_evnts`` (which then was not found either), and left out materialized views and the
-    tables of other schemas (found testing the hint on PostgreSQL)."""
+def unknown_table(con: Any, name: str) -> str:
+    """The suffix for a ``name`` found neither on the search path, nor in another schema, nor in another case: " (did
+    you mean 'analytics.agent_events'?)" for a ``name`` one typo from, or the start of, a table, view, materialized
+    view or foreign table the role may read, else the list of those (found installing agentdigest as a new user: such
+    a table said nothing of the tables there are). Each is written as source.table would read it: qualified where the
+    user qualified the name, or where the table is off the role's search path; never a partition (it holds one range
+    of the table's rows). Ibis's list of tables, asked before, named the table alone for ``analytics.agent_evnts``
+    (which then was not found either), and left out materialized views and the tables of other schemas (found testing
+    the hint on PostgreSQL). One read of the catalog serves both (the hint and the list each read it: a review)."""
     path = table_path(name)
+    found = _readable(con, path)
+    if found is None:
+        return ""
     names: dict[str, str] = {}  # as compared -> as written back, the search path's first (the name alone reads them)
-    for compared, written in _readable(con, path) or ():
+    for compared, written in found:
         names.setdefault(compared, written)
     close = meant(".".join(path), names)
-    return f" (did you mean {names[close]!r}?)" if close else ""
-
-
-def tables_listed(con: Any, name: str) -> str:
-    """The suffix listing the tables, views, materialized views and foreign tables the role may read, written as
-    source.table would read them (see :func:`meant_table`), never a partition; for a ``name`` neither found nor
-    meant. Found installing agentdigest as a new user: such a table said nothing of the tables there are."""
-    found = _readable(con, table_path(name))
-    return "" if found is None else tables_there(written for _, written in found)
+    if close:
+        return f" (did you mean {names[close]!r}?)"
+    return tables_there(written for _, written in found)
 
 
 def _readable(con: Any, path: list[str]) -> list[tuple[str, str]] | None:
