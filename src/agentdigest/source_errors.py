@@ -317,18 +317,16 @@ def table_hint(path: Sequence[str], tables: Sequence[Sequence[str]], here: Seque
     each qualified in full (``here``, the current database and schema, have as many parts as each table's place):
     each written back as the user would need to write it, qualified as far as ``path`` is and beyond where it is
     not ``here`` (`agent_events` when in the current schema, `analytics.agent_events` when not)."""
-    def written(full: Sequence[str]) -> str:
-        return _written_back(full, path, here)
-
     asked = ".".join(path).casefold()
-    ordered = sorted(tables, key=lambda full: written(full).count("."))  # the nearest first
-    elsewhere = [written(full) for full in ordered
-                 if full[-1].casefold() == path[-1].casefold() and written(full).casefold() != asked]
+    # each table in full and as written back, the nearest first
+    ordered = sorted(((full, _written_back(full, path, here)) for full in tables), key=lambda pair: pair[1].count("."))
+    elsewhere = [back for full, back in ordered
+                 if full[-1].casefold() == path[-1].casefold() and back.casefold() != asked]
     if elsewhere:
         return f"; it is in another schema: write {' or '.join(elsewhere[:3])}"
     names: dict[str, str] = {}  # as compared -> as written back
-    for full in ordered:
-        names.setdefault(".".join(full[-len(path):]), written(full))
+    for full, back in ordered:
+        names.setdefault(".".join(full[-len(path):]), back)
     close = meant(".".join(path), names)
     return f" (did you mean {names[close]!r}?)" if close else ""
 
