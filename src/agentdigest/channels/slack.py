@@ -37,7 +37,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from .. import config
 from ..errors import DeliveryError
 from .base import (BaseChannel, ChannelFailure, CheckResult, Delivery, Receipt, TargetResult, arrived_maybe,
-                   canonical_url, http_error, http_post, may_have_arrived, parse_retry_after, unanswered)
+                   may_have_arrived, unanswered)
+from .http import canonical_url, http_error, http_post, parse_retry_after
 
 PDF_TARGET = "file:report.pdf"
 TEST_MARK = {"type": "context", "elements": [{"type": "mrkdwn", "text": "*[test]* a test send, not the report's delivery"}]}

@@ -32,7 +32,8 @@ import uuid
 from importlib import metadata
 
 from .. import config
-from .base import BaseChannel, Delivery, Receipt, TargetResult, canonical_url, http_post
+from .base import BaseChannel, Delivery, Receipt, TargetResult
+from .http import canonical_url, http_post
 
 SIGNATURE_HEADER = "X-Agentdigest-Signature"
 try:
