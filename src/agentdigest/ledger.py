@@ -28,7 +28,8 @@ from sqlalchemy import and_, case, func, literal, or_, select, update
 
 from .ledger_db import utc_now
 from .ledger_runs import LedgerRuns, clip_error, delivery_dict
-from .ledger_schema import SCHEMA_VERSION, deliveries, engine_url, read_version, runs, sqlite_path, write_problem
+from .ledger_schema import SCHEMA_VERSION, deliveries, engine_url, read_version, runs, sqlite_path
+from .ledger_sqlite import write_problem
 from .owners import this_process
 
 @dataclass(frozen=True)

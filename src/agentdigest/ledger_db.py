@@ -22,8 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from .ledger_migrations import MIGRATIONS, older_schema_views
-from .ledger_schema import (SCHEMA_VERSION, LedgerError, StatementFailed, create_private, db_reason, engine_url,
-                            pg_cannot_write, read_only_url, schema_version, sqlite_path, sqlite_setup, write_problem)
+from .ledger_schema import (SCHEMA_VERSION, LedgerError, StatementFailed, db_reason, engine_url, pg_cannot_write,
+                            schema_version, sqlite_path)
+from .ledger_sqlite import create_private, read_only_url, sqlite_setup, write_problem
 from .folders import no_space
 from .masking import mask_url
 from .waiting import wait_for
