@@ -841,7 +841,9 @@ def test_the_scheduler_prunes_heartbeats_silent_for_30_days_at_its_first_heartbe
 def test_the_scheduler_removes_the_lock_files_left_of_periods_sent_at_its_first_heartbeat_then_daily(tmp_path, events):
     """<archive>/.locks kept one empty file per report and period ever run (an operations review). A run now removes
     its finished period's; those that earlier versions left are removed by the scheduler, each while it holds it:
-    a period sent, not one still to send, nor one whose key is no day, nor one another run holds now."""
+    a period sent, or one before the catch-up window that was never sent (no pass runs it again: found in a later
+    review, a failed period's file stayed for ever), not one still to come, nor one whose key is no day, nor one
+    another run holds now. A report no longer in the config loses its lock files and its empty folders."""
     import fcntl
 
     from agentdigest.daemon import Daemon
@@ -854,22 +856,28 @@ def test_the_scheduler_removes_the_lock_files_left_of_periods_sent_at_its_first_
     locks = tmp_path / "reports" / ".locks" / "daily"
     assert list(locks.iterdir()) == []  # the run removed its own
     first, second = sorted(key for _, key in sent_files(box))
-    unsent = (datetime.fromisoformat(first) - timedelta(days=5)).date().isoformat()
-    for key in (first, second, unsent, "not-a-day"):
+    unsent = (datetime.fromisoformat(first) - timedelta(days=5)).date().isoformat()  # before the window, never sent
+    to_come = (datetime.fromisoformat(second) + timedelta(days=1)).date().isoformat()  # not due yet
+    for key in (first, second, unsent, to_come, "not-a-day"):
         (locks / f"{key}.lock").touch()  # as versions before this one left them
+    removed = tmp_path / "reports" / ".locks" / "taken-out"  # a report since taken out of the config
+    removed.mkdir()
+    (removed / f"{first}.lock").touch()
+    (tmp_path / "reports" / "taken-out").mkdir()
     held = open(locks / f"{second}.lock", "r+b")  # noqa: SIM115 - a run of that period holding it now
     fcntl.flock(held, fcntl.LOCK_EX)
     daemon = Daemon(config)
     daemon.stop.set()  # no worker passes: the heartbeat alone
     try:
         daemon.tick()
-        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{second}.lock", f"{unsent}.lock", "not-a-day.lock"])
+        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{second}.lock", f"{to_come}.lock", "not-a-day.lock"])
+        assert not removed.exists() and not (tmp_path / "reports" / "taken-out").exists()
         fcntl.flock(held, fcntl.LOCK_UN)
         daemon.tick()  # 30 s later: not swept again before a day has passed
         assert (locks / f"{second}.lock").exists()
         daemon.heartbeat.pruned_at -= 86400
         daemon.tick()
-        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{unsent}.lock", "not-a-day.lock"])
+        assert sorted(p.name for p in locks.iterdir()) == sorted([f"{to_come}.lock", "not-a-day.lock"])
     finally:
         held.close()
         daemon.ledger.close()

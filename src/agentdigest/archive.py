@@ -132,8 +132,13 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
 
     def opened() -> Any:
         with writing(archive):
-            folder.mkdir(parents=True, exist_ok=True)
-            return open(path, "a+b")  # noqa: SIM115 - closed below
+            for tries in range(3):
+                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    return open(path, "a+b")  # noqa: SIM115 - closed below
+                except FileNotFoundError:  # the folder, empty, just removed by a sweep (archive_sweep): made again
+                    if tries == 2:
+                        raise
 
     handle = opened()
     if fcntl is None:
@@ -166,39 +171,6 @@ def period_lock(archive: Path, report_id: str, period_key: str, on_wait: Callabl
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
-
-
-def sweep_locks(archive: Path, report_id: str, finished: Callable[[str], bool]) -> int:
-    """Remove the lock files of ``report_id``'s periods that ``finished(period_key)`` says need nothing more (those
-    that versions before :func:`period_lock` removed them left, and those of a run that could not tell), each while
-    holding it, as :func:`period_lock` does; one held elsewhere is left, and no file is made. How many went."""
-    if fcntl is None:
-        return 0
-    gone = 0
-    for path in sorted((Path(archive) / LOCKS / report_id).glob("*.lock")):
-        # Asked before the lock is taken, so it is held for a moment only: a run starting then would wait and say
-        # "being delivered by another process". A finished period stays finished; and the removal of a held file is
-        # safe whatever its period's state (see period_lock)
-        if not _asked(lambda: finished(path.name.removesuffix(".lock"))):
-            continue
-        try:
-            handle = open(path, "r+b")  # noqa: SIM115 - closed below; not "a+b": a file removed meanwhile stays so
-        except OSError:
-            continue
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # held: a run of that period is going on
-                continue
-            try:
-                if _still_there(handle, path):
-                    path.unlink()
-                    gone += 1
-            except OSError:
-                pass
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-    return gone
 
 
 def _still_there(handle: Any, path: Path) -> bool:
@@ -237,8 +209,13 @@ def mark_alarmed(archive: Path, report_id: str, period_key: str, sends: list[dic
     apart from the report folders, which hold periods only: an alarm is often about a period never archived."""
     log = _alarm_log(archive, report_id, period_key)
     with writing(archive):
-        log.parent.mkdir(parents=True, exist_ok=True)
-        _append(log, sends)
+        for tries in range(3):
+            log.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return _append(log, sends)
+            except FileNotFoundError:  # the folder, empty, just removed by a sweep (archive_sweep): made again
+                if tries == 2:
+                    raise
 
 
 def _alarm_log(archive: Path, report_id: str, period_key: str) -> Path:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import due
-from .archive import LOCKS, sweep_locks
+from .archive import LOCKS
+from .archive_sweep import sweep_locks, sweep_removed
 from .errors import InputError, first_line
 from .ledger_runs import HEARTBEAT_KEEP
 from .periods import parse_period
@@ -103,7 +104,8 @@ class Heartbeat:
 
     def _prune(self, ledger: Any) -> None:
         """At the first heartbeat, then once a day: delete the heartbeat rows of schedulers silent for 30 days, and
-        the lock files of periods sent that were left in the archive (archive.sweep_locks)."""
+        tidy the archive (archive_sweep): the lock files of periods sent or no longer run by the scheduler, and the
+        unheld lock files and empty folders of reports no longer in the config."""
         if self.pruned_at is not None and time.monotonic() - self.pruned_at < PRUNE_SECONDS:
             return
         self.pruned_at = time.monotonic()
@@ -112,14 +114,28 @@ class Heartbeat:
         config = self.daemon.config
         archive = Path(config.archive.path)
         done = due.done_checker(ledger, archive, config)
+        now = datetime.now(timezone.utc)
         removed = 0
         for report in config.reports:
-            def finished(key: str, report: Any = report) -> bool:
+            # What the scheduler still runs: the catch-up window and the periods tried and never sent in the last
+            # year (due.candidates); a period before them that is not sent no pass will ever take up again
+            latest, reach = due.latest_due(report, now), set()
+            try:
+                reach = set(due.candidates(report, now, ledger)) if latest is not None else set()
+            except Exception:  # noqa: BLE001 - the ledger went away: only periods found sent go (none, then)
+                latest = None
+
+            def needless(key: str, report: Any = report, latest: Any = latest, reach: Any = reach) -> bool:
                 try:
-                    return done(report, parse_period(report.period, key, report.timezone))
+                    period = parse_period(report.period, key, report.timezone)
                 except InputError:  # a key of another kind of period (the report's period changed): kept
                     return False
+                return (latest is not None and period < latest and period not in reach) or done(report, period)
 
-            removed += sweep_locks(archive, report.id, finished)
+            removed += sweep_locks(archive, report.id, needless)
         if removed:
-            log.info("removed %d lock file(s) of periods sent from %s", removed, archive / LOCKS)
+            log.info("removed %d lock file(s) of periods sent or no longer run from %s", removed, archive / LOCKS)
+        locks, folders = sweep_removed(archive, {report.id for report in config.reports})
+        if locks or folders:
+            log.info("removed %d lock file(s) and %d empty folder(s) of reports no longer in the config from %s",
+                     locks, folders, archive)
