@@ -1090,11 +1090,13 @@ def test_spark_log_kept_after_a_failed_start_is_private(tmp_path):
     work.mkdir()
     temp.mkdir()
     pq.write_table(_events(["a"]), work / "x.parquet")  # a file to read: Spark's start is what fails
-    (work / "agentdigest.toml").write_text('[source]\nurl = "pyspark://no-such-master"\nfiles = "x.parquet"\n'
+    # YARN without HADOOP_CONF_DIR: spark-submit stops at once (a master Spark cannot parse is now refused before
+    # Spark starts, exit 2, and leaves no log: test_spark_url.py)
+    (work / "agentdigest.toml").write_text('[source]\nurl = "pyspark://yarn"\nfiles = "x.parquet"\n'
                                            '[[reports]]\nid = "r"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("HADOOP_CONF_DIR", "YARN_CONF_DIR")}
     done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
-                          capture_output=True, text=True, cwd=work, timeout=300,
-                          env={**os.environ, "TMPDIR": str(temp)})
+                          capture_output=True, text=True, cwd=work, timeout=300, env={**env, "TMPDIR": str(temp)})
     logs = list(temp.glob("agentdigest-spark-*.log"))
     assert done.returncode == 3 and len(logs) == 1 and str(logs[0]) in done.stderr, done.stderr
     assert logs[0].stat().st_mode & 0o777 == 0o600

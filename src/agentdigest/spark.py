@@ -28,6 +28,7 @@ from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
 from .source_settings import near, refused_spark_conf
+from .spark_url import _local_cores, check_master
 from .sources import _table, register_backend
 from .unreadable import Unreadable
 
@@ -40,15 +41,6 @@ def spark_master(url: str) -> str:
     """``pyspark://local[2]`` -> ``local[2]``; ``pyspark://spark://h:7077`` -> ``spark://h:7077``."""
     rest = url.split("://", 1)[1] if "://" in url else ""
     return rest.rstrip("/") or "local[*]"
-
-
-def _local_cores(master: str) -> int | None:
-    m = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\s*\d+)?\])?", master)
-    if not m:
-        return None
-    if m.group(1) is None:
-        return 1
-    return (os.cpu_count() or 2) if m.group(1) == "*" else int(m.group(1))
 
 
 def check_java() -> str:
@@ -373,13 +365,14 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
     # Here, not at the top: spark_file_errors words Spark's errors with this module's java_root_cause.
     from .spark_file_errors import refuse_local_files, refuse_recursive_globs
 
-    refuse_recursive_globs(cfg.file_list)  # before Spark starts: said in a moment, without a JVM
+    master = spark_master(cfg.url)
+    check_master(master)  # before Spark starts: said in a moment, without a JVM
+    refuse_recursive_globs(cfg.file_list)
     try:
         from pyspark.sql import SparkSession
     except ImportError:
         raise SourceError(f"source: pyspark:// needs Spark; {install_extra('spark')}") from None
     refuse_local_files(cfg.file_list)  # after: without pyspark, no file list is of use
-    master = spark_master(cfg.url)
     shared = SparkSession.getActiveSession() is not None
     session = spark_session(master, cfg.spark_conf)
     con = ibis.pyspark.connect(session)

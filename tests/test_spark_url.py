@@ -1,0 +1,62 @@
+"""The Spark master of a ``pyspark://`` URL, checked before Spark starts.
+
+Found following README's Spark instructions with a user's mistakes: ``pyspark://local[two]``, a standalone master
+without its ``spark://`` (``pyspark://spark-master:7077``), ``pyspark://YARN`` and ``pyspark://local[0]`` all started
+Java, then failed as exit 3 "cannot start Spark (SparkException: Could not parse Master URL: ...; Spark's log: ...)",
+a source that could not be reached, 5-10 s later and with a log file left behind, instead of a config error (exit 2)
+naming ``source.url``. No JVM is started here: these tests need neither pyspark nor Java.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agentdigest.errors import InputError
+from agentdigest.spark_url import check_master
+
+FORMS = "expected pyspark://local[N] (or local[*]), pyspark://spark://host:7077, pyspark://yarn"
+
+
+@pytest.mark.parametrize("master", [
+    "local", "local[1]", "local[2]", "local[*]", "local[2,3]", "local[*, 4]", "local-cluster[2, 1, 1024]",
+    "spark://spark-master:7077", "spark://h1:7077,h2:7077", "spark://[::1]:7077", "yarn", "k8s://https://k8s:443",
+])
+def test_masters_spark_accepts_pass(master):
+    """Spark 4.0's own forms (SparkMasterRegex, SparkSubmit's yarn / spark / k8s / local) are left to Spark."""
+    assert check_master(master) is None
+
+
+@pytest.mark.parametrize("url,said", [
+    ("pyspark://local[two]", "Spark has no master 'local[two]' (" + FORMS),
+    ("pyspark://spark-master:7077", "; a standalone master is pyspark://spark://spark-master:7077"),
+    ("pyspark://YARN", "; Spark reads pyspark://yarn"),
+    ("pyspark://spark://spark-master", "its port too (7077 by default)"),
+    ("pyspark://mesos://m:5050", "Spark has no master 'mesos://m:5050' (" + FORMS),  # gone in Spark 4
+    ("pyspark://local[0]", "pyspark://local[0] runs Spark on no thread (expected local[N] with N of 1 or more"),
+])
+def test_a_wrong_master_is_a_config_error_before_spark_starts(tmp_path, url, said):
+    """Through the CLI, as a user meets it: one line naming the file and source.url, exit 2, no "config ok",
+    and no Spark log left in TMPDIR (Spark never started)."""
+    (tmp_path / "events.parquet").write_bytes(b"PAR1")
+    (tmp_path / "agentdigest.toml").write_text(f'[source]\nurl = "{url}"\nfiles = ["events.parquet"]\n'
+                                               '[[reports]]\nid = "r"\n')
+    done = subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("agentdigest: error: agentdigest.toml: source.url: "), line
+    assert said in line, line
+    assert "ok" not in done.stdout, done.stdout
+    assert not list(tmp_path.glob("agentdigest-spark-*.log"))
+
+
+def test_a_master_with_a_user_never_shows_what_precedes_the_at():
+    with pytest.raises(InputError) as caught:
+        check_master("reports:hunter2@spark-master:7077")
+    assert "hunter2" not in str(caught.value) and "reports" not in str(caught.value)
+    assert "'spark-master:7077' after the @" in str(caught.value)
