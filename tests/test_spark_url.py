@@ -9,6 +9,7 @@ naming ``source.url``. No JVM is started here: these tests need neither pyspark 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from agentdigest.errors import InputError
 from agentdigest.spark_url import check_master
+from conftest import skip_or_fail
 
 FORMS = "expected pyspark://local[N] (or local[*]), pyspark://spark://host:7077, pyspark://yarn"
 
@@ -60,3 +62,57 @@ def test_a_master_with_a_user_never_shows_what_precedes_the_at():
         check_master("reports:hunter2@spark-master:7077")
     assert "hunter2" not in str(caught.value) and "reports" not in str(caught.value)
     assert "'spark-master:7077' after the @" in str(caught.value)
+
+
+@pytest.fixture
+def java_and_pyspark():
+    """Skips without pyspark or Java 17 (fails with CI=true), as the spark fixture does, without starting a session
+    in this process: the CLI starts its own."""
+    if importlib.util.find_spec("pyspark") is None:
+        skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
+    from agentdigest.errors import SourceError
+    from agentdigest.spark import check_java
+
+    try:
+        check_java()
+    except SourceError as exc:
+        skip_or_fail(str(exc))
+
+
+def _check_in(work, toml: str) -> subprocess.CompletedProcess:
+    (work / "agentdigest.toml").write_text(toml)
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", "check", "--config", "agentdigest.toml"],
+                          capture_output=True, text=True, cwd=work, timeout=300, env={**os.environ, "TMPDIR": str(work)})
+
+
+@pytest.mark.spark
+def test_a_hive_catalog_without_a_metastore_is_a_config_error_and_leaves_no_metastore_db(java_and_pyspark, tmp_path):
+    """README's catalog `table` with "spark.sql.catalogImplementation" = "hive" and no metastore (no hive-site.xml,
+    no hive.metastore.uris) gave "source.table: table 'analytics.agent_events' not found", nothing of why, and left
+    an empty Derby ./metastore_db and derby.log in the working directory (found following README's Spark
+    instructions). Now the setting is refused, naming what to set, before the catalog is touched."""
+    toml = ('[source]\nurl = "pyspark://local[1]"\ntable = "analytics.agent_events"\n[source.spark_conf]\n'
+            '"spark.sql.catalogImplementation" = "hive"\n[[reports]]\nid = "r"\n')
+    done = _check_in(tmp_path, toml)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert ('agentdigest.toml: source.spark_conf.spark.sql.catalogImplementation: "hive" names no metastore here'
+            in line), line
+    assert '"spark.hadoop.hive.metastore.uris" = "thrift://<host>:9083"' in line, line
+    assert not (tmp_path / "metastore_db").exists() and not (tmp_path / "derby.log").exists()
+
+
+@pytest.mark.spark
+def test_a_hive_catalog_with_a_metastore_named_looks_the_table_up_there(java_and_pyspark, tmp_path):
+    """A metastore named in [source.spark_conf] (here a local Derby one in its own folder) is used: the table is
+    looked up there, and not found since the metastore is new (as README says of a table not there)."""
+    store = tmp_path / "ms"
+    toml = ('[source]\nurl = "pyspark://local[1]"\ntable = "analytics.agent_events"\n[source.spark_conf]\n'
+            '"spark.sql.catalogImplementation" = "hive"\n'
+            f'"spark.hadoop.javax.jdo.option.ConnectionURL" = "jdbc:derby:;databaseName={store};create=true"\n'
+            '[[reports]]\nid = "r"\n')
+    done = _check_in(tmp_path, toml)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "source.table: table 'analytics.agent_events' not found" in line, line
+    assert store.is_dir() and not (tmp_path / "metastore_db").exists()

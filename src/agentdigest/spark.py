@@ -28,7 +28,7 @@ from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text
 from .source_settings import near, refused_spark_conf
-from .spark_url import _local_cores, check_master
+from .spark_url import _local_cores, check_master, refuse_empty_metastore
 from .sources import _table, register_backend
 from .unreadable import Unreadable
 
@@ -137,7 +137,10 @@ def spark_session(master: str, conf: dict[str, Any] | None = None) -> Any:
         if _no_jvm_yet():
             _start_jvm(master, settings)
         session = builder.getOrCreate()
+        refuse_empty_metastore(session, conf or {})
         session.catalog.currentDatabase()  # builds the session state: a bad setting fails here, not mid-report
+    except InputError:
+        raise
     except Exception as exc:
         raise _start_error(master, conf or {}, exc) from exc
     _refuse_misspelt_keys(session, conf or {})

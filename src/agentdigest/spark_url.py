@@ -1,9 +1,11 @@
-"""The Spark master a ``pyspark://`` URL names (:func:`.spark.spark_master`), checked before Spark starts (see :mod:`.spark`)."""
+"""Where Spark is told to look, checked before it is used: the master a ``pyspark://`` URL names
+(:func:`.spark.spark_master`), before Spark starts, and the Hive metastore of a ``"hive"`` catalog (see :mod:`.spark`)."""
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from .errors import InputError
 
@@ -47,3 +49,33 @@ def _local_cores(master: str) -> int | None:
         return 1
     return (os.cpu_count() or 2) if m.group(1) == "*" else int(m.group(1))
 
+
+#: Settings that name a Hive metastore (a remote one, or the database of a local one), as Spark reads them.
+_METASTORE_KEYS = ("hive.metastore.uris", "javax.jdo.option.ConnectionURL")
+
+
+def refuse_empty_metastore(session: Any, conf: dict[str, Any]) -> None:
+    """A config error when ``"spark.sql.catalogImplementation" = "hive"`` names no metastore: no ``hive-site.xml``
+    on Spark's class path (``$SPARK_CONF_DIR``, ``$HADOOP_CONF_DIR``), no ``hive.metastore.uris`` and no
+    ``./metastore_db`` of an earlier local one. Spark then made an empty Derby metastore in the working directory
+    (``metastore_db/`` and ``derby.log`` left behind) and every ``table`` was "not found", without a word of why
+    (found following README's Spark instructions). Called before the catalog is first touched."""
+    if str(session.conf.get("spark.sql.catalogImplementation", "in-memory")).lower() != "hive":
+        return
+    named = {key.lower().removeprefix("spark.hadoop.") for key in conf}
+    if any(key.lower() in named for key in _METASTORE_KEYS) or os.path.exists("metastore_db"):
+        return
+    try:
+        jvm = session._jvm
+        hadoop = session.sparkContext._jsc.hadoopConfiguration()
+        if any(hadoop.get(key) for key in _METASTORE_KEYS):
+            return
+        if jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader().getResource("hive-site.xml") is not None:
+            return
+    except Exception:  # noqa: BLE001 - a check only: without the JVM's answer, Spark goes on as asked
+        return
+    raise InputError('source.spark_conf.spark.sql.catalogImplementation: "hive" names no metastore here (no '
+                     'hive-site.xml on Spark\'s class path, no hive.metastore.uris), so Spark would make an empty one '
+                     'in ./metastore_db, where no table is (expected "spark.hadoop.hive.metastore.uris" = '
+                     '"thrift://<host>:9083" in [source.spark_conf], or your cluster\'s hive-site.xml in '
+                     '$SPARK_CONF_DIR)')
