@@ -39,6 +39,11 @@ def test_masters_spark_accepts_pass(master):
     ("pyspark://spark://spark-master", "its port too (7077 by default)"),
     ("pyspark://mesos://m:5050", "Spark has no master 'mesos://m:5050' (" + FORMS),  # gone in Spark 4
     ("pyspark://local[0]", "pyspark://local[0] runs Spark on no thread (expected local[N] with N of 1 or more"),
+    # the master as the URL, without pyspark://: was "no engine for spark://", and for spark://local[2] exit 3,
+    # "cannot connect ('2' does not appear to be an IPv4 or IPv6 address)"
+    ("spark://spark-master:7077",
+     "Spark is read through pyspark:// with its master after it (expected pyspark://spark://spark-master:7077)"),
+    ("spark://local[2]", "Spark is read through pyspark:// with its master after it (expected pyspark://local[2])"),
 ])
 def test_a_wrong_master_is_a_config_error_before_spark_starts(tmp_path, url, said):
     """Through the CLI, as a user meets it: one line naming the file and source.url, exit 2, no "config ok",

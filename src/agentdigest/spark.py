@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ import ibis.expr.types as ir
 
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, first_line, install_extra
-from .masking import mask_text
+from .masking import mask_text, mask_url
 from .source_settings import near, refused_spark_conf
-from .spark_url import _local_cores, check_master, refuse_empty_metastore
+from .spark_url import _local_cores, check_java, check_master, refuse_empty_metastore
 from .sources import _table, register_backend
 from .unreadable import Unreadable
 
@@ -41,37 +40,6 @@ def spark_master(url: str) -> str:
     """``pyspark://local[2]`` -> ``local[2]``; ``pyspark://spark://h:7077`` -> ``spark://h:7077``."""
     rest = url.split("://", 1)[1] if "://" in url else ""
     return rest.rstrip("/") or "local[*]"
-
-
-def check_java() -> str:
-    """The java executable Spark will use, or a SourceError saying how to get one."""
-    home = os.environ.get("JAVA_HOME")
-    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
-    if home and not os.path.exists(java):
-        # Spark uses JAVA_HOME, not the java on PATH, so "none was found" misled (found in a new-user audit:
-        # a JAVA_HOME left from an uninstalled JDK, and java on PATH).
-        what = "a folder that does not exist" if not os.path.isdir(home) else "a folder without bin/java"
-        if not shutil.which("java"):
-            # "unset it to use the java on PATH" sent the user to a java that was not there either (found checking
-            # a missing Java: JAVA_HOME at a removed JDK, no java on PATH)
-            raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}, and no java is on PATH "
-                              "either; install openjdk-17-jre-headless, or point JAVA_HOME at a Java 17 installation")
-        raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}; point JAVA_HOME at a "
-                          "Java 17 installation, or unset it to use the java on PATH")
-    if not java or not os.path.exists(java):
-        raise SourceError("source: Spark needs Java 17 and none was found (install openjdk-17-jre-headless, "
-                          "or set JAVA_HOME)")
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SourceError(f"source: Spark needs Java 17; {java} does not run ({exc})") from None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    major = int(m.group(1)) if m else None
-    if major is not None and major == 1:  # "1.8.0" style
-        major = int(m.group(2) or 0)
-    if major is not None and major < 17:
-        raise SourceError(f"source: Spark 4 needs Java 17 or later; {java} is Java {major}")
-    return java
 
 
 def check_spark_conf(conf: dict[str, Any]) -> None:
@@ -391,3 +359,15 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
     table, unreadable = _spark_files(session, con, cfg.file_list, read)
     return con, table, ", ".join(cfg.file_list), unreadable
 
+
+
+@register_backend("spark")
+def _spark_scheme(cfg: SourceConfig) -> Any:
+    """``spark://host:7077``, a standalone master written as the source's URL, was "no engine for spark://" (and
+    ``spark://local[2]`` exit 3, "cannot connect ('2' does not appear to be an IPv4 or IPv6 address)"): found
+    writing README's Spark config as a user would. Spark's URL is ``pyspark://`` and the master after it."""
+    rest = cfg.url.split("://", 1)[1]
+    local = re.match(r"(?:local|yarn|k8s)\b", rest)
+    meant = f"pyspark://{rest}" if local else f"pyspark://spark://{rest}"
+    raise InputError(f"source.url: Spark is read through pyspark:// with its master after it (expected "
+                     f"{mask_url(meant) if '@' not in rest else 'pyspark://spark://host:7077'})")

@@ -1,13 +1,15 @@
-"""Where Spark is told to look, checked before it is used: the master a ``pyspark://`` URL names
-(:func:`.spark.spark_master`), before Spark starts, and the Hive metastore of a ``"hive"`` catalog (see :mod:`.spark`)."""
+"""What Spark is told to find, checked before it is used (see :mod:`.spark`): Java 17 and the master a ``pyspark://``
+URL names (:func:`.spark.spark_master`), before Spark starts, and the Hive metastore of a ``"hive"`` catalog."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from typing import Any
 
-from .errors import InputError
+from .errors import InputError, SourceError
 
 
 #: The masters spark-submit and SparkContext accept (Spark 4.0's SparkMasterRegex and SparkSubmit): anything else
@@ -79,3 +81,34 @@ def refuse_empty_metastore(session: Any, conf: dict[str, Any]) -> None:
                      'in ./metastore_db, where no table is (expected "spark.hadoop.hive.metastore.uris" = '
                      '"thrift://<host>:9083" in [source.spark_conf], or your cluster\'s hive-site.xml in '
                      '$SPARK_CONF_DIR)')
+
+
+def check_java() -> str:
+    """The java executable Spark will use, or a SourceError saying how to get one."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if home and not os.path.exists(java):
+        # Spark uses JAVA_HOME, not the java on PATH, so "none was found" misled (found in a new-user audit:
+        # a JAVA_HOME left from an uninstalled JDK, and java on PATH).
+        what = "a folder that does not exist" if not os.path.isdir(home) else "a folder without bin/java"
+        if not shutil.which("java"):
+            # "unset it to use the java on PATH" sent the user to a java that was not there either (found checking
+            # a missing Java: JAVA_HOME at a removed JDK, no java on PATH)
+            raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}, and no java is on PATH "
+                              "either; install openjdk-17-jre-headless, or point JAVA_HOME at a Java 17 installation")
+        raise SourceError(f"source: Spark needs Java 17 and JAVA_HOME is {home}, {what}; point JAVA_HOME at a "
+                          "Java 17 installation, or unset it to use the java on PATH")
+    if not java or not os.path.exists(java):
+        raise SourceError("source: Spark needs Java 17 and none was found (install openjdk-17-jre-headless, "
+                          "or set JAVA_HOME)")
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"source: Spark needs Java 17; {java} does not run ({exc})") from None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    major = int(m.group(1)) if m else None
+    if major is not None and major == 1:  # "1.8.0" style
+        major = int(m.group(2) or 0)
+    if major is not None and major < 17:
+        raise SourceError(f"source: Spark 4 needs Java 17 or later; {java} is Java {major}")
+    return java
