@@ -121,3 +121,35 @@ def test_a_hive_catalog_with_a_metastore_named_looks_the_table_up_there(java_and
     (line,) = done.stderr.strip().splitlines()
     assert "source.table: table 'analytics.agent_events' not found" in line, line
     assert store.is_dir() and not (tmp_path / "metastore_db").exists()
+
+
+_IVY = ('<ivysettings><settings defaultResolver="r"/><resolvers>{}</resolvers></ivysettings>')
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("resolver,code,said", [
+    # a repository that refuses the connection: the package could not be fetched, the source unreachable (exit 3)
+    ('<ibiblio name="r" m2compatible="true" root="http://127.0.0.1:9/maven2/"/>', 3,
+     "cannot start Spark (source.spark_conf.spark.jars.packages: org.example:nothing:1.0 could not be fetched, "
+     "no repository answered; Spark's log: "),
+    # a repository that answers without the package: a mistyped coordinate, a config error (exit 2)
+    ('<filesystem name="r" m2compatible="true"><artifact pattern="{repo}/[organisation]/[module]/[revision]/'
+     '[artifact]-[revision].[ext]"/></filesystem>', 2,
+     "agentdigest.toml: source.spark_conf.spark.jars.packages: no repository Spark asked has org.example:nothing:1.0 "
+     "(expected group:artifact:version"),
+])
+def test_a_package_spark_cannot_fetch_names_the_key(java_and_pyspark, tmp_path, resolver, code, said):
+    """README's "spark.jars.packages" line (hadoop-aws for s3a://) without network said "cannot start Spark
+    ([unresolved dependency: org.apache.hadoop#hadoop-aws;3.4.1: not found]; ...)", naming neither the key nor
+    whether the package or the network was at fault (found trying README's Spark instructions offline). Ivy's
+    settings pin the repository here, so the test never reaches the network."""
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "ivy.xml").write_text(_IVY.format(resolver.replace("{repo}", str(tmp_path / "repo"))))
+    (tmp_path / "events.parquet").write_bytes(b"")
+    toml = ('[source]\nurl = "pyspark://local[1]"\nfiles = ["events.parquet"]\n[source.spark_conf]\n'
+            f'"spark.jars.packages" = "org.example:nothing:1.0"\n"spark.jars.ivySettings" = "{tmp_path / "ivy.xml"}"\n'
+            '[[reports]]\nid = "r"\n')
+    done = _check_in(tmp_path, toml)
+    assert done.returncode == code, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert said in line, line

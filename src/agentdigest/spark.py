@@ -250,6 +250,18 @@ def _start_error(master: str, conf: dict[str, Any], exc: BaseException) -> Excep
     if named and _SUBMIT_CHECKS.get(named[1], ("",))[0] in conf:
         key, expected = _SUBMIT_CHECKS[named[1]]
         return InputError(f"source.spark_conf.{key}: Spark refused the setting ({reason}; expected {expected})")
+    unresolved = re.search(r"unresolved dependency: ([\w.-]+)#([\w.-]+);([\w.-]+)", reason)
+    if unresolved and "spark.jars.packages" in conf:
+        # A package of spark.jars.packages that Ivy could not fetch named neither the key nor why (found trying
+        # README's hadoop-aws line without network): no repository answering is the source unreachable (exit 3),
+        # a package no answering repository has is a mistyped coordinate (exit 2).
+        package = ":".join(unresolved.groups())
+        hosts = sorted(set(re.findall(r"Host (\S+) not found", text)))
+        if not hosts and "Server access error" not in text and "Connection " not in text:
+            return InputError(f"source.spark_conf.spark.jars.packages: no repository Spark asked has {package} "
+                              "(expected group:artifact:version of a package, such as org.apache.hadoop:hadoop-aws:3.4.1)")
+        reason = (f"source.spark_conf.spark.jars.packages: {package} could not be fetched, no repository answered"
+                  f"{' (' + ', '.join(hosts) + ' not found)' if hosts else ''}")
     if log.exists():
         _KEEP_LOG.add(log)
         # A cluster master that never answered: the exception only says the context was stopped.
