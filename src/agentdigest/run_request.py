@@ -1,15 +1,19 @@
 """What a run is asked for: the reports, their periods and the formats, and the periods refused before
-anything is computed (one that has not begun; one that has not ended, for a delivery).
+anything is computed (one that has not begun; one that has not ended, for a delivery; one that ends before
+the source's first event, for a delivery).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from .archive import ARTIFACTS
+from .cohort import ts_literal
 from .config import Config, ReportConfig, command
 from .errors import InputError
 from .periods import Period, key_kind, last_complete, parse_period
+from .queries import rows
+from .sources import ConversionError, QueryFailed, Source
 
 FORMATS = tuple(ARTIFACTS)  # json, html, pdf, txt, eml, slack
 
@@ -86,3 +90,38 @@ def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> No
         raise InputError(f"{report.id} {period.key} has not ended yet (it ends {period.end:%Y-%m-%d %H:%M} "
                          f"{report.timezone}); its report would be sent as the period's and the complete one "
                          f"never: use --dry-run to preview it, or --test-to to send yourself a test")
+
+
+def data_begins_after(source: Source, end: datetime) -> datetime | None:
+    """The source's first valid event (UTC) when none is before ``end``; None when one is, or when the source
+    has none at all (an empty source's report says "No events arrived", as `check` warns). Valid as the report
+    counts events: a conversation_id and an event_ts. The first query stops at the first event before ``end``
+    (the usual answer, read at once); only a period before the data reads the whole column for its minimum."""
+    ev = source.events
+    valid = ev.filter(ev.conversation_id.notnull() & ev.event_ts.notnull())
+    try:
+        with source.transaction():
+            if rows(valid.filter(valid.event_ts < ts_literal(end)).select("event_ts").limit(1)):
+                return None
+            first = rows(valid.agg(first=valid.event_ts.min()))[0]["first"]
+    except ConversionError as exc:
+        raise source.conversion_error(exc) from None
+    except QueryFailed as exc:
+        raise source.query_failed(exc) from exc
+    if not isinstance(first, datetime):
+        return None
+    return first.replace(tzinfo=timezone.utc) if first.tzinfo is None else first.astimezone(timezone.utc)
+
+
+def before_data(report: ReportConfig, period: Period, first: datetime, now: datetime, *, preview: bool) -> str:
+    """What is said of an explicit ``--period`` that ends before the source's ``first`` event: refused for a
+    delivery (an InputError's text, naming the report), a note on a dry run or a test (after the report's id
+    and period). Found in an operator review: `--period 2025-W48` for 2026-W48 sent executives a report of
+    zeros ("No events arrived") and exited 0."""
+    said = (f"ends before the source's first event ({period.local(first):%Y-%m-%d %H:%M} {report.timezone}), so "
+            f"it has no events to report")
+    if preview:
+        return f"{said}; a run that delivers refuses it and sends nothing"
+    latest = last_complete(report.period, now, report.timezone)
+    return (f"{report.id} {period.key} {said}: nothing was run (a mistyped key? without --period the run takes "
+            f"the last complete {report.period}, {latest.key})")

@@ -19,13 +19,13 @@ from typing import Any
 from .archive import artifact_names, period_lock, preview_root, report_dir, write_artifacts
 from .compute import compute_report
 from .config import Config, EmailChannel, ReportConfig, command
-from .errors import first_line
+from .errors import InputError, first_line
 from .owners import owner_id
 from .periods import Period
 from .report import ReportData
 from .run_records import (existing_ledger, failed_archived, note_failed, open_ledger, partly_sent, record_stop,
                           restore_sends, stopped_run, was_delivered)
-from .run_request import given_period, refuse_unbegun, refuse_unfinished
+from .run_request import before_data, data_begins_after, given_period, refuse_unbegun, refuse_unfinished
 from .run_source import RunSource, note_unread
 from .sources import Source
 
@@ -130,17 +130,29 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         if not test_to:
             for report, period in todo:
                 refuse_unfinished(report, period, now)
+    sources: RunSource | None = None
     try:
         sources = RunSource(config, source)
+        # An explicit --period wholly before the data (a mistyped year) is refused for a delivery, said on a preview
+        begins = {end: data_begins_after(sources.get(), end) for end in {p.end_utc for _, p in todo}} if period_key \
+            else {}
     except Exception as exc:
+        if sources is not None:
+            sources.close()
         if not dry_run:
             note_unread(config, todo, exc, ledger=ledger, trigger="test" if test_to else trigger, test_to=test_to)
         raise
+    early = {(r.id, p.key): before_data(r, p, first, now, preview=dry_run or bool(test_to))
+             for r, p in todo if (first := begins.get(p.end_utc)) is not None}
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []
     read_only = None
     try:
+        if not dry_run and not test_to:
+            for report, period in todo:
+                if (report.id, period.key) in early:  # before the ledger is opened: nothing is recorded
+                    raise InputError(early[report.id, period.key])
         if own_ledger:
             ledger = open_ledger(config)
         elif ledger is None and dry_run:
@@ -160,6 +172,8 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
                     raise
                 outcomes.append(RunOutcome(report.id, period.key, error=first_line(exc), exception=exc))
                 continue
+            if (note := early.get((report.id, period.key))) and outcomes[-1].data is not None:
+                outcomes[-1].preview = "; ".join(filter(None, (note, outcomes[-1].preview)))
             # (not while the scheduler stops: its next start's alarm check sends the notice)
             if not dry_run and not test_to and not (stop is not None and stop.is_set()) and any(
                     getattr(d, "state", "") == "sent" for d in outcomes[-1].deliveries):
