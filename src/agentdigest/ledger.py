@@ -48,19 +48,21 @@ class Claim:
     took_over_from: str | None = None  # the note when this claim took over an expired one
 
 
-def open_existing(url: str) -> "Ledger | None":
+def open_existing(url: str, *, read_only: bool = False) -> "Ledger | None":
     """The ledger when it exists (tables created by a run), else None: commands that only read it
     (``history``, ``check --missed``) must not create a database or its tables as a side effect.
 
     A SQLite ledger this user may read but not write (an operator looking at production's) is opened
     read-only (found in a crash audit: history failed on it), and so is a ledger of an older schema: reading
     it never upgrades it (found in an upgrade audit: a newer agentdigest's `history` upgraded a shared
-    PostgreSQL ledger, and every older host's next run then refused it until that host was upgraded too)."""
+    PostgreSQL ledger, and every older host's next run then refused it until that host was upgraded too).
+    ``read_only`` (a dry run's) opens it read-only in any case: it reads what was sent and writes nothing."""
     version = read_version(url)
     if version is None:
         return None
     path = sqlite_path(engine_url(url)) if engine_url(url).startswith("sqlite") else ""
-    return Ledger(url, read_only=version < SCHEMA_VERSION or (bool(path) and bool(write_problem(Path(path)))))
+    return Ledger(url, read_only=read_only or version < SCHEMA_VERSION
+                  or (bool(path) and bool(write_problem(Path(path)))))
 
 
 _TOOK_OVER = "took over the expired claim of "  # the note of a claim that took over, before the owner

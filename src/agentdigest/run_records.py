@@ -30,14 +30,14 @@ def open_ledger(config: Config) -> Any:
     return Ledger(config.ledger.url)
 
 
-def existing_ledger(config: Config) -> Any:
+def existing_ledger(config: Config, *, read_only: bool = False) -> Any:
     """The ledger when it exists and can be read, else None (a dry run, or `history --next`, never fails on the
-    ledger)."""
+    ledger); ``read_only``: opened so in any case (a dry run's, which must not write it)."""
     from .ledger import open_existing
     from .ledger_schema import LedgerError
 
     try:
-        return open_existing(config.ledger.url)
+        return open_existing(config.ledger.url, read_only=read_only)
     except LedgerError:
         return None
 

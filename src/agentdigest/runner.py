@@ -158,7 +158,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
         elif ledger is None and dry_run:
             # A dry run sends nothing, but must know which periods were delivered (an archive from
             # before the .delivered marker has none): read the ledger if it exists.
-            ledger = read_only = existing_ledger(config)
+            ledger = read_only = existing_ledger(config, read_only=True)
         # history shows a test run as "run (test)": it was shown as a manual run of the period (a new user)
         trigger = "test" if test_to else trigger
         for report, period in todo:

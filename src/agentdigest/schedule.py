@@ -284,7 +284,14 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
             if report.channels and report.enabled:  # a paused report is not run: its channels ask nothing of --format
                 check_formats(config, report, formats)
     own = ledger is None
-    if ledger is None:
+    if ledger is None and dry_run:
+        from .ledger import Ledger, open_existing
+
+        # A dry run writes nothing: the ledger is read if it exists (a ledger that cannot be read fails as for a
+        # run: the periods due depend on it), else an empty one in memory says nothing was sent (found in a
+        # review: `run --due --dry-run` created the ledger's file, where `run --dry-run` only read one).
+        ledger = open_existing(config.ledger.url, read_only=True) or Ledger("sqlite://")
+    elif ledger is None:
         from .run_records import open_ledger
 
         ledger = open_ledger(config)
