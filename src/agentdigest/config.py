@@ -315,11 +315,18 @@ def parse_config(data: dict[str, Any], file: str = DEFAULT_CONFIG, base: Path | 
     refuse_bad_variables(data, "", file)
     if unset is not None:
         try:
-            return parse_config(stand_in(data, unset), file, base)
+            return _validated(stand_in(data, unset), file, base)
         except ConfigError as exc:
             if not stood_in(exc.key, unset):
                 raise
-            unset.clear()  # refused with a stand-in: refused as without one (its variable is not set)
+            # Refused with a stand-in: refused as without one, validated again without them, so the message is the
+            # one a run gives (a variable not set), never one about the stand-in. An error path: it costs nothing.
+            unset.clear()
+    return _validated(data, file, base)
+
+
+def _validated(data: dict[str, Any], file: str, base: Path | None) -> Config:
+    """``data``'s variables expanded, its paths made absolute (from ``base``) and the whole validated."""
     used: dict[str, str] = {}
     data = expand_env(data, "", file, used=used)
     if base is not None:
