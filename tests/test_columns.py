@@ -662,7 +662,8 @@ W43 = 1_792_368_000
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("unit, scale, sql_type", [("s", 1, "BIGINT"), ("ms", 1_000, "BIGINT"),
-                                                   ("us", 1_000_000, "BIGINT"), ("s", 1, "DOUBLE PRECISION")])
+                                                   ("us", 1_000_000, "BIGINT"), ("s", 1, "DOUBLE PRECISION"),
+                                                   ("ms", 1_000, "TEXT")])
 def test_epoch_numbers_in_event_ts_are_read_with_epoch_unit(backend, unit, scale, sql_type, tmp_path, request):
     """Found by a new user: a Parquet file's epoch milliseconds could only be refused ("convert them in a
     view", and files have no view). With [source] epoch_unit they are UTC times: the period's first instant
@@ -676,6 +677,8 @@ def test_epoch_numbers_in_event_ts_are_read_with_epoch_unit(backend, unit, scale
             ("c4", 10 ** 12 * scale, "message")]  # the year 33,658
     if sql_type.startswith("DOUBLE"):
         rows = [(c, float(t), k) for c, t, k in rows]
+    if sql_type == "TEXT":  # found in a Spark audit: text (as Spark reads every CSV column) was read as ISO times
+        rows = [(c, str(t), k) for c, t, k in rows]
     data = _week43(SourceConfig(**_user_table(backend, tmp_path, request, {"conv": "TEXT", "created": sql_type,
                                                                            "kind": "TEXT"}, rows),
                                 columns={"conversation_id": "conv", "event_ts": "created", "event_type": "kind"},
@@ -740,3 +743,21 @@ def test_a_postgres_column_in_another_case_is_named_as_postgres_made_it(ddl, map
     assert str(caught.value) == (f"source 'public.ev': required column {mapped!r} (mapped by source.columns.event_ts) "
                                  f"not found (columns: {listed}); the name in source.columns.event_ts is in another "
                                  f"case than the table's {hint}"), str(caught.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("unit, value, message", [
+    ("ms", "soon", "text column 'created' holds 'soon' (expected epoch times in milliseconds such as 1795442709000)"),
+    (None, "1792368000000", "text column 'created' holds '1792368000000' (expected ISO 8601 times such as 2026-11-23 "
+                            "14:05:09; numbers are read as epoch time when [source] sets epoch_unit = \"s\", \"ms\" or \"us\")"),
+], ids=["not-a-number-with-epoch-unit", "a-number-without-epoch-unit"])
+def test_a_text_event_ts_that_does_not_convert_says_what_it_expected(backend, unit, value, message, tmp_path,
+                                                                     request):
+    """Found in a Spark audit: a text epoch time was said to be no ISO 8601 time, epoch_unit unnamed, and with
+    epoch_unit set it was still read as one. Text that is no number, with epoch_unit, fails as a text number does."""
+    rows = [("c1", str(W43 * 1000), "message"), ("c2", value, "message")]
+    settings = _user_table(backend, tmp_path, request, {"conv": "TEXT", "created": "TEXT", "kind": "TEXT"}, rows)
+    with pytest.raises(InputError) as caught:
+        _week43(SourceConfig(**settings, columns={"conversation_id": "conv", "event_ts": "created",
+                                                  "event_type": "kind"}, epoch_unit=unit))
+    assert str(caught.value) == f"source.columns.event_ts: {message}", str(caught.value)

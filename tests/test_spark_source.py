@@ -1308,3 +1308,21 @@ def test_a_secret_setting_spark_refused_is_masked_in_its_error():
                             "(java.lang.IllegalArgumentException: bad value *** for spark.hadoop.fs.s3a.secret.key)")
     other = _start_error("local[2]", conf, RuntimeError(f"java.io.IOException: cannot use {secret}"))
     assert isinstance(other, SourceError) and secret not in str(other) and "cannot use ***" in str(other)
+
+
+@pytest.mark.parametrize("url", ENGINES)
+def test_epoch_milliseconds_in_csv_files_are_read_with_epoch_unit(url, tmp_path, request):
+    """Found in a Spark audit: Spark reads every CSV column as text, and a text event_ts was read as ISO times
+    whatever epoch_unit said, so epoch_unit = "ms" with epoch milliseconds in CSV files failed every run on Spark
+    (exit 2, "holds '1794381562453' (expected ISO 8601 times ...)") while DuckDB, typing the column as numbers,
+    read it. By hand: 1,792,368,000 s is 2026-10-19 00:00 UTC (20,745 days); 1,794,381,562.453 s is 2,013,562.453 s
+    (23 days, 7 h 19 min 22.453 s) later."""
+    (tmp_path / "a.csv").write_text("conversation_id,event_ts,event_type\n"
+                                    "c1,1792368000000,message\nc2,1794381562453,resolution\n")
+    source = _open(url, str(tmp_path / "a.csv"), request, epoch_unit="ms")
+    try:
+        rows = source.events.order_by("conversation_id").select("event_ts").to_pyarrow().to_pylist()
+    finally:
+        source.close()
+    assert [r["event_ts"] for r in rows] == [datetime(2026, 10, 19, tzinfo=timezone.utc),
+                                             datetime(2026, 11, 11, 7, 19, 22, 453000, tzinfo=timezone.utc)]

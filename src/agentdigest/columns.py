@@ -198,6 +198,12 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
     if canon == "event_ts":
         if have.is_timestamp():
             return value if have.timezone == "UTC" else value.cast(target)
+        if have.is_string() and epoch_unit is not None:
+            # Text read as a number first: Spark reads every CSV column as text, so epoch_unit = "ms" with epoch
+            # milliseconds in a CSV file failed every run as "holds '1794381562453' (expected ISO 8601 times)" while
+            # DuckDB, typing the same file's column as numbers, read it (found in a Spark audit). Text that is no
+            # number fails the query as a text number column's does (Source.conversion_error names it).
+            return epoch_timestamp(value.cast("float64"), epoch_unit, kind)
         if have.is_string():
             return _zones_apart(text_timestamp(value, kind), target) if kind == "duckdb" else \
                 text_timestamp(value, kind).cast(target)
@@ -206,8 +212,7 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
         if have.is_numeric() and epoch_unit is not None:
             return epoch_timestamp(value, epoch_unit, kind)
         # Epoch numbers are not guessed at (seconds? milliseconds?): said with the way out (a PostgreSQL audit).
-        epoch = ('; numbers are read as epoch time when [source] sets epoch_unit = "s", "ms" or "us"'
-                 if have.is_numeric() else "")
+        epoch = _EPOCH_HINT if have.is_numeric() else ""
         raise InputError(f"column {col!r} ({canon}) has type {_type_name(have)}, expected a timestamp{epoch}")
     if have == target:
         return value
@@ -255,6 +260,20 @@ def _cast(value: ir.Value, target: dt.DataType, canon: str, col: str, kind: str 
 _IDS = frozenset({"event_id", "conversation_id", "agent_id"})
 #: ``[source] epoch_unit``: how many of the unit make a second.
 EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
+_EPOCH_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds"}
+_EPOCH_HINT = '; numbers are read as epoch time when [source] sets epoch_unit = "s", "ms" or "us"'
+
+
+def expected_values(canon: str, epoch_unit: str | None, example: str | None) -> str:
+    """What a text column converted to ``canon`` is expected to hold, as its error says it (Source.conversion_error):
+    with epoch_unit, event_ts's text is epoch time; without it, an event_ts value that is a number (epoch time
+    in a text column, as Spark reads every CSV column) says how to read it, as a number column's type error does."""
+    if canon != "event_ts":
+        return EXPECTED_VALUES[canon]
+    if epoch_unit is not None:
+        return f"epoch times in {_EPOCH_NAMES[epoch_unit]} such as {int(1_795_442_709 * EPOCH_UNITS[epoch_unit])}"
+    number = example is not None and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", example) is not None
+    return EXPECTED_VALUES[canon] + (_EPOCH_HINT if number else "")
 #: The epoch seconds a period may reach (periods.YEARS, 1900 to 9990): beyond, an engine's conversion fails
 #: the whole query (or wraps), so such a value is no time, a row without event_ts (missing_required).
 _EPOCH_RANGE = (datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp(), datetime(9991, 1, 1, tzinfo=timezone.utc).timestamp())

@@ -20,7 +20,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis.common.exceptions import TableNotFound
 
-from .columns import COLUMN_TYPES, EXPECTED_VALUES, blank_is_null, canonical, refuse_renamed_columns, text_timestamp
+from .columns import COLUMN_TYPES, blank_is_null, canonical, expected_values, refuse_renamed_columns, text_timestamp
 from .config import SourceConfig
 from .errors import InputError, Interrupted, SourceError, first_line
 from .interrupts import last_stop_signal
@@ -61,6 +61,7 @@ class Source:
     #: what a report's queries (and check's) run inside: on PostgreSQL one transaction (see engines.one_transaction)
     transaction: Callable[[], AbstractContextManager[Any]] = nullcontext
     client_memory_limit: str | None = None  # of the DuckDB that keeps the steps without temporary tables (client_tables)
+    epoch_unit: str | None = None  # [source] epoch_unit: a text event_ts is read as epoch numbers
 
     def close(self) -> None:
         _close(self.backend)
@@ -92,8 +93,9 @@ class Source:
                     # One short line for every column (a new-user review: event_ts's was 310 characters, a number
                     # column's 150, with advice and formats README gives). Refused, not counted: README, "Times in text".
                     held = repr(example) if example is not None else "values that do not convert"
+                    expected = expected_values(canon, self.epoch_unit, example)
                     return InputError(f"{prefix}source.columns.{canon}: {'' if canon in typed else 'text '}column "
-                                      f"{col!r} holds {held}{where} (expected {EXPECTED_VALUES[canon]})")
+                                      f"{col!r} holds {held}{where} (expected {expected})")
         return exc
 
     def _unconverted_example(self, canon: str, col: str) -> str | None:
@@ -104,8 +106,10 @@ class Source:
             return None
         try:
             value = blank_is_null(self.raw[col])  # as the run reads it: a blank is absent, not the bad value
-            converted = text_timestamp(value, self.kind) if canon == "event_ts" else value
-            bad = self.raw.filter(value.notnull() & converted.try_cast(COLUMN_TYPES[canon]).isnull())
+            epoch = canon == "event_ts" and self.epoch_unit is not None  # epoch numbers in text
+            converted = text_timestamp(value, self.kind) if canon == "event_ts" and not epoch else value
+            target = "float64" if epoch else COLUMN_TYPES[canon]
+            bad = self.raw.filter(value.notnull() & converted.try_cast(target).isnull())
             rows = bad.select(v=value).limit(1).to_pyarrow().to_pylist()
         except Exception:  # noqa: BLE001 - the example is a courtesy; the error is said without it
             return None
@@ -332,7 +336,7 @@ def open_source(cfg: SourceConfig, config_file: str | Path | None = None) -> Sou
                   unique_ids="event_id" in present and engines.unique_ids(backend, cfg.table,
                                                                             cfg.columns.get("event_id", "event_id")),
                   withheld=engines.withheld_columns(backend, cfg.table, cfg.columns.values()),
-                  client_memory_limit=cfg.client_memory_limit)
+                  client_memory_limit=cfg.client_memory_limit, epoch_unit=cfg.epoch_unit)
 
 
 def _close(backend: Any) -> None:
