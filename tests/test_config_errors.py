@@ -167,6 +167,10 @@ BAD = [
     # Found in a new-user audit: "source.spark_conf.spark.x.str: got an array, input should be a valid string".
     ("an array as a Spark setting", lambda s: s + '[source.spark_conf]\n"spark.x" = [1]\n', 2,
      ["source.spark_conf.spark.x: got an array, expected text, a number or true or false"]),
+    # Found in a Spark audit: TOML reads an unquoted dotted key as tables, and the quotes it needed were unnamed.
+    ("an unquoted dotted Spark key", lambda s: s + '[source.spark_conf]\nspark.executor.memory = "2g"\nspark.executor.cores = 2\n', 2,
+     ['source.spark_conf.spark: got a table, expected text, a number or true or false (a key with dots is written in '
+      'quotes: "spark.executor.memory" = ...)']),
     ("a table as a DuckDB setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = {n = 2}'), 2,
      ["source.settings.threads: got a table, expected text, a number or true or false"]),
     ("bad duckdb setting", lambda s: s.replace('table = "agent_events"', 'table = "agent_events"\n[source.settings]\nthreads = "lots"'), 2, ["source.settings.threads", "lots"]),

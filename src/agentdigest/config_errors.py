@@ -4,6 +4,7 @@ from pydantic's error; the rest of :class:`agentdigest.errors.ConfigError`'s one
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from datetime import date, datetime, time
@@ -109,6 +110,20 @@ def _bound(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _dotted(key: Any, value: Any) -> str:
+    """How to write the engine setting TOML read as tables: found in a Spark audit, `spark.executor.memory = "2g"`
+    in [source.spark_conf] (TOML's dotted key: nested tables) said "source.spark_conf.spark: got a table", the
+    quotes the key needs unnamed. The key only, not the value (it may come from an environment variable)."""
+    parts = [str(key)]
+    while isinstance(value, dict) and value:  # the first key of several: spark.executor.memory and .cores
+        name, value = next(iter(value.items()))
+        parts.append(str(name))
+    dotted = ".".join(parts)
+    if len(parts) == 1 or len(dotted) > SHOWN_CHARS:
+        return ""
+    return f" (a key with dots is written in quotes: {json.dumps(dotted)} = ...)"
+
+
 def _plain(msg: str) -> str:
     """pydantic's "Input should be X" as "expected X" (for an error this module does not word itself)."""
     for prefix in ("Value error, ", "Assertion failed, "):
@@ -160,7 +175,7 @@ def error_message(err: dict[str, Any]) -> str:
     if _engine_setting(err["loc"]):  # not "input should be a valid string" for `threads = [2]`
         if isinstance(value, float) and not math.isfinite(value):  # inf is a decimal number too
             return f"got {value}, expected text, a finite number or true or false"
-        return f"got {_kind(value)}, expected text, a number or true or false"
+        return f"got {_kind(value)}, expected text, a number or true or false{_dotted(err['loc'][2], value)}"
     if kind_of_error == "finite_number":  # inf, nan: "Input should be a finite number"
         return f"got {shown(value)}, expected a finite number"
     if kind_of_error == "string_pattern_mismatch":  # a plug-in's setting: "String should match pattern '...'"
