@@ -1326,3 +1326,30 @@ def test_epoch_milliseconds_in_csv_files_are_read_with_epoch_unit(url, tmp_path,
         source.close()
     assert [r["event_ts"] for r in rows] == [datetime(2026, 10, 19, tzinfo=timezone.utc),
                                              datetime(2026, 11, 11, 7, 19, 22, 453000, tzinfo=timezone.utc)]
+
+
+@pytest.mark.spark
+def test_a_temporary_view_named_in_a_database_is_refused_with_its_bare_name(spark, tmp_path):
+    """Found in a Spark audit: `table = "meant_db.typo_events"`, typo_events a temporary view of the session and
+    meant_db a database without it, opened (Ibis's lookup inside meant_db found the view by its bare name) and every
+    query then failed TABLE_OR_VIEW_NOT_FOUND. Refused when opened, one line naming the name to write; the view read
+    by its bare name, and a table of that database, still open."""
+    spark.sql("CREATE DATABASE IF NOT EXISTS meant_db")
+    spark.createDataFrame([("c1", "2026-10-20 12:00:00", "message")],
+                          "conversation_id string, event_ts string, event_type string").createOrReplaceTempView("typo_events")
+    spark.table("typo_events").write.saveAsTable("meant_db.real_events")
+    try:
+        with pytest.raises(InputError) as caught:
+            open_source(SourceConfig(url=SPARK, table="meant_db.typo_events"))
+        assert _one_line(caught.value) == ("source.table: meant_db has no table 'typo_events', a temporary view of the "
+                                           "session: a temporary view is read by its name alone (expected table = "
+                                           "\"typo_events\")")
+        for name in ("typo_events", "meant_db.real_events"):
+            source = open_source(SourceConfig(url=SPARK, table=name))
+            try:
+                assert source.events.count().to_pyarrow().as_py() == 1
+            finally:
+                source.close()
+    finally:
+        spark.catalog.dropTempView("typo_events")
+        spark.sql("DROP DATABASE meant_db CASCADE")

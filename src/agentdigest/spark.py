@@ -12,6 +12,7 @@ Spark's approximate percentile. The files are read by :mod:`.spark_files`.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from .errors import InputError, SourceError, first_line, install_extra
 from .masking import mask_text, mask_url
 from .source_settings import near, refused_spark_conf
 from .spark_url import _local_cores, check_java, check_master, refuse_empty_metastore
-from .sources import _table, register_backend
+from .sources import _table, register_backend, table_path
 from .unreadable import Unreadable
 
 # Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
@@ -363,7 +364,9 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
         # The session was there before us (a notebook, a test suite): closing the source must not stop it.
         con.disconnect = lambda: None  # type: ignore[method-assign]
     if cfg.table:
-        return con, _table(con, cfg.table, cfg.url), cfg.table, None
+        table = _table(con, cfg.table, cfg.url)
+        _refuse_view_in_database(session, cfg.table)
+        return con, table, cfg.table, None
     # Here, not at the top: spark_files words its errors with this module's java_root_cause.
     from .spark_files import _spark_files
 
@@ -371,6 +374,23 @@ def _open_pyspark(cfg: SourceConfig) -> tuple[Any, ir.Table, str, Unreadable | N
     table, unreadable = _spark_files(session, con, cfg.file_list, read)
     return con, table, ", ".join(cfg.file_list), unreadable
 
+
+def _refuse_view_in_database(session: Any, name: str) -> None:
+    """InputError when ``db.view`` names a session's temporary view that ``db`` has no table of: found in a Spark
+    audit, Ibis opened it (its lookup, inside ``db``, finds the view by its bare name) and every query then failed,
+    TABLE_OR_VIEW_NOT_FOUND. A temporary view is in no database (``global_temp``'s are read through it)."""
+    *where, view = table_path(name)
+    if not where or where == ["global_temp"]:
+        return
+    try:
+        if session.catalog.tableExists(".".join(f"`{p.replace('`', '``')}`" for p in [*where, view])):
+            return
+        temporary = any(t.isTemporary and t.name == view for t in session.catalog.listTables())
+    except Exception:  # noqa: BLE001 - the catalog's answer is a courtesy; Ibis opened the table
+        return
+    if temporary:
+        raise InputError(f"source.table: {'.'.join(where)} has no table {view!r}, a temporary view of the session: a "
+                         f"temporary view is read by its name alone (expected table = {json.dumps(view)})")
 
 
 @register_backend("spark")
