@@ -272,8 +272,9 @@ def expected_values(canon: str, epoch_unit: str | None, example: str | None) -> 
         return EXPECTED_VALUES[canon]
     if epoch_unit is not None:
         return f"epoch times in {_EPOCH_NAMES[epoch_unit]} such as {int(1_795_442_709 * EPOCH_UNITS[epoch_unit])}"
-    number = example is not None and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", example) is not None
-    return EXPECTED_VALUES[canon] + (_EPOCH_HINT if number else "")
+    if example is not None and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", example):  # short: one line of <= 120
+        return "ISO 8601 times; for epoch numbers set [source] epoch_unit"
+    return EXPECTED_VALUES[canon]
 #: The epoch seconds a period may reach (periods.YEARS, 1900 to 9990): beyond, an engine's conversion fails
 #: the whole query (or wraps), so such a value is no time, a row without event_ts (missing_required).
 _EPOCH_RANGE = (datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp(), datetime(9991, 1, 1, tzinfo=timezone.utc).timestamp())
