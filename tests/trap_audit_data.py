@@ -115,10 +115,12 @@ def _background(ev: Events, rng: random.Random, scenario: str) -> None:
     tz, kind, _, _ = SCENARIOS[scenario]
     start_day = period(scenario, 12)[2]
     end_day = period(scenario)[2] + timedelta(days=period_days(kind, SCENARIOS[scenario][2])[1])
-    per_day = {"day": 6, "week": 3, "month": 1}[kind]
+    per_day = {"day": 6, "week": 8, "month": 1}[kind]
+    # An outage on P's Tuesday and Wednesday: days without conversations, and a gap (README, Data quality)
+    quiet = {period(scenario)[2] + timedelta(days=k) for k in (1, 2)} if kind == "week" else set()
     d = start_day
     while d < end_day:
-        for i in range(per_day):
+        for i in range(per_day if d not in quiet else 0):
             local = datetime(d.year, d.month, d.day, 8 + 2 * i, rng.randrange(60), rng.randrange(60), tzinfo=ZoneInfo(tz))
             t = local.astimezone(UTC)
             conv = f"bg-{d.isoformat()}-{i}"

@@ -6,6 +6,7 @@ readings where DESIGN.md leaves room.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -29,10 +30,10 @@ def rate(num: int, den: int):
     return None if den == 0 else num / den * 100
 
 
-def _sum(values: list, n: int):
+def _sum(values: list, n: int, zero=0):
     """A sum over n conversations: 0 over none, null when none of their events has a value (README)."""
     if n == 0:
-        return 0
+        return zero
     return sum(values) if values else None
 
 
@@ -71,7 +72,7 @@ class Expected:
         err_convs = sum(has(c, "error") for c in convs.values())
         tokens = _sum([x["token_count"] for x in evs if valid_tokens(x["token_count"])], n)
         lat = [x["latency_ms"] for x in evs if valid_latency(x["latency_ms"])]
-        cost = _sum([x["cost_usd"] for x in evs if valid_cost(x["cost_usd"])], n)
+        cost = _sum([x["cost_usd"] for x in evs if valid_cost(x["cost_usd"])], n, 0.0)  # an amount: a float
         return {
             "conversations": n, "resolved_conversations": resolved, "escalated_conversations": escalated,
             "resolution_rate": rate(resolved, n), "containment_rate": rate(n - escalated, n),
@@ -169,6 +170,7 @@ class Expected:
         in_p = [r for r in self.rows if r["event_ts"] is not None and s <= r["event_ts"] < e]
         judged = [r for r in in_p if _has_conv(r)]
         latest = max(r["event_ts"] for r in judged if r["event_ts"] <= self.now)
+        received, expected = len(judged), self.expected_events()
         return {
             "missing_required": sum(not _has_conv(r) for r in in_p) + sum(r["event_ts"] is None for r in self.rows),
             "duplicate_events": sum(id(r) not in kept for r in judged),
@@ -178,9 +180,44 @@ class Expected:
             "unknown_event_types": sum(r["event_type"] not in KNOWN_TYPES for r in judged),
             "future_events": sum(_has_conv(r) and r["event_ts"] is not None and r["event_ts"] > self.now
                                  for r in self.rows),
-            "received_events": len(judged), "expected_events": self.expected_events(),
-            "latest_event": latest, "gaps": [], "warning": False,
+            "received_events": received, "expected_events": expected, "completeness_pct": received / expected * 100,
+            "warning": received / expected * 100 < 95,
+            "latest_event": latest, "gaps": self.gaps(),
         }
+
+    def _hourly(self, back: int) -> list[int]:
+        """Rows with a conversation_id per hour from the start of the period ``back`` periods before P."""
+        s, e, _ = period(self.scenario, back)
+        hours = [0] * math.ceil((e - s).total_seconds() / 3600)
+        for r in self.rows:
+            if _has_conv(r) and r["event_ts"] is not None and s <= r["event_ts"] < e:
+                hours[int((r["event_ts"] - s).total_seconds() // 3600)] += 1
+        return hours
+
+    def gaps(self) -> list[dict]:
+        """Runs of empty hours of P over which the baseline's same hours (median) held 8 conversations' worth
+        of events, a conversation's worth being the rows per conversation over the baseline and P; the run's ends
+        trimmed to hours that expected events (README, Data quality)."""
+        s, _, _ = period(self.scenario)
+        current, history = self._hourly(0), [self._hourly(b) for b in range(1, 5)]
+        top = max(sum(h) for h in history)
+        history = [h for h in history if sum(h) and sum(h) * 10 >= top]
+        expected = [statistics.median(col) if (col := [h[i] for h in history if i < len(h)]) else 0
+                    for i in range(len(current))]
+        convs = sum(len(self.conversations(b)) for b in range(5))
+        worth = 8 * max(1.0, (sum(current) + sum(sum(self._hourly(b)) for b in range(1, 5))) / convs)
+        out, run, total = [], [], 0.0
+        for h in range(len(current) + 1):
+            if h < len(current) and current[h] == 0:
+                if expected[h] > 0:
+                    run.append(h)
+                    total += expected[h]
+                continue
+            if run and total >= worth:
+                start, end = s + timedelta(hours=run[0]), s + timedelta(hours=run[-1] + 1)
+                out.append({"start": start, "end": end, "hours": (end - start).total_seconds() / 3600})
+            run, total = [], 0.0
+        return out
 
     def expected_events(self) -> float:
         """Median over the previous 4 periods of each one's rows with a conversation_id and event_ts, over the
