@@ -144,6 +144,15 @@ def _same(got, exp, rel: float) -> bool:
 
 def compare(doc: dict, exp: Expected, spark: bool) -> list[str]:
     out: list[str] = []
+    zone = ZoneInfo(exp.tz)
+    for field, back in (("period", 0), ("previous_period", 1)):
+        s, e, first = period(exp.scenario, back)
+        # ISO 8601 with the zone's offset at each instant (+02:00 before the change, +01:00 after it)
+        want = {"key": key_of(exp.kind, first), "start": s.astimezone(zone).isoformat(), "end": e.astimezone(zone).isoformat()}
+        if {k: doc[field][k] for k in want} != want:
+            out.append(f"{field}: got {doc[field]}, expected {want}")
+    if (doc["schema_version"], doc["timezone"]) != (1, exp.tz):
+        out.append(f"schema_version/timezone: got {doc['schema_version']}, {doc['timezone']}")
 
     def check(where: str, got, want, name: str = "") -> None:
         rel = 0.01 if spark and name in QUANTILES else 1e-9
@@ -221,22 +230,25 @@ def test_the_data_holds_its_traps():
     assert [x["latency_ms"] for x in cur["t-tie"]["events"]] == [7.0]
     assert len(cur["t-noid"]["events"]) == 4  # rows without an id are never merged
     assert not any(x["event_type"] == "resolution" for x in cur["t-types"]["events"])
+    assert "T-tie-conv" in cur and "t-tie-conv" not in cur and cur[" t-empty-names"]["agent"] == "HELPDESK"
+    assert cur["t-empty-names"]["agent"] == "" and exp.errors_by_type()[""] == (1, 0)
     q = exp.quality()
-    # By hand: dup-same 2 extra + 1 other-conversation copy, dup-edit 1, dup-late 1 (arrived in P), dup-tie 1.
-    assert q["duplicate_events"] == 6
+    # By hand: dup-same 2 extra + 1 other-conversation copy, dup-edit 1, dup-late 1 (arrived in P), dup-tie 1,
+    # dup-conv-tie 1.
+    assert q["duplicate_events"] == 7
     assert q["missing_required"] == 4  # null and empty conversation_id in P, two rows without event_ts
     # -3 (span-prev), NaN (dup-edit), -5 (dup-tie), inf and -inf (t-types)
     assert q["invalid_latency"] == 5
     assert q["invalid_tokens"] == 3  # -4 (span-prev), -1 (dup-edit), 4 x 2^53 (t-agent-null)
     assert q["invalid_cost"] == 2  # NaN and inf
-    assert q["unknown_event_types"] == 5  # Resolution, null, "", handoff, ESCALATION
+    assert q["unknown_event_types"] == 6  # Resolution, null, "", handoff, ESCALATION, "message "
     assert q["future_events"] == 1
     assert q["latest_event"] == e - timedelta(microseconds=1)
     quiet = exp.daily()[(first + timedelta(days=1)).isoformat()]
     assert (quiet["conversations"], quiet["resolution_rate"], quiet["total_tokens"], quiet["cost_usd"]) == (0, None, 0, 0)
     m = exp.metrics()
     assert m["avg_latency_ms"]["value"] > 1e11 and m["cost_usd"]["value"] is not None  # the 1e15 ms counts
-    # The outage: Tuesday 08:00 (the first hour its baseline Tuesdays had events) to Wednesday 23:00 local, under
-    # 95% complete, so the totals' moves are not judged.
-    local = [g["start"].astimezone(ZoneInfo("Europe/Berlin")).isoformat() for g in q["gaps"]]
-    assert local == ["2027-10-26T08:00:00+02:00"] and q["gaps"][0]["hours"] == 39 and q["warning"]
+    # The outage: Tuesday 08:00 (the first hour its baseline Tuesdays had events) to Thursday 11:00 local (the traps
+    # begin at 12:30, and the baseline's hour 11 is mostly empty), under 95% complete: the totals' moves are not judged.
+    local = [(g["start"].astimezone(ZoneInfo("Europe/Berlin")).isoformat(), g["hours"]) for g in q["gaps"]]
+    assert local == [("2027-10-26T08:00:00+02:00", 51)] and q["warning"]

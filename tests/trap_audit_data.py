@@ -116,8 +116,10 @@ def _background(ev: Events, rng: random.Random, scenario: str) -> None:
     start_day = period(scenario, 12)[2]
     end_day = period(scenario)[2] + timedelta(days=period_days(kind, SCENARIOS[scenario][2])[1])
     per_day = {"day": 6, "week": 8, "month": 1}[kind]
-    # An outage on P's Tuesday and Wednesday: days without conversations, and a gap (README, Data quality)
-    quiet = {period(scenario)[2] + timedelta(days=k) for k in (1, 2)} if kind == "week" else set()
+    # An outage from P's Tuesday (to Wednesday; to Thursday's traps in Berlin, under 95% complete): days without
+    # conversations, and a gap (README, Data quality)
+    days = (1, 2, 3) if tz == "Europe/Berlin" else (1, 2)
+    quiet = {period(scenario)[2] + timedelta(days=k) for k in days} if kind == "week" else set()
     d = start_day
     while d < end_day:
         for i in range(per_day if d not in quiet else 0):
@@ -215,6 +217,13 @@ def build(scenario: str) -> list[dict]:
     for k in range(3):
         ev.add("t-errors", mid + (90 + k) * m, "error", error_type=None if k == 2 else "timeout",
                message=long_text, tokens=0, latency=float(k))
+    # Empty names are their own rows, apart from null ones; names differing in case or a space are different.
+    ev.add("t-empty-names", mid + 100 * m, "message", agent="", model="", tokens=4, latency=40.0)
+    ev.add("t-empty-names", mid + 101 * m, "error", agent="", model="", error_type="")
+    ev.add(" t-empty-names", mid + 102 * m, "message ", agent="HELPDESK")  # another conversation; unknown type
+    # A tie of copies naming two conversations: the smaller by bytes ("T-" before "t-") is kept.
+    ev.add("t-tie-conv", mid + 110 * m, "message", eid="dup-conv-tie", agent="Zeta")
+    ev.add("T-tie-conv", mid + 110 * m, "message", eid="dup-conv-tie", agent="Zeta")
     # Future rows: counted wherever they are; a row without a conversation_id is not one of them.
     ev.add("t-future", datetime(2099, 1, 1, tzinfo=UTC), "message", tokens=5)
     ev.add(None, datetime(2099, 1, 2, tzinfo=UTC), "message")
