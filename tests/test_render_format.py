@@ -133,6 +133,14 @@ def test_an_amount_under_half_a_cent_is_not_zero(locale: str, amounts: dict[floa
     assert {n: fmt.usd(n) for n in amounts} == amounts
 
 
+def test_a_negative_zero_reads_as_zero() -> None:
+    """PostgreSQL sums a cost column whose only values are -0.0 to -0.0 (DuckDB and Spark to 0.0), a valid cost
+    and latency by the contract (not negative): its report read "-$0.00" and "-0 ms" where the others read
+    "$0.00" and "0 ms" (found in the trap audit, tests/test_trap_audit.py)."""
+    fmt = Formatter("en")
+    assert (fmt.usd(-0.0), fmt.ms(-0.0), fmt.percent(-0.0), fmt.count(-0.0)) == ("$0.00", "0 ms", "0.0%", "0")
+
+
 @pytest.mark.parametrize(("name", "cur", "prev", "expected"), [
     ("resolution_rate", 61.4, 59.3, "+2.1 pp"),  # rates change in points, never percent of percent
     ("conversations", 2480, 2210, "+12%"),

@@ -22,14 +22,15 @@ class Change:
 
 
 def finite_number(value: Any) -> float | None:
-    """``value`` as a finite float, or None (for None, bools, non-numbers, NaN and infinities)."""
+    """``value`` as a finite float, or None (for None, bools, non-numbers, NaN and infinities). A negative zero
+    is 0.0 (adding 0.0 clears its sign), so it never reads "-$0.00": PostgreSQL sums -0.0 costs to -0.0."""
     if value is None or isinstance(value, bool):
         return None
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    return number + 0.0 if math.isfinite(number) else None
 
 
 def compute_change(current: float | int | None, previous: float | int | None, *,
