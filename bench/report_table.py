@@ -81,7 +81,7 @@ def missing_spark() -> str | None:
     try:
         import pyspark  # noqa: F401
 
-        from agentdigest.spark import check_java
+        from agentdigest.spark_url import check_java
         check_java()
     except ImportError:
         return "pyspark is not installed (pip install 'agentdigest[spark]')"

@@ -373,7 +373,8 @@ def spark():
         import pyspark  # noqa: F401
     except ImportError:
         skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
-    from agentdigest.spark import check_java, spark_session
+    from agentdigest.spark_session import spark_session
+    from agentdigest.spark_url import check_java
     from agentdigest.errors import SourceError
 
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agentdigest import cohort, spark
+from agentdigest import cohort, spark, spark_url
 from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
 from agentdigest.errors import ConfigError, InputError, SourceError
@@ -43,9 +43,9 @@ def test_scheme_of(url, scheme):
 def test_spark_master_and_local_cores(url, master, cores):
     assert spark.spark_master(url) == master
     if cores is not None:
-        assert spark._local_cores(master) == cores
+        assert spark_url._local_cores(master) == cores
     elif master.startswith(("spark://", "yarn")):
-        assert spark._local_cores(master) is None
+        assert spark_url._local_cores(master) is None
 
 
 def test_missing_pyspark_says_how_to_install_it(monkeypatch):
@@ -95,7 +95,7 @@ def test_missing_java_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SourceError, match="Spark needs Java 17 and none was found"):
-        spark.check_java()
+        spark_url.check_java()
 
 
 @pytest.mark.parametrize("java_on_path", [True, False])
@@ -112,7 +112,7 @@ def test_a_java_home_without_java_is_named(monkeypatch, tmp_path, home, what, ja
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / home))
     with pytest.raises(SourceError) as err:
-        spark.check_java()
+        spark_url.check_java()
     assert str(err.value) == (
         f"source: Spark needs Java 17 and JAVA_HOME is {tmp_path / home}, {what}; point JAVA_HOME at a Java 17 "
         "installation, or unset it to use the java on PATH" if java_on_path else
@@ -127,7 +127,7 @@ def test_old_java_is_refused(monkeypatch, tmp_path):
     java.chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     with pytest.raises(SourceError, match="Java 17 or later.*Java 11"):
-        spark.check_java()
+        spark_url.check_java()
 
 
 def test_unreachable_postgres_is_a_source_error_without_the_password():

@@ -1199,7 +1199,7 @@ def _spark_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     """The CLI in a process of its own (its own Spark), after the same checks as the ``spark`` fixture."""
     try:
         import pyspark  # noqa: F401
-        from agentdigest.spark import check_java
+        from agentdigest.spark_url import check_java
         check_java()
     except (ImportError, SourceError) as exc:
         skip_or_fail(str(exc))
@@ -1297,7 +1297,7 @@ def test_a_secret_setting_spark_refused_is_masked_in_its_error():
     """A refused setting's error quotes Spark's cause, which may quote the value: a secret one (from the
     environment) must not reach stderr or the logs. No Spark is started: the cause is given as Spark words it."""
     from agentdigest.errors import InputError, SourceError
-    from agentdigest.spark import _start_error
+    from agentdigest.spark_session import _start_error
 
     secret = "s3cr3t-Value-123"
     conf = {"spark.hadoop.fs.s3a.secret.key": secret, "spark.executor.cores": "2"}

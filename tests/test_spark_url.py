@@ -76,7 +76,7 @@ def java_and_pyspark():
     if importlib.util.find_spec("pyspark") is None:
         skip_or_fail("pyspark is not installed (pip install -e '.[spark]')")
     from agentdigest.errors import SourceError
-    from agentdigest.spark import check_java
+    from agentdigest.spark_url import check_java
 
     try:
         check_java()

@@ -22,7 +22,8 @@ from .source_settings import DATA_FILE_SUFFIXES
 from .errors import InputError, SourceError, first_line
 from .masking import mask_text, mask_url
 from .source_errors import csv_cause, not_parquet, not_csv_text, sniff_cause
-from .sources import _data_files, _table, file_secrets, register_backend
+from .source_files import _data_files, file_secrets
+from .sources import _table, register_backend
 from .unreadable import Unreadable, is_csv, list_unreadable
 
 

@@ -10,7 +10,7 @@ import functools
 from typing import Any
 
 from .masking import mask_text
-from .sources import file_secrets
+from .source_files import file_secrets
 from .spark_csv_heads import CsvPart, csv_dialect, csv_parts
 from .spark_heads import local_path, only
 from .unreadable import Unreadable
@@ -62,7 +62,7 @@ def _without_unreadable(session: Any, df: Any, patterns: list[str], read: set[st
     alone is refused by Spark unless the DataFrame is cached (measured: twice the time, and the files held in
     memory); reading one data column as well is enough.
     Only when there are some are the events read with ``mode=DROPMALFORMED``, which leaves out the same rows.
-    Both depend on CSV column pruning being off (pinned in :func:`.spark.spark_session`): with it on, Spark checks
+    Both depend on CSV column pruning being off (pinned in :func:`.spark_session.spark_session`): with it on, Spark checks
     only the columns a query reads, and a row with a field too many was kept when only the first were read.
 
     Bytes that are not UTF-8 Spark reads as U+FFFD, without a word: such a row was kept (its garbled agent id a

@@ -10,8 +10,8 @@ import re
 from .errors import InputError, SourceError
 from .masking import mask_text
 from .source_errors import not_parquet
-from .sources import file_secrets, local_files
-from .spark import java_root_cause
+from .source_files import file_secrets, local_files
+from .spark_errors import java_root_cause
 from .spark_heads import local_path as _local_path
 from .unreadable import CSV_SUFFIXES, is_csv
 

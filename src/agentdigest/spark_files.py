@@ -20,8 +20,8 @@ import ibis.expr.types as ir
 from .errors import InputError, SourceError
 from .masking import mask_text
 from .source_errors import not_csv_text
-from .sources import _data_files, file_secrets, local_files
-from .spark import java_root_cause
+from .source_files import _data_files, file_secrets, local_files
+from .spark_errors import java_root_cause
 from .spark_csv import read_csv
 from .spark_file_errors import files_error
 from .spark_heads import (BINARY, INTEGERS, Footer, empty_and_odd, only, read_footer, read_types, type_conflict,
@@ -269,7 +269,7 @@ def _quoted(column: str) -> str:
 
 def _listed(session: Any, patterns: list[str]) -> list[str]:
     """The files ``patterns`` name, to tell CSV from Parquet by (see :func:`.unreadable.is_csv`): a local entry's as
-    DuckDB's source lists them (:func:`.sources.local_files`), a remote one's (``s3a://``) as Spark lists them, one
+    DuckDB's source lists them (:func:`.source_files.local_files`), a remote one's (``s3a://``) as Spark lists them, one
     listing of the entry (unless its own name ends as a CSV file's); an entry that lists no file, as written (its
     read then says what is wrong)."""
     files: list[str] = []
@@ -302,7 +302,7 @@ def _left_out(listed: list[str], frames: list[Any]) -> str | None:
 def _repeated_files(patterns: list[str]) -> list[set[str]]:
     """For each entry, the real paths of its local files that an earlier entry names already: Spark read such a
     file once per entry (["events/*", "events/date=1/x.parquet"], a folder and a file in it), its events doubled
-    without a word (found in a review). Files are matched as DuckDB's source matches them (sources.local_files);
+    without a word (found in a review). Files are matched as DuckDB's source matches them (source_files.local_files);
     ``s3a://`` and other remote entries cannot be listed here and are read as given."""
     seen: set[str] = set()
     repeated: list[set[str]] = []
