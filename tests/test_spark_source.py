@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -1116,19 +1117,31 @@ def test_a_table_not_in_the_in_memory_catalog_says_how_to_read_a_metastore(spark
 
 
 @pytest.mark.spark
-def test_a_catalog_table_in_another_database_is_named_with_it(spark):
+@pytest.mark.parametrize("database,table,expected", [
+    ("other_db", "agent_events", "; it is in another database: write other_db.agent_events"),
+    # Spark lists this database as `2024` (the name its parser reads): it was asked for `2024`'s tables, and not found
+    ("2024", "agent_events", '; it is in another database: write "2024".agent_events'),
+    # asked of Spark as spark_catalog.2024, which its parser refused: no hint
+    ("2024", 'spark_catalog."2024".agent_evnts', """ (did you mean 'spark_catalog."2024".agent_events'?)"""),
+], ids=["plain", "digits", "digits-typo"])
+def test_a_catalog_table_in_another_database_is_named_with_it(spark, database, table, expected):
     """`table = "agent_events"` for meant_db.agent_events said only "not found" (found checking the engines: PostgreSQL
-    names the schema holding it); the database is named now, as on DuckDB, when the catalog has at most 20."""
-    spark.sql("CREATE DATABASE IF NOT EXISTS other_db")
-    spark.sql("CREATE TABLE IF NOT EXISTS other_db.agent_events (conversation_id STRING, event_ts TIMESTAMP, "
+    names the schema holding it); the database is named now, as on DuckDB, when the catalog has at most 20. Spark is
+    asked without its deprecated calls: tableExists(table, db) warned on stderr (FutureWarning) in every such run."""
+    quoted = f"`{database}`"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted}")
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {quoted}.agent_events (conversation_id STRING, event_ts TIMESTAMP, "
               "event_type STRING) USING parquet")
     try:
-        with pytest.raises(InputError) as caught:
-            open_source(SourceConfig(url="pyspark://local[1]", table="agent_events"))
-        assert str(caught.value) == ("source.table: table 'agent_events' not found in pyspark://local[1]; "
-                                     "it is in another database: write other_db.agent_events"), str(caught.value)
+        with warnings.catch_warnings(record=True) as said, pytest.raises(InputError) as caught:
+            warnings.simplefilter("always")
+            open_source(SourceConfig(url="pyspark://local[1]", table=table))
+        assert str(caught.value) == f"source.table: table {table!r} not found in pyspark://local[1]{expected}", \
+            str(caught.value)
+        deprecated = [str(w.message) for w in said if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+        assert deprecated == [], deprecated
     finally:
-        spark.sql("DROP DATABASE IF EXISTS other_db CASCADE")
+        spark.sql(f"DROP DATABASE IF EXISTS {quoted} CASCADE")
 
 
 @pytest.mark.spark

@@ -277,7 +277,7 @@ def _spark_tables(con: Any, where: Sequence[str]) -> list[tuple[str, str, bool]]
     that had read files listed 136 of them; nor a global temporary view (listed in ``global_temp``), which Ibis
     cannot read, global_temp being no database it may make current."""
     catalog = con._session.catalog
-    tables = catalog.listTables(".".join(where)) if where else catalog.listTables()
+    tables = catalog.listTables(spark_name(where)) if where else catalog.listTables()
     return [(t.name, t.name if t.isTemporary else _written([*where, t.name]), t.isTemporary) for t in tables
             if not (t.isTemporary and (t.name.startswith("ibis_") or getattr(t, "namespace", None)))]
 
@@ -305,7 +305,7 @@ def _spark_in_memory(con: Any, where: Sequence[str]) -> str:
     if session.conf.get("spark.sql.catalogImplementation", "in-memory") != "in-memory" or (
             len(where) == 2 and where[0].lower() != "spark_catalog") or len(where) > 2:
         return ""
-    db = where[-1] if where else session.catalog.currentDatabase()
+    db = spark_name(where[-1:] or spark_parts(session.catalog.currentDatabase()))
     if session.catalog.databaseExists(db) and any(not t.isTemporary for t in session.catalog.listTables(db)):
         return ""
     return ("; Spark's catalog is in-memory here, this session's own: for a Hive metastore's tables, expected "
@@ -349,15 +349,38 @@ def _duckdb_tables(con: Any) -> tuple[list[tuple[str, str, str]], tuple[str, str
     return tables, here
 
 
-def _spark_databases_holding(con: Any, table: str, most: int = 20) -> list[tuple[str, str]]:
-    """The other databases of Spark's current catalog that hold ``table``, when it has at most ``most`` databases:
-    one metastore call each, which a shared metastore of hundreds would make slow for a hint."""
+def _spark_databases_holding(con: Any, table: str, most: int = 20) -> list[tuple[str, ...]]:
+    """The other databases of Spark's current catalog that hold ``table`` (each as its parts and the table's name),
+    when it has at most ``most`` databases: one metastore call each, which a shared metastore of hundreds would make
+    slow for a hint. Spark lists a database by the name its parser reads (`2024` in backticks), and is asked in the
+    same form: tableExists(table, db), which took the names as they are, is deprecated since Spark 3.4 and warned
+    on stderr (a FutureWarning) in every run that gave this hint (found in a Spark audit)."""
     catalog = con._session.catalog
-    current = catalog.currentDatabase()
-    databases = [db.name for db in catalog.listDatabases()]
+    current = spark_parts(catalog.currentDatabase())
+    databases = [spark_parts(db.name) for db in catalog.listDatabases()]
     if len(databases) > most:
         return []
-    return [(db, table) for db in databases if db != current and catalog.tableExists(table, db)][:3]
+    return [(*db, table) for db in databases if db != current and catalog.tableExists(spark_name([*db, table]))][:3]
+
+
+def spark_name(parts: Sequence[str]) -> str:
+    """A name's parts as Spark's parser reads them, each in backticks (a backtick doubled): the catalog's calls parse
+    the name they are given, and read ``2024.agent_events`` or ``my-db.agent_events`` unquoted as a syntax error."""
+    return ".".join(f"`{part.replace('`', '``')}`" for part in parts)
+
+
+_SPARK_PART = re.compile(r"`((?:[^`]|``)*)`|([^.`]+)")
+
+
+def spark_parts(name: str) -> list[str]:
+    """A name as Spark's catalog lists it (``default``, ```2024```, ``a.`b.c```), split into its parts."""
+    parts, pos = [], 0
+    while m := _SPARK_PART.match(name, pos):
+        parts.append(m.group(2) if m.group(1) is None else m.group(1).replace("``", "`"))
+        pos = m.end() + 1  # past the dot
+        if pos > len(name):
+            break
+    return parts
 
 
 def _written(parts: Sequence[str]) -> str:

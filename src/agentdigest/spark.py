@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 from .config import CANONICAL_COLUMNS, SourceConfig
 from .errors import InputError, SourceError, install_extra
 from .masking import mask_url
+from .source_errors import spark_name
 from .sources import _table, register_backend, table_path
 from .spark_file_errors import refuse_local_files, refuse_recursive_globs
 from .spark_files import _spark_files
@@ -70,7 +71,7 @@ def _refuse_view_in_database(session: Any, name: str) -> None:
     if not where or where == ["global_temp"]:
         return
     try:
-        if session.catalog.tableExists(".".join(f"`{p.replace('`', '``')}`" for p in [*where, view])):
+        if session.catalog.tableExists(spark_name([*where, view])):
             return
         temporary = any(t.isTemporary and t.name == view for t in session.catalog.listTables())
     except Exception:  # noqa: BLE001 - the catalog's answer is a courtesy; Ibis opened the table
