@@ -301,6 +301,9 @@ def test_a_gap_longer_than_a_year_is_said_whole():
         def tried_periods(self, report_id):
             return ["2026-W48"], []
 
+        def before_data_periods(self, report_id):
+            return set()
+
     report = report_of(period="week", timezone="UTC", schedule="0 9 * * mon", catch_up=0)
     latest = parse_period("week", "2046-W48", "UTC")
     passed = due.passed_over(report, latest, Z("2046-11-26T10:00:00Z"), Tried())

@@ -35,7 +35,7 @@ from .ledger_schema import LedgerError
 
 _STYLES = {"sent": "green", "done": "green", "test": "cyan", "failed": "bold red", "sending": "yellow",
            "running": "yellow", "interrupted": "bold red", "abandoned": "bold red", "skipped_sent": "dim",
-           "claimed_elsewhere": "yellow"}
+           "claimed_elsewhere": "yellow", "before_data": "dim"}
 
 
 def _console(console: Console | None) -> Console:

@@ -8,7 +8,8 @@ A period is *done* when every channel of the report has it ``sent`` in the ledge
 without channels has nothing to deliver, so it is done once its ``report.json`` is archived.
 
 What a scheduler runs (:func:`due_periods`): the latest due period, plus up to ``catch_up``
-periods before it, each only when not done. With ``catch_up = 0`` (the default) an empty or
+periods before it, each only when not done, and none a pass left out as ending before the report's
+first event (a ``before_data`` run in the ledger: schedule.py). With ``catch_up = 0`` (the default) an empty or
 stale ledger never causes a backfill of history: only the latest due period is sent. A period
 whose delivery was tried and never sent stays among them (for a year), so a failed week is tried
 again at the next fires and stays late until it goes out.
@@ -112,6 +113,8 @@ def candidates(report: ReportConfig, now: datetime, ledger: Any = None) -> list[
             periods.discard(latest)
         since = _utc(now) - timedelta(days=366)
         periods.update(p for p in _parsed(report, unfinished) if p <= latest and p.end_utc >= since)
+        # Left out by a pass as ending before the report's first event (schedule.py): history, neither due nor late
+        periods.difference_update(_parsed(report, sorted(ledger.before_data_periods(report.id))))
     return sorted(periods)
 
 
@@ -133,7 +136,7 @@ def passed_over(report: ReportConfig, latest: Period, now: datetime, ledger: Any
     ended = [p for p in _parsed(report, sent) if p.end_utc <= _utc(now)]  # not one sent by a clock that was ahead
     if not ended or max(ended) > latest:  # nothing sent yet (no history to speak of), or the schedule changed
         return []
-    tried, oldest = {*sent, *unfinished}, latest.previous(report.catch_up)
+    tried, oldest = {*sent, *unfinished, *ledger.before_data_periods(report.id)}, latest.previous(report.catch_up)
     out, period = [], max(ended).next()
     # The whole gap, however long ("--now 2099": 26,000 days take 0.15 s); it stopped at 366 periods, so the
     # line named 2026-W49 to 2033-W48 (366 weeks) for a gap of 3,700 (found in a new-user audit)

@@ -56,6 +56,23 @@ class LedgerRuns(LedgerDatabase):
             conn.execute(runs.update().where(runs.c.id == run_id, runs.c.state == "running").values(
                 state=state, error=clip_error(error), finished_at=utc_now()))
 
+    def record_before_data(self, report_id: str, period_key: str, owner: str | None, why: str) -> None:
+        """Record that a scheduled pass left ``period_key`` out, ended before the report's first event: a closed run
+        in state ``before_data`` (nothing computed or sent), so that no later pass, late alarm or ``check --missed``
+        takes it up again (:meth:`before_data_periods`)."""
+        now = utc_now()
+        with self._write() as conn:
+            conn.execute(runs.insert().values(report_id=report_id, period_key=period_key, trigger="due",
+                                              state="before_data", error=clip_error(why), started_at=now,
+                                              finished_at=now, owner=owner))
+
+    def before_data_periods(self, report_id: str) -> set[str]:
+        """The period keys of ``report_id`` a scheduled pass left out as ending before its first event."""
+        r = runs.c
+        with self._read() as conn:
+            return set(conn.scalars(select(r.period_key).distinct().where(r.report_id == report_id,
+                                                                         r.state == "before_data")))
+
     def _exited_owners(self, report_id: str | None) -> list[str]:
         """The owners of running runs whose process has exited on this machine."""
         r = runs.c

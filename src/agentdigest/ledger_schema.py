@@ -44,7 +44,7 @@ runs = Table(
     Column("report_id", String(200), nullable=False, index=True),
     Column("period_key", String(32), nullable=False),
     Column("trigger", String(32), nullable=False),
-    Column("state", String(16), nullable=False),  # running | done | failed | interrupted | abandoned
+    Column("state", String(16), nullable=False),  # running | done | failed | interrupted | abandoned | before_data
     Column("error", Text),
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime),

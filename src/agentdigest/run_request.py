@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .archive import ARTIFACTS
-from .cohort import ts_literal
+from .cohort import agent_matches, ts_literal
 from .config import Config, ReportConfig, command
 from .errors import InputError
 from .periods import Period, key_kind, last_complete, parse_period
@@ -92,13 +92,20 @@ def refuse_unfinished(report: ReportConfig, period: Period, now: datetime) -> No
                          f"never: use --dry-run to preview it, or --test-to to send yourself a test")
 
 
-def data_begins_after(source: Source, end: datetime) -> datetime | None:
+def data_begins_after(source: Source, end: datetime, agents: tuple[str, ...] | list[str] = ()) -> datetime | None:
     """The source's first valid event (UTC) when none is before ``end``; None when one is, or when the source
     has none at all (an empty source's report says "No events arrived", as `check` warns). Valid as the report
     counts events: a conversation_id and an event_ts. The first query stops at the first event before ``end``
-    (the usual answer, read at once); only a period before the data reads the whole column for its minimum."""
+    (the usual answer, read at once); only a period before the data reads the whole column for its minimum.
+
+    ``agents`` (a report's): the first event of those agents, an event whose agent_id is one of them. A report of
+    some agents counts the conversations whose first event is theirs, so no period it counts anything in ends
+    before it (found in a scheduling review: a report of an agent deployed in November was sent "No events
+    arrived" for every week since the source began). Agents matching no event: None, as an empty source."""
     ev = source.events
     valid = ev.filter(ev.conversation_id.notnull() & ev.event_ts.notnull())
+    if agents and "agent_id" in ev.columns:
+        valid = valid.filter(agent_matches(valid.agent_id, list(agents)))
     try:
         with source.transaction():
             if rows(valid.filter(valid.event_ts < ts_literal(end)).select("event_ts").limit(1)):
@@ -118,10 +125,32 @@ def before_data(report: ReportConfig, period: Period, first: datetime, now: date
     delivery (an InputError's text, naming the report), a note on a dry run or a test (after the report's id
     and period). Found in an operator review: `--period 2025-W48` for 2026-W48 sent executives a report of
     zeros ("No events arrived") and exited 0."""
-    said = (f"ends before the source's first event ({period.local(first):%Y-%m-%d %H:%M} {report.timezone}), so "
+    said = (f"ends before {first_event_of(report)} ({period.local(first):%Y-%m-%d %H:%M} {report.timezone}), so "
             f"it has no events to report")
     if preview:
         return f"{said}; a run that delivers refuses it and sends nothing"
     latest = last_complete(report.period, now, report.timezone)
     return (f"{report.id} {period.key} {said}: nothing was run (a mistyped key? without --period the run takes "
             f"the last complete {report.period}, {latest.key})")
+
+
+def first_event_of(report: ReportConfig) -> str:
+    """What :func:`data_begins_after` finds for ``report``: the source's first event, or its agents' first."""
+    if not report.agents:
+        return "the source's first event"
+    return f"the first event of its agents ({', '.join(report.agents)})"
+
+
+def left_before_data(config: Config, report: ReportConfig, periods: list[Period], first: datetime,
+                     latest: Period) -> str:
+    """The scheduler's line for the due ``periods`` (oldest first) it leaves out, ending before the report's
+    ``first`` event (UTC); ``latest``, the latest due period, is said to be history when among them."""
+    keys = [p.key for p in periods]
+    whole = all(a.next() == b for a, b in zip(periods, periods[1:]))
+    named = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}" if whole else ", ".join(keys)
+    said = (f"{report.id}: {named} {'ends' if len(keys) == 1 else 'end'} before {first_event_of(report)} "
+            f"({periods[0].local(first):%Y-%m-%d %H:%M} {report.timezone}); not sent, now or by a later pass")
+    if latest in periods:
+        said += f" (the data begins after the latest due {report.period}, {latest.key}: the next one due is sent)"
+    return said + (f"; `{command(config, f'run {report.id} --period {keys[-1]}')}` checks again and sends it if its "
+                   f"events arrived since")

@@ -134,8 +134,9 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
     try:
         sources = RunSource(config, source)
         # An explicit --period wholly before the data (a mistyped year) is refused for a delivery, said on a preview
-        begins = {end: data_begins_after(sources.get(), end) for end in {p.end_utc for _, p in todo}} if period_key \
-            else {}
+        # (of the report's agents: a report of some agents has no events before theirs)
+        begins = {(end, agents): data_begins_after(sources.get(), end, agents)
+                  for end, agents in {(p.end_utc, tuple(r.agents or ())) for r, p in todo}} if period_key else {}
     except Exception as exc:
         if sources is not None:
             sources.close()
@@ -143,7 +144,7 @@ def run_reports(config: Config, reports: list[ReportConfig], *, now: datetime | 
             note_unread(config, todo, exc, ledger=ledger, trigger="test" if test_to else trigger, test_to=test_to)
         raise
     early = {(r.id, p.key): before_data(r, p, first, now, preview=dry_run or bool(test_to))
-             for r, p in todo if (first := begins.get(p.end_utc)) is not None}
+             for r, p in todo if (first := begins.get((p.end_utc, tuple(r.agents or ())))) is not None}
     # One ledger for the whole run, and only when something may be delivered.
     own_ledger = ledger is None and not dry_run and any(r.channels or test_to for r, _ in todo)
     outcomes: list[RunOutcome] = []

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -32,6 +32,9 @@ from .config import Config, ReportConfig, command
 from .errors import AgentDigestError, first_line, interruption
 from .logs import IN_OUTCOME
 from .periods import Period
+
+if TYPE_CHECKING:  # imported when a pass runs: sources (Ibis) doubled the import time of every command
+    from .pass_source import PassSource
 
 log = logging.getLogger("agentdigest.schedule")
 
@@ -95,6 +98,8 @@ class PassResult:
     #: (report, periods) that came due while no pass ran, before the catch-up window: not sent (due.passed_over)
     passed_over: list[tuple[ReportConfig, list[Period]]] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)  # report ids paused with enabled = false: not run
+    #: (report_id, the line said) due periods left out, ending before the report's first event (_before_data)
+    before_data: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -123,9 +128,9 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
     archive = Path(archive or config.archive.path)
     done = due.done_checker(ledger, archive, config)
     result = PassResult()
-    # Found reviewing source outages: each period of the pass, of every report, connected again after the first
-    # failed, reports x (catch_up + 1) connections (10 s each to a server that hangs) per run --due or retry
-    source, unopened = None, None
+    from .pass_source import PassSource
+
+    pass_source = PassSource(config)
     try:
         for report in reports:
             if not report.enabled:
@@ -137,7 +142,13 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 decision("not_due", "%s: its schedule %r has not fired yet", report.id, report.schedule, report=report.id)
                 continue
             todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
-            if latest not in todo and not done(report, latest):
+            early = _before_data(config, report, todo, latest, result, pass_source, ledger, dry_run=dry_run,
+                                 owner=owner) if todo else []
+            todo = [p for p in todo if p not in early]
+            undone = latest not in todo and not done(report, latest)
+            if undone and (latest in early or latest.key in ledger.before_data_periods(report.id)):
+                pass  # left out as ending before the report's first event: said when it was (_before_data)
+            elif undone:
                 # Found in a README audit: a run of this week before its schedule, then run --due, read "was
                 # the schedule changed?", naming neither the cause nor the period sent.
                 later = due.later_sent(report, latest, now, ledger)
@@ -171,24 +182,14 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 run = PeriodRun(report.id, period)
                 result.runs.append(run)
                 try:
-                    from .sources import open_source, scheme_of
+                    try:
+                        source = pass_source.shared()
+                    except Exception as exc:
+                        if not dry_run:
+                            from .run_records import note_failed
 
-                    # One source for the pass, except a DuckDB one: the run opens it, closes it after computing
-                    # and reopens it itself, so the application writing the events file is not locked out
-                    # through the deliveries (found in an operations audit: the scheduler and `run --due` held
-                    # it open through every delivery and its retries).
-                    if source is None and scheme_of(config.source.url) != "duckdb":
-                        try:
-                            if unopened is not None:  # the pass's source failed: not connected to again per period
-                                raise unopened
-                            source = open_source(config.source, config.path)
-                        except Exception as exc:
-                            unopened = exc
-                            if not dry_run:
-                                from .run_records import note_failed
-
-                                note_failed(ledger, report.id, period.key, exc)
-                            raise
+                            note_failed(ledger, report.id, period.key, exc)
+                        raise
                     outcome = run_reports(config, [report], now=now, periods={report.id: [period]}, dry_run=dry_run,
                                           formats=formats, archive=archive, trigger="due", ledger=ledger,
                                           source=source, delivery_log=_DELIVERY_DETAIL, stop=stop,
@@ -224,8 +225,7 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                              report=report.id, period=period.key, channel=d.channel,
                              recipient=d.recipient or None, error=d.error, **IN_OUTCOME)
     finally:
-        if source is not None:
-            source.close()
+        pass_source.close()
     if not dry_run:
         try:
             send_alarms(config, result, now, ledger=ledger, archive=archive, owner=owner, reports=reports,
@@ -233,6 +233,38 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
         except Exception as exc:  # noqa: BLE001 - the deliveries stand; the alarm's failure is logged
             decision("alarm_failed", "alarms: %s", first_line(exc), level=logging.ERROR, error=first_line(exc))
     return result
+
+
+def _before_data(config: Config, report: ReportConfig, todo: list[Period], latest: Period, result: PassResult,
+                 pass_source: PassSource, ledger: Any, *, dry_run: bool, owner: str | None) -> list[Period]:
+    """The periods of ``todo`` (due, oldest first) that end at or before the report's first event, left out: not
+    computed, not sent; said in one line, and recorded in the ledger (a ``before_data`` run) so that no later pass,
+    late alarm or ``check --missed`` takes them up again. Found in an operator review: a new deployment with
+    catch_up = 4 sent its readers three "No events arrived" reports of the days before its data began.
+
+    One query per report (PassSource.first_event), asked with the oldest period's end: an event before it (the
+    usual answer, read at once) leaves nothing out. A source without any event (of the report's agents) leaves
+    nothing out: its "No events arrived" says a pipeline is broken. A source that cannot be read leaves nothing out
+    either: the periods' runs then fail and are recorded as they were before this check."""
+    try:
+        first = pass_source.first_event(report, todo[0].end_utc)
+    except Exception as exc:  # noqa: BLE001 - said by the periods' runs, which fail the same way
+        log.debug("%s: where the data begins is unknown (%s); no period left out", report.id, first_line(exc))
+        return []
+    early = [p for p in todo if first is not None and p.end_utc <= first]
+    if not early:
+        return []
+    from .run_request import left_before_data
+
+    said = left_before_data(config, report, early, first, latest)
+    result.before_data.append((report.id, said))
+    decision("before_data", "%s", said, report=report.id, periods=[p.key for p in early])
+    if not dry_run:
+        from .owners import owner_id
+
+        for period in early:
+            ledger.record_before_data(report.id, period.key, owner or owner_id(), said)
+    return early
 
 
 def send_alarms(config: Config, result: PassResult | None, now: datetime, *, ledger: Any, archive: Path,
@@ -312,6 +344,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
         console.print(f"{report.id}: {span(passed)} came due while no pass ran and {'is' if len(passed) == 1 else 'are'} "
                       f"not sent (catch_up = {report.catch_up}); to send one: "
                       f"{command(config, f'run {report.id} --period {passed[0].key}')}", markup=False, soft_wrap=True)
+    for _, said in result.before_data:  # said once: a later pass does not take these periods up again
+        console.print(said, markup=False, soft_wrap=True)
     for report_id, key, later in [] if quiet else result.older:  # said, not "nothing is due yet" (a scheduling audit)
         console.print(f"{report_id} {key}: not sent, a later period ({later}) went out already, by a run before "
                       f"its schedule or under another schedule; catch_up = 1 would send it", markup=False,
@@ -336,7 +370,8 @@ def run_due(config: Config, reports: list[ReportConfig], *, now: datetime | None
                 continue
             console.print(f"{run.report_id} {run.period.key} -> {where}: {d.state}"
                           f"{': ' + d.error if d.error else ''}", markup=False)
-    if not quiet and not result.runs and not result.skipped and not result.older and not result.paused:
+    if not quiet and not result.runs and not result.skipped and not result.older and not result.paused \
+            and not result.before_data:
         console.print("nothing is due yet", markup=False)
     return result.exit_code
 

@@ -96,6 +96,10 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
         period = last_complete(report.period, fire, report.timezone)
         # Found in a README audit: a period a manual run sent already was said to be the one the run delivers.
         sent = " (sent already: the run skips it)" if done is not None and _safely(done, report, period) else ""
+        if ledger is not None and not sent and _safely(lambda r, p: p.key in ledger.before_data_periods(r.id),
+                                                       report, period):
+            # a cron firing more often than the period (a week report every day): a pass left the week out
+            sent = " (ends before the report's first event: the run skips it)"
         table.add_row(report.id, report.schedule, report.timezone, f"{local:%a %Y-%m-%d %H:%M %Z}",
                       f"{fire:%Y-%m-%d %H:%MZ}", period.key + sent)
     if ledger is not None:
