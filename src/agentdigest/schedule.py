@@ -142,8 +142,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
                 decision("not_due", "%s: its schedule %r has not fired yet", report.id, report.schedule, report=report.id)
                 continue
             todo = due.due_periods(report, now, ledger, archive=archive, is_done=done)
-            early = _before_data(config, report, todo, latest, result, pass_source, ledger, dry_run=dry_run,
-                                 owner=owner) if todo else []
+            early = _before_data(config, report, todo, latest, result, pass_source, ledger, archive=archive,
+                                 dry_run=dry_run, owner=owner)
             todo = [p for p in todo if p not in early]
             undone = latest not in todo and not done(report, latest)
             if undone and (latest in early or latest.key in ledger.before_data_periods(report.id)):
@@ -236,7 +236,8 @@ def run_pass(config: Config, reports: Iterable[ReportConfig], now: datetime, *, 
 
 
 def _before_data(config: Config, report: ReportConfig, todo: list[Period], latest: Period, result: PassResult,
-                 pass_source: PassSource, ledger: Any, *, dry_run: bool, owner: str | None) -> list[Period]:
+                 pass_source: PassSource, ledger: Any, *, archive: Path, dry_run: bool,
+                 owner: str | None) -> list[Period]:
     """The periods of ``todo`` (due, oldest first) that end at or before the report's first event, left out: not
     computed, not sent; said in one line, and recorded in the ledger (a ``before_data`` run) so that no later pass,
     late alarm or ``check --missed`` takes them up again. Found in an operator review: a new deployment with
@@ -245,13 +246,23 @@ def _before_data(config: Config, report: ReportConfig, todo: list[Period], lates
     One query per report (PassSource.first_event), asked with the oldest period's end: an event before it (the
     usual answer, read at once) leaves nothing out. A source without any event (of the report's agents) leaves
     nothing out: its "No events arrived" says a pipeline is broken. A source that cannot be read leaves nothing out
-    either: the periods' runs then fail and are recorded as they were before this check."""
+    either: the periods' runs then fail and are recorded as they were before this check.
+
+    A period whose archived report the pass delivers is not asked about: it was computed, its delivery failed or
+    went to some channels, and a relay's outage costs each `run --due` a connection attempt, no query of the
+    source (runner._run_one; not a mere archived report: a `--dry-run` preview of the period is computed again)."""
+    from .run_records import failed_archived, partly_sent
+
+    fresh = [p for p in todo if not partly_sent(ledger, archive, report.id, p.key)
+             and not failed_archived(config, report, p, archive, ledger)]
+    if not fresh:
+        return []
     try:
-        first = pass_source.first_event(report, todo[0].end_utc)
+        first = pass_source.first_event(report, fresh[0].end_utc)
     except Exception as exc:  # noqa: BLE001 - said by the periods' runs, which fail the same way
         log.debug("%s: where the data begins is unknown (%s); no period left out", report.id, first_line(exc))
         return []
-    early = [p for p in todo if first is not None and p.end_utc <= first]
+    early = [p for p in fresh if first is not None and p.end_utc <= first]
     if not early:
         return []
     from .run_request import left_before_data
