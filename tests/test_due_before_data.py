@@ -191,6 +191,7 @@ def test_the_pass_logs_one_structured_info_line_and_a_later_pass_none(tmp_path, 
     days; the next pass, as the scheduler's next fire, says nothing of them."""
     from agentdigest.config import load_config
     from agentdigest.ledger import Ledger
+    from agentdigest.logs import JsonFormatter
     from agentdigest.schedule import run_pass
 
     home = home_with(tmp_path, EVENTS)
@@ -208,6 +209,11 @@ def test_the_pass_logs_one_structured_info_line_and_a_later_pass_none(tmp_path, 
     finally:
         ledger.close()
     assert [(r.levelno, r.report, r.periods) for r in said] == [(logging.INFO, "daily", WINDOW[:2])]
+    # as `schedule --log-format json` writes it: the periods a field of its own (they were left out of the JSON)
+    line = json.loads(JsonFormatter().format(said[0]))
+    assert (line["event"], line["level"], line["report"], line["periods"]) == ("before_data", "info", "daily",
+                                                                                WINDOW[:2])
+    assert line["message"].startswith("daily: 2026-11-26..2026-11-27 end before the source's first event")
     assert [r.period.key for r in first.runs] == WINDOW[2:] and first.exit_code == 0
     assert again == [] and later.runs == [] and delivered(home) == WINDOW[2:]
 

@@ -16,7 +16,7 @@ from .masking import mask_text
 #: leaves it out of stderr when both streams go to one place (cron's mail, ``2>&1``, a terminal), so it reads once
 IN_OUTCOME = {"in_outcome": True}
 
-_FIELDS = ("event", "report", "period", "channel", "recipient", "error", "kind", "next_run", "owner")
+_FIELDS = ("event", "report", "period", "periods", "channel", "recipient", "error", "kind", "next_run", "owner")
 
 
 def _utc_time(record: logging.LogRecord) -> str:
