@@ -27,10 +27,6 @@ from .spark_session import spark_session
 from .spark_url import check_master
 from .unreadable import Unreadable
 
-# Spark's percentile_approx accuracy: relative rank error is 1/accuracy (Spark's default is 10000,
-# i.e. 0.01%); well within the 1% the README promises (Scaling up, Spark), at a fraction of the exact percentile's cost.
-SPARK_QUANTILE_ACCURACY = 10000
-
 
 def spark_master(url: str) -> str:
     """``pyspark://local[2]`` -> ``local[2]``; ``pyspark://spark://h:7077`` -> ``spark://h:7077``."""
