@@ -203,6 +203,31 @@ def test_schema_is_versioned_and_reopening_is_harmless(url, ledger):
         Ledger(url)
 
 
+def test_a_ledger_refused_at_open_leaves_no_connection_open(url):
+    """Found from a psycopg ResourceWarning "connection ... deleted while still open" in a later test: a ledger whose
+    schema is newer was refused with its engine's pooled connection never closed, only dropped with the engine."""
+    import gc
+    import warnings
+
+    Ledger(url).close()
+    engine = create_engine(engine_url(url))
+    with engine.begin() as conn:
+        conn.execute(update(schema_version).values(version=SCHEMA_VERSION + 1))
+    engine.dispose()
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for read_only in (False, True):
+            try:
+                Ledger(url, read_only=read_only)
+            except LedgerError:
+                pass
+            else:
+                pytest.fail("a ledger with a newer schema was opened")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
 def test_a_version_3_ledger_gains_the_destination_column_and_keeps_its_rows(url):
     """Version 4 adds a nullable fingerprint of each send's destination (renames.py); a row sent before has
     none, and a send after the upgrade records one."""
