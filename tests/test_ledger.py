@@ -569,22 +569,23 @@ def test_a_killed_holder_leaves_the_period_free(pg_url):
     code = ("import sys, time\nfrom agentdigest.ledger import Ledger\n"
             "with Ledger(sys.argv[1]).hold_period('weekly-exec', '2026-W48'):\n"
             "    print('held', flush=True)\n    time.sleep(600)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "held"
-        probe_ledger = Ledger(pg_url)
-        with probe_ledger.engine.connect() as conn:  # held now: a try from elsewhere fails
-            key_held = conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"))
-        assert key_held == 1
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-        started = time.monotonic()
-        with probe_ledger.hold_period(R, P):
-            pass
-        assert time.monotonic() - started < 10
-        probe_ledger.close()
-    finally:
-        proc.kill()
+    with subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True) as proc:
+        # the with closes its stdout (an unclosed-file ResourceWarning otherwise) and waits for it
+        try:
+            assert proc.stdout.readline().strip() == "held"
+            probe_ledger = Ledger(pg_url)
+            with probe_ledger.engine.connect() as conn:  # held now: a try from elsewhere fails
+                key_held = conn.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"))
+            assert key_held == 1
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            started = time.monotonic()
+            with probe_ledger.hold_period(R, P):
+                pass
+            assert time.monotonic() - started < 10
+            probe_ledger.close()
+        finally:
+            proc.kill()
 
 
 def _writer_url(pg_url: str) -> str:
