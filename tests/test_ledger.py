@@ -309,7 +309,8 @@ def test_an_unreachable_ledger_is_one_masked_line():
     assert "PLANTED" not in str(err.value) and "\n" not in str(err.value)
 
 
-LEDGER_COMMANDS = {"history": ["history"], "run": ["run", "r", "--period", "2026-W47"], "check --missed": ["check", "--missed"]}
+LEDGER_COMMANDS = {"history": ["history"], "run": ["run", "r", "--period", "2026-W47"],
+                   "check --missed": ["check", "--missed"]}
 
 
 def _cli_on_ledger(tmp_path, command: str, ledger: str):
@@ -385,7 +386,8 @@ def test_check_says_a_refused_ledger_url_on_its_line_and_exits_2(tmp_path):
                           text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert ("ledger postgresql://reports@127.0.0.1:1/ledger?foo=bar: FAILED - ledger.url: postgresql://reports@"
-            '127.0.0.1:1/ledger?foo=bar is not a usable PostgreSQL URL (invalid connection option "foo")') in done.stdout
+            "127.0.0.1:1/ledger?foo=bar is not a usable PostgreSQL URL "
+            '(invalid connection option "foo")') in done.stdout
     assert "channel box: ok" in done.stdout, done.stdout  # the channels are still checked
 
 
@@ -571,6 +573,7 @@ def test_a_killed_holder_leaves_the_period_free(pg_url):
             "    print('held', flush=True)\n    time.sleep(600)\n")
     with subprocess.Popen([sys.executable, "-c", code, pg_url], stdout=subprocess.PIPE, text=True) as proc:
         # the with closes its stdout (an unclosed-file ResourceWarning otherwise) and waits for it
+        probe_ledger = None
         try:
             assert proc.stdout.readline().strip() == "held"
             probe_ledger = Ledger(pg_url)
@@ -583,9 +586,10 @@ def test_a_killed_holder_leaves_the_period_free(pg_url):
             with probe_ledger.hold_period(R, P):
                 pass
             assert time.monotonic() - started < 10
-            probe_ledger.close()
         finally:
             proc.kill()
+            if probe_ledger is not None:
+                probe_ledger.close()  # its pooled connection, also when an assertion failed
 
 
 def _writer_url(pg_url: str) -> str:
@@ -593,7 +597,8 @@ def _writer_url(pg_url: str) -> str:
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as con:
-        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        con.execute("DO $$ BEGIN CREATE ROLE agentdigest_writer LOGIN; "
+                    "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
     owner = pg_url.split("://", 1)[1].split("@", 1)[0]
     return pg_url.replace(f"://{owner}@", "://agentdigest_writer@")
 
