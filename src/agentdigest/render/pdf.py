@@ -7,6 +7,8 @@ template cannot make the renderer reach out to the network or the file system.
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import threading
 
 from ..errors import RenderError
@@ -22,6 +24,8 @@ _said_no_subset = False
 #: Each thread's WeasyPrint font configuration, made again once ``_fonts_generation`` moves on (forget_fonts).
 _fonts = threading.local()
 _fonts_generation = 0
+#: The installed fonts as fc-list named them when forget_fonts last looked (None: not looked, or not listable).
+_fonts_seen: str | None = None
 
 
 class _MissingGlyphs(logging.Filter):
@@ -101,9 +105,31 @@ def _font_config(html: str) -> object | None:
 
 
 def forget_fonts() -> None:
-    """Make each thread's next PDF read the installed fonts anew (the scheduler's SIGHUP: a font installed since)."""
-    global _fonts_generation
-    _fonts_generation += 1
+    """Make each thread's next PDF read the installed fonts anew (the scheduler's SIGHUP: a font installed since), when
+    they changed since the last call (or cannot be listed, or were never listed: the first call).
+
+    Found in a soak audit: every SIGHUP (logrotate's, daily) made each report worker's next PDF load a new font
+    configuration, and WeasyPrint never gives all of one's memory back: about 230 KB per worker per SIGHUP, for
+    as long as the scheduler ran (60 reloads with 2 workers: +27 MB); unchanged fonts now keep the one loaded."""
+    global _fonts_generation, _fonts_seen
+    seen = _installed_fonts()
+    if seen is None or seen != _fonts_seen:
+        _fonts_generation += 1
+    _fonts_seen = seen
+
+
+def _installed_fonts() -> str | None:
+    """The font files Fontconfig knows (``fc-list``, which rescans a changed font folder), or None when it is
+    missing or fails."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    try:
+        listed = subprocess.run([fc_list, "--format", "%{file}\\n"], capture_output=True, text=True, timeout=30,
+                                check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return "\n".join(sorted(listed.splitlines()))
 
 
 def _say_no_subset(missing: bool) -> None:
