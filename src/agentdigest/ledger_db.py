@@ -22,9 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
 from .ledger_migrations import MIGRATIONS, older_schema_views
-from .ledger_schema import (SCHEMA_VERSION, LedgerError, StatementFailed, db_reason, engine_url, pg_cannot_write,
-                            schema_version, sqlite_path)
-from .ledger_sqlite import create_private, read_only_url, sqlite_setup, write_problem
+from .ledger_schema import (SCHEMA_VERSION, LedgerError, StatementFailed, db_reason, engine_url, not_a_ledger,
+                            pg_cannot_write, schema_version, sqlite_path)
+from .ledger_sqlite import a_folder, create_private, read_only_url, sqlite_setup, write_problem
 from .folders import no_space
 from .masking import mask_url
 from .waiting import wait_for
@@ -72,6 +72,8 @@ class LedgerDatabase:
                 real, self.read_note = read_only_url(Path(path))
                 kwargs["connect_args"] = {"timeout": 30}
             else:
+                if problem := a_folder(Path(path)):
+                    raise LedgerError(f"cannot open the ledger {path}: {problem}")
                 try:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                     create_private(Path(path))
@@ -152,6 +154,8 @@ class LedgerDatabase:
         with self._write() as conn:
             if self.engine.dialect.name == "postgresql":  # serialise concurrent first starts
                 conn.execute(text("SELECT pg_advisory_xact_lock(74657301)"))
+            if problem := not_a_ledger(conn, self.url):
+                raise LedgerError(problem)
             schema_version.create(conn, checkfirst=True)
             current = conn.scalar(select(schema_version.c.version).where(schema_version.c.id == 1)) or 0
             if current > SCHEMA_VERSION:

@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from .errors import AgentDigestError, ConfigError, install_extra
 from .folders import cannot_write
-from .ledger_sqlite import read_only_url, write_problem
+from .ledger_sqlite import a_folder, read_only_url, write_problem
 from .ledger_url import libpq_hosts, sqlalchemy_url
 from .masking import mask_text, mask_url
 from .pg_connect import each_host
@@ -207,6 +207,8 @@ def read_version(url: str, writable: bool = False) -> int | None:
                 if problem := cannot_write(file.parent):  # a read-only folder, or a file where one should be
                     raise LedgerError(f"cannot create the ledger {mask_url(url)}: {problem}")
                 return None
+            if problem := a_folder(file):
+                raise LedgerError(f"cannot open the ledger {mask_url(url)}: {problem}")
             # A run writes the file and, beside it, its -wal and -shm files (found in a scheduling audit:
             # check called a read-only ledger fine, and every run then failed to record what it sent)
             problem = write_problem(file)
@@ -224,6 +226,8 @@ def read_version(url: str, writable: bool = False) -> int | None:
                 if problem:
                     raise LedgerError(f"the ledger {mask_url(url)} cannot be written: {problem}")
                 if not exists:
+                    if problem := not_a_ledger(conn, url):
+                        raise LedgerError(problem)
                     return None
                 version = int(conn.scalar(select(schema_version.c.version)) or 0)
         finally:
@@ -235,6 +239,23 @@ def read_version(url: str, writable: bool = False) -> int | None:
         raise LedgerError(f"the ledger {mask_url(url)} has schema version {version}, newer than this agentdigest "
                           f"understands ({SCHEMA_VERSION}); upgrade agentdigest")
     return version
+
+
+def not_a_ledger(conn: Connection, url: str) -> str | None:
+    """Why the database at ``url`` is another application's, not a ledger to create; None when it may be one. A
+    ledger's schema_version table is created first (``ledger_db``), so one of its table names without it is not
+    its own. Found in an exit-code audit: a ledger.url naming a database with another application's ``runs`` was
+    "ok - not created yet" to check, and a run altered that table (ADD COLUMN owner) and failed every report."""
+    names = set(inspect(conn).get_table_names())
+    if "schema_version" in names:
+        return None
+    taken = sorted(names & {t.name for t in (runs, deliveries, heartbeats)})
+    if not taken:
+        return None
+    held = f"{'tables' if len(taken) > 1 else 'a table'} {', '.join(taken)}"
+    return (f"the ledger {mask_url(url)} is not an agentdigest ledger: it holds {held} and no schema_version "
+            "(another application's database?); expected an empty database or an agentdigest ledger: give the "
+            "ledger its own (nothing was changed in it)")
 
 
 def pg_cannot_write(conn: Connection, exists: bool) -> str | None:

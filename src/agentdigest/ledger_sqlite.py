@@ -33,6 +33,13 @@ def _may_write(file: Path) -> bool:
         return False
 
 
+def a_folder(file: Path) -> str:
+    """What is wrong with a SQLite ledger path that names a folder, or "". Found in an exit-code audit: a run
+    called such a ledger "read-only for this user", and history "unable to open database file"."""
+    return f"{file} is a folder, not a SQLite file (expected ledger.url = \"sqlite:///path/to/ledger.db\")" \
+        if file.is_dir() else ""
+
+
 def write_problem(file: Path) -> str:
     """Why this process could not write the SQLite ledger ``file`` (an existing one): the file, or its folder,
     where SQLite keeps the -wal and -shm files; "" when it could."""

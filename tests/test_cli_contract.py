@@ -1,0 +1,118 @@
+"""The command line's contract (DESIGN.md, Command line) on its less travelled paths, from the outside: the real
+`agentdigest` command on a demo DuckDB. Each test is one finding of an exit-code audit (2026-12-05)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from agentdigest.demo import setup
+
+NOW = "2026-12-05T11:00:00Z"
+PERIOD = "2026-W48"  # the last complete week at NOW, in Berlin and New York
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "AGENTDIGEST_CONFIG"}
+    return subprocess.run([sys.executable, "-m", "agentdigest.cli", *args], cwd=home, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def one_line(done: subprocess.CompletedProcess, code: int) -> str:
+    assert done.returncode == code, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The demo's config and a small demo DuckDB (its two weekly reports, one outbox channel)."""
+    setup(tmp_path, now=datetime(2026, 12, 5, 11, tzinfo=timezone.utc), conversations=1500)
+    return tmp_path
+
+
+def _use_ledger(home: Path, name: str) -> None:
+    config = home / "agentdigest.toml"
+    config.write_text(config.read_text().replace('url = "sqlite:///agentdigest.db"', f'url = "sqlite:///{name}"'))
+
+
+def _sent(home: Path) -> list[Path]:
+    return [p for p in (home / "outbox").rglob("*") if p.is_file()] if (home / "outbox").exists() else []
+
+
+def test_a_ledger_url_naming_another_applications_database_is_refused_and_left_untouched(home):
+    """Found: a ledger.url naming a database with another application's `runs` table (a shared database) was
+    called "ok - not created yet" by check; a run then added its own tables to that database, altered the
+    other table (ALTER TABLE runs ADD COLUMN owner) and failed each report with "no such column: runs.state"."""
+    other = home / "app.db"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, job TEXT)")
+        con.execute("INSERT INTO runs (job) VALUES ('nightly-etl')")
+    con.close()
+    _use_ledger(home, "app.db")
+
+    checked = cli(home, "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    ledger_line = next(line for line in checked.stdout.splitlines() if line.startswith("ledger "))
+    assert "FAILED" in ledger_line and "runs" in ledger_line and "not an agentdigest ledger" in ledger_line
+
+    for args in (("run", "--period", PERIOD, "--now", NOW), ("run", "--due", "--now", NOW),
+                 ("history",)):
+        line = one_line(cli(home, *args), 1)
+        assert "not an agentdigest ledger" in line and "runs" in line, (args, line)
+
+    with sqlite3.connect(other) as con:
+        tables = sorted(row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        columns = [row[1] for row in con.execute("PRAGMA table_info(runs)")]
+        rows = con.execute("SELECT id, job FROM runs").fetchall()
+    con.close()
+    assert tables == ["runs"]
+    assert columns == ["id", "job"]
+    assert rows == [(1, "nightly-etl")]
+    assert _sent(home) == []
+
+
+def test_a_ledger_path_that_is_a_folder_is_called_a_folder_not_read_only(home):
+    """Found: ledger.url = "sqlite:///agentdigest.db" where agentdigest.db is a folder said "the ledger ... is
+    read-only for this user (... is read-only)": it is not read-only, and making it writable would not help."""
+    (home / "agentdigest.db").mkdir()
+    line = one_line(cli(home, "run", "--period", PERIOD, "--now", NOW), 1)
+    assert "is a folder" in line and "read-only" not in line, line
+    checked = cli(home, "check")
+    assert checked.returncode == 1
+    ledger_line = next(line for line in checked.stdout.splitlines() if line.startswith("ledger "))
+    assert "FAILED" in ledger_line and "is a folder" in ledger_line and "read-only" not in ledger_line
+    assert _sent(home) == []
+
+
+def test_a_postgres_ledger_url_naming_another_applications_database_is_refused_and_left_untouched(pg_url):
+    """The same on PostgreSQL, where a shared database is likelier: check's probe said "reachable, empty" and a
+    run's open added a column to the other application's `deliveries` table and created the ledger's beside it."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from agentdigest.ledger import Ledger
+    from agentdigest.ledger_schema import LedgerError, engine_url, probe
+
+    engine = create_engine(engine_url(pg_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE deliveries (id serial PRIMARY KEY, parcel text)"))
+            conn.execute(text("INSERT INTO deliveries (parcel) VALUES ('box 7')"))
+        with pytest.raises(LedgerError, match="not an agentdigest ledger: it holds a table deliveries"):
+            probe(pg_url)
+        with pytest.raises(LedgerError, match="not an agentdigest ledger: it holds a table deliveries"):
+            Ledger(pg_url)
+        with engine.connect() as conn:
+            assert sorted(inspect(conn).get_table_names()) == ["deliveries"]
+            assert [c["name"] for c in inspect(conn).get_columns("deliveries")] == ["id", "parcel"]
+            assert conn.execute(text("SELECT id, parcel FROM deliveries")).all() == [(1, "box 7")]
+    finally:
+        engine.dispose()
