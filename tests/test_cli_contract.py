@@ -93,6 +93,21 @@ def test_a_ledger_path_that_is_a_folder_is_called_a_folder_not_read_only(home):
     assert _sent(home) == []
 
 
+def test_history_next_shows_only_the_report_asked_for(home):
+    """Found: `history --next --report weekly-exec` listed every report, and `--report nope` with --next exited 0."""
+    shown = cli(home, "history", "--next", "--report", "weekly-exec")
+    assert shown.returncode == 0, shown.stderr
+    assert "weekly-exec" in shown.stdout and "weekly-engineering" not in shown.stdout
+    line = one_line(cli(home, "history", "--next", "--report", "nope"), 2)
+    assert "'nope'" in line and "weekly-exec" in line
+
+
+def test_check_refuses_now_without_missed(home):
+    """Found: `check --now T` without --missed ignored --now and exited 0, as if the clock had been pinned."""
+    line = one_line(cli(home, "check", "--now", NOW), 2)
+    assert "--now" in line and "--missed" in line
+
+
 def test_a_postgres_ledger_url_naming_another_applications_database_is_refused_and_left_untouched(pg_url):
     """The same on PostgreSQL, where a shared database is likelier: check's probe said "reachable, empty" and a
     run's open added a column to the other application's `deliveries` table and created the ledger's beside it."""

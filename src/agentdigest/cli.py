@@ -230,6 +230,8 @@ def check(
         from .sources import open_source
 
         cfg = load_config(config)
+        if now is not None and not missed:  # found in an exit-code audit: ignored, as if the clock were pinned
+            raise InputError("--now goes with --missed (it pins the clock that finds late reports); nothing was checked")
         if missed:
             from .schedule_status import check_missed
 
@@ -306,7 +308,7 @@ def history(
         if next_:
             from .schedule_status import show_next
 
-            return show_next(cfg, console=out)
+            return show_next(cfg, report_id=report, console=out)
         from .commands_delivery import show_history
 
         return show_history(cfg, report=report, limit=limit, console=out)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from . import due
 from .config import Config, ReportConfig
-from .errors import AgentDigestError
+from .errors import AgentDigestError, InputError
 from .periods import Period, last_complete
 
 
@@ -73,8 +73,14 @@ def _local(instant: datetime, tz: ZoneInfo) -> str:
     return f"{local:%Y-%m-%d %H:%M %Z} ({tz.key})"
 
 
-def show_next(config: Config, *, now: datetime | None = None, console: Console | None = None) -> int:
-    """``agentdigest history --next``: each report's next run, in its timezone and in UTC."""
+def show_next(config: Config, *, report_id: str | None = None, now: datetime | None = None,
+              console: Console | None = None) -> int:
+    """``agentdigest history --next [--report ID]``: each report's next run, in its timezone and in UTC. Found in
+    an exit-code audit: --report was ignored with --next (every report listed, an unknown one exit 0)."""
+    reports = [r for r in config.reports if report_id is None or r.id == report_id]
+    if not reports:
+        known = ", ".join(r.id for r in config.reports) or "none"
+        raise InputError(f"--report: no report {report_id!r} in the config (reports: {known})")
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     console = console or Console(highlight=False)
     table = Table(title="Next runs", title_justify="left")
@@ -84,7 +90,7 @@ def show_next(config: Config, *, now: datetime | None = None, console: Console |
 
     ledger = existing_ledger(config)
     done = due.done_checker(ledger, config.archive.path, config) if ledger is not None else None
-    for report in config.reports:
+    for report in reports:
         if not report.enabled:
             table.add_row(report.id, report.schedule, report.timezone, "paused (enabled = false)", "paused", "")
             continue
