@@ -131,3 +131,11 @@ def test_a_postgres_ledger_url_naming_another_applications_database_is_refused_a
             assert conn.execute(text("SELECT id, parcel FROM deliveries")).all() == [(1, "box 7")]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("extra", [(), ("--next",)])
+def test_history_refuses_an_empty_report(home, extra):
+    """Found: `history --report ""` (a "$REPORT" unset in a script) showed every report's history, exit 0, as if
+    --report were left out; the same slip with run's --period or --test-to is refused (a new-user audit)."""
+    line = one_line(cli(home, "history", "--report", "", *extra), 2)
+    assert "--report" in line and "empty" in line

@@ -305,6 +305,8 @@ def history(
 
     def body() -> int:
         cfg = load_config(config)
+        if report is not None and not report.strip():  # "$REPORT" unset: not every report's history (an audit)
+            raise InputError("--report needs a report id (it was empty); leave it out for every report")
         if next_:
             from .schedule_status import show_next
 
