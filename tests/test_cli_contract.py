@@ -139,3 +139,18 @@ def test_history_refuses_an_empty_report(home, extra):
     --report were left out; the same slip with run's --period or --test-to is refused (a new-user audit)."""
     line = one_line(cli(home, "history", "--report", "", *extra), 2)
     assert "--report" in line and "empty" in line
+
+
+def test_a_failed_test_send_is_an_error_line_on_stderr(home):
+    """Found: `run --test-to CHANNEL` whose channel failed exited 1 with nothing on stderr (the failure only in the
+    outcome on stdout), where a period's failed delivery is also an ERROR line on stderr (README, Command line)."""
+    from conftest import free_port
+
+    config = home / "agentdigest.toml"
+    hook = f'[channels.hook]\ntype = "webhook"\nurl = "http://127.0.0.1:{free_port()}/x"\nretry_budget = 0.0\n\n'
+    config.write_text(config.read_text().replace("[[reports]]", hook + "[[reports]]", 1))
+    done = cli(home, "run", "weekly-exec", "--test-to", "hook", "--period", PERIOD, "--now", NOW)
+    line = one_line(done, 1)
+    assert line.startswith("ERROR ") and "weekly-exec 2026-W48" in line and "hook" in line and "refused" in line, line
+    assert "hook: failed" in done.stdout
+    assert _sent(home) == []

@@ -396,5 +396,8 @@ def _test_send(config: Config, report_cfg: ReportConfig, period_key: str, artifa
         results.append(DeliveryResult(name, r.target, "test" if state == "sent" else "failed", error=error,
                                       provider_id=r.provider_id, attempts=receipt.attempts,
                                       retryable=r.retry_later))
-        log.info("%s %s -> test via %s %s: %s", report_cfg.id, period_key, name, r.target, error or "sent")
+        # a failed one is an ERROR line too, as a period's (found in an exit-code audit: exit 1, nothing on stderr)
+        log.log(logging.ERROR if state == "failed" else logging.INFO, "%s %s -> test via %s %s: %s", report_cfg.id,
+                period_key, name, r.target, (error or "failed") if state == "failed" else "sent",
+                extra=IN_OUTCOME if state == "failed" else None)
     return results
