@@ -154,3 +154,52 @@ def test_a_failed_test_send_is_an_error_line_on_stderr(home):
     assert line.startswith("ERROR ") and "weekly-exec 2026-W48" in line and "hook" in line and "refused" in line, line
     assert "hook: failed" in done.stdout
     assert _sent(home) == []
+
+
+def _reader_gone(home: Path, *args: str, stderr_too: bool = False) -> tuple[int, str]:
+    """The command with its stdout (and stderr) read by nobody: a pipe closed before the command writes,
+    as `| head -0` does; its exit code and what it wrote on stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "AGENTDIGEST_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "agentdigest.cli", *args], cwd=home, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    if stderr_too:
+        proc.stderr.close()
+    said = b"" if stderr_too else proc.stderr.read()
+    return proc.wait(timeout=300), said.decode()
+
+
+def _pause(home: Path, report_id: str) -> None:
+    config = home / "agentdigest.toml"
+    config.write_text(config.read_text().replace(f'id = "{report_id}"\n', f'id = "{report_id}"\nenabled = false\n'))
+
+
+@pytest.mark.parametrize("stderr_too", [False, True])
+def test_a_reader_closing_stdout_early_stops_no_report(home, stderr_too):
+    """Found: `agentdigest run ... | head -0` with a paused report wrote "paused" first, and rich's console exited
+    on the closed pipe (exit 1): the other report was neither computed nor sent."""
+    _pause(home, "weekly-exec")
+    code, said = _reader_gone(home, "run", "--period", PERIOD, "--now", NOW, stderr_too=stderr_too)
+    assert code == 0, said
+    assert "Traceback" not in said and "BrokenPipe" not in said
+    assert (home / "reports" / "weekly-engineering" / PERIOD / "report.json").is_file()
+    assert not (home / "reports" / "weekly-exec").exists()
+    assert _sent(home)
+
+
+def test_a_reader_closing_stdout_early_keeps_checks_exit_code(home):
+    """Found: `check | head -1` on an unreadable source exited 1 (rich's exit on the closed pipe), not 3."""
+    config = home / "agentdigest.toml"
+    config.write_text(config.read_text().replace("duckdb://events.duckdb", "duckdb://gone/events.duckdb"))
+    code, said = _reader_gone(home, "check")
+    assert code == 3, said
+    assert "DuckDB file not found" in said and "Traceback" not in said
+
+
+def test_a_reader_closing_stdout_early_keeps_a_failed_deliverys_exit_code(home):
+    """A failed delivery under a closed stdout is still exit 1, with its ERROR line on stderr."""
+    (home / "outbox").write_text("a file where the outbox folder should be")
+    code, said = _reader_gone(home, "run", "weekly-exec", "--period", PERIOD, "--now", NOW)
+    assert code == 1, said
+    assert "ERROR" in said and "weekly-exec" in said and "Traceback" not in said
+    assert (home / "reports" / "weekly-exec" / PERIOD / "report.json").is_file()

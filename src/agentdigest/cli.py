@@ -28,6 +28,7 @@ from .errors import AgentDigestError, InputError, Interrupted, first_line, inter
 from .logs import configure_command_logging
 from .masking import mask_text
 from .outcome_table import print_outcome
+from .std_streams import ReaderSafeConsole, readers_may_leave
 
 # Plain help (click's layout): Typer's boxed panels showed "<bool>" beside every flag, --help included.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,7 +40,7 @@ PIPE_WIDTH = 160
 def _console(stderr: bool = False) -> Console:
     """A terminal's console as is; into a pipe or a file (cron, a log) lines are never wrapped (a
     one-line error must stay one line for grep and alerting) and tables get a log's width, not 80."""
-    console = Console(stderr=stderr, highlight=False)
+    console = ReaderSafeConsole(stderr=stderr, highlight=False)
     if not console.is_terminal:
         console.soft_wrap = True
         if not os.environ.get("COLUMNS"):
@@ -357,7 +358,14 @@ def schedule(
 
 
 def main() -> None:
-    """The command line. A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
+    """The command line. A reader that closes stdout or stderr early (``| head -1``) ends no command early
+    (see :mod:`.std_streams`)."""
+    with readers_may_leave():
+        _main()
+
+
+def _main() -> None:
+    """A usage error (an unknown option, a bad value) is one line on stderr, exit 2, as
     every other error: click's boxed panel took five lines (found in a config audit)."""
     try:  # Typer 0.2x carries its own click; older ones use click's
         from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
