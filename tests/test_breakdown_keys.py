@@ -5,6 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import duckdb
+import pytest
 
 from agentdigest.compute import compute_report
 from agentdigest.config import ReportConfig, SourceConfig
@@ -112,3 +113,43 @@ def test_every_error_type_is_in_report_json_and_the_formats_count_the_rest(tmp_p
     assert sum(r["count"] for r in data.errors_by_type) == data.metrics["errors"].value == len(rows)
     text = render_artifacts(data, {"txt"}, now=NOW)["report.txt"].decode()
     assert "type-19" in text and "10 more" in " ".join(text.split())
+
+def _interpolated(values: list[float], q: float) -> float:
+    """The linearly interpolated quantile (what the engines' exact quantile computes), by hand."""
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    return s[lo] + (pos - lo) * (s[min(lo + 1, len(s) - 1)] - s[lo])
+
+
+def test_approximate_quantiles_of_large_groups_reach_every_breakdown(tmp_path):
+    """With approximate quantiles on groups that are all large, each query's one sketch gives the
+    quantiles it reports (and brackets them): the week's p50/p95/p99, the agent's and the model's p95 are
+    each within 1% of the exact value, and no internal column reaches the report."""
+    from dataclasses import replace
+
+    path = tmp_path / "events.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("""CREATE TABLE agent_events AS
+            SELECT 'b' || i AS event_id, 'cb' || (i // 4) AS conversation_id,
+                   TIMESTAMPTZ '2026-05-11 00:00:00+00' + to_microseconds(i * 5000000) AS event_ts,
+                   'message' AS event_type, 'big' AS agent_id, (i % 5000)::DOUBLE AS latency_ms, 'big-model' AS model
+            FROM range(120000) t(i)""")
+    latencies = [float(i % 5000) for i in range(120000)]
+    exact = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
+    report = ReportConfig(id="r", period="week", timezone="UTC", audience="engineering")
+    try:
+        data = compute_report(replace(exact, approximate_quantiles=True), report, WEEK, now=NOW)
+    finally:
+        exact.close()
+    expected = {name: _interpolated(latencies, q) for name, q in
+                (("p50_latency_ms", 0.5), ("p95_latency_ms", 0.95), ("p99_latency_ms", 0.99))}
+    assert expected == pytest.approx({"p50_latency_ms": 2499.5, "p95_latency_ms": 4749.05, "p99_latency_ms": 4949.01})
+    for name, value in expected.items():
+        assert data.metrics[name].value == pytest.approx(value, rel=0.01), name
+    assert any("approximate" in n for n in data.notes)
+    [agent] = [r for r in data.by_agent if r["agent_id"] == "big"]
+    [model] = [r for r in data.by_model if r["model"] == "big-model"]
+    assert agent["p95_latency_ms"] == pytest.approx(expected["p95_latency_ms"], rel=0.01)
+    assert model["p95_latency_ms"] == pytest.approx(expected["p95_latency_ms"], rel=0.01)
+    assert not [k for r in data.by_model + data.by_agent for k in r if k.startswith("_latency")]

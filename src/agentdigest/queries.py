@@ -25,7 +25,7 @@ from .client_tables import ClientTables
 from .cohort import count_if, float_sum
 from .config import ReportConfig
 from .errors import InputError
-from .metrics import METRICS, aggregations, available, unpack
+from .metrics import METRICS, QUANTILES, aggregations, available, unpack
 from .periods import Period
 from .sources import Source, query_error
 
@@ -36,7 +36,8 @@ LATENCY_VALUES = "_latency_values"
 #: Spark's rank error at its default accuracy (1/10,000): the exact interpolated quantile and the approximate one lie
 #: between them, so when they are within 1% of the lower (latencies are not negative), so is the approximation.
 BRACKET = 2e-4
-LATENCY_BRACKETS = "_latency_brackets"
+#: One approximate percentile per group holding every reported quantile between its brackets (see :func:`_values`)
+LATENCY_SKETCH = "_latency_sketch"
 #: A period row's earliest conversation start: where in its period the data begin (compute._trend)
 FIRST_START = "_first_start"
 
@@ -170,18 +171,23 @@ def run_queries(source: Source, report: ReportConfig, period: Period, periods: l
             agent_rows = rows(recent.group_by(["period", "agent_id"]).agg(**aggregations(recent, conv_defs, rows=True)))
         used_approx: list[bool] = []
         has_latency = "latency" in ev.columns
+        # Approximate quantiles come from the sketch that also brackets them: the query leaves out its own.
+        exact_defs = [m for m in event_defs if m.quantile is None]
+        event_qs = tuple(m.quantile for m in event_defs if m.quantile is not None)
         event_rows = {r["period"]: unpack(r, event_defs) for r in _quantile_rows(
-            lambda a: ev.group_by("period").agg(**aggregations(ev, event_defs, a), **_values(ev, a)),
-            approx and has_latency, used_approx)} if event_defs else {}
+            lambda a: ev.group_by("period").agg(**aggregations(ev, exact_defs if a else event_defs, a),
+                                                **_values(ev, a, event_qs)),
+            approx and has_latency, used_approx, QUANTILES)} if event_defs else {}
         agent_latency: list[dict[str, Any]] = []
         if has_agent and has_latency:
             by_agent = ev.inner_join(agents, "conversation_id")
             agent_latency = _quantile_rows(lambda a: by_agent.group_by(["period", "agent_id"]).agg(
-                p95_latency_ms=METRICS["p95_latency_ms"].expr(by_agent, a), **_values(by_agent, a, (0.95,))), approx,
-                used_approx)
+                **_values(by_agent, a, (0.95,)) or {"p95_latency_ms": METRICS["p95_latency_ms"].expr(by_agent, a)}),
+                approx, used_approx, "p95_latency_ms")
         model_rows: list[dict[str, Any]] = []
         if "model" in present:
-            model_rows = _quantile_rows(lambda a: _model_query(ev, a), approx and has_latency, used_approx)
+            model_rows = _quantile_rows(lambda a: _model_query(ev, a), approx and has_latency, used_approx,
+                                        "p95_latency_ms")
         error_rows: list[dict[str, Any]] = []
         if "error_type" in present:
             errs = ev.filter(ev.event_type == "error")
@@ -208,36 +214,46 @@ def hourly(source: Source, origin: datetime, period: Period) -> dict[int, int]:
     return {r["hour"]: r["n"] for r in rows(quality_mod.hourly_counts(source.events, origin, period.end_utc, source.kind))}
 
 
-def _values(t: ir.Table, approx: bool, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, ir.Value]:
-    """With approximate quantiles, the count of latency values of each group and the brackets of its
-    ``quantiles`` (see BRACKET), for :func:`_quantile_rows` (not reported)."""
-    if not approx or "latency" not in t.columns:
+def _values(t: ir.Table, approx: bool, quantiles: tuple[float, ...]) -> dict[str, ir.Value]:
+    """With approximate quantiles, the count of latency values of each group and one sketch of each of its
+    ``quantiles`` between its brackets (q - BRACKET, q, q + BRACKET), for :func:`_quantile_rows`. One
+    approximate percentile: Spark builds a sketch per call, and the brackets in a call of their own next to
+    the quantiles' cost 5 s of a 67 s report at 10M events."""
+    if not approx or "latency" not in t.columns or not quantiles:
         return {}
-    qs = [x for q in quantiles for x in (max(q - BRACKET, 0.0), min(q + BRACKET, 1.0))]
-    return {LATENCY_VALUES: t.latency.count(), LATENCY_BRACKETS: t.latency.approx_quantile(qs)}
+    qs = [x for q in quantiles for x in (max(q - BRACKET, 0.0), q, min(q + BRACKET, 1.0))]
+    return {LATENCY_VALUES: t.latency.count(), LATENCY_SKETCH: t.latency.approx_quantile(qs)}
 
 
-def _too_wide(brackets: Any) -> bool:
+def _too_wide(sketch: Any) -> bool:
     """Whether some quantile's bracket is wider than 1% of its lower end: the values around that quantile step (a
     few very slow events), and a data point can be far from the interpolation between them."""
-    ends = list(brackets or [])
-    return any(lo is not None and hi is not None and hi - lo > 0.01 * lo for lo, hi in zip(ends[::2], ends[1::2]))
+    ends = list(sketch or [])
+    return any(lo is not None and hi is not None and hi - lo > 0.01 * lo for lo, hi in zip(ends[::3], ends[2::3]))
 
 
-def _quantile_rows(query: Callable[[bool], ir.Table], approx: bool, used: list[bool]) -> list[dict[str, Any]]:
+def _quantile_rows(query: Callable[[bool], ir.Table], approx: bool, used: list[bool],
+                   into: str) -> list[dict[str, Any]]:
     """The rows of a per-group query with latency quantiles: approximate only when every group with
     latency values has at least APPROX_QUANTILE_MIN_VALUES of them. An approximate percentile is a data
     point, not an interpolation, so it is within 1% only on many values; when a group is smaller (an
     agent with a few conversations in a busy week), the query runs again exactly. So it does when the values
     around a quantile step, however many there are (a p99 between 99,000 values of 1 s and 1,000 of 1000 s
     read 1 s for the exact 11 s, found in the trap audit). ``used`` records whether approximate quantiles
-    reached the report."""
+    reached the report. Approximate ones go from the sketch into ``into``: the quantile list
+    (:data:`~agentdigest.metrics.QUANTILES`) or the one quantile's metric."""
     found = rows(query(approx))
-    if approx and any(0 < (r.get(LATENCY_VALUES) or 0) < APPROX_QUANTILE_MIN_VALUES or _too_wide(r.get(LATENCY_BRACKETS))
+    if approx and any(0 < (r.get(LATENCY_VALUES) or 0) < APPROX_QUANTILE_MIN_VALUES or _too_wide(r.get(LATENCY_SKETCH))
                       for r in found):
         found, approx = rows(query(False)), False
     used.append(approx)
-    return [{k: v for k, v in r.items() if k not in (LATENCY_VALUES, LATENCY_BRACKETS)} for r in found]
+    for r in found:
+        r.pop(LATENCY_VALUES, None)
+        sketch = r.pop(LATENCY_SKETCH, None)
+        if approx:
+            qs = list(sketch or [])[1::3]
+            r[into] = qs if into == QUANTILES else (qs[0] if qs else None)
+    return found
 
 
 def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
@@ -259,8 +275,7 @@ def _model_query(ev: ir.Table, approx: bool) -> ir.Table:
         # A sum over a count, not mean(): PostgreSQL's avg() of doubles also sums their squares, and a single valid
         # latency from about 1.3e154 ms overflowed that and failed the run (exit 3)
         aggs["avg_latency_ms"] = float_sum(ev, ev.latency) / ev.latency.count().cast("float64").nullif(0.0)
-        aggs["p95_latency_ms"] = METRICS["p95_latency_ms"].expr(ev, approx)
-        aggs.update(_values(ev, approx, (0.95,)))
+        aggs.update(_values(ev, approx, (0.95,)) or {"p95_latency_ms": METRICS["p95_latency_ms"].expr(ev, approx)})
     out = ev.group_by(keys).agg(**aggs)
     convs = ev.select(*keys, "conversation_id").distinct()
     convs = convs.group_by(keys).agg(conversations=convs.count()).rename(c_period="period", c_model="model")
