@@ -430,6 +430,19 @@ def test_a_missing_file_names_the_path_looked_at_and_how_to_name_another(tmp_pat
     assert "--config FILE" in line and "$AGENTDIGEST_CONFIG" in line and "agentdigest demo" in line
 
 
+def test_a_link_to_a_missing_config_names_its_target(tmp_path):
+    """Found in a CLI audit: agentdigest.toml linked to a deployment's config that was moved said "file not
+    found: .../agentdigest.toml", a file `ls` shows; the error now names the link's missing target."""
+    (tmp_path / "agentdigest.toml").symlink_to("releases/42/agentdigest.toml")
+    env = {k: v for k, v in os.environ.items() if k != "AGENTDIGEST_CONFIG"}
+    result = subprocess.run([sys.executable, "-m", "agentdigest.cli", "run"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path, env=env)
+    line = result.stderr.strip()
+    assert result.returncode == 2 and len(line.splitlines()) == 1, result.stderr
+    assert "agentdigest.toml: is a link to releases/42/agentdigest.toml, which does not exist" in line, line
+    assert "Traceback" not in line
+
+
 @pytest.mark.parametrize("given", ["", "conf"])
 def test_a_folder_given_as_the_config_is_said_to_be_one(tmp_path, given):
     """Found in a new-user audit: `--config ""` (and a folder) said ".: cannot be read (Is a directory)"."""

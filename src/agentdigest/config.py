@@ -372,6 +372,9 @@ def load_config(path: str | os.PathLike[str] | None = None, unset: list[tuple[st
         # say which folder, nor how to name another file).
         given = ("from --config" if path else "from $AGENTDIGEST_CONFIG" if os.environ.get("AGENTDIGEST_CONFIG")
                  else "the default")
+        if file.is_symlink():  # a link whose target is gone: "file not found" of a file `ls` shows misled
+            raise ConfigError(f"is a link to {os.readlink(file)}, which does not exist ({given}; expected a TOML "
+                              "config at the link's target)", file=str(file)) from None
         raise ConfigError(f"file not found: {file.absolute()} ({given}; expected a TOML config: name yours with "
                           "--config FILE or $AGENTDIGEST_CONFIG; `agentdigest demo --dir DIR` writes an example)",
                           file=str(file)) from None
