@@ -203,3 +203,12 @@ def test_a_reader_closing_stdout_early_keeps_a_failed_deliverys_exit_code(home):
     assert code == 1, said
     assert "ERROR" in said and "weekly-exec" in said and "Traceback" not in said
     assert (home / "reports" / "weekly-exec" / PERIOD / "report.json").is_file()
+
+
+def test_history_next_refuses_a_limit(home):
+    """Found: `history --next --limit 1` showed every report (the limit ignored, exit 0): --next is one row per
+    report in config order, so a limit would drop reports silently. Refused, exit 2; --limit alone still works."""
+    line = one_line(cli(home, "history", "--next", "--limit", "1"), 2)
+    assert "--limit" in line and "--next" in line
+    shown = cli(home, "history", "--limit", "1")
+    assert shown.returncode == 0, shown.stderr

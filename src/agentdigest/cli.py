@@ -298,7 +298,8 @@ def demo(
 def history(
     config: ConfigOpt = None,
     report: Annotated[Optional[str], typer.Option("--report", metavar="REPORT_ID", help="Only this report.")] = None,
-    limit: Annotated[int, typer.Option(metavar="N", min=1, max=100_000, help="Rows to show (at most 100,000).")] = 50,
+    limit: Annotated[Optional[int], typer.Option(metavar="N", min=1, max=100_000,
+                                                 help="Rows to show (default 50, at most 100,000).")] = None,
     next_: Annotated[bool, typer.Option("--next", metavar="", help="Show each report's next run time instead.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -311,10 +312,14 @@ def history(
         if next_:
             from .schedule_status import show_next
 
+            if limit is not None:  # one row per report, in config order: a limit would silently drop reports
+                raise InputError("--limit does not apply to --next, which shows one row per report "
+                                 "(--report REPORT_ID shows one)")
+
             return show_next(cfg, report_id=report, console=out)
         from .commands_delivery import show_history
 
-        return show_history(cfg, report=report, limit=limit, console=out)
+        return show_history(cfg, report=report, limit=50 if limit is None else limit, console=out)
 
     _guard(verbose, body)
 
