@@ -68,6 +68,15 @@ def _table(text: str, title: str) -> list[list[str]]:
     return rows
 
 
+def _big_week(con: duckdb.DuckDBPyConnection) -> None:
+    """120,000 message events of agent "big" and model "big-model" in 2026-W20, latencies i % 5000 ms."""
+    con.execute("""CREATE TABLE agent_events AS
+        SELECT 'b' || i AS event_id, 'cb' || (i // 4) AS conversation_id,
+               TIMESTAMPTZ '2026-05-11 00:00:00+00' + to_microseconds(i * 5000000) AS event_ts,
+               'message' AS event_type, 'big' AS agent_id, (i % 5000)::DOUBLE AS latency_ms, 'big-model' AS model
+        FROM range(120000) t(i)""")
+
+
 def test_approximate_quantiles_only_where_every_group_is_large(tmp_path):
     """An engine with approximate quantiles (Spark; here DuckDB told to use its own approx_quantile) keeps
     them for groups of >= 100,000 values only: a small agent's or model's p95 inside a busy week is exact
@@ -77,11 +86,7 @@ def test_approximate_quantiles_only_where_every_group_is_large(tmp_path):
     path = tmp_path / "events.duckdb"
     start = WEEK.start_utc
     with duckdb.connect(str(path)) as con:
-        con.execute("""CREATE TABLE agent_events AS
-            SELECT 'b' || i AS event_id, 'cb' || (i // 4) AS conversation_id,
-                   TIMESTAMPTZ '2026-05-11 00:00:00+00' + to_microseconds(i * 5000000) AS event_ts,
-                   'message' AS event_type, 'big' AS agent_id, (i % 5000)::DOUBLE AS latency_ms, 'big-model' AS model
-            FROM range(120000) t(i)""")
+        _big_week(con)
         con.execute("INSERT INTO agent_events VALUES ('s1', 'cs', ?, 'message', 'small', 100, 'small-model'), "
                     "('s2', 'cs', ?, 'message', 'small', 1000, 'small-model')",
                     [start + timedelta(days=2), start + timedelta(days=2, minutes=1)])
@@ -130,11 +135,7 @@ def test_approximate_quantiles_of_large_groups_reach_every_breakdown(tmp_path):
 
     path = tmp_path / "events.duckdb"
     with duckdb.connect(str(path)) as con:
-        con.execute("""CREATE TABLE agent_events AS
-            SELECT 'b' || i AS event_id, 'cb' || (i // 4) AS conversation_id,
-                   TIMESTAMPTZ '2026-05-11 00:00:00+00' + to_microseconds(i * 5000000) AS event_ts,
-                   'message' AS event_type, 'big' AS agent_id, (i % 5000)::DOUBLE AS latency_ms, 'big-model' AS model
-            FROM range(120000) t(i)""")
+        _big_week(con)
     latencies = [float(i % 5000) for i in range(120000)]
     exact = open_source(SourceConfig(url=f"duckdb://{path}", table="agent_events"))
     report = ReportConfig(id="r", period="week", timezone="UTC", audience="engineering")
