@@ -196,6 +196,16 @@ def test_a_reader_closing_stdout_early_keeps_checks_exit_code(home):
     assert "DuckDB file not found" in said and "Traceback" not in said
 
 
+@pytest.mark.parametrize("command", [("check",), ("run", "--period", PERIOD, "--now", NOW)])
+def test_a_verbose_traceback_into_a_closed_stderr_keeps_the_exit_code(home, command):
+    """Found: with --verbose and stderr closed too, writing the traceback raised BrokenPipeError inside the error
+    handling, and an unreadable source's exit 3 became 1."""
+    config = home / "agentdigest.toml"
+    config.write_text(config.read_text().replace("duckdb://events.duckdb", "duckdb://gone/events.duckdb"))
+    code, _ = _reader_gone(home, *command, "--verbose", stderr_too=True)
+    assert code == 3
+
+
 def test_a_reader_closing_stdout_early_keeps_a_failed_deliverys_exit_code(home):
     """A failed delivery under a closed stdout is still exit 1, with its ERROR line on stderr."""
     (home / "outbox").write_text("a file where the outbox folder should be")

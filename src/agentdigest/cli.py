@@ -28,7 +28,7 @@ from .errors import AgentDigestError, InputError, Interrupted, first_line, inter
 from .logs import configure_command_logging
 from .masking import mask_text
 from .outcome_table import print_outcome
-from .std_streams import ReaderSafeConsole, readers_may_leave
+from .std_streams import ReaderSafeConsole, readers_may_leave, write_or_drop
 
 # Plain help (click's layout): Typer's boxed panels showed "<bool>" beside every flag, --help included.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -113,7 +113,7 @@ def _say_error(exc: Exception, verbose: bool, where: str = "") -> None:
     first. URL passwords are masked in both: the exceptions it chains are libraries' own, and some quote a URL
     whole (found in a security audit: Ibis's for the source URL)."""
     if verbose:
-        sys.stderr.write(mask_text("".join(traceback.format_exception(exc))))
+        write_or_drop(sys.stderr, mask_text("".join(traceback.format_exception(exc))))
     if isinstance(exc, AgentDigestError):
         err.print(f"agentdigest: error: {where}{exc}", markup=False, soft_wrap=True)
     else:  # a bug, but still one line unless asked

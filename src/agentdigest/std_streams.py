@@ -39,6 +39,15 @@ def to_devnull(stream: IO[Any]) -> None:
         os.close(null)
 
 
+def write_or_drop(stream: IO[str], text: str) -> None:
+    """``text`` on ``stream`` (a traceback on stderr), or nowhere once the stream's reader has gone."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        to_devnull(stream)
+
+
 @contextmanager
 def readers_may_leave() -> Iterator[None]:
     """Around a command: a broken pipe on stdout or stderr ends nothing, and what is left in their buffers
