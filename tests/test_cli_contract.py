@@ -222,3 +222,27 @@ def test_history_next_refuses_a_limit(home):
     assert "--limit" in line and "--next" in line
     shown = cli(home, "history", "--limit", "1")
     assert shown.returncode == 0, shown.stderr
+
+
+def test_history_shows_fifty_rows_unless_told(home):
+    """`history` without --limit shows the 50 newest rows (its one default, in show_history); --limit 55 all of them.
+    55 runs of 55 periods, so no two are shown as one row."""
+    from agentdigest.ledger import Ledger
+
+    ledger = Ledger(f"sqlite:///{home / 'agentdigest.db'}")
+    try:
+        for week in range(1, 56):
+            ledger.finish_run(ledger.start_run("weekly-exec", f"{2024 + week // 53}-W{week % 53 or 53:02d}", "due"),
+                              "done", None)
+    finally:
+        ledger.close()
+
+    def periods(*extra: str) -> list[str]:
+        done = cli(home, "history", "--report", "weekly-exec", *extra)
+        assert done.returncode == 0, done.stderr
+        return [cell for line in done.stdout.splitlines() if line.startswith("│")
+                for cell in [line.split("│")[2].strip()] if cell[:2] == "20"]
+
+    assert len(periods()) == 50
+    assert periods()[0] == "2025-W02" and periods()[-1] == "2024-W06"  # newest first
+    assert len(periods("--limit", "55")) == 55

@@ -319,7 +319,7 @@ def history(
             return show_next(cfg, report_id=report, console=out)
         from .commands_delivery import show_history
 
-        return show_history(cfg, report=report, limit=50 if limit is None else limit, console=out)
+        return show_history(cfg, report=report, limit=limit, console=out)
 
     _guard(verbose, body)
 

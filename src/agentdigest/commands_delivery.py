@@ -46,8 +46,15 @@ def _when(iso: str | None) -> str:
     return iso[:16].replace("T", " ") if iso else ""
 
 
-def show_history(config: Config, *, report: str | None = None, limit: int = 50, console: Console | None = None) -> int:
-    """``agentdigest history [--report ID] [--limit N]``: runs and deliveries, newest first."""
+#: The rows ``history`` shows without ``--limit``
+HISTORY_ROWS = 50
+
+
+def show_history(config: Config, *, report: str | None = None, limit: int | None = None,
+                 console: Console | None = None) -> int:
+    """``agentdigest history [--report ID] [--limit N]``: runs and deliveries, newest first (``limit`` rows, by
+    default :data:`HISTORY_ROWS`)."""
+    limit = HISTORY_ROWS if limit is None else limit
     console = _console(console)
     ledger = open_existing(config.ledger.url)  # reading history never creates the ledger
     try:
