@@ -7,7 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -226,14 +226,15 @@ def test_history_next_refuses_a_limit(home):
 
 def test_history_shows_fifty_rows_unless_told(home):
     """`history` without --limit shows the 50 newest rows (its one default, in show_history); --limit 55 all of them.
-    55 runs of 55 periods, so no two are shown as one row."""
+    55 runs of 55 ISO weeks, so no two are shown as one row; the --help text states the same default."""
+    from agentdigest.commands_delivery import HISTORY_ROWS
     from agentdigest.ledger import Ledger
 
     ledger = Ledger(f"sqlite:///{home / 'agentdigest.db'}")
     try:
-        for week in range(1, 56):
-            ledger.finish_run(ledger.start_run("weekly-exec", f"{2024 + week // 53}-W{week % 53 or 53:02d}", "due"),
-                              "done", None)
+        for week in range(55):  # 2024-W01 (Monday 2024-01-01) to 2025-W03: 2024 has 52 ISO weeks
+            year, number, _ = (date(2024, 1, 1) + timedelta(weeks=week)).isocalendar()
+            ledger.finish_run(ledger.start_run("weekly-exec", f"{year}-W{number:02d}", "due"), "done", None)
     finally:
         ledger.close()
 
@@ -244,5 +245,7 @@ def test_history_shows_fifty_rows_unless_told(home):
                 for cell in [line.split("│")[2].strip()] if cell[:2] == "20"]
 
     assert len(periods()) == 50
-    assert periods()[0] == "2025-W02" and periods()[-1] == "2024-W06"  # newest first
+    assert periods()[0] == "2025-W03" and periods()[-1] == "2024-W06"  # newest first
     assert len(periods("--limit", "55")) == 55
+    helped = cli(home, "history", "--help")  # the help's words name the same default
+    assert f"(default {HISTORY_ROWS}," in " ".join(helped.stdout.split()), helped.stdout
