@@ -244,8 +244,9 @@ def test_history_shows_fifty_rows_unless_told(home):
         return [cell for line in done.stdout.splitlines() if line.startswith("│")
                 for cell in [line.split("│")[2].strip()] if cell[:2] == "20"]
 
-    assert len(periods()) == 50
-    assert periods()[0] == "2025-W03" and periods()[-1] == "2024-W06"  # newest first
+    shown = periods()
+    assert len(shown) == 50
+    assert shown[0] == "2025-W03" and shown[-1] == "2024-W06"  # newest first
     assert len(periods("--limit", "55")) == 55
     helped = cli(home, "history", "--help")  # the help's words name the same default
     assert f"(default {HISTORY_ROWS}," in " ".join(helped.stdout.split()), helped.stdout
